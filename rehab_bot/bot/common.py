@@ -1,0 +1,146 @@
+"""Cross-cutting handlers: private chats only, the error handler, fallbacks, menus."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.dialects import postgresql, sqlite
+from telegram import BotCommand, BotCommandScopeDefault, Update
+from telegram.constants import ChatType
+from telegram.error import TelegramError
+from telegram.ext import (
+    Application,
+    ApplicationHandlerStop,
+    CallbackQueryHandler,
+    ContextTypes,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+
+from rehab_bot.i18n import SUPPORTED_LANGUAGES, pick_language, t
+from rehab_bot.models import GroupNotice, Patient
+
+if TYPE_CHECKING:
+    from rehab_bot.bot.app import Services
+
+log = logging.getLogger(__name__)
+
+# (command, description msgid) for every patient; features append to this.
+PATIENT_COMMANDS: list[tuple[str, str]] = [
+    ("start", "Start or resume"),
+    ("help", "How this bot works"),
+]
+
+
+def svc(context: ContextTypes.DEFAULT_TYPE) -> Services:
+    """Shortcut for the running bot's Services."""
+    from rehab_bot.bot.app import services
+
+    return services(context)
+
+
+async def language_for(update: Update, context: ContextTypes.DEFAULT_TYPE) -> str:
+    """The language to answer in: the patient's setting, else Telegram's, else the clinic's."""
+    user = update.effective_user
+    s = svc(context)
+    if user is not None:
+        async with s.db.session() as session:
+            patient = (await session.exec(_patient_by_telegram(user.id))).first()
+        if patient is not None:
+            return patient.language
+        return pick_language(user.language_code, s.config.clinic.language)
+    return s.config.clinic.language
+
+
+def _patient_by_telegram(telegram_id: int) -> Any:
+    from sqlmodel import select
+
+    return select(Patient).where(Patient.telegram_id == telegram_id)
+
+
+async def private_only(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Stop every update that is not from a private chat; tell a group once."""
+    chat = update.effective_chat
+    if chat is not None and chat.type == ChatType.PRIVATE:
+        return
+    if chat is not None and await _first_notice(context, chat.id):
+        lang = pick_language(
+            update.effective_user.language_code if update.effective_user else None,
+            svc(context).config.clinic.language,
+        )
+        try:
+            await context.bot.send_message(chat.id, t(lang, "This bot works only in a private chat. Please message me directly."))
+        except TelegramError as exc:  # a channel where we may not post, a group that removed us
+            log.info("could not post the private-only notice: %s", type(exc).__name__)
+    raise ApplicationHandlerStop
+
+
+async def _first_notice(context: ContextTypes.DEFAULT_TYPE, chat_id: int) -> bool:
+    s = svc(context)
+    async with s.db.session() as session:
+        insert = postgresql.insert if s.db.dialect == "postgresql" else sqlite.insert
+        table = GroupNotice.__table__  # type: ignore[attr-defined]
+        result = await session.execute(
+            insert(table).values(chat_id=chat_id, noticed_at=s.clock.now()).on_conflict_do_nothing()
+        )
+        await session.commit()
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def unknown_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Answer a press on a button no feature claims (stale or forged): reveal nothing."""
+    query = update.callback_query
+    assert query is not None
+    await query.answer(t(await language_for(update, context), "This button is no longer active."))
+
+
+async def unknown_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Anything we do not understand gets a friendly pointer to /help."""
+    message = update.effective_message
+    if message is None:
+        return
+    await message.reply_text(t(await language_for(update, context), "Please use the buttons below, or type /help."))
+
+
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log the traceback (the log filter scrubs the token) and reassure the user."""
+    log.error("error while handling an update", exc_info=context.error)
+    if not isinstance(update, Update) or update.effective_chat is None:
+        return
+    if update.effective_chat.type != ChatType.PRIVATE:
+        return
+    try:
+        lang = pick_language(
+            update.effective_user.language_code if update.effective_user else None, svc(context).config.clinic.language
+        )
+        await context.bot.send_message(
+            update.effective_chat.id,
+            t(lang, "Something went wrong on our side. What you entered was kept; please try again in a moment."),
+        )
+    except Exception:  # noqa: BLE001 - the error handler must never raise
+        log.warning("could not tell the user about the error", exc_info=True)
+
+
+async def set_command_menus(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    """Register the patient command menu (default scope) in every language."""
+    for lang in SUPPORTED_LANGUAGES:
+        commands = [BotCommand(cmd, t(lang, desc)) for cmd, desc in PATIENT_COMMANDS]
+        await app.bot.set_my_commands(commands, scope=BotCommandScopeDefault(), language_code=lang)
+    default = app.bot_data["services"].config.clinic.language
+    await app.bot.set_my_commands(
+        [BotCommand(cmd, t(default, desc)) for cmd, desc in PATIENT_COMMANDS], scope=BotCommandScopeDefault()
+    )
+
+
+def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    """The private-chat guard runs before every other handler."""
+    app.add_handler(TypeHandler(Update, private_only), group=-10)
+    app.add_error_handler(on_error)
+
+
+def register_fallbacks(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    """Catch-alls, added after every feature so they only see what nobody handled."""
+    app.add_handler(CallbackQueryHandler(unknown_button), group=10)
+    app.add_handler(MessageHandler(filters.ChatType.PRIVATE & ~filters.UpdateType.EDITED, unknown_message), group=10)

@@ -1,0 +1,42 @@
+"""/start and /help: the first thing a patient, a stranger or a therapist sees."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from telegram import Update
+from telegram.ext import Application, CommandHandler, ContextTypes
+
+from rehab_bot.bot.common import language_for, svc
+from rehab_bot.i18n import t
+
+
+async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Greet an enrolled patient, or tell a stranger how to get an invitation."""
+    message = update.effective_message
+    assert message is not None
+    lang = await language_for(update, context)
+    clinic = svc(context).config.clinic.name
+    text = t(lang, "Welcome! I am {clinic}'s exercise and recovery assistant.", clinic=clinic)
+    text += "\n\n" + t(lang, "To use this bot you need an invitation link from your clinic. Please ask your physiotherapist.")
+    await message.reply_text(text)
+
+
+async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Explain what the bot does, what it is not for, and the commands."""
+    message = update.effective_message
+    assert message is not None
+    lang = await language_for(update, context)
+    config = svc(context).config.clinic
+    lines = [
+        t(lang, "I remind you of your home exercises, ask how you are doing, and keep your physiotherapist informed."),
+        t(lang, "I am not for emergencies."),
+        config.emergency_text,
+    ]
+    await message.reply_text("\n\n".join(lines))
+
+
+def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    """Add /start and /help."""
+    app.add_handler(CommandHandler("start", start))
+    app.add_handler(CommandHandler("help", help_command))

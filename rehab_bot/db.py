@@ -1,0 +1,158 @@
+"""Engines, sessions and migrations for SQLite (aiosqlite) and PostgreSQL (asyncpg).
+
+SQLite is opened in WAL mode with foreign keys on and a busy timeout, so the
+bot's reads never block on the dispatcher's writes and a second process
+waits for the write lock instead of failing at once. Migrations are Alembic
+scripts shipped inside the package (rehab_bot/migrations) and run on the
+bot's own async engine through ``run_sync``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def is_sqlite(url: str) -> bool:
+    """True for sqlite+aiosqlite URLs."""
+    return url.startswith("sqlite")
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The database file of a SQLite URL, or None for :memory:."""
+    database = make_url(url).database
+    if not database or database == ":memory:":
+        return None
+    return Path(database)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    # NORMAL is durable in WAL mode across application crashes; only an OS
+    # crash or power loss can lose the last transactions.
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def create_engine(url: str, *, echo: bool = False, pg_schema: str | None = None) -> AsyncEngine:
+    """Create the async engine; make the SQLite file's folder if needed.
+
+    pg_schema puts every table of a PostgreSQL database in that schema (via
+    search_path), so several bots (or test runs) can share one database.
+    """
+    if is_sqlite(url):
+        path = sqlite_path(url)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, echo=echo)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    connect_args: dict[str, Any] = {}
+    if pg_schema is not None:
+        connect_args["server_settings"] = {"search_path": pg_schema}
+    return create_async_engine(
+        url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=10, connect_args=connect_args
+    )
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions that keep loaded attributes after commit (no lazy reloads)."""
+    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+class Database:
+    """The engine plus its session factory; one per process."""
+
+    def __init__(self, url: str, *, echo: bool = False, pg_schema: str | None = None) -> None:
+        self.url = url
+        self.pg_schema = pg_schema
+        self.engine = create_engine(url, echo=echo, pg_schema=pg_schema)
+        self.sessions = session_factory(self.engine)
+
+    @property
+    def dialect(self) -> str:
+        """"sqlite" or "postgresql"."""
+        return self.engine.dialect.name
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A session; the caller commits."""
+        async with self.sessions() as session:
+            yield session
+
+    async def upgrade(self) -> None:
+        """Apply all migrations up to head."""
+        await upgrade(self.engine)
+
+    async def ping(self) -> bool:
+        """True when the database answers a trivial query."""
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception:  # noqa: BLE001 - any failure means "not reachable"
+            return False
+        return True
+
+    async def dispose(self) -> None:
+        """Close every pooled connection."""
+        await self.engine.dispose()
+
+
+def alembic_config(connection: Connection | None = None) -> AlembicConfig:
+    """An Alembic config that points at the packaged migrations."""
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def _upgrade_sync(connection: Connection, revision: str) -> None:
+    command.upgrade(alembic_config(connection), revision)
+
+
+async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+    """Run Alembic's upgrade on the given engine."""
+    async with engine.begin() as conn:
+        await conn.run_sync(_upgrade_sync, revision)
+
+
+def _current_sync(connection: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    """The revision the database is at, or None before the first upgrade."""
+    async with engine.connect() as conn:
+        return await conn.run_sync(_current_sync)
+
+
+def backup_sqlite(source: Path, target: Path) -> None:
+    """Copy a live SQLite database with the online backup API (safe while running)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    try:
+        dst = sqlite3.connect(target)
+        try:
+            src.backup(dst)
+        finally:
+            dst.close()
+    finally:
+        src.close()

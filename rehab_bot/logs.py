@@ -1,0 +1,90 @@
+"""Logging that never leaks the bot token.
+
+httpx logs every request URL at INFO, and Bot API URLs carry the token
+(``/bot123:ABC/sendMessage``), so httpx is held at WARNING. That is not enough
+on its own: exception messages and tracebacks from any library can contain
+the URL too, so a filter on every handler rewrites ``bot<digits>:<secret>``
+in the message, its arguments and the formatted exception text.
+
+Health data is kept out of logs by convention: log ids (patient id,
+delivery id), never answers, aliases or message text.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+
+TOKEN_RE = re.compile(r"(?:bot)?\d{3,}:[A-Za-z0-9_-]{20,}")
+REDACTED = "bot<redacted>"
+FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+def scrub(text: str) -> str:
+    """Replace anything shaped like a bot token with a placeholder."""
+    return TOKEN_RE.sub(REDACTED, text)
+
+
+def scrub_record(record: logging.LogRecord) -> logging.LogRecord:
+    """Rewrite a record in place so that no token survives, exception text included."""
+    try:
+        message = record.getMessage()
+    except (TypeError, ValueError):  # a bad %-format: keep the raw parts, scrubbed
+        message = f"{record.msg} {record.args}"
+    record.msg = scrub(message)
+    record.args = None
+    if record.exc_info:
+        # Format the traceback now, scrub it, and cache it where Formatter
+        # looks first, so the raw text is never rendered by any handler.
+        record.exc_text = scrub(logging.Formatter().formatException(record.exc_info))
+        record.exc_info = None
+    elif record.exc_text:
+        record.exc_text = scrub(record.exc_text)
+    if record.stack_info:
+        record.stack_info = scrub(record.stack_info)
+    return record
+
+
+class TokenScrubFilter(logging.Filter):
+    """A handler filter that scrubs every record passing through it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        scrub_record(record)
+        return True
+
+
+_base_factory = logging.getLogRecordFactory()
+
+
+def _scrubbing_factory(*args: object, **kwargs: object) -> logging.LogRecord:
+    return scrub_record(_base_factory(*args, **kwargs))
+
+
+def install_record_scrubber() -> None:
+    """Scrub at record creation, so handlers we do not own (pytest's, a
+    library's) never see a token either. Idempotent."""
+    if logging.getLogRecordFactory() is not _scrubbing_factory:
+        logging.setLogRecordFactory(_scrubbing_factory)
+
+
+def setup_logging(level: str = "INFO") -> None:
+    """Configure the root logger: readable lines to stderr, tokens scrubbed."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_rehab_bot", False):
+            root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.addFilter(TokenScrubFilter())
+    handler._rehab_bot = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    install_record_scrubber()
+    quiet_noisy_loggers()
+
+
+def quiet_noisy_loggers() -> None:
+    """Hold back libraries that log request URLs (and so the token) at INFO."""
+    for name in ("httpx", "httpcore", "aiohttp.access", "apscheduler"):
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -1,0 +1,210 @@
+"""Database tables (SQLModel over SQLAlchemy 2).
+
+Conventions:
+
+* Instants are stored as UTC and come back as aware UTC datetimes on SQLite
+  and PostgreSQL alike (UTCDateTime). Local dates and HH:MM slots are stored
+  as the patient saw them, because that is what the idempotency keys use.
+* Telegram ids are BigInteger: user ids already exceed 2**31.
+* No relationships are declared: under AsyncSession a lazy load raises
+  MissingGreenlet, so every query says what it joins.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, date, datetime
+
+from sqlalchemy import BigInteger, Column, DateTime, Index, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Store naive UTC, return aware UTC: SQLite has no time zones."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC)
+
+
+def utcnow() -> datetime:
+    """Default for created_at columns (the dispatcher passes its own clock)."""
+    return datetime.now(UTC)
+
+
+class Role(enum.StrEnum):
+    ADMIN = "admin"
+    THERAPIST = "therapist"
+
+
+class PatientStatus(enum.StrEnum):
+    ENROLLING = "enrolling"
+    ACTIVE = "active"
+    PAUSED = "paused"
+    UNREACHABLE = "unreachable"
+    DISCHARGED = "discharged"
+    STOPPED = "stopped"
+
+
+class Kind(enum.StrEnum):
+    """What a delivery is. The priority order is in PRIORITY."""
+
+    SAFETY = "safety"
+    ALERT = "alert"
+    CHECKIN = "checkin"
+    SESSION = "session"
+    NUDGE = "nudge"
+    MOTIVATION = "motivation"
+
+
+# Lower goes first. Safety messages and clinician alerts are never deferred
+# by quiet hours and always jump the queue.
+PRIORITY: dict[Kind, int] = {
+    Kind.SAFETY: 0,
+    Kind.ALERT: 1,
+    Kind.CHECKIN: 2,
+    Kind.SESSION: 3,
+    Kind.NUDGE: 4,
+    Kind.MOTIVATION: 5,
+}
+URGENT_KINDS = frozenset({Kind.SAFETY, Kind.ALERT})
+
+
+class DeliveryStatus(enum.StrEnum):
+    QUEUED = "queued"  # due, waiting for the sender (maybe until not_before)
+    SENDING = "sending"  # claimed by a sender; the request may be in flight
+    SENT = "sent"
+    FAILED = "failed"  # permanent error or retries exhausted; reason in error
+    MISSED = "missed"  # found after the grace period: recorded, not sent
+    SKIPPED = "skipped"  # patient paused, stopped or unreachable at due time
+    UNKNOWN = "unknown"  # in flight when a process died: not re-sent, never twice
+
+
+class Staff(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    telegram_id: int = Field(sa_type=BigInteger, unique=True, index=True)
+    name: str
+    role: str = Field(default=Role.THERAPIST.value)
+    language: str = "en"
+    timezone: str = "Europe/Berlin"
+    active: bool = True
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Patient(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    alias: str = Field(unique=True, index=True)
+    telegram_id: int | None = Field(default=None, sa_type=BigInteger, unique=True, index=True)
+    language: str = "en"
+    timezone: str = "Europe/Berlin"
+    status: str = Field(default=PatientStatus.ENROLLING.value, index=True)
+    paused_until: date | None = None
+    # None means the clinic default; "" in both means no quiet hours at all.
+    quiet_start: str | None = None
+    quiet_end: str | None = None
+    therapist_id: int | None = Field(default=None, foreign_key="staff.id", index=True)
+    surgery_date: date | None = None
+    surgery_type: str = "lumbar"
+    programme_id: str = ""
+    consent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    consent_version: str = ""
+    unreachable_reason: str = ""
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_activity_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class ReminderRule(SQLModel, table=True):
+    """A recurring reminder slot. next_due_at *is* the schedule (NULL = none)."""
+
+    __tablename__ = "reminder_rule"
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: int = Field(foreign_key="patient.id", index=True, ondelete="CASCADE")
+    kind: str
+    priority: int
+    local_time: str  # HH:MM in the patient's timezone
+    days: str = ""  # weekday digits, 0 = Monday; "" = every day
+    every_n_days: int | None = None
+    start_date: date
+    end_date: date | None = None
+    once: bool = False  # a one-off (snooze, follow-up): deactivates after firing
+    payload: str = Field(default="", sa_type=Text)
+    active: bool = True
+    next_due_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    next_local_date: date | None = None
+    last_local_date: date | None = None
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Delivery(SQLModel, table=True):
+    """One message the bot owes somebody, with its outcome.
+
+    key is the idempotency key, unique: "r<rule>:<local date>:<slot>" for a
+    rule's slot, "a<alert>:<staff>" for an alert. Inserting the same key twice
+    fails, which is what makes "no reminder goes out twice" hold across
+    crashes and across several dispatch processes.
+    """
+
+    __table_args__ = (
+        UniqueConstraint("key", name="uq_delivery_key"),
+        Index("ix_delivery_queue", "status", "not_before"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    key: str
+    kind: str
+    priority: int
+    rule_id: int | None = Field(default=None, foreign_key="reminder_rule.id", index=True, ondelete="CASCADE")
+    patient_id: int | None = Field(default=None, foreign_key="patient.id", index=True, ondelete="CASCADE")
+    staff_id: int | None = Field(default=None, foreign_key="staff.id")
+    chat_id: int = Field(sa_type=BigInteger)
+    local_date: date | None = None
+    slot: str = ""
+    due_at: datetime = Field(sa_type=UTCDateTime)
+    not_before: datetime = Field(sa_type=UTCDateTime)
+    status: str = Field(default=DeliveryStatus.QUEUED.value)
+    attempts: int = 0
+    late: bool = False
+    body: str = Field(default="", sa_type=Text)
+    payload: str = Field(default="", sa_type=Text)
+    error: str = ""
+    message_id: int | None = Field(default=None, sa_type=BigInteger)
+    claimed_by: str = ""
+    claimed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Alert(SQLModel, table=True):
+    """Something a clinician must see: a red flag, an unreachable patient."""
+
+    __table_args__ = (UniqueConstraint("key", name="uq_alert_key"),)
+    id: int | None = Field(default=None, primary_key=True)
+    key: str | None = None  # dedupe key: one open alert per key
+    patient_id: int = Field(foreign_key="patient.id", index=True, ondelete="CASCADE")
+    severity: str
+    kind: str
+    detail: str = Field(default="", sa_type=Text)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    acknowledged_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    acknowledged_by: int | None = Field(default=None, foreign_key="staff.id")
+    escalated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class GroupNotice(SQLModel, table=True):
+    """Group and channel chats already told that the bot works only in private."""
+
+    __tablename__ = "group_notice"
+    chat_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    noticed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

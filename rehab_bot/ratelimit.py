@@ -1,0 +1,144 @@
+"""Pacing outgoing requests under Telegram's limits, patients first.
+
+Telegram allows about 30 messages/s across all chats (1,000/s with paid
+broadcasts) and about one per second into one private chat; beyond that it
+answers 429 with retry_after. PTB's AIORateLimiter has no per-chat limit and
+freezes every request on one 429, so we pace ourselves:
+
+* one global pacer releases requests at most ``rate`` per second, and picks
+  the most urgent waiter first: a reply to a patient's own tap (priority 0)
+  never queues behind a reminder burst (priority 10);
+* each chat has its own "not before" time, one interval after its last send;
+* a 429 blocks only the scope it was given for (the chat, or everything for a
+  request without a chat) until retry_after has passed.
+
+Plain asyncio, no telegram imports: the PTB adapter is in rehab_bot.transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import time
+from collections.abc import Callable
+
+INTERACTIVE = 0
+SAFETY = 5
+BULK = 10
+
+
+class Pacer:
+    """A priority-ordered global rate limiter plus per-chat spacing."""
+
+    def __init__(
+        self,
+        rate: float,
+        per_chat_interval: float = 1.0,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.interval = 1.0 / rate
+        self.per_chat_interval = per_chat_interval
+        self._monotonic = monotonic
+        self._heap: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
+        self._next_global = 0.0
+        self._global_blocked_until = 0.0
+        self._chat_next: dict[int, float] = {}
+        self._chat_blocked_until: dict[int, float] = {}
+        self._wakeup: asyncio.Event | None = None
+        self._pump: asyncio.Task[None] | None = None
+
+    def _ensure_pump(self) -> None:
+        if self._pump is None or self._pump.done():
+            self._wakeup = asyncio.Event()
+            self._pump = asyncio.get_running_loop().create_task(self._run(), name="rehab-bot-pacer")
+
+    async def close(self) -> None:
+        """Stop the pump task; waiters still queued are cancelled."""
+        if self._pump is not None:
+            self._pump.cancel()
+            try:
+                await self._pump
+            except asyncio.CancelledError:
+                pass
+            self._pump = None
+        for _, _, fut in self._heap:
+            fut.cancel()
+        self._heap.clear()
+
+    def block_chat(self, chat_id: int, seconds: float) -> None:
+        """Hold every request to chat_id for seconds (after a 429 for it)."""
+        until = self._monotonic() + seconds
+        self._chat_blocked_until[chat_id] = max(self._chat_blocked_until.get(chat_id, 0.0), until)
+
+    def block_all(self, seconds: float) -> None:
+        """Hold every request for seconds (after a 429 without a chat)."""
+        self._global_blocked_until = max(self._global_blocked_until, self._monotonic() + seconds)
+
+    def chat_ready_in(self, chat_id: int) -> float:
+        """Seconds until chat_id may receive again (0 when it may now)."""
+        now = self._monotonic()
+        ready = max(self._chat_next.get(chat_id, 0.0), self._chat_blocked_until.get(chat_id, 0.0))
+        return max(0.0, ready - now)
+
+    async def acquire(self, chat_id: int | None, priority: int = BULK) -> None:
+        """Wait until a request to chat_id (None: no chat) may be sent now."""
+        if chat_id is not None:
+            # Reserve the chat's next slot before waiting, so two concurrent
+            # sends to one chat are spaced even while both are still queued.
+            while True:
+                wait = self.chat_ready_in(chat_id)
+                if wait <= 0:
+                    break
+                await asyncio.sleep(wait)
+            self._chat_next[chat_id] = self._monotonic() + self.per_chat_interval
+        self._ensure_pump()
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._heap, (priority, next(self._seq), fut))
+        assert self._wakeup is not None
+        self._wakeup.set()
+        await fut
+        if chat_id is not None:
+            # Measure spacing from the moment the request really leaves.
+            self._chat_next[chat_id] = self._monotonic() + self.per_chat_interval
+            if len(self._chat_next) > 50_000:
+                self._forget_idle_chats()
+
+    def _forget_idle_chats(self) -> None:
+        now = self._monotonic()
+        self._chat_next = {c: t for c, t in self._chat_next.items() if t > now}
+        self._chat_blocked_until = {c: t for c, t in self._chat_blocked_until.items() if t > now}
+
+    async def _run(self) -> None:
+        assert self._wakeup is not None
+        while True:
+            while not self._heap:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            now = self._monotonic()
+            start = max(self._next_global, self._global_blocked_until)
+            if now < start:
+                # Sleep, but wake early if a more urgent waiter arrives; the
+                # heap is re-read after every wake.
+                self._wakeup.clear()
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), start - now)
+                except TimeoutError:
+                    pass
+                continue
+            _, _, fut = heapq.heappop(self._heap)
+            if fut.done():
+                continue
+            fut.set_result(None)
+            # Keep the cadence through small timer overshoots (or the burst
+            # would drain slower than the limit), but give no credit for idle
+            # time: never more than `rate` requests in any window.
+            late = now - self._next_global
+            base = self._next_global if late < self.interval else now
+            self._next_global = base + self.interval
+            # Let the released waiter run before the next release.
+            await asyncio.sleep(0)

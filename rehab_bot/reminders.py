@@ -1,0 +1,753 @@
+"""The reminder engine: the database is the schedule.
+
+Every reminder slot is a ``reminder_rule`` row whose indexed ``next_due_at``
+says when it fires next. One repeating job calls :meth:`Dispatcher.tick`,
+which works in four steps:
+
+1. **Recover.** Deliveries left in ``sending`` by a process that died are
+   marked ``unknown`` once their lease has passed. They are never re-sent: we
+   cannot tell whether Telegram got them, and a duplicate is worse than a
+   gap. The loss is bounded by one send window (``delivery.send_window``).
+2. **Materialise.** Each due rule becomes a ``delivery`` row keyed
+   ``r<rule>:<local date>:<slot>`` under a unique constraint, and the rule
+   advances to its next local slot, in one transaction. Rows older than the
+   grace period are recorded as ``missed``; late ones within it are flagged
+   ``late`` so the text can admit it; quiet hours move ``not_before``.
+3. **Claim.** A conditional UPDATE moves a window of queued rows, most urgent
+   and earliest due first, to ``sending`` (``FOR UPDATE SKIP LOCKED`` on
+   PostgreSQL; SQLite has one writer at a time). A row can be claimed once.
+4. **Send and record.** The window goes out concurrently through the
+   :class:`Sender`; each outcome is stored on its row.
+
+Plain Python over SQLAlchemy: no telegram imports. Time comes from a Clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import socket
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import and_, bindparam, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import select as select_models
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from rehab_bot import alert as alerts
+from rehab_bot.clock import Clock
+from rehab_bot.config import ClinicConfig, DeliveryConfig
+from rehab_bot.db import Database
+from rehab_bot.models import (
+    PRIORITY,
+    URGENT_KINDS,
+    Delivery,
+    DeliveryStatus,
+    Kind,
+    Patient,
+    PatientStatus,
+    ReminderRule,
+)
+from rehab_bot.schedule import Occurrence, Rule, in_quiet_hours, next_after_date, next_from_now, parse_days, parse_hhmm
+
+log = logging.getLogger(__name__)
+
+# A reminder more than this late says so ("sorry, this comes late").
+LATE_AFTER = timedelta(minutes=5)
+RECOVER_EVERY = timedelta(seconds=60)
+
+
+# --- what the sender gets and gives back ---------------------------------
+
+
+@dataclass(frozen=True)
+class DueMessage:
+    """One claimed delivery, with what is needed to render it."""
+
+    delivery_id: int
+    key: str
+    kind: str
+    chat_id: int
+    patient_id: int | None
+    staff_id: int | None
+    language: str
+    late: bool
+    local_date: date | None
+    slot: str
+    payload: str
+    body: str
+    attempts: int
+    due_at: datetime
+
+
+@dataclass(frozen=True)
+class Sent:
+    message_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Try again later: network trouble, 5xx, or 429 (rate_limited)."""
+
+    reason: str
+    after_seconds: float | None = None
+    rate_limited: bool = False
+
+
+@dataclass(frozen=True)
+class Unreachable:
+    """The chat is gone for us: blocked, deactivated, not found. Never retry."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Failed:
+    """A permanent error for this message only (a 400 other than chat not found)."""
+
+    reason: str
+
+
+Outcome = Sent | Retry | Unreachable | Failed
+
+
+class Sender(Protocol):
+    """Delivers one message; never raises for Telegram errors, returns an Outcome."""
+
+    async def send(self, message: DueMessage) -> Outcome:
+        """Send and classify the result."""
+        ...
+
+
+@dataclass
+class TickReport:
+    """What one tick did, for logs, metrics and tests."""
+
+    materialised: int = 0
+    missed: int = 0
+    skipped: int = 0
+    recovered: int = 0
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    unreachable: int = 0
+    outcomes: list[tuple[int, Outcome]] = field(default_factory=list)
+
+    def add(self, other: TickReport) -> None:
+        """Accumulate another report into this one."""
+        for name in ("materialised", "missed", "skipped", "recovered", "sent", "retried", "failed", "unreachable"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.outcomes.extend(other.outcomes)
+
+
+# --- rules -------------------------------------------------------------------
+
+
+def rule_for(row: Any, tz: str) -> Rule:
+    """Build the pure schedule Rule from a reminder_rule row and the patient's zone."""
+    return Rule(
+        local_time=parse_hhmm(row.local_time),
+        tz=tz,
+        start_date=row.start_date,
+        end_date=row.end_date,
+        days_of_week=parse_days(row.days),
+        every_n_days=row.every_n_days,
+    )
+
+
+def _apply_occurrence(rule: ReminderRule, occurrence: Occurrence | None) -> None:
+    if occurrence is None:
+        rule.next_due_at = None
+        rule.next_local_date = None
+    else:
+        rule.next_due_at = occurrence.due_at
+        rule.next_local_date = occurrence.local_date
+
+
+def add_rule(
+    session: AsyncSession,
+    patient: Patient,
+    *,
+    kind: Kind,
+    local_time: str,
+    now: datetime,
+    days: str = "",
+    every_n_days: int | None = None,
+    start_date: date | None = None,
+    end_date: date | None = None,
+    payload: str = "",
+) -> ReminderRule:
+    """Add a recurring slot for a patient, scheduled from the next slot after now."""
+    assert patient.id is not None
+    local_today = now.astimezone(_tz(patient.timezone)).date()
+    rule = ReminderRule(
+        patient_id=patient.id,
+        kind=kind.value,
+        priority=PRIORITY[kind],
+        local_time=parse_hhmm(local_time).strftime("%H:%M"),
+        days=days,
+        every_n_days=every_n_days,
+        start_date=start_date or local_today,
+        end_date=end_date,
+        payload=payload,
+        created_at=now,
+        updated_at=now,
+    )
+    _apply_occurrence(rule, next_from_now(rule_for(rule, patient.timezone), now))
+    session.add(rule)
+    return rule
+
+
+def add_one_off(
+    session: AsyncSession, patient: Patient, *, kind: Kind, due_at: datetime, now: datetime, payload: str = ""
+) -> ReminderRule:
+    """A single reminder at an instant (a snooze, a follow-up nudge)."""
+    assert patient.id is not None
+    local = due_at.astimezone(_tz(patient.timezone))
+    rule = ReminderRule(
+        patient_id=patient.id,
+        kind=kind.value,
+        priority=PRIORITY[kind],
+        local_time=local.strftime("%H:%M"),
+        start_date=local.date(),
+        end_date=local.date(),
+        once=True,
+        payload=payload,
+        next_due_at=due_at,
+        next_local_date=local.date(),
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(rule)
+    return rule
+
+
+async def reschedule_patient(session: AsyncSession, patient: Patient, now: datetime) -> int:
+    """Recompute every active rule of a patient after a change of times or timezone.
+
+    Takes effect from the next slot. A slot already delivered today (in any
+    zone) is not delivered again: the search starts after last_local_date.
+    Returns how many rules were rescheduled.
+    """
+    rules = (
+        await session.exec(
+            select_models(ReminderRule).where(
+                ReminderRule.patient_id == patient.id,  # type: ignore[arg-type]
+                ReminderRule.active == True,  # type: ignore[arg-type]  # noqa: E712
+                ReminderRule.once == False,  # type: ignore[arg-type]  # noqa: E712
+            )
+        )
+    ).all()
+    for rule in rules:
+        _apply_occurrence(rule, next_from_now(rule_for(rule, patient.timezone), now, rule.last_local_date))
+        rule.updated_at = now
+        session.add(rule)
+    return len(rules)
+
+
+def _tz(name: str) -> Any:
+    from rehab_bot.schedule import zone
+
+    return zone(name)
+
+
+# --- the dispatcher ----------------------------------------------------------
+
+
+def _worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Dispatcher:
+    """Claims due reminders from the database and sends them, exactly once."""
+
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        settings: DeliveryConfig,
+        clinic: ClinicConfig,
+        sender: Sender,
+        *,
+        worker_id: str | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.settings = settings
+        self.clinic = clinic
+        self.sender = sender
+        self.worker_id = worker_id or _worker_id()
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
+        self._lock = asyncio.Lock()
+        self._last_recover: datetime | None = None
+        self.totals = TickReport()
+
+    @property
+    def busy(self) -> bool:
+        """True while a tick is running."""
+        return self._lock.locked()
+
+    async def tick(self, *, max_windows: int | None = None) -> TickReport:
+        """Recover, materialise and send everything due now. Overlapping calls are skipped."""
+        if self._lock.locked():
+            return TickReport()
+        async with self._lock:
+            report = TickReport()
+            now = self.clock.now()
+            if self._last_recover is None or now - self._last_recover >= RECOVER_EVERY:
+                report.recovered = await self.recover(now)
+                self._last_recover = now
+            while True:
+                step = await self.materialise(self.clock.now())
+                report.add(step)
+                if step.materialised + step.missed + step.skipped < self.settings.batch_size:
+                    break
+            windows = 0
+            while max_windows is None or windows < max_windows:
+                claimed = await self.claim(self.clock.now(), self.settings.send_window)
+                if not claimed:
+                    break
+                report.add(await self.send_window(claimed))
+                windows += 1
+            self.totals.add(TickReport(**{k: getattr(report, k) for k in (
+                "materialised", "missed", "skipped", "recovered", "sent", "retried", "failed", "unreachable")}))
+            return report
+
+    # 1. recover ---------------------------------------------------------------
+
+    async def recover(self, now: datetime) -> int:
+        """Mark deliveries stuck in `sending` past their lease as `unknown`."""
+        cutoff = now - timedelta(seconds=self.settings.sending_lease_seconds)
+        table = Delivery.__table__  # type: ignore[attr-defined]
+        async with self.db.engine.begin() as conn:
+            result = await conn.execute(
+                update(table)
+                .where(table.c.status == DeliveryStatus.SENDING.value, table.c.claimed_at < cutoff)
+                .values(status=DeliveryStatus.UNKNOWN.value, error="in flight when a process stopped; not re-sent")
+            )
+        count = int(result.rowcount or 0)
+        if count:
+            log.warning("marked %d deliveries in doubt after a crash (not re-sent)", count)
+        return count
+
+    # 2. materialise -----------------------------------------------------------
+
+    async def materialise(self, now: datetime) -> TickReport:
+        """Turn one batch of due rules into delivery rows and advance the rules."""
+        report = TickReport()
+        grace = timedelta(minutes=self.settings.grace_period_minutes)
+        async with self.db.session() as session:
+            query = (
+                select(
+                    ReminderRule.id,
+                    ReminderRule.patient_id,
+                    ReminderRule.kind,
+                    ReminderRule.priority,
+                    ReminderRule.local_time,
+                    ReminderRule.days,
+                    ReminderRule.every_n_days,
+                    ReminderRule.start_date,
+                    ReminderRule.end_date,
+                    ReminderRule.once,
+                    ReminderRule.payload,
+                    ReminderRule.next_due_at,
+                    ReminderRule.next_local_date,
+                    Patient.telegram_id,
+                    Patient.timezone,
+                    Patient.status,
+                    Patient.paused_until,
+                    Patient.quiet_start,
+                    Patient.quiet_end,
+                )
+                .join(Patient, Patient.id == ReminderRule.patient_id)  # type: ignore[arg-type]
+                .where(ReminderRule.next_due_at <= now)  # type: ignore[arg-type,operator]
+                .order_by(ReminderRule.next_due_at)  # type: ignore[arg-type]
+                .limit(self.settings.batch_size)
+            )
+            if self.db.dialect == "postgresql":
+                query = query.with_for_update(skip_locked=True, of=ReminderRule)  # type: ignore[arg-type]
+            conn = await session.connection()
+            rows = (await conn.execute(query)).all()
+            if not rows:
+                return report
+            new_rows: list[dict[str, Any]] = []
+            rule_updates: list[dict[str, Any]] = []
+            resumed: set[int] = set()
+            for row in rows:
+                rule = rule_for(row, row.timezone)
+                due_at: datetime = row.next_due_at
+                local_date: date = row.next_local_date or due_at.astimezone(_tz(row.timezone)).date()
+                kind = Kind(row.kind)
+                last_date = local_date
+                while True:
+                    status = self._status_for(row, kind, local_date, now, due_at, grace, resumed)
+                    late = now - due_at > LATE_AFTER
+                    not_before = due_at
+                    if status == DeliveryStatus.QUEUED and kind not in URGENT_KINDS:
+                        quiet_end = self._quiet_end(row, max(now, due_at))
+                        if quiet_end is not None:
+                            not_before = quiet_end
+                    new_rows.append(
+                        {
+                            "key": f"r{row.id}:{local_date.isoformat()}:{rule.slot}",
+                            "kind": kind.value,
+                            "priority": row.priority,
+                            "rule_id": row.id,
+                            "patient_id": row.patient_id,
+                            "chat_id": row.telegram_id or 0,
+                            "local_date": local_date,
+                            "slot": rule.slot,
+                            "due_at": due_at,
+                            "not_before": not_before,
+                            "status": status.value,
+                            "late": late,
+                            "payload": row.payload,
+                            "created_at": now,
+                            "attempts": 0,
+                            "body": "",
+                            "error": "",
+                            "claimed_by": "",
+                        }
+                    )
+                    if status == DeliveryStatus.MISSED:
+                        report.missed += 1
+                    elif status == DeliveryStatus.SKIPPED:
+                        report.skipped += 1
+                    else:
+                        report.materialised += 1
+                    last_date = local_date
+                    nxt = None if row.once else next_after_date(rule, local_date)
+                    if nxt is None or nxt.due_at > now:
+                        break
+                    # Catching up after downtime: older slots are recorded, one by one.
+                    local_date, due_at = nxt.local_date, nxt.due_at
+                rule_updates.append(
+                    {
+                        "rid": row.id,
+                        "old_due": row.next_due_at,
+                        "next_due_at": None if nxt is None else nxt.due_at,
+                        "next_local_date": None if nxt is None else nxt.local_date,
+                        "last_local_date": last_date,
+                        "active": nxt is not None,
+                        "updated_at": now,
+                    }
+                )
+            await self._insert_ignoring_duplicates(conn, new_rows)
+            # The WHERE on the old next_due_at makes the advance conditional:
+            # a second process that read the same rule changes nothing.
+            table = ReminderRule.__table__  # type: ignore[attr-defined]
+            await conn.execute(
+                update(table)
+                .where(and_(table.c.id == bindparam("rid"), table.c.next_due_at == bindparam("old_due")))
+                .values(
+                    next_due_at=bindparam("next_due_at"),
+                    next_local_date=bindparam("next_local_date"),
+                    last_local_date=bindparam("last_local_date"),
+                    active=bindparam("active"),
+                    updated_at=bindparam("updated_at"),
+                ),
+                rule_updates,
+            )
+            if resumed:
+                await conn.execute(
+                    update(Patient)
+                    .where(Patient.id.in_(resumed))  # type: ignore[union-attr]
+                    .values(status=PatientStatus.ACTIVE.value, paused_until=None)
+                )
+            await session.commit()
+        return report
+
+    def _status_for(
+        self,
+        row: Any,
+        kind: Kind,
+        local_date: date,
+        now: datetime,
+        due_at: datetime,
+        grace: timedelta,
+        resumed: set[int],
+    ) -> DeliveryStatus:
+        status = row.status
+        if status == PatientStatus.PAUSED.value and row.paused_until is not None and local_date > row.paused_until:
+            resumed.add(row.patient_id)
+            status = PatientStatus.ACTIVE.value
+        if row.patient_id in resumed:
+            status = PatientStatus.ACTIVE.value
+        if status != PatientStatus.ACTIVE.value or not row.telegram_id:
+            return DeliveryStatus.SKIPPED
+        if kind not in URGENT_KINDS and now - due_at > grace:
+            return DeliveryStatus.MISSED
+        return DeliveryStatus.QUEUED
+
+    def _quiet_end(self, row: Any, at: datetime) -> datetime | None:
+        if row.quiet_start is None and row.quiet_end is None:
+            start, end = self.settings.quiet_hours_start, self.settings.quiet_hours_end
+        elif not row.quiet_start or not row.quiet_end:
+            return None
+        else:
+            start, end = parse_hhmm(row.quiet_start), parse_hhmm(row.quiet_end)
+        return in_quiet_hours(at, row.timezone, start, end)
+
+    async def _insert_ignoring_duplicates(self, conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        table = Delivery.__table__  # type: ignore[attr-defined]
+        dialect_insert = postgresql.insert if self.db.dialect == "postgresql" else sqlite.insert
+        stmt = dialect_insert(table).on_conflict_do_nothing(index_elements=["key"])
+        await conn.execute(stmt, list(rows))
+
+    # 3. claim -------------------------------------------------------------------
+
+    async def claim(self, now: datetime, limit: int) -> list[DueMessage]:
+        """Atomically move up to `limit` due queued rows to `sending`; return them."""
+        grace = timedelta(minutes=self.settings.grace_period_minutes)
+        table = Delivery.__table__  # type: ignore[attr-defined]
+        async with self.db.engine.begin() as conn:
+            # Rows that waited past the grace period in the queue (a long
+            # backlog, retries) are missed, not sent hours late.
+            await conn.execute(
+                update(table)
+                .where(
+                    table.c.status == DeliveryStatus.QUEUED.value,
+                    # Measured from when it was meant to go out, so a message
+                    # deferred by quiet hours is not "late" at their end.
+                    table.c.not_before < now - grace,
+                    table.c.kind.not_in([k.value for k in URGENT_KINDS]),
+                )
+                .values(status=DeliveryStatus.MISSED.value, error="not sent within the grace period")
+            )
+            pick = (
+                select(table.c.id)
+                .where(table.c.status == DeliveryStatus.QUEUED.value, table.c.not_before <= now)
+                .order_by(table.c.priority, table.c.due_at, table.c.id)
+                .limit(limit)
+            )
+            if self.db.dialect == "postgresql":
+                pick = pick.with_for_update(skip_locked=True)
+            # A CTE, not `id IN (subquery)`: PostgreSQL may re-run an IN
+            # subquery per row and so ignore its LIMIT; a locking CTE runs once.
+            picked = pick.cte("picked")
+            claimed = (
+                await conn.execute(
+                    update(table)
+                    .where(table.c.id == picked.c.id, table.c.status == DeliveryStatus.QUEUED.value)
+                    .values(
+                        status=DeliveryStatus.SENDING.value,
+                        claimed_by=self.worker_id,
+                        claimed_at=now,
+                        attempts=table.c.attempts + 1,
+                    )
+                    .returning(
+                        table.c.id,
+                        table.c.key,
+                        table.c.kind,
+                        table.c.chat_id,
+                        table.c.patient_id,
+                        table.c.staff_id,
+                        table.c.late,
+                        table.c.local_date,
+                        table.c.slot,
+                        table.c.payload,
+                        table.c.body,
+                        table.c.attempts,
+                        table.c.due_at,
+                        table.c.priority,
+                    )
+                )
+            ).all()
+            languages: dict[int, str] = {}
+            patient_ids = {r.patient_id for r in claimed if r.patient_id is not None}
+            if patient_ids:
+                result = await conn.execute(
+                    select(Patient.id, Patient.language).where(Patient.id.in_(patient_ids))  # type: ignore[union-attr]
+                )
+                languages = {pid: lang for pid, lang in result.all()}
+        claimed = sorted(claimed, key=lambda r: (r.priority, r.due_at, r.id))
+        return [
+            DueMessage(
+                delivery_id=r.id,
+                key=r.key,
+                kind=r.kind,
+                chat_id=r.chat_id,
+                patient_id=r.patient_id,
+                staff_id=r.staff_id,
+                language=languages.get(r.patient_id, self.clinic.language) if r.patient_id else self.clinic.language,
+                late=r.late,
+                local_date=r.local_date,
+                slot=r.slot,
+                payload=r.payload,
+                body=r.body,
+                attempts=r.attempts,
+                due_at=r.due_at if r.due_at.tzinfo else r.due_at.replace(tzinfo=now.tzinfo),
+            )
+            for r in claimed
+        ]
+
+    # 4. send and record -------------------------------------------------------
+
+    async def send_window(self, messages: Sequence[DueMessage]) -> TickReport:
+        """Send claimed messages concurrently and store each outcome."""
+        outcomes = await asyncio.gather(*(self._send_one(m) for m in messages))
+        report = await self.record(list(zip(messages, outcomes, strict=True)))
+        return report
+
+    async def _send_one(self, message: DueMessage) -> Outcome:
+        try:
+            return await self.sender.send(message)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug in rendering must not stall the queue
+            log.exception("sender raised for delivery %d", message.delivery_id)
+            return Failed(f"internal error: {type(exc).__name__}")
+
+    def backoff(self, attempts: int) -> float:
+        """Exponential backoff with jitter for the attempt just made."""
+        base = self.settings.backoff_base_seconds * (2 ** max(0, attempts - 1))
+        return min(self.settings.backoff_max_seconds, base) * self._rng.uniform(0.5, 1.5)
+
+    async def record(self, results: Iterable[tuple[DueMessage, Outcome]]) -> TickReport:
+        """Store outcomes: sent, retry later, failed, or patient unreachable."""
+        report = TickReport()
+        now = self.clock.now()
+        sent: list[dict[str, Any]] = []
+        retry: list[dict[str, Any]] = []
+        failed: list[dict[str, Any]] = []
+        unreachable: list[tuple[DueMessage, Unreachable]] = []
+        for message, outcome in results:
+            report.outcomes.append((message.delivery_id, outcome))
+            if isinstance(outcome, Sent):
+                sent.append({"did": message.delivery_id, "message_id": outcome.message_id, "sent_at": now})
+            elif isinstance(outcome, Retry):
+                # A 429 is Telegram pacing us, not a fault: it does not use up
+                # an attempt, and we wait exactly as long as we were told.
+                give_up = not outcome.rate_limited and message.attempts >= self.settings.max_attempts
+                if give_up:
+                    failed.append({"did": message.delivery_id, "error": f"gave up after {message.attempts} attempts: {outcome.reason}"})
+                    continue
+                delay = outcome.after_seconds if outcome.after_seconds is not None else self.backoff(message.attempts)
+                retry.append(
+                    {
+                        "did": message.delivery_id,
+                        "not_before": now + timedelta(seconds=delay),
+                        "error": outcome.reason[:500],
+                        "refund": 1 if outcome.rate_limited else 0,
+                    }
+                )
+            elif isinstance(outcome, Failed):
+                failed.append({"did": message.delivery_id, "error": outcome.reason[:500]})
+            else:
+                unreachable.append((message, outcome))
+        table = Delivery.__table__  # type: ignore[attr-defined]
+        by_id = table.c.id == bindparam("did")
+        async with self.db.session() as session:
+            conn = await session.connection()
+            if sent:
+                await conn.execute(
+                    update(table)
+                    .where(by_id)
+                    .values(status=DeliveryStatus.SENT.value, message_id=bindparam("message_id"), sent_at=bindparam("sent_at"), error=""),
+                    sent,
+                )
+            if retry:
+                await conn.execute(
+                    update(table)
+                    .where(by_id)
+                    .values(
+                        status=DeliveryStatus.QUEUED.value,
+                        not_before=bindparam("not_before"),
+                        error=bindparam("error"),
+                        attempts=table.c.attempts - bindparam("refund"),
+                    ),
+                    retry,
+                )
+            if failed:
+                await conn.execute(
+                    update(table).where(by_id).values(status=DeliveryStatus.FAILED.value, error=bindparam("error")),
+                    failed,
+                )
+            for message, outcome in unreachable:
+                await self._mark_unreachable(session, message, outcome, now)
+            await session.commit()
+        report.sent, report.retried = len(sent), len(retry)
+        report.failed, report.unreachable = len(failed), len(unreachable)
+        return report
+
+    async def _mark_unreachable(
+        self, session: AsyncSession, message: DueMessage, outcome: Unreachable, now: datetime
+    ) -> None:
+        table = Delivery.__table__  # type: ignore[attr-defined]
+        conn = await session.connection()
+        await conn.execute(
+            update(table)
+            .where(table.c.id == message.delivery_id)
+            .values(status=DeliveryStatus.FAILED.value, error=f"unreachable: {outcome.reason}"[:500])
+        )
+        if message.patient_id is None or message.kind == Kind.ALERT.value:
+            # A staff chat that blocked us: nothing to pause, the error is recorded.
+            return
+        patient = await session.get(Patient, message.patient_id)
+        if patient is None:
+            return
+        await conn.execute(
+            update(table)
+            .where(
+                table.c.patient_id == patient.id,
+                table.c.status == DeliveryStatus.QUEUED.value,
+                table.c.kind != Kind.ALERT.value,
+            )
+            .values(status=DeliveryStatus.SKIPPED.value, error="patient unreachable")
+        )
+        if patient.status != PatientStatus.UNREACHABLE.value:
+            patient.status = PatientStatus.UNREACHABLE.value
+            patient.unreachable_reason = outcome.reason[:200]
+            session.add(patient)
+        await alerts.raise_alert(
+            session,
+            patient,
+            kind="unreachable",
+            severity="high",
+            detail=outcome.reason,
+            key=f"unreachable:{patient.id}",
+            now=now,
+            clinic=self.clinic,
+        )
+
+    async def backlog(self) -> int:
+        """Deliveries queued and due now (for /metrics)."""
+        table = Delivery.__table__  # type: ignore[attr-defined]
+        async with self.db.engine.connect() as conn:
+            result = await conn.execute(
+                select(func.count())
+                .select_from(table)
+                .where(table.c.status == DeliveryStatus.QUEUED.value, table.c.not_before <= self.clock.now())
+            )
+            return int(result.scalar_one())
+
+    async def next_wakeup(self) -> datetime | None:
+        """The earliest instant at which a tick would have work (tests jump there)."""
+        rules = ReminderRule.__table__  # type: ignore[attr-defined]
+        table = Delivery.__table__  # type: ignore[attr-defined]
+        async with self.db.engine.connect() as conn:
+            next_rule = (await conn.execute(select(func.min(rules.c.next_due_at)))).scalar_one()
+            next_retry = (
+                await conn.execute(
+                    select(func.min(table.c.not_before)).where(table.c.status == DeliveryStatus.QUEUED.value)
+                )
+            ).scalar_one()
+        candidates = [_aware(t) for t in (next_rule, next_retry) if t is not None]
+        return min(candidates) if candidates else None
+
+
+def _aware(value: datetime) -> datetime:
+    # Aggregates bypass the column type, so SQLite hands back naive UTC.
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

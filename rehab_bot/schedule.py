@@ -1,0 +1,196 @@
+"""When does a reminder rule fire next, in the patient's own wall-clock time?
+
+A rule says "at 09:00 local on Mon/Wed/Fri" or "at 18:30 every 2 days", in an
+IANA timezone. Each firing is identified by its *local date* and *slot* (the
+local HH:MM), never by its UTC instant: that identity is what the delivery
+table's unique key is built on, so one local day can never yield two sends of
+the same slot, whatever the clocks do.
+
+DST policy (the same as Debian cron and healthchecks' cronsim):
+
+* spring forward: a slot inside the skipped hour (02:30 in Europe/Berlin on the
+  last Sunday of March) fires once, at the first valid instant after the gap
+  (03:00 local);
+* fall back: a slot inside the repeated hour fires once, at its first
+  occurrence (fold=0);
+* every other slot keeps its wall-clock time on both sides of the change.
+
+Plain Python over zoneinfo: no telegram or database imports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+WEEKDAYS = "MTWTFSS"
+ALL_DAYS = frozenset(range(7))
+
+# Far enough to find a slot for any valid rule (every_n_days is capped at 366),
+# short enough that a rule which can never fire again ends the search quickly.
+_SEARCH_DAYS = 800
+
+
+class ScheduleError(ValueError):
+    """A rule that cannot describe any reminder (bad time, zone or cadence)."""
+
+
+def zone(name: str) -> ZoneInfo:
+    """Return the ZoneInfo for an IANA name, or raise ScheduleError naming it."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ScheduleError(f"unknown timezone {name!r}: use an IANA name such as Europe/Berlin") from exc
+
+
+def parse_hhmm(text: str) -> time:
+    """Parse "9:05" or "09:05" into a time, or raise ScheduleError."""
+    parts = text.strip().split(":")
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        raise ScheduleError(f"time {text!r} is not HH:MM")
+    hour, minute = int(parts[0]), int(parts[1])
+    if not (0 <= hour <= 23 and 0 <= minute <= 59):
+        raise ScheduleError(f"time {text!r} is not a valid time of day")
+    return time(hour, minute)
+
+
+def format_days(days: frozenset[int]) -> str:
+    """Encode weekdays (0 = Monday) as the digits string stored in the database."""
+    return "".join(str(d) for d in sorted(days))
+
+
+def parse_days(text: str) -> frozenset[int]:
+    """Decode the digits string stored in the database ("" means every day)."""
+    if not text:
+        return ALL_DAYS
+    days = frozenset(int(c) for c in text)
+    if not days <= ALL_DAYS:
+        raise ScheduleError(f"weekdays {text!r} must be digits 0 (Monday) to 6 (Sunday)")
+    return days
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A recurring local-time slot: weekdays, or every N days from start_date."""
+
+    local_time: time
+    tz: str
+    start_date: date
+    end_date: date | None = None
+    days_of_week: frozenset[int] = ALL_DAYS
+    every_n_days: int | None = None
+
+    def __post_init__(self) -> None:
+        zone(self.tz)
+        if self.every_n_days is not None and not 1 <= self.every_n_days <= 366:
+            raise ScheduleError("every_n_days must be between 1 and 366")
+        if not self.days_of_week:
+            raise ScheduleError("a weekly rule needs at least one weekday")
+        if self.end_date is not None and self.end_date < self.start_date:
+            raise ScheduleError("end_date is before start_date")
+
+    @property
+    def slot(self) -> str:
+        """The slot label, local HH:MM."""
+        return self.local_time.strftime("%H:%M")
+
+    def matches(self, day: date) -> bool:
+        """True when the rule has a slot on this local date."""
+        if day < self.start_date or (self.end_date is not None and day > self.end_date):
+            return False
+        if self.every_n_days is not None:
+            return (day - self.start_date).days % self.every_n_days == 0
+        return day.weekday() in self.days_of_week
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """One firing of a rule: its identity (local date, slot) and its UTC instant."""
+
+    local_date: date
+    slot: str
+    due_at: datetime  # aware, UTC
+
+
+def local_to_utc(day: date, at: time, tz: str) -> datetime:
+    """The UTC instant of a local wall-clock time, with the DST policy above.
+
+    zoneinfo maps a non-existent local time (fold=0) using the offset from
+    *before* the gap, which lands after the gap; we move it back to the first
+    valid instant instead, so a skipped 02:30 fires at 03:00, not 03:30.
+    A repeated local time takes fold=0, its first occurrence.
+    """
+    tzinfo = zone(tz)
+    naive = datetime.combine(day, at)
+    early = naive.replace(tzinfo=tzinfo, fold=0).astimezone(UTC)
+    if early.astimezone(tzinfo).replace(tzinfo=None) == naive:
+        return early
+    # Inside a gap. fold=1 maps with the offset from after the gap, which lands
+    # before it; the transition lies between the two mappings. Gaps are whole
+    # minutes in every IANA zone, so a minute scan finds it in at most ~60 steps.
+    late = naive.replace(tzinfo=tzinfo, fold=1).astimezone(UTC)
+    low, high = min(early, late), max(early, late)
+    probe = low
+    while probe < high and probe.astimezone(tzinfo).replace(tzinfo=None) <= naive:
+        probe += timedelta(minutes=1)
+    return probe
+
+
+def first_on_or_after(rule: Rule, day: date) -> Occurrence | None:
+    """The rule's first slot on a local date >= day, or None if it has ended."""
+    day = max(day, rule.start_date)
+    for offset in range(_SEARCH_DAYS):
+        candidate = day + timedelta(days=offset)
+        if rule.end_date is not None and candidate > rule.end_date:
+            return None
+        if rule.matches(candidate):
+            return Occurrence(candidate, rule.slot, local_to_utc(candidate, rule.local_time, rule.tz))
+    return None
+
+
+def next_after_date(rule: Rule, last_local_date: date) -> Occurrence | None:
+    """The slot after the one fired on last_local_date (at most one per local day)."""
+    return first_on_or_after(rule, last_local_date + timedelta(days=1))
+
+
+def next_from_now(rule: Rule, now: datetime, last_local_date: date | None = None) -> Occurrence | None:
+    """The next slot due strictly after now, never on or before last_local_date.
+
+    Used when a rule is created or changed (new time, new timezone): the change
+    takes effect from the next slot, and a patient who already had today's slot
+    in the old timezone does not get it again in the new one.
+    """
+    today = now.astimezone(zone(rule.tz)).date()
+    start = today - timedelta(days=1)  # a slot late yesterday may still be ahead in UTC
+    if last_local_date is not None:
+        start = max(start, last_local_date + timedelta(days=1))
+    occurrence = first_on_or_after(rule, start)
+    while occurrence is not None and occurrence.due_at <= now:
+        occurrence = next_after_date(rule, occurrence.local_date)
+    return occurrence
+
+
+def local_now(now: datetime, tz: str) -> datetime:
+    """The wall-clock time in tz at the UTC instant now."""
+    return now.astimezone(zone(tz))
+
+
+def in_quiet_hours(now: datetime, tz: str, start: time | None, end: time | None) -> datetime | None:
+    """If now falls in the quiet period [start, end) local, return when it ends (UTC).
+
+    A period may wrap midnight (21:30 to 07:30). start == end, or None, means
+    no quiet hours.
+    """
+    if start is None or end is None or start == end:
+        return None
+    local = local_now(now, tz)
+    t = local.time().replace(tzinfo=None, second=0, microsecond=0)
+    wraps = start > end
+    inside = (start <= t or t < end) if wraps else (start <= t < end)
+    if not inside:
+        return None
+    end_day = local.date()
+    if wraps and t >= start:
+        end_day += timedelta(days=1)
+    return local_to_utc(end_day, end, tz)

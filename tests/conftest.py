@@ -1,0 +1,141 @@
+"""Shared fixtures: real databases (SQLite files, PostgreSQL schemas), a fake clock, configs.
+
+PostgreSQL: REHAB_BOT_TEST_PG_URL (default postgresql+asyncpg://postgres@127.0.0.1:5432/test).
+Each test gets its own schema, dropped afterwards. When the server is not
+reachable the PostgreSQL cases skip, except under CI=true, where they fail:
+CI must prove the PostgreSQL path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rehab_bot.clock import FakeClock
+from rehab_bot.config import Config, DatabaseConfig, DeliveryConfig, TelegramConfig
+from rehab_bot.db import Database
+
+PG_URL = os.environ.get("REHAB_BOT_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+TEST_TOKEN = "123456789:AAE-test_SECRET_token_value_0123456"
+# A Wednesday, 07:00 in Berlin (05:00 UTC): far from DST changes unless a test
+# moves it, and before the usual morning slots.
+T0 = datetime(2026, 6, 10, 5, 0, tzinfo=UTC)
+
+_pg_state: dict[str, Any] = {}
+
+
+def _pg_available() -> bool:
+    if "ok" not in _pg_state:
+        import asyncpg
+
+        async def probe() -> bool:
+            try:
+                conn = await asyncpg.connect(PG_URL.replace("postgresql+asyncpg", "postgresql"), timeout=3)
+            except (OSError, asyncpg.PostgresError, TimeoutError):
+                return False
+            await conn.close()
+            return True
+
+        _pg_state["ok"] = asyncio.run(probe())
+    return bool(_pg_state["ok"])
+
+
+def require_postgres() -> None:
+    """Skip (or fail under CI=true) when PostgreSQL is not reachable."""
+    if _pg_available():
+        return
+    message = f"PostgreSQL not reachable at {PG_URL}"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message + " (CI=true: the PostgreSQL tests must run)")
+    pytest.skip(message)
+
+
+class PgSchema:
+    """A throwaway schema in the test database."""
+
+    def __init__(self) -> None:
+        self.name = f"t_{uuid.uuid4().hex[:12]}"
+        self.raw_url = PG_URL.replace("postgresql+asyncpg", "postgresql")
+
+    async def create(self) -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(self.raw_url)
+        try:
+            await conn.execute(f'CREATE SCHEMA "{self.name}"')
+        finally:
+            await conn.close()
+
+    async def drop(self) -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(self.raw_url)
+        try:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{self.name}" CASCADE')
+        finally:
+            await conn.close()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A clock pinned at T0 that moves only when told to."""
+    return FakeClock(T0)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Run the test once per database backend."""
+    if request.param == "postgres":
+        require_postgres()
+    return str(request.param)
+
+
+@pytest.fixture
+async def database_factory(tmp_path: Path) -> AsyncIterator[Callable[[str], Any]]:
+    """Make upgraded Databases for a backend; cleaned up after the test."""
+    made: list[tuple[Database, PgSchema | None]] = []
+
+    async def make(kind: str, *, name: str = "bot") -> Database:
+        if kind == "sqlite":
+            db = Database(f"sqlite+aiosqlite:///{tmp_path / name}.db")
+            schema = None
+        else:
+            schema = PgSchema()
+            await schema.create()
+            db = Database(PG_URL, pg_schema=schema.name)
+        await db.upgrade()
+        made.append((db, schema))
+        return db
+
+    yield make
+    for db, schema in made:
+        await db.dispose()
+        if schema is not None:
+            await schema.drop()
+
+
+@pytest.fixture
+async def db(backend: str, database_factory: Callable[[str], Any]) -> Database:
+    """An upgraded database on the parametrised backend."""
+    database: Database = await database_factory(backend)
+    return database
+
+
+def make_config(db_url: str = "sqlite+aiosqlite:///:memory:", **sections: Any) -> Config:
+    """A valid Config for tests; pass e.g. delivery={"grace_period_minutes": 30}."""
+    config = Config(
+        telegram=TelegramConfig(token=TEST_TOKEN),
+        database=DatabaseConfig(url=db_url),
+        delivery=DeliveryConfig(quiet_hours_start=None, quiet_hours_end=None),
+    )
+    for name, values in sections.items():
+        config = replace(config, **{name: replace(getattr(config, name), **values)})
+    return config

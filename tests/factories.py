@@ -1,0 +1,83 @@
+"""Builders for test data: patients, staff and reminder rules in a real database."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import datetime
+from typing import Any
+
+from rehab_bot.clock import FakeClock
+from rehab_bot.db import Database
+from rehab_bot.models import Kind, Patient, PatientStatus, ReminderRule, Staff
+from rehab_bot.reminders import DueMessage, Failed, Outcome, Retry, Sent, Unreachable, add_rule
+
+_ids = itertools.count(1)
+
+
+async def make_staff(db: Database, *, role: str = "therapist", telegram_id: int | None = None, **kw: Any) -> Staff:
+    staff = Staff(telegram_id=telegram_id or 9_000_000 + next(_ids), name=kw.pop("name", "Dr Test"), role=role, **kw)
+    async with db.session() as session:
+        session.add(staff)
+        await session.commit()
+        await session.refresh(staff)
+    return staff
+
+
+async def make_patient(
+    db: Database,
+    clock: FakeClock,
+    *,
+    times: tuple[str, ...] = ("09:00",),
+    kind: Kind = Kind.SESSION,
+    tz: str = "Europe/Berlin",
+    status: PatientStatus = PatientStatus.ACTIVE,
+    telegram_id: int | None = None,
+    **kw: Any,
+) -> tuple[Patient, list[ReminderRule]]:
+    """An active patient with one daily rule per time."""
+    n = next(_ids)
+    patient = Patient(
+        alias=kw.pop("alias", f"P-{n:05d}"),
+        telegram_id=telegram_id if telegram_id is not None else 1_000_000 + n,
+        timezone=tz,
+        status=status.value,
+        **kw,
+    )
+    async with db.session() as session:
+        session.add(patient)
+        await session.flush()
+        rules = [add_rule(session, patient, kind=kind, local_time=t, now=clock.now()) for t in times]
+        await session.commit()
+    return patient, rules
+
+
+class FakeSender:
+    """A Sender that records what it was asked to send and answers from a script."""
+
+    def __init__(self) -> None:
+        self.sent: list[DueMessage] = []
+        self.calls: list[DueMessage] = []
+        self.script: dict[int, list[Outcome]] = {}  # chat_id -> outcomes to return, in order
+        self.message_ids = itertools.count(100)
+
+    def fail(self, chat_id: int, *outcomes: Outcome) -> None:
+        self.script.setdefault(chat_id, []).extend(outcomes)
+
+    async def send(self, message: DueMessage) -> Outcome:
+        self.calls.append(message)
+        queue = self.script.get(message.chat_id)
+        if queue:
+            return queue.pop(0)
+        self.sent.append(message)
+        return Sent(next(self.message_ids))
+
+    def keys(self) -> list[str]:
+        return [m.key for m in self.sent]
+
+
+def when(clock: FakeClock, at: datetime) -> datetime:
+    clock.set(at)
+    return at
+
+
+__all__ = ["FakeSender", "Failed", "Retry", "Sent", "Unreachable", "make_patient", "make_staff", "when"]

@@ -1,0 +1,1 @@
+"""Test rig: fakes of the outside world (the Telegram Bot API) for end-to-end tests."""
