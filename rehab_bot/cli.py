@@ -59,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database maintenance", description="Database maintenance.")
     db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
     db_sub.add_parser(
-        "upgrade", help="apply migrations", description="Apply all database migrations (the bot also does this at start)."
+        "upgrade",
+        help="apply migrations",
+        description="Apply all database migrations (the bot also does this at start).",
     )
     backup = db_sub.add_parser(
         "backup",
@@ -113,7 +115,9 @@ def cmd_run(config: Config, *, receive_updates: bool) -> int:
 
     if not receive_updates and is_sqlite(config.database.url):
         raise ConfigError(
-            "database.url", "is SQLite", "--no-updates processes share the queue; use PostgreSQL for more than one process"
+            "database.url",
+            "is SQLite",
+            "--no-updates processes share the queue; use PostgreSQL for more than one process",
         )
     run(build_application(config, receive_updates=receive_updates))
     return 0
@@ -124,7 +128,7 @@ def cmd_db_upgrade(config: Config) -> int:
     from rehab_bot.db import Database, current_revision
 
     async def go() -> str | None:
-        db = Database(config.database.url)
+        db = Database(config.database.url, pg_schema=config.database.pg_schema or None)
         try:
             await db.upgrade()
             return await current_revision(db.engine)
@@ -144,7 +148,9 @@ def cmd_db_backup(config: Config, target: Path) -> int:
     if source is None:
         raise ConfigError("database.url", "is not a SQLite file", "back up PostgreSQL with pg_dump (see README)")
     if not source.exists():
-        raise ConfigError("database.url", f"names {source}, which does not exist yet", "run the bot or `rehab-bot db upgrade` first")
+        raise ConfigError(
+            "database.url", f"names {source}, which does not exist yet", "run the bot or `rehab-bot db upgrade` first"
+        )
     backup_sqlite(source, target)
     print(f"backed up {source} to {target}")
     return 0

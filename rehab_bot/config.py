@@ -16,7 +16,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import time
 from pathlib import Path
 from typing import Any
@@ -75,6 +75,7 @@ class TelegramConfig:
 @dataclass(frozen=True)
 class DatabaseConfig:
     url: str = DEFAULT_DATABASE_URL
+    pg_schema: str = ""
     echo: bool = False
 
 
@@ -149,7 +150,7 @@ _SECTIONS: dict[str, type] = {
 
 
 def _field_types(cls: type) -> dict[str, Any]:
-    return {name: f.type for name, f in cls.__dataclass_fields__.items()}
+    return {f.name: f.type for f in fields(cls)}
 
 
 def _env_value(section: str, key: str, env: Mapping[str, str]) -> str | None:
@@ -254,7 +255,9 @@ def validate(config: Config, *, need_token: bool = True) -> None:
     try:
         zone(clinic.timezone)
     except ScheduleError as exc:
-        raise ConfigError("clinic.timezone", f"is {clinic.timezone!r}", "use an IANA name such as Europe/Berlin") from exc
+        raise ConfigError(
+            "clinic.timezone", f"is {clinic.timezone!r}", "use an IANA name such as Europe/Berlin"
+        ) from exc
     if clinic.language not in LANGUAGES:
         raise ConfigError("clinic.language", f"is {clinic.language!r}", f"use one of {', '.join(LANGUAGES)}")
     if not clinic.emergency_text.strip():
@@ -283,20 +286,28 @@ def validate(config: Config, *, need_token: bool = True) -> None:
                 "is required in webhook mode",
                 "set 1-256 characters of A-Z, a-z, 0-9, _ and -",
             )
-    if not config.database.url.split("://", 1)[0] in ("sqlite+aiosqlite", "postgresql+asyncpg"):
+    if config.database.url.split("://", 1)[0] not in ("sqlite+aiosqlite", "postgresql+asyncpg"):
         raise ConfigError(
             "database.url",
             f"uses an unsupported driver ({config.database.url.split('://', 1)[0]})",
             "use sqlite+aiosqlite:///path.db or postgresql+asyncpg://user@host/db",
         )
+    if config.database.pg_schema and not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", config.database.pg_schema):
+        raise ConfigError(
+            "database.pg_schema", f"is {config.database.pg_schema!r}", "use lower-case letters, digits and _"
+        )
     if delivery.global_rate <= 0 or delivery.global_rate > 30:
         raise ConfigError(
-            "delivery.global_rate", "must be above 0 and at most 30", "Telegram allows about 30 messages/s; see paid_broadcast"
+            "delivery.global_rate",
+            "must be above 0 and at most 30",
+            "Telegram allows about 30 messages/s; see paid_broadcast",
         )
     if not 0 < delivery.paid_broadcast_rate <= 1000:
         raise ConfigError("delivery.paid_broadcast_rate", "must be above 0 and at most 1000")
     if delivery.per_chat_interval < 1.0:
-        raise ConfigError("delivery.per_chat_interval", "must be at least 1.0", "Telegram allows one message/s per chat")
+        raise ConfigError(
+            "delivery.per_chat_interval", "must be at least 1.0", "Telegram allows one message/s per chat"
+        )
     for key in ("poll_interval", "backoff_base_seconds", "sending_lease_seconds", "nudge_after_hours"):
         if getattr(delivery, key) <= 0:
             raise ConfigError(f"delivery.{key}", "must be above 0")
@@ -306,14 +317,18 @@ def validate(config: Config, *, need_token: bool = True) -> None:
     if delivery.grace_period_minutes < 0:
         raise ConfigError("delivery.grace_period_minutes", "must not be negative")
     if (delivery.quiet_hours_start is None) != (delivery.quiet_hours_end is None):
-        raise ConfigError("delivery.quiet_hours_start", "and quiet_hours_end must be set together", 'use "" for both to disable')
+        raise ConfigError(
+            "delivery.quiet_hours_start", "and quiet_hours_end must be set together", 'use "" for both to disable'
+        )
     if config.content.dir is not None and not config.content.dir.is_dir():
         raise ConfigError("content.dir", f"names {config.content.dir}, which is not a directory")
     if config.http.listen:
         try:
             host_port = config.http.host_port
         except ValueError as exc:
-            raise ConfigError("http.listen", f"is {config.http.listen!r}", 'use "HOST:PORT", e.g. "127.0.0.1:9090"') from exc
+            raise ConfigError(
+                "http.listen", f"is {config.http.listen!r}", 'use "HOST:PORT", e.g. "127.0.0.1:9090"'
+            ) from exc
         assert host_port is not None
     if config.logging.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError("logging.level", f"is {config.logging.level!r}", "use DEBUG, INFO, WARNING or ERROR")

@@ -20,7 +20,9 @@ Check = Callable[[], Awaitable[dict[str, bool | str]]]
 class HealthServer:
     """A tiny aiohttp app with /healthz and /metrics."""
 
-    def __init__(self, host: str, port: int, check: Check, metrics: Metrics, refresh: Callable[[], Awaitable[None]]) -> None:
+    def __init__(
+        self, host: str, port: int, check: Check, metrics: Metrics, refresh: Callable[[], Awaitable[None]]
+    ) -> None:
         self.host, self.port = host, port
         self._check = check
         self._metrics = metrics
@@ -49,9 +51,7 @@ class HealthServer:
     async def _healthz(self, _request: web.Request) -> web.Response:
         status = await self._check()
         healthy = all(v is True for k, v in status.items() if k != "mode")
-        return web.Response(
-            status=200 if healthy else 503, text=json.dumps(status), content_type="application/json"
-        )
+        return web.Response(status=200 if healthy else 503, text=json.dumps(status), content_type="application/json")
 
     async def _metrics_view(self, _request: web.Request) -> web.Response:
         await self._refresh()

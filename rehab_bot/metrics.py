@@ -10,11 +10,15 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.sent = Counter("rehab_bot_messages_sent", "Messages delivered by the engine", ["kind"], registry=self.registry)
+        self.sent = Counter(
+            "rehab_bot_messages_sent", "Messages delivered by the engine", ["kind"], registry=self.registry
+        )
         self.failed = Counter(
             "rehab_bot_messages_failed", "Deliveries that failed for good", ["kind", "reason"], registry=self.registry
         )
-        self.retried = Counter("rehab_bot_messages_retried", "Deliveries re-queued after an error", registry=self.registry)
+        self.retried = Counter(
+            "rehab_bot_messages_retried", "Deliveries re-queued after an error", registry=self.registry
+        )
         self.backlog = Gauge("rehab_bot_due_backlog", "Deliveries due now and not yet sent", registry=self.registry)
         self.handler_latency = Histogram(
             "rehab_bot_handler_latency_seconds",

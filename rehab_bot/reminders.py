@@ -36,8 +36,9 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import and_, bindparam, func, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlmodel import col
 from sqlmodel import select as select_models
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -58,6 +59,11 @@ from rehab_bot.models import (
 from rehab_bot.schedule import Occurrence, Rule, in_quiet_hours, next_after_date, next_from_now, parse_days, parse_hhmm
 
 log = logging.getLogger(__name__)
+
+# Core tables for the hot paths: bulk statements without ORM overhead.
+RULES: Any = ReminderRule.__table__  # type: ignore[attr-defined]
+PATIENTS: Any = Patient.__table__  # type: ignore[attr-defined]
+DELIVERIES: Any = Delivery.__table__  # type: ignore[attr-defined]
 
 # A reminder more than this late says so ("sorry, this comes late").
 LATE_AFTER = timedelta(minutes=5)
@@ -239,9 +245,9 @@ async def reschedule_patient(session: AsyncSession, patient: Patient, now: datet
     rules = (
         await session.exec(
             select_models(ReminderRule).where(
-                ReminderRule.patient_id == patient.id,  # type: ignore[arg-type]
-                ReminderRule.active == True,  # type: ignore[arg-type]  # noqa: E712
-                ReminderRule.once == False,  # type: ignore[arg-type]  # noqa: E712
+                col(ReminderRule.patient_id) == patient.id,
+                col(ReminderRule.active).is_(True),
+                col(ReminderRule.once).is_(False),
             )
         )
     ).all()
@@ -295,9 +301,13 @@ class Dispatcher:
         """True while a tick is running."""
         return self._lock.locked()
 
-    async def tick(self, *, max_windows: int | None = None) -> TickReport:
-        """Recover, materialise and send everything due now. Overlapping calls are skipped."""
-        if self._lock.locked():
+    async def tick(self, *, max_windows: int | None = None, wait: bool = False) -> TickReport:
+        """Recover, materialise and send everything due now.
+
+        A call while another tick runs returns at once (the repeating job
+        must not pile up), unless wait=True, which queues behind it.
+        """
+        if self._lock.locked() and not wait:
             return TickReport()
         async with self._lock:
             report = TickReport()
@@ -317,8 +327,23 @@ class Dispatcher:
                     break
                 report.add(await self.send_window(claimed))
                 windows += 1
-            self.totals.add(TickReport(**{k: getattr(report, k) for k in (
-                "materialised", "missed", "skipped", "recovered", "sent", "retried", "failed", "unreachable")}))
+            self.totals.add(
+                TickReport(
+                    **{
+                        k: getattr(report, k)
+                        for k in (
+                            "materialised",
+                            "missed",
+                            "skipped",
+                            "recovered",
+                            "sent",
+                            "retried",
+                            "failed",
+                            "unreachable",
+                        )
+                    }
+                )
+            )
             return report
 
     # 1. recover ---------------------------------------------------------------
@@ -326,7 +351,7 @@ class Dispatcher:
     async def recover(self, now: datetime) -> int:
         """Mark deliveries stuck in `sending` past their lease as `unknown`."""
         cutoff = now - timedelta(seconds=self.settings.sending_lease_seconds)
-        table = Delivery.__table__  # type: ignore[attr-defined]
+        table = DELIVERIES
         async with self.db.engine.begin() as conn:
             result = await conn.execute(
                 update(table)
@@ -345,35 +370,36 @@ class Dispatcher:
         report = TickReport()
         grace = timedelta(minutes=self.settings.grace_period_minutes)
         async with self.db.session() as session:
+            r, p = RULES.c, PATIENTS.c
             query = (
                 select(
-                    ReminderRule.id,
-                    ReminderRule.patient_id,
-                    ReminderRule.kind,
-                    ReminderRule.priority,
-                    ReminderRule.local_time,
-                    ReminderRule.days,
-                    ReminderRule.every_n_days,
-                    ReminderRule.start_date,
-                    ReminderRule.end_date,
-                    ReminderRule.once,
-                    ReminderRule.payload,
-                    ReminderRule.next_due_at,
-                    ReminderRule.next_local_date,
-                    Patient.telegram_id,
-                    Patient.timezone,
-                    Patient.status,
-                    Patient.paused_until,
-                    Patient.quiet_start,
-                    Patient.quiet_end,
+                    r.id,
+                    r.patient_id,
+                    r.kind,
+                    r.priority,
+                    r.local_time,
+                    r.days,
+                    r.every_n_days,
+                    r.start_date,
+                    r.end_date,
+                    r.once,
+                    r.payload,
+                    r.next_due_at,
+                    r.next_local_date,
+                    p.telegram_id,
+                    p.timezone,
+                    p.status,
+                    p.paused_until,
+                    p.quiet_start,
+                    p.quiet_end,
                 )
-                .join(Patient, Patient.id == ReminderRule.patient_id)  # type: ignore[arg-type]
-                .where(ReminderRule.next_due_at <= now)  # type: ignore[arg-type,operator]
-                .order_by(ReminderRule.next_due_at)  # type: ignore[arg-type]
+                .join(PATIENTS, p.id == r.patient_id)
+                .where(r.next_due_at <= now)
+                .order_by(r.next_due_at)
                 .limit(self.settings.batch_size)
             )
             if self.db.dialect == "postgresql":
-                query = query.with_for_update(skip_locked=True, of=ReminderRule)  # type: ignore[arg-type]
+                query = query.with_for_update(skip_locked=True, of=RULES)
             conn = await session.connection()
             rows = (await conn.execute(query)).all()
             if not rows:
@@ -443,7 +469,7 @@ class Dispatcher:
             await self._insert_ignoring_duplicates(conn, new_rows)
             # The WHERE on the old next_due_at makes the advance conditional:
             # a second process that read the same rule changes nothing.
-            table = ReminderRule.__table__  # type: ignore[attr-defined]
+            table = RULES
             await conn.execute(
                 update(table)
                 .where(and_(table.c.id == bindparam("rid"), table.c.next_due_at == bindparam("old_due")))
@@ -458,8 +484,8 @@ class Dispatcher:
             )
             if resumed:
                 await conn.execute(
-                    update(Patient)
-                    .where(Patient.id.in_(resumed))  # type: ignore[union-attr]
+                    update(PATIENTS)
+                    .where(PATIENTS.c.id.in_(resumed))
                     .values(status=PatientStatus.ACTIVE.value, paused_until=None)
                 )
             await session.commit()
@@ -499,7 +525,7 @@ class Dispatcher:
     async def _insert_ignoring_duplicates(self, conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
         if not rows:
             return
-        table = Delivery.__table__  # type: ignore[attr-defined]
+        table = DELIVERIES
         dialect_insert = postgresql.insert if self.db.dialect == "postgresql" else sqlite.insert
         stmt = dialect_insert(table).on_conflict_do_nothing(index_elements=["key"])
         await conn.execute(stmt, list(rows))
@@ -509,7 +535,7 @@ class Dispatcher:
     async def claim(self, now: datetime, limit: int) -> list[DueMessage]:
         """Atomically move up to `limit` due queued rows to `sending`; return them."""
         grace = timedelta(minutes=self.settings.grace_period_minutes)
-        table = Delivery.__table__  # type: ignore[attr-defined]
+        table = DELIVERIES
         async with self.db.engine.begin() as conn:
             # Rows that waited past the grace period in the queue (a long
             # backlog, retries) are missed, not sent hours late.
@@ -567,7 +593,7 @@ class Dispatcher:
             patient_ids = {r.patient_id for r in claimed if r.patient_id is not None}
             if patient_ids:
                 result = await conn.execute(
-                    select(Patient.id, Patient.language).where(Patient.id.in_(patient_ids))  # type: ignore[union-attr]
+                    select(PATIENTS.c.id, PATIENTS.c.language).where(PATIENTS.c.id.in_(patient_ids))
                 )
                 languages = {pid: lang for pid, lang in result.all()}
         claimed = sorted(claimed, key=lambda r: (r.priority, r.due_at, r.id))
@@ -630,7 +656,12 @@ class Dispatcher:
                 # an attempt, and we wait exactly as long as we were told.
                 give_up = not outcome.rate_limited and message.attempts >= self.settings.max_attempts
                 if give_up:
-                    failed.append({"did": message.delivery_id, "error": f"gave up after {message.attempts} attempts: {outcome.reason}"})
+                    failed.append(
+                        {
+                            "did": message.delivery_id,
+                            "error": f"gave up after {message.attempts} attempts: {outcome.reason}",
+                        }
+                    )
                     continue
                 delay = outcome.after_seconds if outcome.after_seconds is not None else self.backoff(message.attempts)
                 retry.append(
@@ -645,7 +676,7 @@ class Dispatcher:
                 failed.append({"did": message.delivery_id, "error": outcome.reason[:500]})
             else:
                 unreachable.append((message, outcome))
-        table = Delivery.__table__  # type: ignore[attr-defined]
+        table = DELIVERIES
         by_id = table.c.id == bindparam("did")
         async with self.db.session() as session:
             conn = await session.connection()
@@ -653,7 +684,12 @@ class Dispatcher:
                 await conn.execute(
                     update(table)
                     .where(by_id)
-                    .values(status=DeliveryStatus.SENT.value, message_id=bindparam("message_id"), sent_at=bindparam("sent_at"), error=""),
+                    .values(
+                        status=DeliveryStatus.SENT.value,
+                        message_id=bindparam("message_id"),
+                        sent_at=bindparam("sent_at"),
+                        error="",
+                    ),
                     sent,
                 )
             if retry:
@@ -683,7 +719,7 @@ class Dispatcher:
     async def _mark_unreachable(
         self, session: AsyncSession, message: DueMessage, outcome: Unreachable, now: datetime
     ) -> None:
-        table = Delivery.__table__  # type: ignore[attr-defined]
+        table = DELIVERIES
         conn = await session.connection()
         await conn.execute(
             update(table)
@@ -722,7 +758,7 @@ class Dispatcher:
 
     async def backlog(self) -> int:
         """Deliveries queued and due now (for /metrics)."""
-        table = Delivery.__table__  # type: ignore[attr-defined]
+        table = DELIVERIES
         async with self.db.engine.connect() as conn:
             result = await conn.execute(
                 select(func.count())
@@ -733,8 +769,8 @@ class Dispatcher:
 
     async def next_wakeup(self) -> datetime | None:
         """The earliest instant at which a tick would have work (tests jump there)."""
-        rules = ReminderRule.__table__  # type: ignore[attr-defined]
-        table = Delivery.__table__  # type: ignore[attr-defined]
+        rules = RULES
+        table = DELIVERIES
         async with self.db.engine.connect() as conn:
             next_rule = (await conn.execute(select(func.min(rules.c.next_due_at)))).scalar_one()
             next_retry = (

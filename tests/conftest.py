@@ -12,22 +12,14 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from factories import PG_URL, T0
 
 from rehab_bot.clock import FakeClock
-from rehab_bot.config import Config, DatabaseConfig, DeliveryConfig, TelegramConfig
 from rehab_bot.db import Database
-
-PG_URL = os.environ.get("REHAB_BOT_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
-TEST_TOKEN = "123456789:AAE-test_SECRET_token_value_0123456"
-# A Wednesday, 07:00 in Berlin (05:00 UTC): far from DST changes unless a test
-# moves it, and before the usual morning slots.
-T0 = datetime(2026, 6, 10, 5, 0, tzinfo=UTC)
 
 _pg_state: dict[str, Any] = {}
 
@@ -127,15 +119,3 @@ async def db(backend: str, database_factory: Callable[[str], Any]) -> Database:
     """An upgraded database on the parametrised backend."""
     database: Database = await database_factory(backend)
     return database
-
-
-def make_config(db_url: str = "sqlite+aiosqlite:///:memory:", **sections: Any) -> Config:
-    """A valid Config for tests; pass e.g. delivery={"grace_period_minutes": 30}."""
-    config = Config(
-        telegram=TelegramConfig(token=TEST_TOKEN),
-        database=DatabaseConfig(url=db_url),
-        delivery=DeliveryConfig(quiet_hours_start=None, quiet_hours_end=None),
-    )
-    for name, values in sections.items():
-        config = replace(config, **{name: replace(getattr(config, name), **values)})
-    return config

@@ -3,15 +3,36 @@
 from __future__ import annotations
 
 import itertools
-from datetime import datetime
+import os
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 from rehab_bot.clock import FakeClock
+from rehab_bot.config import Config, DatabaseConfig, DeliveryConfig, TelegramConfig
 from rehab_bot.db import Database
 from rehab_bot.models import Kind, Patient, PatientStatus, ReminderRule, Staff
 from rehab_bot.reminders import DueMessage, Failed, Outcome, Retry, Sent, Unreachable, add_rule
 
+PG_URL = os.environ.get("REHAB_BOT_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+TEST_TOKEN = "123456789:AAE-test_SECRET_token_value_0123456"
+# A Wednesday, 07:00 in Berlin (05:00 UTC): far from DST changes unless a test
+# moves it, and before the usual morning slots.
+T0 = datetime(2026, 6, 10, 5, 0, tzinfo=UTC)
+
 _ids = itertools.count(1)
+
+
+def make_config(db_url: str = "sqlite+aiosqlite:///:memory:", **sections: Any) -> Config:
+    """A valid Config for tests; pass e.g. delivery={"grace_period_minutes": 30}."""
+    config = Config(
+        telegram=TelegramConfig(token=TEST_TOKEN),
+        database=DatabaseConfig(url=db_url),
+        delivery=DeliveryConfig(quiet_hours_start=None, quiet_hours_end=None),
+    )
+    for name, values in sections.items():
+        config = replace(config, **{name: replace(getattr(config, name), **values)})
+    return config
 
 
 async def make_staff(db: Database, *, role: str = "therapist", telegram_id: int | None = None, **kw: Any) -> Staff:
@@ -80,4 +101,4 @@ def when(clock: FakeClock, at: datetime) -> datetime:
     return at
 
 
-__all__ = ["FakeSender", "Failed", "Retry", "Sent", "Unreachable", "make_patient", "make_staff", "when"]
+__all__ = ["Failed", "FakeSender", "Retry", "Sent", "Unreachable", "make_patient", "make_staff", "when"]

@@ -8,9 +8,9 @@ from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
 
 import pytest
+from factories import FakeSender, make_patient, make_staff
 from sqlmodel import select
 
-from factories import FakeSender, make_patient, make_staff
 from rehab_bot.clock import FakeClock
 from rehab_bot.config import ClinicConfig, DeliveryConfig
 from rehab_bot.db import Database
@@ -129,15 +129,23 @@ async def test_quiet_hours_defer_to_their_end_but_not_safety(db: Database, clock
     async with db.session() as session:
         session.add(
             Delivery(
-                key="safety-1", kind=Kind.SAFETY.value, priority=PRIORITY[Kind.SAFETY], patient_id=patient.id,
-                chat_id=patient.telegram_id or 0, due_at=datetime(2026, 6, 10, 20, 15, tzinfo=UTC),
-                not_before=datetime(2026, 6, 10, 20, 15, tzinfo=UTC), body="Call 112 now.",
+                key="safety-1",
+                kind=Kind.SAFETY.value,
+                priority=PRIORITY[Kind.SAFETY],
+                patient_id=patient.id,
+                chat_id=patient.telegram_id or 0,
+                due_at=datetime(2026, 6, 10, 20, 15, tzinfo=UTC),
+                not_before=datetime(2026, 6, 10, 20, 15, tzinfo=UTC),
+                body="Call 112 now.",
             )
         )
         await session.commit()
     clock.set(datetime(2026, 6, 10, 20, 16, tzinfo=UTC))  # 22:16 Berlin
     await d.tick()
-    assert [m.kind for m in sender.sent] == ["session", "safety"] or [m.kind for m in sender.sent] == ["safety", "session"]
+    assert [m.kind for m in sender.sent] == ["session", "safety"] or [m.kind for m in sender.sent] == [
+        "safety",
+        "session",
+    ]
     assert {m.chat_id for m in sender.sent if m.kind == "session"} != {patient.telegram_id}
     deferred = [r for r in await deliveries(db) if r.status == DeliveryStatus.QUEUED]
     assert len(deferred) == 1 and deferred[0].not_before == datetime(2026, 6, 11, 5, 30, tzinfo=UTC)
@@ -210,7 +218,10 @@ async def test_blocked_patient_is_paused_and_therapist_alerted_once(db: Database
     to_therapist = [m for m in sender.sent if m.chat_id == therapist.telegram_id]
     assert len(to_therapist) == 1 and patient.alias in to_therapist[0].body
     rows = await deliveries(db)
-    assert {r.status for r in rows if r.chat_id == patient.telegram_id} <= {DeliveryStatus.FAILED, DeliveryStatus.SKIPPED}
+    assert {r.status for r in rows if r.chat_id == patient.telegram_id} <= {
+        DeliveryStatus.FAILED,
+        DeliveryStatus.SKIPPED,
+    }
 
 
 async def test_other_bad_request_is_recorded_failed_with_reason(db: Database, clock: FakeClock) -> None:
@@ -237,7 +248,10 @@ async def test_urgent_kinds_and_earliest_due_go_first(db: Database, clock: FakeC
     clock.set(datetime(2026, 6, 10, 7, 5, tzinfo=UTC))
     await d.tick()
     assert [(m.kind, m.slot) for m in sender.sent] == [
-        ("checkin", "09:03"), ("session", "09:00"), ("session", "09:02"), ("motivation", "09:01")
+        ("checkin", "09:03"),
+        ("session", "09:00"),
+        ("session", "09:02"),
+        ("motivation", "09:01"),
     ]
 
 
@@ -305,7 +319,10 @@ async def test_paused_patient_skips_then_resumes_after_pause_date(db: Database, 
     await run_for(d, clock, timedelta(days=4), step=timedelta(hours=1))
     rows = await deliveries(db)
     assert [(r.local_date.day, r.status) for r in rows if r.local_date] == [
-        (10, DeliveryStatus.SKIPPED), (11, DeliveryStatus.SKIPPED), (12, DeliveryStatus.SKIPPED), (13, DeliveryStatus.SENT)
+        (10, DeliveryStatus.SKIPPED),
+        (11, DeliveryStatus.SKIPPED),
+        (12, DeliveryStatus.SKIPPED),
+        (13, DeliveryStatus.SENT),
     ]
 
 

@@ -98,9 +98,12 @@ def test_local_to_utc_gap_and_fold() -> None:
     assert local_to_utc(date(2026, 3, 29), time(3, 0), "Europe/Berlin") == datetime(2026, 3, 29, 1, 0, tzinfo=UTC)
     assert local_to_utc(date(2026, 10, 25), time(2, 30), "Europe/Berlin") == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
     # Lord Howe moves by 30 minutes: 02:00 -> 02:30; 02:15 is skipped.
-    assert local_to_utc(date(2026, 10, 4), time(2, 15), "Australia/Lord_Howe").astimezone(
-        zone("Australia/Lord_Howe")
-    ).strftime("%H:%M") == "02:30"
+    assert (
+        local_to_utc(date(2026, 10, 4), time(2, 15), "Australia/Lord_Howe")
+        .astimezone(zone("Australia/Lord_Howe"))
+        .strftime("%H:%M")
+        == "02:30"
+    )
 
 
 def test_patient_travelling_east_to_west_gets_no_second_slot_that_day() -> None:

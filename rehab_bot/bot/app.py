@@ -108,7 +108,7 @@ def build_application(
     app = builder.build()
     svc = Services(
         config=config,
-        db=db or Database(config.database.url, echo=config.database.echo),
+        db=db or Database(config.database.url, echo=config.database.echo, pg_schema=config.database.pg_schema or None),
         clock=clock or SystemClock(),
         metrics=metrics,
         pacer=pacer,
@@ -140,7 +140,9 @@ async def startup(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         await common.set_command_menus(app)
     listen = svc.config.http.host_port
     if listen is not None:
-        svc.health = HealthServer(listen[0], listen[1], lambda: health_status(app), svc.metrics, lambda: refresh_metrics(app))
+        svc.health = HealthServer(
+            listen[0], listen[1], lambda: health_status(app), svc.metrics, lambda: refresh_metrics(app)
+        )
         await svc.health.start()
         log.info("health endpoint on http://%s:%d/healthz", svc.health.host, svc.health.port)
 

@@ -19,7 +19,7 @@ from telegram.ext import (
     filters,
 )
 
-from rehab_bot.i18n import SUPPORTED_LANGUAGES, pick_language, t
+from rehab_bot.i18n import N_, SUPPORTED_LANGUAGES, pick_language, t
 from rehab_bot.models import GroupNotice, Patient
 
 if TYPE_CHECKING:
@@ -29,8 +29,8 @@ log = logging.getLogger(__name__)
 
 # (command, description msgid) for every patient; features append to this.
 PATIENT_COMMANDS: list[tuple[str, str]] = [
-    ("start", "Start or resume"),
-    ("help", "How this bot works"),
+    ("start", N_("Start or resume")),
+    ("help", N_("How this bot works")),
 ]
 
 
@@ -71,7 +71,9 @@ async def private_only(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
             svc(context).config.clinic.language,
         )
         try:
-            await context.bot.send_message(chat.id, t(lang, "This bot works only in a private chat. Please message me directly."))
+            await context.bot.send_message(
+                chat.id, t(lang, "This bot works only in a private chat. Please message me directly.")
+            )
         except TelegramError as exc:  # a channel where we may not post, a group that removed us
             log.info("could not post the private-only notice: %s", type(exc).__name__)
     raise ApplicationHandlerStop
@@ -119,7 +121,7 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
             update.effective_chat.id,
             t(lang, "Something went wrong on our side. What you entered was kept; please try again in a moment."),
         )
-    except Exception:  # noqa: BLE001 - the error handler must never raise
+    except Exception:
         log.warning("could not tell the user about the error", exc_info=True)
 
 

@@ -13,7 +13,9 @@ from rehab_bot.reminders import DueMessage
 from rehab_bot.transport import OutgoingMessage
 
 
-def render_due(app: Application[Any, Any, Any, Any, Any, Any]) -> Callable[[DueMessage], Awaitable[OutgoingMessage | None]]:
+def render_due(
+    app: Application[Any, Any, Any, Any, Any, Any],
+) -> Callable[[DueMessage], Awaitable[OutgoingMessage | None]]:
     """A renderer bound to the running application."""
 
     async def render(message: DueMessage) -> OutgoingMessage | None:

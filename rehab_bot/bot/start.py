@@ -18,7 +18,9 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     lang = await language_for(update, context)
     clinic = svc(context).config.clinic.name
     text = t(lang, "Welcome! I am {clinic}'s exercise and recovery assistant.", clinic=clinic)
-    text += "\n\n" + t(lang, "To use this bot you need an invitation link from your clinic. Please ask your physiotherapist.")
+    text += "\n\n" + t(
+        lang, "To use this bot you need an invitation link from your clinic. Please ask your physiotherapist."
+    )
     await message.reply_text(text)
 
 

@@ -282,9 +282,7 @@ class SentMessage:
                 if isinstance(b, str):  # reply keyboards may use bare strings
                     cells.append((b, None))
                     continue
-                target = (
-                    b.get("callback_data") or b.get("url") or (b.get("web_app") or {}).get("url")
-                )
+                target = b.get("callback_data") or b.get("url") or (b.get("web_app") or {}).get("url")
                 cells.append((str(b.get("text", "")), target))
             out.append(cells)
         return out
@@ -421,9 +419,7 @@ def _utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
-_HTML_TAGS = frozenset(
-    "b strong i em u ins s strike del span tg-spoiler a tg-emoji code pre blockquote".split()
-)
+_HTML_TAGS = frozenset("b strong i em u ins s strike del span tg-spoiler a tg-emoji code pre blockquote".split())
 _TAG_NAME = re.compile(r"/?([a-zA-Z0-9-]*)")
 
 
@@ -442,9 +438,7 @@ def _render_html(src: str) -> str:
         # Like tdlib: the tag name is checked before looking for ">", so "1 < 2" is an
         # unsupported (empty-named) start tag rather than an unclosed one.
         if not closing and name not in _HTML_TAGS:
-            raise _ApiError(
-                400, f'{CANT_PARSE}Unsupported start tag "{name}" at byte offset {offset}'
-            )
+            raise _ApiError(400, f'{CANT_PARSE}Unsupported start tag "{name}" at byte offset {offset}')
         k = src.find(">", j)
         if k < 0:
             kind = "end" if closing else "start"
@@ -464,9 +458,7 @@ def _render_html(src: str) -> str:
         i = k + 1
     out.append(src[i:])
     if stack:
-        raise _ApiError(
-            400, f'{CANT_PARSE}Can\'t find end tag corresponding to start tag "{stack[-1]}"'
-        )
+        raise _ApiError(400, f'{CANT_PARSE}Can\'t find end tag corresponding to start tag "{stack[-1]}"')
     return html.unescape("".join(out))
 
 
@@ -510,8 +502,7 @@ def _render_markdown_v2(src: str) -> str:
         elif c in "[]()>#+-={}.!":
             raise _ApiError(
                 400,
-                f"{CANT_PARSE}Character '{c}' is reserved and must be escaped with the "
-                "preceding '\\'",
+                f"{CANT_PARSE}Character '{c}' is reserved and must be escaped with the preceding '\\'",
             )
         else:
             out.append(c)
@@ -541,9 +532,7 @@ def _render_markdown(src: str) -> str:
         i += 1
     if open_c is not None:
         offset = len(src[:open_at].encode())
-        raise _ApiError(
-            400, f"{CANT_PARSE}Can't find end of the entity starting at byte offset {offset}"
-        )
+        raise _ApiError(400, f"{CANT_PARSE}Can't find end of the entity starting at byte offset {offset}")
     return "".join(out)
 
 
@@ -576,15 +565,13 @@ def _check_markup(markup: Any) -> JSONDict | None:
         if not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
             raise _ApiError(
                 400,
-                'Bad Request: field "inline_keyboard" of the InlineKeyboardMarkup should '
-                "be an Array of Arrays",
+                'Bad Request: field "inline_keyboard" of the InlineKeyboardMarkup should be an Array of Arrays',
             )
         for button in (b for row in rows for b in row):
             if not isinstance(button, dict) or not isinstance(button.get("text"), str):
                 raise _ApiError(
                     400,
-                    'Bad Request: can\'t parse inline keyboard button: Field "text" must '
-                    "be of type String",
+                    'Bad Request: can\'t parse inline keyboard button: Field "text" must be of type String',
                 )
             if not _BUTTON_ACTIONS & button.keys():
                 raise _ApiError(
@@ -795,9 +782,7 @@ class FakeUser(_ChatView):
             content["caption"] = caption
         return await self._post(content)
 
-    async def send_photo(
-        self, data: bytes = b"\xff\xd8fake-jpeg", caption: str | None = None
-    ) -> JSONDict:
+    async def send_photo(self, data: bytes = b"\xff\xd8fake-jpeg", caption: str | None = None) -> JSONDict:
         media = self.tg._register_file("photo", "photo.jpg", "image/jpeg", data)
         content: JSONDict = {"photo": self.tg._media_json(media)}
         if caption:
@@ -840,9 +825,7 @@ class FakeUser(_ChatView):
             )
             if hit is not None:
                 if "callback_data" not in hit:
-                    raise AssertionError(
-                        f"button {label_or_data!r} is not a callback button: {hit}"
-                    )
+                    raise AssertionError(f"button {label_or_data!r} is not a callback button: {hit}")
                 return await self._callback(hit["callback_data"], msg)
         if message is None:
             keyboard = self._reply_keyboard()
@@ -850,8 +833,7 @@ class FakeUser(_ChatView):
                 return await self.send(label_or_data)
         available = [f"#{m.message_id}: {m.buttons}" for m in candidates if m.buttons]
         raise AssertionError(
-            f"no button {label_or_data!r} in chat {self.chat_id}; available: "
-            + ("; ".join(available) or "none")
+            f"no button {label_or_data!r} in chat {self.chat_id}; available: " + ("; ".join(available) or "none")
         )
 
     async def press_data(self, data: str, message_id: int | None = None) -> JSONDict:
@@ -1024,9 +1006,7 @@ class FakeTelegram:
         app.router.add_get("/file/bot{token}/{path:.+}", self._handle_file)
         # handler_cancellation: when PTB gives up (read timeout, updater.stop()) the handler
         # is cancelled, like Telegram forgetting an abandoned long poll.
-        self._runner = web.AppRunner(
-            app, access_log=None, handler_cancellation=True, shutdown_timeout=0.5
-        )
+        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=0.5)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.host, 0).start()
         self.port = int(self._runner.addresses[0][1])  # port 0: the OS picked a free one
@@ -1058,12 +1038,7 @@ class FakeTelegram:
         """An ``ApplicationBuilder`` pointed at this server (token and URLs set)."""
         from telegram.ext import ApplicationBuilder
 
-        return (
-            ApplicationBuilder()
-            .token(self.token)
-            .base_url(self.base_url)
-            .base_file_url(self.base_file_url)
-        )
+        return ApplicationBuilder().token(self.token).base_url(self.base_url).base_file_url(self.base_file_url)
 
     # ---- chats and updates ----------------------------------------------------------------
     @property
@@ -1094,9 +1069,7 @@ class FakeTelegram:
         self._views[user_id] = created
         return created
 
-    def group(
-        self, chat_id: int, title: str = "Test group", *, supergroup: bool = False
-    ) -> FakeGroup:
+    def group(self, chat_id: int, title: str = "Test group", *, supergroup: bool = False) -> FakeGroup:
         """A group chat (negative id) the bot is a member of."""
         return self._chat(chat_id, title, "supergroup" if supergroup else "group")
 
@@ -1189,9 +1162,7 @@ class FakeTelegram:
         return self._files[file_id]
 
     # ---- faults and limits -----------------------------------------------------------------
-    def inject(
-        self, method: str, *, chat_id: int | None = None, error: Fault, times: int | None = 1
-    ) -> FaultRule:
+    def inject(self, method: str, *, chat_id: int | None = None, error: Fault, times: int | None = 1) -> FaultRule:
         """Make the next ``times`` calls of ``method`` ("*" = any) to ``chat_id`` (None = any)
         suffer ``error``. Rules are checked in order of injection."""
         rule = FaultRule(method.lower(), chat_id, error, times)
@@ -1212,9 +1183,7 @@ class FakeTelegram:
             _RandomFaults(
                 frozenset(m.lower() for m in names),
                 rate,
-                list(errors)
-                if errors
-                else [retry_after(1), server_error(500), server_error(502), reset()],
+                list(errors) if errors else [retry_after(1), server_error(500), server_error(502), reset()],
                 random.Random(seed),
             )
         )
@@ -1223,9 +1192,7 @@ class FakeTelegram:
         self.rules.clear()
         self._random.clear()
 
-    def enforce_limits(
-        self, global_per_second: float | None = 30, per_chat_per_second: float | None = 1
-    ) -> None:
+    def enforce_limits(self, global_per_second: float | None = 30, per_chat_per_second: float | None = 1) -> None:
         """Enforce Telegram's flood limits on send*/edit*/copy* calls that carry a chat_id
         (None disables a limit). Over the limit: 429 with retry_after = ceil(wait) >= 1."""
         self._global_rate, self._chat_rate = global_per_second, per_chat_per_second
@@ -1277,12 +1244,8 @@ class FakeTelegram:
     async def _handle_file(self, request: web.Request) -> web.StreamResponse:
         media = self._file_paths.get(request.match_info["path"])
         if request.match_info["token"] != self.token or media is None or media.data is None:
-            return web.json_response(
-                {"ok": False, "error_code": 404, "description": NOT_FOUND}, status=404
-            )
-        return web.Response(
-            body=media.data, content_type=media.mime_type or "application/octet-stream"
-        )
+            return web.json_response({"ok": False, "error_code": 404, "description": NOT_FOUND}, status=404)
+        return web.Response(body=media.data, content_type=media.mime_type or "application/octet-stream")
 
     async def _notify(self) -> None:
         async with self._activity:
@@ -1317,9 +1280,7 @@ class FakeTelegram:
                     raise _Aborted
         return await self._checked_call(handler, rec, now)
 
-    async def _checked_call(
-        self, handler: Callable[[RecordedRequest], Any], rec: RecordedRequest, now: float
-    ) -> Any:
+    async def _checked_call(self, handler: Callable[[RecordedRequest], Any], rec: RecordedRequest, now: float) -> Any:
         chat_id = rec.chat_id
         if chat_id is not None:
             if chat_id in self.blocked_users:
@@ -1343,9 +1304,7 @@ class FakeTelegram:
                 rule.hits += 1
                 return rule.fault
         for rnd in self._random:
-            if ("*" in rnd.methods or method.lower() in rnd.methods) and (
-                rnd.rng.random() < rnd.rate
-            ):
+            if ("*" in rnd.methods or method.lower() in rnd.methods) and (rnd.rng.random() < rnd.rate):
                 return rnd.rng.choice(list(rnd.errors))
         return None
 
@@ -1396,9 +1355,7 @@ class FakeTelegram:
         self._next_message_id[chat_id] = n
         return n
 
-    def _new_user_message(
-        self, view: _ChatView, user: FakeUser, content: JSONDict, reply_to: int | None
-    ) -> JSONDict:
+    def _new_user_message(self, view: _ChatView, user: FakeUser, content: JSONDict, reply_to: int | None) -> JSONDict:
         msg: JSONDict = {
             "message_id": self._new_message_id(view.chat_id),
             "from": user.user_json(),
@@ -1556,9 +1513,7 @@ class FakeTelegram:
         view._events.append(("send", msg))
         return self._message_json(msg)
 
-    def _render(
-        self, rec: RecordedRequest, key: str, limit: int, too_long: str
-    ) -> tuple[str | None, str | None]:
+    def _render(self, rec: RecordedRequest, key: str, limit: int, too_long: str) -> tuple[str | None, str | None]:
         raw = rec.params.get(key)
         if raw is None:
             return None, None
@@ -1748,9 +1703,7 @@ class FakeTelegram:
         if entry is None or entry[2]:  # unknown, or answered already
             raise _ApiError(400, QUERY_TOO_OLD)
         user, created, _ = entry
-        if self.callback_query_ttl is not None and time.monotonic() - created > (
-            self.callback_query_ttl
-        ):
+        if self.callback_query_ttl is not None and time.monotonic() - created > (self.callback_query_ttl):
             raise _ApiError(400, QUERY_TOO_OLD)
         self._queries[qid] = (user, created, True)
         p = rec.params

@@ -183,9 +183,7 @@ async def test_push_update_and_long_poll_semantics(tg: FakeTelegram) -> None:
 
         async def push_later() -> None:
             await asyncio.sleep(0.1)
-            await tg.push_update(
-                {"message": {"message_id": 1, "date": 0, "chat": {"id": 1, "type": "private"}}}
-            )
+            await tg.push_update({"message": {"message_id": 1, "date": 0, "chat": {"id": 1, "type": "private"}}})
 
         pusher = asyncio.create_task(push_later())
         t0 = time.monotonic()
@@ -211,9 +209,7 @@ async def test_protocol_errors_have_telegram_shapes(tg: FakeTelegram) -> None:
             body = await r.json()
             assert body["result"]["id"] == 123456 and body["result"]["is_bot"] is True
         tg.inject("sendMessage", error=retry_after(3))
-        async with http.post(
-            f"{tg.base_url}{tg.token}/sendMessage", json={"chat_id": 5, "text": "hi"}
-        ) as r:
+        async with http.post(f"{tg.base_url}{tg.token}/sendMessage", json={"chat_id": 5, "text": "hi"}) as r:
             assert r.status == 429
             assert await r.json() == {
                 "ok": False,
@@ -314,9 +310,7 @@ async def test_message_validation_like_telegram(tg: FakeTelegram, app: AnyApp) -
     bot = app.bot
     msg = await bot.send_message(1, "a", reply_markup=KEYBOARD)
     with pytest.raises(BadRequest, match="Message is not modified"):
-        await bot.edit_message_text(
-            "a", chat_id=1, message_id=msg.message_id, reply_markup=KEYBOARD
-        )
+        await bot.edit_message_text("a", chat_id=1, message_id=msg.message_id, reply_markup=KEYBOARD)
     await bot.edit_message_reply_markup(chat_id=1, message_id=msg.message_id, reply_markup=None)
     with pytest.raises(BadRequest, match="Message to edit not found"):
         await bot.edit_message_text("b", chat_id=1, message_id=999)
@@ -348,9 +342,7 @@ async def test_message_validation_like_telegram(tg: FakeTelegram, app: AnyApp) -
         assert expected.lower() in err.value.message.lower(), err.value.message
     ok = await bot.send_message(1, "x" * 4096 + "", parse_mode="HTML")
     assert len(ok.text or "") == 4096
-    assert (
-        await bot.send_message(1, "Done\\. *bold*", parse_mode="MarkdownV2")
-    ).text == "Done. bold"
+    assert (await bot.send_message(1, "Done\\. *bold*", parse_mode="MarkdownV2")).text == "Done. bold"
     assert (await bot.send_message(1, "1 &lt; 2 <i>x</i>", parse_mode="HTML")).text == "1 < 2 x"
 
 
@@ -370,9 +362,7 @@ async def test_callback_answer_twice_is_too_old(tg: FakeTelegram, app: AnyApp) -
 
 async def test_photo_upload_file_id_reuse_and_download(tg: FakeTelegram, app: AnyApp) -> None:
     png = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
-    sent = await app.bot.send_photo(
-        4, photo=png, caption="<i>exercise 1</i>", parse_mode="HTML", filename="ex1.png"
-    )
+    sent = await app.bot.send_photo(4, photo=png, caption="<i>exercise 1</i>", parse_mode="HTML", filename="ex1.png")
     record = tg.user(4).last
     assert record.method == "sendPhoto" and record.caption == "exercise 1"
     assert record.photo is not None and record.photo.data == png and record.photo.size == len(png)
@@ -398,9 +388,7 @@ async def test_commands_per_scope(tg: FakeTelegram, app: AnyApp) -> None:
     bot = app.bot
     await bot.set_my_commands([BotCommand("start", "Begin"), BotCommand("help", "Help")])
     await bot.set_my_commands([BotCommand("today", "Heute")], language_code="de")
-    await bot.set_my_commands(
-        [BotCommand("alerts", "Open alerts")], scope=BotCommandScopeChat(chat_id=77)
-    )
+    await bot.set_my_commands([BotCommand("alerts", "Open alerts")], scope=BotCommandScopeChat(chat_id=77))
     assert tg.commands_for() == [("start", "Begin"), ("help", "Help")]
     assert tg.commands_for(language_code="de") == [("today", "Heute")]
     assert tg.commands_for("chat", chat_id=77) == [("alerts", "Open alerts")]
@@ -473,9 +461,7 @@ async def test_stop_does_not_hang_on_pending_long_poll() -> None:
             await stalled
 
 
-async def test_retry_after_breach_reply_keyboard_group_and_media(
-    tg: FakeTelegram, app: AnyApp
-) -> None:
+async def test_retry_after_breach_reply_keyboard_group_and_media(tg: FakeTelegram, app: AnyApp) -> None:
     bot = app.bot
     tg.inject("sendMessage", chat_id=30, error=retry_after(5))
     with pytest.raises(RetryAfter):

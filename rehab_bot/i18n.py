@@ -1,0 +1,148 @@
+"""Translations of the bot's own UI text (buttons, prompts, errors).
+
+Source strings are English msgids; the catalogues are the Babel ``.po`` files
+under ``rehab_bot/locale/<lang>/LC_MESSAGES/messages.po``. They are read with
+Babel at first use and cached, so the installed package needs no compiled
+``.mo`` files. Clinical text (exercises, red-flag advice, consent) is *not*
+here: it lives in the clinic-editable content files (:mod:`rehab_bot.content`).
+
+Usage::
+
+    t(lang, "Time for your exercise session ({slot}).", slot="09:00")
+    _ = translator(lang); _("Done")
+    tn(lang, "{n} day", "{n} days", n)
+
+A missing or empty translation falls back to the English msgid; an unknown
+language falls back to English. ``tests/test_i18n.py`` fails when a msgid used
+in the code has no German translation; ``python -m rehab_bot.i18n_tools
+update`` adds new msgids to both catalogues.
+
+Plain Python over Babel: no telegram imports.
+"""
+
+from __future__ import annotations
+
+import gettext
+import logging
+import string
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Protocol
+
+from babel.messages.pofile import read_po
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_LANGUAGES = ("en", "de")
+FALLBACK_LANGUAGE = "en"
+LOCALE_DIR = Path(__file__).parent / "locale"
+DOMAIN = "messages"
+
+
+class Translator(Protocol):
+    def __call__(self, msgid: str, /, **kwargs: object) -> str: ...
+
+
+@dataclass(frozen=True)
+class _Catalogue:
+    singular: dict[str, str]
+    plural: dict[tuple[str, str], tuple[str, ...]]
+    plural_index: Callable[[int], int]
+
+
+def po_path(lang: str) -> Path:
+    return LOCALE_DIR / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
+
+
+@cache
+def _catalogue(lang: str) -> _Catalogue:
+    """Read one language's .po file once. Fuzzy and empty entries are left out."""
+    with po_path(lang).open("rb") as f:
+        catalog = read_po(f, locale=lang, ignore_obsolete=True)
+    singular: dict[str, str] = {}
+    plural: dict[tuple[str, str], tuple[str, ...]] = {}
+    for message in catalog:
+        if not message.id or message.fuzzy:
+            continue
+        if isinstance(message.id, tuple | list):
+            forms = tuple(str(s) for s in message.string or ())
+            if all(forms):
+                plural[(str(message.id[0]), str(message.id[1]))] = forms
+        elif message.string:
+            singular[str(message.id)] = str(message.string)
+    plural_index = gettext.c2py(catalog.plural_expr)
+    return _Catalogue(singular, plural, plural_index)
+
+
+def clear_cache() -> None:
+    """Forget the loaded catalogues (for tools and tests that rewrite .po files)."""
+    _catalogue.cache_clear()
+
+
+def pick_language(telegram_language_code: str | None, default: str) -> str:
+    """Map Telegram's IETF tag ("de-AT", "en_GB") to a supported language, else default."""
+    if default not in SUPPORTED_LANGUAGES:
+        default = FALLBACK_LANGUAGE
+    if not telegram_language_code:
+        return default
+    base = telegram_language_code.strip().replace("_", "-").split("-")[0].lower()
+    return base if base in SUPPORTED_LANGUAGES else default
+
+
+def _lang(lang: str) -> str:
+    return lang if lang in SUPPORTED_LANGUAGES else FALLBACK_LANGUAGE
+
+
+def _format(lang: str, text: str, fallback: str, kwargs: dict[str, object]) -> str:
+    if not kwargs:
+        return text
+    try:
+        return text.format(**kwargs)
+    except (KeyError, IndexError, ValueError):
+        # A broken translation must not break the message: say so and use English.
+        log.error("bad placeholders in %s translation of %r", lang, fallback)
+        return fallback.format(**kwargs)
+
+
+def gettext_(lang: str, msgid: str) -> str:
+    """The translation of msgid in lang, unformatted (the msgid itself if missing)."""
+    return _catalogue(_lang(lang)).singular.get(msgid, msgid)
+
+
+def t(lang: str, msgid: str, /, **kwargs: object) -> str:
+    """Translate msgid into lang and fill its {placeholders} from kwargs."""
+    return _format(lang, gettext_(lang, msgid), msgid, kwargs)
+
+
+def tn(lang: str, singular: str, plural: str, n: int, /, **kwargs: object) -> str:
+    """Plural-aware t(): picks the form for n; {n} is available as a placeholder."""
+    catalogue = _catalogue(_lang(lang))
+    english = singular if n == 1 else plural
+    forms = catalogue.plural.get((singular, plural))
+    text = english
+    if forms:
+        index = catalogue.plural_index(n)
+        if 0 <= index < len(forms):
+            text = forms[index]
+    return _format(lang, text, english, {"n": n, **kwargs})
+
+
+def N_(msgid: str) -> str:
+    """Mark a msgid for extraction where it is defined; translate it later with t()."""
+    return msgid
+
+
+def translator(lang: str) -> Translator:
+    """A one-language t(): ``_ = translator("de"); _("Done")``."""
+
+    def _(msgid: str, /, **kwargs: object) -> str:
+        return t(lang, msgid, **kwargs)
+
+    return _
+
+
+def placeholders(text: str) -> set[str]:
+    """The {field} names in a str.format template (ValueError if it is malformed)."""
+    return {field for _, field, _, _ in string.Formatter().parse(text) if field is not None}
