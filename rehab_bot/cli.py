@@ -5,6 +5,8 @@
     rehab-bot db upgrade          apply database migrations
     rehab-bot db backup PATH      copy a live SQLite database safely
     rehab-bot check-config        validate config.toml and the environment
+    rehab-bot content check [DIR] validate clinic content files
+    rehab-bot content list        show loaded content and where it came from
     rehab-bot --version
 
 Configuration comes from ``--config PATH`` (default ./config.toml) and
@@ -71,6 +73,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     backup.add_argument("path", type=Path, help="where to write the copy")
 
+    content = sub.add_parser("content", help="clinic content files", description="Clinic content files.")
+    content_sub = content.add_subparsers(dest="content_command", metavar="ACTION", required=True)
+    check = content_sub.add_parser(
+        "check",
+        help="validate content files",
+        description="Validate the built-in content plus a clinic content folder (default: [content] dir). "
+        "Errors are printed as file:line: message; the exit status is 1 if there are any.",
+    )
+    check.add_argument("dir", nargs="?", type=Path, help="clinic content folder to check")
+    content_sub.add_parser(
+        "list",
+        help="list loaded content",
+        description="List every exercise, programme and text that is loaded, "
+        "and whether it is built-in or the clinic's.",
+    )
+
     sub.add_parser(
         "check-config",
         help="validate the configuration",
@@ -87,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_CONFIG
     try:
-        config = load_config(args.config)
+        config = load_config(args.config, need_token=args.command in ("run", "check-config"))
     except ConfigError as exc:
         print(f"rehab-bot: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -101,6 +119,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_db_backup(config, args.path)
         if args.command == "check-config":
             return cmd_check_config(config)
+        if args.command == "content":
+            if args.content_command == "check":
+                return cmd_content_check(args.dir or config.content.dir)
+            return cmd_content_list(config.content.dir)
     except ConfigError as exc:
         print(f"rehab-bot: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -153,6 +175,47 @@ def cmd_db_backup(config: Config, target: Path) -> int:
         )
     backup_sqlite(source, target)
     print(f"backed up {source} to {target}")
+    return 0
+
+
+def cmd_content_check(directory: Path | None) -> int:
+    """Validate content; print file:line errors; 1 if any."""
+    from rehab_bot.content import ContentError, load_content
+
+    if directory is not None and not directory.is_dir():
+        print(f"rehab-bot: {directory} is not a folder", file=sys.stderr)
+        return 1
+    try:
+        content = load_content(directory)
+    except ContentError as exc:
+        for line in exc.errors:
+            print(line)
+        print(f"{len(exc.errors)} problem(s) found", file=sys.stderr)
+        return 1
+    print(
+        f"content OK: {len(content.exercises)} exercises, {len(content.programmes)} programmes, "
+        f"{len(content.texts)} texts"
+    )
+    return 0
+
+
+def cmd_content_list(directory: Path | None) -> int:
+    """Print each loaded item with its source."""
+    from rehab_bot.content import ContentError, load_content
+
+    try:
+        content = load_content(directory)
+    except ContentError as exc:
+        for line in exc.errors:
+            print(line)
+        return 1
+    for exercise in content.exercises.values():
+        print(f"exercise   {exercise.id:<28} {exercise.name.get('en', '')[:40]:<40} {exercise.source}")
+    for programme in content.programmes.values():
+        flag = " (example)" if programme.example else ""
+        print(f"programme  {programme.id:<28} {programme.name.get('en', '')[:40]:<40} {programme.source}{flag}")
+    for text in content.texts.values():
+        print(f"text       {text.id:<28} {'':<40} {text.source}")
     return 0
 
 

@@ -204,10 +204,11 @@ def _coerce(key: str, type_name: str, value: Any) -> Any:
         raise ConfigError(key, f"has the value {value!r}", f"it must be {expected}") from exc
 
 
-def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+def load_config(path: Path | None = None, env: Mapping[str, str] | None = None, *, need_token: bool = True) -> Config:
     """Read config.toml (if it exists) and the environment; validate; return Config.
 
     path=None means ./config.toml when present. A path given explicitly must exist.
+    need_token=False lets maintenance commands (db, content) run without a bot token.
     """
     env = os.environ if env is None else env
     data: dict[str, Any] = {}
@@ -245,7 +246,7 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
                 values[key] = _coerce(f"{section}.{key}", str(type_name), value)
         sections[section] = cls(**values)
     config = Config(**sections, source=source)
-    validate(config)
+    validate(config, need_token=need_token)
     return config
 
 

@@ -1,0 +1,32 @@
+# rehab-bot: one container per clinic. Data (SQLite) lives in the /data volume.
+#   docker build -t rehab-bot .
+#   docker run -d --name rehab-bot -v rehab-data:/data -e REHAB_BOT_TELEGRAM_TOKEN=... rehab-bot
+# Configuration: REHAB_BOT_* variables, or mount a file at /data/config.toml.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin rehab \
+    && mkdir /data && chown rehab:rehab /data
+
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY rehab_bot ./rehab_bot
+RUN pip install . && rm -rf /src
+
+USER rehab
+WORKDIR /data
+VOLUME ["/data"]
+
+# SQLite in the volume by default; set REHAB_BOT_DATABASE_URL for PostgreSQL.
+ENV REHAB_BOT_DATABASE_URL=sqlite+aiosqlite:////data/rehab-bot.db \
+    REHAB_BOT_HTTP_LISTEN=0.0.0.0:8080
+EXPOSE 8080
+
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=4).status == 200 else 1)"]
+
+ENTRYPOINT ["rehab-bot", "run"]

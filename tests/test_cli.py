@@ -1,0 +1,108 @@
+"""The rehab-bot command as an administrator meets it: real processes, exit codes, --help."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from factories import TEST_TOKEN
+
+from rehab_bot import __version__
+
+BIN = Path(sys.executable).parent / "rehab-bot"
+
+
+def run(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("REHAB_BOT_")}
+    return subprocess.run(
+        [str(BIN), *args],
+        cwd=cwd,
+        env={**base, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_version(tmp_path: Path) -> None:
+    result = run("--version", cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout.strip() == f"rehab-bot {__version__}"
+
+
+@pytest.mark.parametrize(
+    ("args", "phrase"),
+    [
+        ((), "check-config"),
+        (("run",), "--no-updates"),
+        (("db",), "upgrade"),
+        (("db", "upgrade"), "migrations"),
+        (("db", "backup"), "online backup"),
+        (("check-config",), "validate"),
+        (("content", "check"), "file:line"),
+        (("content", "list"), "built-in"),
+    ],
+)
+def test_every_command_has_a_useful_help(tmp_path: Path, args: tuple[str, ...], phrase: str) -> None:
+    result = run(*args, "--help", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert phrase in result.stdout
+
+
+def test_run_without_token_exits_2_naming_the_key(tmp_path: Path) -> None:
+    result = run("run", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "telegram.token is missing" in result.stderr
+    assert "@BotFather" in result.stderr and "REHAB_BOT_TELEGRAM_TOKEN" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_dispatch_only_refuses_sqlite(tmp_path: Path) -> None:
+    result = run("run", "--no-updates", cwd=tmp_path, env={"REHAB_BOT_TELEGRAM_TOKEN": TEST_TOKEN})
+    assert result.returncode == 2 and "PostgreSQL" in result.stderr
+
+
+def test_db_upgrade_and_backup_copy_every_row(tmp_path: Path) -> None:
+    env = {"REHAB_BOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/live.db"}
+    upgraded = run("db", "upgrade", cwd=tmp_path, env=env)
+    assert upgraded.returncode == 0 and "database at revision" in upgraded.stdout, upgraded.stderr
+    with sqlite3.connect(tmp_path / "live.db") as conn:
+        conn.execute(
+            "INSERT INTO staff (telegram_id, name, role, language, timezone, active, created_at) "
+            "VALUES (1, 'Dr A', 'admin', 'en', 'UTC', 1, '2026-01-01 00:00:00')"
+        )
+    backup = run("db", "backup", str(tmp_path / "copy.db"), cwd=tmp_path, env=env)
+    assert backup.returncode == 0, backup.stderr
+    with sqlite3.connect(tmp_path / "copy.db") as conn:
+        assert conn.execute("SELECT name FROM staff").fetchall() == [("Dr A",)]
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_backup_of_postgres_points_to_pg_dump(tmp_path: Path) -> None:
+    result = run("db", "backup", "x.db", cwd=tmp_path, env={"REHAB_BOT_DATABASE_URL": "postgresql+asyncpg://u@h/db"})
+    assert result.returncode == 2 and "pg_dump" in result.stderr
+
+
+def test_check_config_masks_the_token(tmp_path: Path) -> None:
+    result = run("check-config", cwd=tmp_path, env={"REHAB_BOT_TELEGRAM_TOKEN": TEST_TOKEN})
+    assert result.returncode == 0 and "configuration OK" in result.stdout
+    assert TEST_TOKEN.split(":")[1] not in result.stdout
+
+
+def test_content_check_reports_file_and_line(tmp_path: Path) -> None:
+    ok = run("content", "check", cwd=tmp_path)
+    assert ok.returncode == 0 and "content OK" in ok.stdout
+    clinic = tmp_path / "clinic"
+    clinic.mkdir()
+    (clinic / "exercises.toml").write_text('[[exercise]]\nid = "walk"\nsets = "three"\n', encoding="utf-8")
+    bad = run("content", "check", str(clinic), cwd=tmp_path)
+    assert bad.returncode == 1
+    assert f"{clinic / 'exercises.toml'}:3:" in bad.stdout or "exercises.toml:3:" in bad.stdout
+    listing = run("content", "list", cwd=tmp_path)
+    assert listing.returncode == 0 and "lumbar-example" in listing.stdout and "built-in" in listing.stdout
