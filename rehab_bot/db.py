@@ -126,9 +126,21 @@ def _upgrade_sync(connection: Connection, revision: str) -> None:
     command.upgrade(alembic_config(connection), revision)
 
 
+# Any constant will do; it names "rehab-bot migrations" among advisory locks.
+_MIGRATION_LOCK = 7_324_211
+
+
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    """Run Alembic's upgrade on the given engine."""
+    """Run Alembic's upgrade on the given engine.
+
+    Several processes may start at once against one PostgreSQL (a bot plus
+    dispatch-only workers); a transaction-scoped advisory lock makes the
+    others wait and then find nothing left to do. SQLite's write lock does
+    the same there.
+    """
     async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
         await conn.run_sync(_upgrade_sync, revision)
 
 

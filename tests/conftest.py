@@ -8,46 +8,16 @@ CI must prove the PostgreSQL path.
 
 from __future__ import annotations
 
-import asyncio
-import os
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from factories import PG_URL, T0
+from factories import PG_URL, T0, require_postgres
 
 from rehab_bot.clock import FakeClock
 from rehab_bot.db import Database
-
-_pg_state: dict[str, Any] = {}
-
-
-def _pg_available() -> bool:
-    if "ok" not in _pg_state:
-        import asyncpg
-
-        async def probe() -> bool:
-            try:
-                conn = await asyncpg.connect(PG_URL.replace("postgresql+asyncpg", "postgresql"), timeout=3)
-            except (OSError, asyncpg.PostgresError, TimeoutError):
-                return False
-            await conn.close()
-            return True
-
-        _pg_state["ok"] = asyncio.run(probe())
-    return bool(_pg_state["ok"])
-
-
-def require_postgres() -> None:
-    """Skip (or fail under CI=true) when PostgreSQL is not reachable."""
-    if _pg_available():
-        return
-    message = f"PostgreSQL not reachable at {PG_URL}"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message + " (CI=true: the PostgreSQL tests must run)")
-    pytest.skip(message)
 
 
 class PgSchema:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import itertools
 import os
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
+
+import pytest
 
 from rehab_bot.clock import FakeClock
 from rehab_bot.config import Config, DatabaseConfig, DeliveryConfig, TelegramConfig
@@ -21,6 +25,36 @@ TEST_TOKEN = "123456789:AAE-test_SECRET_token_value_0123456"
 T0 = datetime(2026, 6, 10, 5, 0, tzinfo=UTC)
 
 _ids = itertools.count(1)
+
+_pg_state: dict[str, Any] = {}
+
+
+def _pg_available() -> bool:
+    if "ok" not in _pg_state:
+        import asyncpg
+
+        async def probe() -> bool:
+            try:
+                conn = await asyncpg.connect(PG_URL.replace("postgresql+asyncpg", "postgresql"), timeout=3)
+            except (OSError, asyncpg.PostgresError, TimeoutError):
+                return False
+            await conn.close()
+            return True
+
+        # A thread of its own: callers may already be inside an event loop.
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            _pg_state["ok"] = pool.submit(asyncio.run, probe()).result()
+    return bool(_pg_state["ok"])
+
+
+def require_postgres() -> None:
+    """Skip (or fail under CI=true) when PostgreSQL is not reachable."""
+    if _pg_available():
+        return
+    message = f"PostgreSQL not reachable at {PG_URL}"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message + " (CI=true: the PostgreSQL tests must run)")
+    pytest.skip(message)
 
 
 def make_config(db_url: str = "sqlite+aiosqlite:///:memory:", **sections: Any) -> Config:
