@@ -120,7 +120,15 @@ class Patient(SQLModel, table=True):
     programme_id: str = ""
     consent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     consent_version: str = ""
+    # Enrolment progress, so an abandoned enrolment resumes where it stopped:
+    # "" (not started), "consent", "timezone", "times", "done".
+    enrol_step: str = ""
+    # Preferred session times, local HH:MM, comma-separated ("08:00,13:00,18:00").
+    session_times: str = ""
+    # The programme phase the patient was last told about (phase change notices).
+    phase_id: str = ""
     unreachable_reason: str = ""
+    discharged_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     last_activity_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
@@ -208,3 +216,114 @@ class GroupNotice(SQLModel, table=True):
     __tablename__ = "group_notice"
     chat_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     noticed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Invite(SQLModel, table=True):
+    """A single-use, expiring invitation: for a patient (deep link) or a staff member."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(unique=True, index=True)
+    kind: str = "patient"  # "patient" or "staff"
+    patient_id: int | None = Field(default=None, foreign_key="patient.id", ondelete="CASCADE")
+    role: str = ""  # staff invites: "therapist" or "admin"
+    staff_name: str = ""
+    created_by: int | None = Field(default=None, foreign_key="staff.id")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    used_by: int | None = Field(default=None, sa_type=BigInteger)
+
+
+class ExerciseSession(SQLModel, table=True):
+    """One planned exercise session of a patient and what became of it."""
+
+    __tablename__ = "exercise_session"
+    __table_args__ = (UniqueConstraint("patient_id", "local_date", "slot", name="uq_session_slot"),)
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: int = Field(foreign_key="patient.id", index=True, ondelete="CASCADE")
+    delivery_id: int | None = Field(default=None, foreign_key="delivery.id", ondelete="SET NULL")
+    local_date: date
+    slot: str
+    phase_id: str = ""
+    status: str = "pending"  # pending, done, partly, skipped, missed
+    effort: str = ""  # easy, ok, hard
+    pain: int | None = None  # 0-10 during the exercises
+    skip_reason: str = ""  # pain, no_time, forgot, unwell, other
+    message_id: int | None = Field(default=None, sa_type=BigInteger)
+    answered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    snoozed_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    nudged_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class CheckIn(SQLModel, table=True):
+    """One questionnaire put to a patient (a check-in, or an extra pain entry)."""
+
+    __tablename__ = "checkin"
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: int = Field(foreign_key="patient.id", index=True, ondelete="CASCADE")
+    questionnaire_id: str
+    status: str = "open"  # open, complete, expired
+    delivery_id: int | None = Field(default=None, foreign_key="delivery.id", ondelete="SET NULL")
+    message_id: int | None = Field(default=None, sa_type=BigInteger)
+    started_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    score: float | None = None
+    local_date: date | None = None
+
+
+class Answer(SQLModel, table=True):
+    """One item answered in a check-in; a partial check-in keeps its answers."""
+
+    __table_args__ = (UniqueConstraint("checkin_id", "item_id", name="uq_answer_item"),)
+    id: int | None = Field(default=None, primary_key=True)
+    checkin_id: int = Field(foreign_key="checkin.id", index=True, ondelete="CASCADE")
+    patient_id: int = Field(foreign_key="patient.id", index=True, ondelete="CASCADE")
+    item_id: str
+    value: int | None = None
+    text: str = Field(default="", sa_type=Text)
+    answered_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Note(SQLModel, table=True):
+    """Free text a patient wrote, kept for the therapist."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: int = Field(foreign_key="patient.id", index=True, ondelete="CASCADE")
+    text: str = Field(sa_type=Text)
+    crisis: bool = False
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class MotivationLog(SQLModel, table=True):
+    """Motivational messages sent, for the no-repeat and daily-cap rules."""
+
+    __tablename__ = "motivation_log"
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: int = Field(foreign_key="patient.id", index=True, ondelete="CASCADE")
+    message_key: str
+    local_date: date
+    sent_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class MediaCache(SQLModel, table=True):
+    """Telegram file_id of an uploaded media file, reused after the first upload."""
+
+    __tablename__ = "media_cache"
+    source: str = Field(primary_key=True)  # path or URL from content
+    file_id: str
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class AuditLog(SQLModel, table=True):
+    """Every staff view, export and change: who, what, which patient, when."""
+
+    __tablename__ = "audit_log"
+    id: int | None = Field(default=None, primary_key=True)
+    staff_id: int | None = Field(default=None, foreign_key="staff.id")
+    actor: str = ""  # "telegram:<id>" or "cli"
+    action: str
+    patient_id: int | None = Field(default=None, foreign_key="patient.id", ondelete="SET NULL")
+    detail: str = Field(default="", sa_type=Text)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)

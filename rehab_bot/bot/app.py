@@ -23,7 +23,8 @@ from typing import Any
 from telegram import Update
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, SimpleUpdateProcessor
 
-from rehab_bot.bot import common, render, start
+from rehab_bot.aiohttp_request import AiohttpRequest
+from rehab_bot.bot import checkin, common, enrol, patient, render, session, staff, start
 from rehab_bot.clock import Clock, SystemClock
 from rehab_bot.config import Config
 from rehab_bot.db import Database
@@ -98,11 +99,18 @@ def build_application(
         .concurrent_updates(TimedUpdateProcessor(metrics))
         .post_init(startup)
         .post_shutdown(shutdown)
-        # A send burst runs many requests at once; the default pool of 256 is
-        # plenty for a window of 30, but the pool timeout must not fire while
-        # requests wait for the pacer, which happens before the pool is used.
-        .connection_pool_size(max(64, delivery.send_window * 2))
     )
+    # A send burst runs many requests at once; the default pool of 256 is
+    # plenty for a window of 30, but the pool timeout must not fire while
+    # requests wait for the pacer, which happens before the pool is used.
+    pool_size = max(64, delivery.send_window * 2)
+    if config.telegram.http_client == "aiohttp":
+        # About half the CPU per request of PTB's default httpx stack.
+        builder = builder.request(AiohttpRequest(connection_pool_size=pool_size)).get_updates_request(
+            AiohttpRequest(connection_pool_size=1)
+        )
+    else:
+        builder = builder.connection_pool_size(pool_size)
     if not receive_updates:
         builder = builder.updater(None)
     app = builder.build()
@@ -117,7 +125,13 @@ def build_application(
     )
     app.bot_data["services"] = svc
     common.register(app)
+    # Enrolment first: its /start with an invite code must win over plain /start.
+    enrol.register(app)
     start.register(app)
+    session.register(app)
+    checkin.register(app)
+    patient.register(app)
+    staff.register(app)
     common.register_fallbacks(app)
     return app
 

@@ -1,4 +1,9 @@
-"""Turn a due delivery into the message the patient (or clinician) reads."""
+"""Turn a due delivery into the message the patient (or clinician) reads.
+
+Each kind belongs to a feature module, which renders it; this module only
+routes. A renderer may return None when the message no longer applies (for
+example a nudge for a session the patient already logged).
+"""
 
 from __future__ import annotations
 
@@ -7,31 +12,32 @@ from typing import Any
 
 from telegram.ext import Application
 
+from rehab_bot.bot import checkin, session
 from rehab_bot.i18n import t
 from rehab_bot.models import Kind
 from rehab_bot.reminders import DueMessage
 from rehab_bot.transport import OutgoingMessage
+
+KindRenderer = Callable[[Application[Any, Any, Any, Any, Any, Any], DueMessage], Awaitable[OutgoingMessage | None]]
 
 
 def render_due(
     app: Application[Any, Any, Any, Any, Any, Any],
 ) -> Callable[[DueMessage], Awaitable[OutgoingMessage | None]]:
     """A renderer bound to the running application."""
+    by_kind: dict[str, KindRenderer] = {
+        Kind.SESSION.value: session.render_reminder,
+        Kind.NUDGE.value: session.render_nudge,
+        Kind.CHECKIN.value: checkin.render_checkin,
+        Kind.MOTIVATION.value: checkin.render_motivation,
+    }
 
     async def render(message: DueMessage) -> OutgoingMessage | None:
-        lang = message.language
-        if message.body:
+        if message.body:  # alerts and safety messages are written when raised
             return OutgoingMessage(message.body)
-        if message.kind == Kind.SESSION.value:
-            if message.late:
-                text = t(lang, "Sorry, this reminder comes late: your {slot} session.", slot=message.slot)
-            else:
-                text = t(lang, "Time for your exercise session ({slot}).", slot=message.slot)
-            return OutgoingMessage(text)
-        if message.kind == Kind.CHECKIN.value:
-            return OutgoingMessage(t(lang, "Time for your check-in."))
-        if message.kind == Kind.NUDGE.value:
-            return OutgoingMessage(t(lang, "Just checking in: have you done today's exercises?"))
-        return OutgoingMessage(t(lang, "Time for your exercise session ({slot}).", slot=message.slot))
+        renderer = by_kind.get(message.kind)
+        if renderer is not None:
+            return await renderer(app, message)
+        return OutgoingMessage(t(message.language, "Time for your check-in."))
 
     return render

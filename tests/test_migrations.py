@@ -1,0 +1,52 @@
+"""Migrations and models agree, on SQLite and PostgreSQL, and the SQLite pragmas are on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+from sqlmodel import SQLModel
+
+import rehab_bot.models  # noqa: F401
+from rehab_bot.db import Database, alembic_config, current_revision
+
+
+def _diff(connection: Connection) -> list[Any]:
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    return list(compare_metadata(context, SQLModel.metadata))
+
+
+async def test_models_match_the_migrations(db: Database) -> None:
+    async with db.engine.connect() as conn:
+        diff = await conn.run_sync(_diff)
+    assert diff == [], "models.py and the migrations differ; write a migration"
+
+
+async def test_downgrade_to_base_and_back(db: Database) -> None:
+    head = await current_revision(db.engine)
+    assert head is not None
+
+    def down(connection: Connection) -> None:
+        command.downgrade(alembic_config(connection), "base")
+
+    async with db.engine.begin() as conn:
+        await conn.run_sync(down)
+    assert await current_revision(db.engine) is None
+    await db.upgrade()
+    assert await current_revision(db.engine) == head
+
+
+async def test_upgrade_twice_is_a_no_op(db: Database) -> None:
+    await db.upgrade()
+    await db.upgrade()
+
+
+async def test_sqlite_runs_in_wal_mode_with_foreign_keys(database_factory: Any) -> None:
+    db: Database = await database_factory("sqlite")
+    async with db.engine.connect() as conn:
+        assert (await conn.execute(text("PRAGMA journal_mode"))).scalar_one() == "wal"
+        assert (await conn.execute(text("PRAGMA foreign_keys"))).scalar_one() == 1
