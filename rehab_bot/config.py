@@ -70,6 +70,7 @@ class TelegramConfig:
     webhook_port: int = 8443
     webhook_path: str = "telegram"
     secret_token: str = ""
+    http_client: str = "aiohttp"
 
 
 @dataclass(frozen=True)
@@ -278,6 +279,8 @@ def validate(config: Config, *, need_token: bool = True) -> None:
             )
     if tg.mode not in ("polling", "webhook"):
         raise ConfigError("telegram.mode", f"is {tg.mode!r}", 'use "polling" or "webhook"')
+    if tg.http_client not in ("aiohttp", "httpx"):
+        raise ConfigError("telegram.http_client", f"is {tg.http_client!r}", 'use "aiohttp" or "httpx"')
     if tg.mode == "webhook":
         if not tg.webhook_url.startswith("https://"):
             raise ConfigError("telegram.webhook_url", "must be an https:// URL in webhook mode")
