@@ -14,13 +14,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import BaseRateLimiter, ExtBot
 
@@ -100,6 +102,15 @@ class PacingRateLimiter(BaseRateLimiter[dict[str, Any]]):
                 await self.pacer.acquire(chat_id, priority)
             try:
                 return await callback(*args, **kwargs)
+            except BadRequest as exc:
+                # A press can only be answered for a short while. After a
+                # restart or a slow handler Telegram refuses the answer, but
+                # the press itself is still valid and its handler must go on
+                # to record it, so the refusal is not an error for the caller.
+                if endpoint == "answerCallbackQuery" and _is_stale_query(exc):
+                    log.info("callback query too old to answer; handled without an answer")
+                    return True
+                raise
             except RetryAfter as exc:
                 seconds = retry_after_seconds(exc)
                 if chat_id is not None:
@@ -110,6 +121,11 @@ class PacingRateLimiter(BaseRateLimiter[dict[str, Any]]):
                 if priority >= BULK or attempt > _INTERACTIVE_RETRIES:
                     raise
                 log.info("rate limited on %s; retrying in %.1fs", endpoint, seconds)
+
+
+def _is_stale_query(exc: BadRequest) -> bool:
+    message = exc.message.lower()
+    return "query is too old" in message or "query id is invalid" in message
 
 
 def _private_chat_id(data: dict[str, Any]) -> int | None:
@@ -124,12 +140,62 @@ def _private_chat_id(data: dict[str, Any]) -> int | None:
 # --- rendering and the engine's sender --------------------------------------
 
 
+MAX_TEXT = 4096  # Telegram's limits, in UTF-16 code units after entity parsing
+MAX_CAPTION = 1024
+
+
+def utf16_len(text: str) -> int:
+    """Length as Telegram counts it (emoji outside the BMP count twice)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
+    """Cut text into messages of at most limit, at paragraph, then line, then word breaks."""
+    chunks: list[str] = []
+    rest = text.strip()
+    while utf16_len(rest) > limit:
+        # Binary search for the longest prefix that fits, then back off to a break.
+        low, high = 1, len(rest)
+        while low < high:
+            mid = (low + high + 1) // 2
+            if utf16_len(rest[:mid]) <= limit:
+                low = mid
+            else:
+                high = mid - 1
+        head = rest[:low]
+        cut = max(head.rfind("\n\n"), 0) or max(head.rfind("\n"), 0) or max(head.rfind(" "), 0) or low
+        chunks.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    chunks.append(rest)
+    return chunks
+
+
+@dataclass(frozen=True)
+class OutgoingMedia:
+    """A photo, animation or video from content: a file path or URL, or Telegram's file_id for it."""
+
+    kind: str  # "photo", "animation" or "video"
+    source: str  # absolute file path or http(s) URL
+    file_id: str | None = None  # from an earlier upload; sent instead of the file
+
+
+OnSent = Callable[[int, "str | None"], Awaitable[None]]
+
+
 @dataclass(frozen=True)
 class OutgoingMessage:
-    """A rendered message: text plus inline buttons as (label, callback_data)."""
+    """A rendered message: text plus inline buttons as (label, callback_data).
+
+    With media, the text becomes its caption when it fits (1024), else the
+    media goes first and the text follows with the buttons. Text over 4096 is
+    split, buttons on the last part. on_sent gets the id of the message with
+    the buttons and, after an upload, the new file_id (to reuse next time).
+    """
 
     text: str
     buttons: list[list[tuple[str, str]]] = field(default_factory=list)
+    media: OutgoingMedia | None = None
+    on_sent: OnSent | None = field(default=None, compare=False)
 
     def markup(self) -> InlineKeyboardMarkup | None:
         """The inline keyboard, or None without buttons."""
@@ -159,16 +225,111 @@ class TelegramSender:
             return Failed("nothing to send: superseded")
         priority = SAFETY if message.kind in ("safety", "alert") else BULK
         try:
-            sent = await self.bot.send_message(
-                chat_id=message.chat_id,
-                text=rendered.text,
-                reply_markup=rendered.markup(),
-                rate_limit_args={"priority": priority},
-            )
+            message_id, file_id = await self._deliver(message.chat_id, rendered, {"priority": priority})
         except TelegramError as exc:
             outcome = classify(exc)
             log.info("delivery %d: %s", message.delivery_id, type(outcome).__name__)
             return outcome
+        if rendered.on_sent is not None:
+            try:
+                await rendered.on_sent(message_id, file_id)
+            except Exception:  # the message is out: a bookkeeping bug must not get it re-sent
+                log.exception("after-send step failed for delivery %d", message.delivery_id)
         if self.after_send is not None:
-            await self.after_send(message, sent.message_id)
-        return Sent(sent.message_id)
+            await self.after_send(message, message_id)
+        return Sent(message_id)
+
+    async def _deliver(self, chat_id: int, rendered: OutgoingMessage, limits: dict[str, Any]) -> tuple[int, str | None]:
+        """Send the media and text; return the id of the message with the buttons and any new file_id."""
+        chunks = split_text(rendered.text)
+        file_id: str | None = None
+        if rendered.media is not None:
+            fits = len(chunks) == 1 and utf16_len(chunks[0]) <= MAX_CAPTION
+            sent = await self._send_media(
+                chat_id, rendered.media, chunks[0] if fits else None, rendered.markup() if fits else None, limits
+            )
+            if sent is not None:
+                message, file_id = sent
+                if fits:
+                    return message.message_id, file_id
+        message_id = 0
+        for n, chunk in enumerate(chunks):
+            last = n == len(chunks) - 1
+            sent_text = await self.bot.send_message(
+                chat_id=chat_id,
+                text=chunk,
+                reply_markup=rendered.markup() if last else None,
+                rate_limit_args=limits,
+            )
+            message_id = sent_text.message_id
+        return message_id, file_id
+
+    async def _send_media(
+        self,
+        chat_id: int,
+        media: OutgoingMedia,
+        caption: str | None,
+        markup: InlineKeyboardMarkup | None,
+        limits: dict[str, Any],
+    ) -> tuple[Message, str | None] | None:
+        """Send by file_id when known, else upload; None when the media cannot be sent at all.
+
+        A missing file or a file_id Telegram no longer knows must not cost the
+        patient the reminder: the text then goes out alone.
+        """
+        if media.file_id:
+            try:
+                return await self._media_call(chat_id, media.kind, media.file_id, caption, markup, limits), None
+            except BadRequest as exc:
+                if isinstance(classify(exc), Unreachable):
+                    raise
+                log.warning("cached %s file_id refused (%s); uploading again", media.kind, exc.message)
+        payload: Any = media.source
+        if not media.source.lower().startswith(("http://", "https://")):
+            try:
+                payload = await asyncio.to_thread(Path(media.source).read_bytes)
+            except OSError as exc:
+                log.warning("media file cannot be read (%s); sending the text alone", exc.strerror)
+                return None
+        try:
+            sent = await self._media_call(chat_id, media.kind, payload, caption, markup, limits)
+        except BadRequest as exc:
+            if isinstance(classify(exc), Unreachable):
+                raise
+            log.warning("%s refused (%s); sending the text alone", media.kind, exc.message)
+            return None
+        return sent, _file_id(sent, media.kind)
+
+    async def _media_call(
+        self,
+        chat_id: int,
+        kind: str,
+        payload: Any,
+        caption: str | None,
+        markup: InlineKeyboardMarkup | None,
+        limits: dict[str, Any],
+    ) -> Message:
+        common: dict[str, Any] = {
+            "chat_id": chat_id,
+            "caption": caption,
+            "reply_markup": markup,
+            "rate_limit_args": limits,
+        }
+        if isinstance(payload, bytes):
+            common["filename"] = "exercise" + {"photo": ".jpg", "animation": ".gif", "video": ".mp4"}.get(kind, "")
+        if kind == "animation":
+            return await self.bot.send_animation(animation=payload, **common)
+        if kind == "video":
+            return await self.bot.send_video(video=payload, **common)
+        return await self.bot.send_photo(photo=payload, **common)
+
+
+def _file_id(message: Message, kind: str) -> str | None:
+    """Telegram's file_id of what we just uploaded (the largest photo size)."""
+    if kind == "photo" and message.photo:
+        return message.photo[-1].file_id
+    if kind == "animation" and message.animation is not None:
+        return message.animation.file_id
+    if kind == "video" and message.video is not None:
+        return message.video.file_id
+    return None
