@@ -7,6 +7,7 @@ bench/fuzz_soak.py (tens of thousands).
 from __future__ import annotations
 
 import itertools
+import random
 from typing import Any
 
 from hypothesis import strategies as st
@@ -124,3 +125,26 @@ def updates(draw: st.DrawFn) -> dict[str, Any]:
         return {"message": message}
     message["document"] = {"file_id": "D", "file_unique_id": "d", "file_name": draw(st.text(max_size=40)) or "f"}
     return {"message": message}
+
+
+def spread_users(batch: list[dict[str, Any]], seed: int = 0, repeat_share: float = 0.1) -> list[dict[str, Any]]:
+    """Give most updates a sender of their own.
+
+    Hypothesis favours small, repeated values, so a raw batch comes mostly
+    from one user; Telegram's one-message-a-second-per-chat limit then makes
+    the bot (correctly) answer one update a second. Real traffic comes from
+    many patients, so all but `repeat_share` get a fresh random user id.
+    """
+    rng = random.Random(seed)
+    for update in batch:
+        if rng.random() < repeat_share:
+            continue
+        uid = rng.randrange(10_000_000, 2_000_000_000)
+        body = next(iter(update.values()))
+        if "from" in body:
+            body["from"] = {**body["from"], "id": uid}
+        for holder in (body, body.get("message") or {}):
+            chat = holder.get("chat")
+            if chat and chat.get("type") == "private":
+                holder["chat"] = {**chat, "id": uid}
+    return batch

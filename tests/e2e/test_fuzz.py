@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fuzz_strategies import CONTROL_USER, updates
+from fuzz_strategies import CONTROL_USER, spread_users, updates
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rig.telegram_server import FakeTelegram
@@ -31,6 +31,7 @@ async def test_generated_updates_never_escape_and_the_bot_stays_up(bot: Any, tg:
         seen.extend(batch)
 
     collect()
+    spread_users(seen)
     assert len(seen) >= 200
     for start in range(0, len(seen), 50):
         await drive(tg, seen[start : start + 50])
