@@ -32,10 +32,20 @@ async def seed(bot: Any, n: int) -> None:
             insert(patients),
             [
                 {
-                    "id": i + 1, "alias": f"F{i:05d}", "telegram_id": 200_000 + i, "language": "en",
-                    "timezone": "Europe/Berlin", "status": "active", "surgery_type": "lumbar", "programme_id": "",
-                    "consent_version": "", "unreachable_reason": "", "created_at": now,
-                    "enrol_step": "done", "session_times": "09:00", "phase_id": "",
+                    "id": i + 1,
+                    "alias": f"F{i:05d}",
+                    "telegram_id": 200_000 + i,
+                    "language": "en",
+                    "timezone": "Europe/Berlin",
+                    "status": "active",
+                    "surgery_type": "lumbar",
+                    "programme_id": "",
+                    "consent_version": "",
+                    "unreachable_reason": "",
+                    "created_at": now,
+                    "enrol_step": "done",
+                    "session_times": "09:00",
+                    "phase_id": "",
                 }
                 for i in range(n)
             ],
@@ -104,11 +114,18 @@ async def test_2000_reminders_under_20_percent_faults_arrive_exactly_once(bot_fa
 
     delivered = Counter(r.chat_id for r in tg.calls("sendMessage") if r.ok and r.chat_id != 999_001)
     injected = Counter(r.fault for r in tg.calls("sendMessage") if r.fault)
+    fault_kinds = {f"{f.kind}:{f.status or ''}": c for f, c in injected.items()}
+    print(
+        f"FAULTS reminders={N} sends={len(tg.calls('sendMessage'))} injected={sum(injected.values())} "
+        f"by_kind={fault_kinds} delivered={len(delivered)} "
+        f"duplicates={sum(c - 1 for c in delivered.values())} breaches={tg.retry_after_breaches} "
+        f"patient_answers={len(answered)} slowest_answer={max(answered):.2f}s"
+    )
     assert sum(injected.values()) > N * 0.15, injected  # the faults really happened
     assert len(delivered) == N, f"{N - len(delivered)} reminders never arrived"
     assert set(delivered.values()) == {1}, "a reminder arrived twice"
     assert tg.retry_after_breaches == 0
-    over = [(r.chat_id, r.description) for r in tg.calls('sendMessage') if r.response_status == 429 and not r.fault]
+    over = [(r.chat_id, r.description) for r in tg.calls("sendMessage") if r.response_status == 429 and not r.fault]
     assert tg.limit_violations == 0, over
     async with bot.db.engine.connect() as conn:
         table = Delivery.__table__  # type: ignore[attr-defined]
