@@ -19,6 +19,12 @@ from rehab_bot.models import PRIORITY, Alert, Delivery, DeliveryStatus, Kind, Pa
 
 TITLES = {
     "unreachable": "Patient unreachable: Telegram refuses messages ({detail}). Reminders are paused.",
+    # Check-ins and red flags (rehab_bot/redflag.py); detail names the answers.
+    "red_flag": "Red flag in a check-in.\n{detail}",
+    "checkin": "Check-in answers need attention.\n{detail}",
+    "crisis": "Possible crisis.\n{detail}",
+    "inactive": "No response.\n{detail}",
+    "data_deleted": "The patient deleted their data with /delete. All messages to them have stopped.",
 }
 
 

@@ -7,6 +7,10 @@
     rehab-bot check-config        validate config.toml and the environment
     rehab-bot content check [DIR] validate clinic content files
     rehab-bot content list        show loaded content and where it came from
+    rehab-bot invite create ...   invite a patient: deep link and QR code
+    rehab-bot staff add|list|remove  clinic staff (bootstrap the first admin here)
+    rehab-bot export --format csv|fhir [--patient ALIAS] --out PATH
+    rehab-bot audit [--since DATE]  every staff view, export and change
     rehab-bot --version
 
 Configuration comes from ``--config PATH`` (default ./config.toml) and
@@ -20,11 +24,17 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rehab_bot import __version__
 from rehab_bot.config import Config, ConfigError, load_config
+from rehab_bot.content import ContentError
 from rehab_bot.logs import scrub, setup_logging
+
+if TYPE_CHECKING:
+    from sqlmodel.ext.asyncio.session import AsyncSession
 
 EXIT_CONFIG = 2
 
@@ -89,6 +99,39 @@ def build_parser() -> argparse.ArgumentParser:
         "and whether it is built-in or the clinic's.",
     )
 
+    invite = sub.add_parser("invite", help="patient invitations", description="Patient invitations.")
+    invite_sub = invite.add_subparsers(dest="invite_command", metavar="ACTION", required=True)
+    create = invite_sub.add_parser(
+        "create",
+        help="invite a patient: deep link and QR code",
+        description="Create a patient (by alias) and a single-use invitation, valid for [clinic] "
+        "invite_valid_days days. Prints the deep link https://t.me/<bot username>?start=<code> and writes it "
+        "as a QR code PNG for printing. The bot username is asked from Telegram (getMe) with the configured "
+        "token and base_url; pass --bot-username to work offline without a token. Bad input exits with "
+        "status 1, a configuration problem with 2.",
+    )
+    create.add_argument("--alias", required=True, help="the patient's pseudonym, e.g. P-0042 (never a real name)")
+    create.add_argument("--surgery-date", required=True, metavar="YYYY-MM-DD", help="the day of surgery")
+    create.add_argument(
+        "--programme", required=True, metavar="ID", help="exercise programme id (see `rehab-bot content list`)"
+    )
+    create.add_argument(
+        "--therapist",
+        metavar="TELEGRAM_ID_OR_NAME",
+        help="the patient's physiotherapist: a registered staff member's Telegram id or name",
+    )
+    create.add_argument("--surgery-type", default="lumbar", metavar="TYPE", help="lumbar (default), cervical or other")
+    create.add_argument(
+        "--qr", type=Path, metavar="PATH", help="where to write the QR code PNG (default: invite-<alias>.png)"
+    )
+    create.add_argument(
+        "--bot-username",
+        metavar="NAME",
+        help="the bot's username (without @); skips asking Telegram, so no token or network is needed",
+    )
+
+    _add_clinic_commands(sub)
+
     sub.add_parser(
         "check-config",
         help="validate the configuration",
@@ -123,8 +166,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.content_command == "check":
                 return cmd_content_check(args.dir or config.content.dir)
             return cmd_content_list(config.content.dir)
+        if args.command in ("staff", "export", "audit"):
+            return cmd_clinic(config, args)
+        if args.command == "invite":
+            return cmd_invite_create(config, args)
     except ConfigError as exc:
         print(f"rehab-bot: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except ContentError as exc:
+        for line in exc.errors:
+            print(line, file=sys.stderr)
+        print(
+            "rehab-bot: the content files have the problems listed above; fix them "
+            "(`rehab-bot content check` shows them) and try again",
+            file=sys.stderr,
+        )
         return EXIT_CONFIG
     parser.error(f"unknown command {args.command}")
     return EXIT_CONFIG  # pragma: no cover - parser.error exits
@@ -219,6 +275,112 @@ def cmd_content_list(directory: Path | None) -> int:
     return 0
 
 
+def cmd_invite_create(config: Config, args: argparse.Namespace) -> int:
+    """Create a patient and their invite; print the link, write the QR code."""
+    import re
+    from datetime import date
+
+    from rehab_bot import invite
+    from rehab_bot.clock import SystemClock
+    from rehab_bot.content import load_content
+    from rehab_bot.db import Database
+
+    try:
+        surgery_date = date.fromisoformat(args.surgery_date)
+    except ValueError:
+        print(f"rehab-bot: --surgery-date {args.surgery_date!r} is not a date; use YYYY-MM-DD", file=sys.stderr)
+        return 1
+    if not args.bot_username and not config.telegram.token:
+        raise ConfigError(
+            "telegram.token",
+            "is missing",
+            "the link needs the bot's username: set the token (REHAB_BOT_TELEGRAM_TOKEN) so it can be asked "
+            "from Telegram, or pass --bot-username",
+        )
+    content = load_content(config.content.dir)
+    qr_path: Path = args.qr or Path(f"invite-{re.sub(r'[^A-Za-z0-9_.-]+', '_', args.alias.strip())}.png")
+    clinic = config.clinic
+
+    async def go() -> tuple[invite.PatientInvite, str, str | None]:
+        db = Database(config.database.url, pg_schema=config.database.pg_schema or None)
+        try:
+            await db.upgrade()
+            async with db.session() as session:
+                therapist = await invite.find_staff(session, args.therapist) if args.therapist else None
+                made = await invite.create_patient_invite(
+                    session,
+                    content,
+                    alias=args.alias,
+                    surgery_date=surgery_date,
+                    programme_id=args.programme,
+                    surgery_type=args.surgery_type,
+                    therapist_id=therapist.id if therapist else None,
+                    now=SystemClock().now(),
+                    valid_days=clinic.invite_valid_days,
+                    timezone=clinic.timezone,
+                    language=clinic.language,
+                    actor="cli",
+                )
+                # Only now ask Telegram: bad input has been reported without a network call.
+                username = args.bot_username or await _bot_username(config)
+                link = invite.deep_link(username, made.invite.code)
+                try:
+                    await asyncio.to_thread(qr_path.write_bytes, invite.qr_png(link))
+                except OSError as exc:
+                    raise invite.InviteError("qr", f"cannot write the QR code to {qr_path}: {exc.strerror}") from exc
+                await session.commit()
+                return made, link, therapist.name if therapist else None
+        finally:
+            await db.dispose()
+
+    try:
+        made, link, therapist_name = asyncio.run(go())
+    except invite.InviteError as exc:
+        print(f"rehab-bot: {exc}", file=sys.stderr)
+        return 1
+    from rehab_bot.schedule import zone
+
+    expires = made.invite.expires_at.astimezone(zone(clinic.timezone)).strftime("%Y-%m-%d %H:%M")
+    print(
+        f"Invitation for {made.patient.alias}: {made.patient.surgery_type} surgery on {surgery_date.isoformat()}, "
+        f"programme {made.programme.id}, therapist {therapist_name or '-'}."
+    )
+    print(f"Link (works once, until {expires} {clinic.timezone}):")
+    print(link)
+    print(f"QR code for printing: {qr_path}")
+    if made.programme.example:
+        from rehab_bot.content import localize
+
+        print()
+        print(f"NOTE for the clinic: programme {made.programme.id!r} is an example.")
+        print(" ".join(localize(made.programme.review_note, clinic.language).split()))
+    return 0
+
+
+async def _bot_username(config: Config) -> str:
+    """Ask Telegram for the bot's username (getMe) with the configured token and server."""
+    from telegram import Bot
+    from telegram.error import InvalidToken, NetworkError, TelegramError
+
+    tg = config.telegram
+    bot = Bot(tg.token, base_url=tg.base_url, base_file_url=tg.base_file_url)
+    try:
+        async with bot:
+            return bot.username
+    except InvalidToken as exc:
+        raise ConfigError(
+            "telegram.token", "was refused by Telegram", "copy it again from @BotFather, or pass --bot-username"
+        ) from exc
+    except NetworkError as exc:
+        raise ConfigError(
+            "telegram.base_url",
+            f"could not be reached ({type(exc).__name__})",
+            "check the network, or pass --bot-username to work offline",
+        ) from exc
+    except TelegramError as exc:
+        raise ConfigError("telegram.token", f"could not be used to ask for the bot's name ({exc.message})") from exc
+
+
 def cmd_check_config(config: Config) -> int:
     """Print a summary of the effective configuration, secrets masked."""
     tg = config.telegram
@@ -231,6 +393,203 @@ def cmd_check_config(config: Config) -> int:
     print(f"http: {config.http.listen or 'disabled'}")
     print("configuration OK")
     return 0
+
+
+# --- clinic staff, exports and the audit log ------------------------------------
+
+
+def _add_clinic_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`staff add|list|remove`, `export` and `audit`."""
+    staff = sub.add_parser(
+        "staff",
+        help="clinic staff: admins and therapists",
+        description="Clinic staff: admins and therapists, who get the staff commands in Telegram.",
+    )
+    staff_sub = staff.add_subparsers(dest="staff_command", metavar="ACTION", required=True)
+    add = staff_sub.add_parser(
+        "add",
+        help="add (or update) a staff member",
+        description="Add a staff member, or change the role and name of an existing one and reactivate them. "
+        "Use it to bootstrap the first admin; admins can then invite staff from Telegram with /staffinvite. "
+        "The staff command menu appears in their chat at the bot's next start, or within seconds while it "
+        "runs. Bad input exits with status 1.",
+    )
+    add.add_argument(
+        "--telegram-id",
+        type=int,
+        required=True,
+        metavar="N",
+        help="the person's numeric Telegram user id (they can see it with a bot such as @userinfobot)",
+    )
+    add.add_argument("--role", required=True, choices=("admin", "therapist"), help="admin or therapist")
+    add.add_argument("--name", required=True, help='the name colleagues see, e.g. "Dr Ada Weber"')
+    add.add_argument(
+        "--timezone", metavar="TZ", help="IANA timezone for the weekly digest (default: the [clinic] timezone)"
+    )
+    staff_sub.add_parser(
+        "list", help="list staff members", description="List staff: Telegram id, role, name, timezone, active."
+    )
+    remove = staff_sub.add_parser(
+        "remove",
+        help="deactivate a staff member",
+        description="Deactivate a staff member: their staff commands stop working at once and their menu "
+        "goes. Their patients keep them as therapist until reassigned. Unknown ids exit with status 1.",
+    )
+    remove.add_argument("--telegram-id", type=int, required=True, metavar="N", help="their Telegram user id")
+
+    export = sub.add_parser(
+        "export",
+        help="export patient data (CSV or FHIR R4)",
+        description="Export pseudonymous patient data (aliases only, never Telegram ids). csv: a folder with one "
+        "file per entity (patients, sessions, checkins, answers, notes, alerts); docs/EXPORTS.md documents the "
+        "columns. fhir: one JSON file, a FHIR R4 Bundle of type collection. Every export is recorded in the "
+        "audit log. An unknown patient or an unwritable --out exits with status 1.",
+    )
+    export.add_argument("--format", required=True, choices=("csv", "fhir"), help="csv or fhir")
+    export.add_argument("--patient", metavar="ALIAS", help="only this patient (default: every patient)")
+    export.add_argument(
+        "--out", required=True, type=Path, metavar="PATH", help="a folder for csv, a file (.json) for fhir"
+    )
+
+    audit = sub.add_parser(
+        "audit",
+        help="list the audit log",
+        description="List the audit log, oldest first, one record per line, tab-separated: time (UTC), who, "
+        "action, patient alias, detail. Every staff view, export and change is recorded there, from "
+        "Telegram and from this command line. A bad --since exits with status 1.",
+    )
+    audit.add_argument(
+        "--since", metavar="DATE", help="only records from this UTC date (YYYY-MM-DD) or instant (YYYY-MM-DDTHH:MM)"
+    )
+    audit.add_argument("--patient", metavar="ALIAS", help="only records about this patient")
+
+
+def cmd_clinic(config: Config, args: argparse.Namespace) -> int:
+    """Run `staff`, `export` or `audit` against the database; 1 for bad input."""
+    from rehab_bot import staff as staff_core
+    from rehab_bot.db import Database
+    from rehab_bot.export import ExportError
+
+    since = None
+    if args.command == "audit" and args.since:
+        since = _parse_since(args.since)
+        if since is None:
+            print(
+                f"rehab-bot: --since {args.since!r} is not a date; use YYYY-MM-DD or YYYY-MM-DDTHH:MM", file=sys.stderr
+            )
+            return 1
+
+    async def go() -> list[str]:
+        db = Database(config.database.url, pg_schema=config.database.pg_schema or None)
+        try:
+            await db.upgrade()
+            async with db.session() as session:
+                if args.command == "staff":
+                    lines = await _staff_command(session, config, args)
+                elif args.command == "export":
+                    lines = await _export_command(session, config, args)
+                else:
+                    lines = await _audit_command(session, args, since)
+                await session.commit()
+                return lines
+        finally:
+            await db.dispose()
+
+    try:
+        lines = asyncio.run(go())
+    except (staff_core.StaffError, ExportError) as exc:
+        print(f"rehab-bot: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"rehab-bot: cannot write {exc.filename or args.out}: {exc.strerror}", file=sys.stderr)
+        return 1
+    for line in lines:
+        print(line)
+    return 0
+
+
+def _parse_since(text: str) -> datetime | None:
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+async def _staff_command(session: AsyncSession, config: Config, args: argparse.Namespace) -> list[str]:
+    from rehab_bot import staff as staff_core
+    from rehab_bot.clock import SystemClock
+
+    now = SystemClock().now()
+    if args.staff_command == "add":
+        member, created = await staff_core.add_staff(
+            session,
+            telegram_id=args.telegram_id,
+            role=args.role,
+            name=args.name,
+            timezone=args.timezone,
+            default_timezone=config.clinic.timezone,
+            now=now,
+        )
+        verb = "added" if created else "updated"
+        return [f"{verb} {member.role} {member.name} (Telegram id {member.telegram_id}, timezone {member.timezone})"]
+    if args.staff_command == "remove":
+        member = await staff_core.deactivate_staff(session, telegram_id=args.telegram_id, now=now)
+        return [f"deactivated {member.role} {member.name} (Telegram id {member.telegram_id})"]
+    members = await staff_core.staff_members(session, include_inactive=True)
+    if not members:
+        return ["no staff yet; add the first admin with: rehab-bot staff add --telegram-id N --role admin --name NAME"]
+    return [
+        f"{m.telegram_id}\t{m.role}\t{m.name}\t{m.timezone}\t{'active' if m.active else 'inactive'}" for m in members
+    ]
+
+
+async def _export_command(session: AsyncSession, config: Config, args: argparse.Namespace) -> list[str]:
+    from rehab_bot import audit, export
+    from rehab_bot import staff as staff_core
+    from rehab_bot.clock import SystemClock
+    from rehab_bot.content import load_content
+
+    now = SystemClock().now()
+    patient = None
+    if args.patient:
+        patient = await staff_core.patient_by_alias(session, args.patient)
+        if patient is None:
+            raise export.ExportError(f"no patient has the alias {args.patient!r}")
+    data = await export.collect(session, now, patient=patient)
+    out: Path = args.out
+    if args.format == "csv":
+        paths = await asyncio.to_thread(export.write_csv, data, out)
+        written = [f"wrote {path}" for path in paths]
+    else:
+        bundle = export.fhir_bundle(data, load_content(config.content.dir), now)
+        await asyncio.to_thread(export.write_fhir, bundle, out)
+        written = [f"wrote {out} ({len(bundle['entry'])} resources)"]
+    audit.record(
+        session,
+        action=audit.EXPORT,
+        now=now,
+        actor=audit.CLI_ACTOR,
+        patient_id=patient.id if patient is not None else None,
+        detail=f"{args.format} {'patient' if patient is not None else 'all'} patients={len(data.patients)}",
+    )
+    return [*written, f"{len(data.patients)} patient(s) exported; the export is recorded in the audit log"]
+
+
+async def _audit_command(session: AsyncSession, args: argparse.Namespace, since: datetime | None) -> list[str]:
+    from rehab_bot import audit
+    from rehab_bot import staff as staff_core
+
+    patient_id = None
+    if args.patient:
+        patient = await staff_core.patient_by_alias(session, args.patient)
+        if patient is None:
+            raise staff_core.StaffError(f"no patient has the alias {args.patient!r}")
+        patient_id = patient.id
+    entries = await audit.entries(session, since=since, patient_id=patient_id)
+    if not entries:
+        return ["no audit records" + (f" since {since.isoformat()}" if since else "")]
+    return [audit.format_entry(entry) for entry in entries]
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -71,6 +71,7 @@ class TelegramConfig:
     webhook_path: str = "telegram"
     secret_token: str = ""
     http_client: str = "aiohttp"
+    request_timeout: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,24 @@ class LoggingConfig:
     level: str = "INFO"
 
 
+WEEKDAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+@dataclass(frozen=True)
+class StaffConfig:
+    escalation_minutes: int = 30
+    digest_weekday: str = "monday"
+    digest_time: time = time(8, 0)
+    digest_low_adherence: float = 0.5
+    digest_pain_rise: float = 2.0
+    digest_no_response_days: int = 3
+
+    @property
+    def digest_weekday_index(self) -> int:
+        """0 = Monday, as date.weekday() counts."""
+        return WEEKDAY_NAMES.index(self.digest_weekday.lower())
+
+
 @dataclass(frozen=True)
 class Config:
     clinic: ClinicConfig = field(default_factory=ClinicConfig)
@@ -136,6 +155,7 @@ class Config:
     content: ContentConfig = field(default_factory=ContentConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    staff: StaffConfig = field(default_factory=StaffConfig)
     source: Path | None = None
 
 
@@ -147,6 +167,7 @@ _SECTIONS: dict[str, type] = {
     "content": ContentConfig,
     "http": HttpConfig,
     "logging": LoggingConfig,
+    "staff": StaffConfig,
 }
 
 
@@ -279,6 +300,8 @@ def validate(config: Config, *, need_token: bool = True) -> None:
             )
     if tg.mode not in ("polling", "webhook"):
         raise ConfigError("telegram.mode", f"is {tg.mode!r}", 'use "polling" or "webhook"')
+    if not 0.5 <= tg.request_timeout <= 120:
+        raise ConfigError("telegram.request_timeout", "must be between 0.5 and 120 seconds")
     if tg.http_client not in ("aiohttp", "httpx"):
         raise ConfigError("telegram.http_client", f"is {tg.http_client!r}", 'use "aiohttp" or "httpx"')
     if tg.mode == "webhook":
@@ -336,3 +359,16 @@ def validate(config: Config, *, need_token: bool = True) -> None:
         assert host_port is not None
     if config.logging.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError("logging.level", f"is {config.logging.level!r}", "use DEBUG, INFO, WARNING or ERROR")
+    staff = config.staff
+    if staff.escalation_minutes < 1:
+        raise ConfigError("staff.escalation_minutes", "must be at least 1")
+    if staff.digest_weekday.lower() not in WEEKDAY_NAMES:
+        raise ConfigError(
+            "staff.digest_weekday", f"is {staff.digest_weekday!r}", f"use one of {', '.join(WEEKDAY_NAMES)}"
+        )
+    if not 0 < staff.digest_low_adherence <= 1:
+        raise ConfigError("staff.digest_low_adherence", "must be above 0 and at most 1", "e.g. 0.5 for 50%")
+    if staff.digest_pain_rise <= 0:
+        raise ConfigError("staff.digest_pain_rise", "must be above 0", "NRS points, e.g. 2")
+    if staff.digest_no_response_days < 1:
+        raise ConfigError("staff.digest_no_response_days", "must be at least 1")

@@ -121,7 +121,8 @@ class Patient(SQLModel, table=True):
     consent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     consent_version: str = ""
     # Enrolment progress, so an abandoned enrolment resumes where it stopped:
-    # "" (not started), "consent", "timezone", "times", "done".
+    # "" (not started), "consent", "declined" (consent refused; may still agree
+    # later), "timezone", "times", "done". See rehab_bot/bot/enrol.py.
     enrol_step: str = ""
     # Preferred session times, local HH:MM, comma-separated ("08:00,13:00,18:00").
     session_times: str = ""
@@ -238,7 +239,11 @@ class ExerciseSession(SQLModel, table=True):
     """One planned exercise session of a patient and what became of it."""
 
     __tablename__ = "exercise_session"
-    __table_args__ = (UniqueConstraint("patient_id", "local_date", "slot", name="uq_session_slot"),)
+    __table_args__ = (
+        UniqueConstraint("patient_id", "local_date", "slot", name="uq_session_slot"),
+        # The end-of-day sweep looks for pending sessions of past days.
+        Index("ix_exercise_session_status_date", "status", "local_date"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     patient_id: int = Field(foreign_key="patient.id", index=True, ondelete="CASCADE")
     delivery_id: int | None = Field(default=None, foreign_key="delivery.id", ondelete="SET NULL")
@@ -249,6 +254,10 @@ class ExerciseSession(SQLModel, table=True):
     effort: str = ""  # easy, ok, hard
     pain: int | None = None  # 0-10 during the exercises
     skip_reason: str = ""  # pain, no_time, forgot, unwell, other
+    # What the session's live message (message_id) waits for: "" (the four
+    # buttons), snooze, snoozed, effort, pain, reason, or closed. Presses are
+    # checked against it, so a stale or repeated press changes nothing.
+    step: str = ""
     message_id: int | None = Field(default=None, sa_type=BigInteger)
     answered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     snoozed_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
@@ -327,3 +336,25 @@ class AuditLog(SQLModel, table=True):
     patient_id: int | None = Field(default=None, foreign_key="patient.id", ondelete="SET NULL")
     detail: str = Field(default="", sa_type=Text)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+
+
+class StaffDraft(SQLModel, table=True):
+    """A staff conversation in progress (/invite, new session times), kept across restarts.
+
+    One per staff member: starting another replaces it. Nothing is pickled;
+    the row holds the answers given so far and the step that is next.
+    """
+
+    __tablename__ = "staff_draft"
+    staff_id: int = Field(foreign_key="staff.id", primary_key=True, ondelete="CASCADE")
+    kind: str  # "invite", "staff_invite" or "times"
+    step: str
+    patient_id: int | None = Field(default=None, foreign_key="patient.id", ondelete="CASCADE")
+    alias: str = ""
+    surgery_date: date | None = None
+    surgery_type: str = ""
+    programme_id: str = ""
+    role: str = ""  # staff invites
+    name: str = ""  # staff invites
+    message_id: int | None = Field(default=None, sa_type=BigInteger)  # the prompt whose buttons are live
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -17,7 +17,9 @@ which works in four steps:
    and earliest due first, to ``sending`` (``FOR UPDATE SKIP LOCKED`` on
    PostgreSQL; SQLite has one writer at a time). A row can be claimed once.
 4. **Send and record.** The window goes out concurrently through the
-   :class:`Sender`; each outcome is stored on its row.
+   :class:`Sender`; each outcome is stored on its row. When half of the
+   window is recorded it is topped up again, so the database work overlaps
+   the paced sending and never more than one window is in ``sending``.
 
 Plain Python over SQLAlchemy: no telegram imports. Time comes from a Clock.
 """
@@ -302,7 +304,7 @@ class Dispatcher:
         return self._lock.locked()
 
     async def tick(self, *, max_windows: int | None = None, wait: bool = False) -> TickReport:
-        """Recover, materialise and send everything due now.
+        """Recover, materialise and send everything due now (at most max_windows claims).
 
         A call while another tick runs returns at once (the repeating job
         must not pile up), unless wait=True, which queues behind it.
@@ -320,13 +322,7 @@ class Dispatcher:
                 report.add(step)
                 if step.materialised + step.missed + step.skipped < self.settings.batch_size:
                     break
-            windows = 0
-            while max_windows is None or windows < max_windows:
-                claimed = await self.claim(self.clock.now(), self.settings.send_window)
-                if not claimed:
-                    break
-                report.add(await self.send_window(claimed))
-                windows += 1
+            await self._send_claimed(report, max_windows)
             self.totals.add(
                 TickReport(
                     **{
@@ -618,6 +614,60 @@ class Dispatcher:
         ]
 
     # 4. send and record -------------------------------------------------------
+
+    async def _send_claimed(self, report: TickReport, max_claims: int | None) -> None:
+        """Claim, send and record until nothing is due, keeping the pacer busy.
+
+        At most ``send_window`` rows are in ``sending`` at any moment (the
+        bound on what a crash can leave in doubt). Rather than wait for a
+        whole window to finish before claiming the next, the window is
+        topped up whenever half of it has been sent and recorded: the
+        database work of one half overlaps the paced sending of the other,
+        so a burst drains at the full rate instead of pausing between
+        windows.
+        """
+        capacity = self.settings.send_window
+        refill = max(1, capacity // 2)
+        in_flight: dict[asyncio.Task[Outcome], DueMessage] = {}
+        claims = 0
+        more = True
+        try:
+            while True:
+                can_claim = more and (max_claims is None or claims < max_claims)
+                free = capacity - len(in_flight)
+                if can_claim and free >= (refill if in_flight else 1):
+                    claimed = await self.claim(self.clock.now(), free)
+                    claims += 1
+                    more = bool(claimed)
+                    for message in claimed:
+                        in_flight[asyncio.ensure_future(self._send_one(message))] = message
+                    can_claim = more and (max_claims is None or claims < max_claims)
+                if not in_flight:
+                    return
+                # Record in batches: half a window while more may be claimed, else all.
+                need = min(refill, len(in_flight)) if can_claim else len(in_flight)
+                pending: set[asyncio.Task[Outcome]] = set(in_flight)
+                finished: list[asyncio.Task[Outcome]] = []
+                while len(finished) < need:
+                    done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                    finished.extend(done)
+                report.add(await self.record([(in_flight.pop(task), task.result()) for task in finished]))
+        except Exception:
+            # The database failed to claim or record: let what is in flight
+            # finish and try to record it, rather than leave it in doubt.
+            if in_flight:
+                outcomes = await asyncio.gather(*in_flight)
+                try:
+                    report.add(await self.record(list(zip(in_flight.values(), outcomes, strict=True))))
+                except Exception:
+                    log.exception("could not record %d outcomes; they will be marked in doubt", len(in_flight))
+                in_flight.clear()
+            raise
+        finally:
+            # Cancelled (shutdown): the rows stay in `sending` and are recovered
+            # as unknown after their lease, exactly like a crash.
+            for task in in_flight:
+                task.cancel()
 
     async def send_window(self, messages: Sequence[DueMessage]) -> TickReport:
         """Send claimed messages concurrently and store each outcome."""

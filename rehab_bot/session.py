@@ -1,13 +1,566 @@
-"""Exercise sessions: outcomes, nudges, missed sessions, streaks and adherence (core, no telegram)."""
+"""Exercise sessions: outcomes, nudges, missed sessions, streaks and adherence (core, no telegram).
+
+A session is one planned exercise slot of a patient on a local date. Its row
+is made when the reminder is rendered (so the buttons can name it) and is
+bound to the message that carries its live buttons once that is sent. From
+then on it moves through a small state machine, one conditional UPDATE per
+press, so a repeated, stale or forged press changes nothing:
+
+* ``pending`` with step ``""`` (the four buttons), ``snooze`` (the snooze
+  menu) or ``snoozed`` (waiting for the re-send);
+* Done/Partly -> ``done``/``partly`` with step ``effort`` then ``pain``;
+* Skip -> ``skipped`` with step ``reason``; every flow ends in ``closed``;
+* ``missed``: still pending when the patient's local day ended (the sweep).
+
+Sessions count for adherence only once resolved (done, partly, skipped,
+missed): a session still open today neither helps nor hurts, and days
+without any session (a pause) are neutral for streaks.
+"""
 
 from __future__ import annotations
 
+import enum
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
+from typing import Any
 
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import col
+from sqlmodel import select as select_models
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rehab_bot.models import Patient
+from rehab_bot.content import Content, Phase
+from rehab_bot.models import Delivery, ExerciseSession, Kind, Patient, ReminderRule
+from rehab_bot.reminders import add_one_off
+from rehab_bot.schedule import local_to_utc, zone
+
+SESSIONS: Any = ExerciseSession.__table__  # type: ignore[attr-defined]
+PATIENTS: Any = Patient.__table__  # type: ignore[attr-defined]
+
+
+class Status(enum.StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    PARTLY = "partly"
+    SKIPPED = "skipped"
+    MISSED = "missed"
+
+
+class Step(enum.StrEnum):
+    BUTTONS = ""
+    SNOOZE = "snooze"
+    SNOOZED = "snoozed"
+    EFFORT = "effort"
+    PAIN = "pain"
+    REASON = "reason"
+    CLOSED = "closed"
+
+
+EFFORTS = ("easy", "ok", "hard")
+SKIP_REASONS = ("pain", "no_time", "forgot", "unwell", "other")
+SNOOZE_MINUTES = (15, 30, 60)
+PAIN_MAX = 10
+DONE_STATUSES = (Status.DONE.value, Status.PARTLY.value)
+RESOLVED_STATUSES = (*DONE_STATUSES, Status.SKIPPED.value, Status.MISSED.value)
+# How far back streaks look; a longer streak is shown as this many days.
+STATS_WINDOW_DAYS = 400
+
+
+# --- rule payloads ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ref:
+    """What a session or nudge rule's payload names."""
+
+    index: int = 0  # which session of the day (0-based), for recurring session rules
+    session_id: int | None = None  # a snooze re-send or a nudge: this very session
+
+
+def rule_payload(index: int) -> str:
+    """The payload of a recurring session rule for the index-th session of the day."""
+    return json.dumps({"session": index})
+
+
+def one_off_payload(session_id: int, index: int | None = None) -> str:
+    """The payload of a snooze re-send (with its session index) or a nudge for one session."""
+    if index is None:
+        return json.dumps({"session_id": session_id})
+    return json.dumps({"session_id": session_id, "session": index})
+
+
+def parse_payload(payload: str) -> Ref:
+    """Read a rule payload defensively: {"session": i}, {"index": i}, "i", or {"session_id": n}."""
+    text = (payload or "").strip()
+    if not text:
+        return Ref()
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return Ref()
+    if isinstance(data, int) and not isinstance(data, bool):
+        return Ref(index=max(0, data))
+    if not isinstance(data, dict):
+        return Ref()
+    session_id = data.get("session_id")
+    index: Any = next((data[k] for k in ("session", "index", "session_index") if k in data), 0)
+    return Ref(
+        index=index if isinstance(index, int) and not isinstance(index, bool) and index >= 0 else 0,
+        session_id=session_id if isinstance(session_id, int) and not isinstance(session_id, bool) else None,
+    )
+
+
+# --- dates --------------------------------------------------------------------
+
+
+def local_today(patient: Patient, now: datetime) -> date:
+    """The patient's local date at now."""
+    return now.astimezone(zone(patient.timezone)).date()
+
+
+def day_end(local_date: date, tz: str) -> datetime:
+    """The UTC instant at which a local date ends (the next local midnight)."""
+    return local_to_utc(local_date + timedelta(days=1), time(0, 0), tz)
+
+
+def phase_on(patient: Patient, content: Content, local_date: date) -> Phase | None:
+    """The programme phase the patient is in on a local date (None before surgery or without a programme)."""
+    programme = content.programmes.get(patient.programme_id)
+    if programme is None or patient.surgery_date is None:
+        return None
+    return programme.phase_for((local_date - patient.surgery_date).days)
+
+
+def exercises_for(phase: Phase | None, index: int) -> list[str]:
+    """Exercise ids for the index-th session of the day; a rule beyond the phase's count gets the last plan."""
+    if phase is None:
+        return []
+    return phase.exercises_for(min(max(index, 0), phase.sessions_per_day - 1))
+
+
+# --- the session row ------------------------------------------------------------
+
+
+async def get(session: AsyncSession, session_id: int) -> ExerciseSession | None:
+    """A session by id, read fresh from the database."""
+    result = await session.exec(
+        select_models(ExerciseSession)
+        .where(col(ExerciseSession.id) == session_id)
+        .execution_options(populate_existing=True)
+    )
+    return result.first()
+
+
+async def has_session_on(session: AsyncSession, patient_id: int, local_date: date) -> bool:
+    """True when the patient already has a session on that local date."""
+    found = await session.exec(
+        select_models(ExerciseSession.id).where(
+            col(ExerciseSession.patient_id) == patient_id, col(ExerciseSession.local_date) == local_date
+        )
+    )
+    return found.first() is not None
+
+
+async def open_session(
+    session: AsyncSession,
+    patient: Patient,
+    *,
+    local_date: date,
+    slot: str,
+    phase_id: str,
+    delivery_id: int | None,
+    now: datetime,
+) -> ExerciseSession:
+    """The session for this slot, created pending if new (idempotent: a retry renders the same row)."""
+    assert patient.id is not None
+    conn = await session.connection()
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    await conn.execute(
+        dialect_insert(SESSIONS)
+        .values(
+            patient_id=patient.id,
+            delivery_id=delivery_id,
+            local_date=local_date,
+            slot=slot,
+            phase_id=phase_id,
+            status=Status.PENDING.value,
+            effort="",
+            skip_reason="",
+            step=Step.BUTTONS.value,
+            created_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["patient_id", "local_date", "slot"])
+    )
+    result = await session.exec(
+        select_models(ExerciseSession)
+        .where(
+            col(ExerciseSession.patient_id) == patient.id,
+            col(ExerciseSession.local_date) == local_date,
+            col(ExerciseSession.slot) == slot,
+        )
+        .execution_options(populate_existing=True)
+    )
+    return result.one()
+
+
+async def bind_message(
+    session: AsyncSession,
+    session_id: int,
+    *,
+    message_id: int,
+    now: datetime,
+    delivery_id: int | None = None,
+    nudge: bool = False,
+) -> int | None:
+    """Make message_id the session's live message; return the previous one (its buttons must go).
+
+    A snooze re-send puts the four buttons back (step ""); a nudge records
+    when it went out. A session answered meanwhile is left alone.
+    """
+    es = await get(session, session_id)
+    if es is None or es.status != Status.PENDING:
+        return None
+    previous = es.message_id if es.message_id != message_id else None
+    es.message_id = message_id
+    if delivery_id is not None:
+        es.delivery_id = delivery_id
+    if nudge:
+        es.nudged_at = now
+    if es.step in (Step.SNOOZE, Step.SNOOZED):
+        es.step = Step.BUTTONS.value
+    session.add(es)
+    return previous
+
+
+async def ensure_nudge(
+    session: AsyncSession, patient: Patient, es: ExerciseSession, *, sent_at: datetime, after: timedelta
+) -> ReminderRule | None:
+    """One nudge per session, `after` the first send, if that is still within the session's local day."""
+    assert es.id is not None
+    due = sent_at + after
+    if due >= day_end(es.local_date, patient.timezone):
+        return None  # the session is recorded as missed at midnight instead
+    payload = one_off_payload(es.id)
+    existing = await session.exec(
+        select_models(ReminderRule.id).where(
+            col(ReminderRule.patient_id) == patient.id,
+            col(ReminderRule.kind) == Kind.NUDGE.value,
+            col(ReminderRule.payload) == payload,
+        )
+    )
+    if existing.first() is not None:
+        return None
+    return add_one_off(session, patient, kind=Kind.NUDGE, due_at=due, now=sent_at, payload=payload)
+
+
+# --- presses --------------------------------------------------------------------
+
+
+class Action(enum.StrEnum):
+    DONE = "d"
+    PARTLY = "p"
+    SKIP = "k"
+    SNOOZE = "z"  # without a value: open the menu; with minutes: snooze
+    BACK = "b"
+    EFFORT = "e"
+    PAIN = "n"
+    REASON = "r"
+
+
+SKIP_ANSWER = "-"  # "skip this question"
+
+
+@dataclass(frozen=True)
+class Press:
+    """A parsed button press: s:<session id>:<action>[:<value>]."""
+
+    session_id: int
+    action: Action
+    value: str = ""
+
+    def data(self) -> str:
+        """The callback_data for this press (at most 64 bytes)."""
+        text = f"s:{self.session_id}:{self.action.value}"
+        return f"{text}:{self.value}" if self.value else text
+
+
+def parse_press(data: str | None) -> Press | None:
+    """Parse callback_data; None for anything malformed or out of range."""
+    if not data or len(data.encode()) > 64:
+        return None
+    parts = data.split(":")
+    if len(parts) not in (3, 4) or parts[0] != "s" or not parts[1].isdigit() or len(parts[1]) > 18:
+        return None
+    try:
+        action = Action(parts[2])
+    except ValueError:
+        return None
+    value = parts[3] if len(parts) == 4 else ""
+    valid = {
+        Action.DONE: ("",),
+        Action.PARTLY: ("",),
+        Action.SKIP: ("",),
+        Action.BACK: ("",),
+        Action.SNOOZE: ("", *(str(m) for m in SNOOZE_MINUTES)),
+        Action.EFFORT: (*EFFORTS, SKIP_ANSWER),
+        Action.PAIN: (*(str(n) for n in range(PAIN_MAX + 1)), SKIP_ANSWER),
+        Action.REASON: SKIP_REASONS,
+    }[action]
+    if value not in valid:
+        return None
+    return Press(int(parts[1]), action, value)
+
+
+@dataclass(frozen=True)
+class Applied:
+    """A press that changed the session, and the session as it is now."""
+
+    press: Press
+    session: ExerciseSession
+    snoozed_until: datetime | None = None
+
+
+async def _advance(
+    session: AsyncSession,
+    press: Press,
+    patient_id: int,
+    message_id: int | None,
+    *,
+    statuses: Sequence[str],
+    steps: Sequence[str],
+    values: dict[str, Any],
+) -> bool:
+    """One conditional UPDATE: the press counts only if the session is still where it expected."""
+    s = SESSIONS.c
+    conditions = [
+        s.id == press.session_id,
+        s.patient_id == patient_id,
+        s.status.in_(list(statuses)),
+        s.step.in_(list(steps)),
+    ]
+    if message_id is not None:
+        # Only the session's live message: a press on an older one is stale.
+        conditions.append(or_(s.message_id.is_(None), s.message_id == message_id))
+    conn = await session.connection()
+    result = await conn.execute(update(SESSIONS).where(and_(*conditions)).values(**values))
+    return bool(result.rowcount)
+
+
+async def apply_press(
+    session: AsyncSession,
+    patient: Patient,
+    press: Press,
+    *,
+    message_id: int | None,
+    now: datetime,
+) -> Applied | None:
+    """Apply a press by the patient on their message; None if it is stale, repeated or not theirs.
+
+    The caller commits. message_id is the message the button was on (None
+    only for calls that are not presses, e.g. tests of the state machine).
+    """
+    assert patient.id is not None
+    pending = (Status.PENDING.value,)
+    open_steps = (Step.BUTTONS.value, Step.SNOOZE.value, Step.SNOOZED.value)
+    snoozed_until: datetime | None = None
+    action, value = press.action, press.value
+    if action in (Action.DONE, Action.PARTLY, Action.SKIP):
+        status = {Action.DONE: Status.DONE, Action.PARTLY: Status.PARTLY, Action.SKIP: Status.SKIPPED}[action]
+        step = Step.REASON if action == Action.SKIP else Step.EFFORT
+        ok = await _advance(
+            session,
+            press,
+            patient.id,
+            message_id,
+            statuses=pending,
+            steps=open_steps,
+            values={"status": status.value, "step": step.value, "answered_at": now},
+        )
+    elif action == Action.SNOOZE and not value:
+        ok = await _advance(
+            session,
+            press,
+            patient.id,
+            message_id,
+            statuses=pending,
+            steps=(Step.BUTTONS.value, Step.SNOOZE.value),
+            values={"step": Step.SNOOZE.value},
+        )
+    elif action == Action.BACK:
+        ok = await _advance(
+            session,
+            press,
+            patient.id,
+            message_id,
+            statuses=pending,
+            steps=(Step.SNOOZE.value,),
+            values={"step": Step.BUTTONS.value},
+        )
+    elif action == Action.SNOOZE:
+        snoozed_until = now + timedelta(minutes=int(value))
+        es = await get(session, press.session_id)
+        if es is None or es.patient_id != patient.id or snoozed_until >= day_end(es.local_date, patient.timezone):
+            return None
+        ok = await _advance(
+            session,
+            press,
+            patient.id,
+            message_id,
+            statuses=pending,
+            steps=(Step.SNOOZE.value,),
+            values={"step": Step.SNOOZED.value, "snoozed_until": snoozed_until},
+        )
+        if ok:
+            add_one_off(
+                session,
+                patient,
+                kind=Kind.SESSION,
+                due_at=snoozed_until,
+                now=now,
+                payload=one_off_payload(press.session_id, await session_index(session, es)),
+            )
+    elif action == Action.EFFORT:
+        ok = await _advance(
+            session,
+            press,
+            patient.id,
+            message_id,
+            statuses=DONE_STATUSES,
+            steps=(Step.EFFORT.value,),
+            values={"step": Step.PAIN.value, "effort": "" if value == SKIP_ANSWER else value},
+        )
+    elif action == Action.PAIN:
+        ok = await _advance(
+            session,
+            press,
+            patient.id,
+            message_id,
+            statuses=DONE_STATUSES,
+            steps=(Step.PAIN.value,),
+            values={"step": Step.CLOSED.value, "pain": None if value == SKIP_ANSWER else int(value)},
+        )
+    else:  # Action.REASON
+        ok = await _advance(
+            session,
+            press,
+            patient.id,
+            message_id,
+            statuses=(Status.SKIPPED.value,),
+            steps=(Step.REASON.value,),
+            values={"step": Step.CLOSED.value, "skip_reason": value},
+        )
+    if not ok:
+        return None
+    es = await get(session, press.session_id)
+    assert es is not None
+    return Applied(press, es, snoozed_until)
+
+
+async def session_index(session: AsyncSession, es: ExerciseSession) -> int:
+    """Which session of the day a session is, from the payload of the rule that last sent it."""
+    if es.delivery_id is None:
+        return 0
+    delivery = await session.get(Delivery, es.delivery_id)
+    rule = await session.get(ReminderRule, delivery.rule_id) if delivery is not None and delivery.rule_id else None
+    return parse_payload(rule.payload).index if rule is not None else 0
+
+
+async def set_live_message(session: AsyncSession, session_id: int, message_id: int) -> None:
+    """The session's buttons now live on this message (a follow-up question)."""
+    conn = await session.connection()
+    await conn.execute(update(SESSIONS).where(SESSIONS.c.id == session_id).values(message_id=message_id))
+
+
+def snooze_options(es: ExerciseSession, patient: Patient, now: datetime) -> list[int]:
+    """Snooze lengths that still re-send the session on its own local day."""
+    end = day_end(es.local_date, patient.timezone)
+    return [m for m in SNOOZE_MINUTES if now + timedelta(minutes=m) < end]
+
+
+async def live_session_on_message(session: AsyncSession, patient_id: int, message_id: int) -> ExerciseSession | None:
+    """The patient's session whose live buttons are on this message, if it still waits for a press."""
+    result = await session.exec(
+        select_models(ExerciseSession).where(
+            col(ExerciseSession.patient_id) == patient_id,
+            col(ExerciseSession.message_id) == message_id,
+            col(ExerciseSession.step) != Step.CLOSED.value,
+            col(ExerciseSession.step) != Step.SNOOZED.value,
+            col(ExerciseSession.status) != Status.MISSED.value,
+        )
+    )
+    return result.first()
+
+
+# --- nudges and the end-of-day sweep ------------------------------------------------
+
+
+async def nudge_target(
+    session: AsyncSession, patient_id: int, session_id: int, now: datetime
+) -> ExerciseSession | None:
+    """The session a nudge is about, if it still waits for an answer (else the nudge is dropped)."""
+    es = await get(session, session_id)
+    if es is None or es.patient_id != patient_id or es.status != Status.PENDING:
+        return None
+    if es.step == Step.SNOOZED and es.snoozed_until is not None and es.snoozed_until > now:
+        return None  # the snoozed re-send is still to come
+    if es.message_id is None:
+        return None  # the reminder itself never went out
+    return es
+
+
+@dataclass(frozen=True)
+class Missed:
+    """A session the sweep recorded as missed: its live message loses its buttons."""
+
+    session_id: int
+    patient_id: int
+    chat_id: int | None
+    message_id: int | None
+
+
+async def sweep_missed(session: AsyncSession, now: datetime) -> list[Missed]:
+    """Record every session still pending after its local day ended as missed; the caller commits.
+
+    A pending session whose reminder never reached the patient (no message
+    bound) was never put to them: it is removed, not counted as missed.
+    """
+    s = SESSIONS.c
+    # No zone is more than 14 hours ahead of UTC: only rows before this date can have ended.
+    horizon = (now + timedelta(hours=14)).date()
+    conn = await session.connection()
+    rows = (
+        await conn.execute(
+            select(s.id, s.patient_id, s.local_date, s.message_id, PATIENTS.c.timezone, PATIENTS.c.telegram_id)
+            .join(PATIENTS, PATIENTS.c.id == s.patient_id)
+            .where(s.status == Status.PENDING.value, s.local_date < horizon)
+        )
+    ).all()
+    missed: list[Missed] = []
+    never_sent: list[int] = []
+    for row in rows:
+        if now < day_end(row.local_date, row.timezone):
+            continue
+        if row.message_id is None:
+            never_sent.append(row.id)
+            continue
+        result = await conn.execute(
+            update(SESSIONS)
+            .where(s.id == row.id, s.status == Status.PENDING.value)
+            .values(status=Status.MISSED.value, step=Step.CLOSED.value)
+        )
+        if result.rowcount:
+            missed.append(Missed(row.id, row.patient_id, row.telegram_id, row.message_id))
+    if never_sent:
+        await conn.execute(
+            delete(SESSIONS).where(s.id.in_(never_sent), s.status == Status.PENDING.value, s.message_id.is_(None))
+        )
+    return missed
+
+
+# --- statistics -----------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -18,11 +571,106 @@ class SessionStats:
     adherence_7d: float | None = None  # share of planned sessions done/partly in the last 7 local days
     adherence_this_week: float | None = None  # Monday to today
     adherence_last_week: float | None = None
-    done_total: int = 0
+    done_total: int = 0  # sessions done or partly, ever
     last_done: date | None = None
-    days_missed_in_a_row: int = 0
+    days_missed_in_a_row: int = 0  # consecutive local days, up to today, with sessions but none done
+    planned_7d: int = 0  # resolved sessions in the last 7 local days (the adherence denominator)
+    done_7d: int = 0
+
+
+def _share(rows: Sequence[tuple[date, str]], first: date, last: date) -> tuple[float | None, int, int]:
+    resolved = [status for day, status in rows if first <= day <= last and status in RESOLVED_STATUSES]
+    done = sum(1 for status in resolved if status in DONE_STATUSES)
+    return (done / len(resolved) if resolved else None), len(resolved), done
+
+
+def compute_stats(
+    rows: Sequence[tuple[date, str]], today: date, done_total: int, last_done: date | None
+) -> SessionStats:
+    """Streaks and adherence from (local date, status) pairs; pure, for tests and callers with rows."""
+    by_day: dict[date, list[str]] = {}
+    for day, status in rows:
+        by_day.setdefault(day, []).append(status)
+
+    def kind(day: date) -> str:
+        statuses = by_day.get(day, [])
+        done = any(s in DONE_STATUSES for s in statuses)
+        failed = any(s in (Status.SKIPPED, Status.MISSED) for s in statuses)
+        if done:
+            return "mixed" if failed else "good"  # sessions still open do not spoil a day yet
+        return "bad" if failed else "neutral"  # neutral: no sessions, or only open ones
+
+    streak = 0
+    missed_run = 0
+    today_kind = kind(today)
+    if today_kind == "good":
+        streak = 1
+    if today_kind == "bad" and Status.PENDING not in by_day.get(today, []):
+        missed_run = 1
+    oldest = min(by_day) if by_day else today
+    day = today - timedelta(days=1)
+    if today_kind in ("good", "neutral"):
+        while day >= oldest:
+            k = kind(day)
+            if k == "good":
+                streak += 1
+            elif k != "neutral":
+                break
+            day -= timedelta(days=1)
+    day = today - timedelta(days=1)
+    if today_kind in ("bad", "neutral"):
+        while day >= oldest:
+            k = kind(day)
+            if k == "bad":
+                missed_run += 1
+            elif k != "neutral":
+                break
+            day -= timedelta(days=1)
+    monday = today - timedelta(days=today.weekday())
+    adherence_7d, planned_7d, done_7d = _share(rows, today - timedelta(days=6), today)
+    this_week, _, _ = _share(rows, monday, today)
+    last_week, _, _ = _share(rows, monday - timedelta(days=7), monday - timedelta(days=1))
+    return SessionStats(
+        streak_days=streak,
+        adherence_7d=adherence_7d,
+        adherence_this_week=this_week,
+        adherence_last_week=last_week,
+        done_total=done_total,
+        last_done=last_done,
+        days_missed_in_a_row=missed_run,
+        planned_7d=planned_7d,
+        done_7d=done_7d,
+    )
 
 
 async def stats(session: AsyncSession, patient: Patient, now: datetime) -> SessionStats:
     """Session statistics for a patient at now (in the patient's local dates)."""
-    return SessionStats()
+    today = local_today(patient, now)
+    s = SESSIONS.c
+    conn = await session.connection()
+    rows = (
+        await conn.execute(
+            select(s.local_date, s.status).where(
+                s.patient_id == patient.id, s.local_date >= today - timedelta(days=STATS_WINDOW_DAYS)
+            )
+        )
+    ).all()
+    totals = (
+        await conn.execute(
+            select(func.count(), func.max(s.local_date)).where(s.patient_id == patient.id, s.status.in_(DONE_STATUSES))
+        )
+    ).one()
+    last_done = totals[1]
+    if isinstance(last_done, str):  # SQLite aggregates bypass the column type
+        last_done = date.fromisoformat(last_done)
+    return compute_stats([(r.local_date, r.status) for r in rows], today, int(totals[0] or 0), last_done)
+
+
+async def sessions_on(session: AsyncSession, patient_id: int, local_date: date) -> list[ExerciseSession]:
+    """The patient's sessions on a local date, by slot."""
+    result = await session.exec(
+        select_models(ExerciseSession)
+        .where(col(ExerciseSession.patient_id) == patient_id, col(ExerciseSession.local_date) == local_date)
+        .order_by(col(ExerciseSession.slot))
+    )
+    return list(result.all())

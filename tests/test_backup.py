@@ -8,10 +8,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from factories import FakeSender, make_patient, make_staff
 from sqlalchemy import func, select, text
 from sqlmodel import SQLModel
 
-from factories import FakeSender, make_patient, make_staff
 from rehab_bot.clock import FakeClock
 from rehab_bot.config import ClinicConfig, DeliveryConfig
 from rehab_bot.db import Database, backup_sqlite, sqlite_path
@@ -28,7 +28,9 @@ async def snapshot(db: Database) -> dict[str, list[tuple[Any, ...]]]:
     return out
 
 
-async def test_backup_while_writing_then_wipe_and_restore(database_factory: Any, clock: FakeClock, tmp_path: Path) -> None:
+async def test_backup_while_writing_then_wipe_and_restore(
+    database_factory: Any, clock: FakeClock, tmp_path: Path
+) -> None:
     db: Database = await database_factory("sqlite")
     therapist = await make_staff(db)
     for _ in range(40):

@@ -27,6 +27,7 @@ from rehab_bot.aiohttp_request import AiohttpRequest
 from rehab_bot.bot import checkin, common, enrol, patient, render, session, staff, start
 from rehab_bot.clock import Clock, SystemClock
 from rehab_bot.config import Config
+from rehab_bot.content import Content, load_content
 from rehab_bot.db import Database
 from rehab_bot.health import HealthServer
 from rehab_bot.metrics import Metrics
@@ -53,6 +54,8 @@ class Services:
     receive_updates: bool = True
     mode: str = "polling"
     extra: dict[str, Any] = field(default_factory=dict)
+    # Loaded once in build_application; invalid content stops the start (ContentError).
+    content: Content = field(default_factory=Content)
 
 
 def services(context: ContextTypes.DEFAULT_TYPE | Application[Any, Any, Any, Any, Any, Any]) -> Services:
@@ -105,12 +108,11 @@ def build_application(
     # requests wait for the pacer, which happens before the pool is used.
     pool_size = max(64, delivery.send_window * 2)
     if config.telegram.http_client == "aiohttp":
-        # About half the CPU per request of PTB's default httpx stack.
-        builder = builder.request(AiohttpRequest(connection_pool_size=pool_size)).get_updates_request(
-            AiohttpRequest(connection_pool_size=1)
-        )
+        # A fraction of the CPU per request of PTB's default httpx stack (bench/).
+        request = AiohttpRequest(connection_pool_size=pool_size, read_timeout=config.telegram.request_timeout)
+        builder = builder.request(request).get_updates_request(AiohttpRequest(connection_pool_size=1))
     else:
-        builder = builder.connection_pool_size(pool_size)
+        builder = builder.connection_pool_size(pool_size).read_timeout(config.telegram.request_timeout)
     if not receive_updates:
         builder = builder.updater(None)
     app = builder.build()
@@ -122,6 +124,7 @@ def build_application(
         pacer=pacer,
         receive_updates=receive_updates,
         mode=config.telegram.mode if receive_updates else "dispatch-only",
+        content=load_content(config.content.dir),
     )
     app.bot_data["services"] = svc
     common.register(app)
@@ -152,6 +155,7 @@ async def startup(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     )
     if svc.receive_updates:
         await common.set_command_menus(app)
+        await staff.startup_menus(app)
     listen = svc.config.http.host_port
     if listen is not None:
         svc.health = HealthServer(
@@ -174,6 +178,11 @@ async def dispatch_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     svc = services(context)
     if svc.dispatcher is None:
         return
+    try:
+        # Escalations and weekly digests are queued here, so they go out in this tick.
+        await staff.clinic_tick(context)
+    except Exception:  # the clinic's jobs must never stop reminders going out
+        log.exception("clinic tick failed")
     report = await svc.dispatcher.tick()
     record_metrics(svc, report)
 

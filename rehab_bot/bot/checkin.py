@@ -1,27 +1,568 @@
-"""Check-in questionnaires, red flags and motivational messages in chat."""
+"""Check-ins, red flags, notes and motivational messages in chat.
+
+A check-in arrives through the engine (kind ``checkin``) as one message that
+asks its questionnaires one item at a time; each press stores the answer and
+edits the message to the next item, so old buttons cannot be pressed again.
+Callback data (never trusted: the core rechecks the pressing account):
+
+    ci:<check-in id>:<item index>:<value>   an answer ("s" = skip an optional item)
+    cq:<questionnaire id>                   start a check-in from the /checkin menu
+    nt:s / nt:x                             save / don't save the text replied to as a note
+
+A red-flag answer is answered at once, right here in the handler, with what
+to do now (clinic content); the alert to the care team is queued as
+deliveries of kind ``alert`` that the dispatch job sends within one poll
+interval. Commands: /checkin (resume or start one), /pain (an extra pain
+entry, any time), /note (a note for the therapist). Any other text a patient
+types is offered to be saved as a note; every text is first checked against
+the clinic's crisis phrases.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Sequence
 from typing import Any
 
-from telegram.ext import Application
+from sqlalchemy.exc import IntegrityError
+from telegram import ForceReply, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram.error import BadRequest, TelegramError
+from telegram.ext import (
+    Application,
+    ApplicationHandlerStop,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
 
-from rehab_bot.i18n import t
+from rehab_bot import checkin as core
+from rehab_bot import motivation, redflag, report
+from rehab_bot import patient as patients
+from rehab_bot.bot import common
+from rehab_bot.bot.common import language_for, svc
+from rehab_bot.content import Content, localize
+from rehab_bot.i18n import N_, t
+from rehab_bot.models import CheckIn, Patient, PatientStatus
 from rehab_bot.reminders import DueMessage
 from rehab_bot.transport import OutgoingMessage
 
+log = logging.getLogger(__name__)
+
+CRISIS_GROUP = -5  # before every other text handler: a crisis message is never just a typed answer
+FREE_TEXT_GROUP = 10  # with the fallbacks: only text no feature handled
+PERIODIC_JOB = "checkin-periodic"
+PERIODIC_SECONDS = 300.0
+
+STALE = N_("This button is no longer active.")
+ALREADY_SAVED = N_("Already saved.")
+NOTE_PROMPT = N_("📝 Please type your note for your therapist and send it.")
+# Statuses whose account may still write to us and be answered.
+WRITING = frozenset({PatientStatus.ACTIVE.value, PatientStatus.PAUSED.value, PatientStatus.UNREACHABLE.value})
+
+
+def _services(app: Application[Any, Any, Any, Any, Any, Any]) -> Any:
+    from rehab_bot.bot.app import services
+
+    return services(app)
+
+
+def _markup(buttons: list[list[tuple[str, str]]]) -> InlineKeyboardMarkup | None:
+    if not buttons:
+        return None
+    return InlineKeyboardMarkup([[InlineKeyboardButton(label, callback_data=d) for label, d in row] for row in buttons])
+
+
+# --------------------------------------------------------------------------- rendering a step
+
+
+def step_text(step: core.Step, lang: str, *, late: bool = False) -> str:
+    """The text of one question: which questionnaire, its intro the first time, the item."""
+    questionnaire = step.questionnaire
+    title = localize(questionnaire.title, lang)
+    header = t(lang, "📝 Check-in: {title}", title=title)
+    if step.set_size > 1:
+        header += f" ({step.set_position}/{step.set_size})"
+    lines = []
+    if late:
+        lines.append(t(lang, "Sorry, this check-in comes late."))
+    lines.append(header)
+    # Numbering helps where every item is asked; a gate ("none of these") would make it jump.
+    gated = any(option.ends for item in questionnaire.items for option in item.options)
+    if len(questionnaire.items) > 1 and not gated:
+        lines.append(t(lang, "Question {n} of {total}", n=step.index + 1, total=len(questionnaire.items)))
+    if step.first_of_questionnaire and questionnaire.intro:
+        lines.append(localize(questionnaire.intro, lang))
+    lines.append(localize(step.item.text, lang).strip())
+    return "\n\n".join(lines)
+
+
+def step_buttons(step: core.Step, lang: str) -> list[list[tuple[str, str]]]:
+    """The answer buttons of one item, in rows of the item's column count."""
+    item = step.item
+    prefix = f"ci:{step.checkin.id}:{step.index}:"
+    labels = []
+    for option in item.options:
+        if item.yes_no:
+            label = t(lang, "Yes") if option.value else t(lang, "No")
+        else:
+            label = localize(option.label, lang)
+        labels.append((label, f"{prefix}{option.value}"))
+    if item.yes_no:
+        labels.reverse()  # "Yes" first: it is the answer that matters
+    rows = [labels[i : i + item.columns] for i in range(0, len(labels), item.columns)]
+    if item.optional:
+        rows.append([(t(lang, "Skip this question"), f"{prefix}s")])
+    return rows
+
+
+def step_message(step: core.Step, lang: str, *, late: bool = False) -> OutgoingMessage:
+    """A question as a message with its buttons."""
+    return OutgoingMessage(step_text(step, lang, late=late), step_buttons(step, lang))
+
+
+def done_text(checkins: Sequence[CheckIn], content: Content, lang: str, *, stopped: bool = False) -> str:
+    """What the message says once its questionnaires are answered (or closed)."""
+    lines = []
+    for checkin in checkins:
+        questionnaire = content.questionnaires.get(checkin.questionnaire_id)
+        title = localize(questionnaire.title, lang) if questionnaire is not None else checkin.questionnaire_id
+        if checkin.status == core.COMPLETE:
+            lines.append(f"✓ {title}")
+        else:
+            lines.append("– " + t(lang, "{title}: not answered", title=title))
+    head = t(lang, "Thank you! Your answers are saved.")
+    if stopped:
+        head += "\n" + t(lang, "Please follow the instructions in my message below.")
+    return head + "\n\n" + "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- the engine's renderers
+
 
 async def render_checkin(app: Application[Any, Any, Any, Any, Any, Any], message: DueMessage) -> OutgoingMessage | None:
-    """A due check-in: placeholder until the check-in feature lands."""
-    return OutgoingMessage(t(message.language, "Time for your check-in."))
+    """A due check-in: open its questionnaires and ask the first item; None if nothing is left."""
+    s = _services(app)
+    content: Content = s.content
+    now = s.clock.now()
+    questionnaires = core.payload_questionnaires(message.payload) or list(core.ON_DEMAND_SET)
+    if message.patient_id is None:
+        return None
+    async with s.db.session() as db:
+        patient = await db.get(Patient, message.patient_id)
+        if patient is None:
+            return None
+        checkins = await core.start(
+            db,
+            patient,
+            content,
+            questionnaires,
+            now,
+            delivery_id=message.delivery_id,
+            local_date=message.local_date,
+            due_at=message.due_at,
+        )
+        step = await core.next_step(db, content, checkins, now)
+        await db.commit()
+    if step is None:
+        return None
+    ids = [c.id for c in checkins if c.id is not None]
+
+    async def remember(message_id: int, _file_id: str | None) -> None:
+        async with s.db.session() as db:
+            for checkin_id in ids:
+                row = await db.get(CheckIn, checkin_id)
+                if row is not None:
+                    row.message_id = message_id
+                    db.add(row)
+            await db.commit()
+
+    rendered = step_message(step, message.language, late=message.late)
+    return OutgoingMessage(rendered.text, rendered.buttons, on_sent=remember)
 
 
 async def render_motivation(
     app: Application[Any, Any, Any, Any, Any, Any], message: DueMessage
 ) -> OutgoingMessage | None:
-    """A motivational message: placeholder until the motivation feature lands."""
-    return None
+    """Today's motivational message, chosen now by the rules; None when none applies."""
+    s = _services(app)
+    if message.patient_id is None:
+        return None
+    async with s.db.session() as db:
+        patient = await db.get(Patient, message.patient_id)
+        if patient is None:
+            return None
+        choice = await motivation.choose(
+            db,
+            patient,
+            s.content,
+            s.clock.now(),
+            clinic=s.config.clinic.name,
+            retry_of=message.due_at if message.attempts > 1 else None,
+        )
+        await db.commit()
+    if choice is None:
+        return None
+    return OutgoingMessage(choice.render(patient.language))
+
+
+# --------------------------------------------------------------------------- answering
+
+
+def _parse(data: str) -> tuple[int, int, int | None] | None:
+    parts = data.split(":")
+    if len(parts) != 4 or parts[0] != "ci" or not parts[1].isdigit() or not parts[2].isdigit():
+        return None
+    if parts[3] == "s":
+        return int(parts[1]), int(parts[2]), None
+    if not parts[3].isdigit():
+        return None
+    return int(parts[1]), int(parts[2]), int(parts[3])
+
+
+async def _edit(message: Any, text: str, buttons: list[list[tuple[str, str]]] | None = None) -> None:
+    if not isinstance(message, Message):
+        return
+    try:
+        await message.edit_text(text, reply_markup=_markup(buttons or []))
+    except BadRequest as exc:
+        if "not modified" not in exc.message.lower():
+            log.info("could not edit check-in message %s: %s", message.message_id, exc.message)
+    except TelegramError as exc:
+        log.info("could not edit check-in message %s: %s", message.message_id, type(exc).__name__)
+
+
+async def _find_patient(db: Any, telegram_id: int) -> Patient | None:
+    patient = await patients.find(db, telegram_id)
+    if patient is None or patient.status not in WRITING:
+        return None
+    return patient
+
+
+async def on_answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Store one answer, tell the patient at once about a red flag, ask the next item."""
+    query = update.callback_query
+    assert query is not None
+    s = svc(context)
+    content: Content = s.content
+    clinic = s.config.clinic
+    now = s.clock.now()
+    parsed = _parse(query.data or "")
+    async with s.db.session() as db:
+        patient = await _find_patient(db, query.from_user.id)
+        if parsed is None or patient is None:
+            await query.answer(t(await language_for(update, context), STALE))
+            raise ApplicationHandlerStop
+        lang = patient.language
+        result = await core.answer(db, patient, content, clinic, parsed[0], parsed[1], parsed[2], now)
+        chain: list[CheckIn] = []
+        step = None
+        if result.checkin is not None:
+            chain = await core.the_set(db, result.checkin)
+            if not result.stopped:
+                step = await core.next_step(db, content, chain, now)
+        await db.commit()
+    if result.status == "invalid" or result.checkin is None:
+        notice = STALE if result.status == "invalid" else ALREADY_SAVED
+        await query.answer(t(lang, notice))
+        raise ApplicationHandlerStop
+    notices = {
+        "recorded": N_("Saved."),
+        "duplicate": ALREADY_SAVED,
+        "stale": ALREADY_SAVED,
+        "expired": N_("This check-in has closed."),
+        "closed": N_("This check-in has closed."),
+    }
+    await query.answer(t(lang, notices[result.status]))
+    # What to do now comes first: before the edit, which is paced behind it.
+    for finding in sorted(result.findings, key=lambda f: redflag.SEVERITY_RANK[f.severity], reverse=True):
+        await context.bot.send_message(query.from_user.id, redflag.reply_text(finding, content, lang, clinic))
+    if result.status in ("expired", "closed") and step is None:
+        text = t(lang, "This check-in has closed. The answers you gave are kept.")
+        text += "\n" + t(lang, "You can record your pain at any time with /pain.")
+        await _edit(query.message, text)
+    elif step is not None:
+        rendered = step_message(step, lang)
+        await _edit(query.message, rendered.text, rendered.buttons)
+    else:
+        await _edit(query.message, done_text(chain, content, lang, stopped=result.stopped))
+    raise ApplicationHandlerStop
+
+
+# --------------------------------------------------------------------------- /pain and /checkin
+
+
+async def _send_step(update: Update, step: core.Step, lang: str) -> None:
+    message = update.effective_message
+    if message is None:
+        return
+    rendered = step_message(step, lang)
+    await message.reply_text(rendered.text, reply_markup=_markup(rendered.buttons))
+
+
+async def _enrolled(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Patient | None:
+    from rehab_bot.bot.patient import patient_for
+
+    return await patient_for(update, context)
+
+
+async def pain_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Record an extra pain entry now: one tap on 0-10."""
+    patient = await _enrolled(update, context)
+    if patient is not None:
+        await _start_and_ask(update, context, patient, ["pain"])
+    raise ApplicationHandlerStop
+
+
+async def _start_and_ask(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, patient: Patient, questionnaires: list[str]
+) -> None:
+    s = svc(context)
+    now = s.clock.now()
+    async with s.db.session() as db:
+        checkins = await core.start(db, patient, s.content, questionnaires, now)
+        step = await core.next_step(db, s.content, checkins, now)
+        await db.commit()
+    if step is not None:
+        await _send_step(update, step, patient.language)
+
+
+async def checkin_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Resume an open check-in, or offer the ones a patient can start now."""
+    patient = await _enrolled(update, context)
+    if patient is None:
+        raise ApplicationHandlerStop
+    s = svc(context)
+    content: Content = s.content
+    now = s.clock.now()
+    lang = patient.language
+    async with s.db.session() as db:
+        open_ones = await core.open_checkins(db, patient, content, now)
+        step = await core.next_step(db, content, open_ones, now) if open_ones else None
+        await db.commit()
+    if step is not None:
+        await _send_step(update, step, lang)
+        raise ApplicationHandlerStop
+    buttons = [[(localize(q.title, lang), f"cq:{q.id}")] for q in content.questionnaires.values() if q.on_demand]
+    message = update.effective_message
+    if message is not None:
+        await message.reply_text(
+            t(lang, "No check-in is waiting for you. Which would you like to fill in now?"),
+            reply_markup=_markup(buttons),
+        )
+    raise ApplicationHandlerStop
+
+
+async def on_start_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Start the questionnaire chosen in the /checkin menu, in the same message."""
+    query = update.callback_query
+    assert query is not None
+    s = svc(context)
+    content: Content = s.content
+    now = s.clock.now()
+    questionnaire_id = (query.data or "").partition(":")[2]
+    async with s.db.session() as db:
+        patient = await _find_patient(db, query.from_user.id)
+        questionnaire = content.questionnaires.get(questionnaire_id)
+        if patient is None or questionnaire is None or not questionnaire.on_demand:
+            await query.answer(t(await language_for(update, context), STALE))
+            raise ApplicationHandlerStop
+        checkins = await core.start(db, patient, content, [questionnaire_id], now)
+        step = await core.next_step(db, content, checkins, now)
+        await db.commit()
+    await query.answer()
+    if step is not None:
+        rendered = step_message(step, patient.language)
+        await _edit(query.message, rendered.text, rendered.buttons)
+    raise ApplicationHandlerStop
+
+
+# --------------------------------------------------------------------------- notes and crisis phrases
+
+
+def _saved_text(lang: str, emergency: str) -> str:
+    return (
+        t(lang, "📝 Saved as a note for your therapist. Notes are read during working hours, not around the clock.")
+        + "\n\n"
+        + emergency
+    )
+
+
+async def note_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Save the text after /note for the therapist, or ask for it."""
+    patient = await _enrolled(update, context)
+    message = update.effective_message
+    if patient is None or message is None or message.text is None:
+        raise ApplicationHandlerStop
+    s = svc(context)
+    text = message.text.partition(" ")[2].strip()
+    lang = patient.language
+    if not text:
+        await message.reply_text(t(lang, NOTE_PROMPT), reply_markup=ForceReply(selective=True))
+        raise ApplicationHandlerStop
+    async with s.db.session() as db:
+        row = await db.get(Patient, patient.id)
+        assert row is not None
+        await redflag.save_note(db, row, text, s.clock.now())
+        await db.commit()
+    await message.reply_text(_saved_text(lang, s.config.clinic.emergency_text))
+    raise ApplicationHandlerStop
+
+
+async def crisis_watch(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Any text from a patient with a crisis phrase: crisis help now, a note and an urgent alert."""
+    message, user = update.effective_message, update.effective_user
+    if message is None or user is None:
+        return
+    text = message.text or message.caption or ""
+    s = svc(context)
+    content: Content = s.content
+    if not text or not redflag.is_crisis(text, content):
+        return  # the cheap check first: most messages never touch the database here
+    async with s.db.session() as db:
+        patient = await patients.find(db, user.id)
+        if patient is None:
+            return
+        finding = await redflag.on_crisis(db, patient, content, s.config.clinic, text, s.clock.now())
+        await db.commit()
+    await message.reply_text(redflag.reply_text(finding, content, patient.language, s.config.clinic))
+    raise ApplicationHandlerStop
+
+
+def _is_note_prompt(message: Message, bot_id: int, lang: str) -> bool:
+    replied = message.reply_to_message
+    return (
+        replied is not None
+        and replied.from_user is not None
+        and replied.from_user.id == bot_id
+        and (replied.text or "") in {t(lang, NOTE_PROMPT), t("en", NOTE_PROMPT)}
+    )
+
+
+async def free_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Text nobody else handled: offer to keep it as a note for the therapist."""
+    message, user = update.effective_message, update.effective_user
+    if message is None or user is None or message.text is None:
+        return
+    s = svc(context)
+    async with s.db.session() as db:
+        patient = await _find_patient(db, user.id)
+        if patient is None:
+            await common.unknown_message(update, context)
+            raise ApplicationHandlerStop
+        lang = patient.language
+        if _is_note_prompt(message, context.bot.id, lang):
+            await redflag.save_note(db, patient, message.text.strip(), s.clock.now())
+            await db.commit()
+            await message.reply_text(_saved_text(lang, s.config.clinic.emergency_text))
+            raise ApplicationHandlerStop
+    text = t(lang, "I cannot read or answer messages myself. Shall I save this as a note for your therapist?")
+    buttons = [[(t(lang, "Save as a note"), "nt:s"), (t(lang, "No, thanks"), "nt:x")]]
+    await message.reply_text(text, reply_markup=_markup(buttons), do_quote=True)
+    raise ApplicationHandlerStop
+
+
+async def on_note_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Save (or not) the patient's message that the offer replied to."""
+    query = update.callback_query
+    assert query is not None
+    s = svc(context)
+    offer = query.message if isinstance(query.message, Message) else None
+    original = offer.reply_to_message if offer is not None else None
+    async with s.db.session() as db:
+        patient = await _find_patient(db, query.from_user.id)
+        owner_ok = (
+            original is not None and original.from_user is not None and original.from_user.id == query.from_user.id
+        )
+        if patient is None or offer is None:
+            await query.answer(t(await language_for(update, context), STALE))
+            raise ApplicationHandlerStop
+        lang = patient.language
+        if query.data == "nt:x":
+            await query.answer()
+            await _edit(offer, t(lang, "OK, not saved."))
+            raise ApplicationHandlerStop
+        if not owner_ok or original is None or not original.text:
+            await query.answer()
+            await _edit(offer, t(lang, "I could not find that message any more. Please send it with /note."))
+            raise ApplicationHandlerStop
+        await redflag.save_note(db, patient, original.text.strip(), s.clock.now())
+        await db.commit()
+    await query.answer(t(lang, "Saved."))
+    await _edit(offer, _saved_text(lang, s.config.clinic.emergency_text))
+    raise ApplicationHandlerStop
+
+
+# --------------------------------------------------------------------------- periodic checks and /progress
+
+
+async def run_periodic(app: Application[Any, Any, Any, Any, Any, Any]) -> int:
+    """Close expired check-ins and raise no-response alerts, at the injected clock's now."""
+    s = _services(app)
+    now = s.clock.now()
+    async with s.db.session() as db:
+        await core.expire_due(db, s.content, now)
+        await db.commit()
+        try:
+            raised = await redflag.check_inactive(db, s.content, s.config.clinic, now)
+            await db.commit()
+        except IntegrityError:
+            # Another process (a second dispatcher) raised the same alert first: its key is unique.
+            await db.rollback()
+            log.info("inactivity check: another process raised the same alert")
+            return 0
+    return raised
+
+
+async def periodic_job(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The repeating job behind run_periodic."""
+    await run_periodic(context.application)
+
+
+async def progress_extra(update: Update, context: ContextTypes.DEFAULT_TYPE, patient: Patient, lang: str) -> None:
+    """/progress: the chart, with the same facts in words as its caption (for screen readers)."""
+    message = update.effective_message
+    if message is None:
+        return
+    s = svc(context)
+    async with s.db.session() as db:
+        progress = await report.load_progress(db, patient, s.clock.now())
+    png = await asyncio.to_thread(report.render_chart, progress)
+    summary = report.summary_text(progress, lang)
+    if len(summary) <= 1024:
+        await message.reply_photo(png, caption=summary)
+    else:
+        await message.reply_photo(png)
+        await message.reply_text(summary)
 
 
 def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
-    """Add the check-in handlers."""
+    """Add the check-in handlers, the periodic red-flag job and the /progress chart."""
+    patient_text = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
+    app.add_handler(MessageHandler(patient_text & (filters.TEXT | filters.CAPTION), crisis_watch), group=CRISIS_GROUP)
+    app.add_handler(CommandHandler("checkin", checkin_command))
+    app.add_handler(CommandHandler("pain", pain_command))
+    app.add_handler(CommandHandler("note", note_command))
+    app.add_handler(CallbackQueryHandler(on_answer, pattern=r"^ci:"))
+    app.add_handler(CallbackQueryHandler(on_start_pressed, pattern=r"^cq:"))
+    app.add_handler(CallbackQueryHandler(on_note_pressed, pattern=r"^nt:[sx]$"))
+    app.add_handler(MessageHandler(patient_text & filters.TEXT & ~filters.COMMAND, free_text), group=FREE_TEXT_GROUP)
+    if app.job_queue is not None:
+        services = _services(app)
+        interval = max(PERIODIC_SECONDS, services.config.delivery.poll_interval)
+        app.job_queue.run_repeating(
+            periodic_job,
+            interval=interval,
+            first=interval,
+            name=PERIODIC_JOB,
+            job_kwargs={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
+        )
+    try:
+        from rehab_bot.bot import patient as patient_bot
+    except ImportError:  # pragma: no cover - the patient commands are part of the bot
+        return
+    extras = getattr(patient_bot, "PROGRESS_EXTRAS", None)
+    if isinstance(extras, list) and progress_extra not in extras:
+        extras.append(progress_extra)

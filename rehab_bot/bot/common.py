@@ -31,6 +31,17 @@ log = logging.getLogger(__name__)
 PATIENT_COMMANDS: list[tuple[str, str]] = [
     ("start", N_("Start or resume")),
     ("help", N_("How this bot works")),
+    ("today", N_("Today's sessions")),
+    ("checkin", N_("Answer a check-in now")),
+    ("pain", N_("Record your pain now")),
+    ("note", N_("Leave a note for your therapist")),
+    ("progress", N_("Your progress")),
+    ("settings", N_("Times, timezone, language, quiet hours")),
+    ("pause", N_("Pause reminders for a while")),
+    ("resume", N_("Start reminders again")),
+    ("mydata", N_("Get all your data as a file")),
+    ("delete", N_("Delete all your data")),
+    ("stop", N_("Stop all messages")),
 ]
 
 
@@ -81,14 +92,13 @@ async def private_only(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
 
 async def _first_notice(context: ContextTypes.DEFAULT_TYPE, chat_id: int) -> bool:
     s = svc(context)
-    async with s.db.session() as session:
-        insert = postgresql.insert if s.db.dialect == "postgresql" else sqlite.insert
-        table = GroupNotice.__table__  # type: ignore[attr-defined]
-        result = await session.execute(
+    insert = postgresql.insert if s.db.dialect == "postgresql" else sqlite.insert
+    table = GroupNotice.__table__  # type: ignore[attr-defined]
+    async with s.db.engine.begin() as conn:
+        result = await conn.execute(
             insert(table).values(chat_id=chat_id, noticed_at=s.clock.now()).on_conflict_do_nothing()
         )
-        await session.commit()
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(result.rowcount)
 
 
 async def unknown_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

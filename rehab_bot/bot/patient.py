@@ -1,11 +1,674 @@
-"""Placeholder: the patient feature registers its handlers here."""
+"""The patient's own commands: /today, /progress, /settings, /pause, /resume, /mydata, /delete, /stop.
+
+Handlers stay thin: they find the patient behind the Telegram account, call
+rehab_bot.patient (the core) and render the answer. Anyone else gets a
+friendly pointer instead (an invitation is needed; staff have their own
+commands; a patient still enrolling finishes that first).
+
+Buttons are ``pt:<what>[:<arg>...]``; each press is re-checked against the
+pressing account. Confirmations that cannot be undone (/delete, /stop)
+carry the minute they were offered and expire after CONFIRM_MINUTES.
+
+Typed answers (new times, a timezone, quiet hours, a pause date) are
+awaited per user in ``user_data`` for INPUT_MINUTES; the text handler runs
+in its own group before the other features and lets every text through
+that it is not waiting for.
+"""
 
 from __future__ import annotations
 
+import io
+import json
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from telegram.ext import Application
+from babel.dates import format_date, format_skeleton
+from telegram import InputFile, Message, Update
+from telegram.ext import (
+    Application,
+    ApplicationHandlerStop,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from rehab_bot import patient as core
+from rehab_bot import session as sessions
+from rehab_bot import timezones
+from rehab_bot.bot.common import language_for, svc
+from rehab_bot.bot.session import STALE, close_with, edit_message, markup
+from rehab_bot.i18n import N_, t
+from rehab_bot.models import Patient, PatientStatus
+from rehab_bot.schedule import zone
+
+log = logging.getLogger(__name__)
+
+CONFIRM_MINUTES = 15
+INPUT_MINUTES = 15
+INPUT_KEY = "patient_input"
+INPUT_GROUP = -2  # before enrolment's and staff's text handlers (group -1)
+
+LANGUAGE_NAMES = {"en": "English", "de": "Deutsch"}
+
+# Answers to bad input, by the core's InputError code.
+INPUT_ERRORS = {
+    "times_format": N_("I could not read that. Please send times like 08:00, 13:00, 18:00."),
+    "times_duplicate": N_("Each time may appear only once. Please send the times again."),
+    "times_count": N_("Your programme has {n} sessions a day: please send {n} times."),
+    "times_quiet": N_("{times} falls in your quiet hours ({start}-{end}). Please choose other times."),
+    "timezone_unknown": N_(
+        "I do not know that place. Please send a city (e.g. Berlin) or a timezone like Europe/Vienna."
+    ),
+    "language_unknown": N_("Please choose one of the languages on the buttons."),
+    "quiet_format": N_("Please send quiet hours as two times, e.g. 22:00-07:00."),
+    "date_format": N_("I could not read that date. Please send it like 24.06.2026 or 2026-06-24."),
+    "date_past": N_("That date has already passed. Please send a date from today on."),
+    "date_far": N_("You can pause for up to {days} days. For longer, please talk to your clinic."),
+}
+
+# Extra output after /progress (the check-in feature adds a chart here):
+# called with the update, the context, the patient and their language.
+ProgressExtra = Callable[[Update, ContextTypes.DEFAULT_TYPE, Patient, str], Awaitable[None]]
+PROGRESS_EXTRAS: list[ProgressExtra] = []
+
+
+# --- who is asking -------------------------------------------------------------------------
+
+
+async def _reply(update: Update, text: str, buttons: list[list[tuple[str, str]]] | None = None) -> Message | None:
+    message = update.effective_message
+    if message is None:
+        return None
+    return await message.reply_text(text, reply_markup=markup(buttons) if buttons else None)
+
+
+async def patient_for(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Patient | None:
+    """The enrolled patient behind this account; everybody else is told what they can do instead."""
+    user = update.effective_user
+    if user is None:
+        return None
+    async with svc(context).db.session() as db:
+        standing, patient = await core.standing(db, user.id)
+    if standing == core.Standing.PATIENT:
+        return patient
+    lang = await language_for(update, context)
+    if standing == core.Standing.ENROLLING:
+        text = t(lang, "Please finish setting up first: send /start.")
+    elif standing == core.Standing.STAFF:
+        text = t(lang, "This command is for patients. Your commands are in the menu.")
+    else:
+        text = t(lang, "To use this bot you need an invitation link from your clinic. Please ask your physiotherapist.")
+    await _reply(update, text)
+    return None
+
+
+def _local_date(lang: str, day: date) -> str:
+    return format_date(day, "full", locale=lang)
+
+
+def _local_when(lang: str, at: datetime, tz: str) -> str:
+    local = at.astimezone(zone(tz))
+    return f"{format_skeleton('MMMEd', local.date(), locale=lang)}, {local:%H:%M}"
+
+
+# --- /today ------------------------------------------------------------------------------------
+
+TODAY_STATUS = {
+    "done": N_("✅ done"),
+    "partly": N_("🌗 partly done"),
+    "skipped": N_("⏭ skipped"),
+    "missed": N_("❌ missed"),
+    "pending": N_("⏳ waiting for your answer"),
+    "upcoming": N_("🕒 coming up"),
+}
+
+
+def today_text(lang: str, items: list[core.TodayItem], patient: Patient) -> str:
+    """Today's sessions and their status."""
+    lines = [t(lang, "📅 Your sessions today:")]
+    for item in items:
+        if item.status == sessions.Status.PENDING and item.step == sessions.Step.SNOOZED and item.snoozed_until:
+            at = item.snoozed_until.astimezone(zone(patient.timezone)).strftime("%H:%M")
+            status = t(lang, "⏰ snoozed until {time}", time=at)
+        else:
+            status = t(lang, TODAY_STATUS.get(item.status, item.status))
+        lines.append(f"{item.slot}  {status}")
+    if not items:
+        lines.append(t(lang, "No sessions today."))
+    if patient.status == PatientStatus.PAUSED and patient.paused_until is not None:
+        lines.append(t(lang, "⏸ Reminders are paused until {date}.", date=_local_date(lang, patient.paused_until)))
+    elif patient.status == PatientStatus.STOPPED:
+        lines.append(t(lang, "🛑 All messages are stopped. To start again, send /resume."))
+    return "\n".join(lines)
+
+
+async def today_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Show today's sessions and their status."""
+    patient = await patient_for(update, context)
+    if patient is not None:
+        s = svc(context)
+        async with s.db.session() as db:
+            items = await core.today(db, patient, s.clock.now())
+        await _reply(update, today_text(patient.language, items, patient))
+    raise ApplicationHandlerStop
+
+
+# --- /progress -----------------------------------------------------------------------------------
+
+
+def _percent(value: float | None) -> str:
+    return "–" if value is None else f"{round(value * 100)} %"
+
+
+def progress_text(lang: str, progress: core.Progress, tz: str) -> str:
+    """The /progress text: streak, this week against last, days since surgery, next session."""
+    st = progress.stats
+    lines = [t(lang, "📈 Your progress")]
+    if progress.day_after_surgery is not None and progress.day_after_surgery >= 0:
+        lines.append(t(lang, "Day {n} after your surgery.", n=progress.day_after_surgery))
+    if st.streak_days >= 2:
+        lines.append(t(lang, "🔥 {n} days in a row with all sessions done.", n=st.streak_days))
+    elif st.streak_days == 1:
+        lines.append(t(lang, "🔥 All sessions done today. Keep it up tomorrow!"))
+    lines.append(
+        t(
+            lang,
+            "This week: {this} of your sessions done (last week: {last}).",
+            this=_percent(st.adherence_this_week),
+            last=_percent(st.adherence_last_week),
+        )
+    )
+    lines.append(t(lang, "Sessions done so far: {n}.", n=st.done_total))
+    if progress.status == PatientStatus.PAUSED and progress.paused_until is not None:
+        lines.append(t(lang, "⏸ Reminders are paused until {date}.", date=_local_date(lang, progress.paused_until)))
+    elif progress.next_session is not None:
+        lines.append(t(lang, "Next session: {when}.", when=_local_when(lang, progress.next_session, tz)))
+    return "\n".join(lines)
+
+
+async def progress_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Show the streak, adherence this week against last, days since surgery and the next session."""
+    patient = await patient_for(update, context)
+    if patient is not None:
+        s = svc(context)
+        async with s.db.session() as db:
+            progress = await core.progress(db, patient, s.clock.now())
+        await _reply(update, progress_text(patient.language, progress, patient.timezone))
+        for extra in PROGRESS_EXTRAS:
+            try:
+                await extra(update, context, patient, patient.language)
+            except Exception:  # an extra (the chart) must not take the text with it
+                log.exception("a /progress extra failed for patient %s", patient.id)
+    raise ApplicationHandlerStop
+
+
+# --- /settings ----------------------------------------------------------------------------------
+
+
+def settings_text(lang: str, patient: Patient, context: ContextTypes.DEFAULT_TYPE) -> str:
+    """The patient's current settings."""
+    s = svc(context)
+    quiet = core.quiet_hours(patient, s.config.delivery)
+    if patient.quiet_start is None and patient.quiet_end is None:
+        quiet_text = (
+            t(lang, "clinic default ({start}-{end})", start=f"{quiet[0]:%H:%M}", end=f"{quiet[1]:%H:%M}")
+            if quiet
+            else t(lang, "none")
+        )
+    elif quiet is None:
+        quiet_text = t(lang, "none")
+    else:
+        quiet_text = f"{quiet[0]:%H:%M}-{quiet[1]:%H:%M}"
+    times = ", ".join(t_ for t_ in patient.session_times.split(",") if t_) or "–"
+    label = timezones.zone_label(patient.timezone, lang)
+    now = timezones.local_time(patient.timezone, s.clock.now())
+    return "\n".join(
+        [
+            t(lang, "⚙️ Your settings"),
+            t(lang, "Session times: {times}", times=times),
+            t(lang, "Timezone: {zone} (now {time})", zone=label, time=now),
+            t(lang, "Language: {language}", language=LANGUAGE_NAMES.get(patient.language, patient.language)),
+            t(lang, "Quiet hours: {quiet}", quiet=quiet_text),
+            "",
+            t(lang, "What would you like to change?"),
+        ]
+    )
+
+
+def settings_buttons(lang: str) -> list[list[tuple[str, str]]]:
+    """The settings menu."""
+    return [
+        [(t(lang, "🕒 Times"), "pt:set:times"), (t(lang, "🌍 Timezone"), "pt:set:tz")],
+        [(t(lang, "🗣 Language"), "pt:set:lang"), (t(lang, "🌙 Quiet hours"), "pt:set:quiet")],
+    ]
+
+
+async def settings_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Show the settings and what can be changed."""
+    _forget_input(context)
+    patient = await patient_for(update, context)
+    if patient is not None:
+        lang = patient.language
+        await _reply(update, settings_text(lang, patient, context), settings_buttons(lang))
+    raise ApplicationHandlerStop
+
+
+# --- /pause and /resume ---------------------------------------------------------------------------
+
+
+def pause_buttons(lang: str) -> list[list[tuple[str, str]]]:
+    """3 days, 1 week, 2 weeks, or a date."""
+    return [
+        [
+            (t(lang, "3 days"), "pt:pause:3"),
+            (t(lang, "1 week"), "pt:pause:7"),
+            (t(lang, "2 weeks"), "pt:pause:14"),
+        ],
+        [(t(lang, "📅 Choose a date"), "pt:pause:date")],
+    ]
+
+
+async def pause_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Offer to pause the reminders until a date."""
+    _forget_input(context)
+    patient = await patient_for(update, context)
+    if patient is None:
+        raise ApplicationHandlerStop
+    lang = patient.language
+    if patient.status == PatientStatus.PAUSED and patient.paused_until is not None:
+        text = t(lang, "⏸ Reminders are paused until {date}.", date=_local_date(lang, patient.paused_until))
+        text += "\n" + t(lang, "Send /resume to start again now, or choose a new date:")
+        await _reply(update, text, pause_buttons(lang))
+    elif patient.status in (PatientStatus.ACTIVE, PatientStatus.UNREACHABLE):
+        text = t(lang, "Need a break, for example while you are ill or on holiday? Pause your reminders until:")
+        await _reply(update, text, pause_buttons(lang))
+    elif patient.status == PatientStatus.STOPPED:
+        await _reply(update, t(lang, "🛑 All messages are stopped. To start again, send /resume."))
+    else:
+        await _reply(update, t(lang, "Your exercise programme has ended, so there is nothing to pause."))
+    raise ApplicationHandlerStop
+
+
+async def _pause(db: Any, patient: Patient, until: date, now: datetime) -> str:
+    """Pause (in the caller's transaction) and say until when."""
+    lang = patient.language
+    fresh = await db.get(Patient, patient.id)
+    assert fresh is not None
+    if fresh.status == PatientStatus.UNREACHABLE:
+        fresh.status = PatientStatus.ACTIVE.value  # they are writing to us: reachable again
+    result = await core.pause(db, fresh, until, now)
+    if result == core.PauseResult.NOT_ACTIVE:
+        return t(lang, "🛑 All messages are stopped. To start again, send /resume.")
+    resumes = _local_date(lang, until + timedelta(days=1))
+    return "\n".join(
+        [
+            t(lang, "⏸ Reminders paused until {date}.", date=_local_date(lang, until)),
+            t(lang, "They start again on {date}. To start earlier, send /resume.", date=resumes),
+        ]
+    )
+
+
+async def resume_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """End a pause or a stop now."""
+    _forget_input(context)
+    patient = await patient_for(update, context)
+    if patient is None:
+        raise ApplicationHandlerStop
+    s = svc(context)
+    lang = patient.language
+    async with s.db.session() as db:
+        fresh = await db.get(Patient, patient.id)
+        assert fresh is not None
+        result = await core.resume(db, fresh, content=s.content, now=s.clock.now())
+        await db.commit()
+    text = {
+        core.ResumeResult.RESUMED: N_("▶️ Welcome back! Your reminders start again with your next session."),
+        core.ResumeResult.RESTARTED: N_("▶️ Welcome back! Your reminders start again with your next session."),
+        core.ResumeResult.REACHABLE: N_("▶️ Welcome back! Your reminders start again with your next session."),
+        core.ResumeResult.ALREADY_ACTIVE: N_("Your reminders are running; there is nothing to resume."),
+        core.ResumeResult.NOT_POSSIBLE: N_("Your exercise programme has ended. Please contact your clinic."),
+    }[result]
+    await _reply(update, t(lang, text))
+    raise ApplicationHandlerStop
+
+
+# --- /mydata, /delete, /stop -------------------------------------------------------------------------
+
+
+async def mydata_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Send every piece of data the bot holds about the patient as a JSON file."""
+    _forget_input(context)
+    patient = await patient_for(update, context)
+    message = update.effective_message
+    if patient is None or message is None:
+        raise ApplicationHandlerStop
+    s = svc(context)
+    async with s.db.session() as db:
+        data = await core.export(db, patient, s.clock.now())
+    body = json.dumps(data, ensure_ascii=False, indent=2).encode()
+    log.info("patient %s exported their data (%d bytes)", patient.id, len(body))
+    await message.reply_document(
+        InputFile(io.BytesIO(body), filename="my-data.json"),
+        caption=t(patient.language, "All the data this bot stores about you."),
+    )
+    raise ApplicationHandlerStop
+
+
+def _stamp(now: datetime) -> int:
+    return int(now.timestamp() // 60)
+
+
+def _fresh(stamp: str, now: datetime) -> bool:
+    return stamp.isdigit() and 0 <= _stamp(now) - int(stamp) <= CONFIRM_MINUTES
+
+
+async def delete_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Ask whether to delete all the patient's data."""
+    _forget_input(context)
+    patient = await patient_for(update, context)
+    if patient is not None:
+        lang, stamp = patient.language, _stamp(svc(context).clock.now())
+        text = t(
+            lang,
+            "This deletes all your data: your sessions, answers, notes and settings. "
+            "Your therapist is told that you deleted your data, but not what it was. "
+            "All messages from this bot stop. This cannot be undone.\n\nDelete everything?",
+        )
+        buttons = [
+            [(t(lang, "🗑 Yes, delete everything"), f"pt:del:yes:{stamp}")],
+            [(t(lang, "No, keep my data"), "pt:del:no")],
+        ]
+        await _reply(update, text, buttons)
+    raise ApplicationHandlerStop
+
+
+async def stop_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Ask whether to stop all messages."""
+    _forget_input(context)
+    patient = await patient_for(update, context)
+    if patient is not None:
+        lang, stamp = patient.language, _stamp(svc(context).clock.now())
+        text = t(lang, "Stop all messages from this bot? You can start again at any time with /resume.")
+        buttons = [
+            [(t(lang, "🛑 Yes, stop all messages"), f"pt:stop:yes:{stamp}")],
+            [(t(lang, "No, keep them"), "pt:stop:no")],
+        ]
+        await _reply(update, text, buttons)
+    raise ApplicationHandlerStop
+
+
+# --- buttons ------------------------------------------------------------------------------------------
+
+
+def _buttons(message: Message) -> list[str]:
+    """The callback data of the buttons the message carries now (Telegram sends its current state)."""
+    markup = message.reply_markup
+    if markup is None:
+        return []
+    return [str(b.callback_data) for row in markup.inline_keyboard for b in row if b.callback_data is not None]
+
+
+async def _stale(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The neutral answer. A button really on the message that no longer works (an expired
+    confirmation) takes its menu away; a forged press leaves every message as it is."""
+    query = update.callback_query
+    assert query is not None
+    await query.answer(t(await language_for(update, context), STALE))
+    message = query.message
+    if isinstance(message, Message) and query.data in _buttons(message):
+        await edit_message(message, None, None)
+
+
+async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A press on a patient-command button: re-check the presser, then act once."""
+    query, user = update.callback_query, update.effective_user
+    assert query is not None
+    parts = (query.data or "").split(":")
+    message = query.message if isinstance(query.message, Message) else None
+    if (
+        user is None
+        or message is None
+        or not 2 <= len(parts) <= 4
+        or len((query.data or "").encode()) > 64
+        or query.data not in _buttons(message)  # not (or no longer) offered on this message
+    ):
+        await _stale(update, context)
+        raise ApplicationHandlerStop
+    s = svc(context)
+    now = s.clock.now()
+    async with s.db.session() as db:
+        standing, patient = await core.standing(db, user.id)
+    if standing != core.Standing.PATIENT or patient is None:
+        await _stale(update, context)
+        raise ApplicationHandlerStop
+    lang = patient.language
+    what, args = parts[1], parts[2:]
+    handled = False
+    if what == "pause" and args and args[0].isdigit() and int(args[0]) in core.PAUSE_CHOICES:
+        await query.answer()
+        until = core.pause_until_for(int(args[0]), sessions.local_today(patient, now))
+        async with s.db.session() as db:
+            line = await _pause(db, patient, until, now)
+            await db.commit()
+        await close_with(message, line)
+        handled = True
+    elif what == "pause" and args == ["date"]:
+        await query.answer()
+        await _expect(context, "date", now)
+        await message.edit_reply_markup(reply_markup=None)
+        await message.reply_text(t(lang, "Until which date? Send it like 24.06.2026 (the last day without reminders)."))
+        handled = True
+    elif what == "set":
+        handled = await _settings_button(update, context, patient, args, message)
+    elif what in ("del", "stop") and args == ["no"]:
+        await query.answer()
+        line = N_("Nothing was deleted.") if what == "del" else N_("Your messages continue as before.")
+        await close_with(message, t(lang, line))
+        handled = True
+    elif what in ("del", "stop") and len(args) == 2 and args[0] == "yes" and _fresh(args[1], now):
+        await query.answer()
+        async with s.db.session() as db:
+            fresh = await db.get(Patient, patient.id)
+            assert fresh is not None
+            if what == "del":
+                await core.erase(db, fresh, now=now, clinic=s.config.clinic)
+                line = t(
+                    lang,
+                    "🗑 Your data has been deleted and this bot will not message you again. "
+                    "If you want to use it again one day, please ask your clinic for a new invitation.",
+                )
+            else:
+                await core.stop(db, fresh, now)
+                line = t(lang, "🛑 All messages are stopped. To start again, send /resume.")
+            await db.commit()
+        log.info("patient %s: %s confirmed", patient.id, "delete" if what == "del" else "stop")
+        await close_with(message, line)
+        handled = True
+    if not handled:
+        await _stale(update, context)
+    raise ApplicationHandlerStop
+
+
+async def _settings_button(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, patient: Patient, args: list[str], message: Message
+) -> bool:
+    query = update.callback_query
+    assert query is not None
+    s = svc(context)
+    lang = patient.language
+    now = s.clock.now()
+    if args == ["times"]:
+        await query.answer()
+        needed = core.sessions_per_day(patient, s.content, now)
+        current = ", ".join(x for x in patient.session_times.split(",") if x) or "08:00, 13:00, 18:00"
+        prompt = t(lang, "Send your new session times, like: {example}", example=current)
+        if needed is not None:
+            prompt += "\n" + t(lang, "Your programme has {n} sessions a day.", n=needed)
+        await _expect(context, "times", now)
+        await message.reply_text(prompt)
+        return True
+    if args == ["tz"]:
+        await query.answer()
+        await _expect(context, "tz", now)
+        await message.reply_text(
+            t(lang, "Which city are you in? Send its name (e.g. Berlin) or a timezone like Europe/Vienna.")
+        )
+        return True
+    if args == ["lang"]:
+        await query.answer()
+        buttons = [[(name, f"pt:set:lang:{code}") for code, name in LANGUAGE_NAMES.items()]]
+        await message.edit_reply_markup(reply_markup=markup(buttons))
+        return True
+    if len(args) == 2 and args[0] == "lang" and args[1] in LANGUAGE_NAMES:
+        await query.answer()
+        async with s.db.session() as db:
+            fresh = await db.get(Patient, patient.id)
+            assert fresh is not None
+            core.set_language(db, fresh, args[1])
+            await db.commit()
+        await close_with(message, t(args[1], "✅ Saved."))
+        await message.reply_text(settings_text(args[1], fresh, context), reply_markup=markup(settings_buttons(args[1])))
+        return True
+    if args == ["quiet"]:
+        await query.answer()
+        buttons = [
+            [(t(lang, "Clinic default"), "pt:set:quiet:default"), (t(lang, "No quiet hours"), "pt:set:quiet:off")],
+            [(t(lang, "Set my own"), "pt:set:quiet:own")],
+        ]
+        await message.edit_reply_markup(reply_markup=markup(buttons))
+        return True
+    if len(args) == 2 and args[0] == "quiet" and args[1] in ("default", "off"):
+        await query.answer()
+        async with s.db.session() as db:
+            fresh = await db.get(Patient, patient.id)
+            assert fresh is not None
+            value = None if args[1] == "default" else ""
+            core.set_quiet_hours(db, fresh, value, value)
+            await db.commit()
+        await close_with(message, t(lang, "✅ Saved."))
+        await message.reply_text(settings_text(lang, fresh, context), reply_markup=markup(settings_buttons(lang)))
+        return True
+    if args == ["quiet", "own"]:
+        await query.answer()
+        await _expect(context, "quiet", now)
+        await message.reply_text(t(lang, "Send your quiet hours, e.g. 22:00-07:00. I send no reminders then."))
+        return True
+    return False
+
+
+# --- typed answers ------------------------------------------------------------------------------------
+
+
+async def _expect(context: ContextTypes.DEFAULT_TYPE, kind: str, now: datetime) -> None:
+    if context.user_data is not None:
+        context.user_data[INPUT_KEY] = {"kind": kind, "at": now.isoformat()}
+
+
+def _forget_input(context: ContextTypes.DEFAULT_TYPE) -> None:
+    if context.user_data is not None:
+        context.user_data.pop(INPUT_KEY, None)
+
+
+def _awaited(context: ContextTypes.DEFAULT_TYPE, now: datetime) -> str | None:
+    data = context.user_data.get(INPUT_KEY) if context.user_data is not None else None
+    if not isinstance(data, dict):
+        return None
+    try:
+        since = datetime.fromisoformat(str(data.get("at")))
+    except ValueError:
+        return None
+    if now - since > timedelta(minutes=INPUT_MINUTES):
+        _forget_input(context)
+        return None
+    kind = data.get("kind")
+    return kind if isinstance(kind, str) else None
+
+
+async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A typed answer to a settings or pause question; any other text passes on untouched."""
+    message, user = update.effective_message, update.effective_user
+    if message is None or message.text is None or user is None:
+        return
+    s = svc(context)
+    now = s.clock.now()
+    kind = _awaited(context, now)
+    if kind is None:
+        return
+    async with s.db.session() as db:
+        standing, patient = await core.standing(db, user.id)
+        if standing != core.Standing.PATIENT or patient is None:
+            _forget_input(context)
+            return
+        lang = patient.language
+        try:
+            reply = await _apply_input(db, context, patient, kind, message.text, now)
+        except core.InputError as error:
+            await db.rollback()
+            await message.reply_text(t(lang, INPUT_ERRORS[error.code], **error.params))
+            raise ApplicationHandlerStop from None
+        await db.commit()
+    _forget_input(context)
+    if reply is not None:
+        await message.reply_text(reply)
+    else:
+        await message.reply_text(
+            t(patient.language, "✅ Saved.") + "\n\n" + settings_text(patient.language, patient, context),
+            reply_markup=markup(settings_buttons(patient.language)),
+        )
+    raise ApplicationHandlerStop
+
+
+async def _apply_input(
+    db: Any, context: ContextTypes.DEFAULT_TYPE, patient: Patient, kind: str, text: str, now: datetime
+) -> str | None:
+    """Apply one typed answer; the reply to send, or None for "saved" plus the settings."""
+    s = svc(context)
+    if kind == "times":
+        await core.set_times(
+            db, patient, core.parse_times(text), content=s.content, delivery=s.config.delivery, now=now
+        )
+        return None
+    if kind == "tz":
+        match = timezones.zone_from_text(text)
+        if match is None:
+            raise core.InputError("timezone_unknown")
+        await core.set_timezone(db, patient, match.zone, now)
+        return None
+    if kind == "quiet":
+        start, end = core.parse_quiet_hours(text)
+        core.set_quiet_hours(db, patient, start, end)
+        return None
+    # kind == "date": the last day of a pause
+    until = core.parse_pause_date(text, sessions.local_today(patient, now))
+    return await _pause(db, patient, until, now)
+
+
+# --- the menu and registration -----------------------------------------------------------------------
+
+COMMANDS: list[tuple[str, Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]]] = [
+    ("today", today_command),
+    ("progress", progress_command),
+    ("settings", settings_command),
+    ("pause", pause_command),
+    ("resume", resume_command),
+    ("mydata", mydata_command),
+    ("delete", delete_command),
+    ("stop", stop_command),
+]
 
 
 def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
-    """Add this feature's handlers."""
+    """Add the patient commands, their buttons and the typed-answer handler."""
+    for name, callback in COMMANDS:
+        app.add_handler(CommandHandler(name, callback))
+    app.add_handler(CallbackQueryHandler(on_button, pattern=r"^pt:"))
+    app.add_handler(
+        MessageHandler(
+            filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE & filters.TEXT & ~filters.COMMAND, on_text
+        ),
+        group=INPUT_GROUP,
+    )

@@ -1,31 +1,501 @@
-"""Exercise session reminders and one-tap logging (Done, Partly, Skip, Snooze)."""
+"""Exercise session reminders and one-tap logging (Done, Partly, Skip, Snooze).
+
+The reminder lists the session's exercises with four buttons; callback data
+is ``s:<session id>:<action>[:<value>]`` (see rehab_bot.session.Press):
+
+    d, p, k         Done, Partly, Skip
+    z / z:<min>     open the snooze menu / snooze 15, 30 or 60 minutes
+    b               back from the snooze menu
+    e:<effort>      easy, ok, hard, or "-" to skip the question
+    n:<0-10>        pain during the exercises, or "-"
+    r:<reason>      why the session was skipped
+
+Every press is checked in the core against the pressing account and the
+session's state, so a repeated, stale or forged press changes nothing and
+gets the same neutral answer. The message a press was on is then edited so
+its buttons cannot be pressed again.
+"""
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime, timedelta
 from typing import Any
 
-from telegram.ext import Application
+from sqlalchemy.dialects import postgresql, sqlite
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram.error import BadRequest, TelegramError
+from telegram.ext import Application, ApplicationHandlerStop, CallbackQueryHandler, ContextTypes
 
-from rehab_bot.i18n import t
+from rehab_bot import patient as patients
+from rehab_bot import programme
+from rehab_bot import session as core
+from rehab_bot.bot.common import language_for, svc
+from rehab_bot.content import Content, Exercise, Phase, localize
+from rehab_bot.i18n import N_, t
+from rehab_bot.models import MediaCache, Patient, PatientStatus
+from rehab_bot.ratelimit import BULK
 from rehab_bot.reminders import DueMessage
-from rehab_bot.transport import OutgoingMessage
+from rehab_bot.schedule import zone
+from rehab_bot.transport import MAX_CAPTION, MAX_TEXT, OutgoingMedia, OutgoingMessage, utf16_len
+
+log = logging.getLogger(__name__)
+
+SWEEP_JOB = "session-sweep"
+STALE = N_("This button is no longer active.")
+
+EFFORT_LABELS = {"easy": N_("😌 Easy"), "ok": N_("🙂 OK"), "hard": N_("😓 Hard")}
+REASON_LABELS = {
+    "pain": N_("Pain"),
+    "no_time": N_("No time"),
+    "forgot": N_("Forgot"),
+    "unwell": N_("Felt unwell"),
+    "other": N_("Other reason"),
+}
+OUTCOME_LINES = {
+    core.Status.DONE: N_("✅ Logged: done."),
+    core.Status.PARTLY: N_("🌗 Logged: partly done."),
+    core.Status.SKIPPED: N_("⏭ Logged: skipped."),
+}
+# Clinic content text shown when pain kept a patient from exercising; the
+# red-flag "contact us today" text is the fallback if a clinic removed it.
+PAIN_TEXT, PAIN_TEXT_FALLBACK = "exercise_pain", "red_flag_urgent"
+
+
+def _app_services(app: Application[Any, Any, Any, Any, Any, Any]) -> Any:
+    from rehab_bot.bot.app import services
+
+    return services(app)
+
+
+def content_of(services: Any) -> Content:
+    """The clinic content loaded at start."""
+    content: Content = services.content
+    return content
+
+
+# --- keyboards ------------------------------------------------------------------------
+
+
+def _b(lang: str, label: str, press: core.Press) -> tuple[str, str]:
+    return t(lang, label), press.data()
+
+
+def main_buttons(lang: str, session_id: int) -> list[list[tuple[str, str]]]:
+    """Done, Partly / Skip, Snooze."""
+    p = core.Press
+    return [
+        [
+            _b(lang, N_("✅ Done"), p(session_id, core.Action.DONE)),
+            _b(lang, N_("🌗 Partly"), p(session_id, core.Action.PARTLY)),
+        ],
+        [
+            _b(lang, N_("⏭ Skip"), p(session_id, core.Action.SKIP)),
+            _b(lang, N_("⏰ Snooze"), p(session_id, core.Action.SNOOZE)),
+        ],
+    ]
+
+
+def snooze_buttons(lang: str, session_id: int, minutes: list[int]) -> list[list[tuple[str, str]]]:
+    """The snooze lengths still possible today, and Back."""
+    row = [
+        (t(lang, "{minutes} min", minutes=m), core.Press(session_id, core.Action.SNOOZE, str(m)).data())
+        for m in minutes
+    ]
+    back = [_b(lang, N_("« Back"), core.Press(session_id, core.Action.BACK))]
+    return [row, back] if row else [back]
+
+
+def effort_buttons(lang: str, session_id: int) -> list[list[tuple[str, str]]]:
+    """Easy, OK, Hard, and skip the question."""
+    return [
+        [_b(lang, label, core.Press(session_id, core.Action.EFFORT, value)) for value, label in EFFORT_LABELS.items()],
+        [_b(lang, N_("Skip this question"), core.Press(session_id, core.Action.EFFORT, core.SKIP_ANSWER))],
+    ]
+
+
+def pain_buttons(lang: str, session_id: int) -> list[list[tuple[str, str]]]:
+    """0-10 in two rows, and skip the question."""
+
+    def button(n: int) -> tuple[str, str]:
+        return str(n), core.Press(session_id, core.Action.PAIN, str(n)).data()
+
+    return [
+        [button(n) for n in range(6)],
+        [button(n) for n in range(6, core.PAIN_MAX + 1)],
+        [_b(lang, N_("Skip this question"), core.Press(session_id, core.Action.PAIN, core.SKIP_ANSWER))],
+    ]
+
+
+def reason_buttons(lang: str, session_id: int) -> list[list[tuple[str, str]]]:
+    """Why the session was skipped."""
+    buttons = [_b(lang, label, core.Press(session_id, core.Action.REASON, v)) for v, label in REASON_LABELS.items()]
+    return [buttons[:2], buttons[2:4], buttons[4:]]
+
+
+def markup(buttons: list[list[tuple[str, str]]]) -> InlineKeyboardMarkup:
+    """Rows of (label, callback_data) as an inline keyboard."""
+    return InlineKeyboardMarkup([[InlineKeyboardButton(label, callback_data=d) for label, d in row] for row in buttons])
+
+
+# --- the reminder text ---------------------------------------------------------------------
+
+
+def dose(lang: str, exercise: Exercise) -> str:
+    """ "1 × 10 repetitions, hold 5 s" (empty for an exercise without a count, like walking)."""
+    parts = []
+    if exercise.reps is not None:
+        parts.append(t(lang, "{sets} × {reps} repetitions", sets=exercise.sets, reps=exercise.reps))
+    elif exercise.sets > 1:
+        parts.append(t(lang, "{sets} sets", sets=exercise.sets))
+    if exercise.hold_seconds is not None:
+        parts.append(t(lang, "hold {seconds} s", seconds=exercise.hold_seconds))
+    return ", ".join(parts)
+
+
+def exercise_block(lang: str, number: int, exercise: Exercise) -> str:
+    """One exercise: name and dose, instructions, safety notes."""
+    amount = dose(lang, exercise)
+    head = f"{number}. {localize(exercise.name, lang)}" + (f" ({amount})" if amount else "")
+    lines = [head, localize(exercise.instructions, lang).strip()]
+    safety = localize(exercise.safety_notes, lang).strip()
+    if safety:
+        lines.append("⚠️ " + safety)
+    return "\n".join(lines)
+
+
+def reminder_text(
+    lang: str,
+    *,
+    slot: str,
+    late: bool,
+    exercises: list[Exercise],
+    change: programme.PhaseChange | None = None,
+) -> str:
+    """The session reminder: header, what changed (on a new phase), the exercises, what to do."""
+    if late:
+        header = t(lang, "Sorry, this reminder comes late: your {slot} session.", slot=slot)
+    else:
+        header = t(lang, "Time for your exercise session ({slot}).", slot=slot)
+    parts = [header]
+    if change is not None:
+        parts.append(f"🆕 {change.title(lang)}\n{change.note(lang).strip()}")
+    parts.extend(exercise_block(lang, n, ex) for n, ex in enumerate(exercises, start=1))
+    parts.append(t(lang, "When you have finished, tap a button below."))
+    return "\n\n".join(parts)
+
+
+def praise(lang: str, status: str, streak: int) -> str:
+    """What the patient reads after logging a session: thanks, and the streak when there is one."""
+    if status == core.Status.PARTLY:
+        text = t(lang, "Thank you for logging it. Doing part of your exercises still counts.")
+    else:
+        text = t(lang, "Well done! 💪")
+    if streak >= 2:
+        text += " " + t(lang, "That's {n} days in a row.", n=streak)
+    else:
+        text += " " + t(lang, "Every session counts.")
+    return text
+
+
+def skip_reply(lang: str, reason: str, content: Content) -> str:
+    """The answer to a skip reason; for pain, the clinic's own advice text, never ours."""
+    if reason == "pain":
+        key = PAIN_TEXT if PAIN_TEXT in content.texts else PAIN_TEXT_FALLBACK
+        return t(lang, "Thank you for telling me.") + "\n\n" + content.text(key, lang)
+    if reason == "unwell":
+        return t(lang, "Thank you for telling me. I hope you feel better soon.")
+    return t(lang, "Thanks for letting me know. Your next session is a new chance.")
+
+
+# --- rendering due reminders ---------------------------------------------------------------
+
+
+async def _cached_media(db: Any, exercises: list[Exercise]) -> OutgoingMedia | None:
+    first = next((ex for ex in exercises if ex.media and ex.media_kind), None)
+    if first is None or first.media is None or first.media_kind is None:
+        return None
+    cached = await db.get(MediaCache, first.media)
+    return OutgoingMedia(first.media_kind, first.media, cached.file_id if cached is not None else None)
+
+
+async def _remember_media(db: Any, source: str, file_id: str, now: datetime) -> None:
+    conn = await db.connection()
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    table: Any = MediaCache.__table__  # type: ignore[attr-defined]
+    await conn.execute(
+        dialect_insert(table)
+        .values(source=source, file_id=file_id, updated_at=now)
+        .on_conflict_do_update(index_elements=["source"], set_={"file_id": file_id, "updated_at": now})
+    )
 
 
 async def render_reminder(
     app: Application[Any, Any, Any, Any, Any, Any], message: DueMessage
 ) -> OutgoingMessage | None:
-    """The session reminder: placeholder until the session feature lands."""
-    if message.late:
-        return OutgoingMessage(
-            t(message.language, "Sorry, this reminder comes late: your {slot} session.", slot=message.slot)
-        )
-    return OutgoingMessage(t(message.language, "Time for your exercise session ({slot}).", slot=message.slot))
+    """The session reminder with its exercises, media and four buttons; None if it no longer applies."""
+    services = _app_services(app)
+    content = content_of(services)
+    now = services.clock.now()
+    ref = core.parse_payload(message.payload)
+    if message.patient_id is None:
+        return None
+    async with services.db.session() as db:
+        patient = await db.get(Patient, message.patient_id)
+        if patient is None or patient.status != PatientStatus.ACTIVE:
+            return None
+        lang = patient.language
+        change: programme.PhaseChange | None = None
+        if ref.session_id is not None:  # a snoozed session, sent again
+            es = await core.get(db, ref.session_id)
+            if es is None or es.patient_id != patient.id or es.status != core.Status.PENDING:
+                return None
+            if es.local_date < core.local_today(patient, now):
+                return None  # held back past its day: the sweep records it as missed
+            index = ref.index
+            phase: Phase | None = programme.current_phase(content, patient, es.local_date)
+        else:
+            assert message.local_date is not None
+            if message.local_date < core.local_today(patient, now):
+                return None  # held back past its day (quiet hours): the day is over
+            change = await programme.sync_phase(db, patient, content, now)
+            phase = (
+                change.phase if change is not None else programme.current_phase(content, patient, message.local_date)
+            )
+            index = ref.index
+            if phase is not None and index >= phase.sessions_per_day:
+                # The new phase has fewer sessions: this one no longer exists.
+                await db.commit()
+                if change is None:
+                    return None
+                return OutgoingMessage(f"🆕 {change.title(lang)}\n\n{change.note(lang).strip()}")
+            es = await core.open_session(
+                db,
+                patient,
+                local_date=message.local_date,
+                slot=message.slot,
+                phase_id=phase.id if phase is not None else "",
+                delivery_id=message.delivery_id,
+                now=now,
+            )
+            if es.status != core.Status.PENDING:
+                await db.commit()
+                return None
+        exercises = [content.exercises[x] for x in core.exercises_for(phase, index) if x in content.exercises]
+        media = await _cached_media(db, exercises)
+        await db.commit()
+    assert es.id is not None
+    session_id, patient_id = es.id, patient.id
+
+    async def on_sent(message_id: int, file_id: str | None) -> None:
+        sent_at = services.clock.now()
+        async with services.db.session() as db:
+            await core.bind_message(db, session_id, message_id=message_id, now=sent_at, delivery_id=message.delivery_id)
+            owner = await db.get(Patient, patient_id)
+            fresh = await core.get(db, session_id)
+            if owner is not None and fresh is not None and fresh.status == core.Status.PENDING:
+                after = timedelta(hours=services.config.delivery.nudge_after_hours)
+                await core.ensure_nudge(db, owner, fresh, sent_at=sent_at, after=after)
+            if file_id and media is not None:
+                await _remember_media(db, media.source, file_id, sent_at)
+            await db.commit()
+
+    text = reminder_text(lang, slot=es.slot, late=message.late, exercises=exercises, change=change)
+    return OutgoingMessage(text, buttons=main_buttons(lang, session_id), media=media, on_sent=on_sent)
 
 
 async def render_nudge(app: Application[Any, Any, Any, Any, Any, Any], message: DueMessage) -> OutgoingMessage | None:
-    """A gentle follow-up when a session got no answer."""
-    return OutgoingMessage(t(message.language, "Just checking in: have you done today's exercises?"))
+    """A gentle follow-up when a session got no answer; None if it was answered meanwhile."""
+    services = _app_services(app)
+    ref = core.parse_payload(message.payload)
+    if ref.session_id is None or message.patient_id is None:
+        return None
+    async with services.db.session() as db:
+        patient = await db.get(Patient, message.patient_id)
+        if patient is None or patient.status != PatientStatus.ACTIVE:
+            return None
+        now = services.clock.now()
+        es = await core.nudge_target(db, patient.id, ref.session_id, now)
+        if es is None or es.id is None or es.local_date < core.local_today(patient, now):
+            return None
+        lang, session_id, chat_id = patient.language, es.id, patient.telegram_id
+        text = t(lang, "Just checking in: did you manage your {slot} exercise session?", slot=es.slot)
+
+    async def on_sent(message_id: int, file_id: str | None) -> None:
+        async with services.db.session() as db:
+            previous = await core.bind_message(
+                db, session_id, message_id=message_id, now=services.clock.now(), nudge=True
+            )
+            await db.commit()
+        if previous is not None and chat_id is not None:
+            # One live message per session: the reminder's buttons move to the nudge.
+            await _drop_buttons(app.bot, chat_id, previous)
+
+    return OutgoingMessage(text, buttons=main_buttons(lang, session_id), on_sent=on_sent)
+
+
+async def _drop_buttons(bot: Any, chat_id: int, message_id: int) -> None:
+    try:
+        await bot.edit_message_reply_markup(
+            chat_id=chat_id, message_id=message_id, reply_markup=None, rate_limit_args={"priority": BULK}
+        )
+    except TelegramError as exc:  # gone, already without buttons, or the chat is blocked
+        log.info("could not remove the buttons of message %d: %s", message_id, type(exc).__name__)
+
+
+# --- presses --------------------------------------------------------------------------------
+
+
+async def edit_message(message: Message, text: str | None, buttons: list[list[tuple[str, str]]] | None) -> None:
+    """Replace a message's text (or caption) and buttons; text None keeps the text."""
+    keyboard = markup(buttons) if buttons else None
+    try:
+        if text is None:
+            await message.edit_reply_markup(reply_markup=keyboard)
+        elif message.text is None:
+            await message.edit_caption(caption=text, reply_markup=keyboard)
+        else:
+            await message.edit_text(text, reply_markup=keyboard)
+    except BadRequest as exc:
+        # "message is not modified" after a repeated press, or a message too old to edit.
+        log.info("edit of message %d refused: %s", message.message_id, exc.message)
+
+
+async def close_with(message: Message, line: str) -> None:
+    """Add a status line to a message and take its buttons away."""
+    current = message.text if message.text is not None else (message.caption or "")
+    limit = MAX_TEXT if message.text is not None else MAX_CAPTION
+    combined = f"{current}\n\n{line}" if current else line
+    if utf16_len(combined) <= limit:
+        await edit_message(message, combined, None)
+    else:
+        await edit_message(message, None, None)
+        await message.reply_text(line)
+
+
+async def _neutral(update: Update, context: ContextTypes.DEFAULT_TYPE, *, drop_buttons: bool = False) -> None:
+    """The one answer for every press that is stale, repeated or not the presser's: reveals nothing.
+
+    Buttons are taken away only from the presser's own message of their own
+    session that no longer waits for them; any other message is left as it
+    is, so a forged press cannot even disturb the forger's own live buttons.
+    """
+    query = update.callback_query
+    assert query is not None
+    await query.answer(t(await language_for(update, context), STALE))
+    if drop_buttons and isinstance(query.message, Message) and query.message.reply_markup is not None:
+        await edit_message(query.message, None, None)
+
+
+async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A press on a session button: record it once, then move the conversation on."""
+    await _press(update, context)
+    raise ApplicationHandlerStop  # answered: the catch-all must not answer again
+
+
+async def _press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    query, user = update.callback_query, update.effective_user
+    assert query is not None
+    press = core.parse_press(query.data)
+    message = query.message if isinstance(query.message, Message) else None
+    if press is None or user is None or message is None:
+        await _neutral(update, context)
+        return
+    s = svc(context)
+    now = s.clock.now()
+    async with s.db.session() as db:
+        patient = await patients.find(db, user.id)
+        if patient is None or patient.id is None:
+            await _neutral(update, context)
+            return
+        applied = await core.apply_press(db, patient, press, message_id=message.message_id, now=now)
+        if applied is None:
+            named = await core.get(db, press.session_id)
+            own = named is not None and named.patient_id == patient.id
+            live = await core.live_session_on_message(db, patient.id, message.message_id) is not None
+            await db.rollback()
+            log.info("stale or foreign press on session %d", press.session_id)
+            await _neutral(update, context, drop_buttons=own and not live)
+            return
+        es = applied.session
+        streak = 0
+        if press.action == core.Action.PAIN:
+            streak = (await core.stats(db, patient, now)).streak_days
+        options = core.snooze_options(es, patient, now) if press.action == core.Action.SNOOZE else []
+        await db.commit()
+        lang, tz = patient.language, patient.timezone
+    assert es.id is not None
+    action = press.action
+    if action in (core.Action.DONE, core.Action.PARTLY, core.Action.SKIP):
+        await query.answer()
+        await close_with(message, t(lang, OUTCOME_LINES[core.Status(es.status)]))
+        if action == core.Action.SKIP:
+            text, buttons = t(lang, "What got in the way?"), reason_buttons(lang, es.id)
+        else:
+            text, buttons = t(lang, "How hard did the exercises feel?"), effort_buttons(lang, es.id)
+        question = await message.reply_text(text, reply_markup=markup(buttons))
+        async with s.db.session() as db:
+            await core.set_live_message(db, es.id, question.message_id)
+            await db.commit()
+    elif action == core.Action.SNOOZE and not press.value:
+        await query.answer(None if options else t(lang, "It is too late to snooze today."))
+        await edit_message(message, None, snooze_buttons(lang, es.id, options))
+    elif action == core.Action.BACK:
+        await query.answer()
+        await edit_message(message, None, main_buttons(lang, es.id))
+    elif action == core.Action.SNOOZE:
+        assert applied.snoozed_until is not None
+        at = applied.snoozed_until.astimezone(zone(tz)).strftime("%H:%M")
+        await query.answer()
+        await close_with(message, t(lang, "⏰ Snoozed: I will remind you again at {time}.", time=at))
+    elif action == core.Action.EFFORT:
+        await query.answer()
+        label = t(lang, EFFORT_LABELS[press.value]) if press.value in EFFORT_LABELS else None
+        intro = t(lang, "Effort: {effort}.", effort=label) + "\n\n" if label else ""
+        ask = intro + t(lang, "How much pain did you have during the exercises? (0 = none, 10 = worst imaginable)")
+        await edit_message(message, ask, pain_buttons(lang, es.id))
+    elif action == core.Action.PAIN:
+        await query.answer()
+        await edit_message(message, praise(lang, es.status, streak), None)
+    else:  # REASON
+        await query.answer()
+        await edit_message(message, skip_reply(lang, press.value, content_of(s)), None)
+
+
+# --- the end-of-day sweep --------------------------------------------------------------------
+
+
+async def sweep(app: Application[Any, Any, Any, Any, Any, Any]) -> list[core.Missed]:
+    """Record the sessions still open after their local day as missed; take their buttons away."""
+    services = _app_services(app)
+    async with services.db.session() as db:
+        missed = await core.sweep_missed(db, services.clock.now())
+        await db.commit()
+    for item in missed:
+        if item.chat_id is not None and item.message_id is not None:
+            await _drop_buttons(app.bot, item.chat_id, item.message_id)
+    if missed:
+        log.info("recorded %d sessions as missed", len(missed))
+    return missed
+
+
+async def sweep_job(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The repeating job: run the sweep at the injected clock's now."""
+    await sweep(context.application)
 
 
 def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
-    """Add the session handlers."""
+    """Add the session button handler and the missed-session sweep."""
+    app.add_handler(CallbackQueryHandler(on_press, pattern=r"^s:"))
+    services = _app_services(app)
+    if app.job_queue is not None:
+        # Minutes matter little here (a day ends once); the engine's poll
+        # interval keeps tests, which slow that right down, in charge of it.
+        interval = max(60.0, services.config.delivery.poll_interval)
+        app.job_queue.run_repeating(
+            sweep_job,
+            interval=interval,
+            first=interval,
+            name=SWEEP_JOB,
+            job_kwargs={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
+        )

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from telegram import Update
-from telegram.ext import Application, CommandHandler, ContextTypes
+from telegram.ext import Application, ApplicationHandlerStop, CommandHandler, ContextTypes
 
-from rehab_bot.bot.common import language_for, svc
+from rehab_bot.bot import enrol
+from rehab_bot.bot.common import PATIENT_COMMANDS, language_for, svc
 from rehab_bot.i18n import t
 
 
@@ -15,6 +16,9 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Greet an enrolled patient, or tell a stranger how to get an invitation."""
     message = update.effective_message
     assert message is not None
+    # Someone we know: resume their enrolment, or welcome back a patient or staff member.
+    if await enrol.greet_known_user(update, context):
+        raise ApplicationHandlerStop
     lang = await language_for(update, context)
     clinic = svc(context).config.clinic.name
     text = t(lang, "Welcome! I am {clinic}'s exercise and recovery assistant.", clinic=clinic)
@@ -22,6 +26,7 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         lang, "To use this bot you need an invitation link from your clinic. Please ask your physiotherapist."
     )
     await message.reply_text(text)
+    raise ApplicationHandlerStop  # handled: the catch-all fallbacks (group 10) must stay quiet
 
 
 async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -34,8 +39,13 @@ async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         t(lang, "I remind you of your home exercises, ask how you are doing, and keep your physiotherapist informed."),
         t(lang, "I am not for emergencies."),
         config.emergency_text,
+        "\n".join(
+            [t(lang, "Commands:")]
+            + [f"/{command} – {t(lang, description)}" for command, description in PATIENT_COMMANDS]
+        ),
     ]
     await message.reply_text("\n\n".join(lines))
+    raise ApplicationHandlerStop
 
 
 def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:

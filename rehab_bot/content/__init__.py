@@ -30,14 +30,25 @@ import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from rehab_bot.i18n import SUPPORTED_LANGUAGES
+
+if TYPE_CHECKING:
+    from rehab_bot.content.checkins import AlertRule, CadenceStep, CheckinTime, CrisisList, Message, Questionnaire
 
 LANGUAGES: tuple[str, ...] = SUPPORTED_LANGUAGES
 BUILT_IN = "built-in"
 DEFAULTS_DIR = Path(__file__).parent / "defaults"
-CONTENT_FILES = ("exercises.toml", "programmes.toml", "texts.toml")
+CONTENT_FILES = (
+    "exercises.toml",
+    "programmes.toml",
+    "texts.toml",
+    # Check-ins, alert rules, motivation and crisis phrases: see content/checkins.py.
+    "questionnaires.toml",
+    "messages.toml",
+    "crisis.toml",
+)
 MEDIA_KINDS = ("photo", "animation", "video")
 # Texts the bot core relies on; a clinic may reword them but not disable them.
 REQUIRED_TEXTS = ("consent", "emergency", "red_flag", "red_flag_urgent", "crisis", "help")
@@ -148,6 +159,13 @@ class Content:
     exercises: dict[str, Exercise] = field(default_factory=dict)
     programmes: dict[str, Programme] = field(default_factory=dict)
     texts: dict[str, Text] = field(default_factory=dict)
+    # From questionnaires.toml, messages.toml and crisis.toml (content/checkins.py).
+    questionnaires: dict[str, Questionnaire] = field(default_factory=dict)
+    programme_cadences: dict[tuple[str, str], list[CadenceStep]] = field(default_factory=dict)
+    alert_rules: dict[str, AlertRule] = field(default_factory=dict)
+    checkin_time: CheckinTime | None = None
+    messages: dict[str, Message] = field(default_factory=dict)
+    crisis: dict[str, CrisisList] = field(default_factory=dict)
 
     def exercise(self, exercise_id: str) -> Exercise:
         return self.exercises[exercise_id]
@@ -813,6 +831,10 @@ def load_content(clinic_dir: Path | None) -> Content:
     disabled: dict[str, dict[str, _Entry]] = {"exercise": {}, "programme": {}, "text": {}}
     refs: dict[str, list[_Ref]] = {}
     built_in_consent: Text | None = None
+    from rehab_bot.content import checkins  # needs this module's helpers, so imported late
+
+    checkin_loader = checkins.Loader()
+    checkin_files = checkins.FILES
 
     layers: list[tuple[Path, str]] = [(DEFAULTS_DIR, BUILT_IN)]
     if clinic_dir is not None:
@@ -834,6 +856,8 @@ def load_content(clinic_dir: Path | None) -> Content:
             f, data = parsed
             if name == "exercises.toml":
                 _merge("exercise", exercises, _parse_exercises(f, data), disabled["exercise"])
+            elif name in checkin_files:
+                checkin_loader.parse(name, f, data)
             elif name == "programmes.toml":
                 layer_refs: dict[str, list[_Ref]] = {}
                 entries = _parse_programmes(f, data, layer_refs)
@@ -888,9 +912,11 @@ def load_content(clinic_dir: Path | None) -> Content:
                 "version",
             )
 
+    checkin_content = checkin_loader.finish(errors, texts, programmes)
     if errors:
         raise ContentError(errors)
     return Content(
+        **checkin_content.__dict__,
         exercises={k: e.value for k, e in exercises.items()},
         programmes={k: e.value for k, e in programmes.items()},
         texts={k: e.value for k, e in texts.items()},

@@ -535,8 +535,12 @@ def test_missing_clinic_dir(tmp_path: Path) -> None:
 
 
 def test_defaults_dir_holds_the_three_files() -> None:
+    # Plus the check-in files (questionnaires, messages, crisis): tests/content/test_questionnaires.py.
     assert sorted(p.name for p in DEFAULTS_DIR.glob("*.toml")) == [
+        "crisis.toml",
         "exercises.toml",
+        "messages.toml",
         "programmes.toml",
+        "questionnaires.toml",
         "texts.toml",
     ]

@@ -1,0 +1,175 @@
+"""Run every benchmark and write bench/RESULTS.md.
+
+    python bench/run.py                      # full run, SQLite and PostgreSQL (~5 min)
+    python bench/run.py --quick              # smaller bursts (~2 min)
+    python bench/run.py --backend sqlite     # one backend only
+
+See bench/README.md for what each figure means. Exit status 0 when every
+target is met, 1 when one is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Awaitable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import startup
+import throughput
+from benchlib import BENCH, Figure, Results, machine_info, postgres_available
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Run the rehab-bot benchmarks and write bench/RESULTS.md.")
+    parser.add_argument("--quick", action="store_true", help="smaller bursts and baseline (about 2 minutes)")
+    parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
+    parser.add_argument("--patients", type=int, default=100_000, help="(a) patients, 3 daily slots each")
+    parser.add_argument("--due-at-start", type=int, default=1_000, help="(a) slots already due when the bot starts")
+    parser.add_argument("--cpu-reminders", type=int, help="(b) session reminders in the CPU burst")
+    parser.add_argument("--burst", type=int, help="(c, d) N reminders in the burst (default: 100 s worth)")
+    parser.add_argument("--rate", type=float, help="(c, d) R messages/s enforced by the fake server (default 30)")
+    parser.add_argument("--output", type=Path, default=BENCH / "RESULTS.md")
+    args = parser.parse_args(argv)
+    args.cpu_reminders = args.cpu_reminders or (500 if args.quick else 2_000)
+    args.rate = args.rate or 30.0
+    args.burst = args.burst or int(args.rate * (15 if args.quick else 100))
+    args.naive_patients = 3_000 if args.quick else 10_000
+    return args
+
+
+async def attempt(results: Results, what: str, kind: str, measure: Awaitable[Any]) -> Any:
+    """Run one measurement; if it breaks, say so in the results and go on with the others."""
+    try:
+        return await measure
+    except Exception as exc:  # a broken measurement must not lose the others
+        traceback.print_exc()
+        results.add(Figure(what, kind, None, "", "", False, f"could not run: {type(exc).__name__}: {exc}"[:300]))
+        return None
+
+
+async def run(args: argparse.Namespace) -> Results:
+    results = Results()
+    backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    if "postgres" in backends and not await postgres_available():
+        results.notes.append("PostgreSQL was not reachable: its rows are missing. Set REHAB_BOT_BENCH_PG_URL.")
+        print("PostgreSQL is not reachable; running SQLite only", file=sys.stderr)
+        backends.remove("postgres")
+    ours: dict[str, tuple[float | None, float | None]] = {}
+    with tempfile.TemporaryDirectory(prefix="rehab-bench-") as tmp:
+        workdir = Path(tmp)
+        for kind in backends:
+            print(f"(a) start-up, {args.patients:,} patients × 3 slots [{kind}]", flush=True)
+            measured = await attempt(
+                results,
+                "(a) start-up",
+                kind,
+                startup.startup(kind, workdir, results, patients=args.patients, due_now=args.due_at_start),
+            )
+            ours[kind] = measured or (None, None)
+            if not args.quick:
+                print(f"(a') start-up with every patient's first slot due [{kind}]", flush=True)
+                await attempt(
+                    results,
+                    "(a') start-up, all due",
+                    kind,
+                    startup.startup(
+                        kind, workdir, results, patients=args.patients, due_now=args.patients, informational=True
+                    ),
+                )
+        print(f"(a) naive baseline: {args.naive_patients * 3:,} JobQueue jobs", flush=True)
+        await attempt(
+            results,
+            "(a) naive baseline",
+            "-",
+            startup.naive_baseline(
+                results, patients=args.naive_patients, ours=ours, our_slots=args.patients * len(startup.SLOTS)
+            ),
+        )
+        for kind in backends:
+            n = args.cpu_reminders
+            print(f"(b) CPU per reminder, {n:,} session reminders at up to 1,000 msg/s [{kind}]", flush=True)
+            await attempt(
+                results, "(b) CPU per reminder", kind, throughput.cpu_per_reminder(kind, workdir, results, reminders=n)
+            )
+            for client in ("aiohttp", "httpx"):
+                print(f"(b') without session rendering, {2 * n:,} reminders, {client} [{kind}]", flush=True)
+                await attempt(
+                    results,
+                    f"(b') CPU per reminder, engine + HTTP only, {client}",
+                    kind,
+                    throughput.cpu_per_reminder(
+                        kind, workdir, results, reminders=2 * n, http_client=client, plain=True
+                    ),
+                )
+        for kind in backends:
+            print(f"(c, d) burst of {args.burst:,} at {args.rate:g} msg/s, a patient taps [{kind}]", flush=True)
+            await attempt(
+                results,
+                "(c, d) burst",
+                kind,
+                throughput.burst(kind, workdir, results, reminders=args.burst, rate=args.rate),
+            )
+            if not args.quick:
+                n = int(args.rate * 20)
+                print(f"(d') burst of {n:,}: taps, and /help every 2 s from another patient [{kind}]", flush=True)
+                await attempt(
+                    results,
+                    "(d') burst with /help",
+                    kind,
+                    throughput.burst(kind, workdir, results, reminders=n, rate=args.rate, help_every=2.0),
+                )
+    return results
+
+
+def write_results(path: Path, args: argparse.Namespace, results: Results, started: datetime, took: float) -> None:
+    info = machine_info()
+    command = "python bench/run.py " + " ".join(sys.argv[1:])
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Written by `{command.strip()}` on {started:%Y-%m-%d %H:%M} UTC in {took / 60:.1f} minutes"
+        f"{' (quick mode: smaller bursts)' if args.quick else ''}. One run; figures, not timed tests.",
+        "See README.md in this folder for the method.",
+        "",
+        f"- Machine: {info['cpu']}, {info['memory']} RAM, {info['os']}",
+        f"- Load average (1 min) at start {args.load_start:.2f}, at end {os.getloadavg()[0]:.2f}: other work on the"
+        " machine slows the bot and inflates CPU figures; above the core count, rerun on a quiet machine",
+        f"- Python {info['python']}; {info['libraries']}",
+        "- PostgreSQL: the local server, a fresh schema per measurement, dropped afterwards",
+        "",
+        "| Measure | Backend | Figure | Target | Result | Notes |",
+        "|---|---|---|---|---|---|",
+    ]
+    for f in results.figures:
+        verdict = {True: "pass", False: "**FAIL**", None: "info"}[f.passed]
+        lines.append(
+            f"| {f.measure} | {f.backend} | {f.shown()} | {f.target or '–'} | {verdict} | {f.note.replace('|', '/')} |"
+        )
+    if results.notes:
+        lines += ["", *[f"- {note}" for note in results.notes]]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    args.load_start = os.getloadavg()[0]
+    started = datetime.now(UTC)
+    began = time.monotonic()
+    results = asyncio.run(run(args))
+    took = time.monotonic() - began
+    write_results(args.output, args, results, started, took)
+    missed = [f for f in results.figures if f.passed is False]
+    print(f"\nwrote {args.output} in {took:.0f} s; {len(missed)} target(s) missed")
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,131 @@
+"""The audit trail: every staff view, export and change, with who, what, which patient and when.
+
+Rows are written in the same transaction as the change they describe, so a
+change without its record (or a record of a change that was rolled back)
+cannot happen. The detail is a short machine-readable string ("programme=x",
+"page=2"): never free text a patient wrote, so the log itself holds as little
+health data as possible.
+
+Plain Python over SQLModel: no telegram imports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from rehab_bot.models import AuditLog, Patient, Staff
+
+# What staff can do, as recorded in AuditLog.action. Kept in one place so the
+# README, the CLI and the tests agree on the names.
+VIEW_PATIENTS = "view.patients"
+VIEW_PATIENT = "view.patient"
+VIEW_ALERTS = "view.alerts"
+INVITE_PATIENT = "invite.create"  # written by rehab_bot.invite
+INVITE_STAFF = "staff_invite.create"  # written by rehab_bot.invite
+CHANGE_PROGRAMME = "change.programme"
+CHANGE_TIMES = "change.times"
+PAUSE = "change.pause"
+RESUME = "change.resume"
+DISCHARGE = "change.discharge"
+ACKNOWLEDGE = "alert.acknowledge"
+EXPORT = "export"
+STAFF_ADD = "staff.add"
+STAFF_REMOVE = "staff.remove"
+
+CLI_ACTOR = "cli"
+
+
+def telegram_actor(telegram_id: int) -> str:
+    """The actor string for a staff member acting in Telegram."""
+    return f"telegram:{telegram_id}"
+
+
+def record(
+    session: AsyncSession,
+    *,
+    action: str,
+    now: datetime,
+    staff: Staff | None = None,
+    actor: str | None = None,
+    patient_id: int | None = None,
+    detail: str = "",
+) -> AuditLog:
+    """Add an audit row to the session (the caller commits it with the change)."""
+    if actor is None:
+        actor = telegram_actor(staff.telegram_id) if staff is not None else CLI_ACTOR
+    row = AuditLog(
+        staff_id=staff.id if staff is not None else None,
+        actor=actor,
+        action=action,
+        patient_id=patient_id,
+        detail=detail[:500],
+        created_at=now,
+    )
+    session.add(row)
+    return row
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One audit row with the names a reader needs."""
+
+    id: int
+    created_at: datetime
+    actor: str
+    staff_name: str
+    action: str
+    patient_alias: str
+    detail: str
+
+
+async def entries(
+    session: AsyncSession, *, since: datetime | None = None, patient_id: int | None = None, limit: int | None = None
+) -> list[AuditEntry]:
+    """Audit rows, oldest first, with staff names and patient aliases joined in."""
+    query = (
+        select(AuditLog, Staff.name, Patient.alias)
+        .join(Staff, col(Staff.id) == col(AuditLog.staff_id), isouter=True)
+        .join(Patient, col(Patient.id) == col(AuditLog.patient_id), isouter=True)
+        .order_by(col(AuditLog.created_at), col(AuditLog.id))
+    )
+    if since is not None:
+        query = query.where(col(AuditLog.created_at) >= since)
+    if patient_id is not None:
+        query = query.where(col(AuditLog.patient_id) == patient_id)
+    if limit is not None:
+        query = query.limit(limit)
+    rows: Sequence[tuple[AuditLog, str | None, str | None]] = (await session.exec(query)).all()
+    result = []
+    for row, staff_name, alias in rows:
+        assert row.id is not None
+        result.append(
+            AuditEntry(
+                id=row.id,
+                created_at=row.created_at,
+                actor=row.actor,
+                staff_name=staff_name or "",
+                action=row.action,
+                patient_alias=alias or "",
+                detail=row.detail,
+            )
+        )
+    return result
+
+
+def format_entry(entry: AuditEntry) -> str:
+    """One line for `rehab-bot audit`: tab-separated, so it sorts and greps well."""
+    who = f"{entry.actor} ({entry.staff_name})" if entry.staff_name else entry.actor
+    return "\t".join(
+        [
+            entry.created_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+            who,
+            entry.action,
+            entry.patient_alias or "-",
+            entry.detail or "-",
+        ]
+    )

@@ -1,0 +1,926 @@
+"""Content for check-ins: questionnaires, alert rules, motivational messages, crisis phrases.
+
+Three files, in the built-in defaults and optionally in a clinic's content
+directory, with the same override rules as the other content files (same id
+replaces, a new id adds, ``enabled = false`` removes):
+
+* ``questionnaires.toml`` -- ``[[questionnaire]]`` (items, answer options with
+  scores, scoring rule, default cadence, LOINC codes), ``[[cadence]]`` (a
+  questionnaire's cadence for one programme), ``[[rule]]`` (alert rules) and
+  an optional ``[checkin_time]`` table (when check-ins are sent);
+* ``messages.toml`` -- ``[[message]]``, the motivational message library;
+* ``crisis.toml`` -- ``[[crisis]]``, lists of phrases per language that make
+  the bot show the "crisis" text and raise an urgent alert.
+
+The file headers document every key. Loaded by :func:`rehab_bot.content.load_content`;
+errors are ``file:line: message`` like every other content error.
+
+Plain Python: no telegram imports.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import string
+from dataclasses import dataclass, field
+from datetime import time
+from typing import Any
+
+from rehab_bot.content import (
+    BUILT_IN,
+    DEFAULTS_DIR,
+    LANGUAGES,
+    _check_fields,
+    _DataPath,
+    _Entry,
+    _entry_header,
+    _File,
+    _merge,
+    _Spec,
+    _type_name,
+    localize,
+)
+
+FILES = ("questionnaires.toml", "messages.toml", "crisis.toml")
+
+SEVERITIES = ("low", "high", "critical", "emergency")
+SCORINGS = ("value", "sum", "percent", "count", "none")
+RULE_KINDS = ("score_at_least", "rise", "above_baseline", "trend", "inactive")
+TRIGGERS = (
+    "welcome",
+    "first_session",
+    "streak",
+    "comeback",
+    "pain_improved",
+    "milestone",
+    "weekly_summary",
+)
+# Questionnaires the bot core relies on: /pain, the pain alert rules, the
+# progress chart and the motivation engine read CheckIn rows of "pain" (NRS
+# 0-10, its score is the answer) and "mood" (1-5). A clinic may reword them
+# but not disable them or change their scale.
+REQUIRED_QUESTIONNAIRES = {"pain": (0, 10), "mood": (1, 5)}
+WEEKDAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+MAX_OPTIONS = 12
+# Placeholders each motivational trigger can fill; a message is only chosen
+# when every placeholder it uses has a value that day.
+TRIGGER_PLACEHOLDERS: dict[str, frozenset[str]] = {
+    "welcome": frozenset({"clinic"}),
+    "first_session": frozenset({"clinic"}),
+    "streak": frozenset({"days", "clinic"}),
+    "comeback": frozenset({"missed", "clinic"}),
+    "pain_improved": frozenset({"before", "now", "clinic"}),
+    "milestone": frozenset({"weeks", "clinic"}),
+    "weekly_summary": frozenset({"done", "planned", "adherence", "pain", "mood", "clinic"}),
+}
+# The trigger parameter: which streak length / which week a message is for.
+TRIGGER_PARAMS = {"streak": "days", "milestone": "weeks"}
+
+_LOINC_RE = re.compile(r"^\d{1,7}-\d$")
+_LA_RE = re.compile(r"^LA\d{1,6}-\d$")
+_HHMM_RE = re.compile(r"^(?:[01]\d|2[0-3]):[0-5]\d$")
+_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+
+
+# --------------------------------------------------------------------------- model
+
+
+@dataclass(frozen=True)
+class Option:
+    """One answer button: its stored value (the item score) and what it triggers."""
+
+    value: int
+    label: dict[str, str]
+    loinc: str | None = None  # LOINC answer code (LA...), where one exists
+    flag: str | None = None  # a severity: choosing this option is a red flag
+    reply: str | None = None  # id of a [[text]] shown to the patient at once when flagged
+    ends: bool = False  # choosing it completes the questionnaire (a "none of these" gate)
+
+
+@dataclass(frozen=True)
+class Item:
+    id: str
+    text: dict[str, str]
+    options: list[Option]
+    loinc: str | None = None
+    scored: bool = True  # counts towards the score
+    optional: bool = False  # offers a "skip" button (the ODI allows skipped sections)
+    columns: int = 4  # buttons per row
+    yes_no: bool = False  # "No" (0) / "Yes" (1), labelled by the UI in the patient's language
+
+    def option(self, value: int) -> Option | None:
+        return next((o for o in self.options if o.value == value), None)
+
+    @property
+    def max_value(self) -> int:
+        return max(o.value for o in self.options)
+
+
+@dataclass(frozen=True)
+class CadenceStep:
+    """When a questionnaire is asked: a range of days after surgery and a pattern."""
+
+    from_day: int = 0
+    to_day: int | None = None  # inclusive; None = open-ended
+    every_n_days: int | None = None  # 1 = daily; anchored at from_day
+    weekdays: frozenset[int] | None = None  # 0 = Monday
+
+
+@dataclass(frozen=True)
+class Questionnaire:
+    id: str
+    title: dict[str, str]
+    intro: dict[str, str] | None
+    items: list[Item]
+    scoring: str  # value | sum | percent | count | none
+    cadence: list[CadenceStep]  # empty: asked only on demand
+    expires_hours: int
+    on_demand: bool  # the patient can start it from /checkin
+    min_answered: int | None  # scoring needs this many scored items (default: all)
+    loinc: str | None  # panel code
+    score_loinc: str | None  # total score code
+    source: str = BUILT_IN
+
+    def item(self, item_id: str) -> Item | None:
+        return next((i for i in self.items if i.id == item_id), None)
+
+    @property
+    def scored_items(self) -> list[Item]:
+        return [i for i in self.items if i.scored]
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    """A non-item alert rule; the engine implements the kinds, content sets the numbers."""
+
+    id: str
+    kind: str  # score_at_least | rise | above_baseline | trend | inactive
+    severity: str
+    questionnaire: str | None = None
+    threshold: float | None = None  # score_at_least
+    rise: float | None = None  # rise, above_baseline, trend
+    min_score: float | None = None  # rise: only when the new score is at least this
+    days: int | None = None  # above_baseline: baseline days; trend: days of rise
+    hours: int | None = None  # inactive
+    patient_text: str | None = None  # a [[text]] id shown to the patient when it fires
+    message: dict[str, str] | None = None  # or a message of its own
+    source: str = BUILT_IN
+
+
+@dataclass(frozen=True)
+class CheckinTime:
+    """When the evening check-in is sent (see rehab_bot.checkin.checkin_time)."""
+
+    default: time = time(19, 0)
+    after_last_session_minutes: int = 60
+    earliest: time = time(17, 0)
+    latest: time = time(20, 30)
+    motivation_after_minutes: int = 30
+
+
+@dataclass(frozen=True)
+class Message:
+    """A motivational message."""
+
+    id: str
+    trigger: str
+    param: int | None  # streak days / milestone weeks
+    body: dict[str, str]
+    placeholders: frozenset[str]
+    source: str = BUILT_IN
+
+    def render(self, lang: str, **values: object) -> str:
+        return localize(self.body, lang).format(**values)
+
+
+@dataclass(frozen=True)
+class CrisisList:
+    id: str
+    phrases: dict[str, list[str]]
+    source: str = BUILT_IN
+
+
+@dataclass
+class CheckinContent:
+    """What the three files add to Content."""
+
+    questionnaires: dict[str, Questionnaire] = field(default_factory=dict)
+    programme_cadences: dict[tuple[str, str], list[CadenceStep]] = field(default_factory=dict)
+    alert_rules: dict[str, AlertRule] = field(default_factory=dict)
+    checkin_time: CheckinTime = field(default_factory=CheckinTime)
+    messages: dict[str, Message] = field(default_factory=dict)
+    crisis: dict[str, CrisisList] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- parsing helpers
+
+
+def _lang_spec(required: bool = True) -> _Spec:
+    return _Spec("lang", required=required)
+
+
+def _check_loinc(f: _File, path: _DataPath, what: str, key: str, value: Any, pattern: re.Pattern[str]) -> bool:
+    if value is None:
+        return True
+    if not isinstance(value, str) or not pattern.match(value):
+        example = "LA6111-4" if pattern is _LA_RE else "72514-3"
+        f.at(path, f"{what}: '{key}' {value!r} is not a LOINC code like {example}", key)
+        return False
+    return True
+
+
+def _placeholders(text: str) -> set[str] | str:
+    try:
+        return {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+    except ValueError:
+        return "has an unmatched '{' or '}' (write '{{' or '}}' for a literal brace)"
+
+
+def _check_lang_table(f: _File, path: _DataPath, what: str, key: str, value: Any, locate: str) -> dict[str, str] | None:
+    """A {lang: text} table inside an inline table, checked like _Spec('lang'); errors at `locate`."""
+    from rehab_bot.content import _value_problems
+
+    problems = _value_problems(key, _Spec("lang"), value)
+    for message, _ in problems:
+        f.at(path, f"{what}: {message}", locate)
+    return None if problems else dict(value)
+
+
+def _int(value: Any) -> bool:
+    return type(value) is int
+
+
+# --------------------------------------------------------------------------- questionnaires
+
+_QUESTIONNAIRE_SPECS = {
+    "id": _Spec("str"),
+    "enabled": _Spec("bool", required=False),
+    "title": _lang_spec(),
+    "intro": _lang_spec(required=False),
+    "scoring": _Spec("str"),
+    "min_answered": _Spec("int", required=False, minimum=1),
+    "loinc": _Spec("str", required=False),
+    "score_loinc": _Spec("str", required=False),
+    "expires_hours": _Spec("int", minimum=1),
+    "on_demand": _Spec("bool", required=False),
+    "cadence": _Spec("tables", required=False),
+    "item": _Spec("tables"),
+}
+_ITEM_SPECS = {
+    "id": _Spec("str"),
+    "text": _lang_spec(),
+    "loinc": _Spec("str", required=False),
+    "scored": _Spec("bool", required=False),
+    "optional": _Spec("bool", required=False),
+    "columns": _Spec("int", required=False, minimum=1),
+    "scale": _Spec("str", required=False),  # checked by hand (a [min, max] list), left out of `checked`
+    "yes_no": _Spec("bool", required=False),
+    "flag": _Spec("str", required=False),
+    "reply": _Spec("str", required=False),
+    "options": _Spec("tables", required=False),
+}
+_OPTION_KEYS = ("value", "label", "loinc", "flag", "reply", "ends")
+_CADENCE_KEYS = ("from_day", "to_day", "every_n_days", "days")
+
+
+@dataclass(frozen=True)
+class _TextRef:
+    """A reference to a [[text]] id, checked once all files are merged."""
+
+    file: _File
+    path: _DataPath
+    key: str
+    what: str
+    text_id: str
+
+
+def _parse_cadence(f: _File, raw: Any, path: _DataPath, what: str) -> list[CadenceStep] | None:
+    if not isinstance(raw, list) or not all(isinstance(s, dict) for s in raw):
+        f.at(path, f"{what}: 'cadence' must be a list of tables like {{ from_day = 0, every_n_days = 1 }}", "cadence")
+        return None
+    steps: list[CadenceStep] = []
+    ok = True
+    for n, step in enumerate(raw, 1):
+        where = f"{what} cadence step {n}"
+        for key in step:
+            if key not in _CADENCE_KEYS:
+                f.at(path, f"{where}: unknown key '{key}' (allowed: {', '.join(_CADENCE_KEYS)})", "cadence")
+                ok = False
+        from_day = step.get("from_day", 0)
+        to_day = step.get("to_day")
+        every = step.get("every_n_days")
+        days = step.get("days")
+        if not _int(from_day) or from_day < 0:
+            f.at(path, f"{where}: 'from_day' must be a whole number of days, 0 or more", "cadence")
+            ok = False
+        if to_day is not None and (not _int(to_day) or (_int(from_day) and to_day < from_day)):
+            f.at(path, f"{where}: 'to_day' must be a whole number, not before from_day", "cadence")
+            ok = False
+        if (every is None) == (days is None):
+            f.at(
+                path,
+                f"{where}: give exactly one of 'every_n_days' (1 = daily) or 'days' (like \"mon,wed,fri\")",
+                "cadence",
+            )
+            ok = False
+            continue
+        weekdays: frozenset[int] | None = None
+        if every is not None and (not _int(every) or not 1 <= every <= 366):
+            f.at(path, f"{where}: 'every_n_days' must be between 1 and 366", "cadence")
+            ok = False
+        if days is not None:
+            names = [d.strip().lower() for d in days.split(",")] if isinstance(days, str) else []
+            bad = [d for d in names if d not in WEEKDAY_NAMES]
+            if not names or bad:
+                f.at(
+                    path,
+                    f"{where}: 'days' must list weekdays like \"mon,wed,fri\" ({', '.join(WEEKDAY_NAMES)})",
+                    "cadence",
+                )
+                ok = False
+            else:
+                weekdays = frozenset(WEEKDAY_NAMES.index(d) for d in names)
+        if ok:
+            steps.append(CadenceStep(from_day, to_day, every, weekdays))
+    if not ok:
+        return None
+    ordered = sorted(steps, key=lambda s: s.from_day)
+    for prev, nxt in itertools.pairwise(ordered):
+        if prev.to_day is None or nxt.from_day <= prev.to_day:
+            f.at(path, f"{what}: cadence steps overlap (from day {nxt.from_day})", "cadence")
+            return None
+    return ordered
+
+
+def _parse_options(f: _File, raw: Any, path: _DataPath, what: str, text_refs: list[_TextRef]) -> list[Option] | None:
+    ok = True
+    options: list[Option] = []
+    for n, opt in enumerate(raw, 1):
+        where = f"{what} option {n}"
+        for key in opt:
+            if key not in _OPTION_KEYS:
+                f.at(path, f"{where}: unknown key '{key}' (allowed: {', '.join(_OPTION_KEYS)})", "options")
+                ok = False
+        value = opt.get("value")
+        if not _int(value) or not 0 <= value <= 999:
+            f.at(path, f"{where}: 'value' must be a whole number from 0 to 999 (the item score)", "options")
+            ok = False
+        label = _check_lang_table(f, path, where, "label", opt.get("label"), "options")
+        if label is None:
+            ok = False
+        flag = opt.get("flag")
+        if flag is not None and flag not in SEVERITIES:
+            f.at(path, f"{where}: 'flag' must be one of {', '.join(SEVERITIES)}", "options")
+            ok = False
+        reply = opt.get("reply")
+        if reply is not None:
+            if not isinstance(reply, str):
+                f.at(path, f"{where}: 'reply' must be the id of a [[text]]", "options")
+                ok = False
+            else:
+                text_refs.append(_TextRef(f, path, "options", where, reply))
+        ends = opt.get("ends", False)
+        if type(ends) is not bool:
+            f.at(path, f"{where}: 'ends' must be true or false", "options")
+            ok = False
+        if not _check_loinc(f, path, where, "options", opt.get("loinc"), _LA_RE):
+            ok = False
+        if ok and label is not None:
+            options.append(Option(value, label, opt.get("loinc"), flag, reply, ends))
+    if not ok:
+        return None
+    values = [o.value for o in options]
+    if len(set(values)) != len(values):
+        f.at(path, f"{what}: option values must be distinct", "options")
+        return None
+    return options
+
+
+def _parse_item(f: _File, raw: dict[str, Any], path: _DataPath, what: str, text_refs: list[_TextRef]) -> Item | None:
+    raw_id = raw.get("id")
+    what = f"{what} item '{raw_id if isinstance(raw_id, str) else '#' + str(path[-1])}'"
+    scale = raw.get("scale")
+    checked = {k: v for k, v in raw.items() if k != "scale"}
+    v, ok = _check_fields(f, checked, path, what, _ITEM_SPECS)
+    if "id" in v and not _ID_RE.match(v["id"]):
+        f.at(path, f"{what}: id must be 1-40 lowercase letters, digits, '-' or '_'", "id")
+        ok = False
+    shapes = [k for k in ("scale", "yes_no", "options") if k in raw]
+    if len(shapes) != 1:
+        f.at(path, f"{what}: give exactly one of 'scale = [0, 10]', 'yes_no = true' or 'options = [...]'")
+        return None
+    if not _check_loinc(f, path, what, "loinc", raw.get("loinc"), _LOINC_RE):
+        ok = False
+    flag, reply = v.get("flag"), v.get("reply")
+    if flag is not None and flag not in SEVERITIES:
+        f.at(path, f"{what}: 'flag' must be one of {', '.join(SEVERITIES)}", "flag")
+        ok = False
+    if (flag is not None or reply is not None) and "yes_no" not in raw:
+        f.at(path, f"{what}: item-level 'flag' and 'reply' are for yes_no items; put them on an option", "flag")
+        ok = False
+    if reply is not None:
+        text_refs.append(_TextRef(f, path, "reply", what, reply))
+    options: list[Option] | None = None
+    if scale is not None:
+        if not (
+            isinstance(scale, list) and len(scale) == 2 and all(_int(x) for x in scale) and 0 <= scale[0] < scale[1]
+        ):
+            f.at(path, f"{what}: 'scale' must be [min, max] whole numbers, like [0, 10]", "scale")
+            ok = False
+        elif scale[1] - scale[0] + 1 > MAX_OPTIONS:
+            f.at(path, f"{what}: a scale has at most {MAX_OPTIONS} steps", "scale")
+            ok = False
+        else:
+            options = [Option(n, {lang: str(n) for lang in LANGUAGES}) for n in range(scale[0], scale[1] + 1)]
+    elif "yes_no" in raw:
+        if v.get("yes_no") is not True:
+            f.at(path, f"{what}: 'yes_no' can only be true", "yes_no")
+            ok = False
+        # Labels are UI text (i18n "No"/"Yes"); these are placeholders for logs.
+        options = [
+            Option(0, {lang: "no" for lang in LANGUAGES}),
+            Option(1, {lang: "yes" for lang in LANGUAGES}, flag=flag, reply=reply),
+        ]
+    elif "options" in v:
+        options = _parse_options(f, v["options"], path, what, text_refs)
+        if options is not None and len(options) > MAX_OPTIONS:
+            f.at(path, f"{what}: at most {MAX_OPTIONS} options", "options")
+            ok = False
+        elif options is not None and len(options) < 2:
+            f.at(path, f"{what}: give at least 2 options", "options")
+            ok = False
+    if options is None or not ok:
+        return None
+    return Item(
+        id=v["id"],
+        text=v["text"],
+        options=options,
+        loinc=v.get("loinc"),
+        scored=v.get("scored", True),
+        optional=v.get("optional", False),
+        columns=v.get("columns", 6 if scale is not None else 2 if "yes_no" in raw else 1),
+        yes_no="yes_no" in raw,
+    )
+
+
+def _parse_questionnaires(f: _File, raws: list[Any], text_refs: list[_TextRef]) -> list[_Entry]:
+    result: list[_Entry] = []
+    seen: dict[str, int] = {}
+    for i, raw in enumerate(raws):
+        path: _DataPath = ("questionnaire", i)
+        entry_id, enabled = _entry_header(f, raw, path, "questionnaire", seen)
+        if entry_id is None or type(raw.get("enabled", True)) is not bool:
+            continue
+        if not enabled:
+            result.append(_Entry(entry_id, None, f, path))
+            continue
+        what = f"questionnaire '{entry_id}'"
+        raw_cadence = raw.get("cadence")
+        checked = {k: val for k, val in raw.items() if k != "cadence"}
+        v, ok = _check_fields(f, checked, path, what, _QUESTIONNAIRE_SPECS)
+        scoring = v.get("scoring")
+        if scoring is not None and scoring not in SCORINGS:
+            f.at(path, f"{what}: 'scoring' must be one of {', '.join(SCORINGS)}", "scoring")
+            ok = False
+        for key in ("loinc", "score_loinc"):
+            if not _check_loinc(f, path, what, key, raw.get(key), _LOINC_RE):
+                ok = False
+        cadence: list[CadenceStep] | None = []
+        if raw_cadence is not None:
+            cadence = _parse_cadence(f, raw_cadence, path, what)
+            if cadence is None:
+                ok = False
+        items: list[Item] = []
+        item_ids: set[str] = set()
+        for j, raw_item in enumerate(v.get("item", [])):
+            item_path = (*path, "item", j)
+            item = _parse_item(f, raw_item, item_path, what, text_refs)
+            if item is None:
+                ok = False
+                continue
+            if item.id in item_ids:
+                f.at(item_path, f"{what}: duplicate item id '{item.id}'", "id")
+                ok = False
+            item_ids.add(item.id)
+            items.append(item)
+        if ok:
+            scored = [i for i in items if i.scored]
+            min_answered = v.get("min_answered")
+            if scoring == "value" and len(scored) != 1:
+                f.at(path, f"{what}: scoring 'value' needs exactly one scored item, not {len(scored)}", "scoring")
+                ok = False
+            elif scoring in ("sum", "percent", "count") and not scored:
+                f.at(path, f"{what}: scoring '{scoring}' needs at least one scored item", "scoring")
+                ok = False
+            if min_answered is not None and min_answered > len(scored):
+                f.at(
+                    path,
+                    f"{what}: min_answered {min_answered} is more than the {len(scored)} scored items",
+                    "min_answered",
+                )
+                ok = False
+            if scoring == "percent" and any(i.max_value == 0 for i in scored):
+                f.at(path, f"{what}: scoring 'percent' needs items whose highest option is above 0", "scoring")
+                ok = False
+        if not ok:
+            continue
+        questionnaire = Questionnaire(
+            id=entry_id,
+            title=v["title"],
+            intro=v.get("intro"),
+            items=items,
+            scoring=v["scoring"],
+            cadence=cadence or [],
+            expires_hours=v["expires_hours"],
+            on_demand=v.get("on_demand", False),
+            min_answered=v.get("min_answered"),
+            loinc=v.get("loinc"),
+            score_loinc=v.get("score_loinc"),
+            source=f.source,
+        )
+        result.append(_Entry(entry_id, questionnaire, f, path))
+    return result
+
+
+_PROGRAMME_CADENCE_KEYS = ("programme", "questionnaire", "steps", "enabled")
+
+
+def _parse_programme_cadences(f: _File, raws: list[Any]) -> list[_Entry]:
+    """[[cadence]] tables: a questionnaire's cadence for one programme (steps = [] turns it off)."""
+    result: list[_Entry] = []
+    seen: dict[str, int] = {}
+    for i, raw in enumerate(raws):
+        path: _DataPath = ("cadence", i)
+        what = "cadence"
+        ok = True
+        for key in raw:
+            if key not in _PROGRAMME_CADENCE_KEYS:
+                f.at(path, f"{what}: unknown key '{key}' (allowed: {', '.join(_PROGRAMME_CADENCE_KEYS)})", key)
+                ok = False
+        programme, questionnaire = raw.get("programme"), raw.get("questionnaire")
+        for key, value in (("programme", programme), ("questionnaire", questionnaire)):
+            if not isinstance(value, str) or not _ID_RE.match(value):
+                f.at(path, f"{what}: '{key}' must be the id of a {key}", key)
+                ok = False
+        if not ok:
+            continue
+        entry_id = f"{programme}/{questionnaire}"
+        here = f.locator.line(path, "programme")
+        if entry_id in seen:
+            f.error(here, f"duplicate cadence for programme '{programme}' and questionnaire '{questionnaire}'")
+            continue
+        seen[entry_id] = here
+        enabled = raw.get("enabled", True)
+        if type(enabled) is not bool:
+            f.at(path, f"{what}: 'enabled' must be true or false, not {_type_name(enabled)}", "enabled")
+            continue
+        if not enabled:
+            result.append(_Entry(entry_id, None, f, path))
+            continue
+        if "steps" not in raw:
+            f.at(path, f"{what}: missing required key 'steps' (use steps = [] to not ask it in this programme)")
+            continue
+        steps = _parse_cadence(f, raw["steps"], path, f"cadence for '{entry_id}'")
+        if steps is not None:
+            result.append(_Entry(entry_id, (programme, questionnaire, steps), f, path))
+    return result
+
+
+_RULE_SPECS = {
+    "id": _Spec("str"),
+    "enabled": _Spec("bool", required=False),
+    "kind": _Spec("str"),
+    "severity": _Spec("str"),
+    "questionnaire": _Spec("str", required=False),
+    "threshold": _Spec("str", required=False),  # numbers: checked by hand, left out of `checked`
+    "rise": _Spec("str", required=False),
+    "min_score": _Spec("str", required=False),
+    "days": _Spec("int", required=False, minimum=2),
+    "hours": _Spec("int", required=False, minimum=1),
+    "patient_text": _Spec("str", required=False),
+    "message": _lang_spec(required=False),
+}
+_RULE_NEEDS: dict[str, tuple[str, ...]] = {
+    "score_at_least": ("questionnaire", "threshold"),
+    "rise": ("questionnaire", "rise"),
+    "above_baseline": ("questionnaire", "rise", "days"),
+    "trend": ("questionnaire", "rise", "days"),
+    "inactive": ("hours",),
+}
+_NUMBER_KEYS = ("threshold", "rise", "min_score")
+
+
+def _parse_rules(f: _File, raws: list[Any], text_refs: list[_TextRef]) -> list[_Entry]:
+    result: list[_Entry] = []
+    seen: dict[str, int] = {}
+    for i, raw in enumerate(raws):
+        path: _DataPath = ("rule", i)
+        entry_id, enabled = _entry_header(f, raw, path, "rule", seen)
+        if entry_id is None or type(raw.get("enabled", True)) is not bool:
+            continue
+        if not enabled:
+            result.append(_Entry(entry_id, None, f, path))
+            continue
+        what = f"rule '{entry_id}'"
+        numbers = {k: raw[k] for k in _NUMBER_KEYS if k in raw}
+        checked = {k: val for k, val in raw.items() if k not in _NUMBER_KEYS}
+        v, ok = _check_fields(f, checked, path, what, _RULE_SPECS)
+        for key, value in numbers.items():
+            if type(value) not in (int, float) or value < 0:
+                f.at(path, f"{what}: '{key}' must be a number, 0 or more", key)
+                ok = False
+        kind = v.get("kind")
+        if kind is not None and kind not in RULE_KINDS:
+            f.at(path, f"{what}: 'kind' must be one of {', '.join(RULE_KINDS)}", "kind")
+            ok = False
+        elif kind is not None:
+            for key in _RULE_NEEDS[kind]:
+                if key not in raw:
+                    f.at(path, f"{what}: a '{kind}' rule needs '{key}'")
+                    ok = False
+            if kind == "inactive" and "questionnaire" in raw:
+                f.at(path, f"{what}: an 'inactive' rule is about any answer, not one questionnaire", "questionnaire")
+                ok = False
+        severity = v.get("severity")
+        if severity is not None and severity not in SEVERITIES:
+            f.at(path, f"{what}: 'severity' must be one of {', '.join(SEVERITIES)}", "severity")
+            ok = False
+        if "patient_text" in v:
+            text_refs.append(_TextRef(f, path, "patient_text", what, v["patient_text"]))
+        if not ok:
+            continue
+        rule = AlertRule(
+            id=entry_id,
+            kind=v["kind"],
+            severity=v["severity"],
+            questionnaire=v.get("questionnaire"),
+            threshold=_float(numbers.get("threshold")),
+            rise=_float(numbers.get("rise")),
+            min_score=_float(numbers.get("min_score")),
+            days=v.get("days"),
+            hours=v.get("hours"),
+            patient_text=v.get("patient_text"),
+            message=v.get("message"),
+            source=f.source,
+        )
+        result.append(_Entry(entry_id, rule, f, path))
+    return result
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+_TIME_KEYS = ("default", "after_last_session_minutes", "earliest", "latest", "motivation_after_minutes")
+
+
+def _parse_checkin_time(f: _File, raw: Any, base: CheckinTime) -> CheckinTime:
+    path: _DataPath = ()
+    if not isinstance(raw, dict):
+        f.at(path, "'checkin_time' must be a [checkin_time] table", "checkin_time")
+        return base
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in _TIME_KEYS:
+            f.at(path, f"checkin_time: unknown key '{key}' (allowed: {', '.join(_TIME_KEYS)})", "checkin_time")
+        elif key.endswith("_minutes"):
+            if not _int(value) or not 0 <= value <= 600:
+                f.at(path, f"checkin_time: '{key}' must be minutes from 0 to 600", "checkin_time")
+            else:
+                values[key] = value
+        elif not isinstance(value, str) or not _HHMM_RE.match(value):
+            f.at(path, f"checkin_time: '{key}' must be a time as \"HH:MM\"", "checkin_time")
+        else:
+            values[key] = time(int(value[:2]), int(value[3:]))
+    result = CheckinTime(**{**base.__dict__, **values})
+    if result.earliest > result.latest:
+        f.at(path, "checkin_time: 'earliest' is after 'latest'", "checkin_time")
+        return base
+    return result
+
+
+# --------------------------------------------------------------------------- messages and crisis
+
+_MESSAGE_SPECS = {
+    "id": _Spec("str"),
+    "enabled": _Spec("bool", required=False),
+    "trigger": _Spec("str"),
+    "days": _Spec("int", required=False, minimum=1),
+    "weeks": _Spec("int", required=False, minimum=1),
+    **{lang: _Spec("str") for lang in LANGUAGES},
+}
+
+
+def _parse_messages(f: _File, raws: list[Any]) -> list[_Entry]:
+    result: list[_Entry] = []
+    seen: dict[str, int] = {}
+    for i, raw in enumerate(raws):
+        path: _DataPath = ("message", i)
+        entry_id, enabled = _entry_header(f, raw, path, "message", seen)
+        if entry_id is None or type(raw.get("enabled", True)) is not bool:
+            continue
+        if not enabled:
+            result.append(_Entry(entry_id, None, f, path))
+            continue
+        what = f"message '{entry_id}'"
+        v, ok = _check_fields(f, raw, path, what, _MESSAGE_SPECS)
+        trigger = v.get("trigger")
+        if trigger is not None and trigger not in TRIGGERS:
+            f.at(path, f"{what}: 'trigger' must be one of {', '.join(TRIGGERS)}", "trigger")
+            continue
+        param_key = TRIGGER_PARAMS.get(trigger or "")
+        for key in ("days", "weeks"):
+            if key in raw and key != param_key:
+                f.at(path, f"{what}: '{key}' is not used by trigger '{trigger}'", key)
+                ok = False
+        if param_key is not None and param_key not in raw:
+            f.at(path, f"{what}: trigger '{trigger}' needs '{param_key}'", "trigger")
+            ok = False
+        names: dict[str, set[str]] = {}
+        for lang in LANGUAGES:
+            if lang not in v:
+                continue
+            found = _placeholders(v[lang])
+            if isinstance(found, str):
+                f.at(path, f"{what}: the '{lang}' text {found}", lang)
+                ok = False
+                continue
+            allowed = TRIGGER_PLACEHOLDERS.get(trigger or "", frozenset())
+            unknown = sorted(found - allowed)
+            if unknown:
+                f.at(
+                    path,
+                    f"{what}: the '{lang}' text uses {unknown}; trigger '{trigger}' offers {sorted(allowed)}",
+                    lang,
+                )
+                ok = False
+            names[lang] = found
+        if len(names) == len(LANGUAGES) and len({frozenset(n) for n in names.values()}) > 1:
+            f.at(path, f"{what}: the languages use different placeholders", LANGUAGES[-1])
+            ok = False
+        if not ok:
+            continue
+        message = Message(
+            id=entry_id,
+            trigger=v["trigger"],
+            param=v.get(param_key) if param_key else None,
+            body={lang: v[lang] for lang in LANGUAGES},
+            placeholders=frozenset(names.get("en", set())),
+            source=f.source,
+        )
+        result.append(_Entry(entry_id, message, f, path))
+    return result
+
+
+def _parse_crisis(f: _File, raws: list[Any]) -> list[_Entry]:
+    result: list[_Entry] = []
+    seen: dict[str, int] = {}
+    specs = {
+        "id": _Spec("str"),
+        "enabled": _Spec("bool", required=False),
+        **{lang: _Spec("strlist") for lang in LANGUAGES},
+    }
+    for i, raw in enumerate(raws):
+        path: _DataPath = ("crisis", i)
+        entry_id, enabled = _entry_header(f, raw, path, "crisis", seen)
+        if entry_id is None or type(raw.get("enabled", True)) is not bool:
+            continue
+        if not enabled:
+            result.append(_Entry(entry_id, None, f, path))
+            continue
+        what = f"crisis list '{entry_id}'"
+        v, ok = _check_fields(f, raw, path, what, specs)
+        for lang in LANGUAGES:
+            short = [p for p in v.get(lang, []) if len(normalise(p)) < 4]
+            if short:
+                f.at(path, f"{what}: phrases {short} are too short to match safely (4 letters or more)", lang)
+                ok = False
+        if ok:
+            result.append(
+                _Entry(entry_id, CrisisList(entry_id, {lang: list(v[lang]) for lang in LANGUAGES}, f.source), f, path)
+            )
+    return result
+
+
+_SPACE_RE = re.compile(r"[^\w]+", re.UNICODE)
+_FOLD = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "’": "'", "`": "'"})
+
+
+def normalise(text: str) -> str:
+    """Lower case, German umlauts folded, punctuation to single spaces: what phrases match on."""
+    folded = text.casefold().translate(_FOLD).replace("'", "")
+    return " ".join(_SPACE_RE.sub(" ", folded).split())
+
+
+# --------------------------------------------------------------------------- the layer loader
+
+
+class Loader:
+    """Collects the three files' entries across layers; cross-checks after the merge."""
+
+    def __init__(self) -> None:
+        self.questionnaires: dict[str, _Entry] = {}
+        self.cadences: dict[str, _Entry] = {}
+        self.rules: dict[str, _Entry] = {}
+        self.messages: dict[str, _Entry] = {}
+        self.crisis: dict[str, _Entry] = {}
+        self.disabled: dict[str, dict[str, _Entry]] = {
+            k: {} for k in ("questionnaire", "cadence", "rule", "message", "crisis")
+        }
+        self.text_refs: list[_TextRef] = []
+        self.checkin_time = CheckinTime()
+
+    def parse(self, name: str, f: _File, data: dict[str, Any]) -> None:
+        """Parse one file of one layer and merge it over what came before."""
+        tables = {
+            "questionnaires.toml": ("questionnaire", "cadence", "rule", "checkin_time"),
+            "messages.toml": ("message",),
+            "crisis.toml": ("crisis",),
+        }[name]
+        for key in data:
+            if key not in tables:
+                allowed = ", ".join(f"[[{t}]]" if t != "checkin_time" else "[checkin_time]" for t in tables)
+                f.at((), f"unknown top-level key '{key}' (this file holds {allowed})", key)
+        lists: dict[str, list[Any]] = {}
+        for table in tables:
+            if table == "checkin_time" or table not in data:
+                continue
+            value = data[table]
+            if not isinstance(value, list) or not all(isinstance(e, dict) for e in value):
+                f.at((), f"'{table}' must be a list of [[{table}]] tables", table)
+                continue
+            lists[table] = value
+        if "checkin_time" in data and "checkin_time" in tables:
+            self.checkin_time = _parse_checkin_time(f, data["checkin_time"], self.checkin_time)
+        if "questionnaire" in lists:
+            _merge(
+                "questionnaire",
+                self.questionnaires,
+                _parse_questionnaires(f, lists["questionnaire"], self.text_refs),
+                self.disabled["questionnaire"],
+            )
+        if "cadence" in lists:
+            _merge("cadence", self.cadences, _parse_programme_cadences(f, lists["cadence"]), self.disabled["cadence"])
+        if "rule" in lists:
+            _merge("rule", self.rules, _parse_rules(f, lists["rule"], self.text_refs), self.disabled["rule"])
+        if "message" in lists:
+            _merge("message", self.messages, _parse_messages(f, lists["message"]), self.disabled["message"])
+        if "crisis" in lists:
+            _merge("crisis", self.crisis, _parse_crisis(f, lists["crisis"]), self.disabled["crisis"])
+
+    def finish(self, errors: list[str], texts: dict[str, _Entry], programmes: dict[str, _Entry]) -> CheckinContent:
+        """Cross-file checks on the merged content; returns the values for Content."""
+        for ref in self.text_refs:
+            if ref.text_id not in texts:
+                ref.file.at(
+                    ref.path, f"{ref.what}: '{ref.key}' names text '{ref.text_id}', which does not exist", ref.key
+                )
+        for qid, (low, high) in REQUIRED_QUESTIONNAIRES.items():
+            entry = self.questionnaires.get(qid)
+            if entry is None:
+                stub = self.disabled["questionnaire"].get(qid)
+                if stub is not None:
+                    stub.file.at(stub.path, f"questionnaire '{qid}' is required and cannot be disabled", "enabled")
+                else:
+                    errors.append(
+                        f"{DEFAULTS_DIR / 'questionnaires.toml'}:1: required questionnaire '{qid}' is missing"
+                    )
+                continue
+            q: Questionnaire = entry.value
+            values = sorted(o.value for o in q.items[0].options) if q.items else []
+            if q.scoring != "value" or len(q.items) != 1 or values != list(range(low, high + 1)):
+                entry.file.at(
+                    entry.path,
+                    f"questionnaire '{qid}' must keep one item scored 'value' on the scale {low}-{high} "
+                    "(the alert rules, the chart and motivation rely on it); reword it freely",
+                    "scoring",
+                )
+        for rule_entry in self.rules.values():
+            rule: AlertRule = rule_entry.value
+            if rule.questionnaire is not None and rule.questionnaire not in self.questionnaires:
+                stub = self.disabled["questionnaire"].get(rule.questionnaire)
+                target = stub if stub is not None else rule_entry
+                target.file.at(
+                    target.path,
+                    f"rule '{rule.id}' uses questionnaire '{rule.questionnaire}', which "
+                    + ("is disabled here; disable the rule too" if stub is not None else "does not exist"),
+                    "enabled" if stub is not None else "questionnaire",
+                )
+        cadences: dict[tuple[str, str], list[CadenceStep]] = {}
+        for cad_entry in self.cadences.values():
+            programme, questionnaire, steps = cad_entry.value
+            if programme not in programmes:
+                cad_entry.file.at(cad_entry.path, f"cadence: unknown programme '{programme}'", "programme")
+            elif questionnaire not in self.questionnaires:
+                cad_entry.file.at(cad_entry.path, f"cadence: unknown questionnaire '{questionnaire}'", "questionnaire")
+            else:
+                cadences[(programme, questionnaire)] = steps
+        return CheckinContent(
+            questionnaires={k: e.value for k, e in self.questionnaires.items()},
+            programme_cadences=cadences,
+            alert_rules={k: e.value for k, e in self.rules.items()},
+            checkin_time=self.checkin_time,
+            messages={k: e.value for k, e in self.messages.items()},
+            crisis={k: e.value for k, e in self.crisis.items()},
+        )

@@ -1,0 +1,440 @@
+"""Invitations: how a patient (or a staff member) gets from the clinic to the bot.
+
+A patient invite creates the Patient row (status "enrolling", not yet linked
+to any Telegram account) and a single-use code that expires after
+``clinic.invite_valid_days``. The clinic hands the patient a deep link
+``https://t.me/<bot>?start=<code>``, printed as a QR code; tapping it sends
+``/start <code>``, and :func:`redeem` links the Telegram account to the
+patient. A staff invite works the same way and creates the Staff row.
+
+Codes are ``secrets.token_urlsafe(12)``: 16 URL-safe characters, 96 random
+bits, well inside Telegram's 64-character limit for start parameters. A code
+is claimed by the first Telegram account that taps it (a conditional UPDATE,
+so two accounts can never both claim it); the same account may tap it again
+to resume its enrolment, anyone else is told it has been used.
+
+Plain Python over SQLModel: no telegram imports. The caller commits.
+"""
+
+from __future__ import annotations
+
+import enum
+import io
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import func, update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from rehab_bot.content import Content, Programme
+from rehab_bot.models import AuditLog, Invite, Patient, PatientStatus, Role, Staff
+from rehab_bot.schedule import zone
+
+CODE_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+SURGERY_TYPES = ("lumbar", "cervical", "other")
+STAFF_ROLES = (Role.THERAPIST.value, Role.ADMIN.value)
+MAX_ALIAS = 64
+# A surgery date outside this window is far more likely a typo than a plan.
+MAX_DAYS_AHEAD = 183
+MAX_DAYS_AGO = 366
+_BOT_USERNAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{3,31}$")
+
+
+class InviteError(ValueError):
+    """An invite cannot be made as asked; ``code`` names the problem for translated UIs."""
+
+    def __init__(self, code: str, message: str, **details: object) -> None:
+        super().__init__(message)
+        self.code = code
+        self.details = details
+
+
+def new_code() -> str:
+    """A fresh unguessable invite code (16 URL-safe characters)."""
+    return secrets.token_urlsafe(12)
+
+
+def deep_link(bot_username: str, code: str) -> str:
+    """The t.me link that opens the bot and sends /start <code>."""
+    username = bot_username.strip().lstrip("@")
+    if not _BOT_USERNAME_RE.match(username):
+        raise InviteError("bad_bot_username", f"{bot_username!r} is not a Telegram bot username")
+    return f"https://t.me/{username}?start={code}"
+
+
+def qr_png(link: str) -> bytes:
+    """A printable QR code of the link, as PNG bytes."""
+    import qrcode
+    from qrcode.constants import ERROR_CORRECT_M
+
+    qr = qrcode.QRCode(error_correction=ERROR_CORRECT_M, box_size=10, border=4)
+    qr.add_data(link)
+    qr.make(fit=True)
+    buffer = io.BytesIO()
+    qr.make_image(fill_color="black", back_color="white").save(buffer)
+    return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class PatientInvite:
+    """What create_patient_invite made."""
+
+    patient: Patient
+    invite: Invite
+    programme: Programme
+
+
+def _audit(
+    session: AsyncSession,
+    *,
+    actor: str,
+    staff_id: int | None,
+    action: str,
+    now: datetime,
+    patient_id: int | None = None,
+    detail: str = "",
+) -> None:
+    session.add(
+        AuditLog(staff_id=staff_id, actor=actor, action=action, patient_id=patient_id, detail=detail, created_at=now)
+    )
+
+
+async def find_staff(session: AsyncSession, ref: str) -> Staff:
+    """An active staff member by Telegram id (digits) or by name (case-insensitive)."""
+    ref = ref.strip()
+    if ref.lstrip("-").isdigit():
+        staff = (await session.exec(select(Staff).where(col(Staff.telegram_id) == int(ref)))).first()
+        matches = [staff] if staff is not None else []
+    else:
+        matches = list((await session.exec(select(Staff).where(func.lower(col(Staff.name)) == ref.casefold()))).all())
+    matches = [s for s in matches if s.active]
+    if len(matches) > 1:
+        raise InviteError(
+            "ambiguous_therapist",
+            f"{len(matches)} staff members are called {ref!r}; give their Telegram id instead",
+            therapist=ref,
+        )
+    if not matches:
+        raise InviteError(
+            "unknown_therapist", f"no active staff member with the Telegram id or name {ref!r}", therapist=ref
+        )
+    return matches[0]
+
+
+def _check_surgery_date(surgery_date: date, today: date) -> None:
+    if surgery_date > today + timedelta(days=MAX_DAYS_AHEAD):
+        raise InviteError(
+            "surgery_date_ahead",
+            f"surgery date {surgery_date.isoformat()} is more than 6 months ahead; check the date (YYYY-MM-DD)",
+        )
+    if surgery_date < today - timedelta(days=MAX_DAYS_AGO):
+        raise InviteError(
+            "surgery_date_past",
+            f"surgery date {surgery_date.isoformat()} is more than a year ago; check the date (YYYY-MM-DD)",
+        )
+
+
+async def create_patient_invite(
+    session: AsyncSession,
+    content: Content,
+    *,
+    alias: str,
+    surgery_date: date,
+    programme_id: str,
+    now: datetime,
+    valid_days: int,
+    timezone: str,
+    language: str,
+    surgery_type: str = "lumbar",
+    therapist_id: int | None = None,
+    created_by: int | None = None,
+    actor: str = "cli",
+) -> PatientInvite:
+    """Create an enrolling patient and their single-use invite; raise InviteError for bad input.
+
+    timezone and language are the clinic's defaults: the patient chooses
+    their zone during enrolment, and their language comes from Telegram.
+    The creation is audited (actor "cli" or "telegram:<id>").
+    """
+    alias = alias.strip()
+    if not alias or len(alias) > MAX_ALIAS or not alias.isprintable():
+        raise InviteError("bad_alias", f"the alias must be 1-{MAX_ALIAS} printable characters")
+    if surgery_type not in SURGERY_TYPES:
+        raise InviteError(
+            "bad_surgery_type",
+            f"surgery type {surgery_type!r} is not one of {', '.join(SURGERY_TYPES)}",
+            surgery_types=SURGERY_TYPES,
+        )
+    programme = content.programmes.get(programme_id)
+    if programme is None:
+        known = sorted(content.programmes)
+        raise InviteError(
+            "unknown_programme",
+            f"unknown programme {programme_id!r}; known programmes: {', '.join(known) or '(none)'}",
+            known=known,
+        )
+    if surgery_type != "other" and surgery_type not in programme.surgery_types:
+        raise InviteError(
+            "programme_mismatch",
+            f"programme {programme_id!r} is for {', '.join(programme.surgery_types)} surgery, not {surgery_type}",
+        )
+    _check_surgery_date(surgery_date, now.astimezone(zone(timezone)).date())
+    duplicate = (
+        await session.exec(select(Patient.id).where(func.lower(col(Patient.alias)) == alias.casefold()))
+    ).first()
+    if duplicate is not None:
+        raise InviteError("duplicate_alias", f"a patient with the alias {alias!r} already exists", alias=alias)
+    if therapist_id is not None:
+        therapist = await session.get(Staff, therapist_id)
+        if therapist is None or not therapist.active:
+            raise InviteError("unknown_therapist", f"no active staff member with id {therapist_id}")
+    patient = Patient(
+        alias=alias,
+        language=language,
+        timezone=timezone,
+        status=PatientStatus.ENROLLING.value,
+        therapist_id=therapist_id,
+        surgery_date=surgery_date,
+        surgery_type=surgery_type,
+        programme_id=programme_id,
+        created_at=now,
+    )
+    session.add(patient)
+    await session.flush()
+    invite = Invite(
+        code=new_code(),
+        kind="patient",
+        patient_id=patient.id,
+        created_by=created_by,
+        created_at=now,
+        expires_at=now + timedelta(days=valid_days),
+    )
+    session.add(invite)
+    await session.flush()
+    _audit(
+        session,
+        actor=actor,
+        staff_id=created_by,
+        action="invite.create",
+        now=now,
+        patient_id=patient.id,
+        detail=f"invite {invite.id}",
+    )
+    return PatientInvite(patient, invite, programme)
+
+
+async def renew_patient_invite(
+    session: AsyncSession,
+    patient: Patient,
+    *,
+    now: datetime,
+    valid_days: int,
+    created_by: int | None = None,
+    actor: str = "cli",
+) -> Invite:
+    """A new invite for an existing patient (link lost or expired, or a new phone).
+
+    The patient's unused invites stop working. Whoever redeems the new one
+    becomes the patient's Telegram account (the old account, if any, is unlinked).
+    """
+    assert patient.id is not None
+    await session.exec(
+        update(Invite)
+        .where(col(Invite.patient_id) == patient.id, col(Invite.used_at).is_(None))
+        .values(expires_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    invite = Invite(
+        code=new_code(),
+        kind="patient",
+        patient_id=patient.id,
+        created_by=created_by,
+        created_at=now,
+        expires_at=now + timedelta(days=valid_days),
+    )
+    session.add(invite)
+    await session.flush()
+    _audit(
+        session,
+        actor=actor,
+        staff_id=created_by,
+        action="invite.renew",
+        now=now,
+        patient_id=patient.id,
+        detail=f"invite {invite.id}",
+    )
+    return invite
+
+
+async def create_staff_invite(
+    session: AsyncSession,
+    *,
+    name: str,
+    role: str,
+    now: datetime,
+    valid_days: int,
+    created_by: int | None = None,
+    actor: str = "cli",
+) -> Invite:
+    """A single-use invite that registers whoever redeems it as staff (role, name)."""
+    name = name.strip()
+    if not name or len(name) > 100 or not name.isprintable():
+        raise InviteError("bad_name", "the staff member's name must be 1-100 printable characters")
+    if role not in STAFF_ROLES:
+        raise InviteError("bad_role", f"role {role!r} is not one of {', '.join(STAFF_ROLES)}")
+    invite = Invite(
+        code=new_code(),
+        kind="staff",
+        role=role,
+        staff_name=name,
+        created_by=created_by,
+        created_at=now,
+        expires_at=now + timedelta(days=valid_days),
+    )
+    session.add(invite)
+    await session.flush()
+    _audit(
+        session,
+        actor=actor,
+        staff_id=created_by,
+        action="staff_invite.create",
+        now=now,
+        detail=f"invite {invite.id} {role}",
+    )
+    return invite
+
+
+class Outcome(enum.StrEnum):
+    """What tapping an invite link led to."""
+
+    PATIENT = "patient"  # linked (or already linked to this account): enrol or resume
+    STAFF = "staff"  # registered as staff just now
+    MALFORMED = "malformed"  # not something we ever issue
+    UNKNOWN = "unknown"
+    USED = "used"  # claimed by another Telegram account
+    EXPIRED = "expired"
+    OTHER_PATIENT = "other_patient"  # this account is already a different patient
+    IS_STAFF = "is_staff"  # a staff account tapped a patient link
+    IS_PATIENT = "is_patient"  # a patient account tapped a staff link
+    ALREADY_STAFF = "already_staff"  # a staff account tapped a staff link
+
+
+@dataclass(frozen=True)
+class Redeemed:
+    outcome: Outcome
+    patient: Patient | None = None
+    staff: Staff | None = None
+    invite: Invite | None = field(default=None, repr=False)
+    resumed: bool = False  # the account had claimed this patient before
+
+
+async def _claim(session: AsyncSession, invite: Invite, telegram_id: int, now: datetime) -> bool:
+    """Mark the invite used by this account, unless someone got there first."""
+    result = await session.exec(
+        update(Invite)
+        .where(col(Invite.id) == invite.id, col(Invite.used_at).is_(None))
+        .values(used_at=now, used_by=telegram_id)
+        .execution_options(synchronize_session=False)
+    )
+    if not result.rowcount:
+        return False
+    invite.used_at, invite.used_by = now, telegram_id
+    return True
+
+
+async def redeem(
+    session: AsyncSession,
+    code: str,
+    *,
+    telegram_id: int,
+    language: str,
+    timezone: str,
+    now: datetime,
+) -> Redeemed:
+    """Act on /start <code> from a Telegram account; every refusal changes nothing.
+
+    language (from Telegram) is stored on a newly linked patient or staff
+    member; timezone is the clinic's, for a new staff member.
+    """
+    if not CODE_RE.match(code):
+        return Redeemed(Outcome.MALFORMED)
+    invite = (await session.exec(select(Invite).where(col(Invite.code) == code))).first()
+    if invite is None:
+        return Redeemed(Outcome.UNKNOWN)
+    me_patient = (await session.exec(select(Patient).where(col(Patient.telegram_id) == telegram_id))).first()
+    me_staff = (await session.exec(select(Staff).where(col(Staff.telegram_id) == telegram_id))).first()
+    if invite.kind == "staff":
+        return await _redeem_staff(session, invite, telegram_id, language, timezone, now, me_patient, me_staff)
+    patient = await session.get(Patient, invite.patient_id) if invite.patient_id is not None else None
+    if patient is None:
+        return Redeemed(Outcome.UNKNOWN)
+    if invite.used_at is not None:
+        if invite.used_by == telegram_id and me_patient is not None and me_patient.id == patient.id:
+            return Redeemed(Outcome.PATIENT, patient=me_patient, invite=invite, resumed=True)
+        return Redeemed(Outcome.USED, invite=invite)
+    if invite.expires_at <= now:
+        return Redeemed(Outcome.EXPIRED, invite=invite)
+    if me_staff is not None:
+        return Redeemed(Outcome.IS_STAFF, staff=me_staff, invite=invite)
+    if me_patient is not None and me_patient.id != patient.id:
+        return Redeemed(Outcome.OTHER_PATIENT, patient=me_patient, invite=invite)
+    if not await _claim(session, invite, telegram_id, now):
+        return Redeemed(Outcome.USED, invite=invite)
+    resumed = patient.telegram_id == telegram_id
+    if not resumed:
+        # A fresh link, or a renewed invite for a new account: the patient
+        # starts enrolment afresh in their own language.
+        patient.telegram_id = telegram_id
+        patient.language = language
+    if not patient.enrol_step:
+        patient.enrol_step = "consent"
+    patient.last_activity_at = now
+    session.add(patient)
+    await session.flush()
+    return Redeemed(Outcome.PATIENT, patient=patient, invite=invite, resumed=resumed)
+
+
+async def _redeem_staff(
+    session: AsyncSession,
+    invite: Invite,
+    telegram_id: int,
+    language: str,
+    timezone: str,
+    now: datetime,
+    me_patient: Patient | None,
+    me_staff: Staff | None,
+) -> Redeemed:
+    if invite.used_at is not None:
+        if invite.used_by == telegram_id and me_staff is not None:
+            return Redeemed(Outcome.ALREADY_STAFF, staff=me_staff, invite=invite)
+        return Redeemed(Outcome.USED, invite=invite)
+    if invite.expires_at <= now:
+        return Redeemed(Outcome.EXPIRED, invite=invite)
+    if me_staff is not None:
+        return Redeemed(Outcome.ALREADY_STAFF, staff=me_staff, invite=invite)
+    if me_patient is not None:
+        return Redeemed(Outcome.IS_PATIENT, patient=me_patient, invite=invite)
+    if not await _claim(session, invite, telegram_id, now):
+        return Redeemed(Outcome.USED, invite=invite)
+    staff = Staff(
+        telegram_id=telegram_id,
+        name=invite.staff_name or "Staff",
+        role=invite.role or Role.THERAPIST.value,
+        language=language,
+        timezone=timezone,
+        created_at=now,
+    )
+    session.add(staff)
+    await session.flush()
+    _audit(
+        session,
+        actor=f"telegram:{telegram_id}",
+        staff_id=staff.id,
+        action="staff.join",
+        now=now,
+        detail=f"invite {invite.id}",
+    )
+    return Redeemed(Outcome.STAFF, staff=staff, invite=invite)

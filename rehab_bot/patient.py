@@ -1,0 +1,527 @@
+"""What a patient can do about their own account: settings, pause, stop, their data (core, no telegram).
+
+* Settings: session times, timezone, language and quiet hours. A change of
+  times or timezone takes effect from the next slot (rules are recomputed;
+  a slot already reminded today is not reminded again).
+* Pause until a date (illness, a holiday): the engine skips the patient's
+  reminders and resumes by itself after ``paused_until``. Stop: every rule
+  off until the patient resumes.
+* My data: every row of every table that references the patient, found by
+  introspecting the metadata, so a table added later is exported too.
+* Delete: every row of health data goes; what is left is a tombstone (the
+  clinic's alias and the therapist, status stopped, no Telegram id) so the
+  clinic knows what happened and nothing is ever sent again.
+
+Plain Python over SQLModel: no telegram imports. The caller commits.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import Table, delete, select, update
+from sqlmodel import SQLModel, col
+from sqlmodel import select as select_models
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from rehab_bot import alert as alerts
+from rehab_bot import audit, checkin, programme
+from rehab_bot import session as sessions
+from rehab_bot.config import ClinicConfig, DeliveryConfig
+from rehab_bot.content import Content
+from rehab_bot.i18n import SUPPORTED_LANGUAGES
+from rehab_bot.models import (
+    URGENT_KINDS,
+    Delivery,
+    DeliveryStatus,
+    Kind,
+    Patient,
+    PatientStatus,
+    ReminderRule,
+    Staff,
+)
+from rehab_bot.reminders import reschedule_patient
+from rehab_bot.schedule import ScheduleError, parse_hhmm, zone
+
+MAX_PAUSE_DAYS = 90
+PAUSE_CHOICES = (3, 7, 14)  # days, as buttons
+# Statuses of a patient who has finished enrolment and may use the patient commands.
+ENROLLED = frozenset(
+    {
+        PatientStatus.ACTIVE.value,
+        PatientStatus.PAUSED.value,
+        PatientStatus.UNREACHABLE.value,
+        PatientStatus.STOPPED.value,
+        PatientStatus.DISCHARGED.value,
+    }
+)
+ERASE_ACTION = "patient.erase"
+
+
+class InputError(ValueError):
+    """Input the patient has to correct; ``code`` picks the friendly message, ``params`` fill it."""
+
+    def __init__(self, code: str, **params: object) -> None:
+        super().__init__(code)
+        self.code = code
+        self.params = params
+
+
+# --- who is asking ------------------------------------------------------------------
+
+
+class Standing(enum.StrEnum):
+    """How the bot knows a Telegram user, for the patient commands."""
+
+    PATIENT = "patient"  # enrolled: the commands apply
+    ENROLLING = "enrolling"  # must finish setting up first
+    STAFF = "staff"  # the commands are for patients
+    STRANGER = "stranger"  # needs an invitation
+
+
+async def find(session: AsyncSession, telegram_id: int) -> Patient | None:
+    """The patient linked to a Telegram user, if any."""
+    result = await session.exec(select_models(Patient).where(col(Patient.telegram_id) == telegram_id))
+    return result.first()
+
+
+async def standing(session: AsyncSession, telegram_id: int) -> tuple[Standing, Patient | None]:
+    """Whether this user is an enrolled patient, one still enrolling, staff, or a stranger."""
+    patient = await find(session, telegram_id)
+    if patient is not None:
+        if patient.status in ENROLLED:
+            return Standing.PATIENT, patient
+        return Standing.ENROLLING, patient
+    staff = (await session.exec(select_models(Staff).where(col(Staff.telegram_id) == telegram_id))).first()
+    if staff is not None and staff.active:
+        return Standing.STAFF, None
+    return Standing.STRANGER, None
+
+
+# --- settings -----------------------------------------------------------------------
+
+
+def parse_times(text: str) -> list[str]:
+    """ "8:00, 13:00 18.30" -> ["08:00", "13:00", "18:30"]; InputError("times_format") otherwise."""
+    parts = [p for p in re.split(r"[\s,;]+", text.strip()) if p]
+    if not parts:
+        raise InputError("times_format")
+    times = []
+    for part in parts:
+        candidate = part.replace(".", ":")
+        if candidate.isdigit() and len(candidate) <= 2:
+            candidate += ":00"
+        try:
+            times.append(parse_hhmm(candidate).strftime("%H:%M"))
+        except ScheduleError:
+            raise InputError("times_format", text=part[:20]) from None
+    if len(set(times)) != len(times):
+        raise InputError("times_duplicate")
+    return sorted(times)
+
+
+def _minutes(value: time) -> int:
+    return value.hour * 60 + value.minute
+
+
+def quiet_hours(patient: Patient, delivery: DeliveryConfig) -> tuple[time, time] | None:
+    """The quiet hours that apply to the patient: their own, none, or the clinic's."""
+    if patient.quiet_start is None and patient.quiet_end is None:
+        start, end = delivery.quiet_hours_start, delivery.quiet_hours_end
+    elif not patient.quiet_start or not patient.quiet_end:
+        return None
+    else:
+        start, end = parse_hhmm(patient.quiet_start), parse_hhmm(patient.quiet_end)
+    if start is None or end is None or start == end:
+        return None
+    return start, end
+
+
+def in_quiet(slot: str, quiet: tuple[time, time] | None) -> bool:
+    """True when a local HH:MM falls inside quiet hours [start, end), which may wrap midnight."""
+    if quiet is None:
+        return False
+    start, end = _minutes(quiet[0]), _minutes(quiet[1])
+    at = _minutes(parse_hhmm(slot))
+    return (start <= at or at < end) if start > end else (start <= at < end)
+
+
+def sessions_per_day(patient: Patient, content: Content, now: datetime) -> int | None:
+    """How many session times the patient's current (or first) phase needs; None without a programme."""
+    phase = programme.planning_phase(content, patient, sessions.local_today(patient, now))
+    return phase.sessions_per_day if phase is not None else None
+
+
+async def set_times(
+    session: AsyncSession,
+    patient: Patient,
+    times: list[str],
+    *,
+    content: Content,
+    delivery: DeliveryConfig,
+    now: datetime,
+) -> list[str]:
+    """Store new session times and re-plan the session rules from the next slot; return the times."""
+    needed = sessions_per_day(patient, content, now)
+    if needed is not None and len(times) != needed:
+        raise InputError("times_count", n=needed)
+    quiet = quiet_hours(patient, delivery)
+    clashing = [t for t in times if in_quiet(t, quiet)]
+    if clashing and quiet is not None:
+        raise InputError(
+            "times_quiet", times=", ".join(clashing), start=quiet[0].strftime("%H:%M"), end=quiet[1].strftime("%H:%M")
+        )
+    if needed is None:
+        # No programme to plan from: move the existing rules, one time each.
+        rules = await programme.session_rules(session, patient)
+        if len(rules) != len(times):
+            raise InputError("times_count", n=len(rules))
+        for rule, local_time in zip(rules, times, strict=True):
+            rule.local_time = local_time
+            session.add(rule)
+        patient.session_times = ",".join(times)
+        session.add(patient)
+        await reschedule_patient(session, patient, now)
+        return times
+    patient.session_times = ",".join(times)
+    session.add(patient)
+    # The programme keeps one rule per session and updates them in place, so a
+    # session already reminded today is not reminded again at its new time.
+    await programme.schedule_sessions(session, patient, content, now)
+    return programme.parse_times(patient.session_times)
+
+
+async def set_timezone(session: AsyncSession, patient: Patient, tz: str, now: datetime) -> None:
+    """Move the patient to another IANA zone; every rule keeps its local time from the next slot."""
+    try:
+        zone(tz)
+    except ScheduleError:
+        raise InputError("timezone_unknown") from None
+    patient.timezone = tz
+    session.add(patient)
+    await reschedule_patient(session, patient, now)
+
+
+def set_language(session: AsyncSession, patient: Patient, lang: str) -> None:
+    """Switch the patient's language (en or de)."""
+    if lang not in SUPPORTED_LANGUAGES:
+        raise InputError("language_unknown")
+    patient.language = lang
+    session.add(patient)
+
+
+def parse_quiet_hours(text: str) -> tuple[str, str]:
+    """ "22:00-07:00" (or "22 - 7") -> ("22:00", "07:00"); InputError("quiet_format") otherwise."""
+    parts = [p for p in re.split(r"\s*(?:-|–|to|bis)\s*", text.strip(), flags=re.IGNORECASE) if p]
+    if len(parts) != 2:
+        raise InputError("quiet_format")
+    values = []
+    for part in parts:
+        candidate = part.replace(".", ":")
+        if candidate.isdigit() and len(candidate) <= 2:
+            candidate += ":00"
+        try:
+            values.append(parse_hhmm(candidate).strftime("%H:%M"))
+        except ScheduleError:
+            raise InputError("quiet_format") from None
+    if values[0] == values[1]:
+        raise InputError("quiet_format")
+    return values[0], values[1]
+
+
+def set_quiet_hours(session: AsyncSession, patient: Patient, start: str | None, end: str | None) -> None:
+    """Own quiet hours (HH:MM, HH:MM), none ("", ""), or the clinic's (None, None)."""
+    if (start is None) != (end is None) or (start == "") != (end == ""):
+        raise InputError("quiet_format")
+    if start and end:
+        start, end = parse_quiet_hours(f"{start}-{end}")
+    patient.quiet_start, patient.quiet_end = start, end
+    session.add(patient)
+
+
+# --- pause, resume, stop ---------------------------------------------------------------
+
+
+def parse_pause_date(text: str, today: date) -> date:
+    """A date to pause until (inclusive): YYYY-MM-DD, DD.MM.YYYY or DD.MM.; today up to 90 days ahead."""
+    raw = text.strip().rstrip(".")
+    parsed: date | None = None
+    for pattern in ("%Y-%m-%d", "%d.%m.%Y", "%d.%m.%y", "%d/%m/%Y"):
+        try:
+            parsed = datetime.strptime(raw, pattern).date()
+            break
+        except ValueError:
+            continue
+    if parsed is None:
+        match = re.fullmatch(r"(\d{1,2})\.(\d{1,2})", raw)
+        if match:
+            try:
+                parsed = date(today.year, int(match.group(2)), int(match.group(1)))
+            except ValueError:
+                parsed = None
+            if parsed is not None and parsed < today:
+                parsed = date(today.year + 1, parsed.month, parsed.day)
+    if parsed is None:
+        raise InputError("date_format")
+    if parsed < today:
+        raise InputError("date_past")
+    if parsed > today + timedelta(days=MAX_PAUSE_DAYS):
+        raise InputError("date_far", days=MAX_PAUSE_DAYS)
+    return parsed
+
+
+def pause_until_for(days: int, today: date) -> date:
+    """The last paused day for a pause of `days` days starting today (reminders return on today + days)."""
+    return today + timedelta(days=days - 1)
+
+
+async def _skip_queued(session: AsyncSession, patient: Patient, reason: str) -> None:
+    # Rows already queued (held back by quiet hours, or waiting for a retry)
+    # were materialised while the patient was active; they must not go out now.
+    await session.exec(
+        update(Delivery)
+        .where(
+            col(Delivery.patient_id) == patient.id,
+            col(Delivery.status) == DeliveryStatus.QUEUED.value,
+            col(Delivery.kind).not_in([k.value for k in URGENT_KINDS]),
+        )
+        .values(status=DeliveryStatus.SKIPPED.value, error=reason)
+    )
+
+
+class PauseResult(enum.StrEnum):
+    PAUSED = "paused"
+    NOT_ACTIVE = "not_active"  # stopped or discharged: nothing to pause
+
+
+async def pause(session: AsyncSession, patient: Patient, until: date, now: datetime) -> PauseResult:
+    """Pause every reminder through `until` (inclusive); the engine resumes the day after."""
+    if patient.status not in (PatientStatus.ACTIVE.value, PatientStatus.PAUSED.value):
+        return PauseResult.NOT_ACTIVE
+    if until < sessions.local_today(patient, now):
+        raise InputError("date_past")
+    patient.status = PatientStatus.PAUSED.value
+    patient.paused_until = until
+    session.add(patient)
+    await _skip_queued(session, patient, "patient paused")
+    return PauseResult.PAUSED
+
+
+class ResumeResult(enum.StrEnum):
+    RESUMED = "resumed"  # was paused
+    RESTARTED = "restarted"  # was stopped: schedules rebuilt
+    REACHABLE = "reachable"  # was unreachable and has written to us
+    ALREADY_ACTIVE = "already_active"
+    NOT_POSSIBLE = "not_possible"  # discharged
+
+
+async def resume(session: AsyncSession, patient: Patient, *, content: Content, now: datetime) -> ResumeResult:
+    """Start reminders again: after a pause, a stop, or a block the patient has lifted."""
+    status = patient.status
+    if status == PatientStatus.ACTIVE.value:
+        return ResumeResult.ALREADY_ACTIVE
+    if status == PatientStatus.DISCHARGED.value:
+        return ResumeResult.NOT_POSSIBLE
+    patient.status = PatientStatus.ACTIVE.value
+    patient.paused_until = None
+    session.add(patient)
+    if status == PatientStatus.PAUSED.value:
+        return ResumeResult.RESUMED
+    if status == PatientStatus.UNREACHABLE.value:
+        patient.unreachable_reason = ""
+        return ResumeResult.REACHABLE
+    # Stopped: every rule was switched off. Rebuild the plan from the
+    # programme and the check-in schedule rather than switching old rules
+    # back on, which could revive ones the programme had already retired.
+    await programme.schedule_sessions(session, patient, content, now)
+    await checkin.schedule_for(session, patient, content, now)
+    return ResumeResult.RESTARTED
+
+
+async def stop(session: AsyncSession, patient: Patient, now: datetime) -> None:
+    """Stop all messages: status stopped, every rule off, nothing queued goes out."""
+    patient.status = PatientStatus.STOPPED.value
+    patient.paused_until = None
+    session.add(patient)
+    await session.exec(
+        update(ReminderRule)
+        .where(col(ReminderRule.patient_id) == patient.id, col(ReminderRule.active).is_(True))
+        .values(active=False, next_due_at=None, next_local_date=None, updated_at=now)
+    )
+    await _skip_queued(session, patient, "patient stopped")
+
+
+# --- today and progress ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TodayItem:
+    """One session slot of today: its status, or "upcoming" when its reminder is still to come."""
+
+    slot: str
+    status: str  # pending, done, partly, skipped, missed, upcoming
+    step: str = ""
+    snoozed_until: datetime | None = None
+
+
+async def today(session: AsyncSession, patient: Patient, now: datetime) -> list[TodayItem]:
+    """Today's sessions (local date) with their status, by time."""
+    assert patient.id is not None
+    local = sessions.local_today(patient, now)
+    items = {
+        es.slot: TodayItem(es.slot, es.status, es.step, es.snoozed_until)
+        for es in await sessions.sessions_on(session, patient.id, local)
+    }
+    if patient.status == PatientStatus.ACTIVE.value:
+        for rule in await programme.session_rules(session, patient):
+            if rule.next_local_date == local and rule.local_time not in items:
+                items[rule.local_time] = TodayItem(rule.local_time, "upcoming")
+    return [items[slot] for slot in sorted(items)]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What /progress shows."""
+
+    stats: sessions.SessionStats
+    day_after_surgery: int | None
+    next_session: datetime | None  # UTC
+    status: str
+    paused_until: date | None
+
+
+async def next_session(session: AsyncSession, patient: Patient, now: datetime) -> datetime | None:
+    """When the next session reminder is due after now (a snoozed re-send included)."""
+    result = await session.exec(
+        select_models(ReminderRule.next_due_at)
+        .where(
+            col(ReminderRule.patient_id) == patient.id,
+            col(ReminderRule.kind) == Kind.SESSION.value,
+            col(ReminderRule.active).is_(True),
+            col(ReminderRule.next_due_at) > now,
+        )
+        .order_by(col(ReminderRule.next_due_at))
+        .limit(1)
+    )
+    return result.first()
+
+
+async def progress(session: AsyncSession, patient: Patient, now: datetime) -> Progress:
+    """Streak, adherence this week and last, days since surgery, and the next session."""
+    local = sessions.local_today(patient, now)
+    upcoming = await next_session(session, patient, now) if patient.status == PatientStatus.ACTIVE.value else None
+    return Progress(
+        stats=await sessions.stats(session, patient, now),
+        day_after_surgery=(local - patient.surgery_date).days if patient.surgery_date is not None else None,
+        next_session=upcoming,
+        status=patient.status,
+        paused_until=patient.paused_until,
+    )
+
+
+# --- my data and deletion ------------------------------------------------------------------
+
+# Columns that are the bot's plumbing or other people's data (staff ids,
+# Telegram ids of staff chats, invite codes), not information about the patient.
+INTERNAL_COLUMNS: dict[str, frozenset[str]] = {
+    "patient": frozenset({"id", "therapist_id", "enrol_step", "unreachable_reason"}),
+    "delivery": frozenset({"key", "chat_id", "staff_id", "claimed_by", "claimed_at", "attempts", "priority"}),
+    "reminder_rule": frozenset({"priority"}),
+    "invite": frozenset({"code", "created_by", "used_by"}),
+    "alert": frozenset({"key", "acknowledged_by"}),
+    "audit_log": frozenset({"staff_id", "actor"}),
+    "staff_draft": frozenset({"staff_id", "message_id"}),
+}
+
+
+def patient_tables() -> list[Table]:
+    """Every table with a patient_id column, parents before children."""
+    return [t for t in SQLModel.metadata.sorted_tables if "patient_id" in t.c]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
+
+
+def _row(table: Table, row: Any) -> dict[str, Any]:
+    skip = INTERNAL_COLUMNS.get(table.name, frozenset())
+    return {name: _plain(value) for name, value in row._mapping.items() if name not in skip}
+
+
+async def export(session: AsyncSession, patient: Patient, now: datetime) -> dict[str, Any]:
+    """All the patient's data: their record and every row of every table that references them."""
+    assert patient.id is not None
+    conn = await session.connection()
+    patient_table: Table = Patient.__table__  # type: ignore[attr-defined]
+    record = (await conn.execute(select(patient_table).where(patient_table.c.id == patient.id))).one()
+    therapist = await session.get(Staff, patient.therapist_id) if patient.therapist_id is not None else None
+    tables: dict[str, list[dict[str, Any]]] = {}
+    for table in patient_tables():
+        order = [table.c[name] for name in ("id",) if name in table.c]
+        rows = (await conn.execute(select(table).where(table.c.patient_id == patient.id).order_by(*order))).all()
+        tables[table.name] = [_row(table, row) for row in rows]
+    return {
+        "exported_at": now.isoformat(),
+        "patient": {**_row(patient_table, record), "therapist": therapist.name if therapist is not None else None},
+        "tables": tables,
+    }
+
+
+# Tables whose rows about the patient stay after /delete, because they hold no
+# health data and are the clinic's record that the deletion happened.
+KEPT_ON_ERASE = frozenset({"audit_log"})
+
+
+async def erase(session: AsyncSession, patient: Patient, *, now: datetime, clinic: ClinicConfig) -> None:
+    """Delete all the patient's data, keep a tombstone, tell the therapist (no health data)."""
+    assert patient.id is not None
+    conn = await session.connection()
+    for table in reversed(patient_tables()):  # children before parents
+        if table.name in KEPT_ON_ERASE or table.name == "patient":
+            continue
+        await conn.execute(delete(table).where(table.c.patient_id == patient.id))
+    # The tombstone: the clinic's alias and therapist, so staff see what
+    # happened; no Telegram id, so the bot cannot reach or recognise them.
+    defaults = Patient(alias=patient.alias)
+    for name in (
+        "telegram_id",
+        "language",
+        "timezone",
+        "paused_until",
+        "quiet_start",
+        "quiet_end",
+        "surgery_date",
+        "surgery_type",
+        "programme_id",
+        "consent_at",
+        "consent_version",
+        "enrol_step",
+        "session_times",
+        "phase_id",
+        "unreachable_reason",
+        "discharged_at",
+        "last_activity_at",
+    ):
+        setattr(patient, name, getattr(defaults, name))
+    patient.status = PatientStatus.STOPPED.value
+    session.add(patient)
+    await session.flush()
+    audit.record(session, action=ERASE_ACTION, now=now, actor="patient", patient_id=patient.id)
+    await alerts.raise_alert(
+        session,
+        patient,
+        kind="data_deleted",
+        severity="low",
+        detail="",
+        now=now,
+        clinic=clinic,
+        key=f"erased:{patient.id}",
+    )

@@ -1,0 +1,513 @@
+"""Red flags: which answers alert the clinic, how urgently, and what the patient is told.
+
+Every rule is content (``questionnaires.toml``, ``crisis.toml``); this module
+implements the kinds. Severities, lowest first: ``low``, ``high``,
+``critical``, ``emergency``. Every alert goes through
+:func:`rehab_bot.alert.raise_alert`: deliveries of kind ``alert`` (priority
+1, never deferred by quiet hours) to the patient's therapist and the clinic's
+alert chat, sent by the dispatch job within one ``delivery.poll_interval``.
+What the patient must do now is never queued: the handler replies at once
+with :func:`reply_text`.
+
+The rules
+---------
+
+* **Flagged answers** (``flag`` on an answer option, e.g. the symptom check's
+  "Yes"): alert at once, kind ``red_flag``, with the option's severity; the
+  patient is shown the option's ``reply`` text ("red_flag" = call 112 now for
+  emergencies, "red_flag_urgent" = contact the clinic today otherwise). One
+  alert per check-in and item.
+* **Score rules** (``[[rule]]``), run when a check-in completes, kind
+  ``checkin``. For a patient's completed check-ins of the rule's questionnaire,
+  in order (``checkin.score``; for "pain" that is the NRS answer):
+
+  - ``score_at_least``: score >= threshold (pain >= 7: critical; PHQ-2 >= 3:
+    high; GAD-2 >= 3: low).
+  - ``rise``: score >= min_score and score - previous entry >= rise (pain >= 5
+    and +1: low; +2: high).
+  - ``above_baseline``: score - baseline >= rise, where the **baseline** is the
+    mean of the patient's entries on the first ``days`` calendar days counted
+    from the day of their first entry (default 3), and only entries after that
+    window are compared (pain 3 or more above baseline: high).
+  - ``trend``: the daily mean rose on each of the last ``days`` days (all with
+    entries), by ``rise`` or more in all (pain up 2+ over 3 days: high).
+
+  When several rules match one entry, one alert goes out with the highest
+  severity, naming every match; the patient sees the message of the most
+  severe matching rule that has one. At most one such alert per patient,
+  questionnaire, local day and severity: a second high pain entry the same
+  day does not page the therapist again (the patient is still told what to do).
+* **Inactivity** (``inactive`` rules, kind ``inactive``): no answer of any
+  kind (check-in answer, session logged, note) for ``hours`` since the last
+  one, checked periodically by :func:`check_inactive` against the injected
+  clock. 48 h: low; 14 days ("stalled"): high. One alert per silence.
+* **Crisis phrases** (``crisis.toml``) in anything the patient types: the
+  "crisis" text at once, the message kept as a crisis note, and an alert of
+  kind ``crisis``, severity emergency.
+
+Medbridge's rule set, mapped: pain >= 5 with a rise of >= 1 is low, a rise
+of >= 2 is high, >= 7 is critical, 49 h without activity is low and 14 days
+is stalled. Our defaults meet each of these and beat the 49 h (48 h); the
+flagged symptoms (cauda equina signs, chest pain) add an ``emergency`` level
+Medbridge does not have.
+
+Plain Python over SQLModel: no telegram imports. Logs carry ids only.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from statistics import fmean
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from rehab_bot.alert import raise_alert
+from rehab_bot.config import ClinicConfig
+from rehab_bot.content import Content
+from rehab_bot.content.checkins import AlertRule, Item, Option, Questionnaire, normalise
+from rehab_bot.i18n import t
+from rehab_bot.models import Alert, Answer, CheckIn, ExerciseSession, Note, Patient, PatientStatus, Staff
+from rehab_bot.schedule import zone
+
+log = logging.getLogger(__name__)
+
+SEVERITY_RANK = {"low": 0, "high": 1, "critical": 2, "emergency": 3}
+# Alert kinds that make a day a "red-flag day" (no motivational message then).
+RED_FLAG_KINDS = ("red_flag", "checkin", "crisis")
+DEFAULT_REPLY = {"emergency": "red_flag"}
+DEFAULT_URGENT_REPLY = "red_flag_urgent"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A red flag found in what the patient said, and what to tell them now."""
+
+    severity: str
+    text_ids: tuple[str, ...] = ()  # content [[text]] ids to show, in order
+    message: dict[str, str] | None = None  # a rule's own message
+    told_team: bool = False  # the care team gets (or already got) an alert
+    alert_id: int | None = None
+
+
+def reply_text(finding: Finding, content: Content, lang: str, clinic: ClinicConfig) -> str:
+    """What the patient reads at once: the rule's message, the clinic's texts, who was told."""
+    parts: list[str] = []
+    if finding.message:
+        parts.append(finding.message.get(lang) or finding.message["en"])
+    for text_id in finding.text_ids:
+        if text_id in content.texts:
+            parts.append(content.text(text_id, lang, clinic=clinic.name, phone=clinic.phone).strip())
+    if finding.told_team:
+        parts.append(t(lang, "Your care team has been told."))
+    if not parts:  # never leave a red flag without an instruction
+        parts.append(content.text("emergency", lang, clinic=clinic.name, phone=clinic.phone).strip())
+    return "\n\n".join(parts)
+
+
+def worst(findings: Sequence[Finding]) -> Finding | None:
+    """The most severe finding."""
+    return max(findings, key=lambda f: SEVERITY_RANK[f.severity], default=None)
+
+
+async def has_recipients(session: AsyncSession, patient: Patient, clinic: ClinicConfig) -> bool:
+    """True when an alert about this patient reaches somebody."""
+    if clinic.alert_chat_id is not None:
+        return True
+    if patient.therapist_id is None:
+        return False
+    staff = await session.get(Staff, patient.therapist_id)
+    return staff is not None and staff.active
+
+
+def _local(patient: Patient, now: datetime) -> str:
+    return f"{now.astimezone(zone(patient.timezone)):%Y-%m-%d %H:%M} ({patient.timezone})"
+
+
+def _first_line(text: str, limit: int = 120) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _label(item: Item, value: int | None) -> str:
+    if value is None:
+        return "skipped"
+    if item.yes_no:
+        return "Yes" if value else "No"
+    option = item.option(value)
+    label = option.label["en"] if option is not None else str(value)
+    return label if label == str(value) else f"{label} ({value})"
+
+
+def describe_answers(questionnaire: Questionnaire, answers: dict[str, Answer], flagged: str | None = None) -> str:
+    """The answers of one check-in, in English for the clinician's alert."""
+    lines = []
+    for item in questionnaire.items:
+        answer = answers.get(item.id)
+        if answer is None:
+            continue
+        mark = "⚠ " if item.id == flagged else "- "
+        lines.append(f"{mark}{_first_line(item.text['en'])} {_label(item, answer.value)}")
+    return "\n".join(lines)
+
+
+async def _raise(
+    session: AsyncSession,
+    patient: Patient,
+    clinic: ClinicConfig,
+    *,
+    kind: str,
+    severity: str,
+    detail: str,
+    key: str,
+    now: datetime,
+) -> tuple[int | None, bool]:
+    alert = await raise_alert(
+        session, patient, kind=kind, severity=severity, detail=detail, now=now, clinic=clinic, key=key
+    )
+    told = await has_recipients(session, patient, clinic)
+    if not told:
+        log.warning("alert %s for patient %s has nobody to go to (no therapist, no alert chat)", kind, patient.id)
+    return (alert.id if alert is not None else None), told
+
+
+# --------------------------------------------------------------------------- flagged answers
+
+
+async def on_flagged_answer(
+    session: AsyncSession,
+    patient: Patient,
+    content: Content,
+    clinic: ClinicConfig,
+    checkin: CheckIn,
+    questionnaire: Questionnaire,
+    item: Item,
+    option: Option,
+    answers: dict[str, Answer],
+    now: datetime,
+) -> Finding:
+    """A red-flag answer: alert the clinic now, and say what the patient must do."""
+    severity = option.flag or "high"
+    text_id = option.reply or DEFAULT_REPLY.get(severity, DEFAULT_URGENT_REPLY)
+    detail = (
+        f"{questionnaire.title['en']}, answered {_local(patient, now)}:\n"
+        f"{describe_answers(questionnaire, answers, flagged=item.id)}"
+    )
+    if severity == "emergency":
+        detail += "\nThe patient was told to call 112 now."
+    alert_id, told = await _raise(
+        session,
+        patient,
+        clinic,
+        kind="red_flag",
+        severity=severity,
+        detail=detail,
+        key=f"flag:{checkin.id}:{item.id}",
+        now=now,
+    )
+    log.info("red flag (%s) on check-in %s item %s", severity, checkin.id, item.id)
+    return Finding(severity, (text_id,), None, told, alert_id)
+
+
+# --------------------------------------------------------------------------- score rules
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One scored check-in in a patient's history."""
+
+    checkin_id: int
+    local_date: date
+    score: float
+
+
+def _daily_means(entries: Sequence[Entry]) -> dict[date, float]:
+    by_day: dict[date, list[float]] = {}
+    for entry in entries:
+        by_day.setdefault(entry.local_date, []).append(entry.score)
+    return {day: fmean(scores) for day, scores in by_day.items()}
+
+
+def baseline(entries: Sequence[Entry], days: int) -> tuple[float, date] | None:
+    """(mean of the first `days` days' entries, first day after the window), or None."""
+    if not entries:
+        return None
+    first = min(e.local_date for e in entries)
+    end = first + timedelta(days=days)
+    window = [e.score for e in entries if e.local_date < end]
+    return (fmean(window), end) if window else None
+
+
+def evaluate(rule: AlertRule, entries: Sequence[Entry]) -> str | None:
+    """Does the rule match the last entry? Returns the clinician's reason, or None."""
+    if not entries:
+        return None
+    current = entries[-1]
+    value = current.score
+    if rule.kind == "score_at_least":
+        assert rule.threshold is not None
+        if value >= rule.threshold:
+            return f"{value:g} is at or above {rule.threshold:g} [{rule.id}]"
+    elif rule.kind == "rise":
+        assert rule.rise is not None
+        if len(entries) < 2 or value < (rule.min_score or 0):
+            return None
+        previous = entries[-2].score
+        if value - previous >= rule.rise:
+            return f"up {value - previous:g} from the previous {previous:g} [{rule.id}]"
+    elif rule.kind == "above_baseline":
+        assert rule.rise is not None and rule.days is not None
+        found = baseline(entries[:-1], rule.days)
+        if found is None or current.local_date < found[1]:
+            return None
+        base = found[0]
+        if value - base >= rule.rise:
+            return f"{value - base:.1f} above the baseline {base:.1f} (first {rule.days} days) [{rule.id}]"
+    elif rule.kind == "trend":
+        assert rule.rise is not None and rule.days is not None
+        means = _daily_means(entries)
+        days = [current.local_date - timedelta(days=n) for n in range(rule.days - 1, -1, -1)]
+        if not all(d in means for d in days):
+            return None
+        series = [means[d] for d in days]
+        rising = all(b > a for a, b in itertools.pairwise(series))
+        if rising and series[-1] - series[0] >= rule.rise:
+            shown = " → ".join(f"{s:.1f}" for s in series)
+            return f"rose every day for {rule.days} days: {shown} [{rule.id}]"
+    return None
+
+
+async def history(session: AsyncSession, patient: Patient, questionnaire_id: str) -> list[Entry]:
+    """The patient's scored, completed check-ins of a questionnaire, oldest first."""
+    rows = await session.exec(
+        select(CheckIn)
+        .where(
+            CheckIn.patient_id == patient.id,
+            CheckIn.questionnaire_id == questionnaire_id,
+            CheckIn.status == "complete",
+            col(CheckIn.score).is_not(None),
+        )
+        .order_by(col(CheckIn.completed_at), col(CheckIn.id))
+    )
+    result = []
+    for checkin in rows.all():
+        assert checkin.id is not None and checkin.score is not None
+        day = (
+            checkin.local_date or (checkin.completed_at or checkin.started_at).astimezone(zone(patient.timezone)).date()
+        )
+        result.append(Entry(checkin.id, day, float(checkin.score)))
+    return result
+
+
+async def on_score(
+    session: AsyncSession,
+    patient: Patient,
+    content: Content,
+    clinic: ClinicConfig,
+    checkin: CheckIn,
+    questionnaire: Questionnaire,
+    now: datetime,
+) -> Finding | None:
+    """Run the score rules for a just-completed check-in; alert once for all matches."""
+    if checkin.score is None:
+        return None
+    rules = [r for r in content.alert_rules.values() if r.questionnaire == questionnaire.id]
+    if not rules:
+        return None
+    entries = await history(session, patient, questionnaire.id)
+    if not entries or entries[-1].checkin_id != checkin.id:
+        entries = [e for e in entries if e.checkin_id != checkin.id]
+        entries.append(Entry(checkin.id or 0, checkin.local_date or now.date(), checkin.score))
+    matched: list[tuple[AlertRule, str]] = []
+    for rule in rules:
+        reason = evaluate(rule, entries)
+        if reason is not None:
+            matched.append((rule, reason))
+    if not matched:
+        return None
+    matched.sort(key=lambda m: SEVERITY_RANK[m[0].severity], reverse=True)
+    severity = matched[0][0].severity
+    recent = ", ".join(f"{e.score:g}" for e in entries[-6:])
+    detail = (
+        f"{questionnaire.title['en']}: {checkin.score:g}, answered {_local(patient, now)}.\n"
+        + "\n".join(f"- {reason}" for _, reason in matched)
+        + f"\nRecent entries (oldest first): {recent}"
+    )
+    day = checkin.local_date or now.date()
+    alert_id, told = await _raise(
+        session,
+        patient,
+        clinic,
+        kind="checkin",
+        severity=severity,
+        detail=detail,
+        key=f"score:{patient.id}:{questionnaire.id}:{day.isoformat()}:{severity}",
+        now=now,
+    )
+    log.info("score rules matched on check-in %s: %s", checkin.id, ",".join(r.id for r, _ in matched))
+    speaking = next((r for r, _ in matched if r.message or r.patient_text), None)
+    if speaking is None:
+        return Finding(severity, (), None, told, alert_id)
+    texts = (speaking.patient_text,) if speaking.patient_text else ()
+    return Finding(severity, texts, speaking.message, told, alert_id)
+
+
+# --------------------------------------------------------------------------- crisis phrases
+
+
+def crisis_phrases(content: Content) -> list[str]:
+    """Every crisis phrase in every language, normalised."""
+    phrases: list[str] = []
+    for crisis_list in content.crisis.values():
+        for lang_phrases in crisis_list.phrases.values():
+            phrases.extend(normalise(p) for p in lang_phrases)
+    return [p for p in dict.fromkeys(phrases) if p]
+
+
+def is_crisis(text: str, content: Content) -> bool:
+    """True when the text contains a crisis phrase (whole words, any language)."""
+    padded = f" {normalise(text)} "
+    return any(f" {phrase} " in padded for phrase in crisis_phrases(content))
+
+
+async def on_crisis(
+    session: AsyncSession, patient: Patient, content: Content, clinic: ClinicConfig, text: str, now: datetime
+) -> Finding:
+    """Keep the message as a crisis note, alert the clinic, and show the crisis text."""
+    assert patient.id is not None
+    note = Note(patient_id=patient.id, text=text, crisis=True, created_at=now)
+    session.add(note)
+    patient.last_activity_at = now
+    session.add(patient)
+    await session.flush()
+    shown = text if len(text) <= 600 else text[:599] + "…"
+    detail = (
+        f"The patient wrote, at {_local(patient, now)}, a message with words from the crisis list. "
+        f"They were shown the crisis text (emergency numbers). Saved as a crisis note.\nMessage: «{shown}»"
+    )
+    alert_id, told = await _raise(
+        session, patient, clinic, kind="crisis", severity="emergency", detail=detail, key=f"crisis:{note.id}", now=now
+    )
+    log.info("crisis phrase in a message from patient %s (note %s)", patient.id, note.id)
+    return Finding("emergency", ("crisis",), None, told, alert_id)
+
+
+async def save_note(session: AsyncSession, patient: Patient, text: str, now: datetime) -> Note:
+    """Keep free text for the therapist."""
+    assert patient.id is not None
+    note = Note(patient_id=patient.id, text=text, crisis=False, created_at=now)
+    session.add(note)
+    patient.last_activity_at = now
+    session.add(patient)
+    await session.flush()
+    return note
+
+
+# --------------------------------------------------------------------------- inactivity
+
+
+async def last_responses(session: AsyncSession, patient_ids: Sequence[int]) -> dict[int, datetime]:
+    """The latest answer, logged session or note per patient."""
+    latest: dict[int, datetime] = {}
+    sources: list[tuple[Any, Any]] = [
+        (Answer.patient_id, Answer.answered_at),
+        (ExerciseSession.patient_id, ExerciseSession.answered_at),
+        (Note.patient_id, Note.created_at),
+    ]
+    for pid_col, at_col in sources:
+        rows = await session.exec(
+            select(pid_col, func.max(at_col)).where(col(pid_col).in_(patient_ids)).group_by(pid_col)
+        )
+        for pid, at in rows.all():
+            if at is None:
+                continue
+            if isinstance(at, str):
+                at = datetime.fromisoformat(at)
+            at = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+            if pid not in latest or at > latest[pid]:
+                latest[pid] = at
+    return latest
+
+
+async def check_inactive(session: AsyncSession, content: Content, clinic: ClinicConfig, now: datetime) -> int:
+    """Alert for active patients silent past an ``inactive`` rule; returns alerts raised."""
+    rules = sorted(
+        (r for r in content.alert_rules.values() if r.kind == "inactive" and r.hours is not None),
+        key=lambda r: r.hours or 0,
+        reverse=True,
+    )
+    if not rules:
+        return 0
+    patients = (
+        await session.exec(
+            select(Patient).where(Patient.status == PatientStatus.ACTIVE.value, col(Patient.telegram_id).is_not(None))
+        )
+    ).all()
+    raised = 0
+    ids = [p.id for p in patients if p.id is not None]
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        latest = await last_responses(session, chunk)
+        for patient in (p for p in patients if p.id in chunk):
+            assert patient.id is not None
+            candidates = [
+                at
+                for at in (latest.get(patient.id), patient.last_activity_at, patient.consent_at, patient.created_at)
+                if at is not None
+            ]
+            last = max(candidates)
+            silent = now - last
+            for rule in rules:
+                assert rule.hours is not None
+                if silent < timedelta(hours=rule.hours):
+                    continue
+                span = (
+                    f"{silent.days} days"
+                    if silent >= timedelta(days=3)
+                    else f"{int(silent.total_seconds() // 3600)} hours"
+                )
+                detail = (
+                    f"No answer from the patient for {span} (rule '{rule.id}': {rule.hours} h). "
+                    f"Last activity {_local(patient, last)}."
+                )
+                alert = await raise_alert(
+                    session,
+                    patient,
+                    kind="inactive",
+                    severity=rule.severity,
+                    detail=detail,
+                    now=now,
+                    clinic=clinic,
+                    key=f"inactive:{rule.id}:{patient.id}:{last:%Y%m%dT%H%M%S}",
+                )
+                if alert is not None:
+                    raised += 1
+                    log.info("patient %s inactive (%s)", patient.id, rule.id)
+                break
+    return raised
+
+
+async def red_flag_on(session: AsyncSession, patient: Patient, day: date) -> bool:
+    """True when a red flag (flagged answer, score rule, crisis) was raised on that local day."""
+    tz = zone(patient.timezone)
+    start = datetime.combine(day, datetime.min.time(), tzinfo=tz)
+    end = start + timedelta(days=1)
+    row = (
+        await session.exec(
+            select(Alert.id)
+            .where(
+                Alert.patient_id == patient.id,
+                col(Alert.kind).in_(RED_FLAG_KINDS),
+                col(Alert.created_at) >= start,
+                col(Alert.created_at) < end,
+            )
+            .limit(1)
+        )
+    ).first()
+    return row is not None

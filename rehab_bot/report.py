@@ -1,0 +1,295 @@
+"""The patient's progress: a PNG chart and the same facts as text (core, no telegram).
+
+``/progress`` sends both: :func:`progress_chart` (pain and mood over time,
+with the share of planned sessions done each day) and
+:func:`progress_summary_text`, which says in words what the chart shows, for
+patients who use a screen reader or cannot read a chart.
+
+The chart is drawn with matplotlib's object API on the Agg backend (no pyplot
+global state, no display), in a worker thread so the event loop stays free.
+A year of daily data renders in well under 300 ms (bench/chart.py measures it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from statistics import fmean
+from typing import Any
+
+from babel.dates import format_date
+from babel.numbers import format_decimal, format_percent
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from rehab_bot.i18n import t, tn
+from rehab_bot.models import CheckIn, ExerciseSession, Patient
+from rehab_bot.schedule import zone
+
+# 800 x 500 pixels: readable on a phone, small to upload.
+WIDTH_IN, HEIGHT_IN, DPI = 8.0, 5.0, 100
+MAX_DAYS = 366
+DONE = ("done", "partly")
+
+
+@dataclass
+class Progress:
+    """Daily series for one patient, oldest first, in the patient's local dates."""
+
+    today: date
+    lang: str = "en"
+    pain: dict[date, float] = field(default_factory=dict)  # daily mean NRS 0-10
+    mood: dict[date, float] = field(default_factory=dict)  # daily mean 1-5
+    sessions: dict[date, tuple[int, int]] = field(default_factory=dict)  # (done or partly, planned)
+
+    @property
+    def first_day(self) -> date | None:
+        days = [*self.pain, *self.mood, *self.sessions]
+        return min(days) if days else None
+
+    def adherence(self, day: date) -> float | None:
+        done, planned = self.sessions.get(day, (0, 0))
+        return done / planned if planned else None
+
+    def mean(self, series: dict[date, float], first: date, last: date) -> float | None:
+        values = [v for d, v in series.items() if first <= d <= last]
+        return fmean(values) if values else None
+
+
+def _local(patient: Patient, at: datetime) -> date:
+    return at.astimezone(zone(patient.timezone)).date()
+
+
+async def load_progress(session: AsyncSession, patient: Patient, now: datetime, days: int = MAX_DAYS) -> Progress:
+    """Read the daily series of the last `days` days."""
+    today = _local(patient, now)
+    since = today - timedelta(days=days - 1)
+    progress = Progress(today=today, lang=patient.language)
+    checkins = (
+        await session.exec(
+            select(CheckIn).where(
+                CheckIn.patient_id == patient.id,
+                col(CheckIn.questionnaire_id).in_(("pain", "mood")),
+                CheckIn.status == "complete",
+                col(CheckIn.score).is_not(None),
+            )
+        )
+    ).all()
+    by_day: dict[str, dict[date, list[float]]] = {"pain": {}, "mood": {}}
+    for checkin in checkins:
+        assert checkin.score is not None
+        day = checkin.local_date or _local(patient, checkin.completed_at or checkin.started_at)
+        if since <= day <= today:
+            by_day[checkin.questionnaire_id].setdefault(day, []).append(checkin.score)
+    progress.pain = {d: fmean(v) for d, v in sorted(by_day["pain"].items())}
+    progress.mood = {d: fmean(v) for d, v in sorted(by_day["mood"].items())}
+    rows = (
+        await session.exec(
+            select(ExerciseSession).where(
+                ExerciseSession.patient_id == patient.id,
+                col(ExerciseSession.local_date) >= since,
+                col(ExerciseSession.local_date) <= today,
+            )
+        )
+    ).all()
+    counts: dict[date, list[int]] = {}
+    for row in rows:
+        if row.local_date == today and row.status == "pending":
+            continue  # today's later sessions are not missed yet
+        pair = counts.setdefault(row.local_date, [0, 0])
+        pair[1] += 1
+        if row.status in DONE:
+            pair[0] += 1
+    progress.sessions = {d: (done, planned) for d, (done, planned) in sorted(counts.items())}
+    return progress
+
+
+# --------------------------------------------------------------------------- the chart
+
+
+def render_chart(progress: Progress) -> bytes:
+    """The PNG: pain and mood lines above, adherence per day below. Empty data gives a note."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
+    from matplotlib.figure import Figure
+
+    lang = progress.lang
+    figure = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI)
+    FigureCanvasAgg(figure)
+    grid = figure.add_gridspec(2, 1, height_ratios=(3, 1.3), hspace=0.08)
+    top = figure.add_subplot(grid[0])
+    bottom = figure.add_subplot(grid[1], sharex=top)
+    figure.subplots_adjust(left=0.08, right=0.92, top=0.90, bottom=0.09)
+    figure.suptitle(t(lang, "Your progress"), fontsize=13)
+
+    first = progress.first_day
+    if first is None:
+        top.text(0.5, 0.5, t(lang, "No entries yet."), ha="center", va="center", transform=top.transAxes)
+        first = progress.today - timedelta(days=6)
+    start, end = date2num(first) - 0.5, date2num(progress.today) + 0.5
+
+    top.set_ylim(-0.3, 10.3)
+    top.set_ylabel(t(lang, "Pain (0-10)"), color="#c0392b")
+    top.tick_params(axis="y", colors="#c0392b")
+    top.grid(True, axis="y", alpha=0.3)
+    mood_axis: Any = top.twinx()
+    mood_axis.set_ylim(0.8, 5.2)
+    mood_axis.set_yticks([1, 2, 3, 4, 5])
+    mood_axis.set_ylabel(t(lang, "Mood (1-5)"), color="#2471a3")
+    mood_axis.tick_params(axis="y", colors="#2471a3")
+    handles = []
+    # Markers show single entries on a short history; on a long one they are noise.
+    marker = len(progress.pain) <= 60 and len(progress.mood) <= 60
+    if progress.pain:
+        xs = date2num(list(progress.pain))
+        (line,) = top.plot(
+            xs, list(progress.pain.values()), color="#c0392b", marker="o" if marker else None, markersize=3, lw=1.6
+        )
+        line.set_label(t(lang, "Pain"))
+        handles.append(line)
+    if progress.mood:
+        xs = date2num(list(progress.mood))
+        (line,) = mood_axis.plot(
+            xs,
+            list(progress.mood.values()),
+            color="#2471a3",
+            marker="s" if marker else None,
+            markersize=3,
+            lw=1.2,
+            ls="--",
+        )
+        line.set_label(t(lang, "Mood"))
+        handles.append(line)
+    if handles:
+        figure.legend(
+            handles=handles, loc="upper left", ncols=2, fontsize=9, frameon=False, bbox_to_anchor=(0.07, 0.99)
+        )
+
+    # Adherence as one bar artist per day would be hundreds of patches; stairs is one.
+    days = _days(first, progress.today)
+    values = [100 * (progress.adherence(d) or 0.0) for d in days]
+    edges = [*(date2num(days) - 0.5), date2num(progress.today) + 0.5]
+    bottom.stairs(values, edges, fill=True, color="#27ae60", alpha=0.75)
+    bottom.set_ylim(0, 105)
+    bottom.set_yticks([0, 50, 100])
+    bottom.set_ylabel(t(lang, "Done (%)"), fontsize=8)
+    bottom.grid(True, axis="y", alpha=0.3)
+    bottom.set_xlim(start, end)
+    locator = AutoDateLocator(minticks=3, maxticks=8)
+    bottom.xaxis.set_major_locator(locator)
+    # Numeric dates in German: matplotlib's month names are English only.
+    if lang == "de":
+        formatter = ConciseDateFormatter(
+            locator,
+            formats=["%Y", "%m.%Y", "%d.%m.", "%H:%M", "%H:%M", "%S.%f"],
+            offset_formats=["", "%Y", "%m.%Y", "%d.%m.%Y", "%d.%m.%Y", "%d.%m.%Y %H:%M"],
+        )
+    else:
+        formatter = ConciseDateFormatter(locator)
+    bottom.xaxis.set_major_formatter(formatter)
+    top.tick_params(labelbottom=False)
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI)
+    return buffer.getvalue()
+
+
+def _days(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+# --------------------------------------------------------------------------- the words
+
+
+def _num(lang: str, value: float) -> str:
+    return format_decimal(round(value, 1), format="0.0", locale=lang)
+
+
+def summary_text(progress: Progress, lang: str | None = None) -> str:
+    """What the chart shows, in words (the accessible alternative)."""
+    lang = lang or progress.lang
+    today = progress.today
+    week = today - timedelta(days=6)
+    lines = [t(lang, "Your progress")]
+    if progress.first_day is None:
+        lines.append(t(lang, "No entries yet. Your check-ins and sessions will show here."))
+        return "\n".join(lines)
+    pain_now = progress.mean(progress.pain, week, today)
+    if progress.pain:
+        first = min(progress.pain)
+        pain_first = progress.mean(progress.pain, first, first + timedelta(days=6))
+        if pain_now is not None and pain_first is not None and first < week:
+            lines.append(
+                t(
+                    lang,
+                    "Pain: an average of {now} in the last 7 days; {before} in your first week.",
+                    now=_num(lang, pain_now),
+                    before=_num(lang, pain_first),
+                )
+            )
+        elif pain_now is not None:
+            lines.append(t(lang, "Pain: an average of {now} in the last 7 days.", now=_num(lang, pain_now)))
+        last_day = max(progress.pain)
+        lines.append(
+            t(
+                lang,
+                "Last pain entry: {value} on {day}.",
+                value=_num(lang, progress.pain[last_day]),
+                day=format_date(last_day, "medium", locale=lang),
+            )
+        )
+    mood_now = progress.mean(progress.mood, week, today)
+    if mood_now is not None:
+        lines.append(t(lang, "Mood: an average of {now} of 5 in the last 7 days.", now=_num(lang, mood_now)))
+    done = sum(progress.sessions.get(d, (0, 0))[0] for d in _days(week, today))
+    planned = sum(progress.sessions.get(d, (0, 0))[1] for d in _days(week, today))
+    if planned:
+        lines.append(
+            tn(
+                lang,
+                "Sessions: {done} of {n} planned session done in the last 7 days ({share}).",
+                "Sessions: {done} of {n} planned sessions done in the last 7 days ({share}).",
+                planned,
+                done=done,
+                share=format_percent(done / planned, locale=lang),
+            )
+        )
+    total_days = (today - progress.first_day).days + 1
+    lines.append(tn(lang, "The chart covers {n} day.", "The chart covers {n} days.", total_days))
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- for /progress
+
+
+async def progress_chart(session: AsyncSession, patient: Patient, now: datetime) -> bytes:
+    """The patient's progress chart as PNG bytes (pain, mood, sessions done per day)."""
+    progress = await load_progress(session, patient, now)
+    return await asyncio.to_thread(render_chart, progress)
+
+
+async def progress_summary_text(session: AsyncSession, patient: Patient, now: datetime, lang: str | None = None) -> str:
+    """The chart's content as text, in the patient's language (or lang)."""
+    return summary_text(await load_progress(session, patient, now), lang)
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from a PNG's IHDR chunk."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
+        raise ValueError("not a PNG")
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def synthetic(days: int, today: date, lang: str = "en", sessions_per_day: int = 2) -> Progress:
+    """A plausible year of data (for the benchmark and tests): pain falling, mood rising."""
+    import math
+
+    first = today - timedelta(days=days - 1)
+    progress = Progress(today=today, lang=lang)
+    for n, day in enumerate(_days(first, today)):
+        progress.pain[day] = round(max(0.0, min(10.0, 7 - 5 * n / days + 1.2 * math.sin(n / 2.3))))
+        progress.mood[day] = round(max(1.0, min(5.0, 2.5 + 2 * n / days + 0.6 * math.cos(n / 3.1))))
+        progress.sessions[day] = ((n * 7) % (sessions_per_day + 1), sessions_per_day)
+    return progress

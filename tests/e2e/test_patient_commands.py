@@ -1,0 +1,403 @@
+"""The patient commands end to end: each command's happy path and its bad input."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+from factories import make_patient, make_staff
+from rig.telegram_server import FakeTelegram, FakeUser, SentMessage
+from sqlmodel import col, select
+
+from rehab_bot import patient as patient_core
+from rehab_bot import programme
+from rehab_bot.bot import patient as patient_bot
+from rehab_bot.i18n import t
+from rehab_bot.models import ExerciseSession, Kind, Patient, PatientStatus, ReminderRule
+
+WED = date(2026, 6, 10)  # the clock starts at 07:00 on this Wednesday in Berlin
+STALE = "This button is no longer active."
+INVITATION = "To use this bot you need an invitation link from your clinic. Please ask your physiotherapist."
+COMMANDS = ("today", "progress", "settings", "pause", "resume", "mydata", "delete", "stop")
+
+
+@pytest.fixture
+async def bot(bot_factory: Any) -> Any:
+    """The bot, with the per-chat pacing scaled down so the tests run in seconds."""
+    return await bot_factory(delivery={"per_chat_interval": 0.02})
+
+
+def berlin(day: date, hhmm: str, seconds: int = 1) -> datetime:
+    hour, minute = map(int, hhmm.split(":"))
+    return datetime(day.year, day.month, day.day, hour, minute, seconds, tzinfo=UTC) - timedelta(hours=2)
+
+
+async def enrolled(bot: Any, telegram_id: int, *, lang: str = "en", **kw: Any) -> Patient:
+    """A patient five days after lumbar surgery, three sessions a day, as enrolment leaves them."""
+    patient, _ = await make_patient(
+        bot.db,
+        bot.clock,
+        times=(),
+        telegram_id=telegram_id,
+        language=lang,
+        programme_id="lumbar-example",
+        surgery_date=WED - timedelta(days=5),
+        phase_id="weeks-1-2",
+        session_times="09:00,13:00,18:00",
+        **kw,
+    )
+    async with bot.db.session() as s:
+        fresh = await s.get(Patient, patient.id)
+        assert fresh is not None
+        await programme.schedule_sessions(s, fresh, bot.services.content, bot.clock.now())
+        await s.commit()
+        return fresh
+
+
+async def command(user: FakeUser, text: str, events: int = 1) -> list[SentMessage]:
+    user.mark_seen()
+    await user.send(text)
+    return await user.wait_for(count=events)
+
+
+async def press(user: FakeUser, label: str, events: int = 1, message: SentMessage | None = None) -> list[SentMessage]:
+    user.mark_seen()
+    await user.press(label, message)
+    await user.wait_for_answer()
+    return await user.wait_for(count=events) if events else []
+
+
+async def stored(bot: Any, patient: Patient) -> Patient:
+    async with bot.db.session() as s:
+        fresh = await s.get(Patient, patient.id)
+        assert fresh is not None
+        return fresh
+
+
+async def session_rules(bot: Any, patient: Patient) -> list[ReminderRule]:
+    async with bot.db.session() as s:
+        fresh = await s.get(Patient, patient.id)
+        assert fresh is not None
+        return await programme.session_rules(s, fresh)
+
+
+# --- who may use them ------------------------------------------------------------------------------
+
+
+async def test_strangers_staff_and_enrolling_patients_get_a_friendly_pointer(bot: Any, tg: FakeTelegram) -> None:
+    stranger = tg.user(8001, language_code="de")
+    for name in COMMANDS:
+        [reply] = await command(stranger, f"/{name}")
+        assert reply.text == t("de", INVITATION), name
+    await stranger.expect_silence(0.2)
+    staff = await make_staff(bot.db, telegram_id=8002)
+    [reply] = await command(tg.user(staff.telegram_id), "/today")
+    assert reply.text == "This command is for patients. Your commands are in the menu."
+    await make_patient(bot.db, bot.clock, times=(), telegram_id=8003, status=PatientStatus.ENROLLING)
+    [reply] = await command(tg.user(8003), "/progress")
+    assert reply.text == "Please finish setting up first: send /start."
+    # A stranger's press on a patient button is neutral too.
+    await stranger.press_data("pt:del:yes:99999999", reply_to(stranger))
+    assert (await stranger.wait_for_answer()).text == t("de", STALE)
+
+
+def reply_to(user: FakeUser) -> int:
+    return user.last.message_id
+
+
+async def test_help_and_menu_list_the_patient_commands(bot: Any, tg: FakeTelegram) -> None:
+    [reply] = await command(tg.user(8010), "/help")
+    for name in COMMANDS:
+        assert f"/{name} – " in reply.text
+    for lang in ("en", "de"):
+        listed = [c.command for c in tg.commands_for("default", language_code=lang)]
+        assert set(COMMANDS) <= set(listed), lang
+    german = {c.command: c.description for c in tg.commands_for("default", language_code="de")}
+    assert german["today"] == t("de", "Today's sessions") != "Today's sessions"
+
+
+# --- /today and /progress ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lang", ["en", "de"])
+async def test_today_lists_sessions_and_their_status(bot: Any, tg: FakeTelegram, lang: str) -> None:
+    patient = await enrolled(bot, 8020, lang=lang)
+    async with bot.db.session() as s:
+        s.add(ExerciseSession(patient_id=patient.id or 0, local_date=WED, slot="09:00", status="done"))
+        s.add(ExerciseSession(patient_id=patient.id or 0, local_date=WED, slot="13:00", status="pending", message_id=1))
+        await s.commit()
+    bot.clock.set(berlin(WED, "14:00"))
+    [reply] = await command(tg.user(8020), "/today")
+    lines = reply.text.split("\n")
+    assert lines == [
+        t(lang, "📅 Your sessions today:"),
+        "09:00  " + t(lang, "✅ done"),
+        "13:00  " + t(lang, "⏳ waiting for your answer"),
+        "18:00  " + t(lang, "🕒 coming up"),
+    ]
+
+
+async def test_progress_shows_streak_weeks_surgery_day_and_next_session(bot: Any, tg: FakeTelegram) -> None:
+    patient = await enrolled(bot, 8030)
+    async with bot.db.session() as s:
+        for days_ago, status in [(9, "done"), (8, "missed"), (2, "done"), (1, "done"), (0, "done")]:
+            day = WED - timedelta(days=days_ago)
+            s.add(ExerciseSession(patient_id=patient.id or 0, local_date=day, slot="09:00", status=status))
+        await s.commit()
+    seen: list[int] = []
+
+    async def chart(update: Any, context: Any, who: Patient, lang: str) -> None:
+        seen.append(who.id or 0)
+        await update.effective_message.reply_text(f"extra for {lang}")
+
+    patient_bot.PROGRESS_EXTRAS.append(chart)
+    try:
+        bot.clock.set(berlin(WED, "10:00"))
+        user = tg.user(8030)
+        [reply] = await command(user, "/progress")
+        await user.wait_for(lambda m: m.text == "extra for en", timeout=15)
+    finally:
+        patient_bot.PROGRESS_EXTRAS.remove(chart)
+    assert reply.text.split("\n") == [
+        "📈 Your progress",
+        "Day 5 after your surgery.",
+        "🔥 3 days in a row with all sessions done.",
+        "This week: 100 % of your sessions done (last week: 50 %).",
+        "Sessions done so far: 4.",
+        "Next session: Wed, Jun 10, 13:00.",
+    ]
+    assert seen == [patient.id]
+
+
+# --- /settings ---------------------------------------------------------------------------------------
+
+
+async def test_settings_times_with_bad_input_first(bot: Any, tg: FakeTelegram) -> None:
+    patient = await enrolled(bot, 8040)
+    user = tg.user(8040)
+    [menu] = await command(user, "/settings")
+    assert "Session times: 09:00, 13:00, 18:00" in menu.text and "Quiet hours: clinic default" not in menu.text
+    assert "Timezone: Berlin (now 07:00)" in menu.text and "Language: English" in menu.text
+    [prompt] = await press(user, "🕒 Times", 1, menu)
+    assert "Your programme has 3 sessions a day." in prompt.text
+    [reply] = await command(user, "banana")
+    assert reply.text == "I could not read that. Please send times like 08:00, 13:00, 18:00."
+    [reply] = await command(user, "08:00, 12:00")
+    assert reply.text == "Your programme has 3 sessions a day: please send 3 times."
+    [reply] = await command(user, "8:00 8:00 9:00")
+    assert reply.text == "Each time may appear only once. Please send the times again."
+    assert [r.local_time for r in await session_rules(bot, patient)] == ["09:00", "13:00", "18:00"], "nothing lost"
+    [saved] = await command(user, "8:30, 13.30 18:30")
+    assert saved.text.startswith("✅ Saved.") and "Session times: 08:30, 13:30, 18:30" in saved.text
+    rules = await session_rules(bot, patient)
+    assert [r.local_time for r in rules] == ["08:30", "13:30", "18:30"]
+    assert rules[0].next_due_at == berlin(WED, "08:30", 0)
+    # Text nobody asked for passes on to the other features, not into the settings.
+    [other] = await command(user, "08:00 12:00 17:00")
+    assert not other.text.startswith("✅ Saved.") and "Session times" not in other.text
+    assert [r.local_time for r in await session_rules(bot, patient)] == ["08:30", "13:30", "18:30"]
+
+
+async def test_settings_timezone_language_and_quiet_hours(bot: Any, tg: FakeTelegram) -> None:
+    patient = await enrolled(bot, 8050)
+    user = tg.user(8050)
+    [menu] = await command(user, "/settings")
+    await press(user, "🌍 Timezone", 1, menu)
+    [reply] = await command(user, "Atlantis")
+    assert reply.text.startswith("I do not know that place.")
+    [saved] = await command(user, "New York")
+    assert "Timezone: New York (now 01:00)" in saved.text
+    assert (await stored(bot, patient)).timezone == "America/New_York"
+    assert (await session_rules(bot, patient))[0].next_due_at == datetime(2026, 6, 10, 13, 0, tzinfo=UTC)
+
+    [menu] = await command(user, "/settings")
+    [choices] = await press(user, "🌙 Quiet hours", 1, menu)
+    assert choices.button_labels == ["Clinic default", "No quiet hours", "Set my own"]
+    await press(user, "Set my own", 1, choices)
+    [reply] = await command(user, "late")
+    assert reply.text == "Please send quiet hours as two times, e.g. 22:00-07:00."
+    [saved] = await command(user, "22 - 6:30")
+    assert "Quiet hours: 22:00-06:30" in saved.text
+    assert ((await stored(bot, patient)).quiet_start, (await stored(bot, patient)).quiet_end) == ("22:00", "06:30")
+    [choices] = await press(user, "🌙 Quiet hours", 1, saved)
+    await press(user, "No quiet hours", 2, choices)
+    p = await stored(bot, patient)
+    assert (p.quiet_start, p.quiet_end) == ("", "")
+    [menu] = await command(user, "/settings")
+    [choices] = await press(user, "🌙 Quiet hours", 1, menu)
+    await press(user, "Clinic default", 2, choices)
+    p = await stored(bot, patient)
+    assert (p.quiet_start, p.quiet_end) == (None, None)
+
+    [menu] = await command(user, "/settings")
+    [choices] = await press(user, "🗣 Language", 1, menu)
+    assert choices.button_labels == ["English", "Deutsch"]
+    _closed, german = await press(user, "Deutsch", 2, choices)
+    assert german.text.startswith(t("de", "⚙️ Your settings")) and "Sprache: Deutsch" in german.text
+    assert (await stored(bot, patient)).language == "de"
+    [today] = await command(user, "/today")
+    assert today.text.startswith(t("de", "📅 Your sessions today:"))
+
+
+# --- /pause and /resume -----------------------------------------------------------------------------
+
+
+async def test_pause_until_a_typed_date_then_resume(bot: Any, tg: FakeTelegram) -> None:
+    patient = await enrolled(bot, 8060)
+    user = tg.user(8060)
+    [offer] = await command(user, "/pause")
+    assert offer.button_labels == ["3 days", "1 week", "2 weeks", "📅 Choose a date"]
+    [_edited, prompt] = await press(user, "📅 Choose a date", 2, offer)
+    assert prompt.text.startswith("Until which date?")
+    [reply] = await command(user, "next week")
+    assert reply.text.startswith("I could not read that date.")
+    [reply] = await command(user, "2026-06-01")
+    assert reply.text == "That date has already passed. Please send a date from today on."
+    [reply] = await command(user, "01.12.2026")
+    assert reply.text == "You can pause for up to 90 days. For longer, please talk to your clinic."
+    assert (await stored(bot, patient)).status == PatientStatus.ACTIVE
+    [reply] = await command(user, "20.06.2026")
+    assert reply.text.startswith("⏸ Reminders paused until Saturday, June 20, 2026.")
+    assert "They start again on Sunday, June 21, 2026." in reply.text
+    p = await stored(bot, patient)
+    assert p.status == PatientStatus.PAUSED and p.paused_until == date(2026, 6, 20)
+    bot.clock.set(berlin(WED, "09:00"))
+    await bot.tick()
+    await user.expect_silence(0.3)
+    [again] = await command(user, "/pause")
+    assert "paused until Saturday, June 20, 2026" in again.text
+    [reply] = await command(user, "/resume")
+    assert reply.text == "▶️ Welcome back! Your reminders start again with your next session."
+    p = await stored(bot, patient)
+    assert p.status == PatientStatus.ACTIVE and p.paused_until is None
+    [reply] = await command(user, "/resume")
+    assert reply.text == "Your reminders are running; there is nothing to resume."
+    bot.clock.set(berlin(WED, "13:00"))
+    await bot.tick()
+    [reminder] = await user.wait_for()
+    assert reminder.text.startswith("Time for your exercise session (13:00).")
+
+
+async def test_pause_buttons_in_german(bot: Any, tg: FakeTelegram) -> None:
+    patient = await enrolled(bot, 8065, lang="de")
+    user = tg.user(8065)
+    [offer] = await command(user, "/pause")
+    [paused] = await press(user, t("de", "1 week"), 1, offer)
+    assert "Dienstag, 16. Juni 2026" in paused.text and not paused.has_inline_keyboard
+    assert (await stored(bot, patient)).paused_until == date(2026, 6, 16)
+    # A second press on the answered menu, and a forged length: neutral, nothing changes.
+    user.mark_seen()
+    await user.press_data("pt:pause:7", paused.message_id)
+    assert (await user.wait_for_answer()).text == t("de", STALE)
+    [offer] = await command(user, "/pause")
+    await user.press_data("pt:pause:5", offer.message_id)
+    assert (await user.wait_for_answer()).text == t("de", STALE)
+    await user.expect_silence(0.2)
+    assert offer.has_inline_keyboard, "a live menu keeps its buttons after a forged press"
+    assert (await stored(bot, patient)).paused_until == date(2026, 6, 16)
+
+
+# --- /stop ---------------------------------------------------------------------------------------
+
+
+async def test_stop_with_confirmation_and_restart(bot: Any, tg: FakeTelegram) -> None:
+    patient = await enrolled(bot, 8070)
+    user = tg.user(8070)
+    [ask] = await command(user, "/stop")
+    [kept] = await press(user, "No, keep them", 1, ask)
+    assert kept.text.endswith("Your messages continue as before.") and not kept.has_inline_keyboard
+    assert (await stored(bot, patient)).status == PatientStatus.ACTIVE
+    [ask] = await command(user, "/stop")
+    [done] = await press(user, "🛑 Yes, stop all messages", 1, ask)
+    assert done.text.endswith("🛑 All messages are stopped. To start again, send /resume.")
+    assert (await stored(bot, patient)).status == PatientStatus.STOPPED
+    async with bot.db.session() as s:
+        rules = (await s.exec(select(ReminderRule).where(col(ReminderRule.patient_id) == patient.id))).all()
+    assert rules and not any(r.active for r in rules)
+    for hhmm in ("09:00", "13:00", "18:00"):
+        bot.clock.set(berlin(WED, hhmm))
+        await bot.tick()
+    await user.expect_silence(0.3)
+    [reply] = await command(user, "/resume")
+    assert reply.text.startswith("▶️ Welcome back!")
+    bot.clock.set(berlin(WED + timedelta(days=1), "09:00"))
+    await bot.tick()
+    [reminder] = await user.wait_for()
+    assert reminder.text.startswith("Time for your exercise session (09:00).")
+
+
+async def test_an_old_confirmation_expires(bot: Any, tg: FakeTelegram) -> None:
+    patient = await enrolled(bot, 8075)
+    user = tg.user(8075)
+    [ask] = await command(user, "/stop")
+    bot.clock.advance(timedelta(minutes=patient_bot.CONFIRM_MINUTES + 1))
+    user.mark_seen()
+    await user.press("🛑 Yes, stop all messages", ask)
+    assert (await user.wait_for_answer()).text == STALE
+    [edited] = await user.wait_for()
+    assert not edited.has_inline_keyboard
+    assert (await stored(bot, patient)).status == PatientStatus.ACTIVE
+
+
+# --- /mydata and /delete -------------------------------------------------------------------------------
+
+
+async def test_mydata_sends_every_table_as_a_json_file(bot: Any, tg: FakeTelegram) -> None:
+    patient = await enrolled(bot, 8080)
+    await enrolled(bot, 8081)
+    async with bot.db.session() as s:
+        s.add(ExerciseSession(patient_id=patient.id or 0, local_date=WED, slot="09:00", status="done", pain=3))
+        await s.commit()
+    user = tg.user(8080)
+    [reply] = await command(user, "/mydata")
+    assert reply.document is not None and reply.document.filename == "my-data.json"
+    assert reply.caption == "All the data this bot stores about you."
+    data = json.loads(reply.document.data or b"")
+    assert data["patient"]["alias"] == patient.alias and data["patient"]["telegram_id"] == 8080
+    assert set(data["tables"]) == {t.name for t in patient_core.patient_tables()}
+    [session_row] = data["tables"]["exercise_session"]
+    assert session_row["pain"] == 3 and session_row["local_date"] == "2026-06-10"
+    assert len(data["tables"]["reminder_rule"]) == 3
+    assert all(r["patient_id"] == patient.id for rows in data["tables"].values() for r in rows)
+
+
+async def test_delete_after_confirmation_tells_the_therapist_nothing_medical(bot: Any, tg: FakeTelegram) -> None:
+    therapist = await make_staff(bot.db, telegram_id=8099, name="Dr Weiss")
+    patient = await enrolled(bot, 8090, therapist_id=therapist.id)
+    async with bot.db.session() as s:
+        s.add(
+            ExerciseSession(
+                patient_id=patient.id or 0, local_date=WED, slot="09:00", status="skipped", skip_reason="pain"
+            )
+        )
+        await s.commit()
+    user = tg.user(8090)
+    [ask] = await command(user, "/delete")
+    assert "This cannot be undone." in ask.text
+    [kept] = await press(user, "No, keep my data", 1, ask)
+    assert kept.text.endswith("Nothing was deleted.")
+    assert (await stored(bot, patient)).telegram_id == 8090
+    [ask] = await command(user, "/delete")
+    [gone] = await press(user, "🗑 Yes, delete everything", 1, ask)
+    assert gone.text.endswith(
+        "🗑 Your data has been deleted and this bot will not message you again. "
+        "If you want to use it again one day, please ask your clinic for a new invitation."
+    )
+    tombstone = await stored(bot, patient)
+    assert tombstone.telegram_id is None and tombstone.status == PatientStatus.STOPPED
+    async with bot.db.session() as s:
+        assert (await s.exec(select(ExerciseSession))).all() == []
+        assert (await s.exec(select(ReminderRule).where(col(ReminderRule.kind) == Kind.SESSION.value))).all() == []
+    await bot.tick()
+    doctor = tg.user(8099)
+    [notice] = await doctor.wait_for()
+    assert patient.alias in notice.text and "deleted their data" in notice.text
+    assert "pain" not in notice.text.lower() and "lumbar" not in notice.text.lower()
+    # The old confirmation, pressed again, and the commands: the bot no longer knows them.
+    user.mark_seen()
+    await user.press_data(ask.callback_data[0] if ask.callback_data else "pt:del:no", ask.message_id)
+    assert (await user.wait_for_answer()).text == STALE
+    [reply] = await command(user, "/today")
+    assert reply.text == INVITATION

@@ -1,0 +1,106 @@
+"""The progress chart and its text: a real PNG of the right size that shows the data."""
+
+from __future__ import annotations
+
+import io
+from datetime import date, timedelta
+
+from factories import make_patient
+from PIL import Image
+
+from rehab_bot import report
+from rehab_bot.clock import FakeClock
+from rehab_bot.db import Database
+from rehab_bot.models import CheckIn, ExerciseSession, Patient
+
+TODAY = date(2026, 6, 10)
+PAIN_RED = (0xC0, 0x39, 0x2B)
+DONE_GREEN = (0x27, 0xAE, 0x60)
+
+
+def _count_near(image: Image.Image, colour: tuple[int, int, int], tolerance: int = 40) -> int:
+    data = image.convert("RGB").tobytes()
+    pixels = (data[i : i + 3] for i in range(0, len(data), 3))
+    return sum(
+        1
+        for pixel in pixels
+        if all(abs(channel - wanted) <= tolerance for channel, wanted in zip(pixel, colour, strict=True))
+    )
+
+
+def _image(png: bytes) -> Image.Image:
+    return Image.open(io.BytesIO(png))
+
+
+def test_a_year_of_data_gives_an_800_by_500_png_with_the_lines_and_bars() -> None:
+    png = report.render_chart(report.synthetic(365, TODAY))
+    assert report.png_size(png) == (800, 500)
+    image = _image(png)
+    assert image.format == "PNG" and image.size == (800, 500)
+    assert _count_near(image, PAIN_RED) > 1500, "the pain line is drawn"
+    assert _count_near(image, DONE_GREEN, tolerance=60) > 5000, "adherence bars are drawn"
+
+
+def test_an_empty_history_still_gives_a_chart_that_says_so() -> None:
+    empty = report.Progress(today=TODAY)
+    png = report.render_chart(empty)
+    assert report.png_size(png) == (800, 500)
+    image = _image(png)
+    assert _count_near(image, PAIN_RED, tolerance=10) < 1500, "no pain line without entries"
+    assert "No entries yet" in report.summary_text(empty)
+
+
+def test_summary_text_states_what_the_chart_shows_in_the_patients_language() -> None:
+    progress = report.Progress(today=TODAY, lang="de")
+    first = TODAY - timedelta(days=20)
+    for n in range(21):
+        day = first + timedelta(days=n)
+        progress.pain[day] = 6.0 if n < 7 else 3.0
+        progress.mood[day] = 4.0
+        progress.sessions[day] = (1, 2)
+    text = report.summary_text(progress)
+    assert "Schmerzen: im Schnitt 3,0 in den letzten 7 Tagen; 6,0 in Ihrer ersten Woche." in text
+    assert "7 von 14 geplanten Einheiten" in text and "50" in text
+    assert "21 Tage" in text
+    english = report.summary_text(progress, "en")
+    assert "an average of 3.0 in the last 7 days; 6.0 in your first week" in english
+
+
+async def test_progress_chart_reads_the_patients_entries(db: Database, clock: FakeClock) -> None:
+    patient, _ = await make_patient(db, clock, times=())
+    assert patient.id is not None
+    today = clock.now().date()
+    async with db.session() as session:
+        for n in range(10):
+            day = today - timedelta(days=9 - n)
+            for questionnaire, value in (("pain", 8 - n * 0.5), ("mood", 2 + n * 0.2)):
+                session.add(
+                    CheckIn(
+                        patient_id=patient.id,
+                        questionnaire_id=questionnaire,
+                        status="complete",
+                        score=value,
+                        local_date=day,
+                        started_at=clock.now(),
+                        completed_at=clock.now(),
+                    )
+                )
+            session.add(ExerciseSession(patient_id=patient.id, local_date=day, slot="09:00", status="done"))
+            session.add(ExerciseSession(patient_id=patient.id, local_date=day, slot="17:00", status="missed"))
+        # Expired and open check-ins, and other questionnaires, are not plotted.
+        session.add(CheckIn(patient_id=patient.id, questionnaire_id="pain", status="expired", local_date=today))
+        session.add(
+            CheckIn(patient_id=patient.id, questionnaire_id="phq2", status="complete", score=5, local_date=today)
+        )
+        await session.commit()
+    async with db.session() as session:
+        p = await session.get(Patient, patient.id)
+        assert p is not None
+        progress = await report.load_progress(session, p, clock.now())
+        png = await report.progress_chart(session, p, clock.now())
+        text = await report.progress_summary_text(session, p, clock.now())
+    assert len(progress.pain) == 10 and progress.pain[today] == 3.5
+    assert progress.adherence(today) == 0.5
+    assert report.png_size(png) == (800, 500) and _count_near(_image(png), PAIN_RED) > 300
+    assert "Last pain entry: 3.5 on Jun 10, 2026." in text and "7 of 14 planned sessions" in text
+    assert "an average of 5.0 in the last 7 days; 6.5 in your first week" in text

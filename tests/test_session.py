@@ -1,0 +1,368 @@
+"""The session core on both databases: outcomes, idempotency, snooze, nudges, the missed sweep, statistics."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+from factories import T0, make_patient
+from sqlmodel import col, select
+
+from rehab_bot import session as core
+from rehab_bot.clock import FakeClock
+from rehab_bot.db import Database
+from rehab_bot.models import ExerciseSession, Kind, Patient, ReminderRule
+from rehab_bot.session import Action, Press, Status, Step
+
+TODAY = date(2026, 6, 10)  # T0 is 07:00 on this Wednesday in Berlin
+NINE = datetime(2026, 6, 10, 7, 0, tzinfo=UTC)  # 09:00 Berlin
+
+
+async def patient_in(db: Database, clock: FakeClock, **kw: Any) -> Patient:
+    patient, _ = await make_patient(db, clock, times=(), **kw)
+    return patient
+
+
+async def opened(
+    db: Database, patient: Patient, *, day: date = TODAY, slot: str = "09:00", message_id: int = 50
+) -> int:
+    """A session whose reminder went out as message_id."""
+    async with db.session() as s:
+        es = await core.open_session(s, patient, local_date=day, slot=slot, phase_id="", delivery_id=None, now=T0)
+        assert es.id is not None
+        await core.bind_message(s, es.id, message_id=message_id, now=T0)
+        await s.commit()
+        return es.id
+
+
+async def press(
+    db: Database,
+    patient: Patient,
+    session_id: int,
+    action: Action,
+    value: str = "",
+    *,
+    message_id: int = 50,
+    now: datetime = NINE,
+) -> core.Applied | None:
+    async with db.session() as s:
+        applied = await core.apply_press(s, patient, Press(session_id, action, value), message_id=message_id, now=now)
+        await s.commit()
+        return applied
+
+
+async def row(db: Database, session_id: int) -> ExerciseSession:
+    async with db.session() as s:
+        es = await core.get(s, session_id)
+        assert es is not None
+        return es
+
+
+# --- pure parts ----------------------------------------------------------------------------
+
+
+def test_callback_data_is_typed_short_and_parsed_defensively() -> None:
+    big = Press(10**17, Action.PAIN, "10")
+    assert len(big.data().encode()) <= 64
+    assert core.parse_press(big.data()) == big
+    assert core.parse_press("s:12:d") == Press(12, Action.DONE)
+    assert core.parse_press("s:12:z:30") == Press(12, Action.SNOOZE, "30")
+    for bad in (
+        None,
+        "",
+        "s:12",
+        "s:-1:d",
+        "s:abc:d",
+        "s:12:x",
+        "s:12:d:extra",
+        "s:12:z:45",
+        "s:12:n:11",
+        "s:12:e:terrible",
+        "s:12:r:bored",
+        "e:12:d",
+        "s:12:d:1:2",
+        "s:" + "9" * 70 + ":d",
+    ):
+        assert core.parse_press(bad) is None, bad
+
+
+def test_rule_payloads_are_read_defensively() -> None:
+    assert core.parse_payload(core.rule_payload(2)) == core.Ref(index=2)
+    assert core.parse_payload(core.one_off_payload(7, 1)) == core.Ref(index=1, session_id=7)
+    assert core.parse_payload(core.one_off_payload(7)) == core.Ref(index=0, session_id=7)
+    assert core.parse_payload("") == core.Ref()
+    assert core.parse_payload("1") == core.Ref(index=1)
+    assert core.parse_payload('{"index": 2}') == core.Ref(index=2)
+    for junk in ("{", "[1]", '{"session": -3}', '{"session": "2"}', '{"session_id": true}', "null"):
+        assert core.parse_payload(junk).session_id is None
+        assert core.parse_payload(junk).index == 0
+
+
+def test_stats_from_rows_streaks_and_adherence() -> None:
+    wed = TODAY
+    mon, last_mon = wed - timedelta(days=2), wed - timedelta(days=9)
+    rows = [
+        (last_mon, "done"),
+        (last_mon + timedelta(days=1), "missed"),
+        (last_mon + timedelta(days=2), "skipped"),
+        (last_mon + timedelta(days=3), "done"),
+        (last_mon + timedelta(days=5), "missed"),  # Saturday
+        (mon - timedelta(days=1), "done"),  # Sunday; last week: 3 of 6
+        (mon, "partly"),
+        (mon, "done"),
+        (mon + timedelta(days=1), "done"),  # Tuesday
+        (wed, "done"),
+        (wed, "pending"),  # still open: neither counts nor spoils the day
+    ]
+    st = core.compute_stats(rows, wed, done_total=7, last_done=wed)
+    assert st.streak_days == 4  # Sun, Mon, Tue, Wed
+    assert st.adherence_this_week == 1.0 and st.adherence_last_week == 0.5
+    assert st.adherence_7d == 6 / 7 and st.planned_7d == 7 and st.done_7d == 6  # Thursday to today
+    assert st.days_missed_in_a_row == 0
+
+
+def test_stats_a_pause_is_neutral_and_a_bad_day_breaks_the_streak() -> None:
+    wed = TODAY
+    rows = [
+        (wed - timedelta(days=10), "done"),
+        (wed - timedelta(days=9), "done"),  # then a pause: no sessions for 7 days
+        (wed - timedelta(days=1), "done"),
+    ]
+    assert core.compute_stats(rows, wed, 3, None).streak_days == 3
+    mixed = [*rows, (wed - timedelta(days=1), "missed")]
+    assert core.compute_stats(mixed, wed, 3, None).streak_days == 0
+    missed = [
+        (wed - timedelta(days=3), "done"),
+        (wed - timedelta(days=2), "missed"),
+        (wed - timedelta(days=1), "skipped"),
+    ]
+    st = core.compute_stats([*missed, (wed, "pending")], wed, 1, None)
+    assert st.days_missed_in_a_row == 2 and st.streak_days == 0
+    st = core.compute_stats([*missed, (wed, "skipped")], wed, 1, None)
+    assert st.days_missed_in_a_row == 3
+    empty = core.compute_stats([], wed, 0, None)
+    assert empty.adherence_7d is None and empty.adherence_this_week is None and empty.streak_days == 0
+
+
+# --- the state machine, on both databases ---------------------------------------------------------
+
+
+async def test_open_session_is_idempotent(db: Database, clock: FakeClock) -> None:
+    patient = await patient_in(db, clock)
+    first = await opened(db, patient)
+    second = await opened(db, patient)
+    assert first == second
+    async with db.session() as s:
+        assert len((await s.exec(select(ExerciseSession))).all()) == 1
+
+
+async def test_done_then_effort_then_pain_each_counted_once(db: Database, clock: FakeClock) -> None:
+    patient = await patient_in(db, clock)
+    sid = await opened(db, patient)
+    applied = await press(db, patient, sid, Action.DONE)
+    assert applied is not None and applied.session.status == Status.DONE and applied.session.step == Step.EFFORT
+    assert applied.session.answered_at == NINE
+    assert await press(db, patient, sid, Action.DONE) is None, "a double press changes nothing"
+    assert await press(db, patient, sid, Action.PARTLY) is None
+    assert await press(db, patient, sid, Action.SKIP) is None
+    assert await press(db, patient, sid, Action.PAIN, "4") is None, "pain before effort is out of order"
+    assert await press(db, patient, sid, Action.EFFORT, "hard") is not None
+    assert await press(db, patient, sid, Action.EFFORT, "easy") is None
+    assert await press(db, patient, sid, Action.PAIN, "4") is not None
+    assert await press(db, patient, sid, Action.PAIN, "9") is None
+    es = await row(db, sid)
+    assert (es.status, es.effort, es.pain, es.step) == ("done", "hard", 4, "closed")
+
+
+async def test_partly_with_skipped_questions(db: Database, clock: FakeClock) -> None:
+    patient = await patient_in(db, clock)
+    sid = await opened(db, patient)
+    assert await press(db, patient, sid, Action.PARTLY) is not None
+    assert await press(db, patient, sid, Action.EFFORT, core.SKIP_ANSWER) is not None
+    assert await press(db, patient, sid, Action.PAIN, core.SKIP_ANSWER) is not None
+    es = await row(db, sid)
+    assert (es.status, es.effort, es.pain, es.step) == ("partly", "", None, "closed")
+
+
+async def test_skip_records_the_reason_once(db: Database, clock: FakeClock) -> None:
+    patient = await patient_in(db, clock)
+    sid = await opened(db, patient)
+    assert await press(db, patient, sid, Action.SKIP) is not None
+    assert await press(db, patient, sid, Action.EFFORT, "ok") is None
+    assert await press(db, patient, sid, Action.REASON, "pain") is not None
+    assert await press(db, patient, sid, Action.REASON, "forgot") is None
+    es = await row(db, sid)
+    assert (es.status, es.skip_reason, es.step) == ("skipped", "pain", "closed")
+
+
+async def test_stale_message_and_foreign_session_change_nothing(db: Database, clock: FakeClock) -> None:
+    anna = await patient_in(db, clock)
+    ben = await patient_in(db, clock)
+    sid = await opened(db, anna, message_id=50)
+    assert await press(db, anna, sid, Action.DONE, message_id=49) is None, "a press on an older message is stale"
+    assert await press(db, ben, sid, Action.DONE, message_id=50) is None, "Ben cannot log Anna's session"
+    assert await press(db, ben, sid + 1000, Action.DONE) is None
+    es = await row(db, sid)
+    assert es.status == Status.PENDING and es.step == Step.BUTTONS and es.answered_at is None
+
+
+async def test_snooze_creates_one_re_send_and_back_returns_to_the_buttons(db: Database, clock: FakeClock) -> None:
+    patient = await patient_in(db, clock)
+    sid = await opened(db, patient)
+    assert await press(db, patient, sid, Action.SNOOZE, "30") is None, "only from the snooze menu"
+    assert await press(db, patient, sid, Action.SNOOZE) is not None
+    assert await press(db, patient, sid, Action.BACK) is not None
+    assert (await row(db, sid)).step == Step.BUTTONS
+    assert await press(db, patient, sid, Action.SNOOZE) is not None
+    applied = await press(db, patient, sid, Action.SNOOZE, "30")
+    assert applied is not None and applied.snoozed_until == NINE + timedelta(minutes=30)
+    assert await press(db, patient, sid, Action.SNOOZE, "30") is None
+    assert await press(db, patient, sid, Action.SNOOZE, "60") is None
+    async with db.session() as s:
+        rules = (await s.exec(select(ReminderRule).where(col(ReminderRule.once).is_(True)))).all()
+    [rule] = rules
+    assert rule.kind == Kind.SESSION and rule.next_due_at == NINE + timedelta(minutes=30)
+    assert core.parse_payload(rule.payload).session_id == sid
+    es = await row(db, sid)
+    assert es.status == Status.PENDING and es.step == Step.SNOOZED
+    # The re-send binds a new message and puts the four buttons back.
+    async with db.session() as s:
+        assert await core.bind_message(s, sid, message_id=60, now=NINE + timedelta(minutes=30)) == 50
+        await s.commit()
+    es = await row(db, sid)
+    assert es.step == Step.BUTTONS and es.message_id == 60
+    assert await press(db, patient, sid, Action.DONE, message_id=50) is None
+    assert await press(db, patient, sid, Action.DONE, message_id=60) is not None
+
+
+async def test_snooze_never_crosses_the_local_midnight(db: Database, clock: FakeClock) -> None:
+    patient = await patient_in(db, clock)
+    sid = await opened(db, patient)
+    late = datetime(2026, 6, 10, 21, 40, tzinfo=UTC)  # 23:40 in Berlin
+    es = await row(db, sid)
+    assert core.snooze_options(es, patient, late) == [15]
+    assert await press(db, patient, sid, Action.SNOOZE, now=late) is not None
+    assert await press(db, patient, sid, Action.SNOOZE, "30", now=late) is None
+    assert await press(db, patient, sid, Action.SNOOZE, "15", now=late) is not None
+
+
+async def test_one_nudge_per_session_within_its_day(db: Database, clock: FakeClock) -> None:
+    patient = await patient_in(db, clock)
+    sid = await opened(db, patient)
+    async with db.session() as s:
+        es = await core.get(s, sid)
+        assert es is not None
+        rule = await core.ensure_nudge(s, patient, es, sent_at=NINE, after=timedelta(hours=3))
+        assert rule is not None and rule.next_due_at == NINE + timedelta(hours=3) and rule.kind == Kind.NUDGE
+        assert (
+            await core.ensure_nudge(s, patient, es, sent_at=NINE + timedelta(minutes=30), after=timedelta(hours=3))
+            is None
+        )
+        evening = datetime(2026, 6, 10, 20, 0, tzinfo=UTC)  # 22:00 Berlin: 3 h later is tomorrow
+        other = await core.open_session(
+            s, patient, local_date=TODAY, slot="22:00", phase_id="", delivery_id=None, now=T0
+        )
+        assert await core.ensure_nudge(s, patient, other, sent_at=evening, after=timedelta(hours=3)) is None
+        await s.commit()
+    async with db.session() as s:
+        assert await core.nudge_target(s, patient.id or 0, sid, NINE + timedelta(hours=3)) is not None
+    await press(db, patient, sid, Action.SKIP)
+    async with db.session() as s:
+        assert await core.nudge_target(s, patient.id or 0, sid, NINE + timedelta(hours=3)) is None
+
+
+async def test_nudge_waits_for_a_snoozed_re_send(db: Database, clock: FakeClock) -> None:
+    patient = await patient_in(db, clock)
+    sid = await opened(db, patient)
+    await press(db, patient, sid, Action.SNOOZE)
+    await press(db, patient, sid, Action.SNOOZE, "60")
+    async with db.session() as s:
+        assert await core.nudge_target(s, patient.id or 0, sid, NINE + timedelta(minutes=30)) is None
+        assert await core.nudge_target(s, patient.id or 0, sid, NINE + timedelta(hours=2)) is not None
+
+
+@pytest.mark.parametrize("tz", ["Europe/Berlin", "America/New_York", "Asia/Tokyo"])
+async def test_sweep_marks_missed_exactly_at_the_local_midnight(db: Database, clock: FakeClock, tz: str) -> None:
+    patient = await patient_in(db, clock, tz=tz)
+    sid = await opened(db, patient)
+    async with db.session() as s:
+        never_sent = await core.open_session(
+            s, patient, local_date=TODAY, slot="18:00", phase_id="", delivery_id=None, now=T0
+        )
+        answered = await core.open_session(
+            s, patient, local_date=TODAY, slot="13:00", phase_id="", delivery_id=None, now=T0
+        )
+        assert answered.id is not None and never_sent.id is not None
+        await core.bind_message(s, answered.id, message_id=51, now=T0)
+        await s.commit()
+    await press(db, patient, answered.id, Action.DONE, message_id=51)
+    midnight = core.day_end(TODAY, tz)
+    async with db.session() as s:
+        assert await core.sweep_missed(s, midnight - timedelta(seconds=1)) == []
+        missed = await core.sweep_missed(s, midnight)
+        await s.commit()
+    assert [(m.session_id, m.message_id, m.chat_id) for m in missed] == [(sid, 50, patient.telegram_id)]
+    async with db.session() as s:
+        assert await core.sweep_missed(s, midnight + timedelta(hours=1)) == []
+        statuses = {es.slot: es.status for es in (await s.exec(select(ExerciseSession))).all()}
+    assert statuses == {"09:00": "missed", "13:00": "done"}, "the reminder that never went out is not counted"
+
+
+async def test_stats_on_the_database_across_local_dates(db: Database, clock: FakeClock) -> None:
+    # Tokyo is 9 hours ahead: at 20:00 UTC on the 10th it is already the 11th there.
+    patient = await patient_in(db, clock, tz="Asia/Tokyo")
+    async with db.session() as s:
+        for offset, status in [(-3, "done"), (-2, "done"), (-1, "partly"), (0, "done")]:
+            day = date(2026, 6, 11) + timedelta(days=offset)
+            s.add(ExerciseSession(patient_id=patient.id or 0, local_date=day, slot="09:00", status=status))
+        s.add(ExerciseSession(patient_id=patient.id or 0, local_date=date(2026, 6, 1), slot="09:00", status="missed"))
+        await s.commit()
+    now = datetime(2026, 6, 10, 20, 0, tzinfo=UTC)
+    async with db.session() as s:
+        st = await core.stats(s, patient, now)
+    assert st.streak_days == 4 and st.done_total == 4 and st.last_done == date(2026, 6, 11)
+    assert st.adherence_7d == 1.0
+    # In Berlin the same instant is still the 10th: the 11th's session is "tomorrow" and uncounted by streak.
+    berlin = await patient_in(db, clock)
+    async with db.session() as s:
+        s.add(ExerciseSession(patient_id=berlin.id or 0, local_date=date(2026, 6, 10), slot="09:00", status="done"))
+        s.add(ExerciseSession(patient_id=berlin.id or 0, local_date=date(2026, 6, 9), slot="09:00", status="missed"))
+        await s.commit()
+        st = await core.stats(s, berlin, now)
+    assert st.streak_days == 1 and st.adherence_7d == 0.5 and st.days_missed_in_a_row == 0
+
+
+async def test_snooze_payload_keeps_the_session_index(db: Database, clock: FakeClock) -> None:
+    patient, [rule] = await make_patient(db, clock, times=("13:00",))
+    async with db.session() as s:
+        stored = await s.get(ReminderRule, rule.id)
+        assert stored is not None
+        stored.payload = core.rule_payload(1)
+        s.add(stored)
+        from rehab_bot.models import Delivery
+
+        delivery = Delivery(
+            key="k1",
+            kind="session",
+            priority=3,
+            rule_id=rule.id,
+            patient_id=patient.id,
+            chat_id=1,
+            due_at=NINE,
+            not_before=NINE,
+        )
+        s.add(delivery)
+        await s.flush()
+        es = await core.open_session(
+            s, patient, local_date=TODAY, slot="13:00", phase_id="", delivery_id=delivery.id, now=T0
+        )
+        assert es.id is not None
+        sid = es.id
+        await s.commit()
+    await press(db, patient, sid, Action.SNOOZE, message_id=0)
+    await press(db, patient, sid, Action.SNOOZE, "15", message_id=0)
+    async with db.session() as s:
+        [one_off] = (await s.exec(select(ReminderRule).where(col(ReminderRule.once).is_(True)))).all()
+    assert json.loads(one_off.payload) == {"session_id": sid, "session": 1}
