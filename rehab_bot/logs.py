@@ -88,3 +88,8 @@ def quiet_noisy_loggers() -> None:
     """Hold back libraries that log request URLs (and so the token) at INFO."""
     for name in ("httpx", "httpcore", "aiohttp.access", "apscheduler"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # The dispatch job repeats every second while one tick may drain a long
+    # burst; APScheduler then warns on every skipped run. That is the intended
+    # behaviour (one tick at a time), so only its errors are worth a line.
+    logging.getLogger("apscheduler.executors").setLevel(logging.ERROR)
+    logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)

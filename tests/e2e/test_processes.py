@@ -84,7 +84,17 @@ def bot_env(tg: FakeTelegram, db: Database, **extra: str) -> dict[str, str]:
 
 
 def spawn(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([str(BIN), *args], env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # stderr goes to a file: a pipe nobody reads until the end fills up and
+    # blocks the child mid-burst.
+    log = (cwd / f"bot-{len(list(cwd.glob('bot-*.log')))}.log").open("wb")
+    proc = subprocess.Popen([str(BIN), *args], env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=log)
+    proc.log_path = Path(log.name)  # type: ignore[attr-defined]
+    log.close()
+    return proc
+
+
+def log_of(proc: subprocess.Popen[bytes]) -> str:
+    return Path(proc.log_path).read_text(errors="replace")  # type: ignore[attr-defined]
 
 
 async def wait_for_sends(tg: FakeTelegram, count: int, limit_s: float, procs: list[subprocess.Popen[bytes]]) -> None:
@@ -92,7 +102,7 @@ async def wait_for_sends(tg: FakeTelegram, count: int, limit_s: float, procs: li
     while len([r for r in tg.calls("sendMessage") if r.ok]) < count:
         for proc in procs:
             if proc.poll() is not None:
-                raise AssertionError(f"bot exited early: {proc.stderr.read().decode() if proc.stderr else ''}")
+                raise AssertionError(f"bot exited early: {log_of(proc)[-3000:]}")
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"only {len(tg.calls('sendMessage'))} of {count} sends after {limit_s}s")
         await asyncio.sleep(0.2)
@@ -106,7 +116,7 @@ async def stop(proc: subprocess.Popen[bytes]) -> str:
     finally:
         if proc.poll() is None:
             proc.kill()
-    return proc.stderr.read().decode() if proc.stderr else ""
+    return log_of(proc)[-3000:]
 
 
 async def test_two_dispatch_processes_on_postgres_send_10000_exactly_once(
