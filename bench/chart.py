@@ -18,10 +18,12 @@ import sys
 import time
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+for path in (REPO, REPO / "bench"):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
 
 from rehab_bot import report  # noqa: E402
 
@@ -52,6 +54,26 @@ def measure(runs: int) -> dict[str, float | int | bool | str]:
         "png_bytes": len(png),
         "size": f"{width}x{height}",
     }
+
+
+async def chart(results: Any, runs: int = 20) -> float:
+    """For bench/run.py: add this measure to its Results as a benchlib Figure; returns the median."""
+    from benchlib import Figure
+
+    result = measure(runs)
+    results.add(
+        Figure(
+            "(e) /progress chart, 365 days of data",
+            "-",
+            float(result["median_ms"]),
+            "ms",
+            f"≤ {TARGET_MS:g} ms",
+            bool(result["passed"]),
+            f"median of {runs}; worst {result['max_ms']} ms; cold first render {result['cold_ms']} ms; "
+            f"PNG {result['size']}",
+        )
+    )
+    return float(result["median_ms"])
 
 
 def main(argv: list[str] | None = None) -> int:

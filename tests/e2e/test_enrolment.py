@@ -628,3 +628,24 @@ async def test_cli_asks_the_bot_api_for_the_username_and_the_bot_accepts_its_lin
         cwd=tmp_path, env=env,
     )  # fmt: skip
     assert code == 2 and "telegram.token was refused" in err and "Traceback" not in err
+
+
+async def test_bad_content_stops_the_start_with_file_and_line(tmp_path: Path) -> None:
+    content = tmp_path / "content"
+    content.mkdir()
+    (content / "programmes.toml").write_text('[[programme]]\nid = "x"\nsurgery_types = "lumbar"\n', encoding="utf-8")
+    env = _cli_env(
+        f"sqlite+aiosqlite:///{tmp_path}/bot.db",
+        REHAB_BOT_TELEGRAM_TOKEN=TEST_TOKEN,
+        REHAB_BOT_TELEGRAM_BASE_URL="http://127.0.0.1:9/bot",
+        REHAB_BOT_CONTENT_DIR=str(content),
+    )
+    code, out, err = await _cli("run", cwd=tmp_path, env=env)
+    assert code == 2, (out, err)
+    assert f"{content / 'programmes.toml'}:3:" in err and "Traceback" not in err
+    assert "rehab-bot content check" in err
+    code, out, err = await _cli(
+        "invite", "create", "--alias", "P-1", "--surgery-date", "2026-11-20", "--programme", "x",
+        "--bot-username", "clinic_rehab_bot", cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert code == 2 and "programmes.toml:" in err and "Traceback" not in err
