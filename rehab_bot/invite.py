@@ -204,24 +204,8 @@ async def create_patient_invite(
     )
     session.add(patient)
     await session.flush()
-    invite = Invite(
-        code=new_code(),
-        kind="patient",
-        patient_id=patient.id,
-        created_by=created_by,
-        created_at=now,
-        expires_at=now + timedelta(days=valid_days),
-    )
-    session.add(invite)
-    await session.flush()
-    _audit(
-        session,
-        actor=actor,
-        staff_id=created_by,
-        action="invite.create",
-        now=now,
-        patient_id=patient.id,
-        detail=f"invite {invite.id}",
+    invite = await _new_patient_invite(
+        session, patient, now=now, valid_days=valid_days, created_by=created_by, actor=actor, action="invite.create"
     )
     return PatientInvite(patient, invite, programme)
 
@@ -247,6 +231,23 @@ async def renew_patient_invite(
         .values(expires_at=now)
         .execution_options(synchronize_session=False)
     )
+    return await _new_patient_invite(
+        session, patient, now=now, valid_days=valid_days, created_by=created_by, actor=actor, action="invite.renew"
+    )
+
+
+async def _new_patient_invite(
+    session: AsyncSession,
+    patient: Patient,
+    *,
+    now: datetime,
+    valid_days: int,
+    created_by: int | None,
+    actor: str,
+    action: str,
+) -> Invite:
+    """Add a fresh single-use code for patient and audit it under action."""
+    assert patient.id is not None
     invite = Invite(
         code=new_code(),
         kind="patient",
@@ -261,7 +262,7 @@ async def renew_patient_invite(
         session,
         actor=actor,
         staff_id=created_by,
-        action="invite.renew",
+        action=action,
         now=now,
         patient_id=patient.id,
         detail=f"invite {invite.id}",
