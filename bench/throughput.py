@@ -99,6 +99,7 @@ async def cpu_per_reminder(
                     return text
 
                 dispatcher.sender.render = fixed  # type: ignore[attr-defined]
+                dispatcher.sender.render_many = None  # type: ignore[attr-defined]
             pg_before = await postgres_backend_cpu(bdb.db) if kind == "postgres" else {}
             cpu0, wall0 = time.process_time(), time.monotonic()
             sent = await run_dispatch_job(app)

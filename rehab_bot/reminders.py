@@ -127,7 +127,13 @@ Outcome = Sent | Retry | Unreachable | Failed
 
 
 class Sender(Protocol):
-    """Delivers one message; never raises for Telegram errors, returns an Outcome."""
+    """Delivers one message; never raises for Telegram errors, returns an Outcome.
+
+    A sender may also offer ``async prepare(messages)`` (render a claimed
+    window at once), ``async flush()`` (batched bookkeeping once a window is
+    recorded) and ``forget(messages)`` (drop what was prepared for sends that
+    were cancelled); the dispatcher calls them when present.
+    """
 
     async def send(self, message: DueMessage) -> Outcome:
         """Send and classify the result."""
@@ -218,23 +224,41 @@ def add_one_off(
 ) -> ReminderRule:
     """A single reminder at an instant (a snooze, a follow-up nudge)."""
     assert patient.id is not None
-    local = due_at.astimezone(_tz(patient.timezone))
-    rule = ReminderRule(
-        patient_id=patient.id,
-        kind=kind.value,
-        priority=PRIORITY[kind],
-        local_time=local.strftime("%H:%M"),
-        start_date=local.date(),
-        end_date=local.date(),
-        once=True,
-        payload=payload,
-        next_due_at=due_at,
-        next_local_date=local.date(),
-        created_at=now,
-        updated_at=now,
-    )
+    rule = one_off_rule(patient.id, patient.timezone, kind=kind, due_at=due_at, now=now, payload=payload)
     session.add(rule)
     return rule
+
+
+def one_off_rule(
+    patient_id: int, timezone: str, *, kind: Kind, due_at: datetime, now: datetime, payload: str = ""
+) -> ReminderRule:
+    """The row of a one-off reminder, not yet added to a session."""
+    return ReminderRule(**one_off_values(patient_id, timezone, kind=kind, due_at=due_at, now=now, payload=payload))
+
+
+def one_off_values(
+    patient_id: int, timezone: str, *, kind: Kind, due_at: datetime, now: datetime, payload: str = ""
+) -> dict[str, Any]:
+    """The column values of a one-off reminder, for bulk inserts (every column without a default)."""
+    local = due_at.astimezone(_tz(timezone))
+    return {
+        "patient_id": patient_id,
+        "kind": kind.value,
+        "priority": PRIORITY[kind],
+        "local_time": local.strftime("%H:%M"),
+        "days": "",
+        "every_n_days": None,
+        "start_date": local.date(),
+        "end_date": local.date(),
+        "once": True,
+        "payload": payload,
+        "active": True,
+        "next_due_at": due_at,
+        "next_local_date": local.date(),
+        "last_local_date": None,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 async def reschedule_patient(session: AsyncSession, patient: Patient, now: datetime) -> int:
@@ -639,6 +663,7 @@ class Dispatcher:
                     claimed = await self.claim(self.clock.now(), free)
                     claims += 1
                     more = bool(claimed)
+                    await self._prepare(claimed)
                     for message in claimed:
                         in_flight[asyncio.ensure_future(self._send_one(message))] = message
                     can_claim = more and (max_claims is None or claims < max_claims)
@@ -652,6 +677,7 @@ class Dispatcher:
                     done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                     finished.extend(done)
                 report.add(await self.record([(in_flight.pop(task), task.result()) for task in finished]))
+                await self._flush()
         except Exception:
             # The database failed to claim or record: let what is in flight
             # finish and try to record it, rather than leave it in doubt.
@@ -662,17 +688,35 @@ class Dispatcher:
                 except Exception:
                     log.exception("could not record %d outcomes; they will be marked in doubt", len(in_flight))
                 in_flight.clear()
+                await self._flush()
             raise
         finally:
             # Cancelled (shutdown): the rows stay in `sending` and are recovered
             # as unknown after their lease, exactly like a crash.
             for task in in_flight:
                 task.cancel()
+            forget = getattr(self.sender, "forget", None)
+            if forget is not None and in_flight:
+                forget(in_flight.values())
+
+    async def _prepare(self, messages: Sequence[DueMessage]) -> None:
+        """Let a sender that can render a whole window do so before the sends start."""
+        prepare = getattr(self.sender, "prepare", None)
+        if prepare is not None and messages:
+            await prepare(messages)
+
+    async def _flush(self) -> None:
+        """Let a sender run its batched after-send bookkeeping, once the window is recorded."""
+        flush = getattr(self.sender, "flush", None)
+        if flush is not None:
+            await flush()
 
     async def send_window(self, messages: Sequence[DueMessage]) -> TickReport:
         """Send claimed messages concurrently and store each outcome."""
+        await self._prepare(messages)
         outcomes = await asyncio.gather(*(self._send_one(m) for m in messages))
         report = await self.record(list(zip(messages, outcomes, strict=True)))
+        await self._flush()
         return report
 
     async def _send_one(self, message: DueMessage) -> Outcome:

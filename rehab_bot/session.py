@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col
 from sqlmodel import select as select_models
@@ -34,7 +34,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rehab_bot.content import Content, Phase
 from rehab_bot.models import Delivery, ExerciseSession, Kind, Patient, ReminderRule
-from rehab_bot.reminders import add_one_off
+from rehab_bot.reminders import add_one_off, one_off_values
 from rehab_bot.schedule import local_to_utc, zone
 
 SESSIONS: Any = ExerciseSession.__table__  # type: ignore[attr-defined]
@@ -176,34 +176,140 @@ async def open_session(
 ) -> ExerciseSession:
     """The session for this slot, created pending if new (idempotent: a retry renders the same row)."""
     assert patient.id is not None
+    opening = Opening(patient.id, local_date, slot, phase_id, delivery_id)
+    opened = (await open_sessions(session, [opening], now))[opening]
+    es = await get(session, opened.id)
+    assert es is not None
+    return es
+
+
+@dataclass(frozen=True)
+class Opening:
+    """One session to open for a rendered reminder (the batch form of :func:`open_session`)."""
+
+    patient_id: int
+    local_date: date
+    slot: str
+    phase_id: str
+    delivery_id: int | None
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A session row as a batch render needs it."""
+
+    id: int
+    status: str
+    slot: str
+
+
+async def open_sessions(session: AsyncSession, openings: Sequence[Opening], now: datetime) -> dict[Opening, Opened]:
+    """Open many sessions in two statements: one insert that keeps existing rows, one select.
+
+    The same contract as :func:`open_session` (idempotent: a retried delivery
+    renders the same row), for a whole send window at once.
+    """
+    if not openings:
+        return {}
     conn = await session.connection()
     dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    base = {"status": Status.PENDING.value, "effort": "", "skip_reason": "", "step": Step.BUTTONS.value}
+    rows = [
+        {
+            "patient_id": o.patient_id,
+            "delivery_id": o.delivery_id,
+            "local_date": o.local_date,
+            "slot": o.slot,
+            "phase_id": o.phase_id,
+            "created_at": now,
+            **base,
+        }
+        for o in openings
+    ]
     await conn.execute(
-        dialect_insert(SESSIONS)
-        .values(
-            patient_id=patient.id,
-            delivery_id=delivery_id,
-            local_date=local_date,
-            slot=slot,
-            phase_id=phase_id,
-            status=Status.PENDING.value,
-            effort="",
-            skip_reason="",
-            step=Step.BUTTONS.value,
-            created_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["patient_id", "local_date", "slot"])
+        dialect_insert(SESSIONS).on_conflict_do_nothing(index_elements=["patient_id", "local_date", "slot"]), rows
     )
-    result = await session.exec(
-        select_models(ExerciseSession)
-        .where(
-            col(ExerciseSession.patient_id) == patient.id,
-            col(ExerciseSession.local_date) == local_date,
-            col(ExerciseSession.slot) == slot,
+    s = SESSIONS.c
+    found = await conn.execute(
+        select(s.id, s.patient_id, s.local_date, s.slot, s.status).where(
+            s.patient_id.in_({o.patient_id for o in openings}),
+            s.local_date.in_({o.local_date for o in openings}),
         )
-        .execution_options(populate_existing=True)
     )
-    return result.one()
+    by_key = {(r.patient_id, r.local_date, r.slot): Opened(r.id, r.status, r.slot) for r in found}
+    return {o: by_key[(o.patient_id, o.local_date, o.slot)] for o in openings}
+
+
+@dataclass(frozen=True)
+class FirstSend:
+    """A session reminder that went out: its message now carries the session's buttons."""
+
+    session_id: int
+    message_id: int
+    delivery_id: int | None
+
+
+async def bind_first_messages(session: AsyncSession, sends: Sequence[FirstSend]) -> None:
+    """Bind each session to its first message, unless a press already moved it on.
+
+    Batched after a send window is recorded, so a patient can press before
+    this runs: the press is accepted (no live message yet), and a session that
+    was answered or given a live message meanwhile is left alone here.
+    """
+    if not sends:
+        return
+    s = SESSIONS.c
+    conn = await session.connection()
+    await conn.execute(
+        update(SESSIONS)
+        .where(s.id == bindparam("sid"), s.status == Status.PENDING.value, s.message_id.is_(None))
+        .values(message_id=bindparam("mid"), delivery_id=bindparam("did")),
+        [{"sid": x.session_id, "mid": x.message_id, "did": x.delivery_id} for x in sends],
+    )
+
+
+async def ensure_nudges(
+    session: AsyncSession, session_ids: Sequence[int], *, sent_at: datetime, after: timedelta
+) -> int:
+    """One nudge per session, `after` it was sent, if still within its local day; return how many were added."""
+    if not session_ids:
+        return 0
+    s = SESSIONS.c
+    conn = await session.connection()
+    rows = (
+        await conn.execute(
+            select(s.id, s.patient_id, s.local_date, PATIENTS.c.timezone)
+            .join(PATIENTS, PATIENTS.c.id == s.patient_id)
+            .where(s.id.in_(list(session_ids)), s.status == Status.PENDING.value)
+        )
+    ).all()
+    due = sent_at + after
+    wanted = {
+        one_off_payload(r.id): r for r in rows if due < day_end(r.local_date, r.timezone)
+    }  # else the session is recorded as missed at midnight instead
+    if not wanted:
+        return 0
+    rules: Any = ReminderRule.__table__  # type: ignore[attr-defined]
+    existing = await conn.execute(
+        select(rules.c.payload).where(
+            rules.c.patient_id.in_({r.patient_id for r in wanted.values()}),
+            rules.c.kind == Kind.NUDGE.value,
+            rules.c.payload.in_(list(wanted)),
+        )
+    )
+    for (payload,) in existing:
+        wanted.pop(payload, None)
+    if not wanted:
+        return 0
+    # Core executemany: the ORM would insert one rule per statement to learn their ids.
+    await conn.execute(
+        insert(rules),
+        [
+            one_off_values(r.patient_id, r.timezone, kind=Kind.NUDGE, due_at=due, now=sent_at, payload=payload)
+            for payload, r in wanted.items()
+        ],
+    )
+    return len(wanted)
 
 
 async def bind_message(
@@ -233,27 +339,6 @@ async def bind_message(
         es.step = Step.BUTTONS.value
     session.add(es)
     return previous
-
-
-async def ensure_nudge(
-    session: AsyncSession, patient: Patient, es: ExerciseSession, *, sent_at: datetime, after: timedelta
-) -> ReminderRule | None:
-    """One nudge per session, `after` the first send, if that is still within the session's local day."""
-    assert es.id is not None
-    due = sent_at + after
-    if due >= day_end(es.local_date, patient.timezone):
-        return None  # the session is recorded as missed at midnight instead
-    payload = one_off_payload(es.id)
-    existing = await session.exec(
-        select_models(ReminderRule.id).where(
-            col(ReminderRule.patient_id) == patient.id,
-            col(ReminderRule.kind) == Kind.NUDGE.value,
-            col(ReminderRule.payload) == payload,
-        )
-    )
-    if existing.first() is not None:
-        return None
-    return add_one_off(session, patient, kind=Kind.NUDGE, due_at=due, now=sent_at, payload=payload)
 
 
 # --- presses --------------------------------------------------------------------

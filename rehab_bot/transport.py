@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -183,6 +183,19 @@ OnSent = Callable[[int, "str | None"], Awaitable[None]]
 
 
 @dataclass(frozen=True)
+class SentItem:
+    """A message that went out, for its renderer's batched bookkeeping."""
+
+    message: DueMessage
+    message_id: int
+    file_id: str | None
+    data: Any
+
+
+SettleMany = Callable[[list[SentItem]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
 class OutgoingMessage:
     """A rendered message: text plus inline buttons as (label, callback_data).
 
@@ -190,12 +203,19 @@ class OutgoingMessage:
     media goes first and the text follows with the buttons. Text over 4096 is
     split, buttons on the last part. on_sent gets the id of the message with
     the buttons and, after an upload, the new file_id (to reuse next time).
+
+    settle is the batched form of on_sent, for reminders sent in bulk:
+    ``(settle_many, data)``. The sender collects a :class:`SentItem` per sent
+    message and calls ``settle_many`` once per window, after the engine has
+    recorded it, so the bookkeeping costs one transaction per window rather
+    than one per patient.
     """
 
     text: str
     buttons: list[list[tuple[str, str]]] = field(default_factory=list)
     media: OutgoingMedia | None = None
     on_sent: OnSent | None = field(default=None, compare=False)
+    settle: tuple[SettleMany, Any] | None = field(default=None, compare=False)
 
     def markup(self) -> InlineKeyboardMarkup | None:
         """The inline keyboard, or None without buttons."""
@@ -207,20 +227,66 @@ class OutgoingMessage:
 
 
 Renderer = Callable[[DueMessage], Awaitable[OutgoingMessage | None]]
+# Renders a claimed window in one go: {delivery_id: message or None}; the
+# deliveries it leaves out are rendered one by one.
+BatchRenderer = Callable[[Sequence[DueMessage]], Awaitable[dict[int, OutgoingMessage | None]]]
 AfterSend = Callable[[DueMessage, int], Awaitable[None]]
 
 
 class TelegramSender:
     """The engine's Sender: render, send through the paced bot, classify errors."""
 
-    def __init__(self, bot: ExtBot[Any], render: Renderer, after_send: AfterSend | None = None) -> None:
+    def __init__(
+        self,
+        bot: ExtBot[Any],
+        render: Renderer,
+        after_send: AfterSend | None = None,
+        *,
+        render_many: BatchRenderer | None = None,
+    ) -> None:
         self.bot = bot
         self.render = render
+        self.render_many = render_many
         self.after_send = after_send
+        # Rendered ahead by prepare(), keyed by (delivery, attempt) so that a
+        # retry of the same delivery is rendered afresh.
+        self._prepared: dict[tuple[int, int], OutgoingMessage | None] = {}
+        self._unsettled: list[tuple[SettleMany, SentItem]] = []
+
+    async def prepare(self, messages: Sequence[DueMessage]) -> None:
+        """Render a claimed window at once where the renderer can; the rest render one by one in send()."""
+        if self.render_many is None or not messages:
+            return
+        try:
+            rendered = await self.render_many(messages)
+        except Exception:  # a bug in batch rendering must not stall the queue: render one by one
+            log.exception("batch rendering of %d deliveries failed; rendering one by one", len(messages))
+            return
+        attempts = {m.delivery_id: m.attempts for m in messages}
+        for delivery_id, outgoing in rendered.items():
+            self._prepared[(delivery_id, attempts[delivery_id])] = outgoing
+
+    def forget(self, messages: Iterable[DueMessage]) -> None:
+        """Drop what was rendered ahead for messages that will not be sent now (cancelled)."""
+        for m in messages:
+            self._prepared.pop((m.delivery_id, m.attempts), None)
+
+    async def flush(self) -> None:
+        """Run the batched bookkeeping of everything sent since the last flush, one call per renderer."""
+        pending, self._unsettled = self._unsettled, []
+        groups: dict[SettleMany, list[SentItem]] = {}
+        for settle_many, item in pending:
+            groups.setdefault(settle_many, []).append(item)
+        for settle_many, items in groups.items():
+            try:
+                await settle_many(items)
+            except Exception:  # the messages are out: a bookkeeping bug must not get them re-sent
+                log.exception("after-send bookkeeping failed for %d deliveries", len(items))
 
     async def send(self, message: DueMessage) -> Outcome:
         """Send one due message and return its outcome; never raises TelegramError."""
-        rendered = await self.render(message)
+        key = (message.delivery_id, message.attempts)
+        rendered = self._prepared.pop(key) if key in self._prepared else await self.render(message)
         if rendered is None:
             return Failed("nothing to send: superseded")
         priority = SAFETY if message.kind in ("safety", "alert") else BULK
@@ -235,6 +301,9 @@ class TelegramSender:
                 await rendered.on_sent(message_id, file_id)
             except Exception:  # the message is out: a bookkeeping bug must not get it re-sent
                 log.exception("after-send step failed for delivery %d", message.delivery_id)
+        if rendered.settle is not None:
+            settle_many, data = rendered.settle
+            self._unsettled.append((settle_many, SentItem(message, message_id, file_id, data)))
         if self.after_send is not None:
             await self.after_send(message, message_id)
         return Sent(message_id)

@@ -8,14 +8,14 @@ from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
 
 import pytest
-from factories import FakeSender, make_patient, make_staff
+from factories import T0, FakeSender, make_patient, make_staff
 from sqlmodel import select
 
 from rehab_bot.clock import FakeClock
 from rehab_bot.config import ClinicConfig, DeliveryConfig
 from rehab_bot.db import Database
 from rehab_bot.models import PRIORITY, Alert, Delivery, DeliveryStatus, Kind, Patient, PatientStatus, ReminderRule
-from rehab_bot.reminders import Dispatcher, Failed, Retry, Unreachable, reschedule_patient
+from rehab_bot.reminders import Dispatcher, Failed, Retry, Unreachable, one_off_values, reschedule_patient
 from rehab_bot.schedule import zone
 
 NO_QUIET = DeliveryConfig(quiet_hours_start=None, quiet_hours_end=None)
@@ -343,3 +343,12 @@ async def test_crash_mid_window_marks_in_flight_unknown_and_never_resends(db: Da
     rows = await deliveries(db)
     assert sorted(r.status for r in rows) == sorted([DeliveryStatus.SENT] * 2 + [DeliveryStatus.UNKNOWN] * 3)
     assert len(sender.sent) == 2
+
+
+def test_one_off_values_name_every_column_a_bulk_insert_needs() -> None:
+    """Bulk inserts skip the model's defaults: a new column must be added to one_off_values too."""
+    values = one_off_values(7, "Europe/Berlin", kind=Kind.NUDGE, due_at=T0, now=T0, payload="x")
+    columns = {c.name for c in ReminderRule.__table__.columns} - {"id"}  # type: ignore[attr-defined]
+    assert set(values) == columns
+    rule = ReminderRule(**values)
+    assert rule.next_local_date == date(2026, 6, 10) and rule.local_time == "07:00" and rule.once

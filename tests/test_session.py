@@ -44,7 +44,7 @@ async def press(
     action: Action,
     value: str = "",
     *,
-    message_id: int = 50,
+    message_id: int | None = 50,
     now: datetime = NINE,
 ) -> core.Applied | None:
     async with db.session() as s:
@@ -251,21 +251,20 @@ async def test_snooze_never_crosses_the_local_midnight(db: Database, clock: Fake
 async def test_one_nudge_per_session_within_its_day(db: Database, clock: FakeClock) -> None:
     patient = await patient_in(db, clock)
     sid = await opened(db, patient)
+    three = timedelta(hours=3)
     async with db.session() as s:
-        es = await core.get(s, sid)
-        assert es is not None
-        rule = await core.ensure_nudge(s, patient, es, sent_at=NINE, after=timedelta(hours=3))
-        assert rule is not None and rule.next_due_at == NINE + timedelta(hours=3) and rule.kind == Kind.NUDGE
-        assert (
-            await core.ensure_nudge(s, patient, es, sent_at=NINE + timedelta(minutes=30), after=timedelta(hours=3))
-            is None
-        )
+        assert await core.ensure_nudges(s, [sid], sent_at=NINE, after=three) == 1
+        assert await core.ensure_nudges(s, [sid], sent_at=NINE + timedelta(minutes=30), after=three) == 0
         evening = datetime(2026, 6, 10, 20, 0, tzinfo=UTC)  # 22:00 Berlin: 3 h later is tomorrow
         other = await core.open_session(
             s, patient, local_date=TODAY, slot="22:00", phase_id="", delivery_id=None, now=T0
         )
-        assert await core.ensure_nudge(s, patient, other, sent_at=evening, after=timedelta(hours=3)) is None
+        assert other.id is not None
+        assert await core.ensure_nudges(s, [other.id], sent_at=evening, after=three) == 0
         await s.commit()
+    async with db.session() as s:
+        [rule] = (await s.exec(select(ReminderRule).where(col(ReminderRule.kind) == Kind.NUDGE))).all()
+        assert rule.next_due_at == NINE + three and rule.payload == core.one_off_payload(sid) and rule.once
     async with db.session() as s:
         assert await core.nudge_target(s, patient.id or 0, sid, NINE + timedelta(hours=3)) is not None
     await press(db, patient, sid, Action.SKIP)
@@ -366,3 +365,42 @@ async def test_snooze_payload_keeps_the_session_index(db: Database, clock: FakeC
     async with db.session() as s:
         [one_off] = (await s.exec(select(ReminderRule).where(col(ReminderRule.once).is_(True)))).all()
     assert json.loads(one_off.payload) == {"session_id": sid, "session": 1}
+
+
+async def test_a_batched_first_send_binds_only_sessions_nobody_has_touched(db: Database, clock: FakeClock) -> None:
+    """The bookkeeping after a send window runs late: a press that came first must win."""
+    patient = await patient_in(db, clock)
+    async with db.session() as s:
+        opened_ = [
+            await core.open_session(s, patient, local_date=TODAY, slot=slot, phase_id="", delivery_id=None, now=T0)
+            for slot in ("08:00", "12:00", "18:00")
+        ]
+        await s.commit()
+    fresh, answered, asked = (es.id or 0 for es in opened_)
+    # Before the window's bookkeeping: one session answered, one showing a follow-up question.
+    assert await press(db, patient, answered, Action.DONE, message_id=None) is not None
+    async with db.session() as s:
+        await core.set_live_message(s, asked, 99)
+        await s.commit()
+    async with db.session() as s:
+        sends = [core.FirstSend(sid, 70 + n, None) for n, sid in enumerate((fresh, answered, asked))]
+        await core.bind_first_messages(s, sends)
+        await s.commit()
+    assert (await row(db, fresh)).message_id == 70
+    assert (await row(db, answered)).message_id is None
+    assert (await row(db, asked)).message_id == 99
+
+
+async def test_open_sessions_is_idempotent_for_a_whole_window(db: Database, clock: FakeClock) -> None:
+    patients = [await patient_in(db, clock, telegram_id=9100 + n) for n in range(3)]
+    openings = [core.Opening(p.id or 0, TODAY, "09:00", "weeks-1-2", None) for p in patients]
+    async with db.session() as s:
+        first = await core.open_sessions(s, openings, T0)
+        await s.commit()
+    async with db.session() as s:
+        evening = core.Opening(patients[0].id or 0, TODAY, "18:00", "", None)
+        again = await core.open_sessions(s, [*openings, evening], T0)
+        await s.commit()
+    assert len({o.id for o in first.values()}) == 3
+    assert all(again[o] == first[o] for o in openings)
+    assert {o.status for o in again.values()} == {Status.PENDING.value}

@@ -143,7 +143,7 @@ async def startup(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     """Migrate the database, start the engine's job and the health endpoint, set menus."""
     svc = services(app)
     await svc.db.upgrade()
-    sender = TelegramSender(app.bot, render.render_due(app))
+    sender = TelegramSender(app.bot, render.render_due(app), render_many=render.render_due_many(app))
     svc.dispatcher = Dispatcher(svc.db, svc.clock, svc.config.delivery, svc.config.clinic, sender)
     assert app.job_queue is not None
     app.job_queue.run_repeating(

@@ -7,7 +7,7 @@ example a nudge for a session the patient already logged).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from telegram.ext import Application
@@ -41,3 +41,14 @@ def render_due(
         return OutgoingMessage(t(message.language, "Time for your check-in."))
 
     return render
+
+
+def render_due_many(
+    app: Application[Any, Any, Any, Any, Any, Any],
+) -> Callable[[Sequence[DueMessage]], Awaitable[dict[int, OutgoingMessage | None]]]:
+    """A batch renderer bound to the running application: the kinds that send in bulk render per window."""
+
+    async def render_many(messages: Sequence[DueMessage]) -> dict[int, OutgoingMessage | None]:
+        return await session.render_reminders(app, [m for m in messages if not m.body])
+
+    return render_many

@@ -19,10 +19,13 @@ its buttons cannot be pressed again.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import col
+from sqlmodel import select as select_models
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import Application, ApplicationHandlerStop, CallbackQueryHandler, ContextTypes
@@ -33,11 +36,11 @@ from rehab_bot import session as core
 from rehab_bot.bot.common import language_for, svc
 from rehab_bot.content import Content, Exercise, Phase, localize
 from rehab_bot.i18n import N_, t
-from rehab_bot.models import MediaCache, Patient, PatientStatus
+from rehab_bot.models import Kind, MediaCache, Patient, PatientStatus
 from rehab_bot.ratelimit import BULK
 from rehab_bot.reminders import DueMessage
 from rehab_bot.schedule import zone
-from rehab_bot.transport import MAX_CAPTION, MAX_TEXT, OutgoingMedia, OutgoingMessage, utf16_len
+from rehab_bot.transport import MAX_CAPTION, MAX_TEXT, OutgoingMedia, OutgoingMessage, SentItem, utf16_len
 
 log = logging.getLogger(__name__)
 
@@ -211,14 +214,6 @@ def skip_reply(lang: str, reason: str, content: Content) -> str:
 # --- rendering due reminders ---------------------------------------------------------------
 
 
-async def _cached_media(db: Any, exercises: list[Exercise]) -> OutgoingMedia | None:
-    first = next((ex for ex in exercises if ex.media and ex.media_kind), None)
-    if first is None or first.media is None or first.media_kind is None:
-        return None
-    cached = await db.get(MediaCache, first.media)
-    return OutgoingMedia(first.media_kind, first.media, cached.file_id if cached is not None else None)
-
-
 async def _remember_media(db: Any, source: str, file_id: str, now: datetime) -> None:
     conn = await db.connection()
     dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
@@ -234,73 +229,167 @@ async def render_reminder(
     app: Application[Any, Any, Any, Any, Any, Any], message: DueMessage
 ) -> OutgoingMessage | None:
     """The session reminder with its exercises, media and four buttons; None if it no longer applies."""
+    if core.parse_payload(message.payload).session_id is not None:
+        return await _render_snoozed(app, message)
+    return (await render_reminders(app, [message])).get(message.delivery_id)
+
+
+async def render_reminders(
+    app: Application[Any, Any, Any, Any, Any, Any], messages: Sequence[DueMessage]
+) -> dict[int, OutgoingMessage | None]:
+    """Render a window's first-time session reminders together: {delivery_id: message or None}.
+
+    One transaction for the window (patients in one query, sessions opened in
+    one insert, media in one query) instead of one per patient; the per-patient
+    work left is the phase check, which writes only on a change. Snoozed
+    re-sends are left out: the sender renders them one by one.
+    """
+    fresh = [
+        m
+        for m in messages
+        if m.kind == Kind.SESSION.value
+        and m.patient_id is not None
+        and m.local_date is not None
+        and core.parse_payload(m.payload).session_id is None
+    ]
+    if not fresh:
+        return {}
+    services = _app_services(app)
+    content = content_of(services)
+    now = services.clock.now()
+    out: dict[int, OutgoingMessage | None] = {}
+    # (message, patient, phase, change, session index) for each reminder that still applies
+    planned: list[tuple[DueMessage, Patient, Phase | None, programme.PhaseChange | None, int]] = []
+    async with services.db.session() as db:
+        ids = {m.patient_id for m in fresh}
+        found = await db.exec(select_models(Patient).where(col(Patient.id).in_(ids)))
+        by_id = {p.id: p for p in found.all()}
+        for m in fresh:
+            assert m.local_date is not None
+            patient = by_id.get(m.patient_id)
+            if patient is None or patient.status != PatientStatus.ACTIVE:
+                out[m.delivery_id] = None
+                continue
+            if m.local_date < core.local_today(patient, now):
+                out[m.delivery_id] = None  # held back past its day (quiet hours): the day is over
+                continue
+            change = await programme.sync_phase(db, patient, content, now)
+            phase = change.phase if change is not None else programme.current_phase(content, patient, m.local_date)
+            index = core.parse_payload(m.payload).index
+            if phase is not None and index >= phase.sessions_per_day:
+                # The new phase has fewer sessions: this one no longer exists.
+                lang = patient.language
+                notice = None if change is None else f"🆕 {change.title(lang)}\n\n{change.note(lang).strip()}"
+                out[m.delivery_id] = None if notice is None else OutgoingMessage(notice)
+                continue
+            planned.append((m, patient, phase, change, index))
+        openings = [
+            core.Opening(
+                patient_id=m.patient_id or 0,
+                local_date=m.local_date or now.date(),
+                slot=m.slot,
+                phase_id=phase.id if phase is not None else "",
+                delivery_id=m.delivery_id,
+            )
+            for m, _, phase, _, _ in planned
+        ]
+        opened = await core.open_sessions(db, openings, now)
+        exercises_of = [
+            [content.exercises[x] for x in core.exercises_for(phase, index) if x in content.exercises]
+            for _, _, phase, _, index in planned
+        ]
+        media_of = await _cached_media_many(db, exercises_of)
+        await db.commit()
+    for (m, patient, _, change, _), opening, exercises, media in zip(
+        planned, openings, exercises_of, media_of, strict=True
+    ):
+        es = opened[opening]
+        if es.status != core.Status.PENDING:
+            out[m.delivery_id] = None
+            continue
+        lang = patient.language
+        text = reminder_text(lang, slot=es.slot, late=m.late, exercises=exercises, change=change)
+        out[m.delivery_id] = OutgoingMessage(
+            text,
+            buttons=main_buttons(lang, es.id),
+            media=media,
+            settle=(_settle_first_sends, (services, es.id, media.source if media is not None else None)),
+        )
+    return out
+
+
+async def _settle_first_sends(items: list[SentItem]) -> None:
+    """The batched after-send step of first-time reminders: bind the message, plan the nudge, keep file_ids.
+
+    One function for every window, so the sender makes one call per recorded
+    batch; each item's data is (services, session id, media source).
+    """
+    services = items[0].data[0]
+    sent_at = services.clock.now()
+    async with services.db.session() as db:
+        await core.bind_first_messages(
+            db, [core.FirstSend(i.data[1], i.message_id, i.message.delivery_id) for i in items]
+        )
+        after = timedelta(hours=services.config.delivery.nudge_after_hours)
+        await core.ensure_nudges(db, [i.data[1] for i in items], sent_at=sent_at, after=after)
+        for i in items:
+            if i.file_id and i.data[2]:
+                await _remember_media(db, i.data[2], i.file_id, sent_at)
+        await db.commit()
+
+
+async def _cached_media_many(db: Any, exercises_of: list[list[Exercise]]) -> list[OutgoingMedia | None]:
+    """The media of each session (its first exercise with media), with file_ids known from earlier uploads."""
+    firsts = [next((ex for ex in exercises if ex.media and ex.media_kind), None) for exercises in exercises_of]
+    sources = {ex.media for ex in firsts if ex is not None and ex.media}
+    known: dict[str, str] = {}
+    if sources:
+        rows = await db.exec(select_models(MediaCache).where(col(MediaCache.source).in_(sources)))
+        known = {row.source: row.file_id for row in rows.all()}
+    return [
+        OutgoingMedia(ex.media_kind, ex.media, known.get(ex.media))
+        if ex is not None and ex.media and ex.media_kind
+        else None
+        for ex in firsts
+    ]
+
+
+async def _render_snoozed(
+    app: Application[Any, Any, Any, Any, Any, Any], message: DueMessage
+) -> OutgoingMessage | None:
+    """A snoozed session, sent again with its buttons; None if it was answered or its day is over."""
     services = _app_services(app)
     content = content_of(services)
     now = services.clock.now()
     ref = core.parse_payload(message.payload)
-    if message.patient_id is None:
+    if message.patient_id is None or ref.session_id is None:
         return None
     async with services.db.session() as db:
         patient = await db.get(Patient, message.patient_id)
         if patient is None or patient.status != PatientStatus.ACTIVE:
             return None
-        lang = patient.language
-        change: programme.PhaseChange | None = None
-        if ref.session_id is not None:  # a snoozed session, sent again
-            es = await core.get(db, ref.session_id)
-            if es is None or es.patient_id != patient.id or es.status != core.Status.PENDING:
-                return None
-            if es.local_date < core.local_today(patient, now):
-                return None  # held back past its day: the sweep records it as missed
-            index = ref.index
-            phase: Phase | None = programme.current_phase(content, patient, es.local_date)
-        else:
-            assert message.local_date is not None
-            if message.local_date < core.local_today(patient, now):
-                return None  # held back past its day (quiet hours): the day is over
-            change = await programme.sync_phase(db, patient, content, now)
-            phase = (
-                change.phase if change is not None else programme.current_phase(content, patient, message.local_date)
-            )
-            index = ref.index
-            if phase is not None and index >= phase.sessions_per_day:
-                # The new phase has fewer sessions: this one no longer exists.
-                await db.commit()
-                if change is None:
-                    return None
-                return OutgoingMessage(f"🆕 {change.title(lang)}\n\n{change.note(lang).strip()}")
-            es = await core.open_session(
-                db,
-                patient,
-                local_date=message.local_date,
-                slot=message.slot,
-                phase_id=phase.id if phase is not None else "",
-                delivery_id=message.delivery_id,
-                now=now,
-            )
-            if es.status != core.Status.PENDING:
-                await db.commit()
-                return None
-        exercises = [content.exercises[x] for x in core.exercises_for(phase, index) if x in content.exercises]
-        media = await _cached_media(db, exercises)
-        await db.commit()
+        es = await core.get(db, ref.session_id)
+        if es is None or es.patient_id != patient.id or es.status != core.Status.PENDING:
+            return None
+        if es.local_date < core.local_today(patient, now):
+            return None  # held back past its day: the sweep records it as missed
+        phase = programme.current_phase(content, patient, es.local_date)
+        exercises = [content.exercises[x] for x in core.exercises_for(phase, ref.index) if x in content.exercises]
+        [media] = await _cached_media_many(db, [exercises])
     assert es.id is not None
-    session_id, patient_id = es.id, patient.id
+    session_id, lang = es.id, patient.language
 
     async def on_sent(message_id: int, file_id: str | None) -> None:
         sent_at = services.clock.now()
         async with services.db.session() as db:
             await core.bind_message(db, session_id, message_id=message_id, now=sent_at, delivery_id=message.delivery_id)
-            owner = await db.get(Patient, patient_id)
-            fresh = await core.get(db, session_id)
-            if owner is not None and fresh is not None and fresh.status == core.Status.PENDING:
-                after = timedelta(hours=services.config.delivery.nudge_after_hours)
-                await core.ensure_nudge(db, owner, fresh, sent_at=sent_at, after=after)
+            after = timedelta(hours=services.config.delivery.nudge_after_hours)
+            await core.ensure_nudges(db, [session_id], sent_at=sent_at, after=after)
             if file_id and media is not None:
                 await _remember_media(db, media.source, file_id, sent_at)
             await db.commit()
 
-    text = reminder_text(lang, slot=es.slot, late=message.late, exercises=exercises, change=change)
+    text = reminder_text(lang, slot=es.slot, late=message.late, exercises=exercises)
     return OutgoingMessage(text, buttons=main_buttons(lang, session_id), media=media, on_sent=on_sent)
 
 

@@ -513,3 +513,32 @@ async def test_a_stale_message_that_kept_its_buttons_loses_them_on_a_press(bot: 
     assert edited.message_id == reminder.message_id and not edited.has_inline_keyboard
     [row] = await sessions_of(bot, patient)
     assert row.status == "missed" and row.answered_at is None
+
+
+async def test_a_window_of_reminders_costs_statements_per_window_not_per_patient(bot: Any, tg: FakeTelegram) -> None:
+    """Rendering and after-send bookkeeping are batched: 60 reminders must not cost a statement each."""
+    from sqlalchemy import event
+
+    patients = [await enrolled(bot, 7600 + n) for n in range(60)]
+    users = [tg.user(7600 + n) for n in range(60)]
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    engine = bot.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        await at(bot, berlin(WED, "09:00"))
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    for user in users:
+        [reminder] = await user.wait_for()
+        assert reminder.text.startswith("Time for your exercise session (09:00).")
+    assert len(statements) < len(patients), f"{len(statements)} statements for {len(patients)} reminders"
+    for patient in patients:
+        [es] = await sessions_of(bot, patient)
+        assert es.message_id is not None and es.status == core.Status.PENDING
+    async with bot.db.session() as s:
+        nudges = (await s.exec(select(ReminderRule).where(col(ReminderRule.kind) == Kind.NUDGE))).all()
+    assert len(nudges) == len(patients)
