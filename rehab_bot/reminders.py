@@ -320,7 +320,18 @@ class Dispatcher:
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
         self._lock = asyncio.Lock()
         self._last_recover: datetime | None = None
+        self._stopping = False
         self.totals = TickReport()
+
+    def stop_claiming(self) -> None:
+        """Shutting down: claim nothing more; sends already in flight finish and are recorded.
+
+        A stop that waited for the tick to drain a morning's backlog would
+        outlast any supervisor's patience (Docker sends SIGKILL after 10 s),
+        and a kill leaves the window in flight in doubt. Stopping between
+        windows leaves nothing in doubt: the rest stays queued for the next start.
+        """
+        self._stopping = True
 
     @property
     def busy(self) -> bool:
@@ -333,7 +344,7 @@ class Dispatcher:
         A call while another tick runs returns at once (the repeating job
         must not pile up), unless wait=True, which queues behind it.
         """
-        if self._lock.locked() and not wait:
+        if self._stopping or (self._lock.locked() and not wait):
             return TickReport()
         async with self._lock:
             report = TickReport()
@@ -344,7 +355,7 @@ class Dispatcher:
             while True:
                 step = await self.materialise(self.clock.now())
                 report.add(step)
-                if step.materialised + step.missed + step.skipped < self.settings.batch_size:
+                if self._stopping or step.materialised + step.missed + step.skipped < self.settings.batch_size:
                     break
             await self._send_claimed(report, max_windows)
             self.totals.add(
@@ -657,7 +668,7 @@ class Dispatcher:
         more = True
         try:
             while True:
-                can_claim = more and (max_claims is None or claims < max_claims)
+                can_claim = more and not self._stopping and (max_claims is None or claims < max_claims)
                 free = capacity - len(in_flight)
                 if can_claim and free >= (refill if in_flight else 1):
                     claimed = await self.claim(self.clock.now(), free)
@@ -666,7 +677,7 @@ class Dispatcher:
                     await self._prepare(claimed)
                     for message in claimed:
                         in_flight[asyncio.ensure_future(self._send_one(message))] = message
-                    can_claim = more and (max_claims is None or claims < max_claims)
+                    can_claim = more and not self._stopping and (max_claims is None or claims < max_claims)
                 if not in_flight:
                     return
                 # Record in batches: half a window while more may be claimed, else all.

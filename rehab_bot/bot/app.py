@@ -82,6 +82,17 @@ class TimedUpdateProcessor(SimpleUpdateProcessor):
             self._metrics.handler_latency.observe(time.perf_counter() - started)
 
 
+class RehabApplication(Application[Any, Any, Any, Any, Any, Any]):
+    """PTB's Application, stopping the reminder engine's claims before the job queue waits for its tick."""
+
+    async def stop(self) -> None:
+        """Stop claiming reminders, then stop as PTB does (it waits for the running tick)."""
+        svc = self.bot_data.get("services")
+        if svc is not None and svc.dispatcher is not None:
+            svc.dispatcher.stop_claiming()
+        await super().stop()
+
+
 def build_application(
     config: Config,
     *,
@@ -95,6 +106,7 @@ def build_application(
     pacer = Pacer(delivery.effective_rate, delivery.per_chat_interval)
     builder = (
         ApplicationBuilder()
+        .application_class(RehabApplication)
         .token(config.telegram.token)
         .base_url(config.telegram.base_url)
         .base_file_url(config.telegram.base_file_url)

@@ -202,3 +202,47 @@ async def test_sigkill_mid_burst_loses_at_most_one_window_and_duplicates_nothing
     lost = unknown - set(per_chat)
     assert len(lost) <= window
     assert len(per_chat) >= n - window
+
+
+async def test_sigterm_mid_burst_stops_within_seconds_and_leaves_nothing_in_doubt(
+    tg: FakeTelegram, database_factory: Any, tmp_path: Path
+) -> None:
+    """A clean stop (docker stop, systemd) mid-burst: claims stop, in-flight sends are recorded, the rest wait."""
+    db: Database = await database_factory("sqlite")
+    n, window = 3_000, 30
+    await seed_due(db, n)
+    tg.enforce_limits(global_per_second=300, per_chat_per_second=1)
+    env = bot_env(
+        tg, db, REHAB_BOT_DELIVERY_PAID_BROADCAST="true", REHAB_BOT_DELIVERY_PAID_BROADCAST_RATE="100",
+        REHAB_BOT_DELIVERY_SEND_WINDOW=str(window),
+    )  # fmt: skip
+    first = spawn(["run"], env, tmp_path)
+    try:
+        await wait_for_sends(tg, 300, 60, [first])
+    except BaseException:
+        first.kill()
+        raise
+    started = asyncio.get_running_loop().time()
+    log = await stop(first)
+    took = asyncio.get_running_loop().time() - started
+    assert first.returncode == 0, log
+    # Docker waits 10 s before SIGKILL; the burst had about 27 s left to run.
+    assert took < 8, f"SIGTERM took {took:.1f} s"
+    table = Delivery.__table__  # type: ignore[attr-defined]
+    async with db.engine.connect() as conn:
+        rows = (await conn.execute(select(table.c.status, table.c.chat_id))).all()
+    statuses = Counter(r.status for r in rows)
+    sent_before = {r.chat_id for r in tg.calls("sendMessage") if r.ok}
+    print("SIGTERM after", len(sent_before), "sends, in", f"{took:.2f} s:", dict(statuses))
+    assert len(sent_before) < n, "the stop must land mid-burst"
+    assert statuses[DeliveryStatus.SENDING.value] == 0 and statuses[DeliveryStatus.UNKNOWN.value] == 0, statuses
+    assert {r.chat_id for r in rows if r.status == DeliveryStatus.SENT.value} == sent_before
+
+    second = spawn(["run"], env, tmp_path)
+    try:
+        await wait_for_sends(tg, n, 120, [second])
+    finally:
+        log = await stop(second)
+    assert second.returncode == 0, log
+    per_chat = Counter(r.chat_id for r in tg.calls("sendMessage") if r.ok)
+    assert len(per_chat) == n and max(per_chat.values()) == 1, "every reminder exactly once across the restart"
