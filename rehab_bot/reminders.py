@@ -352,12 +352,9 @@ class Dispatcher:
             if self._last_recover is None or now - self._last_recover >= RECOVER_EVERY:
                 report.recovered = await self.recover(now)
                 self._last_recover = now
-            while True:
-                step = await self.materialise(self.clock.now())
-                report.add(step)
-                if self._stopping or step.materialised + step.missed + step.skipped < self.settings.batch_size:
-                    break
-            await self._send_claimed(report, max_windows)
+            step = await self.materialise(self.clock.now())
+            report.add(step)
+            await self._send_claimed(report, max_windows, materialising=self._full(step))
             self.totals.add(
                 TickReport(
                     **{
@@ -650,8 +647,18 @@ class Dispatcher:
 
     # 4. send and record -------------------------------------------------------
 
-    async def _send_claimed(self, report: TickReport, max_claims: int | None) -> None:
+    def _full(self, step: TickReport) -> bool:
+        """True when a materialise step filled its batch, so more rules may be due."""
+        return step.materialised + step.missed + step.skipped >= self.settings.batch_size
+
+    async def _send_claimed(self, report: TickReport, max_claims: int | None, *, materialising: bool = False) -> None:
         """Claim, send and record until nothing is due, keeping the pacer busy.
+
+        Materialising is interleaved with sending: after a restart with a
+        whole morning due, the first reminders go out after one batch of
+        rules rather than after all of them, and rules falling due during a
+        long drain (the next slot of the day) are picked up every
+        ``poll_interval`` instead of when the drain ends.
 
         At most ``send_window`` rows are in ``sending`` at any moment (the
         bound on what a crash can leave in doubt). Rather than wait for a
@@ -666,6 +673,8 @@ class Dispatcher:
         in_flight: dict[asyncio.Task[Outcome], DueMessage] = {}
         claims = 0
         more = True
+        every = timedelta(seconds=self.settings.poll_interval)
+        materialised_at = self.clock.now()
         try:
             while True:
                 can_claim = more and not self._stopping and (max_claims is None or claims < max_claims)
@@ -673,12 +682,23 @@ class Dispatcher:
                 if can_claim and free >= (refill if in_flight else 1):
                     claimed = await self.claim(self.clock.now(), free)
                     claims += 1
-                    more = bool(claimed)
+                    more = bool(claimed) or materialising
                     await self._prepare(claimed)
                     for message in claimed:
                         in_flight[asyncio.ensure_future(self._send_one(message))] = message
                     can_claim = more and not self._stopping and (max_claims is None or claims < max_claims)
+                # While the claimed window is being sent, turn the next batch of due rules into deliveries.
+                if not self._stopping and (materialising or self.clock.now() - materialised_at >= every):
+                    step = await self.materialise(self.clock.now())
+                    report.add(step)
+                    materialising = self._full(step)
+                    materialised_at = self.clock.now()
+                    if step.materialised:
+                        more = True
+                        can_claim = not self._stopping and (max_claims is None or claims < max_claims)
                 if not in_flight:
+                    if materialising and not self._stopping:
+                        continue  # nothing claimable yet: materialise the next batch
                     return
                 # Record in batches: half a window while more may be claimed, else all.
                 need = min(refill, len(in_flight)) if can_claim else len(in_flight)

@@ -15,7 +15,17 @@ from rehab_bot.clock import FakeClock
 from rehab_bot.config import ClinicConfig, DeliveryConfig
 from rehab_bot.db import Database
 from rehab_bot.models import PRIORITY, Alert, Delivery, DeliveryStatus, Kind, Patient, PatientStatus, ReminderRule
-from rehab_bot.reminders import Dispatcher, Failed, Retry, Unreachable, one_off_values, reschedule_patient
+from rehab_bot.reminders import (
+    Dispatcher,
+    DueMessage,
+    Failed,
+    Outcome,
+    Retry,
+    TickReport,
+    Unreachable,
+    one_off_values,
+    reschedule_patient,
+)
 from rehab_bot.schedule import zone
 
 NO_QUIET = DeliveryConfig(quiet_hours_start=None, quiet_hours_end=None)
@@ -352,3 +362,50 @@ def test_one_off_values_name_every_column_a_bulk_insert_needs() -> None:
     assert set(values) == columns
     rule = ReminderRule(**values)
     assert rule.next_local_date == date(2026, 6, 10) and rule.local_time == "07:00" and rule.once
+
+
+async def test_a_large_backlog_starts_sending_after_one_batch_not_after_all(db: Database, clock: FakeClock) -> None:
+    """After a restart with many slots due, materialising and sending interleave within one tick."""
+    events: list[str] = []
+
+    class Recording(FakeSender):
+        async def send(self, message: DueMessage) -> Outcome:
+            events.append("send")
+            return await super().send(message)
+
+    for n in range(120):
+        await make_patient(db, clock, times=("07:01",), telegram_id=8000 + n)
+    sender = Recording()
+    d = dispatcher(db, clock, sender, batch_size=25, send_window=10)
+    materialise = d.materialise
+
+    async def recorded(now: datetime) -> TickReport:
+        step = await materialise(now)
+        events.append(f"materialise {step.materialised}")
+        return step
+
+    d.materialise = recorded  # type: ignore[method-assign]
+    clock.set(T0 + timedelta(minutes=2))
+    report = await d.tick()
+    assert report.sent == 120 and len(set(sender.keys())) == 120
+    first_send = events.index("send")
+    assert events[:first_send] == ["materialise 25"], events[: first_send + 1]
+    assert events.count("materialise 25") == 120 // 25 and "materialise 20" in events
+
+
+async def test_a_slot_falling_due_during_a_long_drain_goes_out_in_the_same_tick(db: Database, clock: FakeClock) -> None:
+    """Rules are re-read every poll_interval while a tick drains, not only when it ends."""
+    for n in range(30):
+        await make_patient(db, clock, times=("07:01",), telegram_id=8200 + n)
+    await make_patient(db, clock, times=("07:05",), telegram_id=8299)
+
+    class Slow(FakeSender):
+        async def send(self, message: DueMessage) -> Outcome:
+            clock.advance(timedelta(seconds=20))  # a paced burst: 30 sends take ten fake minutes
+            return await super().send(message)
+
+    sender = Slow()
+    d = dispatcher(db, clock, sender, send_window=2)
+    clock.set(T0 + timedelta(minutes=2))
+    report = await d.tick()
+    assert report.sent == 31 and sender.sent[-1].chat_id == 8299
