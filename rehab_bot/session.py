@@ -669,6 +669,28 @@ def _share(rows: Sequence[tuple[date, str]], first: date, last: date) -> tuple[f
     return (done / len(resolved) if resolved else None), len(resolved), done
 
 
+def _day_kind(statuses: Sequence[str]) -> str:
+    """A local day's sessions in one word: good, mixed, bad or neutral."""
+    done = any(s in DONE_STATUSES for s in statuses)
+    failed = any(s in (Status.SKIPPED, Status.MISSED) for s in statuses)
+    if done:
+        return "mixed" if failed else "good"  # sessions still open do not spoil a day yet
+    return "bad" if failed else "neutral"  # neutral: no sessions, or only open ones
+
+
+def _count_back(by_day: dict[date, list[str]], day: date, oldest: date, counted: str) -> int:
+    """Days of kind `counted` in a row from day back to oldest; neutral days pass, any other kind ends the run."""
+    n = 0
+    while day >= oldest:
+        k = _day_kind(by_day.get(day, []))
+        if k == counted:
+            n += 1
+        elif k != "neutral":
+            break
+        day -= timedelta(days=1)
+    return n
+
+
 def compute_stats(
     rows: Sequence[tuple[date, str]], today: date, done_total: int, last_done: date | None
 ) -> SessionStats:
@@ -677,40 +699,19 @@ def compute_stats(
     for day, status in rows:
         by_day.setdefault(day, []).append(status)
 
-    def kind(day: date) -> str:
-        statuses = by_day.get(day, [])
-        done = any(s in DONE_STATUSES for s in statuses)
-        failed = any(s in (Status.SKIPPED, Status.MISSED) for s in statuses)
-        if done:
-            return "mixed" if failed else "good"  # sessions still open do not spoil a day yet
-        return "bad" if failed else "neutral"  # neutral: no sessions, or only open ones
-
     streak = 0
     missed_run = 0
-    today_kind = kind(today)
+    today_kind = _day_kind(by_day.get(today, []))
     if today_kind == "good":
         streak = 1
     if today_kind == "bad" and Status.PENDING not in by_day.get(today, []):
         missed_run = 1
     oldest = min(by_day) if by_day else today
-    day = today - timedelta(days=1)
+    yesterday = today - timedelta(days=1)
     if today_kind in ("good", "neutral"):
-        while day >= oldest:
-            k = kind(day)
-            if k == "good":
-                streak += 1
-            elif k != "neutral":
-                break
-            day -= timedelta(days=1)
-    day = today - timedelta(days=1)
+        streak += _count_back(by_day, yesterday, oldest, "good")
     if today_kind in ("bad", "neutral"):
-        while day >= oldest:
-            k = kind(day)
-            if k == "bad":
-                missed_run += 1
-            elif k != "neutral":
-                break
-            day -= timedelta(days=1)
+        missed_run += _count_back(by_day, yesterday, oldest, "bad")
     monday = today - timedelta(days=today.weekday())
     adherence_7d, planned_7d, done_7d = _share(rows, today - timedelta(days=6), today)
     this_week, _, _ = _share(rows, monday, today)

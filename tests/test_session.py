@@ -146,6 +146,25 @@ def test_stats_a_pause_is_neutral_and_a_bad_day_breaks_the_streak() -> None:
     assert empty.adherence_7d is None and empty.adherence_this_week is None and empty.streak_days == 0
 
 
+def test_count_back_passes_neutral_days_and_stops_at_another_kind_or_the_oldest_day() -> None:
+    d = TODAY
+    by_day = {
+        d - timedelta(days=6): ["done"],
+        d - timedelta(days=5): ["missed"],
+        d - timedelta(days=4): ["done"],
+        d - timedelta(days=3): ["pending"],  # only open sessions: neutral
+        d - timedelta(days=2): ["done", "pending"],
+    }  # d - 1: no sessions, neutral
+    yesterday, oldest = d - timedelta(days=1), min(by_day)
+    assert core._count_back(by_day, yesterday, oldest, "good") == 2  # -2 and -4; the bad -5 ends the run
+    assert core._count_back(by_day, yesterday, oldest, "bad") == 0  # the first day that is not neutral is good
+    assert core._count_back(by_day, d - timedelta(days=5), oldest, "bad") == 1
+    assert core._count_back(by_day, yesterday, d - timedelta(days=3), "good") == 1  # not past the oldest day
+    assert core._count_back(by_day, yesterday, d, "good") == 0
+    mixed = {d: ["done", "skipped"]}
+    assert core._count_back(mixed, d, d, "good") == 0 and core._count_back(mixed, d, d, "bad") == 0
+
+
 # --- the state machine, on both databases ---------------------------------------------------------
 
 

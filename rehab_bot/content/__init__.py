@@ -416,7 +416,7 @@ def _check_fields(
     return good, ok
 
 
-def _entries(f: _File, data: dict[str, Any], table: str) -> Iterator[tuple[_DataPath, dict[str, Any]]]:
+def _entries(f: _File, data: dict[str, Any], table: str) -> list[dict[str, Any]]:
     """The [[table]] entries of a file, after checking the file's top-level keys."""
     for key in data:
         if key != table:
@@ -424,9 +424,8 @@ def _entries(f: _File, data: dict[str, Any], table: str) -> Iterator[tuple[_Data
     entries = data.get(table, [])
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         f.at((), f"'{table}' must be a list of [[{table}]] tables", table)
-        return
-    for i, raw in enumerate(entries):
-        yield (table, i), raw
+        return []
+    return entries
 
 
 @dataclass
@@ -468,6 +467,27 @@ def _entry_header(
     return entry_id, enabled
 
 
+def _enabled_entries(
+    f: _File, raws: list[dict[str, Any]], kind: str, result: list[_Entry], *, skip_bad_enabled: bool = False
+) -> Iterator[tuple[str, _DataPath, dict[str, Any]]]:
+    """The [[kind]] entries to parse, as (id, path, raw), after checking id and enabled.
+
+    Passes over entries without a good id; for enabled = false it appends the disabling
+    stub to result instead, so that result keeps the file's order. skip_bad_enabled: pass
+    over entries whose enabled is not true or false too (else they are parsed as enabled).
+    """
+    seen: dict[str, int] = {}
+    for i, raw in enumerate(raws):
+        path: _DataPath = (kind, i)
+        entry_id, enabled = _entry_header(f, raw, path, kind, seen)
+        if entry_id is None or (skip_bad_enabled and type(raw.get("enabled", True)) is not bool):
+            continue
+        if not enabled:
+            result.append(_Entry(entry_id, None, f, path))
+            continue
+        yield entry_id, path, raw
+
+
 _EXERCISE_SPECS = {
     "id": _Spec("str"),
     "enabled": _Spec("bool", required=False),
@@ -483,15 +503,8 @@ _EXERCISE_SPECS = {
 
 
 def _parse_exercises(f: _File, data: dict[str, Any]) -> list[_Entry]:
-    result = []
-    seen: dict[str, int] = {}
-    for path, raw in _entries(f, data, "exercise"):
-        entry_id, enabled = _entry_header(f, raw, path, "exercise", seen)
-        if entry_id is None:
-            continue
-        if not enabled:
-            result.append(_Entry(entry_id, None, f, path))
-            continue
+    result: list[_Entry] = []
+    for entry_id, path, raw in _enabled_entries(f, _entries(f, data, "exercise"), "exercise", result):
         what = f"exercise '{entry_id}'"
         v, ok = _check_fields(f, raw, path, what, _EXERCISE_SPECS)
         media, kind = v.get("media"), v.get("media_kind")
@@ -666,15 +679,8 @@ def _check_phase_days(f: _File, what: str, phases: list[tuple[Phase, _DataPath]]
 
 
 def _parse_programmes(f: _File, data: dict[str, Any], refs: dict[str, list[_Ref]]) -> list[_Entry]:
-    result = []
-    seen: dict[str, int] = {}
-    for path, raw in _entries(f, data, "programme"):
-        entry_id, enabled = _entry_header(f, raw, path, "programme", seen)
-        if entry_id is None:
-            continue
-        if not enabled:
-            result.append(_Entry(entry_id, None, f, path))
-            continue
+    result: list[_Entry] = []
+    for entry_id, path, raw in _enabled_entries(f, _entries(f, data, "programme"), "programme", result):
         what = f"programme '{entry_id}'"
         v, ok = _check_fields(f, raw, path, what, _PROGRAMME_SPECS)
         example = v.get("example", False)
@@ -740,15 +746,8 @@ def _placeholder_problem(text: str) -> str | set[str]:
 
 
 def _parse_texts(f: _File, data: dict[str, Any]) -> list[_Entry]:
-    result = []
-    seen: dict[str, int] = {}
-    for path, raw in _entries(f, data, "text"):
-        entry_id, enabled = _entry_header(f, raw, path, "text", seen)
-        if entry_id is None:
-            continue
-        if not enabled:
-            result.append(_Entry(entry_id, None, f, path))
-            continue
+    result: list[_Entry] = []
+    for entry_id, path, raw in _enabled_entries(f, _entries(f, data, "text"), "text", result):
         what = f"text '{entry_id}'"
         specs = dict(_TEXT_SPECS)
         if entry_id == "consent":

@@ -33,8 +33,8 @@ from rehab_bot.content import (
     LANGUAGES,
     _check_fields,
     _DataPath,
+    _enabled_entries,
     _Entry,
-    _entry_header,
     _File,
     _merge,
     _Spec,
@@ -466,15 +466,7 @@ def _parse_item(f: _File, raw: dict[str, Any], path: _DataPath, what: str, text_
 
 def _parse_questionnaires(f: _File, raws: list[Any], text_refs: list[_TextRef]) -> list[_Entry]:
     result: list[_Entry] = []
-    seen: dict[str, int] = {}
-    for i, raw in enumerate(raws):
-        path: _DataPath = ("questionnaire", i)
-        entry_id, enabled = _entry_header(f, raw, path, "questionnaire", seen)
-        if entry_id is None or type(raw.get("enabled", True)) is not bool:
-            continue
-        if not enabled:
-            result.append(_Entry(entry_id, None, f, path))
-            continue
+    for entry_id, path, raw in _enabled_entries(f, raws, "questionnaire", result, skip_bad_enabled=True):
         what = f"questionnaire '{entry_id}'"
         raw_cadence = raw.get("cadence")
         checked = {k: val for k, val in raw.items() if k != "cadence"}
@@ -613,15 +605,7 @@ _NUMBER_KEYS = ("threshold", "rise", "min_score")
 
 def _parse_rules(f: _File, raws: list[Any], text_refs: list[_TextRef]) -> list[_Entry]:
     result: list[_Entry] = []
-    seen: dict[str, int] = {}
-    for i, raw in enumerate(raws):
-        path: _DataPath = ("rule", i)
-        entry_id, enabled = _entry_header(f, raw, path, "rule", seen)
-        if entry_id is None or type(raw.get("enabled", True)) is not bool:
-            continue
-        if not enabled:
-            result.append(_Entry(entry_id, None, f, path))
-            continue
+    for entry_id, path, raw in _enabled_entries(f, raws, "rule", result, skip_bad_enabled=True):
         what = f"rule '{entry_id}'"
         numbers = {k: raw[k] for k in _NUMBER_KEYS if k in raw}
         checked = {k: val for k, val in raw.items() if k not in _NUMBER_KEYS}
@@ -714,15 +698,7 @@ _MESSAGE_SPECS = {
 
 def _parse_messages(f: _File, raws: list[Any]) -> list[_Entry]:
     result: list[_Entry] = []
-    seen: dict[str, int] = {}
-    for i, raw in enumerate(raws):
-        path: _DataPath = ("message", i)
-        entry_id, enabled = _entry_header(f, raw, path, "message", seen)
-        if entry_id is None or type(raw.get("enabled", True)) is not bool:
-            continue
-        if not enabled:
-            result.append(_Entry(entry_id, None, f, path))
-            continue
+    for entry_id, path, raw in _enabled_entries(f, raws, "message", result, skip_bad_enabled=True):
         what = f"message '{entry_id}'"
         v, ok = _check_fields(f, raw, path, what, _MESSAGE_SPECS)
         trigger = v.get("trigger")
@@ -775,20 +751,12 @@ def _parse_messages(f: _File, raws: list[Any]) -> list[_Entry]:
 
 def _parse_crisis(f: _File, raws: list[Any]) -> list[_Entry]:
     result: list[_Entry] = []
-    seen: dict[str, int] = {}
     specs = {
         "id": _Spec("str"),
         "enabled": _Spec("bool", required=False),
         **{lang: _Spec("strlist") for lang in LANGUAGES},
     }
-    for i, raw in enumerate(raws):
-        path: _DataPath = ("crisis", i)
-        entry_id, enabled = _entry_header(f, raw, path, "crisis", seen)
-        if entry_id is None or type(raw.get("enabled", True)) is not bool:
-            continue
-        if not enabled:
-            result.append(_Entry(entry_id, None, f, path))
-            continue
+    for entry_id, path, raw in _enabled_entries(f, raws, "crisis", result, skip_bad_enabled=True):
         what = f"crisis list '{entry_id}'"
         v, ok = _check_fields(f, raw, path, what, specs)
         for lang in LANGUAGES:

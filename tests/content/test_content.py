@@ -13,6 +13,9 @@ from rehab_bot.content import (
     LANGUAGES,
     REQUIRED_TEXTS,
     ContentError,
+    _enabled_entries,
+    _Entry,
+    _File,
     load_content,
 )
 
@@ -316,6 +319,28 @@ def test_duplicate_ids_within_one_file(tmp_path: Path) -> None:
     )
     errors = load_errors(tmp_path)
     assert_error(errors, path, marked_line(path), "duplicate exercise id 'dup' (first defined on line 3)")
+
+
+@pytest.mark.parametrize("skip_bad_enabled", [False, True])
+def test_enabled_entries_keeps_file_order_and_passes_over_bad_headers(skip_bad_enabled: bool) -> None:
+    errors: list[str] = []
+    f = _File(Path("things.toml"), "test", errors)
+    raws = [
+        {"id": "a"},
+        {"id": "b", "enabled": False},
+        {"enabled": True},  # no id
+        {"id": "c", "enabled": "no"},
+        {"id": "a"},  # duplicate
+        {"id": "d"},
+    ]
+    result: list[_Entry] = []
+    for entry_id, path, raw in _enabled_entries(f, raws, "thing", result, skip_bad_enabled=skip_bad_enabled):
+        assert raw is raws[path[1]]
+        result.append(_Entry(entry_id, raw, f, path))
+    parsed = [(e.id, e.path, e.value is not None) for e in result]
+    bad_enabled = [] if skip_bad_enabled else [("c", ("thing", 3), True)]
+    assert parsed == [("a", ("thing", 0), True), ("b", ("thing", 1), False), *bad_enabled, ("d", ("thing", 5), True)]
+    assert len(errors) == 3, errors  # the missing id, the bad enabled, the duplicate
 
 
 def test_missing_language_variant(tmp_path: Path) -> None:
