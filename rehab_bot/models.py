@@ -132,6 +132,13 @@ class Patient(SQLModel, table=True):
     discharged_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     last_activity_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # The typed answer the bot is waiting for after a /settings or /pause
+    # question: "" (none), "times", "tz", "quiet" or "date", and when it was
+    # asked (by the injected clock; the question expires). Stored here, not in
+    # memory, so an answer typed after a restart is still understood. See
+    # rehab_bot/bot/patient.py.
+    awaiting: str = ""
+    awaiting_since: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class ReminderRule(SQLModel, table=True):

@@ -29,7 +29,7 @@ from sqlmodel import select as select_models
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rehab_bot import alert as alerts
-from rehab_bot import audit, checkin, programme
+from rehab_bot import audit, checkin, programme, timezones
 from rehab_bot import session as sessions
 from rehab_bot.config import ClinicConfig, DeliveryConfig
 from rehab_bot.content import Content
@@ -241,6 +241,64 @@ def set_quiet_hours(session: AsyncSession, patient: Patient, start: str | None, 
         start, end = parse_quiet_hours(f"{start}-{end}")
     patient.quiet_start, patient.quiet_end = start, end
     session.add(patient)
+
+
+# --- typed answers the bot waits for ---------------------------------------------------
+
+# What a /settings or /pause question asks the patient to type.
+AWAITABLE = frozenset({"times", "tz", "quiet", "date"})
+
+
+@dataclass(frozen=True)
+class Awaited:
+    """The typed answer a patient owes: its kind, and whether the question has expired."""
+
+    kind: str
+    expired: bool
+
+
+def expect_input(session: AsyncSession, patient: Patient, kind: str, now: datetime) -> None:
+    """Remember (in the patient's row, so across restarts) that a typed answer of `kind` is awaited."""
+    if kind not in AWAITABLE:
+        raise ValueError(f"unknown typed answer {kind!r}")
+    patient.awaiting, patient.awaiting_since = kind, now
+    session.add(patient)
+
+
+def forget_input(session: AsyncSession, patient: Patient) -> bool:
+    """No typed answer is awaited any more; whether one was."""
+    if not patient.awaiting and patient.awaiting_since is None:
+        return False
+    patient.awaiting, patient.awaiting_since = "", None
+    session.add(patient)
+    return True
+
+
+def awaited_input(patient: Patient, now: datetime, minutes: int) -> Awaited | None:
+    """The typed answer the patient owes, if any; expired once the question is older than `minutes`."""
+    if patient.awaiting not in AWAITABLE:
+        return None
+    since = patient.awaiting_since
+    expired = since is None or now - since > timedelta(minutes=minutes)
+    return Awaited(kind=patient.awaiting, expired=expired)
+
+
+def looks_like_answer(kind: str, text: str, today: date) -> bool:
+    """Whether `text` reads as an answer to a question of `kind` (valid, or only out of range)."""
+    try:
+        if kind == "times":
+            parse_times(text)
+        elif kind == "quiet":
+            parse_quiet_hours(text)
+        elif kind == "tz":
+            return timezones.zone_from_text(text) is not None
+        elif kind == "date":
+            parse_pause_date(text, today)
+        else:
+            return False
+    except InputError as error:
+        return error.code in ("times_duplicate", "date_past", "date_far")
+    return True
 
 
 # --- pause, resume, stop ---------------------------------------------------------------
@@ -509,6 +567,8 @@ async def erase(session: AsyncSession, patient: Patient, *, now: datetime, clini
         "unreachable_reason",
         "discharged_at",
         "last_activity_at",
+        "awaiting",
+        "awaiting_since",
     ):
         setattr(patient, name, getattr(defaults, name))
     patient.status = PatientStatus.STOPPED.value

@@ -497,3 +497,51 @@ async def test_new_times_without_a_programme_move_the_existing_rules(
         ("10:00", True, berlin(TODAY, "10:00")),
         ("19:00", True, berlin(TODAY, "19:00")),
     ]
+
+
+# --- typed answers awaited -------------------------------------------------------------------------
+
+
+async def test_an_awaited_typed_answer_is_stored_expires_by_the_clock_and_is_erased(
+    db: Database, clock: FakeClock
+) -> None:
+    patient, _ = await make_patient(db, clock, times=())
+    async with db.session() as s:
+        fresh = await s.get(Patient, patient.id)
+        assert fresh is not None
+        assert core.awaited_input(fresh, clock.now(), 15) is None
+        core.expect_input(s, fresh, "times", clock.now())
+        await s.commit()
+    async with db.session() as s:  # a new session: what a restarted process sees
+        fresh = await s.get(Patient, patient.id)
+        assert fresh is not None and fresh.awaiting_since == clock.now()
+        assert core.awaited_input(fresh, clock.now() + timedelta(minutes=15), 15) == core.Awaited("times", False)
+        assert core.awaited_input(fresh, clock.now() + timedelta(minutes=16), 15) == core.Awaited("times", True)
+        exported = await core.export(s, fresh, clock.now())
+        assert exported["patient"]["awaiting"] == "times"
+        await core.erase(s, fresh, now=clock.now(), clinic=replace(ClinicConfig(), alert_chat_id=None))
+        await s.commit()
+    async with db.session() as s:
+        gone = await s.get(Patient, patient.id)
+        assert gone is not None and (gone.awaiting, gone.awaiting_since) == ("", None)
+    with pytest.raises(ValueError):
+        core.expect_input(s, gone, "banana", clock.now())
+
+
+@pytest.mark.parametrize(
+    ("kind", "text", "answer"),
+    [
+        ("times", "07:30, 12:30", True),
+        ("times", "8:00 8:00", True),  # a duplicate is still an attempt at times
+        ("times", "thank you", False),
+        ("quiet", "22-7", True),
+        ("quiet", "late", False),
+        ("tz", "Berlin", True),
+        ("tz", "my knee is fine", False),
+        ("date", "20.06.2026", True),
+        ("date", "2026-01-01", True),  # in the past, but a date
+        ("date", "next week", False),
+    ],
+)
+def test_what_reads_as_an_answer(kind: str, text: str, answer: bool) -> None:
+    assert core.looks_like_answer(kind, text, TODAY) is answer

@@ -10,9 +10,11 @@ pressing account. Confirmations that cannot be undone (/delete, /stop)
 carry the minute they were offered and expire after CONFIRM_MINUTES.
 
 Typed answers (new times, a timezone, quiet hours, a pause date) are
-awaited per user in ``user_data`` for INPUT_MINUTES; the text handler runs
-in its own group before the other features and lets every text through
-that it is not waiting for.
+awaited in the patient's row (``Patient.awaiting`` and ``awaiting_since``,
+by the injected clock), so an answer typed after a restart is understood;
+the question expires after INPUT_MINUTES. The text handler runs in its own
+group before the other features and lets every text through that it is not
+waiting for.
 """
 
 from __future__ import annotations
@@ -49,7 +51,6 @@ log = logging.getLogger(__name__)
 
 CONFIRM_MINUTES = 15
 INPUT_MINUTES = 15
-INPUT_KEY = "patient_input"
 INPUT_GROUP = -2  # before enrolment's and staff's text handlers (group -1)
 
 LANGUAGE_NAMES = {"en": "English", "de": "Deutsch"}
@@ -249,8 +250,8 @@ def settings_buttons(lang: str) -> list[list[tuple[str, str]]]:
 
 async def settings_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Show the settings and what can be changed."""
-    _forget_input(context)
     patient = await patient_for(update, context)
+    await _forget_input(context, patient)
     if patient is not None:
         lang = patient.language
         await _reply(update, settings_text(lang, patient, context), settings_buttons(lang))
@@ -274,8 +275,8 @@ def pause_buttons(lang: str) -> list[list[tuple[str, str]]]:
 
 async def pause_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Offer to pause the reminders until a date."""
-    _forget_input(context)
     patient = await patient_for(update, context)
+    await _forget_input(context, patient)
     if patient is None:
         raise ApplicationHandlerStop
     lang = patient.language
@@ -314,8 +315,8 @@ async def _pause(db: Any, patient: Patient, until: date, now: datetime) -> str:
 
 async def resume_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """End a pause or a stop now."""
-    _forget_input(context)
     patient = await patient_for(update, context)
+    await _forget_input(context, patient)
     if patient is None:
         raise ApplicationHandlerStop
     s = svc(context)
@@ -341,8 +342,8 @@ async def resume_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
 
 async def mydata_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Send every piece of data the bot holds about the patient as a JSON file."""
-    _forget_input(context)
     patient = await patient_for(update, context)
+    await _forget_input(context, patient)
     message = update.effective_message
     if patient is None or message is None:
         raise ApplicationHandlerStop
@@ -368,8 +369,8 @@ def _fresh(stamp: str, now: datetime) -> bool:
 
 async def delete_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Ask whether to delete all the patient's data."""
-    _forget_input(context)
     patient = await patient_for(update, context)
+    await _forget_input(context, patient)
     if patient is not None:
         lang, stamp = patient.language, _stamp(svc(context).clock.now())
         text = t(
@@ -388,8 +389,8 @@ async def delete_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
 
 async def stop_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Ask whether to stop all messages."""
-    _forget_input(context)
     patient = await patient_for(update, context)
+    await _forget_input(context, patient)
     if patient is not None:
         lang, stamp = patient.language, _stamp(svc(context).clock.now())
         text = t(lang, "Stop all messages from this bot? You can start again at any time with /resume.")
@@ -458,7 +459,7 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         handled = True
     elif what == "pause" and args == ["date"]:
         await query.answer()
-        await _expect(context, "date", now)
+        await _expect(context, patient, "date", now)
         await message.edit_reply_markup(reply_markup=None)
         await message.reply_text(t(lang, "Until which date? Send it like 24.06.2026 (the last day without reminders)."))
         handled = True
@@ -508,12 +509,12 @@ async def _settings_button(
         prompt = t(lang, "Send your new session times, like: {example}", example=current)
         if needed is not None:
             prompt += "\n" + t(lang, "Your programme has {n} sessions a day.", n=needed)
-        await _expect(context, "times", now)
+        await _expect(context, patient, "times", now)
         await message.reply_text(prompt)
         return True
     if args == ["tz"]:
         await query.answer()
-        await _expect(context, "tz", now)
+        await _expect(context, patient, "tz", now)
         await message.reply_text(
             t(lang, "Which city are you in? Send its name (e.g. Berlin) or a timezone like Europe/Vienna.")
         )
@@ -554,7 +555,7 @@ async def _settings_button(
         return True
     if args == ["quiet", "own"]:
         await query.answer()
-        await _expect(context, "quiet", now)
+        await _expect(context, patient, "quiet", now)
         await message.reply_text(t(lang, "Send your quiet hours, e.g. 22:00-07:00. I send no reminders then."))
         return True
     return False
@@ -562,56 +563,76 @@ async def _settings_button(
 
 # --- typed answers ------------------------------------------------------------------------------------
 
-
-async def _expect(context: ContextTypes.DEFAULT_TYPE, kind: str, now: datetime) -> None:
-    if context.user_data is not None:
-        context.user_data[INPUT_KEY] = {"kind": kind, "at": now.isoformat()}
-
-
-def _forget_input(context: ContextTypes.DEFAULT_TYPE) -> None:
-    if context.user_data is not None:
-        context.user_data.pop(INPUT_KEY, None)
+# Said when the patient answers a question that has expired, by what it asked.
+EXPIRED_INPUT = {
+    "times": N_("Sorry, that question has expired, so I changed nothing. To change your settings, send /settings."),
+    "tz": N_("Sorry, that question has expired, so I changed nothing. To change your settings, send /settings."),
+    "quiet": N_("Sorry, that question has expired, so I changed nothing. To change your settings, send /settings."),
+    "date": N_("Sorry, that question has expired, so I paused nothing. To pause your reminders, send /pause."),
+}
 
 
-def _awaited(context: ContextTypes.DEFAULT_TYPE, now: datetime) -> str | None:
-    data = context.user_data.get(INPUT_KEY) if context.user_data is not None else None
-    if not isinstance(data, dict):
-        return None
-    try:
-        since = datetime.fromisoformat(str(data.get("at")))
-    except ValueError:
-        return None
-    if now - since > timedelta(minutes=INPUT_MINUTES):
-        _forget_input(context)
-        return None
-    kind = data.get("kind")
-    return kind if isinstance(kind, str) else None
+async def _expect(context: ContextTypes.DEFAULT_TYPE, patient: Patient, kind: str, now: datetime) -> None:
+    """Wait for a typed answer of `kind`: stored in the patient's row, so it survives a restart."""
+    async with svc(context).db.session() as db:
+        fresh = await db.get(Patient, patient.id)
+        if fresh is None:
+            return
+        core.expect_input(db, fresh, kind, now)
+        await db.commit()
+
+
+async def _forget_input(context: ContextTypes.DEFAULT_TYPE, patient: Patient | None) -> None:
+    """Stop waiting for a typed answer (another command was chosen instead)."""
+    if patient is None or (not patient.awaiting and patient.awaiting_since is None):
+        return
+    async with svc(context).db.session() as db:
+        fresh = await db.get(Patient, patient.id)
+        if fresh is not None and core.forget_input(db, fresh):
+            await db.commit()
+    patient.awaiting, patient.awaiting_since = "", None
 
 
 async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """A typed answer to a settings or pause question; any other text passes on untouched."""
+    """A typed answer to a settings or pause question; any other text passes on untouched.
+
+    What is awaited is read from the patient's row, so an answer typed after a
+    restart is understood. The answer is applied and the question closed in
+    one transaction; bad input keeps the question open. An answer to an
+    expired question is told so; other text after one passes on.
+    """
     message, user = update.effective_message, update.effective_user
     if message is None or message.text is None or user is None:
         return
     s = svc(context)
     now = s.clock.now()
-    kind = _awaited(context, now)
-    if kind is None:
-        return
     async with s.db.session() as db:
-        standing, patient = await core.standing(db, user.id)
-        if standing != core.Standing.PATIENT or patient is None:
-            _forget_input(context)
+        patient = await core.find(db, user.id)
+        if patient is None or not patient.awaiting:
+            return
+        awaited = core.awaited_input(patient, now, INPUT_MINUTES)
+        if awaited is None or patient.status not in core.ENROLLED:
+            core.forget_input(db, patient)
+            await db.commit()
             return
         lang = patient.language
+        if awaited.expired:
+            core.forget_input(db, patient)
+            await db.commit()
+            today = sessions.local_today(patient, now)
+            if not core.looks_like_answer(awaited.kind, message.text, today):
+                return  # not an answer to the old question: the other features see it
+            log.info("patient %s answered an expired %s question", patient.id, awaited.kind)
+            await message.reply_text(t(lang, EXPIRED_INPUT[awaited.kind]))
+            raise ApplicationHandlerStop
         try:
-            reply = await _apply_input(db, context, patient, kind, message.text, now)
+            reply = await _apply_input(db, context, patient, awaited.kind, message.text, now)
         except core.InputError as error:
-            await db.rollback()
+            await db.rollback()  # the question stays open
             await message.reply_text(t(lang, INPUT_ERRORS[error.code], **error.params))
             raise ApplicationHandlerStop from None
+        core.forget_input(db, patient)
         await db.commit()
-    _forget_input(context)
     if reply is not None:
         await message.reply_text(reply)
     else:

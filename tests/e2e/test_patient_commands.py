@@ -14,6 +14,8 @@ from sqlmodel import col, select
 from rehab_bot import patient as patient_core
 from rehab_bot import programme
 from rehab_bot.bot import patient as patient_bot
+from rehab_bot.bot.app import build_application, services, start_polling_app, stop_app
+from rehab_bot.db import Database
 from rehab_bot.i18n import t
 from rehab_bot.models import ExerciseSession, Kind, Patient, PatientStatus, ReminderRule
 
@@ -239,6 +241,157 @@ async def test_settings_timezone_language_and_quiet_hours(bot: Any, tg: FakeTele
     assert (await stored(bot, patient)).language == "de"
     [today] = await command(user, "/today")
     assert today.text.startswith(t("de", "📅 Your sessions today:"))
+
+
+# --- typed answers across a restart, and expired questions ----------------------------------------------
+
+NOTE_OFFER = "I cannot read or answer messages myself. Shall I save this as a note for your therapist?"
+EXPIRED_SETTINGS = "Sorry, that question has expired, so I changed nothing. To change your settings, send /settings."
+EXPIRED_PAUSE = "Sorry, that question has expired, so I paused nothing. To pause your reminders, send /pause."
+
+
+async def restart(bot: Any) -> Any:
+    """Stop the bot and start a new Application (a new process) on the same database; return its app."""
+    url, schema = bot.db.url, bot.db.pg_schema
+    await stop_app(bot.app)
+    app = build_application(bot.config, clock=bot.clock, db=Database(url, pg_schema=schema))
+    await start_polling_app(app, poll_timeout=1)
+    return app
+
+
+async def stored_in(app: Any, patient: Patient) -> Patient:
+    async with services(app).db.session() as s:
+        fresh = await s.get(Patient, patient.id)
+        assert fresh is not None
+        return fresh
+
+
+async def rules_in(app: Any, patient: Patient) -> list[ReminderRule]:
+    async with services(app).db.session() as s:
+        fresh = await s.get(Patient, patient.id)
+        assert fresh is not None
+        return await programme.session_rules(s, fresh)
+
+
+async def test_settings_typed_times_are_understood_across_a_restart(
+    bot_factory: Any, tg: FakeTelegram, backend: str
+) -> None:
+    bot = await bot_factory(backend, delivery={"per_chat_interval": 0.02})
+    patient = await enrolled(bot, 8100)
+    user = tg.user(8100)
+    [menu] = await command(user, "/settings")
+    [prompt] = await press(user, "🕒 Times", 1, menu)
+    assert prompt.text.startswith("Send your new session times")
+    asked = await stored(bot, patient)
+    assert (asked.awaiting, asked.awaiting_since) == ("times", bot.clock.now()), "the question is in the database"
+    bot.clock.advance(timedelta(minutes=3))
+
+    # The bot restarts while the patient is typing: a new process on the same database.
+    app = await restart(bot)
+    try:
+        # Bad input after the restart: a clear answer, and the question stays open.
+        [reply] = await command(user, "07:30")
+        assert reply.text == "Your programme has 3 sessions a day: please send 3 times."
+        [reply] = await command(user, "half past seven")
+        assert reply.text == "I could not read that. Please send times like 08:00, 13:00, 18:00."
+        assert (await stored_in(app, patient)).awaiting == "times"
+        assert [r.local_time for r in await rules_in(app, patient)] == ["09:00", "13:00", "18:00"], "nothing lost"
+        [saved] = await command(user, "07:30, 12:30, 17:30")
+        assert saved.text.startswith("✅ Saved.") and "Session times: 07:30, 12:30, 17:30" in saved.text
+        assert saved.button_labels == ["🕒 Times", "🌍 Timezone", "🗣 Language", "🌙 Quiet hours"]
+        rules = await rules_in(app, patient)
+        assert [r.local_time for r in rules] == ["07:30", "12:30", "17:30"]
+        assert rules[1].next_due_at == berlin(WED, "12:30", 0)
+        done = await stored_in(app, patient)
+        assert (done.session_times, done.awaiting, done.awaiting_since) == ("07:30,12:30,17:30", "", None)
+        # Answered: the next text is nobody's answer and passes on to the other features.
+        [other] = await command(user, "08:00 12:00 17:00")
+        assert other.text == NOTE_OFFER
+        assert [r.local_time for r in await rules_in(app, patient)] == ["07:30", "12:30", "17:30"]
+    finally:
+        await stop_app(app)
+
+
+async def test_a_typed_pause_date_is_understood_across_a_restart(
+    bot_factory: Any, tg: FakeTelegram, backend: str
+) -> None:
+    bot = await bot_factory(backend, delivery={"per_chat_interval": 0.02})
+    patient = await enrolled(bot, 8110)
+    user = tg.user(8110)
+    [offer] = await command(user, "/pause")
+    [_edited, prompt] = await press(user, "📅 Choose a date", 2, offer)
+    assert prompt.text.startswith("Until which date?")
+    assert (await stored(bot, patient)).awaiting == "date"
+    app = await restart(bot)
+    try:
+        [reply] = await command(user, "next week")
+        assert reply.text.startswith("I could not read that date.")
+        [reply] = await command(user, "2026-06-01")
+        assert reply.text == "That date has already passed. Please send a date from today on."
+        assert (await stored_in(app, patient)).status == PatientStatus.ACTIVE
+        [reply] = await command(user, "20.06.2026")
+        assert reply.text.startswith("⏸ Reminders paused until Saturday, June 20, 2026.")
+        p = await stored_in(app, patient)
+        assert (p.status, p.paused_until, p.awaiting) == (PatientStatus.PAUSED, date(2026, 6, 20), "")
+        # Reminders are skipped while paused, by the new process too.
+        bot.clock.set(berlin(WED, "09:00"))
+        dispatcher = services(app).dispatcher
+        assert dispatcher is not None
+        await dispatcher.tick(wait=True)
+        await user.expect_silence(0.3)
+    finally:
+        await stop_app(app)
+
+
+async def test_an_answer_to_an_expired_question_is_told_so_and_changes_nothing(
+    bot_factory: Any, tg: FakeTelegram, backend: str
+) -> None:
+    bot = await bot_factory(backend, delivery={"per_chat_interval": 0.02})
+    patient = await enrolled(bot, 8120)
+    user = tg.user(8120)
+    # Just within the time (by the bot's clock, not the wall clock), an answer still counts.
+    [menu] = await command(user, "/settings")
+    await press(user, "🌍 Timezone", 1, menu)
+    bot.clock.advance(timedelta(minutes=patient_bot.INPUT_MINUTES))
+    [saved] = await command(user, "London")
+    assert "Timezone: London" in saved.text
+    assert (await stored(bot, patient)).timezone == "Europe/London"
+
+    # Too late, and across a restart: the question has expired; a kind answer says how to start again.
+    [prompt] = await press(user, "🕒 Times", 1, saved)
+    assert prompt.text.startswith("Send your new session times")
+    bot.clock.advance(timedelta(minutes=patient_bot.INPUT_MINUTES + 1))
+    app = await restart(bot)
+    try:
+        [reply] = await command(user, "07:30, 12:30, 17:30")
+        assert reply.text == EXPIRED_SETTINGS
+        p = await stored_in(app, patient)
+        assert (p.session_times, p.awaiting, p.awaiting_since) == ("09:00,13:00,18:00", "", None)
+        assert [r.local_time for r in await rules_in(app, patient)] == ["09:00", "13:00", "18:00"]
+        # Starting again works as usual.
+        [menu] = await command(user, "/settings")
+        await press(user, "🕒 Times", 1, menu)
+        [saved] = await command(user, "07:30, 12:30, 17:30")
+        assert saved.text.startswith("✅ Saved.") and "Session times: 07:30, 12:30, 17:30" in saved.text
+
+        # An expired pause question; and text after an expired question that is no answer to it
+        # is not swallowed: it passes on (here: the offer to keep it as a note).
+        [offer] = await command(user, "/pause")
+        await press(user, "📅 Choose a date", 2, offer)
+        bot.clock.advance(timedelta(hours=2))
+        [reply] = await command(user, "20.06.2026")
+        assert reply.text == EXPIRED_PAUSE
+        assert (await stored_in(app, patient)).status == PatientStatus.ACTIVE
+        [menu] = await command(user, "/settings")
+        [choices] = await press(user, "🌙 Quiet hours", 1, menu)
+        await press(user, "Set my own", 1, choices)
+        bot.clock.advance(timedelta(days=1))
+        [other] = await command(user, "Thank you for the exercises")
+        assert other.text == NOTE_OFFER
+        p = await stored_in(app, patient)
+        assert (p.quiet_start, p.quiet_end, p.awaiting) == (None, None, "")
+    finally:
+        await stop_app(app)
 
 
 # --- /pause and /resume -----------------------------------------------------------------------------
