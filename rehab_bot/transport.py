@@ -254,17 +254,29 @@ class TelegramSender:
         self._unsettled: list[tuple[SettleMany, SentItem]] = []
 
     async def prepare(self, messages: Sequence[DueMessage]) -> None:
-        """Render a claimed window at once where the renderer can; the rest render one by one in send()."""
+        """Render a claimed window before its sends start: in one batch where the renderer can, else in turn.
+
+        Rendering one message after another here, rather than inside the
+        concurrent sends, keeps the renderers' database writes from queueing
+        behind each other (SQLite has one writer; each waiting transaction
+        costs CPU in its retry loop).
+        """
         if self.render_many is None or not messages:
             return
+        rendered: dict[int, OutgoingMessage | None] = {}
         try:
             rendered = await self.render_many(messages)
         except Exception:  # a bug in batch rendering must not stall the queue: render one by one
             log.exception("batch rendering of %d deliveries failed; rendering one by one", len(messages))
-            return
-        attempts = {m.delivery_id: m.attempts for m in messages}
-        for delivery_id, outgoing in rendered.items():
-            self._prepared[(delivery_id, attempts[delivery_id])] = outgoing
+        for message in messages:
+            key = (message.delivery_id, message.attempts)
+            if message.delivery_id in rendered:
+                self._prepared[key] = rendered[message.delivery_id]
+                continue
+            try:
+                self._prepared[key] = await self.render(message)
+            except Exception:  # send() renders it again and the engine records the failure
+                log.exception("rendering delivery %d failed", message.delivery_id)
 
     def forget(self, messages: Iterable[DueMessage]) -> None:
         """Drop what was rendered ahead for messages that will not be sent now (cancelled)."""

@@ -25,6 +25,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy import bindparam, update
 from sqlalchemy.exc import IntegrityError
 from telegram import ForceReply, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest, TelegramError
@@ -47,7 +48,7 @@ from rehab_bot.content import Content, localize
 from rehab_bot.i18n import N_, t
 from rehab_bot.models import CheckIn, Patient, PatientStatus
 from rehab_bot.reminders import DueMessage
-from rehab_bot.transport import OutgoingMessage
+from rehab_bot.transport import OutgoingMessage, SentItem
 
 log = logging.getLogger(__name__)
 
@@ -169,18 +170,22 @@ async def render_checkin(app: Application[Any, Any, Any, Any, Any, Any], message
     if step is None:
         return None
     ids = [c.id for c in checkins if c.id is not None]
-
-    async def remember(message_id: int, _file_id: str | None) -> None:
-        async with s.db.session() as db:
-            for checkin_id in ids:
-                row = await db.get(CheckIn, checkin_id)
-                if row is not None:
-                    row.message_id = message_id
-                    db.add(row)
-            await db.commit()
-
     rendered = step_message(step, message.language, late=message.late)
-    return OutgoingMessage(rendered.text, rendered.buttons, on_sent=remember)
+    return OutgoingMessage(rendered.text, rendered.buttons, settle=(_settle_checkins, (s, ids)))
+
+
+async def _settle_checkins(items: list[SentItem]) -> None:
+    """After a send window: record which message opened each check-in, in one statement for the window."""
+    services = items[0].data[0]
+    table: Any = CheckIn.__table__  # type: ignore[attr-defined]
+    rows = [{"cid": checkin_id, "mid": item.message_id} for item in items for checkin_id in item.data[1]]
+    if not rows:
+        return
+    async with services.db.session() as db:
+        conn = await db.connection()
+        statement = update(table).where(table.c.id == bindparam("cid")).values(message_id=bindparam("mid"))
+        await conn.execute(statement, rows)
+        await db.commit()
 
 
 async def render_motivation(
