@@ -111,8 +111,9 @@ async def startup(
                 "s",
                 "",
                 None,
-                f"a restart right after the busiest slot: the first tick materialises all {due_now:,} due rules "
-                f"before it sends; peak RSS {peak / MB if peak else 0:.0f} MB",
+                f"a restart right after the busiest slot: the first window goes out after one batch of the "
+                f"{due_now:,} due rules, the rest are materialised while it is sent; "
+                f"peak RSS {peak / MB if peak else 0:.0f} MB",
             )
         )
         return elapsed, peak / MB if peak else None
