@@ -258,14 +258,14 @@ async def render_reminders(
     content = content_of(services)
     now = services.clock.now()
     out: dict[int, OutgoingMessage | None] = {}
-    # (message, patient, phase, change, session index) for each reminder that still applies
-    planned: list[tuple[DueMessage, Patient, Phase | None, programme.PhaseChange | None, int]] = []
+    # (message, patient, change, its session, its exercises) for each reminder that still applies
+    planned: list[tuple[DueMessage, Patient, programme.PhaseChange | None, core.Opening, list[Exercise]]] = []
     async with services.db.session() as db:
         ids = {m.patient_id for m in fresh}
         found = await db.exec(select_models(Patient).where(col(Patient.id).in_(ids)))
         by_id = {p.id: p for p in found.all()}
         for m in fresh:
-            assert m.local_date is not None
+            assert m.patient_id is not None and m.local_date is not None
             patient = by_id.get(m.patient_id)
             if patient is None or patient.status != PatientStatus.ACTIVE:
                 out[m.delivery_id] = None
@@ -282,27 +282,13 @@ async def render_reminders(
                 notice = None if change is None else f"🆕 {change.title(lang)}\n\n{change.note(lang).strip()}"
                 out[m.delivery_id] = None if notice is None else OutgoingMessage(notice)
                 continue
-            planned.append((m, patient, phase, change, index))
-        openings = [
-            core.Opening(
-                patient_id=m.patient_id or 0,
-                local_date=m.local_date or now.date(),
-                slot=m.slot,
-                phase_id=phase.id if phase is not None else "",
-                delivery_id=m.delivery_id,
-            )
-            for m, _, phase, _, _ in planned
-        ]
-        opened = await core.open_sessions(db, openings, now)
-        exercises_of = [
-            [content.exercises[x] for x in core.exercises_for(phase, index) if x in content.exercises]
-            for _, _, phase, _, index in planned
-        ]
-        media_of = await _cached_media_many(db, exercises_of)
+            phase_id = phase.id if phase is not None else ""
+            opening = core.Opening(m.patient_id, m.local_date, m.slot, phase_id, m.delivery_id)
+            planned.append((m, patient, change, opening, session_exercises(content, phase, index)))
+        opened = await core.open_sessions(db, [p[3] for p in planned], now)
+        media_of = await _cached_media_many(db, [p[4] for p in planned])
         await db.commit()
-    for (m, patient, _, change, _), opening, exercises, media in zip(
-        planned, openings, exercises_of, media_of, strict=True
-    ):
+    for (m, patient, change, opening, exercises), media in zip(planned, media_of, strict=True):
         es = opened[opening]
         if es.status != core.Status.PENDING:
             out[m.delivery_id] = None
@@ -316,6 +302,11 @@ async def render_reminders(
             settle=(_settle_first_sends, (services, es.id, media.source if media is not None else None)),
         )
     return out
+
+
+def session_exercises(content: Content, phase: Phase | None, index: int) -> list[Exercise]:
+    """The exercises of the index-th session of the day in a phase (ids missing from the catalogue left out)."""
+    return [content.exercises[x] for x in core.exercises_for(phase, index) if x in content.exercises]
 
 
 async def _settle_first_sends(items: list[SentItem]) -> None:
@@ -373,8 +364,7 @@ async def _render_snoozed(
             return None
         if es.local_date < core.local_today(patient, now):
             return None  # held back past its day: the sweep records it as missed
-        phase = programme.current_phase(content, patient, es.local_date)
-        exercises = [content.exercises[x] for x in core.exercises_for(phase, ref.index) if x in content.exercises]
+        exercises = session_exercises(content, programme.current_phase(content, patient, es.local_date), ref.index)
         [media] = await _cached_media_many(db, [exercises])
     assert es.id is not None
     session_id, lang = es.id, patient.language
