@@ -13,7 +13,7 @@ RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin rehab \
     && mkdir /data && chown rehab:rehab /data
 
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY rehab_bot ./rehab_bot
 RUN pip install . && rm -rf /src
 

@@ -37,9 +37,13 @@ def test_entrypoint_is_rehab_bot_run_and_exists_in_the_package() -> None:
 
 
 def test_copied_paths_exist_and_data_volume_holds_the_database() -> None:
-    for line in instruction("COPY"):
-        for source in line.split()[:-1]:
-            assert (ROOT / source).exists(), source
+    copied = {source for line in instruction("COPY") for source in line.split()[:-1]}
+    for source in copied:
+        assert (ROOT / source).exists(), source
+    # pip install in the image builds from pyproject, which names these files.
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    for needed in [project["readme"], *project.get("license-files", [])]:
+        assert needed in copied, f"{needed} is needed to build the package but not copied"
     assert '["/data"]' in " ".join(instruction("VOLUME"))
     env = {
         "REHAB_BOT_DATABASE_URL": "sqlite+aiosqlite:////data/rehab-bot.db",
