@@ -74,7 +74,7 @@ from rehab_bot.config import ClinicConfig
 from rehab_bot.content import Content
 from rehab_bot.content.checkins import CheckinTime, Item, Option, Questionnaire
 from rehab_bot.models import Answer, CheckIn, Kind, Patient, ReminderRule
-from rehab_bot.reminders import add_rule
+from rehab_bot.reminders import add_rule, reschedule_rule
 from rehab_bot.schedule import format_days, zone
 
 log = logging.getLogger(__name__)
@@ -451,6 +451,37 @@ def motivation_time(patient: Patient, content: Content, day_after_surgery: int =
     """When the daily motivation slot fires: a little after the check-in."""
     timing = content.checkin_time or CheckinTime()
     return _at(_minutes(checkin_time(patient, content, day_after_surgery)) + timing.motivation_after_minutes)
+
+
+async def retime(session: AsyncSession, patient: Patient, content: Content, now: datetime) -> int:
+    """Move the evening check-in and motivation to follow new session times; return how many rules moved.
+
+    The rules change in place and keep what they last delivered, so a
+    check-in already sent today is not sent again at its new time.
+    """
+    assert patient.id is not None
+    day = (local_today(patient, now) - day_zero(patient, now)).days
+    wanted = {
+        Kind.CHECKIN.value: checkin_time(patient, content, day).strftime("%H:%M"),
+        Kind.MOTIVATION.value: motivation_time(patient, content, day).strftime("%H:%M"),
+    }
+    rules = (
+        await session.exec(
+            select(ReminderRule).where(
+                ReminderRule.patient_id == patient.id,
+                col(ReminderRule.kind).in_(list(wanted)),
+                col(ReminderRule.active).is_(True),
+                col(ReminderRule.once).is_(False),
+            )
+        )
+    ).all()
+    moved = 0
+    for rule in rules:
+        if rule.local_time != wanted[rule.kind]:
+            rule.local_time = wanted[rule.kind]
+            reschedule_rule(session, rule, patient.timezone, now)
+            moved += 1
+    return moved
 
 
 @dataclass(frozen=True)

@@ -185,13 +185,16 @@ async def set_times(
             session.add(rule)
         patient.session_times = ",".join(times)
         session.add(patient)
+        await checkin.retime(session, patient, content, now)
         await reschedule_patient(session, patient, now)
         return times
     patient.session_times = ",".join(times)
     session.add(patient)
     # The programme keeps one rule per session and updates them in place, so a
-    # session already reminded today is not reminded again at its new time.
+    # session already reminded today is not reminded again at its new time;
+    # the evening check-in moves with the last session the same way.
     await programme.schedule_sessions(session, patient, content, now)
+    await checkin.retime(session, patient, content, now)
     return programme.parse_times(patient.session_times)
 
 

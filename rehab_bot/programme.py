@@ -297,6 +297,7 @@ async def sync_phase(session: AsyncSession, patient: Patient, content: Content, 
     if replanned:
         rules = await schedule_sessions(session, patient, content, now)
         replanned = [r.local_time for r in rules] != before
+        await checkin.retime(session, patient, content, now)  # the evening check-in follows the last session
     log.info("patient %s moved into phase %s", patient.id, phase.id)
     return PhaseChange(previous_id, phase, replanned, parse_times(patient.session_times))
 

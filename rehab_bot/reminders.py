@@ -278,10 +278,15 @@ async def reschedule_patient(session: AsyncSession, patient: Patient, now: datet
         )
     ).all()
     for rule in rules:
-        _apply_occurrence(rule, next_from_now(rule_for(rule, patient.timezone), now, rule.last_local_date))
-        rule.updated_at = now
-        session.add(rule)
+        reschedule_rule(session, rule, patient.timezone, now)
     return len(rules)
+
+
+def reschedule_rule(session: AsyncSession, rule: ReminderRule, tz: str, now: datetime) -> None:
+    """Recompute one rule's next slot after a change, never repeating a slot it already delivered."""
+    _apply_occurrence(rule, next_from_now(rule_for(rule, tz), now, rule.last_local_date))
+    rule.updated_at = now
+    session.add(rule)
 
 
 def _tz(name: str) -> Any:

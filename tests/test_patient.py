@@ -545,3 +545,47 @@ async def test_an_awaited_typed_answer_is_stored_expires_by_the_clock_and_is_era
 )
 def test_what_reads_as_an_answer(kind: str, text: str, answer: bool) -> None:
     assert core.looks_like_answer(kind, text, TODAY) is answer
+
+
+async def test_the_evening_check_in_follows_new_session_times_without_a_second_one_today(
+    db: Database, clock: FakeClock, content: Content
+) -> None:
+    """Check-ins come an hour after the last session (17:00-20:30); moving the sessions moves them."""
+    from rehab_bot import checkin
+
+    patient = await programme_patient(db, clock, content)
+    async with db.session() as s:
+        fresh = await s.get(Patient, patient.id)
+        assert fresh is not None
+        await checkin.schedule_for(s, fresh, content, clock.now())
+        await s.commit()
+    assert {r.local_time for r in await rules_of(db, patient, Kind.CHECKIN)} == {"19:00"}  # 18:00 + 1 h
+    [motivation] = await rules_of(db, patient, Kind.MOTIVATION)
+    assert motivation.local_time == "19:30"
+
+    async def move_to(times: list[str]) -> None:
+        async with db.session() as s:
+            fresh = await s.get(Patient, patient.id)
+            assert fresh is not None
+            await core.set_times(s, fresh, times, content=content, delivery=NO_QUIET, now=clock.now())
+            await s.commit()
+
+    await move_to(["08:00", "12:00", "15:00"])  # 16:00 is before the earliest, 17:00
+    checkins = [r for r in await rules_of(db, patient, Kind.CHECKIN) if r.active]
+    assert checkins and {r.local_time for r in checkins} == {"17:00"}
+    assert any(r.next_due_at == berlin(TODAY, "17:00") for r in checkins)
+    assert [r.local_time for r in await rules_of(db, patient, Kind.MOTIVATION)] == ["17:30"]
+
+    # Today's check-in goes out at 17:00; then the patient moves the last session later.
+    sender = FakeSender()
+    engine = Dispatcher(db, clock, NO_QUIET, ClinicConfig(), sender)
+    clock.set(berlin(TODAY, "17:00") + timedelta(seconds=5))
+    await engine.tick()
+    assert [m.kind for m in sender.sent].count(Kind.CHECKIN.value) == 1
+    await move_to(["09:00", "13:00", "19:30"])
+    checkins = [r for r in await rules_of(db, patient, Kind.CHECKIN) if r.active]
+    assert {r.local_time for r in checkins} == {"20:30"}  # 20:30 is the latest
+    assert all(r.next_due_at is None or r.next_due_at > berlin(TODAY, "23:59") for r in checkins), "not twice today"
+    clock.set(berlin(TODAY, "20:31"))
+    await engine.tick()
+    assert [m.kind for m in sender.sent].count(Kind.CHECKIN.value) == 1
