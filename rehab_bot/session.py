@@ -33,12 +33,13 @@ from sqlmodel import select as select_models
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rehab_bot.content import Content, Phase
-from rehab_bot.models import Delivery, ExerciseSession, Kind, Patient, ReminderRule
+from rehab_bot.models import Delivery, DeliveryStatus, ExerciseSession, Kind, Patient, ReminderRule
 from rehab_bot.reminders import add_one_off, one_off_values
 from rehab_bot.schedule import local_to_utc, zone
 
 SESSIONS: Any = ExerciseSession.__table__  # type: ignore[attr-defined]
 PATIENTS: Any = Patient.__table__  # type: ignore[attr-defined]
+DELIVERIES: Any = Delivery.__table__  # type: ignore[attr-defined]
 
 
 class Status(enum.StrEnum):
@@ -610,16 +611,30 @@ async def sweep_missed(session: AsyncSession, now: datetime) -> list[Missed]:
     """Record every session still pending after its local day ended as missed; the caller commits.
 
     A pending session whose reminder never reached the patient (no message
-    bound) was never put to them: it is removed, not counted as missed.
+    bound, and its delivery not recorded as sent) was never put to them: it
+    is removed, not counted as missed. The delivery's record counts because
+    a session is bound to its message only after its send window is
+    recorded: a crash in between must not erase a session the patient saw.
     """
     s = SESSIONS.c
+    d = DELIVERIES.c
     # No zone is more than 14 hours ahead of UTC: only rows before this date can have ended.
     horizon = (now + timedelta(hours=14)).date()
     conn = await session.connection()
     rows = (
         await conn.execute(
-            select(s.id, s.patient_id, s.local_date, s.message_id, PATIENTS.c.timezone, PATIENTS.c.telegram_id)
+            select(
+                s.id,
+                s.patient_id,
+                s.local_date,
+                s.message_id,
+                PATIENTS.c.timezone,
+                PATIENTS.c.telegram_id,
+                d.status.label("delivery_status"),
+                d.message_id.label("delivered_as"),
+            )
             .join(PATIENTS, PATIENTS.c.id == s.patient_id)
+            .outerjoin(DELIVERIES, d.id == s.delivery_id)
             .where(s.status == Status.PENDING.value, s.local_date < horizon)
         )
     ).all()
@@ -628,7 +643,10 @@ async def sweep_missed(session: AsyncSession, now: datetime) -> list[Missed]:
     for row in rows:
         if now < day_end(row.local_date, row.timezone):
             continue
-        if row.message_id is None:
+        message_id = row.message_id
+        if message_id is None and row.delivery_status == DeliveryStatus.SENT.value:
+            message_id = row.delivered_as
+        if message_id is None:
             never_sent.append(row.id)
             continue
         result = await conn.execute(
@@ -637,7 +655,7 @@ async def sweep_missed(session: AsyncSession, now: datetime) -> list[Missed]:
             .values(status=Status.MISSED.value, step=Step.CLOSED.value)
         )
         if result.rowcount:
-            missed.append(Missed(row.id, row.patient_id, row.telegram_id, row.message_id))
+            missed.append(Missed(row.id, row.patient_id, row.telegram_id, message_id))
     if never_sent:
         await conn.execute(
             delete(SESSIONS).where(s.id.in_(never_sent), s.status == Status.PENDING.value, s.message_id.is_(None))

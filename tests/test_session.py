@@ -13,7 +13,7 @@ from sqlmodel import col, select
 from rehab_bot import session as core
 from rehab_bot.clock import FakeClock
 from rehab_bot.db import Database
-from rehab_bot.models import ExerciseSession, Kind, Patient, ReminderRule
+from rehab_bot.models import Delivery, DeliveryStatus, ExerciseSession, Kind, Patient, ReminderRule
 from rehab_bot.session import Action, Press, Status, Step
 
 TODAY = date(2026, 6, 10)  # T0 is 07:00 on this Wednesday in Berlin
@@ -423,3 +423,34 @@ async def test_open_sessions_is_idempotent_for_a_whole_window(db: Database, cloc
     assert len({o.id for o in first.values()}) == 3
     assert all(again[o] == first[o] for o in openings)
     assert {o.status for o in again.values()} == {Status.PENDING.value}
+
+
+async def test_a_crash_between_recording_a_send_and_binding_it_does_not_erase_the_session(
+    db: Database, clock: FakeClock
+) -> None:
+    """Sessions are bound after their window is recorded; the sweep trusts the delivery's record too."""
+    patient = await patient_in(db, clock)
+    assert patient.id is not None and patient.telegram_id is not None
+
+    def delivery(key: str, status: DeliveryStatus, message_id: int | None) -> Delivery:
+        return Delivery(
+            key=key, kind=Kind.SESSION.value, priority=0, patient_id=patient.id, chat_id=patient.telegram_id,
+            local_date=TODAY, slot="09:00", due_at=NINE, not_before=NINE, status=status.value, message_id=message_id,
+        )  # fmt: skip
+
+    async with db.session() as s:
+        sent, doubt = delivery("a", DeliveryStatus.SENT, 77), delivery("b", DeliveryStatus.UNKNOWN, None)
+        s.add_all([sent, doubt])
+        await s.flush()
+        seen = await core.open_session(
+            s, patient, local_date=TODAY, slot="09:00", phase_id="", delivery_id=sent.id, now=T0
+        )
+        await core.open_session(s, patient, local_date=TODAY, slot="18:00", phase_id="", delivery_id=doubt.id, now=T0)
+        await s.commit()
+    async with db.session() as s:
+        missed = await core.sweep_missed(s, core.day_end(TODAY, patient.timezone))
+        await s.commit()
+    assert [(m.session_id, m.message_id) for m in missed] == [(seen.id, 77)]
+    async with db.session() as s:
+        left = {es.id: es.status for es in (await s.exec(select(ExerciseSession))).all()}
+    assert left == {seen.id: Status.MISSED.value}, "the one in doubt was never confirmed: removed, not counted"
