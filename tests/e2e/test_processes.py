@@ -83,6 +83,16 @@ def bot_env(tg: FakeTelegram, db: Database, **extra: str) -> dict[str, str]:
     return env
 
 
+async def burst(tg: FakeTelegram, db: Database, n: int, *, rate: int, window: int, **extra: str) -> dict[str, str]:
+    """n reminders due now, and a bot environment sending them at `rate` msg/s, `window` at a time."""
+    await seed_due(db, n)
+    tg.enforce_limits(global_per_second=300, per_chat_per_second=1)
+    return bot_env(
+        tg, db, REHAB_BOT_DELIVERY_PAID_BROADCAST="true", REHAB_BOT_DELIVERY_PAID_BROADCAST_RATE=str(rate),
+        REHAB_BOT_DELIVERY_SEND_WINDOW=str(window), **extra,
+    )  # fmt: skip
+
+
 def spawn(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
     # stderr goes to a file: a pipe nobody reads until the end fills up and
     # blocks the child mid-burst.
@@ -154,12 +164,7 @@ async def test_sigkill_mid_burst_loses_at_most_one_window_and_duplicates_nothing
 ) -> None:
     db: Database = await database_factory("sqlite")
     n, window = 3_000, 30
-    await seed_due(db, n)
-    tg.enforce_limits(global_per_second=300, per_chat_per_second=1)
-    env = bot_env(
-        tg, db, REHAB_BOT_DELIVERY_PAID_BROADCAST="true", REHAB_BOT_DELIVERY_PAID_BROADCAST_RATE="250",
-        REHAB_BOT_DELIVERY_SEND_WINDOW=str(window), REHAB_BOT_DELIVERY_SENDING_LEASE_SECONDS="1",
-    )  # fmt: skip
+    env = await burst(tg, db, n, rate=250, window=window, REHAB_BOT_DELIVERY_SENDING_LEASE_SECONDS="1")
     first = spawn(["run"], env, tmp_path)
     try:
         await wait_for_sends(tg, 1_000, 60, [first])
@@ -210,12 +215,7 @@ async def test_sigterm_mid_burst_stops_within_seconds_and_leaves_nothing_in_doub
     """A clean stop (docker stop, systemd) mid-burst: claims stop, in-flight sends are recorded, the rest wait."""
     db: Database = await database_factory("sqlite")
     n, window = 3_000, 30
-    await seed_due(db, n)
-    tg.enforce_limits(global_per_second=300, per_chat_per_second=1)
-    env = bot_env(
-        tg, db, REHAB_BOT_DELIVERY_PAID_BROADCAST="true", REHAB_BOT_DELIVERY_PAID_BROADCAST_RATE="100",
-        REHAB_BOT_DELIVERY_SEND_WINDOW=str(window),
-    )  # fmt: skip
+    env = await burst(tg, db, n, rate=100, window=window)
     first = spawn(["run"], env, tmp_path)
     try:
         await wait_for_sends(tg, 300, 60, [first])
