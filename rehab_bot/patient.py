@@ -194,7 +194,6 @@ async def set_times(
     # session already reminded today is not reminded again at its new time;
     # the evening check-in moves with the last session the same way.
     await programme.schedule_sessions(session, patient, content, now)
-    await checkin.retime(session, patient, content, now)
     return programme.parse_times(patient.session_times)
 
 

@@ -35,8 +35,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from rehab_bot import checkin
 from rehab_bot.content import Content, Phase, Programme, localize
 from rehab_bot.models import Kind, Patient, PatientStatus, ReminderRule
-from rehab_bot.reminders import add_rule, rule_for
-from rehab_bot.schedule import ScheduleError, next_from_now, parse_hhmm, zone
+from rehab_bot.reminders import add_rule, reschedule_rule
+from rehab_bot.schedule import ScheduleError, parse_hhmm, zone
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +187,8 @@ async def schedule_sessions(
     Idempotent: call it again after the patient changes their times or
     timezone, or the clinic changes the surgery date. Existing rules are
     updated in place, so a session already reminded today is not reminded
-    again at its new time. Sets ``patient.session_times`` to the times used.
+    again at its new time. Sets ``patient.session_times`` to the times used,
+    and moves the evening check-in to follow the last of them.
     """
     assert patient.id is not None
     today = local_today(patient, now)
@@ -198,6 +199,7 @@ async def schedule_sessions(
         for rule in existing:
             _retire(rule, now)
             session.add(rule)
+        await checkin.retime(session, patient, content, now)
         return []
     assert patient.surgery_date is not None
     times = fit_times(parse_times(patient.session_times), phase.sessions_per_day, phase.default_times)
@@ -214,12 +216,8 @@ async def schedule_sessions(
             rule.start_date = start
             rule.end_date = end
             rule.payload = payload
-            rule.updated_at = now
-            occurrence = next_from_now(rule_for(rule, patient.timezone), now, rule.last_local_date)
-            rule.next_due_at = None if occurrence is None else occurrence.due_at
-            rule.next_local_date = None if occurrence is None else occurrence.local_date
-            rule.active = occurrence is not None
-            session.add(rule)
+            reschedule_rule(session, rule, patient.timezone, now)
+            rule.active = rule.next_due_at is not None
         else:
             rule = add_rule(
                 session,
@@ -235,6 +233,7 @@ async def schedule_sessions(
     for rule in existing[len(times) :]:
         _retire(rule, now)
         session.add(rule)
+    await checkin.retime(session, patient, content, now)  # the evening check-in follows the last session
     await session.flush()
     return result
 
@@ -297,7 +296,6 @@ async def sync_phase(session: AsyncSession, patient: Patient, content: Content, 
     if replanned:
         rules = await schedule_sessions(session, patient, content, now)
         replanned = [r.local_time for r in rules] != before
-        await checkin.retime(session, patient, content, now)  # the evening check-in follows the last session
     log.info("patient %s moved into phase %s", patient.id, phase.id)
     return PhaseChange(previous_id, phase, replanned, parse_times(patient.session_times))
 

@@ -363,3 +363,31 @@ exercises = ["walking"]
     assert per_slot["17:00"][0] == "2026-06-10" and per_slot["17:00"][-1] == "2026-06-16"
     assert len(per_slot["17:00"]) == 7
     assert await rules_of(db, patient) == []
+
+
+async def test_every_re_plan_of_the_sessions_moves_the_evening_check_in(
+    db: Database, clock: FakeClock, content: Content
+) -> None:
+    """/settings, the therapist's change of times or programme and a phase change all re-plan through here."""
+    patient = await stored(db)
+    async with db.session() as session:
+        p = await session.get(Patient, patient.id)
+        assert p is not None
+        await on_enrolled(session, p, content, clock.now())
+        await session.commit()
+
+    async def checkin_times() -> set[str]:
+        async with db.session() as session:
+            query = select(ReminderRule).where(
+                ReminderRule.patient_id == patient.id, ReminderRule.kind == Kind.CHECKIN.value
+            )
+            return {r.local_time for r in (await session.exec(query)).all() if r.active}
+
+    assert await checkin_times() == {"19:00"}, "an hour after the 18:00 session"
+    async with db.session() as session:
+        p = await session.get(Patient, patient.id)
+        assert p is not None
+        p.session_times = "08:00,11:00,15:00"
+        await schedule_sessions(session, p, content, clock.now())
+        await session.commit()
+    assert await checkin_times() == {"17:00"}, "an hour after a 15:00 last session is before 17:00, the earliest"
