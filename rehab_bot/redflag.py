@@ -68,10 +68,11 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rehab_bot import crisis
 from rehab_bot.alert import raise_alert
 from rehab_bot.config import ClinicConfig
 from rehab_bot.content import Content
-from rehab_bot.content.checkins import AlertRule, Item, Option, Questionnaire, normalise
+from rehab_bot.content.checkins import AlertRule, Item, Option, Questionnaire
 from rehab_bot.i18n import t
 from rehab_bot.models import Alert, Answer, CheckIn, ExerciseSession, Note, Patient, PatientStatus, Staff
 from rehab_bot.schedule import zone
@@ -362,18 +363,13 @@ async def on_score(
 
 
 def crisis_phrases(content: Content) -> list[str]:
-    """Every crisis phrase in every language, normalised."""
-    phrases: list[str] = []
-    for crisis_list in content.crisis.values():
-        for lang_phrases in crisis_list.phrases.values():
-            phrases.extend(normalise(p) for p in lang_phrases)
-    return [p for p in dict.fromkeys(phrases) if p]
+    """Every crisis pattern in every language, as written in crisis.toml."""
+    return list(dict.fromkeys(p.source for p in crisis.crisis_patterns(content)))
 
 
 def is_crisis(text: str, content: Content) -> bool:
-    """True when the text contains a crisis phrase (whole words, any language)."""
-    padded = f" {normalise(text)} "
-    return any(f" {phrase} " in padded for phrase in crisis_phrases(content))
+    """True when the text matches a crisis pattern (any language; see rehab_bot.crisis)."""
+    return crisis.is_crisis(text, content)
 
 
 async def on_crisis(

@@ -7,6 +7,7 @@ Callback data (never trusted: the core rechecks the pressing account):
 
     ci:<check-in id>:<item index>:<value>   an answer ("s" = skip an optional item)
     cq:<questionnaire id>                   start a check-in from the /checkin menu
+    sc:<questionnaire id>                   start the check offered for a symptom word (a new message)
     nt:s / nt:x                             save / don't save the text replied to as a note
 
 A red-flag answer is answered at once, right here in the handler, with what
@@ -14,8 +15,9 @@ to do now (clinic content); the alert to the care team is queued as
 deliveries of kind ``alert`` that the dispatch job sends within one poll
 interval. Commands: /checkin (resume or start one), /pain (an extra pain
 entry, any time), /note (a note for the therapist). Any other text a patient
-types is offered to be saved as a note; every text is first checked against
-the clinic's crisis phrases.
+types is offered to be saved as a note, and, when it names a symptom word
+(``[[symptom_words]]`` in crisis.toml), the symptom check with one tap; every
+text is first checked against the clinic's crisis patterns.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from telegram.ext import (
 )
 
 from rehab_bot import checkin as core
-from rehab_bot import motivation, redflag, report
+from rehab_bot import crisis, motivation, redflag, report
 from rehab_bot import patient as patients
 from rehab_bot.bot import common
 from rehab_bot.bot.common import language_for, svc
@@ -60,6 +62,10 @@ PERIODIC_SECONDS = 300.0
 STALE = N_("This button is no longer active.")
 ALREADY_SAVED = N_("Already saved.")
 NOTE_PROMPT = N_("📝 Please type your note for your therapist and send it.")
+SYMPTOM_OFFER = N_(
+    "If this is about a symptom, please answer the check with one tap: it asks the right questions, "
+    "and your answers reach your care team."
+)
 # Statuses whose account may still write to us and be answered.
 WRITING = frozenset({PatientStatus.ACTIVE.value, PatientStatus.PAUSED.value, PatientStatus.UNREACHABLE.value})
 
@@ -464,8 +470,46 @@ async def free_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             await message.reply_text(_saved_text(lang, s.config.clinic.emergency_text))
             raise ApplicationHandlerStop
     text = t(lang, "I cannot read or answer messages myself. Shall I save this as a note for your therapist?")
-    buttons = [[(t(lang, "Save as a note"), "nt:s"), (t(lang, "No, thanks"), "nt:x")]]
+    buttons = _note_buttons(lang)
+    check = crisis.symptom_check_for(message.text, s.content)
+    if check is not None:
+        # A symptom word: the check that asks the right questions is one tap away.
+        text = t(lang, SYMPTOM_OFFER) + "\n\n" + text
+        title = localize(s.content.questionnaires[check].title, lang)
+        buttons = [[(f"🩺 {title}", f"sc:{check}")], *buttons]
     await message.reply_text(text, reply_markup=_markup(buttons), do_quote=True)
+    raise ApplicationHandlerStop
+
+
+def _note_buttons(lang: str) -> list[list[tuple[str, str]]]:
+    return [[(t(lang, "Save as a note"), "nt:s"), (t(lang, "No, thanks"), "nt:x")]]
+
+
+async def on_symptom_check_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Start the check offered for a symptom word, as a new message; the note offer stays."""
+    query = update.callback_query
+    assert query is not None
+    s = svc(context)
+    content: Content = s.content
+    now = s.clock.now()
+    questionnaire_id = (query.data or "").partition(":")[2]
+    offer = query.message if isinstance(query.message, Message) else None
+    async with s.db.session() as db:
+        patient = await _find_patient(db, query.from_user.id)
+        questionnaire = content.questionnaires.get(questionnaire_id)
+        if patient is None or questionnaire is None or not questionnaire.on_demand:
+            await query.answer(t(await language_for(update, context), STALE))
+            raise ApplicationHandlerStop
+        checkins = await core.start(db, patient, content, [questionnaire_id], now)
+        step = await core.next_step(db, content, checkins, now)
+        await db.commit()
+    lang = patient.language
+    await query.answer()
+    if step is not None:
+        rendered = step_message(step, lang)
+        await context.bot.send_message(query.from_user.id, rendered.text, reply_markup=_markup(rendered.buttons))
+    if offer is not None and offer.text:
+        await _edit(offer, offer.text, _note_buttons(lang))  # the check is started: keep only "save as a note"
     raise ApplicationHandlerStop
 
 
@@ -553,6 +597,7 @@ def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     app.add_handler(CallbackQueryHandler(on_answer, pattern=r"^ci:"))
     app.add_handler(CallbackQueryHandler(on_start_pressed, pattern=r"^cq:"))
     app.add_handler(CallbackQueryHandler(on_note_pressed, pattern=r"^nt:[sx]$"))
+    app.add_handler(CallbackQueryHandler(on_symptom_check_pressed, pattern=r"^sc:"))
     app.add_handler(MessageHandler(patient_text & filters.TEXT & ~filters.COMMAND, free_text), group=FREE_TEXT_GROUP)
     if app.job_queue is not None:
         services = _services(app)

@@ -35,7 +35,15 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 from rehab_bot.i18n import SUPPORTED_LANGUAGES
 
 if TYPE_CHECKING:
-    from rehab_bot.content.checkins import AlertRule, CadenceStep, CheckinTime, CrisisList, Message, Questionnaire
+    from rehab_bot.content.checkins import (
+        AlertRule,
+        CadenceStep,
+        CheckinTime,
+        CrisisList,
+        Message,
+        Questionnaire,
+        SymptomWords,
+    )
 
 LANGUAGES: tuple[str, ...] = SUPPORTED_LANGUAGES
 BUILT_IN = "built-in"
@@ -166,6 +174,7 @@ class Content:
     checkin_time: CheckinTime | None = None
     messages: dict[str, Message] = field(default_factory=dict)
     crisis: dict[str, CrisisList] = field(default_factory=dict)
+    symptom_words: dict[str, SymptomWords] = field(default_factory=dict)
 
     def exercise(self, exercise_id: str) -> Exercise:
         return self.exercises[exercise_id]

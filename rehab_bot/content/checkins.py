@@ -41,6 +41,7 @@ from rehab_bot.content import (
     _type_name,
     localize,
 )
+from rehab_bot.crisis import Pattern, PatternError, compile_pattern
 
 FILES = ("questionnaires.toml", "messages.toml", "crisis.toml")
 
@@ -197,8 +198,20 @@ class Message:
 @dataclass(frozen=True)
 class CrisisList:
     id: str
-    phrases: dict[str, list[str]]
+    phrases: dict[str, list[str]]  # the patterns as written, per language
     source: str = BUILT_IN
+    patterns: tuple[Pattern, ...] = ()  # compiled, every language
+
+
+@dataclass(frozen=True)
+class SymptomWords:
+    """Words that offer a questionnaire (the symptom check) with one tap."""
+
+    id: str
+    questionnaire: str
+    words: dict[str, list[str]]  # the patterns as written, per language
+    source: str = BUILT_IN
+    patterns: tuple[Pattern, ...] = ()
 
 
 @dataclass
@@ -211,6 +224,7 @@ class CheckinContent:
     checkin_time: CheckinTime = field(default_factory=CheckinTime)
     messages: dict[str, Message] = field(default_factory=dict)
     crisis: dict[str, CrisisList] = field(default_factory=dict)
+    symptom_words: dict[str, SymptomWords] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- parsing helpers
@@ -749,6 +763,36 @@ def _parse_messages(f: _File, raws: list[Any]) -> list[_Entry]:
     return result
 
 
+def _pattern_line(f: _File, path: _DataPath, lang: str, pattern: str) -> int:
+    """The line of one pattern in a list (the list's key line when it cannot be found)."""
+    start = f.locator.line(path, lang)
+    quoted = (f'"{pattern}"', f"'{pattern}'")
+    for lineno in range(start, len(f.locator.lines) + 1):
+        line = f.locator.lines[lineno - 1]
+        if any(q in line for q in quoted):
+            return lineno
+        if lineno > start and _HEADER_LINE_RE.match(line):
+            break
+    return start
+
+
+_HEADER_LINE_RE = re.compile(r"^\s*\[")
+
+
+def _compile_lists(f: _File, path: _DataPath, what: str, v: dict[str, Any]) -> tuple[Pattern, ...] | None:
+    """Every language's patterns compiled; None (errors reported at their lines) when one is bad."""
+    compiled: list[Pattern] = []
+    ok = True
+    for lang in LANGUAGES:
+        for pattern in v.get(lang, []):
+            try:
+                compiled.append(compile_pattern(pattern))
+            except PatternError as exc:
+                f.error(_pattern_line(f, path, lang, pattern), f"{what} ({lang}): {exc}")
+                ok = False
+    return tuple(compiled) if ok else None
+
+
 def _parse_crisis(f: _File, raws: list[Any]) -> list[_Entry]:
     result: list[_Entry] = []
     specs = {
@@ -759,26 +803,30 @@ def _parse_crisis(f: _File, raws: list[Any]) -> list[_Entry]:
     for entry_id, path, raw in _enabled_entries(f, raws, "crisis", result, skip_bad_enabled=True):
         what = f"crisis list '{entry_id}'"
         v, ok = _check_fields(f, raw, path, what, specs)
-        for lang in LANGUAGES:
-            short = [p for p in v.get(lang, []) if len(normalise(p)) < 4]
-            if short:
-                f.at(path, f"{what}: phrases {short} are too short to match safely (4 letters or more)", lang)
-                ok = False
-        if ok:
-            result.append(
-                _Entry(entry_id, CrisisList(entry_id, {lang: list(v[lang]) for lang in LANGUAGES}, f.source), f, path)
-            )
+        patterns = _compile_lists(f, path, what, v)
+        if ok and patterns is not None:
+            phrases = {lang: list(v[lang]) for lang in LANGUAGES}
+            result.append(_Entry(entry_id, CrisisList(entry_id, phrases, f.source, patterns), f, path))
     return result
 
 
-_SPACE_RE = re.compile(r"[^\w]+", re.UNICODE)
-_FOLD = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "’": "'", "`": "'"})
-
-
-def normalise(text: str) -> str:
-    """Lower case, German umlauts folded, punctuation to single spaces: what phrases match on."""
-    folded = text.casefold().translate(_FOLD).replace("'", "")
-    return " ".join(_SPACE_RE.sub(" ", folded).split())
+def _parse_symptom_words(f: _File, raws: list[Any]) -> list[_Entry]:
+    result: list[_Entry] = []
+    specs = {
+        "id": _Spec("str"),
+        "enabled": _Spec("bool", required=False),
+        "questionnaire": _Spec("str"),
+        **{lang: _Spec("strlist") for lang in LANGUAGES},
+    }
+    for entry_id, path, raw in _enabled_entries(f, raws, "symptom_words", result, skip_bad_enabled=True):
+        what = f"symptom_words '{entry_id}'"
+        v, ok = _check_fields(f, raw, path, what, specs)
+        patterns = _compile_lists(f, path, what, v)
+        if ok and patterns is not None:
+            words = {lang: list(v[lang]) for lang in LANGUAGES}
+            value = SymptomWords(entry_id, v["questionnaire"], words, f.source, patterns)
+            result.append(_Entry(entry_id, value, f, path))
+    return result
 
 
 # --------------------------------------------------------------------------- the layer loader
@@ -794,8 +842,9 @@ class Loader:
         self.messages: dict[str, _Entry] = {}
         self.crisis: dict[str, _Entry] = {}
         self.disabled: dict[str, dict[str, _Entry]] = {
-            k: {} for k in ("questionnaire", "cadence", "rule", "message", "crisis")
+            k: {} for k in ("questionnaire", "cadence", "rule", "message", "crisis", "symptom_words")
         }
+        self.symptom_words: dict[str, _Entry] = {}
         self.text_refs: list[_TextRef] = []
         self.checkin_time = CheckinTime()
 
@@ -804,7 +853,7 @@ class Loader:
         tables = {
             "questionnaires.toml": ("questionnaire", "cadence", "rule", "checkin_time"),
             "messages.toml": ("message",),
-            "crisis.toml": ("crisis",),
+            "crisis.toml": ("crisis", "symptom_words"),
         }[name]
         for key in data:
             if key not in tables:
@@ -836,6 +885,13 @@ class Loader:
             _merge("message", self.messages, _parse_messages(f, lists["message"]), self.disabled["message"])
         if "crisis" in lists:
             _merge("crisis", self.crisis, _parse_crisis(f, lists["crisis"]), self.disabled["crisis"])
+        if "symptom_words" in lists:
+            _merge(
+                "symptom_words",
+                self.symptom_words,
+                _parse_symptom_words(f, lists["symptom_words"]),
+                self.disabled["symptom_words"],
+            )
 
     def finish(self, errors: list[str], texts: dict[str, _Entry], programmes: dict[str, _Entry]) -> CheckinContent:
         """Cross-file checks on the merged content; returns the values for Content."""
@@ -884,6 +940,16 @@ class Loader:
                 cad_entry.file.at(cad_entry.path, f"cadence: unknown questionnaire '{questionnaire}'", "questionnaire")
             else:
                 cadences[(programme, questionnaire)] = steps
+        for words_entry in self.symptom_words.values():
+            words: SymptomWords = words_entry.value
+            found = self.questionnaires.get(words.questionnaire)
+            if found is None or not found.value.on_demand:
+                why = "does not exist" if found is None else "cannot be started on demand (on_demand = true)"
+                words_entry.file.at(
+                    words_entry.path,
+                    f"symptom_words '{words.id}': questionnaire '{words.questionnaire}' {why}",
+                    "questionnaire",
+                )
         return CheckinContent(
             questionnaires={k: e.value for k, e in self.questionnaires.items()},
             programme_cadences=cadences,
@@ -891,4 +957,5 @@ class Loader:
             checkin_time=self.checkin_time,
             messages={k: e.value for k, e in self.messages.items()},
             crisis={k: e.value for k, e in self.crisis.items()},
+            symptom_words={k: e.value for k, e in self.symptom_words.items()},
         )

@@ -1,0 +1,340 @@
+"""Crisis phrases and symptom words: matching what a patient types against clinic content.
+
+``crisis.toml`` holds ``[[crisis]]`` lists (a match shows the crisis text and
+raises an emergency alert, see :mod:`rehab_bot.redflag`) and
+``[[symptom_words]]`` lists (a match offers the symptom check with one tap).
+Both are written in one small pattern language, documented in the file's
+header and in ``docs/SAFETY.md``:
+
+* a pattern is words, matched as whole words, in order, next to each other:
+  ``kill myself``;
+* ``word*`` is a word stem: ``sterb*`` matches sterben, sterbe, sterbt;
+* ``a|b`` is either word: ``want|wish``, ``moechte|will*``;
+* ``...`` between two words allows up to :data:`MAX_FILLER` other words there
+  ("ich will wirklich nicht mehr leben" matches ``will ... nicht mehr ...
+  leben``); filler words are never negations ("ich will nicht sterben" does
+  not match ``will ... sterb*``);
+* ``$`` at the end: the match must end a clause (a punctuation mark or the
+  end of the message): ``will ... nicht mehr $`` matches "ich will einfach
+  nicht mehr." but not "ich will nicht mehr so viele Tabletten".
+
+Before matching, text and patterns are normalised the same way
+(:func:`normalise`): case, umlauts and ß (ä = ae, ß = ss), punctuation,
+English contractions (I'm, don't, can't, I'd, wanna ...), German ones (hab's,
+gibt's, wär ...) and letters repeated for emphasis ("sooooo", "dieee"); words
+are also compared with doubled letters read as one ("diee" = "die").
+
+A crisis match right after a negation (:data:`NEGATIONS`, up to two words
+before it in the same clause) does not count: "I would never hurt myself",
+"I'm not suicidal". Symptom words ignore negations ("no fever" still offers
+the check: asking costs one tap).
+
+Plain Python: no telegram imports. Nothing here logs the text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rehab_bot.content import Content
+
+MAX_FILLER = 3  # words that "..." allows
+NEGATION_WINDOW = 2  # words before a crisis match that a negation cancels it from
+NEGATIONS = frozenset({"not", "never", "nicht", "nie", "niemals", "keinesfalls", "keineswegs"})
+MIN_LETTERS = 4  # a pattern needs this many letters, to be safe from chance matches
+MIN_STEM = 3  # letters before a "*"
+
+# --------------------------------------------------------------------------- normalising
+
+_FOLD = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "’": "'", "‘": "'", "`": "'", "´": "'", "ʼ": "'"})
+# A sentence ends at . ! ? ; or a line break; "..." and "…" only end a clause
+# ("ich will... nicht mehr" is one sentence), as do , : brackets, quotes, dashes.
+_SENTENCE_END = re.compile(r"(?<!\.)\.(?!\.)|[!?;\n\r]+")
+_CLAUSE_END = re.compile(r"\.{2,}|[…,:()\[\]\"“”„«»—–]+|\s-+\s")
+_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*", re.UNICODE)
+_REPEATS = re.compile(r"([^\W\d_])\1{2,}", re.UNICODE)
+_DOUBLES = re.compile(r"(.)\1+")
+
+# English contractions, with and without the apostrophe (people drop it).
+_EN_WHOLE = {
+    "can't": "can not",
+    "cant": "can not",
+    "cannot": "can not",
+    "won't": "will not",
+    "wont": "will not",
+    "ain't": "am not",
+    "aint": "am not",
+    "shan't": "shall not",
+    "i'm": "i am",
+    "ive": "i have",
+    "i'd": "i would",
+    "i'll": "i will",
+    "wanna": "want to",
+    "gonna": "going to",
+    "gotta": "got to",
+    "hafta": "have to",
+    "dunno": "do not know",
+    "youre": "you are",
+    "theyre": "they are",
+    "thats": "that is",
+    "whats": "what is",
+    "theres": "there is",
+    "heres": "here is",
+    "everyones": "everyone is",
+    "lifes": "life is",
+}
+_EN_NOT = re.compile(r"^(do|does|did|is|are|was|were|has|have|had|would|could|should|must|need|might)n'?t$")
+_EN_IS = frozenset(
+    {"it", "that", "what", "there", "here", "he", "she", "who", "where", "life", "everyone", "everything", "nothing"}
+)
+_EN_SUFFIX = {"m": "am", "re": "are", "ve": "have", "ll": "will", "d": "would"}
+# German: "hab's", "gibt's", "gehts" (the pronoun "es"), colloquial short forms.
+_DE_ES = frozenset(
+    {
+        "hab", "habe", "gibt", "geht", "war", "ist", "wird", "mach", "mache", "macht", "schaff", "schaffe",
+        "halt", "halte", "ertrag", "ertrage", "kann", "will", "tut", "hat", "bringt", "bring", "wie", "waer", "wuerd",
+    }
+)  # fmt: skip
+_DE_WHOLE = {
+    "hab": "habe",
+    "waer": "waere",
+    "wuerd": "wuerde",
+    "moecht": "moechte",
+    "koennt": "koennte",
+    "haett": "haette",
+    "nich": "nicht",
+    "nix": "nichts",
+    "gibts": "gibt es",
+    "gehts": "geht es",
+    "habs": "habe es",
+    "wars": "war es",
+    "machs": "mache es",
+    "schaffs": "schaffe es",
+}
+
+
+def _expand(word: str) -> str:
+    """One word, its contractions written out (the word itself when it has none)."""
+    if word in _EN_WHOLE:
+        return _EN_WHOLE[word]
+    if m := _EN_NOT.match(word):
+        return f"{m.group(1)} not"
+    if "'" in word:
+        stem, _, suffix = word.rpartition("'")
+        if suffix == "s":
+            if stem in _EN_IS:
+                return f"{stem} is"
+            if stem in _DE_ES:
+                return f"{_DE_WHOLE.get(stem, stem)} es"
+            return stem + "s"
+        if suffix in _EN_SUFFIX and stem.isalpha() and len(stem) <= 5:
+            return f"{stem} {_EN_SUFFIX[suffix]}"
+        return word.replace("'", "")
+    return _DE_WHOLE.get(word, word)
+
+
+def _fold(text: str) -> str:
+    folded = text.casefold().translate(_FOLD)
+    return _REPEATS.sub(r"\1", folded)
+
+
+def _words(clause: str) -> list[str]:
+    return " ".join(_expand(w) for w in _WORD.findall(clause)).split()
+
+
+def normalise(text: str) -> str:
+    """What matching sees: lower case, umlauts folded, contractions written out, no punctuation."""
+    return " ".join(_words(_fold(text)))
+
+
+def key(word: str) -> str:
+    """A word as compared: doubled letters read as one ("diee" = "die", "will" = "wil")."""
+    return _DOUBLES.sub(r"\1", word)
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """One sentence of a message: its words (as compared) and where clauses end."""
+
+    words: tuple[str, ...]
+    clause_ends: frozenset[int]  # indices of words that end a clause (the last word always does)
+
+
+def sentences(text: str) -> list[Sentence]:
+    """A message split into sentences of comparable words."""
+    result = []
+    for raw in _SENTENCE_END.split(_fold(text)):
+        words: list[str] = []
+        ends: set[int] = set()
+        for clause in _CLAUSE_END.split(raw):
+            found = _words(clause)
+            if found:
+                words.extend(key(w) for w in found)
+                ends.add(len(words) - 1)
+        if words:
+            result.append(Sentence(tuple(words), frozenset(ends)))
+    return result
+
+
+# --------------------------------------------------------------------------- patterns
+
+
+class PatternError(ValueError):
+    """A pattern that cannot be used; the message says why, for `content check`."""
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One word of a pattern: its alternatives (key, is a stem) and the filler allowed before it."""
+
+    alternatives: tuple[tuple[str, bool], ...]
+    filler: int = 0
+
+    def matches(self, word: str) -> bool:
+        return any(word.startswith(alt) if stem else word == alt for alt, stem in self.alternatives)
+
+
+@dataclass(frozen=True)
+class Pattern:
+    source: str
+    slots: tuple[Slot, ...]
+    clause_end: bool = False
+
+
+_PATTERN_CHARS = re.compile(r"^[\w' |*$.-]+$", re.UNICODE)
+
+
+def _alternative(text: str, pattern: str) -> tuple[str, bool]:
+    stem = text.endswith("*")
+    body = text[:-1] if stem else text
+    if "*" in body:
+        raise PatternError(f"'{text}': '*' may only end a word")
+    words = normalise(body).split()
+    if len(words) != 1:
+        what = "is empty" if not words else f"is more than one word ({' '.join(words)})"
+        raise PatternError(f"'{text}' {what}; each side of '|' and each stem must be one word")
+    if stem and len(words[0]) < MIN_STEM:
+        raise PatternError(f"'{text}': a stem needs {MIN_STEM} letters or more before '*'")
+    return key(words[0]), stem
+
+
+def compile_pattern(pattern: str) -> Pattern:
+    """Parse one pattern; raises PatternError with a message for the clinic."""
+    text = pattern.strip()
+    if not text:
+        raise PatternError("an empty pattern")
+    if not _PATTERN_CHARS.match(text):
+        bad = sorted({c for c in text if not re.match(r"[\w' |*$.-]", c)})
+        raise PatternError(f"'{pattern}' has characters a pattern cannot use: {' '.join(bad)}")
+    pieces = re.sub(r"\s*\.\.\.\s*", " ... ", _fold_umlauts(text)).split()
+    clause_end = bool(pieces) and pieces[-1] == "$"
+    if clause_end:
+        pieces = pieces[:-1]
+    if "$" in " ".join(pieces):
+        raise PatternError(f"'{pattern}': '$' may only stand at the end, as a word of its own")
+    slots: list[Slot] = []
+    filler = 0
+    for piece in pieces:
+        if piece == "...":
+            if not slots or filler:
+                raise PatternError(f"'{pattern}': '...' must stand between two words")
+            filler = MAX_FILLER
+            continue
+        if "." in piece:
+            raise PatternError(f"'{pattern}': write '...' (three dots, for filler words) or no dots")
+        if "|" in piece or "*" in piece:
+            alternatives = tuple(_alternative(alt, pattern) for alt in piece.split("|"))
+            slots.append(Slot(alternatives, filler))
+        else:
+            words = normalise(piece).split()
+            if not words:
+                raise PatternError(f"'{pattern}': '{piece}' has no letters")
+            for n, word in enumerate(words):
+                slots.append(Slot(((key(word), False),), filler if n == 0 else 0))
+        filler = 0
+    if filler:
+        raise PatternError(f"'{pattern}': '...' must stand between two words")
+    if not slots:
+        raise PatternError(f"'{pattern}' has no words")
+    letters = sum(min(len(alt) for alt, _ in slot.alternatives) for slot in slots)
+    if letters < MIN_LETTERS:
+        raise PatternError(f"'{pattern}' is too short to match safely ({MIN_LETTERS} letters or more)")
+    return Pattern(pattern, tuple(slots), clause_end)
+
+
+def _fold_umlauts(text: str) -> str:
+    return text.casefold().translate(_FOLD)
+
+
+def compile_patterns(patterns: Iterable[str]) -> tuple[Pattern, ...]:
+    return tuple(compile_pattern(p) for p in patterns)
+
+
+# --------------------------------------------------------------------------- matching
+
+
+def _match_from(pattern: Pattern, sentence: Sentence, start: int, skip_negations: bool) -> bool:
+    words = sentence.words
+
+    def rest(slot_index: int, position: int) -> bool:
+        if slot_index == len(pattern.slots):
+            return not pattern.clause_end or (position - 1) in sentence.clause_ends
+        slot = pattern.slots[slot_index]
+        for gap in range(slot.filler + 1):
+            at = position + gap
+            if at >= len(words):
+                return False
+            if gap and words[at - 1] in NEGATIONS and skip_negations:
+                return False  # filler words are never negations
+            if slot.matches(words[at]) and rest(slot_index + 1, at + 1):
+                return True
+        return False
+
+    return pattern.slots[0].matches(words[start]) and rest(1, start + 1)
+
+
+def _negated(sentence: Sentence, start: int) -> bool:
+    for back in range(1, NEGATION_WINDOW + 1):
+        at = start - back
+        if at < 0 or at in sentence.clause_ends:
+            return False
+        if sentence.words[at] in NEGATIONS:
+            return True
+    return False
+
+
+def find(patterns: Sequence[Pattern], text: str, *, negations: bool = True) -> Pattern | None:
+    """The first pattern that matches the text, or None. negations: apply the negation rules."""
+    for sentence in sentences(text):
+        for start in range(len(sentence.words)):
+            for pattern in patterns:
+                if _match_from(pattern, sentence, start, negations) and not (negations and _negated(sentence, start)):
+                    return pattern
+    return None
+
+
+# --------------------------------------------------------------------------- content
+
+
+def crisis_patterns(content: Content) -> tuple[Pattern, ...]:
+    """Every crisis pattern of every language (a German patient may write English)."""
+    return tuple(p for lst in content.crisis.values() for p in lst.patterns)
+
+
+def is_crisis(text: str, content: Content) -> bool:
+    """True when the text matches a crisis pattern."""
+    return bool(text) and find(crisis_patterns(content), text) is not None
+
+
+def symptom_check_for(text: str, content: Content) -> str | None:
+    """The questionnaire to offer for a symptom word in the text (not a crisis), or None."""
+    if not text:
+        return None
+    for words in content.symptom_words.values():
+        if words.questionnaire in content.questionnaires and find(words.patterns, text, negations=False):
+            return words.questionnaire
+    return None
