@@ -208,7 +208,8 @@ class Pattern:
 _PATTERN_CHARS = re.compile(r"^[\w' |*$.-]+$", re.UNICODE)
 
 
-def _alternative(text: str, pattern: str) -> tuple[str, bool]:
+def _alternative(text: str) -> tuple[str, bool, int]:
+    """One side of "a|b" (or a stem): (its key, is a stem, its letters)."""
     stem = text.endswith("*")
     body = text[:-1] if stem else text
     if "*" in body:
@@ -219,7 +220,7 @@ def _alternative(text: str, pattern: str) -> tuple[str, bool]:
         raise PatternError(f"'{text}' {what}; each side of '|' and each stem must be one word")
     if stem and len(words[0]) < MIN_STEM:
         raise PatternError(f"'{text}': a stem needs {MIN_STEM} letters or more before '*'")
-    return key(words[0]), stem
+    return key(words[0]), stem, len(words[0])
 
 
 def compile_pattern(pattern: str) -> Pattern:
@@ -237,6 +238,7 @@ def compile_pattern(pattern: str) -> Pattern:
     if "$" in " ".join(pieces):
         raise PatternError(f"'{pattern}': '$' may only stand at the end, as a word of its own")
     slots: list[Slot] = []
+    letters = 0
     filler = 0
     for piece in pieces:
         if piece == "...":
@@ -247,20 +249,21 @@ def compile_pattern(pattern: str) -> Pattern:
         if "." in piece:
             raise PatternError(f"'{pattern}': write '...' (three dots, for filler words) or no dots")
         if "|" in piece or "*" in piece:
-            alternatives = tuple(_alternative(alt, pattern) for alt in piece.split("|"))
-            slots.append(Slot(alternatives, filler))
+            parsed = [_alternative(alt) for alt in piece.split("|")]
+            slots.append(Slot(tuple((k, stem) for k, stem, _ in parsed), filler))
+            letters += min(n for _, _, n in parsed)
         else:
             words = normalise(piece).split()
             if not words:
                 raise PatternError(f"'{pattern}': '{piece}' has no letters")
             for n, word in enumerate(words):
                 slots.append(Slot(((key(word), False),), filler if n == 0 else 0))
+                letters += len(word)
         filler = 0
     if filler:
         raise PatternError(f"'{pattern}': '...' must stand between two words")
     if not slots:
         raise PatternError(f"'{pattern}' has no words")
-    letters = sum(min(len(alt) for alt, _ in slot.alternatives) for slot in slots)
     if letters < MIN_LETTERS:
         raise PatternError(f"'{pattern}' is too short to match safely ({MIN_LETTERS} letters or more)")
     return Pattern(pattern, tuple(slots), clause_end)

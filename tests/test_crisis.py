@@ -1,0 +1,203 @@
+"""Crisis patterns and symptom words: normalising, the pattern language, and the corpus.
+
+The corpus (tests/data/crisis/*.toml) was written by the same team as the
+patterns, before them and without tuning sentences to patterns; the figures it
+gives are printed by ``python -m rehab_bot.crisis_report`` and quoted in
+docs/SAFETY.md.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from rehab_bot import crisis, redflag
+from rehab_bot.content import Content, load_content
+from rehab_bot.crisis import PatternError, compile_pattern, find, normalise
+from rehab_bot.crisis_report import CORPUS_DIR, MAX_FPR, MIN_RECALL, evaluate, load_corpus
+
+
+@pytest.fixture(scope="module")
+def content() -> Content:
+    return load_content(None)
+
+
+def matches(pattern: str, text: str, *, negations: bool = True) -> bool:
+    return find([compile_pattern(pattern)], text, negations=negations) is not None
+
+
+# --------------------------------------------------------------------------- normalising
+
+
+@pytest.mark.parametrize(
+    ("text", "normalised"),
+    [
+        ("Ich MÖCHTE nicht mehr leben!!!", "ich moechte nicht mehr leben"),
+        ("Das Maß ist voll, Straße", "das mass ist voll strasse"),
+        ("I'm done. I don't want to live", "i am done i do not want to live"),
+        (
+            "I wasn’t here, I can't, I won't, I'd go, I've been",
+            "i was not here i can not i will not i would go i have been",
+        ),
+        ("i dont wanna, im gonna, it's, cannot", "i do not want to im going to it is can not"),
+        ("isnt wasnt couldnt shouldnt", "is not was not could not should not"),
+        (
+            "hab's nicht geschafft, gibt's, gehts, hab keine Kraft",
+            "habe es nicht geschafft gibt es geht es habe keine kraft",
+        ),
+        ("ich wär lieber tot", "ich waere lieber tot"),
+        ("Sooooo tired, dieeee, STERBEEEN", "so tired die sterben"),
+        ("self-harm; end-of-life", "self harm end of life"),
+    ],
+)
+def test_normalise(text: str, normalised: str) -> None:
+    assert normalise(text) == normalised
+
+
+def test_german_im_is_not_i_am() -> None:
+    assert normalise("Ich will nicht mehr im Bett liegen") == "ich will nicht mehr im bett liegen"
+
+
+# --------------------------------------------------------------------------- the pattern language
+
+
+def test_words_match_whole_and_in_order() -> None:
+    assert matches("kill myself", "I want to KILL MYSELF.")
+    assert not matches("kill myself", "myself, I would kill for a coffee")
+    assert not matches("kill myself", "I'll skill myself up")
+
+
+def test_a_stem_matches_inflections() -> None:
+    assert matches("will ... sterb*", "ich will sterben")
+    assert matches("will ... sterb*", "ich will sterbe")
+    assert matches("kill* myself", "I've been killing myself")
+    assert not matches("kill myself", "I've been killing myself")
+
+
+def test_alternatives() -> None:
+    pattern = "want|wish to ... die"
+    assert matches(pattern, "I want to die") and matches(pattern, "I wish to die")
+    assert matches(pattern, "I wanna just die")  # wanna = want to
+    assert not matches(pattern, "I need to die")
+
+
+def test_filler_words_up_to_three_and_never_negations() -> None:
+    pattern = "will ... nicht mehr ... leben"
+    assert matches(pattern, "Ich will nicht mehr leben")
+    assert matches(pattern, "Ich will wirklich nicht mehr leben")
+    assert matches(pattern, "Ich will ehrlich gesagt echt nicht mehr so leben")
+    assert not matches(pattern, "Ich will ehrlich gesagt echt wirklich nicht mehr leben")  # four
+    assert not matches("will ... sterb*", "Ich will nicht sterben, ich habe Angst vor der OP")
+    assert matches("will ... sterb*", "Ich will, ehrlich gesagt, sterben")  # commas inside a sentence are fine
+    assert not matches("will ... sterb*", "Ich will heim. Sterben tut hier keiner")  # not across sentences
+
+
+def test_ellipsis_in_a_message_does_not_end_the_sentence() -> None:
+    assert matches("will ... nicht mehr ... leben", "ich will... einfach nicht mehr leben")
+    assert matches("will ... nicht mehr ... leben", "ich will … nicht mehr leben")
+
+
+def test_dollar_ends_a_clause() -> None:
+    pattern = "will ... nicht mehr $"
+    assert matches(pattern, "Ich will einfach nicht mehr.")
+    assert matches(pattern, "Ich will nicht mehr, ich kann nicht mehr")
+    assert matches(pattern, "ich will nicht mehr")
+    assert not matches(pattern, "Ich will nicht mehr so viele Tabletten nehmen")
+
+
+def test_a_negation_just_before_a_crisis_match_cancels_it() -> None:
+    assert not matches("hurt myself", "I would never hurt myself")
+    assert not matches("suicid*", "I'm not suicidal, just frustrated")
+    assert matches("suicid*", "I'm not ok, I'm suicidal")  # another clause
+    assert matches("suicid*", "I'm not sure what to do, I keep thinking of suicide")
+    assert matches("not want to live", "I do not want to live")  # the negation is part of the pattern
+    assert matches("suicid*", "I'm not suicidal", negations=False)  # symptom words ignore negations
+
+
+def test_doubled_letters_count_once() -> None:
+    assert matches("want to ... die", "i want to diee")
+    assert matches("better off dead", "better of dead")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "message"),
+    [
+        ("", "empty"),
+        ("die", "too short"),
+        ("... want to die", "between two words"),
+        ("want to die ...", "between two words"),
+        ("want ... ... die", "between two words"),
+        ("want .. die", "three dots"),
+        ("want to die!", "cannot use: !"),
+        ("want (to) die", "cannot use: ( )"),
+        ("st*rb", "may only end a word"),
+        ("le* mehr", "3 letters or more before '*'"),
+        ("don't|never want", "one word"),
+        ("will $ sterben", "'$' may only stand at the end"),
+        ("*|sterben", "is empty"),
+    ],
+)
+def test_bad_patterns_are_explained(pattern: str, message: str) -> None:
+    with pytest.raises(PatternError, match=None) as info:
+        compile_pattern(pattern)
+    assert message in str(info.value)
+
+
+# --------------------------------------------------------------------------- built-in content
+
+
+def test_issue_12_wordings_are_crises(content: Content) -> None:
+    for text in (
+        "Ich will wirklich nicht mehr leben",  # a filler word inside a listed phrase
+        "I wish I wasn't here",
+        "ich möchte am liebsten tot sein",
+        "ich will einfach nicht mehr",
+        "everyone would be better off without me",
+        "I've been cutting myself",
+        "ich ritze mich",
+    ):
+        assert redflag.is_crisis(text, content), text
+
+
+def test_idioms_are_not_crises_but_may_offer_the_pain_check(content: Content) -> None:
+    for text in ("this pain is killing me", "I'm dying to get back to running", "ich lache mich tot"):
+        assert not redflag.is_crisis(text, content), text
+    assert crisis.symptom_check_for("this pain is killing me", content) == "pain"
+    assert crisis.symptom_check_for("Die Schmerzen bringen mich noch um", content) == "pain"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["my bladder feels strange", "meine Blase fühlt sich komisch an", "my leg is numb", "Das Bein ist taub",
+     "I have a fever", "Ich habe Fieber", "the wound is bleeding", "die Wunde blutet", "die Wunde nässt",
+     "I feel a weakness in my legs", "I can't walk properly"],
+)  # fmt: skip
+def test_symptom_words_offer_the_symptom_check(content: Content, text: str) -> None:
+    assert crisis.symptom_check_for(text, content) == "symptoms"
+
+
+def test_no_symptom_word_no_offer(content: Content) -> None:
+    assert crisis.symptom_check_for("Thanks, see you tomorrow!", content) is None
+    assert crisis.symptom_check_for("", content) is None
+
+
+def test_crisis_phrases_lists_the_patterns(content: Content) -> None:
+    phrases = redflag.crisis_phrases(content)
+    assert "kill* myself" in phrases and "ritz*" in phrases
+    assert len(phrases) == len(set(phrases))
+
+
+# --------------------------------------------------------------------------- the corpus
+
+
+def test_the_corpus_is_large_enough() -> None:
+    for lang in ("en", "de"):
+        corpus = load_corpus(CORPUS_DIR / f"{lang}.toml")
+        assert len(corpus.positives) >= 80 and len(corpus.negatives) >= 80, lang
+        assert not set(corpus.positives) & set(corpus.negatives)
+
+
+@pytest.mark.parametrize("lang", ["en", "de"])
+def test_corpus_recall_and_false_positive_rate(content: Content, lang: str) -> None:
+    result = evaluate(content, load_corpus(CORPUS_DIR / f"{lang}.toml"))
+    assert result.recall >= MIN_RECALL, f"missed: {result.missed}"
+    assert result.false_positive_rate <= MAX_FPR, f"false positives: {result.false_positives}"
