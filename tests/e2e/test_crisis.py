@@ -1,0 +1,128 @@
+"""Crisis wording and symptom words end to end, on the fake Bot API server.
+
+A crisis message gets the crisis text at once and an emergency alert to the
+therapist and the clinic's alert chat (the dispatch job runs for real, as in
+test_redflags.py); an idiom does not; a symptom word gets the symptom check
+one tap away, next to "save as a note".
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from rig.telegram_server import FakeTelegram, SentMessage
+from sqlmodel import select
+from test_checkins import enrolled, rows
+
+from rehab_bot.i18n import t
+from rehab_bot.models import Alert, CheckIn, Note
+
+ALERT_CHAT = -100_778
+POLL = 0.5
+PROMISE = 60.0
+THERAPIST = 5301
+NOTE_OFFER = "I cannot read or answer messages myself. Shall I save this as a note for your therapist?"
+
+
+@pytest.fixture
+async def live(bot_factory: Callable[..., Any]) -> Any:
+    """A bot whose dispatch job runs every POLL seconds, with a clinic alert chat."""
+    return await bot_factory(delivery={"poll_interval": POLL}, clinic={"alert_chat_id": ALERT_CHAT})
+
+
+def crisis_alert(m: SentMessage) -> bool:
+    return m.text is not None and "Possible crisis" in m.text
+
+
+async def crisis_alerts_arrive(tg: FakeTelegram, started: float) -> tuple[SentMessage, SentMessage, float]:
+    [to_therapist] = await tg.user(THERAPIST).wait_for(crisis_alert, timeout=PROMISE)
+    [to_chat] = await tg.group(ALERT_CHAT, "Alerts").wait_for(crisis_alert, timeout=PROMISE)
+    return to_therapist, to_chat, time.monotonic() - started
+
+
+async def test_a_german_phrase_with_a_filler_word_is_a_crisis(live: Any, tg: FakeTelegram) -> None:
+    patient = await enrolled(live, 5310, therapist=THERAPIST, schedule=False, language="de")
+    tg.group(ALERT_CHAT, "Alerts")
+    user = tg.user(5310, language_code="de")
+    started = time.monotonic()
+    await user.send("Ich will wirklich nicht mehr leben.")  # "wirklich" inside "will nicht mehr leben"
+    [help_now] = await user.wait_for(timeout=5)
+    assert "TelefonSeelsorge" in help_now.text and "112" in help_now.text
+    assert "Ihr Behandlungsteam wurde informiert." in help_now.text
+    to_therapist, to_chat, delay = await crisis_alerts_arrive(tg, started)
+    assert delay <= PROMISE
+    assert f"EMERGENCY alert for {patient.alias}" in (to_chat.text or "")
+    assert "wirklich nicht mehr leben" in (to_therapist.text or "")
+    await user.expect_silence(1.0)  # no "save as a note?" offer on top
+    [note] = await rows(live, Note)
+    assert note.crisis
+
+
+async def test_i_wish_i_was_not_here_is_a_crisis(live: Any, tg: FakeTelegram) -> None:
+    patient = await enrolled(live, 5311, therapist=THERAPIST, schedule=False)
+    tg.group(ALERT_CHAT, "Alerts")
+    user = tg.user(5311)
+    started = time.monotonic()
+    await user.send("I wish I wasn't here")
+    [help_now] = await user.wait_for(timeout=5)
+    assert "call 112 now" in help_now.text and "Your care team has been told." in help_now.text
+    _, to_chat, delay = await crisis_alerts_arrive(tg, started)
+    assert delay <= PROMISE and f"EMERGENCY alert for {patient.alias}" in (to_chat.text or "")
+    [alert] = await rows(live, Alert)
+    assert (alert.kind, alert.severity) == ("crisis", "emergency")
+
+
+async def test_this_pain_is_killing_me_is_no_crisis_but_offers_the_pain_check(live: Any, tg: FakeTelegram) -> None:
+    await enrolled(live, 5312, therapist=THERAPIST, schedule=False)
+    group = tg.group(ALERT_CHAT, "Alerts")
+    user = tg.user(5312)
+    await user.send("This pain is killing me")
+    [offer] = await user.wait_for(timeout=5)
+    assert "TelefonSeelsorge" not in offer.text and NOTE_OFFER in offer.text
+    assert offer.button_labels == ["🩺 Pain", "Save as a note", "No, thanks"]
+    await group.expect_silence(3 * POLL)
+    await tg.user(THERAPIST).expect_silence(0.1)
+    assert await rows(live, Alert) == [] and await rows(live, Note) == []
+    await user.press("🩺 Pain")
+    [question] = await user.wait_for(lambda m: "0" in m.button_labels, timeout=5)
+    assert question.message_id != offer.message_id
+    [checkin] = await rows(live, CheckIn)
+    assert checkin.questionnaire_id == "pain"
+
+
+async def test_a_symptom_word_offers_the_symptom_check_with_one_tap(live: Any, tg: FakeTelegram) -> None:
+    await enrolled(live, 5313, therapist=THERAPIST, schedule=False)
+    user = tg.user(5313)
+    await user.send("my bladder feels strange")
+    [offer] = await user.wait_for(timeout=5)
+    assert t("en", "If this is about a symptom") in offer.text and NOTE_OFFER in offer.text
+    assert offer.button_labels == ["🩺 Wound and symptom check", "Save as a note", "No, thanks"]
+    assert not await rows(live, CheckIn)
+    await user.press("🩺 Wound and symptom check")
+    [question, edited] = await user.wait_for(count=2, timeout=5)
+    assert "have you noticed any of these?" in question.text and question.message_id != offer.message_id
+    assert edited.message_id == offer.message_id and edited.button_labels == ["Save as a note", "No, thanks"]
+    [checkin] = await rows(live, CheckIn)
+    assert (checkin.questionnaire_id, checkin.status) == ("symptoms", "open")
+    # The message is not lost: it can still be kept as a note.
+    await user.press("Save as a note", offer)
+    [saved] = await user.wait_for(timeout=5)
+    assert "Saved as a note" in saved.text
+    async with live.db.session() as session:
+        [note] = (await session.exec(select(Note))).all()
+    assert (note.text, note.crisis) == ("my bladder feels strange", False)
+
+
+async def test_a_german_symptom_word_offers_the_german_check(live: Any, tg: FakeTelegram) -> None:
+    await enrolled(live, 5314, therapist=THERAPIST, schedule=False, language="de")
+    user = tg.user(5314, language_code="de")
+    await user.send("Meine Blase fühlt sich seit heute komisch an")
+    [offer] = await user.wait_for(timeout=5)
+    assert offer.text.startswith("Falls es um eine Beschwerde geht")
+    assert offer.button_labels[0] == "🩺 Wunde und Beschwerden"
+    await user.press("🩺 Wunde und Beschwerden")
+    [question] = await user.wait_for(lambda m: "Ist Ihnen seit Ihrer letzten Abfrage" in (m.text or ""), timeout=5)
+    assert question.message_id != offer.message_id
