@@ -195,7 +195,10 @@ class Slot:
     filler: int = 0
 
     def matches(self, word: str) -> bool:
-        return any(word.startswith(alt) if stem else word == alt for alt, stem in self.alternatives)
+        for alt, stem in self.alternatives:
+            if word == alt or (stem and word.startswith(alt)):
+                return True
+        return False
 
 
 @dataclass(frozen=True)
@@ -280,24 +283,21 @@ def compile_patterns(patterns: Iterable[str]) -> tuple[Pattern, ...]:
 # --------------------------------------------------------------------------- matching
 
 
-def _match_from(pattern: Pattern, sentence: Sentence, start: int, skip_negations: bool) -> bool:
+def _rest(pattern: Pattern, sentence: Sentence, slot_index: int, position: int, skip_negations: bool) -> bool:
+    """Do the pattern's slots from slot_index on match the sentence from position on?"""
     words = sentence.words
-
-    def rest(slot_index: int, position: int) -> bool:
-        if slot_index == len(pattern.slots):
-            return not pattern.clause_end or (position - 1) in sentence.clause_ends
-        slot = pattern.slots[slot_index]
-        for gap in range(slot.filler + 1):
-            at = position + gap
-            if at >= len(words):
-                return False
-            if gap and words[at - 1] in NEGATIONS and skip_negations:
-                return False  # filler words are never negations
-            if slot.matches(words[at]) and rest(slot_index + 1, at + 1):
-                return True
-        return False
-
-    return pattern.slots[0].matches(words[start]) and rest(1, start + 1)
+    if slot_index == len(pattern.slots):
+        return not pattern.clause_end or (position - 1) in sentence.clause_ends
+    slot = pattern.slots[slot_index]
+    for gap in range(slot.filler + 1):
+        at = position + gap
+        if at >= len(words):
+            return False
+        if gap and skip_negations and words[at - 1] in NEGATIONS:
+            return False  # filler words are never negations
+        if slot.matches(words[at]) and _rest(pattern, sentence, slot_index + 1, at + 1, skip_negations):
+            return True
+    return False
 
 
 def _negated(sentence: Sentence, start: int) -> bool:
@@ -313,9 +313,13 @@ def _negated(sentence: Sentence, start: int) -> bool:
 def find(patterns: Sequence[Pattern], text: str, *, negations: bool = True) -> Pattern | None:
     """The first pattern that matches the text, or None. negations: apply the negation rules."""
     for sentence in sentences(text):
-        for start in range(len(sentence.words)):
+        for start, word in enumerate(sentence.words):
             for pattern in patterns:
-                if _match_from(pattern, sentence, start, negations) and not (negations and _negated(sentence, start)):
+                if (
+                    pattern.slots[0].matches(word)
+                    and _rest(pattern, sentence, 1, start + 1, negations)
+                    and not (negations and _negated(sentence, start))
+                ):
                     return pattern
     return None
 

@@ -13,7 +13,7 @@ import pytest
 from rehab_bot import crisis, redflag
 from rehab_bot.content import Content, load_content
 from rehab_bot.crisis import PatternError, compile_pattern, find, normalise
-from rehab_bot.crisis_report import CORPUS_DIR, MAX_FPR, MIN_RECALL, evaluate, load_corpus
+from rehab_bot.crisis_report import CORPUS_DIR, MAX_FPR, MIN_RECALL, evaluate, load_corpus, report
 
 
 @pytest.fixture(scope="module")
@@ -201,3 +201,12 @@ def test_corpus_recall_and_false_positive_rate(content: Content, lang: str) -> N
     result = evaluate(content, load_corpus(CORPUS_DIR / f"{lang}.toml"))
     assert result.recall >= MIN_RECALL, f"missed: {result.missed}"
     assert result.false_positive_rate <= MAX_FPR, f"false positives: {result.false_positives}"
+
+
+def test_docs_safety_shows_what_the_report_prints(content: Content) -> None:
+    """docs/SAFETY.md quotes the figures; they must be the ones the code gives today."""
+    results = [evaluate(content, load_corpus(CORPUS_DIR / f"{lang}.toml")) for lang in ("de", "en")]
+    docs = (CORPUS_DIR.parent.parent.parent / "docs" / "SAFETY.md").read_text(encoding="utf-8")
+    section = docs.split("## Crisis detection", 1)[1].split("\n## ", 1)[0]
+    for line in report(results).splitlines():
+        assert line in section, f"docs/SAFETY.md lacks: {line}"
