@@ -9,8 +9,10 @@ replaces, a new id adds, ``enabled = false`` removes):
   questionnaire's cadence for one programme), ``[[rule]]`` (alert rules) and
   an optional ``[checkin_time]`` table (when check-ins are sent);
 * ``messages.toml`` -- ``[[message]]``, the motivational message library;
-* ``crisis.toml`` -- ``[[crisis]]``, lists of phrases per language that make
-  the bot show the "crisis" text and raise an urgent alert.
+* ``crisis.toml`` -- ``[[crisis]]``, lists of patterns per language that make
+  the bot show the "crisis" text and raise an urgent alert, and
+  ``[[symptom_words]]``, patterns that offer a questionnaire (the symptom
+  check) with one tap; the pattern language is :mod:`rehab_bot.crisis`.
 
 The file headers document every key. Loaded by :func:`rehab_bot.content.load_content`;
 errors are ``file:line: message`` like every other content error.

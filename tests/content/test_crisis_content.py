@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from test_content import assert_error, load_errors, marked_line, write
@@ -109,3 +112,34 @@ def test_symptom_words_need_an_on_demand_questionnaire(tmp_path: Path) -> None:
     assert_error(errors, path, marked_line(path, "# <- unknown"), "questionnaire 'nope' does not exist")
     assert_error(errors, path, marked_line(path, "# <- not on demand"), "cannot be started on demand")
     assert_error(errors, path, marked_line(path, "# <- de") - 1, "missing the German ('de') text")
+
+
+def test_content_check_names_a_bad_pattern_with_file_and_line(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "crisis.toml",
+        """
+        [[crisis]]
+        id = "ours"
+        en = [
+            "no way out",
+            "want to die ...",  # <-
+        ]
+        de = ["keinen ausweg"]
+        """,
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REHAB_BOT_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "rehab_bot", "content", "check", str(tmp_path)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert (
+        f"{path}:{marked_line(path)}: crisis list 'ours' (en): 'want to die ...': '...' must stand between two words"
+        in (result.stdout)
+    )

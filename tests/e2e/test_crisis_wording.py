@@ -28,9 +28,9 @@ NOTE_OFFER = "I cannot read or answer messages myself. Shall I save this as a no
 
 
 @pytest.fixture
-async def live(bot_factory: Callable[..., Any]) -> Any:
-    """A bot whose dispatch job runs every POLL seconds, with a clinic alert chat."""
-    return await bot_factory(delivery={"poll_interval": POLL}, clinic={"alert_chat_id": ALERT_CHAT})
+async def live(bot_factory: Callable[..., Any], backend: str) -> Any:
+    """A bot whose dispatch job runs every POLL seconds, with a clinic alert chat; SQLite and PostgreSQL."""
+    return await bot_factory(backend, delivery={"poll_interval": POLL}, clinic={"alert_chat_id": ALERT_CHAT})
 
 
 def crisis_alert(m: SentMessage) -> bool:
@@ -126,3 +126,16 @@ async def test_a_german_symptom_word_offers_the_german_check(live: Any, tg: Fake
     await user.press("🩺 Wunde und Beschwerden")
     [question] = await user.wait_for(lambda m: "Ist Ihnen seit Ihrer letzten Abfrage" in (m.text or ""), timeout=5)
     assert question.message_id != offer.message_id
+
+
+async def test_a_forged_check_button_starts_nothing(live: Any, tg: FakeTelegram) -> None:
+    await enrolled(live, 5315, therapist=THERAPIST, schedule=False)
+    user = tg.user(5315)
+    await user.send("I have a fever")
+    [offer] = await user.wait_for(timeout=5)
+    assert offer.button_labels[0] == "🩺 Wound and symptom check"
+    for data in ("sc:phq2", "sc:nope", "sc:"):  # not on demand, unknown, empty
+        await user.press_data(data, offer.message_id)
+        answer = await user.wait_for_answer()
+        assert answer.text == "This button is no longer active."
+    assert await rows(live, CheckIn) == []

@@ -457,6 +457,7 @@ def forgeries(b: B, content: Any) -> dict[str, list[str]]:
         "^ci:": checkin_forgeries(b, content),
         "^cq:": [f"cq:{qid}:{bid}" for qid in content.questionnaires] + [f"cq:{b.checkins[0][0]}", f"cq:{B_ALIAS}"],
         "^nt:[sx]$": [f"nt:s:{bid}", f"nt:x:{bid}"],
+        "^sc:": [f"sc:{qid}:{bid}" for qid in content.questionnaires] + [f"sc:{bid}"],
         "^pt:": [
             f"pt:pause:7:{bid}",
             f"pt:pause:date:{bid}",
