@@ -8,6 +8,8 @@ docs/SAFETY.md.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from rehab_bot import crisis, redflag
@@ -196,16 +198,18 @@ def test_the_corpus_is_large_enough() -> None:
         assert not set(corpus.positives) & set(corpus.negatives)
 
 
+@pytest.mark.parametrize("corpus", [CORPUS_DIR, CORPUS_DIR / "second"], ids=["first", "second"])
 @pytest.mark.parametrize("lang", ["en", "de"])
-def test_corpus_recall_and_false_positive_rate(content: Content, lang: str) -> None:
-    result = evaluate(content, load_corpus(CORPUS_DIR / f"{lang}.toml"))
+def test_corpus_recall_and_false_positive_rate(content: Content, corpus: Path, lang: str) -> None:
+    result = evaluate(content, load_corpus(corpus / f"{lang}.toml"))
     assert result.recall >= MIN_RECALL, f"missed: {result.missed}"
     assert result.false_positive_rate <= MAX_FPR, f"false positives: {result.false_positives}"
 
 
-def test_docs_safety_shows_what_the_report_prints(content: Content) -> None:
+@pytest.mark.parametrize("corpus", [CORPUS_DIR, CORPUS_DIR / "second"], ids=["first", "second"])
+def test_docs_safety_shows_what_the_report_prints(content: Content, corpus: Path) -> None:
     """docs/SAFETY.md quotes the figures; they must be the ones the code gives today."""
-    results = [evaluate(content, load_corpus(CORPUS_DIR / f"{lang}.toml")) for lang in ("de", "en")]
+    results = [evaluate(content, load_corpus(corpus / f"{lang}.toml")) for lang in ("de", "en")]
     docs = (CORPUS_DIR.parent.parent.parent / "docs" / "SAFETY.md").read_text(encoding="utf-8")
     section = docs.split("## Crisis detection", 1)[1].split("\n## ", 1)[0]
     for line in report(results).splitlines():
