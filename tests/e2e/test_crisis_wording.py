@@ -139,3 +139,17 @@ async def test_a_forged_check_button_starts_nothing(live: Any, tg: FakeTelegram)
         answer = await user.wait_for_answer()
         assert answer.text == "This button is no longer active."
     assert await rows(live, CheckIn) == []
+
+
+async def test_crisis_wins_over_a_symptom_word(live: Any, tg: FakeTelegram) -> None:
+    await enrolled(live, 5316, therapist=THERAPIST, schedule=False)
+    tg.group(ALERT_CHAT, "Alerts")
+    user = tg.user(5316)
+    started = time.monotonic()
+    await user.send("My wound is bleeding again and honestly I just want to die")
+    [help_now] = await user.wait_for(timeout=5)
+    assert "call 112 now" in help_now.text and not help_now.button_labels
+    await crisis_alerts_arrive(tg, started)
+    await user.expect_silence(1.0)  # no symptom-check offer on top
+    [note] = await rows(live, Note)
+    assert note.crisis
