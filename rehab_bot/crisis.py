@@ -35,7 +35,7 @@ Plain Python: no telegram imports. Nothing here logs the text.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -274,10 +274,6 @@ def compile_pattern(pattern: str) -> Pattern:
 
 def _fold_umlauts(text: str) -> str:
     return text.casefold().translate(_FOLD)
-
-
-def compile_patterns(patterns: Iterable[str]) -> tuple[Pattern, ...]:
-    return tuple(compile_pattern(p) for p in patterns)
 
 
 # --------------------------------------------------------------------------- matching
