@@ -556,7 +556,7 @@ async def _export_command(session: AsyncSession, config: Config, args: argparse.
         patient = await staff_core.patient_by_alias(session, args.patient)
         if patient is None:
             raise export.ExportError(f"no patient has the alias {args.patient!r}")
-    data = await export.collect(session, now, patient=patient)
+    data = await export.collect(session, now, patient=patient, identifier_system=config.export.identifier_system)
     out: Path = args.out
     if args.format == "csv":
         paths = await asyncio.to_thread(export.write_csv, data, out)

@@ -147,6 +147,24 @@ class StaffConfig:
 
 
 @dataclass(frozen=True)
+class ExportConfig:
+    # Patient.identifier.system in FHIR exports: a URI the clinic owns.
+    # "" = urn:uuid:<this installation's namespace> (see rehab_bot/installation.py).
+    identifier_system: str = ""
+
+
+# An identifier system must be a URI the clinic owns: an http(s) URL, an OID or a UUID.
+_IDENTIFIER_SYSTEM_RE = re.compile(
+    r"^(https?://[A-Za-z0-9.-]+(:\d+)?(/[\x21-\x7e]*)?"
+    r"|urn:oid:[0-2](\.(0|[1-9]\d*))+"
+    r"|urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$"
+)
+
+# Reserved for examples (RFC 2606, RFC 6761): every clinic could copy them.
+_EXAMPLE_DOMAINS = ("example.com", "example.org", "example.net", "example", "localhost")
+
+
+@dataclass(frozen=True)
 class Config:
     clinic: ClinicConfig = field(default_factory=ClinicConfig)
     telegram: TelegramConfig = field(default_factory=TelegramConfig)
@@ -156,6 +174,7 @@ class Config:
     http: HttpConfig = field(default_factory=HttpConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     staff: StaffConfig = field(default_factory=StaffConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
     source: Path | None = None
 
 
@@ -168,6 +187,7 @@ _SECTIONS: dict[str, type] = {
     "http": HttpConfig,
     "logging": LoggingConfig,
     "staff": StaffConfig,
+    "export": ExportConfig,
 }
 
 
@@ -372,3 +392,19 @@ def validate(config: Config, *, need_token: bool = True) -> None:
         raise ConfigError("staff.digest_pain_rise", "must be above 0", "NRS points, e.g. 2")
     if staff.digest_no_response_days < 1:
         raise ConfigError("staff.digest_no_response_days", "must be at least 1")
+    _validate_export(config.export)
+
+
+def _validate_export(export: ExportConfig) -> None:
+    system = export.identifier_system
+    if not system:
+        return
+    fix = (
+        "use a URL on the clinic's own domain (https://<domain>/...), a urn:oid: or a urn:uuid: the clinic "
+        'owns, or "" for this installation\'s own urn:uuid:'
+    )
+    if not _IDENTIFIER_SYSTEM_RE.match(system):
+        raise ConfigError("export.identifier_system", f"is {system!r}, which is not such a URI", fix)
+    host = system.split("://", 1)[1].split("/", 1)[0].split(":", 1)[0].lower().rstrip(".") if "://" in system else ""
+    if any(host == domain or host.endswith("." + domain) for domain in _EXAMPLE_DOMAINS):
+        raise ConfigError("export.identifier_system", f"is {system!r}, an example address nobody owns", fix)

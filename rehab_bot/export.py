@@ -5,20 +5,32 @@ or name. docs/EXPORTS.md documents every CSV column and the FHIR mapping.
 
 FHIR R4 mapping (LOINC codes from docs/clinical-notes, "FHIR and LOINC"):
 
-* Patient: identifier = the alias; nothing else that identifies a person.
+* Patient: identifier = the alias (system: ``[export] identifier_system``, by
+  default this installation's ``urn:uuid:``); ``active`` from the status
+  (patient_active); nothing else that identifies a person.
+* Questionnaire: one per questionnaire that a QuestionnaireResponse answers,
+  from the content; its ``url`` is its fullUrl, so the canonical resolves.
 * QuestionnaireResponse: one per check-in with at least one answer; items by
   the check-in content's item ids (linkId).
 * Observation (category ``survey``), each ``derivedFrom`` its
-  QuestionnaireResponse: one per completed, scored questionnaire whose total
-  has a LOINC code (the content's ``score_loinc``, else SCORE_CODES: 72514-3
-  pain NRS 0-10, 55758-7 PHQ-2 total, 44261-6 PHQ-9 total), and one per pain
-  answer asked inside another questionnaire (72514-3).
+  QuestionnaireResponse: one per completed, scored questionnaire, coded in
+  LOINC where the total has a code (the content's ``score_loinc``, else
+  SCORE_CODES: 72514-3 pain NRS 0-10, 55758-7 PHQ-2 total, 44261-6 PHQ-9
+  total), otherwise ``score-<questionnaire id>`` in CODE_SYSTEM (mood); and
+  one per pain answer asked inside another questionnaire (72514-3).
+* Observation per exercise session with a pain rating (72514-3, and
+  ``exercise-session-pain`` in CODE_SYSTEM), and per patient and week with
+  resolved sessions, the weekly adherence (``weekly-adherence``, category
+  ``activity``, a percentage, the same rule as /progress).
+* Flag: one per alert, ``active`` until acknowledged.
 * CarePlan: the programme, with one activity per phase (SNOMED 229065009
   "Exercise therapy"), its timing (sessions a day, times, the phase's dates)
   and its progress (sessions done of those planned).
 
-References inside the Bundle are ``urn:uuid:`` fullUrls derived from the row
-ids, so the same data always exports to the same ids.
+References inside the Bundle are ``urn:uuid:`` fullUrls: uuid5 of the row id
+in this installation's namespace (rehab_bot/installation.py), so the same
+data always exports to the same ids here, and never to another
+installation's ids.
 
 Plain Python over SQLModel: no telegram imports. The FHIR resources are built
 as plain JSON; the tests validate them against the ``fhir.resources`` models.
@@ -41,17 +53,23 @@ from typing import Any
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rehab_bot import installation
 from rehab_bot.content import Content
 from rehab_bot.models import Alert, Answer, CheckIn, ExerciseSession, Note, Patient, PatientStatus, Staff
+from rehab_bot.session import RESOLVED_STATUSES
 from rehab_bot.staff import PAIN_ITEMS, local_today
 
 FORMATS = ("csv", "fhir")
-_NAMESPACE = uuid.UUID("6f1d7f2e-58a4-4d0b-9a52-3c8a1d1b7e55")
 LOINC = "http://loinc.org"
 SNOMED = "http://snomed.info/sct"
+UCUM = "http://unitsofmeasure.org"
 OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
-ALIAS_SYSTEM = "urn:rehab-bot:patient-alias"
-QUESTIONNAIRE_BASE = "urn:rehab-bot:questionnaire:"
+FLAG_CATEGORY = "http://terminology.hl7.org/CodeSystem/flag-category"
+FLAG_PRIORITY_EXTENSION = "http://hl7.org/fhir/StructureDefinition/flag-priority"
+FLAG_PRIORITY = "http://hl7.org/fhir/flag-priority-code"
+# rehab-bot's own codes, for what LOINC has no code for; docs/EXPORTS.md lists
+# them so a clinic can map them (a ConceptMap) to its own terminology.
+CODE_SYSTEM = "urn:rehab-bot:fhir:CodeSystem:rehab-bot"
 # CheckIn.questionnaire_id -> the LOINC code of its total score, where the
 # content does not name one (its score_loinc wins).
 SCORE_CODES: dict[str, str] = {"pain": "72514-3", "phq2": "55758-7", "phq9": "44261-6"}
@@ -85,13 +103,23 @@ class ExportData:
     notes: list[Note] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     generated_at: datetime | None = None
+    # This installation's id namespace (rehab_bot/installation.py): FHIR needs it.
+    namespace: uuid.UUID | None = None
+    # [export] identifier_system; "" = urn:uuid:<namespace>.
+    identifier_system: str = ""
 
     def alias(self, patient_id: int) -> str:
         return next((p.alias for p in self.patients if p.id == patient_id), "")
 
 
-async def collect(session: AsyncSession, now: datetime, *, patient: Patient | None = None) -> ExportData:
-    """Read the rows to export: one patient, or every patient."""
+async def collect(
+    session: AsyncSession, now: datetime, *, patient: Patient | None = None, identifier_system: str = ""
+) -> ExportData:
+    """Read the rows to export: one patient, or every patient.
+
+    identifier_system is the config's ``[export] identifier_system`` ("" = the
+    installation's own urn:uuid:).
+    """
     if patient is not None:
         patients = [patient]
     else:
@@ -112,6 +140,8 @@ async def collect(session: AsyncSession, now: datetime, *, patient: Patient | No
         notes=await rows(Note, col(Note.created_at), col(Note.id)),
         alerts=await rows(Alert, col(Alert.created_at), col(Alert.id)),
         generated_at=now,
+        namespace=await installation.namespace(session, now),
+        identifier_system=identifier_system,
     )
 
 
@@ -286,8 +316,14 @@ def csv_zip(data: ExportData) -> bytes:
 # --- FHIR R4 -----------------------------------------------------------------------
 
 
-def _urn(kind: str, row_id: object) -> str:
-    return f"urn:uuid:{uuid.uuid5(_NAMESPACE, f'{kind}/{row_id}')}"
+class _Ids:
+    """Resource ids: uuid5 of "<kind>/<key>" in this installation's namespace."""
+
+    def __init__(self, namespace: uuid.UUID) -> None:
+        self.namespace = namespace
+
+    def urn(self, kind: str, key: object) -> str:
+        return f"urn:uuid:{uuid.uuid5(self.namespace, f'{kind}/{key}')}"
 
 
 def _id(urn: str) -> str:
@@ -298,12 +334,31 @@ def _instant(value: datetime) -> str:
     return value.isoformat(timespec="seconds")
 
 
-def _patient_resource(patient: Patient) -> dict[str, Any]:
+def identifier_system(data: ExportData) -> str:
+    """Patient.identifier.system: the configured URI, else this installation's urn:uuid:."""
+    assert data.namespace is not None, "collect() reads the installation's namespace"
+    return data.identifier_system or f"urn:uuid:{data.namespace}"
+
+
+def patient_active(patient: Patient) -> bool:
+    """Patient.active: the clinic still cares for this patient through the bot.
+
+    False for a patient who never consented (an invitation not yet accepted,
+    consent declined, or the tombstone left by /delete) and for one who
+    stopped or was discharged; true while enrolled, paused or unreachable
+    (unreachable is the clinic's to act on, not the end of care).
+    """
+    if patient.consent_at is None:
+        return False
+    return patient.status not in (PatientStatus.DISCHARGED.value, PatientStatus.STOPPED.value)
+
+
+def _patient_resource(patient: Patient, ids: _Ids, system: str) -> dict[str, Any]:
     return {
         "resourceType": "Patient",
-        "id": _id(_urn("Patient", patient.id)),
-        "identifier": [{"system": ALIAS_SYSTEM, "value": patient.alias}],
-        "active": patient.status not in (PatientStatus.DISCHARGED.value, PatientStatus.STOPPED.value),
+        "id": _id(ids.urn("Patient", patient.id)),
+        "identifier": [{"system": system, "value": patient.alias}],
+        "active": patient_active(patient),
     }
 
 
@@ -333,38 +388,219 @@ def score_code(content: Content | None, questionnaire_id: str) -> tuple[str, str
     return code, LOINC_NAMES.get(code, "")
 
 
+def _title(content: Content | None, questionnaire_id: str) -> str:
+    questionnaire = (getattr(content, "questionnaires", None) or {}).get(questionnaire_id)
+    return questionnaire.title.get("en", questionnaire_id) if questionnaire is not None else questionnaire_id
+
+
+def _score_coding(content: Content | None, questionnaire_id: str) -> tuple[dict[str, Any], str]:
+    """The coding and text of a questionnaire's score: LOINC where it has a code, else CODE_SYSTEM."""
+    loinc = score_code(content, questionnaire_id)
+    if loinc is not None:
+        coding = {"system": LOINC, "code": loinc[0]}
+        if loinc[1]:
+            coding["display"] = loinc[1]
+        return coding, loinc[1] or f"LOINC {loinc[0]}"
+    display = f"{_title(content, questionnaire_id)} score"
+    return {"system": CODE_SYSTEM, "code": f"score-{questionnaire_id}", "display": display}, display
+
+
+def _coding(system: str, code: str, display: str) -> dict[str, Any]:
+    return {"system": system, "code": code, "display": display}
+
+
+SURVEY = {"coding": [_coding(OBSERVATION_CATEGORY, "survey", "Survey")]}
+ACTIVITY = {"coding": [_coding(OBSERVATION_CATEGORY, "activity", "Activity")]}
+
+
 def _observation(
-    key: str, patient_urn: str, qr_urn: str, code: tuple[str, str], value: int, when: datetime
+    urn: str,
+    patient_urn: str,
+    code: dict[str, Any],
+    value: dict[str, Any],
+    *,
+    category: dict[str, Any] = SURVEY,
+    effective: dict[str, Any],
+    derived_from: str | None = None,
+    status: str = "final",
 ) -> dict[str, Any]:
-    coding = {"system": LOINC, "code": code[0]}
-    if code[1]:
-        coding["display"] = code[1]
-    return {
+    resource: dict[str, Any] = {
         "resourceType": "Observation",
-        "id": _id(_urn("Observation", key)),
-        "status": "final",
-        "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "survey", "display": "Survey"}]}],
-        "code": {"coding": [coding], "text": code[1] or f"LOINC {code[0]}"},
+        "id": _id(urn),
+        "status": status,
+        "category": [category],
+        "code": code,
         "subject": {"reference": patient_urn},
-        "effectiveDateTime": _instant(when),
-        "valueInteger": value,
-        "derivedFrom": [{"reference": qr_urn}],
+        **effective,
+        **value,
     }
+    if derived_from is not None:
+        resource["derivedFrom"] = [{"reference": derived_from}]
+    return resource
 
 
-def _careplan_status(patient: Patient) -> str:
-    return {
-        PatientStatus.PAUSED.value: "on-hold",
-        PatientStatus.DISCHARGED.value: "completed",
-        PatientStatus.STOPPED.value: "revoked",
-    }.get(patient.status, "active")
+def _pain_code(text: str, *extra: dict[str, Any]) -> dict[str, Any]:
+    return {"coding": [_coding(LOINC, PAIN_CODE[0], PAIN_CODE[1]), *extra], "text": text}
 
 
-def _careplan(patient: Patient, data: ExportData, content: Content | None, now: datetime) -> dict[str, Any] | None:
+def _session_pain(session: ExerciseSession, ids: _Ids, patient_urn: str) -> dict[str, Any] | None:
+    if session.pain is None:
+        return None
+    when = session.answered_at or session.created_at
+    return _observation(
+        ids.urn("Observation", f"session-pain/{session.id}"),
+        patient_urn,
+        _pain_code(
+            "Pain during the exercise session (0-10)",
+            _coding(CODE_SYSTEM, "exercise-session-pain", "Pain during an exercise session, 0-10"),
+        ),
+        {"valueInteger": session.pain},
+        effective={"effectiveDateTime": _instant(when)},
+    )
+
+
+def _weekly_adherence(
+    patient: Patient, sessions: Sequence[ExerciseSession], ids: _Ids, patient_urn: str, today: date
+) -> list[dict[str, Any]]:
+    """One Observation per local week (Monday to Sunday) with resolved sessions.
+
+    The share of resolved sessions (done, partly, skipped, missed) that were
+    done or partly: the rule of /progress (rehab_bot/session.py); a session
+    still open neither helps nor hurts.
+    """
+    weeks: dict[date, list[str]] = {}
+    for s in sessions:
+        if s.status in RESOLVED_STATUSES:
+            weeks.setdefault(s.local_date - timedelta(days=s.local_date.weekday()), []).append(s.status)
+    result = []
+    for monday, statuses in sorted(weeks.items()):
+        sunday = monday + timedelta(days=6)
+        done = sum(1 for status in statuses if status in DONE_STATUSES)
+        result.append(
+            _observation(
+                ids.urn("Observation", f"weekly-adherence/{patient.id}/{monday.isoformat()}"),
+                patient_urn,
+                {
+                    "coding": [_coding(CODE_SYSTEM, "weekly-adherence", "Exercise sessions done in a week, percent")],
+                    "text": "Weekly exercise adherence",
+                },
+                {
+                    "valueQuantity": {
+                        "value": round(100 * done / len(statuses), 1),
+                        "unit": "%",
+                        "system": UCUM,
+                        "code": "%",
+                    },
+                    "component": [
+                        {
+                            "code": {"coding": [_coding(CODE_SYSTEM, "sessions-done", "Sessions done or partly done")]},
+                            "valueInteger": done,
+                        },
+                        {
+                            "code": {"coding": [_coding(CODE_SYSTEM, "sessions-resolved", "Sessions due and over")]},
+                            "valueInteger": len(statuses),
+                        },
+                    ],
+                },
+                category=ACTIVITY,
+                effective={"effectivePeriod": {"start": monday.isoformat(), "end": sunday.isoformat()}},
+                status="final" if sunday < today else "preliminary",
+            )
+        )
+    return result
+
+
+# Alert.kind -> (flag category code, display)
+FLAG_CATEGORIES: dict[str, tuple[str, str]] = {
+    "inactive": ("patient-contact", "Subject Contact"),
+    "unreachable": ("patient-contact", "Subject Contact"),
+    "data_deleted": ("admin", "Administrative"),
+}
+CLINICAL_FLAG = ("clinical", "Clinical")
+# Alert.severity -> (flag-priority code, display)
+FLAG_PRIORITIES: dict[str, tuple[str, str]] = {
+    "low": ("PL", "Low priority"),
+    "high": ("PM", "Medium priority"),
+    "critical": ("PH", "High priority"),
+    "emergency": ("PH", "High priority"),
+}
+ALERT_KINDS: dict[str, str] = {
+    "red_flag": "Red-flag answer",
+    "checkin": "Check-in score rule",
+    "crisis": "Crisis words in a message",
+    "inactive": "No answer for a long time",
+    "unreachable": "Telegram refuses messages",
+    "data_deleted": "The patient deleted their data",
+}
+
+
+def _flag(alert: Alert, ids: _Ids, patient_urn: str) -> dict[str, Any]:
+    category = FLAG_CATEGORIES.get(alert.kind, CLINICAL_FLAG)
+    what = ALERT_KINDS.get(alert.kind, alert.kind.replace("_", " ").capitalize())
+    text = f"{what} ({alert.severity})" + (f": {alert.detail}" if alert.detail else "")
+    period = {"start": _instant(alert.created_at)}
+    if alert.acknowledged_at is not None:
+        period["end"] = _instant(alert.acknowledged_at)
+    flag: dict[str, Any] = {
+        "resourceType": "Flag",
+        "id": _id(ids.urn("Flag", alert.id)),
+        "status": "inactive" if alert.acknowledged_at is not None else "active",
+        "category": [{"coding": [_coding(FLAG_CATEGORY, *category)]}],
+        "code": {"coding": [_coding(CODE_SYSTEM, f"alert-{alert.kind}", what)], "text": text},
+        "subject": {"reference": patient_urn},
+        "period": period,
+    }
+    if alert.severity in FLAG_PRIORITIES:
+        flag["extension"] = [
+            {
+                "url": FLAG_PRIORITY_EXTENSION,
+                "valueCodeableConcept": {"coding": [_coding(FLAG_PRIORITY, *FLAG_PRIORITIES[alert.severity])]},
+            }
+        ]
+    return flag
+
+
+def _questionnaire(content: Content | None, questionnaire_id: str, url: str) -> dict[str, Any]:
+    """The Questionnaire a QuestionnaireResponse answers, from the content (a stub if it is gone)."""
+    resource: dict[str, Any] = {"resourceType": "Questionnaire", "id": _id(url), "url": url}
+    questionnaire = (getattr(content, "questionnaires", None) or {}).get(questionnaire_id)
+    if questionnaire is None:
+        # Removed from the content since it was asked: only its id is known.
+        resource.update({"name": questionnaire_id, "status": "unknown", "subjectType": ["Patient"]})
+        return resource
+    resource.update(
+        {
+            "name": questionnaire_id,
+            "title": questionnaire.title.get("en", questionnaire_id),
+            "status": "active",
+            "subjectType": ["Patient"],
+        }
+    )
+    if questionnaire.loinc:
+        resource["code"] = [{"system": LOINC, "code": questionnaire.loinc}]
+    items = []
+    for item in questionnaire.items:
+        entry: dict[str, Any] = {"linkId": item.id, "text": item.text.get("en", item.id)}
+        if item.loinc:
+            entry["code"] = [{"system": LOINC, "code": item.loinc}]
+        if item.options:
+            entry["type"] = "integer"
+            entry["answerOption"] = [{"valueInteger": option.value} for option in item.options]
+        else:
+            entry["type"] = "string"
+        items.append(entry)
+    if items:
+        resource["item"] = items
+    return resource
+
+
+def _careplan(
+    patient: Patient, data: ExportData, content: Content | None, now: datetime, ids: _Ids
+) -> dict[str, Any] | None:
     if content is None or patient.programme_id not in content.programmes:
         return None
     programme = content.programmes[patient.programme_id]
-    patient_urn = _urn("Patient", patient.id)
+    patient_urn = ids.urn("Patient", patient.id)
     sessions = [s for s in data.sessions if s.patient_id == patient.id]
     planned = Counter(s.phase_id for s in sessions)
     done = Counter(s.phase_id for s in sessions if s.status in DONE_STATUSES)
@@ -372,6 +608,8 @@ def _careplan(patient: Patient, data: ExportData, content: Content | None, now: 
     own_times = [t for t in patient.session_times.split(",") if t]
     activities = []
     for phase in programme.phases:
+        # Each exercise once, in the order of first use (sessions may share a plan).
+        exercises = dict.fromkeys(e for plan in phase.sessions for e in plan.exercises)
         detail: dict[str, Any] = {
             "kind": "ServiceRequest",
             "code": {
@@ -380,11 +618,7 @@ def _careplan(patient: Patient, data: ExportData, content: Content | None, now: 
             },
             "status": "not-started",
             "description": "Exercises: "
-            + ", ".join(
-                content.exercises[e].name.get("en", e) if e in content.exercises else e
-                for plan in phase.sessions
-                for e in plan.exercises
-            ),
+            + ", ".join(content.exercises[e].name.get("en", e) if e in content.exercises else e for e in exercises),
         }
         times = own_times if len(own_times) == phase.sessions_per_day else phase.default_times
         repeat: dict[str, Any] = {
@@ -415,7 +649,7 @@ def _careplan(patient: Patient, data: ExportData, content: Content | None, now: 
         activities.append(activity)
     plan: dict[str, Any] = {
         "resourceType": "CarePlan",
-        "id": _id(_urn("CarePlan", patient.id)),
+        "id": _id(ids.urn("CarePlan", patient.id)),
         "status": _careplan_status(patient),
         "intent": "plan",
         "title": programme.name.get("en", programme.id),
@@ -429,24 +663,44 @@ def _careplan(patient: Patient, data: ExportData, content: Content | None, now: 
     return plan
 
 
+def _careplan_status(patient: Patient) -> str:
+    return {
+        PatientStatus.PAUSED.value: "on-hold",
+        PatientStatus.DISCHARGED.value: "completed",
+        PatientStatus.STOPPED.value: "revoked",
+    }.get(patient.status, "active")
+
+
 def fhir_bundle(data: ExportData, content: Content | None, now: datetime) -> dict[str, Any]:
-    """A FHIR R4 Bundle of type collection with every patient's resources."""
+    """A FHIR R4 Bundle of type collection with every patient's resources.
+
+    Every Reference is the fullUrl of an entry, and every QuestionnaireResponse's
+    questionnaire is the url of a Questionnaire entry.
+    """
+    if data.namespace is None:
+        raise ExportError("no installation namespace: read the data with export.collect()")
+    ids = _Ids(data.namespace)
+    system = identifier_system(data)
     entries: list[dict[str, Any]] = []
+    questionnaires: dict[str, str] = {}  # questionnaire id -> canonical url, in order of first use
 
     def add(resource: dict[str, Any]) -> None:
         entries.append({"fullUrl": f"urn:uuid:{resource['id']}", "resource": resource})
+
+    def questionnaire_url(questionnaire_id: str) -> str:
+        return questionnaires.setdefault(questionnaire_id, ids.urn("Questionnaire", questionnaire_id))
 
     answers_by_checkin: dict[int, list[Answer]] = {}
     for answer in data.answers:
         answers_by_checkin.setdefault(answer.checkin_id, []).append(answer)
     for patient in data.patients:
-        patient_urn = _urn("Patient", patient.id)
-        add(_patient_resource(patient))
+        patient_urn = ids.urn("Patient", patient.id)
+        add(_patient_resource(patient, ids, system))
         for checkin in (c for c in data.checkins if c.patient_id == patient.id):
             answers = answers_by_checkin.get(checkin.id or -1, [])
             if not answers:
                 continue
-            qr_urn = _urn("QuestionnaireResponse", checkin.id)
+            qr_urn = ids.urn("QuestionnaireResponse", checkin.id)
             authored = checkin.completed_at or max(a.answered_at for a in answers)
             items = []
             for answer in answers:
@@ -459,7 +713,7 @@ def fhir_bundle(data: ExportData, content: Content | None, now: datetime) -> dic
                 {
                     "resourceType": "QuestionnaireResponse",
                     "id": _id(qr_urn),
-                    "questionnaire": QUESTIONNAIRE_BASE + checkin.questionnaire_id,
+                    "questionnaire": questionnaire_url(checkin.questionnaire_id),
                     "status": _qr_status(checkin),
                     "subject": {"reference": patient_urn},
                     "authored": _instant(authored),
@@ -467,23 +721,49 @@ def fhir_bundle(data: ExportData, content: Content | None, now: datetime) -> dic
                 }
             )
             code = score_code(content, checkin.questionnaire_id)
-            if code is not None and checkin.score is not None and checkin.status == "complete":
-                add(_observation(f"checkin/{checkin.id}", patient_urn, qr_urn, code, round(checkin.score), authored))
+            if checkin.score is not None and checkin.status == "complete":
+                coding, text = _score_coding(content, checkin.questionnaire_id)
+                add(
+                    _observation(
+                        ids.urn("Observation", f"checkin/{checkin.id}"),
+                        patient_urn,
+                        {"coding": [coding], "text": text},
+                        {"valueInteger": round(checkin.score)},
+                        effective={"effectiveDateTime": _instant(authored)},
+                        derived_from=qr_urn,
+                    )
+                )
             if code is None or code[0] != PAIN_CODE[0]:
                 # Pain asked inside another questionnaire: an Observation per answer.
                 for answer in answers:
                     if answer.item_id in PAIN_ITEMS and answer.value is not None:
                         add(
                             _observation(
-                                f"answer/{answer.id}", patient_urn, qr_urn, PAIN_CODE, answer.value, answer.answered_at
+                                ids.urn("Observation", f"answer/{answer.id}"),
+                                patient_urn,
+                                _pain_code(PAIN_CODE[1]),
+                                {"valueInteger": answer.value},
+                                effective={"effectiveDateTime": _instant(answer.answered_at)},
+                                derived_from=qr_urn,
                             )
                         )
-        plan = _careplan(patient, data, content, now)
+        sessions = [s for s in data.sessions if s.patient_id == patient.id]
+        for exercise_session in sessions:
+            pain = _session_pain(exercise_session, ids, patient_urn)
+            if pain is not None:
+                add(pain)
+        for observation in _weekly_adherence(patient, sessions, ids, patient_urn, local_today(now, patient.timezone)):
+            add(observation)
+        for alert in (a for a in data.alerts if a.patient_id == patient.id):
+            add(_flag(alert, ids, patient_urn))
+        plan = _careplan(patient, data, content, now, ids)
         if plan is not None:
             add(plan)
+    for questionnaire_id, url in questionnaires.items():
+        add(_questionnaire(content, questionnaire_id, url))
     return {
         "resourceType": "Bundle",
-        "id": _id(_urn("Bundle", f"{_instant(now)}:{','.join(p.alias for p in data.patients)}")),
+        "id": _id(ids.urn("Bundle", f"{_instant(now)}:{','.join(p.alias for p in data.patients)}")),
         "type": "collection",
         "timestamp": _instant(now),
         "entry": entries,

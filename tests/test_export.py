@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import os
 import re
 import subprocess
 import sys
+import uuid
 import zipfile
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -18,15 +20,20 @@ import pytest
 from factories import make_patient, make_staff
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.careplan import CarePlan
+from fhir.resources.R4B.flag import Flag
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.patient import Patient as FhirPatient
+from fhir.resources.R4B.questionnaire import Questionnaire
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
+from jsonschema import Draft6Validator
+from sqlmodel import delete
 
-from rehab_bot import export
+from rehab_bot import export, installation
 from rehab_bot.clock import FakeClock
+from rehab_bot.config import ConfigError, load_config
 from rehab_bot.content import load_content
 from rehab_bot.db import Database
-from rehab_bot.models import Alert, Answer, CheckIn, ExerciseSession, Note, Patient
+from rehab_bot.models import Alert, Answer, CheckIn, ExerciseSession, Installation, Note, Patient, PatientStatus
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTENT = load_content(None)
@@ -45,8 +52,10 @@ async def seed(db: Database, clock: FakeClock) -> tuple[Patient, Patient]:
         programme_id="lumbar-example",
         surgery_date=date(2026, 5, 20),
         session_times="09:00,13:00,18:00",
+        consent_at=clock.now() - timedelta(days=20),
     )
-    other, _ = await make_patient(db, clock, alias="CRV-0001", therapist_id=doc.id)
+    # Invited, never consented.
+    other, _ = await make_patient(db, clock, alias="CRV-0001", therapist_id=doc.id, status=PatientStatus.ENROLLING)
     assert patient.id is not None
     t0 = clock.now()
     async with db.session() as session:
@@ -95,6 +104,16 @@ async def seed(db: Database, clock: FakeClock) -> tuple[Patient, Patient]:
         await checkin("pain", [], None, "expired")  # never answered: no QuestionnaireResponse
         session.add(Note(patient_id=patient.id, text='Knee hurts, "a bit", today', created_at=t0))
         session.add(Alert(patient_id=patient.id, severity="high", kind="red_flag", detail="fever", created_at=t0))
+        session.add(
+            Alert(
+                patient_id=patient.id,
+                severity="low",
+                kind="inactive",
+                created_at=t0 - timedelta(days=2),
+                acknowledged_at=t0 - timedelta(days=1),
+                acknowledged_by=doc.id,
+            )
+        )
         await session.commit()
     return patient, other
 
@@ -120,11 +139,75 @@ async def test_csv_has_one_file_per_entity_with_the_documented_columns(db: Datab
     assert [r["status"] for r in tables["sessions.csv"]] == ["done", "missed", "partly"]
     assert len(tables["checkins.csv"]) == 5 and len(tables["answers.csv"]) == 5
     assert tables["notes.csv"][0]["text"] == 'Knee hurts, "a bit", today', "quoting survives commas and quotes"
-    assert tables["alerts.csv"][0]["detail"] == "fever"
+    assert tables["alerts.csv"][1]["detail"] == "fever"
     everything = "".join(files.values())
     assert str(TELEGRAM_ID) not in everything and "CRV-0001" not in everything
     zipped = zipfile.ZipFile(io.BytesIO(export.csv_zip(data)))
     assert sorted(zipped.namelist()) == sorted(files)
+
+
+FHIR_MODELS: dict[str, Any] = {
+    "Patient": FhirPatient,
+    "QuestionnaireResponse": QuestionnaireResponse,
+    "Questionnaire": Questionnaire,
+    "Observation": Observation,
+    "Flag": Flag,
+    "CarePlan": CarePlan,
+}
+FHIR_SCHEMA = ROOT / "tests" / "data" / "fhir" / "fhir.schema.json"
+
+
+@functools.cache
+def schema_validators() -> tuple[Draft6Validator, dict[str, Draft6Validator]]:
+    """The official FHIR R4 JSON schema (tests/data/fhir/README.md): for a whole Bundle and per resource type."""
+    schema = json.loads(FHIR_SCHEMA.read_text(encoding="utf-8"))
+    assert schema["id"] == "http://hl7.org/fhir/json-schema/4.0"
+    definitions = schema["definitions"]
+    per_type = {
+        name: Draft6Validator({"$ref": f"#/definitions/{name}", "definitions": definitions}) for name in FHIR_MODELS
+    }
+    return Draft6Validator(schema), per_type
+
+
+def validate_bundle(bundle: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Validate with fhir.resources and the official R4 JSON schema; the resources by type."""
+    text = export.fhir_json(bundle)
+    assert Bundle.model_validate(json.loads(text)).type == "collection"
+    whole, per_type = schema_validators()
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for entry in bundle["entry"]:
+        resource = entry["resource"]
+        kind = resource["resourceType"]
+        by_type.setdefault(kind, []).append(resource)
+        assert entry["fullUrl"] == f"urn:uuid:{resource['id']}"
+        FHIR_MODELS[kind].model_validate(resource)
+        errors = [f"{kind} {list(e.absolute_path)}: {e.message}" for e in per_type[kind].iter_errors(resource)]
+        assert errors == []
+    assert list(whole.iter_errors(json.loads(text))) == [], "the Bundle does not match the FHIR R4 JSON schema"
+    return by_type
+
+
+def unresolved(bundle: dict[str, Any]) -> list[str]:
+    """Every Reference and canonical in the Bundle that names nothing in it."""
+    full_urls = {entry["fullUrl"] for entry in bundle["entry"]}
+    canonicals = {entry["resource"]["url"] for entry in bundle["entry"] if "url" in entry["resource"]}
+    missing: list[str] = []
+
+    def walk(value: Any, key: str = "") -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if k == "reference" and isinstance(v, str) and v not in full_urls:
+                    missing.append(v)
+                walk(v, k)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v, key)
+        elif key == "questionnaire" and value not in canonicals:  # QuestionnaireResponse.questionnaire
+            missing.append(value)
+
+    for entry in bundle["entry"]:
+        walk(entry["resource"])
+    return missing
 
 
 async def test_fhir_bundle_validates_and_maps_scores_to_loinc(db: Database, clock: FakeClock) -> None:
@@ -132,44 +215,34 @@ async def test_fhir_bundle_validates_and_maps_scores_to_loinc(db: Database, cloc
     async with db.session() as session:
         data = await export.collect(session, clock.now())
     bundle = export.fhir_bundle(data, CONTENT, clock.now())
-    parsed = Bundle.model_validate(json.loads(export.fhir_json(bundle)))
-    assert parsed.type == "collection"
-    by_type: dict[str, list[dict[str, Any]]] = {}
-    urls = set()
-    for entry in bundle["entry"]:
-        resource = entry["resource"]
-        by_type.setdefault(resource["resourceType"], []).append(resource)
-        assert entry["fullUrl"] == f"urn:uuid:{resource['id']}"
-        urls.add(entry["fullUrl"])
-        model = {
-            "Patient": FhirPatient,
-            "QuestionnaireResponse": QuestionnaireResponse,
-            "Observation": Observation,
-            "CarePlan": CarePlan,
-        }[resource["resourceType"]]
-        model.model_validate(resource)
+    by_type = validate_bundle(bundle)
+    urls = {entry["fullUrl"] for entry in bundle["entry"]}
     patients = by_type["Patient"]
     assert sorted(p["identifier"][0]["value"] for p in patients) == ["CRV-0001", "LWS-0412"]
     assert all(set(p) == {"resourceType", "id", "identifier", "active"} for p in patients), "pseudonymous"
     assert str(TELEGRAM_ID) not in json.dumps(bundle)
     responses = by_type["QuestionnaireResponse"]
-    assert sorted(r["questionnaire"].rsplit(":", 1)[1] for r in responses) == ["mood", "odi", "pain", "phq2"]
     assert {r["status"] for r in responses} == {"completed", "stopped"}
-    observations = by_type["Observation"]
-    codes = sorted(o["code"]["coding"][0]["code"] for o in observations)
-    assert codes == ["55758-7", "72514-3"], "pain NRS and the PHQ-2 total; mood has no LOINC score"
+    observations = [o for o in by_type["Observation"] if o["category"][0]["coding"][0]["code"] == "survey"]
+    scores = {
+        (o["code"]["coding"][0]["system"], o["code"]["coding"][0]["code"]): o["valueInteger"]
+        for o in observations
+        if "derivedFrom" in o
+    }
+    assert scores == {
+        ("http://loinc.org", "72514-3"): 6,
+        ("http://loinc.org", "55758-7"): 3,
+        (export.CODE_SYSTEM, "score-mood"): 4,  # mood has no LOINC code: the project's code system
+    }
     for o in observations:
         assert o["category"][0]["coding"][0] == {
             "system": "http://terminology.hl7.org/CodeSystem/observation-category",
             "code": "survey",
             "display": "Survey",
         }
-        assert o["code"]["coding"][0]["system"] == "http://loinc.org"
-        [source] = o["derivedFrom"]
-        assert source["reference"] in urls
         assert o["subject"]["reference"] in urls
-    values = {o["code"]["coding"][0]["code"]: o["valueInteger"] for o in observations}
-    assert values == {"72514-3": 6, "55758-7": 3}
+        for source in o.get("derivedFrom", []):
+            assert source["reference"] in urls
     [plan] = by_type["CarePlan"]
     assert plan["status"] == "active" and plan["intent"] == "plan"
     programme = CONTENT.programmes["lumbar-example"]
@@ -186,6 +259,203 @@ async def test_fhir_bundle_validates_and_maps_scores_to_loinc(db: Database, cloc
     assert plan["activity"][1]["progress"] == [{"text": "2 of 3 planned sessions done"}]
 
 
+async def test_every_reference_and_canonical_resolves_inside_the_bundle(db: Database, clock: FakeClock) -> None:
+    await seed(db, clock)
+    async with db.session() as session:
+        data = await export.collect(session, clock.now())
+    bundle = export.fhir_bundle(data, CONTENT, clock.now())
+    by_type = validate_bundle(bundle)
+    assert unresolved(bundle) == []
+    questionnaires = {q["url"]: q for q in by_type["Questionnaire"]}
+    assert len(questionnaires) == len(by_type["Questionnaire"]) == 4  # pain, phq2, mood, odi: once each
+    for response in by_type["QuestionnaireResponse"]:
+        questionnaire = questionnaires[response["questionnaire"]]
+        link_ids = {item["linkId"] for item in questionnaire.get("item", [])}
+        if questionnaire["status"] == "active":
+            assert {item["linkId"] for item in response["item"]} <= link_ids
+    by_name = {q["name"]: q for q in questionnaires.values()}
+    assert by_name["phq2"]["code"] == [{"system": "http://loinc.org", "code": "55757-9"}]
+    assert by_name["pain"]["item"][0]["answerOption"][0] == {"valueInteger": 0}
+    assert by_name["odi"]["status"] == "unknown", "not in the built-in content: a stub, so the canonical resolves"
+    # Without content every canonical still resolves.
+    assert unresolved(export.fhir_bundle(data, None, clock.now())) == []
+
+
+async def test_patient_active_reflects_consent_and_status(db: Database, clock: FakeClock) -> None:
+    consented = clock.now() - timedelta(days=3)
+    cases = {
+        "NEW-0001": (PatientStatus.ENROLLING, None, False),  # invited, never consented
+        "ENR-0002": (PatientStatus.ENROLLING, consented, True),  # consented, choosing times
+        "ACT-0003": (PatientStatus.ACTIVE, consented, True),
+        "PAU-0004": (PatientStatus.PAUSED, consented, True),
+        "UNR-0005": (PatientStatus.UNREACHABLE, consented, True),
+        "DIS-0006": (PatientStatus.DISCHARGED, consented, False),
+        "STP-0007": (PatientStatus.STOPPED, consented, False),
+        "DEL-0008": (PatientStatus.STOPPED, None, False),  # the tombstone /delete leaves
+    }
+    for alias, (status, consent_at, _) in cases.items():
+        await make_patient(db, clock, alias=alias, status=status, consent_at=consent_at)
+    async with db.session() as session:
+        data = await export.collect(session, clock.now())
+    bundle = export.fhir_bundle(data, CONTENT, clock.now())
+    active = {p["identifier"][0]["value"]: p["active"] for p in validate_bundle(bundle)["Patient"]}
+    assert active == {alias: expected for alias, (_, _, expected) in cases.items()}
+
+
+async def test_alerts_become_flags(db: Database, clock: FakeClock) -> None:
+    patient, _ = await seed(db, clock)
+    async with db.session() as session:
+        data = await export.collect(session, clock.now(), patient=patient)
+    bundle = export.fhir_bundle(data, CONTENT, clock.now())
+    flags = validate_bundle(bundle)["Flag"]
+    patient_url = bundle["entry"][0]["fullUrl"]
+    by_code = {f["code"]["coding"][0]["code"]: f for f in flags}
+    assert set(by_code) == {"alert-red_flag", "alert-inactive"}
+    fever, quiet = by_code["alert-red_flag"], by_code["alert-inactive"]
+    assert fever["status"] == "active" and fever["period"] == {"start": "2026-06-10T05:00:00+00:00"}
+    assert fever["code"]["text"] == "Red-flag answer (high): fever"
+    assert fever["category"][0]["coding"][0]["code"] == "clinical"
+    assert fever["subject"] == {"reference": patient_url}
+    assert quiet["status"] == "inactive", "acknowledged"
+    assert quiet["period"] == {"start": "2026-06-08T05:00:00+00:00", "end": "2026-06-09T05:00:00+00:00"}
+    assert quiet["category"][0]["coding"][0]["code"] == "patient-contact"
+    assert all(f["code"]["coding"][0]["system"] == export.CODE_SYSTEM for f in flags)
+
+
+async def test_session_pain_and_weekly_adherence_become_observations(db: Database, clock: FakeClock) -> None:
+    patient, _ = await seed(db, clock)
+    async with db.session() as session:
+        data = await export.collect(session, clock.now(), patient=patient)
+    observations = validate_bundle(export.fhir_bundle(data, CONTENT, clock.now()))["Observation"]
+    session_pain = [
+        o
+        for o in observations
+        if {"system": export.CODE_SYSTEM, "code": "exercise-session-pain"}.items() <= o["code"]["coding"][-1].items()
+    ]
+    assert [(o["code"]["coding"][0]["code"], o["valueInteger"]) for o in session_pain] == [
+        ("72514-3", 3),
+        ("72514-3", 3),
+    ], "done and partly sessions with a pain rating; the missed one has none"
+    assert all(o["code"]["coding"][0]["system"] == "http://loinc.org" for o in session_pain)
+    weekly = [o for o in observations if o["code"]["coding"][0]["code"] == "weekly-adherence"]
+    summary = [
+        (o["effectivePeriod"]["start"], o["status"], o["valueQuantity"]["value"], o["valueQuantity"]["code"])
+        for o in weekly
+    ]
+    # Sun 7 June done (week of 1 June, over); Mon 8 missed and Tue 9 partly (this week, still running).
+    assert summary == [("2026-06-01", "final", 100.0, "%"), ("2026-06-08", "preliminary", 50.0, "%")]
+    assert weekly[1]["effectivePeriod"]["end"] == "2026-06-14"
+    assert [c["valueInteger"] for c in weekly[1]["component"]] == [1, 2]
+    assert all(o["category"][0]["coding"][0]["code"] == "activity" for o in weekly)
+
+
+async def test_careplan_lists_each_exercise_once(db: Database, clock: FakeClock) -> None:
+    await make_patient(
+        db,
+        clock,
+        alias="LWS-0500",
+        programme_id="lumbar-example",
+        surgery_date=date(2026, 6, 5),
+        consent_at=clock.now(),
+    )
+    async with db.session() as session:
+        data = await export.collect(session, clock.now())
+    [plan] = validate_bundle(export.fhir_bundle(data, CONTENT, clock.now()))["CarePlan"]
+    first = plan["activity"][0]["detail"]["description"]
+    names = first.removeprefix("Exercises: ").split(", ")
+    assert len(names) == len(set(names)), first
+    assert names[0] == CONTENT.exercises["walking"].name["en"]
+    used = {e for s in CONTENT.programmes["lumbar-example"].phases[0].sessions for e in s.exercises}
+    assert len(names) == len(used)
+
+
+async def seed_same_rows(db: Database) -> dict[str, Any]:
+    clock = FakeClock(datetime(2026, 6, 10, 5, 0, tzinfo=UTC))
+    await seed(db, clock)
+    async with db.session() as session:
+        data = await export.collect(session, clock.now())
+        await session.commit()
+    return export.fhir_bundle(data, CONTENT, clock.now())
+
+
+async def test_two_installations_export_different_ids_for_the_same_rows(backend: str, database_factory: Any) -> None:
+    first = await seed_same_rows(await database_factory(backend, name="clinic-a"))
+    second = await seed_same_rows(await database_factory(backend, name="clinic-b"))
+    for bundle in (first, second):
+        validate_bundle(bundle)
+        assert unresolved(bundle) == []
+    assert [e["resource"]["resourceType"] for e in first["entry"]] == [
+        e["resource"]["resourceType"] for e in second["entry"]
+    ], "the same rows"
+    ids = [{e["resource"]["id"] for e in bundle["entry"]} | {bundle["id"]} for bundle in (first, second)]
+    assert ids[0].isdisjoint(ids[1])
+    systems = [{p["resource"]["identifier"][0]["system"] for p in b["entry"][:1]} for b in (first, second)]
+    assert systems[0] != systems[1]
+    assert all(s.startswith("urn:uuid:") for [s] in systems)
+    assert not any("rehab-bot" in s for s in systems[0] | systems[1]), "no fixed, project-wide system"
+
+
+async def test_the_installation_namespace_is_made_once_and_kept(db: Database, clock: FakeClock) -> None:
+    async with db.session() as session:
+        made = await installation.namespace(session)
+        await session.commit()
+    await db.upgrade()
+    async with db.session() as session:
+        assert await installation.namespace(session) == made
+        row = await session.get(Installation, 1)
+        assert row is not None and uuid.UUID(row.namespace) == made
+    patient, _ = await make_patient(db, clock, alias="LWS-0412", consent_at=clock.now())
+    async with db.session() as session:
+        data = await export.collect(session, clock.now(), patient=patient)
+    bundle = export.fhir_bundle(data, CONTENT, clock.now())
+    assert bundle["entry"][0]["resource"]["id"] == str(uuid.uuid5(made, f"Patient/{patient.id}"))
+    assert bundle["entry"][0]["resource"]["identifier"][0]["system"] == f"urn:uuid:{made}"
+    # A database whose row is missing (tables made some other way) gets one on first use, then keeps it.
+    async with db.session() as session:
+        await session.exec(delete(Installation))  # type: ignore[call-overload]
+        await session.commit()
+    async with db.session() as session:
+        fresh = await installation.namespace(session)
+        await session.commit()
+    async with db.session() as session:
+        assert fresh != made and await installation.namespace(session) == fresh
+
+
+async def test_the_configured_identifier_system_names_the_alias(db: Database, clock: FakeClock) -> None:
+    patient, _ = await make_patient(db, clock, alias="LWS-0412", consent_at=clock.now())
+    async with db.session() as session:
+        data = await export.collect(
+            session, clock.now(), patient=patient, identifier_system="https://spine.klinik-muster.de/fhir/alias"
+        )
+    [entry] = [e for e in export.fhir_bundle(data, CONTENT, clock.now())["entry"]]
+    assert entry["resource"]["identifier"] == [
+        {"system": "https://spine.klinik-muster.de/fhir/alias", "value": "LWS-0412"}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("https://spine.klinik-muster.de/fhir/patient-alias", None),
+        ("urn:oid:1.2.276.0.76.3.1.123", None),
+        ("urn:uuid:3f0e1c9a-8b7d-4e2f-9a61-0c5b2d4e6f70", None),
+        ("urn:rehab-bot:patient-alias", "not such a URI"),
+        ("patient alias", "not such a URI"),
+        ("https://clinic.example.org/alias", "example address"),
+        ("https://spine.example/alias", "example address"),
+    ],
+)
+def test_identifier_system_must_be_a_uri_the_clinic_owns(tmp_path: Path, value: str, problem: str | None) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(f'[export]\nidentifier_system = "{value}"\n', encoding="utf-8")
+    if problem is None:
+        assert load_config(path, env={}, need_token=False).export.identifier_system == value
+        return
+    with pytest.raises(ConfigError, match=problem) as caught:
+        load_config(path, env={}, need_token=False)
+    assert "export.identifier_system" in str(caught.value)
+
+
 async def test_fhir_for_one_patient_is_deterministic(db: Database, clock: FakeClock) -> None:
     patient, _ = await seed(db, clock)
     async with db.session() as session:
@@ -195,14 +465,16 @@ async def test_fhir_for_one_patient_is_deterministic(db: Database, clock: FakeCl
     assert first == second
     assert {e["resource"]["resourceType"] for e in first["entry"]} == {
         "Patient",
+        "Questionnaire",
         "QuestionnaireResponse",
         "Observation",
+        "Flag",
         "CarePlan",
     }
 
 
 def test_writing_files_and_refusing_a_bad_target(tmp_path: Path) -> None:
-    data = export.ExportData(patients=[], therapists={})
+    data = export.ExportData(patients=[], therapists={}, namespace=uuid.uuid4())
     written = export.write_csv(data, tmp_path / "out")
     assert sorted(p.name for p in written) == sorted(export.TABLES)
     blocker = tmp_path / "file.txt"
@@ -216,9 +488,10 @@ def test_writing_files_and_refusing_a_bad_target(tmp_path: Path) -> None:
     Bundle.model_validate_json((tmp_path / "deep" / "bundle.json").read_text(encoding="utf-8"))
 
 
-def cli(*args: str, cwd: Path, db_url: str) -> subprocess.CompletedProcess[str]:
+def cli(*args: str, cwd: Path, db_url: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("REHAB_BOT_")}
     env["REHAB_BOT_DATABASE_URL"] = db_url
+    env.update(extra_env)
     return subprocess.run(
         [str(Path(sys.executable).parent / "rehab-bot"), *args],
         cwd=cwd,
@@ -241,9 +514,21 @@ async def test_cli_export_writes_csv_and_fhir_and_is_audited(tmp_path: Path, dat
     assert "1 patient(s) exported" in result.stdout
     assert sorted(p.name for p in out.iterdir()) == sorted(export.TABLES)
     fhir = tmp_path / "bundle.json"
-    result = cli("export", "--format", "fhir", "--out", str(fhir), cwd=tmp_path, db_url=db.url)
+    system = "https://spine.klinik-muster.de/fhir/patient-alias"
+    result = cli(
+        "export",
+        "--format",
+        "fhir",
+        "--out",
+        str(fhir),
+        cwd=tmp_path,
+        db_url=db.url,
+        REHAB_BOT_EXPORT_IDENTIFIER_SYSTEM=system,
+    )
     assert result.returncode == 0, result.stderr
-    Bundle.model_validate_json(fhir.read_text(encoding="utf-8"))
+    bundle = json.loads(fhir.read_text(encoding="utf-8"))
+    validate_bundle(bundle)
+    assert {e["resource"]["identifier"][0]["system"] for e in bundle["entry"][:1]} == {system}
     bad = cli("export", "--format", "csv", "--patient", "NOPE-1", "--out", str(out), cwd=tmp_path, db_url=db.url)
     assert bad.returncode == 1 and "no patient has the alias 'NOPE-1'" in bad.stderr and "Traceback" not in bad.stderr
     into_folder = cli("export", "--format", "fhir", "--out", str(tmp_path), cwd=tmp_path, db_url=db.url)

@@ -580,7 +580,9 @@ async def press_export(press: Press, fmt: str) -> None:
     """One patient's export as a document: CSV files in a zip, or a FHIR R4 Bundle."""
     patient = await _patient_arg(press, core.Access.WRITE)
     now = press.now
-    data = await export.collect(press.session, now, patient=patient)
+    data = await export.collect(
+        press.session, now, patient=patient, identifier_system=svc(press.context).config.export.identifier_system
+    )
     stamp = now.strftime("%Y%m%d")
     if fmt == "csv":
         payload, filename = export.csv_zip(data), f"{patient.alias}-{stamp}-csv.zip"
