@@ -41,6 +41,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import uuid
 import zipfile
 from collections import Counter
@@ -562,15 +563,16 @@ def _flag(alert: Alert, ids: _Ids, patient_urn: str) -> dict[str, Any]:
 
 def _questionnaire(content: Content | None, questionnaire_id: str, url: str) -> dict[str, Any]:
     """The Questionnaire a QuestionnaireResponse answers, from the content (a stub if it is gone)."""
-    resource: dict[str, Any] = {"resourceType": "Questionnaire", "id": _id(url), "url": url}
+    # A computable name (FHIR's que-0 asks for [A-Z][A-Za-z0-9_]*) that keeps the content id.
+    name = "RehabBot_" + re.sub(r"[^A-Za-z0-9_]", "_", questionnaire_id)
+    resource: dict[str, Any] = {"resourceType": "Questionnaire", "id": _id(url), "url": url, "name": name}
     questionnaire = (getattr(content, "questionnaires", None) or {}).get(questionnaire_id)
     if questionnaire is None:
         # Removed from the content since it was asked: only its id is known.
-        resource.update({"name": questionnaire_id, "status": "unknown", "subjectType": ["Patient"]})
+        resource.update({"status": "unknown", "subjectType": ["Patient"]})
         return resource
     resource.update(
         {
-            "name": questionnaire_id,
             "title": questionnaire.title.get("en", questionnaire_id),
             "status": "active",
             "subjectType": ["Patient"],

@@ -273,7 +273,8 @@ async def test_every_reference_and_canonical_resolves_inside_the_bundle(db: Data
         link_ids = {item["linkId"] for item in questionnaire.get("item", [])}
         if questionnaire["status"] == "active":
             assert {item["linkId"] for item in response["item"]} <= link_ids
-    by_name = {q["name"]: q for q in questionnaires.values()}
+    by_name = {q["name"].removeprefix("RehabBot_"): q for q in questionnaires.values()}
+    assert all(re.fullmatch(r"[A-Z][A-Za-z0-9_]*", name) for name in (q["name"] for q in questionnaires.values()))
     assert by_name["phq2"]["code"] == [{"system": "http://loinc.org", "code": "55757-9"}]
     assert by_name["pain"]["item"][0]["answerOption"][0] == {"valueInteger": 0}
     assert by_name["odi"]["status"] == "unknown", "not in the built-in content: a stub, so the canonical resolves"
