@@ -26,7 +26,6 @@ from fhir.resources.R4B.patient import Patient as FhirPatient
 from fhir.resources.R4B.questionnaire import Questionnaire
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from jsonschema import Draft6Validator
-from sqlmodel import delete
 
 from rehab_bot import export, installation
 from rehab_bot.clock import FakeClock
@@ -413,7 +412,9 @@ async def test_the_installation_namespace_is_made_once_and_kept(db: Database, cl
     assert bundle["entry"][0]["resource"]["identifier"][0]["system"] == f"urn:uuid:{made}"
     # A database whose row is missing (tables made some other way) gets one on first use, then keeps it.
     async with db.session() as session:
-        await session.exec(delete(Installation))  # type: ignore[call-overload]
+        row = await session.get(Installation, 1)
+        assert row is not None
+        await session.delete(row)
         await session.commit()
     async with db.session() as session:
         fresh = await installation.namespace(session)
