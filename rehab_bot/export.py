@@ -33,7 +33,8 @@ data always exports to the same ids here, and never to another
 installation's ids.
 
 Plain Python over SQLModel: no telegram imports. The FHIR resources are built
-as plain JSON; the tests validate them against the ``fhir.resources`` models.
+as plain JSON; the tests validate them against the ``fhir.resources`` models
+and the official FHIR R4 JSON schema (tests/data/fhir/).
 """
 
 from __future__ import annotations
@@ -335,7 +336,7 @@ def _instant(value: datetime) -> str:
     return value.isoformat(timespec="seconds")
 
 
-def identifier_system(data: ExportData) -> str:
+def alias_system(data: ExportData) -> str:
     """Patient.identifier.system: the configured URI, else this installation's urn:uuid:."""
     assert data.namespace is not None, "collect() reads the installation's namespace"
     return data.identifier_system or f"urn:uuid:{data.namespace}"
@@ -682,7 +683,7 @@ def fhir_bundle(data: ExportData, content: Content | None, now: datetime) -> dic
     if data.namespace is None:
         raise ExportError("no installation namespace: read the data with export.collect()")
     ids = _Ids(data.namespace)
-    system = identifier_system(data)
+    system = alias_system(data)
     entries: list[dict[str, Any]] = []
     questionnaires: dict[str, str] = {}  # questionnaire id -> canonical url, in order of first use
 
