@@ -150,10 +150,10 @@ def parse_office_hours(value: Mapping[str, object] | str | OfficeHours | None) -
     if isinstance(value, str):
         entries: dict[str, object] = {}
         for part in (p for p in value.split(";") if p.strip()):
-            key, sep, spans = part.partition("=")
+            day_text, sep, hours_text = part.partition("=")
             if not sep:
                 raise ValueError(f"{part.strip()!r} is not DAY=HH:MM-HH:MM")
-            entries[key] = spans
+            entries[day_text] = hours_text
         value = entries
     days: list[tuple[Span, ...]] = [()] * 7
     seen: set[int] = set()

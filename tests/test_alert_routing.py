@@ -249,7 +249,7 @@ def test_office_hours_and_urgent_escalation_in_the_config(tmp_path: Path) -> Non
     with pytest.raises(ConfigError, match=r"clinic.office_hours is not valid .*ends before it starts"):
         load_config(path, env={"REHAB_BOT_TELEGRAM_TOKEN": TEST_TOKEN})
     path.write_text("[staff]\nurgent_escalation_minutes = 0\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match="staff.urgent_escalation_minutes must be at least 1"):
+    with pytest.raises(ConfigError, match=r"staff\.urgent_escalation_minutes must be at least 1"):
         load_config(path, env={"REHAB_BOT_TELEGRAM_TOKEN": TEST_TOKEN})
 
 
