@@ -199,8 +199,8 @@ CANCEL_ROW = [("✖ Cancel", "st:x")]
 
 
 def clip(text: str, limit: int = MAX_TEXT) -> str:
-    """Telegram refuses longer messages."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """Telegram refuses longer messages; cut at a word boundary, never mid-word."""
+    return text if len(text) <= limit else alert_core.shorten(text, limit)
 
 
 def _fmt(value: float | int | None, pattern: str = "{}") -> str:
