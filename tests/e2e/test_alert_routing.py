@@ -105,6 +105,26 @@ async def test_a_patient_without_a_therapist_alerts_every_admin_at_once(
     async with live.db.session() as session:
         crisis_alert = (await session.exec(select(Alert).where(Alert.kind == "crisis"))).one()
     assert crisis_alert.acknowledged_by == first_admin.id
+    # Callback data is never trusted: forged ids are answered, not obeyed.
+    for forged, answer in (
+        ("st:aa:99999999999", "This button is no longer active."),
+        ("st:aa:-1", "This button is no longer active."),
+        ("st:aa:x", "This button is no longer active."),
+        ("st:aa:424242", "This alert no longer exists."),
+    ):
+        await two.press_data(forged, crisis[1].message_id)
+        assert (await two.wait_for_answer()).text == answer, forged
+    # The role is rechecked on every press: a removed admin's press is a stale button.
+    async with live.db.session() as session:
+        removed = await staff_core.remove_staff(session, telegram_id=9102, now=live.clock.now())
+        await session.commit()
+    assert removed.new_owner is None
+    [red_flag_two] = [m for m in two.messages if "Red flag" in (m.text or "")]
+    await two.press("✅ Acknowledge", red_flag_two)
+    assert (await two.wait_for_answer()).text == "This button is no longer active."
+    async with live.db.session() as session:
+        red_flag_alert = (await session.exec(select(Alert).where(Alert.kind == "red_flag"))).one()
+    assert red_flag_alert.acknowledged_at is None
 
 
 async def test_a_removed_therapists_patients_go_to_an_admin_who_is_told(
