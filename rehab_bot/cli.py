@@ -141,7 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "check-config",
         help="validate the configuration",
-        description="Load config.toml and REHAB_BOT_* variables, validate them, and print a summary without secrets.",
+        description="Load config.toml and REHAB_BOT_* variables, validate them, and print a summary without secrets. "
+        "Warns when the database has no active admin (who receives alerts about patients without a therapist "
+        "and escalations).",
     )
     return parser
 

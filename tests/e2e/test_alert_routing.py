@@ -105,6 +105,14 @@ async def test_a_patient_without_a_therapist_alerts_every_admin_at_once(
     async with live.db.session() as session:
         crisis_alert = (await session.exec(select(Alert).where(Alert.kind == "crisis"))).one()
     assert crisis_alert.acknowledged_by == first_admin.id
+    # /alerts and /patient show times in the reader's zone and answers in plain words.
+    await one.send("/alerts")
+    [listing] = await one.wait_for(about("Open alerts for all patients"))
+    assert "red_flag · 2026-06-10 07:00 CEST" in (listing.text or "")
+    await one.send(f"/patient {patient.alias}")
+    [detail] = await one.wait_for(about(f"{patient.alias} — active"))
+    text = detail.text or ""
+    assert "06-10 07:00 CEST New trouble controlling your bladder or bowel" in text and "symptoms/" not in text
     # Callback data is never trusted: forged ids are answered, not obeyed.
     for forged, answer in (
         ("st:aa:99999999999", "This button is no longer active."),
