@@ -967,6 +967,11 @@ async def press_invite_programme(press: Press) -> None:
     if programme_id not in dict(programme_choices(content_of(press.context), draft.surgery_type)):
         await press.answer("That programme is not available.", alert=True)
         return
+    if [m.id for m in await core.staff_members(press.session)] == [press.staff.id]:
+        # The clinic's only staff member is the responsible therapist by default; the summary names them.
+        draft.programme_id = programme_id
+        await _finish_invite(press, draft, press.staff.id)
+        return
     await press.answer()
     await press.edit(f"Programme: {programme_id}")
     draft.programme_id, draft.step, draft.message_id = programme_id, "therapist", None

@@ -280,3 +280,23 @@ async def test_the_inactivity_sweep_runs_within_a_minute_of_start(bot: Any) -> N
     assert first_run is not None
     assert first_run - datetime.now(UTC) <= timedelta(seconds=60)
     assert job.job.trigger.interval >= timedelta(seconds=checkin_bot.PERIODIC_SECONDS)
+
+
+async def test_the_only_staff_member_is_the_default_therapist_of_a_chat_invitation(bot: Any, tg: FakeTelegram) -> None:
+    solo = await make_staff(bot.db, telegram_id=9701, name="Dr Solo")
+    doc = tg.user(9701)
+    await doc.send("/invite")
+    await doc.wait_for(about("step 1 of 5"))
+    await doc.send("SOLO-1")
+    await doc.wait_for(about("Step 2 of 5"))
+    await doc.send("2026-06-03")
+    await doc.wait_for(about("Step 3 of 5"))
+    await doc.press("Lumbar")
+    [step4] = await doc.wait_for(about("Step 4 of 5"))
+    await doc.press(step4.button_labels[0], step4)
+    [summary] = await doc.wait_for(about("Invitation for SOLO-1: surgery"))
+    assert "therapist Dr Solo." in (summary.text or "")
+    assert not any("Step 5 of 5" in t for t in doc.texts())
+    async with bot.db.session() as session:
+        invited = (await session.exec(select(Patient).where(Patient.alias == "SOLO-1"))).one()
+    assert invited.therapist_id == solo.id
