@@ -37,6 +37,10 @@ if TYPE_CHECKING:
     from sqlmodel.ext.asyncio.session import AsyncSession
 
 EXIT_CONFIG = 2
+NO_ADMIN_WARNING = (
+    "WARNING: there is no active admin. Alerts about patients without a therapist and escalations have "
+    "no admin to go to. Add one: rehab-bot staff add --telegram-id N --role admin --name NAME"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -118,7 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument(
         "--therapist",
         metavar="TELEGRAM_ID_OR_NAME",
-        help="the patient's physiotherapist: a registered staff member's Telegram id or name",
+        help="the patient's responsible physiotherapist, who receives their alerts: an active staff member's "
+        "Telegram id or name. Required when more than one therapist works here; with exactly one, that one "
+        "is the default (and is printed)",
     )
     create.add_argument("--surgery-type", default="lumbar", metavar="TYPE", help="lumbar (default), cervical or other")
     create.add_argument(
@@ -135,7 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "check-config",
         help="validate the configuration",
-        description="Load config.toml and REHAB_BOT_* variables, validate them, and print a summary without secrets.",
+        description="Load config.toml and REHAB_BOT_* variables, validate them, and print a summary without secrets. "
+        "Warns when the database has no active admin (who receives alerts about patients without a therapist "
+        "and escalations).",
     )
     return parser
 
@@ -301,12 +309,12 @@ def cmd_invite_create(config: Config, args: argparse.Namespace) -> int:
     qr_path: Path = args.qr or Path(f"invite-{re.sub(r'[^A-Za-z0-9_.-]+', '_', args.alias.strip())}.png")
     clinic = config.clinic
 
-    async def go() -> tuple[invite.PatientInvite, str, str | None]:
+    async def go() -> tuple[invite.PatientInvite, str, str]:
         db = Database(config.database.url, pg_schema=config.database.pg_schema or None)
         try:
             await db.upgrade()
             async with db.session() as session:
-                therapist = await invite.find_staff(session, args.therapist) if args.therapist else None
+                therapist, by_default = await invite.responsible_staff(session, args.therapist)
                 made = await invite.create_patient_invite(
                     session,
                     content,
@@ -314,7 +322,7 @@ def cmd_invite_create(config: Config, args: argparse.Namespace) -> int:
                     surgery_date=surgery_date,
                     programme_id=args.programme,
                     surgery_type=args.surgery_type,
-                    therapist_id=therapist.id if therapist else None,
+                    therapist_id=therapist.id,
                     now=SystemClock().now(),
                     valid_days=clinic.invite_valid_days,
                     timezone=clinic.timezone,
@@ -329,7 +337,7 @@ def cmd_invite_create(config: Config, args: argparse.Namespace) -> int:
                 except OSError as exc:
                     raise invite.InviteError("qr", f"cannot write the QR code to {qr_path}: {exc.strerror}") from exc
                 await session.commit()
-                return made, link, therapist.name if therapist else None
+                return made, link, therapist.name + (" (the only one, by default)" if by_default else "")
         finally:
             await db.dispose()
 
@@ -343,7 +351,7 @@ def cmd_invite_create(config: Config, args: argparse.Namespace) -> int:
     expires = made.invite.expires_at.astimezone(zone(clinic.timezone)).strftime("%Y-%m-%d %H:%M")
     print(
         f"Invitation for {made.patient.alias}: {made.patient.surgery_type} surgery on {surgery_date.isoformat()}, "
-        f"programme {made.programme.id}, therapist {therapist_name or '-'}."
+        f"programme {made.programme.id}, therapist {therapist_name}."
     )
     print(f"Link (works once, until {expires} {clinic.timezone}):")
     print(link)
@@ -391,8 +399,42 @@ def cmd_check_config(config: Config) -> int:
     print(f"database: {url.split('@')[-1] if '@' in url else url}")
     print(f"delivery: {config.delivery.effective_rate:g} msg/s, grace {config.delivery.grace_period_minutes} min")
     print(f"http: {config.http.listen or 'disabled'}")
+    for warning in staff_warnings(config):
+        print(warning)
     print("configuration OK")
     return 0
+
+
+def staff_warnings(config: Config) -> list[str]:
+    """Warnings about who receives alerts: none when an active admin exists (read-only; migrates nothing)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from rehab_bot import alert
+    from rehab_bot.db import Database, is_sqlite, sqlite_path
+
+    url = config.database.url
+    path = sqlite_path(url) if is_sqlite(url) else None
+    if path is not None and not path.exists():
+        return [NO_ADMIN_WARNING + " (the database does not exist yet)"]
+
+    async def go() -> alert.Reach:
+        db = Database(url, pg_schema=config.database.pg_schema or None)
+        try:
+            async with db.session() as session:
+                return await alert.reach(session, config.clinic)
+        finally:
+            await db.dispose()
+
+    try:
+        reach = asyncio.run(go())
+    except (SQLAlchemyError, OSError) as exc:
+        return [f"WARNING: could not read the staff from the database ({type(exc).__name__}): {NO_ADMIN_WARNING}"]
+    if reach.admins:
+        return []
+    warnings = [NO_ADMIN_WARNING]
+    if not reach.anyone:
+        warnings.append("WARNING: alerts cannot reach anyone (no active staff member and no [clinic] alert_chat_id).")
+    return warnings
 
 
 # --- clinic staff, exports and the audit log ------------------------------------
@@ -433,9 +475,16 @@ def _add_clinic_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
         "remove",
         help="deactivate a staff member",
         description="Deactivate a staff member: their staff commands stop working at once and their menu "
-        "goes. Their patients keep them as therapist until reassigned. Unknown ids exit with status 1.",
+        "goes. Their patients move to the colleague named with --reassign-to, or else to an admin, who is told "
+        "in Telegram; with nobody to take them the removal is refused, so no patient is left without a "
+        "responsible person. Unknown ids exit with status 1.",
     )
     remove.add_argument("--telegram-id", type=int, required=True, metavar="N", help="their Telegram user id")
+    remove.add_argument(
+        "--reassign-to",
+        metavar="TELEGRAM_ID_OR_NAME",
+        help="the active colleague who takes over their patients (default: an admin)",
+    )
 
     export = sub.add_parser(
         "export",
@@ -534,8 +583,19 @@ async def _staff_command(session: AsyncSession, config: Config, args: argparse.N
         verb = "added" if created else "updated"
         return [f"{verb} {member.role} {member.name} (Telegram id {member.telegram_id}, timezone {member.timezone})"]
     if args.staff_command == "remove":
-        member = await staff_core.deactivate_staff(session, telegram_id=args.telegram_id, now=now)
-        return [f"deactivated {member.role} {member.name} (Telegram id {member.telegram_id})"]
+        removal = await staff_core.remove_staff(
+            session, telegram_id=args.telegram_id, now=now, reassign_to=args.reassign_to
+        )
+        member = removal.staff
+        lines = [f"deactivated {member.role} {member.name} (Telegram id {member.telegram_id})"]
+        if removal.patients and removal.new_owner is not None:
+            lines.append(
+                f"{len(removal.patients)} patient(s) moved to {removal.new_owner.name} "
+                f"(Telegram id {removal.new_owner.telegram_id}), who is told in Telegram"
+            )
+        if not await staff_core.admins(session):
+            lines.append(NO_ADMIN_WARNING)
+        return lines
     members = await staff_core.staff_members(session, include_inactive=True)
     if not members:
         return ["no staff yet; add the first admin with: rehab-bot staff add --telegram-id N --role admin --name NAME"]

@@ -21,6 +21,7 @@ from datetime import time
 from pathlib import Path
 from typing import Any
 
+from rehab_bot.office_hours import OfficeHours, parse_office_hours
 from rehab_bot.schedule import ScheduleError, parse_hhmm, zone
 
 ENV_PREFIX = "REHAB_BOT_"
@@ -57,6 +58,8 @@ class ClinicConfig:
     phone: str = ""
     alert_chat_id: int | None = None
     invite_valid_days: int = 14
+    # Per weekday in the clinic's timezone; see rehab_bot/office_hours.py. Empty: not configured.
+    office_hours: OfficeHours = field(default_factory=OfficeHours)
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,8 @@ WEEKDAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturd
 @dataclass(frozen=True)
 class StaffConfig:
     escalation_minutes: int = 30
+    # Urgent (severity "critical") alerts: minutes of office time before escalation.
+    urgent_escalation_minutes: int = 240
     digest_weekday: str = "monday"
     digest_time: time = time(8, 0)
     digest_low_adherence: float = 0.5
@@ -235,6 +240,13 @@ def _coerce(key: str, type_name: str, value: Any) -> Any:
             return float(value)
         if type_name.startswith("time"):
             return parse_hhmm(str(value))
+        if type_name.startswith("OfficeHours"):
+            try:
+                return parse_office_hours(value)
+            except (ValueError, AttributeError) as exc:
+                raise ConfigError(
+                    key, f"is not valid ({exc})", 'use e.g. { mon-fri = "08:00-17:00", sat = "09:00-12:00" }'
+                ) from exc
         if type_name.startswith("Path"):
             return Path(str(value)).expanduser()
         if not isinstance(value, str):
@@ -382,6 +394,8 @@ def validate(config: Config, *, need_token: bool = True) -> None:
     staff = config.staff
     if staff.escalation_minutes < 1:
         raise ConfigError("staff.escalation_minutes", "must be at least 1")
+    if staff.urgent_escalation_minutes < 1:
+        raise ConfigError("staff.urgent_escalation_minutes", "must be at least 1")
     if staff.digest_weekday.lower() not in WEEKDAY_NAMES:
         raise ConfigError(
             "staff.digest_weekday", f"is {staff.digest_weekday!r}", f"use one of {', '.join(WEEKDAY_NAMES)}"

@@ -124,6 +124,35 @@ async def find_staff(session: AsyncSession, ref: str) -> Staff:
     return matches[0]
 
 
+async def responsible_staff(session: AsyncSession, ref: str | None) -> tuple[Staff, bool]:
+    """A new patient's responsible therapist: (staff, chosen by default).
+
+    ``ref`` (a Telegram id or name) names them. Without it, the only active
+    therapist is the default (or the only active admin when there are no
+    therapists); with more than one candidate the choice is required, and with
+    no staff at all the invitation is refused: no patient without a
+    responsible person, since their alerts go to that person.
+    """
+    if ref is not None and ref.strip():
+        return await find_staff(session, ref), False
+    active = list((await session.exec(select(Staff).where(col(Staff.active).is_(True)).order_by(col(Staff.id)))).all())
+    therapists = [s for s in active if s.role == Role.THERAPIST.value]
+    candidates = therapists or active
+    if len(candidates) == 1:
+        return candidates[0], True
+    if not candidates:
+        raise InviteError(
+            "no_staff",
+            "there is no staff member yet to be responsible for the patient: add one first with "
+            "`rehab-bot staff add --telegram-id N --role therapist --name NAME`",
+        )
+    raise InviteError(
+        "therapist_required",
+        f"{len(candidates)} therapists work here: name the responsible one with --therapist "
+        f"(Telegram id or name: {', '.join(c.name for c in candidates[:10])})",
+    )
+
+
 def _check_surgery_date(surgery_date: date, today: date) -> None:
     if surgery_date > today + timedelta(days=MAX_DAYS_AHEAD):
         raise InviteError(

@@ -5,7 +5,16 @@ implements the kinds. Severities, lowest first: ``low``, ``high``,
 ``critical``, ``emergency``. Every alert goes through
 :func:`rehab_bot.alert.raise_alert`: deliveries of kind ``alert`` (priority
 1, never deferred by quiet hours) to the patient's therapist and the clinic's
-alert chat, sent by the dispatch job within one ``delivery.poll_interval``.
+alert chat, or at once to every admin when the patient has no active
+therapist (:func:`rehab_bot.alert.route`), sent by the dispatch job within one
+``delivery.poll_interval``.
+
+Severities and triage levels: ``emergency`` is the emergency level (call the
+emergency number now; escalates to the admins after ``[staff]
+escalation_minutes``); ``critical`` is the urgent level (contact the clinic
+today; escalates after ``[staff] urgent_escalation_minutes`` of office time);
+``high`` and ``low`` are routine (the therapist sees them; no escalation).
+See ``LEVELS`` in rehab_bot/staff.py.
 What the patient must do now is never queued: the handler replies at once
 with :func:`reply_text`.
 
@@ -69,12 +78,12 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rehab_bot import crisis
-from rehab_bot.alert import raise_alert
+from rehab_bot.alert import raise_alert, route, shorten
 from rehab_bot.config import ClinicConfig
 from rehab_bot.content import Content
 from rehab_bot.content.checkins import AlertRule, Item, Option, Questionnaire
 from rehab_bot.i18n import t
-from rehab_bot.models import Alert, Answer, CheckIn, ExerciseSession, Note, Patient, PatientStatus, Staff
+from rehab_bot.models import Alert, Answer, CheckIn, ExerciseSession, Note, Patient, PatientStatus
 from rehab_bot.schedule import zone
 
 log = logging.getLogger(__name__)
@@ -118,22 +127,13 @@ def worst(findings: Sequence[Finding]) -> Finding | None:
 
 
 async def has_recipients(session: AsyncSession, patient: Patient, clinic: ClinicConfig) -> bool:
-    """True when an alert about this patient reaches somebody."""
-    if clinic.alert_chat_id is not None:
-        return True
-    if patient.therapist_id is None:
-        return False
-    staff = await session.get(Staff, patient.therapist_id)
-    return staff is not None and staff.active
-
-
-def _local(patient: Patient, now: datetime) -> str:
-    return f"{now.astimezone(zone(patient.timezone)):%Y-%m-%d %H:%M} ({patient.timezone})"
+    """True when an alert about this patient reaches somebody (see :func:`rehab_bot.alert.route`)."""
+    return (await route(session, patient, clinic)).reaches_someone
 
 
 def _first_line(text: str, limit: int = 120) -> str:
     line = text.strip().splitlines()[0] if text.strip() else ""
-    return line if len(line) <= limit else line[: limit - 1] + "…"
+    return shorten(line, limit)
 
 
 def _label(item: Item, value: int | None) -> str:
@@ -172,9 +172,8 @@ async def _raise(
     alert = await raise_alert(
         session, patient, kind=kind, severity=severity, detail=detail, now=now, clinic=clinic, key=key
     )
+    # Nobody to tell is logged at ERROR by raise_alert, once per alert.
     told = await has_recipients(session, patient, clinic)
-    if not told:
-        log.warning("alert %s for patient %s has nobody to go to (no therapist, no alert chat)", kind, patient.id)
     return (alert.id if alert is not None else None), told
 
 
@@ -196,10 +195,7 @@ async def on_flagged_answer(
     """A red-flag answer: alert the clinic now, and say what the patient must do."""
     severity = option.flag or "high"
     text_id = option.reply or DEFAULT_REPLY.get(severity, DEFAULT_URGENT_REPLY)
-    detail = (
-        f"{questionnaire.title['en']}, answered {_local(patient, now)}:\n"
-        f"{describe_answers(questionnaire, answers, flagged=item.id)}"
-    )
+    detail = f"{questionnaire.title['en']}:\n{describe_answers(questionnaire, answers, flagged=item.id)}"
     if severity == "emergency":
         detail += "\nThe patient was told to call 112 now."
     alert_id, told = await _raise(
@@ -336,7 +332,7 @@ async def on_score(
     severity = matched[0][0].severity
     recent = ", ".join(f"{e.score:g}" for e in entries[-6:])
     detail = (
-        f"{questionnaire.title['en']}: {checkin.score:g}, answered {_local(patient, now)}.\n"
+        f"{questionnaire.title['en']}: {checkin.score:g}.\n"
         + "\n".join(f"- {reason}" for _, reason in matched)
         + f"\nRecent entries (oldest first): {recent}"
     )
@@ -382,9 +378,9 @@ async def on_crisis(
     patient.last_activity_at = now
     session.add(patient)
     await session.flush()
-    shown = text if len(text) <= 600 else text[:599] + "…"
+    shown = shorten(text, 600)
     detail = (
-        f"The patient wrote, at {_local(patient, now)}, a message with words from the crisis list. "
+        "The patient wrote a message with words from the crisis list. "
         f"They were shown the crisis text (emergency numbers). Saved as a crisis note.\nMessage: «{shown}»"
     )
     alert_id, told = await _raise(
@@ -468,10 +464,7 @@ async def check_inactive(session: AsyncSession, content: Content, clinic: Clinic
                     if silent >= timedelta(days=3)
                     else f"{int(silent.total_seconds() // 3600)} hours"
                 )
-                detail = (
-                    f"No answer from the patient for {span} (rule '{rule.id}': {rule.hours} h). "
-                    f"Last activity {_local(patient, last)}."
-                )
+                detail = f"No answer from the patient for {span} (rule '{rule.id}': {rule.hours} h)."
                 alert = await raise_alert(
                     session,
                     patient,

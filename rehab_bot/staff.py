@@ -40,6 +40,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rehab_bot import alert as alert_core
 from rehab_bot import audit
 from rehab_bot import session as session_core
 from rehab_bot.config import Config, StaffConfig
@@ -68,8 +69,14 @@ log = logging.getLogger(__name__)
 
 PAGE_SIZE = 5
 SURGERY_TYPES = ("lumbar", "cervical", "other")
-# Alert severities that escalate to the admins when nobody acknowledges them.
-ESCALATING_SEVERITIES = frozenset({"emergency"})
+# Triage levels of the alert severities (rehab_bot/redflag.py): "emergency"
+# (call the emergency number now), "urgent" (contact the clinic today) and
+# "routine" (the therapist sees it). Content calls the urgent level "critical".
+LEVELS = {"emergency": "emergency", "critical": "urgent", "high": "routine", "low": "routine"}
+# Alert severities that escalate to the admins when nobody acknowledges them:
+# emergency after [staff] escalation_minutes, urgent after urgent_escalation_minutes
+# of office time ([clinic] office_hours). Each alert escalates once.
+ESCALATING_SEVERITIES = frozenset(s for s, level in LEVELS.items() if level in ("emergency", "urgent"))
 # Answer.item_id values that hold pain (NRS 0-10) and mood; the check-in
 # content names its items, these are the names the list and the digest read.
 PAIN_ITEMS = ("pain",)
@@ -208,15 +215,114 @@ async def add_staff(
     return staff, created
 
 
-async def deactivate_staff(session: AsyncSession, *, telegram_id: int, now: datetime) -> Staff:
-    """Take a staff member's access away (the row stays for the audit trail)."""
+@dataclass(frozen=True)
+class Removal:
+    """What removing a staff member did: their patients and who took them over."""
+
+    staff: Staff
+    new_owner: Staff | None
+    patients: list[Patient]
+
+
+async def _find_member(session: AsyncSession, ref: str) -> Staff:
+    """An active staff member by Telegram id or name; StaffError otherwise."""
+    from rehab_bot.invite import InviteError, find_staff
+
+    try:
+        return await find_staff(session, ref)
+    except InviteError as exc:
+        raise StaffError(str(exc)) from exc
+
+
+async def remove_staff(
+    session: AsyncSession,
+    *,
+    telegram_id: int,
+    now: datetime,
+    reassign_to: str | None = None,
+    actor: Staff | None = None,
+) -> Removal:
+    """Take a staff member's access away, and hand their patients to someone (the row stays for the audit).
+
+    Their patients (all but erased ones) move to ``reassign_to`` (a colleague's
+    Telegram id or name) or else to an active admin, and the new owner gets a
+    message saying so. Without anyone to take them the removal is refused: no
+    patient is left without a responsible person.
+    """
     staff = (await session.exec(select(Staff).where(col(Staff.telegram_id) == telegram_id))).first()
     if staff is None:
         raise StaffError(f"No staff member has the Telegram id {telegram_id}.")
+    patients = list(
+        (
+            await session.exec(
+                select(Patient)
+                .where(col(Patient.therapist_id) == staff.id, col(Patient.status) != PatientStatus.STOPPED.value)
+                .order_by(func.upper(col(Patient.alias)))
+            )
+        ).all()
+    )
+    new_owner: Staff | None = None
+    if reassign_to is not None:
+        new_owner = await _find_member(session, reassign_to)
+        if new_owner.id == staff.id:
+            raise StaffError("A staff member cannot take over their own patients; name a colleague.")
+    elif patients:
+        new_owner = next((a for a in await admins(session) if a.id != staff.id), None)
+        if new_owner is None:
+            raise StaffError(
+                f"{staff.name} is responsible for {len(patients)} patient(s) and there is no other admin to take "
+                "them over: name a colleague with --reassign-to, or add an admin first."
+            )
     staff.active = False
     session.add(staff)
-    audit.record(session, action=audit.STAFF_REMOVE, now=now, actor=audit.CLI_ACTOR, detail=f"staff={staff.id}")
-    return staff
+    for patient in patients:
+        patient.therapist_id = new_owner.id if new_owner is not None else None
+        session.add(patient)
+    await session.flush()
+    moved = f" patients={len(patients)} to_staff={new_owner.id}" if new_owner is not None and patients else ""
+    audit.record(
+        session,
+        action=audit.STAFF_REMOVE,
+        now=now,
+        staff=actor,
+        actor=None if actor is not None else audit.CLI_ACTOR,
+        detail=f"staff={staff.id}{moved}",
+    )
+    if new_owner is not None and patients:
+        assert new_owner.id is not None and staff.id is not None
+        await _insert_deliveries(
+            session,
+            [
+                _staff_message(
+                    f"h{staff.id}:{new_owner.id}:{now:%Y%m%dT%H%M%S}",
+                    new_owner.telegram_id,
+                    new_owner.id,
+                    handover_text(staff, patients),
+                    now,
+                )
+            ],
+        )
+        log.info("staff %s removed; %d patient(s) moved to staff %s", staff.id, len(patients), new_owner.id)
+    return Removal(staff, new_owner, patients)
+
+
+MAX_HANDOVER_ALIASES = 40
+
+
+def handover_text(removed: Staff, patients: Sequence[Patient]) -> str:
+    """What the new owner reads when a colleague's patients are moved to them."""
+    aliases = [p.alias for p in patients[:MAX_HANDOVER_ALIASES]]
+    more = f" and {len(patients) - MAX_HANDOVER_ALIASES} more" if len(patients) > MAX_HANDOVER_ALIASES else ""
+    return (
+        f"👥 {removed.name} was removed from the staff. You are now responsible for their "
+        f"{len(patients)} patient{'s' if len(patients) != 1 else ''}: {', '.join(aliases)}{more}.\n"
+        "Their alerts now come to you. Open /patients to see them, /alerts for open alerts."
+    )
+
+
+async def deactivate_staff(session: AsyncSession, *, telegram_id: int, now: datetime) -> Staff:
+    """Take a staff member's access away; their patients go to an admin (see :func:`remove_staff`)."""
+    return (await remove_staff(session, telegram_id=telegram_id, now=now)).staff
 
 
 # --- patients --------------------------------------------------------------------
@@ -421,6 +527,29 @@ class PatientDetail:
     answers: list[AnswerLine]
     notes: list[Note]
     alerts: list[Alert]
+
+
+def answer_text(content: Content | None, line: AnswerLine) -> str:
+    """One answer in plain words: the question (its first line) and the chosen option's label.
+
+    Falls back to "questionnaire/item" only when the content no longer has the item.
+    """
+    questionnaire = content.questionnaires.get(line.questionnaire_id) if content is not None else None
+    item = questionnaire.item(line.item_id) if questionnaire is not None else None
+    if item is None:
+        question = f"{line.questionnaire_id}/{line.item_id}:"
+    else:
+        text = item.text.get("en") or next(iter(item.text.values()), line.item_id)
+        question = alert_core.shorten(text.strip().splitlines()[0], 100)
+    if line.value is None:
+        value = alert_core.shorten(line.text, 120) or "skipped"
+    elif item is not None and item.yes_no:
+        value = "Yes" if line.value else "No"
+    else:
+        option = item.option(line.value) if item is not None else None
+        label = option.label.get("en", str(line.value)) if option is not None else str(line.value)
+        value = label if label == str(line.value) else f"{label} ({line.value})"
+    return f"{question} {value}"
 
 
 async def patient_detail(
@@ -692,38 +821,63 @@ def _staff_message(
 
 
 def local_time_text(when: datetime, tz: str) -> str:
-    """An instant as the reader's wall-clock time."""
-    return when.astimezone(zone(tz)).strftime("%Y-%m-%d %H:%M")
+    """An instant as the reader's wall-clock time, with the zone's abbreviation ("2026-06-10 07:21 CEST")."""
+    return alert_core.local_time_text(when, tz)
 
 
-def escalation_text(alert: Alert, patient: Patient, therapist: Staff | None, minutes: int, tz: str) -> str:
-    """What the admins read when an emergency alert went unacknowledged."""
+def escalation_text(alert: Alert, patient: Patient, therapist: Staff | None, waited: str, tz: str) -> str:
+    """What the admins read when an emergency or urgent alert went unacknowledged."""
     who = therapist.name if therapist is not None else "no therapist assigned"
+    if therapist is not None and not therapist.active:
+        who = f"{therapist.name} (removed)"
     return (
         f"🚨 ESCALATION: the {alert.severity} alert for {patient.alias} ({alert.kind}) has not been "
-        f"acknowledged for {minutes} minutes.\n{alert.detail}\n"
-        f"Raised {local_time_text(alert.created_at, tz)}; responsible: {who}.\n"
-        "Open /alerts to acknowledge it."
+        f"acknowledged for {waited}.\n{alert.detail}\n"
+        f"Raised {local_time_text(alert.created_at, tz)}; responsible: {who}."
     )
 
 
+def escalation_due(alert: Alert, config: Config) -> datetime | None:
+    """When an unacknowledged alert escalates, or None for levels that never do.
+
+    Emergency: escalation_minutes after it was raised. Urgent: after
+    urgent_escalation_minutes of the clinic's office hours (every minute counts
+    when none are configured).
+    """
+    level = LEVELS.get(alert.severity)
+    if level == "emergency":
+        return alert.created_at + timedelta(minutes=config.staff.escalation_minutes)
+    if level == "urgent":
+        span = timedelta(minutes=config.staff.urgent_escalation_minutes)
+        return config.clinic.office_hours.add_open_time(alert.created_at, span, config.clinic.timezone)
+    return None
+
+
+def _waited(alert: Alert, config: Config) -> str:
+    if LEVELS.get(alert.severity) == "urgent":
+        minutes = config.staff.urgent_escalation_minutes
+        return f"{minutes} minutes" + (" of office hours" if config.clinic.office_hours.configured else "")
+    return f"{config.staff.escalation_minutes} minutes"
+
+
 async def escalate_overdue(session: AsyncSession, now: datetime, config: Config) -> list[int]:
-    """Escalate emergency alerts unacknowledged for escalation_minutes to every admin, once."""
-    cutoff = now - timedelta(minutes=config.staff.escalation_minutes)
-    due = (
+    """Escalate unacknowledged emergency and urgent alerts to every admin once they are due (escalation_due)."""
+    soonest = min(config.staff.escalation_minutes, config.staff.urgent_escalation_minutes)
+    candidates = (
         await session.exec(
             select(Alert).where(
                 col(Alert.acknowledged_at).is_(None),
                 col(Alert.escalated_at).is_(None),
                 col(Alert.severity).in_(sorted(ESCALATING_SEVERITIES)),
-                col(Alert.created_at) <= cutoff,
+                col(Alert.created_at) <= now - timedelta(minutes=soonest),
             )
         )
     ).all()
+    due = [a for a in candidates if (at := escalation_due(a, config)) is not None and at <= now]
     escalated: list[int] = []
     if not due:
         return escalated
-    recipients = await admins(session)
+    recipients = await admins(session) or await staff_members(session)
     for alert in due:
         assert alert.id is not None
         claimed = await session.exec(
@@ -737,26 +891,33 @@ async def escalate_overdue(session: AsyncSession, now: datetime, config: Config)
         if patient is None:
             continue
         therapist = await session.get(Staff, patient.therapist_id) if patient.therapist_id else None
+        waited = _waited(alert, config)
         rows = [
             _staff_message(
-                f"e{alert.id}:{admin.telegram_id}",
-                admin.telegram_id,
-                admin.id,
-                escalation_text(alert, patient, therapist, config.staff.escalation_minutes, admin.timezone),
+                f"e{alert.id}:{member.telegram_id}",
+                member.telegram_id,
+                member.id,
+                escalation_text(alert, patient, therapist, waited, member.timezone),
                 now,
                 patient_id=patient.id,
+                payload=alert_core.ack_payload(alert.id),
             )
-            for admin in recipients
+            for member in recipients
         ]
         if not rows and config.clinic.alert_chat_id is not None:
             chat = config.clinic.alert_chat_id
-            text = escalation_text(alert, patient, therapist, config.staff.escalation_minutes, config.clinic.timezone)
-            rows.append(_staff_message(f"e{alert.id}:{chat}", chat, None, text, now, patient_id=patient.id))
+            text = escalation_text(alert, patient, therapist, waited, config.clinic.timezone)
+            rows.append(
+                _staff_message(
+                    f"e{alert.id}:{chat}", chat, None, text, now, patient_id=patient.id,
+                    payload=alert_core.ack_payload(alert.id),
+                )
+            )  # fmt: skip
         if not rows:
-            log.warning("alert %d needs escalation but there is no active admin", alert.id)
+            log.error("alert %d needs escalation but reaches nobody: no staff member and no alert chat", alert.id)
         await _insert_deliveries(session, rows)
         escalated.append(alert.id)
-        log.info("escalated alert %d to %d admin(s)", alert.id, len(rows))
+        log.info("escalated alert %d to %d recipient(s)", alert.id, len(rows))
     return escalated
 
 

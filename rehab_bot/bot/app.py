@@ -155,6 +155,7 @@ async def startup(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     """Migrate the database, start the engine's job and the health endpoint, set menus."""
     svc = services(app)
     await svc.db.upgrade()
+    await staff.check_alert_reach(app)  # logs at ERROR, once per start, when alerts can reach nobody
     sender = TelegramSender(app.bot, render.render_due(app), render_many=render.render_due_many(app))
     svc.dispatcher = Dispatcher(svc.db, svc.clock, svc.config.delivery, svc.config.clinic, sender)
     assert app.job_queue is not None
@@ -211,13 +212,15 @@ def record_metrics(svc: Services, report: TickReport) -> None:
 
 
 async def health_status(app: Application[Any, Any, Any, Any, Any, Any]) -> dict[str, bool | str]:
-    """Database reachable; updates flowing (polling or webhook) unless dispatch-only."""
+    """Database reachable; updates flowing (polling or webhook) unless dispatch-only; alerts reach someone."""
     svc = services(app)
     status: dict[str, bool | str] = {"mode": svc.mode, "database": await svc.db.ping()}
     if svc.receive_updates:
         status["telegram"] = bool(app.updater is not None and app.updater.running)
     job = app.job_queue.get_jobs_by_name(DISPATCH_JOB) if app.job_queue is not None else ()
     status["dispatcher"] = bool(job)
+    # Reported, not a liveness failure (a restart cannot add staff): false when alerts reach nobody.
+    status["alerts"] = (await staff.alert_reach(app)).anyone
     return status
 
 

@@ -58,6 +58,7 @@ CRISIS_GROUP = -5  # before every other text handler: a crisis message is never 
 FREE_TEXT_GROUP = 10  # with the fallbacks: only text no feature handled
 PERIODIC_JOB = "checkin-periodic"
 PERIODIC_SECONDS = 300.0
+FIRST_PERIODIC_SECONDS = 30.0
 
 STALE = N_("This button is no longer active.")
 ALREADY_SAVED = N_("Already saved.")
@@ -605,7 +606,7 @@ def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         app.job_queue.run_repeating(
             periodic_job,
             interval=interval,
-            first=interval,
+            first=min(interval, FIRST_PERIODIC_SECONDS),  # within a minute of start, then every interval
             name=PERIODIC_JOB,
             job_kwargs={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
         )

@@ -12,7 +12,7 @@ from typing import Any
 
 from telegram.ext import Application
 
-from rehab_bot.bot import checkin, session
+from rehab_bot.bot import checkin, session, staff
 from rehab_bot.i18n import t
 from rehab_bot.models import Kind
 from rehab_bot.reminders import DueMessage
@@ -34,7 +34,7 @@ def render_due(
 
     async def render(message: DueMessage) -> OutgoingMessage | None:
         if message.body:  # alerts and safety messages are written when raised
-            return OutgoingMessage(message.body)
+            return OutgoingMessage(message.body, staff.alert_buttons(message.kind, message.payload))
         renderer = by_kind.get(message.kind)
         if renderer is not None:
             return await renderer(app, message)

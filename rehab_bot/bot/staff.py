@@ -11,8 +11,11 @@ in the staff_draft table, so a restart in the middle loses nothing. These
 handlers sit in group -3, ahead of the patient features, and stop the update
 once they have handled it.
 
-Staff-facing text is English only (see README, "Clinician tools").
-Callback data: ``st:<action>[:<args>]``; see ACTIONS below.
+Staff-facing text is English only (see README, "Clinician tools"); times are
+in the reader's timezone with its abbreviation.
+Callback data: ``st:<action>[:<args>]``; see ACTIONS below. Arguments are
+parsed as ints or checked against fixed choices, never trusted: a forged or
+stale press gets "This button is no longer active.".
 """
 
 from __future__ import annotations
@@ -45,12 +48,13 @@ from telegram.ext import (
     filters,
 )
 
+from rehab_bot import alert as alert_core
 from rehab_bot import audit, export, invite, report
 from rehab_bot import staff as core
 from rehab_bot.bot import common
 from rehab_bot.bot.common import svc
 from rehab_bot.content import Content
-from rehab_bot.models import Patient, PatientStatus, Role, Staff, StaffDraft
+from rehab_bot.models import Kind, Patient, PatientStatus, Role, Staff, StaffDraft
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +154,29 @@ async def clinic_tick(holder: Any) -> None:
         await sync_staff_menus(holder)
 
 
+async def alert_reach(holder: Any) -> alert_core.Reach:
+    """Who alerts can reach right now (start-up check and /healthz)."""
+    s = common_services(holder)
+    async with s.db.session() as session:
+        return await alert_core.reach(session, s.config.clinic)
+
+
+async def check_alert_reach(holder: Any) -> bool:
+    """At start: ERROR when alerts can reach nobody, WARNING when there is no admin; True if anyone."""
+    reach = await alert_reach(holder)
+    if not reach.anyone:
+        log.error(
+            "alerts cannot reach anyone: no active staff member and no alert chat. Patients still get their "
+            "red-flag replies. Add an admin: rehab-bot staff add --telegram-id N --role admin --name NAME"
+        )
+    elif reach.admins == 0:
+        log.warning(
+            "no active admin: alerts about patients without a therapist go to every staff member, and "
+            "escalations have no admin to go to. Add one: rehab-bot staff add --role admin ..."
+        )
+    return reach.anyone
+
+
 # --- plumbing ----------------------------------------------------------------------
 
 
@@ -172,8 +199,8 @@ CANCEL_ROW = [("✖ Cancel", "st:x")]
 
 
 def clip(text: str, limit: int = MAX_TEXT) -> str:
-    """Telegram refuses longer messages."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """Telegram refuses longer messages; cut at a word boundary, never mid-word."""
+    return text if len(text) <= limit else alert_core.shorten(text, limit)
 
 
 def _fmt(value: float | int | None, pattern: str = "{}") -> str:
@@ -274,7 +301,11 @@ class Press:
         return await self.context.bot.send_message(self.staff.telegram_id, clip(text), reply_markup=markup)
 
     def int_arg(self, index: int) -> int:
-        return int(self.args[index])
+        """A numeric argument: a database id or a count; anything else is a stale or forged button."""
+        value = int(self.args[index])
+        if not 0 <= value < 2**31:
+            raise ValueError("out of range")
+        return value
 
 
 Route = Callable[[Press], Awaitable[None]]
@@ -368,7 +399,7 @@ def _when(staff: Staff, value: Any) -> str:
     return core.local_time_text(value, staff.timezone)[5:]  # MM-DD HH:MM
 
 
-def detail_text(staff: Staff, detail: core.PatientDetail) -> str:
+def detail_text(staff: Staff, detail: core.PatientDetail, content: Content | None = None) -> str:
     """The /patient message."""
     p, row, stats = detail.patient, detail.row, detail.stats
     lines = [f"{p.alias} — {p.status}"]
@@ -388,16 +419,18 @@ def detail_text(staff: Staff, detail: core.PatientDetail) -> str:
     )
     lines.append(f"Last pain {_fmt(row.last_pain)} · last mood {_fmt(row.last_mood)} · open alerts {row.open_alerts}")
     for alert in detail.alerts:
-        lines.append(f"⚠️ {alert.severity} {alert.kind} ({_when(staff, alert.created_at)}): {alert.detail[:200]}")
+        lines.append(
+            f"⚠️ {alert.severity} {alert.kind} ({_when(staff, alert.created_at)}): "
+            f"{alert_core.shorten(alert.detail, 200)}"
+        )
     lines.append("")
     lines.append("Recent answers:" if detail.answers else "No answers yet.")
     for a in detail.answers:
-        value = a.value if a.value is not None else (a.text[:120] or "–")
-        lines.append(f"  {_when(staff, a.answered_at)} {a.questionnaire_id}/{a.item_id}: {value}")
+        lines.append(f"  {_when(staff, a.answered_at)} {core.answer_text(content, a)}")
     lines.append("Recent notes:" if detail.notes else "No notes.")
     for note in detail.notes:
         flag = "🆘 " if note.crisis else ""
-        lines.append(f"  {_when(staff, note.created_at)} {flag}{note.text[:300]}")
+        lines.append(f"  {_when(staff, note.created_at)} {flag}{alert_core.shorten(note.text, 300)}")
     return clip("\n".join(lines))
 
 
@@ -441,7 +474,9 @@ async def show_patient(
     await session.commit()
     if chart:
         await context.bot.send_photo(staff.telegram_id, photo=chart, caption=f"{patient.alias}: progress")
-    await context.bot.send_message(staff.telegram_id, detail_text(staff, detail), reply_markup=detail_buttons(detail))
+    await context.bot.send_message(
+        staff.telegram_id, detail_text(staff, detail, content_of(context)), reply_markup=detail_buttons(detail)
+    )
 
 
 @staff_command()
@@ -616,7 +651,7 @@ def alert_line(staff: Staff, alert: Any, patient: Patient) -> str:
         f"⚠️ {alert.severity.upper()} · {patient.alias} · {alert.kind} · "
         f"{core.local_time_text(alert.created_at, staff.timezone)}"
         + (" · escalated to the admins" if alert.escalated_at else "")
-        + f"\n   {alert.detail[:200]}"
+        + f"\n   {alert_core.shorten(alert.detail, 200)}"
     )
 
 
@@ -675,6 +710,32 @@ async def press_acknowledge(press: Press) -> None:
     footer = f"✅ {result.patient.alias} ({result.alert.kind}) acknowledged by {result.by}, {when}."
     text, markup = alerts_view(press.staff, remaining, footer)
     await press.edit(text, markup)
+
+
+ACK_LABEL = "✅ Acknowledge"
+
+
+def alert_buttons(kind: str, payload: str) -> list[list[tuple[str, str]]]:
+    """The Acknowledge button under an alert or escalation message (delivery payload {"ack": id})."""
+    if kind != Kind.ALERT.value:
+        return []
+    alert_id = alert_core.ack_alert_id(payload)
+    return [[(ACK_LABEL, f"st:aa:{alert_id}")]] if alert_id is not None else []
+
+
+async def press_alert_ack(press: Press) -> None:
+    """Acknowledge from the alert message itself: it keeps its text and says who acknowledged it, and when.
+
+    The role is rechecked (on_button) and the access too (core.acknowledge);
+    the first acknowledgement is audited, a second press only says who did it.
+    """
+    result = await core.acknowledge(press.session, press.staff, press.int_arg(0), press.now)
+    await press.session.commit()
+    when = core.local_time_text(result.alert.acknowledged_at or press.now, press.staff.timezone)
+    await press.answer("Acknowledged." if result.now else f"Already acknowledged by {result.by}.")
+    message = press.message
+    original = (message.text or message.caption or "") if message is not None else ""
+    await press.edit(f"{original}\n\n✅ Acknowledged by {result.by}, {when}.")
 
 
 # --- /invite -----------------------------------------------------------------------
@@ -908,6 +969,11 @@ async def press_invite_programme(press: Press) -> None:
     if programme_id not in dict(programme_choices(content_of(press.context), draft.surgery_type)):
         await press.answer("That programme is not available.", alert=True)
         return
+    if [m.id for m in await core.staff_members(press.session)] == [press.staff.id]:
+        # The clinic's only staff member is the responsible therapist by default; the summary names them.
+        draft.programme_id = programme_id
+        await _finish_invite(press, draft, press.staff.id)
+        return
     await press.answer()
     await press.edit(f"Programme: {programme_id}")
     draft.programme_id, draft.step, draft.message_id = programme_id, "therapist", None
@@ -1110,6 +1176,7 @@ ACTIONS: dict[str, Route] = {
     "ec": lambda press: press_export(press, "csv"),
     "ef": lambda press: press_export(press, "fhir"),
     "ak": press_acknowledge,
+    "aa": press_alert_ack,
 }
 
 

@@ -528,6 +528,10 @@ async def test_cli_invite_create_offline_writes_the_qr_and_prints_the_link(tmp_p
     db_url = f"sqlite+aiosqlite:///{tmp_path}/cli.db"
     env = _cli_env(db_url)
     surgery = (datetime.now(UTC).date() - timedelta(days=3)).isoformat()
+    code, _, err = await _cli(
+        "staff", "add", "--telegram-id", "4242", "--role", "therapist", "--name", "Dr Solo", cwd=tmp_path, env=env
+    )  # fmt: skip
+    assert code == 0, err
     code, out, err = await _cli(
         "invite",
         "create",
@@ -546,6 +550,7 @@ async def test_cli_invite_create_offline_writes_the_qr_and_prints_the_link(tmp_p
     [link] = re.findall(r"https://t\.me/\S+", out)
     assert re.fullmatch(r"https://t\.me/clinic_rehab_bot\?start=[A-Za-z0-9_-]{16}", link)
     assert "QR code for printing: invite-P-0042.png" in out
+    assert "therapist Dr Solo (the only one, by default)." in out
     assert "NOTE for the clinic: programme 'lumbar-example' is an example." in out
     assert "EXAMPLE ONLY - REVIEW BEFORE USE" in out
     assert_qr_encodes((tmp_path / "invite-P-0042.png").read_bytes(), link)
@@ -605,6 +610,7 @@ async def test_cli_asks_the_bot_api_for_the_username_and_the_bot_accepts_its_lin
         REHAB_BOT_TELEGRAM_BASE_URL=tg.base_url,
     )
     surgery = (datetime.now(UTC).date() + timedelta(days=2)).isoformat()
+    await make_staff(bot.db, telegram_id=2021, name="Dr CLI")
     qr = tmp_path / "print" / "anna.png"
     qr.parent.mkdir()
     code, out, err = await _cli(
@@ -619,7 +625,7 @@ async def test_cli_asks_the_bot_api_for_the_username_and_the_bot_accepts_its_lin
     user = tg.user(2020, language_code="en")
     await user.send(f"/start {link.rsplit('=', 1)[1]}")
     consent = await next_text(user)
-    assert consent.text.startswith("Welcome! Our clinic has invited you")
+    assert consent.text.startswith("Welcome! Our clinic and your physiotherapist Dr CLI have invited you")
     assert (await patient_row(bot, "P-CLI")).telegram_id == 2020
     # A token the Bot API refuses is a configuration error.
     env["REHAB_BOT_TELEGRAM_TOKEN"] = "987654321:AAE-wrong_token_value_0123456789abc"

@@ -184,7 +184,7 @@ async def test_health_and_metrics_in_polling_mode(bot_factory: Any, tg: FakeTele
         async with http.get(f"http://127.0.0.1:{port}/healthz") as resp:
             body = json.loads(await resp.text())
             assert resp.status == 200, body
-            assert body == {"mode": "polling", "database": True, "telegram": True, "dispatcher": True}
+            assert body == {"mode": "polling", "database": True, "telegram": True, "dispatcher": True, "alerts": False}
         async with http.get(f"http://127.0.0.1:{port}/metrics") as resp:
             text = await resp.text()
     assert "rehab_bot_handler_latency_seconds_count" in text

@@ -86,7 +86,8 @@ async def test_an_emergency_answer_tells_the_patient_to_call_112_and_alerts_with
         assert alert.text is not None
         assert f"EMERGENCY alert for {patient.alias}" in alert.text
         assert "⚠ New trouble controlling your bladder or bowel" in alert.text and "Yes" in alert.text
-        assert "answered 2026-06-10 19:0" in alert.text and "(Europe/Berlin)" in alert.text
+        assert "Raised 2026-06-10 19:0" in alert.text and " CEST." in alert.text, "the reader's time and zone"
+        assert alert.button_labels == ["✅ Acknowledge"]
     [row] = await rows(live, Alert)
     assert (row.kind, row.severity) == ("red_flag", "emergency")
 
