@@ -3,19 +3,21 @@
     rehab-bot run                 run the bot (polling or webhook, from config)
     rehab-bot run --no-updates    an extra dispatch-only process (PostgreSQL)
     rehab-bot db upgrade          apply database migrations
-    rehab-bot db backup PATH      copy a live SQLite database safely
+    rehab-bot db backup PATH [--force]  copy a live SQLite database safely
     rehab-bot check-config        validate config.toml and the environment
     rehab-bot content check [DIR] validate clinic content files
     rehab-bot content list        show loaded content and where it came from
     rehab-bot invite create ...   invite a patient: deep link and QR code
     rehab-bot staff add|list|remove  clinic staff (bootstrap the first admin here)
-    rehab-bot export --format csv|fhir [--patient ALIAS] --out PATH
-    rehab-bot audit [--since DATE]  every staff view, export and change
+    rehab-bot export --format csv|fhir [--patient ALIAS] --out PATH [--force]
+    rehab-bot audit [--since DATE] [--format tsv|csv|json]  every staff view, export and change
     rehab-bot --version
 
 Configuration comes from ``--config PATH`` (default ./config.toml) and
 REHAB_BOT_* environment variables; see config.example.toml. A bad value
-exits with status 2 and one line naming the key and the fix.
+exits with status 2 and one line naming the key and the fix. ``--config`` and
+``--verbose`` (library log lines) go before or after the command. Results go
+to stdout, warnings and errors to stderr.
 """
 
 from __future__ import annotations
