@@ -63,6 +63,11 @@ def set_cli_operator(actor: str) -> None:
     _cli_operator.set(actor)
 
 
+def resolve_actor(actor: str) -> str:
+    """The actor to store: CLI_ACTOR becomes the command line's operator when one is set."""
+    return _cli_operator.get() if actor == CLI_ACTOR else actor
+
+
 def telegram_actor(telegram_id: int) -> str:
     """The actor string for a staff member acting in Telegram."""
     return f"telegram:{telegram_id}"
@@ -81,8 +86,7 @@ def record(
     """Add an audit row to the session (the caller commits it with the change)."""
     if actor is None:
         actor = telegram_actor(staff.telegram_id) if staff is not None else CLI_ACTOR
-    if actor == CLI_ACTOR:
-        actor = _cli_operator.get()
+    actor = resolve_actor(actor)
     row = AuditLog(
         staff_id=staff.id if staff is not None else None,
         actor=actor,

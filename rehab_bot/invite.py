@@ -32,6 +32,7 @@ from sqlalchemy import func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rehab_bot import audit
 from rehab_bot.config import clinic_name_is_placeholder
 from rehab_bot.content import Content, Programme
 from rehab_bot.i18n import t
@@ -168,7 +169,14 @@ def _audit(
     detail: str = "",
 ) -> None:
     session.add(
-        AuditLog(staff_id=staff_id, actor=actor, action=action, patient_id=patient_id, detail=detail, created_at=now)
+        AuditLog(
+            staff_id=staff_id,
+            actor=audit.resolve_actor(actor),
+            action=action,
+            patient_id=patient_id,
+            detail=detail,
+            created_at=now,
+        )
     )
 
 

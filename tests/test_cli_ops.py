@@ -186,10 +186,14 @@ def test_audit_prints_a_header_in_every_format_and_names_the_os_user(tmp_path: P
     assert tsv[1].split("\t")[1:3] == [operator, "staff.add"]
     rows = list(csv.reader(io.StringIO(run("audit", "--format", "csv", cwd=tmp_path).stdout)))
     assert rows[0] == ["time", "who", "action", "patient", "detail"] and rows[1][1:3] == [operator, "staff.add"]
+    assert invite("P-0042", tmp_path).returncode == 0
     records = json.loads(run("audit", "--format=json", cwd=tmp_path).stdout)
-    assert [(r["who"], r["action"], r["patient"]) for r in records] == [(operator, "staff.add", "-")]
+    assert [(r["who"], r["action"], r["patient"]) for r in records] == [
+        (operator, "staff.add", "-"),
+        (operator, "invite.create", "P-0042"),
+    ]
     with sqlite3.connect(tmp_path / "bot.db") as conn:
-        assert conn.execute("SELECT actor FROM audit_log").fetchall() == [(operator,)]
+        assert conn.execute("SELECT DISTINCT actor FROM audit_log").fetchall() == [(operator,)]
     empty = run("audit", "--since", "2999-01-01", "--format", "json", cwd=tmp_path)
     assert json.loads(empty.stdout) == [] and "no audit records" in empty.stderr
 
