@@ -1,7 +1,11 @@
 # rehab-bot: one container per clinic. Data (SQLite) lives in the /data volume.
 #   docker build -t rehab-bot .
 #   docker run -d --name rehab-bot -v rehab-data:/data -e REHAB_BOT_TELEGRAM_TOKEN=... rehab-bot
+#   docker run --rm -v rehab-data:/data rehab-bot staff add --telegram-id N --role admin --name NAME
+# The image's command is `rehab-bot`; its default argument is `run`, so any other
+# subcommand can follow the image name. PostgreSQL: see compose.yaml.
 # Configuration: REHAB_BOT_* variables, or mount a file at /data/config.toml.
+# Dependencies come from requirements.lock (pinned, with hashes; see README).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -13,11 +17,12 @@ RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin rehab \
     && mkdir /data && chown rehab:rehab /data
 
 WORKDIR /src
-COPY pyproject.toml README.md LICENSE ./
+COPY requirements.lock pyproject.toml README.md LICENSE ./
 COPY rehab_bot ./rehab_bot
-RUN pip install . && rm -rf /src
+RUN pip install --require-hashes -r requirements.lock \
+    && pip install --no-deps . && rm -rf /src
 
-USER rehab
+USER 10001
 WORKDIR /data
 VOLUME ["/data"]
 
@@ -29,4 +34,5 @@ EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=4).status == 200 else 1)"]
 
-ENTRYPOINT ["rehab-bot", "run"]
+ENTRYPOINT ["rehab-bot"]
+CMD ["run"]

@@ -11,7 +11,11 @@ Plain Python over SQLModel: no telegram imports.
 
 from __future__ import annotations
 
+import getpass
+import os
+import socket
 from collections.abc import Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -39,6 +43,30 @@ STAFF_REMOVE = "staff.remove"
 
 CLI_ACTOR = "cli"
 
+# Who runs the command line: "cli:<os user>@<host>", set by `rehab-bot` at start.
+# Rows written with actor CLI_ACTOR (or with no staff and no actor) get it.
+_cli_operator: ContextVar[str] = ContextVar("cli_operator", default=CLI_ACTOR)
+
+
+def os_operator() -> str:
+    """The actor string for this process's operating-system user and host: cli:alice@host."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # a container's numeric user without a passwd entry
+        user = str(os.getuid()) if hasattr(os, "getuid") else "unknown"
+    host = socket.gethostname() or "localhost"
+    return f"{CLI_ACTOR}:{user}@{host}"[:120]
+
+
+def set_cli_operator(actor: str) -> None:
+    """Record command-line actions as this actor from now on (in this context)."""
+    _cli_operator.set(actor)
+
+
+def resolve_actor(actor: str) -> str:
+    """The actor to store: CLI_ACTOR becomes the command line's operator when one is set."""
+    return _cli_operator.get() if actor == CLI_ACTOR else actor
+
 
 def telegram_actor(telegram_id: int) -> str:
     """The actor string for a staff member acting in Telegram."""
@@ -58,6 +86,7 @@ def record(
     """Add an audit row to the session (the caller commits it with the change)."""
     if actor is None:
         actor = telegram_actor(staff.telegram_id) if staff is not None else CLI_ACTOR
+    actor = resolve_actor(actor)
     row = AuditLog(
         staff_id=staff.id if staff is not None else None,
         actor=actor,
@@ -117,15 +146,22 @@ async def entries(
     return result
 
 
+# The columns of `rehab-bot audit`, in order (its header row, and the keys of --format json).
+COLUMNS = ("time", "who", "action", "patient", "detail")
+
+
+def entry_fields(entry: AuditEntry) -> list[str]:
+    """One record's values in COLUMNS order."""
+    who = f"{entry.actor} ({entry.staff_name})" if entry.staff_name else entry.actor
+    return [
+        entry.created_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+        who,
+        entry.action,
+        entry.patient_alias or "-",
+        entry.detail or "-",
+    ]
+
+
 def format_entry(entry: AuditEntry) -> str:
     """One line for `rehab-bot audit`: tab-separated, so it sorts and greps well."""
-    who = f"{entry.actor} ({entry.staff_name})" if entry.staff_name else entry.actor
-    return "\t".join(
-        [
-            entry.created_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
-            who,
-            entry.action,
-            entry.patient_alias or "-",
-            entry.detail or "-",
-        ]
-    )
+    return "\t".join(entry_fields(entry))

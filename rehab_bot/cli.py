@@ -3,19 +3,21 @@
     rehab-bot run                 run the bot (polling or webhook, from config)
     rehab-bot run --no-updates    an extra dispatch-only process (PostgreSQL)
     rehab-bot db upgrade          apply database migrations
-    rehab-bot db backup PATH      copy a live SQLite database safely
+    rehab-bot db backup PATH [--force]  copy a live SQLite database safely
     rehab-bot check-config        validate config.toml and the environment
     rehab-bot content check [DIR] validate clinic content files
     rehab-bot content list        show loaded content and where it came from
     rehab-bot invite create ...   invite a patient: deep link and QR code
     rehab-bot staff add|list|remove  clinic staff (bootstrap the first admin here)
-    rehab-bot export --format csv|fhir [--patient ALIAS] --out PATH
-    rehab-bot audit [--since DATE]  every staff view, export and change
+    rehab-bot export --format csv|fhir [--patient ALIAS] --out PATH [--force]
+    rehab-bot audit [--since DATE] [--format tsv|csv|json]  every staff view, export and change
     rehab-bot --version
 
 Configuration comes from ``--config PATH`` (default ./config.toml) and
 REHAB_BOT_* environment variables; see config.example.toml. A bad value
-exits with status 2 and one line naming the key and the fix.
+exits with status 2 and one line naming the key and the fix. ``--config`` and
+``--verbose`` (library log lines) go before or after the command. Results go
+to stdout, warnings and errors to stderr.
 """
 
 from __future__ import annotations
@@ -26,10 +28,10 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rehab_bot import __version__
-from rehab_bot.config import Config, ConfigError, load_config
+from rehab_bot.config import Config, ConfigError, clinic_name_is_placeholder, load_config
 from rehab_bot.content import ContentError
 from rehab_bot.logs import scrub, setup_logging
 
@@ -43,20 +45,52 @@ NO_ADMIN_WARNING = (
 )
 
 
+def _global_options(*, defaults: bool) -> argparse.ArgumentParser:
+    """--config and --verbose, accepted before and after the subcommand.
+
+    The top-level parser sets the defaults; each subcommand gets the same
+    options with SUPPRESS as default, so a value given before the subcommand is
+    not overwritten by the subcommand's default.
+    """
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument(
+        "--config",
+        type=Path,
+        default=None if defaults else argparse.SUPPRESS,
+        metavar="PATH",
+        help="configuration file (default: ./config.toml if it exists; REHAB_BOT_* variables override it)",
+    )
+    options.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=False if defaults else argparse.SUPPRESS,
+        help="also show the log lines of libraries (database migrations, HTTP); without it they are quiet",
+    )
+    return options
+
+
+class _SubcommandsWithGlobalOptions(argparse._SubParsersAction):
+    """Every subcommand (and sub-subcommand) accepts the global options."""
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        kwargs["parents"] = [*kwargs.get("parents", []), _global_options(defaults=False)]
+        parser = super().add_parser(name, **kwargs)
+        parser.register("action", "parsers", _SubcommandsWithGlobalOptions)
+        return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, with a --help for every subcommand."""
     parser = argparse.ArgumentParser(
         prog="rehab-bot",
-        description="A Telegram bot a clinic runs for its patients after spine surgery.",
+        description="A Telegram bot a clinic runs for its patients after spine surgery. "
+        "Results go to standard output; messages and errors to standard error. "
+        "--config and --verbose may stand before or after the command.",
+        parents=[_global_options(defaults=True)],
     )
+    parser.register("action", "parsers", _SubcommandsWithGlobalOptions)
     parser.add_argument("--version", action="version", version=f"rehab-bot {__version__}")
-    parser.add_argument(
-        "--config",
-        type=Path,
-        default=None,
-        metavar="PATH",
-        help="configuration file (default: ./config.toml if it exists; REHAB_BOT_* variables override it)",
-    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser(
@@ -86,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
         "For PostgreSQL use pg_dump (see README).",
     )
     backup.add_argument("path", type=Path, help="where to write the copy")
+    backup.add_argument("--force", action="store_true", help="overwrite PATH if it exists (default: refuse, status 1)")
 
     content = sub.add_parser("content", help="clinic content files", description="Clinic content files.")
     content_sub = content.add_subparsers(dest="content_command", metavar="ACTION", required=True)
@@ -161,13 +196,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"rehab-bot: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     setup_logging(config.logging.level)
+    quiet_library_logs(verbose=args.verbose)
+    if args.command != "run":
+        # Audit rows written by this command name the person at the keyboard.
+        from rehab_bot import audit
+
+        audit.set_cli_operator(audit.os_operator())
     try:
         if args.command == "run":
             return cmd_run(config, receive_updates=not args.no_updates)
         if args.command == "db":
             if args.db_command == "upgrade":
                 return cmd_db_upgrade(config)
-            return cmd_db_backup(config, args.path)
+            return cmd_db_backup(config, args.path, force=args.force)
         if args.command == "check-config":
             return cmd_check_config(config)
         if args.command == "content":
@@ -192,6 +233,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     parser.error(f"unknown command {args.command}")
     return EXIT_CONFIG  # pragma: no cover - parser.error exits
+
+
+def progress_bar(*, desc: str, unit: str, total: int | None = None) -> Any:
+    """A progress bar on stderr while a person watches: none when stdout or stderr is not a terminal."""
+    import shutil
+
+    from tqdm import tqdm
+
+    watched = sys.stdout.isatty() and sys.stderr.isatty()
+    # A terminal that reports 0 columns (a serial console, `script`) would get an empty bar.
+    width = shutil.get_terminal_size().columns
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=not watched, leave=False, ncols=width)
+
+
+# Libraries that log routine steps at INFO: Alembic (one line per migration and
+# plugin, at every command's start), the HTTP clients and aiohttp's server.
+LIBRARY_LOGGERS = ("alembic", "httpx", "httpcore", "aiohttp")
+
+
+def quiet_library_logs(*, verbose: bool) -> None:
+    """Hold library loggers at WARNING unless --verbose (then INFO, still token-scrubbed)."""
+    import logging
+
+    for name in LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
 
 
 def cmd_run(config: Config, *, receive_updates: bool) -> int:
@@ -226,8 +292,8 @@ def cmd_db_upgrade(config: Config) -> int:
     return 0
 
 
-def cmd_db_backup(config: Config, target: Path) -> int:
-    """Back up SQLite with the online backup API."""
+def cmd_db_backup(config: Config, target: Path, *, force: bool = False) -> int:
+    """Back up SQLite with the online backup API; refuse to overwrite without --force."""
     from rehab_bot.db import backup_sqlite, is_sqlite, sqlite_path
 
     source = sqlite_path(config.database.url) if is_sqlite(config.database.url) else None
@@ -237,7 +303,24 @@ def cmd_db_backup(config: Config, target: Path) -> int:
         raise ConfigError(
             "database.url", f"names {source}, which does not exist yet", "run the bot or `rehab-bot db upgrade` first"
         )
-    backup_sqlite(source, target)
+    if target.is_dir():
+        print(f"rehab-bot: {target} is a folder; name the backup file, e.g. {target / 'rehab-bot.db'}", file=sys.stderr)
+        return 1
+    if target.exists():
+        if not force:
+            print(
+                f"rehab-bot: {target} already exists; pass --force to overwrite it, or choose another path",
+                file=sys.stderr,
+            )
+            return 1
+        target.unlink()
+    with progress_bar(desc="backup", unit="page") as bar:
+
+        def advance(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        backup_sqlite(source, target, progress=advance)
     print(f"backed up {source} to {target}")
     return 0
 
@@ -298,6 +381,8 @@ def cmd_invite_create(config: Config, args: argparse.Namespace) -> int:
     except ValueError:
         print(f"rehab-bot: --surgery-date {args.surgery_date!r} is not a date; use YYYY-MM-DD", file=sys.stderr)
         return 1
+    if not _check_invite_alias(args):
+        return 1
     if not args.bot_username and not config.telegram.token:
         raise ConfigError(
             "telegram.token",
@@ -333,7 +418,14 @@ def cmd_invite_create(config: Config, args: argparse.Namespace) -> int:
                 username = args.bot_username or await _bot_username(config)
                 link = invite.deep_link(username, made.invite.code)
                 try:
-                    await asyncio.to_thread(qr_path.write_bytes, invite.qr_png(link))
+                    caption = invite.qr_caption(
+                        alias=made.patient.alias,
+                        clinic=clinic.name,
+                        expires_at=made.invite.expires_at,
+                        timezone=clinic.timezone,
+                        language=clinic.language,
+                    )
+                    await asyncio.to_thread(qr_path.write_bytes, invite.qr_png(link, caption))
                 except OSError as exc:
                     raise invite.InviteError("qr", f"cannot write the QR code to {qr_path}: {exc.strerror}") from exc
                 await session.commit()
@@ -363,6 +455,24 @@ def cmd_invite_create(config: Config, args: argparse.Namespace) -> int:
         print(f"NOTE for the clinic: programme {made.programme.id!r} is an example.")
         print(" ".join(localize(made.programme.review_note, clinic.language).split()))
     return 0
+
+
+def _check_invite_alias(args: argparse.Namespace) -> bool:
+    """The chat's /invite alias rule (staff.validate_alias); a warning when it looks like a name."""
+    from rehab_bot import staff as staff_core
+
+    try:
+        args.alias = staff_core.validate_alias(args.alias)
+    except staff_core.StaffError as exc:
+        print(f"rehab-bot: --alias {args.alias!r}: {exc}", file=sys.stderr)
+        return False
+    if staff_core.alias_looks_like_name(args.alias):
+        print(
+            f"rehab-bot: warning: the alias {args.alias!r} looks like a real name (two capitalised words); "
+            "aliases end up in exports, so use a pseudonym such as LWS-0412",
+            file=sys.stderr,
+        )
+    return True
 
 
 async def _bot_username(config: Config) -> str:
@@ -401,6 +511,12 @@ def cmd_check_config(config: Config) -> int:
     print(f"http: {config.http.listen or 'disabled'}")
     for warning in staff_warnings(config):
         print(warning)
+    if clinic_name_is_placeholder(config.clinic.name):
+        print(
+            f"rehab-bot: warning: clinic.name is {config.clinic.name!r}, not your clinic's name; patients read it "
+            "in greetings and consent: set [clinic] name (or REHAB_BOT_CLINIC_NAME)",
+            file=sys.stderr,
+        )
     print("configuration OK")
     return 0
 
@@ -499,14 +615,21 @@ def _add_clinic_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     export.add_argument(
         "--out", required=True, type=Path, metavar="PATH", help="a folder for csv, a file (.json) for fhir"
     )
+    export.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite an existing export at --out (default: refuse with status 1)",
+    )
 
     audit = sub.add_parser(
         "audit",
         help="list the audit log",
-        description="List the audit log, oldest first, one record per line, tab-separated: time (UTC), who, "
-        "action, patient alias, detail. Every staff view, export and change is recorded there, from "
-        "Telegram and from this command line. A bad --since exits with status 1.",
+        description="List the audit log, oldest first, one record per line after a header row: time (UTC), who, "
+        "action, patient alias, detail; tab-separated (default), CSV, or a JSON list of objects with those keys. "
+        "Every staff view, export and change is recorded there, from Telegram (telegram:<id>) and from this "
+        "command line (cli:<user>@<host>, the operating-system user). A bad --since exits with status 1.",
     )
+    audit.add_argument("--format", choices=("tsv", "csv", "json"), default="tsv", help="tsv (default), csv or json")
     audit.add_argument(
         "--since", metavar="DATE", help="only records from this UTC date (YYYY-MM-DD) or instant (YYYY-MM-DDTHH:MM)"
     )
@@ -616,15 +739,23 @@ async def _export_command(session: AsyncSession, config: Config, args: argparse.
         patient = await staff_core.patient_by_alias(session, args.patient)
         if patient is None:
             raise export.ExportError(f"no patient has the alias {args.patient!r}")
-    data = await export.collect(session, now, patient=patient, identifier_system=config.export.identifier_system)
     out: Path = args.out
-    if args.format == "csv":
-        paths = await asyncio.to_thread(export.write_csv, data, out)
-        written = [f"wrote {path}" for path in paths]
-    else:
-        bundle = export.fhir_bundle(data, load_content(config.content.dir), now)
-        await asyncio.to_thread(export.write_fhir, bundle, out)
-        written = [f"wrote {out} ({len(bundle['entry'])} resources)"]
+    if not args.force and await asyncio.to_thread(_holds_export, out, args.format):
+        raise export.ExportError(
+            f"{out} already holds an export; pass --force to overwrite it, or choose another --out"
+        )
+    with progress_bar(desc=f"export {args.format}", unit="step", total=2 if args.format == "csv" else 3) as bar:
+        data = await export.collect(session, now, patient=patient, identifier_system=config.export.identifier_system)
+        bar.update()
+        if args.format == "csv":
+            paths = await asyncio.to_thread(export.write_csv, data, out)
+            written = [f"wrote {path}" for path in paths]
+        else:
+            bundle = export.fhir_bundle(data, load_content(config.content.dir), now)
+            bar.update()
+            await asyncio.to_thread(export.write_fhir, bundle, out)
+            written = [f"wrote {out} ({len(bundle['entry'])} resources)"]
+        bar.update()
     audit.record(
         session,
         action=audit.EXPORT,
@@ -634,6 +765,15 @@ async def _export_command(session: AsyncSession, config: Config, args: argparse.
         detail=f"{args.format} {'patient' if patient is not None else 'all'} patients={len(data.patients)}",
     )
     return [*written, f"{len(data.patients)} patient(s) exported; the export is recorded in the audit log"]
+
+
+def _holds_export(out: Path, fmt: str) -> bool:
+    """True when writing an export to out would overwrite a file."""
+    from rehab_bot import export
+
+    if fmt == "csv":
+        return out.is_dir() and any((out / name).is_file() for name in export.TABLES)
+    return out.is_file()
 
 
 async def _audit_command(session: AsyncSession, args: argparse.Namespace, since: datetime | None) -> list[str]:
@@ -648,8 +788,20 @@ async def _audit_command(session: AsyncSession, args: argparse.Namespace, since:
         patient_id = patient.id
     entries = await audit.entries(session, since=since, patient_id=patient_id)
     if not entries:
-        return ["no audit records" + (f" since {since.isoformat()}" if since else "")]
-    return [audit.format_entry(entry) for entry in entries]
+        print("no audit records" + (f" since {since.isoformat()}" if since else ""), file=sys.stderr)
+    rows = [audit.entry_fields(entry) for entry in entries]
+    if args.format == "json":
+        import json
+
+        return [json.dumps([dict(zip(audit.COLUMNS, row, strict=True)) for row in rows], indent=2, ensure_ascii=False)]
+    if args.format == "csv":
+        import csv
+        import io
+
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerows([audit.COLUMNS, *rows])
+        return buffer.getvalue().splitlines()
+    return ["\t".join(row) for row in [audit.COLUMNS, *rows]]
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -46,6 +46,16 @@ class ConfigError(Exception):
         super().__init__(message)
 
 
+# Clinic names that are not a clinic's own: empty, the built-in default and
+# config.example.toml's. Patients would read them in every greeting.
+PLACEHOLDER_CLINIC_NAMES = ("", "our clinic", "example spine clinic")
+
+
+def clinic_name_is_placeholder(name: str) -> bool:
+    """True when [clinic] name was left empty, at the default, or at the example's value."""
+    return " ".join(name.split()).casefold() in PLACEHOLDER_CLINIC_NAMES
+
+
 @dataclass(frozen=True)
 class ClinicConfig:
     name: str = "Our clinic"

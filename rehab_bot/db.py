@@ -10,7 +10,7 @@ bot's own async engine through ``run_sync``.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -161,14 +161,20 @@ async def current_revision(engine: AsyncEngine) -> str | None:
         return await conn.run_sync(_current_sync)
 
 
-def backup_sqlite(source: Path, target: Path) -> None:
-    """Copy a live SQLite database with the online backup API (safe while running)."""
+def backup_sqlite(source: Path, target: Path, *, progress: Callable[[int, int], None] | None = None) -> None:
+    """Copy a live SQLite database with the online backup API (safe while running).
+
+    progress(pages_done, pages_total) is called as the copy advances.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
     src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
     try:
         dst = sqlite3.connect(target)
         try:
-            src.backup(dst)
+            if progress is None:
+                src.backup(dst)
+            else:
+                src.backup(dst, pages=256, progress=lambda _status, left, total: progress(total - left, total))
         finally:
             dst.close()
     finally:

@@ -22,14 +22,20 @@ import enum
 import io
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rehab_bot import audit
+from rehab_bot.config import clinic_name_is_placeholder
 from rehab_bot.content import Content, Programme
+from rehab_bot.i18n import t
 from rehab_bot.models import AuditLog, Invite, Patient, PatientStatus, Role, Staff
 from rehab_bot.schedule import zone
 
@@ -65,8 +71,12 @@ def deep_link(bot_username: str, code: str) -> str:
     return f"https://t.me/{username}?start={code}"
 
 
-def qr_png(link: str) -> bytes:
-    """A printable QR code of the link, as PNG bytes."""
+def qr_png(link: str, caption: Sequence[str] = ()) -> bytes:
+    """A printable QR code of the link, as PNG bytes.
+
+    Caption lines (see qr_caption) are printed under the code, wrapped to its
+    width, and stored in the PNG's Description text chunk as well.
+    """
     import qrcode
     from qrcode.constants import ERROR_CORRECT_M
 
@@ -74,8 +84,69 @@ def qr_png(link: str) -> bytes:
     qr.add_data(link)
     qr.make(fit=True)
     buffer = io.BytesIO()
-    qr.make_image(fill_color="black", back_color="white").save(buffer)
+    if not caption:
+        qr.make_image(fill_color="black", back_color="white").save(buffer)
+        return buffer.getvalue()
+    from PIL import Image, ImageDraw
+    from PIL.PngImagePlugin import PngInfo
+
+    code = qr.make_image(fill_color="black", back_color="white").get_image().convert("L")
+    width = code.size[0]
+    font = _caption_font(max(14, width // 22))
+    measure = ImageDraw.Draw(code)
+    lines = [wrapped for line in caption for wrapped in _wrap(line, measure, font, width - 40)]
+    line_height = int(font.size * 1.35)
+    # Under the code's quiet zone (4 white modules), which scanners need intact.
+    top = code.size[1]
+    image = Image.new("L", (width, top + line_height * len(lines) + 40), 255)
+    image.paste(code, (0, 0))
+    draw = ImageDraw.Draw(image)
+    for n, line in enumerate(lines):
+        draw.text((width // 2, top + n * line_height), line, fill=0, font=font, anchor="ma")
+    info = PngInfo()
+    info.add_itxt("Description", "\n".join(caption))
+    image.save(buffer, format="PNG", pnginfo=info)
     return buffer.getvalue()
+
+
+def _caption_font(size: int) -> Any:
+    """DejaVu Sans (shipped with matplotlib, a dependency) covers umlauts; Pillow's own font does not."""
+    from PIL import ImageFont
+
+    try:
+        import matplotlib
+
+        return ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"), size)
+    except (ImportError, OSError):  # pragma: no cover - matplotlib is a dependency
+        return ImageFont.load_default(size=size)
+
+
+def _wrap(text: str, draw: Any, font: Any, width: int) -> list[str]:
+    """Greedy word wrap to a pixel width (a single over-long word stays whole)."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and draw.textlength(f"{lines[-1]} {word}", font=font) <= width:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    return lines or [""]
+
+
+def qr_caption(*, alias: str, clinic: str, expires_at: datetime, timezone: str, language: str) -> list[str]:
+    """What is printed under an invitation's QR code, in the clinic's language.
+
+    The alias (so the printout finds its patient), the clinic's name (left out
+    while it is a placeholder), the last day the link works, and how to use it.
+    """
+    from babel.dates import format_date
+
+    last_day = expires_at.astimezone(zone(timezone)).date()
+    lines = [alias]
+    if not clinic_name_is_placeholder(clinic):
+        lines.append(" ".join(clinic.split()))
+    lines.append(t(language, "Valid until {date}", date=format_date(last_day, "long", locale=language)))
+    lines.append(t(language, "Scan with your phone's camera."))
+    return lines
 
 
 @dataclass(frozen=True)
@@ -98,7 +169,14 @@ def _audit(
     detail: str = "",
 ) -> None:
     session.add(
-        AuditLog(staff_id=staff_id, actor=actor, action=action, patient_id=patient_id, detail=detail, created_at=now)
+        AuditLog(
+            staff_id=staff_id,
+            actor=audit.resolve_actor(actor),
+            action=action,
+            patient_id=patient_id,
+            detail=detail,
+            created_at=now,
+        )
     )
 
 

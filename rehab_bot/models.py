@@ -338,7 +338,7 @@ class AuditLog(SQLModel, table=True):
     __tablename__ = "audit_log"
     id: int | None = Field(default=None, primary_key=True)
     staff_id: int | None = Field(default=None, foreign_key="staff.id")
-    actor: str = ""  # "telegram:<id>" or "cli"
+    actor: str = ""  # "telegram:<id>", or "cli:<os user>@<host>" from the command line
     action: str
     patient_id: int | None = Field(default=None, foreign_key="patient.id", ondelete="SET NULL")
     detail: str = Field(default="", sa_type=Text)

@@ -346,6 +346,16 @@ def validate_alias(text: str) -> str:
     return alias
 
 
+_NAME_WORD_RE = re.compile(r"[A-ZÄÖÜ][a-zäöüß]{2,}")
+
+
+def alias_looks_like_name(alias: str) -> bool:
+    """Two capitalised words in a row (Anna-Muster1, AnnaMuster7): probably a real name, worth a warning."""
+    words = re.findall(r"[A-Za-zÄÖÜäöüß][a-zäöüß]*", alias)
+    shape = "".join("N" if _NAME_WORD_RE.fullmatch(word) else "." for word in words)
+    return "NN" in shape
+
+
 async def patient_by_alias(session: AsyncSession, alias: str) -> Patient | None:
     """The patient with this alias, ignoring case."""
     key = normalise_alias(alias)

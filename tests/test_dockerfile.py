@@ -7,6 +7,8 @@ import re
 import tomllib
 from pathlib import Path
 
+from packaging.requirements import Requirement
+
 from rehab_bot.cli import build_parser
 from rehab_bot.config import load_config
 
@@ -26,14 +28,45 @@ def test_slim_python_base_and_non_root_user() -> None:
     assert user not in ("root", "0")
 
 
-def test_entrypoint_is_rehab_bot_run_and_exists_in_the_package() -> None:
+def test_entrypoint_is_rehab_bot_and_the_default_command_is_run() -> None:
+    # `docker run IMAGE staff add ...` must become `rehab-bot staff add ...`, not `rehab-bot run staff add`.
     [entrypoint] = instruction("ENTRYPOINT")
-    command = json.loads(entrypoint)
-    assert command == ["rehab-bot", "run"]
+    assert json.loads(entrypoint) == ["rehab-bot"]
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["scripts"]
     assert scripts["rehab-bot"] == "rehab_bot.cli:main"
-    args = build_parser().parse_args(command[1:])
-    assert args.command == "run"
+    [cmd] = instruction("CMD")
+    args = build_parser().parse_args(json.loads(cmd))
+    assert args.command == "run" and not args.no_updates
+    add = build_parser().parse_args(["staff", "add", "--telegram-id", "1", "--role", "admin", "--name", "A"])
+    assert (add.command, add.staff_command) == ("staff", "add")
+
+
+def test_user_is_numeric_and_created_with_that_uid() -> None:
+    # A numeric USER lets Kubernetes' runAsNonRoot verify it without reading /etc/passwd.
+    [user] = instruction("USER")
+    assert re.fullmatch(r"\d+(:\d+)?", user) and int(user.split(":")[0]) >= 1000
+    assert f"--uid {user.split(':')[0]}" in DOCKERFILE
+
+
+def test_image_installs_the_locked_dependencies_with_hashes() -> None:
+    [run] = [line for line in instruction("RUN") if "pip install" in line]
+    assert "pip install --require-hashes -r requirements.lock" in run
+    assert "--no-deps ." in run, "the package itself must not pull unlocked dependencies"
+    assert "requirements.lock" in " ".join(instruction("COPY"))
+    lock = (ROOT / "requirements.lock").read_text(encoding="utf-8")
+    pinned = {
+        m.group(1).lower().replace("_", "-"): m.group(2) for m in re.finditer(r"^([A-Za-z0-9_.-]+)==(\S+)", lock, re.M)
+    }
+    # Every requirement line carries at least one sha256 hash (pip refuses the file otherwise).
+    for block in re.split(r"\n(?=[A-Za-z0-9])", lock):
+        if "==" in block.split("\n")[0]:
+            assert "--hash=sha256:" in block, block.split("\n")[0]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    for text in project["dependencies"]:
+        requirement = Requirement(text)
+        key = requirement.name.lower().replace("_", "-")
+        assert key in pinned, f"{key} is a dependency but not in requirements.lock; regenerate it (see README)"
+        assert requirement.specifier.contains(pinned[key]), f"requirements.lock pins {key}=={pinned[key]}: {text}"
 
 
 def test_copied_paths_exist_and_data_volume_holds_the_database() -> None:

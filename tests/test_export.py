@@ -27,7 +27,7 @@ from fhir.resources.R4B.questionnaire import Questionnaire
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from jsonschema import Draft6Validator
 
-from rehab_bot import export, installation
+from rehab_bot import audit, export, installation
 from rehab_bot.clock import FakeClock
 from rehab_bot.config import ConfigError, load_config
 from rehab_bot.content import load_content
@@ -538,5 +538,7 @@ async def test_cli_export_writes_csv_and_fhir_and_is_audited(tmp_path: Path, dat
     wrong = cli("export", "--format", "xml", "--out", str(out), cwd=tmp_path, db_url=db.url)
     assert wrong.returncode == 2 and "invalid choice" in wrong.stderr
     log = cli("audit", cwd=tmp_path, db_url=db.url)
-    lines = [line.split("\t") for line in log.stdout.splitlines()]
-    assert [(f[1], f[2], f[3]) for f in lines] == [("cli", "export", "LWS-0412"), ("cli", "export", "-")]
+    header, *lines = [line.split("\t") for line in log.stdout.splitlines()]
+    operator = audit.os_operator()  # cli:<user>@<host>, as the subprocess sees them too
+    assert header[1:4] == ["who", "action", "patient"]
+    assert [(f[1], f[2], f[3]) for f in lines] == [(operator, "export", "LWS-0412"), (operator, "export", "-")]

@@ -9,6 +9,7 @@ from telegram.ext import Application, ApplicationHandlerStop, CommandHandler, Co
 
 from rehab_bot.bot import enrol
 from rehab_bot.bot.common import PATIENT_COMMANDS, language_for, svc
+from rehab_bot.config import clinic_name_is_placeholder
 from rehab_bot.i18n import t
 
 
@@ -21,7 +22,11 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         raise ApplicationHandlerStop
     lang = await language_for(update, context)
     clinic = svc(context).config.clinic.name
-    text = t(lang, "Welcome! I am {clinic}'s exercise and recovery assistant.", clinic=clinic)
+    if clinic_name_is_placeholder(clinic):
+        # "I am Our clinic's assistant" reads badly; check-config warns the clinic too.
+        text = t(lang, "Welcome! I am your clinic's exercise and recovery assistant.")
+    else:
+        text = t(lang, "Welcome! I am {clinic}'s exercise and recovery assistant.", clinic=clinic)
     text += "\n\n" + t(
         lang, "To use this bot you need an invitation link from your clinic. Please ask your physiotherapist."
     )

@@ -25,6 +25,25 @@ async def test_stranger_sends_start_and_gets_the_answer(bot: Any, tg: FakeTelegr
     assert "invitation link" in reply.text
 
 
+@pytest.mark.parametrize(
+    ("name", "language_code", "expected"),
+    [
+        ("Our clinic", "en", "Welcome! I am your clinic's exercise and recovery assistant."),
+        ("", "en", "Welcome! I am your clinic's exercise and recovery assistant."),
+        ("Our clinic", "de", "Willkommen! Ich bin der Übungs- und Genesungsassistent Ihrer Klinik."),
+        ("Praxis Nord", "en", "Welcome! I am Praxis Nord's exercise and recovery assistant."),
+    ],
+)
+async def test_start_greeting_reads_well_when_the_clinic_kept_the_default_name(
+    bot_factory: Any, tg: FakeTelegram, name: str, language_code: str, expected: str
+) -> None:
+    await bot_factory(clinic={"name": name})
+    user = tg.user(509, language_code=language_code)
+    await user.send("/start")
+    [reply] = await user.wait_for()
+    assert reply.text.startswith(expected), reply.text
+
+
 async def test_start_answers_in_german_for_a_german_telegram(bot: Any, tg: FakeTelegram) -> None:
     user = tg.user(502, first_name="Jonas", language_code="de-AT")
     await user.send("/start")

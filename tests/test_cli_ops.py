@@ -1,0 +1,251 @@
+"""The command line as a clinic's IT person meets it: global options anywhere, quiet libraries,
+results on stdout and diagnostics on stderr, invitation aliases, QR captions, audit formats,
+no silent overwrites, progress only on a terminal. Real processes, real SQLite files."""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import io
+import json
+import os
+import pty
+import select
+import sqlite3
+import struct
+import subprocess
+import sys
+import termios
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import qrcode
+from factories import TEST_TOKEN
+from PIL import Image
+from qrcode.constants import ERROR_CORRECT_M
+
+from rehab_bot import audit, staff
+
+BIN = Path(sys.executable).parent / "rehab-bot"
+
+
+def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("REHAB_BOT_")}
+    env = {"REHAB_BOT_DATABASE_URL": f"sqlite+aiosqlite:///{cwd}/bot.db", **(env or {})}
+    return subprocess.run(
+        [str(BIN), *args], cwd=cwd, env={**base, **env}, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def run_on_a_terminal(*args: str, cwd: Path) -> tuple[int, str]:
+    """Run with stdout and stderr on a pseudo-terminal; return the status and everything shown."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("REHAB_BOT_")}
+    env = {**base, "REHAB_BOT_DATABASE_URL": f"sqlite+aiosqlite:///{cwd}/bot.db"}
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    process = subprocess.Popen(
+        [str(BIN), *args], cwd=cwd, env=env, stdout=slave, stderr=slave, stdin=subprocess.DEVNULL
+    )
+    os.close(slave)
+    shown = b""
+    while True:
+        ready, _, _ = select.select([master], [], [], 60)
+        if not ready:
+            break
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the process closed the terminal
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(master)
+    return process.wait(timeout=60), shown.decode(errors="replace")
+
+
+def surgery_date() -> str:
+    return (datetime.now(UTC).date() - timedelta(days=3)).isoformat()
+
+
+def invite(alias: str, cwd: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    if not (cwd / ".therapist").exists():
+        # Every patient needs a responsible person: the clinic's only therapist is the default.
+        added = run("staff", "add", "--telegram-id", "4242", "--role", "therapist", "--name", "Dr T", cwd=cwd, env=env)
+        assert added.returncode == 0, added.stderr
+        (cwd / ".therapist").touch()
+    return run(
+        "invite", "create", "--alias", alias, "--surgery-date", surgery_date(), "--programme", "lumbar-example",
+        "--bot-username", "clinic_rehab_bot", *extra, cwd=cwd, env=env,
+    )  # fmt: skip
+
+
+# --- global options and logs -------------------------------------------------------
+
+
+def test_config_is_accepted_before_and_after_the_subcommand(tmp_path: Path) -> None:
+    (tmp_path / "clinic.toml").write_text('[clinic]\nname = "Praxis Nord"\n', encoding="utf-8")
+    env = {"REHAB_BOT_TELEGRAM_TOKEN": TEST_TOKEN}
+    for args in (
+        ("--config", "clinic.toml", "check-config"),
+        ("check-config", "--config", "clinic.toml"),
+        ("check-config", "--verbose", "--config=clinic.toml"),
+    ):
+        result = run(*args, cwd=tmp_path, env=env)
+        assert result.returncode == 0, (args, result.stderr)
+        assert "clinic: Praxis Nord" in result.stdout
+    # After a nested subcommand too, and still checked: a missing file is named.
+    missing = run("db", "upgrade", "--config", "nowhere.toml", cwd=tmp_path)
+    assert missing.returncode == 2 and "--config names nowhere.toml" in missing.stderr
+    assert "unrecognized arguments" not in missing.stderr
+
+
+def test_library_logs_are_quiet_unless_verbose(tmp_path: Path) -> None:
+    quiet = run("staff", "list", cwd=tmp_path)
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stderr == "", "a fresh database is migrated without a word"
+    assert quiet.stdout.startswith("no staff yet")
+    verbose = run(
+        "staff", "list", "--verbose", cwd=tmp_path, env={"REHAB_BOT_DATABASE_URL": "sqlite+aiosqlite:///v.db"}
+    )
+    assert verbose.returncode == 0 and "alembic" in verbose.stderr and "Running upgrade" in verbose.stderr
+    assert "alembic" not in verbose.stdout
+    assert "--verbose" in run("--help", cwd=tmp_path).stdout
+
+
+@pytest.mark.parametrize("name", ["", "Our clinic", "Example Spine Clinic"])
+def test_check_config_warns_about_a_placeholder_clinic_name(tmp_path: Path, name: str) -> None:
+    env = {"REHAB_BOT_TELEGRAM_TOKEN": TEST_TOKEN, "REHAB_BOT_CLINIC_NAME": name}
+    result = run("check-config", cwd=tmp_path, env=env)
+    assert result.returncode == 0 and "configuration OK" in result.stdout
+    assert "warning: clinic.name" in result.stderr and "REHAB_BOT_CLINIC_NAME" in result.stderr
+    own = run("check-config", cwd=tmp_path, env={**env, "REHAB_BOT_CLINIC_NAME": "Praxis Nord"})
+    assert own.returncode == 0 and own.stderr == ""
+
+
+# --- invitations -------------------------------------------------------------------
+
+
+def test_invite_create_applies_the_chat_alias_rule_and_warns_about_names(tmp_path: Path) -> None:
+    for alias in ("Anna Muster", "Anna", "P1", "x" * 25 + "1"):
+        result = invite(alias, tmp_path)
+        assert result.returncode == 1, (alias, result.stdout)
+        with pytest.raises(staff.StaffError) as rule:
+            staff.validate_alias(alias)  # the one rule, also behind the chat's /invite
+        assert str(rule.value) in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "bot.db").exists() or "Anna" not in run("audit", cwd=tmp_path).stdout
+    named = invite("Anna-Muster1", tmp_path)
+    assert named.returncode == 0, named.stderr
+    assert "looks like a real name" in named.stderr and "looks like" not in named.stdout
+    assert "https://t.me/clinic_rehab_bot?start=" in named.stdout
+    plain = invite("LWS-0412", tmp_path)
+    assert plain.returncode == 0 and "real name" not in plain.stderr
+
+
+def qr_matrix(image: Image.Image) -> list[list[bool]]:
+    grey = image.convert("L")
+    size = grey.size[0] // 10
+    return [[grey.getpixel((x * 10 + 5, y * 10 + 5)) < 128 for x in range(size)] for y in range(size)]  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    ("language", "valid", "scan"),
+    [("en", "Valid until ", "Scan with your phone's camera."), ("de", "Gültig bis ", "Mit der Kamera Ihres Telefons")],
+)
+def test_the_qr_png_carries_alias_clinic_expiry_and_how_to_scan(
+    tmp_path: Path, language: str, valid: str, scan: str
+) -> None:
+    env = {"REHAB_BOT_CLINIC_NAME": "Praxis Nord", "REHAB_BOT_CLINIC_LANGUAGE": language}
+    result = invite("P-0042", tmp_path, "--qr", "card.png", env=env)
+    assert result.returncode == 0, result.stderr
+    [link] = [line for line in result.stdout.splitlines() if line.startswith("https://t.me/")]
+    image = Image.open(tmp_path / "card.png")
+    width, height = image.size
+    assert image.format == "PNG" and height > width + 80, image.size
+    # The code itself is unchanged at the top ...
+    qr = qrcode.QRCode(error_correction=ERROR_CORRECT_M, box_size=10, border=4)
+    qr.add_data(link)
+    qr.make(fit=True)
+    assert qr_matrix(image) == qr.get_matrix()
+    # ... and the caption is printed under it (dark pixels below the code's quiet zone) and stored as text.
+    pixels = image.convert("L").tobytes()
+    caption_rows = [y for y in range(width, height) if min(pixels[y * width : (y + 1) * width]) < 100]
+    assert len(caption_rows) > 40
+    lines = image.info["Description"].splitlines()  # type: ignore[attr-defined]
+    expires = (datetime.now(UTC) + timedelta(days=14)).astimezone().date()
+    assert lines[0] == "P-0042" and lines[1] == "Praxis Nord"
+    assert lines[2].startswith(valid) and str(expires.year) in lines[2] and str(expires.day) in lines[2]
+    assert lines[3].startswith(scan)
+
+
+# --- audit ---------------------------------------------------------------------------
+
+
+def test_audit_prints_a_header_in_every_format_and_names_the_os_user(tmp_path: Path) -> None:
+    added = run("staff", "add", "--telegram-id", "111", "--role", "admin", "--name", "Ada", cwd=tmp_path)
+    assert added.returncode == 0, added.stderr
+    operator = audit.os_operator()
+    assert operator.startswith("cli:") and "@" in operator
+    tsv = run("audit", cwd=tmp_path).stdout.splitlines()
+    assert tsv[0].split("\t") == ["time", "who", "action", "patient", "detail"]
+    assert tsv[1].split("\t")[1:3] == [operator, "staff.add"]
+    rows = list(csv.reader(io.StringIO(run("audit", "--format", "csv", cwd=tmp_path).stdout)))
+    assert rows[0] == ["time", "who", "action", "patient", "detail"] and rows[1][1:3] == [operator, "staff.add"]
+    (tmp_path / ".therapist").touch()  # Ada, the only staff member, is responsible by default
+    assert invite("P-0042", tmp_path).returncode == 0
+    records = json.loads(run("audit", "--format=json", cwd=tmp_path).stdout)
+    assert [(r["who"], r["action"], r["patient"]) for r in records] == [
+        (operator, "staff.add", "-"),
+        (operator, "invite.create", "P-0042"),
+    ]
+    with sqlite3.connect(tmp_path / "bot.db") as conn:
+        assert conn.execute("SELECT DISTINCT actor FROM audit_log").fetchall() == [(operator,)]
+    empty = run("audit", "--since", "2999-01-01", "--format", "json", cwd=tmp_path)
+    assert json.loads(empty.stdout) == [] and "no audit records" in empty.stderr
+
+
+# --- export and backup ---------------------------------------------------------------
+
+
+def test_export_and_backup_refuse_to_overwrite_without_force(tmp_path: Path) -> None:
+    assert invite("LWS-0412", tmp_path).returncode == 0
+    bundle = tmp_path / "bundle.json"
+    bundle.write_text("keep me", encoding="utf-8")
+    refused = run("export", "--format", "fhir", "--out", str(bundle), cwd=tmp_path)
+    assert refused.returncode == 1 and "already holds an export" in refused.stderr and "--force" in refused.stderr
+    assert bundle.read_text(encoding="utf-8") == "keep me"
+    forced = run("export", "--format", "fhir", "--out", str(bundle), "--force", cwd=tmp_path)
+    assert forced.returncode == 0 and json.loads(bundle.read_text(encoding="utf-8"))["resourceType"] == "Bundle"
+
+    folder = tmp_path / "csv"
+    assert run("export", "--format", "csv", "--out", str(folder), cwd=tmp_path).returncode == 0
+    again = run("export", "--format", "csv", "--out", str(folder), cwd=tmp_path)
+    assert again.returncode == 1 and "--force" in again.stderr
+    assert run("export", "--format", "csv", "--out", str(folder), "--force", cwd=tmp_path).returncode == 0
+    # Exports refused are not recorded as exports.
+    log = run("audit", cwd=tmp_path).stdout.splitlines()[1:]
+    assert [line.split("\t")[2] for line in log].count("export") == 3
+
+    copy = tmp_path / "copy.db"
+    copy.write_text("keep me", encoding="utf-8")
+    refused = run("db", "backup", str(copy), cwd=tmp_path)
+    assert refused.returncode == 1 and "already exists" in refused.stderr and "--force" in refused.stderr
+    assert copy.read_text(encoding="utf-8") == "keep me"
+    forced = run("db", "backup", "--force", str(copy), cwd=tmp_path)
+    assert forced.returncode == 0, forced.stderr
+    with sqlite3.connect(copy) as conn:
+        assert conn.execute("SELECT alias FROM patient").fetchall() == [("LWS-0412",)]
+
+
+def test_progress_bars_show_on_a_terminal_only(tmp_path: Path) -> None:
+    assert invite("LWS-0412", tmp_path).returncode == 0
+    status, shown = run_on_a_terminal("export", "--format", "fhir", "--out", "b.json", cwd=tmp_path)
+    assert status == 0, shown
+    assert "export fhir:" in shown and "%|" in shown, shown
+    status, shown = run_on_a_terminal("db", "backup", "copy.db", cwd=tmp_path)
+    assert status == 0, shown
+    assert "backup:" in shown and "page" in shown, shown
+    piped = run("export", "--format", "fhir", "--out", "c.json", cwd=tmp_path)
+    assert piped.returncode == 0 and piped.stderr == ""
+    piped = run("db", "backup", "copy2.db", cwd=tmp_path)
+    assert piped.returncode == 0 and piped.stderr == ""

@@ -1,0 +1,79 @@
+"""compose.yaml, checked without Docker: the commands it runs exist, its variables are config keys."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rehab_bot.cli import build_parser
+from rehab_bot.config import Config
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "compose.yaml").read_text(encoding="utf-8"))
+SERVICES: dict[str, Any] = COMPOSE["services"]
+
+
+def rehab_bot_services() -> dict[str, Any]:
+    built = {s.get("image") for s in SERVICES.values() if "build" in s}
+    return {name: s for name, s in SERVICES.items() if "build" in s or s.get("image") in built}
+
+
+def config_env_names() -> set[str]:
+    """REHAB_BOT_<SECTION>_<KEY> for every key Config knows."""
+    names = set()
+    for section in fields(Config):
+        if section.name == "source":
+            continue
+        for key in fields(getattr(Config(), section.name)):
+            names.add(f"REHAB_BOT_{section.name}_{key.name}".upper())
+    return names
+
+
+def test_one_bot_receives_updates_and_one_dispatcher_only_sends() -> None:
+    parser = build_parser()
+    commands = {name: parser.parse_args(service["command"]) for name, service in rehab_bot_services().items()}
+    assert {args.command for args in commands.values()} == {"run"}
+    receivers = [name for name, args in commands.items() if not args.no_updates]
+    dispatchers = [name for name, args in commands.items() if args.no_updates]
+    assert receivers == ["bot"], "exactly one process may receive updates"
+    assert len(dispatchers) == 1
+    # The README's first-admin command runs through this service.
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    match = re.search(r"docker compose run --rm (\w+) (staff add [^\n`]+)", readme)
+    assert match and match.group(1) == "bot"
+    args = parser.parse_args(match.group(2).replace('"', "").split()[:8])
+    assert (args.command, args.staff_command, args.role) == ("staff", "add", "admin")
+
+
+def test_postgres_with_a_named_volume_and_a_healthcheck_gates_the_bot() -> None:
+    [db_name] = [name for name, s in SERVICES.items() if str(s.get("image", "")).startswith("postgres:")]
+    db = SERVICES[db_name]
+    [volume] = db["volumes"]
+    source, target = volume.split(":")[:2]
+    assert source in (COMPOSE.get("volumes") or {}), "the database lives in a named volume"
+    assert target == "/var/lib/postgresql/data"
+    assert "pg_isready" in " ".join(db["healthcheck"]["test"])
+    for name, service in rehab_bot_services().items():
+        assert service["depends_on"][db_name]["condition"] == "service_healthy", name
+
+
+def test_secrets_come_from_files_and_variables_are_config_keys() -> None:
+    known = config_env_names()
+    declared = COMPOSE["secrets"]
+    assert all(set(spec) == {"file"} for spec in declared.values())
+    for name, service in SERVICES.items():
+        env = service.get("environment", {})
+        assert not any(re.search(r"PASSWORD$|TOKEN$|_URL$", key) for key in env), f"{name}: a secret in plain text"
+        for key, value in env.items():
+            if key.endswith("_FILE"):
+                secret = value.removeprefix("/run/secrets/")
+                assert value.startswith("/run/secrets/") and secret in service["secrets"] and secret in declared
+            if key.startswith("REHAB_BOT_"):
+                assert key.removesuffix("_FILE") in known, f"{name}: {key} is not a configuration key"
+    for service in rehab_bot_services().values():
+        env = service["environment"]
+        assert {"REHAB_BOT_TELEGRAM_TOKEN_FILE", "REHAB_BOT_DATABASE_URL_FILE"} <= set(env)
