@@ -9,8 +9,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
+# /data holds health data: only the bot's user may enter it (a new named volume
+# takes this mode). rehab-bot itself runs with umask 077, so the database,
+# its -wal/-shm, backups, exports and QR codes are 0600 (see README).
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin rehab \
-    && mkdir /data && chown rehab:rehab /data
+    && install -d -m 0700 -o rehab -g rehab /data
 
 WORKDIR /src
 COPY pyproject.toml README.md LICENSE ./

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 from rehab_bot import __version__
 from rehab_bot.config import Config, ConfigError, load_config
 from rehab_bot.content import ContentError
+from rehab_bot.files import set_private_umask
 from rehab_bot.logs import scrub, setup_logging
 
 if TYPE_CHECKING:
@@ -142,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
+    # Health data at rest is private: the database, its -wal/-shm, backups,
+    # exports and invite QR codes are created 0600, folders 0700.
+    set_private_umask()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -284,6 +288,7 @@ def cmd_invite_create(config: Config, args: argparse.Namespace) -> int:
     from rehab_bot.clock import SystemClock
     from rehab_bot.content import load_content
     from rehab_bot.db import Database
+    from rehab_bot.files import write_private_bytes
 
     try:
         surgery_date = date.fromisoformat(args.surgery_date)
@@ -325,7 +330,7 @@ def cmd_invite_create(config: Config, args: argparse.Namespace) -> int:
                 username = args.bot_username or await _bot_username(config)
                 link = invite.deep_link(username, made.invite.code)
                 try:
-                    await asyncio.to_thread(qr_path.write_bytes, invite.qr_png(link))
+                    await asyncio.to_thread(write_private_bytes, qr_path, invite.qr_png(link))
                 except OSError as exc:
                     raise invite.InviteError("qr", f"cannot write the QR code to {qr_path}: {exc.strerror}") from exc
                 await session.commit()
