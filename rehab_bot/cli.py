@@ -32,7 +32,7 @@ from rehab_bot import __version__
 from rehab_bot.config import Config, ConfigError, load_config
 from rehab_bot.content import ContentError
 from rehab_bot.files import set_private_umask
-from rehab_bot.logs import scrub, setup_logging
+from rehab_bot.logs import add_secret, scrub, setup_logging
 
 if TYPE_CHECKING:
     from sqlmodel.ext.asyncio.session import AsyncSession
@@ -156,6 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"rehab-bot: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    add_secret(config.telegram.secret_token)
     setup_logging(config.logging.level)
     try:
         if args.command == "run":
@@ -192,8 +193,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def cmd_run(config: Config, *, receive_updates: bool) -> int:
     """Run the bot until stopped."""
-    from rehab_bot.bot.app import build_application, run
+    from rehab_bot.bot.app import TokenRejected, build_application, run
     from rehab_bot.db import is_sqlite
+    from rehab_bot.receiver import ReceiverBusy
 
     if not receive_updates and is_sqlite(config.database.url):
         raise ConfigError(
@@ -201,7 +203,17 @@ def cmd_run(config: Config, *, receive_updates: bool) -> int:
             "is SQLite",
             "--no-updates processes share the queue; use PostgreSQL for more than one process",
         )
-    run(build_application(config, receive_updates=receive_updates))
+    try:
+        run(build_application(config, receive_updates=receive_updates))
+    except ReceiverBusy as exc:
+        print(f"rehab-bot: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except TokenRejected as exc:
+        raise ConfigError(
+            "telegram.token",
+            f"was rejected by the Bot API at {exc} (401 Unauthorized)",
+            "copy it again from @BotFather (a revoked token must be replaced) into REHAB_BOT_TELEGRAM_TOKEN",
+        ) from exc
     return 0
 
 

@@ -365,3 +365,21 @@ class StaffDraft(SQLModel, table=True):
     name: str = ""  # staff invites
     message_id: int | None = Field(default=None, sa_type=BigInteger)  # the prompt whose buttons are live
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ReceiverLease(SQLModel, table=True):
+    """The one process that receives Telegram updates (polling or webhook) holds this row.
+
+    It renews heartbeat_at/expires_at while it runs and deletes the row when it
+    stops; a second receiver finds it and refuses to start (rehab_bot.receiver).
+    """
+
+    __tablename__ = "receiver_lease"
+    name: str = Field(primary_key=True)  # "updates": one lease per database
+    holder: str  # a random token of the holding process
+    host: str
+    pid: int
+    mode: str  # "polling" or "webhook"
+    acquired_at: datetime = Field(sa_type=UTCDateTime)
+    heartbeat_at: datetime = Field(sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)

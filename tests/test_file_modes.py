@@ -34,7 +34,7 @@ def cli(*args: str, cwd: Path, db_url: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=120,
         check=False,
-        preexec_fn=lambda: os.umask(0o022),  # noqa: PLW1509 - only sets the umask of the child
+        preexec_fn=lambda: os.umask(0o022),
     )
 
 
