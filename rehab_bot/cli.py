@@ -60,7 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="run the bot",
         description="Upgrade the database, then run the bot in the configured mode (polling or webhook) "
-        "until SIGINT or SIGTERM.",
+        "until SIGINT or SIGTERM. Only one process per database receives updates: it holds a receiver lease "
+        "in the database, and a second one exits with status 2 naming the first (host and pid). If the Bot "
+        "API cannot be reached at start it retries with backoff; a token Telegram rejects exits with status 2.",
     )
     run.add_argument(
         "--no-updates",
