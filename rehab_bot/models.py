@@ -379,6 +379,7 @@ class ReceiverLease(SQLModel, table=True):
     holder: str  # a random token of the holding process
     host: str
     pid: int
+    node: str  # host plus PID namespace: where pid can be checked (rehab_bot.receiver)
     mode: str  # "polling" or "webhook"
     acquired_at: datetime = Field(sa_type=UTCDateTime)
     heartbeat_at: datetime = Field(sa_type=UTCDateTime)

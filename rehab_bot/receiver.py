@@ -10,8 +10,10 @@ processes run with ``--no-updates`` and never take it.
 
 A holder that crashed leaves its row behind. The row is taken over once it
 has expired (LEASE_SECONDS after the last heartbeat), or at once when the
-holder ran on this same host and its process is gone (a restart after a
-crash or SIGKILL need not wait).
+holder ran on this same node and its process is gone (a restart after a
+crash or SIGKILL need not wait). A node is the host name plus the PID
+namespace, so two containers that share a host name (host networking) never
+judge each other's pids.
 
 Plain Python over the database; time comes from the caller (the clock).
 """
@@ -47,10 +49,21 @@ class Holder:
     host: str
     pid: int
     mode: str
+    node: str = ""
 
     @classmethod
     def this_process(cls, mode: str) -> Holder:
-        return cls(token=uuid.uuid4().hex, host=socket.gethostname(), pid=os.getpid(), mode=mode)
+        host = socket.gethostname()
+        return cls(token=uuid.uuid4().hex, host=host, pid=os.getpid(), mode=mode, node=this_node(host))
+
+
+def this_node(host: str) -> str:
+    """The host name plus the PID namespace (Linux), where a pid means one process."""
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return host
+    return f"{host}/pidns:{namespace}"
 
 
 class ReceiverBusy(Exception):
@@ -81,8 +94,8 @@ def process_alive(pid: int) -> bool:
 def _stale(row: Any, me: Holder, now: datetime, alive: Callable[[int], bool]) -> bool:
     if row.holder == me.token or row.expires_at <= now:
         return True
-    # Same host: the holder's process is gone, or its pid is ours (a restarted container).
-    return bool(row.host == me.host and (row.pid == me.pid or not alive(row.pid)))
+    # Same node: the holder's process is gone, or its pid is ours (a restarted container).
+    return bool(me.node and row.node == me.node and (row.pid == me.pid or not alive(row.pid)))
 
 
 async def acquire(
@@ -99,6 +112,7 @@ async def acquire(
         "holder": me.token,
         "host": me.host,
         "pid": me.pid,
+        "node": me.node,
         "mode": me.mode,
         "acquired_at": now,
         "heartbeat_at": now,

@@ -11,8 +11,8 @@ from rehab_bot.clock import FakeClock
 from rehab_bot.db import Database
 from rehab_bot.receiver import Holder, ReceiverBusy
 
-A = Holder(token="a" * 32, host="bot-a", pid=101, mode="polling")
-B = Holder(token="b" * 32, host="bot-b", pid=202, mode="webhook")
+A = Holder(token="a" * 32, host="bot-a", pid=101, mode="polling", node="bot-a/pidns:1")
+B = Holder(token="b" * 32, host="bot-b", pid=202, mode="webhook", node="bot-b/pidns:1")
 
 
 def never_alive(pid: int) -> bool:
@@ -60,7 +60,7 @@ async def test_release_frees_the_lease_at_once(db: Database, clock: FakeClock) -
 
 
 async def test_a_dead_holder_on_this_host_is_taken_over_without_waiting(db: Database, clock: FakeClock) -> None:
-    here_dead = Holder(token="c" * 32, host="bot-a", pid=303, mode="polling")
+    here_dead = Holder(token="c" * 32, host="bot-a", pid=303, mode="polling", node="bot-a/pidns:1")
     await receiver.acquire(db, A, clock.now(), alive=never_alive)
     with pytest.raises(ReceiverBusy):  # pid 101 still runs on bot-a
         await receiver.acquire(db, here_dead, clock.now(), alive=lambda pid: pid == 101)
@@ -68,7 +68,7 @@ async def test_a_dead_holder_on_this_host_is_taken_over_without_waiting(db: Data
     lease = await receiver.current(db)
     assert lease is not None and lease.holder == here_dead.token
     # A restarted container gets the old pid again: that holder cannot be alive either.
-    again = Holder(token="d" * 32, host="bot-a", pid=303, mode="polling")
+    again = Holder(token="d" * 32, host="bot-a", pid=303, mode="polling", node="bot-a/pidns:1")
     await receiver.acquire(db, again, clock.now(), alive=lambda pid: True)
     assert (await receiver.current(db)).holder == again.token  # type: ignore[union-attr]
 
@@ -79,3 +79,22 @@ async def test_acquire_twice_by_the_same_holder_renews(db: Database, clock: Fake
     await receiver.acquire(db, A, clock.now(), alive=never_alive)
     lease = await receiver.current(db)
     assert lease is not None and lease.heartbeat_at == clock.now()
+
+
+async def test_same_host_name_in_another_pid_namespace_waits_for_expiry(db: Database, clock: FakeClock) -> None:
+    # Two containers with host networking share a host name, not their pids.
+    other_container = Holder(token="e" * 32, host="bot-a", pid=101, mode="polling", node="bot-a/pidns:2")
+    await receiver.acquire(db, A, clock.now(), alive=never_alive)
+    with pytest.raises(ReceiverBusy):
+        await receiver.acquire(db, other_container, clock.now(), alive=never_alive)
+    clock.advance(timedelta(seconds=receiver.LEASE_SECONDS))
+    await receiver.acquire(db, other_container, clock.now(), alive=never_alive)
+
+
+def test_this_process_names_its_node() -> None:
+    import os
+    import socket
+
+    me = Holder.this_process("polling")
+    assert (me.host, me.pid) == (socket.gethostname(), os.getpid())
+    assert me.node.startswith(me.host) and len(me.token) == 32

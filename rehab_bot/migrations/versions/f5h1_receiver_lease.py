@@ -26,6 +26,7 @@ def upgrade() -> None:
         sa.Column("holder", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("host", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("pid", sa.Integer(), nullable=False),
+        sa.Column("node", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("mode", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("acquired_at", rehab_bot.models.UTCDateTime(), nullable=False),
         sa.Column("heartbeat_at", rehab_bot.models.UTCDateTime(), nullable=False),
