@@ -9,8 +9,12 @@ with wider modes. Plain Python: no telegram imports.
 
 from __future__ import annotations
 
+import logging
 import os
+import stat
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
@@ -35,17 +39,27 @@ def private_dir(path: Path) -> Path:
     return path
 
 
+def _narrow(path: Path) -> None:
+    """chmod 0600; a file owned by another user keeps its mode, with a warning."""
+    try:
+        if stat.S_IMODE(path.stat().st_mode) != FILE_MODE:
+            os.chmod(path, FILE_MODE)
+    except PermissionError:
+        log.warning("cannot make %s private (0600): it belongs to another user", path.name)
+
+
 def make_private(path: Path) -> None:
     """chmod 0600 if the file exists."""
     if path.exists():
-        os.chmod(path, FILE_MODE)
+        _narrow(path)
 
 
 def touch_private(path: Path) -> None:
     """Create the file empty as 0600 if missing, or narrow an existing one to 0600."""
-    fd = os.open(path, os.O_CREAT | os.O_WRONLY, FILE_MODE)
-    os.close(fd)
-    os.chmod(path, FILE_MODE)
+    if not path.exists():
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY, FILE_MODE)
+        os.close(fd)
+    _narrow(path)
 
 
 def write_private_bytes(path: Path, data: bytes) -> None:
