@@ -408,6 +408,11 @@ def cmd_check_config(config: Config) -> int:
     print(f"telegram: mode={tg.mode} base_url={tg.base_url} token={scrub(tg.token)}")
     url = config.database.url
     print(f"database: {url.split('@')[-1] if '@' in url else url}")
+    from rehab_bot.db import is_sqlite, sqlite_path
+
+    path = sqlite_path(url) if is_sqlite(url) else None
+    if path is not None and not path.parent.exists():
+        print(f"database folder {path.parent} does not exist yet; the bot creates it (mode 0700) at start")
     print(f"delivery: {config.delivery.effective_rate:g} msg/s, grace {config.delivery.grace_period_minutes} min")
     print(f"http: {config.http.listen or 'disabled'}")
     print("configuration OK")
