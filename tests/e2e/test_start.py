@@ -182,3 +182,64 @@ async def test_a_rejected_token_exits_2_with_one_line(tg: FakeTelegram, database
     assert "@BotFather" in line
     assert wrong not in out and wrong.split(":")[1] not in out
     assert [r.method for r in tg.requests] == ["getMe"]
+
+
+async def test_webhook_mode_as_a_process_holds_the_lease_and_answers(
+    tg: FakeTelegram, database_factory: Any, tmp_path: Path
+) -> None:
+    import aiohttp
+
+    db: Database = await database_factory("sqlite")
+    port = _closed_port()
+    env = env_for(
+        db,
+        tg.base_url,
+        REHAB_BOT_TELEGRAM_MODE="webhook",
+        REHAB_BOT_TELEGRAM_WEBHOOK_URL="https://bot.example.org/telegram",
+        REHAB_BOT_TELEGRAM_WEBHOOK_LISTEN="127.0.0.1",
+        REHAB_BOT_TELEGRAM_WEBHOOK_PORT=str(port),
+        REHAB_BOT_TELEGRAM_SECRET_TOKEN="wh-secret_for_the_test",
+    )
+    proc = spawn(env, tmp_path)
+    try:
+
+        async def listening() -> bool:
+            lease = await _lease_or_none(db)
+            return bool(tg.calls("setWebhook")) and lease is not None and lease.mode == "webhook"
+
+        await until(listening, proc)
+        update = {
+            "update_id": 1,
+            "message": {
+                "message_id": 1,
+                "date": 0,
+                "chat": {"id": 9401, "type": "private", "first_name": "Anna"},
+                "from": {"id": 9401, "is_bot": False, "first_name": "Anna", "language_code": "en"},
+                "text": "/help",
+                "entities": [{"type": "bot_command", "offset": 0, "length": 5}],
+            },
+        }
+        headers = {"X-Telegram-Bot-Api-Secret-Token": "wh-secret_for_the_test"}
+        for _ in range(50):  # the web server starts right after setWebhook
+            try:
+                async with aiohttp.ClientSession() as http:
+                    async with http.post(f"http://127.0.0.1:{port}/telegram", json=update, headers=headers) as resp:
+                        assert resp.status == 200
+                break
+            except aiohttp.ClientConnectionError:
+                await asyncio.sleep(0.1)
+        [reply] = await tg.user(9401).wait_for(timeout=15)
+        assert "not for emergencies" in reply.text
+        code, out = await run_to_end(env, tmp_path)
+        assert code == 2 and "webhook on host" in out, out
+    finally:
+        assert await finish(proc) == 0
+    assert await receiver.current(db) is None
+    assert "Traceback" not in log_of(proc)
+
+
+async def _lease_or_none(db: Database) -> Any:
+    try:
+        return await receiver.current(db)
+    except Exception:  # not migrated yet
+        return None
