@@ -5,10 +5,15 @@ feature module under rehab_bot.bot exposes ``register(app)``, like a router.
 Services (config, database, clock, engine, metrics) live in one
 :class:`Services` object in ``bot_data``; nothing is pickled.
 
-Lifecycle: :func:`startup` (migrate, start the engine's job, health server,
-command menus) and :func:`shutdown` run as PTB's post_init/post_shutdown under
-``run_polling``/``run_webhook``, and are called directly by tests and by the
-dispatch-only mode, so every path runs the same code.
+Lifecycle (:func:`serve`, what ``rehab-bot run`` runs, and
+:func:`start_polling_app` for tests): :func:`prepare` migrates the database
+and takes the receiver lease before Telegram is contacted; :func:`connect`
+asks Telegram who the bot is, retrying network failures with backoff;
+:func:`startup` (the engine's job, the lease heartbeat, health server,
+command menus) and :func:`shutdown` (releases the lease, closes the
+database) follow, so every path runs the same code. PTB's run_polling and
+run_webhook are not used: they contact Telegram before anything else and
+leave sessions open when it cannot be reached.
 """
 
 from __future__ import annotations
