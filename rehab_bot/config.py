@@ -184,7 +184,7 @@ class Bound:
     def describe(self) -> str:
         unit = f" {self.unit}" if self.unit else ""
         low = f"above {self.low:g}" if self.above else f"at least {self.low:g}"
-        return f"must be {low} and at most {self.high:g}{unit}" + (f"; {self.hint}" if self.hint else "")
+        return f"must be {low} and at most {self.high:g}{unit}"
 
 
 BOUNDS: dict[str, Bound] = {
@@ -200,7 +200,7 @@ BOUNDS: dict[str, Bound] = {
     "delivery.poll_interval": Bound(0, 3600, "seconds", above=True),
     "delivery.batch_size": Bound(1, 10_000),
     "delivery.send_window": Bound(1, 1000),
-    "delivery.grace_period_minutes": Bound(0, 10_080, "minutes (a week)"),
+    "delivery.grace_period_minutes": Bound(0, 10_080, "minutes", hint="10080 minutes is a week"),
     "delivery.max_attempts": Bound(1, 100),
     "delivery.backoff_base_seconds": Bound(0, 3600, "seconds", above=True),
     "delivery.backoff_max_seconds": Bound(0, 86_400, "seconds", above=True),
@@ -410,7 +410,7 @@ def check_bounds(config: Config) -> None:
             if bound is None or value is None or isinstance(value, bool):
                 continue
             if not bound.admits(value):
-                raise ConfigError(key, f"is {value!r}", bound.describe())
+                raise ConfigError(key, f"{bound.describe()} (it is {value!r})", bound.hint)
 
 
 def check_environment(env: Mapping[str, str]) -> None:
