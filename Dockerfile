@@ -13,8 +13,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
-RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin rehab \
-    && mkdir /data && chown rehab:rehab /data
+# /data holds health data: only the bot's user may enter it (a new named volume
+# takes this mode). rehab-bot itself runs with umask 077, so the database,
+# its -wal/-shm, backups, exports and QR codes are 0600 (see README).
+RUN groupadd --gid 10001 rehab \
+    && useradd --create-home --uid 10001 --gid 10001 --shell /usr/sbin/nologin rehab \
+    && install -d -m 0700 -o 10001 -g 10001 /data
 
 WORKDIR /src
 COPY requirements.lock pyproject.toml README.md LICENSE ./

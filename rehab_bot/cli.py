@@ -33,7 +33,8 @@ from typing import TYPE_CHECKING, Any
 from rehab_bot import __version__
 from rehab_bot.config import Config, ConfigError, clinic_name_is_placeholder, load_config
 from rehab_bot.content import ContentError
-from rehab_bot.logs import scrub, setup_logging
+from rehab_bot.files import set_private_umask
+from rehab_bot.logs import add_secret, scrub, setup_logging
 
 if TYPE_CHECKING:
     from sqlmodel.ext.asyncio.session import AsyncSession
@@ -97,7 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="run the bot",
         description="Upgrade the database, then run the bot in the configured mode (polling or webhook) "
-        "until SIGINT or SIGTERM.",
+        "until SIGINT or SIGTERM. Only one process per database receives updates: it holds a receiver lease "
+        "in the database, and a second one exits with status 2 naming the first (host and pid). If the Bot "
+        "API cannot be reached at start it retries with backoff; a token Telegram rejects exits with status 2.",
     )
     run.add_argument(
         "--no-updates",
@@ -185,6 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
+    # Health data at rest is private: the database, its -wal/-shm, backups,
+    # exports and invite QR codes are created 0600, folders 0700.
+    set_private_umask()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -195,6 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"rehab-bot: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    add_secret(config.telegram.secret_token)
     setup_logging(config.logging.level)
     quiet_library_logs(verbose=args.verbose)
     if args.command != "run":
@@ -262,8 +269,9 @@ def quiet_library_logs(*, verbose: bool) -> None:
 
 def cmd_run(config: Config, *, receive_updates: bool) -> int:
     """Run the bot until stopped."""
-    from rehab_bot.bot.app import build_application, run
+    from rehab_bot.bot.app import TokenRejected, build_application, run
     from rehab_bot.db import is_sqlite
+    from rehab_bot.receiver import ReceiverBusy
 
     if not receive_updates and is_sqlite(config.database.url):
         raise ConfigError(
@@ -271,7 +279,17 @@ def cmd_run(config: Config, *, receive_updates: bool) -> int:
             "is SQLite",
             "--no-updates processes share the queue; use PostgreSQL for more than one process",
         )
-    run(build_application(config, receive_updates=receive_updates))
+    try:
+        run(build_application(config, receive_updates=receive_updates))
+    except ReceiverBusy as exc:
+        print(f"rehab-bot: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except TokenRejected as exc:
+        raise ConfigError(
+            "telegram.token",
+            f"was rejected by the Bot API at {exc} (401 Unauthorized)",
+            "copy it again from @BotFather (a revoked token must be replaced) into REHAB_BOT_TELEGRAM_TOKEN",
+        ) from exc
     return 0
 
 
@@ -375,6 +393,7 @@ def cmd_invite_create(config: Config, args: argparse.Namespace) -> int:
     from rehab_bot.clock import SystemClock
     from rehab_bot.content import load_content
     from rehab_bot.db import Database
+    from rehab_bot.files import write_private_bytes
 
     try:
         surgery_date = date.fromisoformat(args.surgery_date)
@@ -425,7 +444,7 @@ def cmd_invite_create(config: Config, args: argparse.Namespace) -> int:
                         timezone=clinic.timezone,
                         language=clinic.language,
                     )
-                    await asyncio.to_thread(qr_path.write_bytes, invite.qr_png(link, caption))
+                    await asyncio.to_thread(write_private_bytes, qr_path, invite.qr_png(link, caption))
                 except OSError as exc:
                     raise invite.InviteError("qr", f"cannot write the QR code to {qr_path}: {exc.strerror}") from exc
                 await session.commit()
@@ -507,6 +526,11 @@ def cmd_check_config(config: Config) -> int:
     print(f"telegram: mode={tg.mode} base_url={tg.base_url} token={scrub(tg.token)}")
     url = config.database.url
     print(f"database: {url.split('@')[-1] if '@' in url else url}")
+    from rehab_bot.db import is_sqlite, sqlite_path
+
+    path = sqlite_path(url) if is_sqlite(url) else None
+    if path is not None and not path.parent.exists():
+        print(f"database folder {path.parent} does not exist yet; the bot creates it (mode 0700) at start")
     print(f"delivery: {config.delivery.effective_rate:g} msg/s, grace {config.delivery.grace_period_minutes} min")
     print(f"http: {config.http.listen or 'disabled'}")
     for warning in staff_warnings(config):

@@ -12,6 +12,9 @@ fix; the CLI turns it into exit code 2 without a traceback.
 
 from __future__ import annotations
 
+import difflib
+import ipaddress
+import math
 import os
 import re
 import tomllib
@@ -133,7 +136,7 @@ class HttpConfig:
         if not self.listen:
             return None
         host, _, port = self.listen.rpartition(":")
-        return (host or "127.0.0.1", int(port))
+        return (host.strip("[]") or "127.0.0.1", int(port))
 
 
 @dataclass(frozen=True)
@@ -191,6 +194,62 @@ class Config:
     staff: StaffConfig = field(default_factory=StaffConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     source: Path | None = None
+
+
+# Every number in the configuration has bounds, declared here, one line per key
+# ("section.key": Bound(lowest, highest)); validate() checks them all after
+# the rules with a more specific message. tests/test_config.py fails when a
+# numeric key has no line here, so a new int/float key must add one.
+@dataclass(frozen=True)
+class Bound:
+    """Inclusive bounds of a numeric key; above=True excludes ``low`` itself."""
+
+    low: float
+    high: float
+    unit: str = ""
+    above: bool = False
+    hint: str = ""
+
+    def admits(self, value: float) -> bool:
+        if isinstance(value, float) and not math.isfinite(value):
+            return False
+        return (value > self.low if self.above else value >= self.low) and value <= self.high
+
+    def describe(self) -> str:
+        unit = f" {self.unit}" if self.unit else ""
+        low = f"above {self.low:g}" if self.above else f"at least {self.low:g}"
+        return f"must be {low} and at most {self.high:g}{unit}"
+
+
+BOUNDS: dict[str, Bound] = {
+    "clinic.alert_chat_id": Bound(-(2**53), 2**53, "(a Telegram chat id)"),
+    "clinic.invite_valid_days": Bound(1, 365, "days"),
+    "telegram.webhook_port": Bound(1, 65535),
+    "telegram.request_timeout": Bound(0.5, 120, "seconds"),
+    "delivery.global_rate": Bound(
+        0, 30, "messages/s", above=True, hint="Telegram allows about 30 messages/s; see paid_broadcast"
+    ),
+    "delivery.per_chat_interval": Bound(1, 3600, "seconds", hint="Telegram allows one message/s per chat"),
+    "delivery.paid_broadcast_rate": Bound(0, 1000, "messages/s", above=True),
+    "delivery.poll_interval": Bound(0, 3600, "seconds", above=True),
+    "delivery.batch_size": Bound(1, 10_000),
+    "delivery.send_window": Bound(1, 1000),
+    "delivery.grace_period_minutes": Bound(0, 10_080, "minutes", hint="10080 minutes is a week"),
+    "delivery.max_attempts": Bound(1, 100),
+    "delivery.backoff_base_seconds": Bound(0, 3600, "seconds", above=True),
+    "delivery.backoff_max_seconds": Bound(0, 86_400, "seconds", above=True),
+    "delivery.sending_lease_seconds": Bound(0, 86_400, "seconds", above=True),
+    "delivery.nudge_after_hours": Bound(0, 72, "hours", above=True),
+    "staff.escalation_minutes": Bound(1, 10_080, "minutes"),
+    "staff.urgent_escalation_minutes": Bound(1, 10_080, "office minutes"),
+    "staff.digest_low_adherence": Bound(0, 1, above=True, hint="a share, e.g. 0.5 for 50%"),
+    "staff.digest_pain_rise": Bound(0, 10, "NRS points", above=True),
+    "staff.digest_no_response_days": Bound(1, 365, "days"),
+}
+
+# REHAB_BOT_* variables that are not configuration keys: the test suite's and
+# the benchmarks' own settings.
+NON_CONFIG_ENV_PREFIXES = ("REHAB_BOT_TEST_", "REHAB_BOT_BENCH_")
 
 
 _SECTIONS: dict[str, type] = {
@@ -275,6 +334,7 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None, 
     need_token=False lets maintenance commands (db, content) run without a bot token.
     """
     env = os.environ if env is None else env
+    check_environment(env)
     data: dict[str, Any] = {}
     source: Path | None = None
     if path is not None and not path.exists():
@@ -327,8 +387,6 @@ def validate(config: Config, *, need_token: bool = True) -> None:
         raise ConfigError("clinic.language", f"is {clinic.language!r}", f"use one of {', '.join(LANGUAGES)}")
     if not clinic.emergency_text.strip():
         raise ConfigError("clinic.emergency_text", "is empty", "say what a patient must do in an emergency")
-    if clinic.invite_valid_days < 1:
-        raise ConfigError("clinic.invite_valid_days", "must be at least 1")
     if need_token:
         if not tg.token:
             raise ConfigError(
@@ -342,8 +400,6 @@ def validate(config: Config, *, need_token: bool = True) -> None:
             )
     if tg.mode not in ("polling", "webhook"):
         raise ConfigError("telegram.mode", f"is {tg.mode!r}", 'use "polling" or "webhook"')
-    if not 0.5 <= tg.request_timeout <= 120:
-        raise ConfigError("telegram.request_timeout", "must be between 0.5 and 120 seconds")
     if tg.http_client not in ("aiohttp", "httpx"):
         raise ConfigError("telegram.http_client", f"is {tg.http_client!r}", 'use "aiohttp" or "httpx"')
     if tg.mode == "webhook":
@@ -365,26 +421,6 @@ def validate(config: Config, *, need_token: bool = True) -> None:
         raise ConfigError(
             "database.pg_schema", f"is {config.database.pg_schema!r}", "use lower-case letters, digits and _"
         )
-    if delivery.global_rate <= 0 or delivery.global_rate > 30:
-        raise ConfigError(
-            "delivery.global_rate",
-            "must be above 0 and at most 30",
-            "Telegram allows about 30 messages/s; see paid_broadcast",
-        )
-    if not 0 < delivery.paid_broadcast_rate <= 1000:
-        raise ConfigError("delivery.paid_broadcast_rate", "must be above 0 and at most 1000")
-    if delivery.per_chat_interval < 1.0:
-        raise ConfigError(
-            "delivery.per_chat_interval", "must be at least 1.0", "Telegram allows one message/s per chat"
-        )
-    for key in ("poll_interval", "backoff_base_seconds", "sending_lease_seconds", "nudge_after_hours"):
-        if getattr(delivery, key) <= 0:
-            raise ConfigError(f"delivery.{key}", "must be above 0")
-    for key in ("batch_size", "send_window", "max_attempts"):
-        if getattr(delivery, key) < 1:
-            raise ConfigError(f"delivery.{key}", "must be at least 1")
-    if delivery.grace_period_minutes < 0:
-        raise ConfigError("delivery.grace_period_minutes", "must not be negative")
     if (delivery.quiet_hours_start is None) != (delivery.quiet_hours_end is None):
         raise ConfigError(
             "delivery.quiet_hours_start", "and quiet_hours_end must be set together", 'use "" for both to disable'
@@ -392,30 +428,18 @@ def validate(config: Config, *, need_token: bool = True) -> None:
     if config.content.dir is not None and not config.content.dir.is_dir():
         raise ConfigError("content.dir", f"names {config.content.dir}, which is not a directory")
     if config.http.listen:
-        try:
-            host_port = config.http.host_port
-        except ValueError as exc:
-            raise ConfigError(
-                "http.listen", f"is {config.http.listen!r}", 'use "HOST:PORT", e.g. "127.0.0.1:9090"'
-            ) from exc
-        assert host_port is not None
+        check_listen("http.listen", config.http.listen, example="127.0.0.1:9090")
+    if tg.mode == "webhook":
+        check_listen("telegram.webhook_listen", f"{tg.webhook_listen}:{tg.webhook_port}", example="0.0.0.0")  # noqa: S104 - an example
+    check_sqlite_folder(config.database.url)
     if config.logging.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError("logging.level", f"is {config.logging.level!r}", "use DEBUG, INFO, WARNING or ERROR")
     staff = config.staff
-    if staff.escalation_minutes < 1:
-        raise ConfigError("staff.escalation_minutes", "must be at least 1")
-    if staff.urgent_escalation_minutes < 1:
-        raise ConfigError("staff.urgent_escalation_minutes", "must be at least 1")
     if staff.digest_weekday.lower() not in WEEKDAY_NAMES:
         raise ConfigError(
             "staff.digest_weekday", f"is {staff.digest_weekday!r}", f"use one of {', '.join(WEEKDAY_NAMES)}"
         )
-    if not 0 < staff.digest_low_adherence <= 1:
-        raise ConfigError("staff.digest_low_adherence", "must be above 0 and at most 1", "e.g. 0.5 for 50%")
-    if staff.digest_pain_rise <= 0:
-        raise ConfigError("staff.digest_pain_rise", "must be above 0", "NRS points, e.g. 2")
-    if staff.digest_no_response_days < 1:
-        raise ConfigError("staff.digest_no_response_days", "must be at least 1")
+    check_bounds(config)
     _validate_export(config.export)
 
 
@@ -432,3 +456,88 @@ def _validate_export(export: ExportConfig) -> None:
     host = system.split("://", 1)[1].split("/", 1)[0].split(":", 1)[0].lower().rstrip(".") if "://" in system else ""
     if any(host == domain or host.endswith("." + domain) for domain in _EXAMPLE_DOMAINS):
         raise ConfigError("export.identifier_system", f"is {system!r}, an example address nobody owns", fix)
+
+
+def check_bounds(config: Config) -> None:
+    """Every numeric key within its declared Bound (see BOUNDS)."""
+    for section, cls in _SECTIONS.items():
+        values = getattr(config, section)
+        for f in fields(cls):
+            key = f"{section}.{f.name}"
+            bound = BOUNDS.get(key)
+            value = getattr(values, f.name)
+            if bound is None or value is None or isinstance(value, bool):
+                continue
+            if not bound.admits(value):
+                raise ConfigError(key, f"{bound.describe()} (it is {value!r})", bound.hint)
+
+
+def check_environment(env: Mapping[str, str]) -> None:
+    """Refuse a REHAB_BOT_* variable that names no key (a typo would be silently ignored)."""
+    known = {
+        f"{ENV_PREFIX}{section.upper()}_{f.name.upper()}" for section, cls in _SECTIONS.items() for f in fields(cls)
+    }
+    for name in sorted(env):
+        if not name.startswith(ENV_PREFIX) or name.startswith(NON_CONFIG_ENV_PREFIXES):
+            continue
+        base, suffix = (name[: -len("_FILE")], "_FILE") if name.endswith("_FILE") else (name, "")
+        if name in known or base in known:
+            continue
+        guess = difflib.get_close_matches(base, sorted(known), n=1, cutoff=0.6)
+        fix = f"did you mean {guess[0]}{suffix}?" if guess else "see config.example.toml for the variables"
+        raise ConfigError(name, "is not a configuration variable", fix)
+
+
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME_RE = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*$")
+
+
+def check_listen(key: str, listen: str, *, example: str) -> None:
+    """HOST:PORT with a real IPv4/IPv6 address or host name and a port 1-65535."""
+    fix = f'use "HOST:PORT", e.g. "{example}"' if ":" in example else f'use an address such as "{example}"'
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ConfigError(key, f"is {listen!r}", fix + " (a port from 1 to 65535)")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not host:
+        return
+    try:
+        if ":" in host:
+            ipaddress.IPv6Address(host)
+        elif re.fullmatch(r"[0-9.]+", host):
+            ipaddress.IPv4Address(host)
+        elif not _HOSTNAME_RE.match(host):
+            raise ValueError(host)
+    except ValueError as exc:
+        raise ConfigError(key, f"is {listen!r}", f"{host!r} is not an IP address or host name; {fix}") from exc
+
+
+def check_sqlite_folder(url: str) -> None:
+    """A SQLite file's folder must be a writable folder, or creatable (the bot then makes it 0700)."""
+    if not url.startswith("sqlite"):
+        return
+    from rehab_bot.db import sqlite_path
+
+    try:
+        path = sqlite_path(url)
+    except Exception as exc:  # an unparsable URL
+        raise ConfigError("database.url", f"is {url!r}", "use sqlite+aiosqlite:///path.db") from exc
+    if path is None:
+        return
+    folder = path.parent if str(path.parent) else Path(".")
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(
+            "database.url", f"puts the database in {folder}, but {existing} is not a folder", "choose another path"
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        where = "" if existing == folder else f" and cannot be created there ({existing} is not writable)"
+        problem = "is not writable" if existing == folder else "does not exist"
+        raise ConfigError(
+            "database.url",
+            f"puts the database in {folder}, which {problem}{where}",
+            "create the folder for the bot's user (mode 0700) or choose a writable path",
+        )

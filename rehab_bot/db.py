@@ -22,6 +22,8 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rehab_bot.files import make_private, private_dir, touch_private
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
@@ -58,7 +60,13 @@ def create_engine(url: str, *, echo: bool = False, pg_schema: str | None = None)
     if is_sqlite(url):
         path = sqlite_path(url)
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            # Health data at rest: the folder 0700 when the bot makes it, the
+            # file 0600 (created so, or narrowed if it was wider); SQLite
+            # gives the -wal and -shm files the database file's mode.
+            private_dir(path.parent)
+            touch_private(path)
+            for suffix in ("-wal", "-shm"):
+                make_private(path.with_name(path.name + suffix))
         engine = create_async_engine(url, echo=echo)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
@@ -164,9 +172,11 @@ async def current_revision(engine: AsyncEngine) -> str | None:
 def backup_sqlite(source: Path, target: Path, *, progress: Callable[[int, int], None] | None = None) -> None:
     """Copy a live SQLite database with the online backup API (safe while running).
 
+    The copy is health data: it is created 0600 in a folder made 0700.
     progress(pages_done, pages_total) is called as the copy advances.
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(target.parent)
+    touch_private(target)
     src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
     try:
         dst = sqlite3.connect(target)

@@ -57,6 +57,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rehab_bot import installation
 from rehab_bot.content import Content
+from rehab_bot.files import private_dir, write_private_text
 from rehab_bot.models import Alert, Answer, CheckIn, ExerciseSession, Note, Patient, PatientStatus, Staff
 from rehab_bot.session import RESOLVED_STATUSES
 from rehab_bot.staff import PAIN_ITEMS, local_today
@@ -297,11 +298,11 @@ def write_csv(data: ExportData, directory: Path) -> list[Path]:
     """Write the CSV files into a directory (created if missing); returns the paths."""
     if directory.exists() and not directory.is_dir():
         raise ExportError(f"{directory} exists and is not a folder; CSV exports are a folder of files")
-    directory.mkdir(parents=True, exist_ok=True)
+    private_dir(directory)
     written = []
     for name, text in csv_files(data).items():
         path = directory / name
-        path.write_text(text, encoding="utf-8")
+        write_private_text(path, text)
         written.append(path)
     return written
 
@@ -782,5 +783,5 @@ def write_fhir(bundle: dict[str, Any], path: Path) -> None:
     """Write the bundle as a JSON file (its folder is created if missing)."""
     if path.is_dir():
         raise ExportError(f"{path} is a folder; give a file name for the FHIR Bundle, e.g. {path / 'export.json'}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(fhir_json(bundle), encoding="utf-8")
+    private_dir(path.parent)
+    write_private_text(path, fhir_json(bundle))

@@ -7,7 +7,14 @@ the URL too, so a filter on every handler rewrites ``bot<digits>:<secret>``
 in the message, its arguments and the formatted exception text.
 
 Health data is kept out of logs by convention: log ids (patient id,
-delivery id), never answers, aliases or message text.
+delivery id), never answers, aliases, names or message text, and never a
+Telegram id. Libraries do not know that convention: at DEBUG,
+python-telegram-bot logs every request's parameters and every update (free
+text, names, usernames, phone numbers, the webhook secret), and aiosqlite
+logs statements with their parameters. So ``level = "DEBUG"`` applies to
+rehab-bot's own loggers only; every other library stays at INFO at most, and
+the chatty ones at WARNING (see LIBRARY_LEVELS). Exact secrets registered
+with add_secret (the webhook secret) are scrubbed from every record too.
 """
 
 from __future__ import annotations
@@ -21,9 +28,38 @@ REDACTED = "bot<redacted>"
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
+# Libraries held at these levels whatever [logging] level says (their DEBUG
+# and, for some, INFO lines carry request parameters, updates or SQL).
+LIBRARY_LEVELS: dict[str, int] = {
+    "telegram": logging.INFO,
+    "httpx": logging.WARNING,
+    "httpcore": logging.WARNING,
+    "aiohttp": logging.WARNING,
+    "aiosqlite": logging.WARNING,
+    "asyncpg": logging.WARNING,
+    "sqlalchemy": logging.WARNING,  # [database] echo still prints SQL: it bypasses logger levels
+    "alembic": logging.WARNING,
+    "apscheduler": logging.WARNING,
+    "PIL": logging.INFO,
+    "asyncio": logging.INFO,
+}
+OWN_LOGGER = "rehab_bot"
+MIN_SECRET_LENGTH = 8
+_secrets: set[str] = set()
+
+
+def add_secret(value: str) -> None:
+    """Scrub this exact string (e.g. the webhook secret_token) from every log record from now on."""
+    if len(value) >= MIN_SECRET_LENGTH:
+        _secrets.add(value)
+
+
 def scrub(text: str) -> str:
-    """Replace anything shaped like a bot token with a placeholder."""
-    return TOKEN_RE.sub(REDACTED, text)
+    """Replace anything shaped like a bot token, and every registered secret, with a placeholder."""
+    text = TOKEN_RE.sub(REDACTED, text)
+    for secret in _secrets:
+        text = text.replace(secret, "<redacted>")
+    return text
 
 
 def scrub_record(record: logging.LogRecord) -> logging.LogRecord:
@@ -79,15 +115,18 @@ def setup_logging(level: str = "INFO") -> None:
     handler.addFilter(TokenScrubFilter())
     handler._rehab_bot = True  # type: ignore[attr-defined]
     root.addHandler(handler)
-    root.setLevel(level.upper())
+    wanted = logging.getLevelName(level.upper())
+    # DEBUG is for rehab-bot's own loggers; other libraries never go below INFO.
+    root.setLevel(max(wanted, logging.INFO))
+    logging.getLogger(OWN_LOGGER).setLevel(wanted)
     install_record_scrubber()
     quiet_noisy_loggers()
 
 
 def quiet_noisy_loggers() -> None:
-    """Hold back libraries that log request URLs (and so the token) at INFO."""
-    for name in ("httpx", "httpcore", "aiohttp.access", "apscheduler"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    """Hold back libraries that log request URLs (the token), updates or SQL parameters (health data)."""
+    for name, level in LIBRARY_LEVELS.items():
+        logging.getLogger(name).setLevel(level)
     # The dispatch job repeats every second while one tick may drain a long
     # burst; APScheduler then warns on every skipped run. That is the intended
     # behaviour (one tick at a time), so only its errors are worth a line.

@@ -378,3 +378,22 @@ class Installation(SQLModel, table=True):
     id: int = Field(default=1, primary_key=True)
     namespace: str
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ReceiverLease(SQLModel, table=True):
+    """The one process that receives Telegram updates (polling or webhook) holds this row.
+
+    It renews heartbeat_at/expires_at while it runs and deletes the row when it
+    stops; a second receiver finds it and refuses to start (rehab_bot.receiver).
+    """
+
+    __tablename__ = "receiver_lease"
+    name: str = Field(primary_key=True)  # "updates": one lease per database
+    holder: str  # a random token of the holding process
+    host: str
+    pid: int
+    node: str  # host plus PID namespace: where pid can be checked (rehab_bot.receiver)
+    mode: str  # "polling" or "webhook"
+    acquired_at: datetime = Field(sa_type=UTCDateTime)
+    heartbeat_at: datetime = Field(sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)

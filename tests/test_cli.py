@@ -106,3 +106,33 @@ def test_content_check_reports_file_and_line(tmp_path: Path) -> None:
     assert f"{clinic / 'exercises.toml'}:3:" in bad.stdout or "exercises.toml:3:" in bad.stdout
     listing = run("content", "list", cwd=tmp_path)
     assert listing.returncode == 0 and "lumbar-example" in listing.stdout and "built-in" in listing.stdout
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"REHAB_BOT_CLINIC_TIMZONE": "Europe/Berlin"}, "did you mean REHAB_BOT_CLINIC_TIMEZONE?"),
+        ({"REHAB_BOT_DELIVERY_GRACE_PERIOD_MINUTES": "10000000000000"}, "delivery.grace_period_minutes"),
+        ({"REHAB_BOT_HTTP_LISTEN": "999.1.1.1:99999"}, "http.listen"),
+    ],
+)
+def test_check_config_refuses_what_would_fail_later(tmp_path: Path, env: dict[str, str], expected: str) -> None:
+    result = run("check-config", cwd=tmp_path, env={"REHAB_BOT_TELEGRAM_TOKEN": TEST_TOKEN, **env})
+    assert result.returncode == 2, result.stdout
+    assert expected in result.stderr and "configuration OK" not in result.stdout
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_check_config_says_a_missing_sqlite_folder_will_be_created_private(tmp_path: Path) -> None:
+    result = run("check-config", cwd=tmp_path, env={"REHAB_BOT_TELEGRAM_TOKEN": TEST_TOKEN})
+    assert result.returncode == 0, result.stderr
+    assert "database folder data does not exist yet; the bot creates it (mode 0700) at start" in result.stdout
+    assert not (tmp_path / "data").exists(), "check-config creates nothing"
+    blocked = tmp_path / "blocker"
+    blocked.write_text("x", encoding="utf-8")
+    bad = run(
+        "check-config",
+        cwd=tmp_path,
+        env={"REHAB_BOT_TELEGRAM_TOKEN": TEST_TOKEN, "REHAB_BOT_DATABASE_URL": "sqlite+aiosqlite:///blocker/db/x.db"},
+    )
+    assert bad.returncode == 2 and "database.url" in bad.stderr and "configuration OK" not in bad.stdout

@@ -94,3 +94,134 @@ def test_bad_config_names_key_and_fix(tmp_path: Path, text: str, env: dict[str, 
 def test_missing_explicit_config_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.toml", env={})
+
+
+# --- complete validation: bounds, listen addresses, the SQLite folder, the environment ---
+
+
+def test_every_numeric_key_has_declared_bounds() -> None:
+    from rehab_bot.config import BOUNDS
+
+    for section, cls in _SECTIONS.items():
+        for field in fields(cls):
+            if any(kind in str(field.type) for kind in ("int", "float")):
+                assert f"{section}.{field.name}" in BOUNDS, f"{section}.{field.name} has no Bound in config.BOUNDS"
+    assert set(BOUNDS) <= {f"{s}.{f.name}" for s, cls in _SECTIONS.items() for f in fields(cls)}
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "fix"),
+    [
+        ("[delivery]\ngrace_period_minutes = 1e13\n", "delivery.grace_period_minutes", "at most 10080 minutes"),
+        ("[delivery]\ngrace_period_minutes = -1\n", "delivery.grace_period_minutes", "at least 0"),
+        ("[delivery]\nbatch_size = 1000000000\n", "delivery.batch_size", "at most 10000"),
+        ("[delivery]\nsend_window = 100000\n", "delivery.send_window", "at most 1000"),
+        ("[delivery]\nmax_attempts = 1e9\n", "delivery.max_attempts", "at most 100"),
+        ("[delivery]\nbackoff_max_seconds = 1e300\n", "delivery.backoff_max_seconds", "at most 86400"),
+        ("[delivery]\nsending_lease_seconds = inf\n", "delivery.sending_lease_seconds", "at most 86400"),
+        ("[delivery]\npoll_interval = nan\n", "delivery.poll_interval", "above 0"),
+        ("[delivery]\nper_chat_interval = 1e9\n", "delivery.per_chat_interval", "at most 3600"),
+        ("[delivery]\nnudge_after_hours = 1e6\n", "delivery.nudge_after_hours", "at most 72"),
+        ("[clinic]\ninvite_valid_days = 100000\n", "clinic.invite_valid_days", "at most 365"),
+        ("[clinic]\nalert_chat_id = 1e20\n", "clinic.alert_chat_id", "at most"),
+        ("[telegram]\nwebhook_port = 70000\n", "telegram.webhook_port", "at most 65535"),
+        ("[staff]\nescalation_minutes = 1e12\n", "staff.escalation_minutes", "at most 10080"),
+        ("[staff]\ndigest_pain_rise = 11\n", "staff.digest_pain_rise", "at most 10"),
+        ("[staff]\ndigest_no_response_days = 100000\n", "staff.digest_no_response_days", "at most 365"),
+    ],
+)
+def test_every_number_has_a_maximum(tmp_path: Path, text: str, key: str, fix: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text), env={"REHAB_BOT_TELEGRAM_TOKEN": TEST_TOKEN})
+    assert str(info.value).startswith(key) and fix in str(info.value)
+
+
+def test_bounds_are_inclusive_at_their_maximum(tmp_path: Path) -> None:
+    text = "[delivery]\ngrace_period_minutes = 10080\nsend_window = 1000\n[telegram]\nwebhook_port = 65535\n"
+    config = load_config(write(tmp_path, text), env={"REHAB_BOT_TELEGRAM_TOKEN": TEST_TOKEN})
+    assert config.delivery.grace_period_minutes == 10080
+
+
+@pytest.mark.parametrize(
+    ("listen", "fix"),
+    [
+        ("999.1.1.1:99999", "port from 1 to 65535"),
+        ("999.1.1.1:8080", "'999.1.1.1' is not an IP address"),
+        ("127.0.0.1:0", "port from 1 to 65535"),
+        ("bad_host!:8080", "is not an IP address or host name"),
+        ("[::1:80", "is not an IP address"),
+        ("127.0.0.1:80x", "HOST:PORT"),
+    ],
+)
+def test_listen_addresses_must_be_host_and_port(tmp_path: Path, listen: str, fix: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, f'[http]\nlisten = "{listen}"\n'), env={"REHAB_BOT_TELEGRAM_TOKEN": TEST_TOKEN})
+    assert str(info.value).startswith("http.listen") and fix in str(info.value)
+
+
+def test_valid_listen_addresses_pass(tmp_path: Path) -> None:
+    for listen, expected in [
+        ("0.0.0.0:8080", ("0.0.0.0", 8080)),
+        ("[::1]:9090", ("::1", 9090)),
+        ("metrics.internal:9090", ("metrics.internal", 9090)),
+        (":9090", ("127.0.0.1", 9090)),
+    ]:
+        config = load_config(None, env={"REHAB_BOT_TELEGRAM_TOKEN": TEST_TOKEN, "REHAB_BOT_HTTP_LISTEN": listen})
+        assert config.http.host_port == expected
+
+
+def test_webhook_listen_address_is_checked(tmp_path: Path) -> None:
+    text = (
+        '[telegram]\nmode = "webhook"\nwebhook_url = "https://x.org/t"\nsecret_token = "abc"\n'
+        'webhook_listen = "300.0.0.1"\n'
+    )
+    with pytest.raises(ConfigError, match=r"^telegram\.webhook_listen .*not an IP address"):
+        load_config(write(tmp_path, text), env={"REHAB_BOT_TELEGRAM_TOKEN": TEST_TOKEN})
+
+
+def test_sqlite_folder_under_a_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "plain-file").write_text("x", encoding="utf-8")
+    url = f"sqlite+aiosqlite:///{tmp_path}/plain-file/data/bot.db"
+    with pytest.raises(ConfigError) as info:
+        load_config(None, env={"REHAB_BOT_TELEGRAM_TOKEN": TEST_TOKEN, "REHAB_BOT_DATABASE_URL": url})
+    assert str(info.value).startswith("database.url") and "is not a folder" in str(info.value)
+
+
+def test_sqlite_folder_that_cannot_be_created_or_written_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    real_access = os.access
+    # As root every folder is writable; pretend to be the clinic's unprivileged user.
+    monkeypatch.setattr("rehab_bot.config.os.access", lambda p, m: False if Path(p) == locked else real_access(p, m))
+    env = {"REHAB_BOT_TELEGRAM_TOKEN": TEST_TOKEN}
+    with pytest.raises(ConfigError, match=r"does not exist and cannot be created there"):
+        load_config(None, env={**env, "REHAB_BOT_DATABASE_URL": f"sqlite+aiosqlite:///{locked}/data/bot.db"})
+    with pytest.raises(ConfigError, match=r"which is not writable"):
+        load_config(None, env={**env, "REHAB_BOT_DATABASE_URL": f"sqlite+aiosqlite:///{locked}/bot.db"})
+    # a missing folder under a writable one is fine: the bot creates it 0700 at start
+    config = load_config(None, env={**env, "REHAB_BOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/new/bot.db"})
+    assert not (tmp_path / "new").exists() and config.database.url.endswith("/new/bot.db")
+
+
+@pytest.mark.parametrize(
+    ("name", "suggestion"),
+    [
+        ("REHAB_BOT_CLINIC_TIMZONE", "did you mean REHAB_BOT_CLINIC_TIMEZONE?"),
+        ("REHAB_BOT_TELEGRAM_TOKN_FILE", "did you mean REHAB_BOT_TELEGRAM_TOKEN_FILE?"),
+        ("REHAB_BOT_DELIVERY_GRACE_PERIOD", "did you mean REHAB_BOT_DELIVERY_GRACE_PERIOD_MINUTES?"),
+        ("REHAB_BOT_XYZZY", "config.example.toml"),
+    ],
+)
+def test_unknown_environment_variable_is_refused_with_a_suggestion(name: str, suggestion: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(None, env={"REHAB_BOT_TELEGRAM_TOKEN": TEST_TOKEN, name: "x"})
+    assert str(info.value).startswith(name) and suggestion in str(info.value)
+
+
+def test_test_suite_and_bench_variables_are_not_configuration() -> None:
+    env = {"REHAB_BOT_TELEGRAM_TOKEN": TEST_TOKEN, "REHAB_BOT_TEST_PG_URL": "x", "REHAB_BOT_BENCH_PG_URL": "y"}
+    assert load_config(None, env=env).clinic.timezone == "Europe/Berlin"

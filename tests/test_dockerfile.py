@@ -95,3 +95,15 @@ def test_healthcheck_targets_the_health_endpoint_on_the_exposed_port() -> None:
     [health] = instruction("HEALTHCHECK")
     assert "http://127.0.0.1:8080/healthz" in health
     assert "8080" in " ".join(instruction("EXPOSE"))
+
+
+def test_data_folder_is_private_to_the_non_root_user() -> None:
+    [user] = instruction("USER")
+    runs = " ".join(instruction("RUN"))
+    match = re.search(r"install -d -m (0?700) -o (\w+) -g (\w+) /data\b", runs)
+    assert match, "the /data folder must be created 0700 and owned by the bot's user"
+    assert match.group(2) == user
+    # the process narrows its own umask, so files it makes in /data are 0600 (tests/test_file_modes.py)
+    from rehab_bot.files import UMASK
+
+    assert UMASK == 0o077

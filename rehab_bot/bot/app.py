@@ -5,10 +5,15 @@ feature module under rehab_bot.bot exposes ``register(app)``, like a router.
 Services (config, database, clock, engine, metrics) live in one
 :class:`Services` object in ``bot_data``; nothing is pickled.
 
-Lifecycle: :func:`startup` (migrate, start the engine's job, health server,
-command menus) and :func:`shutdown` run as PTB's post_init/post_shutdown under
-``run_polling``/``run_webhook``, and are called directly by tests and by the
-dispatch-only mode, so every path runs the same code.
+Lifecycle (:func:`serve`, what ``rehab-bot run`` runs, and
+:func:`start_polling_app` for tests): :func:`prepare` migrates the database
+and takes the receiver lease before Telegram is contacted; :func:`connect`
+asks Telegram who the bot is, retrying network failures with backoff;
+:func:`startup` (the engine's job, the lease heartbeat, health server,
+command menus) and :func:`shutdown` (releases the lease, closes the
+database) follow, so every path runs the same code. PTB's run_polling and
+run_webhook are not used: they contact Telegram before anything else and
+leave sessions open when it cannot be reached.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import Any
 from telegram import Update
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, SimpleUpdateProcessor
 
+from rehab_bot import receiver
 from rehab_bot.aiohttp_request import AiohttpRequest
 from rehab_bot.bot import checkin, common, enrol, patient, render, session, staff, start
 from rehab_bot.clock import Clock, SystemClock
@@ -32,12 +38,14 @@ from rehab_bot.db import Database
 from rehab_bot.health import HealthServer
 from rehab_bot.metrics import Metrics
 from rehab_bot.ratelimit import Pacer
+from rehab_bot.receiver import HEARTBEAT_SECONDS, Holder
 from rehab_bot.reminders import Dispatcher, Failed, Retry, Sent, TickReport, Unreachable
 from rehab_bot.transport import PacingRateLimiter, TelegramSender
 
 log = logging.getLogger(__name__)
 
 DISPATCH_JOB = "dispatch"
+LEASE_JOB = "receiver-lease"
 
 
 @dataclass
@@ -53,6 +61,8 @@ class Services:
     health: HealthServer | None = None
     receive_updates: bool = True
     mode: str = "polling"
+    # This process's hold on the receiver lease (rehab_bot.receiver), while it receives updates.
+    lease: Holder | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     # Loaded once in build_application; invalid content stops the start (ContentError).
     content: Content = field(default_factory=Content)
@@ -151,11 +161,35 @@ def build_application(
     return app
 
 
+async def prepare(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    """What needs no Telegram: migrate the database and, to receive updates, take the receiver lease.
+
+    Raises receiver.ReceiverBusy when another live process receives updates.
+    Idempotent, so startup() can call it again.
+    """
+    svc = services(app)
+    if svc.config.database.echo and not svc.extra.get("echo_warned"):
+        svc.extra["echo_warned"] = True
+        log.warning(
+            "[database] echo is on: every SQL statement is logged, with health data; turn it off after debugging"
+        )
+    await svc.db.upgrade()
+    if svc.receive_updates and svc.lease is None:
+        holder = Holder.this_process(svc.mode)
+        await receiver.acquire(svc.db, holder, svc.clock.now())
+        svc.lease = holder
+
+
 async def startup(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     """Migrate the database, start the engine's job and the health endpoint, set menus."""
     svc = services(app)
-    await svc.db.upgrade()
+    await prepare(app)
     await staff.check_alert_reach(app)  # logs at ERROR, once per start, when alerts can reach nobody
+    if svc.lease is not None:
+        assert app.job_queue is not None
+        app.job_queue.run_repeating(
+            lease_heartbeat, interval=HEARTBEAT_SECONDS, first=HEARTBEAT_SECONDS, name=LEASE_JOB
+        )
     sender = TelegramSender(app.bot, render.render_due(app), render_many=render.render_due_many(app))
     svc.dispatcher = Dispatcher(svc.db, svc.clock, svc.config.delivery, svc.config.clinic, sender)
     assert app.job_queue is not None
@@ -183,7 +217,36 @@ async def shutdown(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     svc = services(app)
     if svc.health is not None:
         await svc.health.stop()
+    if svc.lease is not None:
+        try:
+            await receiver.release(svc.db, svc.lease)
+        except Exception as exc:  # the lease then expires on its own
+            log.warning("could not release the receiver lease: %s", type(exc).__name__)
+        svc.lease = None
     await svc.db.dispose()
+
+
+async def lease_heartbeat(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Renew the receiver lease; if another process took it over, stop receiving."""
+    svc = services(context)
+    if svc.lease is None:
+        return
+    try:
+        held = await receiver.renew(svc.db, svc.lease, svc.clock.now())
+    except Exception as exc:  # the database is away for a moment: try again at the next beat
+        log.warning("could not renew the receiver lease: %s", type(exc).__name__)
+        return
+    if not held:
+        log.error(
+            "another process took over the receiver lease (this one missed its heartbeats); "
+            "stopping so that only one process receives updates"
+        )
+        svc.lease = None
+        stop = svc.extra.get("stop")
+        if isinstance(stop, asyncio.Event):
+            stop.set()
+        elif context.application.updater is not None and context.application.updater.running:
+            await context.application.updater.stop()
 
 
 async def dispatch_job(context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -235,11 +298,17 @@ async def refresh_metrics(app: Application[Any, Any, Any, Any, Any, Any]) -> Non
 
 
 async def start_polling_app(app: Application[Any, Any, Any, Any, Any, Any], *, poll_timeout: float = 10) -> None:
-    """Start like run_polling does, without owning the event loop (tests, embedding)."""
+    """Start like `rehab-bot run` does, without owning the event loop (tests, embedding)."""
+    await prepare(app)
     await app.initialize()
     await startup(app)
     if app.updater is not None:
-        await app.updater.start_polling(poll_interval=0, timeout=int(poll_timeout), allowed_updates=Update.ALL_TYPES)
+        await app.updater.start_polling(
+            poll_interval=0,
+            timeout=int(poll_timeout),
+            allowed_updates=Update.ALL_TYPES,
+            error_callback=_polling_error_callback(),
+        )
     await app.start()
 
 
@@ -251,38 +320,135 @@ async def stop_app(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         await app.stop()
     await shutdown(app)
     await app.shutdown()
+    await app.bot.shutdown()  # closes the HTTP sessions even if initialize() never completed
 
 
 def run(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
-    """Run until SIGINT/SIGTERM in the configured mode (polling, webhook or dispatch-only)."""
-    svc = services(app)
-    tg = svc.config.telegram
-    if not svc.receive_updates:
-        asyncio.run(_run_dispatch_only(app))
-        return
-    if tg.mode == "webhook":
-        app.run_webhook(
-            listen=tg.webhook_listen,
-            port=tg.webhook_port,
-            url_path=tg.webhook_path,
-            webhook_url=tg.webhook_url,
-            secret_token=tg.secret_token,
-            allowed_updates=Update.ALL_TYPES,
-        )
-    else:
-        app.run_polling(allowed_updates=Update.ALL_TYPES)
+    """Run until SIGINT/SIGTERM in the configured mode (polling, webhook or dispatch-only).
+
+    Raises receiver.ReceiverBusy and TokenRejected for the CLI to report.
+    """
+    asyncio.run(serve(app))
 
 
-async def _run_dispatch_only(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+class TokenRejected(Exception):
+    """Telegram answered 401 to getMe: the token is wrong or was revoked."""
+
+
+def _api_host(config: Config) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(config.telegram.base_url)
+    return parts.netloc.rsplit("@", 1)[-1] or config.telegram.base_url
+
+
+def _reason(exc: BaseException) -> str:
+    """A short, token-free reason for a network failure."""
+    cause: BaseException = exc
+    while cause.__cause__ is not None:
+        cause = cause.__cause__
+    os_error = getattr(cause, "os_error", None)  # aiohttp's ClientConnectorError
+    if isinstance(os_error, OSError) and os_error.strerror:
+        return str(os_error.strerror)
+    if isinstance(cause, OSError) and cause.strerror:
+        return str(cause.strerror)
+    text = str(cause) or type(cause).__name__
+    return text.splitlines()[0][:200]
+
+
+async def connect(app: Application[Any, Any, Any, Any, Any, Any], stop: asyncio.Event) -> bool:
+    """app.initialize() (getMe), retrying network failures with backoff until stop is set.
+
+    One warning line for the first failure, DEBUG for the retries, INFO once
+    connected; False if stopped before Telegram answered.
+    """
+    from telegram.error import InvalidToken, NetworkError
+
+    host = _api_host(services(app).config)
+    delay, failures = 1.0, 0
+    while True:
+        try:
+            await app.initialize()
+        except InvalidToken as exc:
+            raise TokenRejected(host) from exc
+        except NetworkError as exc:
+            failures += 1
+            line = "cannot reach the Bot API at %s: %s; check the network or [telegram] base_url (retrying)"
+            log.log(logging.WARNING if failures == 1 else logging.DEBUG, line, host, _reason(exc))
+        else:
+            if failures:
+                log.info("reached the Bot API at %s after %d failed attempt(s)", host, failures)
+            return True
+        try:
+            await asyncio.wait_for(stop.wait(), delay)
+        except TimeoutError:
+            delay = min(delay * 2, 60.0)
+            continue
+        return False
+
+
+def _polling_error_callback() -> Any:
+    """Log polling failures in one line each; a 409 Conflict once, naming its cause."""
+    from telegram.error import Conflict, TelegramError
+
+    told = {"conflict": False}
+
+    def on_error(exc: TelegramError) -> None:
+        if isinstance(exc, Conflict):
+            if not told["conflict"]:
+                told["conflict"] = True
+                log.error(
+                    "Telegram answers 409 Conflict to getUpdates: another program receives updates for this "
+                    "bot token (a rehab-bot on another database or host, or another bot). Only one may; stop "
+                    "the other one (this message is logged once)"
+                )
+            return
+        log.warning("polling for updates failed: %s", _reason(exc))
+
+    return on_error
+
+
+async def serve(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    """The whole life of `rehab-bot run`: database first, then Telegram, until SIGINT/SIGTERM."""
     import signal
 
+    svc = services(app)
+    tg = svc.config.telegram
     stop = asyncio.Event()
+    svc.extra["stop"] = stop
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await start_polling_app(app)
-    log.info("dispatch-only process running (no updates are received here)")
     try:
+        # The database is created, migrated and the lease taken before Telegram is contacted.
+        await prepare(app)
+        if not await connect(app, stop):
+            return
+        await startup(app)
+        if app.updater is not None:
+            if tg.mode == "webhook":
+                await app.updater.start_webhook(
+                    listen=tg.webhook_listen,
+                    port=tg.webhook_port,
+                    url_path=tg.webhook_path,
+                    webhook_url=tg.webhook_url,
+                    secret_token=tg.secret_token,
+                    allowed_updates=Update.ALL_TYPES,
+                    bootstrap_retries=5,
+                )
+            else:
+                await app.updater.start_polling(
+                    allowed_updates=Update.ALL_TYPES,
+                    bootstrap_retries=5,
+                    error_callback=_polling_error_callback(),
+                )
+        await app.start()
+        if app.updater is None:
+            log.info("dispatch-only process running (no updates are received here)")
+        else:
+            log.info("receiving updates (%s)", svc.mode)
         await stop.wait()
     finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
         await stop_app(app)

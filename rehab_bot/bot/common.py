@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+EDITS_GROUP = -9  # after private_only (-10), before every feature
+
 # (command, description msgid) for every patient; features append to this.
 PATIENT_COMMANDS: list[tuple[str, str]] = [
     ("start", N_("Start or resume")),
@@ -90,6 +92,29 @@ async def private_only(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     raise ApplicationHandlerStop
 
 
+async def edits_are_not_input(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """An edited message never starts, continues or completes anything, and runs no command.
+
+    Editing "/start CODE" must not claim an invite, and an edit of an answer
+    must not answer the question asked since. Edits are therefore not input:
+    the patient is told, once per edit, to send a new message instead, so a
+    symptom added by editing is not silently lost. Nothing is stored.
+    """
+    message = update.edited_message
+    if message is not None and message.chat.type == ChatType.PRIVATE:
+        try:
+            await message.reply_text(
+                t(
+                    await language_for(update, context),
+                    "I only read new messages, not edits, so I changed nothing. "
+                    "If something is different, please send it as a new message.",
+                )
+            )
+        except TelegramError as exc:  # the message was deleted meanwhile, the chat blocked us
+            log.info("could not answer an edited message: %s", type(exc).__name__)
+    raise ApplicationHandlerStop
+
+
 async def _first_notice(context: ContextTypes.DEFAULT_TYPE, chat_id: int) -> bool:
     s = svc(context)
     insert = postgresql.insert if s.db.dialect == "postgresql" else sqlite.insert
@@ -149,6 +174,8 @@ async def set_command_menus(app: Application[Any, Any, Any, Any, Any, Any]) -> N
 def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     """The private-chat guard runs before every other handler."""
     app.add_handler(TypeHandler(Update, private_only), group=-10)
+    # Right after the private-chat guard, before enrolment, commands and crisis watch.
+    app.add_handler(MessageHandler(filters.UpdateType.EDITED, edits_are_not_input), group=EDITS_GROUP)
     app.add_error_handler(on_error)
 
 

@@ -308,7 +308,12 @@ async def _redeem_link(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
             session, code, telegram_id=user.id, language=telegram_lang, timezone=clinic.timezone, now=now
         )
         await session.commit()
-        log.info("invite link from user %s: %s", user.id, result.outcome.value)
+        # The patient's internal id, never the Telegram id.
+        log.info(
+            "invite link opened: %s (patient %s)",
+            result.outcome.value,
+            result.patient.id if result.patient is not None else "-",
+        )
         lang = telegram_lang
         if result.patient is not None:
             lang = result.patient.language

@@ -125,6 +125,15 @@ def server_error(status: int = 500) -> Fault:
     return Fault("error", status, desc or HTTPStatus(status).phrase)
 
 
+def conflict() -> Fault:
+    """409 to getUpdates while another client polls with the same token (PTB ``Conflict``)."""
+    return Fault(
+        "error",
+        409,
+        "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running",
+    )
+
+
 def bad_request(description: str) -> Fault:
     """400 with a custom description (``"Bad Request: "`` is prefixed if missing)."""
     if not description.startswith("Bad Request: "):

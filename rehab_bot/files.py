@@ -1,0 +1,75 @@
+"""Files that hold health data are private to the bot's user: 0600, folders 0700.
+
+The process sets umask 077 at start (``rehab-bot`` main), so anything it
+creates is private; these helpers make the modes explicit where the bot
+writes data on purpose (the database, backups, exports, invite QR codes),
+so they hold in tests, when embedded, and for files that already existed
+with wider modes. Plain Python: no telegram imports.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+UMASK = 0o077
+
+
+def set_private_umask() -> int:
+    """Set umask 077 for the rest of the process; returns the previous one."""
+    return os.umask(UMASK)
+
+
+def private_dir(path: Path) -> Path:
+    """Create a folder (and missing parents) as 0700; an existing folder keeps its mode."""
+    missing = []
+    current = path
+    while not current.exists() and current != current.parent:
+        missing.append(current)
+        current = current.parent
+    path.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+    for created in missing:
+        os.chmod(created, DIR_MODE)  # mkdir's parents ignore mode=; the umask may be wider
+    return path
+
+
+def _narrow(path: Path) -> None:
+    """chmod 0600; a file owned by another user keeps its mode, with a warning."""
+    try:
+        if stat.S_IMODE(path.stat().st_mode) != FILE_MODE:
+            os.chmod(path, FILE_MODE)
+    except PermissionError:
+        log.warning("cannot make %s private (0600): it belongs to another user", path.name)
+
+
+def make_private(path: Path) -> None:
+    """chmod 0600 if the file exists."""
+    if path.exists():
+        _narrow(path)
+
+
+def touch_private(path: Path) -> None:
+    """Create the file empty as 0600 if missing, or narrow an existing one to 0600."""
+    if not path.exists():
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY, FILE_MODE)
+        os.close(fd)
+    _narrow(path)
+
+
+def write_private_bytes(path: Path, data: bytes) -> None:
+    """Write a file that only the bot's user can read (0600), replacing its content."""
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, FILE_MODE)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.chmod(path, FILE_MODE)
+
+
+def write_private_text(path: Path, text: str) -> None:
+    """write_private_bytes for UTF-8 text."""
+    write_private_bytes(path, text.encode("utf-8"))
