@@ -106,3 +106,9 @@ def test_content_check_reports_file_and_line(tmp_path: Path) -> None:
     assert f"{clinic / 'exercises.toml'}:3:" in bad.stdout or "exercises.toml:3:" in bad.stdout
     listing = run("content", "list", cwd=tmp_path)
     assert listing.returncode == 0 and "lumbar-example" in listing.stdout and "built-in" in listing.stdout
+
+
+def test_check_config_exits_2_when_a_language_lacks_the_clinics_emergency_text(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text('[clinic.emergency_text]\nen = "Call 112."\n', encoding="utf-8")
+    result = run("check-config", cwd=tmp_path, env={"REHAB_BOT_TELEGRAM_TOKEN": TEST_TOKEN})
+    assert result.returncode == 2 and "clinic.emergency_text.de is missing" in result.stderr

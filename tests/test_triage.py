@@ -1,0 +1,166 @@
+"""The triage table: content, SAFETY.md, the reply of each level, and one language per patient."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rehab_bot import i18n, redflag, safety_doc, triage
+from rehab_bot.config import LANGUAGES, ClinicConfig
+from rehab_bot.content import Content, load_content
+
+ROOT = Path(__file__).resolve().parent.parent
+CLINIC = ClinicConfig(
+    name="Spine Clinic Nord",
+    emergency_text={"en": "Emergency: dial 112 at once, day or night.", "de": "Notfall: Wählen Sie sofort die 112."},
+    phone="+49 30 1234 567",
+    phone_hours={"en": "Monday to Friday, 8 am to 4 pm", "de": "Montag bis Freitag, 8 bis 16 Uhr"},
+)
+
+
+@pytest.fixture(scope="module")
+def content() -> Content:
+    return load_content(None)
+
+
+def test_safety_md_prints_the_triage_table_of_the_content(content: Content) -> None:
+    document = (ROOT / "docs" / "SAFETY.md").read_text(encoding="utf-8")
+    assert safety_doc.current_table(document) == safety_doc.table(content), (
+        "docs/SAFETY.md is out of date: run python -m rehab_bot.safety_doc --write docs/SAFETY.md"
+    )
+    for heading in ("## Intended use", "## Hazard log", "## Regulation", "Rule 11", "Article 5(5)", "## Crisis"):
+        assert heading in document
+
+
+def test_the_table_covers_the_spine_red_flags_with_their_follow_ups(content: Content) -> None:
+    rows = {row.id.partition(":")[2]: row for row in triage.answer_rows(content)}
+    levels = {path: row.level for path, row in rows.items()}
+    # The issue's vignette: new weakness in both legs is an emergency, not "the clinic today".
+    assert levels["legs=1>legs_both=1"] == "emergency"
+    assert levels["legs=1>legs_both=0>legs_worse=1"] == "emergency", "one leg, getting worse"
+    assert levels["legs=1>legs_both=0>legs_worse=0"] == "urgent"
+    assert levels["bladder=1"] == levels["chest=1"] == "emergency"
+    assert levels["walking=1>walking_worse=0"] == "urgent"
+    assert levels["calf=1"] == "urgent"
+    assert levels["fever=1>fever_neck=0>fever_wound=1"] == "urgent"
+    assert levels["fever=1>fever_neck=1"] == "emergency"
+    assert levels["wound=1>wound_what=4>headache=1>headache_neck=0"] == "urgent", "possible CSF leak"
+    assert levels["wound=1>wound_what=4>headache=1>headache_neck=1"] == "emergency", "possible meningitis"
+    assert levels["fall=1>fall_hurt=0"] == levels["pain_meds=1>pain_sudden=0"] == "urgent"
+    assert all(row.reply == ("red_flag" if row.level == "emergency" else "red_flag_urgent") for row in rows.values())
+    rule_levels = {r.rule.id: r.level for r in triage.rule_rows(content)}
+    assert rule_levels["pain-critical"] == rule_levels["phq2-positive"] == "urgent"
+    assert rule_levels["gad2-positive"] == rule_levels["no-response"] == "routine"
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_each_level_ends_with_the_clinics_own_text(content: Content, lang: str) -> None:
+    told = i18n.t(lang, "Your care team has been told.")
+    emergency = redflag.reply_text(redflag.Finding("emergency", ("red_flag",), told_team=True), content, lang, CLINIC)
+    assert emergency.startswith(content.text("red_flag", lang).strip())
+    assert emergency.endswith(CLINIC.emergency_text[lang] + "\n\n" + told)
+    urgent = redflag.reply_text(redflag.Finding("critical", ("red_flag_urgent",), told_team=True), content, lang, CLINIC)
+    assert "+49 30 1234 567" in urgent and CLINIC.phone_hours[lang] in urgent and "Spine Clinic Nord" in urgent
+    assert "discharge" not in urgent and "Entlassung" not in urgent, "the clinic's number, not a pointer to papers"
+    crisis = redflag.reply_text(redflag.Finding("emergency", ("crisis",), told_team=True), content, lang, CLINIC)
+    assert content.text("crisis", lang).strip() in crisis and CLINIC.emergency_text[lang] in crisis and told in crisis
+    assert redflag.reply_text(redflag.Finding("low"), content, lang, CLINIC) == "", "routine: the therapist sees it"
+    no_phone = redflag.reply_text(
+        redflag.Finding("high", ("red_flag_urgent",)), content, lang, dataclasses.replace(CLINIC, phone="")
+    )
+    assert i18n.t(lang, "Call {clinic} on the number in your discharge papers.", clinic="Spine Clinic Nord") in no_phone
+
+
+# --------------------------------------------------------------------------- one language per patient
+
+_SENTENCE_END = re.compile(r"(?<=[.!?:;])\s+|\n+|•|\s[–—-]\s")
+
+
+def _sentences(text: str) -> set[str]:
+    """Fragments of three words or more, without placeholders: what a reader would notice as foreign."""
+    result = set()
+    for piece in _SENTENCE_END.split(text):
+        piece = piece.strip(" .!?:;,()\"'«»*")
+        if "{" in piece or "}" in piece:
+            continue
+        if len(re.findall(r"[A-Za-zÄÖÜäöüß]{2,}", piece)) >= 3:
+            result.add(piece)
+    return result
+
+
+def _content_pairs(value: Any, seen: set[int] | None = None) -> list[dict[str, str]]:
+    """Every {en: ..., de: ...} text table anywhere in the content."""
+    seen = set() if seen is None else seen
+    if id(value) in seen:
+        return []
+    seen.add(id(value))
+    found: list[dict[str, str]] = []
+    if isinstance(value, dict):
+        if set(value) == set(LANGUAGES) and all(isinstance(v, str) for v in value.values()):
+            return [value]
+        for v in value.values():
+            found += _content_pairs(v, seen)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            found += _content_pairs(v, seen)
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            found += _content_pairs(getattr(value, f.name), seen)
+    return found
+
+
+def _msgids() -> list[str]:
+    """Every singular msgid of the English catalogue: the UI strings patients can see."""
+    from babel.messages.pofile import read_po
+
+    with i18n.po_path("en").open("rb") as f:
+        catalog = read_po(f, locale="en")
+    return [str(m.id) for m in catalog if m.id and isinstance(m.id, str)]
+
+
+def sources(content: Content, lang: str) -> list[str]:
+    """The texts written in this language: its catalogue, its content, the clinic's texts in it."""
+    if lang == "en":
+        out = _msgids()
+    else:
+        out = [text for msgid in _msgids() if (text := i18n._catalogue(lang).singular.get(msgid))]
+    out += [pair[lang] for pair in _content_pairs(content)]
+    out += [c.text(key, lang) for c in (CLINIC, ClinicConfig()) for key in ("emergency_text", "phone_hours")]
+    return out
+
+
+def renders(content: Content, lang: str) -> list[str]:
+    """Everything a patient of this language can read: UI strings, content, clinic texts, every reply."""
+    out = [i18n.gettext_(lang, msgid) for msgid in _msgids()]
+    out += [pair[lang] for pair in _content_pairs(content)]
+    for clinic in (CLINIC, ClinicConfig()):
+        out += [clinic.text("emergency_text", lang), clinic.text("phone_hours", lang)]
+        for row in triage.answer_rows(content):
+            finding = redflag.Finding(row.severity or "low", (row.reply,) if row.reply else (), told_team=True)
+            out.append(redflag.reply_text(finding, content, lang, clinic))
+        for rule_row in triage.rule_rows(content):
+            rule = rule_row.rule
+            texts = (rule.patient_text,) if rule.patient_text else ()
+            out.append(redflag.reply_text(redflag.Finding(rule.severity, texts, rule.message), content, lang, clinic))
+        out.append(redflag.reply_text(redflag.Finding("emergency", ("crisis",)), content, lang, clinic))
+    return out
+
+
+def foreign_sentences(content: Content, lang: str) -> set[str]:
+    """Sentences written only in another language."""
+    own = set().union(*(_sentences(text) for text in sources(content, lang)))
+    others = set().union(*(_sentences(text) for o in LANGUAGES if o != lang for text in sources(content, o)))
+    return others - own
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_every_patient_message_renders_in_the_patients_language(content: Content, lang: str) -> None:
+    foreign = foreign_sentences(content, lang)
+    assert len(foreign) > 200, "the check compares real catalogues"
+    shown = "\n".join(renders(content, lang))
+    leaked = sorted(s for s in foreign if s in shown)
+    assert not leaked, f"{lang} patients would read: {leaked[:5]}"
