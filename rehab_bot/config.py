@@ -261,7 +261,9 @@ def _localized_value(section: str, key: str, raw: Any, env: Mapping[str, str]) -
         result = {}
         for lang, text in raw.items():
             if lang not in LANGUAGES:
-                raise ConfigError(f"{name}.{lang}", "is not a language patients can choose", f"use {', '.join(LANGUAGES)}")
+                raise ConfigError(
+                    f"{name}.{lang}", "is not a language patients can choose", f"use {', '.join(LANGUAGES)}"
+                )
             if not isinstance(text, str):
                 raise ConfigError(f"{name}.{lang}", f"has the value {text!r}", "it must be a string")
             result[lang] = text

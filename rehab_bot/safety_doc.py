@@ -62,7 +62,7 @@ def table(content: Content) -> str:
         "|---|---|---|---|---|---|",
     ]
     for n, row in enumerate(answer_rows(content), 1):
-        told = f"`{row.reply}`{FOOTER[row.level]}, \"Your care team has been told.\""
+        told = f'`{row.reply}`{FOOTER[row.level]}, "Your care team has been told."'
         out.append(
             f"| {n} | {_cell(row.questionnaire.title['en'])} | {_cell(_path(row))} | {LEVEL_WORDS[row.level]} "
             f"| {row.severity} | {told} |"
@@ -99,7 +99,7 @@ def table(content: Content) -> str:
         "| Trigger | Level | Alert severity | Patient is told |",
         "|---|---|---|---|",
         f"| a crisis phrase (`crisis.toml`) | {LEVEL_WORDS['emergency']} | emergency (kind crisis) "
-        f"| `crisis`{FOOTER['emergency']}, \"Your care team has been told.\" |",
+        f'| `crisis`{FOOTER["emergency"]}, "Your care team has been told." |',
     ]
     return "\n".join(out) + "\n"
 

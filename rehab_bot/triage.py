@@ -106,11 +106,7 @@ class RuleRow:
 
 def _follow_ups(questionnaire: Questionnaire, item: Item, value: int) -> list[Item]:
     """The items asked because `item` was answered `value` (their `when` names it)."""
-    return [
-        i
-        for i in questionnaire.items
-        if i.when is not None and item.id in i.when and value in i.when[item.id]
-    ]
+    return [i for i in questionnaire.items if i.when is not None and item.id in i.when and value in i.when[item.id]]
 
 
 def _is_gate(item: Item) -> bool:

@@ -110,7 +110,10 @@ def test_clinic_texts_per_language(tmp_path: Path) -> None:
         '[clinic.phone_hours]\nen = "Mon-Fri 8-16"\nde = "Mo-Fr 8-16 Uhr"\n',
     )
     clinic = load_config(tables, env=env).clinic
-    assert (clinic.text("emergency_text", "en"), clinic.text("emergency_text", "de")) == ("Call 112.", "Rufen Sie die 112.")
+    assert (clinic.text("emergency_text", "en"), clinic.text("emergency_text", "de")) == (
+        "Call 112.",
+        "Rufen Sie die 112.",
+    )
     assert clinic.text("phone_hours", "de") == "Mo-Fr 8-16 Uhr"
 
     inline = write(tmp_path, '[clinic]\nemergency_text = { en = "Call 112.", de = "Die 112." }\nphone_hours = "8-16"\n')

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-import re
 from pathlib import Path
-from typing import Any
 
 import pytest
+from language_check import content_pairs, foreign_sentences, leaks, msgids
 
 from rehab_bot import i18n, redflag, safety_doc, triage
 from rehab_bot.config import LANGUAGES, ClinicConfig
@@ -63,7 +62,9 @@ def test_each_level_ends_with_the_clinics_own_text(content: Content, lang: str) 
     emergency = redflag.reply_text(redflag.Finding("emergency", ("red_flag",), told_team=True), content, lang, CLINIC)
     assert emergency.startswith(content.text("red_flag", lang).strip())
     assert emergency.endswith(CLINIC.emergency_text[lang] + "\n\n" + told)
-    urgent = redflag.reply_text(redflag.Finding("critical", ("red_flag_urgent",), told_team=True), content, lang, CLINIC)
+    urgent = redflag.reply_text(
+        redflag.Finding("critical", ("red_flag_urgent",), told_team=True), content, lang, CLINIC
+    )
     assert "+49 30 1234 567" in urgent and CLINIC.phone_hours[lang] in urgent and "Spine Clinic Nord" in urgent
     assert "discharge" not in urgent and "Entlassung" not in urgent, "the clinic's number, not a pointer to papers"
     crisis = redflag.reply_text(redflag.Finding("emergency", ("crisis",), told_team=True), content, lang, CLINIC)
@@ -77,66 +78,11 @@ def test_each_level_ends_with_the_clinics_own_text(content: Content, lang: str) 
 
 # --------------------------------------------------------------------------- one language per patient
 
-_SENTENCE_END = re.compile(r"(?<=[.!?:;])\s+|\n+|•|\s[–—-]\s")
-
-
-def _sentences(text: str) -> set[str]:
-    """Fragments of three words or more, without placeholders: what a reader would notice as foreign."""
-    result = set()
-    for piece in _SENTENCE_END.split(text):
-        piece = piece.strip(" .!?:;,()\"'«»*")
-        if "{" in piece or "}" in piece:
-            continue
-        if len(re.findall(r"[A-Za-zÄÖÜäöüß]{2,}", piece)) >= 3:
-            result.add(piece)
-    return result
-
-
-def _content_pairs(value: Any, seen: set[int] | None = None) -> list[dict[str, str]]:
-    """Every {en: ..., de: ...} text table anywhere in the content."""
-    seen = set() if seen is None else seen
-    if id(value) in seen:
-        return []
-    seen.add(id(value))
-    found: list[dict[str, str]] = []
-    if isinstance(value, dict):
-        if set(value) == set(LANGUAGES) and all(isinstance(v, str) for v in value.values()):
-            return [value]
-        for v in value.values():
-            found += _content_pairs(v, seen)
-    elif isinstance(value, list | tuple):
-        for v in value:
-            found += _content_pairs(v, seen)
-    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-        for f in dataclasses.fields(value):
-            found += _content_pairs(getattr(value, f.name), seen)
-    return found
-
-
-def _msgids() -> list[str]:
-    """Every singular msgid of the English catalogue: the UI strings patients can see."""
-    from babel.messages.pofile import read_po
-
-    with i18n.po_path("en").open("rb") as f:
-        catalog = read_po(f, locale="en")
-    return [str(m.id) for m in catalog if m.id and isinstance(m.id, str)]
-
-
-def sources(content: Content, lang: str) -> list[str]:
-    """The texts written in this language: its catalogue, its content, the clinic's texts in it."""
-    if lang == "en":
-        out = _msgids()
-    else:
-        out = [text for msgid in _msgids() if (text := i18n._catalogue(lang).singular.get(msgid))]
-    out += [pair[lang] for pair in _content_pairs(content)]
-    out += [c.text(key, lang) for c in (CLINIC, ClinicConfig()) for key in ("emergency_text", "phone_hours")]
-    return out
-
 
 def renders(content: Content, lang: str) -> list[str]:
     """Everything a patient of this language can read: UI strings, content, clinic texts, every reply."""
-    out = [i18n.gettext_(lang, msgid) for msgid in _msgids()]
-    out += [pair[lang] for pair in _content_pairs(content)]
+    out = [i18n.gettext_(lang, msgid) for msgid in msgids()]
+    out += [pair[lang] for pair in content_pairs(content)]
     for clinic in (CLINIC, ClinicConfig()):
         out += [clinic.text("emergency_text", lang), clinic.text("phone_hours", lang)]
         for row in triage.answer_rows(content):
@@ -150,17 +96,9 @@ def renders(content: Content, lang: str) -> list[str]:
     return out
 
 
-def foreign_sentences(content: Content, lang: str) -> set[str]:
-    """Sentences written only in another language."""
-    own = set().union(*(_sentences(text) for text in sources(content, lang)))
-    others = set().union(*(_sentences(text) for o in LANGUAGES if o != lang for text in sources(content, o)))
-    return others - own
-
-
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_every_patient_message_renders_in_the_patients_language(content: Content, lang: str) -> None:
-    foreign = foreign_sentences(content, lang)
+    foreign = foreign_sentences(content, lang, (CLINIC, ClinicConfig()))
     assert len(foreign) > 200, "the check compares real catalogues"
-    shown = "\n".join(renders(content, lang))
-    leaked = sorted(s for s in foreign if s in shown)
+    leaked = leaks(renders(content, lang), foreign)
     assert not leaked, f"{lang} patients would read: {leaked[:5]}"

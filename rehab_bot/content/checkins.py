@@ -58,6 +58,7 @@ def level_of(severity: str | None) -> str:
     """The triage level of a severity (None: no red flag)."""
     return "none" if severity is None else LEVEL_OF_SEVERITY[severity]
 
+
 SCORINGS = ("value", "sum", "percent", "count", "none")
 RULE_KINDS = ("score_at_least", "rise", "above_baseline", "trend", "inactive")
 TRIGGERS = (

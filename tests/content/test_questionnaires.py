@@ -44,7 +44,16 @@ def test_built_in_questionnaires_rules_messages_and_crisis_lists() -> None:
     symptoms = content.questionnaires["symptoms"]
     signs = [item.id for item in symptoms.items if item.scored]
     assert signs == [
-        "bladder", "chest", "legs", "walking", "calf", "fever", "wound", "wound_red", "fall", "pain_meds"
+        "bladder",
+        "chest",
+        "legs",
+        "walking",
+        "calf",
+        "fever",
+        "wound",
+        "wound_red",
+        "fall",
+        "pain_meds",
     ], "the ten warning signs; follow-up questions are not scored"
     assert symptoms.item("bladder").options[1].flag == symptoms.item("chest").options[1].flag == "emergency"
     assert symptoms.item("legs_both").when == {"legs": frozenset({1})}
@@ -392,9 +401,7 @@ def test_follow_up_mistakes_are_reported_with_their_line(tmp_path: Path, when: s
 
 
 def test_a_flagged_answer_cannot_open_a_follow_up_and_a_sign_cannot_end_unflagged(tmp_path: Path) -> None:
-    text = FOLLOW_UPS.format(when="weak = [1]").replace(
-        'yes_no = true\n', 'yes_no = true\nflag = "high"\n', 1
-    )
+    text = FOLLOW_UPS.format(when="weak = [1]").replace("yes_no = true\n", 'yes_no = true\nflag = "high"\n', 1)
     path = write(tmp_path, "questionnaires.toml", text)
     assert_error(load_errors(tmp_path), path, marked_line(path, "# <- when"), "which is flagged")
     text = FOLLOW_UPS.format(when="weak = [1]").replace(', flag = "critical"', "")

@@ -178,7 +178,10 @@ async def test_free_text_is_offered_as_a_note_and_note_saves_it(bot: Any, tg: Fa
     assert "Shall I save this as a note for your therapist?" in offer.text
     assert offer.reply_to_message_id is not None
     [saved] = await press_and_wait(user, "Save as a note")
-    assert "Saved as a note for your therapist" in saved.text and bot.config.clinic.emergency_text in saved.text
+    assert (
+        "Saved as a note for your therapist" in saved.text
+        and bot.config.clinic.text("emergency_text", "en") in saved.text
+    )
     await user.send("Never mind this one")
     await user.wait_for()
     [declined] = await press_and_wait(user, "No, thanks")
