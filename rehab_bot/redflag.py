@@ -221,8 +221,10 @@ async def on_flagged_answer(
         f"{questionnaire.title['en']}, answered {_local(patient, now)}:\n"
         f"{describe_answers(questionnaire, answers, flagged=item.id)}"
     )
-    if severity == "emergency":
-        detail += "\nThe patient was told to call 112 now."
+    if level_of(severity) == "emergency":
+        detail += "\nThe patient was told to call the emergency number now."
+    elif level_of(severity) == "urgent":
+        detail += "\nThe patient was told to contact the clinic today."
     alert_id, told = await _raise(
         session,
         patient,

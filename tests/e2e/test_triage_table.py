@@ -47,7 +47,7 @@ ROWS = triage.answer_rows(load_content(None))
 @pytest.fixture
 async def live(bot_factory: Callable[..., Any]) -> Any:
     """The dispatch job runs every POLL seconds; the clinic has its own texts in both languages."""
-    return await bot_factory(delivery={"poll_interval": POLL}, clinic=CLINIC)
+    return await bot_factory(delivery={"poll_interval": POLL, "per_chat_interval": 0.05}, clinic=CLINIC)
 
 
 def label(item: Item, value: int, lang: str) -> str:
