@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -201,3 +201,77 @@ async def test_a_programme_can_switch_a_questionnaire_off_for_checkin(live: Any,
     [menu] = await user.wait_for()
     assert "PHQ-2: mood over the last 2 weeks" in menu.button_labels
     assert "GAD-2: worry over the last 2 weeks" not in menu.button_labels
+
+
+# --------------------------------------------------------------------------- the rules on scores and silence
+
+RULE_SCENARIOS: dict[str, list[tuple[int, str, list[int]]]] = {
+    # rule id: the entries, as (day, questionnaire, answer values); the last answer raises the rule.
+    "pain-critical": [(0, "pain", [8])],
+    "pain-rise-high": [(0, "pain", [3]), (0, "pain", [5])],
+    "pain-rise-low": [(0, "pain", [4]), (0, "pain", [5])],
+    "pain-above-baseline": [(0, "pain", [2]), (1, "pain", [3]), (2, "pain", [2]), (5, "pain", [6])],
+    "pain-trend": [(0, "pain", [1]), (1, "pain", [2]), (2, "pain", [4])],
+    "phq2-positive": [(0, "phq2", [2, 1])],
+    "gad2-positive": [(0, "gad2", [2, 1])],
+}
+RULES = triage.rule_rows(load_content(None))
+
+
+@pytest.mark.parametrize("lang", ["en", "de"])
+@pytest.mark.parametrize("rule_row", RULES, ids=[r.rule.id for r in RULES])
+async def test_every_rule_of_the_triage_table(live: Any, tg: FakeTelegram, rule_row: triage.RuleRow, lang: str) -> None:
+    rule = rule_row.rule
+    content: Content = live.services.content
+    clinic: ClinicConfig = live.config.clinic
+    patient = await enrolled(live, 6500, therapist=THERAPIST, schedule=False, language=lang)
+    tg.group(ALERT_CHAT, "Alerts")
+    user = tg.user(6500, language_code=lang)
+    first = live.clock.now().date()
+    if rule.kind == "inactive":
+        from rehab_bot.bot import checkin as checkin_bot
+
+        assert rule.hours is not None
+        live.clock.advance(timedelta(hours=rule.hours))
+        started = time.monotonic()
+        assert await checkin_bot.run_periodic(live.app) == 1
+        advice = None
+    else:
+        entries = RULE_SCENARIOS[rule.id]
+        for n, (day, questionnaire_id, values) in enumerate(entries, 1):
+            when = first + timedelta(days=day)
+            live.clock.set(datetime(when.year, when.month, when.day, 17, n, tzinfo=UTC))
+            questionnaire = content.questionnaires[questionnaire_id]
+            await user.send("/checkin")
+            [menu] = await user.wait_for()
+            await user.press(localize(questionnaire.title, lang), menu)
+            [question] = await user.wait_for(lambda m, mid=menu.message_id: m.message_id == mid)
+            for k, (value, item) in enumerate(zip(values, questionnaire.items, strict=True), 1):
+                started = time.monotonic()
+                await user.press(label(item, value, lang), question)
+                if n == len(entries) and k == len(values):
+                    break  # the advice comes first, before the question's edit
+                [question] = await user.wait_for(lambda m, mid=menu.message_id: m.message_id == mid)
+        [advice] = await user.wait_for(
+            lambda m: t(lang, "Your care team has been told.") in (m.text or ""), include_edits=False
+        )
+        texts = (rule.patient_text,) if rule.patient_text else ()
+        expected = redflag.reply_text(
+            redflag.Finding(rule.severity, texts, rule.message, told_team=True), content, lang, clinic
+        )
+        assert advice.text == expected
+        if rule_row.level == "urgent":
+            assert CLINIC["phone"] in expected and CLINIC["phone_hours"][lang] in expected
+        else:
+            assert expected == t(lang, "Your care team has been told."), "routine: no advice"
+    to_therapist, to_chat, delay = await alerts_arrive(tg, started, f"alert for {patient.alias}")
+    assert delay <= PROMISE
+    for alert in (to_therapist, to_chat):
+        assert f"{rule.severity.upper()} alert for {patient.alias}" in (alert.text or "")
+    [alert_row] = await rows(live, Alert)
+    assert alert_row.severity == rule.severity
+    assert (f"rule '{rule.id}'" if rule.kind == "inactive" else f"[{rule.id}]") in alert_row.detail
+    if advice is None:
+        assert not [m for m in user.messages if m.text], "silence is not told off"
+    foreign = foreign_sentences(content, lang, (clinic,))
+    assert not leaks([m.text or "" for m in user.messages], foreign)
