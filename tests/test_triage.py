@@ -102,3 +102,14 @@ def test_every_patient_message_renders_in_the_patients_language(content: Content
     assert len(foreign) > 200, "the check compares real catalogues"
     leaked = leaks(renders(content, lang), foreign)
     assert not leaked, f"{lang} patients would read: {leaked[:5]}"
+
+
+def test_every_test_the_hazard_log_names_exists() -> None:
+    import re
+
+    document = (ROOT / "docs" / "SAFETY.md").read_text(encoding="utf-8")
+    named = re.findall(r"`(tests/[\w/]+\.py)(?:::(\w+))?`", document)
+    assert len(named) >= 10
+    for path, name in named:
+        source = (ROOT / path).read_text(encoding="utf-8")
+        assert not name or f"def {name}(" in source, f"{path}::{name} does not exist"
