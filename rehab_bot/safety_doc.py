@@ -86,7 +86,7 @@ def table(content: Content) -> str:
                 parts.append(f"`{rule.patient_text}`")
             told = " + ".join(parts) + FOOTER[rule_row.level]
         elif rule_row.level == "routine":
-            told = "no advice, only \"Your care team has been told.\""
+            told = 'no advice, only "Your care team has been told."'
         else:
             told = "`emergency`" + FOOTER[rule_row.level]
         out.append(

@@ -141,7 +141,9 @@ async def test_an_emergency_answer_alerts_therapist_and_alert_chat_and_ends_the_
     assert finding.severity == "emergency" and finding.text_ids == ("red_flag",) and finding.told_team
     [alert] = await _alerts(db)
     assert (alert.kind, alert.severity) == ("red_flag", "emergency")
-    assert "bladder or bowel" in alert.detail and "⚠" in alert.detail and "call the emergency number now" in alert.detail
+    assert (
+        "bladder or bowel" in alert.detail and "⚠" in alert.detail and "call the emergency number now" in alert.detail
+    )
     deliveries = await _alert_deliveries(db)
     assert {d.chat_id for d in deliveries} == {therapist_chat, ALERT_CHAT}
     assert all(d.priority == 1 and d.not_before == clock.now() for d in deliveries)
