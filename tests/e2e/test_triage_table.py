@@ -129,6 +129,7 @@ async def test_every_row_of_the_triage_table(live: Any, tg: FakeTelegram, row: t
         assert t(lang, "Thank you! Your answers are saved.") in (following.text or "")
 
     to_therapist, to_chat, delay = await alerts_arrive(tg, started, f"alert for {patient.alias}")
+    print(f"TRIAGE {lang} {row.id} alert after {delay:.2f} s")  # pytest -s
     assert delay <= PROMISE
     for alert in (to_therapist, to_chat):
         assert f"{row.severity.upper()} alert for {patient.alias}" in (alert.text or "")
@@ -265,6 +266,7 @@ async def test_every_rule_of_the_triage_table(live: Any, tg: FakeTelegram, rule_
         else:
             assert expected == t(lang, "Your care team has been told."), "routine: no advice"
     to_therapist, to_chat, delay = await alerts_arrive(tg, started, f"alert for {patient.alias}")
+    print(f"TRIAGE {lang} {rule.id} alert after {delay:.2f} s")  # pytest -s
     assert delay <= PROMISE
     for alert in (to_therapist, to_chat):
         assert f"{rule.severity.upper()} alert for {patient.alias}" in (alert.text or "")
