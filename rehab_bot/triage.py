@@ -22,12 +22,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rehab_bot.content import Content
+from rehab_bot.content import Content, localize
 from rehab_bot.content.checkins import AlertRule, Item, Option, Questionnaire, level_of
-
-# What the patient is shown for a flagged answer without its own `reply` (as rehab_bot.redflag does).
-DEFAULT_REPLY = {"emergency": "red_flag"}
-DEFAULT_URGENT_REPLY = "red_flag_urgent"
+from rehab_bot.i18n import t
+from rehab_bot.redflag import DEFAULT_REPLY, DEFAULT_URGENT_REPLY
 
 
 @dataclass(frozen=True)
@@ -39,8 +37,8 @@ class Answer:
 
     def label(self, lang: str = "en") -> str:
         if self.item.yes_no:
-            return {"en": ("No", "Yes"), "de": ("Nein", "Ja")}.get(lang, ("No", "Yes"))[1 if self.option.value else 0]
-        return self.option.label.get(lang) or self.option.label["en"]
+            return t(lang, "Yes") if self.option.value else t(lang, "No")
+        return localize(self.option.label, lang)
 
 
 @dataclass(frozen=True)
