@@ -90,14 +90,35 @@ def local_today(patient: Patient, now: datetime) -> date:
     return now.astimezone(zone(patient.timezone)).date()
 
 
+def on_demand_for(patient: Patient, content: Content) -> list[Questionnaire]:
+    """The questionnaires the patient may start any time from /checkin.
+
+    Every ``on_demand`` questionnaire (the mood screens PHQ-2 and GAD-2
+    included), unless the patient's programme switches it off with a
+    ``[[cadence]]`` of ``steps = []``.
+    """
+    return [
+        q
+        for q in content.questionnaires.values()
+        if q.on_demand and content.programme_cadences.get((patient.programme_id, q.id)) != []
+    ]
+
+
 # --------------------------------------------------------------------------- scoring
 
 
 def next_item(questionnaire: Questionnaire, answers: dict[str, Answer]) -> Item | None:
-    """The first item not yet answered, or None when the questionnaire is done."""
+    """The first item not yet answered, or None when the questionnaire is done.
+
+    A follow-up question (``when``) is passed over unless the answers it
+    depends on call for it.
+    """
+    values = {item_id: answer.value for item_id, answer in answers.items()}
     for item in questionnaire.items:
         answer = answers.get(item.id)
         if answer is None:
+            if not item.asked_after(values):
+                continue
             return item
         option = item.option(answer.value) if answer.value is not None else None
         if option is not None and option.ends:

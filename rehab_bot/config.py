@@ -59,20 +59,40 @@ def clinic_name_is_placeholder(name: str) -> bool:
     return " ".join(name.split()).casefold() in PLACEHOLDER_CLINIC_NAMES
 
 
+# The clinic's built-in emergency text, in every language patients can choose.
+DEFAULT_EMERGENCY_TEXT = {
+    "en": (
+        "If this is an emergency, call 112 (or your local emergency number) now, "
+        "or go to the nearest emergency department."
+    ),
+    "de": (
+        "Wenn es ein Notfall ist, rufen Sie jetzt die 112 (oder Ihre örtliche Notrufnummer) an "
+        "oder gehen Sie in die nächste Notaufnahme."
+    ),
+}
+# [clinic] keys patients read: a string (every language) or a table per language.
+LOCALIZED_CLINIC_KEYS = ("emergency_text", "phone_hours")
+
+
 @dataclass(frozen=True)
 class ClinicConfig:
     name: str = "Our clinic"
     timezone: str = "Europe/Berlin"
     language: str = "en"
-    emergency_text: str = (
-        "If this is an emergency, call 112 (or your local emergency number) now, "
-        "or go to the nearest emergency department."
-    )
+    # {language: text}; validate() requires every language of LANGUAGES.
+    emergency_text: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_EMERGENCY_TEXT))
     phone: str = ""
+    # {language: text}, like "Mon-Fri 8:00-16:00"; {} = not shown.
+    phone_hours: dict[str, str] = field(default_factory=dict)
     alert_chat_id: int | None = None
     invite_valid_days: int = 14
     # Per weekday in the clinic's timezone; see rehab_bot/office_hours.py. Empty: not configured.
     office_hours: OfficeHours = field(default_factory=OfficeHours)
+
+    def text(self, key: str, lang: str) -> str:
+        """A patient-facing clinic text (emergency_text, phone_hours) in lang; "" when not set."""
+        value: dict[str, str] = getattr(self, key)
+        return value.get(lang, "")
 
 
 @dataclass(frozen=True)
@@ -327,6 +347,41 @@ def _coerce(key: str, type_name: str, value: Any) -> Any:
         raise ConfigError(key, f"has the value {value!r}", f"it must be {expected}") from exc
 
 
+def _localized_value(section: str, key: str, raw: Any, env: Mapping[str, str]) -> dict[str, str] | None:
+    """A per-language text: a string means every language, a table gives each language its own.
+
+    ``REHAB_BOT_CLINIC_<KEY>`` (a string for every language) and
+    ``REHAB_BOT_CLINIC_<KEY>_<LANG>`` (one language) override the file.
+    None: not set anywhere (the built-in default applies).
+    """
+    name = f"{section}.{key}"
+    result: dict[str, str] | None = None
+    if isinstance(raw, str):
+        result = {lang: raw for lang in LANGUAGES}
+    elif isinstance(raw, dict):
+        result = {}
+        for lang, text in raw.items():
+            if lang not in LANGUAGES:
+                raise ConfigError(
+                    f"{name}.{lang}", "is not a language patients can choose", f"use {', '.join(LANGUAGES)}"
+                )
+            if not isinstance(text, str):
+                raise ConfigError(f"{name}.{lang}", f"has the value {text!r}", "it must be a string")
+            result[lang] = text
+    elif raw is not None:
+        raise ConfigError(
+            name, f"has the value {raw!r}", f'it must be a string or a table per language ({key}.en = "...")'
+        )
+    whole = _env_value(section, key, env)
+    if whole is not None:
+        result = {lang: whole for lang in LANGUAGES}
+    for lang in LANGUAGES:
+        one = _env_value(section, f"{key}_{lang}", env)
+        if one is not None:
+            result = {**(result or {}), lang: one}
+    return result
+
+
 def load_config(path: Path | None = None, env: Mapping[str, str] | None = None, *, need_token: bool = True) -> Config:
     """Read config.toml (if it exists) and the environment; validate; return Config.
 
@@ -363,6 +418,11 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None, 
                 raise ConfigError(f"{section}.{key}", "is not a known key", "see config.example.toml")
         values: dict[str, Any] = {}
         for key, type_name in types.items():
+            if section == "clinic" and key in LOCALIZED_CLINIC_KEYS:
+                localized = _localized_value(section, key, raw.get(key), env)
+                if localized is not None:
+                    values[key] = localized
+                continue
             value = _env_value(section, key, env)
             if value is None and key in raw:
                 value = raw[key]
@@ -385,8 +445,19 @@ def validate(config: Config, *, need_token: bool = True) -> None:
         ) from exc
     if clinic.language not in LANGUAGES:
         raise ConfigError("clinic.language", f"is {clinic.language!r}", f"use one of {', '.join(LANGUAGES)}")
-    if not clinic.emergency_text.strip():
-        raise ConfigError("clinic.emergency_text", "is empty", "say what a patient must do in an emergency")
+    for lang in LANGUAGES:
+        if not clinic.emergency_text.get(lang, "").strip():
+            raise ConfigError(
+                f"clinic.emergency_text.{lang}",
+                "is missing or empty",
+                f"say in this language what a patient must do in an emergency (patients can choose {lang})",
+            )
+        if any(v.strip() for v in clinic.phone_hours.values()) and not clinic.phone_hours.get(lang, "").strip():
+            raise ConfigError(
+                f"clinic.phone_hours.{lang}",
+                "is missing or empty",
+                f"give the phone hours in every language patients can choose, or one string for all (no {lang})",
+            )
     if need_token:
         if not tg.token:
             raise ConfigError(
@@ -477,6 +548,8 @@ def check_environment(env: Mapping[str, str]) -> None:
     known = {
         f"{ENV_PREFIX}{section.upper()}_{f.name.upper()}" for section, cls in _SECTIONS.items() for f in fields(cls)
     }
+    # Per-language clinic texts also have one variable per language (REHAB_BOT_CLINIC_EMERGENCY_TEXT_DE).
+    known |= {f"{ENV_PREFIX}CLINIC_{key.upper()}_{lang.upper()}" for key in LOCALIZED_CLINIC_KEYS for lang in LANGUAGES}
     for name in sorted(env):
         if not name.startswith(ENV_PREFIX) or name.startswith(NON_CONFIG_ENV_PREFIXES):
             continue

@@ -9,12 +9,12 @@ alert chat, or at once to every admin when the patient has no active
 therapist (:func:`rehab_bot.alert.route`), sent by the dispatch job within one
 ``delivery.poll_interval``.
 
-Severities and triage levels: ``emergency`` is the emergency level (call the
-emergency number now; escalates to the admins after ``[staff]
-escalation_minutes``); ``critical`` is the urgent level (contact the clinic
-today; escalates after ``[staff] urgent_escalation_minutes`` of office time);
-``high`` and ``low`` are routine (the therapist sees them; no escalation).
-See ``LEVELS`` in rehab_bot/staff.py.
+Severities and triage levels (``content.checkins.level_of``, the one
+mapping): ``emergency`` is the emergency level (call the emergency number
+now; escalates to the admins after ``[staff] escalation_minutes``);
+``critical`` and ``high`` are the urgent level (contact the clinic today;
+escalate after ``[staff] urgent_escalation_minutes`` of office time); ``low``
+is routine (the therapist sees it; no escalation).
 What the patient must do now is never queued: the handler replies at once
 with :func:`reply_text`.
 
@@ -80,8 +80,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from rehab_bot import crisis
 from rehab_bot.alert import raise_alert, route, shorten
 from rehab_bot.config import ClinicConfig
-from rehab_bot.content import Content
-from rehab_bot.content.checkins import AlertRule, Item, Option, Questionnaire
+from rehab_bot.content import Content, localize
+from rehab_bot.content.checkins import AlertRule, Item, Option, Questionnaire, level_of
 from rehab_bot.i18n import t
 from rehab_bot.models import Alert, Answer, CheckIn, ExerciseSession, Note, Patient, PatientStatus
 from rehab_bot.schedule import zone
@@ -106,19 +106,41 @@ class Finding:
     alert_id: int | None = None
 
 
+def clinic_contact(clinic: ClinicConfig, lang: str) -> str:
+    """How to reach the clinic today: its phone number and hours, in the patient's language."""
+    if clinic.phone.strip():
+        line = t(lang, "Call {clinic}: {phone}", clinic=clinic.name, phone=clinic.phone.strip())
+    else:
+        line = t(lang, "Call {clinic} on the number in your discharge papers.", clinic=clinic.name)
+    hours = clinic.text("phone_hours", lang).strip()
+    if hours:
+        line += "\n" + t(lang, "Phone hours: {hours}", hours=hours)
+    return line
+
+
 def reply_text(finding: Finding, content: Content, lang: str, clinic: ClinicConfig) -> str:
-    """What the patient reads at once: the rule's message, the clinic's texts, who was told."""
+    """What the patient reads at once: what to do now, the clinic's own contact texts, who was told.
+
+    The level decides the clinic's lines that always close the reply, whatever
+    the content says: emergency (and crisis) = the clinic's emergency_text;
+    urgent = the clinic's phone number and hours; routine = nothing more.
+    """
     parts: list[str] = []
     if finding.message:
-        parts.append(finding.message.get(lang) or finding.message["en"])
+        parts.append(localize(finding.message, lang))
     for text_id in finding.text_ids:
         if text_id in content.texts:
             parts.append(content.text(text_id, lang, clinic=clinic.name, phone=clinic.phone).strip())
+    level = level_of(finding.severity)
+    if not parts and level != "routine":  # never leave a red flag without an instruction
+        parts.append(content.text("emergency", lang, clinic=clinic.name, phone=clinic.phone).strip())
+    if level == "emergency":
+        parts.append(clinic.text("emergency_text", lang).strip())
+    elif level == "urgent":
+        parts.append(clinic_contact(clinic, lang))
     if finding.told_team:
         parts.append(t(lang, "Your care team has been told."))
-    if not parts:  # never leave a red flag without an instruction
-        parts.append(content.text("emergency", lang, clinic=clinic.name, phone=clinic.phone).strip())
-    return "\n\n".join(parts)
+    return "\n\n".join(p for p in parts if p)
 
 
 def worst(findings: Sequence[Finding]) -> Finding | None:
@@ -196,8 +218,10 @@ async def on_flagged_answer(
     severity = option.flag or "high"
     text_id = option.reply or DEFAULT_REPLY.get(severity, DEFAULT_URGENT_REPLY)
     detail = f"{questionnaire.title['en']}:\n{describe_answers(questionnaire, answers, flagged=item.id)}"
-    if severity == "emergency":
-        detail += "\nThe patient was told to call 112 now."
+    if level_of(severity) == "emergency":
+        detail += "\nThe patient was told to call the emergency number now."
+    elif level_of(severity) == "urgent":
+        detail += "\nThe patient was told to contact the clinic today."
     alert_id, told = await _raise(
         session,
         patient,

@@ -45,6 +45,7 @@ from rehab_bot import audit
 from rehab_bot import session as session_core
 from rehab_bot.config import Config, StaffConfig
 from rehab_bot.content import MAX_SESSIONS_PER_DAY, Content
+from rehab_bot.content.checkins import SEVERITIES, level_of
 from rehab_bot.invite import MAX_DAYS_AGO, MAX_DAYS_AHEAD
 from rehab_bot.models import (
     PRIORITY,
@@ -69,14 +70,11 @@ log = logging.getLogger(__name__)
 
 PAGE_SIZE = 5
 SURGERY_TYPES = ("lumbar", "cervical", "other")
-# Triage levels of the alert severities (rehab_bot/redflag.py): "emergency"
-# (call the emergency number now), "urgent" (contact the clinic today) and
-# "routine" (the therapist sees it). Content calls the urgent level "critical".
-LEVELS = {"emergency": "emergency", "critical": "urgent", "high": "routine", "low": "routine"}
-# Alert severities that escalate to the admins when nobody acknowledges them:
+# Alert severities that escalate to the admins when nobody acknowledges them,
+# by their triage level (content.checkins.level_of, the one mapping):
 # emergency after [staff] escalation_minutes, urgent after urgent_escalation_minutes
 # of office time ([clinic] office_hours). Each alert escalates once.
-ESCALATING_SEVERITIES = frozenset(s for s, level in LEVELS.items() if level in ("emergency", "urgent"))
+ESCALATING_SEVERITIES = frozenset(s for s in SEVERITIES if level_of(s) in ("emergency", "urgent"))
 # Answer.item_id values that hold pain (NRS 0-10) and mood; the check-in
 # content names its items, these are the names the list and the digest read.
 PAIN_ITEMS = ("pain",)
@@ -854,7 +852,7 @@ def escalation_due(alert: Alert, config: Config) -> datetime | None:
     urgent_escalation_minutes of the clinic's office hours (every minute counts
     when none are configured).
     """
-    level = LEVELS.get(alert.severity)
+    level = level_of(alert.severity)
     if level == "emergency":
         return alert.created_at + timedelta(minutes=config.staff.escalation_minutes)
     if level == "urgent":
@@ -864,7 +862,7 @@ def escalation_due(alert: Alert, config: Config) -> datetime | None:
 
 
 def _waited(alert: Alert, config: Config) -> str:
-    if LEVELS.get(alert.severity) == "urgent":
+    if level_of(alert.severity) == "urgent":
         minutes = config.staff.urgent_escalation_minutes
         return f"{minutes} minutes" + (" of office hours" if config.clinic.office_hours.configured else "")
     return f"{config.staff.escalation_minutes} minutes"

@@ -279,11 +279,12 @@ async def test_urgent_alerts_escalate_after_their_own_minutes_of_office_time(db:
     assert await tick(clock.now() + timedelta(minutes=29)) == []
     assert await tick(clock.now() + timedelta(minutes=1)) == ["emergency"]
     assert await tick(datetime(2026, 6, 15, 8, 59, tzinfo=UTC)) == [], "Monday 10:59: 239 office minutes"
-    assert await tick(datetime(2026, 6, 15, 9, 0, tzinfo=UTC)) == ["critical"]
-    assert await tick(datetime(2026, 6, 30, tzinfo=UTC)) == [], "once only; high and low never"
+    # high and critical are both the urgent level (content.checkins.level_of): "contact the clinic today"
+    assert sorted(await tick(datetime(2026, 6, 15, 9, 0, tzinfo=UTC))) == ["critical", "high"]
+    assert await tick(datetime(2026, 6, 30, tzinfo=UTC)) == [], "once only; low (routine) never"
     async with db.session() as session:
         bodies = [d.body for d in (await session.exec(select(Delivery).order_by(col(Delivery.id)))).all()]
-    assert len(bodies) == 2 and all(str(admin.telegram_id) not in b for b in bodies)
-    assert "acknowledged for 240 minutes of office hours" in bodies[1]
-    assert "Raised 2026-06-12 15:00 BST" in bodies[1], "in the admin's own zone"
-    assert core.LEVELS == {"emergency": "emergency", "critical": "urgent", "high": "routine", "low": "routine"}
+    assert len(bodies) == 3 and all(str(admin.telegram_id) not in b for b in bodies)
+    assert all("acknowledged for 240 minutes of office hours" in b for b in bodies[1:])
+    assert all("Raised 2026-06-12 15:00 BST" in b for b in bodies), "in the admin's own zone"
+    assert core.ESCALATING_SEVERITIES == {"emergency", "critical", "high"}

@@ -136,3 +136,9 @@ def test_check_config_says_a_missing_sqlite_folder_will_be_created_private(tmp_p
         env={"REHAB_BOT_TELEGRAM_TOKEN": TEST_TOKEN, "REHAB_BOT_DATABASE_URL": "sqlite+aiosqlite:///blocker/db/x.db"},
     )
     assert bad.returncode == 2 and "database.url" in bad.stderr and "configuration OK" not in bad.stdout
+
+
+def test_check_config_exits_2_when_a_language_lacks_the_clinics_emergency_text(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text('[clinic.emergency_text]\nen = "Call 112."\n', encoding="utf-8")
+    result = run("check-config", cwd=tmp_path, env={"REHAB_BOT_TELEGRAM_TOKEN": TEST_TOKEN})
+    assert result.returncode == 2 and "clinic.emergency_text.de is missing" in result.stderr

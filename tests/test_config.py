@@ -225,3 +225,50 @@ def test_unknown_environment_variable_is_refused_with_a_suggestion(name: str, su
 def test_test_suite_and_bench_variables_are_not_configuration() -> None:
     env = {"REHAB_BOT_TELEGRAM_TOKEN": TEST_TOKEN, "REHAB_BOT_TEST_PG_URL": "x", "REHAB_BOT_BENCH_PG_URL": "y"}
     assert load_config(None, env=env).clinic.timezone == "Europe/Berlin"
+
+
+def test_clinic_texts_per_language(tmp_path: Path) -> None:
+    env = {"REHAB_BOT_TELEGRAM_TOKEN": TEST_TOKEN}
+    default = load_config(None, env=env).clinic
+    assert default.text("emergency_text", "de").startswith("Wenn es ein Notfall ist, rufen Sie jetzt die 112")
+    assert default.text("emergency_text", "en").startswith("If this is an emergency, call 112")
+    assert default.text("phone_hours", "de") == ""
+
+    tables = write(
+        tmp_path,
+        '[clinic]\nphone = "+49 30 1"\n'
+        '[clinic.emergency_text]\nen = "Call 112."\nde = "Rufen Sie die 112."\n'
+        '[clinic.phone_hours]\nen = "Mon-Fri 8-16"\nde = "Mo-Fr 8-16 Uhr"\n',
+    )
+    clinic = load_config(tables, env=env).clinic
+    assert (clinic.text("emergency_text", "en"), clinic.text("emergency_text", "de")) == (
+        "Call 112.",
+        "Rufen Sie die 112.",
+    )
+    assert clinic.text("phone_hours", "de") == "Mo-Fr 8-16 Uhr"
+
+    inline = write(tmp_path, '[clinic]\nemergency_text = { en = "Call 112.", de = "Die 112." }\nphone_hours = "8-16"\n')
+    clinic = load_config(inline, env=env).clinic
+    assert clinic.text("emergency_text", "de") == "Die 112." and clinic.text("phone_hours", "en") == "8-16"
+
+    # The environment still wins: one string for every language, or one language.
+    clinic = load_config(
+        inline,
+        env={**env, "REHAB_BOT_CLINIC_EMERGENCY_TEXT": "Ring 999.", "REHAB_BOT_CLINIC_EMERGENCY_TEXT_DE": "Ruf 112."},
+    ).clinic
+    assert (clinic.text("emergency_text", "en"), clinic.text("emergency_text", "de")) == ("Ring 999.", "Ruf 112.")
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ('[clinic.emergency_text]\nen = "Call 112."\n', "clinic.emergency_text.de is missing or empty"),
+        ('[clinic]\nemergency_text = { en = "Call 112.", de = " " }\n', "clinic.emergency_text.de is missing"),
+        ('[clinic]\nemergency_text = { en = "a", de = "b", fr = "c" }\n', "clinic.emergency_text.fr is not a language"),
+        ('[clinic]\nphone_hours = { de = "8-16 Uhr" }\n', "clinic.phone_hours.en is missing or empty"),
+        ("[clinic]\nemergency_text = 112\n", "clinic.emergency_text has the value 112"),
+    ],
+)
+def test_a_clinic_text_missing_a_language_is_a_config_error(tmp_path: Path, text: str, key: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(key)):
+        load_config(write(tmp_path, text), env={"REHAB_BOT_TELEGRAM_TOKEN": TEST_TOKEN})

@@ -141,7 +141,9 @@ async def test_an_emergency_answer_alerts_therapist_and_alert_chat_and_ends_the_
     assert finding.severity == "emergency" and finding.text_ids == ("red_flag",) and finding.told_team
     [alert] = await _alerts(db)
     assert (alert.kind, alert.severity) == ("red_flag", "emergency")
-    assert "bladder or bowel" in alert.detail and "⚠" in alert.detail and "112" in alert.detail
+    assert (
+        "bladder or bowel" in alert.detail and "⚠" in alert.detail and "call the emergency number now" in alert.detail
+    )
     deliveries = await _alert_deliveries(db)
     assert {d.chat_id for d in deliveries} == {therapist_chat, ALERT_CHAT}
     assert all(d.priority == 1 and d.not_before == clock.now() for d in deliveries)
@@ -154,8 +156,8 @@ async def test_an_urgent_answer_alerts_and_the_check_in_goes_on(
     db: Database, clock: FakeClock, content: Content
 ) -> None:
     patient, _ = await _setup(db, clock)
-    # yes; bladder no; chest no; legs no; calf no; wound open no; fever YES; then the rest no.
-    result = await _answer_all(db, clock, content, patient, "symptoms", [1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0])
+    # yes; bladder, chest, legs, walking, calf no; fever YES, no stiff neck, wound not red; then the rest no.
+    result = await _answer_all(db, clock, content, patient, "symptoms", [1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0])
     assert result.completed and not result.stopped
     [finding] = result.findings
     assert finding.severity == "high" and finding.text_ids == ("red_flag_urgent",)

@@ -290,7 +290,9 @@ async def on_answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await query.answer(t(lang, notices[result.status]))
     # What to do now comes first: before the edit, which is paced behind it.
     for finding in sorted(result.findings, key=lambda f: redflag.SEVERITY_RANK[f.severity], reverse=True):
-        await context.bot.send_message(query.from_user.id, redflag.reply_text(finding, content, lang, clinic))
+        advice = redflag.reply_text(finding, content, lang, clinic)
+        if advice:  # a routine finding with nothing to say: the therapist sees it
+            await context.bot.send_message(query.from_user.id, advice)
     if result.status in ("expired", "closed") and step is None:
         text = t(lang, "This check-in has closed. The answers you gave are kept.")
         text += "\n" + t(lang, "You can record your pain at any time with /pain.")
@@ -357,7 +359,7 @@ async def checkin_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     if step is not None:
         await _send_step(update, step, lang)
         raise ApplicationHandlerStop
-    buttons = [[(localize(q.title, lang), f"cq:{q.id}")] for q in content.questionnaires.values() if q.on_demand]
+    buttons = [[(localize(q.title, lang), f"cq:{q.id}")] for q in core.on_demand_for(patient, content)]
     message = update.effective_message
     if message is not None:
         await message.reply_text(
@@ -378,7 +380,7 @@ async def on_start_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     async with s.db.session() as db:
         patient = await _find_patient(db, query.from_user.id)
         questionnaire = content.questionnaires.get(questionnaire_id)
-        if patient is None or questionnaire is None or not questionnaire.on_demand:
+        if patient is None or questionnaire is None or questionnaire not in core.on_demand_for(patient, content):
             await query.answer(t(await language_for(update, context), STALE))
             raise ApplicationHandlerStop
         checkins = await core.start(db, patient, content, [questionnaire_id], now)
@@ -419,7 +421,7 @@ async def note_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         assert row is not None
         await redflag.save_note(db, row, text, s.clock.now())
         await db.commit()
-    await message.reply_text(_saved_text(lang, s.config.clinic.emergency_text))
+    await message.reply_text(_saved_text(lang, s.config.clinic.text("emergency_text", lang)))
     raise ApplicationHandlerStop
 
 
@@ -468,7 +470,7 @@ async def free_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         if _is_note_prompt(message, context.bot.id, lang):
             await redflag.save_note(db, patient, message.text.strip(), s.clock.now())
             await db.commit()
-            await message.reply_text(_saved_text(lang, s.config.clinic.emergency_text))
+            await message.reply_text(_saved_text(lang, s.config.clinic.text("emergency_text", lang)))
             raise ApplicationHandlerStop
     text = t(lang, "I cannot read or answer messages myself. Shall I save this as a note for your therapist?")
     buttons = _note_buttons(lang)
@@ -498,7 +500,8 @@ async def on_symptom_check_pressed(update: Update, context: ContextTypes.DEFAULT
     async with s.db.session() as db:
         patient = await _find_patient(db, query.from_user.id)
         questionnaire = content.questionnaires.get(questionnaire_id)
-        if patient is None or questionnaire is None or not questionnaire.on_demand:
+        offered = query.data in common.buttons_on(offer)  # only the check this message offers
+        if patient is None or questionnaire is None or not questionnaire.on_demand or not offered:
             await query.answer(t(await language_for(update, context), STALE))
             raise ApplicationHandlerStop
         checkins = await core.start(db, patient, content, [questionnaire_id], now)
@@ -541,7 +544,7 @@ async def on_note_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         await redflag.save_note(db, patient, original.text.strip(), s.clock.now())
         await db.commit()
     await query.answer(t(lang, "Saved."))
-    await _edit(offer, _saved_text(lang, s.config.clinic.emergency_text))
+    await _edit(offer, _saved_text(lang, s.config.clinic.text("emergency_text", lang)))
     raise ApplicationHandlerStop
 
 

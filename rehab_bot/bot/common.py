@@ -6,7 +6,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.dialects import postgresql, sqlite
-from telegram import BotCommand, BotCommandScopeDefault, Update
+from telegram import BotCommand, BotCommandScopeDefault, Message, Update
 from telegram.constants import ChatType
 from telegram.error import TelegramError
 from telegram.ext import (
@@ -183,3 +183,14 @@ def register_fallbacks(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     """Catch-alls, added after every feature so they only see what nobody handled."""
     app.add_handler(CallbackQueryHandler(unknown_button), group=10)
     app.add_handler(MessageHandler(filters.ChatType.PRIVATE & ~filters.UpdateType.EDITED, unknown_message), group=10)
+
+
+def buttons_on(message: Message | None) -> list[str]:
+    """The callback data of the buttons a message carries now (Telegram sends its current state).
+
+    A press whose data is not among them was forged or is stale: refuse it.
+    """
+    markup = message.reply_markup if message is not None else None
+    if markup is None:
+        return []
+    return [str(b.callback_data) for row in markup.inline_keyboard for b in row if b.callback_data is not None]

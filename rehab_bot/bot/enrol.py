@@ -687,7 +687,7 @@ async def _finish(
     lines += [
         "",
         t(lang, "You can change your times later with /settings. Type /help to see what I can do."),
-        t(lang, "This chat is not for emergencies.") + " " + s.config.clinic.emergency_text,
+        t(lang, "This chat is not for emergencies.") + " " + s.config.clinic.text("emergency_text", lang),
     ]
     await session.commit()
     await _reply(update, "\n".join(lines))

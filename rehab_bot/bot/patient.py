@@ -41,7 +41,7 @@ from telegram.ext import (
 from rehab_bot import patient as core
 from rehab_bot import session as sessions
 from rehab_bot import timezones
-from rehab_bot.bot.common import language_for, svc
+from rehab_bot.bot.common import buttons_on, language_for, svc
 from rehab_bot.bot.session import STALE, close_with, edit_message, markup
 from rehab_bot.i18n import N_, t
 from rehab_bot.models import Patient, PatientStatus
@@ -405,14 +405,6 @@ async def stop_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
 # --- buttons ------------------------------------------------------------------------------------------
 
 
-def _buttons(message: Message) -> list[str]:
-    """The callback data of the buttons the message carries now (Telegram sends its current state)."""
-    markup = message.reply_markup
-    if markup is None:
-        return []
-    return [str(b.callback_data) for row in markup.inline_keyboard for b in row if b.callback_data is not None]
-
-
 async def _stale(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """The neutral answer. A button really on the message that no longer works (an expired
     confirmation) takes its menu away; a forged press leaves every message as it is."""
@@ -420,7 +412,7 @@ async def _stale(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     assert query is not None
     await query.answer(t(await language_for(update, context), STALE))
     message = query.message
-    if isinstance(message, Message) and query.data in _buttons(message):
+    if isinstance(message, Message) and query.data in buttons_on(message):
         await edit_message(message, None, None)
 
 
@@ -435,7 +427,7 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         or message is None
         or not 2 <= len(parts) <= 4
         or len((query.data or "").encode()) > 64
-        or query.data not in _buttons(message)  # not (or no longer) offered on this message
+        or query.data not in buttons_on(message)  # not (or no longer) offered on this message
     ):
         await _stale(update, context)
         raise ApplicationHandlerStop

@@ -43,7 +43,7 @@ async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     lines = [
         t(lang, "I remind you of your home exercises, ask how you are doing, and keep your physiotherapist informed."),
         t(lang, "I am not for emergencies."),
-        config.emergency_text,
+        config.text("emergency_text", lang),
         "\n".join(
             [t(lang, "Commands:")]
             + [f"/{command} – {t(lang, description)}" for command, description in PATIENT_COMMANDS]

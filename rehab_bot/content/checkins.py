@@ -48,6 +48,20 @@ from rehab_bot.crisis import Pattern, PatternError, compile_pattern
 FILES = ("questionnaires.toml", "messages.toml", "crisis.toml")
 
 SEVERITIES = ("low", "high", "critical", "emergency")
+# The triage level a severity means for the patient, lowest first:
+#   emergency  call the emergency number now
+#   urgent     contact the clinic today (the emergency number if it gets worse)
+#   routine    the therapist sees it; nothing to do now
+#   none       no red flag
+LEVELS = ("none", "routine", "urgent", "emergency")
+LEVEL_OF_SEVERITY = {"low": "routine", "high": "urgent", "critical": "urgent", "emergency": "emergency"}
+
+
+def level_of(severity: str | None) -> str:
+    """The triage level of a severity (None: no red flag)."""
+    return "none" if severity is None else LEVEL_OF_SEVERITY[severity]
+
+
 SCORINGS = ("value", "sum", "percent", "count", "none")
 RULE_KINDS = ("score_at_least", "rise", "above_baseline", "trend", "inactive")
 TRIGGERS = (
@@ -111,6 +125,15 @@ class Item:
     optional: bool = False  # offers a "skip" button (the ODI allows skipped sections)
     columns: int = 4  # buttons per row
     yes_no: bool = False  # "No" (0) / "Yes" (1), labelled by the UI in the patient's language
+    # A follow-up question: asked only when one of these earlier items was
+    # answered with one of the listed values ({item id: values}); None = always.
+    when: dict[str, frozenset[int]] | None = None
+
+    def asked_after(self, values: dict[str, int | None]) -> bool:
+        """True when this item is to be asked, given the answers so far (item id -> value)."""
+        if self.when is None:
+            return True
+        return any(values.get(item_id) in allowed for item_id, allowed in self.when.items())
 
     def option(self, value: int) -> Option | None:
         return next((o for o in self.options if o.value == value), None)
@@ -295,6 +318,7 @@ _ITEM_SPECS = {
     "flag": _Spec("str", required=False),
     "reply": _Spec("str", required=False),
     "options": _Spec("tables", required=False),
+    "when": _Spec("str", required=False),  # checked by hand (a table of lists), left out of `checked`
 }
 _OPTION_KEYS = ("value", "label", "loinc", "flag", "reply", "ends")
 _CADENCE_KEYS = ("from_day", "to_day", "every_n_days", "days")
@@ -417,7 +441,7 @@ def _parse_item(f: _File, raw: dict[str, Any], path: _DataPath, what: str, text_
     raw_id = raw.get("id")
     what = f"{what} item '{raw_id if isinstance(raw_id, str) else '#' + str(path[-1])}'"
     scale = raw.get("scale")
-    checked = {k: v for k, v in raw.items() if k != "scale"}
+    checked = {k: v for k, v in raw.items() if k not in ("scale", "when")}
     v, ok = _check_fields(f, checked, path, what, _ITEM_SPECS)
     if "id" in v and not _ID_RE.match(v["id"]):
         f.at(path, f"{what}: id must be 1-40 lowercase letters, digits, '-' or '_'", "id")
@@ -466,6 +490,9 @@ def _parse_item(f: _File, raw: dict[str, Any], path: _DataPath, what: str, text_
         elif options is not None and len(options) < 2:
             f.at(path, f"{what}: give at least 2 options", "options")
             ok = False
+    when = _parse_when(f, raw.get("when"), path, what) if "when" in raw else None
+    if "when" in raw and when is None:
+        ok = False
     if options is None or not ok:
         return None
     return Item(
@@ -477,7 +504,101 @@ def _parse_item(f: _File, raw: dict[str, Any], path: _DataPath, what: str, text_
         optional=v.get("optional", False),
         columns=v.get("columns", 6 if scale is not None else 2 if "yes_no" in raw else 1),
         yes_no="yes_no" in raw,
+        when=when,
     )
+
+
+def _parse_when(f: _File, raw: Any, path: _DataPath, what: str) -> dict[str, frozenset[int]] | None:
+    """``when = { legs = [1] }``: the shape only; the items and values are checked with the questionnaire."""
+    example = "when = { legs = [1] } (asked when item 'legs' was answered 1)"
+    if not isinstance(raw, dict) or not raw:
+        f.at(path, f"{what}: 'when' must be a table of earlier item ids and answer values, like {example}", "when")
+        return None
+    result: dict[str, frozenset[int]] = {}
+    for item_id, values in raw.items():
+        if not isinstance(values, list) or not values or not all(_int(v) for v in values):
+            f.at(path, f"{what}: 'when' needs a list of answer values for '{item_id}', like {example}", "when")
+            return None
+        result[item_id] = frozenset(values)
+    return result
+
+
+def _check_follow_ups(f: _File, path: _DataPath, what: str, items: list[Item]) -> bool:
+    """Each `when` names an earlier item of the questionnaire and values it can be answered with."""
+    ok = True
+    for j, item in enumerate(items):
+        if item.when is None:
+            continue
+        earlier = {i.id: i for i in items[:j]}
+        for item_id, values in item.when.items():
+            target = earlier.get(item_id)
+            where = f"{what} item '{item.id}'"
+            if target is None:
+                later = any(i.id == item_id for i in items[j:])
+                f.at(
+                    (*path, "item", j),
+                    f"{where}: 'when' names item '{item_id}', which "
+                    + ("comes later; a follow-up must come after its question" if later else "does not exist"),
+                    "when",
+                )
+                ok = False
+                continue
+            unknown = sorted(values - {o.value for o in target.options})
+            if unknown:
+                f.at(
+                    (*path, "item", j),
+                    f"{where}: 'when' lists {unknown}, which item '{item_id}' cannot be answered with "
+                    f"(its values: {sorted(o.value for o in target.options)})",
+                    "when",
+                )
+                ok = False
+            for value in values & {o.value for o in target.options}:
+                option = target.option(value)
+                if option is not None and option.flag is not None:
+                    f.at(
+                        (*path, "item", j),
+                        f"{where}: 'when' follows answer {value} of item '{item_id}', which is flagged: a flagged "
+                        "answer is the end of its path (the patient is told what to do at once); put the flags "
+                        "on the follow-up's answers instead",
+                        "when",
+                    )
+                    ok = False
+    if ok and any(o.flag for i in items for o in i.options):
+        ok = _check_dead_ends(f, path, what, items)
+    return ok
+
+
+def _check_dead_ends(f: _File, path: _DataPath, what: str, items: list[Item]) -> bool:
+    """In a questionnaire with red flags, a warning-sign answer must decide: a flag, or a follow-up question.
+
+    Every answer of a follow-up question, and every answer above 0 of a first
+    question, either carries a flag or opens a further follow-up; otherwise
+    the patient who reported a sign would be told nothing and nobody alerted.
+    """
+    ok = True
+    reported: set[tuple[str, int]] = set()  # answers that report a warning sign or follow one up
+    for j, item in enumerate(items):
+        if any(o.ends for o in item.options):
+            continue  # a "none of these" gate
+        in_path = item.when is not None and any(
+            (item_id, value) in reported for item_id, values in item.when.items() for value in values
+        )
+        for option in item.options:
+            if not in_path and option.value == 0:
+                continue  # "no" to a first question (also one asked after another sign's "no")
+            reported.add((item.id, option.value))
+            if option.flag is not None:
+                continue
+            opens = any(i.when is not None and option.value in i.when.get(item.id, ()) for i in items)
+            if not opens:
+                f.at(
+                    (*path, "item", j),
+                    f"{what} item '{item.id}': answer {option.value} has no 'flag' and opens no follow-up "
+                    "question (`when`); a reported warning sign must lead to a level",
+                    "options" if not item.yes_no else "flag",
+                )
+                ok = False
+    return ok
 
 
 def _parse_questionnaires(f: _File, raws: list[Any], text_refs: list[_TextRef]) -> list[_Entry]:
@@ -512,6 +633,8 @@ def _parse_questionnaires(f: _File, raws: list[Any], text_refs: list[_TextRef]) 
                 ok = False
             item_ids.add(item.id)
             items.append(item)
+        if ok and not _check_follow_ups(f, path, what, items):
+            ok = False
         if ok:
             scored = [i for i in items if i.scored]
             min_answered = v.get("min_answered")

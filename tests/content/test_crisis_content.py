@@ -98,7 +98,7 @@ def test_symptom_words_need_an_on_demand_questionnaire(tmp_path: Path) -> None:
 
         [[symptom_words]]
         id = "mood-words"
-        questionnaire = "phq2"  # <- not on demand
+        questionnaire = "weekly"  # <- not on demand
         en = ["sadness"]
         de = ["traurig"]
 
@@ -106,6 +106,24 @@ def test_symptom_words_need_an_on_demand_questionnaire(tmp_path: Path) -> None:
         id = "english-only"  # <- de
         questionnaire = "symptoms"
         en = ["fever"]
+        """,
+    )
+    write(
+        tmp_path,
+        "questionnaires.toml",
+        """
+        [[questionnaire]]
+        id = "weekly"
+        title.en = "Weekly"
+        title.de = "Wöchentlich"
+        scoring = "sum"
+        expires_hours = 24
+
+        [[questionnaire.item]]
+        id = "a"
+        text.en = "A?"
+        text.de = "A?"
+        scale = [0, 4]
         """,
     )
     errors = load_errors(tmp_path)

@@ -42,11 +42,22 @@ def test_built_in_questionnaires_rules_messages_and_crisis_lists() -> None:
             for option in item.options:
                 assert set(option.label) == set(LANGUAGES)
     symptoms = content.questionnaires["symptoms"]
-    flags = {item.id: item.options[1].flag for item in symptoms.items if item.yes_no}
-    assert flags["bladder"] == flags["chest"] == "emergency"
-    assert {flags[i] for i in ("legs", "calf", "wound_open")} == {"critical"}
-    assert {flags[i] for i in ("fever", "wound_red", "wound_drain", "fall", "pain_meds")} == {"high"}
-    assert len(flags) == 10, "the ten warning signs of the issue"
+    signs = [item.id for item in symptoms.items if item.scored]
+    assert signs == [
+        "bladder",
+        "chest",
+        "legs",
+        "walking",
+        "calf",
+        "fever",
+        "wound",
+        "wound_red",
+        "fall",
+        "pain_meds",
+    ], "the ten warning signs; follow-up questions are not scored"
+    assert symptoms.item("bladder").options[1].flag == symptoms.item("chest").options[1].flag == "emergency"
+    assert symptoms.item("legs_both").when == {"legs": frozenset({1})}
+    assert symptoms.item("legs_both").option(1).flag == "emergency", "both legs: call the emergency number now"
     # Every rule kind is used by the defaults, with Medbridge's severities.
     rules = content.alert_rules
     assert {r.kind for r in rules.values()} == {"score_at_least", "rise", "above_baseline", "trend", "inactive"}
@@ -328,3 +339,72 @@ def test_cli_style_error_text_lists_all(tmp_path: Path) -> None:
     with pytest.raises(ContentError) as info:
         load_content(tmp_path)
     assert all(e.split(":")[1].isdigit() for e in info.value.errors)
+
+
+# --------------------------------------------------------------------------- follow-up questions (`when`)
+
+FOLLOW_UPS = """
+[[questionnaire]]
+id = "signs"
+title.en = "T"
+title.de = "T"
+scoring = "count"
+expires_hours = 24
+
+[[questionnaire.item]]
+id = "weak"
+text.en = "Weak?"
+text.de = "Schwach?"
+yes_no = true
+
+[[questionnaire.item]]
+id = "side"
+scored = false
+when = {{ {when} }}  # <- when
+text.en = "Which?"
+text.de = "Welche?"
+options = [
+    {{ value = 0, label.en = "One", label.de = "Eins", flag = "critical" }},
+    {{ value = 1, label.en = "Both", label.de = "Beide", flag = "emergency" }},
+]
+"""
+
+
+def test_a_follow_up_is_asked_only_after_the_answer_it_names(tmp_path: Path) -> None:
+    from rehab_bot.checkin import next_item
+    from rehab_bot.models import Answer
+
+    write(tmp_path, "questionnaires.toml", FOLLOW_UPS.format(when="weak = [1]"))
+    signs = load_content(tmp_path).questionnaires["signs"]
+    assert signs.item("side").when == {"weak": frozenset({1})}
+
+    def answered(**values: int) -> dict[str, Answer]:
+        return {k: Answer(checkin_id=1, patient_id=1, item_id=k, value=v) for k, v in values.items()}
+
+    assert next_item(signs, answered()) is signs.item("weak")
+    assert next_item(signs, answered(weak=0)) is None, "no: the follow-up is passed over"
+    assert next_item(signs, answered(weak=1)) is signs.item("side")
+
+
+@pytest.mark.parametrize(
+    ("when", "fragment"),
+    [
+        ("nope = [1]", "'when' names item 'nope', which does not exist"),
+        ("side = [1]", "'when' names item 'side', which comes later"),
+        ("weak = [7]", "'when' lists [7], which item 'weak' cannot be answered with"),
+        ('weak = "yes"', "'when' needs a list of answer values for 'weak'"),
+    ],
+)
+def test_follow_up_mistakes_are_reported_with_their_line(tmp_path: Path, when: str, fragment: str) -> None:
+    path = write(tmp_path, "questionnaires.toml", FOLLOW_UPS.format(when=when))
+    assert_error(load_errors(tmp_path), path, marked_line(path, "# <- when"), fragment)
+
+
+def test_a_flagged_answer_cannot_open_a_follow_up_and_a_sign_cannot_end_unflagged(tmp_path: Path) -> None:
+    text = FOLLOW_UPS.format(when="weak = [1]").replace("yes_no = true\n", 'yes_no = true\nflag = "high"\n', 1)
+    path = write(tmp_path, "questionnaires.toml", text)
+    assert_error(load_errors(tmp_path), path, marked_line(path, "# <- when"), "which is flagged")
+    text = FOLLOW_UPS.format(when="weak = [1]").replace(', flag = "critical"', "")
+    path = write(tmp_path, "questionnaires.toml", text)
+    errors = load_errors(tmp_path)
+    assert any("item 'side': answer 0 has no 'flag' and opens no follow-up" in e for e in errors), errors

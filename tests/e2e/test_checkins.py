@@ -142,7 +142,13 @@ async def test_checkin_resumes_an_open_one_or_offers_a_menu(bot: Any, tg: FakeTe
     await user.send("/checkin")
     [menu] = await user.wait_for()
     assert "No check-in is waiting" in menu.text
-    assert menu.button_labels == ["Pain", "Mood", "Wound and symptom check"]
+    assert menu.button_labels == [
+        "Pain",
+        "Mood",
+        "Wound and symptom check",
+        "PHQ-2: mood over the last 2 weeks",
+        "GAD-2: worry over the last 2 weeks",
+    ], "every questionnaire the programme allows, the mood screens included"
     [question] = await press_and_wait(user, "Wound and symptom check")
     assert question.message_id == menu.message_id and "have you noticed any of these" in question.text
     await user.send("/checkin")
@@ -178,7 +184,10 @@ async def test_free_text_is_offered_as_a_note_and_note_saves_it(bot: Any, tg: Fa
     assert "Shall I save this as a note for your therapist?" in offer.text
     assert offer.reply_to_message_id is not None
     [saved] = await press_and_wait(user, "Save as a note")
-    assert "Saved as a note for your therapist" in saved.text and bot.config.clinic.emergency_text in saved.text
+    assert (
+        "Saved as a note for your therapist" in saved.text
+        and bot.config.clinic.text("emergency_text", "en") in saved.text
+    )
     await user.send("Never mind this one")
     await user.wait_for()
     [declined] = await press_and_wait(user, "No, thanks")

@@ -134,7 +134,7 @@ async def test_a_forged_check_button_starts_nothing(live: Any, tg: FakeTelegram)
     await user.send("I have a fever")
     [offer] = await user.wait_for(timeout=5)
     assert offer.button_labels[0] == "🩺 Wound and symptom check"
-    for data in ("sc:phq2", "sc:nope", "sc:"):  # not on demand, unknown, empty
+    for data in ("sc:phq2", "sc:nope", "sc:"):  # not offered on this message, unknown, empty
         await user.press_data(data, offer.message_id)
         answer = await user.wait_for_answer()
         assert answer.text == "This button is no longer active."

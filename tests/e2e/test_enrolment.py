@@ -149,7 +149,7 @@ async def test_english_patient_enrols_with_buttons_and_gets_the_first_reminder(b
         "Your first reminder comes today at 08:00.",
         "Welcome to your home exercise programme.",
         "/settings",
-        "This chat is not for emergencies. " + bot.config.clinic.emergency_text,
+        "This chat is not for emergencies. " + bot.config.clinic.text("emergency_text", "en"),
     ):
         assert line in summary.text, line
     assert "EXAMPLE" not in summary.text and "review" not in summary.text.lower(), "the review note is for staff"

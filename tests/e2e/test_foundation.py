@@ -56,7 +56,7 @@ async def test_help_explains_and_names_the_emergency_route(bot: Any, tg: FakeTel
     await user.send("/help")
     [reply] = await user.wait_for()
     assert "not for emergencies" in reply.text
-    assert bot.config.clinic.emergency_text in reply.text
+    assert bot.config.clinic.text("emergency_text", "en") in reply.text
 
 
 async def test_command_menu_is_registered_per_language(bot: Any, tg: FakeTelegram) -> None:

@@ -38,6 +38,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from babel.dates import format_date
 from factories import make_staff
+from language_check import foreign_sentences, leaks
 from rig.telegram_server import FakeTelegram, FakeUser, SentMessage
 from sqlmodel import col, select
 
@@ -332,11 +333,12 @@ async def test_one_patient_from_the_invite_link_to_the_next_phase(
         _("Reminders: {times}", times="09:00, 13:00, 18:00"),
         _("Your first reminder comes {when}.", when=_("today at {time}", time="09:00")),
         localize(phase("weeks-1-2").change_note, lang),
-        _("This chat is not for emergencies.") + " " + clinic.emergency_text,
+        _("This chat is not for emergencies.") + " " + clinic.text("emergency_text", lang),
     ):
         assert line in summary.text, line
     journey.expect(
-        _("✅ All set! Here is your plan:"), _("This chat is not for emergencies.") + " " + clinic.emergency_text
+        _("✅ All set! Here is your plan:"),
+        _("This chat is not for emergencies.") + " " + clinic.text("emergency_text", lang),
     )
     journey.new(4)
     enrolled = await stored_patient(bot, patient_id)
@@ -585,3 +587,16 @@ async def test_one_patient_from_the_invite_link_to_the_next_phase(
     assert [(d.local_date, d.slot, d.kind, d.status) for d in deliveries] == expected_deliveries
     assert {d.error for d in deliveries if d.status == nothing} == {"nothing to send: superseded"}
     assert not any(d.late for d in deliveries), "the engine ran on time: nothing was sent late"
+
+    # 5. /help and a note, then every message of the whole journey: only the patient's language.
+    user.mark_seen()
+    await user.send("/help")
+    [helped] = await user.wait_for()
+    await user.send("/note " + ("Mein Rücken ist heute steif." if lang == "de" else "My back is stiff today."))
+    [saved] = await user.wait_for()
+    for reply in (helped, saved):
+        assert clinic.text("emergency_text", lang) in (reply.text or "")
+    foreign = foreign_sentences(CONTENT, lang, (clinic,))
+    received = [m.text or m.caption or "" for m in user.messages]
+    received += [label for m in user.messages for label in m.button_labels]
+    assert not leaks(received, foreign), "a sentence in another language"

@@ -702,7 +702,13 @@ async def checkins_walk(w: Walker) -> None:
         current = w.message(menu.message_id)
         if not current.has_inline_keyboard:
             break
-        await w.press("Yes" if "weakness" in (current.text or "") else "No", menu)
+        text = current.text or ""
+        if "In one leg or in both legs?" in text:  # the follow-ups of weakness: one leg, not getting worse
+            await w.press("One leg", menu)
+        elif "new since yesterday, or getting worse?" in text:
+            await w.press("No, the same as before", menu)
+        else:
+            await w.press("Yes" if "weakness" in text else "No", menu)
     assert "Thank you! Your answers are saved." in (w.message(menu.message_id).text or "")
     [question] = await w.send("/pain")
     await w.press("7", question)

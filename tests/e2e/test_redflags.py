@@ -100,21 +100,25 @@ async def test_an_urgent_answer_says_call_the_clinic_today_and_the_check_goes_on
     await user.wait_for()
     await answer(user, "Wound and symptom check")
     await answer(user, "Yes, at least one")
-    for _ in range(5):  # bladder, chest, legs, calf, wound opening: no
+    for _ in range(5):  # bladder, chest, legs, walking, calf: no
         await answer(user, "No")
     fever = user.last
     assert "38 °C" in fever.text
+    neck = await answer(user, "Yes")  # fever: the follow-ups decide how urgent
+    assert "stiff neck" in neck.text
+    wound = await answer(user, "No")
+    assert "Is your wound also red" in wound.text
 
-    started = await press(user, "Yes")
+    started = await press(user, "No")
     [advice] = await user.wait_for(alert_about("contact the clinic today"))
     assert "temperature over 38 °C" in advice.text and "Your care team has been told." in advice.text
     [next_question] = await user.wait_for()
-    assert "red, swollen or warm" in next_question.text and next_question.has_inline_keyboard
+    assert "opening, bleeding or leaking" in next_question.text and next_question.has_inline_keyboard
 
     to_therapist, _, delay = await alerts_arrive(tg, started, "Red flag")
     assert delay <= PROMISE
     assert f"HIGH alert for {patient.alias}" in (to_therapist.text or "")
-    assert "⚠ A temperature of 38 °C or more" in (to_therapist.text or "")
+    assert "A temperature of 38 °C or more" in (to_therapist.text or "")
 
 
 async def test_pain_of_seven_or_more_is_a_critical_alert(live: Any, tg: FakeTelegram) -> None:
