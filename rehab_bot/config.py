@@ -147,6 +147,13 @@ class StaffConfig:
 
 
 @dataclass(frozen=True)
+class InboundConfig:
+    max_concurrent: int = 16
+    user_limit: int = 20
+    user_window_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
 class Config:
     clinic: ClinicConfig = field(default_factory=ClinicConfig)
     telegram: TelegramConfig = field(default_factory=TelegramConfig)
@@ -156,6 +163,7 @@ class Config:
     http: HttpConfig = field(default_factory=HttpConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     staff: StaffConfig = field(default_factory=StaffConfig)
+    inbound: InboundConfig = field(default_factory=InboundConfig)
     source: Path | None = None
 
 
@@ -168,6 +176,7 @@ _SECTIONS: dict[str, type] = {
     "http": HttpConfig,
     "logging": LoggingConfig,
     "staff": StaffConfig,
+    "inbound": InboundConfig,
 }
 
 
@@ -372,3 +381,13 @@ def validate(config: Config, *, need_token: bool = True) -> None:
         raise ConfigError("staff.digest_pain_rise", "must be above 0", "NRS points, e.g. 2")
     if staff.digest_no_response_days < 1:
         raise ConfigError("staff.digest_no_response_days", "must be at least 1")
+    _validate_inbound(config.inbound)
+
+
+def _validate_inbound(inbound: InboundConfig) -> None:
+    if not 1 <= inbound.max_concurrent <= 256:
+        raise ConfigError("inbound.max_concurrent", "must be between 1 and 256", "e.g. 16")
+    if not 1 <= inbound.user_limit <= 10_000:
+        raise ConfigError("inbound.user_limit", "must be between 1 and 10000", "e.g. 20 updates per window")
+    if not 1 <= inbound.user_window_seconds <= 3600:
+        raise ConfigError("inbound.user_window_seconds", "must be between 1 and 3600 seconds", "e.g. 10")
