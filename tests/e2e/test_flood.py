@@ -80,7 +80,9 @@ def percentile(values: list[float], p: float) -> float:
 
 
 async def test_a_flood_from_one_person_holds_up_nobody(bot_factory: Any, tg: FakeTelegram, backend: str) -> None:
-    bot = await bot_factory(backend, delivery={"global_rate": 30.0})
+    bot = await bot_factory(
+        backend, delivery={"global_rate": 30.0}, inbound={"user_limit": 20, "user_window_seconds": 10.0}
+    )
     # The red-flag patient first: the burst's rows are inserted with explicit ids.
     await enrolled(bot, RED_FLAG_PATIENT, schedule=False)
     # Each presser gets a message with a button first (limits not yet enforced).
