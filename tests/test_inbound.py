@@ -192,3 +192,32 @@ def _labels(metrics: Metrics) -> set[str]:
             for sample in family.samples:
                 names |= set(sample.labels)
     return names
+
+
+async def test_a_task_started_by_a_handler_never_takes_its_slot() -> None:
+    # A job or task started from a handler inherits the context that names
+    # the update's slot; if it waited for pacing after the update ended, it
+    # must not take a slot for good (the cap would shrink by one each time).
+    processor = ChatUpdateProcessor(Metrics(), max_concurrent=1)
+    pacer = Pacer(1000.0, per_chat_interval=0.2)
+    spawned: list[asyncio.Task[None]] = []
+
+    async def handle() -> None:
+        await pacer.acquire(5)
+
+        async def later() -> None:
+            await asyncio.sleep(0.05)
+            await pacer.acquire(5)  # waits for chat 5's turn after the update is done
+
+        spawned.append(asyncio.create_task(later()))
+
+    await processor.process_update(update(1, 5), handle())
+    await spawned[0]
+    ran: list[int] = []
+
+    async def other() -> None:
+        ran.append(1)
+
+    await asyncio.wait_for(processor.process_update(update(2, 6), other()), 1.0)
+    assert ran == [1], "the only slot is free again"
+    await pacer.close()

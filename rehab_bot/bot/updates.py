@@ -55,22 +55,41 @@ Notice = Callable[[Update], Awaitable[None]]
 
 
 class _UpdateSlot:
-    """One update's place among those handled at once; given back while it waits for pacing."""
+    """One update's place among those handled at once; given back while it waits for pacing.
 
-    __slots__ = ("_semaphore", "held")
+    Only the update's own task may give it back and take it again: a task
+    started from a handler (or a job scheduled from one) inherits the
+    context variable that names the slot, and must not touch it.
+    """
+
+    __slots__ = ("_owner", "_semaphore", "closed", "held")
 
     def __init__(self, semaphore: asyncio.Semaphore) -> None:
         self._semaphore = semaphore
+        self._owner = asyncio.current_task()
         self.held = False
+        self.closed = False
+
+    def _mine(self) -> bool:
+        return not self.closed and asyncio.current_task() is self._owner
 
     def release(self) -> None:
-        if self.held:
+        if self.held and self._mine():
             self.held = False
             self._semaphore.release()
 
     async def acquire(self) -> None:
+        if self.held or not self._mine():
+            return
         await self._semaphore.acquire()
         self.held = True
+
+    def close(self) -> None:
+        """The update is done: give the place back for good."""
+        if self.held:
+            self.held = False
+            self._semaphore.release()
+        self.closed = True
 
 
 class _ChatTurn:
@@ -150,6 +169,7 @@ class ChatUpdateProcessor(BaseUpdateProcessor):
         try:
             await slot.acquire()
         except BaseException:
+            slot.close()
             _close(coroutine)
             raise
         token = current_slot.set(slot)
@@ -159,7 +179,7 @@ class ChatUpdateProcessor(BaseUpdateProcessor):
         finally:
             self._metrics.handler_latency.observe(time.perf_counter() - started)
             current_slot.reset(token)
-            slot.release()
+            slot.close()
 
     def _verdict(self, update: object) -> Verdict:
         if self.limit is None or not isinstance(update, Update):

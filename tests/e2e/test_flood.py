@@ -29,9 +29,9 @@ from typing import Any
 from prometheus_client import generate_latest
 from rig.telegram_server import FakeTelegram
 from sqlalchemy import insert
-from test_checkins import enrolled
+from test_checkins import enrolled, rows
 
-from rehab_bot.models import PRIORITY, Kind, Patient, ReminderRule
+from rehab_bot.models import PRIORITY, Alert, Answer, Kind, Patient, ReminderRule
 
 NINE = datetime(2026, 6, 10, 7, 0, tzinfo=UTC)  # 09:00 Berlin
 REMINDERS = 600  # 20 s at 30 msg/s
@@ -179,3 +179,33 @@ def _ping() -> Any:
     from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
     return InlineKeyboardMarkup([[InlineKeyboardButton("Ping", callback_data="flood:ping")]])
+
+
+async def test_forty_patients_answering_at_once_are_answered_together_and_lose_nothing(
+    bot_factory: Any, tg: FakeTelegram, backend: str
+) -> None:
+    # Different chats are handled at the same time, on SQLite's single writer
+    # too: every answer and alert is stored, and nobody waits for the others'
+    # one-message-per-second pacing (one at a time, this took over 40 s).
+    bot = await bot_factory(backend)
+    tg.enforce_limits(global_per_second=30, per_chat_per_second=1)
+    ids = [80_000 + i for i in range(40)]
+    for telegram_id in ids:
+        await enrolled(bot, telegram_id, schedule=False)
+    users = [tg.user(telegram_id) for telegram_id in ids]
+
+    async def answer(user: Any) -> None:
+        await user.send("/pain")
+        await user.wait_for(timeout=15)
+        await user.press("8")
+        await user.wait_for(lambda m: "Your pain is high" in (m.text or ""), timeout=15)
+
+    started = time.monotonic()
+    await asyncio.gather(*(answer(user) for user in users))
+    took = time.monotonic() - started
+    print(f"FLOOD [{backend}] 40 red flags at once answered in {took:.2f}s")
+    assert took < 10, took
+    answers = [a for a in await rows(bot, Answer) if a.value == 8]
+    assert len(answers) == 40
+    assert len({a.patient_id for a in await rows(bot, Alert)}) == 40
+    assert tg.limit_violations == 0
