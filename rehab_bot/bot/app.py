@@ -23,7 +23,7 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes
 
 from rehab_bot.aiohttp_request import AiohttpRequest
 from rehab_bot.bot import checkin, common, enrol, patient, render, session, staff, start
-from rehab_bot.bot.updates import ChatUpdateProcessor, slow_down_notice
+from rehab_bot.bot.updates import ChatUpdateProcessor, RetryWhenLocked, slow_down_notice
 from rehab_bot.clock import Clock, SystemClock
 from rehab_bot.config import Config
 from rehab_bot.content import Content, load_content
@@ -135,6 +135,8 @@ def build_application(
         app.bot, update, lambda u: common.language_for(u, app.context_types.context.from_update(u, app))
     )
     processor.is_crisis = lambda text: is_crisis(text, svc.content)
+    # Before common's error handler: a locked SQLite database is retried, not reported.
+    app.add_error_handler(RetryWhenLocked())
     common.register(app)
     # Enrolment first: its /start with an invite code must win over plain /start.
     enrol.register(app)

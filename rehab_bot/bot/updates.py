@@ -16,6 +16,13 @@ fetched. For each update, in this order:
    back while it waits (rehab_bot.ratelimit.slot_released), so a chat that
    is being paced never holds up another chat.
 
+SQLite has one writer. Transactions are short and SQLite waits up to 30 s
+for the write lock (busy_timeout, rehab_bot.db), so handlers on many chats
+queue for it rather than fail. Should a handler still fail with "database is
+locked", :class:`RetryWhenLocked` handles the update again, in its chat's
+turn, up to three times, before the generic error reply: the patient's input
+is not lost.
+
 The handlers' run time is recorded in ``rehab_bot_handler_latency_seconds``
 as before; dropped updates in ``rehab_bot_updates_dropped_total{reason}``
 (no user ids in labels).
@@ -26,14 +33,16 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from sqlalchemy.exc import OperationalError
 from telegram import Update
 from telegram.constants import ChatType
 from telegram.error import TelegramError
-from telegram.ext import BaseUpdateProcessor
+from telegram.ext import ApplicationHandlerStop, BaseUpdateProcessor, ContextTypes
 
 from rehab_bot.i18n import N_, t
 from rehab_bot.inbound import CRISIS_REPEAT, OVER_LIMIT, InboundLimit, Verdict
@@ -231,3 +240,42 @@ async def slow_down_notice(bot: Any, update: Update, language: Callable[[Update]
         await bot.send_message(chat.id, t(lang, SLOW_DOWN))
     except TelegramError as exc:
         log.info("could not send the slow-down notice: %s", type(exc).__name__)
+
+
+LOCKED_RETRIES = 3
+
+
+def is_database_locked(error: BaseException | None) -> bool:
+    """True for SQLite's "database is locked" (as SQLAlchemy wraps it, or bare)."""
+    if isinstance(error, OperationalError):
+        error = error.orig
+    return isinstance(error, sqlite3.OperationalError | OperationalError) and "database is locked" in str(error)
+
+
+class RetryWhenLocked:
+    """An error handler, registered first: handle an update again when SQLite was locked.
+
+    It runs inside the update's own processing, so the retry keeps the chat's
+    turn and its order. After LOCKED_RETRIES attempts the error goes on to the
+    generic error handler.
+    """
+
+    def __init__(self, pause: float = 0.2) -> None:
+        self.pause = pause
+        self._tries: dict[int, int] = {}
+
+    async def __call__(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if not isinstance(update, Update) or not is_database_locked(context.error):
+            return
+        tries = self._tries.get(update.update_id, 0)
+        if tries >= LOCKED_RETRIES:
+            return
+        self._tries[update.update_id] = tries + 1
+        log.warning("database locked while handling update %d; handling it again", update.update_id)
+        try:
+            await asyncio.sleep(self.pause * (tries + 1))
+            await context.application.process_update(update)
+        finally:
+            if tries == 0:
+                self._tries.pop(update.update_id, None)
+        raise ApplicationHandlerStop

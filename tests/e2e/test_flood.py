@@ -21,6 +21,7 @@ slot), so this test fails on it.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -29,6 +30,9 @@ from typing import Any
 from prometheus_client import generate_latest
 from rig.telegram_server import FakeTelegram
 from sqlalchemy import insert
+from sqlalchemy.exc import OperationalError
+from telegram import Update
+from telegram.ext import TypeHandler
 from test_checkins import enrolled, rows
 
 from rehab_bot.models import PRIORITY, Alert, Answer, Kind, Patient, ReminderRule
@@ -209,3 +213,24 @@ async def test_forty_patients_answering_at_once_are_answered_together_and_lose_n
     assert len(answers) == 40
     assert len({a.patient_id for a in await rows(bot, Alert)}) == 40
     assert tg.limit_violations == 0
+
+
+async def test_a_locked_sqlite_database_is_retried_and_the_input_not_lost(bot: Any, tg: FakeTelegram) -> None:
+    # SQLite waits 30 s for its write lock; should a handler still fail with
+    # "database is locked", the update is handled again in its chat's turn,
+    # not answered with "something went wrong".
+    failures = {"left": 2}
+
+    async def locked_twice(update: Any, context: Any) -> None:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise OperationalError("UPDATE patient", {}, sqlite3.OperationalError("database is locked"))
+
+    bot.app.add_handler(TypeHandler(Update, locked_twice), group=-100)
+    user = tg.user(88_001)
+    await user.send("/help")
+    [reply] = await user.wait_for(timeout=5)
+    assert "not for emergencies" in (reply.text or "")
+    await user.expect_silence(1.0)
+    assert failures["left"] == 0
+    assert not any("Something went wrong" in t for t in user.texts())
