@@ -166,8 +166,15 @@ class ChatUpdateProcessor(BaseUpdateProcessor):
             turn = self._chats[key] = _ChatTurn()
         turn.users += 1
         try:
-            async with turn.lock:
+            try:
+                await turn.lock.acquire()
+            except BaseException:  # cancelled while waiting (shutdown): the handlers never run
+                _close(coroutine)
+                raise
+            try:
                 await self._run(coroutine)
+            finally:
+                turn.lock.release()
         finally:
             turn.users -= 1
             if turn.users == 0:
