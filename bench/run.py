@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import flood
 import startup
 import throughput
 from benchlib import BENCH, Figure, Results, machine_info, postgres_available
@@ -36,12 +37,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cpu-reminders", type=int, help="(b) session reminders in the CPU burst")
     parser.add_argument("--burst", type=int, help="(c, d) N reminders in the burst (default: 100 s worth)")
     parser.add_argument("--rate", type=float, help="(c, d) R messages/s enforced by the fake server (default 30)")
+    parser.add_argument(
+        "--flood-reminders", type=int, help="(e) reminders draining during the flood (default 10,000; quick 900)"
+    )
+    parser.add_argument("--flood-others", type=int, help="(e) other patients during the flood (default 1,000)")
+    parser.add_argument("--flood-window", type=float, help="(e) seconds the others are spread over (default 60)")
+    parser.add_argument(
+        "--only",
+        choices=("startup", "cpu", "burst", "flood"),
+        action="append",
+        help="run only these measures (repeatable); RESULTS.md then holds only their rows",
+    )
     parser.add_argument("--output", type=Path, default=BENCH / "RESULTS.md")
     args = parser.parse_args(argv)
     args.cpu_reminders = args.cpu_reminders or (500 if args.quick else 2_000)
     args.rate = args.rate or 30.0
     args.burst = args.burst or int(args.rate * (15 if args.quick else 100))
     args.naive_patients = 3_000 if args.quick else 10_000
+    args.flood_reminders = args.flood_reminders or (900 if args.quick else 10_000)
+    args.flood_others = args.flood_others or (200 if args.quick else 1_000)
+    args.flood_window = args.flood_window or (20.0 if args.quick else 60.0)
+    args.only = set(args.only or ("startup", "cpu", "burst", "flood"))
     return args
 
 
@@ -65,7 +81,7 @@ async def run(args: argparse.Namespace) -> Results:
     ours: dict[str, tuple[float | None, float | None]] = {}
     with tempfile.TemporaryDirectory(prefix="rehab-bench-") as tmp:
         workdir = Path(tmp)
-        for kind in backends:
+        for kind in backends if "startup" in args.only else ():
             print(f"(a) start-up, {args.patients:,} patients × 3 slots [{kind}]", flush=True)
             measured = await attempt(
                 results,
@@ -84,16 +100,17 @@ async def run(args: argparse.Namespace) -> Results:
                         kind, workdir, results, patients=args.patients, due_now=args.patients, informational=True
                     ),
                 )
-        print(f"(a) naive baseline: {args.naive_patients * 3:,} JobQueue jobs", flush=True)
-        await attempt(
-            results,
-            "(a) naive baseline",
-            "-",
-            startup.naive_baseline(
-                results, patients=args.naive_patients, ours=ours, our_slots=args.patients * len(startup.SLOTS)
-            ),
-        )
-        for kind in backends:
+        if "startup" in args.only:
+            print(f"(a) naive baseline: {args.naive_patients * 3:,} JobQueue jobs", flush=True)
+            await attempt(
+                results,
+                "(a) naive baseline",
+                "-",
+                startup.naive_baseline(
+                    results, patients=args.naive_patients, ours=ours, our_slots=args.patients * len(startup.SLOTS)
+                ),
+            )
+        for kind in backends if "cpu" in args.only else ():
             n = args.cpu_reminders
             print(f"(b) CPU per reminder, {n:,} session reminders at up to 1,000 msg/s [{kind}]", flush=True)
             await attempt(
@@ -109,7 +126,7 @@ async def run(args: argparse.Namespace) -> Results:
                         kind, workdir, results, reminders=2 * n, http_client=client, plain=True
                     ),
                 )
-        for kind in backends:
+        for kind in backends if "burst" in args.only else ():
             print(f"(c, d) burst of {args.burst:,} at {args.rate:g} msg/s, a patient taps [{kind}]", flush=True)
             await attempt(
                 results,
@@ -126,6 +143,26 @@ async def run(args: argparse.Namespace) -> Results:
                     kind,
                     throughput.burst(kind, workdir, results, reminders=n, rate=args.rate, help_every=2.0),
                 )
+        for kind in backends if "flood" in args.only else ():
+            print(
+                f"(e) flood: 300 messages in 10 s from one person, {args.flood_others:,} others in "
+                f"{args.flood_window:g} s, during a burst of {args.flood_reminders:,} [{kind}]",
+                flush=True,
+            )
+            await attempt(
+                results,
+                "(e) flood",
+                kind,
+                flood.flood(
+                    kind,
+                    workdir,
+                    results,
+                    reminders=args.flood_reminders,
+                    others=args.flood_others,
+                    window=args.flood_window,
+                    rate=args.rate,
+                ),
+            )
     return results
 
 

@@ -203,6 +203,13 @@ _EXAMPLE_DOMAINS = ("example.com", "example.org", "example.net", "example", "loc
 
 
 @dataclass(frozen=True)
+class InboundConfig:
+    max_concurrent: int = 16
+    user_limit: int = 20
+    user_window_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
 class Config:
     clinic: ClinicConfig = field(default_factory=ClinicConfig)
     telegram: TelegramConfig = field(default_factory=TelegramConfig)
@@ -213,6 +220,7 @@ class Config:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     staff: StaffConfig = field(default_factory=StaffConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+    inbound: InboundConfig = field(default_factory=InboundConfig)
     source: Path | None = None
 
 
@@ -262,6 +270,9 @@ BOUNDS: dict[str, Bound] = {
     "delivery.nudge_after_hours": Bound(0, 72, "hours", above=True),
     "staff.escalation_minutes": Bound(1, 10_080, "minutes"),
     "staff.urgent_escalation_minutes": Bound(1, 10_080, "office minutes"),
+    "inbound.max_concurrent": Bound(1, 256, "updates at once"),
+    "inbound.user_limit": Bound(1, 10_000, "updates per window"),
+    "inbound.user_window_seconds": Bound(1, 3600, "seconds"),
     "staff.digest_low_adherence": Bound(0, 1, above=True, hint="a share, e.g. 0.5 for 50%"),
     "staff.digest_pain_rise": Bound(0, 10, "NRS points", above=True),
     "staff.digest_no_response_days": Bound(1, 365, "days"),
@@ -282,6 +293,7 @@ _SECTIONS: dict[str, type] = {
     "logging": LoggingConfig,
     "staff": StaffConfig,
     "export": ExportConfig,
+    "inbound": InboundConfig,
 }
 
 

@@ -26,3 +26,15 @@ class Metrics:
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=self.registry,
         )
+        self.updates_dropped = Counter(
+            "rehab_bot_updates_dropped",
+            "Incoming updates dropped before any handler ran (over_limit: a sender over the inbound limit; "
+            "crisis_repeat: a second crisis message within one window while over it)",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.updates_crisis_over_limit = Counter(
+            "rehab_bot_updates_crisis_over_limit",
+            "Messages with a crisis phrase handled although their sender was over the inbound limit",
+            registry=self.registry,
+        )

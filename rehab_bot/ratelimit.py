@@ -12,6 +12,10 @@ freezes every request on one 429, so we pace ourselves:
 * a 429 blocks only the scope it was given for (the chat, or everything for a
   request without a chat) until retry_after has passed.
 
+A reply that must wait for its chat's spacing gives back the update slot it
+runs in (:func:`slot_released`) while it sleeps, so that a patient whose
+chat is busy never holds up another chat's update.
+
 Plain asyncio, no telegram imports: the PTB adapter is in rehab_bot.transport.
 """
 
@@ -21,12 +25,43 @@ import asyncio
 import heapq
 import itertools
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from typing import Protocol
 
 INTERACTIVE = 0
 SAFETY = 5
 BULK = 10
 CHAT_MARGIN = 0.05
+
+
+class Slot(Protocol):
+    """A place among the updates handled at the same time (see rehab_bot.bot.updates)."""
+
+    def release(self) -> None:
+        """Give the place back (no-op when not held)."""
+
+    async def acquire(self) -> None:
+        """Wait for a place again."""
+
+
+# The slot of the update being handled in this task, if any.
+current_slot: ContextVar[Slot | None] = ContextVar("rehab_bot_update_slot", default=None)
+
+
+@asynccontextmanager
+async def slot_released() -> AsyncIterator[None]:
+    """Give back the current update's slot while waiting inside this block, then take one again."""
+    slot = current_slot.get()
+    if slot is None:
+        yield
+        return
+    slot.release()
+    try:
+        yield
+    finally:
+        await slot.acquire()
 
 
 class Pacer:
@@ -100,7 +135,9 @@ class Pacer:
                 wait = self.chat_ready_in(chat_id)
                 if wait <= 0:
                     break
-                await asyncio.sleep(wait)
+                # Waiting for this chat's turn must not keep other chats' updates waiting.
+                async with slot_released():
+                    await asyncio.sleep(wait)
             self._chat_next[chat_id] = self._monotonic() + self.per_chat_interval
         self._ensure_pump()
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()

@@ -20,25 +20,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
 from telegram import Update
-from telegram.ext import Application, ApplicationBuilder, ContextTypes, SimpleUpdateProcessor
+from telegram.ext import Application, ApplicationBuilder, ContextTypes
 
 from rehab_bot import receiver
 from rehab_bot.aiohttp_request import AiohttpRequest
 from rehab_bot.bot import checkin, common, enrol, patient, render, session, staff, start
+from rehab_bot.bot.updates import ChatUpdateProcessor, RetryWhenLocked, slow_down_notice
 from rehab_bot.clock import Clock, SystemClock
 from rehab_bot.config import Config
 from rehab_bot.content import Content, load_content
 from rehab_bot.db import Database
 from rehab_bot.health import HealthServer
+from rehab_bot.inbound import InboundLimit
 from rehab_bot.metrics import Metrics
 from rehab_bot.ratelimit import Pacer
 from rehab_bot.receiver import HEARTBEAT_SECONDS, Holder
+from rehab_bot.redflag import is_crisis
 from rehab_bot.reminders import Dispatcher, Failed, Retry, Sent, TickReport, Unreachable
 from rehab_bot.transport import PacingRateLimiter, TelegramSender
 
@@ -76,22 +77,6 @@ def services(context: ContextTypes.DEFAULT_TYPE | Application[Any, Any, Any, Any
     return result
 
 
-class TimedUpdateProcessor(SimpleUpdateProcessor):
-    """Sequential update processing (ConversationHandler needs it) that times each update."""
-
-    def __init__(self, metrics: Metrics) -> None:
-        super().__init__(max_concurrent_updates=1)
-        self._metrics = metrics
-
-    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
-        """Run the handlers for one update and record how long they took."""
-        started = time.perf_counter()
-        try:
-            await coroutine
-        finally:
-            self._metrics.handler_latency.observe(time.perf_counter() - started)
-
-
 class RehabApplication(Application[Any, Any, Any, Any, Any, Any]):
     """PTB's Application, stopping the reminder engine's claims before the job queue waits for its tick."""
 
@@ -114,6 +99,13 @@ def build_application(
     metrics = Metrics()
     delivery = config.delivery
     pacer = Pacer(delivery.effective_rate, delivery.per_chat_interval)
+    inbound = config.inbound
+    # Concurrent across chats, in order within one (ConversationHandler needs that), inbound limit first.
+    processor = ChatUpdateProcessor(
+        metrics,
+        max_concurrent=inbound.max_concurrent,
+        limit=InboundLimit(inbound.user_limit, inbound.user_window_seconds),
+    )
     builder = (
         ApplicationBuilder()
         .application_class(RehabApplication)
@@ -121,7 +113,7 @@ def build_application(
         .base_url(config.telegram.base_url)
         .base_file_url(config.telegram.base_file_url)
         .rate_limiter(PacingRateLimiter(pacer))
-        .concurrent_updates(TimedUpdateProcessor(metrics))
+        .concurrent_updates(processor)
         .post_init(startup)
         .post_shutdown(shutdown)
     )
@@ -149,6 +141,12 @@ def build_application(
         content=load_content(config.content.dir),
     )
     app.bot_data["services"] = svc
+    processor.notice = lambda update: slow_down_notice(
+        app.bot, update, lambda u: common.language_for(u, app.context_types.context.from_update(u, app))
+    )
+    processor.is_crisis = lambda text: is_crisis(text, svc.content)
+    # Before common's error handler: a locked SQLite database is retried, not reported.
+    app.add_error_handler(RetryWhenLocked())
     common.register(app)
     # Enrolment first: its /start with an invite code must win over plain /start.
     enrol.register(app)

@@ -63,7 +63,11 @@ async def bot_factory(
     async def start(backend: str = "sqlite", **sections: Any) -> Bot:
         db: Database = await database_factory(backend, name=f"bot{len(running)}")
         delivery = {"poll_interval": 3600.0, **sections.pop("delivery", {})}
-        config = make_config(db.url, delivery=delivery, **sections)
+        # Scripted users tap as fast as the bot answers, far faster than a
+        # person: the inbound limit is raised unless a test sets it
+        # (tests/e2e/test_flood.py tests it at the default).
+        inbound = {"user_limit": 10_000, **sections.pop("inbound", {})}
+        config = make_config(db.url, delivery=delivery, inbound=inbound, **sections)
         config = replace(
             config, telegram=replace(config.telegram, base_url=tg.base_url, base_file_url=tg.base_file_url)
         )
