@@ -40,7 +40,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rehab_bot import audit
+from rehab_bot import audit, education
 from rehab_bot import session as session_core
 from rehab_bot.config import Config, StaffConfig
 from rehab_bot.content import MAX_SESSIONS_PER_DAY, Content
@@ -313,6 +313,8 @@ class PatientRow:
     last_pain: int | None
     last_mood: int | None
     open_alerts: int
+    # Safety lessons answered wrongly twice or more: a gap in understanding (rehab_bot/education.py).
+    lesson_gaps: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -366,6 +368,7 @@ async def patient_row(session: AsyncSession, patient: Patient, now: datetime) ->
         last_pain=await _last_value(session, patient.id, PAIN_ITEMS),
         last_mood=await _last_value(session, patient.id, MOOD_ITEMS),
         open_alerts=await open_alert_count(session, patient.id),
+        lesson_gaps=tuple(await education.gaps(session, patient.id)),
     )
 
 
@@ -421,6 +424,7 @@ class PatientDetail:
     answers: list[AnswerLine]
     notes: list[Note]
     alerts: list[Alert]
+    lessons: education.Summary | None = None
 
 
 async def patient_detail(
@@ -474,6 +478,7 @@ async def patient_detail(
         answers=answers,
         notes=notes,
         alerts=alerts,
+        lessons=await education.summary(session, patient, content),
     )
 
 
@@ -840,6 +845,9 @@ async def risk_for(session: AsyncSession, patient: Patient, now: datetime, setti
     recent, before = await pain_means(session, patient, now)
     if recent is not None and before is not None and recent - before >= settings.digest_pain_rise:
         reasons.append(f"pain rising: mean {before:.1f} → {recent:.1f}")
+    unanswered = await education.unanswered_safety(session, patient.id)
+    if unanswered:
+        reasons.append("safety lessons unanswered: " + ", ".join(unanswered))
     if not reasons:
         return None
     return Risk(patient.id, patient.alias, days_since_surgery(patient, now), reasons)

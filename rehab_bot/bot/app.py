@@ -24,7 +24,7 @@ from telegram import Update
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, SimpleUpdateProcessor
 
 from rehab_bot.aiohttp_request import AiohttpRequest
-from rehab_bot.bot import checkin, common, enrol, patient, render, session, staff, start
+from rehab_bot.bot import checkin, common, education, enrol, patient, render, session, staff, start
 from rehab_bot.clock import Clock, SystemClock
 from rehab_bot.config import Config
 from rehab_bot.content import Content, load_content
@@ -146,6 +146,7 @@ def build_application(
     session.register(app)
     checkin.register(app)
     patient.register(app)
+    education.register(app)
     staff.register(app)
     common.register_fallbacks(app)
     return app
