@@ -125,6 +125,13 @@ _ANSWER_SPECS = {
 }
 
 
+class _CourseFile(_File):
+    """The file, with located errors on [course] lines (_check_fields reports through at())."""
+
+    def at(self, path: Any, message: str, key: str | None = None, entry_id: str | None = None) -> None:
+        self.error(_course_line(self, key.split(".")[0] if key else None), message)
+
+
 @dataclass
 class _Condition:
     """A programme or phase a lesson names, checked against the merged programmes."""
@@ -136,22 +143,38 @@ class _Condition:
     value: str
 
 
+def _course_line(f: _File, key: str | None = None) -> int:
+    """The line of [course] (a table, not an array, so the locator has no block for it), or of its key."""
+    locator = f.locator
+    header = next((ln for ln, keys, is_array in locator.headers if keys == ("course",) and not is_array), None)
+    if header is None:
+        return 1
+    if key is not None:
+        end = next((ln - 1 for ln, _, _ in locator.headers if ln > header), len(locator.lines))
+        found = locator._find_key(header, end, key)
+        if found is not None:
+            return found
+    return header
+
+
 def _parse_course(f: _File, raw: Any, course: Course) -> Course:
     if not isinstance(raw, dict):
         f.at((), "'course' must be a table ([course])", "course")
         return course
     checked = {k: v for k, v in raw.items() if not (k == "time" and v == "")}  # "" = with the first session
-    v, ok = _check_fields(f, checked, ("course",), "[course]", _COURSE_SPECS)
+    v, ok = _check_fields(
+        _CourseFile(f.path, f.source, f.errors, f.locator), checked, ("course",), "[course]", _COURSE_SPECS
+    )
     at = None
     text = v.get("time", "")
     if text and not _HHMM_RE.match(text):
-        f.at(("course",), f"[course]: time {text!r} must be HH:MM (24 hours), or empty", "time")
+        f.error(_course_line(f, "time"), f"[course]: time {text!r} must be HH:MM (24 hours), or empty")
         ok = False
     elif text:
         at = time(int(text[:2]), int(text[3:]))
     example = v.get("example", False)
     if example and "review_note" not in v:
-        f.at(("course",), "[course]: an example course needs a review_note for the clinic", "example")
+        f.error(_course_line(f, "example"), "[course]: an example course needs a review_note for the clinic")
         ok = False
     if not ok:
         return course
@@ -171,8 +194,9 @@ def _parse_question(f: _File, v: dict[str, Any], raw: dict[str, Any], path: Any,
     answers: list[LessonAnswer] = []
     raws = raw.get("answer")
     if isinstance(raws, list):
+        first: tuple[str | int, ...] = (*path, "answer", 0) if raws else path
         if not MIN_ANSWERS <= len(raws) <= MAX_ANSWERS:
-            f.at(path, f"{what}: a question needs {MIN_ANSWERS}-{MAX_ANSWERS} answers, not {len(raws)}", "answer")
+            f.at(first, f"{what}: a question needs {MIN_ANSWERS}-{MAX_ANSWERS} answers, not {len(raws)}")
             ok = False
         for j, answer in enumerate(raws):
             if not isinstance(answer, dict):
@@ -185,11 +209,7 @@ def _parse_question(f: _File, v: dict[str, Any], raw: dict[str, Any], path: Any,
             answers.append(LessonAnswer({lang: av[lang] for lang in LANGUAGES}, av.get("correct", False)))
         correct = sum(a.correct for a in answers)
         if ok and correct != 1:
-            f.at(
-                path,
-                f"{what}: exactly one answer must have correct = true ({correct} have)",
-                "answer",
-            )
+            f.at(first, f"{what}: exactly one answer must have correct = true ({correct} have)")
             ok = False
     if not ok or not all(k in v for k in ("question", "explanation", "answer")):
         return False
