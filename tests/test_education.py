@@ -13,7 +13,7 @@ from rehab_bot.clock import FakeClock
 from rehab_bot.content import load_content
 from rehab_bot.content.lessons import Course, Lesson, LessonAnswer, Question
 from rehab_bot.db import Database
-from rehab_bot.models import Kind, LessonProgress, Patient, ReminderRule
+from rehab_bot.models import Delivery, Kind, LessonProgress, Patient, ReminderRule
 
 CONTENT = load_content(None)
 SURGERY = date(2026, 6, 10)
@@ -158,3 +158,35 @@ async def test_due_offers_missed_lessons_once_and_answers_make_a_gap(db: Databas
         await s.commit()
         rules = (await s.exec(select(ReminderRule).where(ReminderRule.kind == Kind.LESSON.value))).all()
         assert [r.active for r in rules] == [False, True]
+
+
+async def test_the_weekly_digest_lists_patients_with_unanswered_safety_lessons(db: Database) -> None:
+    from factories import make_config, make_staff
+
+    from rehab_bot import staff as staff_core
+
+    monday = datetime(2026, 3, 23, 7, 0, tzinfo=UTC)  # 08:00 in Berlin, the digest time
+    clock = FakeClock(monday - timedelta(days=3))
+    doc = await make_staff(db, name="Dr Digest")
+    seen = monday - timedelta(hours=5)
+    silent, _ = await make_patient(db, clock, alias="SAFE-1", therapist_id=doc.id, last_activity_at=seen)
+    answered, _ = await make_patient(db, clock, alias="SAFE-2", therapist_id=doc.id, last_activity_at=seen)
+    async with db.session() as s:
+        for p, answered_at in ((silent, None), (answered, seen)):
+            for lesson_id, safety in (("when-to-call", True), ("sleep", False)):
+                s.add(
+                    LessonProgress(
+                        patient_id=p.id or 0,
+                        lesson_id=lesson_id,
+                        safety=safety,
+                        delivered_at=seen,
+                        answered_at=answered_at if safety else None,
+                    )
+                )
+        await s.commit()
+        assert await staff_core.queue_digests(s, monday, make_config()) == 1
+        await s.commit()
+        [digest] = (await s.exec(select(Delivery))).all()
+    assert "1 of the 2 patients in your care at risk" in digest.body
+    assert "SAFE-1 (day" not in digest.body and "• SAFE-1: safety lessons unanswered: when-to-call" in digest.body
+    assert "SAFE-2" not in digest.body and "sleep" not in digest.body

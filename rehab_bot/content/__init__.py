@@ -8,7 +8,8 @@ the same names and structure:
 * ``exercises.toml``  -- ``[[exercise]]`` entries,
 * ``programmes.toml`` -- ``[[programme]]`` with ``[[programme.phase]]`` and
   ``[[programme.phase.session]]``,
-* ``texts.toml``      -- ``[[text]]`` entries (consent, emergency, ...).
+* ``texts.toml``      -- ``[[text]]`` entries (consent, emergency, ...),
+* ``lessons.toml``    -- the recovery course (see content/lessons.py).
 
 A clinic entry with the id of a built-in one replaces it as a whole, a new id
 adds an entry, and ``enabled = false`` (with just the id) removes a built-in
