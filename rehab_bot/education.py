@@ -10,8 +10,8 @@ when, and keeps the record in ``lesson_progress``.
   whose day is taken moves to the next free day. Day 0 is the surgery date,
   else the day the patient consented (or was created).
 * **Delivery** goes through the reminder engine: one daily ``lesson`` rule
-  (:func:`schedule_for`) at the course's ``time``, else at the patient's
-  first session time, so quiet hours, pause and stop apply as to every
+  (:func:`schedule_for`) at the course's ``time``, else with the patient's
+  first session (a minute after its reminder), so quiet hours, pause and stop apply as to every
   reminder. At send time :func:`due` names today's lesson, if any, and the
   earlier lessons that never went out (the days were paused, missed, or
   before enrolment). Those are *offered* once, in one line with one button,
@@ -51,6 +51,9 @@ log = logging.getLogger(__name__)
 # Wrong answers to one safety lesson that make a gap in understanding.
 GAP_WRONG_ANSWERS = 2
 DEFAULT_TIME = time(9, 0)  # no course time and no session times at all
+# With the first session, a minute after its reminder: the engine sends one
+# window's messages concurrently, and the lesson belongs below the reminder.
+AFTER_FIRST_SESSION = timedelta(minutes=1)
 
 
 def emergency_text(clinic: ClinicConfig, lang: str) -> str:
@@ -121,13 +124,19 @@ def lesson_of(content: Content, lesson_id: str) -> Lesson | None:
 
 
 def lesson_time(patient: Patient, content: Content, now: datetime) -> time:
-    """When lessons are sent: the course's time, else the patient's first session of the day."""
+    """When lessons are sent: the course's time, else with the patient's first session of the day.
+
+    "With" is a minute after the session reminder, so the lesson arrives below it (never past 23:59).
+    """
     course = course_of(content)
     if course.time is not None:
         return course.time
     day = (local_today(patient, now) - day_zero(patient)).days
     times = session_times(patient, content, day)
-    return min(times) if times else DEFAULT_TIME
+    if not times:
+        return DEFAULT_TIME
+    first = datetime.combine(date.min, min(times)) + AFTER_FIRST_SESSION
+    return first.time() if first.date() == date.min else time(23, 59)
 
 
 # --------------------------------------------------------------------------- the engine's rule

@@ -515,6 +515,7 @@ async def change_programme(
     session.add(patient)
     if patient.status not in (PatientStatus.DISCHARGED.value, PatientStatus.STOPPED.value):
         await _reschedule_sessions(session, patient, content, now)
+        await education.schedule_for(session, patient, content, now)  # lessons may depend on the programme
     audit.record(
         session,
         action=audit.CHANGE_PROGRAMME,

@@ -87,8 +87,10 @@ def test_day_zero_without_a_surgery_date_is_the_day_of_consent() -> None:
 
 def test_lesson_time_is_the_course_time_else_the_first_session() -> None:
     now = datetime(2026, 6, 12, 6, 0, tzinfo=UTC)
-    assert core.lesson_time(patient(session_times="13:00,08:30"), CONTENT, now) == time(8, 30)
-    assert core.lesson_time(patient(), CONTENT, now) == time(9, 0)  # the programme's first default time
+    # A minute after the first session's reminder, so the lesson arrives below it.
+    assert core.lesson_time(patient(session_times="13:00,08:30"), CONTENT, now) == time(8, 31)
+    assert core.lesson_time(patient(), CONTENT, now) == time(9, 1)  # the programme's first default time
+    assert core.lesson_time(patient(session_times="23:59"), CONTENT, now) == time(23, 59)
     timed = with_course(lesson("a", 1), at=time(18, 15))
     assert core.lesson_time(patient(session_times="08:30"), timed, now) == time(18, 15)  # type: ignore[arg-type]
 
@@ -111,7 +113,7 @@ async def test_due_offers_missed_lessons_once_and_answers_make_a_gap(db: Databas
         assert row is not None
         rule = await core.schedule_for(s, row, content, clock.now())  # type: ignore[arg-type]
         await s.commit()
-        assert rule is not None and rule.kind == Kind.LESSON and rule.local_time == "09:00"
+        assert rule is not None and rule.kind == Kind.LESSON and rule.local_time == "09:01"
         assert rule.end_date == SURGERY + timedelta(days=3)
         # Day 2: "one" and "two" never went out (before enrolment, a pause): offered with "safe".
         due = await core.due(s, row, content, SURGERY + timedelta(days=2))  # type: ignore[arg-type]
