@@ -386,7 +386,7 @@ async def answer(
         gap = lesson.safety and row.wrong_answers == GAP_WRONG_ANSWERS
     session.add(row)
     if gap:
-        log.info("patient %s: gap in understanding of safety lesson %s", patient.id, lesson.id)
+        log.info("patient %s: gap in understanding of a safety lesson", patient.id)
     return Answered(lesson, correct, row, gap)
 
 
