@@ -58,7 +58,17 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from rehab_bot import installation
 from rehab_bot.content import Content
 from rehab_bot.files import private_dir, write_private_text
-from rehab_bot.models import Alert, Answer, CheckIn, ExerciseSession, Note, Patient, PatientStatus, Staff
+from rehab_bot.models import (
+    Alert,
+    Answer,
+    CheckIn,
+    ExerciseSession,
+    LessonProgress,
+    Note,
+    Patient,
+    PatientStatus,
+    Staff,
+)
 from rehab_bot.session import RESOLVED_STATUSES
 from rehab_bot.staff import PAIN_ITEMS, local_today
 
@@ -105,6 +115,7 @@ class ExportData:
     answers: list[Answer] = field(default_factory=list)
     notes: list[Note] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
+    lessons: list[LessonProgress] = field(default_factory=list)
     generated_at: datetime | None = None
     # This installation's id namespace (rehab_bot/installation.py): FHIR needs it.
     namespace: uuid.UUID | None = None
@@ -142,6 +153,7 @@ async def collect(
         answers=await rows(Answer, col(Answer.answered_at), col(Answer.id)),
         notes=await rows(Note, col(Note.created_at), col(Note.id)),
         alerts=await rows(Alert, col(Alert.created_at), col(Alert.id)),
+        lessons=await rows(LessonProgress, col(LessonProgress.patient_id), col(LessonProgress.id)),
         generated_at=now,
         namespace=await installation.namespace(session, now),
         identifier_system=identifier_system,
@@ -276,6 +288,37 @@ TABLES: dict[str, Table] = {
             a.acknowledged_at,
             d.therapists.get(a.acknowledged_by, "") if a.acknowledged_by else "",
             a.escalated_at,
+        ],
+    ),
+    "lessons.csv": (
+        [
+            "patient",
+            "lesson_id",
+            "safety",
+            "local_date",
+            "delivered_at",
+            "offered_at",
+            "opened_at",
+            "first_answer",
+            "last_answer",
+            "wrong_answers",
+            "understood",
+            "answered_at",
+        ],
+        lambda d: d.lessons,
+        lambda d, x: [
+            d.alias(x.patient_id),
+            x.lesson_id,
+            x.safety,
+            x.local_date,
+            x.delivered_at,
+            x.offered_at,
+            x.opened_at,
+            x.first_answer,
+            x.last_answer,
+            x.wrong_answers,
+            x.understood,
+            x.answered_at,
         ],
     ),
 }

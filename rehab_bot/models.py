@@ -67,6 +67,7 @@ class Kind(enum.StrEnum):
     SESSION = "session"
     NUDGE = "nudge"
     MOTIVATION = "motivation"
+    LESSON = "lesson"
 
 
 # Lower goes first. Safety messages and clinician alerts are never deferred
@@ -78,6 +79,7 @@ PRIORITY: dict[Kind, int] = {
     Kind.SESSION: 3,
     Kind.NUDGE: 4,
     Kind.MOTIVATION: 5,
+    Kind.LESSON: 6,
 }
 URGENT_KINDS = frozenset({Kind.SAFETY, Kind.ALERT})
 
@@ -397,3 +399,32 @@ class ReceiverLease(SQLModel, table=True):
     acquired_at: datetime = Field(sa_type=UTCDateTime)
     heartbeat_at: datetime = Field(sa_type=UTCDateTime)
     expires_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class LessonProgress(SQLModel, table=True):
+    """One lesson of the recovery course and a patient: delivered, offered, opened, answered.
+
+    A row exists once the lesson went out (delivered_at) or was offered as
+    missed during a pause (offered_at). Answers to its teach-back question:
+    the first and last answer (0-based index of the answer button), how many
+    were wrong, and understood once a correct answer came. See
+    rehab_bot/education.py.
+    """
+
+    __tablename__ = "lesson_progress"
+    __table_args__ = (UniqueConstraint("patient_id", "lesson_id", name="uq_lesson_progress"),)
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: int = Field(foreign_key="patient.id", index=True, ondelete="CASCADE")
+    lesson_id: str
+    safety: bool = False
+    delivery_id: int | None = Field(default=None, foreign_key="delivery.id", ondelete="SET NULL")
+    message_id: int | None = Field(default=None, sa_type=BigInteger)
+    local_date: date | None = None  # the day it was delivered or offered
+    delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    offered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    opened_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    first_answer: int | None = None
+    last_answer: int | None = None
+    wrong_answers: int = 0
+    understood: bool = False
+    answered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

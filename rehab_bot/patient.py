@@ -29,7 +29,7 @@ from sqlmodel import select as select_models
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rehab_bot import alert as alerts
-from rehab_bot import audit, checkin, programme, timezones
+from rehab_bot import audit, checkin, education, programme, timezones
 from rehab_bot import session as sessions
 from rehab_bot.config import ClinicConfig, DeliveryConfig
 from rehab_bot.content import Content
@@ -186,6 +186,7 @@ async def set_times(
         patient.session_times = ",".join(times)
         session.add(patient)
         await checkin.retime(session, patient, content, now)
+        await education.retime(session, patient, content, now)
         await reschedule_patient(session, patient, now)
         return times
     patient.session_times = ",".join(times)
@@ -399,6 +400,7 @@ async def resume(session: AsyncSession, patient: Patient, *, content: Content, n
     # back on, which could revive ones the programme had already retired.
     await programme.schedule_sessions(session, patient, content, now)
     await checkin.schedule_for(session, patient, content, now)
+    await education.schedule_for(session, patient, content, now)
     return ResumeResult.RESTARTED
 
 

@@ -32,7 +32,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rehab_bot import checkin
+from rehab_bot import checkin, education
 from rehab_bot.content import Content, Phase, Programme, localize
 from rehab_bot.models import Kind, Patient, PatientStatus, ReminderRule
 from rehab_bot.reminders import add_rule, reschedule_rule
@@ -200,6 +200,7 @@ async def schedule_sessions(
             _retire(rule, now)
             session.add(rule)
         await checkin.retime(session, patient, content, now)
+        await education.retime(session, patient, content, now)
         return []
     assert patient.surgery_date is not None
     times = fit_times(parse_times(patient.session_times), phase.sessions_per_day, phase.default_times)
@@ -234,6 +235,7 @@ async def schedule_sessions(
         _retire(rule, now)
         session.add(rule)
     await checkin.retime(session, patient, content, now)  # the evening check-in follows the last session
+    await education.retime(session, patient, content, now)  # lessons come with the first session
     await session.flush()
     return result
 
@@ -313,4 +315,5 @@ async def on_enrolled(session: AsyncSession, patient: Patient, content: Content,
     session.add(patient)
     rules = await schedule_sessions(session, patient, content, now)
     await checkin.schedule_for(session, patient, content, now)
+    await education.schedule_for(session, patient, content, now)
     return rules

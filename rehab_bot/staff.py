@@ -41,7 +41,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rehab_bot import alert as alert_core
-from rehab_bot import audit
+from rehab_bot import audit, education
 from rehab_bot import session as session_core
 from rehab_bot.config import Config, StaffConfig
 from rehab_bot.content import MAX_SESSIONS_PER_DAY, Content
@@ -427,6 +427,8 @@ class PatientRow:
     last_pain: int | None
     last_mood: int | None
     open_alerts: int
+    # Safety lessons answered wrongly twice or more: a gap in understanding (rehab_bot/education.py).
+    lesson_gaps: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -480,6 +482,7 @@ async def patient_row(session: AsyncSession, patient: Patient, now: datetime) ->
         last_pain=await _last_value(session, patient.id, PAIN_ITEMS),
         last_mood=await _last_value(session, patient.id, MOOD_ITEMS),
         open_alerts=await open_alert_count(session, patient.id),
+        lesson_gaps=tuple(await education.gaps(session, patient.id)),
     )
 
 
@@ -535,6 +538,7 @@ class PatientDetail:
     answers: list[AnswerLine]
     notes: list[Note]
     alerts: list[Alert]
+    lessons: education.Summary | None = None
 
 
 def answer_text(content: Content | None, line: AnswerLine) -> str:
@@ -611,6 +615,7 @@ async def patient_detail(
         answers=answers,
         notes=notes,
         alerts=alerts,
+        lessons=await education.summary(session, patient, content),
     )
 
 
@@ -647,6 +652,7 @@ async def change_programme(
     session.add(patient)
     if patient.status not in (PatientStatus.DISCHARGED.value, PatientStatus.STOPPED.value):
         await _reschedule_sessions(session, patient, content, now)
+        await education.schedule_for(session, patient, content, now)  # lessons may depend on the programme
     audit.record(
         session,
         action=audit.CHANGE_PROGRAMME,
@@ -1009,6 +1015,9 @@ async def risk_for(session: AsyncSession, patient: Patient, now: datetime, setti
     recent, before = await pain_means(session, patient, now)
     if recent is not None and before is not None and recent - before >= settings.digest_pain_rise:
         reasons.append(f"pain rising: mean {before:.1f} → {recent:.1f}")
+    unanswered = await education.unanswered_safety(session, patient.id)
+    if unanswered:
+        reasons.append("safety lessons unanswered: " + ", ".join(unanswered))
     if not reasons:
         return None
     return Risk(patient.id, patient.alias, days_since_surgery(patient, now), reasons)

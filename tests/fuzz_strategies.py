@@ -22,7 +22,7 @@ CONTROL_USER = 424242  # the user whose /help proves the bot is still alive
 USER_IDS = st.one_of(st.integers(1_000_000, 9_000_000), st.sampled_from([1_000_001, 7, 999_999_999_999, 2_000_000_001]))
 COMMANDS = [
     "start", "help", "today", "progress", "settings", "pause", "resume", "mydata", "delete", "stop",
-    "pain", "checkin", "note", "invite", "patients", "patient", "alerts", "cancel", "nonsense",
+    "pain", "checkin", "note", "invite", "patients", "patient", "alerts", "cancel", "nonsense", "learn",
 ]  # fmt: skip
 
 odd_text = st.one_of(
@@ -35,6 +35,7 @@ callback_data = st.one_of(
     st.text(max_size=64),
     st.from_regex(r"[a-z]{1,3}:[0-9]{1,12}(:[a-z0-9]{0,6}){0,3}", fullmatch=True),
     st.sampled_from(["s:1:d", "s:999999:d", "s:-1:x", "c:1:5", "e:1:consent:yes", "p:0", ":::", "a:1:ack"]),
+    st.sampled_from(["le:m", "le:o:walking", "le:a:walking:9", "le:a:walking:0", "le:r:x"]),
 )
 
 

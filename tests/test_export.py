@@ -32,7 +32,17 @@ from rehab_bot.clock import FakeClock
 from rehab_bot.config import ConfigError, load_config
 from rehab_bot.content import load_content
 from rehab_bot.db import Database
-from rehab_bot.models import Alert, Answer, CheckIn, ExerciseSession, Installation, Note, Patient, PatientStatus
+from rehab_bot.models import (
+    Alert,
+    Answer,
+    CheckIn,
+    ExerciseSession,
+    Installation,
+    LessonProgress,
+    Note,
+    Patient,
+    PatientStatus,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTENT = load_content(None)
@@ -102,6 +112,19 @@ async def seed(db: Database, clock: FakeClock) -> tuple[Patient, Patient]:
         await checkin("odi", [("walking", 2, "")], None, "expired")
         await checkin("pain", [], None, "expired")  # never answered: no QuestionnaireResponse
         session.add(Note(patient_id=patient.id, text='Knee hurts, "a bit", today', created_at=t0))
+        session.add(
+            LessonProgress(
+                patient_id=patient.id,
+                lesson_id="infection-signs",
+                safety=True,
+                delivered_at=t0,
+                first_answer=0,
+                last_answer=1,
+                wrong_answers=1,
+                understood=True,
+                answered_at=t0,
+            )
+        )
         session.add(Alert(patient_id=patient.id, severity="high", kind="red_flag", detail="fever", created_at=t0))
         session.add(
             Alert(
@@ -122,7 +145,15 @@ async def test_csv_has_one_file_per_entity_with_the_documented_columns(db: Datab
     async with db.session() as session:
         data = await export.collect(session, clock.now(), patient=patient)
     files = export.csv_files(data)
-    assert list(files) == ["patients.csv", "sessions.csv", "checkins.csv", "answers.csv", "notes.csv", "alerts.csv"]
+    assert list(files) == [
+        "patients.csv",
+        "sessions.csv",
+        "checkins.csv",
+        "answers.csv",
+        "notes.csv",
+        "alerts.csv",
+        "lessons.csv",
+    ]
     docs = (ROOT / "docs" / "EXPORTS.md").read_text(encoding="utf-8")
     tables = {name: list(csv.DictReader(io.StringIO(text))) for name, text in files.items()}
     for name, text in files.items():
@@ -139,6 +170,10 @@ async def test_csv_has_one_file_per_entity_with_the_documented_columns(db: Datab
     assert len(tables["checkins.csv"]) == 5 and len(tables["answers.csv"]) == 5
     assert tables["notes.csv"][0]["text"] == 'Knee hurts, "a bit", today', "quoting survives commas and quotes"
     assert tables["alerts.csv"][1]["detail"] == "fever"
+    [lesson] = tables["lessons.csv"]
+    assert lesson["patient"] == "LWS-0412" and lesson["lesson_id"] == "infection-signs"
+    assert (lesson["safety"], lesson["first_answer"], lesson["last_answer"]) == ("true", "0", "1")
+    assert (lesson["wrong_answers"], lesson["understood"]) == ("1", "true")
     everything = "".join(files.values())
     assert str(TELEGRAM_ID) not in everything and "CRV-0001" not in everything
     zipped = zipfile.ZipFile(io.BytesIO(export.csv_zip(data)))

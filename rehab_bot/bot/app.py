@@ -28,7 +28,7 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes
 
 from rehab_bot import receiver
 from rehab_bot.aiohttp_request import AiohttpRequest
-from rehab_bot.bot import checkin, common, enrol, patient, render, session, staff, start
+from rehab_bot.bot import checkin, common, education, enrol, patient, render, session, staff, start
 from rehab_bot.bot.updates import ChatUpdateProcessor, RetryWhenLocked, slow_down_notice
 from rehab_bot.clock import Clock, SystemClock
 from rehab_bot.config import Config
@@ -154,6 +154,7 @@ def build_application(
     session.register(app)
     checkin.register(app)
     patient.register(app)
+    education.register(app)
     staff.register(app)
     common.register_fallbacks(app)
     return app

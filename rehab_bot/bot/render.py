@@ -12,7 +12,7 @@ from typing import Any
 
 from telegram.ext import Application
 
-from rehab_bot.bot import checkin, session, staff
+from rehab_bot.bot import checkin, education, session, staff
 from rehab_bot.i18n import t
 from rehab_bot.models import Kind
 from rehab_bot.reminders import DueMessage
@@ -30,6 +30,7 @@ def render_due(
         Kind.NUDGE.value: session.render_nudge,
         Kind.CHECKIN.value: checkin.render_checkin,
         Kind.MOTIVATION.value: checkin.render_motivation,
+        Kind.LESSON.value: education.render_lesson,
     }
 
     async def render(message: DueMessage) -> OutgoingMessage | None:

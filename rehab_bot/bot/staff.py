@@ -318,10 +318,11 @@ def row_text(row: core.PatientRow) -> str:
     """Two lines per patient in the list."""
     day = f"day {row.days_since_surgery}" if row.days_since_surgery is not None else "no surgery date"
     alerts = f" · ⚠️ {row.open_alerts} open alert{'s' if row.open_alerts != 1 else ''}" if row.open_alerts else ""
+    gaps = f"\n   📚 gap in understanding: {', '.join(row.lesson_gaps)}" if row.lesson_gaps else ""
     return (
         f"{row.alias} · {row.status} · {day}\n"
         f"   adherence 7d {_fmt(row.adherence_7d, '{:.0%}')} · last pain {_fmt(row.last_pain)} · "
-        f"last mood {_fmt(row.last_mood)}{alerts}"
+        f"last mood {_fmt(row.last_mood)}{alerts}{gaps}"
     )
 
 
@@ -399,6 +400,22 @@ def _when(staff: Staff, value: Any) -> str:
     return core.local_time_text(value, staff.timezone)[5:]  # MM-DD HH:MM
 
 
+def lesson_lines(lessons: Any) -> list[str]:
+    """The recovery course in the patient detail: delivered, read, understood, gaps."""
+    if lessons is None or not lessons.lines:
+        return []
+    lines = [
+        f"Lessons: {lessons.delivered} delivered, {lessons.offered} offered as missed, {lessons.read} read, "
+        f"{lessons.understood} of {lessons.questions} questions understood"
+    ]
+    if lessons.gaps:
+        lines.append(f"⚠️ Gap in understanding (2+ wrong answers on safety lessons): {', '.join(lessons.gaps)}")
+    if lessons.unanswered_safety:
+        lines.append(f"Safety lessons unanswered: {', '.join(lessons.unanswered_safety)}")
+    lines.extend(f"  {line}" for line in lessons.lines[-8:])
+    return lines
+
+
 def detail_text(staff: Staff, detail: core.PatientDetail, content: Content | None = None) -> str:
     """The /patient message."""
     p, row, stats = detail.patient, detail.row, detail.stats
@@ -423,6 +440,7 @@ def detail_text(staff: Staff, detail: core.PatientDetail, content: Content | Non
             f"⚠️ {alert.severity} {alert.kind} ({_when(staff, alert.created_at)}): "
             f"{alert_core.shorten(alert.detail, 200)}"
         )
+    lines.extend(lesson_lines(detail.lessons))
     lines.append("")
     lines.append("Recent answers:" if detail.answers else "No answers yet.")
     for a in detail.answers:

@@ -8,7 +8,8 @@ the same names and structure:
 * ``exercises.toml``  -- ``[[exercise]]`` entries,
 * ``programmes.toml`` -- ``[[programme]]`` with ``[[programme.phase]]`` and
   ``[[programme.phase.session]]``,
-* ``texts.toml``      -- ``[[text]]`` entries (consent, emergency, ...).
+* ``texts.toml``      -- ``[[text]]`` entries (consent, emergency, ...),
+* ``lessons.toml``    -- the recovery course (see content/lessons.py).
 
 A clinic entry with the id of a built-in one replaces it as a whole, a new id
 adds an entry, and ``enabled = false`` (with just the id) removes a built-in
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
         Questionnaire,
         SymptomWords,
     )
+    from rehab_bot.content.lessons import Course
 
 LANGUAGES: tuple[str, ...] = SUPPORTED_LANGUAGES
 BUILT_IN = "built-in"
@@ -56,6 +58,8 @@ CONTENT_FILES = (
     "questionnaires.toml",
     "messages.toml",
     "crisis.toml",
+    # The recovery course: see content/lessons.py.
+    "lessons.toml",
 )
 MEDIA_KINDS = ("photo", "animation", "video")
 # Texts the bot core relies on; a clinic may reword them but not disable them.
@@ -175,6 +179,8 @@ class Content:
     messages: dict[str, Message] = field(default_factory=dict)
     crisis: dict[str, CrisisList] = field(default_factory=dict)
     symptom_words: dict[str, SymptomWords] = field(default_factory=dict)
+    # From lessons.toml (content/lessons.py); None only for hand-built test content.
+    course: Course | None = None
 
     def exercise(self, exercise_id: str) -> Exercise:
         return self.exercises[exercise_id]
@@ -842,6 +848,9 @@ def load_content(clinic_dir: Path | None) -> Content:
     from rehab_bot.content import checkins  # needs this module's helpers, so imported late
 
     checkin_loader = checkins.Loader()
+    from rehab_bot.content import lessons
+
+    lesson_loader = lessons.Loader()
     checkin_files = checkins.FILES
 
     layers: list[tuple[Path, str]] = [(DEFAULTS_DIR, BUILT_IN)]
@@ -866,6 +875,8 @@ def load_content(clinic_dir: Path | None) -> Content:
                 _merge("exercise", exercises, _parse_exercises(f, data), disabled["exercise"])
             elif name in checkin_files:
                 checkin_loader.parse(name, f, data)
+            elif name == lessons.FILE:
+                lesson_loader.parse(f, data)
             elif name == "programmes.toml":
                 layer_refs: dict[str, list[_Ref]] = {}
                 entries = _parse_programmes(f, data, layer_refs)
@@ -921,10 +932,12 @@ def load_content(clinic_dir: Path | None) -> Content:
             )
 
     checkin_content = checkin_loader.finish(errors, texts, programmes)
+    course = lesson_loader.finish(programmes)
     if errors:
         raise ContentError(errors)
     return Content(
         **checkin_content.__dict__,
+        course=course,
         exercises={k: e.value for k, e in exercises.items()},
         programmes={k: e.value for k, e in programmes.items()},
         texts={k: e.value for k, e in texts.items()},

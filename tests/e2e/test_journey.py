@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -254,9 +255,16 @@ async def stored_patient(bot: Any, patient_id: int) -> Patient:
 
 @pytest.mark.parametrize("lang", ["en", "de"])
 async def test_one_patient_from_the_invite_link_to_the_next_phase(
-    bot_factory: Callable[..., Any], tg: FakeTelegram, backend: str, lang: str
+    bot_factory: Callable[..., Any], tg: FakeTelegram, backend: str, lang: str, tmp_path: Path
 ) -> None:
-    bot = await bot_factory(backend, delivery={"per_chat_interval": 0.02})
+    # The recovery course has its own end-to-end test (test_education.py); the clinic switches it
+    # off here so this transcript stays the one of sessions, check-ins and motivation.
+    (tmp_path / "lessons.toml").write_text(
+        "".join(f'[[lesson]]\nid = "{lesson.id}"\nenabled = false\n\n' for lesson in CONTENT.course.lessons)
+        if CONTENT.course is not None
+        else ""
+    )
+    bot = await bot_factory(backend, content={"dir": tmp_path}, delivery={"per_chat_interval": 0.02})
     _ = lambda msgid, **kw: t(lang, msgid, **kw)  # noqa: E731
     header = lambda slot: _("Time for your exercise session ({slot}).", slot=slot)  # noqa: E731
     if lang == "de":

@@ -4,7 +4,7 @@ Two enrolled patients, A and B, share the bot. B's data is full of markers
 that appear nowhere else: a unique alias, a unique therapist's name, an odd
 timezone (Chatham) and odd session times and quiet hours, a surgery date and
 a pause date nobody else has, check-ins with answers, exercise sessions in
-every state, notes, an alert, a delivery, a motivation log entry, an audit
+every state, notes, an alert, a delivery, a motivation log entry, a lesson record, an audit
 row, a staff draft and invitations. Then A, through the fake Bot API, does
 everything a patient can do:
 
@@ -72,6 +72,7 @@ from rehab_bot.models import (
     ExerciseSession,
     Invite,
     Kind,
+    LessonProgress,
     MotivationLog,
     Note,
     Patient,
@@ -302,6 +303,7 @@ async def make_b(bot: Any) -> B:
         )
         s.add(alert)
         s.add(MotivationLog(patient_id=bid, message_key="numbat-cheer", local_date=day))
+        s.add(LessonProgress(patient_id=bid, lesson_id="numbat-lesson", safety=True, delivered_at=now, wrong_answers=3))
         s.add(
             AuditLog(staff_id=therapist.id, actor=f"telegram:{B_THERAPIST_TG}", action="view.patient", patient_id=bid)
         )
@@ -381,6 +383,9 @@ async def make_c(bot: Any) -> int:
             )
         s.add(CheckIn(patient_id=cid, questionnaire_id="symptoms", status="open", started_at=now))
         s.add(Note(patient_id=cid, text="control note", created_at=now))
+        # C has read and understood the lessons A has not: A's /learn must not show it.
+        for lesson_id in ("walking", "wound-care", "infection-signs"):
+            s.add(LessonProgress(patient_id=cid, lesson_id=lesson_id, delivered_at=now, opened_at=now, understood=True))
         await s.commit()
     return cid
 
@@ -388,7 +393,7 @@ async def make_c(bot: Any) -> int:
 async def views(w: Walker) -> list[tuple[Any, ...]]:
     """Everything A's read-only commands show, files and chart included."""
     out = []
-    for text in ("/start", "/today", "/progress", "/settings", "/pause", "/checkin", "/mydata"):
+    for text in ("/start", "/today", "/progress", "/learn", "/settings", "/pause", "/checkin", "/mydata"):
         for m in await w.send(text):
             media = m.media.data if m.media is not None else None
             out.append((text, m.text, m.callback_data, media))
@@ -414,6 +419,7 @@ def command_matrix(b: B, *, patient: bool = True) -> dict[str, list[str]]:
         "pain": ["/pain", f"/pain {B_ALIAS}"],
         "note": ["/note", "/note The exercises are going well this week."],
         "progress": ["/progress", f"/progress {b.id}"],
+        "learn": ["/learn", f"/learn {B_ALIAS}", "/learn numbat-lesson"],
         "settings": ["/settings", f"/settings {B_ALIAS}"],
         "pause": ["/pause", f"/pause {B_ALIAS}"],
         "resume": ["/resume", f"/resume {b.id}"],
@@ -487,6 +493,14 @@ def forgeries(b: B, content: Any) -> dict[str, list[str]]:
                 "ip": "st:ip:lumbar-example",
             }.get(action, f"st:{action}:{bid}")
             for action in staff_bot.ACTIONS
+        ],
+        "^le:": [
+            f"le:m:{bid}",
+            "le:o:numbat-lesson",
+            "le:a:numbat-lesson:0",
+            f"le:o:when-to-call:{bid}",
+            f"le:a:when-to-call:2:{bid}",
+            f"le:r:when-to-call:{bid}",
         ],
         # Not a pattern: what no handler claims goes to the catch-all.
         "": [f"zz:{bid}", f"s:{b.sessions[0]}", f"ci:{b.checkins[0][0]}:0", f"e:{bid}"],
@@ -884,7 +898,7 @@ async def test_one_patient_never_sees_anothers_data(bot: Any, tg: FakeTelegram) 
     await w.sync()
 
     assert not set(w.seen) - w.pressed, "every button A was sent has been pressed"
-    assert {d.split(":")[0] for d in w.seen} >= {"s", "ci", "cq", "nt", "pt"}
+    assert {d.split(":")[0] for d in w.seen} >= {"s", "ci", "cq", "nt", "pt", "le"}
     texts = everything_sent(tg, user, {A_TG})
     assert not leaks(texts), leaks(texts)[:5]
     assert not any(OOPS in t for t in texts), [t for t in texts if OOPS in t][:3]
