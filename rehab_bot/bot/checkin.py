@@ -605,11 +605,16 @@ def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     app.add_handler(MessageHandler(patient_text & filters.TEXT & ~filters.COMMAND, free_text), group=FREE_TEXT_GROUP)
     if app.job_queue is not None:
         services = _services(app)
-        interval = max(PERIODIC_SECONDS, services.config.delivery.poll_interval)
+        poll = services.config.delivery.poll_interval
+        interval = max(PERIODIC_SECONDS, poll)
+        # Within a minute of start, then every interval. An engine slowed right
+        # down (the e2e tests' poll_interval of an hour) leaves the sweep to its
+        # caller, like the engine itself, so it never runs in the middle of a test.
+        first = FIRST_PERIODIC_SECONDS if poll <= FIRST_PERIODIC_SECONDS else interval
         app.job_queue.run_repeating(
             periodic_job,
             interval=interval,
-            first=min(interval, FIRST_PERIODIC_SECONDS),  # within a minute of start, then every interval
+            first=first,
             name=PERIODIC_JOB,
             job_kwargs={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
         )
