@@ -298,7 +298,7 @@ Lang = Annotated[LangModel, _Kind("lang")]  # type: ignore[valid-type]
 
 def schema(name: str, /, **fields: Any) -> type[BaseModel]:
     """A table's model: fields as name=Type (required) or name=(Type, None) (optional)."""
-    spec = {key: (value if isinstance(value, tuple) else (value, ...)) for key, value in fields.items()}
+    spec: dict[str, Any] = {key: (value if isinstance(value, tuple) else (value, ...)) for key, value in fields.items()}
     model: type[BaseModel] = create_model(name, __config__=_STRICT, **spec)
     return model
 
@@ -341,14 +341,14 @@ def _field_message(model: type[BaseModel], raw: dict[str, Any], error: Any) -> t
             return f"'{key}' is missing the {LANG_NAMES.get(lang, lang)} ('{lang}') text", key
         if typ == "blank":
             return f"'{key}.{lang}' is empty", f"{key}.{lang}"
-        return f"'{key}.{lang}' must be a string, not {type_name(value[lang])}", f"{key}.{lang}"
+        return f"'{key}.{lang}' must be a string, not {type_name(error['input'])}", f"{key}.{lang}"
     if typ == "blank" or typ == "too_short":
         return f"'{key}' is empty", key
     if kind == "str":
         return f"'{key}' must be a string, not {type_name(value)}", key
     if kind == "int":
         if typ == "greater_than_equal":
-            return f"'{key}' must be at least {error['ctx']['ge']}, not {value}", key
+            return f"'{key}' must be at least {(error.get('ctx') or {}).get('ge')}, not {value}", key
         return f"'{key}' must be an integer, not {type_name(value)}", key
     if kind == "bool":
         return f"'{key}' must be true or false, not {type_name(value)}", key
