@@ -385,17 +385,15 @@ def check_fields(
     order = {key: n for n, key in enumerate(fields)}
     langs = {lang: n for n, lang in enumerate(LANGUAGES)}
 
-    def rank(error: Any) -> tuple[int, int, int, int, int]:
+    def rank(error: Any) -> tuple[int, int, int, int]:
+        """Today's order: unknown keys as written, then field by field (unknown languages first)."""
         loc = error["loc"]
         if error["type"] == "extra_forbidden" and len(loc) == 1:
-            return (0, list(raw).index(loc[0]), 0, 0, 0)
+            return (0, list(raw).index(loc[0]), 0, 0)
         nested = len(loc) > 1
-        unknown_lang = nested and error["type"] == "extra_forbidden"
-        if unknown_lang:
-            sub = list(raw[loc[0]]).index(loc[1])
-        else:
-            sub = langs.get(str(loc[1]), 0) if nested else 0
-        return (1, order.get(str(loc[0]), len(fields)), 0 if unknown_lang else 1, sub, 0)
+        if nested and error["type"] == "extra_forbidden":
+            return (1, order.get(str(loc[0]), len(fields)), 0, list(raw[loc[0]]).index(loc[1]))
+        return (1, order.get(str(loc[0]), len(fields)), 1, langs.get(str(loc[1]), 0) if nested else 0)
 
     bad: set[str] = set()
     said: set[str] = set()
