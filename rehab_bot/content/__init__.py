@@ -16,8 +16,10 @@ adds an entry, and ``enabled = false`` (with just the id) removes a built-in
 one. Every entry records its ``source``: "built-in" or the clinic file's path.
 
 Validation is strict and reports every problem at once, as ``file:line:
-message`` strings in a :class:`ContentError`. Line numbers are found by
-scanning the file text for the entry's table header or the offending key.
+message`` strings in a :class:`ContentError`: the shape of every table is a
+pydantic model (content/schema.py: unknown keys are refused, with a "did you
+mean ...?"), its meaning is checked by the parsers here and in
+content/checkins.py and content/lessons.py.
 
 Plain Python: no telegram imports.
 """
@@ -25,31 +27,75 @@ Plain Python: no telegram imports.
 from __future__ import annotations
 
 import itertools
-import re
 import string
-import tomllib
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import Any, Literal, cast
 
-from rehab_bot.i18n import SUPPORTED_LANGUAGES
+from rehab_bot.content import checkins, lessons
+from rehab_bot.content.checkins import (
+    AlertRule,
+    CadenceStep,
+    CheckinTime,
+    CrisisList,
+    Message,
+    Questionnaire,
+    SymptomWords,
+)
+from rehab_bot.content.lessons import Course
+from rehab_bot.content.schema import (
+    BUILT_IN,
+    DEFAULTS_DIR,
+    HHMM_RE,
+    ID_RE,
+    LANGUAGES,
+    URL_RE,
+    Bool,
+    ContentError,
+    DataPath,
+    Entry,
+    Int,
+    Lang,
+    SourceFile,
+    Str,
+    StrList,
+    Tables,
+    check_fields,
+    enabled_entries,
+    file_entries,
+    localize,
+    merge,
+    optional,
+    per_language,
+    read_toml,
+    schema,
+)
 
-if TYPE_CHECKING:
-    from rehab_bot.content.checkins import (
-        AlertRule,
-        CadenceStep,
-        CheckinTime,
-        CrisisList,
-        Message,
-        Questionnaire,
-        SymptomWords,
-    )
-    from rehab_bot.content.lessons import Course
+# The old private names of three helpers, for tests/content/test_content.py; new code
+# imports them from rehab_bot.content.schema.
+_enabled_entries = enabled_entries
+_Entry = Entry
+_File = SourceFile
 
-LANGUAGES: tuple[str, ...] = SUPPORTED_LANGUAGES
-BUILT_IN = "built-in"
-DEFAULTS_DIR = Path(__file__).parent / "defaults"
+__all__ = [
+    "BUILT_IN",
+    "CONTENT_FILES",
+    "DEFAULTS_DIR",
+    "LANGUAGES",
+    "MAX_SESSIONS_PER_DAY",
+    "MEDIA_KINDS",
+    "REQUIRED_TEXTS",
+    "Content",
+    "ContentError",
+    "Exercise",
+    "Phase",
+    "Programme",
+    "SessionPlan",
+    "Text",
+    "load_content",
+    "localize",
+]
+
 CONTENT_FILES = (
     "exercises.toml",
     "programmes.toml",
@@ -67,27 +113,6 @@ REQUIRED_TEXTS = ("consent", "emergency", "red_flag", "red_flag_urgent", "crisis
 MAX_SESSIONS_PER_DAY = 6
 
 MediaKind = Literal["photo", "animation", "video"]
-_LANG_NAMES = {"en": "English", "de": "German"}
-# Ids go into callback data and logs: short, lowercase, no spaces.
-_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
-_HHMM_RE = re.compile(r"^(?:[01]\d|2[0-3]):[0-5]\d$")
-_URL_RE = re.compile(r"^https?://", re.IGNORECASE)
-
-
-class ContentError(Exception):
-    """The content files are invalid; ``errors`` lists every ``file:line: message``."""
-
-    def __init__(self, errors: list[str]) -> None:
-        self.errors = list(errors)
-        super().__init__("\n".join(self.errors))
-
-
-# --------------------------------------------------------------------------- model
-
-
-def localize(texts: Mapping[str, str], lang: str) -> str:
-    """The text in lang, else English (validation guarantees English exists)."""
-    return texts.get(lang) or texts["en"]
 
 
 class _KeepMissing(dict[str, Any]):
@@ -199,329 +224,28 @@ class Content:
         return version
 
 
-# --------------------------------------------------------------------------- locating lines
+# --------------------------------------------------------------------------- exercises.toml
 
-_HEADER_RE = re.compile(r"^\s*(\[\[|\[)\s*([^\[\]]+?)\s*\]\]?\s*(?:#.*)?$")
-_DataPath = tuple[str | int, ...]
-
-
-def _split_key(text: str) -> tuple[str, ...]:
-    return tuple(part.strip().strip("\"'") for part in text.split("."))
-
-
-def _multiline_mask(lines: list[str]) -> list[bool]:
-    """True for lines that start inside a multi-line string (not TOML structure)."""
-    mask = []
-    inside: str | None = None
-    for line in lines:
-        mask.append(inside is not None)
-        pos = 0
-        while True:
-            if inside is not None:
-                j = line.find(inside, pos)
-                if j < 0:
-                    break
-                inside, pos = None, j + 3
-            else:
-                found = [(j, d) for d in ('"""', "'''") if (j := line.find(d, pos)) >= 0]
-                if not found:
-                    break
-                j, inside = min(found)
-                pos = j + 3
-    return mask
+ExerciseSchema = schema(
+    "ExerciseSchema",
+    id=Str,
+    enabled=optional(Bool),
+    name=Lang,
+    instructions=Lang,
+    sets=Int(1),
+    reps=optional(Int(1)),
+    hold_seconds=optional(Int(1)),
+    media=optional(Str),
+    media_kind=optional(Str),
+    safety_notes=Lang,
+)
 
 
-class _Locator:
-    """Maps data paths like ("programme", 0, "phase", 2) to line numbers in the file text."""
-
-    def __init__(self, text: str) -> None:
-        self.lines = text.splitlines()
-        self.mask = _multiline_mask(self.lines)
-        headers: list[tuple[int, tuple[str, ...], bool]] = []
-        for i, line in enumerate(self.lines):
-            if not self.mask[i] and (m := _HEADER_RE.match(line)):
-                headers.append((i + 1, _split_key(m.group(2)), m.group(1) == "[["))
-        self.first_header = headers[0][0] if headers else len(self.lines) + 1
-        self.headers = headers
-        self.blocks: dict[_DataPath, tuple[int, int]] = {}
-        counters: dict[_DataPath, int] = {}
-        stack: list[tuple[tuple[str, ...], _DataPath]] = []
-        for n, (lineno, keys, is_array) in enumerate(headers):
-            while stack and not (len(stack[-1][0]) < len(keys) and keys[: len(stack[-1][0])] == stack[-1][0]):
-                stack.pop()
-            if not is_array:
-                continue
-            parent_keys, parent_path = stack[-1] if stack else ((), ())
-            base: _DataPath = parent_path + keys[len(parent_keys) :]
-            index = counters.get(base, 0)
-            counters[base] = index + 1
-            end = len(self.lines)
-            for later_line, later_keys, later_array in headers[n + 1 :]:
-                own_subtable = not later_array and len(later_keys) > len(keys) and later_keys[: len(keys)] == keys
-                if not own_subtable:
-                    end = later_line - 1
-                    break
-            self.blocks[(*base, index)] = (lineno, end)
-            stack.append((keys, (*base, index)))
-
-    def _find_key(self, start: int, end: int, key: str) -> int | None:
-        """The line assigning key ("name" or dotted "name.de") within [start, end]."""
-        parts = [r"(?:" + re.escape(p) + r"|\"" + re.escape(p) + r"\")" for p in key.split(".")]
-        key_re = re.compile(r"^\s*" + r"\s*\.\s*".join(parts) + r"\s*[=.]")
-        for lineno in range(start, end + 1):
-            if not self.mask[lineno - 1] and key_re.match(self.lines[lineno - 1]):
-                return lineno
-        if "." in key:
-            return self._find_key(start, end, key.split(".")[0])
-        for lineno, keys, _ in self.headers:
-            if start <= lineno <= end and key in keys:
-                return lineno
-        return None
-
-    def line(self, path: _DataPath, key: str | None = None, entry_id: str | None = None) -> int:
-        if not path:
-            if key is not None:
-                found = self._find_key(1, self.first_header - 1, key)
-                if found is None:
-                    found = next((ln for ln, keys, _ in self.headers if keys[0] == key), None)
-                if found is not None:
-                    return found
-            return 1
-        block = self.blocks.get(path)
-        if block is None:
-            # Inline tables or arrays: find the id, else fall back to the enclosing entry.
-            if entry_id is not None:
-                id_re = re.compile(r"\bid\s*=\s*[\"']" + re.escape(entry_id) + r"[\"']")
-                for lineno, text in enumerate(self.lines, 1):
-                    if id_re.search(text):
-                        return lineno
-            return self.line(path[:-2] if len(path) >= 2 else (), None)
-        start, end = block
-        if key is not None:
-            found = self._find_key(start, end, key)
-            if found is not None:
-                return found
-        return start
-
-
-# --------------------------------------------------------------------------- checking
-
-
-@dataclass
-class _File:
-    """One content file being checked: its errors go to the shared list."""
-
-    path: Path
-    source: str  # "built-in" or the clinic file path
-    errors: list[str]
-    locator: _Locator = field(default_factory=lambda: _Locator(""))
-
-    def error(self, line: int, message: str) -> None:
-        self.errors.append(f"{self.path}:{line}: {message}")
-
-    def at(self, path: _DataPath, message: str, key: str | None = None, entry_id: str | None = None) -> None:
-        self.error(self.locator.line(path, key, entry_id), message)
-
-
-@dataclass(frozen=True)
-class _Spec:
-    kind: Literal["str", "int", "bool", "lang", "strlist", "tables"]
-    required: bool = True
-    minimum: int | None = None
-
-
-_TYPE_NAMES = {
-    str: "a string",
-    int: "an integer",
-    float: "a number",
-    bool: "true/false",
-    list: "a list",
-    dict: "a table",
-}
-
-
-def _type_name(value: object) -> str:
-    for typ, name in _TYPE_NAMES.items():
-        if type(value) is typ:
-            return name
-    return type(value).__name__
-
-
-def _value_problems(key: str, spec: _Spec, value: object) -> list[tuple[str, str]]:
-    """(message, key to locate) for each problem with value."""
-    kind = spec.kind
-    if kind == "str":
-        if not isinstance(value, str):
-            return [(f"'{key}' must be a string, not {_type_name(value)}", key)]
-        if not value.strip():
-            return [(f"'{key}' is empty", key)]
-    elif kind == "int":
-        if type(value) is not int:
-            return [(f"'{key}' must be an integer, not {_type_name(value)}", key)]
-        if spec.minimum is not None and value < spec.minimum:
-            return [(f"'{key}' must be at least {spec.minimum}, not {value}", key)]
-    elif kind == "bool":
-        if type(value) is not bool:
-            return [(f"'{key}' must be true or false, not {_type_name(value)}", key)]
-    elif kind == "strlist":
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            return [(f"'{key}' must be a list of strings", key)]
-        if not value:
-            return [(f"'{key}' is empty", key)]
-    elif kind == "tables":
-        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-            return [(f"'{key}' must be a list of [[...{key}]] tables", key)]
-        if not value:
-            return [(f"'{key}' is empty", key)]
-    elif kind == "lang":
-        if not isinstance(value, dict):
-            return [
-                (
-                    f'\'{key}\' must be a table of texts per language, like {key}.en = "..." and {key}.de = "..."',
-                    key,
-                )
-            ]
-        problems: list[tuple[str, str]] = []
-        for lang in value:
-            if lang not in LANGUAGES:
-                problems.append(
-                    (
-                        f"'{key}' has unknown language '{lang}' (use {', '.join(LANGUAGES)})",
-                        f"{key}.{lang}",
-                    )
-                )
-        for lang in LANGUAGES:
-            text = value.get(lang)
-            if text is None:
-                problems.append((f"'{key}' is missing the {_LANG_NAMES.get(lang, lang)} ('{lang}') text", key))
-            elif not isinstance(text, str):
-                problems.append((f"'{key}.{lang}' must be a string, not {_type_name(text)}", f"{key}.{lang}"))
-            elif not text.strip():
-                problems.append((f"'{key}.{lang}' is empty", f"{key}.{lang}"))
-        return problems
-    return []
-
-
-def _check_fields(
-    f: _File, raw: dict[str, Any], path: _DataPath, what: str, specs: dict[str, _Spec]
-) -> tuple[dict[str, Any], bool]:
-    """Unknown keys, missing keys, types. Returns the good values and whether all were good."""
-    good: dict[str, Any] = {}
-    ok = True
-    for key in raw:
-        if key not in specs:
-            f.at(path, f"{what}: unknown key '{key}' (allowed: {', '.join(specs)})", key)
-            ok = False
-    for key, spec in specs.items():
-        if key not in raw:
-            if spec.required and key in LANGUAGES:
-                f.at(path, f"{what}: missing the {_LANG_NAMES.get(key, key)} ('{key}') text")
-                ok = False
-            elif spec.required:
-                f.at(path, f"{what}: missing required key '{key}'")
-                ok = False
-            continue
-        problems = _value_problems(key, spec, raw[key])
-        for problem, where in problems:
-            f.at(path, f"{what}: {problem}", where)
-        if problems:
-            ok = False
-        else:
-            good[key] = raw[key]
-    return good, ok
-
-
-def _entries(f: _File, data: dict[str, Any], table: str) -> list[dict[str, Any]]:
-    """The [[table]] entries of a file, after checking the file's top-level keys."""
-    for key in data:
-        if key != table:
-            f.at((), f"unknown top-level key '{key}' (this file holds [[{table}]] entries)", key)
-    entries = data.get(table, [])
-    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        f.at((), f"'{table}' must be a list of [[{table}]] tables", table)
-        return []
-    return entries
-
-
-@dataclass
-class _Entry:
-    """A parsed entry (or a disabling stub) with where it was defined."""
-
-    id: str
-    value: Any  # Exercise / Programme / Text, or None when enabled = false
-    file: _File
-    path: _DataPath
-
-
-def _entry_header(
-    f: _File, raw: dict[str, Any], path: _DataPath, kind: str, seen: dict[str, int]
-) -> tuple[str | None, bool]:
-    """Check id and enabled; returns (id or None, enabled)."""
-    entry_id = raw.get("id")
-    if entry_id is None:
-        f.at(path, f"{kind}: missing required key 'id'")
-        entry_id = None
-    elif not isinstance(entry_id, str) or not _ID_RE.match(entry_id):
-        f.at(
-            path,
-            f"{kind}: id {entry_id!r} must be 1-40 lowercase letters, digits, '-' or '_'",
-            "id",
-        )
-        entry_id = None
-    else:
-        here = f.locator.line(path, "id", entry_id)
-        if entry_id in seen:
-            f.error(here, f"duplicate {kind} id '{entry_id}' (first defined on line {seen[entry_id]})")
-            entry_id = None
-        else:
-            seen[entry_id] = here
-    enabled = raw.get("enabled", True)
-    if type(enabled) is not bool:
-        f.at(path, f"{kind}: 'enabled' must be true or false, not {_type_name(enabled)}", "enabled")
-        enabled = True
-    return entry_id, enabled
-
-
-def _enabled_entries(
-    f: _File, raws: list[dict[str, Any]], kind: str, result: list[_Entry], *, skip_bad_enabled: bool = False
-) -> Iterator[tuple[str, _DataPath, dict[str, Any]]]:
-    """The [[kind]] entries to parse, as (id, path, raw), after checking id and enabled.
-
-    Passes over entries without a good id; for enabled = false it appends the disabling
-    stub to result instead, so that result keeps the file's order. skip_bad_enabled: pass
-    over entries whose enabled is not true or false too (else they are parsed as enabled).
-    """
-    seen: dict[str, int] = {}
-    for i, raw in enumerate(raws):
-        path: _DataPath = (kind, i)
-        entry_id, enabled = _entry_header(f, raw, path, kind, seen)
-        if entry_id is None or (skip_bad_enabled and type(raw.get("enabled", True)) is not bool):
-            continue
-        if not enabled:
-            result.append(_Entry(entry_id, None, f, path))
-            continue
-        yield entry_id, path, raw
-
-
-_EXERCISE_SPECS = {
-    "id": _Spec("str"),
-    "enabled": _Spec("bool", required=False),
-    "name": _Spec("lang"),
-    "instructions": _Spec("lang"),
-    "sets": _Spec("int", minimum=1),
-    "reps": _Spec("int", required=False, minimum=1),
-    "hold_seconds": _Spec("int", required=False, minimum=1),
-    "media": _Spec("str", required=False),
-    "media_kind": _Spec("str", required=False),
-    "safety_notes": _Spec("lang"),
-}
-
-
-def _parse_exercises(f: _File, data: dict[str, Any]) -> list[_Entry]:
-    result: list[_Entry] = []
-    for entry_id, path, raw in _enabled_entries(f, _entries(f, data, "exercise"), "exercise", result):
+def _parse_exercises(f: SourceFile, data: dict[str, Any]) -> list[Entry]:
+    result: list[Entry] = []
+    for entry_id, path, raw in enabled_entries(f, file_entries(f, data, "exercise"), "exercise", result):
         what = f"exercise '{entry_id}'"
-        v, ok = _check_fields(f, raw, path, what, _EXERCISE_SPECS)
+        v, ok = check_fields(f, raw, path, what, ExerciseSchema)
         media, kind = v.get("media"), v.get("media_kind")
         if kind is not None and kind not in MEDIA_KINDS:
             f.at(path, f"{what}: media_kind must be one of {', '.join(MEDIA_KINDS)}", "media_kind")
@@ -532,7 +256,7 @@ def _parse_exercises(f: _File, data: dict[str, Any]) -> list[_Entry]:
         if "media_kind" in raw and "media" not in raw:
             f.at(path, f"{what}: 'media_kind' without 'media'", "media_kind")
             ok = False
-        if media is not None and not _URL_RE.match(media):
+        if media is not None and not URL_RE.match(media):
             media_path = Path(media)
             if not media_path.is_absolute():
                 media_path = f.path.parent / media_path
@@ -557,37 +281,41 @@ def _parse_exercises(f: _File, data: dict[str, Any]) -> list[_Entry]:
                 safety_notes=v["safety_notes"],
                 source=f.source,
             )
-            result.append(_Entry(entry_id, exercise, f, path))
+            result.append(Entry(entry_id, exercise, f, path))
     return result
 
 
-_PROGRAMME_SPECS = {
-    "id": _Spec("str"),
-    "enabled": _Spec("bool", required=False),
-    "name": _Spec("lang"),
-    "surgery_types": _Spec("strlist"),
-    "example": _Spec("bool", required=False),
-    "review_note": _Spec("lang", required=False),
-    "phase": _Spec("tables"),
-}
-_PHASE_SPECS = {
-    "id": _Spec("str"),
-    "from_day": _Spec("int", minimum=0),
-    "to_day": _Spec("int", required=False, minimum=0),
-    "title": _Spec("lang"),
-    "change_note": _Spec("lang"),
-    "sessions_per_day": _Spec("int", minimum=1),
-    "default_times": _Spec("strlist"),
-    "session": _Spec("tables"),
-}
-_SESSION_SPECS = {"exercises": _Spec("strlist")}
+# --------------------------------------------------------------------------- programmes.toml
+
+ProgrammeSchema = schema(
+    "ProgrammeSchema",
+    id=Str,
+    enabled=optional(Bool),
+    name=Lang,
+    surgery_types=StrList,
+    example=optional(Bool),
+    review_note=optional(Lang),
+    phase=Tables,
+)
+PhaseSchema = schema(
+    "PhaseSchema",
+    id=Str,
+    from_day=Int(0),
+    to_day=optional(Int(0)),
+    title=Lang,
+    change_note=Lang,
+    sessions_per_day=Int(1),
+    default_times=StrList,
+    session=Tables,
+)
+SessionSchema = schema("SessionSchema", exercises=StrList)
 
 
 @dataclass(frozen=True)
 class _Ref:
     """A programme's use of an exercise id, checked once all files are merged."""
 
-    file: _File
+    file: SourceFile
     line: int
     programme: str
     phase: str
@@ -595,13 +323,13 @@ class _Ref:
 
 
 def _parse_phase(
-    f: _File, raw: dict[str, Any], path: _DataPath, what: str, refs: list[_Ref], programme_id: str
+    f: SourceFile, raw: dict[str, Any], path: DataPath, what: str, refs: list[_Ref], programme_id: str
 ) -> Phase | None:
     raw_id = raw.get("id")
     phase_id = raw_id if isinstance(raw_id, str) else f"#{cast(int, path[-1]) + 1}"
     what = f"{what} phase '{phase_id}'"
-    v, ok = _check_fields(f, raw, path, what, _PHASE_SPECS)
-    if "id" in v and not _ID_RE.match(v["id"]):
+    v, ok = check_fields(f, raw, path, what, PhaseSchema)
+    if "id" in v and not ID_RE.match(v["id"]):
         f.at(path, f"{what}: id must be 1-40 lowercase letters, digits, '-' or '_'", "id")
         ok = False
     per_day = v.get("sessions_per_day")
@@ -613,7 +341,7 @@ def _parse_phase(
         ok = False
     times = v.get("default_times")
     if times is not None:
-        bad = [t for t in times if not _HHMM_RE.match(t)]
+        bad = [t for t in times if not HHMM_RE.match(t)]
         if bad:
             f.at(path, f"{what}: default_times {bad} are not HH:MM (00:00-23:59)", "default_times")
             ok = False
@@ -639,7 +367,7 @@ def _parse_phase(
         ok = False
     for k, raw_session in enumerate(raw_sessions):
         session_path = (*path, "session", k)
-        sv, session_ok = _check_fields(f, raw_session, session_path, f"{what} session {k + 1}", _SESSION_SPECS)
+        sv, session_ok = check_fields(f, raw_session, session_path, f"{what} session {k + 1}", SessionSchema)
         if not session_ok:
             ok = False
             continue
@@ -660,7 +388,7 @@ def _parse_phase(
     )
 
 
-def _check_phase_days(f: _File, what: str, phases: list[tuple[Phase, _DataPath]]) -> bool:
+def _check_phase_days(f: SourceFile, what: str, phases: list[tuple[Phase, DataPath]]) -> bool:
     """Phases must cover day 0 onwards without gaps or overlaps."""
     ok = True
     ordered = sorted(phases, key=lambda p: p[0].from_day)
@@ -693,11 +421,11 @@ def _check_phase_days(f: _File, what: str, phases: list[tuple[Phase, _DataPath]]
     return ok
 
 
-def _parse_programmes(f: _File, data: dict[str, Any], refs: dict[str, list[_Ref]]) -> list[_Entry]:
-    result: list[_Entry] = []
-    for entry_id, path, raw in _enabled_entries(f, _entries(f, data, "programme"), "programme", result):
+def _parse_programmes(f: SourceFile, data: dict[str, Any], refs: dict[str, list[_Ref]]) -> list[Entry]:
+    result: list[Entry] = []
+    for entry_id, path, raw in enabled_entries(f, file_entries(f, data, "programme"), "programme", result):
         what = f"programme '{entry_id}'"
-        v, ok = _check_fields(f, raw, path, what, _PROGRAMME_SPECS)
+        v, ok = check_fields(f, raw, path, what, ProgrammeSchema)
         example = v.get("example", False)
         if example and "review_note" not in raw:
             f.at(
@@ -707,7 +435,7 @@ def _parse_programmes(f: _File, data: dict[str, Any], refs: dict[str, list[_Ref]
             )
             ok = False
         my_refs: list[_Ref] = []
-        phases: list[tuple[Phase, _DataPath]] = []
+        phases: list[tuple[Phase, DataPath]] = []
         phase_ids: dict[str, int] = {}
         for j, raw_phase in enumerate(v.get("phase", [])):
             phase_path = (*path, "phase", j)
@@ -737,16 +465,15 @@ def _parse_programmes(f: _File, data: dict[str, Any], refs: dict[str, list[_Ref]
                 source=f.source,
             )
             refs[entry_id] = my_refs
-            result.append(_Entry(entry_id, programme, f, path))
+            result.append(Entry(entry_id, programme, f, path))
     return result
 
 
-_TEXT_SPECS = {
-    "id": _Spec("str"),
-    "enabled": _Spec("bool", required=False),
-    "version": _Spec("str", required=False),
-    **{lang: _Spec("str") for lang in LANGUAGES},
-}
+# --------------------------------------------------------------------------- texts.toml
+
+TextSchema = schema("TextSchema", id=Str, enabled=optional(Bool), version=optional(Str), **per_language(Str))
+# The consent text carries a version: patients re-consent when it changes.
+ConsentSchema = schema("ConsentSchema", id=Str, enabled=optional(Bool), version=Str, **per_language(Str))
 
 
 def _placeholder_problem(text: str) -> str | set[str]:
@@ -760,14 +487,11 @@ def _placeholder_problem(text: str) -> str | set[str]:
     return fields
 
 
-def _parse_texts(f: _File, data: dict[str, Any]) -> list[_Entry]:
-    result: list[_Entry] = []
-    for entry_id, path, raw in _enabled_entries(f, _entries(f, data, "text"), "text", result):
+def _parse_texts(f: SourceFile, data: dict[str, Any]) -> list[Entry]:
+    result: list[Entry] = []
+    for entry_id, path, raw in enabled_entries(f, file_entries(f, data, "text"), "text", result):
         what = f"text '{entry_id}'"
-        specs = dict(_TEXT_SPECS)
-        if entry_id == "consent":
-            specs["version"] = _Spec("str")
-        v, ok = _check_fields(f, raw, path, what, specs)
+        v, ok = check_fields(f, raw, path, what, ConsentSchema if entry_id == "consent" else TextSchema)
         fields_by_lang: dict[str, set[str]] = {}
         for lang in LANGUAGES:
             if lang in v:
@@ -787,69 +511,23 @@ def _parse_texts(f: _File, data: dict[str, Any]) -> list[_Entry]:
             ok = False
         if ok:
             body = {lang: v[lang] for lang in LANGUAGES}
-            result.append(_Entry(entry_id, Text(entry_id, body, v.get("version"), f.source), f, path))
+            result.append(Entry(entry_id, Text(entry_id, body, v.get("version"), f.source), f, path))
     return result
-
-
-def _read_toml(path: Path, source: str, errors: list[str]) -> tuple[_File, dict[str, Any]] | None:
-    f = _File(path, source, errors)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        f.error(1, f"not valid UTF-8 ({exc.reason})")
-        return None
-    except OSError as exc:
-        f.error(1, f"cannot read: {exc.strerror}")
-        return None
-    f.locator = _Locator(text)
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        message = str(exc)
-        m = re.search(r"\(at line (\d+), column (\d+)\)", message)
-        if m:
-            line = int(m.group(1))
-            message = message[: m.start()].rstrip() + f" (column {m.group(2)})"
-        else:
-            line = max(1, len(text.splitlines()))
-        f.error(line, f"TOML syntax error: {message}")
-        return None
-    return f, data
 
 
 # --------------------------------------------------------------------------- loading
 
 
-def _merge(kind: str, target: dict[str, _Entry], entries: list[_Entry], disabled: dict[str, _Entry]) -> None:
-    for entry in entries:
-        if entry.value is None:
-            if entry.file.source != BUILT_IN and entry.id not in target:
-                entry.file.at(
-                    entry.path,
-                    f"{kind} '{entry.id}' is disabled here but there is no {kind} with that id",
-                    "enabled",
-                )
-            target.pop(entry.id, None)
-            disabled[entry.id] = entry
-        else:
-            target[entry.id] = entry
-            disabled.pop(entry.id, None)
-
-
 def load_content(clinic_dir: Path | None) -> Content:
     """Built-in defaults, overlaid by the clinic's files; ContentError lists all problems."""
     errors: list[str] = []
-    exercises: dict[str, _Entry] = {}
-    programmes: dict[str, _Entry] = {}
-    texts: dict[str, _Entry] = {}
-    disabled: dict[str, dict[str, _Entry]] = {"exercise": {}, "programme": {}, "text": {}}
+    exercises: dict[str, Entry] = {}
+    programmes: dict[str, Entry] = {}
+    texts: dict[str, Entry] = {}
+    disabled: dict[str, dict[str, Entry]] = {"exercise": {}, "programme": {}, "text": {}}
     refs: dict[str, list[_Ref]] = {}
     built_in_consent: Text | None = None
-    from rehab_bot.content import checkins  # needs this module's helpers, so imported late
-
     checkin_loader = checkins.Loader()
-    from rehab_bot.content import lessons
-
     lesson_loader = lessons.Loader()
     checkin_files = checkins.FILES
 
@@ -867,12 +545,12 @@ def load_content(clinic_dir: Path | None) -> Content:
             path = directory / name
             if layer != BUILT_IN and not path.exists():
                 continue
-            parsed = _read_toml(path, BUILT_IN if layer == BUILT_IN else str(path), errors)
+            parsed = read_toml(path, BUILT_IN if layer == BUILT_IN else str(path), errors)
             if parsed is None:
                 continue
             f, data = parsed
             if name == "exercises.toml":
-                _merge("exercise", exercises, _parse_exercises(f, data), disabled["exercise"])
+                merge("exercise", exercises, _parse_exercises(f, data), disabled["exercise"])
             elif name in checkin_files:
                 checkin_loader.parse(name, f, data)
             elif name == lessons.FILE:
@@ -883,13 +561,13 @@ def load_content(clinic_dir: Path | None) -> Content:
                 for entry in entries:
                     refs.pop(entry.id, None)
                 refs.update(layer_refs)
-                _merge("programme", programmes, entries, disabled["programme"])
+                merge("programme", programmes, entries, disabled["programme"])
             else:
                 entries = _parse_texts(f, data)
                 if layer == BUILT_IN:
                     consent = next((e.value for e in entries if e.id == "consent"), None)
                     built_in_consent = consent
-                _merge("text", texts, entries, disabled["text"])
+                merge("text", texts, entries, disabled["text"])
 
     # Cross-file checks, on the merged result.
     for programme_id, programme_refs in refs.items():

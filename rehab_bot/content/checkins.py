@@ -29,19 +29,32 @@ from dataclasses import dataclass, field
 from datetime import time
 from typing import Any
 
-from rehab_bot.content import (
+from rehab_bot.content.schema import (
     BUILT_IN,
     DEFAULTS_DIR,
+    HHMM_RE,
+    ID_RE,
     LANGUAGES,
-    _check_fields,
-    _DataPath,
-    _enabled_entries,
-    _Entry,
-    _File,
-    _merge,
-    _Spec,
-    _type_name,
+    Bool,
+    DataPath,
+    Entry,
+    Int,
+    Lang,
+    SourceFile,
+    Str,
+    StrList,
+    Tables,
+    Unchecked,
+    check_fields,
+    did_you_mean,
+    enabled_entries,
     localize,
+    merge,
+    optional,
+    per_language,
+    schema,
+    type_name,
+    unknown_key,
 )
 from rehab_bot.crisis import Pattern, PatternError, compile_pattern
 
@@ -96,8 +109,6 @@ TRIGGER_PARAMS = {"streak": "days", "milestone": "weeks"}
 
 _LOINC_RE = re.compile(r"^\d{1,7}-\d$")
 _LA_RE = re.compile(r"^LA\d{1,6}-\d$")
-_HHMM_RE = re.compile(r"^(?:[01]\d|2[0-3]):[0-5]\d$")
-_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 
 
 # --------------------------------------------------------------------------- model
@@ -255,11 +266,7 @@ class CheckinContent:
 # --------------------------------------------------------------------------- parsing helpers
 
 
-def _lang_spec(required: bool = True) -> _Spec:
-    return _Spec("lang", required=required)
-
-
-def _check_loinc(f: _File, path: _DataPath, what: str, key: str, value: Any, pattern: re.Pattern[str]) -> bool:
+def _check_loinc(f: SourceFile, path: DataPath, what: str, key: str, value: Any, pattern: re.Pattern[str]) -> bool:
     if value is None:
         return True
     if not isinstance(value, str) or not pattern.match(value):
@@ -276,14 +283,12 @@ def _placeholders(text: str) -> set[str] | str:
         return "has an unmatched '{' or '}' (write '{{' or '}}' for a literal brace)"
 
 
-def _check_lang_table(f: _File, path: _DataPath, what: str, key: str, value: Any, locate: str) -> dict[str, str] | None:
-    """A {lang: text} table inside an inline table, checked like _Spec('lang'); errors at `locate`."""
-    from rehab_bot.content import _value_problems
-
-    problems = _value_problems(key, _Spec("lang"), value)
-    for message, _ in problems:
-        f.at(path, f"{what}: {message}", locate)
-    return None if problems else dict(value)
+def _check_lang_table(
+    f: SourceFile, path: DataPath, what: str, key: str, value: Any, locate: str
+) -> dict[str, str] | None:
+    """A {lang: text} table inside an inline table, checked like a Lang field; errors at `locate`."""
+    _, ok = check_fields(f, {key: value}, path, what, _LABEL_SCHEMAS[key], locate=locate)
+    return dict(value) if ok else None
 
 
 def _int(value: Any) -> bool:
@@ -292,34 +297,38 @@ def _int(value: Any) -> bool:
 
 # --------------------------------------------------------------------------- questionnaires
 
-_QUESTIONNAIRE_SPECS = {
-    "id": _Spec("str"),
-    "enabled": _Spec("bool", required=False),
-    "title": _lang_spec(),
-    "intro": _lang_spec(required=False),
-    "scoring": _Spec("str"),
-    "min_answered": _Spec("int", required=False, minimum=1),
-    "loinc": _Spec("str", required=False),
-    "score_loinc": _Spec("str", required=False),
-    "expires_hours": _Spec("int", minimum=1),
-    "on_demand": _Spec("bool", required=False),
-    "cadence": _Spec("tables", required=False),
-    "item": _Spec("tables"),
-}
-_ITEM_SPECS = {
-    "id": _Spec("str"),
-    "text": _lang_spec(),
-    "loinc": _Spec("str", required=False),
-    "scored": _Spec("bool", required=False),
-    "optional": _Spec("bool", required=False),
-    "columns": _Spec("int", required=False, minimum=1),
-    "scale": _Spec("str", required=False),  # checked by hand (a [min, max] list), left out of `checked`
-    "yes_no": _Spec("bool", required=False),
-    "flag": _Spec("str", required=False),
-    "reply": _Spec("str", required=False),
-    "options": _Spec("tables", required=False),
-    "when": _Spec("str", required=False),  # checked by hand (a table of lists), left out of `checked`
-}
+QuestionnaireSchema = schema(
+    "QuestionnaireSchema",
+    id=Str,
+    enabled=optional(Bool),
+    title=Lang,
+    intro=optional(Lang),
+    scoring=Str,
+    min_answered=optional(Int(1)),
+    loinc=optional(Str),
+    score_loinc=optional(Str),
+    expires_hours=Int(1),
+    on_demand=optional(Bool),
+    cadence=optional(Unchecked),  # checked by _parse_cadence
+    item=Tables,
+)
+ItemSchema = schema(
+    "ItemSchema",
+    id=Str,
+    text=Lang,
+    loinc=optional(Str),
+    scored=optional(Bool),
+    optional=optional(Bool),
+    columns=optional(Int(1)),
+    scale=optional(Unchecked),  # a [min, max] list, checked by _parse_item
+    yes_no=optional(Bool),
+    flag=optional(Str),
+    reply=optional(Str),
+    options=optional(Tables),
+    when=optional(Unchecked),  # a table of lists, checked by _parse_when
+)
+# A lang table inside an inline table (an option's label), checked alone.
+_LABEL_SCHEMAS = {"label": schema("LabelSchema", label=Lang)}
 _OPTION_KEYS = ("value", "label", "loinc", "flag", "reply", "ends")
 _CADENCE_KEYS = ("from_day", "to_day", "every_n_days", "days")
 
@@ -328,14 +337,14 @@ _CADENCE_KEYS = ("from_day", "to_day", "every_n_days", "days")
 class _TextRef:
     """A reference to a [[text]] id, checked once all files are merged."""
 
-    file: _File
-    path: _DataPath
+    file: SourceFile
+    path: DataPath
     key: str
     what: str
     text_id: str
 
 
-def _parse_cadence(f: _File, raw: Any, path: _DataPath, what: str) -> list[CadenceStep] | None:
+def _parse_cadence(f: SourceFile, raw: Any, path: DataPath, what: str) -> list[CadenceStep] | None:
     if not isinstance(raw, list) or not all(isinstance(s, dict) for s in raw):
         f.at(path, f"{what}: 'cadence' must be a list of tables like {{ from_day = 0, every_n_days = 1 }}", "cadence")
         return None
@@ -345,7 +354,7 @@ def _parse_cadence(f: _File, raw: Any, path: _DataPath, what: str) -> list[Caden
         where = f"{what} cadence step {n}"
         for key in step:
             if key not in _CADENCE_KEYS:
-                f.at(path, f"{where}: unknown key '{key}' (allowed: {', '.join(_CADENCE_KEYS)})", "cadence")
+                f.at(path, f"{where}: {unknown_key(key, _CADENCE_KEYS)}", "cadence")
                 ok = False
         from_day = step.get("from_day", 0)
         to_day = step.get("to_day")
@@ -393,14 +402,16 @@ def _parse_cadence(f: _File, raw: Any, path: _DataPath, what: str) -> list[Caden
     return ordered
 
 
-def _parse_options(f: _File, raw: Any, path: _DataPath, what: str, text_refs: list[_TextRef]) -> list[Option] | None:
+def _parse_options(
+    f: SourceFile, raw: Any, path: DataPath, what: str, text_refs: list[_TextRef]
+) -> list[Option] | None:
     ok = True
     options: list[Option] = []
     for n, opt in enumerate(raw, 1):
         where = f"{what} option {n}"
         for key in opt:
             if key not in _OPTION_KEYS:
-                f.at(path, f"{where}: unknown key '{key}' (allowed: {', '.join(_OPTION_KEYS)})", "options")
+                f.at(path, f"{where}: {unknown_key(key, _OPTION_KEYS)}", "options")
                 ok = False
         value = opt.get("value")
         if not _int(value) or not 0 <= value <= 999:
@@ -437,13 +448,15 @@ def _parse_options(f: _File, raw: Any, path: _DataPath, what: str, text_refs: li
     return options
 
 
-def _parse_item(f: _File, raw: dict[str, Any], path: _DataPath, what: str, text_refs: list[_TextRef]) -> Item | None:
+def _parse_item(
+    f: SourceFile, raw: dict[str, Any], path: DataPath, what: str, text_refs: list[_TextRef]
+) -> Item | None:
     raw_id = raw.get("id")
     what = f"{what} item '{raw_id if isinstance(raw_id, str) else '#' + str(path[-1])}'"
     scale = raw.get("scale")
     checked = {k: v for k, v in raw.items() if k not in ("scale", "when")}
-    v, ok = _check_fields(f, checked, path, what, _ITEM_SPECS)
-    if "id" in v and not _ID_RE.match(v["id"]):
+    v, ok = check_fields(f, checked, path, what, ItemSchema)
+    if "id" in v and not ID_RE.match(v["id"]):
         f.at(path, f"{what}: id must be 1-40 lowercase letters, digits, '-' or '_'", "id")
         ok = False
     shapes = [k for k in ("scale", "yes_no", "options") if k in raw]
@@ -508,7 +521,7 @@ def _parse_item(f: _File, raw: dict[str, Any], path: _DataPath, what: str, text_
     )
 
 
-def _parse_when(f: _File, raw: Any, path: _DataPath, what: str) -> dict[str, frozenset[int]] | None:
+def _parse_when(f: SourceFile, raw: Any, path: DataPath, what: str) -> dict[str, frozenset[int]] | None:
     """``when = { legs = [1] }``: the shape only; the items and values are checked with the questionnaire."""
     example = "when = { legs = [1] } (asked when item 'legs' was answered 1)"
     if not isinstance(raw, dict) or not raw:
@@ -523,7 +536,7 @@ def _parse_when(f: _File, raw: Any, path: _DataPath, what: str) -> dict[str, fro
     return result
 
 
-def _check_follow_ups(f: _File, path: _DataPath, what: str, items: list[Item]) -> bool:
+def _check_follow_ups(f: SourceFile, path: DataPath, what: str, items: list[Item]) -> bool:
     """Each `when` names an earlier item of the questionnaire and values it can be answered with."""
     ok = True
     for j, item in enumerate(items):
@@ -568,7 +581,7 @@ def _check_follow_ups(f: _File, path: _DataPath, what: str, items: list[Item]) -
     return ok
 
 
-def _check_dead_ends(f: _File, path: _DataPath, what: str, items: list[Item]) -> bool:
+def _check_dead_ends(f: SourceFile, path: DataPath, what: str, items: list[Item]) -> bool:
     """In a questionnaire with red flags, a warning-sign answer must decide: a flag, or a follow-up question.
 
     Every answer of a follow-up question, and every answer above 0 of a first
@@ -601,13 +614,13 @@ def _check_dead_ends(f: _File, path: _DataPath, what: str, items: list[Item]) ->
     return ok
 
 
-def _parse_questionnaires(f: _File, raws: list[Any], text_refs: list[_TextRef]) -> list[_Entry]:
-    result: list[_Entry] = []
-    for entry_id, path, raw in _enabled_entries(f, raws, "questionnaire", result, skip_bad_enabled=True):
+def _parse_questionnaires(f: SourceFile, raws: list[Any], text_refs: list[_TextRef]) -> list[Entry]:
+    result: list[Entry] = []
+    for entry_id, path, raw in enabled_entries(f, raws, "questionnaire", result, skip_bad_enabled=True):
         what = f"questionnaire '{entry_id}'"
         raw_cadence = raw.get("cadence")
         checked = {k: val for k, val in raw.items() if k != "cadence"}
-        v, ok = _check_fields(f, checked, path, what, _QUESTIONNAIRE_SPECS)
+        v, ok = check_fields(f, checked, path, what, QuestionnaireSchema)
         scoring = v.get("scoring")
         if scoring is not None and scoring not in SCORINGS:
             f.at(path, f"{what}: 'scoring' must be one of {', '.join(SCORINGS)}", "scoring")
@@ -670,28 +683,28 @@ def _parse_questionnaires(f: _File, raws: list[Any], text_refs: list[_TextRef]) 
             score_loinc=v.get("score_loinc"),
             source=f.source,
         )
-        result.append(_Entry(entry_id, questionnaire, f, path))
+        result.append(Entry(entry_id, questionnaire, f, path))
     return result
 
 
 _PROGRAMME_CADENCE_KEYS = ("programme", "questionnaire", "steps", "enabled")
 
 
-def _parse_programme_cadences(f: _File, raws: list[Any]) -> list[_Entry]:
+def _parse_programme_cadences(f: SourceFile, raws: list[Any]) -> list[Entry]:
     """[[cadence]] tables: a questionnaire's cadence for one programme (steps = [] turns it off)."""
-    result: list[_Entry] = []
+    result: list[Entry] = []
     seen: dict[str, int] = {}
     for i, raw in enumerate(raws):
-        path: _DataPath = ("cadence", i)
+        path: DataPath = ("cadence", i)
         what = "cadence"
         ok = True
         for key in raw:
             if key not in _PROGRAMME_CADENCE_KEYS:
-                f.at(path, f"{what}: unknown key '{key}' (allowed: {', '.join(_PROGRAMME_CADENCE_KEYS)})", key)
+                f.at(path, f"{what}: {unknown_key(key, _PROGRAMME_CADENCE_KEYS)}", key)
                 ok = False
         programme, questionnaire = raw.get("programme"), raw.get("questionnaire")
         for key, value in (("programme", programme), ("questionnaire", questionnaire)):
-            if not isinstance(value, str) or not _ID_RE.match(value):
+            if not isinstance(value, str) or not ID_RE.match(value):
                 f.at(path, f"{what}: '{key}' must be the id of a {key}", key)
                 ok = False
         if not ok:
@@ -704,34 +717,35 @@ def _parse_programme_cadences(f: _File, raws: list[Any]) -> list[_Entry]:
         seen[entry_id] = here
         enabled = raw.get("enabled", True)
         if type(enabled) is not bool:
-            f.at(path, f"{what}: 'enabled' must be true or false, not {_type_name(enabled)}", "enabled")
+            f.at(path, f"{what}: 'enabled' must be true or false, not {type_name(enabled)}", "enabled")
             continue
         if not enabled:
-            result.append(_Entry(entry_id, None, f, path))
+            result.append(Entry(entry_id, None, f, path))
             continue
         if "steps" not in raw:
             f.at(path, f"{what}: missing required key 'steps' (use steps = [] to not ask it in this programme)")
             continue
         steps = _parse_cadence(f, raw["steps"], path, f"cadence for '{entry_id}'")
         if steps is not None:
-            result.append(_Entry(entry_id, (programme, questionnaire, steps), f, path))
+            result.append(Entry(entry_id, (programme, questionnaire, steps), f, path))
     return result
 
 
-_RULE_SPECS = {
-    "id": _Spec("str"),
-    "enabled": _Spec("bool", required=False),
-    "kind": _Spec("str"),
-    "severity": _Spec("str"),
-    "questionnaire": _Spec("str", required=False),
-    "threshold": _Spec("str", required=False),  # numbers: checked by hand, left out of `checked`
-    "rise": _Spec("str", required=False),
-    "min_score": _Spec("str", required=False),
-    "days": _Spec("int", required=False, minimum=2),
-    "hours": _Spec("int", required=False, minimum=1),
-    "patient_text": _Spec("str", required=False),
-    "message": _lang_spec(required=False),
-}
+RuleSchema = schema(
+    "RuleSchema",
+    id=Str,
+    enabled=optional(Bool),
+    kind=Str,
+    severity=Str,
+    questionnaire=optional(Str),
+    threshold=optional(Unchecked),  # numbers: checked by _parse_rules
+    rise=optional(Unchecked),
+    min_score=optional(Unchecked),
+    days=optional(Int(2)),
+    hours=optional(Int(1)),
+    patient_text=optional(Str),
+    message=optional(Lang),
+)
 _RULE_NEEDS: dict[str, tuple[str, ...]] = {
     "score_at_least": ("questionnaire", "threshold"),
     "rise": ("questionnaire", "rise"),
@@ -742,13 +756,13 @@ _RULE_NEEDS: dict[str, tuple[str, ...]] = {
 _NUMBER_KEYS = ("threshold", "rise", "min_score")
 
 
-def _parse_rules(f: _File, raws: list[Any], text_refs: list[_TextRef]) -> list[_Entry]:
-    result: list[_Entry] = []
-    for entry_id, path, raw in _enabled_entries(f, raws, "rule", result, skip_bad_enabled=True):
+def _parse_rules(f: SourceFile, raws: list[Any], text_refs: list[_TextRef]) -> list[Entry]:
+    result: list[Entry] = []
+    for entry_id, path, raw in enabled_entries(f, raws, "rule", result, skip_bad_enabled=True):
         what = f"rule '{entry_id}'"
         numbers = {k: raw[k] for k in _NUMBER_KEYS if k in raw}
         checked = {k: val for k, val in raw.items() if k not in _NUMBER_KEYS}
-        v, ok = _check_fields(f, checked, path, what, _RULE_SPECS)
+        v, ok = check_fields(f, checked, path, what, RuleSchema)
         for key, value in numbers.items():
             if type(value) not in (int, float) or value < 0:
                 f.at(path, f"{what}: '{key}' must be a number, 0 or more", key)
@@ -787,7 +801,7 @@ def _parse_rules(f: _File, raws: list[Any], text_refs: list[_TextRef]) -> list[_
             message=v.get("message"),
             source=f.source,
         )
-        result.append(_Entry(entry_id, rule, f, path))
+        result.append(Entry(entry_id, rule, f, path))
     return result
 
 
@@ -798,21 +812,21 @@ def _float(value: Any) -> float | None:
 _TIME_KEYS = ("default", "after_last_session_minutes", "earliest", "latest", "motivation_after_minutes")
 
 
-def _parse_checkin_time(f: _File, raw: Any, base: CheckinTime) -> CheckinTime:
-    path: _DataPath = ()
+def _parse_checkin_time(f: SourceFile, raw: Any, base: CheckinTime) -> CheckinTime:
+    path: DataPath = ()
     if not isinstance(raw, dict):
         f.at(path, "'checkin_time' must be a [checkin_time] table", "checkin_time")
         return base
     values: dict[str, Any] = {}
     for key, value in raw.items():
         if key not in _TIME_KEYS:
-            f.at(path, f"checkin_time: unknown key '{key}' (allowed: {', '.join(_TIME_KEYS)})", "checkin_time")
+            f.at(path, f"checkin_time: {unknown_key(key, _TIME_KEYS)}", "checkin_time")
         elif key.endswith("_minutes"):
             if not _int(value) or not 0 <= value <= 600:
                 f.at(path, f"checkin_time: '{key}' must be minutes from 0 to 600", "checkin_time")
             else:
                 values[key] = value
-        elif not isinstance(value, str) or not _HHMM_RE.match(value):
+        elif not isinstance(value, str) or not HHMM_RE.match(value):
             f.at(path, f"checkin_time: '{key}' must be a time as \"HH:MM\"", "checkin_time")
         else:
             values[key] = time(int(value[:2]), int(value[3:]))
@@ -825,21 +839,22 @@ def _parse_checkin_time(f: _File, raw: Any, base: CheckinTime) -> CheckinTime:
 
 # --------------------------------------------------------------------------- messages and crisis
 
-_MESSAGE_SPECS = {
-    "id": _Spec("str"),
-    "enabled": _Spec("bool", required=False),
-    "trigger": _Spec("str"),
-    "days": _Spec("int", required=False, minimum=1),
-    "weeks": _Spec("int", required=False, minimum=1),
-    **{lang: _Spec("str") for lang in LANGUAGES},
-}
+MessageSchema = schema(
+    "MessageSchema",
+    id=Str,
+    enabled=optional(Bool),
+    trigger=Str,
+    days=optional(Int(1)),
+    weeks=optional(Int(1)),
+    **per_language(Str),
+)
 
 
-def _parse_messages(f: _File, raws: list[Any]) -> list[_Entry]:
-    result: list[_Entry] = []
-    for entry_id, path, raw in _enabled_entries(f, raws, "message", result, skip_bad_enabled=True):
+def _parse_messages(f: SourceFile, raws: list[Any]) -> list[Entry]:
+    result: list[Entry] = []
+    for entry_id, path, raw in enabled_entries(f, raws, "message", result, skip_bad_enabled=True):
         what = f"message '{entry_id}'"
-        v, ok = _check_fields(f, raw, path, what, _MESSAGE_SPECS)
+        v, ok = check_fields(f, raw, path, what, MessageSchema)
         trigger = v.get("trigger")
         if trigger is not None and trigger not in TRIGGERS:
             f.at(path, f"{what}: 'trigger' must be one of {', '.join(TRIGGERS)}", "trigger")
@@ -884,11 +899,11 @@ def _parse_messages(f: _File, raws: list[Any]) -> list[_Entry]:
             placeholders=frozenset(names.get("en", set())),
             source=f.source,
         )
-        result.append(_Entry(entry_id, message, f, path))
+        result.append(Entry(entry_id, message, f, path))
     return result
 
 
-def _pattern_line(f: _File, path: _DataPath, lang: str, pattern: str) -> int:
+def _pattern_line(f: SourceFile, path: DataPath, lang: str, pattern: str) -> int:
     """The line of one pattern in a list (the list's key line when it cannot be found)."""
     start = f.locator.line(path, lang)
     quoted = (f'"{pattern}"', f"'{pattern}'")
@@ -904,7 +919,7 @@ def _pattern_line(f: _File, path: _DataPath, lang: str, pattern: str) -> int:
 _HEADER_LINE_RE = re.compile(r"^\s*\[")
 
 
-def _compile_lists(f: _File, path: _DataPath, what: str, v: dict[str, Any]) -> tuple[Pattern, ...] | None:
+def _compile_lists(f: SourceFile, path: DataPath, what: str, v: dict[str, Any]) -> tuple[Pattern, ...] | None:
     """Every language's patterns compiled; None (errors reported at their lines) when one is bad."""
     compiled: list[Pattern] = []
     ok = True
@@ -918,39 +933,34 @@ def _compile_lists(f: _File, path: _DataPath, what: str, v: dict[str, Any]) -> t
     return tuple(compiled) if ok else None
 
 
-def _parse_crisis(f: _File, raws: list[Any]) -> list[_Entry]:
-    result: list[_Entry] = []
-    specs = {
-        "id": _Spec("str"),
-        "enabled": _Spec("bool", required=False),
-        **{lang: _Spec("strlist") for lang in LANGUAGES},
-    }
-    for entry_id, path, raw in _enabled_entries(f, raws, "crisis", result, skip_bad_enabled=True):
+CrisisSchema = schema("CrisisSchema", id=Str, enabled=optional(Bool), **per_language(StrList))
+SymptomWordsSchema = schema(
+    "SymptomWordsSchema", id=Str, enabled=optional(Bool), questionnaire=Str, **per_language(StrList)
+)
+
+
+def _parse_crisis(f: SourceFile, raws: list[Any]) -> list[Entry]:
+    result: list[Entry] = []
+    for entry_id, path, raw in enabled_entries(f, raws, "crisis", result, skip_bad_enabled=True):
         what = f"crisis list '{entry_id}'"
-        v, ok = _check_fields(f, raw, path, what, specs)
+        v, ok = check_fields(f, raw, path, what, CrisisSchema)
         patterns = _compile_lists(f, path, what, v)
         if ok and patterns is not None:
             phrases = {lang: list(v[lang]) for lang in LANGUAGES}
-            result.append(_Entry(entry_id, CrisisList(entry_id, phrases, f.source, patterns), f, path))
+            result.append(Entry(entry_id, CrisisList(entry_id, phrases, f.source, patterns), f, path))
     return result
 
 
-def _parse_symptom_words(f: _File, raws: list[Any]) -> list[_Entry]:
-    result: list[_Entry] = []
-    specs = {
-        "id": _Spec("str"),
-        "enabled": _Spec("bool", required=False),
-        "questionnaire": _Spec("str"),
-        **{lang: _Spec("strlist") for lang in LANGUAGES},
-    }
-    for entry_id, path, raw in _enabled_entries(f, raws, "symptom_words", result, skip_bad_enabled=True):
+def _parse_symptom_words(f: SourceFile, raws: list[Any]) -> list[Entry]:
+    result: list[Entry] = []
+    for entry_id, path, raw in enabled_entries(f, raws, "symptom_words", result, skip_bad_enabled=True):
         what = f"symptom_words '{entry_id}'"
-        v, ok = _check_fields(f, raw, path, what, specs)
+        v, ok = check_fields(f, raw, path, what, SymptomWordsSchema)
         patterns = _compile_lists(f, path, what, v)
         if ok and patterns is not None:
             words = {lang: list(v[lang]) for lang in LANGUAGES}
             value = SymptomWords(entry_id, v["questionnaire"], words, f.source, patterns)
-            result.append(_Entry(entry_id, value, f, path))
+            result.append(Entry(entry_id, value, f, path))
     return result
 
 
@@ -961,19 +971,19 @@ class Loader:
     """Collects the three files' entries across layers; cross-checks after the merge."""
 
     def __init__(self) -> None:
-        self.questionnaires: dict[str, _Entry] = {}
-        self.cadences: dict[str, _Entry] = {}
-        self.rules: dict[str, _Entry] = {}
-        self.messages: dict[str, _Entry] = {}
-        self.crisis: dict[str, _Entry] = {}
-        self.disabled: dict[str, dict[str, _Entry]] = {
+        self.questionnaires: dict[str, Entry] = {}
+        self.cadences: dict[str, Entry] = {}
+        self.rules: dict[str, Entry] = {}
+        self.messages: dict[str, Entry] = {}
+        self.crisis: dict[str, Entry] = {}
+        self.disabled: dict[str, dict[str, Entry]] = {
             k: {} for k in ("questionnaire", "cadence", "rule", "message", "crisis", "symptom_words")
         }
-        self.symptom_words: dict[str, _Entry] = {}
+        self.symptom_words: dict[str, Entry] = {}
         self.text_refs: list[_TextRef] = []
         self.checkin_time = CheckinTime()
 
-    def parse(self, name: str, f: _File, data: dict[str, Any]) -> None:
+    def parse(self, name: str, f: SourceFile, data: dict[str, Any]) -> None:
         """Parse one file of one layer and merge it over what came before."""
         tables = {
             "questionnaires.toml": ("questionnaire", "cadence", "rule", "checkin_time"),
@@ -983,7 +993,7 @@ class Loader:
         for key in data:
             if key not in tables:
                 allowed = ", ".join(f"[[{t}]]" if t != "checkin_time" else "[checkin_time]" for t in tables)
-                f.at((), f"unknown top-level key '{key}' (this file holds {allowed})", key)
+                f.at((), f"unknown top-level key '{key}'{did_you_mean(key, tables)} (this file holds {allowed})", key)
         lists: dict[str, list[Any]] = {}
         for table in tables:
             if table == "checkin_time" or table not in data:
@@ -996,29 +1006,29 @@ class Loader:
         if "checkin_time" in data and "checkin_time" in tables:
             self.checkin_time = _parse_checkin_time(f, data["checkin_time"], self.checkin_time)
         if "questionnaire" in lists:
-            _merge(
+            merge(
                 "questionnaire",
                 self.questionnaires,
                 _parse_questionnaires(f, lists["questionnaire"], self.text_refs),
                 self.disabled["questionnaire"],
             )
         if "cadence" in lists:
-            _merge("cadence", self.cadences, _parse_programme_cadences(f, lists["cadence"]), self.disabled["cadence"])
+            merge("cadence", self.cadences, _parse_programme_cadences(f, lists["cadence"]), self.disabled["cadence"])
         if "rule" in lists:
-            _merge("rule", self.rules, _parse_rules(f, lists["rule"], self.text_refs), self.disabled["rule"])
+            merge("rule", self.rules, _parse_rules(f, lists["rule"], self.text_refs), self.disabled["rule"])
         if "message" in lists:
-            _merge("message", self.messages, _parse_messages(f, lists["message"]), self.disabled["message"])
+            merge("message", self.messages, _parse_messages(f, lists["message"]), self.disabled["message"])
         if "crisis" in lists:
-            _merge("crisis", self.crisis, _parse_crisis(f, lists["crisis"]), self.disabled["crisis"])
+            merge("crisis", self.crisis, _parse_crisis(f, lists["crisis"]), self.disabled["crisis"])
         if "symptom_words" in lists:
-            _merge(
+            merge(
                 "symptom_words",
                 self.symptom_words,
                 _parse_symptom_words(f, lists["symptom_words"]),
                 self.disabled["symptom_words"],
             )
 
-    def finish(self, errors: list[str], texts: dict[str, _Entry], programmes: dict[str, _Entry]) -> CheckinContent:
+    def finish(self, errors: list[str], texts: dict[str, Entry], programmes: dict[str, Entry]) -> CheckinContent:
         """Cross-file checks on the merged content; returns the values for Content."""
         for ref in self.text_refs:
             if ref.text_id not in texts:

@@ -32,18 +32,28 @@ from datetime import time
 from pathlib import Path
 from typing import Any
 
-from rehab_bot.content import (
-    _HHMM_RE,
-    _URL_RE,
-    LANGUAGES,
-    _check_fields,
-    _enabled_entries,
-    _Entry,
-    _File,
-    _merge,
-    _Spec,
-)
 from rehab_bot.content.checkins import SEVERITIES
+from rehab_bot.content.schema import (
+    HHMM_RE,
+    LANGUAGES,
+    URL_RE,
+    Bool,
+    Entry,
+    Int,
+    Lang,
+    SourceFile,
+    Str,
+    StrList,
+    TableFile,
+    Tables,
+    check_fields,
+    did_you_mean,
+    enabled_entries,
+    merge,
+    optional,
+    per_language,
+    schema,
+)
 
 FILE = "lessons.toml"
 MAX_TEXT = 600
@@ -95,79 +105,54 @@ class Course:
     time: time | None = None  # None: with the patient's first session
 
 
-_COURSE_SPECS = {
-    "example": _Spec("bool", required=False),
-    "review_note": _Spec("lang", required=False),
-    "time": _Spec("str", required=False),
-}
-
-_LESSON_SPECS = {
-    "id": _Spec("str"),
-    "enabled": _Spec("bool", required=False),
-    "day": _Spec("int", minimum=0),
-    "topic": _Spec("str", required=False),
-    "surgery_types": _Spec("strlist", required=False),
-    "programmes": _Spec("strlist", required=False),
-    "phases": _Spec("strlist", required=False),
-    "safety": _Spec("bool", required=False),
-    "triage": _Spec("str", required=False),
-    "title": _Spec("lang"),
-    "text": _Spec("lang"),
-    "picture": _Spec("str", required=False),
-    "question": _Spec("lang", required=False),
-    "explanation": _Spec("lang", required=False),
-    "answer": _Spec("tables", required=False),
-}
-
-_ANSWER_SPECS = {
-    **{lang: _Spec("str") for lang in LANGUAGES},
-    "correct": _Spec("bool", required=False),
-}
-
-
-class _CourseFile(_File):
-    """The file, with located errors on [course] lines (_check_fields reports through at())."""
-
-    def at(self, path: Any, message: str, key: str | None = None, entry_id: str | None = None) -> None:
-        self.error(_course_line(self, key.split(".")[0] if key else None), message)
+CourseSchema = schema("CourseSchema", example=optional(Bool), review_note=optional(Lang), time=optional(Str))
+LessonSchema = schema(
+    "LessonSchema",
+    id=Str,
+    enabled=optional(Bool),
+    day=Int(0),
+    topic=optional(Str),
+    surgery_types=optional(StrList),
+    programmes=optional(StrList),
+    phases=optional(StrList),
+    safety=optional(Bool),
+    triage=optional(Str),
+    title=Lang,
+    text=Lang,
+    picture=optional(Str),
+    question=optional(Lang),
+    explanation=optional(Lang),
+    answer=optional(Tables),
+)
+AnswerSchema = schema("AnswerSchema", **per_language(Str), correct=optional(Bool))
 
 
 @dataclass
 class _Condition:
     """A programme or phase a lesson names, checked against the merged programmes."""
 
-    file: _File
+    file: SourceFile
     path: tuple[str | int, ...]
     lesson: str
     key: str
     value: str
 
 
-def _course_line(f: _File, key: str | None = None) -> int:
+def _course_line(f: SourceFile, key: str | None = None) -> int:
     """The line of [course] (a table, not an array, so the locator has no block for it), or of its key."""
-    locator = f.locator
-    header = next((ln for ln, keys, is_array in locator.headers if keys == ("course",) and not is_array), None)
-    if header is None:
-        return 1
-    if key is not None:
-        end = next((ln - 1 for ln, _, _ in locator.headers if ln > header), len(locator.lines))
-        found = locator._find_key(header, end, key)
-        if found is not None:
-            return found
-    return header
+    return f.locator.table_line("course", key)
 
 
-def _parse_course(f: _File, raw: Any, course: Course) -> Course:
+def _parse_course(f: SourceFile, raw: Any, course: Course) -> Course:
     if not isinstance(raw, dict):
         f.at((), "'course' must be a table ([course])", "course")
         return course
     checked = {k: v for k, v in raw.items() if not (k == "time" and v == "")}  # "" = with the first session
-    v, ok = _check_fields(
-        _CourseFile(f.path, f.source, f.errors, f.locator), checked, ("course",), "[course]", _COURSE_SPECS
-    )
+    course_file = TableFile(f.path, f.source, f.errors, f.locator, "course")
+    v, ok = check_fields(course_file, checked, (), "[course]", CourseSchema)
     at = None
     text = v.get("time", "")
-    if text and not _HHMM_RE.match(text):
+    if text and not HHMM_RE.match(text):
         f.error(_course_line(f, "time"), f"[course]: time {text!r} must be HH:MM (24 hours), or empty")
         ok = False
     elif text:
@@ -181,7 +166,9 @@ def _parse_course(f: _File, raw: Any, course: Course) -> Course:
     return Course(course.lessons, example, v.get("review_note", {}), at)
 
 
-def _parse_question(f: _File, v: dict[str, Any], raw: dict[str, Any], path: Any, what: str) -> Question | bool | None:
+def _parse_question(
+    f: SourceFile, v: dict[str, Any], raw: dict[str, Any], path: Any, what: str
+) -> Question | bool | None:
     """The teach-back question, None when there is none, False when it is invalid."""
     has = [k for k in ("question", "explanation", "answer") if k in raw]
     if not has:
@@ -202,7 +189,7 @@ def _parse_question(f: _File, v: dict[str, Any], raw: dict[str, Any], path: Any,
             if not isinstance(answer, dict):
                 continue
             apath = (*path, "answer", j)
-            av, aok = _check_fields(f, answer, apath, f"{what} answer {j + 1}", _ANSWER_SPECS)
+            av, aok = check_fields(f, answer, apath, f"{what} answer {j + 1}", AnswerSchema)
             if not aok:
                 ok = False
                 continue
@@ -216,8 +203,8 @@ def _parse_question(f: _File, v: dict[str, Any], raw: dict[str, Any], path: Any,
     return Question(v["question"], tuple(answers), v["explanation"])
 
 
-def _resolve_picture(f: _File, picture: str) -> str | None:
-    if _URL_RE.match(picture):
+def _resolve_picture(f: SourceFile, picture: str) -> str | None:
+    if URL_RE.match(picture):
         return picture
     picture_path = Path(picture)
     if not picture_path.is_absolute():
@@ -227,11 +214,11 @@ def _resolve_picture(f: _File, picture: str) -> str | None:
     return str(picture_path.resolve())
 
 
-def _parse_lessons(f: _File, raws: list[dict[str, Any]], conditions: list[_Condition]) -> list[_Entry]:
-    result: list[_Entry] = []
-    for entry_id, path, raw in _enabled_entries(f, raws, "lesson", result):
+def _parse_lessons(f: SourceFile, raws: list[dict[str, Any]], conditions: list[_Condition]) -> list[Entry]:
+    result: list[Entry] = []
+    for entry_id, path, raw in enabled_entries(f, raws, "lesson", result):
         what = f"lesson '{entry_id}'"
-        v, ok = _check_fields(f, raw, path, what, _LESSON_SPECS)
+        v, ok = check_fields(f, raw, path, what, LessonSchema)
         for key in ("title", "text"):
             for lang, text in v.get(key, {}).items():
                 if key == "text" and len(text.strip()) > MAX_TEXT:
@@ -288,7 +275,7 @@ def _parse_lessons(f: _File, raws: list[dict[str, Any]], conditions: list[_Condi
                 question=question if isinstance(question, Question) else None,
                 source=f.source,
             )
-            result.append(_Entry(entry_id, lesson, f, path))
+            result.append(Entry(entry_id, lesson, f, path))
     return result
 
 
@@ -296,15 +283,20 @@ class Loader:
     """Collects lessons.toml across layers; checks conditions after the merge."""
 
     def __init__(self) -> None:
-        self.lessons: dict[str, _Entry] = {}
-        self.disabled: dict[str, _Entry] = {}
+        self.lessons: dict[str, Entry] = {}
+        self.disabled: dict[str, Entry] = {}
         self.course = Course()
         self.conditions: dict[str, list[_Condition]] = {}
 
-    def parse(self, f: _File, data: dict[str, Any]) -> None:
+    def parse(self, f: SourceFile, data: dict[str, Any]) -> None:
         for key in data:
             if key not in ("course", "lesson"):
-                f.at((), f"unknown top-level key '{key}' (this file holds [course] and [[lesson]])", key)
+                f.at(
+                    (),
+                    f"unknown top-level key '{key}'{did_you_mean(key, ('course', 'lesson'))} "
+                    "(this file holds [course] and [[lesson]])",
+                    key,
+                )
         if "course" in data:
             self.course = _parse_course(f, data["course"], self.course)
         raws = data.get("lesson", [])
@@ -317,9 +309,9 @@ class Loader:
             self.conditions.pop(entry.id, None)
         for condition in conditions:
             self.conditions.setdefault(condition.lesson, []).append(condition)
-        _merge("lesson", self.lessons, entries, self.disabled)
+        merge("lesson", self.lessons, entries, self.disabled)
 
-    def finish(self, programmes: dict[str, _Entry]) -> Course:
+    def finish(self, programmes: dict[str, Entry]) -> Course:
         """Check programme and phase conditions against the merged programmes."""
         phase_ids = {phase.id for entry in programmes.values() for phase in entry.value.phases}
         for lesson_id, conditions in self.conditions.items():
