@@ -25,6 +25,7 @@ from typing import Any
 import chart_db
 import claim
 import flood
+import processes
 import startup
 import throughput
 from benchlib import BENCH, Figure, Results, machine_info, postgres_available
@@ -46,7 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--flood-window", type=float, help="(e) seconds the others are spread over (default 60)")
     parser.add_argument(
         "--only",
-        choices=("startup", "naive", "cpu", "burst", "flood", "claim", "chart"),
+        choices=("startup", "naive", "cpu", "burst", "flood", "claim", "chart", "processes"),
         action="append",
         help="run only these measures (repeatable); RESULTS.md then holds only their rows",
     )
@@ -59,7 +60,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.flood_reminders = args.flood_reminders or (900 if args.quick else 10_000)
     args.flood_others = args.flood_others or (200 if args.quick else 1_000)
     args.flood_window = args.flood_window or (20.0 if args.quick else 60.0)
-    args.only = set(args.only or ("startup", "naive", "cpu", "burst", "flood", "claim", "chart"))
+    args.only = set(args.only or ("startup", "naive", "cpu", "burst", "flood", "claim", "chart", "processes"))
     return args
 
 
@@ -119,6 +120,9 @@ async def run(args: argparse.Namespace) -> Results:
         for kind in backends if "chart" in args.only else ():
             print(f"(g) /progress chart: a year from the database, in a fresh process [{kind}]", flush=True)
             await attempt(results, "(g) /progress chart", kind, chart_db.chart_row(results, kind, workdir))
+        if "processes" in args.only and "postgres" in backends:
+            print("(h) paid broadcasts: 1, 2 and 3 dispatch processes share the rate [postgres]", flush=True)
+            await attempt(results, "(h) processes", "postgres", processes.combined_rate(results, workdir))
         for kind in backends if "cpu" in args.only else ():
             n = args.cpu_reminders
             print(f"(b) CPU per reminder, {n:,} session reminders at up to 1,000 msg/s [{kind}]", flush=True)
