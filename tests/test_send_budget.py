@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
-from factories import require_postgres
+from factories import T0, FakeSender, require_postgres
+from sqlalchemy import insert
 
+from rehab_bot.clock import FakeClock
+from rehab_bot.config import ClinicConfig, DeliveryConfig
 from rehab_bot.db import Database
+from rehab_bot.models import Delivery
 from rehab_bot.ratelimit import Pacer
+from rehab_bot.reminders import Dispatcher
 from rehab_bot.send_budget import JOIN_WAIT, SendBudget
 
 
@@ -62,3 +68,33 @@ async def test_a_429_in_one_process_holds_that_scope_in_the_others(database_fact
         for budget in (one, other):
             await budget.stop()
             await budget.pacer.close()
+
+
+async def test_a_chat_another_process_is_sending_to_is_left_for_later(database_factory: Any) -> None:
+    """The per-chat interval across processes: B does not claim for a chat A has in flight; A may (its pacer spaces)."""
+    require_postgres()
+    db: Database = await database_factory("postgres")
+    table = Delivery.__table__  # type: ignore[attr-defined]
+    due = T0 - timedelta(minutes=1)
+    row = {
+        "kind": "session", "priority": 10, "slot": "", "due_at": due, "not_before": due, "status": "queued",
+        "attempts": 0, "late": False, "body": "", "payload": "", "error": "", "claimed_by": "", "claimed_at": None,
+        "created_at": due,
+    }  # fmt: skip
+    async with db.engine.begin() as conn:
+        await conn.execute(
+            insert(table),
+            [
+                {**row, "key": "x1", "chat_id": 7, "status": "sending", "claimed_by": "a", "claimed_at": due},
+                {**row, "key": "x2", "chat_id": 7},
+                {**row, "key": "y1", "chat_id": 8},
+            ],
+        )
+
+    def dispatcher(worker: str) -> Dispatcher:
+        return Dispatcher(db, FakeClock(T0), DeliveryConfig(), ClinicConfig(), FakeSender(), worker_id=worker)
+
+    taken_by_b = await dispatcher("b").claim(T0, 30)
+    assert [m.chat_id for m in taken_by_b] == [8]
+    taken_by_a = await dispatcher("a").claim(T0, 30)
+    assert [m.chat_id for m in taken_by_a] == [7]
