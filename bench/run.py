@@ -22,7 +22,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import chart_db
+import claim
 import flood
+import processes
 import startup
 import throughput
 from benchlib import BENCH, Figure, Results, machine_info, postgres_available
@@ -44,7 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--flood-window", type=float, help="(e) seconds the others are spread over (default 60)")
     parser.add_argument(
         "--only",
-        choices=("startup", "cpu", "burst", "flood"),
+        choices=("startup", "naive", "cpu", "burst", "flood", "claim", "chart", "processes"),
         action="append",
         help="run only these measures (repeatable); RESULTS.md then holds only their rows",
     )
@@ -57,7 +60,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.flood_reminders = args.flood_reminders or (900 if args.quick else 10_000)
     args.flood_others = args.flood_others or (200 if args.quick else 1_000)
     args.flood_window = args.flood_window or (20.0 if args.quick else 60.0)
-    args.only = set(args.only or ("startup", "cpu", "burst", "flood"))
+    args.only = set(args.only or ("startup", "naive", "cpu", "burst", "flood", "claim", "chart", "processes"))
     return args
 
 
@@ -100,7 +103,7 @@ async def run(args: argparse.Namespace) -> Results:
                         kind, workdir, results, patients=args.patients, due_now=args.patients, informational=True
                     ),
                 )
-        if "startup" in args.only:
+        if args.only & {"startup", "naive"}:
             print(f"(a) naive baseline: {args.naive_patients * 3:,} JobQueue jobs", flush=True)
             await attempt(
                 results,
@@ -110,6 +113,16 @@ async def run(args: argparse.Namespace) -> Results:
                     results, patients=args.naive_patients, ours=ours, our_slots=args.patients * len(startup.SLOTS)
                 ),
             )
+        for kind in backends if "claim" in args.only else ():
+            print(f"(f) claim time with 100,000 queued; drain rate at a 16,000 backlog vs 1,500 [{kind}]", flush=True)
+            await attempt(results, "(f) claim time", kind, claim.claim_time(results, kind, workdir))
+            await attempt(results, "(f) backlog drain ratio", kind, claim.backlog_ratio(results, kind, workdir))
+        for kind in backends if "chart" in args.only else ():
+            print(f"(g) /progress chart: a year from the database, in a fresh process [{kind}]", flush=True)
+            await attempt(results, "(g) /progress chart", kind, chart_db.chart_row(results, kind, workdir))
+        if "processes" in args.only and "postgres" in backends:
+            print("(h) paid broadcasts: 1, 2 and 3 dispatch processes share the rate [postgres]", flush=True)
+            await attempt(results, "(h) processes", "postgres", processes.combined_rate(results, workdir))
         for kind in backends if "cpu" in args.only else ():
             n = args.cpu_reminders
             print(f"(b) CPU per reminder, {n:,} session reminders at up to 1,000 msg/s [{kind}]", flush=True)

@@ -106,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-updates",
         action="store_true",
         help="send due reminders only and do not receive updates; run extra processes like this "
-        "against one PostgreSQL database, while exactly one process receives updates",
+        "against one PostgreSQL database, while exactly one process receives updates. All processes share "
+        "one rate budget: on the free tier an extra process adds redundancy, not speed",
     )
 
     db = sub.add_parser("db", help="database maintenance", description="Database maintenance.")

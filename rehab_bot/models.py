@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 from datetime import UTC, date, datetime
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import BigInteger, Column, DateTime, Index, Text, TypeDecorator, UniqueConstraint, text
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
@@ -177,7 +177,33 @@ class Delivery(SQLModel, table=True):
 
     __table_args__ = (
         UniqueConstraint("key", name="uq_delivery_key"),
-        Index("ix_delivery_queue", "status", "not_before"),
+        # Partial indexes: only unfinished rows are in them, so the claim and
+        # the per-window statements stay as fast with a year of sent rows as
+        # with none (docs/RELIABILITY.md, "Claims that stay flat").
+        # The claim: queued rows in claim order, read until `limit` are due.
+        Index(
+            "ix_delivery_claim",
+            "priority",
+            "due_at",
+            "id",
+            postgresql_where=text("status = 'queued'"),
+            sqlite_where=text("status = 'queued'"),
+        ),
+        # Grace-period sweep, backlog count and next wake-up: queued rows by not_before.
+        Index(
+            "ix_delivery_queued_not_before",
+            "not_before",
+            postgresql_where=text("status = 'queued'"),
+            sqlite_where=text("status = 'queued'"),
+        ),
+        # Recovery after a crash, and which chats another process is sending to now.
+        Index(
+            "ix_delivery_sending",
+            "chat_id",
+            "claimed_at",
+            postgresql_where=text("status = 'sending'"),
+            sqlite_where=text("status = 'sending'"),
+        ),
     )
     id: int | None = Field(default=None, primary_key=True)
     key: str
@@ -428,3 +454,27 @@ class LessonProgress(SQLModel, table=True):
     wrong_answers: int = 0
     understood: bool = False
     answered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class SendShare(SQLModel, table=True):
+    """A process that sends for the bot holds a row while it runs; the rate is split among live rows.
+
+    Every process renews expires_at about once a second and paces itself at
+    the configured rate divided by the number of unexpired rows, so all
+    processes together stay within one budget (rehab_bot.send_budget).
+    """
+
+    __tablename__ = "send_share"
+    holder: str = Field(primary_key=True)  # host:pid:random of the process
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class RateBlock(SQLModel, table=True):
+    """A 429 from Telegram, shared: every process holds the scope until blocked_until.
+
+    scope is "*" for everything (a 429 without a chat) or the chat id.
+    """
+
+    __tablename__ = "rate_block"
+    scope: str = Field(primary_key=True)
+    blocked_until: datetime = Field(sa_type=UTCDateTime)

@@ -92,6 +92,15 @@ class Pacer:
         self._chat_blocked_until: dict[int, float] = {}
         self._wakeup: asyncio.Event | None = None
         self._pump: asyncio.Task[None] | None = None
+        # Told of every 429 this process gets, to share it with the other
+        # processes sending for the bot (rehab_bot.send_budget); (chat or None, seconds).
+        self.on_block: Callable[[int | None, float], None] | None = None
+
+    def set_rate(self, rate: float) -> None:
+        """Change the global rate (this process's share of the bot's budget); takes effect at the next release."""
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.interval = 1.0 / rate
 
     def _ensure_pump(self) -> None:
         if self._pump is None or self._pump.done():
@@ -111,14 +120,18 @@ class Pacer:
             fut.cancel()
         self._heap.clear()
 
-    def block_chat(self, chat_id: int, seconds: float) -> None:
-        """Hold every request to chat_id for seconds (after a 429 for it)."""
+    def block_chat(self, chat_id: int, seconds: float, *, share: bool = True) -> None:
+        """Hold every request to chat_id for seconds (after a 429 for it); share=False: told by another process."""
         until = self._monotonic() + seconds
         self._chat_blocked_until[chat_id] = max(self._chat_blocked_until.get(chat_id, 0.0), until)
+        if share and self.on_block is not None:
+            self.on_block(chat_id, seconds)
 
-    def block_all(self, seconds: float) -> None:
-        """Hold every request for seconds (after a 429 without a chat)."""
+    def block_all(self, seconds: float, *, share: bool = True) -> None:
+        """Hold every request for seconds (after a 429 without a chat); share=False: told by another process."""
         self._global_blocked_until = max(self._global_blocked_until, self._monotonic() + seconds)
+        if share and self.on_block is not None:
+            self.on_block(None, seconds)
 
     def chat_ready_in(self, chat_id: int) -> float:
         """Seconds until chat_id may receive again (0 when it may now)."""

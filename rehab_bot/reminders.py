@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import and_, bindparam, func, select, update
+from sqlalchemy import Select, and_, bindparam, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col
@@ -565,6 +565,32 @@ class Dispatcher:
 
     # 3. claim -------------------------------------------------------------------
 
+    def claim_query(self, now: datetime, limit: int) -> Select[Any]:
+        """The ids claim() takes: due queued rows in claim order, read through ix_delivery_claim.
+
+        On PostgreSQL several processes may send; a chat that another process
+        is sending to right now is left for later, so the per-chat interval
+        holds across processes (the pacer spaces sends to one chat within a
+        process). That check reads ix_delivery_sending, a handful of rows.
+        """
+        table = DELIVERIES
+        pick = select(table.c.id).where(table.c.status == DeliveryStatus.QUEUED.value, table.c.not_before <= now)
+        if self.db.dialect == "postgresql":
+            other = DELIVERIES.alias("other")
+            pick = pick.where(
+                ~exists()
+                .where(
+                    other.c.status == DeliveryStatus.SENDING.value,
+                    other.c.chat_id == table.c.chat_id,
+                    other.c.claimed_by != self.worker_id,
+                )
+                .correlate(table)
+            )
+        pick = pick.order_by(table.c.priority, table.c.due_at, table.c.id).limit(limit)
+        if self.db.dialect == "postgresql":
+            pick = pick.with_for_update(skip_locked=True, of=table)
+        return pick
+
     async def claim(self, now: datetime, limit: int) -> list[DueMessage]:
         """Atomically move up to `limit` due queued rows to `sending`; return them."""
         grace = timedelta(minutes=self.settings.grace_period_minutes)
@@ -583,14 +609,7 @@ class Dispatcher:
                 )
                 .values(status=DeliveryStatus.MISSED.value, error="not sent within the grace period")
             )
-            pick = (
-                select(table.c.id)
-                .where(table.c.status == DeliveryStatus.QUEUED.value, table.c.not_before <= now)
-                .order_by(table.c.priority, table.c.due_at, table.c.id)
-                .limit(limit)
-            )
-            if self.db.dialect == "postgresql":
-                pick = pick.with_for_update(skip_locked=True)
+            pick = self.claim_query(now, limit)
             # A CTE, not `id IN (subquery)`: PostgreSQL may re-run an IN
             # subquery per row and so ignore its LIMIT; a locking CTE runs once.
             picked = pick.cte("picked")

@@ -41,6 +41,7 @@ from rehab_bot.ratelimit import Pacer
 from rehab_bot.receiver import HEARTBEAT_SECONDS, Holder
 from rehab_bot.redflag import is_crisis
 from rehab_bot.reminders import Dispatcher, Failed, Retry, Sent, TickReport, Unreachable
+from rehab_bot.send_budget import SendBudget
 from rehab_bot.transport import PacingRateLimiter, TelegramSender
 
 log = logging.getLogger(__name__)
@@ -189,6 +190,11 @@ async def startup(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         app.job_queue.run_repeating(
             lease_heartbeat, interval=HEARTBEAT_SECONDS, first=HEARTBEAT_SECONDS, name=LEASE_JOB
         )
+    if svc.db.dialect == "postgresql":
+        # Other processes may send for this bot too: share one rate budget with them.
+        budget = SendBudget(svc.db, svc.pacer, svc.config.delivery.effective_rate)
+        await budget.start()
+        svc.extra["send_budget"] = budget
     sender = TelegramSender(app.bot, render.render_due(app), render_many=render.render_due_many(app))
     svc.dispatcher = Dispatcher(svc.db, svc.clock, svc.config.delivery, svc.config.clinic, sender)
     assert app.job_queue is not None
@@ -216,6 +222,9 @@ async def shutdown(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     svc = services(app)
     if svc.health is not None:
         await svc.health.stop()
+    budget = svc.extra.pop("send_budget", None)
+    if isinstance(budget, SendBudget):
+        await budget.stop()
     if svc.lease is not None:
         try:
             await receiver.release(svc.db, svc.lease)

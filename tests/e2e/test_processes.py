@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from factories import TEST_TOKEN, require_postgres
 from rig.telegram_server import FakeTelegram
 from sqlalchemy import insert, select
@@ -136,7 +137,8 @@ async def test_two_dispatch_processes_on_postgres_send_10000_exactly_once(
     db: Database = await database_factory("postgres")
     n = 10_000
     await seed_due(db, n)
-    tg.enforce_limits(global_per_second=1000, per_chat_per_second=1)
+    # Paid broadcasts at 450/s, enforced at 450/s by the fake server: together the two stay within it.
+    tg.enforce_limits(global_per_second=450, per_chat_per_second=1)
     env = bot_env(
         tg, db, REHAB_BOT_DELIVERY_PAID_BROADCAST="true", REHAB_BOT_DELIVERY_PAID_BROADCAST_RATE="450",
         REHAB_BOT_DELIVERY_SEND_WINDOW="100",
@@ -246,3 +248,41 @@ async def test_sigterm_mid_burst_stops_within_seconds_and_leaves_nothing_in_doub
     assert second.returncode == 0, log
     per_chat = Counter(r.chat_id for r in tg.calls("sendMessage") if r.ok)
     assert len(per_chat) == n and max(per_chat.values()) == 1, "every reminder exactly once across the restart"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("processes", [2, 3])
+async def test_processes_share_the_free_tier_budget_without_a_429(
+    tg: FakeTelegram, database_factory: Any, tmp_path: Path, processes: int
+) -> None:
+    """Free tier, Telegram's limits enforced (30/s for the bot, 1/s per chat): 3,000 reminders, 0 × 429, once each.
+
+    The processes join one after another while the burst runs, so the shares
+    change under load; each paces at 30/n once it has seen the others.
+    """
+    require_postgres()
+    db: Database = await database_factory("postgres")
+    n = 3_000
+    await seed_due(db, n)
+    tg.enforce_limits(global_per_second=30, per_chat_per_second=1)
+    env = bot_env(tg, db)
+    procs = [spawn(["run", "--no-updates"], env, tmp_path)]
+    try:
+        for k in range(1, processes):
+            await wait_for_sends(tg, 60 * k, 60, procs)
+            procs.append(spawn(["run", "--no-updates"], env, tmp_path))
+        await wait_for_sends(tg, n, n / 30 + 60, procs)
+        await asyncio.sleep(1.0)  # anything extra would show up now
+    finally:
+        logs = [await stop(p) for p in procs]
+    assert all(p.returncode == 0 for p in procs), logs
+    sends = tg.calls("sendMessage")
+    rejected = [r for r in sends if r.response_status == 429]
+    assert not rejected and tg.limit_violations == 0, f"{len(rejected)} × 429 with {processes} processes"
+    per_chat = Counter(r.chat_id for r in sends if r.ok)
+    assert len(per_chat) == n and set(per_chat.values()) == {1}, "each reminder exactly once"
+    async with db.engine.connect() as conn:
+        table = Delivery.__table__  # type: ignore[attr-defined]
+        rows = (await conn.execute(select(table.c.status, table.c.claimed_by))).all()
+    assert Counter(r.status for r in rows) == {DeliveryStatus.SENT.value: n}
+    assert len(Counter(r.claimed_by for r in rows)) == processes, "every process sent its part"

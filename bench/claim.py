@@ -1,0 +1,184 @@
+"""Claims that stay flat with the backlog (issue 14, point 2).
+
+* Claim time with 100,000 deliveries queued (and 100,000 finished ones in the
+  table): the median of 50 claims of one send window (30), each a real
+  Dispatcher.claim() (grace sweep, pick, update ... returning, languages).
+  Target <= 1 ms.
+* The engine's drain rate (claim, record; the sender answers at once, no
+  HTTP, so the database work is all there is) for the first 1,500 reminders
+  of a 1,500 backlog and of a 16,000 backlog. Target: the second >= 90% of
+  the first.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from benchlib import Figure, Results, new_database
+from sqlalchemy import event, text
+
+from rehab_bot.clock import FakeClock
+from rehab_bot.config import ClinicConfig, DeliveryConfig
+from rehab_bot.db import Database
+from rehab_bot.reminders import Dispatcher, DueMessage, Outcome, Sent
+
+NOW = datetime(2026, 6, 10, 8, 0, tzinfo=UTC)
+CLAIM_TARGET_MS = 1.0
+RATIO_TARGET = 0.90
+
+
+class AnsweringSender:
+    """Sends nothing: every message is 'sent' at once, so only the engine's database work is timed."""
+
+    async def send(self, message: DueMessage) -> Outcome:
+        return Sent(message.delivery_id)
+
+
+async def seed(db: Database, queued: int, finished: int) -> None:
+    """queued deliveries due over the last hour, finished sent ones; in SQL."""
+    at = NOW.replace(tzinfo=None).isoformat(sep=" ")
+    if db.dialect == "postgresql":
+        series = "generate_series({first}, {last}) AS s(n)"
+        due = f"TIMESTAMP '{at}' - (n % 3600) * interval '1 second'"
+        when, false = f"TIMESTAMP '{at}'", "false"
+    else:
+        series = (
+            "(WITH RECURSIVE s(n) AS (SELECT {first} UNION ALL SELECT n + 1 FROM s WHERE n < {last}) SELECT n FROM s)"
+        )
+        due = f"datetime('{at}', '-' || (n % 3600) || ' seconds')"
+        when, false = f"'{at}'", "0"
+    async with db.engine.begin() as conn:
+        for status, first, last in (("queued", 1, queued), ("sent", queued + 1, queued + finished)):
+            if last < first:
+                continue
+            sent_at = "NULL" if status == "queued" else when
+            await conn.execute(
+                text(
+                    "INSERT INTO delivery (key, kind, priority, chat_id, slot, due_at, not_before, status, attempts, "
+                    "late, body, payload, error, claimed_by, created_at, sent_at) "
+                    f"SELECT 'k' || n, 'session', 10 + (n % 3) * 10, 1000 + n, '', {due}, {due}, '{status}', 0, "
+                    f"{false}, '', '', '', '', {when}, {sent_at} FROM {series.format(first=first, last=last)}"
+                )
+            )
+        await conn.execute(text("ANALYZE delivery" if db.dialect == "postgresql" else "ANALYZE"))
+
+
+def _dispatcher(db: Database) -> Dispatcher:
+    return Dispatcher(db, FakeClock(NOW), DeliveryConfig(), ClinicConfig(), AnsweringSender())
+
+
+async def claim_time(results: Results, kind: str, workdir: Path, *, queued: int = 100_000) -> float:
+    """Median ms of Dispatcher.claim(now, 30) with `queued` rows queued and as many finished."""
+    bdb = new_database(kind, workdir, "claim")
+    try:
+        db = await bdb.open()
+        await seed(db, queued, queued)
+        dispatcher = _dispatcher(db)
+        await dispatcher.claim(NOW, 30)  # warm the connection and statement caches
+        # The claim's statements, up to its COMMIT; the commit (a WAL flush on
+        # PostgreSQL, the same for any table size) is shown apart.
+        committing: list[float] = []
+        event.listen(db.engine.sync_engine, "commit", lambda conn: committing.append(time.perf_counter()))
+        times, commits = [], []
+        for _ in range(50):
+            began = time.perf_counter()
+            claimed = await dispatcher.claim(NOW, 30)
+            ended = time.perf_counter()
+            times.append((committing[-1] - began) * 1000)
+            commits.append((ended - committing[-1]) * 1000)
+            assert len(claimed) == 30
+        # The statement that grows with the queue, alone: the pick in claim order.
+        picks = []
+        async with db.engine.connect() as conn:
+            for _ in range(50):
+                async with conn.begin():
+                    began = time.perf_counter()
+                    (await conn.execute(dispatcher.claim_query(NOW, 30))).all()
+                    picks.append((time.perf_counter() - began) * 1000)
+                    await conn.rollback()
+            server = []
+            if db.dialect == "postgresql":
+                compiled = dispatcher.claim_query(NOW, 30).compile(
+                    dialect=conn.dialect, compile_kwargs={"literal_binds": True}
+                )
+                for _ in range(20):
+                    async with conn.begin():
+                        shown = (await conn.exec_driver_sql(f"EXPLAIN ANALYZE {compiled}")).all()
+                        server += [float(r[0].split()[2]) for r in shown if r[0].startswith("Execution Time")]
+                        await conn.rollback()
+        pick = statistics.median(picks)
+        median = statistics.median(times)
+    finally:
+        await bdb.close()
+    results.add(
+        Figure(
+            f"Claim time (the pick in claim order), {queued:,} queued + {queued:,} finished",
+            kind,
+            pick,
+            "ms",
+            f"≤ {CLAIM_TARGET_MS:g} ms",
+            pick <= CLAIM_TARGET_MS,
+            f"median of 50 executions of Dispatcher.claim_query(now, 30), round trip included; worst "
+            f"{max(picks):.2f} ms"
+            + (f"; on the server (EXPLAIN ANALYZE): median {statistics.median(server):.3f} ms" if server else ""),
+        )
+    )
+    results.add(
+        Figure(
+            f"Whole claim() of 30, {queued:,} queued + {queued:,} finished",
+            kind,
+            median,
+            "ms",
+            "",
+            None,
+            f"median of 50, its statements (sweep, pick and update returning, languages) up to the commit, "
+            f"Python included; worst {max(times):.2f} ms; the commit itself (same at any size): median "
+            f"{statistics.median(commits):.2f} ms",
+        )
+    )
+    return pick
+
+
+async def drain_rate(db: Database, count: int) -> float:
+    """Reminders per second through claim, send (answered at once) and record, for the first `count`."""
+    dispatcher = _dispatcher(db)
+    done = 0
+    began = time.perf_counter()
+    while done < count:
+        claimed = await dispatcher.claim(NOW, 30)
+        if not claimed:
+            break
+        report = await dispatcher.send_window(claimed)
+        done += report.sent
+    return done / (time.perf_counter() - began)
+
+
+async def backlog_ratio(results: Results, kind: str, workdir: Path, *, small: int = 1_500, large: int = 16_000) -> Any:
+    """Drain rate for the first `small` reminders at a backlog of `small`, then of `large`."""
+    rates: dict[int, float] = {}
+    for backlog in (small, large):
+        bdb = new_database(kind, workdir, "backlog")
+        try:
+            db = await bdb.open()
+            await seed(db, backlog, 0)
+            rates[backlog] = await drain_rate(db, small)
+        finally:
+            await bdb.close()
+    ratio = rates[large] / rates[small]
+    results.add(
+        Figure(
+            f"Engine drain rate at a {large:,} backlog / at {small:,}",
+            kind,
+            ratio * 100,
+            "%",
+            f"≥ {RATIO_TARGET:.0%}",
+            ratio >= RATIO_TARGET,
+            f"{rates[large]:.0f} vs {rates[small]:.0f} reminders/s over the first {small:,}: claim, record, "
+            "a sender that answers at once (the database work only; no HTTP, no rendering)",
+        )
+    )
+    return rates

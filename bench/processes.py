@@ -1,0 +1,83 @@
+"""Paid broadcasts with 1, 2 and 3 dispatch processes on one PostgreSQL: the combined rate and the budget.
+
+Each run: a fresh schema with N session reminders due, the fake Bot API
+server (in this process) enforcing the configured paid-broadcast rate for the
+bot and 1 msg/s per chat, and k `rehab-bot run --no-updates` processes
+started together. The combined rate is the N-th accepted reminder's arrival
+minus the first's, over N. The processes share the configured rate
+(rehab_bot.send_budget), so the combined rate may rise with k up to it and
+the server must answer no 429.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+from benchlib import REPO, Figure, Results, new_database
+
+if str(REPO / "tests" / "e2e") not in sys.path:
+    sys.path.insert(0, str(REPO / "tests" / "e2e"))
+
+
+async def combined_rate(
+    results: Results, workdir: Path, *, reminders: int = 4_000, rate: float = 1_000, counts: tuple[int, ...] = (1, 2, 3)
+) -> dict[int, float]:
+    from factories import TEST_TOKEN
+    from rig.telegram_server import FakeTelegram
+    from test_processes import bot_env, seed_due, spawn, stop, wait_for_sends
+
+    rates: dict[int, float] = {}
+    for k in counts:
+        bdb = new_database("postgres", workdir, f"procs{k}")
+        try:
+            db = await bdb.open()
+            await seed_due(db, reminders)
+            await db.dispose()
+            async with FakeTelegram(token=TEST_TOKEN) as tg:
+                tg.enforce_limits(global_per_second=rate, per_chat_per_second=1)
+                env = bot_env(
+                    tg,
+                    db,
+                    REHAB_BOT_DELIVERY_PAID_BROADCAST="true",
+                    REHAB_BOT_DELIVERY_PAID_BROADCAST_RATE=str(int(rate)),
+                    REHAB_BOT_DELIVERY_SEND_WINDOW="100",
+                )
+                procs = [spawn(["run", "--no-updates"], env, workdir) for _ in range(k)]
+                try:
+                    await wait_for_sends(tg, reminders, 300, procs)
+                finally:
+                    for proc in procs:
+                        await stop(proc)
+                sends = tg.calls("sendMessage")
+                ok = sorted(r.time for r in sends if r.ok)
+                rejected = sum(1 for r in sends if r.response_status == 429)
+        finally:
+            await bdb.close()
+        rates[k] = (len(ok) - 1) / (ok[-1] - ok[0])
+        results.add(
+            Figure(
+                f"Paid broadcasts, {k} dispatch process{'es' if k > 1 else ''}: combined rate",
+                "postgres",
+                rates[k],
+                "msg/s",
+                f"≤ {rate:g} msg/s, 0 × 429",
+                rates[k] <= rate * 1.02 and rejected == 0,
+                f"{reminders:,} reminders, {len(ok):,} accepted, 429s: {rejected}; "
+                + (f"{rates[k] / rates[1]:.2f}× one process" if k > 1 else "one process alone"),
+            )
+        )
+    return rates
+
+
+async def main() -> None:
+    import tempfile
+
+    results = Results()
+    with tempfile.TemporaryDirectory(prefix="rehab-bench-") as tmp:
+        await combined_rate(results, Path(tmp))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
