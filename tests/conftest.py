@@ -130,6 +130,15 @@ def templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Templates]:
     made.drop()
 
 
+@pytest.fixture(autouse=True)
+def _cli_operator_reset() -> Iterator[None]:
+    """A test that calls cli.main() directly names the OS user in later audit rows; not beyond that test."""
+    yield
+    from rehab_bot import audit
+
+    audit.set_cli_operator(audit.CLI_ACTOR)
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     """A clock pinned at T0 that moves only when told to."""
