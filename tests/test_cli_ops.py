@@ -235,6 +235,7 @@ def test_export_and_backup_refuse_to_overwrite_without_force(tmp_path: Path) -> 
         assert conn.execute("SELECT alias FROM patient").fetchall() == [("LWS-0412",)]
 
 
+@pytest.mark.slow
 def test_progress_bars_show_on_a_terminal_only(tmp_path: Path) -> None:
     assert invite("LWS-0412", tmp_path).returncode == 0
     status, shown = run_on_a_terminal("export", "--format", "fhir", "--out", "b.json", cwd=tmp_path)

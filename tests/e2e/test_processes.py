@@ -16,12 +16,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from factories import TEST_TOKEN, require_postgres
 from rig.telegram_server import FakeTelegram
 from sqlalchemy import insert, select
 
 from rehab_bot.db import Database
 from rehab_bot.models import PRIORITY, Delivery, DeliveryStatus, Kind, Patient, ReminderRule
+
+# A long scenario: `pytest -m "not slow"` leaves it out; .ci/run runs it.
+pytestmark = pytest.mark.slow
 
 BIN = Path(sys.executable).parent / "rehab-bot"
 
