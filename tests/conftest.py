@@ -60,20 +60,6 @@ async def _pg_admin(*statements: str) -> None:
         await conn.close()
 
 
-class PgSchema:
-    """A throwaway schema in the test database (for tests that want one next to other data)."""
-
-    def __init__(self) -> None:
-        self.name = f"t_{uuid.uuid4().hex[:12]}"
-        self.raw_url = _raw(PG_URL)
-
-    async def create(self) -> None:
-        await _pg_admin(f'CREATE SCHEMA "{self.name}"')
-
-    async def drop(self) -> None:
-        await _pg_admin(f'DROP SCHEMA IF EXISTS "{self.name}" CASCADE')
-
-
 class Templates:
     """The migrated templates of this pytest process, made on first use."""
 
