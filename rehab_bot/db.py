@@ -130,6 +130,8 @@ def alembic_config(connection: Connection | None = None) -> AlembicConfig:
     """An Alembic config that points at the packaged migrations."""
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    # New revisions are named by date, id and message (see "Adding a migration" in README.md).
+    cfg.set_main_option("file_template", "%%(year)d%%(month).2d%%(day).2d_%%(rev)s_%%(slug)s")
     if connection is not None:
         cfg.attributes["connection"] = connection
     return cfg

@@ -1,49 +1,128 @@
-"""Shared fixtures: real databases (SQLite files, PostgreSQL schemas), a fake clock, configs.
+"""Shared fixtures: real databases (SQLite files, PostgreSQL databases), a fake clock, configs.
+
+Every test's database is a copy of a template migrated once per pytest
+process (each pytest-xdist worker is one): a file copy on SQLite, `CREATE
+DATABASE … TEMPLATE` on PostgreSQL. A copy takes milliseconds where a full
+Alembic upgrade took most of a second. Each copy gets its own installation
+namespace, as a fresh upgrade would. `database_factory(kind, template=False)`
+runs the real upgrade instead (tests/test_migrations.py does).
 
 PostgreSQL: REHAB_BOT_TEST_PG_URL (default postgresql+asyncpg://postgres@127.0.0.1:5432/test).
-Each test gets its own schema, dropped afterwards. When the server is not
-reachable the PostgreSQL cases skip, except under CI=true, where they fail:
-CI must prove the PostgreSQL path.
+The test databases are made beside that one (it must be allowed to create
+databases) and dropped afterwards; their tables live in the schema
+PG_TEST_SCHEMA, reached through `Database(url, pg_schema=...)` as a bot
+configured with `pg_schema` does. When the server is not reachable the
+PostgreSQL cases skip, except under CI=true, where they fail: CI must prove
+the PostgreSQL path.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
+import shutil
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from factories import PG_URL, T0, require_postgres
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from rehab_bot.clock import FakeClock
 from rehab_bot.db import Database
 
+PG_TEST_SCHEMA = "rehab_test"
+# Every database the suite makes starts with this, so stale ones are easy to find:
+#   psql -Atc "select datname from pg_database where datname like 'rbtest_%'" test
+PG_PREFIX = "rbtest_"
 
-class PgSchema:
-    """A throwaway schema in the test database."""
 
-    def __init__(self) -> None:
-        self.name = f"t_{uuid.uuid4().hex[:12]}"
-        self.raw_url = PG_URL.replace("postgresql+asyncpg", "postgresql")
+def _raw(url: str) -> str:
+    return url.replace("postgresql+asyncpg", "postgresql")
 
-    async def create(self) -> None:
-        import asyncpg
 
-        conn = await asyncpg.connect(self.raw_url)
-        try:
-            await conn.execute(f'CREATE SCHEMA "{self.name}"')
-        finally:
-            await conn.close()
+def pg_database_url(name: str) -> str:
+    """PG_URL with another database name."""
+    return make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
 
-    async def drop(self) -> None:
-        import asyncpg
 
-        conn = await asyncpg.connect(self.raw_url)
-        try:
-            await conn.execute(f'DROP SCHEMA IF EXISTS "{self.name}" CASCADE')
-        finally:
-            await conn.close()
+async def _pg_admin(*statements: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(_raw(PG_URL))
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+class Templates:
+    """The migrated templates of this pytest process, made on first use."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.sqlite: Path | None = None
+        self.pg: str | None = None
+
+    async def sqlite_template(self) -> Path:
+        if self.sqlite is None:
+            path = self.directory / "template.db"
+            db = Database(f"sqlite+aiosqlite:///{path}")
+            await db.upgrade()
+            async with db.engine.begin() as conn:
+                # Everything into the main file, so a plain copy is the whole database.
+                await conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+            await db.dispose()
+            self.sqlite = path
+        return self.sqlite
+
+    async def pg_template(self) -> str:
+        if self.pg is None:
+            name = f"{PG_PREFIX}tpl_{uuid.uuid4().hex[:10]}"
+            await _pg_admin(f'CREATE DATABASE "{name}"')
+            db = Database(pg_database_url(name), pg_schema=PG_TEST_SCHEMA)
+            try:
+                async with db.engine.begin() as conn:
+                    await conn.execute(text(f'CREATE SCHEMA "{PG_TEST_SCHEMA}"'))
+                await db.upgrade()
+            finally:
+                # No connection may stay open on a template while it is copied.
+                await db.dispose()
+            self.pg = name
+        return self.pg
+
+    def drop(self) -> None:
+        if self.pg is not None:
+            _run_apart(_pg_admin(f'DROP DATABASE IF EXISTS "{self.pg}" WITH (FORCE)'))
+
+
+def _run_apart(coroutine: Any) -> None:
+    """Run a coroutine on a loop of its own, outside any test's loop."""
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, coroutine).result()
+
+
+@pytest.fixture(scope="session")
+def templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Templates]:
+    """One set of templates per pytest process (per xdist worker)."""
+    made = Templates(tmp_path_factory.mktemp("template"))
+    yield made
+    made.drop()
+
+
+@pytest.fixture(autouse=True)
+def _cli_operator_reset() -> Iterator[None]:
+    """A test that calls cli.main() directly names the OS user in later audit rows; not beyond that test."""
+    yield
+    from rehab_bot import audit
+
+    audit.set_cli_operator(audit.CLI_ACTOR)
 
 
 @pytest.fixture
@@ -60,32 +139,57 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@pytest.fixture
-async def database_factory(tmp_path: Path) -> AsyncIterator[Callable[[str], Any]]:
-    """Make upgraded Databases for a backend; cleaned up after the test."""
-    made: list[tuple[Database, PgSchema | None]] = []
+async def _new_installation(db: Database) -> None:
+    """A copy is another installation: give it its own id namespace, as its first upgrade would."""
+    async with db.engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE installation SET namespace = :namespace WHERE id = 1"), {"namespace": str(uuid.uuid4())}
+        )
 
-    async def make(kind: str, *, name: str = "bot") -> Database:
+
+@pytest.fixture
+async def database_factory(tmp_path: Path, templates: Templates) -> AsyncIterator[Callable[..., Any]]:
+    """Make migrated Databases for a backend; dropped after the test.
+
+    template=False runs every migration on an empty database instead of copying the template.
+    """
+    made: list[tuple[Database, str | None]] = []
+
+    async def make(kind: str, *, name: str = "bot", template: bool = True) -> Database:
+        pg_name: str | None = None
         if kind == "sqlite":
-            db = Database(f"sqlite+aiosqlite:///{tmp_path / name}.db")
-            schema = None
+            path = tmp_path / f"{name}.db"
+            if template:
+                shutil.copyfile(await templates.sqlite_template(), path)
+                os.chmod(path, 0o600)
+            db = Database(f"sqlite+aiosqlite:///{path}")
         else:
-            schema = PgSchema()
-            await schema.create()
-            db = Database(PG_URL, pg_schema=schema.name)
-        await db.upgrade()
-        made.append((db, schema))
+            pg_name = f"{PG_PREFIX}{uuid.uuid4().hex[:12]}"
+            if template:
+                await _pg_admin(f'CREATE DATABASE "{pg_name}" TEMPLATE "{await templates.pg_template()}"')
+            else:
+                await _pg_admin(f'CREATE DATABASE "{pg_name}"')
+            db = Database(pg_database_url(pg_name), pg_schema=PG_TEST_SCHEMA)
+            if not template:
+                async with db.engine.begin() as conn:
+                    await conn.execute(text(f'CREATE SCHEMA "{PG_TEST_SCHEMA}"'))
+        made.append((db, pg_name))
+        if template:
+            await _new_installation(db)
+        else:
+            await db.upgrade()
         return db
 
     yield make
-    for db, schema in made:
+    for db, pg_name in made:
         await db.dispose()
-        if schema is not None:
-            await schema.drop()
+        if pg_name is not None:
+            # FORCE: a subprocess or a second engine of the test may still hold a connection.
+            await _pg_admin(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
 
 
 @pytest.fixture
-async def db(backend: str, database_factory: Callable[[str], Any]) -> Database:
-    """An upgraded database on the parametrised backend."""
+async def db(backend: str, database_factory: Callable[..., Any]) -> Database:
+    """A migrated database on the parametrised backend."""
     database: Database = await database_factory(backend)
     return database

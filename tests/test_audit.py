@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from subprocess import CompletedProcess
 from typing import Any
 
+from cli_runner import rehab_bot
 from factories import make_patient, make_staff
 
 from rehab_bot import audit
@@ -42,19 +41,9 @@ async def test_records_join_names_and_filter_by_time_and_patient(db: Database, c
     assert line.split("\t") == ["2026-06-10 05:00:00 UTC", "telegram:8101 (Dr Audit)", "view.patient", "AUD-1", "-"]
 
 
-def cli(*args: str, cwd: Path, db_url: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REHAB_BOT_")}
-    env["REHAB_BOT_DATABASE_URL"] = db_url
-    env["REHAB_BOT_CLINIC_TIMEZONE"] = "Europe/Vienna"
-    return subprocess.run(
-        [str(Path(sys.executable).parent / "rehab-bot"), *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+def cli(*args: str, cwd: Path, db_url: str) -> CompletedProcess[str]:
+    env = {"REHAB_BOT_DATABASE_URL": db_url, "REHAB_BOT_CLINIC_TIMEZONE": "Europe/Vienna"}
+    return rehab_bot(*args, cwd=cwd, env=env)
 
 
 def test_staff_add_list_remove_and_audit_from_the_command_line(tmp_path: Path) -> None:

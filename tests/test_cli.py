@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import subprocess
 import sys
 from pathlib import Path
+from subprocess import CompletedProcess
 
 import pytest
+from cli_runner import rehab_bot
 from factories import TEST_TOKEN
 
 from rehab_bot import __version__
@@ -16,23 +16,14 @@ from rehab_bot import __version__
 BIN = Path(sys.executable).parent / "rehab-bot"
 
 
-def run(
-    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("REHAB_BOT_")}
-    return subprocess.run(
-        [str(BIN), *args],
-        cwd=cwd,
-        env={**base, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+def run(*args: str, cwd: Path, env: dict[str, str] | None = None, subprocess: bool = False) -> CompletedProcess[str]:
+    """In this process unless subprocess=True (and `run` always in a real one): see tests/cli_runner.py."""
+    return rehab_bot(*args, cwd=cwd, env=env, subprocess=subprocess)
 
 
 def test_version(tmp_path: Path) -> None:
-    result = run("--version", cwd=tmp_path)
+    # A real process: the installed console script works.
+    result = run("--version", cwd=tmp_path, subprocess=True)
     assert result.returncode == 0 and result.stdout.strip() == f"rehab-bot {__version__}"
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import qrcode
+from cli_runner import rehab_bot
 from factories import TEST_TOKEN
 from PIL import Image
 from qrcode.constants import ERROR_CORRECT_M
@@ -31,11 +32,8 @@ BIN = Path(sys.executable).parent / "rehab-bot"
 
 
 def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("REHAB_BOT_")}
     env = {"REHAB_BOT_DATABASE_URL": f"sqlite+aiosqlite:///{cwd}/bot.db", **(env or {})}
-    return subprocess.run(
-        [str(BIN), *args], cwd=cwd, env={**base, **env}, capture_output=True, text=True, timeout=120, check=False
-    )
+    return rehab_bot(*args, cwd=cwd, env=env)
 
 
 def run_on_a_terminal(*args: str, cwd: Path) -> tuple[int, str]:
@@ -237,6 +235,7 @@ def test_export_and_backup_refuse_to_overwrite_without_force(tmp_path: Path) -> 
         assert conn.execute("SELECT alias FROM patient").fetchall() == [("LWS-0412",)]
 
 
+@pytest.mark.slow
 def test_progress_bars_show_on_a_terminal_only(tmp_path: Path) -> None:
     assert invite("LWS-0412", tmp_path).returncode == 0
     status, shown = run_on_a_terminal("export", "--format", "fhir", "--out", "b.json", cwd=tmp_path)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from subprocess import CompletedProcess
 
+from cli_runner import rehab_bot
 from factories import TEST_TOKEN
 from test_audit import cli
 
@@ -85,13 +84,8 @@ def test_check_config_warns_when_no_admin_exists(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path}/bot.db"
     env_token = {"REHAB_BOT_TELEGRAM_TOKEN": TEST_TOKEN}
 
-    def check() -> subprocess.CompletedProcess[str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("REHAB_BOT_")}
-        env.update(env_token, REHAB_BOT_DATABASE_URL=url)
-        return subprocess.run(
-            [str(Path(sys.executable).parent / "rehab-bot"), "check-config"],
-            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False,
-        )  # fmt: skip
+    def check() -> CompletedProcess[str]:
+        return rehab_bot("check-config", cwd=tmp_path, env={**env_token, "REHAB_BOT_DATABASE_URL": url})
 
     fresh = check()
     assert fresh.returncode == 0 and "WARNING: there is no active admin" in fresh.stdout

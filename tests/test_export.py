@@ -6,17 +6,16 @@ import csv
 import functools
 import io
 import json
-import os
 import re
-import subprocess
-import sys
 import uuid
 import zipfile
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from subprocess import CompletedProcess
 from typing import Any
 
 import pytest
+from cli_runner import rehab_bot
 from factories import make_patient, make_staff
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.careplan import CarePlan
@@ -525,19 +524,8 @@ def test_writing_files_and_refusing_a_bad_target(tmp_path: Path) -> None:
     Bundle.model_validate_json((tmp_path / "deep" / "bundle.json").read_text(encoding="utf-8"))
 
 
-def cli(*args: str, cwd: Path, db_url: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REHAB_BOT_")}
-    env["REHAB_BOT_DATABASE_URL"] = db_url
-    env.update(extra_env)
-    return subprocess.run(
-        [str(Path(sys.executable).parent / "rehab-bot"), *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+def cli(*args: str, cwd: Path, db_url: str, **extra_env: str) -> CompletedProcess[str]:
+    return rehab_bot(*args, cwd=cwd, env={"REHAB_BOT_DATABASE_URL": db_url, **extra_env})
 
 
 async def test_cli_export_writes_csv_and_fhir_and_is_audited(tmp_path: Path, database_factory: Any) -> None:

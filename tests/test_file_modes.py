@@ -82,6 +82,7 @@ async def test_an_existing_world_readable_database_is_narrowed(wide_umask: objec
         await db.dispose()
 
 
+@pytest.mark.slow
 def test_cli_database_backup_exports_and_qr_are_private(tmp_path: Path) -> None:
     db_url = "sqlite+aiosqlite:///data/rehab-bot.db"
     surgery = (datetime.now(UTC).date() - timedelta(days=3)).isoformat()

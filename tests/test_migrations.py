@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -13,6 +15,13 @@ from sqlmodel import SQLModel
 
 import rehab_bot.models  # noqa: F401
 from rehab_bot.db import Database, alembic_config, current_revision
+
+
+@pytest.fixture
+async def db(backend: str, database_factory: Any) -> Database:
+    """Migrations tests run every migration on an empty database, never the template copy."""
+    database: Database = await database_factory(backend, template=False)
+    return database
 
 
 def _diff(connection: Connection) -> list[Any]:
@@ -46,7 +55,20 @@ async def test_upgrade_twice_is_a_no_op(db: Database) -> None:
 
 
 async def test_sqlite_runs_in_wal_mode_with_foreign_keys(database_factory: Any) -> None:
-    db: Database = await database_factory("sqlite")
+    db: Database = await database_factory("sqlite", template=False)
     async with db.engine.connect() as conn:
         assert (await conn.execute(text("PRAGMA journal_mode"))).scalar_one() == "wal"
         assert (await conn.execute(text("PRAGMA foreign_keys"))).scalar_one() == 1
+
+
+async def test_the_first_upgrade_writes_the_installation_namespace(backend: str, database_factory: Any) -> None:
+    # A real upgrade from an empty database, not a copy of the template.
+    db: Database = await database_factory(backend, template=False)
+    async with db.engine.connect() as conn:
+        rows = (await conn.execute(text("SELECT id, namespace FROM installation"))).all()
+    assert len(rows) == 1 and rows[0][0] == 1
+    assert uuid.UUID(rows[0][1]).version == 4
+
+
+def test_new_revisions_are_named_by_date_id_and_slug() -> None:
+    assert alembic_config().get_main_option("file_template") == "%(year)d%(month).2d%(day).2d_%(rev)s_%(slug)s"

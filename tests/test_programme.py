@@ -308,6 +308,7 @@ async def test_a_patient_enrolled_before_surgery_hears_of_the_first_phase_on_the
     assert await sync(db, clock, content, patient) is None
 
 
+@pytest.mark.slow
 async def test_sessions_end_with_the_programme_without_any_sync(db: Database, clock: FakeClock, tmp_path: Path) -> None:
     (tmp_path / "programmes.toml").write_text(
         """

@@ -1,22 +1,29 @@
-"""ruff and mypy stay clean: CI runs them through the test suite."""
+"""ruff and mypy stay clean: .ci/run runs them itself, before the tests (not inside pytest)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import shlex
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 
 
-def test_ruff_is_clean() -> None:
-    result = subprocess.run([str(BIN / "ruff"), "check", "."], cwd=ROOT, capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
+def ci_commands() -> list[list[str]]:
+    """The commands .ci/run executes, without comments and shell plumbing."""
+    commands = []
+    for line in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            commands.append(shlex.split(line, comments=True))
+    return commands
 
 
-def test_mypy_is_clean() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "mypy", "--no-incremental"], cwd=ROOT, capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+def test_ci_runs_ruff_mypy_and_every_test() -> None:
+    commands = ci_commands()
+    tools = [c[:4] for c in commands if c and c[0].startswith("$VENV/bin/")]
+    assert ["$VENV/bin/ruff", "check", "."] in [t[:3] for t in tools]
+    assert ["$VENV/bin/ruff", "format", "--check", "."] in tools
+    assert ["$VENV/bin/python", "-m", "mypy"] in [t[:3] for t in tools]
+    [pytest_run] = [c for c in commands if c[:3] == ["$VENV/bin/python", "-m", "pytest"]]
+    assert "-m" not in pytest_run[3:], "CI runs every test, the slow ones included"
+    assert commands.index(pytest_run) > max(commands.index(c) for c in commands if c[:1] == ["$VENV/bin/ruff"])

@@ -55,6 +55,7 @@ async def _symptom_check_yes_to_bladder(user: Any) -> None:
     await user.press("Yes")
 
 
+@pytest.mark.slow
 async def test_a_patient_without_a_therapist_alerts_every_admin_at_once(
     bot_factory: Callable[..., Any], tg: FakeTelegram, backend: str
 ) -> None:
@@ -283,6 +284,7 @@ async def test_the_inactivity_sweep_runs_within_a_minute_of_start(bot_factory: A
     assert job.job.trigger.interval >= timedelta(seconds=checkin_bot.PERIODIC_SECONDS)
 
 
+@pytest.mark.slow
 async def test_the_only_staff_member_is_the_default_therapist_of_a_chat_invitation(bot: Any, tg: FakeTelegram) -> None:
     solo = await make_staff(bot.db, telegram_id=9701, name="Dr Solo")
     doc = tg.user(9701)

@@ -13,11 +13,15 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any
 
+import pytest
 from factories import make_patient, make_staff
 from rig.telegram_server import FakeTelegram, FakeUser
 from sqlmodel import col, select
 
 from rehab_bot.models import Alert, AuditLog, Patient, PatientStatus, Staff
+
+# A long scenario: `pytest -m "not slow"` leaves it out; .ci/run runs it.
+pytestmark = pytest.mark.slow
 
 COMMANDS = ["/patients", "/patients all", "/patient {alias}", "/alerts", "/invite", "/staffinvite"]
 NOT_YOURS = "is not your patient"

@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import pytest
 from factories import make_patient, make_staff
 from rig.telegram_server import FakeTelegram
 from sqlmodel import select
@@ -176,6 +177,7 @@ async def test_forged_and_foreign_buttons_change_nothing(bot: Any, tg: FakeTeleg
     assert not await rows(bot, Answer)
 
 
+@pytest.mark.slow
 async def test_free_text_is_offered_as_a_note_and_note_saves_it(bot: Any, tg: FakeTelegram) -> None:
     await enrolled(bot, 4108, schedule=False)
     user = tg.user(4108)
@@ -241,6 +243,7 @@ async def test_motivation_goes_out_through_the_engine_at_most_once_a_day(bot: An
     assert len(await rows(bot, MotivationLog)) == 1
 
 
+@pytest.mark.slow
 async def test_progress_shows_the_chart_with_its_words(bot: Any, tg: FakeTelegram) -> None:
     await enrolled(bot, 4111, schedule=False)
     user = tg.user(4111)

@@ -9,6 +9,7 @@ import zipfile
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import pytest
 from factories import make_patient, make_staff
 from rig.telegram_server import FakeTelegram, FakeUser, SentMessage
 from sqlmodel import col, select
@@ -99,6 +100,7 @@ async def enrol(bot: Any, patient: FakeUser, link: str, patient_id: int) -> None
     )
 
 
+@pytest.mark.slow
 async def test_invite_enrol_list_detail_alert_escalation_and_audit(bot: Any, tg: FakeTelegram) -> None:
     admin = await make_staff(bot.db, role="admin", telegram_id=7001, name="Admin Anna")
     therapist = await make_staff(bot.db, telegram_id=7002, name="Dr Ben")
@@ -208,6 +210,7 @@ async def test_invite_enrol_list_detail_alert_escalation_and_audit(bot: Any, tg:
     assert all(r.actor == "telegram:7001" for r in rows if r.staff_id == admin.id)
 
 
+@pytest.mark.slow
 async def test_invite_survives_a_restart_and_cancels_cleanly(bot: Any, tg: FakeTelegram) -> None:
     await make_staff(bot.db, telegram_id=7201, name="Dr Cleo")
     doc = tg.user(7201)
@@ -244,6 +247,7 @@ async def test_invite_survives_a_restart_and_cancels_cleanly(bot: Any, tg: FakeT
     assert reply.text == "Nothing to cancel."
 
 
+@pytest.mark.slow
 async def test_changes_from_the_detail_buttons_and_export_in_chat(bot: Any, tg: FakeTelegram) -> None:
     doc_row = await make_staff(bot.db, telegram_id=7301, name="Dr Dana")
     patient, _ = await make_patient(
@@ -413,6 +417,7 @@ async def test_alert_rows_and_deliveries_are_consistent(bot: Any) -> None:
     assert stored is not None and stored.escalated_at is not None
 
 
+@pytest.mark.slow
 async def test_admin_invites_a_therapist_who_joins_with_a_menu(bot: Any, tg: FakeTelegram) -> None:
     admin = await make_staff(bot.db, role="admin", telegram_id=7801, name="Admin Ada")
     boss, newcomer = tg.user(7801), tg.user(7802)

@@ -80,6 +80,7 @@ async def test_an_edit_to_start_code_claims_no_invite(any_bot: Any, tg: FakeTele
     assert consent.button_labels == ["Yes, I agree", "No, thank you"]
 
 
+@pytest.mark.slow
 async def test_an_edit_never_continues_enrolment_nor_runs_commands(any_bot: Any, tg: FakeTelegram) -> None:
     bot = any_bot
     invite = await new_invite(bot, "P-EDIT-2")

@@ -101,6 +101,7 @@ async def next_text(user: FakeUser) -> SentMessage:
 # --- the whole journey ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_english_patient_enrols_with_buttons_and_gets_the_first_reminder(bot: Any, tg: FakeTelegram) -> None:
     doc = await make_staff(bot.db, name="Dr Weber", telegram_id=3001)
     invite = await new_invite(bot, "P-100", therapist_id=doc.id)
@@ -174,6 +175,7 @@ async def test_english_patient_enrols_with_buttons_and_gets_the_first_reminder(b
     assert "08:00" in (reminder.text or "")
 
 
+@pytest.mark.slow
 async def test_german_patient_types_a_city_and_times_with_a_typo(bot: Any, tg: FakeTelegram) -> None:
     invite = await new_invite(bot, "P-200")
     user = tg.user(2002, first_name="Jonas", language_code="de")
@@ -232,6 +234,7 @@ async def test_german_patient_types_a_city_and_times_with_a_typo(bot: Any, tg: F
     assert [r.next_due_at for r in rules] == [at(TODAY, x, "Europe/Vienna") for x in ("07:30", "13:00", "18:30")]
 
 
+@pytest.mark.slow
 async def test_typed_utc_offset_is_a_fixed_zone_with_a_warning(bot: Any, tg: FakeTelegram) -> None:
     invite = await new_invite(bot, "P-300")
     user = tg.user(2003, language_code="en")
@@ -257,6 +260,7 @@ async def test_typed_utc_offset_is_a_fixed_zone_with_a_warning(bot: Any, tg: Fak
     assert rules[0].next_due_at == datetime(2026, 6, 10, 14, 0, tzinfo=UTC)
 
 
+@pytest.mark.slow
 async def test_shared_location_is_confirmed_before_use(bot: Any, tg: FakeTelegram) -> None:
     invite = await new_invite(bot, "P-400")
     user = tg.user(2004, language_code="en")
@@ -286,6 +290,7 @@ async def test_shared_location_is_confirmed_before_use(bot: Any, tg: FakeTelegra
     assert [r.next_due_at for r in rules] == [at(TODAY, x, "America/New_York") for x in ("09:00", "14:00", "19:00")]
 
 
+@pytest.mark.slow
 async def test_abandoned_enrolment_resumes_with_start_and_across_a_restart(
     bot: Any, tg: FakeTelegram, clock: Any
 ) -> None:
@@ -333,6 +338,7 @@ async def test_abandoned_enrolment_resumes_with_start_and_across_a_restart(
         await stop_app(app)
 
 
+@pytest.mark.slow
 async def test_declining_consent_creates_nothing_and_can_be_reconsidered(bot: Any, tg: FakeTelegram) -> None:
     invite = await new_invite(bot, "P-600")
     user = tg.user(2006, language_code="en")
@@ -393,6 +399,7 @@ async def test_bad_codes_each_get_their_answer_and_change_nothing(bot: Any, tg: 
     assert "invitation link" in (await next_text(stranger)).text
 
 
+@pytest.mark.slow
 async def test_forged_enrolment_buttons_change_nothing(bot: Any, tg: FakeTelegram) -> None:
     invite = await new_invite(bot, "P-800")
     anna = tg.user(2010, language_code="en")
@@ -525,6 +532,7 @@ def assert_qr_encodes(png: bytes, link: str) -> None:
     assert _qr_matrix(png) == qr.get_matrix()
 
 
+@pytest.mark.slow
 async def test_cli_invite_create_offline_writes_the_qr_and_prints_the_link(tmp_path: Path) -> None:
     db_url = f"sqlite+aiosqlite:///{tmp_path}/cli.db"
     env = _cli_env(db_url)
@@ -602,6 +610,7 @@ async def test_cli_invite_create_offline_writes_the_qr_and_prints_the_link(tmp_p
         await db.dispose()
 
 
+@pytest.mark.slow
 async def test_cli_asks_the_bot_api_for_the_username_and_the_bot_accepts_its_link(
     bot: Any, tg: FakeTelegram, tmp_path: Path
 ) -> None:

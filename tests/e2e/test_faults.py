@@ -14,10 +14,14 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from rig.telegram_server import FakeTelegram, reset, retry_after, server_error, timeout
 from sqlalchemy import insert, select
 
 from rehab_bot.models import PRIORITY, Delivery, DeliveryStatus, Kind, Patient, ReminderRule
+
+# A long scenario: `pytest -m "not slow"` leaves it out; .ci/run runs it.
+pytestmark = pytest.mark.slow
 
 N = 2_000
 NINE = datetime(2026, 6, 10, 7, 0, tzinfo=UTC)  # 09:00 Berlin

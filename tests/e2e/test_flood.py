@@ -27,6 +27,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from prometheus_client import generate_latest
 from rig.telegram_server import FakeTelegram
 from sqlalchemy import insert
@@ -36,6 +37,9 @@ from telegram.ext import TypeHandler
 from test_checkins import enrolled, rows
 
 from rehab_bot.models import PRIORITY, Alert, Answer, Kind, Patient, ReminderRule
+
+# A long scenario: `pytest -m "not slow"` leaves it out; .ci/run runs it.
+pytestmark = pytest.mark.slow
 
 NINE = datetime(2026, 6, 10, 7, 0, tzinfo=UTC)  # 09:00 Berlin
 REMINDERS = 600  # 20 s at 30 msg/s

@@ -5,10 +5,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import pytest
 from fuzz_strategies import CONTROL_USER, spread_users, updates
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rig.telegram_server import FakeTelegram
+
+# A long scenario: `pytest -m "not slow"` leaves it out; .ci/run runs it.
+pytestmark = pytest.mark.slow
 
 
 async def drive(tg: FakeTelegram, batch: list[dict[str, Any]]) -> None:

@@ -58,6 +58,9 @@ from rehab_bot.models import (
     ReminderRule,
 )
 
+# A long scenario: `pytest -m "not slow"` leaves it out; .ci/run runs it.
+pytestmark = pytest.mark.slow
+
 BERLIN = ZoneInfo("Europe/Berlin")
 WED = date(2026, 6, 10)  # the clock starts at 07:00 on this Wednesday in Berlin (tests/factories.py T0)
 SURGERY = date(2026, 6, 3)  # day 7 at enrolment; day 14, the first of "weeks 3-6", is Wednesday 17 June

@@ -98,6 +98,7 @@ async def webhook_start_and_one_update(tg: FakeTelegram, database_factory: Any, 
         await app.shutdown()
 
 
+@pytest.mark.slow
 async def test_a_journey_at_debug_logs_no_private_data(
     tg: FakeTelegram,
     bot_factory: Any,

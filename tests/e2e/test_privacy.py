@@ -80,6 +80,9 @@ from rehab_bot.models import (
     StaffDraft,
 )
 
+# A long scenario: `pytest -m "not slow"` leaves it out; .ci/run runs it.
+pytestmark = pytest.mark.slow
+
 WED = date(2026, 6, 10)  # the clock starts at 07:00 on this Wednesday in Berlin
 STALE = "This button is no longer active."
 SYNC = "zz:sync"  # answered by the catch-all only after every earlier update was handled

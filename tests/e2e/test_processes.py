@@ -24,6 +24,9 @@ from sqlalchemy import insert, select
 from rehab_bot.db import Database
 from rehab_bot.models import PRIORITY, Delivery, DeliveryStatus, Kind, Patient, ReminderRule
 
+# A long scenario: `pytest -m "not slow"` leaves it out; .ci/run runs it.
+pytestmark = pytest.mark.slow
+
 BIN = Path(sys.executable).parent / "rehab-bot"
 
 

@@ -7,6 +7,9 @@ until day 6. Proven, in both languages: the right lesson on the right day and
 at most one a day, nothing while paused, and on day 7 the lessons missed
 during the pause offered with one button (not sent one by one) and opened
 from it. The English patient answers the infection lesson wrongly twice (the
+
+# A long scenario: `pytest -m "not slow"` leaves it out; .ci/run runs it.
+pytestmark = pytest.mark.slow
 explanation each time, "Try again" in between), and the therapist then sees
 the gap in understanding in /patients and /patient; the German patient
 answers right. /learn lists the lessons so far and the next one. Every

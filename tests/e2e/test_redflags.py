@@ -58,6 +58,7 @@ async def answer(user: Any, label: str) -> SentMessage:
     return message
 
 
+@pytest.mark.slow
 async def test_an_emergency_answer_tells_the_patient_to_call_112_and_alerts_within_a_minute(
     live: Any, tg: FakeTelegram
 ) -> None:
@@ -92,6 +93,7 @@ async def test_an_emergency_answer_tells_the_patient_to_call_112_and_alerts_with
     assert (row.kind, row.severity) == ("red_flag", "emergency")
 
 
+@pytest.mark.slow
 async def test_an_urgent_answer_says_call_the_clinic_today_and_the_check_goes_on(live: Any, tg: FakeTelegram) -> None:
     patient = await enrolled(live, 5102, therapist=THERAPIST, schedule=False)
     tg.group(ALERT_CHAT, "Alerts")
@@ -144,6 +146,7 @@ async def _pain_on(live: Any, user: Any, day: date, value: str) -> float:
     return await press(user, value)
 
 
+@pytest.mark.slow
 async def test_pain_three_points_above_the_first_days_baseline(live: Any, tg: FakeTelegram) -> None:
     await enrolled(live, 5104, therapist=THERAPIST, schedule=False)
     tg.group(ALERT_CHAT, "Alerts")
@@ -160,6 +163,7 @@ async def test_pain_three_points_above_the_first_days_baseline(live: Any, tg: Fa
     assert "HIGH alert" in (to_therapist.text or "") and "above the baseline 2.3" in (to_therapist.text or "")
 
 
+@pytest.mark.slow
 async def test_pain_rising_three_days_in_a_row(live: Any, tg: FakeTelegram) -> None:
     await enrolled(live, 5105, therapist=THERAPIST, schedule=False)
     tg.group(ALERT_CHAT, "Alerts")

@@ -7,6 +7,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from factories import make_patient, make_staff
 from rig.telegram_server import FakeTelegram, chat_not_found, retry_after, server_error, timeout
 from sqlmodel import select
@@ -86,6 +87,7 @@ async def test_chat_not_found_is_unreachable_too(bot: Any, tg: FakeTelegram) -> 
     assert p.status == PatientStatus.UNREACHABLE
 
 
+@pytest.mark.slow
 async def test_5xx_and_timeouts_retry_with_backoff_and_deliver_once(bot_factory: Any, tg: FakeTelegram) -> None:
     bot = await bot_factory(delivery={"backoff_base_seconds": 1.0})
     await make_patient(bot.db, bot.clock, times=("09:00",), telegram_id=1006)
@@ -117,6 +119,7 @@ async def test_other_400_is_recorded_with_reason(bot: Any, tg: FakeTelegram) -> 
     assert row.status == DeliveryStatus.FAILED and "parse entities" in row.error
 
 
+@pytest.mark.slow
 async def test_patient_reply_overtakes_a_reminder_burst(bot_factory: Any, tg: FakeTelegram) -> None:
     # 150 reminders at 30 msg/s take 5 s. A patient's /help sent 1.5 s in must
     # be answered ahead of the rest of the burst, not after it. (The latency

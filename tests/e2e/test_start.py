@@ -24,6 +24,9 @@ from rig.telegram_server import FakeTelegram, conflict
 from rehab_bot import receiver
 from rehab_bot.db import Database
 
+# A long scenario: `pytest -m "not slow"` leaves it out; .ci/run runs it.
+pytestmark = pytest.mark.slow
+
 BIN = Path(sys.executable).parent / "rehab-bot"
 
 

@@ -141,6 +141,7 @@ async def test_every_row_of_the_triage_table(live: Any, tg: FakeTelegram, row: t
 
 
 @pytest.mark.parametrize("lang", ["en", "de"])
+@pytest.mark.slow
 async def test_a_red_flag_in_quiet_hours_is_answered_and_alerted_at_once(
     bot_factory: Callable[..., Any], tg: FakeTelegram, lang: str
 ) -> None:

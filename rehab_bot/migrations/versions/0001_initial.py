@@ -1,0 +1,397 @@
+"""initial schema: every table, and the installation's own id namespace for FHIR exports
+
+The migration history before the first release, squashed into one revision.
+
+Revision ID: 0001_initial
+Revises:
+Create Date: 2026-11-30
+"""
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+import sqlmodel
+from alembic import op
+
+import rehab_bot.models
+
+revision: str = "0001_initial"
+down_revision: str | None = None
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "group_notice",
+        sa.Column("chat_id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("noticed_at", rehab_bot.models.UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("chat_id"),
+    )
+    installation = op.create_table(
+        "installation",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("namespace", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("created_at", rehab_bot.models.UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_table(
+        "media_cache",
+        sa.Column("source", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("file_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("updated_at", rehab_bot.models.UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("source"),
+    )
+    op.create_table(
+        "receiver_lease",
+        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("holder", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("host", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("pid", sa.Integer(), nullable=False),
+        sa.Column("node", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("mode", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("acquired_at", rehab_bot.models.UTCDateTime(), nullable=False),
+        sa.Column("heartbeat_at", rehab_bot.models.UTCDateTime(), nullable=False),
+        sa.Column("expires_at", rehab_bot.models.UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("name"),
+    )
+    op.create_table(
+        "staff",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("telegram_id", sa.BigInteger(), nullable=False),
+        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("role", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("language", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("timezone", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.Column("created_at", rehab_bot.models.UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index(op.f("ix_staff_telegram_id"), "staff", ["telegram_id"], unique=True)
+    op.create_table(
+        "patient",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("alias", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("telegram_id", sa.BigInteger(), nullable=True),
+        sa.Column("language", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("timezone", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("paused_until", sa.Date(), nullable=True),
+        sa.Column("quiet_start", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+        sa.Column("quiet_end", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+        sa.Column("therapist_id", sa.Integer(), nullable=True),
+        sa.Column("surgery_date", sa.Date(), nullable=True),
+        sa.Column("surgery_type", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("programme_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("consent_at", rehab_bot.models.UTCDateTime(), nullable=True),
+        sa.Column("consent_version", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("unreachable_reason", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("created_at", rehab_bot.models.UTCDateTime(), nullable=False),
+        sa.Column("last_activity_at", rehab_bot.models.UTCDateTime(), nullable=True),
+        sa.Column("enrol_step", sqlmodel.sql.sqltypes.AutoString(), nullable=False, server_default=""),
+        sa.Column("session_times", sqlmodel.sql.sqltypes.AutoString(), nullable=False, server_default=""),
+        sa.Column("phase_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False, server_default=""),
+        sa.Column("discharged_at", rehab_bot.models.UTCDateTime(), nullable=True),
+        sa.Column("awaiting", sqlmodel.sql.sqltypes.AutoString(), nullable=False, server_default=""),
+        sa.Column("awaiting_since", rehab_bot.models.UTCDateTime(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["therapist_id"],
+            ["staff.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index(op.f("ix_patient_alias"), "patient", ["alias"], unique=True)
+    op.create_index(op.f("ix_patient_status"), "patient", ["status"], unique=False)
+    op.create_index(op.f("ix_patient_telegram_id"), "patient", ["telegram_id"], unique=True)
+    op.create_index(op.f("ix_patient_therapist_id"), "patient", ["therapist_id"], unique=False)
+    op.create_table(
+        "alert",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("key", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+        sa.Column("patient_id", sa.Integer(), nullable=False),
+        sa.Column("severity", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("detail", sa.Text(), nullable=False),
+        sa.Column("created_at", rehab_bot.models.UTCDateTime(), nullable=False),
+        sa.Column("acknowledged_at", rehab_bot.models.UTCDateTime(), nullable=True),
+        sa.Column("acknowledged_by", sa.Integer(), nullable=True),
+        sa.Column("escalated_at", rehab_bot.models.UTCDateTime(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["acknowledged_by"],
+            ["staff.id"],
+        ),
+        sa.ForeignKeyConstraint(["patient_id"], ["patient.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("key", name="uq_alert_key"),
+    )
+    op.create_index(op.f("ix_alert_patient_id"), "alert", ["patient_id"], unique=False)
+    op.create_table(
+        "audit_log",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("staff_id", sa.Integer(), nullable=True),
+        sa.Column("actor", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("action", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("patient_id", sa.Integer(), nullable=True),
+        sa.Column("detail", sa.Text(), nullable=False),
+        sa.Column("created_at", rehab_bot.models.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(["patient_id"], ["patient.id"], ondelete="SET NULL"),
+        sa.ForeignKeyConstraint(
+            ["staff_id"],
+            ["staff.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index(op.f("ix_audit_log_created_at"), "audit_log", ["created_at"], unique=False)
+    op.create_table(
+        "invite",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("code", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("patient_id", sa.Integer(), nullable=True),
+        sa.Column("role", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("staff_name", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("created_by", sa.Integer(), nullable=True),
+        sa.Column("created_at", rehab_bot.models.UTCDateTime(), nullable=False),
+        sa.Column("expires_at", rehab_bot.models.UTCDateTime(), nullable=False),
+        sa.Column("used_at", rehab_bot.models.UTCDateTime(), nullable=True),
+        sa.Column("used_by", sa.BigInteger(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["created_by"],
+            ["staff.id"],
+        ),
+        sa.ForeignKeyConstraint(["patient_id"], ["patient.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index(op.f("ix_invite_code"), "invite", ["code"], unique=True)
+    op.create_table(
+        "motivation_log",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("patient_id", sa.Integer(), nullable=False),
+        sa.Column("message_key", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("local_date", sa.Date(), nullable=False),
+        sa.Column("sent_at", rehab_bot.models.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(["patient_id"], ["patient.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index(op.f("ix_motivation_log_patient_id"), "motivation_log", ["patient_id"], unique=False)
+    op.create_table(
+        "note",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("patient_id", sa.Integer(), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("crisis", sa.Boolean(), nullable=False),
+        sa.Column("created_at", rehab_bot.models.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(["patient_id"], ["patient.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index(op.f("ix_note_patient_id"), "note", ["patient_id"], unique=False)
+    op.create_table(
+        "reminder_rule",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("patient_id", sa.Integer(), nullable=False),
+        sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("priority", sa.Integer(), nullable=False),
+        sa.Column("local_time", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("days", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("every_n_days", sa.Integer(), nullable=True),
+        sa.Column("start_date", sa.Date(), nullable=False),
+        sa.Column("end_date", sa.Date(), nullable=True),
+        sa.Column("once", sa.Boolean(), nullable=False),
+        sa.Column("payload", sa.Text(), nullable=False),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.Column("next_due_at", rehab_bot.models.UTCDateTime(), nullable=True),
+        sa.Column("next_local_date", sa.Date(), nullable=True),
+        sa.Column("last_local_date", sa.Date(), nullable=True),
+        sa.Column("created_at", rehab_bot.models.UTCDateTime(), nullable=False),
+        sa.Column("updated_at", rehab_bot.models.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(["patient_id"], ["patient.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index(op.f("ix_reminder_rule_next_due_at"), "reminder_rule", ["next_due_at"], unique=False)
+    op.create_index(op.f("ix_reminder_rule_patient_id"), "reminder_rule", ["patient_id"], unique=False)
+    op.create_table(
+        "staff_draft",
+        sa.Column("staff_id", sa.Integer(), nullable=False),
+        sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("step", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("patient_id", sa.Integer(), nullable=True),
+        sa.Column("alias", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("surgery_date", sa.Date(), nullable=True),
+        sa.Column("surgery_type", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("programme_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("role", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("message_id", sa.BigInteger(), nullable=True),
+        sa.Column("updated_at", rehab_bot.models.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(["patient_id"], ["patient.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["staff_id"], ["staff.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("staff_id"),
+    )
+    op.create_table(
+        "delivery",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("key", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("priority", sa.Integer(), nullable=False),
+        sa.Column("rule_id", sa.Integer(), nullable=True),
+        sa.Column("patient_id", sa.Integer(), nullable=True),
+        sa.Column("staff_id", sa.Integer(), nullable=True),
+        sa.Column("chat_id", sa.BigInteger(), nullable=False),
+        sa.Column("local_date", sa.Date(), nullable=True),
+        sa.Column("slot", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("due_at", rehab_bot.models.UTCDateTime(), nullable=False),
+        sa.Column("not_before", rehab_bot.models.UTCDateTime(), nullable=False),
+        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("late", sa.Boolean(), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("payload", sa.Text(), nullable=False),
+        sa.Column("error", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("message_id", sa.BigInteger(), nullable=True),
+        sa.Column("claimed_by", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("claimed_at", rehab_bot.models.UTCDateTime(), nullable=True),
+        sa.Column("sent_at", rehab_bot.models.UTCDateTime(), nullable=True),
+        sa.Column("created_at", rehab_bot.models.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(["patient_id"], ["patient.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["rule_id"], ["reminder_rule.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["staff_id"],
+            ["staff.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("key", name="uq_delivery_key"),
+    )
+    op.create_index(op.f("ix_delivery_patient_id"), "delivery", ["patient_id"], unique=False)
+    op.create_index("ix_delivery_queue", "delivery", ["status", "not_before"], unique=False)
+    op.create_index(op.f("ix_delivery_rule_id"), "delivery", ["rule_id"], unique=False)
+    op.create_table(
+        "checkin",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("patient_id", sa.Integer(), nullable=False),
+        sa.Column("questionnaire_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("delivery_id", sa.Integer(), nullable=True),
+        sa.Column("message_id", sa.BigInteger(), nullable=True),
+        sa.Column("started_at", rehab_bot.models.UTCDateTime(), nullable=False),
+        sa.Column("expires_at", rehab_bot.models.UTCDateTime(), nullable=True),
+        sa.Column("completed_at", rehab_bot.models.UTCDateTime(), nullable=True),
+        sa.Column("score", sa.Float(), nullable=True),
+        sa.Column("local_date", sa.Date(), nullable=True),
+        sa.ForeignKeyConstraint(["delivery_id"], ["delivery.id"], ondelete="SET NULL"),
+        sa.ForeignKeyConstraint(["patient_id"], ["patient.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index(op.f("ix_checkin_patient_id"), "checkin", ["patient_id"], unique=False)
+    op.create_table(
+        "exercise_session",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("patient_id", sa.Integer(), nullable=False),
+        sa.Column("delivery_id", sa.Integer(), nullable=True),
+        sa.Column("local_date", sa.Date(), nullable=False),
+        sa.Column("slot", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("phase_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("effort", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("pain", sa.Integer(), nullable=True),
+        sa.Column("skip_reason", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("message_id", sa.BigInteger(), nullable=True),
+        sa.Column("answered_at", rehab_bot.models.UTCDateTime(), nullable=True),
+        sa.Column("snoozed_until", rehab_bot.models.UTCDateTime(), nullable=True),
+        sa.Column("nudged_at", rehab_bot.models.UTCDateTime(), nullable=True),
+        sa.Column("created_at", rehab_bot.models.UTCDateTime(), nullable=False),
+        sa.Column("step", sqlmodel.sql.sqltypes.AutoString(), nullable=False, server_default=""),
+        sa.ForeignKeyConstraint(["delivery_id"], ["delivery.id"], ondelete="SET NULL"),
+        sa.ForeignKeyConstraint(["patient_id"], ["patient.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("patient_id", "local_date", "slot", name="uq_session_slot"),
+    )
+    op.create_index(op.f("ix_exercise_session_patient_id"), "exercise_session", ["patient_id"], unique=False)
+    op.create_index("ix_exercise_session_status_date", "exercise_session", ["status", "local_date"], unique=False)
+    op.create_table(
+        "lesson_progress",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("patient_id", sa.Integer(), nullable=False),
+        sa.Column("lesson_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("safety", sa.Boolean(), nullable=False),
+        sa.Column("delivery_id", sa.Integer(), nullable=True),
+        sa.Column("message_id", sa.BigInteger(), nullable=True),
+        sa.Column("local_date", sa.Date(), nullable=True),
+        sa.Column("delivered_at", rehab_bot.models.UTCDateTime(), nullable=True),
+        sa.Column("offered_at", rehab_bot.models.UTCDateTime(), nullable=True),
+        sa.Column("opened_at", rehab_bot.models.UTCDateTime(), nullable=True),
+        sa.Column("first_answer", sa.Integer(), nullable=True),
+        sa.Column("last_answer", sa.Integer(), nullable=True),
+        sa.Column("wrong_answers", sa.Integer(), nullable=False),
+        sa.Column("understood", sa.Boolean(), nullable=False),
+        sa.Column("answered_at", rehab_bot.models.UTCDateTime(), nullable=True),
+        sa.ForeignKeyConstraint(["delivery_id"], ["delivery.id"], ondelete="SET NULL"),
+        sa.ForeignKeyConstraint(["patient_id"], ["patient.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("patient_id", "lesson_id", name="uq_lesson_progress"),
+    )
+    op.create_index(op.f("ix_lesson_progress_patient_id"), "lesson_progress", ["patient_id"], unique=False)
+    op.create_table(
+        "answer",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("checkin_id", sa.Integer(), nullable=False),
+        sa.Column("patient_id", sa.Integer(), nullable=False),
+        sa.Column("item_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("value", sa.Integer(), nullable=True),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("answered_at", rehab_bot.models.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(["checkin_id"], ["checkin.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["patient_id"], ["patient.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("checkin_id", "item_id", name="uq_answer_item"),
+    )
+    op.create_index(op.f("ix_answer_checkin_id"), "answer", ["checkin_id"], unique=False)
+    op.create_index(op.f("ix_answer_patient_id"), "answer", ["patient_id"], unique=False)
+    # Generated here, at the first upgrade, so the id namespace exists from the first start.
+    op.bulk_insert(
+        installation,
+        [{"id": 1, "namespace": str(uuid.uuid4()), "created_at": datetime.now(UTC)}],
+    )
+
+
+def downgrade() -> None:
+    op.drop_index(op.f("ix_answer_patient_id"), table_name="answer")
+    op.drop_index(op.f("ix_answer_checkin_id"), table_name="answer")
+    op.drop_table("answer")
+    op.drop_index(op.f("ix_lesson_progress_patient_id"), table_name="lesson_progress")
+    op.drop_table("lesson_progress")
+    op.drop_index("ix_exercise_session_status_date", table_name="exercise_session")
+    op.drop_index(op.f("ix_exercise_session_patient_id"), table_name="exercise_session")
+    op.drop_table("exercise_session")
+    op.drop_index(op.f("ix_checkin_patient_id"), table_name="checkin")
+    op.drop_table("checkin")
+    op.drop_index(op.f("ix_delivery_rule_id"), table_name="delivery")
+    op.drop_index("ix_delivery_queue", table_name="delivery")
+    op.drop_index(op.f("ix_delivery_patient_id"), table_name="delivery")
+    op.drop_table("delivery")
+    op.drop_table("staff_draft")
+    op.drop_index(op.f("ix_reminder_rule_patient_id"), table_name="reminder_rule")
+    op.drop_index(op.f("ix_reminder_rule_next_due_at"), table_name="reminder_rule")
+    op.drop_table("reminder_rule")
+    op.drop_index(op.f("ix_note_patient_id"), table_name="note")
+    op.drop_table("note")
+    op.drop_index(op.f("ix_motivation_log_patient_id"), table_name="motivation_log")
+    op.drop_table("motivation_log")
+    op.drop_index(op.f("ix_invite_code"), table_name="invite")
+    op.drop_table("invite")
+    op.drop_index(op.f("ix_audit_log_created_at"), table_name="audit_log")
+    op.drop_table("audit_log")
+    op.drop_index(op.f("ix_alert_patient_id"), table_name="alert")
+    op.drop_table("alert")
+    op.drop_index(op.f("ix_patient_therapist_id"), table_name="patient")
+    op.drop_index(op.f("ix_patient_telegram_id"), table_name="patient")
+    op.drop_index(op.f("ix_patient_status"), table_name="patient")
+    op.drop_index(op.f("ix_patient_alias"), table_name="patient")
+    op.drop_table("patient")
+    op.drop_index(op.f("ix_staff_telegram_id"), table_name="staff")
+    op.drop_table("staff")
+    op.drop_table("receiver_lease")
+    op.drop_table("media_cache")
+    op.drop_table("installation")
+    op.drop_table("group_notice")
