@@ -39,7 +39,8 @@ from test_checkins import enrolled, rows
 from rehab_bot.models import PRIORITY, Alert, Answer, Kind, Patient, ReminderRule
 
 # A long scenario: `pytest -m "not slow"` leaves it out; .ci/run runs it.
-pytestmark = pytest.mark.slow
+# Wall-clock bounds and several processes: .ci/run runs these after the parallel pass, one at a time.
+pytestmark = [pytest.mark.slow, pytest.mark.timing]
 
 NINE = datetime(2026, 6, 10, 7, 0, tzinfo=UTC)  # 09:00 Berlin
 REMINDERS = 600  # 20 s at 30 msg/s

@@ -25,7 +25,8 @@ from rehab_bot.db import Database
 from rehab_bot.models import PRIORITY, Delivery, DeliveryStatus, Kind, Patient, ReminderRule
 
 # A long scenario: `pytest -m "not slow"` leaves it out; .ci/run runs it.
-pytestmark = pytest.mark.slow
+# Wall-clock bounds and several processes: .ci/run runs these after the parallel pass, one at a time.
+pytestmark = [pytest.mark.slow, pytest.mark.timing]
 
 BIN = Path(sys.executable).parent / "rehab-bot"
 

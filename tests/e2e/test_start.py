@@ -25,7 +25,8 @@ from rehab_bot import receiver
 from rehab_bot.db import Database
 
 # A long scenario: `pytest -m "not slow"` leaves it out; .ci/run runs it.
-pytestmark = pytest.mark.slow
+# Wall-clock bounds and several processes: .ci/run runs these after the parallel pass, one at a time.
+pytestmark = [pytest.mark.slow, pytest.mark.timing]
 
 BIN = Path(sys.executable).parent / "rehab-bot"
 

@@ -1,7 +1,7 @@
 """send budget: claim indexes over unfinished deliveries only, a shared rate across processes
 
-Revision ID: f6s1_send_budget
-Revises: f4e1_lessons
+Revision ID: f6s1
+Revises: 0001_initial
 Create Date: 2026-11-30
 
 Replaces ix_delivery_queue (status, not_before over every row, sent ones
@@ -19,8 +19,8 @@ from alembic import op
 
 import rehab_bot.models
 
-revision: str = "f6s1_send_budget"
-down_revision: str | None = "f4e1_lessons"
+revision: str = "f6s1"
+down_revision: str | None = "0001_initial"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
