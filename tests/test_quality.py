@@ -29,7 +29,8 @@ def test_ci_runs_ruff_mypy_and_every_test() -> None:
     markers = sorted(run[run.index("-m") + 1] for run in runs if "-m" in run)
     # Every test runs: the parallel pass takes all but the timing tests, the second pass exactly those.
     assert markers == ["not timing", "timing"], runs
-    assert all(commands.index(r) > max(commands.index(c) for c in commands if c[:1] == ["$VENV/bin/ruff"]) for r in runs)
+    last_lint = max(commands.index(c) for c in commands if c[:1] == ["$VENV/bin/ruff"])
+    assert all(commands.index(r) > last_lint for r in runs), "lint and types first"
 
 
 def commands_starting(prefix: str) -> list[list[str]]:
