@@ -34,10 +34,12 @@ from rehab_bot import patient as patients
 from rehab_bot import programme
 from rehab_bot import session as core
 from rehab_bot.bot.common import language_for, svc
+from rehab_bot.config import ClinicConfig
 from rehab_bot.content import Content, Exercise, Phase, localize
 from rehab_bot.i18n import N_, t
 from rehab_bot.models import Kind, MediaCache, Patient, PatientStatus
 from rehab_bot.ratelimit import BULK
+from rehab_bot.redflag import clinic_contact
 from rehab_bot.reminders import DueMessage
 from rehab_bot.schedule import zone
 from rehab_bot.transport import MAX_CAPTION, MAX_TEXT, OutgoingMedia, OutgoingMessage, SentItem, utf16_len
@@ -201,11 +203,19 @@ def praise(lang: str, status: str, streak: int) -> str:
     return text
 
 
-def skip_reply(lang: str, reason: str, content: Content) -> str:
-    """The answer to a skip reason; for pain, the clinic's own advice text, never ours."""
+def skip_reply(lang: str, reason: str, content: Content, clinic: ClinicConfig) -> str:
+    """The answer to a skip reason; for pain, the clinic's own advice text, never ours,
+    closed by the clinic's phone (and hours) and its emergency text, in the patient's language."""
     if reason == "pain":
         key = PAIN_TEXT if PAIN_TEXT in content.texts else PAIN_TEXT_FALLBACK
-        return t(lang, "Thank you for telling me.") + "\n\n" + content.text(key, lang)
+        return "\n\n".join(
+            [
+                t(lang, "Thank you for telling me."),
+                content.text(key, lang).strip(),
+                clinic_contact(clinic, lang),
+                clinic.text("emergency_text", lang),
+            ]
+        )
     if reason == "unwell":
         return t(lang, "Thank you for telling me. I hope you feel better soon.")
     return t(lang, "Thanks for letting me know. Your next session is a new chance.")
@@ -538,7 +548,7 @@ async def _press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await edit_message(message, praise(lang, es.status, streak), None)
     else:  # REASON
         await query.answer()
-        await edit_message(message, skip_reply(lang, press.value, content_of(s)), None)
+        await edit_message(message, skip_reply(lang, press.value, content_of(s), s.config.clinic), None)
 
 
 # --- the end-of-day sweep --------------------------------------------------------------------

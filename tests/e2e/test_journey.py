@@ -44,6 +44,7 @@ from rig.telegram_server import FakeTelegram, FakeUser, SentMessage
 from sqlmodel import col, select
 
 from rehab_bot import invite as invites
+from rehab_bot import redflag
 from rehab_bot.bot import session as session_bot
 from rehab_bot.content import load_content, localize
 from rehab_bot.i18n import t
@@ -388,7 +389,15 @@ async def test_one_patient_from_the_invite_link_to_the_next_phase(
     assert sent.message_id == reasons.message_id and reasons.text == _("What got in the way?")
     assert reasons.button_labels == [_("Pain"), _("No time"), _("Forgot"), _("Felt unwell"), _("Other reason")]
     [reply] = await journey.press(_("Pain"), reasons, 1)
-    advice = _("Thank you for telling me.") + "\n\n" + CONTENT.text("exercise_pain", lang)
+    # ... closed by the clinic's own phone line and emergency text, in the patient's language.
+    advice = "\n\n".join(
+        [
+            _("Thank you for telling me."),
+            CONTENT.text("exercise_pain", lang).strip(),
+            redflag.clinic_contact(clinic, lang),
+            clinic.text("emergency_text", lang),
+        ]
+    )
     assert reply.message_id == reasons.message_id and reply.text == advice and not reply.has_inline_keyboard
     journey.expect(header("09:00"), _("⏭ Logged: skipped."))
     journey.expect(_("Thank you for telling me."), advice.split("\n")[-1])

@@ -152,7 +152,8 @@ async def test_a_week_of_sessions(bot: Any, tg: FakeTelegram, lang: str) -> None
     assert edited.text.endswith(_("⏭ Logged: skipped.")) and reasons.text == _("What got in the way?")
     assert reasons.button_labels == [_("Pain"), _("No time"), _("Forgot"), _("Felt unwell"), _("Other reason")]
     [reply] = await press_and_wait(user, _("Pain"), 1)
-    assert CONTENT.text("exercise_pain", lang) in reply.text and not reply.has_inline_keyboard
+    assert CONTENT.text("exercise_pain", lang).strip() in reply.text and not reply.has_inline_keyboard
+    assert reply.text.endswith(bot.config.clinic.text("emergency_text", lang)), "the clinic's own emergency text"
 
     # Saturday: Snooze 30 minutes; sent again once, at 09:30.
     sat = WED + timedelta(days=3)
