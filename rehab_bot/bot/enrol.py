@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import re
 from datetime import datetime, time, timedelta
-from typing import Any
 
 from babel.dates import format_date
 from sqlmodel import col, select
@@ -31,7 +30,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.error import TelegramError
 from telegram.ext import (
-    Application,
     ApplicationHandlerStop,
     CallbackQueryHandler,
     CommandHandler,
@@ -44,7 +42,7 @@ import rehab_bot.bot.staff as staff_bot
 from rehab_bot import invite as invites
 from rehab_bot import programme as programmes
 from rehab_bot import timezones
-from rehab_bot.bot.common import svc
+from rehab_bot.bot.services import App, svc
 from rehab_bot.content import Content, Phase, localize
 from rehab_bot.i18n import N_, pick_language, t, tn
 from rehab_bot.models import Patient, PatientStatus, Role, Staff
@@ -818,7 +816,7 @@ async def _act(
     return False
 
 
-def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+def register(app: App) -> None:
     """Add /start <code>, the enrolment buttons, and the enrolment text/location interceptor."""
     app.add_handler(CommandHandler("start", start_with_code, has_args=True))
     app.add_handler(CallbackQueryHandler(on_button, pattern=r"^e:"))

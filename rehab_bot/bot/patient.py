@@ -29,7 +29,6 @@ from typing import Any
 from babel.dates import format_date, format_skeleton
 from telegram import InputFile, Message, Update
 from telegram.ext import (
-    Application,
     ApplicationHandlerStop,
     CallbackQueryHandler,
     CommandHandler,
@@ -41,7 +40,8 @@ from telegram.ext import (
 from rehab_bot import patient as core
 from rehab_bot import session as sessions
 from rehab_bot import timezones
-from rehab_bot.bot.common import buttons_on, language_for, svc
+from rehab_bot.bot.common import buttons_on, language_for
+from rehab_bot.bot.services import App, svc
 from rehab_bot.bot.session import STALE, close_with, edit_message, markup
 from rehab_bot.i18n import N_, t
 from rehab_bot.models import Patient, PatientStatus
@@ -674,7 +674,7 @@ COMMANDS: list[tuple[str, Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutin
 ]
 
 
-def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+def register(app: App) -> None:
     """Add the patient commands, their buttons and the typed-answer handler."""
     for name, callback in COMMANDS:
         app.add_handler(CommandHandler(name, callback))

@@ -8,21 +8,19 @@ example a nudge for a session the patient already logged).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
-
-from telegram.ext import Application
 
 from rehab_bot.bot import checkin, education, session, staff
+from rehab_bot.bot.services import App
 from rehab_bot.i18n import t
 from rehab_bot.models import Kind
 from rehab_bot.reminders import DueMessage
 from rehab_bot.transport import OutgoingMessage
 
-KindRenderer = Callable[[Application[Any, Any, Any, Any, Any, Any], DueMessage], Awaitable[OutgoingMessage | None]]
+KindRenderer = Callable[[App, DueMessage], Awaitable[OutgoingMessage | None]]
 
 
 def render_due(
-    app: Application[Any, Any, Any, Any, Any, Any],
+    app: App,
 ) -> Callable[[DueMessage], Awaitable[OutgoingMessage | None]]:
     """A renderer bound to the running application."""
     by_kind: dict[str, KindRenderer] = {
@@ -45,7 +43,7 @@ def render_due(
 
 
 def render_due_many(
-    app: Application[Any, Any, Any, Any, Any, Any],
+    app: App,
 ) -> Callable[[Sequence[DueMessage]], Awaitable[dict[int, OutgoingMessage | None]]]:
     """A batch renderer bound to the running application: the kinds that send in bulk render per window."""
 

@@ -28,12 +28,13 @@ from sqlmodel import col
 from sqlmodel import select as select_models
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest, TelegramError
-from telegram.ext import Application, ApplicationHandlerStop, CallbackQueryHandler, ContextTypes
+from telegram.ext import ApplicationHandlerStop, CallbackQueryHandler, ContextTypes
 
 from rehab_bot import patient as patients
 from rehab_bot import programme
 from rehab_bot import session as core
-from rehab_bot.bot.common import language_for, svc
+from rehab_bot.bot.common import language_for
+from rehab_bot.bot.services import App, app_of, svc
 from rehab_bot.content import Content, Exercise, Phase, localize
 from rehab_bot.i18n import N_, t
 from rehab_bot.models import Kind, MediaCache, Patient, PatientStatus
@@ -63,18 +64,6 @@ OUTCOME_LINES = {
 # Clinic content text shown when pain kept a patient from exercising; the
 # red-flag "contact us today" text is the fallback if a clinic removed it.
 PAIN_TEXT, PAIN_TEXT_FALLBACK = "exercise_pain", "red_flag_urgent"
-
-
-def _app_services(app: Application[Any, Any, Any, Any, Any, Any]) -> Any:
-    from rehab_bot.bot.app import services
-
-    return services(app)
-
-
-def content_of(services: Any) -> Content:
-    """The clinic content loaded at start."""
-    content: Content = services.content
-    return content
 
 
 # --- keyboards ------------------------------------------------------------------------
@@ -225,18 +214,14 @@ async def _remember_media(db: Any, source: str, file_id: str, now: datetime) -> 
     )
 
 
-async def render_reminder(
-    app: Application[Any, Any, Any, Any, Any, Any], message: DueMessage
-) -> OutgoingMessage | None:
+async def render_reminder(app: App, message: DueMessage) -> OutgoingMessage | None:
     """The session reminder with its exercises, media and four buttons; None if it no longer applies."""
     if core.parse_payload(message.payload).session_id is not None:
         return await _render_snoozed(app, message)
     return (await render_reminders(app, [message])).get(message.delivery_id)
 
 
-async def render_reminders(
-    app: Application[Any, Any, Any, Any, Any, Any], messages: Sequence[DueMessage]
-) -> dict[int, OutgoingMessage | None]:
+async def render_reminders(app: App, messages: Sequence[DueMessage]) -> dict[int, OutgoingMessage | None]:
     """Render a window's first-time session reminders together: {delivery_id: message or None}.
 
     One transaction for the window (patients in one query, sessions opened in
@@ -254,8 +239,8 @@ async def render_reminders(
     ]
     if not fresh:
         return {}
-    services = _app_services(app)
-    content = content_of(services)
+    services = svc(app)
+    content = services.content
     now = services.clock.now()
     out: dict[int, OutgoingMessage | None] = {}
     # (message, patient, change, its session, its exercises) for each reminder that still applies
@@ -345,12 +330,10 @@ async def _cached_media_many(db: Any, exercises_of: list[list[Exercise]]) -> lis
     ]
 
 
-async def _render_snoozed(
-    app: Application[Any, Any, Any, Any, Any, Any], message: DueMessage
-) -> OutgoingMessage | None:
+async def _render_snoozed(app: App, message: DueMessage) -> OutgoingMessage | None:
     """A snoozed session, sent again with its buttons; None if it was answered or its day is over."""
-    services = _app_services(app)
-    content = content_of(services)
+    services = svc(app)
+    content = services.content
     now = services.clock.now()
     ref = core.parse_payload(message.payload)
     if message.patient_id is None or ref.session_id is None:
@@ -383,15 +366,15 @@ async def _render_snoozed(
     return OutgoingMessage(text, buttons=main_buttons(lang, session_id), media=media, on_sent=on_sent)
 
 
-async def render_nudge(app: Application[Any, Any, Any, Any, Any, Any], message: DueMessage) -> OutgoingMessage | None:
+async def render_nudge(app: App, message: DueMessage) -> OutgoingMessage | None:
     """A gentle follow-up when a session got no answer; None if it was answered meanwhile."""
-    services = _app_services(app)
+    services = svc(app)
     ref = core.parse_payload(message.payload)
     if ref.session_id is None or message.patient_id is None:
         return None
     async with services.db.session() as db:
         patient = await db.get(Patient, message.patient_id)
-        if patient is None or patient.status != PatientStatus.ACTIVE:
+        if patient is None or patient.id is None or patient.status != PatientStatus.ACTIVE:
             return None
         now = services.clock.now()
         es = await core.nudge_target(db, patient.id, ref.session_id, now)
@@ -538,15 +521,15 @@ async def _press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await edit_message(message, praise(lang, es.status, streak), None)
     else:  # REASON
         await query.answer()
-        await edit_message(message, skip_reply(lang, press.value, content_of(s)), None)
+        await edit_message(message, skip_reply(lang, press.value, s.content), None)
 
 
 # --- the end-of-day sweep --------------------------------------------------------------------
 
 
-async def sweep(app: Application[Any, Any, Any, Any, Any, Any]) -> list[core.Missed]:
+async def sweep(app: App) -> list[core.Missed]:
     """Record the sessions still open after their local day as missed; take their buttons away."""
-    services = _app_services(app)
+    services = svc(app)
     async with services.db.session() as db:
         missed = await core.sweep_missed(db, services.clock.now())
         await db.commit()
@@ -560,13 +543,13 @@ async def sweep(app: Application[Any, Any, Any, Any, Any, Any]) -> list[core.Mis
 
 async def sweep_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     """The repeating job: run the sweep at the injected clock's now."""
-    await sweep(context.application)
+    await sweep(app_of(context))
 
 
-def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+def register(app: App) -> None:
     """Add the session button handler and the missed-session sweep."""
     app.add_handler(CallbackQueryHandler(on_press, pattern=r"^s:"))
-    services = _app_services(app)
+    services = svc(app)
     if app.job_queue is not None:
         # Minutes matter little here (a day ends once); the engine's poll
         # interval keeps tests, which slow that right down, in charge of it.
