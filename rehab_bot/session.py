@@ -27,15 +27,15 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col
 from sqlmodel import select as select_models
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rehab_bot.content import Content, Phase
+from rehab_bot.db import insert_ignore
 from rehab_bot.models import Delivery, DeliveryStatus, ExerciseSession, Kind, Patient, ReminderRule
 from rehab_bot.reminders import add_one_off, one_off_values
-from rehab_bot.schedule import local_to_utc, zone
+from rehab_bot.schedule import local_date, local_to_utc
 
 SESSIONS: Any = ExerciseSession.__table__  # type: ignore[attr-defined]
 PATIENTS: Any = Patient.__table__  # type: ignore[attr-defined]
@@ -115,11 +115,6 @@ def parse_payload(payload: str) -> Ref:
 
 
 # --- dates --------------------------------------------------------------------
-
-
-def local_today(patient: Patient, now: datetime) -> date:
-    """The patient's local date at now."""
-    return now.astimezone(zone(patient.timezone)).date()
 
 
 def day_end(local_date: date, tz: str) -> datetime:
@@ -213,7 +208,6 @@ async def open_sessions(session: AsyncSession, openings: Sequence[Opening], now:
     if not openings:
         return {}
     conn = await session.connection()
-    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     base = {"status": Status.PENDING.value, "effort": "", "skip_reason": "", "step": Step.BUTTONS.value}
     rows = [
         {
@@ -227,9 +221,7 @@ async def open_sessions(session: AsyncSession, openings: Sequence[Opening], now:
         }
         for o in openings
     ]
-    await conn.execute(
-        dialect_insert(SESSIONS).on_conflict_do_nothing(index_elements=["patient_id", "local_date", "slot"]), rows
-    )
+    await conn.execute(insert_ignore(conn.dialect.name, SESSIONS, keys=["patient_id", "local_date", "slot"]), rows)
     s = SESSIONS.c
     found = await conn.execute(
         select(s.id, s.patient_id, s.local_date, s.slot, s.status).where(
@@ -749,7 +741,7 @@ def compute_stats(
 
 async def stats(session: AsyncSession, patient: Patient, now: datetime) -> SessionStats:
     """Session statistics for a patient at now (in the patient's local dates)."""
-    today = local_today(patient, now)
+    today = local_date(patient, now)
     s = SESSIONS.c
     conn = await session.connection()
     rows = (

@@ -36,16 +36,17 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rehab_bot import alert as alert_core
-from rehab_bot import audit, education
+from rehab_bot import audit, education, schedule
 from rehab_bot import session as session_core
 from rehab_bot.config import Config, StaffConfig
 from rehab_bot.content import MAX_SESSIONS_PER_DAY, Content
 from rehab_bot.content.checkins import SEVERITIES, level_of
+from rehab_bot.db import insert_ignore
+from rehab_bot.i18n import SUPPORTED_LANGUAGES
 from rehab_bot.invite import MAX_DAYS_AGO, MAX_DAYS_AHEAD
 from rehab_bot.models import (
     PRIORITY,
@@ -64,12 +65,11 @@ from rehab_bot.models import (
     Staff,
     StaffDraft,
 )
-from rehab_bot.schedule import ScheduleError, local_to_utc, parse_hhmm, zone
+from rehab_bot.schedule import ScheduleError, local_date, local_to_utc, zone
 
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 5
-SURGERY_TYPES = ("lumbar", "cervical", "other")
 # Alert severities that escalate to the admins when nobody acknowledges them,
 # by their triage level (content.checkins.level_of, the one mapping):
 # emergency after [staff] escalation_minutes, urgent after urgent_escalation_minutes
@@ -189,8 +189,8 @@ async def add_staff(
             zone(timezone)
         except ScheduleError as exc:
             raise StaffError(str(exc)) from exc
-    if language is not None and language not in ("en", "de"):
-        raise StaffError(f"Unknown language {language!r}: use en or de.")
+    if language is not None and language not in SUPPORTED_LANGUAGES:
+        raise StaffError(f"Unknown language {language!r}: use {' or '.join(SUPPORTED_LANGUAGES)}.")
     staff = staff_exists
     created = staff is None
     if staff is None:
@@ -386,15 +386,12 @@ def parse_surgery_date(text: str, today: date) -> date:
 
 def parse_times(text: str) -> list[str]:
     """Session times "08:00 13:00, 18:00" as sorted distinct HH:MM strings."""
-    parts = [p for p in re.split(r"[\s,;]+", text.strip()) if p]
-    if not parts:
+    try:
+        times = schedule.parse_times(text)
+    except schedule.TimesError as exc:
+        raise StaffError(f"{exc.part} is not a time of day (HH:MM, e.g. 08:00).") from exc
+    if not times:
         raise StaffError("Send one to six times of day, e.g. 08:00 13:00 18:00.")
-    times = []
-    for part in parts:
-        try:
-            times.append(parse_hhmm(part).strftime("%H:%M"))
-        except ScheduleError as exc:
-            raise StaffError(f"{part} is not a time of day (HH:MM, e.g. 08:00).") from exc
     if len(set(times)) != len(times):
         raise StaffError("Each time may appear only once.")
     if len(times) > MAX_SESSIONS_PER_DAY:
@@ -402,16 +399,11 @@ def parse_times(text: str) -> list[str]:
     return sorted(times)
 
 
-def local_today(now: datetime, tz: str) -> date:
-    """The date on the wall calendar in tz at now."""
-    return now.astimezone(zone(tz)).date()
-
-
 def days_since_surgery(patient: Patient, now: datetime) -> int | None:
     """Days after surgery in the patient's zone (0 = the day of surgery)."""
     if patient.surgery_date is None:
         return None
-    return (local_today(now, patient.timezone) - patient.surgery_date).days
+    return (local_date(patient, now) - patient.surgery_date).days
 
 
 @dataclass(frozen=True)
@@ -688,7 +680,7 @@ async def pause(session: AsyncSession, staff: Staff, patient: Patient, days: int
     require(staff, patient, Access.WRITE)
     if patient.status in (PatientStatus.DISCHARGED.value, PatientStatus.STOPPED.value):
         raise StaffError(f"{patient.alias} is {patient.status}; there is nothing to pause.")
-    until = local_today(now, patient.timezone) + timedelta(days=days - 1) if days else None
+    until = local_date(patient, now) + timedelta(days=days - 1) if days else None
     if patient.status == PatientStatus.PAUSED.value and patient.paused_until == until:
         return until  # the same press again: nothing changes, nothing to record
     patient.status = PatientStatus.PAUSED.value
@@ -804,9 +796,8 @@ async def _insert_deliveries(session: AsyncSession, rows: list[dict[str, Any]]) 
     if not rows:
         return 0
     conn = await session.connection()
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     table = Delivery.__table__  # type: ignore[attr-defined]
-    result = await conn.execute(insert(table).values(rows).on_conflict_do_nothing(index_elements=["key"]))
+    result = await conn.execute(insert_ignore(conn.dialect.name, table, keys=["key"]).values(rows))
     return int(result.rowcount or 0)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
 from telegram import BotCommand, BotCommandScopeDefault, Message, Update
 from telegram.constants import ChatType
 from telegram.error import TelegramError
@@ -19,6 +18,7 @@ from telegram.ext import (
 )
 
 from rehab_bot.bot.services import App, svc
+from rehab_bot.db import insert_ignore
 from rehab_bot.i18n import N_, SUPPORTED_LANGUAGES, pick_language, t
 from rehab_bot.models import GroupNotice, Patient
 
@@ -107,11 +107,10 @@ async def edits_are_not_input(update: Update, context: ContextTypes.DEFAULT_TYPE
 
 async def _first_notice(context: ContextTypes.DEFAULT_TYPE, chat_id: int) -> bool:
     s = svc(context)
-    insert = postgresql.insert if s.db.dialect == "postgresql" else sqlite.insert
     table = GroupNotice.__table__  # type: ignore[attr-defined]
     async with s.db.engine.begin() as conn:
         result = await conn.execute(
-            insert(table).values(chat_id=chat_id, noticed_at=s.clock.now()).on_conflict_do_nothing()
+            insert_ignore(s.db.dialect, table).values(chat_id=chat_id, noticed_at=s.clock.now())
         )
     return bool(result.rowcount)
 

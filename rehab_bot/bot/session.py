@@ -23,7 +23,6 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col
 from sqlmodel import select as select_models
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
@@ -36,11 +35,12 @@ from rehab_bot import session as core
 from rehab_bot.bot.common import language_for
 from rehab_bot.bot.services import App, app_of, svc
 from rehab_bot.content import Content, Exercise, Phase, localize
+from rehab_bot.db import upsert
 from rehab_bot.i18n import N_, t
 from rehab_bot.models import Kind, MediaCache, Patient, PatientStatus
 from rehab_bot.ratelimit import BULK
 from rehab_bot.reminders import DueMessage
-from rehab_bot.schedule import zone
+from rehab_bot.schedule import local_date, zone
 from rehab_bot.transport import MAX_CAPTION, MAX_TEXT, OutgoingMedia, OutgoingMessage, SentItem, utf16_len
 
 log = logging.getLogger(__name__)
@@ -205,13 +205,9 @@ def skip_reply(lang: str, reason: str, content: Content) -> str:
 
 async def _remember_media(db: Any, source: str, file_id: str, now: datetime) -> None:
     conn = await db.connection()
-    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     table: Any = MediaCache.__table__  # type: ignore[attr-defined]
-    await conn.execute(
-        dialect_insert(table)
-        .values(source=source, file_id=file_id, updated_at=now)
-        .on_conflict_do_update(index_elements=["source"], set_={"file_id": file_id, "updated_at": now})
-    )
+    values = {"source": source, "file_id": file_id, "updated_at": now}
+    await conn.execute(upsert(conn.dialect.name, table, values, keys=["source"], update=["file_id", "updated_at"]))
 
 
 async def render_reminder(app: App, message: DueMessage) -> OutgoingMessage | None:
@@ -255,7 +251,7 @@ async def render_reminders(app: App, messages: Sequence[DueMessage]) -> dict[int
             if patient is None or patient.status != PatientStatus.ACTIVE:
                 out[m.delivery_id] = None
                 continue
-            if m.local_date < core.local_today(patient, now):
+            if m.local_date < local_date(patient, now):
                 out[m.delivery_id] = None  # held back past its day (quiet hours): the day is over
                 continue
             change = await programme.sync_phase(db, patient, content, now)
@@ -345,25 +341,33 @@ async def _render_snoozed(app: App, message: DueMessage) -> OutgoingMessage | No
         es = await core.get(db, ref.session_id)
         if es is None or es.patient_id != patient.id or es.status != core.Status.PENDING:
             return None
-        if es.local_date < core.local_today(patient, now):
+        if es.local_date < local_date(patient, now):
             return None  # held back past its day: the sweep records it as missed
         exercises = session_exercises(content, programme.current_phase(content, patient, es.local_date), ref.index)
         [media] = await _cached_media_many(db, [exercises])
     assert es.id is not None
     session_id, lang = es.id, patient.language
 
-    async def on_sent(message_id: int, file_id: str | None) -> None:
-        sent_at = services.clock.now()
-        async with services.db.session() as db:
-            await core.bind_message(db, session_id, message_id=message_id, now=sent_at, delivery_id=message.delivery_id)
-            after = timedelta(hours=services.config.delivery.nudge_after_hours)
-            await core.ensure_nudges(db, [session_id], sent_at=sent_at, after=after)
-            if file_id and media is not None:
-                await _remember_media(db, media.source, file_id, sent_at)
-            await db.commit()
-
     text = reminder_text(lang, slot=es.slot, late=message.late, exercises=exercises)
-    return OutgoingMessage(text, buttons=main_buttons(lang, session_id), media=media, on_sent=on_sent)
+    data = (services, session_id, media.source if media is not None else None)
+    return OutgoingMessage(text, buttons=main_buttons(lang, session_id), media=media, settle=(_settle_resends, data))
+
+
+async def _settle_resends(items: list[SentItem]) -> None:
+    """After snoozed reminders went out: each becomes its session's live message, with its nudge planned."""
+    services = items[0].data[0]
+    sent_at = services.clock.now()
+    async with services.db.session() as db:
+        for i in items:
+            await core.bind_message(
+                db, i.data[1], message_id=i.message_id, now=sent_at, delivery_id=i.message.delivery_id
+            )
+        after = timedelta(hours=services.config.delivery.nudge_after_hours)
+        await core.ensure_nudges(db, [i.data[1] for i in items], sent_at=sent_at, after=after)
+        for i in items:
+            if i.file_id and i.data[2]:
+                await _remember_media(db, i.data[2], i.file_id, sent_at)
+        await db.commit()
 
 
 async def render_nudge(app: App, message: DueMessage) -> OutgoingMessage | None:
@@ -378,22 +382,30 @@ async def render_nudge(app: App, message: DueMessage) -> OutgoingMessage | None:
             return None
         now = services.clock.now()
         es = await core.nudge_target(db, patient.id, ref.session_id, now)
-        if es is None or es.id is None or es.local_date < core.local_today(patient, now):
+        if es is None or es.id is None or es.local_date < local_date(patient, now):
             return None
         lang, session_id, chat_id = patient.language, es.id, patient.telegram_id
         text = t(lang, "Just checking in: did you manage your {slot} exercise session?", slot=es.slot)
 
-    async def on_sent(message_id: int, file_id: str | None) -> None:
-        async with services.db.session() as db:
-            previous = await core.bind_message(
-                db, session_id, message_id=message_id, now=services.clock.now(), nudge=True
-            )
-            await db.commit()
-        if previous is not None and chat_id is not None:
-            # One live message per session: the reminder's buttons move to the nudge.
-            await _drop_buttons(app.bot, chat_id, previous)
+    data = (services, app.bot, session_id, chat_id)
+    return OutgoingMessage(text, buttons=main_buttons(lang, session_id), settle=(_settle_nudges, data))
 
-    return OutgoingMessage(text, buttons=main_buttons(lang, session_id), on_sent=on_sent)
+
+async def _settle_nudges(items: list[SentItem]) -> None:
+    """After nudges went out: each becomes its session's live message; the reminder's buttons move to it."""
+    services, bot = items[0].data[0], items[0].data[1]
+    stale: list[tuple[int, int]] = []
+    async with services.db.session() as db:
+        for i in items:
+            previous = await core.bind_message(
+                db, i.data[2], message_id=i.message_id, now=services.clock.now(), nudge=True
+            )
+            if previous is not None and i.data[3] is not None:
+                stale.append((i.data[3], previous))
+        await db.commit()
+    for chat_id, previous in stale:
+        # One live message per session.
+        await _drop_buttons(bot, chat_id, previous)
 
 
 async def _drop_buttons(bot: Any, chat_id: int, message_id: int) -> None:

@@ -53,7 +53,8 @@ from rehab_bot import staff as core
 from rehab_bot.bot import common
 from rehab_bot.bot.services import App, svc
 from rehab_bot.content import Content
-from rehab_bot.models import Kind, Patient, PatientStatus, Role, Staff, StaffDraft
+from rehab_bot.models import SURGERY_TYPES, Kind, Patient, PatientStatus, Role, Staff, StaffDraft
+from rehab_bot.schedule import local_date
 
 log = logging.getLogger(__name__)
 
@@ -820,7 +821,7 @@ async def _ask(context: ContextTypes.DEFAULT_TYPE, session: AsyncSession, staff:
     if draft.step == "alias":
         rows = [[(f"Use {draft.alias}", "st:ia")]]
     elif draft.step == "type":
-        rows = [[(t.capitalize(), f"st:is:{t}") for t in core.SURGERY_TYPES]]
+        rows = [[(t.capitalize(), f"st:is:{t}") for t in SURGERY_TYPES]]
     elif draft.step == "programme":
         choices = programme_choices(svc(context).content, draft.surgery_type)
         rows = [[(name, f"st:ip:{pid}")] for pid, name in choices]
@@ -851,7 +852,7 @@ async def _invite_text(
             return f"The alias {alias} is taken; please choose another."
         draft.alias, draft.step = alias, "date"
     elif draft.step == "date":
-        today = core.local_today(now, svc(context).config.clinic.timezone)
+        today = local_date(svc(context).config.clinic, now)
         draft.surgery_date, draft.step = core.parse_surgery_date(text, today), "type"
     else:
         return "Please choose with the buttons above, or send /cancel."
@@ -946,7 +947,7 @@ async def press_invite_type(press: Press) -> None:
     if draft is None:
         return
     surgery_type = press.args[0]
-    if surgery_type not in core.SURGERY_TYPES:
+    if surgery_type not in SURGERY_TYPES:
         raise ValueError("surgery type")
     if not programme_choices(svc(press.context).content, surgery_type):
         await press.answer(
