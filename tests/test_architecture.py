@@ -90,3 +90,26 @@ def test_the_core_does_not_reach_up_into_the_telegram_layer() -> None:
         if not within(module, "rehab_bot.bot") and module not in STARTERS
     }
     assert {m: i for m, i in offenders.items() if i} == {}
+
+
+WRITES = {"commit", "flush", "add", "open_sessions", "open_for_deliveries", "sync_phase", "execute"}
+
+
+def test_session_renderers_only_turn_rows_into_messages() -> None:
+    """The session reminders are opened by the core (session.open_for_deliveries) before the send."""
+    path = PACKAGE / "bot" / "session.py"
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    renderers = [
+        node
+        for node in tree.body
+        if isinstance(node, ast.AsyncFunctionDef)
+        and node.name in {"render_reminders", "_render_snoozed", "render_nudge"}
+    ]
+    assert len(renderers) == 3
+    writes = {
+        (fn.name, call.func.attr)
+        for fn in renderers
+        for call in ast.walk(fn)
+        if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr in WRITES
+    }
+    assert writes == set()

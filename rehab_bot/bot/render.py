@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 
+from rehab_bot import session as session_core
 from rehab_bot.bot import checkin, education, session, staff
-from rehab_bot.bot.services import App
+from rehab_bot.bot.services import App, svc
 from rehab_bot.i18n import t
 from rehab_bot.models import Kind
 from rehab_bot.reminders import DueMessage
@@ -48,6 +49,12 @@ def render_due_many(
     """A batch renderer bound to the running application: the kinds that send in bulk render per window."""
 
     async def render_many(messages: Sequence[DueMessage]) -> dict[int, OutgoingMessage | None]:
-        return await session.render_reminders(app, [m for m in messages if not m.body])
+        # The core opens the sessions (and re-plans phases) first; the renderer only reads.
+        services = svc(app)
+        async with services.db.session() as db:
+            reminders = await session_core.open_for_deliveries(
+                db, services.content, [m for m in messages if not m.body], services.clock.now()
+            )
+        return await session.render_reminders(app, reminders)
 
     return render_many

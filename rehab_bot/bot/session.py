@@ -19,7 +19,6 @@ its buttons cannot be pressed again.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -37,7 +36,7 @@ from rehab_bot.bot.services import App, app_of, svc
 from rehab_bot.content import Content, Exercise, Phase, localize
 from rehab_bot.db import upsert
 from rehab_bot.i18n import N_, t
-from rehab_bot.models import Kind, MediaCache, Patient, PatientStatus
+from rehab_bot.models import MediaCache, Patient, PatientStatus
 from rehab_bot.ratelimit import BULK
 from rehab_bot.reminders import DueMessage
 from rehab_bot.schedule import local_date, zone
@@ -214,69 +213,38 @@ async def render_reminder(app: App, message: DueMessage) -> OutgoingMessage | No
     """The session reminder with its exercises, media and four buttons; None if it no longer applies."""
     if core.parse_payload(message.payload).session_id is not None:
         return await _render_snoozed(app, message)
-    return (await render_reminders(app, [message])).get(message.delivery_id)
-
-
-async def render_reminders(app: App, messages: Sequence[DueMessage]) -> dict[int, OutgoingMessage | None]:
-    """Render a window's first-time session reminders together: {delivery_id: message or None}.
-
-    One transaction for the window (patients in one query, sessions opened in
-    one insert, media in one query) instead of one per patient; the per-patient
-    work left is the phase check, which writes only on a change. Snoozed
-    re-sends are left out: the sender renders them one by one.
-    """
-    fresh = [
-        m
-        for m in messages
-        if m.kind == Kind.SESSION.value
-        and m.patient_id is not None
-        and m.local_date is not None
-        and core.parse_payload(m.payload).session_id is None
-    ]
-    if not fresh:
-        return {}
     services = svc(app)
-    content = services.content
-    now = services.clock.now()
-    out: dict[int, OutgoingMessage | None] = {}
-    # (message, patient, change, its session, its exercises) for each reminder that still applies
-    planned: list[tuple[DueMessage, Patient, programme.PhaseChange | None, core.Opening, list[Exercise]]] = []
     async with services.db.session() as db:
-        ids = {m.patient_id for m in fresh}
-        found = await db.exec(select_models(Patient).where(col(Patient.id).in_(ids)))
-        by_id = {p.id: p for p in found.all()}
-        for m in fresh:
-            assert m.patient_id is not None and m.local_date is not None
-            patient = by_id.get(m.patient_id)
-            if patient is None or patient.status != PatientStatus.ACTIVE:
-                out[m.delivery_id] = None
-                continue
-            if m.local_date < local_date(patient, now):
-                out[m.delivery_id] = None  # held back past its day (quiet hours): the day is over
-                continue
-            change = await programme.sync_phase(db, patient, content, now)
-            phase = change.phase if change is not None else programme.current_phase(content, patient, m.local_date)
-            index = core.parse_payload(m.payload).index
-            if phase is not None and index >= phase.sessions_per_day:
-                # The new phase has fewer sessions: this one no longer exists.
-                lang = patient.language
-                notice = None if change is None else f"🆕 {change.title(lang)}\n\n{change.note(lang).strip()}"
-                out[m.delivery_id] = None if notice is None else OutgoingMessage(notice)
-                continue
-            phase_id = phase.id if phase is not None else ""
-            opening = core.Opening(m.patient_id, m.local_date, m.slot, phase_id, m.delivery_id)
-            planned.append((m, patient, change, opening, session_exercises(content, phase, index)))
-        opened = await core.open_sessions(db, [p[3] for p in planned], now)
-        media_of = await _cached_media_many(db, [p[4] for p in planned])
-        await db.commit()
-    for (m, patient, change, opening, exercises), media in zip(planned, media_of, strict=True):
-        es = opened[opening]
-        if es.status != core.Status.PENDING:
-            out[m.delivery_id] = None
+        reminders = await core.open_for_deliveries(db, services.content, [message], services.clock.now())
+    return (await render_reminders(app, reminders)).get(message.delivery_id)
+
+
+async def render_reminders(app: App, reminders: dict[int, core.Reminder | None]) -> dict[int, OutgoingMessage | None]:
+    """Turn a window's opened session reminders (core.open_for_deliveries) into messages; writes nothing.
+
+    Media are read in one query for the window. A reminder whose session no
+    longer exists becomes its phase-change notice, or nothing.
+    """
+    services = svc(app)
+    out: dict[int, OutgoingMessage | None] = {}
+    ready = [r for r in reminders.values() if r is not None and r.opened is not None]
+    async with services.db.session() as db:
+        media_of = await _cached_media_many(db, [r.exercises for r in ready])
+    media_by = {r.message.delivery_id: media for r, media in zip(ready, media_of, strict=True)}
+    for delivery_id, reminder in reminders.items():
+        if reminder is None:
+            out[delivery_id] = None
             continue
-        lang = patient.language
-        text = reminder_text(lang, slot=es.slot, late=m.late, exercises=exercises, change=change)
-        out[m.delivery_id] = OutgoingMessage(
+        lang, change, es = reminder.patient.language, reminder.change, reminder.opened
+        if es is None:
+            notice = None if change is None else f"🆕 {change.title(lang)}\n\n{change.note(lang).strip()}"
+            out[delivery_id] = None if notice is None else OutgoingMessage(notice)
+            continue
+        media = media_by[delivery_id]
+        text = reminder_text(
+            lang, slot=es.slot, late=reminder.message.late, exercises=reminder.exercises, change=change
+        )
+        out[delivery_id] = OutgoingMessage(
             text,
             buttons=main_buttons(lang, es.id),
             media=media,
