@@ -5,14 +5,7 @@ Roles are ``admin`` and ``therapist`` (:class:`rehab_bot.models.Role`), read
 from the database on every call: a member removed or demoted loses access at
 their next press, not at the next restart.
 
-Who may do what (the README's "Staff access" section says the same):
-
-* An admin may see and change every patient, create staff invites, and is
-  who unacknowledged emergency alerts escalate to.
-* A therapist may see and change their own patients (Patient.therapist_id).
-* A therapist may *see* a colleague's patient (cover during absences is part
-  of clinic work) but not change, pause, discharge or export them, nor
-  acknowledge their alerts: :func:`access` returns READ for them.
+Who may do what lives in rehab_bot.access (re-exported here).
 
 Escalations and digests are messages to staff. They are delivery rows of kind
 ``alert`` with a unique key, written here and sent by the reminder engine
@@ -25,7 +18,6 @@ Plain Python over SQLModel: no telegram imports.
 
 from __future__ import annotations
 
-import enum
 import logging
 import math
 import re
@@ -42,6 +34,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from rehab_bot import alert as alert_core
 from rehab_bot import audit, education, schedule
 from rehab_bot import session as session_core
+from rehab_bot.access import Access, Forbidden, StaffError, access, is_admin, require  # noqa: F401 (re-exported)
 from rehab_bot.config import Config, StaffConfig
 from rehab_bot.content import MAX_SESSIONS_PER_DAY, Content
 from rehab_bot.content.checkins import SEVERITIES, level_of
@@ -86,47 +79,6 @@ MAX_DIGEST_LINES = 40
 
 _ALIAS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{2,23}$")
 _NAME_MAX = 64
-
-
-class StaffError(ValueError):
-    """Bad input or a refused action; the message is fit to show the staff member."""
-
-
-class Forbidden(StaffError):
-    """The staff member may not do this to this patient."""
-
-
-class Access(enum.IntEnum):
-    NONE = 0
-    READ = 1
-    WRITE = 2
-
-
-# --- roles and authorisation ---------------------------------------------------
-
-
-def is_admin(staff: Staff | None) -> bool:
-    """An active admin."""
-    return staff is not None and staff.active and staff.role == Role.ADMIN.value
-
-
-def access(staff: Staff | None, patient: Patient) -> Access:
-    """What this staff member may do with this patient (see the module docstring)."""
-    if staff is None or not staff.active:
-        return Access.NONE
-    if staff.role == Role.ADMIN.value or patient.therapist_id == staff.id:
-        return Access.WRITE
-    if staff.role == Role.THERAPIST.value:
-        return Access.READ
-    return Access.NONE
-
-
-def require(staff: Staff, patient: Patient, needed: Access) -> None:
-    """Raise Forbidden unless staff has at least the needed access to patient."""
-    if access(staff, patient) < needed:
-        if needed == Access.WRITE and access(staff, patient) == Access.READ:
-            raise Forbidden(f"{patient.alias} is not your patient: you can view, but not change, them.")
-        raise Forbidden("You are not allowed to do this.")
 
 
 async def active_staff(session: AsyncSession, telegram_id: int) -> Staff | None:
