@@ -29,7 +29,8 @@ from benchlib import FIRST_CHAT, FakeServerProcess, Figure, Results, new_databas
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from throughput import _start_bot, run_dispatch_job
 
-from rehab_bot.bot.app import services, stop_app
+from rehab_bot.bot.app import stop_app
+from rehab_bot.bot.services import svc as services
 
 FLOODER = 9_000_000
 

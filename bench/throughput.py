@@ -27,7 +27,8 @@ from benchlib import (
 )
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from rehab_bot.bot.app import DISPATCH_JOB, build_application, services, start_polling_app, stop_app
+from rehab_bot.bot.app import DISPATCH_JOB, build_application, start_polling_app, stop_app
+from rehab_bot.bot.services import svc as services
 from rehab_bot.transport import OutgoingMessage
 
 PRESS_USER = 777

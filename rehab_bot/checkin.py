@@ -69,13 +69,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rehab_bot import redflag
+from rehab_bot import redflag, schedule
 from rehab_bot.config import ClinicConfig
 from rehab_bot.content import Content
 from rehab_bot.content.checkins import CheckinTime, Item, Option, Questionnaire
 from rehab_bot.models import Answer, CheckIn, Kind, Patient, ReminderRule
 from rehab_bot.reminders import add_rule, reschedule_rule
-from rehab_bot.schedule import format_days, zone
+from rehab_bot.schedule import format_days, local_date, minutes_of_day
 
 log = logging.getLogger(__name__)
 
@@ -83,11 +83,6 @@ OPEN, COMPLETE, EXPIRED = "open", "complete", "expired"
 SKIPPED = "skipped"
 # The questionnaires a patient gets from /checkin when none is open.
 ON_DEMAND_SET = ("pain", "mood")
-
-
-def local_today(patient: Patient, now: datetime) -> date:
-    """The patient's local date at now."""
-    return now.astimezone(zone(patient.timezone)).date()
 
 
 def on_demand_for(patient: Patient, content: Content) -> list[Questionnaire]:
@@ -201,7 +196,7 @@ async def start(
         existing = await checkins_of_delivery(session, delivery_id)
         if existing:
             return existing
-    day = local_date or local_today(patient, now)
+    day = local_date or schedule.local_date(patient, now)
     base = due_at or now
     wanted = [qid for qid in questionnaire_ids if qid in content.questionnaires]
     if not wanted:
@@ -429,10 +424,6 @@ async def expire_due(session: AsyncSession, content: Content, now: datetime) -> 
 # --------------------------------------------------------------------------- scheduling
 
 
-def _minutes(at: time) -> int:
-    return at.hour * 60 + at.minute
-
-
 def _at(minutes: int) -> time:
     minutes = max(0, min(minutes, 23 * 60 + 59))
     return time(minutes // 60, minutes % 60)
@@ -464,14 +455,14 @@ def checkin_time(patient: Patient, content: Content, day_after_surgery: int = 0)
     times = session_times(patient, content, day_after_surgery)
     if not times:
         return timing.default
-    wanted = _minutes(max(times)) + timing.after_last_session_minutes
-    return _at(min(max(wanted, _minutes(timing.earliest)), _minutes(timing.latest)))
+    wanted = minutes_of_day(max(times)) + timing.after_last_session_minutes
+    return _at(min(max(wanted, minutes_of_day(timing.earliest)), minutes_of_day(timing.latest)))
 
 
 def motivation_time(patient: Patient, content: Content, day_after_surgery: int = 0) -> time:
     """When the daily motivation slot fires: a little after the check-in."""
     timing = content.checkin_time or CheckinTime()
-    return _at(_minutes(checkin_time(patient, content, day_after_surgery)) + timing.motivation_after_minutes)
+    return _at(minutes_of_day(checkin_time(patient, content, day_after_surgery)) + timing.motivation_after_minutes)
 
 
 async def retime(session: AsyncSession, patient: Patient, content: Content, now: datetime) -> int:
@@ -481,7 +472,7 @@ async def retime(session: AsyncSession, patient: Patient, content: Content, now:
     check-in already sent today is not sent again at its new time.
     """
     assert patient.id is not None
-    day = (local_today(patient, now) - day_zero(patient, now)).days
+    day = (local_date(patient, now) - day_zero(patient, now)).days
     wanted = {
         Kind.CHECKIN.value: checkin_time(patient, content, day).strftime("%H:%M"),
         Kind.MOTIVATION.value: motivation_time(patient, content, day).strftime("%H:%M"),
@@ -518,12 +509,12 @@ class PlannedRule:
 
 def day_zero(patient: Patient, now: datetime) -> date:
     """Day 0 of the cadence: the surgery date, else today (documented above)."""
-    return patient.surgery_date or local_today(patient, now)
+    return patient.surgery_date or local_date(patient, now)
 
 
 def plan(patient: Patient, content: Content, now: datetime) -> list[PlannedRule]:
     """The check-in rules a patient should have, from content cadences (pure)."""
-    today = local_today(patient, now)
+    today = local_date(patient, now)
     zero = day_zero(patient, now)
     groups: dict[tuple[date, date | None, int | None, str], list[str]] = {}
     for questionnaire in content.questionnaires.values():
@@ -564,7 +555,7 @@ async def schedule_for(session: AsyncSession, patient: Patient, content: Content
         rule.next_due_at = None
         rule.updated_at = now
         session.add(rule)
-    day = (local_today(patient, now) - day_zero(patient, now)).days
+    day = (local_date(patient, now) - day_zero(patient, now)).days
     at = checkin_time(patient, content, day).strftime("%H:%M")
     rules = []
     for planned in plan(patient, content, now):
@@ -589,7 +580,7 @@ async def schedule_for(session: AsyncSession, patient: Patient, content: Content
             kind=Kind.MOTIVATION,
             local_time=motivation_time(patient, content, day).strftime("%H:%M"),
             now=now,
-            start_date=local_today(patient, now),
+            start_date=local_date(patient, now),
         )
     )
     await session.flush()

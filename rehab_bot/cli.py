@@ -435,7 +435,12 @@ def cmd_invite_create(config: Config, args: argparse.Namespace) -> int:
                     actor="cli",
                 )
                 # Only now ask Telegram: bad input has been reported without a network call.
-                username = args.bot_username or await _bot_username(config)
+                if args.bot_username:
+                    username = args.bot_username
+                else:
+                    from rehab_bot.bot.app import bot_username
+
+                    username = await bot_username(config)
                 link = invite.deep_link(username, made.invite.code)
                 try:
                     caption = invite.qr_caption(
@@ -493,30 +498,6 @@ def _check_invite_alias(args: argparse.Namespace) -> bool:
             file=sys.stderr,
         )
     return True
-
-
-async def _bot_username(config: Config) -> str:
-    """Ask Telegram for the bot's username (getMe) with the configured token and server."""
-    from telegram import Bot
-    from telegram.error import InvalidToken, NetworkError, TelegramError
-
-    tg = config.telegram
-    bot = Bot(tg.token, base_url=tg.base_url, base_file_url=tg.base_file_url)
-    try:
-        async with bot:
-            return bot.username
-    except InvalidToken as exc:
-        raise ConfigError(
-            "telegram.token", "was refused by Telegram", "copy it again from @BotFather, or pass --bot-username"
-        ) from exc
-    except NetworkError as exc:
-        raise ConfigError(
-            "telegram.base_url",
-            f"could not be reached ({type(exc).__name__})",
-            "check the network, or pass --bot-username to work offline",
-        ) from exc
-    except TelegramError as exc:
-        raise ConfigError("telegram.token", f"could not be used to ask for the bot's name ({exc.message})") from exc
 
 
 def cmd_check_config(config: Config) -> int:

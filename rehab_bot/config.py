@@ -24,13 +24,14 @@ from datetime import time
 from pathlib import Path
 from typing import Any
 
+from rehab_bot.i18n import SUPPORTED_LANGUAGES
 from rehab_bot.office_hours import OfficeHours, parse_office_hours
 from rehab_bot.schedule import ScheduleError, parse_hhmm, zone
 
 ENV_PREFIX = "REHAB_BOT_"
 DEFAULT_CONFIG_PATH = Path("config.toml")
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///data/rehab-bot.db"
-LANGUAGES = ("en", "de")
+LANGUAGES = SUPPORTED_LANGUAGES  # the languages patients can choose (one list, in i18n)
 
 # BotFather tokens look like 123456789:AA...; the secret part is 35 chars today
 # but Telegram has never promised a length, so only the shape is checked.

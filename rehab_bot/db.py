@@ -10,14 +10,15 @@ bot's own async engine through ``run_sync``.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import event, text
+from sqlalchemy import Table, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -38,6 +39,27 @@ def sqlite_path(url: str) -> Path | None:
     if not database or database == ":memory:":
         return None
     return Path(database)
+
+
+def insert_ignore(dialect: str, table: Table, *, keys: Sequence[str] | None = None) -> Any:
+    """INSERT that skips rows clashing with a unique key (ON CONFLICT DO NOTHING), on PostgreSQL and SQLite.
+
+    keys names the unique columns (the conflict target); None means any
+    constraint. dialect is ``Database.dialect`` or ``connection.dialect.name``.
+    Add ``.values(...)``, or execute it with a list of rows.
+    """
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(table).on_conflict_do_nothing(index_elements=list(keys) if keys is not None else None)
+
+
+def upsert(dialect: str, table: Table, values: Mapping[str, Any], *, keys: Sequence[str], update: Sequence[str]) -> Any:
+    """INSERT one row, or UPDATE the columns in update of the row with the same keys (ON CONFLICT DO UPDATE)."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
+        insert(table)
+        .values(**values)
+        .on_conflict_do_update(index_elements=list(keys), set_={column: values[column] for column in update})
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -43,7 +43,7 @@ from rehab_bot.content import Content
 from rehab_bot.content.lessons import Course, Lesson
 from rehab_bot.models import Kind, LessonProgress, Patient, ReminderRule
 from rehab_bot.reminders import add_rule, reschedule_rule
-from rehab_bot.schedule import zone
+from rehab_bot.schedule import local_date
 
 log = logging.getLogger(__name__)
 
@@ -71,16 +71,12 @@ def course_of(content: Content) -> Course:
     return content.course or Course()
 
 
-def local_today(patient: Patient, now: datetime) -> date:
-    return now.astimezone(zone(patient.timezone)).date()
-
-
 def day_zero(patient: Patient) -> date:
     """Day 0 of the course: the surgery date, else the (local) day of consent or creation."""
     if patient.surgery_date is not None:
         return patient.surgery_date
     start = patient.consent_at or patient.created_at
-    return start.astimezone(zone(patient.timezone)).date()
+    return local_date(patient, start)
 
 
 def applies(lesson: Lesson, patient: Patient, content: Content, day: int) -> bool:
@@ -125,7 +121,7 @@ def lesson_time(patient: Patient, content: Content, now: datetime) -> time:
     course = course_of(content)
     if course.time is not None:
         return course.time
-    day = (local_today(patient, now) - day_zero(patient)).days
+    day = (local_date(patient, now) - day_zero(patient)).days
     times = session_times(patient, content, day)
     if not times:
         return DEFAULT_TIME
@@ -162,7 +158,7 @@ async def schedule_for(session: AsyncSession, patient: Patient, content: Content
     plan = course_plan(patient, content)
     if not plan:
         return None
-    today = local_today(patient, now)
+    today = local_date(patient, now)
     if plan[-1].on < today:
         return None  # the course is over; earlier lessons stay in /learn
     rule = add_rule(
@@ -286,7 +282,7 @@ class Overview:
 async def overview(session: AsyncSession, patient: Patient, content: Content, now: datetime) -> Overview:
     assert patient.id is not None
     known = await progress_of(session, patient.id)
-    today = local_today(patient, now)
+    today = local_date(patient, now)
     so_far: list[Entry] = []
     upcoming: Planned | None = None
     for planned in course_plan(patient, content):
@@ -302,7 +298,7 @@ async def available(
 ) -> Lesson | None:
     """The lesson, if it is in this patient's course and its day has come (else None: never trust a button)."""
     assert patient.id is not None
-    today = local_today(patient, now)
+    today = local_date(patient, now)
     for planned in course_plan(patient, content):
         if planned.lesson.id == lesson_id:
             if planned.on <= today:
@@ -327,7 +323,7 @@ async def _row(session: AsyncSession, patient: Patient, lesson: Lesson, now: dat
             lesson_id=lesson.id,
             safety=lesson.safety,
             offered_at=now,
-            local_date=local_today(patient, now),
+            local_date=local_date(patient, now),
         )
         session.add(row)
         try:

@@ -69,8 +69,9 @@ from rehab_bot.models import (
     PatientStatus,
     Staff,
 )
+from rehab_bot.schedule import local_date
 from rehab_bot.session import RESOLVED_STATUSES
-from rehab_bot.staff import PAIN_ITEMS, local_today
+from rehab_bot.staff import PAIN_ITEMS
 
 FORMATS = ("csv", "fhir")
 LOINC = "http://loinc.org"
@@ -651,7 +652,7 @@ def _careplan(
     sessions = [s for s in data.sessions if s.patient_id == patient.id]
     planned = Counter(s.phase_id for s in sessions)
     done = Counter(s.phase_id for s in sessions if s.status in DONE_STATUSES)
-    today = local_today(now, patient.timezone)
+    today = local_date(patient, now)
     own_times = [t for t in patient.session_times.split(",") if t]
     activities = []
     for phase in programme.phases:
@@ -799,7 +800,7 @@ def fhir_bundle(data: ExportData, content: Content | None, now: datetime) -> dic
             pain = _session_pain(exercise_session, ids, patient_urn)
             if pain is not None:
                 add(pain)
-        for observation in _weekly_adherence(patient, sessions, ids, patient_urn, local_today(now, patient.timezone)):
+        for observation in _weekly_adherence(patient, sessions, ids, patient_urn, local_date(patient, now)):
             add(observation)
         for alert in (a for a in data.alerts if a.patient_id == patient.id):
             add(_flag(alert, ids, patient_urn))

@@ -32,15 +32,14 @@ from sqlalchemy import func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rehab_bot import audit
+from rehab_bot import audit, enrolment
 from rehab_bot.config import clinic_name_is_placeholder
 from rehab_bot.content import Content, Programme
 from rehab_bot.i18n import t
-from rehab_bot.models import AuditLog, Invite, Patient, PatientStatus, Role, Staff
+from rehab_bot.models import SURGERY_TYPES, AuditLog, Invite, Patient, PatientStatus, Role, Staff
 from rehab_bot.schedule import zone
 
 CODE_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-SURGERY_TYPES = ("lumbar", "cervical", "other")
 STAFF_ROLES = (Role.THERAPIST.value, Role.ADMIN.value)
 MAX_ALIAS = 64
 # A surgery date outside this window is far more likely a typo than a plan.
@@ -497,8 +496,7 @@ async def redeem(
         # starts enrolment afresh in their own language.
         patient.telegram_id = telegram_id
         patient.language = language
-    if not patient.enrol_step:
-        patient.enrol_step = "consent"
+    enrolment.begin(patient)
     patient.last_activity_at = now
     session.add(patient)
     await session.flush()

@@ -105,6 +105,10 @@ class Staff(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
+# The kinds of spine surgery a patient is enrolled for (Patient.surgery_type; lessons may target one).
+SURGERY_TYPES = ("lumbar", "cervical", "other")
+
+
 class Patient(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     alias: str = Field(unique=True, index=True)

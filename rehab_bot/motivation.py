@@ -43,7 +43,7 @@ from rehab_bot import session as sessions
 from rehab_bot.content import Content
 from rehab_bot.content.checkins import Message
 from rehab_bot.models import CheckIn, ExerciseSession, MotivationLog, Patient
-from rehab_bot.schedule import zone
+from rehab_bot.schedule import local_date
 
 log = logging.getLogger(__name__)
 
@@ -198,10 +198,6 @@ def select_message(facts: Facts, content: Content, history: Sequence[Sent], lang
 # --------------------------------------------------------------------------- facts from the database
 
 
-def _local_date(patient: Patient, at: datetime) -> date:
-    return at.astimezone(zone(patient.timezone)).date()
-
-
 async def _daily_scores(session: AsyncSession, patient: Patient, questionnaire_id: str) -> list[tuple[date, float]]:
     rows = await session.exec(
         select(CheckIn).where(
@@ -214,7 +210,7 @@ async def _daily_scores(session: AsyncSession, patient: Patient, questionnaire_i
     result = []
     for checkin in rows.all():
         assert checkin.score is not None
-        day = checkin.local_date or _local_date(patient, checkin.completed_at or checkin.started_at)
+        day = checkin.local_date or local_date(patient, checkin.completed_at or checkin.started_at)
         result.append((day, float(checkin.score)))
     return result
 
@@ -233,7 +229,7 @@ async def gather_facts(
     stats: sessions.SessionStats | None = None,
 ) -> Facts:
     """Everything select_message needs, from the database (and session.stats)."""
-    today = _local_date(patient, now)
+    today = local_date(patient, now)
     enrolled_at = patient.consent_at or patient.created_at
     if stats is None:
         stats = await sessions.stats(session, patient, now)
@@ -264,7 +260,7 @@ async def gather_facts(
             first_week = recent = None
     return Facts(
         today=today,
-        days_enrolled=(today - _local_date(patient, enrolled_at)).days if enrolled_at is not None else None,
+        days_enrolled=(today - local_date(patient, enrolled_at)).days if enrolled_at is not None else None,
         days_since_surgery=(today - patient.surgery_date).days if patient.surgery_date is not None else None,
         streak_days=stats.streak_days,
         done_total=max(done_total, stats.done_total),

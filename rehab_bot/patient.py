@@ -29,7 +29,7 @@ from sqlmodel import select as select_models
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rehab_bot import alert as alerts
-from rehab_bot import audit, checkin, education, programme, timezones
+from rehab_bot import audit, checkin, education, programme, schedule, timezones
 from rehab_bot import session as sessions
 from rehab_bot.config import ClinicConfig, DeliveryConfig
 from rehab_bot.content import Content
@@ -45,7 +45,7 @@ from rehab_bot.models import (
     Staff,
 )
 from rehab_bot.reminders import reschedule_patient
-from rehab_bot.schedule import ScheduleError, parse_hhmm, zone
+from rehab_bot.schedule import QuietHours, ScheduleError, local_date, parse_hhmm, zone
 
 MAX_PAUSE_DAYS = 90
 PAUSE_CHOICES = (3, 7, 14)  # days, as buttons
@@ -107,52 +107,25 @@ async def standing(session: AsyncSession, telegram_id: int) -> tuple[Standing, P
 
 def parse_times(text: str) -> list[str]:
     """ "8:00, 13:00 18.30" -> ["08:00", "13:00", "18:30"]; InputError("times_format") otherwise."""
-    parts = [p for p in re.split(r"[\s,;]+", text.strip()) if p]
-    if not parts:
+    try:
+        times = schedule.parse_times(text)
+    except schedule.TimesError as exc:
+        raise InputError("times_format", text=exc.part[:20]) from None
+    if not times:
         raise InputError("times_format")
-    times = []
-    for part in parts:
-        candidate = part.replace(".", ":")
-        if candidate.isdigit() and len(candidate) <= 2:
-            candidate += ":00"
-        try:
-            times.append(parse_hhmm(candidate).strftime("%H:%M"))
-        except ScheduleError:
-            raise InputError("times_format", text=part[:20]) from None
     if len(set(times)) != len(times):
         raise InputError("times_duplicate")
     return sorted(times)
 
 
-def _minutes(value: time) -> int:
-    return value.hour * 60 + value.minute
-
-
-def quiet_hours(patient: Patient, delivery: DeliveryConfig) -> tuple[time, time] | None:
+def quiet_hours(patient: Patient, delivery: DeliveryConfig) -> QuietHours | None:
     """The quiet hours that apply to the patient: their own, none, or the clinic's."""
-    if patient.quiet_start is None and patient.quiet_end is None:
-        start, end = delivery.quiet_hours_start, delivery.quiet_hours_end
-    elif not patient.quiet_start or not patient.quiet_end:
-        return None
-    else:
-        start, end = parse_hhmm(patient.quiet_start), parse_hhmm(patient.quiet_end)
-    if start is None or end is None or start == end:
-        return None
-    return start, end
-
-
-def in_quiet(slot: str, quiet: tuple[time, time] | None) -> bool:
-    """True when a local HH:MM falls inside quiet hours [start, end), which may wrap midnight."""
-    if quiet is None:
-        return False
-    start, end = _minutes(quiet[0]), _minutes(quiet[1])
-    at = _minutes(parse_hhmm(slot))
-    return (start <= at or at < end) if start > end else (start <= at < end)
+    return QuietHours.for_patient(patient, delivery.quiet_hours_start, delivery.quiet_hours_end)
 
 
 def sessions_per_day(patient: Patient, content: Content, now: datetime) -> int | None:
     """How many session times the patient's current (or first) phase needs; None without a programme."""
-    phase = programme.planning_phase(content, patient, sessions.local_today(patient, now))
+    phase = programme.planning_phase(content, patient, local_date(patient, now))
     return phase.sessions_per_day if phase is not None else None
 
 
@@ -170,10 +143,13 @@ async def set_times(
     if needed is not None and len(times) != needed:
         raise InputError("times_count", n=needed)
     quiet = quiet_hours(patient, delivery)
-    clashing = [t for t in times if in_quiet(t, quiet)]
+    clashing = [t for t in times if quiet is not None and quiet.contains(t)]
     if clashing and quiet is not None:
         raise InputError(
-            "times_quiet", times=", ".join(clashing), start=quiet[0].strftime("%H:%M"), end=quiet[1].strftime("%H:%M")
+            "times_quiet",
+            times=", ".join(clashing),
+            start=quiet.start.strftime("%H:%M"),
+            end=quiet.end.strftime("%H:%M"),
         )
     if needed is None:
         # No programme to plan from: move the existing rules, one time each.
@@ -363,7 +339,7 @@ async def pause(session: AsyncSession, patient: Patient, until: date, now: datet
     """Pause every reminder through `until` (inclusive); the engine resumes the day after."""
     if patient.status not in (PatientStatus.ACTIVE.value, PatientStatus.PAUSED.value):
         return PauseResult.NOT_ACTIVE
-    if until < sessions.local_today(patient, now):
+    if until < local_date(patient, now):
         raise InputError("date_past")
     patient.status = PatientStatus.PAUSED.value
     patient.paused_until = until
@@ -433,7 +409,7 @@ class TodayItem:
 async def today(session: AsyncSession, patient: Patient, now: datetime) -> list[TodayItem]:
     """Today's sessions (local date) with their status, by time."""
     assert patient.id is not None
-    local = sessions.local_today(patient, now)
+    local = local_date(patient, now)
     items = {
         es.slot: TodayItem(es.slot, es.status, es.step, es.snoozed_until)
         for es in await sessions.sessions_on(session, patient.id, local)
@@ -474,7 +450,7 @@ async def next_session(session: AsyncSession, patient: Patient, now: datetime) -
 
 async def progress(session: AsyncSession, patient: Patient, now: datetime) -> Progress:
     """Streak, adherence this week and last, days since surgery, and the next session."""
-    local = sessions.local_today(patient, now)
+    local = local_date(patient, now)
     upcoming = await next_session(session, patient, now) if patient.status == PatientStatus.ACTIVE.value else None
     return Progress(
         stats=await sessions.stats(session, patient, now),

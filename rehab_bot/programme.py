@@ -32,11 +32,11 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rehab_bot import checkin, education
+from rehab_bot import checkin, education, schedule
 from rehab_bot.content import Content, Phase, Programme, localize
 from rehab_bot.models import Kind, Patient, PatientStatus, ReminderRule
 from rehab_bot.reminders import add_rule, reschedule_rule
-from rehab_bot.schedule import ScheduleError, parse_hhmm, zone
+from rehab_bot.schedule import local_date, minutes_of_day
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +46,6 @@ def day_after_surgery(patient: Patient, local_date: date) -> int:
     if patient.surgery_date is None:
         raise ValueError(f"patient {patient.id} has no surgery date")
     return (local_date - patient.surgery_date).days
-
-
-def local_today(patient: Patient, now: datetime) -> date:
-    """The patient's own calendar date at the instant now."""
-    return now.astimezone(zone(patient.timezone)).date()
 
 
 _warned: set[str] = set()
@@ -88,18 +83,7 @@ def planning_phase(content: Content, patient: Patient, local_date: date) -> Phas
 
 def parse_times(text: str) -> list[str]:
     """The stored "08:00,13:00" as a list; malformed entries are dropped."""
-    result = []
-    for part in text.split(","):
-        try:
-            result.append(parse_hhmm(part).strftime("%H:%M"))
-        except ScheduleError:
-            continue
-    return result
-
-
-def _minutes(hhmm: str) -> int:
-    value = parse_hhmm(hhmm)
-    return value.hour * 60 + value.minute
+    return schedule.parse_times(text, skip_bad=True)
 
 
 def fit_times(preferred: list[str], count: int, defaults: list[str]) -> list[str]:
@@ -110,9 +94,9 @@ def fit_times(preferred: list[str], count: int, defaults: list[str]) -> list[str
     and the last). With more, the phase's default times farthest from the
     patient's are added. With no preference, the phase's defaults are used.
     """
-    chosen = sorted(set(preferred), key=_minutes)
+    chosen = sorted(set(preferred), key=minutes_of_day)
     if not chosen:
-        chosen = sorted(set(defaults), key=_minutes)
+        chosen = sorted(set(defaults), key=minutes_of_day)
     if len(chosen) > count:
         if count == 1:
             return [chosen[0]]
@@ -121,7 +105,7 @@ def fit_times(preferred: list[str], count: int, defaults: list[str]) -> list[str
         return [chosen[i] for i in picks]
     extra = [d for d in defaults if d not in chosen]
     while len(chosen) < count and extra:
-        best = max(extra, key=lambda d: min(abs(_minutes(d) - _minutes(c)) for c in chosen))
+        best = max(extra, key=lambda d: min(abs(minutes_of_day(d) - minutes_of_day(c)) for c in chosen))
         extra.remove(best)
         chosen.append(best)
     hour = 8
@@ -130,7 +114,7 @@ def fit_times(preferred: list[str], count: int, defaults: list[str]) -> list[str
         if candidate not in chosen:
             chosen.append(candidate)
         hour += 1
-    return sorted(chosen, key=_minutes)
+    return sorted(chosen, key=minutes_of_day)
 
 
 def session_index(rule: ReminderRule) -> int:
@@ -191,7 +175,7 @@ async def schedule_sessions(
     and moves the evening check-in to follow the last of them.
     """
     assert patient.id is not None
-    today = local_today(patient, now)
+    today = local_date(patient, now)
     existing = await session_rules(session, patient)
     programme = programme_of(content, patient)
     phase = planning_phase(content, patient, today)
@@ -278,7 +262,7 @@ async def sync_phase(session: AsyncSession, patient: Patient, content: Content, 
       session, or nothing if the note was already sent.
     """
     assert patient.id is not None
-    phase = current_phase(content, patient, local_today(patient, now))
+    phase = current_phase(content, patient, local_date(patient, now))
     if phase is None or phase.id == patient.phase_id:
         return None
     previous_id = patient.phase_id
@@ -310,7 +294,7 @@ async def on_enrolled(session: AsyncSession, patient: Patient, content: Content,
     the first phase's note with their first reminder, via sync_phase.
     """
     patient.status = PatientStatus.ACTIVE.value
-    phase = current_phase(content, patient, local_today(patient, now))
+    phase = current_phase(content, patient, local_date(patient, now))
     patient.phase_id = phase.id if phase is not None else ""
     session.add(patient)
     rules = await schedule_sessions(session, patient, content, now)

@@ -29,9 +29,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
-from rehab_bot.db import Database
+from rehab_bot.db import Database, insert_ignore
 from rehab_bot.models import ReceiverLease
 
 LEASE_NAME = "updates"
@@ -118,10 +117,9 @@ async def acquire(
         "heartbeat_at": now,
         "expires_at": now + timedelta(seconds=seconds),
     }
-    insert = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
     for _ in range(5):  # another process may insert or delete between our statements
         async with db.engine.begin() as conn:
-            inserted = await conn.execute(insert(_TABLE).values(**values).on_conflict_do_nothing())
+            inserted = await conn.execute(insert_ignore(db.dialect, _TABLE).values(**values))
             if inserted.rowcount == 1:
                 return
             row = (await conn.execute(select(_TABLE).where(_TABLE.c.name == LEASE_NAME))).one_or_none()

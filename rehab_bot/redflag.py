@@ -84,7 +84,7 @@ from rehab_bot.content import Content, localize
 from rehab_bot.content.checkins import AlertRule, Item, Option, Questionnaire, level_of
 from rehab_bot.i18n import t
 from rehab_bot.models import Alert, Answer, CheckIn, ExerciseSession, Note, Patient, PatientStatus
-from rehab_bot.schedule import zone
+from rehab_bot.schedule import local_date, zone
 
 log = logging.getLogger(__name__)
 
@@ -319,9 +319,7 @@ async def history(session: AsyncSession, patient: Patient, questionnaire_id: str
     result = []
     for checkin in rows.all():
         assert checkin.id is not None and checkin.score is not None
-        day = (
-            checkin.local_date or (checkin.completed_at or checkin.started_at).astimezone(zone(patient.timezone)).date()
-        )
+        day = checkin.local_date or local_date(patient, checkin.completed_at or checkin.started_at)
         result.append(Entry(checkin.id, day, float(checkin.score)))
     return result
 

@@ -35,10 +35,9 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from sqlalchemy import Select, and_, bindparam, exists, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col
 from sqlmodel import select as select_models
@@ -47,7 +46,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from rehab_bot import alert as alerts
 from rehab_bot.clock import Clock
 from rehab_bot.config import ClinicConfig, DeliveryConfig
-from rehab_bot.db import Database
+from rehab_bot.db import Database, insert_ignore
 from rehab_bot.models import (
     PRIORITY,
     URGENT_KINDS,
@@ -58,7 +57,16 @@ from rehab_bot.models import (
     PatientStatus,
     ReminderRule,
 )
-from rehab_bot.schedule import Occurrence, Rule, in_quiet_hours, next_after_date, next_from_now, parse_days, parse_hhmm
+from rehab_bot.schedule import (
+    Occurrence,
+    QuietHours,
+    Rule,
+    local_date,
+    next_after_date,
+    next_from_now,
+    parse_days,
+    parse_hhmm,
+)
 
 log = logging.getLogger(__name__)
 
@@ -127,16 +135,27 @@ Outcome = Sent | Retry | Unreachable | Failed
 
 
 class Sender(Protocol):
-    """Delivers one message; never raises for Telegram errors, returns an Outcome.
-
-    A sender may also offer ``async prepare(messages)`` (render a claimed
-    window at once), ``async flush()`` (batched bookkeeping once a window is
-    recorded) and ``forget(messages)`` (drop what was prepared for sends that
-    were cancelled); the dispatcher calls them when present.
-    """
+    """Delivers one message; never raises for Telegram errors, returns an Outcome."""
 
     async def send(self, message: DueMessage) -> Outcome:
         """Send and classify the result."""
+        ...
+
+
+@runtime_checkable
+class BatchSender(Sender, Protocol):
+    """A Sender that works a claimed window at once; the dispatcher calls these around the sends."""
+
+    async def prepare(self, messages: Sequence[DueMessage]) -> None:
+        """Render the whole window before its sends start."""
+        ...
+
+    def forget(self, messages: Iterable[DueMessage]) -> None:
+        """Drop what was prepared for sends that were cancelled."""
+        ...
+
+    async def flush(self) -> None:
+        """Run the batched after-send bookkeeping, once the window's outcomes are recorded."""
         ...
 
 
@@ -200,7 +219,6 @@ def add_rule(
 ) -> ReminderRule:
     """Add a recurring slot for a patient, scheduled from the next slot after now."""
     assert patient.id is not None
-    local_today = now.astimezone(_tz(patient.timezone)).date()
     rule = ReminderRule(
         patient_id=patient.id,
         kind=kind.value,
@@ -208,7 +226,7 @@ def add_rule(
         local_time=parse_hhmm(local_time).strftime("%H:%M"),
         days=days,
         every_n_days=every_n_days,
-        start_date=start_date or local_today,
+        start_date=start_date or local_date(patient, now),
         end_date=end_date,
         payload=payload,
         created_at=now,
@@ -443,11 +461,11 @@ class Dispatcher:
             for row in rows:
                 rule = rule_for(row, row.timezone)
                 due_at: datetime = row.next_due_at
-                local_date: date = row.next_local_date or due_at.astimezone(_tz(row.timezone)).date()
+                day: date = row.next_local_date or local_date(row, due_at)
                 kind = Kind(row.kind)
-                last_date = local_date
+                last_date = day
                 while True:
-                    status = self._status_for(row, kind, local_date, now, due_at, grace, resumed)
+                    status = self._status_for(row, kind, day, now, due_at, grace, resumed)
                     late = now - due_at > LATE_AFTER
                     not_before = due_at
                     if status == DeliveryStatus.QUEUED and kind not in URGENT_KINDS:
@@ -456,13 +474,13 @@ class Dispatcher:
                             not_before = quiet_end
                     new_rows.append(
                         {
-                            "key": f"r{row.id}:{local_date.isoformat()}:{rule.slot}",
+                            "key": f"r{row.id}:{day.isoformat()}:{rule.slot}",
                             "kind": kind.value,
                             "priority": row.priority,
                             "rule_id": row.id,
                             "patient_id": row.patient_id,
                             "chat_id": row.telegram_id or 0,
-                            "local_date": local_date,
+                            "local_date": day,
                             "slot": rule.slot,
                             "due_at": due_at,
                             "not_before": not_before,
@@ -482,12 +500,12 @@ class Dispatcher:
                         report.skipped += 1
                     else:
                         report.materialised += 1
-                    last_date = local_date
-                    nxt = None if row.once else next_after_date(rule, local_date)
+                    last_date = day
+                    nxt = None if row.once else next_after_date(rule, day)
                     if nxt is None or nxt.due_at > now:
                         break
                     # Catching up after downtime: older slots are recorded, one by one.
-                    local_date, due_at = nxt.local_date, nxt.due_at
+                    day, due_at = nxt.local_date, nxt.due_at
                 rule_updates.append(
                     {
                         "rid": row.id,
@@ -547,20 +565,14 @@ class Dispatcher:
         return DeliveryStatus.QUEUED
 
     def _quiet_end(self, row: Any, at: datetime) -> datetime | None:
-        if row.quiet_start is None and row.quiet_end is None:
-            start, end = self.settings.quiet_hours_start, self.settings.quiet_hours_end
-        elif not row.quiet_start or not row.quiet_end:
-            return None
-        else:
-            start, end = parse_hhmm(row.quiet_start), parse_hhmm(row.quiet_end)
-        return in_quiet_hours(at, row.timezone, start, end)
+        quiet = QuietHours.for_patient(row, self.settings.quiet_hours_start, self.settings.quiet_hours_end)
+        return quiet.ends_after(at, row.timezone) if quiet is not None else None
 
     async def _insert_ignoring_duplicates(self, conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
         if not rows:
             return
         table = DELIVERIES
-        dialect_insert = postgresql.insert if self.db.dialect == "postgresql" else sqlite.insert
-        stmt = dialect_insert(table).on_conflict_do_nothing(index_elements=["key"])
+        stmt = insert_ignore(self.db.dialect, table, keys=["key"])
         await conn.execute(stmt, list(rows))
 
     # 3. claim -------------------------------------------------------------------
@@ -750,21 +762,18 @@ class Dispatcher:
             # as unknown after their lease, exactly like a crash.
             for task in in_flight:
                 task.cancel()
-            forget = getattr(self.sender, "forget", None)
-            if forget is not None and in_flight:
-                forget(in_flight.values())
+            if isinstance(self.sender, BatchSender) and in_flight:
+                self.sender.forget(in_flight.values())
 
     async def _prepare(self, messages: Sequence[DueMessage]) -> None:
         """Let a sender that can render a whole window do so before the sends start."""
-        prepare = getattr(self.sender, "prepare", None)
-        if prepare is not None and messages:
-            await prepare(messages)
+        if isinstance(self.sender, BatchSender) and messages:
+            await self.sender.prepare(messages)
 
     async def _flush(self) -> None:
         """Let a sender run its batched after-send bookkeeping, once the window is recorded."""
-        flush = getattr(self.sender, "flush", None)
-        if flush is not None:
-            await flush()
+        if isinstance(self.sender, BatchSender):
+            await self.sender.flush()
 
     async def send_window(self, messages: Sequence[DueMessage]) -> TickReport:
         """Send claimed messages concurrently and store each outcome."""

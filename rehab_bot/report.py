@@ -26,7 +26,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rehab_bot.i18n import t, tn
 from rehab_bot.models import CheckIn, ExerciseSession, Patient
-from rehab_bot.schedule import zone
+from rehab_bot.schedule import local_date
 
 # 800 x 500 pixels: readable on a phone, small to upload.
 WIDTH_IN, HEIGHT_IN, DPI = 8.0, 5.0, 100
@@ -58,13 +58,9 @@ class Progress:
         return fmean(values) if values else None
 
 
-def _local(patient: Patient, at: datetime) -> date:
-    return at.astimezone(zone(patient.timezone)).date()
-
-
 async def load_progress(session: AsyncSession, patient: Patient, now: datetime, days: int = MAX_DAYS) -> Progress:
     """Read the daily series of the last `days` days."""
-    today = _local(patient, now)
+    today = local_date(patient, now)
     since = today - timedelta(days=days - 1)
     progress = Progress(today=today, lang=patient.language)
     checkins = (
@@ -80,7 +76,7 @@ async def load_progress(session: AsyncSession, patient: Patient, now: datetime, 
     by_day: dict[str, dict[date, list[float]]] = {"pain": {}, "mood": {}}
     for checkin in checkins:
         assert checkin.score is not None
-        day = checkin.local_date or _local(patient, checkin.completed_at or checkin.started_at)
+        day = checkin.local_date or local_date(patient, checkin.completed_at or checkin.started_at)
         if since <= day <= today:
             by_day[checkin.questionnaire_id].setdefault(day, []).append(checkin.score)
     progress.pain = {d: fmean(v) for d, v in sorted(by_day["pain"].items())}

@@ -20,8 +20,10 @@ Plain Python over zoneinfo: no telegram or database imports.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 WEEKDAYS = "MTWTFSS"
@@ -194,3 +196,115 @@ def in_quiet_hours(now: datetime, tz: str, start: time | None, end: time | None)
     if wraps and t >= start:
         end_day += timedelta(days=1)
     return local_to_utc(end_day, end, tz)
+
+
+# --- one home per rule: today for a patient, quiet hours, typed times ----------------------
+
+
+class HasTimezone(Protocol):
+    """Anything with an IANA timezone name (a Patient, a row selected with its timezone)."""
+
+    @property
+    def timezone(self) -> str: ...
+
+
+class HasQuietHours(Protocol):
+    """A patient's own quiet hours: both None = the clinic's, both set = their own, else none."""
+
+    @property
+    def quiet_start(self) -> str | None: ...
+
+    @property
+    def quiet_end(self) -> str | None: ...
+
+
+def local_date(patient: HasTimezone, now: datetime) -> date:
+    """Today for this patient: the date on their wall calendar at the instant now."""
+    return now.astimezone(zone(patient.timezone)).date()
+
+
+def minutes_of_day(value: str | time) -> int:
+    """Minutes since midnight of a local time (a time, or "HH:MM")."""
+    at = parse_hhmm(value) if isinstance(value, str) else value
+    return at.hour * 60 + at.minute
+
+
+@dataclass(frozen=True)
+class QuietHours:
+    """A daily local period [start, end) without reminders; it may wrap midnight (21:30 to 07:30)."""
+
+    start: time
+    end: time
+
+    @classmethod
+    def of(cls, start: time | None, end: time | None) -> QuietHours | None:
+        """Quiet hours from two times; None when either is missing or they are equal (no quiet hours)."""
+        if start is None or end is None or start == end:
+            return None
+        return cls(start, end)
+
+    @classmethod
+    def for_patient(
+        cls, patient: HasQuietHours, clinic_start: time | None, clinic_end: time | None
+    ) -> QuietHours | None:
+        """The quiet hours that apply to a patient: the clinic's (neither set), none (one empty), or their own."""
+        if cls.follows_clinic(patient):
+            return cls.of(clinic_start, clinic_end)
+        if not patient.quiet_start or not patient.quiet_end:
+            return None
+        return cls.of(parse_hhmm(patient.quiet_start), parse_hhmm(patient.quiet_end))
+
+    @staticmethod
+    def follows_clinic(patient: HasQuietHours) -> bool:
+        """True when the patient set no quiet hours of their own, so the clinic's apply."""
+        return patient.quiet_start is None and patient.quiet_end is None
+
+    def contains(self, slot: str | time) -> bool:
+        """True when a local time ("HH:MM" or a time) falls inside the quiet period."""
+        at, start, end = minutes_of_day(slot), minutes_of_day(self.start), minutes_of_day(self.end)
+        return (start <= at or at < end) if start > end else (start <= at < end)
+
+    def ends_after(self, now: datetime, tz: str) -> datetime | None:
+        """If now falls in the quiet period (local to tz), when it ends (UTC); else None."""
+        return in_quiet_hours(now, tz, self.start, self.end)
+
+    def label(self) -> str:
+        """ "22:00–07:00" """
+        return f"{self.start:%H:%M}–{self.end:%H:%M}"
+
+
+class TimesError(ScheduleError):
+    """A typed list of times has a part that is not a time of day."""
+
+    def __init__(self, part: str) -> None:
+        super().__init__(f"{part!r} is not a time of day")
+        self.part = part
+
+
+_TIME_TOKEN = re.compile(r"^(\d{1,2})(?:[:.h]?(\d{2}))?(am|pm)?$")
+
+
+def parse_times(text: str, *, skip_bad: bool = False) -> list[str]:
+    """Typed or stored times -> "HH:MM" strings, in the order given (duplicates kept).
+
+    Reads "8:30, 13:00 and 6pm", "18.30 Uhr", "8" (08:00), "08:00,13:00".
+    Raises TimesError naming the first part that is not a time of day, or,
+    with skip_bad (stored values), leaves such parts out.
+    """
+    lowered = text.casefold().replace("uhr", " ").replace("a.m.", "am").replace("p.m.", "pm")
+    lowered = re.sub(r"\s+(am|pm)\b", r"\1", lowered)
+    times: list[str] = []
+    for token in (tok for tok in re.split(r"[,;/]|\s+and\s+|\s+und\s+|\s+", lowered) if tok):
+        match = _TIME_TOKEN.match(token)
+        value: str | None = None
+        if match is not None:
+            hour, minute = int(match[1]), int(match[2] or 0)
+            if match[3]:
+                hour = hour % 12 + (12 if match[3] == "pm" else 0) if 1 <= hour <= 12 else 99
+            if 0 <= hour <= 23 and 0 <= minute <= 59:
+                value = f"{hour:02d}:{minute:02d}"
+        if value is not None:
+            times.append(value)
+        elif not skip_bad:
+            raise TimesError(token)
+    return times

@@ -27,15 +27,16 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col
 from sqlmodel import select as select_models
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rehab_bot.content import Content, Phase
-from rehab_bot.models import Delivery, DeliveryStatus, ExerciseSession, Kind, Patient, ReminderRule
-from rehab_bot.reminders import add_one_off, one_off_values
-from rehab_bot.schedule import local_to_utc, zone
+from rehab_bot import programme
+from rehab_bot.content import Content, Exercise, Phase
+from rehab_bot.db import insert_ignore
+from rehab_bot.models import Delivery, DeliveryStatus, ExerciseSession, Kind, Patient, PatientStatus, ReminderRule
+from rehab_bot.reminders import DueMessage, add_one_off, one_off_values
+from rehab_bot.schedule import local_date, local_to_utc
 
 SESSIONS: Any = ExerciseSession.__table__  # type: ignore[attr-defined]
 PATIENTS: Any = Patient.__table__  # type: ignore[attr-defined]
@@ -115,11 +116,6 @@ def parse_payload(payload: str) -> Ref:
 
 
 # --- dates --------------------------------------------------------------------
-
-
-def local_today(patient: Patient, now: datetime) -> date:
-    """The patient's local date at now."""
-    return now.astimezone(zone(patient.timezone)).date()
 
 
 def day_end(local_date: date, tz: str) -> datetime:
@@ -213,7 +209,6 @@ async def open_sessions(session: AsyncSession, openings: Sequence[Opening], now:
     if not openings:
         return {}
     conn = await session.connection()
-    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     base = {"status": Status.PENDING.value, "effort": "", "skip_reason": "", "step": Step.BUTTONS.value}
     rows = [
         {
@@ -227,9 +222,7 @@ async def open_sessions(session: AsyncSession, openings: Sequence[Opening], now:
         }
         for o in openings
     ]
-    await conn.execute(
-        dialect_insert(SESSIONS).on_conflict_do_nothing(index_elements=["patient_id", "local_date", "slot"]), rows
-    )
+    await conn.execute(insert_ignore(conn.dialect.name, SESSIONS, keys=["patient_id", "local_date", "slot"]), rows)
     s = SESSIONS.c
     found = await conn.execute(
         select(s.id, s.patient_id, s.local_date, s.slot, s.status).where(
@@ -248,6 +241,80 @@ class FirstSend:
     session_id: int
     message_id: int
     delivery_id: int | None
+
+
+def first_sends(messages: Sequence[DueMessage]) -> list[DueMessage]:
+    """The first-time session reminders of a window (snoozed re-sends are rendered one by one)."""
+    return [
+        m
+        for m in messages
+        if m.kind == Kind.SESSION.value
+        and m.patient_id is not None
+        and m.local_date is not None
+        and parse_payload(m.payload).session_id is None
+    ]
+
+
+@dataclass(frozen=True)
+class Reminder:
+    """A first-time session reminder whose session is open: what a renderer turns into a message.
+
+    opened is None when the phase changed to fewer sessions a day: this
+    session no longer exists, and only the phase-change notice (if any) is sent.
+    """
+
+    message: DueMessage
+    patient: Patient
+    change: programme.PhaseChange | None
+    opened: Opened | None
+    exercises: list[Exercise]
+
+
+async def open_for_deliveries(
+    session: AsyncSession, content: Content, messages: Sequence[DueMessage], now: datetime
+) -> dict[int, Reminder | None]:
+    """Before a window is sent: re-plan each patient's phase and open the sessions, then commit.
+
+    Returns {delivery_id: Reminder, or None when the reminder no longer applies
+    (the patient left, its day is over, or the session was answered meanwhile)}.
+    One transaction for the window (patients in one query, sessions opened in
+    one insert); the per-patient work left is the phase check, which writes
+    only on a change. Idempotent: a retried delivery gets the same session.
+    """
+    fresh = first_sends(messages)
+    out: dict[int, Reminder | None] = {}
+    if not fresh:
+        return out
+    planned: list[tuple[DueMessage, Patient, programme.PhaseChange | None, Opening, list[Exercise]]] = []
+    ids = {m.patient_id for m in fresh}
+    found = await session.exec(select_models(Patient).where(col(Patient.id).in_(ids)))
+    by_id = {p.id: p for p in found.all()}
+    for m in fresh:
+        assert m.patient_id is not None and m.local_date is not None
+        patient = by_id.get(m.patient_id)
+        if patient is None or patient.status != PatientStatus.ACTIVE:
+            out[m.delivery_id] = None
+            continue
+        if m.local_date < local_date(patient, now):
+            out[m.delivery_id] = None  # held back past its day (quiet hours): the day is over
+            continue
+        change = await programme.sync_phase(session, patient, content, now)
+        phase = change.phase if change is not None else programme.current_phase(content, patient, m.local_date)
+        index = parse_payload(m.payload).index
+        if phase is not None and index >= phase.sessions_per_day:
+            # The new phase has fewer sessions: this one no longer exists.
+            out[m.delivery_id] = None if change is None else Reminder(m, patient, change, None, [])
+            continue
+        phase_id = phase.id if phase is not None else ""
+        opening = Opening(m.patient_id, m.local_date, m.slot, phase_id, m.delivery_id)
+        exercises = [content.exercises[x] for x in exercises_for(phase, index) if x in content.exercises]
+        planned.append((m, patient, change, opening, exercises))
+    opened = await open_sessions(session, [p[3] for p in planned], now)
+    await session.commit()
+    for m, patient, change, opening, exercises in planned:
+        row = opened[opening]
+        out[m.delivery_id] = Reminder(m, patient, change, row, exercises) if row.status == Status.PENDING else None
+    return out
 
 
 async def bind_first_messages(session: AsyncSession, sends: Sequence[FirstSend]) -> None:
@@ -749,7 +816,7 @@ def compute_stats(
 
 async def stats(session: AsyncSession, patient: Patient, now: datetime) -> SessionStats:
     """Session statistics for a patient at now (in the patient's local dates)."""
-    today = local_today(patient, now)
+    today = local_date(patient, now)
     s = SESSIONS.c
     conn = await session.connection()
     rows = (

@@ -5,14 +5,7 @@ Roles are ``admin`` and ``therapist`` (:class:`rehab_bot.models.Role`), read
 from the database on every call: a member removed or demoted loses access at
 their next press, not at the next restart.
 
-Who may do what (the README's "Staff access" section says the same):
-
-* An admin may see and change every patient, create staff invites, and is
-  who unacknowledged emergency alerts escalate to.
-* A therapist may see and change their own patients (Patient.therapist_id).
-* A therapist may *see* a colleague's patient (cover during absences is part
-  of clinic work) but not change, pause, discharge or export them, nor
-  acknowledge their alerts: :func:`access` returns READ for them.
+Who may do what lives in rehab_bot.access (re-exported here).
 
 Escalations and digests are messages to staff. They are delivery rows of kind
 ``alert`` with a unique key, written here and sent by the reminder engine
@@ -25,7 +18,6 @@ Plain Python over SQLModel: no telegram imports.
 
 from __future__ import annotations
 
-import enum
 import logging
 import math
 import re
@@ -36,16 +28,18 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rehab_bot import alert as alert_core
-from rehab_bot import audit, education
+from rehab_bot import audit, education, schedule
 from rehab_bot import session as session_core
+from rehab_bot.access import Access, Forbidden, StaffError, access, is_admin, require  # noqa: F401 (re-exported)
 from rehab_bot.config import Config, StaffConfig
 from rehab_bot.content import MAX_SESSIONS_PER_DAY, Content
 from rehab_bot.content.checkins import SEVERITIES, level_of
+from rehab_bot.db import insert_ignore
+from rehab_bot.i18n import SUPPORTED_LANGUAGES
 from rehab_bot.invite import MAX_DAYS_AGO, MAX_DAYS_AHEAD
 from rehab_bot.models import (
     PRIORITY,
@@ -64,12 +58,11 @@ from rehab_bot.models import (
     Staff,
     StaffDraft,
 )
-from rehab_bot.schedule import ScheduleError, local_to_utc, parse_hhmm, zone
+from rehab_bot.schedule import ScheduleError, local_date, local_to_utc, zone
 
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 5
-SURGERY_TYPES = ("lumbar", "cervical", "other")
 # Alert severities that escalate to the admins when nobody acknowledges them,
 # by their triage level (content.checkins.level_of, the one mapping):
 # emergency after [staff] escalation_minutes, urgent after urgent_escalation_minutes
@@ -86,47 +79,6 @@ MAX_DIGEST_LINES = 40
 
 _ALIAS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{2,23}$")
 _NAME_MAX = 64
-
-
-class StaffError(ValueError):
-    """Bad input or a refused action; the message is fit to show the staff member."""
-
-
-class Forbidden(StaffError):
-    """The staff member may not do this to this patient."""
-
-
-class Access(enum.IntEnum):
-    NONE = 0
-    READ = 1
-    WRITE = 2
-
-
-# --- roles and authorisation ---------------------------------------------------
-
-
-def is_admin(staff: Staff | None) -> bool:
-    """An active admin."""
-    return staff is not None and staff.active and staff.role == Role.ADMIN.value
-
-
-def access(staff: Staff | None, patient: Patient) -> Access:
-    """What this staff member may do with this patient (see the module docstring)."""
-    if staff is None or not staff.active:
-        return Access.NONE
-    if staff.role == Role.ADMIN.value or patient.therapist_id == staff.id:
-        return Access.WRITE
-    if staff.role == Role.THERAPIST.value:
-        return Access.READ
-    return Access.NONE
-
-
-def require(staff: Staff, patient: Patient, needed: Access) -> None:
-    """Raise Forbidden unless staff has at least the needed access to patient."""
-    if access(staff, patient) < needed:
-        if needed == Access.WRITE and access(staff, patient) == Access.READ:
-            raise Forbidden(f"{patient.alias} is not your patient: you can view, but not change, them.")
-        raise Forbidden("You are not allowed to do this.")
 
 
 async def active_staff(session: AsyncSession, telegram_id: int) -> Staff | None:
@@ -189,8 +141,8 @@ async def add_staff(
             zone(timezone)
         except ScheduleError as exc:
             raise StaffError(str(exc)) from exc
-    if language is not None and language not in ("en", "de"):
-        raise StaffError(f"Unknown language {language!r}: use en or de.")
+    if language is not None and language not in SUPPORTED_LANGUAGES:
+        raise StaffError(f"Unknown language {language!r}: use {' or '.join(SUPPORTED_LANGUAGES)}.")
     staff = staff_exists
     created = staff is None
     if staff is None:
@@ -386,15 +338,12 @@ def parse_surgery_date(text: str, today: date) -> date:
 
 def parse_times(text: str) -> list[str]:
     """Session times "08:00 13:00, 18:00" as sorted distinct HH:MM strings."""
-    parts = [p for p in re.split(r"[\s,;]+", text.strip()) if p]
-    if not parts:
+    try:
+        times = schedule.parse_times(text)
+    except schedule.TimesError as exc:
+        raise StaffError(f"{exc.part} is not a time of day (HH:MM, e.g. 08:00).") from exc
+    if not times:
         raise StaffError("Send one to six times of day, e.g. 08:00 13:00 18:00.")
-    times = []
-    for part in parts:
-        try:
-            times.append(parse_hhmm(part).strftime("%H:%M"))
-        except ScheduleError as exc:
-            raise StaffError(f"{part} is not a time of day (HH:MM, e.g. 08:00).") from exc
     if len(set(times)) != len(times):
         raise StaffError("Each time may appear only once.")
     if len(times) > MAX_SESSIONS_PER_DAY:
@@ -402,16 +351,11 @@ def parse_times(text: str) -> list[str]:
     return sorted(times)
 
 
-def local_today(now: datetime, tz: str) -> date:
-    """The date on the wall calendar in tz at now."""
-    return now.astimezone(zone(tz)).date()
-
-
 def days_since_surgery(patient: Patient, now: datetime) -> int | None:
     """Days after surgery in the patient's zone (0 = the day of surgery)."""
     if patient.surgery_date is None:
         return None
-    return (local_today(now, patient.timezone) - patient.surgery_date).days
+    return (local_date(patient, now) - patient.surgery_date).days
 
 
 @dataclass(frozen=True)
@@ -688,7 +632,7 @@ async def pause(session: AsyncSession, staff: Staff, patient: Patient, days: int
     require(staff, patient, Access.WRITE)
     if patient.status in (PatientStatus.DISCHARGED.value, PatientStatus.STOPPED.value):
         raise StaffError(f"{patient.alias} is {patient.status}; there is nothing to pause.")
-    until = local_today(now, patient.timezone) + timedelta(days=days - 1) if days else None
+    until = local_date(patient, now) + timedelta(days=days - 1) if days else None
     if patient.status == PatientStatus.PAUSED.value and patient.paused_until == until:
         return until  # the same press again: nothing changes, nothing to record
     patient.status = PatientStatus.PAUSED.value
@@ -804,9 +748,8 @@ async def _insert_deliveries(session: AsyncSession, rows: list[dict[str, Any]]) 
     if not rows:
         return 0
     conn = await session.connection()
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     table = Delivery.__table__  # type: ignore[attr-defined]
-    result = await conn.execute(insert(table).values(rows).on_conflict_do_nothing(index_elements=["key"]))
+    result = await conn.execute(insert_ignore(conn.dialect.name, table, keys=["key"]).values(rows))
     return int(result.rowcount or 0)
 
 

@@ -179,9 +179,6 @@ class OutgoingMedia:
     file_id: str | None = None  # from an earlier upload; sent instead of the file
 
 
-OnSent = Callable[[int, "str | None"], Awaitable[None]]
-
-
 @dataclass(frozen=True)
 class SentItem:
     """A message that went out, for its renderer's batched bookkeeping."""
@@ -201,20 +198,19 @@ class OutgoingMessage:
 
     With media, the text becomes its caption when it fits (1024), else the
     media goes first and the text follows with the buttons. Text over 4096 is
-    split, buttons on the last part. on_sent gets the id of the message with
-    the buttons and, after an upload, the new file_id (to reuse next time).
+    split, buttons on the last part.
 
-    settle is the batched form of on_sent, for reminders sent in bulk:
-    ``(settle_many, data)``. The sender collects a :class:`SentItem` per sent
-    message and calls ``settle_many`` once per window, after the engine has
-    recorded it, so the bookkeeping costs one transaction per window rather
-    than one per patient.
+    settle is the one after-send hook: ``(settle_many, data)``. The sender
+    collects a :class:`SentItem` per sent message (the id of the message with
+    the buttons and, after an upload, the new file_id to reuse next time) and
+    calls ``settle_many`` once per window, after the engine has recorded it,
+    so the bookkeeping costs one transaction per window rather than one per
+    patient.
     """
 
     text: str
     buttons: list[list[tuple[str, str]]] = field(default_factory=list)
     media: OutgoingMedia | None = None
-    on_sent: OnSent | None = field(default=None, compare=False)
     settle: tuple[SettleMany, Any] | None = field(default=None, compare=False)
 
     def markup(self) -> InlineKeyboardMarkup | None:
@@ -230,7 +226,6 @@ Renderer = Callable[[DueMessage], Awaitable[OutgoingMessage | None]]
 # Renders a claimed window in one go: {delivery_id: message or None}; the
 # deliveries it leaves out are rendered one by one.
 BatchRenderer = Callable[[Sequence[DueMessage]], Awaitable[dict[int, OutgoingMessage | None]]]
-AfterSend = Callable[[DueMessage, int], Awaitable[None]]
 
 
 class TelegramSender:
@@ -240,14 +235,12 @@ class TelegramSender:
         self,
         bot: ExtBot[Any],
         render: Renderer,
-        after_send: AfterSend | None = None,
         *,
         render_many: BatchRenderer | None = None,
     ) -> None:
         self.bot = bot
         self.render = render
         self.render_many = render_many
-        self.after_send = after_send
         # Rendered ahead by prepare(), keyed by (delivery, attempt) so that a
         # retry of the same delivery is rendered afresh.
         self._prepared: dict[tuple[int, int], OutgoingMessage | None] = {}
@@ -308,16 +301,9 @@ class TelegramSender:
             outcome = classify(exc)
             log.info("delivery %d: %s", message.delivery_id, type(outcome).__name__)
             return outcome
-        if rendered.on_sent is not None:
-            try:
-                await rendered.on_sent(message_id, file_id)
-            except Exception:  # the message is out: a bookkeeping bug must not get it re-sent
-                log.exception("after-send step failed for delivery %d", message.delivery_id)
         if rendered.settle is not None:
             settle_many, data = rendered.settle
             self._unsettled.append((settle_many, SentItem(message, message_id, file_id, data)))
-        if self.after_send is not None:
-            await self.after_send(message, message_id)
         return Sent(message_id)
 
     async def _deliver(self, chat_id: int, rendered: OutgoingMessage, limits: dict[str, Any]) -> tuple[int, str | None]:

@@ -9,7 +9,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
@@ -50,8 +50,21 @@ async def test_downgrade_to_base_and_back(db: Database) -> None:
 
 
 async def test_upgrade_twice_is_a_no_op(db: Database) -> None:
+    def tables(connection: Connection) -> dict[str, list[str]]:
+        inspector = inspect(connection)
+        return {name: sorted(c["name"] for c in inspector.get_columns(name)) for name in inspector.get_table_names()}
+
+    head = await current_revision(db.engine)
+    async with db.engine.begin() as conn:
+        await conn.execute(text("INSERT INTO group_notice (chat_id, noticed_at) VALUES (-42, CURRENT_TIMESTAMP)"))
+        before = await conn.run_sync(tables)
     await db.upgrade()
     await db.upgrade()
+    assert await current_revision(db.engine) == head
+    async with db.engine.connect() as conn:
+        assert await conn.run_sync(tables) == before, "a second upgrade changed the schema"
+        kept = (await conn.execute(text("SELECT chat_id FROM group_notice"))).scalars().all()
+    assert kept == [-42], "a second upgrade lost data"
 
 
 async def test_sqlite_runs_in_wal_mode_with_foreign_keys(database_factory: Any) -> None:

@@ -32,6 +32,7 @@ from rehab_bot.models import (
     ReminderRule,
 )
 from rehab_bot.reminders import Dispatcher
+from rehab_bot.schedule import QuietHours
 
 TODAY = date(2026, 6, 10)  # a Wednesday; T0 is 07:00 in Berlin
 NO_QUIET = DeliveryConfig(quiet_hours_start=None, quiet_hours_end=None)
@@ -139,14 +140,13 @@ def test_parsing_times_quiet_hours_and_pause_dates() -> None:
 def test_quiet_hours_for_a_patient() -> None:
     patient = Patient(alias="x")
     clinic = core.quiet_hours(patient, CLINIC_QUIET)
-    assert clinic == (time(21, 30), time(7, 30))
-    assert core.in_quiet("22:00", clinic) and core.in_quiet("07:00", clinic) and not core.in_quiet("07:30", clinic)
+    assert clinic == QuietHours(time(21, 30), time(7, 30))
+    assert clinic.contains("22:00") and clinic.contains("07:00") and not clinic.contains("07:30")
     patient.quiet_start, patient.quiet_end = "", ""
     assert core.quiet_hours(patient, CLINIC_QUIET) is None
     patient.quiet_start, patient.quiet_end = "13:00", "14:00"
-    assert core.in_quiet("13:30", core.quiet_hours(patient, CLINIC_QUIET)) and not core.in_quiet(
-        "22:00", (time(13), time(14))
-    )
+    own = core.quiet_hours(patient, CLINIC_QUIET)
+    assert own is not None and own.contains("13:30") and not QuietHours(time(13), time(14)).contains("22:00")
 
 
 async def test_new_times_take_effect_from_the_next_slot(db: Database, clock: FakeClock, content: Content) -> None:

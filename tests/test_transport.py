@@ -1,13 +1,18 @@
-"""TelegramSender's window hooks: render ahead (batch, then one by one) and settle after the window."""
+"""TelegramSender's window hooks: render ahead (batch, then one by one) and settle after the window.
+
+Observed through what the sender does (what it renders, sends and settles), not its private fields.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from factories import T0
 
-from rehab_bot.reminders import DueMessage
+from rehab_bot.reminders import BatchSender, DueMessage, Failed, Sent
 from rehab_bot.transport import OutgoingMessage, SentItem, TelegramSender
 
 
@@ -17,6 +22,17 @@ def due(delivery_id: int, kind: str = "session", attempts: int = 0) -> DueMessag
         staff_id=None, language="en", late=False, local_date=None, slot="09:00", payload="", body="",
         attempts=attempts, due_at=T0,
     )  # fmt: skip
+
+
+class FakeBot:
+    """Just enough of telegram.Bot: sendMessage answers with a message id."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[int, str]] = []
+
+    async def send_message(self, *, chat_id: int, text: str, **_: Any) -> Any:
+        self.sent.append((chat_id, text))
+        return SimpleNamespace(message_id=500 + len(self.sent))
 
 
 async def test_prepare_renders_in_a_batch_then_in_turn_and_a_failing_render_is_left_to_send() -> None:
@@ -32,40 +48,79 @@ async def test_prepare_renders_in_a_batch_then_in_turn_and_a_failing_render_is_l
             raise RuntimeError("content bug")
         return OutgoingMessage(f"single {message.delivery_id}")
 
-    sender = TelegramSender(None, render, render_many=render_many)  # type: ignore[arg-type]
+    bot = FakeBot()
+    sender = TelegramSender(bot, render, render_many=render_many)  # type: ignore[arg-type]
     await sender.prepare([due(1), due(2), due(3, "checkin"), due(4, "checkin")])
     assert calls == [("batch", [1, 2, 3, 4]), ("one", 3), ("one", 4)]
-    assert sender._prepared == {(1, 0): OutgoingMessage("batched"), (2, 0): None, (3, 0): OutgoingMessage("single 3")}
+    # What was prepared is sent as it is, without rendering again.
+    assert isinstance(await sender.send(due(1)), Sent)
+    assert await sender.send(due(2)) == Failed("nothing to send: superseded")
+    assert isinstance(await sender.send(due(3, "checkin")), Sent)
+    assert bot.sent == [(101, "batched"), (103, "single 3")]
+    assert calls == [("batch", [1, 2, 3, 4]), ("one", 3), ("one", 4)]
+    # The failed render was left to the send, which renders it (and fails) again.
+    with pytest.raises(RuntimeError, match="content bug"):
+        await sender.send(due(4, "checkin"))
+    assert calls[-1] == ("one", 4)
     # A retry of delivery 1 is a new attempt: rendered afresh, not from what was prepared for the first.
-    sender.forget([due(1), due(2), due(3, "checkin")])
-    assert sender._prepared == {}
+    await sender.prepare([due(1)])
+    sender.forget([due(1)])
+    calls.clear()
+    await sender.send(due(1))
+    assert calls == [("one", 1)] and bot.sent[-1] == (101, "single 1")
 
 
 async def test_a_failing_batch_renderer_falls_back_to_one_by_one() -> None:
     async def render_many(messages: Sequence[DueMessage]) -> dict[int, OutgoingMessage | None]:
         raise RuntimeError("batch bug")
 
+    rendered: list[int] = []
+
     async def render(message: DueMessage) -> OutgoingMessage | None:
+        rendered.append(message.delivery_id)
         return OutgoingMessage(f"single {message.delivery_id}")
 
-    sender = TelegramSender(None, render, render_many=render_many)  # type: ignore[arg-type]
+    bot = FakeBot()
+    sender = TelegramSender(bot, render, render_many=render_many)  # type: ignore[arg-type]
     await sender.prepare([due(1), due(2)])
-    assert sender._prepared == {(1, 0): OutgoingMessage("single 1"), (2, 0): OutgoingMessage("single 2")}
+    assert rendered == [1, 2]
+    await sender.send(due(1))
+    await sender.send(due(2))
+    assert rendered == [1, 2], "sent as prepared"
+    assert bot.sent == [(101, "single 1"), (102, "single 2")]
 
 
 async def test_flush_settles_once_per_function_and_survives_a_failing_one() -> None:
     settled: list[list[Any]] = []
 
     async def good(items: list[SentItem]) -> None:
-        settled.append([i.data for i in items])
+        settled.append([(i.data, i.message_id) for i in items])
 
     async def bad(items: list[SentItem]) -> None:
         raise RuntimeError("bookkeeping bug")
 
-    sender = TelegramSender(None, None)  # type: ignore[arg-type]
-    for n, settle in enumerate((good, bad, good, bad, good)):
-        sender._unsettled.append((settle, SentItem(due(n), 500 + n, None, n)))
+    messages = {n: OutgoingMessage(f"m{n}", settle=(fn, n)) for n, fn in enumerate((good, bad, good, bad, good))}
+
+    async def render(message: DueMessage) -> OutgoingMessage | None:
+        return messages[message.delivery_id]
+
+    sender = TelegramSender(FakeBot(), render)  # type: ignore[arg-type]
+    for n in messages:
+        assert isinstance(await sender.send(due(n)), Sent)
+    assert settled == [], "settled after the window, not per send"
     await sender.flush()
-    assert settled == [[0, 2, 4]]
+    assert settled == [[(0, 501), (2, 503), (4, 505)]]
     await sender.flush()
-    assert settled == [[0, 2, 4]], "each item is settled once"
+    assert len(settled) == 1, "each item is settled once"
+
+
+def test_the_dispatcher_knows_a_batch_sender_by_its_declared_protocol() -> None:
+    async def render(message: DueMessage) -> OutgoingMessage | None:
+        return None
+
+    class OneByOne:
+        async def send(self, message: DueMessage) -> Sent:
+            return Sent(1)
+
+    assert isinstance(TelegramSender(FakeBot(), render), BatchSender)  # type: ignore[arg-type]
+    assert not isinstance(OneByOne(), BatchSender)

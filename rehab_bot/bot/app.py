@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
 from typing import Any
 
 from telegram import Update
@@ -29,10 +28,12 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes
 from rehab_bot import receiver
 from rehab_bot.aiohttp_request import AiohttpRequest
 from rehab_bot.bot import checkin, common, education, enrol, patient, render, session, staff, start
+from rehab_bot.bot import services as bot_services
+from rehab_bot.bot.services import App, Services
 from rehab_bot.bot.updates import ChatUpdateProcessor, RetryWhenLocked, slow_down_notice
 from rehab_bot.clock import Clock, SystemClock
 from rehab_bot.config import Config
-from rehab_bot.content import Content, load_content
+from rehab_bot.content import load_content
 from rehab_bot.db import Database
 from rehab_bot.health import HealthServer
 from rehab_bot.inbound import InboundLimit
@@ -48,34 +49,6 @@ log = logging.getLogger(__name__)
 
 DISPATCH_JOB = "dispatch"
 LEASE_JOB = "receiver-lease"
-
-
-@dataclass
-class Services:
-    """What handlers and jobs need, shared through bot_data["services"]."""
-
-    config: Config
-    db: Database
-    clock: Clock
-    metrics: Metrics
-    pacer: Pacer
-    dispatcher: Dispatcher | None = None
-    health: HealthServer | None = None
-    receive_updates: bool = True
-    mode: str = "polling"
-    # This process's hold on the receiver lease (rehab_bot.receiver), while it receives updates.
-    lease: Holder | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-    # Loaded once in build_application; invalid content stops the start (ContentError).
-    content: Content = field(default_factory=Content)
-
-
-def services(context: ContextTypes.DEFAULT_TYPE | Application[Any, Any, Any, Any, Any, Any]) -> Services:
-    """The Services of the running bot, from a handler context or the Application."""
-    data = context.bot_data
-    result = data["services"]
-    assert isinstance(result, Services)
-    return result
 
 
 class RehabApplication(Application[Any, Any, Any, Any, Any, Any]):
@@ -95,7 +68,7 @@ def build_application(
     clock: Clock | None = None,
     db: Database | None = None,
     receive_updates: bool = True,
-) -> Application[Any, Any, Any, Any, Any, Any]:
+) -> App:
     """Build the Application: handlers, paced requests, engine services."""
     metrics = Metrics()
     delivery = config.delivery
@@ -161,15 +134,15 @@ def build_application(
     return app
 
 
-async def prepare(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+async def prepare(app: App) -> None:
     """What needs no Telegram: migrate the database and, to receive updates, take the receiver lease.
 
     Raises receiver.ReceiverBusy when another live process receives updates.
     Idempotent, so startup() can call it again.
     """
-    svc = services(app)
-    if svc.config.database.echo and not svc.extra.get("echo_warned"):
-        svc.extra["echo_warned"] = True
+    svc = bot_services.svc(app)
+    if svc.config.database.echo and not svc.echo_warned:
+        svc.echo_warned = True
         log.warning(
             "[database] echo is on: every SQL statement is logged, with health data; turn it off after debugging"
         )
@@ -180,9 +153,9 @@ async def prepare(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         svc.lease = holder
 
 
-async def startup(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+async def startup(app: App) -> None:
     """Migrate the database, start the engine's job and the health endpoint, set menus."""
-    svc = services(app)
+    svc = bot_services.svc(app)
     await prepare(app)
     await staff.check_alert_reach(app)  # logs at ERROR, once per start, when alerts can reach nobody
     if svc.lease is not None:
@@ -194,7 +167,7 @@ async def startup(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         # Other processes may send for this bot too: share one rate budget with them.
         budget = SendBudget(svc.db, svc.pacer, svc.config.delivery.effective_rate)
         await budget.start()
-        svc.extra["send_budget"] = budget
+        svc.send_budget = budget
     sender = TelegramSender(app.bot, render.render_due(app), render_many=render.render_due_many(app))
     svc.dispatcher = Dispatcher(svc.db, svc.clock, svc.config.delivery, svc.config.clinic, sender)
     assert app.job_queue is not None
@@ -217,14 +190,14 @@ async def startup(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         log.info("health endpoint on http://%s:%d/healthz", svc.health.host, svc.health.port)
 
 
-async def shutdown(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+async def shutdown(app: App) -> None:
     """Stop the health endpoint and close the database."""
-    svc = services(app)
+    svc = bot_services.svc(app)
     if svc.health is not None:
         await svc.health.stop()
-    budget = svc.extra.pop("send_budget", None)
-    if isinstance(budget, SendBudget):
-        await budget.stop()
+    if svc.send_budget is not None:
+        await svc.send_budget.stop()
+        svc.send_budget = None
     if svc.lease is not None:
         try:
             await receiver.release(svc.db, svc.lease)
@@ -236,7 +209,7 @@ async def shutdown(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
 
 async def lease_heartbeat(context: ContextTypes.DEFAULT_TYPE) -> None:
     """Renew the receiver lease; if another process took it over, stop receiving."""
-    svc = services(context)
+    svc = bot_services.svc(context)
     if svc.lease is None:
         return
     try:
@@ -250,16 +223,15 @@ async def lease_heartbeat(context: ContextTypes.DEFAULT_TYPE) -> None:
             "stopping so that only one process receives updates"
         )
         svc.lease = None
-        stop = svc.extra.get("stop")
-        if isinstance(stop, asyncio.Event):
-            stop.set()
+        if svc.stop is not None:
+            svc.stop.set()
         elif context.application.updater is not None and context.application.updater.running:
             await context.application.updater.stop()
 
 
 async def dispatch_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     """Send every reminder that is due (one tick of the engine)."""
-    svc = services(context)
+    svc = bot_services.svc(context)
     if svc.dispatcher is None:
         return
     try:
@@ -282,9 +254,9 @@ def record_metrics(svc: Services, report: TickReport) -> None:
             svc.metrics.failed.labels(kind="any", reason=type(outcome).__name__.lower()).inc()
 
 
-async def health_status(app: Application[Any, Any, Any, Any, Any, Any]) -> dict[str, bool | str]:
+async def health_status(app: App) -> dict[str, bool | str]:
     """Database reachable; updates flowing (polling or webhook) unless dispatch-only; alerts reach someone."""
-    svc = services(app)
+    svc = bot_services.svc(app)
     status: dict[str, bool | str] = {"mode": svc.mode, "database": await svc.db.ping()}
     if svc.receive_updates:
         status["telegram"] = bool(app.updater is not None and app.updater.running)
@@ -295,9 +267,9 @@ async def health_status(app: Application[Any, Any, Any, Any, Any, Any]) -> dict[
     return status
 
 
-async def refresh_metrics(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+async def refresh_metrics(app: App) -> None:
     """Update gauges that are read from the database."""
-    svc = services(app)
+    svc = bot_services.svc(app)
     if svc.dispatcher is not None:
         svc.metrics.backlog.set(await svc.dispatcher.backlog())
 
@@ -305,7 +277,7 @@ async def refresh_metrics(app: Application[Any, Any, Any, Any, Any, Any]) -> Non
 # --- running -------------------------------------------------------------------
 
 
-async def start_polling_app(app: Application[Any, Any, Any, Any, Any, Any], *, poll_timeout: float = 10) -> None:
+async def start_polling_app(app: App, *, poll_timeout: float = 10) -> None:
     """Start like `rehab-bot run` does, without owning the event loop (tests, embedding)."""
     await prepare(app)
     await app.initialize()
@@ -320,7 +292,7 @@ async def start_polling_app(app: Application[Any, Any, Any, Any, Any, Any], *, p
     await app.start()
 
 
-async def stop_app(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+async def stop_app(app: App) -> None:
     """Stop what start_polling_app started, in reverse order."""
     if app.updater is not None and app.updater.running:
         await app.updater.stop()
@@ -331,7 +303,7 @@ async def stop_app(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     await app.bot.shutdown()  # closes the HTTP sessions even if initialize() never completed
 
 
-def run(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+def run(app: App) -> None:
     """Run until SIGINT/SIGTERM in the configured mode (polling, webhook or dispatch-only).
 
     Raises receiver.ReceiverBusy and TokenRejected for the CLI to report.
@@ -341,6 +313,32 @@ def run(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
 
 class TokenRejected(Exception):
     """Telegram answered 401 to getMe: the token is wrong or was revoked."""
+
+
+async def bot_username(config: Config) -> str:
+    """Ask Telegram for the bot's username (getMe) with the configured token and server."""
+    from telegram import Bot
+    from telegram.error import InvalidToken, NetworkError, TelegramError
+
+    from rehab_bot.config import ConfigError
+
+    tg = config.telegram
+    bot = Bot(tg.token, base_url=tg.base_url, base_file_url=tg.base_file_url)
+    try:
+        async with bot:
+            return bot.username
+    except InvalidToken as exc:
+        raise ConfigError(
+            "telegram.token", "was refused by Telegram", "copy it again from @BotFather, or pass --bot-username"
+        ) from exc
+    except NetworkError as exc:
+        raise ConfigError(
+            "telegram.base_url",
+            f"could not be reached ({type(exc).__name__})",
+            "check the network, or pass --bot-username to work offline",
+        ) from exc
+    except TelegramError as exc:
+        raise ConfigError("telegram.token", f"could not be used to ask for the bot's name ({exc.message})") from exc
 
 
 def _api_host(config: Config) -> str:
@@ -364,7 +362,7 @@ def _reason(exc: BaseException) -> str:
     return text.splitlines()[0][:200]
 
 
-async def connect(app: Application[Any, Any, Any, Any, Any, Any], stop: asyncio.Event) -> bool:
+async def connect(app: App, stop: asyncio.Event) -> bool:
     """app.initialize() (getMe), retrying network failures with backoff until stop is set.
 
     One warning line for the first failure, DEBUG for the retries, INFO once
@@ -372,7 +370,7 @@ async def connect(app: Application[Any, Any, Any, Any, Any, Any], stop: asyncio.
     """
     from telegram.error import InvalidToken, NetworkError
 
-    host = _api_host(services(app).config)
+    host = _api_host(bot_services.svc(app).config)
     delay, failures = 1.0, 0
     while True:
         try:
@@ -416,14 +414,14 @@ def _polling_error_callback() -> Any:
     return on_error
 
 
-async def serve(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+async def serve(app: App) -> None:
     """The whole life of `rehab-bot run`: database first, then Telegram, until SIGINT/SIGTERM."""
     import signal
 
-    svc = services(app)
+    svc = bot_services.svc(app)
     tg = svc.config.telegram
     stop = asyncio.Event()
-    svc.extra["stop"] = stop
+    svc.stop = stop
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)

@@ -32,7 +32,6 @@ from sqlalchemy.exc import IntegrityError
 from telegram import ForceReply, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import (
-    Application,
     ApplicationHandlerStop,
     CallbackQueryHandler,
     CommandHandler,
@@ -45,7 +44,8 @@ from rehab_bot import checkin as core
 from rehab_bot import crisis, motivation, redflag, report
 from rehab_bot import patient as patients
 from rehab_bot.bot import common
-from rehab_bot.bot.common import language_for, svc
+from rehab_bot.bot.common import language_for
+from rehab_bot.bot.services import App, app_of, svc
 from rehab_bot.content import Content, localize
 from rehab_bot.i18n import N_, t
 from rehab_bot.models import CheckIn, Patient, PatientStatus
@@ -69,12 +69,6 @@ SYMPTOM_OFFER = N_(
 )
 # Statuses whose account may still write to us and be answered.
 WRITING = frozenset({PatientStatus.ACTIVE.value, PatientStatus.PAUSED.value, PatientStatus.UNREACHABLE.value})
-
-
-def _services(app: Application[Any, Any, Any, Any, Any, Any]) -> Any:
-    from rehab_bot.bot.app import services
-
-    return services(app)
 
 
 def _markup(buttons: list[list[tuple[str, str]]]) -> InlineKeyboardMarkup | None:
@@ -150,9 +144,9 @@ def done_text(checkins: Sequence[CheckIn], content: Content, lang: str, *, stopp
 # --------------------------------------------------------------------------- the engine's renderers
 
 
-async def render_checkin(app: Application[Any, Any, Any, Any, Any, Any], message: DueMessage) -> OutgoingMessage | None:
+async def render_checkin(app: App, message: DueMessage) -> OutgoingMessage | None:
     """A due check-in: open its questionnaires and ask the first item; None if nothing is left."""
-    s = _services(app)
+    s = svc(app)
     content: Content = s.content
     now = s.clock.now()
     questionnaires = core.payload_questionnaires(message.payload) or list(core.ON_DEMAND_SET)
@@ -195,11 +189,9 @@ async def _settle_checkins(items: list[SentItem]) -> None:
         await db.commit()
 
 
-async def render_motivation(
-    app: Application[Any, Any, Any, Any, Any, Any], message: DueMessage
-) -> OutgoingMessage | None:
+async def render_motivation(app: App, message: DueMessage) -> OutgoingMessage | None:
     """Today's motivational message, chosen now by the rules; None when none applies."""
-    s = _services(app)
+    s = svc(app)
     if message.patient_id is None:
         return None
     async with s.db.session() as db:
@@ -551,9 +543,9 @@ async def on_note_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
 # --------------------------------------------------------------------------- periodic checks and /progress
 
 
-async def run_periodic(app: Application[Any, Any, Any, Any, Any, Any]) -> int:
+async def run_periodic(app: App) -> int:
     """Close expired check-ins and raise no-response alerts, at the injected clock's now."""
-    s = _services(app)
+    s = svc(app)
     now = s.clock.now()
     async with s.db.session() as db:
         await core.expire_due(db, s.content, now)
@@ -571,7 +563,7 @@ async def run_periodic(app: Application[Any, Any, Any, Any, Any, Any]) -> int:
 
 async def periodic_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     """The repeating job behind run_periodic."""
-    await run_periodic(context.application)
+    await run_periodic(app_of(context))
 
 
 async def progress_extra(update: Update, context: ContextTypes.DEFAULT_TYPE, patient: Patient, lang: str) -> None:
@@ -591,7 +583,7 @@ async def progress_extra(update: Update, context: ContextTypes.DEFAULT_TYPE, pat
         await message.reply_text(summary)
 
 
-def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+def register(app: App) -> None:
     """Add the check-in handlers, the periodic red-flag job and the /progress chart."""
     patient_text = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
     app.add_handler(MessageHandler(patient_text & (filters.TEXT | filters.CAPTION), crisis_watch), group=CRISIS_GROUP)
@@ -604,7 +596,7 @@ def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     app.add_handler(CallbackQueryHandler(on_symptom_check_pressed, pattern=r"^sc:"))
     app.add_handler(MessageHandler(patient_text & filters.TEXT & ~filters.COMMAND, free_text), group=FREE_TEXT_GROUP)
     if app.job_queue is not None:
-        services = _services(app)
+        services = svc(app)
         poll = services.config.delivery.poll_interval
         interval = max(PERIODIC_SECONDS, poll)
         # Within a minute of start, then every interval. An engine slowed right

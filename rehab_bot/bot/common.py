@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
 from telegram import BotCommand, BotCommandScopeDefault, Message, Update
 from telegram.constants import ChatType
 from telegram.error import TelegramError
 from telegram.ext import (
-    Application,
     ApplicationHandlerStop,
     CallbackQueryHandler,
     ContextTypes,
@@ -19,11 +17,10 @@ from telegram.ext import (
     filters,
 )
 
+from rehab_bot.bot.services import App, svc
+from rehab_bot.db import insert_ignore
 from rehab_bot.i18n import N_, SUPPORTED_LANGUAGES, pick_language, t
 from rehab_bot.models import GroupNotice, Patient
-
-if TYPE_CHECKING:
-    from rehab_bot.bot.app import Services
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +42,6 @@ PATIENT_COMMANDS: list[tuple[str, str]] = [
     ("delete", N_("Delete all your data")),
     ("stop", N_("Stop all messages")),
 ]
-
-
-def svc(context: ContextTypes.DEFAULT_TYPE) -> Services:
-    """Shortcut for the running bot's Services."""
-    from rehab_bot.bot.app import services
-
-    return services(context)
 
 
 async def language_for(update: Update, context: ContextTypes.DEFAULT_TYPE) -> str:
@@ -117,11 +107,10 @@ async def edits_are_not_input(update: Update, context: ContextTypes.DEFAULT_TYPE
 
 async def _first_notice(context: ContextTypes.DEFAULT_TYPE, chat_id: int) -> bool:
     s = svc(context)
-    insert = postgresql.insert if s.db.dialect == "postgresql" else sqlite.insert
     table = GroupNotice.__table__  # type: ignore[attr-defined]
     async with s.db.engine.begin() as conn:
         result = await conn.execute(
-            insert(table).values(chat_id=chat_id, noticed_at=s.clock.now()).on_conflict_do_nothing()
+            insert_ignore(s.db.dialect, table).values(chat_id=chat_id, noticed_at=s.clock.now())
         )
     return bool(result.rowcount)
 
@@ -160,18 +149,18 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         log.warning("could not tell the user about the error", exc_info=True)
 
 
-async def set_command_menus(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+async def set_command_menus(app: App) -> None:
     """Register the patient command menu (default scope) in every language."""
     for lang in SUPPORTED_LANGUAGES:
         commands = [BotCommand(cmd, t(lang, desc)) for cmd, desc in PATIENT_COMMANDS]
         await app.bot.set_my_commands(commands, scope=BotCommandScopeDefault(), language_code=lang)
-    default = app.bot_data["services"].config.clinic.language
+    default = svc(app).config.clinic.language
     await app.bot.set_my_commands(
         [BotCommand(cmd, t(default, desc)) for cmd, desc in PATIENT_COMMANDS], scope=BotCommandScopeDefault()
     )
 
 
-def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+def register(app: App) -> None:
     """The private-chat guard runs before every other handler."""
     app.add_handler(TypeHandler(Update, private_only), group=-10)
     # Right after the private-chat guard, before enrolment, commands and crisis watch.
@@ -179,7 +168,7 @@ def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     app.add_error_handler(on_error)
 
 
-def register_fallbacks(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+def register_fallbacks(app: App) -> None:
     """Catch-alls, added after every feature so they only see what nobody handled."""
     app.add_handler(CallbackQueryHandler(unknown_button), group=10)
     app.add_handler(MessageHandler(filters.ChatType.PRIVATE & ~filters.UpdateType.EDITED, unknown_message), group=10)

@@ -23,11 +23,12 @@ from typing import Any
 from babel.dates import format_skeleton
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest, TelegramError
-from telegram.ext import Application, ApplicationHandlerStop, CallbackQueryHandler, CommandHandler, ContextTypes
+from telegram.ext import ApplicationHandlerStop, CallbackQueryHandler, CommandHandler, ContextTypes
 
 from rehab_bot import education as core
 from rehab_bot import patient as patients
-from rehab_bot.bot.common import PATIENT_COMMANDS, language_for, svc
+from rehab_bot.bot.common import PATIENT_COMMANDS, language_for
+from rehab_bot.bot.services import App, svc
 from rehab_bot.config import ClinicConfig
 from rehab_bot.content import localize
 from rehab_bot.content.lessons import Lesson
@@ -48,12 +49,6 @@ if ("learn", N_("Your recovery lessons")) not in PATIENT_COMMANDS:
         next((i + 1 for i, (name, _) in enumerate(PATIENT_COMMANDS) if name == "progress"), len(PATIENT_COMMANDS)),
         ("learn", N_("Your recovery lessons")),
     )
-
-
-def _services(app: Application[Any, Any, Any, Any, Any, Any]) -> Any:
-    from rehab_bot.bot.app import services
-
-    return services(app)
 
 
 def _markup(buttons: list[list[tuple[str, str]]]) -> InlineKeyboardMarkup | None:
@@ -96,9 +91,9 @@ def missed_line(lang: str, count: int) -> str:
     )
 
 
-async def render_lesson(app: Application[Any, Any, Any, Any, Any, Any], message: DueMessage) -> OutgoingMessage | None:
+async def render_lesson(app: App, message: DueMessage) -> OutgoingMessage | None:
     """Today's lesson and/or the offer of missed ones; None when there is nothing to send today."""
-    s = _services(app)
+    s = svc(app)
     if message.patient_id is None or message.local_date is None:
         return None
     async with s.db.session() as db:
@@ -317,7 +312,7 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     raise ApplicationHandlerStop
 
 
-def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+def register(app: App) -> None:
     """Add /learn and the lesson buttons."""
     app.add_handler(CommandHandler("learn", learn_command))
     app.add_handler(CallbackQueryHandler(on_button, pattern=r"^le:"))

@@ -1,8 +1,8 @@
 """Enrolment in chat: the invite link, consent, timezone, session times, summary.
 
 The patient's progress is ``Patient.enrol_step`` in the database, not a
-ConversationHandler in memory: "consent" (link tapped), "declined",
-"timezone", "times", "done". Whatever the patient does next (a button, some
+ConversationHandler in memory; its steps and transitions (consent, time
+zone, times, done) are rehab_bot.enrolment's. Whatever the patient does next (a button, some
 text, a location, /start, the link again, even after a restart of the bot)
 is read against that step, so an abandoned enrolment resumes where it
 stopped and nothing is lost.
@@ -21,9 +21,7 @@ step; anything else is answered and changes nothing.
 from __future__ import annotations
 
 import logging
-import re
-from datetime import datetime, time, timedelta
-from typing import Any
+from datetime import datetime, timedelta
 
 from babel.dates import format_date
 from sqlmodel import col, select
@@ -31,7 +29,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.error import TelegramError
 from telegram.ext import (
-    Application,
     ApplicationHandlerStop,
     CallbackQueryHandler,
     CommandHandler,
@@ -41,22 +38,27 @@ from telegram.ext import (
 )
 
 import rehab_bot.bot.staff as staff_bot
+from rehab_bot import enrolment, timezones
 from rehab_bot import invite as invites
 from rehab_bot import programme as programmes
-from rehab_bot import timezones
-from rehab_bot.bot.common import svc
+from rehab_bot.bot.services import App, svc
 from rehab_bot.content import Content, Phase, localize
+from rehab_bot.enrolment import EnrolStep
 from rehab_bot.i18n import N_, pick_language, t, tn
 from rehab_bot.models import Patient, PatientStatus, Role, Staff
-from rehab_bot.schedule import ScheduleError, parse_hhmm
+from rehab_bot.schedule import (
+    QuietHours,
+    TimesError,
+    local_date,
+    minutes_of_day,
+    parse_times,
+)
 from rehab_bot.schedule import zone as zone_info
 
 log = logging.getLogger(__name__)
 
-IN_PROGRESS = ("consent", "declined", "timezone", "times")
 # Morning, afternoon and evening anchors for the presets.
 MORNING, AFTERNOON, EVENING = "08:00", "13:00", "18:00"
-_TIME_TOKEN = re.compile(r"^(\d{1,2})(?:[:.h]?(\d{2}))?(am|pm)?$")
 
 
 # --- small helpers ---------------------------------------------------------------
@@ -169,7 +171,7 @@ def timezone_prompt(
 
 def _spread(count: int, first: str, last: str) -> list[str]:
     """count times from first to last, evenly spaced, rounded to half hours."""
-    start, end = programmes._minutes(first), programmes._minutes(last)
+    start, end = minutes_of_day(first), minutes_of_day(last)
     if count == 1:
         return [first]
     step = (end - start) / (count - 1)
@@ -198,29 +200,16 @@ def time_presets(count: int, defaults: list[str]) -> list[tuple[str, list[str]]]
     return [(label, times) for label, times in presets if len(times) == count]
 
 
-def _quiet_hours(context: ContextTypes.DEFAULT_TYPE, patient: Patient) -> tuple[time | None, time | None]:
+def _quiet_hours(context: ContextTypes.DEFAULT_TYPE, patient: Patient) -> QuietHours | None:
     delivery = svc(context).config.delivery
-    if patient.quiet_start is None and patient.quiet_end is None:
-        return delivery.quiet_hours_start, delivery.quiet_hours_end
-    if not patient.quiet_start or not patient.quiet_end:
-        return None, None
-    return parse_hhmm(patient.quiet_start), parse_hhmm(patient.quiet_end)
+    return QuietHours.for_patient(patient, delivery.quiet_hours_start, delivery.quiet_hours_end)
 
 
-def _in_quiet(hhmm: str, start: time | None, end: time | None) -> bool:
-    if start is None or end is None or start == end:
-        return False
-    value = parse_hhmm(hhmm)
-    return (start <= value or value < end) if start > end else (start <= value < end)
-
-
-def times_keyboard(
-    lang: str, patient: Patient, phase: Phase, quiet: tuple[time | None, time | None]
-) -> InlineKeyboardMarkup | None:
+def times_keyboard(lang: str, patient: Patient, phase: Phase, quiet: QuietHours | None) -> InlineKeyboardMarkup | None:
     """Presets that fit the phase and avoid quiet hours, and a way back to the timezone."""
     rows = []
     for label, times in time_presets(phase.sessions_per_day, phase.default_times):
-        if any(_in_quiet(x, *quiet) for x in times):
+        if quiet is not None and any(quiet.contains(x) for x in times):
             continue
         rows.append(
             [
@@ -235,7 +224,7 @@ def times_keyboard(
 
 
 def times_prompt(
-    lang: str, patient: Patient, phase: Phase, quiet: tuple[time | None, time | None]
+    lang: str, patient: Patient, phase: Phase, quiet: QuietHours | None
 ) -> tuple[str, InlineKeyboardMarkup | None]:
     """When should the reminders come."""
     n = phase.sessions_per_day
@@ -323,7 +312,7 @@ async def _redeem_link(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         if outcome == invites.Outcome.PATIENT:
             assert result.patient is not None
             patient = result.patient
-            if patient.enrol_step == "done":
+            if enrolment.step_of(patient) is EnrolStep.DONE:
                 await _welcome_back(update, context, session, patient)
             else:
                 await _resume(update, context, session, patient, fresh=not result.resumed)
@@ -392,7 +381,7 @@ async def greet_known_user(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     async with s.db.session() as session:
         patient = await _patient_of(session, user.id)
         if patient is not None:
-            if patient.enrol_step in IN_PROGRESS:
+            if enrolment.step_of(patient) in enrolment.IN_PROGRESS:
                 await _resume(update, context, session, patient, fresh=False)
             else:
                 await _welcome_back(update, context, session, patient)
@@ -439,15 +428,16 @@ async def _resume(
     lang = patient.language
     now = _now(context)
     lead = t(lang, "Welcome back! Let's continue where we left off.")
-    if patient.enrol_step in ("consent", "declined", ""):
+    step = enrolment.step_of(patient)
+    if step in enrolment.ASKING_CONSENT:
         if fresh:
             lead = _welcome(lang, s.config.clinic.name, await _therapist_name(session, patient))
         text, markup = consent_prompt(lang, patient, _content(context), s.config.clinic.name, lead)
-    elif patient.enrol_step == "timezone":
+    elif step is EnrolStep.TIMEZONE:
         text, markup = timezone_prompt(lang, patient, s.config.clinic.timezone, now)
         text = lead + "\n\n" + text
     else:
-        phase = programmes.planning_phase(_content(context), patient, programmes.local_today(patient, now))
+        phase = programmes.planning_phase(_content(context), patient, local_date(patient, now))
         if phase is None:
             await _programme_problem(update, patient)
             return
@@ -480,15 +470,15 @@ async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     s = svc(context)
     async with s.db.session() as session:
         patient = await _patient_of(session, user.id)
-        if patient is None or patient.enrol_step not in IN_PROGRESS:
+        if patient is None or enrolment.step_of(patient) not in enrolment.IN_PROGRESS:
             return  # not enrolling: the other features handle it
         now = _now(context)
         patient.last_activity_at = now
         session.add(patient)
-        step = patient.enrol_step
-        if step == "timezone":
+        step = enrolment.step_of(patient)
+        if step is EnrolStep.TIMEZONE:
             await _typed_timezone(update, context, session, patient)
-        elif step == "times":
+        elif step is EnrolStep.TIMES:
             await _typed_times(update, context, session, patient)
         elif step == "declined":
             await _reply(
@@ -553,13 +543,11 @@ async def _set_timezone(
     lang = patient.language
     now = _now(context)
     patient.timezone = zone
-    phase = programmes.planning_phase(_content(context), patient, programmes.local_today(patient, now))
+    phase = programmes.planning_phase(_content(context), patient, local_date(patient, now))
     if phase is None:
         await _programme_problem(update, patient)
         return
-    patient.enrol_step = "times"
-    session.add(patient)
-    await session.commit()
+    await enrolment.set_timezone(session, patient, zone)
     text = t(lang, "Time zone: {zone} ✓", zone=_zone_now(zone, lang, now))
     if timezones.is_fixed_offset(zone):
         text += "\n" + t(
@@ -573,27 +561,13 @@ async def _set_timezone(
 
 def parse_time_list(text: str) -> tuple[list[str], str | None]:
     """Typed times ("8:30, 13:00 and 6pm", "18.30 Uhr") -> (HH:MM list, first unreadable part)."""
-    lowered = text.casefold().replace("uhr", " ").replace("a.m.", "am").replace("p.m.", "pm")
-    lowered = re.sub(r"\s+(am|pm)\b", r"\1", lowered)
-    tokens = [tok for tok in re.split(r"[,;/]|\s+and\s+|\s+und\s+|\s+", lowered) if tok]
-    times: list[str] = []
-    for token in tokens:
-        match = _TIME_TOKEN.match(token)
-        if match is None:
-            return times, token
-        hour, minute = int(match[1]), int(match[2] or 0)
-        if match[3]:
-            if not 1 <= hour <= 12:
-                return times, token
-            hour = hour % 12 + (12 if match[3] == "pm" else 0)
-        try:
-            times.append(parse_hhmm(f"{hour}:{minute:02d}").strftime("%H:%M"))
-        except ScheduleError:
-            return times, token
-    return times, None
+    try:
+        return parse_times(text), None
+    except TimesError as exc:
+        return [], exc.part
 
 
-def check_times(lang: str, times: list[str], phase: Phase, quiet: tuple[time | None, time | None]) -> str | None:
+def check_times(lang: str, times: list[str], phase: Phase, quiet: QuietHours | None) -> str | None:
     """A friendly error for times that cannot be used, or None."""
     n = phase.sessions_per_day
     if len(times) != n:
@@ -607,9 +581,8 @@ def check_times(lang: str, times: list[str], phase: Phase, quiet: tuple[time | N
     if len(set(times)) != len(times):
         return t(lang, "Please choose a different time for each session.")
     for value in sorted(times):
-        if _in_quiet(value, *quiet):
-            start, end = quiet
-            assert start is not None and end is not None
+        if quiet is not None and quiet.contains(value):
+            start, end = quiet.start, quiet.end
             return t(
                 lang,
                 "{time} is in the quiet hours ({start}–{end}), when I send no reminders. "
@@ -628,7 +601,7 @@ async def _typed_times(
     assert message is not None
     lang = patient.language
     now = _now(context)
-    phase = programmes.planning_phase(_content(context), patient, programmes.local_today(patient, now))
+    phase = programmes.planning_phase(_content(context), patient, local_date(patient, now))
     if phase is None:
         await _programme_problem(update, patient)
         return
@@ -661,14 +634,10 @@ async def _finish(
     content = _content(context)
     lang = patient.language
     now = _now(context)
-    patient.session_times = ",".join(sorted(times))
-    patient.enrol_step = "done"
-    patient.last_activity_at = now
-    rules = await programmes.on_enrolled(session, patient, content, now)
-    await session.flush()
+    rules = await enrolment.finish(session, patient, times, content, now)
     log.info("patient %s finished enrolment with %d session rules", patient.id, len(rules))
     programme = content.programmes[patient.programme_id]
-    today = programmes.local_today(patient, now)
+    today = local_date(patient, now)
     phase = programmes.current_phase(content, patient, today)
     lines = [t(lang, "✅ All set! Here is your plan:"), ""]
     lines.append(t(lang, "Programme: {name}", name=localize(programme.name, lang)))
@@ -695,7 +664,7 @@ async def _finish(
 
 def _when(lang: str, due: datetime, patient: Patient, now: datetime) -> str:
     local = due.astimezone(zone_info(patient.timezone))
-    today = programmes.local_today(patient, now)
+    today = local_date(patient, now)
     at = local.strftime("%H:%M")
     if local.date() == today:
         return t(lang, "today at {time}", time=at)
@@ -749,23 +718,15 @@ async def _act(
     s = svc(context)
     lang = patient.language
     now = _now(context)
-    step = patient.enrol_step
-    if action == "ok" and step in ("consent", "declined"):
+    step = enrolment.step_of(patient)
+    if action == "ok" and await enrolment.agree(session, patient, _content(context).consent_version, now):
         await query.answer()
-        patient.consent_at = now
-        patient.consent_version = _content(context).consent_version
-        patient.enrol_step = "timezone"
-        session.add(patient)
-        await session.commit()
         await _close(update, _pressed_text(update) + "\n\n" + t(lang, "✓ You agreed."))
         text, markup = timezone_prompt(lang, patient, s.config.clinic.timezone, now)
         await _reply(update, text, markup)
         return True
-    if action == "no" and step in ("consent", "declined"):
+    if action == "no" and await enrolment.decline(session, patient):
         await query.answer()
-        patient.enrol_step = "declined"
-        session.add(patient)
-        await session.commit()
         await _close(update, _pressed_text(update) + "\n\n" + t(lang, "✗ You declined."))
         await _reply(
             update,
@@ -776,7 +737,7 @@ async def _act(
             ),
         )
         return True
-    if action == "tz" and step == "timezone":
+    if action == "tz" and step is EnrolStep.TIMEZONE:
         if not timezones.is_zone(arg):
             await query.answer(t(lang, "This button is no longer active."))
             return True
@@ -784,23 +745,20 @@ async def _act(
         await _close(update)
         await _set_timezone(update, context, session, patient, arg)
         return True
-    if action == "tzx" and step == "timezone":
+    if action == "tzx" and step is EnrolStep.TIMEZONE:
         await query.answer()
         await _close(update)
         text, markup = timezone_prompt(lang, patient, s.config.clinic.timezone, now)
         await _reply(update, text, markup)
         return True
-    if action == "back" and step == "times":
+    if action == "back" and await enrolment.back_to_timezone(session, patient):
         await query.answer()
-        patient.enrol_step = "timezone"
-        session.add(patient)
-        await session.commit()
         await _close(update)
         text, markup = timezone_prompt(lang, patient, s.config.clinic.timezone, now)
         await _reply(update, text, markup)
         return True
-    if action == "tm" and step == "times":
-        phase = programmes.planning_phase(_content(context), patient, programmes.local_today(patient, now))
+    if action == "tm" and step is EnrolStep.TIMES:
+        phase = programmes.planning_phase(_content(context), patient, local_date(patient, now))
         times, bad = parse_time_list(arg.replace(".", ","))
         quiet = _quiet_hours(context, patient)
         if phase is None or bad is not None or check_times(lang, times, phase, quiet) is not None:
@@ -818,7 +776,7 @@ async def _act(
     return False
 
 
-def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+def register(app: App) -> None:
     """Add /start <code>, the enrolment buttons, and the enrolment text/location interceptor."""
     app.add_handler(CommandHandler("start", start_with_code, has_args=True))
     app.add_handler(CallbackQueryHandler(on_button, pattern=r"^e:"))

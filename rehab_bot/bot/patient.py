@@ -29,7 +29,6 @@ from typing import Any
 from babel.dates import format_date, format_skeleton
 from telegram import InputFile, Message, Update
 from telegram.ext import (
-    Application,
     ApplicationHandlerStop,
     CallbackQueryHandler,
     CommandHandler,
@@ -41,11 +40,12 @@ from telegram.ext import (
 from rehab_bot import patient as core
 from rehab_bot import session as sessions
 from rehab_bot import timezones
-from rehab_bot.bot.common import buttons_on, language_for, svc
+from rehab_bot.bot.common import buttons_on, language_for
+from rehab_bot.bot.services import App, svc
 from rehab_bot.bot.session import STALE, close_with, edit_message, markup
 from rehab_bot.i18n import N_, t
 from rehab_bot.models import Patient, PatientStatus
-from rehab_bot.schedule import zone
+from rehab_bot.schedule import QuietHours, local_date, zone
 
 log = logging.getLogger(__name__)
 
@@ -214,16 +214,16 @@ def settings_text(lang: str, patient: Patient, context: ContextTypes.DEFAULT_TYP
     """The patient's current settings."""
     s = svc(context)
     quiet = core.quiet_hours(patient, s.config.delivery)
-    if patient.quiet_start is None and patient.quiet_end is None:
+    if QuietHours.follows_clinic(patient):
         quiet_text = (
-            t(lang, "clinic default ({start}-{end})", start=f"{quiet[0]:%H:%M}", end=f"{quiet[1]:%H:%M}")
+            t(lang, "clinic default ({start}-{end})", start=f"{quiet.start:%H:%M}", end=f"{quiet.end:%H:%M}")
             if quiet
             else t(lang, "none")
         )
     elif quiet is None:
         quiet_text = t(lang, "none")
     else:
-        quiet_text = f"{quiet[0]:%H:%M}-{quiet[1]:%H:%M}"
+        quiet_text = f"{quiet.start:%H:%M}-{quiet.end:%H:%M}"
     times = ", ".join(t_ for t_ in patient.session_times.split(",") if t_) or "–"
     label = timezones.zone_label(patient.timezone, lang)
     now = timezones.local_time(patient.timezone, s.clock.now())
@@ -443,7 +443,7 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     handled = False
     if what == "pause" and args and args[0].isdigit() and int(args[0]) in core.PAUSE_CHOICES:
         await query.answer()
-        until = core.pause_until_for(int(args[0]), sessions.local_today(patient, now))
+        until = core.pause_until_for(int(args[0]), local_date(patient, now))
         async with s.db.session() as db:
             line = await _pause(db, patient, until, now)
             await db.commit()
@@ -611,7 +611,7 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         if awaited.expired:
             core.forget_input(db, patient)
             await db.commit()
-            today = sessions.local_today(patient, now)
+            today = local_date(patient, now)
             if not core.looks_like_answer(awaited.kind, message.text, today):
                 return  # not an answer to the old question: the other features see it
             log.info("patient %s answered an expired %s question", patient.id, awaited.kind)
@@ -656,7 +656,7 @@ async def _apply_input(
         core.set_quiet_hours(db, patient, start, end)
         return None
     # kind == "date": the last day of a pause
-    until = core.parse_pause_date(text, sessions.local_today(patient, now))
+    until = core.parse_pause_date(text, local_date(patient, now))
     return await _pause(db, patient, until, now)
 
 
@@ -674,7 +674,7 @@ COMMANDS: list[tuple[str, Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutin
 ]
 
 
-def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+def register(app: App) -> None:
     """Add the patient commands, their buttons and the typed-answer handler."""
     for name, callback in COMMANDS:
         app.add_handler(CommandHandler(name, callback))

@@ -8,21 +8,20 @@ example a nudge for a session the patient already logged).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
 
-from telegram.ext import Application
-
+from rehab_bot import session as session_core
 from rehab_bot.bot import checkin, education, session, staff
+from rehab_bot.bot.services import App, svc
 from rehab_bot.i18n import t
 from rehab_bot.models import Kind
 from rehab_bot.reminders import DueMessage
 from rehab_bot.transport import OutgoingMessage
 
-KindRenderer = Callable[[Application[Any, Any, Any, Any, Any, Any], DueMessage], Awaitable[OutgoingMessage | None]]
+KindRenderer = Callable[[App, DueMessage], Awaitable[OutgoingMessage | None]]
 
 
 def render_due(
-    app: Application[Any, Any, Any, Any, Any, Any],
+    app: App,
 ) -> Callable[[DueMessage], Awaitable[OutgoingMessage | None]]:
     """A renderer bound to the running application."""
     by_kind: dict[str, KindRenderer] = {
@@ -45,11 +44,17 @@ def render_due(
 
 
 def render_due_many(
-    app: Application[Any, Any, Any, Any, Any, Any],
+    app: App,
 ) -> Callable[[Sequence[DueMessage]], Awaitable[dict[int, OutgoingMessage | None]]]:
     """A batch renderer bound to the running application: the kinds that send in bulk render per window."""
 
     async def render_many(messages: Sequence[DueMessage]) -> dict[int, OutgoingMessage | None]:
-        return await session.render_reminders(app, [m for m in messages if not m.body])
+        # The core opens the sessions (and re-plans phases) first; the renderer only reads.
+        services = svc(app)
+        async with services.db.session() as db:
+            reminders = await session_core.open_for_deliveries(
+                db, services.content, [m for m in messages if not m.body], services.clock.now()
+            )
+        return await session.render_reminders(app, reminders)
 
     return render_many

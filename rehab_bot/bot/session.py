@@ -19,29 +19,29 @@ its buttons cannot be pressed again.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col
 from sqlmodel import select as select_models
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest, TelegramError
-from telegram.ext import Application, ApplicationHandlerStop, CallbackQueryHandler, ContextTypes
+from telegram.ext import ApplicationHandlerStop, CallbackQueryHandler, ContextTypes
 
 from rehab_bot import patient as patients
 from rehab_bot import programme
 from rehab_bot import session as core
-from rehab_bot.bot.common import language_for, svc
+from rehab_bot.bot.common import language_for
+from rehab_bot.bot.services import App, app_of, svc
 from rehab_bot.config import ClinicConfig
 from rehab_bot.content import Content, Exercise, Phase, localize
+from rehab_bot.db import upsert
 from rehab_bot.i18n import N_, t
-from rehab_bot.models import Kind, MediaCache, Patient, PatientStatus
+from rehab_bot.models import MediaCache, Patient, PatientStatus
 from rehab_bot.ratelimit import BULK
 from rehab_bot.redflag import clinic_contact
 from rehab_bot.reminders import DueMessage
-from rehab_bot.schedule import zone
+from rehab_bot.schedule import local_date, zone
 from rehab_bot.transport import MAX_CAPTION, MAX_TEXT, OutgoingMedia, OutgoingMessage, SentItem, utf16_len
 
 log = logging.getLogger(__name__)
@@ -65,18 +65,6 @@ OUTCOME_LINES = {
 # Clinic content text shown when pain kept a patient from exercising; the
 # red-flag "contact us today" text is the fallback if a clinic removed it.
 PAIN_TEXT, PAIN_TEXT_FALLBACK = "exercise_pain", "red_flag_urgent"
-
-
-def _app_services(app: Application[Any, Any, Any, Any, Any, Any]) -> Any:
-    from rehab_bot.bot.app import services
-
-    return services(app)
-
-
-def content_of(services: Any) -> Content:
-    """The clinic content loaded at start."""
-    content: Content = services.content
-    return content
 
 
 # --- keyboards ------------------------------------------------------------------------
@@ -226,86 +214,47 @@ def skip_reply(lang: str, reason: str, content: Content, clinic: ClinicConfig) -
 
 async def _remember_media(db: Any, source: str, file_id: str, now: datetime) -> None:
     conn = await db.connection()
-    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     table: Any = MediaCache.__table__  # type: ignore[attr-defined]
-    await conn.execute(
-        dialect_insert(table)
-        .values(source=source, file_id=file_id, updated_at=now)
-        .on_conflict_do_update(index_elements=["source"], set_={"file_id": file_id, "updated_at": now})
-    )
+    values = {"source": source, "file_id": file_id, "updated_at": now}
+    await conn.execute(upsert(conn.dialect.name, table, values, keys=["source"], update=["file_id", "updated_at"]))
 
 
-async def render_reminder(
-    app: Application[Any, Any, Any, Any, Any, Any], message: DueMessage
-) -> OutgoingMessage | None:
+async def render_reminder(app: App, message: DueMessage) -> OutgoingMessage | None:
     """The session reminder with its exercises, media and four buttons; None if it no longer applies."""
     if core.parse_payload(message.payload).session_id is not None:
         return await _render_snoozed(app, message)
-    return (await render_reminders(app, [message])).get(message.delivery_id)
-
-
-async def render_reminders(
-    app: Application[Any, Any, Any, Any, Any, Any], messages: Sequence[DueMessage]
-) -> dict[int, OutgoingMessage | None]:
-    """Render a window's first-time session reminders together: {delivery_id: message or None}.
-
-    One transaction for the window (patients in one query, sessions opened in
-    one insert, media in one query) instead of one per patient; the per-patient
-    work left is the phase check, which writes only on a change. Snoozed
-    re-sends are left out: the sender renders them one by one.
-    """
-    fresh = [
-        m
-        for m in messages
-        if m.kind == Kind.SESSION.value
-        and m.patient_id is not None
-        and m.local_date is not None
-        and core.parse_payload(m.payload).session_id is None
-    ]
-    if not fresh:
-        return {}
-    services = _app_services(app)
-    content = content_of(services)
-    now = services.clock.now()
-    out: dict[int, OutgoingMessage | None] = {}
-    # (message, patient, change, its session, its exercises) for each reminder that still applies
-    planned: list[tuple[DueMessage, Patient, programme.PhaseChange | None, core.Opening, list[Exercise]]] = []
+    services = svc(app)
     async with services.db.session() as db:
-        ids = {m.patient_id for m in fresh}
-        found = await db.exec(select_models(Patient).where(col(Patient.id).in_(ids)))
-        by_id = {p.id: p for p in found.all()}
-        for m in fresh:
-            assert m.patient_id is not None and m.local_date is not None
-            patient = by_id.get(m.patient_id)
-            if patient is None or patient.status != PatientStatus.ACTIVE:
-                out[m.delivery_id] = None
-                continue
-            if m.local_date < core.local_today(patient, now):
-                out[m.delivery_id] = None  # held back past its day (quiet hours): the day is over
-                continue
-            change = await programme.sync_phase(db, patient, content, now)
-            phase = change.phase if change is not None else programme.current_phase(content, patient, m.local_date)
-            index = core.parse_payload(m.payload).index
-            if phase is not None and index >= phase.sessions_per_day:
-                # The new phase has fewer sessions: this one no longer exists.
-                lang = patient.language
-                notice = None if change is None else f"🆕 {change.title(lang)}\n\n{change.note(lang).strip()}"
-                out[m.delivery_id] = None if notice is None else OutgoingMessage(notice)
-                continue
-            phase_id = phase.id if phase is not None else ""
-            opening = core.Opening(m.patient_id, m.local_date, m.slot, phase_id, m.delivery_id)
-            planned.append((m, patient, change, opening, session_exercises(content, phase, index)))
-        opened = await core.open_sessions(db, [p[3] for p in planned], now)
-        media_of = await _cached_media_many(db, [p[4] for p in planned])
-        await db.commit()
-    for (m, patient, change, opening, exercises), media in zip(planned, media_of, strict=True):
-        es = opened[opening]
-        if es.status != core.Status.PENDING:
-            out[m.delivery_id] = None
+        reminders = await core.open_for_deliveries(db, services.content, [message], services.clock.now())
+    return (await render_reminders(app, reminders)).get(message.delivery_id)
+
+
+async def render_reminders(app: App, reminders: dict[int, core.Reminder | None]) -> dict[int, OutgoingMessage | None]:
+    """Turn a window's opened session reminders (core.open_for_deliveries) into messages; writes nothing.
+
+    Media are read in one query for the window. A reminder whose session no
+    longer exists becomes its phase-change notice, or nothing.
+    """
+    services = svc(app)
+    out: dict[int, OutgoingMessage | None] = {}
+    ready = [r for r in reminders.values() if r is not None and r.opened is not None]
+    async with services.db.session() as db:
+        media_of = await _cached_media_many(db, [r.exercises for r in ready])
+    media_by = {r.message.delivery_id: media for r, media in zip(ready, media_of, strict=True)}
+    for delivery_id, reminder in reminders.items():
+        if reminder is None:
+            out[delivery_id] = None
             continue
-        lang = patient.language
-        text = reminder_text(lang, slot=es.slot, late=m.late, exercises=exercises, change=change)
-        out[m.delivery_id] = OutgoingMessage(
+        lang, change, es = reminder.patient.language, reminder.change, reminder.opened
+        if es is None:
+            notice = None if change is None else f"🆕 {change.title(lang)}\n\n{change.note(lang).strip()}"
+            out[delivery_id] = None if notice is None else OutgoingMessage(notice)
+            continue
+        media = media_by[delivery_id]
+        text = reminder_text(
+            lang, slot=es.slot, late=reminder.message.late, exercises=reminder.exercises, change=change
+        )
+        out[delivery_id] = OutgoingMessage(
             text,
             buttons=main_buttons(lang, es.id),
             media=media,
@@ -355,12 +304,10 @@ async def _cached_media_many(db: Any, exercises_of: list[list[Exercise]]) -> lis
     ]
 
 
-async def _render_snoozed(
-    app: Application[Any, Any, Any, Any, Any, Any], message: DueMessage
-) -> OutgoingMessage | None:
+async def _render_snoozed(app: App, message: DueMessage) -> OutgoingMessage | None:
     """A snoozed session, sent again with its buttons; None if it was answered or its day is over."""
-    services = _app_services(app)
-    content = content_of(services)
+    services = svc(app)
+    content = services.content
     now = services.clock.now()
     ref = core.parse_payload(message.payload)
     if message.patient_id is None or ref.session_id is None:
@@ -372,55 +319,71 @@ async def _render_snoozed(
         es = await core.get(db, ref.session_id)
         if es is None or es.patient_id != patient.id or es.status != core.Status.PENDING:
             return None
-        if es.local_date < core.local_today(patient, now):
+        if es.local_date < local_date(patient, now):
             return None  # held back past its day: the sweep records it as missed
         exercises = session_exercises(content, programme.current_phase(content, patient, es.local_date), ref.index)
         [media] = await _cached_media_many(db, [exercises])
     assert es.id is not None
     session_id, lang = es.id, patient.language
 
-    async def on_sent(message_id: int, file_id: str | None) -> None:
-        sent_at = services.clock.now()
-        async with services.db.session() as db:
-            await core.bind_message(db, session_id, message_id=message_id, now=sent_at, delivery_id=message.delivery_id)
-            after = timedelta(hours=services.config.delivery.nudge_after_hours)
-            await core.ensure_nudges(db, [session_id], sent_at=sent_at, after=after)
-            if file_id and media is not None:
-                await _remember_media(db, media.source, file_id, sent_at)
-            await db.commit()
-
     text = reminder_text(lang, slot=es.slot, late=message.late, exercises=exercises)
-    return OutgoingMessage(text, buttons=main_buttons(lang, session_id), media=media, on_sent=on_sent)
+    data = (services, session_id, media.source if media is not None else None)
+    return OutgoingMessage(text, buttons=main_buttons(lang, session_id), media=media, settle=(_settle_resends, data))
 
 
-async def render_nudge(app: Application[Any, Any, Any, Any, Any, Any], message: DueMessage) -> OutgoingMessage | None:
+async def _settle_resends(items: list[SentItem]) -> None:
+    """After snoozed reminders went out: each becomes its session's live message, with its nudge planned."""
+    services = items[0].data[0]
+    sent_at = services.clock.now()
+    async with services.db.session() as db:
+        for i in items:
+            await core.bind_message(
+                db, i.data[1], message_id=i.message_id, now=sent_at, delivery_id=i.message.delivery_id
+            )
+        after = timedelta(hours=services.config.delivery.nudge_after_hours)
+        await core.ensure_nudges(db, [i.data[1] for i in items], sent_at=sent_at, after=after)
+        for i in items:
+            if i.file_id and i.data[2]:
+                await _remember_media(db, i.data[2], i.file_id, sent_at)
+        await db.commit()
+
+
+async def render_nudge(app: App, message: DueMessage) -> OutgoingMessage | None:
     """A gentle follow-up when a session got no answer; None if it was answered meanwhile."""
-    services = _app_services(app)
+    services = svc(app)
     ref = core.parse_payload(message.payload)
     if ref.session_id is None or message.patient_id is None:
         return None
     async with services.db.session() as db:
         patient = await db.get(Patient, message.patient_id)
-        if patient is None or patient.status != PatientStatus.ACTIVE:
+        if patient is None or patient.id is None or patient.status != PatientStatus.ACTIVE:
             return None
         now = services.clock.now()
         es = await core.nudge_target(db, patient.id, ref.session_id, now)
-        if es is None or es.id is None or es.local_date < core.local_today(patient, now):
+        if es is None or es.id is None or es.local_date < local_date(patient, now):
             return None
         lang, session_id, chat_id = patient.language, es.id, patient.telegram_id
         text = t(lang, "Just checking in: did you manage your {slot} exercise session?", slot=es.slot)
 
-    async def on_sent(message_id: int, file_id: str | None) -> None:
-        async with services.db.session() as db:
-            previous = await core.bind_message(
-                db, session_id, message_id=message_id, now=services.clock.now(), nudge=True
-            )
-            await db.commit()
-        if previous is not None and chat_id is not None:
-            # One live message per session: the reminder's buttons move to the nudge.
-            await _drop_buttons(app.bot, chat_id, previous)
+    data = (services, app.bot, session_id, chat_id)
+    return OutgoingMessage(text, buttons=main_buttons(lang, session_id), settle=(_settle_nudges, data))
 
-    return OutgoingMessage(text, buttons=main_buttons(lang, session_id), on_sent=on_sent)
+
+async def _settle_nudges(items: list[SentItem]) -> None:
+    """After nudges went out: each becomes its session's live message; the reminder's buttons move to it."""
+    services, bot = items[0].data[0], items[0].data[1]
+    stale: list[tuple[int, int]] = []
+    async with services.db.session() as db:
+        for i in items:
+            previous = await core.bind_message(
+                db, i.data[2], message_id=i.message_id, now=services.clock.now(), nudge=True
+            )
+            if previous is not None and i.data[3] is not None:
+                stale.append((i.data[3], previous))
+        await db.commit()
+    for chat_id, previous in stale:
+        # One live message per session.
+        await _drop_buttons(bot, chat_id, previous)
 
 
 async def _drop_buttons(bot: Any, chat_id: int, message_id: int) -> None:
@@ -548,15 +511,15 @@ async def _press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await edit_message(message, praise(lang, es.status, streak), None)
     else:  # REASON
         await query.answer()
-        await edit_message(message, skip_reply(lang, press.value, content_of(s), s.config.clinic), None)
+        await edit_message(message, skip_reply(lang, press.value, s.content, s.config.clinic), None)
 
 
 # --- the end-of-day sweep --------------------------------------------------------------------
 
 
-async def sweep(app: Application[Any, Any, Any, Any, Any, Any]) -> list[core.Missed]:
+async def sweep(app: App) -> list[core.Missed]:
     """Record the sessions still open after their local day as missed; take their buttons away."""
-    services = _app_services(app)
+    services = svc(app)
     async with services.db.session() as db:
         missed = await core.sweep_missed(db, services.clock.now())
         await db.commit()
@@ -570,13 +533,13 @@ async def sweep(app: Application[Any, Any, Any, Any, Any, Any]) -> list[core.Mis
 
 async def sweep_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     """The repeating job: run the sweep at the injected clock's now."""
-    await sweep(context.application)
+    await sweep(app_of(context))
 
 
-def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+def register(app: App) -> None:
     """Add the session button handler and the missed-session sweep."""
     app.add_handler(CallbackQueryHandler(on_press, pattern=r"^s:"))
-    services = _app_services(app)
+    services = svc(app)
     if app.job_queue is not None:
         # Minutes matter little here (a day ends once); the engine's poll
         # interval keeps tests, which slow that right down, in charge of it.

@@ -39,7 +39,6 @@ from telegram import (
 )
 from telegram.error import TelegramError
 from telegram.ext import (
-    Application,
     ApplicationHandlerStop,
     CallbackQueryHandler,
     CommandHandler,
@@ -52,9 +51,10 @@ from rehab_bot import alert as alert_core
 from rehab_bot import audit, export, invite, report
 from rehab_bot import staff as core
 from rehab_bot.bot import common
-from rehab_bot.bot.common import svc
+from rehab_bot.bot.services import App, svc
 from rehab_bot.content import Content
-from rehab_bot.models import Kind, Patient, PatientStatus, Role, Staff, StaffDraft
+from rehab_bot.models import SURGERY_TYPES, Kind, Patient, PatientStatus, Role, Staff, StaffDraft
+from rehab_bot.schedule import local_date
 
 log = logging.getLogger(__name__)
 
@@ -94,27 +94,14 @@ async def set_staff_menu(bot: Bot, staff: Staff) -> None:
         await bot.delete_my_commands(scope=scope)
 
 
-def _menus(holder: Any) -> dict[int, str]:
-    extra: dict[str, Any] = common_services(holder).extra
-    menus: dict[int, str] = extra.setdefault("staff_menus", {})
-    return menus
-
-
-def common_services(holder: Any) -> Any:
-    """Services from an Application or a CallbackContext (both have bot_data)."""
-    from rehab_bot.bot.app import services
-
-    return services(holder)
-
-
 async def sync_staff_menus(holder: Any, *, everyone: bool = False) -> int:
     """Give each active staff chat its menu and take it from removed staff; returns API calls made.
 
     Called at startup (everyone=True) and from the engine's job, so a member
     added with `rehab-bot staff add` while the bot runs gets the menu too.
     """
-    s = common_services(holder)
-    menus = _menus(holder)
+    s = svc(holder)
+    menus = s.staff_menus
     async with s.db.session() as session:
         members = await core.staff_members(session, include_inactive=True)
     calls = 0
@@ -132,7 +119,7 @@ async def sync_staff_menus(holder: Any, *, everyone: bool = False) -> int:
     return calls
 
 
-async def startup_menus(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+async def startup_menus(app: App) -> None:
     """Register the staff menus of every staff member (startup)."""
     await sync_staff_menus(app, everyone=True)
 
@@ -143,7 +130,7 @@ async def clinic_tick(holder: Any) -> None:
     Runs in the engine's repeating job before each dispatcher tick, with the
     injected clock, so what it queues goes out in the same tick.
     """
-    s = common_services(holder)
+    s = svc(holder)
     now = s.clock.now()
     async with s.db.session() as session:
         escalated, digests = await core.clinic_tick(session, now, s.config)
@@ -156,7 +143,7 @@ async def clinic_tick(holder: Any) -> None:
 
 async def alert_reach(holder: Any) -> alert_core.Reach:
     """Who alerts can reach right now (start-up check and /healthz)."""
-    s = common_services(holder)
+    s = svc(holder)
     async with s.db.session() as session:
         return await alert_core.reach(session, s.config.clinic)
 
@@ -178,11 +165,6 @@ async def check_alert_reach(holder: Any) -> bool:
 
 
 # --- plumbing ----------------------------------------------------------------------
-
-
-def content_of(context: ContextTypes.DEFAULT_TYPE) -> Content:
-    """The clinic's content, loaded once at start (Services.content)."""
-    return svc(context).content
 
 
 def keyboard(rows: list[list[tuple[str, str]]]) -> InlineKeyboardMarkup | None:
@@ -486,14 +468,14 @@ async def show_patient(
     """Send the chart and the detail of a patient to a staff member, and audit the view."""
     core.require(staff, patient, core.Access.READ)
     now = svc(context).clock.now()
-    detail = await core.patient_detail(session, staff, patient, now, content_of(context))
+    detail = await core.patient_detail(session, staff, patient, now, svc(context).content)
     chart = await progress_chart(session, patient, now)
     audit.record(session, action=audit.VIEW_PATIENT, now=now, staff=staff, patient_id=patient.id)
     await session.commit()
     if chart:
         await context.bot.send_photo(staff.telegram_id, photo=chart, caption=f"{patient.alias}: progress")
     await context.bot.send_message(
-        staff.telegram_id, detail_text(staff, detail, content_of(context)), reply_markup=detail_buttons(detail)
+        staff.telegram_id, detail_text(staff, detail, svc(context).content), reply_markup=detail_buttons(detail)
     )
 
 
@@ -533,7 +515,7 @@ async def press_open(press: Press) -> None:
 async def press_programme_menu(press: Press) -> None:
     """ "Programme": offer the programmes that fit the patient's surgery."""
     patient = await _patient_arg(press, core.Access.WRITE)
-    choices = programme_choices(content_of(press.context), patient.surgery_type)
+    choices = programme_choices(svc(press.context).content, patient.surgery_type)
     await press.answer()
     rows = [[(name, f"st:pc:{patient.id}:{pid}")] for pid, name in choices]
     await press.reply(
@@ -546,7 +528,7 @@ async def press_programme_set(press: Press) -> None:
     """A programme chosen for a patient."""
     patient = await _patient_arg(press, core.Access.WRITE)
     programme_id = press.args[1]
-    content = content_of(press.context)
+    content = svc(press.context).content
     if patient.programme_id == programme_id:
         await press.answer("No change: the patient is on this programme already.")
         await press.edit(f"{patient.alias} stays on {programme_id}.")
@@ -563,7 +545,7 @@ async def press_times(press: Press) -> None:
     """ "Session times": ask for the new times (a conversation kept in staff_draft)."""
     patient = await _patient_arg(press, core.Access.WRITE)
     await press.answer()
-    current = ", ".join(core.session_times_of(patient, content_of(press.context), press.now)) or "none"
+    current = ", ".join(core.session_times_of(patient, svc(press.context).content, press.now)) or "none"
     draft = await _begin(press.context, press.session, press.staff, "times", "times", patient_id=patient.id)
     await _prompt(
         press.context,
@@ -640,7 +622,7 @@ async def press_export(press: Press, fmt: str) -> None:
     if fmt == "csv":
         payload, filename = export.csv_zip(data), f"{patient.alias}-{stamp}-csv.zip"
     else:
-        bundle = export.fhir_bundle(data, content_of(press.context), now)
+        bundle = export.fhir_bundle(data, svc(press.context).content, now)
         payload, filename = export.fhir_json(bundle).encode(), f"{patient.alias}-{stamp}-fhir.json"
     audit.record(press.session, action=audit.EXPORT, now=now, staff=press.staff, patient_id=patient.id, detail=fmt)
     await press.session.commit()
@@ -839,9 +821,9 @@ async def _ask(context: ContextTypes.DEFAULT_TYPE, session: AsyncSession, staff:
     if draft.step == "alias":
         rows = [[(f"Use {draft.alias}", "st:ia")]]
     elif draft.step == "type":
-        rows = [[(t.capitalize(), f"st:is:{t}") for t in core.SURGERY_TYPES]]
+        rows = [[(t.capitalize(), f"st:is:{t}") for t in SURGERY_TYPES]]
     elif draft.step == "programme":
-        choices = programme_choices(content_of(context), draft.surgery_type)
+        choices = programme_choices(svc(context).content, draft.surgery_type)
         rows = [[(name, f"st:ip:{pid}")] for pid, name in choices]
     elif draft.step == "therapist":
         members = [m for m in await core.staff_members(session) if m.id != staff.id]
@@ -870,7 +852,7 @@ async def _invite_text(
             return f"The alias {alias} is taken; please choose another."
         draft.alias, draft.step = alias, "date"
     elif draft.step == "date":
-        today = core.local_today(now, svc(context).config.clinic.timezone)
+        today = local_date(svc(context).config.clinic, now)
         draft.surgery_date, draft.step = core.parse_surgery_date(text, today), "type"
     else:
         return "Please choose with the buttons above, or send /cancel."
@@ -886,7 +868,7 @@ async def _finish_invite(press: Press, draft: StaffDraft, therapist_id: int | No
     try:
         made = await invite.create_patient_invite(
             session,
-            content_of(context),
+            svc(context).content,
             alias=draft.alias,
             surgery_date=draft.surgery_date,
             programme_id=draft.programme_id,
@@ -965,9 +947,9 @@ async def press_invite_type(press: Press) -> None:
     if draft is None:
         return
     surgery_type = press.args[0]
-    if surgery_type not in core.SURGERY_TYPES:
+    if surgery_type not in SURGERY_TYPES:
         raise ValueError("surgery type")
-    if not programme_choices(content_of(press.context), surgery_type):
+    if not programme_choices(svc(press.context).content, surgery_type):
         await press.answer(
             f"No programme is set up for {surgery_type} surgery; choose Other or ask an admin.", alert=True
         )
@@ -984,7 +966,7 @@ async def press_invite_programme(press: Press) -> None:
     if draft is None:
         return
     programme_id = press.args[0]
-    if programme_id not in dict(programme_choices(content_of(press.context), draft.surgery_type)):
+    if programme_id not in dict(programme_choices(svc(press.context).content, draft.surgery_type)):
         await press.answer("That programme is not available.", alert=True)
         return
     if [m.id for m in await core.staff_members(press.session)] == [press.staff.id]:
@@ -1099,7 +1081,7 @@ async def _times_text(
         await session.commit()
         return "This patient no longer exists."
     times = core.parse_times(text)
-    await core.change_session_times(session, staff, patient, times, content_of(context), svc(context).clock.now())
+    await core.change_session_times(session, staff, patient, times, svc(context).content, svc(context).clock.now())
     prompt = draft.message_id
     await session.delete(draft)
     await session.commit()
@@ -1225,7 +1207,7 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     raise ApplicationHandlerStop
 
 
-def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+def register(app: App) -> None:
     """Add the staff handlers (group -3: ahead of the patient features)."""
     # New messages only: an edited "/patients" is not a second request.
     private = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE

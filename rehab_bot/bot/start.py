@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from telegram import Update
-from telegram.ext import Application, ApplicationHandlerStop, CommandHandler, ContextTypes
+from telegram.ext import ApplicationHandlerStop, CommandHandler, ContextTypes
 
 from rehab_bot.bot import enrol
-from rehab_bot.bot.common import PATIENT_COMMANDS, language_for, svc
+from rehab_bot.bot.common import PATIENT_COMMANDS, language_for
+from rehab_bot.bot.services import App, svc
 from rehab_bot.config import clinic_name_is_placeholder
 from rehab_bot.i18n import t
 
@@ -53,7 +52,7 @@ async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     raise ApplicationHandlerStop
 
 
-def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+def register(app: App) -> None:
     """Add /start and /help."""
     app.add_handler(CommandHandler("start", start))
     app.add_handler(CommandHandler("help", help_command))

@@ -54,11 +54,11 @@ from rehab_bot.content.schema import (
     per_language,
     schema,
 )
+from rehab_bot.models import SURGERY_TYPES
 
 FILE = "lessons.toml"
 MAX_TEXT = 600
 MIN_ANSWERS, MAX_ANSWERS = 2, 4
-SURGERY_TYPES = ("lumbar", "cervical", "other")
 # The same triage levels as the check-in red flags (questionnaires.toml).
 TRIAGE_LEVELS = SEVERITIES
 

@@ -17,7 +17,9 @@ import pytest
 from factories import TEST_TOKEN, make_config
 from rig.telegram_server import FakeTelegram
 
-from rehab_bot.bot.app import Services, build_application, services, start_polling_app, stop_app
+from rehab_bot.bot.app import build_application, start_polling_app, stop_app
+from rehab_bot.bot.services import Services
+from rehab_bot.bot.services import svc as services
 from rehab_bot.clock import FakeClock
 from rehab_bot.config import Config
 from rehab_bot.db import Database

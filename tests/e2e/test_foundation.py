@@ -48,7 +48,9 @@ async def test_start_answers_in_german_for_a_german_telegram(bot: Any, tg: FakeT
     user = tg.user(502, first_name="Jonas", language_code="de-AT")
     await user.send("/start")
     [reply] = await user.wait_for()
-    assert "Einladungslink" in reply.text or "Einladung" in reply.text
+    assert reply.text.startswith("Willkommen! Ich bin der Übungs- und Genesungsassistent"), reply.text
+    assert "brauchen Sie einen Einladungslink Ihrer Klinik" in reply.text
+    assert "invitation link" not in reply.text
 
 
 async def test_help_explains_and_names_the_emergency_route(bot: Any, tg: FakeTelegram) -> None:

@@ -14,7 +14,8 @@ from sqlmodel import col, select
 from rehab_bot import patient as patient_core
 from rehab_bot import programme
 from rehab_bot.bot import patient as patient_bot
-from rehab_bot.bot.app import build_application, services, start_polling_app, stop_app
+from rehab_bot.bot.app import build_application, start_polling_app, stop_app
+from rehab_bot.bot.services import svc as services
 from rehab_bot.db import Database
 from rehab_bot.i18n import t
 from rehab_bot.models import ExerciseSession, Kind, Patient, PatientStatus, ReminderRule

@@ -1,0 +1,112 @@
+"""Enrolment: the steps a patient goes through after opening their invitation, and consent.
+
+    (new) ──redeem──▶ consent ──agree──▶ timezone ──zone──▶ times ──times──▶ done
+                        │  ▲                 ▲                │
+                     decline│agree           └────back────────┘
+                        ▼  │
+                      declined
+
+The step is stored in ``Patient.enrol_step``, so an abandoned enrolment
+resumes where it stopped. Each transition checks the step it starts from
+and returns False when it does not apply (a stale button), changing nothing.
+Plain Python over a SQLModel session; the Telegram handlers in
+rehab_bot.bot.enrol parse, call these, and render.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from rehab_bot import programme as programmes
+from rehab_bot.content import Content
+from rehab_bot.models import Patient, ReminderRule
+
+
+class EnrolStep(StrEnum):
+    """Where a patient is in enrolment (Patient.enrol_step)."""
+
+    NEW = ""
+    CONSENT = "consent"
+    DECLINED = "declined"
+    TIMEZONE = "timezone"
+    TIMES = "times"
+    DONE = "done"
+
+
+# Steps of a patient who is enrolling: their text and buttons belong to enrolment.
+IN_PROGRESS = frozenset({EnrolStep.CONSENT, EnrolStep.DECLINED, EnrolStep.TIMEZONE, EnrolStep.TIMES})
+# Steps at which consent is asked (a patient who declined may still agree).
+ASKING_CONSENT = frozenset({EnrolStep.NEW, EnrolStep.CONSENT, EnrolStep.DECLINED})
+
+
+def step_of(patient: Patient) -> EnrolStep:
+    """The patient's step (an unknown stored value counts as new)."""
+    try:
+        return EnrolStep(patient.enrol_step)
+    except ValueError:
+        return EnrolStep.NEW
+
+
+def begin(patient: Patient) -> None:
+    """An invitation was redeemed: a new patient is asked for consent; one further along resumes."""
+    if step_of(patient) is EnrolStep.NEW:
+        patient.enrol_step = EnrolStep.CONSENT.value
+
+
+async def _move(session: AsyncSession, patient: Patient, step: EnrolStep) -> None:
+    patient.enrol_step = step.value
+    session.add(patient)
+    await session.commit()
+
+
+async def agree(session: AsyncSession, patient: Patient, consent_version: str, now: datetime) -> bool:
+    """Record consent (when, and to which text) and go on to the time zone."""
+    if step_of(patient) not in (EnrolStep.CONSENT, EnrolStep.DECLINED):
+        return False
+    patient.consent_at = now
+    patient.consent_version = consent_version
+    await _move(session, patient, EnrolStep.TIMEZONE)
+    return True
+
+
+async def decline(session: AsyncSession, patient: Patient) -> bool:
+    """The patient does not agree: nothing is sent; they may agree later."""
+    if step_of(patient) not in (EnrolStep.CONSENT, EnrolStep.DECLINED):
+        return False
+    await _move(session, patient, EnrolStep.DECLINED)
+    return True
+
+
+async def set_timezone(session: AsyncSession, patient: Patient, zone: str) -> bool:
+    """Store the patient's zone and go on to the session times."""
+    if step_of(patient) is not EnrolStep.TIMEZONE:
+        return False
+    patient.timezone = zone
+    await _move(session, patient, EnrolStep.TIMES)
+    return True
+
+
+async def back_to_timezone(session: AsyncSession, patient: Patient) -> bool:
+    """From the times, back to choosing the zone."""
+    if step_of(patient) is not EnrolStep.TIMES:
+        return False
+    await _move(session, patient, EnrolStep.TIMEZONE)
+    return True
+
+
+async def finish(
+    session: AsyncSession, patient: Patient, times: list[str], content: Content, now: datetime
+) -> list[ReminderRule]:
+    """Store the session times, mark enrolment done and plan the programme; returns the rules made.
+
+    The caller commits (with whatever else it wrote in the same transaction).
+    """
+    patient.session_times = ",".join(sorted(times))
+    patient.enrol_step = EnrolStep.DONE.value
+    patient.last_activity_at = now
+    rules = await programmes.on_enrolled(session, patient, content, now)
+    await session.flush()
+    return rules

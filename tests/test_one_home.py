@@ -1,0 +1,173 @@
+"""Rules that live in one place: today for a patient, quiet hours, typed times, insert-or-ignore, and the lists.
+
+Each rule is tested here where it lives; the last test checks the tree has no second copy of it.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from rehab_bot import config, i18n, invite, models
+from rehab_bot.db import Database, insert_ignore, upsert
+from rehab_bot.models import GroupNotice, MediaCache
+from rehab_bot.schedule import QuietHours, TimesError, local_date, minutes_of_day, parse_times
+
+PACKAGE = Path(__file__).resolve().parent.parent / "rehab_bot"
+
+
+@dataclass
+class Someone:
+    timezone: str = "Europe/Berlin"
+    quiet_start: str | None = None
+    quiet_end: str | None = None
+
+
+# --- today for this patient ------------------------------------------------------------------
+
+
+def test_today_is_the_date_on_the_patients_own_calendar() -> None:
+    late_utc = datetime(2026, 6, 10, 22, 30, tzinfo=UTC)  # 00:30 on the 11th in Berlin
+    assert local_date(Someone("Europe/Berlin"), late_utc) == date(2026, 6, 11)
+    assert local_date(Someone("America/New_York"), late_utc) == date(2026, 6, 10)
+    assert local_date(Someone("UTC"), late_utc) == date(2026, 6, 10)
+
+
+# --- quiet hours -----------------------------------------------------------------------------
+
+
+def test_quiet_hours_are_the_clinics_none_or_the_patients_own() -> None:
+    clinic = (time(21, 30), time(7, 30))
+    assert QuietHours.for_patient(Someone(), *clinic) == QuietHours(time(21, 30), time(7, 30))
+    assert QuietHours.for_patient(Someone(quiet_start="", quiet_end=""), *clinic) is None
+    assert QuietHours.for_patient(Someone(quiet_start="22:00", quiet_end="06:00"), *clinic) == QuietHours(
+        time(22), time(6)
+    )
+    assert QuietHours.for_patient(Someone(), None, None) is None
+    assert QuietHours.for_patient(Someone(), time(8), time(8)) is None  # equal ends mean none
+
+
+def test_quiet_hours_contain_slots_across_midnight_and_end_in_local_time() -> None:
+    night = QuietHours(time(21, 30), time(7, 30))
+    assert [night.contains(s) for s in ("21:29", "21:30", "23:59", "00:00", "07:29", "07:30", "12:00")] == [
+        False,
+        True,
+        True,
+        True,
+        True,
+        False,
+        False,
+    ]
+    noon = QuietHours(time(12), time(14))
+    assert noon.contains("12:00") and noon.contains(time(13, 59)) and not noon.contains("14:00")
+    late = datetime(2026, 6, 10, 21, 0, tzinfo=UTC)  # 23:00 in Berlin (CEST)
+    assert night.ends_after(late, "Europe/Berlin") == datetime(2026, 6, 11, 5, 30, tzinfo=UTC)
+    assert noon.ends_after(late, "Europe/Berlin") is None
+    assert night.label() == "21:30–07:30"
+
+
+# --- typed times -----------------------------------------------------------------------------
+
+
+def test_parse_times_reads_what_people_type_in_order() -> None:
+    assert parse_times("8:30, 13:00 and 6pm") == ["08:30", "13:00", "18:00"]
+    assert parse_times("18.30 Uhr; 7 und 12h15") == ["18:30", "07:00", "12:15"]
+    assert parse_times("08:00,13:00") == ["08:00", "13:00"]
+    assert parse_times("9:00 9:00") == ["09:00", "09:00"]  # duplicates are the caller's rule
+    assert parse_times("  ") == []
+    assert minutes_of_day("07:30") == 450 and minutes_of_day(time(23, 59)) == 1439
+
+
+@pytest.mark.parametrize("text, part", [("noon", "noon"), ("8:00 25:00", "25:00"), ("13pm", "13pm"), ("7:60", "7:60")])
+def test_parse_times_names_the_first_part_it_cannot_read(text: str, part: str) -> None:
+    with pytest.raises(TimesError) as caught:
+        parse_times(text)
+    assert caught.value.part == part
+
+
+def test_stored_times_skip_what_is_not_a_time() -> None:
+    assert parse_times("08:00,,garbage,18:30", skip_bad=True) == ["08:00", "18:30"]
+
+
+# --- insert-or-ignore and upsert, on both backends ------------------------------------------------
+
+
+async def test_insert_ignore_keeps_the_first_row_and_upsert_replaces_it(db: Database) -> None:
+    notices = GroupNotice.__table__  # type: ignore[attr-defined]
+    first, later = datetime(2026, 6, 1, tzinfo=UTC), datetime(2026, 6, 2, tzinfo=UTC)
+    async with db.engine.begin() as conn:
+        made = await conn.execute(insert_ignore(db.dialect, notices).values(chat_id=-5, noticed_at=first))
+        again = await conn.execute(
+            insert_ignore(db.dialect, notices, keys=["chat_id"]).values(chat_id=-5, noticed_at=later)
+        )
+        assert (made.rowcount, again.rowcount) == (1, 0)
+        await conn.execute(
+            insert_ignore(db.dialect, notices),
+            [{"chat_id": -6, "noticed_at": later}, {"chat_id": -5, "noticed_at": later}],
+        )
+        rows = (await conn.execute(select(notices.c.chat_id, notices.c.noticed_at).order_by(notices.c.chat_id))).all()
+    assert [
+        (r.chat_id, r.noticed_at.replace(tzinfo=UTC) if r.noticed_at.tzinfo is None else r.noticed_at) for r in rows
+    ] == [
+        (-6, later),
+        (-5, first),
+    ]
+    media = MediaCache.__table__  # type: ignore[attr-defined]
+    async with db.engine.begin() as conn:
+        for file_id in ("one", "two"):
+            values = {"source": "a.jpg", "file_id": file_id, "updated_at": later}
+            await conn.execute(upsert(db.dialect, media, values, keys=["source"], update=["file_id", "updated_at"]))
+        stored = (await conn.execute(select(media.c.source, media.c.file_id))).all()
+    assert [tuple(r) for r in stored] == [("a.jpg", "two")]
+
+
+# --- one list each, and no second copy anywhere ------------------------------------------------------
+
+
+def test_one_list_of_languages_and_of_surgery_types() -> None:
+    assert config.LANGUAGES is i18n.SUPPORTED_LANGUAGES
+    assert invite.SURGERY_TYPES is models.SURGERY_TYPES
+
+
+def _sources() -> dict[str, str]:
+    return {str(p.relative_to(PACKAGE)): p.read_text(encoding="utf-8") for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def second_copies() -> list[str]:
+    """Where a rule of this file is written again outside its home."""
+    copies: list[str] = []
+    for name, text in _sources().items():
+        if "migrations" in name:
+            continue
+        if name != "db.py" and re.search(r"on_conflict_do_(nothing|update)|(postgresql|sqlite)\.insert\b", text):
+            copies.append(f"{name}: insert-or-ignore")
+        if name != "schedule.py" and re.search(r"astimezone\((zone|_tz|ZoneInfo)\(\w+\.timezone\)\)\.date\(\)", text):
+            copies.append(f"{name}: today for a patient")
+        if re.search(r"\bquiet_(start|end) is None and \w+\.quiet_(start|end) is None", text) and name != "schedule.py":
+            copies.append(f"{name}: quiet hours")
+        if re.search(r"\(\s*\"lumbar\",\s*\"cervical\"", text) and name != "models.py":
+            copies.append(f"{name}: surgery types")
+        if re.search(r"\(\s*\"en\",\s*\"de\"\s*\)", text) and name != "i18n.py":
+            copies.append(f"{name}: languages")
+        tree = ast.parse(text)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name in {
+                "local_today",
+                "_in_quiet",
+                "in_quiet",
+                "_minutes",
+            }:
+                copies.append(f"{name}: def {node.name}")
+            if isinstance(node, ast.Attribute) and node.attr == "_minutes":
+                copies.append(f"{name}: private programmes._minutes")
+    return copies
+
+
+def test_no_second_copy_of_these_rules_remains() -> None:
+    assert second_copies() == []

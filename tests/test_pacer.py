@@ -1,0 +1,85 @@
+"""The hand-written Pacer (rehab_bot.ratelimit) on its own: rate, priority, per-chat spacing, 429 blocks.
+
+Real asyncio time at high rates (tens of milliseconds), with generous bounds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from rehab_bot.ratelimit import BULK, CHAT_MARGIN, INTERACTIVE, Pacer
+
+
+async def _stamp(pacer: Pacer, chat_id: int | None, priority: int, out: list[tuple[str, float]], name: str) -> None:
+    await pacer.acquire(chat_id, priority)
+    out.append((name, time.monotonic()))
+
+
+def test_a_rate_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        Pacer(0)
+
+
+async def test_requests_leave_no_faster_than_the_rate() -> None:
+    pacer = Pacer(50)  # one every 20 ms
+    out: list[tuple[str, float]] = []
+    start = time.monotonic()
+    try:
+        await asyncio.gather(*(_stamp(pacer, None, BULK, out, str(n)) for n in range(6)))
+    finally:
+        await pacer.close()
+    times = [at for _, at in out]
+    assert times[-1] - start >= 5 * 0.02 * 0.9
+    # The k-th release is never earlier than k intervals after the first (late ones may catch up).
+    assert all(times[k] - times[0] >= k * 0.02 - 0.002 for k in range(6)), [round(t - times[0], 3) for t in times]
+
+
+async def test_a_patients_own_tap_overtakes_a_queued_reminder_burst() -> None:
+    pacer = Pacer(10)  # one every 100 ms
+    out: list[tuple[str, float]] = []
+    try:
+        burst = [asyncio.create_task(_stamp(pacer, None, BULK, out, f"bulk{n}")) for n in range(5)]
+        await asyncio.sleep(0.01)  # the burst is queued, its first request has left
+        tap = asyncio.create_task(_stamp(pacer, None, INTERACTIVE, out, "tap"))
+        await asyncio.gather(*burst, tap)
+    finally:
+        await pacer.close()
+    order = [name for name, _ in out]
+    assert order[0] == "bulk0"
+    assert order.index("tap") == 1, order
+
+
+async def test_one_chat_is_spaced_by_its_interval_and_other_chats_are_not() -> None:
+    pacer = Pacer(1000, per_chat_interval=0.3)
+    out: list[tuple[str, float]] = []
+    try:
+        await asyncio.gather(
+            _stamp(pacer, 1, BULK, out, "a1"), _stamp(pacer, 1, BULK, out, "a2"), _stamp(pacer, 2, BULK, out, "b1")
+        )
+    finally:
+        await pacer.close()
+    at = dict(out)
+    assert at["a2"] - at["a1"] >= (0.3 + CHAT_MARGIN) * 0.9
+    assert at["b1"] - at["a1"] < 0.15
+    assert pacer.chat_ready_in(1) > 0 and pacer.chat_ready_in(3) == 0
+
+
+async def test_a_429_blocks_its_chat_or_everything_for_retry_after() -> None:
+    pacer = Pacer(1000, per_chat_interval=0)
+    try:
+        pacer.block_chat(7, 0.3)
+        assert 0.2 < pacer.chat_ready_in(7) <= 0.3 and pacer.chat_ready_in(8) == 0
+        start = time.monotonic()
+        await pacer.acquire(8)
+        assert time.monotonic() - start < 0.15, "another chat is not held"
+        await pacer.acquire(7)
+        assert time.monotonic() - start >= 0.27
+        pacer.block_all(0.3)
+        start = time.monotonic()
+        await pacer.acquire(None)
+        assert time.monotonic() - start >= 0.27
+    finally:
+        await pacer.close()
