@@ -382,6 +382,11 @@ def cmd_content_list(directory: Path | None) -> int:
         print(f"programme  {programme.id:<28} {programme.name.get('en', '')[:40]:<40} {programme.source}{flag}")
     for text in content.texts.values():
         print(f"text       {text.id:<28} {'':<40} {text.source}")
+    course = content.course
+    course_flag = " (example)" if course is not None and course.example else ""
+    for lesson in course.lessons if course is not None else ():
+        title = f"day {lesson.day}: {lesson.title.get('en', '')}"[:40]
+        print(f"lesson     {lesson.id:<28} {title:<40} {lesson.source}{course_flag}")
     return 0
 
 

@@ -155,20 +155,18 @@ async def schedule_for(session: AsyncSession, patient: Patient, content: Content
         rule.next_due_at = None
         rule.updated_at = now
         session.add(rule)
-    plan = course_plan(patient, content)
-    if not plan:
-        return None
-    today = local_date(patient, now)
-    if plan[-1].on < today:
-        return None  # the course is over; earlier lessons stay in /learn
+    if await _course_done(session, patient, content):
+        return None  # every lesson went out or was offered; they stay in /learn
+    # No end date: a pause that reaches past the last lesson's day still ends
+    # with the missed lessons offered. The rule stops once every lesson of the
+    # plan went out or was offered (record_sent).
     rule = add_rule(
         session,
         patient,
         kind=Kind.LESSON,
         local_time=lesson_time(patient, content, now).strftime("%H:%M"),
         now=now,
-        start_date=today,
-        end_date=plan[-1].on,
+        start_date=local_date(patient, now),
     )
     await session.flush()
     log.info("patient %s: lesson rule scheduled", patient.id)
@@ -225,6 +223,13 @@ async def due(session: AsyncSession, patient: Patient, content: Content, local_d
     return Due(today, tuple(missed))
 
 
+async def _course_done(session: AsyncSession, patient: Patient, content: Content) -> bool:
+    """True when the patient has no course, or every planned lesson went out or was offered."""
+    assert patient.id is not None
+    known = await progress_of(session, patient.id)
+    return all(planned.lesson.id in known for planned in course_plan(patient, content))
+
+
 async def record_sent(
     session: AsyncSession,
     patient_id: int,
@@ -254,6 +259,14 @@ async def record_sent(
         row.local_date = row.local_date or local_date
         session.add(row)
     await session.flush()
+    patient = await session.get(Patient, patient_id)
+    if patient is not None and await _course_done(session, patient, content):
+        for rule in await _lesson_rules(session, patient):
+            rule.active = False
+            rule.next_due_at = None
+            rule.updated_at = now
+            session.add(rule)
+        log.info("patient %s: every lesson of the course went out; lesson rule ended", patient_id)
 
 
 # --------------------------------------------------------------------------- the patient reads and answers

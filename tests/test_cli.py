@@ -12,6 +12,7 @@ from cli_runner import rehab_bot
 from factories import TEST_TOKEN
 
 from rehab_bot import __version__
+from rehab_bot.content import load_content
 
 BIN = Path(sys.executable).parent / "rehab-bot"
 
@@ -97,6 +98,10 @@ def test_content_check_reports_file_and_line(tmp_path: Path) -> None:
     assert f"{clinic / 'exercises.toml'}:3:" in bad.stdout or "exercises.toml:3:" in bad.stdout
     listing = run("content", "list", cwd=tmp_path)
     assert listing.returncode == 0 and "lumbar-example" in listing.stdout and "built-in" in listing.stdout
+    lessons = [line for line in listing.stdout.splitlines() if line.startswith("lesson ")]
+    course = load_content(None).course
+    assert course is not None and len(lessons) == len(course.lessons) > 0, "the recovery course is listed too"
+    assert all("day " in line and "(example)" in line for line in lessons)
 
 
 @pytest.mark.parametrize(

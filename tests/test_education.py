@@ -14,6 +14,7 @@ from rehab_bot.content import load_content
 from rehab_bot.content.lessons import Course, Lesson, LessonAnswer, Question
 from rehab_bot.db import Database
 from rehab_bot.models import Delivery, Kind, LessonProgress, Patient, ReminderRule
+from rehab_bot.reminders import reschedule_rule
 
 CONTENT = load_content(None)
 SURGERY = date(2026, 6, 10)
@@ -114,7 +115,7 @@ async def test_due_offers_missed_lessons_once_and_answers_make_a_gap(db: Databas
         rule = await core.schedule_for(s, row, content, clock.now())  # type: ignore[arg-type]
         await s.commit()
         assert rule is not None and rule.kind == Kind.LESSON and rule.local_time == "09:01"
-        assert rule.end_date == SURGERY + timedelta(days=3)
+        assert rule.end_date is None, "it ends when every lesson went out or was offered, not on a date"
         # Day 2: "one" and "two" never went out (before enrolment, a pause): offered with "safe".
         due = await core.due(s, row, content, SURGERY + timedelta(days=2))  # type: ignore[arg-type]
         assert due.lesson is not None and due.lesson.id == "safe"
@@ -160,6 +161,43 @@ async def test_due_offers_missed_lessons_once_and_answers_make_a_gap(db: Databas
         await s.commit()
         rules = (await s.exec(select(ReminderRule).where(ReminderRule.kind == Kind.LESSON.value))).all()
         assert [r.active for r in rules] == [False, True]
+
+
+async def test_a_pause_past_the_last_lesson_still_offers_the_missed_ones_then_the_rule_ends(
+    db: Database, clock: FakeClock
+) -> None:
+    content = with_course(lesson("one", 0), lesson("two", 1))
+    clock.set(datetime(2026, 6, 10, 5, 0, tzinfo=UTC))  # day 0, 07:00 in Berlin
+    p, _ = await make_patient(db, clock, times=(), surgery_date=SURGERY, programme_id="lumbar-example")
+    async with db.session() as s:
+        row = await s.get(Patient, p.id)
+        assert row is not None and row.id is not None
+        rule = await core.schedule_for(s, row, content, clock.now())  # type: ignore[arg-type]
+        assert rule is not None
+        await s.commit()
+        # Paused on days 0-5: neither lesson went out. On day 6 (after the course's last lesson day)
+        # the rule still has a slot, which offers both.
+        after_pause = datetime(2026, 6, 16, 5, 0, tzinfo=UTC)
+        reschedule_rule(s, rule, row.timezone, after_pause)
+        assert rule.active and rule.next_due_at is not None
+        assert rule.next_local_date == SURGERY + timedelta(days=6)
+        due = await core.due(s, row, content, SURGERY + timedelta(days=6))  # type: ignore[arg-type]
+        assert due.lesson is None and [x.id for x in due.missed] == ["one", "two"]
+        await core.record_sent(
+            s,
+            row.id,
+            None,
+            ["one", "two"],
+            content,  # type: ignore[arg-type]
+            local_date=SURGERY + timedelta(days=6),
+            delivery_id=None,
+            message_id=8,
+            now=after_pause,
+        )
+        await s.commit()
+        # Every lesson is out: the rule ends, and a new plan makes none.
+        assert not rule.active and rule.next_due_at is None
+        assert await core.schedule_for(s, row, content, after_pause) is None  # type: ignore[arg-type]
 
 
 async def test_the_weekly_digest_lists_patients_with_unanswered_safety_lessons(db: Database) -> None:
