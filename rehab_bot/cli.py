@@ -138,8 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     content_sub.add_parser(
         "list",
         help="list loaded content",
-        description="List every exercise, programme and text that is loaded, "
-        "and whether it is built-in or the clinic's.",
+        description="List every exercise, programme, text and lesson of the recovery course that is "
+        "loaded, and whether it is built-in or the clinic's.",
     )
 
     invite = sub.add_parser("invite", help="patient invitations", description="Patient invitations.")
