@@ -68,6 +68,10 @@ PAGE_SIZE = 5
 # emergency after [staff] escalation_minutes, urgent after urgent_escalation_minutes
 # of office time ([clinic] office_hours). Each alert escalates once.
 ESCALATING_SEVERITIES = frozenset(s for s in SEVERITIES if level_of(s) in ("emergency", "urgent"))
+# Only what the patient reported escalates: red-flag answers, score rules and
+# crisis messages. Operational alerts (a silent patient, a blocked bot, deleted
+# data) are for the caseload, whatever their severity.
+ESCALATING_KINDS = ("red_flag", "checkin", "crisis")
 # Answer.item_id values that hold pain (NRS 0-10) and mood; the check-in
 # content names its items, these are the names the list and the digest read.
 PAIN_ITEMS = ("pain",)
@@ -799,8 +803,10 @@ def escalation_due(alert: Alert, config: Config) -> datetime | None:
 
     Emergency: escalation_minutes after it was raised. Urgent: after
     urgent_escalation_minutes of the clinic's office hours (every minute counts
-    when none are configured).
+    when none are configured). Operational alerts (ESCALATING_KINDS) never do.
     """
+    if alert.kind not in ESCALATING_KINDS:
+        return None
     level = level_of(alert.severity)
     if level == "emergency":
         return alert.created_at + timedelta(minutes=config.staff.escalation_minutes)
@@ -826,6 +832,7 @@ async def escalate_overdue(session: AsyncSession, now: datetime, config: Config)
                 col(Alert.acknowledged_at).is_(None),
                 col(Alert.escalated_at).is_(None),
                 col(Alert.severity).in_(sorted(ESCALATING_SEVERITIES)),
+                col(Alert.kind).in_(ESCALATING_KINDS),
                 col(Alert.created_at) <= now - timedelta(minutes=soonest),
             )
         )

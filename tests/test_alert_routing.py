@@ -267,6 +267,9 @@ async def test_urgent_alerts_escalate_after_their_own_minutes_of_office_time(db:
     async with db.session() as session:
         for severity in ("emergency", "critical", "high", "low"):
             session.add(Alert(patient_id=patient.id or 0, severity=severity, kind="red_flag", created_at=clock.now()))
+        # Operational alerts are for the caseload: a blocked bot or a silent patient never escalates.
+        for kind in ("unreachable", "inactive"):
+            session.add(Alert(patient_id=patient.id or 0, severity="high", kind=kind, created_at=clock.now()))
         await session.commit()
 
     async def tick(at: datetime) -> list[str]:
@@ -288,3 +291,4 @@ async def test_urgent_alerts_escalate_after_their_own_minutes_of_office_time(db:
     assert all("acknowledged for 240 minutes of office hours" in b for b in bodies[1:])
     assert all("Raised 2026-06-12 15:00 BST" in b for b in bodies), "in the admin's own zone"
     assert core.ESCALATING_SEVERITIES == {"emergency", "critical", "high"}
+    assert core.ESCALATING_KINDS == ("red_flag", "checkin", "crisis")
