@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from benchlib import Figure, Results, new_database
-from sqlalchemy import event, text
+from factories import seed_deliveries
+from sqlalchemy import event
 
 from rehab_bot.clock import FakeClock
 from rehab_bot.config import ClinicConfig, DeliveryConfig
@@ -38,35 +39,6 @@ class AnsweringSender:
         return Sent(message.delivery_id)
 
 
-async def seed(db: Database, queued: int, finished: int) -> None:
-    """queued deliveries due over the last hour, finished sent ones; in SQL."""
-    at = NOW.replace(tzinfo=None).isoformat(sep=" ")
-    if db.dialect == "postgresql":
-        series = "generate_series({first}, {last}) AS s(n)"
-        due = f"TIMESTAMP '{at}' - (n % 3600) * interval '1 second'"
-        when, false = f"TIMESTAMP '{at}'", "false"
-    else:
-        series = (
-            "(WITH RECURSIVE s(n) AS (SELECT {first} UNION ALL SELECT n + 1 FROM s WHERE n < {last}) SELECT n FROM s)"
-        )
-        due = f"datetime('{at}', '-' || (n % 3600) || ' seconds')"
-        when, false = f"'{at}'", "0"
-    async with db.engine.begin() as conn:
-        for status, first, last in (("queued", 1, queued), ("sent", queued + 1, queued + finished)):
-            if last < first:
-                continue
-            sent_at = "NULL" if status == "queued" else when
-            await conn.execute(
-                text(
-                    "INSERT INTO delivery (key, kind, priority, chat_id, slot, due_at, not_before, status, attempts, "
-                    "late, body, payload, error, claimed_by, created_at, sent_at) "
-                    f"SELECT 'k' || n, 'session', 10 + (n % 3) * 10, 1000 + n, '', {due}, {due}, '{status}', 0, "
-                    f"{false}, '', '', '', '', {when}, {sent_at} FROM {series.format(first=first, last=last)}"
-                )
-            )
-        await conn.execute(text("ANALYZE delivery" if db.dialect == "postgresql" else "ANALYZE"))
-
-
 def _dispatcher(db: Database) -> Dispatcher:
     return Dispatcher(db, FakeClock(NOW), DeliveryConfig(), ClinicConfig(), AnsweringSender())
 
@@ -76,7 +48,7 @@ async def claim_time(results: Results, kind: str, workdir: Path, *, queued: int 
     bdb = new_database(kind, workdir, "claim")
     try:
         db = await bdb.open()
-        await seed(db, queued, queued)
+        await seed_deliveries(db, queued, queued, NOW)
         dispatcher = _dispatcher(db)
         await dispatcher.claim(NOW, 30)  # warm the connection and statement caches
         # The claim's statements, up to its COMMIT; the commit (a WAL flush on
@@ -164,7 +136,7 @@ async def backlog_ratio(results: Results, kind: str, workdir: Path, *, small: in
         bdb = new_database(kind, workdir, "backlog")
         try:
             db = await bdb.open()
-            await seed(db, backlog, 0)
+            await seed_deliveries(db, backlog, 0, NOW)
             rates[backlog] = await drain_rate(db, small)
         finally:
             await bdb.close()

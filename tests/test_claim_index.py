@@ -11,8 +11,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from factories import T0, FakeSender
-from sqlalchemy import func, select, text, update
+from factories import T0, FakeSender, seed_deliveries
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rehab_bot.clock import FakeClock
@@ -24,33 +24,6 @@ from rehab_bot.reminders import Dispatcher
 QUEUED = 100_000
 FINISHED = 100_000
 DELIVERIES = Delivery.__table__  # type: ignore[attr-defined]
-
-
-async def seed(db: Database) -> None:
-    """QUEUED rows due over the last hour and FINISHED sent rows, in SQL (seconds, not minutes)."""
-    at = T0.replace(tzinfo=None).isoformat(sep=" ")
-    if db.dialect == "postgresql":
-        series = "generate_series({first}, {last}) AS s(n)"
-        due = f"TIMESTAMP '{at}' - (n % 3600) * interval '1 second'"
-        when, false = f"TIMESTAMP '{at}'", "false"
-    else:
-        series = (
-            "(WITH RECURSIVE s(n) AS (SELECT {first} UNION ALL SELECT n + 1 FROM s WHERE n < {last}) SELECT n FROM s)"
-        )
-        due = f"datetime('{at}', '-' || (n % 3600) || ' seconds')"
-        when, false = f"'{at}'", "0"
-    async with db.engine.begin() as conn:
-        for status, first, last in (("queued", 1, QUEUED), ("sent", QUEUED + 1, QUEUED + FINISHED)):
-            sent_at = "NULL" if status == "queued" else when
-            await conn.execute(
-                text(
-                    "INSERT INTO delivery (key, kind, priority, chat_id, slot, due_at, not_before, status, attempts, "
-                    "late, body, payload, error, claimed_by, created_at, sent_at) "
-                    f"SELECT 'k' || n, 'session', 10 + (n % 3) * 10, 1000 + n, '', {due}, {due}, '{status}', 0, "
-                    f"{false}, '', '', '', '', {when}, {sent_at} FROM {series.format(first=first, last=last)}"
-                )
-            )
-        await conn.execute(text("ANALYZE delivery" if db.dialect == "postgresql" else "ANALYZE"))
 
 
 async def plan(conn: AsyncConnection, db: Database, statement: Any) -> str:
@@ -66,7 +39,7 @@ async def plan(conn: AsyncConnection, db: Database, statement: Any) -> str:
 
 @pytest.fixture
 async def dispatcher(db: Database) -> Dispatcher:
-    await seed(db)
+    await seed_deliveries(db, QUEUED, FINISHED, T0)
     return Dispatcher(db, FakeClock(T0), DeliveryConfig(), ClinicConfig(), FakeSender())
 
 
