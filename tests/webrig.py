@@ -85,3 +85,10 @@ async def sign_in_initdata(session: aiohttp.ClientSession, base: str, data: str)
     async with session.post(f"{base}/app/signin", data={"init_data": data, "csrf_token": csrf(html)}) as response:
         await response.read()
         return response
+
+
+async def browser_sign_in(page: Any, bot: Any, telegram_id: int) -> None:
+    """Sign a Playwright page in as this staff member, the way staff do: /dashboard, open, Sign in."""
+    await page.goto(await dashboard_link(bot, telegram_id))
+    await page.locator("form[action='/signin'] button[type=submit]").click()
+    await page.wait_for_url("**/caseload")

@@ -129,8 +129,8 @@ def _permitted(who: str, found: Visitor) -> bool:
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Identify the visitor afresh, open the request's database session, refuse what they may not open."""
     route = request.match_info.route
-    if isinstance(route.resource, web.StaticResource):
-        return await handler(request)
+    if route.resource is None or isinstance(route.resource, web.StaticResource):
+        return await handler(request)  # static files, and 404/405 for what matches no route
     who = who_of(route.handler)
     session = await get_session(request)
     async with context(request).db.session() as db_session:
