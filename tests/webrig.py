@@ -92,3 +92,12 @@ async def browser_sign_in(page: Any, bot: Any, telegram_id: int) -> None:
     await page.goto(await dashboard_link(bot, telegram_id))
     await page.locator("form[action='/signin'] button[type=submit]").click()
     await page.wait_for_url("**/caseload")
+
+
+async def browser_open_miniapp(page: Any, bot: Any, telegram_id: int, *, lang: str = "en") -> None:
+    """Open the Mini App in a Playwright page as Telegram does for this user (staff or patient)."""
+    from urllib.parse import quote
+
+    data = init_data(telegram_id, bot.clock.now(), lang=lang)
+    await page.goto(f"{web_url(bot)}/app#tgWebAppData={quote(data, safe='')}&tgWebAppVersion=8.0")
+    await page.wait_for_url(lambda url: not url.endswith("/app") and "/app#" not in url)
