@@ -50,7 +50,7 @@ from telegram.ext import (
 from rehab_bot import access, audit, caseload, digest, export, invite, report
 from rehab_bot import alert as alert_core
 from rehab_bot import staff as core
-from rehab_bot.bot import common
+from rehab_bot.bot import common, miniapp
 from rehab_bot.bot.services import App, svc
 from rehab_bot.content import Content
 from rehab_bot.models import SURGERY_TYPES, Kind, Patient, PatientStatus, Role, Staff, StaffDraft
@@ -68,6 +68,7 @@ STAFF_COMMANDS: list[tuple[str, str]] = [
     ("patient", "One patient: chart, answers, notes, changes"),
     ("alerts", "Open alerts to acknowledge"),
     ("invite", "Invite a new patient (link and QR code)"),
+    ("dashboard", "A sign-in link to the web dashboard"),
     ("cancel", "Cancel the invitation or change in progress"),
     ("help", "How this bot works"),
 ]
@@ -85,13 +86,18 @@ def staff_commands(staff: Staff) -> list[BotCommand]:
     return [BotCommand(cmd, desc) for cmd, desc in entries]
 
 
-async def set_staff_menu(bot: Bot, staff: Staff) -> None:
-    """Show the staff command menu in this staff member's private chat (setMyCommands, chat scope)."""
+async def set_staff_menu(bot: Bot, staff: Staff, miniapp_url: str | None = None) -> None:
+    """Show the staff command menu in this staff member's private chat (setMyCommands, chat scope).
+
+    With the web app's Mini App address, the chat's menu button opens it (removed staff get the default).
+    """
     scope = BotCommandScopeChat(chat_id=staff.telegram_id)
     if staff.active:
         await bot.set_my_commands(staff_commands(staff), scope=scope)
     else:
         await bot.delete_my_commands(scope=scope)
+    if miniapp_url is not None:
+        await miniapp.set_menu_button(bot, staff, miniapp_url)
 
 
 async def sync_staff_menus(holder: Any, *, everyone: bool = False) -> int:
@@ -110,7 +116,7 @@ async def sync_staff_menus(holder: Any, *, everyone: bool = False) -> int:
         if not everyone and menus.get(member.telegram_id, "") == want:
             continue
         try:
-            await set_staff_menu(holder.bot, member)
+            await set_staff_menu(holder.bot, member, miniapp.miniapp_url(holder))
         except TelegramError as exc:
             log.warning("could not set the menu of staff %s: %s", member.id, type(exc).__name__)
             continue
@@ -365,7 +371,7 @@ async def patients_command(
         return
     scope = args[0] if args else caseload.default_scope(staff)
     text, markup = await _patient_page(session, context, staff, scope, 0)
-    await message.reply_text(text, reply_markup=markup)
+    await message.reply_text(text, reply_markup=miniapp.with_open_button(markup, context))
 
 
 async def press_page(press: Press) -> None:
@@ -373,7 +379,7 @@ async def press_page(press: Press) -> None:
     scope = {"m": "mine", "a": "all"}[press.args[0]]
     text, markup = await _patient_page(press.session, press.context, press.staff, scope, press.int_arg(1))
     await press.answer()
-    await press.edit(text, markup)
+    await press.edit(text, miniapp.with_open_button(markup, press.context))
 
 
 # --- /patient ----------------------------------------------------------------------
