@@ -2,9 +2,9 @@
 
 What the web app's caseload page shows, filtered and sorted here so that no
 rule lives in a front end. Visibility and the figures are the same as /patients
-(rehab_bot.staff.patient_page and patient_row: "mine" is the therapist's own
+(rehab_bot.caseload.patient_page and patient_row: "mine" is the therapist's own
 patients, "all" everyone in care or discharged); the risk flag is the weekly
-digest's (rehab_bot.staff.risk_for).
+digest's (rehab_bot.caseload.risk_for).
 
 Plain Python over SQLModel: no telegram or web imports.
 """
@@ -19,7 +19,8 @@ from typing import Any
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rehab_bot import staff as core
+from rehab_bot import caseload as core
+from rehab_bot import staff as members
 from rehab_bot.config import StaffConfig
 from rehab_bot.models import Patient, Staff
 
@@ -79,7 +80,7 @@ async def caseload(
     page = await core.patient_page(session, staff, now, scope=scope, page=0, page_size=MAX_PATIENTS)
     ids = [row.id for row in page.rows]
     patients = {p.id: p for p in (await session.exec(select(Patient).where(col(Patient.id).in_(ids)))).all()}
-    names = {s.id: s.name for s in await core.staff_members(session, include_inactive=True)}
+    names = {s.id: s.name for s in await members.staff_members(session, include_inactive=True)}
     entries = []
     for row in page.rows:
         risk = await core.risk_for(session, patients[row.id], now, settings)
