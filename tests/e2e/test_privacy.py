@@ -527,7 +527,8 @@ def registered_commands(app: Any) -> tuple[set[str], set[str]]:
     for handlers in app.handlers.values():
         for h in handlers:
             if isinstance(h, CommandHandler):
-                is_staff = getattr(h.callback, "__module__", "") == staff_bot.__name__
+                module = getattr(h.callback, "__module__", "")
+                is_staff = module == staff_bot.__name__ or module.startswith(staff_bot.__name__ + ".")
                 (staff if is_staff else patient).update(h.commands)
     return patient, staff
 
