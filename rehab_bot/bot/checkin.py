@@ -29,6 +29,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, update
 from sqlalchemy.exc import IntegrityError
+from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import ForceReply, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import (
@@ -220,7 +221,7 @@ async def _edit(message: Any, text: str, buttons: list[list[tuple[str, str]]] | 
         log.info("could not edit check-in message %s: %s", message.message_id, type(exc).__name__)
 
 
-async def _find_patient(db: Any, telegram_id: int) -> Patient | None:
+async def _find_patient(db: AsyncSession, telegram_id: int) -> Patient | None:
     patient = await patients.find(db, telegram_id)
     if patient is None or patient.status not in WRITING:
         return None

@@ -27,7 +27,6 @@ stale press gets "This button is no longer active.".
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from telegram import (
     Bot,
@@ -49,7 +48,7 @@ from rehab_bot import access, digest
 from rehab_bot import alert as alert_core
 from rehab_bot import staff as core
 from rehab_bot.bot import common
-from rehab_bot.bot.services import App, svc
+from rehab_bot.bot.services import App, Host, svc
 from rehab_bot.bot.staff.alerts import (
     alert_buttons,
     alert_reach,
@@ -121,7 +120,7 @@ async def set_staff_menu(bot: Bot, staff: Staff) -> None:
         await bot.delete_my_commands(scope=scope)
 
 
-async def sync_staff_menus(holder: Any, *, everyone: bool = False) -> int:
+async def sync_staff_menus(holder: Host, *, everyone: bool = False) -> int:
     """Give each active staff chat its menu and take it from removed staff; returns API calls made.
 
     Called at startup (everyone=True) and from the engine's job, so a member
@@ -151,7 +150,7 @@ async def startup_menus(app: App) -> None:
     await sync_staff_menus(app, everyone=True)
 
 
-async def clinic_tick(holder: Any) -> None:
+async def clinic_tick(holder: Host) -> None:
     """Escalate overdue emergency alerts, queue due digests, keep staff menus in step.
 
     Runs in the engine's repeating job before each dispatcher tick, with the

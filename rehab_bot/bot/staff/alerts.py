@@ -7,7 +7,6 @@ Callback data: ``st:ak:<alert id>`` (from the /alerts list), ``st:aa:<alert id>`
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import (
@@ -20,21 +19,21 @@ from telegram.ext import (
 
 from rehab_bot import alert as alert_core
 from rehab_bot import audit
-from rehab_bot.bot.services import svc
+from rehab_bot.bot.services import Host, svc
 from rehab_bot.bot.staff.press import Press, clip, keyboard, staff_command
-from rehab_bot.models import Kind, Patient, Role, Staff
+from rehab_bot.models import Alert, Kind, Patient, Role, Staff
 
 log = logging.getLogger(__name__)
 
 
-async def alert_reach(holder: Any) -> alert_core.Reach:
+async def alert_reach(holder: Host) -> alert_core.Reach:
     """Who alerts can reach right now (start-up check and /healthz)."""
     s = svc(holder)
     async with s.db.session() as session:
         return await alert_core.reach(session, s.config.clinic)
 
 
-async def check_alert_reach(holder: Any) -> bool:
+async def check_alert_reach(holder: Host) -> bool:
     """At start: ERROR when alerts can reach nobody, WARNING when there is no admin; True if anyone."""
     reach = await alert_reach(holder)
     if not reach.anyone:
@@ -50,7 +49,7 @@ async def check_alert_reach(holder: Any) -> bool:
     return reach.anyone
 
 
-def alert_line(staff: Staff, alert: Any, patient: Patient) -> str:
+def alert_line(staff: Staff, alert: Alert, patient: Patient) -> str:
     """One alert in the /alerts list."""
     return (
         f"⚠️ {alert.severity.upper()} · {patient.alias} · {alert.kind} · "
@@ -61,7 +60,7 @@ def alert_line(staff: Staff, alert: Any, patient: Patient) -> str:
 
 
 def alerts_view(
-    staff: Staff, alerts: list[tuple[Any, Patient]], footer: str = ""
+    staff: Staff, alerts: list[tuple[Alert, Patient]], footer: str = ""
 ) -> tuple[str, InlineKeyboardMarkup | None]:
     """All open alerts in one message, one Acknowledge button each.
 

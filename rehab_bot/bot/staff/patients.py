@@ -6,7 +6,7 @@ Callback data: ``st:pl:<m|a>:<page>`` (a page of the list), ``st:po:<patient id>
 from __future__ import annotations
 
 import logging
-from typing import Any
+from datetime import datetime
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import (
@@ -17,7 +17,7 @@ from telegram.ext import (
     ContextTypes,
 )
 
-from rehab_bot import access, audit, caseload, report
+from rehab_bot import access, audit, caseload, education, report
 from rehab_bot import alert as alert_core
 from rehab_bot import staff as core
 from rehab_bot.bot.services import svc
@@ -107,11 +107,11 @@ async def press_page(press: Press) -> None:
     await press.edit(text, markup)
 
 
-def _when(staff: Staff, value: Any) -> str:
+def _when(staff: Staff, value: datetime) -> str:
     return alert_core.local_time_text(value, staff.timezone)[5:]  # MM-DD HH:MM
 
 
-def lesson_lines(lessons: Any) -> list[str]:
+def lesson_lines(lessons: education.Summary | None) -> list[str]:
     """The recovery course in the patient detail: delivered, read, understood, gaps."""
     if lessons is None or not lessons.lines:
         return []
@@ -181,7 +181,7 @@ def detail_buttons(detail: caseload.PatientDetail) -> InlineKeyboardMarkup | Non
     )
 
 
-async def progress_chart(session: AsyncSession, patient: Patient, now: Any) -> bytes | None:
+async def progress_chart(session: AsyncSession, patient: Patient, now: datetime) -> bytes | None:
     """The check-in feature's chart (pain, mood, sessions done per day), as PNG."""
     try:
         png = await report.progress_chart(session, patient, now)

@@ -17,6 +17,7 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -123,7 +124,7 @@ class Press:
         return message if isinstance(message, Message) else None
 
     @property
-    def now(self) -> Any:
+    def now(self) -> datetime:
         return svc(self.context).clock.now()
 
     async def answer(self, text: str | None = None, *, alert: bool = False) -> None:
