@@ -23,7 +23,7 @@ import logging
 from typing import Any
 
 from telegram import Update
-from telegram.ext import Application, ApplicationBuilder, ContextTypes
+from telegram.ext import ApplicationBuilder, ContextTypes
 
 from rehab_bot import receiver
 from rehab_bot.aiohttp_request import AiohttpRequest
@@ -51,7 +51,7 @@ DISPATCH_JOB = "dispatch"
 LEASE_JOB = "receiver-lease"
 
 
-class RehabApplication(Application[Any, Any, Any, Any, Any, Any]):
+class RehabApplication(App):
     """PTB's Application, stopping the reminder engine's claims before the job queue waits for its tick."""
 
     async def stop(self) -> None:

@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlmodel import col
 from sqlmodel import select as select_models
+from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ApplicationHandlerStop, CallbackQueryHandler, ContextTypes
@@ -212,7 +213,7 @@ def skip_reply(lang: str, reason: str, content: Content, clinic: ClinicConfig) -
 # --- rendering due reminders ---------------------------------------------------------------
 
 
-async def _remember_media(db: Any, source: str, file_id: str, now: datetime) -> None:
+async def _remember_media(db: AsyncSession, source: str, file_id: str, now: datetime) -> None:
     conn = await db.connection()
     table: Any = MediaCache.__table__  # type: ignore[attr-defined]
     values = {"source": source, "file_id": file_id, "updated_at": now}
@@ -288,7 +289,7 @@ async def _settle_first_sends(items: list[SentItem]) -> None:
         await db.commit()
 
 
-async def _cached_media_many(db: Any, exercises_of: list[list[Exercise]]) -> list[OutgoingMedia | None]:
+async def _cached_media_many(db: AsyncSession, exercises_of: list[list[Exercise]]) -> list[OutgoingMedia | None]:
     """The media of each session (its first exercise with media), with file_ids known from earlier uploads."""
     firsts = [next((ex for ex in exercises if ex.media and ex.media_kind), None) for exercises in exercises_of]
     sources = {ex.media for ex in firsts if ex is not None and ex.media}
