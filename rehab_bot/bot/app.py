@@ -25,7 +25,7 @@ from typing import Any
 from telegram import Update
 from telegram.ext import Application, ApplicationBuilder, ContextTypes
 
-from rehab_bot import receiver
+from rehab_bot import receiver, report
 from rehab_bot.aiohttp_request import AiohttpRequest
 from rehab_bot.bot import checkin, common, education, enrol, patient, render, session, staff, start
 from rehab_bot.bot import services as bot_services
@@ -46,6 +46,9 @@ from rehab_bot.send_budget import SendBudget
 from rehab_bot.transport import PacingRateLimiter, TelegramSender
 
 log = logging.getLogger(__name__)
+
+# Tasks started at start-up that nothing awaits (kept here so they are not garbage-collected).
+_background: set[asyncio.Task[None]] = set()
 
 DISPATCH_JOB = "dispatch"
 LEASE_JOB = "receiver-lease"
@@ -181,6 +184,11 @@ async def startup(app: App) -> None:
     if svc.receive_updates:
         await common.set_command_menus(app)
         await staff.startup_menus(app)
+        # The first /progress after a start would pay matplotlib's import and font cache (about a second):
+        # pay it now, in a worker thread, while nobody waits for a chart.
+        task = asyncio.get_running_loop().create_task(_warm_up_chart(), name="rehab-bot-chart-warm-up")
+        _background.add(task)
+        task.add_done_callback(_background.discard)
     listen = svc.config.http.host_port
     if listen is not None:
         svc.health = HealthServer(
@@ -188,6 +196,13 @@ async def startup(app: App) -> None:
         )
         await svc.health.start()
         log.info("health endpoint on http://%s:%d/healthz", svc.health.host, svc.health.port)
+
+
+async def _warm_up_chart() -> None:
+    try:
+        await asyncio.to_thread(report.warm_up)
+    except Exception as exc:  # the first chart is then drawn cold, nothing worse
+        log.warning("could not prepare the progress chart: %s", type(exc).__name__)
 
 
 async def shutdown(app: App) -> None:
