@@ -38,7 +38,8 @@ class FakeBot:
 async def test_prepare_renders_in_a_batch_then_in_turn_and_a_failing_render_is_left_to_send() -> None:
     calls: list[Any] = []
 
-    async def render_many(messages: Sequence[DueMessage]) -> dict[int, OutgoingMessage | None]:
+    async def render_many(db: Any, messages: Sequence[DueMessage], opened: Any) -> dict[int, OutgoingMessage | None]:
+        assert db == "the claim's session" and opened == {1: "opened"}
         calls.append(("batch", [m.delivery_id for m in messages]))
         return {1: OutgoingMessage("batched"), 2: None}
 
@@ -50,7 +51,10 @@ async def test_prepare_renders_in_a_batch_then_in_turn_and_a_failing_render_is_l
 
     bot = FakeBot()
     sender = TelegramSender(bot, render, render_many=render_many)  # type: ignore[arg-type]
-    await sender.prepare([due(1), due(2), due(3, "checkin"), due(4, "checkin")])
+    window = [due(1), due(2), due(3, "checkin"), due(4, "checkin")]
+    await sender.render_window("the claim's session", window, {1: "opened"})  # type: ignore[arg-type]
+    assert calls == [("batch", [1, 2, 3, 4])]
+    await sender.prepare(window)
     assert calls == [("batch", [1, 2, 3, 4]), ("one", 3), ("one", 4)]
     # What was prepared is sent as it is, without rendering again.
     assert isinstance(await sender.send(due(1)), Sent)
@@ -63,6 +67,7 @@ async def test_prepare_renders_in_a_batch_then_in_turn_and_a_failing_render_is_l
         await sender.send(due(4, "checkin"))
     assert calls[-1] == ("one", 4)
     # A retry of delivery 1 is a new attempt: rendered afresh, not from what was prepared for the first.
+    await sender.render_window("the claim's session", [due(1)], {1: "opened"})  # type: ignore[arg-type]
     await sender.prepare([due(1)])
     sender.forget([due(1)])
     calls.clear()
@@ -71,7 +76,7 @@ async def test_prepare_renders_in_a_batch_then_in_turn_and_a_failing_render_is_l
 
 
 async def test_a_failing_batch_renderer_falls_back_to_one_by_one() -> None:
-    async def render_many(messages: Sequence[DueMessage]) -> dict[int, OutgoingMessage | None]:
+    async def render_many(db: Any, messages: Sequence[DueMessage], opened: Any) -> dict[int, OutgoingMessage | None]:
         raise RuntimeError("batch bug")
 
     rendered: list[int] = []
@@ -82,6 +87,8 @@ async def test_a_failing_batch_renderer_falls_back_to_one_by_one() -> None:
 
     bot = FakeBot()
     sender = TelegramSender(bot, render, render_many=render_many)  # type: ignore[arg-type]
+    await sender.render_window(None, [due(1), due(2)], {})  # type: ignore[arg-type]
+    assert rendered == []
     await sender.prepare([due(1), due(2)])
     assert rendered == [1, 2]
     await sender.send(due(1))
@@ -90,13 +97,34 @@ async def test_a_failing_batch_renderer_falls_back_to_one_by_one() -> None:
     assert bot.sent == [(101, "single 1"), (102, "single 2")]
 
 
+class FakeSession:
+    """The record transaction as flush() uses it: savepoints, rolled back when the block raises."""
+
+    def __init__(self) -> None:
+        self.savepoints: list[str] = []
+
+    def begin_nested(self) -> Any:
+        session = self
+
+        class Savepoint:
+            async def __aenter__(self) -> None:
+                session.savepoints.append("open")
+
+            async def __aexit__(self, kind: Any, *_: Any) -> None:
+                session.savepoints[-1] = "rolled back" if kind is not None else "released"
+
+        return Savepoint()
+
+
 async def test_flush_settles_once_per_function_and_survives_a_failing_one() -> None:
     settled: list[list[Any]] = []
+    db = FakeSession()
 
-    async def good(items: list[SentItem]) -> None:
+    async def good(session: Any, items: list[SentItem]) -> None:
+        assert session is db
         settled.append([(i.data, i.message_id) for i in items])
 
-    async def bad(items: list[SentItem]) -> None:
+    async def bad(session: Any, items: list[SentItem]) -> None:
         raise RuntimeError("bookkeeping bug")
 
     messages = {n: OutgoingMessage(f"m{n}", settle=(fn, n)) for n, fn in enumerate((good, bad, good, bad, good))}
@@ -108,9 +136,10 @@ async def test_flush_settles_once_per_function_and_survives_a_failing_one() -> N
     for n in messages:
         assert isinstance(await sender.send(due(n)), Sent)
     assert settled == [], "settled after the window, not per send"
-    await sender.flush()
+    await sender.flush(db)  # type: ignore[arg-type]
     assert settled == [[(0, 501), (2, 503), (4, 505)]]
-    await sender.flush()
+    assert db.savepoints == ["released", "rolled back"], "the failing one is undone alone"
+    await sender.flush(db)  # type: ignore[arg-type]
     assert len(settled) == 1, "each item is settled once"
 
 

@@ -26,6 +26,7 @@ from telegram import Update
 from telegram.ext import Application, ApplicationBuilder, ContextTypes
 
 from rehab_bot import receiver, report
+from rehab_bot import session as session_core
 from rehab_bot.aiohttp_request import AiohttpRequest
 from rehab_bot.bot import checkin, common, education, enrol, patient, render, session, staff, start
 from rehab_bot.bot import services as bot_services
@@ -43,7 +44,7 @@ from rehab_bot.receiver import HEARTBEAT_SECONDS, Holder
 from rehab_bot.redflag import is_crisis
 from rehab_bot.reminders import Dispatcher, Failed, Retry, Sent, TickReport, Unreachable
 from rehab_bot.send_budget import SendBudget
-from rehab_bot.transport import PacingRateLimiter, TelegramSender
+from rehab_bot.transport import BotApi, PacingRateLimiter, TelegramSender
 
 log = logging.getLogger(__name__)
 
@@ -171,8 +172,13 @@ async def startup(app: App) -> None:
         budget = SendBudget(svc.db, svc.pacer, svc.config.delivery.effective_rate)
         await budget.start()
         svc.send_budget = budget
-    sender = TelegramSender(app.bot, render.render_due(app), render_many=render.render_due_many(app))
-    svc.dispatcher = Dispatcher(svc.db, svc.clock, svc.config.delivery, svc.config.clinic, sender)
+    request = app.bot.request
+    # Reminders take the lean path on the aiohttp backend (rehab_bot.transport.BotApi).
+    api = BotApi(request, app.bot.base_url, svc.pacer) if isinstance(request, AiohttpRequest) else None
+    sender = TelegramSender(app.bot, render.render_due(app), render_many=render.render_due_many(app), api=api)
+    # The dispatcher opens each window's exercise sessions in the window's claim transaction.
+    opener = session_core.window_opener(svc.content)
+    svc.dispatcher = Dispatcher(svc.db, svc.clock, svc.config.delivery, svc.config.clinic, sender, open_window=opener)
     assert app.job_queue is not None
     app.job_queue.run_repeating(
         dispatch_job,

@@ -29,6 +29,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, update
 from sqlalchemy.exc import IntegrityError
+from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import ForceReply, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import (
@@ -175,18 +176,15 @@ async def render_checkin(app: App, message: DueMessage) -> OutgoingMessage | Non
     return OutgoingMessage(rendered.text, rendered.buttons, settle=(_settle_checkins, (s, ids)))
 
 
-async def _settle_checkins(items: list[SentItem]) -> None:
-    """After a send window: record which message opened each check-in, in one statement for the window."""
-    services = items[0].data[0]
+async def _settle_checkins(db: AsyncSession, items: list[SentItem]) -> None:
+    """After a send window, in the transaction recording it: which message opened each check-in, one statement."""
     table: Any = CheckIn.__table__  # type: ignore[attr-defined]
     rows = [{"cid": checkin_id, "mid": item.message_id} for item in items for checkin_id in item.data[1]]
     if not rows:
         return
-    async with services.db.session() as db:
-        conn = await db.connection()
-        statement = update(table).where(table.c.id == bindparam("cid")).values(message_id=bindparam("mid"))
-        await conn.execute(statement, rows)
-        await db.commit()
+    conn = await db.connection()
+    statement = update(table).where(table.c.id == bindparam("cid")).values(message_id=bindparam("mid"))
+    await conn.execute(statement, rows)
 
 
 async def render_motivation(app: App, message: DueMessage) -> OutgoingMessage | None:
