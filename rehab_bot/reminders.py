@@ -79,6 +79,9 @@ DELIVERIES: Any = Delivery.__table__  # type: ignore[attr-defined]
 # A reminder more than this late says so ("sorry, this comes late").
 LATE_AFTER = timedelta(minutes=5)
 RECOVER_EVERY = timedelta(seconds=60)
+# Queued rows that outwaited the grace period are marked missed by the claim at most this often
+# (one statement per claim before; a row past its grace by seconds more is still hours from harm).
+SWEEP_EVERY = timedelta(seconds=5)
 
 
 # --- what the sender gets and gives back ---------------------------------
@@ -159,9 +162,21 @@ class BatchSender(Sender, Protocol):
         """Drop what was prepared for sends that were cancelled."""
         ...
 
-    async def flush(self, db: AsyncSession) -> None:
-        """Run the batched after-send bookkeeping in the transaction that records the window's outcomes."""
+    async def flush(self, db: AsyncSession, *, isolate: bool = False) -> None:
+        """Run the batched after-send bookkeeping in the transaction that records the window's outcomes.
+
+        Raises BookkeepingFailed, keeping the items for another flush; with
+        isolate=True each part runs in a savepoint and a failing one is only logged.
+        """
         ...
+
+
+class BookkeepingFailed(Exception):
+    """A sender's after-send bookkeeping failed; the transaction is rolled back and recorded again without it."""
+
+
+class _WindowNotOpened(Exception):
+    """Opening or rendering a claimed window failed; the claim is rolled back and taken again without it."""
 
 
 # Opens what a claimed window needs before it is rendered (rehab_bot.session.open_for_deliveries:
@@ -355,6 +370,7 @@ class Dispatcher:
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
         self._lock = asyncio.Lock()
         self._last_recover: datetime | None = None
+        self._last_sweep: datetime | None = None
         self._stopping = False
         self.totals = TickReport()
 
@@ -620,28 +636,35 @@ class Dispatcher:
 
         In the same transaction the window is opened and rendered as far as
         the sender can (:meth:`_open_window`): one transaction per window for
-        the claim and the render lookups.
+        the claim and the render lookups. If that fails, the claim is taken
+        again without it and its messages are rendered one by one.
         """
-        return await _once_more_if_disconnected(lambda: self._claim(now, limit))
+        try:
+            return await _once_more_if_disconnected(lambda: self._claim(now, limit))
+        except _WindowNotOpened:
+            log.exception("opening a window of deliveries failed; rendering them one by one")
+            return await _once_more_if_disconnected(lambda: self._claim(now, limit, open_window=False))
 
-    async def _claim(self, now: datetime, limit: int) -> list[DueMessage]:
+    async def _claim(self, now: datetime, limit: int, *, open_window: bool = True) -> list[DueMessage]:
         grace = timedelta(minutes=self.settings.grace_period_minutes)
         table = DELIVERIES
         async with self.db.dispatch_session() as session:
             conn = await session.connection()
             # Rows that waited past the grace period in the queue (a long
             # backlog, retries) are missed, not sent hours late.
-            await conn.execute(
-                update(table)
-                .where(
-                    table.c.status == DeliveryStatus.QUEUED.value,
-                    # Measured from when it was meant to go out, so a message
-                    # deferred by quiet hours is not "late" at their end.
-                    table.c.not_before < now - grace,
-                    table.c.kind.not_in([k.value for k in URGENT_KINDS]),
+            sweep = self._last_sweep is None or not timedelta(0) <= now - self._last_sweep < SWEEP_EVERY
+            if sweep:
+                await conn.execute(
+                    update(table)
+                    .where(
+                        table.c.status == DeliveryStatus.QUEUED.value,
+                        # Measured from when it was meant to go out, so a message
+                        # deferred by quiet hours is not "late" at their end.
+                        table.c.not_before < now - grace,
+                        table.c.kind.not_in([k.value for k in URGENT_KINDS]),
+                    )
+                    .values(status=DeliveryStatus.MISSED.value, error="not sent within the grace period")
                 )
-                .values(status=DeliveryStatus.MISSED.value, error="not sent within the grace period")
-            )
             pick = self.claim_query(now, limit)
             # A CTE, not `id IN (subquery)`: PostgreSQL may re-run an IN
             # subquery per row and so ignore its LIMIT; a locking CTE runs once.
@@ -682,8 +705,11 @@ class Dispatcher:
                 )
                 languages = {pid: lang for pid, lang in result.all()}
             messages = self._messages(claimed, languages, now)
-            await self._open_window(session, messages, now)
+            if open_window:
+                await self._open_window(session, messages, now)
             await session.commit()
+        if sweep:
+            self._last_sweep = now
         return messages
 
     def _messages(self, claimed: Sequence[Any], languages: dict[int, str], now: datetime) -> list[DueMessage]:
@@ -710,17 +736,15 @@ class Dispatcher:
 
     async def _open_window(self, session: AsyncSession, messages: Sequence[DueMessage], now: datetime) -> None:
         """Open what the window needs (the exercise sessions) and let the sender render it, in the claim's
-        transaction. In a savepoint: if it fails, the claim stands and the messages are rendered one by one."""
-        batch = isinstance(self.sender, BatchSender)
-        if not messages or (self.open_window is None and not batch):
+        transaction. No savepoint (two more round trips per window): a failure rolls the claim back."""
+        if not messages:
             return
         try:
-            async with session.begin_nested():
-                opened = await self.open_window(session, messages, now) if self.open_window is not None else {}
-                if isinstance(self.sender, BatchSender):
-                    await self.sender.render_window(session, messages, opened)
-        except Exception:
-            log.exception("opening a window of %d deliveries failed; rendering them one by one", len(messages))
+            opened = await self.open_window(session, messages, now) if self.open_window is not None else {}
+            if isinstance(self.sender, BatchSender):
+                await self.sender.render_window(session, messages, opened)
+        except Exception as exc:
+            raise _WindowNotOpened from exc
 
     # 4. send and record -------------------------------------------------------
 
@@ -836,9 +860,14 @@ class Dispatcher:
         transaction: one per recorded batch.
         """
         results = list(results)
-        return await _once_more_if_disconnected(lambda: self._record(results))
+        try:
+            return await _once_more_if_disconnected(lambda: self._record(results))
+        except BookkeepingFailed:
+            # Recorded again with each part of the bookkeeping in a savepoint: the failing part
+            # is logged and left out, the outcomes and the other parts stand.
+            return await _once_more_if_disconnected(lambda: self._record(results, isolate=True))
 
-    async def _record(self, results: Sequence[tuple[DueMessage, Outcome]]) -> TickReport:
+    async def _record(self, results: Sequence[tuple[DueMessage, Outcome]], *, isolate: bool = False) -> TickReport:
         report = TickReport()
         now = self.clock.now()
         sent: list[dict[str, Any]] = []
@@ -910,7 +939,7 @@ class Dispatcher:
             for message, outcome in unreachable:
                 await self._mark_unreachable(session, message, outcome, now)
             if isinstance(self.sender, BatchSender):
-                await self.sender.flush(session)
+                await self.sender.flush(session, isolate=isolate)
             await session.commit()
         report.sent, report.retried = len(sent), len(retry)
         report.failed, report.unreachable = len(failed), len(unreachable)

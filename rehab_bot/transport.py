@@ -49,7 +49,7 @@ from telegram.ext import BaseRateLimiter, ExtBot
 
 from rehab_bot.aiohttp_request import AiohttpRequest
 from rehab_bot.ratelimit import BULK, INTERACTIVE, SAFETY, Pacer
-from rehab_bot.reminders import DueMessage, Failed, Outcome, Retry, Sent, Unreachable
+from rehab_bot.reminders import BookkeepingFailed, DueMessage, Failed, Outcome, Retry, Sent, Unreachable
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,11 @@ class PacingRateLimiter(BaseRateLimiter[dict[str, Any]]):
             if paced:
                 await self.pacer.acquire(chat_id, priority)
             try:
-                return await callback(*args, **kwargs)
+                try:
+                    return await callback(*args, **kwargs)
+                finally:
+                    if paced:
+                        self.pacer.sent(chat_id)
             except BadRequest as exc:
                 # A press can only be answered for a short while. After a
                 # restart or a slow handler Telegram refuses the answer, but
@@ -246,7 +250,10 @@ class BotApi:
         Raises the TelegramError PTB would raise; a 429 blocks its scope first, as PacingRateLimiter does.
         """
         await self.pacer.acquire(chat_id, priority)
-        code, payload = await self.request.post_json(self.url, body)
+        try:
+            code, payload = await self.request.post_json(self.url, body)
+        finally:
+            self.pacer.sent(chat_id)
         if 200 <= code <= 299:
             try:
                 return int(json.loads(payload)["result"]["message_id"])
@@ -380,16 +387,13 @@ class TelegramSender:
     async def render_window(self, db: AsyncSession, messages: Sequence[DueMessage], opened: Mapping[int, Any]) -> None:
         """Render what the batch renderer can of a claimed window, inside the claim's transaction.
 
-        The batch renderer only reads (through db); a failure leaves its
-        messages to :meth:`prepare`, which renders them one by one.
+        The batch renderer only reads (through db). It raises what the
+        renderer raised, having kept nothing: the dispatcher then takes the
+        claim again without it, and :meth:`prepare` renders one by one.
         """
         if self.render_many is None or not messages:
             return
-        try:
-            rendered = await self.render_many(db, messages, opened)
-        except Exception:  # a bug in batch rendering must not stall the queue: render one by one
-            log.exception("batch rendering of %d deliveries failed; rendering one by one", len(messages))
-            return
+        rendered = await self.render_many(db, messages, opened)
         for message in messages:
             if message.delivery_id in rendered:
                 self._prepared[(message.delivery_id, message.attempts)] = rendered[message.delivery_id]
@@ -416,21 +420,30 @@ class TelegramSender:
         for m in messages:
             self._prepared.pop((m.delivery_id, m.attempts), None)
 
-    async def flush(self, db: AsyncSession) -> None:
+    async def flush(self, db: AsyncSession, *, isolate: bool = False) -> None:
         """Run the batched bookkeeping of everything sent since the last flush, one call per renderer, in db.
 
-        Each call runs in a savepoint: a failing one is rolled back alone
-        (logged) and the outcomes recorded in the same transaction stand.
+        A failure raises BookkeepingFailed and keeps the items; the dispatcher
+        rolls back and records again with isolate=True, where each call runs in
+        a savepoint and a failing one is rolled back alone and logged (the
+        messages are out: a bookkeeping bug must not get them re-sent).
         """
         pending, self._unsettled = self._unsettled, []
         groups: dict[SettleMany, list[SentItem]] = {}
         for settle_many, item in pending:
             groups.setdefault(settle_many, []).append(item)
         for settle_many, items in groups.items():
+            if not isolate:
+                try:
+                    await settle_many(db, items)
+                except Exception as exc:
+                    self._unsettled = pending + self._unsettled
+                    raise BookkeepingFailed from exc
+                continue
             try:
                 async with db.begin_nested():
                     await settle_many(db, items)
-            except Exception:  # the messages are out: a bookkeeping bug must not get them re-sent
+            except Exception:
                 log.exception("after-send bookkeeping failed for %d deliveries", len(items))
 
     async def send(self, message: DueMessage) -> Outcome:

@@ -48,8 +48,9 @@ from rehab_bot.transport import BotApi, PacingRateLimiter, TelegramSender
 
 log = logging.getLogger(__name__)
 
-# Tasks started at start-up that nothing awaits (kept here so they are not garbage-collected).
-_background: set[asyncio.Task[None]] = set()
+# Tasks started at start-up that nothing awaits (kept here so they are not garbage-collected;
+# bench/ waits for them so that the chart's warm-up is not counted as the engine's CPU).
+background_tasks: set[asyncio.Task[None]] = set()
 
 DISPATCH_JOB = "dispatch"
 LEASE_JOB = "receiver-lease"
@@ -193,8 +194,8 @@ async def startup(app: App) -> None:
         # The first /progress after a start would pay matplotlib's import and font cache (about a second):
         # pay it now, in a worker thread, while nobody waits for a chart.
         task = asyncio.get_running_loop().create_task(_warm_up_chart(), name="rehab-bot-chart-warm-up")
-        _background.add(task)
-        task.add_done_callback(_background.discard)
+        background_tasks.add(task)
+        task.add_done_callback(background_tasks.discard)
     listen = svc.config.http.host_port
     if listen is not None:
         svc.health = HealthServer(
