@@ -121,7 +121,7 @@ async def cpu_per_reminder(
         f"{cpu:.2f} s CPU ({cpu / wall * 100:.0f}% of a core); 429s: {stats['limit_violations']}"
     )
     if http_client == "aiohttp" and not plain:
-        results.add(Figure(label, kind, per, "ms", "≤ 1.5 ms", per is not None and per <= 1.5 and ok, note))
+        results.add(Figure(label, kind, per, "ms", "≤ 1.0 ms", per is not None and per <= 1.0 and ok, note))
     else:
         results.add(Figure(label, kind, per, "ms", "", None, note))
     if kind == "postgres" and delivered:

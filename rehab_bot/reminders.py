@@ -488,6 +488,7 @@ class Dispatcher:
             resumed: set[int] = set()
             for row in rows:
                 rule = rule_for(row, row.timezone)
+                slot = rule.slot
                 due_at: datetime = row.next_due_at
                 day: date = row.next_local_date or local_date(row, due_at)
                 kind = Kind(row.kind)
@@ -502,14 +503,14 @@ class Dispatcher:
                             not_before = quiet_end
                     new_rows.append(
                         {
-                            "key": f"r{row.id}:{day.isoformat()}:{rule.slot}",
+                            "key": f"r{row.id}:{day.isoformat()}:{slot}",
                             "kind": kind.value,
                             "priority": row.priority,
                             "rule_id": row.id,
                             "patient_id": row.patient_id,
                             "chat_id": row.telegram_id or 0,
                             "local_date": day,
-                            "slot": rule.slot,
+                            "slot": slot,
                             "due_at": due_at,
                             "not_before": not_before,
                             "status": status.value,
