@@ -7,7 +7,9 @@ patients who use a screen reader or cannot read a chart.
 
 The chart is drawn with matplotlib's object API on the Agg backend (no pyplot
 global state, no display), in a worker thread so the event loop stays free.
-A year of daily data renders in well under 300 ms (bench/chart.py measures it).
+Each language's figure is built once and redrawn for every patient, and the
+bot builds them at start-up (:func:`warm_up`), so the first /progress after
+a restart costs what the others do (bench/chart_db.py measures it).
 """
 
 from __future__ import annotations

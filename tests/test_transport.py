@@ -5,6 +5,7 @@ Observed through what the sender does (what it renders, sends and settles), not 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import Any
@@ -12,8 +13,8 @@ from typing import Any
 import pytest
 from factories import T0
 
-from rehab_bot.reminders import BatchSender, BookkeepingFailed, DueMessage, Failed, Sent
-from rehab_bot.transport import OutgoingMessage, SentItem, TelegramSender
+from rehab_bot.reminders import BatchSender, BookkeepingFailed, DueMessage, Failed, Retry, Sent, Unreachable
+from rehab_bot.transport import OutgoingMessage, SentItem, TelegramSender, _telegram_error, classify, message_body
 
 
 def due(delivery_id: int, kind: str = "session", attempts: int = 0) -> DueMessage:
@@ -160,3 +161,39 @@ def test_the_dispatcher_knows_a_batch_sender_by_its_declared_protocol() -> None:
 
     assert isinstance(TelegramSender(FakeBot(), render), BatchSender)  # type: ignore[arg-type]
     assert not isinstance(OneByOne(), BatchSender)
+
+
+def test_the_lean_body_is_the_json_telegram_expects_whatever_the_labels_and_data() -> None:
+    buttons = [[('✅ 100% "done"', "s:7:d"), ("%s \\ {x}", "s:7:p")], [("⏭ Skip", 's:7:"k')]]
+    for _ in range(2):  # the second comes from the cached template of these labels
+        body = json.loads(message_body(42, 'Ü "quoted" 💪 50%', buttons))
+        assert body == {
+            "chat_id": 42,
+            "text": 'Ü "quoted" 💪 50%',
+            "reply_markup": {
+                "inline_keyboard": [[{"text": label, "callback_data": data} for label, data in row] for row in buttons]
+            },
+        }
+    other = [[(label, data.replace("7", "8")) for label, data in row] for row in buttons]
+    assert json.loads(message_body(1, "x", other))["reply_markup"]["inline_keyboard"][0][0]["callback_data"] == "s:8:d"
+    assert json.loads(message_body(1, "no buttons", None)) == {"chat_id": 1, "text": "no buttons"}
+
+
+@pytest.mark.parametrize(
+    ("status", "reply", "outcome"),
+    [
+        (403, {"ok": False, "error_code": 403, "description": "Forbidden: bot was blocked by the user"},
+         Unreachable("Forbidden: bot was blocked by the user")),
+        (400, {"ok": False, "error_code": 400, "description": "Bad Request: chat not found"},
+         Unreachable("Chat not found")),
+        (400, {"ok": False, "error_code": 400, "description": "Bad Request: message is too long"},
+         Failed("Message is too long")),
+        (429, {"ok": False, "error_code": 429, "description": "Too Many Requests: retry after 7",
+               "parameters": {"retry_after": 7}}, Retry("429 retry after 7s", 7.0, rate_limited=True)),
+        (502, {"ok": False, "error_code": 502, "description": "Bad Gateway"}, Retry("network: Bad Gateway")),
+        (500, b"<html>oops</html>", Retry("network: Internal Server Error (500)")),
+    ],
+)  # fmt: skip
+def test_the_lean_path_classifies_replies_as_ptb_does(status: int, reply: Any, outcome: Any) -> None:
+    payload = reply if isinstance(reply, bytes) else json.dumps(reply).encode()
+    assert classify(_telegram_error(status, payload)) == outcome
