@@ -163,18 +163,15 @@ def checkin_message(services: Services, message: DueMessage, opened: core.Opened
     )
 
 
-async def _settle_checkins(items: list[SentItem]) -> None:
-    """After a send window: record which message opened each check-in, in one statement for the window."""
-    services = items[0].data[0]
+async def _settle_checkins(db: AsyncSession, items: list[SentItem]) -> None:
+    """After a send window, in the transaction recording it: which message opened each check-in, one statement."""
     table: Any = CheckIn.__table__  # type: ignore[attr-defined]
     rows = [{"cid": checkin_id, "mid": item.message_id} for item in items for checkin_id in item.data[1]]
     if not rows:
         return
-    async with services.db.session() as db:
-        conn = await db.connection()
-        statement = update(table).where(table.c.id == bindparam("cid")).values(message_id=bindparam("mid"))
-        await conn.execute(statement, rows)
-        await db.commit()
+    conn = await db.connection()
+    statement = update(table).where(table.c.id == bindparam("cid")).values(message_id=bindparam("mid"))
+    await conn.execute(statement, rows)
 
 
 async def render_motivation(app: App, message: DueMessage) -> OutgoingMessage | None:

@@ -21,6 +21,7 @@ import logging
 from typing import Any
 
 from babel.dates import format_skeleton
+from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ApplicationHandlerStop, CallbackQueryHandler, CommandHandler, ContextTypes
@@ -117,25 +118,23 @@ def lesson_delivery(services: Services, message: DueMessage, due: core.Due | Non
     return OutgoingMessage(text, buttons, media=media, settle=(_settle, data))
 
 
-async def _settle(items: list[SentItem]) -> None:
-    """After a send window: record the lessons sent and offered, in one transaction."""
+async def _settle(db: AsyncSession, items: list[SentItem]) -> None:
+    """After a send window, in the transaction recording it: the lessons sent and offered."""
     services = items[0].data[0]
     now = services.clock.now()
-    async with services.db.session() as db:
-        for item in items:
-            _, patient_id, lesson_id, missed = item.data
-            await core.record_sent(
-                db,
-                patient_id,
-                lesson_id,
-                missed,
-                services.content,
-                local_date=item.message.local_date,
-                delivery_id=item.message.delivery_id,
-                message_id=item.message_id,
-                now=now,
-            )
-        await db.commit()
+    for item in items:
+        _, patient_id, lesson_id, missed = item.data
+        await core.record_sent(
+            db,
+            patient_id,
+            lesson_id,
+            missed,
+            services.content,
+            local_date=item.message.local_date,
+            delivery_id=item.message.delivery_id,
+            message_id=item.message_id,
+            now=now,
+        )
 
 
 # --------------------------------------------------------------------------- /learn
