@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, fields
 from datetime import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from rehab_bot.i18n import SUPPORTED_LANGUAGES
 from rehab_bot.office_hours import OfficeHours, parse_office_hours
@@ -211,6 +212,19 @@ class InboundConfig:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    # The address patients' Mini App is served at (https; http only for 127.0.0.1/localhost).
+    # "" = no Mini App: Start sends the exercises into the chat one by one.
+    public_url: str = ""
+
+
+@dataclass(frozen=True)
+class PrivacyConfig:
+    # False: the chat carries no health data (neutral reminders and prompts; answers in the Mini App).
+    health_data_in_chat: bool = True
+
+
+@dataclass(frozen=True)
 class Config:
     clinic: ClinicConfig = field(default_factory=ClinicConfig)
     telegram: TelegramConfig = field(default_factory=TelegramConfig)
@@ -222,6 +236,8 @@ class Config:
     staff: StaffConfig = field(default_factory=StaffConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     inbound: InboundConfig = field(default_factory=InboundConfig)
+    web: WebConfig = field(default_factory=WebConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     source: Path | None = None
 
 
@@ -295,6 +311,8 @@ _SECTIONS: dict[str, type] = {
     "staff": StaffConfig,
     "export": ExportConfig,
     "inbound": InboundConfig,
+    "web": WebConfig,
+    "privacy": PrivacyConfig,
 }
 
 
@@ -525,6 +543,38 @@ def validate(config: Config, *, need_token: bool = True) -> None:
         )
     check_bounds(config)
     _validate_export(config.export)
+    problem = public_url_problem(config.web.public_url)
+    if problem:
+        raise ConfigError("web.public_url", f"is {config.web.public_url!r}, {problem}", _PUBLIC_URL_FIX)
+    if not config.privacy.health_data_in_chat and not config.web.public_url:
+        raise ConfigError(
+            "privacy.health_data_in_chat",
+            "is false, but [web] public_url is empty",
+            "patients then answer on the clinic's web app: set [web] public_url, or keep health_data_in_chat = true",
+        )
+
+
+# Hosts where plain http is accepted for [web] public_url (a developer's own machine).
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+_PUBLIC_URL_FIX = 'use "https://<the clinic\'s host>" (plain http only for 127.0.0.1 or localhost), or "" for none'
+
+
+def public_url_problem(url: str) -> str:
+    """Why a [web] public_url cannot be used ("" when it can, or when it is empty).
+
+    Telegram opens Mini Apps only over https; plain http is accepted for
+    loopback hosts (127.0.0.1, localhost, ::1), for development.
+    """
+    if not url:
+        return ""
+    parsed = urlsplit(url)
+    if parsed.scheme not in ("https", "http") or not parsed.hostname:
+        return "which is not an http(s) URL"
+    if parsed.query or parsed.fragment or parsed.username or parsed.password:
+        return "which must not carry a query, a fragment or a password"
+    if parsed.scheme == "http" and parsed.hostname not in LOOPBACK_HOSTS:
+        return "which is plain http: Telegram opens Mini Apps only over https"
+    return ""
 
 
 def _validate_export(export: ExportConfig) -> None:
