@@ -105,11 +105,16 @@ async def load_progress(session: AsyncSession, patient: Patient, now: datetime, 
 # --------------------------------------------------------------------------- the chart
 
 
-def render_chart(progress: Progress) -> bytes:
-    """The PNG: pain and mood lines above, adherence per day below. Empty data gives a note."""
+def render_chart(progress: Progress, title: str | None = None) -> bytes:
+    """The PNG: pain and mood lines above, adherence per day below. Empty data gives a note.
+
+    title: "Your progress" for the patient; staff charts pass the patient's alias.
+    The time axis counts days from the chart's first day (0), never hours.
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
+    from matplotlib.dates import date2num
     from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     lang = progress.lang
     figure = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI)
@@ -118,7 +123,7 @@ def render_chart(progress: Progress) -> bytes:
     top = figure.add_subplot(grid[0])
     bottom = figure.add_subplot(grid[1], sharex=top)
     figure.subplots_adjust(left=0.08, right=0.92, top=0.90, bottom=0.09)
-    figure.suptitle(t(lang, "Your progress"), fontsize=13)
+    figure.suptitle(title if title is not None else t(lang, "Your progress"), fontsize=13)
 
     first = progress.first_day
     if first is None:
@@ -173,18 +178,11 @@ def render_chart(progress: Progress) -> bytes:
     bottom.set_ylabel(t(lang, "Done (%)"), fontsize=8)
     bottom.grid(True, axis="y", alpha=0.3)
     bottom.set_xlim(start, end)
-    locator = AutoDateLocator(minticks=3, maxticks=8)
-    bottom.xaxis.set_major_locator(locator)
-    # Numeric dates in German: matplotlib's month names are English only.
-    if lang == "de":
-        formatter = ConciseDateFormatter(
-            locator,
-            formats=["%Y", "%m.%Y", "%d.%m.", "%H:%M", "%H:%M", "%S.%f"],
-            offset_formats=["", "%Y", "%m.%Y", "%d.%m.%Y", "%d.%m.%Y", "%d.%m.%Y %H:%M"],
-        )
-    else:
-        formatter = ConciseDateFormatter(locator)
-    bottom.xaxis.set_major_formatter(formatter)
+    # Whole days from the first day: integer ticks only (never hours), labelled 0, 1, 2, ...
+    origin = float(date2num(first))
+    bottom.xaxis.set_major_locator(MaxNLocator(nbins=8, integer=True, min_n_ticks=1))
+    bottom.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{round(x - origin):d}"))
+    bottom.set_xlabel(t(lang, "Days since the first day"), fontsize=8)
     top.tick_params(labelbottom=False)
 
     buffer = io.BytesIO()
@@ -260,10 +258,10 @@ def summary_text(progress: Progress, lang: str | None = None) -> str:
 # --------------------------------------------------------------------------- for /progress
 
 
-async def progress_chart(session: AsyncSession, patient: Patient, now: datetime) -> bytes:
-    """The patient's progress chart as PNG bytes (pain, mood, sessions done per day)."""
+async def progress_chart(session: AsyncSession, patient: Patient, now: datetime, title: str | None = None) -> bytes:
+    """The patient's progress chart as PNG bytes (pain, mood, sessions done per day); staff pass the alias as title."""
     progress = await load_progress(session, patient, now)
-    return await asyncio.to_thread(render_chart, progress)
+    return await asyncio.to_thread(render_chart, progress, title)
 
 
 async def progress_summary_text(session: AsyncSession, patient: Patient, now: datetime, lang: str | None = None) -> str:

@@ -29,7 +29,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, update
 from sqlalchemy.exc import IntegrityError
-from telegram import ForceReply, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram import ForceReply, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update, WebAppInfo
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import (
     ApplicationHandlerStop,
@@ -41,7 +41,7 @@ from telegram.ext import (
 )
 
 from rehab_bot import checkin as core
-from rehab_bot import crisis, motivation, redflag, report
+from rehab_bot import crisis, miniapp, motivation, redflag, report
 from rehab_bot import patient as patients
 from rehab_bot.bot import common
 from rehab_bot.bot.common import language_for
@@ -50,7 +50,7 @@ from rehab_bot.content import Content, localize
 from rehab_bot.i18n import N_, t
 from rehab_bot.models import CheckIn, Patient, PatientStatus
 from rehab_bot.reminders import DueMessage
-from rehab_bot.transport import OutgoingMessage, SentItem
+from rehab_bot.transport import MILESTONE_EFFECT_ID, OutgoingMessage, SentItem
 
 log = logging.getLogger(__name__)
 
@@ -171,8 +171,25 @@ async def render_checkin(app: App, message: DueMessage) -> OutgoingMessage | Non
     if step is None:
         return None
     ids = [c.id for c in checkins if c.id is not None]
+    if not s.config.privacy.health_data_in_chat:
+        # The questions and answers stay on the clinic's server: the chat only opens the form.
+        lang = message.language
+        form = miniapp.checkin_url(s.config.web.public_url, questionnaires[0])
+        return OutgoingMessage(
+            t(lang, "Time for your check-in."),
+            web_app=(t(lang, "📝 Open the form"), form),
+            settle=(_settle_checkins, (s, ids)),
+        )
     rendered = step_message(step, message.language, late=message.late)
     return OutgoingMessage(rendered.text, rendered.buttons, settle=(_settle_checkins, (s, ids)))
+
+
+def result_notice(lang: str, public_url: str) -> OutgoingMessage:
+    """A red-flag reply without health data in the chat: a neutral line that opens the result in the Mini App."""
+    return OutgoingMessage(
+        t(lang, "Please open your check-in result now."),
+        web_app=(t(lang, "Open my result"), miniapp.result_url(public_url)),
+    )
 
 
 async def _settle_checkins(items: list[SentItem]) -> None:
@@ -205,11 +222,12 @@ async def render_motivation(app: App, message: DueMessage) -> OutgoingMessage | 
             s.clock.now(),
             clinic=s.config.clinic.name,
             retry_of=message.due_at if message.attempts > 1 else None,
+            health_data=s.config.privacy.health_data_in_chat,
         )
         await db.commit()
     if choice is None:
         return None
-    return OutgoingMessage(choice.render(patient.language))
+    return OutgoingMessage(choice.render(patient.language), effect_id=MILESTONE_EFFECT_ID if choice.milestone else None)
 
 
 # --------------------------------------------------------------------------- answering
@@ -572,6 +590,16 @@ async def progress_extra(update: Update, context: ContextTypes.DEFAULT_TYPE, pat
     if message is None:
         return
     s = svc(context)
+    if not s.config.privacy.health_data_in_chat:
+        # Pain and mood stay on the clinic's server: the chart is in the Mini App.
+        url = miniapp.home_url(s.config.web.public_url)
+        await message.reply_text(
+            t(lang, "Your pain and mood charts are in the app."),
+            reply_markup=InlineKeyboardMarkup(
+                [[InlineKeyboardButton(t(lang, "📈 Open the app"), web_app=WebAppInfo(url))]]
+            ),
+        )
+        return
     async with s.db.session() as db:
         progress = await report.load_progress(db, patient, s.clock.now())
     png = await asyncio.to_thread(report.render_chart, progress)
