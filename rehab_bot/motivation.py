@@ -194,7 +194,9 @@ def _events(facts: Facts, content: Content, history: Sequence[Sent]) -> list[tup
     reached = next((n for n in lengths if facts.streak_days >= n), None)
     if reached is not None:
         streak_start = facts.today - timedelta(days=facts.streak_days - 1)
-        if not sent_since("streak", reached, streak_start):
+        # The first full week's milestone stands for this run's 7 days.
+        milestone_run = reached <= 7 and trigger_sent_since("first_full_week", streak_start)
+        if not sent_since("streak", reached, streak_start) and not milestone_run:
             events.append(("streak", reached))
     if facts.days_since_surgery is not None:
         for t, weeks in sorted(ids_by_event, key=lambda e: (e[0], e[1] or 0)):
