@@ -17,9 +17,9 @@ def session_url(public_url: str, session_id: int) -> str:
     return f"{_base(public_url)}/app/session/{session_id}"
 
 
-def checkin_url(public_url: str, questionnaire_id: str) -> str:
-    """The form of a check-in (a questionnaire by id)."""
-    return f"{_base(public_url)}/app/checkin/{questionnaire_id}"
+def checkin_url(public_url: str, checkin_id: int) -> str:
+    """The form of an opened check-in, by its row id: the address names no questionnaire (no health topic)."""
+    return f"{_base(public_url)}/app/checkin/{checkin_id}"
 
 
 def result_url(public_url: str) -> str:
