@@ -272,3 +272,42 @@ def test_clinic_texts_per_language(tmp_path: Path) -> None:
 def test_a_clinic_text_missing_a_language_is_a_config_error(tmp_path: Path, text: str, key: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(key)):
         load_config(write(tmp_path, text), env={"REHAB_BOT_TELEGRAM_TOKEN": TEST_TOKEN})
+
+
+@pytest.mark.parametrize(
+    ("url", "fix"),
+    [
+        ("http://rehab.clinic.example", "plain http"),
+        ("ftp://rehab.clinic.example", "not an http(s) URL"),
+        ("rehab.clinic.example", "not an http(s) URL"),
+        ("https://", "not an http(s) URL"),
+        ("https://rehab.clinic.example/?x=1", "must not carry a query"),
+        ("https://user:secret@rehab.clinic.example", "must not carry a query, a fragment or a password"),
+    ],
+)
+def test_the_mini_app_address_needs_https_except_on_loopback(tmp_path: Path, url: str, fix: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, f'[web]\npublic_url = "{url}"\n'), env={"REHAB_BOT_TELEGRAM_TOKEN": TEST_TOKEN})
+    assert str(info.value).startswith("web.public_url") and fix in str(info.value)
+
+
+def test_loopback_may_use_http_and_privacy_mode_needs_the_mini_app(tmp_path: Path) -> None:
+    env = {"REHAB_BOT_TELEGRAM_TOKEN": TEST_TOKEN}
+    for url in (
+        "http://127.0.0.1:8080",
+        "http://localhost:8080/rehab",
+        "http://[::1]:8080",
+        "https://rehab.example.org",
+    ):
+        assert load_config(write(tmp_path, f'[web]\npublic_url = "{url}"\n'), env=env).web.public_url == url
+    assert load_config(write(tmp_path, ""), env=env).privacy.health_data_in_chat is True, "health data in chat by default"
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, "[privacy]\nhealth_data_in_chat = false\n"), env=env)
+    assert str(info.value).startswith("privacy.health_data_in_chat") and "[web] public_url" in str(info.value)
+    off = load_config(
+        write(tmp_path, '[privacy]\nhealth_data_in_chat = false\n[web]\npublic_url = "https://rehab.example.org"\n'),
+        env=env,
+    )
+    assert off.privacy.health_data_in_chat is False
+    env_off = {**env, "REHAB_BOT_PRIVACY_HEALTH_DATA_IN_CHAT": "false", "REHAB_BOT_WEB_PUBLIC_URL": "https://x.org"}
+    assert load_config(write(tmp_path, ""), env=env_off).privacy.health_data_in_chat is False
