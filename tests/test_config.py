@@ -300,7 +300,7 @@ def test_loopback_may_use_http_and_privacy_mode_needs_the_mini_app(tmp_path: Pat
         "https://rehab.example.org",
     ):
         assert load_config(write(tmp_path, f'[web]\npublic_url = "{url}"\n'), env=env).web.public_url == url
-    assert load_config(write(tmp_path, ""), env=env).privacy.health_data_in_chat is True, "health data in chat by default"
+    assert load_config(write(tmp_path, ""), env=env).privacy.health_data_in_chat is True, "on by default"
     with pytest.raises(ConfigError) as info:
         load_config(write(tmp_path, "[privacy]\nhealth_data_in_chat = false\n"), env=env)
     assert str(info.value).startswith("privacy.health_data_in_chat") and "[web] public_url" in str(info.value)
