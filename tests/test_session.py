@@ -553,3 +553,29 @@ def test_estimated_minutes_from_the_doses() -> None:
     assert core.estimated_minutes([ex(reps=20)]) == 2  # 20 x 3 s + 20 s = 80 s
     assert core.estimated_minutes([ex(sets=2, reps=10, hold=5)]) == 4  # 2 x 10 x 8 s + 30 s + 20 s = 210 s
     assert core.estimated_minutes([ex(sets=3, hold=30)]) == 3  # 90 s + 60 s + 20 s
+
+
+@pytest.mark.parametrize("lang", ["en", "de"])
+def test_every_built_in_reminder_is_short(lang: str) -> None:
+    """At most 400 characters for every session of every phase, late or not, with the longest encouragement."""
+    from rehab_bot import motivation
+    from rehab_bot.bot.session import reminder_text, session_exercises
+    from rehab_bot.content import load_content, localize
+
+    content = load_content(None)
+    cheer = max((motivation.encouragement(content, lang, n) for n in range(10)), key=len)
+    for programme_ in content.programmes.values():
+        for phase in programme_.phases:
+            for index in range(phase.sessions_per_day):
+                exercises = session_exercises(content, phase, index)
+                for late in (False, True):
+                    text = reminder_text(
+                        lang,
+                        slot="18:30",
+                        late=late,
+                        exercises=exercises,
+                        session_name=localize(phase.title, lang),
+                        encouragement=cheer,
+                    )
+                    assert len(text) <= 400, (phase.id, index, len(text), text)
+                    assert str(len(exercises)) in text and cheer in text

@@ -210,9 +210,10 @@ async def progress_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     patient = await patient_for(update, context)
     if patient is not None:
         s = svc(context)
-        async with s.db.session() as db:
-            progress = await core.progress(db, patient, s.clock.now())
-        await _reply(update, progress_text(patient.language, progress, patient.timezone))
+        if s.config.privacy.health_data_in_chat:  # else the extras point to the Mini App only
+            async with s.db.session() as db:
+                progress = await core.progress(db, patient, s.clock.now())
+            await _reply(update, progress_text(patient.language, progress, patient.timezone))
         for extra in PROGRESS_EXTRAS:
             try:
                 await extra(update, context, patient, patient.language)

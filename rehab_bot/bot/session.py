@@ -194,17 +194,6 @@ def dose(lang: str, exercise: Exercise) -> str:
     return ", ".join(parts)
 
 
-def exercise_block(lang: str, number: int, exercise: Exercise) -> str:
-    """One exercise: name and dose, instructions, safety notes."""
-    amount = dose(lang, exercise)
-    head = f"{number}. {localize(exercise.name, lang)}" + (f" ({amount})" if amount else "")
-    lines = [head, localize(exercise.instructions, lang).strip()]
-    safety = localize(exercise.safety_notes, lang).strip()
-    if safety:
-        lines.append("⚠️ " + safety)
-    return "\n".join(lines)
-
-
 def reminder_text(
     lang: str,
     *,
