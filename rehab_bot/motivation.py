@@ -25,8 +25,8 @@ nothing. The rules, in order of precedence (the first that applies wins):
 7. ``weekly_summary``: 7 days since the last one (or since enrolment).
 
 Limits, whatever the rules say: at most one motivational message a day, none on
-a day with a red flag (redflag.RED_FLAG_KINDS), none that states pain or mood
-when the chat must carry no health data (``health_data=False``), and never the same message
+a day with a red flag (redflag.RED_FLAG_KINDS), none that states pain, mood or the
+programme phase when the chat must carry no health data (``health_data=False``), and never the same message
 (id) to the same patient within 14 days. Among a trigger's messages the
 never-sent or least recently sent wins, then content order; a message whose
 {placeholders} cannot all be filled that day is left out. Each choice is
@@ -223,7 +223,7 @@ def select_message(
 ) -> Choice | None:
     """The one message for today, or None (pure: the rules and limits above).
 
-    health_data=False leaves out every message that would state pain or mood.
+    health_data=False leaves out every message that would state pain, mood or the phase.
     """
     if facts.red_flag_today:
         return None

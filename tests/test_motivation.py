@@ -271,6 +271,10 @@ def test_milestones_come_with_an_effect_once_and_never_on_a_red_flag_day(content
 def test_without_health_data_in_the_chat_no_message_states_pain_or_mood(content: Content) -> None:
     halved = facts(first_week_pain=6.0, recent_pain=3.0, pain_days_known=20)
     assert select_message(halved, content, FIRST, "en", health_data=False) is None
+    new_phase = facts(phase_title="Weeks 3-6: standing exercises", days_in_phase=0)
+    assert select_message(new_phase, content, FIRST, "en", health_data=False) is None, "the phase is treatment data"
+    first_week = select_message(facts(streak_days=7), content, FIRST, "en", health_data=False)
+    assert first_week is not None and first_week.milestone
     weekly = facts(week_done=10, week_planned=14, week_pain=3.0, week_mood=4.0)
     choice = select_message(weekly, content, FIRST, "en", health_data=False)
     assert choice is not None and choice.message.id == "weekly-3"

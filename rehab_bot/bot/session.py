@@ -328,6 +328,8 @@ async def render_reminders(app: App, reminders: dict[int, core.Reminder | None])
         lang, change, es = reminder.patient.language, reminder.change, reminder.opened
         if es is None:
             notice = None if change is None else f"🆕 {change.title(lang)}\n\n{change.note(lang).strip()}"
+            if not services.config.privacy.health_data_in_chat:
+                notice = None  # the programme's phases are health data: the Mini App shows them
             out[delivery_id] = None if notice is None else OutgoingMessage(notice)
             continue
         buttons, web_app = reminder_keyboard(services, lang, es.id)

@@ -114,8 +114,9 @@ TRIGGER_PLACEHOLDERS: dict[str, frozenset[str]] = {
     "pain_halved": frozenset({"before", "now", "clinic"}),
     "reminder": frozenset({"clinic"}),
 }
-# Placeholders that carry health answers: left out when the chat must carry none ([privacy]).
-HEALTH_PLACEHOLDERS = frozenset({"pain", "mood", "before", "now"})
+# Placeholders that carry health data (answers, the treatment's phase): messages using them
+# are left out when the chat must carry none ([privacy]).
+HEALTH_PLACEHOLDERS = frozenset({"pain", "mood", "before", "now", "phase"})
 # The trigger parameter: which streak length / which week a message is for.
 TRIGGER_PARAMS = {"streak": "days", "milestone": "weeks"}
 
