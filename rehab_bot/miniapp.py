@@ -29,4 +29,4 @@ def result_url(public_url: str) -> str:
 
 def home_url(public_url: str) -> str:
     """The Mini App's start page."""
-    return f"{_base(public_url)}/app/"
+    return f"{_base(public_url)}/app"

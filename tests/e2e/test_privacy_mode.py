@@ -161,7 +161,7 @@ async def test_a_week_in_privacy_mode_sends_no_health_data_through_telegram(bot_
         await anna.send(command)
         replies = await anna.wait_for()
         assert any(
-            b.get("web_app", {}).get("url", "").startswith(PUBLIC)
+            b.get("web_app", {}).get("url", "").startswith(PUBLIC + "/app")
             for m in replies
             for row in (m.reply_markup or {}).get("inline_keyboard", [])
             for b in row
