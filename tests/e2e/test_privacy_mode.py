@@ -196,7 +196,7 @@ async def test_a_week_in_privacy_mode_sends_no_health_data_through_telegram(bot_
     assert len(reminders) >= 14 and len(prompts) >= 6, (len(reminders), len(prompts))
     for m in reminders + prompts:
         [[button]] = m.params["reply_markup"]["inline_keyboard"]  # as sent (a nudge or the sweep drops it later)
-        assert button["web_app"]["url"].startswith(PUBLIC + "/app/"), "only the button that opens the Mini App"
+        assert button["web_app"]["url"].startswith(PUBLIC + "/app"), "only the button that opens the Mini App"
     async with bot.db.session() as s:
         motivation = (await s.exec(select(Delivery).where(col(Delivery.kind) == Kind.MOTIVATION.value))).all()
     assert motivation, "the motivation rule ran"

@@ -66,7 +66,7 @@ async def test_progress_at_0920_counts_the_sessions_still_to_come(bot_factory: A
     bot.clock.set(berlin(WED, "09:20"))
     user.mark_seen()
     await user.send("/progress")
-    text, _chart = await user.wait_for(count=2)
+    text, _chart = await user.wait_for(count=2, timeout=30)  # the chart: matplotlib on a busy machine
     assert "All sessions done today" not in text.text
     assert "Today: 1 of 3 sessions done, 2 still to come." in text.text
     assert "Next session: " in text.text and "13:00" in text.text
@@ -81,7 +81,7 @@ async def test_progress_at_0920_counts_the_sessions_still_to_come(bot_factory: A
     bot.clock.set(berlin(WED, "18:30"))
     user.mark_seen()
     await user.send("/progress")
-    text, _chart = await user.wait_for(count=2)
+    text, _chart = await user.wait_for(count=2, timeout=30)  # the chart: matplotlib on a busy machine
     assert "🔥 All sessions done today. Keep it up tomorrow!" in text.text
     assert "still to come" not in text.text
 
@@ -98,7 +98,7 @@ async def test_progress_in_german_counts_the_sessions_still_to_come(bot_factory:
     bot.clock.set(berlin(WED, "09:20"))
     user.mark_seen()
     await user.send("/progress")
-    text, _chart = await user.wait_for(count=2)
+    text, _chart = await user.wait_for(count=2, timeout=30)  # the chart: matplotlib on a busy machine
     assert "Heute: 1 von 2 Einheiten erledigt, 1 kommt noch." in text.text
 
 
