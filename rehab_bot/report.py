@@ -124,8 +124,8 @@ class _Chart:
 
     def __init__(self, lang: str) -> None:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
         from matplotlib.figure import Figure
+        from matplotlib.ticker import FuncFormatter, MaxNLocator
 
         self.lock = threading.Lock()
         figure = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI)
@@ -134,7 +134,8 @@ class _Chart:
         top = figure.add_subplot(grid[0])
         bottom = figure.add_subplot(grid[1], sharex=top)
         figure.subplots_adjust(left=0.08, right=0.92, top=0.90, bottom=0.09)
-        figure.suptitle(t(lang, "Your progress"), fontsize=13)
+        self.default_title = t(lang, "Your progress")
+        self.title = figure.suptitle(self.default_title, fontsize=13)
         self.empty = top.text(0.5, 0.5, t(lang, "No entries yet."), ha="center", va="center", transform=top.transAxes)
 
         top.set_ylim(-0.3, 10.3)
@@ -160,18 +161,11 @@ class _Chart:
         bottom.set_yticks([0, 50, 100])
         bottom.set_ylabel(t(lang, "Done (%)"), fontsize=8)
         bottom.grid(True, axis="y", alpha=0.3)
-        locator = AutoDateLocator(minticks=3, maxticks=8)
-        bottom.xaxis.set_major_locator(locator)
-        # Numeric dates in German: matplotlib's month names are English only.
-        if lang == "de":
-            formatter = ConciseDateFormatter(
-                locator,
-                formats=["%Y", "%m.%Y", "%d.%m.", "%H:%M", "%H:%M", "%S.%f"],
-                offset_formats=["", "%Y", "%m.%Y", "%d.%m.%Y", "%d.%m.%Y", "%d.%m.%Y %H:%M"],
-            )
-        else:
-            formatter = ConciseDateFormatter(locator)
-        bottom.xaxis.set_major_formatter(formatter)
+        # Whole days from the first day: integer ticks only (never hours), labelled 0, 1, 2, ...
+        self.origin = 0.0
+        bottom.xaxis.set_major_locator(MaxNLocator(nbins=8, integer=True, min_n_ticks=1))
+        bottom.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{round(x - self.origin):d}"))
+        bottom.set_xlabel(t(lang, "Days since the first day"), fontsize=8)
         top.tick_params(labelbottom=False)
         self.bottom = bottom
 
@@ -184,7 +178,7 @@ class _Chart:
             )
         return self.legends[key]
 
-    def render(self, progress: Progress) -> bytes:
+    def render(self, progress: Progress, title: str | None = None) -> bytes:
         from matplotlib.dates import date2num
         from PIL import Image
 
@@ -206,7 +200,9 @@ class _Chart:
         values = [100 * (progress.adherence(d) or 0.0) for d in days]
         edges = [*(date2num(days) - 0.5), date2num(progress.today) + 0.5]
         self.steps.set_data(values, edges)
-        self.bottom.set_xlim(date2num(first) - 0.5, date2num(progress.today) + 0.5)
+        self.origin = float(date2num(first))
+        self.bottom.set_xlim(self.origin - 0.5, date2num(progress.today) + 0.5)
+        self.title.set_text(title if title is not None else self.default_title)
 
         self.canvas.draw()
         # Encoding is a good part of a render: RGB (the figure is opaque, so alpha carries
@@ -227,14 +223,16 @@ def _chart(lang: str) -> _Chart:
         return chart
 
 
-def render_chart(progress: Progress) -> bytes:
+def render_chart(progress: Progress, title: str | None = None) -> bytes:
     """The PNG: pain and mood lines above, adherence per day below. Empty data gives a note.
 
+    title: "Your progress" for the patient; staff charts pass the patient's alias.
+    The time axis counts days from the chart's first day (0), never hours.
     Thread-safe: renders of one language take turns on its figure.
     """
     chart = _chart(progress.lang)
     with chart.lock:
-        return chart.render(progress)
+        return chart.render(progress, title)
 
 
 def warm_up(languages: Iterable[str] = LANGUAGES) -> None:
@@ -311,10 +309,10 @@ def summary_text(progress: Progress, lang: str | None = None) -> str:
 # --------------------------------------------------------------------------- for /progress
 
 
-async def progress_chart(session: AsyncSession, patient: Patient, now: datetime) -> bytes:
-    """The patient's progress chart as PNG bytes (pain, mood, sessions done per day)."""
+async def progress_chart(session: AsyncSession, patient: Patient, now: datetime, title: str | None = None) -> bytes:
+    """The patient's progress chart as PNG bytes (pain, mood, sessions done per day); staff pass the alias as title."""
     progress = await load_progress(session, patient, now)
-    return await asyncio.to_thread(render_chart, progress)
+    return await asyncio.to_thread(render_chart, progress, title)
 
 
 async def progress_summary_text(session: AsyncSession, patient: Patient, now: datetime, lang: str | None = None) -> str:

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, WebAppInfo
 from telegram.error import (
     BadRequest,
     ChatMigrated,
@@ -228,11 +228,28 @@ def keyboard_json(buttons: Sequence[Sequence[tuple[str, str]]]) -> str:
     return template % tuple(json.dumps(data) for row in buttons for _, data in row)
 
 
-def message_body(chat_id: int, text: str, buttons: Sequence[Sequence[tuple[str, str]]] | None) -> bytes:
-    """sendMessage's JSON body, encoded once."""
+def message_body(
+    chat_id: int,
+    text: str,
+    buttons: Sequence[Sequence[tuple[str, str]]] | None,
+    *,
+    web_app: tuple[str, str] | None = None,
+    effect_id: str | None = None,
+) -> bytes:
+    """sendMessage's JSON body, encoded once.
+
+    web_app: a first row with one button that opens a Mini App, (label, https URL);
+    effect_id: Telegram's message_effect_id (private chats only).
+    """
     body = f'{{"chat_id":{int(chat_id)},"text":{json.dumps(text, ensure_ascii=False)}'
-    if buttons:
+    if web_app:
+        opener = json.dumps([{"text": web_app[0], "web_app": {"url": web_app[1]}}], ensure_ascii=False)
+        rows = keyboard_json(buttons)[len('{"inline_keyboard":[') : -2] if buttons else ""
+        body += ',"reply_markup":{"inline_keyboard":[' + opener + ("," + rows if rows else "") + "]}"
+    elif buttons:
         body += ',"reply_markup":' + keyboard_json(buttons)
+    if effect_id:
+        body += ',"message_effect_id":' + json.dumps(effect_id)
     return (body + "}").encode()
 
 
@@ -309,12 +326,21 @@ class OutgoingMedia:
 
 @dataclass(frozen=True)
 class SentItem:
-    """A message that went out, for its renderer's batched bookkeeping."""
+    """A message that went out, for its renderer's batched bookkeeping.
+
+    file_id: the new file_id of the message's own media after an upload;
+    uploads: (source, file_id) of every media uploaded for it, its ``before`` parts included.
+    """
 
     message: DueMessage
     message_id: int
     file_id: str | None
     data: Any
+    uploads: tuple[tuple[str, str], ...] = ()
+
+
+# Telegram's message effect for milestones ("🎉"), private chats only.
+MILESTONE_EFFECT_ID = "5046509860389126442"
 
 
 # (db, items): the bookkeeping of a window's sent messages, in the transaction that records them.
@@ -341,14 +367,25 @@ class OutgoingMessage:
     buttons: list[list[tuple[str, str]]] = field(default_factory=list)
     media: OutgoingMedia | None = None
     settle: tuple[SettleMany, Any] | None = field(default=None, compare=False)
+    # A first row with one button that opens a Mini App: (label, https URL).
+    web_app: tuple[str, str] | None = None
+    # Telegram's message_effect_id (private chats), e.g. MILESTONE_EFFECT_ID.
+    effect_id: str | None = None
+    # Messages sent first, in order, each paced like any other (the exercises before "Done?").
+    before: tuple[OutgoingMessage, ...] = ()
 
     def markup(self) -> InlineKeyboardMarkup | None:
         """The inline keyboard, or None without buttons."""
-        if not self.buttons:
-            return None
-        return InlineKeyboardMarkup(
-            [[InlineKeyboardButton(label, callback_data=data) for label, data in row] for row in self.buttons]
-        )
+        return keyboard(self.buttons, self.web_app)
+
+
+def keyboard(
+    buttons: list[list[tuple[str, str]]], web_app: tuple[str, str] | None = None
+) -> InlineKeyboardMarkup | None:
+    """Rows of (label, callback_data) as an inline keyboard, under an optional Mini App button; None if empty."""
+    rows = [[InlineKeyboardButton(web_app[0], web_app=WebAppInfo(web_app[1]))]] if web_app else []
+    rows += [[InlineKeyboardButton(label, callback_data=data) for label, data in row] for row in buttons]
+    return InlineKeyboardMarkup(rows) if rows else None
 
 
 Renderer = Callable[[DueMessage], Awaitable[OutgoingMessage | None]]
@@ -453,15 +490,23 @@ class TelegramSender:
         if rendered is None:
             return Failed("nothing to send: superseded")
         priority = SAFETY if message.kind in ("safety", "alert") else BULK
+        limits = {"priority": priority}
+        uploads: list[tuple[str, str]] = []
         try:
-            message_id, file_id = await self._deliver(message.chat_id, rendered, {"priority": priority})
+            for part in rendered.before:
+                _, part_file_id = await self._deliver(message.chat_id, part, limits)
+                if part_file_id and part.media is not None:
+                    uploads.append((part.media.source, part_file_id))
+            message_id, file_id = await self._deliver(message.chat_id, rendered, limits)
         except TelegramError as exc:
             outcome = classify(exc)
             log.info("delivery %d: %s", message.delivery_id, type(outcome).__name__)
             return outcome
+        if file_id and rendered.media is not None:
+            uploads.append((rendered.media.source, file_id))
         if rendered.settle is not None:
             settle_many, data = rendered.settle
-            self._unsettled.append((settle_many, SentItem(message, message_id, file_id, data)))
+            self._unsettled.append((settle_many, SentItem(message, message_id, file_id, data, tuple(uploads))))
         return Sent(message_id)
 
     async def _deliver(self, chat_id: int, rendered: OutgoingMessage, limits: dict[str, Any]) -> tuple[int, str | None]:
@@ -471,7 +516,11 @@ class TelegramSender:
         if rendered.media is not None:
             fits = len(chunks) == 1 and utf16_len(chunks[0]) <= MAX_CAPTION
             sent = await self._send_media(
-                chat_id, rendered.media, chunks[0] if fits else None, rendered.markup() if fits else None, limits
+                chat_id,
+                rendered.media,
+                chunks[0] if fits else None,
+                rendered.markup() if fits else None,
+                {**limits, "effect": rendered.effect_id if fits else None},
             )
             if sent is not None:
                 message, file_id = sent
@@ -481,13 +530,20 @@ class TelegramSender:
         for n, chunk in enumerate(chunks):
             last = n == len(chunks) - 1
             if self.api is not None:
-                body = message_body(chat_id, chunk, rendered.buttons if last else None)
+                body = message_body(
+                    chat_id,
+                    chunk,
+                    rendered.buttons if last else None,
+                    web_app=rendered.web_app if last else None,
+                    effect_id=rendered.effect_id if last else None,
+                )
                 message_id = await self.api.send_message(chat_id, body, limits["priority"])
                 continue
             sent_text = await self.bot.send_message(
                 chat_id=chat_id,
                 text=chunk,
                 reply_markup=rendered.markup() if last else None,
+                message_effect_id=rendered.effect_id if last else None,
                 rate_limit_args=limits,
             )
             message_id = sent_text.message_id
@@ -538,10 +594,12 @@ class TelegramSender:
         markup: InlineKeyboardMarkup | None,
         limits: dict[str, Any],
     ) -> Message:
+        limits = dict(limits)
         common: dict[str, Any] = {
             "chat_id": chat_id,
             "caption": caption,
             "reply_markup": markup,
+            "message_effect_id": limits.pop("effect", None),
             "rate_limit_args": limits,
         }
         if isinstance(payload, bytes):

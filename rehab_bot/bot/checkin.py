@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import bindparam, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
-from telegram import ForceReply, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram import ForceReply, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update, WebAppInfo
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import (
     ApplicationHandlerStop,
@@ -42,7 +42,7 @@ from telegram.ext import (
 )
 
 from rehab_bot import checkin as core
-from rehab_bot import crisis, motivation, redflag, report
+from rehab_bot import crisis, miniapp, motivation, redflag, report
 from rehab_bot import patient as patients
 from rehab_bot.bot import common
 from rehab_bot.bot.common import language_for
@@ -51,7 +51,7 @@ from rehab_bot.content import Content, localize
 from rehab_bot.i18n import N_, t
 from rehab_bot.models import CheckIn, Patient, PatientStatus
 from rehab_bot.reminders import DueMessage
-from rehab_bot.transport import OutgoingMessage, SentItem
+from rehab_bot.transport import MILESTONE_EFFECT_ID, OutgoingMessage, SentItem, keyboard
 
 log = logging.getLogger(__name__)
 
@@ -157,9 +157,26 @@ def checkin_message(services: Services, message: DueMessage, opened: core.Opened
     """The opened check-in's first question as a message; writes nothing (None if nothing is left to ask)."""
     if opened is None:
         return None
+    if not services.config.privacy.health_data_in_chat:
+        # The questions and answers stay on the clinic's server: the chat only opens the form.
+        lang = message.language
+        form = miniapp.checkin_url(services.config.web.public_url, opened.checkin_ids[0])
+        return OutgoingMessage(
+            t(lang, "Time for your check-in."),
+            web_app=(t(lang, "📝 Open the form"), form),
+            settle=(_settle_checkins, (services, list(opened.checkin_ids))),
+        )
     rendered = step_message(opened.step, message.language, late=message.late)
     return OutgoingMessage(
         rendered.text, rendered.buttons, settle=(_settle_checkins, (services, list(opened.checkin_ids)))
+    )
+
+
+def result_notice(lang: str, public_url: str) -> OutgoingMessage:
+    """A red-flag reply without health data in the chat: a neutral line that opens the result in the Mini App."""
+    return OutgoingMessage(
+        t(lang, "Please open your check-in result now."),
+        web_app=(t(lang, "Open my result"), miniapp.result_url(public_url)),
     )
 
 
@@ -179,7 +196,12 @@ async def render_motivation(app: App, message: DueMessage) -> OutgoingMessage | 
     s = svc(app)
     async with s.db.session() as db:
         chosen = await motivation.choose_for_delivery(
-            db, s.content, message, s.clock.now(), clinic=s.config.clinic.name
+            db,
+            s.content,
+            message,
+            s.clock.now(),
+            clinic=s.config.clinic.name,
+            health_data=s.config.privacy.health_data_in_chat,
         )
     return motivation_message(chosen)
 
@@ -189,7 +211,7 @@ def motivation_message(chosen: tuple[Patient, motivation.Choice] | None) -> Outg
     if chosen is None:
         return None
     patient, choice = chosen
-    return OutgoingMessage(choice.render(patient.language))
+    return OutgoingMessage(choice.render(patient.language), effect_id=MILESTONE_EFFECT_ID if choice.milestone else None)
 
 
 # --------------------------------------------------------------------------- answering
@@ -297,9 +319,36 @@ async def _enrolled(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Patie
 async def pain_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Record an extra pain entry now: one tap on 0-10."""
     patient = await _enrolled(update, context)
-    if patient is not None:
+    if patient is not None and not await _form_instead(update, context, patient, "pain"):
         await _start_and_ask(update, context, patient, ["pain"])
     raise ApplicationHandlerStop
+
+
+async def _open_on_server(context: ContextTypes.DEFAULT_TYPE, patient: Patient, questionnaire_id: str) -> int | None:
+    """Open a check-in for the Mini App's form (the answers never pass through the chat); its id."""
+    s = svc(context)
+    async with s.db.session() as db:
+        opened = await core.start(db, patient, s.content, [questionnaire_id], s.clock.now())
+        await db.commit()
+    return next((c.id for c in opened if c.id is not None), None)
+
+
+async def _form_instead(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, patient: Patient, questionnaire_id: str | None
+) -> bool:
+    """Without health data in the chat: point to the form on the clinic's server and return True."""
+    s = svc(context)
+    message = update.effective_message
+    if s.config.privacy.health_data_in_chat or message is None:
+        return False
+    url = s.config.web.public_url
+    form = await _open_on_server(context, patient, questionnaire_id) if questionnaire_id else None
+    target = miniapp.checkin_url(url, form) if form is not None else miniapp.home_url(url)
+    lang = patient.language
+    await message.reply_text(
+        t(lang, "Time for your check-in."), reply_markup=keyboard([], (t(lang, "📝 Open the form"), target))
+    )
+    return True
 
 
 async def _start_and_ask(
@@ -318,7 +367,7 @@ async def _start_and_ask(
 async def checkin_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Resume an open check-in, or offer the ones a patient can start now."""
     patient = await _enrolled(update, context)
-    if patient is None:
+    if patient is None or await _form_instead(update, context, patient, None):
         raise ApplicationHandlerStop
     s = svc(context)
     content: Content = s.content
@@ -447,12 +496,17 @@ async def free_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     text = t(lang, "I cannot read or answer messages myself. Shall I save this as a note for your therapist?")
     buttons = _note_buttons(lang)
     check = crisis.symptom_check_for(message.text, s.content)
+    web_app: tuple[str, str] | None = None
     if check is not None:
         # A symptom word: the check that asks the right questions is one tap away.
         text = t(lang, SYMPTOM_OFFER) + "\n\n" + text
-        title = localize(s.content.questionnaires[check].title, lang)
-        buttons = [[(f"🩺 {title}", f"sc:{check}")], *buttons]
-    await message.reply_text(text, reply_markup=_markup(buttons), do_quote=True)
+        title = f"🩺 {localize(s.content.questionnaires[check].title, lang)}"
+        if s.config.privacy.health_data_in_chat:
+            buttons = [[(title, f"sc:{check}")], *buttons]
+        else:  # the answers go to the clinic's server: the check is opened there, the button opens its form
+            form = await _open_on_server(context, patient, check)
+            web_app = (title, miniapp.checkin_url(s.config.web.public_url, form)) if form is not None else None
+    await message.reply_text(text, reply_markup=keyboard(buttons, web_app), do_quote=True)
     raise ApplicationHandlerStop
 
 
@@ -552,6 +606,16 @@ async def progress_extra(update: Update, context: ContextTypes.DEFAULT_TYPE, pat
     if message is None:
         return
     s = svc(context)
+    if not s.config.privacy.health_data_in_chat:
+        # Pain and mood stay on the clinic's server: the chart is in the Mini App.
+        url = miniapp.home_url(s.config.web.public_url)
+        await message.reply_text(
+            t(lang, "Your charts are in the app."),
+            reply_markup=InlineKeyboardMarkup(
+                [[InlineKeyboardButton(t(lang, "📈 Open the app"), web_app=WebAppInfo(url))]]
+            ),
+        )
+        return
     async with s.db.session() as db:
         progress = await report.load_progress(db, patient, s.clock.now())
     png = await asyncio.to_thread(report.render_chart, progress)

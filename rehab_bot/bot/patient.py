@@ -44,7 +44,7 @@ from rehab_bot import timezones
 from rehab_bot.bot.common import buttons_on, language_for
 from rehab_bot.bot.services import App, svc
 from rehab_bot.bot.session import STALE, close_with, edit_message, markup
-from rehab_bot.i18n import N_, t
+from rehab_bot.i18n import N_, t, tn
 from rehab_bot.models import Patient, PatientStatus
 from rehab_bot.schedule import QuietHours, local_date, zone
 
@@ -172,10 +172,24 @@ def progress_text(lang: str, progress: core.Progress, tz: str) -> str:
     lines = [t(lang, "📈 Your progress")]
     if progress.day_after_surgery is not None and progress.day_after_surgery >= 0:
         lines.append(t(lang, "Day {n} after your surgery.", n=progress.day_after_surgery))
+    left = progress.remaining_today
     if st.streak_days >= 2:
         lines.append(t(lang, "🔥 {n} days in a row with all sessions done.", n=st.streak_days))
-    elif st.streak_days == 1:
+    elif st.streak_days == 1 and not left:
         lines.append(t(lang, "🔥 All sessions done today. Keep it up tomorrow!"))
+    if left and progress.status == PatientStatus.ACTIVE:
+        done = progress.planned_today - left
+        lines.append(
+            tn(
+                lang,
+                "Today: {done} of {planned} sessions done, {n} still to come.",
+                "Today: {done} of {planned} sessions done, {n} still to come.",
+                left,
+                done=done,
+                planned=progress.planned_today,
+                n=left,
+            )
+        )
     lines.append(
         t(
             lang,
@@ -197,9 +211,10 @@ async def progress_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     patient = await patient_for(update, context)
     if patient is not None:
         s = svc(context)
-        async with s.db.session() as db:
-            progress = await core.progress(db, patient, s.clock.now())
-        await _reply(update, progress_text(patient.language, progress, patient.timezone))
+        if s.config.privacy.health_data_in_chat:  # else the extras point to the Mini App only
+            async with s.db.session() as db:
+                progress = await core.progress(db, patient, s.clock.now())
+            await _reply(update, progress_text(patient.language, progress, patient.timezone))
         for extra in PROGRESS_EXTRAS:
             try:
                 await extra(update, context, patient, patient.language)

@@ -12,10 +12,11 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rehab_bot import alert as alerts
 from rehab_bot.bot import checkin, education, session, staff
-from rehab_bot.bot.services import App
+from rehab_bot.bot.services import App, svc
 from rehab_bot.i18n import t
-from rehab_bot.models import Kind
+from rehab_bot.models import Alert, Kind, Patient
 from rehab_bot.reminders import DueMessage
 from rehab_bot.transport import OutgoingMessage
 
@@ -36,13 +37,27 @@ def render_due(
 
     async def render(message: DueMessage) -> OutgoingMessage | None:
         if message.body:  # alerts and safety messages are written when raised
-            return OutgoingMessage(message.body, staff.alert_buttons(message.kind, message.payload))
+            body = message.body
+            if not svc(app).config.privacy.health_data_in_chat and message.kind == Kind.ALERT.value:
+                body = await _neutral_alert(app, message)
+            return OutgoingMessage(body, staff.alert_buttons(message.kind, message.payload))
         renderer = by_kind.get(message.kind)
         if renderer is not None:
             return await renderer(app, message)
         return OutgoingMessage(t(message.language, "Time for your check-in."))
 
     return render
+
+
+async def _neutral_alert(app: App, message: DueMessage) -> str:
+    """A staff message that names no symptom and no answer: whose alert, how urgent, open the dashboard."""
+    alert_id = alerts.ack_alert_id(message.payload)
+    async with svc(app).db.session() as db:
+        alert = await db.get(Alert, alert_id) if alert_id is not None else None
+        patient = await db.get(Patient, alert.patient_id) if alert is not None else None
+    if alert is None or patient is None:
+        return alerts.NEUTRAL_STAFF_MESSAGE
+    return alerts.neutral_text(alert.severity, patient.alias)
 
 
 def render_due_many(

@@ -86,7 +86,13 @@ TRIGGERS = (
     "pain_improved",
     "milestone",
     "weekly_summary",
+    "first_full_week",
+    "phase_change",
+    "pain_halved",
+    "reminder",
 )
+# Milestones: sent with a message effect in the chat (never on a red-flag day).
+MILESTONE_TRIGGERS = frozenset({"first_full_week", "phase_change", "pain_halved"})
 # Questionnaires the bot core relies on: /pain, the pain alert rules, the
 # progress chart and the motivation engine read CheckIn rows of "pain" (NRS
 # 0-10, its score is the answer) and "mood" (1-5). A clinic may reword them
@@ -104,7 +110,14 @@ TRIGGER_PLACEHOLDERS: dict[str, frozenset[str]] = {
     "pain_improved": frozenset({"before", "now", "clinic"}),
     "milestone": frozenset({"weeks", "clinic"}),
     "weekly_summary": frozenset({"done", "planned", "adherence", "pain", "mood", "clinic"}),
+    "first_full_week": frozenset({"clinic"}),
+    "phase_change": frozenset({"phase", "clinic"}),
+    "pain_halved": frozenset({"before", "now", "clinic"}),
+    "reminder": frozenset({"clinic"}),
 }
+# Placeholders that carry health data (answers, the treatment's phase): messages using them
+# are left out when the chat must carry none ([privacy]).
+HEALTH_PLACEHOLDERS = frozenset({"pain", "mood", "before", "now", "phase"})
 # The trigger parameter: which streak length / which week a message is for.
 TRIGGER_PARAMS = {"streak": "days", "milestone": "weeks"}
 

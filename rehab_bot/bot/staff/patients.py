@@ -185,7 +185,7 @@ def detail_buttons(detail: caseload.PatientDetail) -> InlineKeyboardMarkup | Non
 async def progress_chart(session: AsyncSession, patient: Patient, now: datetime) -> bytes | None:
     """The check-in feature's chart (pain, mood, sessions done per day), as PNG."""
     try:
-        png = await report.progress_chart(session, patient, now)
+        png = await report.progress_chart(session, patient, now, title=patient.alias)
     except Exception:  # a broken chart must not hide the rest of the detail
         log.exception("progress chart failed for patient %s", patient.id)
         return None
