@@ -217,6 +217,10 @@ async def _warm_up_chart() -> None:
 async def shutdown(app: App) -> None:
     """Stop the health endpoint and close the database."""
     svc = bot_services.svc(app)
+    try:  # buttons being moved off older messages: a few edits, bounded
+        await asyncio.wait_for(session.settled(), timeout=5)
+    except TimeoutError:
+        log.warning("stopped before every old reminder's buttons were removed")
     if svc.health is not None:
         await svc.health.stop()
     await web.stop_web(app)
