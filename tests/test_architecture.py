@@ -15,7 +15,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "rehab_bot"
 TRANSPORT = {"rehab_bot.transport", "rehab_bot.aiohttp_request"}
 # Entry points that start the bot (they import rehab_bot.bot.app, inside a function).
-STARTERS = {"rehab_bot.cli"}
+STARTERS = {"rehab_bot.cli", "rehab_bot.demo.runner"}
 
 
 def module_name(path: Path) -> str:
