@@ -35,6 +35,7 @@ from rehab_bot.content import load_content
 from rehab_bot.db import Database
 from rehab_bot.demo import seed
 from rehab_bot.demo.telegram_server import FakeTelegram, FakeUser
+from rehab_bot.files import touch_private
 from rehab_bot.models import Delivery, DeliveryStatus, Patient, ReminderRule
 from rehab_bot.schedule import zone
 
@@ -90,6 +91,7 @@ class Demo:
         self.tg = FakeTelegram(token=DEMO_TOKEN, clock=self.clock.now)
         await self.tg.start()
         config = demo_config(self.folder, self.tg, self.language)
+        touch_private(self.folder / "demo.db")  # health data, even made up: 0600 (SQLite's -wal/-shm follow it)
         db = Database(config.database.url)
         await db.upgrade()
         self.seeded = await seed.seed(db, load_content(config.content.dir), config, self.clock.now())
