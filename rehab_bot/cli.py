@@ -35,6 +35,7 @@ from rehab_bot import __version__
 from rehab_bot.config import Config, ConfigError, clinic_name_is_placeholder, load_config
 from rehab_bot.content import ContentError
 from rehab_bot.files import set_private_umask
+from rehab_bot.i18n import SUPPORTED_LANGUAGES
 from rehab_bot.logs import add_secret, scrub, setup_logging
 
 if TYPE_CHECKING:
@@ -110,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--no-browser", action="store_true", help="print the page's address but do not open a browser")
     demo.add_argument(
-        "--lang", choices=("en", "de"), default="en", help="language of the page and of the demo patient (default en)"
+        "--lang", choices=SUPPORTED_LANGUAGES, default="en", help="language of the page and the demo patient"
     )
 
     run = sub.add_parser(
@@ -218,6 +219,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     if args.command == "demo":
         # The demo's configuration is its own: no config.toml, no REHAB_BOT_* variables, no token.
+        if args.config is not None:
+            print("rehab-bot: the demo uses its own configuration; --config is ignored", file=sys.stderr)
         return cmd_demo(port=args.port, browser=not args.no_browser, language=args.lang, verbose=args.verbose)
     try:
         config = load_config(args.config, need_token=args.command in ("run", "check-config"))
