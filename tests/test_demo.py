@@ -143,7 +143,10 @@ async def test_the_demo_clock_moves_to_the_next_reminder_and_by_a_day_never_back
     await therapist.wait_for(lambda m: "CRITICAL alert for P-2042" in (m.text or ""), timeout=10)
 
     await enrol(demo)
+    paced = demo.monotonic()
     assert await demo.next_reminder() == berlin(local.date(), "09:00")
+    # The pacer's time moved with the clock: a message sent at 08:40 holds up nothing at 09:00.
+    assert demo.monotonic() - paced >= 20 * 60
     user = demo.patient
     assert user is not None
     assert (user.last.text or "").startswith("Time for your exercise session (09:00).")

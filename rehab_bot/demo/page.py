@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
-from babel.dates import format_datetime
+from babel.dates import format_date, format_datetime
 
 from rehab_bot.demo.runner import Demo
 from rehab_bot.demo.telegram_server import FakeUser, SentMessage
@@ -143,6 +143,9 @@ class DemoPage:
         moment = datetime.fromtimestamp(when, UTC) if isinstance(when, int) else when
         return format_datetime(moment, fmt, tzinfo=zone(self.demo.timezone), locale=lang)
 
+    def _local_date(self) -> date:
+        return self.demo.clock.now().astimezone(zone(self.demo.timezone)).date()
+
     def version(self, user: FakeUser) -> str:
         """Changes whenever something in the chat does (a send, an edit, a delete, a toast)."""
         assert self.demo.tg is not None
@@ -217,11 +220,8 @@ class DemoPage:
 
     def _clock_context(self, request: web.Request) -> dict[str, Any]:
         lang = self._lang(request)
-        return {
-            "l": labels(lang),
-            "lang": lang,
-            "now": self._time(self.demo.clock.now(), lang, "EEEE d MMMM y, HH:mm"),
-        }
+        day = format_date(self._local_date(), "full", locale=lang)
+        return {"l": labels(lang), "lang": lang, "now": f"{day}, {self._time(self.demo.clock.now(), lang)}"}
 
     # --- routes -----------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time as clock_time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
@@ -64,6 +65,7 @@ class Demo:
     folder: Path
     language: str = "en"
     clock: FakeClock = field(default_factory=lambda: FakeClock(datetime.now(UTC)))
+    started: datetime = field(default_factory=lambda: datetime.now(UTC))
     tg: FakeTelegram | None = None
     app: Any = None
     seeded: seed.Seeded | None = None
@@ -88,6 +90,7 @@ class Demo:
 
         today = self.clock.now().astimezone(zone("Europe/Berlin")).date()
         self.clock = FakeClock(seed.demo_start(today, "Europe/Berlin"))
+        self.started = self.clock.now()
         self.tg = FakeTelegram(token=DEMO_TOKEN, clock=self.clock.now)
         await self.tg.start()
         config = demo_config(self.folder, self.tg, self.language)
@@ -97,9 +100,17 @@ class Demo:
         self.seeded = await seed.seed(db, load_content(config.content.dir), config, self.clock.now())
         self.patient = self.tg.user(self.seeded.visitor_id, "Patient", self.language)
         self.therapist = self.tg.user(self.seeded.therapist_id, "Alex", "en")
-        self.app = build_application(config, clock=self.clock, db=db)
+        self.app = build_application(config, clock=self.clock, db=db, monotonic=self.monotonic)
         await start_polling_app(self.app, poll_timeout=1)
         await self.settle()
+
+    def monotonic(self) -> float:
+        """The pacer's time: real seconds plus every jump of the demo clock.
+
+        Telegram's one message a second per chat holds in demo time: replies within one moment are
+        a second apart, but a reminder at 09:00 does not hold up the one at 13:00 by a real second.
+        """
+        return clock_time.monotonic() + (self.clock.now() - self.started).total_seconds()
 
     async def stop(self) -> None:
         from rehab_bot.bot.app import stop_app
