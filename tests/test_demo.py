@@ -205,6 +205,8 @@ async def test_the_page_takes_presses_only_from_itself_and_only_buttons_that_are
         assert await asyncio.to_thread(post, "/chat/therapist/press", b"message=999&row=0&col=0", token) == 409
         assert await asyncio.to_thread(post, "/chat/therapist/press", b"message=x&row=0&col=0", token) == 400
         assert await asyncio.to_thread(post, "/chat/nobody/send", b"text=hi", token) == 404
+        # Another name for this computer (DNS rebinding) gets nothing, not even the page.
+        assert await asyncio.to_thread(post, "/chat/patient/send", b"text=hi", {**token, "Host": "evil.example"}) == 403
         assert therapist.callback_answers == []
         # The button that is there is pressed as Telegram would: a callback query with its own data.
         body = f"message={alert.message_id}&row=0&col=0".encode()

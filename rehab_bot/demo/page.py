@@ -10,7 +10,8 @@ changed.
 
 Input is not trusted: a press names a message and a button position, and only a callback
 button that is on that message now is pressed; every POST must carry the page's random token in
-a header (a cross-site form cannot set it) and come to a loopback Host.
+a header (a cross-site form cannot set it), and every request must name a loopback Host (a
+rebound DNS name gets nothing).
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ class DemoPage:
         self.demo = demo
         self.token = secrets.token_urlsafe(24)
         self.runner: web.AppRunner | None = None
-        app = web.Application(client_max_size=64 * 1024)
+        app = web.Application(client_max_size=64 * 1024, middlewares=[self.loopback_only])
         aiohttp_jinja2.setup(
             app, loader=jinja2.FileSystemLoader(str(HERE / "templates")), autoescape=True, enable_async=False
         )
@@ -106,6 +107,15 @@ class DemoPage:
         app.router.add_static("/static/vendor/", VENDOR)
         app.router.add_static("/static/demo/", HERE / "static")
         self.app = app
+
+    @web.middleware
+    async def loopback_only(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """Answer only requests addressed to this computer (a rebound DNS name gets nothing)."""
+        host = (request.host or "").rsplit(":", 1)[0]
+        if host not in LOOPBACK:
+            raise web.HTTPForbidden(text="the demo answers only on 127.0.0.1 and localhost")
+        response: web.StreamResponse = await handler(request)
+        return response
 
     async def start(self, host: str, port: int) -> str:
         """Serve on host:port (0: a free one); return the page's URL."""
@@ -135,8 +145,7 @@ class DemoPage:
         return user
 
     def _check(self, request: web.Request) -> None:
-        host = (request.host or "").rsplit(":", 1)[0]
-        if host not in LOOPBACK or not secrets.compare_digest(request.headers.get("X-Demo-Token", ""), self.token):
+        if not secrets.compare_digest(request.headers.get("X-Demo-Token", ""), self.token):
             raise web.HTTPForbidden(text="this page only takes requests from itself")
 
     def _time(self, when: datetime | int, lang: str, fmt: str = "HH:mm") -> str:

@@ -25,10 +25,11 @@ WAIT = 15_000
 
 
 @pytest.fixture
-async def demo_url(tmp_path: Path) -> AsyncIterator[str]:
+async def demo_url(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[str]:
     stop = asyncio.Event()
     urls: list[str] = []
-    task = asyncio.create_task(serve(tmp_path, port=0, ready=urls.append, stop=stop))
+    language = getattr(request, "param", "en")
+    task = asyncio.create_task(serve(tmp_path, port=0, language=language, ready=urls.append, stop=stop))
     for _ in range(300):
         if urls or task.done():
             break
@@ -112,3 +113,21 @@ async def test_a_visitor_enrols_gets_the_first_reminder_taps_done_and_a_red_flag
     # Everything the demo wrote is in its folder: the database, private.
     assert (tmp_path / "demo.db").exists()
     assert (tmp_path / "demo.db").stat().st_mode & 0o077 == 0
+
+
+@pytest.mark.parametrize("demo_url", ["de"], indirect=True)
+async def test_the_german_page_at_phone_width_is_labelled_and_axe_clean(phone_page: Any, demo_url: str) -> None:
+    await phone_page.goto(demo_url)
+    assert await phone_page.locator("html").get_attribute("lang") == "de"
+    assert await phone_page.title() == "rehab-bot-Demo"
+    await phone_page.get_by_role("button", name="Starten").click()
+    patient = phone_page.locator("#patient-chat")
+    await bot_says(patient, "Sind Sie einverstanden?")
+    field = phone_page.get_by_label("Nachricht (Patient P-2044)")
+    await field.focus()
+    await phone_page.keyboard.type("/help")
+    await phone_page.keyboard.press("Enter")  # the keyboard alone sends
+    await patient.locator("li.msg.mine", has_text="/help").wait_for(timeout=WAIT)
+    assert await phone_page.evaluate("() => document.documentElement.scrollWidth") <= 390, "no sideways scrolling"
+    assert await serious(phone_page) == []
+    assert phone_page.console_errors == []
