@@ -12,7 +12,7 @@ The cast (aliases only, as in a real clinic; the staff names are invented):
 - P-2041, four weeks after surgery, doing well (pain falling, most sessions done);
 - P-2042, twelve days after surgery, struggling: fewer sessions, pain rising, and this morning a
   pain entry of 8, a critical alert that reaches the therapist when the demo starts;
-- P-2043, German-speaking, three weeks after surgery, paused by the therapist for three days;
+- P-2043, German-speaking, three weeks after surgery, who paused the reminders for three days (/pause);
 - P-2044, invited five days after surgery and not yet enrolled: the visitor opens their invitation.
 """
 
@@ -27,6 +27,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rehab_bot import checkin, enrolment, invite, programme, staff
+from rehab_bot import patient as patients
 from rehab_bot.config import Config
 from rehab_bot.content import Content
 from rehab_bot.db import Database
@@ -109,7 +110,10 @@ async def seed(db: Database, content: Content, config: Config, now: datetime) ->
             await _live(session, content, config, story, therapist.id, now, rng)
         paused = await staff.patient_by_alias(session, "P-2043")
         assert paused is not None
-        await staff.pause(session, therapist, paused, 3, now - timedelta(hours=14))
+        yesterday = now - timedelta(hours=14)
+        await patients.pause(
+            session, paused, patients.pause_until_for(3, _local_today(yesterday, clinic.timezone)), yesterday
+        )
         await session.commit()
         await _alert_this_morning(session, content, config, "P-2042", now - timedelta(minutes=40))
         # What happened before this morning has been delivered and read.
