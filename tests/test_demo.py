@@ -3,7 +3,9 @@
 The seed runs on a migrated SQLite database (the demo's backend); the clock and the page run the
 real demo (rehab_bot.demo.runner.Demo: the Application against the embedded fake Bot API) in a
 temporary folder; the command runs as a real process with its own HOME, working folder and TMPDIR,
-to show that it writes nothing outside its temporary folder and removes that at exit.
+to show that it writes nothing outside its temporary folder and removes that at exit. Those two
+(a day of the clinic's reminders; a process that draws a chart with an empty matplotlib cache, about
+20 s) are marked slow.
 """
 
 from __future__ import annotations
@@ -133,6 +135,7 @@ async def enrol(demo: Demo) -> None:
     await user.wait_for(lambda m: "first reminder comes today at 09:00" in (m.text or ""), timeout=10)
 
 
+@pytest.mark.slow
 async def test_the_demo_clock_moves_to_the_next_reminder_and_by_a_day_never_back(demo: Demo) -> None:
     start = demo.clock.now()
     local = start.astimezone(BERLIN)
@@ -229,6 +232,7 @@ def test_demo_help_names_what_it_does_and_needs_nothing(tmp_path: Path) -> None:
     assert bad.returncode == 1 and "--port 70000 is not a port" in bad.stderr
 
 
+@pytest.mark.slow
 def test_the_demo_command_writes_nothing_outside_its_temporary_folder_and_removes_it(tmp_path: Path) -> None:
     home, work, temp = (tmp_path / name for name in ("home", "work", "tmp"))
     for folder in (home, work, temp):
