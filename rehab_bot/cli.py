@@ -302,6 +302,10 @@ def cmd_demo(*, port: int, browser: bool, language: str, verbose: bool) -> int:
         return 1
     setup_logging("WARNING")
     quiet_library_logs(verbose=verbose)
+    if not verbose:
+        import logging
+
+        logging.getLogger("telegram").setLevel(logging.WARNING)  # "Application started" and the like
 
     def ready(url: str) -> None:
         print(f"rehab-bot demo: open {url} (Ctrl+C stops it and deletes its data)", flush=True)
