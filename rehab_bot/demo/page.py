@@ -258,7 +258,7 @@ class DemoPage:
         if request.query.get("since") == self.version(user):
             return web.Response(status=204)
         context = self._chat_context(request, request.match_info["who"], user)
-        return aiohttp_jinja2.render_template("chat.html", request, context)
+        return aiohttp_jinja2.render_template("messages.html", request, {**context, "oob": True})
 
     async def _after(self, request: web.Request, user: FakeUser) -> web.StreamResponse:
         """Give the bot a moment to answer, then draw the chat."""
@@ -269,7 +269,7 @@ class DemoPage:
         except AssertionError:
             pass  # no answer (yet): the polling shows it when it comes
         context = self._chat_context(request, request.match_info["who"], user)
-        return aiohttp_jinja2.render_template("chat.html", request, context)
+        return aiohttp_jinja2.render_template("messages.html", request, {**context, "oob": True})
 
     async def send(self, request: web.Request) -> web.StreamResponse:
         self._check(request)
