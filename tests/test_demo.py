@@ -216,6 +216,10 @@ async def test_the_page_takes_presses_only_from_itself_and_only_buttons_that_are
         assert await asyncio.to_thread(post, "/chat/therapist/press", body, token) == 200
         answer = await therapist.wait_for_answer(timeout=10)
         assert answer.query_id == therapist.last_query_id
+        # Its answer shows as a toast for a few seconds, then not again.
+        assert page._toast(therapist) == (answer.text or None)
+        page._answers_seen[therapist.chat_id] = (len(therapist.callback_answers), 0.0)
+        assert page._toast(therapist) is None
     finally:
         await page.stop()
 

@@ -17,6 +17,7 @@ rebound DNS name gets nothing).
 from __future__ import annotations
 
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -36,6 +37,7 @@ HERE = Path(__file__).parent
 VENDOR = HERE.parent / "web" / "static" / "vendor"
 LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
 MAX_TEXT = 4096
+TOAST_SECONDS = 4.0
 
 
 def labels(lang: str) -> dict[str, str]:
@@ -90,6 +92,7 @@ class DemoPage:
     def __init__(self, demo: Demo) -> None:
         self.demo = demo
         self.token = secrets.token_urlsafe(24)
+        self._answers_seen: dict[int, tuple[int, float]] = {}
         self.runner: web.AppRunner | None = None
         app = web.Application(client_max_size=64 * 1024, middlewares=[self.loopback_only])
         aiohttp_jinja2.setup(
@@ -151,6 +154,16 @@ class DemoPage:
     def _time(self, when: datetime | int, lang: str, fmt: str = "HH:mm") -> str:
         moment = datetime.fromtimestamp(when, UTC) if isinstance(when, int) else when
         return format_datetime(moment, fmt, tzinfo=zone(self.demo.timezone), locale=lang)
+
+    def _toast(self, user: FakeUser) -> str | None:
+        """The answer to the visitor's latest press, for a few seconds, as Telegram shows it over the chat."""
+        count = len(user.callback_answers)
+        seen = self._answers_seen.get(user.chat_id)
+        if seen is None or seen[0] != count:
+            seen = self._answers_seen[user.chat_id] = (count, time.monotonic())
+        if not count or time.monotonic() - seen[1] > TOAST_SECONDS:
+            return None
+        return user.callback_answers[-1].text or None
 
     def _local_date(self) -> date:
         return self.demo.clock.now().astimezone(zone(self.demo.timezone)).date()
@@ -220,7 +233,7 @@ class DemoPage:
             "bubbles": self.bubbles(user, lang),
             "keyboard": self.reply_keyboard(user),
             "version": self.version(user),
-            "toast": next((a.text for a in reversed(user.callback_answers) if a.text), None),
+            "toast": self._toast(user),
             "invite": f"/start {seeded.invite_code}" if who == "patient" and not started else None,
             "invite_link": f"https://t.me/{self.demo.tg.BOT_USERNAME}?start={seeded.invite_code}"
             if self.demo.tg
