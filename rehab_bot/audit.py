@@ -40,6 +40,8 @@ ACKNOWLEDGE = "alert.acknowledge"
 EXPORT = "export"
 STAFF_ADD = "staff.add"
 STAFF_REMOVE = "staff.remove"
+WEB_LINK = "web.link"  # /dashboard handed out a one-time sign-in link (rehab_bot.signin)
+WEB_SIGNIN = "web.signin"  # a staff member signed in to the web app (link or Mini App)
 
 CLI_ACTOR = "cli"
 
@@ -71,6 +73,11 @@ def resolve_actor(actor: str) -> str:
 def telegram_actor(telegram_id: int) -> str:
     """The actor string for a staff member acting in Telegram."""
     return f"telegram:{telegram_id}"
+
+
+def web_actor(telegram_id: int) -> str:
+    """The actor string for a staff member acting in the web app or Mini App."""
+    return f"web:{telegram_id}"
 
 
 def record(

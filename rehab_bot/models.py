@@ -482,3 +482,17 @@ class RateBlock(SQLModel, table=True):
     __tablename__ = "rate_block"
     scope: str = Field(primary_key=True)
     blocked_until: datetime = Field(sa_type=UTCDateTime)
+
+
+class WebSignin(SQLModel, table=True):
+    """A one-time sign-in link for the web app, asked for with /dashboard (rehab_bot/signin.py).
+
+    Only the SHA-256 of the token is stored: a copy of the database cannot sign anyone in.
+    """
+
+    __tablename__ = "web_signin"
+    token_hash: str = Field(primary_key=True)
+    staff_id: int = Field(foreign_key="staff.id", index=True, ondelete="CASCADE")
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
