@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import shutil
 import tempfile
 import time as clock_time
@@ -31,7 +32,7 @@ from typing import Any
 from sqlmodel import col, select
 
 from rehab_bot.clock import FakeClock
-from rehab_bot.config import ClinicConfig, Config, DatabaseConfig, DeliveryConfig, TelegramConfig
+from rehab_bot.config import ClinicConfig, Config, DatabaseConfig, DeliveryConfig, TelegramConfig, WebConfig
 from rehab_bot.content import load_content
 from rehab_bot.db import Database
 from rehab_bot.demo import seed
@@ -49,12 +50,17 @@ DAY = timedelta(days=1)
 
 
 def demo_config(folder: Path, tg: FakeTelegram, language: str = "en") -> Config:
-    """The demo's configuration: built here, never read from the environment or a file."""
+    """The demo's configuration: built here, never read from the environment or a file.
+
+    The web app (dashboard) is on, on a free loopback port, with a session key made for this run
+    (so no secret file is written).
+    """
     return Config(
         clinic=ClinicConfig(name=CLINIC, timezone="Europe/Berlin", language=language),
         telegram=TelegramConfig(token=DEMO_TOKEN, base_url=tg.base_url, base_file_url=tg.base_file_url),
         database=DatabaseConfig(url=f"sqlite+aiosqlite:///{folder / 'demo.db'}"),
         delivery=DeliveryConfig(poll_interval=1.0),
+        web=WebConfig(listen="127.0.0.1:0", secret=secrets.token_urlsafe(48), secret_file=folder / "web-secret"),
     )
 
 
@@ -72,7 +78,7 @@ class Demo:
     patient: FakeUser | None = None
     therapist: FakeUser | None = None
     busy: asyncio.Lock = field(default_factory=asyncio.Lock)
-    dashboard: Callable[[], Any] | None = None  # set when a web dashboard can sign the therapist in
+    dashboard: Callable[[], Any] | None = None  # set when the web dashboard runs: the therapist's sign-in link
 
     @property
     def timezone(self) -> str:
@@ -102,7 +108,22 @@ class Demo:
         self.therapist = self.tg.user(self.seeded.therapist_id, "Alex", "en")
         self.app = build_application(config, clock=self.clock, db=db, monotonic=self.monotonic)
         await start_polling_app(self.app, poll_timeout=1)
+        if self.app.bot_data["services"].web is not None:
+            self.dashboard = self.dashboard_link
         await self.settle()
+
+    async def dashboard_link(self) -> str:
+        """A one-time sign-in link to the web dashboard for the therapist, as /dashboard hands out."""
+        from rehab_bot import signin, staff
+
+        assert self.seeded is not None
+        services = self.app.bot_data["services"]
+        async with self._db().session() as session:
+            member = await staff.active_staff(session, self.seeded.therapist_id)
+            assert member is not None
+            token = await signin.create_link_token(session, member, self.clock.now())
+            await session.commit()
+        return f"{services.web.base_url}/signin?token={token}"
 
     def monotonic(self) -> float:
         """The pacer's time: real seconds plus every jump of the demo clock.

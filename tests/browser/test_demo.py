@@ -4,7 +4,8 @@ The demo runs in this process exactly as the command runs it (rehab_bot.demo.run
 real Application and engine, the embedded fake Bot API, a seeded SQLite database in a temporary
 folder); Chromium drives the page. The visitor opens the invitation, enrols (consent, time zone,
 times), moves the clock to the first reminder, taps Done, answers the symptom check with a
-red flag, and sees the patient told what to do now and the alert reach the therapist's chat.
+red flag, and sees the patient told what to do now and the alert reach the therapist's chat;
+the therapist acknowledges it, then opens the web dashboard from their side (one-time link).
 The page is checked with axe-core at the start and at the end.
 """
 
@@ -110,6 +111,21 @@ async def test_a_visitor_enrols_gets_the_first_reminder_taps_done_and_a_red_flag
 
     assert await serious(page) == []
     assert page.console_errors == []
+
+    # The dashboard opens from the therapist's side: a one-time sign-in link, then the caseload.
+    async with page.context.expect_page() as opened:
+        await page.locator("#therapist-title").get_by_role("link", name="Dashboard").click()
+    dashboard = await opened.value
+    await dashboard.locator("form[action='/signin'] button[type=submit]").click()
+    await dashboard.wait_for_url("**/caseload", timeout=WAIT)
+    for alias in ("P-2041", "P-2042", "P-2043", "P-2044"):
+        await dashboard.get_by_text(alias, exact=True).first.wait_for(timeout=WAIT)
+    await dashboard.go_back()
+    await dashboard.go_back()  # the same link again: used once, refused
+    await dashboard.reload()
+    await dashboard.locator("form[action='/signin'] button[type=submit]").click()
+    await dashboard.get_by_role("alert").wait_for(timeout=WAIT)
+
     # Everything the demo wrote is in its folder: the database, private.
     assert (tmp_path / "demo.db").exists()
     assert (tmp_path / "demo.db").stat().st_mode & 0o077 == 0
