@@ -227,6 +227,36 @@ async def test_the_page_takes_presses_only_from_itself_and_only_buttons_that_are
 # --- the command ----------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("flag", [[], ["--no-browser"]])
+def test_demo_prints_its_address_and_opens_it_unless_told_not_to(
+    flag: list[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import threading
+    import webbrowser
+
+    from rehab_bot.demo import runner
+
+    opened: list[str] = []
+    done = threading.Event()
+
+    def fake_open(url: str) -> bool:
+        opened.append(url)
+        done.set()
+        return True
+
+    async def fake_serve(folder: Path, *, port: int, language: str, ready: Callable[[str], None]) -> None:
+        assert folder.name.startswith("rehab-bot-demo-") and folder.is_dir()
+        ready(f"http://127.0.0.1:{port}/")
+
+    monkeypatch.setattr(webbrowser, "open", fake_open)
+    monkeypatch.setattr(runner, "serve", fake_serve)
+    result = rehab_bot("demo", "--port", "8123", *flag, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "open http://127.0.0.1:8123/" in result.stdout
+    done.wait(5 if not flag else 0.5)
+    assert opened == ([] if flag else ["http://127.0.0.1:8123/"])
+
+
 def test_demo_help_names_what_it_does_and_needs_nothing(tmp_path: Path) -> None:
     result = rehab_bot("demo", "--help", cwd=tmp_path)
     assert result.returncode == 0

@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 # A token in Telegram's format that only the embedded server knows.
 DEMO_TOKEN = "123456789:DEMO-token-known-only-to-the-fake-server"  # noqa: S105 - not a secret
 CLINIC = "Demo Clinic"
+BOT_USERNAME = "rehab_demo_bot"
 DAY = timedelta(days=1)
 
 
@@ -98,6 +99,7 @@ class Demo:
         self.clock = FakeClock(seed.demo_start(today, "Europe/Berlin"))
         self.started = self.clock.now()
         self.tg = FakeTelegram(token=DEMO_TOKEN, clock=self.clock.now)
+        self.tg.BOT_USERNAME = BOT_USERNAME
         await self.tg.start()
         config = demo_config(self.folder, self.tg, self.language)
         touch_private(self.folder / "demo.db")  # health data, even made up: 0600 (SQLite's -wal/-shm follow it)
