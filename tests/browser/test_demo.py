@@ -139,6 +139,12 @@ async def test_the_german_page_at_phone_width_is_labelled_and_axe_clean(phone_pa
     await phone_page.get_by_role("button", name="Starten").click()
     patient = phone_page.locator("#patient-chat")
     await bot_says(patient, "Sind Sie einverstanden?")
+    # Keyboard only: Tab to the consent button, Enter; focus comes back to the chat, not the page's top.
+    agree = patient.get_by_role("button", name="Ja, ich bin einverstanden")
+    await agree.focus()
+    await phone_page.keyboard.press("Enter")
+    await bot_says(patient, "In welcher Zeitzone sind Sie?")
+    assert await phone_page.evaluate("() => document.activeElement.id") == "patient-log"
     field = phone_page.get_by_label("Nachricht (Patient P-2044)")
     await field.focus()
     await phone_page.keyboard.type("/help")
