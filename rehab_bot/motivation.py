@@ -43,6 +43,7 @@ from rehab_bot import session as sessions
 from rehab_bot.content import Content
 from rehab_bot.content.checkins import Message
 from rehab_bot.models import CheckIn, ExerciseSession, MotivationLog, Patient
+from rehab_bot.reminders import DueMessage
 from rehab_bot.schedule import local_date
 
 log = logging.getLogger(__name__)
@@ -327,3 +328,23 @@ async def choose(
     await session.flush()
     log.info("motivation %s for patient %s", choice.message.id, patient.id)
     return choice
+
+
+async def choose_for_delivery(
+    session: AsyncSession, content: Content, message: DueMessage, now: datetime, *, clinic: str = ""
+) -> tuple[Patient, Choice] | None:
+    """Before a motivation delivery is sent: pick today's message and log it (:func:`choose`); commits.
+
+    A retried send (attempts > 1) gets the message logged for it, not a new
+    one. None when the patient is gone or no message applies.
+    """
+    if message.patient_id is None:
+        return None
+    patient = await session.get(Patient, message.patient_id)
+    if patient is None:
+        return None
+    choice = await choose(
+        session, patient, content, now, clinic=clinic, retry_of=message.due_at if message.attempts > 1 else None
+    )
+    await session.commit()
+    return (patient, choice) if choice is not None else None

@@ -35,7 +35,7 @@ from rehab_bot import programme
 from rehab_bot.content import Content, Exercise, Phase
 from rehab_bot.db import insert_ignore
 from rehab_bot.models import Delivery, DeliveryStatus, ExerciseSession, Kind, Patient, PatientStatus, ReminderRule
-from rehab_bot.reminders import DueMessage, add_one_off, one_off_values
+from rehab_bot.reminders import DueMessage, WindowOpener, add_one_off, one_off_values
 from rehab_bot.schedule import local_date, local_to_utc
 
 SESSIONS: Any = ExerciseSession.__table__  # type: ignore[attr-defined]
@@ -273,7 +273,7 @@ class Reminder:
 async def open_for_deliveries(
     session: AsyncSession, content: Content, messages: Sequence[DueMessage], now: datetime
 ) -> dict[int, Reminder | None]:
-    """Before a window is sent: re-plan each patient's phase and open the sessions, then commit.
+    """Before a window is sent: re-plan each patient's phase and open the sessions; the caller commits.
 
     Returns {delivery_id: Reminder, or None when the reminder no longer applies
     (the patient left, its day is over, or the session was answered meanwhile)}.
@@ -310,11 +310,20 @@ async def open_for_deliveries(
         exercises = [content.exercises[x] for x in exercises_for(phase, index) if x in content.exercises]
         planned.append((m, patient, change, opening, exercises))
     opened = await open_sessions(session, [p[3] for p in planned], now)
-    await session.commit()
     for m, patient, change, opening, exercises in planned:
         row = opened[opening]
         out[m.delivery_id] = Reminder(m, patient, change, row, exercises) if row.status == Status.PENDING else None
     return out
+
+
+def window_opener(content: Content) -> WindowOpener:
+    """The dispatcher's window preparation (reminders.WindowOpener): open the window's sessions, in its claim."""
+
+    async def open_window(session: AsyncSession, messages: Sequence[DueMessage], now: datetime) -> dict[int, Any]:
+        # Alerts and safety messages carry their text (body); they open nothing.
+        return await open_for_deliveries(session, content, [m for m in messages if not m.body], now)
+
+    return open_window
 
 
 async def bind_first_messages(session: AsyncSession, sends: Sequence[FirstSend]) -> None:

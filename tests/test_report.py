@@ -50,6 +50,29 @@ def test_an_empty_history_still_gives_a_chart_that_says_so() -> None:
     assert "No entries yet" in report.summary_text(empty)
 
 
+def test_a_chart_shows_only_its_own_patients_data_although_the_figure_is_reused() -> None:
+    """The figure of a language is kept between renders: nothing of the previous patient may remain."""
+    for lang in ("en", "de"):
+        empty = report.Progress(today=TODAY, lang=lang)
+        short = report.synthetic(20, TODAY, lang)
+        short.mood.clear()
+        alone = {name: report.render_chart(p) for name, p in (("empty", empty), ("short", short))}
+        report.render_chart(report.synthetic(365, TODAY, lang))
+        assert report.render_chart(empty) == alone["empty"]
+        report.render_chart(report.synthetic(365, TODAY, lang))
+        assert report.render_chart(short) == alone["short"]
+        assert _count_near(_image(alone["empty"]), PAIN_RED, tolerance=10) < _count_near(
+            _image(alone["short"]), PAIN_RED, tolerance=10
+        )
+
+
+def test_warm_up_builds_the_figures_so_a_render_after_it_is_the_same() -> None:
+    year = report.synthetic(365, TODAY, "de")
+    before = report.render_chart(year)
+    report.warm_up()
+    assert report.render_chart(year) == before
+
+
 def test_summary_text_states_what_the_chart_shows_in_the_patients_language() -> None:
     progress = report.Progress(today=TODAY, lang="de")
     first = TODAY - timedelta(days=20)

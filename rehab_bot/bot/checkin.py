@@ -29,6 +29,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, update
 from sqlalchemy.exc import IntegrityError
+from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import ForceReply, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import (
@@ -45,7 +46,7 @@ from rehab_bot import crisis, motivation, redflag, report
 from rehab_bot import patient as patients
 from rehab_bot.bot import common
 from rehab_bot.bot.common import language_for
-from rehab_bot.bot.services import App, app_of, svc
+from rehab_bot.bot.services import App, Services, app_of, svc
 from rehab_bot.content import Content, localize
 from rehab_bot.i18n import N_, t
 from rehab_bot.models import CheckIn, Patient, PatientStatus
@@ -145,70 +146,49 @@ def done_text(checkins: Sequence[CheckIn], content: Content, lang: str, *, stopp
 
 
 async def render_checkin(app: App, message: DueMessage) -> OutgoingMessage | None:
-    """A due check-in: open its questionnaires and ask the first item; None if nothing is left."""
+    """A due check-in: the core opens it (checkin.open_for_delivery), then :func:`checkin_message` renders it."""
     s = svc(app)
-    content: Content = s.content
-    now = s.clock.now()
-    questionnaires = core.payload_questionnaires(message.payload) or list(core.ON_DEMAND_SET)
-    if message.patient_id is None:
-        return None
     async with s.db.session() as db:
-        patient = await db.get(Patient, message.patient_id)
-        if patient is None:
-            return None
-        checkins = await core.start(
-            db,
-            patient,
-            content,
-            questionnaires,
-            now,
-            delivery_id=message.delivery_id,
-            local_date=message.local_date,
-            due_at=message.due_at,
-        )
-        step = await core.next_step(db, content, checkins, now)
-        await db.commit()
-    if step is None:
+        opened = await core.open_for_delivery(db, s.content, message, s.clock.now())
+    return checkin_message(s, message, opened)
+
+
+def checkin_message(services: Services, message: DueMessage, opened: core.Opened | None) -> OutgoingMessage | None:
+    """The opened check-in's first question as a message; writes nothing (None if nothing is left to ask)."""
+    if opened is None:
         return None
-    ids = [c.id for c in checkins if c.id is not None]
-    rendered = step_message(step, message.language, late=message.late)
-    return OutgoingMessage(rendered.text, rendered.buttons, settle=(_settle_checkins, (s, ids)))
+    rendered = step_message(opened.step, message.language, late=message.late)
+    return OutgoingMessage(
+        rendered.text, rendered.buttons, settle=(_settle_checkins, (services, list(opened.checkin_ids)))
+    )
 
 
-async def _settle_checkins(items: list[SentItem]) -> None:
-    """After a send window: record which message opened each check-in, in one statement for the window."""
-    services = items[0].data[0]
+async def _settle_checkins(db: AsyncSession, items: list[SentItem]) -> None:
+    """After a send window, in the transaction recording it: which message opened each check-in, one statement."""
     table: Any = CheckIn.__table__  # type: ignore[attr-defined]
     rows = [{"cid": checkin_id, "mid": item.message_id} for item in items for checkin_id in item.data[1]]
     if not rows:
         return
-    async with services.db.session() as db:
-        conn = await db.connection()
-        statement = update(table).where(table.c.id == bindparam("cid")).values(message_id=bindparam("mid"))
-        await conn.execute(statement, rows)
-        await db.commit()
+    conn = await db.connection()
+    statement = update(table).where(table.c.id == bindparam("cid")).values(message_id=bindparam("mid"))
+    await conn.execute(statement, rows)
 
 
 async def render_motivation(app: App, message: DueMessage) -> OutgoingMessage | None:
-    """Today's motivational message, chosen now by the rules; None when none applies."""
+    """Today's motivational message: the core chooses and logs it (motivation.choose_for_delivery), then it renders."""
     s = svc(app)
-    if message.patient_id is None:
-        return None
     async with s.db.session() as db:
-        patient = await db.get(Patient, message.patient_id)
-        if patient is None:
-            return None
-        choice = await motivation.choose(
-            db,
-            patient,
-            s.content,
-            s.clock.now(),
-            clinic=s.config.clinic.name,
-            retry_of=message.due_at if message.attempts > 1 else None,
+        chosen = await motivation.choose_for_delivery(
+            db, s.content, message, s.clock.now(), clinic=s.config.clinic.name
         )
-        await db.commit()
-    if choice is None:
+    return motivation_message(chosen)
+
+
+def motivation_message(chosen: tuple[Patient, motivation.Choice] | None) -> OutgoingMessage | None:
+    """The chosen motivational message in the patient's language; writes nothing."""
+    if chosen is None:
         return None
+    patient, choice = chosen
     return OutgoingMessage(choice.render(patient.language))
 
 
@@ -238,7 +218,7 @@ async def _edit(message: Any, text: str, buttons: list[list[tuple[str, str]]] | 
         log.info("could not edit check-in message %s: %s", message.message_id, type(exc).__name__)
 
 
-async def _find_patient(db: Any, telegram_id: int) -> Patient | None:
+async def _find_patient(db: AsyncSession, telegram_id: int) -> Patient | None:
     patient = await patients.find(db, telegram_id)
     if patient is None or patient.status not in WRITING:
         return None

@@ -27,6 +27,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from babel.dates import format_date, format_skeleton
+from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import InputFile, Message, Update
 from telegram.ext import (
     ApplicationHandlerStop,
@@ -294,7 +295,7 @@ async def pause_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     raise ApplicationHandlerStop
 
 
-async def _pause(db: Any, patient: Patient, until: date, now: datetime) -> str:
+async def _pause(db: AsyncSession, patient: Patient, until: date, now: datetime) -> str:
     """Pause (in the caller's transaction) and say until when."""
     lang = patient.language
     fresh = await db.get(Patient, patient.id)
@@ -636,7 +637,7 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def _apply_input(
-    db: Any, context: ContextTypes.DEFAULT_TYPE, patient: Patient, kind: str, text: str, now: datetime
+    db: AsyncSession, context: ContextTypes.DEFAULT_TYPE, patient: Patient, kind: str, text: str, now: datetime
 ) -> str | None:
     """Apply one typed answer; the reply to send, or None for "saved" plus the settings."""
     s = svc(context)

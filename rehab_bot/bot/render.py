@@ -7,11 +7,13 @@ example a nudge for a session the patient already logged).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
 
-from rehab_bot import session as session_core
+from sqlmodel.ext.asyncio.session import AsyncSession
+
 from rehab_bot.bot import checkin, education, session, staff
-from rehab_bot.bot.services import App, svc
+from rehab_bot.bot.services import App
 from rehab_bot.i18n import t
 from rehab_bot.models import Kind
 from rehab_bot.reminders import DueMessage
@@ -45,16 +47,16 @@ def render_due(
 
 def render_due_many(
     app: App,
-) -> Callable[[Sequence[DueMessage]], Awaitable[dict[int, OutgoingMessage | None]]]:
-    """A batch renderer bound to the running application: the kinds that send in bulk render per window."""
+) -> Callable[[AsyncSession, Sequence[DueMessage], Mapping[int, Any]], Awaitable[dict[int, OutgoingMessage | None]]]:
+    """A batch renderer bound to the running application: the kinds that send in bulk render per window.
 
-    async def render_many(messages: Sequence[DueMessage]) -> dict[int, OutgoingMessage | None]:
-        # The core opens the sessions (and re-plans phases) first; the renderer only reads.
-        services = svc(app)
-        async with services.db.session() as db:
-            reminders = await session_core.open_for_deliveries(
-                db, services.content, [m for m in messages if not m.body], services.clock.now()
-            )
-        return await session.render_reminders(app, reminders)
+    It runs in the claim's transaction (db), after the dispatcher opened the
+    window's sessions (rehab_bot.session.window_opener); it only reads.
+    """
+
+    async def render_many(
+        db: AsyncSession, messages: Sequence[DueMessage], opened: Mapping[int, Any]
+    ) -> dict[int, OutgoingMessage | None]:
+        return await session.render_reminders(app, db, opened)
 
     return render_many

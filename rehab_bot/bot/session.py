@@ -18,12 +18,15 @@ its buttons cannot be pressed again.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlmodel import col
 from sqlmodel import select as select_models
+from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ApplicationHandlerStop, CallbackQueryHandler, ContextTypes
@@ -212,7 +215,7 @@ def skip_reply(lang: str, reason: str, content: Content, clinic: ClinicConfig) -
 # --- rendering due reminders ---------------------------------------------------------------
 
 
-async def _remember_media(db: Any, source: str, file_id: str, now: datetime) -> None:
+async def _remember_media(db: AsyncSession, source: str, file_id: str, now: datetime) -> None:
     conn = await db.connection()
     table: Any = MediaCache.__table__  # type: ignore[attr-defined]
     values = {"source": source, "file_id": file_id, "updated_at": now}
@@ -226,11 +229,14 @@ async def render_reminder(app: App, message: DueMessage) -> OutgoingMessage | No
     services = svc(app)
     async with services.db.session() as db:
         reminders = await core.open_for_deliveries(db, services.content, [message], services.clock.now())
-    return (await render_reminders(app, reminders)).get(message.delivery_id)
+        await db.commit()
+        return (await render_reminders(app, db, reminders)).get(message.delivery_id)
 
 
-async def render_reminders(app: App, reminders: dict[int, core.Reminder | None]) -> dict[int, OutgoingMessage | None]:
-    """Turn a window's opened session reminders (core.open_for_deliveries) into messages; writes nothing.
+async def render_reminders(
+    app: App, db: AsyncSession, reminders: Mapping[int, core.Reminder | None]
+) -> dict[int, OutgoingMessage | None]:
+    """Turn a window's opened session reminders (core.open_for_deliveries) into messages; reads through db only.
 
     Media are read in one query for the window. A reminder whose session no
     longer exists becomes its phase-change notice, or nothing.
@@ -238,8 +244,7 @@ async def render_reminders(app: App, reminders: dict[int, core.Reminder | None])
     services = svc(app)
     out: dict[int, OutgoingMessage | None] = {}
     ready = [r for r in reminders.values() if r is not None and r.opened is not None]
-    async with services.db.session() as db:
-        media_of = await _cached_media_many(db, [r.exercises for r in ready])
+    media_of = await _cached_media_many(db, [r.exercises for r in ready])
     media_by = {r.message.delivery_id: media for r, media in zip(ready, media_of, strict=True)}
     for delivery_id, reminder in reminders.items():
         if reminder is None:
@@ -268,27 +273,24 @@ def session_exercises(content: Content, phase: Phase | None, index: int) -> list
     return [content.exercises[x] for x in core.exercises_for(phase, index) if x in content.exercises]
 
 
-async def _settle_first_sends(items: list[SentItem]) -> None:
+async def _settle_first_sends(db: AsyncSession, items: list[SentItem]) -> None:
     """The batched after-send step of first-time reminders: bind the message, plan the nudge, keep file_ids.
 
     One function for every window, so the sender makes one call per recorded
-    batch; each item's data is (services, session id, media source).
+    batch, in the transaction that records it; each item's data is
+    (services, session id, media source).
     """
     services = items[0].data[0]
     sent_at = services.clock.now()
-    async with services.db.session() as db:
-        await core.bind_first_messages(
-            db, [core.FirstSend(i.data[1], i.message_id, i.message.delivery_id) for i in items]
-        )
-        after = timedelta(hours=services.config.delivery.nudge_after_hours)
-        await core.ensure_nudges(db, [i.data[1] for i in items], sent_at=sent_at, after=after)
-        for i in items:
-            if i.file_id and i.data[2]:
-                await _remember_media(db, i.data[2], i.file_id, sent_at)
-        await db.commit()
+    await core.bind_first_messages(db, [core.FirstSend(i.data[1], i.message_id, i.message.delivery_id) for i in items])
+    after = timedelta(hours=services.config.delivery.nudge_after_hours)
+    await core.ensure_nudges(db, [i.data[1] for i in items], sent_at=sent_at, after=after)
+    for i in items:
+        if i.file_id and i.data[2]:
+            await _remember_media(db, i.data[2], i.file_id, sent_at)
 
 
-async def _cached_media_many(db: Any, exercises_of: list[list[Exercise]]) -> list[OutgoingMedia | None]:
+async def _cached_media_many(db: AsyncSession, exercises_of: list[list[Exercise]]) -> list[OutgoingMedia | None]:
     """The media of each session (its first exercise with media), with file_ids known from earlier uploads."""
     firsts = [next((ex for ex in exercises if ex.media and ex.media_kind), None) for exercises in exercises_of]
     sources = {ex.media for ex in firsts if ex is not None and ex.media}
@@ -331,21 +333,17 @@ async def _render_snoozed(app: App, message: DueMessage) -> OutgoingMessage | No
     return OutgoingMessage(text, buttons=main_buttons(lang, session_id), media=media, settle=(_settle_resends, data))
 
 
-async def _settle_resends(items: list[SentItem]) -> None:
+async def _settle_resends(db: AsyncSession, items: list[SentItem]) -> None:
     """After snoozed reminders went out: each becomes its session's live message, with its nudge planned."""
     services = items[0].data[0]
     sent_at = services.clock.now()
-    async with services.db.session() as db:
-        for i in items:
-            await core.bind_message(
-                db, i.data[1], message_id=i.message_id, now=sent_at, delivery_id=i.message.delivery_id
-            )
-        after = timedelta(hours=services.config.delivery.nudge_after_hours)
-        await core.ensure_nudges(db, [i.data[1] for i in items], sent_at=sent_at, after=after)
-        for i in items:
-            if i.file_id and i.data[2]:
-                await _remember_media(db, i.data[2], i.file_id, sent_at)
-        await db.commit()
+    for i in items:
+        await core.bind_message(db, i.data[1], message_id=i.message_id, now=sent_at, delivery_id=i.message.delivery_id)
+    after = timedelta(hours=services.config.delivery.nudge_after_hours)
+    await core.ensure_nudges(db, [i.data[1] for i in items], sent_at=sent_at, after=after)
+    for i in items:
+        if i.file_id and i.data[2]:
+            await _remember_media(db, i.data[2], i.file_id, sent_at)
 
 
 async def render_nudge(app: App, message: DueMessage) -> OutgoingMessage | None:
@@ -369,20 +367,27 @@ async def render_nudge(app: App, message: DueMessage) -> OutgoingMessage | None:
     return OutgoingMessage(text, buttons=main_buttons(lang, session_id), settle=(_settle_nudges, data))
 
 
-async def _settle_nudges(items: list[SentItem]) -> None:
+async def _settle_nudges(db: AsyncSession, items: list[SentItem]) -> None:
     """After nudges went out: each becomes its session's live message; the reminder's buttons move to it."""
     services, bot = items[0].data[0], items[0].data[1]
     stale: list[tuple[int, int]] = []
-    async with services.db.session() as db:
-        for i in items:
-            previous = await core.bind_message(
-                db, i.data[2], message_id=i.message_id, now=services.clock.now(), nudge=True
-            )
-            if previous is not None and i.data[3] is not None:
-                stale.append((i.data[3], previous))
-        await db.commit()
+    for i in items:
+        previous = await core.bind_message(db, i.data[2], message_id=i.message_id, now=services.clock.now(), nudge=True)
+        if previous is not None and i.data[3] is not None:
+            stale.append((i.data[3], previous))
+    if stale:
+        # One live message per session: the old one's buttons go once this transaction is committed,
+        # outside it (an edit waits for the pacer; the engine's transaction must not).
+        task = asyncio.get_running_loop().create_task(_drop_all_buttons(bot, stale))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+
+
+_background: set[asyncio.Task[None]] = set()
+
+
+async def _drop_all_buttons(bot: Any, stale: list[tuple[int, int]]) -> None:
     for chat_id, previous in stale:
-        # One live message per session.
         await _drop_buttons(bot, chat_id, previous)
 
 

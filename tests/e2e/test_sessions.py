@@ -527,12 +527,15 @@ async def test_a_window_of_reminders_costs_statements_per_window_not_per_patient
     def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         statements.append(statement)
 
-    engine = bot.db.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", count)
+    # The bot's connections and, on PostgreSQL, the reminder engine's own (rehab_bot.db).
+    engines = {bot.db.engine.sync_engine, bot.db.dispatch_engine.sync_engine}
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", count)
     try:
         await at(bot, berlin(WED, "09:00"))
     finally:
-        event.remove(engine, "before_cursor_execute", count)
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", count)
     for user in users:
         [reminder] = await user.wait_for()
         assert reminder.text.startswith("Time for your exercise session (09:00).")
