@@ -4,7 +4,8 @@
   the domain core is plain Python, so a web app or Mini App can be a second front end.
 - rehab_bot/bot/app.py is the composition root: no bot/ module imports it.
 - rehab_bot/bot/services.py is a leaf: it imports no other bot/ module.
-- The core does not reach up into the Telegram layer; only the CLI starts the bot.
+- The core does not reach up into the Telegram layer; only the CLI (and the demo's runner,
+  which `rehab-bot demo` starts) starts the bot.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "rehab_bot"
 TRANSPORT = {"rehab_bot.transport", "rehab_bot.aiohttp_request"}
 # Entry points that start the bot (they import rehab_bot.bot.app, inside a function).
-STARTERS = {"rehab_bot.cli"}
+STARTERS = {"rehab_bot.cli", "rehab_bot.demo.runner"}
 
 
 def module_name(path: Path) -> str:

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 from telegram import Update
@@ -73,11 +75,16 @@ def build_application(
     clock: Clock | None = None,
     db: Database | None = None,
     receive_updates: bool = True,
+    monotonic: Callable[[], float] | None = None,
 ) -> App:
-    """Build the Application: handlers, paced requests, engine services."""
+    """Build the Application: handlers, paced requests, engine services.
+
+    ``monotonic`` is the pacer's time (default time.monotonic); `rehab-bot demo` passes one that
+    also moves when its clock jumps, so a message sent hours earlier in demo time holds up nothing.
+    """
     metrics = Metrics()
     delivery = config.delivery
-    pacer = Pacer(delivery.effective_rate, delivery.per_chat_interval)
+    pacer = Pacer(delivery.effective_rate, delivery.per_chat_interval, monotonic=monotonic or time.monotonic)
     inbound = config.inbound
     # Concurrent across chats, in order within one (ConversationHandler needs that), inbound limit first.
     processor = ChatUpdateProcessor(
