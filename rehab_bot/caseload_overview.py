@@ -2,26 +2,34 @@
 
 What the web app's caseload page shows, filtered and sorted here so that no
 rule lives in a front end. Visibility and the figures are the same as /patients
-(rehab_bot.staff.patient_page and patient_row: "mine" is the therapist's own
+(rehab_bot.staff.listed and patient_row: "mine" is the therapist's own
 patients, "all" everyone in care or discharged); the risk flag is the weekly
-digest's (rehab_bot.staff.risk_for).
+digest's (rehab_bot.staff.risk_reasons, as risk_for applies it). The figures of
+all patients are read with a fixed number of grouped queries (2,000 patients:
+see bench/web.py); tests/test_caseload_overview.py checks they equal
+patient_row and risk_for patient by patient.
 
 Plain Python over SQLModel: no telegram or web imports.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rehab_bot import education
+from rehab_bot import session as session_core
 from rehab_bot import staff as core
 from rehab_bot.config import StaffConfig
-from rehab_bot.models import Patient, Staff
+from rehab_bot.models import Alert, Answer, ExerciseSession, LessonProgress, Note, Patient, PatientStatus, Staff
+from rehab_bot.schedule import local_date
 
 SCOPES = ("mine", "all")
 # Sort keys, each with the value it sorts by; None (no data yet) always sorts last.
@@ -35,7 +43,6 @@ SORTS: dict[str, Callable[[Any], Any]] = {
     "alerts": lambda e: e.row.open_alerts,
     "risk": lambda e: len(e.risk_reasons),
 }
-MAX_PATIENTS = 100_000
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,147 @@ class Caseload:
     descending: bool
 
 
+async def _figures(
+    session: AsyncSession, patients: list[Patient], now: datetime, settings: StaffConfig
+) -> dict[int, tuple[core.PatientRow, list[str]]]:
+    """The /patients figures and the risk reasons of many patients in a fixed number of queries.
+
+    The same rules as staff.patient_row and staff.risk_for (session.compute_stats for adherence,
+    staff.pain_means_of, staff.risk_reasons), fed from grouped queries instead of a dozen per patient.
+    """
+    ids = [p.id for p in patients if p.id is not None]
+    if not ids:
+        return {}
+    todays = {p.id: local_date(p, now) for p in patients}
+    oldest = min(todays.values()) - timedelta(days=7)
+
+    days: dict[int, list[tuple[date, str]]] = defaultdict(list)
+    query = select(col(ExerciseSession.patient_id), col(ExerciseSession.local_date), col(ExerciseSession.status)).where(
+        col(ExerciseSession.patient_id).in_(ids), col(ExerciseSession.local_date) >= oldest
+    )
+    rows: Any = (await session.exec(query)).all()
+    for pid, day, status in rows:
+        days[pid].append((day, status))
+
+    latest = (
+        select(Answer.patient_id, Answer.item_id, func.max(Answer.answered_at).label("at"))
+        .where(
+            col(Answer.patient_id).in_(ids),
+            col(Answer.item_id).in_([*core.PAIN_ITEMS, *core.MOOD_ITEMS]),
+            col(Answer.value).is_not(None),
+        )
+        .group_by(col(Answer.patient_id), col(Answer.item_id))
+        .subquery()
+    )
+    last_values: dict[tuple[int, str], tuple[int, int | None]] = {}
+    query_last = (
+        select(Answer.patient_id, Answer.item_id, Answer.id, Answer.value)
+        .join(
+            latest,
+            (col(Answer.patient_id) == latest.c.patient_id)
+            & (col(Answer.item_id) == latest.c.item_id)
+            & (col(Answer.answered_at) == latest.c.at),
+        )
+        .where(col(Answer.value).is_not(None))
+    )
+    rows = (await session.exec(query_last)).all()
+    for pid, item, answer_id, value in rows:
+        kind = "pain" if item in core.PAIN_ITEMS else "mood"
+        if (pid, kind) not in last_values or answer_id > last_values[(pid, kind)][0]:
+            last_values[(pid, kind)] = (answer_id, value)
+
+    alert_counts = dict(
+        (
+            await session.exec(
+                select(Alert.patient_id, func.count())
+                .where(col(Alert.patient_id).in_(ids), col(Alert.acknowledged_at).is_(None))
+                .group_by(col(Alert.patient_id))
+            )
+        ).all()
+    )
+
+    gaps: dict[int, list[str]] = defaultdict(list)
+    unanswered: dict[int, list[str]] = defaultdict(list)
+    lessons = (
+        select(
+            LessonProgress.patient_id,
+            LessonProgress.lesson_id,
+            LessonProgress.wrong_answers,
+            LessonProgress.answered_at,
+        )
+        .where(col(LessonProgress.patient_id).in_(ids), col(LessonProgress.safety).is_(True))
+        .order_by(col(LessonProgress.id))
+    )
+    rows = (await session.exec(lessons)).all()
+    for pid, lesson_id, wrong, answered_at in rows:
+        if wrong >= education.GAP_WRONG_ANSWERS:
+            gaps[pid].append(lesson_id)
+        if answered_at is None:
+            unanswered[pid].append(lesson_id)
+
+    last_seen: dict[int, datetime] = {
+        p.id: p.last_activity_at for p in patients if p.id is not None and p.last_activity_at is not None
+    }
+    for column, model in (
+        (Answer.answered_at, Answer),
+        (ExerciseSession.answered_at, ExerciseSession),
+        (Note.created_at, Note),
+    ):
+        query_seen = (
+            select(col(model.patient_id), func.max(column))
+            .where(col(model.patient_id).in_(ids))
+            .group_by(col(model.patient_id))
+        )
+        rows = (await session.exec(query_seen)).all()
+        for pid, value in rows:
+            if value is not None:
+                seen = core._aware(value)
+                last_seen[pid] = max(seen, last_seen.get(pid, seen))
+
+    pains: dict[int, list[tuple[datetime, int]]] = defaultdict(list)
+    query_pain = select(Answer.patient_id, Answer.answered_at, Answer.value).where(
+        col(Answer.patient_id).in_(ids),
+        col(Answer.item_id).in_(list(core.PAIN_ITEMS)),
+        col(Answer.value).is_not(None),
+        col(Answer.answered_at) > now - timedelta(days=14),
+        col(Answer.answered_at) <= now,
+    )
+    rows = (await session.exec(query_pain)).all()
+    for pid, at, value in rows:
+        if value is not None:
+            pains[pid].append((at, value))
+
+    result: dict[int, tuple[core.PatientRow, list[str]]] = {}
+    for patient in patients:
+        pid = patient.id
+        assert pid is not None
+        adherence = session_core.compute_stats(days[pid], todays[pid], 0, None).adherence_7d
+        row = core.PatientRow(
+            id=pid,
+            alias=patient.alias,
+            status=patient.status,
+            therapist_id=patient.therapist_id,
+            days_since_surgery=core.days_since_surgery(patient, now),
+            adherence_7d=adherence,
+            last_pain=last_values.get((pid, "pain"), (0, None))[1],
+            last_mood=last_values.get((pid, "mood"), (0, None))[1],
+            open_alerts=int(alert_counts.get(pid, 0)),
+            lesson_gaps=tuple(gaps[pid]),
+        )
+        active = patient.status == PatientStatus.ACTIVE.value
+        reasons = core.risk_reasons(
+            patient,
+            now,
+            settings,
+            last_response=last_seen.get(pid) if active else None,
+            adherence_7d=adherence if active else None,
+            pain=core.pain_means_of(pains[pid], now),
+            unanswered_safety=unanswered[pid],
+        )
+        result[pid] = (row, reasons)
+    return result
+
+
 async def caseload(
     session: AsyncSession,
     staff: Staff,
@@ -76,17 +224,18 @@ async def caseload(
     descending: bool = False,
 ) -> Caseload:
     """The patients staff may see in scope, filtered ("at risk", "open alerts") and sorted."""
-    page = await core.patient_page(session, staff, now, scope=scope, page=0, page_size=MAX_PATIENTS)
-    ids = [row.id for row in page.rows]
-    patients = {p.id: p for p in (await session.exec(select(Patient).where(col(Patient.id).in_(ids)))).all()}
+    scope = scope if scope in SCOPES else core.default_scope(staff)
+    patients = list((await session.exec(core.listed(select(Patient), staff, scope))).all())
     names = {s.id: s.name for s in await core.staff_members(session, include_inactive=True)}
+    figures = await _figures(session, patients, now, settings)
     entries = []
-    for row in page.rows:
-        risk = await core.risk_for(session, patients[row.id], now, settings)
+    for patient in patients:
+        assert patient.id is not None
+        row, reasons = figures[patient.id]
         entries.append(
             Entry(
                 row=row,
-                risk_reasons=tuple(risk.reasons) if risk is not None else (),
+                risk_reasons=tuple(reasons),
                 therapist_name=names.get(row.therapist_id, "") if row.therapist_id is not None else "",
                 mine=row.therapist_id == staff.id,
             )
@@ -100,8 +249,8 @@ async def caseload(
     unknown = sorted((e for e in shown if key(e) is None), key=lambda e: e.row.alias.upper())
     return Caseload(
         entries=known + unknown,
-        total=page.total,
-        scope=page.scope,
+        total=len(patients),
+        scope=scope,
         at_risk=at_risk,
         open_alerts=open_alerts,
         sort=sort,
