@@ -80,6 +80,23 @@ def web_actor(telegram_id: int) -> str:
     return f"web:{telegram_id}"
 
 
+# Where staff act in this context: "telegram" (the chat) or "web" (set per request by the web app),
+# so a core function's audit row names the front end it was called from.
+_staff_channel: ContextVar[str] = ContextVar("staff_channel", default="telegram")
+
+
+def set_web_channel() -> None:
+    """Staff actions recorded from now on (in this context: one web request) are web:<id>."""
+    _staff_channel.set("web")
+
+
+def staff_actor(staff: Staff) -> str:
+    """The actor string for this staff member in the current front end."""
+    if _staff_channel.get() == "web":
+        return web_actor(staff.telegram_id)
+    return telegram_actor(staff.telegram_id)
+
+
 def record(
     session: AsyncSession,
     *,
@@ -92,7 +109,7 @@ def record(
 ) -> AuditLog:
     """Add an audit row to the session (the caller commits it with the change)."""
     if actor is None:
-        actor = telegram_actor(staff.telegram_id) if staff is not None else CLI_ACTOR
+        actor = staff_actor(staff) if staff is not None else CLI_ACTOR
     actor = resolve_actor(actor)
     row = AuditLog(
         staff_id=staff.id if staff is not None else None,

@@ -620,17 +620,16 @@ async def press_discharge(press: Press) -> None:
 async def press_export(press: Press, fmt: str) -> None:
     """One patient's export as a document: CSV files in a zip, or a FHIR R4 Bundle."""
     patient = await _patient_arg(press, core.Access.WRITE)
-    now = press.now
-    data = await export.collect(
-        press.session, now, patient=patient, identifier_system=svc(press.context).config.export.identifier_system
+    s = svc(press.context)
+    payload, filename = await export.for_staff(
+        press.session,
+        press.staff,
+        patient,
+        fmt,
+        s.content,
+        press.now,
+        identifier_system=s.config.export.identifier_system,
     )
-    stamp = now.strftime("%Y%m%d")
-    if fmt == "csv":
-        payload, filename = export.csv_zip(data), f"{patient.alias}-{stamp}-csv.zip"
-    else:
-        bundle = export.fhir_bundle(data, svc(press.context).content, now)
-        payload, filename = export.fhir_json(bundle).encode(), f"{patient.alias}-{stamp}-fhir.json"
-    audit.record(press.session, action=audit.EXPORT, now=now, staff=press.staff, patient_id=patient.id, detail=fmt)
     await press.session.commit()
     await press.answer("Export on its way.")
     what = "CSV files" if fmt == "csv" else "FHIR R4 Bundle"

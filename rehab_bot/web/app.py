@@ -15,6 +15,7 @@ templates under rehab_bot/web/templates/ extend ``base.html``.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,8 @@ from aiohttp_session import session_middleware
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from rehab_bot.i18n import N_, translator
-from rehab_bot.web import auth, caseload
+from rehab_bot.schedule import zone
+from rehab_bot.web import alerts, auth, caseload, patients
 from rehab_bot.web.context import CONTEXT, WebContext
 from rehab_bot.web.forms import csrf_middleware
 from rehab_bot.web.pages import language, render
@@ -78,6 +80,11 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
         )
 
 
+def when(value: datetime, tz: str) -> str:
+    """An instant as local date and time in a zone (the reader's), e.g. 2026-06-10 09:05."""
+    return value.astimezone(zone(tz)).strftime("%Y-%m-%d %H:%M")
+
+
 def build_app(ctx: WebContext) -> web.Application:
     """The web application: sessions, pages, static files."""
     storage = EncryptedCookieStorage(
@@ -99,11 +106,14 @@ def build_app(ctx: WebContext) -> web.Application:
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         default_helpers=True,
+        filters={"when": when},
     )
     app.on_response_prepare.append(_headers)
     app.router.add_static("/static/", STATIC, name="static", append_version=True)
     auth.setup(app)
     caseload.setup(app)
+    patients.setup(app)
+    alerts.setup(app)
     return app
 
 
