@@ -27,7 +27,7 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from rehab_bot.i18n import N_, translator
 from rehab_bot.schedule import zone
-from rehab_bot.web import alerts, auth, caseload, patients
+from rehab_bot.web import admin, alerts, auth, caseload, patients
 from rehab_bot.web.context import CONTEXT, WebContext
 from rehab_bot.web.forms import csrf_middleware
 from rehab_bot.web.pages import language, render
@@ -114,6 +114,7 @@ def build_app(ctx: WebContext) -> web.Application:
     caseload.setup(app)
     patients.setup(app)
     alerts.setup(app)
+    admin.setup(app)
     return app
 
 
@@ -128,6 +129,12 @@ class WebServer:
     @property
     def base_url(self) -> str:
         return self.ctx.base_url
+
+    @property
+    def app(self) -> web.Application:
+        """The running application (its router lists every route)."""
+        assert self._runner is not None
+        return self._runner.app
 
     async def start(self) -> None:
         """Bind and serve; base_url is then public_url or http://host:port."""

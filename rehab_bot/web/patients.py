@@ -131,6 +131,7 @@ async def _change(request: web.Request, action: str) -> web.StreamResponse:
     session, staff, patient = await load(request, Access.READ)
     ctx = context(request)
     now = ctx.clock.now()
+    page = f"/patients/{patient.id}"  # read before a rollback expires the row
     try:
         if action == "pause":
             form = await bind(PauseForm, request, await request.post())
@@ -145,7 +146,7 @@ async def _change(request: web.Request, action: str) -> web.StreamResponse:
             form = await bind(ConfirmForm, request, await request.post())
             if not form.validate():
                 await flash(request, N_("Tick the box to confirm the discharge."))
-                raise web.HTTPSeeOther(f"/patients/{patient.id}")
+                raise web.HTTPSeeOther(page)
             await staff_core.discharge(session, staff, patient, now)
             message = N_("The patient is discharged: no more reminders.")
     except Forbidden as exc:
@@ -153,10 +154,10 @@ async def _change(request: web.Request, action: str) -> web.StreamResponse:
     except StaffError as exc:
         await session.rollback()
         await flash(request, str(exc))
-        raise web.HTTPSeeOther(f"/patients/{patient.id}") from exc
+        raise web.HTTPSeeOther(page) from exc
     await session.commit()
     await flash(request, message)
-    raise web.HTTPSeeOther(f"/patients/{patient.id}")
+    raise web.HTTPSeeOther(page)
 
 
 @allow("staff")
