@@ -99,8 +99,8 @@ async def _timed(client: aiohttp.ClientSession, url: str, runs: int, warm: int =
 
 
 async def _web_only(db: Database) -> WebServer:
-    from rehab_bot.content import load_content
     from rehab_bot.config import Config
+    from rehab_bot.content import load_content
 
     config = replace(Config(), web=WebConfig(listen="127.0.0.1:0", secret=SECRET))
     ctx = WebContext(config=config, db=db, clock=SystemClock(), content=load_content(None), secret=SECRET.encode())
@@ -204,7 +204,11 @@ async def _browse(base: str, cookies: list[dict[str, str]], seconds: float, pati
                 counts["errors"] += 0 if ok else 1
 
     await asyncio.gather(*(one(cookie, n) for n, cookie in enumerate(cookies)))
-    return {**counts, "p50_ms": (percentile(latencies, 50) or 0) * 1000, "p95_ms": (percentile(latencies, 95) or 0) * 1000}
+    return {
+        **counts,
+        "p50_ms": (percentile(latencies, 50) or 0) * 1000,
+        "p95_ms": (percentile(latencies, 95) or 0) * 1000,
+    }
 
 
 async def browsing_row(
@@ -247,7 +251,9 @@ async def browsing_row(
                 sys.executable,
                 __file__,
                 "--browse",
-                json.dumps({"base": web.base_url, "cookies": cookies, "seconds": seconds, "patients": list(range(1, 51))}),
+                json.dumps(
+                    {"base": web.base_url, "cookies": cookies, "seconds": seconds, "patients": list(range(1, 51))}
+                ),
                 stdout=asyncio.subprocess.PIPE,
             )
             out, _ = await child.communicate()

@@ -32,6 +32,8 @@ from rehab_bot.models import Alert, Answer, ExerciseSession, LessonProgress, Not
 from rehab_bot.schedule import local_date
 
 SCOPES = ("mine", "all")
+# The newest answers are first looked for this far back (see _figures).
+RECENT_DAYS = 14
 # Sort keys, each with the value it sorts by; None (no data yet) always sorts last.
 SORTS: dict[str, Callable[[Any], Any]] = {
     "alias": lambda e: e.row.alias.upper(),
@@ -70,41 +72,31 @@ class Caseload:
     descending: bool
 
 
-async def _figures(
-    session: AsyncSession, patients: list[Patient], now: datetime, settings: StaffConfig
-) -> dict[int, tuple[core.PatientRow, list[str]]]:
-    """The /patients figures and the risk reasons of many patients in a fixed number of queries.
+async def _rows(session: AsyncSession, query: Any) -> Any:
+    """Plain result tuples, without the ORM's per-row work (thousands of rows per query here)."""
+    conn = await session.connection()
+    return (await conn.execute(query)).all()
 
-    The same rules as staff.patient_row and staff.risk_for (session.compute_stats for adherence,
-    staff.pain_means_of, staff.risk_reasons), fed from grouped queries instead of a dozen per patient.
-    """
-    ids = [p.id for p in patients if p.id is not None]
-    if not ids:
-        return {}
-    todays = {p.id: local_date(p, now) for p in patients}
-    oldest = min(todays.values()) - timedelta(days=7)
 
-    days: dict[int, list[tuple[date, str]]] = defaultdict(list)
-    query = select(col(ExerciseSession.patient_id), col(ExerciseSession.local_date), col(ExerciseSession.status)).where(
-        col(ExerciseSession.patient_id).in_(ids), col(ExerciseSession.local_date) >= oldest
-    )
-    rows: Any = (await session.exec(query)).all()
-    for pid, day, status in rows:
-        days[pid].append((day, status))
-
+async def _last_values(
+    session: AsyncSession, ids: Any, since: datetime | None
+) -> dict[tuple[int, str], tuple[int, int | None]]:
+    """The newest pain and mood value per patient (ties: the highest id), answered after since."""
+    conditions: list[Any] = [
+        col(Answer.patient_id).in_(ids),
+        col(Answer.item_id).in_([*core.PAIN_ITEMS, *core.MOOD_ITEMS]),
+        col(Answer.value).is_not(None),
+    ]
+    if since is not None:
+        conditions.append(col(Answer.answered_at) > since)
     latest = (
-        select(Answer.patient_id, Answer.item_id, func.max(Answer.answered_at).label("at"))
-        .where(
-            col(Answer.patient_id).in_(ids),
-            col(Answer.item_id).in_([*core.PAIN_ITEMS, *core.MOOD_ITEMS]),
-            col(Answer.value).is_not(None),
-        )
+        select(col(Answer.patient_id), col(Answer.item_id), func.max(col(Answer.answered_at)).label("at"))
+        .where(*conditions)
         .group_by(col(Answer.patient_id), col(Answer.item_id))
         .subquery()
     )
-    last_values: dict[tuple[int, str], tuple[int, int | None]] = {}
-    query_last = (
-        select(Answer.patient_id, Answer.item_id, Answer.id, Answer.value)
+    query = (
+        select(col(Answer.patient_id), col(Answer.item_id), col(Answer.id), col(Answer.value))
         .join(
             latest,
             (col(Answer.patient_id) == latest.c.patient_id)
@@ -113,78 +105,130 @@ async def _figures(
         )
         .where(col(Answer.value).is_not(None))
     )
-    rows = (await session.exec(query_last)).all()
-    for pid, item, answer_id, value in rows:
+    found: dict[tuple[int, str], tuple[int, int | None]] = {}
+    for pid, item, answer_id, value in await _rows(session, query):
         kind = "pain" if item in core.PAIN_ITEMS else "mood"
-        if (pid, kind) not in last_values or answer_id > last_values[(pid, kind)][0]:
-            last_values[(pid, kind)] = (answer_id, value)
+        if (pid, kind) not in found or answer_id > found[(pid, kind)][0]:
+            found[(pid, kind)] = (answer_id, value)
+    return found
+
+
+async def _last_responses(session: AsyncSession, ids: Any, since: datetime | None) -> dict[int, datetime]:
+    """staff.last_response's database part for many patients: the newest answer, session answer or note."""
+    found: dict[int, datetime] = {}
+    for column, model in (
+        (Answer.answered_at, Answer),
+        (ExerciseSession.answered_at, ExerciseSession),
+        (Note.created_at, Note),
+    ):
+        query = select(col(model.patient_id), func.max(col(column))).where(col(model.patient_id).in_(ids))
+        if since is not None:
+            query = query.where(col(column) > since)
+        for pid, value in await _rows(session, query.group_by(col(model.patient_id))):
+            if value is not None:
+                seen = core._aware(value)
+                found[pid] = max(seen, found.get(pid, seen))
+    return found
+
+
+async def _figures(
+    session: AsyncSession, patients: list[Patient], now: datetime, settings: StaffConfig, among: Any = None
+) -> dict[int, tuple[core.PatientRow, list[str]]]:
+    """The /patients figures and the risk reasons of many patients in a fixed number of queries.
+
+    The same rules as staff.patient_row and staff.risk_for (session.compute_stats for adherence,
+    staff.pain_means_of, staff.risk_reasons), fed from grouped queries instead of a dozen per patient.
+    The newest values are looked for in the last RECENT_DAYS first, and over the whole history only
+    for the patients with nothing that recent.
+    """
+    listed = [p.id for p in patients if p.id is not None]
+    if not listed:
+        return {}
+    # The patients as a sub-select when the caller has one: 2,000 bound ids cost more to send than the query.
+    ids: Any = among if among is not None else listed
+    todays = {p.id: local_date(p, now) for p in patients}
+    oldest = min(todays.values()) - timedelta(days=7)
+    recent = now - timedelta(days=RECENT_DAYS)
+
+    days: dict[int, list[tuple[date, str]]] = defaultdict(list)
+    query = select(col(ExerciseSession.patient_id), col(ExerciseSession.local_date), col(ExerciseSession.status)).where(
+        col(ExerciseSession.patient_id).in_(ids), col(ExerciseSession.local_date) >= oldest
+    )
+    for pid, day, status in await _rows(session, query):
+        days[pid].append((day if isinstance(day, date) else date.fromisoformat(day), status))
+
+    last_values = await _last_values(session, ids, recent)
+    older = [pid for pid in listed if (pid, "pain") not in last_values or (pid, "mood") not in last_values]
+    if older:
+        for key, value in (await _last_values(session, older, None)).items():
+            last_values.setdefault(key, value)
 
     alert_counts = dict(
-        (
-            await session.exec(
-                select(Alert.patient_id, func.count())
-                .where(col(Alert.patient_id).in_(ids), col(Alert.acknowledged_at).is_(None))
-                .group_by(col(Alert.patient_id))
-            )
-        ).all()
+        await _rows(
+            session,
+            select(col(Alert.patient_id), func.count())
+            .where(col(Alert.patient_id).in_(ids), col(Alert.acknowledged_at).is_(None))
+            .group_by(col(Alert.patient_id)),
+        )
     )
 
     gaps: dict[int, list[str]] = defaultdict(list)
     unanswered: dict[int, list[str]] = defaultdict(list)
     lessons = (
         select(
-            LessonProgress.patient_id,
-            LessonProgress.lesson_id,
-            LessonProgress.wrong_answers,
-            LessonProgress.answered_at,
+            col(LessonProgress.patient_id),
+            col(LessonProgress.lesson_id),
+            col(LessonProgress.wrong_answers),
+            col(LessonProgress.answered_at),
         )
         .where(col(LessonProgress.patient_id).in_(ids), col(LessonProgress.safety).is_(True))
         .order_by(col(LessonProgress.id))
     )
-    rows = (await session.exec(lessons)).all()
-    for pid, lesson_id, wrong, answered_at in rows:
+    for pid, lesson_id, wrong, answered_at in await _rows(session, lessons):
         if wrong >= education.GAP_WRONG_ANSWERS:
             gaps[pid].append(lesson_id)
         if answered_at is None:
             unanswered[pid].append(lesson_id)
 
-    last_seen: dict[int, datetime] = {
-        p.id: p.last_activity_at for p in patients if p.id is not None and p.last_activity_at is not None
-    }
-    for column, model in (
-        (Answer.answered_at, Answer),
-        (ExerciseSession.answered_at, ExerciseSession),
-        (Note.created_at, Note),
-    ):
-        query_seen = (
-            select(col(model.patient_id), func.max(column))
-            .where(col(model.patient_id).in_(ids))
-            .group_by(col(model.patient_id))
-        )
-        rows = (await session.exec(query_seen)).all()
-        for pid, value in rows:
-            if value is not None:
-                seen = core._aware(value)
-                last_seen[pid] = max(seen, last_seen.get(pid, seen))
+    active = [p.id for p in patients if p.id is not None and p.status == PatientStatus.ACTIVE.value]
+    active_ids: Any = among.where(col(Patient.status) == PatientStatus.ACTIVE.value) if among is not None else active
+    responses = await _last_responses(session, active_ids, recent) if active else {}
+    silent = [pid for pid in active if pid not in responses]
+    if silent:
+        responses.update(await _last_responses(session, silent, None))
+    last_seen: dict[int, datetime] = {}
+    for p in patients:
+        if p.id is None:
+            continue
+        candidates = [t for t in (p.last_activity_at, responses.get(p.id)) if t is not None]
+        if candidates:
+            last_seen[p.id] = max(candidates)
 
+    # Pain of the last 14 days, counted per value and week: pain_means_of needs only which side
+    # of now - 7 days an answer lies, so each side stands in with one instant.
     pains: dict[int, list[tuple[datetime, int]]] = defaultdict(list)
-    query_pain = select(Answer.patient_id, Answer.answered_at, Answer.value).where(
-        col(Answer.patient_id).in_(ids),
-        col(Answer.item_id).in_(list(core.PAIN_ITEMS)),
-        col(Answer.value).is_not(None),
-        col(Answer.answered_at) > now - timedelta(days=14),
-        col(Answer.answered_at) <= now,
+    middle = now - timedelta(days=7)
+    later = (col(Answer.answered_at) > middle).label("later")
+    query_pain = (
+        select(col(Answer.patient_id), later, col(Answer.value), func.count())
+        .where(
+            col(Answer.patient_id).in_(ids),
+            col(Answer.item_id).in_(list(core.PAIN_ITEMS)),
+            col(Answer.value).is_not(None),
+            col(Answer.answered_at) > now - timedelta(days=14),
+            col(Answer.answered_at) <= now,
+        )
+        .group_by(col(Answer.patient_id), later, col(Answer.value))
     )
-    rows = (await session.exec(query_pain)).all()
-    for pid, at, value in rows:
+    for pid, is_later, value, count in await _rows(session, query_pain):
         if value is not None:
-            pains[pid].append((at, value))
+            pains[pid].extend([(now if is_later else middle, value)] * int(count))
 
     result: dict[int, tuple[core.PatientRow, list[str]]] = {}
     for patient in patients:
         pid = patient.id
         assert pid is not None
-        adherence = session_core.compute_stats(days[pid], todays[pid], 0, None).adherence_7d
+        adherence = session_core.share_7d(days[pid], todays[pid])[0]
         row = core.PatientRow(
             id=pid,
             alias=patient.alias,
@@ -197,13 +241,13 @@ async def _figures(
             open_alerts=int(alert_counts.get(pid, 0)),
             lesson_gaps=tuple(gaps[pid]),
         )
-        active = patient.status == PatientStatus.ACTIVE.value
+        is_active = patient.status == PatientStatus.ACTIVE.value
         reasons = core.risk_reasons(
             patient,
             now,
             settings,
-            last_response=last_seen.get(pid) if active else None,
-            adherence_7d=adherence if active else None,
+            last_response=last_seen.get(pid) if is_active else None,
+            adherence_7d=adherence if is_active else None,
             pain=core.pain_means_of(pains[pid], now),
             unanswered_safety=unanswered[pid],
         )
@@ -227,7 +271,7 @@ async def caseload(
     scope = scope if scope in SCOPES else core.default_scope(staff)
     patients = list((await session.exec(core.listed(select(Patient), staff, scope))).all())
     names = {s.id: s.name for s in await core.staff_members(session, include_inactive=True)}
-    figures = await _figures(session, patients, now, settings)
+    figures = await _figures(session, patients, now, settings, core.listed(select(col(Patient.id)), staff, scope))
     entries = []
     for patient in patients:
         assert patient.id is not None
