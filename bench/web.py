@@ -9,8 +9,9 @@ Method:
     pain and mood answer, notes, alerts, lessons), an admin signed in (one-time link), ``GET
     /caseload?scope=all`` sequentially over loopback, 30 times after 3 warm-up requests. The time is
     the client's, from sending the request to the last byte: it includes the server's whole work
-    (session check, staff lookup, grouped queries, risk rules, rendering 2,000 rows, the audit row)
-    and loopback transfer, so it bounds the server time from above. p95 nearest-rank; target 200 ms.
+    (session check, staff lookup, the grouped queries and risk rules for all 2,000, filter and sort,
+    rendering the first page of 100 rows, the audit row) and loopback transfer, so it bounds the
+    server time from above. p95 nearest-rank; target 200 ms.
 (ii) patient page: one patient with 365 days of the same data, ``GET /patients/<id>`` 30 times the
     same way (the calendar, both chart series of 365 points, answers, notes, alerts, the audit row);
     target p95 300 ms.
@@ -19,6 +20,9 @@ Method:
     session, request caseload, alerts and patient pages one after another without pause from a
     separate process for the whole window; meanwhile 10 of the patients send /help once a second
     each (the fake server measures send → the bot's answer). Target: the patients' reply p95 1 s.
+    The web app serves two requests at a time (rehab_bot/web/app.py, CONCURRENT_REQUESTS) and the
+    caseload yields to the event loop every 200 patients, so patients' messages are not queued
+    behind twenty pages' work.
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ from rehab_bot.config import WebConfig  # noqa: E402
 from rehab_bot.db import Database  # noqa: E402
 from rehab_bot.models import Staff  # noqa: E402
 from rehab_bot.web.app import WebServer  # noqa: E402
+from rehab_bot.web.caseload import PAGE_SIZE  # noqa: E402
 from rehab_bot.web.context import WebContext  # noqa: E402
 
 SECRET = "bench-web-secret-0123456789-abcdefghijklmnop"
@@ -135,9 +140,10 @@ async def caseload_row(results: Results, kind: str, workdir: Path, *, patients: 
             p95,
             "ms",
             "≤ 200 ms",
-            p95 is not None and p95 <= CASELOAD_TARGET_MS and rows == patients,
+            p95 is not None and p95 <= CASELOAD_TARGET_MS and rows == min(patients, PAGE_SIZE),
             f"{runs} sequential GETs over loopback after 3 warm-ups; p50 {percentile(times, 50) or 0:.0f} ms, "
-            f"max {max(times):.0f} ms; {rows:,} rows rendered; seeding took {seeded:.0f} s",
+            f"max {max(times):.0f} ms; figures, risk, filter and sort over all {patients:,}, the first page of "
+            f"{rows} rows rendered; seeding took {seeded:.0f} s",
         )
     )
 

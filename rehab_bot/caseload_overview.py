@@ -14,6 +14,7 @@ Plain Python over SQLModel: no telegram or web imports.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ from rehab_bot.models import Alert, Answer, ExerciseSession, LessonProgress, Not
 from rehab_bot.schedule import local_date
 
 SCOPES = ("mine", "all")
+# Patients computed between two yields to the event loop (the bot answers patients in between).
+YIELD_EVERY = 200
 # The newest answers are first looked for this far back (see _figures).
 RECENT_DAYS = 14
 # Sort keys, each with the value it sorts by; None (no data yet) always sorts last.
@@ -225,7 +228,9 @@ async def _figures(
             pains[pid].extend([(now if is_later else middle, value)] * int(count))
 
     result: dict[int, tuple[core.PatientRow, list[str]]] = {}
-    for patient in patients:
+    for n, patient in enumerate(patients):
+        if n and n % YIELD_EVERY == 0:
+            await asyncio.sleep(0)  # let the bot answer patients in between (one event loop)
         pid = patient.id
         assert pid is not None
         adherence = session_core.share_7d(days[pid], todays[pid])[0]

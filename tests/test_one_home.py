@@ -155,6 +155,10 @@ def second_copies() -> list[str]:
             copies.append(f"{name}: surgery types")
         if re.search(r"\(\s*\"en\",\s*\"de\"\s*\)", text) and name != "i18n.py":
             copies.append(f"{name}: languages")
+        if name not in ("staff.py", "config.py") and re.search(
+            r"no response for|\.digest_low_adherence|\.digest_pain_rise", text
+        ):
+            copies.append(f"{name}: the risk rules (staff.risk_reasons)")
         tree = ast.parse(text)
         for node in ast.walk(tree):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name in {

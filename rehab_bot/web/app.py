@@ -14,6 +14,7 @@ templates under rehab_bot/web/templates/ extend ``base.html``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime
 from pathlib import Path
@@ -52,6 +53,25 @@ async def _headers(request: web.Request, response: web.StreamResponse) -> None:
     response.headers.setdefault("Referrer-Policy", "no-referrer")
     if not request.path.startswith("/static/"):
         response.headers.setdefault("Cache-Control", "no-store")
+
+
+# Web requests served at once. The web app shares the bot's event loop: a page's rendering and
+# Python work run between awaits, so twenty staff clicking at once would queue twenty such chunks
+# in front of every patient's message. Two at a time keep a patient's reply at most two chunks
+# behind (bench/web.py, row w3); the other requests wait their turn.
+CONCURRENT_REQUESTS = 2
+
+
+def _limit_middleware() -> Any:
+    gate = asyncio.Semaphore(CONCURRENT_REQUESTS)
+
+    @web.middleware
+    async def limit(request: web.Request, handler: Any) -> web.StreamResponse:
+        async with gate:
+            response: web.StreamResponse = await handler(request)
+            return response
+
+    return limit
 
 
 ERRORS = {
@@ -96,7 +116,13 @@ def build_app(ctx: WebContext) -> web.Application:
         max_age=None,  # a browser session; idle time is checked on every request
     )
     app = web.Application(
-        middlewares=[session_middleware(storage), error_middleware, auth.auth_middleware, csrf_middleware],
+        middlewares=[
+            _limit_middleware(),
+            session_middleware(storage),
+            error_middleware,
+            auth.auth_middleware,
+            csrf_middleware,
+        ],
         client_max_size=MAX_BODY,
     )
     app[CONTEXT] = ctx
