@@ -136,40 +136,31 @@ async def seed_clinic(
                         "step": "closed",
                     }
                 )
-            checkin_id += 1
-            checkins.append(
-                {
-                    "id": checkin_id,
-                    "patient_id": pid,
-                    "questionnaire_id": "daily",
-                    "status": "complete",
-                    "started_at": at,
-                    "completed_at": at,
-                    "local_date": day,
-                }
-            )
             pain = max(0, min(10, round(6 + trend * (days - back) + rng.uniform(-1.5, 1.5))))
             mood = max(0, min(4, round(2 + rng.uniform(-1.4, 1.4))))
-            answers.append(
-                {
-                    "checkin_id": checkin_id,
-                    "patient_id": pid,
-                    "item_id": "pain",
-                    "value": pain,
-                    "text": "",
-                    "answered_at": at,
-                }
-            )
-            answers.append(
-                {
-                    "checkin_id": checkin_id,
-                    "patient_id": pid,
-                    "item_id": "mood",
-                    "value": mood,
-                    "text": "",
-                    "answered_at": at,
-                }
-            )
+            for item, value in (("pain", pain), ("mood", mood)):  # the content's questionnaires "pain", "mood"
+                checkin_id += 1
+                checkins.append(
+                    {
+                        "id": checkin_id,
+                        "patient_id": pid,
+                        "questionnaire_id": item,
+                        "status": "complete",
+                        "started_at": at,
+                        "completed_at": at,
+                        "local_date": day,
+                    }
+                )
+                answers.append(
+                    {
+                        "checkin_id": checkin_id,
+                        "patient_id": pid,
+                        "item_id": item,
+                        "value": value,
+                        "text": "",
+                        "answered_at": at,
+                    }
+                )
             if notes and back % 10 == 3:
                 note_rows.append(
                     {"patient_id": pid, "text": "Knee felt stiff after the walk.", "crisis": False, "created_at": at}
