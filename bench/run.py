@@ -123,7 +123,10 @@ async def run(args: argparse.Namespace) -> Results:
             await attempt(results, "(g) /progress chart", kind, chart_db.chart_row(results, kind, workdir))
         if "processes" in args.only and "postgres" in backends:
             print("(h) paid broadcasts: 1, 2 and 3 dispatch processes share the rate [postgres]", flush=True)
-            await attempt(results, "(h) processes", "postgres", processes.combined_rate(results, workdir))
+            backlog = 4_000 if args.quick else 16_000
+            await attempt(
+                results, "(h) processes", "postgres", processes.combined_rate(results, workdir, reminders=backlog)
+            )
         for kind in backends if "web" in args.only else ():
             print(f"(w) web app: caseload of 2,000, a year's patient page, replies while 20 staff browse [{kind}]")
             await attempt(results, "(w) web app", kind, web.run_all(results, [kind], workdir, quick=args.quick))

@@ -2,9 +2,9 @@
 
 What the web app's caseload page shows, filtered and sorted here so that no
 rule lives in a front end. Visibility and the figures are the same as /patients
-(rehab_bot.staff.listed and patient_row: "mine" is the therapist's own
+(rehab_bot.caseload.listed and patient_row: "mine" is the therapist's own
 patients, "all" everyone in care or discharged); the risk flag is the weekly
-digest's (rehab_bot.staff.risk_reasons, as risk_for applies it). The figures of
+digest's (rehab_bot.caseload.risk_reasons, as risk_for applies it). The figures of
 all patients are read with a fixed number of grouped queries (2,000 patients:
 see bench/web.py); tests/test_caseload_overview.py checks they equal
 patient_row and risk_for patient by patient.
@@ -25,9 +25,10 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rehab_bot import caseload as core
 from rehab_bot import education
 from rehab_bot import session as session_core
-from rehab_bot import staff as core
+from rehab_bot import staff as members
 from rehab_bot.config import StaffConfig
 from rehab_bot.models import Alert, Answer, ExerciseSession, LessonProgress, Note, Patient, PatientStatus, Staff
 from rehab_bot.schedule import local_date
@@ -275,7 +276,7 @@ async def caseload(
     """The patients staff may see in scope, filtered ("at risk", "open alerts") and sorted."""
     scope = scope if scope in SCOPES else core.default_scope(staff)
     patients = list((await session.exec(core.listed(select(Patient), staff, scope))).all())
-    names = {s.id: s.name for s in await core.staff_members(session, include_inactive=True)}
+    names = {s.id: s.name for s in await members.staff_members(session, include_inactive=True)}
     figures = await _figures(session, patients, now, settings, core.listed(select(col(Patient.id)), staff, scope))
     entries = []
     for patient in patients:

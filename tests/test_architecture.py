@@ -4,7 +4,8 @@
   the domain core is plain Python, so a web app or Mini App can be a second front end.
 - rehab_bot/bot/app.py is the composition root: no bot/ module imports it.
 - rehab_bot/bot/services.py is a leaf: it imports no other bot/ module.
-- The core does not reach up into the Telegram layer; only the CLI starts the bot.
+- The core does not reach up into the Telegram layer; only the CLI (and the demo's runner,
+  which `rehab-bot demo` starts) starts the bot.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "rehab_bot"
 TRANSPORT = {"rehab_bot.transport", "rehab_bot.aiohttp_request"}
 # Entry points that start the bot (they import rehab_bot.bot.app, inside a function).
-STARTERS = {"rehab_bot.cli"}
+STARTERS = {"rehab_bot.cli", "rehab_bot.demo.runner"}
 
 
 def module_name(path: Path) -> str:
@@ -130,3 +131,45 @@ def test_the_web_front_end_is_thin_and_writes_no_queries() -> None:
     }
     assert {m: i for m, i in offenders.items() if i} == {}
     assert "rehab_bot.web" not in {m for m, imported in graph().items() if "rehab_bot.bot" in imported}
+
+
+# Core calls that write: a renderer must not make them (the entry points below call the core's
+# open/choose-for-delivery function once, before rendering).
+CORE_WRITES = WRITES | {"start", "next_step", "choose", "record_sent", "delete"}
+PURE_RENDERERS = {
+    "checkin.py": {"checkin_message", "motivation_message", "step_message"},
+    "education.py": {"lesson_delivery", "lesson_message"},
+}
+ENTRIES = {
+    "checkin.py": {"render_checkin": "open_for_delivery", "render_motivation": "choose_for_delivery"},
+    "education.py": {"render_lesson": "due_for_delivery"},
+}
+
+
+def _functions(name: str) -> dict[str, ast.FunctionDef | ast.AsyncFunctionDef]:
+    tree = ast.parse((PACKAGE / "bot" / name).read_text(encoding="utf-8"))
+    return {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
+
+
+def _called(fn: ast.AST) -> set[str]:
+    return {
+        call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", "")
+        for call in ast.walk(fn)
+        if isinstance(call, ast.Call)
+    }
+
+
+def test_checkin_motivation_and_lesson_renderers_write_nothing() -> None:
+    """Check-ins, motivation and lessons are opened or chosen by the core before rendering; rendering only reads."""
+    for name, pure in PURE_RENDERERS.items():
+        functions = _functions(name)
+        assert pure <= functions.keys(), name
+        for fn in pure:
+            assert _called(functions[fn]) & CORE_WRITES == set(), (name, fn)
+            assert not isinstance(functions[fn], ast.AsyncFunctionDef), f"{fn} reads nothing: it is not async"
+    for name, entries in ENTRIES.items():
+        functions = _functions(name)
+        for fn, core_call in entries.items():
+            called = _called(functions[fn])
+            assert core_call in called, (name, fn)
+            assert called & CORE_WRITES == set(), (name, fn, called & CORE_WRITES)

@@ -7,8 +7,8 @@ from datetime import timedelta
 from sqlmodel import select
 from web_seed import seed_clinic
 
+from rehab_bot import caseload as core
 from rehab_bot import caseload_overview as overview
-from rehab_bot import staff as core
 from rehab_bot.clock import FakeClock
 from rehab_bot.config import StaffConfig
 from rehab_bot.db import Database

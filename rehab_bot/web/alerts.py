@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from rehab_bot import alert as alert_core
 from rehab_bot import audit
-from rehab_bot import staff as staff_core
 from rehab_bot.access import Forbidden, StaffError
 from rehab_bot.i18n import N_
 from rehab_bot.web.auth import allow, db, signed_in_staff
@@ -25,7 +25,7 @@ MAX_SHOWN = 500
 async def inbox(request: web.Request) -> web.StreamResponse:
     session, staff = db(request), signed_in_staff(request)
     now = context(request).clock.now()
-    rows = await staff_core.open_alerts(session, staff, limit=MAX_SHOWN)
+    rows = await alert_core.open_alerts(session, staff, limit=MAX_SHOWN)
     audit.record(session, action=audit.VIEW_ALERTS, now=now, staff=staff, detail=f"web shown={len(rows)}")
     await session.commit()
     return await render(
@@ -48,7 +48,7 @@ async def acknowledge(request: web.Request) -> web.StreamResponse:
     if not 0 < value < 2**31:
         raise web.HTTPNotFound()
     try:
-        done = await staff_core.acknowledge(session, staff, value, context(request).clock.now())
+        done = await alert_core.acknowledge(session, staff, value, context(request).clock.now())
     except Forbidden as exc:
         raise web.HTTPForbidden() from exc
     except StaffError as exc:

@@ -13,8 +13,8 @@ from wtforms import BooleanField, Form, IntegerField, SelectField
 from wtforms.validators import NumberRange, Optional
 
 from rehab_bot import audit
+from rehab_bot import caseload as caseload_core
 from rehab_bot import caseload_overview as overview
-from rehab_bot import staff as staff_core
 from rehab_bot.i18n import N_
 from rehab_bot.web.auth import allow, db, signed_in_staff
 from rehab_bot.web.context import context
@@ -58,7 +58,7 @@ class CaseloadQuery(Form):
 async def caseload_page(request: web.Request) -> web.StreamResponse:
     """The caseload; an htmx request for the table gets the table only."""
     ctx, session, staff = context(request), db(request), signed_in_staff(request)
-    query = CaseloadQuery(FormData(request.query), scope=staff_core.default_scope(staff))
+    query = CaseloadQuery(FormData(request.query), scope=caseload_core.default_scope(staff))
     if not query.validate():
         raise web.HTTPBadRequest()
     now = ctx.clock.now()

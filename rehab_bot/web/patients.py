@@ -17,7 +17,7 @@ from wtforms import BooleanField, SelectField
 from wtforms.validators import DataRequired
 
 from rehab_bot import audit, export, patient_record
-from rehab_bot import staff as staff_core
+from rehab_bot import caseload as caseload_core
 from rehab_bot.access import Access, Forbidden, StaffError, access
 from rehab_bot.i18n import N_
 from rehab_bot.models import Patient, Staff
@@ -90,10 +90,10 @@ async def patient_page(request: web.Request) -> web.StreamResponse:
     session, staff, patient = await load(request, Access.READ)
     ctx = context(request)
     now = ctx.clock.now()
-    detail = await staff_core.patient_detail(session, staff, patient, now, ctx.content, recent=20)
+    detail = await caseload_core.patient_detail(session, staff, patient, now, ctx.content, recent=20)
     calendar = await patient_record.calendar(session, patient, now)
-    pain = await patient_record.series(session, patient, staff_core.PAIN_ITEMS)
-    mood = await patient_record.series(session, patient, staff_core.MOOD_ITEMS)
+    pain = await patient_record.series(session, patient, caseload_core.PAIN_ITEMS)
+    mood = await patient_record.series(session, patient, caseload_core.MOOD_ITEMS)
     audit.record(
         session,
         action=audit.VIEW_PATIENT,
@@ -104,7 +104,7 @@ async def patient_page(request: web.Request) -> web.StreamResponse:
         detail="web",
     )
     await session.commit()
-    answers = [(line, staff_core.answer_text(ctx.content, line)) for line in detail.answers]
+    answers = [(line, caseload_core.answer_text(ctx.content, line)) for line in detail.answers]
     charts = {"pain": _chart(pain), "mood": _chart(mood)}
     return await render(
         request,
@@ -137,17 +137,17 @@ async def _change(request: web.Request, action: str) -> web.StreamResponse:
             form = await bind(PauseForm, request, await request.post())
             if not form.validate():
                 raise web.HTTPBadRequest()
-            await staff_core.pause(session, staff, patient, int(form.days.data) or None, now)
+            await caseload_core.pause(session, staff, patient, int(form.days.data) or None, now)
             message = N_("Reminders are paused.")
         elif action == "resume":
-            await staff_core.resume(session, staff, patient, now)
+            await caseload_core.resume(session, staff, patient, now)
             message = N_("Reminders are on again.")
         else:
             form = await bind(ConfirmForm, request, await request.post())
             if not form.validate():
                 await flash(request, N_("Tick the box to confirm the discharge."))
                 raise web.HTTPSeeOther(page)
-            await staff_core.discharge(session, staff, patient, now)
+            await caseload_core.discharge(session, staff, patient, now)
             message = N_("The patient is discharged: no more reminders.")
     except Forbidden as exc:
         raise web.HTTPForbidden() from exc

@@ -1,0 +1,34 @@
+"""One patient's export from /patient: CSV files in a zip, or a FHIR R4 Bundle, sent as a document.
+
+Callback data: ``st:ec:<patient id>`` (CSV), ``st:ef:<patient id>`` (FHIR).
+"""
+
+from __future__ import annotations
+
+from rehab_bot import access, export
+from rehab_bot.bot.services import svc
+from rehab_bot.bot.staff.press import Press, patient_arg
+
+
+async def press_export(press: Press, fmt: str) -> None:
+    """One patient's export as a document: CSV files in a zip, or a FHIR R4 Bundle."""
+    patient = await patient_arg(press, access.Access.WRITE)
+    s = svc(press.context)
+    payload, filename = await export.for_staff(
+        press.session,
+        press.staff,
+        patient,
+        fmt,
+        s.content,
+        press.now,
+        identifier_system=s.config.export.identifier_system,
+    )
+    await press.session.commit()
+    await press.answer("Export on its way.")
+    what = "CSV files" if fmt == "csv" else "FHIR R4 Bundle"
+    await press.context.bot.send_document(
+        press.staff.telegram_id,
+        document=payload,
+        filename=filename,
+        caption=f"{patient.alias}: {what} (pseudonymous; handle as health data).",
+    )
