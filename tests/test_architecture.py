@@ -116,6 +116,23 @@ def test_session_renderers_only_turn_rows_into_messages() -> None:
     assert writes == set()
 
 
+def test_the_web_front_end_is_thin_and_writes_no_queries() -> None:
+    """rehab_bot/web/ parses, calls the core and renders: no SQL of its own, no telegram."""
+    offenders = {
+        module: sorted(
+            i
+            for i in imported
+            if within(i, "telegram")
+            or i
+            in {"sqlmodel.select", "sqlalchemy.select", "sqlalchemy.update", "sqlalchemy.delete", "sqlalchemy.insert"}
+        )
+        for module, imported in graph().items()
+        if within(module, "rehab_bot.web")
+    }
+    assert {m: i for m, i in offenders.items() if i} == {}
+    assert "rehab_bot.web" not in {m for m, imported in graph().items() if "rehab_bot.bot" in imported}
+
+
 # Core calls that write: a renderer must not make them (the entry points below call the core's
 # open/choose-for-delivery function once, before rendering).
 CORE_WRITES = WRITES | {"start", "next_step", "choose", "record_sent", "delete"}
