@@ -204,6 +204,22 @@ _EXAMPLE_DOMAINS = ("example.com", "example.org", "example.net", "example", "loc
 
 
 @dataclass(frozen=True)
+class CareConfig:
+    """Care-team messages and caregivers (rehab_bot/message.py, rehab_bot/caregiver.py)."""
+
+    # Working hours (within [clinic] office_hours) a patient's message may wait
+    # unanswered before it goes to the admins, once.
+    escalate_after_hours: float = 8.0
+    # Photos from patients: the largest accepted, and the folder they are kept in
+    # (mode 0700, files 0600). "" = a "photos" folder next to the SQLite database,
+    # or data/photos.
+    photo_max_bytes: int = 10_000_000
+    photo_dir: str = ""
+    # How long a caregiver invitation link stays valid.
+    caregiver_invite_hours: int = 72
+
+
+@dataclass(frozen=True)
 class InboundConfig:
     max_concurrent: int = 16
     user_limit: int = 20
@@ -222,6 +238,7 @@ class Config:
     staff: StaffConfig = field(default_factory=StaffConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     inbound: InboundConfig = field(default_factory=InboundConfig)
+    care: CareConfig = field(default_factory=CareConfig)
     source: Path | None = None
 
 
@@ -277,6 +294,11 @@ BOUNDS: dict[str, Bound] = {
     "staff.digest_low_adherence": Bound(0, 1, above=True, hint="a share, e.g. 0.5 for 50%"),
     "staff.digest_pain_rise": Bound(0, 10, "NRS points", above=True),
     "staff.digest_no_response_days": Bound(1, 365, "days"),
+    "care.escalate_after_hours": Bound(0, 168, "working hours", above=True),
+    "care.photo_max_bytes": Bound(
+        10_000, 20_000_000, "bytes", hint="bots can download files of up to 20 MB from Telegram"
+    ),
+    "care.caregiver_invite_hours": Bound(1, 720, "hours"),
 }
 
 # REHAB_BOT_* variables that are not configuration keys: the test suite's and
@@ -295,6 +317,7 @@ _SECTIONS: dict[str, type] = {
     "staff": StaffConfig,
     "export": ExportConfig,
     "inbound": InboundConfig,
+    "care": CareConfig,
 }
 
 
@@ -525,6 +548,18 @@ def validate(config: Config, *, need_token: bool = True) -> None:
         )
     check_bounds(config)
     _validate_export(config.export)
+    if config.care.photo_dir and "\0" in config.care.photo_dir:
+        raise ConfigError("care.photo_dir", "contains a NUL character", "give a folder path")
+
+
+def photo_dir(config: Config) -> Path:
+    """Where patients' photos are kept: [care] photo_dir, else next to the SQLite file, else data/photos."""
+    if config.care.photo_dir:
+        return Path(config.care.photo_dir)
+    url = config.database.url
+    if url.startswith("sqlite+aiosqlite:///") and ":memory:" not in url:
+        return Path(url.removeprefix("sqlite+aiosqlite:///")).parent / "photos"
+    return Path("data") / "photos"
 
 
 def _validate_export(export: ExportConfig) -> None:

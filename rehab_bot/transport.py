@@ -22,7 +22,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, ReplyParameters
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import BaseRateLimiter, ExtBot
 
@@ -212,6 +212,9 @@ class OutgoingMessage:
     buttons: list[list[tuple[str, str]]] = field(default_factory=list)
     media: OutgoingMedia | None = None
     settle: tuple[SettleMany, Any] | None = field(default=None, compare=False)
+    # Sent as a Telegram reply to this message of the chat (threads a conversation); a message
+    # deleted meanwhile does not stop it (allow_sending_without_reply).
+    reply_to: int | None = None
 
     def markup(self) -> InlineKeyboardMarkup | None:
         """The inline keyboard, or None without buttons."""
@@ -310,13 +313,19 @@ class TelegramSender:
         """Send the media and text; return the id of the message with the buttons and any new file_id."""
         chunks = split_text(rendered.text)
         file_id: str | None = None
+        reply = (
+            ReplyParameters(message_id=rendered.reply_to, allow_sending_without_reply=True)
+            if rendered.reply_to is not None
+            else None
+        )
         if rendered.media is not None:
             fits = len(chunks) == 1 and utf16_len(chunks[0]) <= MAX_CAPTION
             sent = await self._send_media(
-                chat_id, rendered.media, chunks[0] if fits else None, rendered.markup() if fits else None, limits
+                chat_id, rendered.media, chunks[0] if fits else None, rendered.markup() if fits else None, limits, reply
             )
             if sent is not None:
                 message, file_id = sent
+                reply = None
                 if fits:
                     return message.message_id, file_id
         message_id = 0
@@ -326,6 +335,7 @@ class TelegramSender:
                 chat_id=chat_id,
                 text=chunk,
                 reply_markup=rendered.markup() if last else None,
+                reply_parameters=reply if n == 0 else None,
                 rate_limit_args=limits,
             )
             message_id = sent_text.message_id
@@ -338,6 +348,7 @@ class TelegramSender:
         caption: str | None,
         markup: InlineKeyboardMarkup | None,
         limits: dict[str, Any],
+        reply: ReplyParameters | None = None,
     ) -> tuple[Message, str | None] | None:
         """Send by file_id when known, else upload; None when the media cannot be sent at all.
 
@@ -346,7 +357,7 @@ class TelegramSender:
         """
         if media.file_id:
             try:
-                return await self._media_call(chat_id, media.kind, media.file_id, caption, markup, limits), None
+                return await self._media_call(chat_id, media.kind, media.file_id, caption, markup, limits, reply), None
             except BadRequest as exc:
                 if isinstance(classify(exc), Unreachable):
                     raise
@@ -359,7 +370,7 @@ class TelegramSender:
                 log.warning("media file cannot be read (%s); sending the text alone", exc.strerror)
                 return None
         try:
-            sent = await self._media_call(chat_id, media.kind, payload, caption, markup, limits)
+            sent = await self._media_call(chat_id, media.kind, payload, caption, markup, limits, reply)
         except BadRequest as exc:
             if isinstance(classify(exc), Unreachable):
                 raise
@@ -375,6 +386,7 @@ class TelegramSender:
         caption: str | None,
         markup: InlineKeyboardMarkup | None,
         limits: dict[str, Any],
+        reply: ReplyParameters | None = None,
     ) -> Message:
         common: dict[str, Any] = {
             "chat_id": chat_id,
@@ -382,6 +394,8 @@ class TelegramSender:
             "reply_markup": markup,
             "rate_limit_args": limits,
         }
+        if reply is not None:
+            common["reply_parameters"] = reply
         if isinstance(payload, bytes):
             common["filename"] = "exercise" + {"photo": ".jpg", "animation": ".gif", "video": ".mp4"}.get(kind, "")
         if kind == "animation":

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 
 from rehab_bot import session as session_core
-from rehab_bot.bot import checkin, education, session, staff
+from rehab_bot.bot import care, checkin, education, session, staff
 from rehab_bot.bot.services import App, svc
 from rehab_bot.i18n import t
 from rehab_bot.models import Kind
@@ -33,6 +33,8 @@ def render_due(
     }
 
     async def render(message: DueMessage) -> OutgoingMessage | None:
+        if message.kind == Kind.MESSAGE.value:  # care-team messages: photo, buttons, threaded
+            return await care.render_message(app, message)
         if message.body:  # alerts and safety messages are written when raised
             return OutgoingMessage(message.body, staff.alert_buttons(message.kind, message.payload))
         renderer = by_kind.get(message.kind)
