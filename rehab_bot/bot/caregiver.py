@@ -58,6 +58,7 @@ LABELS = {
 }
 STALE = N_("This button is no longer active.")
 PROXY_HEAD = N_("On behalf of the person you support:")
+ALREADY_SAVED = N_("Already saved.")
 
 
 def _markup(rows: list[list[tuple[str, str]]]) -> InlineKeyboardMarkup | None:
@@ -455,7 +456,8 @@ async def on_proxy_answer(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
                 step = await checkins.next_step(db, s.content, chain, now)
         await db.commit()
     if result.status != "recorded":
-        await query.answer(t(lang, STALE if result.status == "invalid" else "Already saved."))
+        notice = STALE if result.status == "invalid" else ALREADY_SAVED
+        await query.answer(t(lang, notice))
         raise ApplicationHandlerStop
     await query.answer(t(lang, "Saved."))
     for finding in sorted(result.findings, key=lambda f: redflag.SEVERITY_RANK[f.severity], reverse=True):
