@@ -487,6 +487,8 @@ async def tick(session: AsyncSession, now: datetime, config: Config) -> int:
                     col(Alert.severity) == "emergency",
                     col(Alert.kind).in_(EMERGENCY_KINDS),
                     col(Alert.created_at) >= start,
+                    # A caregiver's own proxy answer: they were told what to do at once.
+                    col(Alert.detail).not_like(f"%{PROXY_NOTE}%"),
                 )
             )
             rows += [_row(link, f"a{a.id}", emergency_text(link), now) for a in alerts.all()]
