@@ -456,7 +456,8 @@ async def tick(session: AsyncSession, now: datetime, config: Config) -> int:
         patient = await session.get(Patient, link.patient_id)
         if patient is None or patient.status not in (PatientStatus.ACTIVE.value, PatientStatus.PAUSED.value):
             continue
-        start = max(since, link.consent_at or now)
+        joined = link.consent_at or now  # only what happens after the caregiver joined
+        start = max(since, joined)
         if link.reminders:
             sent = await session.exec(
                 select(Delivery).where(
@@ -464,6 +465,7 @@ async def tick(session: AsyncSession, now: datetime, config: Config) -> int:
                     col(Delivery.kind) == Kind.SESSION.value,
                     col(Delivery.status) == DeliveryStatus.SENT.value,
                     col(Delivery.sent_at) >= start,
+                    col(Delivery.sent_at) > joined,
                 )
             )
             rows += [_row(link, f"d{d.id}", reminder_text(link, d.slot), now) for d in sent.all()]
@@ -487,6 +489,7 @@ async def tick(session: AsyncSession, now: datetime, config: Config) -> int:
                     col(Alert.severity) == "emergency",
                     col(Alert.kind).in_(EMERGENCY_KINDS),
                     col(Alert.created_at) >= start,
+                    col(Alert.created_at) > joined,
                     # A caregiver's own proxy answer: they were told what to do at once.
                     col(Alert.detail).not_like(f"%{PROXY_NOTE}%"),
                 )
