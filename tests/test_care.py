@@ -19,6 +19,7 @@ from sqlmodel import col, select
 
 from rehab_bot import caregiver as caregivers
 from rehab_bot import message as core
+from rehab_bot import patient as patients
 from rehab_bot.access import Forbidden, StaffError
 from rehab_bot.clock import FakeClock
 from rehab_bot.config import ClinicConfig
@@ -176,3 +177,19 @@ async def test_a_caregiver_link_refuses_everything_but_one_new_person(db: Databa
         assert not caregivers.is_active(link) and link.telegram_id is None
         assert await caregivers.active_link(session, 61) is None
         await session.commit()
+
+
+async def test_the_patients_delete_removes_their_photo_files(db: Database, clock: FakeClock, tmp_path: Path) -> None:
+    _, _, _, _, patient, _ = await setup(db, clock)
+    folder = tmp_path / "photos"
+    name = core.store_photo(folder, b"\xff\xd8mine", 1000)
+    kept = core.store_photo(folder, b"\xff\xd8someone else's", 1000)
+    async with db.session() as session:
+        row = await session.get(Patient, patient.id)
+        assert row is not None
+        await core.send(session, row, CLINIC, text="", now=clock.now(), photo_path=name)
+        await session.commit()
+        await patients.erase(session, row, now=clock.now(), clinic=CLINIC, photo_dir=folder)
+        await session.commit()
+        assert (await session.exec(select(CareMessage))).all() == []
+    assert not (folder / name).exists() and (folder / kept).exists()

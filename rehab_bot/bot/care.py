@@ -76,7 +76,8 @@ def _markup(rows: list[list[tuple[str, str]]]) -> InlineKeyboardMarkup | None:
 
 
 def sent_text(lang: str, reads_from: datetime | None, tz: str, emergency: str) -> str:
-    """What the patient reads once their message is on its way: when it is read, and the emergency text."""
+    """What the patient reads once their message is on its way: when it is read (in their own
+    timezone), and the emergency text."""
     if reads_from is None:
         head = t(lang, SENT_OPEN)
     else:
@@ -183,7 +184,7 @@ async def _send(
             photo_bytes=photo[2],
         )
         await db.commit()
-    return sent_text(lang, sent.reads_from, s.config.clinic.timezone, s.config.clinic.text("emergency_text", lang))
+    return sent_text(lang, sent.reads_from, patient.timezone, s.config.clinic.text("emergency_text", lang))
 
 
 async def on_patient_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

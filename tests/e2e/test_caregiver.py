@@ -235,6 +235,10 @@ async def test_a_caregiver_answers_a_check_in_as_proxy_under_the_same_red_flag_r
     await carer.expect_silence(0.3)
     assert not any("🚨" in text_of(m) for m in carer.messages), "they were told what to do at once"
     assert not any("bladder" in text_of(m) for m in user.messages), "the patient's own chat is left alone"
+    # Staff see proxy answers as such.
+    await therapist.send(f"/patient {patient.alias}")
+    [detail] = await therapist.wait_for(lambda m: (m.text or "").startswith(f"{patient.alias} — "))
+    assert "(answered by a caregiver)" in (detail.text or "")
 
 
 async def test_a_caregivers_forged_presses_and_commands_are_refused(bot: Any, tg: FakeTelegram) -> None:
