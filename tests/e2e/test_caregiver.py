@@ -237,7 +237,8 @@ async def test_a_caregiver_answers_a_check_in_as_proxy_under_the_same_red_flag_r
     assert not any("bladder" in text_of(m) for m in user.messages), "the patient's own chat is left alone"
     # Staff see proxy answers as such.
     await therapist.send(f"/patient {patient.alias}")
-    [detail] = await therapist.wait_for(lambda m: (m.text or "").startswith(f"{patient.alias} — "))
+    # (The chart is drawn first: allow for a slow machine.)
+    [detail] = await therapist.wait_for(lambda m: (m.text or "").startswith(f"{patient.alias} — "), timeout=20)
     assert "(answered by a caregiver)" in (detail.text or "")
 
 
