@@ -73,6 +73,8 @@ WEEKLY_DAY, WEEKLY_HOUR = 6, 18  # Sunday 18:00 in the patient's timezone
 # Alerts a caregiver may hear about: red flags at emergency level. A crisis note is the patient's own
 # words to the clinic and is not passed on.
 EMERGENCY_KINDS = ("red_flag", "checkin")
+# Patients a caregiver may answer for: in the programme, not stopped or discharged.
+ANSWERING = frozenset({PatientStatus.ACTIVE.value, PatientStatus.PAUSED.value, PatientStatus.UNREACHABLE.value})
 
 INVITE = "caregiver.invite"  # audit actions
 JOIN = "caregiver.join"
@@ -120,13 +122,17 @@ async def link_of(session: AsyncSession, telegram_id: int) -> Caregiver | None:
 
 
 async def active_link(session: AsyncSession, telegram_id: int) -> tuple[Caregiver, Patient] | None:
-    """The active link of this account and its patient (an enrolled, reachable one), or None."""
+    """The active link of this account and its patient (one still in the programme), or None.
+
+    A patient who stopped all messages or was discharged has no check-ins to answer: their
+    caregiver can still see and delete their own data (/mydata, /delete), nothing else.
+    """
     link = await link_of(session, telegram_id)
     if not is_active(link):
         return None
     assert link is not None
     patient = await session.get(Patient, link.patient_id)
-    if patient is None or patient.telegram_id is None or patient.status not in patients.ENROLLED:
+    if patient is None or patient.telegram_id is None or patient.status not in ANSWERING:
         return None
     return link, patient
 

@@ -288,7 +288,10 @@ async def on_staff_button(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     async with s.db.session() as db:
         staff = await _active_staff(db, query.from_user.id)
         if staff is None or not valid:
-            await common.unknown_button(update, context) if staff is None else await query.answer(STALE)
+            if staff is None:
+                await common.unknown_button(update, context)
+            else:
+                await query.answer(STALE)
             raise ApplicationHandlerStop
         message_id = int(parts[2])
         try:
