@@ -1,4 +1,4 @@
-"""Care-team messages and caregivers, core rules on SQLite and PostgreSQL (the chat is tests/e2e/test_care.py).
+"""Care-team messages and caregivers, core rules on SQLite and PostgreSQL (the chat: tests/e2e/test_care.py).
 
 Access to a patient's thread (rehab_bot/access.py) for every staff role, the
 office-time escalation, photos kept private, and every way a caregiver link
