@@ -180,6 +180,7 @@ class AnswerLine:
     item_id: str
     value: int | None
     text: str
+    proxy: bool = False  # a caregiver answered on the patient's behalf
 
 
 @dataclass(frozen=True)
@@ -217,7 +218,7 @@ def answer_text(content: Content | None, line: AnswerLine) -> str:
         option = item.option(line.value) if item is not None else None
         label = option.label.get("en", str(line.value)) if option is not None else str(line.value)
         value = label if label == str(line.value) else f"{label} ({line.value})"
-    return f"{question} {value}"
+    return f"{question} {value}" + (" (answered by a caregiver)" if line.proxy else "")
 
 
 async def patient_detail(
@@ -238,7 +239,7 @@ async def patient_detail(
         .limit(recent)
     )
     answers = [
-        AnswerLine(a.answered_at, questionnaire_id, a.item_id, a.value, a.text)
+        AnswerLine(a.answered_at, questionnaire_id, a.item_id, a.value, a.text, a.proxy)
         for a, questionnaire_id in (await session.exec(answers_query)).all()
     ]
     notes = list(

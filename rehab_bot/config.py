@@ -241,6 +241,22 @@ _EXAMPLE_DOMAINS = ("example.com", "example.org", "example.net", "example", "loc
 
 
 @dataclass(frozen=True)
+class CareConfig:
+    """Care-team messages and caregivers (rehab_bot/message.py, rehab_bot/caregiver.py)."""
+
+    # Working hours (within [clinic] office_hours) a patient's message may wait
+    # unanswered before it goes to the admins, once.
+    escalate_after_hours: float = 8.0
+    # Photos from patients: the largest accepted, and the folder they are kept in
+    # (mode 0700, files 0600). "" = a "photos" folder next to the SQLite database,
+    # or data/photos.
+    photo_max_bytes: int = 10_000_000
+    photo_dir: str = ""
+    # How long a caregiver invitation link stays valid.
+    caregiver_invite_hours: int = 72
+
+
+@dataclass(frozen=True)
 class InboundConfig:
     max_concurrent: int = 16
     user_limit: int = 20
@@ -267,6 +283,7 @@ class Config:
     export: ExportConfig = field(default_factory=ExportConfig)
     inbound: InboundConfig = field(default_factory=InboundConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    care: CareConfig = field(default_factory=CareConfig)
     source: Path | None = None
 
 
@@ -324,6 +341,11 @@ BOUNDS: dict[str, Bound] = {
     "staff.digest_no_response_days": Bound(1, 365, "days"),
     "web.idle_minutes": Bound(1, 1440, "minutes"),
     "web.initdata_max_age_seconds": Bound(10, 86_400, "seconds"),
+    "care.escalate_after_hours": Bound(0, 168, "working hours", above=True),
+    "care.photo_max_bytes": Bound(
+        10_000, 20_000_000, "bytes", hint="bots can download files of up to 20 MB from Telegram"
+    ),
+    "care.caregiver_invite_hours": Bound(1, 720, "hours"),
 }
 
 # REHAB_BOT_* variables that are not configuration keys: the test suite's and
@@ -344,6 +366,7 @@ _SECTIONS: dict[str, type] = {
     "export": ExportConfig,
     "inbound": InboundConfig,
     "privacy": PrivacyConfig,
+    "care": CareConfig,
 }
 
 
@@ -581,6 +604,8 @@ def validate(config: Config, *, need_token: bool = True) -> None:
             "is false, but [web] public_url is empty",
             "patients then answer on the clinic's web app: set [web] public_url, or keep health_data_in_chat = true",
         )
+    if config.care.photo_dir and "\0" in config.care.photo_dir:
+        raise ConfigError("care.photo_dir", "contains a NUL character", "give a folder path")
 
 
 def _validate_web(config: Config) -> None:
@@ -622,6 +647,16 @@ def _validate_web(config: Config) -> None:
             "is shorter than 32 characters",
             'use e.g. the output of: python -c "import secrets; print(secrets.token_urlsafe(32))"',
         )
+
+
+def photo_dir(config: Config) -> Path:
+    """Where patients' photos are kept: [care] photo_dir, else next to the SQLite file, else data/photos."""
+    if config.care.photo_dir:
+        return Path(config.care.photo_dir)
+    url = config.database.url
+    if url.startswith("sqlite+aiosqlite:///") and ":memory:" not in url:
+        return Path(url.removeprefix("sqlite+aiosqlite:///")).parent / "photos"
+    return Path("data") / "photos"
 
 
 def _validate_export(export: ExportConfig) -> None:

@@ -23,6 +23,12 @@ FHIR R4 mapping (LOINC codes from docs/clinical-notes, "FHIR and LOINC"):
   resolved sessions, the weekly adherence (``weekly-adherence``, category
   ``activity``, a percentage, the same rule as /progress).
 * Flag: one per alert, ``active`` until acknowledged.
+* Communication: one per care-team message, from the patient (sender the
+  Patient) or a staff reply (recipient the Patient, inResponseTo the message
+  it answers); text as contentString, a photo as an attachment without data.
+* RelatedPerson: one per caregiver link (no name; active while linked). A
+  QuestionnaireResponse answered by a caregiver on the patient's behalf has
+  that RelatedPerson as its ``source``.
 * CarePlan: the programme, with one activity per phase (SNOMED 229065009
   "Exercise therapy"), its timing (sessions a day, times, the phase's dates)
   and its progress (sessions done of those planned).
@@ -62,6 +68,8 @@ from rehab_bot.files import private_dir, write_private_text
 from rehab_bot.models import (
     Alert,
     Answer,
+    Caregiver,
+    CareMessage,
     CheckIn,
     ExerciseSession,
     LessonProgress,
@@ -74,6 +82,8 @@ from rehab_bot.schedule import local_date
 from rehab_bot.session import RESOLVED_STATUSES
 
 FORMATS = ("csv", "fhir")
+# rehab_bot.caregiver.PERMISSIONS, in the same order (export imports no feature module).
+CAREGIVER_PERMISSIONS = ("reminders", "missed", "emergencies", "weekly")
 LOINC = "http://loinc.org"
 SNOMED = "http://snomed.info/sct"
 UCUM = "http://unitsofmeasure.org"
@@ -117,6 +127,8 @@ class ExportData:
     notes: list[Note] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     lessons: list[LessonProgress] = field(default_factory=list)
+    messages: list[CareMessage] = field(default_factory=list)
+    caregivers: list[Caregiver] = field(default_factory=list)
     generated_at: datetime | None = None
     # This installation's id namespace (rehab_bot/installation.py): FHIR needs it.
     namespace: uuid.UUID | None = None
@@ -155,6 +167,8 @@ async def collect(
         notes=await rows(Note, col(Note.created_at), col(Note.id)),
         alerts=await rows(Alert, col(Alert.created_at), col(Alert.id)),
         lessons=await rows(LessonProgress, col(LessonProgress.patient_id), col(LessonProgress.id)),
+        messages=await rows(CareMessage, col(CareMessage.created_at), col(CareMessage.id)),
+        caregivers=await rows(Caregiver, col(Caregiver.id)),
         generated_at=now,
         namespace=await installation.namespace(session, now),
         identifier_system=identifier_system,
@@ -257,9 +271,18 @@ TABLES: dict[str, Table] = {
         ],
     ),
     "answers.csv": (
-        ["patient", "checkin_id", "item_id", "value", "text", "answered_at"],
+        ["patient", "checkin_id", "item_id", "value", "text", "answered_at", "proxy", "caregiver_id"],
         lambda d: d.answers,
-        lambda d, a: [d.alias(a.patient_id), a.checkin_id, a.item_id, a.value, a.text, a.answered_at],
+        lambda d, a: [
+            d.alias(a.patient_id),
+            a.checkin_id,
+            a.item_id,
+            a.value,
+            a.text,
+            a.answered_at,
+            a.proxy,
+            a.caregiver_id,
+        ],
     ),
     "notes.csv": (
         ["patient", "note_id", "created_at", "crisis", "text"],
@@ -320,6 +343,51 @@ TABLES: dict[str, Table] = {
             x.wrong_answers,
             x.understood,
             x.answered_at,
+        ],
+    ),
+    "messages.csv": (
+        [
+            "patient",
+            "message_id",
+            "direction",
+            "in_reply_to",
+            "staff",
+            "created_at",
+            "text",
+            "photo",
+            "photo_bytes",
+            "read_at",
+            "read_by",
+            "answered_at",
+            "escalated_at",
+        ],
+        lambda d: d.messages,
+        lambda d, m: [
+            d.alias(m.patient_id),
+            m.id,
+            m.direction,
+            m.parent_id,
+            d.therapists.get(m.staff_id, "") if m.staff_id else "",
+            m.created_at,
+            m.text,
+            bool(m.photo_path or m.photo_file_id),
+            m.photo_bytes or None,
+            m.read_at,
+            d.therapists.get(m.read_by, "") if m.read_by else "",
+            m.answered_at,
+            m.escalated_at,
+        ],
+    ),
+    "caregivers.csv": (
+        ["patient", "caregiver_id", "created_at", "consent_at", "removed_at", *CAREGIVER_PERMISSIONS],
+        lambda d: d.caregivers,
+        lambda d, c: [
+            d.alias(c.patient_id),
+            c.id,
+            c.created_at,
+            c.consent_at,
+            c.removed_at,
+            *(getattr(c, p) for p in CAREGIVER_PERMISSIONS),
         ],
     ),
 }
@@ -607,6 +675,65 @@ def _flag(alert: Alert, ids: _Ids, patient_urn: str) -> dict[str, Any]:
     return flag
 
 
+def _related_person(link: Caregiver, ids: _Ids, patient_urn: str) -> dict[str, Any]:
+    """A caregiver: no name (exports are pseudonymous), active while linked, the period of the link."""
+    period: dict[str, str] = {"start": _instant(link.consent_at or link.created_at)}
+    if link.removed_at is not None:
+        period["end"] = _instant(link.removed_at)
+    return {
+        "resourceType": "RelatedPerson",
+        "id": _id(ids.urn("RelatedPerson", link.id)),
+        "active": link.consent_at is not None and link.removed_at is None,
+        "patient": {"reference": patient_urn},
+        "relationship": [{"coding": [_coding(CODE_SYSTEM, "caregiver", "Caregiver invited by the patient")]}],
+        "period": period,
+    }
+
+
+def _communication(
+    message: CareMessage, data: ExportData, ids: _Ids, patient_urn: str, known: set[int]
+) -> dict[str, Any]:
+    """A care-team message: from the patient to the care team, or a staff reply to the patient."""
+    payload: list[dict[str, Any]] = []
+    if message.text:
+        payload.append({"contentString": message.text})
+    if message.photo_path or message.photo_file_id:
+        attachment: dict[str, Any] = {"contentType": "image/jpeg", "title": "Photo sent by the patient"}
+        if message.photo_bytes:
+            attachment["size"] = message.photo_bytes
+        payload.append({"contentAttachment": attachment})
+    team = {"display": "care team"}
+    staff = {"display": data.therapists.get(message.staff_id, "staff")} if message.staff_id else team
+    incoming = message.direction == "in"
+    resource: dict[str, Any] = {
+        "resourceType": "Communication",
+        "id": _id(ids.urn("Communication", message.id)),
+        "status": "completed",
+        "category": [
+            {
+                "coding": [
+                    _coding(
+                        CODE_SYSTEM,
+                        "message-from-patient" if incoming else "message-from-staff",
+                        "Message from the patient" if incoming else "Reply from the care team",
+                    )
+                ]
+            }
+        ],
+        "subject": {"reference": patient_urn},
+        "sent": _instant(message.created_at),
+        "sender": {"reference": patient_urn} if incoming else staff,
+        "recipient": [team if incoming else {"reference": patient_urn}],
+    }
+    if message.parent_id is not None and message.parent_id in known:
+        resource["inResponseTo"] = [{"reference": ids.urn("Communication", message.parent_id)}]
+    if incoming and message.read_at is not None:
+        resource["received"] = _instant(message.read_at)
+    if payload:
+        resource["payload"] = payload
+    return resource
+
+
 def _questionnaire(content: Content | None, questionnaire_id: str, url: str) -> dict[str, Any]:
     """The Questionnaire a QuestionnaireResponse answers, from the content (a stub if it is gone)."""
     # A computable name (FHIR's que-0 asks for [A-Z][A-Za-z0-9_]*) that keeps the content id.
@@ -741,9 +868,13 @@ def fhir_bundle(data: ExportData, content: Content | None, now: datetime) -> dic
     answers_by_checkin: dict[int, list[Answer]] = {}
     for answer in data.answers:
         answers_by_checkin.setdefault(answer.checkin_id, []).append(answer)
+    caregivers = {c.id for c in data.caregivers}
+    messages = {m.id for m in data.messages if m.id is not None}
     for patient in data.patients:
         patient_urn = ids.urn("Patient", patient.id)
         add(_patient_resource(patient, ids, system))
+        for link in (c for c in data.caregivers if c.patient_id == patient.id):
+            add(_related_person(link, ids, patient_urn))
         for checkin in (c for c in data.checkins if c.patient_id == patient.id):
             answers = answers_by_checkin.get(checkin.id or -1, [])
             if not answers:
@@ -757,17 +888,25 @@ def fhir_bundle(data: ExportData, content: Content | None, now: datetime) -> dic
                 if value is not None:
                     item["answer"] = [value]
                 items.append(item)
-            add(
-                {
-                    "resourceType": "QuestionnaireResponse",
-                    "id": _id(qr_urn),
-                    "questionnaire": questionnaire_url(checkin.questionnaire_id),
-                    "status": _qr_status(checkin),
-                    "subject": {"reference": patient_urn},
-                    "authored": _instant(authored),
-                    "item": items,
-                }
-            )
+            response: dict[str, Any] = {
+                "resourceType": "QuestionnaireResponse",
+                "id": _id(qr_urn),
+                "questionnaire": questionnaire_url(checkin.questionnaire_id),
+                "status": _qr_status(checkin),
+                "subject": {"reference": patient_urn},
+                "authored": _instant(authored),
+                "item": items,
+            }
+            proxies = {a.caregiver_id for a in answers if a.proxy}
+            if proxies:
+                # Who answered: the caregiver (a proxy answer), by reference while the link is in the export.
+                proxy = next(iter(proxies)) if len(proxies) == 1 else None
+                response["source"] = (
+                    {"reference": ids.urn("RelatedPerson", proxy)}
+                    if proxy is not None and proxy in caregivers and all(a.proxy for a in answers)
+                    else {"display": "the patient's caregiver answered some items on the patient's behalf"}
+                )
+            add(response)
             code = score_code(content, checkin.questionnaire_id)
             if checkin.score is not None and checkin.status == "complete":
                 coding, text = _score_coding(content, checkin.questionnaire_id)
@@ -804,6 +943,8 @@ def fhir_bundle(data: ExportData, content: Content | None, now: datetime) -> dic
             add(observation)
         for alert in (a for a in data.alerts if a.patient_id == patient.id):
             add(_flag(alert, ids, patient_urn))
+        for message in (m for m in data.messages if m.patient_id == patient.id):
+            add(_communication(message, data, ids, patient_urn, messages))
         plan = _careplan(patient, data, content, now, ids)
         if plan is not None:
             add(plan)

@@ -68,6 +68,10 @@ class Kind(enum.StrEnum):
     NUDGE = "nudge"
     MOTIVATION = "motivation"
     LESSON = "lesson"
+    # A care-team message: a patient's message to their therapist, or a staff reply to the patient.
+    MESSAGE = "message"
+    # A copy for a patient's caregiver (rehab_bot/caregiver.py), sent to the caregiver's own chat.
+    CAREGIVER = "caregiver"
 
 
 # Lower goes first. Safety messages and clinician alerts are never deferred
@@ -80,8 +84,12 @@ PRIORITY: dict[Kind, int] = {
     Kind.NUDGE: 4,
     Kind.MOTIVATION: 5,
     Kind.LESSON: 6,
+    Kind.MESSAGE: 1,
+    Kind.CAREGIVER: 5,
 }
-URGENT_KINDS = frozenset({Kind.SAFETY, Kind.ALERT})
+# Never deferred by quiet hours nor dropped by the grace period. A care-team
+# message is somebody's own words to a person: it is never dropped either.
+URGENT_KINDS = frozenset({Kind.SAFETY, Kind.ALERT, Kind.MESSAGE})
 
 
 class DeliveryStatus(enum.StrEnum):
@@ -336,6 +344,10 @@ class Answer(SQLModel, table=True):
     value: int | None = None
     text: str = Field(default="", sa_type=Text)
     answered_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # Answered by a caregiver on the patient's behalf (rehab_bot/caregiver.py): a proxy answer.
+    # caregiver_id is cleared when that caregiver's link is deleted; proxy stays true.
+    proxy: bool = False
+    caregiver_id: int | None = Field(default=None, foreign_key="caregiver.id", ondelete="SET NULL")
 
 
 class Note(SQLModel, table=True):
@@ -500,3 +512,61 @@ class WebSignin(SQLModel, table=True):
     created_at: datetime = Field(sa_type=UTCDateTime)
     expires_at: datetime = Field(sa_type=UTCDateTime)
     used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class CareMessage(SQLModel, table=True):
+    """A message between a patient and their care team (rehab_bot/message.py).
+
+    direction "in": the patient wrote it (text and/or a photo) to the care
+    team; "out": a staff member's reply to the patient. parent_id is the
+    message it answers, so a conversation is a thread. chat_message_id is the
+    message's id in the patient's Telegram chat (the patient's own message,
+    or the bot's message carrying the reply once sent): Telegram replies to
+    it continue the thread. Photos are files under [care] photo_dir (mode
+    0600); photo_path is the file name there, photo_file_id Telegram's id to
+    send it again.
+    """
+
+    __tablename__ = "care_message"
+    __table_args__ = (Index("ix_care_message_open", "direction", "answered_at", "read_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: int = Field(foreign_key="patient.id", index=True, ondelete="CASCADE")
+    direction: str  # "in" (from the patient) or "out" (from staff)
+    staff_id: int | None = Field(default=None, foreign_key="staff.id")  # the author of an "out" message
+    parent_id: int | None = Field(default=None, foreign_key="care_message.id", ondelete="SET NULL")
+    text: str = Field(default="", sa_type=Text)
+    photo_path: str = ""
+    photo_file_id: str = ""
+    photo_bytes: int = 0
+    chat_message_id: int | None = Field(default=None, sa_type=BigInteger)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    read_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    read_by: int | None = Field(default=None, foreign_key="staff.id")
+    answered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    escalated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class Caregiver(SQLModel, table=True):
+    """A person the patient invited to follow their rehab (rehab_bot/caregiver.py).
+
+    Made by the patient's /caregiver with a single-use, expiring code; joined
+    (telegram_id, name, consent_at) when the caregiver opens the link and
+    agrees. Each permission is on or off and the patient can change it;
+    removed_at ends the link at once (telegram_id is cleared, so the bot no
+    longer knows the account).
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: int = Field(foreign_key="patient.id", index=True, ondelete="CASCADE")
+    code: str = Field(unique=True, index=True)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    telegram_id: int | None = Field(default=None, sa_type=BigInteger, unique=True, index=True)
+    name: str = ""
+    language: str = "en"
+    reminders: bool = False  # a copy of each session reminder
+    missed: bool = False  # a message when two sessions in a row are missed
+    emergencies: bool = False  # emergency-level red flags
+    weekly: bool = False  # weekly progress
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    consent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    removed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -21,6 +21,7 @@ import enum
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Table, delete, select, update
@@ -30,12 +31,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rehab_bot import alert as alerts
 from rehab_bot import audit, checkin, education, programme, schedule, timezones
+from rehab_bot import message as messages
 from rehab_bot import session as sessions
 from rehab_bot.config import ClinicConfig, DeliveryConfig
 from rehab_bot.content import Content
 from rehab_bot.i18n import SUPPORTED_LANGUAGES
 from rehab_bot.models import (
     URGENT_KINDS,
+    CareMessage,
     Delivery,
     DeliveryStatus,
     Kind,
@@ -478,6 +481,9 @@ INTERNAL_COLUMNS: dict[str, frozenset[str]] = {
     "alert": frozenset({"key", "acknowledged_by"}),
     "audit_log": frozenset({"staff_id", "actor"}),
     "staff_draft": frozenset({"staff_id", "message_id"}),
+    # A caregiver's own account id and the invitation code are theirs and the bot's, not the patient's.
+    "caregiver": frozenset({"code", "telegram_id"}),
+    "care_message": frozenset({"staff_id", "read_by", "photo_path", "photo_file_id", "chat_message_id"}),
 }
 
 
@@ -523,10 +529,25 @@ async def export(session: AsyncSession, patient: Patient, now: datetime) -> dict
 KEPT_ON_ERASE = frozenset({"audit_log"})
 
 
-async def erase(session: AsyncSession, patient: Patient, *, now: datetime, clinic: ClinicConfig) -> None:
-    """Delete all the patient's data, keep a tombstone, tell the therapist (no health data)."""
+async def erase(
+    session: AsyncSession, patient: Patient, *, now: datetime, clinic: ClinicConfig, photo_dir: Path | None = None
+) -> None:
+    """Delete all the patient's data, keep a tombstone, tell the therapist (no health data).
+
+    Caregiver links and proxy answers are the patient's data too and go with the
+    rest; so do the photo files they sent (under photo_dir).
+    """
     assert patient.id is not None
     conn = await session.connection()
+    photos = list(
+        (
+            await session.exec(
+                select_models(CareMessage.photo_path).where(
+                    col(CareMessage.patient_id) == patient.id, col(CareMessage.photo_path) != ""
+                )
+            )
+        ).all()
+    )
     for table in reversed(patient_tables()):  # children before parents
         if table.name in KEPT_ON_ERASE or table.name == "patient":
             continue
@@ -559,6 +580,8 @@ async def erase(session: AsyncSession, patient: Patient, *, now: datetime, clini
     patient.status = PatientStatus.STOPPED.value
     session.add(patient)
     await session.flush()
+    if photo_dir is not None:
+        messages.delete_photos(photo_dir, photos)
     audit.record(session, action=ERASE_ACTION, now=now, actor="patient", patient_id=patient.id)
     await alerts.raise_alert(
         session,

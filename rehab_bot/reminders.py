@@ -956,8 +956,12 @@ class Dispatcher:
             .where(table.c.id == message.delivery_id)
             .values(status=DeliveryStatus.FAILED.value, error=f"unreachable: {outcome.reason}"[:500])
         )
-        if message.patient_id is None or message.kind == Kind.ALERT.value:
-            # A staff chat that blocked us: nothing to pause, the error is recorded.
+        if (
+            message.patient_id is None
+            or message.kind in (Kind.ALERT.value, Kind.CAREGIVER.value)
+            or message.staff_id is not None
+        ):
+            # A staff chat or a caregiver's chat that blocked us: not the patient's; the error is recorded.
             return
         patient = await session.get(Patient, message.patient_id)
         if patient is None:

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, WebAppInfo
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, ReplyParameters, WebAppInfo
 from telegram.error import (
     BadRequest,
     ChatMigrated,
@@ -235,11 +235,13 @@ def message_body(
     *,
     web_app: tuple[str, str] | None = None,
     effect_id: str | None = None,
+    reply_to: int | None = None,
 ) -> bytes:
     """sendMessage's JSON body, encoded once.
 
     web_app: a first row with one button that opens a Mini App, (label, https URL);
-    effect_id: Telegram's message_effect_id (private chats only).
+    effect_id: Telegram's message_effect_id (private chats only);
+    reply_to: sent as a reply to that message of the chat, or alone if it is gone.
     """
     body = f'{{"chat_id":{int(chat_id)},"text":{json.dumps(text, ensure_ascii=False)}'
     if web_app:
@@ -250,6 +252,8 @@ def message_body(
         body += ',"reply_markup":' + keyboard_json(buttons)
     if effect_id:
         body += ',"message_effect_id":' + json.dumps(effect_id)
+    if reply_to is not None:
+        body += f',"reply_parameters":{{"message_id":{int(reply_to)},"allow_sending_without_reply":true}}'
     return (body + "}").encode()
 
 
@@ -373,6 +377,9 @@ class OutgoingMessage:
     effect_id: str | None = None
     # Messages sent first, in order, each paced like any other (the exercises before "Done?").
     before: tuple[OutgoingMessage, ...] = ()
+    # Sent as a Telegram reply to this message of the chat (threads a conversation); a message
+    # deleted meanwhile does not stop it (allow_sending_without_reply).
+    reply_to: int | None = None
 
     def markup(self) -> InlineKeyboardMarkup | None:
         """The inline keyboard, or None without buttons."""
@@ -513,6 +520,11 @@ class TelegramSender:
         """Send the media and text; return the id of the message with the buttons and any new file_id."""
         chunks = split_text(rendered.text)
         file_id: str | None = None
+        reply = (
+            ReplyParameters(message_id=rendered.reply_to, allow_sending_without_reply=True)
+            if rendered.reply_to is not None
+            else None
+        )
         if rendered.media is not None:
             fits = len(chunks) == 1 and utf16_len(chunks[0]) <= MAX_CAPTION
             sent = await self._send_media(
@@ -521,9 +533,11 @@ class TelegramSender:
                 chunks[0] if fits else None,
                 rendered.markup() if fits else None,
                 {**limits, "effect": rendered.effect_id if fits else None},
+                reply,
             )
             if sent is not None:
                 message, file_id = sent
+                reply = None
                 if fits:
                     return message.message_id, file_id
         message_id = 0
@@ -536,6 +550,7 @@ class TelegramSender:
                     rendered.buttons if last else None,
                     web_app=rendered.web_app if last else None,
                     effect_id=rendered.effect_id if last else None,
+                    reply_to=reply.message_id if reply is not None and n == 0 else None,
                 )
                 message_id = await self.api.send_message(chat_id, body, limits["priority"])
                 continue
@@ -544,6 +559,7 @@ class TelegramSender:
                 text=chunk,
                 reply_markup=rendered.markup() if last else None,
                 message_effect_id=rendered.effect_id if last else None,
+                reply_parameters=reply if n == 0 else None,
                 rate_limit_args=limits,
             )
             message_id = sent_text.message_id
@@ -556,6 +572,7 @@ class TelegramSender:
         caption: str | None,
         markup: InlineKeyboardMarkup | None,
         limits: dict[str, Any],
+        reply: ReplyParameters | None = None,
     ) -> tuple[Message, str | None] | None:
         """Send by file_id when known, else upload; None when the media cannot be sent at all.
 
@@ -564,7 +581,7 @@ class TelegramSender:
         """
         if media.file_id:
             try:
-                return await self._media_call(chat_id, media.kind, media.file_id, caption, markup, limits), None
+                return await self._media_call(chat_id, media.kind, media.file_id, caption, markup, limits, reply), None
             except BadRequest as exc:
                 if isinstance(classify(exc), Unreachable):
                     raise
@@ -577,7 +594,7 @@ class TelegramSender:
                 log.warning("media file cannot be read (%s); sending the text alone", exc.strerror)
                 return None
         try:
-            sent = await self._media_call(chat_id, media.kind, payload, caption, markup, limits)
+            sent = await self._media_call(chat_id, media.kind, payload, caption, markup, limits, reply)
         except BadRequest as exc:
             if isinstance(classify(exc), Unreachable):
                 raise
@@ -593,6 +610,7 @@ class TelegramSender:
         caption: str | None,
         markup: InlineKeyboardMarkup | None,
         limits: dict[str, Any],
+        reply: ReplyParameters | None = None,
     ) -> Message:
         limits = dict(limits)
         common: dict[str, Any] = {
@@ -602,6 +620,8 @@ class TelegramSender:
             "message_effect_id": limits.pop("effect", None),
             "rate_limit_args": limits,
         }
+        if reply is not None:
+            common["reply_parameters"] = reply
         if isinstance(payload, bytes):
             common["filename"] = "exercise" + {"photo": ".jpg", "animation": ".gif", "video": ".mp4"}.get(kind, "")
         if kind == "animation":

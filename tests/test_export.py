@@ -19,11 +19,13 @@ from cli_runner import rehab_bot
 from factories import make_patient, make_staff
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.careplan import CarePlan
+from fhir.resources.R4B.communication import Communication
 from fhir.resources.R4B.flag import Flag
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.patient import Patient as FhirPatient
 from fhir.resources.R4B.questionnaire import Questionnaire
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
+from fhir.resources.R4B.relatedperson import RelatedPerson
 from jsonschema import Draft6Validator
 
 from rehab_bot import audit, export, installation
@@ -34,6 +36,8 @@ from rehab_bot.db import Database
 from rehab_bot.models import (
     Alert,
     Answer,
+    Caregiver,
+    CareMessage,
     CheckIn,
     ExerciseSession,
     Installation,
@@ -152,6 +156,8 @@ async def test_csv_has_one_file_per_entity_with_the_documented_columns(db: Datab
         "notes.csv",
         "alerts.csv",
         "lessons.csv",
+        "messages.csv",
+        "caregivers.csv",
     ]
     docs = (ROOT / "docs" / "EXPORTS.md").read_text(encoding="utf-8")
     tables = {name: list(csv.DictReader(io.StringIO(text))) for name, text in files.items()}
@@ -186,6 +192,8 @@ FHIR_MODELS: dict[str, Any] = {
     "Observation": Observation,
     "Flag": Flag,
     "CarePlan": CarePlan,
+    "Communication": Communication,
+    "RelatedPerson": RelatedPerson,
 }
 FHIR_SCHEMA = ROOT / "tests" / "data" / "fhir" / "fhir.schema.json"
 
@@ -565,3 +573,112 @@ async def test_cli_export_writes_csv_and_fhir_and_is_audited(tmp_path: Path, dat
     operator = audit.os_operator()  # cli:<user>@<host>, as the subprocess sees them too
     assert header[1:4] == ["who", "action", "patient"]
     assert [(f[1], f[2], f[3]) for f in lines] == [(operator, "export", "LWS-0412"), (operator, "export", "-")]
+
+
+async def seed_care(db: Database, clock: FakeClock, patient: Patient) -> dict[str, Any]:
+    """A message with a photo, a staff reply, the patient's answer; a caregiver with one proxy check-in."""
+    t0 = clock.now()
+    assert patient.id is not None
+    async with db.session() as session:
+        doc_id = patient.therapist_id
+        first = CareMessage(
+            patient_id=patient.id,
+            direction="in",
+            text="Is this wound OK?",
+            photo_path="abc.jpg",
+            photo_bytes=2048,
+            created_at=t0 - timedelta(hours=3),
+            read_at=t0 - timedelta(hours=2),
+            read_by=doc_id,
+            answered_at=t0 - timedelta(hours=2),
+        )
+        session.add(first)
+        await session.flush()
+        reply = CareMessage(
+            patient_id=patient.id,
+            direction="out",
+            staff_id=doc_id,
+            parent_id=first.id,
+            text="It looks fine; keep it dry.",
+            created_at=t0 - timedelta(hours=2),
+        )
+        session.add(reply)
+        await session.flush()
+        answer = CareMessage(
+            patient_id=patient.id,
+            direction="in",
+            parent_id=reply.id,
+            text="Thank you!",
+            created_at=t0 - timedelta(hours=1),
+        )
+        link = Caregiver(
+            patient_id=patient.id,
+            code="cgexport",
+            expires_at=t0 + timedelta(days=1),
+            telegram_id=7_770_001,
+            name="Maria",
+            consent_at=t0 - timedelta(days=1),
+            created_at=t0 - timedelta(days=2),
+            emergencies=True,
+        )
+        session.add_all([answer, link])
+        await session.flush()
+        checkin = CheckIn(
+            patient_id=patient.id, questionnaire_id="mood", status="complete", score=3, started_at=t0, completed_at=t0
+        )
+        session.add(checkin)
+        await session.flush()
+        session.add(
+            Answer(
+                checkin_id=checkin.id or 0,
+                patient_id=patient.id,
+                item_id="mood",
+                value=3,
+                answered_at=t0,
+                proxy=True,
+                caregiver_id=link.id,
+            )
+        )
+        await session.commit()
+        return {"first": first.id, "reply": reply.id, "answer": answer.id, "link": link.id, "checkin": checkin.id}
+
+
+async def test_messages_caregivers_and_proxy_answers_are_exported(db: Database, clock: FakeClock) -> None:
+    patient, _ = await seed(db, clock)
+    ids = await seed_care(db, clock, patient)
+    async with db.session() as session:
+        data = await export.collect(session, clock.now(), patient=patient)
+    files = export.csv_files(data)
+    tables = {name: list(csv.DictReader(io.StringIO(text))) for name, text in files.items()}
+    messages = tables["messages.csv"]
+    assert [(m["direction"], m["in_reply_to"]) for m in messages] == [
+        ("in", ""),
+        ("out", str(ids["first"])),
+        ("in", str(ids["reply"])),
+    ]
+    assert messages[0]["photo"] == "true" and messages[0]["photo_bytes"] == "2048" and messages[0]["read_by"]
+    assert messages[1]["staff"] == "Dr Export" and messages[1]["text"] == "It looks fine; keep it dry."
+    [caregiver] = tables["caregivers.csv"]
+    assert caregiver["emergencies"] == "true" and caregiver["weekly"] == "false" and caregiver["consent_at"]
+    proxy = [a for a in tables["answers.csv"] if a["proxy"] == "true"]
+    assert [(a["item_id"], a["caregiver_id"]) for a in proxy] == [("mood", str(ids["link"]))]
+    everything = "".join(files.values())
+    assert "Maria" not in everything and "7770001" not in everything and "abc.jpg" not in everything
+
+    bundle = export.fhir_bundle(data, CONTENT, clock.now())
+    by_type = validate_bundle(bundle)
+    assert unresolved(bundle) == []
+    communications = by_type["Communication"]
+    assert len(communications) == 3
+    first, reply, answer = communications
+    patient_ref = first["subject"]["reference"]
+    assert first["sender"] == {"reference": patient_ref} and first["payload"][1]["contentAttachment"]["size"] == 2048
+    assert "received" in first
+    assert reply["recipient"] == [{"reference": patient_ref}] and reply["sender"] == {"display": "Dr Export"}
+    assert reply["inResponseTo"] == [{"reference": f"urn:uuid:{first['id']}"}]
+    assert answer["inResponseTo"] == [{"reference": f"urn:uuid:{reply['id']}"}]
+    [person] = by_type["RelatedPerson"]
+    assert person["active"] is True and person["patient"] == {"reference": patient_ref} and "name" not in person
+    proxied = [r for r in by_type["QuestionnaireResponse"] if "source" in r]
+    assert [r["source"] for r in proxied] == [{"reference": f"urn:uuid:{person['id']}"}]
+    assert "Maria" not in json.dumps(bundle)

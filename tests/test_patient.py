@@ -362,7 +362,9 @@ async def fill(conn: Any, table: Table, patient_id: int, tag: str) -> Any:
             values[column.name] = patient_id
         elif fks:
             parent = fks[0].column.table
-            if parent.name == "patient":
+            if parent is table:  # a thread's parent (care_message.parent_id): the row starts one
+                values[column.name] = None
+            elif parent.name == "patient":
                 values[column.name] = patient_id
             elif "patient_id" in parent.c:
                 values[column.name] = await fill(conn, parent, patient_id, tag)

@@ -31,7 +31,20 @@ from telegram.ext import ApplicationBuilder, ContextTypes
 from rehab_bot import receiver, report
 from rehab_bot import session as session_core
 from rehab_bot.aiohttp_request import AiohttpRequest
-from rehab_bot.bot import checkin, common, education, enrol, patient, render, session, staff, start, web
+from rehab_bot.bot import (
+    care,
+    caregiver,
+    checkin,
+    common,
+    education,
+    enrol,
+    patient,
+    render,
+    session,
+    staff,
+    start,
+    web,
+)
 from rehab_bot.bot import services as bot_services
 from rehab_bot.bot.services import App, Services
 from rehab_bot.bot.updates import ChatUpdateProcessor, RetryWhenLocked, slow_down_notice
@@ -147,6 +160,8 @@ def build_application(
     education.register(app)
     staff.register(app)
     web.register(app)
+    care.register(app)
+    caregiver.register(app)
     common.register_fallbacks(app)
     return app
 
@@ -299,6 +314,11 @@ async def dispatch_job(context: ContextTypes.DEFAULT_TYPE) -> None:
         await staff.clinic_tick(context)
     except Exception:  # the clinic's jobs must never stop reminders going out
         log.exception("clinic tick failed")
+    try:
+        # Unanswered care-team messages to the admins, caregivers' copies: also sent in this tick.
+        await caregiver.care_tick(context)
+    except Exception:
+        log.exception("care tick failed")
     report = await svc.dispatcher.tick()
     record_metrics(svc, report)
 

@@ -9,6 +9,7 @@ Callback data (never trusted: the core rechecks the pressing account):
     cq:<questionnaire id>                   start a check-in from the /checkin menu
     sc:<questionnaire id>                   start the check offered for a symptom word (a new message)
     nt:s / nt:x                             save / don't save the text replied to as a note
+    nt:c                                    send it to the care team instead (rehab_bot/bot/care.py)
 
 A red-flag answer is answered at once, right here in the handler, with what
 to do now (clinic content); the alert to the care team is queued as
@@ -44,7 +45,7 @@ from telegram.ext import (
 from rehab_bot import checkin as core
 from rehab_bot import crisis, miniapp, motivation, redflag, report
 from rehab_bot import patient as patients
-from rehab_bot.bot import common
+from rehab_bot.bot import care, common
 from rehab_bot.bot.common import language_for
 from rehab_bot.bot.services import App, Services, app_of, svc
 from rehab_bot.content import Content, localize
@@ -64,6 +65,10 @@ FIRST_PERIODIC_SECONDS = 30.0
 STALE = N_("This button is no longer active.")
 ALREADY_SAVED = N_("Already saved.")
 NOTE_PROMPT = N_("📝 Please type your note for your therapist and send it.")
+OFFER = N_(
+    "I cannot answer messages myself, but your care team can. "
+    "Shall I send this to them, or save it as a note for your therapist?"
+)
 SYMPTOM_OFFER = N_(
     "If this is about a symptom, please answer the check with one tap: it asks the right questions, "
     "and your answers reach your care team."
@@ -493,7 +498,7 @@ async def free_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             await db.commit()
             await message.reply_text(_saved_text(lang, s.config.clinic.text("emergency_text", lang)))
             raise ApplicationHandlerStop
-    text = t(lang, "I cannot read or answer messages myself. Shall I save this as a note for your therapist?")
+    text = t(lang, OFFER)
     buttons = _note_buttons(lang)
     check = crisis.symptom_check_for(message.text, s.content)
     web_app: tuple[str, str] | None = None
@@ -511,7 +516,8 @@ async def free_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 def _note_buttons(lang: str) -> list[list[tuple[str, str]]]:
-    return [[(t(lang, "Save as a note"), "nt:s"), (t(lang, "No, thanks"), "nt:x")]]
+    """Send to the care team (rehab_bot/bot/care.py), keep as a note, or neither."""
+    return [[care.offer_button(lang)], [(t(lang, "Save as a note"), "nt:s"), (t(lang, "No, thanks"), "nt:x")]]
 
 
 async def on_symptom_check_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -539,7 +545,7 @@ async def on_symptom_check_pressed(update: Update, context: ContextTypes.DEFAULT
         rendered = step_message(step, lang)
         await context.bot.send_message(query.from_user.id, rendered.text, reply_markup=_markup(rendered.buttons))
     if offer is not None and offer.text:
-        await _edit(offer, offer.text, _note_buttons(lang))  # the check is started: keep only "save as a note"
+        await _edit(offer, offer.text, _note_buttons(lang))  # the check is started: keep "send" and "save as a note"
     raise ApplicationHandlerStop
 
 

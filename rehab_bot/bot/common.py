@@ -34,6 +34,7 @@ PATIENT_COMMANDS: list[tuple[str, str]] = [
     ("checkin", N_("Answer a check-in now")),
     ("pain", N_("Record your pain now")),
     ("note", N_("Leave a note for your therapist")),
+    ("caregiver", N_("Invite a caregiver, choose what they get")),
     ("progress", N_("Your progress")),
     ("settings", N_("Times, timezone, language, quiet hours")),
     ("pause", N_("Pause reminders for a while")),

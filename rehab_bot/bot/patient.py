@@ -44,6 +44,7 @@ from rehab_bot import timezones
 from rehab_bot.bot.common import buttons_on, language_for
 from rehab_bot.bot.services import App, svc
 from rehab_bot.bot.session import STALE, close_with, edit_message, markup
+from rehab_bot.config import photo_dir
 from rehab_bot.i18n import N_, t, tn
 from rehab_bot.models import Patient, PatientStatus
 from rehab_bot.schedule import QuietHours, local_date, zone
@@ -484,7 +485,7 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             fresh = await db.get(Patient, patient.id)
             assert fresh is not None
             if what == "del":
-                await core.erase(db, fresh, now=now, clinic=s.config.clinic)
+                await core.erase(db, fresh, now=now, clinic=s.config.clinic, photo_dir=photo_dir(s.config))
                 line = t(
                     lang,
                     "🗑 Your data has been deleted and this bot will not message you again. "

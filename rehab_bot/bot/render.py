@@ -13,7 +13,7 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rehab_bot import alert as alerts
-from rehab_bot.bot import checkin, education, session, staff
+from rehab_bot.bot import care, checkin, education, session, staff
 from rehab_bot.bot.services import App, svc
 from rehab_bot.i18n import t
 from rehab_bot.models import Alert, Kind, Patient
@@ -36,6 +36,8 @@ def render_due(
     }
 
     async def render(message: DueMessage) -> OutgoingMessage | None:
+        if message.kind == Kind.MESSAGE.value:  # care-team messages: photo, buttons, threaded
+            return await care.render_message(app, message)
         if message.body:  # alerts and safety messages are written when raised
             body = message.body
             if not svc(app).config.privacy.health_data_in_chat and message.kind == Kind.ALERT.value:

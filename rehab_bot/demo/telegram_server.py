@@ -805,12 +805,15 @@ class FakeUser(_ChatView):
             content["caption"] = caption
         return await self._post(content)
 
-    async def send_photo(self, data: bytes = b"\xff\xd8fake-jpeg", caption: str | None = None) -> JSONDict:
+    async def send_photo(
+        self, data: bytes = b"\xff\xd8fake-jpeg", caption: str | None = None, *, reply_to: int | None = None
+    ) -> JSONDict:
+        """Send a photo (as Telegram does: several sizes, the largest last); the bot can getFile + download it."""
         media = self.tg._register_file("photo", "photo.jpg", "image/jpeg", data)
         content: JSONDict = {"photo": self.tg._media_json(media)}
         if caption:
             content["caption"] = caption
-        return await self._post(content)
+        return await self._post(content, reply_to)
 
     async def send_contact(
         self, phone_number: str = "+10000000000", first_name: str | None = None, *, own: bool = True
@@ -1516,8 +1519,17 @@ class FakeTelegram:
                 raise _ApiError(400, EFFECT_ID_INVALID)
         reply_params = rec.params.get("reply_parameters")
         reply_to = rec.params.get("reply_to_message_id")
+        allow_without = bool(rec.params.get("allow_sending_without_reply"))
         if isinstance(reply_params, dict):
             reply_to = reply_params.get("message_id")
+            allow_without = bool(reply_params.get("allow_sending_without_reply"))
+        target = self._bot_messages.get((rec.chat_id, reply_to)) if isinstance(reply_to, int) else None
+        exists = (target is not None and not target.deleted) or (rec.chat_id, reply_to) in self._user_messages
+        if isinstance(reply_to, int) and not exists:
+            # What Telegram does when the message to reply to is not in the chat (never was, or deleted).
+            if not allow_without:
+                raise _ApiError(400, "Bad Request: message to be replied not found")
+            reply_to = None
         msg = SentMessage(
             message_id=self._new_message_id(rec.chat_id),
             chat_id=rec.chat_id,

@@ -1,6 +1,6 @@
-"""Who may use the staff commands and buttons: strangers, patients, therapists (own and colleagues') and admins.
+"""Who may use the staff commands and buttons: strangers, patients, caregivers, therapists and admins.
 
-Policy (README, "Staff access"): strangers and patients get exactly the
+Policy (README, "Staff access"): strangers, patients and patients' caregivers get exactly the
 answer an unknown command or a stale button gets; a therapist sees and
 changes their own patients, sees a colleague's patients read-only and cannot
 change, export or acknowledge for them; staff invitations are for admins.
@@ -18,7 +18,8 @@ from factories import make_patient, make_staff
 from rig.telegram_server import FakeTelegram, FakeUser
 from sqlmodel import col, select
 
-from rehab_bot.models import Alert, AuditLog, Patient, PatientStatus, Staff
+from rehab_bot import caregiver as caregivers
+from rehab_bot.models import Alert, AuditLog, CareMessage, Patient, PatientStatus, Staff
 
 # A long scenario: `pytest -m "not slow"` leaves it out; .ci/run runs it.
 pytestmark = pytest.mark.slow
@@ -57,7 +58,7 @@ async def answer_to(user: FakeUser, data: str) -> str | None:
     return answer.text
 
 
-def buttons(bot: Any, patient: Patient, alert: Alert, staff_id: int) -> list[str]:
+def buttons(bot: Any, patient: Patient, alert: Alert, staff_id: int, message_id: int = 1) -> list[str]:
     pid = patient.id
     return [
         "st:pl:m:0",
@@ -81,6 +82,8 @@ def buttons(bot: Any, patient: Patient, alert: Alert, staff_id: int) -> list[str
         "st:ip:lumbar-example",
         f"st:it:{staff_id}",
         f"st:dy:{pid}",
+        f"cm:r:{message_id}",
+        f"cm:k:{message_id}",
     ]
 
 
@@ -103,6 +106,14 @@ async def setup(bot: Any) -> tuple[Staff, Staff, Staff, Patient, Alert]:
             patient_id=patient.id or 0, severity="emergency", kind="red_flag", detail="x", created_at=bot.clock.now()
         )
         session.add(alert)
+        # A message from the patient to the care team (the Reply and Mark read buttons name it).
+        session.add(CareMessage(patient_id=patient.id or 0, direction="in", text="hello", created_at=bot.clock.now()))
+        # The patient's caregiver (8006): a person linked to the patient, never staff.
+        row = await session.get(Patient, patient.id)
+        assert row is not None
+        link = await caregivers.invite(session, row, bot.clock.now(), hours=1)
+        await caregivers.open_link(session, link.code, 8006, "en", bot.clock.now())
+        await caregivers.consent(session, link, "Carla", bot.clock.now())
         await session.commit()
         await session.refresh(alert)
     return admin, owner, colleague, patient, alert
@@ -113,14 +124,23 @@ async def snapshot(bot: Any, patient: Patient) -> tuple[Any, ...]:
         p = await session.get(Patient, patient.id)
         alerts = (await session.exec(select(Alert))).all()
         audit = (await session.exec(select(AuditLog))).all()
+        messages = (await session.exec(select(CareMessage))).all()
     assert p is not None
-    return (p.status, p.paused_until, p.programme_id, p.session_times, [a.acknowledged_at for a in alerts], len(audit))
+    return (
+        p.status,
+        p.paused_until,
+        p.programme_id,
+        p.session_times,
+        [a.acknowledged_at for a in alerts],
+        len(audit),
+        [(m.read_at, m.answered_at) for m in messages],
+    )
 
 
 async def test_strangers_and_patients_get_the_unknown_answer_to_everything(bot: Any, tg: FakeTelegram) -> None:
     admin, _, _, patient, alert = await setup(bot)
     before = await snapshot(bot, patient)
-    for user in (tg.user(8005), tg.user(8004)):
+    for user in (tg.user(8005), tg.user(8004), tg.user(8006)):  # a stranger, the patient, their caregiver
         unknown = await reply_to(user, "/nosuchcommand")
         for command in COMMANDS:
             said = await reply_to(user, command.format(alias=patient.alias))
@@ -166,6 +186,9 @@ async def test_therapists_and_admins_walk_the_matrix(bot: Any, tg: FakeTelegram)
     pid = patient.id
     changes = [f"st:pp:{pid}", f"st:pc:{pid}:lumbar-example", f"st:pt:{pid}", f"st:pz:{pid}", f"st:pd:{pid}:3"]
     changes += [f"st:pr:{pid}", f"st:ec:{pid}", f"st:ef:{pid}", f"st:dc:{pid}", f"st:ak:{alert.id}", f"st:dy:{pid}"]
+    async with bot.db.session() as session:
+        [message] = (await session.exec(select(CareMessage))).all()
+    changes += [f"cm:r:{message.id}", f"cm:k:{message.id}"]  # replying and marking read change the record
     before = await snapshot(bot, patient)
     for data in changes:
         answer = await answer_to(colleague, data)
@@ -197,6 +220,11 @@ async def test_therapists_and_admins_walk_the_matrix(bot: Any, tg: FakeTelegram)
         assert (await answer_to(user, "st:n")) == "No change."
         for stale in ("st:x", "st:ia", "st:is:lumbar", "st:ip:lumbar-example", f"st:it:{owner_row.id}"):
             assert (await answer_to(user, stale)) in ("Nothing to cancel.", "This step is no longer active."), stale
+    assert (await answer_to(owner, f"cm:k:{message.id}")) == "Marked read."
+    assert (await answer_to(admin, f"cm:k:{message.id}")) == "Already marked read by Dr Owner."
+    assert (await answer_to(admin, f"cm:r:{message.id}")) is None
+    await admin.wait_for(lambda m: "Type your reply to AUTH-01" in (m.text or ""))
+    assert await say(admin, "/cancel", CANCELLED) == "Cancelled; nothing was saved."
     assert (await answer_to(owner, f"st:ak:{alert.id}")) == "Acknowledged."
     assert (await answer_to(admin, f"st:ak:{alert.id}")) == "Already acknowledged by Dr Owner."
     assert (await answer_to(admin, "st:sr:therapist")) == "This step is no longer active."
@@ -214,7 +242,8 @@ async def test_therapists_and_admins_walk_the_matrix(bot: Any, tg: FakeTelegram)
         )
     assert by[owner_row.id].count("export") == 2 and "alert.acknowledge" in by[owner_row.id]
     assert by[admin_row.id][-1] == "change.discharge" and "alert.acknowledge" not in by[admin_row.id]
-    assert all(r.staff_id is not None for r in rows)
+    assert all(r.staff_id is not None for r in rows if not r.action.startswith("caregiver."))
+    assert "message.read" in by[owner_row.id] and "message.read" not in by[admin_row.id]
 
 
 async def test_the_role_is_rechecked_on_every_command_and_press(bot: Any, tg: FakeTelegram) -> None:

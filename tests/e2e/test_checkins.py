@@ -183,7 +183,7 @@ async def test_free_text_is_offered_as_a_note_and_note_saves_it(bot: Any, tg: Fa
     user = tg.user(4108)
     await user.send("My left knee feels stiff in the mornings.")
     [offer] = await user.wait_for()
-    assert "Shall I save this as a note for your therapist?" in offer.text
+    assert "save it as a note for your therapist?" in offer.text
     assert offer.reply_to_message_id is not None
     [saved] = await press_and_wait(user, "Save as a note")
     assert (

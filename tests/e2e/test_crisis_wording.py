@@ -24,7 +24,10 @@ ALERT_CHAT = -100_778
 POLL = 0.5
 PROMISE = 60.0
 THERAPIST = 5301
-NOTE_OFFER = "I cannot read or answer messages myself. Shall I save this as a note for your therapist?"
+NOTE_OFFER = (
+    "I cannot answer messages myself, but your care team can. "
+    "Shall I send this to them, or save it as a note for your therapist?"
+)
 
 
 @pytest.fixture
@@ -82,7 +85,7 @@ async def test_this_pain_is_killing_me_is_no_crisis_but_offers_the_pain_check(li
     await user.send("This pain is killing me")
     [offer] = await user.wait_for(timeout=5)
     assert "TelefonSeelsorge" not in offer.text and NOTE_OFFER in offer.text
-    assert offer.button_labels == ["🩺 Pain", "Save as a note", "No, thanks"]
+    assert offer.button_labels == ["🩺 Pain", "✉️ Send to my care team", "Save as a note", "No, thanks"]
     await group.expect_silence(3 * POLL)
     await tg.user(THERAPIST).expect_silence(0.1)
     assert await rows(live, Alert) == [] and await rows(live, Note) == []
@@ -99,12 +102,21 @@ async def test_a_symptom_word_offers_the_symptom_check_with_one_tap(live: Any, t
     await user.send("my bladder feels strange")
     [offer] = await user.wait_for(timeout=5)
     assert t("en", "If this is about a symptom") in offer.text and NOTE_OFFER in offer.text
-    assert offer.button_labels == ["🩺 Wound and symptom check", "Save as a note", "No, thanks"]
+    assert offer.button_labels == [
+        "🩺 Wound and symptom check",
+        "✉️ Send to my care team",
+        "Save as a note",
+        "No, thanks",
+    ]
     assert not await rows(live, CheckIn)
     await user.press("🩺 Wound and symptom check")
     [question, edited] = await user.wait_for(count=2, timeout=5)
     assert "have you noticed any of these?" in question.text and question.message_id != offer.message_id
-    assert edited.message_id == offer.message_id and edited.button_labels == ["Save as a note", "No, thanks"]
+    assert edited.message_id == offer.message_id and edited.button_labels == [
+        "✉️ Send to my care team",
+        "Save as a note",
+        "No, thanks",
+    ]
     [checkin] = await rows(live, CheckIn)
     assert (checkin.questionnaire_id, checkin.status) == ("symptoms", "open")
     # The message is not lost: it can still be kept as a note.

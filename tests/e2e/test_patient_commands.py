@@ -247,7 +247,10 @@ async def test_settings_timezone_language_and_quiet_hours(bot: Any, tg: FakeTele
 
 # --- typed answers across a restart, and expired questions ----------------------------------------------
 
-NOTE_OFFER = "I cannot read or answer messages myself. Shall I save this as a note for your therapist?"
+NOTE_OFFER = (
+    "I cannot answer messages myself, but your care team can. "
+    "Shall I send this to them, or save it as a note for your therapist?"
+)
 EXPIRED_SETTINGS = "Sorry, that question has expired, so I changed nothing. To change your settings, send /settings."
 EXPIRED_PAUSE = "Sorry, that question has expired, so I paused nothing. To pause your reminders, send /pause."
 

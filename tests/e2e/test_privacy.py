@@ -5,7 +5,8 @@ that appear nowhere else: a unique alias, a unique therapist's name, an odd
 timezone (Chatham) and odd session times and quiet hours, a surgery date and
 a pause date nobody else has, check-ins with answers, exercise sessions in
 every state, notes, an alert, a delivery, a motivation log entry, a lesson record, an audit
-row, a staff draft and invitations. Then A, through the fake Bot API, does
+row, a staff draft, invitations, care-team messages (a photo, a reply) and a caregiver who
+answered for B. Then A, through the fake Bot API, does
 everything a patient can do:
 
 * every command the bot registers outside the staff module, and every
@@ -68,6 +69,8 @@ from rehab_bot.models import (
     Alert,
     Answer,
     AuditLog,
+    Caregiver,
+    CareMessage,
     CheckIn,
     Delivery,
     ExerciseSession,
@@ -91,6 +94,7 @@ OOPS = "Something went wrong on our side"
 
 A_TG, A_THERAPIST_TG = 7301, 7401
 B_TG, B_THERAPIST_TG = 987654321, 7402
+B_CAREGIVER_TG = 7405
 C_TG = 7303  # a control patient, added late: A's views must not change
 B_ALIAS = "Zyxwvut"
 B_FRESH_CODE, B_USED_CODE = "ZyxFreshInvite2", "ZyxUsedInvite01"
@@ -149,6 +153,8 @@ class B:
         self.sessions: list[int] = []
         self.checkins: list[tuple[int, str]] = []  # (id, questionnaire id)
         self.alert_id = 0
+        self.messages: list[int] = []  # care-team messages: B's and the reply
+        self.caregiver_id = 0
 
     @property
     def id(self) -> int:
@@ -337,7 +343,49 @@ async def make_b(bot: Any) -> B:
                 staff_id=therapist.id or 0, kind="times", step="times", patient_id=bid, alias=B_ALIAS, updated_at=now
             )
         )
+        # A conversation with the care team (with a photo), and a caregiver who answered for B.
+        asked = CareMessage(
+            patient_id=bid,
+            direction="in",
+            text="echidna: is my wound fine?",
+            photo_path="echidna.jpg",
+            photo_file_id="echidna-file",
+            photo_bytes=4242,
+            chat_message_id=77,
+            created_at=now - timedelta(hours=2),
+        )
+        s.add(asked)
+        await s.flush()
+        answered = CareMessage(
+            patient_id=bid,
+            direction="out",
+            staff_id=therapist.id,
+            parent_id=asked.id,
+            text="echidna: it looks fine",
+            chat_message_id=78,
+            created_at=now - timedelta(hours=1),
+        )
+        carer = Caregiver(
+            patient_id=bid,
+            code="cgZyxCarer01",
+            expires_at=now + timedelta(days=1),
+            telegram_id=B_CAREGIVER_TG,
+            name="Wallaby",
+            consent_at=now - timedelta(days=2),
+            missed=True,  # (B's history has one missed session, not two: the care tick queues nothing for B)
+            weekly=True,
+        )
+        s.add_all([answered, carer])
+        await s.flush()
+        s.add(
+            Answer(
+                checkin_id=checkins[3].id or 0, patient_id=bid, item_id="wound", value=1, proxy=True,
+                caregiver_id=carer.id,
+            )
+        )  # fmt: skip
         await s.commit()
+        b.messages = [asked.id or 0, answered.id or 0]
+        b.caregiver_id = carer.id or 0
         b.sessions = [es.id or 0 for es in rows]
         b.checkins = [(c.id or 0, c.questionnaire_id) for c in checkins]
         b.alert_id = alert.id or 0
@@ -428,6 +476,7 @@ def command_matrix(b: B, *, patient: bool = True) -> dict[str, list[str]]:
         "pause": ["/pause", f"/pause {B_ALIAS}"],
         "resume": ["/resume", f"/resume {b.id}"],
         "mydata": ["/mydata", f"/mydata {B_ALIAS}", f"/mydata {b.id}"],
+        "caregiver": ["/caregiver", f"/caregiver {B_ALIAS}", f"/caregiver {b.caregiver_id}"],
         "delete": ["/delete", f"/delete {B_ALIAS}"],
         "stop": ["/stop", f"/stop {b.id}"],
     }
@@ -515,6 +564,17 @@ def forgeries(b: B, content: Any) -> dict[str, list[str]]:
             f"le:a:when-to-call:2:{bid}",
             f"le:r:when-to-call:{bid}",
         ],
+        "^nt:c$": ["nt:c"],
+        "^cm:": [f"cm:{action}:{mid}" for mid in b.messages for action in ("r", "k")] + [f"cm:r:{bid}"],
+        "^cg:": [
+            *(f"cg:{action}:{b.caregiver_id}" for action in ("p", "rm", "ry", "ok", "no")),
+            *(f"cg:t:{b.caregiver_id}:{n}" for n in range(4)),
+            "cg:dy",
+            "cg:dn",
+            f"cg:new:{bid}",
+        ],
+        "^cp:": ["cp:" + data[3:] for data in checkin_forgeries(b, content)],
+        "^cs:": [f"cs:{qid}" for qid in content.questionnaires] + [f"cs:{bid}"],
         # Not a pattern: what no handler claims goes to the catch-all.
         "": [f"zz:{bid}", f"s:{b.sessions[0]}", f"ci:{b.checkins[0][0]}:0", f"e:{bid}"],
     }

@@ -17,6 +17,7 @@ from telegram import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     ReplyKeyboardMarkup,
+    ReplyParameters,
     Update,
 )
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
@@ -503,3 +504,38 @@ async def test_message_effects_in_private_chats_only_and_known_ids_only(tg: Fake
         await app.bot.send_message(-100, "x", message_effect_id=party)
     plain = await app.bot.send_message(1, "no effect")
     assert plain.effect_id is None and tg.user(1).last.effect_id is None
+
+
+async def test_replies_thread_like_telegram(tg: FakeTelegram, app: AnyApp) -> None:
+    """reply_parameters: the sent message carries reply_to_message; a missing target is refused unless allowed."""
+    bot = app.bot
+    user = tg.user(61)
+    sent = await user.send("my wound looks red")
+    mine = sent["message"]["message_id"]
+    reply = await bot.send_message(61, "Please send a photo.", reply_parameters=ReplyParameters(message_id=mine))
+    assert reply.reply_to_message is not None and reply.reply_to_message.text == "my wound looks red"
+    assert user.last.reply_to_message_id == mine
+    # The user answers the bot's reply with Telegram's reply: the update nests the replied message (one level).
+    answer = await user.send_photo(b"\xff\xd8wound", caption="here", reply_to=reply.message_id)
+    nested = answer["message"]["reply_to_message"]
+    assert nested["message_id"] == reply.message_id and "reply_to_message" not in nested
+    photo = answer["message"]["photo"]
+    assert len(photo) == 2 and photo[-1]["file_size"] == len(b"\xff\xd8wound")
+    data = await (await bot.get_file(photo[-1]["file_id"])).download_as_bytearray()
+    assert bytes(data) == b"\xff\xd8wound"
+    # Re-sent by file_id to another chat, as a reply there.
+    note = await bot.send_message(62, "notice")
+    again = await bot.send_photo(
+        62, photo=photo[-1]["file_id"], caption="from 61", reply_parameters=ReplyParameters(message_id=note.message_id)
+    )
+    assert again.photo[-1].file_id == photo[-1]["file_id"] and again.reply_to_message is not None
+    with pytest.raises(BadRequest, match="Message to be replied not found"):
+        await bot.send_message(61, "x", reply_parameters=ReplyParameters(message_id=999))
+    deleted = await bot.send_message(61, "gone soon")
+    await bot.delete_message(61, deleted.message_id)
+    with pytest.raises(BadRequest, match="Message to be replied not found"):
+        await bot.send_message(61, "x", reply_parameters=ReplyParameters(message_id=deleted.message_id))
+    alone = await bot.send_message(
+        61, "sent anyway", reply_parameters=ReplyParameters(message_id=999, allow_sending_without_reply=True)
+    )
+    assert alone.reply_to_message is None and user.last.reply_to_message_id is None

@@ -1,0 +1,381 @@
+"""Messages to and from the care team in chat: thin handlers over rehab_bot.message.
+
+Patients: free text that is no crisis (crisis watch ran first, group -5) is
+offered to be sent to the care team (``nt:c``), next to the note and the
+symptom check (rehab_bot/bot/checkin.py); a photo is offered the same way.
+A Telegram reply to a staff member's reply goes straight to the care team,
+threaded. The patient is told when the clinic reads it (office hours) and,
+always, the clinic's emergency text.
+
+Staff: the notice of a patient's message carries **Reply** (``cm:r:<id>``)
+and **Mark read** (``cm:k:<id>``); a reply is typed after pressing Reply, or
+sent as a Telegram reply to the notice. Every press and every reply rechecks
+the staff member and their access in the core. Staff-facing text is English,
+like the other clinician tools.
+
+Callback data is parsed as ints, never trusted; a press on anything else
+gets the neutral stale answer.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from babel.dates import format_datetime
+from sqlalchemy import bindparam, update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+from telegram import ForceReply, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram.error import TelegramError
+from telegram.ext import ApplicationHandlerStop, CallbackQueryHandler, ContextTypes, MessageHandler, filters
+
+from rehab_bot import crisis
+from rehab_bot import message as core
+from rehab_bot import patient as patients
+from rehab_bot.access import StaffError
+from rehab_bot.bot import common
+from rehab_bot.bot.services import App, svc
+from rehab_bot.config import photo_dir
+from rehab_bot.content import localize
+from rehab_bot.i18n import N_, t
+from rehab_bot.models import CareMessage, Patient, PatientStatus, Staff
+from rehab_bot.reminders import DueMessage
+from rehab_bot.schedule import zone
+from rehab_bot.transport import OutgoingMedia, OutgoingMessage, SentItem
+
+log = logging.getLogger(__name__)
+
+STAFF_TEXT_GROUP = -4  # before the staff conversations (-3): a reply to a notice is ours
+PATIENT_GROUP = 9  # after every feature, before the free-text offer (10)
+WRITING = frozenset({PatientStatus.ACTIVE.value, PatientStatus.PAUSED.value, PatientStatus.UNREACHABLE.value})
+
+SEND_LABEL = N_("✉️ Send to my care team")
+SENT_OPEN = N_("✉️ Sent to your care team. They read messages during working hours and answer here.")
+SENT_CLOSED = N_("✉️ Sent to your care team. The clinic is closed now: your message will be read from {when}.")
+PHOTO_OFFER = N_("Shall I send this photo to your care team?")
+PHOTO_TOO_LARGE = N_("This photo is too large (at most {mb} MB). Please send a smaller one.")
+GONE = N_("I could not find that message any more. Please send it again.")
+STALE = N_("This button is no longer active.")
+
+REPLY_LABEL = "↩️ Reply"
+READ_LABEL = "✓ Mark read"
+
+
+def offer_button(lang: str) -> tuple[str, str]:
+    """The "send to my care team" button under the free-text offer."""
+    return (t(lang, SEND_LABEL), "nt:c")
+
+
+def _markup(rows: list[list[tuple[str, str]]]) -> InlineKeyboardMarkup | None:
+    rows = [row for row in rows if row]
+    if not rows:
+        return None
+    return InlineKeyboardMarkup([[InlineKeyboardButton(label, callback_data=d) for label, d in row] for row in rows])
+
+
+def sent_text(lang: str, reads_from: datetime | None, tz: str, emergency: str) -> str:
+    """What the patient reads once their message is on its way: when it is read (in their own
+    timezone), and the emergency text."""
+    if reads_from is None:
+        head = t(lang, SENT_OPEN)
+    else:
+        local = reads_from.astimezone(zone(tz))
+        when = format_datetime(local, "EEEE, d MMMM, HH:mm", locale=lang)
+        head = t(lang, SENT_CLOSED, when=when)
+    return head + ("\n\n" + emergency if emergency else "")
+
+
+# --- the engine's renderer --------------------------------------------------------------
+
+
+async def render_message(app: App, due: DueMessage) -> OutgoingMessage | None:
+    """A care message: to staff with its photo and the Reply / Mark read buttons; to the patient as a reply."""
+    s = svc(app)
+    message_id, reply_to = core.parse_payload(due.payload)
+    if message_id is None:
+        return OutgoingMessage(due.body) if due.body else None
+    async with s.db.session() as db:
+        message = await db.get(CareMessage, message_id)
+    if message is None:
+        return None
+    if message.direction == core.OUT:
+        return OutgoingMessage(due.body, reply_to=reply_to, settle=(_settle_replies, (s, message.id)))
+    media = None
+    if message.photo_file_id or message.photo_path:
+        source = str(photo_dir(s.config) / message.photo_path) if message.photo_path else ""
+        media = OutgoingMedia("photo", source, message.photo_file_id or None)
+    buttons = [[(REPLY_LABEL, f"cm:r:{message.id}"), (READ_LABEL, f"cm:k:{message.id}")]]
+    return OutgoingMessage(due.body, buttons, media=media, reply_to=reply_to)
+
+
+async def _settle_replies(db: AsyncSession, items: list[SentItem]) -> None:
+    """After a window, in its transaction: the chat message id of each reply, so the patient's Telegram reply
+    continues the thread."""
+    rows = [{"cid": item.data[1], "mid": item.message_id} for item in items]
+    table: Any = CareMessage.__table__  # type: ignore[attr-defined]
+    conn = await db.connection()
+    await conn.execute(
+        update(table).where(table.c.id == bindparam("cid")).values(chat_message_id=bindparam("mid")), rows
+    )
+
+
+# --- patients ---------------------------------------------------------------------------
+
+
+async def _writing_patient(db: AsyncSession, telegram_id: int) -> Patient | None:
+    patient = await patients.find(db, telegram_id)
+    return patient if patient is not None and patient.status in WRITING else None
+
+
+async def _download(context: ContextTypes.DEFAULT_TYPE, message: Message, lang: str) -> tuple[str, str, int] | None:
+    """Keep the largest size of a message's photo under [care] photo_dir; None (patient told) if too large."""
+    s = svc(context)
+    limit = s.config.care.photo_max_bytes
+    size = message.photo[-1]
+    too_large = t(lang, PHOTO_TOO_LARGE, mb=f"{limit / 1_000_000:g}")
+    if size.file_size is not None and size.file_size > limit:
+        await message.reply_text(too_large)
+        return None
+    file = await context.bot.get_file(size.file_id)
+    data = bytes(await file.download_as_bytearray())
+    try:
+        name = core.store_photo(photo_dir(s.config), data, limit)
+    except core.PhotoTooLarge:
+        await message.reply_text(too_large)
+        return None
+    return name, size.file_id, len(data)
+
+
+async def _send(
+    context: ContextTypes.DEFAULT_TYPE,
+    patient: Patient,
+    original: Message,
+    *,
+    parent: CareMessage | None = None,
+) -> str | None:
+    """Store and queue the patient's message (text and/or photo); the text to answer with, None if refused."""
+    s = svc(context)
+    lang = patient.language
+    photo = ("", "", 0)
+    if original.photo:
+        downloaded = await _download(context, original, lang)
+        if downloaded is None:
+            return None
+        photo = downloaded
+    text = original.text or original.caption or ""
+    now = s.clock.now()
+    async with s.db.session() as db:
+        fresh = await db.get(Patient, patient.id)
+        assert fresh is not None
+        sent = await core.send(
+            db,
+            fresh,
+            s.config.clinic,
+            text=text,
+            now=now,
+            chat_message_id=original.message_id,
+            parent=parent,
+            photo_path=photo[0],
+            photo_file_id=photo[1],
+            photo_bytes=photo[2],
+        )
+        await db.commit()
+    return sent_text(lang, sent.reads_from, patient.timezone, s.config.clinic.text("emergency_text", lang))
+
+
+async def on_patient_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A patient's answer to a staff reply goes to the care team; a photo is offered to be sent."""
+    message, user = update.effective_message, update.effective_user
+    if message is None or user is None:
+        return
+    s = svc(context)
+    replied = message.reply_to_message
+    async with s.db.session() as db:
+        patient = await _writing_patient(db, user.id)
+        if patient is None:
+            return
+        parent = None
+        if replied is not None and replied.from_user is not None and replied.from_user.id == context.bot.id:
+            parent = await core.reply_target(db, patient, replied.message_id)
+    lang = patient.language
+    if parent is not None:
+        answer = await _send(context, patient, message, parent=parent)
+        if answer is not None:
+            await message.reply_text(answer, do_quote=True)
+        await _offer_symptom_check(message, context, patient)
+        raise ApplicationHandlerStop
+    if message.photo:
+        buttons = [[offer_button(lang)], [(t(lang, "No, thanks"), "nt:x")]]
+        await message.reply_text(t(lang, PHOTO_OFFER), reply_markup=_markup(buttons), do_quote=True)
+        await _offer_symptom_check(message, context, patient)
+        raise ApplicationHandlerStop
+
+
+async def _offer_symptom_check(message: Message, context: ContextTypes.DEFAULT_TYPE, patient: Patient) -> None:
+    """Symptom triage on what the patient wrote: the check that asks the right questions, one tap away."""
+    s = svc(context)
+    check = crisis.symptom_check_for(message.text or message.caption or "", s.content)
+    if check is None:
+        return
+    lang = patient.language
+    title = localize(s.content.questionnaires[check].title, lang)
+    text = t(
+        lang,
+        "If this is about a symptom, please answer the check with one tap: it asks the right questions, "
+        "and your answers reach your care team.",
+    )
+    await message.reply_text(text, reply_markup=_markup([[(f"🩺 {title}", f"sc:{check}")]]))
+
+
+async def on_send_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """ "Send to my care team" under the offer: send the patient's message the offer replied to."""
+    query = update.callback_query
+    assert query is not None
+    s = svc(context)
+    offer = query.message if isinstance(query.message, Message) else None
+    original = offer.reply_to_message if offer is not None else None
+    async with s.db.session() as db:
+        patient = await _writing_patient(db, query.from_user.id)
+    offered = offer is not None and query.data in common.buttons_on(offer)
+    if patient is None or offer is None or not offered:
+        await query.answer(t(await common.language_for(update, context), STALE))
+        raise ApplicationHandlerStop
+    lang = patient.language
+    own = original is not None and original.from_user is not None and original.from_user.id == query.from_user.id
+    if not own or original is None or not (original.text or original.photo):
+        await query.answer()
+        await _edit(offer, t(lang, GONE))
+        raise ApplicationHandlerStop
+    await query.answer()
+    answer = await _send(context, patient, original)
+    await _edit(offer, answer if answer is not None else t(lang, "OK, not saved."))
+    raise ApplicationHandlerStop
+
+
+async def _edit(message: Message, text: str) -> None:
+    try:
+        await message.edit_text(text, reply_markup=None)
+    except TelegramError as exc:
+        log.info("could not edit a care message offer: %s", type(exc).__name__)
+
+
+# --- staff ------------------------------------------------------------------------------
+
+
+async def _active_staff(db: AsyncSession, telegram_id: int) -> Staff | None:
+    rows = await db.exec(select(Staff).where(col(Staff.telegram_id) == telegram_id, col(Staff.active).is_(True)))
+    return rows.first()
+
+
+def _when(staff: Staff, at: datetime) -> str:
+    local = at.astimezone(zone(staff.timezone))
+    return f"{local:%Y-%m-%d %H:%M} {local.tzname() or staff.timezone}"
+
+
+async def on_staff_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Reply / Mark read under a message notice: the staff member and their access are checked again."""
+    query = update.callback_query
+    assert query is not None
+    parts = (query.data or "").split(":")
+    message = query.message if isinstance(query.message, Message) else None
+    s = svc(context)
+    now = s.clock.now()
+    valid = len(parts) == 3 and parts[1] in ("r", "k") and parts[2].isdigit() and len(parts[2]) < 10
+    async with s.db.session() as db:
+        staff = await _active_staff(db, query.from_user.id)
+        if staff is None or not valid:
+            if staff is None:
+                await common.unknown_button(update, context)
+            else:
+                await query.answer(STALE)
+            raise ApplicationHandlerStop
+        message_id = int(parts[2])
+        try:
+            if parts[1] == "k":
+                marked = await core.mark_read(db, staff, message_id, now)
+                await db.commit()
+                if not marked.now:
+                    await query.answer(f"Already marked read by {marked.by}.")
+                    raise ApplicationHandlerStop
+                await query.answer("Marked read.")
+                if message is not None:
+                    original = message.text or message.caption or ""
+                    note = f"\n\n✓ Read by {staff.name}, {_when(staff, now)}."
+                    try:
+                        if message.photo:
+                            await message.edit_caption((original + note)[-1024:], reply_markup=None)
+                        else:
+                            await message.edit_text(original + note, reply_markup=None)
+                    except TelegramError as exc:
+                        log.info("could not edit a message notice: %s", type(exc).__name__)
+                raise ApplicationHandlerStop
+            _, patient = await core.start_reply(db, staff, message_id, now)
+            await db.commit()
+        except StaffError as exc:
+            await db.rollback()
+            await query.answer(str(exc), show_alert=True)
+            raise ApplicationHandlerStop from None
+        await query.answer()
+        prompt = await context.bot.send_message(
+            staff.telegram_id,
+            f"Type your reply to {patient.alias}; it is sent as you write it, signed with your name. /cancel to stop.",
+            reply_markup=ForceReply(selective=True),
+        )
+        await core.remember_prompt(db, staff, prompt.message_id)
+        await db.commit()
+    raise ApplicationHandlerStop
+
+
+async def on_staff_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A staff member's reply: typed after pressing Reply, or a Telegram reply to a notice. Else not ours."""
+    message, user = update.effective_message, update.effective_user
+    if message is None or user is None or message.text is None:
+        return
+    s = svc(context)
+    now = s.clock.now()
+    async with s.db.session() as db:
+        staff = await _active_staff(db, user.id)
+        if staff is None:
+            return
+        target = None
+        replied = message.reply_to_message
+        if replied is not None and replied.from_user is not None and replied.from_user.id == context.bot.id:
+            target = await core.staff_reply_target(db, staff.telegram_id, replied.message_id)
+        from_draft = False
+        if target is None:
+            target = await core.pending_reply(db, staff, now)
+            from_draft = target is not None
+        if target is None:
+            await db.commit()  # a stale reply draft was dropped
+            return
+        try:
+            answer = await core.reply(db, staff, target, message.text, now, s.config.clinic)
+            if from_draft:
+                await core.finish_reply(db, staff)
+            patient = await db.get(Patient, answer.patient_id)
+            await db.commit()
+        except StaffError as exc:
+            await db.rollback()
+            await message.reply_text(str(exc))
+            raise ApplicationHandlerStop from None
+    alias = patient.alias if patient is not None else "the patient"
+    log.info("staff %s replied to care message %s", staff.id, target)
+    await message.reply_text(f"✅ Reply to {alias} on its way.")
+    raise ApplicationHandlerStop
+
+
+# --- registration -----------------------------------------------------------------------
+
+
+def register(app: App) -> None:
+    """Add the patients' message handlers and the staff's Reply / Mark read."""
+    private = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
+    app.add_handler(MessageHandler(private & filters.TEXT & ~filters.COMMAND, on_staff_text), group=STAFF_TEXT_GROUP)
+    app.add_handler(
+        MessageHandler(private & ((filters.TEXT & ~filters.COMMAND) | filters.PHOTO), on_patient_message),
+        group=PATIENT_GROUP,
+    )
+    app.add_handler(CallbackQueryHandler(on_send_pressed, pattern=r"^nt:c$"))
+    app.add_handler(CallbackQueryHandler(on_staff_button, pattern=r"^cm:"))

@@ -1,0 +1,242 @@
+"""Messages to the care team, end to end (issue 18): the real bot on the fake Bot API.
+
+A patient's message reaches the therapist with Reply and Mark read; the reply
+reaches the patient as a Telegram reply, labelled with the therapist's name
+and the clinic; the patient answers it with Telegram's reply and the thread
+goes on, in both chats. A photo goes the same way and is kept as a private
+file. Outside office hours the patient is told when the clinic reads it,
+with the emergency text; a message nobody answers goes to the admins once.
+"""
+
+from __future__ import annotations
+
+import logging
+import stat
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from factories import make_staff
+from rig.telegram_server import FakeTelegram, SentMessage
+from sqlmodel import col, select
+from test_checkins import enrolled
+
+from rehab_bot import message as message_core
+from rehab_bot.bot import app as app_module
+from rehab_bot.models import AuditLog, CareMessage, Staff
+from rehab_bot.office_hours import parse_office_hours
+
+EMERGENCY = "If this is an emergency, call 112"
+SENT = "✉️ Sent to your care team."
+
+
+async def run_jobs(bot: Any) -> None:
+    """One run of the engine's job: the clinic's and the care tick, then a dispatcher tick."""
+    await app_module.dispatch_job(bot.app)
+    await bot.tick()
+
+
+async def rows(bot: Any) -> list[CareMessage]:
+    async with bot.db.session() as session:
+        return list((await session.exec(select(CareMessage).order_by(col(CareMessage.id)))).all())
+
+
+def text_of(message: SentMessage) -> str:
+    return message.text or message.caption or ""
+
+
+@pytest.fixture
+async def care_bot(bot_factory: Any, tmp_path: Path, backend: str) -> Any:
+    return await bot_factory(
+        backend, delivery={"per_chat_interval": 0.02}, care={"photo_dir": str(tmp_path / "photos")}
+    )
+
+
+async def test_a_message_is_answered_and_the_thread_goes_on_in_both_chats(care_bot: Any, tg: FakeTelegram) -> None:
+    bot = care_bot
+    patient = await enrolled(bot, 7201, therapist=7101, schedule=False)
+    user, therapist = tg.user(7201), tg.user(7101)
+    alias = patient.alias
+
+    sent = await user.send("My knee feels stiff after the exercises")
+    original = sent["message"]["message_id"]
+    [offer] = await user.wait_for(lambda m: "care team" in (m.text or ""))
+    assert offer.button_labels == ["✉️ Send to my care team", "Save as a note", "No, thanks"]
+    assert offer.reply_to_message_id == original
+    await user.press("✉️ Send to my care team", offer)
+    [confirmed] = await user.wait_for(lambda m: m.edited and SENT in (m.text or ""))
+    assert EMERGENCY in (confirmed.text or "") and not confirmed.button_labels
+
+    await run_jobs(bot)
+    [notice] = await therapist.wait_for(lambda m: alias in text_of(m))
+    assert text_of(notice) == f"💬 Message from {alias}:\n\nMy knee feels stiff after the exercises"
+    assert notice.button_labels == ["↩️ Reply", "✓ Mark read"]
+
+    # Reply: typed after pressing Reply.
+    await therapist.press("↩️ Reply", notice)
+    [prompt] = await therapist.wait_for(lambda m: "Type your reply" in (m.text or ""))
+    await therapist.send("That is normal in week 1. Keep going gently.", reply_to=prompt.message_id)
+    await therapist.wait_for(lambda m: "on its way" in (m.text or ""))
+    await run_jobs(bot)
+    [reply] = await user.wait_for(lambda m: "Keep going gently" in (m.text or ""))
+    assert (reply.text or "").startswith("💬 Dr Test, Our clinic:")
+    assert reply.reply_to_message_id == original, "the reply is a Telegram reply to the patient's message"
+
+    # The patient answers the reply with Telegram's reply: straight to the care team, threaded.
+    answered = await user.send("Thanks, it is better today", reply_to=reply.message_id)
+    [ok] = await user.wait_for(lambda m: SENT in (m.text or ""))
+    assert ok.reply_to_message_id == answered["message"]["message_id"]
+    await run_jobs(bot)
+    [second] = await therapist.wait_for(lambda m: "answered your team's reply" in text_of(m))
+    assert "Thanks, it is better today" in text_of(second)
+    assert second.reply_to_message_id == notice.message_id, "threaded under the first notice"
+
+    # The therapist answers with Telegram's reply on the notice (no button needed).
+    await therapist.send("Great, see you on Friday.", reply_to=second.message_id)
+    await therapist.wait_for(lambda m: "on its way" in (m.text or ""))
+    await run_jobs(bot)
+    [last] = await user.wait_for(lambda m: "see you on Friday" in (m.text or ""))
+    assert last.reply_to_message_id == answered["message"]["message_id"]
+
+    messages = await rows(bot)
+    assert [(m.direction, m.parent_id) for m in messages] == [
+        ("in", None),
+        ("out", messages[0].id),
+        ("in", messages[1].id),
+        ("out", messages[2].id),
+    ]
+    assert messages[1].chat_message_id == reply.message_id and messages[3].chat_message_id == last.message_id
+    assert all(m.answered_at is not None for m in messages if m.direction == "in")
+    async with bot.db.session() as session:
+        actions = [a.action for a in (await session.exec(select(AuditLog).order_by(col(AuditLog.id)))).all()]
+    assert actions.count(message_core.SEND) == 2 and actions.count(message_core.REPLY) == 2
+
+
+async def test_a_photo_round_trips_and_is_kept_private(
+    care_bot: Any, tg: FakeTelegram, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    bot = care_bot
+    patient = await enrolled(bot, 7202, therapist=7102, schedule=False)
+    user, therapist = tg.user(7202), tg.user(7102)
+    jpeg = b"\xff\xd8wound-photo" + bytes(range(200))
+
+    await user.send_photo(jpeg)
+    [offer] = await user.wait_for(lambda m: "photo" in (m.text or ""))
+    assert offer.text == "Shall I send this photo to your care team?"
+    await user.press("✉️ Send to my care team", offer)
+    await user.wait_for(lambda m: m.edited and SENT in (m.text or ""))
+    [stored] = await rows(bot)
+    path = tmp_path / "photos" / stored.photo_path
+    assert path.read_bytes() == jpeg and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert stored.photo_bytes == len(jpeg)
+
+    await run_jobs(bot)
+    [notice] = await therapist.wait_for(lambda m: m.photo is not None)
+    assert notice.method == "sendPhoto" and notice.photo is not None and notice.photo.data == jpeg
+    assert notice.caption == f"📷 Photo from {patient.alias}." and notice.button_labels == ["↩️ Reply", "✓ Mark read"]
+    await therapist.press("✓ Mark read", notice)
+    assert (await therapist.wait_for_answer()).text == "Marked read."
+    [marked] = await therapist.wait_for(lambda m: m.edited and "Read by Dr Test" in text_of(m))
+    assert not marked.button_labels
+    await therapist.press_data(f"cm:k:{stored.id}", notice.message_id)
+    assert (await therapist.wait_for_answer()).text == "Already marked read by Dr Test."
+
+    # The therapist's reply threads under the photo; the patient answers with another photo.
+    async with bot.db.session() as session:
+        staff = (await session.exec(select(Staff))).first()
+        assert staff is not None and stored.id is not None
+        await message_core.reply(
+            session, staff, stored.id, "Looks fine. Keep it dry.", bot.clock.now(), bot.config.clinic
+        )
+        await session.commit()
+    await run_jobs(bot)
+    [reply] = await user.wait_for(lambda m: "Keep it dry" in (m.text or ""))
+    assert reply.reply_to_message_id == stored.chat_message_id
+    await user.send_photo(b"\xff\xd8second", caption="Today it looks like this", reply_to=reply.message_id)
+    await user.wait_for(lambda m: SENT in (m.text or ""))
+    await run_jobs(bot)
+    [again] = await therapist.wait_for(lambda m: m.photo is not None and "Today it looks" in text_of(m))
+    assert again.photo is not None and again.photo.data == b"\xff\xd8second"
+
+    # Our own log lines at every level (the libraries' DEBUG output is silenced in production: rehab_bot/logs.py).
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("rehab_bot"))
+    assert "care message" in logged
+    assert stored.photo_path not in logged and "Keep it dry" not in logged and "Today it looks" not in logged
+
+
+async def test_a_photo_over_the_limit_is_refused(bot_factory: Any, tg: FakeTelegram, tmp_path: Path) -> None:
+    bot = await bot_factory(care={"photo_dir": str(tmp_path / "photos"), "photo_max_bytes": 10_000})
+    await enrolled(bot, 7203, therapist=7103, schedule=False)
+    user = tg.user(7203)
+    await user.send_photo(b"\xff\xd8" + b"x" * 20_000)
+    [offer] = await user.wait_for(lambda m: "photo" in (m.text or ""))
+    await user.press("✉️ Send to my care team", offer)
+    [refused] = await user.wait_for(lambda m: "too large" in (m.text or ""))
+    assert refused.text == "This photo is too large (at most 0.01 MB). Please send a smaller one."
+    assert await rows(bot) == [] and not (tmp_path / "photos").exists()
+
+
+async def test_out_of_hours_notice_and_one_escalation(bot_factory: Any, tg: FakeTelegram, backend: str) -> None:
+    bot = await bot_factory(
+        backend,
+        delivery={"per_chat_interval": 0.02},
+        clinic={"office_hours": parse_office_hours({"mon-fri": "08:00-17:00"})},
+        care={"escalate_after_hours": 2},
+    )
+    await make_staff(bot.db, role="admin", telegram_id=7109, name="Admin Ann")
+    patient = await enrolled(bot, 7204, therapist=7104, schedule=False)
+    user, therapist, admin = tg.user(7204), tg.user(7104), tg.user(7109)
+    # Friday 12 June 2026, 18:00 in Berlin: closed until Monday 08:00.
+    bot.clock.set(datetime(2026, 6, 12, 16, 0, tzinfo=UTC))
+    await user.send("Can I swim?")
+    [offer] = await user.wait_for(lambda m: "care team" in (m.text or ""))
+    await user.press("✉️ Send to my care team", offer)
+    [notice] = await user.wait_for(lambda m: m.edited and SENT in (m.text or ""))
+    assert "The clinic is closed now: your message will be read from Monday, 15 June, 08:00." in (notice.text or "")
+    assert EMERGENCY in (notice.text or "")
+    await run_jobs(bot)
+    await therapist.wait_for(lambda m: "Can I swim?" in text_of(m))
+
+    async def at(when: datetime) -> None:
+        bot.clock.set(when)
+        await run_jobs(bot)
+
+    await at(datetime(2026, 6, 14, 20, 0, tzinfo=UTC))  # the weekend does not count
+    await at(datetime(2026, 6, 15, 7, 59, tzinfo=UTC))  # Monday 09:59: 119 working minutes
+    await admin.expect_silence(0.3)
+    assert not any("UNANSWERED" in text_of(m) for m in admin.messages)
+    await at(datetime(2026, 6, 15, 8, 0, tzinfo=UTC))  # Monday 10:00: two working hours
+    [escalation] = await admin.wait_for(lambda m: "UNANSWERED" in text_of(m))
+    assert f"a message from {patient.alias} has had no reply for 2 working hours" in text_of(escalation)
+    assert "Can I swim?" in text_of(escalation) and escalation.button_labels == ["↩️ Reply", "✓ Mark read"]
+    await at(datetime(2026, 6, 16, 8, 0, tzinfo=UTC))
+    await admin.expect_silence(0.3)
+    assert sum("UNANSWERED" in text_of(m) for m in admin.messages) == 1, "once only"
+    assert not any("UNANSWERED" in text_of(m) for m in therapist.messages)
+    # The admin answers from the escalation itself.
+    await admin.send("Yes, from week 6 on.", reply_to=escalation.message_id)
+    await admin.wait_for(lambda m: "on its way" in (m.text or ""))
+    await run_jobs(bot)
+    [answer] = await user.wait_for(lambda m: "week 6" in (m.text or ""))
+    assert (answer.text or "").startswith("💬 Admin Ann, Our clinic:")
+
+
+async def test_a_message_read_in_time_does_not_escalate(bot_factory: Any, tg: FakeTelegram) -> None:
+    bot = await bot_factory(delivery={"per_chat_interval": 0.02}, care={"escalate_after_hours": 1})
+    await make_staff(bot.db, role="admin", telegram_id=7119, name="Admin Bo")
+    await enrolled(bot, 7205, therapist=7105, schedule=False)
+    user, therapist, admin = tg.user(7205), tg.user(7105), tg.user(7119)
+    await user.send("Small question about my plan")
+    [offer] = await user.wait_for(lambda m: "care team" in (m.text or ""))
+    await user.press("✉️ Send to my care team", offer)
+    await run_jobs(bot)
+    [notice] = await therapist.wait_for(lambda m: "Small question" in text_of(m))
+    await therapist.press("✓ Mark read", notice)
+    await therapist.wait_for_answer()
+    bot.clock.set(bot.clock.now().replace(hour=bot.clock.now().hour + 3))
+    await run_jobs(bot)
+    await admin.expect_silence(0.3)
+    assert not admin.messages
