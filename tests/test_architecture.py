@@ -173,3 +173,32 @@ def test_checkin_motivation_and_lesson_renderers_write_nothing() -> None:
             called = _called(functions[fn])
             assert core_call in called, (name, fn)
             assert called & CORE_WRITES == set(), (name, fn, called & CORE_WRITES)
+
+
+# Where the clinician side of the core lives since staff.py was split (issue #13): each name has
+# this one home, and no other core module defines it again.
+CLINIC_HOMES = {
+    "caseload": {"patient_page", "patient_row", "patient_detail", "answer_text", "risk_for", "pain_means", "discharge"},
+    "alert": {"raise_alert", "route", "acknowledge", "open_alerts", "escalate_overdue", "escalation_due"},
+    "digest": {"digest_text", "digest_due", "digest_key", "queue_digests"},
+    "staff": {"add_staff", "remove_staff", "active_staff", "staff_message", "queue_staff_messages"},
+    "access": {"access", "require", "is_admin"},
+}
+
+
+def test_each_clinic_rule_has_one_home_in_the_core() -> None:
+    defined: dict[str, set[str]] = {}
+    for path in sorted(PACKAGE.glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        names = {n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)}
+        defined[path.stem] = names
+    for home, names in CLINIC_HOMES.items():
+        assert names <= defined[home], (home, names - defined[home])
+        elsewhere = {(m, n) for m, found in defined.items() if m != home for n in names & found}
+        assert elsewhere == set(), elsewhere
+
+
+def test_the_staff_bot_is_a_package_of_features() -> None:
+    features = {p.stem for p in (PACKAGE / "bot" / "staff").glob("*.py")}
+    assert features == {"__init__", "press", "patients", "care", "exports", "alerts", "invites"}
+    assert not (PACKAGE / "bot" / "staff.py").exists()

@@ -88,7 +88,8 @@ async def test_a_visitor_enrols_gets_the_first_reminder_taps_done_and_a_red_flag
     await page.get_by_role("button", name="Next reminder").click()
     await page.locator("#clock", has_text="09:00").wait_for(timeout=WAIT)
     reminder = await bot_says(patient, "Time for your exercise session (09:00).")
-    assert await reminder.get_by_role("button").all_inner_texts() == ["✅ Done", "🌗 Partly", "⏭ Skip", "⏰ Snooze"]
+    labels = await reminder.get_by_role("button").all_inner_texts()
+    assert labels == ["▶ Start", "✅ Done", "🌗 Partly", "⏭ Skip", "⏰ Snooze"]
     await tap(patient, "✅ Done")
     await reminder.get_by_text("Logged: done.").wait_for(timeout=WAIT)
     assert await reminder.locator(".edited").count() == 1
