@@ -169,7 +169,7 @@ def second_copies() -> list[str]:
         if re.search(r"\(\s*\"en\",\s*\"de\"\s*\)", text) and name != "i18n.py":
             copies.append(f"{name}: languages")
         if name not in ("caseload.py", "config.py") and re.search(
-            r"no response for|\.digest_low_adherence|\.digest_pain_rise", text
+            r"no response for|[<>]=? *\w+\.digest_(low_adherence|pain_rise)", text
         ):
             copies.append(f"{name}: the risk rules (caseload.risk_reasons)")
         if re.search(r"/app/(session|checkin|result)\b", text) and name != "miniapp.py":
