@@ -489,7 +489,7 @@ async def remember_prompt(session: AsyncSession, staff: Staff, prompt_message_id
 # --- escalation -------------------------------------------------------------------------
 
 
-def escalation_due(message: CareMessage, config: Config) -> datetime:
+def reply_due(message: CareMessage, config: Config) -> datetime:
     """When an unanswered message goes to the admins: after escalate_after_hours of office time."""
     span = timedelta(hours=config.care.escalate_after_hours)
     return config.clinic.office_hours.add_open_time(message.created_at, span, config.clinic.timezone)
@@ -516,7 +516,7 @@ async def escalate_unanswered(session: AsyncSession, now: datetime, config: Conf
             )
         )
     ).all()
-    due = [m for m in candidates if escalation_due(m, config) <= now]
+    due = [m for m in candidates if reply_due(m, config) <= now]
     if not due:
         return []
     admins = list(

@@ -84,7 +84,7 @@ async def test_a_message_escalates_after_working_hours_once(db: Database, clock:
     )
     clock.set(datetime(2026, 6, 12, 13, 0, tzinfo=UTC))  # Friday 15:00 in Berlin: two office hours left
     admin, owner, _, _, _, message = await setup(db, clock)
-    assert core.escalation_due(message, config) == datetime(2026, 6, 15, 8, 0, tzinfo=UTC)  # Monday 10:00
+    assert core.reply_due(message, config) == datetime(2026, 6, 15, 8, 0, tzinfo=UTC)  # Monday 10:00
     async with db.session() as session:
         assert await core.escalate_unanswered(session, datetime(2026, 6, 15, 7, 59, tzinfo=UTC), config) == []
         assert await core.escalate_unanswered(session, datetime(2026, 6, 15, 8, 0, tzinfo=UTC), config) == [message.id]
