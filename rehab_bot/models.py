@@ -482,3 +482,35 @@ class RateBlock(SQLModel, table=True):
     __tablename__ = "rate_block"
     scope: str = Field(primary_key=True)
     blocked_until: datetime = Field(sa_type=UTCDateTime)
+
+
+class TimingProposal(SQLModel, table=True):
+    """A learned reminder time offered to a patient for one session of the day (rehab_bot.timing).
+
+    One row per (patient, session index, reminder time it would move from): the
+    patient is asked once about that reminder; "auto" rows are moves made
+    within the patient's own window without asking.
+    """
+
+    __tablename__ = "timing_proposal"
+    __table_args__ = (UniqueConstraint("patient_id", "session_index", "from_time", name="uq_timing_proposal"),)
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: int = Field(foreign_key="patient.id", index=True, ondelete="CASCADE")
+    session_index: int
+    from_time: str  # HH:MM, the reminder when asked
+    to_time: str  # HH:MM, the reminder proposed
+    usual_time: str  # HH:MM, the learned centre of the completion times
+    status: str = "asked"  # asked, accepted, declined, auto, stale
+    message_id: int | None = Field(default=None, sa_type=BigInteger)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    answered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class TimingWindow(SQLModel, table=True):
+    """A patient's consent to automatic reminder moves, within a local window [start, end]."""
+
+    __tablename__ = "timing_window"
+    patient_id: int = Field(foreign_key="patient.id", primary_key=True, ondelete="CASCADE")
+    start: str  # HH:MM local
+    end: str  # HH:MM local
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
