@@ -308,7 +308,9 @@ async def set_question_message(session: AsyncSession, proposal_id: int, message_
         session.add(proposal)
 
 
-async def move(session: AsyncSession, patient: Patient, index: int, to_time: str, content: Content, now: datetime) -> None:
+async def move(
+    session: AsyncSession, patient: Patient, index: int, to_time: str, content: Content, now: datetime
+) -> None:
     """Set the index-th session time and re-plan the patient's rules (the evening check-in follows)."""
     times = programme.parse_times(patient.session_times)
     if index >= len(times):

@@ -118,7 +118,9 @@ def berlin(day: date, hhmm: str) -> datetime:
     return datetime(day.year, day.month, day.day, hour, minute, tzinfo=UTC) - timedelta(hours=2)
 
 
-async def planned(db: Database, clock: FakeClock, times: str = "08:00,13:00,18:00") -> tuple[Patient, list[ReminderRule]]:
+async def planned(
+    db: Database, clock: FakeClock, times: str = "08:00,13:00,18:00"
+) -> tuple[Patient, list[ReminderRule]]:
     patient, _ = await make_patient(
         db,
         clock,
