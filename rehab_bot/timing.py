@@ -198,7 +198,7 @@ async def completions(session: AsyncSession, patient: Patient, index: int, now: 
     since = local_date(patient, now) - timedelta(days=LOOKBACK_DAYS)
     rows = (
         await session.exec(
-            select(ExerciseSession.local_date, ExerciseSession.answered_at)
+            select(col(ExerciseSession.local_date), col(ExerciseSession.answered_at))
             .join(
                 Delivery,
                 and_(
@@ -226,6 +226,28 @@ async def completions(session: AsyncSession, patient: Patient, index: int, now: 
         if local.date() == day:  # a session logged after midnight says little about the time of day
             out.append((day, local.hour * 60 + local.minute))
     return [m for _, m in sorted(out)]
+
+
+async def index_of(session: AsyncSession, es: ExerciseSession) -> int | None:
+    """Which session of the day a session row is: the index of the recurring rule that first reminded it.
+
+    Read from the delivery of that rule on the session's date and slot, so a
+    snoozed or nudged session (whose live message came from a one-off rule)
+    still counts for its own reminder.
+    """
+    found = await session.exec(
+        select(ReminderRule)
+        .join(Delivery, col(Delivery.rule_id) == col(ReminderRule.id))
+        .where(
+            col(Delivery.patient_id) == es.patient_id,
+            col(Delivery.local_date) == es.local_date,
+            col(Delivery.slot) == es.slot,
+            col(ReminderRule.kind) == Kind.SESSION.value,
+            col(ReminderRule.once).is_(False),
+        )
+    )
+    rule = found.first()
+    return programme.session_index(rule) if rule is not None else None
 
 
 async def window_of(session: AsyncSession, patient_id: int) -> TimingWindow | None:

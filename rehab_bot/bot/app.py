@@ -27,7 +27,7 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes
 
 from rehab_bot import receiver
 from rehab_bot.aiohttp_request import AiohttpRequest
-from rehab_bot.bot import checkin, common, education, enrol, patient, render, session, staff, start
+from rehab_bot.bot import checkin, common, education, enrol, patient, render, session, staff, start, timing
 from rehab_bot.bot import services as bot_services
 from rehab_bot.bot.services import App, Services
 from rehab_bot.bot.updates import ChatUpdateProcessor, RetryWhenLocked, slow_down_notice
@@ -129,6 +129,7 @@ def build_application(
     checkin.register(app)
     patient.register(app)
     education.register(app)
+    timing.register(app)
     staff.register(app)
     common.register_fallbacks(app)
     return app

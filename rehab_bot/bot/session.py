@@ -31,6 +31,7 @@ from telegram.ext import ApplicationHandlerStop, CallbackQueryHandler, ContextTy
 from rehab_bot import patient as patients
 from rehab_bot import programme
 from rehab_bot import session as core
+from rehab_bot.bot import timing as timing_bot
 from rehab_bot.bot.common import language_for
 from rehab_bot.bot.services import App, app_of, svc
 from rehab_bot.config import ClinicConfig
@@ -509,6 +510,7 @@ async def _press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     elif action == core.Action.PAIN:
         await query.answer()
         await edit_message(message, praise(lang, es.status, streak), None)
+        await timing_bot.after_session(context, es.patient_id, es.id, message.chat_id)  # learned reminder time
     else:  # REASON
         await query.answer()
         await edit_message(message, skip_reply(lang, press.value, s.content, s.config.clinic), None)
