@@ -514,3 +514,26 @@ class TimingWindow(SQLModel, table=True):
     start: str  # HH:MM local
     end: str  # HH:MM local
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ExperimentDecision(SQLModel, table=True):
+    """One decision point of a micro-randomised experiment (rehab_bot.experiment): what was drawn, and what followed.
+
+    ref names what was decided about (the exercise session a nudge is for);
+    one row per (experiment, patient, ref), so a retried render never draws twice.
+    """
+
+    __tablename__ = "experiment_decision"
+    __table_args__ = (UniqueConstraint("experiment_id", "patient_id", "ref", name="uq_experiment_decision"),)
+    id: int | None = Field(default=None, primary_key=True)
+    experiment_id: str = Field(index=True)
+    patient_id: int = Field(foreign_key="patient.id", index=True, ondelete="CASCADE")
+    ref: int  # the exercise session
+    decided_at: datetime = Field(sa_type=UTCDateTime)
+    treated: bool  # True: the treatment arm
+    probability: float  # of the treatment arm at this decision point
+    local_hour: int  # context: the patient's local hour
+    programme_day: int | None = None  # context: days after surgery
+    adherence: float | None = None  # context: share of resolved sessions done in the 7 days before
+    outcome: int | None = None  # proximal outcome (1/0), once its window has passed
+    outcome_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -1,4 +1,4 @@
-"""learned reminder times: timing_proposal (asked once per reminder time), timing_window (automatic moves)
+"""learned reminder times and experiments: timing_proposal, timing_window, experiment_decision
 
 Revision ID: learn1
 Revises: f6s1
@@ -47,9 +47,34 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["patient_id"], ["patient.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("patient_id"),
     )
+    op.create_table(
+        "experiment_decision",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("experiment_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("patient_id", sa.Integer(), nullable=False),
+        sa.Column("ref", sa.Integer(), nullable=False),
+        sa.Column("decided_at", rehab_bot.models.UTCDateTime(), nullable=False),
+        sa.Column("treated", sa.Boolean(), nullable=False),
+        sa.Column("probability", sa.Float(), nullable=False),
+        sa.Column("local_hour", sa.Integer(), nullable=False),
+        sa.Column("programme_day", sa.Integer(), nullable=True),
+        sa.Column("adherence", sa.Float(), nullable=True),
+        sa.Column("outcome", sa.Integer(), nullable=True),
+        sa.Column("outcome_at", rehab_bot.models.UTCDateTime(), nullable=True),
+        sa.ForeignKeyConstraint(["patient_id"], ["patient.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("experiment_id", "patient_id", "ref", name="uq_experiment_decision"),
+    )
+    with op.batch_alter_table("experiment_decision", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_experiment_decision_experiment_id"), ["experiment_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_experiment_decision_patient_id"), ["patient_id"], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("experiment_decision", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_experiment_decision_patient_id"))
+        batch_op.drop_index(batch_op.f("ix_experiment_decision_experiment_id"))
+    op.drop_table("experiment_decision")
     op.drop_table("timing_window")
     with op.batch_alter_table("timing_proposal", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_timing_proposal_patient_id"))
