@@ -43,10 +43,12 @@ from sqlalchemy import func, select, update
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rehab_bot import session as session_core
 from rehab_bot.content import Content
 from rehab_bot.content.experiments import Experiment
 from rehab_bot.db import insert_ignore
-from rehab_bot.models import ExerciseSession, ExperimentDecision, Patient
+from rehab_bot.models import ExerciseSession, ExperimentDecision, Kind, Patient, PatientStatus
+from rehab_bot.reminders import DueMessage
 from rehab_bot.schedule import local_date, zone
 
 DECISIONS: Any = ExperimentDecision.__table__  # type: ignore[attr-defined]
@@ -54,6 +56,7 @@ SESSIONS: Any = ExerciseSession.__table__  # type: ignore[attr-defined]
 DONE = ("done", "partly")
 RESOLVED = ("done", "partly", "skipped", "missed")
 Z95 = 1.959964
+_rng = random.SystemRandom()  # the draws (tests replace it with a seeded random.Random)
 MIN_PATIENTS = 5  # fewer patients: no estimate is printed (and groups this small are suppressed)
 
 
@@ -124,7 +127,7 @@ async def decide_nudge(
     patient: Patient,
     es: ExerciseSession,
     now: datetime,
-    draw: Callable[[], float] = random.random,
+    draw: Callable[[], float] | None = None,
 ) -> Assignment | None:
     """At a due nudge for an open session: the running experiment's arm, drawn once; None without one."""
     experiment = running(content, "nudge")
@@ -145,7 +148,7 @@ async def decide_nudge(
             "patient_id": patient.id,
             "ref": es.id,
             "decided_at": now,
-            "treated": draw() < experiment.probability,
+            "treated": (draw or _rng.random)() < experiment.probability,
             "probability": experiment.probability,
             "local_hour": local.hour,
             "programme_day": (local.date() - patient.surgery_date).days if patient.surgery_date else None,
@@ -157,6 +160,41 @@ async def decide_nudge(
         found = (await conn.execute(select(DECISIONS.c.treated).where(*key))).first()
         assert found is not None
     return Assignment(experiment, bool(found.treated))
+
+
+async def draw_for_nudge(session: AsyncSession, content: Content, message: DueMessage, now: datetime) -> None:
+    """Before a nudge is rendered: the running experiment's draw for its session, once; commits.
+
+    Only a nudge whose session still waits for an answer is a decision point
+    (the renderer drops the others anyway). The renderer then only reads the
+    draw (:func:`assignment_of`).
+    """
+    if running(content, "nudge") is None or message.kind != Kind.NUDGE.value or message.patient_id is None:
+        return
+    ref = session_core.parse_payload(message.payload)
+    patient = await session.get(Patient, message.patient_id)
+    if ref.session_id is None or patient is None or patient.id is None or patient.status != PatientStatus.ACTIVE:
+        return
+    es = await session_core.nudge_target(session, patient.id, ref.session_id, now)
+    if es is None or es.local_date < local_date(patient, now):
+        return
+    await decide_nudge(session, content, patient, es, now)
+    await session.commit()
+
+
+async def assignment_of(session: AsyncSession, content: Content, patient_id: int, session_id: int) -> Assignment | None:
+    """The running nudge experiment's draw for this session, if one was made (read only)."""
+    experiment = running(content, "nudge")
+    if experiment is None:
+        return None
+    conn = await session.connection()
+    d = DECISIONS.c
+    found = (
+        await conn.execute(
+            select(d.treated).where(d.experiment_id == experiment.id, d.patient_id == patient_id, d.ref == session_id)
+        )
+    ).first()
+    return None if found is None else Assignment(experiment, bool(found.treated))
 
 
 async def record_outcomes(session: AsyncSession, content: Content, now: datetime) -> int:

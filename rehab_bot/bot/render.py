@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 
+from rehab_bot import experiment
 from rehab_bot import session as session_core
 from rehab_bot.bot import checkin, education, session, staff
 from rehab_bot.bot.services import App, svc
@@ -20,13 +21,21 @@ from rehab_bot.transport import OutgoingMessage
 KindRenderer = Callable[[App, DueMessage], Awaitable[OutgoingMessage | None]]
 
 
+async def render_nudge(app: App, message: DueMessage) -> OutgoingMessage | None:
+    """A nudge: the core makes a running experiment's draw first (and commits); the renderer only reads it."""
+    services = svc(app)
+    async with services.db.session() as db:
+        await experiment.draw_for_nudge(db, services.content, message, services.clock.now())
+    return await session.render_nudge(app, message)
+
+
 def render_due(
     app: App,
 ) -> Callable[[DueMessage], Awaitable[OutgoingMessage | None]]:
     """A renderer bound to the running application."""
     by_kind: dict[str, KindRenderer] = {
         Kind.SESSION.value: session.render_reminder,
-        Kind.NUDGE.value: session.render_nudge,
+        Kind.NUDGE.value: render_nudge,
         Kind.CHECKIN.value: checkin.render_checkin,
         Kind.MOTIVATION.value: checkin.render_motivation,
         Kind.LESSON.value: education.render_lesson,

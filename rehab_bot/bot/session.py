@@ -28,8 +28,8 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ApplicationHandlerStop, CallbackQueryHandler, ContextTypes
 
+from rehab_bot import experiment, programme
 from rehab_bot import patient as patients
-from rehab_bot import programme
 from rehab_bot import session as core
 from rehab_bot.bot import timing as timing_bot
 from rehab_bot.bot.common import language_for
@@ -363,8 +363,15 @@ async def render_nudge(app: App, message: DueMessage) -> OutgoingMessage | None:
         es = await core.nudge_target(db, patient.id, ref.session_id, now)
         if es is None or es.id is None or es.local_date < local_date(patient, now):
             return None
-        lang, session_id, chat_id = patient.language, es.id, patient.telegram_id
-        text = t(lang, "Just checking in: did you manage your {slot} exercise session?", slot=es.slot)
+        lang, session_id, chat_id, slot = patient.language, es.id, patient.telegram_id, es.slot
+        # A running experiment may hold this nudge back or word it differently (never any other message);
+        # the core drew its arm before this render (experiment.draw_for_nudge, from bot/render.py).
+        assignment = await experiment.assignment_of(db, services.content, patient.id, es.id)
+        if assignment is not None and not assignment.send:
+            return None
+        custom = assignment.text(lang) if assignment is not None else None
+        text = custom.replace("{slot}", slot) if custom else None
+        text = text or t(lang, "Just checking in: did you manage your {slot} exercise session?", slot=slot)
 
     data = (services, app.bot, session_id, chat_id)
     return OutgoingMessage(text, buttons=main_buttons(lang, session_id), settle=(_settle_nudges, data))
@@ -524,6 +531,7 @@ async def sweep(app: App) -> list[core.Missed]:
     services = svc(app)
     async with services.db.session() as db:
         missed = await core.sweep_missed(db, services.clock.now())
+        await experiment.record_outcomes(db, services.content, services.clock.now())  # experiments' outcomes
         await db.commit()
     for item in missed:
         if item.chat_id is not None and item.message_id is not None:
