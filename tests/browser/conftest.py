@@ -1,0 +1,80 @@
+"""Real Chromium for the web tests: Playwright for Python driving Debian's ``chromium``.
+
+Playwright's own browser download cannot be reached from here, so the browser is the system's
+(``/usr/bin/chromium``, or ``REHAB_BOT_CHROMIUM``) through ``executable_path``. ``.ci/run``
+installs it with apt-get. Under ``CI=true`` a missing browser or Playwright fails the test;
+elsewhere the browser tests skip with the reason.
+
+Fixtures (async, one browser per test: Playwright objects belong to the test's event loop):
+
+- ``browser``: a headless Chromium;
+- ``page``: a fresh context and page at phone width is ``phone_page``; ``page`` is desktop width.
+
+Every test under this folder gets the ``browser`` marker.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+CHROMIUM = os.environ.get("REHAB_BOT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/browser/" in str(item.path).replace(os.sep, "/"):
+            item.add_marker(pytest.mark.browser)
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"browser tests must run under CI=true: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:
+        _unavailable("playwright is not installed (pip install -e '.[dev]')")
+    if not os.path.exists(CHROMIUM):
+        _unavailable(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+async def _page(browser: Any, viewport: dict[str, int], **options: Any) -> AsyncIterator[Any]:
+    context = await browser.new_context(viewport=viewport, **options)
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.console_errors = errors  # read by tests that assert a clean console
+    try:
+        yield page
+    finally:
+        await context.close()
+
+
+@pytest.fixture
+async def page(browser: Any) -> AsyncIterator[Any]:
+    async for made in _page(browser, DESKTOP):
+        yield made
+
+
+@pytest.fixture
+async def phone_page(browser: Any) -> AsyncIterator[Any]:
+    async for made in _page(browser, PHONE, is_mobile=True, has_touch=True, device_scale_factor=2):
+        yield made
