@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 from datetime import UTC, date, datetime
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, Text, TypeDecorator, UniqueConstraint, text
+from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Index, Text, TypeDecorator, UniqueConstraint, text
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
@@ -537,3 +537,15 @@ class ExperimentDecision(SQLModel, table=True):
     adherence: float | None = None  # context: share of resolved sessions done in the 7 days before
     outcome: int | None = None  # proximal outcome (1/0), once its window has passed
     outcome_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class AlertReview(SQLModel, table=True):
+    """A staff member's one-tap verdict on an acknowledged alert: did it need action? (alert accuracy)."""
+
+    __tablename__ = "alert_review"
+    alert_id: int = Field(
+        sa_column=Column(ForeignKey("alert.id", ondelete="CASCADE"), primary_key=True, autoincrement=False)
+    )
+    needed_action: bool
+    staff_id: int | None = Field(default=None, foreign_key="staff.id")
+    reviewed_at: datetime = Field(sa_type=UTCDateTime)

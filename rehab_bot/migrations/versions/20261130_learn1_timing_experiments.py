@@ -1,4 +1,4 @@
-"""learned reminder times and experiments: timing_proposal, timing_window, experiment_decision
+"""issue 19: timing_proposal, timing_window, experiment_decision, alert_review
 
 Revision ID: learn1
 Revises: f6s1
@@ -68,9 +68,20 @@ def upgrade() -> None:
     with op.batch_alter_table("experiment_decision", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_experiment_decision_experiment_id"), ["experiment_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_experiment_decision_patient_id"), ["patient_id"], unique=False)
+    op.create_table(
+        "alert_review",
+        sa.Column("alert_id", sa.Integer(), nullable=False),
+        sa.Column("needed_action", sa.Boolean(), nullable=False),
+        sa.Column("staff_id", sa.Integer(), nullable=True),
+        sa.Column("reviewed_at", rehab_bot.models.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(["alert_id"], ["alert.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["staff_id"], ["staff.id"]),
+        sa.PrimaryKeyConstraint("alert_id"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("alert_review")
     with op.batch_alter_table("experiment_decision", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_experiment_decision_patient_id"))
         batch_op.drop_index(batch_op.f("ix_experiment_decision_experiment_id"))
