@@ -88,3 +88,33 @@ def test_experiment_report_refuses_an_unknown_id_and_suppresses_small_arms(tmp_p
     assert small.returncode == 0, small.stderr
     assert "treatment: fewer than 5 patients, suppressed" in small.stdout
     assert "Effect: not estimated" in small.stdout
+
+
+def test_report_outcomes_writes_private_html_and_csv(tmp_path: Path) -> None:
+    from outcome_seed import seed as seed_patients
+
+    assert rehab_bot("db", "upgrade", cwd=tmp_path, env=env(tmp_path)).returncode == 0
+
+    async def go() -> list[str]:
+        db = Database(f"sqlite+aiosqlite:///{tmp_path}/bot.db")
+        try:
+            return await seed_patients(db, 30)
+        finally:
+            await db.dispose()
+
+    aliases = asyncio.run(go())
+    bad = rehab_bot("report", "outcomes", "--from", "2026-13-01", "--to", "2026-06-30", cwd=tmp_path, env=env(tmp_path))
+    assert bad.returncode == 1 and "must be dates" in bad.stderr
+    out = tmp_path / "reports"
+    args = ("report", "outcomes", "--from", "2026-03-01", "--to", "2026-06-30", "--out", str(out))
+    result = rehab_bot(*args, cwd=tmp_path, env=env(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "outcomes.html" in result.stdout and "outcomes.csv" in result.stdout
+    html, table = (out / "outcomes.html").read_text(), (out / "outcomes.csv").read_text()
+    assert (out / "outcomes.html").stat().st_mode & 0o777 == 0o600
+    assert (out / "outcomes.csv").stat().st_mode & 0o777 == 0o600
+    assert (
+        table.startswith("section,measure,figure,value,n,anchor\n") and "Patients enrolled in the period,30," in table
+    )
+    assert "<caption>Retention</caption>" in html
+    assert not any(alias in html or alias in table for alias in aliases)
