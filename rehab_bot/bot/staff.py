@@ -47,7 +47,7 @@ from telegram.ext import (
     filters,
 )
 
-from rehab_bot import access, audit, caseload, digest, export, invite, report
+from rehab_bot import access, alert_review, audit, caseload, digest, export, invite, report
 from rehab_bot import alert as alert_core
 from rehab_bot import staff as core
 from rehab_bot.bot import common
@@ -736,7 +736,34 @@ async def press_alert_ack(press: Press) -> None:
     await press.answer("Acknowledged." if result.now else f"Already acknowledged by {result.by}.")
     message = press.message
     original = (message.text or message.caption or "") if message is not None else ""
-    await press.edit(f"{original}\n\n✅ Acknowledged by {result.by}, {when}.")
+    # Alert accuracy: one optional tap on whether it needed action (alert_review).
+    review = (
+        InlineKeyboardMarkup(
+            [
+                [
+                    InlineKeyboardButton("Needed action", callback_data=f"st:rv:{result.alert.id}:1"),
+                    InlineKeyboardButton("No action needed", callback_data=f"st:rv:{result.alert.id}:0"),
+                ]
+            ]
+        )
+        if result.now
+        else None
+    )
+    await press.edit(f"{original}\n\n✅ Acknowledged by {result.by}, {when}.", review)
+
+
+async def press_review(press: Press) -> None:
+    """The optional verdict after acknowledging: needed action or not (the first one stands)."""
+    needed = press.args[1] == "1" if len(press.args) > 1 and press.args[1] in ("0", "1") else None
+    if needed is None:
+        raise ValueError("not a verdict")
+    verdict = await alert_review.review(press.session, press.staff, press.int_arg(0), needed, press.now)
+    await press.session.commit()
+    said = "needed action" if verdict.needed_action else "no action needed"
+    await press.answer(f"Recorded: {said}." if verdict.now else f"Already recorded: {said}.")
+    message = press.message
+    original = (message.text or message.caption or "") if message is not None else ""
+    await press.edit(f"{original}\n{'Needed action.' if verdict.needed_action else 'No action needed.'}")
 
 
 # --- /invite -----------------------------------------------------------------------
@@ -1178,6 +1205,7 @@ ACTIONS: dict[str, Route] = {
     "ef": lambda press: press_export(press, "fhir"),
     "ak": press_acknowledge,
     "aa": press_alert_ack,
+    "rv": press_review,
 }
 
 
