@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from rehab_bot import outcomes
 from rehab_bot.content import load_content
 from rehab_bot.outcomes import MEASURES, Change, Score, classify
 
+DOCS = Path(__file__).resolve().parent.parent / "docs"
 PAIN, ODI, PSFS = MEASURES["pain"], MEASURES["odi"], MEASURES["psfs"]
 
 
@@ -55,3 +58,16 @@ def test_the_outcome_questionnaire_follows_the_schedule() -> None:
     assert psfs.scoring == "mean" and psfs.on_demand
     for lang in ("en", "de"):
         assert psfs.title[lang] and all(item.text[lang] for item in psfs.items)
+
+
+@pytest.mark.parametrize(("name", "panel", "total"), [("odi", "97908-8", "97909-6"), ("ndi", "82226-2", "82237-9")])
+def test_the_odi_and_ndi_templates_load_once_a_clinic_adds_them(
+    tmp_path: Path, name: str, panel: str, total: str
+) -> None:
+    template = DOCS / "templates" / f"{name}.toml"
+    (tmp_path / "questionnaires.toml").write_text(template.read_text(encoding="utf-8"), encoding="utf-8")
+    assert name not in load_content(None).questionnaires, "not shipped: the clinic enables it under its licence"
+    questionnaire = load_content(tmp_path).questionnaires[name]
+    assert (questionnaire.scoring, questionnaire.loinc, questionnaire.score_loinc) == ("percent", panel, total)
+    assert len(questionnaire.items) == 10 and all(i.max_value == 5 for i in questionnaire.items)
+    assert "PASTE" in questionnaire.items[0].text["en"], "no copyrighted wording is shipped"
