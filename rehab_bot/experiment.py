@@ -44,6 +44,7 @@ from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rehab_bot import session as session_core
+from rehab_bot import tapering
 from rehab_bot.content import Content
 from rehab_bot.content.experiments import Experiment
 from rehab_bot.db import insert_ignore
@@ -162,12 +163,21 @@ async def decide_nudge(
     return Assignment(experiment, bool(found.treated))
 
 
-async def draw_for_nudge(session: AsyncSession, content: Content, message: DueMessage, now: datetime) -> None:
+async def draw_for_nudge(
+    session: AsyncSession,
+    content: Content,
+    message: DueMessage,
+    now: datetime,
+    *,
+    taper_weeks: int = 0,
+    taper_adherence: float = 1.0,
+) -> None:
     """Before a nudge is rendered: the running experiment's draw for its session, once; commits.
 
     Only a nudge whose session still waits for an answer is a decision point
-    (the renderer drops the others anyway). The renderer then only reads the
-    draw (:func:`assignment_of`).
+    (the renderer drops the others anyway), and none once the patient's
+    nudges have tapered off (rehab_bot.tapering, with the ``[delivery]`` settings). The renderer
+    then only reads the draw (:func:`assignment_of`).
     """
     if running(content, "nudge") is None or message.kind != Kind.NUDGE.value or message.patient_id is None:
         return
@@ -177,6 +187,8 @@ async def draw_for_nudge(session: AsyncSession, content: Content, message: DueMe
         return
     es = await session_core.nudge_target(session, patient.id, ref.session_id, now)
     if es is None or es.local_date < local_date(patient, now):
+        return
+    if await tapering.nudges_stopped(session, patient, now, taper_weeks, taper_adherence):
         return
     await decide_nudge(session, content, patient, es, now)
     await session.commit()

@@ -25,7 +25,15 @@ async def render_nudge(app: App, message: DueMessage) -> OutgoingMessage | None:
     """A nudge: the core makes a running experiment's draw first (and commits); the renderer only reads it."""
     services = svc(app)
     async with services.db.session() as db:
-        await experiment.draw_for_nudge(db, services.content, message, services.clock.now())
+        delivery = services.config.delivery
+        await experiment.draw_for_nudge(
+            db,
+            services.content,
+            message,
+            services.clock.now(),
+            taper_weeks=delivery.taper_after_weeks,
+            taper_adherence=delivery.taper_adherence,
+        )
     return await session.render_nudge(app, message)
 
 

@@ -28,7 +28,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ApplicationHandlerStop, CallbackQueryHandler, ContextTypes
 
-from rehab_bot import experiment, programme
+from rehab_bot import experiment, programme, tapering
 from rehab_bot import patient as patients
 from rehab_bot import session as core
 from rehab_bot.bot import timing as timing_bot
@@ -364,6 +364,9 @@ async def render_nudge(app: App, message: DueMessage) -> OutgoingMessage | None:
         if es is None or es.id is None or es.local_date < local_date(patient, now):
             return None
         lang, session_id, chat_id, slot = patient.language, es.id, patient.telegram_id, es.slot
+        delivery = services.config.delivery
+        if await tapering.nudges_stopped(db, patient, now, delivery.taper_after_weeks, delivery.taper_adherence):
+            return None  # kept up for weeks: the nudges have tapered off ([delivery] taper_after_weeks)
         # A running experiment may hold this nudge back or word it differently (never any other message);
         # the core drew its arm before this render (experiment.draw_for_nudge, from bot/render.py).
         assignment = await experiment.assignment_of(db, services.content, patient.id, es.id)
