@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from factories import make_patient
+from factories import make_patient, make_staff
 from rig.telegram_server import FakeTelegram, FakeUser, SentMessage
 from sqlmodel import col, select
 
@@ -171,6 +171,14 @@ async def test_asked_once_and_yes_moves_the_reminder(bot: Any, tg: FakeTelegram,
     await user.press_data(f"tm:{accepted.id}:n", question.message_id)
     assert (await user.wait_for_answer()).text == t(lang, "This button is no longer active.")
     assert await rules_of(bot, patient) == ["10:30", "13:00", "18:00"]
+
+    # The therapist sees the new time in the patient's schedule.
+    if lang == "en":
+        await make_staff(bot.db, role="admin", telegram_id=8190, name="Dr Schedule")
+        staff = tg.user(8190)
+        await staff.send(f"/patient {patient.alias}")
+        [detail] = await staff.wait_for(lambda m: "session times:" in (m.text or ""), timeout=10)
+        assert "session times: 10:30, 13:00, 18:00" in (detail.text or "")
 
     # The next morning the reminder comes at 10:30, not at 09:00.
     user.mark_seen()
