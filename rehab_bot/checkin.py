@@ -144,6 +144,8 @@ def score(questionnaire: Questionnaire, values: dict[str, int | None]) -> float 
     total = sum(v for _, v in answered if v is not None)
     if method == "sum":
         return float(total)
+    if method == "mean":  # the PSFS: the mean of the items answered
+        return round(total / len(answered), 1)
     # percent: the ODI rule, sum / (max per item x items answered) x 100
     maximum = sum(item.max_value for item, _ in answered)
     return round(total / maximum * 100, 1)

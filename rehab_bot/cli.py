@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rehab_bot import __version__
+from rehab_bot import __version__, cli_reports
 from rehab_bot.config import Config, ConfigError, clinic_name_is_placeholder, load_config
 from rehab_bot.content import ContentError
 from rehab_bot.files import set_private_umask
@@ -196,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     _add_clinic_commands(sub)
+    cli_reports.add_commands(sub)
 
     sub.add_parser(
         "check-config",
@@ -252,6 +253,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_clinic(config, args)
         if args.command == "invite":
             return cmd_invite_create(config, args)
+        if args.command in cli_reports.COMMANDS:
+            return cli_reports.run(config, args)
     except ConfigError as exc:
         print(f"rehab-bot: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -136,6 +136,10 @@ class DeliveryConfig:
     quiet_hours_start: time | None = time(21, 30)
     quiet_hours_end: time | None = time(7, 30)
     nudge_after_hours: float = 3.0
+    # Tapering (rehab_bot/tapering.py): after this many weeks with adherence at or above
+    # taper_adherence, session nudges stop; 0 = never.
+    taper_after_weeks: int = 0
+    taper_adherence: float = 0.8
 
     @property
     def effective_rate(self) -> float:
@@ -331,6 +335,8 @@ BOUNDS: dict[str, Bound] = {
     "delivery.backoff_max_seconds": Bound(0, 86_400, "seconds", above=True),
     "delivery.sending_lease_seconds": Bound(0, 86_400, "seconds", above=True),
     "delivery.nudge_after_hours": Bound(0, 72, "hours", above=True),
+    "delivery.taper_after_weeks": Bound(0, 52, "weeks", hint="0 means nudges never stop"),
+    "delivery.taper_adherence": Bound(0, 1, above=True, hint="a share, e.g. 0.8 for 80%"),
     "staff.escalation_minutes": Bound(1, 10_080, "minutes"),
     "staff.urgent_escalation_minutes": Bound(1, 10_080, "office minutes"),
     "inbound.max_concurrent": Bound(1, 256, "updates at once"),

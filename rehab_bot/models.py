@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 from datetime import UTC, date, datetime
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, Text, TypeDecorator, UniqueConstraint, text
+from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Index, Text, TypeDecorator, UniqueConstraint, text
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
@@ -570,3 +570,70 @@ class Caregiver(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     consent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     removed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class TimingProposal(SQLModel, table=True):
+    """A learned reminder time offered to a patient for one session of the day (rehab_bot.timing).
+
+    One row per (patient, session index, reminder time it would move from): the
+    patient is asked once about that reminder; "auto" rows are moves made
+    within the patient's own window without asking.
+    """
+
+    __tablename__ = "timing_proposal"
+    __table_args__ = (UniqueConstraint("patient_id", "session_index", "from_time", name="uq_timing_proposal"),)
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: int = Field(foreign_key="patient.id", index=True, ondelete="CASCADE")
+    session_index: int
+    from_time: str  # HH:MM, the reminder when asked
+    to_time: str  # HH:MM, the reminder proposed
+    usual_time: str  # HH:MM, the learned centre of the completion times
+    status: str = "asked"  # asked, accepted, declined, auto, stale
+    message_id: int | None = Field(default=None, sa_type=BigInteger)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    answered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class TimingWindow(SQLModel, table=True):
+    """A patient's consent to automatic reminder moves, within a local window [start, end]."""
+
+    __tablename__ = "timing_window"
+    patient_id: int = Field(foreign_key="patient.id", primary_key=True, ondelete="CASCADE")
+    start: str  # HH:MM local
+    end: str  # HH:MM local
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ExperimentDecision(SQLModel, table=True):
+    """One decision point of a micro-randomised experiment (rehab_bot.experiment): what was drawn, and what followed.
+
+    ref names what was decided about (the exercise session a nudge is for);
+    one row per (experiment, patient, ref), so a retried render never draws twice.
+    """
+
+    __tablename__ = "experiment_decision"
+    __table_args__ = (UniqueConstraint("experiment_id", "patient_id", "ref", name="uq_experiment_decision"),)
+    id: int | None = Field(default=None, primary_key=True)
+    experiment_id: str = Field(index=True)
+    patient_id: int = Field(foreign_key="patient.id", index=True, ondelete="CASCADE")
+    ref: int  # the exercise session
+    decided_at: datetime = Field(sa_type=UTCDateTime)
+    treated: bool  # True: the treatment arm
+    probability: float  # of the treatment arm at this decision point
+    local_hour: int  # context: the patient's local hour
+    programme_day: int | None = None  # context: days after surgery
+    adherence: float | None = None  # context: share of resolved sessions done in the 7 days before
+    outcome: int | None = None  # proximal outcome (1/0), once its window has passed
+    outcome_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class AlertReview(SQLModel, table=True):
+    """A staff member's one-tap verdict on an acknowledged alert: did it need action? (alert accuracy)."""
+
+    __tablename__ = "alert_review"
+    alert_id: int = Field(
+        sa_column=Column(ForeignKey("alert.id", ondelete="CASCADE"), primary_key=True, autoincrement=False)
+    )
+    needed_action: bool
+    staff_id: int | None = Field(default=None, foreign_key="staff.id")
+    reviewed_at: datetime = Field(sa_type=UTCDateTime)

@@ -279,7 +279,9 @@ def test_default_plan_follows_days_after_surgery(content: Content, clock: FakeCl
     assert later.start_date == surgery + timedelta(days=14) and later.end_date is None and later.days == "024"
     weekly = by_set[("phq2", "gad2")]
     assert weekly.start_date == surgery + timedelta(days=7) and weekly.every_n_days == 7
-    assert len(plan) == 3
+    outcome = [p for p in plan if p.questionnaires == ("psfs",)]  # day 0 has passed: 2, 6 and 12 weeks remain
+    assert [(p.start_date, p.end_date) for p in outcome] == [(surgery + timedelta(days=d),) * 2 for d in (14, 42, 84)]
+    assert len(plan) == 3 + len(outcome)
 
 
 def test_plan_drops_steps_that_ended_and_uses_enrolment_without_a_surgery_date(
@@ -287,7 +289,11 @@ def test_plan_drops_steps_that_ended_and_uses_enrolment_without_a_surgery_date(
 ) -> None:
     today = clock.now().date()
     late = Patient(id=1, alias="P", surgery_date=today - timedelta(days=20), timezone="Europe/Berlin")
-    assert {p.questionnaires for p in core.plan(late, content, clock.now())} == {("pain", "mood"), ("phq2", "gad2")}
+    assert {p.questionnaires for p in core.plan(late, content, clock.now())} == {
+        ("pain", "mood"),
+        ("phq2", "gad2"),
+        ("psfs",),  # the outcome measure at 6 and 12 weeks
+    }
     unknown = Patient(id=2, alias="Q", timezone="Europe/Berlin")
     daily = next(p for p in core.plan(unknown, content, clock.now()) if "symptoms" in p.questionnaires)
     assert daily.start_date == today
@@ -348,9 +354,10 @@ async def test_schedule_for_creates_checkin_and_motivation_rules_and_replaces_th
         await session.commit()
         rules = (await session.exec(select(ReminderRule).where(ReminderRule.active == True))).all()  # noqa: E712
     checkins = [r for r in rules if r.kind == Kind.CHECKIN]
-    assert len(checkins) == 3 and all(r.local_time == "19:00" for r in checkins)
+    assert len(checkins) == 6 and all(r.local_time == "19:00" for r in checkins)
     payloads = sorted(json.loads(r.payload)["questionnaires"] for r in checkins)
-    assert payloads == [["pain", "mood"], ["pain", "mood", "symptoms"], ["phq2", "gad2"]]
+    # The outcome measure (PSFS) at 2, 6 and 12 weeks; day 0 has passed.
+    assert payloads == [["pain", "mood"], ["pain", "mood", "symptoms"], ["phq2", "gad2"], ["psfs"], ["psfs"], ["psfs"]]
     [motivation] = [r for r in rules if r.kind == Kind.MOTIVATION]
     assert motivation.local_time == "19:30"
     daily = next(r for r in checkins if "symptoms" in r.payload)

@@ -43,6 +43,7 @@ from rehab_bot.bot import (
     session,
     staff,
     start,
+    timing,
     web,
 )
 from rehab_bot.bot import services as bot_services
@@ -158,6 +159,7 @@ def build_application(
     checkin.register(app)
     patient.register(app)
     education.register(app)
+    timing.register(app)
     staff.register(app)
     web.register(app)
     care.register(app)

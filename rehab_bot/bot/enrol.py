@@ -38,7 +38,7 @@ from telegram.ext import (
 )
 
 import rehab_bot.bot.staff as staff_bot
-from rehab_bot import enrolment, timezones
+from rehab_bot import enrolment, experiment, timezones
 from rehab_bot import invite as invites
 from rehab_bot import programme as programmes
 from rehab_bot.bot.services import App, svc
@@ -131,7 +131,7 @@ def consent_prompt(
     lang: str, patient: Patient, content: Content, clinic: str, lead: str
 ) -> tuple[str, InlineKeyboardMarkup | None]:
     """The clinic's consent text with Agree / Decline."""
-    text = lead + "\n\n" + content.text("consent", lang, clinic=clinic)
+    text = lead + "\n\n" + experiment.consent_text(content, lang, clinic=clinic)  # mentions running experiments
     rows = [[(t(lang, "Yes, I agree"), _data(patient, "ok"))], [(t(lang, "No, thank you"), _data(patient, "no"))]]
     return text, _keyboard(rows)
 

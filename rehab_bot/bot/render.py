@@ -13,6 +13,7 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rehab_bot import alert as alerts
+from rehab_bot import experiment
 from rehab_bot.bot import care, checkin, education, session, staff
 from rehab_bot.bot.services import App, svc
 from rehab_bot.i18n import t
@@ -23,13 +24,29 @@ from rehab_bot.transport import OutgoingMessage
 KindRenderer = Callable[[App, DueMessage], Awaitable[OutgoingMessage | None]]
 
 
+async def render_nudge(app: App, message: DueMessage) -> OutgoingMessage | None:
+    """A nudge: the core makes a running experiment's draw first (and commits); the renderer only reads it."""
+    services = svc(app)
+    async with services.db.session() as db:
+        delivery = services.config.delivery
+        await experiment.draw_for_nudge(
+            db,
+            services.content,
+            message,
+            services.clock.now(),
+            taper_weeks=delivery.taper_after_weeks,
+            taper_adherence=delivery.taper_adherence,
+        )
+    return await session.render_nudge(app, message)
+
+
 def render_due(
     app: App,
 ) -> Callable[[DueMessage], Awaitable[OutgoingMessage | None]]:
     """A renderer bound to the running application."""
     by_kind: dict[str, KindRenderer] = {
         Kind.SESSION.value: session.render_reminder,
-        Kind.NUDGE.value: session.render_nudge,
+        Kind.NUDGE.value: render_nudge,
         Kind.CHECKIN.value: checkin.render_checkin,
         Kind.MOTIVATION.value: checkin.render_motivation,
         Kind.LESSON.value: education.render_lesson,

@@ -39,9 +39,10 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ApplicationHandlerStop, CallbackQueryHandler, ContextTypes
 
-from rehab_bot import miniapp, motivation, programme
+from rehab_bot import experiment, miniapp, motivation, programme, tapering
 from rehab_bot import patient as patients
 from rehab_bot import session as core
+from rehab_bot.bot import timing as timing_bot
 from rehab_bot.bot.common import language_for
 from rehab_bot.bot.services import App, Services, app_of, svc
 from rehab_bot.config import ClinicConfig
@@ -546,15 +547,25 @@ async def render_nudge(app: App, message: DueMessage) -> OutgoingMessage | None:
         es = await core.nudge_target(db, patient.id, ref.session_id, now)
         if es is None or es.id is None or es.local_date < local_date(patient, now):
             return None
-        lang, session_id, chat_id = patient.language, es.id, patient.telegram_id
+        lang, session_id, chat_id, slot = patient.language, es.id, patient.telegram_id, es.slot
         playing = es.step == core.Step.PLAYING
+        delivery = services.config.delivery
+        if await tapering.nudges_stopped(db, patient, now, delivery.taper_after_weeks, delivery.taper_adherence):
+            return None  # kept up for weeks: the nudges have tapered off ([delivery] taper_after_weeks)
+        # A running experiment may hold this nudge back or word it differently (never any other message);
+        # the core drew its arm before this render (experiment.draw_for_nudge, from bot/render.py).
+        assignment = await experiment.assignment_of(db, services.content, patient.id, es.id)
+        if assignment is not None and not assignment.send:
+            return None
+        custom = assignment.text(lang) if assignment is not None else None
 
     data = (services, app.bot, session_id, chat_id)
     buttons, web_app = reminder_keyboard(services, lang, session_id)
     if not services.config.privacy.health_data_in_chat:
         text = t(lang, "Just checking in: your {slot} session is still open.", slot=es.slot)
         return OutgoingMessage(text, web_app=web_app, settle=(_settle_nudges, data))
-    text = t(lang, "Just checking in: did you manage your {slot} exercise session?", slot=es.slot)
+    text = custom.replace("{slot}", slot) if custom else ""
+    text = text or t(lang, "Just checking in: did you manage your {slot} exercise session?", slot=slot)
     if playing:
         buttons = finish_buttons(lang, session_id)  # the exercises are in the chat already
     return OutgoingMessage(text, buttons=buttons, web_app=web_app, settle=(_settle_nudges, data))
@@ -725,6 +736,7 @@ async def _press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     elif action == core.Action.PAIN:
         await query.answer()
         await edit_message(message, praise(lang, es.status, streak), None)
+        await timing_bot.after_session(context, es.patient_id, es.id, message.chat_id)  # learned reminder time
     else:  # REASON
         await query.answer()
         await edit_message(message, skip_reply(lang, press.value, s.content, s.config.clinic), None)
@@ -738,6 +750,7 @@ async def sweep(app: App) -> list[core.Missed]:
     services = svc(app)
     async with services.db.session() as db:
         missed = await core.sweep_missed(db, services.clock.now())
+        await experiment.record_outcomes(db, services.content, services.clock.now())  # experiments' outcomes
         await db.commit()
     for item in missed:
         if item.chat_id is not None and item.message_id is not None:

@@ -10,6 +10,7 @@ the same names and structure:
   ``[[programme.phase.session]]``,
 * ``texts.toml``      -- ``[[text]]`` entries (consent, emergency, ...),
 * ``lessons.toml``    -- the recovery course (see content/lessons.py).
+* ``experiments.toml`` -- micro-randomised experiments, off by default (see content/experiments.py).
 
 A clinic entry with the id of a built-in one replaces it as a whole, a new id
 adds an entry, and ``enabled = false`` (with just the id) removes a built-in
@@ -32,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from rehab_bot.content import checkins, lessons
+from rehab_bot.content import checkins, experiments, lessons
 from rehab_bot.content.checkins import (
     AlertRule,
     CadenceStep,
@@ -42,6 +43,7 @@ from rehab_bot.content.checkins import (
     Questionnaire,
     SymptomWords,
 )
+from rehab_bot.content.experiments import Experiment
 from rehab_bot.content.lessons import Course
 from rehab_bot.content.schema import (
     BUILT_IN,
@@ -106,6 +108,8 @@ CONTENT_FILES = (
     "crisis.toml",
     # The recovery course: see content/lessons.py.
     "lessons.toml",
+    # Micro-randomised experiments (off by default): see content/experiments.py.
+    "experiments.toml",
 )
 MEDIA_KINDS = ("photo", "animation", "video")
 # Texts the bot core relies on; a clinic may reword them but not disable them.
@@ -206,6 +210,8 @@ class Content:
     symptom_words: dict[str, SymptomWords] = field(default_factory=dict)
     # From lessons.toml (content/lessons.py); None only for hand-built test content.
     course: Course | None = None
+    # From experiments.toml (content/experiments.py).
+    experiments: dict[str, Experiment] = field(default_factory=dict)
 
     def exercise(self, exercise_id: str) -> Exercise:
         return self.exercises[exercise_id]
@@ -529,6 +535,7 @@ def load_content(clinic_dir: Path | None) -> Content:
     built_in_consent: Text | None = None
     checkin_loader = checkins.Loader()
     lesson_loader = lessons.Loader()
+    experiment_loader = experiments.Loader()
     checkin_files = checkins.FILES
 
     layers: list[tuple[Path, str]] = [(DEFAULTS_DIR, BUILT_IN)]
@@ -555,6 +562,8 @@ def load_content(clinic_dir: Path | None) -> Content:
                 checkin_loader.parse(name, f, data)
             elif name == lessons.FILE:
                 lesson_loader.parse(f, data)
+            elif name == experiments.FILE:
+                experiment_loader.parse(f, data)
             elif name == "programmes.toml":
                 layer_refs: dict[str, list[_Ref]] = {}
                 entries = _parse_programmes(f, data, layer_refs)
@@ -611,11 +620,13 @@ def load_content(clinic_dir: Path | None) -> Content:
 
     checkin_content = checkin_loader.finish(errors, texts, programmes)
     course = lesson_loader.finish(programmes)
+    experiment_content = experiment_loader.finish()
     if errors:
         raise ContentError(errors)
     return Content(
         **checkin_content.__dict__,
         course=course,
+        experiments=experiment_content,
         exercises={k: e.value for k, e in exercises.items()},
         programmes={k: e.value for k, e in programmes.items()},
         texts={k: e.value for k, e in texts.items()},

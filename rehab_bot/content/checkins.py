@@ -76,7 +76,7 @@ def level_of(severity: str | None) -> str:
     return "none" if severity is None else LEVEL_OF_SEVERITY[severity]
 
 
-SCORINGS = ("value", "sum", "percent", "count", "none")
+SCORINGS = ("value", "sum", "mean", "percent", "count", "none")
 RULE_KINDS = ("score_at_least", "rise", "above_baseline", "trend", "inactive")
 TRIGGERS = (
     "welcome",
@@ -184,7 +184,7 @@ class Questionnaire:
     title: dict[str, str]
     intro: dict[str, str] | None
     items: list[Item]
-    scoring: str  # value | sum | percent | count | none
+    scoring: str  # value | sum | mean | percent | count | none
     cadence: list[CadenceStep]  # empty: asked only on demand
     expires_hours: int
     on_demand: bool  # the patient can start it from /checkin
@@ -640,7 +640,7 @@ def _parse_questionnaires(f: SourceFile, raws: list[Any], text_refs: list[_TextR
             if scoring == "value" and len(scored) != 1:
                 f.at(path, f"{what}: scoring 'value' needs exactly one scored item, not {len(scored)}", "scoring")
                 ok = False
-            elif scoring in ("sum", "percent", "count") and not scored:
+            elif scoring in ("sum", "mean", "percent", "count") and not scored:
                 f.at(path, f"{what}: scoring '{scoring}' needs at least one scored item", "scoring")
                 ok = False
             if min_answered is not None and min_answered > len(scored):

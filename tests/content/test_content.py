@@ -564,6 +564,7 @@ def test_defaults_dir_holds_the_three_files() -> None:
     assert sorted(p.name for p in DEFAULTS_DIR.glob("*.toml")) == [
         "crisis.toml",
         "exercises.toml",
+        "experiments.toml",
         "lessons.toml",
         "messages.toml",
         "programmes.toml",

@@ -96,10 +96,14 @@ async def test_a_patient_without_a_therapist_alerts_every_admin_at_once(
     assert not other.messages and not gone.messages
 
     # One tap acknowledges; the role is rechecked; a second press says who did it.
+    async with live.db.session() as session:
+        crisis_id = (await session.exec(select(Alert.id).where(Alert.kind == "crisis"))).one()
     await one.press("✅ Acknowledge", crisis[0])
     assert (await one.wait_for_answer()).text == "Acknowledged."
     [edited] = await one.wait_for(about("Acknowledged by Admin One"))
-    assert edited.message_id == crisis[0].message_id and not edited.callback_data
+    assert edited.message_id == crisis[0].message_id
+    # The Acknowledge button is gone; the optional alert-accuracy verdict replaces it (tests/e2e/test_alert_review.py).
+    assert edited.callback_data == [f"st:rv:{crisis_id}:1", f"st:rv:{crisis_id}:0"]
     assert "Possible crisis" in (edited.text or ""), "the alert keeps its text"
     await two.press("✅ Acknowledge", crisis[1])
     assert (await two.wait_for_answer()).text == "Already acknowledged by Admin One."

@@ -149,7 +149,8 @@ async def test_checkin_resumes_an_open_one_or_offers_a_menu(bot: Any, tg: FakeTe
         "Wound and symptom check",
         "PHQ-2: mood over the last 2 weeks",
         "GAD-2: worry over the last 2 weeks",
-    ], "every questionnaire the programme allows, the mood screens included"
+        "Patient-Specific Functional Scale",
+    ], "every questionnaire the programme allows, the mood screens and the outcome measure included"
     [question] = await press_and_wait(user, "Wound and symptom check")
     assert question.message_id == menu.message_id and "have you noticed any of these" in question.text
     await user.send("/checkin")

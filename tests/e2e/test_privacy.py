@@ -82,6 +82,8 @@ from rehab_bot.models import (
     Patient,
     PatientStatus,
     StaffDraft,
+    TimingProposal,
+    TimingWindow,
 )
 
 # A long scenario: `pytest -m "not slow"` leaves it out; .ci/run runs it.
@@ -102,6 +104,7 @@ B_FRESH_CODE, B_USED_CODE = "ZyxFreshInvite2", "ZyxUsedInvite01"
 # hours this test moves the clock through, so the engine never touches B's rules.
 B_TIMES = ("06:47", "11:23", "16:59")
 B_QUIET = ("23:11", "05:37")
+B_TIMING = ("12:17", "12:27", "06:13", "21:59")  # B's proposed and usual time, B's window for automatic moves
 B_SURGERY, B_PAUSED_UNTIL = date(2026, 3, 17), date(2026, 8, 29)
 # Text that only B's data contains: a leak of any of it to A is visible in what A receives.
 MARKERS = (
@@ -110,6 +113,7 @@ MARKERS = (
     "Chatham",
     *B_TIMES,
     *B_QUIET,
+    *B_TIMING,
     "2026-03-17",
     "17.03.2026",
     "March 17",
@@ -155,6 +159,7 @@ class B:
         self.alert_id = 0
         self.messages: list[int] = []  # care-team messages: B's and the reply
         self.caregiver_id = 0
+        self.timing_id = 0
 
     @property
     def id(self) -> int:
@@ -313,6 +318,16 @@ async def make_b(bot: Any) -> B:
         )
         s.add(alert)
         s.add(MotivationLog(patient_id=bid, message_key="numbat-cheer", local_date=day))
+        timing_question = TimingProposal(
+            patient_id=bid,
+            session_index=1,
+            from_time=B_TIMES[1],
+            to_time=B_TIMING[0],
+            usual_time=B_TIMING[1],
+            created_at=now,
+        )
+        s.add(timing_question)
+        s.add(TimingWindow(patient_id=bid, start=B_TIMING[2], end=B_TIMING[3], updated_at=now))
         s.add(LessonProgress(patient_id=bid, lesson_id="numbat-lesson", safety=True, delivered_at=now, wrong_answers=3))
         s.add(
             AuditLog(staff_id=therapist.id, actor=f"telegram:{B_THERAPIST_TG}", action="view.patient", patient_id=bid)
@@ -389,6 +404,7 @@ async def make_b(bot: Any) -> B:
         b.sessions = [es.id or 0 for es in rows]
         b.checkins = [(c.id or 0, c.questionnaire_id) for c in checkins]
         b.alert_id = alert.id or 0
+        b.timing_id = timing_question.id or 0
     assert set(content.questionnaires) >= {q for _, q in b.checkins}
     return b
 
@@ -445,7 +461,7 @@ async def make_c(bot: Any) -> int:
 async def views(w: Walker) -> list[tuple[Any, ...]]:
     """Everything A's read-only commands show, files and chart included."""
     out = []
-    for text in ("/start", "/today", "/progress", "/learn", "/settings", "/pause", "/checkin", "/mydata"):
+    for text in ("/start", "/today", "/progress", "/learn", "/settings", "/timing", "/pause", "/checkin", "/mydata"):
         for m in await w.send(text):
             media = m.media.data if m.media is not None else None
             out.append((text, m.text, m.callback_data, media))
@@ -479,6 +495,7 @@ def command_matrix(b: B, *, patient: bool = True) -> dict[str, list[str]]:
         "caregiver": ["/caregiver", f"/caregiver {B_ALIAS}", f"/caregiver {b.caregiver_id}"],
         "delete": ["/delete", f"/delete {B_ALIAS}"],
         "stop": ["/stop", f"/stop {b.id}"],
+        "timing": ["/timing", f"/timing {B_ALIAS}", f"/timing {b.timing_id}", "/timing off"],
     }
 
 
@@ -575,6 +592,7 @@ def forgeries(b: B, content: Any) -> dict[str, list[str]]:
         ],
         "^cp:": ["cp:" + data[3:] for data in checkin_forgeries(b, content)],
         "^cs:": [f"cs:{qid}" for qid in content.questionnaires] + [f"cs:{bid}"],
+        "^tm:": [f"tm:{b.timing_id}:y", f"tm:{b.timing_id}:n", f"tm:{b.timing_id}"],
         # Not a pattern: what no handler claims goes to the catch-all.
         "": [f"zz:{bid}", f"s:{b.sessions[0]}", f"ci:{b.checkins[0][0]}:0", f"e:{bid}"],
     }

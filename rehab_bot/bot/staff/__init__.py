@@ -56,6 +56,7 @@ from rehab_bot.bot.staff.alerts import (
     check_alert_reach,
     press_acknowledge,
     press_alert_ack,
+    press_review,
 )
 from rehab_bot.bot.staff.care import (
     press_discharge,
@@ -255,6 +256,7 @@ ACTIONS: dict[str, Route] = {
     "ef": lambda press: press_export(press, "fhir"),
     "ak": press_acknowledge,
     "aa": press_alert_ack,
+    "rv": press_review,
 }
 
 

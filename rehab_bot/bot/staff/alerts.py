@@ -10,6 +10,7 @@ import logging
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import (
+    InlineKeyboardButton,
     InlineKeyboardMarkup,
     Update,
 )
@@ -18,7 +19,7 @@ from telegram.ext import (
 )
 
 from rehab_bot import alert as alert_core
-from rehab_bot import audit
+from rehab_bot import alert_review, audit
 from rehab_bot.bot.services import Host, svc
 from rehab_bot.bot.staff.press import Press, clip, keyboard, staff_command
 from rehab_bot.models import Alert, Kind, Patient, Role, Staff
@@ -139,4 +140,31 @@ async def press_alert_ack(press: Press) -> None:
     await press.answer("Acknowledged." if result.now else f"Already acknowledged by {result.by}.")
     message = press.message
     original = (message.text or message.caption or "") if message is not None else ""
-    await press.edit(f"{original}\n\n✅ Acknowledged by {result.by}, {when}.")
+    # Alert accuracy: one optional tap on whether it needed action (alert_review).
+    review = (
+        InlineKeyboardMarkup(
+            [
+                [
+                    InlineKeyboardButton("Needed action", callback_data=f"st:rv:{result.alert.id}:1"),
+                    InlineKeyboardButton("No action needed", callback_data=f"st:rv:{result.alert.id}:0"),
+                ]
+            ]
+        )
+        if result.now
+        else None
+    )
+    await press.edit(f"{original}\n\n✅ Acknowledged by {result.by}, {when}.", review)
+
+
+async def press_review(press: Press) -> None:
+    """The optional verdict after acknowledging: needed action or not (the first one stands)."""
+    needed = press.args[1] == "1" if len(press.args) > 1 and press.args[1] in ("0", "1") else None
+    if needed is None:
+        raise ValueError("not a verdict")
+    verdict = await alert_review.review(press.session, press.staff, press.int_arg(0), needed, press.now)
+    await press.session.commit()
+    said = "needed action" if verdict.needed_action else "no action needed"
+    await press.answer(f"Recorded: {said}." if verdict.now else f"Already recorded: {said}.")
+    message = press.message
+    original = (message.text or message.caption or "") if message is not None else ""
+    await press.edit(f"{original}\n{'Needed action.' if verdict.needed_action else 'No action needed.'}")

@@ -1,0 +1,128 @@
+"""The clinic's evaluation commands: `rehab-bot experiment report ID`, `rehab-bot report outcomes`.
+
+Kept apart from cli.py (which registers and dispatches them) so the
+command-line parser stays one screen per feature. No telegram imports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from datetime import date
+from pathlib import Path
+
+from rehab_bot.config import Config
+
+COMMANDS = ("experiment", "report")
+
+
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`experiment report ID`."""
+    experiment = sub.add_parser(
+        "experiment",
+        help="micro-randomised experiments (experiments.toml)",
+        description="Micro-randomised experiments defined in the content (experiments.toml, off by default).",
+    )
+    experiment_sub = experiment.add_subparsers(dest="experiment_command", metavar="ACTION", required=True)
+    report = experiment_sub.add_parser(
+        "report",
+        help="the effect of an experiment with its 95%% confidence interval",
+        description="Record the proximal outcomes that are due, then print the experiment's arms (decisions, "
+        "patients, outcome rate; an arm with fewer than 5 patients is suppressed) and the effect of the treatment "
+        "on the outcome's probability with a 95%% confidence interval (weighted and centred least squares, "
+        "correct for the known randomisation probabilities; standard errors clustered by patient). No patient "
+        "is named. An unknown experiment id exits with status 1.",
+    )
+    report.add_argument("id", metavar="ID", help="the experiment's id in experiments.toml")
+
+    reports = sub.add_parser(
+        "report",
+        help="clinic reports (outcomes)",
+        description="Clinic reports from the database, with no patient named.",
+    )
+    reports_sub = reports.add_subparsers(dest="report_command", metavar="REPORT", required=True)
+    out = reports_sub.add_parser(
+        "outcomes",
+        help="the clinic outcomes report as HTML and CSV",
+        description="Write outcomes.html and outcomes.csv (mode 0600) for the patients enrolled from --from to "
+        "--to: enrolment and retention at weeks 4, 8 and 12 beside published anchors, the distribution of "
+        "session adherence, the share reaching a meaningful improvement on each outcome measure, alerts per 100 "
+        "patient-weeks by level, median time to acknowledge, alert accuracy, escalations, crisis events and "
+        "experiment results. No patient is named; figures from fewer than 5 patients are suppressed. A bad "
+        "date exits with status 1.",
+    )
+    out.add_argument("--from", dest="start", required=True, metavar="DATE", help="first enrolment date, YYYY-MM-DD")
+    out.add_argument("--to", dest="end", required=True, metavar="DATE", help="last enrolment date, YYYY-MM-DD")
+    out.add_argument("--out", type=Path, default=Path("."), metavar="DIR", help="folder for the two files (default: .)")
+
+
+def run(config: Config, args: argparse.Namespace) -> int:
+    """Run an evaluation command; 1 for bad input."""
+    if args.command == "report":
+        return _outcomes(config, args)
+    from rehab_bot import experiment
+    from rehab_bot.clock import SystemClock
+    from rehab_bot.content import load_content
+    from rehab_bot.db import Database
+
+    content = load_content(config.content.dir)
+    if args.id not in content.experiments:
+        known = ", ".join(sorted(content.experiments)) or "none"
+        print(f"rehab-bot: no experiment {args.id!r} in the content (experiments: {known})", file=sys.stderr)
+        return 1
+
+    async def go() -> list[str]:
+        db = Database(config.database.url, pg_schema=config.database.pg_schema or None)
+        try:
+            await db.upgrade()
+            async with db.session() as session:
+                result = await experiment.report(session, content, args.id, SystemClock().now())
+                await session.commit()
+            return experiment.report_lines(result)
+        finally:
+            await db.dispose()
+
+    for line in asyncio.run(go()):
+        print(line)
+    return 0
+
+
+def _outcomes(config: Config, args: argparse.Namespace) -> int:
+    from rehab_bot import outcomes_report
+    from rehab_bot.clock import SystemClock
+    from rehab_bot.content import load_content
+    from rehab_bot.db import Database
+    from rehab_bot.files import private_dir, write_private_text
+
+    try:
+        start, end = date.fromisoformat(args.start), date.fromisoformat(args.end)
+    except ValueError:
+        print(f"rehab-bot: --from {args.start!r} and --to {args.end!r} must be dates (YYYY-MM-DD)", file=sys.stderr)
+        return 1
+    if end < start:
+        print("rehab-bot: --to is before --from", file=sys.stderr)
+        return 1
+    content = load_content(config.content.dir)
+
+    async def go() -> outcomes_report.Report:
+        db = Database(config.database.url, pg_schema=config.database.pg_schema or None)
+        try:
+            await db.upgrade()
+            async with db.session() as session:
+                report = await outcomes_report.build(session, content, start, end, SystemClock().now())
+                await session.commit()
+            return report
+        finally:
+            await db.dispose()
+
+    report = asyncio.run(go())
+    try:
+        folder = private_dir(args.out)
+        write_private_text(folder / "outcomes.html", outcomes_report.to_html(report))
+        write_private_text(folder / "outcomes.csv", outcomes_report.to_csv(report))
+    except OSError as exc:
+        print(f"rehab-bot: cannot write {exc.filename or args.out}: {exc.strerror}", file=sys.stderr)
+        return 1
+    print(f"wrote {folder / 'outcomes.html'} and {folder / 'outcomes.csv'} ({len(report.rows)} figures)")
+    return 0

@@ -1,0 +1,127 @@
+"""Outcome measures over time: the schedule, and whether a change is clinically meaningful.
+
+The outcome questionnaires (content: ``questionnaires.toml``; licences in
+docs/OUTCOMES.md) are asked by days after surgery: day 0 (baseline), 2, 6
+and 12 weeks (:data:`SCHEDULE_DAYS`). A patient's change on a measure is
+the score nearest to a follow-up day (within :data:`WINDOW_DAYS`) against
+their baseline: the first score in the first :data:`BASELINE_DAYS` days
+after surgery (or the last one before it).
+
+The minimal clinically important difference (MCID) of each measure, with its
+source; a change reaches it when the improvement is at least ``points`` or,
+where a share is given, at least ``percent`` of the baseline:
+
+* pain NRS 0-10: 2 points or 30 % (Farrar et al. 2001, Pain 94:149);
+* Oswestry Disability Index 0-100: 10 points or 30 % (Ostelo et al. 2008,
+  Spine 33:90), for clinics that license the ODI;
+* Patient-Specific Functional Scale, mean 0-10: 2 points (Stratford et al.
+  1995, Physiother Can 47:258; 2 points on the mean score).
+
+Plain Python over SQLModel: no telegram imports.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from rehab_bot.models import CheckIn, Patient
+
+SCHEDULE_DAYS = (0, 14, 42, 84)  # baseline, 2, 6 and 12 weeks after surgery
+WINDOW_DAYS = 14  # a follow-up score counts for the nearest scheduled day within this many days
+BASELINE_DAYS = 7
+
+
+@dataclass(frozen=True)
+class Mcid:
+    questionnaire: str
+    name: str
+    points: float
+    percent: float | None  # of the baseline
+    lower_is_better: bool
+    source: str
+
+
+MEASURES: dict[str, Mcid] = {
+    "pain": Mcid("pain", "Pain (NRS 0-10)", 2, 30, True, "Farrar et al. 2001, Pain 94:149"),
+    "odi": Mcid("odi", "Oswestry Disability Index (0-100)", 10, 30, True, "Ostelo et al. 2008, Spine 33:90"),
+    "psfs": Mcid(
+        "psfs", "Patient-Specific Functional Scale (mean 0-10)", 2, None, False, "Stratford et al. 1995, Physiother Can"
+    ),
+}
+
+
+class Change(enum.StrEnum):
+    IMPROVED = "improved"  # reached the MCID
+    UNCHANGED = "unchanged"
+    WORSE = "worse"  # worsened by at least the MCID
+
+
+def classify(measure: Mcid, baseline: float, follow_up: float) -> Change:
+    """Improved (by at least the MCID, in points or share of baseline), worse (by as much), or unchanged."""
+    gain = (baseline - follow_up) if measure.lower_is_better else (follow_up - baseline)
+
+    def meaningful(amount: float) -> bool:
+        if amount >= measure.points - 1e-9:
+            return True
+        return measure.percent is not None and baseline > 0 and amount / baseline * 100 >= measure.percent - 1e-9
+
+    if gain > 0 and meaningful(gain):
+        return Change.IMPROVED
+    if gain < 0 and meaningful(-gain):
+        return Change.WORSE
+    return Change.UNCHANGED
+
+
+@dataclass(frozen=True)
+class Score:
+    day: int  # days after surgery
+    value: float
+
+
+def baseline_of(scores: Sequence[Score]) -> Score | None:
+    """The first score in the first BASELINE_DAYS days after surgery, else the last one before surgery."""
+    early = [s for s in scores if 0 <= s.day < BASELINE_DAYS]
+    if early:
+        return min(early, key=lambda s: s.day)
+    before = [s for s in scores if s.day < 0]
+    return max(before, key=lambda s: s.day) if before else None
+
+
+def at_day(scores: Sequence[Score], day: int) -> Score | None:
+    """The score nearest to a scheduled follow-up day, within WINDOW_DAYS."""
+    near = [s for s in scores if abs(s.day - day) <= WINDOW_DAYS and s.day >= BASELINE_DAYS]
+    return min(near, key=lambda s: (abs(s.day - day), s.day)) if near else None
+
+
+async def scores_of(session: AsyncSession, patient: Patient, questionnaire: str) -> list[Score]:
+    """A patient's completed scores of one questionnaire by days after surgery, oldest first."""
+    if patient.surgery_date is None:
+        return []
+    rows = await session.exec(
+        select(col(CheckIn.local_date), col(CheckIn.score)).where(
+            col(CheckIn.patient_id) == patient.id,
+            col(CheckIn.questionnaire_id) == questionnaire,
+            col(CheckIn.status) == "complete",
+            col(CheckIn.score).is_not(None),
+            col(CheckIn.local_date).is_not(None),
+        )
+    )
+    surgery: date = patient.surgery_date
+    out = [
+        Score((day - surgery).days, float(score)) for day, score in rows.all() if day is not None and score is not None
+    ]
+    return sorted(out, key=lambda s: s.day)
+
+
+def change_at(measure: Mcid, scores: Sequence[Score], day: int) -> Change | None:
+    """The change from baseline at a scheduled day, or None without both scores."""
+    base, follow = baseline_of(scores), at_day(scores, day)
+    if base is None or follow is None:
+        return None
+    return classify(measure, base.value, follow.value)

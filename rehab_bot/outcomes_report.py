@@ -1,0 +1,386 @@
+"""The clinic outcomes report: `rehab-bot report outcomes --from --to` (HTML and CSV).
+
+Everything is counted over the patients enrolled (consent given) between
+``--from`` and ``--to`` inclusive, as the database holds them at ``--to``'s
+end. No patient is named, and every figure drawn from fewer than
+:data:`MIN_GROUP` patients is printed as suppressed.
+
+* **Enrolment and retention.** A patient's programme week N is days
+  7(N-1) to 7N-1 after surgery. Retention at week N: of the patients whose
+  week N had ended by ``--to``, the share who logged at least one session
+  (done or partly) in it. "Final month": active in weeks 9-12. Printed beside
+  the published anchors: Hinge Health, 73 % of 10,264 patients still active in
+  the final month of a 12-week programme; Sword Health RCT, 81 % completion at
+  8 weeks; home-exercise non-adherence is typically 50-65 %.
+* **Adherence.** Per patient, the share of resolved sessions (done, partly,
+  skipped, missed) logged done or partly; its distribution in fifths, the
+  median, and the share of patients under 50 % (non-adherent).
+* **Outcome measures.** Per measure of :mod:`rehab_bot.outcomes`: of the
+  patients with a baseline and a follow-up at 12 weeks (else 6 weeks), the
+  share reaching the measure's MCID.
+* **Alerts.** Alerts raised in the period per 100 patient-weeks (the days
+  each patient was enrolled within the period, over 7), by triage level; the
+  median minutes to acknowledge; alert accuracy (the share of reviewed
+  alerts staff marked "needed action"); escalations; crisis events
+  (crisis-phrase alerts).
+* **Experiments.** Every experiment with decisions: arms and effect
+  (:mod:`rehab_bot.experiment`).
+
+Plain Python over SQLModel: no telegram imports. The HTML is rendered with
+Jinja2, autoescaping on.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import statistics
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+
+from jinja2 import Environment
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from rehab_bot import experiment, outcomes
+from rehab_bot.content import Content
+from rehab_bot.content.checkins import LEVELS, level_of
+from rehab_bot.models import Alert, AlertReview, ExerciseSession, ExperimentDecision, Patient
+
+MIN_GROUP = 5
+SUPPRESSED = "suppressed (fewer than 5)"
+RETENTION_WEEKS = (4, 8, 12)
+ANCHORS = {
+    4: "",
+    8: "Sword Health RCT: 81 % completion at 8 weeks",
+    12: "Hinge Health (n = 10,264): 73 % still active in the final month of 12 weeks",
+}
+NON_ADHERENCE_ANCHOR = "typical home-exercise non-adherence: 50-65 %"
+DONE = ("done", "partly")
+RESOLVED = ("done", "partly", "skipped", "missed")
+
+
+@dataclass(frozen=True)
+class Share:
+    """A share of a group, or suppressed when the group has fewer than MIN_GROUP patients."""
+
+    numerator: int
+    denominator: int
+
+    @property
+    def suppressed(self) -> bool:
+        return self.denominator < MIN_GROUP
+
+    def text(self) -> str:
+        if self.suppressed:
+            return SUPPRESSED
+        return f"{self.numerator / self.denominator * 100:.0f} % ({self.numerator} of {self.denominator})"
+
+    def value(self) -> str:
+        return "" if self.suppressed else f"{self.numerator / self.denominator:.4f}"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the report: its section, what it is, the figure, and the published anchor beside it."""
+
+    section: str
+    label: str
+    figure: str
+    value: str = ""  # machine-readable (CSV), empty when suppressed or not a number
+    n: str = ""
+    anchor: str = ""
+
+
+@dataclass
+class Report:
+    start: date
+    end: date
+    generated: datetime
+    rows: list[Row] = field(default_factory=list)
+
+    def section(self, name: str) -> list[Row]:
+        return [r for r in self.rows if r.section == name]
+
+    @property
+    def sections(self) -> list[str]:
+        return list(dict.fromkeys(r.section for r in self.rows))
+
+
+def _median(values: Sequence[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=UTC)
+
+
+async def build(session: AsyncSession, content: Content, start: date, end: date, now: datetime) -> Report:
+    """Count everything for patients enrolled from start to end (inclusive)."""
+    report = Report(start, end, now)
+    rows = report.rows
+    period_start, period_end = _day_start(start), _day_start(end + timedelta(days=1))
+    patients = [
+        p
+        for p in (await session.exec(select(Patient).where(col(Patient.consent_at).is_not(None)))).all()
+        if p.consent_at is not None and period_start <= p.consent_at < period_end
+    ]
+    ids = [p.id for p in patients if p.id is not None]
+    rows.append(Row("Enrolment", "Patients enrolled in the period", str(len(patients)), str(len(patients))))
+
+    sessions = (await session.exec(select(ExerciseSession).where(col(ExerciseSession.patient_id).in_(ids)))).all()
+    by_patient: dict[int, list[ExerciseSession]] = {}
+    for es in sessions:
+        by_patient.setdefault(es.patient_id, []).append(es)
+
+    # Retention by programme week.
+    for week in RETENTION_WEEKS:
+        eligible = [
+            p for p in patients if p.surgery_date is not None and p.surgery_date + timedelta(days=7 * week) <= end
+        ]
+        active = 0
+        for p in eligible:
+            assert p.surgery_date is not None
+            first, last = p.surgery_date + timedelta(days=7 * (week - 1)), p.surgery_date + timedelta(days=7 * week - 1)
+            if any(first <= es.local_date <= last and es.status in DONE for es in by_patient.get(p.id or 0, [])):
+                active += 1
+        share = Share(active, len(eligible))
+        rows.append(
+            Row("Retention", f"Active in week {week}", share.text(), share.value(), str(len(eligible)), ANCHORS[week])
+        )
+    eligible = [p for p in patients if p.surgery_date is not None and p.surgery_date + timedelta(days=84) <= end]
+    final = 0
+    for p in eligible:
+        assert p.surgery_date is not None
+        first, last = p.surgery_date + timedelta(days=56), p.surgery_date + timedelta(days=83)
+        final += any(first <= es.local_date <= last and es.status in DONE for es in by_patient.get(p.id or 0, []))
+    share = Share(final, len(eligible))
+    rows.append(
+        Row(
+            "Retention",
+            "Active in the final month (weeks 9-12)",
+            share.text(),
+            share.value(),
+            str(len(eligible)),
+            ANCHORS[12],
+        )
+    )
+
+    # Adherence distribution.
+    adherence: list[float] = []
+    for p in patients:
+        resolved = [es for es in by_patient.get(p.id or 0, []) if es.status in RESOLVED]
+        if resolved:
+            adherence.append(sum(es.status in DONE for es in resolved) / len(resolved))
+    n = len(adherence)
+    bins = Counter(min(int(a * 5), 4) for a in adherence)
+    for b in range(5):
+        share = Share(bins.get(b, 0), n)
+        rows.append(
+            Row(
+                "Adherence",
+                f"Patients with {b * 20}-{b * 20 + 20} % of sessions done",
+                share.text(),
+                share.value(),
+                str(n),
+            )
+        )
+    median = _median(adherence)
+    rows.append(
+        Row(
+            "Adherence",
+            "Median share of sessions done",
+            SUPPRESSED if n < MIN_GROUP or median is None else f"{median * 100:.0f} %",
+            "" if n < MIN_GROUP or median is None else f"{median:.4f}",
+            str(n),
+        )
+    )
+    share = Share(sum(a < 0.5 for a in adherence), n)
+    rows.append(
+        Row(
+            "Adherence",
+            "Non-adherent (under 50 % of sessions done)",
+            share.text(),
+            share.value(),
+            str(n),
+            NON_ADHERENCE_ANCHOR,
+        )
+    )
+
+    # Outcome measures against their MCID.
+    for measure in outcomes.MEASURES.values():
+        if measure.questionnaire not in content.questionnaires:
+            continue
+        improved = total = 0
+        for p in patients:
+            scores = await outcomes.scores_of(session, p, measure.questionnaire)
+            change = outcomes.change_at(measure, scores, 84) or outcomes.change_at(measure, scores, 42)
+            if change is not None:
+                total += 1
+                improved += change == outcomes.Change.IMPROVED
+        share = Share(improved, total)
+        mcid = f"{measure.points:g} points" + (f" or {measure.percent:g} %" if measure.percent else "")
+        rows.append(
+            Row(
+                "Outcome measures",
+                f"{measure.name}: reached the MCID ({mcid}; {measure.source}) at 12 weeks, else 6",
+                share.text(),
+                share.value(),
+                str(total),
+            )
+        )
+
+    # Alerts.
+    alerts = [
+        a
+        for a in (await session.exec(select(Alert).where(col(Alert.patient_id).in_(ids)))).all()
+        if period_start <= a.created_at < period_end
+    ]
+    patient_days = 0
+    for p in patients:
+        assert p.consent_at is not None
+        until = min(period_end, p.discharged_at or period_end)
+        patient_days += max(0, (until - p.consent_at).days)
+    weeks = patient_days / 7
+    for level in reversed(LEVELS[1:]):
+        count = sum(level_of(a.severity) == level for a in alerts)
+        rate = "" if weeks == 0 or len(patients) < MIN_GROUP else f"{count / weeks * 100:.1f}"
+        rows.append(
+            Row(
+                "Alerts",
+                f"Alerts per 100 patient-weeks: {level}",
+                SUPPRESSED
+                if len(patients) < MIN_GROUP
+                else (rate or "–") + f" ({count} alerts, {weeks:.0f} patient-weeks)",
+                rate,
+                str(count),
+            )
+        )
+    minutes = [(a.acknowledged_at - a.created_at).total_seconds() / 60 for a in alerts if a.acknowledged_at is not None]
+    median = _median(minutes)
+    rows.append(
+        Row(
+            "Alerts",
+            "Median time to acknowledge",
+            SUPPRESSED if len(minutes) < MIN_GROUP or median is None else f"{median:.0f} min",
+            "" if len(minutes) < MIN_GROUP or median is None else f"{median:.1f}",
+            str(len(minutes)),
+        )
+    )
+    alert_ids = [a.id for a in alerts if a.id is not None]
+    reviews = (
+        (await session.exec(select(AlertReview).where(col(AlertReview.alert_id).in_(alert_ids)))).all()
+        if alert_ids
+        else []
+    )
+    share = Share(sum(r.needed_action for r in reviews), len(reviews))
+    rows.append(
+        Row(
+            "Alerts",
+            "Alert accuracy: reviewed alerts that needed action",
+            share.text(),
+            share.value(),
+            str(len(reviews)),
+        )
+    )
+    rows.append(
+        Row(
+            "Alerts",
+            "Escalations (unacknowledged emergencies sent on to the admins)",
+            str(sum(a.escalated_at is not None for a in alerts)),
+            str(sum(a.escalated_at is not None for a in alerts)),
+        )
+    )
+    crisis = sum(a.kind == "crisis" for a in alerts)
+    rows.append(Row("Alerts", "Crisis events (crisis phrases in a patient's message)", str(crisis), str(crisis)))
+
+    # Experiments.
+    run = (
+        (
+            await session.exec(
+                select(ExperimentDecision.experiment_id).where(col(ExperimentDecision.patient_id).in_(ids)).distinct()
+            )
+        ).all()
+        if ids
+        else []
+    )
+    for experiment_id in sorted(run):
+        if experiment_id not in content.experiments:
+            continue
+        result = await experiment.report(session, content, experiment_id, now)
+        est = result.estimate
+        figure = (
+            "not estimated (fewer than 5 patients in an arm)"
+            if est is None
+            else f"{est.effect * 100:+.1f} percentage points (95 % CI {est.low * 100:+.1f} to {est.high * 100:+.1f})"
+        )
+        rows.append(
+            Row(
+                "Experiments",
+                f"{experiment_id}: {result.experiment.title['en']}",
+                figure,
+                "" if est is None else f"{est.effect:.4f}",
+                str(result.decided),
+            )
+        )
+    return report
+
+
+def to_csv(report: Report) -> str:
+    """The report as CSV: section, measure, figure, value, n, anchor."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["section", "measure", "figure", "value", "n", "anchor"])
+    for r in report.rows:
+        writer.writerow([r.section, r.label, r.figure, r.value, r.n, r.anchor])
+    return out.getvalue()
+
+
+_TEMPLATE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Clinic outcomes {{ report.start }} to {{ report.end }}</title>
+<style>
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 60rem; padding: 0 1rem; color: #1a1a1a; }
+table { border-collapse: collapse; width: 100%; margin-bottom: 2rem; }
+caption { text-align: left; font-weight: bold; font-size: 1.2rem; padding: 0.5rem 0; }
+th, td { border-bottom: 1px solid #999; padding: 0.4rem; text-align: left; vertical-align: top; }
+th { background: #eee; }
+.anchor { color: #444; font-size: 0.9rem; }
+</style>
+</head>
+<body>
+<header>
+<h1>Clinic outcomes report</h1>
+<p>Patients enrolled from {{ report.start }} to {{ report.end }}.
+Generated {{ report.generated.strftime("%Y-%m-%d %H:%M UTC") }}.
+No patient is named; figures from fewer than 5 patients are suppressed.</p>
+</header>
+<main>
+{% for name in report.sections %}
+<table>
+<caption>{{ name }}</caption>
+<thead><tr><th scope="col">Measure</th><th scope="col">Figure</th>
+<th scope="col">Patients or events</th><th scope="col">Published anchor</th></tr></thead>
+<tbody>
+{% for row in report.section(name) %}
+<tr><th scope="row">{{ row.label }}</th><td>{{ row.figure }}</td><td>{{ row.n }}</td>
+<td class="anchor">{{ row.anchor }}</td></tr>
+{% endfor %}
+</tbody>
+</table>
+{% endfor %}
+</main>
+</body>
+</html>
+"""
+
+
+def to_html(report: Report) -> str:
+    """The report as one self-contained HTML page (no scripts, no external assets)."""
+    env = Environment(autoescape=True, keep_trailing_newline=True)
+    return env.from_string(_TEMPLATE).render(report=report)

@@ -1,0 +1,60 @@
+"""Alert accuracy end to end: after acknowledging an alert, one optional tap records whether it needed action."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from factories import make_staff
+from rig.telegram_server import FakeTelegram
+from sqlmodel import select
+from test_checkins import enrolled
+
+from rehab_bot.models import Alert, AlertReview, AuditLog
+
+
+async def test_needed_action_is_recorded_once_by_staff_who_may(bot: Any, tg: FakeTelegram) -> None:
+    admin = await make_staff(bot.db, role="admin", telegram_id=9301, name="Admin Rev")
+    await make_staff(bot.db, telegram_id=9302, name="Dr Elsewhere")
+    patient = await enrolled(bot, 9401, schedule=False)
+    one, other, user = tg.user(9301), tg.user(9302), tg.user(9401)
+    await user.send("I want to kill myself")
+    await user.wait_for(lambda m: "Your care team has been told." in (m.text or ""))
+    await bot.tick()  # the engine sends the alert
+    [alert_message] = await one.wait_for(lambda m: "Possible crisis" in (m.text or ""), timeout=10)
+    async with bot.db.session() as s:
+        alert_id = (await s.exec(select(Alert.id).where(Alert.patient_id == patient.id))).one()
+
+    # Before acknowledging, a verdict is refused.
+    await one.press_data(f"st:rv:{alert_id}:1", alert_message.message_id)
+    assert (await one.wait_for_answer()).text == "Acknowledge the alert first."
+    one.mark_seen()
+    await one.press("✅ Acknowledge", alert_message)
+    await one.wait_for_answer()
+    [acked] = await one.wait_for()
+    assert acked.button_labels == ["Needed action", "No action needed"]
+
+    # Forged verdicts: a bad value, an unknown alert, a staff member without write access.
+    for forged, answer in (
+        (f"st:rv:{alert_id}:2", "This button is no longer active."),
+        (f"st:rv:{alert_id}", "This button is no longer active."),
+        ("st:rv:424242:1", "This alert no longer exists."),
+    ):
+        await one.press_data(forged, acked.message_id)
+        assert (await one.wait_for_answer()).text == answer, forged
+    await other.send("/alerts")
+    [listing] = await other.wait_for()
+    await other.press_data(f"st:rv:{alert_id}:0", listing.message_id)
+    assert "not your patient" in ((await other.wait_for_answer()).text or "")
+
+    one.mark_seen()
+    await one.press("Needed action", acked)
+    assert (await one.wait_for_answer()).text == "Recorded: needed action."
+    [done] = await one.wait_for()
+    assert done.text.endswith("Needed action.") and not done.callback_data
+    await one.press_data(f"st:rv:{alert_id}:0", acked.message_id)
+    assert (await one.wait_for_answer()).text == "Already recorded: needed action."
+    async with bot.db.session() as s:
+        [review] = (await s.exec(select(AlertReview))).all()
+        assert (review.alert_id, review.needed_action, review.staff_id) == (alert_id, True, admin.id)
+        [audited] = (await s.exec(select(AuditLog).where(AuditLog.action == "alert.review"))).all()
+        assert audited.detail == f"alert={alert_id} needed_action=yes"

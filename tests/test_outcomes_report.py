@@ -1,0 +1,87 @@
+"""The clinic outcomes report from a database of 200 simulated patients: figures, suppression, nobody named."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, date, datetime
+
+from outcome_seed import END, START, seed
+from sqlmodel import col, func, select
+
+from rehab_bot import outcomes_report
+from rehab_bot.content import load_content
+from rehab_bot.db import Database
+from rehab_bot.models import Alert, AlertReview, ExerciseSession
+
+CONTENT = load_content(None)
+NOW = datetime(2026, 7, 1, 8, tzinfo=UTC)
+PERIOD_END = datetime(2026, 7, 1, tzinfo=UTC)
+
+
+def figure(report: outcomes_report.Report, label: str) -> outcomes_report.Row:
+    return next(r for r in report.rows if r.label.startswith(label))
+
+
+async def test_the_report_from_200_simulated_patients(db: Database) -> None:
+    aliases = await seed(db, 200)
+    async with db.session() as s:
+        report = await outcomes_report.build(s, CONTENT, START, END, NOW)
+        in_period = col(Alert.created_at) < PERIOD_END  # alerts raised after --to are not counted
+        crisis = (
+            await s.exec(select(func.count()).select_from(Alert).where(col(Alert.kind) == "crisis", in_period))
+        ).one()
+        escalated = (
+            await s.exec(select(func.count()).select_from(Alert).where(col(Alert.escalated_at).is_not(None), in_period))
+        ).one()
+        reviews = (
+            await s.exec(select(AlertReview).join(Alert, col(Alert.id) == col(AlertReview.alert_id)).where(in_period))
+        ).all()
+        resolved = (await s.exec(select(func.count()).select_from(ExerciseSession))).one()
+    assert resolved > 10_000
+    assert report.sections == ["Enrolment", "Retention", "Adherence", "Outcome measures", "Alerts", "Experiments"]
+    assert figure(report, "Patients enrolled").figure == "200"
+    for week in (4, 8, 12):
+        row = figure(report, f"Active in week {week}")
+        assert int(row.n) >= 5 and 0 < float(row.value) <= 1, row
+    assert "81 %" in figure(report, "Active in week 8").anchor
+    assert "73 %" in figure(report, "Active in the final month").anchor
+    bins = [r for r in report.section("Adherence") if r.label.startswith("Patients with")]
+    assert len(bins) == 5 and sum(round(float(r.value) * int(r.n)) for r in bins) == int(bins[0].n) == 200
+    assert "50-65 %" in figure(report, "Non-adherent").anchor
+    pain, psfs = figure(report, "Pain (NRS 0-10)"), figure(report, "Patient-Specific Functional Scale")
+    assert int(pain.n) >= 100 and 0 < float(pain.value) < 1 and "Farrar" in pain.label
+    assert int(psfs.n) >= 100 and 0 < float(psfs.value) < 1
+    assert "ODI" not in " ".join(r.label for r in report.rows), "the ODI is not in the built-in content"
+    for level in ("emergency", "urgent", "routine"):
+        assert float(figure(report, f"Alerts per 100 patient-weeks: {level}").value) > 0
+    assert float(figure(report, "Median time to acknowledge").value) > 0
+    accuracy = figure(report, "Alert accuracy")
+    assert int(accuracy.n) == len(reviews) and float(accuracy.value) == round(
+        sum(r.needed_action for r in reviews) / len(reviews), 4
+    )
+    assert figure(report, "Escalations").figure == str(escalated)
+    assert figure(report, "Crisis events").figure == str(crisis)
+    experiment = figure(report, "nudge-or-not")
+    assert "95 % CI" in experiment.figure and experiment.n == "2000"
+
+    html, table = outcomes_report.to_html(report), outcomes_report.to_csv(report)
+    for text in (html, table):
+        assert not any(alias in text for alias in aliases), "no patient is named"
+        assert "Dr Seed" not in text
+    rows = list(csv.reader(io.StringIO(table)))
+    assert rows[0] == ["section", "measure", "figure", "value", "n", "anchor"] and len(rows) == len(report.rows) + 1
+
+
+async def test_groups_under_five_are_suppressed_and_text_is_escaped(db: Database) -> None:
+    await seed(db, 12, seed_value=3)
+    async with db.session() as s:
+        report = await outcomes_report.build(s, CONTENT, date(2026, 3, 1), date(2026, 3, 10), NOW)
+    enrolled = int(figure(report, "Patients enrolled").figure)
+    assert 0 < enrolled < 5
+    for row in report.rows:
+        if row.section in ("Retention", "Adherence", "Outcome measures") or row.label.startswith("Alert accuracy"):
+            assert row.figure == outcomes_report.SUPPRESSED and row.value == "", row
+    report.rows.append(outcomes_report.Row("Experiments", "<script>alert(1)</script>", "x"))
+    html = outcomes_report.to_html(report)
+    assert "<script>" not in html and "&lt;script&gt;" in html
