@@ -18,7 +18,6 @@ its buttons cannot be pressed again.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -45,7 +44,15 @@ from rehab_bot.ratelimit import BULK
 from rehab_bot.redflag import clinic_contact
 from rehab_bot.reminders import DueMessage
 from rehab_bot.schedule import local_date, zone
-from rehab_bot.transport import MAX_CAPTION, MAX_TEXT, OutgoingMedia, OutgoingMessage, SentItem, utf16_len
+from rehab_bot.transport import (
+    MAX_CAPTION,
+    MAX_TEXT,
+    AfterCommit,
+    OutgoingMedia,
+    OutgoingMessage,
+    SentItem,
+    utf16_len,
+)
 
 log = logging.getLogger(__name__)
 
@@ -367,7 +374,7 @@ async def render_nudge(app: App, message: DueMessage) -> OutgoingMessage | None:
     return OutgoingMessage(text, buttons=main_buttons(lang, session_id), settle=(_settle_nudges, data))
 
 
-async def _settle_nudges(db: AsyncSession, items: list[SentItem]) -> None:
+async def _settle_nudges(db: AsyncSession, items: list[SentItem]) -> AfterCommit | None:
     """After nudges went out: each becomes its session's live message; the reminder's buttons move to it."""
     services, bot = items[0].data[0], items[0].data[1]
     stale: list[tuple[int, int]] = []
@@ -375,20 +382,16 @@ async def _settle_nudges(db: AsyncSession, items: list[SentItem]) -> None:
         previous = await core.bind_message(db, i.data[2], message_id=i.message_id, now=services.clock.now(), nudge=True)
         if previous is not None and i.data[3] is not None:
             stale.append((i.data[3], previous))
-    if stale:
-        # One live message per session: the old one's buttons go once this transaction is committed,
+    if not stale:
+        return None
+
+    async def drop_old_buttons() -> None:
+        # One live message per session: the old one's buttons go once the transaction is committed,
         # outside it (an edit waits for the pacer; the engine's transaction must not).
-        task = asyncio.get_running_loop().create_task(_drop_all_buttons(bot, stale))
-        _background.add(task)
-        task.add_done_callback(_background.discard)
+        for chat_id, previous in stale:
+            await _drop_buttons(bot, chat_id, previous)
 
-
-_background: set[asyncio.Task[None]] = set()
-
-
-async def _drop_all_buttons(bot: Any, stale: list[tuple[int, int]]) -> None:
-    for chat_id, previous in stale:
-        await _drop_buttons(bot, chat_id, previous)
+    return drop_old_buttons
 
 
 async def _drop_buttons(bot: Any, chat_id: int, message_id: int) -> None:
