@@ -56,6 +56,7 @@ chart_warm_up_stop = threading.Event()
 background_tasks: set[asyncio.Task[None]] = set()
 
 DISPATCH_JOB = "dispatch"
+CHART_WARM_UP = "chart-warm-up-started"
 LEASE_JOB = "receiver-lease"
 
 
@@ -195,11 +196,6 @@ async def startup(app: App) -> None:
     if svc.receive_updates:
         await common.set_command_menus(app)
         await staff.startup_menus(app)
-        # The first /progress after a start would pay matplotlib's import and font cache (about a second):
-        # pay it now, in a worker thread, while nobody waits for a chart.
-        task = asyncio.get_running_loop().create_task(_warm_up_chart(), name="rehab-bot-chart-warm-up")
-        background_tasks.add(task)
-        task.add_done_callback(background_tasks.discard)
     listen = svc.config.http.host_port
     if listen is not None:
         svc.health = HealthServer(
@@ -287,6 +283,14 @@ async def dispatch_job(context: ContextTypes.DEFAULT_TYPE) -> None:
         log.exception("clinic tick failed")
     report = await svc.dispatcher.tick()
     record_metrics(svc, report)
+    if svc.receive_updates and not context.application.bot_data.get(CHART_WARM_UP):
+        # The first /progress after a start would pay matplotlib's import and font cache (about a
+        # second): pay it now, in a thread, once the engine has sent what was due at the start
+        # (the warm-up's CPU would slow that burst, and a stop during it).
+        context.application.bot_data[CHART_WARM_UP] = True
+        task = asyncio.get_running_loop().create_task(_warm_up_chart(), name="rehab-bot-chart-warm-up")
+        background_tasks.add(task)
+        task.add_done_callback(background_tasks.discard)
 
 
 def record_metrics(svc: Services, report: TickReport) -> None:
