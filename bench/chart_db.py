@@ -4,8 +4,8 @@
     python bench/chart_db.py --url ... [--schema S] --runs 20 --json        # measure, in a fresh process
 
 The measuring process starts cold, as the bot does after a restart, and runs
-the bot's start-up warm-up (report.warm_up: matplotlib import, font cache, the
-figures, in a worker thread); its time is reported. The first /progress after
+the bot's warm-up (report.warm_up: matplotlib import, font cache, the figures,
+in a thread, as the bot does after its first dispatch); its time is reported. The first /progress after
 it is one of the samples. Each sample is what /progress does (report.progress_chart):
 read 365 days of pain and mood check-ins and two sessions a day, then render
 the PNG. p95 is nearest-rank over the runs, the first render included.
@@ -85,10 +85,10 @@ async def seed(db: Database) -> None:
 
 
 async def measure(db: Database, runs: int) -> dict[str, Any]:
-    """Time runs × /progress's read-and-render, the first one right after the start-up's warm-up; milliseconds."""
-    # What the bot's start-up does (rehab_bot.bot.app.startup): import matplotlib and build
-    # the chart's figures in a worker thread. The bot starts polling ~1 s after it is spawned
-    # (bench row a), so the first /progress comes no earlier than this (the warm-up time is reported).
+    """Time runs × /progress's read-and-render, the first one right after the bot's warm-up; milliseconds."""
+    # What the bot does once it has started (rehab_bot.bot.app.dispatch_job, after its first
+    # dispatch): import matplotlib and build the chart's figures in a thread. A /progress that
+    # comes before that is over waits for it (the warm-up time is reported).
     started = time.perf_counter()
     await asyncio.to_thread(report.warm_up)
     warm_up_ms = (time.perf_counter() - started) * 1000
@@ -149,7 +149,7 @@ async def chart_row(results: Any, kind: str, workdir: Path, runs: int = 20) -> f
             "ms",
             f"≤ {TARGET_MS:g} ms",
             bool(data["passed"]),
-            f"{runs} renders in a fresh process after the start-up's warm-up (matplotlib import, fonts, "
+            f"{runs} renders in a fresh process after the bot's warm-up (matplotlib import, fonts, "
             f"figures: {data['warm_up_ms']} ms, in a worker thread), nearest-rank p95 with the first included; "
             f"first {data['first_ms']} ms, median {data['median_ms']} ms, worst {data['max_ms']} ms; process CPU "
             f"per render: first {data['cpu_first_ms']} ms, median {data['cpu_median_ms']} ms, p95 "

@@ -170,6 +170,10 @@ class BatchSender(Sender, Protocol):
         """
         ...
 
+    async def committed(self) -> None:
+        """The transaction that ran flush() committed: run what the bookkeeping left for after it."""
+        ...
+
 
 class BookkeepingFailed(Exception):
     """A sender's after-send bookkeeping failed; the transaction is rolled back and recorded again without it."""
@@ -942,6 +946,8 @@ class Dispatcher:
             if isinstance(self.sender, BatchSender):
                 await self.sender.flush(session, isolate=isolate)
             await session.commit()
+        if isinstance(self.sender, BatchSender):
+            await self.sender.committed()
         report.sent, report.retried = len(sent), len(retry)
         report.failed, report.unreachable = len(failed), len(unreachable)
         return report

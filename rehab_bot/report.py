@@ -8,8 +8,9 @@ patients who use a screen reader or cannot read a chart.
 The chart is drawn with matplotlib's object API on the Agg backend (no pyplot
 global state, no display), in a worker thread so the event loop stays free.
 Each language's figure is built once and redrawn for every patient, and the
-bot builds them at start-up (:func:`warm_up`), so the first /progress after
-a restart costs what the others do (bench/chart_db.py measures it).
+bot builds them in a thread once it has started (:func:`warm_up`, after its
+first dispatch), so the first /progress after a restart costs what the others
+do (bench/chart_db.py measures it).
 """
 
 from __future__ import annotations
@@ -112,8 +113,8 @@ async def load_progress(session: AsyncSession, patient: Patient, now: datetime, 
 # Building a matplotlib figure costs most of a render (each axis creates its
 # tick artists anew), and the first render in a process pays the import and
 # the font cache. So each language's figure is built once, kept, and redrawn
-# with each patient's data under a lock; warm_up() builds them when the bot
-# starts, in the background, so the first /progress after a restart is as
+# with each patient's data under a lock; warm_up() builds them once the bot
+# has started, in a thread, so the first /progress after a restart is as
 # fast as the others (bench/chart_db.py measures it).
 _charts: dict[str, _Chart] = {}
 _charts_lock = threading.Lock()

@@ -347,8 +347,11 @@ class SentItem:
 MILESTONE_EFFECT_ID = "5046509860389126442"
 
 
+# What a settle function leaves for after the commit (Telegram calls, which wait for the pacer:
+# the recording transaction must not), or None.
+AfterCommit = Callable[[], Awaitable[None]]
 # (db, items): the bookkeeping of a window's sent messages, in the transaction that records them.
-SettleMany = Callable[[AsyncSession, list[SentItem]], Awaitable[None]]
+SettleMany = Callable[[AsyncSession, list[SentItem]], Awaitable[AfterCommit | None]]
 
 
 @dataclass(frozen=True)
@@ -427,6 +430,7 @@ class TelegramSender:
         # same delivery is rendered afresh.
         self._prepared: dict[tuple[int, int], OutgoingMessage | None] = {}
         self._unsettled: list[tuple[SettleMany, SentItem]] = []
+        self._after_commit: list[AfterCommit] = []
 
     async def render_window(self, db: AsyncSession, messages: Sequence[DueMessage], opened: Mapping[int, Any]) -> None:
         """Render what the batch renderer can of a claimed window, inside the claim's transaction.
@@ -476,19 +480,33 @@ class TelegramSender:
         groups: dict[SettleMany, list[SentItem]] = {}
         for settle_many, item in pending:
             groups.setdefault(settle_many, []).append(item)
+        after: list[AfterCommit] = []
         for settle_many, items in groups.items():
             if not isolate:
                 try:
-                    await settle_many(db, items)
+                    then = await settle_many(db, items)
                 except Exception as exc:
                     self._unsettled = pending + self._unsettled
                     raise BookkeepingFailed from exc
-                continue
+            else:
+                try:
+                    async with db.begin_nested():
+                        then = await settle_many(db, items)
+                except Exception:
+                    log.exception("after-send bookkeeping failed for %d deliveries", len(items))
+                    continue
+            if then is not None:
+                after.append(then)
+        self._after_commit = after
+
+    async def committed(self) -> None:
+        """The recording transaction committed: run what the bookkeeping left for after it (edits)."""
+        after, self._after_commit = self._after_commit, []
+        for then in after:
             try:
-                async with db.begin_nested():
-                    await settle_many(db, items)
-            except Exception:
-                log.exception("after-send bookkeeping failed for %d deliveries", len(items))
+                await then()
+            except Exception:  # the bookkeeping is stored; a failed edit must not stop the engine
+                log.exception("after-commit step of the bookkeeping failed")
 
     async def send(self, message: DueMessage) -> Outcome:
         """Send one due message and return its outcome; never raises TelegramError."""

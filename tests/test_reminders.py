@@ -444,6 +444,9 @@ class WindowSender(FakeSender):
             raise BookkeepingFailed
         self.flushed.extend(m.delivery_id for m in self.sent)
 
+    async def committed(self) -> None:
+        pass
+
 
 async def test_a_failing_window_preparation_retakes_the_claim_and_each_reminder_goes_once(
     db: Database, clock: FakeClock

@@ -151,6 +151,28 @@ async def test_flush_settles_once_per_function_and_survives_a_failing_one() -> N
     assert len(settled) == 1, "each item is settled once"
 
 
+async def test_what_bookkeeping_leaves_for_after_the_commit_runs_only_then() -> None:
+    edits: list[str] = []
+
+    async def settle(session: Any, items: list[SentItem]) -> Any:
+        async def edit() -> None:
+            edits.append(f"drop buttons of {len(items)}")
+
+        return edit
+
+    async def render(message: DueMessage) -> OutgoingMessage | None:
+        return OutgoingMessage("nudge", settle=(settle, None))
+
+    sender = TelegramSender(FakeBot(), render)  # type: ignore[arg-type]
+    await sender.send(due(1))
+    await sender.send(due(2))
+    await sender.flush(FakeSession())  # type: ignore[arg-type]
+    assert edits == [], "not inside the recording transaction"
+    await sender.committed()
+    await sender.committed()
+    assert edits == ["drop buttons of 2"]
+
+
 def test_the_dispatcher_knows_a_batch_sender_by_its_declared_protocol() -> None:
     async def render(message: DueMessage) -> OutgoingMessage | None:
         return None

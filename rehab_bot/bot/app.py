@@ -72,6 +72,7 @@ chart_warm_up_stop = threading.Event()
 background_tasks: set[asyncio.Task[None]] = set()
 
 DISPATCH_JOB = "dispatch"
+CHART_WARM_UP = "chart-warm-up-started"
 LEASE_JOB = "receiver-lease"
 
 
@@ -220,11 +221,6 @@ async def startup(app: App) -> None:
     if svc.receive_updates:
         await common.set_command_menus(app)
         await staff.startup_menus(app)
-        # The first /progress after a start would pay matplotlib's import and font cache (about a second):
-        # pay it now, in a worker thread, while nobody waits for a chart.
-        task = asyncio.get_running_loop().create_task(_warm_up_chart(), name="rehab-bot-chart-warm-up")
-        background_tasks.add(task)
-        task.add_done_callback(background_tasks.discard)
     listen = svc.config.http.host_port
     if listen is not None:
         svc.health = HealthServer(
@@ -265,10 +261,6 @@ async def _warm_up_chart() -> None:
 async def shutdown(app: App) -> None:
     """Stop the health endpoint and close the database."""
     svc = bot_services.svc(app)
-    try:  # buttons being moved off older messages: a few edits, bounded
-        await asyncio.wait_for(session.settled(), timeout=5)
-    except TimeoutError:
-        log.warning("stopped before every old reminder's buttons were removed")
     if svc.health is not None:
         await svc.health.stop()
     await web.stop_web(app)
@@ -323,6 +315,14 @@ async def dispatch_job(context: ContextTypes.DEFAULT_TYPE) -> None:
         log.exception("care tick failed")
     report = await svc.dispatcher.tick()
     record_metrics(svc, report)
+    if svc.receive_updates and not context.application.bot_data.get(CHART_WARM_UP):
+        # The first /progress after a start would pay matplotlib's import and font cache (about a
+        # second): pay it now, in a thread, once the engine has sent what was due at the start
+        # (the warm-up's CPU would slow that burst, and a stop during it).
+        context.application.bot_data[CHART_WARM_UP] = True
+        task = asyncio.get_running_loop().create_task(_warm_up_chart(), name="rehab-bot-chart-warm-up")
+        background_tasks.add(task)
+        task.add_done_callback(background_tasks.discard)
 
 
 def record_metrics(svc: Services, report: TickReport) -> None:

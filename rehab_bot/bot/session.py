@@ -26,7 +26,6 @@ its buttons cannot be pressed again.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -57,6 +56,7 @@ from rehab_bot.schedule import local_date, zone
 from rehab_bot.transport import (
     MAX_CAPTION,
     MAX_TEXT,
+    AfterCommit,
     OutgoingMedia,
     OutgoingMessage,
     SentItem,
@@ -474,7 +474,7 @@ async def _render_player(app: App, message: DueMessage) -> OutgoingMessage | Non
     )
 
 
-async def _settle_player(db: AsyncSession, items: list[SentItem]) -> None:
+async def _settle_player(db: AsyncSession, items: list[SentItem]) -> AfterCommit | None:
     """After a played session went out: its last message carries the buttons; the reminder's go."""
     services, bot = items[0].data[0], items[0].data[1]
     stale: list[tuple[int, int]] = []
@@ -484,11 +484,15 @@ async def _settle_player(db: AsyncSession, items: list[SentItem]) -> None:
         if previous is not None and i.data[3] is not None:
             stale.append((i.data[3], previous))
     await _remember_uploads(db, items, now)
-    if stale:
-        # As for nudges: the old buttons go after this transaction, outside it.
-        task = asyncio.get_running_loop().create_task(_drop_all_buttons(bot, stale))
-        _background.add(task)
-        task.add_done_callback(_background.discard)
+    if not stale:
+        return None
+
+    async def drop_old_buttons() -> None:
+        # As for nudges: the old buttons go after the transaction is committed, outside it.
+        for chat_id, previous in stale:
+            await _drop_buttons(bot, chat_id, previous)
+
+    return drop_old_buttons
 
 
 async def _render_snoozed(app: App, message: DueMessage) -> OutgoingMessage | None:
@@ -571,7 +575,7 @@ async def render_nudge(app: App, message: DueMessage) -> OutgoingMessage | None:
     return OutgoingMessage(text, buttons=buttons, web_app=web_app, settle=(_settle_nudges, data))
 
 
-async def _settle_nudges(db: AsyncSession, items: list[SentItem]) -> None:
+async def _settle_nudges(db: AsyncSession, items: list[SentItem]) -> AfterCommit | None:
     """After nudges went out: each becomes its session's live message; the reminder's buttons move to it."""
     services, bot = items[0].data[0], items[0].data[1]
     stale: list[tuple[int, int]] = []
@@ -579,26 +583,16 @@ async def _settle_nudges(db: AsyncSession, items: list[SentItem]) -> None:
         previous = await core.bind_message(db, i.data[2], message_id=i.message_id, now=services.clock.now(), nudge=True)
         if previous is not None and i.data[3] is not None:
             stale.append((i.data[3], previous))
-    if stale:
-        # One live message per session: the old one's buttons go once this transaction is committed,
+    if not stale:
+        return None
+
+    async def drop_old_buttons() -> None:
+        # One live message per session: the old one's buttons go once the transaction is committed,
         # outside it (an edit waits for the pacer; the engine's transaction must not).
-        task = asyncio.get_running_loop().create_task(_drop_all_buttons(bot, stale))
-        _background.add(task)
-        task.add_done_callback(_background.discard)
+        for chat_id, previous in stale:
+            await _drop_buttons(bot, chat_id, previous)
 
-
-_background: set[asyncio.Task[None]] = set()
-
-
-async def settled() -> None:
-    """Wait for the buttons still being moved off older messages (after nudges and played sessions)."""
-    while _background:
-        await asyncio.gather(*list(_background), return_exceptions=True)
-
-
-async def _drop_all_buttons(bot: Any, stale: list[tuple[int, int]]) -> None:
-    for chat_id, previous in stale:
-        await _drop_buttons(bot, chat_id, previous)
+    return drop_old_buttons
 
 
 async def _drop_buttons(bot: Any, chat_id: int, message_id: int) -> None:
