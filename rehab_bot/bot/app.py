@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from telegram import Update
-from telegram.ext import ApplicationBuilder, ContextTypes
+from telegram.ext import Application, ApplicationBuilder, ContextTypes
 
 from rehab_bot import receiver, report
 from rehab_bot import session as session_core
@@ -315,11 +315,13 @@ async def dispatch_job(context: ContextTypes.DEFAULT_TYPE) -> None:
         log.exception("care tick failed")
     report = await svc.dispatcher.tick()
     record_metrics(svc, report)
-    if svc.receive_updates and not context.application.bot_data.get(CHART_WARM_UP):
+    # Tests and the demo run a tick with the Application itself as the holder.
+    application: Any = context if isinstance(context, Application) else context.application
+    if svc.receive_updates and not application.bot_data.get(CHART_WARM_UP):
         # The first /progress after a start would pay matplotlib's import and font cache (about a
         # second): pay it now, in a thread, once the engine has sent what was due at the start
         # (the warm-up's CPU would slow that burst, and a stop during it).
-        context.application.bot_data[CHART_WARM_UP] = True
+        application.bot_data[CHART_WARM_UP] = True
         task = asyncio.get_running_loop().create_task(_warm_up_chart(), name="rehab-bot-chart-warm-up")
         background_tasks.add(task)
         task.add_done_callback(background_tasks.discard)
