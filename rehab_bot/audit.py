@@ -40,6 +40,11 @@ ACKNOWLEDGE = "alert.acknowledge"
 EXPORT = "export"
 STAFF_ADD = "staff.add"
 STAFF_REMOVE = "staff.remove"
+CHANGE_PLAN = "change.plan"  # a patient's own plan saved in the programme builder
+TEMPLATE_SAVE = "template.save"
+LIBRARY_CREATE = "library.create"
+LIBRARY_EDIT = "library.edit"
+LIBRARY_MEDIA = "library.media"
 
 CLI_ACTOR = "cli"
 

@@ -32,13 +32,20 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rehab_bot import checkin, education, schedule
+from rehab_bot import checkin, education, plan, schedule
 from rehab_bot.content import Content, Phase, Programme, localize
 from rehab_bot.models import Kind, Patient, PatientStatus, ReminderRule
 from rehab_bot.reminders import add_rule, reschedule_rule
 from rehab_bot.schedule import local_date, minutes_of_day
 
 log = logging.getLogger(__name__)
+
+
+class _Resolve:
+    """The default of a programme argument: look up the patient's own plan or content programme."""
+
+
+_RESOLVE = _Resolve()
 
 
 def day_after_surgery(patient: Patient, local_date: date) -> int:
@@ -62,17 +69,36 @@ def programme_of(content: Content, patient: Patient) -> Programme | None:
     return programme
 
 
+async def programme_for(session: AsyncSession, content: Content, patient: Patient) -> Programme | None:
+    """The programme the patient follows: their own plan from the programme builder, else their content one."""
+    assert patient.id is not None
+    own = await plan.own_programmes(session, content, [patient])
+    return own.get(patient.id) or programme_of(content, patient)
+
+
 def current_phase(content: Content, patient: Patient, local_date: date) -> Phase | None:
-    """The phase the patient is in on local_date; None before surgery or after the programme."""
-    programme = programme_of(content, patient)
+    """The phase of the patient's content programme on local_date; None before surgery or after it.
+
+    Ignores a patient's own plan: where that matters, resolve the programme
+    with :func:`programme_for` and use :func:`phase_in`.
+    """
+    return phase_in(programme_of(content, patient), patient, local_date)
+
+
+def phase_in(programme: Programme | None, patient: Patient, local_date: date) -> Phase | None:
+    """The phase of this programme the patient is in on local_date; None before surgery or after it."""
     if programme is None or patient.surgery_date is None:
         return None
     return programme.phase_for(day_after_surgery(patient, local_date))
 
 
 def planning_phase(content: Content, patient: Patient, local_date: date) -> Phase | None:
+    """The phase to plan sessions for in the content programme (see :func:`planning_phase_in`)."""
+    return planning_phase_in(programme_of(content, patient), patient, local_date)
+
+
+def planning_phase_in(programme: Programme | None, patient: Patient, local_date: date) -> Phase | None:
     """The phase to plan sessions for: the current one, or the first while surgery is ahead."""
-    programme = programme_of(content, patient)
     if programme is None or patient.surgery_date is None or not programme.phases:
         return None
     day = day_after_surgery(patient, local_date)
@@ -163,8 +189,36 @@ def _retire(rule: ReminderRule, now: datetime) -> None:
     rule.updated_at = now
 
 
+@dataclass(frozen=True)
+class PlannedRule:
+    """One session rule as :func:`schedule_sessions` wants it."""
+
+    index: int
+    local_time: str
+    start: date
+    end: date | None
+
+
+def planned_rules(programme: Programme | None, patient: Patient, today: date) -> tuple[Phase | None, list[PlannedRule]]:
+    """The planning phase and the session rules the patient should have from today (no writes)."""
+    phase = planning_phase_in(programme, patient, today)
+    if programme is None or phase is None:
+        return None, []
+    assert patient.surgery_date is not None
+    times = fit_times(parse_times(patient.session_times), phase.sessions_per_day, phase.default_times)
+    start = max(today, patient.surgery_date)
+    return phase, [
+        PlannedRule(index, local_time, start, _end_date(programme, patient, phase, index))
+        for index, local_time in enumerate(times)
+    ]
+
+
 async def schedule_sessions(
-    session: AsyncSession, patient: Patient, content: Content, now: datetime
+    session: AsyncSession,
+    patient: Patient,
+    content: Content,
+    now: datetime,
+    programme: Programme | _Resolve | None = _RESOLVE,
 ) -> list[ReminderRule]:
     """Create or refresh the patient's session rules for their planning phase; return them.
 
@@ -177,29 +231,26 @@ async def schedule_sessions(
     assert patient.id is not None
     today = local_date(patient, now)
     existing = await session_rules(session, patient)
-    programme = programme_of(content, patient)
-    phase = planning_phase(content, patient, today)
-    if programme is None or phase is None:
+    if isinstance(programme, _Resolve):
+        programme = await programme_for(session, content, patient)
+    phase, wanted = planned_rules(programme, patient, today)
+    if phase is None:
         for rule in existing:
             _retire(rule, now)
             session.add(rule)
         await checkin.retime(session, patient, content, now)
         await education.retime(session, patient, content, now)
         return []
-    assert patient.surgery_date is not None
-    times = fit_times(parse_times(patient.session_times), phase.sessions_per_day, phase.default_times)
-    patient.session_times = ",".join(times)
+    patient.session_times = ",".join(w.local_time for w in wanted)
     session.add(patient)
-    start = max(today, patient.surgery_date)
     result: list[ReminderRule] = []
-    for index, local_time in enumerate(times):
-        end = _end_date(programme, patient, phase, index)
-        payload = json.dumps({"session": index})
-        if index < len(existing):
-            rule = existing[index]
-            rule.local_time = local_time
-            rule.start_date = start
-            rule.end_date = end
+    for w in wanted:
+        payload = json.dumps({"session": w.index})
+        if w.index < len(existing):
+            rule = existing[w.index]
+            rule.local_time = w.local_time
+            rule.start_date = w.start
+            rule.end_date = w.end
             rule.payload = payload
             reschedule_rule(session, rule, patient.timezone, now)
             rule.active = rule.next_due_at is not None
@@ -208,14 +259,14 @@ async def schedule_sessions(
                 session,
                 patient,
                 kind=Kind.SESSION,
-                local_time=local_time,
+                local_time=w.local_time,
                 now=now,
-                start_date=start,
-                end_date=end,
+                start_date=w.start,
+                end_date=w.end,
                 payload=payload,
             )
         result.append(rule)
-    for rule in existing[len(times) :]:
+    for rule in existing[len(wanted) :]:
         _retire(rule, now)
         session.add(rule)
     await checkin.retime(session, patient, content, now)  # the evening check-in follows the last session
@@ -242,7 +293,13 @@ class PhaseChange:
         return localize(self.phase.title, lang)
 
 
-async def sync_phase(session: AsyncSession, patient: Patient, content: Content, now: datetime) -> PhaseChange | None:
+async def sync_phase(
+    session: AsyncSession,
+    patient: Patient,
+    content: Content,
+    now: datetime,
+    programme: Programme | _Resolve | None = _RESOLVE,
+) -> PhaseChange | None:
     """Move the patient into the phase of today, if it changed; return the change once.
 
     Contract for the session reminder renderer (its only caller besides tests):
@@ -262,7 +319,9 @@ async def sync_phase(session: AsyncSession, patient: Patient, content: Content, 
       session, or nothing if the note was already sent.
     """
     assert patient.id is not None
-    phase = current_phase(content, patient, local_date(patient, now))
+    if isinstance(programme, _Resolve):
+        programme = await programme_for(session, content, patient)
+    phase = phase_in(programme, patient, local_date(patient, now))
     if phase is None or phase.id == patient.phase_id:
         return None
     previous_id = patient.phase_id
@@ -275,12 +334,11 @@ async def sync_phase(session: AsyncSession, patient: Patient, content: Content, 
     if not result.rowcount:
         return None  # someone else recorded this change first
     set_committed_value(patient, "phase_id", phase.id)
-    programme = programme_of(content, patient)
     previous = next((p for p in programme.phases if p.id == previous_id), None) if programme else None
     before = [r.local_time for r in await session_rules(session, patient)]
     replanned = previous is None or previous.sessions_per_day != phase.sessions_per_day
     if replanned:
-        rules = await schedule_sessions(session, patient, content, now)
+        rules = await schedule_sessions(session, patient, content, now, programme)
         replanned = [r.local_time for r in rules] != before
     log.info("patient %s moved into phase %s", patient.id, phase.id)
     return PhaseChange(previous_id, phase, replanned, parse_times(patient.session_times))
@@ -294,7 +352,7 @@ async def on_enrolled(session: AsyncSession, patient: Patient, content: Content,
     the first phase's note with their first reminder, via sync_phase.
     """
     patient.status = PatientStatus.ACTIVE.value
-    phase = current_phase(content, patient, local_date(patient, now))
+    phase = phase_in(await programme_for(session, content, patient), patient, local_date(patient, now))
     patient.phase_id = phase.id if phase is not None else ""
     session.add(patient)
     rules = await schedule_sessions(session, patient, content, now)

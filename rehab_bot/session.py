@@ -31,7 +31,7 @@ from sqlmodel import col
 from sqlmodel import select as select_models
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rehab_bot import programme
+from rehab_bot import plan, programme
 from rehab_bot.content import Content, Exercise, Phase
 from rehab_bot.db import insert_ignore
 from rehab_bot.models import Delivery, DeliveryStatus, ExerciseSession, Kind, Patient, PatientStatus, ReminderRule
@@ -136,6 +136,21 @@ def exercises_for(phase: Phase | None, index: int) -> list[str]:
     if phase is None:
         return []
     return phase.exercises_for(min(max(index, 0), phase.sessions_per_day - 1))
+
+
+def exercises_of(phase: Phase | None, index: int, content: Content) -> list[Exercise]:
+    """The exercises of the index-th session of the day with their dose (a patient's plan's, else the content's)."""
+    if phase is None:
+        return []
+    return phase.exercises_in(min(max(index, 0), phase.sessions_per_day - 1), content.exercises)
+
+
+async def session_exercises(
+    session: AsyncSession, content: Content, patient: Patient, local_date: date, index: int
+) -> list[Exercise]:
+    """The exercises of a patient's index-th session on a local date, from their own plan or content programme."""
+    followed = await programme.programme_for(session, content, patient)
+    return exercises_of(programme.phase_in(followed, patient, local_date), index, content)
 
 
 # --- the session row ------------------------------------------------------------
@@ -289,6 +304,7 @@ async def open_for_deliveries(
     ids = {m.patient_id for m in fresh}
     found = await session.exec(select_models(Patient).where(col(Patient.id).in_(ids)))
     by_id = {p.id: p for p in found.all()}
+    own = await plan.own_programmes(session, content, by_id.values())  # the patients' own plans, one query
     for m in fresh:
         assert m.patient_id is not None and m.local_date is not None
         patient = by_id.get(m.patient_id)
@@ -298,8 +314,9 @@ async def open_for_deliveries(
         if m.local_date < local_date(patient, now):
             out[m.delivery_id] = None  # held back past its day (quiet hours): the day is over
             continue
-        change = await programme.sync_phase(session, patient, content, now)
-        phase = change.phase if change is not None else programme.current_phase(content, patient, m.local_date)
+        followed = own.get(m.patient_id) or programme.programme_of(content, patient)
+        change = await programme.sync_phase(session, patient, content, now, followed)
+        phase = change.phase if change is not None else programme.phase_in(followed, patient, m.local_date)
         index = parse_payload(m.payload).index
         if phase is not None and index >= phase.sessions_per_day:
             # The new phase has fewer sessions: this one no longer exists.
@@ -307,7 +324,7 @@ async def open_for_deliveries(
             continue
         phase_id = phase.id if phase is not None else ""
         opening = Opening(m.patient_id, m.local_date, m.slot, phase_id, m.delivery_id)
-        exercises = [content.exercises[x] for x in exercises_for(phase, index) if x in content.exercises]
+        exercises = exercises_of(phase, index, content)
         planned.append((m, patient, change, opening, exercises))
     opened = await open_sessions(session, [p[3] for p in planned], now)
     await session.commit()

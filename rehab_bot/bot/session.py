@@ -29,12 +29,11 @@ from telegram.error import BadRequest, TelegramError
 from telegram.ext import ApplicationHandlerStop, CallbackQueryHandler, ContextTypes
 
 from rehab_bot import patient as patients
-from rehab_bot import programme
 from rehab_bot import session as core
 from rehab_bot.bot.common import language_for
 from rehab_bot.bot.services import App, app_of, svc
 from rehab_bot.config import ClinicConfig
-from rehab_bot.content import Content, Exercise, Phase, localize
+from rehab_bot.content import Content, Exercise, Phase
 from rehab_bot.db import upsert
 from rehab_bot.i18n import N_, t
 from rehab_bot.models import MediaCache, Patient, PatientStatus
@@ -42,6 +41,7 @@ from rehab_bot.ratelimit import BULK
 from rehab_bot.redflag import clinic_contact
 from rehab_bot.reminders import DueMessage
 from rehab_bot.schedule import local_date, zone
+from rehab_bot.session_text import reminder_text
 from rehab_bot.transport import MAX_CAPTION, MAX_TEXT, OutgoingMedia, OutgoingMessage, SentItem, utf16_len
 
 log = logging.getLogger(__name__)
@@ -134,50 +134,6 @@ def markup(buttons: list[list[tuple[str, str]]]) -> InlineKeyboardMarkup:
 # --- the reminder text ---------------------------------------------------------------------
 
 
-def dose(lang: str, exercise: Exercise) -> str:
-    """ "1 × 10 repetitions, hold 5 s" (empty for an exercise without a count, like walking)."""
-    parts = []
-    if exercise.reps is not None:
-        parts.append(t(lang, "{sets} × {reps} repetitions", sets=exercise.sets, reps=exercise.reps))
-    elif exercise.sets > 1:
-        parts.append(t(lang, "{sets} sets", sets=exercise.sets))
-    if exercise.hold_seconds is not None:
-        parts.append(t(lang, "hold {seconds} s", seconds=exercise.hold_seconds))
-    return ", ".join(parts)
-
-
-def exercise_block(lang: str, number: int, exercise: Exercise) -> str:
-    """One exercise: name and dose, instructions, safety notes."""
-    amount = dose(lang, exercise)
-    head = f"{number}. {localize(exercise.name, lang)}" + (f" ({amount})" if amount else "")
-    lines = [head, localize(exercise.instructions, lang).strip()]
-    safety = localize(exercise.safety_notes, lang).strip()
-    if safety:
-        lines.append("⚠️ " + safety)
-    return "\n".join(lines)
-
-
-def reminder_text(
-    lang: str,
-    *,
-    slot: str,
-    late: bool,
-    exercises: list[Exercise],
-    change: programme.PhaseChange | None = None,
-) -> str:
-    """The session reminder: header, what changed (on a new phase), the exercises, what to do."""
-    if late:
-        header = t(lang, "Sorry, this reminder comes late: your {slot} session.", slot=slot)
-    else:
-        header = t(lang, "Time for your exercise session ({slot}).", slot=slot)
-    parts = [header]
-    if change is not None:
-        parts.append(f"🆕 {change.title(lang)}\n{change.note(lang).strip()}")
-    parts.extend(exercise_block(lang, n, ex) for n, ex in enumerate(exercises, start=1))
-    parts.append(t(lang, "When you have finished, tap a button below."))
-    return "\n\n".join(parts)
-
-
 def praise(lang: str, status: str, streak: int) -> str:
     """What the patient reads after logging a session: thanks, and the streak when there is one."""
     if status == core.Status.PARTLY:
@@ -264,8 +220,8 @@ async def render_reminders(app: App, reminders: dict[int, core.Reminder | None])
 
 
 def session_exercises(content: Content, phase: Phase | None, index: int) -> list[Exercise]:
-    """The exercises of the index-th session of the day in a phase (ids missing from the catalogue left out)."""
-    return [content.exercises[x] for x in core.exercises_for(phase, index) if x in content.exercises]
+    """The exercises of the index-th session of the day in a phase, with their dose."""
+    return core.exercises_of(phase, index, content)
 
 
 async def _settle_first_sends(items: list[SentItem]) -> None:
@@ -321,7 +277,7 @@ async def _render_snoozed(app: App, message: DueMessage) -> OutgoingMessage | No
             return None
         if es.local_date < local_date(patient, now):
             return None  # held back past its day: the sweep records it as missed
-        exercises = session_exercises(content, programme.current_phase(content, patient, es.local_date), ref.index)
+        exercises = await core.session_exercises(db, content, patient, es.local_date, ref.index)
         [media] = await _cached_media_many(db, [exercises])
     assert es.id is not None
     session_id, lang = es.id, patient.language
