@@ -31,9 +31,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal, cast
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -83,22 +83,21 @@ class Dose(BaseModel):
     duration_seconds: int | None = Field(default=None, ge=1, le=MAX_DURATION_SECONDS)
 
 
-class _Texts(BaseModel):
-    model_config = _STRICT
-    en: _text(MAX_TEXT)  # type: ignore[valid-type]
-    de: _text(MAX_TEXT)  # type: ignore[valid-type]
+def per_language(name: str, limit: int, *, required: bool = True) -> type[BaseModel]:
+    """A model with one text per patient language (i18n.SUPPORTED_LANGUAGES), required and not blank, or optional."""
+    field: Any = (_text(limit), ...) if required else (Annotated[str, Field(max_length=limit)], "")
+    model: type[BaseModel] = create_model(name, __config__=_STRICT, **{lang: field for lang in LANGUAGES})
+    return model
 
 
-class _Names(BaseModel):
-    model_config = _STRICT
-    en: _text(MAX_NAME)  # type: ignore[valid-type]
-    de: _text(MAX_NAME)  # type: ignore[valid-type]
-
-
-class _OptionalTexts(BaseModel):
-    model_config = _STRICT
-    en: str = Field(default="", max_length=MAX_TEXT)
-    de: str = Field(default="", max_length=MAX_TEXT)
+if TYPE_CHECKING:  # mypy sees the base class; pydantic the generated models
+    _Texts = BaseModel
+    _Names = BaseModel
+    _OptionalTexts = BaseModel
+else:
+    _Texts = per_language("Texts", MAX_TEXT)
+    _Names = per_language("Names", MAX_NAME)
+    _OptionalTexts = per_language("OptionalTexts", MAX_TEXT, required=False)
 
 
 class ExerciseSchema(Dose):
@@ -107,9 +106,6 @@ class ExerciseSchema(Dose):
     name: _Names
     instructions: _Texts
     safety_notes: _OptionalTexts = Field(default_factory=_OptionalTexts)
-
-
-assert set(_Texts.model_fields) == set(LANGUAGES), "one text per patient language"
 
 
 def problems(exc: ValidationError) -> list[str]:

@@ -26,7 +26,7 @@ import dataclasses
 import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlmodel import col, select
@@ -34,7 +34,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rehab_bot import library
 from rehab_bot.content import MAX_SESSIONS_PER_DAY, Content, Exercise, Phase, Programme, SessionPlan, check_phases
-from rehab_bot.content.schema import ID_RE
+from rehab_bot.content.schema import ID_RE, LANGUAGES, localize
 from rehab_bot.library import Dose, LibraryError
 from rehab_bot.models import Patient, ProgrammePlan
 
@@ -58,10 +58,14 @@ class PlanError(LibraryError):
         super().__init__("; ".join(self.problems))
 
 
-class Note(BaseModel):
-    model_config = _STRICT
-    en: str = Field(default="", max_length=MAX_NOTE)
-    de: str = Field(default="", max_length=MAX_NOTE)
+if TYPE_CHECKING:  # mypy sees the base class; pydantic the generated models
+    Note = BaseModel
+    _Title = BaseModel
+    _ChangeNote = BaseModel
+else:
+    Note = library.per_language("Note", MAX_NOTE, required=False)
+    _Title = library.per_language("Title", MAX_TITLE)
+    _ChangeNote = library.per_language("ChangeNote", MAX_CHANGE_NOTE)
 
 
 class Item(Dose):
@@ -74,18 +78,6 @@ class Item(Dose):
 class SessionSchema(BaseModel):
     model_config = _STRICT
     items: Annotated[list[Item], Field(min_length=1, max_length=MAX_EXERCISES_PER_SESSION)]
-
-
-class _Title(BaseModel):
-    model_config = _STRICT
-    en: Annotated[str, Field(max_length=MAX_TITLE)]
-    de: Annotated[str, Field(max_length=MAX_TITLE)]
-
-
-class _ChangeNote(BaseModel):
-    model_config = _STRICT
-    en: Annotated[str, Field(max_length=MAX_CHANGE_NOTE)]
-    de: Annotated[str, Field(max_length=MAX_CHANGE_NOTE)]
 
 
 class PhaseSchema(BaseModel):
@@ -212,8 +204,8 @@ def from_programme(programme: Programme, catalogue: Mapping[str, Exercise]) -> P
                 id=p.id,
                 from_day=p.from_day,
                 to_day=p.to_day,
-                title=_Title(**{k: p.title.get(k, p.title["en"]) for k in ("en", "de")}),
-                change_note=_ChangeNote(**{k: p.change_note.get(k, p.change_note["en"]) for k in ("en", "de")}),
+                title=_Title(**{k: localize(p.title, k) for k in LANGUAGES}),
+                change_note=_ChangeNote(**{k: localize(p.change_note, k) for k in LANGUAGES}),
                 sessions_per_day=p.sessions_per_day,
                 default_times=list(p.default_times),
                 sessions=[SessionSchema(items=[item(x) for x in s.exercises]) for s in p.sessions],
@@ -230,8 +222,8 @@ def empty(first_exercise: str, title: Mapping[str, str], change_note: Mapping[st
             PhaseSchema(
                 id="phase-1",
                 from_day=0,
-                title=_Title(en=title["en"], de=title["de"]),
-                change_note=_ChangeNote(en=change_note["en"], de=change_note["de"]),
+                title=_Title(**{k: localize(title, k) for k in LANGUAGES}),
+                change_note=_ChangeNote(**{k: localize(change_note, k) for k in LANGUAGES}),
                 sessions_per_day=1,
                 default_times=["09:00"],
                 sessions=[SessionSchema(items=[Item(exercise=first_exercise)])],

@@ -138,11 +138,7 @@ def exercises_for(phase: Phase | None, index: int) -> list[str]:
     return phase.exercises_for(min(max(index, 0), phase.sessions_per_day - 1))
 
 
-def exercises_of(phase: Phase | None, index: int, content: Content) -> list[Exercise]:
-    """The exercises of the index-th session of the day with their dose (a patient's plan's, else the content's)."""
-    if phase is None:
-        return []
-    return phase.exercises_in(min(max(index, 0), phase.sessions_per_day - 1), content.exercises)
+exercises_of = programme.exercises_of
 
 
 async def session_exercises(

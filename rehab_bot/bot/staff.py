@@ -533,7 +533,9 @@ async def press_programme_set(press: Press) -> None:
         await press.answer("No change: the patient is on this programme already.")
         await press.edit(f"{patient.alias} stays on {programme_id}.")
         return
-    await core.change_programme(press.session, press.staff, patient, programme_id, content, press.now)
+    delivery = svc(press.context).config.delivery
+    quiet = (delivery.quiet_hours_start, delivery.quiet_hours_end)
+    await core.change_programme(press.session, press.staff, patient, programme_id, content, press.now, quiet=quiet)
     await press.session.commit()
     await press.answer("Programme changed.")
     name = content.programmes[programme_id].name.get("en", programme_id)
@@ -1081,7 +1083,11 @@ async def _times_text(
         await session.commit()
         return "This patient no longer exists."
     times = core.parse_times(text)
-    await core.change_session_times(session, staff, patient, times, svc(context).content, svc(context).clock.now())
+    delivery = svc(context).config.delivery
+    quiet = (delivery.quiet_hours_start, delivery.quiet_hours_end)
+    await core.change_session_times(
+        session, staff, patient, times, svc(context).content, svc(context).clock.now(), quiet=quiet
+    )
     prompt = draft.message_id
     await session.delete(draft)
     await session.commit()
