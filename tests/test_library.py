@@ -141,3 +141,16 @@ async def test_an_uploaded_photo_is_stored_privately_and_becomes_the_exercises_m
     assert stat.S_IMODE(stored.stat().st_mode) == 0o600
     assert stat.S_IMODE(media_dir.stat().st_mode) == 0o700
     assert [p.name for p in media_dir.iterdir()] == [stored.name]  # the refused upload left nothing behind
+
+
+def test_the_media_folder_must_be_writable_or_creatable(tmp_path: Path) -> None:
+    from factories import TEST_TOKEN
+
+    from rehab_bot.config import ConfigError, load_config
+
+    env = {"REHAB_BOT_TELEGRAM_TOKEN": TEST_TOKEN, "REHAB_BOT_LIBRARY_MEDIA_DIR": str(tmp_path / "new" / "media")}
+    assert load_config(None, env=env).library.media_dir == tmp_path / "new" / "media"
+    (tmp_path / "a-file").write_text("x")
+    env["REHAB_BOT_LIBRARY_MEDIA_DIR"] = str(tmp_path / "a-file" / "media")
+    with pytest.raises(ConfigError, match=r"library\.media_dir.*is not a folder"):
+        load_config(None, env=env)
