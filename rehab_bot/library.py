@@ -282,7 +282,9 @@ def _fill(row: ClinicExercise, data: ExerciseSchema) -> None:
     row.hold_seconds, row.duration_seconds = data.hold_seconds, data.duration_seconds
 
 
-async def create(session: AsyncSession, staff: Staff, raw: Mapping[str, Any], now: datetime) -> ClinicExercise:
+async def create(
+    session: AsyncSession, staff: Staff, raw: Mapping[str, Any], now: datetime, *, actor: str | None = None
+) -> ClinicExercise:
     """Add an exercise to the clinic's library (any active staff member); audited."""
     _require_staff(staff)
     data = check_exercise(raw)
@@ -290,12 +292,19 @@ async def create(session: AsyncSession, staff: Staff, raw: Mapping[str, Any], no
     _fill(row, data)
     session.add(row)
     await session.flush()
-    audit.record(session, action=audit.LIBRARY_CREATE, now=now, staff=staff, detail=f"exercise={clinic_id(row)}")
+    detail = f"exercise={clinic_id(row)}"
+    audit.record(session, action=audit.LIBRARY_CREATE, now=now, staff=staff, actor=actor, detail=detail)
     return row
 
 
 async def update(
-    session: AsyncSession, staff: Staff, exercise_id: str, raw: Mapping[str, Any], now: datetime
+    session: AsyncSession,
+    staff: Staff,
+    exercise_id: str,
+    raw: Mapping[str, Any],
+    now: datetime,
+    *,
+    actor: str | None = None,
 ) -> ClinicExercise:
     """Change a clinic exercise's texts and dose; audited. Content exercises cannot be changed here."""
     _require_staff(staff)
@@ -305,7 +314,9 @@ async def update(
     _fill(row, check_exercise(raw))
     row.updated_at = now
     session.add(row)
-    audit.record(session, action=audit.LIBRARY_EDIT, now=now, staff=staff, detail=f"exercise={exercise_id}")
+    audit.record(
+        session, action=audit.LIBRARY_EDIT, now=now, staff=staff, actor=actor, detail=f"exercise={exercise_id}"
+    )
     return row
 
 
@@ -317,6 +328,8 @@ async def attach_media(
     filename: str,
     media_dir: Path,
     now: datetime,
+    *,
+    actor: str | None = None,
 ) -> ClinicExercise:
     """Check and store an uploaded photo, GIF or video as the exercise's media; audited.
 
@@ -331,9 +344,8 @@ async def attach_media(
     path = store_media(data, media_dir, sniffed)
     row.media, row.media_kind, row.updated_at = str(path), sniffed.kind, now
     session.add(row)
-    audit.record(
-        session, action=audit.LIBRARY_MEDIA, now=now, staff=staff, detail=f"exercise={exercise_id} kind={sniffed.kind}"
-    )
+    detail = f"exercise={exercise_id} kind={sniffed.kind}"
+    audit.record(session, action=audit.LIBRARY_MEDIA, now=now, staff=staff, actor=actor, detail=detail)
     return row
 
 

@@ -35,6 +35,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from rehab_bot import library
 from rehab_bot.content import MAX_SESSIONS_PER_DAY, Content, Exercise, Phase, Programme, SessionPlan, check_phases
 from rehab_bot.content.schema import ID_RE, LANGUAGES, localize
+from rehab_bot.i18n import N_, t
 from rehab_bot.library import Dose, LibraryError
 from rehab_bot.models import Patient, ProgrammePlan
 
@@ -215,21 +216,57 @@ def from_programme(programme: Programme, catalogue: Mapping[str, Exercise]) -> P
     )
 
 
-def empty(first_exercise: str, title: Mapping[str, str], change_note: Mapping[str, str]) -> PlanSchema:
-    """A plan to start from empty: one open-ended phase from day 0, one session a day at 09:00."""
-    return PlanSchema(
-        phases=[
-            PhaseSchema(
-                id="phase-1",
-                from_day=0,
-                title=_Title(**{k: localize(title, k) for k in LANGUAGES}),
-                change_note=_ChangeNote(**{k: localize(change_note, k) for k in LANGUAGES}),
-                sessions_per_day=1,
-                default_times=["09:00"],
-                sessions=[SessionSchema(items=[Item(exercise=first_exercise)])],
-            )
-        ]
-    )
+EMPTY_TITLE = N_("Your exercise programme")
+EMPTY_NOTE = N_("Your care team has set up your home exercise programme.")
+
+
+def empty() -> dict[str, Any]:
+    """A plan to start from empty, as a draft for the builder: one open-ended phase, one session at 09:00.
+
+    Its session has no exercise yet (the builder adds them; a plan is only
+    saved with at least one per session). The phase's title and note are
+    neutral words from the catalogues, in every language; the therapist may reword them.
+    """
+    return {
+        "based_on": "",
+        "phases": [
+            {
+                "id": "phase-1",
+                "from_day": 0,
+                "to_day": None,
+                "title": {lang: t(lang, EMPTY_TITLE) for lang in LANGUAGES},
+                "change_note": {lang: t(lang, EMPTY_NOTE) for lang in LANGUAGES},
+                "sessions_per_day": 1,
+                "default_times": ["09:00"],
+                "sessions": [{"items": []}],
+            }
+        ],
+    }
+
+
+async def starting_point(
+    session: AsyncSession, content: Content, start: str, patient: Patient | None = None
+) -> dict[str, Any]:
+    """A draft for the builder: "empty", "programme:<id>", "template:<id>", or "current" (the patient's own plan
+    or content programme). PlanError for a source that does not exist."""
+    catalogue = await library.catalogue(session, content)
+    kind, _, ref = start.partition(":")
+    if kind == "empty":
+        return empty()
+    if kind == "programme" and ref in content.programmes:
+        return from_programme(content.programmes[ref], catalogue).model_dump()
+    if kind == "template" and ref.isdigit():
+        row = await session.get(ProgrammePlan, int(ref))
+        if row is not None and row.patient_id is None:
+            return PlanSchema.model_validate_json(row.body).model_dump()
+    if kind == "current" and patient is not None and patient.id is not None:
+        own = await own_plan(session, patient.id)
+        if own is not None:
+            return PlanSchema.model_validate_json(own.body).model_dump()
+        if patient.programme_id in content.programmes:
+            return from_programme(content.programmes[patient.programme_id], catalogue).model_dump()
+        return empty()
+    raise PlanError(["That starting point no longer exists."])
 
 
 # --------------------------------------------------------------------------- stored plans

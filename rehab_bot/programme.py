@@ -488,6 +488,7 @@ async def apply_change(
     action: str,
     detail: str,
     quiet: tuple[time | None, time | None] | None,
+    actor: str | None = None,
 ) -> Applied:
     """Re-plan after the care team changed the programme, plan or times; tell the patient once; audit.
 
@@ -533,7 +534,7 @@ async def apply_change(
                 ensure_ascii=False,
             )
             notice = _queue_notice(session, patient, text, now, quiet, payload)
-    audit.record(session, action=action, now=now, staff=staff, patient_id=patient.id, detail=detail)
+    audit.record(session, action=action, now=now, staff=staff, actor=actor, patient_id=patient.id, detail=detail)
     await session.flush()
     return Applied(rules, notice)
 
@@ -610,6 +611,7 @@ async def save_own_plan(
     now: datetime,
     *,
     quiet: tuple[time | None, time | None] | None,
+    actor: str | None = None,
 ) -> Saved:
     """Save a plan as the patient's own (the staff member must be allowed to change them); re-plan; tell; audit."""
     require(staff, patient, Access.WRITE)
@@ -637,6 +639,7 @@ async def save_own_plan(
         action=audit.CHANGE_PLAN,
         detail=f"plan={row.id} version={row.version} from={checked.schema.based_on or 'empty'}",
         quiet=quiet,
+        actor=actor,
     )
     return Saved(row, applied)
 
@@ -661,6 +664,7 @@ async def save_template(
     now: datetime,
     *,
     template_id: int | None = None,
+    actor: str | None = None,
 ) -> ProgrammePlan:
     """Save a plan as a clinic template under a name (new, or replacing template_id); audited."""
     if not staff.active:
@@ -681,7 +685,7 @@ async def save_template(
     row.updated_by, row.updated_at = staff.id, now
     session.add(row)
     await session.flush()
-    audit.record(session, action=audit.TEMPLATE_SAVE, now=now, staff=staff, detail=f"template={row.id}")
+    audit.record(session, action=audit.TEMPLATE_SAVE, now=now, staff=staff, actor=actor, detail=f"template={row.id}")
     return row
 
 

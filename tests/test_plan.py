@@ -301,3 +301,30 @@ async def test_a_template_is_saved_under_a_name_by_any_staff_member(
         "lumbar-example",
     )
     assert plan.check(template.body, content.exercises).phases[0].id == "weeks-1-2"
+
+
+async def test_the_builder_starts_from_a_programme_a_template_the_patients_plan_or_empty(
+    db: Database, clock: FakeClock, content: Content
+) -> None:
+    doc = await make_staff(db)
+    patient = await enrolled(db, clock, content, doc)
+    async with db.session() as session:
+        from_content = await plan.starting_point(session, content, "programme:lumbar-example")
+        assert from_content == lumbar(content)
+        p = await session.get(Patient, patient.id)
+        assert p is not None
+        assert await plan.starting_point(session, content, "current", p) == lumbar(content)
+        await programme.save_own_plan(session, doc, p, heavier(content), content, clock.now(), quiet=QUIET)
+        template = await programme.save_template(session, doc, "Heavier", heavier(content), content, clock.now())
+        await session.commit()
+        assert await plan.starting_point(session, content, "current", p) == heavier(content)
+        assert await plan.starting_point(session, content, f"template:{template.id}") == heavier(content)
+        blank = await plan.starting_point(session, content, "empty")
+        assert blank["phases"][0]["title"] == {"en": "Your exercise programme", "de": "Ihr Übungsprogramm"}
+        with pytest.raises(PlanError, match="at least 1 item"):
+            plan.check(blank, content.exercises)  # a session needs an exercise before it is saved
+        blank["phases"][0]["sessions"][0]["items"].append({"exercise": "walking", "duration_seconds": 600})
+        assert plan.check(blank, content.exercises).phases[0].sessions_per_day == 1
+        for missing in ("programme:nope", "template:999", f"template:{p.id}x", "bogus"):
+            with pytest.raises(PlanError, match="no longer exists"):
+                await plan.starting_point(session, content, missing)
