@@ -1,4 +1,7 @@
-"""Alerts for the clinic: red flags, unreachable patients, missed check-ins.
+"""Alerts for the clinic: raise, route, acknowledge and escalate.
+
+Alerts come from red flags, score rules, crisis messages, unreachable or
+silent patients.
 
 An alert is a row, and telling the clinic about it is a delivery of kind
 ``alert`` (priority 1, never deferred by quiet hours), through the same engine
@@ -17,8 +20,14 @@ Routing (:func:`route`), so that no alert goes nowhere:
   their red-flag reply, and the log says at ERROR that it reached nobody.
 
 Every alert message carries an Acknowledge button (callback ``st:aa:<alert
-id>``, see rehab_bot/bot/staff.py); times are shown in each reader's own
+id>``, see rehab_bot/bot/staff/alerts.py); times are shown in each reader's own
 timezone with its abbreviation (the alert chat: the clinic's).
+
+:func:`acknowledge` records who acknowledged an alert, once, even when two
+staff press at the same moment. An unacknowledged emergency or urgent alert
+that the patient reported (ESCALATING_KINDS) escalates once to every admin
+(:func:`escalation_due`, :func:`escalate_overdue`), as a message to staff
+(staff.staff_message, key ``e<alert>:<chat>``).
 """
 
 from __future__ import annotations
@@ -26,17 +35,31 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import func
+from sqlalchemy import func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rehab_bot.config import ClinicConfig
+from rehab_bot import audit
+from rehab_bot.access import Access, StaffError, require
+from rehab_bot.config import ClinicConfig, Config
+from rehab_bot.content.checkins import SEVERITIES, level_of
 from rehab_bot.models import PRIORITY, Alert, Delivery, DeliveryStatus, Kind, Patient, Role, Staff
 from rehab_bot.schedule import zone
+from rehab_bot.staff import admins, queue_staff_messages, staff_members, staff_message
 
 log = logging.getLogger(__name__)
+
+# Alert severities that escalate to the admins when nobody acknowledges them,
+# by their triage level (content.checkins.level_of, the one mapping):
+# emergency after [staff] escalation_minutes, urgent after urgent_escalation_minutes
+# of office time ([clinic] office_hours). Each alert escalates once.
+ESCALATING_SEVERITIES = frozenset(s for s in SEVERITIES if level_of(s) in ("emergency", "urgent"))
+# Only what the patient reported escalates: red-flag answers, score rules and
+# crisis messages. Operational alerts (a silent patient, a blocked bot, deleted
+# data) are for the caseload, whatever their severity.
+ESCALATING_KINDS = ("red_flag", "checkin", "crisis")
 
 TITLES = {
     "unreachable": "Patient unreachable: Telegram refuses messages ({detail}). Reminders are paused.",
@@ -225,3 +248,158 @@ async def raise_alert(
             )
         )
     return alert
+
+
+# --- acknowledge and escalate ------------------------------------------------------
+
+
+async def open_alerts(session: AsyncSession, staff: Staff, *, limit: int = 20) -> list[tuple[Alert, Patient]]:
+    """Unacknowledged alerts this staff member must act on: all for admins, own patients' otherwise."""
+    query = (
+        select(Alert, Patient)
+        .join(Patient, col(Patient.id) == col(Alert.patient_id))
+        .where(col(Alert.acknowledged_at).is_(None))
+        .order_by(col(Alert.created_at), col(Alert.id))
+        .limit(limit)
+    )
+    if staff.role != Role.ADMIN.value:
+        query = query.where(col(Patient.therapist_id) == staff.id)
+    return [(a, p) for a, p in (await session.exec(query)).all()]
+
+
+@dataclass(frozen=True)
+class Acknowledged:
+    alert: Alert
+    patient: Patient
+    by: str  # who acknowledged it (maybe somebody else, earlier)
+    now: bool  # False when it had been acknowledged already
+
+
+async def acknowledge(session: AsyncSession, staff: Staff, alert_id: int, now: datetime) -> Acknowledged:
+    """Acknowledge an alert once; pressing again says who already did."""
+    alert = await session.get(Alert, alert_id)
+    patient = await session.get(Patient, alert.patient_id) if alert is not None else None
+    if alert is None or patient is None:
+        raise StaffError("This alert no longer exists.")
+    require(staff, patient, Access.WRITE)
+    if alert.acknowledged_at is not None:
+        earlier = await session.get(Staff, alert.acknowledged_by) if alert.acknowledged_by else None
+        return Acknowledged(alert, patient, earlier.name if earlier else "someone", now=False)
+    # Conditional, so two staff pressing at once record one acknowledgement.
+    result = await session.exec(
+        update(Alert)
+        .where(col(Alert.id) == alert_id, col(Alert.acknowledged_at).is_(None))
+        .values(acknowledged_at=now, acknowledged_by=staff.id)
+    )
+    await session.refresh(alert)
+    if not result.rowcount:
+        earlier = await session.get(Staff, alert.acknowledged_by) if alert.acknowledged_by else None
+        return Acknowledged(alert, patient, earlier.name if earlier else "someone", now=False)
+    audit.record(
+        session,
+        action=audit.ACKNOWLEDGE,
+        now=now,
+        staff=staff,
+        patient_id=patient.id,
+        detail=f"alert={alert_id} kind={alert.kind} severity={alert.severity}",
+    )
+    return Acknowledged(alert, patient, staff.name, now=True)
+
+
+def escalation_text(alert: Alert, patient: Patient, therapist: Staff | None, waited: str, tz: str) -> str:
+    """What the admins read when an emergency or urgent alert went unacknowledged."""
+    who = therapist.name if therapist is not None else "no therapist assigned"
+    if therapist is not None and not therapist.active:
+        who = f"{therapist.name} (removed)"
+    return (
+        f"🚨 ESCALATION: the {alert.severity} alert for {patient.alias} ({alert.kind}) has not been "
+        f"acknowledged for {waited}.\n{alert.detail}\n"
+        f"Raised {local_time_text(alert.created_at, tz)}; responsible: {who}."
+    )
+
+
+def escalation_due(alert: Alert, config: Config) -> datetime | None:
+    """When an unacknowledged alert escalates, or None for levels that never do.
+
+    Emergency: escalation_minutes after it was raised. Urgent: after
+    urgent_escalation_minutes of the clinic's office hours (every minute counts
+    when none are configured). Operational alerts (ESCALATING_KINDS) never do.
+    """
+    if alert.kind not in ESCALATING_KINDS:
+        return None
+    level = level_of(alert.severity)
+    if level == "emergency":
+        return alert.created_at + timedelta(minutes=config.staff.escalation_minutes)
+    if level == "urgent":
+        span = timedelta(minutes=config.staff.urgent_escalation_minutes)
+        return config.clinic.office_hours.add_open_time(alert.created_at, span, config.clinic.timezone)
+    return None
+
+
+def _waited(alert: Alert, config: Config) -> str:
+    if level_of(alert.severity) == "urgent":
+        minutes = config.staff.urgent_escalation_minutes
+        return f"{minutes} minutes" + (" of office hours" if config.clinic.office_hours.configured else "")
+    return f"{config.staff.escalation_minutes} minutes"
+
+
+async def escalate_overdue(session: AsyncSession, now: datetime, config: Config) -> list[int]:
+    """Escalate unacknowledged emergency and urgent alerts to every admin once they are due (escalation_due)."""
+    soonest = min(config.staff.escalation_minutes, config.staff.urgent_escalation_minutes)
+    candidates = (
+        await session.exec(
+            select(Alert).where(
+                col(Alert.acknowledged_at).is_(None),
+                col(Alert.escalated_at).is_(None),
+                col(Alert.severity).in_(sorted(ESCALATING_SEVERITIES)),
+                col(Alert.kind).in_(ESCALATING_KINDS),
+                col(Alert.created_at) <= now - timedelta(minutes=soonest),
+            )
+        )
+    ).all()
+    due = [a for a in candidates if (at := escalation_due(a, config)) is not None and at <= now]
+    escalated: list[int] = []
+    if not due:
+        return escalated
+    recipients = await admins(session) or await staff_members(session)
+    for alert in due:
+        assert alert.id is not None
+        claimed = await session.exec(
+            update(Alert)
+            .where(col(Alert.id) == alert.id, col(Alert.escalated_at).is_(None), col(Alert.acknowledged_at).is_(None))
+            .values(escalated_at=now)
+        )
+        if not claimed.rowcount:
+            continue  # another process escalated it, or somebody acknowledged it just now
+        patient = await session.get(Patient, alert.patient_id)
+        if patient is None:
+            continue
+        therapist = await session.get(Staff, patient.therapist_id) if patient.therapist_id else None
+        waited = _waited(alert, config)
+        rows = [
+            staff_message(
+                f"e{alert.id}:{member.telegram_id}",
+                member.telegram_id,
+                member.id,
+                escalation_text(alert, patient, therapist, waited, member.timezone),
+                now,
+                patient_id=patient.id,
+                payload=ack_payload(alert.id),
+            )
+            for member in recipients
+        ]
+        if not rows and config.clinic.alert_chat_id is not None:
+            chat = config.clinic.alert_chat_id
+            text = escalation_text(alert, patient, therapist, waited, config.clinic.timezone)
+            rows.append(
+                staff_message(
+                    f"e{alert.id}:{chat}", chat, None, text, now, patient_id=patient.id,
+                    payload=ack_payload(alert.id),
+                )
+            )  # fmt: skip
+        if not rows:
+            log.error("alert %d needs escalation but reaches nobody: no staff member and no alert chat", alert.id)
+        await queue_staff_messages(session, rows)
+        escalated.append(alert.id)
+        log.info("escalated alert %d to %d recipient(s)", alert.id, len(rows))
+    return escalated

@@ -45,6 +45,8 @@ TEMPLATE_SAVE = "template.save"
 LIBRARY_CREATE = "library.create"
 LIBRARY_EDIT = "library.edit"
 LIBRARY_MEDIA = "library.media"
+WEB_LINK = "web.link"  # /dashboard handed out a one-time sign-in link (rehab_bot.signin)
+WEB_SIGNIN = "web.signin"  # a staff member signed in to the web app (link or Mini App)
 
 CLI_ACTOR = "cli"
 
@@ -76,6 +78,11 @@ def resolve_actor(actor: str) -> str:
 def telegram_actor(telegram_id: int) -> str:
     """The actor string for a staff member acting in Telegram."""
     return f"telegram:{telegram_id}"
+
+
+def web_actor(telegram_id: int) -> str:
+    """The actor string for a staff member acting in the web app or Mini App."""
+    return f"web:{telegram_id}"
 
 
 def record(

@@ -490,10 +490,11 @@ def cmd_invite_create(config: Config, args: argparse.Namespace) -> int:
 def _check_invite_alias(args: argparse.Namespace) -> bool:
     """The chat's /invite alias rule (staff.validate_alias); a warning when it looks like a name."""
     from rehab_bot import staff as staff_core
+    from rehab_bot.access import StaffError
 
     try:
         args.alias = staff_core.validate_alias(args.alias)
-    except staff_core.StaffError as exc:
+    except StaffError as exc:
         print(f"rehab-bot: --alias {args.alias!r}: {exc}", file=sys.stderr)
         return False
     if staff_core.alias_looks_like_name(args.alias):
@@ -649,7 +650,7 @@ def _add_clinic_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
 
 def cmd_clinic(config: Config, args: argparse.Namespace) -> int:
     """Run `staff`, `export` or `audit` against the database; 1 for bad input."""
-    from rehab_bot import staff as staff_core
+    from rehab_bot.access import StaffError
     from rehab_bot.db import Database
     from rehab_bot.export import ExportError
 
@@ -680,7 +681,7 @@ def cmd_clinic(config: Config, args: argparse.Namespace) -> int:
 
     try:
         lines = asyncio.run(go())
-    except (staff_core.StaffError, ExportError) as exc:
+    except (StaffError, ExportError) as exc:
         print(f"rehab-bot: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
@@ -790,12 +791,13 @@ def _holds_export(out: Path, fmt: str) -> bool:
 async def _audit_command(session: AsyncSession, args: argparse.Namespace, since: datetime | None) -> list[str]:
     from rehab_bot import audit
     from rehab_bot import staff as staff_core
+    from rehab_bot.access import StaffError
 
     patient_id = None
     if args.patient:
         patient = await staff_core.patient_by_alias(session, args.patient)
         if patient is None:
-            raise staff_core.StaffError(f"no patient has the alias {args.patient!r}")
+            raise StaffError(f"no patient has the alias {args.patient!r}")
         patient_id = patient.id
     entries = await audit.entries(session, since=since, patient_id=patient_id)
     if not entries:

@@ -166,6 +166,42 @@ class HttpConfig:
         return (host.strip("[]") or "127.0.0.1", int(port))
 
 
+# Hosts that may use plain http for [web] public_url: the machine itself.
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    """The clinic's web app (dashboard and Mini App), served by the bot process: rehab_bot/web/."""
+
+    # HOST:PORT to serve on; "" = no web app.
+    listen: str = ""
+    # The address staff and Telegram open, e.g. https://rehab.clinic.example (behind a TLS proxy).
+    # "" = http://<listen> (loopback only).
+    public_url: str = ""
+    # The key of the session cookie and CSRF tokens (at least 32 characters). "" = read it from
+    # secret_file, made there (random, mode 0600) on first start.
+    secret: str = ""
+    secret_file: Path = Path("data/web-secret")
+    # A signed-in browser is signed out after this many minutes without a request.
+    idle_minutes: int = 30
+    # Mini App sign-in: Telegram's initData older than this is refused.
+    initdata_max_age_seconds: int = 3600
+
+    @property
+    def host_port(self) -> tuple[str, int] | None:
+        """(host, port) to serve on, or None when the web app is off."""
+        if not self.listen:
+            return None
+        host, _, port = self.listen.rpartition(":")
+        return (host.strip("[]") or "127.0.0.1", int(port))
+
+    @property
+    def https(self) -> bool:
+        """Served to browsers over https (through the proxy): cookies are then Secure."""
+        return self.public_url.startswith("https://")
+
+
 @dataclass(frozen=True)
 class LoggingConfig:
     level: str = "INFO"
@@ -224,6 +260,7 @@ class Config:
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     content: ContentConfig = field(default_factory=ContentConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
+    web: WebConfig = field(default_factory=WebConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     staff: StaffConfig = field(default_factory=StaffConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
@@ -284,6 +321,8 @@ BOUNDS: dict[str, Bound] = {
     "staff.digest_low_adherence": Bound(0, 1, above=True, hint="a share, e.g. 0.5 for 50%"),
     "staff.digest_pain_rise": Bound(0, 10, "NRS points", above=True),
     "staff.digest_no_response_days": Bound(1, 365, "days"),
+    "web.idle_minutes": Bound(1, 1440, "minutes"),
+    "web.initdata_max_age_seconds": Bound(10, 86_400, "seconds"),
 }
 
 # REHAB_BOT_* variables that are not configuration keys: the test suite's and
@@ -298,6 +337,7 @@ _SECTIONS: dict[str, type] = {
     "delivery": DeliveryConfig,
     "content": ContentConfig,
     "http": HttpConfig,
+    "web": WebConfig,
     "logging": LoggingConfig,
     "staff": StaffConfig,
     "export": ExportConfig,
@@ -523,6 +563,7 @@ def validate(config: Config, *, need_token: bool = True) -> None:
         check_listen("http.listen", config.http.listen, example="127.0.0.1:9090")
     if tg.mode == "webhook":
         check_listen("telegram.webhook_listen", f"{tg.webhook_listen}:{tg.webhook_port}", example="0.0.0.0")  # noqa: S104 - an example
+    _validate_web(config)
     check_sqlite_folder(config.database.url)
     check_writable_folder("library.media_dir", config.library.media_dir)
     if config.logging.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -534,6 +575,41 @@ def validate(config: Config, *, need_token: bool = True) -> None:
         )
     check_bounds(config)
     _validate_export(config.export)
+
+
+def _validate_web(config: Config) -> None:
+    from urllib.parse import urlsplit
+
+    web = config.web
+    if not web.listen:
+        return
+    check_listen("web.listen", web.listen, example="127.0.0.1:8081")
+    if web.listen == config.http.listen:
+        raise ConfigError(
+            "web.listen", f"is {web.listen!r}, the same as http.listen", "give the web app a port of its own"
+        )
+    host_port = web.host_port
+    assert host_port is not None
+    if config.telegram.mode == "webhook" and host_port[1] == config.telegram.webhook_port:
+        raise ConfigError(
+            "web.listen", f"uses port {host_port[1]}, the webhook's", "give the web app a port of its own"
+        )
+    fix = 'use the https:// address of the TLS proxy in front of it, e.g. "https://rehab.your-clinic.de"'
+    if web.public_url:
+        parts = urlsplit(web.public_url)
+        host = (parts.hostname or "").lower()
+        if parts.scheme not in ("http", "https") or not host or parts.query or parts.fragment:
+            raise ConfigError("web.public_url", f"is {web.public_url!r}, not a URL", fix)
+        if parts.scheme == "http" and host not in LOOPBACK_HOSTS:
+            raise ConfigError("web.public_url", f"is {web.public_url!r}: plain http is for 127.0.0.1 only", fix)
+    elif host_port[0] not in LOOPBACK_HOSTS:
+        raise ConfigError("web.public_url", f"is missing, and web.listen ({web.listen}) is not this machine only", fix)
+    if web.secret and len(web.secret) < 32:
+        raise ConfigError(
+            "web.secret",
+            "is shorter than 32 characters",
+            'use e.g. the output of: python -c "import secrets; print(secrets.token_urlsafe(32))"',
+        )
 
 
 def _validate_export(export: ExportConfig) -> None:

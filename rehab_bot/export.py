@@ -56,6 +56,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rehab_bot import installation
+from rehab_bot.caseload import PAIN_ITEMS
 from rehab_bot.content import Content
 from rehab_bot.files import private_dir, write_private_text
 from rehab_bot.models import (
@@ -71,7 +72,6 @@ from rehab_bot.models import (
 )
 from rehab_bot.schedule import local_date
 from rehab_bot.session import RESOLVED_STATUSES
-from rehab_bot.staff import PAIN_ITEMS
 
 FORMATS = ("csv", "fhir")
 LOINC = "http://loinc.org"

@@ -32,6 +32,11 @@ KEYWORDS: dict[str, tuple[int, ...] | None] = {
 }
 
 
+# Python code, and the web app's Jinja2 templates ({{ _("Caseload") }}).
+METHOD_MAP = [("**.py", "python"), ("web/templates/**.html", "jinja2.ext:babel_extract")]
+OPTIONS = {"web/templates/**.html": {"trimmed": "true"}}
+
+
 @dataclass(frozen=True)
 class Use:
     msgid: str | tuple[str, str]
@@ -43,7 +48,7 @@ def extract_uses(package_dir: Path = PACKAGE_DIR) -> list[Use]:
     """Every literal msgid passed to a translation call in the package's Python files."""
     uses = []
     for filename, lineno, message, _comments, _context in extract_from_dir(
-        package_dir, method_map=[("**.py", "python")], keywords=KEYWORDS
+        package_dir, method_map=METHOD_MAP, keywords=KEYWORDS, options_map=OPTIONS
     ):
         msgid = message if isinstance(message, str) else (str(message[0]), str(message[1]))
         uses.append(Use(msgid, filename, lineno))

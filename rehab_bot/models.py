@@ -528,3 +528,17 @@ class ProgrammePlan(SQLModel, table=True):
     updated_by: int | None = Field(default=None, foreign_key="staff.id")
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class WebSignin(SQLModel, table=True):
+    """A one-time sign-in link for the web app, asked for with /dashboard (rehab_bot/signin.py).
+
+    Only the SHA-256 of the token is stored: a copy of the database cannot sign anyone in.
+    """
+
+    __tablename__ = "web_signin"
+    token_hash: str = Field(primary_key=True)
+    staff_id: int = Field(foreign_key="staff.id", index=True, ondelete="CASCADE")
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -10,9 +10,10 @@ import pytest
 from factories import TEST_TOKEN, make_config, make_patient, make_staff
 from sqlmodel import col, select
 
+from rehab_bot import access as access_core
 from rehab_bot import alert as alerts
-from rehab_bot import invite
-from rehab_bot import staff as core
+from rehab_bot import caseload, invite
+from rehab_bot import staff as staff_core
 from rehab_bot.clock import FakeClock
 from rehab_bot.config import ClinicConfig, ConfigError, load_config
 from rehab_bot.content import load_content
@@ -114,11 +115,11 @@ def test_shorten_never_cuts_a_word() -> None:
 
 def test_answers_read_as_the_questions_and_options_of_the_content() -> None:
     at = datetime(2026, 6, 10, tzinfo=UTC)
-    meds = core.AnswerLine(at, "symptoms", "pain_meds", 0, "")
-    assert core.answer_text(CONTENT, meds) == "Do you have pain that your pain medicine does not control? No"
-    pain = core.answer_text(CONTENT, core.AnswerLine(at, "pain", "pain", 4, ""))
+    meds = caseload.AnswerLine(at, "symptoms", "pain_meds", 0, "")
+    assert caseload.answer_text(CONTENT, meds) == "Do you have pain that your pain medicine does not control? No"
+    pain = caseload.answer_text(CONTENT, caseload.AnswerLine(at, "pain", "pain", 4, ""))
     assert "pain" in pain.lower() and pain.endswith(" 4") and "pain/pain" not in pain
-    assert core.answer_text(CONTENT, core.AnswerLine(at, "gone", "x", 2, "")) == "gone/x: 2"
+    assert caseload.answer_text(CONTENT, caseload.AnswerLine(at, "gone", "x", 2, "")) == "gone/x: 2"
 
 
 # --- no patient without a responsible person ------------------------------------------------
@@ -150,7 +151,7 @@ async def test_removing_a_therapist_hands_their_patients_to_an_admin(db: Databas
     mine = [(await make_patient(db, clock, alias=f"L-{n}", therapist_id=leaving.id, times=()))[0] for n in (2, 1)]
     erased, _ = await make_patient(db, clock, therapist_id=leaving.id, status=PatientStatus.STOPPED, times=())
     async with db.session() as session:
-        removal = await core.remove_staff(session, telegram_id=62, now=clock.now())
+        removal = await staff_core.remove_staff(session, telegram_id=62, now=clock.now())
         await session.commit()
     assert removal.new_owner is not None and removal.new_owner.id == admin.id
     assert [p.alias for p in removal.patients] == ["L-1", "L-2"]
@@ -168,25 +169,25 @@ async def test_removal_to_a_named_colleague_and_never_to_nobody(db: Database, cl
     lone = await make_staff(db, telegram_id=71, name="Dr Lone")
     patient, _ = await make_patient(db, clock, therapist_id=lone.id, times=())
     async with db.session() as session:
-        with pytest.raises(core.StaffError, match="no other admin to take them over"):
-            await core.remove_staff(session, telegram_id=71, now=clock.now())
-        with pytest.raises(core.StaffError, match="cannot take over their own"):
-            await core.remove_staff(session, telegram_id=71, now=clock.now(), reassign_to="71")
-        with pytest.raises(core.StaffError, match="no active staff member"):
-            await core.remove_staff(session, telegram_id=71, now=clock.now(), reassign_to="Dr Nobody")
+        with pytest.raises(access_core.StaffError, match="no other admin to take them over"):
+            await staff_core.remove_staff(session, telegram_id=71, now=clock.now())
+        with pytest.raises(access_core.StaffError, match="cannot take over their own"):
+            await staff_core.remove_staff(session, telegram_id=71, now=clock.now(), reassign_to="71")
+        with pytest.raises(access_core.StaffError, match="no active staff member"):
+            await staff_core.remove_staff(session, telegram_id=71, now=clock.now(), reassign_to="Dr Nobody")
     async with db.session() as session:
         row = await session.get(type(lone), lone.id)
         assert row is not None and row.active, "a refused removal changes nothing"
     colleague = await make_staff(db, telegram_id=72, name="Dr Next")
     async with db.session() as session:
-        removal = await core.remove_staff(session, telegram_id=71, now=clock.now(), reassign_to="Dr Next")
+        removal = await staff_core.remove_staff(session, telegram_id=71, now=clock.now(), reassign_to="Dr Next")
         await session.commit()
         moved = await session.get(Patient, patient.id)
     assert removal.new_owner is not None and removal.new_owner.id == colleague.id
     assert moved is not None and moved.therapist_id == colleague.id
     empty = await make_staff(db, telegram_id=73)
     async with db.session() as session:
-        assert (await core.remove_staff(session, telegram_id=73, now=clock.now())).new_owner is None
+        assert (await staff_core.remove_staff(session, telegram_id=73, now=clock.now())).new_owner is None
         await session.commit()
     assert empty.id is not None
 
@@ -275,7 +276,7 @@ async def test_urgent_alerts_escalate_after_their_own_minutes_of_office_time(db:
     async def tick(at: datetime) -> list[str]:
         clock.set(at)
         async with db.session() as session:
-            escalated = await core.escalate_overdue(session, clock.now(), config)
+            escalated = await alerts.escalate_overdue(session, clock.now(), config)
             await session.commit()
             return [a.severity for a in (await session.exec(select(Alert))).all() if a.id in escalated]
 
@@ -290,5 +291,5 @@ async def test_urgent_alerts_escalate_after_their_own_minutes_of_office_time(db:
     assert len(bodies) == 3 and all(str(admin.telegram_id) not in b for b in bodies)
     assert all("acknowledged for 240 minutes of office hours" in b for b in bodies[1:])
     assert all("Raised 2026-06-12 15:00 BST" in b for b in bodies), "in the admin's own zone"
-    assert core.ESCALATING_SEVERITIES == {"emergency", "critical", "high"}
-    assert core.ESCALATING_KINDS == ("red_flag", "checkin", "crisis")
+    assert alerts.ESCALATING_SEVERITIES == {"emergency", "critical", "high"}
+    assert alerts.ESCALATING_KINDS == ("red_flag", "checkin", "crisis")

@@ -27,6 +27,7 @@ from PIL import Image
 from qrcode.constants import ERROR_CORRECT_M
 
 from rehab_bot import audit, staff
+from rehab_bot.access import StaffError
 
 BIN = Path(sys.executable).parent / "rehab-bot"
 
@@ -128,7 +129,7 @@ def test_invite_create_applies_the_chat_alias_rule_and_warns_about_names(tmp_pat
     for alias in ("Anna Muster", "Anna", "P1", "x" * 25 + "1"):
         result = invite(alias, tmp_path)
         assert result.returncode == 1, (alias, result.stdout)
-        with pytest.raises(staff.StaffError) as rule:
+        with pytest.raises(StaffError) as rule:
             staff.validate_alias(alias)  # the one rule, also behind the chat's /invite
         assert str(rule.value) in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "bot.db").exists() or "Anna" not in run("audit", cwd=tmp_path).stdout

@@ -272,3 +272,46 @@ def test_clinic_texts_per_language(tmp_path: Path) -> None:
 def test_a_clinic_text_missing_a_language_is_a_config_error(tmp_path: Path, text: str, key: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(key)):
         load_config(write(tmp_path, text), env={"REHAB_BOT_TELEGRAM_TOKEN": TEST_TOKEN})
+
+
+# --- [web] ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "fix"),
+    [
+        ('[web]\nlisten = "0.0.0.0:8081"\n', "web.public_url", "https://"),
+        (
+            '[web]\nlisten = "127.0.0.1:8081"\npublic_url = "http://rehab.clinic.de"\n',
+            "web.public_url",
+            "127.0.0.1 only",
+        ),
+        ('[web]\nlisten = "127.0.0.1:8081"\npublic_url = "rehab.clinic.de"\n', "web.public_url", "not a URL"),
+        ('[web]\nlisten = "127.0.0.1:8081"\npublic_url = "https://x.de/?a=1"\n', "web.public_url", "not a URL"),
+        ('[web]\nlisten = "127.0.0.1:8081"\nsecret = "short"\n', "web.secret", "32 characters"),
+        ('[web]\nlisten = "nope"\n', "web.listen", "HOST:PORT"),
+        ('[http]\nlisten = "127.0.0.1:8081"\n[web]\nlisten = "127.0.0.1:8081"\n', "web.listen", "port of its own"),
+        ('[web]\nlisten = "127.0.0.1:8081"\nidle_minutes = 0\n', "web.idle_minutes", "at least 1"),
+        (
+            '[web]\nlisten = "127.0.0.1:8081"\ninitdata_max_age_seconds = 999999\n',
+            "web.initdata_max_age_seconds",
+            "86400",
+        ),
+    ],
+)
+def test_bad_web_settings_name_key_and_fix(tmp_path: Path, text: str, key: str, fix: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text), env={"REHAB_BOT_TELEGRAM_TOKEN": TEST_TOKEN})
+    assert str(info.value).startswith(key) and fix in str(info.value), str(info.value)
+
+
+def test_web_is_off_by_default_and_https_or_loopback_is_accepted(tmp_path: Path) -> None:
+    env = {"REHAB_BOT_TELEGRAM_TOKEN": TEST_TOKEN}
+    assert load_config(write(tmp_path, ""), env=env).web.host_port is None
+    for text, https in [
+        ('[web]\nlisten = "0.0.0.0:8081"\npublic_url = "https://rehab.clinic.de"\n', True),
+        ('[web]\nlisten = "127.0.0.1:8081"\n', False),
+        ('[web]\nlisten = "127.0.0.1:8081"\npublic_url = "http://localhost:8081"\n', False),
+    ]:
+        web = load_config(write(tmp_path, text), env=env).web
+        assert web.host_port is not None and web.https is https

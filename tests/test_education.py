@@ -203,7 +203,7 @@ async def test_a_pause_past_the_last_lesson_still_offers_the_missed_ones_then_th
 async def test_the_weekly_digest_lists_patients_with_unanswered_safety_lessons(db: Database) -> None:
     from factories import make_config, make_staff
 
-    from rehab_bot import staff as staff_core
+    from rehab_bot import digest
 
     monday = datetime(2026, 3, 23, 7, 0, tzinfo=UTC)  # 08:00 in Berlin, the digest time
     clock = FakeClock(monday - timedelta(days=3))
@@ -224,7 +224,7 @@ async def test_the_weekly_digest_lists_patients_with_unanswered_safety_lessons(d
                     )
                 )
         await s.commit()
-        assert await staff_core.queue_digests(s, monday, make_config()) == 1
+        assert await digest.queue_digests(s, monday, make_config()) == 1
         await s.commit()
         [digest] = (await s.exec(select(Delivery))).all()
     assert "1 of the 2 patients in your care at risk" in digest.body

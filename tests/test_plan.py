@@ -10,9 +10,8 @@ import pytest
 from factories import FakeSender, make_staff
 from sqlmodel import col, select
 
-from rehab_bot import library, plan, programme
+from rehab_bot import caseload, library, plan, programme
 from rehab_bot import session as session_core
-from rehab_bot import staff as staff_core
 from rehab_bot.access import Forbidden
 from rehab_bot.clock import FakeClock
 from rehab_bot.config import ClinicConfig, DeliveryConfig
@@ -274,7 +273,7 @@ async def test_the_engine_follows_the_plan_into_its_next_phase_and_the_chat_prog
     async with db.session() as session:
         p = await session.get(Patient, patient.id)
         assert p is not None
-        await staff_core.change_programme(session, doc, p, "lumbar-example", content, clock.now(), quiet=QUIET)
+        await caseload.change_programme(session, doc, p, "lumbar-example", content, clock.now(), quiet=QUIET)
         await session.commit()
         assert await plan.own_plan(session, patient.id or 0) is None
         assert p.status == PatientStatus.ACTIVE.value

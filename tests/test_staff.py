@@ -12,7 +12,11 @@ import pytest
 from factories import TEST_TOKEN, make_config, make_patient, make_staff
 from sqlmodel import col, select
 
-from rehab_bot import staff as core
+from rehab_bot import access as access_core
+from rehab_bot import alert as alert_core
+from rehab_bot import caseload
+from rehab_bot import digest as digest_core
+from rehab_bot import staff as staff_core
 from rehab_bot.clock import FakeClock
 from rehab_bot.config import ConfigError, StaffConfig, load_config
 from rehab_bot.content import load_content
@@ -28,6 +32,7 @@ from rehab_bot.models import (
     Patient,
     PatientStatus,
     ReminderRule,
+    Staff,
     StaffDraft,
 )
 
@@ -79,29 +84,31 @@ async def test_access_admin_owner_colleague_and_removed(db: Database, clock: Fak
     colleague = await make_staff(db)
     gone = await make_staff(db, active=False)
     patient, _ = await make_patient(db, clock, therapist_id=owner.id)
-    assert core.access(admin, patient) == core.Access.WRITE
-    assert core.access(owner, patient) == core.Access.WRITE
-    assert core.access(colleague, patient) == core.Access.READ
-    assert core.access(gone, patient) == core.Access.NONE
-    assert core.access(None, patient) == core.Access.NONE
-    with pytest.raises(core.Forbidden, match="not your patient"):
-        core.require(colleague, patient, core.Access.WRITE)
-    core.require(colleague, patient, core.Access.READ)
+    assert access_core.access(admin, patient) == access_core.Access.WRITE
+    assert access_core.access(owner, patient) == access_core.Access.WRITE
+    assert access_core.access(colleague, patient) == access_core.Access.READ
+    assert access_core.access(gone, patient) == access_core.Access.NONE
+    assert access_core.access(None, patient) == access_core.Access.NONE
+    with pytest.raises(access_core.Forbidden, match="not your patient"):
+        access_core.require(colleague, patient, access_core.Access.WRITE)
+    access_core.require(colleague, patient, access_core.Access.READ)
     async with db.session() as session:
-        assert await core.active_staff(session, owner.telegram_id) is not None
-        assert await core.active_staff(session, gone.telegram_id) is None
-        assert await core.active_staff(session, 424242) is None
+        assert await staff_core.active_staff(session, owner.telegram_id) is not None
+        assert await staff_core.active_staff(session, gone.telegram_id) is None
+        assert await staff_core.active_staff(session, 424242) is None
 
 
 async def test_add_staff_creates_updates_validates_and_audits(db: Database, clock: FakeClock) -> None:
     async with db.session() as session:
-        staff, created = await core.add_staff(
+        staff, created = await staff_core.add_staff(
             session, telegram_id=777, role="admin", name="  Dr  Ada ", now=clock.now(), timezone="America/New_York"
         )
         await session.commit()
     assert created and staff.name == "Dr Ada" and staff.timezone == "America/New_York"
     async with db.session() as session:
-        again, created = await core.add_staff(session, telegram_id=777, role="therapist", name="Ada", now=clock.now())
+        again, created = await staff_core.add_staff(
+            session, telegram_id=777, role="therapist", name="Ada", now=clock.now()
+        )
         await session.commit()
     assert not created and again.id == staff.id and again.role == "therapist" and again.timezone == "America/New_York"
     for kwargs, message in [
@@ -112,27 +119,27 @@ async def test_add_staff_creates_updates_validates_and_audits(db: Database, cloc
     ]:
         args: dict[str, Any] = {"telegram_id": 778, "role": "therapist", "name": "X", "now": clock.now(), **kwargs}
         async with db.session() as session:
-            with pytest.raises(core.StaffError, match=message):
-                await core.add_staff(session, **args)
+            with pytest.raises(access_core.StaffError, match=message):
+                await staff_core.add_staff(session, **args)
     assert [a for a, _, _ in await audit_actions(db)] == ["staff.add", "staff.add"]
 
 
 def test_alias_date_and_times_validation() -> None:
-    assert core.validate_alias(" LWS-0412 ") == "LWS-0412"
+    assert staff_core.validate_alias(" LWS-0412 ") == "LWS-0412"
     for bad in ("Mueller", "ab", "has space1", "-x12", "x" * 30 + "1"):
-        with pytest.raises(core.StaffError):
-            core.validate_alias(bad)
+        with pytest.raises(access_core.StaffError):
+            staff_core.validate_alias(bad)
     today = date(2026, 6, 10)
-    assert core.parse_surgery_date("2026-06-03", today) == date(2026, 6, 3)
-    assert core.parse_surgery_date("03.06.2026", today) == date(2026, 6, 3)
+    assert staff_core.parse_surgery_date("2026-06-03", today) == date(2026, 6, 3)
+    assert staff_core.parse_surgery_date("03.06.2026", today) == date(2026, 6, 3)
     for bad, message in [("tomorrow", "YYYY-MM-DD"), ("2027-06-03", "6 months"), ("2024-01-01", "year ago")]:
-        with pytest.raises(core.StaffError, match=message):
-            core.parse_surgery_date(bad, today)
-    assert core.parse_times("18:00, 8:00 13:00") == ["08:00", "13:00", "18:00"]
+        with pytest.raises(access_core.StaffError, match=message):
+            staff_core.parse_surgery_date(bad, today)
+    assert staff_core.parse_times("18:00, 8:00 13:00") == ["08:00", "13:00", "18:00"]
     seven = " ".join(f"0{i}:00" for i in range(7))
     for bad, message in [("", "one to six"), ("25:00", "not a time"), ("08:00 08:00", "once"), (seven, "At most 6")]:
-        with pytest.raises(core.StaffError, match=message):
-            core.parse_times(bad)
+        with pytest.raises(access_core.StaffError, match=message):
+            staff_core.parse_times(bad)
 
 
 # --- the patient list and detail ------------------------------------------------------------
@@ -156,19 +163,19 @@ async def test_patient_page_scope_paging_figures_and_order(db: Database, clock: 
     await add_answer(db, first, "mood", 3, now - timedelta(hours=2))
     await add_alert(db, first, now)
     async with db.session() as session:
-        page = await core.patient_page(session, mine, now)
+        page = await caseload.patient_page(session, mine, now)
         assert page.scope == "mine" and page.total == 8 and page.pages == 2
         assert [r.alias for r in page.rows] == ["A-00", "A-01", "A-02", "A-03", "A-04"]
         row = page.rows[0]
         assert (row.last_pain, row.last_mood, row.open_alerts, row.days_since_surgery) == (4, 3, 1, 9)
         assert row.status == "active"
-        last = await core.patient_page(session, mine, now, page=1)
+        last = await caseload.patient_page(session, mine, now, page=1)
         assert [r.alias for r in last.rows] == ["A-05", "A-06", "A-00X"], "discharged last, stopped hidden"
-        clamped = await core.patient_page(session, mine, now, page=99)
+        clamped = await caseload.patient_page(session, mine, now, page=99)
         assert clamped.page == 1
-        everyone = await core.patient_page(session, admin, now)
+        everyone = await caseload.patient_page(session, admin, now)
         assert everyone.scope == "all" and everyone.total == 9
-        colleagues = await core.patient_page(session, other, now, scope="all")
+        colleagues = await caseload.patient_page(session, other, now, scope="all")
         assert colleagues.total == 9
 
 
@@ -187,7 +194,7 @@ async def test_adherence_in_the_list_comes_from_the_session_feature(db: Database
             )
         await session.commit()
     async with db.session() as session:
-        row = await core.patient_row(session, patient, clock.now())
+        row = await caseload.patient_row(session, patient, clock.now())
     assert row.adherence_7d == pytest.approx(0.25)
 
 
@@ -200,8 +207,8 @@ async def test_detail_has_answers_notes_alerts_and_times(db: Database, clock: Fa
     await add_answer(db, patient, "pain", 5, clock.now() - timedelta(hours=1))
     await add_alert(db, patient, clock.now())
     async with db.session() as session:
-        detail = await core.patient_detail(session, colleague, patient, clock.now(), CONTENT)
-    assert detail.access == core.Access.READ and detail.therapist_name == "Dr Owner"
+        detail = await caseload.patient_detail(session, colleague, patient, clock.now(), CONTENT)
+    assert detail.access == access_core.Access.READ and detail.therapist_name == "Dr Owner"
     assert detail.session_times == ["09:00", "13:00", "18:00"], "the phase's defaults until the patient picks"
     assert [(a.item_id, a.value) for a in detail.answers] == [("pain", 5)]
     assert len(detail.alerts) == 1 and "lumbar spine" in detail.programme_name
@@ -218,22 +225,22 @@ async def test_pause_resume_discharge_and_colleague_refused(db: Database, clock:
     async with db.session() as session:
         p = await session.get(Patient, patient.id)
         assert p is not None
-        with pytest.raises(core.Forbidden):
-            await core.pause(session, colleague, p, 7, now)
-        until = await core.pause(session, doc, p, 7, now)
+        with pytest.raises(access_core.Forbidden):
+            await caseload.pause(session, colleague, p, 7, now)
+        until = await caseload.pause(session, doc, p, 7, now)
         await session.commit()
     assert until == date(2026, 6, 16)
     async with db.session() as session:
         p = await session.get(Patient, patient.id)
         assert p is not None and p.status == "paused" and p.paused_until == until
-        await core.resume(session, doc, p, now)
-        with pytest.raises(core.StaffError, match="not paused"):
-            await core.resume(session, doc, p, now)
+        await caseload.resume(session, doc, p, now)
+        with pytest.raises(access_core.StaffError, match="not paused"):
+            await caseload.resume(session, doc, p, now)
         session.add(
             Delivery(key="r1:x", kind="session", priority=3, patient_id=p.id, chat_id=1, due_at=now, not_before=now)
         )
-        assert await core.discharge(session, doc, p, now)
-        assert not await core.discharge(session, doc, p, now)
+        assert await caseload.discharge(session, doc, p, now)
+        assert not await caseload.discharge(session, doc, p, now)
         await session.commit()
     async with db.session() as session:
         p = await session.get(Patient, patient.id)
@@ -253,7 +260,7 @@ async def test_change_times_and_programme_replan_session_rules(db: Database, clo
     async with db.session() as session:
         p = await session.get(Patient, patient.id)
         assert p is not None
-        await core.change_session_times(session, doc, p, ["07:30", "12:00", "19:00"], CONTENT, clock.now())
+        await caseload.change_session_times(session, doc, p, ["07:30", "12:00", "19:00"], CONTENT, clock.now())
         await session.commit()
     async with db.session() as session:
         rules = (
@@ -263,8 +270,8 @@ async def test_change_times_and_programme_replan_session_rules(db: Database, clo
         ).all()
         p = await session.get(Patient, patient.id)
         assert p is not None
-        with pytest.raises(core.StaffError, match="no longer available"):
-            await core.change_programme(session, doc, p, "nope", CONTENT, clock.now())
+        with pytest.raises(access_core.StaffError, match="no longer available"):
+            await caseload.change_programme(session, doc, p, "nope", CONTENT, clock.now())
     assert [r.local_time for r in rules] == ["07:30", "12:00", "19:00"]
     assert p.session_times == "07:30,12:00,19:00"
     actions = await audit_actions(db)
@@ -282,17 +289,17 @@ async def test_acknowledge_once_and_only_by_those_who_may(db: Database, clock: F
     alert = await add_alert(db, patient, clock.now())
     assert alert.id is not None
     async with db.session() as session:
-        assert [a.id for a, _ in await core.open_alerts(session, doc)] == [alert.id]
-        assert await core.open_alerts(session, colleague) == []
-        assert [a.id for a, _ in await core.open_alerts(session, admin)] == [alert.id]
-        with pytest.raises(core.Forbidden):
-            await core.acknowledge(session, colleague, alert.id, clock.now())
-        first = await core.acknowledge(session, doc, alert.id, clock.now())
+        assert [a.id for a, _ in await alert_core.open_alerts(session, doc)] == [alert.id]
+        assert await alert_core.open_alerts(session, colleague) == []
+        assert [a.id for a, _ in await alert_core.open_alerts(session, admin)] == [alert.id]
+        with pytest.raises(access_core.Forbidden):
+            await alert_core.acknowledge(session, colleague, alert.id, clock.now())
+        first = await alert_core.acknowledge(session, doc, alert.id, clock.now())
         await session.commit()
     async with db.session() as session:
-        second = await core.acknowledge(session, admin, alert.id, clock.now() + timedelta(minutes=1))
+        second = await alert_core.acknowledge(session, admin, alert.id, clock.now() + timedelta(minutes=1))
         await session.commit()
-        assert await core.open_alerts(session, doc) == []
+        assert await alert_core.open_alerts(session, doc) == []
     assert first.now and not second.now and second.by == "Dr Owner"
     assert second.alert.acknowledged_at == clock.now()
     assert [a for a, _, _ in await audit_actions(db)] == ["alert.acknowledge"]
@@ -308,13 +315,13 @@ async def test_emergency_escalates_to_admins_once_after_the_configured_minutes(d
     await add_alert(db, patient, clock.now(), severity="high")
     acked = await add_alert(db, patient, clock.now())
     async with db.session() as session:
-        await core.acknowledge(session, doc, acked.id or 0, clock.now())
+        await alert_core.acknowledge(session, doc, acked.id or 0, clock.now())
         await session.commit()
 
     async def tick(at: datetime) -> list[int]:
         clock.set(at)
         async with db.session() as session:
-            escalated = await core.escalate_overdue(session, clock.now(), config)
+            escalated = await alert_core.escalate_overdue(session, clock.now(), config)
             await session.commit()
         return escalated
 
@@ -334,22 +341,22 @@ async def test_emergency_escalates_to_admins_once_after_the_configured_minutes(d
 
 def test_digest_due_follows_local_time_across_dst() -> None:
     settings = StaffConfig()
-    staff = core.Staff(id=1, telegram_id=1, name="x", timezone="Europe/Berlin")
-    ny = core.Staff(id=2, telegram_id=2, name="y", timezone="America/New_York")
+    staff = Staff(id=1, telegram_id=1, name="x", timezone="Europe/Berlin")
+    ny = Staff(id=2, telegram_id=2, name="y", timezone="America/New_York")
     # Monday 23 March 2026 (CET, UTC+1) and Monday 30 March (CEST, UTC+2): 08:00 local both times.
-    assert core.digest_due(staff, datetime(2026, 3, 23, 6, 59, tzinfo=UTC), settings) is None
-    assert core.digest_due(staff, datetime(2026, 3, 23, 7, 0, tzinfo=UTC), settings) == date(2026, 3, 23)
-    assert core.digest_due(staff, datetime(2026, 3, 30, 5, 59, tzinfo=UTC), settings) is None
-    assert core.digest_due(staff, datetime(2026, 3, 30, 6, 0, tzinfo=UTC), settings) == date(2026, 3, 30)
-    assert core.digest_due(staff, datetime(2026, 3, 31, 6, 0, tzinfo=UTC), settings) is None, "Tuesday"
+    assert digest_core.digest_due(staff, datetime(2026, 3, 23, 6, 59, tzinfo=UTC), settings) is None
+    assert digest_core.digest_due(staff, datetime(2026, 3, 23, 7, 0, tzinfo=UTC), settings) == date(2026, 3, 23)
+    assert digest_core.digest_due(staff, datetime(2026, 3, 30, 5, 59, tzinfo=UTC), settings) is None
+    assert digest_core.digest_due(staff, datetime(2026, 3, 30, 6, 0, tzinfo=UTC), settings) == date(2026, 3, 30)
+    assert digest_core.digest_due(staff, datetime(2026, 3, 31, 6, 0, tzinfo=UTC), settings) is None, "Tuesday"
     # New York changed on 8 March: Monday 9 March 08:00 EDT is 12:00 UTC.
-    assert core.digest_due(ny, datetime(2026, 3, 9, 11, 59, tzinfo=UTC), settings) is None
-    assert core.digest_due(ny, datetime(2026, 3, 9, 12, 0, tzinfo=UTC), settings) == date(2026, 3, 9)
+    assert digest_core.digest_due(ny, datetime(2026, 3, 9, 11, 59, tzinfo=UTC), settings) is None
+    assert digest_core.digest_due(ny, datetime(2026, 3, 9, 12, 0, tzinfo=UTC), settings) == date(2026, 3, 9)
     # A digest time inside the spring-forward gap fires at the first valid minute.
     sunday = replace(settings, digest_weekday="sunday", digest_time=time(2, 30))
-    assert core.digest_due(staff, datetime(2026, 3, 29, 0, 59, tzinfo=UTC), sunday) is None
-    assert core.digest_due(staff, datetime(2026, 3, 29, 1, 0, tzinfo=UTC), sunday) == date(2026, 3, 29)
-    assert core.digest_key(staff, date(2026, 3, 30)) == "d1:2026-W14"
+    assert digest_core.digest_due(staff, datetime(2026, 3, 29, 0, 59, tzinfo=UTC), sunday) is None
+    assert digest_core.digest_due(staff, datetime(2026, 3, 29, 1, 0, tzinfo=UTC), sunday) == date(2026, 3, 29)
+    assert digest_core.digest_key(staff, date(2026, 3, 30)) == "d1:2026-W14"
 
 
 async def test_digest_lists_patients_at_risk_once_per_week(db: Database) -> None:
@@ -386,7 +393,7 @@ async def test_digest_lists_patients_at_risk_once_per_week(db: Database) -> None
 
     async def run(at: datetime) -> int:
         async with db.session() as session:
-            queued = await core.queue_digests(session, at, config)
+            queued = await digest_core.queue_digests(session, at, config)
             await session.commit()
         return queued
 
@@ -409,15 +416,15 @@ async def test_digest_lists_patients_at_risk_once_per_week(db: Database) -> None
 async def test_drafts_replace_each_other_and_expire(db: Database, clock: FakeClock) -> None:
     doc = await make_staff(db)
     async with db.session() as session:
-        await core.start_draft(session, doc, "invite", "alias", clock.now(), alias="P-1")
+        await staff_core.start_draft(session, doc, "invite", "alias", clock.now(), alias="P-1")
         await session.commit()
     async with db.session() as session:
-        await core.start_draft(session, doc, "times", "times", clock.now())
+        await staff_core.start_draft(session, doc, "times", "times", clock.now())
         await session.commit()
     async with db.session() as session:
-        draft = await core.draft_for(session, doc, clock.now())
+        draft = await staff_core.draft_for(session, doc, clock.now())
         assert draft is not None and draft.kind == "times" and draft.alias == ""
-        assert await core.draft_for(session, doc, clock.now() + timedelta(hours=25)) is None
+        assert await staff_core.draft_for(session, doc, clock.now() + timedelta(hours=25)) is None
         await session.commit()
         assert (await session.exec(select(StaffDraft))).all() == []
 

@@ -27,7 +27,7 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes
 
 from rehab_bot import receiver
 from rehab_bot.aiohttp_request import AiohttpRequest
-from rehab_bot.bot import checkin, common, education, enrol, patient, render, session, staff, start
+from rehab_bot.bot import checkin, common, education, enrol, patient, render, session, staff, start, web
 from rehab_bot.bot import services as bot_services
 from rehab_bot.bot.services import App, Services
 from rehab_bot.bot.updates import ChatUpdateProcessor, RetryWhenLocked, slow_down_notice
@@ -130,6 +130,7 @@ def build_application(
     patient.register(app)
     education.register(app)
     staff.register(app)
+    web.register(app)
     common.register_fallbacks(app)
     return app
 
@@ -188,6 +189,7 @@ async def startup(app: App) -> None:
         )
         await svc.health.start()
         log.info("health endpoint on http://%s:%d/healthz", svc.health.host, svc.health.port)
+    await web.start_web(app)
 
 
 async def shutdown(app: App) -> None:
@@ -195,6 +197,7 @@ async def shutdown(app: App) -> None:
     svc = bot_services.svc(app)
     if svc.health is not None:
         await svc.health.stop()
+    await web.stop_web(app)
     if svc.send_budget is not None:
         await svc.send_budget.stop()
         svc.send_budget = None

@@ -23,6 +23,7 @@ from rehab_bot.ratelimit import Pacer
 from rehab_bot.receiver import Holder
 from rehab_bot.reminders import Dispatcher
 from rehab_bot.send_budget import SendBudget
+from rehab_bot.web.app import WebServer
 
 # The Application as ApplicationBuilder().build() makes it (default context, plain dicts, a job queue).
 App: TypeAlias = Application[
@@ -47,6 +48,8 @@ class Services:
     pacer: Pacer
     dispatcher: Dispatcher | None = None
     health: HealthServer | None = None
+    # The clinic's web app ([web] listen), when on.
+    web: WebServer | None = None
     receive_updates: bool = True
     mode: str = "polling"
     # This process's hold on the receiver lease (rehab_bot.receiver), while it receives updates.

@@ -47,10 +47,10 @@ from telegram.ext import (
     filters,
 )
 
+from rehab_bot import access, audit, caseload, digest, export, invite, report
 from rehab_bot import alert as alert_core
-from rehab_bot import audit, export, invite, report
 from rehab_bot import staff as core
-from rehab_bot.bot import common
+from rehab_bot.bot import common, miniapp
 from rehab_bot.bot.services import App, svc
 from rehab_bot.content import Content
 from rehab_bot.models import SURGERY_TYPES, Kind, Patient, PatientStatus, Role, Staff, StaffDraft
@@ -68,6 +68,7 @@ STAFF_COMMANDS: list[tuple[str, str]] = [
     ("patient", "One patient: chart, answers, notes, changes"),
     ("alerts", "Open alerts to acknowledge"),
     ("invite", "Invite a new patient (link and QR code)"),
+    ("dashboard", "A sign-in link to the web dashboard"),
     ("cancel", "Cancel the invitation or change in progress"),
     ("help", "How this bot works"),
 ]
@@ -85,13 +86,18 @@ def staff_commands(staff: Staff) -> list[BotCommand]:
     return [BotCommand(cmd, desc) for cmd, desc in entries]
 
 
-async def set_staff_menu(bot: Bot, staff: Staff) -> None:
-    """Show the staff command menu in this staff member's private chat (setMyCommands, chat scope)."""
+async def set_staff_menu(bot: Bot, staff: Staff, miniapp_url: str | None = None) -> None:
+    """Show the staff command menu in this staff member's private chat (setMyCommands, chat scope).
+
+    With the web app's Mini App address, the chat's menu button opens it (removed staff get the default).
+    """
     scope = BotCommandScopeChat(chat_id=staff.telegram_id)
     if staff.active:
         await bot.set_my_commands(staff_commands(staff), scope=scope)
     else:
         await bot.delete_my_commands(scope=scope)
+    if miniapp_url is not None:
+        await miniapp.set_menu_button(bot, staff, miniapp_url)
 
 
 async def sync_staff_menus(holder: Any, *, everyone: bool = False) -> int:
@@ -110,7 +116,7 @@ async def sync_staff_menus(holder: Any, *, everyone: bool = False) -> int:
         if not everyone and menus.get(member.telegram_id, "") == want:
             continue
         try:
-            await set_staff_menu(holder.bot, member)
+            await set_staff_menu(holder.bot, member, miniapp.miniapp_url(holder))
         except TelegramError as exc:
             log.warning("could not set the menu of staff %s: %s", member.id, type(exc).__name__)
             continue
@@ -133,7 +139,8 @@ async def clinic_tick(holder: Any) -> None:
     s = svc(holder)
     now = s.clock.now()
     async with s.db.session() as session:
-        escalated, digests = await core.clinic_tick(session, now, s.config)
+        escalated = await alert_core.escalate_overdue(session, now, s.config)
+        digests = await digest.queue_digests(session, now, s.config)
         await session.commit()
     if escalated or digests:
         log.info("clinic tick: %d escalation(s), %d digest(s) queued", len(escalated), digests)
@@ -209,7 +216,7 @@ def staff_command(*, admin_only: bool = False) -> Callable[[StaffCommand], Any]:
                 staff = await core.active_staff(session, user.id) if user is not None else None
                 if staff is None:
                     refused = "unknown"
-                elif admin_only and not core.is_admin(staff):
+                elif admin_only and not access.is_admin(staff):
                     refused = "admin"
                 else:
                     await fn(update, context, session, staff)
@@ -296,7 +303,7 @@ Route = Callable[[Press], Awaitable[None]]
 # --- /patients ---------------------------------------------------------------------
 
 
-def row_text(row: core.PatientRow) -> str:
+def row_text(row: caseload.PatientRow) -> str:
     """Two lines per patient in the list."""
     day = f"day {row.days_since_surgery}" if row.days_since_surgery is not None else "no surgery date"
     alerts = f" · ⚠️ {row.open_alerts} open alert{'s' if row.open_alerts != 1 else ''}" if row.open_alerts else ""
@@ -308,7 +315,7 @@ def row_text(row: core.PatientRow) -> str:
     )
 
 
-def page_view(staff: Staff, page: core.PatientPage) -> tuple[str, InlineKeyboardMarkup | None]:
+def page_view(staff: Staff, page: caseload.PatientPage) -> tuple[str, InlineKeyboardMarkup | None]:
     """The /patients message and its buttons."""
     if page.scope == "mine":
         head = f"Your patients: {page.total}"
@@ -339,7 +346,7 @@ async def _patient_page(
     session: AsyncSession, context: ContextTypes.DEFAULT_TYPE, staff: Staff, scope: str, page: int
 ) -> tuple[str, InlineKeyboardMarkup | None]:
     now = svc(context).clock.now()
-    result = await core.patient_page(session, staff, now, scope=scope, page=page)
+    result = await caseload.patient_page(session, staff, now, scope=scope, page=page)
     audit.record(
         session,
         action=audit.VIEW_PATIENTS,
@@ -362,9 +369,9 @@ async def patients_command(
     if args and args[0] not in ("all", "mine"):
         await message.reply_text("Usage: /patients (your own) or /patients all (everyone's).")
         return
-    scope = args[0] if args else core.default_scope(staff)
+    scope = args[0] if args else caseload.default_scope(staff)
     text, markup = await _patient_page(session, context, staff, scope, 0)
-    await message.reply_text(text, reply_markup=markup)
+    await message.reply_text(text, reply_markup=miniapp.with_open_button(markup, context))
 
 
 async def press_page(press: Press) -> None:
@@ -372,14 +379,14 @@ async def press_page(press: Press) -> None:
     scope = {"m": "mine", "a": "all"}[press.args[0]]
     text, markup = await _patient_page(press.session, press.context, press.staff, scope, press.int_arg(1))
     await press.answer()
-    await press.edit(text, markup)
+    await press.edit(text, miniapp.with_open_button(markup, press.context))
 
 
 # --- /patient ----------------------------------------------------------------------
 
 
 def _when(staff: Staff, value: Any) -> str:
-    return core.local_time_text(value, staff.timezone)[5:]  # MM-DD HH:MM
+    return alert_core.local_time_text(value, staff.timezone)[5:]  # MM-DD HH:MM
 
 
 def lesson_lines(lessons: Any) -> list[str]:
@@ -398,11 +405,11 @@ def lesson_lines(lessons: Any) -> list[str]:
     return lines
 
 
-def detail_text(staff: Staff, detail: core.PatientDetail, content: Content | None = None) -> str:
+def detail_text(staff: Staff, detail: caseload.PatientDetail, content: Content | None = None) -> str:
     """The /patient message."""
     p, row, stats = detail.patient, detail.row, detail.stats
     lines = [f"{p.alias} — {p.status}"]
-    if detail.access == core.Access.READ:
+    if detail.access == access.Access.READ:
         lines.append(f"Read-only: patient of {detail.therapist_name or 'no therapist'}.")
     day = f"day {row.days_since_surgery}" if row.days_since_surgery is not None else "no surgery date"
     surgery = f"{p.surgery_type} surgery {p.surgery_date.isoformat()}" if p.surgery_date else p.surgery_type
@@ -426,7 +433,7 @@ def detail_text(staff: Staff, detail: core.PatientDetail, content: Content | Non
     lines.append("")
     lines.append("Recent answers:" if detail.answers else "No answers yet.")
     for a in detail.answers:
-        lines.append(f"  {_when(staff, a.answered_at)} {core.answer_text(content, a)}")
+        lines.append(f"  {_when(staff, a.answered_at)} {caseload.answer_text(content, a)}")
     lines.append("Recent notes:" if detail.notes else "No notes.")
     for note in detail.notes:
         flag = "🆘 " if note.crisis else ""
@@ -434,9 +441,9 @@ def detail_text(staff: Staff, detail: core.PatientDetail, content: Content | Non
     return clip("\n".join(lines))
 
 
-def detail_buttons(detail: core.PatientDetail) -> InlineKeyboardMarkup | None:
+def detail_buttons(detail: caseload.PatientDetail) -> InlineKeyboardMarkup | None:
     """Change buttons for those who may change; none for colleagues."""
-    if detail.access < core.Access.WRITE:
+    if detail.access < access.Access.WRITE:
         return None
     p = detail.patient
     pid = p.id
@@ -466,9 +473,9 @@ async def show_patient(
     context: ContextTypes.DEFAULT_TYPE, session: AsyncSession, staff: Staff, patient: Patient
 ) -> None:
     """Send the chart and the detail of a patient to a staff member, and audit the view."""
-    core.require(staff, patient, core.Access.READ)
+    access.require(staff, patient, access.Access.READ)
     now = svc(context).clock.now()
-    detail = await core.patient_detail(session, staff, patient, now, svc(context).content)
+    detail = await caseload.patient_detail(session, staff, patient, now, svc(context).content)
     chart = await progress_chart(session, patient, now)
     audit.record(session, action=audit.VIEW_PATIENT, now=now, staff=staff, patient_id=patient.id)
     await session.commit()
@@ -497,24 +504,24 @@ async def patient_command(
     await show_patient(context, session, staff, patient)
 
 
-async def _patient_arg(press: Press, needed: core.Access) -> Patient:
+async def _patient_arg(press: Press, needed: access.Access) -> Patient:
     patient = await press.session.get(Patient, press.int_arg(0))
     if patient is None:
-        raise core.StaffError("This patient no longer exists.")
-    core.require(press.staff, patient, needed)
+        raise access.StaffError("This patient no longer exists.")
+    access.require(press.staff, patient, needed)
     return patient
 
 
 async def press_open(press: Press) -> None:
     """A patient's button on /patients."""
-    patient = await _patient_arg(press, core.Access.READ)
+    patient = await _patient_arg(press, access.Access.READ)
     await press.answer()
     await show_patient(press.context, press.session, press.staff, patient)
 
 
 async def press_programme_menu(press: Press) -> None:
     """ "Programme": offer the programmes that fit the patient's surgery."""
-    patient = await _patient_arg(press, core.Access.WRITE)
+    patient = await _patient_arg(press, access.Access.WRITE)
     choices = programme_choices(svc(press.context).content, patient.surgery_type)
     await press.answer()
     rows = [[(name, f"st:pc:{patient.id}:{pid}")] for pid, name in choices]
@@ -526,7 +533,7 @@ async def press_programme_menu(press: Press) -> None:
 
 async def press_programme_set(press: Press) -> None:
     """A programme chosen for a patient."""
-    patient = await _patient_arg(press, core.Access.WRITE)
+    patient = await _patient_arg(press, access.Access.WRITE)
     programme_id = press.args[1]
     content = svc(press.context).content
     if patient.programme_id == programme_id:
@@ -535,7 +542,7 @@ async def press_programme_set(press: Press) -> None:
         return
     delivery = svc(press.context).config.delivery
     quiet = (delivery.quiet_hours_start, delivery.quiet_hours_end)
-    await core.change_programme(press.session, press.staff, patient, programme_id, content, press.now, quiet=quiet)
+    await caseload.change_programme(press.session, press.staff, patient, programme_id, content, press.now, quiet=quiet)
     await press.session.commit()
     await press.answer("Programme changed.")
     name = content.programmes[programme_id].name.get("en", programme_id)
@@ -545,9 +552,9 @@ async def press_programme_set(press: Press) -> None:
 
 async def press_times(press: Press) -> None:
     """ "Session times": ask for the new times (a conversation kept in staff_draft)."""
-    patient = await _patient_arg(press, core.Access.WRITE)
+    patient = await _patient_arg(press, access.Access.WRITE)
     await press.answer()
-    current = ", ".join(core.session_times_of(patient, svc(press.context).content, press.now)) or "none"
+    current = ", ".join(caseload.session_times_of(patient, svc(press.context).content, press.now)) or "none"
     draft = await _begin(press.context, press.session, press.staff, "times", "times", patient_id=patient.id)
     await _prompt(
         press.context,
@@ -562,7 +569,7 @@ async def press_times(press: Press) -> None:
 
 async def press_pause_menu(press: Press) -> None:
     """ "Pause": how long."""
-    patient = await _patient_arg(press, core.Access.WRITE)
+    patient = await _patient_arg(press, access.Access.WRITE)
     await press.answer()
     rows = [[(label, f"st:pd:{patient.id}:{days}") for days, label in PAUSE_CHOICES[:2]]]
     rows.append([(label, f"st:pd:{patient.id}:{days}") for days, label in PAUSE_CHOICES[2:]])
@@ -571,11 +578,11 @@ async def press_pause_menu(press: Press) -> None:
 
 async def press_pause(press: Press) -> None:
     """A pause length chosen."""
-    patient = await _patient_arg(press, core.Access.WRITE)
+    patient = await _patient_arg(press, access.Access.WRITE)
     days = press.int_arg(1)
     if days not in {d for d, _ in PAUSE_CHOICES}:
         raise ValueError("pause length")
-    until = await core.pause(press.session, press.staff, patient, days or None, press.now)
+    until = await caseload.pause(press.session, press.staff, patient, days or None, press.now)
     await press.session.commit()
     await press.answer("Paused.")
     when = f"until {until.isoformat()} (inclusive)" if until else "until you resume them"
@@ -584,11 +591,11 @@ async def press_pause(press: Press) -> None:
 
 async def press_resume(press: Press) -> None:
     """ "Resume" on a paused patient."""
-    patient = await _patient_arg(press, core.Access.WRITE)
+    patient = await _patient_arg(press, access.Access.WRITE)
     if patient.status != PatientStatus.PAUSED.value:
         await press.answer(f"{patient.alias} is {patient.status}, not paused.")
         return
-    await core.resume(press.session, press.staff, patient, press.now)
+    await caseload.resume(press.session, press.staff, patient, press.now)
     await press.session.commit()
     await press.answer("Resumed.")
     await press.reply(f"Reminders for {patient.alias} are on again.")
@@ -596,7 +603,7 @@ async def press_resume(press: Press) -> None:
 
 async def press_discharge_ask(press: Press) -> None:
     """ "Discharge": ask to confirm."""
-    patient = await _patient_arg(press, core.Access.WRITE)
+    patient = await _patient_arg(press, access.Access.WRITE)
     await press.answer()
     await press.reply(
         f"Discharge {patient.alias}? Reminders and check-ins stop for good; the data stays for export.",
@@ -606,8 +613,8 @@ async def press_discharge_ask(press: Press) -> None:
 
 async def press_discharge(press: Press) -> None:
     """Discharge confirmed."""
-    patient = await _patient_arg(press, core.Access.WRITE)
-    changed = await core.discharge(press.session, press.staff, patient, press.now)
+    patient = await _patient_arg(press, access.Access.WRITE)
+    changed = await caseload.discharge(press.session, press.staff, patient, press.now)
     await press.session.commit()
     await press.answer("Discharged." if changed else "Already discharged.")
     await press.edit(f"{patient.alias} is discharged.")
@@ -615,7 +622,7 @@ async def press_discharge(press: Press) -> None:
 
 async def press_export(press: Press, fmt: str) -> None:
     """One patient's export as a document: CSV files in a zip, or a FHIR R4 Bundle."""
-    patient = await _patient_arg(press, core.Access.WRITE)
+    patient = await _patient_arg(press, access.Access.WRITE)
     now = press.now
     data = await export.collect(
         press.session, now, patient=patient, identifier_system=svc(press.context).config.export.identifier_system
@@ -651,7 +658,7 @@ def alert_line(staff: Staff, alert: Any, patient: Patient) -> str:
     """One alert in the /alerts list."""
     return (
         f"⚠️ {alert.severity.upper()} · {patient.alias} · {alert.kind} · "
-        f"{core.local_time_text(alert.created_at, staff.timezone)}"
+        f"{alert_core.local_time_text(alert.created_at, staff.timezone)}"
         + (" · escalated to the admins" if alert.escalated_at else "")
         + f"\n   {alert_core.shorten(alert.detail, 200)}"
     )
@@ -689,7 +696,7 @@ async def alerts_command(
     message = update.effective_message
     assert message is not None
     now = svc(context).clock.now()
-    alerts = await core.open_alerts(session, staff)
+    alerts = await alert_core.open_alerts(session, staff)
     audit.record(
         session,
         action=audit.VIEW_ALERTS,
@@ -704,11 +711,11 @@ async def alerts_command(
 
 async def press_acknowledge(press: Press) -> None:
     """Acknowledge one alert; a second press says who already did. The list shows what is still open."""
-    result = await core.acknowledge(press.session, press.staff, press.int_arg(0), press.now)
+    result = await alert_core.acknowledge(press.session, press.staff, press.int_arg(0), press.now)
     await press.session.commit()
-    when = core.local_time_text(result.alert.acknowledged_at or press.now, press.staff.timezone)
+    when = alert_core.local_time_text(result.alert.acknowledged_at or press.now, press.staff.timezone)
     await press.answer("Acknowledged." if result.now else f"Already acknowledged by {result.by}.")
-    remaining = await core.open_alerts(press.session, press.staff)
+    remaining = await alert_core.open_alerts(press.session, press.staff)
     footer = f"✅ {result.patient.alias} ({result.alert.kind}) acknowledged by {result.by}, {when}."
     text, markup = alerts_view(press.staff, remaining, footer)
     await press.edit(text, markup)
@@ -728,12 +735,12 @@ def alert_buttons(kind: str, payload: str) -> list[list[tuple[str, str]]]:
 async def press_alert_ack(press: Press) -> None:
     """Acknowledge from the alert message itself: it keeps its text and says who acknowledged it, and when.
 
-    The role is rechecked (on_button) and the access too (core.acknowledge);
+    The role is rechecked (on_button) and the access too (alert_core.acknowledge);
     the first acknowledgement is audited, a second press only says who did it.
     """
-    result = await core.acknowledge(press.session, press.staff, press.int_arg(0), press.now)
+    result = await alert_core.acknowledge(press.session, press.staff, press.int_arg(0), press.now)
     await press.session.commit()
-    when = core.local_time_text(result.alert.acknowledged_at or press.now, press.staff.timezone)
+    when = alert_core.local_time_text(result.alert.acknowledged_at or press.now, press.staff.timezone)
     await press.answer("Acknowledged." if result.now else f"Already acknowledged by {result.by}.")
     message = press.message
     original = (message.text or message.caption or "") if message is not None else ""
@@ -754,7 +761,7 @@ async def _suggest_alias(session: AsyncSession) -> str:
         alias = f"P-{secrets.randbelow(90000) + 10000}"
         if not await core.alias_taken(session, alias):
             return alias
-    raise core.StaffError("Could not find a free alias; please type one.")
+    raise access.StaffError("Could not find a free alias; please type one.")
 
 
 async def _prompt(
@@ -903,7 +910,7 @@ async def _finish_invite(press: Press, draft: StaffDraft, therapist_id: int | No
         f"programme {made.programme.name.get('en', made.programme.id)}, "
         f"therapist {therapist.name if therapist else '–'}."
     )
-    expires = core.local_time_text(made.invite.expires_at, staff.timezone)
+    expires = alert_core.local_time_text(made.invite.expires_at, staff.timezone)
     # One message: the QR code to print, with the link to forward in its caption.
     await context.bot.send_photo(
         staff.telegram_id,
@@ -1015,7 +1022,7 @@ async def staffinvite_command(
 
 async def press_staff_role(press: Press) -> None:
     """The new staff member's role (admins only)."""
-    if not core.is_admin(press.staff):
+    if not access.is_admin(press.staff):
         await press.answer(ADMIN_ONLY, alert=True)
         return
     draft = await _draft_for_press(press, "staff_invite", "role")
@@ -1038,7 +1045,7 @@ async def _staff_invite_text(
     """The name, the last answer of /staffinvite."""
     if draft.step != "name":
         return "Please choose with the buttons above, or send /cancel."
-    if not core.is_admin(staff):
+    if not access.is_admin(staff):
         await session.delete(draft)
         await session.commit()
         return ADMIN_ONLY
@@ -1061,7 +1068,7 @@ async def _staff_invite_text(
     await session.commit()
     await _retire_prompt(context, staff, prompt)
     link = invite.deep_link(context.bot.username, made.code)
-    expires = core.local_time_text(made.expires_at, staff.timezone)
+    expires = alert_core.local_time_text(made.expires_at, staff.timezone)
     await context.bot.send_photo(
         staff.telegram_id,
         photo=invite.qr_png(link),
@@ -1085,7 +1092,7 @@ async def _times_text(
     times = core.parse_times(text)
     delivery = svc(context).config.delivery
     quiet = (delivery.quiet_hours_start, delivery.quiet_hours_end)
-    await core.change_session_times(
+    await caseload.change_session_times(
         session, staff, patient, times, svc(context).content, svc(context).clock.now(), quiet=quiet
     )
     prompt = draft.message_id
@@ -1120,7 +1127,7 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             return
         try:
             problem = await handler(context, session, staff, draft, message.text)
-        except core.StaffError as exc:
+        except access.StaffError as exc:
             problem = str(exc)
         if problem:
             await message.reply_text(problem)
@@ -1200,7 +1207,7 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             press = Press(update, context, session, staff, parts[2:])
             try:
                 await route(press)
-            except core.StaffError as exc:
+            except access.StaffError as exc:
                 await session.rollback()
                 await press.answer(str(exc), alert=True)
             except (ValueError, IndexError, KeyError):

@@ -78,3 +78,7 @@ async def page(browser: Any) -> AsyncIterator[Any]:
 async def phone_page(browser: Any) -> AsyncIterator[Any]:
     async for made in _page(browser, PHONE, is_mobile=True, has_touch=True, device_scale_factor=2):
         yield made
+
+
+# The running bot and the fake Bot API of the end-to-end tests: the web app is served by the bot.
+from e2e.conftest import bot_factory, tg  # noqa: E402, F401

@@ -23,7 +23,7 @@ from rehab_bot.models import Alert, AuditLog, Patient, PatientStatus, Staff
 # A long scenario: `pytest -m "not slow"` leaves it out; .ci/run runs it.
 pytestmark = pytest.mark.slow
 
-COMMANDS = ["/patients", "/patients all", "/patient {alias}", "/alerts", "/invite", "/staffinvite"]
+COMMANDS = ["/patients", "/patients all", "/patient {alias}", "/alerts", "/invite", "/staffinvite", "/dashboard"]
 NOT_YOURS = "is not your patient"
 ADMIN_ONLY = "Only an admin can do this."
 

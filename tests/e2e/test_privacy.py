@@ -63,6 +63,7 @@ from rehab_bot import patient as patient_core
 from rehab_bot import programme, report
 from rehab_bot import session as session_core
 from rehab_bot.bot import staff as staff_bot
+from rehab_bot.bot import web as web_bot
 from rehab_bot.models import (
     Alert,
     Answer,
@@ -434,7 +435,16 @@ def command_matrix(b: B, *, patient: bool = True) -> dict[str, list[str]]:
 
 def staff_commands(b: B) -> list[str]:
     """The staff commands, naming B (a patient gets the unknown answer: see test_authorisation)."""
-    return ["/patients", "/patients all", f"/patient {B_ALIAS}", "/alerts", "/invite", "/staffinvite", "/cancel"]
+    return [
+        "/patients",
+        "/patients all",
+        f"/patient {B_ALIAS}",
+        "/alerts",
+        "/invite",
+        "/staffinvite",
+        "/dashboard",
+        "/cancel",
+    ]
 
 
 def session_forgeries(b: B) -> list[str]:
@@ -527,7 +537,7 @@ def registered_commands(app: Any) -> tuple[set[str], set[str]]:
     for handlers in app.handlers.values():
         for h in handlers:
             if isinstance(h, CommandHandler):
-                is_staff = getattr(h.callback, "__module__", "") == staff_bot.__name__
+                is_staff = getattr(h.callback, "__module__", "") in (staff_bot.__name__, web_bot.__name__)
                 (staff if is_staff else patient).update(h.commands)
     return patient, staff
 

@@ -1,7 +1,7 @@
 """exercise library and programme builder: clinic_exercise and programme_plan
 
 Revision ID: build1
-Revises: f6s1
+Revises: web1
 Create Date: 2026-11-30
 
 clinic_exercise holds the exercises a clinic adds in the web app (texts per
@@ -18,7 +18,7 @@ from alembic import op
 import rehab_bot.models
 
 revision: str = "build1"
-down_revision: str | None = "f6s1"
+down_revision: str | None = "web1"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,48 @@
+"""The web app's buttons in Telegram: the staff chats' menu button and "Open dashboard" under /patients.
+
+Both open the Mini App (``<[web] public_url>/app``). Telegram opens Mini Apps over
+https only, so neither appears unless public_url is https. A leaf beside services.py:
+bot/staff.py and bot/web.py both use it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, MenuButtonDefault, MenuButtonWebApp, WebAppInfo
+
+from rehab_bot.bot.services import svc
+from rehab_bot.models import Staff
+
+MENU_TEXT = "Dashboard"
+OPEN_TEXT = "Open dashboard"
+
+
+def miniapp_url(holder: Any) -> str | None:
+    """The Mini App's address when Telegram can open it (an https public_url), else None."""
+    public = svc(holder).config.web.public_url.rstrip("/")
+    return f"{public}/app" if public.startswith("https://") and svc(holder).config.web.listen else None
+
+
+async def set_menu_button(bot: Bot, staff: Staff, url: str | None) -> None:
+    """The staff chat's menu button: the Mini App for active staff (when it can open), else the default."""
+    if url is not None and staff.active:
+        button: MenuButtonWebApp | MenuButtonDefault = MenuButtonWebApp(MENU_TEXT, WebAppInfo(url))
+    else:
+        button = MenuButtonDefault()
+    await bot.set_chat_menu_button(chat_id=staff.telegram_id, menu_button=button)
+
+
+def open_button(holder: Any) -> list[InlineKeyboardButton]:
+    """The Mini App button under /patients (private chats only; none when it cannot open)."""
+    url = miniapp_url(holder)
+    return [InlineKeyboardButton(OPEN_TEXT, web_app=WebAppInfo(url))] if url else []
+
+
+def with_open_button(markup: InlineKeyboardMarkup | None, holder: Any) -> InlineKeyboardMarkup | None:
+    """markup with the Mini App button as its last row."""
+    extra = open_button(holder)
+    if not extra:
+        return markup
+    rows = [list(row) for row in markup.inline_keyboard] if markup is not None else []
+    return InlineKeyboardMarkup([*rows, extra])

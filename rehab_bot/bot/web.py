@@ -1,0 +1,82 @@
+"""The web app's Telegram side: start/stop it, /dashboard sign-in links, the Mini App buttons.
+
+- :func:`start_web` runs the web app (rehab_bot/web/) in the bot's event loop when
+  ``[web] listen`` is set; :func:`stop_web` stops it.
+- ``/dashboard`` in a staff member's private chat answers with a one-time sign-in link
+  (rehab_bot.signin: 5 minutes, used once), without a link preview (a preview would
+  fetch the URL). Anyone else gets the unknown-command answer, like every staff command.
+- The Mini App: staff chats get a menu button that opens ``<public_url>/app``
+  (setChatMenuButton, staff chats only; removed staff get the default button back), and
+  /patients an "Open dashboard" button. Telegram opens Mini Apps over https only, so
+  both appear only when ``[web] public_url`` is https.
+
+Staff-facing text is English only, like the rest of the clinician tools.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+from telegram import LinkPreviewOptions, Update
+from telegram.ext import CommandHandler, ContextTypes, filters
+
+from rehab_bot import signin
+from rehab_bot.bot.miniapp import with_open_button
+from rehab_bot.bot.services import App, svc
+from rehab_bot.bot.staff import GROUP, staff_command
+from rehab_bot.models import Staff
+from rehab_bot.web.app import WebServer
+from rehab_bot.web.context import WebContext, load_secret
+
+log = logging.getLogger(__name__)
+
+OFF_TEXT = "The web dashboard is not switched on. An admin can set [web] listen in config.toml (see the README)."
+
+
+async def start_web(app: App) -> None:
+    """Serve the web app when [web] listen is set."""
+    s = svc(app)
+    listen = s.config.web.host_port
+    if listen is None:
+        return
+    ctx = WebContext(config=s.config, db=s.db, clock=s.clock, content=s.content, secret=load_secret(s.config.web))
+    s.web = WebServer(ctx, listen[0], listen[1])
+    await s.web.start()
+    log.info("web app on %s:%d", s.web.host, s.web.port)
+
+
+async def stop_web(app: App) -> None:
+    s = svc(app)
+    if s.web is not None:
+        await s.web.stop()
+        s.web = None
+
+
+@staff_command()
+async def dashboard_command(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, session: AsyncSession, staff: Staff
+) -> None:
+    """Reply with a one-time sign-in link to the web app."""
+    message = update.effective_message
+    assert message is not None
+    web = svc(context).web
+    if web is None:
+        await message.reply_text(OFF_TEXT)
+        return
+    token = await signin.create_link_token(session, staff, svc(context).clock.now())
+    await session.commit()
+    link = f"{web.base_url}/signin?token={token}"
+    text = (
+        f"Your sign-in link to the dashboard. It works once, for {signin.LINK_MINUTES} minutes; "
+        f"do not forward it.\n\n{link}"
+    )
+    await message.reply_text(
+        text, link_preview_options=LinkPreviewOptions(is_disabled=True), reply_markup=with_open_button(None, context)
+    )
+
+
+def register(app: App) -> None:
+    """Add /dashboard (with the staff commands, ahead of the patient features)."""
+    private = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
+    app.add_handler(CommandHandler("dashboard", dashboard_command, filters=private), group=GROUP)

@@ -1,0 +1,511 @@
+"""The caseload: the patients a clinician looks after, listed, in detail, at risk, and changed.
+
+A therapist sees their own patients by default and may look at colleagues'
+(read-only); an admin sees everyone (rehab_bot.access, rechecked on every
+call). The figures (adherence, last pain and mood, open alerts, lesson gaps)
+are read fresh from the database; :func:`risk_for` says why a patient needs a
+look this week (the weekly digest, rehab_bot.digest, lists these).
+
+Changes a clinician makes to a patient's care (programme, session times,
+pause, resume, discharge) are here too, each checked against access.require
+and audited.
+
+Plain Python over SQLModel: no telegram imports.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import func, update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from rehab_bot import alert as alert_core
+from rehab_bot import audit, education
+from rehab_bot import session as session_core
+from rehab_bot.access import Access, StaffError, access, require
+from rehab_bot.config import StaffConfig
+from rehab_bot.content import Content
+from rehab_bot.models import (
+    Alert,
+    Answer,
+    CheckIn,
+    Delivery,
+    DeliveryStatus,
+    ExerciseSession,
+    Kind,
+    Note,
+    Patient,
+    PatientStatus,
+    ReminderRule,
+    Role,
+    Staff,
+)
+from rehab_bot.schedule import local_date
+
+PAGE_SIZE = 5
+# Answer.item_id values that hold pain (NRS 0-10) and mood; the check-in
+# content names its items, these are the names the list and the digest read.
+PAIN_ITEMS = ("pain",)
+MOOD_ITEMS = ("mood",)
+# Statuses that are still in care: the digest and the default list look at these.
+IN_CARE = (PatientStatus.ACTIVE.value, PatientStatus.PAUSED.value, PatientStatus.UNREACHABLE.value)
+
+
+def days_since_surgery(patient: Patient, now: datetime) -> int | None:
+    """Days after surgery in the patient's zone (0 = the day of surgery)."""
+    if patient.surgery_date is None:
+        return None
+    return (local_date(patient, now) - patient.surgery_date).days
+
+
+@dataclass(frozen=True)
+class PatientRow:
+    """One line of /patients."""
+
+    id: int
+    alias: str
+    status: str
+    therapist_id: int | None
+    days_since_surgery: int | None
+    adherence_7d: float | None
+    last_pain: int | None
+    last_mood: int | None
+    open_alerts: int
+    # Safety lessons answered wrongly twice or more: a gap in understanding (rehab_bot/education.py).
+    lesson_gaps: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PatientPage:
+    rows: list[PatientRow]
+    page: int
+    pages: int
+    total: int
+    scope: str  # "mine" or "all"
+
+
+def default_scope(staff: Staff) -> str:
+    """A therapist sees their own patients by default, an admin everyone."""
+    return "all" if staff.role == Role.ADMIN.value else "mine"
+
+
+async def _last_value(session: AsyncSession, patient_id: int, items: Sequence[str]) -> int | None:
+    query = (
+        select(Answer.value)
+        .where(
+            col(Answer.patient_id) == patient_id,
+            col(Answer.item_id).in_(list(items)),
+            col(Answer.value).is_not(None),
+        )
+        .order_by(col(Answer.answered_at).desc(), col(Answer.id).desc())
+        .limit(1)
+    )
+    return (await session.exec(query)).first()
+
+
+async def open_alert_count(session: AsyncSession, patient_id: int) -> int:
+    query = (
+        select(func.count())
+        .select_from(Alert)
+        .where(col(Alert.patient_id) == patient_id, col(Alert.acknowledged_at).is_(None))
+    )
+    return int((await session.exec(query)).one())
+
+
+async def patient_row(session: AsyncSession, patient: Patient, now: datetime) -> PatientRow:
+    """The figures /patients shows for one patient."""
+    assert patient.id is not None
+    stats = await session_core.stats(session, patient, now)
+    return PatientRow(
+        id=patient.id,
+        alias=patient.alias,
+        status=patient.status,
+        therapist_id=patient.therapist_id,
+        days_since_surgery=days_since_surgery(patient, now),
+        adherence_7d=stats.adherence_7d,
+        last_pain=await _last_value(session, patient.id, PAIN_ITEMS),
+        last_mood=await _last_value(session, patient.id, MOOD_ITEMS),
+        open_alerts=await open_alert_count(session, patient.id),
+        lesson_gaps=tuple(await education.gaps(session, patient.id)),
+    )
+
+
+def _visible(query: Any, staff: Staff, scope: str) -> Any:
+    if scope == "mine":
+        return query.where(col(Patient.therapist_id) == staff.id)
+    return query
+
+
+async def patient_page(
+    session: AsyncSession,
+    staff: Staff,
+    now: datetime,
+    *,
+    scope: str | None = None,
+    page: int = 0,
+    page_size: int = PAGE_SIZE,
+) -> PatientPage:
+    """One page of the patient list: in care first, then discharged, each by alias."""
+    scope = scope if scope in ("mine", "all") else default_scope(staff)
+    base = _visible(select(Patient), staff, scope).where(col(Patient.status) != PatientStatus.STOPPED.value)
+    count_query = _visible(select(func.count()).select_from(Patient), staff, scope).where(
+        col(Patient.status) != PatientStatus.STOPPED.value
+    )
+    total = int((await session.exec(count_query)).one())
+    pages = max(1, math.ceil(total / page_size))
+    page = min(max(0, page), pages - 1)
+    discharged_last = col(Patient.status) == PatientStatus.DISCHARGED.value
+    query = base.order_by(discharged_last, func.upper(col(Patient.alias))).offset(page * page_size).limit(page_size)
+    patients = (await session.exec(query)).all()
+    rows = [await patient_row(session, p, now) for p in patients]
+    return PatientPage(rows=rows, page=page, pages=pages, total=total, scope=scope)
+
+
+@dataclass(frozen=True)
+class AnswerLine:
+    answered_at: datetime
+    questionnaire_id: str
+    item_id: str
+    value: int | None
+    text: str
+
+
+@dataclass(frozen=True)
+class PatientDetail:
+    patient: Patient
+    row: PatientRow
+    access: Access
+    therapist_name: str
+    programme_name: str
+    session_times: list[str]
+    stats: session_core.SessionStats
+    answers: list[AnswerLine]
+    notes: list[Note]
+    alerts: list[Alert]
+    lessons: education.Summary | None = None
+
+
+def answer_text(content: Content | None, line: AnswerLine) -> str:
+    """One answer in plain words: the question (its first line) and the chosen option's label.
+
+    Falls back to "questionnaire/item" only when the content no longer has the item.
+    """
+    questionnaire = content.questionnaires.get(line.questionnaire_id) if content is not None else None
+    item = questionnaire.item(line.item_id) if questionnaire is not None else None
+    if item is None:
+        question = f"{line.questionnaire_id}/{line.item_id}:"
+    else:
+        text = item.text.get("en") or next(iter(item.text.values()), line.item_id)
+        question = alert_core.shorten(text.strip().splitlines()[0], 100)
+    if line.value is None:
+        value = alert_core.shorten(line.text, 120) or "skipped"
+    elif item is not None and item.yes_no:
+        value = "Yes" if line.value else "No"
+    else:
+        option = item.option(line.value) if item is not None else None
+        label = option.label.get("en", str(line.value)) if option is not None else str(line.value)
+        value = label if label == str(line.value) else f"{label} ({line.value})"
+    return f"{question} {value}"
+
+
+async def patient_detail(
+    session: AsyncSession, staff: Staff, patient: Patient, now: datetime, content: Content | None, *, recent: int = 8
+) -> PatientDetail:
+    """What /patient shows: figures, programme, recent answers and notes, open alerts."""
+    assert patient.id is not None
+    level = access(staff, patient)
+    therapist = await session.get(Staff, patient.therapist_id) if patient.therapist_id is not None else None
+    programme_name = patient.programme_id
+    if content is not None and patient.programme_id in content.programmes:
+        programme_name = content.programmes[patient.programme_id].name.get("en", patient.programme_id)
+    answers_query = (
+        select(Answer, CheckIn.questionnaire_id)
+        .join(CheckIn, col(CheckIn.id) == col(Answer.checkin_id))
+        .where(col(Answer.patient_id) == patient.id)
+        .order_by(col(Answer.answered_at).desc(), col(Answer.id).desc())
+        .limit(recent)
+    )
+    answers = [
+        AnswerLine(a.answered_at, questionnaire_id, a.item_id, a.value, a.text)
+        for a, questionnaire_id in (await session.exec(answers_query)).all()
+    ]
+    notes = list(
+        (
+            await session.exec(
+                select(Note)
+                .where(col(Note.patient_id) == patient.id)
+                .order_by(col(Note.created_at).desc(), col(Note.id).desc())
+                .limit(recent)
+            )
+        ).all()
+    )
+    alerts = list(
+        (
+            await session.exec(
+                select(Alert)
+                .where(col(Alert.patient_id) == patient.id, col(Alert.acknowledged_at).is_(None))
+                .order_by(col(Alert.created_at))
+            )
+        ).all()
+    )
+    return PatientDetail(
+        patient=patient,
+        row=await patient_row(session, patient, now),
+        access=level,
+        therapist_name=therapist.name if therapist is not None else "",
+        programme_name=programme_name,
+        session_times=session_times_of(patient, content, now),
+        stats=await session_core.stats(session, patient, now),
+        answers=answers,
+        notes=notes,
+        alerts=alerts,
+        lessons=await education.summary(session, patient, content),
+    )
+
+
+def session_times_of(patient: Patient, content: Content | None, now: datetime) -> list[str]:
+    """The patient's own times, else the current phase's defaults."""
+    if patient.session_times:
+        return [t for t in patient.session_times.split(",") if t]
+    if content is None or patient.programme_id not in content.programmes:
+        return []
+    day = days_since_surgery(patient, now)
+    phase = content.programmes[patient.programme_id].phase_for(day) if day is not None else None
+    return list(phase.default_times) if phase is not None else []
+
+
+# --- changes ---------------------------------------------------------------------
+
+
+async def change_programme(
+    session: AsyncSession,
+    staff: Staff,
+    patient: Patient,
+    programme_id: str,
+    content: Content,
+    now: datetime,
+    *,
+    quiet: tuple[time | None, time | None] | None = None,
+    actor: str | None = None,
+) -> None:
+    """Move the patient to another content programme (it replaces an own plan from the programme builder).
+
+    The same path as a plan saved in the builder (programme.apply_change):
+    re-planned from the next slot, one message to the patient when quiet
+    (the clinic's quiet hours) is given, audited.
+    """
+    from rehab_bot import programme as programme_core
+
+    require(staff, patient, Access.WRITE)
+    if programme_id not in content.programmes:
+        raise StaffError("That programme is no longer available.")
+    before = await programme_core.programme_for(session, content, patient)
+    old = patient.programme_id
+    patient.programme_id = programme_id
+    session.add(patient)
+    await programme_core.drop_own_plan(session, patient)
+    await programme_core.apply_change(
+        session,
+        staff,
+        patient,
+        content,
+        now,
+        before=before,
+        times_before=patient.session_times,
+        action=audit.CHANGE_PROGRAMME,
+        detail=f"programme {old or '-'} -> {programme_id}",
+        quiet=quiet,
+        actor=actor,
+    )
+    if patient.status not in (PatientStatus.DISCHARGED.value, PatientStatus.STOPPED.value):
+        await education.schedule_for(session, patient, content, now)  # lessons may depend on the programme
+
+
+async def change_session_times(
+    session: AsyncSession,
+    staff: Staff,
+    patient: Patient,
+    times: list[str],
+    content: Content,
+    now: datetime,
+    *,
+    quiet: tuple[time | None, time | None] | None = None,
+    actor: str | None = None,
+) -> None:
+    """Set the patient's preferred session times (local HH:MM); the same path as a programme change."""
+    from rehab_bot import programme as programme_core
+
+    require(staff, patient, Access.WRITE)
+    before = await programme_core.programme_for(session, content, patient)
+    old = patient.session_times
+    patient.session_times = ",".join(times)
+    session.add(patient)
+    await programme_core.apply_change(
+        session,
+        staff,
+        patient,
+        content,
+        now,
+        before=before,
+        times_before=old,
+        action=audit.CHANGE_TIMES,
+        detail=f"times {old or '-'} -> {patient.session_times}",
+        quiet=quiet,
+        actor=actor,
+    )
+
+
+async def pause(session: AsyncSession, staff: Staff, patient: Patient, days: int | None, now: datetime) -> date | None:
+    """Pause reminders for some days (the engine resumes after paused_until) or until resumed."""
+    require(staff, patient, Access.WRITE)
+    if patient.status in (PatientStatus.DISCHARGED.value, PatientStatus.STOPPED.value):
+        raise StaffError(f"{patient.alias} is {patient.status}; there is nothing to pause.")
+    until = local_date(patient, now) + timedelta(days=days - 1) if days else None
+    if patient.status == PatientStatus.PAUSED.value and patient.paused_until == until:
+        return until  # the same press again: nothing changes, nothing to record
+    patient.status = PatientStatus.PAUSED.value
+    patient.paused_until = until
+    session.add(patient)
+    audit.record(
+        session,
+        action=audit.PAUSE,
+        now=now,
+        staff=staff,
+        patient_id=patient.id,
+        detail=f"until {until.isoformat()}" if until else "until resumed",
+    )
+    return until
+
+
+async def resume(session: AsyncSession, staff: Staff, patient: Patient, now: datetime) -> None:
+    """End a pause now."""
+    require(staff, patient, Access.WRITE)
+    if patient.status != PatientStatus.PAUSED.value:
+        raise StaffError(f"{patient.alias} is not paused.")
+    patient.status = PatientStatus.ACTIVE.value
+    patient.paused_until = None
+    session.add(patient)
+    audit.record(session, action=audit.RESUME, now=now, staff=staff, patient_id=patient.id)
+
+
+async def discharge(session: AsyncSession, staff: Staff, patient: Patient, now: datetime) -> bool:
+    """End the patient's care: no more reminders. False if already discharged."""
+    require(staff, patient, Access.WRITE)
+    if patient.status == PatientStatus.DISCHARGED.value:
+        return False
+    patient.status = PatientStatus.DISCHARGED.value
+    patient.discharged_at = now
+    session.add(patient)
+    # Rules stop here rather than being skipped at every slot: a discharged
+    # patient's schedule is over, and the engine need not look at it again.
+    await session.exec(
+        update(ReminderRule)
+        .where(col(ReminderRule.patient_id) == patient.id, col(ReminderRule.active).is_(True))
+        .values(active=False, next_due_at=None, updated_at=now)
+    )
+    await session.exec(
+        update(Delivery)
+        .where(
+            col(Delivery.patient_id) == patient.id,
+            col(Delivery.status) == DeliveryStatus.QUEUED.value,
+            col(Delivery.kind) != Kind.ALERT.value,
+        )
+        .values(status=DeliveryStatus.SKIPPED.value, error="patient discharged")
+    )
+    audit.record(session, action=audit.DISCHARGE, now=now, staff=staff, patient_id=patient.id)
+    return True
+
+
+# --- risk ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Risk:
+    """Why a patient is in the digest."""
+
+    patient_id: int
+    alias: str
+    day: int | None
+    reasons: list[str] = field(default_factory=list)
+
+
+def _mean(values: Iterable[float]) -> float | None:
+    values = list(values)
+    return statistics.fmean(values) if values else None
+
+
+async def last_response(session: AsyncSession, patient: Patient) -> datetime | None:
+    """The last time the patient answered anything: a session, a check-in item, a note."""
+    candidates: list[datetime] = []
+    if patient.last_activity_at is not None:
+        candidates.append(patient.last_activity_at)
+    for column, model in (
+        (Answer.answered_at, Answer),
+        (ExerciseSession.answered_at, ExerciseSession),
+        (Note.created_at, Note),
+    ):
+        value = (await session.exec(select(func.max(column)).where(col(model.patient_id) == patient.id))).one()
+        if value is not None:
+            candidates.append(_aware(value))
+    return max(candidates) if candidates else None
+
+
+def _aware(value: Any) -> datetime:
+    # Aggregates bypass the column type: SQLite hands back naive UTC text or datetimes.
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+async def pain_means(session: AsyncSession, patient: Patient, now: datetime) -> tuple[float | None, float | None]:
+    """Mean pain over the last 7 days and over the 7 days before."""
+    start = now - timedelta(days=14)
+    rows = (
+        await session.exec(
+            select(Answer.answered_at, Answer.value).where(
+                col(Answer.patient_id) == patient.id,
+                col(Answer.item_id).in_(list(PAIN_ITEMS)),
+                col(Answer.value).is_not(None),
+                col(Answer.answered_at) > start,
+                col(Answer.answered_at) <= now,
+            )
+        )
+    ).all()
+    middle = now - timedelta(days=7)
+    recent = [float(v) for at, v in rows if v is not None and at > middle]
+    before = [float(v) for at, v in rows if v is not None and at <= middle]
+    return _mean(recent), _mean(before)
+
+
+async def risk_for(session: AsyncSession, patient: Patient, now: datetime, settings: StaffConfig) -> Risk | None:
+    """Why this patient is at risk this week, or None."""
+    assert patient.id is not None
+    reasons: list[str] = []
+    if patient.status == PatientStatus.UNREACHABLE.value:
+        reasons.append("unreachable: Telegram refuses our messages")
+    elif patient.status == PatientStatus.ACTIVE.value:
+        last = await last_response(session, patient)
+        since = last or patient.consent_at or patient.created_at
+        silent_days = (now - since).days
+        if silent_days >= settings.digest_no_response_days:
+            reasons.append(f"no response for {silent_days} days")
+    if patient.status == PatientStatus.ACTIVE.value:
+        stats = await session_core.stats(session, patient, now)
+        if stats.adherence_7d is not None and stats.adherence_7d < settings.digest_low_adherence:
+            reasons.append(f"adherence {stats.adherence_7d:.0%} over 7 days")
+    recent, before = await pain_means(session, patient, now)
+    if recent is not None and before is not None and recent - before >= settings.digest_pain_rise:
+        reasons.append(f"pain rising: mean {before:.1f} → {recent:.1f}")
+    unanswered = await education.unanswered_safety(session, patient.id)
+    if unanswered:
+        reasons.append("safety lessons unanswered: " + ", ".join(unanswered))
+    if not reasons:
+        return None
+    return Risk(patient.id, patient.alias, days_since_surgery(patient, now), reasons)

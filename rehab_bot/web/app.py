@@ -1,0 +1,137 @@
+"""The web app's factory (:func:`build_app`) and :class:`WebServer`, which the bot process starts.
+
+Middlewares, outermost first: the session cookie (aiohttp-session), error pages,
+who is asking (auth.auth_middleware: identity rechecked in the database, access
+declared per handler), CSRF on every state-changing request (forms.csrf_middleware).
+Every response gets the security headers of :func:`_headers`: a Content-Security-Policy
+that allows this origin's own scripts and styles only (the vendored htmx, Pico,
+uPlot under /static/), no referrer (a sign-in link never leaks), no caching of pages.
+
+To add a page: a module with handlers marked ``@auth.allow(...)`` (staff-only when
+unmarked) and a ``setup(app)`` that adds its routes, called from :func:`build_app`;
+templates under rehab_bot/web/templates/ extend ``base.html``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+from aiohttp_session import session_middleware
+from aiohttp_session.cookie_storage import EncryptedCookieStorage
+
+from rehab_bot.i18n import N_, translator
+from rehab_bot.web import auth, caseload
+from rehab_bot.web.context import CONTEXT, WebContext
+from rehab_bot.web.forms import csrf_middleware
+from rehab_bot.web.pages import language, render
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).parent
+TEMPLATES = HERE / "templates"
+STATIC = HERE / "static"
+COOKIE_NAME = "rehab_session"
+MAX_BODY = 1024**2  # uploads set their own limit on their route
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'self' https://web.telegram.org"
+)
+
+
+async def _headers(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    if not request.path.startswith("/static/"):
+        response.headers.setdefault("Cache-Control", "no-store")
+
+
+ERRORS = {
+    400: N_("The request could not be understood."),
+    401: N_("Please sign in: send /dashboard to the clinic's bot in Telegram for a sign-in link."),
+    403: N_("You are not allowed to open this page or to do this."),
+    404: N_("There is no such page."),
+    405: N_("There is no such page."),
+}
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Client errors as a page in the visitor's language (htmx and scripts get the bare status)."""
+    try:
+        response: web.StreamResponse = await handler(request)
+        return response
+    except web.HTTPException as exc:
+        if exc.status < 400 or exc.status not in ERRORS or request.path.startswith("/static/"):
+            raise
+        _ = translator(language(request))
+        if request.headers.get("HX-Request") or request.headers.get("Accept", "").startswith("application/json"):
+            return web.Response(status=exc.status, text=_(ERRORS[exc.status]))
+        return await render(
+            request, "error.html", {"status": exc.status, "message": _(ERRORS[exc.status])}, status=exc.status
+        )
+
+
+def build_app(ctx: WebContext) -> web.Application:
+    """The web application: sessions, pages, static files."""
+    storage = EncryptedCookieStorage(
+        ctx.key("session"),
+        cookie_name=COOKIE_NAME,
+        httponly=True,
+        samesite="Lax",
+        secure=ctx.config.web.https,
+        max_age=None,  # a browser session; idle time is checked on every request
+    )
+    app = web.Application(
+        middlewares=[session_middleware(storage), error_middleware, auth.auth_middleware, csrf_middleware],
+        client_max_size=MAX_BODY,
+    )
+    app[CONTEXT] = ctx
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        default_helpers=True,
+    )
+    app.on_response_prepare.append(_headers)
+    app.router.add_static("/static/", STATIC, name="static", append_version=True)
+    auth.setup(app)
+    caseload.setup(app)
+    return app
+
+
+class WebServer:
+    """The web app on its own port, in the bot's event loop ([web] listen)."""
+
+    def __init__(self, ctx: WebContext, host: str, port: int) -> None:
+        self.ctx = ctx
+        self.host, self.port = host, port
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def base_url(self) -> str:
+        return self.ctx.base_url
+
+    async def start(self) -> None:
+        """Bind and serve; base_url is then public_url or http://host:port."""
+        self._runner = web.AppRunner(build_app(self.ctx), access_log=None)  # URLs may hold sign-in tokens
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        server = site._server
+        if server is not None and server.sockets:  # type: ignore[attr-defined]
+            self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        self.ctx.base_url = (self.ctx.config.web.public_url or f"http://{host}:{self.port}").rstrip("/")
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None

@@ -1,0 +1,283 @@
+"""Who is asking, and may they: sessions, sign-in, and the access check on every request.
+
+The session is an encrypted cookie (aiohttp-session's EncryptedCookieStorage:
+HttpOnly, SameSite=Lax, Secure when public_url is https) holding only the kind
+of visitor ("staff" or "patient"), their Telegram id and when they were last
+seen. Nothing else is trusted from it: on every request :func:`auth_middleware`
+loads the staff member (rehab_bot.staff.active_staff) or patient again, so a
+removed or demoted member loses access at their next request, and a session
+idle for more than ``[web] idle_minutes`` is ended.
+
+Each handler declares who may call it with :func:`allow` ("public", "anyone
+signed in", "staff", "admin" or "patient"); a handler that declares nothing is
+staff-only. Strangers get 401, a signed-in visitor of the wrong kind 403.
+
+Sign-in:
+- ``/signin?token=…``: the one-time link /dashboard hands out (rehab_bot.signin); the page
+  asks for one click (a POST), so a link preview that fetches the URL cannot use the token up;
+- ``/app``: the Mini App. Its page reads Telegram's ``tgWebAppData`` from the URL fragment
+  and posts it to ``/app/signin``, which checks the signature (rehab_bot.web.initdata).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from aiohttp import web
+from aiohttp_session import Session, get_session, new_session
+from sqlmodel.ext.asyncio.session import AsyncSession
+from wtforms import HiddenField, StringField
+from wtforms.validators import DataRequired, Length
+
+from rehab_bot import audit, signin
+from rehab_bot import patient as patient_core
+from rehab_bot import staff as staff_core
+from rehab_bot.i18n import pick_language
+from rehab_bot.models import Staff
+from rehab_bot.web.context import DB, VISITOR, Visitor, context
+from rehab_bot.web.forms import Form, bind
+from rehab_bot.web.initdata import InitDataError, verify
+from rehab_bot.web.pages import render
+
+WHO = ("public", "signed_in", "staff", "admin", "patient")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+H = TypeVar("H", bound=Handler)
+
+
+def allow(who: str) -> Callable[[H], H]:
+    """Declare who may call a handler (see WHO); read by auth_middleware and the authorisation tests."""
+    assert who in WHO, who
+
+    def mark(handler: H) -> H:
+        handler.who = who  # type: ignore[attr-defined]
+        return handler
+
+    return mark
+
+
+def who_of(handler: Any) -> str:
+    """Who may call a route's handler; staff when it does not say."""
+    return str(getattr(handler, "who", "staff"))
+
+
+def visitor(request: web.Request) -> Visitor:
+    """Who is asking (set by auth_middleware)."""
+    found = request[VISITOR]
+    assert isinstance(found, Visitor)
+    return found
+
+
+def db(request: web.Request) -> AsyncSession:
+    """The request's database session (opened by auth_middleware; handlers commit)."""
+    session = request[DB]
+    assert isinstance(session, AsyncSession)
+    return session
+
+
+def signed_in_staff(request: web.Request) -> Staff:
+    """The staff member of a staff-only handler."""
+    staff = visitor(request).staff
+    assert staff is not None
+    return staff
+
+
+def _browser_language(request: web.Request, default: str) -> str:
+    header = request.headers.get("Accept-Language", "")
+    first = header.split(",", 1)[0].split(";", 1)[0].strip()
+    return pick_language(first or None, default)
+
+
+async def _identify(request: web.Request, session: Session, db_session: AsyncSession) -> Visitor:
+    ctx = context(request)
+    now = ctx.clock.now().timestamp()
+    kind, tid, seen = session.get("kind"), session.get("tid"), session.get("seen")
+    default_lang = _browser_language(request, ctx.config.clinic.language)
+    if kind not in ("staff", "patient") or not isinstance(tid, int):
+        return Visitor(None, None, default_lang)
+    if not isinstance(seen, int | float) or now - seen > ctx.config.web.idle_minutes * 60:
+        session.invalidate()
+        return Visitor(None, None, default_lang, ended=True)
+    if kind == "staff":
+        staff = await staff_core.active_staff(db_session, tid)
+        if staff is not None:
+            session["seen"] = now
+            return Visitor(staff, None, staff.language)
+    else:
+        standing, patient = await patient_core.standing(db_session, tid)
+        if standing == patient_core.Standing.PATIENT and patient is not None:
+            session["seen"] = now
+            return Visitor(None, patient, patient.language)
+    session.invalidate()
+    return Visitor(None, None, default_lang, ended=True)
+
+
+def _permitted(who: str, found: Visitor) -> bool:
+    if who == "public":
+        return True
+    if who == "signed_in":
+        return found.staff is not None or found.patient is not None
+    if who == "staff":
+        return found.staff is not None
+    if who == "admin":
+        return found.is_admin
+    return found.patient is not None  # "patient"
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Identify the visitor afresh, open the request's database session, refuse what they may not open."""
+    route = request.match_info.route
+    if route.resource is None or isinstance(route.resource, web.StaticResource):
+        return await handler(request)  # static files, and 404/405 for what matches no route
+    who = who_of(route.handler)
+    session = await get_session(request)
+    async with context(request).db.session() as db_session:
+        found = await _identify(request, session, db_session)
+        request[VISITOR], request[DB] = found, db_session
+        if not _permitted(who, found):
+            signed_in = found.staff is not None or found.patient is not None
+            raise web.HTTPForbidden() if signed_in else web.HTTPUnauthorized()
+        return await handler(request)
+
+
+async def _start(request: web.Request, kind: str, telegram_id: int) -> None:
+    session = await new_session(request)  # a fresh session (and CSRF secret) at sign-in
+    session["kind"], session["tid"] = kind, telegram_id
+    session["seen"] = context(request).clock.now().timestamp()
+
+
+# --- the one-time link ----------------------------------------------------------
+
+
+class LinkForm(Form):
+    token = HiddenField(validators=[DataRequired(), Length(max=signin.MAX_TOKEN_LENGTH)])
+
+
+@allow("public")
+async def signin_page(request: web.Request) -> web.StreamResponse:
+    """The page a /dashboard link opens: one button that signs in (the token is used on POST only)."""
+    form = await bind(LinkForm, request)
+    form.token.data = request.query.get("token", "")[: signin.MAX_TOKEN_LENGTH]
+    return await render(request, "signin.html", {"form": form, "failed": False})
+
+
+@allow("public")
+async def signin_post(request: web.Request) -> web.StreamResponse:
+    """Redeem the one-time token; refused (400) when unknown, used or expired."""
+    form = await bind(LinkForm, request, await request.post())
+    ctx, session = context(request), db(request)
+    staff = await signin.redeem(session, str(form.token.data or ""), ctx.clock.now()) if form.validate() else None
+    if staff is None:
+        await session.commit()
+        return await render(request, "signin.html", {"form": None, "failed": True}, status=400)
+    audit.record(
+        session,
+        action=audit.WEB_SIGNIN,
+        now=ctx.clock.now(),
+        staff=staff,
+        actor=audit.web_actor(staff.telegram_id),
+        detail="link",
+    )
+    await session.commit()
+    await _start(request, "staff", staff.telegram_id)
+    raise web.HTTPSeeOther("/caseload")
+
+
+# --- the Mini App ---------------------------------------------------------------
+
+
+class InitDataForm(Form):
+    init_data = StringField(validators=[DataRequired(), Length(max=8192)])
+
+
+@allow("public")
+async def miniapp_page(request: web.Request) -> web.StreamResponse:
+    """The Mini App's entry: its script posts Telegram's initData to /app/signin."""
+    return await render(request, "miniapp.html", {})
+
+
+def _json(status: int, body: dict[str, str]) -> web.Response:
+    return web.Response(status=status, text=json.dumps(body), content_type="application/json")
+
+
+@allow("public")
+async def miniapp_signin(request: web.Request) -> web.StreamResponse:
+    """Check Telegram's signature on initData; sign in the staff member or patient it names."""
+    ctx, session = context(request), db(request)
+    form = await bind(InitDataForm, request, await request.post())
+    if not form.validate():
+        return _json(400, {"error": "no initData"})
+    try:
+        user = verify(
+            str(form.init_data.data),
+            ctx.config.telegram.token,
+            ctx.clock.now(),
+            ctx.config.web.initdata_max_age_seconds,
+        )
+    except InitDataError:
+        return _json(403, {"error": "Telegram's signature could not be checked; open the app from Telegram again."})
+    staff = await staff_core.active_staff(session, user.id)
+    if staff is not None:
+        audit.record(
+            session,
+            action=audit.WEB_SIGNIN,
+            now=ctx.clock.now(),
+            staff=staff,
+            actor=audit.web_actor(staff.telegram_id),
+            detail="miniapp",
+        )
+        await session.commit()
+        await _start(request, "staff", user.id)
+        return _json(200, {"next": "/caseload"})
+    standing, patient = await patient_core.standing(session, user.id)
+    if standing == patient_core.Standing.PATIENT and patient is not None:
+        await _start(request, "patient", user.id)
+        return _json(200, {"next": "/me"})
+    return _json(403, {"error": "This app is for the clinic's patients and staff."})
+
+
+# --- the rest ----------------------------------------------------------------------
+
+
+@allow("signed_in")
+async def signout(request: web.Request) -> web.StreamResponse:
+    """End the session."""
+    (await get_session(request)).invalidate()
+    raise web.HTTPSeeOther("/signed-out")
+
+
+@allow("public")
+async def signed_out(request: web.Request) -> web.StreamResponse:
+    """How to sign in."""
+    return await render(request, "signed_out.html", {})
+
+
+@allow("public")
+async def home(request: web.Request) -> web.StreamResponse:
+    """Where / leads: the caseload for staff, the patient's page, else how to sign in."""
+    found = visitor(request)
+    if found.staff is not None:
+        raise web.HTTPSeeOther("/caseload")
+    if found.patient is not None:
+        raise web.HTTPSeeOther("/me")
+    raise web.HTTPSeeOther("/signed-out")
+
+
+@allow("patient")
+async def patient_home(request: web.Request) -> web.StreamResponse:
+    """A signed-in patient's landing page (the patient Mini App builds on it)."""
+    return await render(request, "me.html", {"patient": visitor(request).patient})
+
+
+def setup(app: web.Application) -> None:
+    """Add the sign-in routes."""
+    app.router.add_get("/", home)
+    app.router.add_get("/signin", signin_page)
+    app.router.add_post("/signin", signin_post)
+    app.router.add_get("/app", miniapp_page)
+    app.router.add_post("/app/signin", miniapp_signin)
+    app.router.add_post("/signout", signout)
+    app.router.add_get("/signed-out", signed_out)
+    app.router.add_get("/me", patient_home)

@@ -1,0 +1,94 @@
+"""The caseload page: every patient the staff member may see, filtered and sorted (htmx swaps the table).
+
+Thin: the query string is parsed by a WTForms form, rehab_bot.caseload_overview does
+the work (visibility, figures, risk, filters, sort), this module renders and audits.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from wtforms import BooleanField, Form, SelectField
+
+from rehab_bot import audit
+from rehab_bot import caseload as caseload_core
+from rehab_bot import caseload_overview as overview
+from rehab_bot.i18n import N_
+from rehab_bot.web.auth import allow, db, signed_in_staff
+from rehab_bot.web.context import context
+from rehab_bot.web.forms import FormData
+from rehab_bot.web.pages import render
+
+# Column headers, in order: (sort key, label).
+COLUMNS = (
+    ("alias", N_("Patient")),
+    ("status", N_("Status")),
+    ("day", N_("Day after surgery")),
+    ("adherence", N_("Adherence 7 days")),
+    ("pain", N_("Last pain")),
+    ("mood", N_("Last mood")),
+    ("alerts", N_("Open alerts")),
+    ("risk", N_("Risk")),
+)
+STATUS_LABELS = {
+    "enrolling": N_("enrolling"),
+    "active": N_("active"),
+    "paused": N_("paused"),
+    "unreachable": N_("unreachable"),
+    "discharged": N_("discharged"),
+}
+
+
+class CaseloadQuery(Form):
+    """The page's query string (a GET form: no CSRF, nothing changes)."""
+
+    scope = SelectField(choices=list(overview.SCOPES))
+    risk = BooleanField()
+    alerts = BooleanField()
+    sort = SelectField(choices=list(overview.SORTS), default="alias")
+    desc = BooleanField()
+
+
+@allow("staff")
+async def caseload_page(request: web.Request) -> web.StreamResponse:
+    """The caseload; an htmx request for the table gets the table only."""
+    ctx, session, staff = context(request), db(request), signed_in_staff(request)
+    query = CaseloadQuery(FormData(request.query), scope=caseload_core.default_scope(staff))
+    if not query.validate():
+        raise web.HTTPBadRequest()
+    now = ctx.clock.now()
+    result = await overview.caseload(
+        session,
+        staff,
+        now,
+        ctx.config.staff,
+        scope=query.scope.data,
+        at_risk=bool(query.risk.data),
+        open_alerts=bool(query.alerts.data),
+        sort=query.sort.data or "alias",
+        descending=bool(query.desc.data),
+    )
+    audit.record(
+        session,
+        action=audit.VIEW_PATIENTS,
+        now=now,
+        staff=staff,
+        actor=audit.web_actor(staff.telegram_id),
+        detail=(
+            f"web scope={result.scope} risk={int(result.at_risk)} alerts={int(result.open_alerts)} "
+            f"shown={len(result.entries)}"
+        ),
+    )
+    await session.commit()
+    partial = request.headers.get("HX-Request") == "true" and request.headers.get("HX-Target") == "caseload-table"
+    values: dict[str, Any] = {
+        "caseload": result,
+        "columns": COLUMNS,
+        "status_labels": STATUS_LABELS,
+    }
+    return await render(request, "_caseload_table.html" if partial else "caseload.html", values)
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/caseload", caseload_page, name="caseload")

@@ -1,0 +1,98 @@
+"""WTForms with CSRF bound to the session (SessionCSRF): every form, and the check on every POST.
+
+A page renders ``{{ csrf_field }}`` in its forms (or sends the token in the
+``X-CSRF-Token`` header: the base template sets it for htmx requests and
+scripts read it from ``<meta name="csrf-token">``). :func:`csrf_middleware`
+refuses any POST, PUT, PATCH or DELETE whose token is missing, forged, expired
+or from another session, before a handler runs; handlers then parse their
+fields with their own :class:`Form` subclass.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from aiohttp import web
+from aiohttp_session import get_session
+from multidict import MultiMapping
+from wtforms import Form as _Form
+from wtforms.csrf.session import SessionCSRF
+
+from rehab_bot.web.context import context
+
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
+UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class FormData:
+    """aiohttp's MultiDict as WTForms reads form data (getlist)."""
+
+    def __init__(self, data: MultiMapping[Any] | dict[str, str]) -> None:
+        self._data = data
+
+    def __iter__(self) -> Any:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+    def getlist(self, key: str) -> list[Any]:
+        if isinstance(self._data, dict):
+            return [self._data[key]] if key in self._data else []
+        return list(self._data.getall(key, []))
+
+
+class Form(_Form):
+    """Every web form: CSRF-protected with a token bound to the visitor's session."""
+
+    class Meta:
+        csrf = True
+        csrf_class = SessionCSRF
+        csrf_field_name = CSRF_FIELD
+        csrf_time_limit = timedelta(hours=12)
+
+
+async def bind(form_class: type[Form], request: web.Request, data: Any = None) -> Any:
+    """A form bound to the request's session; data is the posted fields (None for an empty form)."""
+    session = await get_session(request)
+    meta = {"csrf_secret": context(request).key("csrf"), "csrf_context": session}
+    formdata = FormData(data) if data is not None else None
+    return form_class(formdata=formdata, meta=meta)
+
+
+async def csrf_token(request: web.Request) -> str:
+    """A CSRF token for this session (made on first use)."""
+    form = await bind(Form, request)
+    return str(form.csrf_token.current_token)
+
+
+class _CsrfOnly(Form):
+    pass
+
+
+async def csrf_ok(request: web.Request) -> bool:
+    """The request carries a valid token for its session, in the header or the posted form."""
+    session = await get_session(request)
+    if "csrf" not in session:  # no token was ever issued to this session
+        return False
+    token = request.headers.get(CSRF_HEADER, "")
+    if not token and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        posted = await request.post()
+        value = posted.get(CSRF_FIELD, "")
+        token = value if isinstance(value, str) else ""
+    form = await bind(_CsrfOnly, request, {CSRF_FIELD: token})
+    return bool(form.validate())
+
+
+@web.middleware
+async def csrf_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Refuse a state-changing request without a valid CSRF token (403), whoever sends it."""
+    if request.method in UNSAFE and not await csrf_ok(request):
+        raise web.HTTPForbidden(text="The form had expired or was not sent from this site. Reload the page.")
+    response: web.StreamResponse = await handler(request)
+    return response

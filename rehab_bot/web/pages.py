@@ -1,0 +1,43 @@
+"""Rendering a page: a template from rehab_bot/web/templates/ with what every page needs.
+
+``await render(request, "x.html", {...})`` adds the base context: ``_`` (the visitor's
+language, rehab_bot.i18n), ``lang``, ``visitor`` (auth: staff / patient / neither),
+``csrf_token`` and ``csrf_field_name`` for forms, ``clinic_name`` and ``path``.
+Jinja2 autoescapes everything; never mark patient text safe.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from rehab_bot.i18n import translator
+from rehab_bot.web.context import VISITOR, Visitor, context
+from rehab_bot.web.forms import CSRF_FIELD, CSRF_HEADER, csrf_token
+
+
+def language(request: web.Request) -> str:
+    """The visitor's language (the clinic's before the visitor is known)."""
+    found = request.get(VISITOR)
+    return found.lang if isinstance(found, Visitor) else context(request).config.clinic.language
+
+
+async def base_context(request: web.Request) -> dict[str, Any]:
+    lang = language(request)
+    return {
+        "_": translator(lang),
+        "lang": lang,
+        "visitor": request.get(VISITOR),
+        "csrf_token": await csrf_token(request),
+        "csrf_field_name": CSRF_FIELD,
+        "csrf_header": CSRF_HEADER,
+        "clinic_name": context(request).config.clinic.name,
+        "path": request.path,
+    }
+
+
+async def render(request: web.Request, template: str, values: dict[str, Any], *, status: int = 200) -> web.Response:
+    """The page, rendered with the base context and values."""
+    return aiohttp_jinja2.render_template(template, request, {**await base_context(request), **values}, status=status)

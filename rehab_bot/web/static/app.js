@@ -1,0 +1,50 @@
+// rehab-bot's web app: the CSRF header on every htmx request, and the Mini App sign-in.
+// No inline scripts anywhere (the Content-Security-Policy allows this origin's files only).
+(function () {
+  "use strict";
+  function csrfToken() {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.getAttribute("content") : "";
+  }
+  document.addEventListener("htmx:configRequest", function (event) {
+    event.detail.headers["X-CSRF-Token"] = csrfToken();
+  });
+
+  // The Mini App: Telegram opens /app#tgWebAppData=<initData>&tgWebAppVersion=...
+  var status = document.getElementById("miniapp-status");
+  if (!status) {
+    return;
+  }
+  var initData = "";
+  if (window.Telegram && window.Telegram.WebApp && window.Telegram.WebApp.initData) {
+    initData = window.Telegram.WebApp.initData;
+  } else {
+    initData = new URLSearchParams(window.location.hash.slice(1)).get("tgWebAppData") || "";
+  }
+  function failed() {
+    status.textContent = status.getAttribute("data-failed");
+  }
+  if (!initData) {
+    failed();
+    return;
+  }
+  var body = new URLSearchParams();
+  body.set("init_data", initData);
+  body.set("csrf_token", csrfToken());
+  fetch("/app/signin", {
+    method: "POST",
+    body: body,
+    credentials: "same-origin",
+    headers: { Accept: "application/json" },
+  })
+    .then(function (response) {
+      return response.json().then(function (data) {
+        if (response.ok && data.next) {
+          window.location.replace(data.next);
+        } else {
+          failed();
+        }
+      });
+    })
+    .catch(failed);
+})();

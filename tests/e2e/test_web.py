@@ -1,0 +1,184 @@
+"""The web app over HTTP, served by the running bot: sign-in, sessions, CSRF, access, audit, menus."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from factories import make_patient, make_staff
+from sqlmodel import col, select
+from webrig import WEB, client, csrf, dashboard_link, init_data, sign_in_initdata, sign_in_link, web_url
+
+from rehab_bot import audit
+from rehab_bot.models import AuditLog, Staff
+
+
+async def actions(bot: Any) -> list[tuple[str, str, str]]:
+    async with bot.db.session() as session:
+        rows = (await session.exec(select(AuditLog).order_by(col(AuditLog.id)))).all()
+    return [(row.action, row.actor, row.detail) for row in rows]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
+async def test_dashboard_link_signs_in_once_and_the_caseload_is_audited(bot_factory: Any, backend: str) -> None:
+    bot = await bot_factory(backend, web=WEB)
+    doc = await make_staff(bot.db, telegram_id=7002, name="Dr Ben")
+    await make_patient(bot.db, bot.clock, alias="LWS-0001", therapist_id=doc.id)
+    link = await dashboard_link(bot, 7002)
+    assert link.startswith(web_url(bot) + "/signin?token=")
+    [call] = [c for c in bot.tg.calls("sendMessage") if "/signin?token=" in str(c.params.get("text"))]
+    assert call.params["link_preview_options"] == {"is_disabled": True}
+
+    async with client() as browser:
+        # Opening the link (as a link preview would) uses nothing up: signing in takes a POST.
+        async with browser.get(link) as page:
+            assert page.status == 200
+        first = await sign_in_link(browser, link)
+        assert first.status == 303 and first.headers["Location"] == "/caseload"
+        cookie = first.headers["Set-Cookie"]
+        assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie  # http on loopback
+        async with browser.get(f"{web_url(bot)}/caseload") as page:
+            html = await page.text()
+            assert page.status == 200
+            assert "LWS-0001" in html
+            assert page.headers["Content-Security-Policy"].startswith("default-src 'self'")
+            assert page.headers["Referrer-Policy"] == "no-referrer"
+
+    async with client() as other:
+        again = await sign_in_link(other, link)
+        assert again.status == 400  # used once already
+        async with other.get(f"{web_url(bot)}/caseload", allow_redirects=False) as page:
+            assert page.status == 401
+
+    done = await actions(bot)
+    assert (audit.WEB_LINK, "telegram:7002", "") in done
+    assert (audit.WEB_SIGNIN, "web:7002", "link") in done
+    assert any(a == audit.VIEW_PATIENTS and actor == "web:7002" and "shown=1" in d for a, actor, d in done)
+
+
+async def test_an_expired_link_is_refused(bot_factory: Any) -> None:
+    bot = await bot_factory(web=WEB)
+    await make_staff(bot.db, telegram_id=7002)
+    link = await dashboard_link(bot, 7002)
+    bot.clock.advance(timedelta(minutes=5, seconds=1))
+    async with client() as browser:
+        response = await sign_in_link(browser, link)
+        assert response.status == 400
+
+
+async def test_dashboard_is_an_unknown_command_for_strangers_and_says_when_the_web_app_is_off(bot: Any) -> None:
+    stranger = bot.tg.user(4242)
+    await stranger.send("/dashboard")
+    [reply] = await stranger.wait_for()
+    assert "/signin" not in (reply.text or "")
+    await make_staff(bot.db, telegram_id=7002)
+    doc = bot.tg.user(7002)
+    doc.mark_seen()
+    await doc.send("/dashboard")
+    [off] = await doc.wait_for()
+    assert "not switched on" in (off.text or "")
+
+
+async def test_a_post_without_a_csrf_token_is_refused(bot_factory: Any) -> None:
+    bot = await bot_factory(web=WEB)
+    await make_staff(bot.db, telegram_id=7002)
+    async with client() as browser:
+        assert (await sign_in_link(browser, await dashboard_link(bot, 7002))).status == 303
+        base = web_url(bot)
+        async with browser.post(f"{base}/signout", allow_redirects=False) as response:
+            assert response.status == 403
+        async with browser.post(
+            f"{base}/signout", data={"csrf_token": "20991231000000##forged"}, allow_redirects=False
+        ) as response:
+            assert response.status == 403
+        async with browser.get(f"{base}/caseload") as page:
+            assert page.status == 200  # still signed in
+            token = csrf(await page.text())
+        async with browser.post(f"{base}/signout", headers={"X-CSRF-Token": token}, allow_redirects=False) as response:
+            assert response.status == 303
+        async with browser.get(f"{base}/caseload", allow_redirects=False) as page:
+            assert page.status == 401
+
+
+async def test_removing_a_staff_member_ends_their_session_at_the_next_request(bot_factory: Any) -> None:
+    bot = await bot_factory(web=WEB)
+    member = await make_staff(bot.db, telegram_id=7002)
+    async with client() as browser:
+        assert (await sign_in_link(browser, await dashboard_link(bot, 7002))).status == 303
+        async with browser.get(f"{web_url(bot)}/caseload") as page:
+            assert page.status == 200
+        async with bot.db.session() as session:
+            row = await session.get(Staff, member.id)
+            assert row is not None
+            row.active = False
+            await session.commit()
+        async with browser.get(f"{web_url(bot)}/caseload") as page:
+            assert page.status == 401
+
+
+async def test_an_idle_session_ends(bot_factory: Any) -> None:
+    bot = await bot_factory(web={**WEB, "idle_minutes": 30})
+    await make_staff(bot.db, telegram_id=7002)
+    async with client() as browser:
+        assert (await sign_in_link(browser, await dashboard_link(bot, 7002))).status == 303
+        bot.clock.advance(timedelta(minutes=29))
+        async with browser.get(f"{web_url(bot)}/caseload") as page:
+            assert page.status == 200  # and the idle time starts again
+        bot.clock.advance(timedelta(minutes=29))
+        async with browser.get(f"{web_url(bot)}/caseload") as page:
+            assert page.status == 200
+        bot.clock.advance(timedelta(minutes=31))
+        async with browser.get(f"{web_url(bot)}/caseload") as page:
+            assert page.status == 401
+
+
+async def test_mini_app_signs_in_staff_and_patients_and_refuses_forged_or_stale_data(bot_factory: Any) -> None:
+    bot = await bot_factory(web=WEB)
+    await make_staff(bot.db, telegram_id=7002)
+    await make_patient(bot.db, bot.clock, alias="LWS-0002", telegram_id=7100)
+    base, now = web_url(bot), bot.clock.now()
+    async with client() as browser:
+        response = await sign_in_initdata(browser, base, init_data(7002, now))
+        assert response.status == 200
+        async with browser.get(f"{base}/caseload") as page:
+            assert page.status == 200
+    async with client() as browser:
+        assert (await sign_in_initdata(browser, base, init_data(7100, now))).status == 200
+        async with browser.get(f"{base}/me") as page:
+            assert "LWS-0002" in await page.text()
+        async with browser.get(f"{base}/caseload") as page:
+            assert page.status == 403  # a patient is not staff
+    async with client() as browser:
+        forged = init_data(7002, now, token="987654321:AAE-another_bots_token_value_01234")
+        assert (await sign_in_initdata(browser, base, forged)).status == 403
+        stale = init_data(7002, now - timedelta(hours=2))
+        assert (await sign_in_initdata(browser, base, stale)).status == 403
+        stranger = init_data(4242, now)
+        assert (await sign_in_initdata(browser, base, stranger)).status == 403
+        async with browser.get(f"{base}/caseload", allow_redirects=False) as page:
+            assert page.status == 401
+
+
+async def test_staff_chats_get_the_mini_app_menu_button_and_patients_a_dashboard_button(bot_factory: Any) -> None:
+    bot = await bot_factory(web={**WEB, "public_url": "https://rehab.clinic.test"})
+    doc = await make_staff(bot.db, telegram_id=7002)
+    from rehab_bot.bot.staff import sync_staff_menus
+
+    await sync_staff_menus(bot.app, everyone=True)
+    assert bot.tg.menu_buttons[7002] == {
+        "type": "web_app",
+        "text": "Dashboard",
+        "web_app": {"url": "https://rehab.clinic.test/app"},
+    }
+    user = bot.tg.user(7002)
+    await user.send("/patients")
+    [listing] = await user.wait_for(lambda m: "patients" in (m.text or "").lower())
+    assert ("Open dashboard", "https://rehab.clinic.test/app") in [b for row in listing.buttons for b in row]
+    async with bot.db.session() as session:
+        row = await session.get(Staff, doc.id)
+        assert row is not None
+        row.active = False
+        await session.commit()
+    await sync_staff_menus(bot.app)
+    assert bot.tg.menu_buttons[7002] == {"type": "default"}
