@@ -25,7 +25,7 @@ from aiohttp_session import session_middleware
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from rehab_bot.i18n import N_, translator
-from rehab_bot.web import auth, caseload
+from rehab_bot.web import auth, builder, caseload, exercises
 from rehab_bot.web.context import CONTEXT, WebContext
 from rehab_bot.web.forms import csrf_middleware
 from rehab_bot.web.pages import language, render
@@ -104,6 +104,8 @@ def build_app(ctx: WebContext) -> web.Application:
     app.router.add_static("/static/", STATIC, name="static", append_version=True)
     auth.setup(app)
     caseload.setup(app)
+    exercises.setup(app)
+    builder.setup(app)
     return app
 
 

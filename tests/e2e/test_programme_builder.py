@@ -130,6 +130,7 @@ async def test_a_saved_plan_reaches_the_patient_with_its_exercises_dose_and_phot
 
     await user.press("✅ Done", messages[-1])
     await user.wait_for_answer()
+    await user.wait_for(count=2)  # the reminder edited, and the question after Done
     bot.clock.set(berlin(WED, "13:00"))
     await bot.tick()
     user.mark_seen()
