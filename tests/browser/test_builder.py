@@ -229,3 +229,18 @@ async def test_a_therapist_may_look_at_but_not_change_a_colleagues_patients_plan
         f"{web_url(bot)}/patients/{patient.id}/programme/save", form={**form, "csrf_token": token}
     )
     assert response.status == 200 and response.url.endswith("?saved=1")
+
+
+async def test_the_library_pages_at_phone_width_in_german(bot_factory: Any, phone_page: Any, tmp_path: Path) -> None:
+    bot = await started(bot_factory, tmp_path)
+    await make_staff(bot.db, telegram_id=7004, name="Dr Dora", language="de")
+    await browser_sign_in(phone_page, bot, 7004)
+    await phone_page.goto(f"{web_url(bot)}/exercises")
+    assert await phone_page.locator("h1").inner_text() == "Übungsbibliothek"
+    assert await phone_page.locator("tr[data-exercise='quad-sets'] td").first.inner_text() == "Oberschenkel anspannen"
+    assert await serious(phone_page) == []
+    await phone_page.goto(f"{web_url(bot)}/exercises/new")
+    await phone_page.get_by_role("button", name="Übung speichern").click()  # the browser asks for the names first
+    assert phone_page.url.endswith("/exercises/new")
+    assert await serious(phone_page) == []
+    assert phone_page.console_errors == []
