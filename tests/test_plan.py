@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from datetime import date, timedelta
 from typing import Any
 
@@ -17,7 +18,17 @@ from rehab_bot.clock import FakeClock
 from rehab_bot.config import ClinicConfig, DeliveryConfig
 from rehab_bot.content import Content, load_content
 from rehab_bot.db import Database
-from rehab_bot.models import AuditLog, Delivery, DeliveryStatus, Kind, Patient, PatientStatus, ReminderRule, Staff
+from rehab_bot.models import (
+    AuditLog,
+    Delivery,
+    DeliveryStatus,
+    Kind,
+    Patient,
+    PatientStatus,
+    ProgrammePlan,
+    ReminderRule,
+    Staff,
+)
 from rehab_bot.plan import PlanError
 from rehab_bot.reminders import Dispatcher
 from rehab_bot.session_text import reminder_text
@@ -327,3 +338,39 @@ async def test_the_builder_starts_from_a_programme_a_template_the_patients_plan_
         for missing in ("programme:nope", "template:999", f"template:{p.id}x", "bogus"):
             with pytest.raises(PlanError, match="no longer exists"):
                 await plan.starting_point(session, content, missing)
+
+
+async def test_the_fhir_care_plan_describes_the_patients_own_plan(
+    db: Database, clock: FakeClock, content: Content
+) -> None:
+    from rehab_bot import export
+
+    doc = await make_staff(db)
+    patient = await enrolled(db, clock, content, doc, consent_at=clock.now())
+    raw = heavier(content)
+    raw["phases"][0]["sessions"] = [{"items": [{"exercise": "bridges", "sets": 2, "reps": 5}]}]
+    async with db.session() as session:
+        p = await session.get(Patient, patient.id)
+        assert p is not None
+        await programme.save_own_plan(session, doc, p, raw, content, clock.now(), quiet=QUIET)
+        await session.commit()
+        data = await export.collect(session, clock.now(), content=content)
+    bundle = export.fhir_bundle(data, content, clock.now())
+    [plan_resource] = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "CarePlan"]
+    assert plan_resource["activity"][0]["detail"]["description"] == "Exercises: Bridging"
+
+
+async def test_a_stored_plan_that_no_longer_checks_falls_back_to_the_content_programme(
+    db: Database, clock: FakeClock, content: Content
+) -> None:
+    doc = await make_staff(db)
+    patient = await enrolled(db, clock, content, doc)
+    raw = heavier(content)
+    raw["phases"][0]["sessions"][0]["items"][0]["exercise"] = "clinic-999"  # an exercise that is gone
+    async with db.session() as session:
+        session.add(ProgrammePlan(patient_id=patient.id, body=json.dumps(raw), based_on="lumbar-example"))
+        await session.commit()
+        p = await session.get(Patient, patient.id)
+        assert p is not None
+        followed = await programme.programme_for(session, content, p)
+    assert followed is content.programmes["lumbar-example"]

@@ -625,7 +625,11 @@ async def press_export(press: Press, fmt: str) -> None:
     patient = await _patient_arg(press, access.Access.WRITE)
     now = press.now
     data = await export.collect(
-        press.session, now, patient=patient, identifier_system=svc(press.context).config.export.identifier_system
+        press.session,
+        now,
+        patient=patient,
+        identifier_system=svc(press.context).config.export.identifier_system,
+        content=svc(press.context).content,
     )
     stamp = now.strftime("%Y%m%d")
     if fmt == "csv":
