@@ -43,6 +43,7 @@ from rehab_bot.models import (
     Note,
     Patient,
     PatientStatus,
+    ProgrammePlan,
     ReminderRule,
     Role,
     Staff,
@@ -225,6 +226,11 @@ async def patient_detail(
     programme_name = patient.programme_id
     if content is not None and patient.programme_id in content.programmes:
         programme_name = content.programmes[patient.programme_id].name.get("en", patient.programme_id)
+    own = (await session.exec(select(ProgrammePlan).where(col(ProgrammePlan.patient_id) == patient.id))).first()
+    if own is not None:  # saved in the programme builder: it replaces the programme's phases and sessions
+        base = content.programmes.get(own.based_on) if content is not None else None
+        start = base.name.get("en", own.based_on) if base is not None else own.based_on or "empty"
+        programme_name = f"own plan v{own.version} (from {start})"
     answers_query = (
         select(Answer, CheckIn.questionnaire_id)
         .join(CheckIn, col(CheckIn.id) == col(Answer.checkin_id))

@@ -374,3 +374,19 @@ async def test_a_stored_plan_that_no_longer_checks_falls_back_to_the_content_pro
         assert p is not None
         followed = await programme.programme_for(session, content, p)
     assert followed is content.programmes["lumbar-example"]
+
+
+async def test_the_chats_patient_detail_says_the_patient_follows_their_own_plan(
+    db: Database, clock: FakeClock, content: Content
+) -> None:
+    doc = await make_staff(db)
+    patient = await enrolled(db, clock, content, doc)
+    async with db.session() as session:
+        p = await session.get(Patient, patient.id)
+        assert p is not None
+        before = await caseload.patient_detail(session, doc, p, clock.now(), content)
+        await programme.save_own_plan(session, doc, p, heavier(content), content, clock.now(), quiet=QUIET)
+        await session.commit()
+        after = await caseload.patient_detail(session, doc, p, clock.now(), content)
+    name = content.programmes["lumbar-example"].name["en"]
+    assert (before.programme_name, after.programme_name) == (name, f"own plan v1 (from {name})")
