@@ -293,11 +293,9 @@ async def builder_save(request: web.Request) -> web.StreamResponse:
             quiet=(delivery.quiet_hours_start, delivery.quiet_hours_end),
             actor=audit.web_actor(staff.telegram_id),
         )
-    except Forbidden:
-        await session.rollback()
+    except Forbidden:  # the core refuses before it writes anything; nothing is committed
         raise web.HTTPForbidden() from None
     except PlanError as exc:
-        await session.rollback()
         return await _page(request, patient, form, problems=exc.problems, status=422)
     await session.commit()
     raise web.HTTPSeeOther(f"/patients/{patient.id}/programme?saved=1")
@@ -322,7 +320,6 @@ async def builder_template(request: web.Request) -> web.StreamResponse:
             actor=audit.web_actor(staff.telegram_id),
         )
     except PlanError as exc:
-        await session.rollback()
         partial = request.headers.get("HX-Request") == "true"
         return await _page(request, patient, form, problems=exc.problems, status=422, partial=partial)
     await session.commit()

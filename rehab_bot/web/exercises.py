@@ -166,6 +166,10 @@ async def _save(request: web.Request, exercise_id: str | None) -> web.StreamResp
         problem = "; ".join(f"{name}: {', '.join(map(str, errors))}" for name, errors in form.errors.items())
         return await _editor(request, form, exercise_id=exercise_id, problem=problem, status=422)
     try:
+        # Everything is checked before anything is written, so a refusal leaves nothing to undo.
+        library.check_exercise(exercise_data(form))
+        if upload is not None:
+            library.check_media(*upload)
         if exercise_id is None:
             row = await library.create(session, staff, exercise_data(form), now, actor=actor)
             await session.flush()
@@ -177,7 +181,6 @@ async def _save(request: web.Request, exercise_id: str | None) -> web.StreamResp
             media_dir = ctx.config.library.media_dir
             await library.attach_media(session, staff, exercise_id, data, filename, media_dir, now, actor=actor)
     except LibraryError as exc:
-        await session.rollback()
         return await _editor(request, form, exercise_id=existing, problem=str(exc), status=422)
     await session.commit()
     location = f"/exercises/{exercise_id}?saved=1"
