@@ -1,12 +1,13 @@
 """Paid broadcasts with 1, 2 and 3 dispatch processes on one PostgreSQL: the combined rate and the budget.
 
-Each run: a fresh schema with N session reminders due, the fake Bot API
-server (in this process) enforcing the configured paid-broadcast rate for the
-bot and 1 msg/s per chat, and k `rehab-bot run --no-updates` processes
-started together. The combined rate is the N-th accepted reminder's arrival
-minus the first's, over N. The processes share the configured rate
-(rehab_bot.send_budget), so the combined rate may rise with k up to it and
-the server must answer no 429.
+Each run: a fresh schema with N session reminders due (16,000: a backlog, as
+issue 14 asks; 4,000 with --quick), the fake Bot API server (in this process)
+enforcing the configured paid-broadcast rate for the bot and 1 msg/s per
+chat, and k `rehab-bot run --no-updates` processes started together. The
+combined rate is the N-th accepted reminder's arrival minus the first's, over
+N. The processes share the configured rate (rehab_bot.send_budget), so the
+combined rate may rise with k up to it and the server must answer no 429.
+Targets: one process >= 600 msg/s, two >= 1.6x one, none above the rate.
 """
 
 from __future__ import annotations
@@ -17,12 +18,20 @@ from pathlib import Path
 
 from benchlib import REPO, Figure, Results, new_database
 
+ONE = 600.0  # msg/s, one process (issue 14)
+TWO = 1.6  # two processes, times one
+
 if str(REPO / "tests" / "e2e") not in sys.path:
     sys.path.insert(0, str(REPO / "tests" / "e2e"))
 
 
 async def combined_rate(
-    results: Results, workdir: Path, *, reminders: int = 4_000, rate: float = 1_000, counts: tuple[int, ...] = (1, 2, 3)
+    results: Results,
+    workdir: Path,
+    *,
+    reminders: int = 16_000,
+    rate: float = 1_000,
+    counts: tuple[int, ...] = (1, 2, 3),
 ) -> dict[int, float]:
     from factories import TEST_TOKEN
     from rig.telegram_server import FakeTelegram
@@ -46,7 +55,7 @@ async def combined_rate(
                 )
                 procs = [spawn(["run", "--no-updates"], env, workdir) for _ in range(k)]
                 try:
-                    await wait_for_sends(tg, reminders, 300, procs)
+                    await wait_for_sends(tg, reminders, 900, procs)
                 finally:
                     for proc in procs:
                         await stop(proc)
@@ -56,15 +65,22 @@ async def combined_rate(
         finally:
             await bdb.close()
         rates[k] = (len(ok) - 1) / (ok[-1] - ok[0])
+        within = rates[k] <= rate * 1.02 and rejected == 0
+        if k == 1:
+            target, passed = f"≥ {ONE:g} msg/s, ≤ {rate:g}, 0 × 429", within and rates[k] >= ONE
+        elif k == 2:
+            target, passed = f"≥ {TWO:g}× one, ≤ {rate:g}, 0 × 429", within and rates[k] >= TWO * rates[1]
+        else:
+            target, passed = f"≤ {rate:g} msg/s, 0 × 429", within
         results.add(
             Figure(
-                f"Paid broadcasts, {k} dispatch process{'es' if k > 1 else ''}: combined rate",
+                f"Paid broadcasts, {k} dispatch process{'es' if k > 1 else ''}: combined rate, {reminders:,} backlog",
                 "postgres",
                 rates[k],
                 "msg/s",
-                f"≤ {rate:g} msg/s, 0 × 429",
-                rates[k] <= rate * 1.02 and rejected == 0,
-                f"{reminders:,} reminders, {len(ok):,} accepted, 429s: {rejected}; "
+                target,
+                passed,
+                f"{len(ok):,} of {reminders:,} accepted, 429s: {rejected}; "
                 + (f"{rates[k] / rates[1]:.2f}× one process" if k > 1 else "one process alone"),
             )
         )

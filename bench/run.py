@@ -122,7 +122,10 @@ async def run(args: argparse.Namespace) -> Results:
             await attempt(results, "(g) /progress chart", kind, chart_db.chart_row(results, kind, workdir))
         if "processes" in args.only and "postgres" in backends:
             print("(h) paid broadcasts: 1, 2 and 3 dispatch processes share the rate [postgres]", flush=True)
-            await attempt(results, "(h) processes", "postgres", processes.combined_rate(results, workdir))
+            backlog = 4_000 if args.quick else 16_000
+            await attempt(
+                results, "(h) processes", "postgres", processes.combined_rate(results, workdir, reminders=backlog)
+            )
         for kind in backends if "cpu" in args.only else ():
             n = args.cpu_reminders
             print(f"(b) CPU per reminder, {n:,} session reminders at up to 1,000 msg/s [{kind}]", flush=True)

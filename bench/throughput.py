@@ -27,7 +27,7 @@ from benchlib import (
 )
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from rehab_bot.bot.app import DISPATCH_JOB, build_application, start_polling_app, stop_app
+from rehab_bot.bot.app import DISPATCH_JOB, background_tasks, build_application, start_polling_app, stop_app
 from rehab_bot.bot.services import svc as services
 from rehab_bot.transport import OutgoingMessage
 
@@ -47,6 +47,8 @@ async def _start_bot(server: FakeServerProcess, bdb: BenchDatabase, **delivery: 
     await start_polling_app(app, poll_timeout=10)
     # The dispatch job runs once at start (nothing is due yet) and then only
     # hourly; the bench runs the same job itself when the burst is in place.
+    # The /progress chart's warm-up (a worker thread) must be over too: its CPU is not the engine's.
+    await asyncio.gather(*background_tasks)
     await asyncio.sleep(0.5)
     return app
 
@@ -119,7 +121,7 @@ async def cpu_per_reminder(
         f"{cpu:.2f} s CPU ({cpu / wall * 100:.0f}% of a core); 429s: {stats['limit_violations']}"
     )
     if http_client == "aiohttp" and not plain:
-        results.add(Figure(label, kind, per, "ms", "≤ 1.5 ms", per is not None and per <= 1.5 and ok, note))
+        results.add(Figure(label, kind, per, "ms", "≤ 1.0 ms", per is not None and per <= 1.0 and ok, note))
     else:
         results.add(Figure(label, kind, per, "ms", "", None, note))
     if kind == "postgres" and delivered:

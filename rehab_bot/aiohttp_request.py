@@ -45,6 +45,7 @@ from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
 _URLENCODED = "application/x-www-form-urlencoded"
+_JSON_HEADERS = {"Content-Type": "application/json"}
 # Bodies up to this size fit the transport's write buffer and never wait on
 # the socket, so the write timeout cannot fire for them (and costs nothing).
 _TIMED_WRITE_ABOVE = 64 * 1024
@@ -296,7 +297,32 @@ class AiohttpRequest(BaseRequest):
                 data = _TimedBody(body, content_type=content_type, write_timeout=write_timeout)
             else:
                 headers = {"Content-Type": content_type}
+        return await self._send(session, method, url, data, headers, pool_timeout, connect_timeout, read_timeout)
 
+    async def post_json(self, url: str, body: bytes) -> tuple[int, bytes]:
+        """POST a JSON body that is already encoded (rehab_bot.transport's lean path); (status, payload).
+
+        Same pool, default timeouts and errors as :meth:`do_request`; bodies
+        this path sends (one message's text and buttons) fit the write buffer.
+        """
+        session = self._session
+        if session is None or session.closed:
+            raise RuntimeError("This AiohttpRequest is not initialized!")
+        return await self._send(
+            session, "POST", url, body, _JSON_HEADERS, self._pool_timeout, self._connect_timeout, self._read_timeout
+        )
+
+    async def _send(
+        self,
+        session: aiohttp.ClientSession,
+        method: str,
+        url: str,
+        data: bytes | _TimedBody | None,
+        headers: dict[str, str] | None,
+        pool_timeout: float | None,
+        connect_timeout: float | None,
+        read_timeout: float | None,
+    ) -> tuple[int, bytes]:
         try:
             async with (
                 self._connection_slot(pool_timeout),

@@ -199,6 +199,14 @@ def alert_text(alert: Alert, patient: Patient, tz: str = "UTC", reason: str = ""
     )
 
 
+def neutral_text(severity: str, alias: str) -> str:
+    """A staff alert that names no symptom, for clinics that keep health data out of Telegram ([privacy])."""
+    return f"⚠️ {severity.upper()} alert for {alias}. Open the dashboard to see it."
+
+
+NEUTRAL_STAFF_MESSAGE = "There is a new message for you on the dashboard."
+
+
 async def raise_alert(
     session: AsyncSession,
     patient: Patient,

@@ -74,7 +74,7 @@ from rehab_bot.config import ClinicConfig
 from rehab_bot.content import Content
 from rehab_bot.content.checkins import CheckinTime, Item, Option, Questionnaire
 from rehab_bot.models import Answer, CheckIn, Kind, Patient, ReminderRule
-from rehab_bot.reminders import add_rule, reschedule_rule
+from rehab_bot.reminders import DueMessage, add_rule, reschedule_rule
 from rehab_bot.schedule import format_days, local_date, minutes_of_day
 
 log = logging.getLogger(__name__)
@@ -281,6 +281,47 @@ async def next_step(session: AsyncSession, content: Content, checkins: Sequence[
             first_of_questionnaire=not answers[checkin.id],
         )
     return None
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A due check-in delivery, opened: the question to ask now and the check-ins of the message."""
+
+    step: Step
+    checkin_ids: tuple[int, ...]
+
+
+async def open_for_delivery(
+    session: AsyncSession, content: Content, message: DueMessage, now: datetime
+) -> Opened | None:
+    """Before a check-in delivery is sent: open its questionnaires and find the first question; commits.
+
+    The check-ins are created once per delivery (a retried send reuses them,
+    see :func:`start`); those that ran out of time are closed. None when the
+    patient is gone or nothing is left to ask. The renderer (bot/checkin)
+    only turns the result into a message.
+    """
+    questionnaires = payload_questionnaires(message.payload) or list(ON_DEMAND_SET)
+    if message.patient_id is None:
+        return None
+    patient = await session.get(Patient, message.patient_id)
+    if patient is None:
+        return None
+    checkins = await start(
+        session,
+        patient,
+        content,
+        questionnaires,
+        now,
+        delivery_id=message.delivery_id,
+        local_date=message.local_date,
+        due_at=message.due_at,
+    )
+    step = await next_step(session, content, checkins, now)
+    await session.commit()
+    if step is None:
+        return None
+    return Opened(step, tuple(c.id for c in checkins if c.id is not None))
 
 
 def is_expired(checkin: CheckIn, now: datetime) -> bool:

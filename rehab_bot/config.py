@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, fields
 from datetime import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from rehab_bot.i18n import SUPPORTED_LANGUAGES
 from rehab_bot.office_hours import OfficeHours, parse_office_hours
@@ -253,6 +254,12 @@ class InboundConfig:
 
 
 @dataclass(frozen=True)
+class PrivacyConfig:
+    # False: the chat carries no health data (neutral reminders and prompts; answers in the Mini App).
+    health_data_in_chat: bool = True
+
+
+@dataclass(frozen=True)
 class Config:
     clinic: ClinicConfig = field(default_factory=ClinicConfig)
     telegram: TelegramConfig = field(default_factory=TelegramConfig)
@@ -266,6 +273,7 @@ class Config:
     export: ExportConfig = field(default_factory=ExportConfig)
     inbound: InboundConfig = field(default_factory=InboundConfig)
     library: LibraryConfig = field(default_factory=LibraryConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     source: Path | None = None
 
 
@@ -343,6 +351,7 @@ _SECTIONS: dict[str, type] = {
     "export": ExportConfig,
     "inbound": InboundConfig,
     "library": LibraryConfig,
+    "privacy": PrivacyConfig,
 }
 
 
@@ -575,12 +584,32 @@ def validate(config: Config, *, need_token: bool = True) -> None:
         )
     check_bounds(config)
     _validate_export(config.export)
+    if not config.privacy.health_data_in_chat and not config.web.public_url:
+        raise ConfigError(
+            "privacy.health_data_in_chat",
+            "is false, but [web] public_url is empty",
+            "patients then answer on the clinic's web app: set [web] public_url, or keep health_data_in_chat = true",
+        )
 
 
 def _validate_web(config: Config) -> None:
-    from urllib.parse import urlsplit
-
     web = config.web
+    fix = 'use the https:// address of the TLS proxy in front of it, e.g. "https://rehab.your-clinic.de"'
+    # Checked whenever it is set: the Mini App buttons open it, and Telegram opens https only.
+    if web.public_url:
+        parts = urlsplit(web.public_url)
+        host = (parts.hostname or "").lower()
+        if (
+            parts.scheme not in ("http", "https")
+            or not host
+            or parts.query
+            or parts.fragment
+            or parts.username
+            or parts.password
+        ):
+            raise ConfigError("web.public_url", f"is {web.public_url!r}, not a URL", fix)
+        if parts.scheme == "http" and host not in LOOPBACK_HOSTS:
+            raise ConfigError("web.public_url", f"is {web.public_url!r}: plain http is for 127.0.0.1 only", fix)
     if not web.listen:
         return
     check_listen("web.listen", web.listen, example="127.0.0.1:8081")
@@ -594,15 +623,7 @@ def _validate_web(config: Config) -> None:
         raise ConfigError(
             "web.listen", f"uses port {host_port[1]}, the webhook's", "give the web app a port of its own"
         )
-    fix = 'use the https:// address of the TLS proxy in front of it, e.g. "https://rehab.your-clinic.de"'
-    if web.public_url:
-        parts = urlsplit(web.public_url)
-        host = (parts.hostname or "").lower()
-        if parts.scheme not in ("http", "https") or not host or parts.query or parts.fragment:
-            raise ConfigError("web.public_url", f"is {web.public_url!r}, not a URL", fix)
-        if parts.scheme == "http" and host not in LOOPBACK_HOSTS:
-            raise ConfigError("web.public_url", f"is {web.public_url!r}: plain http is for 127.0.0.1 only", fix)
-    elif host_port[0] not in LOOPBACK_HOSTS:
+    if not web.public_url and host_port[0] not in LOOPBACK_HOSTS:
         raise ConfigError("web.public_url", f"is missing, and web.listen ({web.listen}) is not this machine only", fix)
     if web.secret and len(web.secret) < 32:
         raise ConfigError(

@@ -42,7 +42,7 @@ from rehab_bot.checkin import session_times
 from rehab_bot.content import Content
 from rehab_bot.content.lessons import Course, Lesson
 from rehab_bot.models import Kind, LessonProgress, Patient, ReminderRule
-from rehab_bot.reminders import add_rule, reschedule_rule
+from rehab_bot.reminders import DueMessage, add_rule, reschedule_rule
 from rehab_bot.schedule import local_date
 
 log = logging.getLogger(__name__)
@@ -221,6 +221,20 @@ async def due(session: AsyncSession, patient: Patient, content: Content, local_d
         else:
             missed.append(planned.lesson)
     return Due(today, tuple(missed))
+
+
+async def due_for_delivery(session: AsyncSession, content: Content, message: DueMessage) -> Due | None:
+    """What a due lesson delivery brings (:func:`due`, read only); None when the patient is gone or nothing is due.
+
+    What was sent is recorded after the send (:func:`record_sent`, with the message id).
+    """
+    if message.patient_id is None or message.local_date is None:
+        return None
+    patient = await session.get(Patient, message.patient_id)
+    if patient is None:
+        return None
+    found = await due(session, patient, content, message.local_date)
+    return None if found.empty else found
 
 
 async def _course_done(session: AsyncSession, patient: Patient, content: Content) -> bool:

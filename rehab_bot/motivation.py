@@ -5,6 +5,12 @@ The daily ``motivation`` reminder rule (created by
 :func:`choose` looks at the patient's facts and picks at most one message, or
 nothing. The rules, in order of precedence (the first that applies wins):
 
+0. Milestones, sent with a message effect (``Choice.milestone``):
+   ``first_full_week`` (every session done 7 days in a row; once per patient),
+   ``phase_change`` (the first 2 days of a programme phase after the first;
+   once per phase) and ``pain_halved`` (the last 7 days' average pain at most
+   half the first week's, which was 2 or more; both with 3 or more entries,
+   14 or more days after the first entry; once per patient).
 1. ``welcome``: nothing was ever sent, and the patient enrolled within 7 days.
 2. ``comeback``: a session was done today after 2 or more days without one.
 3. ``first_session``: the first session was done in the last 2 days (once per patient).
@@ -19,7 +25,8 @@ nothing. The rules, in order of precedence (the first that applies wins):
 7. ``weekly_summary``: 7 days since the last one (or since enrolment).
 
 Limits, whatever the rules say: at most one motivational message a day, none on
-a day with a red flag (redflag.RED_FLAG_KINDS), and never the same message
+a day with a red flag (redflag.RED_FLAG_KINDS), none that states pain, mood or the
+programme phase when the chat must carry no health data (``health_data=False``), and never the same message
 (id) to the same patient within 14 days. Among a trigger's messages the
 never-sent or least recently sent wins, then content order; a message whose
 {placeholders} cannot all be filled that day is left out. Each choice is
@@ -40,9 +47,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rehab_bot import redflag
 from rehab_bot import session as sessions
-from rehab_bot.content import Content
-from rehab_bot.content.checkins import Message
+from rehab_bot.content import Content, localize
+from rehab_bot.content.checkins import HEALTH_PLACEHOLDERS, MILESTONE_TRIGGERS, Message
 from rehab_bot.models import CheckIn, ExerciseSession, MotivationLog, Patient
+from rehab_bot.reminders import DueMessage
 from rehab_bot.schedule import local_date
 
 log = logging.getLogger(__name__)
@@ -79,6 +87,8 @@ class Facts:
     week_pain: float | None = None
     week_mood: float | None = None
     clinic: str = ""
+    phase_title: str = ""  # the programme phase today, in the patient's language
+    days_in_phase: int | None = None  # None: no phase, or the programme's first phase
 
 
 @dataclass(frozen=True)
@@ -95,6 +105,23 @@ class Choice:
     def render(self, lang: str) -> str:
         return self.message.render(lang, **self.values)
 
+    @property
+    def milestone(self) -> bool:
+        """A milestone: the chat shows it with a message effect."""
+        return self.message.trigger in MILESTONE_TRIGGERS
+
+
+PHASE_CHANGE_WITHIN_DAYS = 2
+PAIN_HALVED_MIN_BASELINE = 2.0
+
+
+def encouragement(content: Content, lang: str, seed: int) -> str:
+    """The line of encouragement closing a session reminder: the ``reminder`` messages in turn ("" if none)."""
+    lines = [m for m in content.messages.values() if m.trigger == "reminder"]
+    if not lines:
+        return ""
+    return lines[seed % len(lines)].render(lang, clinic="").strip()
+
 
 def _fmt(lang: str, value: float) -> str:
     return format_decimal(round(value, 1), format="0.0", locale=lang)
@@ -109,7 +136,13 @@ def _values(trigger: str, facts: Facts, lang: str, param: int | None) -> dict[st
         values["weeks"] = param
     elif trigger == "comeback":
         values["missed"] = facts.missed_before_today
-    elif trigger == "pain_improved" and facts.first_week_pain is not None and facts.recent_pain is not None:
+    elif trigger == "phase_change" and facts.phase_title:
+        values["phase"] = facts.phase_title
+    elif (
+        trigger in ("pain_improved", "pain_halved")
+        and facts.first_week_pain is not None
+        and facts.recent_pain is not None
+    ):
         values["before"] = _fmt(lang, facts.first_week_pain)
         values["now"] = _fmt(lang, facts.recent_pain)
     elif trigger == "weekly_summary" and facts.week_planned:
@@ -137,6 +170,20 @@ def _events(facts: Facts, content: Content, history: Sequence[Sent]) -> list[tup
         return any(sent_since(t, p, since) for (t, p) in ids_by_event if t == trigger)
 
     events: list[tuple[str, int | None]] = []
+    if facts.streak_days >= 7 and not trigger_sent_since("first_full_week", None):
+        events.append(("first_full_week", None))
+    if facts.days_in_phase is not None and facts.days_in_phase < PHASE_CHANGE_WITHIN_DAYS:
+        if not trigger_sent_since("phase_change", facts.today - timedelta(days=facts.days_in_phase)):
+            events.append(("phase_change", None))
+    if (
+        facts.first_week_pain is not None
+        and facts.recent_pain is not None
+        and facts.pain_days_known >= 14
+        and facts.first_week_pain >= PAIN_HALVED_MIN_BASELINE
+        and facts.recent_pain <= facts.first_week_pain / 2
+        and not trigger_sent_since("pain_halved", None)
+    ):
+        events.append(("pain_halved", None))
     if not history and facts.days_enrolled is not None and facts.days_enrolled <= WELCOME_WITHIN_DAYS:
         events.append(("welcome", None))
     if facts.done_today and facts.missed_before_today >= COMEBACK_AFTER_MISSED and facts.done_total > 1:
@@ -148,7 +195,9 @@ def _events(facts: Facts, content: Content, history: Sequence[Sent]) -> list[tup
     reached = next((n for n in lengths if facts.streak_days >= n), None)
     if reached is not None:
         streak_start = facts.today - timedelta(days=facts.streak_days - 1)
-        if not sent_since("streak", reached, streak_start):
+        # The first full week's milestone stands for this run's 7 days.
+        milestone_run = reached <= 7 and trigger_sent_since("first_full_week", streak_start)
+        if not sent_since("streak", reached, streak_start) and not milestone_run:
             events.append(("streak", reached))
     if facts.days_since_surgery is not None:
         for t, weeks in sorted(ids_by_event, key=lambda e: (e[0], e[1] or 0)):
@@ -170,8 +219,13 @@ def _events(facts: Facts, content: Content, history: Sequence[Sent]) -> list[tup
     return events
 
 
-def select_message(facts: Facts, content: Content, history: Sequence[Sent], lang: str) -> Choice | None:
-    """The one message for today, or None (pure: the rules and limits above)."""
+def select_message(
+    facts: Facts, content: Content, history: Sequence[Sent], lang: str, *, health_data: bool = True
+) -> Choice | None:
+    """The one message for today, or None (pure: the rules and limits above).
+
+    health_data=False leaves out every message that would state pain, mood or the phase.
+    """
     if facts.red_flag_today:
         return None
     if any(s.local_date == facts.today for s in history):
@@ -187,7 +241,11 @@ def select_message(facts: Facts, content: Content, history: Sequence[Sent], lang
         candidates = [
             m
             for m in content.messages.values()
-            if m.trigger == trigger and m.param == param and m.id not in recent and m.placeholders <= values.keys()
+            if m.trigger == trigger
+            and m.param == param
+            and m.id not in recent
+            and m.placeholders <= values.keys()
+            and (health_data or not m.placeholders & HEALTH_PLACEHOLDERS)
         ]
         if candidates:
             best = min(candidates, key=lambda m: (last_sent.get(m.id, date.min), order[m.id]))
@@ -227,8 +285,9 @@ async def gather_facts(
     *,
     clinic: str = "",
     stats: sessions.SessionStats | None = None,
+    content: Content | None = None,
 ) -> Facts:
-    """Everything select_message needs, from the database (and session.stats)."""
+    """Everything select_message needs, from the database (and session.stats; the phase from content)."""
     today = local_date(patient, now)
     enrolled_at = patient.consent_at or patient.created_at
     if stats is None:
@@ -258,6 +317,7 @@ async def gather_facts(
         recent, recent_n = _mean_between(pain, week_start, today)
         if first_n < PAIN_MIN_ENTRIES or recent_n < PAIN_MIN_ENTRIES:
             first_week = recent = None
+    phase_title, days_in_phase = _phase_facts(patient, content, today)
     return Facts(
         today=today,
         days_enrolled=(today - local_date(patient, enrolled_at)).days if enrolled_at is not None else None,
@@ -276,7 +336,22 @@ async def gather_facts(
         week_pain=_mean_between(pain, week_start, today)[0],
         week_mood=_mean_between(mood, week_start, today)[0],
         clinic=clinic,
+        phase_title=phase_title,
+        days_in_phase=days_in_phase,
     )
+
+
+def _phase_facts(patient: Patient, content: Content | None, today: date) -> tuple[str, int | None]:
+    """The phase's title and how many days the patient has been in it (None in the programme's first phase)."""
+    if content is None or patient.surgery_date is None:
+        return "", None
+    programme = content.programmes.get(patient.programme_id)
+    phase = sessions.phase_on(patient, content, today)
+    if programme is None or phase is None:
+        return "", None
+    first = min(p.from_day for p in programme.phases)
+    days_in = (today - patient.surgery_date).days - phase.from_day
+    return localize(phase.title, patient.language), None if phase.from_day == first else days_in
 
 
 async def history(session: AsyncSession, patient: Patient) -> list[Sent]:
@@ -294,6 +369,7 @@ async def choose(
     clinic: str = "",
     stats: sessions.SessionStats | None = None,
     retry_of: datetime | None = None,
+    health_data: bool = True,
 ) -> Choice | None:
     """Pick today's message and record it in the log; None when nothing applies.
 
@@ -301,7 +377,7 @@ async def choose(
     message logged for it at or after that time is sent again, not a new one.
     """
     assert patient.id is not None
-    facts = await gather_facts(session, patient, now, clinic=clinic, stats=stats)
+    facts = await gather_facts(session, patient, now, clinic=clinic, stats=stats, content=content)
     sent = await history(session, patient)
     if retry_of is not None:
         logged = (
@@ -318,7 +394,7 @@ async def choose(
             values = _values(message.trigger, facts, patient.language, message.param)
             if message.placeholders <= values.keys():
                 return Choice(message, {k: v for k, v in values.items() if k in message.placeholders})
-    choice = select_message(facts, content, sent, patient.language)
+    choice = select_message(facts, content, sent, patient.language, health_data=health_data)
     if choice is None:
         return None
     session.add(
@@ -327,3 +403,35 @@ async def choose(
     await session.flush()
     log.info("motivation %s for patient %s", choice.message.id, patient.id)
     return choice
+
+
+async def choose_for_delivery(
+    session: AsyncSession,
+    content: Content,
+    message: DueMessage,
+    now: datetime,
+    *,
+    clinic: str = "",
+    health_data: bool = True,
+) -> tuple[Patient, Choice] | None:
+    """Before a motivation delivery is sent: pick today's message and log it (:func:`choose`); commits.
+
+    A retried send (attempts > 1) gets the message logged for it, not a new
+    one. None when the patient is gone or no message applies.
+    """
+    if message.patient_id is None:
+        return None
+    patient = await session.get(Patient, message.patient_id)
+    if patient is None:
+        return None
+    choice = await choose(
+        session,
+        patient,
+        content,
+        now,
+        clinic=clinic,
+        retry_of=message.due_at if message.attempts > 1 else None,
+        health_data=health_data,
+    )
+    await session.commit()
+    return (patient, choice) if choice is not None else None

@@ -12,7 +12,7 @@ environment (``REHAB_BOT_CLINIC_OFFICE_HOURS``) the same is written as
 then every hour counts.
 
 Used by the escalation of urgent alerts (only office time counts, see
-:func:`rehab_bot.staff.escalate_overdue`), and meant for showing the hours to
+:func:`rehab_bot.alert.escalate_overdue`), and meant for showing the hours to
 patients. Plain Python; DST is handled by :func:`rehab_bot.schedule.local_to_utc`.
 """
 

@@ -434,6 +434,8 @@ class Progress:
     next_session: datetime | None  # UTC
     status: str
     paused_until: date | None
+    remaining_today: int = 0  # today's sessions still to come or waiting for an answer
+    planned_today: int = 0  # today's sessions in all
 
 
 async def next_session(session: AsyncSession, patient: Patient, now: datetime) -> datetime | None:
@@ -456,7 +458,10 @@ async def progress(session: AsyncSession, patient: Patient, now: datetime) -> Pr
     """Streak, adherence this week and last, days since surgery, and the next session."""
     local = local_date(patient, now)
     upcoming = await next_session(session, patient, now) if patient.status == PatientStatus.ACTIVE.value else None
+    items = await today(session, patient, now)
     return Progress(
+        remaining_today=sum(1 for item in items if item.status in ("pending", "upcoming")),
+        planned_today=len(items),
         stats=await sessions.stats(session, patient, now),
         day_after_surgery=(local - patient.surgery_date).days if patient.surgery_date is not None else None,
         next_session=upcoming,

@@ -691,12 +691,18 @@ async def save_template(
 
 @dataclass(frozen=True)
 class Preview:
-    """The patient's next session reminder under a plan: when, and exactly what it will say."""
+    """The patient's next session reminder under a plan: when, what it says, and the exercises ▶ Start sends.
+
+    text is the reminder as the engine writes it, except its closing line of
+    encouragement, which the clinic's messages supply in turn by session (not
+    known before the session opens); cards are the exercise messages, exactly.
+    """
 
     local_date: date
     slot: str
     due_at: datetime
     text: str
+    cards: list[str]
     lang: str
 
 
@@ -741,5 +747,14 @@ async def preview(
         change = PhaseChange(told_id, phase, False, [x.local_time for x in wanted])
     exercises = exercises_of(phase, w.index, content)
     lang = patient.language
-    text = session_text.reminder_text(lang, slot=occurrence.slot, late=False, exercises=exercises, change=change)
-    return Preview(occurrence.local_date, occurrence.slot, occurrence.due_at, text, lang)
+    text = session_text.reminder_text(
+        lang,
+        slot=occurrence.slot,
+        late=False,
+        exercises=exercises,
+        change=change,
+        session_name=localize(phase.title, lang) if phase is not None else "",
+    )
+    count = len(exercises)
+    cards = [session_text.exercise_card(lang, n, count, ex) for n, ex in enumerate(exercises, start=1)]
+    return Preview(occurrence.local_date, occurrence.slot, occurrence.due_at, text, cards, lang)

@@ -32,12 +32,13 @@ import os
 import random
 import socket
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
 from sqlalchemy import Select, and_, bindparam, exists, func, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col
 from sqlmodel import select as select_models
@@ -78,6 +79,9 @@ DELIVERIES: Any = Delivery.__table__  # type: ignore[attr-defined]
 # A reminder more than this late says so ("sorry, this comes late").
 LATE_AFTER = timedelta(minutes=5)
 RECOVER_EVERY = timedelta(seconds=60)
+# Queued rows that outwaited the grace period are marked missed by the claim at most this often
+# (one statement per claim before; a row past its grace by seconds more is still hours from harm).
+SWEEP_EVERY = timedelta(seconds=5)
 
 
 # --- what the sender gets and gives back ---------------------------------
@@ -146,17 +150,38 @@ class Sender(Protocol):
 class BatchSender(Sender, Protocol):
     """A Sender that works a claimed window at once; the dispatcher calls these around the sends."""
 
+    async def render_window(self, db: AsyncSession, messages: Sequence[DueMessage], opened: Mapping[int, Any]) -> None:
+        """Render what it can of the window in the claim's transaction (reads only), with what was opened."""
+        ...
+
     async def prepare(self, messages: Sequence[DueMessage]) -> None:
-        """Render the whole window before its sends start."""
+        """Render the rest of the window, after the claim committed and before its sends start."""
         ...
 
     def forget(self, messages: Iterable[DueMessage]) -> None:
         """Drop what was prepared for sends that were cancelled."""
         ...
 
-    async def flush(self) -> None:
-        """Run the batched after-send bookkeeping, once the window's outcomes are recorded."""
+    async def flush(self, db: AsyncSession, *, isolate: bool = False) -> None:
+        """Run the batched after-send bookkeeping in the transaction that records the window's outcomes.
+
+        Raises BookkeepingFailed, keeping the items for another flush; with
+        isolate=True each part runs in a savepoint and a failing one is only logged.
+        """
         ...
+
+
+class BookkeepingFailed(Exception):
+    """A sender's after-send bookkeeping failed; the transaction is rolled back and recorded again without it."""
+
+
+class _WindowNotOpened(Exception):
+    """Opening or rendering a claimed window failed; the claim is rolled back and taken again without it."""
+
+
+# Opens what a claimed window needs before it is rendered (rehab_bot.session.open_for_deliveries:
+# the exercise sessions), in the claim's transaction: (db, messages, now) -> {delivery_id: opened}.
+WindowOpener = Callable[[AsyncSession, Sequence[DueMessage], datetime], Awaitable[Mapping[int, Any]]]
 
 
 @dataclass
@@ -333,8 +358,10 @@ class Dispatcher:
         *,
         worker_id: str | None = None,
         rng: random.Random | None = None,
+        open_window: WindowOpener | None = None,
     ) -> None:
         self.db = db
+        self.open_window = open_window
         self.clock = clock
         self.settings = settings
         self.clinic = clinic
@@ -343,6 +370,7 @@ class Dispatcher:
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
         self._lock = asyncio.Lock()
         self._last_recover: datetime | None = None
+        self._last_sweep: datetime | None = None
         self._stopping = False
         self.totals = TickReport()
 
@@ -403,7 +431,7 @@ class Dispatcher:
         """Mark deliveries stuck in `sending` past their lease as `unknown`."""
         cutoff = now - timedelta(seconds=self.settings.sending_lease_seconds)
         table = DELIVERIES
-        async with self.db.engine.begin() as conn:
+        async with self.db.dispatch_engine.begin() as conn:
             result = await conn.execute(
                 update(table)
                 .where(table.c.status == DeliveryStatus.SENDING.value, table.c.claimed_at < cutoff)
@@ -420,7 +448,7 @@ class Dispatcher:
         """Turn one batch of due rules into delivery rows and advance the rules."""
         report = TickReport()
         grace = timedelta(minutes=self.settings.grace_period_minutes)
-        async with self.db.session() as session:
+        async with self.db.dispatch_session() as session:
             r, p = RULES.c, PATIENTS.c
             query = (
                 select(
@@ -460,6 +488,7 @@ class Dispatcher:
             resumed: set[int] = set()
             for row in rows:
                 rule = rule_for(row, row.timezone)
+                slot = rule.slot
                 due_at: datetime = row.next_due_at
                 day: date = row.next_local_date or local_date(row, due_at)
                 kind = Kind(row.kind)
@@ -474,14 +503,14 @@ class Dispatcher:
                             not_before = quiet_end
                     new_rows.append(
                         {
-                            "key": f"r{row.id}:{day.isoformat()}:{rule.slot}",
+                            "key": f"r{row.id}:{day.isoformat()}:{slot}",
                             "kind": kind.value,
                             "priority": row.priority,
                             "rule_id": row.id,
                             "patient_id": row.patient_id,
                             "chat_id": row.telegram_id or 0,
                             "local_date": day,
-                            "slot": rule.slot,
+                            "slot": slot,
                             "due_at": due_at,
                             "not_before": not_before,
                             "status": status.value,
@@ -604,23 +633,39 @@ class Dispatcher:
         return pick
 
     async def claim(self, now: datetime, limit: int) -> list[DueMessage]:
-        """Atomically move up to `limit` due queued rows to `sending`; return them."""
+        """Atomically move up to `limit` due queued rows to `sending`; return them.
+
+        In the same transaction the window is opened and rendered as far as
+        the sender can (:meth:`_open_window`): one transaction per window for
+        the claim and the render lookups. If that fails, the claim is taken
+        again without it and its messages are rendered one by one.
+        """
+        try:
+            return await _once_more_if_disconnected(lambda: self._claim(now, limit))
+        except _WindowNotOpened:
+            log.exception("opening a window of deliveries failed; rendering them one by one")
+            return await _once_more_if_disconnected(lambda: self._claim(now, limit, open_window=False))
+
+    async def _claim(self, now: datetime, limit: int, *, open_window: bool = True) -> list[DueMessage]:
         grace = timedelta(minutes=self.settings.grace_period_minutes)
         table = DELIVERIES
-        async with self.db.engine.begin() as conn:
+        async with self.db.dispatch_session() as session:
+            conn = await session.connection()
             # Rows that waited past the grace period in the queue (a long
             # backlog, retries) are missed, not sent hours late.
-            await conn.execute(
-                update(table)
-                .where(
-                    table.c.status == DeliveryStatus.QUEUED.value,
-                    # Measured from when it was meant to go out, so a message
-                    # deferred by quiet hours is not "late" at their end.
-                    table.c.not_before < now - grace,
-                    table.c.kind.not_in([k.value for k in URGENT_KINDS]),
+            sweep = self._last_sweep is None or not timedelta(0) <= now - self._last_sweep < SWEEP_EVERY
+            if sweep:
+                await conn.execute(
+                    update(table)
+                    .where(
+                        table.c.status == DeliveryStatus.QUEUED.value,
+                        # Measured from when it was meant to go out, so a message
+                        # deferred by quiet hours is not "late" at their end.
+                        table.c.not_before < now - grace,
+                        table.c.kind.not_in([k.value for k in URGENT_KINDS]),
+                    )
+                    .values(status=DeliveryStatus.MISSED.value, error="not sent within the grace period")
                 )
-                .values(status=DeliveryStatus.MISSED.value, error="not sent within the grace period")
-            )
             pick = self.claim_query(now, limit)
             # A CTE, not `id IN (subquery)`: PostgreSQL may re-run an IN
             # subquery per row and so ignore its LIMIT; a locking CTE runs once.
@@ -660,6 +705,15 @@ class Dispatcher:
                     select(PATIENTS.c.id, PATIENTS.c.language).where(PATIENTS.c.id.in_(patient_ids))
                 )
                 languages = {pid: lang for pid, lang in result.all()}
+            messages = self._messages(claimed, languages, now)
+            if open_window:
+                await self._open_window(session, messages, now)
+            await session.commit()
+        if sweep:
+            self._last_sweep = now
+        return messages
+
+    def _messages(self, claimed: Sequence[Any], languages: dict[int, str], now: datetime) -> list[DueMessage]:
         claimed = sorted(claimed, key=lambda r: (r.priority, r.due_at, r.id))
         return [
             DueMessage(
@@ -680,6 +734,18 @@ class Dispatcher:
             )
             for r in claimed
         ]
+
+    async def _open_window(self, session: AsyncSession, messages: Sequence[DueMessage], now: datetime) -> None:
+        """Open what the window needs (the exercise sessions) and let the sender render it, in the claim's
+        transaction. No savepoint (two more round trips per window): a failure rolls the claim back."""
+        if not messages:
+            return
+        try:
+            opened = await self.open_window(session, messages, now) if self.open_window is not None else {}
+            if isinstance(self.sender, BatchSender):
+                await self.sender.render_window(session, messages, opened)
+        except Exception as exc:
+            raise _WindowNotOpened from exc
 
     # 4. send and record -------------------------------------------------------
 
@@ -744,7 +810,6 @@ class Dispatcher:
                     done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                     finished.extend(done)
                 report.add(await self.record([(in_flight.pop(task), task.result()) for task in finished]))
-                await self._flush()
         except Exception:
             # The database failed to claim or record: let what is in flight
             # finish and try to record it, rather than leave it in doubt.
@@ -755,7 +820,6 @@ class Dispatcher:
                 except Exception:
                     log.exception("could not record %d outcomes; they will be marked in doubt", len(in_flight))
                 in_flight.clear()
-                await self._flush()
             raise
         finally:
             # Cancelled (shutdown): the rows stay in `sending` and are recovered
@@ -766,22 +830,15 @@ class Dispatcher:
                 self.sender.forget(in_flight.values())
 
     async def _prepare(self, messages: Sequence[DueMessage]) -> None:
-        """Let a sender that can render a whole window do so before the sends start."""
+        """Let a batch sender render what the claim's transaction left, before the sends start."""
         if isinstance(self.sender, BatchSender) and messages:
             await self.sender.prepare(messages)
-
-    async def _flush(self) -> None:
-        """Let a sender run its batched after-send bookkeeping, once the window is recorded."""
-        if isinstance(self.sender, BatchSender):
-            await self.sender.flush()
 
     async def send_window(self, messages: Sequence[DueMessage]) -> TickReport:
         """Send claimed messages concurrently and store each outcome."""
         await self._prepare(messages)
         outcomes = await asyncio.gather(*(self._send_one(m) for m in messages))
-        report = await self.record(list(zip(messages, outcomes, strict=True)))
-        await self._flush()
-        return report
+        return await self.record(list(zip(messages, outcomes, strict=True)))
 
     async def _send_one(self, message: DueMessage) -> Outcome:
         try:
@@ -798,7 +855,20 @@ class Dispatcher:
         return min(self.settings.backoff_max_seconds, base) * self._rng.uniform(0.5, 1.5)
 
     async def record(self, results: Iterable[tuple[DueMessage, Outcome]]) -> TickReport:
-        """Store outcomes: sent, retry later, failed, or patient unreachable."""
+        """Store outcomes: sent, retry later, failed, or patient unreachable.
+
+        The sender's after-send bookkeeping for the window runs in the same
+        transaction: one per recorded batch.
+        """
+        results = list(results)
+        try:
+            return await _once_more_if_disconnected(lambda: self._record(results))
+        except BookkeepingFailed:
+            # Recorded again with each part of the bookkeeping in a savepoint: the failing part
+            # is logged and left out, the outcomes and the other parts stand.
+            return await _once_more_if_disconnected(lambda: self._record(results, isolate=True))
+
+    async def _record(self, results: Sequence[tuple[DueMessage, Outcome]], *, isolate: bool = False) -> TickReport:
         report = TickReport()
         now = self.clock.now()
         sent: list[dict[str, Any]] = []
@@ -836,7 +906,7 @@ class Dispatcher:
                 unreachable.append((message, outcome))
         table = DELIVERIES
         by_id = table.c.id == bindparam("did")
-        async with self.db.session() as session:
+        async with self.db.dispatch_session() as session:
             conn = await session.connection()
             if sent:
                 await conn.execute(
@@ -869,6 +939,8 @@ class Dispatcher:
                 )
             for message, outcome in unreachable:
                 await self._mark_unreachable(session, message, outcome, now)
+            if isinstance(self.sender, BatchSender):
+                await self.sender.flush(session, isolate=isolate)
             await session.commit()
         report.sent, report.retried = len(sent), len(retry)
         report.failed, report.unreachable = len(failed), len(unreachable)
@@ -938,6 +1010,23 @@ class Dispatcher:
             ).scalar_one()
         candidates = [_aware(t) for t in (next_rule, next_retry) if t is not None]
         return min(candidates) if candidates else None
+
+
+async def _once_more_if_disconnected(run: Callable[[], Awaitable[Any]]) -> Any:
+    """Run a transaction; run it again once if the connection was found dead.
+
+    The engine's connections have no pre-ping (rehab_bot.db): after a database
+    restart the first statement on a pooled connection fails, SQLAlchemy drops
+    the pool's old connections, and the transaction, rolled back, is safe to
+    run again on a new one.
+    """
+    try:
+        return await run()
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        log.warning("the database connection was lost; trying once more on a new one")
+        return await run()
 
 
 def _aware(value: datetime) -> datetime:

@@ -7,13 +7,17 @@ patients who use a screen reader or cannot read a chart.
 
 The chart is drawn with matplotlib's object API on the Agg backend (no pyplot
 global state, no display), in a worker thread so the event loop stays free.
-A year of daily data renders in well under 300 ms (bench/chart.py measures it).
+Each language's figure is built once and redrawn for every patient, and the
+bot builds them at start-up (:func:`warm_up`), so the first /progress after
+a restart costs what the others do (bench/chart_db.py measures it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
+import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from statistics import fmean
@@ -24,6 +28,7 @@ from babel.numbers import format_decimal, format_percent
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rehab_bot.i18n import SUPPORTED_LANGUAGES as LANGUAGES
 from rehab_bot.i18n import t, tn
 from rehab_bot.models import CheckIn, ExerciseSession, Patient
 from rehab_bot.schedule import local_date
@@ -104,92 +109,136 @@ async def load_progress(session: AsyncSession, patient: Patient, now: datetime, 
 
 # --------------------------------------------------------------------------- the chart
 
+# Building a matplotlib figure costs most of a render (each axis creates its
+# tick artists anew), and the first render in a process pays the import and
+# the font cache. So each language's figure is built once, kept, and redrawn
+# with each patient's data under a lock; warm_up() builds them when the bot
+# starts, in the background, so the first /progress after a restart is as
+# fast as the others (bench/chart_db.py measures it).
+_charts: dict[str, _Chart] = {}
+_charts_lock = threading.Lock()
 
-def render_chart(progress: Progress) -> bytes:
-    """The PNG: pain and mood lines above, adherence per day below. Empty data gives a note."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
-    from matplotlib.figure import Figure
 
-    lang = progress.lang
-    figure = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI)
-    FigureCanvasAgg(figure)
-    grid = figure.add_gridspec(2, 1, height_ratios=(3, 1.3), hspace=0.08)
-    top = figure.add_subplot(grid[0])
-    bottom = figure.add_subplot(grid[1], sharex=top)
-    figure.subplots_adjust(left=0.08, right=0.92, top=0.90, bottom=0.09)
-    figure.suptitle(t(lang, "Your progress"), fontsize=13)
+class _Chart:
+    """One language's figure, axes and artists, drawn again for every patient (under its lock)."""
 
-    first = progress.first_day
-    if first is None:
-        top.text(0.5, 0.5, t(lang, "No entries yet."), ha="center", va="center", transform=top.transAxes)
-        first = progress.today - timedelta(days=6)
-    start, end = date2num(first) - 0.5, date2num(progress.today) + 0.5
+    def __init__(self, lang: str) -> None:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+        from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-    top.set_ylim(-0.3, 10.3)
-    top.set_ylabel(t(lang, "Pain (0-10)"), color="#c0392b")
-    top.tick_params(axis="y", colors="#c0392b")
-    top.grid(True, axis="y", alpha=0.3)
-    mood_axis: Any = top.twinx()
-    mood_axis.set_ylim(0.8, 5.2)
-    mood_axis.set_yticks([1, 2, 3, 4, 5])
-    mood_axis.set_ylabel(t(lang, "Mood (1-5)"), color="#2471a3")
-    mood_axis.tick_params(axis="y", colors="#2471a3")
-    handles = []
-    # Markers show single entries on a short history; on a long one they are noise.
-    marker = len(progress.pain) <= 60 and len(progress.mood) <= 60
-    if progress.pain:
-        xs = date2num(list(progress.pain))
-        (line,) = top.plot(
-            xs, list(progress.pain.values()), color="#c0392b", marker="o" if marker else None, markersize=3, lw=1.6
-        )
-        line.set_label(t(lang, "Pain"))
-        handles.append(line)
-    if progress.mood:
-        xs = date2num(list(progress.mood))
-        (line,) = mood_axis.plot(
-            xs,
-            list(progress.mood.values()),
-            color="#2471a3",
-            marker="s" if marker else None,
-            markersize=3,
-            lw=1.2,
-            ls="--",
-        )
-        line.set_label(t(lang, "Mood"))
-        handles.append(line)
-    if handles:
-        figure.legend(
-            handles=handles, loc="upper left", ncols=2, fontsize=9, frameon=False, bbox_to_anchor=(0.07, 0.99)
-        )
+        self.lock = threading.Lock()
+        figure = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI)
+        self.canvas = FigureCanvasAgg(figure)
+        grid = figure.add_gridspec(2, 1, height_ratios=(3, 1.3), hspace=0.08)
+        top = figure.add_subplot(grid[0])
+        bottom = figure.add_subplot(grid[1], sharex=top)
+        figure.subplots_adjust(left=0.08, right=0.92, top=0.90, bottom=0.09)
+        self.default_title = t(lang, "Your progress")
+        self.title = figure.suptitle(self.default_title, fontsize=13)
+        self.empty = top.text(0.5, 0.5, t(lang, "No entries yet."), ha="center", va="center", transform=top.transAxes)
 
-    # Adherence as one bar artist per day would be hundreds of patches; stairs is one.
-    days = _days(first, progress.today)
-    values = [100 * (progress.adherence(d) or 0.0) for d in days]
-    edges = [*(date2num(days) - 0.5), date2num(progress.today) + 0.5]
-    bottom.stairs(values, edges, fill=True, color="#27ae60", alpha=0.75)
-    bottom.set_ylim(0, 105)
-    bottom.set_yticks([0, 50, 100])
-    bottom.set_ylabel(t(lang, "Done (%)"), fontsize=8)
-    bottom.grid(True, axis="y", alpha=0.3)
-    bottom.set_xlim(start, end)
-    locator = AutoDateLocator(minticks=3, maxticks=8)
-    bottom.xaxis.set_major_locator(locator)
-    # Numeric dates in German: matplotlib's month names are English only.
-    if lang == "de":
-        formatter = ConciseDateFormatter(
-            locator,
-            formats=["%Y", "%m.%Y", "%d.%m.", "%H:%M", "%H:%M", "%S.%f"],
-            offset_formats=["", "%Y", "%m.%Y", "%d.%m.%Y", "%d.%m.%Y", "%d.%m.%Y %H:%M"],
-        )
-    else:
-        formatter = ConciseDateFormatter(locator)
-    bottom.xaxis.set_major_formatter(formatter)
-    top.tick_params(labelbottom=False)
+        top.set_ylim(-0.3, 10.3)
+        top.set_ylabel(t(lang, "Pain (0-10)"), color="#c0392b")
+        top.tick_params(axis="y", colors="#c0392b")
+        top.grid(True, axis="y", alpha=0.3)
+        mood_axis: Any = top.twinx()
+        mood_axis.set_ylim(0.8, 5.2)
+        mood_axis.set_yticks([1, 2, 3, 4, 5])
+        mood_axis.set_ylabel(t(lang, "Mood (1-5)"), color="#2471a3")
+        mood_axis.tick_params(axis="y", colors="#2471a3")
+        (self.pain,) = top.plot([], [], color="#c0392b", markersize=3, lw=1.6)
+        self.pain.set_label(t(lang, "Pain"))
+        (self.mood,) = mood_axis.plot([], [], color="#2471a3", markersize=3, lw=1.2, ls="--")
+        self.mood.set_label(t(lang, "Mood"))
+        # One legend per combination of series shown, made when first needed.
+        self.legends: dict[tuple[bool, bool], Any] = {}
+        self.figure = figure
 
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI)
-    return buffer.getvalue()
+        # Adherence as one bar artist per day would be hundreds of patches; stairs is one.
+        self.steps = bottom.stairs([0.0], [0.0, 1.0], fill=True, color="#27ae60", alpha=0.75)
+        bottom.set_ylim(0, 105)
+        bottom.set_yticks([0, 50, 100])
+        bottom.set_ylabel(t(lang, "Done (%)"), fontsize=8)
+        bottom.grid(True, axis="y", alpha=0.3)
+        # Whole days from the first day: integer ticks only (never hours), labelled 0, 1, 2, ...
+        self.origin = 0.0
+        bottom.xaxis.set_major_locator(MaxNLocator(nbins=8, integer=True, min_n_ticks=1))
+        bottom.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{round(x - self.origin):d}"))
+        bottom.set_xlabel(t(lang, "Days since the first day"), fontsize=8)
+        top.tick_params(labelbottom=False)
+        self.bottom = bottom
+
+    def _legend(self, pain: bool, mood: bool) -> Any:
+        key = (pain, mood)
+        if key not in self.legends:
+            handles = [line for line, shown in ((self.pain, pain), (self.mood, mood)) if shown]
+            self.legends[key] = self.figure.legend(
+                handles=handles, loc="upper left", ncols=2, fontsize=9, frameon=False, bbox_to_anchor=(0.07, 0.99)
+            )
+        return self.legends[key]
+
+    def render(self, progress: Progress, title: str | None = None) -> bytes:
+        from matplotlib.dates import date2num
+        from PIL import Image
+
+        first = progress.first_day
+        self.empty.set_visible(first is None)
+        if first is None:
+            first = progress.today - timedelta(days=6)
+        # Markers show single entries on a short history; on a long one they are noise.
+        marker = len(progress.pain) <= 60 and len(progress.mood) <= 60
+        for line, series, symbol in ((self.pain, progress.pain, "o"), (self.mood, progress.mood, "s")):
+            line.set_data(date2num(list(series)), list(series.values()))
+            line.set_marker(symbol if marker else "None")
+            line.set_visible(bool(series))
+        shown = (bool(progress.pain), bool(progress.mood))
+        for key in [*self.legends, shown] if any(shown) else self.legends:
+            self._legend(*key).set_visible(key == shown)
+
+        days = _days(first, progress.today)
+        values = [100 * (progress.adherence(d) or 0.0) for d in days]
+        edges = [*(date2num(days) - 0.5), date2num(progress.today) + 0.5]
+        self.steps.set_data(values, edges)
+        self.origin = float(date2num(first))
+        self.bottom.set_xlim(self.origin - 0.5, date2num(progress.today) + 0.5)
+        self.title.set_text(title if title is not None else self.default_title)
+
+        self.canvas.draw()
+        # Encoding is a good part of a render: RGB (the figure is opaque, so alpha carries
+        # nothing) at zlib level 1 takes about a third of the time of savefig's RGBA at level 6,
+        # for a PNG of about the same size.
+        width, height = self.canvas.get_width_height()
+        image = Image.frombuffer("RGBA", (width, height), self.canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
+        buffer = io.BytesIO()
+        image.convert("RGB").save(buffer, format="png", compress_level=1)
+        return buffer.getvalue()
+
+
+def _chart(lang: str) -> _Chart:
+    with _charts_lock:
+        chart = _charts.get(lang)
+        if chart is None:
+            chart = _charts[lang] = _Chart(lang)
+        return chart
+
+
+def render_chart(progress: Progress, title: str | None = None) -> bytes:
+    """The PNG: pain and mood lines above, adherence per day below. Empty data gives a note.
+
+    title: "Your progress" for the patient; staff charts pass the patient's alias.
+    The time axis counts days from the chart's first day (0), never hours.
+    Thread-safe: renders of one language take turns on its figure.
+    """
+    chart = _chart(progress.lang)
+    with chart.lock:
+        return chart.render(progress, title)
+
+
+def warm_up(languages: Iterable[str] = LANGUAGES) -> None:
+    """Import matplotlib, load its fonts and build each language's figure (blocking: run it in a thread)."""
+    for lang in languages:
+        render_chart(synthetic(MAX_DAYS, date(2000, 1, 1), lang))
 
 
 def _days(first: date, last: date) -> list[date]:
@@ -260,10 +309,10 @@ def summary_text(progress: Progress, lang: str | None = None) -> str:
 # --------------------------------------------------------------------------- for /progress
 
 
-async def progress_chart(session: AsyncSession, patient: Patient, now: datetime) -> bytes:
-    """The patient's progress chart as PNG bytes (pain, mood, sessions done per day)."""
+async def progress_chart(session: AsyncSession, patient: Patient, now: datetime, title: str | None = None) -> bytes:
+    """The patient's progress chart as PNG bytes (pain, mood, sessions done per day); staff pass the alias as title."""
     progress = await load_progress(session, patient, now)
-    return await asyncio.to_thread(render_chart, progress)
+    return await asyncio.to_thread(render_chart, progress, title)
 
 
 async def progress_summary_text(session: AsyncSession, patient: Patient, now: datetime, lang: str | None = None) -> str:

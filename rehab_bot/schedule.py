@@ -95,7 +95,8 @@ class Rule:
     @property
     def slot(self) -> str:
         """The slot label, local HH:MM."""
-        return self.local_time.strftime("%H:%M")
+        t = self.local_time
+        return f"{t.hour:02d}:{t.minute:02d}"  # strftime("%H:%M"), several times faster (per reminder)
 
     def matches(self, day: date) -> bool:
         """True when the rule has a slot on this local date."""

@@ -6,8 +6,10 @@ bound to the message that carries its live buttons once that is sent. From
 then on it moves through a small state machine, one conditional UPDATE per
 press, so a repeated, stale or forged press changes nothing:
 
-* ``pending`` with step ``""`` (the four buttons), ``snooze`` (the snooze
-  menu) or ``snoozed`` (waiting for the re-send);
+* ``pending`` with step ``""`` (the reminder's
+  buttons), ``snooze`` (the snooze menu), ``snoozed`` (waiting for the re-send)
+  or ``playing`` (Start was pressed: the exercises are sent one by one, and a
+  last message asks Done or Partly);
 * Done/Partly -> ``done``/``partly`` with step ``effort`` then ``pain``;
 * Skip -> ``skipped`` with step ``reason``; every flow ends in ``closed``;
 * ``missed``: still pending when the patient's local day ended (the sweep).
@@ -31,11 +33,11 @@ from sqlmodel import col
 from sqlmodel import select as select_models
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rehab_bot import plan, programme
+from rehab_bot import plan, programme, session_text
 from rehab_bot.content import Content, Exercise, Phase
 from rehab_bot.db import insert_ignore
 from rehab_bot.models import Delivery, DeliveryStatus, ExerciseSession, Kind, Patient, PatientStatus, ReminderRule
-from rehab_bot.reminders import DueMessage, add_one_off, one_off_values
+from rehab_bot.reminders import DueMessage, WindowOpener, add_one_off, one_off_values
 from rehab_bot.schedule import local_date, local_to_utc
 
 SESSIONS: Any = ExerciseSession.__table__  # type: ignore[attr-defined]
@@ -59,6 +61,7 @@ class Step(enum.StrEnum):
     PAIN = "pain"
     REASON = "reason"
     CLOSED = "closed"
+    PLAYING = "playing"
 
 
 EFFORTS = ("easy", "ok", "hard")
@@ -80,6 +83,7 @@ class Ref:
 
     index: int = 0  # which session of the day (0-based), for recurring session rules
     session_id: int | None = None  # a snooze re-send or a nudge: this very session
+    play: bool = False  # the exercises of session_id, one message each (Start in the chat)
 
 
 def rule_payload(index: int) -> str:
@@ -92,6 +96,11 @@ def one_off_payload(session_id: int, index: int | None = None) -> str:
     if index is None:
         return json.dumps({"session_id": session_id})
     return json.dumps({"session_id": session_id, "session": index})
+
+
+def player_payload(session_id: int, index: int) -> str:
+    """The payload of the one-off delivery that sends a session's exercises one by one (Start)."""
+    return json.dumps({"session_id": session_id, "session": index, "play": True})
 
 
 def parse_payload(payload: str) -> Ref:
@@ -109,9 +118,11 @@ def parse_payload(payload: str) -> Ref:
         return Ref()
     session_id = data.get("session_id")
     index: Any = next((data[k] for k in ("session", "index", "session_index") if k in data), 0)
+    session_id = session_id if isinstance(session_id, int) and not isinstance(session_id, bool) else None
     return Ref(
         index=index if isinstance(index, int) and not isinstance(index, bool) and index >= 0 else 0,
-        session_id=session_id if isinstance(session_id, int) and not isinstance(session_id, bool) else None,
+        session_id=session_id,
+        play=session_id is not None and data.get("play") is True,
     )
 
 
@@ -141,12 +152,17 @@ def exercises_for(phase: Phase | None, index: int) -> list[str]:
 exercises_of = programme.exercises_of
 
 
+async def followed_phase(session: AsyncSession, content: Content, patient: Patient, local_date: date) -> Phase | None:
+    """The phase the patient is in on a local date, in their own plan or content programme."""
+    followed = await programme.programme_for(session, content, patient)
+    return programme.phase_in(followed, patient, local_date)
+
+
 async def session_exercises(
     session: AsyncSession, content: Content, patient: Patient, local_date: date, index: int
 ) -> list[Exercise]:
     """The exercises of a patient's index-th session on a local date, from their own plan or content programme."""
-    followed = await programme.programme_for(session, content, patient)
-    return exercises_of(programme.phase_in(followed, patient, local_date), index, content)
+    return exercises_of(await followed_phase(session, content, patient, local_date), index, content)
 
 
 # --- the session row ------------------------------------------------------------
@@ -279,12 +295,13 @@ class Reminder:
     change: programme.PhaseChange | None
     opened: Opened | None
     exercises: list[Exercise]
+    phase: Phase | None = None  # the phase of the programme the patient follows (their own plan's)
 
 
 async def open_for_deliveries(
     session: AsyncSession, content: Content, messages: Sequence[DueMessage], now: datetime
 ) -> dict[int, Reminder | None]:
-    """Before a window is sent: re-plan each patient's phase and open the sessions, then commit.
+    """Before a window is sent: re-plan each patient's phase and open the sessions; the caller commits.
 
     Returns {delivery_id: Reminder, or None when the reminder no longer applies
     (the patient left, its day is over, or the session was answered meanwhile)}.
@@ -296,7 +313,7 @@ async def open_for_deliveries(
     out: dict[int, Reminder | None] = {}
     if not fresh:
         return out
-    planned: list[tuple[DueMessage, Patient, programme.PhaseChange | None, Opening, list[Exercise]]] = []
+    planned: list[tuple[DueMessage, Patient, programme.PhaseChange | None, Opening, list[Exercise], Phase | None]] = []
     ids = {m.patient_id for m in fresh}
     found = await session.exec(select_models(Patient).where(col(Patient.id).in_(ids)))
     by_id = {p.id: p for p in found.all()}
@@ -321,13 +338,23 @@ async def open_for_deliveries(
         phase_id = phase.id if phase is not None else ""
         opening = Opening(m.patient_id, m.local_date, m.slot, phase_id, m.delivery_id)
         exercises = exercises_of(phase, index, content)
-        planned.append((m, patient, change, opening, exercises))
+        planned.append((m, patient, change, opening, exercises, phase))
     opened = await open_sessions(session, [p[3] for p in planned], now)
-    await session.commit()
-    for m, patient, change, opening, exercises in planned:
+    for m, patient, change, opening, exercises, phase in planned:
         row = opened[opening]
-        out[m.delivery_id] = Reminder(m, patient, change, row, exercises) if row.status == Status.PENDING else None
+        pending = row.status == Status.PENDING
+        out[m.delivery_id] = Reminder(m, patient, change, row, exercises, phase) if pending else None
     return out
+
+
+def window_opener(content: Content) -> WindowOpener:
+    """The dispatcher's window preparation (reminders.WindowOpener): open the window's sessions, in its claim."""
+
+    async def open_window(session: AsyncSession, messages: Sequence[DueMessage], now: datetime) -> dict[int, Any]:
+        # Alerts and safety messages carry their text (body); they open nothing.
+        return await open_for_deliveries(session, content, [m for m in messages if not m.body], now)
+
+    return open_window
 
 
 async def bind_first_messages(session: AsyncSession, sends: Sequence[FirstSend]) -> None:
@@ -417,7 +444,7 @@ async def bind_message(
     if nudge:
         es.nudged_at = now
     if es.step in (Step.SNOOZE, Step.SNOOZED):
-        es.step = Step.BUTTONS.value
+        es.step = Step.BUTTONS.value  # (a session being played keeps its step: Done or Partly)
     session.add(es)
     return previous
 
@@ -434,9 +461,12 @@ class Action(enum.StrEnum):
     EFFORT = "e"
     PAIN = "n"
     REASON = "r"
+    START = "g"  # send the exercises one by one (only without a Mini App)
 
 
 SKIP_ANSWER = "-"  # "skip this question"
+# Steps in which a pending session still takes Done, Partly or Skip.
+OPEN_STEPS = (Step.BUTTONS.value, Step.SNOOZE.value, Step.SNOOZED.value, Step.PLAYING.value)
 
 
 @dataclass(frozen=True)
@@ -470,6 +500,7 @@ def parse_press(data: str | None) -> Press | None:
         Action.PARTLY: ("",),
         Action.SKIP: ("",),
         Action.BACK: ("",),
+        Action.START: ("",),
         Action.SNOOZE: ("", *(str(m) for m in SNOOZE_MINUTES)),
         Action.EFFORT: (*EFFORTS, SKIP_ANSWER),
         Action.PAIN: (*(str(n) for n in range(PAIN_MAX + 1)), SKIP_ANSWER),
@@ -530,7 +561,7 @@ async def apply_press(
     """
     assert patient.id is not None
     pending = (Status.PENDING.value,)
-    open_steps = (Step.BUTTONS.value, Step.SNOOZE.value, Step.SNOOZED.value)
+    open_steps = OPEN_STEPS
     snoozed_until: datetime | None = None
     action, value = press.action, press.value
     if action in (Action.DONE, Action.PARTLY, Action.SKIP):
@@ -545,6 +576,27 @@ async def apply_press(
             steps=open_steps,
             values={"status": status.value, "step": step.value, "answered_at": now},
         )
+    elif action == Action.START:
+        ok = await _advance(
+            session,
+            press,
+            patient.id,
+            message_id,
+            statuses=pending,
+            steps=(Step.BUTTONS.value,),
+            values={"step": Step.PLAYING.value},
+        )
+        if ok:
+            es = await get(session, press.session_id)
+            assert es is not None
+            add_one_off(
+                session,
+                patient,
+                kind=Kind.SESSION,
+                due_at=now,
+                now=now,
+                payload=player_payload(press.session_id, await session_index(session, es)),
+            )
     elif action == Action.SNOOZE and not value:
         ok = await _advance(
             session,
@@ -623,6 +675,62 @@ async def apply_press(
     es = await get(session, press.session_id)
     assert es is not None
     return Applied(press, es, snoozed_until)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of a session after :func:`record_outcome`."""
+
+    session: ExerciseSession
+    recorded: bool  # False: an outcome was recorded before (a chat button, another device); nothing changed
+
+
+async def record_outcome(
+    session: AsyncSession,
+    patient: Patient,
+    session_id: int,
+    *,
+    status: Status,
+    now: datetime,
+    effort: str = "",
+    pain: int | None = None,
+) -> Outcome | None:
+    """Record Done or Partly with its answers in one step (the Mini App's finish); the caller commits.
+
+    The same state machine as the chat buttons: only a pending session of this
+    patient changes, in one conditional UPDATE, so pressing Done in the chat
+    and finishing in the Mini App records one outcome, whichever comes first;
+    the second gets recorded=False and the first outcome. None: no such
+    session of this patient, or it was skipped or missed.
+    """
+    assert patient.id is not None
+    if status not in (Status.DONE, Status.PARTLY):
+        raise ValueError(f"not an outcome of a finished session: {status}")
+    if effort not in ("", *EFFORTS) or (pain is not None and not 0 <= pain <= PAIN_MAX):
+        raise ValueError("effort or pain out of range")
+    s = SESSIONS.c
+    conn = await session.connection()
+    result = await conn.execute(
+        update(SESSIONS)
+        .where(
+            s.id == session_id,
+            s.patient_id == patient.id,
+            s.status == Status.PENDING.value,
+            s.step.in_(list(OPEN_STEPS)),
+        )
+        .values(status=status.value, step=Step.CLOSED.value, answered_at=now, effort=effort, pain=pain)
+    )
+    es = await get(session, session_id)
+    if es is None or es.patient_id != patient.id:
+        return None
+    if result.rowcount:
+        return Outcome(es, True)
+    return Outcome(es, False) if es.status in DONE_STATUSES else None
+
+
+# --- how long a session takes: rehab_bot/session_text.py (the reminder says it) -------------
+
+estimated_minutes = session_text.estimated_minutes
 
 
 async def session_index(session: AsyncSession, es: ExerciseSession) -> int:

@@ -10,24 +10,46 @@
   patient and tells the therapist once.
 * Network errors and 5xx are passing: retried later with backoff by the
   engine, from the database, so a restart does not forget them.
+* Reminders the engine sends take a lean path (:class:`BotApi`): the JSON
+  body is encoded once, the keyboard from a template cached per set of labels
+  (that is, per kind and language), and of the reply only ``ok``,
+  ``result.message_id``, ``error_code``, ``description`` and ``parameters``
+  are read; no PTB ``Message`` is built for a message nobody edits through
+  PTB. It paces and maps errors exactly as the PTB path does (same pacer,
+  same exceptions, so :func:`classify` sees no difference). Replies to a
+  patient's own actions, media and edits keep going through PTB.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message
-from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
+from sqlmodel.ext.asyncio.session import AsyncSession
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, WebAppInfo
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Conflict,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
 from telegram.ext import BaseRateLimiter, ExtBot
 
+from rehab_bot.aiohttp_request import AiohttpRequest
 from rehab_bot.ratelimit import BULK, INTERACTIVE, SAFETY, Pacer
-from rehab_bot.reminders import DueMessage, Failed, Outcome, Retry, Sent, Unreachable
+from rehab_bot.reminders import BookkeepingFailed, DueMessage, Failed, Outcome, Retry, Sent, Unreachable
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +123,11 @@ class PacingRateLimiter(BaseRateLimiter[dict[str, Any]]):
             if paced:
                 await self.pacer.acquire(chat_id, priority)
             try:
-                return await callback(*args, **kwargs)
+                try:
+                    return await callback(*args, **kwargs)
+                finally:
+                    if paced:
+                        self.pacer.sent(chat_id)
             except BadRequest as exc:
                 # A press can only be answered for a short while. After a
                 # restart or a slow handler Telegram refuses the answer, but
@@ -112,11 +138,7 @@ class PacingRateLimiter(BaseRateLimiter[dict[str, Any]]):
                     return True
                 raise
             except RetryAfter as exc:
-                seconds = retry_after_seconds(exc)
-                if chat_id is not None:
-                    self.pacer.block_chat(chat_id, seconds)
-                else:
-                    self.pacer.block_all(seconds)
+                seconds = _block_scope(self.pacer, chat_id, exc)
                 attempt += 1
                 if priority >= BULK or attempt > _INTERACTIVE_RETRIES:
                     raise
@@ -135,6 +157,129 @@ def _private_chat_id(data: dict[str, Any]) -> int | None:
     if isinstance(chat_id, str) and chat_id.lstrip("-").isdigit():
         return int(chat_id)
     return None
+
+
+# --- the lean path for the engine's text messages ---------------------------------------------
+
+
+def _telegram_error(code: int, payload: bytes) -> TelegramError:
+    """The exception PTB raises for this HTTP status and reply (telegram.request.BaseRequest), so that
+    both paths classify alike: the HTTP status decides, parameters may turn it into RetryAfter or ChatMigrated."""
+    try:
+        message = f"{HTTPStatus(code).phrase} ({code})"
+    except ValueError:
+        message = f"Unknown HTTPError ({code})"
+    try:
+        reply = json.loads(payload)
+    except ValueError:
+        reply = None
+    if isinstance(reply, dict):
+        message = reply.get("description") or message
+        parameters = reply.get("parameters")
+        if isinstance(parameters, dict):
+            if parameters.get("migrate_to_chat_id"):
+                return ChatMigrated(parameters["migrate_to_chat_id"])
+            if parameters.get("retry_after"):
+                return RetryAfter(parameters["retry_after"])
+    if code == HTTPStatus.FORBIDDEN:
+        return Forbidden(message)
+    if code in (HTTPStatus.NOT_FOUND, HTTPStatus.UNAUTHORIZED):
+        return InvalidToken(message)
+    if code == HTTPStatus.BAD_REQUEST:
+        return BadRequest(message)
+    if code == HTTPStatus.CONFLICT:
+        return Conflict(message)
+    return NetworkError(message)
+
+
+def _block_scope(pacer: Pacer, chat_id: int | None, exc: RetryAfter) -> float:
+    """A 429 holds the scope it was given for: the chat, or everything for a request without one."""
+    seconds = retry_after_seconds(exc)
+    if chat_id is not None:
+        pacer.block_chat(chat_id, seconds)
+    else:
+        pacer.block_all(seconds)
+    return seconds
+
+
+# Keyboards by their labels: the rows of (label, callback data) of one kind in one language
+# always have the same labels, so the JSON around the callback data is built once.
+_KEYBOARDS: dict[tuple[tuple[str, ...], ...], str] = {}
+_KEYBOARDS_MAX = 512
+
+
+def keyboard_json(buttons: Sequence[Sequence[tuple[str, str]]]) -> str:
+    """The inline keyboard as Telegram's JSON, from a template cached per set of labels."""
+    labels = tuple(tuple(label for label, _ in row) for row in buttons)
+    template = _KEYBOARDS.get(labels)
+    if template is None:
+        rows = (
+            "["
+            + ",".join(
+                '{"text":' + json.dumps(label, ensure_ascii=False).replace("%", "%%") + ',"callback_data":%s}'
+                for label in row
+            )
+            + "]"
+            for row in labels
+        )
+        template = '{"inline_keyboard":[' + ",".join(rows) + "]}"
+        if len(_KEYBOARDS) < _KEYBOARDS_MAX:
+            _KEYBOARDS[labels] = template
+    return template % tuple(json.dumps(data) for row in buttons for _, data in row)
+
+
+def message_body(
+    chat_id: int,
+    text: str,
+    buttons: Sequence[Sequence[tuple[str, str]]] | None,
+    *,
+    web_app: tuple[str, str] | None = None,
+    effect_id: str | None = None,
+) -> bytes:
+    """sendMessage's JSON body, encoded once.
+
+    web_app: a first row with one button that opens a Mini App, (label, https URL);
+    effect_id: Telegram's message_effect_id (private chats only).
+    """
+    body = f'{{"chat_id":{int(chat_id)},"text":{json.dumps(text, ensure_ascii=False)}'
+    if web_app:
+        opener = json.dumps([{"text": web_app[0], "web_app": {"url": web_app[1]}}], ensure_ascii=False)
+        rows = keyboard_json(buttons)[len('{"inline_keyboard":[') : -2] if buttons else ""
+        body += ',"reply_markup":{"inline_keyboard":[' + opener + ("," + rows if rows else "") + "]}"
+    elif buttons:
+        body += ',"reply_markup":' + keyboard_json(buttons)
+    if effect_id:
+        body += ',"message_effect_id":' + json.dumps(effect_id)
+    return (body + "}").encode()
+
+
+class BotApi:
+    """sendMessage for the engine without PTB's request and reply objects (see the module docstring)."""
+
+    def __init__(self, request: AiohttpRequest, base_url: str, pacer: Pacer) -> None:
+        self.request = request
+        self.url = base_url.rstrip("/") + "/sendMessage"
+        self.pacer = pacer
+
+    async def send_message(self, chat_id: int, body: bytes, priority: int) -> int:
+        """Send a body from :func:`message_body` to chat_id when the pacer allows; the message id.
+
+        Raises the TelegramError PTB would raise; a 429 blocks its scope first, as PacingRateLimiter does.
+        """
+        await self.pacer.acquire(chat_id, priority)
+        try:
+            code, payload = await self.request.post_json(self.url, body)
+        finally:
+            self.pacer.sent(chat_id)
+        if 200 <= code <= 299:
+            try:
+                return int(json.loads(payload)["result"]["message_id"])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise NetworkError(f"Unexpected reply to sendMessage: {type(exc).__name__}") from exc
+        error = _telegram_error(code, payload)
+        if isinstance(error, RetryAfter):
+            _block_scope(self.pacer, chat_id, error)
+        raise error
 
 
 # --- rendering and the engine's sender --------------------------------------
@@ -181,15 +326,25 @@ class OutgoingMedia:
 
 @dataclass(frozen=True)
 class SentItem:
-    """A message that went out, for its renderer's batched bookkeeping."""
+    """A message that went out, for its renderer's batched bookkeeping.
+
+    file_id: the new file_id of the message's own media after an upload;
+    uploads: (source, file_id) of every media uploaded for it, its ``before`` parts included.
+    """
 
     message: DueMessage
     message_id: int
     file_id: str | None
     data: Any
+    uploads: tuple[tuple[str, str], ...] = ()
 
 
-SettleMany = Callable[[list[SentItem]], Awaitable[None]]
+# Telegram's message effect for milestones ("🎉"), private chats only.
+MILESTONE_EFFECT_ID = "5046509860389126442"
+
+
+# (db, items): the bookkeeping of a window's sent messages, in the transaction that records them.
+SettleMany = Callable[[AsyncSession, list[SentItem]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -212,24 +367,42 @@ class OutgoingMessage:
     buttons: list[list[tuple[str, str]]] = field(default_factory=list)
     media: OutgoingMedia | None = None
     settle: tuple[SettleMany, Any] | None = field(default=None, compare=False)
+    # A first row with one button that opens a Mini App: (label, https URL).
+    web_app: tuple[str, str] | None = None
+    # Telegram's message_effect_id (private chats), e.g. MILESTONE_EFFECT_ID.
+    effect_id: str | None = None
+    # Messages sent first, in order, each paced like any other (the exercises before "Done?").
+    before: tuple[OutgoingMessage, ...] = ()
 
     def markup(self) -> InlineKeyboardMarkup | None:
         """The inline keyboard, or None without buttons."""
-        if not self.buttons:
-            return None
-        return InlineKeyboardMarkup(
-            [[InlineKeyboardButton(label, callback_data=data) for label, data in row] for row in self.buttons]
-        )
+        return keyboard(self.buttons, self.web_app)
+
+
+def keyboard(
+    buttons: list[list[tuple[str, str]]], web_app: tuple[str, str] | None = None
+) -> InlineKeyboardMarkup | None:
+    """Rows of (label, callback_data) as an inline keyboard, under an optional Mini App button; None if empty."""
+    rows = [[InlineKeyboardButton(web_app[0], web_app=WebAppInfo(web_app[1]))]] if web_app else []
+    rows += [[InlineKeyboardButton(label, callback_data=data) for label, data in row] for row in buttons]
+    return InlineKeyboardMarkup(rows) if rows else None
 
 
 Renderer = Callable[[DueMessage], Awaitable[OutgoingMessage | None]]
-# Renders a claimed window in one go: {delivery_id: message or None}; the
-# deliveries it leaves out are rendered one by one.
-BatchRenderer = Callable[[Sequence[DueMessage]], Awaitable[dict[int, OutgoingMessage | None]]]
+# Renders a claimed window in one go, reading through the claim's transaction
+# (db, messages, what the dispatcher opened for them): {delivery_id: message or
+# None}; the deliveries it leaves out are rendered one by one.
+BatchRenderer = Callable[
+    [AsyncSession, Sequence[DueMessage], Mapping[int, Any]], Awaitable[dict[int, OutgoingMessage | None]]
+]
 
 
 class TelegramSender:
-    """The engine's Sender: render, send through the paced bot, classify errors."""
+    """The engine's Sender: render, send through the paced bot, classify errors.
+
+    With ``api`` (the aiohttp backend) text messages take the lean path, :class:`BotApi`;
+    without it (PTB's httpx backend, tests with a stand-in bot) everything goes through PTB.
+    """
 
     def __init__(
         self,
@@ -237,34 +410,42 @@ class TelegramSender:
         render: Renderer,
         *,
         render_many: BatchRenderer | None = None,
+        api: BotApi | None = None,
     ) -> None:
         self.bot = bot
         self.render = render
         self.render_many = render_many
-        # Rendered ahead by prepare(), keyed by (delivery, attempt) so that a
-        # retry of the same delivery is rendered afresh.
+        self.api = api
+        # Rendered ahead, keyed by (delivery, attempt) so that a retry of the
+        # same delivery is rendered afresh.
         self._prepared: dict[tuple[int, int], OutgoingMessage | None] = {}
         self._unsettled: list[tuple[SettleMany, SentItem]] = []
 
+    async def render_window(self, db: AsyncSession, messages: Sequence[DueMessage], opened: Mapping[int, Any]) -> None:
+        """Render what the batch renderer can of a claimed window, inside the claim's transaction.
+
+        The batch renderer only reads (through db). It raises what the
+        renderer raised, having kept nothing: the dispatcher then takes the
+        claim again without it, and :meth:`prepare` renders one by one.
+        """
+        if self.render_many is None or not messages:
+            return
+        rendered = await self.render_many(db, messages, opened)
+        for message in messages:
+            if message.delivery_id in rendered:
+                self._prepared[(message.delivery_id, message.attempts)] = rendered[message.delivery_id]
+
     async def prepare(self, messages: Sequence[DueMessage]) -> None:
-        """Render a claimed window before its sends start: in one batch where the renderer can, else in turn.
+        """Render, one after another, the messages of a window the batch renderer left, before the sends start.
 
         Rendering one message after another here, rather than inside the
         concurrent sends, keeps the renderers' database writes from queueing
         behind each other (SQLite has one writer; each waiting transaction
         costs CPU in its retry loop).
         """
-        if self.render_many is None or not messages:
-            return
-        rendered: dict[int, OutgoingMessage | None] = {}
-        try:
-            rendered = await self.render_many(messages)
-        except Exception:  # a bug in batch rendering must not stall the queue: render one by one
-            log.exception("batch rendering of %d deliveries failed; rendering one by one", len(messages))
         for message in messages:
             key = (message.delivery_id, message.attempts)
-            if message.delivery_id in rendered:
-                self._prepared[key] = rendered[message.delivery_id]
+            if key in self._prepared:
                 continue
             try:
                 self._prepared[key] = await self.render(message)
@@ -276,16 +457,30 @@ class TelegramSender:
         for m in messages:
             self._prepared.pop((m.delivery_id, m.attempts), None)
 
-    async def flush(self) -> None:
-        """Run the batched bookkeeping of everything sent since the last flush, one call per renderer."""
+    async def flush(self, db: AsyncSession, *, isolate: bool = False) -> None:
+        """Run the batched bookkeeping of everything sent since the last flush, one call per renderer, in db.
+
+        A failure raises BookkeepingFailed and keeps the items; the dispatcher
+        rolls back and records again with isolate=True, where each call runs in
+        a savepoint and a failing one is rolled back alone and logged (the
+        messages are out: a bookkeeping bug must not get them re-sent).
+        """
         pending, self._unsettled = self._unsettled, []
         groups: dict[SettleMany, list[SentItem]] = {}
         for settle_many, item in pending:
             groups.setdefault(settle_many, []).append(item)
         for settle_many, items in groups.items():
+            if not isolate:
+                try:
+                    await settle_many(db, items)
+                except Exception as exc:
+                    self._unsettled = pending + self._unsettled
+                    raise BookkeepingFailed from exc
+                continue
             try:
-                await settle_many(items)
-            except Exception:  # the messages are out: a bookkeeping bug must not get them re-sent
+                async with db.begin_nested():
+                    await settle_many(db, items)
+            except Exception:
                 log.exception("after-send bookkeeping failed for %d deliveries", len(items))
 
     async def send(self, message: DueMessage) -> Outcome:
@@ -295,15 +490,23 @@ class TelegramSender:
         if rendered is None:
             return Failed("nothing to send: superseded")
         priority = SAFETY if message.kind in ("safety", "alert") else BULK
+        limits = {"priority": priority}
+        uploads: list[tuple[str, str]] = []
         try:
-            message_id, file_id = await self._deliver(message.chat_id, rendered, {"priority": priority})
+            for part in rendered.before:
+                _, part_file_id = await self._deliver(message.chat_id, part, limits)
+                if part_file_id and part.media is not None:
+                    uploads.append((part.media.source, part_file_id))
+            message_id, file_id = await self._deliver(message.chat_id, rendered, limits)
         except TelegramError as exc:
             outcome = classify(exc)
             log.info("delivery %d: %s", message.delivery_id, type(outcome).__name__)
             return outcome
+        if file_id and rendered.media is not None:
+            uploads.append((rendered.media.source, file_id))
         if rendered.settle is not None:
             settle_many, data = rendered.settle
-            self._unsettled.append((settle_many, SentItem(message, message_id, file_id, data)))
+            self._unsettled.append((settle_many, SentItem(message, message_id, file_id, data, tuple(uploads))))
         return Sent(message_id)
 
     async def _deliver(self, chat_id: int, rendered: OutgoingMessage, limits: dict[str, Any]) -> tuple[int, str | None]:
@@ -313,7 +516,11 @@ class TelegramSender:
         if rendered.media is not None:
             fits = len(chunks) == 1 and utf16_len(chunks[0]) <= MAX_CAPTION
             sent = await self._send_media(
-                chat_id, rendered.media, chunks[0] if fits else None, rendered.markup() if fits else None, limits
+                chat_id,
+                rendered.media,
+                chunks[0] if fits else None,
+                rendered.markup() if fits else None,
+                {**limits, "effect": rendered.effect_id if fits else None},
             )
             if sent is not None:
                 message, file_id = sent
@@ -322,10 +529,21 @@ class TelegramSender:
         message_id = 0
         for n, chunk in enumerate(chunks):
             last = n == len(chunks) - 1
+            if self.api is not None:
+                body = message_body(
+                    chat_id,
+                    chunk,
+                    rendered.buttons if last else None,
+                    web_app=rendered.web_app if last else None,
+                    effect_id=rendered.effect_id if last else None,
+                )
+                message_id = await self.api.send_message(chat_id, body, limits["priority"])
+                continue
             sent_text = await self.bot.send_message(
                 chat_id=chat_id,
                 text=chunk,
                 reply_markup=rendered.markup() if last else None,
+                message_effect_id=rendered.effect_id if last else None,
                 rate_limit_args=limits,
             )
             message_id = sent_text.message_id
@@ -376,10 +594,12 @@ class TelegramSender:
         markup: InlineKeyboardMarkup | None,
         limits: dict[str, Any],
     ) -> Message:
+        limits = dict(limits)
         common: dict[str, Any] = {
             "chat_id": chat_id,
             "caption": caption,
             "reply_markup": markup,
+            "message_effect_id": limits.pop("effect", None),
             "rate_limit_args": limits,
         }
         if isinstance(payload, bytes):

@@ -113,3 +113,45 @@ def test_session_renderers_only_turn_rows_into_messages() -> None:
         if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr in WRITES
     }
     assert writes == set()
+
+
+# Core calls that write: a renderer must not make them (the entry points below call the core's
+# open/choose-for-delivery function once, before rendering).
+CORE_WRITES = WRITES | {"start", "next_step", "choose", "record_sent", "delete"}
+PURE_RENDERERS = {
+    "checkin.py": {"checkin_message", "motivation_message", "step_message"},
+    "education.py": {"lesson_delivery", "lesson_message"},
+}
+ENTRIES = {
+    "checkin.py": {"render_checkin": "open_for_delivery", "render_motivation": "choose_for_delivery"},
+    "education.py": {"render_lesson": "due_for_delivery"},
+}
+
+
+def _functions(name: str) -> dict[str, ast.FunctionDef | ast.AsyncFunctionDef]:
+    tree = ast.parse((PACKAGE / "bot" / name).read_text(encoding="utf-8"))
+    return {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
+
+
+def _called(fn: ast.AST) -> set[str]:
+    return {
+        call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", "")
+        for call in ast.walk(fn)
+        if isinstance(call, ast.Call)
+    }
+
+
+def test_checkin_motivation_and_lesson_renderers_write_nothing() -> None:
+    """Check-ins, motivation and lessons are opened or chosen by the core before rendering; rendering only reads."""
+    for name, pure in PURE_RENDERERS.items():
+        functions = _functions(name)
+        assert pure <= functions.keys(), name
+        for fn in pure:
+            assert _called(functions[fn]) & CORE_WRITES == set(), (name, fn)
+            assert not isinstance(functions[fn], ast.AsyncFunctionDef), f"{fn} reads nothing: it is not async"
+    for name, entries in ENTRIES.items():
+        functions = _functions(name)
+        for fn, core_call in entries.items():
+            called = _called(functions[fn])
+            assert core_call in called, (name, fn)
+            assert called & CORE_WRITES == set(), (name, fn, called & CORE_WRITES)

@@ -274,6 +274,47 @@ def test_a_clinic_text_missing_a_language_is_a_config_error(tmp_path: Path, text
         load_config(write(tmp_path, text), env={"REHAB_BOT_TELEGRAM_TOKEN": TEST_TOKEN})
 
 
+@pytest.mark.parametrize(
+    ("url", "fix"),
+    [
+        ("http://rehab.clinic.example", "plain http is for 127.0.0.1 only"),
+        ("http://127.0.0.2", "plain http is for 127.0.0.1 only"),
+        ("ftp://rehab.clinic.example", "not a URL"),
+        ("rehab.clinic.example", "not a URL"),
+        ("https://", "not a URL"),
+        ("https://rehab.clinic.example/#x", "not a URL"),
+        ("https://user:secret@rehab.clinic.example", "not a URL"),
+    ],
+)
+def test_the_mini_app_address_needs_https_except_on_loopback(tmp_path: Path, url: str, fix: str) -> None:
+    """Checked also without [web] listen: the reminders' Start buttons open it, and Telegram opens https only."""
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, f'[web]\npublic_url = "{url}"\n'), env={"REHAB_BOT_TELEGRAM_TOKEN": TEST_TOKEN})
+    assert str(info.value).startswith("web.public_url") and fix in str(info.value)
+
+
+def test_loopback_may_use_http_and_privacy_mode_needs_the_mini_app(tmp_path: Path) -> None:
+    env = {"REHAB_BOT_TELEGRAM_TOKEN": TEST_TOKEN}
+    for url in (
+        "http://127.0.0.1:8080",
+        "http://localhost:8080/rehab",
+        "http://[::1]:8080",
+        "https://rehab.example.org",
+    ):
+        assert load_config(write(tmp_path, f'[web]\npublic_url = "{url}"\n'), env=env).web.public_url == url
+    assert load_config(write(tmp_path, ""), env=env).privacy.health_data_in_chat is True, "on by default"
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, "[privacy]\nhealth_data_in_chat = false\n"), env=env)
+    assert str(info.value).startswith("privacy.health_data_in_chat") and "[web] public_url" in str(info.value)
+    off = load_config(
+        write(tmp_path, '[privacy]\nhealth_data_in_chat = false\n[web]\npublic_url = "https://rehab.example.org"\n'),
+        env=env,
+    )
+    assert off.privacy.health_data_in_chat is False
+    env_off = {**env, "REHAB_BOT_PRIVACY_HEALTH_DATA_IN_CHAT": "false", "REHAB_BOT_WEB_PUBLIC_URL": "https://x.org"}
+    assert load_config(write(tmp_path, ""), env=env_off).privacy.health_data_in_chat is False
+
+
 # --- [web] ---------------------------------------------------------------------------
 
 

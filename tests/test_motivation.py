@@ -61,12 +61,16 @@ def test_streaks_pick_the_longest_reached_once_per_streak(content: Content) -> N
     assert pick(content, facts(streak_days=3), FIRST) == "streak-3"
     assert pick(content, facts(streak_days=2), FIRST) is None
     seven = facts(streak_days=7)
-    assert pick(content, seven, FIRST) == "streak-7"
-    assert pick(content, facts(streak_days=8), [*FIRST, ago("streak-7", 1)]) is None
-    assert pick(content, facts(streak_days=30), FIRST) == "streak-30"
+    # The very first 7-day run is the first-full-week milestone; later runs get the streak message.
+    assert pick(content, seven, FIRST) == "first-full-week"
+    assert pick(content, facts(streak_days=8), [*FIRST, ago("first-full-week", 1)]) is None
+    earlier = [*FIRST, ago("first-full-week", 20)]
+    assert pick(content, seven, earlier) == "streak-7"
+    assert pick(content, facts(streak_days=8), [*earlier, ago("streak-7", 1)]) is None
+    assert pick(content, facts(streak_days=30), [*FIRST, ago("first-full-week", 40)]) == "streak-30"
     # A new streak after a break earns its messages again (outside the 14-day no-repeat window).
     assert pick(content, facts(streak_days=3), [*FIRST, ago("streak-3", 20)]) == "streak-3"
-    choice = select_message(facts(streak_days=14), content, FIRST, "de")
+    choice = select_message(facts(streak_days=14), content, earlier, "de")
     assert choice is not None and choice.render("de").startswith("14 Tage in Folge")
 
 
@@ -229,3 +233,55 @@ def _pain(patient_id: int, day: date, value: int, clock: FakeClock) -> CheckIn:
         started_at=clock.now(),
         completed_at=clock.now(),
     )
+
+
+# --- milestones ---------------------------------------------------------------------------------
+
+
+def test_milestones_come_with_an_effect_once_and_never_on_a_red_flag_day(content: Content) -> None:
+    first_week = select_message(facts(streak_days=7), content, FIRST, "en")
+    assert first_week is not None and first_week.message.id == "first-full-week" and first_week.milestone
+    assert pick(content, facts(streak_days=7, red_flag_today=True), FIRST) is None
+    # A phase change, in the phase's first two days, once per phase; never in the programme's first phase.
+    new_phase = facts(phase_title="Weeks 3-6: standing exercises", days_in_phase=0)
+    choice = select_message(new_phase, content, FIRST, "en")
+    assert choice is not None and choice.milestone
+    assert (
+        choice.render("en")
+        == "New stage reached: Weeks 3-6: standing exercises. Your programme grows with your recovery."
+    )
+    assert pick(content, dataclasses.replace(new_phase, days_in_phase=1), [*FIRST, ago("phase-change", 1)]) is None
+    assert pick(content, dataclasses.replace(new_phase, days_in_phase=2), FIRST) is None
+    assert pick(content, facts(phase_title="Weeks 1-2", days_in_phase=None), FIRST) is None
+    assert pick(content, dataclasses.replace(new_phase, red_flag_today=True), FIRST) is None
+    # Pain halved from a first week of 2 or more, once.
+    halved = facts(first_week_pain=6.0, recent_pain=3.0, pain_days_known=20)
+    choice = select_message(halved, content, FIRST, "de")
+    assert choice is not None and choice.message.id == "pain-halved" and choice.milestone
+    assert "6,0" in choice.render("de") and "3,0" in choice.render("de")
+    assert pick(content, dataclasses.replace(halved, recent_pain=3.5), FIRST) == "pain-improved-1"
+    assert pick(content, facts(first_week_pain=1.5, recent_pain=0.5, pain_days_known=20), FIRST) != "pain-halved"
+    assert pick(content, halved, [*FIRST, ago("pain-halved", 30)]) != "pain-halved"
+    assert pick(content, dataclasses.replace(halved, red_flag_today=True), FIRST) is None
+    # Streak and weekly messages are not milestones.
+    streak = select_message(facts(streak_days=3), content, FIRST, "en")
+    assert streak is not None and not streak.milestone
+
+
+def test_without_health_data_in_the_chat_no_message_states_pain_or_mood(content: Content) -> None:
+    halved = facts(first_week_pain=6.0, recent_pain=3.0, pain_days_known=20)
+    assert select_message(halved, content, FIRST, "en", health_data=False) is None
+    new_phase = facts(phase_title="Weeks 3-6: standing exercises", days_in_phase=0)
+    assert select_message(new_phase, content, FIRST, "en", health_data=False) is None, "the phase is treatment data"
+    first_week = select_message(facts(streak_days=7), content, FIRST, "en", health_data=False)
+    assert first_week is not None and first_week.milestone
+    weekly = facts(week_done=10, week_planned=14, week_pain=3.0, week_mood=4.0)
+    choice = select_message(weekly, content, FIRST, "en", health_data=False)
+    assert choice is not None and choice.message.id == "weekly-3"
+    assert select_message(weekly, content, FIRST, "en").message.id == "weekly-1"  # type: ignore[union-attr]
+
+
+def test_reminder_encouragement_takes_turns(content: Content) -> None:
+    lines = {motivation.encouragement(content, "en", n) for n in range(6)}
+    assert len(lines) == 3 and all(lines)
+    assert motivation.encouragement(content, "de", 0) != motivation.encouragement(content, "en", 0)

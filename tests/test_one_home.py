@@ -139,6 +139,19 @@ def _sources() -> dict[str, str]:
     return {str(p.relative_to(PACKAGE)): p.read_text(encoding="utf-8") for p in sorted(PACKAGE.rglob("*.py"))}
 
 
+# --- the Mini App's addresses and the public URL rule --------------------------------------------
+
+
+def test_mini_app_addresses_come_from_one_place_and_name_no_health_topic() -> None:
+    from rehab_bot import miniapp
+
+    base = "https://rehab.example.org/"
+    assert miniapp.session_url(base, 12) == "https://rehab.example.org/app/session/12"
+    assert miniapp.checkin_url(base, 34) == "https://rehab.example.org/app/checkin/34"
+    assert miniapp.result_url(base) == "https://rehab.example.org/app/result"
+    assert miniapp.home_url("http://127.0.0.1:8080") == "http://127.0.0.1:8080/app"
+
+
 def second_copies() -> list[str]:
     """Where a rule of this file is written again outside its home."""
     copies: list[str] = []
@@ -155,6 +168,10 @@ def second_copies() -> list[str]:
             copies.append(f"{name}: surgery types")
         if re.search(r"\(\s*\"en\",\s*\"de\"\s*\)", text) and name != "i18n.py":
             copies.append(f"{name}: languages")
+        if re.search(r"/app/(session|checkin|result)\b", text) and name != "miniapp.py":
+            copies.append(f"{name}: Mini App addresses")
+        if re.search(r"\bLOOPBACK_HOSTS\s*=", text) and name != "config.py":
+            copies.append(f"{name}: the public URL rule")
         tree = ast.parse(text)
         for node in ast.walk(tree):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name in {

@@ -31,7 +31,7 @@ from rehab_bot.models import (
 )
 from rehab_bot.plan import PlanError
 from rehab_bot.reminders import Dispatcher
-from rehab_bot.session_text import reminder_text
+from rehab_bot.session_text import exercise_card, reminder_text
 
 SURGERY = date(2026, 6, 1)  # T0 (2026-06-10 07:00 Berlin) is day 9: phase weeks-1-2, 3 sessions at 09, 13, 18
 QUIET = (None, None)
@@ -218,8 +218,12 @@ async def test_the_preview_is_exactly_the_next_reminder_the_engine_sends(
         unchanged = await programme.preview(session, content, p, clock.now())
         shown = await programme.preview(session, content, p, clock.now(), new_plan)
     assert unchanged is not None and shown is not None
-    assert "Oberschenkel anspannen (1 × 10 Wiederholungen" in unchanged.text
-    assert "Oberschenkel anspannen (3 × 15 Wiederholungen" in shown.text and "📝 Langsam." in shown.text
+    assert unchanged.cards[2].startswith("3/6 · Oberschenkel anspannen\n1 × 10 Wiederholungen")
+    assert (
+        shown.cards[2].startswith("3/6 · Oberschenkel anspannen\n3 × 15 Wiederholungen")
+        and "📝 Langsam." in shown.cards[2]
+    )
+    assert shown.text.startswith("Zeit für Ihre Übungseinheit (09:00).") and "6 Übungen" in shown.text
     assert (shown.local_date, shown.slot) == (date(2026, 6, 10), "09:00")  # the patient's own times are kept
 
     async with db.session() as session:
@@ -240,11 +244,18 @@ async def test_the_preview_is_exactly_the_next_reminder_the_engine_sends(
     async with db.session() as session:
         opened = await session_core.open_for_deliveries(session, content, [reminder], clock.now())
     r = opened[reminder.delivery_id]
-    assert r is not None
+    assert r is not None and r.phase is not None
+    lang = r.patient.language
     sent_text = reminder_text(
-        r.patient.language, slot=reminder.slot, late=reminder.late, exercises=r.exercises, change=r.change
+        lang,
+        slot=reminder.slot,
+        late=reminder.late,
+        exercises=r.exercises,
+        change=r.change,
+        session_name=r.phase.title[lang],
     )
-    assert sent_text == shown.text
+    assert sent_text == shown.text  # the engine then adds a line of encouragement
+    assert [exercise_card(lang, n, 6, ex) for n, ex in enumerate(r.exercises, start=1)] == shown.cards
 
 
 async def test_the_engine_follows_the_plan_into_its_next_phase_and_the_chat_programme_button_replaces_it(

@@ -6,16 +6,19 @@ import asyncio
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
+from typing import Any
 
 import pytest
 from factories import T0, FakeSender, make_patient, make_staff
 from sqlmodel import select
+from sqlmodel import update as update_
 
 from rehab_bot.clock import FakeClock
 from rehab_bot.config import ClinicConfig, DeliveryConfig
 from rehab_bot.db import Database
 from rehab_bot.models import PRIORITY, Alert, Delivery, DeliveryStatus, Kind, Patient, PatientStatus, ReminderRule
 from rehab_bot.reminders import (
+    BookkeepingFailed,
     Dispatcher,
     DueMessage,
     Failed,
@@ -409,3 +412,64 @@ async def test_a_slot_falling_due_during_a_long_drain_goes_out_in_the_same_tick(
     clock.set(T0 + timedelta(minutes=2))
     report = await d.tick()
     assert report.sent == 31 and sender.sent[-1].chat_id == 8299
+
+
+class WindowSender(FakeSender):
+    """A batch sender whose window hooks can be told to fail; records what they saw."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.windows: list[list[int]] = []
+        self.prepared: list[int] = []
+        self.flushed: list[int] = []
+        self.fail_window = self.fail_flush = 0
+
+    async def render_window(self, db: Any, messages: Any, opened: Any) -> None:
+        self.windows.append([m.delivery_id for m in messages])
+        # A write through the claim's transaction: it must vanish with the claim's rollback.
+        await db.exec(update_(Patient).values(alias="touched by a failed window"))
+        if self.fail_window:
+            self.fail_window -= 1
+            raise RuntimeError("window bug")
+
+    async def prepare(self, messages: Any) -> None:
+        self.prepared.extend(m.delivery_id for m in messages)
+
+    def forget(self, messages: Any) -> None:
+        pass
+
+    async def flush(self, db: Any, *, isolate: bool = False) -> None:
+        if self.fail_flush and not isolate:
+            self.fail_flush -= 1
+            raise BookkeepingFailed
+        self.flushed.extend(m.delivery_id for m in self.sent)
+
+
+async def test_a_failing_window_preparation_retakes_the_claim_and_each_reminder_goes_once(
+    db: Database, clock: FakeClock
+) -> None:
+    sender = WindowSender()
+    sender.fail_window = 1
+    patient, _ = await make_patient(db, clock, times=("09:00",))
+    d = dispatcher(db, clock, sender)
+    clock.set(datetime(2026, 6, 10, 7, 0, 5, tzinfo=UTC))
+    await d.tick()
+    assert len(sender.windows) == 1, "the claim is taken again without the window preparation"
+    [delivery] = await deliveries(db)
+    assert sender.prepared == [delivery.id] and [m.delivery_id for m in sender.sent] == [delivery.id]
+    assert delivery.status == DeliveryStatus.SENT and delivery.attempts == 1
+    async with db.session() as s:
+        again = await s.get(Patient, patient.id)
+    assert again is not None and again.alias == patient.alias, "nothing of the failed preparation stays"
+
+
+async def test_failing_bookkeeping_is_left_out_and_the_outcomes_are_recorded(db: Database, clock: FakeClock) -> None:
+    sender = WindowSender()
+    sender.fail_flush = 1
+    await make_patient(db, clock, times=("09:00",))
+    d = dispatcher(db, clock, sender)
+    clock.set(datetime(2026, 6, 10, 7, 0, 5, tzinfo=UTC))
+    report = await d.tick()
+    [delivery] = await deliveries(db)
+    assert report.sent == 1 and delivery.status == DeliveryStatus.SENT and delivery.message_id is not None
+    assert sender.flushed == [delivery.id], "recorded again, with the bookkeeping isolated"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import re
 from datetime import date, timedelta
+from typing import Any
 
 from factories import make_patient
 from PIL import Image
@@ -48,6 +50,29 @@ def test_an_empty_history_still_gives_a_chart_that_says_so() -> None:
     image = _image(png)
     assert _count_near(image, PAIN_RED, tolerance=10) < 1500, "no pain line without entries"
     assert "No entries yet" in report.summary_text(empty)
+
+
+def test_a_chart_shows_only_its_own_patients_data_although_the_figure_is_reused() -> None:
+    """The figure of a language is kept between renders: nothing of the previous patient may remain."""
+    for lang in ("en", "de"):
+        empty = report.Progress(today=TODAY, lang=lang)
+        short = report.synthetic(20, TODAY, lang)
+        short.mood.clear()
+        alone = {name: report.render_chart(p) for name, p in (("empty", empty), ("short", short))}
+        report.render_chart(report.synthetic(365, TODAY, lang))
+        assert report.render_chart(empty) == alone["empty"]
+        report.render_chart(report.synthetic(365, TODAY, lang))
+        assert report.render_chart(short) == alone["short"]
+        assert _count_near(_image(alone["empty"]), PAIN_RED, tolerance=10) < _count_near(
+            _image(alone["short"]), PAIN_RED, tolerance=10
+        )
+
+
+def test_warm_up_builds_the_figures_so_a_render_after_it_is_the_same() -> None:
+    year = report.synthetic(365, TODAY, "de")
+    before = report.render_chart(year)
+    report.warm_up()
+    assert report.render_chart(year) == before
 
 
 def test_summary_text_states_what_the_chart_shows_in_the_patients_language() -> None:
@@ -104,3 +129,45 @@ async def test_progress_chart_reads_the_patients_entries(db: Database, clock: Fa
     assert report.png_size(png) == (800, 500) and _count_near(_image(png), PAIN_RED) > 300
     assert "Last pain entry: 3.5 on Jun 10, 2026." in text and "7 of 14 planned sessions" in text
     assert "an average of 5.0 in the last 7 days; 6.5 in your first week" in text
+
+
+def _drawn(monkeypatch: Any, progress: report.Progress, title: str | None = None) -> Any:
+    """The matplotlib Figure render_chart saves, caught at savefig."""
+    from matplotlib.figure import Figure
+
+    caught: list[Figure] = []
+    original = Figure.savefig
+
+    def keep(self: Figure, *args: Any, **kwargs: Any) -> None:
+        caught.append(self)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
+    report.render_chart(progress, title)
+    [figure] = caught
+    return figure
+
+
+def test_the_time_axis_counts_whole_days_from_the_first_day_never_hours(monkeypatch: Any) -> None:
+    for days in (1, 2, 9, 120):
+        progress = report.synthetic(days, TODAY)
+        figure = _drawn(monkeypatch, progress)
+        bottom = figure.axes[1]
+        figure.canvas.draw()
+        low, high = bottom.get_xlim()
+        labels = [
+            tick.get_text()
+            for tick, at in zip(bottom.get_xticklabels(), bottom.get_xticks(), strict=True)
+            if low <= at <= high
+        ]
+        assert labels and all(re.fullmatch(r"-?\d+", label) for label in labels), (days, labels)
+        assert "0" in labels or days > 8, "the first day is day 0"
+        assert all(0 <= int(label) <= days - 1 for label in labels), (days, labels)
+        assert bottom.get_xlabel() == "Days since the first day"
+        assert not any(":" in label for label in labels), "never hours"
+
+
+def test_the_title_is_the_patients_own_or_the_alias_for_staff(monkeypatch: Any) -> None:
+    progress = report.synthetic(3, TODAY, lang="de")
+    assert _drawn(monkeypatch, progress).get_suptitle() == "Ihr Fortschritt"
+    assert _drawn(monkeypatch, progress, "P-00042").get_suptitle() == "P-00042"

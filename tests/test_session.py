@@ -454,3 +454,128 @@ async def test_a_crash_between_recording_a_send_and_binding_it_does_not_erase_th
     async with db.session() as s:
         left = {es.id: es.status for es in (await s.exec(select(ExerciseSession))).all()}
     assert left == {seen.id: Status.MISSED.value}, "the one in doubt was never confirmed: removed, not counted"
+
+
+# --- Start, the player, and one outcome across chat and Mini App ------------------------------------------
+
+
+async def test_start_queues_the_player_once_and_done_still_counts_once(db: Database, clock: FakeClock) -> None:
+    patient = await patient_in(db, clock)
+    sid = await opened(db, patient)
+    applied = await press(db, patient, sid, Action.START)
+    assert applied is not None and applied.session.step == Step.PLAYING and applied.session.status == Status.PENDING
+    assert await press(db, patient, sid, Action.START) is None, "a second Start changes nothing"
+    assert await press(db, patient, sid, Action.SNOOZE) is None, "no snooze while the exercises are coming"
+    async with db.session() as s:
+        rules = (await s.exec(select(ReminderRule).where(col(ReminderRule.patient_id) == patient.id))).all()
+    [player] = rules
+    ref = core.parse_payload(player.payload)
+    assert (ref.session_id, ref.play, player.kind, player.once) == (sid, True, Kind.SESSION.value, True)
+    assert player.next_due_at == NINE, "due at once: the engine sends it in its next tick"
+    # The player's last message becomes the live one; Done there is recorded once.
+    async with db.session() as s:
+        assert await core.bind_message(s, sid, message_id=60, now=NINE) == 50
+        await s.commit()
+    assert (await row(db, sid)).step == Step.PLAYING, "binding the last message keeps the step"
+    assert await press(db, patient, sid, Action.DONE, message_id=50) is None, "the reminder's buttons are stale"
+    applied = await press(db, patient, sid, Action.DONE, message_id=60)
+    assert applied is not None and applied.session.status == Status.DONE
+    assert await press(db, patient, sid, Action.PARTLY, message_id=60) is None
+
+
+def test_player_payloads_are_told_apart_from_snoozes_and_nudges() -> None:
+    assert core.parse_payload(core.player_payload(7, 2)) == core.Ref(index=2, session_id=7, play=True)
+    assert core.parse_payload(core.one_off_payload(7, 2)) == core.Ref(index=2, session_id=7, play=False)
+    assert core.parse_payload(json.dumps({"play": True})) == core.Ref(), "play without a session is nothing"
+    assert core.parse_payload(json.dumps({"session_id": 7, "play": 1})).play is False, "only true is true"
+
+
+@pytest.mark.parametrize("first", ["chat", "app"])
+async def test_done_in_the_chat_and_finishing_in_the_mini_app_record_one_outcome(
+    db: Database, clock: FakeClock, first: str
+) -> None:
+    patient = await patient_in(db, clock)
+    sid = await opened(db, patient)
+    later = NINE + timedelta(minutes=10)
+
+    async def finish(status: Status, at: datetime, **kw: Any) -> core.Outcome | None:
+        async with db.session() as s:
+            outcome = await core.record_outcome(s, patient, sid, status=status, now=at, **kw)
+            await s.commit()
+            return outcome
+
+    if first == "chat":
+        assert await press(db, patient, sid, Action.DONE) is not None
+        outcome = await finish(Status.PARTLY, later, effort="hard", pain=6)
+        assert outcome is not None and not outcome.recorded
+        assert (outcome.session.status, outcome.session.answered_at, outcome.session.pain) == ("done", NINE, None)
+    else:
+        outcome = await finish(Status.DONE, NINE, effort="ok", pain=2)
+        assert outcome is not None and outcome.recorded
+        assert await press(db, patient, sid, Action.PARTLY) is None, "the chat's button is stale now"
+        again = await finish(Status.DONE, later, effort="easy", pain=0)
+        assert again is not None and not again.recorded
+    es = await row(db, sid)
+    expected = ("done", NINE, "", None) if first == "chat" else ("done", NINE, "ok", 2)
+    assert (es.status, es.answered_at, es.effort, es.pain) == expected
+
+
+async def test_record_outcome_refuses_other_patients_skipped_sessions_and_bad_values(
+    db: Database, clock: FakeClock
+) -> None:
+    anna = await patient_in(db, clock)
+    ben = await patient_in(db, clock)
+    sid = await opened(db, anna)
+    async with db.session() as s:
+        assert await core.record_outcome(s, ben, sid, status=Status.DONE, now=NINE) is None
+        assert await core.record_outcome(s, anna, sid + 1000, status=Status.DONE, now=NINE) is None
+        with pytest.raises(ValueError, match="out of range"):
+            await core.record_outcome(s, anna, sid, status=Status.DONE, now=NINE, pain=11)
+        with pytest.raises(ValueError, match="out of range"):
+            await core.record_outcome(s, anna, sid, status=Status.DONE, now=NINE, effort="extreme")
+        with pytest.raises(ValueError, match="not an outcome"):
+            await core.record_outcome(s, anna, sid, status=Status.SKIPPED, now=NINE)
+    assert (await row(db, sid)).status == Status.PENDING
+    assert await press(db, anna, sid, Action.SKIP) is not None
+    async with db.session() as s:
+        assert await core.record_outcome(s, anna, sid, status=Status.DONE, now=NINE) is None, "skipped stays skipped"
+    assert (await row(db, sid)).status == Status.SKIPPED
+
+
+def test_estimated_minutes_from_the_doses() -> None:
+    from rehab_bot.content import Exercise
+
+    def ex(sets: int = 1, reps: int | None = None, hold: int | None = None) -> Exercise:
+        return Exercise("x", {}, {}, sets, reps, hold, None, None, {}, "built-in")
+
+    assert core.estimated_minutes([]) == 1
+    assert core.estimated_minutes([ex()]) == 6, "walking: 5 minutes and 20 s to get ready"
+    assert core.estimated_minutes([ex(reps=20)]) == 2  # 20 x 3 s + 20 s = 80 s
+    assert core.estimated_minutes([ex(sets=2, reps=10, hold=5)]) == 4  # 2 x 10 x 8 s + 30 s + 20 s = 210 s
+    assert core.estimated_minutes([ex(sets=3, hold=30)]) == 3  # 90 s + 60 s + 20 s
+
+
+@pytest.mark.parametrize("lang", ["en", "de"])
+def test_every_built_in_reminder_is_short(lang: str) -> None:
+    """At most 400 characters for every session of every phase, late or not, with the longest encouragement."""
+    from rehab_bot import motivation
+    from rehab_bot.bot.session import reminder_text, session_exercises
+    from rehab_bot.content import load_content, localize
+
+    content = load_content(None)
+    cheer = max((motivation.encouragement(content, lang, n) for n in range(10)), key=len)
+    for programme_ in content.programmes.values():
+        for phase in programme_.phases:
+            for index in range(phase.sessions_per_day):
+                exercises = session_exercises(content, phase, index)
+                for late in (False, True):
+                    text = reminder_text(
+                        lang,
+                        slot="18:30",
+                        late=late,
+                        exercises=exercises,
+                        session_name=localize(phase.title, lang),
+                        encouragement=cheer,
+                    )
+                    assert len(text) <= 400, (phase.id, index, len(text), text)
+                    assert str(len(exercises)) in text and cheer in text

@@ -5,6 +5,7 @@ Observed through what the sender does (what it renders, sends and settles), not 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import Any
@@ -12,8 +13,8 @@ from typing import Any
 import pytest
 from factories import T0
 
-from rehab_bot.reminders import BatchSender, DueMessage, Failed, Sent
-from rehab_bot.transport import OutgoingMessage, SentItem, TelegramSender
+from rehab_bot.reminders import BatchSender, BookkeepingFailed, DueMessage, Failed, Retry, Sent, Unreachable
+from rehab_bot.transport import OutgoingMessage, SentItem, TelegramSender, _telegram_error, classify, message_body
 
 
 def due(delivery_id: int, kind: str = "session", attempts: int = 0) -> DueMessage:
@@ -38,7 +39,8 @@ class FakeBot:
 async def test_prepare_renders_in_a_batch_then_in_turn_and_a_failing_render_is_left_to_send() -> None:
     calls: list[Any] = []
 
-    async def render_many(messages: Sequence[DueMessage]) -> dict[int, OutgoingMessage | None]:
+    async def render_many(db: Any, messages: Sequence[DueMessage], opened: Any) -> dict[int, OutgoingMessage | None]:
+        assert db == "the claim's session" and opened == {1: "opened"}
         calls.append(("batch", [m.delivery_id for m in messages]))
         return {1: OutgoingMessage("batched"), 2: None}
 
@@ -50,7 +52,10 @@ async def test_prepare_renders_in_a_batch_then_in_turn_and_a_failing_render_is_l
 
     bot = FakeBot()
     sender = TelegramSender(bot, render, render_many=render_many)  # type: ignore[arg-type]
-    await sender.prepare([due(1), due(2), due(3, "checkin"), due(4, "checkin")])
+    window = [due(1), due(2), due(3, "checkin"), due(4, "checkin")]
+    await sender.render_window("the claim's session", window, {1: "opened"})  # type: ignore[arg-type]
+    assert calls == [("batch", [1, 2, 3, 4])]
+    await sender.prepare(window)
     assert calls == [("batch", [1, 2, 3, 4]), ("one", 3), ("one", 4)]
     # What was prepared is sent as it is, without rendering again.
     assert isinstance(await sender.send(due(1)), Sent)
@@ -63,6 +68,7 @@ async def test_prepare_renders_in_a_batch_then_in_turn_and_a_failing_render_is_l
         await sender.send(due(4, "checkin"))
     assert calls[-1] == ("one", 4)
     # A retry of delivery 1 is a new attempt: rendered afresh, not from what was prepared for the first.
+    await sender.render_window("the claim's session", [due(1)], {1: "opened"})  # type: ignore[arg-type]
     await sender.prepare([due(1)])
     sender.forget([due(1)])
     calls.clear()
@@ -71,7 +77,7 @@ async def test_prepare_renders_in_a_batch_then_in_turn_and_a_failing_render_is_l
 
 
 async def test_a_failing_batch_renderer_falls_back_to_one_by_one() -> None:
-    async def render_many(messages: Sequence[DueMessage]) -> dict[int, OutgoingMessage | None]:
+    async def render_many(db: Any, messages: Sequence[DueMessage], opened: Any) -> dict[int, OutgoingMessage | None]:
         raise RuntimeError("batch bug")
 
     rendered: list[int] = []
@@ -82,6 +88,9 @@ async def test_a_failing_batch_renderer_falls_back_to_one_by_one() -> None:
 
     bot = FakeBot()
     sender = TelegramSender(bot, render, render_many=render_many)  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError, match="batch bug"):  # the dispatcher takes the claim again without it
+        await sender.render_window(None, [due(1), due(2)], {})  # type: ignore[arg-type]
+    assert rendered == []
     await sender.prepare([due(1), due(2)])
     assert rendered == [1, 2]
     await sender.send(due(1))
@@ -90,13 +99,34 @@ async def test_a_failing_batch_renderer_falls_back_to_one_by_one() -> None:
     assert bot.sent == [(101, "single 1"), (102, "single 2")]
 
 
+class FakeSession:
+    """The record transaction as flush() uses it: savepoints, rolled back when the block raises."""
+
+    def __init__(self) -> None:
+        self.savepoints: list[str] = []
+
+    def begin_nested(self) -> Any:
+        session = self
+
+        class Savepoint:
+            async def __aenter__(self) -> None:
+                session.savepoints.append("open")
+
+            async def __aexit__(self, kind: Any, *_: Any) -> None:
+                session.savepoints[-1] = "rolled back" if kind is not None else "released"
+
+        return Savepoint()
+
+
 async def test_flush_settles_once_per_function_and_survives_a_failing_one() -> None:
     settled: list[list[Any]] = []
+    db = FakeSession()
 
-    async def good(items: list[SentItem]) -> None:
+    async def good(session: Any, items: list[SentItem]) -> None:
+        assert session is db
         settled.append([(i.data, i.message_id) for i in items])
 
-    async def bad(items: list[SentItem]) -> None:
+    async def bad(session: Any, items: list[SentItem]) -> None:
         raise RuntimeError("bookkeeping bug")
 
     messages = {n: OutgoingMessage(f"m{n}", settle=(fn, n)) for n, fn in enumerate((good, bad, good, bad, good))}
@@ -108,9 +138,16 @@ async def test_flush_settles_once_per_function_and_survives_a_failing_one() -> N
     for n in messages:
         assert isinstance(await sender.send(due(n)), Sent)
     assert settled == [], "settled after the window, not per send"
-    await sender.flush()
+    # In the recording transaction, without savepoints: a failure is raised and nothing is lost...
+    with pytest.raises(BookkeepingFailed):
+        await sender.flush(db)  # type: ignore[arg-type]
+    assert db.savepoints == []
+    settled.clear()
+    # ...so that the dispatcher records again, each part in a savepoint: the failing one is undone alone.
+    await sender.flush(db, isolate=True)  # type: ignore[arg-type]
     assert settled == [[(0, 501), (2, 503), (4, 505)]]
-    await sender.flush()
+    assert db.savepoints == ["released", "rolled back"]
+    await sender.flush(db, isolate=True)  # type: ignore[arg-type]
     assert len(settled) == 1, "each item is settled once"
 
 
@@ -124,3 +161,39 @@ def test_the_dispatcher_knows_a_batch_sender_by_its_declared_protocol() -> None:
 
     assert isinstance(TelegramSender(FakeBot(), render), BatchSender)  # type: ignore[arg-type]
     assert not isinstance(OneByOne(), BatchSender)
+
+
+def test_the_lean_body_is_the_json_telegram_expects_whatever_the_labels_and_data() -> None:
+    buttons = [[('✅ 100% "done"', "s:7:d"), ("%s \\ {x}", "s:7:p")], [("⏭ Skip", 's:7:"k')]]
+    for _ in range(2):  # the second comes from the cached template of these labels
+        body = json.loads(message_body(42, 'Ü "quoted" 💪 50%', buttons))
+        assert body == {
+            "chat_id": 42,
+            "text": 'Ü "quoted" 💪 50%',
+            "reply_markup": {
+                "inline_keyboard": [[{"text": label, "callback_data": data} for label, data in row] for row in buttons]
+            },
+        }
+    other = [[(label, data.replace("7", "8")) for label, data in row] for row in buttons]
+    assert json.loads(message_body(1, "x", other))["reply_markup"]["inline_keyboard"][0][0]["callback_data"] == "s:8:d"
+    assert json.loads(message_body(1, "no buttons", None)) == {"chat_id": 1, "text": "no buttons"}
+
+
+@pytest.mark.parametrize(
+    ("status", "reply", "outcome"),
+    [
+        (403, {"ok": False, "error_code": 403, "description": "Forbidden: bot was blocked by the user"},
+         Unreachable("Forbidden: bot was blocked by the user")),
+        (400, {"ok": False, "error_code": 400, "description": "Bad Request: chat not found"},
+         Unreachable("Chat not found")),
+        (400, {"ok": False, "error_code": 400, "description": "Bad Request: message is too long"},
+         Failed("Message is too long")),
+        (429, {"ok": False, "error_code": 429, "description": "Too Many Requests: retry after 7",
+               "parameters": {"retry_after": 7}}, Retry("429 retry after 7s", 7.0, rate_limited=True)),
+        (502, {"ok": False, "error_code": 502, "description": "Bad Gateway"}, Retry("network: Bad Gateway")),
+        (500, b"<html>oops</html>", Retry("network: Internal Server Error (500)")),
+    ],
+)  # fmt: skip
+def test_the_lean_path_classifies_replies_as_ptb_does(status: int, reply: Any, outcome: Any) -> None:
+    payload = reply if isinstance(reply, bytes) else json.dumps(reply).encode()
+    assert classify(_telegram_error(status, payload)) == outcome

@@ -23,9 +23,10 @@ import logging
 from typing import Any
 
 from telegram import Update
-from telegram.ext import Application, ApplicationBuilder, ContextTypes
+from telegram.ext import ApplicationBuilder, ContextTypes
 
-from rehab_bot import receiver
+from rehab_bot import receiver, report
+from rehab_bot import session as session_core
 from rehab_bot.aiohttp_request import AiohttpRequest
 from rehab_bot.bot import checkin, common, education, enrol, patient, render, session, staff, start, web
 from rehab_bot.bot import services as bot_services
@@ -43,15 +44,19 @@ from rehab_bot.receiver import HEARTBEAT_SECONDS, Holder
 from rehab_bot.redflag import is_crisis
 from rehab_bot.reminders import Dispatcher, Failed, Retry, Sent, TickReport, Unreachable
 from rehab_bot.send_budget import SendBudget
-from rehab_bot.transport import PacingRateLimiter, TelegramSender
+from rehab_bot.transport import BotApi, PacingRateLimiter, TelegramSender
 
 log = logging.getLogger(__name__)
+
+# Tasks started at start-up that nothing awaits (kept here so they are not garbage-collected;
+# bench/ waits for them so that the chart's warm-up is not counted as the engine's CPU).
+background_tasks: set[asyncio.Task[None]] = set()
 
 DISPATCH_JOB = "dispatch"
 LEASE_JOB = "receiver-lease"
 
 
-class RehabApplication(Application[Any, Any, Any, Any, Any, Any]):
+class RehabApplication(App):
     """PTB's Application, stopping the reminder engine's claims before the job queue waits for its tick."""
 
     async def stop(self) -> None:
@@ -169,8 +174,13 @@ async def startup(app: App) -> None:
         budget = SendBudget(svc.db, svc.pacer, svc.config.delivery.effective_rate)
         await budget.start()
         svc.send_budget = budget
-    sender = TelegramSender(app.bot, render.render_due(app), render_many=render.render_due_many(app))
-    svc.dispatcher = Dispatcher(svc.db, svc.clock, svc.config.delivery, svc.config.clinic, sender)
+    request = app.bot.request
+    # Reminders take the lean path on the aiohttp backend (rehab_bot.transport.BotApi).
+    api = BotApi(request, app.bot.base_url, svc.pacer) if isinstance(request, AiohttpRequest) else None
+    sender = TelegramSender(app.bot, render.render_due(app), render_many=render.render_due_many(app), api=api)
+    # The dispatcher opens each window's exercise sessions in the window's claim transaction.
+    opener = session_core.window_opener(svc.content)
+    svc.dispatcher = Dispatcher(svc.db, svc.clock, svc.config.delivery, svc.config.clinic, sender, open_window=opener)
     assert app.job_queue is not None
     app.job_queue.run_repeating(
         dispatch_job,
@@ -182,6 +192,11 @@ async def startup(app: App) -> None:
     if svc.receive_updates:
         await common.set_command_menus(app)
         await staff.startup_menus(app)
+        # The first /progress after a start would pay matplotlib's import and font cache (about a second):
+        # pay it now, in a worker thread, while nobody waits for a chart.
+        task = asyncio.get_running_loop().create_task(_warm_up_chart(), name="rehab-bot-chart-warm-up")
+        background_tasks.add(task)
+        task.add_done_callback(background_tasks.discard)
     listen = svc.config.http.host_port
     if listen is not None:
         svc.health = HealthServer(
@@ -190,6 +205,13 @@ async def startup(app: App) -> None:
         await svc.health.start()
         log.info("health endpoint on http://%s:%d/healthz", svc.health.host, svc.health.port)
     await web.start_web(app)
+
+
+async def _warm_up_chart() -> None:
+    try:
+        await asyncio.to_thread(report.warm_up)
+    except Exception as exc:  # the first chart is then drawn cold, nothing worse
+        log.warning("could not prepare the progress chart: %s", type(exc).__name__)
 
 
 async def shutdown(app: App) -> None:

@@ -29,7 +29,8 @@ from typing import Any
 
 from sqlalchemy import bindparam, update
 from sqlalchemy.exc import IntegrityError
-from telegram import ForceReply, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from sqlmodel.ext.asyncio.session import AsyncSession
+from telegram import ForceReply, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update, WebAppInfo
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import (
     ApplicationHandlerStop,
@@ -41,16 +42,16 @@ from telegram.ext import (
 )
 
 from rehab_bot import checkin as core
-from rehab_bot import crisis, motivation, redflag, report
+from rehab_bot import crisis, miniapp, motivation, redflag, report
 from rehab_bot import patient as patients
 from rehab_bot.bot import common
 from rehab_bot.bot.common import language_for
-from rehab_bot.bot.services import App, app_of, svc
+from rehab_bot.bot.services import App, Services, app_of, svc
 from rehab_bot.content import Content, localize
 from rehab_bot.i18n import N_, t
 from rehab_bot.models import CheckIn, Patient, PatientStatus
 from rehab_bot.reminders import DueMessage
-from rehab_bot.transport import OutgoingMessage, SentItem
+from rehab_bot.transport import MILESTONE_EFFECT_ID, OutgoingMessage, SentItem, keyboard
 
 log = logging.getLogger(__name__)
 
@@ -145,71 +146,72 @@ def done_text(checkins: Sequence[CheckIn], content: Content, lang: str, *, stopp
 
 
 async def render_checkin(app: App, message: DueMessage) -> OutgoingMessage | None:
-    """A due check-in: open its questionnaires and ask the first item; None if nothing is left."""
+    """A due check-in: the core opens it (checkin.open_for_delivery), then :func:`checkin_message` renders it."""
     s = svc(app)
-    content: Content = s.content
-    now = s.clock.now()
-    questionnaires = core.payload_questionnaires(message.payload) or list(core.ON_DEMAND_SET)
-    if message.patient_id is None:
-        return None
     async with s.db.session() as db:
-        patient = await db.get(Patient, message.patient_id)
-        if patient is None:
-            return None
-        checkins = await core.start(
-            db,
-            patient,
-            content,
-            questionnaires,
-            now,
-            delivery_id=message.delivery_id,
-            local_date=message.local_date,
-            due_at=message.due_at,
-        )
-        step = await core.next_step(db, content, checkins, now)
-        await db.commit()
-    if step is None:
+        opened = await core.open_for_delivery(db, s.content, message, s.clock.now())
+    return checkin_message(s, message, opened)
+
+
+def checkin_message(services: Services, message: DueMessage, opened: core.Opened | None) -> OutgoingMessage | None:
+    """The opened check-in's first question as a message; writes nothing (None if nothing is left to ask)."""
+    if opened is None:
         return None
-    ids = [c.id for c in checkins if c.id is not None]
-    rendered = step_message(step, message.language, late=message.late)
-    return OutgoingMessage(rendered.text, rendered.buttons, settle=(_settle_checkins, (s, ids)))
+    if not services.config.privacy.health_data_in_chat:
+        # The questions and answers stay on the clinic's server: the chat only opens the form.
+        lang = message.language
+        form = miniapp.checkin_url(services.config.web.public_url, opened.checkin_ids[0])
+        return OutgoingMessage(
+            t(lang, "Time for your check-in."),
+            web_app=(t(lang, "📝 Open the form"), form),
+            settle=(_settle_checkins, (services, list(opened.checkin_ids))),
+        )
+    rendered = step_message(opened.step, message.language, late=message.late)
+    return OutgoingMessage(
+        rendered.text, rendered.buttons, settle=(_settle_checkins, (services, list(opened.checkin_ids)))
+    )
 
 
-async def _settle_checkins(items: list[SentItem]) -> None:
-    """After a send window: record which message opened each check-in, in one statement for the window."""
-    services = items[0].data[0]
+def result_notice(lang: str, public_url: str) -> OutgoingMessage:
+    """A red-flag reply without health data in the chat: a neutral line that opens the result in the Mini App."""
+    return OutgoingMessage(
+        t(lang, "Please open your check-in result now."),
+        web_app=(t(lang, "Open my result"), miniapp.result_url(public_url)),
+    )
+
+
+async def _settle_checkins(db: AsyncSession, items: list[SentItem]) -> None:
+    """After a send window, in the transaction recording it: which message opened each check-in, one statement."""
     table: Any = CheckIn.__table__  # type: ignore[attr-defined]
     rows = [{"cid": checkin_id, "mid": item.message_id} for item in items for checkin_id in item.data[1]]
     if not rows:
         return
-    async with services.db.session() as db:
-        conn = await db.connection()
-        statement = update(table).where(table.c.id == bindparam("cid")).values(message_id=bindparam("mid"))
-        await conn.execute(statement, rows)
-        await db.commit()
+    conn = await db.connection()
+    statement = update(table).where(table.c.id == bindparam("cid")).values(message_id=bindparam("mid"))
+    await conn.execute(statement, rows)
 
 
 async def render_motivation(app: App, message: DueMessage) -> OutgoingMessage | None:
-    """Today's motivational message, chosen now by the rules; None when none applies."""
+    """Today's motivational message: the core chooses and logs it (motivation.choose_for_delivery), then it renders."""
     s = svc(app)
-    if message.patient_id is None:
-        return None
     async with s.db.session() as db:
-        patient = await db.get(Patient, message.patient_id)
-        if patient is None:
-            return None
-        choice = await motivation.choose(
+        chosen = await motivation.choose_for_delivery(
             db,
-            patient,
             s.content,
+            message,
             s.clock.now(),
             clinic=s.config.clinic.name,
-            retry_of=message.due_at if message.attempts > 1 else None,
+            health_data=s.config.privacy.health_data_in_chat,
         )
-        await db.commit()
-    if choice is None:
+    return motivation_message(chosen)
+
+
+def motivation_message(chosen: tuple[Patient, motivation.Choice] | None) -> OutgoingMessage | None:
+    """The chosen motivational message in the patient's language; writes nothing."""
+    if chosen is None:
         return None
-    return OutgoingMessage(choice.render(patient.language))
+    patient, choice = chosen
+    return OutgoingMessage(choice.render(patient.language), effect_id=MILESTONE_EFFECT_ID if choice.milestone else None)
 
 
 # --------------------------------------------------------------------------- answering
@@ -238,7 +240,7 @@ async def _edit(message: Any, text: str, buttons: list[list[tuple[str, str]]] | 
         log.info("could not edit check-in message %s: %s", message.message_id, type(exc).__name__)
 
 
-async def _find_patient(db: Any, telegram_id: int) -> Patient | None:
+async def _find_patient(db: AsyncSession, telegram_id: int) -> Patient | None:
     patient = await patients.find(db, telegram_id)
     if patient is None or patient.status not in WRITING:
         return None
@@ -317,9 +319,36 @@ async def _enrolled(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Patie
 async def pain_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Record an extra pain entry now: one tap on 0-10."""
     patient = await _enrolled(update, context)
-    if patient is not None:
+    if patient is not None and not await _form_instead(update, context, patient, "pain"):
         await _start_and_ask(update, context, patient, ["pain"])
     raise ApplicationHandlerStop
+
+
+async def _open_on_server(context: ContextTypes.DEFAULT_TYPE, patient: Patient, questionnaire_id: str) -> int | None:
+    """Open a check-in for the Mini App's form (the answers never pass through the chat); its id."""
+    s = svc(context)
+    async with s.db.session() as db:
+        opened = await core.start(db, patient, s.content, [questionnaire_id], s.clock.now())
+        await db.commit()
+    return next((c.id for c in opened if c.id is not None), None)
+
+
+async def _form_instead(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, patient: Patient, questionnaire_id: str | None
+) -> bool:
+    """Without health data in the chat: point to the form on the clinic's server and return True."""
+    s = svc(context)
+    message = update.effective_message
+    if s.config.privacy.health_data_in_chat or message is None:
+        return False
+    url = s.config.web.public_url
+    form = await _open_on_server(context, patient, questionnaire_id) if questionnaire_id else None
+    target = miniapp.checkin_url(url, form) if form is not None else miniapp.home_url(url)
+    lang = patient.language
+    await message.reply_text(
+        t(lang, "Time for your check-in."), reply_markup=keyboard([], (t(lang, "📝 Open the form"), target))
+    )
+    return True
 
 
 async def _start_and_ask(
@@ -338,7 +367,7 @@ async def _start_and_ask(
 async def checkin_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Resume an open check-in, or offer the ones a patient can start now."""
     patient = await _enrolled(update, context)
-    if patient is None:
+    if patient is None or await _form_instead(update, context, patient, None):
         raise ApplicationHandlerStop
     s = svc(context)
     content: Content = s.content
@@ -467,12 +496,17 @@ async def free_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     text = t(lang, "I cannot read or answer messages myself. Shall I save this as a note for your therapist?")
     buttons = _note_buttons(lang)
     check = crisis.symptom_check_for(message.text, s.content)
+    web_app: tuple[str, str] | None = None
     if check is not None:
         # A symptom word: the check that asks the right questions is one tap away.
         text = t(lang, SYMPTOM_OFFER) + "\n\n" + text
-        title = localize(s.content.questionnaires[check].title, lang)
-        buttons = [[(f"🩺 {title}", f"sc:{check}")], *buttons]
-    await message.reply_text(text, reply_markup=_markup(buttons), do_quote=True)
+        title = f"🩺 {localize(s.content.questionnaires[check].title, lang)}"
+        if s.config.privacy.health_data_in_chat:
+            buttons = [[(title, f"sc:{check}")], *buttons]
+        else:  # the answers go to the clinic's server: the check is opened there, the button opens its form
+            form = await _open_on_server(context, patient, check)
+            web_app = (title, miniapp.checkin_url(s.config.web.public_url, form)) if form is not None else None
+    await message.reply_text(text, reply_markup=keyboard(buttons, web_app), do_quote=True)
     raise ApplicationHandlerStop
 
 
@@ -572,6 +606,16 @@ async def progress_extra(update: Update, context: ContextTypes.DEFAULT_TYPE, pat
     if message is None:
         return
     s = svc(context)
+    if not s.config.privacy.health_data_in_chat:
+        # Pain and mood stay on the clinic's server: the chart is in the Mini App.
+        url = miniapp.home_url(s.config.web.public_url)
+        await message.reply_text(
+            t(lang, "Your charts are in the app."),
+            reply_markup=InlineKeyboardMarkup(
+                [[InlineKeyboardButton(t(lang, "📈 Open the app"), web_app=WebAppInfo(url))]]
+            ),
+        )
+        return
     async with s.db.session() as db:
         progress = await report.load_progress(db, patient, s.clock.now())
     png = await asyncio.to_thread(report.render_chart, progress)

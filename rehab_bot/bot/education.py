@@ -21,6 +21,7 @@ import logging
 from typing import Any
 
 from babel.dates import format_skeleton
+from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ApplicationHandlerStop, CallbackQueryHandler, CommandHandler, ContextTypes
@@ -28,12 +29,12 @@ from telegram.ext import ApplicationHandlerStop, CallbackQueryHandler, CommandHa
 from rehab_bot import education as core
 from rehab_bot import patient as patients
 from rehab_bot.bot.common import PATIENT_COMMANDS, language_for
-from rehab_bot.bot.services import App, svc
+from rehab_bot.bot.services import App, Services, svc
 from rehab_bot.config import ClinicConfig
 from rehab_bot.content import localize
 from rehab_bot.content.lessons import Lesson
 from rehab_bot.i18n import N_, t
-from rehab_bot.models import Patient, PatientStatus
+from rehab_bot.models import PatientStatus
 from rehab_bot.reminders import DueMessage
 from rehab_bot.transport import OutgoingMedia, OutgoingMessage, SentItem
 
@@ -92,50 +93,48 @@ def missed_line(lang: str, count: int) -> str:
 
 
 async def render_lesson(app: App, message: DueMessage) -> OutgoingMessage | None:
-    """Today's lesson and/or the offer of missed ones; None when there is nothing to send today."""
+    """Today's lesson and/or the offer of missed ones (education.due_for_delivery), rendered by lesson_delivery."""
     s = svc(app)
-    if message.patient_id is None or message.local_date is None:
-        return None
     async with s.db.session() as db:
-        patient = await db.get(Patient, message.patient_id)
-        if patient is None:
-            return None
-        due = await core.due(db, patient, s.content, message.local_date)
-    if due.empty:
+        due = await core.due_for_delivery(db, s.content, message)
+    return lesson_delivery(s, message, due)
+
+
+def lesson_delivery(services: Services, message: DueMessage, due: core.Due | None) -> OutgoingMessage | None:
+    """The lesson message; writes nothing (what was sent is recorded after the send, by _settle)."""
+    if due is None or message.patient_id is None:
         return None
     lang = message.language
     missed = [lesson.id for lesson in due.missed]
     if due.lesson is not None:
-        rendered = lesson_message(due.lesson, lang, s.config.clinic)
+        rendered = lesson_message(due.lesson, lang, services.config.clinic)
         text, buttons, media = rendered.text, rendered.buttons, rendered.media
         if missed:
             text += "\n\n" + missed_line(lang, len(missed))
             buttons = [*buttons, [(t(lang, "📚 Earlier lessons"), f"{PREFIX}m")]]
     else:
         text, buttons, media = missed_line(lang, len(missed)), [[(t(lang, "📚 Earlier lessons"), f"{PREFIX}m")]], None
-    data = (s, message.patient_id, due.lesson.id if due.lesson else None, missed)
+    data = (services, message.patient_id, due.lesson.id if due.lesson else None, missed)
     return OutgoingMessage(text, buttons, media=media, settle=(_settle, data))
 
 
-async def _settle(items: list[SentItem]) -> None:
-    """After a send window: record the lessons sent and offered, in one transaction."""
+async def _settle(db: AsyncSession, items: list[SentItem]) -> None:
+    """After a send window, in the transaction recording it: the lessons sent and offered."""
     services = items[0].data[0]
     now = services.clock.now()
-    async with services.db.session() as db:
-        for item in items:
-            _, patient_id, lesson_id, missed = item.data
-            await core.record_sent(
-                db,
-                patient_id,
-                lesson_id,
-                missed,
-                services.content,
-                local_date=item.message.local_date,
-                delivery_id=item.message.delivery_id,
-                message_id=item.message_id,
-                now=now,
-            )
-        await db.commit()
+    for item in items:
+        _, patient_id, lesson_id, missed = item.data
+        await core.record_sent(
+            db,
+            patient_id,
+            lesson_id,
+            missed,
+            services.content,
+            local_date=item.message.local_date,
+            delivery_id=item.message.delivery_id,
+            message_id=item.message_id,
+            now=now,
+        )
 
 
 # --------------------------------------------------------------------------- /learn

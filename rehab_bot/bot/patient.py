@@ -27,6 +27,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from babel.dates import format_date, format_skeleton
+from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import InputFile, Message, Update
 from telegram.ext import (
     ApplicationHandlerStop,
@@ -43,7 +44,7 @@ from rehab_bot import timezones
 from rehab_bot.bot.common import buttons_on, language_for
 from rehab_bot.bot.services import App, svc
 from rehab_bot.bot.session import STALE, close_with, edit_message, markup
-from rehab_bot.i18n import N_, t
+from rehab_bot.i18n import N_, t, tn
 from rehab_bot.models import Patient, PatientStatus
 from rehab_bot.schedule import QuietHours, local_date, zone
 
@@ -171,10 +172,24 @@ def progress_text(lang: str, progress: core.Progress, tz: str) -> str:
     lines = [t(lang, "📈 Your progress")]
     if progress.day_after_surgery is not None and progress.day_after_surgery >= 0:
         lines.append(t(lang, "Day {n} after your surgery.", n=progress.day_after_surgery))
+    left = progress.remaining_today
     if st.streak_days >= 2:
         lines.append(t(lang, "🔥 {n} days in a row with all sessions done.", n=st.streak_days))
-    elif st.streak_days == 1:
+    elif st.streak_days == 1 and not left:
         lines.append(t(lang, "🔥 All sessions done today. Keep it up tomorrow!"))
+    if left and progress.status == PatientStatus.ACTIVE:
+        done = progress.planned_today - left
+        lines.append(
+            tn(
+                lang,
+                "Today: {done} of {planned} sessions done, {n} still to come.",
+                "Today: {done} of {planned} sessions done, {n} still to come.",
+                left,
+                done=done,
+                planned=progress.planned_today,
+                n=left,
+            )
+        )
     lines.append(
         t(
             lang,
@@ -196,9 +211,10 @@ async def progress_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     patient = await patient_for(update, context)
     if patient is not None:
         s = svc(context)
-        async with s.db.session() as db:
-            progress = await core.progress(db, patient, s.clock.now())
-        await _reply(update, progress_text(patient.language, progress, patient.timezone))
+        if s.config.privacy.health_data_in_chat:  # else the extras point to the Mini App only
+            async with s.db.session() as db:
+                progress = await core.progress(db, patient, s.clock.now())
+            await _reply(update, progress_text(patient.language, progress, patient.timezone))
         for extra in PROGRESS_EXTRAS:
             try:
                 await extra(update, context, patient, patient.language)
@@ -294,7 +310,7 @@ async def pause_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     raise ApplicationHandlerStop
 
 
-async def _pause(db: Any, patient: Patient, until: date, now: datetime) -> str:
+async def _pause(db: AsyncSession, patient: Patient, until: date, now: datetime) -> str:
     """Pause (in the caller's transaction) and say until when."""
     lang = patient.language
     fresh = await db.get(Patient, patient.id)
@@ -637,7 +653,7 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def _apply_input(
-    db: Any, context: ContextTypes.DEFAULT_TYPE, patient: Patient, kind: str, text: str, now: datetime
+    db: AsyncSession, context: ContextTypes.DEFAULT_TYPE, patient: Patient, kind: str, text: str, now: datetime
 ) -> str | None:
     """Apply one typed answer; the reply to send, or None for "saved" plus the settings."""
     s = svc(context)

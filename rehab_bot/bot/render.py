@@ -7,13 +7,16 @@ example a nudge for a session the patient already logged).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
 
-from rehab_bot import session as session_core
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from rehab_bot import alert as alerts
 from rehab_bot.bot import checkin, education, session, staff
 from rehab_bot.bot.services import App, svc
 from rehab_bot.i18n import t
-from rehab_bot.models import Kind
+from rehab_bot.models import Alert, Kind, Patient
 from rehab_bot.reminders import DueMessage
 from rehab_bot.transport import OutgoingMessage
 
@@ -34,7 +37,10 @@ def render_due(
 
     async def render(message: DueMessage) -> OutgoingMessage | None:
         if message.body:  # alerts and safety messages are written when raised
-            return OutgoingMessage(message.body, staff.alert_buttons(message.kind, message.payload))
+            body = message.body
+            if not svc(app).config.privacy.health_data_in_chat and message.kind == Kind.ALERT.value:
+                body = await _neutral_alert(app, message)
+            return OutgoingMessage(body, staff.alert_buttons(message.kind, message.payload))
         renderer = by_kind.get(message.kind)
         if renderer is not None:
             return await renderer(app, message)
@@ -43,18 +49,29 @@ def render_due(
     return render
 
 
+async def _neutral_alert(app: App, message: DueMessage) -> str:
+    """A staff message that names no symptom and no answer: whose alert, how urgent, open the dashboard."""
+    alert_id = alerts.ack_alert_id(message.payload)
+    async with svc(app).db.session() as db:
+        alert = await db.get(Alert, alert_id) if alert_id is not None else None
+        patient = await db.get(Patient, alert.patient_id) if alert is not None else None
+    if alert is None or patient is None:
+        return alerts.NEUTRAL_STAFF_MESSAGE
+    return alerts.neutral_text(alert.severity, patient.alias)
+
+
 def render_due_many(
     app: App,
-) -> Callable[[Sequence[DueMessage]], Awaitable[dict[int, OutgoingMessage | None]]]:
-    """A batch renderer bound to the running application: the kinds that send in bulk render per window."""
+) -> Callable[[AsyncSession, Sequence[DueMessage], Mapping[int, Any]], Awaitable[dict[int, OutgoingMessage | None]]]:
+    """A batch renderer bound to the running application: the kinds that send in bulk render per window.
 
-    async def render_many(messages: Sequence[DueMessage]) -> dict[int, OutgoingMessage | None]:
-        # The core opens the sessions (and re-plans phases) first; the renderer only reads.
-        services = svc(app)
-        async with services.db.session() as db:
-            reminders = await session_core.open_for_deliveries(
-                db, services.content, [m for m in messages if not m.body], services.clock.now()
-            )
-        return await session.render_reminders(app, reminders)
+    It runs in the claim's transaction (db), after the dispatcher opened the
+    window's sessions (rehab_bot.session.window_opener); it only reads.
+    """
+
+    async def render_many(
+        db: AsyncSession, messages: Sequence[DueMessage], opened: Mapping[int, Any]
+    ) -> dict[int, OutgoingMessage | None]:
+        return await session.render_reminders(app, db, opened)
 
     return render_many

@@ -11,7 +11,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias, cast
 
-from telegram.ext import Application, CallbackContext, ContextTypes, ExtBot, JobQueue
+from telegram.ext import Application, ContextTypes, ExtBot, JobQueue
 
 from rehab_bot.clock import Clock
 from rehab_bot.config import Config
@@ -35,6 +35,8 @@ App: TypeAlias = Application[
     JobQueue[ContextTypes.DEFAULT_TYPE],
 ]
 Context: TypeAlias = ContextTypes.DEFAULT_TYPE
+# What carries bot_data: a handler's or job's context, or the Application itself.
+Host: TypeAlias = Context | App
 
 
 @dataclass
@@ -66,7 +68,7 @@ class Services:
     echo_warned: bool = False
 
 
-def svc(holder: CallbackContext[Any, Any, Any, Any] | Application[Any, Any, Any, Any, Any, Any]) -> Services:
+def svc(holder: Host) -> Services:
     """The Services of the running bot, from a handler's context or the Application (both have bot_data)."""
     result = holder.bot_data["services"]
     assert isinstance(result, Services)

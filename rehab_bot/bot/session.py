@@ -1,14 +1,22 @@
-"""Exercise session reminders and one-tap logging (Done, Partly, Skip, Snooze).
+"""Exercise session reminders and one-tap logging (Start, Done, Partly, Skip, Snooze).
 
-The reminder lists the session's exercises with four buttons; callback data
-is ``s:<session id>:<action>[:<value>]`` (see rehab_bot.session.Press):
+The reminder is short (the session, how many exercises, about how long, one
+line of encouragement) with ▶ Start and four buttons; callback data is
+``s:<session id>:<action>[:<value>]`` (see rehab_bot.session.Press):
 
+    g               Start without a Mini App: the engine sends the exercises,
+                    one message each with its media and dose, then Done/Partly
+                    (with [web] public_url, Start is a web_app button instead)
     d, p, k         Done, Partly, Skip
     z / z:<min>     open the snooze menu / snooze 15, 30 or 60 minutes
     b               back from the snooze menu
     e:<effort>      easy, ok, hard, or "-" to skip the question
     n:<0-10>        pain during the exercises, or "-"
     r:<reason>      why the session was skipped
+
+With ``[privacy] health_data_in_chat = false`` the reminder is neutral ("Time
+for your session") and carries only Start, which opens the Mini App: the
+answers are given there, not in the chat.
 
 Every press is checked in the core against the pressing account and the
 session's state, so a repeated, stale or forged press changes nothing and
@@ -18,22 +26,26 @@ its buttons cannot be pressed again.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlmodel import col
 from sqlmodel import select as select_models
+from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ApplicationHandlerStop, CallbackQueryHandler, ContextTypes
 
+from rehab_bot import miniapp, motivation, programme
 from rehab_bot import patient as patients
 from rehab_bot import session as core
 from rehab_bot.bot.common import language_for
-from rehab_bot.bot.services import App, app_of, svc
+from rehab_bot.bot.services import App, Services, app_of, svc
 from rehab_bot.config import ClinicConfig
-from rehab_bot.content import Content, Exercise, Phase
+from rehab_bot.content import Content, Exercise, Phase, localize
 from rehab_bot.db import upsert
 from rehab_bot.i18n import N_, t
 from rehab_bot.models import MediaCache, Patient, PatientStatus
@@ -41,8 +53,16 @@ from rehab_bot.ratelimit import BULK
 from rehab_bot.redflag import clinic_contact
 from rehab_bot.reminders import DueMessage
 from rehab_bot.schedule import local_date, zone
-from rehab_bot.session_text import reminder_text
-from rehab_bot.transport import MAX_CAPTION, MAX_TEXT, OutgoingMedia, OutgoingMessage, SentItem, utf16_len
+from rehab_bot.session_text import exercise_card, reminder_text
+from rehab_bot.transport import (
+    MAX_CAPTION,
+    MAX_TEXT,
+    OutgoingMedia,
+    OutgoingMessage,
+    SentItem,
+    keyboard,
+    utf16_len,
+)
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +94,15 @@ def _b(lang: str, label: str, press: core.Press) -> tuple[str, str]:
     return t(lang, label), press.data()
 
 
-def main_buttons(lang: str, session_id: int) -> list[list[tuple[str, str]]]:
-    """Done, Partly / Skip, Snooze."""
+START = N_("▶ Start")
+
+
+def main_buttons(lang: str, session_id: int, *, start: bool = False) -> list[list[tuple[str, str]]]:
+    """(▶ Start /) Done, Partly / Skip, Snooze."""
     p = core.Press
+    head = [[_b(lang, START, p(session_id, core.Action.START))]] if start else []
     return [
+        *head,
         [
             _b(lang, N_("✅ Done"), p(session_id, core.Action.DONE)),
             _b(lang, N_("🌗 Partly"), p(session_id, core.Action.PARTLY)),
@@ -126,12 +151,56 @@ def reason_buttons(lang: str, session_id: int) -> list[list[tuple[str, str]]]:
     return [buttons[:2], buttons[2:4], buttons[4:]]
 
 
+def finish_buttons(lang: str, session_id: int) -> list[list[tuple[str, str]]]:
+    """Done, Partly: the last message of a session played in the chat."""
+    p = core.Press
+    return [
+        [
+            _b(lang, N_("✅ Done"), p(session_id, core.Action.DONE)),
+            _b(lang, N_("🌗 Partly"), p(session_id, core.Action.PARTLY)),
+        ]
+    ]
+
+
 def markup(buttons: list[list[tuple[str, str]]]) -> InlineKeyboardMarkup:
     """Rows of (label, callback_data) as an inline keyboard."""
     return InlineKeyboardMarkup([[InlineKeyboardButton(label, callback_data=d) for label, d in row] for row in buttons])
 
 
+def reminder_keyboard(
+    services: Services, lang: str, session_id: int
+) -> tuple[list[list[tuple[str, str]]], tuple[str, str] | None]:
+    """A session reminder's buttons and its Mini App button, by configuration.
+
+    With [web] public_url, Start opens the session in the Mini App; without,
+    it is a press that sends the exercises into the chat. Without health
+    data in the chat, Start is all there is: the answers are given in the Mini App.
+    """
+    url = services.config.web.public_url
+    web_app = (t(lang, START), miniapp.session_url(url, session_id)) if url else None
+    if not services.config.privacy.health_data_in_chat:
+        return [], web_app
+    return main_buttons(lang, session_id, start=web_app is None), web_app
+
+
 # --- the reminder text ---------------------------------------------------------------------
+
+
+def neutral_reminder_text(lang: str, slot: str) -> str:
+    """A session reminder that says nothing about health or treatment ([privacy] health_data_in_chat = false)."""
+    return t(lang, "Time for your session ({slot}).", slot=slot)
+
+
+def reason_free_skip(lang: str, session_id: int) -> list[list[tuple[str, str]]]:
+    """The Skip button alone, in a row."""
+    return [[_b(lang, N_("⏭ Skip"), core.Press(session_id, core.Action.SKIP))]]
+
+
+def streak_line(lang: str, streak: int) -> str:
+    """The streak, shown as soon as a session is logged Done or Partly."""
+    if streak >= 2:
+        return t(lang, "🔥 {n} days in a row.", n=streak)
+    return t(lang, "🔥 Your streak starts today.")
 
 
 def praise(lang: str, status: str, streak: int) -> str:
@@ -168,7 +237,7 @@ def skip_reply(lang: str, reason: str, content: Content, clinic: ClinicConfig) -
 # --- rendering due reminders ---------------------------------------------------------------
 
 
-async def _remember_media(db: Any, source: str, file_id: str, now: datetime) -> None:
+async def _remember_media(db: AsyncSession, source: str, file_id: str, now: datetime) -> None:
     conn = await db.connection()
     table: Any = MediaCache.__table__  # type: ignore[attr-defined]
     values = {"source": source, "file_id": file_id, "updated_at": now}
@@ -176,17 +245,23 @@ async def _remember_media(db: Any, source: str, file_id: str, now: datetime) -> 
 
 
 async def render_reminder(app: App, message: DueMessage) -> OutgoingMessage | None:
-    """The session reminder with its exercises, media and four buttons; None if it no longer applies."""
-    if core.parse_payload(message.payload).session_id is not None:
+    """The session reminder with its media and buttons; None if it no longer applies."""
+    ref = core.parse_payload(message.payload)
+    if ref.play:
+        return await _render_player(app, message)
+    if ref.session_id is not None:
         return await _render_snoozed(app, message)
     services = svc(app)
     async with services.db.session() as db:
         reminders = await core.open_for_deliveries(db, services.content, [message], services.clock.now())
-    return (await render_reminders(app, reminders)).get(message.delivery_id)
+        await db.commit()
+        return (await render_reminders(app, db, reminders)).get(message.delivery_id)
 
 
-async def render_reminders(app: App, reminders: dict[int, core.Reminder | None]) -> dict[int, OutgoingMessage | None]:
-    """Turn a window's opened session reminders (core.open_for_deliveries) into messages; writes nothing.
+async def render_reminders(
+    app: App, db: AsyncSession, reminders: Mapping[int, core.Reminder | None]
+) -> dict[int, OutgoingMessage | None]:
+    """Turn a window's opened session reminders (core.open_for_deliveries) into messages; reads through db only.
 
     Media are read in one query for the window. A reminder whose session no
     longer exists becomes its phase-change notice, or nothing.
@@ -194,8 +269,7 @@ async def render_reminders(app: App, reminders: dict[int, core.Reminder | None])
     services = svc(app)
     out: dict[int, OutgoingMessage | None] = {}
     ready = [r for r in reminders.values() if r is not None and r.opened is not None]
-    async with services.db.session() as db:
-        media_of = await _cached_media_many(db, [r.exercises for r in ready])
+    media_of = await _cached_media_many(db, [r.exercises for r in ready])
     media_by = {r.message.delivery_id: media for r, media in zip(ready, media_of, strict=True)}
     for delivery_id, reminder in reminders.items():
         if reminder is None:
@@ -204,19 +278,64 @@ async def render_reminders(app: App, reminders: dict[int, core.Reminder | None])
         lang, change, es = reminder.patient.language, reminder.change, reminder.opened
         if es is None:
             notice = None if change is None else f"🆕 {change.title(lang)}\n\n{change.note(lang).strip()}"
+            if not services.config.privacy.health_data_in_chat:
+                notice = None  # the programme's phases are health data: the Mini App shows them
             out[delivery_id] = None if notice is None else OutgoingMessage(notice)
             continue
+        buttons, web_app = reminder_keyboard(services, lang, es.id)
+        if not services.config.privacy.health_data_in_chat:
+            out[delivery_id] = OutgoingMessage(
+                neutral_reminder_text(lang, es.slot),
+                web_app=web_app,
+                settle=(_settle_first_sends, (services, es.id, None)),
+            )
+            continue
         media = media_by[delivery_id]
-        text = reminder_text(
-            lang, slot=es.slot, late=reminder.message.late, exercises=reminder.exercises, change=change
+        text = _short_text(
+            services,
+            reminder.patient,
+            es.id,
+            es.slot,
+            reminder.message,
+            reminder.exercises,
+            change,
+            phase=reminder.phase,
         )
         out[delivery_id] = OutgoingMessage(
             text,
-            buttons=main_buttons(lang, es.id),
+            buttons=buttons,
+            web_app=web_app,
             media=media,
             settle=(_settle_first_sends, (services, es.id, media.source if media is not None else None)),
         )
     return out
+
+
+def _short_text(
+    services: Services,
+    patient: Patient,
+    session_id: int,
+    slot: str,
+    message: DueMessage,
+    exercises: list[Exercise],
+    change: programme.PhaseChange | None = None,
+    *,
+    phase: Phase | None = None,
+) -> str:
+    """The short reminder; the session's name is the title of the phase the patient follows (their own plan's)."""
+    lang = patient.language
+    if phase is None:
+        day = message.local_date or local_date(patient, services.clock.now())
+        phase = core.phase_on(patient, services.content, day)
+    return reminder_text(
+        lang,
+        slot=slot,
+        late=message.late,
+        exercises=exercises,
+        change=change,
+        session_name=localize(phase.title, lang) if phase is not None else "",
+        encouragement=motivation.encouragement(services.content, lang, session_id),
+    )
 
 
 def session_exercises(content: Content, phase: Phase | None, index: int) -> list[Exercise]:
@@ -224,27 +343,29 @@ def session_exercises(content: Content, phase: Phase | None, index: int) -> list
     return core.exercises_of(phase, index, content)
 
 
-async def _settle_first_sends(items: list[SentItem]) -> None:
+async def _settle_first_sends(db: AsyncSession, items: list[SentItem]) -> None:
     """The batched after-send step of first-time reminders: bind the message, plan the nudge, keep file_ids.
 
     One function for every window, so the sender makes one call per recorded
-    batch; each item's data is (services, session id, media source).
+    batch, in the transaction that records it; each item's data is
+    (services, session id, media source).
     """
     services = items[0].data[0]
     sent_at = services.clock.now()
-    async with services.db.session() as db:
-        await core.bind_first_messages(
-            db, [core.FirstSend(i.data[1], i.message_id, i.message.delivery_id) for i in items]
-        )
-        after = timedelta(hours=services.config.delivery.nudge_after_hours)
-        await core.ensure_nudges(db, [i.data[1] for i in items], sent_at=sent_at, after=after)
-        for i in items:
-            if i.file_id and i.data[2]:
-                await _remember_media(db, i.data[2], i.file_id, sent_at)
-        await db.commit()
+    await core.bind_first_messages(db, [core.FirstSend(i.data[1], i.message_id, i.message.delivery_id) for i in items])
+    after = timedelta(hours=services.config.delivery.nudge_after_hours)
+    await core.ensure_nudges(db, [i.data[1] for i in items], sent_at=sent_at, after=after)
+    await _remember_uploads(db, items, sent_at)
 
 
-async def _cached_media_many(db: Any, exercises_of: list[list[Exercise]]) -> list[OutgoingMedia | None]:
+async def _remember_uploads(db: AsyncSession, items: list[SentItem], now: datetime) -> None:
+    """Keep the file_id of every media uploaded with these messages, to send it by id next time."""
+    for item in items:
+        for source, file_id in item.uploads:
+            await _remember_media(db, source, file_id, now)
+
+
+async def _cached_media_many(db: AsyncSession, exercises_of: list[list[Exercise]]) -> list[OutgoingMedia | None]:
     """The media of each session (its first exercise with media), with file_ids known from earlier uploads."""
     firsts = [next((ex for ex in exercises if ex.media and ex.media_kind), None) for exercises in exercises_of]
     sources = {ex.media for ex in firsts if ex is not None and ex.media}
@@ -258,6 +379,72 @@ async def _cached_media_many(db: Any, exercises_of: list[list[Exercise]]) -> lis
         else None
         for ex in firsts
     ]
+
+
+async def _media_of_each(db: Any, exercises: list[Exercise]) -> list[OutgoingMedia | None]:
+    """Every exercise's own media (None without), with file_ids known from earlier uploads."""
+    sources = {ex.media for ex in exercises if ex.media and ex.media_kind}
+    known: dict[str, str] = {}
+    if sources:
+        rows = await db.exec(select_models(MediaCache).where(col(MediaCache.source).in_(sources)))
+        known = {row.source: row.file_id for row in rows.all()}
+    return [
+        OutgoingMedia(ex.media_kind, ex.media, known.get(ex.media)) if ex.media and ex.media_kind else None
+        for ex in exercises
+    ]
+
+
+async def _render_player(app: App, message: DueMessage) -> OutgoingMessage | None:
+    """Start in the chat: one message per exercise (its media, dose, instructions, safety note), then Done/Partly.
+
+    One delivery: the engine sends its parts in order, each paced like any
+    other message. None if the session was answered meanwhile or its day is over.
+    """
+    services = svc(app)
+    ref = core.parse_payload(message.payload)
+    if message.patient_id is None or ref.session_id is None:
+        return None
+    now = services.clock.now()
+    async with services.db.session() as db:
+        patient = await db.get(Patient, message.patient_id)
+        if patient is None or patient.status != PatientStatus.ACTIVE:
+            return None
+        es = await core.get(db, ref.session_id)
+        if es is None or es.patient_id != patient.id or es.status != core.Status.PENDING:
+            return None
+        if es.step != core.Step.PLAYING or es.local_date < local_date(patient, now):
+            return None
+        exercises = await core.session_exercises(db, services.content, patient, es.local_date, ref.index)
+        media = await _media_of_each(db, exercises)
+    assert es.id is not None
+    lang, count = patient.language, len(exercises)
+    cards = tuple(
+        OutgoingMessage(exercise_card(lang, n, count, ex), media=m)
+        for n, (ex, m) in enumerate(zip(exercises, media, strict=True), start=1)
+    )
+    return OutgoingMessage(
+        t(lang, "That was your session. How did it go?"),
+        buttons=finish_buttons(lang, es.id),
+        before=cards,
+        settle=(_settle_player, (services, app.bot, es.id, patient.telegram_id)),
+    )
+
+
+async def _settle_player(db: AsyncSession, items: list[SentItem]) -> None:
+    """After a played session went out: its last message carries the buttons; the reminder's go."""
+    services, bot = items[0].data[0], items[0].data[1]
+    stale: list[tuple[int, int]] = []
+    now = services.clock.now()
+    for i in items:
+        previous = await core.bind_message(db, i.data[2], message_id=i.message_id, now=now)
+        if previous is not None and i.data[3] is not None:
+            stale.append((i.data[3], previous))
+    await _remember_uploads(db, items, now)
+    if stale:
+        # As for nudges: the old buttons go after this transaction, outside it.
+        task = asyncio.get_running_loop().create_task(_drop_all_buttons(bot, stale))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
 
 
 async def _render_snoozed(app: App, message: DueMessage) -> OutgoingMessage | None:
@@ -277,31 +464,30 @@ async def _render_snoozed(app: App, message: DueMessage) -> OutgoingMessage | No
             return None
         if es.local_date < local_date(patient, now):
             return None  # held back past its day: the sweep records it as missed
-        exercises = await core.session_exercises(db, content, patient, es.local_date, ref.index)
+        phase = await core.followed_phase(db, content, patient, es.local_date)
+        exercises = core.exercises_of(phase, ref.index, content)
         [media] = await _cached_media_many(db, [exercises])
     assert es.id is not None
     session_id, lang = es.id, patient.language
 
-    text = reminder_text(lang, slot=es.slot, late=message.late, exercises=exercises)
+    buttons, web_app = reminder_keyboard(services, lang, session_id)
+    if not services.config.privacy.health_data_in_chat:
+        neutral = (services, session_id, None)
+        return OutgoingMessage(neutral_reminder_text(lang, es.slot), web_app=web_app, settle=(_settle_resends, neutral))
+    text = _short_text(services, patient, session_id, es.slot, message, exercises, phase=phase)
     data = (services, session_id, media.source if media is not None else None)
-    return OutgoingMessage(text, buttons=main_buttons(lang, session_id), media=media, settle=(_settle_resends, data))
+    return OutgoingMessage(text, buttons=buttons, web_app=web_app, media=media, settle=(_settle_resends, data))
 
 
-async def _settle_resends(items: list[SentItem]) -> None:
+async def _settle_resends(db: AsyncSession, items: list[SentItem]) -> None:
     """After snoozed reminders went out: each becomes its session's live message, with its nudge planned."""
     services = items[0].data[0]
     sent_at = services.clock.now()
-    async with services.db.session() as db:
-        for i in items:
-            await core.bind_message(
-                db, i.data[1], message_id=i.message_id, now=sent_at, delivery_id=i.message.delivery_id
-            )
-        after = timedelta(hours=services.config.delivery.nudge_after_hours)
-        await core.ensure_nudges(db, [i.data[1] for i in items], sent_at=sent_at, after=after)
-        for i in items:
-            if i.file_id and i.data[2]:
-                await _remember_media(db, i.data[2], i.file_id, sent_at)
-        await db.commit()
+    for i in items:
+        await core.bind_message(db, i.data[1], message_id=i.message_id, now=sent_at, delivery_id=i.message.delivery_id)
+    after = timedelta(hours=services.config.delivery.nudge_after_hours)
+    await core.ensure_nudges(db, [i.data[1] for i in items], sent_at=sent_at, after=after)
+    await _remember_uploads(db, items, sent_at)
 
 
 async def render_nudge(app: App, message: DueMessage) -> OutgoingMessage | None:
@@ -319,26 +505,40 @@ async def render_nudge(app: App, message: DueMessage) -> OutgoingMessage | None:
         if es is None or es.id is None or es.local_date < local_date(patient, now):
             return None
         lang, session_id, chat_id = patient.language, es.id, patient.telegram_id
-        text = t(lang, "Just checking in: did you manage your {slot} exercise session?", slot=es.slot)
+        playing = es.step == core.Step.PLAYING
 
     data = (services, app.bot, session_id, chat_id)
-    return OutgoingMessage(text, buttons=main_buttons(lang, session_id), settle=(_settle_nudges, data))
+    buttons, web_app = reminder_keyboard(services, lang, session_id)
+    if not services.config.privacy.health_data_in_chat:
+        text = t(lang, "Just checking in: your {slot} session is still open.", slot=es.slot)
+        return OutgoingMessage(text, web_app=web_app, settle=(_settle_nudges, data))
+    text = t(lang, "Just checking in: did you manage your {slot} exercise session?", slot=es.slot)
+    if playing:
+        buttons = finish_buttons(lang, session_id)  # the exercises are in the chat already
+    return OutgoingMessage(text, buttons=buttons, web_app=web_app, settle=(_settle_nudges, data))
 
 
-async def _settle_nudges(items: list[SentItem]) -> None:
+async def _settle_nudges(db: AsyncSession, items: list[SentItem]) -> None:
     """After nudges went out: each becomes its session's live message; the reminder's buttons move to it."""
     services, bot = items[0].data[0], items[0].data[1]
     stale: list[tuple[int, int]] = []
-    async with services.db.session() as db:
-        for i in items:
-            previous = await core.bind_message(
-                db, i.data[2], message_id=i.message_id, now=services.clock.now(), nudge=True
-            )
-            if previous is not None and i.data[3] is not None:
-                stale.append((i.data[3], previous))
-        await db.commit()
+    for i in items:
+        previous = await core.bind_message(db, i.data[2], message_id=i.message_id, now=services.clock.now(), nudge=True)
+        if previous is not None and i.data[3] is not None:
+            stale.append((i.data[3], previous))
+    if stale:
+        # One live message per session: the old one's buttons go once this transaction is committed,
+        # outside it (an edit waits for the pacer; the engine's transaction must not).
+        task = asyncio.get_running_loop().create_task(_drop_all_buttons(bot, stale))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+
+
+_background: set[asyncio.Task[None]] = set()
+
+
+async def _drop_all_buttons(bot: Any, stale: list[tuple[int, int]]) -> None:
     for chat_id, previous in stale:
-        # One live message per session.
         await _drop_buttons(bot, chat_id, previous)
 
 
@@ -354,16 +554,21 @@ async def _drop_buttons(bot: Any, chat_id: int, message_id: int) -> None:
 # --- presses --------------------------------------------------------------------------------
 
 
-async def edit_message(message: Message, text: str | None, buttons: list[list[tuple[str, str]]] | None) -> None:
+async def edit_message(
+    message: Message,
+    text: str | None,
+    buttons: list[list[tuple[str, str]]] | None,
+    web_app: tuple[str, str] | None = None,
+) -> None:
     """Replace a message's text (or caption) and buttons; text None keeps the text."""
-    keyboard = markup(buttons) if buttons else None
+    keyboard_ = keyboard(buttons or [], web_app)
     try:
         if text is None:
-            await message.edit_reply_markup(reply_markup=keyboard)
+            await message.edit_reply_markup(reply_markup=keyboard_)
         elif message.text is None:
-            await message.edit_caption(caption=text, reply_markup=keyboard)
+            await message.edit_caption(caption=text, reply_markup=keyboard_)
         else:
-            await message.edit_text(text, reply_markup=keyboard)
+            await message.edit_text(text, reply_markup=keyboard_)
     except BadRequest as exc:
         # "message is not modified" after a repeated press, or a message too old to edit.
         log.info("edit of message %d refused: %s", message.message_id, exc.message)
@@ -427,16 +632,23 @@ async def _press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             return
         es = applied.session
         streak = 0
-        if press.action == core.Action.PAIN:
+        if press.action in (core.Action.PAIN, core.Action.DONE, core.Action.PARTLY):
             streak = (await core.stats(db, patient, now)).streak_days
         options = core.snooze_options(es, patient, now) if press.action == core.Action.SNOOZE else []
         await db.commit()
         lang, tz = patient.language, patient.timezone
     assert es.id is not None
     action = press.action
-    if action in (core.Action.DONE, core.Action.PARTLY, core.Action.SKIP):
+    if action == core.Action.START:
+        # The engine sends the exercises (one message each, paced); the last one asks Done or Partly.
+        await query.answer(t(lang, "Here come your exercises, one by one."))
+        await edit_message(message, None, finish_buttons(lang, es.id) + reason_free_skip(lang, es.id))
+    elif action in (core.Action.DONE, core.Action.PARTLY, core.Action.SKIP):
         await query.answer()
-        await close_with(message, t(lang, OUTCOME_LINES[core.Status(es.status)]))
+        line = t(lang, OUTCOME_LINES[core.Status(es.status)])
+        if action != core.Action.SKIP:
+            line += " " + streak_line(lang, streak)
+        await close_with(message, line)
         if action == core.Action.SKIP:
             text, buttons = t(lang, "What got in the way?"), reason_buttons(lang, es.id)
         else:
@@ -450,7 +662,7 @@ async def _press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await edit_message(message, None, snooze_buttons(lang, es.id, options))
     elif action == core.Action.BACK:
         await query.answer()
-        await edit_message(message, None, main_buttons(lang, es.id))
+        await edit_message(message, None, *reminder_keyboard(s, lang, es.id))
     elif action == core.Action.SNOOZE:
         assert applied.snoozed_until is not None
         at = applied.snoozed_until.astimezone(zone(tz)).strftime("%H:%M")

@@ -24,7 +24,8 @@ from telegram.ext import CommandHandler, ContextTypes, filters
 from rehab_bot import signin
 from rehab_bot.bot.miniapp import with_open_button
 from rehab_bot.bot.services import App, svc
-from rehab_bot.bot.staff import GROUP, staff_command
+from rehab_bot.bot.staff import GROUP
+from rehab_bot.bot.staff.press import staff_command
 from rehab_bot.models import Staff
 from rehab_bot.web.app import WebServer
 from rehab_bot.web.context import WebContext, load_secret

@@ -27,7 +27,9 @@ import re
 import string
 from dataclasses import dataclass, field
 from datetime import time
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
 
 from rehab_bot.content.schema import (
     BUILT_IN,
@@ -36,6 +38,7 @@ from rehab_bot.content.schema import (
     ID_RE,
     LANGUAGES,
     Bool,
+    Checked,
     DataPath,
     Entry,
     Int,
@@ -53,8 +56,6 @@ from rehab_bot.content.schema import (
     optional,
     per_language,
     schema,
-    type_name,
-    unknown_key,
 )
 from rehab_bot.crisis import Pattern, PatternError, compile_pattern
 
@@ -85,7 +86,13 @@ TRIGGERS = (
     "pain_improved",
     "milestone",
     "weekly_summary",
+    "first_full_week",
+    "phase_change",
+    "pain_halved",
+    "reminder",
 )
+# Milestones: sent with a message effect in the chat (never on a red-flag day).
+MILESTONE_TRIGGERS = frozenset({"first_full_week", "phase_change", "pain_halved"})
 # Questionnaires the bot core relies on: /pain, the pain alert rules, the
 # progress chart and the motivation engine read CheckIn rows of "pain" (NRS
 # 0-10, its score is the answer) and "mood" (1-5). A clinic may reword them
@@ -103,7 +110,14 @@ TRIGGER_PLACEHOLDERS: dict[str, frozenset[str]] = {
     "pain_improved": frozenset({"before", "now", "clinic"}),
     "milestone": frozenset({"weeks", "clinic"}),
     "weekly_summary": frozenset({"done", "planned", "adherence", "pain", "mood", "clinic"}),
+    "first_full_week": frozenset({"clinic"}),
+    "phase_change": frozenset({"phase", "clinic"}),
+    "pain_halved": frozenset({"before", "now", "clinic"}),
+    "reminder": frozenset({"clinic"}),
 }
+# Placeholders that carry health data (answers, the treatment's phase): messages using them
+# are left out when the chat must carry none ([privacy]).
+HEALTH_PLACEHOLDERS = frozenset({"pain", "mood", "before", "now", "phase"})
 # The trigger parameter: which streak length / which week a message is for.
 TRIGGER_PARAMS = {"streak": "days", "milestone": "weeks"}
 
@@ -283,14 +297,6 @@ def _placeholders(text: str) -> set[str] | str:
         return "has an unmatched '{' or '}' (write '{{' or '}}' for a literal brace)"
 
 
-def _check_lang_table(
-    f: SourceFile, path: DataPath, what: str, key: str, value: Any, locate: str
-) -> dict[str, str] | None:
-    """A {lang: text} table inside an inline table, checked like a Lang field; errors at `locate`."""
-    _, ok = check_fields(f, {key: value}, path, what, _LABEL_SCHEMAS[key], locate=locate)
-    return dict(value) if ok else None
-
-
 def _int(value: Any) -> bool:
     return type(value) is int
 
@@ -327,10 +333,25 @@ ItemSchema = schema(
     options=optional(Tables),
     when=optional(Unchecked),  # a table of lists, checked by _parse_when
 )
-# A lang table inside an inline table (an option's label), checked alone.
-_LABEL_SCHEMAS = {"label": schema("LabelSchema", label=Lang)}
-_OPTION_KEYS = ("value", "label", "loinc", "flag", "reply", "ends")
-_CADENCE_KEYS = ("from_day", "to_day", "every_n_days", "days")
+_WEEKDAYS_MESSAGE = f'must list weekdays like "mon,wed,fri" ({", ".join(WEEKDAY_NAMES)})'
+# An answer option: an inline table in an item's options = [...]; errors at the item's 'options'.
+OptionSchema = schema(
+    "OptionSchema",
+    value=Checked(int, "must be a whole number from 0 to 999 (the item score)", ge=0, le=999),
+    label=Lang,
+    loinc=optional(Unchecked),  # a LOINC answer code, checked by _check_loinc
+    flag=optional(Checked(Literal[SEVERITIES], f"must be one of {', '.join(SEVERITIES)}")),
+    reply=optional(Checked(str, "must be the id of a [[text]]")),
+    ends=optional(Checked(bool, "must be true or false")),
+)
+# One step of a cadence: an inline table in cadence = [...] or steps = [...].
+CadenceStepSchema = schema(
+    "CadenceStepSchema",
+    from_day=optional(Checked(int, "must be a whole number of days, 0 or more", ge=0)),
+    to_day=optional(Checked(int, "must be a whole number, not before from_day")),
+    every_n_days=optional(Checked(int, "must be between 1 and 366", ge=1, le=366)),
+    days=optional(Checked(str, _WEEKDAYS_MESSAGE)),
+)
 
 
 @dataclass(frozen=True)
@@ -352,21 +373,13 @@ def _parse_cadence(f: SourceFile, raw: Any, path: DataPath, what: str) -> list[C
     ok = True
     for n, step in enumerate(raw, 1):
         where = f"{what} cadence step {n}"
-        for key in step:
-            if key not in _CADENCE_KEYS:
-                f.at(path, f"{where}: {unknown_key(key, _CADENCE_KEYS)}", "cadence")
-                ok = False
-        from_day = step.get("from_day", 0)
-        to_day = step.get("to_day")
-        every = step.get("every_n_days")
-        days = step.get("days")
-        if not _int(from_day) or from_day < 0:
-            f.at(path, f"{where}: 'from_day' must be a whole number of days, 0 or more", "cadence")
-            ok = False
-        if to_day is not None and (not _int(to_day) or (_int(from_day) and to_day < from_day)):
+        v, good = check_fields(f, step, path, where, CadenceStepSchema, locate="cadence")
+        ok = ok and good
+        from_day, to_day = v.get("from_day", 0), v.get("to_day")
+        if to_day is not None and "from_day" not in set(step) - set(v) and to_day < from_day:
             f.at(path, f"{where}: 'to_day' must be a whole number, not before from_day", "cadence")
             ok = False
-        if (every is None) == (days is None):
+        if ("every_n_days" in step) == ("days" in step):
             f.at(
                 path,
                 f"{where}: give exactly one of 'every_n_days' (1 = daily) or 'days' (like \"mon,wed,fri\")",
@@ -375,23 +388,15 @@ def _parse_cadence(f: SourceFile, raw: Any, path: DataPath, what: str) -> list[C
             ok = False
             continue
         weekdays: frozenset[int] | None = None
-        if every is not None and (not _int(every) or not 1 <= every <= 366):
-            f.at(path, f"{where}: 'every_n_days' must be between 1 and 366", "cadence")
-            ok = False
-        if days is not None:
-            names = [d.strip().lower() for d in days.split(",")] if isinstance(days, str) else []
-            bad = [d for d in names if d not in WEEKDAY_NAMES]
-            if not names or bad:
-                f.at(
-                    path,
-                    f"{where}: 'days' must list weekdays like \"mon,wed,fri\" ({', '.join(WEEKDAY_NAMES)})",
-                    "cadence",
-                )
+        if "days" in v:
+            names = [d.strip().lower() for d in v["days"].split(",")]
+            if not names or any(d not in WEEKDAY_NAMES for d in names):
+                f.at(path, f"{where}: 'days' {_WEEKDAYS_MESSAGE}", "cadence")
                 ok = False
             else:
                 weekdays = frozenset(WEEKDAY_NAMES.index(d) for d in names)
         if ok:
-            steps.append(CadenceStep(from_day, to_day, every, weekdays))
+            steps.append(CadenceStep(from_day, to_day, v.get("every_n_days"), weekdays))
     if not ok:
         return None
     ordered = sorted(steps, key=lambda s: s.from_day)
@@ -409,36 +414,17 @@ def _parse_options(
     options: list[Option] = []
     for n, opt in enumerate(raw, 1):
         where = f"{what} option {n}"
-        for key in opt:
-            if key not in _OPTION_KEYS:
-                f.at(path, f"{where}: {unknown_key(key, _OPTION_KEYS)}", "options")
-                ok = False
-        value = opt.get("value")
-        if not _int(value) or not 0 <= value <= 999:
-            f.at(path, f"{where}: 'value' must be a whole number from 0 to 999 (the item score)", "options")
-            ok = False
-        label = _check_lang_table(f, path, where, "label", opt.get("label"), "options")
-        if label is None:
-            ok = False
-        flag = opt.get("flag")
-        if flag is not None and flag not in SEVERITIES:
-            f.at(path, f"{where}: 'flag' must be one of {', '.join(SEVERITIES)}", "options")
-            ok = False
-        reply = opt.get("reply")
-        if reply is not None:
-            if not isinstance(reply, str):
-                f.at(path, f"{where}: 'reply' must be the id of a [[text]]", "options")
-                ok = False
-            else:
-                text_refs.append(_TextRef(f, path, "options", where, reply))
-        ends = opt.get("ends", False)
-        if type(ends) is not bool:
-            f.at(path, f"{where}: 'ends' must be true or false", "options")
-            ok = False
-        if not _check_loinc(f, path, where, "options", opt.get("loinc"), _LA_RE):
-            ok = False
-        if ok and label is not None:
-            options.append(Option(value, label, opt.get("loinc"), flag, reply, ends))
+        v, good = check_fields(f, opt, path, where, OptionSchema, locate="options")
+        if "reply" in v:
+            text_refs.append(_TextRef(f, path, "options", where, v["reply"]))
+        if not _check_loinc(f, path, where, "options", v.get("loinc"), _LA_RE):
+            good = False
+        if good:
+            label = dict(v["label"])
+            options.append(
+                Option(v["value"], label, v.get("loinc"), v.get("flag"), v.get("reply"), v.get("ends", False))
+            )
+        ok = ok and good
     if not ok:
         return None
     values = [o.value for o in options]
@@ -687,7 +673,15 @@ def _parse_questionnaires(f: SourceFile, raws: list[Any], text_refs: list[_TextR
     return result
 
 
-_PROGRAMME_CADENCE_KEYS = ("programme", "questionnaire", "steps", "enabled")
+_ID = Annotated[str, Field(pattern=ID_RE.pattern)]
+# [[cadence]]: a questionnaire's cadence for one programme.
+ProgrammeCadenceSchema = schema(
+    "ProgrammeCadenceSchema",
+    programme=Checked(_ID, "must be the id of a programme"),
+    questionnaire=Checked(_ID, "must be the id of a questionnaire"),
+    steps=optional(Unchecked),  # a list of cadence steps, checked by _parse_cadence
+    enabled=optional(Bool),
+)
 
 
 def _parse_programme_cadences(f: SourceFile, raws: list[Any]) -> list[Entry]:
@@ -697,29 +691,17 @@ def _parse_programme_cadences(f: SourceFile, raws: list[Any]) -> list[Entry]:
     for i, raw in enumerate(raws):
         path: DataPath = ("cadence", i)
         what = "cadence"
-        ok = True
-        for key in raw:
-            if key not in _PROGRAMME_CADENCE_KEYS:
-                f.at(path, f"{what}: {unknown_key(key, _PROGRAMME_CADENCE_KEYS)}", key)
-                ok = False
-        programme, questionnaire = raw.get("programme"), raw.get("questionnaire")
-        for key, value in (("programme", programme), ("questionnaire", questionnaire)):
-            if not isinstance(value, str) or not ID_RE.match(value):
-                f.at(path, f"{what}: '{key}' must be the id of a {key}", key)
-                ok = False
+        v, ok = check_fields(f, raw, path, what, ProgrammeCadenceSchema)
         if not ok:
             continue
+        programme, questionnaire = v["programme"], v["questionnaire"]
         entry_id = f"{programme}/{questionnaire}"
         here = f.locator.line(path, "programme")
         if entry_id in seen:
             f.error(here, f"duplicate cadence for programme '{programme}' and questionnaire '{questionnaire}'")
             continue
         seen[entry_id] = here
-        enabled = raw.get("enabled", True)
-        if type(enabled) is not bool:
-            f.at(path, f"{what}: 'enabled' must be true or false, not {type_name(enabled)}", "enabled")
-            continue
-        if not enabled:
+        if not v.get("enabled", True):
             result.append(Entry(entry_id, None, f, path))
             continue
         if "steps" not in raw:
@@ -809,7 +791,18 @@ def _float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-_TIME_KEYS = ("default", "after_last_session_minutes", "earliest", "latest", "motivation_after_minutes")
+_HHMM = Annotated[str, Field(pattern=HHMM_RE.pattern)]
+_TIME = Checked(_HHMM, 'must be a time as "HH:MM"')
+_MINUTES = Checked(int, "must be minutes from 0 to 600", ge=0, le=600)
+# [checkin_time]: when check-ins are sent; a clinic's table changes only the keys it gives.
+CheckinTimeSchema = schema(
+    "CheckinTimeSchema",
+    default=optional(_TIME),
+    after_last_session_minutes=optional(_MINUTES),
+    earliest=optional(_TIME),
+    latest=optional(_TIME),
+    motivation_after_minutes=optional(_MINUTES),
+)
 
 
 def _parse_checkin_time(f: SourceFile, raw: Any, base: CheckinTime) -> CheckinTime:
@@ -817,19 +810,8 @@ def _parse_checkin_time(f: SourceFile, raw: Any, base: CheckinTime) -> CheckinTi
     if not isinstance(raw, dict):
         f.at(path, "'checkin_time' must be a [checkin_time] table", "checkin_time")
         return base
-    values: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key not in _TIME_KEYS:
-            f.at(path, f"checkin_time: {unknown_key(key, _TIME_KEYS)}", "checkin_time")
-        elif key.endswith("_minutes"):
-            if not _int(value) or not 0 <= value <= 600:
-                f.at(path, f"checkin_time: '{key}' must be minutes from 0 to 600", "checkin_time")
-            else:
-                values[key] = value
-        elif not isinstance(value, str) or not HHMM_RE.match(value):
-            f.at(path, f"checkin_time: '{key}' must be a time as \"HH:MM\"", "checkin_time")
-        else:
-            values[key] = time(int(value[:2]), int(value[3:]))
+    v, _ = check_fields(f, raw, path, "checkin_time", CheckinTimeSchema, locate="checkin_time")
+    values = {k: value if k.endswith("_minutes") else time(int(value[:2]), int(value[3:])) for k, value in v.items()}
     result = CheckinTime(**{**base.__dict__, **values})
     if result.earliest > result.latest:
         f.at(path, "checkin_time: 'earliest' is after 'latest'", "checkin_time")

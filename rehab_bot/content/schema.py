@@ -287,6 +287,19 @@ def Int(minimum: int | None = None) -> Any:
     return Annotated[int, Field(ge=minimum), _Kind("int")]
 
 
+@dataclass(frozen=True)
+class Says:
+    """What a field's wrong value is told, after the field's name: 'ends' must be true or false."""
+
+    text: str
+
+
+def Checked(typ: Any, says: str, **bounds: Any) -> Any:
+    """A field of type typ (strict; bounds as pydantic Field arguments) whose wrong value gets the message says."""
+    inner = Annotated[typ, Field(**bounds)] if bounds else typ
+    return Annotated[inner, _Kind("any"), Says(says)]
+
+
 _STRICT = ConfigDict(extra="forbid", strict=True)
 
 # A text per language: lang = "...", one for every supported language.
@@ -304,9 +317,10 @@ def schema(name: str, /, **fields: Any) -> type[BaseModel]:
 
 
 def optional(typ: Any) -> tuple[Any, None]:
-    """An optional field of type typ (its kind kept on the field, for the messages)."""
-    kind = next(m for m in getattr(typ, "__metadata__", ()) if isinstance(m, _Kind))
-    return (Annotated[typ | None, kind], None)
+    """An optional field of type typ (its kind and message kept on the field, for the messages)."""
+    meta = tuple(m for m in getattr(typ, "__metadata__", ()) if isinstance(m, _Kind | Says))
+    assert any(isinstance(m, _Kind) for m in meta)
+    return (Annotated[(typ | None, *meta)], None)
 
 
 def per_language(typ: Any) -> dict[str, Any]:
@@ -321,10 +335,18 @@ def _kind_of(model: type[BaseModel], key: str) -> str:
     return next((m.name for m in info.metadata if isinstance(m, _Kind)), "any")
 
 
+def _says_of(model: type[BaseModel], key: str) -> str | None:
+    info = model.model_fields.get(key)
+    return next((m.text for m in info.metadata if isinstance(m, Says)), None) if info is not None else None
+
+
 def _field_message(model: type[BaseModel], raw: dict[str, Any], error: Any) -> tuple[str, str]:
     """(message, key to locate) for one pydantic error below a top-level key."""
     loc: tuple[Any, ...] = error["loc"]
     key = str(loc[0])
+    says = _says_of(model, key)
+    if says is not None:
+        return f"'{key}' {says}", key
     kind = _kind_of(model, key)
     typ = error["type"]
     value = raw.get(key)

@@ -102,9 +102,14 @@ async def test_a_programme_built_in_the_browser_reaches_the_patients_next_remind
     preview = page.locator("#preview-text")
     await preview.wait_for()
     shown = await preview.inner_text()
-    assert shown.startswith("Time for your exercise session (09:00).")
-    assert "3. Thigh tightening (3 × 15 repetitions, hold 5 s)" in shown
-    assert "📝 Slowly, and breathe." in shown and "7. Bridging (2 × 5 repetitions)" in shown
+    assert shown.startswith("Time for your exercise session (09:00).") and "7 exercises, about" in shown
+    cards = await page.locator("#preview-cards pre").all_inner_texts()
+    assert len(cards) == 7
+    assert (
+        cards[2].startswith("3/7 · Thigh tightening\n3 × 15 repetitions, hold 5 s")
+        and "📝 Slowly, and breathe." in cards[2]
+    )
+    assert cards[6].startswith("7/7 · Bridging\n2 × 5 repetitions")
     assert await serious(page) == []
 
     await page.get_by_role("button", name="Save as the patient's plan").click()
@@ -120,7 +125,16 @@ async def test_a_programme_built_in_the_browser_reaches_the_patients_next_remind
     bot.clock.set(berlin(WED, "09:00"))
     await bot.tick()
     [sent] = await reminder(user)
-    assert sent.text == shown, "the preview is what the patient reads"
+    assert sent.text.startswith(shown + "\n\n"), "the preview is the reminder (then a line of encouragement)"
+    # ▶ Start: the exercises with the new dose, as previewed.
+    user.mark_seen()
+    await user.press("▶ Start", sent)
+    await user.wait_for_answer()
+    await user.wait_for()  # the reminder loses its Start button
+    user.mark_seen()
+    await bot.tick()
+    played = await user.wait_for(lambda m: "/7 · " in (m.text or ""), count=7, include_edits=False)
+    assert [m.text for m in played] == cards
     async with bot.db.session() as s:
         rows = (
             await s.exec(select(AuditLog.action, AuditLog.actor).where(col(AuditLog.action) == "change.plan"))
@@ -175,7 +189,7 @@ async def test_an_uploaded_exercise_photo_arrives_with_the_reminder(
     await bot.tick()
     messages = await reminder(user)
     assert messages[0].photo is not None and messages[0].photo.data == JPEG
-    assert "Wall slides (1 × 8 repetitions)" in (messages[-1].text or "")
+    assert "7 exercises, about" in (messages[-1].text or "")
     [upload] = tg.calls("sendPhoto")
     assert "photo" in upload.files
     await user.press("✅ Done", messages[-1])

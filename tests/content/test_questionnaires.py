@@ -79,6 +79,10 @@ def test_built_in_questionnaires_rules_messages_and_crisis_lists() -> None:
         "pain_improved",
         "milestone",
         "weekly_summary",
+        "first_full_week",
+        "phase_change",
+        "pain_halved",
+        "reminder",
     }
     assert {m.param for m in content.messages.values() if m.trigger == "streak"} == {3, 7, 14, 30}
     assert {m.param for m in content.messages.values() if m.trigger == "milestone"} == {2, 4, 6, 12}

@@ -113,3 +113,32 @@ def test_the_built_in_content_loads_fast() -> None:
         load_content(None)
     # About 20 ms on the CI machine; generous for a shared one.
     assert (time.perf_counter() - start) / 5 < 0.5
+
+
+def test_a_cadence_step_and_the_checkin_time_refuse_unknown_keys_and_wrong_values_from_the_schema(
+    tmp_path: Path,
+) -> None:
+    text = (DEFAULTS_DIR / "questionnaires.toml").read_text(encoding="utf-8")
+    step = "cadence = [{ from_day = 0, to_day = 13, every_n_days = 1 }]"
+    assert step in text
+    text = text.replace(step, "cadence = [{ from_dya = 0, to_day = 13, every_n_days = 0 }]")
+    text = text.replace("after_last_session_minutes = 60\n", "after_last_session_minutes = 601\n")
+    text = text.replace('latest = "20:30"\n', 'latest = "9pm"\n')
+    path = tmp_path / "questionnaires.toml"
+    path.write_text(text, encoding="utf-8")
+    errors = load_errors(tmp_path)
+    lines = text.splitlines()
+    cadence_line = next(n for n, line in enumerate(lines, 1) if "from_dya" in line)
+    header_line = lines.index("[checkin_time]") + 1
+    step_errors = [e for e in errors if "cadence step 1" in e]
+    assert [e.split(": ", 1)[0] for e in step_errors] == [f"{path}:{cadence_line}"] * 2, errors
+    assert (
+        "unknown key 'from_dya'; did you mean 'from_day'? (allowed: from_day, to_day, every_n_days, days)"
+        in (step_errors[0])
+    )
+    assert step_errors[1].endswith("cadence step 1: 'every_n_days' must be between 1 and 366")
+    assert [e for e in errors if "checkin_time" in e] == [
+        f"{path}:{header_line}: checkin_time: 'after_last_session_minutes' must be minutes from 0 to 600",
+        f"{path}:{header_line}: checkin_time: 'latest' must be a time as \"HH:MM\"",
+    ]
+    assert len(errors) == 4, errors

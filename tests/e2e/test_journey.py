@@ -139,7 +139,7 @@ class Journey:
 
     @property
     def main(self) -> list[str]:
-        return [self._("✅ Done"), self._("🌗 Partly"), self._("⏭ Skip"), self._("⏰ Snooze")]
+        return [self._("▶ Start"), self._("✅ Done"), self._("🌗 Partly"), self._("⏭ Skip"), self._("⏰ Snooze")]
 
     def new(self, count: int) -> list[SentMessage]:
         """The messages the bot sent since the last call; there must be exactly count."""
@@ -170,11 +170,18 @@ class Journey:
         await run_until(self.bot, at)
         [message] = self.new(1)
         assert message.text.startswith(self._("Time for your exercise session ({slot}).", slot=slot))
-        for exercise in phase(phase_id).exercises_for(index):
-            assert localize(CONTENT.exercise(exercise).name, self.lang) in message.text
-        assert message.text.endswith(self._("When you have finished, tap a button below."))
+        # Short: the phase, how many exercises; the exercises themselves come with Start.
+        count = len(phase(phase_id).exercises_for(index))
+        assert localize(phase(phase_id).title, self.lang) in message.text
+        assert f"\n{count} " in message.text and len(message.text) <= 400
         assert message.button_labels == self.main
         return message
+
+    def streak_line(self, streak: int) -> str:
+        """Shown as soon as Done or Partly is pressed."""
+        if streak >= 2:
+            return self._("🔥 {n} days in a row.", n=streak)
+        return self._("🔥 Your streak starts today.")
 
     def praise(self, status: str, streak: int) -> str:
         if status == "partly":
@@ -201,7 +208,8 @@ class Journey:
         }[outcome]
         edited, question = await self.press(self._(button), reminder, 2)
         assert edited.message_id == reminder.message_id and not edited.has_inline_keyboard
-        assert edited.text.endswith("\n\n" + self._(line))
+        line = self._(line) + " " + self.streak_line(streak)
+        assert edited.text.endswith("\n\n" + line)
         [sent] = self.new(1)
         assert sent.message_id == question.message_id
         assert question.text == self._("How hard did the exercises feel?")
@@ -217,7 +225,7 @@ class Journey:
         [thanks] = await self.press(answer, question, 1)
         assert thanks.message_id == question.message_id and not thanks.has_inline_keyboard
         assert thanks.text == self.praise(outcome, streak)
-        self.expect(self._("Time for your exercise session ({slot}).", slot=slot), self._(line))
+        self.expect(self._("Time for your exercise session ({slot}).", slot=slot), line)
         self.expect(self.praise(outcome, streak))
 
     async def evening(self, day: date, *, checkins: list[list[str]], motivation: str | None) -> None:
@@ -434,8 +442,8 @@ async def test_one_patient_from_the_invite_link_to_the_next_phase(
     nudge_text = _("Just checking in: did you manage your {slot} exercise session?", slot="09:00")
     assert nudge.text == nudge_text and nudge.button_labels == journey.main
     assert not reminder.has_inline_keyboard, "the reminder's buttons moved to the nudge"
-    nudge_done = nudge.callback_data[0]
-    journey.expect(header("09:00"), _("When you have finished, tap a button below."))
+    nudge_done = nudge.callback_data[1]
+    journey.expect(header("09:00"), reminder.text.split("\n")[-1])
     journey.expect(nudge_text)
     # A still-open session does not spoil the day: the streak counts Saturday and Sunday.
     await journey.log(await journey.reminder(berlin(SUN, "13:00"), "13:00", index=1), "13:00", "done", streak=2)

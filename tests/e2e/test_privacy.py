@@ -537,7 +537,9 @@ def registered_commands(app: Any) -> tuple[set[str], set[str]]:
     for handlers in app.handlers.values():
         for h in handlers:
             if isinstance(h, CommandHandler):
-                is_staff = getattr(h.callback, "__module__", "") in (staff_bot.__name__, web_bot.__name__)
+                module = getattr(h.callback, "__module__", "")
+                in_staff = module.startswith(staff_bot.__name__ + ".")
+                is_staff = module in (staff_bot.__name__, web_bot.__name__) or in_staff
                 (staff if is_staff else patient).update(h.commands)
     return patient, staff
 

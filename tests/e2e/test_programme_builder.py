@@ -115,31 +115,32 @@ async def test_a_saved_plan_reaches_the_patient_with_its_exercises_dose_and_phot
     await bot.tick()
     messages = await reminder_messages(user)
     photo = messages[0].photo
-    assert photo is not None and photo.data == JPEG
+    assert photo is not None and photo.data == JPEG, "the session's first exercise with media comes with the reminder"
     text = messages[-1].text or ""
-    assert text == preview.text, "the preview is what the patient reads"
-    assert "1. Wall slides (2 × 12 repetitions, hold 4 s)\nBack to the wall" in text
-    assert "📝 Only as far as is comfortable." in text
-    assert "2. Thigh tightening (3 × 15 repetitions, hold 5 s)" in text
-    assert "Walking" not in text
+    assert text.startswith(preview.text + "\n\n"), "the preview is the reminder, then a line of encouragement"
+    assert "2 exercises, about" in text
     [upload] = tg.calls("sendPhoto")
     assert "photo" in upload.files, "uploaded the first time"
     async with bot.db.session() as s:
         cached = (await s.exec(select(MediaCache).where(col(MediaCache.source) == str(row_media(tmp_path))))).one()
     assert cached.file_id == photo.file_id
 
-    await user.press("✅ Done", messages[-1])
-    await user.wait_for_answer()
-    await user.wait_for(count=2)  # the reminder edited, and the question after Done
-    bot.clock.set(berlin(WED, "13:00"))
-    await bot.tick()
+    # ▶ Start: the exercises one by one, with the plan's dose and note, exactly as the preview showed them.
     user.mark_seen()
-    bot.clock.set(berlin(WED + timedelta(days=1), "09:00"))
+    await user.press("▶ Start", messages[-1])
+    await user.wait_for_answer()
+    await user.wait_for()  # the reminder loses its Start button
+    user.mark_seen()
     await bot.tick()
-    again = await reminder_messages(user)
+    slides, thigh, last = await user.wait_for(count=3, include_edits=False)
+    assert [slides.text, thigh.text] == preview.cards
+    assert slides.text.startswith("1/2 · Wall slides\n2 × 12 repetitions, hold 4 s")
+    assert "📝 Only as far as is comfortable." in (slides.text or "")
+    assert thigh.text.startswith("2/2 · Thigh tightening\n3 × 15 repetitions, hold 5 s")
+    assert last.text == "That was your session. How did it go?"
     resend = tg.calls("sendPhoto")[-1]
     assert resend.files == {} and resend.params["photo"] == cached.file_id, "then sent by file_id"
-    assert again[0].photo is not None and again[0].photo.file_id == cached.file_id
+    assert slides.photo is not None and slides.photo.file_id == cached.file_id
 
 
 def row_media(tmp_path: Path) -> Path:

@@ -9,6 +9,8 @@ phase changes, and presses that must change nothing: double, stale, forged.
 
 from __future__ import annotations
 
+import itertools
+import re
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -99,6 +101,13 @@ async def press_and_wait(
     return await user.wait_for(count=events) if events else []
 
 
+def exercise_count(reminder_text: str) -> int:
+    """The number of exercises a short reminder announces ("7 exercises, about 12 min")."""
+    match = re.search(r"(\d+) (?:exercises?|Übungen|Übung),", reminder_text)
+    assert match is not None, reminder_text
+    return int(match.group(1))
+
+
 def exercise_names(lang: str, phase_id: str, index: int = 0) -> list[str]:
     phase = next(p for p in CONTENT.programme("lumbar-example").phases if p.id == phase_id)
     return [localize(CONTENT.exercise(x).name, lang) for x in phase.exercises_for(index)]
@@ -116,14 +125,15 @@ async def test_a_week_of_sessions(bot: Any, tg: FakeTelegram, lang: str) -> None
     await at(bot, berlin(WED, "09:00"))
     [reminder] = await user.wait_for()
     assert reminder.text.startswith(_("Time for your exercise session ({slot}).", slot="09:00"))
-    for name in exercise_names(lang, "weeks-1-2"):
-        assert name in reminder.text
-    assert "⚠️" in reminder.text and "🆕" not in reminder.text, "no phase note: the patient knows this phase"
-    main = [_("✅ Done"), _("🌗 Partly"), _("⏭ Skip"), _("⏰ Snooze")]
+    # Short: the session, how many exercises and about how long, one line of encouragement; no instructions.
+    count = len(exercise_names(lang, "weeks-1-2"))
+    assert f"{count} " in reminder.text and len(reminder.text) <= 400
+    assert "⚠️" not in reminder.text and "🆕" not in reminder.text, "no phase note: the patient knows this phase"
+    main = [_("▶ Start"), _("✅ Done"), _("🌗 Partly"), _("⏭ Skip"), _("⏰ Snooze")]
     assert reminder.button_labels == main
     edited, question = await press_and_wait(user, _("✅ Done"), 2)
     assert edited.message_id == reminder.message_id and not edited.has_inline_keyboard
-    assert edited.text.endswith(_("✅ Logged: done.")) and _("Walking" if lang == "en" else "Gehen") in edited.text
+    assert edited.text.endswith(_("✅ Logged: done.") + " " + _("🔥 Your streak starts today."))
     assert question.text == _("How hard did the exercises feel?")
     [pain_question] = await press_and_wait(user, _("😓 Hard"), 1)
     assert pain_question.message_id == question.message_id
@@ -138,7 +148,7 @@ async def test_a_week_of_sessions(bot: Any, tg: FakeTelegram, lang: str) -> None
     await at(bot, berlin(WED + timedelta(days=1), "09:00"))
     [reminder] = await user.wait_for()
     edited, question = await press_and_wait(user, _("🌗 Partly"), 2)
-    assert edited.text.endswith(_("🌗 Logged: partly done."))
+    assert edited.text.endswith(_("🌗 Logged: partly done.") + " " + _("🔥 {n} days in a row.", n=2))
     [pain_question] = await press_and_wait(user, _("Skip this question"), 1)
     assert _("Effort") not in pain_question.text.split("\n")[0] or lang == "de"
     [thanks] = await press_and_wait(user, "2", 1)
@@ -193,7 +203,7 @@ async def test_a_week_of_sessions(bot: Any, tg: FakeTelegram, lang: str) -> None
         nudge, dropped = dropped, nudge
     assert nudge.text == _("Just checking in: did you manage your {slot} exercise session?", slot="09:00")
     assert nudge.button_labels == main
-    nudge_done = nudge.callback_data[0]
+    nudge_done = nudge.callback_data[1]
     assert dropped.message_id == reminder.message_id and not dropped.has_inline_keyboard
     await at(bot, berlin(sun, "18:00"))
     await user.expect_silence(0.2)
@@ -260,7 +270,7 @@ async def test_double_stale_and_forged_presses_change_nothing(bot: Any, tg: Fake
     await at(bot, berlin(WED, "09:00"))
     [reminder] = await anna.wait_for()
     [ben_reminder] = await ben.wait_for()
-    done_data, skip_data = reminder.callback_data[0], reminder.callback_data[2]
+    done_data, skip_data = reminder.callback_data[1], reminder.callback_data[3]
     assert len(done_data.encode()) <= 64
 
     # Double press: both presses reach the bot before either is handled.
@@ -292,6 +302,8 @@ async def test_double_stale_and_forged_presses_change_nothing(bot: Any, tg: Fake
     await ben.press_data(f"s:{row.id}:k", ben_reminder.message_id)
     assert (await ben.wait_for_answer()).text == STALE
     await ben.press_data(f"s:{row.id}:e:easy", ben_reminder.message_id)
+    assert (await ben.wait_for_answer()).text == STALE
+    await ben.press_data(f"s:{row.id}:g", ben_reminder.message_id)
     assert (await ben.wait_for_answer()).text == STALE
     await ben.press_data("s:999999:d", ben_reminder.message_id)
     assert (await ben.wait_for_answer()).text == STALE
@@ -370,7 +382,7 @@ exercises = ["ankle-pumps"]
     await at(bot, berlin(WED, "09:00"))
     [first] = await user.wait_for()
     assert first.photo is not None and first.photo.data == b"\xff\xd8fake-jpeg-ankle-pumps"
-    assert first.caption is not None and "Ankle pumps" in first.caption and first.has_inline_keyboard
+    assert first.caption is not None and exercise_count(first.caption) == 1 and first.has_inline_keyboard
     [upload] = tg.calls("sendPhoto")
     assert "photo" in upload.files
     async with bot.db.session() as s:
@@ -378,7 +390,9 @@ exercises = ["ankle-pumps"]
     assert cached.file_id == first.photo.file_id and cached.source == str(tmp_path / "pump.jpg")
     # Pressing works on a photo's caption too.
     [edited, _question] = await press_and_wait(user, "✅ Done", 2)
-    assert edited.message_id == first.message_id and edited.text.endswith("✅ Logged: done.")
+    assert edited.message_id == first.message_id and edited.text.endswith(
+        "✅ Logged: done. 🔥 Your streak starts today."
+    )
     assert not edited.has_inline_keyboard and edited.photo is not None
     await at(bot, berlin(WED + timedelta(days=1), "09:00"))
     [second] = await user.wait_for()
@@ -389,35 +403,153 @@ exercises = ["ankle-pumps"]
     assert row2.message_id == second.message_id and row1.status == "done"
 
 
-async def test_a_long_session_goes_as_media_then_text_with_buttons(
-    bot_factory: Any, tg: FakeTelegram, tmp_path: Path
-) -> None:
-    (tmp_path / "walk.gif").write_bytes(b"GIF89a-walking")
-    (tmp_path / "exercises.toml").write_text(
-        """
+PLAYER_EXERCISES = """
 [[exercise]]
 id = "walking"
 sets = 1
 name.en = "Walking"
 name.de = "Gehen"
-instructions.en = "Walk at an easy pace on level ground."
-instructions.de = "Gehen Sie in ruhigem Tempo auf ebenem Boden."
+instructions.en = "Walk at an easy pace on level ground. {long}"
+instructions.de = "Gehen Sie in ruhigem Tempo auf ebenem Boden. {long}"
 safety_notes.en = "Wear firm shoes."
 safety_notes.de = "Tragen Sie feste Schuhe."
 media = "walk.gif"
 media_kind = "animation"
-""",
-        encoding="utf-8",
-    )
-    bot = await bot_factory(content={"dir": tmp_path}, delivery={"per_chat_interval": 0.02})
-    await enrolled(bot, 7301, lang="de")
-    user = tg.user(7301)
+
+[[exercise]]
+id = "ankle-pumps"
+sets = 2
+reps = 20
+name.en = "Ankle pumps"
+name.de = "Fußwippen"
+instructions.en = "Pull both feet up towards you, then point them away."
+instructions.de = "Ziehen Sie beide Füße zu sich heran und strecken Sie sie dann weg."
+safety_notes.en = "Stop if a calf hurts."
+safety_notes.de = "Hören Sie auf, wenn eine Wade schmerzt."
+media = "pump.jpg"
+media_kind = "photo"
+
+[[exercise]]
+id = "quad-sets"
+sets = 1
+reps = 10
+hold_seconds = 5
+name.en = "Thigh tightening"
+name.de = "Oberschenkel anspannen"
+instructions.en = "Press the back of your knee down into the bed."
+instructions.de = "Drücken Sie die Kniekehle in die Unterlage."
+safety_notes.en = "Breathe normally."
+safety_notes.de = "Atmen Sie normal weiter."
+"""
+
+PLAYER_PROGRAMME = """
+[[programme]]
+id = "short"
+surgery_types = ["lumbar"]
+name.en = "Short"
+name.de = "Kurz"
+
+[[programme.phase]]
+id = "all"
+from_day = 0
+title.en = "Gentle start"
+title.de = "Sanfter Anfang"
+change_note.en = "Three exercises, once a day."
+change_note.de = "Drei Übungen, einmal am Tag."
+sessions_per_day = 1
+default_times = ["09:00"]
+
+[[programme.phase.session]]
+exercises = ["walking", "ankle-pumps", "quad-sets"]
+"""
+
+
+async def player_bot(bot_factory: Any, tmp_path: Path, **sections: Any) -> Any:
+    """A bot whose one session has three exercises: an animation with long instructions, a photo, no media."""
+    (tmp_path / "walk.gif").write_bytes(b"GIF89a-walking")
+    (tmp_path / "pump.jpg").write_bytes(b"\xff\xd8fake-jpeg-ankle-pumps")
+    long = " ".join(["Keep your back straight and breathe calmly."] * 30)
+    (tmp_path / "exercises.toml").write_text(PLAYER_EXERCISES.replace("{long}", long), encoding="utf-8")
+    (tmp_path / "programmes.toml").write_text(PLAYER_PROGRAMME, encoding="utf-8")
+    return await bot_factory(content={"dir": tmp_path}, delivery={"per_chat_interval": 0.02}, **sections)
+
+
+@pytest.mark.parametrize("lang", ["en", "de"])
+async def test_start_without_a_mini_app_sends_one_message_per_exercise_then_done(
+    bot_factory: Any, tg: FakeTelegram, tmp_path: Path, lang: str
+) -> None:
+    _ = lambda msgid, **kw: t(lang, msgid, **kw)  # noqa: E731
+    bot = await player_bot(bot_factory, tmp_path)
+    patient = await enrolled(bot, 7301, lang=lang, programme_id="short", phase_id="all")
+    user = tg.user(7301, language_code=lang)
     await at(bot, berlin(WED, "09:00"))
-    media, text = await user.wait_for(count=2)
-    assert media.method == "sendAnimation" and not media.text and not media.has_inline_keyboard
-    assert text.method == "sendMessage" and len(text.text) > 1024 and "Gehen" in text.text
-    assert text.button_labels[0] == t("de", "✅ Done")
-    await press_and_wait(user, t("de", "✅ Done"), 2, text)
+    [reminder] = await user.wait_for()
+    # The short reminder carries the first exercise's animation, with the short text as its caption.
+    assert reminder.method == "sendAnimation" and len(reminder.text) <= 400
+    assert (
+        exercise_count(reminder.text) == 3 and _("Gentle start" if lang == "en" else "Sanfter Anfang") in reminder.text
+    )
+    assert reminder.button_labels == [_("▶ Start"), _("✅ Done"), _("🌗 Partly"), _("⏭ Skip"), _("⏰ Snooze")]
+
+    user.mark_seen()
+    await user.press(_("▶ Start"), reminder)
+    answer = await user.wait_for_answer()
+    assert answer.text == _("Here come your exercises, one by one.")
+    [trimmed] = await user.wait_for()
+    assert trimmed.message_id == reminder.message_id
+    assert trimmed.button_labels == [_("✅ Done"), _("🌗 Partly"), _("⏭ Skip")], "Start is pressed once"
+    # A second Start on the same reminder is stale (the buttons are gone; a forged one changes nothing).
+    await user.press_data(f"{reminder.callback_data[0].rsplit(':', 1)[0]}:g", reminder.message_id)
+    assert (await user.wait_for_answer()).text == _(STALE)
+
+    # The engine sends the exercises in its next tick: one message each, in order, then Done / Partly.
+    user.mark_seen()
+    await bot.tick()
+    walk_media, walk_text, pump, quad, last = await user.wait_for(count=5, include_edits=False)
+    name = lambda en, de: en if lang == "en" else de  # noqa: E731
+    assert walk_media.method == "sendAnimation" and not walk_media.text, "too long for a caption: media, then text"
+    assert walk_text.text.startswith("1/3 · " + name("Walking", "Gehen")) and len(walk_text.text) > 1024
+    assert "⚠️ " + name("Wear firm shoes.", "Tragen Sie feste Schuhe.") in walk_text.text
+    assert pump.method == "sendPhoto" and pump.photo is not None
+    assert pump.text.startswith("2/3 · " + name("Ankle pumps", "Fußwippen"))
+    assert _("{sets} × {reps} repetitions", sets=2, reps=20) in pump.text
+    assert quad.method == "sendMessage" and quad.text.startswith("3/3 · ")
+    assert _("hold {seconds} s", seconds=5) in quad.text and quad.text.endswith(
+        "⚠️ " + name("Breathe normally.", "Atmen Sie normal weiter.")
+    )
+    assert last.text == _("That was your session. How did it go?")
+    assert last.button_labels == [_("✅ Done"), _("🌗 Partly")]
+    assert not any(m.has_inline_keyboard for m in (walk_media, walk_text, pump, quad))
+    # Paced like any other send: through the per-chat pacer, never faster than its interval.
+    sends = [
+        c for c in tg.calls("sendMessage") + tg.calls("sendPhoto") + tg.calls("sendAnimation") if c.chat_id == 7301
+    ]
+    times = sorted(c.time for c in sends)[-5:]
+    assert all(b - a >= 0.015 for a, b in itertools.pairwise(times))
+    # The reminder's buttons moved to the last message: pressing Done there logs the session.
+    [dropped] = await user.wait_for()
+    assert dropped.message_id == reminder.message_id and not dropped.has_inline_keyboard
+    edited, question = await press_and_wait(user, _("✅ Done"), 2, last)
+    assert edited.message_id == last.message_id and question.text == _("How hard did the exercises feel?")
+    [row] = await sessions_of(bot, patient)
+    assert (row.status, row.step) == ("done", "effort")
+    # Media uploaded for the player are reused by file_id next time.
+    async with bot.db.session() as s:
+        cached = {m.source for m in (await s.exec(select(MediaCache))).all()}
+    assert cached == {str(tmp_path / "walk.gif"), str(tmp_path / "pump.jpg")}
+
+
+async def test_start_with_a_public_url_opens_the_mini_app(bot_factory: Any, tg: FakeTelegram, tmp_path: Path) -> None:
+    bot = await player_bot(bot_factory, tmp_path, web={"public_url": "https://rehab.clinic.test/"})
+    patient = await enrolled(bot, 7302, programme_id="short", phase_id="all")
+    user = tg.user(7302)
+    await at(bot, berlin(WED, "09:00"))
+    [reminder] = await user.wait_for()
+    [[start], *_rest] = reminder.reply_markup["inline_keyboard"]  # type: ignore[index]
+    assert start["text"] == "▶ Start" and "callback_data" not in start
+    [row] = await sessions_of(bot, patient)
+    assert start["web_app"] == {"url": f"https://rehab.clinic.test/app/session/{row.id}"}
+    assert reminder.button_labels[1:] == ["✅ Done", "🌗 Partly", "⏭ Skip", "⏰ Snooze"]
 
 
 async def test_phase_notes_come_with_the_first_reminder_of_a_new_phase(bot: Any, tg: FakeTelegram) -> None:
@@ -444,11 +576,11 @@ async def test_phase_notes_come_with_the_first_reminder_of_a_new_phase(bot: Any,
     [first] = await user.wait_for(reminder, include_edits=False)
     phase = next(p for p in CONTENT.programme("lumbar-example").phases if p.id == "weeks-3-6")
     assert "🆕 " + phase.title["en"] in first.text and phase.change_note["en"].strip()[:40] in first.text
-    assert "Sit to stand" in first.text
+    assert exercise_count(first.text) == len(exercise_names("en", "weeks-3-6"))
     await at(bot, berlin(thu, "13:00"))
     await at(bot, berlin(thu, "18:00"))
     [evening] = await user.wait_for(reminder, include_edits=False)
-    assert "🆕" not in evening.text and "Sit to stand" in evening.text
+    assert "🆕" not in evening.text and exercise_count(evening.text) == len(exercise_names("en", "weeks-3-6", 1))
     assert len([m for m in user.messages if reminder(m)]) == 5, "no 13:00 session in the new phase"
     rows = await sessions_of(bot, patient)
     assert [(r.local_date, r.slot, r.phase_id) for r in rows if r.local_date == thu] == [
@@ -527,12 +659,15 @@ async def test_a_window_of_reminders_costs_statements_per_window_not_per_patient
     def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         statements.append(statement)
 
-    engine = bot.db.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", count)
+    # The bot's connections and, on PostgreSQL, the reminder engine's own (rehab_bot.db).
+    engines = {bot.db.engine.sync_engine, bot.db.dispatch_engine.sync_engine}
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", count)
     try:
         await at(bot, berlin(WED, "09:00"))
     finally:
-        event.remove(engine, "before_cursor_execute", count)
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", count)
     for user in users:
         [reminder] = await user.wait_for()
         assert reminder.text.startswith("Time for your exercise session (09:00).")

@@ -67,6 +67,19 @@ TEXT_TOO_LONG = "Bad Request: message is too long"
 CAPTION_TOO_LONG = "Bad Request: message caption is too long"
 BUTTON_DATA_INVALID = "Bad Request: BUTTON_DATA_INVALID"
 BAD_MARKUP = "Bad Request: can't parse reply keyboard markup JSON object"
+EFFECT_ID_INVALID = "Bad Request: EFFECT_ID_INVALID"
+# Message effects any bot may send in private chats (the free ones Telegram's clients offer):
+# 🔥 👍 👎 ❤️ 🎉 💩. Telegram refuses other ids, and any effect outside a private chat.
+MESSAGE_EFFECTS = frozenset(
+    {
+        "5104841245755180586",
+        "5107584321108051014",
+        "5104858069142078462",
+        "5044134455711629726",
+        "5046509860389126442",
+        "5046589136895476101",
+    }
+)
 CANT_PARSE = "Bad Request: can't parse entities: "
 MAX_TEXT = 4096
 MAX_CAPTION = 1024
@@ -266,6 +279,7 @@ class SentMessage:
     edit_date: int | None = None
     history: list[str | None] = field(default_factory=list)  # previous texts, oldest first
     params: JSONDict = field(default_factory=dict)  # params of the creating call
+    effect_id: str | None = None  # message_effect_id, echoed as Message.effect_id
 
     @property
     def caption(self) -> str | None:
@@ -1449,6 +1463,8 @@ class FakeTelegram:
             d["from"] = self.bot_user
         if m.edit_date is not None:
             d["edit_date"] = m.edit_date
+        if m.effect_id is not None:
+            d["effect_id"] = m.effect_id
         if m.media is None:
             d["text"] = m.text or ""
         else:
@@ -1499,6 +1515,11 @@ class FakeTelegram:
         media: MediaInfo | None = None,
     ) -> JSONDict:
         assert rec.chat_id is not None
+        effect = rec.params.get("message_effect_id")
+        if effect is not None:
+            effect = str(effect)
+            if effect not in MESSAGE_EFFECTS or self._views[rec.chat_id].chat_type != "private":
+                raise _ApiError(400, EFFECT_ID_INVALID)
         reply_params = rec.params.get("reply_parameters")
         reply_to = rec.params.get("reply_to_message_id")
         if isinstance(reply_params, dict):
@@ -1515,6 +1536,7 @@ class FakeTelegram:
             media=media,
             reply_to_message_id=reply_to if isinstance(reply_to, int) else None,
             params=dict(rec.params),
+            effect_id=effect,
         )
         self._bot_messages[(msg.chat_id, msg.message_id)] = msg
         view = self._views[msg.chat_id]

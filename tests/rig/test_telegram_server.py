@@ -487,3 +487,19 @@ async def test_retry_after_breach_reply_keyboard_group_and_media(tg: FakeTelegra
     assert media.file_id == "https://example.org/clip.mp4" and media.data is None
     gif = await bot.send_animation(33, animation=b"GIF89a", filename="a.gif")
     assert gif.animation is not None and tg.user(33).last.method == "sendAnimation"
+
+
+async def test_message_effects_in_private_chats_only_and_known_ids_only(tg: FakeTelegram, app: AnyApp) -> None:
+    party = "5046509860389126442"  # 🎉
+    sent = await app.bot.send_message(1, "A full week!", message_effect_id=party)
+    assert sent.effect_id == party, "Telegram echoes the effect in the Message"
+    assert tg.user(1).last.effect_id == party
+    photo = await app.bot.send_photo(1, b"\xff\xd8jpeg", caption="Milestone", message_effect_id=party)
+    assert photo.effect_id == party
+    with pytest.raises(BadRequest, match="Effect_id_invalid"):
+        await app.bot.send_message(1, "x", message_effect_id="123")
+    tg.group(-100, "Ward")
+    with pytest.raises(BadRequest, match="Effect_id_invalid"):
+        await app.bot.send_message(-100, "x", message_effect_id=party)
+    plain = await app.bot.send_message(1, "no effect")
+    assert plain.effect_id is None and tg.user(1).last.effect_id is None

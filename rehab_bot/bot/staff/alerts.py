@@ -1,0 +1,142 @@
+"""/alerts, the Acknowledge buttons, and whether alerts can reach anybody (rehab_bot.alert renders here).
+
+Callback data: ``st:ak:<alert id>`` (from the /alerts list), ``st:aa:<alert id>``
+(under an alert or escalation message, see :func:`alert_buttons`).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+from telegram import (
+    InlineKeyboardMarkup,
+    Update,
+)
+from telegram.ext import (
+    ContextTypes,
+)
+
+from rehab_bot import alert as alert_core
+from rehab_bot import audit
+from rehab_bot.bot.services import Host, svc
+from rehab_bot.bot.staff.press import Press, clip, keyboard, staff_command
+from rehab_bot.models import Alert, Kind, Patient, Role, Staff
+
+log = logging.getLogger(__name__)
+
+
+async def alert_reach(holder: Host) -> alert_core.Reach:
+    """Who alerts can reach right now (start-up check and /healthz)."""
+    s = svc(holder)
+    async with s.db.session() as session:
+        return await alert_core.reach(session, s.config.clinic)
+
+
+async def check_alert_reach(holder: Host) -> bool:
+    """At start: ERROR when alerts can reach nobody, WARNING when there is no admin; True if anyone."""
+    reach = await alert_reach(holder)
+    if not reach.anyone:
+        log.error(
+            "alerts cannot reach anyone: no active staff member and no alert chat. Patients still get their "
+            "red-flag replies. Add an admin: rehab-bot staff add --telegram-id N --role admin --name NAME"
+        )
+    elif reach.admins == 0:
+        log.warning(
+            "no active admin: alerts about patients without a therapist go to every staff member, and "
+            "escalations have no admin to go to. Add one: rehab-bot staff add --role admin ..."
+        )
+    return reach.anyone
+
+
+def alert_line(staff: Staff, alert: Alert, patient: Patient) -> str:
+    """One alert in the /alerts list."""
+    return (
+        f"⚠️ {alert.severity.upper()} · {patient.alias} · {alert.kind} · "
+        f"{alert_core.local_time_text(alert.created_at, staff.timezone)}"
+        + (" · escalated to the admins" if alert.escalated_at else "")
+        + f"\n   {alert_core.shorten(alert.detail, 200)}"
+    )
+
+
+def alerts_view(
+    staff: Staff, alerts: list[tuple[Alert, Patient]], footer: str = ""
+) -> tuple[str, InlineKeyboardMarkup | None]:
+    """All open alerts in one message, one Acknowledge button each.
+
+    One message, not one per alert: updates are handled one at a time and
+    Telegram spaces messages to a chat by a second, so twenty messages would
+    hold every patient's replies up for twenty seconds.
+    """
+    whose = "all patients" if staff.role == Role.ADMIN.value else "your patients"
+    if not alerts:
+        text = f"No open alerts for {whose}."
+    else:
+        lines = [f"Open alerts for {whose}: {len(alerts)}."]
+        lines += [f"{n}. {alert_line(staff, alert, patient)}" for n, (alert, patient) in enumerate(alerts, 1)]
+        text = "\n".join(lines)
+    if footer:
+        text += "\n\n" + footer
+    rows = [
+        [(f"✅ Acknowledge {n}: {patient.alias}", f"st:ak:{alert.id}")] for n, (alert, patient) in enumerate(alerts, 1)
+    ]
+    return clip(text), keyboard(rows)
+
+
+@staff_command()
+async def alerts_command(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, session: AsyncSession, staff: Staff
+) -> None:
+    """List open alerts, each with an Acknowledge button."""
+    message = update.effective_message
+    assert message is not None
+    now = svc(context).clock.now()
+    alerts = await alert_core.open_alerts(session, staff)
+    audit.record(
+        session,
+        action=audit.VIEW_ALERTS,
+        now=now,
+        staff=staff,
+        detail=f"shown={','.join(str(a.id) for a, _ in alerts)}",
+    )
+    await session.commit()
+    text, markup = alerts_view(staff, alerts)
+    await message.reply_text(text, reply_markup=markup)
+
+
+async def press_acknowledge(press: Press) -> None:
+    """Acknowledge one alert; a second press says who already did. The list shows what is still open."""
+    result = await alert_core.acknowledge(press.session, press.staff, press.int_arg(0), press.now)
+    await press.session.commit()
+    when = alert_core.local_time_text(result.alert.acknowledged_at or press.now, press.staff.timezone)
+    await press.answer("Acknowledged." if result.now else f"Already acknowledged by {result.by}.")
+    remaining = await alert_core.open_alerts(press.session, press.staff)
+    footer = f"✅ {result.patient.alias} ({result.alert.kind}) acknowledged by {result.by}, {when}."
+    text, markup = alerts_view(press.staff, remaining, footer)
+    await press.edit(text, markup)
+
+
+ACK_LABEL = "✅ Acknowledge"
+
+
+def alert_buttons(kind: str, payload: str) -> list[list[tuple[str, str]]]:
+    """The Acknowledge button under an alert or escalation message (delivery payload {"ack": id})."""
+    if kind != Kind.ALERT.value:
+        return []
+    alert_id = alert_core.ack_alert_id(payload)
+    return [[(ACK_LABEL, f"st:aa:{alert_id}")]] if alert_id is not None else []
+
+
+async def press_alert_ack(press: Press) -> None:
+    """Acknowledge from the alert message itself: it keeps its text and says who acknowledged it, and when.
+
+    The role is rechecked (on_button) and the access too (alert_core.acknowledge);
+    the first acknowledgement is audited, a second press only says who did it.
+    """
+    result = await alert_core.acknowledge(press.session, press.staff, press.int_arg(0), press.now)
+    await press.session.commit()
+    when = alert_core.local_time_text(result.alert.acknowledged_at or press.now, press.staff.timezone)
+    await press.answer("Acknowledged." if result.now else f"Already acknowledged by {result.by}.")
+    message = press.message
+    original = (message.text or message.caption or "") if message is not None else ""
+    await press.edit(f"{original}\n\n✅ Acknowledged by {result.by}, {when}.")
