@@ -28,6 +28,7 @@ import flood
 import processes
 import startup
 import throughput
+import web
 from benchlib import BENCH, Figure, Results, machine_info, postgres_available
 
 
@@ -47,7 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--flood-window", type=float, help="(e) seconds the others are spread over (default 60)")
     parser.add_argument(
         "--only",
-        choices=("startup", "naive", "cpu", "burst", "flood", "claim", "chart", "processes"),
+        choices=("startup", "naive", "cpu", "burst", "flood", "claim", "chart", "processes", "web"),
         action="append",
         help="run only these measures (repeatable); RESULTS.md then holds only their rows",
     )
@@ -60,7 +61,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.flood_reminders = args.flood_reminders or (900 if args.quick else 10_000)
     args.flood_others = args.flood_others or (200 if args.quick else 1_000)
     args.flood_window = args.flood_window or (20.0 if args.quick else 60.0)
-    args.only = set(args.only or ("startup", "naive", "cpu", "burst", "flood", "claim", "chart", "processes"))
+    args.only = set(args.only or ("startup", "naive", "cpu", "burst", "flood", "claim", "chart", "processes", "web"))
     return args
 
 
@@ -126,6 +127,9 @@ async def run(args: argparse.Namespace) -> Results:
             await attempt(
                 results, "(h) processes", "postgres", processes.combined_rate(results, workdir, reminders=backlog)
             )
+        for kind in backends if "web" in args.only else ():
+            print(f"(w) web app: caseload of 2,000, a year's patient page, replies while 20 staff browse [{kind}]")
+            await attempt(results, "(w) web app", kind, web.run_all(results, [kind], workdir, quick=args.quick))
         for kind in backends if "cpu" in args.only else ():
             n = args.cpu_reminders
             print(f"(b) CPU per reminder, {n:,} session reminders at up to 1,000 msg/s [{kind}]", flush=True)

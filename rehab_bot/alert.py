@@ -137,13 +137,6 @@ async def responsible_therapist(session: AsyncSession, patient: Patient) -> Staf
     return staff if staff is not None and staff.active else None
 
 
-async def _active(session: AsyncSession, *, admins_only: bool) -> list[Staff]:
-    query = select(Staff).where(col(Staff.active).is_(True)).order_by(col(Staff.id))
-    if admins_only:
-        query = query.where(col(Staff.role) == Role.ADMIN.value)
-    return list((await session.exec(query)).all())
-
-
 async def route(session: AsyncSession, patient: Patient, clinic: ClinicConfig) -> Route:
     """Who an alert about this patient goes to (see the module docstring)."""
     people: list[Staff] = []
@@ -153,9 +146,9 @@ async def route(session: AsyncSession, patient: Patient, clinic: ClinicConfig) -
         people.append(therapist)
     else:
         reason = NO_THERAPIST if patient.therapist_id is None else THERAPIST_REMOVED
-        people = await _active(session, admins_only=True)
+        people = await admins(session)
         if not people:
-            people = await _active(session, admins_only=False)
+            people = await staff_members(session)
             if people:
                 reason = f"{reason}; {NO_ADMIN}"
     recipients = [Recipient(s.id, s.telegram_id, s.timezone) for s in people]

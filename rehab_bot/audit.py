@@ -29,6 +29,8 @@ from rehab_bot.models import AuditLog, Patient, Staff
 VIEW_PATIENTS = "view.patients"
 VIEW_PATIENT = "view.patient"
 VIEW_ALERTS = "view.alerts"
+VIEW_AUDIT = "view.audit"  # the web app's audit log page (admins)
+VIEW_STAFF = "view.staff"  # the web app's staff page (admins)
 INVITE_PATIENT = "invite.create"  # written by rehab_bot.invite
 INVITE_STAFF = "staff_invite.create"  # written by rehab_bot.invite
 CHANGE_PROGRAMME = "change.programme"
@@ -85,6 +87,23 @@ def web_actor(telegram_id: int) -> str:
     return f"web:{telegram_id}"
 
 
+# Where staff act in this context: "telegram" (the chat) or "web" (set per request by the web app),
+# so a core function's audit row names the front end it was called from.
+_staff_channel: ContextVar[str] = ContextVar("staff_channel", default="telegram")
+
+
+def set_web_channel() -> None:
+    """Staff actions recorded from now on (in this context: one web request) are web:<id>."""
+    _staff_channel.set("web")
+
+
+def staff_actor(staff: Staff) -> str:
+    """The actor string for this staff member in the current front end."""
+    if _staff_channel.get() == "web":
+        return web_actor(staff.telegram_id)
+    return telegram_actor(staff.telegram_id)
+
+
 def record(
     session: AsyncSession,
     *,
@@ -97,7 +116,7 @@ def record(
 ) -> AuditLog:
     """Add an audit row to the session (the caller commits it with the change)."""
     if actor is None:
-        actor = telegram_actor(staff.telegram_id) if staff is not None else CLI_ACTOR
+        actor = staff_actor(staff) if staff is not None else CLI_ACTOR
     actor = resolve_actor(actor)
     row = AuditLog(
         staff_id=staff.id if staff is not None else None,
@@ -125,9 +144,19 @@ class AuditEntry:
 
 
 async def entries(
-    session: AsyncSession, *, since: datetime | None = None, patient_id: int | None = None, limit: int | None = None
+    session: AsyncSession,
+    *,
+    since: datetime | None = None,
+    patient_id: int | None = None,
+    limit: int | None = None,
+    staff_id: int | None = None,
+    until: datetime | None = None,
+    newest_first: bool = False,
 ) -> list[AuditEntry]:
-    """Audit rows, oldest first, with staff names and patient aliases joined in."""
+    """Audit rows, oldest first (or newest first), with staff names and patient aliases joined in.
+
+    since is inclusive, until exclusive; staff_id and patient_id narrow to one member or patient.
+    """
     query = (
         select(AuditLog, Staff.name, Patient.alias)
         .join(Staff, col(Staff.id) == col(AuditLog.staff_id), isouter=True)
@@ -138,6 +167,12 @@ async def entries(
         query = query.where(col(AuditLog.created_at) >= since)
     if patient_id is not None:
         query = query.where(col(AuditLog.patient_id) == patient_id)
+    if staff_id is not None:
+        query = query.where(col(AuditLog.staff_id) == staff_id)
+    if until is not None:
+        query = query.where(col(AuditLog.created_at) < until)
+    if newest_first:
+        query = query.order_by(None).order_by(col(AuditLog.created_at).desc(), col(AuditLog.id).desc())
     if limit is not None:
         query = query.limit(limit)
     rows: Sequence[tuple[AuditLog, str | None, str | None]] = (await session.exec(query)).all()

@@ -144,6 +144,11 @@ def _visible(query: Any, staff: Staff, scope: str) -> Any:
     return query
 
 
+def listed(query: Any, staff: Staff, scope: str) -> Any:
+    """query narrowed to the patients the list shows in scope ("mine" or "all"): everyone but the stopped."""
+    return _visible(query, staff, scope).where(col(Patient.status) != PatientStatus.STOPPED.value)
+
+
 async def patient_page(
     session: AsyncSession,
     staff: Staff,
@@ -155,7 +160,7 @@ async def patient_page(
 ) -> PatientPage:
     """One page of the patient list: in care first, then discharged, each by alias."""
     scope = scope if scope in ("mine", "all") else default_scope(staff)
-    base = _visible(select(Patient), staff, scope).where(col(Patient.status) != PatientStatus.STOPPED.value)
+    base = listed(select(Patient), staff, scope)
     count_query = _visible(select(func.count()).select_from(Patient), staff, scope).where(
         col(Patient.status) != PatientStatus.STOPPED.value
     )
@@ -484,34 +489,64 @@ async def pain_means(session: AsyncSession, patient: Patient, now: datetime) -> 
             )
         )
     ).all()
+    return pain_means_of([(at, v) for at, v in rows if v is not None], now)
+
+
+def pain_means_of(rows: Iterable[tuple[datetime, int]], now: datetime) -> tuple[float | None, float | None]:
+    """Mean pain over the last 7 days and the 7 days before, from (answered_at, value) of the last 14 days."""
     middle = now - timedelta(days=7)
-    recent = [float(v) for at, v in rows if v is not None and at > middle]
-    before = [float(v) for at, v in rows if v is not None and at <= middle]
+    rows = list(rows)
+    recent = [float(v) for at, v in rows if at > middle]
+    before = [float(v) for at, v in rows if at <= middle]
     return _mean(recent), _mean(before)
 
 
 async def risk_for(session: AsyncSession, patient: Patient, now: datetime, settings: StaffConfig) -> Risk | None:
     """Why this patient is at risk this week, or None."""
     assert patient.id is not None
+    active = patient.status == PatientStatus.ACTIVE.value
+    reasons = risk_reasons(
+        patient,
+        now,
+        settings,
+        last_response=await last_response(session, patient) if active else None,
+        adherence_7d=(await session_core.stats(session, patient, now)).adherence_7d if active else None,
+        pain=await pain_means(session, patient, now),
+        unanswered_safety=await education.unanswered_safety(session, patient.id),
+    )
+    if not reasons:
+        return None
+    return Risk(patient.id, patient.alias, days_since_surgery(patient, now), reasons)
+
+
+def risk_reasons(
+    patient: Patient,
+    now: datetime,
+    settings: StaffConfig,
+    *,
+    last_response: datetime | None,
+    adherence_7d: float | None,
+    pain: tuple[float | None, float | None],
+    unanswered_safety: Sequence[str],
+) -> list[str]:
+    """Why a patient is at risk, from figures already read (risk_for, and the web caseload for many at once).
+
+    pain is (mean of the last 7 days, mean of the 7 days before), as pain_means returns it.
+    """
     reasons: list[str] = []
     if patient.status == PatientStatus.UNREACHABLE.value:
         reasons.append("unreachable: Telegram refuses our messages")
     elif patient.status == PatientStatus.ACTIVE.value:
-        last = await last_response(session, patient)
-        since = last or patient.consent_at or patient.created_at
+        since = last_response or patient.consent_at or patient.created_at
         silent_days = (now - since).days
         if silent_days >= settings.digest_no_response_days:
             reasons.append(f"no response for {silent_days} days")
     if patient.status == PatientStatus.ACTIVE.value:
-        stats = await session_core.stats(session, patient, now)
-        if stats.adherence_7d is not None and stats.adherence_7d < settings.digest_low_adherence:
-            reasons.append(f"adherence {stats.adherence_7d:.0%} over 7 days")
-    recent, before = await pain_means(session, patient, now)
+        if adherence_7d is not None and adherence_7d < settings.digest_low_adherence:
+            reasons.append(f"adherence {adherence_7d:.0%} over 7 days")
+    recent, before = pain
     if recent is not None and before is not None and recent - before >= settings.digest_pain_rise:
         reasons.append(f"pain rising: mean {before:.1f} → {recent:.1f}")
-    unanswered = await education.unanswered_safety(session, patient.id)
-    if unanswered:
-        reasons.append("safety lessons unanswered: " + ", ".join(unanswered))
-    if not reasons:
-        return None
-    return Risk(patient.id, patient.alias, days_since_surgery(patient, now), reasons)
+    if unanswered_safety:
+        reasons.append("safety lessons unanswered: " + ", ".join(unanswered_safety))
+    return reasons

@@ -1,5 +1,6 @@
 """The ``rehab-bot`` command.
 
+    rehab-bot demo                try it: the whole bot with a made-up clinic, no token, in the browser
     rehab-bot run                 run the bot (polling or webhook, from config)
     rehab-bot run --no-updates    an extra dispatch-only process (PostgreSQL)
     rehab-bot db upgrade          apply database migrations
@@ -34,6 +35,7 @@ from rehab_bot import __version__
 from rehab_bot.config import Config, ConfigError, clinic_name_is_placeholder, load_config
 from rehab_bot.content import ContentError
 from rehab_bot.files import set_private_umask
+from rehab_bot.i18n import SUPPORTED_LANGUAGES
 from rehab_bot.logs import add_secret, scrub, setup_logging
 
 if TYPE_CHECKING:
@@ -93,6 +95,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.register("action", "parsers", _SubcommandsWithGlobalOptions)
     parser.add_argument("--version", action="version", version=f"rehab-bot {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    demo = sub.add_parser(
+        "demo",
+        help="try the bot without a token: a made-up clinic and two chats in the browser",
+        description="Run the whole bot (the same application and reminder engine as `run`) against a fake "
+        "Telegram on this computer, with a temporary SQLite database seeded with a demo clinic: an admin, a "
+        "therapist, and patients at different stages with a few weeks of history. A page at "
+        "http://127.0.0.1:PORT/ shows a patient's and a therapist's chats side by side; type and tap as either, "
+        "and move the demo clock forward. Needs no token and no network; reads no config.toml or REHAB_BOT_* "
+        "variables; writes only into a temporary folder, removed when it stops (Ctrl+C).",
+    )
+    demo.add_argument(
+        "--port", type=int, default=8765, help="port of the page on 127.0.0.1 (default 8765; 0: any free one)"
+    )
+    demo.add_argument("--no-browser", action="store_true", help="print the page's address but do not open a browser")
+    demo.add_argument(
+        "--lang", choices=SUPPORTED_LANGUAGES, default="en", help="language of the page and the demo patient"
+    )
 
     run = sub.add_parser(
         "run",
@@ -197,6 +217,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_CONFIG
+    if args.command == "demo":
+        # The demo's configuration is its own: no config.toml, no REHAB_BOT_* variables, no token.
+        if args.config is not None:
+            print("rehab-bot: the demo uses its own configuration; --config is ignored", file=sys.stderr)
+        return cmd_demo(port=args.port, browser=not args.no_browser, language=args.lang, verbose=args.verbose)
     try:
         config = load_config(args.config, need_token=args.command in ("run", "check-config"))
     except ConfigError as exc:
@@ -266,6 +291,40 @@ def quiet_library_logs(*, verbose: bool) -> None:
 
     for name in LIBRARY_LOGGERS:
         logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+def cmd_demo(*, port: int, browser: bool, language: str, verbose: bool) -> int:
+    """Run the demo until Ctrl+C: print the page's address and open it."""
+    from rehab_bot.demo.runner import demo_folder, serve
+
+    if not 0 <= port <= 65535:
+        print(f"rehab-bot: --port {port} is not a port (0-65535)", file=sys.stderr)
+        return 1
+    setup_logging("WARNING")
+    quiet_library_logs(verbose=verbose)
+    if not verbose:
+        import logging
+
+        logging.getLogger("telegram").setLevel(logging.WARNING)  # "Application started" and the like
+
+    def ready(url: str) -> None:
+        print(f"rehab-bot demo: open {url} (Ctrl+C stops it and deletes its data)", flush=True)
+        if browser:
+            import threading
+            import webbrowser
+
+            threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
+
+    with demo_folder() as folder:
+        try:
+            asyncio.run(serve(folder, port=port, language=language, ready=ready))
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            print(f"rehab-bot: cannot serve the demo on 127.0.0.1:{port} ({reason}); try --port 0", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            pass
+    return 0
 
 
 def cmd_run(config: Config, *, receive_updates: bool) -> int:

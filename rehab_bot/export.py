@@ -841,3 +841,35 @@ def write_fhir(bundle: dict[str, Any], path: Path) -> None:
         raise ExportError(f"{path} is a folder; give a file name for the FHIR Bundle, e.g. {path / 'export.json'}")
     private_dir(path.parent)
     write_private_text(path, fhir_json(bundle))
+
+
+async def for_staff(
+    session: AsyncSession,
+    staff: Staff,
+    patient: Patient,
+    fmt: str,
+    content: Content | None,
+    now: datetime,
+    *,
+    identifier_system: str = "",
+    actor: str | None = None,
+) -> tuple[bytes, str]:
+    """One patient's export for a staff member who may change them: (payload, file name), audited.
+
+    CSV files in a zip, or a FHIR R4 Bundle as JSON. The chat's export buttons and the web app's
+    downloads both come here; the caller commits.
+    """
+    from rehab_bot import audit
+    from rehab_bot.access import Access, require
+
+    if fmt not in FORMATS:
+        raise ExportError(f"Unknown format {fmt!r}: use csv or fhir.")
+    require(staff, patient, Access.WRITE)
+    data = await collect(session, now, patient=patient, identifier_system=identifier_system, content=content)
+    stamp = now.strftime("%Y%m%d")
+    if fmt == "csv":
+        payload, filename = csv_zip(data), f"{patient.alias}-{stamp}-csv.zip"
+    else:
+        payload, filename = fhir_json(fhir_bundle(data, content, now)).encode(), f"{patient.alias}-{stamp}-fhir.json"
+    audit.record(session, action=audit.EXPORT, now=now, staff=staff, actor=actor, patient_id=patient.id, detail=fmt)
+    return payload, filename

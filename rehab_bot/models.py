@@ -324,7 +324,11 @@ class CheckIn(SQLModel, table=True):
 class Answer(SQLModel, table=True):
     """One item answered in a check-in; a partial check-in keeps its answers."""
 
-    __table_args__ = (UniqueConstraint("checkin_id", "item_id", name="uq_answer_item"),)
+    __table_args__ = (
+        UniqueConstraint("checkin_id", "item_id", name="uq_answer_item"),
+        # The newest pain/mood per patient, and answers after a date (the web caseload, rehab_bot/caseload_overview.py).
+        Index("ix_answer_patient_item_time", "patient_id", "item_id", "answered_at"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     checkin_id: int = Field(foreign_key="checkin.id", index=True, ondelete="CASCADE")
     patient_id: int = Field(foreign_key="patient.id", index=True, ondelete="CASCADE")

@@ -235,10 +235,17 @@ def render_chart(progress: Progress, title: str | None = None) -> bytes:
         return chart.render(progress, title)
 
 
-def warm_up(languages: Iterable[str] = LANGUAGES) -> None:
-    """Import matplotlib, load its fonts and build each language's figure (blocking: run it in a thread)."""
+def warm_up(languages: Iterable[str] = LANGUAGES, stop: threading.Event | None = None) -> None:
+    """Import matplotlib, load its fonts and build each language's figure (blocking: run it in a thread).
+
+    stop, once set, ends it before the next language: a bot that is stopping
+    needs its CPU for that.
+    """
     for lang in languages:
-        render_chart(synthetic(MAX_DAYS, date(2000, 1, 1), lang))
+        if stop is not None and stop.is_set():
+            return
+        if lang not in _charts:  # built once per process (the tests start many bots in one)
+            render_chart(synthetic(MAX_DAYS, date(2000, 1, 1), lang))
 
 
 def _days(first: date, last: date) -> list[date]:

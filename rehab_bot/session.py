@@ -875,6 +875,11 @@ def _share(rows: Sequence[tuple[date, str]], first: date, last: date) -> tuple[f
     return (done / len(resolved) if resolved else None), len(resolved), done
 
 
+def share_7d(rows: Sequence[tuple[date, str]], today: date) -> tuple[float | None, int, int]:
+    """(adherence over the last 7 local days, sessions resolved, sessions done or partly) from (date, status)."""
+    return _share(rows, today - timedelta(days=6), today)
+
+
 def _day_kind(statuses: Sequence[str]) -> str:
     """A local day's sessions in one word: good, mixed, bad or neutral."""
     done = any(s in DONE_STATUSES for s in statuses)
@@ -919,7 +924,7 @@ def compute_stats(
     if today_kind in ("bad", "neutral"):
         missed_run += _count_back(by_day, yesterday, oldest, "bad")
     monday = today - timedelta(days=today.weekday())
-    adherence_7d, planned_7d, done_7d = _share(rows, today - timedelta(days=6), today)
+    adherence_7d, planned_7d, done_7d = share_7d(rows, today)
     this_week, _, _ = _share(rows, monday, today)
     last_week, _, _ = _share(rows, monday - timedelta(days=7), monday - timedelta(days=1))
     return SessionStats(

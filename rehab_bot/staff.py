@@ -384,6 +384,14 @@ async def draft_for(session: AsyncSession, staff: Staff, now: datetime) -> Staff
     return draft
 
 
+async def end_draft(session: AsyncSession, staff: Staff) -> StaffDraft | None:
+    """End the staff member's conversation (finished or cancelled); the draft it was, or None. The caller commits."""
+    draft = await session.get(StaffDraft, staff.id)
+    if draft is not None:
+        await session.delete(draft)
+    return draft
+
+
 async def start_draft(
     session: AsyncSession, staff: Staff, kind: str, step: str, now: datetime, **values: Any
 ) -> StaffDraft:

@@ -4,7 +4,8 @@
   the domain core is plain Python, so a web app or Mini App can be a second front end.
 - rehab_bot/bot/app.py is the composition root: no bot/ module imports it.
 - rehab_bot/bot/services.py is a leaf: it imports no other bot/ module.
-- The core does not reach up into the Telegram layer; only the CLI starts the bot.
+- The core does not reach up into the Telegram layer; only the CLI (and the demo's runner,
+  which `rehab-bot demo` starts) starts the bot.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "rehab_bot"
 TRANSPORT = {"rehab_bot.transport", "rehab_bot.aiohttp_request"}
 # Entry points that start the bot (they import rehab_bot.bot.app, inside a function).
-STARTERS = {"rehab_bot.cli"}
+STARTERS = {"rehab_bot.cli", "rehab_bot.demo.runner"}
 
 
 def module_name(path: Path) -> str:
@@ -115,6 +116,23 @@ def test_session_renderers_only_turn_rows_into_messages() -> None:
     assert writes == set()
 
 
+def test_the_web_front_end_is_thin_and_writes_no_queries() -> None:
+    """rehab_bot/web/ parses, calls the core and renders: no SQL of its own, no telegram."""
+    offenders = {
+        module: sorted(
+            i
+            for i in imported
+            if within(i, "telegram")
+            or i
+            in {"sqlmodel.select", "sqlalchemy.select", "sqlalchemy.update", "sqlalchemy.delete", "sqlalchemy.insert"}
+        )
+        for module, imported in graph().items()
+        if within(module, "rehab_bot.web")
+    }
+    assert {m: i for m, i in offenders.items() if i} == {}
+    assert "rehab_bot.web" not in {m for m, imported in graph().items() if "rehab_bot.bot" in imported}
+
+
 # Core calls that write: a renderer must not make them (the entry points below call the core's
 # open/choose-for-delivery function once, before rendering).
 CORE_WRITES = WRITES | {"start", "next_step", "choose", "record_sent", "delete"}
@@ -155,3 +173,32 @@ def test_checkin_motivation_and_lesson_renderers_write_nothing() -> None:
             called = _called(functions[fn])
             assert core_call in called, (name, fn)
             assert called & CORE_WRITES == set(), (name, fn, called & CORE_WRITES)
+
+
+# Where the clinician side of the core lives since staff.py was split (issue #13): each name has
+# this one home, and no other core module defines it again.
+CLINIC_HOMES = {
+    "caseload": {"patient_page", "patient_row", "patient_detail", "answer_text", "risk_for", "pain_means", "discharge"},
+    "alert": {"raise_alert", "route", "acknowledge", "open_alerts", "escalate_overdue", "escalation_due"},
+    "digest": {"digest_text", "digest_due", "digest_key", "queue_digests"},
+    "staff": {"add_staff", "remove_staff", "active_staff", "staff_message", "queue_staff_messages"},
+    "access": {"access", "require", "is_admin"},
+}
+
+
+def test_each_clinic_rule_has_one_home_in_the_core() -> None:
+    defined: dict[str, set[str]] = {}
+    for path in sorted(PACKAGE.glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        names = {n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)}
+        defined[path.stem] = names
+    for home, names in CLINIC_HOMES.items():
+        assert names <= defined[home], (home, names - defined[home])
+        elsewhere = {(m, n) for m, found in defined.items() if m != home for n in names & found}
+        assert elsewhere == set(), elsewhere
+
+
+def test_the_staff_bot_is_a_package_of_features() -> None:
+    features = {p.stem for p in (PACKAGE / "bot" / "staff").glob("*.py")}
+    assert features == {"__init__", "press", "patients", "care", "exports", "alerts", "invites"}
+    assert not (PACKAGE / "bot" / "staff.py").exists()

@@ -168,6 +168,10 @@ def second_copies() -> list[str]:
             copies.append(f"{name}: surgery types")
         if re.search(r"\(\s*\"en\",\s*\"de\"\s*\)", text) and name != "i18n.py":
             copies.append(f"{name}: languages")
+        if name not in ("caseload.py", "config.py") and re.search(
+            r"no response for|\.digest_low_adherence|\.digest_pain_rise", text
+        ):
+            copies.append(f"{name}: the risk rules (caseload.risk_reasons)")
         if re.search(r"/app/(session|checkin|result)\b", text) and name != "miniapp.py":
             copies.append(f"{name}: Mini App addresses")
         if re.search(r"\bLOOPBACK_HOSTS\s*=", text) and name != "config.py":

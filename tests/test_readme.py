@@ -41,3 +41,20 @@ def test_the_test_database_variable_is_documented_with_its_default() -> None:
     match = re.search(r'"REHAB_BOT_TEST_PG_URL", "([^"]+)"', factories)
     assert match, "tests/factories.py reads REHAB_BOT_TEST_PG_URL with a default"
     assert f"`REHAB_BOT_TEST_PG_URL`, default\n`{match.group(1)}`" in README
+
+
+def test_the_first_command_starts_the_demo_the_second_runs_the_tests_then_a_real_token() -> None:
+    blocks = re.findall(r"```sh\n(.*?)```", README, flags=re.S)
+    first, second = blocks[0].strip(), blocks[1].strip()
+    assert first == "python3 -m venv .venv && .venv/bin/pip install . && .venv/bin/rehab-bot demo"
+    assert second == "bash .ci/run"
+    real = next(
+        i for i, block in enumerate(blocks) if "REHAB_BOT_TELEGRAM_TOKEN=" in block and "rehab-bot run" in block
+    )
+    assert real >= 2, "running with a real token comes after the demo and the tests"
+    # The options the README names are the command's own.
+    from rehab_bot.cli import build_parser
+
+    demo_help = build_parser()._subparsers._group_actions[0].choices["demo"].format_help()  # type: ignore[union-attr]
+    for option in ("--no-browser", "--port", "--lang"):
+        assert option in demo_help and option in README

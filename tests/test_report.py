@@ -132,20 +132,10 @@ async def test_progress_chart_reads_the_patients_entries(db: Database, clock: Fa
 
 
 def _drawn(monkeypatch: Any, progress: report.Progress, title: str | None = None) -> Any:
-    """The matplotlib Figure render_chart saves, caught at savefig."""
-    from matplotlib.figure import Figure
-
-    caught: list[Figure] = []
-    original = Figure.savefig
-
-    def keep(self: Figure, *args: Any, **kwargs: Any) -> None:
-        caught.append(self)
-        original(self, *args, **kwargs)
-
-    monkeypatch.setattr(Figure, "savefig", keep)
-    report.render_chart(progress, title)
-    [figure] = caught
-    return figure
+    """The matplotlib Figure render_chart has just drawn (each language's figure is kept and redrawn)."""
+    png = report.render_chart(progress, title)
+    assert report.png_size(png) == (800, 500)
+    return report._chart(progress.lang).figure
 
 
 def test_the_time_axis_counts_whole_days_from_the_first_day_never_hours(monkeypatch: Any) -> None:

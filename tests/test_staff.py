@@ -429,6 +429,21 @@ async def test_drafts_replace_each_other_and_expire(db: Database, clock: FakeClo
         assert (await session.exec(select(StaffDraft))).all() == []
 
 
+async def test_ending_a_draft_removes_it_and_returns_it_once(db: Database, clock: FakeClock) -> None:
+    doc = await make_staff(db)
+    async with db.session() as session:
+        started = await staff_core.start_draft(session, doc, "times", "times", clock.now(), message_id=41)
+        await session.commit()
+        assert started.message_id == 41
+    async with db.session() as session:
+        ended = await staff_core.end_draft(session, doc)
+        await session.commit()
+        assert ended is not None and (ended.kind, ended.message_id) == ("times", 41)
+    async with db.session() as session:
+        assert (await session.exec(select(StaffDraft))).all() == []
+        assert await staff_core.end_draft(session, doc) is None
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

@@ -20,6 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 from telegram import Update
@@ -48,6 +51,8 @@ from rehab_bot.transport import BotApi, PacingRateLimiter, TelegramSender
 
 log = logging.getLogger(__name__)
 
+# Set when the bot stops: the chart's warm-up then ends early (see _warm_up_chart).
+chart_warm_up_stop = threading.Event()
 # Tasks started at start-up that nothing awaits (kept here so they are not garbage-collected;
 # bench/ waits for them so that the chart's warm-up is not counted as the engine's CPU).
 background_tasks: set[asyncio.Task[None]] = set()
@@ -64,6 +69,7 @@ class RehabApplication(App):
         svc = self.bot_data.get("services")
         if svc is not None and svc.dispatcher is not None:
             svc.dispatcher.stop_claiming()
+        chart_warm_up_stop.set()
         await super().stop()
 
 
@@ -73,11 +79,16 @@ def build_application(
     clock: Clock | None = None,
     db: Database | None = None,
     receive_updates: bool = True,
+    monotonic: Callable[[], float] | None = None,
 ) -> App:
-    """Build the Application: handlers, paced requests, engine services."""
+    """Build the Application: handlers, paced requests, engine services.
+
+    ``monotonic`` is the pacer's time (default time.monotonic); `rehab-bot demo` passes one that
+    also moves when its clock jumps, so a message sent hours earlier in demo time holds up nothing.
+    """
     metrics = Metrics()
     delivery = config.delivery
-    pacer = Pacer(delivery.effective_rate, delivery.per_chat_interval)
+    pacer = Pacer(delivery.effective_rate, delivery.per_chat_interval, monotonic=monotonic or time.monotonic)
     inbound = config.inbound
     # Concurrent across chats, in order within one (ConversationHandler needs that), inbound limit first.
     processor = ChatUpdateProcessor(
@@ -208,15 +219,39 @@ async def startup(app: App) -> None:
 
 
 async def _warm_up_chart() -> None:
-    try:
-        await asyncio.to_thread(report.warm_up)
-    except Exception as exc:  # the first chart is then drawn cold, nothing worse
-        log.warning("could not prepare the progress chart: %s", type(exc).__name__)
+    """report.warm_up in a daemon thread: unlike the loop's executor, it never holds up a stop (SIGTERM)."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[BaseException | None] = loop.create_future()
+
+    def finished(error: BaseException | None) -> None:
+        if not done.done():
+            done.set_result(error)
+
+    def work() -> None:
+        error: BaseException | None = None
+        try:
+            report.warm_up(stop=chart_warm_up_stop)
+        except Exception as exc:
+            error = exc
+        try:
+            loop.call_soon_threadsafe(finished, error)
+        except RuntimeError:  # the loop is closed: the bot stopped meanwhile
+            pass
+
+    chart_warm_up_stop.clear()
+    threading.Thread(target=work, name="rehab-bot-chart-warm-up", daemon=True).start()
+    error = await done
+    if error is not None:  # the first chart is then drawn cold, nothing worse
+        log.warning("could not prepare the progress chart: %s", type(error).__name__)
 
 
 async def shutdown(app: App) -> None:
     """Stop the health endpoint and close the database."""
     svc = bot_services.svc(app)
+    try:  # buttons being moved off older messages: a few edits, bounded
+        await asyncio.wait_for(session.settled(), timeout=5)
+    except TimeoutError:
+        log.warning("stopped before every old reminder's buttons were removed")
     if svc.health is not None:
         await svc.health.stop()
     await web.stop_web(app)

@@ -537,6 +537,12 @@ async def _settle_nudges(db: AsyncSession, items: list[SentItem]) -> None:
 _background: set[asyncio.Task[None]] = set()
 
 
+async def settled() -> None:
+    """Wait for the buttons still being moved off older messages (after nudges and played sessions)."""
+    while _background:
+        await asyncio.gather(*list(_background), return_exceptions=True)
+
+
 async def _drop_all_buttons(bot: Any, stale: list[tuple[int, int]]) -> None:
     for chat_id, previous in stale:
         await _drop_buttons(bot, chat_id, previous)

@@ -41,10 +41,24 @@ async def start_web(app: App) -> None:
     listen = s.config.web.host_port
     if listen is None:
         return
-    ctx = WebContext(config=s.config, db=s.db, clock=s.clock, content=s.content, secret=load_secret(s.config.web))
+    ctx = WebContext(
+        config=s.config,
+        db=s.db,
+        clock=s.clock,
+        content=s.content,
+        secret=load_secret(s.config.web),
+        bot_username=_username(app),
+    )
     s.web = WebServer(ctx, listen[0], listen[1])
     await s.web.start()
     log.info("web app on %s:%d", s.web.host, s.web.port)
+
+
+def _username(app: App) -> str:
+    try:
+        return str(app.bot.username)
+    except RuntimeError:  # Telegram has not answered getMe yet
+        return ""
 
 
 async def stop_web(app: App) -> None:

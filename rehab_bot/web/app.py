@@ -14,7 +14,9 @@ templates under rehab_bot/web/templates/ extend ``base.html``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,8 @@ from aiohttp_session import session_middleware
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from rehab_bot.i18n import N_, translator
-from rehab_bot.web import auth, builder, caseload, exercises
+from rehab_bot.schedule import zone
+from rehab_bot.web import admin, alerts, auth, builder, caseload, exercises, patients
 from rehab_bot.web.context import CONTEXT, WebContext
 from rehab_bot.web.forms import csrf_middleware
 from rehab_bot.web.pages import language, render
@@ -50,6 +53,25 @@ async def _headers(request: web.Request, response: web.StreamResponse) -> None:
     response.headers.setdefault("Referrer-Policy", "no-referrer")
     if not request.path.startswith("/static/"):
         response.headers.setdefault("Cache-Control", "no-store")
+
+
+# Web requests served at once. The web app shares the bot's event loop: a page's rendering and
+# Python work run between awaits, so twenty staff clicking at once would queue twenty such chunks
+# in front of every patient's message. Two at a time keep a patient's reply at most two chunks
+# behind (bench/web.py, row w3); the other requests wait their turn.
+CONCURRENT_REQUESTS = 2
+
+
+def _limit_middleware() -> Any:
+    gate = asyncio.Semaphore(CONCURRENT_REQUESTS)
+
+    @web.middleware
+    async def limit(request: web.Request, handler: Any) -> web.StreamResponse:
+        async with gate:
+            response: web.StreamResponse = await handler(request)
+            return response
+
+    return limit
 
 
 ERRORS = {
@@ -78,6 +100,11 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
         )
 
 
+def when(value: datetime, tz: str) -> str:
+    """An instant as local date and time in a zone (the reader's), e.g. 2026-06-10 09:05."""
+    return value.astimezone(zone(tz)).strftime("%Y-%m-%d %H:%M")
+
+
 def build_app(ctx: WebContext) -> web.Application:
     """The web application: sessions, pages, static files."""
     storage = EncryptedCookieStorage(
@@ -89,7 +116,13 @@ def build_app(ctx: WebContext) -> web.Application:
         max_age=None,  # a browser session; idle time is checked on every request
     )
     app = web.Application(
-        middlewares=[session_middleware(storage), error_middleware, auth.auth_middleware, csrf_middleware],
+        middlewares=[
+            _limit_middleware(),
+            session_middleware(storage),
+            error_middleware,
+            auth.auth_middleware,
+            csrf_middleware,
+        ],
         client_max_size=MAX_BODY,
     )
     app[CONTEXT] = ctx
@@ -99,11 +132,15 @@ def build_app(ctx: WebContext) -> web.Application:
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         default_helpers=True,
+        filters={"when": when},
     )
     app.on_response_prepare.append(_headers)
     app.router.add_static("/static/", STATIC, name="static", append_version=True)
     auth.setup(app)
     caseload.setup(app)
+    patients.setup(app)
+    alerts.setup(app)
+    admin.setup(app)
     exercises.setup(app)
     builder.setup(app)
     return app
@@ -120,6 +157,12 @@ class WebServer:
     @property
     def base_url(self) -> str:
         return self.ctx.base_url
+
+    @property
+    def app(self) -> web.Application:
+        """The running application (its router lists every route)."""
+        assert self._runner is not None
+        return self._runner.app
 
     async def start(self) -> None:
         """Bind and serve; base_url is then public_url or http://host:port."""

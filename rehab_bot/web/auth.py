@@ -132,6 +132,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if route.resource is None or isinstance(route.resource, web.StaticResource):
         return await handler(request)  # static files, and 404/405 for what matches no route
     who = who_of(route.handler)
+    audit.set_web_channel()  # this request's task: staff actions are recorded as web:<id>
     session = await get_session(request)
     async with context(request).db.session() as db_session:
         found = await _identify(request, session, db_session)

@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from wtforms import BooleanField, Form, SelectField
+from wtforms import BooleanField, Form, IntegerField, SelectField
+from wtforms.validators import NumberRange, Optional
 
 from rehab_bot import audit
 from rehab_bot import caseload as caseload_core
@@ -20,6 +21,8 @@ from rehab_bot.web.context import context
 from rehab_bot.web.forms import FormData
 from rehab_bot.web.pages import render
 
+# Rows per page: every patient's figures are computed (filters and sorting need them), a page is shown.
+PAGE_SIZE = 100
 # Column headers, in order: (sort key, label).
 COLUMNS = (
     ("alias", N_("Patient")),
@@ -48,6 +51,7 @@ class CaseloadQuery(Form):
     alerts = BooleanField()
     sort = SelectField(choices=list(overview.SORTS), default="alias")
     desc = BooleanField()
+    page = IntegerField(default=1, validators=[Optional(), NumberRange(min=1, max=10_000)])
 
 
 @allow("staff")
@@ -81,9 +85,15 @@ async def caseload_page(request: web.Request) -> web.StreamResponse:
         ),
     )
     await session.commit()
+    pages = max(1, -(-len(result.entries) // PAGE_SIZE))
+    page = min(query.page.data or 1, pages)
+    shown = result.entries[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
     partial = request.headers.get("HX-Request") == "true" and request.headers.get("HX-Target") == "caseload-table"
     values: dict[str, Any] = {
         "caseload": result,
+        "shown": shown,
+        "page": page,
+        "pages": pages,
         "columns": COLUMNS,
         "status_labels": STATUS_LABELS,
     }

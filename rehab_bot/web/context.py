@@ -33,6 +33,8 @@ class WebContext:
     secret: bytes = b""
     # The address pages and links use: [web] public_url, or http://<bound host:port>.
     base_url: str = ""
+    # The bot's @username, for invitation links (t.me/<bot>?start=...); "" before Telegram answered.
+    bot_username: str = ""
 
     def key(self, purpose: str) -> bytes:
         """A 32-byte key for one purpose (the session cookie, CSRF), derived from the secret."""

@@ -29,8 +29,10 @@ UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 class FormData:
     """aiohttp's MultiDict as WTForms reads form data (getlist)."""
 
-    def __init__(self, data: MultiMapping[Any] | dict[str, str]) -> None:
+    def __init__(self, data: MultiMapping[Any] | dict[str, str], *, header_token: str = "") -> None:
         self._data = data
+        # A token sent in the X-CSRF-Token header (htmx, fetch) stands for the form field.
+        self._token = header_token
 
     def __iter__(self) -> Any:
         return iter(self._data)
@@ -39,9 +41,11 @@ class FormData:
         return len(self._data)
 
     def __contains__(self, key: object) -> bool:
-        return key in self._data
+        return key in self._data or (key == CSRF_FIELD and bool(self._token))
 
     def getlist(self, key: str) -> list[Any]:
+        if key == CSRF_FIELD and key not in self._data and self._token:
+            return [self._token]
         if isinstance(self._data, dict):
             return [self._data[key]] if key in self._data else []
         return list(self._data.getall(key, []))
@@ -61,7 +65,7 @@ async def bind(form_class: type[Form], request: web.Request, data: Any = None) -
     """A form bound to the request's session; data is the posted fields (None for an empty form)."""
     session = await get_session(request)
     meta = {"csrf_secret": context(request).key("csrf"), "csrf_context": session}
-    formdata = FormData(data) if data is not None else None
+    formdata = FormData(data, header_token=request.headers.get(CSRF_HEADER, "")) if data is not None else None
     return form_class(formdata=formdata, meta=meta)
 
 

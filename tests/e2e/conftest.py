@@ -17,6 +17,7 @@ import pytest
 from factories import TEST_TOKEN, make_config
 from rig.telegram_server import FakeTelegram
 
+from rehab_bot.bot import session as session_bot
 from rehab_bot.bot.app import build_application, start_polling_app, stop_app
 from rehab_bot.bot.services import Services
 from rehab_bot.bot.services import svc as services
@@ -44,10 +45,16 @@ class Bot:
         return self.services.db
 
     async def tick(self) -> TickReport:
-        """Run the engine once at the fake clock's now, waiting for a running tick."""
+        """Run the engine once at the fake clock's now, waiting for a running tick.
+
+        It also waits for the buttons the window's bookkeeping moves off older
+        messages (after the window's transaction, in the background).
+        """
         dispatcher = self.services.dispatcher
         assert dispatcher is not None
-        return await dispatcher.tick(wait=True)
+        report = await dispatcher.tick(wait=True)
+        await session_bot.settled()
+        return report
 
 
 @pytest.fixture

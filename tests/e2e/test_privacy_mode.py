@@ -19,7 +19,6 @@ alert names no symptom, only the dashboard.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from datetime import UTC, date, datetime, time, timedelta
@@ -77,9 +76,6 @@ async def run_until(bot: Any, until: datetime) -> None:
     bot.clock.set(until)
     await bot.tick()
     await session_bot.sweep(bot.app)
-    # A nudge's old buttons go in a paced edit after the engine's transaction (bot/session.py): let it land
-    # here, so that what the patient sees next starts from a settled chat.
-    await asyncio.gather(*list(session_bot._background))
 
 
 def forbidden_texts() -> list[str]:

@@ -211,9 +211,8 @@ async def cancel_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         staff = await core.active_staff(session, user.id)
         if staff is None:
             return
-        draft = await session.get(StaffDraft, staff.id)
+        draft = await core.end_draft(session, staff)
         if draft is not None:
-            await session.delete(draft)
             await session.commit()
             await retire_prompt(context, staff, draft.message_id)
     await message.reply_text("Cancelled; nothing was saved." if draft is not None else "Nothing to cancel.")
@@ -225,7 +224,7 @@ async def press_cancel(press: Press) -> None:
     draft = await press.session.get(StaffDraft, press.staff.id)
     message = press.message
     if draft is not None and message is not None and draft.message_id == message.message_id:
-        await press.session.delete(draft)
+        await core.end_draft(press.session, press.staff)
         await press.session.commit()
         await press.answer("Cancelled.")
         await press.edit("Cancelled; nothing was saved.")

@@ -75,7 +75,7 @@ async def times_text(
 ) -> str | None:
     patient = await session.get(Patient, draft.patient_id) if draft.patient_id is not None else None
     if patient is None:
-        await session.delete(draft)
+        await core.end_draft(session, staff)
         await session.commit()
         return "This patient no longer exists."
     times = core.parse_times(text)
@@ -85,7 +85,7 @@ async def times_text(
         session, staff, patient, times, svc(context).content, svc(context).clock.now(), quiet=quiet
     )
     prompt = draft.message_id
-    await session.delete(draft)
+    await core.end_draft(session, staff)
     await session.commit()
     await retire_prompt(context, staff, prompt)
     result = ", ".join(t for t in patient.session_times.split(",") if t)

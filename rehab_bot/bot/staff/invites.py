@@ -125,12 +125,10 @@ async def _finish_invite(press: Press, draft: StaffDraft, therapist_id: int | No
         await press.answer("Not created.")
         await press.reply(f"The invitation was not created: {exc}. Send /invite to start again.")
         async with s.db.session() as fresh:
-            stale = await fresh.get(StaffDraft, staff.id)
-            if stale is not None:
-                await fresh.delete(stale)
+            if await core.end_draft(fresh, staff) is not None:
                 await fresh.commit()
         return
-    await session.delete(draft)
+    await core.end_draft(session, staff)
     await session.commit()
     link = invite.deep_link(context.bot.username, made.invite.code)
     therapist = await session.get(Staff, made.patient.therapist_id) if made.patient.therapist_id else None
@@ -259,7 +257,7 @@ async def staff_invite_text(
     if draft.step != "name":
         return "Please choose with the buttons above, or send /cancel."
     if not access.is_admin(staff):
-        await session.delete(draft)
+        await core.end_draft(session, staff)
         await session.commit()
         return ADMIN_ONLY
     s = svc(context)
@@ -277,7 +275,7 @@ async def staff_invite_text(
     except invite.InviteError as exc:
         return f"{exc}. Please send the name again."
     prompt = draft.message_id
-    await session.delete(draft)
+    await core.end_draft(session, staff)
     await session.commit()
     await retire_prompt(context, staff, prompt)
     link = invite.deep_link(context.bot.username, made.code)

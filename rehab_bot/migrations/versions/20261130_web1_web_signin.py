@@ -1,4 +1,4 @@
-"""web sign-in: one-time links for the clinic's web app (hashed tokens)
+"""web app: one-time sign-in links (hashed tokens); an answer index for the caseload
 
 Revision ID: web1
 Revises: f6s1
@@ -32,9 +32,13 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("web_signin", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_web_signin_staff_id"), ["staff_id"], unique=False)
+    with op.batch_alter_table("answer", schema=None) as batch_op:
+        batch_op.create_index("ix_answer_patient_item_time", ["patient_id", "item_id", "answered_at"], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("answer", schema=None) as batch_op:
+        batch_op.drop_index("ix_answer_patient_item_time")
     with op.batch_alter_table("web_signin", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_web_signin_staff_id"))
     op.drop_table("web_signin")

@@ -1,0 +1,340 @@
+"""The demo's page: a patient's and a therapist's Telegram chats side by side, at http://127.0.0.1:<port>/.
+
+A thin front end over rehab_bot/demo/runner.Demo: it draws what the fake Bot API holds for the two
+chats (bubbles, button rows, photos, the "edited" marker, a button's toast) and turns what the
+visitor does into what a Telegram client would send: a text message, a callback query for a
+button that is on that message now, the label of a reply-keyboard button, ``/start <code>`` for
+the invitation link. aiohttp.web + aiohttp-jinja2 (autoescape on) + htmx (vendored under
+rehab_bot/web/static/vendor/); the chats refresh by htmx polling, answered with 204 when nothing
+changed.
+
+Input is not trusted: a press names a message and a button position, and only a callback
+button that is on that message now is pressed; every POST must carry the page's random token in
+a header (a cross-site form cannot set it), and every request must name a loopback Host (a
+rebound DNS name gets nothing).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+from babel.dates import format_date, format_datetime
+
+from rehab_bot.demo.runner import Demo
+from rehab_bot.demo.telegram_server import FakeUser, SentMessage
+from rehab_bot.i18n import SUPPORTED_LANGUAGES, t
+from rehab_bot.schedule import zone
+
+HERE = Path(__file__).parent
+VENDOR = HERE.parent / "web" / "static" / "vendor"
+LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
+MAX_TEXT = 4096
+TOAST_SECONDS = 4.0
+
+
+def labels(lang: str) -> dict[str, str]:
+    """Every text of the page in the visitor's language."""
+    return {
+        "title": t(lang, "rehab-bot demo"),
+        "intro": t(
+            lang,
+            "The real bot with a made-up clinic, on this computer only. Type and tap as the patient "
+            "or as the therapist; move the clock to see the reminders.",
+        ),
+        "patient": t(lang, "Patient {alias}"),
+        "therapist": t(lang, "Therapist {name}"),
+        "message": t(lang, "Message"),
+        "log": t(lang, "Messages"),
+        "send": t(lang, "Send"),
+        "next": t(lang, "Next reminder"),
+        "day": t(lang, "+1 day"),
+        "clock": t(lang, "Demo time"),
+        "edited": t(lang, "edited"),
+        "photo": t(lang, "Photo"),
+        "start": t(lang, "Start"),
+        "invite": t(lang, "The clinic's invitation link opens this chat:"),
+        "empty": t(lang, "No messages yet."),
+        "bot": t(lang, "Bot"),
+        "you": t(lang, "You"),
+        "keyboard": t(lang, "Reply keyboard"),
+        "dashboard": t(lang, "Dashboard"),
+        "working": t(lang, "Moving the clock…"),
+        "skip": t(lang, "Skip to the chats"),
+        "language": t(lang, "Deutsch"),
+    }
+
+
+@dataclass(frozen=True)
+class Bubble:
+    """One message as drawn: who sent it, its text, buttons, photo, time, edited."""
+
+    message_id: int
+    mine: bool  # sent by the person the visitor plays (drawn on the right)
+    text: str
+    time: str
+    edited: bool = False
+    photo: str | None = None  # URL of the picture, when the fake server holds its bytes
+    has_photo: bool = False
+    buttons: tuple[tuple[tuple[int, int, str, str | None, bool], ...], ...] = ()  # (row, col, label, url, live)
+
+
+class DemoPage:
+    """The aiohttp application of the page."""
+
+    def __init__(self, demo: Demo) -> None:
+        self.demo = demo
+        self.token = secrets.token_urlsafe(24)
+        self._answers_seen: dict[int, tuple[int, float]] = {}
+        self.runner: web.AppRunner | None = None
+        app = web.Application(client_max_size=64 * 1024, middlewares=[self.loopback_only])
+        aiohttp_jinja2.setup(
+            app, loader=jinja2.FileSystemLoader(str(HERE / "templates")), autoescape=True, enable_async=False
+        )
+        app.router.add_get("/", self.index)
+        app.router.add_get("/chat/{who}", self.chat)
+        app.router.add_post("/chat/{who}/send", self.send)
+        app.router.add_post("/chat/{who}/press", self.press)
+        app.router.add_post("/clock/next", self.next_reminder)
+        app.router.add_post("/clock/day", self.plus_day)
+        app.router.add_get("/clock", self.clock)
+        app.router.add_get("/media/{file_id}", self.media)
+        app.router.add_get("/dashboard", self.dashboard)
+        app.router.add_static("/static/vendor/", VENDOR)
+        app.router.add_static("/static/demo/", HERE / "static")
+        self.app = app
+
+    @web.middleware
+    async def loopback_only(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """Answer only requests addressed to this computer (a rebound DNS name gets nothing)."""
+        host = (request.host or "").rsplit(":", 1)[0]
+        if host not in LOOPBACK:
+            raise web.HTTPForbidden(text="the demo answers only on 127.0.0.1 and localhost")
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    async def start(self, host: str, port: int) -> str:
+        """Serve on host:port (0: a free one); return the page's URL."""
+        self.runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=0.5)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, host, port)
+        await site.start()
+        bound = int(self.runner.addresses[0][1])
+        return f"http://{host}:{bound}/"
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _lang(self, request: web.Request) -> str:
+        lang = request.query.get("lang", self.demo.language)
+        return lang if lang in SUPPORTED_LANGUAGES else "en"
+
+    def _user(self, request: web.Request) -> FakeUser:
+        who = request.match_info["who"]
+        user = {"patient": self.demo.patient, "therapist": self.demo.therapist}.get(who)
+        if user is None:
+            raise web.HTTPNotFound()
+        return user
+
+    def _check(self, request: web.Request) -> None:
+        if not secrets.compare_digest(request.headers.get("X-Demo-Token", ""), self.token):
+            raise web.HTTPForbidden(text="this page only takes requests from itself")
+
+    def _time(self, when: datetime | int, lang: str, fmt: str = "HH:mm") -> str:
+        moment = datetime.fromtimestamp(when, UTC) if isinstance(when, int) else when
+        return format_datetime(moment, fmt, tzinfo=zone(self.demo.timezone), locale=lang)
+
+    def _toast(self, user: FakeUser) -> str | None:
+        """The answer to the visitor's latest press, for a few seconds, as Telegram shows it over the chat."""
+        count = len(user.callback_answers)
+        seen = self._answers_seen.get(user.chat_id)
+        if seen is None or seen[0] != count:
+            seen = self._answers_seen[user.chat_id] = (count, time.monotonic())
+        if not count or time.monotonic() - seen[1] > TOAST_SECONDS:
+            return None
+        return user.callback_answers[-1].text or None
+
+    def _local_date(self) -> date:
+        return self.demo.clock.now().astimezone(zone(self.demo.timezone)).date()
+
+    def version(self, user: FakeUser) -> str:
+        """Changes whenever something in the chat does (a send, an edit, a delete, a toast)."""
+        assert self.demo.tg is not None
+        deleted = sum(1 for m in user.messages if m.deleted)
+        mine = sum(1 for chat, _ in self.demo.tg._user_messages if chat == user.chat_id)
+        return f"{len(user._events)}.{deleted}.{mine}.{len(user.callback_answers)}"
+
+    def bubbles(self, user: FakeUser, lang: str) -> list[Bubble]:
+        """The chat as Telegram draws it: both sides, in order, deleted messages gone."""
+        assert self.demo.tg is not None
+        drawn: list[Bubble] = []
+        for (chat, message_id), raw in self.demo.tg._user_messages.items():
+            if chat != user.chat_id:
+                continue
+            text = raw.get("text") or raw.get("caption") or ""
+            drawn.append(Bubble(message_id, True, str(text), self._time(int(raw["date"]), lang)))
+        for message in user.messages:
+            if not message.deleted:
+                drawn.append(self._bot_bubble(message, lang))
+        return sorted(drawn, key=lambda b: b.message_id)
+
+    def _bot_bubble(self, message: SentMessage, lang: str) -> Bubble:
+        rows = (message.reply_markup or {}).get("inline_keyboard") or []
+        buttons = tuple(
+            tuple(
+                (r, c, str(b.get("text", "")), b.get("url"), "callback_data" in b)
+                for c, b in enumerate(row)
+                if isinstance(b, dict)
+            )
+            for r, row in enumerate(rows)
+        )
+        media = message.media
+        photo = None
+        if media is not None and media.kind == "photo" and media.data is not None:
+            photo = f"/media/{media.file_id}"
+        return Bubble(
+            message.message_id,
+            False,
+            message.text or "",
+            self._time(message.edit_date or message.date, lang),
+            edited=message.edited,
+            photo=photo,
+            has_photo=media is not None and media.kind == "photo",
+            buttons=buttons,
+        )
+
+    def reply_keyboard(self, user: FakeUser) -> list[list[str]]:
+        """The reply keyboard the client shows under the input, if the bot set one."""
+        keyboard = user._reply_keyboard()
+        if keyboard is None:
+            return []
+        return [[label for label, _ in row] for row in keyboard.buttons]
+
+    def _chat_context(self, request: web.Request, who: str, user: FakeUser) -> dict[str, Any]:
+        lang = self._lang(request)
+        seeded = self.demo.seeded
+        assert seeded is not None
+        started = any(chat == user.chat_id for chat, _ in self.demo.tg._user_messages) if self.demo.tg else True
+        return {
+            "who": who,
+            "l": labels(lang),
+            "lang": lang,
+            "bubbles": self.bubbles(user, lang),
+            "keyboard": self.reply_keyboard(user),
+            "version": self.version(user),
+            "toast": self._toast(user),
+            "invite": f"/start {seeded.invite_code}" if who == "patient" and not started else None,
+            "invite_link": f"https://t.me/{self.demo.tg.BOT_USERNAME}?start={seeded.invite_code}"
+            if self.demo.tg
+            else "",
+        }
+
+    def _clock_context(self, request: web.Request) -> dict[str, Any]:
+        lang = self._lang(request)
+        day = format_date(self._local_date(), "full", locale=lang)
+        return {"l": labels(lang), "lang": lang, "now": f"{day}, {self._time(self.demo.clock.now(), lang)}"}
+
+    # --- routes -----------------------------------------------------------------------------
+
+    async def index(self, request: web.Request) -> web.StreamResponse:
+        lang = self._lang(request)
+        seeded = self.demo.seeded
+        assert seeded is not None and self.demo.patient is not None and self.demo.therapist is not None
+        names = labels(lang)
+        context = {
+            "l": names,
+            "lang": lang,
+            "other_lang": "de" if lang == "en" else "en",
+            "token": self.token,
+            "patient_title": names["patient"].format(alias=seeded.visitor_alias),
+            "therapist_title": names["therapist"].format(name=seeded.therapist_name),
+            "patient": self._chat_context(request, "patient", self.demo.patient),
+            "therapist": self._chat_context(request, "therapist", self.demo.therapist),
+            "dashboard": self.demo.dashboard is not None,
+            **self._clock_context(request),
+        }
+        return aiohttp_jinja2.render_template("demo.html", request, context)
+
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        user = self._user(request)
+        if request.query.get("since") == self.version(user):
+            return web.Response(status=204)
+        context = self._chat_context(request, request.match_info["who"], user)
+        return aiohttp_jinja2.render_template("messages.html", request, {**context, "oob": True})
+
+    async def _after(self, request: web.Request, user: FakeUser) -> web.StreamResponse:
+        """Give the bot a moment to answer, then draw the chat."""
+        before = self.version(user)
+        assert self.demo.tg is not None
+        try:
+            await self.demo.tg.wait_until(lambda: self.version(user) != before, timeout=2.0, what="a reply")
+        except AssertionError:
+            pass  # no answer (yet): the polling shows it when it comes
+        context = self._chat_context(request, request.match_info["who"], user)
+        return aiohttp_jinja2.render_template("messages.html", request, {**context, "oob": True})
+
+    async def send(self, request: web.Request) -> web.StreamResponse:
+        self._check(request)
+        user = self._user(request)
+        form = await request.post()
+        text = str(form.get("text", "")).strip()
+        if not text or len(text) > MAX_TEXT:
+            raise web.HTTPBadRequest(text="a message is 1 to 4096 characters")
+        await user.send(text)
+        return await self._after(request, user)
+
+    async def press(self, request: web.Request) -> web.StreamResponse:
+        self._check(request)
+        user = self._user(request)
+        form = await request.post()
+        try:
+            message_id, row, column = (int(str(form.get(k, ""))) for k in ("message", "row", "col"))
+        except ValueError as exc:
+            raise web.HTTPBadRequest(text="message, row and col are numbers") from exc
+        message = next((m for m in user.messages if m.message_id == message_id and not m.deleted), None)
+        rows = ((message.reply_markup or {}).get("inline_keyboard") or []) if message is not None else []
+        if message is None or not 0 <= row < len(rows) or not 0 <= column < len(rows[row]):
+            raise web.HTTPConflict(text="that button is no longer there")
+        button = rows[row][column]
+        if not isinstance(button, dict) or "callback_data" not in button:
+            raise web.HTTPBadRequest(text="not a callback button")
+        await user.press(str(button["callback_data"]), message)
+        return await self._after(request, user)
+
+    async def clock(self, request: web.Request) -> web.StreamResponse:
+        return aiohttp_jinja2.render_template("clock.html", request, self._clock_context(request))
+
+    async def next_reminder(self, request: web.Request) -> web.StreamResponse:
+        self._check(request)
+        await self.demo.next_reminder()
+        return aiohttp_jinja2.render_template("clock.html", request, self._clock_context(request))
+
+    async def plus_day(self, request: web.Request) -> web.StreamResponse:
+        self._check(request)
+        await self.demo.plus_day()
+        return aiohttp_jinja2.render_template("clock.html", request, self._clock_context(request))
+
+    async def media(self, request: web.Request) -> web.StreamResponse:
+        assert self.demo.tg is not None
+        media = self.demo.tg._files.get(request.match_info["file_id"])
+        if media is None or media.data is None:
+            raise web.HTTPNotFound()
+        return web.Response(body=media.data, content_type=media.mime_type or "image/png")
+
+    async def dashboard(self, request: web.Request) -> web.StreamResponse:
+        """The therapist's way into the web dashboard: a one-time sign-in link, when the web app exists."""
+        if self.demo.dashboard is None:
+            raise web.HTTPNotFound(text="the web dashboard is not part of this version")
+        url = await self.demo.dashboard()
+        raise web.HTTPFound(url)

@@ -1,0 +1,250 @@
+"""Admin pages: staff (invitation link, role, removal), the audit log with filters, content check results.
+
+Admins only (``@allow("admin")``, rechecked on every request). Thin: rehab_bot.invite makes staff
+invitations, rehab_bot.staff.add_staff changes a role and remove_staff takes access away (handing the
+patients over and telling the new owner, as `rehab-bot staff remove` does), rehab_bot.audit.entries
+reads the log, rehab_bot.content.load_content checks the clinic's content files as `rehab-bot
+content check` does.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+from aiohttp import web
+from wtforms import DateField, SelectField, StringField
+from wtforms.validators import DataRequired, Length, Optional
+
+from rehab_bot import audit, invite
+from rehab_bot import staff as staff_core
+from rehab_bot.access import StaffError
+from rehab_bot.content import ContentError, load_content
+from rehab_bot.i18n import N_
+from rehab_bot.models import Role, Staff
+from rehab_bot.web.auth import allow, db, signed_in_staff
+from rehab_bot.web.context import context
+from rehab_bot.web.forms import Form, FormData, bind
+from rehab_bot.web.pages import render
+from rehab_bot.web.patients import flash, take_flash
+
+ROLES = [(Role.THERAPIST.value, N_("therapist")), (Role.ADMIN.value, N_("admin"))]
+AUDIT_LIMIT = 500
+
+
+class InviteForm(Form):
+    name = StringField(validators=[DataRequired(), Length(max=100)])
+    role = SelectField(choices=[value for value, _ in ROLES])
+
+
+class RoleForm(Form):
+    role = SelectField(choices=[value for value, _ in ROLES])
+
+
+class AuditQuery(Form):
+    """The audit page's filters (a GET form: no CSRF)."""
+
+    class Meta:
+        csrf = False
+
+    staff = StringField(validators=[Optional(), Length(max=12)])
+    patient = StringField(validators=[Optional(), Length(max=64)])
+    since = DateField(validators=[Optional()])
+    until = DateField(validators=[Optional()])
+
+
+def _member_id(request: web.Request) -> int:
+    value = int(request.match_info["id"])
+    if not 0 < value < 2**31:
+        raise web.HTTPNotFound()
+    return value
+
+
+@allow("admin")
+async def admin_home(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPSeeOther("/admin/staff")
+
+
+@allow("admin")
+async def staff_page(request: web.Request) -> web.StreamResponse:
+    session, admin = db(request), signed_in_staff(request)
+    members = await staff_core.staff_members(session, include_inactive=True)
+    audit.record(session, action=audit.VIEW_STAFF, now=context(request).clock.now(), staff=admin)
+    await session.commit()
+    session_data = await _invite_link(request)
+    return await render(
+        request,
+        "admin_staff.html",
+        {"members": members, "roles": ROLES, "flash": await take_flash(request), "invite_link": session_data},
+    )
+
+
+async def _invite_link(request: web.Request) -> str:
+    from aiohttp_session import get_session
+
+    data = await get_session(request)
+    return str(data.pop("invite_link", "")) if "invite_link" in data else ""
+
+
+@allow("admin")
+async def staff_invite(request: web.Request) -> web.StreamResponse:
+    session, admin = db(request), signed_in_staff(request)
+    ctx = context(request)
+    form = await bind(InviteForm, request, await request.post())
+    if not form.validate():
+        await flash(request, N_("Give a name and a role for the invitation."))
+        raise web.HTTPSeeOther("/admin/staff")
+    try:
+        made = await invite.create_staff_invite(
+            session,
+            name=str(form.name.data),
+            role=str(form.role.data),
+            now=ctx.clock.now(),
+            valid_days=ctx.config.clinic.invite_valid_days,
+            created_by=admin.id,
+            actor=audit.web_actor(admin.telegram_id),
+        )
+    except invite.InviteError as exc:
+        await flash(request, str(exc))
+        raise web.HTTPSeeOther("/admin/staff") from exc
+    await session.commit()
+    from aiohttp_session import get_session
+
+    link = invite.deep_link(ctx.bot_username, made.code) if ctx.bot_username else made.code
+    (await get_session(request))["invite_link"] = link
+    raise web.HTTPSeeOther("/admin/staff")
+
+
+@allow("admin")
+async def staff_role(request: web.Request) -> web.StreamResponse:
+    session, admin = db(request), signed_in_staff(request)
+    form = await bind(RoleForm, request, await request.post())
+    member = await session.get(Staff, _member_id(request))
+    if member is None or not member.active or not form.validate():
+        raise web.HTTPNotFound()
+    if member.id == admin.id:
+        await flash(request, N_("Ask another admin to change your own role."))
+        raise web.HTTPSeeOther("/admin/staff")
+    try:
+        await staff_core.add_staff(
+            session,
+            telegram_id=member.telegram_id,
+            role=str(form.role.data),
+            name=member.name,
+            now=context(request).clock.now(),
+            actor=admin,
+        )
+    except StaffError as exc:
+        await flash(request, str(exc))
+        raise web.HTTPSeeOther("/admin/staff") from exc
+    await session.commit()
+    await flash(request, N_("The role is changed."))
+    raise web.HTTPSeeOther("/admin/staff")
+
+
+@allow("admin")
+async def staff_remove(request: web.Request) -> web.StreamResponse:
+    session, admin = db(request), signed_in_staff(request)
+    member = await session.get(Staff, _member_id(request))
+    if member is None or not member.active:
+        raise web.HTTPNotFound()
+    if member.id == admin.id:
+        await flash(request, N_("Ask another admin to remove you."))
+        raise web.HTTPSeeOther("/admin/staff")
+    try:
+        await staff_core.remove_staff(
+            session, telegram_id=member.telegram_id, now=context(request).clock.now(), actor=admin
+        )
+    except StaffError as exc:
+        await session.rollback()
+        await flash(request, str(exc))
+        raise web.HTTPSeeOther("/admin/staff") from exc
+    await session.commit()
+    await flash(request, N_("Access removed; their patients were handed over."))
+    raise web.HTTPSeeOther("/admin/staff")
+
+
+def _start_of(day: Any) -> datetime | None:
+    return datetime.combine(day, time(0), tzinfo=UTC) if day is not None else None
+
+
+@allow("admin")
+async def audit_page(request: web.Request) -> web.StreamResponse:
+    session, admin = db(request), signed_in_staff(request)
+    query = AuditQuery(FormData(request.query))
+    if not query.validate():
+        raise web.HTTPBadRequest()
+    members = await staff_core.staff_members(session, include_inactive=True)
+    staff_id = int(query.staff.data) if (query.staff.data or "").isdigit() else None
+    patient_id = None
+    missing = False
+    if query.patient.data:
+        patient = await staff_core.patient_by_alias(session, str(query.patient.data))
+        patient_id = patient.id if patient is not None else None
+        missing = patient is None
+    until = _start_of(query.until.data)
+    rows = (
+        []
+        if missing
+        else await audit.entries(
+            session,
+            since=_start_of(query.since.data),
+            until=until + timedelta(days=1) if until is not None else None,
+            staff_id=staff_id,
+            patient_id=patient_id,
+            limit=AUDIT_LIMIT,
+            newest_first=True,
+        )
+    )
+    audit.record(
+        session,
+        action=audit.VIEW_AUDIT,
+        now=context(request).clock.now(),
+        staff=admin,
+        patient_id=patient_id,
+        detail=f"shown={len(rows)}",
+    )
+    await session.commit()
+    return await render(
+        request,
+        "admin_audit.html",
+        {
+            "rows": rows,
+            "members": members,
+            "query": query,
+            "staff_id": staff_id,
+            "limit": AUDIT_LIMIT,
+            "missing": missing,
+        },
+    )
+
+
+@allow("admin")
+async def content_page(request: web.Request) -> web.StreamResponse:
+    """The clinic's content files checked now, as `rehab-bot content check` does."""
+    directory = context(request).config.content.dir
+    errors: list[str] = []
+    counts: dict[str, int] = {}
+    try:
+        content = load_content(directory)
+        counts = {
+            "exercises": len(content.exercises),
+            "programmes": len(content.programmes),
+            "texts": len(content.texts),
+            "questionnaires": len(content.questionnaires),
+        }
+    except ContentError as exc:
+        errors = list(exc.errors)
+    return await render(
+        request, "admin_content.html", {"errors": errors, "counts": counts, "directory": str(directory or "")}
+    )
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/admin", admin_home)
+    app.router.add_get("/admin/staff", staff_page, name="admin_staff")
+    app.router.add_post("/admin/staff/invite", staff_invite)
+    app.router.add_post(r"/admin/staff/{id:\d+}/role", staff_role)
+    app.router.add_post(r"/admin/staff/{id:\d+}/remove", staff_remove)
+    app.router.add_get("/admin/audit", audit_page, name="admin_audit")
+    app.router.add_get("/admin/content", content_page, name="admin_content")

@@ -1,0 +1,65 @@
+"""The alerts inbox: open alerts of your patients (every patient's for admins), acknowledged in one click.
+
+Thin: rehab_bot.staff.open_alerts lists them, rehab_bot.staff.acknowledge records who and when
+(once, checked against the staff member's right to change the patient) and writes the audit row.
+An htmx click replaces the alert's row; without scripts the form posts and the page reloads.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from rehab_bot import alert as alert_core
+from rehab_bot import audit
+from rehab_bot.access import Forbidden, StaffError
+from rehab_bot.i18n import N_
+from rehab_bot.web.auth import allow, db, signed_in_staff
+from rehab_bot.web.context import context
+from rehab_bot.web.pages import render
+from rehab_bot.web.patients import flash, take_flash
+
+MAX_SHOWN = 500
+
+
+@allow("staff")
+async def inbox(request: web.Request) -> web.StreamResponse:
+    session, staff = db(request), signed_in_staff(request)
+    now = context(request).clock.now()
+    rows = await alert_core.open_alerts(session, staff, limit=MAX_SHOWN)
+    audit.record(session, action=audit.VIEW_ALERTS, now=now, staff=staff, detail=f"web shown={len(rows)}")
+    await session.commit()
+    return await render(
+        request,
+        "alerts.html",
+        {"rows": rows, "flash": await take_flash(request), "tz": staff.timezone, "all": staff.role == "admin"},
+    )
+
+
+def _back(request: web.Request, default: str) -> str:
+    """Where to go after a click: a local path the form names, else default (never another site)."""
+    target = request.query.get("next", "")
+    return target if target.startswith("/") and not target.startswith("//") else default
+
+
+@allow("staff")
+async def acknowledge(request: web.Request) -> web.StreamResponse:
+    session, staff = db(request), signed_in_staff(request)
+    value = int(request.match_info["id"])
+    if not 0 < value < 2**31:
+        raise web.HTTPNotFound()
+    try:
+        done = await alert_core.acknowledge(session, staff, value, context(request).clock.now())
+    except Forbidden as exc:
+        raise web.HTTPForbidden() from exc
+    except StaffError as exc:
+        raise web.HTTPNotFound() from exc
+    await session.commit()
+    if request.headers.get("HX-Request") == "true":
+        return await render(request, "_alert_done.html", {"done": done})
+    await flash(request, N_("Acknowledged."))
+    raise web.HTTPSeeOther(_back(request, "/alerts"))
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/alerts", inbox, name="alerts")
+    app.router.add_post(r"/alerts/{id:\d+}/ack", acknowledge)

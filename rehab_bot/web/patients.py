@@ -1,0 +1,213 @@
+"""The patient page and its actions: record, charts, answers, notes, alerts, programme, pause/resume/discharge, exports.
+
+Thin: every change goes through the same core functions as the chat's buttons (rehab_bot.staff:
+pause, resume, discharge, acknowledge; rehab_bot.export.for_staff), which check the staff member's
+right to change this patient (rehab_bot.access) and write the audit row. A colleague's patient is
+shown read-only, and a forged POST for one is refused (403) by the core.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from aiohttp_session import get_session
+from sqlmodel.ext.asyncio.session import AsyncSession
+from wtforms import BooleanField, SelectField
+from wtforms.validators import DataRequired
+
+from rehab_bot import audit, export, patient_record
+from rehab_bot import caseload as caseload_core
+from rehab_bot.access import Access, Forbidden, StaffError, access
+from rehab_bot.i18n import N_
+from rehab_bot.models import Patient, Staff
+from rehab_bot.web.auth import allow, db, signed_in_staff
+from rehab_bot.web.caseload import STATUS_LABELS
+from rehab_bot.web.context import context
+from rehab_bot.web.forms import Form, bind
+from rehab_bot.web.pages import render
+
+FLASH = "flash"
+PAUSE_CHOICES = [("3", N_("3 days")), ("7", N_("1 week")), ("14", N_("2 weeks")), ("0", N_("Until resumed"))]
+DAY_LABELS = {
+    "done": N_("done"),
+    "partly": N_("partly"),
+    "skipped": N_("skipped"),
+    "missed": N_("missed"),
+    "open": N_("not answered yet"),
+    "none": N_("no sessions"),
+}
+
+
+class PauseForm(Form):
+    days = SelectField(choices=[value for value, _ in PAUSE_CHOICES], validators=[DataRequired()])
+
+
+class ConfirmForm(Form):
+    confirm = BooleanField(validators=[DataRequired()])
+
+
+class ActionForm(Form):
+    """A button that changes something: the CSRF token is all it carries."""
+
+
+def patient_id(request: web.Request) -> int:
+    """The {id} of the URL: a database id, never trusted beyond its shape."""
+    value = int(request.match_info["id"])
+    if not 0 < value < 2**31:
+        raise web.HTTPNotFound()
+    return value
+
+
+async def load(request: web.Request, needed: Access) -> tuple[AsyncSession, Staff, Patient]:
+    """The patient of the URL if the staff member may see (READ) or change (WRITE) them; else 404/403."""
+    session, staff = db(request), signed_in_staff(request)
+    patient = await session.get(Patient, patient_id(request))
+    if patient is None or patient.status == "stopped":
+        raise web.HTTPNotFound()
+    if access(staff, patient) < needed:
+        raise web.HTTPForbidden()
+    return session, staff, patient
+
+
+async def flash(request: web.Request, text: str) -> None:
+    """A one-line message shown on the next page."""
+    (await get_session(request))[FLASH] = text[:300]
+
+
+async def take_flash(request: web.Request) -> str:
+    session = await get_session(request)
+    return str(session.pop(FLASH, "")) if FLASH in session else ""
+
+
+def _chart(points: list[patient_record.Point]) -> dict[str, list[Any]]:
+    return {"x": [int(p.at.timestamp()) for p in points], "y": [p.value for p in points]}
+
+
+@allow("staff")
+async def patient_page(request: web.Request) -> web.StreamResponse:
+    """Everything about one patient the staff member may see."""
+    session, staff, patient = await load(request, Access.READ)
+    ctx = context(request)
+    now = ctx.clock.now()
+    detail = await caseload_core.patient_detail(session, staff, patient, now, ctx.content, recent=20)
+    calendar = await patient_record.calendar(session, patient, now)
+    pain = await patient_record.series(session, patient, caseload_core.PAIN_ITEMS)
+    mood = await patient_record.series(session, patient, caseload_core.MOOD_ITEMS)
+    audit.record(
+        session,
+        action=audit.VIEW_PATIENT,
+        now=now,
+        staff=staff,
+        actor=audit.web_actor(staff.telegram_id),
+        patient_id=patient.id,
+        detail="web",
+    )
+    await session.commit()
+    answers = [(line, caseload_core.answer_text(ctx.content, line)) for line in detail.answers]
+    charts = {"pain": _chart(pain), "mood": _chart(mood)}
+    return await render(
+        request,
+        "patient.html",
+        {
+            "detail": detail,
+            "p": patient,
+            "can_change": detail.access == Access.WRITE,
+            "calendar": calendar,
+            "day_labels": DAY_LABELS,
+            "answers": answers,
+            "pain": pain,
+            "mood": mood,
+            "charts": charts,
+            "pause_choices": PAUSE_CHOICES,
+            "flash": await take_flash(request),
+            "tz": staff.timezone,
+            "status_labels": STATUS_LABELS,
+        },
+    )
+
+
+async def _change(request: web.Request, action: str) -> web.StreamResponse:
+    session, staff, patient = await load(request, Access.READ)
+    ctx = context(request)
+    now = ctx.clock.now()
+    page = f"/patients/{patient.id}"  # read before a rollback expires the row
+    try:
+        if action == "pause":
+            form = await bind(PauseForm, request, await request.post())
+            if not form.validate():
+                raise web.HTTPBadRequest()
+            await caseload_core.pause(session, staff, patient, int(form.days.data) or None, now)
+            message = N_("Reminders are paused.")
+        elif action == "resume":
+            await caseload_core.resume(session, staff, patient, now)
+            message = N_("Reminders are on again.")
+        else:
+            form = await bind(ConfirmForm, request, await request.post())
+            if not form.validate():
+                await flash(request, N_("Tick the box to confirm the discharge."))
+                raise web.HTTPSeeOther(page)
+            await caseload_core.discharge(session, staff, patient, now)
+            message = N_("The patient is discharged: no more reminders.")
+    except Forbidden as exc:
+        raise web.HTTPForbidden() from exc
+    except StaffError as exc:
+        await session.rollback()
+        await flash(request, str(exc))
+        raise web.HTTPSeeOther(page) from exc
+    await session.commit()
+    await flash(request, message)
+    raise web.HTTPSeeOther(page)
+
+
+@allow("staff")
+async def pause(request: web.Request) -> web.StreamResponse:
+    return await _change(request, "pause")
+
+
+@allow("staff")
+async def resume(request: web.Request) -> web.StreamResponse:
+    return await _change(request, "resume")
+
+
+@allow("staff")
+async def discharge(request: web.Request) -> web.StreamResponse:
+    return await _change(request, "discharge")
+
+
+@allow("staff")
+async def download(request: web.Request) -> web.StreamResponse:
+    """CSV (zip) or FHIR R4 (JSON) of one patient, for staff who may change them."""
+    session, staff, patient = await load(request, Access.READ)
+    ctx = context(request)
+    fmt = request.match_info["fmt"]
+    try:
+        payload, filename = await export.for_staff(
+            session,
+            staff,
+            patient,
+            fmt,
+            ctx.content,
+            ctx.clock.now(),
+            identifier_system=ctx.config.export.identifier_system,
+            actor=audit.web_actor(staff.telegram_id),
+        )
+    except Forbidden as exc:
+        raise web.HTTPForbidden() from exc
+    except export.ExportError as exc:
+        raise web.HTTPNotFound() from exc
+    await session.commit()
+    kind = "application/zip" if fmt == "csv" else "application/fhir+json"
+    return web.Response(
+        body=payload,
+        content_type=kind,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get(r"/patients/{id:\d+}", patient_page, name="patient")
+    app.router.add_post(r"/patients/{id:\d+}/pause", pause)
+    app.router.add_post(r"/patients/{id:\d+}/resume", resume)
+    app.router.add_post(r"/patients/{id:\d+}/discharge", discharge)
+    app.router.add_get(r"/patients/{id:\d+}/export/{fmt:csv|fhir}", download)

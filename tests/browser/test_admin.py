@@ -1,0 +1,76 @@
+"""Admin pages in Chromium: staff (invite, role, remove), the audit log's filters, the content check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import col, select
+from web_seed import ADMIN, BEN, CLEO, seed_clinic
+from webrig import WEB, browser_sign_in, web_url
+
+from rehab_bot.models import Invite, Patient, Staff
+from tests.browser.axe import serious
+
+
+async def test_staff_invite_role_and_removal(bot_factory: Any, page: Any) -> None:
+    bot = await bot_factory(web=WEB)
+    await seed_clinic(bot.db, bot.clock.now(), patients=6, days=2)
+    await browser_sign_in(page, bot, ADMIN)
+    await page.get_by_role("link", name="Admin").click()
+    await page.wait_for_url("**/admin/staff")
+    assert await serious(page) == []
+
+    await page.get_by_label("Name", exact=True).fill("Dr Dana")
+    await page.locator("#invite-role").select_option("therapist")
+    await page.get_by_role("button", name="Make an invitation link").click()
+    link = await page.locator("#invite-link").inner_text()
+    assert link.startswith("https://t.me/rehab_test_bot?start=")
+    async with bot.db.session() as session:
+        made = (await session.exec(select(Invite).where(col(Invite.kind) == "staff"))).one()
+    assert made.staff_name == "Dr Dana" and link.endswith(made.code)
+
+    await page.get_by_label("Role of Dr Cleo", exact=True).select_option("admin")
+    await page.get_by_role("button", name="Save the role of Dr Cleo").click()
+    await page.get_by_role("status").filter(has_text="The role is changed.").wait_for()
+    await page.get_by_role("button", name="Remove Dr Ben").click()
+    await page.get_by_role("status").filter(has_text="Access removed").wait_for()
+    async with bot.db.session() as session:
+        rows = {s.telegram_id: s for s in (await session.exec(select(Staff))).all()}
+        bens = (await session.exec(select(Patient).where(col(Patient.therapist_id) == rows[BEN].id))).all()
+    assert rows[CLEO].role == "admin" and not rows[BEN].active and bens == []
+    assert page.console_errors == []
+
+
+async def test_audit_log_filters_and_content_check(bot_factory: Any, page: Any) -> None:
+    bot = await bot_factory(web=WEB)
+    await seed_clinic(bot.db, bot.clock.now(), patients=6, days=2)
+    await browser_sign_in(page, bot, BEN)  # Ben's sign-in and caseload view are in the log
+    await page.goto(web_url(bot) + "/patients/1")
+    await page.context.clear_cookies()
+    await browser_sign_in(page, bot, ADMIN)
+    await page.goto(web_url(bot) + "/admin/audit")
+    assert await serious(page) == []
+    await page.get_by_label("Staff member").select_option(label="Dr Ben")
+    await page.get_by_role("button", name="Filter").click()
+    await page.wait_for_url("**staff=**")
+    actions = await page.locator("#audit tbody tr td:nth-child(3)").all_inner_texts()
+    assert actions == ["view.patient", "view.patients", "web.signin", "web.link"]
+    await page.get_by_label("Patient", exact=True).fill("LWS-0001")
+    await page.get_by_role("button", name="Filter").click()
+    await page.wait_for_url("**patient=LWS-0001**")
+    assert await page.locator("#audit tbody tr td:nth-child(3)").all_inner_texts() == ["view.patient"]
+    await page.get_by_role("link", name="Content check").click()
+    await page.wait_for_url("**/admin/content")
+    assert (await page.locator("#content-ok").inner_text()).startswith("Content OK:")
+    assert await serious(page) == []
+    assert page.console_errors == []
+
+
+async def test_a_therapist_cannot_open_the_admin_pages(bot_factory: Any, page: Any) -> None:
+    bot = await bot_factory(web=WEB)
+    await seed_clinic(bot.db, bot.clock.now(), patients=2, days=1)
+    await browser_sign_in(page, bot, BEN)
+    assert await page.get_by_role("link", name="Admin").count() == 0
+    response = await page.goto(web_url(bot) + "/admin/staff")
+    assert response is not None and response.status == 403
+    assert await page.get_by_role("heading", name="Error 403").is_visible()

@@ -1,0 +1,156 @@
+"""`rehab-bot demo` in real Chromium: a visitor walks the demo as the patient and the therapist.
+
+The demo runs in this process exactly as the command runs it (rehab_bot.demo.runner.serve: the
+real Application and engine, the embedded fake Bot API, a seeded SQLite database in a temporary
+folder); Chromium drives the page. The visitor opens the invitation, enrols (consent, time zone,
+times), moves the clock to the first reminder, taps Done, answers the symptom check with a
+red flag, and sees the patient told what to do now and the alert reach the therapist's chat;
+the therapist acknowledges it, then opens the web dashboard from their side (one-time link).
+The page is checked with axe-core at the start and at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rehab_bot.demo.runner import serve
+from tests.browser.axe import serious
+
+# Replies in one chat are paced at one message a second, as Telegram requires.
+WAIT = 15_000
+
+
+@pytest.fixture
+async def demo_url(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    stop = asyncio.Event()
+    urls: list[str] = []
+    language = getattr(request, "param", "en")
+    task = asyncio.create_task(serve(tmp_path, port=0, language=language, ready=urls.append, stop=stop))
+    for _ in range(300):
+        if urls or task.done():
+            break
+        await asyncio.sleep(0.1)
+    if task.done():
+        task.result()  # raises what went wrong
+    assert urls, "the demo did not start within 30 s"
+    try:
+        yield urls[0]
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+async def tap(chat: Any, label: str) -> None:
+    """Tap the newest button with this label in a chat, once it is there."""
+    button = chat.get_by_role("button", name=label, exact=True).last
+    await button.wait_for(timeout=WAIT)
+    await button.click()
+
+
+async def bot_says(chat: Any, text: str) -> Any:
+    """The newest bot message containing text, once it arrived."""
+    message = chat.locator("li.msg.theirs", has_text=text).last
+    await message.wait_for(timeout=WAIT)
+    return message
+
+
+async def test_a_visitor_enrols_gets_the_first_reminder_taps_done_and_a_red_flag_reaches_the_therapist(
+    page: Any, demo_url: str, tmp_path: Path
+) -> None:
+    await page.goto(demo_url)
+    assert await page.title() == "rehab-bot demo"
+    patient = page.locator("#patient-chat")
+    therapist = page.locator("#therapist-chat")
+    assert "Monday" in await page.locator("#clock").inner_text() or await page.locator("#clock time").inner_text()
+    # The seeded clinic: this morning's critical alert about P-2042 is in the therapist's chat.
+    await bot_says(therapist, "CRITICAL alert for P-2042")
+    assert await serious(page) == []
+
+    # Enrol: the invitation link, consent, the clinic's time zone, the programme's times.
+    await tap(page.locator("#patient-chat"), "Start")
+    await bot_says(patient, "Do you agree?")
+    await tap(patient, "Yes, I agree")
+    consent = patient.locator("li.msg.theirs", has_text="Do you agree?").last
+    await consent.locator(".edited").wait_for(timeout=WAIT)  # the consent message was edited ...
+    assert await consent.locator("button").count() == 0  # ... and its buttons are gone
+    await bot_says(patient, "Which time zone are you in?")
+    await tap(patient, "Berlin – the clinic's time zone (now 08:40)")
+    await bot_says(patient, "When would you like your reminders?")
+    await tap(patient, "Suggested by your programme · 09:00, 13:00, 18:00")
+    await bot_says(patient, "Your first reminder comes today at 09:00.")
+
+    # The clock moves to the first reminder; Done.
+    await page.get_by_role("button", name="Next reminder").click()
+    await page.locator("#clock", has_text="09:00").wait_for(timeout=WAIT)
+    reminder = await bot_says(patient, "Time for your exercise session (09:00).")
+    labels = await reminder.get_by_role("button").all_inner_texts()
+    assert labels == ["▶ Start", "✅ Done", "🌗 Partly", "⏭ Skip", "⏰ Snooze"]
+    await tap(patient, "✅ Done")
+    await reminder.get_by_text("Logged: done.").wait_for(timeout=WAIT)
+    assert await reminder.locator(".edited").count() == 1
+
+    # A red flag: the symptom check, one warning sign, the emergency question answered Yes.
+    await page.get_by_label("Message (Patient P-2044)").fill("/checkin")
+    await page.locator("#patient-chat + form").get_by_role("button", name="Send").click()
+    await tap(patient, "Wound and symptom check")
+    await tap(patient, "Yes, at least one")
+    await bot_says(patient, "bladder or bowel")
+    await tap(patient, "Yes")
+    await bot_says(patient, "Call 112 now")
+    alert = await bot_says(therapist, "EMERGENCY alert for P-2044")
+    assert "bladder or bowel" in await alert.inner_text()
+    assert await alert.get_by_role("button").all_inner_texts() == ["✅ Acknowledge"]
+
+    # The therapist acknowledges it from their chat.
+    await alert.get_by_role("button", name="✅ Acknowledge").click()
+    await bot_says(therapist, "acknowledged")
+
+    assert await serious(page) == []
+    assert page.console_errors == []
+
+    # The dashboard opens from the therapist's side: a one-time sign-in link, then the caseload.
+    async with page.context.expect_page() as opened:
+        await page.locator("#therapist-title").get_by_role("link", name="Dashboard").click()
+    dashboard = await opened.value
+    await dashboard.locator("form[action='/signin'] button[type=submit]").click()
+    await dashboard.wait_for_url("**/caseload", timeout=WAIT)
+    for alias in ("P-2041", "P-2042", "P-2043", "P-2044"):
+        await dashboard.get_by_text(alias, exact=True).first.wait_for(timeout=WAIT)
+    await dashboard.go_back()
+    await dashboard.go_back()  # the same link again: used once, refused
+    await dashboard.reload()
+    await dashboard.locator("form[action='/signin'] button[type=submit]").click()
+    await dashboard.get_by_role("alert").wait_for(timeout=WAIT)
+
+    # Everything the demo wrote is in its folder: the database, private.
+    assert (tmp_path / "demo.db").exists()
+    assert (tmp_path / "demo.db").stat().st_mode & 0o077 == 0
+
+
+@pytest.mark.parametrize("demo_url", ["de"], indirect=True)
+async def test_the_german_page_at_phone_width_is_labelled_and_axe_clean(phone_page: Any, demo_url: str) -> None:
+    await phone_page.goto(demo_url)
+    assert await phone_page.locator("html").get_attribute("lang") == "de"
+    assert await phone_page.title() == "rehab-bot-Demo"
+    await phone_page.get_by_role("button", name="Starten").click()
+    patient = phone_page.locator("#patient-chat")
+    await bot_says(patient, "Sind Sie einverstanden?")
+    # Keyboard only: Tab to the consent button, Enter; focus comes back to the chat, not the page's top.
+    agree = patient.get_by_role("button", name="Ja, ich bin einverstanden")
+    await agree.focus()
+    await phone_page.keyboard.press("Enter")
+    await bot_says(patient, "In welcher Zeitzone sind Sie?")
+    assert await phone_page.evaluate("() => document.activeElement.id") == "patient-log"
+    field = phone_page.get_by_label("Nachricht (Patient P-2044)")
+    await field.focus()
+    await phone_page.keyboard.type("/help")
+    await phone_page.keyboard.press("Enter")  # the keyboard alone sends
+    await patient.locator("li.msg.mine", has_text="/help").wait_for(timeout=WAIT)
+    assert await phone_page.evaluate("() => document.documentElement.scrollWidth") <= 390, "no sideways scrolling"
+    assert await serious(phone_page) == []
+    assert phone_page.console_errors == []

@@ -1,0 +1,137 @@
+"""Every route of the web app, for a stranger, a patient, the therapist, a colleague and an admin.
+
+The matrix must name every route the app has: a new page without a line here fails
+test_the_matrix_covers_every_route, so its access is decided on purpose.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import aiohttp
+import pytest
+from sqlmodel import col, select
+from web_seed import ADMIN, BEN, CLEO, seed_clinic
+from webrig import WEB, client, init_data, sign_in_initdata, web_url
+
+from rehab_bot.models import Alert, Patient, Staff
+
+# Who may: "public" (everyone, never 401/403), "signed_in", "patient", "staff" (colleagues included),
+# "owner" (the patient's therapist and admins: colleagues 403), "admin".
+MATRIX: dict[tuple[str, str], str] = {
+    ("GET", "/"): "public",
+    ("GET", "/signin"): "public",
+    ("POST", "/signin"): "public",
+    ("GET", "/app"): "public",
+    ("POST", "/app/signin"): "public",
+    ("GET", "/signed-out"): "public",
+    ("POST", "/signout"): "signed_in",
+    ("GET", "/me"): "patient",
+    ("GET", "/caseload"): "staff",
+    ("GET", "/alerts"): "staff",
+    ("GET", "/patients/{id}"): "staff",
+    ("POST", "/patients/{id}/pause"): "owner",
+    ("POST", "/patients/{id}/resume"): "owner",
+    ("POST", "/patients/{id}/discharge"): "owner",
+    ("GET", "/patients/{id}/export/{fmt}"): "owner",
+    ("POST", "/alerts/{id}/ack"): "owner",
+    ("GET", "/admin"): "admin",
+    ("GET", "/admin/staff"): "admin",
+    ("POST", "/admin/staff/invite"): "admin",
+    ("POST", "/admin/staff/{id}/role"): "admin",
+    ("POST", "/admin/staff/{id}/remove"): "admin",
+    ("GET", "/admin/audit"): "admin",
+    ("GET", "/admin/content"): "admin",
+}
+PATIENT_TG = 1_500_001  # LWS-0001, Dr Ben's patient (web_seed)
+BODIES = {"pause": {"days": "7"}, "discharge": {"confirm": "y"}, "role": {"role": "therapist"}}
+BODIES["invite"] = {"name": "New colleague", "role": "therapist"}
+
+
+def routes(bot: Any) -> set[tuple[str, str]]:
+    found = set()
+    for route in bot.services.web.app.router.routes():
+        info = route.resource.get_info() if route.resource is not None else {}
+        path = info.get("path") or info.get("formatter") or info.get("prefix")
+        if route.method == "HEAD" or path is None or path.startswith("/static"):
+            continue
+        found.add((route.method, re.sub(r"\{(\w+)(:[^}]*)?\}", r"{\1}", path)))
+    return found
+
+
+def expected(who: str, actor: str) -> str:
+    """ok (2xx/3xx, or 400 for a bad form), 401 or 403."""
+    if who == "public":
+        return "ok"
+    if actor == "stranger":
+        return "401"
+    if who == "signed_in":
+        return "ok"
+    if who == "patient":
+        return "ok" if actor == "patient" else "403"
+    if actor == "patient":
+        return "403"
+    if who == "staff":
+        return "ok"
+    if who == "owner":
+        return "ok" if actor in ("therapist", "admin") else "403"
+    return "ok" if actor == "admin" else "403"  # admin
+
+
+async def signed_in(bot: Any, actor: str) -> tuple[aiohttp.ClientSession, str]:
+    session = client()
+    telegram_id = {"patient": PATIENT_TG, "therapist": BEN, "colleague": CLEO, "admin": ADMIN}.get(actor)
+    if telegram_id is not None:
+        response = await sign_in_initdata(session, web_url(bot), init_data(telegram_id, bot.clock.now()))
+        assert response.status == 200, actor
+    async with session.get(f"{web_url(bot)}/signed-out") as page:
+        token = re.search(r'name="csrf-token" content="([^"]+)"', await page.text())
+    assert token is not None
+    return session, token.group(1)
+
+
+async def test_the_matrix_covers_every_route(bot_factory: Any) -> None:
+    bot = await bot_factory(web=WEB)
+    assert routes(bot) == set(MATRIX)
+
+
+@pytest.mark.parametrize("actor", ["stranger", "patient", "colleague", "therapist", "admin"])
+async def test_every_route_for_every_kind_of_visitor(bot_factory: Any, actor: str) -> None:
+    bot = await bot_factory(web=WEB)
+    await seed_clinic(bot.db, bot.clock.now(), patients=10, days=3)
+    async with bot.db.session() as session:
+        patient = (await session.exec(select(Patient).where(col(Patient.telegram_id) == PATIENT_TG))).one()
+        alert = (await session.exec(select(Alert).where(col(Alert.patient_id) == patient.id))).first()
+        if alert is None:
+            alert = Alert(patient_id=patient.id or 0, severity="urgent", kind="red_flag", created_at=bot.clock.now())
+            session.add(alert)
+            await session.commit()
+        cleo = (await session.exec(select(Staff).where(col(Staff.telegram_id) == CLEO))).one()
+    values = {"/patients/{id}": patient.id, "/alerts/{id}": alert.id, "/admin/staff/{id}": cleo.id}
+    failures = []
+    for method, pattern in sorted(MATRIX, key=lambda r: (r[1].startswith("/admin/staff/{id}/remove"), r)):
+        if pattern == "/signout":
+            continue  # below, last: it ends the session
+        path = pattern.replace("{fmt}", "csv")
+        for prefix, value in values.items():
+            path = path.replace(prefix, prefix.replace("{id}", str(value)))
+        browser, token = await signed_in(bot, actor)
+        async with browser:
+            body = BODIES.get(path.rsplit("/", 1)[-1], {})
+            async with browser.request(
+                method, f"{web_url(bot)}{path}", data=body, headers={"X-CSRF-Token": token}, allow_redirects=False
+            ) as response:
+                status = response.status
+        got = "401" if status == 401 else "403" if status == 403 else "ok" if status < 500 else str(status)
+        want = expected(MATRIX[(method, pattern)], actor)
+        if got != want:
+            failures.append(f"{actor} {method} {path}: {status}, expected {want}")
+    browser, token = await signed_in(bot, actor)
+    async with (
+        browser,
+        browser.post(f"{web_url(bot)}/signout", headers={"X-CSRF-Token": token}, allow_redirects=False) as response,
+    ):
+        if ("401" if response.status == 401 else "ok") != expected("signed_in", actor):
+            failures.append(f"{actor} POST /signout: {response.status}")
+    assert failures == []

@@ -1,0 +1,324 @@
+"""`rehab-bot demo`: the seeded clinic, the demo clock, the page's refusals, and the command itself.
+
+The seed runs on a migrated SQLite database (the demo's backend); the clock and the page run the
+real demo (rehab_bot.demo.runner.Demo: the Application against the embedded fake Bot API) in a
+temporary folder; the command runs as a real process with its own HOME, working folder and TMPDIR,
+to show that it writes nothing outside its temporary folder and removes that at exit. Those two
+(a day of the clinic's reminders; a process that draws a chart with an empty matplotlib cache, about
+20 s) are marked slow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from cli_runner import BIN, clean_env, rehab_bot
+from sqlmodel import col, select
+
+from rehab_bot.config import Config
+from rehab_bot.content import load_content
+from rehab_bot.demo import seed
+from rehab_bot.demo.page import DemoPage
+from rehab_bot.demo.runner import Demo
+from rehab_bot.models import Alert, CheckIn, Delivery, ExerciseSession, Invite, Patient, ReminderRule, Staff
+
+BERLIN = ZoneInfo("Europe/Berlin")
+TODAY = date(2026, 6, 10)
+
+
+def berlin(day: date, hhmm: str) -> datetime:
+    hour, minute = map(int, hhmm.split(":"))
+    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=BERLIN).astimezone(UTC)
+
+
+async def rows(db: Any, model: Any) -> list[Any]:
+    async with db.session() as session:
+        return list((await session.exec(select(model).order_by(model.id))).all())
+
+
+# --- the seeded clinic ---------------------------------------------------------------------------
+
+
+async def test_the_demo_clinic_has_staff_patients_at_different_stages_and_weeks_of_history(
+    database_factory: Callable[..., Any],
+) -> None:
+    db = await database_factory("sqlite")
+    now = seed.demo_start(TODAY, "Europe/Berlin")
+    assert now == berlin(TODAY, "08:40")
+    made = await seed.seed(db, load_content(None), Config(), now)
+
+    staff = {s.telegram_id: s for s in await rows(db, Staff)}
+    assert {(s.role, s.active) for s in staff.values()} == {("admin", True), ("therapist", True)}
+    assert staff[made.therapist_id].name == made.therapist_name
+
+    patients = {p.alias: p for p in await rows(db, Patient)}
+    assert {alias: p.status for alias, p in patients.items()} == {
+        "P-2041": "active",
+        "P-2042": "active",
+        "P-2043": "paused",
+        "P-2044": "enrolling",
+    }
+    assert all(p.therapist_id == staff[made.therapist_id].id for p in patients.values())
+    assert patients["P-2043"].language == "de" and patients["P-2043"].paused_until is not None
+    assert all(p.consent_at is not None for a, p in patients.items() if a != "P-2044")
+
+    sessions = await rows(db, ExerciseSession)
+    by_patient: dict[int, list[ExerciseSession]] = {}
+    for row in sessions:
+        by_patient.setdefault(row.patient_id, []).append(row)
+    well = by_patient[patients["P-2041"].id]
+    days = {row.local_date for row in well}
+    assert (min(days), max(days)) == (TODAY - timedelta(days=28), TODAY - timedelta(days=1)), "four weeks"
+    assert {row.status for row in sessions} == {"done", "partly", "skipped", "missed"}
+    assert all(row.pain is not None for row in sessions if row.status == "done")
+    assert patients["P-2044"].id not in by_patient, "the visitor's patient has no history yet"
+
+    def done_share(rows_: list[ExerciseSession]) -> float:
+        return sum(r.status in ("done", "partly") for r in rows_) / len(rows_)
+
+    struggling = [r for r in by_patient[patients["P-2042"].id] if r.local_date >= TODAY - timedelta(days=4)]
+    recent_well = [r for r in well if r.local_date >= TODAY - timedelta(days=4)]
+    assert done_share(recent_well) > done_share(struggling), "one does well, one struggles"
+
+    checkins = await rows(db, CheckIn)
+    assert len(checkins) > 40 and all(c.status == "complete" for c in checkins)
+
+    # This morning's pain of 8 is an open critical alert whose message to the therapist is still to go;
+    # everything older has gone out, and alerts older than a day were acknowledged.
+    alerts = await rows(db, Alert)
+    open_alerts = [a for a in alerts if a.acknowledged_at is None]
+    this_morning = now - timedelta(minutes=40) + timedelta(seconds=20)
+    assert any(a.severity == "critical" and a.created_at == this_morning for a in open_alerts)
+    assert all(a.created_at >= now - timedelta(days=1) for a in open_alerts)
+    queued = [d for d in await rows(db, Delivery) if d.status == "queued"]
+    assert [(d.kind, d.chat_id) for d in queued] == [("alert", made.therapist_id)]
+
+    [invite] = [i for i in await rows(db, Invite) if i.patient_id == patients["P-2044"].id]
+    assert invite.code == made.invite_code and invite.used_at is None and invite.expires_at > now
+
+
+# --- the running demo: clock and page -------------------------------------------------------------
+
+
+@pytest.fixture
+async def demo(tmp_path: Path) -> AsyncIterator[Demo]:
+    running = Demo(tmp_path)
+    await running.start()
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+async def enrol(demo: Demo) -> None:
+    user = demo.patient
+    assert user is not None and demo.seeded is not None
+    await user.send(f"/start {demo.seeded.invite_code}")
+    await user.wait_for(lambda m: "Do you agree?" in (m.text or ""), timeout=10)
+    await user.press("Yes, I agree")
+    [prompt] = await user.wait_for(lambda m: "time zone" in (m.text or ""), include_edits=False, timeout=10)
+    await user.press(prompt.button_labels[0], prompt)
+    [times] = await user.wait_for(lambda m: "reminders?" in (m.text or ""), include_edits=False, timeout=10)
+    await user.press(times.button_labels[0], times)
+    await user.wait_for(lambda m: "first reminder comes today at 09:00" in (m.text or ""), timeout=10)
+
+
+@pytest.mark.slow
+async def test_the_demo_clock_moves_to_the_next_reminder_and_by_a_day_never_back(demo: Demo) -> None:
+    start = demo.clock.now()
+    local = start.astimezone(BERLIN)
+    assert (local.hour, local.minute) == (8, 40)
+    therapist = demo.therapist
+    assert therapist is not None
+    # At the start the engine sent this morning's alert to the therapist.
+    await therapist.wait_for(lambda m: "CRITICAL alert for P-2042" in (m.text or ""), timeout=10)
+
+    await enrol(demo)
+    paced = demo.monotonic()
+    assert await demo.next_reminder() == berlin(local.date(), "09:00")
+    # The pacer's time moved with the clock: a message sent at 08:40 holds up nothing at 09:00.
+    assert demo.monotonic() - paced >= 20 * 60
+    user = demo.patient
+    assert user is not None
+    assert (user.last.text or "").startswith("Time for your exercise session (09:00).")
+    # The next one is this patient's (a lesson or the 13:00 session), not another patient's.
+    async with demo._db().session() as session:
+        mine = (await session.exec(select(Patient).where(col(Patient.alias) == "P-2044"))).one()
+        dues = (
+            await session.exec(
+                select(ReminderRule.next_due_at).where(
+                    col(ReminderRule.patient_id) == mine.id, col(ReminderRule.active).is_(True)
+                )
+            )
+        ).all()
+    expected = min(d for d in dues if d is not None)
+    assert berlin(local.date(), "09:00") < expected <= berlin(local.date(), "13:00")
+    count = len(user.messages)
+    assert await demo.next_reminder() == expected
+    assert len(user.messages) > count, "something arrived for the patient"
+
+    before = demo.clock.now()
+    assert await demo.plus_day() == before + timedelta(days=1)
+    sessions = [
+        (m.text or "").splitlines()[0] for m in user.messages if (m.text or "").startswith("Time for your exercise")
+    ]
+    # 09:00 and 13:00 today, 18:00 today, 09:00 tomorrow, and a nudge in between perhaps: each slot once.
+    slots = re.findall(r"\((\d\d:\d\d)\)", " ".join(sessions))
+    assert slots == ["09:00", "13:00", "18:00", "09:00"], sessions
+    assert demo.clock.now() >= before, "the clock never went back"
+
+
+async def test_the_page_takes_presses_only_from_itself_and_only_buttons_that_are_there(demo: Demo) -> None:
+    page = DemoPage(demo)
+    url = await page.start("127.0.0.1", 0)
+    try:
+
+        def post(path: str, data: bytes, headers: dict[str, str]) -> int:
+            request = urllib.request.Request(url + path.lstrip("/"), data=data, headers=headers, method="POST")
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    return int(response.status)
+            except urllib.error.HTTPError as exc:
+                return exc.code
+
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+        token = {**form, "X-Demo-Token": page.token}
+        # A cross-site form cannot set the header: refused, and nothing reaches the bot.
+        assert await asyncio.to_thread(post, "/chat/patient/send", b"text=hello", form) == 403
+        assert await asyncio.to_thread(post, "/clock/day", b"", {"X-Demo-Token": "guess"}) == 403
+        assert demo.tg is not None and demo.tg.pending_updates == []
+        # A button that is not on that message (or a message that does not exist) is not pressed.
+        therapist = demo.therapist
+        assert therapist is not None
+        [alert] = await therapist.wait_for(lambda m: "CRITICAL alert" in (m.text or ""), timeout=10)
+        body = f"message={alert.message_id}&row=0&col=5".encode()
+        assert await asyncio.to_thread(post, "/chat/therapist/press", body, token) == 409
+        assert await asyncio.to_thread(post, "/chat/therapist/press", b"message=999&row=0&col=0", token) == 409
+        assert await asyncio.to_thread(post, "/chat/therapist/press", b"message=x&row=0&col=0", token) == 400
+        assert await asyncio.to_thread(post, "/chat/nobody/send", b"text=hi", token) == 404
+        # Another name for this computer (DNS rebinding) gets nothing, not even the page.
+        assert await asyncio.to_thread(post, "/chat/patient/send", b"text=hi", {**token, "Host": "evil.example"}) == 403
+        assert therapist.callback_answers == []
+        # The button that is there is pressed as Telegram would: a callback query with its own data.
+        body = f"message={alert.message_id}&row=0&col=0".encode()
+        assert await asyncio.to_thread(post, "/chat/therapist/press", body, token) == 200
+        answer = await therapist.wait_for_answer(timeout=10)
+        assert answer.query_id == therapist.last_query_id
+        # Its answer shows as a toast for a few seconds, then not again.
+        assert page._toast(therapist) == (answer.text or None)
+        page._answers_seen[therapist.chat_id] = (len(therapist.callback_answers), 0.0)
+        assert page._toast(therapist) is None
+    finally:
+        await page.stop()
+
+
+# --- the command ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("flag", [[], ["--no-browser"]])
+def test_demo_prints_its_address_and_opens_it_unless_told_not_to(
+    flag: list[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import threading
+    import webbrowser
+
+    from rehab_bot.demo import runner
+
+    opened: list[str] = []
+    done = threading.Event()
+
+    def fake_open(url: str) -> bool:
+        opened.append(url)
+        done.set()
+        return True
+
+    async def fake_serve(folder: Path, *, port: int, language: str, ready: Callable[[str], None]) -> None:
+        assert folder.name.startswith("rehab-bot-demo-") and folder.is_dir()
+        ready(f"http://127.0.0.1:{port}/")
+
+    monkeypatch.setattr(webbrowser, "open", fake_open)
+    monkeypatch.setattr(runner, "serve", fake_serve)
+    result = rehab_bot("demo", "--port", "8123", *flag, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "open http://127.0.0.1:8123/" in result.stdout
+    done.wait(5 if not flag else 0.5)
+    assert opened == ([] if flag else ["http://127.0.0.1:8123/"])
+
+
+def test_demo_help_names_what_it_does_and_needs_nothing(tmp_path: Path) -> None:
+    result = rehab_bot("demo", "--help", cwd=tmp_path)
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    assert "no token" in text.lower() and "127.0.0.1" in text and "--no-browser" in text
+    bad = rehab_bot("demo", "--port", "70000", "--no-browser", cwd=tmp_path)
+    assert bad.returncode == 1 and "--port 70000 is not a port" in bad.stderr
+
+
+@pytest.mark.slow
+def test_the_demo_command_writes_nothing_outside_its_temporary_folder_and_removes_it(tmp_path: Path) -> None:
+    home, work, temp = (tmp_path / name for name in ("home", "work", "tmp"))
+    for folder in (home, work, temp):
+        folder.mkdir()
+    env = clean_env({"HOME": str(home), "TMPDIR": str(temp), "PYTHONDONTWRITEBYTECODE": "1"})
+    env.pop("MPLCONFIGDIR", None)
+    env.pop("XDG_CACHE_HOME", None)
+    env.pop("XDG_CONFIG_HOME", None)
+    # A config.toml and a bad REHAB_BOT_ variable in the way: the demo reads neither.
+    (work / "config.toml").write_text("[telegram]\ntoken = 'broken'\n", encoding="utf-8")
+    env["REHAB_BOT_CLINIC_TIMZONE"] = "x"
+    process = subprocess.Popen(
+        [str(BIN), "demo", "--no-browser", "--port", "0"],
+        cwd=work,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        match = re.search(r"open (http://127\.0\.0\.1:\d+/)", line)
+        assert match, (line, process.stderr.read() if process.poll() is not None else "")
+        url = match.group(1)
+        [folder] = list(temp.iterdir())
+        assert folder.name.startswith("rehab-bot-demo-") and folder.stat().st_mode & 0o777 == 0o700
+        assert (folder / "demo.db").stat().st_mode & 0o777 == 0o600
+        with urllib.request.urlopen(url, timeout=10) as response:
+            page = response.read().decode()
+        token = re.search(r'"X-Demo-Token": "([^"]+)"', page)
+        assert token and "Patient P-2044" in page
+        # The therapist asks for a patient's chart: matplotlib draws it (its cache goes to the folder).
+        request = urllib.request.Request(
+            url + "chat/therapist/send",
+            data=b"text=/patient P-2041",
+            headers={"X-Demo-Token": token.group(1), "Content-Type": "application/x-www-form-urlencoded"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=20) as response:
+            assert response.status == 200
+        deadline = time.monotonic() + 20
+        chat = ""
+        while time.monotonic() < deadline and "/media/" not in chat:
+            with urllib.request.urlopen(url + "chat/therapist", timeout=10) as response:
+                chat = response.read().decode()
+            time.sleep(0.5)
+        assert "/media/" in chat, "the chart arrived as a photo"
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    assert list(home.iterdir()) == [] and sorted(p.name for p in work.iterdir()) == ["config.toml"]
+    assert list(temp.iterdir()) == [], "the temporary folder is removed at exit"
+    assert "Traceback" not in err
