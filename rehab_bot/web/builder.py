@@ -154,7 +154,7 @@ def edit(raw: dict[str, Any], action: str) -> dict[str, Any]:
 async def _patient(request: web.Request, needed: Access) -> Patient:
     """The patient of the URL, if the staff member may at least see (or change) them."""
     try:
-        patient_id = int(request.match_info["patient_id"])
+        patient_id = int(request.match_info["id"])
     except ValueError:
         raise web.HTTPNotFound() from None
     patient = await db(request).get(Patient, patient_id)
@@ -327,8 +327,8 @@ async def builder_template(request: web.Request) -> web.StreamResponse:
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_get("/patients/{patient_id}/programme", builder_page, name="builder")
-    app.router.add_post("/patients/{patient_id}/programme/edit", builder_edit)
-    app.router.add_post("/patients/{patient_id}/programme/preview", builder_preview)
-    app.router.add_post("/patients/{patient_id}/programme/save", builder_save)
-    app.router.add_post("/patients/{patient_id}/programme/template", builder_template)
+    app.router.add_get("/patients/{id}/programme", builder_page, name="builder")
+    app.router.add_post("/patients/{id}/programme/edit", builder_edit)
+    app.router.add_post("/patients/{id}/programme/preview", builder_preview)
+    app.router.add_post("/patients/{id}/programme/save", builder_save)
+    app.router.add_post("/patients/{id}/programme/template", builder_template)

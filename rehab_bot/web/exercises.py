@@ -147,7 +147,7 @@ async def new_page(request: web.Request) -> web.StreamResponse:
 
 @allow("staff")
 async def edit_page(request: web.Request) -> web.StreamResponse:
-    exercise_id = request.match_info["exercise_id"]
+    exercise_id = request.match_info["id"]
     row = await library.get(db(request), exercise_id)
     if row is None:
         raise web.HTTPNotFound()
@@ -196,7 +196,7 @@ async def create(request: web.Request) -> web.StreamResponse:
 
 @allow("staff")
 async def update(request: web.Request) -> web.StreamResponse:
-    exercise_id = request.match_info["exercise_id"]
+    exercise_id = request.match_info["id"]
     if library.row_id(exercise_id) is None:
         raise web.HTTPNotFound()
     return await _save(request, exercise_id)
@@ -206,5 +206,5 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/exercises", library_page, name="exercises")
     app.router.add_get("/exercises/new", new_page)
     app.router.add_post("/exercises/new", create)
-    app.router.add_get("/exercises/{exercise_id}", edit_page)
-    app.router.add_post("/exercises/{exercise_id}", update)
+    app.router.add_get("/exercises/{id}", edit_page)
+    app.router.add_post("/exercises/{id}", update)
