@@ -305,6 +305,7 @@ async def change_programme(
     *,
     quiet: tuple[time | None, time | None] | None = None,
     actor: str | None = None,
+    neutral: bool = False,
 ) -> None:
     """Move the patient to another content programme (it replaces an own plan from the programme builder).
 
@@ -334,6 +335,7 @@ async def change_programme(
         detail=f"programme {old or '-'} -> {programme_id}",
         quiet=quiet,
         actor=actor,
+        neutral=neutral,
     )
     if patient.status not in (PatientStatus.DISCHARGED.value, PatientStatus.STOPPED.value):
         await education.schedule_for(session, patient, content, now)  # lessons may depend on the programme
@@ -349,6 +351,7 @@ async def change_session_times(
     *,
     quiet: tuple[time | None, time | None] | None = None,
     actor: str | None = None,
+    neutral: bool = False,
 ) -> None:
     """Set the patient's preferred session times (local HH:MM); the same path as a programme change."""
     from rehab_bot import programme as programme_core
@@ -370,6 +373,7 @@ async def change_session_times(
         detail=f"times {old or '-'} -> {patient.session_times}",
         quiet=quiet,
         actor=actor,
+        neutral=neutral,
     )
 
 

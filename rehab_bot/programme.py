@@ -38,7 +38,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from rehab_bot import audit, checkin, education, library, plan, schedule, session_text
 from rehab_bot.access import Access, require
 from rehab_bot.content import Content, Exercise, Phase, Programme, localize
-from rehab_bot.i18n import t
+from rehab_bot.i18n import N_, t
 from rehab_bot.models import (
     PRIORITY,
     Delivery,
@@ -489,6 +489,7 @@ async def apply_change(
     detail: str,
     quiet: tuple[time | None, time | None] | None,
     actor: str | None = None,
+    neutral: bool = False,
 ) -> Applied:
     """Re-plan after the care team changed the programme, plan or times; tell the patient once; audit.
 
@@ -521,6 +522,8 @@ async def apply_change(
             old_times,
             patient.session_times,
         )
+        if text is not None and neutral:
+            text = t(lang, NEUTRAL_CHANGE)  # [privacy] health_data_in_chat = false: no exercise, dose or time
         if waiting is not None:
             if text is None:
                 waiting.status, waiting.error = DeliveryStatus.SKIPPED.value, "changed back before it was sent"
@@ -569,6 +572,8 @@ def _queue_notice(
 
 
 CHANGE_KEY = "chg"
+# The change message when the chat carries no health data ([privacy] health_data_in_chat = false).
+NEUTRAL_CHANGE = N_("🆕 Your care team has updated your plan.")
 CHANGE_PAYLOAD_PREFIX = '{"change": true'
 
 
@@ -612,6 +617,7 @@ async def save_own_plan(
     *,
     quiet: tuple[time | None, time | None] | None,
     actor: str | None = None,
+    neutral: bool = False,
 ) -> Saved:
     """Save a plan as the patient's own (the staff member must be allowed to change them); re-plan; tell; audit."""
     require(staff, patient, Access.WRITE)
@@ -640,6 +646,7 @@ async def save_own_plan(
         detail=f"plan={row.id} version={row.version} from={checked.schema.based_on or 'empty'}",
         quiet=quiet,
         actor=actor,
+        neutral=neutral,
     )
     return Saved(row, applied)
 

@@ -401,3 +401,19 @@ async def test_the_chats_patient_detail_says_the_patient_follows_their_own_plan(
         after = await caseload.patient_detail(session, doc, p, clock.now(), content)
     name = content.programmes["lumbar-example"].name["en"]
     assert (before.programme_name, after.programme_name) == (name, f"own plan v1 (from {name})")
+
+
+async def test_without_health_data_in_the_chat_the_change_message_names_no_exercise(
+    db: Database, clock: FakeClock, content: Content
+) -> None:
+    doc = await make_staff(db)
+    patient = await enrolled(db, clock, content, doc, language="de")
+    async with db.session() as session:
+        p = await session.get(Patient, patient.id)
+        assert p is not None
+        saved = await programme.save_own_plan(
+            session, doc, p, heavier(content), content, clock.now(), quiet=QUIET, neutral=True
+        )
+        await session.commit()
+    assert saved.applied.notice is not None
+    assert saved.applied.notice.body == "🆕 Ihr Behandlungsteam hat Ihren Plan geändert."

@@ -292,6 +292,7 @@ async def builder_save(request: web.Request) -> web.StreamResponse:
             ctx.clock.now(),
             quiet=(delivery.quiet_hours_start, delivery.quiet_hours_end),
             actor=audit.web_actor(staff.telegram_id),
+            neutral=not ctx.config.privacy.health_data_in_chat,
         )
     except Forbidden:  # the core refuses before it writes anything; nothing is committed
         raise web.HTTPForbidden() from None

@@ -45,7 +45,16 @@ async def press_programme_set(press: Press) -> None:
         return
     delivery = svc(press.context).config.delivery
     quiet = (delivery.quiet_hours_start, delivery.quiet_hours_end)
-    await caseload.change_programme(press.session, press.staff, patient, programme_id, content, press.now, quiet=quiet)
+    await caseload.change_programme(
+        press.session,
+        press.staff,
+        patient,
+        programme_id,
+        content,
+        press.now,
+        quiet=quiet,
+        neutral=not svc(press.context).config.privacy.health_data_in_chat,
+    )
     await press.session.commit()
     await press.answer("Programme changed.")
     name = content.programmes[programme_id].name.get("en", programme_id)
@@ -82,7 +91,14 @@ async def times_text(
     delivery = svc(context).config.delivery
     quiet = (delivery.quiet_hours_start, delivery.quiet_hours_end)
     await caseload.change_session_times(
-        session, staff, patient, times, svc(context).content, svc(context).clock.now(), quiet=quiet
+        session,
+        staff,
+        patient,
+        times,
+        svc(context).content,
+        svc(context).clock.now(),
+        quiet=quiet,
+        neutral=not svc(context).config.privacy.health_data_in_chat,
     )
     prompt = draft.message_id
     await core.end_draft(session, staff)
