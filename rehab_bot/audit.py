@@ -42,6 +42,11 @@ ACKNOWLEDGE = "alert.acknowledge"
 EXPORT = "export"
 STAFF_ADD = "staff.add"
 STAFF_REMOVE = "staff.remove"
+CHANGE_PLAN = "change.plan"  # a patient's own plan saved in the programme builder
+TEMPLATE_SAVE = "template.save"
+LIBRARY_CREATE = "library.create"
+LIBRARY_EDIT = "library.edit"
+LIBRARY_MEDIA = "library.media"
 WEB_LINK = "web.link"  # /dashboard handed out a one-time sign-in link (rehab_bot.signin)
 WEB_SIGNIN = "web.signin"  # a staff member signed in to the web app (link or Mini App)
 

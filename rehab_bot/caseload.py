@@ -19,7 +19,7 @@ import math
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import func, update
@@ -43,6 +43,7 @@ from rehab_bot.models import (
     Note,
     Patient,
     PatientStatus,
+    ProgrammePlan,
     ReminderRule,
     Role,
     Staff,
@@ -231,6 +232,11 @@ async def patient_detail(
     programme_name = patient.programme_id
     if content is not None and patient.programme_id in content.programmes:
         programme_name = content.programmes[patient.programme_id].name.get("en", patient.programme_id)
+    own = (await session.exec(select(ProgrammePlan).where(col(ProgrammePlan.patient_id) == patient.id))).first()
+    if own is not None:  # saved in the programme builder: it replaces the programme's phases and sessions
+        base = content.programmes.get(own.based_on) if content is not None else None
+        start = base.name.get("en", own.based_on) if base is not None else own.based_on or "empty"
+        programme_name = f"own plan v{own.version} (from {start})"
     answers_query = (
         select(Answer, CheckIn.questionnaire_id)
         .join(CheckIn, col(CheckIn.id) == col(Answer.checkin_id))
@@ -290,53 +296,85 @@ def session_times_of(patient: Patient, content: Content | None, now: datetime) -
 # --- changes ---------------------------------------------------------------------
 
 
-async def _reschedule_sessions(session: AsyncSession, patient: Patient, content: Content, now: datetime) -> None:
-    """Rebuild the patient's session reminders after a change of programme or times."""
+async def change_programme(
+    session: AsyncSession,
+    staff: Staff,
+    patient: Patient,
+    programme_id: str,
+    content: Content,
+    now: datetime,
+    *,
+    quiet: tuple[time | None, time | None] | None = None,
+    actor: str | None = None,
+    neutral: bool = False,
+) -> None:
+    """Move the patient to another content programme (it replaces an own plan from the programme builder).
+
+    The same path as a plan saved in the builder (programme.apply_change):
+    re-planned from the next slot, one message to the patient when quiet
+    (the clinic's quiet hours) is given, audited.
+    """
     from rehab_bot import programme as programme_core
 
-    await programme_core.schedule_sessions(session, patient, content, now)
-
-
-async def change_programme(
-    session: AsyncSession, staff: Staff, patient: Patient, programme_id: str, content: Content, now: datetime
-) -> None:
-    """Move the patient to another programme template."""
     require(staff, patient, Access.WRITE)
     if programme_id not in content.programmes:
         raise StaffError("That programme is no longer available.")
+    before = await programme_core.programme_for(session, content, patient)
     old = patient.programme_id
     patient.programme_id = programme_id
     session.add(patient)
-    if patient.status not in (PatientStatus.DISCHARGED.value, PatientStatus.STOPPED.value):
-        await _reschedule_sessions(session, patient, content, now)
-        await education.schedule_for(session, patient, content, now)  # lessons may depend on the programme
-    audit.record(
+    await programme_core.drop_own_plan(session, patient)
+    await programme_core.apply_change(
         session,
+        staff,
+        patient,
+        content,
+        now,
+        before=before,
+        times_before=patient.session_times,
         action=audit.CHANGE_PROGRAMME,
-        now=now,
-        staff=staff,
-        patient_id=patient.id,
         detail=f"programme {old or '-'} -> {programme_id}",
+        quiet=quiet,
+        actor=actor,
+        neutral=neutral,
     )
+    if patient.status not in (PatientStatus.DISCHARGED.value, PatientStatus.STOPPED.value):
+        await education.schedule_for(session, patient, content, now)  # lessons may depend on the programme
 
 
 async def change_session_times(
-    session: AsyncSession, staff: Staff, patient: Patient, times: list[str], content: Content, now: datetime
+    session: AsyncSession,
+    staff: Staff,
+    patient: Patient,
+    times: list[str],
+    content: Content,
+    now: datetime,
+    *,
+    quiet: tuple[time | None, time | None] | None = None,
+    actor: str | None = None,
+    neutral: bool = False,
 ) -> None:
-    """Set the patient's preferred session times (local HH:MM)."""
+    """Set the patient's preferred session times (local HH:MM); the same path as a programme change."""
+    from rehab_bot import programme as programme_core
+
     require(staff, patient, Access.WRITE)
+    before = await programme_core.programme_for(session, content, patient)
     old = patient.session_times
     patient.session_times = ",".join(times)
     session.add(patient)
-    if patient.status not in (PatientStatus.DISCHARGED.value, PatientStatus.STOPPED.value):
-        await _reschedule_sessions(session, patient, content, now)
-    audit.record(
+    await programme_core.apply_change(
         session,
+        staff,
+        patient,
+        content,
+        now,
+        before=before,
+        times_before=old,
         action=audit.CHANGE_TIMES,
-        now=now,
-        staff=staff,
-        patient_id=patient.id,
         detail=f"times {old or '-'} -> {patient.session_times}",
+        quiet=quiet,
+        actor=actor,
+        neutral=neutral,
     )
 
 

@@ -819,13 +819,16 @@ async def _export_command(session: AsyncSession, config: Config, args: argparse.
             f"{out} already holds an export; pass --force to overwrite it, or choose another --out"
         )
     with progress_bar(desc=f"export {args.format}", unit="step", total=2 if args.format == "csv" else 3) as bar:
-        data = await export.collect(session, now, patient=patient, identifier_system=config.export.identifier_system)
+        content = load_content(config.content.dir) if args.format != "csv" else None
+        data = await export.collect(
+            session, now, patient=patient, identifier_system=config.export.identifier_system, content=content
+        )
         bar.update()
-        if args.format == "csv":
+        if args.format == "csv" or content is None:
             paths = await asyncio.to_thread(export.write_csv, data, out)
             written = [f"wrote {path}" for path in paths]
         else:
-            bundle = export.fhir_bundle(data, load_content(config.content.dir), now)
+            bundle = export.fhir_bundle(data, content, now)
             bar.update()
             await asyncio.to_thread(export.write_fhir, bundle, out)
             written = [f"wrote {out} ({len(bundle['entry'])} resources)"]

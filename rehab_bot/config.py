@@ -153,6 +153,12 @@ class ContentConfig:
 
 
 @dataclass(frozen=True)
+class LibraryConfig:
+    # Photos, GIFs and videos uploaded to the exercise library (files 0600, folder 0700).
+    media_dir: Path = Path("data/media")
+
+
+@dataclass(frozen=True)
 class HttpConfig:
     listen: str = ""
 
@@ -286,6 +292,7 @@ class Config:
     staff: StaffConfig = field(default_factory=StaffConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     inbound: InboundConfig = field(default_factory=InboundConfig)
+    library: LibraryConfig = field(default_factory=LibraryConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     care: CareConfig = field(default_factory=CareConfig)
     source: Path | None = None
@@ -371,6 +378,7 @@ _SECTIONS: dict[str, type] = {
     "staff": StaffConfig,
     "export": ExportConfig,
     "inbound": InboundConfig,
+    "library": LibraryConfig,
     "privacy": PrivacyConfig,
     "care": CareConfig,
 }
@@ -595,6 +603,7 @@ def validate(config: Config, *, need_token: bool = True) -> None:
         check_listen("telegram.webhook_listen", f"{tg.webhook_listen}:{tg.webhook_port}", example="0.0.0.0")  # noqa: S104 - an example
     _validate_web(config)
     check_sqlite_folder(config.database.url)
+    check_writable_folder("library.media_dir", config.library.media_dir)
     if config.logging.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError("logging.level", f"is {config.logging.level!r}", "use DEBUG, INFO, WARNING or ERROR")
     staff = config.staff
@@ -735,6 +744,18 @@ def check_listen(key: str, listen: str, *, example: str) -> None:
             raise ValueError(host)
     except ValueError as exc:
         raise ConfigError(key, f"is {listen!r}", f"{host!r} is not an IP address or host name; {fix}") from exc
+
+
+def check_writable_folder(key: str, folder: Path) -> None:
+    """A folder the bot writes into must be a writable folder, or creatable (the bot then makes it 0700)."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(key, f"is {folder}, but {existing} is not a folder", "choose another path")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        problem = "is not writable" if existing == folder else f"cannot be created ({existing} is not writable)"
+        raise ConfigError(key, f"is {folder}, which {problem}", "create the folder for the bot's user (mode 0700)")
 
 
 def check_sqlite_folder(url: str) -> None:

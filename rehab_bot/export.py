@@ -62,8 +62,9 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rehab_bot import installation
+from rehab_bot import plan as plan_core
 from rehab_bot.caseload import PAIN_ITEMS
-from rehab_bot.content import Content
+from rehab_bot.content import Content, Programme
 from rehab_bot.files import private_dir, write_private_text
 from rehab_bot.models import (
     Alert,
@@ -134,18 +135,26 @@ class ExportData:
     namespace: uuid.UUID | None = None
     # [export] identifier_system; "" = urn:uuid:<namespace>.
     identifier_system: str = ""
+    # Patients' own plans from the programme builder (rehab_bot/plan.py), by patient id.
+    plans: dict[int, Programme] = field(default_factory=dict)
 
     def alias(self, patient_id: int) -> str:
         return next((p.alias for p in self.patients if p.id == patient_id), "")
 
 
 async def collect(
-    session: AsyncSession, now: datetime, *, patient: Patient | None = None, identifier_system: str = ""
+    session: AsyncSession,
+    now: datetime,
+    *,
+    patient: Patient | None = None,
+    identifier_system: str = "",
+    content: Content | None = None,
 ) -> ExportData:
     """Read the rows to export: one patient, or every patient.
 
     identifier_system is the config's ``[export] identifier_system`` ("" = the
-    installation's own urn:uuid:).
+    installation's own urn:uuid:). With content, the patients' own plans are
+    read too, so the FHIR CarePlan describes the programme they follow.
     """
     if patient is not None:
         patients = [patient]
@@ -172,6 +181,7 @@ async def collect(
         generated_at=now,
         namespace=await installation.namespace(session, now),
         identifier_system=identifier_system,
+        plans=await plan_core.own_programmes(session, content, patients) if content is not None else {},
     )
 
 
@@ -772,9 +782,12 @@ def _questionnaire(content: Content | None, questionnaire_id: str, url: str) -> 
 def _careplan(
     patient: Patient, data: ExportData, content: Content | None, now: datetime, ids: _Ids
 ) -> dict[str, Any] | None:
-    if content is None or patient.programme_id not in content.programmes:
+    if content is None:
         return None
-    programme = content.programmes[patient.programme_id]
+    assert patient.id is not None
+    programme = data.plans.get(patient.id) or content.programmes.get(patient.programme_id)
+    if programme is None:
+        return None
     patient_urn = ids.urn("Patient", patient.id)
     sessions = [s for s in data.sessions if s.patient_id == patient.id]
     planned = Counter(s.phase_id for s in sessions)
@@ -784,7 +797,7 @@ def _careplan(
     activities = []
     for phase in programme.phases:
         # Each exercise once, in the order of first use (sessions may share a plan).
-        exercises = dict.fromkeys(e for plan in phase.sessions for e in plan.exercises)
+        exercises = {ex.id: ex for i in range(len(phase.sessions)) for ex in phase.exercises_in(i, content.exercises)}
         detail: dict[str, Any] = {
             "kind": "ServiceRequest",
             "code": {
@@ -792,8 +805,7 @@ def _careplan(
                 "text": phase.title.get("en", phase.id),
             },
             "status": "not-started",
-            "description": "Exercises: "
-            + ", ".join(content.exercises[e].name.get("en", e) if e in content.exercises else e for e in exercises),
+            "description": "Exercises: " + ", ".join(ex.name.get("en", ex.id) for ex in exercises.values()),
         }
         times = own_times if len(own_times) == phase.sessions_per_day else phase.default_times
         repeat: dict[str, Any] = {
@@ -994,7 +1006,7 @@ async def for_staff(
     if fmt not in FORMATS:
         raise ExportError(f"Unknown format {fmt!r}: use csv or fhir.")
     require(staff, patient, Access.WRITE)
-    data = await collect(session, now, patient=patient, identifier_system=identifier_system)
+    data = await collect(session, now, patient=patient, identifier_system=identifier_system, content=content)
     stamp = now.strftime("%Y%m%d")
     if fmt == "csv":
         payload, filename = csv_zip(data), f"{patient.alias}-{stamp}-csv.zip"

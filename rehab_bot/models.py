@@ -500,6 +500,52 @@ class RateBlock(SQLModel, table=True):
     blocked_until: datetime = Field(sa_type=UTCDateTime)
 
 
+class ClinicExercise(SQLModel, table=True):
+    """An exercise the clinic added to its library in the web app, beside the content exercises.
+
+    Its id in plans is ``clinic-<id>`` (rehab_bot/library.py). Texts are JSON
+    objects per patient language ({"en": ..., "de": ...}); media is a file name
+    in the library's media folder (mode 0600), sent once and then by file_id
+    (MediaCache, keyed by the file's path).
+    """
+
+    __tablename__ = "clinic_exercise"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(sa_type=Text)
+    instructions: str = Field(sa_type=Text)
+    safety_notes: str = Field(default="{}", sa_type=Text)
+    sets: int = 1
+    reps: int | None = None
+    hold_seconds: int | None = None
+    duration_seconds: int | None = None
+    media: str = ""
+    media_kind: str = ""  # "photo", "animation" or "video" when media is set
+    created_by: int | None = Field(default=None, foreign_key="staff.id")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ProgrammePlan(SQLModel, table=True):
+    """A programme built in the programme builder: a patient's own plan, or a clinic template.
+
+    patient_id set: the patient's own plan, which replaces their content
+    programme's phases and sessions (at most one per patient); None: a
+    template with a name. body is the plan as JSON, validated by rehab_bot/plan.py.
+    """
+
+    __tablename__ = "programme_plan"
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: int | None = Field(default=None, foreign_key="patient.id", unique=True, ondelete="CASCADE")
+    name: str = ""
+    based_on: str = ""  # the content programme it started from, "" when built from empty
+    body: str = Field(sa_type=Text)
+    version: int = 1
+    created_by: int | None = Field(default=None, foreign_key="staff.id")
+    updated_by: int | None = Field(default=None, foreign_key="staff.id")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
 class WebSignin(SQLModel, table=True):
     """A one-time sign-in link for the web app, asked for with /dashboard (rehab_bot/signin.py).
 

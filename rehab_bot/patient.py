@@ -126,9 +126,13 @@ def quiet_hours(patient: Patient, delivery: DeliveryConfig) -> QuietHours | None
     return QuietHours.for_patient(patient, delivery.quiet_hours_start, delivery.quiet_hours_end)
 
 
-def sessions_per_day(patient: Patient, content: Content, now: datetime) -> int | None:
-    """How many session times the patient's current (or first) phase needs; None without a programme."""
-    phase = programme.planning_phase(content, patient, local_date(patient, now))
+async def sessions_per_day(session: AsyncSession, patient: Patient, content: Content, now: datetime) -> int | None:
+    """How many session times the patient's current (or first) phase needs; None without a programme.
+
+    The phase of the patient's own plan when they have one (rehab_bot/plan.py).
+    """
+    followed = await programme.programme_for(session, content, patient)
+    phase = programme.planning_phase_in(followed, patient, local_date(patient, now))
     return phase.sessions_per_day if phase is not None else None
 
 
@@ -142,7 +146,7 @@ async def set_times(
     now: datetime,
 ) -> list[str]:
     """Store new session times and re-plan the session rules from the next slot; return the times."""
-    needed = sessions_per_day(patient, content, now)
+    needed = await sessions_per_day(session, patient, content, now)
     if needed is not None and len(times) != needed:
         raise InputError("times_count", n=needed)
     quiet = quiet_hours(patient, delivery)

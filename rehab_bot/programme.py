@@ -24,21 +24,51 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import date, datetime, time, timedelta
+from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rehab_bot import checkin, education, schedule
-from rehab_bot.content import Content, Phase, Programme, localize
-from rehab_bot.models import Kind, Patient, PatientStatus, ReminderRule
+from rehab_bot import audit, checkin, education, library, plan, schedule, session_text
+from rehab_bot.access import Access, require
+from rehab_bot.content import Content, Exercise, Phase, Programme, localize
+from rehab_bot.i18n import N_, t
+from rehab_bot.models import (
+    PRIORITY,
+    Delivery,
+    DeliveryStatus,
+    Kind,
+    Patient,
+    PatientStatus,
+    ProgrammePlan,
+    ReminderRule,
+    Staff,
+)
 from rehab_bot.reminders import add_rule, reschedule_rule
-from rehab_bot.schedule import local_date, minutes_of_day
+from rehab_bot.schedule import (
+    Occurrence,
+    QuietHours,
+    Rule,
+    local_date,
+    minutes_of_day,
+    next_from_now,
+    parse_hhmm,
+)
 
 log = logging.getLogger(__name__)
+
+
+class _Resolve:
+    """The default of a programme argument: look up the patient's own plan or content programme."""
+
+
+_RESOLVE = _Resolve()
 
 
 def day_after_surgery(patient: Patient, local_date: date) -> int:
@@ -62,23 +92,52 @@ def programme_of(content: Content, patient: Patient) -> Programme | None:
     return programme
 
 
+async def programme_for(session: AsyncSession, content: Content, patient: Patient) -> Programme | None:
+    """The programme the patient follows: their own plan from the programme builder, else their content one."""
+    assert patient.id is not None
+    own = await plan.own_programmes(session, content, [patient])
+    return own.get(patient.id) or programme_of(content, patient)
+
+
 def current_phase(content: Content, patient: Patient, local_date: date) -> Phase | None:
-    """The phase the patient is in on local_date; None before surgery or after the programme."""
-    programme = programme_of(content, patient)
+    """The phase of the patient's content programme on local_date; None before surgery or after it.
+
+    Ignores a patient's own plan: where that matters, resolve the programme
+    with :func:`programme_for` and use :func:`phase_in`.
+    """
+    return phase_in(programme_of(content, patient), patient, local_date)
+
+
+def phase_in(programme: Programme | None, patient: Patient, local_date: date) -> Phase | None:
+    """The phase of this programme the patient is in on local_date; None before surgery or after it."""
     if programme is None or patient.surgery_date is None:
         return None
     return programme.phase_for(day_after_surgery(patient, local_date))
 
 
 def planning_phase(content: Content, patient: Patient, local_date: date) -> Phase | None:
+    """The phase to plan sessions for in the content programme (see :func:`planning_phase_in`)."""
+    return planning_phase_in(programme_of(content, patient), patient, local_date)
+
+
+def planning_phase_in(programme: Programme | None, patient: Patient, local_date: date) -> Phase | None:
     """The phase to plan sessions for: the current one, or the first while surgery is ahead."""
-    programme = programme_of(content, patient)
     if programme is None or patient.surgery_date is None or not programme.phases:
         return None
     day = day_after_surgery(patient, local_date)
     if day < 0:
         return programme.phases[0]
     return programme.phase_for(day)
+
+
+def exercises_of(phase: Phase | None, index: int, content: Content) -> list[Exercise]:
+    """The exercises of the index-th session of the day with their dose (a patient's plan's, else the content's).
+
+    A rule beyond the phase's count of sessions gets the last session's exercises.
+    """
+    if phase is None:
+        return []
+    return phase.exercises_in(min(max(index, 0), phase.sessions_per_day - 1), content.exercises)
 
 
 def parse_times(text: str) -> list[str]:
@@ -163,8 +222,36 @@ def _retire(rule: ReminderRule, now: datetime) -> None:
     rule.updated_at = now
 
 
+@dataclass(frozen=True)
+class PlannedRule:
+    """One session rule as :func:`schedule_sessions` wants it."""
+
+    index: int
+    local_time: str
+    start: date
+    end: date | None
+
+
+def planned_rules(programme: Programme | None, patient: Patient, today: date) -> tuple[Phase | None, list[PlannedRule]]:
+    """The planning phase and the session rules the patient should have from today (no writes)."""
+    phase = planning_phase_in(programme, patient, today)
+    if programme is None or phase is None:
+        return None, []
+    assert patient.surgery_date is not None
+    times = fit_times(parse_times(patient.session_times), phase.sessions_per_day, phase.default_times)
+    start = max(today, patient.surgery_date)
+    return phase, [
+        PlannedRule(index, local_time, start, _end_date(programme, patient, phase, index))
+        for index, local_time in enumerate(times)
+    ]
+
+
 async def schedule_sessions(
-    session: AsyncSession, patient: Patient, content: Content, now: datetime
+    session: AsyncSession,
+    patient: Patient,
+    content: Content,
+    now: datetime,
+    programme: Programme | _Resolve | None = _RESOLVE,
 ) -> list[ReminderRule]:
     """Create or refresh the patient's session rules for their planning phase; return them.
 
@@ -177,29 +264,26 @@ async def schedule_sessions(
     assert patient.id is not None
     today = local_date(patient, now)
     existing = await session_rules(session, patient)
-    programme = programme_of(content, patient)
-    phase = planning_phase(content, patient, today)
-    if programme is None or phase is None:
+    if isinstance(programme, _Resolve):
+        programme = await programme_for(session, content, patient)
+    phase, wanted = planned_rules(programme, patient, today)
+    if phase is None:
         for rule in existing:
             _retire(rule, now)
             session.add(rule)
         await checkin.retime(session, patient, content, now)
         await education.retime(session, patient, content, now)
         return []
-    assert patient.surgery_date is not None
-    times = fit_times(parse_times(patient.session_times), phase.sessions_per_day, phase.default_times)
-    patient.session_times = ",".join(times)
+    patient.session_times = ",".join(w.local_time for w in wanted)
     session.add(patient)
-    start = max(today, patient.surgery_date)
     result: list[ReminderRule] = []
-    for index, local_time in enumerate(times):
-        end = _end_date(programme, patient, phase, index)
-        payload = json.dumps({"session": index})
-        if index < len(existing):
-            rule = existing[index]
-            rule.local_time = local_time
-            rule.start_date = start
-            rule.end_date = end
+    for w in wanted:
+        payload = json.dumps({"session": w.index})
+        if w.index < len(existing):
+            rule = existing[w.index]
+            rule.local_time = w.local_time
+            rule.start_date = w.start
+            rule.end_date = w.end
             rule.payload = payload
             reschedule_rule(session, rule, patient.timezone, now)
             rule.active = rule.next_due_at is not None
@@ -208,14 +292,14 @@ async def schedule_sessions(
                 session,
                 patient,
                 kind=Kind.SESSION,
-                local_time=local_time,
+                local_time=w.local_time,
                 now=now,
-                start_date=start,
-                end_date=end,
+                start_date=w.start,
+                end_date=w.end,
                 payload=payload,
             )
         result.append(rule)
-    for rule in existing[len(times) :]:
+    for rule in existing[len(wanted) :]:
         _retire(rule, now)
         session.add(rule)
     await checkin.retime(session, patient, content, now)  # the evening check-in follows the last session
@@ -242,7 +326,13 @@ class PhaseChange:
         return localize(self.phase.title, lang)
 
 
-async def sync_phase(session: AsyncSession, patient: Patient, content: Content, now: datetime) -> PhaseChange | None:
+async def sync_phase(
+    session: AsyncSession,
+    patient: Patient,
+    content: Content,
+    now: datetime,
+    programme: Programme | _Resolve | None = _RESOLVE,
+) -> PhaseChange | None:
     """Move the patient into the phase of today, if it changed; return the change once.
 
     Contract for the session reminder renderer (its only caller besides tests):
@@ -262,7 +352,9 @@ async def sync_phase(session: AsyncSession, patient: Patient, content: Content, 
       session, or nothing if the note was already sent.
     """
     assert patient.id is not None
-    phase = current_phase(content, patient, local_date(patient, now))
+    if isinstance(programme, _Resolve):
+        programme = await programme_for(session, content, patient)
+    phase = phase_in(programme, patient, local_date(patient, now))
     if phase is None or phase.id == patient.phase_id:
         return None
     previous_id = patient.phase_id
@@ -275,12 +367,11 @@ async def sync_phase(session: AsyncSession, patient: Patient, content: Content, 
     if not result.rowcount:
         return None  # someone else recorded this change first
     set_committed_value(patient, "phase_id", phase.id)
-    programme = programme_of(content, patient)
     previous = next((p for p in programme.phases if p.id == previous_id), None) if programme else None
     before = [r.local_time for r in await session_rules(session, patient)]
     replanned = previous is None or previous.sessions_per_day != phase.sessions_per_day
     if replanned:
-        rules = await schedule_sessions(session, patient, content, now)
+        rules = await schedule_sessions(session, patient, content, now, programme)
         replanned = [r.local_time for r in rules] != before
     log.info("patient %s moved into phase %s", patient.id, phase.id)
     return PhaseChange(previous_id, phase, replanned, parse_times(patient.session_times))
@@ -294,10 +385,383 @@ async def on_enrolled(session: AsyncSession, patient: Patient, content: Content,
     the first phase's note with their first reminder, via sync_phase.
     """
     patient.status = PatientStatus.ACTIVE.value
-    phase = current_phase(content, patient, local_date(patient, now))
+    phase = phase_in(await programme_for(session, content, patient), patient, local_date(patient, now))
     patient.phase_id = phase.id if phase is not None else ""
     session.add(patient)
     rules = await schedule_sessions(session, patient, content, now)
     await checkin.schedule_for(session, patient, content, now)
     await education.schedule_for(session, patient, content, now)
     return rules
+
+
+# --------------------------------------------------------------------------- changes by the care team
+#
+# One path for every change a therapist makes to a patient's programme: a
+# content programme chosen in the chat, new session times, or a plan saved in
+# the programme builder. Each re-plans the session rules from the next slot
+# (rules are updated in place, so no slot is sent twice), records the phase
+# the patient is in as told, queues ONE message to the patient saying what
+# changed (in their language, after their quiet hours), and is audited.
+
+
+@dataclass(frozen=True)
+class Dosed:
+    """An exercise of a phase as the patient reads it: name and dose."""
+
+    exercise_id: str
+    name: str
+    dose: str
+
+
+def _phase_summary(programme: Programme | None, patient: Patient, today: date, lang: str) -> dict[str, Dosed]:
+    """The exercises of the phase to plan for, with their dose, in order of first appearance."""
+    phase = planning_phase_in(programme, patient, today)
+    out: dict[str, Dosed] = {}
+    if phase is None:
+        return out
+    for index in range(phase.sessions_per_day):
+        for ex in phase.exercises_in(index, {}):
+            out.setdefault(ex.id, Dosed(ex.id, localize(ex.name, lang), session_text.dose(lang, ex)))
+    return out
+
+
+def _resolved(programme: Programme | None, content: Content) -> Programme | None:
+    """A content programme with its exercises looked up, so summaries need no catalogue."""
+    if programme is None or any(s.items for p in programme.phases for s in p.sessions):
+        return programme
+    phases = [
+        replace(
+            p,
+            sessions=[
+                replace(s, items=tuple(content.exercises[x] for x in s.exercises if x in content.exercises))
+                for s in p.sessions
+            ],
+        )
+        for p in programme.phases
+    ]
+    return replace(programme, phases=phases)
+
+
+def change_text(
+    lang: str, before: dict[str, Dosed], after: dict[str, Dosed], times_before: str, times_after: str
+) -> str | None:
+    """What changed for the patient, in their language; None when nothing they would notice did."""
+    new = [d for k, d in after.items() if k not in before]
+    gone = [d for k, d in before.items() if k not in after]
+    dosed = [d for k, d in after.items() if k in before and before[k].dose != d.dose]
+    if not (new or gone or dosed) and times_before == times_after:
+        return None
+
+    def named(items: list[Dosed]) -> str:
+        return "\n".join(f"• {d.name}" + (f" ({d.dose})" if d.dose else "") for d in items)
+
+    parts = [t(lang, "🆕 Your care team has updated your exercise programme.")]
+    if new:
+        parts.append(t(lang, "New:") + "\n" + named(new))
+    if dosed:
+        parts.append(t(lang, "New amount:") + "\n" + named(dosed))
+    if gone:
+        parts.append(t(lang, "No longer in your programme:") + "\n" + "\n".join(f"• {d.name}" for d in gone))
+    if times_after and times_after != times_before:
+        parts.append(t(lang, "Your session times: {times}", times=times_after.replace(",", ", ")))
+    parts.append(t(lang, "Your next reminder lists every exercise with its instructions."))
+    return "\n\n".join(parts)
+
+
+@dataclass(frozen=True)
+class Applied:
+    """A change made: the session rules from now on and the message queued to the patient (if any)."""
+
+    rules: list[ReminderRule]
+    notice: Delivery | None
+
+
+async def apply_change(
+    session: AsyncSession,
+    staff: Staff,
+    patient: Patient,
+    content: Content,
+    now: datetime,
+    *,
+    before: Programme | None,
+    times_before: str,
+    action: str,
+    detail: str,
+    quiet: tuple[time | None, time | None] | None,
+    actor: str | None = None,
+    neutral: bool = False,
+) -> Applied:
+    """Re-plan after the care team changed the programme, plan or times; tell the patient once; audit.
+
+    The caller has made the change (patient.programme_id, the plan row or
+    patient.session_times) and passes what the patient followed before.
+    quiet: the clinic's quiet hours, which the message waits for (None: no
+    message, for callers without a clinic configuration).
+    """
+    rules: list[ReminderRule] = []
+    notice: Delivery | None = None
+    if patient.status not in (PatientStatus.DISCHARGED.value, PatientStatus.STOPPED.value):
+        followed = await programme_for(session, content, patient)
+        rules = await schedule_sessions(session, patient, content, now, followed)
+        today = local_date(patient, now)
+        phase = phase_in(followed, patient, today)
+        if phase is not None:
+            patient.phase_id = phase.id  # told now, in the one message: no phase note on top of it
+            session.add(patient)
+        lang = patient.language
+        waiting = await _waiting_notice(session, patient)
+        if waiting is not None:  # not sent yet: it will say what changed since the state it was written against
+            baseline, old_times = _baseline_of(waiting)
+        else:
+            baseline = _phase_summary(_resolved(before, content), patient, today, lang)
+            old_times = times_before
+        text = change_text(
+            lang,
+            baseline,
+            _phase_summary(_resolved(followed, content), patient, today, lang),
+            old_times,
+            patient.session_times,
+        )
+        if text is not None and neutral:
+            text = t(lang, NEUTRAL_CHANGE)  # [privacy] health_data_in_chat = false: no exercise, dose or time
+        if waiting is not None:
+            if text is None:
+                waiting.status, waiting.error = DeliveryStatus.SKIPPED.value, "changed back before it was sent"
+            else:
+                waiting.body = text
+            session.add(waiting)
+            notice = waiting if text is not None else None
+        elif text is not None and quiet is not None and patient.telegram_id is not None:
+            payload = json.dumps(
+                {"change": True, "before": {k: [d.name, d.dose] for k, d in baseline.items()}, "times": old_times},
+                ensure_ascii=False,
+            )
+            notice = _queue_notice(session, patient, text, now, quiet, payload)
+    audit.record(session, action=action, now=now, staff=staff, actor=actor, patient_id=patient.id, detail=detail)
+    await session.flush()
+    return Applied(rules, notice)
+
+
+def _queue_notice(
+    session: AsyncSession,
+    patient: Patient,
+    text: str,
+    now: datetime,
+    quiet: tuple[time | None, time | None],
+    payload: str,
+) -> Delivery:
+    """The change message as a delivery the engine sends like any other, after the patient's quiet hours."""
+    assert patient.id is not None and patient.telegram_id is not None
+    hours = QuietHours.for_patient(patient, *quiet)
+    not_before = (hours.ends_after(now, patient.timezone) if hours is not None else None) or now
+    delivery = Delivery(
+        key=f"{CHANGE_KEY}{patient.id}:{secrets.token_hex(8)}",
+        kind=Kind.SESSION.value,
+        priority=PRIORITY[Kind.SESSION],
+        patient_id=patient.id,
+        chat_id=patient.telegram_id,
+        due_at=now,
+        not_before=not_before,
+        status=DeliveryStatus.QUEUED.value,
+        body=text,
+        payload=payload,
+        created_at=now,
+    )
+    session.add(delivery)
+    return delivery
+
+
+CHANGE_KEY = "chg"
+# The change message when the chat carries no health data ([privacy] health_data_in_chat = false).
+NEUTRAL_CHANGE = N_("🆕 Your care team has updated your plan.")
+CHANGE_PAYLOAD_PREFIX = '{"change": true'
+
+
+async def _waiting_notice(session: AsyncSession, patient: Patient) -> Delivery | None:
+    """A change message to the patient that has not gone out yet (changes made close together share it)."""
+    rows = await session.exec(
+        select(Delivery).where(
+            col(Delivery.patient_id) == patient.id,
+            col(Delivery.status) == DeliveryStatus.QUEUED.value,
+            col(Delivery.payload).startswith(CHANGE_PAYLOAD_PREFIX),
+        )
+    )
+    return rows.first()
+
+
+def _baseline_of(notice: Delivery) -> tuple[dict[str, Dosed], str]:
+    """What a waiting change message was written against: the exercises and times before the first change."""
+    data = json.loads(notice.payload)
+    before = {k: Dosed(k, v[0], v[1]) for k, v in data.get("before", {}).items()}
+    return before, str(data.get("times", ""))
+
+
+# --------------------------------------------------------------------------- the programme builder
+
+
+@dataclass(frozen=True)
+class Saved:
+    """A plan saved as the patient's own: the row and what was applied."""
+
+    plan: ProgrammePlan
+    applied: Applied
+
+
+async def save_own_plan(
+    session: AsyncSession,
+    staff: Staff,
+    patient: Patient,
+    raw: Mapping[str, Any],
+    content: Content,
+    now: datetime,
+    *,
+    quiet: tuple[time | None, time | None] | None,
+    actor: str | None = None,
+    neutral: bool = False,
+) -> Saved:
+    """Save a plan as the patient's own (the staff member must be allowed to change them); re-plan; tell; audit."""
+    require(staff, patient, Access.WRITE)
+    assert patient.id is not None
+    catalogue = await library.catalogue(session, content)
+    checked = plan.check(raw, catalogue)
+    before = await programme_for(session, content, patient)
+    times_before = patient.session_times
+    row = await plan.own_plan(session, patient.id)
+    if row is None:
+        row = ProgrammePlan(patient_id=patient.id, body="", created_by=staff.id, created_at=now)
+    else:
+        row.version += 1
+    row.based_on, row.body, row.updated_by, row.updated_at = checked.schema.based_on, checked.body(), staff.id, now
+    session.add(row)
+    await session.flush()
+    applied = await apply_change(
+        session,
+        staff,
+        patient,
+        content,
+        now,
+        before=before,
+        times_before=times_before,
+        action=audit.CHANGE_PLAN,
+        detail=f"plan={row.id} version={row.version} from={checked.schema.based_on or 'empty'}",
+        quiet=quiet,
+        actor=actor,
+        neutral=neutral,
+    )
+    return Saved(row, applied)
+
+
+async def drop_own_plan(session: AsyncSession, patient: Patient) -> bool:
+    """Remove the patient's own plan (a content programme was chosen instead); True if there was one."""
+    assert patient.id is not None
+    row = await plan.own_plan(session, patient.id)
+    if row is None:
+        return False
+    await session.delete(row)
+    await session.flush()
+    return True
+
+
+async def save_template(
+    session: AsyncSession,
+    staff: Staff,
+    name: str,
+    raw: Mapping[str, Any],
+    content: Content,
+    now: datetime,
+    *,
+    template_id: int | None = None,
+    actor: str | None = None,
+) -> ProgrammePlan:
+    """Save a plan as a clinic template under a name (new, or replacing template_id); audited."""
+    if not staff.active:
+        raise plan.PlanError(["You are not allowed to do this."])
+    name = " ".join(name.split())
+    if not 1 <= len(name) <= plan.MAX_TITLE:
+        raise plan.PlanError([f"name: 1-{plan.MAX_TITLE} characters"])
+    checked = plan.check(raw, await library.catalogue(session, content))
+    row: ProgrammePlan | None = None
+    if template_id is not None:
+        row = await session.get(ProgrammePlan, template_id)
+        if row is None or row.patient_id is not None:
+            raise plan.PlanError(["That template no longer exists."])
+        row.version += 1
+    else:
+        row = ProgrammePlan(body="", created_by=staff.id, created_at=now)
+    row.name, row.based_on, row.body = name, checked.schema.based_on, checked.body()
+    row.updated_by, row.updated_at = staff.id, now
+    session.add(row)
+    await session.flush()
+    audit.record(session, action=audit.TEMPLATE_SAVE, now=now, staff=staff, actor=actor, detail=f"template={row.id}")
+    return row
+
+
+@dataclass(frozen=True)
+class Preview:
+    """The patient's next session reminder under a plan: when, what it says, and the exercises ▶ Start sends.
+
+    text is the reminder as the engine writes it, except its closing line of
+    encouragement, which the clinic's messages supply in turn by session (not
+    known before the session opens); cards are the exercise messages, exactly.
+    """
+
+    local_date: date
+    slot: str
+    due_at: datetime
+    text: str
+    cards: list[str]
+    lang: str
+
+
+async def preview(
+    session: AsyncSession,
+    content: Content,
+    patient: Patient,
+    now: datetime,
+    raw: Mapping[str, Any] | None = None,
+) -> Preview | None:
+    """What the patient's next session reminder would say with this plan saved (or as things are, without one).
+
+    The same computation as a save (the rules :func:`schedule_sessions` would
+    keep, never a slot already sent) and the same renderer as the engine
+    (rehab_bot/session_text.py); nothing is written. None when no session lies ahead.
+    """
+    if raw is None:
+        followed = await programme_for(session, content, patient)
+    else:
+        catalogue = await library.catalogue(session, content)
+        followed = plan.to_programme(
+            plan.check(raw, catalogue), catalogue, programme_id=patient.programme_id or plan.PLAN_LABEL, name={}
+        )
+    today = local_date(patient, now)
+    _, wanted = planned_rules(followed, patient, today)
+    existing = await session_rules(session, patient)
+    best: tuple[Occurrence, PlannedRule] | None = None
+    for w in wanted:
+        last = existing[w.index].last_local_date if w.index < len(existing) else None
+        rule = Rule(local_time=parse_hhmm(w.local_time), tz=patient.timezone, start_date=w.start, end_date=w.end)
+        occurrence = next_from_now(rule, now, last)
+        if occurrence is not None and (best is None or occurrence.due_at < best[0].due_at):
+            best = (occurrence, w)
+    if best is None:
+        return None
+    occurrence, w = best
+    told = phase_in(followed, patient, today) if raw is not None else None
+    told_id = told.id if told is not None else patient.phase_id
+    phase = phase_in(followed, patient, occurrence.local_date)
+    change = None
+    if phase is not None and phase.id != told_id:
+        change = PhaseChange(told_id, phase, False, [x.local_time for x in wanted])
+    exercises = exercises_of(phase, w.index, content)
+    lang = patient.language
+    text = session_text.reminder_text(
+        lang,
+        slot=occurrence.slot,
+        late=False,
+        exercises=exercises,
+        change=change,
+        session_name=localize(phase.title, lang) if phase is not None else "",
+    )
+    count = len(exercises)
+    cards = [session_text.exercise_card(lang, n, count, ex) for n, ex in enumerate(exercises, start=1)]
+    return Preview(occurrence.local_date, occurrence.slot, occurrence.due_at, text, cards, lang)

@@ -33,7 +33,7 @@ from sqlmodel import col
 from sqlmodel import select as select_models
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rehab_bot import programme
+from rehab_bot import plan, programme, session_text
 from rehab_bot.content import Content, Exercise, Phase
 from rehab_bot.db import insert_ignore
 from rehab_bot.models import Delivery, DeliveryStatus, ExerciseSession, Kind, Patient, PatientStatus, ReminderRule
@@ -147,6 +147,22 @@ def exercises_for(phase: Phase | None, index: int) -> list[str]:
     if phase is None:
         return []
     return phase.exercises_for(min(max(index, 0), phase.sessions_per_day - 1))
+
+
+exercises_of = programme.exercises_of
+
+
+async def followed_phase(session: AsyncSession, content: Content, patient: Patient, local_date: date) -> Phase | None:
+    """The phase the patient is in on a local date, in their own plan or content programme."""
+    followed = await programme.programme_for(session, content, patient)
+    return programme.phase_in(followed, patient, local_date)
+
+
+async def session_exercises(
+    session: AsyncSession, content: Content, patient: Patient, local_date: date, index: int
+) -> list[Exercise]:
+    """The exercises of a patient's index-th session on a local date, from their own plan or content programme."""
+    return exercises_of(await followed_phase(session, content, patient, local_date), index, content)
 
 
 # --- the session row ------------------------------------------------------------
@@ -279,6 +295,7 @@ class Reminder:
     change: programme.PhaseChange | None
     opened: Opened | None
     exercises: list[Exercise]
+    phase: Phase | None = None  # the phase of the programme the patient follows (their own plan's)
 
 
 async def open_for_deliveries(
@@ -296,10 +313,11 @@ async def open_for_deliveries(
     out: dict[int, Reminder | None] = {}
     if not fresh:
         return out
-    planned: list[tuple[DueMessage, Patient, programme.PhaseChange | None, Opening, list[Exercise]]] = []
+    planned: list[tuple[DueMessage, Patient, programme.PhaseChange | None, Opening, list[Exercise], Phase | None]] = []
     ids = {m.patient_id for m in fresh}
     found = await session.exec(select_models(Patient).where(col(Patient.id).in_(ids)))
     by_id = {p.id: p for p in found.all()}
+    own = await plan.own_programmes(session, content, by_id.values())  # the patients' own plans, one query
     for m in fresh:
         assert m.patient_id is not None and m.local_date is not None
         patient = by_id.get(m.patient_id)
@@ -309,8 +327,9 @@ async def open_for_deliveries(
         if m.local_date < local_date(patient, now):
             out[m.delivery_id] = None  # held back past its day (quiet hours): the day is over
             continue
-        change = await programme.sync_phase(session, patient, content, now)
-        phase = change.phase if change is not None else programme.current_phase(content, patient, m.local_date)
+        followed = own.get(m.patient_id) or programme.programme_of(content, patient)
+        change = await programme.sync_phase(session, patient, content, now, followed)
+        phase = change.phase if change is not None else programme.phase_in(followed, patient, m.local_date)
         index = parse_payload(m.payload).index
         if phase is not None and index >= phase.sessions_per_day:
             # The new phase has fewer sessions: this one no longer exists.
@@ -318,12 +337,13 @@ async def open_for_deliveries(
             continue
         phase_id = phase.id if phase is not None else ""
         opening = Opening(m.patient_id, m.local_date, m.slot, phase_id, m.delivery_id)
-        exercises = [content.exercises[x] for x in exercises_for(phase, index) if x in content.exercises]
-        planned.append((m, patient, change, opening, exercises))
+        exercises = exercises_of(phase, index, content)
+        planned.append((m, patient, change, opening, exercises, phase))
     opened = await open_sessions(session, [p[3] for p in planned], now)
-    for m, patient, change, opening, exercises in planned:
+    for m, patient, change, opening, exercises, phase in planned:
         row = opened[opening]
-        out[m.delivery_id] = Reminder(m, patient, change, row, exercises) if row.status == Status.PENDING else None
+        pending = row.status == Status.PENDING
+        out[m.delivery_id] = Reminder(m, patient, change, row, exercises, phase) if pending else None
     return out
 
 
@@ -708,31 +728,9 @@ async def record_outcome(
     return Outcome(es, False) if es.status in DONE_STATUSES else None
 
 
-# --- how long a session takes ----------------------------------------------------------
+# --- how long a session takes: rehab_bot/session_text.py (the reminder says it) -------------
 
-SECONDS_PER_REP = 3  # the movement itself, on top of any hold
-REST_BETWEEN_SETS = 30
-SETTLE_PER_EXERCISE = 20  # getting into position, reading the card
-UNTIMED_MINUTES = 5  # an exercise without repetitions or a hold (walking): the shortest advised
-
-
-def estimated_minutes(exercises: Sequence[Exercise]) -> int:
-    """A session's estimated duration in whole minutes (at least 1), from the exercises' doses.
-
-    Per exercise: sets x reps x (hold + 3 s), 30 s rest between sets, 20 s to
-    get ready; one without repetitions or a hold (walking) counts 5 minutes,
-    one with a hold but no repetitions counts sets x hold.
-    """
-    seconds = 0
-    for ex in exercises:
-        if ex.reps is not None:
-            seconds += ex.sets * ex.reps * ((ex.hold_seconds or 0) + SECONDS_PER_REP)
-        elif ex.hold_seconds is not None:
-            seconds += ex.sets * ex.hold_seconds
-        else:
-            seconds += UNTIMED_MINUTES * 60
-        seconds += (ex.sets - 1) * REST_BETWEEN_SETS + SETTLE_PER_EXERCISE
-    return max(1, -(-seconds // 60))
+estimated_minutes = session_text.estimated_minutes
 
 
 async def session_index(session: AsyncSession, es: ExerciseSession) -> int:

@@ -513,7 +513,8 @@ async def _settings_button(
     now = s.clock.now()
     if args == ["times"]:
         await query.answer()
-        needed = core.sessions_per_day(patient, s.content, now)
+        async with s.db.session() as db:
+            needed = await core.sessions_per_day(db, patient, s.content, now)
         current = ", ".join(x for x in patient.session_times.split(",") if x) or "08:00, 13:00, 18:00"
         prompt = t(lang, "Send your new session times, like: {example}", example=current)
         if needed is not None:

@@ -47,12 +47,13 @@ from rehab_bot.bot.services import App, Services, app_of, svc
 from rehab_bot.config import ClinicConfig
 from rehab_bot.content import Content, Exercise, Phase, localize
 from rehab_bot.db import upsert
-from rehab_bot.i18n import N_, t, tn
+from rehab_bot.i18n import N_, t
 from rehab_bot.models import MediaCache, Patient, PatientStatus
 from rehab_bot.ratelimit import BULK
 from rehab_bot.redflag import clinic_contact
 from rehab_bot.reminders import DueMessage
 from rehab_bot.schedule import local_date, zone
+from rehab_bot.session_text import exercise_card, reminder_text
 from rehab_bot.transport import (
     MAX_CAPTION,
     MAX_TEXT,
@@ -186,65 +187,9 @@ def reminder_keyboard(
 # --- the reminder text ---------------------------------------------------------------------
 
 
-def dose(lang: str, exercise: Exercise) -> str:
-    """ "1 × 10 repetitions, hold 5 s" (empty for an exercise without a count, like walking)."""
-    parts = []
-    if exercise.reps is not None:
-        parts.append(t(lang, "{sets} × {reps} repetitions", sets=exercise.sets, reps=exercise.reps))
-    elif exercise.sets > 1:
-        parts.append(t(lang, "{sets} sets", sets=exercise.sets))
-    if exercise.hold_seconds is not None:
-        parts.append(t(lang, "hold {seconds} s", seconds=exercise.hold_seconds))
-    return ", ".join(parts)
-
-
-def reminder_text(
-    lang: str,
-    *,
-    slot: str,
-    late: bool,
-    exercises: list[Exercise],
-    change: programme.PhaseChange | None = None,
-    session_name: str = "",
-    encouragement: str = "",
-) -> str:
-    """The short session reminder (about 400 characters at most): the session and its time,
-    how many exercises and about how long, one line of encouragement; on the first
-    reminder of a new phase also what changed. The exercises themselves come with Start."""
-    if late:
-        header = t(lang, "Sorry, this reminder comes late: your {slot} session.", slot=slot)
-    else:
-        header = t(lang, "Time for your exercise session ({slot}).", slot=slot)
-    summary = tn(
-        lang,
-        "{n} exercise, about {minutes} min",
-        "{n} exercises, about {minutes} min",
-        len(exercises),
-        n=len(exercises),
-        minutes=core.estimated_minutes(exercises),
-    )
-    parts = [header, f"{session_name}\n{summary}" if session_name else summary]
-    if change is not None:
-        parts.append(f"🆕 {change.title(lang)}\n{change.note(lang).strip()}")
-    if encouragement:
-        parts.append(encouragement)
-    return "\n\n".join(parts)
-
-
 def neutral_reminder_text(lang: str, slot: str) -> str:
     """A session reminder that says nothing about health or treatment ([privacy] health_data_in_chat = false)."""
     return t(lang, "Time for your session ({slot}).", slot=slot)
-
-
-def exercise_card(lang: str, number: int, count: int, exercise: Exercise) -> str:
-    """One exercise of a session played in the chat: which of how many, name, dose, instructions, safety note."""
-    amount = dose(lang, exercise)
-    head = f"{number}/{count} · {localize(exercise.name, lang)}"
-    lines = [head] + ([amount] if amount else []) + ["", localize(exercise.instructions, lang).strip()]
-    safety = localize(exercise.safety_notes, lang).strip()
-    if safety:
-        lines += ["", "⚠️ " + safety]
-    return "\n".join(lines)
 
 
 def reason_free_skip(lang: str, session_id: int) -> list[list[tuple[str, str]]]:
@@ -347,7 +292,16 @@ async def render_reminders(
             )
             continue
         media = media_by[delivery_id]
-        text = _short_text(services, reminder.patient, es.id, es.slot, reminder.message, reminder.exercises, change)
+        text = _short_text(
+            services,
+            reminder.patient,
+            es.id,
+            es.slot,
+            reminder.message,
+            reminder.exercises,
+            change,
+            phase=reminder.phase,
+        )
         out[delivery_id] = OutgoingMessage(
             text,
             buttons=buttons,
@@ -366,10 +320,14 @@ def _short_text(
     message: DueMessage,
     exercises: list[Exercise],
     change: programme.PhaseChange | None = None,
+    *,
+    phase: Phase | None = None,
 ) -> str:
+    """The short reminder; the session's name is the title of the phase the patient follows (their own plan's)."""
     lang = patient.language
-    day = message.local_date or local_date(patient, services.clock.now())
-    phase = core.phase_on(patient, services.content, day)
+    if phase is None:
+        day = message.local_date or local_date(patient, services.clock.now())
+        phase = core.phase_on(patient, services.content, day)
     return reminder_text(
         lang,
         slot=slot,
@@ -382,8 +340,8 @@ def _short_text(
 
 
 def session_exercises(content: Content, phase: Phase | None, index: int) -> list[Exercise]:
-    """The exercises of the index-th session of the day in a phase (ids missing from the catalogue left out)."""
-    return [content.exercises[x] for x in core.exercises_for(phase, index) if x in content.exercises]
+    """The exercises of the index-th session of the day in a phase, with their dose."""
+    return core.exercises_of(phase, index, content)
 
 
 async def _settle_first_sends(db: AsyncSession, items: list[SentItem]) -> None:
@@ -457,8 +415,7 @@ async def _render_player(app: App, message: DueMessage) -> OutgoingMessage | Non
             return None
         if es.step != core.Step.PLAYING or es.local_date < local_date(patient, now):
             return None
-        phase = programme.current_phase(services.content, patient, es.local_date)
-        exercises = session_exercises(services.content, phase, ref.index)
+        exercises = await core.session_exercises(db, services.content, patient, es.local_date, ref.index)
         media = await _media_of_each(db, exercises)
     assert es.id is not None
     lang, count = patient.language, len(exercises)
@@ -512,7 +469,8 @@ async def _render_snoozed(app: App, message: DueMessage) -> OutgoingMessage | No
             return None
         if es.local_date < local_date(patient, now):
             return None  # held back past its day: the sweep records it as missed
-        exercises = session_exercises(content, programme.current_phase(content, patient, es.local_date), ref.index)
+        phase = await core.followed_phase(db, content, patient, es.local_date)
+        exercises = core.exercises_of(phase, ref.index, content)
         [media] = await _cached_media_many(db, [exercises])
     assert es.id is not None
     session_id, lang = es.id, patient.language
@@ -521,7 +479,7 @@ async def _render_snoozed(app: App, message: DueMessage) -> OutgoingMessage | No
     if not services.config.privacy.health_data_in_chat:
         neutral = (services, session_id, None)
         return OutgoingMessage(neutral_reminder_text(lang, es.slot), web_app=web_app, settle=(_settle_resends, neutral))
-    text = _short_text(services, patient, session_id, es.slot, message, exercises)
+    text = _short_text(services, patient, session_id, es.slot, message, exercises, phase=phase)
     data = (services, session_id, media.source if media is not None else None)
     return OutgoingMessage(text, buttons=buttons, web_app=web_app, media=media, settle=(_settle_resends, data))
 

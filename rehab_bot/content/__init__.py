@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import itertools
 import string
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -58,6 +59,7 @@ from rehab_bot.content.schema import (
     Entry,
     Int,
     Lang,
+    Locator,
     SourceFile,
     Str,
     StrList,
@@ -136,11 +138,17 @@ class Exercise:
     media_kind: MediaKind | None
     safety_notes: dict[str, str]
     source: str
+    # A programme builder plan's dose and word for the patient (rehab_bot/plan.py); content has neither.
+    duration_seconds: int | None = None
+    note: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class SessionPlan:
     exercises: list[str]
+    # A patient's own plan (rehab_bot/plan.py): the exercises with the plan's dose, in order;
+    # empty for content programmes, whose exercises are looked up by id.
+    items: tuple[Exercise, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -161,8 +169,20 @@ class Phase:
         """Exercise ids for the session_index-th session of the day (0-based)."""
         if not 0 <= session_index < self.sessions_per_day:
             raise IndexError(f"phase {self.id!r} has {self.sessions_per_day} sessions a day")
-        plan = self.sessions[0] if len(self.sessions) == 1 else self.sessions[session_index]
-        return list(plan.exercises)
+        return list(self.plan_for(session_index).exercises)
+
+    def plan_for(self, session_index: int) -> SessionPlan:
+        """The plan of the session_index-th session of the day (0-based)."""
+        if not 0 <= session_index < self.sessions_per_day:
+            raise IndexError(f"phase {self.id!r} has {self.sessions_per_day} sessions a day")
+        return self.sessions[0] if len(self.sessions) == 1 else self.sessions[session_index]
+
+    def exercises_in(self, session_index: int, catalogue: Mapping[str, Exercise]) -> list[Exercise]:
+        """The exercises of a session with their dose: a plan's own, else the catalogue's (unknown ids left out)."""
+        plan = self.plan_for(session_index)
+        if plan.items:
+            return list(plan.items)
+        return [catalogue[x] for x in plan.exercises if x in catalogue]
 
 
 @dataclass(frozen=True)
@@ -473,6 +493,39 @@ def _parse_programmes(f: SourceFile, data: dict[str, Any], refs: dict[str, list[
             refs[entry_id] = my_refs
             result.append(Entry(entry_id, programme, f, path))
     return result
+
+
+def check_phases(raw_phases: list[dict[str, Any]], exercise_ids: set[str], what: str) -> tuple[list[Phase], list[str]]:
+    """Phases given as the [[programme.phase]] tables of programmes.toml, checked by the same rules.
+
+    For the programme builder (rehab_bot/plan.py): the phases it builds are
+    checked here, where programmes.toml's are, so a rule on phases has one
+    home. Returns the phases (sorted by from_day) and the problems as
+    messages without a file and line; the phases are only usable without problems.
+    """
+    errors: list[str] = []
+    f = SourceFile(Path(what), what, errors, Locator(""))
+    refs: list[_Ref] = []
+    phases: list[tuple[Phase, DataPath]] = []
+    seen: set[str] = set()
+    for j, raw in enumerate(raw_phases):
+        phase = _parse_phase(f, raw, ("phase", j), what, refs, what)
+        if phase is None:
+            continue
+        if phase.id in seen:
+            f.error(1, f"{what}: duplicate phase id '{phase.id}'")
+        seen.add(phase.id)
+        phases.append((phase, ("phase", j)))
+    if not raw_phases:
+        f.error(1, f"{what}: needs at least one phase")
+    if not errors:
+        _check_phase_days(f, what, phases)
+    for ref in refs:
+        if ref.exercise not in exercise_ids:
+            f.error(1, f"{what} phase '{ref.phase}' uses unknown exercise '{ref.exercise}'")
+    prefix = f"{what}:1: "
+    messages = [e[len(prefix) :] if e.startswith(prefix) else e for e in errors]
+    return sorted((p for p, _ in phases), key=lambda p: p.from_day), messages
 
 
 # --------------------------------------------------------------------------- texts.toml

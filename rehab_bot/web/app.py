@@ -28,7 +28,7 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from rehab_bot.i18n import N_, translator
 from rehab_bot.schedule import zone
-from rehab_bot.web import admin, alerts, auth, caseload, patients
+from rehab_bot.web import admin, alerts, auth, builder, caseload, exercises, patients
 from rehab_bot.web.context import CONTEXT, WebContext
 from rehab_bot.web.forms import csrf_middleware
 from rehab_bot.web.pages import language, render
@@ -141,6 +141,8 @@ def build_app(ctx: WebContext) -> web.Application:
     patients.setup(app)
     alerts.setup(app)
     admin.setup(app)
+    exercises.setup(app)
+    builder.setup(app)
     return app
 
 

@@ -43,6 +43,16 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", "/admin/staff/{id}/remove"): "admin",
     ("GET", "/admin/audit"): "admin",
     ("GET", "/admin/content"): "admin",
+    ("GET", "/exercises"): "staff",
+    ("GET", "/exercises/new"): "staff",
+    ("POST", "/exercises/new"): "staff",  # any staff member adds to the clinic's library
+    ("GET", "/exercises/{id}"): "staff",
+    ("POST", "/exercises/{id}"): "staff",
+    ("GET", "/patients/{id}/programme"): "staff",  # a colleague may look at the plan
+    ("POST", "/patients/{id}/programme/edit"): "staff",  # rows of a draft: nothing is saved
+    ("POST", "/patients/{id}/programme/preview"): "staff",
+    ("POST", "/patients/{id}/programme/save"): "owner",
+    ("POST", "/patients/{id}/programme/template"): "staff",  # templates belong to the clinic
 }
 PATIENT_TG = 1_500_001  # LWS-0001, Dr Ben's patient (web_seed)
 BODIES = {"pause": {"days": "7"}, "discharge": {"confirm": "y"}, "role": {"role": "therapist"}}
@@ -108,7 +118,12 @@ async def test_every_route_for_every_kind_of_visitor(bot_factory: Any, actor: st
             session.add(alert)
             await session.commit()
         cleo = (await session.exec(select(Staff).where(col(Staff.telegram_id) == CLEO))).one()
-    values = {"/patients/{id}": patient.id, "/alerts/{id}": alert.id, "/admin/staff/{id}": cleo.id}
+    values = {
+        "/patients/{id}": patient.id,
+        "/alerts/{id}": alert.id,
+        "/admin/staff/{id}": cleo.id,
+        "/exercises/{id}": "clinic-1",  # none in the seed: the page's own 404 for staff, after the access check
+    }
     failures = []
     for method, pattern in sorted(MATRIX, key=lambda r: (r[1].startswith("/admin/staff/{id}/remove"), r)):
         if pattern == "/signout":

@@ -43,7 +43,18 @@ async def press_programme_set(press: Press) -> None:
         await press.answer("No change: the patient is on this programme already.")
         await press.edit(f"{patient.alias} stays on {programme_id}.")
         return
-    await caseload.change_programme(press.session, press.staff, patient, programme_id, content, press.now)
+    delivery = svc(press.context).config.delivery
+    quiet = (delivery.quiet_hours_start, delivery.quiet_hours_end)
+    await caseload.change_programme(
+        press.session,
+        press.staff,
+        patient,
+        programme_id,
+        content,
+        press.now,
+        quiet=quiet,
+        neutral=not svc(press.context).config.privacy.health_data_in_chat,
+    )
     await press.session.commit()
     await press.answer("Programme changed.")
     name = content.programmes[programme_id].name.get("en", programme_id)
@@ -77,7 +88,18 @@ async def times_text(
         await session.commit()
         return "This patient no longer exists."
     times = core.parse_times(text)
-    await caseload.change_session_times(session, staff, patient, times, svc(context).content, svc(context).clock.now())
+    delivery = svc(context).config.delivery
+    quiet = (delivery.quiet_hours_start, delivery.quiet_hours_end)
+    await caseload.change_session_times(
+        session,
+        staff,
+        patient,
+        times,
+        svc(context).content,
+        svc(context).clock.now(),
+        quiet=quiet,
+        neutral=not svc(context).config.privacy.health_data_in_chat,
+    )
     prompt = draft.message_id
     await core.end_draft(session, staff)
     await session.commit()

@@ -1,0 +1,354 @@
+"""The exercise library: the content exercises plus the clinic's own, and their media.
+
+The content exercises (``content/defaults/exercises.toml`` and the clinic's
+content folder) are read-only here; the clinic adds and edits its own in the
+web app. Those live in ``clinic_exercise`` and are named ``clinic-<n>`` in
+plans, so they can never be mistaken for a content id that a clinic might
+add later under the same name... unless it starts with ``clinic-``, which
+the library refuses to look up in the content.
+
+* Texts: a name and instructions in every patient language (en, de), and
+  optional safety notes, checked by the content schema's rules (not blank,
+  strict types) through :data:`ExerciseSchema`.
+* Dose: sets, and optionally reps, hold time and duration in seconds, the same
+  bounds as a plan (rehab_bot/plan.py).
+* Media: a photo (JPEG, PNG), a GIF (sent as an animation) or an MP4 video.
+  The type is read from the file's first bytes, not from its name, and a name
+  whose extension says otherwise is refused; the size is capped per kind at
+  Telegram's upload limits. The file is stored in the media folder with mode
+  0600 under a random name, its absolute path kept on the row; the engine
+  uploads it with the first reminder and sends it by file_id afterwards
+  (models.MediaCache keyed by that path, as for content media).
+
+Plain Python over SQLModel: no telegram, no web imports. The caller commits.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from rehab_bot import audit, files
+from rehab_bot.access import StaffError
+from rehab_bot.content import Content, Exercise, localize
+from rehab_bot.content.schema import LANGUAGES
+from rehab_bot.models import ClinicExercise, Staff
+
+CLINIC_PREFIX = "clinic-"
+CLINIC_SOURCE = "clinic library"
+MediaKind = Literal["photo", "animation", "video"]
+
+# Telegram's upload limits for bots: photos 10 MB, other files 50 MB.
+MAX_MEDIA_BYTES: dict[str, int] = {"photo": 10 * 1024 * 1024, "animation": 50 * 1024 * 1024, "video": 50 * 1024 * 1024}
+MAX_NAME = 80
+MAX_TEXT = 2000
+
+# Dose bounds, shared with plans (rehab_bot/plan.py): one home.
+MAX_SETS = 20
+MAX_REPS = 200
+MAX_HOLD_SECONDS = 600
+MAX_DURATION_SECONDS = 4 * 3600
+
+
+class LibraryError(StaffError):
+    """Input the library refuses; the message is fit to show the staff member."""
+
+
+# --------------------------------------------------------------------------- dose and texts
+
+
+def _text(limit: int) -> Any:
+    return Annotated[str, Field(min_length=1, max_length=limit, pattern=r"\S")]
+
+
+_STRICT = ConfigDict(extra="forbid", strict=True)
+
+
+class Dose(BaseModel):
+    """Sets, reps, hold and duration: the dose of an exercise in the library or in a plan."""
+
+    model_config = _STRICT
+    sets: int = Field(default=1, ge=1, le=MAX_SETS)
+    reps: int | None = Field(default=None, ge=1, le=MAX_REPS)
+    hold_seconds: int | None = Field(default=None, ge=1, le=MAX_HOLD_SECONDS)
+    duration_seconds: int | None = Field(default=None, ge=1, le=MAX_DURATION_SECONDS)
+
+
+def per_language(name: str, limit: int, *, required: bool = True) -> type[BaseModel]:
+    """A model with one text per patient language (i18n.SUPPORTED_LANGUAGES), required and not blank, or optional."""
+    field: Any = (_text(limit), ...) if required else (Annotated[str, Field(max_length=limit)], "")
+    model: type[BaseModel] = create_model(name, __config__=_STRICT, **{lang: field for lang in LANGUAGES})
+    return model
+
+
+if TYPE_CHECKING:  # mypy sees the base class; pydantic the generated models
+    _Texts = BaseModel
+    _Names = BaseModel
+    _OptionalTexts = BaseModel
+else:
+    _Texts = per_language("Texts", MAX_TEXT)
+    _Names = per_language("Names", MAX_NAME)
+    _OptionalTexts = per_language("OptionalTexts", MAX_TEXT, required=False)
+
+
+class ExerciseSchema(Dose):
+    """A clinic exercise as the web form sends it (every patient language required)."""
+
+    name: _Names
+    instructions: _Texts
+    safety_notes: _OptionalTexts = Field(default_factory=_OptionalTexts)
+
+
+def problems(exc: ValidationError) -> list[str]:
+    """Pydantic's errors as short lines: 'name.de: is required'."""
+    out = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"])
+        message = "is required" if error["type"] == "missing" else error["msg"]
+        if error["type"] == "string_pattern_mismatch" or error["type"] == "string_too_short":
+            message = "is empty"
+        out.append(f"{where}: {message}")
+    return out
+
+
+def check_exercise(raw: Mapping[str, Any]) -> ExerciseSchema:
+    """The exercise as the form gave it, checked; LibraryError lists every problem."""
+    try:
+        return ExerciseSchema.model_validate(dict(raw))
+    except ValidationError as exc:
+        raise LibraryError("; ".join(problems(exc))) from exc
+
+
+# --------------------------------------------------------------------------- media
+
+
+@dataclass(frozen=True)
+class Sniffed:
+    kind: MediaKind
+    suffix: str
+    mime: str
+
+
+_SUFFIXES: dict[str, tuple[str, ...]] = {
+    ".jpg": (".jpg", ".jpeg"),
+    ".png": (".png",),
+    ".gif": (".gif",),
+    ".mp4": (".mp4", ".m4v"),
+}
+
+
+def sniff(data: bytes) -> Sniffed | None:
+    """The media type from the first bytes: JPEG, PNG, GIF or MP4; None for anything else."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return Sniffed("photo", ".jpg", "image/jpeg")
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return Sniffed("photo", ".png", "image/png")
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        return Sniffed("animation", ".gif", "image/gif")
+    if len(data) >= 12 and data[4:8] == b"ftyp":
+        return Sniffed("video", ".mp4", "video/mp4")
+    return None
+
+
+def check_media(data: bytes, filename: str) -> Sniffed:
+    """What an upload is, or LibraryError: unknown type, a name that says otherwise, too large, empty."""
+    if not data:
+        raise LibraryError("The file is empty.")
+    found = sniff(data)
+    if found is None:
+        raise LibraryError("Only photos (JPEG, PNG), GIFs and MP4 videos can be uploaded.")
+    suffix = Path(filename).suffix.lower()
+    if suffix and suffix not in _SUFFIXES[found.suffix]:
+        raise LibraryError(f"The file's name ends in {suffix} but it is a {found.mime} file.")
+    limit = MAX_MEDIA_BYTES[found.kind]
+    if len(data) > limit:
+        raise LibraryError(f"The file is larger than {limit // (1024 * 1024)} MB.")
+    return found
+
+
+def store_media(data: bytes, media_dir: Path, sniffed: Sniffed) -> Path:
+    """Write an upload into the media folder (0700) as a 0600 file under a random name; its absolute path."""
+    folder = files.private_dir(media_dir).resolve()
+    path = folder / f"{secrets.token_hex(16)}{sniffed.suffix}"
+    files.write_private_bytes(path, data)
+    return path
+
+
+# --------------------------------------------------------------------------- the library
+
+
+def clinic_id(row: ClinicExercise) -> str:
+    """The id of a clinic exercise in plans and forms."""
+    return f"{CLINIC_PREFIX}{row.id}"
+
+
+def row_id(exercise_id: str) -> int | None:
+    """The clinic_exercise row of a ``clinic-<n>`` id, else None."""
+    if not exercise_id.startswith(CLINIC_PREFIX):
+        return None
+    number = exercise_id[len(CLINIC_PREFIX) :]
+    return int(number) if number.isdigit() and len(number) < 10 else None
+
+
+def _texts(value: str) -> dict[str, str]:
+    try:
+        data = json.loads(value or "{}")
+    except ValueError:
+        return {}
+    return (
+        {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str) and v}
+        if isinstance(data, dict)
+        else {}
+    )
+
+
+def to_exercise(row: ClinicExercise) -> Exercise:
+    """A clinic exercise as the engine and the renderers see every exercise."""
+    kind = row.media_kind if row.media and row.media_kind else None
+    return Exercise(
+        id=clinic_id(row),
+        name=_texts(row.name),
+        instructions=_texts(row.instructions),
+        sets=row.sets,
+        reps=row.reps,
+        hold_seconds=row.hold_seconds,
+        media=row.media or None,
+        media_kind=cast("MediaKind | None", kind),
+        safety_notes=_texts(row.safety_notes),
+        source=CLINIC_SOURCE,
+        duration_seconds=row.duration_seconds,
+    )
+
+
+async def clinic_rows(session: AsyncSession) -> list[ClinicExercise]:
+    """Every clinic exercise, oldest first."""
+    return list((await session.exec(select(ClinicExercise).order_by(col(ClinicExercise.id)))).all())
+
+
+async def catalogue(session: AsyncSession, content: Content, ids: Iterable[str] | None = None) -> dict[str, Exercise]:
+    """Exercises by id: the content's and the clinic's (only the clinic ones named in ids, when given)."""
+    result: dict[str, Exercise] = {k: v for k, v in content.exercises.items() if not k.startswith(CLINIC_PREFIX)}
+    query = select(ClinicExercise)
+    if ids is not None:
+        wanted = {n for n in (row_id(i) for i in ids) if n is not None}
+        if not wanted:
+            return result
+        query = query.where(col(ClinicExercise.id).in_(wanted))
+    for row in (await session.exec(query)).all():
+        result[clinic_id(row)] = to_exercise(row)
+    return result
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One line of the library list."""
+
+    exercise: Exercise
+    editable: bool  # the clinic's own (content exercises are edited in the content files)
+
+    def name(self, lang: str) -> str:
+        return localize(self.exercise.name, lang)
+
+
+async def entries(session: AsyncSession, content: Content, lang: str = "en") -> list[Entry]:
+    """The whole library, sorted by name in lang: content exercises and the clinic's own."""
+    everything = await catalogue(session, content)
+    found = [Entry(ex, ex.source == CLINIC_SOURCE) for ex in everything.values()]
+    return sorted(found, key=lambda e: (e.name(lang).casefold(), e.exercise.id))
+
+
+async def get(session: AsyncSession, exercise_id: str) -> ClinicExercise | None:
+    """A clinic exercise by its ``clinic-<n>`` id."""
+    number = row_id(exercise_id)
+    return None if number is None else await session.get(ClinicExercise, number)
+
+
+def _fill(row: ClinicExercise, data: ExerciseSchema) -> None:
+    row.name = json.dumps(data.name.model_dump(), ensure_ascii=False)
+    row.instructions = json.dumps(data.instructions.model_dump(), ensure_ascii=False)
+    row.safety_notes = json.dumps(
+        {k: v for k, v in data.safety_notes.model_dump().items() if v.strip()}, ensure_ascii=False
+    )
+    row.sets, row.reps = data.sets, data.reps
+    row.hold_seconds, row.duration_seconds = data.hold_seconds, data.duration_seconds
+
+
+async def create(
+    session: AsyncSession, staff: Staff, raw: Mapping[str, Any], now: datetime, *, actor: str | None = None
+) -> ClinicExercise:
+    """Add an exercise to the clinic's library (any active staff member); audited."""
+    _require_staff(staff)
+    data = check_exercise(raw)
+    row = ClinicExercise(name="", instructions="", created_by=staff.id, created_at=now, updated_at=now)
+    _fill(row, data)
+    session.add(row)
+    await session.flush()
+    detail = f"exercise={clinic_id(row)}"
+    audit.record(session, action=audit.LIBRARY_CREATE, now=now, staff=staff, actor=actor, detail=detail)
+    return row
+
+
+async def update(
+    session: AsyncSession,
+    staff: Staff,
+    exercise_id: str,
+    raw: Mapping[str, Any],
+    now: datetime,
+    *,
+    actor: str | None = None,
+) -> ClinicExercise:
+    """Change a clinic exercise's texts and dose; audited. Content exercises cannot be changed here."""
+    _require_staff(staff)
+    row = await get(session, exercise_id)
+    if row is None:
+        raise LibraryError("Only the clinic's own exercises can be edited here.")
+    _fill(row, check_exercise(raw))
+    row.updated_at = now
+    session.add(row)
+    audit.record(
+        session, action=audit.LIBRARY_EDIT, now=now, staff=staff, actor=actor, detail=f"exercise={exercise_id}"
+    )
+    return row
+
+
+async def attach_media(
+    session: AsyncSession,
+    staff: Staff,
+    exercise_id: str,
+    data: bytes,
+    filename: str,
+    media_dir: Path,
+    now: datetime,
+    *,
+    actor: str | None = None,
+) -> ClinicExercise:
+    """Check and store an uploaded photo, GIF or video as the exercise's media; audited.
+
+    The previous file stays on disk until the new one is committed (a
+    crash in between loses nothing), and is then no longer referenced.
+    """
+    _require_staff(staff)
+    row = await get(session, exercise_id)
+    if row is None:
+        raise LibraryError("Only the clinic's own exercises can get an upload here.")
+    sniffed = check_media(data, filename)
+    path = store_media(data, media_dir, sniffed)
+    row.media, row.media_kind, row.updated_at = str(path), sniffed.kind, now
+    session.add(row)
+    detail = f"exercise={exercise_id} kind={sniffed.kind}"
+    audit.record(session, action=audit.LIBRARY_MEDIA, now=now, staff=staff, actor=actor, detail=detail)
+    return row
+
+
+def _require_staff(staff: Staff) -> None:
+    if not staff.active:
+        raise LibraryError("You are not allowed to do this.")

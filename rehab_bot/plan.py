@@ -1,0 +1,329 @@
+"""Plans from the programme builder: a patient's own programme, or a clinic template.
+
+A plan has the shape of a content programme (phases by days after surgery,
+sessions per day, default times, a title and a change note per phase) and
+adds what the therapist sets per exercise in each session: sets, reps, hold
+time or duration, and a note for the patient in each language. It is stored
+as JSON in ``programme_plan`` and checked in two steps, like the content:
+
+1. the shape, by the pydantic models here (:class:`PlanSchema`, the dose
+   bounds of :class:`rehab_bot.library.Dose`);
+2. the phases, by the content's own programme rules
+   (:func:`rehab_bot.content.check_phases`: ids, HH:MM times, sessions per
+   day, phases from day 0 without gaps or overlaps, known exercises).
+
+A checked plan becomes a :class:`rehab_bot.content.Programme` whose sessions
+carry their exercises with the plan's dose (``SessionPlan.items``), so the
+engine plans reminders and renders them from a patient's own plan exactly as
+from a content programme (rehab_bot/programme.py, rehab_bot/session.py).
+
+Plain Python over SQLModel: no telegram, no web imports. The caller commits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from rehab_bot import library
+from rehab_bot.content import MAX_SESSIONS_PER_DAY, Content, Exercise, Phase, Programme, SessionPlan, check_phases
+from rehab_bot.content.schema import ID_RE, LANGUAGES, localize
+from rehab_bot.i18n import N_, t
+from rehab_bot.library import Dose, LibraryError
+from rehab_bot.models import Patient, ProgrammePlan
+
+log = logging.getLogger(__name__)
+
+MAX_PHASES = 20
+MAX_EXERCISES_PER_SESSION = 20
+MAX_NOTE = 500
+MAX_TITLE = 120
+MAX_CHANGE_NOTE = 2000
+PLAN_LABEL = "plan"
+
+_STRICT = ConfigDict(extra="forbid", strict=True)
+
+
+class PlanError(LibraryError):
+    """A plan the builder refuses; ``problems`` lists every reason."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+if TYPE_CHECKING:  # mypy sees the base class; pydantic the generated models
+    Note = BaseModel
+    _Title = BaseModel
+    _ChangeNote = BaseModel
+else:
+    Note = library.per_language("Note", MAX_NOTE, required=False)
+    _Title = library.per_language("Title", MAX_TITLE)
+    _ChangeNote = library.per_language("ChangeNote", MAX_CHANGE_NOTE)
+
+
+class Item(Dose):
+    """One exercise of a session with its dose and a note for the patient."""
+
+    exercise: Annotated[str, Field(pattern=ID_RE.pattern)]
+    note: Note = Field(default_factory=Note)
+
+
+class SessionSchema(BaseModel):
+    model_config = _STRICT
+    items: Annotated[list[Item], Field(min_length=1, max_length=MAX_EXERCISES_PER_SESSION)]
+
+
+class PhaseSchema(BaseModel):
+    model_config = _STRICT
+    id: str
+    from_day: int
+    to_day: int | None = None
+    title: _Title
+    change_note: _ChangeNote
+    sessions_per_day: Annotated[int, Field(ge=1, le=MAX_SESSIONS_PER_DAY)]
+    default_times: list[str]
+    sessions: Annotated[list[SessionSchema], Field(min_length=1, max_length=MAX_SESSIONS_PER_DAY)]
+
+
+class PlanSchema(BaseModel):
+    """A plan as the builder sends it and as it is stored."""
+
+    model_config = _STRICT
+    based_on: str = ""
+    phases: Annotated[list[PhaseSchema], Field(min_length=1, max_length=MAX_PHASES)]
+
+
+@dataclasses.dataclass(frozen=True)
+class Checked:
+    """A plan that passed both steps: its schema form and the phases the engine uses."""
+
+    schema: PlanSchema
+    phases: list[Phase]
+
+    def body(self) -> str:
+        """The JSON stored in programme_plan.body."""
+        return self.schema.model_dump_json(exclude_none=False)
+
+
+def _content_phase(phase: PhaseSchema) -> dict[str, Any]:
+    """A plan phase as a [[programme.phase]] table of programmes.toml, for the content's rules."""
+    raw: dict[str, Any] = {
+        "id": phase.id,
+        "from_day": phase.from_day,
+        "title": phase.title.model_dump(),
+        "change_note": phase.change_note.model_dump(),
+        "sessions_per_day": phase.sessions_per_day,
+        "default_times": list(phase.default_times),
+        "session": [{"exercises": [i.exercise for i in s.items]} for s in phase.sessions],
+    }
+    if phase.to_day is not None:
+        raw["to_day"] = phase.to_day
+    return raw
+
+
+def check(raw: Mapping[str, Any] | str, catalogue: Mapping[str, Exercise]) -> Checked:
+    """A plan from the builder (a dict or its JSON), checked; PlanError lists every problem."""
+    try:
+        schema = PlanSchema.model_validate_json(raw) if isinstance(raw, str) else PlanSchema.model_validate(dict(raw))
+    except ValidationError as exc:
+        raise PlanError(library.problems(exc)) from exc
+    phases, problems = check_phases([_content_phase(p) for p in schema.phases], set(catalogue), PLAN_LABEL)
+    if problems:
+        raise PlanError(problems)
+    return Checked(schema, phases)
+
+
+def _with_dose(exercise: Exercise, item: Item) -> Exercise:
+    note = {k: v.strip() for k, v in item.note.model_dump().items() if v.strip()}
+    return dataclasses.replace(
+        exercise,
+        sets=item.sets,
+        reps=item.reps,
+        hold_seconds=item.hold_seconds,
+        duration_seconds=item.duration_seconds,
+        note=note,
+    )
+
+
+def to_programme(
+    checked: Checked, catalogue: Mapping[str, Exercise], *, programme_id: str, name: Mapping[str, str]
+) -> Programme:
+    """A checked plan as a Programme whose sessions carry their exercises with the plan's dose."""
+    by_id = {p.id: p for p in checked.schema.phases}
+    phases = []
+    for phase in checked.phases:
+        source = by_id[phase.id]
+        sessions = [
+            SessionPlan(
+                exercises=[i.exercise for i in s.items],
+                items=tuple(_with_dose(catalogue[i.exercise], i) for i in s.items),
+            )
+            for s in source.sessions
+        ]
+        phases.append(dataclasses.replace(phase, sessions=sessions))
+    return Programme(
+        id=programme_id,
+        name=dict(name),
+        surgery_types=[],
+        example=False,
+        review_note={},
+        phases=phases,
+        source=PLAN_LABEL,
+    )
+
+
+# --------------------------------------------------------------------------- starting points
+
+
+def from_programme(programme: Programme, catalogue: Mapping[str, Exercise]) -> PlanSchema:
+    """A content programme as a plan to edit: the same phases, each exercise with its catalogue dose."""
+
+    def item(exercise_id: str) -> Item:
+        ex = catalogue.get(exercise_id)
+        if ex is None:
+            return Item(exercise=exercise_id)
+        return Item(
+            exercise=exercise_id,
+            sets=ex.sets,
+            reps=ex.reps,
+            hold_seconds=ex.hold_seconds,
+            duration_seconds=ex.duration_seconds,
+        )
+
+    return PlanSchema(
+        based_on=programme.id,
+        phases=[
+            PhaseSchema(
+                id=p.id,
+                from_day=p.from_day,
+                to_day=p.to_day,
+                title=_Title(**{k: localize(p.title, k) for k in LANGUAGES}),
+                change_note=_ChangeNote(**{k: localize(p.change_note, k) for k in LANGUAGES}),
+                sessions_per_day=p.sessions_per_day,
+                default_times=list(p.default_times),
+                sessions=[SessionSchema(items=[item(x) for x in s.exercises]) for s in p.sessions],
+            )
+            for p in programme.phases
+        ],
+    )
+
+
+EMPTY_TITLE = N_("Your exercise programme")
+EMPTY_NOTE = N_("Your care team has set up your home exercise programme.")
+
+
+def empty() -> dict[str, Any]:
+    """A plan to start from empty, as a draft for the builder: one open-ended phase, one session at 09:00.
+
+    Its session has no exercise yet (the builder adds them; a plan is only
+    saved with at least one per session). The phase's title and note are
+    neutral words from the catalogues, in every language; the therapist may reword them.
+    """
+    return {
+        "based_on": "",
+        "phases": [
+            {
+                "id": "phase-1",
+                "from_day": 0,
+                "to_day": None,
+                "title": {lang: t(lang, EMPTY_TITLE) for lang in LANGUAGES},
+                "change_note": {lang: t(lang, EMPTY_NOTE) for lang in LANGUAGES},
+                "sessions_per_day": 1,
+                "default_times": ["09:00"],
+                "sessions": [{"items": []}],
+            }
+        ],
+    }
+
+
+async def starting_point(
+    session: AsyncSession, content: Content, start: str, patient: Patient | None = None
+) -> dict[str, Any]:
+    """A draft for the builder: "empty", "programme:<id>", "template:<id>", or "current" (the patient's own plan
+    or content programme). PlanError for a source that does not exist."""
+    catalogue = await library.catalogue(session, content)
+    kind, _, ref = start.partition(":")
+    if kind == "empty":
+        return empty()
+    if kind == "programme" and ref in content.programmes:
+        return from_programme(content.programmes[ref], catalogue).model_dump()
+    if kind == "template" and ref.isdigit():
+        row = await session.get(ProgrammePlan, int(ref))
+        if row is not None and row.patient_id is None:
+            return PlanSchema.model_validate_json(row.body).model_dump()
+    if kind == "current" and patient is not None and patient.id is not None:
+        own = await own_plan(session, patient.id)
+        if own is not None:
+            return PlanSchema.model_validate_json(own.body).model_dump()
+        if patient.programme_id in content.programmes:
+            return from_programme(content.programmes[patient.programme_id], catalogue).model_dump()
+        return empty()
+    raise PlanError(["That starting point no longer exists."])
+
+
+# --------------------------------------------------------------------------- stored plans
+
+
+def exercise_ids(body: str) -> set[str]:
+    """Every exercise id a stored plan names (to load only the clinic exercises it needs)."""
+    try:
+        data = json.loads(body)
+        return {i["exercise"] for p in data["phases"] for s in p["sessions"] for i in s["items"]}
+    except (ValueError, KeyError, TypeError):
+        return set()
+
+
+async def own_plan(session: AsyncSession, patient_id: int) -> ProgrammePlan | None:
+    """The patient's own plan row, if they have one."""
+    rows = await session.exec(select(ProgrammePlan).where(col(ProgrammePlan.patient_id) == patient_id))
+    return rows.first()
+
+
+async def own_programmes(session: AsyncSession, content: Content, patients: Iterable[Patient]) -> dict[int, Programme]:
+    """The own plans of these patients as Programmes, by patient id (two queries for any number).
+
+    A stored plan that no longer passes the checks (an exercise was removed
+    from the content since) is left out with a warning, and the patient
+    follows their content programme until the plan is saved again.
+    """
+    ids = [p.id for p in patients if p.id is not None]
+    if not ids:
+        return {}
+    rows = (await session.exec(select(ProgrammePlan).where(col(ProgrammePlan.patient_id).in_(ids)))).all()
+    if not rows:
+        return {}
+    wanted: set[str] = set()
+    for row in rows:
+        wanted |= exercise_ids(row.body)
+    catalogue = await library.catalogue(session, content, wanted)
+    out: dict[int, Programme] = {}
+    for row in rows:
+        assert row.patient_id is not None
+        try:
+            checked = check(row.body, catalogue)
+        except PlanError:
+            log.warning(
+                "the own plan of patient %s no longer passes the checks; using the content programme", row.patient_id
+            )
+            continue
+        base = content.programmes.get(row.based_on)
+        out[row.patient_id] = to_programme(
+            checked, catalogue, programme_id=row.based_on or PLAN_LABEL, name=base.name if base else {}
+        )
+    return out
+
+
+async def templates(session: AsyncSession) -> list[ProgrammePlan]:
+    """The clinic's templates, by name."""
+    rows = await session.exec(
+        select(ProgrammePlan).where(col(ProgrammePlan.patient_id).is_(None)).order_by(col(ProgrammePlan.name))
+    )
+    return list(rows.all())

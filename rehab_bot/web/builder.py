@@ -1,0 +1,335 @@
+"""The programme builder: a patient's plan by phase, session and exercise, a preview, save as plan or template.
+
+Thin: WTForms parses the nested rows (phases-0-sessions-1-items-2-sets, ...),
+htmx posts the whole form for each row added or removed and swaps the
+builder back in, and rehab_bot.plan / rehab_bot.programme do everything else:
+the starting points, every check (the content's programme rules and the dose
+bounds), the save (re-planned from the next slot, one message to the patient,
+audited) and the preview (the engine's own renderer). The staff member's
+right to change the patient is checked by the core on save, on every request.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from aiohttp import web
+from wtforms import FieldList, FormField, HiddenField, IntegerField, StringField, TextAreaField
+from wtforms import Form as PlainForm
+from wtforms.validators import Optional
+
+from rehab_bot import audit, library, plan, programme
+from rehab_bot.access import Access, Forbidden, access
+from rehab_bot.content.schema import LANGUAGES
+from rehab_bot.i18n import N_
+from rehab_bot.models import Patient
+from rehab_bot.plan import PlanError
+from rehab_bot.web.auth import allow, db, signed_in_staff
+from rehab_bot.web.context import context
+from rehab_bot.web.forms import Form, bind
+from rehab_bot.web.pages import render
+
+LANGUAGE_NAMES = {"en": N_("English"), "de": N_("German")}
+
+
+def _texts(name: str, area: bool = False) -> type[PlainForm]:
+    field = TextAreaField if area else StringField
+    return type(name, (PlainForm,), {lang: field() for lang in LANGUAGES})
+
+
+class ItemForm(PlainForm):
+    exercise = StringField()
+    sets = IntegerField(validators=[Optional()])
+    reps = IntegerField(validators=[Optional()])
+    hold_seconds = IntegerField(validators=[Optional()])
+    duration_seconds = IntegerField(validators=[Optional()])
+    note = FormField(_texts("ItemNote"))
+
+
+class SessionForm(PlainForm):
+    items = FieldList(FormField(ItemForm))
+
+
+class PhaseForm(PlainForm):
+    id = StringField()
+    from_day = IntegerField(validators=[Optional()])
+    to_day = IntegerField(validators=[Optional()])
+    title = FormField(_texts("PhaseTitle"))
+    change_note = FormField(_texts("PhaseNote", area=True))
+    sessions_per_day = IntegerField(validators=[Optional()])
+    default_times = StringField()
+    sessions = FieldList(FormField(SessionForm))
+
+
+class PlanForm(Form):
+    based_on = HiddenField()
+    phases = FieldList(FormField(PhaseForm))
+    template_name = StringField()
+
+
+def plan_data(form: PlanForm) -> dict[str, Any]:
+    """The posted rows as the plan schema reads them (times split; blank numbers are None)."""
+    phases = []
+    for phase in form.phases.entries:
+        p = phase.form
+        phases.append(
+            {
+                "id": (p.id.data or "").strip(),
+                "from_day": p.from_day.data,
+                "to_day": p.to_day.data,
+                "title": {k: v or "" for k, v in p.title.data.items()},
+                "change_note": {k: v or "" for k, v in p.change_note.data.items()},
+                "sessions_per_day": p.sessions_per_day.data,
+                "default_times": [t.strip() for t in (p.default_times.data or "").split(",") if t.strip()],
+                "sessions": [
+                    {
+                        "items": [
+                            {
+                                "exercise": (i.form.exercise.data or "").strip(),
+                                "sets": i.form.sets.data if i.form.sets.data is not None else 1,
+                                "reps": i.form.reps.data,
+                                "hold_seconds": i.form.hold_seconds.data,
+                                "duration_seconds": i.form.duration_seconds.data,
+                                "note": {k: v or "" for k, v in i.form.note.data.items()},
+                            }
+                            for i in s.form.items.entries
+                        ]
+                    }
+                    for s in p.sessions.entries
+                ],
+            }
+        )
+    return {"based_on": form.based_on.data or "", "phases": phases}
+
+
+def _form_values(raw: dict[str, Any]) -> dict[str, Any]:
+    """A draft as the form's data (times joined)."""
+    values = copy.deepcopy(raw)
+    for phase in values["phases"]:
+        phase["default_times"] = ", ".join(phase.get("default_times") or [])
+    return values
+
+
+def edit(raw: dict[str, Any], action: str) -> dict[str, Any]:
+    """Add or remove a phase, session or exercise row of the draft (what the row buttons post)."""
+    raw = copy.deepcopy(raw)
+    verb, *where = action.split(":")
+    try:
+        at = [int(x) for x in where]
+    except ValueError:
+        return raw
+    phases = raw["phases"]
+    try:
+        if verb == "add-phase":
+            last = phases[-1] if phases else None
+            start = (last["to_day"] + 1) if last and last.get("to_day") is not None else 0
+            phases.append(
+                {
+                    "id": f"phase-{len(phases) + 1}",
+                    "from_day": start,
+                    "to_day": None,
+                    "title": dict(last["title"]) if last else {k: "" for k in LANGUAGES},
+                    "change_note": {k: "" for k in LANGUAGES},
+                    "sessions_per_day": 1,
+                    "default_times": ["09:00"],
+                    "sessions": [{"items": []}],
+                }
+            )
+        elif verb == "remove-phase" and len(phases) > 1:
+            del phases[at[0]]
+        elif verb == "add-session":
+            phases[at[0]]["sessions"].append({"items": []})
+        elif verb == "remove-session" and len(phases[at[0]]["sessions"]) > 1:
+            del phases[at[0]]["sessions"][at[1]]
+        elif verb == "add-item":
+            phases[at[0]]["sessions"][at[1]]["items"].append({"exercise": "", "sets": 1, "note": {}})
+        elif verb == "remove-item":
+            del phases[at[0]]["sessions"][at[1]]["items"][at[2]]
+    except (IndexError, KeyError, TypeError):
+        pass  # a stale row button: the draft stays as it is
+    return raw
+
+
+async def _patient(request: web.Request, needed: Access) -> Patient:
+    """The patient of the URL, if the staff member may at least see (or change) them."""
+    try:
+        patient_id = int(request.match_info["id"])
+    except ValueError:
+        raise web.HTTPNotFound() from None
+    patient = await db(request).get(Patient, patient_id)
+    if patient is None:
+        raise web.HTTPNotFound()
+    if access(signed_in_staff(request), patient) < needed:
+        raise web.HTTPForbidden()
+    return patient
+
+
+async def _page(
+    request: web.Request,
+    patient: Patient,
+    form: PlanForm,
+    *,
+    problems: list[str] | None = None,
+    status: int = 200,
+    notice: str = "",
+    partial: bool = False,
+) -> web.StreamResponse:
+    ctx, session, staff = context(request), db(request), signed_in_staff(request)
+    entries = await library.entries(session, ctx.content, staff.language)
+    values = {
+        "patient": patient,
+        "form": form,
+        "exercises": [(e.exercise.id, e.name(staff.language)) for e in entries],
+        "programmes": [(p.id, p.name.get(staff.language) or p.name["en"]) for p in ctx.content.programmes.values()],
+        "templates": await plan.templates(session),
+        "problems": problems or [],
+        "notice": notice,
+        "may_change": access(staff, patient) >= Access.WRITE,
+        "languages": LANGUAGES,
+        "language_names": LANGUAGE_NAMES,
+    }
+    if request.headers.get("HX-Request") == "true":
+        status = 200  # htmx swaps only 2xx answers: the problems are shown in the builder
+    return await render(request, "_builder.html" if partial else "builder.html", values, status=status)
+
+
+@allow("staff")
+async def builder_page(request: web.Request) -> web.StreamResponse:
+    """The builder for a patient, starting from ?start= (their current plan by default)."""
+    ctx, session, staff = context(request), db(request), signed_in_staff(request)
+    patient = await _patient(request, Access.READ)
+    try:
+        draft = await plan.starting_point(session, ctx.content, request.query.get("start", "current"), patient)
+    except PlanError:
+        raise web.HTTPNotFound() from None
+    form = await bind(PlanForm, request)
+    form.process(data=_form_values(draft))
+    audit.record(
+        session,
+        action=audit.VIEW_PATIENT,
+        now=ctx.clock.now(),
+        staff=staff,
+        actor=audit.web_actor(staff.telegram_id),
+        patient_id=patient.id,
+        detail="web programme builder",
+    )
+    await session.commit()
+    saved = request.query.get("saved") == "1"
+    return await _page(request, patient, form, notice="saved" if saved else "")
+
+
+async def _posted(request: web.Request) -> PlanForm:
+    form: PlanForm = await bind(PlanForm, request, await request.post())
+    return form
+
+
+@allow("staff")
+async def builder_edit(request: web.Request) -> web.StreamResponse:
+    """A row added or removed: the builder again (htmx swaps it in)."""
+    patient = await _patient(request, Access.READ)
+    form = await _posted(request)
+    if not form.validate():
+        partial = request.headers.get("HX-Request") == "true"
+        return await _page(request, patient, form, problems=_form_problems(form), partial=partial, status=422)
+    raw = edit(plan_data(form), str((await request.post()).get("action", "")))
+    fresh = await bind(PlanForm, request)
+    fresh.process(data=_form_values(raw))
+    return await _page(request, patient, fresh, partial=request.headers.get("HX-Request") == "true")
+
+
+def _form_problems(form: PlanForm) -> list[str]:
+    found: list[str] = []
+
+    def walk(errors: Any, where: str) -> None:
+        if isinstance(errors, dict):
+            for key, value in errors.items():
+                walk(value, f"{where}.{key}" if where else str(key))
+        elif isinstance(errors, list):
+            for n, value in enumerate(errors):
+                if isinstance(value, str):
+                    found.append(f"{where}: {value}")
+                else:
+                    walk(value, f"{where}.{n}")
+
+    walk(form.errors, "")
+    return found
+
+
+@allow("staff")
+async def builder_preview(request: web.Request) -> web.StreamResponse:
+    """What the patient's next reminder would say with this plan, in their language."""
+    ctx, session = context(request), db(request)
+    patient = await _patient(request, Access.READ)
+    form = await _posted(request)
+    problems = _form_problems(form) if not form.validate() else []
+    shown = None
+    if not problems:
+        try:
+            shown = await programme.preview(session, ctx.content, patient, ctx.clock.now(), plan_data(form))
+        except PlanError as exc:
+            problems = exc.problems
+    values = {"preview": shown, "problems": problems, "patient": patient}
+    return await render(request, "_preview.html", values)  # problems are shown in the preview (htmx swaps 2xx)
+
+
+@allow("staff")
+async def builder_save(request: web.Request) -> web.StreamResponse:
+    """Save as the patient's own plan: re-planned from the next slot, one message to the patient, audited."""
+    ctx, session, staff = context(request), db(request), signed_in_staff(request)
+    patient = await _patient(request, Access.READ)
+    form = await _posted(request)
+    if not form.validate():
+        return await _page(request, patient, form, problems=_form_problems(form), status=422)
+    delivery = ctx.config.delivery
+    try:
+        await programme.save_own_plan(
+            session,
+            staff,
+            patient,
+            plan_data(form),
+            ctx.content,
+            ctx.clock.now(),
+            quiet=(delivery.quiet_hours_start, delivery.quiet_hours_end),
+            actor=audit.web_actor(staff.telegram_id),
+            neutral=not ctx.config.privacy.health_data_in_chat,
+        )
+    except Forbidden:  # the core refuses before it writes anything; nothing is committed
+        raise web.HTTPForbidden() from None
+    except PlanError as exc:
+        return await _page(request, patient, form, problems=exc.problems, status=422)
+    await session.commit()
+    raise web.HTTPSeeOther(f"/patients/{patient.id}/programme?saved=1")
+
+
+@allow("staff")
+async def builder_template(request: web.Request) -> web.StreamResponse:
+    """Save the draft as a clinic template under a name."""
+    ctx, session, staff = context(request), db(request), signed_in_staff(request)
+    patient = await _patient(request, Access.READ)
+    form = await _posted(request)
+    if not form.validate():
+        return await _page(request, patient, form, problems=_form_problems(form), status=422)
+    try:
+        await programme.save_template(
+            session,
+            staff,
+            form.template_name.data or "",
+            plan_data(form),
+            ctx.content,
+            ctx.clock.now(),
+            actor=audit.web_actor(staff.telegram_id),
+        )
+    except PlanError as exc:
+        partial = request.headers.get("HX-Request") == "true"
+        return await _page(request, patient, form, problems=exc.problems, status=422, partial=partial)
+    await session.commit()
+    return await _page(request, patient, form, notice="template", partial=request.headers.get("HX-Request") == "true")
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/patients/{id}/programme", builder_page, name="builder")
+    app.router.add_post("/patients/{id}/programme/edit", builder_edit)
+    app.router.add_post("/patients/{id}/programme/preview", builder_preview)
+    app.router.add_post("/patients/{id}/programme/save", builder_save)
+    app.router.add_post("/patients/{id}/programme/template", builder_template)

@@ -1,0 +1,260 @@
+"""The exercise library and the programme builder in Chromium, down to the patient's chat on the fake Bot API.
+
+- building a programme for a patient (a dose changed, an exercise added with htmx,
+  previewed, saved) after which the patient's next reminder shows the new exercises and dose;
+- uploading an exercise photo that then arrives with the reminder;
+- a therapist refused a colleague's patient's edit;
+- axe finding no serious violations on the library, the exercise form and the builder.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from factories import make_patient, make_staff
+from rig.telegram_server import FakeTelegram, FakeUser, SentMessage
+from sqlmodel import col, select
+from webrig import WEB, browser_sign_in, web_url
+
+from rehab_bot import programme
+from rehab_bot.models import AuditLog, Patient, ProgrammePlan
+from tests.browser.axe import serious
+
+WED = date(2026, 6, 10)  # the clock starts at 07:00 on this Wednesday in Berlin
+JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF-wall-slides"
+
+
+def berlin(day: date, hhmm: str) -> datetime:
+    hour, minute = map(int, hhmm.split(":"))
+    return datetime(day.year, day.month, day.day, hour, minute, 1, tzinfo=UTC) - timedelta(hours=2)
+
+
+async def started(bot_factory: Any, tmp_path: Path) -> Any:
+    return await bot_factory(web=WEB, delivery={"per_chat_interval": 0.02}, library={"media_dir": tmp_path / "media"})
+
+
+async def enrolled(bot: Any, therapist_id: int | None, telegram_id: int = 7101) -> Patient:
+    """A patient five days after lumbar surgery: three sessions a day at 09:00, 13:00, 18:00."""
+    patient, _ = await make_patient(
+        bot.db,
+        bot.clock,
+        times=(),
+        telegram_id=telegram_id,
+        alias="LWS-0101",
+        programme_id="lumbar-example",
+        surgery_date=WED - timedelta(days=5),
+        therapist_id=therapist_id,
+    )
+    async with bot.db.session() as s:
+        p = await s.get(Patient, patient.id)
+        assert p is not None
+        await programme.on_enrolled(s, p, bot.services.content, bot.clock.now())
+        await s.commit()
+    return patient
+
+
+async def reminder(user: FakeUser) -> list[SentMessage]:
+    """The reminder as the patient sees it: up to the message with the buttons."""
+    found = [await user.next_message()]
+    while not found[-1].has_inline_keyboard:
+        found.append(await user.next_message())
+    return found
+
+
+async def add_exercise(page: Any, session: str, exercise_label: str, **dose: int) -> None:
+    """Add an exercise row to a session with htmx, choose the exercise and set its dose."""
+    rows = page.locator(f"{session} .item")
+    before = await rows.count()
+    await page.locator(session).get_by_role("button", name="Add exercise").click()
+    await page.wait_for_function(
+        "([sel, n]) => document.querySelectorAll(sel).length === n", arg=[f"{session} .item", before + 1]
+    )
+    row = page.locator(f"{session} .item").nth(before)
+    await row.get_by_label("Exercise").select_option(label=exercise_label)
+    labels = {"sets": "Sets", "reps": "Repetitions", "hold_seconds": "Hold (seconds)"}
+    for key, value in dose.items():
+        await row.get_by_label(labels[key]).fill(str(value))
+
+
+async def test_a_programme_built_in_the_browser_reaches_the_patients_next_reminder(
+    bot_factory: Any, tg: FakeTelegram, page: Any, tmp_path: Path
+) -> None:
+    bot = await started(bot_factory, tmp_path)
+    doc = await make_staff(bot.db, telegram_id=7002, name="Dr Ben")
+    patient = await enrolled(bot, doc.id)
+    await browser_sign_in(page, bot, 7002)
+    await page.goto(f"{web_url(bot)}/patients/{patient.id}/programme")
+    assert await serious(page) == []
+
+    first = "[data-phase='0'] [data-session='0']"
+    thigh = page.locator(f"{first} .item").nth(2)  # walking, ankle pumps, thigh tightening, ...
+    assert await thigh.get_by_label("Exercise").input_value() == "quad-sets"
+    await thigh.get_by_label("Sets").fill("3")
+    await thigh.get_by_label("Repetitions").fill("15")
+    await thigh.get_by_label("Note for the patient (English)").fill("Slowly, and breathe.")
+    await add_exercise(page, first, "Bridging", sets=2, reps=5)
+    assert await page.locator(f"{first} .item").count() == 7
+    assert await thigh.get_by_label("Sets").input_value() == "3", "the rows keep what was typed"
+
+    await page.get_by_role("button", name="Preview").click()
+    preview = page.locator("#preview-text")
+    await preview.wait_for()
+    shown = await preview.inner_text()
+    assert shown.startswith("Time for your exercise session (09:00).") and "7 exercises, about" in shown
+    cards = await page.locator("#preview-cards pre").all_inner_texts()
+    assert len(cards) == 7
+    assert (
+        cards[2].startswith("3/7 · Thigh tightening\n3 × 15 repetitions, hold 5 s")
+        and "📝 Slowly, and breathe." in cards[2]
+    )
+    assert cards[6].startswith("7/7 · Bridging\n2 × 5 repetitions")
+    assert await serious(page) == []
+
+    await page.get_by_role("button", name="Save as the patient's plan").click()
+    await page.wait_for_url("**/programme?saved=1")
+    assert "from the next session" in await page.get_by_role("status").inner_text()
+    assert page.console_errors == []
+
+    user = tg.user(7101)
+    await bot.tick()
+    [notice] = await user.wait_for()
+    assert "New:\n• Bridging (2 × 5 repetitions)" in notice.text
+    assert "New amount:\n• Thigh tightening (3 × 15 repetitions, hold 5 s)" in notice.text
+    bot.clock.set(berlin(WED, "09:00"))
+    await bot.tick()
+    [sent] = await reminder(user)
+    assert sent.text.startswith(shown + "\n\n"), "the preview is the reminder (then a line of encouragement)"
+    # ▶ Start: the exercises with the new dose, as previewed.
+    user.mark_seen()
+    await user.press("▶ Start", sent)
+    await user.wait_for_answer()
+    await user.wait_for()  # the reminder loses its Start button
+    user.mark_seen()
+    await bot.tick()
+    played = await user.wait_for(lambda m: "/7 · " in (m.text or ""), count=7, include_edits=False)
+    assert [m.text for m in played] == cards
+    async with bot.db.session() as s:
+        rows = (
+            await s.exec(select(AuditLog.action, AuditLog.actor).where(col(AuditLog.action) == "change.plan"))
+        ).all()
+    assert [tuple(r) for r in rows] == [("change.plan", "web:7002")]
+
+
+async def test_an_uploaded_exercise_photo_arrives_with_the_reminder(
+    bot_factory: Any, tg: FakeTelegram, page: Any, tmp_path: Path
+) -> None:
+    bot = await started(bot_factory, tmp_path)
+    doc = await make_staff(bot.db, telegram_id=7002, name="Dr Ben")
+    patient = await enrolled(bot, doc.id)
+    await browser_sign_in(page, bot, 7002)
+    await page.goto(f"{web_url(bot)}/exercises")
+    assert await serious(page) == []
+    await page.get_by_role("button", name="New exercise").click()
+    await page.wait_for_url("**/exercises/new")
+    assert await serious(page) == []
+    await page.locator("#name-en").fill("Wall slides")
+    await page.locator("#name-de").fill("Wandgleiten")
+    await page.locator("#instructions-en").fill("Back to the wall, slide down a little.")
+    await page.locator("#instructions-de").fill("Rücken an die Wand, etwas hinabgleiten.")
+    await page.get_by_label("Repetitions").fill("8")
+    await page.get_by_label("Photo, GIF or video (JPEG, PNG, GIF, MP4)").set_input_files(
+        files=[{"name": "slides.jpg", "mimeType": "image/jpeg", "buffer": JPEG}]
+    )
+    await page.get_by_role("button", name="Save exercise").click()
+    await page.wait_for_url("**/exercises/clinic-1?saved=1")
+    assert "Now: Photo." in await page.locator("#media-now").inner_text()
+    [stored] = list((tmp_path / "media").iterdir())
+    assert stored.read_bytes() == JPEG and stored.stat().st_mode & 0o777 == 0o600
+
+    # A file that only claims to be a photo is refused, and the photo stays.
+    await page.get_by_label("Photo, GIF or video (JPEG, PNG, GIF, MP4)").set_input_files(
+        files=[{"name": "fake.jpg", "mimeType": "image/jpeg", "buffer": b"<svg onload=alert(1)>"}]
+    )
+    await page.get_by_role("button", name="Save exercise").click()
+    await page.get_by_role("alert").wait_for()
+    assert "Only photos (JPEG, PNG), GIFs and MP4 videos" in await page.get_by_role("alert").inner_text()
+    assert len(list((tmp_path / "media").iterdir())) == 1
+
+    await page.goto(f"{web_url(bot)}/patients/{patient.id}/programme")
+    await add_exercise(page, "[data-phase='0'] [data-session='0']", "Wall slides", sets=1, reps=8)
+    await page.get_by_role("button", name="Save as the patient's plan").click()
+    await page.wait_for_url("**/programme?saved=1")
+
+    user = tg.user(7101)
+    await bot.tick()
+    await user.wait_for()  # the change message
+    bot.clock.set(berlin(WED, "09:00"))
+    await bot.tick()
+    messages = await reminder(user)
+    assert messages[0].photo is not None and messages[0].photo.data == JPEG
+    assert "7 exercises, about" in (messages[-1].text or "")
+    [upload] = tg.calls("sendPhoto")
+    assert "photo" in upload.files
+    await user.press("✅ Done", messages[-1])
+    await user.wait_for_answer()
+    await user.wait_for(count=2)  # the reminder edited, and the question after Done
+    user.mark_seen()
+    bot.clock.set(berlin(WED + timedelta(days=1), "09:00"))
+    await bot.tick()
+    again = await reminder(user)
+    resend = tg.calls("sendPhoto")[-1]
+    assert resend.files == {} and resend.params["photo"] == messages[0].photo.file_id, "then by file_id"
+    assert again[0].photo is not None
+
+
+async def test_a_therapist_may_look_at_but_not_change_a_colleagues_patients_plan(
+    bot_factory: Any, tg: FakeTelegram, page: Any, phone_page: Any, tmp_path: Path
+) -> None:
+    bot = await started(bot_factory, tmp_path)
+    doc = await make_staff(bot.db, telegram_id=7002, name="Dr Ben")
+    await make_staff(bot.db, telegram_id=7003, name="Dr Cleo")
+    patient = await enrolled(bot, doc.id)
+    await browser_sign_in(phone_page, bot, 7003)
+    await phone_page.goto(f"{web_url(bot)}/patients/{patient.id}/programme")
+    assert await phone_page.get_by_role("button", name="Save as the patient's plan").count() == 0
+    assert "a colleague's patient" in await phone_page.locator("#builder").inner_text()
+    assert await serious(phone_page) == []
+
+    token = await phone_page.locator("meta[name=csrf-token]").get_attribute("content")
+    form = {
+        "csrf_token": token,
+        "based_on": "lumbar-example",
+        "phases-0-id": "all",
+        "phases-0-from_day": "0",
+        "phases-0-title-en": "All",
+        "phases-0-title-de": "Alles",
+        "phases-0-change_note-en": "x",
+        "phases-0-change_note-de": "x",
+        "phases-0-sessions_per_day": "1",
+        "phases-0-default_times": "09:00",
+        "phases-0-sessions-0-items-0-exercise": "walking",
+    }
+    response = await phone_page.request.post(f"{web_url(bot)}/patients/{patient.id}/programme/save", form=form)
+    assert response.status == 403
+    async with bot.db.session() as s:
+        assert (await s.exec(select(ProgrammePlan))).all() == []
+        assert (await s.exec(select(AuditLog).where(col(AuditLog.action) == "change.plan"))).all() == []
+    # The same form from the patient's own therapist is saved.
+    await browser_sign_in(page, bot, 7002)
+    token = await page.locator("meta[name=csrf-token]").get_attribute("content")
+    response = await page.request.post(
+        f"{web_url(bot)}/patients/{patient.id}/programme/save", form={**form, "csrf_token": token}
+    )
+    assert response.status == 200 and response.url.endswith("?saved=1")
+
+
+async def test_the_library_pages_at_phone_width_in_german(bot_factory: Any, phone_page: Any, tmp_path: Path) -> None:
+    bot = await started(bot_factory, tmp_path)
+    await make_staff(bot.db, telegram_id=7004, name="Dr Dora", language="de")
+    await browser_sign_in(phone_page, bot, 7004)
+    await phone_page.goto(f"{web_url(bot)}/exercises")
+    assert await phone_page.locator("h1").inner_text() == "Übungsbibliothek"
+    assert await phone_page.locator("tr[data-exercise='quad-sets'] td").first.inner_text() == "Oberschenkel anspannen"
+    assert await serious(phone_page) == []
+    await phone_page.goto(f"{web_url(bot)}/exercises/new")
+    await phone_page.get_by_role("button", name="Übung speichern").click()  # the browser asks for the names first
+    assert phone_page.url.endswith("/exercises/new")
+    assert await serious(phone_page) == []
+    assert phone_page.console_errors == []

@@ -1,0 +1,156 @@
+"""The exercise library: texts per language, dose bounds, media checked by content and stored privately."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+from factories import make_staff
+from sqlmodel import select
+
+from rehab_bot import library
+from rehab_bot.clock import FakeClock
+from rehab_bot.content import Content, load_content
+from rehab_bot.db import Database
+from rehab_bot.library import LibraryError
+from rehab_bot.models import AuditLog
+
+JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 64
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+GIF = b"GIF89a" + b"\x00" * 64
+MP4 = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64
+
+
+def exercise_form(**kw: object) -> dict[str, object]:
+    form: dict[str, object] = {
+        "name": {"en": "Wall slides", "de": "Wandgleiten"},
+        "instructions": {"en": "Slide your back down the wall.", "de": "Rücken an der Wand hinabgleiten."},
+        "sets": 2,
+        "reps": 8,
+    }
+    form.update(kw)
+    return form
+
+
+@pytest.fixture(scope="module")
+def content() -> Content:
+    return load_content(None)
+
+
+@pytest.mark.parametrize(
+    ("data", "name", "kind"),
+    [
+        (JPEG, "a.jpg", "photo"),
+        (JPEG, "a.JPEG", "photo"),
+        (PNG, "b.png", "photo"),
+        (GIF, "c.gif", "animation"),
+        (MP4, "d.mp4", "video"),
+        (JPEG, "no-extension", "photo"),
+    ],
+)
+def test_uploads_are_recognised_by_their_first_bytes(data: bytes, name: str, kind: str) -> None:
+    assert library.check_media(data, name).kind == kind
+
+
+@pytest.mark.parametrize(
+    ("data", "name", "problem"),
+    [
+        (b"<html><script>alert(1)</script>", "photo.jpg", "Only photos"),  # the name says photo; the bytes do not
+        (b"%PDF-1.7", "x.pdf", "Only photos"),
+        (GIF, "looks-like.jpg", "ends in .jpg but it is a image/gif"),
+        (MP4, "clip.png", "ends in .png"),
+        (b"", "empty.jpg", "empty"),
+    ],
+)
+def test_uploads_that_are_not_what_they_claim_are_refused(data: bytes, name: str, problem: str) -> None:
+    with pytest.raises(LibraryError, match=problem):
+        library.check_media(data, name)
+
+
+def test_an_upload_over_telegrams_limit_for_its_kind_is_refused() -> None:
+    big_photo = JPEG + b"\x00" * library.MAX_MEDIA_BYTES["photo"]
+    with pytest.raises(LibraryError, match="larger than 10 MB"):
+        library.check_media(big_photo, "big.jpg")
+
+
+def test_an_exercise_needs_its_name_and_instructions_in_every_patient_language() -> None:
+    with pytest.raises(LibraryError, match=r"name\.de: is required"):
+        library.check_exercise(exercise_form(name={"en": "Only English"}))
+    with pytest.raises(LibraryError, match=r"instructions\.de: is empty"):
+        library.check_exercise(exercise_form(instructions={"en": "Do it.", "de": "   "}))
+    with pytest.raises(LibraryError, match="reps"):
+        library.check_exercise(exercise_form(reps=0))
+    with pytest.raises(LibraryError, match="sets"):
+        library.check_exercise(exercise_form(sets=library.MAX_SETS + 1))
+    with pytest.raises(LibraryError, match="colour"):
+        library.check_exercise(exercise_form(colour="red"))
+
+
+async def test_the_library_holds_content_and_clinic_exercises_and_only_the_clinics_are_edited(
+    db: Database, clock: FakeClock, content: Content, tmp_path: Path
+) -> None:
+    doc = await make_staff(db)
+    async with db.session() as session:
+        row = await library.create(session, doc, exercise_form(), clock.now())
+        await session.commit()
+        exercise_id = library.clinic_id(row)
+    async with db.session() as session:
+        entries = await library.entries(session, content, "de")
+        by_id = {e.exercise.id: e for e in entries}
+        assert "walking" in by_id and not by_id["walking"].editable
+        assert by_id[exercise_id].editable and by_id[exercise_id].name("de") == "Wandgleiten"
+        assert [e.name("de") for e in entries] == sorted((e.name("de") for e in entries), key=str.casefold)
+
+        await library.update(session, doc, exercise_id, exercise_form(reps=12, hold_seconds=3), clock.now())
+        with pytest.raises(LibraryError, match="Only the clinic's own"):
+            await library.update(session, doc, "walking", exercise_form(), clock.now())
+        await session.commit()
+    async with db.session() as session:
+        catalogue = await library.catalogue(session, content, [exercise_id])
+        edited = catalogue[exercise_id]
+        assert (edited.sets, edited.reps, edited.hold_seconds) == (2, 12, 3)
+        assert edited.safety_notes == {}
+        actions = (await session.exec(select(AuditLog.action, AuditLog.detail))).all()
+    assert [tuple(a) for a in actions] == [
+        ("library.create", f"exercise={exercise_id}"),
+        ("library.edit", f"exercise={exercise_id}"),
+    ]
+
+
+async def test_an_uploaded_photo_is_stored_privately_and_becomes_the_exercises_media(
+    db: Database, clock: FakeClock, content: Content, tmp_path: Path
+) -> None:
+    doc = await make_staff(db)
+    media_dir = tmp_path / "data" / "media"
+    async with db.session() as session:
+        row = await library.create(session, doc, exercise_form(), clock.now())
+        await session.flush()
+        exercise_id = library.clinic_id(row)
+        with pytest.raises(LibraryError):
+            await library.attach_media(session, doc, exercise_id, b"not an image", "x.jpg", media_dir, clock.now())
+        await library.attach_media(session, doc, exercise_id, PNG, "wall.png", media_dir, clock.now())
+        await session.commit()
+    async with db.session() as session:
+        exercise = (await library.catalogue(session, content, [exercise_id]))[exercise_id]
+    assert exercise.media_kind == "photo" and exercise.media is not None
+    stored = Path(exercise.media)
+    assert stored.parent == media_dir.resolve() and stored.suffix == ".png"
+    assert "wall" not in stored.name  # the staff member's file name is not kept
+    assert stored.read_bytes() == PNG
+    assert stat.S_IMODE(stored.stat().st_mode) == 0o600
+    assert stat.S_IMODE(media_dir.stat().st_mode) == 0o700
+    assert [p.name for p in media_dir.iterdir()] == [stored.name]  # the refused upload left nothing behind
+
+
+def test_the_media_folder_must_be_writable_or_creatable(tmp_path: Path) -> None:
+    from factories import TEST_TOKEN
+
+    from rehab_bot.config import ConfigError, load_config
+
+    env = {"REHAB_BOT_TELEGRAM_TOKEN": TEST_TOKEN, "REHAB_BOT_LIBRARY_MEDIA_DIR": str(tmp_path / "new" / "media")}
+    assert load_config(None, env=env).library.media_dir == tmp_path / "new" / "media"
+    (tmp_path / "a-file").write_text("x")
+    env["REHAB_BOT_LIBRARY_MEDIA_DIR"] = str(tmp_path / "a-file" / "media")
+    with pytest.raises(ConfigError, match=r"library\.media_dir.*is not a folder"):
+        load_config(None, env=env)

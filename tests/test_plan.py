@@ -1,0 +1,419 @@
+"""The programme builder's core: plans checked by the content's rules, saved, previewed, followed by the engine."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+from factories import FakeSender, make_staff
+from sqlmodel import col, select
+
+from rehab_bot import caseload, library, plan, programme
+from rehab_bot import session as session_core
+from rehab_bot.access import Forbidden
+from rehab_bot.clock import FakeClock
+from rehab_bot.config import ClinicConfig, DeliveryConfig
+from rehab_bot.content import Content, load_content
+from rehab_bot.db import Database
+from rehab_bot.models import (
+    AuditLog,
+    Delivery,
+    DeliveryStatus,
+    Kind,
+    Patient,
+    PatientStatus,
+    ProgrammePlan,
+    ReminderRule,
+    Staff,
+)
+from rehab_bot.plan import PlanError
+from rehab_bot.reminders import Dispatcher
+from rehab_bot.session_text import exercise_card, reminder_text
+
+SURGERY = date(2026, 6, 1)  # T0 (2026-06-10 07:00 Berlin) is day 9: phase weeks-1-2, 3 sessions at 09, 13, 18
+QUIET = (None, None)
+
+
+@pytest.fixture(scope="module")
+def content() -> Content:
+    return load_content(None)
+
+
+def lumbar(content: Content) -> dict[str, Any]:
+    return plan.from_programme(content.programmes["lumbar-example"], content.exercises).model_dump()
+
+
+async def enrolled(db: Database, clock: FakeClock, content: Content, therapist: Staff, **kw: Any) -> Patient:
+    values: dict[str, Any] = {
+        "alias": "P-1",
+        "telegram_id": 4242,
+        "surgery_date": SURGERY,
+        "programme_id": "lumbar-example",
+        "timezone": "Europe/Berlin",
+        "enrol_step": "done",
+        "therapist_id": therapist.id,
+    }
+    values.update(kw)
+    async with db.session() as session:
+        patient = Patient(**values)
+        session.add(patient)
+        await session.flush()
+        await programme.on_enrolled(session, patient, content, clock.now())
+        await session.commit()
+        await session.refresh(patient)
+    return patient
+
+
+async def session_rules(db: Database, patient: Patient) -> list[ReminderRule]:
+    async with db.session() as session:
+        p = await session.get(Patient, patient.id)
+        assert p is not None
+        return await programme.session_rules(session, p)
+
+
+# --- checking a plan ---------------------------------------------------------------------
+
+
+def test_a_content_programme_becomes_a_plan_and_passes_the_same_checks(content: Content) -> None:
+    raw = lumbar(content)
+    checked = plan.check(raw, content.exercises)
+    assert [p.id for p in checked.phases] == [p.id for p in content.programmes["lumbar-example"].phases]
+    quad = next(i for i in raw["phases"][0]["sessions"][0]["items"] if i["exercise"] == "quad-sets")
+    assert (quad["sets"], quad["reps"], quad["hold_seconds"]) == (1, 10, 5)  # the content's dose to start from
+    assert plan.check(checked.body(), content.exercises).schema == checked.schema  # stored and read back
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (lambda r: r["phases"][1].update(from_day=20), "days 14-19 are in no phase"),
+        (lambda r: r["phases"][0].update(from_day=3), "days 0-2 after surgery are in no phase"),
+        (
+            lambda r: r["phases"][0]["sessions"][0]["items"][0].update(exercise="moonwalk"),
+            "unknown exercise 'moonwalk'",
+        ),
+        (lambda r: r["phases"][0]["sessions"][0]["items"][0].update(reps=0), "reps"),
+        (lambda r: r["phases"][0]["sessions"][0]["items"][0].update(hold_seconds=601), "hold_seconds"),
+        (lambda r: r["phases"][0]["title"].pop("de"), r"title\.de: is required"),
+        (lambda r: r["phases"][0].update(default_times=["09:00", "25:00", "18:00"]), "not HH:MM"),
+        (lambda r: r["phases"][0]["sessions"].pop(), "2 \\[\\[session\\]\\] tables; give 1"),
+        (lambda r: r["phases"][0].update(sessions_per_day=7), "sessions_per_day"),
+        (lambda r: r["phases"][0]["sessions"][0].update(items=[]), "items"),
+        (lambda r: r.update(phases=[]), "phases"),
+    ],
+)
+def test_a_plan_that_breaks_a_programme_rule_is_refused_with_the_reason(
+    content: Content, change: Any, problem: str
+) -> None:
+    raw = copy.deepcopy(lumbar(content))
+    change(raw)
+    with pytest.raises(PlanError, match=problem):
+        plan.check(raw, content.exercises)
+
+
+# --- saving a patient's own plan ------------------------------------------------------------
+
+
+def heavier(content: Content, *, extra: str | None = None) -> dict[str, Any]:
+    """The lumbar programme with quad sets at 3 x 15, hold 8 s, a note, and maybe an extra exercise."""
+    raw = copy.deepcopy(lumbar(content))
+    for session in raw["phases"][0]["sessions"]:
+        for item in session["items"]:
+            if item["exercise"] == "quad-sets":
+                item.update(sets=3, reps=15, hold_seconds=8, note={"en": "Slowly.", "de": "Langsam."})
+        if extra is not None:
+            session["items"].append({"exercise": extra, "sets": 2, "reps": 6, "duration_seconds": 120})
+    return raw
+
+
+async def test_saving_a_plan_re_plans_in_place_tells_the_patient_once_and_is_audited(
+    db: Database, clock: FakeClock, content: Content
+) -> None:
+    doc = await make_staff(db)
+    async with db.session() as session:
+        extra = library.clinic_id(
+            await library.create(
+                session,
+                doc,
+                {
+                    "name": {"en": "Wall slides", "de": "Wandgleiten"},
+                    "instructions": {"en": "Slide down the wall.", "de": "An der Wand hinabgleiten."},
+                },
+                clock.now(),
+            )
+        )
+        await session.commit()
+    patient = await enrolled(db, clock, content, doc, language="de")
+    before = [r.id for r in await session_rules(db, patient)]
+    async with db.session() as session:
+        p = await session.get(Patient, patient.id)
+        assert p is not None
+        saved = await programme.save_own_plan(
+            session, doc, p, heavier(content, extra=extra), content, clock.now(), quiet=QUIET
+        )
+        await session.commit()
+    assert [r.id for r in await session_rules(db, patient)] == before  # the same rules, moved in place
+    notice = saved.applied.notice
+    assert notice is not None
+    assert notice.body.startswith("🆕 Ihr Behandlungsteam hat Ihr Übungsprogramm geändert.")
+    assert "Neu:\n• Wandgleiten (2 × 6 Wiederholungen, 2 Min.)" in notice.body
+    assert "Neue Menge:\n• Oberschenkel anspannen (3 × 15 Wiederholungen, 5 s halten" not in notice.body
+    assert "• Oberschenkel anspannen (3 × 15" in notice.body and "8" in notice.body
+    async with db.session() as session:
+        audit = (await session.exec(select(AuditLog).where(col(AuditLog.action) == "change.plan"))).all()
+        assert len(audit) == 1 and audit[0].patient_id == patient.id and "from=lumbar-example" in audit[0].detail
+
+        # Saved again before the message went out: still one message, saying what changed since the first state.
+        p = await session.get(Patient, patient.id)
+        assert p is not None
+        again = heavier(content, extra=extra)
+        for session_plan in again["phases"][0]["sessions"]:
+            session_plan["items"] = [i for i in session_plan["items"] if i["exercise"] != "walking"]
+        await programme.save_own_plan(session, doc, p, again, content, clock.now(), quiet=QUIET)
+        await session.commit()
+        [waiting] = (
+            await session.exec(select(Delivery).where(col(Delivery.patient_id) == patient.id, col(Delivery.body) != ""))
+        ).all()
+    assert waiting.status == DeliveryStatus.QUEUED.value and waiting.id == notice.id
+    assert "Neu:\n• Wandgleiten" in waiting.body and "Nicht mehr in Ihrem Programm:\n• Gehen" in waiting.body
+
+    # Changed back to the content programme's exercises and doses: nothing left to tell.
+    async with db.session() as session:
+        p = await session.get(Patient, patient.id)
+        assert p is not None
+        await programme.save_own_plan(session, doc, p, lumbar(content), content, clock.now(), quiet=QUIET)
+        await session.commit()
+        status = (await session.exec(select(Delivery.status).where(col(Delivery.id) == waiting.id))).one()
+    assert status == DeliveryStatus.SKIPPED.value
+
+
+async def test_a_colleague_may_not_save_a_plan_for_a_patient_who_is_not_theirs(
+    db: Database, clock: FakeClock, content: Content
+) -> None:
+    doc = await make_staff(db)
+    colleague = await make_staff(db, name="Dr Other")
+    patient = await enrolled(db, clock, content, doc)
+    async with db.session() as session:
+        p = await session.get(Patient, patient.id)
+        assert p is not None
+        with pytest.raises(Forbidden, match="not your patient"):
+            await programme.save_own_plan(session, colleague, p, heavier(content), content, clock.now(), quiet=QUIET)
+        await session.rollback()
+        assert await plan.own_plan(session, patient.id or 0) is None
+
+
+async def test_the_preview_is_exactly_the_next_reminder_the_engine_sends(
+    db: Database, clock: FakeClock, content: Content
+) -> None:
+    doc = await make_staff(db)
+    patient = await enrolled(db, clock, content, doc, language="de")
+    new_plan = heavier(content)
+    new_plan["phases"][0]["default_times"] = ["08:00", "12:00", "20:00"]
+    async with db.session() as session:
+        p = await session.get(Patient, patient.id)
+        assert p is not None
+        unchanged = await programme.preview(session, content, p, clock.now())
+        shown = await programme.preview(session, content, p, clock.now(), new_plan)
+    assert unchanged is not None and shown is not None
+    assert unchanged.cards[2].startswith("3/6 · Oberschenkel anspannen\n1 × 10 Wiederholungen")
+    assert (
+        shown.cards[2].startswith("3/6 · Oberschenkel anspannen\n3 × 15 Wiederholungen")
+        and "📝 Langsam." in shown.cards[2]
+    )
+    assert shown.text.startswith("Zeit für Ihre Übungseinheit (09:00).") and "6 Übungen" in shown.text
+    assert (shown.local_date, shown.slot) == (date(2026, 6, 10), "09:00")  # the patient's own times are kept
+
+    async with db.session() as session:
+        p = await session.get(Patient, patient.id)
+        assert p is not None
+        await programme.save_own_plan(session, doc, p, new_plan, content, clock.now(), quiet=QUIET)
+        await session.commit()
+    sender = FakeSender()
+    dispatcher = Dispatcher(
+        db, clock, DeliveryConfig(quiet_hours_start=None, quiet_hours_end=None), ClinicConfig(), sender
+    )
+    await dispatcher.tick()
+    assert [m.body.splitlines()[0] for m in sender.sent] == ["🆕 Ihr Behandlungsteam hat Ihr Übungsprogramm geändert."]
+    clock.set(shown.due_at)
+    await dispatcher.tick()
+    [reminder] = [m for m in sender.sent if m.kind == Kind.SESSION.value and not m.body]
+    assert (reminder.local_date, reminder.slot) == (shown.local_date, shown.slot)
+    async with db.session() as session:
+        opened = await session_core.open_for_deliveries(session, content, [reminder], clock.now())
+    r = opened[reminder.delivery_id]
+    assert r is not None and r.phase is not None
+    lang = r.patient.language
+    sent_text = reminder_text(
+        lang,
+        slot=reminder.slot,
+        late=reminder.late,
+        exercises=r.exercises,
+        change=r.change,
+        session_name=r.phase.title[lang],
+    )
+    assert sent_text == shown.text  # the engine then adds a line of encouragement
+    assert [exercise_card(lang, n, 6, ex) for n, ex in enumerate(r.exercises, start=1)] == shown.cards
+
+
+async def test_the_engine_follows_the_plan_into_its_next_phase_and_the_chat_programme_button_replaces_it(
+    db: Database, clock: FakeClock, content: Content
+) -> None:
+    doc = await make_staff(db)
+    patient = await enrolled(db, clock, content, doc)
+    raw = heavier(content)
+    raw["phases"][0]["to_day"] = 10  # the first phase ends tomorrow; the second starts on day 11
+    raw["phases"][1]["from_day"] = 11
+    raw["phases"][1]["sessions_per_day"] = 1
+    raw["phases"][1]["default_times"] = ["10:00"]
+    raw["phases"][1]["sessions"] = [{"items": [{"exercise": "bridges", "sets": 2, "reps": 5}]}]
+    async with db.session() as session:
+        p = await session.get(Patient, patient.id)
+        assert p is not None
+        await programme.save_own_plan(session, doc, p, raw, content, clock.now(), quiet=QUIET)
+        await session.commit()
+    rules = await session_rules(db, patient)
+    assert [r.end_date for r in rules] == [None, SURGERY + timedelta(days=10), SURGERY + timedelta(days=10)]
+
+    sender = FakeSender()
+    dispatcher = Dispatcher(
+        db, clock, DeliveryConfig(quiet_hours_start=None, quiet_hours_end=None), ClinicConfig(), sender
+    )
+    for _ in range(2 * 24 + 6):  # to 13:00 on day 11
+        clock.advance(timedelta(hours=1))
+        await dispatcher.tick()
+    reminders = [m for m in sender.sent if m.kind == Kind.SESSION.value and not m.body]
+    assert [(m.local_date, m.slot) for m in reminders][-1] == (date(2026, 6, 12), "09:00")
+    async with db.session() as session:
+        opened = await session_core.open_for_deliveries(session, content, reminders[-1:], clock.now())
+    r = opened[reminders[-1].delivery_id]
+    assert r is not None and r.change is not None and r.change.phase.id == "weeks-3-6"
+    assert [(e.id, e.sets, e.reps) for e in r.exercises] == [("bridges", 2, 5)]
+
+    async with db.session() as session:
+        p = await session.get(Patient, patient.id)
+        assert p is not None
+        await caseload.change_programme(session, doc, p, "lumbar-example", content, clock.now(), quiet=QUIET)
+        await session.commit()
+        assert await plan.own_plan(session, patient.id or 0) is None
+        assert p.status == PatientStatus.ACTIVE.value
+    rules = await session_rules(db, patient)
+    assert len(rules) == 3  # day 11 is in the content programme's weeks-1-2 again: three sessions a day
+
+
+async def test_a_template_is_saved_under_a_name_by_any_staff_member(
+    db: Database, clock: FakeClock, content: Content
+) -> None:
+    doc = await make_staff(db)
+    async with db.session() as session:
+        row = await programme.save_template(
+            session, doc, "  Fusion,  slow start ", heavier(content), content, clock.now()
+        )
+        await session.commit()
+        with pytest.raises(PlanError, match="name"):
+            await programme.save_template(session, doc, " ", heavier(content), content, clock.now())
+        [template] = await plan.templates(session)
+    assert (template.id, template.name, template.patient_id, template.based_on) == (
+        row.id,
+        "Fusion, slow start",
+        None,
+        "lumbar-example",
+    )
+    assert plan.check(template.body, content.exercises).phases[0].id == "weeks-1-2"
+
+
+async def test_the_builder_starts_from_a_programme_a_template_the_patients_plan_or_empty(
+    db: Database, clock: FakeClock, content: Content
+) -> None:
+    doc = await make_staff(db)
+    patient = await enrolled(db, clock, content, doc)
+    async with db.session() as session:
+        from_content = await plan.starting_point(session, content, "programme:lumbar-example")
+        assert from_content == lumbar(content)
+        p = await session.get(Patient, patient.id)
+        assert p is not None
+        assert await plan.starting_point(session, content, "current", p) == lumbar(content)
+        await programme.save_own_plan(session, doc, p, heavier(content), content, clock.now(), quiet=QUIET)
+        template = await programme.save_template(session, doc, "Heavier", heavier(content), content, clock.now())
+        await session.commit()
+        assert await plan.starting_point(session, content, "current", p) == heavier(content)
+        assert await plan.starting_point(session, content, f"template:{template.id}") == heavier(content)
+        blank = await plan.starting_point(session, content, "empty")
+        assert blank["phases"][0]["title"] == {"en": "Your exercise programme", "de": "Ihr Übungsprogramm"}
+        with pytest.raises(PlanError, match="at least 1 item"):
+            plan.check(blank, content.exercises)  # a session needs an exercise before it is saved
+        blank["phases"][0]["sessions"][0]["items"].append({"exercise": "walking", "duration_seconds": 600})
+        assert plan.check(blank, content.exercises).phases[0].sessions_per_day == 1
+        for missing in ("programme:nope", "template:999", f"template:{p.id}x", "bogus"):
+            with pytest.raises(PlanError, match="no longer exists"):
+                await plan.starting_point(session, content, missing)
+
+
+async def test_the_fhir_care_plan_describes_the_patients_own_plan(
+    db: Database, clock: FakeClock, content: Content
+) -> None:
+    from rehab_bot import export
+
+    doc = await make_staff(db)
+    patient = await enrolled(db, clock, content, doc, consent_at=clock.now())
+    raw = heavier(content)
+    raw["phases"][0]["sessions"] = [{"items": [{"exercise": "bridges", "sets": 2, "reps": 5}]}]
+    async with db.session() as session:
+        p = await session.get(Patient, patient.id)
+        assert p is not None
+        await programme.save_own_plan(session, doc, p, raw, content, clock.now(), quiet=QUIET)
+        await session.commit()
+        data = await export.collect(session, clock.now(), content=content)
+    bundle = export.fhir_bundle(data, content, clock.now())
+    [plan_resource] = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "CarePlan"]
+    assert plan_resource["activity"][0]["detail"]["description"] == "Exercises: Bridging"
+
+
+async def test_a_stored_plan_that_no_longer_checks_falls_back_to_the_content_programme(
+    db: Database, clock: FakeClock, content: Content
+) -> None:
+    doc = await make_staff(db)
+    patient = await enrolled(db, clock, content, doc)
+    raw = heavier(content)
+    raw["phases"][0]["sessions"][0]["items"][0]["exercise"] = "clinic-999"  # an exercise that is gone
+    async with db.session() as session:
+        session.add(ProgrammePlan(patient_id=patient.id, body=json.dumps(raw), based_on="lumbar-example"))
+        await session.commit()
+        p = await session.get(Patient, patient.id)
+        assert p is not None
+        followed = await programme.programme_for(session, content, p)
+    assert followed is content.programmes["lumbar-example"]
+
+
+async def test_the_chats_patient_detail_says_the_patient_follows_their_own_plan(
+    db: Database, clock: FakeClock, content: Content
+) -> None:
+    doc = await make_staff(db)
+    patient = await enrolled(db, clock, content, doc)
+    async with db.session() as session:
+        p = await session.get(Patient, patient.id)
+        assert p is not None
+        before = await caseload.patient_detail(session, doc, p, clock.now(), content)
+        await programme.save_own_plan(session, doc, p, heavier(content), content, clock.now(), quiet=QUIET)
+        await session.commit()
+        after = await caseload.patient_detail(session, doc, p, clock.now(), content)
+    name = content.programmes["lumbar-example"].name["en"]
+    assert (before.programme_name, after.programme_name) == (name, f"own plan v1 (from {name})")
+
+
+async def test_without_health_data_in_the_chat_the_change_message_names_no_exercise(
+    db: Database, clock: FakeClock, content: Content
+) -> None:
+    doc = await make_staff(db)
+    patient = await enrolled(db, clock, content, doc, language="de")
+    async with db.session() as session:
+        p = await session.get(Patient, patient.id)
+        assert p is not None
+        saved = await programme.save_own_plan(
+            session, doc, p, heavier(content), content, clock.now(), quiet=QUIET, neutral=True
+        )
+        await session.commit()
+    assert saved.applied.notice is not None
+    assert saved.applied.notice.body == "🆕 Ihr Behandlungsteam hat Ihren Plan geändert."
