@@ -36,6 +36,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from rehab_bot import programme
 from rehab_bot.content import Content, Exercise, Phase
 from rehab_bot.db import insert_ignore
+from rehab_bot.i18n import t
 from rehab_bot.models import Delivery, DeliveryStatus, ExerciseSession, Kind, Patient, PatientStatus, ReminderRule
 from rehab_bot.reminders import DueMessage, WindowOpener, add_one_off, one_off_values
 from rehab_bot.schedule import local_date, local_to_utc
@@ -710,6 +711,19 @@ async def record_outcome(
 
 # --- how long a session takes ----------------------------------------------------------
 
+
+def dose(lang: str, exercise: Exercise) -> str:
+    """ "1 × 10 repetitions, hold 5 s" (empty for an exercise without a count, like walking)."""
+    parts = []
+    if exercise.reps is not None:
+        parts.append(t(lang, "{sets} × {reps} repetitions", sets=exercise.sets, reps=exercise.reps))
+    elif exercise.sets > 1:
+        parts.append(t(lang, "{sets} sets", sets=exercise.sets))
+    if exercise.hold_seconds is not None:
+        parts.append(t(lang, "hold {seconds} s", seconds=exercise.hold_seconds))
+    return ", ".join(parts)
+
+
 SECONDS_PER_REP = 3  # the movement itself, on top of any hold
 REST_BETWEEN_SETS = 30
 SETTLE_PER_EXERCISE = 20  # getting into position, reading the card
@@ -968,3 +982,27 @@ async def sessions_on(session: AsyncSession, patient_id: int, local_date: date) 
         .order_by(col(ExerciseSession.slot))
     )
     return list(result.all())
+
+
+# --- the Mini App's player ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Played:
+    """A session as the Mini App's player shows it: the row and its exercises, in order."""
+
+    session: ExerciseSession
+    exercises: list[Exercise]
+
+
+async def for_player(session: AsyncSession, patient: Patient, content: Content, session_id: int) -> Played | None:
+    """The patient's own session and its exercises; None for another patient's session or none at all.
+
+    The exercises are the ones the chat's Start sends: the session's phase on its
+    local day, the plan of its place in the day (ids missing from the catalogue left out).
+    """
+    es = await get(session, session_id)
+    if es is None or es.patient_id != patient.id:
+        return None
+    plan = exercises_for(phase_on(patient, content, es.local_date), await session_index(session, es))
+    return Played(es, [content.exercises[x] for x in plan if x in content.exercises])

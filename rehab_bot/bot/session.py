@@ -185,16 +185,7 @@ def reminder_keyboard(
 # --- the reminder text ---------------------------------------------------------------------
 
 
-def dose(lang: str, exercise: Exercise) -> str:
-    """ "1 × 10 repetitions, hold 5 s" (empty for an exercise without a count, like walking)."""
-    parts = []
-    if exercise.reps is not None:
-        parts.append(t(lang, "{sets} × {reps} repetitions", sets=exercise.sets, reps=exercise.reps))
-    elif exercise.sets > 1:
-        parts.append(t(lang, "{sets} sets", sets=exercise.sets))
-    if exercise.hold_seconds is not None:
-        parts.append(t(lang, "hold {seconds} s", seconds=exercise.hold_seconds))
-    return ", ".join(parts)
+dose = core.dose  # one home: the chat and the Mini App word a dose alike
 
 
 def reminder_text(
@@ -571,9 +562,18 @@ async def _settle_nudges(db: AsyncSession, items: list[SentItem]) -> None:
     if stale:
         # One live message per session: the old one's buttons go once this transaction is committed,
         # outside it (an edit waits for the pacer; the engine's transaction must not).
-        task = asyncio.get_running_loop().create_task(_drop_all_buttons(bot, stale))
-        _background.add(task)
-        task.add_done_callback(_background.discard)
+        drop_buttons_later(bot, stale)
+
+
+def drop_buttons_later(bot: Any, stale: list[tuple[int, int]]) -> None:
+    """Take the buttons off these (chat id, message id) messages in the background, paced as bulk.
+
+    Also the web app's hook (WebContext.on_outcome): a session finished in the Mini App
+    loses its chat buttons without the web layer calling Telegram.
+    """
+    task = asyncio.get_running_loop().create_task(_drop_all_buttons(bot, stale))
+    _background.add(task)
+    task.add_done_callback(_background.discard)
 
 
 _background: set[asyncio.Task[None]] = set()

@@ -24,6 +24,7 @@ from telegram.ext import CommandHandler, ContextTypes, filters
 from rehab_bot import signin
 from rehab_bot.bot.miniapp import with_open_button
 from rehab_bot.bot.services import App, svc
+from rehab_bot.bot.session import drop_buttons_later
 from rehab_bot.bot.staff import GROUP
 from rehab_bot.bot.staff.press import staff_command
 from rehab_bot.models import Staff
@@ -42,6 +43,7 @@ async def start_web(app: App) -> None:
     if listen is None:
         return
     ctx = WebContext(config=s.config, db=s.db, clock=s.clock, content=s.content, secret=load_secret(s.config.web))
+    ctx.on_outcome = lambda chat_id, message_id: drop_buttons_later(app.bot, [(chat_id, message_id)])
     s.web = WebServer(ctx, listen[0], listen[1])
     await s.web.start()
     log.info("web app on %s:%d", s.web.host, s.web.port)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +34,9 @@ class WebContext:
     secret: bytes = b""
     # The address pages and links use: [web] public_url, or http://<bound host:port>.
     base_url: str = ""
+    # Called with (chat id, message id) after a session was finished in the Mini App: the bot
+    # takes that chat message's buttons away (set by bot/web.py; the web layer imports no telegram).
+    on_outcome: Callable[[int, int], None] | None = None
 
     def key(self, purpose: str) -> bytes:
         """A 32-byte key for one purpose (the session cookie, CSRF), derived from the secret."""

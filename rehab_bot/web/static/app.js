@@ -31,6 +31,8 @@
   var body = new URLSearchParams();
   body.set("init_data", initData);
   body.set("csrf_token", csrfToken());
+  // Telegram opened a page of the Mini App (a session, a check-in): go there once signed in.
+  body.set("next", window.location.pathname);
   fetch("/app/signin", {
     method: "POST",
     body: body,
