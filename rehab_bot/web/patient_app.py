@@ -6,13 +6,13 @@ status 401 (app.error_middleware), whose script signs in and reloads the page.
 Ids in the address are never trusted: the core functions return nothing for
 another patient's session or check-in, and the handler answers 404.
 
-- ``/app/session/{id}``: one card per exercise; the finish form records Done or Partly,
+- the player (miniapp.SESSION): one card per exercise; the finish form records Done or Partly,
   effort and pain with session.record_outcome, the function behind the chat's buttons,
   deduplicated with them; the chat message then loses its buttons through
   WebContext.on_outcome (the bot does the edit; this module imports no telegram).
-- ``/app/checkin/{id}``: the check-in's next question; answers go through checkin.answer
+- a check-in's form (miniapp.CHECKIN): its next question; answers go through checkin.answer
   (the same triage, red-flag replies and staff alerts as the chat buttons).
-- ``/app/result``: the red-flag reply of the newest check-in (redflag.reply_text).
+- the result (miniapp.RESULT): the red-flag reply of the newest check-in (redflag.reply_text).
 - ``/app/progress``: sessions, pain and mood (report.load_progress) for uPlot; streak; milestones.
 - ``/app/mydata`` (patient.export, the /mydata file) and ``/app/delete`` (patient.erase, as /delete).
 """
@@ -31,7 +31,7 @@ from wtforms import IntegerField, RadioField, StringField
 from wtforms.validators import AnyOf, InputRequired, NumberRange, Optional
 
 from rehab_bot import checkin as checkins
-from rehab_bot import motivation, redflag, report, schedule
+from rehab_bot import miniapp, motivation, redflag, report, schedule
 from rehab_bot import patient as patient_core
 from rehab_bot import session as sessions
 from rehab_bot.content import Exercise, localize
@@ -93,7 +93,7 @@ def _card(lang: str, session_id: int, number: int, exercise: Exercise) -> dict[s
         local = not exercise.media.startswith(("http://", "https://"))
         media = {
             "kind": exercise.media_kind or "photo",
-            "url": f"/app/session/{session_id}/media/{number}" if local else exercise.media,
+            "url": miniapp.media_path(session_id, number) if local else exercise.media,
         }
     return {
         "number": number,
@@ -133,6 +133,7 @@ async def player(request: web.Request) -> web.StreamResponse:
         "app_session.html",
         {
             "es": es,
+            "action": miniapp.session_path(es.id),
             "cards": cards,
             "form": form,
             "open": es.status == sessions.Status.PENDING.value and es.step in sessions.OPEN_STEPS,
@@ -170,7 +171,7 @@ async def finish(request: web.Request) -> web.StreamResponse:
     if outcome.recorded and message_id is not None and chat_id is not None and ctx.on_outcome is not None:
         ctx.on_outcome(chat_id, message_id)  # the chat's buttons go (done by the bot)
     log.info("session %d finished in the Mini App (recorded: %s)", session_id, outcome.recorded)
-    raise web.HTTPSeeOther(f"/app/session/{session_id}#finished")
+    raise web.HTTPSeeOther(miniapp.session_path(session_id) + "#finished")
 
 
 @allow("patient")
@@ -235,7 +236,7 @@ async def checkin_form(request: web.Request) -> web.StreamResponse:
         request,
         "app_checkin.html",
         {
-            "checkin_id": found.checkin.id,
+            "action": miniapp.checkin_path(_id(request)),
             "step": step,
             "question": _question(step, patient.language) if step is not None else None,
             "skip": SKIP,
@@ -262,8 +263,8 @@ async def checkin_answer(request: web.Request) -> web.StreamResponse:
         raise web.HTTPNotFound()
     await session.commit()
     if any(redflag.reply_text(f, ctx.content, patient.language, ctx.config.clinic) for f in result.findings):
-        raise web.HTTPSeeOther("/app/result")
-    raise web.HTTPSeeOther(f"/app/checkin/{anchor}")
+        raise web.HTTPSeeOther(miniapp.RESULT)
+    raise web.HTTPSeeOther(miniapp.checkin_path(anchor))
 
 
 @allow("patient")
@@ -276,7 +277,8 @@ async def checkin_start(request: web.Request) -> web.StreamResponse:
         raise web.HTTPBadRequest()
     opened = await checkins.start(session, patient, ctx.content, [str(form.questionnaire.data)], ctx.clock.now())
     await session.commit()
-    raise web.HTTPSeeOther(f"/app/checkin/{opened[0].id}")
+    assert opened[0].id is not None
+    raise web.HTTPSeeOther(miniapp.checkin_path(opened[0].id))
 
 
 @allow("patient")
@@ -300,7 +302,12 @@ async def home(request: web.Request) -> web.StreamResponse:
     assert patient.id is not None
     today = await sessions.sessions_on(session, patient.id, schedule.local_date(patient, now))
     on_demand = [(q.id, localize(q.title, patient.language)) for q in checkins.on_demand_for(patient, ctx.content)]
-    return await render(request, "app_home.html", {"patient": patient, "today": today, "on_demand": on_demand})
+    links = [(es, miniapp.session_path(es.id)) for es in today if es.id is not None]
+    return await render(
+        request,
+        "app_home.html",
+        {"patient": patient, "today": links, "on_demand": on_demand, "start_checkin": miniapp.CHECKINS},
+    )
 
 
 @allow("patient")
@@ -380,13 +387,13 @@ async def delete(request: web.Request) -> web.StreamResponse:
 def setup(app: web.Application) -> None:
     """Add the Mini App's patient routes."""
     app.router.add_get("/app/home", home)
-    app.router.add_get("/app/session/{id}", player)
-    app.router.add_post("/app/session/{id}", finish)
-    app.router.add_get("/app/session/{id}/media/{n}", media)
-    app.router.add_post("/app/checkin", checkin_start)
-    app.router.add_get("/app/checkin/{id}", checkin_form)
-    app.router.add_post("/app/checkin/{id}", checkin_answer)
-    app.router.add_get("/app/result", result)
+    app.router.add_get(miniapp.SESSION, player)
+    app.router.add_post(miniapp.SESSION, finish)
+    app.router.add_get(miniapp.SESSION_MEDIA, media)
+    app.router.add_post(miniapp.CHECKINS, checkin_start)
+    app.router.add_get(miniapp.CHECKIN, checkin_form)
+    app.router.add_post(miniapp.CHECKIN, checkin_answer)
+    app.router.add_get(miniapp.RESULT, result)
     app.router.add_get("/app/progress", progress)
     app.router.add_get("/app/mydata", mydata)
     app.router.add_get("/app/delete", delete_page)
