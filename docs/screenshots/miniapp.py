@@ -30,6 +30,7 @@ for path in (REPO, REPO / "tests"):
 
 from factories import TEST_TOKEN  # noqa: E402
 from playwright.async_api import async_playwright  # noqa: E402
+from webrig import init_data  # noqa: E402
 
 from rehab_bot import checkin  # noqa: E402
 from rehab_bot.clock import FakeClock  # noqa: E402
@@ -40,13 +41,13 @@ from rehab_bot.models import ExerciseSession, Patient, PatientStatus  # noqa: E4
 from rehab_bot.web.app import WebServer  # noqa: E402
 from rehab_bot.web.context import WebContext  # noqa: E402
 from tests.browser.miniapp_stub import DARK, LIGHT, STUB  # noqa: E402
-from webrig import init_data  # noqa: E402
 
 NOW = datetime(2026, 6, 10, 7, 30, tzinfo=UTC)  # 09:30 in Berlin
 TODAY = date(2026, 6, 10)
 CHROMIUM = os.environ.get("REHAB_BOT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 PHONE = {"width": 390, "height": 844}
 TELEGRAM_ID = 7400
+DEFAULT_EXERCISES = REPO / "rehab_bot" / "content" / "defaults" / "exercises.toml"
 
 
 def illustration(path: Path) -> None:
@@ -87,7 +88,8 @@ async def seed(db: Database, content_dir: Path) -> tuple[int, int, int]:
             day = TODAY - timedelta(days=back)
             at = datetime(day.year, day.month, day.day, 17, 0, tzinfo=UTC)
             opened = await checkin.start(session, patient, content, ["pain", "mood"], at, local_date=day)
-            for row, value in zip(opened, (max(1, 7 - back // 2 - (10 - back) // 2), min(5, 2 + (10 - back) // 3))):
+            values = (2 + back % 2, min(5, 2 + (10 - back) // 3))  # pain 2-3, mood rising
+            for row, value in zip(opened, values, strict=True):
                 assert row.id is not None
                 await checkin.answer(session, patient, content, Config().clinic, row.id, 0, value, at)
             status = "missed" if back == 6 else ("partly" if back == 3 else "done")
@@ -115,7 +117,7 @@ async def main() -> None:
         content_dir = Path(tmp) / "content"
         content_dir.mkdir()
         illustration(content_dir / "walking.png")
-        defaults = Path(__file__).resolve().parents[2] / "rehab_bot" / "content" / "defaults" / "exercises.toml"
+        defaults = DEFAULT_EXERCISES
         walking = next(
             block for block in defaults.read_text(encoding="utf-8").split("[[exercise]]") if 'id = "walking"' in block
         )
