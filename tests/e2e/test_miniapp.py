@@ -3,6 +3,7 @@ with the chat's buttons, check-in forms triage like the chat, and a patient reac
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -201,3 +202,30 @@ async def test_my_data_and_delete_my_data_do_what_the_commands_do(bot_factory: A
         tombstone = await s.get(Patient, patient.id)
         assert (await s.exec(select(CheckIn))).all() == []
     assert tombstone is not None and tombstone.telegram_id is None and tombstone.status == PatientStatus.STOPPED
+
+
+async def test_an_enrolled_patients_chat_menu_button_opens_the_mini_app(bot_factory: Any, tg: FakeTelegram) -> None:
+    from test_enrolment import new_invite, next_text
+
+    web = miniapp_web()
+    bot = await bot_factory(web=web)
+    invite = await new_invite(bot, "P-300")
+    user = tg.user(2301, language_code="de")
+    await user.send(f"/start {invite.code}")
+    await next_text(user)
+    await user.press("Ja, ich bin einverstanden")
+    zones = await next_text(user)
+    await user.press(zones.button_labels[0])
+    times = await next_text(user)
+    assert 2301 not in tg.menu_buttons, "no Mini App before the enrolment is finished"
+    await user.press(times.button_labels[0])
+    await next_text(user)
+    for _ in range(50):
+        if 2301 in tg.menu_buttons:
+            break
+        await asyncio.sleep(0.05)
+    assert tg.menu_buttons[2301] == {
+        "type": "web_app",
+        "text": "Meine Reha",
+        "web_app": {"url": web["public_url"] + "/app"},
+    }
