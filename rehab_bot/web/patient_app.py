@@ -263,6 +263,8 @@ async def checkin_answer(request: web.Request) -> web.StreamResponse:
         raise web.HTTPNotFound()
     await session.commit()
     if any(redflag.reply_text(f, ctx.content, patient.language, ctx.config.clinic) for f in result.findings):
+        if ctx.on_red_flag is not None and patient.telegram_id is not None:
+            ctx.on_red_flag(patient.telegram_id, patient.language)  # a neutral line in the chat, by the bot
         raise web.HTTPSeeOther(miniapp.RESULT)
     raise web.HTTPSeeOther(miniapp.checkin_path(anchor))
 

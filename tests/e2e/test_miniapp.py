@@ -174,6 +174,12 @@ async def test_a_symptom_check_in_the_mini_app_shows_the_red_flag_reply_and_aler
         async with browser.get(f"{base}/app/result") as page:
             html = await page.text()
         assert 'role="alert"' in html and "112" in html and "Your care team has been told." in html
+    # The chat gets a neutral line that opens the result: no symptom, no answer.
+    [notice] = await tg.user(7307).wait_for()
+    assert notice.text == "Please open your check-in result now."
+    assert notice.reply_markup == {
+        "inline_keyboard": [[{"text": "Open my result", "web_app": {"url": f"{base}/app/result"}}]]
+    }
     await bot.tick()
     [alert] = await tg.user(5001).wait_for(lambda m: patient.alias in (m.text or ""))
     assert "red flag" in alert.text.lower() or "emergency" in alert.text.lower()
