@@ -15,8 +15,9 @@ from test_checkins import enrolled as checkin_patient
 from test_sessions import WED, at, berlin, enrolled, player_bot, sessions_of
 from webrig import client, csrf, init_data, miniapp_web, sign_in_initdata, web_url
 
+from rehab_bot import checkin as checkin_core
 from rehab_bot.bot import session as session_bot
-from rehab_bot.models import Alert, CheckIn, Patient, PatientStatus
+from rehab_bot.models import Alert, Answer, CheckIn, Patient, PatientStatus
 
 
 async def signed_in(bot: Any, browser: Any, telegram_id: int) -> None:
@@ -112,6 +113,23 @@ async def test_a_patient_reaches_only_their_own_sessions_check_ins_and_media(
             assert forged.status == 404
     [annas] = await sessions_of(bot, anna)
     assert annas.status == "pending"
+    # Anna's check-in: Ben can neither open it nor answer it.
+    async with bot.db.session() as s:
+        row = await s.get(Patient, anna.id)
+        assert row is not None
+        [annas_checkin] = await checkin_core.start(s, row, bot.services.content, ["pain"], bot.clock.now())
+        await s.commit()
+    async with client() as browser:
+        await signed_in(bot, browser, 7305)
+        async with browser.get(f"{base}/app/checkin/{annas_checkin.id}") as page:
+            assert page.status == 404
+        async with browser.get(f"{base}/app/home") as page:
+            html = await page.text()
+        answer = {"csrf_token": csrf(html), "checkin": str(annas_checkin.id), "item": "0", "value": "9"}
+        async with browser.post(f"{base}/app/checkin/{annas_checkin.id}", data=answer) as forged:
+            assert forged.status == 404
+    async with bot.db.session() as s:
+        assert (await s.exec(select(Answer))).all() == []
     async with client() as stranger:
         async with stranger.get(f"{base}/app/session/{annas.id}") as page:
             assert page.status == 401
@@ -155,6 +173,8 @@ async def test_a_symptom_check_in_the_mini_app_shows_the_red_flag_reply_and_aler
         await signed_in(bot, browser, 7307)
         async with browser.get(f"{base}/app/home") as page:
             html = await page.text()
+        for offered in ('value="pain"', 'value="mood"', 'value="symptoms"', 'value="phq2"', 'value="gad2"'):
+            assert offered in html, offered
         async with browser.post(
             f"{base}/app/checkin", data={"csrf_token": csrf(html), "questionnaire": "symptoms"}, allow_redirects=False
         ) as started:
