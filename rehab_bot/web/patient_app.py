@@ -91,9 +91,12 @@ def _card(lang: str, session_id: int, number: int, exercise: Exercise) -> dict[s
     media = None
     if exercise.media is not None:
         local = not exercise.media.startswith(("http://", "https://"))
+        # Files from the content folder are served here; an https address only as a link (the
+        # Content-Security-Policy embeds this origin's media only).
         media = {
             "kind": exercise.media_kind or "photo",
             "url": miniapp.media_path(session_id, number) if local else exercise.media,
+            "local": local,
         }
     return {
         "number": number,
