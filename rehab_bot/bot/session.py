@@ -562,18 +562,9 @@ async def _settle_nudges(db: AsyncSession, items: list[SentItem]) -> None:
     if stale:
         # One live message per session: the old one's buttons go once this transaction is committed,
         # outside it (an edit waits for the pacer; the engine's transaction must not).
-        drop_buttons_later(bot, stale)
-
-
-def drop_buttons_later(bot: Any, stale: list[tuple[int, int]]) -> None:
-    """Take the buttons off these (chat id, message id) messages in the background, paced as bulk.
-
-    Also the web app's hook (WebContext.on_outcome): a session finished in the Mini App
-    loses its chat buttons without the web layer calling Telegram.
-    """
-    task = asyncio.get_running_loop().create_task(_drop_all_buttons(bot, stale))
-    _background.add(task)
-    task.add_done_callback(_background.discard)
+        task = asyncio.get_running_loop().create_task(_drop_all_buttons(bot, stale))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
 
 
 _background: set[asyncio.Task[None]] = set()

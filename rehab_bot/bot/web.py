@@ -29,7 +29,7 @@ from rehab_bot import signin
 from rehab_bot.bot.checkin import result_notice
 from rehab_bot.bot.miniapp import with_open_button
 from rehab_bot.bot.services import App, svc
-from rehab_bot.bot.session import drop_buttons_later
+from rehab_bot.bot.session import _drop_buttons as drop_buttons
 from rehab_bot.bot.staff import GROUP
 from rehab_bot.bot.staff.press import staff_command
 from rehab_bot.models import Staff
@@ -49,7 +49,8 @@ async def start_web(app: App) -> None:
     if listen is None:
         return
     ctx = WebContext(config=s.config, db=s.db, clock=s.clock, content=s.content, secret=load_secret(s.config.web))
-    ctx.on_outcome = lambda chat_id, message_id: drop_buttons_later(app.bot, [(chat_id, message_id)])
+    # A session finished in the Mini App: its chat message loses its buttons (the bot edits, paced as bulk).
+    ctx.on_outcome = lambda chat_id, message_id: _in_background(drop_buttons(app.bot, chat_id, message_id))
     ctx.on_red_flag = lambda chat_id, lang: _in_background(tell_result(app, chat_id, lang))
     s.web = WebServer(ctx, listen[0], listen[1])
     await s.web.start()
@@ -85,7 +86,7 @@ async def tell_result(app: App, chat_id: int, lang: str) -> None:
 
 async def stop_web(app: App) -> None:
     s = svc(app)
-    if _background:  # result notices still being sent
+    if _background:  # button removals and result notices still being sent
         await asyncio.wait(list(_background), timeout=5)
     if s.web is not None:
         await s.web.stop()

@@ -15,7 +15,6 @@ from e2e.test_sessions import WED, at, berlin, enrolled, player_bot, sessions_of
 from rig.telegram_server import FakeTelegram
 from webrig import miniapp_web
 
-from rehab_bot.bot import session as session_bot
 from tests.browser.axe import serious
 from tests.browser.miniapp_stub import open_as
 
@@ -71,7 +70,6 @@ async def test_a_session_played_to_done_in_the_mini_app_is_recorded_once(
     await called(page, "BackButton.show")
     [row] = await sessions_of(bot, patient)
     assert (row.status, row.effort, row.pain) == ("done", "hard", 3)
-    await session_bot.settled()
     [edited] = await user.wait_for()
     assert edited.message_id == reminder.message_id and not edited.reply_markup
     await user.press_data(f"s:{row.id}:d", reminder.message_id)
