@@ -639,3 +639,65 @@ def payload_questionnaires(payload: str) -> list[str]:
         return []
     ids = data.get("questionnaires") if isinstance(data, dict) else None
     return [q for q in ids if isinstance(q, str)] if isinstance(ids, list) else []
+
+
+# --------------------------------------------------------------------------- the Mini App's forms
+
+
+@dataclass(frozen=True)
+class Form:
+    """A check-in as the Mini App's form shows it: the patient's own check-in and what to ask now."""
+
+    checkin: CheckIn
+    step: Step | None  # None: nothing left to ask (answered, expired or closed)
+
+
+async def for_form(
+    session: AsyncSession, patient: Patient, content: Content, checkin_id: int, now: datetime
+) -> Form | None:
+    """The patient's own check-in by id and its next question (within its set); None when not theirs."""
+    checkin = await session.get(CheckIn, checkin_id)
+    if checkin is None or checkin.patient_id != patient.id:
+        return None
+    step = await next_step(session, content, await the_set(session, checkin), now)
+    return Form(checkin, step)
+
+
+RESULT_HOURS = 24  # how long the result page shows a red-flag reply
+
+
+async def latest_findings(
+    session: AsyncSession, patient: Patient, content: Content, clinic: ClinicConfig, now: datetime
+) -> list[redflag.Finding]:
+    """The red flags of the patient's newest check-in with one in the last 24 hours (the result page).
+
+    The same findings the answer raised: each flagged option's severity and
+    reply text (redflag.on_flagged_answer), newest first.
+    """
+    assert patient.id is not None
+    rows = (
+        await session.exec(
+            select(Answer, CheckIn)
+            .where(
+                Answer.patient_id == patient.id,
+                col(Answer.answered_at) >= now - timedelta(hours=RESULT_HOURS),
+                Answer.checkin_id == CheckIn.id,
+            )
+            .order_by(col(Answer.answered_at).desc(), col(Answer.id).desc())
+        )
+    ).all()
+    findings: list[redflag.Finding] = []
+    shown: int | None = None
+    told = await redflag.has_recipients(session, patient, clinic)
+    for answer_row, checkin in rows:
+        if shown is not None and checkin.id != shown:
+            break
+        questionnaire = content.questionnaires.get(checkin.questionnaire_id)
+        item = questionnaire.item(answer_row.item_id) if questionnaire is not None else None
+        option = item.option(answer_row.value) if item is not None and answer_row.value is not None else None
+        if option is None or option.flag is None:
+            continue
+        shown = checkin.id
+        text_id = option.reply or redflag.DEFAULT_REPLY.get(option.flag, redflag.DEFAULT_URGENT_REPLY)
+        findings.append(redflag.Finding(option.flag, (text_id,), None, told))
+    return findings

@@ -971,3 +971,27 @@ async def sessions_on(session: AsyncSession, patient_id: int, local_date: date) 
         .order_by(col(ExerciseSession.slot))
     )
     return list(result.all())
+
+
+# --- the Mini App's player ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Played:
+    """A session as the Mini App's player shows it: the row and its exercises, in order."""
+
+    session: ExerciseSession
+    exercises: list[Exercise]
+
+
+async def for_player(session: AsyncSession, patient: Patient, content: Content, session_id: int) -> Played | None:
+    """The patient's own session and its exercises; None for another patient's session or none at all.
+
+    The exercises are the ones the chat's Start sends: the session's phase on its
+    local day, the plan of its place in the day (ids missing from the catalogue left out).
+    """
+    es = await get(session, session_id)
+    if es is None or es.patient_id != patient.id:
+        return None
+    plan = exercises_for(phase_on(patient, content, es.local_date), await session_index(session, es))
+    return Played(es, [content.exercises[x] for x in plan if x in content.exercises])

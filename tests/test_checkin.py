@@ -377,3 +377,32 @@ def test_required_questionnaires_keep_their_scale(tmp_path: Path) -> None:
     (tmp_path / "questionnaires.toml").write_text('[[questionnaire]]\nid = "pain"\nenabled = false\n', encoding="utf-8")
     with pytest.raises(ContentError, match="required and cannot be disabled"):
         load_content(tmp_path)
+
+
+async def test_the_mini_app_form_is_the_patients_own_and_the_result_shows_its_red_flags(
+    db: Database, clock: FakeClock, content: Content
+) -> None:
+    patient = await _patient(db, clock)
+    other = await _patient(db, clock)
+    now = clock.now()
+    async with db.session() as session:
+        p = await session.get(Patient, patient.id)
+        o = await session.get(Patient, other.id)
+        assert p is not None and o is not None
+        pain, symptoms = await core.start(session, p, content, ["pain", "symptoms"], now)
+        assert pain.id is not None and symptoms.id is not None
+        assert await core.for_form(session, o, content, pain.id, now) is None, "another patient's check-in"
+        form = await core.for_form(session, p, content, pain.id, now)
+        assert form is not None and form.step is not None and form.step.questionnaire.id == "pain"
+        assert await core.latest_findings(session, p, content, CLINIC, now) == []
+        await core.answer(session, p, content, CLINIC, pain.id, 0, 2, now)
+        await core.answer(session, p, content, CLINIC, symptoms.id, 0, 1, now)  # "any of these": yes
+        later = now + timedelta(minutes=1)
+        await core.answer(session, p, content, CLINIC, symptoms.id, 1, 1, later)  # bladder: emergency
+        await session.commit()
+        findings = await core.latest_findings(session, p, content, CLINIC, later)
+        assert [(f.severity, f.text_ids) for f in findings] == [("emergency", ("red_flag",))]
+        assert await core.latest_findings(session, o, content, CLINIC, later) == []
+        assert await core.latest_findings(session, p, content, CLINIC, later + timedelta(hours=25)) == []
+        done = await core.for_form(session, p, content, pain.id, later)
+        assert done is not None and done.step is None, "the set is answered (the emergency ended the check)"

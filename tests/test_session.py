@@ -12,6 +12,7 @@ from sqlmodel import col, select
 
 from rehab_bot import session as core
 from rehab_bot.clock import FakeClock
+from rehab_bot.content import load_content
 from rehab_bot.db import Database
 from rehab_bot.models import Delivery, DeliveryStatus, ExerciseSession, Kind, Patient, ReminderRule
 from rehab_bot.session import Action, Press, Status, Step
@@ -579,3 +580,27 @@ def test_every_built_in_reminder_is_short(lang: str) -> None:
                     )
                     assert len(text) <= 400, (phase.id, index, len(text), text)
                     assert str(len(exercises)) in text and cheer in text
+
+
+async def test_the_mini_app_player_shows_only_the_patients_own_session_with_its_exercises(
+    db: Database, clock: FakeClock
+) -> None:
+    content = load_content(None)
+    today = clock.now().date()
+    patient, _ = await make_patient(
+        db, clock, times=(), programme_id="lumbar-example", surgery_date=today - timedelta(days=5), phase_id="weeks-1-2"
+    )
+    other, _ = await make_patient(db, clock, times=())
+    async with db.session() as session:
+        row = ExerciseSession(patient_id=patient.id, local_date=today, slot="09:00")
+        session.add(row)
+        await session.commit()
+        p = await session.get(Patient, patient.id)
+        o = await session.get(Patient, other.id)
+        assert p is not None and o is not None and row.id is not None
+        played = await core.for_player(session, p, content, row.id)
+        assert played is not None and played.session.id == row.id
+        phase = next(x for x in content.programme("lumbar-example").phases if x.id == "weeks-1-2")
+        assert [e.id for e in played.exercises] == phase.exercises_for(0)
+        assert await core.for_player(session, o, content, row.id) is None
+        assert await core.for_player(session, p, content, row.id + 1000) is None

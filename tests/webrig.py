@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +27,15 @@ from rehab_bot.web.initdata import sign
 WEB = {"listen": "127.0.0.1:0", "secret": "test-web-secret-0123456789-abcdefghijklmnop"}
 _CSRF_RE = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
 _LINK_RE = re.compile(r"(http://\S+/signin\?token=[\w-]+)")
+
+
+def miniapp_web() -> dict[str, str]:
+    """The web= section for Mini App tests: public_url is the app's own loopback address (http is allowed
+    there), so the chat's Start buttons open pages a test (or Chromium) can load."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return {**WEB, "listen": f"127.0.0.1:{port}", "public_url": f"http://127.0.0.1:{port}"}
 
 
 def web_url(bot: Any) -> str:

@@ -41,6 +41,7 @@ import rehab_bot.bot.staff as staff_bot
 from rehab_bot import enrolment, experiment, timezones
 from rehab_bot import invite as invites
 from rehab_bot import programme as programmes
+from rehab_bot.bot.miniapp import set_patient_menu_button
 from rehab_bot.bot.services import App, svc
 from rehab_bot.content import Content, Phase, localize
 from rehab_bot.enrolment import EnrolStep
@@ -660,6 +661,8 @@ async def _finish(
     ]
     await session.commit()
     await _reply(update, "\n".join(lines))
+    if patient.telegram_id is not None:  # with [web] public_url: the chat's menu button opens the Mini App
+        await set_patient_menu_button(context, context.bot, patient.telegram_id, lang)
 
 
 def _when(lang: str, due: datetime, patient: Patient, now: datetime) -> str:

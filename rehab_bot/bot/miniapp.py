@@ -1,4 +1,5 @@
-"""The web app's buttons in Telegram: the staff chats' menu button and "Open dashboard" under /patients.
+"""The web app's buttons in Telegram: the staff chats' menu button and "Open dashboard" under /patients;
+the patient chats' menu button that opens the patients' Mini App.
 
 Both open the Mini App (``<[web] public_url>/app``). Telegram opens Mini Apps over
 https only, so neither appears unless public_url is https. A leaf beside services.py:
@@ -7,12 +8,18 @@ bot/staff.py and bot/web.py both use it.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, MenuButtonDefault, MenuButtonWebApp, WebAppInfo
+from telegram.error import TelegramError
 
 from rehab_bot.bot.services import svc
+from rehab_bot.i18n import N_, t
+from rehab_bot.miniapp import home_url
 from rehab_bot.models import Staff
+
+log = logging.getLogger(__name__)
 
 MENU_TEXT = "Dashboard"
 OPEN_TEXT = "Open dashboard"
@@ -31,6 +38,26 @@ async def set_menu_button(bot: Bot, staff: Staff, url: str | None) -> None:
     else:
         button = MenuButtonDefault()
     await bot.set_chat_menu_button(chat_id=staff.telegram_id, menu_button=button)
+
+
+PATIENT_MENU_TEXT = N_("My rehab")
+
+
+async def set_patient_menu_button(holder: Any, bot: Bot, chat_id: int, lang: str) -> bool:
+    """A patient chat's menu button opens the patients' Mini App (``[web] public_url``); False when not set.
+
+    Set once an enrolment is finished (bot/enrol.py). Only the patient's private chat, never a group.
+    """
+    public = svc(holder).config.web.public_url
+    if not public or chat_id <= 0:
+        return False
+    button = MenuButtonWebApp(t(lang, PATIENT_MENU_TEXT), WebAppInfo(home_url(public)))
+    try:
+        await bot.set_chat_menu_button(chat_id=chat_id, menu_button=button)
+    except TelegramError as exc:
+        log.info("could not set a patient chat's menu button: %s", type(exc).__name__)
+        return False
+    return True
 
 
 def open_button(holder: Any) -> list[InlineKeyboardButton]:

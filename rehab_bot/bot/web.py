@@ -15,18 +15,25 @@ Staff-facing text is English only, like the rest of the clinician tools.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Coroutine
+from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import LinkPreviewOptions, Update
+from telegram.error import TelegramError
 from telegram.ext import CommandHandler, ContextTypes, filters
 
 from rehab_bot import signin
+from rehab_bot.bot.checkin import result_notice
 from rehab_bot.bot.miniapp import with_open_button
 from rehab_bot.bot.services import App, svc
+from rehab_bot.bot.session import _drop_buttons as drop_buttons
 from rehab_bot.bot.staff import GROUP
 from rehab_bot.bot.staff.press import staff_command
 from rehab_bot.models import Staff
+from rehab_bot.transport import keyboard
 from rehab_bot.web.app import WebServer
 from rehab_bot.web.context import WebContext, load_secret
 
@@ -49,6 +56,9 @@ async def start_web(app: App) -> None:
         secret=load_secret(s.config.web),
         bot_username=_username(app),
     )
+    # A session finished in the Mini App: its chat message loses its buttons (the bot edits, paced as bulk).
+    ctx.on_outcome = lambda chat_id, message_id: _in_background(drop_buttons(app.bot, chat_id, message_id))
+    ctx.on_red_flag = lambda chat_id, lang: _in_background(tell_result(app, chat_id, lang))
     s.web = WebServer(ctx, listen[0], listen[1])
     await s.web.start()
     log.info("web app on %s:%d", s.web.host, s.web.port)
@@ -61,8 +71,37 @@ def _username(app: App) -> str:
         return ""
 
 
+_background: set[asyncio.Task[None]] = set()
+
+
+def _in_background(work: Coroutine[Any, Any, None]) -> None:
+    task = asyncio.get_running_loop().create_task(work)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+async def tell_result(app: App, chat_id: int, lang: str) -> None:
+    """After a red-flag answer in the Mini App: a neutral chat message that opens the result there.
+
+    The reply itself is on the patient's screen already; this reaches them if they closed the app.
+    It names no symptom (checkin.result_notice), in both privacy modes.
+    """
+    public = svc(app).config.web.public_url
+    web = svc(app).web
+    base = public or (web.base_url if web is not None else "")
+    if not base:
+        return
+    notice = result_notice(lang, base)
+    try:
+        await app.bot.send_message(chat_id, notice.text, reply_markup=keyboard([], notice.web_app))
+    except TelegramError as exc:
+        log.info("could not send the check-in result notice: %s", type(exc).__name__)
+
+
 async def stop_web(app: App) -> None:
     s = svc(app)
+    if _background:  # button removals and result notices still being sent
+        await asyncio.wait(list(_background), timeout=5)
     if s.web is not None:
         await s.web.stop()
         s.web = None

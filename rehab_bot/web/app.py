@@ -28,7 +28,7 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from rehab_bot.i18n import N_, translator
 from rehab_bot.schedule import zone
-from rehab_bot.web import admin, alerts, auth, builder, caseload, exercises, patients
+from rehab_bot.web import admin, alerts, auth, builder, caseload, exercises, patient_app, patients
 from rehab_bot.web.context import CONTEXT, WebContext
 from rehab_bot.web.forms import csrf_middleware
 from rehab_bot.web.pages import language, render
@@ -95,6 +95,9 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
         _ = translator(language(request))
         if request.headers.get("HX-Request") or request.headers.get("Accept", "").startswith("application/json"):
             return web.Response(status=exc.status, text=_(ERRORS[exc.status]))
+        if exc.status == 401 and request.method == "GET" and request.path.startswith("/app/"):
+            # A Mini App page opened from Telegram: the sign-in page signs in with initData, then reloads.
+            return await render(request, "miniapp.html", {}, status=401)
         return await render(
             request, "error.html", {"status": exc.status, "message": _(ERRORS[exc.status])}, status=exc.status
         )
@@ -143,6 +146,7 @@ def build_app(ctx: WebContext) -> web.Application:
     admin.setup(app)
     exercises.setup(app)
     builder.setup(app)
+    patient_app.setup(app)
     return app
 
 

@@ -22,6 +22,7 @@ Sign-in:
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -191,6 +192,17 @@ async def signin_post(request: web.Request) -> web.StreamResponse:
 
 class InitDataForm(Form):
     init_data = StringField(validators=[DataRequired(), Length(max=8192)])
+    next = StringField(validators=[Length(max=200)])
+
+
+# Where a patient may be sent after signing in: a Mini App page of this site, nothing else.
+_NEXT = re.compile(r"^/app/[a-z]+(/[0-9]{1,18})?$")
+PATIENT_HOME = "/app/home"
+
+
+def patient_next(raw: str) -> str:
+    """The Mini App page a patient asked for (the address Telegram opened), else the Mini App's home."""
+    return raw if _NEXT.match(raw) else PATIENT_HOME
 
 
 @allow("public")
@@ -217,8 +229,8 @@ async def miniapp_signin(request: web.Request) -> web.StreamResponse:
             ctx.clock.now(),
             ctx.config.web.initdata_max_age_seconds,
         )
-    except InitDataError:
-        return _json(403, {"error": "Telegram's signature could not be checked; open the app from Telegram again."})
+    except InitDataError:  # forged, stale or malformed: not signed in
+        return _json(401, {"error": "Telegram's signature could not be checked; open the app from Telegram again."})
     staff = await staff_core.active_staff(session, user.id)
     if staff is not None:
         audit.record(
@@ -235,7 +247,7 @@ async def miniapp_signin(request: web.Request) -> web.StreamResponse:
     standing, patient = await patient_core.standing(session, user.id)
     if standing == patient_core.Standing.PATIENT and patient is not None:
         await _start(request, "patient", user.id)
-        return _json(200, {"next": "/me"})
+        return _json(200, {"next": patient_next(str(form.next.data or ""))})
     return _json(403, {"error": "This app is for the clinic's patients and staff."})
 
 
@@ -262,7 +274,7 @@ async def home(request: web.Request) -> web.StreamResponse:
     if found.staff is not None:
         raise web.HTTPSeeOther("/caseload")
     if found.patient is not None:
-        raise web.HTTPSeeOther("/me")
+        raise web.HTTPSeeOther(PATIENT_HOME)
     raise web.HTTPSeeOther("/signed-out")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +36,12 @@ class WebContext:
     base_url: str = ""
     # The bot's @username, for invitation links (t.me/<bot>?start=...); "" before Telegram answered.
     bot_username: str = ""
+    # Called with (chat id, message id) after a session was finished in the Mini App: the bot
+    # takes that chat message's buttons away (set by bot/web.py; the web layer imports no telegram).
+    on_outcome: Callable[[int, int], None] | None = None
+    # Called with (chat id, language) after a red-flag answer in the Mini App: the bot sends the neutral
+    # "Please open your check-in result now." with a button to the result (no health data in the chat).
+    on_red_flag: Callable[[int, str], None] | None = None
 
     def key(self, purpose: str) -> bytes:
         """A 32-byte key for one purpose (the session cookie, CSRF), derived from the secret."""

@@ -151,9 +151,9 @@ async def test_mini_app_signs_in_staff_and_patients_and_refuses_forged_or_stale_
             assert page.status == 403  # a patient is not staff
     async with client() as browser:
         forged = init_data(7002, now, token="987654321:AAE-another_bots_token_value_01234")
-        assert (await sign_in_initdata(browser, base, forged)).status == 403
+        assert (await sign_in_initdata(browser, base, forged)).status == 401  # issue 16: forged or stale -> 401
         stale = init_data(7002, now - timedelta(hours=2))
-        assert (await sign_in_initdata(browser, base, stale)).status == 403
+        assert (await sign_in_initdata(browser, base, stale)).status == 401
         stranger = init_data(4242, now)
         assert (await sign_in_initdata(browser, base, stranger)).status == 403
         async with browser.get(f"{base}/caseload", allow_redirects=False) as page:

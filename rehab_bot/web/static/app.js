@@ -31,6 +31,8 @@
   var body = new URLSearchParams();
   body.set("init_data", initData);
   body.set("csrf_token", csrfToken());
+  // Telegram opened a page of the Mini App (a session, a check-in): go there once signed in.
+  body.set("next", window.location.pathname);
   fetch("/app/signin", {
     method: "POST",
     body: body,
@@ -40,6 +42,15 @@
     .then(function (response) {
       return response.json().then(function (data) {
         if (response.ok && data.next) {
+          // Signed in; if the page comes back unsigned (a browser that withholds the cookie, as in a
+          // third-party iframe), say so instead of signing in again and again.
+          var key = "rehab-signin:" + data.next;
+          var last = Number(window.sessionStorage.getItem(key) || "0");
+          if (Date.now() - last < 10000) {
+            failed();
+            return;
+          }
+          window.sessionStorage.setItem(key, String(Date.now()));
           window.location.replace(data.next);
         } else {
           failed();

@@ -1,0 +1,202 @@
+// The patients' Mini App inside Telegram: theme, BackButton, MainButton, haptics, the exercise player,
+// the progress chart. Telegram's own script (vendor/telegram/telegram-web-app.js) loads first; outside
+// Telegram (a plain browser) every Telegram call is skipped and the pages work as plain forms.
+(function () {
+  "use strict";
+  var tg = window.Telegram && window.Telegram.WebApp;
+  var root = document.documentElement;
+
+  // --- Telegram's theme: light or dark, and its colours as CSS variables (miniapp.css uses them).
+  function applyTheme() {
+    if (!tg) {
+      return;
+    }
+    var params = tg.themeParams || {};
+    Object.keys(params).forEach(function (key) {
+      if (/^#[0-9a-fA-F]{3,8}$/.test(String(params[key]))) {
+        root.style.setProperty("--tg-" + key.replace(/_/g, "-"), params[key]);
+      }
+    });
+    if (tg.colorScheme === "dark" || tg.colorScheme === "light") {
+      root.setAttribute("data-theme", tg.colorScheme);
+    }
+    root.classList.add("in-telegram");
+  }
+  if (tg) {
+    try {
+      tg.ready();
+      tg.expand();
+    } catch (e) {}
+    applyTheme();
+    if (tg.onEvent) {
+      tg.onEvent("themeChanged", applyTheme);
+    }
+  }
+
+  // --- BackButton: every page but the Mini App's home goes back to it.
+  if (tg && tg.BackButton) {
+    if (window.location.pathname !== "/app/home" && window.location.pathname !== "/app") {
+      tg.BackButton.onClick(function () {
+        window.location.assign("/app/home");
+      });
+      tg.BackButton.show();
+    } else {
+      tg.BackButton.hide();
+    }
+  }
+
+  // --- haptic feedback when a session or check-in is saved (or a red flag shown).
+  var haptic = document.querySelector("[data-haptic]");
+  if (haptic && tg && tg.HapticFeedback) {
+    tg.HapticFeedback.notificationOccurred(haptic.getAttribute("data-haptic"));
+  }
+
+  // --- MainButton: submits the page's main form once it is on screen.
+  function mainButtonFor(form) {
+    if (!tg || !tg.MainButton || !form) {
+      return;
+    }
+    tg.MainButton.setText(form.getAttribute("data-main-text") || "OK");
+    tg.MainButton.onClick(function () {
+      if (form.reportValidity()) {
+        form.requestSubmit();
+      }
+    });
+  }
+  var answerForm = document.getElementById("answer-form");
+  if (answerForm) {
+    mainButtonFor(answerForm);
+    tg && tg.MainButton && tg.MainButton.show();
+  }
+
+  // --- the exercise player: one card at a time, Back and Next, hold timer, repetition and set counter.
+  var player = document.getElementById("player");
+  if (player) {
+    var steps = Array.prototype.slice.call(player.querySelectorAll("[data-step]"));
+    var nav = player.querySelector(".app-steps");
+    var back = player.querySelector("[data-back]");
+    var next = player.querySelector("[data-next]");
+    var position = player.querySelector("[data-position]");
+    var finishForm = document.getElementById("finish-form");
+    var current = 0;
+    if (finishForm) {
+      mainButtonFor(finishForm);
+    }
+    function show(index) {
+      current = Math.max(0, Math.min(index, steps.length - 1));
+      steps.forEach(function (step, i) {
+        step.hidden = i !== current;
+      });
+      back.disabled = current === 0;
+      next.hidden = current === steps.length - 1;
+      position.textContent = current + 1 + " / " + steps.length;
+      var onFinish = steps[current] && steps[current].id === "finish";
+      if (tg && tg.MainButton && finishForm) {
+        onFinish ? tg.MainButton.show() : tg.MainButton.hide();
+      }
+      if (tg && tg.HapticFeedback) {
+        tg.HapticFeedback.selectionChanged();
+      }
+    }
+    if (steps.length > 1 && !document.getElementById("finished")) {
+      nav.hidden = false;
+      back.addEventListener("click", function () {
+        show(current - 1);
+        steps[current].querySelector("h2").focus();
+      });
+      next.addEventListener("click", function () {
+        show(current + 1);
+      });
+      steps.forEach(function (step) {
+        var heading = step.querySelector("h2");
+        if (heading) {
+          heading.setAttribute("tabindex", "-1");
+        }
+      });
+      show(0);
+    }
+
+    player.querySelectorAll("[data-timer]").forEach(function (box) {
+      var seconds = parseInt(box.getAttribute("data-timer"), 10);
+      var button = box.querySelector("[data-timer-start]");
+      var left = box.querySelector("[data-timer-left]");
+      var timer = null;
+      button.addEventListener("click", function () {
+        var remaining = seconds;
+        if (timer) {
+          clearInterval(timer);
+        }
+        left.textContent = remaining + " s";
+        timer = setInterval(function () {
+          remaining -= 1;
+          left.textContent = remaining + " s";
+          if (remaining <= 0) {
+            clearInterval(timer);
+            timer = null;
+            if (tg && tg.HapticFeedback) {
+              tg.HapticFeedback.notificationOccurred("success");
+            }
+          }
+        }, 1000);
+      });
+    });
+
+    player.querySelectorAll("[data-reps]").forEach(function (box) {
+      var reps = parseInt(box.getAttribute("data-reps"), 10);
+      var sets = parseInt(box.getAttribute("data-sets"), 10);
+      var repOut = box.querySelector("[data-rep]");
+      var setOut = box.querySelector("[data-set]");
+      var rep = 0;
+      var set = 1;
+      box.querySelector("[data-rep-add]").addEventListener("click", function () {
+        if (rep < reps) {
+          rep += 1;
+        } else if (set < sets) {
+          set += 1;
+          rep = 1;
+        }
+        repOut.textContent = String(rep);
+        setOut.textContent = String(set);
+        if (tg && tg.HapticFeedback) {
+          tg.HapticFeedback.impactOccurred("light");
+        }
+      });
+    });
+  }
+
+  // --- the progress chart (uPlot, vendored): days from the first day on the x axis.
+  var chart = document.getElementById("progress-chart");
+  if (chart && window.uPlot) {
+    var data = JSON.parse(chart.getAttribute("data-series"));
+    var style = getComputedStyle(document.body);
+    var ink = style.color;
+    var width = Math.max(280, chart.clientWidth || 320);
+    new window.uPlot(
+      {
+        width: width,
+        height: 260,
+        scales: { x: { time: false }, pct: { range: [0, 100] }, y: { range: [0, 10] } },
+        axes: [
+          { label: chart.getAttribute("data-label-day"), stroke: ink },
+          { scale: "y", stroke: ink },
+          { scale: "pct", side: 1, stroke: ink, grid: { show: false } },
+        ],
+        series: [
+          { label: chart.getAttribute("data-label-day") },
+          { label: chart.getAttribute("data-label-pain"), scale: "y", stroke: "#c0392b", width: 2, spanGaps: true },
+          { label: chart.getAttribute("data-label-mood"), scale: "y", stroke: "#2471a3", width: 2, spanGaps: true },
+          {
+            label: chart.getAttribute("data-label-sessions"),
+            scale: "pct",
+            stroke: "#1e8449",
+            width: 1,
+            dash: [4, 4],
+            spanGaps: true,
+          },
+        ],
+      },
+      [data.day, data.pain, data.mood, data.sessions],
+      chart
+    );
+  }
+})();

@@ -1,0 +1,137 @@
+"""The patients' Mini App in Chromium at phone width, signed in by initData the test signs (miniapp_stub):
+a session played to Done (and the chat's Done then records nothing twice), a symptom check with an urgent
+red flag (the reply on screen, the staff alert at the fake Bot API within 60 s), another patient's session
+refused, stale initData refused, axe-core clean."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from e2e.test_checkins import enrolled as checkin_patient
+from e2e.test_sessions import WED, at, berlin, enrolled, player_bot, sessions_of
+from rig.telegram_server import FakeTelegram
+from webrig import miniapp_web
+
+from tests.browser.axe import serious
+from tests.browser.miniapp_stub import open_as
+
+PROMISE = 60.0
+
+
+async def called(page: Any, *call: str) -> None:
+    """Wait until the page's script made this Telegram call (scripts run after the page shows)."""
+    await page.wait_for_function(
+        "call => window.__tg.calls.some(c => JSON.stringify(c) === JSON.stringify(call))", arg=list(call)
+    )
+
+
+def errors(page: Any) -> list[str]:
+    """The console errors but the first page's 401: a Mini App page opened before sign-in is the sign-in page."""
+    return [e for e in page.console_errors if "status of 401 (Unauthorized)" not in e]
+
+
+async def test_a_session_played_to_done_in_the_mini_app_is_recorded_once(
+    bot_factory: Any, tg: FakeTelegram, tmp_path: Path, phone_page: Any
+) -> None:
+    page = phone_page
+    bot = await player_bot(bot_factory, tmp_path, web=miniapp_web())
+    patient = await enrolled(bot, 7310, programme_id="short", phase_id="all")
+    user = tg.user(7310)
+    await at(bot, berlin(WED, "09:00"))
+    [reminder] = await user.wait_for()
+    [row] = await sessions_of(bot, patient)
+    await open_as(page, bot, 7310, f"/app/session/{row.id}")
+    await page.get_by_role("heading", name="1/3 · Walking").wait_for()
+    assert await page.get_by_role("heading", name="2/3 · Ankle pumps").is_hidden(), "one card at a time"
+    assert await serious(page) == []
+    await page.get_by_role("button", name="Next").click()
+    card = page.locator("#card-2")
+    await card.get_by_role("button", name="+1 repetition").click()
+    await card.get_by_role("button", name="+1 repetition").click()
+    assert await card.locator("[data-rep]").text_content() == "2"
+    await page.get_by_role("button", name="Next").click()
+    hold = page.locator("#card-3")
+    await hold.get_by_role("button", name="Start the 5 s hold").click()
+    await page.get_by_role("button", name="Back").click()
+    await page.get_by_role("heading", name="2/3 · Ankle pumps").wait_for()
+    await page.get_by_role("button", name="Next").click()
+    await page.get_by_role("button", name="Next").click()
+    await page.get_by_role("heading", name="How did it go?").wait_for()
+    await called(page, "MainButton.show")
+    assert await serious(page) == []
+    await page.get_by_label("😓 Hard").check()
+    await page.get_by_label("3", exact=True).check()
+    await page.evaluate("() => window.__tg.press('MainButton')")  # Telegram's MainButton submits the form
+    await page.get_by_text("✅ Logged: done.").wait_for()
+    await called(page, "haptic", "success")
+    await called(page, "BackButton.show")
+    [row] = await sessions_of(bot, patient)
+    assert (row.status, row.effort, row.pain) == ("done", "hard", 3)
+    [edited] = await user.wait_for()
+    assert edited.message_id == reminder.message_id and not edited.reply_markup
+    await user.press_data(f"s:{row.id}:d", reminder.message_id)
+    assert (await user.wait_for_answer()).text == "This button is no longer active."
+    [row] = await sessions_of(bot, patient)
+    assert (row.status, row.effort, row.pain) == ("done", "hard", 3)
+    assert errors(page) == []
+
+
+async def test_an_urgent_red_flag_in_the_symptom_check_shows_the_reply_and_alerts_the_therapist(
+    bot_factory: Any, tg: FakeTelegram, phone_page: Any
+) -> None:
+    page = phone_page
+    bot = await bot_factory(web=miniapp_web(), delivery={"poll_interval": 0.5})  # the real dispatch job, no tick()
+    patient = await checkin_patient(bot, 7311, therapist=5001, language="de")
+    await open_as(page, bot, 7311, "/app/home", lang="de", dark=True)
+    await page.get_by_role("button", name="Wunde und Beschwerden").click()
+    await page.get_by_role("heading", name="Wunde und Beschwerden").wait_for()
+    assert await serious(page) == []
+    await page.get_by_label("Ja").check()
+    await page.get_by_role("button", name="Weiter").click()
+    # The emergency signs first, then calf pain: answer No until the calf question, which is urgent.
+    for _ in range(10):
+        question = await page.locator(".app-question").text_content() or ""
+        if "Wade" in question:
+            break
+        await page.get_by_label("Nein").check()
+        await page.get_by_role("button", name="Weiter").click()
+        await page.wait_for_load_state()
+    started = time.monotonic()
+    await page.get_by_label("Ja").check()
+    await page.get_by_role("button", name="Weiter").click()
+    await page.wait_for_url("**/app/result")
+    reply = page.get_by_role("alert")
+    assert "Ihr Behandlungsteam wurde informiert." in (await reply.text_content() or "")
+    await called(page, "haptic", "warning")
+    assert await serious(page) == []
+    [alert] = await tg.user(5001).wait_for(lambda m: patient.alias in (m.text or ""), timeout=PROMISE)
+    delay = time.monotonic() - started
+    assert delay < PROMISE and "red flag" in (alert.text or "").lower(), (delay, alert.text)
+    print(f"staff alert {delay:.2f} s after the answer")
+    assert errors(page) == []
+
+
+async def test_another_patients_session_and_stale_init_data_are_refused(
+    bot_factory: Any, tg: FakeTelegram, tmp_path: Path, phone_page: Any
+) -> None:
+    page = phone_page
+    bot = await player_bot(bot_factory, tmp_path, web=miniapp_web())
+    anna = await enrolled(bot, 7312, programme_id="short", phase_id="all")
+    await enrolled(bot, 7313, programme_id="short", phase_id="all")
+    await at(bot, berlin(WED, "09:00"))
+    [annas] = await sessions_of(bot, anna)
+    # Stale initData (two hours old): the sign-in is refused and the page says to reopen the app.
+    async with page.expect_response("**/app/signin") as signin:
+        await open_as(page, bot, 7313, f"/app/session/{annas.id}", at=bot.clock.now() - timedelta(hours=2))
+    assert (await signin.value).status == 401
+    await page.get_by_text("could not check who you are").wait_for()
+    # Ben, signed in, opens Anna's session: refused.
+    await page.context.clear_cookies()
+    async with page.expect_response(lambda r: r.url.endswith(f"/app/session/{annas.id}") and r.status == 404):
+        await open_as(page, bot, 7313, f"/app/session/{annas.id}")
+    await page.get_by_role("heading", name="Error 404").wait_for()
+    [annas] = await sessions_of(bot, anna)
+    assert annas.status == "pending"

@@ -1,0 +1,255 @@
+"""The patients' Mini App over HTTP, on the real bot and the fake Bot API: the player records an outcome once
+with the chat's buttons, check-in forms triage like the chat, and a patient reaches only their own data."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from rig.telegram_server import FakeTelegram
+from sqlmodel import select
+from test_checkins import enrolled as checkin_patient
+from test_sessions import WED, at, berlin, enrolled, player_bot, sessions_of
+from webrig import client, csrf, init_data, miniapp_web, sign_in_initdata, web_url
+
+from rehab_bot import checkin as checkin_core
+from rehab_bot.models import Alert, Answer, CheckIn, Patient, PatientStatus
+
+
+async def signed_in(bot: Any, browser: Any, telegram_id: int) -> None:
+    response = await sign_in_initdata(browser, web_url(bot), init_data(telegram_id, bot.clock.now()))
+    assert response.status == 200
+
+
+async def test_a_session_finished_in_the_mini_app_is_recorded_once_and_the_chat_buttons_go(
+    bot_factory: Any, tg: FakeTelegram, tmp_path: Path
+) -> None:
+    bot = await player_bot(bot_factory, tmp_path, web=miniapp_web())
+    patient = await enrolled(bot, 7302, programme_id="short", phase_id="all")
+    user = tg.user(7302)
+    await at(bot, berlin(WED, "09:00"))
+    [reminder] = await user.wait_for()
+    [row] = await sessions_of(bot, patient)
+    base = web_url(bot)
+    assert reminder.reply_markup["inline_keyboard"][0][0]["web_app"]["url"] == f"{base}/app/session/{row.id}"  # type: ignore[index]
+    async with client() as browser:
+        await signed_in(bot, browser, 7302)
+        async with browser.get(f"{base}/app/session/{row.id}") as page:
+            assert page.status == 200
+            html = await page.text()
+        assert html.count('class="app-card"') == 4  # three exercises and the finish form
+        assert "Walking" in html and "Ankle pumps" in html
+        async with browser.get(f"{base}/app/session/{row.id}/media/1") as media:
+            assert media.status == 200 and await media.read() == b"GIF89a-walking"
+        async with browser.get(f"{base}/app/session/{row.id}/media/3") as media:
+            assert media.status == 404  # the third exercise has no media
+        form = {"csrf_token": csrf(html), "outcome": "done", "effort": "hard", "pain": "3"}
+        async with browser.post(f"{base}/app/session/{row.id}", data=form, allow_redirects=False) as done:
+            assert done.status == 303
+        async with browser.get(f"{base}/app/session/{row.id}") as page:
+            assert "Logged: done." in await page.text()
+        # The same form again (a second tap, another device): nothing changes.
+        async with browser.post(f"{base}/app/session/{row.id}", data={**form, "pain": "7"}) as again:
+            assert again.status == 200
+    [edited] = await user.wait_for()
+    assert edited.message_id == reminder.message_id and not edited.reply_markup, "the chat's buttons are gone"
+    # The chat's Done, pressed on the old message afterwards: refused, nothing recorded twice.
+    await user.press_data(f"s:{row.id}:d", reminder.message_id)
+    answer = await user.wait_for_answer()
+    assert answer.text == "This button is no longer active."
+    [row] = await sessions_of(bot, patient)
+    assert (row.status, row.effort, row.pain) == ("done", "hard", 3)
+    await user.expect_silence()
+
+
+async def test_the_chat_done_first_then_the_mini_app_records_nothing_more(
+    bot_factory: Any, tg: FakeTelegram, tmp_path: Path
+) -> None:
+    bot = await player_bot(bot_factory, tmp_path, web=miniapp_web())
+    patient = await enrolled(bot, 7303, programme_id="short", phase_id="all")
+    user = tg.user(7303)
+    await at(bot, berlin(WED, "09:00"))
+    [reminder] = await user.wait_for()
+    [row] = await sessions_of(bot, patient)
+    await user.press("✅ Done", reminder)
+    await user.wait_for_answer()
+    base = web_url(bot)
+    async with client() as browser:
+        await signed_in(bot, browser, 7303)
+        async with browser.get(f"{base}/app/session/{row.id}") as page:
+            html = await page.text()
+        assert 'id="finish-form"' not in html and "Logged: done." in html
+        form = {"csrf_token": csrf(html), "outcome": "partly", "pain": "9"}
+        async with browser.post(f"{base}/app/session/{row.id}", data=form) as late:
+            assert late.status == 200
+    [row] = await sessions_of(bot, patient)
+    assert (row.status, row.pain) == ("done", None)
+
+
+async def test_a_patient_reaches_only_their_own_sessions_check_ins_and_media(
+    bot_factory: Any, tg: FakeTelegram, tmp_path: Path
+) -> None:
+    bot = await player_bot(bot_factory, tmp_path, web=miniapp_web())
+    anna = await enrolled(bot, 7304, programme_id="short", phase_id="all")
+    await enrolled(bot, 7305, programme_id="short", phase_id="all")
+    await at(bot, berlin(WED, "09:00"))
+    [annas] = await sessions_of(bot, anna)
+    base = web_url(bot)
+    async with client() as browser:
+        await signed_in(bot, browser, 7305)  # Ben
+        for path in (f"/app/session/{annas.id}", f"/app/session/{annas.id}/media/1", "/app/session/999999"):
+            async with browser.get(base + path) as page:
+                assert page.status == 404, path
+        async with browser.get(f"{base}/app/home") as page:
+            html = await page.text()
+        async with browser.post(
+            f"{base}/app/session/{annas.id}", data={"csrf_token": csrf(html), "outcome": "done"}
+        ) as forged:
+            assert forged.status == 404
+    [annas] = await sessions_of(bot, anna)
+    assert annas.status == "pending"
+    # Anna's check-in: Ben can neither open it nor answer it.
+    async with bot.db.session() as s:
+        row = await s.get(Patient, anna.id)
+        assert row is not None
+        [annas_checkin] = await checkin_core.start(s, row, bot.services.content, ["pain"], bot.clock.now())
+        await s.commit()
+    async with client() as browser:
+        await signed_in(bot, browser, 7305)
+        async with browser.get(f"{base}/app/checkin/{annas_checkin.id}") as page:
+            assert page.status == 404
+        async with browser.get(f"{base}/app/home") as page:
+            html = await page.text()
+        answer = {"csrf_token": csrf(html), "checkin": str(annas_checkin.id), "item": "0", "value": "9"}
+        async with browser.post(f"{base}/app/checkin/{annas_checkin.id}", data=answer) as forged:
+            assert forged.status == 404
+    async with bot.db.session() as s:
+        assert (await s.exec(select(Answer))).all() == []
+    async with client() as stranger:
+        async with stranger.get(f"{base}/app/session/{annas.id}") as page:
+            assert page.status == 401
+            assert 'id="miniapp-status"' in await page.text(), "the sign-in page, which signs in from Telegram"
+
+
+async def test_the_mini_app_signs_in_to_the_page_telegram_opened_and_refuses_forged_or_stale_data(
+    bot_factory: Any,
+) -> None:
+    bot = await bot_factory(web=miniapp_web())
+    await checkin_patient(bot, 7306)
+    base, now = web_url(bot), bot.clock.now()
+    async with client() as browser:
+        async with browser.get(f"{base}/app/progress") as page:
+            html = await page.text()
+        body = {"init_data": init_data(7306, now), "csrf_token": csrf(html), "next": "/app/progress"}
+        async with browser.post(f"{base}/app/signin", data=body) as response:
+            assert json.loads(await response.text()) == {"next": "/app/progress"}
+    async with client() as browser:
+        async with browser.get(f"{base}/app") as page:
+            html = await page.text()
+        body = {**body, "csrf_token": csrf(html), "next": "https://elsewhere.test/app/x"}
+        async with browser.post(f"{base}/app/signin", data=body) as response:
+            assert json.loads(await response.text()) == {"next": "/app/home"}
+    async with client() as browser:
+        stale = init_data(7306, now - timedelta(hours=2))
+        assert (await sign_in_initdata(browser, base, stale)).status == 401
+        forged = init_data(7306, now, token="987654321:AAE-another_bots_token_value_01234")
+        assert (await sign_in_initdata(browser, base, forged)).status == 401
+        async with browser.get(f"{base}/app/home", allow_redirects=False) as page:
+            assert page.status == 401
+
+
+async def test_a_symptom_check_in_the_mini_app_shows_the_red_flag_reply_and_alerts_the_therapist(
+    bot_factory: Any, tg: FakeTelegram
+) -> None:
+    bot = await bot_factory(web=miniapp_web())
+    patient = await checkin_patient(bot, 7307, therapist=5001)
+    base = web_url(bot)
+    async with client() as browser:
+        await signed_in(bot, browser, 7307)
+        async with browser.get(f"{base}/app/home") as page:
+            html = await page.text()
+        for offered in ('value="pain"', 'value="mood"', 'value="symptoms"', 'value="phq2"', 'value="gad2"'):
+            assert offered in html, offered
+        async with browser.post(
+            f"{base}/app/checkin", data={"csrf_token": csrf(html), "questionnaire": "symptoms"}, allow_redirects=False
+        ) as started:
+            assert started.status == 303
+            form_url = base + started.headers["Location"]
+        async with browser.get(form_url) as page:
+            html = await page.text()
+        assert "Wound and symptom check" in html and "chest pain" in html
+        async with bot.db.session() as s:
+            [checkin] = (await s.exec(select(CheckIn).where(CheckIn.patient_id == patient.id))).all()
+        answer = {"csrf_token": csrf(html), "checkin": str(checkin.id), "item": "0", "value": "1"}
+        async with browser.post(form_url, data=answer) as page:
+            html = await page.text()
+        assert "trouble controlling your bladder" in html  # the next question: bladder or bowel
+        async with browser.post(form_url, data={**answer, "item": "1"}, allow_redirects=False) as flagged:
+            assert flagged.headers["Location"] == "/app/result"
+        async with browser.get(f"{base}/app/result") as page:
+            html = await page.text()
+        assert 'role="alert"' in html and "112" in html and "Your care team has been told." in html
+    # The chat gets a neutral line that opens the result: no symptom, no answer.
+    [notice] = await tg.user(7307).wait_for()
+    assert notice.text == "Please open your check-in result now."
+    assert notice.reply_markup == {
+        "inline_keyboard": [[{"text": "Open my result", "web_app": {"url": f"{base}/app/result"}}]]
+    }
+    await bot.tick()
+    [alert] = await tg.user(5001).wait_for(lambda m: patient.alias in (m.text or ""))
+    assert "red flag" in alert.text.lower() or "emergency" in alert.text.lower()
+    async with bot.db.session() as s:
+        [row] = (await s.exec(select(Alert).where(Alert.patient_id == patient.id))).all()
+    assert row.kind == "red_flag" and row.severity == "emergency"
+
+
+async def test_my_data_and_delete_my_data_do_what_the_commands_do(bot_factory: Any, tg: FakeTelegram) -> None:
+    bot = await bot_factory(web=miniapp_web())
+    patient = await checkin_patient(bot, 7308)
+    base = web_url(bot)
+    async with client() as browser:
+        await signed_in(bot, browser, 7308)
+        async with browser.get(f"{base}/app/mydata") as download:
+            data = json.loads(await download.text())
+            assert download.headers["Content-Disposition"] == 'attachment; filename="my-data.json"'
+        assert data["patient"]["alias"] == patient.alias
+        async with browser.get(f"{base}/app/delete") as page:
+            html = await page.text()
+        async with browser.post(f"{base}/app/delete", data={"csrf_token": csrf(html), "confirm": "yes"}) as done:
+            assert done.status == 200 and "Your data has been deleted" in await done.text()
+        async with browser.get(f"{base}/app/home", allow_redirects=False) as page:
+            assert page.status == 401
+    async with bot.db.session() as s:
+        tombstone = await s.get(Patient, patient.id)
+        assert (await s.exec(select(CheckIn))).all() == []
+    assert tombstone is not None and tombstone.telegram_id is None and tombstone.status == PatientStatus.STOPPED
+
+
+async def test_an_enrolled_patients_chat_menu_button_opens_the_mini_app(bot_factory: Any, tg: FakeTelegram) -> None:
+    from test_enrolment import new_invite, next_text
+
+    web = miniapp_web()
+    bot = await bot_factory(web=web)
+    invite = await new_invite(bot, "P-300")
+    user = tg.user(2301, language_code="de")
+    await user.send(f"/start {invite.code}")
+    await next_text(user)
+    await user.press("Ja, ich bin einverstanden")
+    zones = await next_text(user)
+    await user.press(zones.button_labels[0])
+    times = await next_text(user)
+    assert 2301 not in tg.menu_buttons, "no Mini App before the enrolment is finished"
+    await user.press(times.button_labels[0])
+    await next_text(user)
+    for _ in range(50):
+        if 2301 in tg.menu_buttons:
+            break
+        await asyncio.sleep(0.05)
+    assert tg.menu_buttons[2301] == {
+        "type": "web_app",
+        "text": "Meine Reha",
+        "web_app": {"url": web["public_url"] + "/app"},
+    }
