@@ -53,6 +53,19 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", "/patients/{id}/programme/preview"): "staff",
     ("POST", "/patients/{id}/programme/save"): "owner",
     ("POST", "/patients/{id}/programme/template"): "staff",  # templates belong to the clinic
+    # The patient's Mini App: patients only; another patient's session or check-in is a 404 (tests/e2e/test_miniapp.py).
+    ("GET", "/app/home"): "patient",
+    ("GET", "/app/session/{id}"): "patient",
+    ("POST", "/app/session/{id}"): "patient",
+    ("GET", "/app/session/{id}/media/{n}"): "patient",
+    ("POST", "/app/checkin"): "patient",
+    ("GET", "/app/checkin/{id}"): "patient",
+    ("POST", "/app/checkin/{id}"): "patient",
+    ("GET", "/app/result"): "patient",
+    ("GET", "/app/progress"): "patient",
+    ("GET", "/app/mydata"): "patient",
+    ("GET", "/app/delete"): "patient",
+    ("POST", "/app/delete"): "patient",  # without confirm=yes nothing is deleted (a 400 here)
 }
 PATIENT_TG = 1_500_001  # LWS-0001, Dr Ben's patient (web_seed)
 BODIES = {"pause": {"days": "7"}, "discharge": {"confirm": "y"}, "role": {"role": "therapist"}}
@@ -123,12 +136,14 @@ async def test_every_route_for_every_kind_of_visitor(bot_factory: Any, actor: st
         "/alerts/{id}": alert.id,
         "/admin/staff/{id}": cleo.id,
         "/exercises/{id}": "clinic-1",  # none in the seed: the page's own 404 for staff, after the access check
+        "/app/session/{id}": 1,
+        "/app/checkin/{id}": 1,
     }
     failures = []
     for method, pattern in sorted(MATRIX, key=lambda r: (r[1].startswith("/admin/staff/{id}/remove"), r)):
         if pattern == "/signout":
             continue  # below, last: it ends the session
-        path = pattern.replace("{fmt}", "csv")
+        path = pattern.replace("{fmt}", "csv").replace("{n}", "1")
         for prefix, value in values.items():
             path = path.replace(prefix, prefix.replace("{id}", str(value)))
         browser, token = await signed_in(bot, actor)
