@@ -16,6 +16,7 @@ REHAB_BOT_TEST_PACE_SCALE overrides the scale (1 runs everything in real time).
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
@@ -51,6 +52,29 @@ class Bot:
         """A new Application (a restarted bot) on this bot's clocks: build_application as the fixture calls it."""
         return build(config or self.config, clock=self.clock, db=db or self.db, pace=self.pace)
 
+    async def start(self, app: App) -> None:
+        """Start a rebuilt Application as the fixture starts its own (see start_app)."""
+        await start_app(app)
+
+    async def handled(self, timeout: float = 30.0) -> None:  # noqa: ASYNC109 - mirrors wait_for
+        """Wait until every update pushed so far was fetched and its handlers have finished.
+
+        Chats are handled side by side: an answer in one chat says nothing about another.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        quiet = 0
+        while quiet < 3:  # idle on three looks 10 ms apart: between the queue and a handler too
+            busy = (
+                bool(self.tg.pending_updates)
+                or not self.app.update_queue.empty()
+                or self.app.update_processor.current_concurrent_updates > 0
+            )
+            quiet = 0 if busy else quiet + 1
+            if loop.time() > deadline:
+                raise AssertionError(f"the bot was still handling updates after {timeout} s")
+            await asyncio.sleep(0.01)
+
     @property
     def services(self) -> Services:
         return services(self.app)
@@ -70,6 +94,24 @@ class Bot:
         report = await dispatcher.tick(wait=True)
         await session_bot.settled()
         return report
+
+
+async def start_app(app: App, timeout: float = 30.0) -> None:  # noqa: ASYNC109
+    """start_polling_app, then wait for the engine's run at start (0.1 s in, as in production).
+
+    The tests drive the engine with bot.tick(); a run at start that came late
+    would otherwise land in the middle of a test's steps, at a moved clock.
+    """
+    await start_polling_app(app, poll_timeout=1)
+    dispatcher = services(app).dispatcher
+    if dispatcher is None:
+        return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while dispatcher.ticks == 0:
+        if loop.time() > deadline:
+            raise AssertionError(f"the engine's run at start had not finished after {timeout} s")
+        await asyncio.sleep(0.01)
 
 
 def build(config: Config, *, clock: FakeClock, db: Database | None, pace: ScaledTime) -> App:
@@ -108,7 +150,7 @@ async def bot_factory(
             config, telegram=replace(config.telegram, base_url=tg.base_url, base_file_url=tg.base_file_url)
         )
         app = build(config, clock=clock, db=db, pace=pace_time)
-        await start_polling_app(app, poll_timeout=1)
+        await start_app(app)
         bot = Bot(app=app, config=config, clock=clock, tg=tg, pace=pace_time)
         running.append(bot)
         return bot

@@ -14,7 +14,7 @@ from sqlmodel import col, select
 from rehab_bot import patient as patient_core
 from rehab_bot import programme
 from rehab_bot.bot import patient as patient_bot
-from rehab_bot.bot.app import start_polling_app, stop_app
+from rehab_bot.bot.app import stop_app
 from rehab_bot.bot.services import svc as services
 from rehab_bot.db import Database
 from rehab_bot.i18n import t
@@ -257,7 +257,7 @@ async def restart(bot: Any) -> Any:
     url, schema = bot.db.url, bot.db.pg_schema
     await stop_app(bot.app)
     app = bot.build(db=Database(url, pg_schema=schema))
-    await start_polling_app(app, poll_timeout=1)
+    await bot.start(app)
     return app
 
 
