@@ -96,11 +96,12 @@ class Bot:
         return report
 
 
-async def start_app(app: App, timeout: float = 30.0) -> None:  # noqa: ASYNC109
+async def start_app(app: App, timeout: float = 10.0) -> None:  # noqa: ASYNC109
     """start_polling_app, then wait for the engine's run at start (0.1 s in, as in production).
 
-    The tests drive the engine with bot.tick(); a run at start that came late
-    would otherwise land in the middle of a test's steps, at a moved clock.
+    For restarts (Bot.start): the tests drive the engine with bot.tick(); a run
+    at start that came late would otherwise land in the middle of a test's
+    steps, at a moved clock.
     """
     await start_polling_app(app, poll_timeout=1)
     dispatcher = services(app).dispatcher
@@ -150,7 +151,7 @@ async def bot_factory(
             config, telegram=replace(config.telegram, base_url=tg.base_url, base_file_url=tg.base_file_url)
         )
         app = build(config, clock=clock, db=db, pace=pace_time)
-        await start_app(app)
+        await start_polling_app(app, poll_timeout=1)
         bot = Bot(app=app, config=config, clock=clock, tg=tg, pace=pace_time)
         running.append(bot)
         return bot
