@@ -16,7 +16,7 @@ from sqlmodel import col, select
 
 from rehab_bot import alert as alerts
 from rehab_bot.bot import app as app_module
-from rehab_bot.bot.app import stop_app
+from rehab_bot.bot.app import start_polling_app, stop_app
 from rehab_bot.models import Alert, AuditLog, Delivery, Patient, PatientStatus, StaffDraft
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -26,7 +26,7 @@ async def restart(bot: Any) -> None:
     """Stop the bot and start a new Application on the same database (the fixture stops the new one)."""
     await stop_app(bot.app)
     bot.app = bot.build()
-    await bot.start(bot.app)
+    await start_polling_app(bot.app, poll_timeout=1)
 
 
 async def run_jobs(bot: Any) -> None:
