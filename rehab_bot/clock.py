@@ -3,10 +3,18 @@
 Production uses SystemClock. Tests use FakeClock and move it forward by hand;
 the dispatcher then does what it would have done at that instant.
 All instants are aware datetimes in UTC.
+
+The pacer (rehab_bot.ratelimit) keeps Telegram's spacing on a monotonic clock
+of its own, real by default. ScaledTime runs that clock, and the pacer's
+sleeps, faster than real time: the end-to-end tests run the pacer and the fake
+Bot API's flood limits on one ScaledTime, so one message a second per chat
+still holds there, in a fraction of the wall time.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -52,3 +60,26 @@ class FakeClock:
             delta = timedelta(seconds=delta)
         self.set(self._now + delta)
         return self._now
+
+
+class ScaledTime:
+    """A monotonic clock that runs ``scale`` times as fast as real time, and sleeps on it.
+
+    ``monotonic()`` reads like time.monotonic() at the start and then gains
+    ``scale`` seconds per real second; ``sleep(seconds)`` waits seconds of this
+    clock (seconds / scale of real time). Scale 1 is real time.
+    """
+
+    def __init__(self, scale: float = 1.0) -> None:
+        if scale <= 0:
+            raise ValueError("scale must be positive")
+        self.scale = scale
+        self._origin = time.monotonic()
+
+    def monotonic(self) -> float:
+        """Seconds on this clock."""
+        return self._origin + (time.monotonic() - self._origin) * self.scale
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` of this clock."""
+        await asyncio.sleep(max(0.0, seconds) / self.scale)

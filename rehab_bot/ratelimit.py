@@ -25,7 +25,7 @@ import asyncio
 import heapq
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from typing import Protocol
@@ -77,7 +77,10 @@ class Pacer:
         per_chat_interval: float = 1.0,
         *,
         monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        """``monotonic`` and ``sleep`` are the pacer's time, real by default; they go together
+        (rehab_bot.clock.ScaledTime runs both faster for the end-to-end tests)."""
         if rate <= 0:
             raise ValueError("rate must be positive")
         self.interval = 1.0 / rate
@@ -89,6 +92,7 @@ class Pacer:
         # into the same chat).
         self.per_chat_interval = per_chat_interval + CHAT_MARGIN
         self._monotonic = monotonic
+        self._sleep = sleep
         self._heap: list[tuple[int, int, asyncio.Future[None]]] = []
         self._seq = itertools.count()
         self._next_global = 0.0
@@ -156,7 +160,7 @@ class Pacer:
                     break
                 # Waiting for this chat's turn must not keep other chats' updates waiting.
                 async with slot_released():
-                    await asyncio.sleep(wait)
+                    await self._sleep(wait)
             self._chat_next[chat_id] = self._monotonic() + self.per_chat_interval
         self._ensure_pump()
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -203,7 +207,7 @@ class Pacer:
             if now < start:
                 # Nothing may leave before start. A more urgent waiter that arrives
                 # meanwhile is still served first: the heap is read at each grant.
-                await asyncio.sleep(start - now)
+                await self._sleep(start - now)
                 continue
             # Grant at once every permit whose slot has come (a batch at most),
             # most urgent waiters first. Slots keep their cadence through timer

@@ -377,6 +377,7 @@ class Dispatcher:
         self._last_sweep: datetime | None = None
         self._stopping = False
         self.totals = TickReport()
+        self.ticks = 0  # ticks run to the end since start (the tests wait for the one at start)
 
     def stop_claiming(self) -> None:
         """Shutting down: claim nothing more; sends already in flight finish and are recorded.
@@ -427,6 +428,7 @@ class Dispatcher:
                     }
                 )
             )
+            self.ticks += 1
             return report
 
     # 1. recover ---------------------------------------------------------------

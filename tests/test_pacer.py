@@ -1,15 +1,18 @@
 """The hand-written Pacer (rehab_bot.ratelimit) on its own: rate, priority, per-chat spacing, 429 blocks.
 
-Real asyncio time at high rates (tens of milliseconds), with generous bounds.
+Real asyncio time at high rates (tens of milliseconds), with generous bounds; then on a ScaledTime,
+as the end-to-end tests run it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
 import pytest
 
+from rehab_bot.clock import ScaledTime
 from rehab_bot.ratelimit import BULK, CHAT_MARGIN, INTERACTIVE, Pacer
 
 
@@ -83,3 +86,42 @@ async def test_a_429_blocks_its_chat_or_everything_for_retry_after() -> None:
         assert time.monotonic() - start >= 0.27
     finally:
         await pacer.close()
+
+
+def test_scaled_time_must_run_forwards() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        ScaledTime(0)
+
+
+async def test_scaled_time_runs_and_sleeps_scale_times_as_fast() -> None:
+    fast = ScaledTime(50)
+    real_start, start = time.monotonic(), fast.monotonic()
+    assert abs(start - real_start) < 0.05, "it reads like time.monotonic() at first"
+    await fast.sleep(2.0)  # 40 ms of real time
+    real, scaled = time.monotonic() - real_start, fast.monotonic() - start
+    assert scaled >= 2.0 * 0.95
+    assert real < 1.0, "two scaled seconds are not two real ones"
+    assert scaled == pytest.approx(real * 50, rel=0.05)
+    assert ScaledTime(1).monotonic() == pytest.approx(time.monotonic(), abs=0.01)
+
+
+async def test_on_scaled_time_one_chat_is_spaced_a_scaled_second_apart() -> None:
+    # The end-to-end tests' pacer: Telegram's one message a second per chat, 50 times as fast.
+    fast = ScaledTime(50)
+    pacer = Pacer(30, per_chat_interval=1.0, monotonic=fast.monotonic, sleep=fast.sleep)
+    out: list[tuple[str, float]] = []
+
+    async def stamp(name: str, chat_id: int) -> None:
+        await pacer.acquire(chat_id, BULK)
+        out.append((name, fast.monotonic()))
+
+    real_start = time.monotonic()
+    try:
+        await asyncio.gather(stamp("a1", 1), stamp("a2", 1), stamp("a3", 1), stamp("b1", 2))
+    finally:
+        await pacer.close()
+    real = time.monotonic() - real_start
+    one = sorted(at for name, at in out if name.startswith("a"))
+    assert all(b - a >= 1.0 + CHAT_MARGIN - 0.01 for a, b in itertools.pairwise(one)), one
+    assert dict(out)["b1"] - one[0] < 1.0, "another chat is not held"
+    assert real < 1.5, f"2.1 scaled seconds of spacing took {real:.2f} real ones"

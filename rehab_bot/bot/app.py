@@ -22,7 +22,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from telegram import Update
@@ -95,15 +95,23 @@ def build_application(
     db: Database | None = None,
     receive_updates: bool = True,
     monotonic: Callable[[], float] | None = None,
+    sleep: Callable[[float], Awaitable[None]] | None = None,
 ) -> App:
     """Build the Application: handlers, paced requests, engine services.
 
-    ``monotonic`` is the pacer's time (default time.monotonic); `rehab-bot demo` passes one that
-    also moves when its clock jumps, so a message sent hours earlier in demo time holds up nothing.
+    ``monotonic`` and ``sleep`` are the pacer's time (default time.monotonic and asyncio.sleep);
+    `rehab-bot demo` passes a monotonic that also moves when its clock jumps, so a message sent
+    hours earlier in demo time holds up nothing; the end-to-end tests pass a ScaledTime's pair
+    (rehab_bot.clock), so a second of pacing takes a fraction of one.
     """
     metrics = Metrics()
     delivery = config.delivery
-    pacer = Pacer(delivery.effective_rate, delivery.per_chat_interval, monotonic=monotonic or time.monotonic)
+    pacer = Pacer(
+        delivery.effective_rate,
+        delivery.per_chat_interval,
+        monotonic=monotonic or time.monotonic,
+        sleep=sleep or asyncio.sleep,
+    )
     inbound = config.inbound
     # Concurrent across chats, in order within one (ConversationHandler needs that), inbound limit first.
     processor = ChatUpdateProcessor(

@@ -339,7 +339,8 @@ class CallbackAnswer:
 @dataclass
 class RecordedRequest:
     """One HTTP call to the Bot API. ``response_status`` is 0 while pending and for
-    connections that were reset/abandoned; ``time`` is ``time.monotonic()`` on arrival."""
+    connections that were reset/abandoned; ``time`` is the server's ``monotonic()`` on arrival
+    (time.monotonic() unless the server was given another clock)."""
 
     method: str
     params: JSONDict
@@ -958,8 +959,13 @@ class FakeTelegram:
         *,
         clock: Callable[[], float | datetime] = time.time,
         host: str = "127.0.0.1",
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.token = token
+        # Request arrival times, flood limits and retry_after windows are measured on this clock;
+        # the end-to-end tests pass the bot's pacer clock (a ScaledTime's). A callback query's age
+        # (callback_query_ttl) stays real time: it measures how fast a handler answers, not pacing.
+        self.monotonic = monotonic
         digits = re.match(r"\d+", token)
         self.bot_id = int(digits.group()) if digits else 1
         self.clock = clock  # unix time (or an aware datetime) for message dates
@@ -1214,7 +1220,8 @@ class FakeTelegram:
 
     def enforce_limits(self, global_per_second: float | None = 30, per_chat_per_second: float | None = 1) -> None:
         """Enforce Telegram's flood limits on send*/edit*/copy* calls that carry a chat_id
-        (None disables a limit). Over the limit: 429 with retry_after = ceil(wait) >= 1."""
+        (None disables a limit). Over the limit: 429 with retry_after = ceil(wait) >= 1.
+        Measured on the server's ``monotonic`` clock, as the bot's pacer must be to pass."""
         self._global_rate, self._chat_rate = global_per_second, per_chat_per_second
         self._global_bucket = None
         self._chat_buckets.clear()
@@ -1222,7 +1229,7 @@ class FakeTelegram:
     # ---- HTTP ---------------------------------------------------------------------------
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["method"]
-        rec = RecordedRequest(self._canonical.get(name.lower(), name), {}, None, time.monotonic())
+        rec = RecordedRequest(self._canonical.get(name.lower(), name), {}, None, self.monotonic())
         task = asyncio.current_task()
         if task is not None:
             self._inflight[task] = rec.method
@@ -1273,7 +1280,7 @@ class FakeTelegram:
 
     async def _process(self, rec: RecordedRequest, request: web.Request) -> Any:
         method, chat_id = rec.method, rec.chat_id
-        now = time.monotonic()
+        now = self.monotonic()
         self._check_breach(method, chat_id, now)
         fault = self._pick_fault(method, chat_id)
         rec.fault = fault

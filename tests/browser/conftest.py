@@ -81,4 +81,4 @@ async def phone_page(browser: Any) -> AsyncIterator[Any]:
 
 
 # The running bot and the fake Bot API of the end-to-end tests: the web app is served by the bot.
-from e2e.conftest import bot_factory, tg  # noqa: E402, F401
+from e2e.conftest import bot_factory, pace_time, tg  # noqa: E402, F401

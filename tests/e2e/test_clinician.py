@@ -16,7 +16,7 @@ from sqlmodel import col, select
 
 from rehab_bot import alert as alerts
 from rehab_bot.bot import app as app_module
-from rehab_bot.bot.app import build_application, start_polling_app, stop_app
+from rehab_bot.bot.app import start_polling_app, stop_app
 from rehab_bot.models import Alert, AuditLog, Delivery, Patient, PatientStatus, StaffDraft
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -25,7 +25,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 async def restart(bot: Any) -> None:
     """Stop the bot and start a new Application on the same database (the fixture stops the new one)."""
     await stop_app(bot.app)
-    bot.app = build_application(bot.config, clock=bot.clock, db=bot.db)
+    bot.app = bot.build()
     await start_polling_app(bot.app, poll_timeout=1)
 
 

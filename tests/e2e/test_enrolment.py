@@ -26,7 +26,7 @@ from sqlmodel import select
 
 import rehab_bot.bot.staff as staff_bot
 from rehab_bot import invite as invites
-from rehab_bot.bot.app import build_application, start_polling_app, stop_app
+from rehab_bot.bot.app import start_polling_app, stop_app
 from rehab_bot.db import Database
 from rehab_bot.models import Invite, Patient, PatientStatus, ReminderRule, Staff
 from rehab_bot.schedule import local_to_utc, parse_hhmm
@@ -311,7 +311,7 @@ async def test_abandoned_enrolment_resumes_with_start_and_across_a_restart(
 
     # The bot restarts mid-enrolment: a new process on the same database.
     await stop_app(bot.app)
-    app = build_application(bot.config, clock=clock, db=Database(bot.config.database.url))
+    app = bot.build(db=Database(bot.config.database.url))
     await start_polling_app(app, poll_timeout=1)
     try:
         await user.send("/start")

@@ -14,7 +14,7 @@ from sqlmodel import col, select
 from rehab_bot import patient as patient_core
 from rehab_bot import programme
 from rehab_bot.bot import patient as patient_bot
-from rehab_bot.bot.app import build_application, start_polling_app, stop_app
+from rehab_bot.bot.app import stop_app
 from rehab_bot.bot.services import svc as services
 from rehab_bot.db import Database
 from rehab_bot.i18n import t
@@ -259,8 +259,8 @@ async def restart(bot: Any) -> Any:
     """Stop the bot and start a new Application (a new process) on the same database; return its app."""
     url, schema = bot.db.url, bot.db.pg_schema
     await stop_app(bot.app)
-    app = build_application(bot.config, clock=bot.clock, db=Database(url, pg_schema=schema))
-    await start_polling_app(app, poll_timeout=1)
+    app = bot.build(db=Database(url, pg_schema=schema))
+    await bot.start(app)
     return app
 
 

@@ -120,6 +120,7 @@ async def test_other_400_is_recorded_with_reason(bot: Any, tg: FakeTelegram) -> 
 
 
 @pytest.mark.slow
+@pytest.mark.realtime  # the reply races a burst in real seconds: its handling time is not scaled
 async def test_patient_reply_overtakes_a_reminder_burst(bot_factory: Any, tg: FakeTelegram) -> None:
     # 150 reminders at 30 msg/s take 5 s. A patient's /help sent 1.5 s in must
     # be answered ahead of the rest of the burst, not after it. (The latency

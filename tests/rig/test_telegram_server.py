@@ -30,6 +30,8 @@ from telegram.ext import (
     filters,
 )
 
+from rehab_bot.clock import ScaledTime
+
 from .telegram_server import (
     BUTTON_DATA_INVALID,
     FakeTelegram,
@@ -422,6 +424,29 @@ async def test_enforce_limits(tg: FakeTelegram, app: AnyApp) -> None:
             await app.bot.send_message(chat, "broadcast")
             sent += 1
     assert sent == 3
+
+
+async def test_enforce_limits_on_a_scaled_clock() -> None:
+    # The end-to-end harness gives the server the bot's pacer clock: the limits hold in its seconds.
+    fast = ScaledTime(50)
+    async with FakeTelegram(monotonic=fast.monotonic) as server:
+        application = server.application_builder().read_timeout(0.5).connect_timeout(1).build()
+        await application.initialize()
+        try:
+            server.enforce_limits(global_per_second=30, per_chat_per_second=1)
+            burst = await asyncio.gather(
+                *(application.bot.send_message(1, f"at once {n}") for n in range(3)), return_exceptions=True
+            )
+            assert any(isinstance(result, RetryAfter) for result in burst), burst
+            assert server.limit_violations >= 1
+            await fast.sleep(1.2)  # a scaled second and a bit: 24 ms
+            violations, breaches = server.limit_violations, server.retry_after_breaches
+            await application.bot.send_message(1, "a scaled second later")
+            assert (server.limit_violations, server.retry_after_breaches) == (violations, breaches)
+            first_ok, *_, last = [r for r in server.calls("sendMessage") if r.ok]
+            assert last.time - first_ok.time >= 1.0, "arrivals are stamped on the scaled clock"
+        finally:
+            await application.shutdown()
 
 
 async def test_wait_for_count_predicate_silence_and_clock(tg: FakeTelegram, app: AnyApp) -> None:
