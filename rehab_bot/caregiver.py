@@ -48,7 +48,6 @@ from rehab_bot.db import insert_ignore
 from rehab_bot.i18n import t
 from rehab_bot.invite import CODE_RE, new_code
 from rehab_bot.models import (
-    PRIORITY,
     Alert,
     Answer,
     Caregiver,
@@ -60,6 +59,7 @@ from rehab_bot.models import (
     Patient,
     PatientStatus,
     Staff,
+    delivery_row,
 )
 from rehab_bot.schedule import zone
 
@@ -393,25 +393,7 @@ async def checkin_for(session: AsyncSession, checkin_id: int, patient: Patient) 
 
 def _row(link: Caregiver, key: str, body: str, now: datetime) -> dict[str, Any]:
     assert link.telegram_id is not None
-    return {
-        "key": f"cg{link.id}:{key}",
-        "kind": Kind.CAREGIVER.value,
-        "priority": PRIORITY[Kind.CAREGIVER],
-        "patient_id": link.patient_id,
-        "staff_id": None,
-        "chat_id": link.telegram_id,
-        "due_at": now,
-        "not_before": now,
-        "status": DeliveryStatus.QUEUED.value,
-        "attempts": 0,
-        "late": False,
-        "body": body,
-        "payload": "",
-        "error": "",
-        "slot": "",
-        "claimed_by": "",
-        "created_at": now,
-    }
+    return delivery_row(f"cg{link.id}:{key}", Kind.CAREGIVER, link.telegram_id, body, now, patient_id=link.patient_id)
 
 
 def reminder_text(link: Caregiver, slot: str) -> str:

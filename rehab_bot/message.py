@@ -45,7 +45,16 @@ from rehab_bot.config import ClinicConfig, Config
 from rehab_bot.db import insert_ignore
 from rehab_bot.files import private_dir, write_private_bytes
 from rehab_bot.i18n import t
-from rehab_bot.models import PRIORITY, CareMessage, Delivery, DeliveryStatus, Kind, Patient, Role, Staff, StaffDraft
+from rehab_bot.models import (
+    CareMessage,
+    Delivery,
+    Kind,
+    Patient,
+    Role,
+    Staff,
+    StaffDraft,
+    delivery_row,
+)
 
 log = logging.getLogger(__name__)
 
@@ -140,25 +149,7 @@ def parse_payload(text: str) -> tuple[int | None, int | None]:
 def _row(
     key: str, chat_id: int, staff_id: int | None, patient_id: int, body: str, now: datetime, data: str
 ) -> dict[str, Any]:
-    return {
-        "key": key,
-        "kind": Kind.MESSAGE.value,
-        "priority": PRIORITY[Kind.MESSAGE],
-        "patient_id": patient_id,
-        "staff_id": staff_id,
-        "chat_id": chat_id,
-        "due_at": now,
-        "not_before": now,
-        "status": DeliveryStatus.QUEUED.value,
-        "attempts": 0,
-        "late": False,
-        "body": body,
-        "payload": data,
-        "error": "",
-        "slot": "",
-        "claimed_by": "",
-        "created_at": now,
-    }
+    return delivery_row(key, Kind.MESSAGE, chat_id, body, now, patient_id=patient_id, staff_id=staff_id, payload=data)
 
 
 async def _insert(session: AsyncSession, rows: list[dict[str, Any]]) -> int:

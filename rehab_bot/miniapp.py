@@ -14,6 +14,9 @@ SESSION_MEDIA = "/app/session/{id}/media/{n}"  # the n-th exercise's photo, GIF 
 CHECKINS = "/app/checkin"  # POST: start an on-demand check-in
 CHECKIN = "/app/checkin/{id}"  # the form of one check-in (and its set)
 RESULT = "/app/result"  # the newest check-in result: a red-flag reply
+MYDATA = "/app/mydata"  # everything the clinic holds about the patient (as /mydata)
+# The clinic dashboard's page of one patient (rehab_bot/web/patients.py), for staff.
+STAFF_PATIENT = "/patients/{id}"
 
 
 def _base(public_url: str) -> str:
@@ -50,3 +53,13 @@ def result_url(public_url: str) -> str:
 def home_url(public_url: str) -> str:
     """The Mini App's start page."""
     return _base(public_url) + HOME
+
+
+def mydata_url(public_url: str) -> str:
+    """The patient's "My data" page in the Mini App."""
+    return _base(public_url) + MYDATA
+
+
+def staff_patient_url(public_url: str, patient_id: int) -> str:
+    """One patient's page on the clinic dashboard (staff sign in there; privacy mode points here)."""
+    return _base(public_url) + STAFF_PATIENT.format(id=patient_id)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, date, datetime
+from typing import Any
 
 from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Index, Text, TypeDecorator, UniqueConstraint, text
 from sqlalchemy.engine import Dialect
@@ -240,6 +241,35 @@ class Delivery(SQLModel, table=True):
     claimed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+def delivery_row(key: str, kind: Kind, chat_id: int, body: str, now: datetime, **extra: Any) -> dict[str, Any]:
+    """A Delivery row (as the dict an insert takes) written now and due now: a message whose text is
+    already written (alerts, escalations, digests, care-team messages, caregivers' copies).
+
+    The key is its idempotency key (the engine sends one row per key, once); extra sets the other
+    columns (patient_id, staff_id, payload, local_date ...).
+    """
+    return {
+        "key": key,
+        "kind": kind.value,
+        "priority": PRIORITY[kind],
+        "patient_id": None,
+        "staff_id": None,
+        "chat_id": chat_id,
+        "due_at": now,
+        "not_before": now,
+        "status": DeliveryStatus.QUEUED.value,
+        "attempts": 0,
+        "late": False,
+        "body": body,
+        "payload": "",
+        "error": "",
+        "slot": "",
+        "claimed_by": "",
+        "created_at": now,
+        **extra,
+    }
 
 
 class Alert(SQLModel, table=True):

@@ -40,15 +40,14 @@ from rehab_bot.content import MAX_SESSIONS_PER_DAY
 from rehab_bot.db import insert_ignore
 from rehab_bot.i18n import SUPPORTED_LANGUAGES
 from rehab_bot.models import (
-    PRIORITY,
     Delivery,
-    DeliveryStatus,
     Kind,
     Patient,
     PatientStatus,
     Role,
     Staff,
     StaffDraft,
+    delivery_row,
 )
 from rehab_bot.schedule import ScheduleError, zone
 
@@ -271,25 +270,7 @@ def staff_message(
     key: str, chat_id: int, staff_id: int | None, body: str, now: datetime, **extra: Any
 ) -> dict[str, Any]:
     """A delivery row for a message to a staff member (or the alert chat), due now."""
-    return {
-        "key": key,
-        "kind": Kind.ALERT.value,
-        "priority": PRIORITY[Kind.ALERT],
-        "staff_id": staff_id,
-        "chat_id": chat_id,
-        "due_at": now,
-        "not_before": now,
-        "status": DeliveryStatus.QUEUED.value,
-        "attempts": 0,
-        "late": False,
-        "body": body,
-        "payload": "",
-        "error": "",
-        "slot": "",
-        "claimed_by": "",
-        "created_at": now,
-        **extra,
-    }
+    return delivery_row(key, Kind.ALERT, chat_id, body, now, staff_id=staff_id, **extra)
 
 
 # --- what staff type: aliases, surgery dates, session times ---------------------------

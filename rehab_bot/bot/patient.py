@@ -28,7 +28,7 @@ from typing import Any
 
 from babel.dates import format_date, format_skeleton
 from sqlmodel.ext.asyncio.session import AsyncSession
-from telegram import InputFile, Message, Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Message, Update, WebAppInfo
 from telegram.ext import (
     ApplicationHandlerStop,
     CallbackQueryHandler,
@@ -46,6 +46,7 @@ from rehab_bot.bot.services import App, svc
 from rehab_bot.bot.session import STALE, close_with, edit_message, markup
 from rehab_bot.config import photo_dir
 from rehab_bot.i18n import N_, t, tn
+from rehab_bot.miniapp import mydata_url
 from rehab_bot.models import Patient, PatientStatus
 from rehab_bot.schedule import QuietHours, local_date, zone
 
@@ -365,6 +366,15 @@ async def mydata_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     if patient is None or message is None:
         raise ApplicationHandlerStop
     s = svc(context)
+    if not s.config.privacy.health_data_in_chat:
+        # Privacy mode: the file would carry health data through Telegram; the Mini App shows it instead.
+        lang = patient.language
+        opener = InlineKeyboardButton(t(lang, "Open my data"), web_app=WebAppInfo(mydata_url(s.config.web.public_url)))
+        await message.reply_text(
+            t(lang, "Your data stays on the clinic's server. Open it here:"),
+            reply_markup=InlineKeyboardMarkup([[opener]]),
+        )
+        raise ApplicationHandlerStop
     async with s.db.session() as db:
         data = await core.export(db, patient, s.clock.now())
     body = json.dumps(data, ensure_ascii=False, indent=2).encode()

@@ -400,6 +400,6 @@ def setup(app: web.Application) -> None:
     app.router.add_post(miniapp.CHECKIN, checkin_answer)
     app.router.add_get(miniapp.RESULT, result)
     app.router.add_get("/app/progress", progress)
-    app.router.add_get("/app/mydata", mydata)
+    app.router.add_get(miniapp.MYDATA, mydata)
     app.router.add_get("/app/delete", delete_page)
     app.router.add_post("/app/delete", delete)

@@ -188,6 +188,30 @@ async def test_a_week_in_privacy_mode_sends_no_health_data_through_telegram(bot_
     assert alert_message.button_labels, "the Acknowledge button stays"
     # The rest of the week.
     await run_until(bot, berlin(MON + timedelta(days=7), "08:00"))
+    # The therapist's list names no figure, and one patient in the chat is only a link to the dashboard.
+    doctor.mark_seen()
+    await doctor.send("/patients")
+    [listing] = await doctor.wait_for()
+    assert patient.alias in (listing.text or "") and "adherence 7d" not in (listing.text or "")
+    # The therapist looks at the patient in the chat: only a link to the dashboard, no answers or chart.
+    doctor.mark_seen()
+    await doctor.send(f"/patient {patient.alias}")
+    [detail] = await doctor.wait_for()
+    assert detail.method == "sendMessage" and "dashboard" in (detail.text or "")
+    [[dashboard]] = detail.reply_markup["inline_keyboard"]  # type: ignore[index]
+    assert dashboard["url"] == f"{PUBLIC}/patients/{patient.id}"
+    # An export pressed anyway (an old or forged button) is refused: exports come from the dashboard.
+    await doctor.press_data(f"st:ec:{patient.id}", detail.message_id)
+    refused = await doctor.wait_for_answer()
+    assert "dashboard" in (refused.text or "")
+    # The patient's /mydata: a button into the Mini App instead of a file with their answers.
+    anna.mark_seen()
+    await anna.send("/mydata")
+    [mine] = await anna.wait_for()
+    assert mine.method == "sendMessage", "no document through Telegram"
+    [[opener]] = mine.reply_markup["inline_keyboard"]  # type: ignore[index]
+    assert opener["web_app"]["url"] == f"{PUBLIC}/app/mydata"
+    assert not [r for r in tg.requests if r.method in ("sendDocument", "sendPhoto")], "no file, no chart"
 
     seen = what_telegram_got(tg)
     sent_to_anna = [m for m in anna.messages if m.method.startswith("send")]

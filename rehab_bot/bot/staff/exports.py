@@ -14,6 +14,10 @@ async def press_export(press: Press, fmt: str) -> None:
     """One patient's export as a document: CSV files in a zip, or a FHIR R4 Bundle."""
     patient = await patient_arg(press, access.Access.WRITE)
     s = svc(press.context)
+    if not s.config.privacy.health_data_in_chat:
+        # Privacy mode: an export is health data; it is downloaded from the dashboard, not sent by Telegram.
+        await press.answer("Privacy mode: download exports from the dashboard.", alert=True)
+        return
     payload, filename = await export.for_staff(
         press.session,
         press.staff,

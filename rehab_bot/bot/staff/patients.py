@@ -10,6 +10,7 @@ from datetime import datetime
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import (
+    InlineKeyboardButton,
     InlineKeyboardMarkup,
     Update,
 )
@@ -19,6 +20,7 @@ from telegram.ext import (
 
 from rehab_bot import access, audit, caseload, education, report
 from rehab_bot import alert as alert_core
+from rehab_bot import miniapp as addresses
 from rehab_bot import staff as core
 from rehab_bot.bot import miniapp
 from rehab_bot.bot.services import svc
@@ -29,10 +31,12 @@ from rehab_bot.models import Patient, PatientStatus, Role, Staff
 log = logging.getLogger(__name__)
 
 
-def row_text(row: caseload.PatientRow) -> str:
-    """Two lines per patient in the list."""
+def row_text(row: caseload.PatientRow, *, health: bool = True) -> str:
+    """Two lines per patient in the list; one without health figures in privacy mode (health=False)."""
     day = f"day {row.days_since_surgery}" if row.days_since_surgery is not None else "no surgery date"
     alerts = f" · ⚠️ {row.open_alerts} open alert{'s' if row.open_alerts != 1 else ''}" if row.open_alerts else ""
+    if not health:
+        return f"{row.alias} · {row.status}{alerts}"
     gaps = f"\n   📚 gap in understanding: {', '.join(row.lesson_gaps)}" if row.lesson_gaps else ""
     return (
         f"{row.alias} · {row.status} · {day}\n"
@@ -41,8 +45,10 @@ def row_text(row: caseload.PatientRow) -> str:
     )
 
 
-def page_view(staff: Staff, page: caseload.PatientPage) -> tuple[str, InlineKeyboardMarkup | None]:
-    """The /patients message and its buttons."""
+def page_view(
+    staff: Staff, page: caseload.PatientPage, *, health: bool = True
+) -> tuple[str, InlineKeyboardMarkup | None]:
+    """The /patients message and its buttons (health=False: privacy mode, the figures are on the dashboard)."""
     if page.scope == "mine":
         head = f"Your patients: {page.total}"
         note = "Showing your own patients. /patients all shows everyone's (colleagues' patients read-only)."
@@ -56,7 +62,9 @@ def page_view(staff: Staff, page: caseload.PatientPage) -> tuple[str, InlineKeyb
     lines = [f"{head} — page {page.page + 1} of {page.pages}", note, ""]
     if not page.rows:
         lines.append("No patients yet. /invite adds one.")
-    lines.extend(row_text(row) for row in page.rows)
+    if not health:
+        lines.insert(2, "Privacy mode: each patient's figures are on the dashboard.")
+    lines.extend(row_text(row, health=health) for row in page.rows)
     scope = "m" if page.scope == "mine" else "a"
     nav = []
     if page.page > 0:
@@ -81,7 +89,7 @@ async def _patient_page(
         detail=f"scope={result.scope} page={result.page + 1} shown={','.join(str(r.id) for r in result.rows)}",
     )
     await session.commit()
-    return page_view(staff, result)
+    return page_view(staff, result, health=svc(context).config.privacy.health_data_in_chat)
 
 
 @staff_command()
@@ -198,6 +206,20 @@ async def show_patient(
     """Send the chart and the detail of a patient to a staff member, and audit the view."""
     access.require(staff, patient, access.Access.READ)
     now = svc(context).clock.now()
+    config = svc(context).config
+    if not config.privacy.health_data_in_chat:
+        # Privacy mode: no answers, chart, notes or alert details through Telegram; the dashboard has them.
+        assert patient.id is not None
+        audit.record(session, action=audit.VIEW_PATIENT, now=now, staff=staff, patient_id=patient.id)
+        await session.commit()
+        url = addresses.staff_patient_url(config.web.public_url, patient.id)
+        await context.bot.send_message(
+            staff.telegram_id,
+            f"🔒 {patient.alias}: privacy mode keeps health data out of Telegram. "
+            "Their answers, chart, notes and alerts are on the dashboard.",
+            reply_markup=InlineKeyboardMarkup([[InlineKeyboardButton("Open on the dashboard", url=url)]]),
+        )
+        return
     detail = await caseload.patient_detail(session, staff, patient, now, svc(context).content)
     chart = await progress_chart(session, patient, now)
     audit.record(session, action=audit.VIEW_PATIENT, now=now, staff=staff, patient_id=patient.id)
