@@ -147,3 +147,11 @@ def test_update_adds_new_msgids_to_both_catalogues(tmp_path: Path, monkeypatch: 
     finally:
         monkeypatch.undo()
         i18n.clear_cache()
+
+
+def test_every_catalogue_parses_without_a_warning() -> None:
+    """A merge that drops a msgstr line makes Babel print a WARNING on stdout at every start (and the demo
+    reads its first stdout line as its address): each catalogue must parse with abort_invalid."""
+    for lang in SUPPORTED_LANGUAGES:
+        with (i18n.LOCALE_DIR / lang / "LC_MESSAGES" / "messages.po").open("rb") as handle:
+            assert len(read_po(handle, abort_invalid=True)) > 0
