@@ -12,15 +12,18 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp_session import get_session
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from wtforms import BooleanField, SelectField
 from wtforms.validators import DataRequired
 
 from rehab_bot import audit, export, patient_record
+from rehab_bot import caregiver as caregiver_core
 from rehab_bot import caseload as caseload_core
+from rehab_bot import message as message_core
 from rehab_bot.access import Access, Forbidden, StaffError, access
 from rehab_bot.i18n import N_
-from rehab_bot.models import Patient, Staff
+from rehab_bot.models import CareMessage, Patient, Staff
 from rehab_bot.web.auth import allow, db, signed_in_staff
 from rehab_bot.web.caseload import STATUS_LABELS
 from rehab_bot.web.context import context
@@ -29,6 +32,12 @@ from rehab_bot.web.pages import render
 
 FLASH = "flash"
 PAUSE_CHOICES = [("3", N_("3 days")), ("7", N_("1 week")), ("14", N_("2 weeks")), ("0", N_("Until resumed"))]
+CAREGIVER_ITEMS = [
+    ("reminders", N_("session reminders")),
+    ("missed", N_("two missed sessions in a row")),
+    ("emergencies", N_("emergency red flags")),
+    ("weekly", N_("weekly progress")),
+]
 DAY_LABELS = {
     "done": N_("done"),
     "partly": N_("partly"),
@@ -94,6 +103,9 @@ async def patient_page(request: web.Request) -> web.StreamResponse:
     calendar = await patient_record.calendar(session, patient, now)
     pain = await patient_record.series(session, patient, caseload_core.PAIN_ITEMS)
     mood = await patient_record.series(session, patient, caseload_core.MOOD_ITEMS)
+    messages = await message_core.thread(session, staff, patient, now)  # READ checked and audited by the core
+    caregivers = await caregiver_core.caregivers_of(session, patient)
+    authors = {s.id: s.name for s in await _authors(session, messages)}
     audit.record(
         session,
         action=audit.VIEW_PATIENT,
@@ -123,8 +135,21 @@ async def patient_page(request: web.Request) -> web.StreamResponse:
             "flash": await take_flash(request),
             "tz": staff.timezone,
             "status_labels": STATUS_LABELS,
+            "messages": messages,
+            "authors": authors,
+            "caregivers": caregivers,
+            "receives": {c.id: [label for key, label in CAREGIVER_ITEMS if getattr(c, key)] for c in caregivers},
+            "reply_max": message_core.MAX_TEXT,
         },
     )
+
+
+async def _authors(session: AsyncSession, messages: list[CareMessage]) -> list[Staff]:
+    """The staff members who wrote or read the thread's messages (their names label the thread)."""
+    ids = {m.staff_id for m in messages if m.staff_id} | {m.read_by for m in messages if m.read_by}
+    if not ids:
+        return []
+    return list((await session.exec(select(Staff).where(col(Staff.id).in_(ids)))).all())
 
 
 async def _change(request: web.Request, action: str) -> web.StreamResponse:
