@@ -93,9 +93,7 @@ async def photo(request: web.Request) -> web.StreamResponse:
     session, staff, _page, message_id = await _message(request, Access.READ)
     ctx = context(request)
     try:
-        data = await message_core.photo_for_staff(
-            session, staff, message_id, photo_dir(ctx.config), ctx.clock.now()
-        )
+        data = await message_core.photo_for_staff(session, staff, message_id, photo_dir(ctx.config), ctx.clock.now())
     except Forbidden as exc:
         raise web.HTTPForbidden() from exc
     except StaffError as exc:
