@@ -424,6 +424,15 @@ async def thread(session: AsyncSession, staff: Staff, patient: Patient, now: dat
     return list(rows.all())
 
 
+async def staff_names(session: AsyncSession, messages: list[CareMessage]) -> dict[int, str]:
+    """The names of the staff members who wrote or read a thread's messages, by staff id (for labels)."""
+    ids = {m.staff_id for m in messages if m.staff_id} | {m.read_by for m in messages if m.read_by}
+    if not ids:
+        return {}
+    rows = await session.exec(select(Staff).where(col(Staff.id).in_(ids)))
+    return {s.id: s.name for s in rows.all() if s.id is not None}
+
+
 async def photo_for_staff(
     session: AsyncSession, staff: Staff, message_id: int, directory: Path, now: datetime
 ) -> bytes | None:

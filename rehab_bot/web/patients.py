@@ -12,7 +12,6 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp_session import get_session
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from wtforms import BooleanField, SelectField
 from wtforms.validators import DataRequired
@@ -23,7 +22,7 @@ from rehab_bot import caseload as caseload_core
 from rehab_bot import message as message_core
 from rehab_bot.access import Access, Forbidden, StaffError, access
 from rehab_bot.i18n import N_
-from rehab_bot.models import CareMessage, Patient, Staff
+from rehab_bot.models import Patient, Staff
 from rehab_bot.web.auth import allow, db, signed_in_staff
 from rehab_bot.web.caseload import STATUS_LABELS
 from rehab_bot.web.context import context
@@ -103,9 +102,6 @@ async def patient_page(request: web.Request) -> web.StreamResponse:
     calendar = await patient_record.calendar(session, patient, now)
     pain = await patient_record.series(session, patient, caseload_core.PAIN_ITEMS)
     mood = await patient_record.series(session, patient, caseload_core.MOOD_ITEMS)
-    messages = await message_core.thread(session, staff, patient, now)  # READ checked and audited by the core
-    caregivers = await caregiver_core.caregivers_of(session, patient)
-    authors = {s.id: s.name for s in await _authors(session, messages)}
     audit.record(
         session,
         action=audit.VIEW_PATIENT,
@@ -115,6 +111,9 @@ async def patient_page(request: web.Request) -> web.StreamResponse:
         patient_id=patient.id,
         detail="web",
     )
+    messages = await message_core.thread(session, staff, patient, now)  # READ checked and audited by the core
+    authors = await message_core.staff_names(session, messages)
+    caregivers = await caregiver_core.caregivers_of(session, patient)
     await session.commit()
     answers = [(line, caseload_core.answer_text(ctx.content, line)) for line in detail.answers]
     charts = {"pain": _chart(pain), "mood": _chart(mood)}
@@ -142,14 +141,6 @@ async def patient_page(request: web.Request) -> web.StreamResponse:
             "reply_max": message_core.MAX_TEXT,
         },
     )
-
-
-async def _authors(session: AsyncSession, messages: list[CareMessage]) -> list[Staff]:
-    """The staff members who wrote or read the thread's messages (their names label the thread)."""
-    ids = {m.staff_id for m in messages if m.staff_id} | {m.read_by for m in messages if m.read_by}
-    if not ids:
-        return []
-    return list((await session.exec(select(Staff).where(col(Staff.id).in_(ids)))).all())
 
 
 async def _change(request: web.Request, action: str) -> web.StreamResponse:
