@@ -58,7 +58,15 @@ async def reply(request: web.Request) -> web.StreamResponse:
         await flash(request, N_("Write a reply first."))
         raise web.HTTPSeeOther(page)
     try:
-        await message_core.reply(session, staff, message_id, str(form.text.data), ctx.clock.now(), ctx.config.clinic)
+        await message_core.reply(
+            session,
+            staff,
+            message_id,
+            str(form.text.data),
+            ctx.clock.now(),
+            ctx.config.clinic,
+            neutral=not ctx.config.privacy.health_data_in_chat,
+        )
     except Forbidden as exc:
         raise web.HTTPForbidden() from exc
     except StaffError as exc:
