@@ -106,3 +106,33 @@ async def test_a_reply_from_the_dashboard_reaches_the_patient_threaded(
         replies = (await session.exec(select(CareMessage).where(col(CareMessage.direction) == "out"))).all()
     assert [r.text for r in replies] == ["Yes, in week 1. Keep the leg up."]
     assert page.console_errors == []
+
+
+async def test_the_patient_writes_in_the_mini_app_in_privacy_mode(
+    bot_factory: Any, tg: FakeTelegram, phone_page: Any, tmp_path: Path
+) -> None:
+    from webrig import browser_open_miniapp, miniapp_web
+
+    bot = await bot_factory(
+        web=miniapp_web(), privacy={"health_data_in_chat": False}, care={"photo_dir": str(tmp_path / "p")}
+    )
+    ben = await make_staff(bot.db, telegram_id=BEN, name="Dr Ben")
+    await make_patient(
+        bot.db, bot.clock, times=(), telegram_id=PATIENT, therapist_id=ben.id, consent_at=bot.clock.now()
+    )
+    await browser_open_miniapp(phone_page, bot, PATIENT)
+    await phone_page.get_by_role("link", name="Write to your care team and read their replies").click()
+    await phone_page.wait_for_url("**/app/messages")
+    assert await serious(phone_page) == []
+    await phone_page.get_by_label("Your message").fill("The wound itches a bit.")
+    photo = tmp_path / "wound.jpg"
+    photo.write_bytes(b"\xff\xd8\xff\xe0" + bytes(100))
+    await phone_page.get_by_label("A photo (optional)").set_input_files(str(photo))
+    await phone_page.get_by_role("button", name="Send to my care team").click()
+    await phone_page.get_by_role("status").first.wait_for()
+    assert "The wound itches a bit." in await phone_page.locator("ol.thread").inner_text()
+    assert await serious(phone_page) == []
+    assert phone_page.console_errors == []
+    async with bot.db.session() as session:
+        [stored] = (await session.exec(select(CareMessage))).all()
+    assert stored.text == "The wound itches a bit." and stored.photo_bytes == 104
