@@ -111,7 +111,7 @@ async def photo(request: web.Request) -> web.StreamResponse:
     await session.commit()
     return web.Response(
         body=data,
-        content_type="image/jpeg",
+        content_type="image/png" if message_core.photo_kind(data) == "png" else "image/jpeg",
         headers={"Cache-Control": "no-store, private", "X-Content-Type-Options": "nosniff"},
     )
 
