@@ -19,8 +19,7 @@ from test_care import rows, run_jobs, text_of
 from test_checkins import enrolled
 from webrig import client, csrf, init_data, miniapp_web, sign_in_initdata, web_url
 
-from rehab_bot import message as message_core
-from rehab_bot.models import Alert, Staff
+from rehab_bot.models import Alert
 
 PATIENT, THERAPIST = 7291, 7191
 JPEG = b"\xff\xd8\xff\xe0" + bytes(range(200))
@@ -75,18 +74,15 @@ async def test_privacy_mode_messages_go_through_the_mini_app(
     [notice] = await therapist.wait_for(lambda m: patient.alias in text_of(m))
     assert notice.button_labels == ["↩️ Reply", "✓ Mark read"]
 
-    async with bot.db.session() as session:
-        staff = (await session.exec(select(Staff))).one()
-        await message_core.reply(
-            session,
-            staff,
-            stored.id or 0,
-            "Please send another photo tomorrow.",
-            bot.clock.now(),
-            bot.config.clinic,
-            neutral=not bot.config.privacy.health_data_in_chat,
-        )
-        await session.commit()
+    # The therapist replies from the dashboard (privacy mode: the chat only says that the team answered).
+    async with await signed_in(bot, THERAPIST) as staff_browser:
+        async with staff_browser.get(f"{web_url(bot)}/patients/{patient.id}") as page:
+            token = csrf(await page.text())
+        async with staff_browser.post(
+            f"{web_url(bot)}/patients/{patient.id}/messages/{stored.id}/reply",
+            data={"text": "Please send another photo tomorrow.", "csrf_token": token},
+        ) as response:
+            assert "Your reply is on its way to the patient." in await response.text()
     await run_jobs(bot)
     [told] = await user.wait_for(lambda m: "answered your message" in (m.text or ""))
     assert "another photo" not in (told.text or ""), "no health data in the chat"
