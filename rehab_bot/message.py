@@ -321,10 +321,32 @@ def patient_text(patient: Patient, staff: Staff, clinic: ClinicConfig, text: str
     )
 
 
+def neutral_patient_text(patient: Patient, staff: Staff, clinic: ClinicConfig) -> str:
+    """A staff reply as the chat shows it in privacy mode: who answered, not what; read in the Mini App."""
+    lang = patient.language
+    return t(
+        lang,
+        "💬 {name}, {clinic}, answered your message. Open My rehab to read it.",
+        name=staff.name,
+        clinic=clinic.name,
+    )
+
+
 async def reply(
-    session: AsyncSession, staff: Staff, message_id: int, text: str, now: datetime, clinic: ClinicConfig
+    session: AsyncSession,
+    staff: Staff,
+    message_id: int,
+    text: str,
+    now: datetime,
+    clinic: ClinicConfig,
+    *,
+    neutral: bool = False,
 ) -> CareMessage:
-    """Reply as staff to a patient's message: stored, audited, queued to the patient's chat as a reply."""
+    """Reply as staff to a patient's message: stored, audited, queued to the patient's chat as a reply.
+
+    neutral ([privacy] health_data_in_chat = false): the chat only says that the team answered; the
+    patient reads the reply in the Mini App (/app/messages).
+    """
     text = text.strip()
     if not text:
         raise StaffError("The reply is empty.")
@@ -364,7 +386,7 @@ async def reply(
                 patient.telegram_id,
                 None,
                 patient.id,
-                patient_text(patient, staff, clinic, text),
+                neutral_patient_text(patient, staff, clinic) if neutral else patient_text(patient, staff, clinic, text),
                 now,
                 payload(answer.id, parent.chat_message_id),
             )
@@ -413,6 +435,34 @@ async def thread(session: AsyncSession, staff: Staff, patient: Patient, now: dat
     )
     audit.record(session, action=VIEW_THREAD, now=now, staff=staff, patient_id=patient.id)
     return list(rows.all())
+
+
+async def own_thread(session: AsyncSession, patient: Patient) -> list[CareMessage]:
+    """The patient's own messages and the team's replies, oldest first (the Mini App: their data only)."""
+    rows = await session.exec(
+        select(CareMessage)
+        .where(col(CareMessage.patient_id) == patient.id)
+        .order_by(col(CareMessage.created_at), col(CareMessage.id))
+    )
+    return list(rows.all())
+
+
+def photo_kind(data: bytes) -> str | None:
+    """ "jpeg" or "png" when the bytes start like one; None for anything else (never trusted by name)."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    return None
+
+
+async def staff_names(session: AsyncSession, messages: list[CareMessage]) -> dict[int, str]:
+    """The names of the staff members who wrote or read a thread's messages, by staff id (for labels)."""
+    ids = {m.staff_id for m in messages if m.staff_id} | {m.read_by for m in messages if m.read_by}
+    if not ids:
+        return {}
+    rows = await session.exec(select(Staff).where(col(Staff.id).in_(ids)))
+    return {s.id: s.name for s in rows.all() if s.id is not None}
 
 
 async def photo_for_staff(

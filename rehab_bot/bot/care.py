@@ -351,7 +351,9 @@ async def on_staff_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
             await db.commit()  # a stale reply draft was dropped
             return
         try:
-            answer = await core.reply(db, staff, target, message.text, now, s.config.clinic)
+            answer = await core.reply(
+                db, staff, target, message.text, now, s.config.clinic, neutral=not s.config.privacy.health_data_in_chat
+            )
             if from_draft:
                 await core.finish_reply(db, staff)
             patient = await db.get(Patient, answer.patient_id)

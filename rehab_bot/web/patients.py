@@ -17,7 +17,9 @@ from wtforms import BooleanField, SelectField
 from wtforms.validators import DataRequired
 
 from rehab_bot import audit, export, patient_record
+from rehab_bot import caregiver as caregiver_core
 from rehab_bot import caseload as caseload_core
+from rehab_bot import message as message_core
 from rehab_bot.access import Access, Forbidden, StaffError, access
 from rehab_bot.i18n import N_
 from rehab_bot.models import Patient, Staff
@@ -29,6 +31,12 @@ from rehab_bot.web.pages import render
 
 FLASH = "flash"
 PAUSE_CHOICES = [("3", N_("3 days")), ("7", N_("1 week")), ("14", N_("2 weeks")), ("0", N_("Until resumed"))]
+CAREGIVER_ITEMS = [
+    ("reminders", N_("session reminders")),
+    ("missed", N_("two missed sessions in a row")),
+    ("emergencies", N_("emergency red flags")),
+    ("weekly", N_("weekly progress")),
+]
 DAY_LABELS = {
     "done": N_("done"),
     "partly": N_("partly"),
@@ -103,6 +111,9 @@ async def patient_page(request: web.Request) -> web.StreamResponse:
         patient_id=patient.id,
         detail="web",
     )
+    messages = await message_core.thread(session, staff, patient, now)  # READ checked and audited by the core
+    authors = await message_core.staff_names(session, messages)
+    caregivers = await caregiver_core.caregivers_of(session, patient)
     await session.commit()
     answers = [(line, caseload_core.answer_text(ctx.content, line)) for line in detail.answers]
     charts = {"pain": _chart(pain), "mood": _chart(mood)}
@@ -123,6 +134,11 @@ async def patient_page(request: web.Request) -> web.StreamResponse:
             "flash": await take_flash(request),
             "tz": staff.timezone,
             "status_labels": STATUS_LABELS,
+            "messages": messages,
+            "authors": authors,
+            "caregivers": caregivers,
+            "receives": {c.id: [label for key, label in CAREGIVER_ITEMS if getattr(c, key)] for c in caregivers},
+            "reply_max": message_core.MAX_TEXT,
         },
     )
 

@@ -87,17 +87,23 @@ async def test_acknowledge_pause_resume_discharge_and_download(bot_factory: Any,
     async with bot.db.session() as session:
         rows = (await session.exec(select(AuditLog).where(col(AuditLog.patient_id) == patient.id))).all()
     # The acknowledgement swaps its row in place (htmx); every other change reloads the page.
+    # Each view of the page also shows (and audits) the patient's message thread.
     assert [r.action for r in rows if r.actor == f"web:{BEN}"] == [
         "view.patient",
+        "view.thread",
         "alert.acknowledge",
         "change.pause",
         "view.patient",
+        "view.thread",
         "change.resume",
         "view.patient",
+        "view.thread",
         "view.patient",
+        "view.thread",
         "export",
         "change.discharge",
         "view.patient",
+        "view.thread",
     ]
     assert page.console_errors == []
 

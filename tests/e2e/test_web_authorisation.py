@@ -15,6 +15,8 @@ from sqlmodel import col, select
 from web_seed import ADMIN, BEN, CLEO, seed_clinic
 from webrig import WEB, client, init_data, sign_in_initdata, web_url
 
+from rehab_bot import caregiver as caregiver_core
+from rehab_bot import message as message_core
 from rehab_bot.models import Alert, Patient, Staff
 
 # Who may: "public" (everyone, never 401/403), "signed_in", "patient", "staff" (colleagues included),
@@ -35,6 +37,10 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", "/patients/{id}/resume"): "owner",
     ("POST", "/patients/{id}/discharge"): "owner",
     ("GET", "/patients/{id}/export/{fmt}"): "owner",
+    ("POST", "/patients/{id}/messages/{mid}/reply"): "owner",  # the chat's Reply (rehab_bot.message.reply)
+    ("POST", "/patients/{id}/messages/{mid}/read"): "owner",
+    ("GET", "/patients/{id}/messages/{mid}/photo"): "staff",  # READ: a colleague may see it too, audited
+    ("POST", "/patients/{id}/caregivers/{cid}/remove"): "owner",
     ("POST", "/alerts/{id}/ack"): "owner",
     ("GET", "/admin"): "admin",
     ("GET", "/admin/staff"): "admin",
@@ -65,11 +71,15 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/app/progress"): "patient",
     ("GET", "/app/mydata"): "patient",
     ("GET", "/app/delete"): "patient",
-    ("POST", "/app/delete"): "patient",  # without confirm=yes nothing is deleted (a 400 here)
+    ("POST", "/app/delete"): "patient",
+    ("GET", "/app/messages"): "patient",  # the patient's own thread only (rehab_bot.message.own_thread)
+    ("POST", "/app/messages"): "patient",  # without confirm=yes nothing is deleted (a 400 here)
 }
 PATIENT_TG = 1_500_001  # LWS-0001, Dr Ben's patient (web_seed)
 BODIES = {"pause": {"days": "7"}, "discharge": {"confirm": "y"}, "role": {"role": "therapist"}}
 BODIES["invite"] = {"name": "New colleague", "role": "therapist"}
+BODIES["reply"] = {"text": "A reply from the matrix test."}
+CAREGIVER_TG = 1_600_001  # LWS-0001's caregiver: not a web user at all
 
 
 def routes(bot: Any) -> set[tuple[str, str]]:
@@ -87,8 +97,8 @@ def expected(who: str, actor: str) -> str:
     """ok (2xx/3xx, or 400 for a bad form), 401 or 403."""
     if who == "public":
         return "ok"
-    if actor == "stranger":
-        return "401"
+    if actor in ("stranger", "caregiver"):
+        return "401"  # a caregiver's sign-in is refused (403): no session
     if who == "signed_in":
         return "ok"
     if who == "patient":
@@ -108,6 +118,9 @@ async def signed_in(bot: Any, actor: str) -> tuple[aiohttp.ClientSession, str]:
     if telegram_id is not None:
         response = await sign_in_initdata(session, web_url(bot), init_data(telegram_id, bot.clock.now()))
         assert response.status == 200, actor
+    if actor == "caregiver":
+        response = await sign_in_initdata(session, web_url(bot), init_data(CAREGIVER_TG, bot.clock.now()))
+        assert response.status == 403, "the web app is for patients and staff, never a caregiver"
     async with session.get(f"{web_url(bot)}/signed-out") as page:
         token = re.search(r'name="csrf-token" content="([^"]+)"', await page.text())
     assert token is not None
@@ -119,7 +132,7 @@ async def test_the_matrix_covers_every_route(bot_factory: Any) -> None:
     assert routes(bot) == set(MATRIX)
 
 
-@pytest.mark.parametrize("actor", ["stranger", "patient", "colleague", "therapist", "admin"])
+@pytest.mark.parametrize("actor", ["stranger", "caregiver", "patient", "colleague", "therapist", "admin"])
 async def test_every_route_for_every_kind_of_visitor(bot_factory: Any, actor: str) -> None:
     bot = await bot_factory(web=WEB)
     await seed_clinic(bot.db, bot.clock.now(), patients=10, days=3)
@@ -131,11 +144,18 @@ async def test_every_route_for_every_kind_of_visitor(bot_factory: Any, actor: st
             session.add(alert)
             await session.commit()
         cleo = (await session.exec(select(Staff).where(col(Staff.telegram_id) == CLEO))).one()
+        sent = await message_core.send(session, patient, bot.config.clinic, text="Matrix", now=bot.clock.now())
+        link = await caregiver_core.invite(session, patient, bot.clock.now(), hours=24)
+        await caregiver_core.open_link(session, link.code, CAREGIVER_TG, "en", bot.clock.now())
+        await caregiver_core.consent(session, link, "Carl", bot.clock.now())
+        await session.commit()
     values = {
         "/patients/{id}": patient.id,
         "/alerts/{id}": alert.id,
         "/admin/staff/{id}": cleo.id,
         "/exercises/{id}": "clinic-1",  # none in the seed: the page's own 404 for staff, after the access check
+        "/messages/{mid}": sent.message.id,
+        "/caregivers/{cid}": link.id,
         "/app/session/{id}": 1,
         "/app/checkin/{id}": 1,
     }
@@ -145,7 +165,7 @@ async def test_every_route_for_every_kind_of_visitor(bot_factory: Any, actor: st
             continue  # below, last: it ends the session
         path = pattern.replace("{fmt}", "csv").replace("{n}", "1")
         for prefix, value in values.items():
-            path = path.replace(prefix, prefix.replace("{id}", str(value)))
+            path = path.replace(prefix, re.sub(r"\{\w+\}", str(value), prefix))
         browser, token = await signed_in(bot, actor)
         async with browser:
             body = BODIES.get(path.rsplit("/", 1)[-1], {})

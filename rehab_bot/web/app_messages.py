@@ -1,0 +1,111 @@
+"""The patient's messages to the care team in the Mini App (/app/messages): for privacy mode.
+
+With ``[privacy] health_data_in_chat = false`` a patient writes to the team here and reads the
+replies here; the chat only says that the team answered. Thin, over the same core as the chat:
+crisis words first (rehab_bot.redflag.on_crisis: crisis text now, the clinic alerted), then
+rehab_bot.message.send; a symptom word offers its check (rehab_bot.crisis.symptom_check_for).
+A photo upload is checked for size ([care] photo_max_bytes, and the app's request limit) and
+type (JPEG or PNG by its bytes), stored 0600 by rehab_bot.message.store_photo. The patient sees
+only their own thread.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from wtforms import FileField, TextAreaField
+from wtforms.validators import Length, Optional
+
+from rehab_bot import crisis, redflag
+from rehab_bot import message as message_core
+from rehab_bot.config import photo_dir
+from rehab_bot.content import localize
+from rehab_bot.i18n import N_, t
+from rehab_bot.models import Patient
+from rehab_bot.web.auth import allow, db, visitor
+from rehab_bot.web.context import context
+from rehab_bot.web.forms import Form, bind
+from rehab_bot.web.pages import render
+
+log = logging.getLogger(__name__)
+
+PATH = "/app/messages"
+SENT = N_("Sent to your care team. They read messages during working hours and answer here.")
+EMPTY = N_("Write a message or add a photo.")
+NOT_A_PHOTO = N_("This file is not a photo (JPEG or PNG). Please choose a photo.")
+TOO_LARGE = N_("This photo is too large (at most {mb} MB). Please send a smaller one.")
+
+
+class MessageForm(Form):
+    text = TextAreaField(validators=[Optional(), Length(max=message_core.MAX_TEXT)])
+    photo = FileField(validators=[Optional()])
+
+
+def _patient(request: web.Request) -> Patient:
+    found = visitor(request).patient
+    assert found is not None and found.id is not None
+    return found
+
+
+async def _page(request: web.Request, patient: Patient, **extra: object) -> web.StreamResponse:
+    thread = await message_core.own_thread(db(request), patient)
+    shown: dict[str, object] = dict.fromkeys(
+        ("urgent", "error", "notice", "reads_from", "emergency", "symptom", "text")
+    )
+    return await render(request, "app_messages.html", {**shown, "thread": thread, "patient": patient, **extra})
+
+
+@allow("patient")
+async def messages(request: web.Request) -> web.StreamResponse:
+    """The patient's own thread with the care team, and a form to write."""
+    return await _page(request, _patient(request))
+
+
+@allow("patient")
+async def write(request: web.Request) -> web.StreamResponse:
+    """Send a message (text, optional photo) to the care team: triage first, as in the chat."""
+    ctx, session, patient = context(request), db(request), _patient(request)
+    lang, now = patient.language, ctx.clock.now()
+    posted = await request.post()
+    form = await bind(MessageForm, request, posted)
+    if not form.validate():
+        raise web.HTTPBadRequest()
+    text = str(form.text.data or "").strip()
+    upload = posted.get("photo")
+    data = upload.file.read(ctx.config.care.photo_max_bytes + 1) if isinstance(upload, web.FileField) else b""
+    if not text and not data:
+        return await _page(request, patient, error=t(lang, EMPTY))
+    if text and redflag.is_crisis(text, ctx.content):
+        finding = await redflag.on_crisis(session, patient, ctx.content, ctx.config.clinic, text, now)
+        await session.commit()
+        return await _page(request, patient, urgent=redflag.reply_text(finding, ctx.content, lang, ctx.config.clinic))
+    name = ""
+    if data:
+        if message_core.photo_kind(data) is None:
+            return await _page(request, patient, error=t(lang, NOT_A_PHOTO), text=text)
+        try:
+            name = message_core.store_photo(photo_dir(ctx.config), data, ctx.config.care.photo_max_bytes)
+        except message_core.PhotoTooLarge:
+            mb = f"{ctx.config.care.photo_max_bytes / 1_000_000:g}"
+            return await _page(request, patient, error=t(lang, TOO_LARGE, mb=mb), text=text)
+    sent = await message_core.send(
+        session, patient, ctx.config.clinic, text=text, now=now, photo_path=name, photo_bytes=len(data)
+    )
+    await session.commit()
+    notice = t(lang, SENT) if sent.reads_from is None else ""
+    check = crisis.symptom_check_for(text, ctx.content)
+    symptom = (check, localize(ctx.content.questionnaires[check].title, lang)) if check else None
+    return await _page(
+        request,
+        patient,
+        notice=notice,
+        reads_from=sent.reads_from,
+        emergency=ctx.config.clinic.text("emergency_text", lang),
+        symptom=symptom,
+    )
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get(PATH, messages)
+    app.router.add_post(PATH, write)

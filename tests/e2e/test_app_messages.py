@@ -1,0 +1,104 @@
+"""The patient's messages in the Mini App (privacy mode, issue 18): write, photo upload, triage, replies.
+
+With [privacy] health_data_in_chat = false the patient writes to the team in the Mini App; the
+therapist is told in their staff chat as usual; the reply reaches the patient's chat only as a
+neutral notice and is read in the Mini App. Crisis words run first (crisis text, clinic alerted,
+nothing sent as a message); a file that is no photo or is too large is refused.
+"""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from rig.telegram_server import FakeTelegram
+from sqlmodel import select
+from test_care import rows, run_jobs, text_of
+from test_checkins import enrolled
+from webrig import client, csrf, init_data, miniapp_web, sign_in_initdata, web_url
+
+from rehab_bot.models import Alert
+
+PATIENT, THERAPIST = 7291, 7191
+JPEG = b"\xff\xd8\xff\xe0" + bytes(range(200))
+
+
+async def signed_in(bot: Any, telegram_id: int) -> aiohttp.ClientSession:
+    browser = client()
+    response = await sign_in_initdata(browser, web_url(bot), init_data(telegram_id, bot.clock.now()))
+    assert response.status == 200
+    return browser
+
+
+async def post(browser: aiohttp.ClientSession, bot: Any, text: str, photo: bytes | None = None) -> str:
+    async with browser.get(f"{web_url(bot)}/app/messages") as page:
+        token = csrf(await page.text())
+    form = aiohttp.FormData()
+    form.add_field("csrf_token", token)
+    form.add_field("text", text)
+    if photo is not None:
+        form.add_field("photo", photo, filename="x.jpg", content_type="image/jpeg")
+    async with browser.post(f"{web_url(bot)}/app/messages", data=form) as response:
+        assert response.status == 200
+        return await response.text()
+
+
+async def test_privacy_mode_messages_go_through_the_mini_app(
+    bot_factory: Any, tg: FakeTelegram, tmp_path: Path
+) -> None:
+    bot = await bot_factory(
+        web=miniapp_web(),
+        privacy={"health_data_in_chat": False},
+        delivery={"per_chat_interval": 0.02},
+        care={"photo_dir": str(tmp_path / "photos"), "photo_max_bytes": 10_000},
+    )
+    patient = await enrolled(bot, PATIENT, therapist=THERAPIST, schedule=False)
+    user, therapist = tg.user(PATIENT), tg.user(THERAPIST)
+    async with await signed_in(bot, PATIENT) as browser:
+        html = await post(browser, bot, "The wound looks red at the edge", JPEG)
+        assert "Sent to your care team." in html and "The wound looks red at the edge" in html
+        [stored] = await rows(bot)
+        assert stored.direction == "in" and stored.photo_bytes == len(JPEG)
+        path = tmp_path / "photos" / stored.photo_path
+        assert path.read_bytes() == JPEG and stat.S_IMODE(path.stat().st_mode) == 0o600
+
+        # Not a photo; too large: refused, nothing stored.
+        assert "is not a photo" in await post(browser, bot, "", b"GIF89a-not-allowed")
+        assert "too large" in await post(browser, bot, "", b"\xff\xd8\xff" + b"x" * 20_000)
+        assert "Write a message or add a photo." in await post(browser, bot, "   ")
+        assert len(await rows(bot)) == 1
+
+    await run_jobs(bot)
+    [notice] = await therapist.wait_for(lambda m: patient.alias in text_of(m))
+    assert notice.button_labels == ["↩️ Reply", "✓ Mark read"]
+
+    # The therapist replies from the dashboard (privacy mode: the chat only says that the team answered).
+    async with await signed_in(bot, THERAPIST) as staff_browser:
+        async with staff_browser.get(f"{web_url(bot)}/patients/{patient.id}") as page:
+            token = csrf(await page.text())
+        async with staff_browser.post(
+            f"{web_url(bot)}/patients/{patient.id}/messages/{stored.id}/reply",
+            data={"text": "Please send another photo tomorrow.", "csrf_token": token},
+        ) as response:
+            assert "Your reply is on its way to the patient." in await response.text()
+    await run_jobs(bot)
+    [told] = await user.wait_for(lambda m: "answered your message" in (m.text or ""))
+    assert "another photo" not in (told.text or ""), "no health data in the chat"
+    async with await signed_in(bot, PATIENT) as browser, browser.get(f"{web_url(bot)}/app/messages") as page:
+        assert "Please send another photo tomorrow." in await page.text()
+
+
+async def test_crisis_words_in_the_mini_app_alert_the_clinic_and_send_no_message(
+    bot_factory: Any, tg: FakeTelegram
+) -> None:
+    bot = await bot_factory(web=miniapp_web(), privacy={"health_data_in_chat": False})
+    await enrolled(bot, PATIENT, therapist=THERAPIST, schedule=False)
+    async with await signed_in(bot, PATIENT) as browser:
+        html = await post(browser, bot, "I want to kill myself")
+    assert 'role="alert"' in html
+    assert await rows(bot) == []
+    async with bot.db.session() as session:
+        [alert] = (await session.exec(select(Alert))).all()
+    assert alert.kind == "crisis" and alert.severity == "emergency"
