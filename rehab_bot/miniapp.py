@@ -14,6 +14,7 @@ SESSION_MEDIA = "/app/session/{id}/media/{n}"  # the n-th exercise's photo, GIF 
 CHECKINS = "/app/checkin"  # POST: start an on-demand check-in
 CHECKIN = "/app/checkin/{id}"  # the form of one check-in (and its set)
 RESULT = "/app/result"  # the newest check-in result: a red-flag reply
+MESSAGES = "/app/messages"  # the patient's messages to the care team (privacy mode)
 MYDATA = "/app/mydata"  # everything the clinic holds about the patient (as /mydata)
 # The clinic dashboard's page of one patient (rehab_bot/web/patients.py), for staff.
 STAFF_PATIENT = "/patients/{id}"
@@ -63,3 +64,8 @@ def mydata_url(public_url: str) -> str:
 def staff_patient_url(public_url: str, patient_id: int) -> str:
     """One patient's page on the clinic dashboard (staff sign in there; privacy mode points here)."""
     return _base(public_url) + STAFF_PATIENT.format(id=patient_id)
+
+
+def messages_url(public_url: str) -> str:
+    """Where the patient writes to the care team on the clinic's server (privacy mode)."""
+    return _base(public_url) + MESSAGES

@@ -27,11 +27,11 @@ from babel.dates import format_datetime
 from sqlalchemy import bindparam, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
-from telegram import ForceReply, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram import ForceReply, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update, WebAppInfo
 from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop, CallbackQueryHandler, ContextTypes, MessageHandler, filters
 
-from rehab_bot import crisis
+from rehab_bot import crisis, miniapp
 from rehab_bot import message as core
 from rehab_bot import patient as patients
 from rehab_bot.access import StaffError
@@ -59,6 +59,10 @@ PHOTO_TOO_LARGE = N_("This photo is too large (at most {mb} MB). Please send a s
 GONE = N_("I could not find that message any more. Please send it again.")
 STALE = N_("This button is no longer active.")
 
+WRITE_IN_APP = N_("✉️ Write to my care team")
+IN_APP = N_("To reach your care team, please write in the app: your messages and photos stay on the clinic's server.")
+NEUTRAL_NOTICE = "✉️ New message from {alias}. Open the dashboard to read it."
+
 REPLY_LABEL = "↩️ Reply"
 READ_LABEL = "✓ Mark read"
 
@@ -66,6 +70,18 @@ READ_LABEL = "✓ Mark read"
 def offer_button(lang: str) -> tuple[str, str]:
     """The "send to my care team" button under the free-text offer."""
     return (t(lang, SEND_LABEL), "nt:c")
+
+
+def app_button(lang: str, public_url: str) -> InlineKeyboardButton:
+    """Privacy mode: the button that opens the Mini App's messages page instead of sending through the chat."""
+    return InlineKeyboardButton(t(lang, WRITE_IN_APP), web_app=WebAppInfo(miniapp.messages_url(public_url)))
+
+
+async def _to_the_app(message: Message, lang: str, public_url: str) -> None:
+    """Privacy mode: messages and photos for the care team go through the Mini App, not the chat."""
+    await message.reply_text(
+        t(lang, IN_APP), reply_markup=InlineKeyboardMarkup([[app_button(lang, public_url)]]), do_quote=True
+    )
 
 
 def _markup(rows: list[list[tuple[str, str]]]) -> InlineKeyboardMarkup | None:
@@ -102,6 +118,12 @@ async def render_message(app: App, due: DueMessage) -> OutgoingMessage | None:
         return None
     if message.direction == core.OUT:
         return OutgoingMessage(due.body, reply_to=reply_to, settle=(_settle_replies, (s, message.id)))
+    if not s.config.privacy.health_data_in_chat:
+        # Privacy mode: the staff chat learns only that a message is waiting; it is read on the dashboard.
+        async with s.db.session() as db:
+            patient = await db.get(Patient, message.patient_id)
+        alias = patient.alias if patient is not None else "a patient"
+        return OutgoingMessage(NEUTRAL_NOTICE.format(alias=alias), [[(READ_LABEL, f"cm:k:{message.id}")]])
     media = None
     if message.photo_file_id or message.photo_path:
         source = str(photo_dir(s.config) / message.photo_path) if message.photo_path else ""
@@ -200,6 +222,10 @@ async def on_patient_message(update: Update, context: ContextTypes.DEFAULT_TYPE)
         if replied is not None and replied.from_user is not None and replied.from_user.id == context.bot.id:
             parent = await core.reply_target(db, patient, replied.message_id)
     lang = patient.language
+    if not s.config.privacy.health_data_in_chat and (parent is not None or message.photo):
+        await _to_the_app(message, lang, s.config.web.public_url)
+        await _offer_symptom_check(message, context, patient)
+        raise ApplicationHandlerStop
     if parent is not None:
         answer = await _send(context, patient, message, parent=parent)
         if answer is not None:
@@ -243,6 +269,11 @@ async def on_send_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         await query.answer(t(await common.language_for(update, context), STALE))
         raise ApplicationHandlerStop
     lang = patient.language
+    if not s.config.privacy.health_data_in_chat:  # an offer from before privacy mode was switched on
+        await query.answer()
+        await _edit(offer, t(lang, IN_APP))
+        await _to_the_app(offer, lang, s.config.web.public_url)
+        raise ApplicationHandlerStop
     own = original is not None and original.from_user is not None and original.from_user.id == query.from_user.id
     if not own or original is None or not (original.text or original.photo):
         await query.answer()

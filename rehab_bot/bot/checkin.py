@@ -511,7 +511,13 @@ async def free_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         else:  # the answers go to the clinic's server: the check is opened there, the button opens its form
             form = await _open_on_server(context, patient, check)
             web_app = (title, miniapp.checkin_url(s.config.web.public_url, form)) if form is not None else None
-    await message.reply_text(text, reply_markup=keyboard(buttons, web_app), do_quote=True)
+    markup = keyboard(buttons, web_app)
+    if not s.config.privacy.health_data_in_chat and markup is not None:
+        # Privacy mode: a message for the care team is written in the Mini App, not sent from the chat.
+        rows = [list(row) for row in markup.inline_keyboard if not any(b.callback_data == "nt:c" for b in row)]
+        rows.insert(1 if web_app is not None else 0, [care.app_button(lang, s.config.web.public_url)])
+        markup = InlineKeyboardMarkup(rows)
+    await message.reply_text(text, reply_markup=markup, do_quote=True)
     raise ApplicationHandlerStop
 
 

@@ -17,7 +17,7 @@ from aiohttp import web
 from wtforms import FileField, TextAreaField
 from wtforms.validators import Length, Optional
 
-from rehab_bot import crisis, redflag
+from rehab_bot import crisis, miniapp, redflag
 from rehab_bot import message as message_core
 from rehab_bot.config import photo_dir
 from rehab_bot.content import localize
@@ -30,7 +30,7 @@ from rehab_bot.web.pages import render
 
 log = logging.getLogger(__name__)
 
-PATH = "/app/messages"
+PATH = miniapp.MESSAGES
 SENT = N_("Sent to your care team. They read messages during working hours and answer here.")
 EMPTY = N_("Write a message or add a photo.")
 NOT_A_PHOTO = N_("This file is not a photo (JPEG or PNG). Please choose a photo.")

@@ -31,6 +31,7 @@ from sqlmodel import col, select
 
 from rehab_bot import alert as alerts
 from rehab_bot import checkin as checkins
+from rehab_bot import message as care_messages
 from rehab_bot import programme
 from rehab_bot.bot import session as session_bot
 from rehab_bot.content import load_content, localize
@@ -155,6 +156,26 @@ async def test_a_week_in_privacy_mode_sends_no_health_data_through_telegram(bot_
     [offer] = await anna.wait_for()
     [[form]] = offer.reply_markup["inline_keyboard"][:1]  # type: ignore[index]
     assert re.fullmatch(rf"{PUBLIC}/app/checkin/\d+", form["web_app"]["url"])
+    # A message for the care team is written in the Mini App: the offer opens it, and sends nothing itself.
+    offered = [b for row in offer.reply_markup["inline_keyboard"] for b in row]  # type: ignore[index]
+    assert {"url": f"{PUBLIC}/app/messages"} in [b.get("web_app") for b in offered]
+    assert "nt:c" not in [b.get("callback_data") for b in offered]
+    # A photo sent into the chat is not taken for the care team either: the app is offered.
+    anna.mark_seen()
+    await anna.send_photo(b"\xff\xd8wound-photo")
+    [photo_offer] = await anna.wait_for()
+    [[to_app]] = photo_offer.reply_markup["inline_keyboard"]  # type: ignore[index]
+    assert to_app["web_app"]["url"] == f"{PUBLIC}/app/messages"
+    # A message written in the Mini App reaches the therapist's chat as a neutral notice only.
+    async with bot.db.session() as s:
+        stored = await s.get(Patient, patient.id)
+        assert stored is not None
+        await care_messages.send(s, stored, bot.config.clinic, text=FREE_TEXT, now=bot.clock.now())
+        await s.commit()
+    doctor.mark_seen()
+    await bot.tick()
+    [notice] = await doctor.wait_for()
+    assert notice.text == f"✉️ New message from {patient.alias}. Open the dashboard to read it."
     # The commands that would show or ask health data point to the app instead (one message each).
     for command in ("/progress", "/pain", "/checkin"):
         anna.mark_seen()
