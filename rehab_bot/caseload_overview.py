@@ -150,16 +150,31 @@ async def _figures(
         return {}
     # The patients as a sub-select when the caller has one: 2,000 bound ids cost more to send than the query.
     ids: Any = among if among is not None else listed
-    todays = {p.id: local_date(p, now) for p in patients}
-    oldest = min(todays.values()) - timedelta(days=7)
+    todays_by_zone: dict[str, date] = {}  # one zone conversion per time zone, not per patient
+    for p in patients:
+        if p.timezone not in todays_by_zone:
+            todays_by_zone[p.timezone] = local_date(p, now)
+    todays = {p.id: todays_by_zone[p.timezone] for p in patients}
+    oldest = min(todays.values()) - timedelta(days=6)  # share_7d looks at today and the 6 days before
     recent = now - timedelta(days=RECENT_DAYS)
 
+    # Sessions of the last days counted per patient, day and status (share_7d needs no more than
+    # which status on which day, so each count stands in for that many sessions); only resolved
+    # statuses count toward adherence, so the open ones are not read.
     days: dict[int, list[tuple[date, str]]] = defaultdict(list)
-    query = select(col(ExerciseSession.patient_id), col(ExerciseSession.local_date), col(ExerciseSession.status)).where(
-        col(ExerciseSession.patient_id).in_(ids), col(ExerciseSession.local_date) >= oldest
+    query = (
+        select(
+            col(ExerciseSession.patient_id), col(ExerciseSession.local_date), col(ExerciseSession.status), func.count()
+        )
+        .where(
+            col(ExerciseSession.patient_id).in_(ids),
+            col(ExerciseSession.local_date) >= oldest,
+            col(ExerciseSession.status).in_(list(session_core.RESOLVED_STATUSES)),
+        )
+        .group_by(col(ExerciseSession.patient_id), col(ExerciseSession.local_date), col(ExerciseSession.status))
     )
-    for pid, day, status in await _rows(session, query):
-        days[pid].append((day if isinstance(day, date) else date.fromisoformat(day), status))
+    for pid, day, status, count in await _rows(session, query):
+        days[pid].extend([(day if isinstance(day, date) else date.fromisoformat(day), status)] * int(count))
 
     last_values = await _last_values(session, ids, recent)
     older = [pid for pid in listed if (pid, "pain") not in last_values or (pid, "mood") not in last_values]
