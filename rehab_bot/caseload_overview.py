@@ -155,26 +155,32 @@ async def _figures(
         if p.timezone not in todays_by_zone:
             todays_by_zone[p.timezone] = local_date(p, now)
     todays = {p.id: todays_by_zone[p.timezone] for p in patients}
-    oldest = min(todays.values()) - timedelta(days=6)  # share_7d looks at today and the 6 days before
     recent = now - timedelta(days=RECENT_DAYS)
 
-    # Sessions of the last days counted per patient, day and status (share_7d needs no more than
-    # which status on which day, so each count stands in for that many sessions); only resolved
-    # statuses count toward adherence, so the open ones are not read.
+    # Sessions of the last 7 local days counted per patient, done or partly and the other resolved
+    # ones: one query per time zone (the days differ by zone). share_7d needs no more than how many
+    # of each on a day of the window, so each count stands in for that many sessions.
     days: dict[int, list[tuple[date, str]]] = defaultdict(list)
-    query = (
-        select(
-            col(ExerciseSession.patient_id), col(ExerciseSession.local_date), col(ExerciseSession.status), func.count()
+    done = col(ExerciseSession.status).in_(list(session_core.DONE_STATUSES))
+    for zone, today in todays_by_zone.items():
+        zone_ids: Any = (
+            among.where(col(Patient.timezone) == zone)
+            if among is not None
+            else [p.id for p in patients if p.timezone == zone]
         )
-        .where(
-            col(ExerciseSession.patient_id).in_(ids),
-            col(ExerciseSession.local_date) >= oldest,
-            col(ExerciseSession.status).in_(list(session_core.RESOLVED_STATUSES)),
+        query = (
+            select(col(ExerciseSession.patient_id), done.label("done"), func.count())
+            .where(
+                col(ExerciseSession.patient_id).in_(zone_ids),
+                col(ExerciseSession.local_date) >= today - timedelta(days=6),
+                col(ExerciseSession.local_date) <= today,
+                col(ExerciseSession.status).in_(list(session_core.RESOLVED_STATUSES)),
+            )
+            .group_by(col(ExerciseSession.patient_id), done)
         )
-        .group_by(col(ExerciseSession.patient_id), col(ExerciseSession.local_date), col(ExerciseSession.status))
-    )
-    for pid, day, status, count in await _rows(session, query):
-        days[pid].extend([(day if isinstance(day, date) else date.fromisoformat(day), status)] * int(count))
+        for pid, is_done, count in await _rows(session, query):
+            status = session_core.DONE_STATUSES[0] if is_done else session_core.Status.MISSED.value
+            days[pid].extend([(today, status)] * int(count))
 
     last_values = await _last_values(session, ids, recent)
     older = [pid for pid in listed if (pid, "pain") not in last_values or (pid, "mood") not in last_values]
