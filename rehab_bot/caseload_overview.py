@@ -230,8 +230,8 @@ async def _figures(
             last_seen[p.id] = max(candidates)
 
     # Pain of the last 14 days, counted per value and week: pain_means_of needs only which side
-    # of now - 7 days an answer lies, so each side stands in with one instant.
-    pains: dict[int, list[tuple[datetime, int]]] = defaultdict(list)
+    # of now - 7 days an answer lies, so the values come split by week (pain_means_split).
+    pains: dict[int, tuple[list[int], list[int]]] = {}
     middle = now - timedelta(days=7)
     later = (col(Answer.answered_at) > middle).label("later")
     query_pain = (
@@ -247,7 +247,7 @@ async def _figures(
     )
     for pid, is_later, value, count in await _rows(session, query_pain):
         if value is not None:
-            pains[pid].extend([(now if is_later else middle, value)] * int(count))
+            pains.setdefault(pid, ([], []))[0 if is_later else 1].extend([value] * int(count))
 
     result: dict[int, tuple[core.PatientRow, list[str]]] = {}
     for n, patient in enumerate(patients):
@@ -275,7 +275,7 @@ async def _figures(
             settings,
             last_response=last_seen.get(pid) if is_active else None,
             adherence_7d=adherence if is_active else None,
-            pain=core.pain_means_of(pains[pid], now),
+            pain=core.pain_means_split(*pains.get(pid, ((), ()))),
             unanswered_safety=unanswered[pid],
         )
         result[pid] = (row, reasons)
