@@ -74,6 +74,8 @@ class Caseload:
     open_alerts: bool
     sort: str
     descending: bool
+    shown: int = 0  # entries after the filters, on all pages
+    page: int = 1  # the page entries holds (1 when all are there)
 
 
 async def _rows(session: AsyncSession, query: Any) -> Any:
@@ -282,6 +284,25 @@ async def _figures(
     return result
 
 
+# Sort keys read from the patient alone, with the same value as SORTS reads from the row
+# (PatientRow copies alias and status and computes days_since_surgery the same way): with one of
+# these and no filter, only the page shown needs its figures.
+PATIENT_SORTS: dict[str, Callable[[Patient, datetime], Any]] = {
+    "alias": lambda p, now: p.alias.upper(),
+    "status": lambda p, now: p.status,
+    "day": lambda p, now: core.days_since_surgery(p, now),
+}
+
+
+def _ordered(items: list[Any], key: Callable[[Any], Any], alias: Callable[[Any], str], descending: bool) -> list[Any]:
+    """items by key (then alias), highest first when descending; None (no data yet) always last."""
+    known = sorted((i for i in items if key(i) is not None), key=lambda i: (key(i), alias(i)))
+    if descending:
+        known.reverse()
+    unknown = sorted((i for i in items if key(i) is None), key=alias)
+    return known + unknown
+
+
 async def caseload(
     session: AsyncSession,
     staff: Staff,
@@ -293,12 +314,28 @@ async def caseload(
     open_alerts: bool = False,
     sort: str = "alias",
     descending: bool = False,
+    page: int | None = None,
+    page_size: int = 100,
 ) -> Caseload:
-    """The patients staff may see in scope, filtered ("at risk", "open alerts") and sorted."""
+    """The patients staff may see in scope, filtered ("at risk", "open alerts") and sorted.
+
+    With page (1-based, past the end: the last page) only that page's entries are returned and
+    Caseload.shown counts them all; without it, every entry.
+    """
     scope = scope if scope in SCOPES else core.default_scope(staff)
+    sort = sort if sort in SORTS else "alias"
     patients = list((await session.exec(core.listed(select(Patient), staff, scope))).all())
     names = {s.id: s.name for s in await members.staff_members(session, include_inactive=True)}
-    figures = await _figures(session, patients, now, settings, core.listed(select(col(Patient.id)), staff, scope))
+    among = core.listed(select(col(Patient.id)), staff, scope)
+    paged = page is not None and not at_risk and not open_alerts and sort in PATIENT_SORTS
+    if paged:  # the order needs no figures: the page's patients first, then only their figures
+        patient_key = PATIENT_SORTS[sort]
+        ordered = _ordered(patients, lambda p: patient_key(p, now), lambda p: p.alias.upper(), descending)
+        page_no = min(max(1, page or 1), max(1, -(-len(ordered) // page_size)))
+        patients = ordered[(page_no - 1) * page_size : page_no * page_size]
+        ids = [p.id for p in patients]
+        among = among.where(col(Patient.id).in_(ids))
+    figures = await _figures(session, patients, now, settings, among)
     entries = []
     for patient in patients:
         assert patient.id is not None
@@ -311,19 +348,33 @@ async def caseload(
                 mine=row.therapist_id == staff.id,
             )
         )
+    if paged:
+        return Caseload(
+            entries=entries,  # already in order
+            total=len(ordered),
+            scope=scope,
+            at_risk=at_risk,
+            open_alerts=open_alerts,
+            sort=sort,
+            descending=descending,
+            shown=len(ordered),
+            page=page_no,
+        )
     shown = [e for e in entries if (not at_risk or e.at_risk) and (not open_alerts or e.row.open_alerts)]
-    sort = sort if sort in SORTS else "alias"
     key = SORTS[sort]
-    known = sorted((e for e in shown if key(e) is not None), key=lambda e: (key(e), e.row.alias.upper()))
-    if descending:
-        known.reverse()
-    unknown = sorted((e for e in shown if key(e) is None), key=lambda e: e.row.alias.upper())
+    result = _ordered(shown, key, lambda e: e.row.alias.upper(), descending)
+    page_no = 1
+    if page is not None:
+        page_no = min(max(1, page), max(1, -(-len(result) // page_size)))
+        result = result[(page_no - 1) * page_size : page_no * page_size]
     return Caseload(
-        entries=known + unknown,
+        entries=result,
         total=len(patients),
         scope=scope,
         at_risk=at_risk,
         open_alerts=open_alerts,
         sort=sort,
         descending=descending,
+        shown=len(shown),
+        page=page_no,
     )
