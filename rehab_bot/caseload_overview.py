@@ -22,6 +22,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func
+from sqlalchemy import select as select_columns
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -287,7 +288,7 @@ async def _figures(
 # Sort keys read from the patient alone, with the same value as SORTS reads from the row
 # (PatientRow copies alias and status and computes days_since_surgery the same way): with one of
 # these and no filter, only the page shown needs its figures.
-PATIENT_SORTS: dict[str, Callable[[Patient, datetime], Any]] = {
+PATIENT_SORTS: dict[str, Callable[[Any, datetime], Any]] = {
     "alias": lambda p, now: p.alias.upper(),
     "status": lambda p, now: p.status,
     "day": lambda p, now: core.days_since_surgery(p, now),
@@ -324,17 +325,24 @@ async def caseload(
     """
     scope = scope if scope in SCOPES else core.default_scope(staff)
     sort = sort if sort in SORTS else "alias"
-    patients = list((await session.exec(core.listed(select(Patient), staff, scope))).all())
     names = {s.id: s.name for s in await members.staff_members(session, include_inactive=True)}
     among = core.listed(select(col(Patient.id)), staff, scope)
     paged = page is not None and not at_risk and not open_alerts and sort in PATIENT_SORTS
     if paged:  # the order needs no figures: the page's patients first, then only their figures
+        # Only the columns the sort reads, as plain rows (the same attribute names as Patient).
+        columns = select_columns(
+            col(Patient.id), col(Patient.alias), col(Patient.status), col(Patient.surgery_date), col(Patient.timezone)
+        )
+        light = list(await _rows(session, core.listed(columns, staff, scope)))
         patient_key = PATIENT_SORTS[sort]
-        ordered = _ordered(patients, lambda p: patient_key(p, now), lambda p: p.alias.upper(), descending)
+        ordered = _ordered(light, lambda p: patient_key(p, now), lambda p: p.alias.upper(), descending)
         page_no = min(max(1, page or 1), max(1, -(-len(ordered) // page_size)))
-        patients = ordered[(page_no - 1) * page_size : page_no * page_size]
-        ids = [p.id for p in patients]
+        ids = [p.id for p in ordered[(page_no - 1) * page_size : page_no * page_size]]
+        found = {p.id: p for p in (await session.exec(select(Patient).where(col(Patient.id).in_(ids)))).all()}
+        patients = [found[pid] for pid in ids]
         among = among.where(col(Patient.id).in_(ids))
+    else:
+        patients = list((await session.exec(core.listed(select(Patient), staff, scope))).all())
     figures = await _figures(session, patients, now, settings, among)
     entries = []
     for patient in patients:
