@@ -9,9 +9,12 @@ Method:
     pain and mood answer, notes, alerts, lessons), an admin signed in (one-time link), ``GET
     /caseload?scope=all`` sequentially over loopback, 30 times after 3 warm-up requests. The time is
     the client's, from sending the request to the last byte: it includes the server's whole work
-    (session check, staff lookup, the grouped queries and risk rules for all 2,000, filter and sort,
-    rendering the first page of 100 rows, the audit row) and loopback transfer, so it bounds the
-    server time from above. p95 nearest-rank; target 200 ms.
+    (session check, staff lookup, loading and sorting the 2,000 patients, the grouped queries and
+    risk rules for the page's 100, rendering them, the audit row) and loopback transfer, so it
+    bounds the server time from above. p95 nearest-rank; target 200 ms.
+(i') the same with ``?risk=y&sort=risk&desc=y`` (at risk, by risk): the filter and the sort need
+    the figures and risk rules of all 2,000 (rehab_bot/caseload_overview.py), so this is the
+    worst case of the page; same method and target.
 (ii) patient page: one patient with 365 days of the same data, ``GET /patients/<id>`` 30 times the
     same way (the calendar, both chart series of 365 points, answers, notes, alerts, the audit row);
     target p95 300 ms.
@@ -121,7 +124,12 @@ async def _web_only(db: Database) -> WebServer:
     return server
 
 
-async def caseload_row(results: Results, kind: str, workdir: Path, *, patients: int = 2000, runs: int = 30) -> None:
+async def caseload_row(
+    results: Results, kind: str, workdir: Path, *, patients: int = 2000, runs: int = 30, filtered: bool = False
+) -> None:
+    """The default view (sorted by alias, no filter: the figures of the page shown), or filtered=True:
+    "at risk" sorted by risk, which needs the figures of all patients."""
+    url_query = "scope=all&risk=y&sort=risk&desc=y" if filtered else "scope=all"
     bdb = new_database(kind, workdir, "webcase")
     try:
         db = await bdb.open()
@@ -132,8 +140,8 @@ async def caseload_row(results: Results, kind: str, workdir: Path, *, patients: 
         try:
             client = await _link_session(db, server.base_url, ADMIN)
             async with client:
-                times, cpu = await _timed(client, f"{server.base_url}/caseload?scope=all", runs)
-                async with client.get(f"{server.base_url}/caseload?scope=all") as page:
+                times, cpu = await _timed(client, f"{server.base_url}/caseload?{url_query}", runs)
+                async with client.get(f"{server.base_url}/caseload?{url_query}") as page:
                     rows = (await page.text()).count("<tr data-patient=")
         finally:
             await server.stop()
@@ -142,16 +150,21 @@ async def caseload_row(results: Results, kind: str, workdir: Path, *, patients: 
     p95 = percentile(times, 95)
     results.add(
         Figure(
-            f"Web caseload of {patients:,} patients, p95 request time",
+            f"Web caseload of {patients:,} patients{', at risk by risk' if filtered else ''}, p95 request time",
             kind,
             p95,
             "ms",
             "≤ 200 ms",
-            p95 is not None and p95 <= CASELOAD_TARGET_MS and rows == min(patients, PAGE_SIZE),
+            p95 is not None and p95 <= CASELOAD_TARGET_MS and (filtered or rows == min(patients, PAGE_SIZE)),
             f"{runs} sequential GETs over loopback after 3 warm-ups; p50 {percentile(times, 50) or 0:.0f} ms, "
             f"CPU {cpu:.0f} ms per request (server, client and SQLite thread), "
-            f"max {max(times):.0f} ms; figures, risk, filter and sort over all {patients:,}, the first page of "
-            f"{rows} rows rendered; seeding took {seeded:.0f} s",
+            f"max {max(times):.0f} ms; "
+            + (
+                f"GET /caseload?{url_query}: figures, risk, filter and sort over all {patients:,}"
+                if filtered
+                else f"GET /caseload?{url_query}: sorted by alias, figures of the page shown only"
+            )
+            + f", the first page of {rows} rows rendered; seeding took {seeded:.0f} s",
         )
     )
 
@@ -313,11 +326,14 @@ async def browsing_row(
     )
 
 
-async def run_all(results: Results, backends: list[str], workdir: Path, *, quick: bool, parts: str = "123") -> None:
+async def run_all(results: Results, backends: list[str], workdir: Path, *, quick: bool, parts: str = "1423") -> None:
     for kind in backends:
         if "1" in parts:
             print(f"(w1) web caseload of 2,000 patients [{kind}]", flush=True)
             await caseload_row(results, kind, workdir, runs=10 if quick else 30)
+        if "4" in parts:
+            print(f"(w1') web caseload of 2,000 patients, at risk sorted by risk [{kind}]", flush=True)
+            await caseload_row(results, kind, workdir, runs=10 if quick else 30, filtered=True)
         if "2" in parts:
             print(f"(w2) web patient page, a year of data [{kind}]", flush=True)
             await patient_row(results, kind, workdir, runs=10 if quick else 30)
@@ -330,7 +346,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="sqlite")
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--parts", default="123", help="which rows: 1 caseload, 2 patient page, 3 browsing")
+    parser.add_argument(
+        "--parts", default="1423", help="which rows: 1 caseload, 4 caseload filtered, 2 patient page, 3 browsing"
+    )
     parser.add_argument("--browse", help=argparse.SUPPRESS)  # the child process of (iii)
     args = parser.parse_args()
     if args.browse:

@@ -501,9 +501,12 @@ def pain_means_of(rows: Iterable[tuple[datetime, int]], now: datetime) -> tuple[
     """Mean pain over the last 7 days and the 7 days before, from (answered_at, value) of the last 14 days."""
     middle = now - timedelta(days=7)
     rows = list(rows)
-    recent = [float(v) for at, v in rows if at > middle]
-    before = [float(v) for at, v in rows if at <= middle]
-    return _mean(recent), _mean(before)
+    return pain_means_split([v for at, v in rows if at > middle], [v for at, v in rows if at <= middle])
+
+
+def pain_means_split(recent: Iterable[int], before: Iterable[int]) -> tuple[float | None, float | None]:
+    """(mean of the last 7 days, mean of the 7 days before) from the pain values already split by week."""
+    return _mean(map(float, recent)), _mean(map(float, before))
 
 
 async def risk_for(session: AsyncSession, patient: Patient, now: datetime, settings: StaffConfig) -> Risk | None:

@@ -22,6 +22,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func
+from sqlalchemy import select as select_columns
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -74,6 +75,8 @@ class Caseload:
     open_alerts: bool
     sort: str
     descending: bool
+    shown: int = 0  # entries after the filters, on all pages
+    page: int = 1  # the page entries holds (1 when all are there)
 
 
 async def _rows(session: AsyncSession, query: Any) -> Any:
@@ -150,16 +153,37 @@ async def _figures(
         return {}
     # The patients as a sub-select when the caller has one: 2,000 bound ids cost more to send than the query.
     ids: Any = among if among is not None else listed
-    todays = {p.id: local_date(p, now) for p in patients}
-    oldest = min(todays.values()) - timedelta(days=7)
+    todays_by_zone: dict[str, date] = {}  # one zone conversion per time zone, not per patient
+    for p in patients:
+        if p.timezone not in todays_by_zone:
+            todays_by_zone[p.timezone] = local_date(p, now)
+    todays = {p.id: todays_by_zone[p.timezone] for p in patients}
     recent = now - timedelta(days=RECENT_DAYS)
 
+    # Sessions of the last 7 local days counted per patient, done or partly and the other resolved
+    # ones: one query per time zone (the days differ by zone). share_7d needs no more than how many
+    # of each on a day of the window, so each count stands in for that many sessions.
     days: dict[int, list[tuple[date, str]]] = defaultdict(list)
-    query = select(col(ExerciseSession.patient_id), col(ExerciseSession.local_date), col(ExerciseSession.status)).where(
-        col(ExerciseSession.patient_id).in_(ids), col(ExerciseSession.local_date) >= oldest
-    )
-    for pid, day, status in await _rows(session, query):
-        days[pid].append((day if isinstance(day, date) else date.fromisoformat(day), status))
+    done = col(ExerciseSession.status).in_(list(session_core.DONE_STATUSES))
+    for zone, today in todays_by_zone.items():
+        zone_ids: Any = (
+            among.where(col(Patient.timezone) == zone)
+            if among is not None
+            else [p.id for p in patients if p.timezone == zone]
+        )
+        query = (
+            select(col(ExerciseSession.patient_id), done.label("done"), func.count())
+            .where(
+                col(ExerciseSession.patient_id).in_(zone_ids),
+                col(ExerciseSession.local_date) >= today - timedelta(days=6),
+                col(ExerciseSession.local_date) <= today,
+                col(ExerciseSession.status).in_(list(session_core.RESOLVED_STATUSES)),
+            )
+            .group_by(col(ExerciseSession.patient_id), done)
+        )
+        for pid, is_done, count in await _rows(session, query):
+            status = session_core.DONE_STATUSES[0] if is_done else session_core.Status.MISSED.value
+            days[pid].extend([(today, status)] * int(count))
 
     last_values = await _last_values(session, ids, recent)
     older = [pid for pid in listed if (pid, "pain") not in last_values or (pid, "mood") not in last_values]
@@ -209,8 +233,8 @@ async def _figures(
             last_seen[p.id] = max(candidates)
 
     # Pain of the last 14 days, counted per value and week: pain_means_of needs only which side
-    # of now - 7 days an answer lies, so each side stands in with one instant.
-    pains: dict[int, list[tuple[datetime, int]]] = defaultdict(list)
+    # of now - 7 days an answer lies, so the values come split by week (pain_means_split).
+    pains: dict[int, tuple[list[int], list[int]]] = {}
     middle = now - timedelta(days=7)
     later = (col(Answer.answered_at) > middle).label("later")
     query_pain = (
@@ -226,7 +250,7 @@ async def _figures(
     )
     for pid, is_later, value, count in await _rows(session, query_pain):
         if value is not None:
-            pains[pid].extend([(now if is_later else middle, value)] * int(count))
+            pains.setdefault(pid, ([], []))[0 if is_later else 1].extend([value] * int(count))
 
     result: dict[int, tuple[core.PatientRow, list[str]]] = {}
     for n, patient in enumerate(patients):
@@ -254,11 +278,30 @@ async def _figures(
             settings,
             last_response=last_seen.get(pid) if is_active else None,
             adherence_7d=adherence if is_active else None,
-            pain=core.pain_means_of(pains[pid], now),
+            pain=core.pain_means_split(*pains.get(pid, ((), ()))),
             unanswered_safety=unanswered[pid],
         )
         result[pid] = (row, reasons)
     return result
+
+
+# Sort keys read from the patient alone, with the same value as SORTS reads from the row
+# (PatientRow copies alias and status and computes days_since_surgery the same way): with one of
+# these and no filter, only the page shown needs its figures.
+PATIENT_SORTS: dict[str, Callable[[Any, datetime], Any]] = {
+    "alias": lambda p, now: p.alias.upper(),
+    "status": lambda p, now: p.status,
+    "day": lambda p, now: core.days_since_surgery(p, now),
+}
+
+
+def _ordered(items: list[Any], key: Callable[[Any], Any], alias: Callable[[Any], str], descending: bool) -> list[Any]:
+    """items by key (then alias), highest first when descending; None (no data yet) always last."""
+    known = sorted((i for i in items if key(i) is not None), key=lambda i: (key(i), alias(i)))
+    if descending:
+        known.reverse()
+    unknown = sorted((i for i in items if key(i) is None), key=alias)
+    return known + unknown
 
 
 async def caseload(
@@ -272,12 +315,35 @@ async def caseload(
     open_alerts: bool = False,
     sort: str = "alias",
     descending: bool = False,
+    page: int | None = None,
+    page_size: int = 100,
 ) -> Caseload:
-    """The patients staff may see in scope, filtered ("at risk", "open alerts") and sorted."""
+    """The patients staff may see in scope, filtered ("at risk", "open alerts") and sorted.
+
+    With page (1-based, past the end: the last page) only that page's entries are returned and
+    Caseload.shown counts them all; without it, every entry.
+    """
     scope = scope if scope in SCOPES else core.default_scope(staff)
-    patients = list((await session.exec(core.listed(select(Patient), staff, scope))).all())
+    sort = sort if sort in SORTS else "alias"
     names = {s.id: s.name for s in await members.staff_members(session, include_inactive=True)}
-    figures = await _figures(session, patients, now, settings, core.listed(select(col(Patient.id)), staff, scope))
+    among = core.listed(select(col(Patient.id)), staff, scope)
+    paged = page is not None and not at_risk and not open_alerts and sort in PATIENT_SORTS
+    if paged:  # the order needs no figures: the page's patients first, then only their figures
+        # Only the columns the sort reads, as plain rows (the same attribute names as Patient).
+        columns = select_columns(
+            col(Patient.id), col(Patient.alias), col(Patient.status), col(Patient.surgery_date), col(Patient.timezone)
+        )
+        light = list(await _rows(session, core.listed(columns, staff, scope)))
+        patient_key = PATIENT_SORTS[sort]
+        ordered = _ordered(light, lambda p: patient_key(p, now), lambda p: p.alias.upper(), descending)
+        page_no = min(max(1, page or 1), max(1, -(-len(ordered) // page_size)))
+        ids = [p.id for p in ordered[(page_no - 1) * page_size : page_no * page_size]]
+        found = {p.id: p for p in (await session.exec(select(Patient).where(col(Patient.id).in_(ids)))).all()}
+        patients = [found[pid] for pid in ids]
+        among = among.where(col(Patient.id).in_(ids))
+    else:
+        patients = list((await session.exec(core.listed(select(Patient), staff, scope))).all())
+    figures = await _figures(session, patients, now, settings, among)
     entries = []
     for patient in patients:
         assert patient.id is not None
@@ -290,19 +356,33 @@ async def caseload(
                 mine=row.therapist_id == staff.id,
             )
         )
+    if paged:
+        return Caseload(
+            entries=entries,  # already in order
+            total=len(ordered),
+            scope=scope,
+            at_risk=at_risk,
+            open_alerts=open_alerts,
+            sort=sort,
+            descending=descending,
+            shown=len(ordered),
+            page=page_no,
+        )
     shown = [e for e in entries if (not at_risk or e.at_risk) and (not open_alerts or e.row.open_alerts)]
-    sort = sort if sort in SORTS else "alias"
     key = SORTS[sort]
-    known = sorted((e for e in shown if key(e) is not None), key=lambda e: (key(e), e.row.alias.upper()))
-    if descending:
-        known.reverse()
-    unknown = sorted((e for e in shown if key(e) is None), key=lambda e: e.row.alias.upper())
+    result = _ordered(shown, key, lambda e: e.row.alias.upper(), descending)
+    page_no = 1
+    if page is not None:
+        page_no = min(max(1, page), max(1, -(-len(result) // page_size)))
+        result = result[(page_no - 1) * page_size : page_no * page_size]
     return Caseload(
-        entries=known + unknown,
+        entries=result,
         total=len(patients),
         scope=scope,
         at_risk=at_risk,
         open_alerts=open_alerts,
         sort=sort,
         descending=descending,
+        shown=len(shown),
+        page=page_no,
     )

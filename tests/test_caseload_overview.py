@@ -53,3 +53,23 @@ async def test_filters_scope_and_sort(db: Database, clock: FakeClock) -> None:
         assert pains == sorted(pains, reverse=True)
         odd = await overview.caseload(session, ben, now, settings, scope="nonsense", sort="nonsense")
         assert odd.scope == "mine" and odd.sort == "alias"
+
+
+async def test_a_page_equals_the_same_slice_of_the_whole_list(db: Database, clock: FakeClock) -> None:
+    """Paged (figures of the page's patients only, or of all when a filter or figure sorts) = sliced."""
+    clinic = await seed_clinic(db, clock.now(), patients=23, days=10)
+    async with db.session() as session:
+        admin = await session.get(Staff, clinic.admin_id)
+        assert admin is not None
+        now, settings = clock.now(), StaffConfig()
+        for sort in ("alias", "status", "day", "pain", "risk"):
+            for options in ({}, {"descending": True}, {"at_risk": True}, {"open_alerts": True}):
+                whole = await overview.caseload(session, admin, now, settings, scope="all", sort=sort, **options)
+                for page in (1, 3, 99):
+                    part = await overview.caseload(
+                        session, admin, now, settings, scope="all", sort=sort, page=page, page_size=10, **options
+                    )
+                    last = max(1, -(-len(whole.entries) // 10))
+                    assert part.page == min(page, last)
+                    assert part.entries == whole.entries[(part.page - 1) * 10 : part.page * 10], (sort, options, page)
+                    assert (part.shown, part.total) == (len(whole.entries), whole.total)

@@ -21,7 +21,7 @@ from rehab_bot.web.context import context
 from rehab_bot.web.forms import FormData
 from rehab_bot.web.pages import render
 
-# Rows per page: every patient's figures are computed (filters and sorting need them), a page is shown.
+# Rows per page: the figures of the page's patients only, unless a filter or a figure's sort needs all.
 PAGE_SIZE = 100
 # Column headers, in order: (sort key, label).
 COLUMNS = (
@@ -72,6 +72,8 @@ async def caseload_page(request: web.Request) -> web.StreamResponse:
         open_alerts=bool(query.alerts.data),
         sort=query.sort.data or "alias",
         descending=bool(query.desc.data),
+        page=query.page.data or 1,
+        page_size=PAGE_SIZE,
     )
     audit.record(
         session,
@@ -80,14 +82,13 @@ async def caseload_page(request: web.Request) -> web.StreamResponse:
         staff=staff,
         actor=audit.web_actor(staff.telegram_id),
         detail=(
-            f"web scope={result.scope} risk={int(result.at_risk)} alerts={int(result.open_alerts)} "
-            f"shown={len(result.entries)}"
+            f"web scope={result.scope} risk={int(result.at_risk)} alerts={int(result.open_alerts)} shown={result.shown}"
         ),
     )
     await session.commit()
-    pages = max(1, -(-len(result.entries) // PAGE_SIZE))
-    page = min(query.page.data or 1, pages)
-    shown = result.entries[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+    pages = max(1, -(-result.shown // PAGE_SIZE))
+    page = result.page
+    shown = result.entries
     partial = request.headers.get("HX-Request") == "true" and request.headers.get("HX-Target") == "caseload-table"
     values: dict[str, Any] = {
         "caseload": result,
