@@ -40,6 +40,7 @@ TEMPLATES = HERE / "templates"
 STATIC = HERE / "static"
 COOKIE_NAME = "rehab_session"
 MAX_BODY = 1024**2  # uploads set their own limit on their route
+UPLOAD_OVERHEAD = 256 * 1024  # the form's other fields and multipart headers around a photo
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
@@ -126,7 +127,8 @@ def build_app(ctx: WebContext) -> web.Application:
             auth.auth_middleware,
             csrf_middleware,
         ],
-        client_max_size=MAX_BODY,
+        # A patient's photo to the care team (the Mini App's messages page) may be up to [care] photo_max_bytes.
+        client_max_size=max(MAX_BODY, ctx.config.care.photo_max_bytes + UPLOAD_OVERHEAD),
     )
     app[CONTEXT] = ctx
     aiohttp_jinja2.setup(

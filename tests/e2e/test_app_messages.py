@@ -104,3 +104,22 @@ async def test_crisis_words_in_the_mini_app_alert_the_clinic_and_send_no_message
     async with bot.db.session() as session:
         [alert] = (await session.exec(select(Alert))).all()
     assert alert.kind == "crisis" and alert.severity == "emergency"
+
+
+async def test_a_phone_sized_photo_fits_the_configured_limit(
+    bot_factory: Any, tg: FakeTelegram, tmp_path: Path
+) -> None:
+    """[care] photo_max_bytes governs the Mini App too: a 1.5 MB photo (above the web app's 1 MiB form limit)
+    is accepted with a 3 MB limit, and one above the limit is refused with the page's own message."""
+    bot = await bot_factory(
+        web=miniapp_web(),
+        privacy={"health_data_in_chat": False},
+        care={"photo_dir": str(tmp_path / "photos"), "photo_max_bytes": 3_000_000},
+    )
+    await enrolled(bot, PATIENT, therapist=THERAPIST, schedule=False)
+    photo = JPEG + b"\x00" * 1_500_000
+    async with await signed_in(bot, PATIENT) as browser:
+        assert "Sent to your care team." in await post(browser, bot, "", photo)
+        assert "too large" in await post(browser, bot, "", JPEG + b"\x00" * 3_000_001)
+    [stored] = await rows(bot)
+    assert stored.photo_bytes == len(photo)
