@@ -54,11 +54,13 @@ async def test_audit_log_filters_and_content_check(bot_factory: Any, page: Any) 
     await page.get_by_role("button", name="Filter").click()
     await page.wait_for_url("**staff=**")
     actions = await page.locator("#audit tbody tr td:nth-child(3)").all_inner_texts()
-    assert actions == ["view.patient", "view.patients", "web.signin", "web.link"]
+    # Opening a patient's page records the page and the message thread shown on it (newest first).
+    assert actions == ["view.thread", "view.patient", "view.patients", "web.signin", "web.link"]
     await page.get_by_label("Patient", exact=True).fill("LWS-0001")
     await page.get_by_role("button", name="Filter").click()
     await page.wait_for_url("**patient=LWS-0001**")
-    assert await page.locator("#audit tbody tr td:nth-child(3)").all_inner_texts() == ["view.patient"]
+    patient_rows = await page.locator("#audit tbody tr td:nth-child(3)").all_inner_texts()
+    assert patient_rows == ["view.thread", "view.patient"]
     await page.get_by_role("link", name="Content check").click()
     await page.wait_for_url("**/admin/content")
     assert (await page.locator("#content-ok").inner_text()).startswith("Content OK:")
