@@ -19,7 +19,7 @@ import math
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import func, update
@@ -376,39 +376,6 @@ async def change_session_times(
         actor=actor,
         neutral=neutral,
     )
-
-
-async def pause(session: AsyncSession, staff: Staff, patient: Patient, days: int | None, now: datetime) -> date | None:
-    """Pause reminders for some days (the engine resumes after paused_until) or until resumed."""
-    require(staff, patient, Access.WRITE)
-    if patient.status in (PatientStatus.DISCHARGED.value, PatientStatus.STOPPED.value):
-        raise StaffError(f"{patient.alias} is {patient.status}; there is nothing to pause.")
-    until = local_date(patient, now) + timedelta(days=days - 1) if days else None
-    if patient.status == PatientStatus.PAUSED.value and patient.paused_until == until:
-        return until  # the same press again: nothing changes, nothing to record
-    patient.status = PatientStatus.PAUSED.value
-    patient.paused_until = until
-    session.add(patient)
-    audit.record(
-        session,
-        action=audit.PAUSE,
-        now=now,
-        staff=staff,
-        patient_id=patient.id,
-        detail=f"until {until.isoformat()}" if until else "until resumed",
-    )
-    return until
-
-
-async def resume(session: AsyncSession, staff: Staff, patient: Patient, now: datetime) -> None:
-    """End a pause now."""
-    require(staff, patient, Access.WRITE)
-    if patient.status != PatientStatus.PAUSED.value:
-        raise StaffError(f"{patient.alias} is not paused.")
-    patient.status = PatientStatus.ACTIVE.value
-    patient.paused_until = None
-    session.add(patient)
-    audit.record(session, action=audit.RESUME, now=now, staff=staff, patient_id=patient.id)
 
 
 async def discharge(session: AsyncSession, staff: Staff, patient: Patient, now: datetime) -> bool:

@@ -455,18 +455,22 @@ def cmd_content_list(directory: Path | None) -> int:
 def cmd_invite_create(config: Config, args: argparse.Namespace) -> int:
     """Create a patient and their invite; print the link, write the QR code."""
     import re
-    from datetime import date
 
     from rehab_bot import invite
     from rehab_bot.clock import SystemClock
     from rehab_bot.content import load_content
-    from rehab_bot.db import Database
+    from rehab_bot.db import in_session
     from rehab_bot.files import write_private_bytes
+    from rehab_bot.schedule import local_date
 
+    clinic = config.clinic
     try:
-        surgery_date = date.fromisoformat(args.surgery_date)
-    except ValueError:
-        print(f"rehab-bot: --surgery-date {args.surgery_date!r} is not a date; use YYYY-MM-DD", file=sys.stderr)
+        # The chat's rules (rehab_bot.invite); the CLI takes ISO dates only.
+        surgery_date = invite.parse_surgery_date(
+            args.surgery_date, local_date(clinic, SystemClock().now()), dotted=False
+        )
+    except invite.InviteError as exc:
+        print(f"rehab-bot: --surgery-date: {exc}", file=sys.stderr)
         return 1
     if not _check_invite_alias(args):
         return 1
@@ -479,54 +483,46 @@ def cmd_invite_create(config: Config, args: argparse.Namespace) -> int:
         )
     content = load_content(config.content.dir)
     qr_path: Path = args.qr or Path(f"invite-{re.sub(r'[^A-Za-z0-9_.-]+', '_', args.alias.strip())}.png")
-    clinic = config.clinic
 
-    async def go() -> tuple[invite.PatientInvite, str, str]:
-        db = Database(config.database.url, pg_schema=config.database.pg_schema or None)
+    async def go(session: AsyncSession) -> tuple[invite.PatientInvite, str, str]:
+        therapist, by_default = await invite.responsible_staff(session, args.therapist)
+        made = await invite.create_patient_invite(
+            session,
+            content,
+            alias=args.alias,
+            surgery_date=surgery_date,
+            programme_id=args.programme,
+            surgery_type=args.surgery_type,
+            therapist_id=therapist.id,
+            now=SystemClock().now(),
+            valid_days=clinic.invite_valid_days,
+            timezone=clinic.timezone,
+            language=clinic.language,
+            actor="cli",
+        )
+        # Only now ask Telegram: bad input has been reported without a network call.
+        if args.bot_username:
+            username = args.bot_username
+        else:
+            from rehab_bot.bot.app import bot_username
+
+            username = await bot_username(config)
+        link = invite.deep_link(username, made.invite.code)
         try:
-            await db.upgrade()
-            async with db.session() as session:
-                therapist, by_default = await invite.responsible_staff(session, args.therapist)
-                made = await invite.create_patient_invite(
-                    session,
-                    content,
-                    alias=args.alias,
-                    surgery_date=surgery_date,
-                    programme_id=args.programme,
-                    surgery_type=args.surgery_type,
-                    therapist_id=therapist.id,
-                    now=SystemClock().now(),
-                    valid_days=clinic.invite_valid_days,
-                    timezone=clinic.timezone,
-                    language=clinic.language,
-                    actor="cli",
-                )
-                # Only now ask Telegram: bad input has been reported without a network call.
-                if args.bot_username:
-                    username = args.bot_username
-                else:
-                    from rehab_bot.bot.app import bot_username
-
-                    username = await bot_username(config)
-                link = invite.deep_link(username, made.invite.code)
-                try:
-                    caption = invite.qr_caption(
-                        alias=made.patient.alias,
-                        clinic=clinic.name,
-                        expires_at=made.invite.expires_at,
-                        timezone=clinic.timezone,
-                        language=clinic.language,
-                    )
-                    await asyncio.to_thread(write_private_bytes, qr_path, invite.qr_png(link, caption))
-                except OSError as exc:
-                    raise invite.InviteError("qr", f"cannot write the QR code to {qr_path}: {exc.strerror}") from exc
-                await session.commit()
-                return made, link, therapist.name + (" (the only one, by default)" if by_default else "")
-        finally:
-            await db.dispose()
+            caption = invite.qr_caption(
+                alias=made.patient.alias,
+                clinic=clinic.name,
+                expires_at=made.invite.expires_at,
+                timezone=clinic.timezone,
+                language=clinic.language,
+            )
+            await asyncio.to_thread(write_private_bytes, qr_path, invite.qr_png(link, caption))
+        except OSError as exc:
+            raise invite.InviteError("qr", f"cannot write the QR code to {qr_path}: {exc.strerror}") from exc
+        return made, link, therapist.name + (" (the only one, by default)" if by_default else "")
 
     try:
-        made, link, therapist_name = asyncio.run(go())
+        made, link, therapist_name = asyncio.run(in_session(config.database.url, config.database.pg_schema, go))
     except invite.InviteError as exc:
         print(f"rehab-bot: {exc}", file=sys.stderr)
         return 1
@@ -550,16 +546,15 @@ def cmd_invite_create(config: Config, args: argparse.Namespace) -> int:
 
 
 def _check_invite_alias(args: argparse.Namespace) -> bool:
-    """The chat's /invite alias rule (staff.validate_alias); a warning when it looks like a name."""
-    from rehab_bot import staff as staff_core
-    from rehab_bot.access import StaffError
+    """The chat's /invite alias rule (invite.validate_alias); a warning when it looks like a name."""
+    from rehab_bot import invite
 
     try:
-        args.alias = staff_core.validate_alias(args.alias)
-    except StaffError as exc:
+        args.alias = invite.validate_alias(args.alias)
+    except invite.InviteError as exc:
         print(f"rehab-bot: --alias {args.alias!r}: {exc}", file=sys.stderr)
         return False
-    if staff_core.alias_looks_like_name(args.alias):
+    if invite.alias_looks_like_name(args.alias):
         print(
             f"rehab-bot: warning: the alias {args.alias!r} looks like a real name (two capitalised words); "
             "aliases end up in exports, so use a pseudonym such as LWS-0412",
@@ -713,7 +708,7 @@ def _add_clinic_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
 def cmd_clinic(config: Config, args: argparse.Namespace) -> int:
     """Run `staff`, `export` or `audit` against the database; 1 for bad input."""
     from rehab_bot.access import StaffError
-    from rehab_bot.db import Database
+    from rehab_bot.db import in_session
     from rehab_bot.export import ExportError
 
     since = None
@@ -725,24 +720,15 @@ def cmd_clinic(config: Config, args: argparse.Namespace) -> int:
             )
             return 1
 
-    async def go() -> list[str]:
-        db = Database(config.database.url, pg_schema=config.database.pg_schema or None)
-        try:
-            await db.upgrade()
-            async with db.session() as session:
-                if args.command == "staff":
-                    lines = await _staff_command(session, config, args)
-                elif args.command == "export":
-                    lines = await _export_command(session, config, args)
-                else:
-                    lines = await _audit_command(session, args, since)
-                await session.commit()
-                return lines
-        finally:
-            await db.dispose()
+    async def go(session: AsyncSession) -> list[str]:
+        if args.command == "staff":
+            return await _staff_command(session, config, args)
+        if args.command == "export":
+            return await _export_command(session, config, args)
+        return await _audit_command(session, args, since)
 
     try:
-        lines = asyncio.run(go())
+        lines = asyncio.run(in_session(config.database.url, config.database.pg_schema, go))
     except (StaffError, ExportError) as exc:
         print(f"rehab-bot: {exc}", file=sys.stderr)
         return 1
@@ -802,15 +788,14 @@ async def _staff_command(session: AsyncSession, config: Config, args: argparse.N
 
 
 async def _export_command(session: AsyncSession, config: Config, args: argparse.Namespace) -> list[str]:
-    from rehab_bot import audit, export
-    from rehab_bot import staff as staff_core
+    from rehab_bot import audit, export, invite
     from rehab_bot.clock import SystemClock
     from rehab_bot.content import load_content
 
     now = SystemClock().now()
     patient = None
     if args.patient:
-        patient = await staff_core.patient_by_alias(session, args.patient)
+        patient = await invite.patient_by_alias(session, args.patient)
         if patient is None:
             raise export.ExportError(f"no patient has the alias {args.patient!r}")
     out: Path = args.out
@@ -854,13 +839,12 @@ def _holds_export(out: Path, fmt: str) -> bool:
 
 
 async def _audit_command(session: AsyncSession, args: argparse.Namespace, since: datetime | None) -> list[str]:
-    from rehab_bot import audit
-    from rehab_bot import staff as staff_core
+    from rehab_bot import audit, invite
     from rehab_bot.access import StaffError
 
     patient_id = None
     if args.patient:
-        patient = await staff_core.patient_by_alias(session, args.patient)
+        patient = await invite.patient_by_alias(session, args.patient)
         if patient is None:
             raise StaffError(f"no patient has the alias {args.patient!r}")
         patient_id = patient.id

@@ -12,6 +12,8 @@ import sys
 from datetime import date
 from pathlib import Path
 
+from sqlmodel.ext.asyncio.session import AsyncSession
+
 from rehab_bot.config import Config
 
 COMMANDS = ("experiment", "report")
@@ -64,7 +66,7 @@ def run(config: Config, args: argparse.Namespace) -> int:
     from rehab_bot import experiment
     from rehab_bot.clock import SystemClock
     from rehab_bot.content import load_content
-    from rehab_bot.db import Database
+    from rehab_bot.db import in_session
 
     content = load_content(config.content.dir)
     if args.id not in content.experiments:
@@ -72,18 +74,11 @@ def run(config: Config, args: argparse.Namespace) -> int:
         print(f"rehab-bot: no experiment {args.id!r} in the content (experiments: {known})", file=sys.stderr)
         return 1
 
-    async def go() -> list[str]:
-        db = Database(config.database.url, pg_schema=config.database.pg_schema or None)
-        try:
-            await db.upgrade()
-            async with db.session() as session:
-                result = await experiment.report(session, content, args.id, SystemClock().now())
-                await session.commit()
-            return experiment.report_lines(result)
-        finally:
-            await db.dispose()
+    async def go(session: AsyncSession) -> experiment.ExperimentReport:
+        return await experiment.report(session, content, args.id, SystemClock().now())
 
-    for line in asyncio.run(go()):
+    result = asyncio.run(in_session(config.database.url, config.database.pg_schema, go))
+    for line in experiment.report_lines(result):
         print(line)
     return 0
 
@@ -92,7 +87,7 @@ def _outcomes(config: Config, args: argparse.Namespace) -> int:
     from rehab_bot import outcomes_report
     from rehab_bot.clock import SystemClock
     from rehab_bot.content import load_content
-    from rehab_bot.db import Database
+    from rehab_bot.db import in_session
     from rehab_bot.files import private_dir, write_private_text
 
     try:
@@ -105,18 +100,10 @@ def _outcomes(config: Config, args: argparse.Namespace) -> int:
         return 1
     content = load_content(config.content.dir)
 
-    async def go() -> outcomes_report.Report:
-        db = Database(config.database.url, pg_schema=config.database.pg_schema or None)
-        try:
-            await db.upgrade()
-            async with db.session() as session:
-                report = await outcomes_report.build(session, content, start, end, SystemClock().now())
-                await session.commit()
-            return report
-        finally:
-            await db.dispose()
+    async def go(session: AsyncSession) -> outcomes_report.Report:
+        return await outcomes_report.build(session, content, start, end, SystemClock().now())
 
-    report = asyncio.run(go())
+    report = asyncio.run(in_session(config.database.url, config.database.pg_schema, go))
     try:
         folder = private_dir(args.out)
         write_private_text(folder / "outcomes.html", outcomes_report.to_html(report))

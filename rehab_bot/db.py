@@ -10,10 +10,10 @@ bot's own async engine through ``run_sync``.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
@@ -167,6 +167,22 @@ class Database:
         await self.engine.dispose()
         if self.dispatch_engine is not self.engine:
             await self.dispatch_engine.dispose()
+
+
+T = TypeVar("T")
+
+
+async def in_session(url: str, pg_schema: str | None, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """A command's one unit of work: open the database, bring it to head, run ``work`` in a session, commit, close."""
+    db = Database(url, pg_schema=pg_schema or None)
+    try:
+        await db.upgrade()
+        async with db.session() as session:
+            result = await work(session)
+            await session.commit()
+            return result
+    finally:
+        await db.dispose()
 
 
 def alembic_config(connection: Connection | None = None) -> AlembicConfig:

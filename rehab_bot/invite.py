@@ -28,11 +28,12 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import ColumnElement, func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rehab_bot import audit, enrolment
+from rehab_bot.access import StaffError
 from rehab_bot.config import clinic_name_is_placeholder
 from rehab_bot.content import Content, Programme
 from rehab_bot.i18n import t
@@ -42,14 +43,20 @@ from rehab_bot.schedule import zone
 CODE_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 STAFF_ROLES = (Role.THERAPIST.value, Role.ADMIN.value)
 MAX_ALIAS = 64
+# What staff type as a new alias (chat and CLI): a pseudonym, see validate_alias.
+_ALIAS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{2,23}$")
+_NAME_WORD_RE = re.compile(r"[A-ZÄÖÜ][a-zäöüß]{2,}")
 # A surgery date outside this window is far more likely a typo than a plan.
 MAX_DAYS_AHEAD = 183
 MAX_DAYS_AGO = 366
 _BOT_USERNAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{3,31}$")
 
 
-class InviteError(ValueError):
-    """An invite cannot be made as asked; ``code`` names the problem for translated UIs."""
+class InviteError(StaffError):
+    """An invite cannot be made as asked; ``code`` names the problem for translated UIs.
+
+    A StaffError: the message is fit to show the staff member who typed the input.
+    """
 
     def __init__(self, code: str, message: str, **details: object) -> None:
         super().__init__(message)
@@ -230,17 +237,86 @@ async def responsible_staff(session: AsyncSession, ref: str | None) -> tuple[Sta
     )
 
 
-def _check_surgery_date(surgery_date: date, today: date) -> None:
+# --- what staff type for a new patient: the alias and the surgery date -------------------------
+
+
+def alias_key(text: str) -> str:
+    """The one comparison rule for aliases: case-insensitive, outer spaces ignored.
+
+    SQL compares ``lower(alias)`` with this (:func:`alias_matches`); every
+    creation, uniqueness check and lookup (chat, web, CLI) goes through it.
+    """
+    return text.strip().lower()
+
+
+def alias_matches(text: str) -> ColumnElement[bool]:
+    """The WHERE clause for "the patient whose alias is ``text``" (see :func:`alias_key`)."""
+    return func.lower(col(Patient.alias)) == alias_key(text)
+
+
+def validate_alias(text: str) -> str:
+    """A new pseudonymous alias as staff type it: 3-24 letters, digits, - or _, with at least one digit."""
+    alias = text.strip()
+    if not _ALIAS_RE.match(alias):
+        raise InviteError(
+            "bad_alias",
+            "An alias has 3-24 characters: letters, digits, - or _ (no spaces), and starts with a letter or digit.",
+        )
+    if not any(c.isdigit() for c in alias):
+        # Pseudonymous by default: a bare word is too often the patient's name.
+        raise InviteError(
+            "bad_alias", "Use a pseudonym with at least one digit (e.g. LWS-0412), not the patient's name."
+        )
+    return alias
+
+
+def alias_looks_like_name(alias: str) -> bool:
+    """Two capitalised words in a row (Anna-Muster1, AnnaMuster7): probably a real name, worth a warning."""
+    words = re.findall(r"[A-Za-zÄÖÜäöüß][a-zäöüß]*", alias)
+    shape = "".join("N" if _NAME_WORD_RE.fullmatch(word) else "." for word in words)
+    return "NN" in shape
+
+
+async def patient_by_alias(session: AsyncSession, alias: str) -> Patient | None:
+    """The patient with this alias, ignoring case (:func:`alias_key`)."""
+    return (await session.exec(select(Patient).where(alias_matches(alias)))).first()
+
+
+async def alias_taken(session: AsyncSession, alias: str) -> bool:
+    """True when some patient (or an unredeemed invite's patient) uses this alias."""
+    return await patient_by_alias(session, alias) is not None
+
+
+def check_surgery_date(surgery_date: date, today: date) -> date:
+    """The surgery date if it is plausible: at most 6 months ahead and a year ago (else a typo)."""
     if surgery_date > today + timedelta(days=MAX_DAYS_AHEAD):
         raise InviteError(
             "surgery_date_ahead",
-            f"surgery date {surgery_date.isoformat()} is more than 6 months ahead; check the date (YYYY-MM-DD)",
+            f"The surgery date {surgery_date.isoformat()} is more than 6 months ahead; please check it.",
         )
     if surgery_date < today - timedelta(days=MAX_DAYS_AGO):
         raise InviteError(
             "surgery_date_past",
-            f"surgery date {surgery_date.isoformat()} is more than a year ago; check the date (YYYY-MM-DD)",
+            f"The surgery date {surgery_date.isoformat()} is more than a year ago; please check it.",
         )
+    return surgery_date
+
+
+def parse_surgery_date(text: str, today: date, *, dotted: bool = True) -> date:
+    """A typed surgery date, YYYY-MM-DD (or DD.MM.YYYY when ``dotted``), checked by :func:`check_surgery_date`.
+
+    The chat takes both forms; the CLI's ``--surgery-date`` takes ISO dates only (``dotted=False``).
+    """
+    text = text.strip()
+    patterns = ("%Y-%m-%d", "%d.%m.%Y") if dotted else ("%Y-%m-%d",)
+    for pattern in patterns:
+        try:
+            parsed = datetime.strptime(text, pattern).date()
+        except ValueError:
+            continue
+        return check_surgery_date(parsed, today)
+    forms = "YYYY-MM-DD (e.g. 2026-06-03)" + (" or DD.MM.YYYY" if dotted else "")
+    raise InviteError("bad_surgery_date", f"{text[:20]!r} is not a date; please send the surgery date as {forms}.")
 
 
 async def create_patient_invite(
@@ -287,11 +363,8 @@ async def create_patient_invite(
             "programme_mismatch",
             f"programme {programme_id!r} is for {', '.join(programme.surgery_types)} surgery, not {surgery_type}",
         )
-    _check_surgery_date(surgery_date, now.astimezone(zone(timezone)).date())
-    duplicate = (
-        await session.exec(select(Patient.id).where(func.lower(col(Patient.alias)) == alias.casefold()))
-    ).first()
-    if duplicate is not None:
+    check_surgery_date(surgery_date, now.astimezone(zone(timezone)).date())
+    if await alias_taken(session, alias):
         raise InviteError("duplicate_alias", f"a patient with the alias {alias!r} already exists", alias=alias)
     if therapist_id is not None:
         therapist = await session.get(Staff, therapist_id)

@@ -33,6 +33,7 @@ from rehab_bot import alert as alerts
 from rehab_bot import audit, checkin, education, programme, schedule, timezones
 from rehab_bot import message as messages
 from rehab_bot import session as sessions
+from rehab_bot.access import Access, StaffError, require
 from rehab_bot.config import ClinicConfig, DeliveryConfig
 from rehab_bot.content import Content
 from rehab_bot.i18n import SUPPORTED_LANGUAGES
@@ -337,21 +338,47 @@ async def _skip_queued(session: AsyncSession, patient: Patient, reason: str) -> 
     )
 
 
+PAUSABLE = frozenset({PatientStatus.ACTIVE.value, PatientStatus.PAUSED.value, PatientStatus.UNREACHABLE.value})
+
+
 class PauseResult(enum.StrEnum):
     PAUSED = "paused"
-    NOT_ACTIVE = "not_active"  # stopped or discharged: nothing to pause
+    NOT_ACTIVE = "not_active"  # enrolling, stopped or discharged: nothing to pause
 
 
-async def pause(session: AsyncSession, patient: Patient, until: date, now: datetime) -> PauseResult:
-    """Pause every reminder through `until` (inclusive); the engine resumes the day after."""
-    if patient.status not in (PatientStatus.ACTIVE.value, PatientStatus.PAUSED.value):
+async def pause(
+    session: AsyncSession, patient: Patient, until: date | None, now: datetime, *, staff: Staff | None = None
+) -> PauseResult:
+    """Pause every reminder through ``until`` (inclusive; None: until resumed); the engine resumes the day after.
+
+    The one pause, whoever asks: the patient (``staff`` None: the chat and the
+    Mini App) or a staff member with write access to them (the chat and the
+    web; recorded in the audit log, and a refusal is a StaffError to show
+    them). Reminders already queued are skipped; urgent messages still go out.
+    """
+    if staff is not None:
+        require(staff, patient, Access.WRITE)
+    if patient.status not in PAUSABLE:
+        if staff is not None:
+            raise StaffError(f"{patient.alias} is {patient.status}; there is nothing to pause.")
         return PauseResult.NOT_ACTIVE
-    if until < local_date(patient, now):
+    if until is not None and until < local_date(patient, now):
         raise InputError("date_past")
+    if patient.status == PatientStatus.PAUSED.value and patient.paused_until == until:
+        return PauseResult.PAUSED  # the same press again: nothing changes, nothing to record
     patient.status = PatientStatus.PAUSED.value
     patient.paused_until = until
     session.add(patient)
     await _skip_queued(session, patient, "patient paused")
+    if staff is not None:
+        audit.record(
+            session,
+            action=audit.PAUSE,
+            now=now,
+            staff=staff,
+            patient_id=patient.id,
+            detail=f"until {until.isoformat()}" if until else "until resumed",
+        )
     return PauseResult.PAUSED
 
 
@@ -360,20 +387,32 @@ class ResumeResult(enum.StrEnum):
     RESTARTED = "restarted"  # was stopped: schedules rebuilt
     REACHABLE = "reachable"  # was unreachable and has written to us
     ALREADY_ACTIVE = "already_active"
-    NOT_POSSIBLE = "not_possible"  # discharged
+    NOT_POSSIBLE = "not_possible"  # discharged, or still enrolling
 
 
-async def resume(session: AsyncSession, patient: Patient, *, content: Content, now: datetime) -> ResumeResult:
-    """Start reminders again: after a pause, a stop, or a block the patient has lifted."""
+async def resume(
+    session: AsyncSession, patient: Patient, *, content: Content, now: datetime, staff: Staff | None = None
+) -> ResumeResult:
+    """Start reminders again: after a pause, a stop, or a block the patient has lifted.
+
+    A staff member (with write access; audited) may only end a pause: a stop
+    or a block is the patient's own choice, and a refusal is a StaffError.
+    """
     status = patient.status
+    if staff is not None:
+        require(staff, patient, Access.WRITE)
+        if status != PatientStatus.PAUSED.value:
+            raise StaffError(f"{patient.alias} is {status}, not paused.")
     if status == PatientStatus.ACTIVE.value:
         return ResumeResult.ALREADY_ACTIVE
-    if status == PatientStatus.DISCHARGED.value:
+    if status in (PatientStatus.DISCHARGED.value, PatientStatus.ENROLLING.value):
         return ResumeResult.NOT_POSSIBLE
     patient.status = PatientStatus.ACTIVE.value
     patient.paused_until = None
     session.add(patient)
     if status == PatientStatus.PAUSED.value:
+        if staff is not None:
+            audit.record(session, action=audit.RESUME, now=now, staff=staff, patient_id=patient.id)
         return ResumeResult.RESUMED
     if status == PatientStatus.UNREACHABLE.value:
         patient.unreachable_reason = ""

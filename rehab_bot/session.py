@@ -467,6 +467,8 @@ class Action(enum.StrEnum):
 SKIP_ANSWER = "-"  # "skip this question"
 # Steps in which a pending session still takes Done, Partly or Skip.
 OPEN_STEPS = (Step.BUTTONS.value, Step.SNOOZE.value, Step.SNOOZED.value, Step.PLAYING.value)
+# A press's transition: the statuses and steps it may leave, and the columns it writes.
+_Transition = tuple[Sequence[str], Sequence[str], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -546,6 +548,32 @@ async def _advance(
     return bool(result.rowcount)
 
 
+def _transition(press: Press, now: datetime, snoozed_until: datetime | None) -> _Transition:
+    """Where a press may come from (statuses, steps) and what it writes: the session's state machine."""
+    action, value = press.action, press.value
+    pending = (Status.PENDING.value,)
+    if action in (Action.DONE, Action.PARTLY, Action.SKIP):
+        status = {Action.DONE: Status.DONE, Action.PARTLY: Status.PARTLY, Action.SKIP: Status.SKIPPED}[action]
+        step = Step.REASON if action == Action.SKIP else Step.EFFORT
+        return pending, OPEN_STEPS, {"status": status.value, "step": step.value, "answered_at": now}
+    if action == Action.START:
+        return pending, (Step.BUTTONS.value,), {"step": Step.PLAYING.value}
+    if action == Action.SNOOZE and not value:
+        return pending, (Step.BUTTONS.value, Step.SNOOZE.value), {"step": Step.SNOOZE.value}
+    if action == Action.BACK:
+        return pending, (Step.SNOOZE.value,), {"step": Step.BUTTONS.value}
+    if action == Action.SNOOZE:
+        return pending, (Step.SNOOZE.value,), {"step": Step.SNOOZED.value, "snoozed_until": snoozed_until}
+    if action == Action.EFFORT:
+        effort = "" if value == SKIP_ANSWER else value
+        return DONE_STATUSES, (Step.EFFORT.value,), {"step": Step.PAIN.value, "effort": effort}
+    if action == Action.PAIN:
+        pain = None if value == SKIP_ANSWER else int(value)
+        return DONE_STATUSES, (Step.PAIN.value,), {"step": Step.CLOSED.value, "pain": pain}
+    # Action.REASON
+    return (Status.SKIPPED.value,), (Step.REASON.value,), {"step": Step.CLOSED.value, "skip_reason": value}
+
+
 async def apply_press(
     session: AsyncSession,
     patient: Patient,
@@ -560,120 +588,25 @@ async def apply_press(
     only for calls that are not presses, e.g. tests of the state machine).
     """
     assert patient.id is not None
-    pending = (Status.PENDING.value,)
-    open_steps = OPEN_STEPS
     snoozed_until: datetime | None = None
-    action, value = press.action, press.value
-    if action in (Action.DONE, Action.PARTLY, Action.SKIP):
-        status = {Action.DONE: Status.DONE, Action.PARTLY: Status.PARTLY, Action.SKIP: Status.SKIPPED}[action]
-        step = Step.REASON if action == Action.SKIP else Step.EFFORT
-        ok = await _advance(
-            session,
-            press,
-            patient.id,
-            message_id,
-            statuses=pending,
-            steps=open_steps,
-            values={"status": status.value, "step": step.value, "answered_at": now},
-        )
-    elif action == Action.START:
-        ok = await _advance(
-            session,
-            press,
-            patient.id,
-            message_id,
-            statuses=pending,
-            steps=(Step.BUTTONS.value,),
-            values={"step": Step.PLAYING.value},
-        )
-        if ok:
-            es = await get(session, press.session_id)
-            assert es is not None
-            add_one_off(
-                session,
-                patient,
-                kind=Kind.SESSION,
-                due_at=now,
-                now=now,
-                payload=player_payload(press.session_id, await session_index(session, es)),
-            )
-    elif action == Action.SNOOZE and not value:
-        ok = await _advance(
-            session,
-            press,
-            patient.id,
-            message_id,
-            statuses=pending,
-            steps=(Step.BUTTONS.value, Step.SNOOZE.value),
-            values={"step": Step.SNOOZE.value},
-        )
-    elif action == Action.BACK:
-        ok = await _advance(
-            session,
-            press,
-            patient.id,
-            message_id,
-            statuses=pending,
-            steps=(Step.SNOOZE.value,),
-            values={"step": Step.BUTTONS.value},
-        )
-    elif action == Action.SNOOZE:
-        snoozed_until = now + timedelta(minutes=int(value))
+    if press.action == Action.SNOOZE and press.value:
+        snoozed_until = now + timedelta(minutes=int(press.value))
         es = await get(session, press.session_id)
         if es is None or es.patient_id != patient.id or snoozed_until >= day_end(es.local_date, patient.timezone):
             return None
-        ok = await _advance(
-            session,
-            press,
-            patient.id,
-            message_id,
-            statuses=pending,
-            steps=(Step.SNOOZE.value,),
-            values={"step": Step.SNOOZED.value, "snoozed_until": snoozed_until},
-        )
-        if ok:
-            add_one_off(
-                session,
-                patient,
-                kind=Kind.SESSION,
-                due_at=snoozed_until,
-                now=now,
-                payload=one_off_payload(press.session_id, await session_index(session, es)),
-            )
-    elif action == Action.EFFORT:
-        ok = await _advance(
-            session,
-            press,
-            patient.id,
-            message_id,
-            statuses=DONE_STATUSES,
-            steps=(Step.EFFORT.value,),
-            values={"step": Step.PAIN.value, "effort": "" if value == SKIP_ANSWER else value},
-        )
-    elif action == Action.PAIN:
-        ok = await _advance(
-            session,
-            press,
-            patient.id,
-            message_id,
-            statuses=DONE_STATUSES,
-            steps=(Step.PAIN.value,),
-            values={"step": Step.CLOSED.value, "pain": None if value == SKIP_ANSWER else int(value)},
-        )
-    else:  # Action.REASON
-        ok = await _advance(
-            session,
-            press,
-            patient.id,
-            message_id,
-            statuses=(Status.SKIPPED.value,),
-            steps=(Step.REASON.value,),
-            values={"step": Step.CLOSED.value, "skip_reason": value},
-        )
-    if not ok:
+    statuses, steps, values = _transition(press, now, snoozed_until)
+    if not await _advance(session, press, patient.id, message_id, statuses=statuses, steps=steps, values=values):
         return None
     es = await get(session, press.session_id)
     assert es is not None
+    if press.action == Action.START:
+        # The player: the session's exercises one by one, from now.
+        payload = player_payload(press.session_id, await session_index(session, es))
+    elif snoozed_until is not None:
+        payload = one_off_payload(press.session_id, await session_index(session, es))
+    else:
+        return Applied(press, es, snoozed_until)
+    add_one_off(session, patient, kind=Kind.SESSION, due_at=snoozed_until or now, now=now, payload=payload)
     return Applied(press, es, snoozed_until)
 
 

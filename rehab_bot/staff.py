@@ -5,10 +5,8 @@ member's patients move to a colleague, who is told). Roles and what each may
 see and do live in rehab_bot.access; they are read from the database on every
 call, so a member removed or demoted loses access at their next press.
 
-Also here: what staff type when they add a patient or change one (a
-pseudonymous alias, a surgery date, session times), the patient with an
-alias, staff conversations in progress (StaffDraft), and the one way a
-message to a staff member is queued (:func:`staff_message`,
+Also here: session times as staff type them, staff conversations in
+progress (StaffDraft), and the one way a message to a staff member is queued (:func:`staff_message`,
 :func:`queue_staff_messages`): a delivery row of kind ``alert`` with a unique
 key, sent by the reminder engine like every other message. The key makes each
 happen once, across restarts and several processes (``h…`` handover,
@@ -16,7 +14,9 @@ happen once, across restarts and several processes (``h…`` handover,
 digest in rehab_bot.digest).
 
 The caseload (list, detail, risk, changes) is rehab_bot.caseload, alerts and
-escalation rehab_bot.alert, the weekly digest rehab_bot.digest.
+escalation rehab_bot.alert, the weekly digest rehab_bot.digest. A new
+patient's alias and surgery date, and the patient with an alias, are
+rehab_bot.invite's; pausing and resuming a patient is rehab_bot.patient's.
 
 Plain Python over SQLModel: no telegram imports.
 """
@@ -24,10 +24,9 @@ Plain Python over SQLModel: no telegram imports.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func
@@ -55,7 +54,6 @@ log = logging.getLogger(__name__)
 
 DRAFT_TTL = timedelta(hours=24)
 
-_ALIAS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{2,23}$")
 _NAME_MAX = 64
 
 
@@ -273,67 +271,7 @@ def staff_message(
     return delivery_row(key, Kind.ALERT, chat_id, body, now, staff_id=staff_id, **extra)
 
 
-# --- what staff type: aliases, surgery dates, session times ---------------------------
-
-
-def normalise_alias(text: str) -> str:
-    """Aliases compare case-insensitively; this is the stored form's key."""
-    return text.strip().upper()
-
-
-def validate_alias(text: str) -> str:
-    """A pseudonymous alias: 3-24 letters, digits, - or _, with at least one digit."""
-    alias = text.strip()
-    if not _ALIAS_RE.match(alias):
-        raise StaffError(
-            "An alias has 3-24 characters: letters, digits, - or _ (no spaces), and starts with a letter or digit."
-        )
-    if not any(c.isdigit() for c in alias):
-        # Pseudonymous by default: a bare word is too often the patient's name.
-        raise StaffError("Use a pseudonym with at least one digit (e.g. LWS-0412), not the patient's name.")
-    return alias
-
-
-_NAME_WORD_RE = re.compile(r"[A-ZÄÖÜ][a-zäöüß]{2,}")
-
-
-def alias_looks_like_name(alias: str) -> bool:
-    """Two capitalised words in a row (Anna-Muster1, AnnaMuster7): probably a real name, worth a warning."""
-    words = re.findall(r"[A-Za-zÄÖÜäöüß][a-zäöüß]*", alias)
-    shape = "".join("N" if _NAME_WORD_RE.fullmatch(word) else "." for word in words)
-    return "NN" in shape
-
-
-async def patient_by_alias(session: AsyncSession, alias: str) -> Patient | None:
-    """The patient with this alias, ignoring case."""
-    key = normalise_alias(alias)
-    return (await session.exec(select(Patient).where(func.upper(col(Patient.alias)) == key))).first()
-
-
-async def alias_taken(session: AsyncSession, alias: str) -> bool:
-    """True when some patient (or an unredeemed invite's patient) uses this alias."""
-    return await patient_by_alias(session, alias) is not None
-
-
-def parse_surgery_date(text: str, today: date) -> date:
-    """YYYY-MM-DD or DD.MM.YYYY, within a year of today."""
-    from rehab_bot.invite import MAX_DAYS_AGO, MAX_DAYS_AHEAD  # invite reaches alert, which needs this module
-
-    text = text.strip()
-    parsed: date | None = None
-    for pattern in ("%Y-%m-%d", "%d.%m.%Y"):
-        try:
-            parsed = datetime.strptime(text, pattern).date()
-            break
-        except ValueError:
-            continue
-    if parsed is None:
-        raise StaffError("Please send the surgery date as YYYY-MM-DD (e.g. 2026-06-03) or DD.MM.YYYY.")
-    if parsed > today + timedelta(days=MAX_DAYS_AHEAD):
-        raise StaffError("That date is more than 6 months ahead; please check it.")
-    if parsed < today - timedelta(days=MAX_DAYS_AGO):
-        raise StaffError("That date is more than a year ago; please check it.")
-    return parsed
+# --- what staff type: session times ------------------------------------------------
 
 
 def parse_times(text: str) -> list[str]:

@@ -26,7 +26,8 @@ from factories import TEST_TOKEN
 from PIL import Image
 from qrcode.constants import ERROR_CORRECT_M
 
-from rehab_bot import audit, staff
+from rehab_bot import audit
+from rehab_bot import invite as invite_core
 from rehab_bot.access import StaffError
 
 BIN = Path(sys.executable).parent / "rehab-bot"
@@ -130,7 +131,7 @@ def test_invite_create_applies_the_chat_alias_rule_and_warns_about_names(tmp_pat
         result = invite(alias, tmp_path)
         assert result.returncode == 1, (alias, result.stdout)
         with pytest.raises(StaffError) as rule:
-            staff.validate_alias(alias)  # the one rule, also behind the chat's /invite
+            invite_core.validate_alias(alias)  # the one rule, also behind the chat's /invite
         assert str(rule.value) in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "bot.db").exists() or "Anna" not in run("audit", cwd=tmp_path).stdout
     named = invite("Anna-Muster1", tmp_path)

@@ -1,4 +1,5 @@
-"""Rules that live in one place: today for a patient, quiet hours, typed times, insert-or-ignore, and the lists.
+"""Rules that live in one place: today for a patient, quiet hours, typed times, insert-or-ignore, the lists,
+the alias and surgery date of a new patient, and pausing and resuming a patient.
 
 Each rule is tested here where it lives; the last test checks the tree has no second copy of it.
 """
@@ -12,11 +13,16 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 
 import pytest
+from factories import make_patient, make_staff
 from sqlalchemy import select
 
 from rehab_bot import config, i18n, invite, models
+from rehab_bot import patient as patient_core
+from rehab_bot.access import Forbidden, StaffError
+from rehab_bot.clock import FakeClock
+from rehab_bot.content import load_content
 from rehab_bot.db import Database, insert_ignore, upsert
-from rehab_bot.models import GroupNotice, MediaCache
+from rehab_bot.models import AuditLog, Delivery, DeliveryStatus, GroupNotice, MediaCache, Patient, PatientStatus
 from rehab_bot.schedule import QuietHours, TimesError, local_date, minutes_of_day, parse_times
 
 PACKAGE = Path(__file__).resolve().parent.parent / "rehab_bot"
@@ -127,6 +133,98 @@ async def test_insert_ignore_keeps_the_first_row_and_upsert_replaces_it(db: Data
     assert [tuple(r) for r in stored] == [("a.jpg", "two")]
 
 
+# --- a new patient's alias and surgery date ---------------------------------------------------------
+
+
+def test_aliases_compare_by_one_key() -> None:
+    assert invite.alias_key("  LWS-0412 ") == invite.alias_key("lws-0412") == "lws-0412"
+    assert invite.validate_alias(" LWS-0412 ") == "LWS-0412"
+    with pytest.raises(invite.InviteError) as caught:
+        invite.validate_alias("Mueller")
+    assert caught.value.code == "bad_alias" and isinstance(caught.value, StaffError)
+
+
+async def test_stored_aliases_are_found_and_taken_whatever_the_case(db: Database, clock: FakeClock) -> None:
+    # Aliases already in the database keep the case they were typed in (upper, lower or mixed).
+    stored = [(await make_patient(db, clock, alias=alias))[0] for alias in ("LWS-0412", "hws-7", "Knie-3b")]
+    async with db.session() as session:
+        for patient, typed in zip(stored, ("lws-0412", " HWS-7 ", "KNIE-3B"), strict=True):
+            found = await invite.patient_by_alias(session, typed)
+            assert found is not None and found.id == patient.id, typed
+            assert await invite.alias_taken(session, typed)
+        assert await invite.patient_by_alias(session, "LWS-0413") is None
+
+
+def test_one_surgery_date_rule_for_chat_and_cli() -> None:
+    today = date(2026, 6, 10)
+    assert invite.parse_surgery_date("2026-06-03", today) == date(2026, 6, 3)
+    assert invite.parse_surgery_date(" 03.06.2026 ", today) == date(2026, 6, 3)
+    with pytest.raises(invite.InviteError, match="YYYY-MM-DD"):
+        invite.parse_surgery_date("03.06.2026", today, dotted=False)  # the CLI takes ISO dates only
+    for text, code in [("2026-12-11", "surgery_date_ahead"), ("2025-06-08", "surgery_date_past"), ("x", "bad_")]:
+        with pytest.raises(invite.InviteError) as caught:
+            invite.parse_surgery_date(text, today)
+        assert caught.value.code.startswith(code)
+    assert invite.check_surgery_date(date(2026, 12, 10), today) == date(2026, 12, 10)  # 183 days: still fine
+    with pytest.raises(invite.InviteError) as ahead:
+        invite.check_surgery_date(date(2026, 12, 11), today)
+    assert str(ahead.value) == "The surgery date 2026-12-11 is more than 6 months ahead; please check it."
+
+
+# --- pausing and resuming a patient: one rule, whoever asks ----------------------------------------
+
+
+async def test_a_pause_by_staff_or_patient_skips_what_is_queued(db: Database, clock: FakeClock) -> None:
+    doc = await make_staff(db)
+    colleague = await make_staff(db)
+    now = clock.now()
+    by_staff, _ = await make_patient(db, clock, therapist_id=doc.id)
+    by_self, _ = await make_patient(db, clock, status=PatientStatus.UNREACHABLE)
+    async with db.session() as session:
+        for n, p in enumerate((by_staff, by_self)):
+            session.add(
+                Delivery(
+                    key=f"q{n}", kind="session", priority=3, patient_id=p.id, chat_id=1, due_at=now, not_before=now
+                )
+            )
+        await session.commit()
+    until = patient_core.pause_until_for(3, date(2026, 6, 10))
+    async with db.session() as session:
+        staff_row, self_row = await session.get(Patient, by_staff.id), await session.get(Patient, by_self.id)
+        assert staff_row is not None and self_row is not None
+        with pytest.raises(Forbidden):
+            await patient_core.pause(session, staff_row, until, now, staff=colleague)
+        assert await patient_core.pause(session, staff_row, None, now, staff=doc) == patient_core.PauseResult.PAUSED
+        assert await patient_core.pause(session, self_row, until, now) == patient_core.PauseResult.PAUSED
+        await session.commit()
+    async with db.session() as session:
+        rows = {p.id: p for p in (await session.exec(select(Patient))).scalars()}
+        queued = (await session.exec(select(Delivery))).scalars().all()
+        audited = [a.action for a in (await session.exec(select(AuditLog))).scalars()]
+    assert (rows[by_staff.id].status, rows[by_staff.id].paused_until) == ("paused", None)
+    assert (rows[by_self.id].status, rows[by_self.id].paused_until) == ("paused", until)
+    assert [d.status for d in queued] == [DeliveryStatus.SKIPPED, DeliveryStatus.SKIPPED]
+    assert audited == ["change.pause"]  # staff changes are audited, the patient's own are not
+
+
+async def test_staff_may_only_end_a_pause_the_patient_may_end_a_stop(db: Database, clock: FakeClock) -> None:
+    doc = await make_staff(db)
+    content = load_content(None)
+    stopped, _ = await make_patient(db, clock, therapist_id=doc.id, status=PatientStatus.STOPPED)
+    discharged, _ = await make_patient(db, clock, therapist_id=doc.id, status=PatientStatus.DISCHARGED)
+    now = clock.now()
+    async with db.session() as session:
+        row = await session.get(Patient, stopped.id)
+        gone = await session.get(Patient, discharged.id)
+        assert row is not None and gone is not None
+        with pytest.raises(StaffError, match="not paused"):
+            await patient_core.resume(session, row, content=content, now=now, staff=doc)
+        with pytest.raises(StaffError, match="nothing to pause"):
+            await patient_core.pause(session, gone, None, now, staff=doc)
+        assert await patient_core.pause(session, gone, None, now) == patient_core.PauseResult.NOT_ACTIVE
+        assert await patient_core.resume(session, row, content=content, now=now) == patient_core.ResumeResult.RESTARTED
+
+
 # --- one list each, and no second copy anywhere ------------------------------------------------------
 
 
@@ -176,6 +274,14 @@ def second_copies() -> list[str]:
             copies.append(f"{name}: Mini App addresses")
         if re.search(r"\bLOOPBACK_HOSTS\s*=", text) and name != "config.py":
             copies.append(f"{name}: the public URL rule")
+        if name != "invite.py" and re.search(r"func\.(lower|upper)\(col\(Patient\.alias\)\)\s*==", text):
+            copies.append(f"{name}: the alias comparison (invite.alias_key)")
+        if name != "invite.py" and re.search(
+            r"MAX_DAYS_(AHEAD|AGO)|more than 6 months ahead|surgery-date.*is not a date", text
+        ):
+            copies.append(f"{name}: the surgery date range (invite.check_surgery_date)")
+        if name != "patient.py" and re.search(r"\.paused_until\s*=[^=]|status\s*=\s*PatientStatus\.PAUSED", text):
+            copies.append(f"{name}: pausing a patient (patient.pause)")
         tree = ast.parse(text)
         for node in ast.walk(tree):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name in {
@@ -183,6 +289,8 @@ def second_copies() -> list[str]:
                 "_in_quiet",
                 "in_quiet",
                 "_minutes",
+                "normalise_alias",
+                "parse_surgery_date" if name != "invite.py" else "",
             }:
                 copies.append(f"{name}: def {node.name}")
             if isinstance(node, ast.Attribute) and node.attr == "_minutes":

@@ -16,6 +16,8 @@ from rehab_bot import access as access_core
 from rehab_bot import alert as alert_core
 from rehab_bot import caseload
 from rehab_bot import digest as digest_core
+from rehab_bot import invite as invite_core
+from rehab_bot import patient as patient_core
 from rehab_bot import staff as staff_core
 from rehab_bot.clock import FakeClock
 from rehab_bot.config import ConfigError, StaffConfig, load_config
@@ -35,6 +37,7 @@ from rehab_bot.models import (
     Staff,
     StaffDraft,
 )
+from rehab_bot.schedule import local_date
 
 CONTENT = load_content(None)
 
@@ -125,16 +128,16 @@ async def test_add_staff_creates_updates_validates_and_audits(db: Database, cloc
 
 
 def test_alias_date_and_times_validation() -> None:
-    assert staff_core.validate_alias(" LWS-0412 ") == "LWS-0412"
+    assert invite_core.validate_alias(" LWS-0412 ") == "LWS-0412"
     for bad in ("Mueller", "ab", "has space1", "-x12", "x" * 30 + "1"):
         with pytest.raises(access_core.StaffError):
-            staff_core.validate_alias(bad)
+            invite_core.validate_alias(bad)
     today = date(2026, 6, 10)
-    assert staff_core.parse_surgery_date("2026-06-03", today) == date(2026, 6, 3)
-    assert staff_core.parse_surgery_date("03.06.2026", today) == date(2026, 6, 3)
+    assert invite_core.parse_surgery_date("2026-06-03", today) == date(2026, 6, 3)
+    assert invite_core.parse_surgery_date("03.06.2026", today) == date(2026, 6, 3)
     for bad, message in [("tomorrow", "YYYY-MM-DD"), ("2027-06-03", "6 months"), ("2024-01-01", "year ago")]:
         with pytest.raises(access_core.StaffError, match=message):
-            staff_core.parse_surgery_date(bad, today)
+            invite_core.parse_surgery_date(bad, today)
     assert staff_core.parse_times("18:00, 8:00 13:00") == ["08:00", "13:00", "18:00"]
     seven = " ".join(f"0{i}:00" for i in range(7))
     for bad, message in [("", "one to six"), ("25:00", "not a time"), ("08:00 08:00", "once"), (seven, "At most 6")]:
@@ -225,17 +228,18 @@ async def test_pause_resume_discharge_and_colleague_refused(db: Database, clock:
     async with db.session() as session:
         p = await session.get(Patient, patient.id)
         assert p is not None
+        until = patient_core.pause_until_for(7, local_date(p, now))
         with pytest.raises(access_core.Forbidden):
-            await caseload.pause(session, colleague, p, 7, now)
-        until = await caseload.pause(session, doc, p, 7, now)
+            await patient_core.pause(session, p, until, now, staff=colleague)
+        assert await patient_core.pause(session, p, until, now, staff=doc) == patient_core.PauseResult.PAUSED
         await session.commit()
     assert until == date(2026, 6, 16)
     async with db.session() as session:
         p = await session.get(Patient, patient.id)
         assert p is not None and p.status == "paused" and p.paused_until == until
-        await caseload.resume(session, doc, p, now)
+        await patient_core.resume(session, p, content=CONTENT, now=now, staff=doc)
         with pytest.raises(access_core.StaffError, match="not paused"):
-            await caseload.resume(session, doc, p, now)
+            await patient_core.resume(session, p, content=CONTENT, now=now, staff=doc)
         session.add(
             Delivery(key="r1:x", kind="session", priority=3, patient_id=p.id, chat_id=1, due_at=now, not_before=now)
         )

@@ -317,8 +317,6 @@ async def _pause(db: AsyncSession, patient: Patient, until: date, now: datetime)
     lang = patient.language
     fresh = await db.get(Patient, patient.id)
     assert fresh is not None
-    if fresh.status == PatientStatus.UNREACHABLE:
-        fresh.status = PatientStatus.ACTIVE.value  # they are writing to us: reachable again
     result = await core.pause(db, fresh, until, now)
     if result == core.PauseResult.NOT_ACTIVE:
         return t(lang, "🛑 All messages are stopped. To start again, send /resume.")

@@ -108,7 +108,7 @@ async def seed(db: Database, content: Content, config: Config, now: datetime) ->
         assert therapist.id is not None
         for story in STORIES:
             await _live(session, content, config, story, therapist.id, now, rng)
-        paused = await staff.patient_by_alias(session, "P-2043")
+        paused = await invite.patient_by_alias(session, "P-2043")
         assert paused is not None
         yesterday = now - timedelta(hours=14)
         await patients.pause(

@@ -18,7 +18,6 @@ from wtforms.validators import DataRequired, Length, Optional
 
 from rehab_bot import audit, invite
 from rehab_bot import staff as staff_core
-from rehab_bot.access import StaffError
 from rehab_bot.content import ContentError, load_content
 from rehab_bot.i18n import N_
 from rehab_bot.models import Role, Staff
@@ -26,7 +25,7 @@ from rehab_bot.web.auth import allow, db, signed_in_staff
 from rehab_bot.web.context import context
 from rehab_bot.web.forms import Form, FormData, bind
 from rehab_bot.web.pages import render
-from rehab_bot.web.patients import flash, take_flash
+from rehab_bot.web.patients import changed, flash, staff_change, take_flash
 
 ROLES = [(Role.THERAPIST.value, N_("therapist")), (Role.ADMIN.value, N_("admin"))]
 AUDIT_LIMIT = 500
@@ -125,7 +124,7 @@ async def staff_role(request: web.Request) -> web.StreamResponse:
     if member.id == admin.id:
         await flash(request, N_("Ask another admin to change your own role."))
         raise web.HTTPSeeOther("/admin/staff")
-    try:
+    async with staff_change(request, session, "/admin/staff"):
         await staff_core.add_staff(
             session,
             telegram_id=member.telegram_id,
@@ -134,12 +133,7 @@ async def staff_role(request: web.Request) -> web.StreamResponse:
             now=context(request).clock.now(),
             actor=admin,
         )
-    except StaffError as exc:
-        await flash(request, str(exc))
-        raise web.HTTPSeeOther("/admin/staff") from exc
-    await session.commit()
-    await flash(request, N_("The role is changed."))
-    raise web.HTTPSeeOther("/admin/staff")
+    await changed(request, session, "/admin/staff", N_("The role is changed."))
 
 
 @allow("admin")
@@ -151,17 +145,11 @@ async def staff_remove(request: web.Request) -> web.StreamResponse:
     if member.id == admin.id:
         await flash(request, N_("Ask another admin to remove you."))
         raise web.HTTPSeeOther("/admin/staff")
-    try:
+    async with staff_change(request, session, "/admin/staff"):
         await staff_core.remove_staff(
             session, telegram_id=member.telegram_id, now=context(request).clock.now(), actor=admin
         )
-    except StaffError as exc:
-        await session.rollback()
-        await flash(request, str(exc))
-        raise web.HTTPSeeOther("/admin/staff") from exc
-    await session.commit()
-    await flash(request, N_("Access removed; their patients were handed over."))
-    raise web.HTTPSeeOther("/admin/staff")
+    await changed(request, session, "/admin/staff", N_("Access removed; their patients were handed over."))
 
 
 def _start_of(day: Any) -> datetime | None:
@@ -179,7 +167,7 @@ async def audit_page(request: web.Request) -> web.StreamResponse:
     patient_id = None
     missing = False
     if query.patient.data:
-        patient = await staff_core.patient_by_alias(session, str(query.patient.data))
+        patient = await invite.patient_by_alias(session, str(query.patient.data))
         patient_id = patient.id if patient is not None else None
         missing = patient is None
     until = _start_of(query.until.data)

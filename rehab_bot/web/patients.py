@@ -8,7 +8,9 @@ shown read-only, and a forged POST for one is refused (403) by the core.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, NoReturn
 
 from aiohttp import web
 from aiohttp_session import get_session
@@ -20,9 +22,11 @@ from rehab_bot import audit, export, patient_record
 from rehab_bot import caregiver as caregiver_core
 from rehab_bot import caseload as caseload_core
 from rehab_bot import message as message_core
+from rehab_bot import patient as patient_core
 from rehab_bot.access import Access, Forbidden, StaffError, access
 from rehab_bot.i18n import N_
 from rehab_bot.models import Patient, Staff
+from rehab_bot.schedule import local_date
 from rehab_bot.web.auth import allow, db, signed_in_staff
 from rehab_bot.web.caseload import STATUS_LABELS
 from rehab_bot.web.context import context
@@ -81,6 +85,27 @@ async def load(request: web.Request, needed: Access) -> tuple[AsyncSession, Staf
 async def flash(request: web.Request, text: str) -> None:
     """A one-line message shown on the next page."""
     (await get_session(request))[FLASH] = text[:300]
+
+
+@asynccontextmanager
+async def staff_change(request: web.Request, session: AsyncSession, page: str) -> AsyncIterator[None]:
+    """Around a change a staff member asked for: Forbidden is a 403; any other refusal (a
+    StaffError) is rolled back and shown as a flash on ``page``."""
+    try:
+        yield
+    except Forbidden as exc:
+        raise web.HTTPForbidden() from exc
+    except StaffError as exc:
+        await session.rollback()
+        await flash(request, str(exc))
+        raise web.HTTPSeeOther(page) from exc
+
+
+async def changed(request: web.Request, session: AsyncSession, page: str, message: str) -> NoReturn:
+    """A change went through: commit it and go back to ``page``, which says so."""
+    await session.commit()
+    await flash(request, message)
+    raise web.HTTPSeeOther(page)
 
 
 async def take_flash(request: web.Request) -> str:
@@ -148,15 +173,17 @@ async def _change(request: web.Request, action: str) -> web.StreamResponse:
     ctx = context(request)
     now = ctx.clock.now()
     page = f"/patients/{patient.id}"  # read before a rollback expires the row
-    try:
+    async with staff_change(request, session, page):
         if action == "pause":
             form = await bind(PauseForm, request, await request.post())
             if not form.validate():
                 raise web.HTTPBadRequest()
-            await caseload_core.pause(session, staff, patient, int(form.days.data) or None, now)
+            days = int(form.days.data)
+            until = patient_core.pause_until_for(days, local_date(patient, now)) if days else None
+            await patient_core.pause(session, patient, until, now, staff=staff)
             message = N_("Reminders are paused.")
         elif action == "resume":
-            await caseload_core.resume(session, staff, patient, now)
+            await patient_core.resume(session, patient, content=ctx.content, now=now, staff=staff)
             message = N_("Reminders are on again.")
         else:
             form = await bind(ConfirmForm, request, await request.post())
@@ -165,15 +192,7 @@ async def _change(request: web.Request, action: str) -> web.StreamResponse:
                 raise web.HTTPSeeOther(page)
             await caseload_core.discharge(session, staff, patient, now)
             message = N_("The patient is discharged: no more reminders.")
-    except Forbidden as exc:
-        raise web.HTTPForbidden() from exc
-    except StaffError as exc:
-        await session.rollback()
-        await flash(request, str(exc))
-        raise web.HTTPSeeOther(page) from exc
-    await session.commit()
-    await flash(request, message)
-    raise web.HTTPSeeOther(page)
+    await changed(request, session, page, message)
 
 
 @allow("staff")

@@ -23,7 +23,7 @@ from rehab_bot.models import Caregiver, CareMessage, Staff
 from rehab_bot.web.auth import allow
 from rehab_bot.web.context import context
 from rehab_bot.web.forms import Form, bind
-from rehab_bot.web.patients import flash, load
+from rehab_bot.web.patients import changed, flash, load, staff_change
 
 
 class ReplyForm(Form):
@@ -57,7 +57,7 @@ async def reply(request: web.Request) -> web.StreamResponse:
     if not form.validate():
         await flash(request, N_("Write a reply first."))
         raise web.HTTPSeeOther(page)
-    try:
+    async with staff_change(request, session, page):
         await message_core.reply(
             session,
             staff,
@@ -67,32 +67,16 @@ async def reply(request: web.Request) -> web.StreamResponse:
             ctx.config.clinic,
             neutral=not ctx.config.privacy.health_data_in_chat,
         )
-    except Forbidden as exc:
-        raise web.HTTPForbidden() from exc
-    except StaffError as exc:
-        await session.rollback()
-        await flash(request, str(exc))
-        raise web.HTTPSeeOther(page) from exc
-    await session.commit()
-    await flash(request, N_("Your reply is on its way to the patient."))
-    raise web.HTTPSeeOther(page)
+    await changed(request, session, page, N_("Your reply is on its way to the patient."))
 
 
 @allow("staff")
 async def mark_read(request: web.Request) -> web.StreamResponse:
     """Mark a patient's message read (it needs no answer)."""
     session, staff, page, message_id = await _message(request, Access.WRITE)
-    try:
+    async with staff_change(request, session, page):
         marked = await message_core.mark_read(session, staff, message_id, context(request).clock.now())
-    except Forbidden as exc:
-        raise web.HTTPForbidden() from exc
-    except StaffError as exc:
-        await session.rollback()
-        await flash(request, str(exc))
-        raise web.HTTPSeeOther(page) from exc
-    await session.commit()
-    await flash(request, N_("Marked read.") if marked.now else N_("It was read before."))
-    raise web.HTTPSeeOther(page)
+    await changed(request, session, page, N_("Marked read.") if marked.now else N_("It was read before."))
 
 
 @allow("staff")
@@ -125,17 +109,9 @@ async def remove_caregiver(request: web.Request) -> web.StreamResponse:
     if link is None or link.patient_id != patient.id:
         raise web.HTTPNotFound()
     assert link.id is not None
-    try:
+    async with staff_change(request, session, page):
         await caregiver_core.remove_by_staff(session, staff, link.id, context(request).clock.now())
-    except Forbidden as exc:
-        raise web.HTTPForbidden() from exc
-    except StaffError as exc:
-        await session.rollback()
-        await flash(request, str(exc))
-        raise web.HTTPSeeOther(page) from exc
-    await session.commit()
-    await flash(request, N_("The caregiver is removed: nothing more reaches them."))
-    raise web.HTTPSeeOther(page)
+    await changed(request, session, page, N_("The caregiver is removed: nothing more reaches them."))
 
 
 def setup(app: web.Application) -> None:

@@ -1,7 +1,8 @@
 """Changes to a patient's care from /patient: programme, session times, pause, resume, discharge.
 
 Each press rechecks the staff member's access (rehab_bot.access via
-press.patient_arg) and calls the core (rehab_bot.caseload), which audits the change.
+press.patient_arg) and calls the core (rehab_bot.caseload; pause and resume are
+rehab_bot.patient's, the same as the patient's own), which audits the change.
 Callback data: ``st:pp|pc|pt|pz|pd|pr|dc|dy:<patient id>[:<arg>]``, ``st:n`` (keep as is).
 """
 
@@ -13,11 +14,13 @@ from telegram.ext import (
 )
 
 from rehab_bot import access, caseload
+from rehab_bot import patient as patient_core
 from rehab_bot import staff as core
 from rehab_bot.bot.services import svc
 from rehab_bot.bot.staff.invites import programme_choices
 from rehab_bot.bot.staff.press import Press, begin, keyboard, patient_arg, prompt, retire_prompt
-from rehab_bot.models import Patient, PatientStatus, Staff, StaffDraft
+from rehab_bot.models import Patient, Staff, StaffDraft
+from rehab_bot.schedule import local_date
 
 PAUSE_CHOICES = ((3, "3 days"), (7, "1 week"), (14, "2 weeks"), (0, "Until resumed"))
 
@@ -126,7 +129,8 @@ async def press_pause(press: Press) -> None:
     days = press.int_arg(1)
     if days not in {d for d, _ in PAUSE_CHOICES}:
         raise ValueError("pause length")
-    until = await caseload.pause(press.session, press.staff, patient, days or None, press.now)
+    until = patient_core.pause_until_for(days, local_date(patient, press.now)) if days else None
+    await patient_core.pause(press.session, patient, until, press.now, staff=press.staff)
     await press.session.commit()
     await press.answer("Paused.")
     when = f"until {until.isoformat()} (inclusive)" if until else "until you resume them"
@@ -136,10 +140,9 @@ async def press_pause(press: Press) -> None:
 async def press_resume(press: Press) -> None:
     """ "Resume" on a paused patient."""
     patient = await patient_arg(press, access.Access.WRITE)
-    if patient.status != PatientStatus.PAUSED.value:
-        await press.answer(f"{patient.alias} is {patient.status}, not paused.")
-        return
-    await caseload.resume(press.session, press.staff, patient, press.now)
+    await patient_core.resume(
+        press.session, patient, content=svc(press.context).content, now=press.now, staff=press.staff
+    )
     await press.session.commit()
     await press.answer("Resumed.")
     await press.reply(f"Reminders for {patient.alias} are on again.")

@@ -36,7 +36,7 @@ def programme_choices(content: Content, surgery_type: str) -> list[tuple[str, st
 async def _suggest_alias(session: AsyncSession) -> str:
     for _ in range(20):
         alias = f"P-{secrets.randbelow(90000) + 10000}"
-        if not await core.alias_taken(session, alias):
+        if not await invite.alias_taken(session, alias):
             return alias
     raise access.StaffError("Could not find a free alias; please type one.")
 
@@ -86,13 +86,13 @@ async def invite_text(
     """A typed answer in the /invite conversation; returns an error to show, or None."""
     now = svc(context).clock.now()
     if draft.step == "alias":
-        alias = core.validate_alias(text)
-        if await core.alias_taken(session, alias):
+        alias = invite.validate_alias(text)
+        if await invite.alias_taken(session, alias):
             return f"The alias {alias} is taken; please choose another."
         draft.alias, draft.step = alias, "date"
     elif draft.step == "date":
         today = local_date(svc(context).config.clinic, now)
-        draft.surgery_date, draft.step = core.parse_surgery_date(text, today), "type"
+        draft.surgery_date, draft.step = invite.parse_surgery_date(text, today), "type"
     else:
         return "Please choose with the buttons above, or send /cancel."
     await _ask(context, session, staff, draft)
@@ -153,7 +153,7 @@ async def press_invite_alias(press: Press) -> None:
     draft = await draft_for_press(press, "invite", "alias")
     if draft is None:
         return
-    if await core.alias_taken(press.session, draft.alias):
+    if await invite.alias_taken(press.session, draft.alias):
         draft.alias = await _suggest_alias(press.session)
         await press.answer("That alias was just taken; here is another.")
         await _ask(press.context, press.session, press.staff, draft)

@@ -18,10 +18,9 @@ from telegram.ext import (
     ContextTypes,
 )
 
-from rehab_bot import access, audit, caseload, education, report
+from rehab_bot import access, audit, caseload, education, invite, report
 from rehab_bot import alert as alert_core
 from rehab_bot import miniapp as addresses
-from rehab_bot import staff as core
 from rehab_bot.bot import miniapp
 from rehab_bot.bot.services import svc
 from rehab_bot.bot.staff.press import Press, clip, fmt, keyboard, patient_arg, staff_command
@@ -242,7 +241,7 @@ async def patient_command(
         await message.reply_text("Usage: /patient ALIAS, e.g. /patient LWS-0412. /patients lists them.")
         return
     alias = " ".join(context.args)
-    patient = await core.patient_by_alias(session, alias)
+    patient = await invite.patient_by_alias(session, alias)
     if patient is None:
         await message.reply_text(f"No patient has the alias {alias[:40]!r}. /patients lists them.")
         return
