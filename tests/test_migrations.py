@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -9,12 +10,15 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 import rehab_bot.models  # noqa: F401
 from rehab_bot.db import Database, alembic_config, current_revision
+
+BASE = "0001_squashed"
 
 
 @pytest.fixture
@@ -35,6 +39,32 @@ async def test_models_match_the_migrations(db: Database) -> None:
     assert diff == [], "models.py and the migrations differ; write a migration"
 
 
+def test_the_history_starts_at_one_initial_revision() -> None:
+    """No release has shipped: the history before it is squashed into one revision (issue 13, point 8).
+
+    Later revisions go on top of it, in one line: one base, one head.
+    """
+    scripts = ScriptDirectory.from_config(alembic_config())
+    assert scripts.get_bases() == [BASE]
+    assert len(scripts.get_heads()) == 1
+
+
+async def test_the_claim_indexes_are_partial(db: Database) -> None:
+    """compare_metadata does not compare an index's WHERE; the claim needs it (tests/test_claim_index.py)."""
+    if db.dialect == "postgresql":
+        query = "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'delivery'"
+    else:
+        query = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'delivery'"
+    async with db.engine.connect() as conn:
+        indexes = {name: sql or "" for name, sql in (await conn.execute(text(query))).all()}
+    for name, status in [
+        ("ix_delivery_claim", "queued"),
+        ("ix_delivery_queued_not_before", "queued"),
+        ("ix_delivery_sending", "sending"),
+    ]:
+        assert re.search(rf"WHERE \(?\(?status\)?(::text)? = '{status}'", indexes[name]), indexes[name]
+
+
 async def test_downgrade_to_base_and_back(db: Database) -> None:
     head = await current_revision(db.engine)
     assert head is not None
@@ -42,9 +72,14 @@ async def test_downgrade_to_base_and_back(db: Database) -> None:
     def down(connection: Connection) -> None:
         command.downgrade(alembic_config(connection), "base")
 
+    def tables(connection: Connection) -> list[str]:
+        return inspect(connection).get_table_names()
+
     async with db.engine.begin() as conn:
         await conn.run_sync(down)
     assert await current_revision(db.engine) is None
+    async with db.engine.connect() as conn:
+        assert await conn.run_sync(tables) == ["alembic_version"]
     await db.upgrade()
     assert await current_revision(db.engine) == head
 

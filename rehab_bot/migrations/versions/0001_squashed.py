@@ -1,8 +1,15 @@
 """initial schema: every table, and the installation's own id namespace for FHIR exports
 
-The migration history before the first release, squashed into one revision.
+The migration history before the first release, squashed into one revision
+(again: it replaces 0001_initial, f6s1, web1, care1, learn1 and build1).
+Written by Alembic's autogenerate from rehab_bot.models against an empty
+database, then reviewed by hand: the server defaults the history gave
+columns added to existing rows, the partial claim indexes on delivery
+(postgresql_where / sqlite_where), and the installation row below.
+tests/test_migrations.py checks the result against the models on SQLite and
+PostgreSQL, and that downgrade to base works.
 
-Revision ID: 0001_initial
+Revision ID: 0001_squashed
 Revises:
 Create Date: 2026-11-30
 """
@@ -17,7 +24,7 @@ from alembic import op
 
 import rehab_bot.models
 
-revision: str = "0001_initial"
+revision: str = "0001_squashed"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -45,6 +52,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("source"),
     )
     op.create_table(
+        "rate_block",
+        sa.Column("scope", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("blocked_until", rehab_bot.models.UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("scope"),
+    )
+    op.create_table(
         "receiver_lease",
         sa.Column("name", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("holder", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
@@ -56,6 +69,12 @@ def upgrade() -> None:
         sa.Column("heartbeat_at", rehab_bot.models.UTCDateTime(), nullable=False),
         sa.Column("expires_at", rehab_bot.models.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("name"),
+    )
+    op.create_table(
+        "send_share",
+        sa.Column("holder", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("expires_at", rehab_bot.models.UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("holder"),
     )
     op.create_table(
         "staff",
@@ -70,6 +89,27 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index(op.f("ix_staff_telegram_id"), "staff", ["telegram_id"], unique=True)
+    op.create_table(
+        "clinic_exercise",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.Text(), nullable=False),
+        sa.Column("instructions", sa.Text(), nullable=False),
+        sa.Column("safety_notes", sa.Text(), nullable=False),
+        sa.Column("sets", sa.Integer(), nullable=False),
+        sa.Column("reps", sa.Integer(), nullable=True),
+        sa.Column("hold_seconds", sa.Integer(), nullable=True),
+        sa.Column("duration_seconds", sa.Integer(), nullable=True),
+        sa.Column("media", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("media_kind", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("created_by", sa.Integer(), nullable=True),
+        sa.Column("created_at", rehab_bot.models.UTCDateTime(), nullable=False),
+        sa.Column("updated_at", rehab_bot.models.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["created_by"],
+            ["staff.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
     op.create_table(
         "patient",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -87,13 +127,13 @@ def upgrade() -> None:
         sa.Column("programme_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("consent_at", rehab_bot.models.UTCDateTime(), nullable=True),
         sa.Column("consent_version", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-        sa.Column("unreachable_reason", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-        sa.Column("created_at", rehab_bot.models.UTCDateTime(), nullable=False),
-        sa.Column("last_activity_at", rehab_bot.models.UTCDateTime(), nullable=True),
         sa.Column("enrol_step", sqlmodel.sql.sqltypes.AutoString(), nullable=False, server_default=""),
         sa.Column("session_times", sqlmodel.sql.sqltypes.AutoString(), nullable=False, server_default=""),
         sa.Column("phase_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False, server_default=""),
+        sa.Column("unreachable_reason", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("discharged_at", rehab_bot.models.UTCDateTime(), nullable=True),
+        sa.Column("created_at", rehab_bot.models.UTCDateTime(), nullable=False),
+        sa.Column("last_activity_at", rehab_bot.models.UTCDateTime(), nullable=True),
         sa.Column("awaiting", sqlmodel.sql.sqltypes.AutoString(), nullable=False, server_default=""),
         sa.Column("awaiting_since", rehab_bot.models.UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(
@@ -106,6 +146,17 @@ def upgrade() -> None:
     op.create_index(op.f("ix_patient_status"), "patient", ["status"], unique=False)
     op.create_index(op.f("ix_patient_telegram_id"), "patient", ["telegram_id"], unique=True)
     op.create_index(op.f("ix_patient_therapist_id"), "patient", ["therapist_id"], unique=False)
+    op.create_table(
+        "web_signin",
+        sa.Column("token_hash", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("staff_id", sa.Integer(), nullable=False),
+        sa.Column("created_at", rehab_bot.models.UTCDateTime(), nullable=False),
+        sa.Column("expires_at", rehab_bot.models.UTCDateTime(), nullable=False),
+        sa.Column("used_at", rehab_bot.models.UTCDateTime(), nullable=True),
+        sa.ForeignKeyConstraint(["staff_id"], ["staff.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("token_hash"),
+    )
+    op.create_index(op.f("ix_web_signin_staff_id"), "web_signin", ["staff_id"], unique=False)
     op.create_table(
         "alert",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -144,6 +195,81 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index(op.f("ix_audit_log_created_at"), "audit_log", ["created_at"], unique=False)
+    op.create_table(
+        "care_message",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("patient_id", sa.Integer(), nullable=False),
+        sa.Column("direction", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("staff_id", sa.Integer(), nullable=True),
+        sa.Column("parent_id", sa.Integer(), nullable=True),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("photo_path", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("photo_file_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("photo_bytes", sa.Integer(), nullable=False),
+        sa.Column("chat_message_id", sa.BigInteger(), nullable=True),
+        sa.Column("created_at", rehab_bot.models.UTCDateTime(), nullable=False),
+        sa.Column("read_at", rehab_bot.models.UTCDateTime(), nullable=True),
+        sa.Column("read_by", sa.Integer(), nullable=True),
+        sa.Column("answered_at", rehab_bot.models.UTCDateTime(), nullable=True),
+        sa.Column("escalated_at", rehab_bot.models.UTCDateTime(), nullable=True),
+        sa.ForeignKeyConstraint(["parent_id"], ["care_message.id"], ondelete="SET NULL"),
+        sa.ForeignKeyConstraint(["patient_id"], ["patient.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["read_by"],
+            ["staff.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["staff_id"],
+            ["staff.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_care_message_open", "care_message", ["direction", "answered_at", "read_at"], unique=False)
+    op.create_index(op.f("ix_care_message_patient_id"), "care_message", ["patient_id"], unique=False)
+    op.create_table(
+        "caregiver",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("patient_id", sa.Integer(), nullable=False),
+        sa.Column("code", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("expires_at", rehab_bot.models.UTCDateTime(), nullable=False),
+        sa.Column("telegram_id", sa.BigInteger(), nullable=True),
+        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("language", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("reminders", sa.Boolean(), nullable=False),
+        sa.Column("missed", sa.Boolean(), nullable=False),
+        sa.Column("emergencies", sa.Boolean(), nullable=False),
+        sa.Column("weekly", sa.Boolean(), nullable=False),
+        sa.Column("created_at", rehab_bot.models.UTCDateTime(), nullable=False),
+        sa.Column("consent_at", rehab_bot.models.UTCDateTime(), nullable=True),
+        sa.Column("removed_at", rehab_bot.models.UTCDateTime(), nullable=True),
+        sa.ForeignKeyConstraint(["patient_id"], ["patient.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index(op.f("ix_caregiver_code"), "caregiver", ["code"], unique=True)
+    op.create_index(op.f("ix_caregiver_patient_id"), "caregiver", ["patient_id"], unique=False)
+    op.create_index(op.f("ix_caregiver_telegram_id"), "caregiver", ["telegram_id"], unique=True)
+    op.create_table(
+        "experiment_decision",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("experiment_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("patient_id", sa.Integer(), nullable=False),
+        sa.Column("ref", sa.Integer(), nullable=False),
+        sa.Column("decided_at", rehab_bot.models.UTCDateTime(), nullable=False),
+        sa.Column("treated", sa.Boolean(), nullable=False),
+        sa.Column("probability", sa.Float(), nullable=False),
+        sa.Column("local_hour", sa.Integer(), nullable=False),
+        sa.Column("programme_day", sa.Integer(), nullable=True),
+        sa.Column("adherence", sa.Float(), nullable=True),
+        sa.Column("outcome", sa.Integer(), nullable=True),
+        sa.Column("outcome_at", rehab_bot.models.UTCDateTime(), nullable=True),
+        sa.ForeignKeyConstraint(["patient_id"], ["patient.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("experiment_id", "patient_id", "ref", name="uq_experiment_decision"),
+    )
+    op.create_index(
+        op.f("ix_experiment_decision_experiment_id"), "experiment_decision", ["experiment_id"], unique=False
+    )
+    op.create_index(op.f("ix_experiment_decision_patient_id"), "experiment_decision", ["patient_id"], unique=False)
     op.create_table(
         "invite",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -188,6 +314,30 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_note_patient_id"), "note", ["patient_id"], unique=False)
     op.create_table(
+        "programme_plan",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("patient_id", sa.Integer(), nullable=True),
+        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("based_on", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("created_by", sa.Integer(), nullable=True),
+        sa.Column("updated_by", sa.Integer(), nullable=True),
+        sa.Column("created_at", rehab_bot.models.UTCDateTime(), nullable=False),
+        sa.Column("updated_at", rehab_bot.models.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["created_by"],
+            ["staff.id"],
+        ),
+        sa.ForeignKeyConstraint(["patient_id"], ["patient.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["updated_by"],
+            ["staff.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("patient_id"),
+    )
+    op.create_table(
         "reminder_rule",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("patient_id", sa.Integer(), nullable=False),
@@ -230,6 +380,45 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("staff_id"),
     )
     op.create_table(
+        "timing_proposal",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("patient_id", sa.Integer(), nullable=False),
+        sa.Column("session_index", sa.Integer(), nullable=False),
+        sa.Column("from_time", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("to_time", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("usual_time", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("message_id", sa.BigInteger(), nullable=True),
+        sa.Column("created_at", rehab_bot.models.UTCDateTime(), nullable=False),
+        sa.Column("answered_at", rehab_bot.models.UTCDateTime(), nullable=True),
+        sa.ForeignKeyConstraint(["patient_id"], ["patient.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("patient_id", "session_index", "from_time", name="uq_timing_proposal"),
+    )
+    op.create_index(op.f("ix_timing_proposal_patient_id"), "timing_proposal", ["patient_id"], unique=False)
+    op.create_table(
+        "timing_window",
+        sa.Column("patient_id", sa.Integer(), nullable=False),
+        sa.Column("start", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("end", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("updated_at", rehab_bot.models.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(["patient_id"], ["patient.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("patient_id"),
+    )
+    op.create_table(
+        "alert_review",
+        sa.Column("alert_id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("needed_action", sa.Boolean(), nullable=False),
+        sa.Column("staff_id", sa.Integer(), nullable=True),
+        sa.Column("reviewed_at", rehab_bot.models.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(["alert_id"], ["alert.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["staff_id"],
+            ["staff.id"],
+        ),
+        sa.PrimaryKeyConstraint("alert_id"),
+    )
+    op.create_table(
         "delivery",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("key", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
@@ -263,9 +452,32 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("key", name="uq_delivery_key"),
     )
+    op.create_index(
+        "ix_delivery_claim",
+        "delivery",
+        ["priority", "due_at", "id"],
+        unique=False,
+        postgresql_where=sa.text("status = 'queued'"),
+        sqlite_where=sa.text("status = 'queued'"),
+    )
     op.create_index(op.f("ix_delivery_patient_id"), "delivery", ["patient_id"], unique=False)
-    op.create_index("ix_delivery_queue", "delivery", ["status", "not_before"], unique=False)
+    op.create_index(
+        "ix_delivery_queued_not_before",
+        "delivery",
+        ["not_before"],
+        unique=False,
+        postgresql_where=sa.text("status = 'queued'"),
+        sqlite_where=sa.text("status = 'queued'"),
+    )
     op.create_index(op.f("ix_delivery_rule_id"), "delivery", ["rule_id"], unique=False)
+    op.create_index(
+        "ix_delivery_sending",
+        "delivery",
+        ["chat_id", "claimed_at"],
+        unique=False,
+        postgresql_where=sa.text("status = 'sending'"),
+        sqlite_where=sa.text("status = 'sending'"),
+    )
     op.create_table(
         "checkin",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -296,12 +508,12 @@ def upgrade() -> None:
         sa.Column("effort", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("pain", sa.Integer(), nullable=True),
         sa.Column("skip_reason", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("step", sqlmodel.sql.sqltypes.AutoString(), nullable=False, server_default=""),
         sa.Column("message_id", sa.BigInteger(), nullable=True),
         sa.Column("answered_at", rehab_bot.models.UTCDateTime(), nullable=True),
         sa.Column("snoozed_until", rehab_bot.models.UTCDateTime(), nullable=True),
         sa.Column("nudged_at", rehab_bot.models.UTCDateTime(), nullable=True),
         sa.Column("created_at", rehab_bot.models.UTCDateTime(), nullable=False),
-        sa.Column("step", sqlmodel.sql.sqltypes.AutoString(), nullable=False, server_default=""),
         sa.ForeignKeyConstraint(["delivery_id"], ["delivery.id"], ondelete="SET NULL"),
         sa.ForeignKeyConstraint(["patient_id"], ["patient.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
@@ -341,6 +553,9 @@ def upgrade() -> None:
         sa.Column("value", sa.Integer(), nullable=True),
         sa.Column("text", sa.Text(), nullable=False),
         sa.Column("answered_at", rehab_bot.models.UTCDateTime(), nullable=False),
+        sa.Column("proxy", sa.Boolean(), nullable=False, server_default=sa.text("false")),
+        sa.Column("caregiver_id", sa.Integer(), nullable=True),
+        sa.ForeignKeyConstraint(["caregiver_id"], ["caregiver.id"], ondelete="SET NULL"),
         sa.ForeignKeyConstraint(["checkin_id"], ["checkin.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["patient_id"], ["patient.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
@@ -348,6 +563,7 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_answer_checkin_id"), "answer", ["checkin_id"], unique=False)
     op.create_index(op.f("ix_answer_patient_id"), "answer", ["patient_id"], unique=False)
+    op.create_index("ix_answer_patient_item_time", "answer", ["patient_id", "item_id", "answered_at"], unique=False)
     # Generated here, at the first upgrade, so the id namespace exists from the first start.
     op.bulk_insert(
         installation,
@@ -356,6 +572,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_answer_patient_item_time", table_name="answer")
     op.drop_index(op.f("ix_answer_patient_id"), table_name="answer")
     op.drop_index(op.f("ix_answer_checkin_id"), table_name="answer")
     op.drop_table("answer")
@@ -366,32 +583,69 @@ def downgrade() -> None:
     op.drop_table("exercise_session")
     op.drop_index(op.f("ix_checkin_patient_id"), table_name="checkin")
     op.drop_table("checkin")
+    op.drop_index(
+        "ix_delivery_sending",
+        table_name="delivery",
+        postgresql_where=sa.text("status = 'sending'"),
+        sqlite_where=sa.text("status = 'sending'"),
+    )
     op.drop_index(op.f("ix_delivery_rule_id"), table_name="delivery")
-    op.drop_index("ix_delivery_queue", table_name="delivery")
+    op.drop_index(
+        "ix_delivery_queued_not_before",
+        table_name="delivery",
+        postgresql_where=sa.text("status = 'queued'"),
+        sqlite_where=sa.text("status = 'queued'"),
+    )
     op.drop_index(op.f("ix_delivery_patient_id"), table_name="delivery")
+    op.drop_index(
+        "ix_delivery_claim",
+        table_name="delivery",
+        postgresql_where=sa.text("status = 'queued'"),
+        sqlite_where=sa.text("status = 'queued'"),
+    )
     op.drop_table("delivery")
+    op.drop_table("alert_review")
+    op.drop_table("timing_window")
+    op.drop_index(op.f("ix_timing_proposal_patient_id"), table_name="timing_proposal")
+    op.drop_table("timing_proposal")
     op.drop_table("staff_draft")
     op.drop_index(op.f("ix_reminder_rule_patient_id"), table_name="reminder_rule")
     op.drop_index(op.f("ix_reminder_rule_next_due_at"), table_name="reminder_rule")
     op.drop_table("reminder_rule")
+    op.drop_table("programme_plan")
     op.drop_index(op.f("ix_note_patient_id"), table_name="note")
     op.drop_table("note")
     op.drop_index(op.f("ix_motivation_log_patient_id"), table_name="motivation_log")
     op.drop_table("motivation_log")
     op.drop_index(op.f("ix_invite_code"), table_name="invite")
     op.drop_table("invite")
+    op.drop_index(op.f("ix_experiment_decision_patient_id"), table_name="experiment_decision")
+    op.drop_index(op.f("ix_experiment_decision_experiment_id"), table_name="experiment_decision")
+    op.drop_table("experiment_decision")
+    op.drop_index(op.f("ix_caregiver_telegram_id"), table_name="caregiver")
+    op.drop_index(op.f("ix_caregiver_patient_id"), table_name="caregiver")
+    op.drop_index(op.f("ix_caregiver_code"), table_name="caregiver")
+    op.drop_table("caregiver")
+    op.drop_index(op.f("ix_care_message_patient_id"), table_name="care_message")
+    op.drop_index("ix_care_message_open", table_name="care_message")
+    op.drop_table("care_message")
     op.drop_index(op.f("ix_audit_log_created_at"), table_name="audit_log")
     op.drop_table("audit_log")
     op.drop_index(op.f("ix_alert_patient_id"), table_name="alert")
     op.drop_table("alert")
+    op.drop_index(op.f("ix_web_signin_staff_id"), table_name="web_signin")
+    op.drop_table("web_signin")
     op.drop_index(op.f("ix_patient_therapist_id"), table_name="patient")
     op.drop_index(op.f("ix_patient_telegram_id"), table_name="patient")
     op.drop_index(op.f("ix_patient_status"), table_name="patient")
     op.drop_index(op.f("ix_patient_alias"), table_name="patient")
     op.drop_table("patient")
+    op.drop_table("clinic_exercise")
     op.drop_index(op.f("ix_staff_telegram_id"), table_name="staff")
     op.drop_table("staff")
+    op.drop_table("send_share")
     op.drop_table("receiver_lease")
+    op.drop_table("rate_block")
     op.drop_table("media_cache")
     op.drop_table("installation")
     op.drop_table("group_notice")
