@@ -17,9 +17,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from rehab_bot import audit
 from rehab_bot.access import Access, StaffError, require
 from rehab_bot.db import insert_ignore
-from rehab_bot.models import Alert, AlertReview, Patient, Staff
+from rehab_bot.models import Alert, AlertReview, Patient, Staff, table_of
 
-REVIEWS = AlertReview.__table__  # type: ignore[attr-defined]
+REVIEWS = table_of(AlertReview)
 
 
 @dataclass(frozen=True)

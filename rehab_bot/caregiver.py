@@ -44,7 +44,6 @@ from rehab_bot import patient as patients
 from rehab_bot.access import Access, StaffError, require
 from rehab_bot.config import ClinicConfig, Config
 from rehab_bot.content import Content
-from rehab_bot.db import insert_ignore
 from rehab_bot.i18n import t
 from rehab_bot.invite import CODE_RE, new_code
 from rehab_bot.models import (
@@ -60,6 +59,7 @@ from rehab_bot.models import (
     PatientStatus,
     Staff,
     delivery_row,
+    queue_deliveries,
 )
 from rehab_bot.schedule import zone
 
@@ -490,12 +490,7 @@ async def tick(session: AsyncSession, now: datetime, config: Config) -> int:
                 year, week, _ = local.date().isocalendar()
                 text = weekly_text(link, progress.stats.adherence_this_week, progress.stats.done_total)
                 rows.append(_row(link, f"w{year}-{week:02d}", text, now))
-    if not rows:
-        return 0
-    conn = await session.connection()
-    table = Delivery.__table__  # type: ignore[attr-defined]
-    result = await conn.execute(insert_ignore(conn.dialect.name, table, keys=["key"]).values(rows))
-    queued = int(result.rowcount or 0)
+    queued = await queue_deliveries(session, rows)
     if queued:
         log.info("caregivers: %d message(s) queued", queued)
     return queued

@@ -37,7 +37,6 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlmodel import col
@@ -48,12 +47,12 @@ from rehab_bot import tapering
 from rehab_bot.content import Content
 from rehab_bot.content.experiments import Experiment
 from rehab_bot.db import insert_ignore
-from rehab_bot.models import ExerciseSession, ExperimentDecision, Kind, Patient, PatientStatus
+from rehab_bot.models import ExerciseSession, ExperimentDecision, Kind, Patient, PatientStatus, table_of
 from rehab_bot.reminders import DueMessage
 from rehab_bot.schedule import local_date, zone
 
-DECISIONS: Any = ExperimentDecision.__table__  # type: ignore[attr-defined]
-SESSIONS: Any = ExerciseSession.__table__  # type: ignore[attr-defined]
+DECISIONS = table_of(ExperimentDecision)
+SESSIONS = table_of(ExerciseSession)
 DONE = ("done", "partly")
 RESOLVED = ("done", "partly", "skipped", "missed")
 Z95 = 1.959964

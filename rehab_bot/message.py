@@ -42,7 +42,6 @@ from rehab_bot import alert as alert_core
 from rehab_bot import audit
 from rehab_bot.access import Access, Forbidden, StaffError, require
 from rehab_bot.config import ClinicConfig, Config
-from rehab_bot.db import insert_ignore
 from rehab_bot.files import private_dir, write_private_bytes
 from rehab_bot.i18n import t
 from rehab_bot.models import (
@@ -54,6 +53,7 @@ from rehab_bot.models import (
     Staff,
     StaffDraft,
     delivery_row,
+    queue_deliveries,
 )
 
 log = logging.getLogger(__name__)
@@ -152,15 +152,6 @@ def _row(
     return delivery_row(key, Kind.MESSAGE, chat_id, body, now, patient_id=patient_id, staff_id=staff_id, payload=data)
 
 
-async def _insert(session: AsyncSession, rows: list[dict[str, Any]]) -> int:
-    if not rows:
-        return 0
-    conn = await session.connection()
-    table = Delivery.__table__  # type: ignore[attr-defined]
-    result = await conn.execute(insert_ignore(conn.dialect.name, table, keys=["key"]).values(rows))
-    return int(result.rowcount or 0)
-
-
 async def _staff_chat_message(session: AsyncSession, message_id: int | None, chat_id: int) -> int | None:
     """The id of the message in a staff chat that told this reader about a care message."""
     if message_id is None:
@@ -251,7 +242,7 @@ async def send(
                 payload(message.id, reply_to),
             )
         )
-    await _insert(session, rows)
+    await queue_deliveries(session, rows)
     audit.record(session, action=SEND, now=now, actor="patient", patient_id=patient.id, detail=f"message={message.id}")
     log.info("patient %s sent care message %d (%d recipient(s))", patient.id, message.id, len(rows))
     return Sent(message, len(rows), reads_from(clinic, now))
@@ -378,7 +369,7 @@ async def reply(
         parent.read_at, parent.read_by = now, staff.id
     parent.answered_at = parent.answered_at or now
     session.add(parent)
-    await _insert(
+    await queue_deliveries(
         session,
         [
             _row(
@@ -604,7 +595,7 @@ async def escalate_unanswered(session: AsyncSession, now: datetime, config: Conf
             )
         if not rows:
             log.error("care message %d needs escalation but no staff member exists", message.id)
-        await _insert(session, rows)
+        await queue_deliveries(session, rows)
         escalated.append(message.id)
         log.info("escalated unanswered care message %d to %d admin(s)", message.id, len(rows))
     return escalated

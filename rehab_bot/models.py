@@ -13,12 +13,27 @@ Conventions:
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Index, Text, TypeDecorator, UniqueConstraint, text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from rehab_bot.db import insert_ignore
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -38,6 +53,12 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC)
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table of a table model, for bulk statements (SQLModel does not declare ``__table__``)."""
+    table: Table = model.__table__  # type: ignore[attr-defined]
+    return table
 
 
 def utcnow() -> datetime:
@@ -270,6 +291,19 @@ def delivery_row(key: str, kind: Kind, chat_id: int, body: str, now: datetime, *
         "created_at": now,
         **extra,
     }
+
+
+async def queue_deliveries(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> int:
+    """Queue delivery rows (from :func:`delivery_row`); a key already queued is kept. Returns how many were new.
+
+    The one way a written message is queued: staff messages, alerts' escalations,
+    digests, care-team messages and caregivers' copies all come here.
+    """
+    if not rows:
+        return 0
+    conn = await session.connection()
+    result = await conn.execute(insert_ignore(conn.dialect.name, table_of(Delivery), keys=["key"]).values(list(rows)))
+    return int(result.rowcount or 0)
 
 
 class Alert(SQLModel, table=True):

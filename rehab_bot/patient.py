@@ -47,6 +47,7 @@ from rehab_bot.models import (
     PatientStatus,
     ReminderRule,
     Staff,
+    table_of,
 )
 from rehab_bot.reminders import reschedule_patient
 from rehab_bot.schedule import QuietHours, ScheduleError, local_date, parse_hhmm, zone
@@ -552,7 +553,7 @@ async def export(session: AsyncSession, patient: Patient, now: datetime) -> dict
     """All the patient's data: their record and every row of every table that references them."""
     assert patient.id is not None
     conn = await session.connection()
-    patient_table: Table = Patient.__table__  # type: ignore[attr-defined]
+    patient_table = table_of(Patient)
     record = (await conn.execute(select(patient_table).where(patient_table.c.id == patient.id))).one()
     therapist = await session.get(Staff, patient.therapist_id) if patient.therapist_id is not None else None
     tables: dict[str, list[dict[str, Any]]] = {}

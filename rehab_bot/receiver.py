@@ -31,13 +31,13 @@ from typing import Any
 from sqlalchemy import delete, select, update
 
 from rehab_bot.db import Database, insert_ignore
-from rehab_bot.models import ReceiverLease
+from rehab_bot.models import ReceiverLease, table_of
 
 LEASE_NAME = "updates"
 LEASE_SECONDS = 60.0
 HEARTBEAT_SECONDS = 15.0
 
-_TABLE: Any = ReceiverLease.__table__  # type: ignore[attr-defined]
+_TABLE = table_of(ReceiverLease)
 
 
 @dataclass(frozen=True)

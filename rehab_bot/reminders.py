@@ -57,6 +57,7 @@ from rehab_bot.models import (
     Patient,
     PatientStatus,
     ReminderRule,
+    table_of,
 )
 from rehab_bot.schedule import (
     Occurrence,
@@ -72,9 +73,9 @@ from rehab_bot.schedule import (
 log = logging.getLogger(__name__)
 
 # Core tables for the hot paths: bulk statements without ORM overhead.
-RULES: Any = ReminderRule.__table__  # type: ignore[attr-defined]
-PATIENTS: Any = Patient.__table__  # type: ignore[attr-defined]
-DELIVERIES: Any = Delivery.__table__  # type: ignore[attr-defined]
+RULES = table_of(ReminderRule)
+PATIENTS = table_of(Patient)
+DELIVERIES = table_of(Delivery)
 
 # A reminder more than this late says so ("sorry, this comes late").
 LATE_AFTER = timedelta(minutes=5)

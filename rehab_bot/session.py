@@ -36,13 +36,22 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from rehab_bot import plan, programme, session_text
 from rehab_bot.content import Content, Exercise, Phase
 from rehab_bot.db import insert_ignore
-from rehab_bot.models import Delivery, DeliveryStatus, ExerciseSession, Kind, Patient, PatientStatus, ReminderRule
+from rehab_bot.models import (
+    Delivery,
+    DeliveryStatus,
+    ExerciseSession,
+    Kind,
+    Patient,
+    PatientStatus,
+    ReminderRule,
+    table_of,
+)
 from rehab_bot.reminders import DueMessage, WindowOpener, add_one_off, one_off_values
 from rehab_bot.schedule import local_date, local_to_utc
 
-SESSIONS: Any = ExerciseSession.__table__  # type: ignore[attr-defined]
-PATIENTS: Any = Patient.__table__  # type: ignore[attr-defined]
-DELIVERIES: Any = Delivery.__table__  # type: ignore[attr-defined]
+SESSIONS = table_of(ExerciseSession)
+PATIENTS = table_of(Patient)
+DELIVERIES = table_of(Delivery)
 
 
 class Status(enum.StrEnum):
@@ -397,7 +406,7 @@ async def ensure_nudges(
     }  # else the session is recorded as missed at midnight instead
     if not wanted:
         return 0
-    rules: Any = ReminderRule.__table__  # type: ignore[attr-defined]
+    rules = table_of(ReminderRule)
     existing = await conn.execute(
         select(rules.c.payload).where(
             rules.c.patient_id.in_({r.patient_id for r in wanted.values()}),

@@ -36,10 +36,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from rehab_bot import audit, schedule
 from rehab_bot.access import StaffError
 from rehab_bot.content import MAX_SESSIONS_PER_DAY
-from rehab_bot.db import insert_ignore
 from rehab_bot.i18n import SUPPORTED_LANGUAGES
 from rehab_bot.models import (
-    Delivery,
     Kind,
     Patient,
     PatientStatus,
@@ -47,6 +45,7 @@ from rehab_bot.models import (
     Staff,
     StaffDraft,
     delivery_row,
+    queue_deliveries,
 )
 from rehab_bot.schedule import ScheduleError, zone
 
@@ -256,12 +255,7 @@ async def deactivate_staff(session: AsyncSession, *, telegram_id: int, now: date
 
 async def queue_staff_messages(session: AsyncSession, rows: list[dict[str, Any]]) -> int:
     """Queue messages to staff (rows from :func:`staff_message`); a key already queued is kept. Returns how many."""
-    if not rows:
-        return 0
-    conn = await session.connection()
-    table = Delivery.__table__  # type: ignore[attr-defined]
-    result = await conn.execute(insert_ignore(conn.dialect.name, table, keys=["key"]).values(rows))
-    return int(result.rowcount or 0)
+    return await queue_deliveries(session, rows)
 
 
 def staff_message(

@@ -16,15 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rehab_bot.models import ExerciseSession, Patient
+from rehab_bot.models import ExerciseSession, Patient, table_of
 from rehab_bot.schedule import local_date
 
-SESSIONS: Any = ExerciseSession.__table__  # type: ignore[attr-defined]
+SESSIONS = table_of(ExerciseSession)
 DONE = ("done", "partly")
 RESOLVED = ("done", "partly", "skipped", "missed")
 

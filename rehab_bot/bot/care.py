@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any
 
 from babel.dates import format_datetime
 from sqlalchemy import bindparam, update
@@ -40,7 +39,7 @@ from rehab_bot.bot.services import App, svc
 from rehab_bot.config import photo_dir
 from rehab_bot.content import localize
 from rehab_bot.i18n import N_, t
-from rehab_bot.models import CareMessage, Patient, PatientStatus, Staff
+from rehab_bot.models import CareMessage, Patient, PatientStatus, Staff, table_of
 from rehab_bot.reminders import DueMessage
 from rehab_bot.schedule import zone
 from rehab_bot.transport import OutgoingMedia, OutgoingMessage, SentItem
@@ -136,7 +135,7 @@ async def _settle_replies(db: AsyncSession, items: list[SentItem]) -> None:
     """After a window, in its transaction: the chat message id of each reply, so the patient's Telegram reply
     continues the thread."""
     rows = [{"cid": item.data[1], "mid": item.message_id} for item in items]
-    table: Any = CareMessage.__table__  # type: ignore[attr-defined]
+    table = table_of(CareMessage)
     conn = await db.connection()
     await conn.execute(
         update(table).where(table.c.id == bindparam("cid")).values(chat_message_id=bindparam("mid")), rows

@@ -50,7 +50,7 @@ from rehab_bot.bot.common import language_for
 from rehab_bot.bot.services import App, Services, app_of, svc
 from rehab_bot.content import Content, localize
 from rehab_bot.i18n import N_, t
-from rehab_bot.models import CheckIn, Patient, PatientStatus
+from rehab_bot.models import CheckIn, Patient, PatientStatus, table_of
 from rehab_bot.reminders import DueMessage
 from rehab_bot.transport import MILESTONE_EFFECT_ID, OutgoingMessage, SentItem, keyboard
 
@@ -187,7 +187,7 @@ def result_notice(lang: str, public_url: str) -> OutgoingMessage:
 
 async def _settle_checkins(db: AsyncSession, items: list[SentItem]) -> None:
     """After a send window, in the transaction recording it: which message opened each check-in, one statement."""
-    table: Any = CheckIn.__table__  # type: ignore[attr-defined]
+    table = table_of(CheckIn)
     rows = [{"cid": checkin_id, "mid": item.message_id} for item in items for checkin_id in item.data[1]]
     if not rows:
         return

@@ -20,7 +20,7 @@ from telegram.ext import (
 from rehab_bot.bot.services import App, svc
 from rehab_bot.db import insert_ignore
 from rehab_bot.i18n import N_, SUPPORTED_LANGUAGES, pick_language, t
-from rehab_bot.models import GroupNotice, Patient
+from rehab_bot.models import GroupNotice, Patient, table_of
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ async def edits_are_not_input(update: Update, context: ContextTypes.DEFAULT_TYPE
 
 async def _first_notice(context: ContextTypes.DEFAULT_TYPE, chat_id: int) -> bool:
     s = svc(context)
-    table = GroupNotice.__table__  # type: ignore[attr-defined]
+    table = table_of(GroupNotice)
     async with s.db.engine.begin() as conn:
         result = await conn.execute(
             insert_ignore(s.db.dialect, table).values(chat_id=chat_id, noticed_at=s.clock.now())

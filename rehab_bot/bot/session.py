@@ -48,7 +48,7 @@ from rehab_bot.config import ClinicConfig
 from rehab_bot.content import Content, Exercise, Phase, localize
 from rehab_bot.db import upsert
 from rehab_bot.i18n import N_, t
-from rehab_bot.models import MediaCache, Patient, PatientStatus
+from rehab_bot.models import MediaCache, Patient, PatientStatus, table_of
 from rehab_bot.ratelimit import BULK
 from rehab_bot.redflag import clinic_contact
 from rehab_bot.reminders import DueMessage
@@ -240,7 +240,7 @@ def skip_reply(lang: str, reason: str, content: Content, clinic: ClinicConfig) -
 
 async def _remember_media(db: AsyncSession, source: str, file_id: str, now: datetime) -> None:
     conn = await db.connection()
-    table: Any = MediaCache.__table__  # type: ignore[attr-defined]
+    table = table_of(MediaCache)
     values = {"source": source, "file_id": file_id, "updated_at": now}
     await conn.execute(upsert(conn.dialect.name, table, values, keys=["source"], update=["file_id", "updated_at"]))
 
