@@ -383,8 +383,14 @@ async def create_patient_invite(
     )
     session.add(patient)
     await session.flush()
-    invite = await _new_patient_invite(
-        session, patient, now=now, valid_days=valid_days, created_by=created_by, actor=actor, action="invite.create"
+    invite = await _new_invite(
+        session,
+        now=now,
+        valid_days=valid_days,
+        created_by=created_by,
+        actor=actor,
+        action="invite.create",
+        patient_id=patient.id,
     )
     return PatientInvite(patient, invite, programme)
 
@@ -410,42 +416,44 @@ async def renew_patient_invite(
         .values(expires_at=now)
         .execution_options(synchronize_session=False)
     )
-    return await _new_patient_invite(
-        session, patient, now=now, valid_days=valid_days, created_by=created_by, actor=actor, action="invite.renew"
+    return await _new_invite(
+        session,
+        now=now,
+        valid_days=valid_days,
+        created_by=created_by,
+        actor=actor,
+        action="invite.renew",
+        patient_id=patient.id,
     )
 
 
-async def _new_patient_invite(
+async def _new_invite(
     session: AsyncSession,
-    patient: Patient,
     *,
     now: datetime,
     valid_days: int,
     created_by: int | None,
     actor: str,
     action: str,
+    patient_id: int | None = None,
+    role: str = "",
+    staff_name: str = "",
 ) -> Invite:
-    """Add a fresh single-use code for patient and audit it under action."""
-    assert patient.id is not None
+    """Add a fresh single-use code (for a patient, or with a role for staff) and audit it under action."""
     invite = Invite(
         code=new_code(),
-        kind="patient",
-        patient_id=patient.id,
+        kind="patient" if patient_id is not None else "staff",
+        patient_id=patient_id,
+        role=role,
+        staff_name=staff_name,
         created_by=created_by,
         created_at=now,
         expires_at=now + timedelta(days=valid_days),
     )
     session.add(invite)
     await session.flush()
-    _audit(
-        session,
-        actor=actor,
-        staff_id=created_by,
-        action=action,
-        now=now,
-        patient_id=patient.id,
-        detail=f"invite {invite.id}",
-    )
+    detail = f"invite {invite.id}" + (f" {role}" if role else "")
+    _audit(session, actor=actor, staff_id=created_by, action=action, now=now, patient_id=patient_id, detail=detail)
     return invite
 
 
@@ -465,26 +473,16 @@ async def create_staff_invite(
         raise InviteError("bad_name", "the staff member's name must be 1-100 printable characters")
     if role not in STAFF_ROLES:
         raise InviteError("bad_role", f"role {role!r} is not one of {', '.join(STAFF_ROLES)}")
-    invite = Invite(
-        code=new_code(),
-        kind="staff",
+    return await _new_invite(
+        session,
+        now=now,
+        valid_days=valid_days,
+        created_by=created_by,
+        actor=actor,
+        action="staff_invite.create",
         role=role,
         staff_name=name,
-        created_by=created_by,
-        created_at=now,
-        expires_at=now + timedelta(days=valid_days),
     )
-    session.add(invite)
-    await session.flush()
-    _audit(
-        session,
-        actor=actor,
-        staff_id=created_by,
-        action="staff_invite.create",
-        now=now,
-        detail=f"invite {invite.id} {role}",
-    )
-    return invite
 
 
 class Outcome(enum.StrEnum):

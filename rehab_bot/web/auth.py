@@ -174,17 +174,22 @@ async def signin_post(request: web.Request) -> web.StreamResponse:
     if staff is None:
         await session.commit()
         return await render(request, "signin.html", {"form": None, "failed": True}, status=400)
+    await _sign_in_staff(request, session, staff, "link")
+    raise web.HTTPSeeOther("/caseload")
+
+
+async def _sign_in_staff(request: web.Request, session: AsyncSession, staff: Staff, how: str) -> None:
+    """Start a staff member's web session, audited (``how``: "link" or "miniapp")."""
     audit.record(
         session,
         action=audit.WEB_SIGNIN,
-        now=ctx.clock.now(),
+        now=context(request).clock.now(),
         staff=staff,
         actor=audit.web_actor(staff.telegram_id),
-        detail="link",
+        detail=how,
     )
     await session.commit()
     await _start(request, "staff", staff.telegram_id)
-    raise web.HTTPSeeOther("/caseload")
 
 
 # --- the Mini App ---------------------------------------------------------------
@@ -233,16 +238,7 @@ async def miniapp_signin(request: web.Request) -> web.StreamResponse:
         return _json(401, {"error": "Telegram's signature could not be checked; open the app from Telegram again."})
     staff = await staff_core.active_staff(session, user.id)
     if staff is not None:
-        audit.record(
-            session,
-            action=audit.WEB_SIGNIN,
-            now=ctx.clock.now(),
-            staff=staff,
-            actor=audit.web_actor(staff.telegram_id),
-            detail="miniapp",
-        )
-        await session.commit()
-        await _start(request, "staff", user.id)
+        await _sign_in_staff(request, session, staff, "miniapp")
         return _json(200, {"next": "/caseload"})
     standing, patient = await patient_core.standing(session, user.id)
     if standing == patient_core.Standing.PATIENT and patient is not None:
