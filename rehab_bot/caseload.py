@@ -20,9 +20,9 @@ import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
-from typing import Any
+from typing import TypeVar
 
-from sqlalchemy import func, update
+from sqlalchemy import Select, func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -49,6 +49,8 @@ from rehab_bot.models import (
     Staff,
 )
 from rehab_bot.schedule import local_date
+
+_Q = TypeVar("_Q", bound=Select)  # a query over patients, narrowed by listed()
 
 PAGE_SIZE = 5
 # Answer.item_id values that hold pain (NRS 0-10) and mood; the check-in
@@ -138,13 +140,13 @@ async def patient_row(session: AsyncSession, patient: Patient, now: datetime) ->
     )
 
 
-def _visible(query: Any, staff: Staff, scope: str) -> Any:
+def _visible(query: _Q, staff: Staff, scope: str) -> _Q:
     if scope == "mine":
         return query.where(col(Patient.therapist_id) == staff.id)
     return query
 
 
-def listed(query: Any, staff: Staff, scope: str) -> Any:
+def listed(query: _Q, staff: Staff, scope: str) -> _Q:
     """query narrowed to the patients the list shows in scope ("mine" or "all"): everyone but the stopped."""
     return _visible(query, staff, scope).where(col(Patient.status) != PatientStatus.STOPPED.value)
 
@@ -440,7 +442,7 @@ async def last_response(session: AsyncSession, patient: Patient) -> datetime | N
     return max(candidates) if candidates else None
 
 
-def _aware(value: Any) -> datetime:
+def _aware(value: datetime | str) -> datetime:
     # Aggregates bypass the column type: SQLite hands back naive UTC text or datetimes.
     if isinstance(value, str):
         value = datetime.fromisoformat(value)

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Table, event, text
+from sqlalchemy import Insert, Table, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -41,7 +41,7 @@ def sqlite_path(url: str) -> Path | None:
     return Path(database)
 
 
-def insert_ignore(dialect: str, table: Table, *, keys: Sequence[str] | None = None) -> Any:
+def insert_ignore(dialect: str, table: Table, *, keys: Sequence[str] | None = None) -> Insert:
     """INSERT that skips rows clashing with a unique key (ON CONFLICT DO NOTHING), on PostgreSQL and SQLite.
 
     keys names the unique columns (the conflict target); None means any
@@ -52,7 +52,9 @@ def insert_ignore(dialect: str, table: Table, *, keys: Sequence[str] | None = No
     return insert(table).on_conflict_do_nothing(index_elements=list(keys) if keys is not None else None)
 
 
-def upsert(dialect: str, table: Table, values: Mapping[str, Any], *, keys: Sequence[str], update: Sequence[str]) -> Any:
+def upsert(
+    dialect: str, table: Table, values: Mapping[str, Any], *, keys: Sequence[str], update: Sequence[str]
+) -> Insert:
     """INSERT one row, or UPDATE the columns in update of the row with the same keys (ON CONFLICT DO UPDATE)."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return (

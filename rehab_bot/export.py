@@ -56,9 +56,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlmodel import col, select
+from sqlalchemy.orm import Mapped
+from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rehab_bot import installation
@@ -78,6 +79,7 @@ from rehab_bot.models import (
     Patient,
     PatientStatus,
     Staff,
+    table_of,
 )
 from rehab_bot.schedule import local_date
 from rehab_bot.session import RESOLVED_STATUSES
@@ -110,6 +112,8 @@ LOINC_NAMES: dict[str, str] = {
 EXERCISE_THERAPY = ("229065009", "Exercise therapy")
 PAIN_CODE = ("72514-3", LOINC_NAMES["72514-3"])
 DONE_STATUSES = ("done", "partly")
+
+M = TypeVar("M", bound=SQLModel)
 
 
 class ExportError(ValueError):
@@ -163,8 +167,8 @@ async def collect(
     ids = [p.id for p in patients]
     therapists = {s.id: s.name for s in (await session.exec(select(Staff))).all() if s.id is not None}
 
-    async def rows(model: Any, *order: Any) -> list[Any]:
-        query = select(model).where(col(model.patient_id).in_(ids)).order_by(*order)
+    async def rows(model: type[M], *order: Mapped[Any]) -> list[M]:
+        query = select(model).where(table_of(model).c.patient_id.in_(ids)).order_by(*order)
         return list((await session.exec(query)).all())
 
     return ExportData(
@@ -188,7 +192,7 @@ async def collect(
 # --- CSV ---------------------------------------------------------------------------
 
 
-def _cell(value: Any) -> str:
+def _cell(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import ColumnElement, func, update
 from sqlmodel import col, select
@@ -39,6 +39,10 @@ from rehab_bot.content import Content, Programme
 from rehab_bot.i18n import t
 from rehab_bot.models import SURGERY_TYPES, AuditLog, Invite, Patient, PatientStatus, Role, Staff
 from rehab_bot.schedule import zone
+
+if TYPE_CHECKING:
+    from PIL import ImageDraw
+    from PIL.ImageFont import FreeTypeFont
 
 CODE_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 STAFF_ROLES = (Role.THERAPIST.value, Role.ADMIN.value)
@@ -115,7 +119,7 @@ def qr_png(link: str, caption: Sequence[str] = ()) -> bytes:
     return buffer.getvalue()
 
 
-def _caption_font(size: int) -> Any:
+def _caption_font(size: int) -> FreeTypeFont:
     """DejaVu Sans (shipped with matplotlib, a dependency) covers umlauts; Pillow's own font does not."""
     from PIL import ImageFont
 
@@ -124,10 +128,12 @@ def _caption_font(size: int) -> Any:
 
         return ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"), size)
     except (ImportError, OSError):  # pragma: no cover - matplotlib is a dependency
-        return ImageFont.load_default(size=size)
+        font = ImageFont.load_default(size=size)
+        assert isinstance(font, ImageFont.FreeTypeFont)  # Pillow >= 10.1 with FreeType, as in requirements.lock
+        return font
 
 
-def _wrap(text: str, draw: Any, font: Any, width: int) -> list[str]:
+def _wrap(text: str, draw: ImageDraw.ImageDraw, font: FreeTypeFont, width: int) -> list[str]:
     """Greedy word wrap to a pixel width (a single over-long word stays whole)."""
     lines: list[str] = []
     for word in text.split():

@@ -536,7 +536,7 @@ def patient_tables() -> list[Table]:
     return [t for t in SQLModel.metadata.sorted_tables if "patient_id" in t.c]
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: object) -> object:
     if isinstance(value, datetime | date | time):
         return value.isoformat()
     if isinstance(value, enum.Enum):

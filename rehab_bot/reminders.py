@@ -35,7 +35,8 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, and_, bindparam, exists, func, select, update
 from sqlalchemy.exc import DBAPIError
@@ -83,6 +84,8 @@ RECOVER_EVERY = timedelta(seconds=60)
 # Queued rows that outwaited the grace period are marked missed by the claim at most this often
 # (one statement per claim before; a row past its grace by seconds more is still hours from harm).
 SWEEP_EVERY = timedelta(seconds=5)
+
+T = TypeVar("T")
 
 
 # --- what the sender gets and gives back ---------------------------------
@@ -337,7 +340,7 @@ def reschedule_rule(session: AsyncSession, rule: ReminderRule, tz: str, now: dat
     session.add(rule)
 
 
-def _tz(name: str) -> Any:
+def _tz(name: str) -> ZoneInfo:
     from rehab_bot.schedule import zone
 
     return zone(name)
@@ -1025,7 +1028,7 @@ class Dispatcher:
         return min(candidates) if candidates else None
 
 
-async def _once_more_if_disconnected(run: Callable[[], Awaitable[Any]]) -> Any:
+async def _once_more_if_disconnected(run: Callable[[], Awaitable[T]]) -> T:
     """Run a transaction; run it again once if the connection was found dead.
 
     The engine's connections have no pre-ping (rehab_bot.db): after a database

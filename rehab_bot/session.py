@@ -126,7 +126,7 @@ def parse_payload(payload: str) -> Ref:
     if not isinstance(data, dict):
         return Ref()
     session_id = data.get("session_id")
-    index: Any = next((data[k] for k in ("session", "index", "session_index") if k in data), 0)
+    index: object = next((data[k] for k in ("session", "index", "session_index") if k in data), 0)
     session_id = session_id if isinstance(session_id, int) and not isinstance(session_id, bool) else None
     return Ref(
         index=index if isinstance(index, int) and not isinstance(index, bool) and index >= 0 else 0,

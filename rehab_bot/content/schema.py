@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model
-from pydantic_core import PydanticCustomError
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from rehab_bot.i18n import SUPPORTED_LANGUAGES
 
@@ -340,9 +340,9 @@ def _says_of(model: type[BaseModel], key: str) -> str | None:
     return next((m.text for m in info.metadata if isinstance(m, Says)), None) if info is not None else None
 
 
-def _field_message(model: type[BaseModel], raw: dict[str, Any], error: Any) -> tuple[str, str]:
+def _field_message(model: type[BaseModel], raw: dict[str, Any], error: ErrorDetails) -> tuple[str, str]:
     """(message, key to locate) for one pydantic error below a top-level key."""
-    loc: tuple[Any, ...] = error["loc"]
+    loc = error["loc"]
     key = str(loc[0])
     says = _says_of(model, key)
     if says is not None:
@@ -407,14 +407,14 @@ def check_fields(
     order = {key: n for n, key in enumerate(fields)}
     langs = {lang: n for n, lang in enumerate(LANGUAGES)}
 
-    def rank(error: Any) -> tuple[int, int, int, int]:
+    def rank(error: ErrorDetails) -> tuple[int, int, int, int]:
         """Today's order: unknown keys as written, then field by field (unknown languages first)."""
         loc = error["loc"]
         if error["type"] == "extra_forbidden" and len(loc) == 1:
-            return (0, list(raw).index(loc[0]), 0, 0)
+            return (0, list(raw).index(str(loc[0])), 0, 0)
         nested = len(loc) > 1
         if nested and error["type"] == "extra_forbidden":
-            return (1, order.get(str(loc[0]), len(fields)), 0, list(raw[loc[0]]).index(loc[1]))
+            return (1, order.get(str(loc[0]), len(fields)), 0, list(raw[str(loc[0])]).index(loc[1]))
         return (1, order.get(str(loc[0]), len(fields)), 1, langs.get(str(loc[1]), 0) if nested else 0)
 
     bad: set[str] = set()
