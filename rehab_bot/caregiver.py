@@ -47,6 +47,7 @@ from rehab_bot.content import Content
 from rehab_bot.i18n import t
 from rehab_bot.invite import CODE_RE, new_code
 from rehab_bot.models import (
+    IN_CARE,
     Alert,
     Answer,
     Caregiver,
@@ -73,8 +74,6 @@ WEEKLY_DAY, WEEKLY_HOUR = 6, 18  # Sunday 18:00 in the patient's timezone
 # Alerts a caregiver may hear about: red flags at emergency level. A crisis note is the patient's own
 # words to the clinic and is not passed on.
 EMERGENCY_KINDS = ("red_flag", "checkin")
-# Patients a caregiver may answer for: in the programme, not stopped or discharged.
-ANSWERING = frozenset({PatientStatus.ACTIVE.value, PatientStatus.PAUSED.value, PatientStatus.UNREACHABLE.value})
 
 INVITE = "caregiver.invite"  # audit actions
 JOIN = "caregiver.join"
@@ -132,7 +131,7 @@ async def active_link(session: AsyncSession, telegram_id: int) -> tuple[Caregive
         return None
     assert link is not None
     patient = await session.get(Patient, link.patient_id)
-    if patient is None or patient.telegram_id is None or patient.status not in ANSWERING:
+    if patient is None or patient.telegram_id is None or patient.status not in IN_CARE:
         return None
     return link, patient
 

@@ -57,8 +57,6 @@ PAGE_SIZE = 5
 # content names its items, these are the names the list and the digest read.
 PAIN_ITEMS = ("pain",)
 MOOD_ITEMS = ("mood",)
-# Statuses that are still in care: the digest and the default list look at these.
-IN_CARE = (PatientStatus.ACTIVE.value, PatientStatus.PAUSED.value, PatientStatus.UNREACHABLE.value)
 
 
 def days_since_surgery(patient: Patient, now: datetime) -> int | None:

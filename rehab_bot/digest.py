@@ -18,9 +18,9 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rehab_bot.caseload import IN_CARE, Risk, risk_for
+from rehab_bot.caseload import Risk, risk_for
 from rehab_bot.config import Config, StaffConfig
-from rehab_bot.models import Delivery, Patient, Staff
+from rehab_bot.models import IN_CARE, Delivery, Patient, Staff
 from rehab_bot.schedule import ScheduleError, local_to_utc, zone
 from rehab_bot.staff import queue_staff_messages, staff_members, staff_message
 

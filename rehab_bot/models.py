@@ -80,6 +80,11 @@ class PatientStatus(enum.StrEnum):
     STOPPED = "stopped"
 
 
+# In care: enrolled and neither stopped nor discharged. Such a patient may write and be answered,
+# read lessons, be paused, have a caregiver answer for them, and is in the digest and the default list.
+IN_CARE = frozenset({PatientStatus.ACTIVE.value, PatientStatus.PAUSED.value, PatientStatus.UNREACHABLE.value})
+
+
 class Kind(enum.StrEnum):
     """What a delivery is. The priority order is in PRIORITY."""
 

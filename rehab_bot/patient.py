@@ -38,6 +38,7 @@ from rehab_bot.config import ClinicConfig, DeliveryConfig
 from rehab_bot.content import Content
 from rehab_bot.i18n import SUPPORTED_LANGUAGES
 from rehab_bot.models import (
+    IN_CARE,
     URGENT_KINDS,
     CareMessage,
     Delivery,
@@ -339,9 +340,6 @@ async def _skip_queued(session: AsyncSession, patient: Patient, reason: str) -> 
     )
 
 
-PAUSABLE = frozenset({PatientStatus.ACTIVE.value, PatientStatus.PAUSED.value, PatientStatus.UNREACHABLE.value})
-
-
 class PauseResult(enum.StrEnum):
     PAUSED = "paused"
     NOT_ACTIVE = "not_active"  # enrolling, stopped or discharged: nothing to pause
@@ -359,7 +357,7 @@ async def pause(
     """
     if staff is not None:
         require(staff, patient, Access.WRITE)
-    if patient.status not in PAUSABLE:
+    if patient.status not in IN_CARE:
         if staff is not None:
             raise StaffError(f"{patient.alias} is {patient.status}; there is nothing to pause.")
         return PauseResult.NOT_ACTIVE

@@ -280,6 +280,10 @@ def second_copies() -> list[str]:
             r"MAX_DAYS_(AHEAD|AGO)|more than 6 months ahead|surgery-date.*is not a date", text
         ):
             copies.append(f"{name}: the surgery date range (invite.check_surgery_date)")
+        if name != "models.py" and re.search(
+            r"ACTIVE\.value, PatientStatus\.PAUSED\.value, PatientStatus\.UNREACHABLE", text
+        ):
+            copies.append(f"{name}: the statuses in care (models.IN_CARE)")
         if name != "patient.py" and re.search(r"\.paused_until\s*=[^=]|status\s*=\s*PatientStatus\.PAUSED", text):
             copies.append(f"{name}: pausing a patient (patient.pause)")
         tree = ast.parse(text)

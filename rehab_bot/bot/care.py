@@ -39,7 +39,7 @@ from rehab_bot.bot.services import App, svc
 from rehab_bot.config import photo_dir
 from rehab_bot.content import localize
 from rehab_bot.i18n import N_, t
-from rehab_bot.models import CareMessage, Patient, PatientStatus, Staff, table_of
+from rehab_bot.models import IN_CARE, CareMessage, Patient, Staff, table_of
 from rehab_bot.reminders import DueMessage
 from rehab_bot.schedule import zone
 from rehab_bot.transport import OutgoingMedia, OutgoingMessage, SentItem
@@ -48,7 +48,6 @@ log = logging.getLogger(__name__)
 
 STAFF_TEXT_GROUP = -4  # before the staff conversations (-3): a reply to a notice is ours
 PATIENT_GROUP = 9  # after every feature, before the free-text offer (10)
-WRITING = frozenset({PatientStatus.ACTIVE.value, PatientStatus.PAUSED.value, PatientStatus.UNREACHABLE.value})
 
 SEND_LABEL = N_("✉️ Send to my care team")
 SENT_OPEN = N_("✉️ Sent to your care team. They read messages during working hours and answer here.")
@@ -147,7 +146,7 @@ async def _settle_replies(db: AsyncSession, items: list[SentItem]) -> None:
 
 async def _writing_patient(db: AsyncSession, telegram_id: int) -> Patient | None:
     patient = await patients.find(db, telegram_id)
-    return patient if patient is not None and patient.status in WRITING else None
+    return patient if patient is not None and patient.status in IN_CARE else None
 
 
 async def _download(context: ContextTypes.DEFAULT_TYPE, message: Message, lang: str) -> tuple[str, str, int] | None:

@@ -50,7 +50,7 @@ from rehab_bot.bot.common import language_for
 from rehab_bot.bot.services import App, Services, app_of, svc
 from rehab_bot.content import Content, localize
 from rehab_bot.i18n import N_, t
-from rehab_bot.models import CheckIn, Patient, PatientStatus, table_of
+from rehab_bot.models import IN_CARE, CheckIn, Patient, table_of
 from rehab_bot.reminders import DueMessage
 from rehab_bot.transport import MILESTONE_EFFECT_ID, OutgoingMessage, SentItem, keyboard
 
@@ -73,8 +73,6 @@ SYMPTOM_OFFER = N_(
     "If this is about a symptom, please answer the check with one tap: it asks the right questions, "
     "and your answers reach your care team."
 )
-# Statuses whose account may still write to us and be answered.
-WRITING = frozenset({PatientStatus.ACTIVE.value, PatientStatus.PAUSED.value, PatientStatus.UNREACHABLE.value})
 
 
 def _markup(buttons: list[list[tuple[str, str]]]) -> InlineKeyboardMarkup | None:
@@ -247,7 +245,7 @@ async def _edit(message: Any, text: str, buttons: list[list[tuple[str, str]]] | 
 
 async def _find_patient(db: AsyncSession, telegram_id: int) -> Patient | None:
     patient = await patients.find(db, telegram_id)
-    if patient is None or patient.status not in WRITING:
+    if patient is None or patient.status not in IN_CARE:
         return None
     return patient
 

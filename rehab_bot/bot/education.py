@@ -34,7 +34,7 @@ from rehab_bot.config import ClinicConfig
 from rehab_bot.content import localize
 from rehab_bot.content.lessons import Lesson
 from rehab_bot.i18n import N_, t
-from rehab_bot.models import PatientStatus
+from rehab_bot.models import IN_CARE
 from rehab_bot.reminders import DueMessage
 from rehab_bot.transport import OutgoingMedia, OutgoingMessage, SentItem
 
@@ -42,8 +42,6 @@ log = logging.getLogger(__name__)
 
 PREFIX = "le:"
 STALE = N_("This button is no longer active.")
-# Statuses whose account may still read lessons (a paused patient may catch up).
-READING = frozenset({PatientStatus.ACTIVE.value, PatientStatus.PAUSED.value, PatientStatus.UNREACHABLE.value})
 
 if ("learn", N_("Your recovery lessons")) not in PATIENT_COMMANDS:
     PATIENT_COMMANDS.insert(
@@ -244,7 +242,7 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             or message is None
             or query.data not in _buttons(message)
             or patient is None
-            or patient.status not in READING
+            or patient.status not in IN_CARE  # a paused patient may catch up
         ):
             await query.answer(t(await language_for(update, context), STALE))
             raise ApplicationHandlerStop
