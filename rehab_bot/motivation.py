@@ -6,7 +6,7 @@ The daily ``motivation`` reminder rule (created by
 nothing. The rules, in order of precedence (the first that applies wins):
 
 0. Milestones, sent with a message effect (``Choice.milestone``):
-   ``first_full_week`` (every session done 7 days in a row; once per patient),
+   ``first_full_week`` (a streak of 7 days, SessionStats.streak_days; once per patient),
    ``phase_change`` (the first 2 days of a programme phase after the first;
    once per phase) and ``pain_halved`` (the last 7 days' average pain at most
    half the first week's, which was 2 or more; both with 3 or more entries,
@@ -15,7 +15,9 @@ nothing. The rules, in order of precedence (the first that applies wins):
 2. ``comeback``: a session was done today after 2 or more days without one.
 3. ``first_session``: the first session was done in the last 2 days (once per patient).
 4. ``streak``: the streak (SessionStats.streak_days) reached a length a
-   message has (3, 7, 14, 30): the longest one reached, once per streak run.
+   message has (3, 7, 14, 30): the longest one reached, once per streak run
+   (the run starts on SessionStats.streak_since, so a grace day inside it,
+   which the streak bridges without counting, does not start a new run).
 5. ``milestone``: 2, 4, 6 or 12 weeks since surgery (in the week after the
    date; once per milestone).
 6. ``pain_improved``: the average pain of the last 7 days is at least 1 point
@@ -74,6 +76,7 @@ class Facts:
     days_enrolled: int | None = None
     days_since_surgery: int | None = None
     streak_days: int = 0
+    streak_since: date | None = None  # the streak run's first day (grace days make it longer than streak_days)
     done_total: int = 0
     days_since_first_done: int | None = None  # days since the first session done or partly
     done_today: bool = False
@@ -194,7 +197,7 @@ def _events(facts: Facts, content: Content, history: Sequence[Sent]) -> list[tup
     lengths = sorted((p for (t, p) in ids_by_event if t == "streak" and p is not None), reverse=True)
     reached = next((n for n in lengths if facts.streak_days >= n), None)
     if reached is not None:
-        streak_start = facts.today - timedelta(days=facts.streak_days - 1)
+        streak_start = facts.streak_since or facts.today - timedelta(days=facts.streak_days - 1)
         # The first full week's milestone stands for this run's 7 days.
         milestone_run = reached <= 7 and trigger_sent_since("first_full_week", streak_start)
         if not sent_since("streak", reached, streak_start) and not milestone_run:
@@ -323,6 +326,7 @@ async def gather_facts(
         days_enrolled=(today - local_date(patient, enrolled_at)).days if enrolled_at is not None else None,
         days_since_surgery=(today - patient.surgery_date).days if patient.surgery_date is not None else None,
         streak_days=stats.streak_days,
+        streak_since=stats.streak_since,
         done_total=max(done_total, stats.done_total),
         days_since_first_done=(today - done_days[0]).days if done_days else None,
         done_today=done_today,
