@@ -118,7 +118,9 @@ def test_stats_from_rows_streaks_and_adherence() -> None:
         (wed, "pending"),  # still open: neither counts nor spoils the day
     ]
     st = core.compute_stats(rows, wed, done_total=7, last_done=wed)
-    assert st.streak_days == 4  # Sun, Mon, Tue, Wed
+    # Sun, Mon, Tue, Wed and last Thursday: Saturday's miss is a grace day (not counted); last
+    # Wednesday's skip, 3 days before that grace day, ends the run.
+    assert st.streak_days == 5 and st.streak_since == last_mon + timedelta(days=3)
     assert st.adherence_this_week == 1.0 and st.adherence_last_week == 0.5
     assert st.adherence_7d == 6 / 7 and st.planned_7d == 7 and st.done_7d == 6  # Thursday to today
     assert st.days_missed_in_a_row == 0
