@@ -35,7 +35,7 @@ from sqlmodel import col
 from sqlmodel import select as select_models
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rehab_bot import plan, programme, session_text
+from rehab_bot import plan, programme, session_text, tapering
 from rehab_bot.content import Content, Exercise, Phase
 from rehab_bot.db import insert_ignore
 from rehab_bot.models import Delivery, DeliveryStatus, ExerciseSession, Kind, Patient, PatientStatus, ReminderRule
@@ -301,7 +301,11 @@ class Reminder:
 
 
 async def open_for_deliveries(
-    session: AsyncSession, content: Content, messages: Sequence[DueMessage], now: datetime
+    session: AsyncSession,
+    content: Content,
+    messages: Sequence[DueMessage],
+    now: datetime,
+    taper: tuple[int, float] = (0, 1.0),
 ) -> dict[int, Reminder | None]:
     """Before a window is sent: re-plan each patient's phase and open the sessions; the caller commits.
 
@@ -310,6 +314,8 @@ async def open_for_deliveries(
     One transaction for the window (patients in one query, sessions opened in
     one insert); the per-patient work left is the phase check, which writes
     only on a change. Idempotent: a retried delivery gets the same session.
+    taper: ``[delivery] taper_after_weeks`` and ``taper_adherence``: the
+    tapering state is brought up to date too (rehab_bot.tapering.sync).
     """
     fresh = first_sends(messages)
     out: dict[int, Reminder | None] = {}
@@ -331,6 +337,8 @@ async def open_for_deliveries(
             continue
         followed = own.get(m.patient_id) or programme.programme_of(content, patient)
         change = await programme.sync_phase(session, patient, content, now, followed)
+        if taper[0] > 0:
+            await tapering.sync(session, patient, content, now, taper[0], taper[1], followed)
         phase = change.phase if change is not None else programme.phase_in(followed, patient, m.local_date)
         index = parse_payload(m.payload).index
         if phase is not None and index >= phase.sessions_per_day:
@@ -349,12 +357,12 @@ async def open_for_deliveries(
     return out
 
 
-def window_opener(content: Content) -> WindowOpener:
+def window_opener(content: Content, taper: tuple[int, float] = (0, 1.0)) -> WindowOpener:
     """The dispatcher's window preparation (reminders.WindowOpener): open the window's sessions, in its claim."""
 
     async def open_window(session: AsyncSession, messages: Sequence[DueMessage], now: datetime) -> dict[int, Any]:
         # Alerts and safety messages carry their text (body); they open nothing.
-        return await open_for_deliveries(session, content, [m for m in messages if not m.body], now)
+        return await open_for_deliveries(session, content, [m for m in messages if not m.body], now, taper)
 
     return open_window
 
