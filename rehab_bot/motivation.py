@@ -18,6 +18,7 @@ nothing. The rules, in order of precedence (the first that applies wins):
    message has (3, 7, 14, 30): the longest one reached, once per streak run
    (the run starts on SessionStats.streak_since, so a grace day inside it,
    which the streak bridges without counting, does not start a new run).
+   Neither this nor ``first_full_week`` in a maintenance phase (weekly sessions).
 5. ``milestone``: 2, 4, 6 or 12 weeks since surgery (in the week after the
    date; once per milestone).
 6. ``pain_improved``: the average pain of the last 7 days is at least 1 point
@@ -39,7 +40,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from statistics import fmean
 
@@ -92,6 +93,7 @@ class Facts:
     clinic: str = ""
     phase_title: str = ""  # the programme phase today, in the patient's language
     days_in_phase: int | None = None  # None: no phase, or the programme's first phase
+    maintenance: bool = False  # after the programme's end: weekly sessions, so no streak messages
 
 
 @dataclass(frozen=True)
@@ -173,6 +175,8 @@ def _events(facts: Facts, content: Content, history: Sequence[Sent]) -> list[tup
         return any(sent_since(t, p, since) for (t, p) in ids_by_event if t == trigger)
 
     events: list[tuple[str, int | None]] = []
+    if facts.maintenance:
+        facts = replace(facts, streak_days=0)  # weekly sessions: "days in a row" would not be true
     if facts.streak_days >= 7 and not trigger_sent_since("first_full_week", None):
         events.append(("first_full_week", None))
     if facts.days_in_phase is not None and facts.days_in_phase < PHASE_CHANGE_WITHIN_DAYS:
@@ -321,6 +325,7 @@ async def gather_facts(
         if first_n < PAIN_MIN_ENTRIES or recent_n < PAIN_MIN_ENTRIES:
             first_week = recent = None
     phase_title, days_in_phase = _phase_facts(patient, content, today)
+    current = sessions.phase_on(patient, content, today) if content is not None else None
     return Facts(
         today=today,
         days_enrolled=(today - local_date(patient, enrolled_at)).days if enrolled_at is not None else None,
@@ -342,6 +347,7 @@ async def gather_facts(
         clinic=clinic,
         phase_title=phase_title,
         days_in_phase=days_in_phase,
+        maintenance=current is not None and current.every_n_days is not None,
     )
 
 
