@@ -14,9 +14,10 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from factories import make_patient
+from factories import make_patient, make_staff
 from rig.telegram_server import FakeTelegram
 from sqlmodel import col, select
+from webrig import WEB, client, dashboard_link, sign_in_link, web_url
 
 from rehab_bot import programme
 from rehab_bot.content import load_content
@@ -34,8 +35,9 @@ def berlin(day: date, hhmm: str, seconds: int = 1) -> datetime:
 
 
 async def test_the_weekly_session_and_check_follow_the_programme(bot_factory: Any, tg: FakeTelegram) -> None:
-    bot = await bot_factory(content={"dir": DATA}, delivery={"per_chat_interval": 0.02})
+    bot = await bot_factory(content={"dir": DATA}, delivery={"per_chat_interval": 0.02}, web=WEB)
     bot.clock.set(berlin(END, "21:00"))
+    doc = await make_staff(bot.db, telegram_id=7721, name="Dr Keep")
     patient, _ = await make_patient(
         bot.db,
         bot.clock,
@@ -45,6 +47,7 @@ async def test_the_weekly_session_and_check_follow_the_programme(bot_factory: An
         surgery_date=SURGERY,
         session_times="09:00,17:00",
         language="en",
+        therapist_id=doc.id,
     )
     async with bot.db.session() as s:
         p = await s.get(Patient, patient.id)
@@ -88,3 +91,11 @@ async def test_the_weekly_session_and_check_follow_the_programme(bot_factory: An
     await bot.tick()
     again = await user.next_message(lambda m: (m.text or "").startswith("Time for your exercise session (09:00)."))
     assert "Keeping it up" in again.text and "Your programme is complete." not in again.text
+    # The therapist sees the maintenance phase and its weekly reminder on the patient's page.
+    link = await dashboard_link(bot, 7721)
+    async with client() as browser:
+        await sign_in_link(browser, link)
+        async with browser.get(f"{web_url(bot)}/patients/{patient.id}") as page:
+            html = await page.text()
+    assert "Session reminders: 09:00 (every 7 days)</p>" in html
+    assert 'id="maintenance"' in html
