@@ -99,3 +99,16 @@ async def test_the_weekly_session_and_check_follow_the_programme(bot_factory: An
             html = await page.text()
     assert "Session reminders: 09:00 (every 7 days)</p>" in html
     assert 'id="maintenance"' in html
+    # /stop (confirmed) ends them: nothing the week after.
+    user.mark_seen()
+    await user.send("/stop")
+    await user.next_message(lambda m: (m.text or "").startswith("Stop all messages from this bot?"))
+    await user.press("🛑 Yes, stop all messages")
+    await bot.handled()
+    before = len(user.messages)
+    bot.clock.set(berlin(first + timedelta(days=14), "09:00"))
+    await bot.tick()
+    bot.clock.set(berlin(first + timedelta(days=14), "18:00", 30))
+    await bot.tick()
+    await user.expect_silence(0.3)
+    assert len(user.messages) == before, [m.text for m in user.messages[before:]]

@@ -84,9 +84,11 @@ async def test_reminders_thin_out_after_weeks_kept_up_and_come_back(bot: Any, tg
     assert got[0].text.startswith("Time for your exercise session (09:00).")
     assert got[1].text == tapered
     user.mark_seen()
+    before = len(user.messages)
     bot.clock.set(berlin(WED, "17:00", 5))
     await bot.tick()
-    await user.expect_silence(0.3)  # the second session of the day is no longer reminded
+    await user.expect_silence(0.3)
+    assert len(user.messages) == before, "the second session of the day is no longer reminded"
     page = await patient_page(bot, patient.id)
     assert "Session reminders: 09:00</p>" in page
     assert "Fewer reminders since 2026-06-10: kept up for weeks" in page
@@ -115,3 +117,4 @@ async def test_reminders_thin_out_after_weeks_kept_up_and_come_back(bot: Any, tg
     evening = await user.next_message()
     assert evening.text.startswith("Time for your exercise session (17:00).")
     await user.expect_silence(0.3)
+    assert user.messages[-1] is evening, "one reminder, and no second message about the frequency"
