@@ -15,7 +15,12 @@ from phase to phase:
   no reminder goes out for a session that no longer exists even before
   :func:`sync_phase` has run;
 * :func:`sync_phase` notices the move into a new phase, exactly once, and
-  re-plans the rules when the number of sessions changes.
+  re-plans the rules when the number of sessions changes;
+* a tapered patient (rehab_bot/tapering.py) has rules only for the sessions
+  the phase keeps (``tapered_sessions_per_day``, on ``tapered_days``); each
+  keeps its index, so its exercises and its rule stay the same;
+* after the last phase, a ``[programme.maintenance]`` phase has one rule every
+  ``every_n_days`` (7) days: the first session's rule, re-planned in place.
 
 Plain Python over SQLModel: no telegram imports. The caller commits.
 """
@@ -231,6 +236,14 @@ def _retire(rule: ReminderRule, now: datetime) -> None:
     rule.updated_at = now
 
 
+def _by_index(rules: list[ReminderRule]) -> dict[int, ReminderRule]:
+    """The first rule of each session index (rules sorted as session_rules returns them)."""
+    out: dict[int, ReminderRule] = {}
+    for rule in rules:
+        out.setdefault(session_index(rule), rule)
+    return out
+
+
 @dataclass(frozen=True)
 class PlannedRule:
     """One session rule as :func:`schedule_sessions` wants it."""
@@ -265,17 +278,20 @@ def planned_rules(programme: Programme | None, patient: Patient, today: date) ->
         return None, []
     assert patient.surgery_date is not None
     times = full_times(phase, patient)
+    indexed = list(enumerate(times))
     days = ""
     if tapered(phase, patient):
+        # The sessions kept keep their place in the day (index): their exercises and learned times.
         count = min(phase.tapered_sessions_per_day or len(times), len(times))
-        times = fit_times(times, count, phase.default_times)
+        kept = set(fit_times(times, count, phase.default_times))
+        indexed = [(index, local_time) for index, local_time in indexed if local_time in kept]
         days = phase.tapered_days
     start = max(today, patient.surgery_date)
     if phase.every_n_days is not None:
         start = patient.surgery_date + timedelta(days=phase.from_day)  # the cadence counts from the phase's first day
     return phase, [
         PlannedRule(index, local_time, start, _end_date(programme, patient, phase, index), days, phase.every_n_days)
-        for index, local_time in enumerate(times)
+        for index, local_time in indexed
     ]
 
 
@@ -310,10 +326,11 @@ async def schedule_sessions(
     patient.session_times = ",".join(full_times(phase, patient))  # kept at full frequency while tapered
     session.add(patient)
     result: list[ReminderRule] = []
+    by_index = _by_index(existing)
     for w in wanted:
         payload = json.dumps({"session": w.index})
-        if w.index < len(existing):
-            rule = existing[w.index]
+        if w.index in by_index:
+            rule = by_index.pop(w.index)
             rule.local_time = w.local_time
             rule.start_date = w.start
             rule.end_date = w.end
@@ -336,9 +353,11 @@ async def schedule_sessions(
                 payload=payload,
             )
         result.append(rule)
-    for rule in existing[len(wanted) :]:
-        _retire(rule, now)
-        session.add(rule)
+    kept = {id(rule) for rule in result}
+    for rule in existing:
+        if id(rule) not in kept:  # sessions no longer reminded (fewer in the phase, tapered), or a duplicate
+            _retire(rule, now)
+            session.add(rule)
     await checkin.retime(session, patient, content, now)  # the evening check-in follows the last session
     await education.retime(session, patient, content, now)  # lessons come with the first session
     await session.flush()
@@ -782,10 +801,10 @@ async def preview(
         )
     today = local_date(patient, now)
     _, wanted = planned_rules(followed, patient, today)
-    existing = await session_rules(session, patient)
+    existing = _by_index(await session_rules(session, patient))
     best: tuple[Occurrence, PlannedRule] | None = None
     for w in wanted:
-        last = existing[w.index].last_local_date if w.index < len(existing) else None
+        last = existing[w.index].last_local_date if w.index in existing else None
         rule = Rule(
             local_time=parse_hhmm(w.local_time),
             tz=patient.timezone,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, date, datetime, timedelta
 
 from factories import make_patient
@@ -137,3 +138,42 @@ async def test_sync_tapers_the_reminders_once_and_brings_them_back(db: Database,
         await s.commit()
         queued = (await s.exec(select(Delivery).where(col(Delivery.key).startswith(tapering.NOTICE_KEY)))).all()
         assert len(queued) == 2
+
+
+async def test_tapered_sessions_keep_their_place_in_the_day(db: Database, clock: FakeClock) -> None:
+    # Weeks 1-2 of the example (3 a day, the middle one shorter), tapered to 2: the first and the last stay.
+    content = load_content(None)
+    lumbar = content.programmes["lumbar-example"]
+    first = dataclasses.replace(lumbar.phases[0], tapered_sessions_per_day=2, tapered_days="0246")
+    three = dataclasses.replace(lumbar, phases=[first, *lumbar.phases[1:]])
+    surgery = TODAY - timedelta(days=5)
+    clock.set(datetime(2026, 6, 10, 5, tzinfo=UTC))
+    patient, _ = await make_patient(
+        db, clock, times=(), programme_id="lumbar-example", surgery_date=surgery, session_times="08:00,12:00,19:00"
+    )
+    async with db.session() as s:
+        p = await s.get(Patient, patient.id)
+        assert p is not None
+        full = await programme.schedule_sessions(s, p, content, clock.now(), three)
+        assert [(programme.session_index(r), r.local_time, r.days) for r in full] == [
+            (0, "08:00", ""),
+            (1, "12:00", ""),
+            (2, "19:00", ""),
+        ]
+        ids = [r.id for r in full]
+        p.tapered_since = clock.now()
+        fewer = await programme.schedule_sessions(s, p, content, clock.now(), three)
+        assert [(programme.session_index(r), r.local_time, r.days) for r in fewer] == [
+            (0, "08:00", "0246"),
+            (2, "19:00", "0246"),
+        ]
+        assert [r.id for r in fewer] == [ids[0], ids[2]], "the same rules, moved in place"
+        assert [programme.session_index(r) for r in await programme.session_rules(s, p)] == [0, 2]
+        p.tapered_since = None
+        back = await programme.schedule_sessions(s, p, content, clock.now(), three)
+        assert [(programme.session_index(r), r.local_time, r.days) for r in back] == [
+            (0, "08:00", ""),
+            (1, "12:00", ""),
+            (2, "19:00", ""),
+        ]
+        assert back[0].id == ids[0] and back[2].id == ids[2]
