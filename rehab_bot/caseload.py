@@ -48,7 +48,7 @@ from rehab_bot.models import (
     Role,
     Staff,
 )
-from rehab_bot.schedule import local_date
+from rehab_bot.schedule import local_date, parse_days
 
 _Q = TypeVar("_Q", bound=Select)  # a query over patients, narrowed by listed()
 
@@ -197,6 +197,18 @@ class PatientDetail:
     notes: list[Note]
     alerts: list[Alert]
     lessons: education.Summary | None = None
+    # The session reminders as planned now (tapered, maintenance: fewer than the phase's sessions).
+    reminders: list[ReminderSlot] = field(default_factory=list)
+    maintenance: bool = False  # past the programme's end: the weekly session and check-in
+
+
+@dataclass(frozen=True)
+class ReminderSlot:
+    """One session reminder rule as the care team reads it: its time, weekdays (0 = Monday) or every N days."""
+
+    local_time: str
+    days: tuple[int, ...] = ()  # () = every day
+    every_n_days: int | None = None
 
 
 def answer_text(content: Content | None, line: AnswerLine) -> str:
@@ -279,7 +291,36 @@ async def patient_detail(
         notes=notes,
         alerts=alerts,
         lessons=await education.summary(session, patient, content),
+        reminders=await reminder_slots(session, patient),
+        maintenance=_in_maintenance(patient, content, now),
     )
+
+
+async def reminder_slots(session: AsyncSession, patient: Patient) -> list[ReminderSlot]:
+    """The patient's recurring session reminders that still have a slot ahead, by time."""
+    rules = (
+        await session.exec(
+            select(ReminderRule).where(
+                col(ReminderRule.patient_id) == patient.id,
+                col(ReminderRule.kind) == Kind.SESSION.value,
+                col(ReminderRule.active).is_(True),
+                col(ReminderRule.once).is_(False),
+                col(ReminderRule.next_due_at).is_not(None),
+            )
+        )
+    ).all()
+    return sorted(
+        (
+            ReminderSlot(r.local_time, tuple(sorted(parse_days(r.days))) if r.days else (), r.every_n_days)
+            for r in rules
+        ),
+        key=lambda slot: slot.local_time,
+    )
+
+
+def _in_maintenance(patient: Patient, content: Content | None, now: datetime) -> bool:
+    phase = session_core.phase_on(patient, content, local_date(patient, now)) if content is not None else None
+    return phase is not None and phase.every_n_days is not None
 
 
 def session_times_of(patient: Patient, content: Content | None, now: datetime) -> list[str]:

@@ -556,15 +556,30 @@ def day_zero(patient: Patient, now: datetime) -> date:
 
 
 def plan(patient: Patient, content: Content, now: datetime) -> list[PlannedRule]:
-    """The check-in rules a patient should have, from content cadences (pure)."""
+    """The check-in rules a patient should have, from content cadences (pure).
+
+    A programme with a maintenance phase ([programme.maintenance]) ends every
+    cadence on its last phase's last day; from the next day its questionnaires
+    are asked every ``every_n_days`` (7) days instead: the weekly check.
+    """
     today = local_date(patient, now)
     zero = day_zero(patient, now)
     groups: dict[tuple[date, date | None, int | None, str], list[str]] = {}
+    programme = content.programmes.get(patient.programme_id)
+    kept = programme.maintenance if programme is not None and patient.surgery_date is not None else None
+    last_day = zero + timedelta(days=kept.from_day - 1) if kept is not None else None
+    if kept is not None and last_day is not None and kept.questionnaires:
+        start = last_day + timedelta(days=1)
+        groups[(start, None, kept.every_n_days, "")] = list(kept.questionnaires)
     for questionnaire in content.questionnaires.values():
         steps = content.programme_cadences.get((patient.programme_id, questionnaire.id), questionnaire.cadence)
         for step in steps:
             start = zero + timedelta(days=step.from_day)
             end = None if step.to_day is None else zero + timedelta(days=step.to_day)
+            if last_day is not None:
+                if start > last_day:
+                    continue
+                end = last_day if end is None else min(end, last_day)
             if end is not None and end < today:
                 continue
             every = step.every_n_days if step.every_n_days not in (None, 1) else None

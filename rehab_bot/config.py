@@ -137,7 +137,7 @@ class DeliveryConfig:
     quiet_hours_end: time | None = time(7, 30)
     nudge_after_hours: float = 3.0
     # Tapering (rehab_bot/tapering.py): after this many weeks with adherence at or above
-    # taper_adherence, session nudges stop; 0 = never.
+    # taper_adherence, session nudges stop and reminders thin out as the phase allows; 0 = never.
     taper_after_weeks: int = 0
     taper_adherence: float = 0.8
 

@@ -180,6 +180,9 @@ class Patient(SQLModel, table=True):
     # rehab_bot/bot/patient.py.
     awaiting: str = ""
     awaiting_since: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Since when the patient's reminders come at their phase's tapered frequency (rehab_bot/tapering.py);
+    # None: full frequency.
+    tapered_since: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class ReminderRule(SQLModel, table=True):

@@ -6,7 +6,7 @@ The daily ``motivation`` reminder rule (created by
 nothing. The rules, in order of precedence (the first that applies wins):
 
 0. Milestones, sent with a message effect (``Choice.milestone``):
-   ``first_full_week`` (every session done 7 days in a row; once per patient),
+   ``first_full_week`` (a streak of 7 days, SessionStats.streak_days; once per patient),
    ``phase_change`` (the first 2 days of a programme phase after the first;
    once per phase) and ``pain_halved`` (the last 7 days' average pain at most
    half the first week's, which was 2 or more; both with 3 or more entries,
@@ -15,7 +15,10 @@ nothing. The rules, in order of precedence (the first that applies wins):
 2. ``comeback``: a session was done today after 2 or more days without one.
 3. ``first_session``: the first session was done in the last 2 days (once per patient).
 4. ``streak``: the streak (SessionStats.streak_days) reached a length a
-   message has (3, 7, 14, 30): the longest one reached, once per streak run.
+   message has (3, 7, 14, 30): the longest one reached, once per streak run
+   (the run starts on SessionStats.streak_since, so a grace day inside it,
+   which the streak bridges without counting, does not start a new run).
+   Neither this nor ``first_full_week`` in a maintenance phase (weekly sessions).
 5. ``milestone``: 2, 4, 6 or 12 weeks since surgery (in the week after the
    date; once per milestone).
 6. ``pain_improved``: the average pain of the last 7 days is at least 1 point
@@ -37,7 +40,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from statistics import fmean
 
@@ -74,6 +77,7 @@ class Facts:
     days_enrolled: int | None = None
     days_since_surgery: int | None = None
     streak_days: int = 0
+    streak_since: date | None = None  # the streak run's first day (grace days make it longer than streak_days)
     done_total: int = 0
     days_since_first_done: int | None = None  # days since the first session done or partly
     done_today: bool = False
@@ -89,6 +93,7 @@ class Facts:
     clinic: str = ""
     phase_title: str = ""  # the programme phase today, in the patient's language
     days_in_phase: int | None = None  # None: no phase, or the programme's first phase
+    maintenance: bool = False  # after the programme's end: weekly sessions, so no streak messages
 
 
 @dataclass(frozen=True)
@@ -170,6 +175,8 @@ def _events(facts: Facts, content: Content, history: Sequence[Sent]) -> list[tup
         return any(sent_since(t, p, since) for (t, p) in ids_by_event if t == trigger)
 
     events: list[tuple[str, int | None]] = []
+    if facts.maintenance:
+        facts = replace(facts, streak_days=0)  # weekly sessions: "days in a row" would not be true
     if facts.streak_days >= 7 and not trigger_sent_since("first_full_week", None):
         events.append(("first_full_week", None))
     if facts.days_in_phase is not None and facts.days_in_phase < PHASE_CHANGE_WITHIN_DAYS:
@@ -194,7 +201,7 @@ def _events(facts: Facts, content: Content, history: Sequence[Sent]) -> list[tup
     lengths = sorted((p for (t, p) in ids_by_event if t == "streak" and p is not None), reverse=True)
     reached = next((n for n in lengths if facts.streak_days >= n), None)
     if reached is not None:
-        streak_start = facts.today - timedelta(days=facts.streak_days - 1)
+        streak_start = facts.streak_since or facts.today - timedelta(days=facts.streak_days - 1)
         # The first full week's milestone stands for this run's 7 days.
         milestone_run = reached <= 7 and trigger_sent_since("first_full_week", streak_start)
         if not sent_since("streak", reached, streak_start) and not milestone_run:
@@ -318,11 +325,13 @@ async def gather_facts(
         if first_n < PAIN_MIN_ENTRIES or recent_n < PAIN_MIN_ENTRIES:
             first_week = recent = None
     phase_title, days_in_phase = _phase_facts(patient, content, today)
+    current = sessions.phase_on(patient, content, today) if content is not None else None
     return Facts(
         today=today,
         days_enrolled=(today - local_date(patient, enrolled_at)).days if enrolled_at is not None else None,
         days_since_surgery=(today - patient.surgery_date).days if patient.surgery_date is not None else None,
         streak_days=stats.streak_days,
+        streak_since=stats.streak_since,
         done_total=max(done_total, stats.done_total),
         days_since_first_done=(today - done_days[0]).days if done_days else None,
         done_today=done_today,
@@ -338,6 +347,7 @@ async def gather_facts(
         clinic=clinic,
         phase_title=phase_title,
         days_in_phase=days_in_phase,
+        maintenance=current is not None and current.every_n_days is not None,
     )
 
 

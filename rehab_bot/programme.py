@@ -15,7 +15,12 @@ from phase to phase:
   no reminder goes out for a session that no longer exists even before
   :func:`sync_phase` has run;
 * :func:`sync_phase` notices the move into a new phase, exactly once, and
-  re-plans the rules when the number of sessions changes.
+  re-plans the rules when the number of sessions changes;
+* a tapered patient (rehab_bot/tapering.py) has rules only for the sessions
+  the phase keeps (``tapered_sessions_per_day``, on ``tapered_days``); each
+  keeps its index, so its exercises and its rule stay the same;
+* after the last phase, a ``[programme.maintenance]`` phase has one rule every
+  ``every_n_days`` (7) days: the first session's rule, re-planned in place.
 
 Plain Python over SQLModel: no telegram imports. The caller commits.
 """
@@ -58,6 +63,7 @@ from rehab_bot.schedule import (
     local_date,
     minutes_of_day,
     next_from_now,
+    parse_days,
     parse_hhmm,
 )
 
@@ -186,15 +192,23 @@ def session_index(rule: ReminderRule) -> int:
 
 
 def _end_date(programme: Programme, patient: Patient, phase: Phase, index: int) -> date | None:
-    """The last local date on which session `index` exists, following on from `phase`."""
+    """The last local date on which session `index` exists, following on from `phase`.
+
+    The first session goes on into a maintenance phase ([programme.maintenance]):
+    its first reminder there moves the patient in (sync_phase) and re-plans it weekly.
+    """
     assert patient.surgery_date is not None
     phases = programme.phases
+    if phase not in phases:
+        return None  # the maintenance phase: open-ended
     start = phases.index(phase)
     for later in phases[start:]:
         if later.sessions_per_day <= index:
             return patient.surgery_date + timedelta(days=later.from_day - 1)
         if later.to_day is None:
             return None
+    if programme.maintenance is not None and index == 0:
+        return None
     last = phases[-1]
     assert last.to_day is not None
     return patient.surgery_date + timedelta(days=last.to_day)
@@ -222,6 +236,14 @@ def _retire(rule: ReminderRule, now: datetime) -> None:
     rule.updated_at = now
 
 
+def _by_index(rules: list[ReminderRule]) -> dict[int, ReminderRule]:
+    """The first rule of each session index (rules sorted as session_rules returns them)."""
+    out: dict[int, ReminderRule] = {}
+    for rule in rules:
+        out.setdefault(session_index(rule), rule)
+    return out
+
+
 @dataclass(frozen=True)
 class PlannedRule:
     """One session rule as :func:`schedule_sessions` wants it."""
@@ -230,19 +252,46 @@ class PlannedRule:
     local_time: str
     start: date
     end: date | None
+    days: str = ""  # weekday digits ("" = every day): a tapered phase's tapered_days
+    every_n_days: int | None = None  # the maintenance phase: every 7 days from its first day
+
+
+def full_times(phase: Phase, patient: Patient) -> list[str]:
+    """The patient's session times in a phase at full frequency (what Patient.session_times keeps)."""
+    return fit_times(parse_times(patient.session_times), phase.sessions_per_day, phase.default_times)
+
+
+def tapered(phase: Phase, patient: Patient) -> bool:
+    """Whether the patient gets the phase's tapered reminders: they kept up (tapering.sync) and the phase allows it."""
+    return patient.tapered_since is not None and phase.tapers
 
 
 def planned_rules(programme: Programme | None, patient: Patient, today: date) -> tuple[Phase | None, list[PlannedRule]]:
-    """The planning phase and the session rules the patient should have from today (no writes)."""
+    """The planning phase and the session rules the patient should have from today (no writes).
+
+    A tapered patient (see :func:`tapered`) gets the phase's ``tapered_sessions_per_day``
+    of their times, spread over the day, on its ``tapered_days``; a maintenance phase
+    one session every ``every_n_days`` days from its first day.
+    """
     phase = planning_phase_in(programme, patient, today)
     if programme is None or phase is None:
         return None, []
     assert patient.surgery_date is not None
-    times = fit_times(parse_times(patient.session_times), phase.sessions_per_day, phase.default_times)
+    times = full_times(phase, patient)
+    indexed = list(enumerate(times))
+    days = ""
+    if tapered(phase, patient):
+        # The sessions kept keep their place in the day (index): their exercises and learned times.
+        count = min(phase.tapered_sessions_per_day or len(times), len(times))
+        kept = set(fit_times(times, count, phase.default_times))
+        indexed = [(index, local_time) for index, local_time in indexed if local_time in kept]
+        days = phase.tapered_days
     start = max(today, patient.surgery_date)
+    if phase.every_n_days is not None:
+        start = patient.surgery_date + timedelta(days=phase.from_day)  # the cadence counts from the phase's first day
     return phase, [
-        PlannedRule(index, local_time, start, _end_date(programme, patient, phase, index))
-        for index, local_time in enumerate(times)
+        PlannedRule(index, local_time, start, _end_date(programme, patient, phase, index), days, phase.every_n_days)
+        for index, local_time in indexed
     ]
 
 
@@ -274,16 +323,19 @@ async def schedule_sessions(
         await checkin.retime(session, patient, content, now)
         await education.retime(session, patient, content, now)
         return []
-    patient.session_times = ",".join(w.local_time for w in wanted)
+    patient.session_times = ",".join(full_times(phase, patient))  # kept at full frequency while tapered
     session.add(patient)
     result: list[ReminderRule] = []
+    by_index = _by_index(existing)
     for w in wanted:
         payload = json.dumps({"session": w.index})
-        if w.index < len(existing):
-            rule = existing[w.index]
+        if w.index in by_index:
+            rule = by_index.pop(w.index)
             rule.local_time = w.local_time
             rule.start_date = w.start
             rule.end_date = w.end
+            rule.days = w.days
+            rule.every_n_days = w.every_n_days
             rule.payload = payload
             reschedule_rule(session, rule, patient.timezone, now)
             rule.active = rule.next_due_at is not None
@@ -296,12 +348,16 @@ async def schedule_sessions(
                 now=now,
                 start_date=w.start,
                 end_date=w.end,
+                days=w.days,
+                every_n_days=w.every_n_days,
                 payload=payload,
             )
         result.append(rule)
-    for rule in existing[len(wanted) :]:
-        _retire(rule, now)
-        session.add(rule)
+    kept = {id(rule) for rule in result}
+    for rule in existing:
+        if id(rule) not in kept:  # sessions no longer reminded (fewer in the phase, tapered), or a duplicate
+            _retire(rule, now)
+            session.add(rule)
     await checkin.retime(session, patient, content, now)  # the evening check-in follows the last session
     await education.retime(session, patient, content, now)  # lessons come with the first session
     await session.flush()
@@ -369,7 +425,12 @@ async def sync_phase(
     set_committed_value(patient, "phase_id", phase.id)
     previous = next((p for p in programme.phases if p.id == previous_id), None) if programme else None
     before = [r.local_time for r in await session_rules(session, patient)]
-    replanned = previous is None or previous.sessions_per_day != phase.sessions_per_day
+    replanned = (
+        previous is None
+        or previous.sessions_per_day != phase.sessions_per_day
+        or previous.every_n_days != phase.every_n_days
+        or (patient.tapered_since is not None and (previous.tapers or phase.tapers))
+    )
     if replanned:
         rules = await schedule_sessions(session, patient, content, now, programme)
         replanned = [r.local_time for r in rules] != before
@@ -429,17 +490,22 @@ def _resolved(programme: Programme | None, content: Content) -> Programme | None
     """A content programme with its exercises looked up, so summaries need no catalogue."""
     if programme is None or any(s.items for p in programme.phases for s in p.sessions):
         return programme
-    phases = [
-        replace(
+
+    def resolve(p: Phase) -> Phase:
+        return replace(
             p,
             sessions=[
                 replace(s, items=tuple(content.exercises[x] for x in s.exercises if x in content.exercises))
                 for s in p.sessions
             ],
         )
-        for p in programme.phases
-    ]
-    return replace(programme, phases=phases)
+
+    kept = programme.maintenance
+    return replace(
+        programme,
+        phases=[resolve(p) for p in programme.phases],
+        maintenance=resolve(kept) if kept is not None else None,
+    )
 
 
 def change_text(
@@ -735,11 +801,18 @@ async def preview(
         )
     today = local_date(patient, now)
     _, wanted = planned_rules(followed, patient, today)
-    existing = await session_rules(session, patient)
+    existing = _by_index(await session_rules(session, patient))
     best: tuple[Occurrence, PlannedRule] | None = None
     for w in wanted:
-        last = existing[w.index].last_local_date if w.index < len(existing) else None
-        rule = Rule(local_time=parse_hhmm(w.local_time), tz=patient.timezone, start_date=w.start, end_date=w.end)
+        last = existing[w.index].last_local_date if w.index in existing else None
+        rule = Rule(
+            local_time=parse_hhmm(w.local_time),
+            tz=patient.timezone,
+            start_date=w.start,
+            end_date=w.end,
+            days_of_week=parse_days(w.days),
+            every_n_days=w.every_n_days,
+        )
         occurrence = next_from_now(rule, now, last)
         if occurrence is not None and (best is None or occurrence.due_at < best[0].due_at):
             best = (occurrence, w)

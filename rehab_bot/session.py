@@ -16,7 +16,9 @@ press, so a repeated, stale or forged press changes nothing:
 
 Sessions count for adherence only once resolved (done, partly, skipped,
 missed): a session still open today neither helps nor hurts, and days
-without any session (a pause) are neutral for streaks.
+without any session (a pause) are neutral for streaks. A single missed day
+inside a streak is a grace day (see :func:`streak_run`): one missed day never
+resets a streak to zero.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from sqlmodel import col
 from sqlmodel import select as select_models
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rehab_bot import plan, programme, session_text
+from rehab_bot import plan, programme, session_text, tapering
 from rehab_bot.content import Content, Exercise, Phase
 from rehab_bot.db import insert_ignore
 from rehab_bot.models import (
@@ -308,7 +310,11 @@ class Reminder:
 
 
 async def open_for_deliveries(
-    session: AsyncSession, content: Content, messages: Sequence[DueMessage], now: datetime
+    session: AsyncSession,
+    content: Content,
+    messages: Sequence[DueMessage],
+    now: datetime,
+    taper: tuple[int, float] = (0, 1.0),
 ) -> dict[int, Reminder | None]:
     """Before a window is sent: re-plan each patient's phase and open the sessions; the caller commits.
 
@@ -317,6 +323,8 @@ async def open_for_deliveries(
     One transaction for the window (patients in one query, sessions opened in
     one insert); the per-patient work left is the phase check, which writes
     only on a change. Idempotent: a retried delivery gets the same session.
+    taper: ``[delivery] taper_after_weeks`` and ``taper_adherence``: the
+    tapering state is brought up to date too (rehab_bot.tapering.sync).
     """
     fresh = first_sends(messages)
     out: dict[int, Reminder | None] = {}
@@ -338,6 +346,8 @@ async def open_for_deliveries(
             continue
         followed = own.get(m.patient_id) or programme.programme_of(content, patient)
         change = await programme.sync_phase(session, patient, content, now, followed)
+        if taper[0] > 0:
+            await tapering.sync(session, patient, content, now, taper[0], taper[1], followed)
         phase = change.phase if change is not None else programme.phase_in(followed, patient, m.local_date)
         index = parse_payload(m.payload).index
         if phase is not None and index >= phase.sessions_per_day:
@@ -356,12 +366,12 @@ async def open_for_deliveries(
     return out
 
 
-def window_opener(content: Content) -> WindowOpener:
+def window_opener(content: Content, taper: tuple[int, float] = (0, 1.0)) -> WindowOpener:
     """The dispatcher's window preparation (reminders.WindowOpener): open the window's sessions, in its claim."""
 
     async def open_window(session: AsyncSession, messages: Sequence[DueMessage], now: datetime) -> dict[int, Any]:
         # Alerts and safety messages carry their text (body); they open nothing.
-        return await open_for_deliveries(session, content, [m for m in messages if not m.body], now)
+        return await open_for_deliveries(session, content, [m for m in messages if not m.body], now, taper)
 
     return open_window
 
@@ -800,7 +810,7 @@ async def sweep_missed(session: AsyncSession, now: datetime) -> list[Missed]:
 class SessionStats:
     """What /progress, motivation and the therapist's list show about sessions."""
 
-    streak_days: int = 0  # consecutive local days, up to today, with every session done or partly
+    streak_days: int = 0  # days with every session done or partly, up to today, grace days bridged (streak_run)
     adherence_7d: float | None = None  # share of planned sessions done/partly in the last 7 local days
     adherence_this_week: float | None = None  # Monday to today
     adherence_last_week: float | None = None
@@ -809,6 +819,11 @@ class SessionStats:
     days_missed_in_a_row: int = 0  # consecutive local days, up to today, with sessions but none done
     planned_7d: int = 0  # resolved sessions in the last 7 local days (the adherence denominator)
     done_7d: int = 0
+    streak_since: date | None = None  # the first day of the streak run (None without a streak)
+
+
+# At most one grace day in any GRACE_EVERY_DAYS consecutive local days of a streak run.
+GRACE_EVERY_DAYS = 7
 
 
 def _share(rows: Sequence[tuple[date, str]], first: date, last: date) -> tuple[float | None, int, int]:
@@ -844,6 +859,50 @@ def _count_back(by_day: dict[date, list[str]], day: date, oldest: date, counted:
     return n
 
 
+def streak_run(by_day: dict[date, list[str]], today: date, oldest: date) -> tuple[int, date | None]:
+    """The streak on today: (days counted, the run's first day), by the grace-day rule (pure).
+
+    The rule, the only one for every streak shown (chat /progress, the praise
+    after a session, motivation's streak messages, the Mini App, the web
+    patient page, the staff list):
+
+    * A *good* day (every resolved session done or partly, at least one) counts 1.
+    * A day without resolved sessions (a pause, no sessions planned, or only
+      open ones: today not yet done) neither counts nor breaks the run.
+    * A *missed* day (a session skipped or missed, whether or not another was
+      done that day) is a *grace day* when a good day of the run comes before
+      it (pause days in between do not matter) and the run has no other grace
+      day within ``GRACE_EVERY_DAYS`` (7) days of it: the streak goes on, and
+      the grace day itself does not count. So a streak survives yesterday's
+      miss while today is not yet done, and today's own miss.
+    * Two missed days with no good day between them (a pause between them
+      changes nothing), or a second missed day within 7 days of a grace day,
+      end the run: the streak is then the good days after that point (0 when
+      there are none).
+
+    Counted back from today to oldest (the stats window).
+    """
+    count = 0
+    since: date | None = None
+    last_grace: date | None = None  # the latest grace day of the run so far (counting back)
+    miss: date | None = None  # a missed day seen, waiting for an earlier good day to bridge it
+    day = today
+    while day >= oldest:
+        kind = _day_kind(by_day.get(day, []))
+        if kind == "good":
+            if miss is not None:
+                last_grace, miss = miss, None
+            count += 1
+            since = day
+        elif kind in ("bad", "mixed"):
+            too_soon = last_grace is not None and (last_grace - day).days < GRACE_EVERY_DAYS
+            if miss is not None or too_soon:
+                break  # two missed days in a row, or a second grace day within the week
+            miss = day
+        day -= timedelta(days=1)
+    return count, since
+
+
 def compute_stats(
     rows: Sequence[tuple[date, str]], today: date, done_total: int, last_done: date | None
 ) -> SessionStats:
@@ -852,17 +911,13 @@ def compute_stats(
     for day, status in rows:
         by_day.setdefault(day, []).append(status)
 
-    streak = 0
     missed_run = 0
     today_kind = _day_kind(by_day.get(today, []))
-    if today_kind == "good":
-        streak = 1
     if today_kind == "bad" and Status.PENDING not in by_day.get(today, []):
         missed_run = 1
     oldest = min(by_day) if by_day else today
     yesterday = today - timedelta(days=1)
-    if today_kind in ("good", "neutral"):
-        streak += _count_back(by_day, yesterday, oldest, "good")
+    streak, streak_since = streak_run(by_day, today, oldest)
     if today_kind in ("bad", "neutral"):
         missed_run += _count_back(by_day, yesterday, oldest, "bad")
     monday = today - timedelta(days=today.weekday())
@@ -879,6 +934,7 @@ def compute_stats(
         days_missed_in_a_row=missed_run,
         planned_7d=planned_7d,
         done_7d=done_7d,
+        streak_since=streak_since,
     )
 
 

@@ -5,23 +5,41 @@ share): when, in each of the last ``taper_after_weeks`` whole weeks before
 today (7-day blocks counted back from yesterday), the patient did at least
 ``taper_adherence`` of their resolved sessions (done or partly, of done,
 partly, skipped and missed), the nudge after an unanswered reminder is no
-longer sent. The reminders themselves go on, and the nudges come back as
-soon as a week falls below the threshold. A week without any resolved
-session (a pause) does not count as kept up.
+longer sent, and the nudges come back as soon as a week falls below the
+threshold. A week without any resolved session (a pause) does not count as
+kept up.
+
+The reminders become less frequent as the programme's content allows: a
+phase may declare ``tapered_sessions_per_day`` and/or ``tapered_days``
+(programmes.toml). :func:`sync`, run before each session reminder goes out
+(rehab_bot.session.open_for_deliveries), records the change of state on
+``Patient.tapered_since`` exactly once (a conditional UPDATE), re-plans the
+session rules from the next slot (programme.schedule_sessions: rules updated
+in place, so no slot is sent twice), and queues one message from content
+(texts ``reminders_tapered`` / ``reminders_full``) when the reminders changed.
+Back at full frequency when a week falls short, with one message.
 
 Plain Python over SQLModel: no telegram imports.
 """
 
 from __future__ import annotations
 
+import logging
+import secrets
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rehab_bot.models import ExerciseSession, Patient, table_of
+from rehab_bot import programme as programmes
+from rehab_bot.content import Content, Programme
+from rehab_bot.models import PRIORITY, Delivery, DeliveryStatus, ExerciseSession, Kind, Patient, table_of
 from rehab_bot.schedule import local_date
+
+log = logging.getLogger(__name__)
 
 SESSIONS = table_of(ExerciseSession)
 DONE = ("done", "partly")
@@ -56,3 +74,62 @@ async def nudges_stopped(session: AsyncSession, patient: Patient, now: datetime,
         )
     ).all()
     return kept_up([(r.local_date, r.status) for r in rows], today, weeks, threshold)
+
+
+TAPERED_TEXT = "reminders_tapered"
+FULL_TEXT = "reminders_full"
+NOTICE_KEY = "tpr"
+
+
+async def sync(
+    session: AsyncSession,
+    patient: Patient,
+    content: Content,
+    now: datetime,
+    weeks: int,
+    threshold: float,
+    followed: Programme | None,
+) -> Delivery | None:
+    """Record a change of the tapering state, re-plan the reminders, queue one message; the caller commits.
+
+    Returns the message queued (None: nothing changed, someone else recorded
+    the change first, the phase keeps its reminders, or the clinic's content
+    has no text for it). followed: the programme the patient follows.
+    """
+    assert patient.id is not None
+    kept = await nudges_stopped(session, patient, now, weeks, threshold)
+    if kept == (patient.tapered_since is not None):
+        return None
+    since = now if kept else None
+    was = col(Patient.tapered_since).is_(None) if kept else col(Patient.tapered_since).is_not(None)
+    result = await session.exec(
+        update(Patient)
+        .where(col(Patient.id) == patient.id, was)
+        .values(tapered_since=since)
+        .execution_options(synchronize_session=False)
+    )
+    if not result.rowcount:
+        return None  # another renderer recorded it first
+    set_committed_value(patient, "tapered_since", since)
+    before = [(r.local_time, r.days) for r in await programmes.session_rules(session, patient)]
+    rules = await programmes.schedule_sessions(session, patient, content, now, followed)
+    log.info("patient %s: reminders %s", patient.id, "tapered" if kept else "back to full frequency")
+    if [(r.local_time, r.days) for r in rules] == before or patient.telegram_id is None:
+        return None
+    text_id = TAPERED_TEXT if kept else FULL_TEXT
+    if text_id not in content.texts:
+        return None
+    delivery = Delivery(
+        key=f"{NOTICE_KEY}{patient.id}:{secrets.token_hex(8)}",
+        kind=Kind.SESSION.value,
+        priority=PRIORITY[Kind.SESSION],
+        patient_id=patient.id,
+        chat_id=patient.telegram_id,
+        due_at=now,
+        not_before=now,
+        status=DeliveryStatus.QUEUED.value,
+        body=content.text(text_id, patient.language, weeks=weeks),
+        created_at=now,
+    )
+    session.add(delivery)
+    return delivery

@@ -166,6 +166,32 @@ def test_a_clinic_can_disable_and_add_messages(tmp_path: Path) -> None:
     assert pick(content, facts(streak_days=6), FIRST) == "our-streak-5"
 
 
+def test_a_grace_day_does_not_start_a_new_streak_run(tmp_path: Path) -> None:
+    # Only a 3-day and a 30-day message: a run stays on "3 reached" for weeks, across grace days.
+    (tmp_path / "messages.toml").write_text(
+        textwrap.dedent(
+            """
+            [[message]]
+            id = "streak-7"
+            enabled = false
+
+            [[message]]
+            id = "streak-14"
+            enabled = false
+            """
+        ),
+        encoding="utf-8",
+    )
+    content = load_content(tmp_path)
+    # The run began 30 days ago; streak-3 went out on its third day; four grace days since
+    # (one a week) leave the streak at 27: today minus 26 days would be after the message.
+    run = facts(streak_days=27, streak_since=TODAY - timedelta(days=30))
+    history = [*FIRST, ago("first-full-week", 24), ago("streak-3", 28)]
+    assert pick(content, run, history) is None, "the same run: streak-3 is not sent again"
+    # A new run (its first day after the message) earns it again.
+    assert pick(content, facts(streak_days=3, streak_since=TODAY - timedelta(days=2)), history) == "streak-3"
+
+
 # --------------------------------------------------------------------------- from the database
 
 

@@ -118,13 +118,15 @@ def test_stats_from_rows_streaks_and_adherence() -> None:
         (wed, "pending"),  # still open: neither counts nor spoils the day
     ]
     st = core.compute_stats(rows, wed, done_total=7, last_done=wed)
-    assert st.streak_days == 4  # Sun, Mon, Tue, Wed
+    # Sun, Mon, Tue, Wed and last Thursday: Saturday's miss is a grace day (not counted); last
+    # Wednesday's skip, 3 days before that grace day, ends the run.
+    assert st.streak_days == 5 and st.streak_since == last_mon + timedelta(days=3)
     assert st.adherence_this_week == 1.0 and st.adherence_last_week == 0.5
     assert st.adherence_7d == 6 / 7 and st.planned_7d == 7 and st.done_7d == 6  # Thursday to today
     assert st.days_missed_in_a_row == 0
 
 
-def test_stats_a_pause_is_neutral_and_a_bad_day_breaks_the_streak() -> None:
+def test_stats_a_pause_is_neutral_and_two_missed_days_break_the_streak() -> None:
     wed = TODAY
     rows = [
         (wed - timedelta(days=10), "done"),
@@ -133,7 +135,11 @@ def test_stats_a_pause_is_neutral_and_a_bad_day_breaks_the_streak() -> None:
     ]
     assert core.compute_stats(rows, wed, 3, None).streak_days == 3
     mixed = [*rows, (wed - timedelta(days=1), "missed")]
-    assert core.compute_stats(mixed, wed, 3, None).streak_days == 0
+    st = core.compute_stats(mixed, wed, 3, None)
+    assert st.streak_days == 2, "a day with a missed session is a grace day: not counted, the run goes on"
+    assert st.streak_since == wed - timedelta(days=10)
+    two = [*mixed, (wed - timedelta(days=8), "skipped")]
+    assert core.compute_stats(two, wed, 3, None).streak_days == 0, "two missed days, a pause between them"
     missed = [
         (wed - timedelta(days=3), "done"),
         (wed - timedelta(days=2), "missed"),
@@ -145,6 +151,45 @@ def test_stats_a_pause_is_neutral_and_a_bad_day_breaks_the_streak() -> None:
     assert st.days_missed_in_a_row == 3
     empty = core.compute_stats([], wed, 0, None)
     assert empty.adherence_7d is None and empty.adherence_this_week is None and empty.streak_days == 0
+
+
+def _streak(days_back: dict[int, list[str]]) -> tuple[int, date | None]:
+    """The streak on TODAY from {days before today: statuses}."""
+    rows = [(TODAY - timedelta(days=n), status) for n, statuses in days_back.items() for status in statuses]
+    st = core.compute_stats(rows, TODAY, 0, None)
+    return st.streak_days, st.streak_since
+
+
+def test_grace_day_streaks() -> None:
+    def day(n: int) -> date:
+        return TODAY - timedelta(days=n)
+
+    done = ["done"]
+    # No miss: every day counts, the run starts on its first day.
+    assert _streak({4: done, 3: done, 2: done, 1: done, 0: done}) == (5, day(4))
+    # One missed day inside the run is a grace day: kept, but not counted.
+    assert _streak({5: done, 4: done, 3: ["missed"], 2: done, 1: done, 0: done}) == (5, day(5))
+    assert _streak({3: done, 2: ["done", "skipped"], 1: done, 0: done}) == (3, day(3)), "a mixed day is a miss"
+    # Two missed days in a row end the run: only the days after them count.
+    assert _streak({5: done, 4: done, 3: ["missed"], 2: ["skipped"], 1: done, 0: done}) == (2, day(1))
+    assert _streak({3: done, 2: ["missed"], 1: ["missed"], 0: ["pending"]}) == (0, None)
+    # A pause (no sessions, e.g. a paused patient) neither breaks nor counts, also between two misses.
+    assert _streak({9: done, 8: done, 2: done, 1: done, 0: done}) == (5, day(9))
+    assert _streak({6: done, 5: ["missed"], 3: ["missed"], 1: done, 0: done}) == (2, day(1))
+    # Today not yet done: today neither counts nor breaks; a miss yesterday is then the grace day,
+    # and today's own miss is one too (the next one resets).
+    assert _streak({3: done, 2: done, 1: done, 0: ["pending"]}) == (3, day(3))
+    assert _streak({3: done, 2: done, 1: ["missed"], 0: ["pending"]}) == (2, day(3))
+    assert _streak({3: done, 2: done, 1: done, 0: ["skipped", "pending"]}) == (3, day(3))
+    assert _streak({3: done, 2: done, 1: ["missed"], 0: ["skipped"]}) == (0, None)
+    # At most one grace day in 7 days: misses 6 days apart end the run at the older one, 7 apart do not.
+    six = {8: done, 7: ["missed"], 6: done, 5: done, 4: done, 3: done, 2: done, 1: ["missed"], 0: done}
+    assert _streak(six) == (6, day(6))
+    seven = {9: done, 8: ["missed"], 7: done, 6: done, 5: done, 4: done, 3: done, 2: done, 1: ["missed"], 0: done}
+    assert _streak(seven) == (8, day(9))
+    # The days missed in a row (for alerts) are not softened by grace.
+    rows = [(day(2), "done"), (day(1), "missed"), (day(0), "missed")]
+    assert core.compute_stats(rows, TODAY, 1, None).days_missed_in_a_row == 2
 
 
 def test_count_back_passes_neutral_days_and_stops_at_another_kind_or_the_oldest_day() -> None:

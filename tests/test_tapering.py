@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, date, datetime, timedelta
 
 from factories import make_patient
+from sqlmodel import col, select
 
-from rehab_bot import tapering
+from rehab_bot import programme, tapering
 from rehab_bot.clock import FakeClock
+from rehab_bot.content import load_content
 from rehab_bot.db import Database
-from rehab_bot.models import ExerciseSession
+from rehab_bot.models import Delivery, ExerciseSession, Patient
+from rehab_bot.programme import planned_rules
 
 TODAY = date(2026, 6, 10)
 
@@ -56,3 +60,120 @@ async def test_nudges_stopped_reads_the_patients_sessions(db: Database, clock: F
         assert not await tapering.nudges_stopped(s, patient, clock.now(), 3, 0.8), "only two weeks of sessions"
         assert not await tapering.nudges_stopped(s, patient, clock.now(), 0, 0.8)
         assert not await tapering.nudges_stopped(s, other, clock.now(), 2, 0.8)
+
+
+# --- less frequent reminders, as the programme's content allows ----------------------------------
+
+SURGERY = TODAY - timedelta(days=50)  # day 50: the built-in example's "weeks-7-12" (2 a day, tapered 1)
+
+
+def test_planned_rules_follow_the_phases_tapered_frequency() -> None:
+
+    lumbar = load_content(None).programmes["lumbar-example"]
+    patient = Patient(alias="x", surgery_date=SURGERY, session_times="08:30,18:00")
+    _, full = planned_rules(lumbar, patient, TODAY)
+    assert [(r.index, r.local_time, r.days) for r in full] == [(0, "08:30", ""), (1, "18:00", "")]
+    patient.tapered_since = datetime(2026, 6, 1, tzinfo=UTC)
+    phase, fewer = planned_rules(lumbar, patient, TODAY)
+    assert phase is not None and phase.id == "weeks-7-12"
+    assert [(r.index, r.local_time, r.days) for r in fewer] == [(0, "08:30", "")], "one a day, the first time"
+    # After week 12 (once a day): tapered to Monday, Wednesday and Friday.
+    _, weekly = planned_rules(lumbar, patient, SURGERY + timedelta(days=90))
+    assert [(r.local_time, r.days) for r in weekly] == [("08:30", "024")]
+    # A phase that declares nothing keeps its reminders for a patient who kept up.
+    _, early = planned_rules(lumbar, patient, SURGERY + timedelta(days=20))
+    assert len(early) == 2 and all(r.days == "" for r in early)
+
+
+async def test_sync_tapers_the_reminders_once_and_brings_them_back(db: Database, clock: FakeClock) -> None:
+    content = load_content(None)
+    clock.set(datetime(2026, 6, 10, 5, tzinfo=UTC))  # 07:00 in Berlin, before the first reminder
+    patient, _ = await make_patient(
+        db, clock, times=(), programme_id="lumbar-example", surgery_date=SURGERY, session_times="08:30,18:00"
+    )
+    async with db.session() as s:
+        p = await s.get(Patient, patient.id)
+        assert p is not None
+        await programme.schedule_sessions(s, p, content, clock.now())
+        for n in range(1, 15):
+            for slot in ("08:30", "18:00"):
+                s.add(ExerciseSession(patient_id=p.id, local_date=TODAY - timedelta(days=n), slot=slot, status="done"))
+        await s.commit()
+    lumbar = content.programmes["lumbar-example"]
+    async with db.session() as s:
+        p = await s.get(Patient, patient.id)
+        assert p is not None
+        notice = await tapering.sync(s, p, content, clock.now(), 2, 0.8, lumbar)
+        assert notice is not None and p.tapered_since == clock.now()
+        assert notice.body == content.text("reminders_tapered", "en", weeks=2)
+        rules = await programme.session_rules(s, p)
+        assert [(r.local_time, r.days) for r in rules] == [("08:30", "")]
+        assert p.session_times == "08:30,18:00", "the patient's own times are kept for later"
+        assert await tapering.sync(s, p, content, clock.now(), 2, 0.8, lumbar) is None, "once"
+        await s.commit()
+    # Yesterday both sessions were missed: the last week falls short, the reminders come back.
+    async with db.session() as s:
+        for row in (
+            await s.exec(select(ExerciseSession).where(ExerciseSession.local_date == TODAY - timedelta(days=1)))
+        ).all():
+            row.status = "missed"
+            s.add(row)
+        for n in (2, 3):
+            for row in (
+                await s.exec(select(ExerciseSession).where(ExerciseSession.local_date == TODAY - timedelta(days=n)))
+            ).all():
+                row.status = "skipped"
+                s.add(row)
+        await s.commit()
+    async with db.session() as s:
+        p = await s.get(Patient, patient.id)
+        assert p is not None
+        first = (await programme.session_rules(s, p))[0]
+        back = await tapering.sync(s, p, content, clock.now(), 2, 0.8, lumbar)
+        assert back is not None and back.body == content.text("reminders_full", "en", weeks=2)
+        assert p.tapered_since is None
+        rules = await programme.session_rules(s, p)
+        assert [(r.local_time, r.days) for r in rules] == [("08:30", ""), ("18:00", "")]
+        assert rules[0].id == first.id, "the first session's rule is kept: no restart, no slot sent twice"
+        await s.commit()
+        queued = (await s.exec(select(Delivery).where(col(Delivery.key).startswith(tapering.NOTICE_KEY)))).all()
+        assert len(queued) == 2
+
+
+async def test_tapered_sessions_keep_their_place_in_the_day(db: Database, clock: FakeClock) -> None:
+    # Weeks 1-2 of the example (3 a day, the middle one shorter), tapered to 2: the first and the last stay.
+    content = load_content(None)
+    lumbar = content.programmes["lumbar-example"]
+    first = dataclasses.replace(lumbar.phases[0], tapered_sessions_per_day=2, tapered_days="0246")
+    three = dataclasses.replace(lumbar, phases=[first, *lumbar.phases[1:]])
+    surgery = TODAY - timedelta(days=5)
+    clock.set(datetime(2026, 6, 10, 5, tzinfo=UTC))
+    patient, _ = await make_patient(
+        db, clock, times=(), programme_id="lumbar-example", surgery_date=surgery, session_times="08:00,12:00,19:00"
+    )
+    async with db.session() as s:
+        p = await s.get(Patient, patient.id)
+        assert p is not None
+        full = await programme.schedule_sessions(s, p, content, clock.now(), three)
+        assert [(programme.session_index(r), r.local_time, r.days) for r in full] == [
+            (0, "08:00", ""),
+            (1, "12:00", ""),
+            (2, "19:00", ""),
+        ]
+        ids = [r.id for r in full]
+        p.tapered_since = clock.now()
+        fewer = await programme.schedule_sessions(s, p, content, clock.now(), three)
+        assert [(programme.session_index(r), r.local_time, r.days) for r in fewer] == [
+            (0, "08:00", "0246"),
+            (2, "19:00", "0246"),
+        ]
+        assert [r.id for r in fewer] == [ids[0], ids[2]], "the same rules, moved in place"
+        assert [programme.session_index(r) for r in await programme.session_rules(s, p)] == [0, 2]
+        p.tapered_since = None
+        back = await programme.schedule_sessions(s, p, content, clock.now(), three)
+        assert [(programme.session_index(r), r.local_time, r.days) for r in back] == [
+            (0, "08:00", ""),
+            (1, "12:00", ""),
+            (2, "19:00", ""),
+        ]
+        assert back[0].id == ids[0] and back[2].id == ids[2]

@@ -216,7 +216,8 @@ async def startup(app: App) -> None:
     api = BotApi(request, app.bot.base_url, svc.pacer) if isinstance(request, AiohttpRequest) else None
     sender = TelegramSender(app.bot, render.render_due(app), render_many=render.render_due_many(app), api=api)
     # The dispatcher opens each window's exercise sessions in the window's claim transaction.
-    opener = session_core.window_opener(svc.content)
+    delivery = svc.config.delivery
+    opener = session_core.window_opener(svc.content, (delivery.taper_after_weeks, delivery.taper_adherence))
     svc.dispatcher = Dispatcher(svc.db, svc.clock, svc.config.delivery, svc.config.clinic, sender, open_window=opener)
     assert app.job_queue is not None
     app.job_queue.run_repeating(

@@ -254,7 +254,9 @@ async def render_reminder(app: App, message: DueMessage) -> OutgoingMessage | No
         return await _render_snoozed(app, message)
     services = svc(app)
     async with services.db.session() as db:
-        reminders = await core.open_for_deliveries(db, services.content, [message], services.clock.now())
+        delivery = services.config.delivery
+        taper = (delivery.taper_after_weeks, delivery.taper_adherence)
+        reminders = await core.open_for_deliveries(db, services.content, [message], services.clock.now(), taper)
         await db.commit()
         return (await render_reminders(app, db, reminders)).get(message.delivery_id)
 

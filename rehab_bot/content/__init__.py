@@ -64,6 +64,7 @@ from rehab_bot.content.schema import (
     Str,
     StrList,
     Tables,
+    Unchecked,
     check_fields,
     enabled_entries,
     file_entries,
@@ -161,6 +162,20 @@ class Phase:
     sessions_per_day: int
     default_times: list[str]  # "HH:MM", one per session, ascending
     sessions: list[SessionPlan]  # one plan for every session, or one per session
+    # Tapering (rehab_bot/tapering.py): what a patient who kept up gets instead, if the phase allows
+    # fewer reminders: this many sessions a day (of the patient's times, spread over the day) and/or
+    # only these weekdays (digits, 0 = Monday; "" = every day). None and "": the reminders stay.
+    tapered_sessions_per_day: int | None = None
+    tapered_days: str = ""
+    # The maintenance phase after the programme's end ([programme.maintenance]): one session every
+    # every_n_days days (7), and these questionnaires on the same days (the weekly check).
+    every_n_days: int | None = None
+    questionnaires: tuple[str, ...] = ()
+
+    @property
+    def tapers(self) -> bool:
+        """True when the phase allows fewer reminders for a patient who kept up."""
+        return self.tapered_sessions_per_day is not None or bool(self.tapered_days)
 
     def contains(self, day_after_surgery: int) -> bool:
         return self.from_day <= day_after_surgery and (self.to_day is None or day_after_surgery <= self.to_day)
@@ -194,12 +209,17 @@ class Programme:
     review_note: dict[str, str]  # for the clinic; empty when not an example
     phases: list[Phase]  # sorted by from_day, contiguous from day 0
     source: str
+    # After the last phase's to_day: a weekly session and check-in instead of a hard stop
+    # (id MAINTENANCE, from the day after the last phase, open-ended); None: the programme just ends.
+    maintenance: Phase | None = None
 
     def phase_for(self, day_after_surgery: int) -> Phase | None:
-        """The phase covering that day, or None before surgery / after the last phase."""
+        """The phase covering that day (maintenance after the last one), or None before surgery / after the end."""
         for phase in self.phases:
             if phase.contains(day_after_surgery):
                 return phase
+        if self.maintenance is not None and self.maintenance.contains(day_after_surgery):
+            return self.maintenance
         return None
 
 
@@ -313,6 +333,9 @@ def _parse_exercises(f: SourceFile, data: dict[str, Any]) -> list[Entry]:
 
 # --------------------------------------------------------------------------- programmes.toml
 
+_WEEKDAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_WEEKDAYS = f'must list weekdays like "mon,wed,fri" ({", ".join(_WEEKDAY_NAMES)})'
+TAPER_FIELDS = {"tapered_sessions_per_day": optional(Int(1)), "tapered_days": optional(Str)}
 ProgrammeSchema = schema(
     "ProgrammeSchema",
     id=Str,
@@ -322,6 +345,7 @@ ProgrammeSchema = schema(
     example=optional(Bool),
     review_note=optional(Lang),
     phase=Tables,
+    maintenance=optional(Unchecked),  # checked by _parse_maintenance
 )
 PhaseSchema = schema(
     "PhaseSchema",
@@ -333,8 +357,28 @@ PhaseSchema = schema(
     sessions_per_day=Int(1),
     default_times=StrList,
     session=Tables,
+    **TAPER_FIELDS,
 )
 SessionSchema = schema("SessionSchema", exercises=StrList)
+# [programme.maintenance]: what follows the last phase (which must then have a to_day).
+MaintenanceSchema = schema(
+    "MaintenanceSchema",
+    title=Lang,
+    change_note=Lang,
+    exercises=StrList,
+    questionnaires=optional(StrList),
+    every_n_days=optional(Int(1)),
+)
+MAINTENANCE = "maintenance"
+MAINTENANCE_EVERY_DAYS = 7
+
+
+def _weekday_digits(text: str) -> str | None:
+    """ "mon,wed,fri" as the rule's digits ("024"); None when a name is not a weekday."""
+    names = [d.strip().lower() for d in text.split(",")]
+    if not names or any(d not in _WEEKDAY_NAMES for d in names):
+        return None
+    return "".join(str(d) for d in sorted({_WEEKDAY_NAMES.index(d) for d in names}))
 
 
 @dataclass(frozen=True)
@@ -362,6 +406,22 @@ def _parse_phase(
     if per_day is not None and per_day > MAX_SESSIONS_PER_DAY:
         f.at(path, f"{what}: at most {MAX_SESSIONS_PER_DAY} sessions a day", "sessions_per_day")
         ok = False
+    tapered = v.get("tapered_sessions_per_day")
+    if tapered is not None and per_day is not None and tapered > per_day:
+        f.at(
+            path,
+            f"{what}: tapered_sessions_per_day {tapered} is more than sessions_per_day {per_day}",
+            "tapered_sessions_per_day",
+        )
+        ok = False
+    tapered_days = ""
+    if "tapered_days" in v:
+        digits = _weekday_digits(v["tapered_days"])
+        if digits is None:
+            f.at(path, f"{what}: 'tapered_days' {_WEEKDAYS}", "tapered_days")
+            ok = False
+        else:
+            tapered_days = digits
     if "from_day" in v and "to_day" in v and v["to_day"] < v["from_day"]:
         f.at(path, f"{what}: to_day {v['to_day']} is before from_day {v['from_day']}", "to_day")
         ok = False
@@ -411,7 +471,40 @@ def _parse_phase(
         sessions_per_day=v["sessions_per_day"],
         default_times=list(v["default_times"]),
         sessions=sessions,
+        tapered_sessions_per_day=tapered,
+        tapered_days=tapered_days,
     )
+
+
+def _parse_maintenance(
+    f: SourceFile, raw: Any, path: DataPath, what: str, refs: list[_Ref], programme_id: str, last: Phase | None
+) -> tuple[Phase | None, bool]:
+    """[programme.maintenance]: the weekly phase after the last one; (phase or None, whether it is valid)."""
+    where = f"{what} maintenance"
+    if not isinstance(raw, dict):
+        f.at(path, f"{where}: must be a [programme.maintenance] table", MAINTENANCE)
+        return None, False
+    v, ok = check_fields(f, raw, path, where, MaintenanceSchema, locate=MAINTENANCE)
+    if last is not None and last.to_day is None:
+        f.at(path, f"{where}: the last phase '{last.id}' has no to_day, so the programme never ends", MAINTENANCE)
+        ok = False
+    if not ok or last is None or last.to_day is None:
+        return None, False
+    line = f.locator.line(path, MAINTENANCE)
+    refs.extend(_Ref(f, line, programme_id, MAINTENANCE, ex) for ex in v["exercises"])
+    phase = Phase(
+        id=MAINTENANCE,
+        from_day=last.to_day + 1,
+        to_day=None,
+        title=v["title"],
+        change_note=v["change_note"],
+        sessions_per_day=1,
+        default_times=list(last.default_times[:1]),
+        sessions=[SessionPlan(list(v["exercises"]))],
+        every_n_days=v.get("every_n_days", MAINTENANCE_EVERY_DAYS),
+        questionnaires=tuple(v.get("questionnaires", ())),
+    )
+    return phase, True
 
 
 def _check_phase_days(f: SourceFile, what: str, phases: list[tuple[Phase, DataPath]]) -> bool:
@@ -480,6 +573,14 @@ def _parse_programmes(f: SourceFile, data: dict[str, Any], refs: dict[str, list[
             phases.append((phase, phase_path))
         if ok and not _check_phase_days(f, what, phases):
             ok = False
+        maintenance: Phase | None = None
+        if ok and "maintenance" in raw:
+            if any(p.id == MAINTENANCE for p, _ in phases):
+                f.at(path, f"{what}: the phase id '{MAINTENANCE}' is kept for [programme.maintenance]", "phase")
+                ok = False
+            last = max((p for p, _ in phases), key=lambda p: p.from_day, default=None)
+            maintenance, good = _parse_maintenance(f, raw["maintenance"], path, what, my_refs, entry_id, last)
+            ok = ok and good
         if ok:
             programme = Programme(
                 id=entry_id,
@@ -489,6 +590,7 @@ def _parse_programmes(f: SourceFile, data: dict[str, Any], refs: dict[str, list[
                 review_note=v.get("review_note", {}),
                 phases=sorted((p for p, _ in phases), key=lambda p: p.from_day),
                 source=f.source,
+                maintenance=maintenance,
             )
             refs[entry_id] = my_refs
             result.append(Entry(entry_id, programme, f, path))
@@ -672,6 +774,15 @@ def load_content(clinic_dir: Path | None) -> Content:
             )
 
     checkin_content = checkin_loader.finish(errors, texts, programmes)
+    for entry in programmes.values():
+        kept = cast(Programme, entry.value).maintenance
+        for questionnaire_id in kept.questionnaires if kept is not None else ():
+            if questionnaire_id not in checkin_content.questionnaires:
+                entry.file.at(
+                    entry.path,
+                    f"programme '{entry.id}' maintenance: unknown questionnaire '{questionnaire_id}'",
+                    MAINTENANCE,
+                )
     course = lesson_loader.finish(programmes)
     experiment_content = experiment_loader.finish()
     if errors:

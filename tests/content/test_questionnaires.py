@@ -33,7 +33,7 @@ scale = [0, 4]
 
 def test_built_in_questionnaires_rules_messages_and_crisis_lists() -> None:
     content = load_content(None)
-    assert set(content.questionnaires) == {"pain", "mood", "symptoms", "phq2", "gad2", "psfs"}
+    assert set(content.questionnaires) == {"pain", "mood", "symptoms", "phq2", "gad2", "psfs", "week"}
     for questionnaire in content.questionnaires.values():
         assert questionnaire.source == BUILT_IN
         assert set(questionnaire.title) == set(LANGUAGES)

@@ -247,7 +247,8 @@ class Journey:
             assert message.text.endswith(headers[header]) and message.has_inline_keyboard
             self.expect(header, headers[header].split("\n")[-1], True)
         if motivation is not None:
-            text = CONTENT.messages[motivation].render(self.lang)
+            message = CONTENT.messages[motivation]
+            text = message.render(self.lang, **({"days": message.param} if message.trigger == "streak" else {}))
             assert sent[-1].text == text and not sent[-1].has_inline_keyboard
             self.expect(text)
             async with self.bot.db.session() as s:
@@ -409,8 +410,9 @@ async def test_one_patient_from_the_invite_link_to_the_next_phase(
     assert reply.message_id == reasons.message_id and reply.text == advice and not reply.has_inline_keyboard
     journey.expect(header("09:00"), _("⏭ Logged: skipped."))
     journey.expect(_("Thank you for telling me."), advice.split("\n")[-1])
-    await journey.log(await journey.reminder(berlin(FRI, "13:00"), "13:00", index=1), "13:00", "done", streak=0)
-    await journey.log(await journey.reminder(berlin(FRI, "18:00"), "18:00", index=2), "18:00", "done", streak=0)
+    # Friday's skip makes it a grace day: the streak goes on without it (Wednesday and Thursday).
+    await journey.log(await journey.reminder(berlin(FRI, "13:00"), "13:00", index=1), "13:00", "done", streak=2)
+    await journey.log(await journey.reminder(berlin(FRI, "18:00"), "18:00", index=2), "18:00", "done", streak=2)
     await journey.evening(FRI, checkins=[DAILY], motivation=None)
 
     # Saturday: Snooze (look at the menu, go back, snooze 30 minutes); sent again once, at 09:30, and done.
@@ -428,10 +430,10 @@ async def test_one_patient_from_the_invite_link_to_the_next_phase(
     await run_until(bot, berlin(SAT, "09:29"))
     journey.new(0)
     again = await journey.reminder(berlin(SAT, "09:30"), "09:00")
-    await journey.log(again, "09:00", "done", streak=1)  # Friday's skip broke the streak
-    await journey.log(await journey.reminder(berlin(SAT, "13:00"), "13:00", index=1), "13:00", "done", streak=1)
-    await journey.log(await journey.reminder(berlin(SAT, "18:00"), "18:00", index=2), "18:00", "done", streak=1)
-    await journey.evening(SAT, checkins=[DAILY], motivation=None)
+    await journey.log(again, "09:00", "done", streak=3)  # Friday, the grace day, does not count
+    await journey.log(await journey.reminder(berlin(SAT, "13:00"), "13:00", index=1), "13:00", "done", streak=3)
+    await journey.log(await journey.reminder(berlin(SAT, "18:00"), "18:00", index=2), "18:00", "done", streak=3)
+    await journey.evening(SAT, checkins=[DAILY], motivation="streak-3")  # Wed, Thu, Sat: 3 days
 
     # Sunday: no answer; one nudge three hours later takes over the buttons; missed when the day ends.
     reminder = await journey.reminder(berlin(SUN, "09:00"), "09:00")
@@ -445,9 +447,9 @@ async def test_one_patient_from_the_invite_link_to_the_next_phase(
     nudge_done = nudge.callback_data[1]
     journey.expect(header("09:00"), reminder.text.split("\n")[-1])
     journey.expect(nudge_text)
-    # A still-open session does not spoil the day: the streak counts Saturday and Sunday.
-    await journey.log(await journey.reminder(berlin(SUN, "13:00"), "13:00", index=1), "13:00", "done", streak=2)
-    await journey.log(await journey.reminder(berlin(SUN, "18:00"), "18:00", index=2), "18:00", "done", streak=2)
+    # A still-open session does not spoil the day: the streak counts Sunday too.
+    await journey.log(await journey.reminder(berlin(SUN, "13:00"), "13:00", index=1), "13:00", "done", streak=4)
+    await journey.log(await journey.reminder(berlin(SUN, "18:00"), "18:00", index=2), "18:00", "done", streak=4)
     await journey.evening(SUN, checkins=[DAILY], motivation=None)
     assert nudge.has_inline_keyboard
     await run_until(bot, berlin(MON, "00:00"))
@@ -494,9 +496,10 @@ async def test_one_patient_from_the_invite_link_to_the_next_phase(
     journey.expect(resumed.text)
     back_again = await stored_patient(bot, patient_id)
     assert (back_again.status, back_again.paused_until) == (PatientStatus.ACTIVE, None)
-    # Monday had no sessions (neutral), Sunday has a missed one: the streak starts again.
-    await journey.log(await journey.reminder(berlin(TUE, "13:00"), "13:00", index=1), "13:00", "done", streak=1)
-    await journey.log(await journey.reminder(berlin(TUE, "18:00"), "18:00", index=2), "18:00", "done", streak=1)
+    # Monday had no sessions (neutral); Sunday has a missed one, a grace day only two days after
+    # Friday's: the run keeps Sunday's grace and ends at Friday (Saturday and Tuesday count).
+    await journey.log(await journey.reminder(berlin(TUE, "13:00"), "13:00", index=1), "13:00", "done", streak=2)
+    await journey.log(await journey.reminder(berlin(TUE, "18:00"), "18:00", index=2), "18:00", "done", streak=2)
     await journey.evening(TUE, checkins=[DAILY], motivation=None)
 
     # 4. Wednesday 17 June, day 14: weeks 3-6, twice a day; the first reminder says what changed.
@@ -507,12 +510,12 @@ async def test_one_patient_from_the_invite_link_to_the_next_phase(
     assert localize(CONTENT.exercise("ankle-pumps").name, lang) not in reminder.text, "a weeks 1-2 exercise"
     moved = await stored_patient(bot, patient_id)
     assert (moved.phase_id, moved.session_times) == ("weeks-3-6", "09:00,18:00")
-    await journey.log(reminder, "09:00", "done", streak=2)
+    await journey.log(reminder, "09:00", "done", streak=3)
     await run_until(bot, berlin(NEXT_WED, "17:59"))
     journey.new(0)  # no 13:00 session any more: the patient's first and last times are kept
     evening = await journey.reminder(berlin(NEXT_WED, "18:00"), "18:00", phase_id="weeks-3-6")
     assert "🆕" not in evening.text, "the change is told once"
-    await journey.log(evening, "18:00", "done", streak=2)
+    await journey.log(evening, "18:00", "done", streak=3)
 
     # Every message the patient saw, in order: first line, last line, buttons still live.
     assert [first_last(m) for m in user.messages] == journey.expected
@@ -605,7 +608,7 @@ async def test_one_patient_from_the_invite_link_to_the_next_phase(
         ]
         if day == WED:
             expected_deliveries.append((WED, "19:00", "checkin", sent))  # PHQ-2 and GAD-2, weekly from day 7
-        motivation = sent if day in (WED, THU) else nothing
+        motivation = sent if day in (WED, THU, SAT) else nothing  # SAT: the 3-day streak
         expected_deliveries += [(day, "19:30", "motivation", motivation), (day, "21:00", "nudge", nothing)]
     expected_deliveries += [
         (NEXT_WED, "09:00", "session", sent),

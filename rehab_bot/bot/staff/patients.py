@@ -135,6 +135,18 @@ def lesson_lines(lessons: education.Summary | None) -> list[str]:
     return lines
 
 
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def _slot(slot: caseload.ReminderSlot) -> str:
+    """One reminder rule in the staff chat's words: "09:00", "09:00 (Mon, Fri)", "09:00 (every 7 days)"."""
+    if slot.every_n_days is not None and slot.every_n_days > 1:
+        return f"{slot.local_time} (every {slot.every_n_days} days)"
+    if slot.days:
+        return f"{slot.local_time} ({', '.join(_WEEKDAYS[d] for d in slot.days)})"
+    return slot.local_time
+
+
 def detail_text(staff: Staff, detail: caseload.PatientDetail, content: Content | None = None) -> str:
     """The /patient message."""
     p, row, stats = detail.patient, detail.row, detail.stats
@@ -147,6 +159,12 @@ def detail_text(staff: Staff, detail: caseload.PatientDetail, content: Content |
     lines.append(f"Programme: {detail.programme_name or '–'} · session times: {', '.join(detail.session_times) or '–'}")
     if p.status == PatientStatus.PAUSED.value:
         lines.append(f"Paused until {p.paused_until.isoformat() if p.paused_until else 'resumed'}.")
+    if detail.reminders:
+        lines.append("Session reminders: " + "; ".join(_slot(r) for r in detail.reminders))
+    if p.tapered_since is not None:
+        lines.append(f"Fewer reminders since {p.tapered_since.date().isoformat()} (kept up; no nudges).")
+    if detail.maintenance:
+        lines.append("Maintenance: programme ended; weekly session and check-in.")
     lines.append(
         f"Adherence: 7 days {fmt(stats.adherence_7d, '{:.0%}')}"
         f" · this week {fmt(stats.adherence_this_week, '{:.0%}')}"

@@ -1,0 +1,114 @@
+"""The maintenance phase end to end: after the programme's last day, a weekly session and check-in.
+
+A four-week programme with [programme.maintenance] (tests/data/maintenance):
+the patient enrolled on its last day. The next morning's reminder moves them
+into maintenance (the clinic's note, the maintenance exercises), the evening
+brings the weekly check (pain and "how did this week go?"), whose pain
+answer still raises the pain alert; the next session and check are a week
+later, and /stop ends them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from factories import make_patient, make_staff
+from rig.telegram_server import FakeTelegram
+from sqlmodel import col, select
+from webrig import WEB, client, dashboard_link, sign_in_link, web_url
+
+from rehab_bot import programme
+from rehab_bot.content import load_content
+from rehab_bot.models import Alert, Kind, Patient, ReminderRule
+
+DATA = Path(__file__).parent.parent / "data" / "maintenance"
+CONTENT = load_content(DATA)
+SURGERY = date(2026, 5, 14)
+END = SURGERY + timedelta(days=27)  # Wednesday 10 June: the last day of the last phase
+
+
+def berlin(day: date, hhmm: str, seconds: int = 1) -> datetime:
+    hour, minute = map(int, hhmm.split(":"))
+    return datetime(day.year, day.month, day.day, hour, minute, seconds, tzinfo=UTC) - timedelta(hours=2)
+
+
+async def test_the_weekly_session_and_check_follow_the_programme(bot_factory: Any, tg: FakeTelegram) -> None:
+    bot = await bot_factory(content={"dir": DATA}, delivery={"per_chat_interval": 0.02}, web=WEB)
+    bot.clock.set(berlin(END, "21:00"))
+    doc = await make_staff(bot.db, telegram_id=7721, name="Dr Keep")
+    patient, _ = await make_patient(
+        bot.db,
+        bot.clock,
+        times=(),
+        telegram_id=8721,
+        programme_id="four-weeks",
+        surgery_date=SURGERY,
+        session_times="09:00,17:00",
+        language="en",
+        therapist_id=doc.id,
+    )
+    async with bot.db.session() as s:
+        p = await s.get(Patient, patient.id)
+        assert p is not None
+        await programme.on_enrolled(s, p, CONTENT, bot.clock.now())
+        await s.commit()
+    user = tg.user(8721)
+    first = END + timedelta(days=1)
+    bot.clock.set(berlin(first, "09:00"))
+    await bot.tick()
+    reminder = await user.next_message()
+    assert "Keeping it up" in reminder.text and "Your programme is complete." in reminder.text
+    user.mark_seen()
+    bot.clock.set(berlin(first, "18:00", 30))
+    await bot.tick()
+    question = await user.next_message(lambda m: "How strong is your pain" in (m.text or ""))
+    assert question.text
+    await user.press("8")
+    week = await user.next_message(lambda m: "How did this week go?" in (m.text or ""))
+    assert week.text
+    async with bot.db.session() as s:
+        alerts = (await s.exec(select(Alert).where(Alert.patient_id == patient.id))).all()
+        assert any(a.severity == "critical" for a in alerts), "the pain rule applies to the weekly check"
+        rules = (
+            await s.exec(
+                select(ReminderRule).where(
+                    ReminderRule.patient_id == patient.id,
+                    col(ReminderRule.active).is_(True),
+                    col(ReminderRule.kind).in_([Kind.SESSION.value, Kind.CHECKIN.value]),
+                )
+            )
+        ).all()
+        weekly = first + timedelta(days=7)
+        due = [r for r in rules if r.next_due_at is not None]  # ended rules stay active with nothing due
+        assert sorted((r.kind, r.next_local_date, r.every_n_days) for r in due) == [
+            (Kind.CHECKIN.value, weekly, 7),
+            (Kind.SESSION.value, weekly, 7),
+        ]
+    # A week later, at the patient's usual time: the next weekly session.
+    bot.clock.set(berlin(first + timedelta(days=7), "09:00"))
+    await bot.tick()
+    again = await user.next_message(lambda m: (m.text or "").startswith("Time for your exercise session (09:00)."))
+    assert "Keeping it up" in again.text and "Your programme is complete." not in again.text
+    # The therapist sees the maintenance phase and its weekly reminder on the patient's page.
+    link = await dashboard_link(bot, 7721)
+    async with client() as browser:
+        await sign_in_link(browser, link)
+        async with browser.get(f"{web_url(bot)}/patients/{patient.id}") as page:
+            html = await page.text()
+    assert "Session reminders: 09:00 (every 7 days)</p>" in html
+    assert 'id="maintenance"' in html
+    # /stop (confirmed) ends them: nothing the week after.
+    user.mark_seen()
+    await user.send("/stop")
+    await user.next_message(lambda m: (m.text or "").startswith("Stop all messages from this bot?"))
+    await user.press("🛑 Yes, stop all messages")
+    await bot.handled()
+    before = len(user.messages)
+    bot.clock.set(berlin(first + timedelta(days=14), "09:00"))
+    await bot.tick()
+    bot.clock.set(berlin(first + timedelta(days=14), "18:00", 30))
+    await bot.tick()
+    await user.expect_silence(0.3)
+    assert len(user.messages) == before, [m.text for m in user.messages[before:]]

@@ -1,0 +1,120 @@
+"""Tapered reminders end to end: with [delivery] taper_after_weeks = 2, a patient who kept up for two weeks
+gets fewer reminders, as the programme allows, with one message saying so; a short week brings them back.
+
+The built-in example's "weeks-7-12" phase has two sessions a day and
+``tapered_sessions_per_day = 1``. The patient (session times 09:00 and 17:00)
+kept up for two weeks: the 09:00 reminder goes out, followed by one message
+from content (texts ``reminders_tapered``), and the 17:00 reminder does not
+(re-planned from the next slot). The next morning brings the 09:00 reminder
+only. The therapist's patient page shows the reminders as planned and
+since when they are fewer. After a short week the reminders are back at
+twice a day, with one message (``reminders_full``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+from factories import make_patient, make_staff
+from rig.telegram_server import FakeTelegram
+from sqlmodel import select
+from webrig import WEB, client, dashboard_link, sign_in_link, web_url
+
+from rehab_bot import programme
+from rehab_bot.content import load_content
+from rehab_bot.models import ExerciseSession, Patient
+
+WED = date(2026, 6, 10)
+CONTENT = load_content(None)
+
+
+def berlin(day: date, hhmm: str, seconds: int = 1) -> datetime:
+    hour, minute = map(int, hhmm.split(":"))
+    return datetime(day.year, day.month, day.day, hour, minute, seconds, tzinfo=UTC) - timedelta(hours=2)
+
+
+@pytest.fixture
+async def bot(bot_factory: Any) -> Any:
+    return await bot_factory(
+        delivery={"per_chat_interval": 0.02, "taper_after_weeks": 2, "taper_adherence": 0.8}, web=WEB
+    )
+
+
+async def patient_page(bot: Any, patient_id: int) -> str:
+    """The patient's page in the web app, as their therapist (staff 7711) sees it."""
+    link = await dashboard_link(bot, 7711)
+    async with client() as browser:
+        await sign_in_link(browser, link)
+        async with browser.get(f"{web_url(bot)}/patients/{patient_id}") as page:
+            assert page.status == 200
+            return await page.text()
+
+
+async def test_reminders_thin_out_after_weeks_kept_up_and_come_back(bot: Any, tg: FakeTelegram) -> None:
+    bot.clock.set(berlin(WED, "07:00"))
+    doc = await make_staff(bot.db, telegram_id=7711, name="Dr Taper")
+    patient, _ = await make_patient(
+        bot.db,
+        bot.clock,
+        times=(),
+        telegram_id=8711,
+        programme_id="lumbar-example",
+        surgery_date=WED - timedelta(days=50),
+        phase_id="weeks-7-12",
+        session_times="09:00,17:00",
+        therapist_id=doc.id,
+    )
+    async with bot.db.session() as s:
+        p = await s.get(Patient, patient.id)
+        assert p is not None
+        await programme.schedule_sessions(s, p, CONTENT, bot.clock.now())
+        for back in range(1, 15):
+            for slot in ("09:00", "17:00"):
+                s.add(ExerciseSession(patient_id=p.id, local_date=WED - timedelta(days=back), slot=slot, status="done"))
+        await s.commit()
+    user = tg.user(8711)
+    page = await patient_page(bot, patient.id)
+    assert "Session reminders: 09:00; 17:00</p>" in page and 'id="tapered"' not in page
+    tapered = CONTENT.text("reminders_tapered", "en", weeks=2)
+    bot.clock.set(berlin(WED, "09:00"))
+    await bot.tick()
+    got = await user.wait_for(count=2)
+    assert got[0].text.startswith("Time for your exercise session (09:00).")
+    assert got[1].text == tapered
+    user.mark_seen()
+    before = len(user.messages)
+    bot.clock.set(berlin(WED, "17:00", 5))
+    await bot.tick()
+    await user.expect_silence(0.3)
+    assert len(user.messages) == before, "the second session of the day is no longer reminded"
+    page = await patient_page(bot, patient.id)
+    assert "Session reminders: 09:00</p>" in page
+    assert "Fewer reminders since 2026-06-10: kept up for weeks" in page
+    async with bot.db.session() as s:
+        p = await s.get(Patient, patient.id)
+        assert p is not None and p.tapered_since == berlin(WED, "09:00")
+        assert p.session_times == "09:00,17:00"
+        # Today's session was done, and the week before that falls short: three days missed.
+        rows = (await s.exec(select(ExerciseSession).where(ExerciseSession.patient_id == p.id))).all()
+        for row in rows:
+            if row.local_date == WED:
+                row.status = "done"
+            elif row.local_date >= WED - timedelta(days=3):
+                row.status = "missed"
+            s.add(row)
+        await s.commit()
+    thu = WED + timedelta(days=1)
+    bot.clock.set(berlin(thu, "09:00"))
+    await bot.tick()
+    got = await user.wait_for(count=2)
+    assert got[0].text.startswith("Time for your exercise session (09:00).")
+    assert got[1].text == CONTENT.text("reminders_full", "en", weeks=2)
+    user.mark_seen()
+    bot.clock.set(berlin(thu, "17:00", 5))
+    await bot.tick()
+    evening = await user.next_message()
+    assert evening.text.startswith("Time for your exercise session (17:00).")
+    await user.expect_silence(0.3)
+    assert user.messages[-1] is evening, "one reminder, and no second message about the frequency"
