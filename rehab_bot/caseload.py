@@ -121,10 +121,13 @@ async def open_alert_count(session: AsyncSession, patient_id: int) -> int:
     return int((await session.exec(query)).one())
 
 
-async def patient_row(session: AsyncSession, patient: Patient, now: datetime) -> PatientRow:
-    """The figures /patients shows for one patient."""
+async def patient_row(
+    session: AsyncSession, patient: Patient, now: datetime, *, stats: session_core.SessionStats | None = None
+) -> PatientRow:
+    """The figures /patients shows for one patient (stats: session_core.stats at now, when already read)."""
     assert patient.id is not None
-    stats = await session_core.stats(session, patient, now)
+    if stats is None:
+        stats = await session_core.stats(session, patient, now)
     return PatientRow(
         id=patient.id,
         alias=patient.alias,
@@ -268,14 +271,15 @@ async def patient_detail(
             )
         ).all()
     )
+    stats = await session_core.stats(session, patient, now)
     return PatientDetail(
         patient=patient,
-        row=await patient_row(session, patient, now),
+        row=await patient_row(session, patient, now, stats=stats),
         access=level,
         therapist_name=therapist.name if therapist is not None else "",
         programme_name=programme_name,
         session_times=session_times_of(patient, content, now),
-        stats=await session_core.stats(session, patient, now),
+        stats=stats,
         answers=answers,
         notes=notes,
         alerts=alerts,
