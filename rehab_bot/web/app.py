@@ -28,7 +28,19 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from rehab_bot.i18n import N_, translator
 from rehab_bot.schedule import zone
-from rehab_bot.web import admin, alerts, app_messages, auth, builder, caseload, exercises, patient_app, patients, thread
+from rehab_bot.web import (
+    admin,
+    alerts,
+    app_messages,
+    auth,
+    builder,
+    caseload,
+    clinic_templates,
+    exercises,
+    patient_app,
+    patients,
+    thread,
+)
 from rehab_bot.web.context import CONTEXT, WebContext
 from rehab_bot.web.forms import csrf_middleware
 from rehab_bot.web.pages import language, render
@@ -149,6 +161,7 @@ def build_app(ctx: WebContext) -> web.Application:
     admin.setup(app)
     exercises.setup(app)
     builder.setup(app)
+    clinic_templates.setup(app)
     patient_app.setup(app)
     app_messages.setup(app)
     return app
