@@ -43,6 +43,7 @@ from rehab_bot.web import (
 )
 from rehab_bot.web.context import CONTEXT, WebContext
 from rehab_bot.web.forms import csrf_middleware
+from rehab_bot.web.login_widget import FRAME_ORIGIN
 from rehab_bot.web.pages import language, render
 
 log = logging.getLogger(__name__)
@@ -58,10 +59,12 @@ CSP = (
     "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
     "frame-ancestors 'self' https://web.telegram.org"
 )
+WIDGET_CSP = f"; frame-src 'self' {FRAME_ORIGIN}"
 
 
 async def _headers(request: web.Request, response: web.StreamResponse) -> None:
-    response.headers.setdefault("Content-Security-Policy", CSP)
+    widget = request.app[CONTEXT].config.web.login_widget  # Telegram's login frame on the signed-out page
+    response.headers.setdefault("Content-Security-Policy", CSP + (WIDGET_CSP if widget else ""))
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "no-referrer")
     if not request.path.startswith("/static/"):

@@ -25,6 +25,8 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/"): "public",
     ("GET", "/signin"): "public",
     ("POST", "/signin"): "public",
+    ("GET", "/signin/telegram"): "public",  # the Login Widget: 404 unless [web] login_widget (off here)
+    ("POST", "/signin/telegram"): "public",
     ("GET", "/app"): "public",
     ("POST", "/app/signin"): "public",
     ("GET", "/signed-out"): "public",
