@@ -470,6 +470,31 @@ async def _store(
     await conn.execute(statement, rows)
 
 
+async def refresh_stale(session: AsyncSession, now: datetime, settings: StaffConfig, *, limit: int = 200) -> int:
+    """Recompute up to limit patients' stale figures ahead of any page (the caller commits); how many.
+
+    The web app calls this in the background (rehab_bot/web/app.py), so that after a local midnight,
+    when every row of that zone lapses at once, the first filtered page does not pay for all of them.
+    """
+    f = FIGURES.c
+    key = settings_key(settings)
+    query = (
+        select_columns(col(Patient.id), f.generation)
+        .select_from(Patient.__table__.join(FIGURES, f.patient_id == col(Patient.id)))  # type: ignore[attr-defined]
+        .where(
+            col(Patient.status) != PatientStatus.STOPPED.value,
+            f.valid_until.is_(None) | (f.valid_until <= now) | (f.settings_key != key),
+        )
+        .limit(limit)
+    )
+    generations = {pid: generation for pid, generation in await _rows(session, query)}
+    if not generations:
+        return 0
+    patients = list((await session.exec(select(Patient).where(col(Patient.id).in_(list(generations))))).all())
+    await _store(session, await _figures(session, patients, now, settings), dict(generations), key, now)
+    return len(generations)
+
+
 def _ordered(items: list[Any], key: Callable[[Any], Any], alias: Callable[[Any], str], descending: bool) -> list[Any]:
     """items by key (then alias), highest first when descending; None (no data yet) always last."""
     known = sorted((i for i in items if key(i) is not None), key=lambda i: (key(i), alias(i)))

@@ -249,3 +249,41 @@ def test_risk_reasons_are_written_in_the_reader_s_language() -> None:
         core.RiskReason("unreachable").text(translator("de"))
         == "nicht erreichbar: Telegram weist unsere Nachrichten ab"
     )
+
+
+async def test_stale_figures_are_refreshed_ahead_of_the_page(
+    db: Database, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the web app does in the background: after it, a filtered page recomputes nobody."""
+    clinic = await seed_clinic(db, clock.now(), patients=5, days=3)
+    settings, now = StaffConfig(), clock.now()
+    async with db.session() as session:
+        assert await overview.refresh_stale(session, now, settings, limit=3) == 3
+        await session.commit()
+        assert await overview.refresh_stale(session, now, settings, limit=3) == 2
+        await session.commit()
+        assert await overview.refresh_stale(session, now, settings) == 0
+        recomputed: list[int] = []
+        real = overview._figures
+
+        async def counting(session: Any, patients: list[Patient], *args: Any, **kwargs: Any) -> Any:
+            recomputed.extend(p.id or 0 for p in patients)
+            return await real(session, patients, *args, **kwargs)
+
+        monkeypatch.setattr(overview, "_figures", counting)
+        admin = await session.get(Staff, clinic.admin_id)
+        assert admin is not None
+        await overview.caseload(session, admin, now, settings, scope="all", at_risk=True)
+        assert recomputed == []
+        await session.rollback()
+        # The next local day: every row lapses and is refreshed again.
+        assert await overview.refresh_stale(session, now + timedelta(days=1), settings) == 5
+        await session.commit()
+    await _assert_as_computed_in(db, clinic.admin_id, now + timedelta(days=1), settings)
+
+
+async def _assert_as_computed_in(db: Database, staff_id: int, now: datetime, settings: StaffConfig) -> None:
+    async with db.session() as session:
+        staff = await session.get(Staff, staff_id)
+        assert staff is not None
+        await _assert_as_computed(session, staff, now, settings)
