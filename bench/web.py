@@ -14,7 +14,11 @@ Method:
     bounds the server time from above. p95 nearest-rank; target 200 ms.
 (i') the same with ``?risk=y&sort=risk&desc=y`` (at risk, by risk): the filter and the sort need
     the figures and risk rules of all 2,000 (rehab_bot/caseload_overview.py), so this is the
-    worst case of the page; same method and target.
+    worst case of the page; same method and target. The figures are stored per patient
+    (caseload_figures) and recomputed only when stale; the web app brings them up to date in the
+    background at start and every minute. The timing starts once they are current, as on a
+    running server; how long bringing all 2,000 up to date takes (once at start, and after a
+    local midnight for that zone's patients) is its own row.
 (ii) patient page: one patient with 365 days of the same data, ``GET /patients/<id>`` 30 times the
     same way (the calendar, both chart series of 365 points, answers, notes, alerts, the audit row);
     target p95 300 ms.
@@ -148,6 +152,7 @@ async def caseload_row(
         seeded = time.monotonic() - began
         server = await _web_only(db)
         try:
+            cold, cold_cpu = await _figures_current(db)
             client = await _link_session(db, server.base_url, ADMIN)
             async with client:
                 times, cpu = await _timed(client, f"{server.base_url}/caseload?{url_query}", runs)
@@ -177,6 +182,33 @@ async def caseload_row(
             + f", the first page of {rows} rows rendered; seeding took {seeded:.0f} s",
         )
     )
+    if filtered:
+        results.add(
+            Figure(
+                f"… bringing the stored figures of all {patients:,} up to date (at start, after a local midnight)",
+                kind,
+                cold * 1000,
+                "ms",
+                "",
+                None,
+                f"caseload_overview.refresh_stale in batches of 500 until none is stale, {cold_cpu * 1000:.0f} ms CPU; "
+                "the web app does it in the background (batches of 200, every minute), so no page waits for it",
+            )
+        )
+
+
+async def _figures_current(db: Database) -> tuple[float, float]:
+    """Bring every stored caseload figure up to date, as the web app does at start; (wall s, CPU s)."""
+    from rehab_bot import caseload_overview
+    from rehab_bot.config import StaffConfig
+
+    started, cpu_started = time.perf_counter(), time.process_time()
+    while True:
+        async with db.session() as session:
+            done = await caseload_overview.refresh_stale(session, datetime.now(UTC), StaffConfig(), limit=500)
+            await session.commit()
+        if not done:
+            return time.perf_counter() - started, time.process_time() - cpu_started
 
 
 async def patient_row(results: Results, kind: str, workdir: Path, *, runs: int = 30) -> None:

@@ -231,7 +231,7 @@ async def test_the_triggers_are_there(db: Database) -> None:
         names = set((await conn.execute(text(query))).scalars())
     tables = ("exercise_session", "answer", "alert", "note", "lesson_progress")
     if db.dialect == "postgresql":
-        assert names == {f"cf_{t}" for t in (*tables, "patient")}
+        assert names == {f"cf_{t}" for t in (*tables, "patient")} | {"cf_exercise_session_ins"}
     else:
         assert names == {f"cf_{t}_{e}" for t in tables for e in ("ins", "del", "upd")} | {
             "cf_patient_ins",
@@ -287,3 +287,26 @@ async def _assert_as_computed_in(db: Database, staff_id: int, now: datetime, set
         staff = await session.get(Staff, staff_id)
         assert staff is not None
         await _assert_as_computed(session, staff, now, settings)
+
+
+async def test_a_pending_session_opened_by_the_engine_leaves_the_figures_current(
+    db: Database, clock: FakeClock
+) -> None:
+    """The reminder engine's hot path (a pending, unanswered session per reminder) fires no trigger work."""
+    clinic = await seed_clinic(db, clock.now(), patients=2, days=2)
+    settings, now = StaffConfig(), clock.now()
+    async with db.session() as session:
+        admin = await session.get(Staff, clinic.admin_id)
+        assert admin is not None
+        await overview.caseload(session, admin, now, settings, scope="all")
+        await session.commit()
+        f = overview.FIGURES.c
+        before = dict((await session.exec(select(f.patient_id, f.generation))).all())  # type: ignore[call-overload]
+        tomorrow = (now + timedelta(days=1)).date()
+        session.add(ExerciseSession(patient_id=1, local_date=tomorrow, slot="23:59", status="pending"))
+        await session.commit()
+        assert dict((await session.exec(select(f.patient_id, f.generation))).all()) == before  # type: ignore[call-overload]
+        session.add(ExerciseSession(patient_id=1, local_date=tomorrow, slot="23:58", status="done", answered_at=now))
+        await session.commit()
+        after = dict((await session.exec(select(f.patient_id, f.generation))).all())  # type: ignore[call-overload]
+        assert after[1] == before[1] + 1 and after[2] == before[2]

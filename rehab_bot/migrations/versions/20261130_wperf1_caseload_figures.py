@@ -34,6 +34,9 @@ WATCHED: dict[str, tuple[str, ...]] = {
     "note": ("patient_id", "created_at"),
     "lesson_progress": ("patient_id", "lesson_id", "safety", "wrong_answers", "answered_at"),
 }
+# Inserts that change no figure, so the trigger skips them: the reminder engine opens every session
+# pending and unanswered (only resolved sessions and answers count), once per reminder sent.
+QUIET_INSERTS = {"exercise_session": "NEW.status <> 'pending' OR NEW.answered_at IS NOT NULL"}
 # The patient's own columns the figures and risk rules read (alias, therapist and surgery date are read live).
 PATIENT_COLUMNS = ("status", "timezone", "consent_at", "created_at", "last_activity_at")
 STALE = "UPDATE caseload_figures SET generation = generation + 1, valid_until = NULL WHERE patient_id = {who}"
@@ -51,8 +54,9 @@ def _sqlite_triggers() -> list[str]:
     statements = []
     for table, columns in WATCHED.items():
         stale_new, stale_old = STALE.format(who="NEW.patient_id"), STALE.format(who="OLD.patient_id")
+        when = f" WHEN {QUIET_INSERTS[table]}" if table in QUIET_INSERTS else ""
         statements += [
-            f"CREATE TRIGGER cf_{table}_ins AFTER INSERT ON {table} BEGIN {stale_new}; END",
+            f"CREATE TRIGGER cf_{table}_ins AFTER INSERT ON {table}{when} BEGIN {stale_new}; END",
             f"CREATE TRIGGER cf_{table}_del AFTER DELETE ON {table} BEGIN {stale_old}; END",
             f"CREATE TRIGGER cf_{table}_upd AFTER UPDATE OF {', '.join(columns)} ON {table} "
             f"BEGIN {stale_old}; {stale_new}; END",
@@ -77,6 +81,14 @@ def _postgres_triggers() -> list[str]:
         "RETURN NULL; END $$",
     ]
     for table, columns in WATCHED.items():
+        if table in QUIET_INSERTS:
+            statements += [
+                f"CREATE TRIGGER cf_{table}_ins AFTER INSERT ON {table} FOR EACH ROW "
+                f"WHEN ({QUIET_INSERTS[table]}) EXECUTE FUNCTION caseload_figures_touch()",
+                f"CREATE TRIGGER cf_{table} AFTER DELETE OR UPDATE OF {', '.join(columns)} ON {table} "
+                "FOR EACH ROW EXECUTE FUNCTION caseload_figures_touch()",
+            ]
+            continue
         statements.append(
             f"CREATE TRIGGER cf_{table} AFTER INSERT OR DELETE OR UPDATE OF {', '.join(columns)} ON {table} "
             "FOR EACH ROW EXECUTE FUNCTION caseload_figures_touch()"
@@ -116,6 +128,8 @@ def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         for table in (*WATCHED, "patient"):
             op.execute(f"DROP TRIGGER cf_{table} ON {table}")
+        for table in QUIET_INSERTS:
+            op.execute(f"DROP TRIGGER cf_{table}_ins ON {table}")
         op.execute("DROP FUNCTION caseload_figures_touch()")
         op.execute("DROP FUNCTION caseload_figures_patient()")
     else:
