@@ -44,6 +44,7 @@ STAFF_ADD = "staff.add"
 STAFF_REMOVE = "staff.remove"
 CHANGE_PLAN = "change.plan"  # a patient's own plan saved in the programme builder
 TEMPLATE_SAVE = "template.save"
+TEMPLATE_DELETE = "template.delete"  # a clinic template deleted (by its author or an admin)
 LIBRARY_CREATE = "library.create"
 LIBRARY_EDIT = "library.edit"
 LIBRARY_MEDIA = "library.media"

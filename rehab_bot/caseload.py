@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import TypeVar
@@ -32,6 +32,7 @@ from rehab_bot import session as session_core
 from rehab_bot.access import Access, StaffError, access, require
 from rehab_bot.config import StaffConfig
 from rehab_bot.content import Content
+from rehab_bot.i18n import N_
 from rehab_bot.models import (
     Alert,
     Answer,
@@ -120,10 +121,13 @@ async def open_alert_count(session: AsyncSession, patient_id: int) -> int:
     return int((await session.exec(query)).one())
 
 
-async def patient_row(session: AsyncSession, patient: Patient, now: datetime) -> PatientRow:
-    """The figures /patients shows for one patient."""
+async def patient_row(
+    session: AsyncSession, patient: Patient, now: datetime, *, stats: session_core.SessionStats | None = None
+) -> PatientRow:
+    """The figures /patients shows for one patient (stats: session_core.stats at now, when already read)."""
     assert patient.id is not None
-    stats = await session_core.stats(session, patient, now)
+    if stats is None:
+        stats = await session_core.stats(session, patient, now)
     return PatientRow(
         id=patient.id,
         alias=patient.alias,
@@ -279,14 +283,15 @@ async def patient_detail(
             )
         ).all()
     )
+    stats = await session_core.stats(session, patient, now)
     return PatientDetail(
         patient=patient,
-        row=await patient_row(session, patient, now),
+        row=await patient_row(session, patient, now, stats=stats),
         access=level,
         therapist_name=therapist.name if therapist is not None else "",
         programme_name=programme_name,
         session_times=session_times_of(patient, content, now),
-        stats=await session_core.stats(session, patient, now),
+        stats=stats,
         answers=answers,
         notes=notes,
         alerts=alerts,
@@ -535,6 +540,38 @@ async def risk_for(session: AsyncSession, patient: Patient, now: datetime, setti
     return Risk(patient.id, patient.alias, days_since_surgery(patient, now), reasons)
 
 
+@dataclass(frozen=True)
+class RiskReason:
+    """One reason a patient is at risk: a message (an English msgid) and its values, already formatted.
+
+    text() renders it in English (the digest) or through a translator (the web caseload);
+    kind and values are what the web caseload stores (rehab_bot/caseload_overview.py).
+    """
+
+    kind: str
+    values: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def msgid(self) -> str:
+        return RISK_MESSAGES[self.kind]
+
+    def text(self, translate: Callable[..., str] | None = None) -> str:
+        values = dict(self.values)
+        if translate is None:
+            return self.msgid.format(**values)
+        return translate(self.msgid, **values)
+
+
+# The reasons' texts (msgids; the web caseload shows them translated, the digest in English).
+RISK_MESSAGES = {
+    "unreachable": N_("unreachable: Telegram refuses our messages"),
+    "silent": N_("no response for {days} days"),
+    "adherence": N_("adherence {share} over 7 days"),
+    "pain": N_("pain rising: mean {before} → {recent}"),
+    "lessons": N_("safety lessons unanswered: {lessons}"),
+}
+
+
 def risk_reasons(
     patient: Patient,
     now: datetime,
@@ -545,24 +582,49 @@ def risk_reasons(
     pain: tuple[float | None, float | None],
     unanswered_safety: Sequence[str],
 ) -> list[str]:
+    """Why a patient is at risk, in English, from figures already read (risk_for; see risk_reason_list)."""
+    return [
+        reason.text()
+        for reason in risk_reason_list(
+            patient,
+            now,
+            settings,
+            last_response=last_response,
+            adherence_7d=adherence_7d,
+            pain=pain,
+            unanswered_safety=unanswered_safety,
+        )
+    ]
+
+
+def risk_reason_list(
+    patient: Patient,
+    now: datetime,
+    settings: StaffConfig,
+    *,
+    last_response: datetime | None,
+    adherence_7d: float | None,
+    pain: tuple[float | None, float | None],
+    unanswered_safety: Sequence[str],
+) -> list[RiskReason]:
     """Why a patient is at risk, from figures already read (risk_for, and the web caseload for many at once).
 
     pain is (mean of the last 7 days, mean of the 7 days before), as pain_means returns it.
     """
-    reasons: list[str] = []
+    reasons: list[RiskReason] = []
     if patient.status == PatientStatus.UNREACHABLE.value:
-        reasons.append("unreachable: Telegram refuses our messages")
+        reasons.append(RiskReason("unreachable"))
     elif patient.status == PatientStatus.ACTIVE.value:
         since = last_response or patient.consent_at or patient.created_at
         silent_days = (now - since).days
         if silent_days >= settings.digest_no_response_days:
-            reasons.append(f"no response for {silent_days} days")
+            reasons.append(RiskReason("silent", (("days", str(silent_days)),)))
     if patient.status == PatientStatus.ACTIVE.value:
         if adherence_7d is not None and adherence_7d < settings.digest_low_adherence:
-            reasons.append(f"adherence {adherence_7d:.0%} over 7 days")
+            reasons.append(RiskReason("adherence", (("share", f"{adherence_7d:.0%}"),)))
     recent, before = pain
     if recent is not None and before is not None and recent - before >= settings.digest_pain_rise:
-        reasons.append(f"pain rising: mean {before:.1f} → {recent:.1f}")
+        reasons.append(RiskReason("pain", (("before", f"{before:.1f}"), ("recent", f"{recent:.1f}"))))
     if unanswered_safety:
-        reasons.append("safety lessons unanswered: " + ", ".join(unanswered_safety))
+        reasons.append(RiskReason("lessons", (("lessons", ", ".join(unanswered_safety)),)))
     return reasons

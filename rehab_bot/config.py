@@ -190,8 +190,11 @@ class WebConfig:
     secret_file: Path = Path("data/web-secret")
     # A signed-in browser is signed out after this many minutes without a request.
     idle_minutes: int = 30
-    # Mini App sign-in: Telegram's initData older than this is refused.
+    # Mini App sign-in: Telegram's initData older than this is refused (the Login Widget's data too).
     initdata_max_age_seconds: int = 3600
+    # Staff may also sign in with the Telegram Login Widget on the signed-out page (rehab_bot/web/login_widget.py).
+    # Needs public_url over https, linked to the bot with BotFather's /setdomain. Off by default.
+    login_widget: bool = False
 
     @property
     def host_port(self) -> tuple[str, int] | None:
@@ -641,6 +644,13 @@ def _validate_web(config: Config) -> None:
             raise ConfigError("web.public_url", f"is {web.public_url!r}, not a URL", fix)
         if parts.scheme == "http" and host not in LOOPBACK_HOSTS:
             raise ConfigError("web.public_url", f"is {web.public_url!r}: plain http is for 127.0.0.1 only", fix)
+    if web.login_widget and not web.https:
+        raise ConfigError(
+            "web.login_widget",
+            "is on, but public_url is not an https:// address",
+            "set public_url to the clinic's domain (linked to the bot with BotFather's /setdomain), "
+            "or turn login_widget off",
+        )
     if not web.listen:
         return
     check_listen("web.listen", web.listen, example="127.0.0.1:8081")

@@ -24,6 +24,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Table,
+    Integer,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -755,3 +756,35 @@ class AlertReview(SQLModel, table=True):
     needed_action: bool
     staff_id: int | None = Field(default=None, foreign_key="staff.id")
     reviewed_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class CaseloadFigures(SQLModel, table=True):
+    """A patient's caseload figures and risk reasons as the rules last computed them: a cache.
+
+    rehab_bot/caseload_overview.py writes a row from the rules' output
+    (session.share_7d, caseload.risk_reasons) and reads it back instead of
+    recomputing every patient for each filtered or sorted caseload page. A row
+    holds until valid_until (the next moment time alone changes a figure: the
+    patient's local midnight, a day more without a response, a pain answer
+    leaving a week) and only for the settings named in settings_key. Database
+    triggers (migration wperf1) bump generation and clear valid_until whenever
+    the patient's sessions, answers, notes, alerts, lessons or status change, on
+    every write path and in every process; a recomputed row is written only if
+    its generation is still the one read before the figures were.
+    """
+
+    __tablename__ = "caseload_figures"
+    patient_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("patient.id", ondelete="CASCADE"), primary_key=True, autoincrement=False)
+    )
+    generation: int = 0
+    valid_until: datetime | None = Field(default=None, sa_type=UTCDateTime)  # None: to be recomputed
+    settings_key: str = ""
+    computed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    adherence_7d: float | None = None
+    last_pain: int | None = None
+    last_mood: int | None = None
+    open_alerts: int = 0
+    lesson_gaps: str = Field(default="", sa_type=Text)  # JSON list of lesson ids
+    risk: str = Field(default="", sa_type=Text)  # JSON list of [kind, {name: value}] (caseload.RiskReason)
+    risk_count: int = 0

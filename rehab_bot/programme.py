@@ -41,7 +41,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rehab_bot import audit, checkin, education, library, plan, schedule, session_text
-from rehab_bot.access import Access, require
+from rehab_bot.access import Access, Forbidden, require
 from rehab_bot.content import Content, Exercise, Phase, Programme, localize
 from rehab_bot.i18n import N_, t
 from rehab_bot.models import (
@@ -53,6 +53,7 @@ from rehab_bot.models import (
     PatientStatus,
     ProgrammePlan,
     ReminderRule,
+    Role,
     Staff,
 )
 from rehab_bot.reminders import add_rule, reschedule_rule
@@ -760,6 +761,32 @@ async def save_template(
     await session.flush()
     audit.record(session, action=audit.TEMPLATE_SAVE, now=now, staff=staff, actor=actor, detail=f"template={row.id}")
     return row
+
+
+def may_delete_template(staff: Staff, row: ProgrammePlan) -> bool:
+    """A clinic template is deleted by whoever saved it first, or by an admin."""
+    return staff.active and (staff.role == Role.ADMIN.value or row.created_by == staff.id)
+
+
+async def delete_template(
+    session: AsyncSession, staff: Staff, template_id: int, now: datetime, *, actor: str | None = None
+) -> str:
+    """Delete a clinic template (patients' own plans are copies: none changes); audited. Returns its name.
+
+    Raises plan.PlanError when there is no such template, Forbidden when staff may not (may_delete_template).
+    """
+    row = await session.get(ProgrammePlan, template_id)
+    if row is None or row.patient_id is not None:
+        raise plan.PlanError(["That template no longer exists."])
+    if not may_delete_template(staff, row):
+        raise Forbidden("Only the template's author or an admin may delete it.")
+    name = row.name
+    await session.delete(row)
+    await session.flush()
+    audit.record(
+        session, action=audit.TEMPLATE_DELETE, now=now, staff=staff, actor=actor, detail=f"template={template_id}"
+    )
+    return name
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from rehab_bot.clock import FakeClock  # noqa: E402
 from rehab_bot.config import Config, TelegramConfig, WebConfig  # noqa: E402
 from rehab_bot.content import load_content  # noqa: E402
 from rehab_bot.db import Database  # noqa: E402
-from rehab_bot.models import Alert, Patient, Staff  # noqa: E402
+from rehab_bot.models import Alert, Patient, ProgrammePlan, Staff  # noqa: E402
 from rehab_bot.web.app import WebServer  # noqa: E402
 from rehab_bot.web.context import WebContext  # noqa: E402
 
@@ -62,6 +62,14 @@ async def main() -> None:
         async with db.session() as session:
             patient = (await session.exec(select(Patient).where(col(Patient.alias) == "LWS-0005"))).one()
             alerted = (await session.exec(select(Alert))).first()
+            ben = (await session.exec(select(Staff).where(col(Staff.telegram_id) == BEN))).one()
+            for name, based_on in (("Lumbar weeks 1-6, gentle", "lumbar-example"), ("Walking plan", "")):
+                session.add(
+                    ProgrammePlan(
+                        name=name, based_on=based_on, body="{}", created_by=ben.id, created_at=NOW, updated_at=NOW
+                    )
+                )
+            await session.commit()
         config = replace(
             Config(), telegram=TelegramConfig(token=TEST_TOKEN), web=WebConfig(listen="127.0.0.1:0", secret="s" * 40)
         )
@@ -104,6 +112,8 @@ async def main() -> None:
                     await shot("patient")
                     await page.goto(f"{base}/alerts")
                     await shot("alerts")
+                    await page.goto(f"{base}/templates")
+                    await shot("templates")
                     await page.context.clear_cookies()
                     await page.goto(await link(db, base, ADMIN))
                     await page.locator("form[action='/signin'] button").click()
@@ -117,7 +127,7 @@ async def main() -> None:
                     await page.context.clear_cookies()
                     data = init_data(patient.telegram_id or 0, NOW, lang="de")
                     await page.goto(f"{base}/app#tgWebAppData={quote(data, safe='')}")
-                    await page.wait_for_url("**/me")
+                    await page.wait_for_url("**/app/home")  # the Mini App signs a patient in to Today
                     await shot("patient-miniapp")
                     await page.context.clear_cookies()
                     await page.goto(f"{base}/caseload")

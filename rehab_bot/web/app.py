@@ -15,6 +15,7 @@ templates under rehab_bot/web/templates/ extend ``base.html``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import datetime
 from pathlib import Path
@@ -26,11 +27,25 @@ from aiohttp import web
 from aiohttp_session import session_middleware
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
+from rehab_bot import caseload_overview
 from rehab_bot.i18n import N_, translator
 from rehab_bot.schedule import zone
-from rehab_bot.web import admin, alerts, app_messages, auth, builder, caseload, exercises, patient_app, patients, thread
+from rehab_bot.web import (
+    admin,
+    alerts,
+    app_messages,
+    auth,
+    builder,
+    caseload,
+    clinic_templates,
+    exercises,
+    patient_app,
+    patients,
+    thread,
+)
 from rehab_bot.web.context import CONTEXT, WebContext
 from rehab_bot.web.forms import csrf_middleware
+from rehab_bot.web.login_widget import FRAME_ORIGIN
 from rehab_bot.web.pages import language, render
 
 log = logging.getLogger(__name__)
@@ -46,10 +61,12 @@ CSP = (
     "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
     "frame-ancestors 'self' https://web.telegram.org"
 )
+WIDGET_CSP = f"; frame-src 'self' {FRAME_ORIGIN}"
 
 
 async def _headers(request: web.Request, response: web.StreamResponse) -> None:
-    response.headers.setdefault("Content-Security-Policy", CSP)
+    widget = request.app[CONTEXT].config.web.login_widget  # Telegram's login frame on the signed-out page
+    response.headers.setdefault("Content-Security-Policy", CSP + (WIDGET_CSP if widget else ""))
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "no-referrer")
     if not request.path.startswith("/static/"):
@@ -149,9 +166,16 @@ def build_app(ctx: WebContext) -> web.Application:
     admin.setup(app)
     exercises.setup(app)
     builder.setup(app)
+    clinic_templates.setup(app)
     patient_app.setup(app)
     app_messages.setup(app)
     return app
+
+
+# How often the stored caseload figures are brought up to date in the background, and how many
+# patients at a time (rehab_bot.caseload_overview.refresh_stale; about 25 ms of CPU per 100).
+REFRESH_SECONDS = 60.0
+REFRESH_BATCH = 200
 
 
 class WebServer:
@@ -161,6 +185,24 @@ class WebServer:
         self.ctx = ctx
         self.host, self.port = host, port
         self._runner: web.AppRunner | None = None
+        self._refresher: asyncio.Task[None] | None = None
+
+    async def _keep_figures_current(self) -> None:
+        """Recompute lapsed caseload figures (a local midnight, a changed patient) before a page needs them."""
+        while True:
+            try:
+                while True:
+                    async with self.ctx.db.session() as session:
+                        done = await caseload_overview.refresh_stale(
+                            session, self.ctx.clock.now(), self.ctx.config.staff, limit=REFRESH_BATCH
+                        )
+                        await session.commit()
+                    if done < REFRESH_BATCH:
+                        break
+                    await asyncio.sleep(0.5)  # the bot's own work comes first
+            except Exception:  # a database hiccup: the pages recompute what they need anyway
+                log.warning("could not refresh the caseload figures", exc_info=True)
+            await asyncio.sleep(REFRESH_SECONDS)
 
     @property
     def base_url(self) -> str:
@@ -183,8 +225,14 @@ class WebServer:
             self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
         host = f"[{self.host}]" if ":" in self.host else self.host
         self.ctx.base_url = (self.ctx.config.web.public_url or f"http://{host}:{self.port}").rstrip("/")
+        self._refresher = asyncio.get_running_loop().create_task(self._keep_figures_current())
 
     async def stop(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
+            self._refresher = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

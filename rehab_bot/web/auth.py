@@ -16,7 +16,9 @@ Sign-in:
 - ``/signin?token=…``: the one-time link /dashboard hands out (rehab_bot.signin); the page
   asks for one click (a POST), so a link preview that fetches the URL cannot use the token up;
 - ``/app``: the Mini App. Its page reads Telegram's ``tgWebAppData`` from the URL fragment
-  and posts it to ``/app/signin``, which checks the signature (rehab_bot.web.initdata).
+  and posts it to ``/app/signin``, which checks the signature (rehab_bot.web.initdata);
+- ``/signin/telegram``: the Telegram Login Widget, only with ``[web] login_widget`` on
+  (rehab_bot.web.login_widget): Telegram's fields arrive as a GET, one click posts them.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from rehab_bot import patient as patient_core
 from rehab_bot import staff as staff_core
 from rehab_bot.i18n import pick_language
 from rehab_bot.models import Staff
+from rehab_bot.web import login_widget
 from rehab_bot.web.context import DB, VISITOR, Visitor, context
 from rehab_bot.web.forms import Form, bind
 from rehab_bot.web.initdata import InitDataError, verify
@@ -247,6 +250,69 @@ async def miniapp_signin(request: web.Request) -> web.StreamResponse:
     return _json(403, {"error": "This app is for the clinic's patients and staff."})
 
 
+# --- the Telegram Login Widget ([web] login_widget) ----------------------------------
+
+
+class WidgetForm(Form):
+    """What Telegram sends back (login_widget.FIELDS); only the fields it sent are signed."""
+
+    id = HiddenField(validators=[Length(max=login_widget.MAX_FIELD)])
+    first_name = HiddenField(validators=[Length(max=login_widget.MAX_FIELD)])
+    last_name = HiddenField(validators=[Length(max=login_widget.MAX_FIELD)])
+    username = HiddenField(validators=[Length(max=login_widget.MAX_FIELD)])
+    photo_url = HiddenField(validators=[Length(max=login_widget.MAX_FIELD)])
+    auth_date = HiddenField(validators=[Length(max=login_widget.MAX_FIELD)])
+    hash = HiddenField(validators=[Length(max=login_widget.MAX_FIELD)])
+
+
+def _widget_on(request: web.Request) -> None:
+    if not context(request).config.web.login_widget:
+        raise web.HTTPNotFound()
+
+
+@allow("public")
+async def widget_page(request: web.Request) -> web.StreamResponse:
+    """Where Telegram sends the browser after the widget: one button signs in (a POST, as for the link)."""
+    _widget_on(request)
+    form = await bind(WidgetForm, request)
+    sent = [name for name in login_widget.FIELDS if name in request.query]
+    for name in sent:
+        getattr(form, name).data = request.query[name]
+    return await render(request, "signin_widget.html", {"form": form, "sent": sent, "failed": False})
+
+
+@allow("public")
+async def widget_signin(request: web.Request) -> web.StreamResponse:
+    """Check Telegram's hash on the widget's fields; sign in the active staff member they name."""
+    _widget_on(request)
+    ctx, session = context(request), db(request)
+    posted = await request.post()
+    form = await bind(WidgetForm, request, posted)
+    fields = {name: str(getattr(form, name).data or "") for name in login_widget.FIELDS if name in posted}
+    try:
+        if not form.validate():
+            raise login_widget.LoginError("malformed")
+        user = login_widget.verify(
+            fields, ctx.config.telegram.token, ctx.clock.now(), ctx.config.web.initdata_max_age_seconds
+        )
+    except login_widget.LoginError:
+        return await render(request, "signin_widget.html", {"form": None, "sent": [], "failed": True}, status=401)
+    staff = await staff_core.active_staff(session, user.id)
+    if staff is None:  # the dashboard is for staff; patients use the Mini App
+        raise web.HTTPForbidden()
+    audit.record(
+        session,
+        action=audit.WEB_SIGNIN,
+        now=ctx.clock.now(),
+        staff=staff,
+        actor=audit.web_actor(staff.telegram_id),
+        detail="widget",
+    )
+    await session.commit()
+    await _start(request, "staff", staff.telegram_id)
+    raise web.HTTPSeeOther("/caseload")
+
+
 # --- the rest ----------------------------------------------------------------------
 
 
@@ -259,8 +325,12 @@ async def signout(request: web.Request) -> web.StreamResponse:
 
 @allow("public")
 async def signed_out(request: web.Request) -> web.StreamResponse:
-    """How to sign in."""
-    return await render(request, "signed_out.html", {})
+    """How to sign in (with Telegram's login frame when [web] login_widget is on)."""
+    ctx = context(request)
+    frame = ""
+    if ctx.config.web.login_widget and ctx.bot_username:
+        frame = login_widget.frame_url(ctx.bot_username, ctx.config.web.public_url)
+    return await render(request, "signed_out.html", {"widget_frame": frame})
 
 
 @allow("public")
@@ -285,6 +355,8 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/", home)
     app.router.add_get("/signin", signin_page)
     app.router.add_post("/signin", signin_post)
+    app.router.add_get("/signin/telegram", widget_page)
+    app.router.add_post("/signin/telegram", widget_signin)
     app.router.add_get("/app", miniapp_page)
     app.router.add_post("/app/signin", miniapp_signin)
     app.router.add_post("/signout", signout)

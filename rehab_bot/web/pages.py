@@ -8,6 +8,7 @@ Jinja2 autoescapes everything; never mark patient text safe.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import aiohttp_jinja2
@@ -39,5 +40,14 @@ async def base_context(request: web.Request) -> dict[str, Any]:
 
 
 async def render(request: web.Request, template: str, values: dict[str, Any], *, status: int = 200) -> web.Response:
-    """The page, rendered with the base context and values."""
-    return aiohttp_jinja2.render_template(template, request, {**await base_context(request), **values}, status=status)
+    """The page, rendered with the base context and values.
+
+    The rendering runs in a worker thread: it is pure Python (a caseload page of 100 rows, a
+    patient's year of chart points), and the web app shares the bot's event loop. In a thread the
+    loop gets the interpreter back every few milliseconds (sys.getswitchinterval) to answer
+    patients, instead of after the whole page (bench/web.py, row w3).
+    """
+    page = aiohttp_jinja2.get_env(request.app).get_template(template)
+    context = {**await base_context(request), **values}
+    text = await asyncio.to_thread(page.render, context)
+    return web.Response(text=text, status=status, content_type="text/html", charset="utf-8")

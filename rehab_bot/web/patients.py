@@ -127,6 +127,9 @@ async def patient_page(request: web.Request) -> web.StreamResponse:
     calendar = await patient_record.calendar(session, patient, now)
     pain = await patient_record.series(session, patient, caseload_core.PAIN_ITEMS)
     mood = await patient_record.series(session, patient, caseload_core.MOOD_ITEMS)
+    caregivers = await caregiver_core.caregivers_of(session, patient)
+    # The reads first: on SQLite the first write (this audit row, flushed by the next query) takes
+    # the database's write lock until the commit, and the bot's own writes wait for it.
     audit.record(
         session,
         action=audit.VIEW_PATIENT,
@@ -138,7 +141,6 @@ async def patient_page(request: web.Request) -> web.StreamResponse:
     )
     messages = await message_core.thread(session, staff, patient, now)  # READ checked and audited by the core
     authors = await message_core.staff_names(session, messages)
-    caregivers = await caregiver_core.caregivers_of(session, patient)
     await session.commit()
     answers = [(line, caseload_core.answer_text(ctx.content, line)) for line in detail.answers]
     charts = {"pain": _chart(pain), "mood": _chart(mood)}

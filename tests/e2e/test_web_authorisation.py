@@ -17,7 +17,7 @@ from webrig import WEB, client, init_data, sign_in_initdata, web_url
 
 from rehab_bot import caregiver as caregiver_core
 from rehab_bot import message as message_core
-from rehab_bot.models import Alert, Patient, Staff
+from rehab_bot.models import Alert, Patient, ProgrammePlan, Staff
 
 # Who may: "public" (everyone, never 401/403), "signed_in", "patient", "staff" (colleagues included),
 # "owner" (the patient's therapist and admins: colleagues 403), "admin".
@@ -25,6 +25,8 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/"): "public",
     ("GET", "/signin"): "public",
     ("POST", "/signin"): "public",
+    ("GET", "/signin/telegram"): "public",  # the Login Widget: 404 unless [web] login_widget (off here)
+    ("POST", "/signin/telegram"): "public",
     ("GET", "/app"): "public",
     ("POST", "/app/signin"): "public",
     ("GET", "/signed-out"): "public",
@@ -59,6 +61,8 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", "/patients/{id}/programme/preview"): "staff",
     ("POST", "/patients/{id}/programme/save"): "owner",
     ("POST", "/patients/{id}/programme/template"): "staff",  # templates belong to the clinic
+    ("GET", "/templates"): "staff",
+    ("POST", "/templates/{id}/delete"): "owner",  # its author (the therapist here) or an admin: a colleague 403
     # The patient's Mini App: patients only; another patient's session or check-in is a 404 (tests/e2e/test_miniapp.py).
     ("GET", "/app/home"): "patient",
     ("GET", "/app/session/{id}"): "patient",
@@ -144,6 +148,9 @@ async def test_every_route_for_every_kind_of_visitor(bot_factory: Any, actor: st
             session.add(alert)
             await session.commit()
         cleo = (await session.exec(select(Staff).where(col(Staff.telegram_id) == CLEO))).one()
+        ben = (await session.exec(select(Staff).where(col(Staff.telegram_id) == BEN))).one()
+        template = ProgrammePlan(name="Matrix template", body="{}", created_by=ben.id, created_at=bot.clock.now())
+        session.add(template)
         sent = await message_core.send(session, patient, bot.config.clinic, text="Matrix", now=bot.clock.now())
         link = await caregiver_core.invite(session, patient, bot.clock.now(), hours=24)
         await caregiver_core.open_link(session, link.code, CAREGIVER_TG, "en", bot.clock.now())
@@ -153,6 +160,7 @@ async def test_every_route_for_every_kind_of_visitor(bot_factory: Any, actor: st
         "/patients/{id}": patient.id,
         "/alerts/{id}": alert.id,
         "/admin/staff/{id}": cleo.id,
+        "/templates/{id}": template.id,
         "/exercises/{id}": "clinic-1",  # none in the seed: the page's own 404 for staff, after the access check
         "/messages/{mid}": sent.message.id,
         "/caregivers/{cid}": link.id,

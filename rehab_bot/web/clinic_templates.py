@@ -1,0 +1,67 @@
+"""The clinic's programme templates (saved from the programme builder): the list, and Delete.
+
+Thin: rehab_bot.plan lists them, rehab_bot.programme.delete_template decides who may
+delete one (its author or an admin) and audits it; this module renders and commits.
+A patient's own plan is a copy, so deleting a template changes no patient's plan.
+The list holds no patient data (like the exercise library, a view is not audited).
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from rehab_bot import audit, plan, programme
+from rehab_bot import staff as members
+from rehab_bot.access import Forbidden
+from rehab_bot.i18n import N_
+from rehab_bot.web.auth import allow, db, signed_in_staff
+from rehab_bot.web.context import context
+from rehab_bot.web.pages import render
+from rehab_bot.web.patients import flash, take_flash
+
+PAGE = "/templates"
+
+
+@allow("staff")
+async def templates_page(request: web.Request) -> web.StreamResponse:
+    """Every clinic template, with Delete where the staff member may."""
+    session, staff = db(request), signed_in_staff(request)
+    rows = await plan.templates(session)
+    names = {s.id: s.name for s in await members.staff_members(session, include_inactive=True)}
+    return await render(
+        request,
+        "clinic_templates.html",
+        {
+            "rows": rows,
+            "authors": names,
+            "deletable": {row.id for row in rows if programme.may_delete_template(staff, row)},
+            "programmes": {pid: p.name.get("en", pid) for pid, p in context(request).content.programmes.items()},
+            "tz": staff.timezone,
+            "flash": await take_flash(request),
+        },
+    )
+
+
+@allow("staff")
+async def delete_template(request: web.Request) -> web.StreamResponse:
+    """Delete one template (its author or an admin: else 403); back to the list."""
+    session, staff = db(request), signed_in_staff(request)
+    value = int(request.match_info["id"])
+    if not 0 < value < 2**31:
+        raise web.HTTPNotFound()
+    try:
+        await programme.delete_template(
+            session, staff, value, context(request).clock.now(), actor=audit.web_actor(staff.telegram_id)
+        )
+    except Forbidden as exc:
+        raise web.HTTPForbidden() from exc
+    except plan.PlanError as exc:
+        raise web.HTTPNotFound() from exc
+    await session.commit()
+    await flash(request, N_("The template is deleted."))
+    raise web.HTTPSeeOther(PAGE)
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get(PAGE, templates_page, name="templates")
+    app.router.add_post(r"/templates/{id:\d+}/delete", delete_template)

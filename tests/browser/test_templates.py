@@ -1,0 +1,36 @@
+"""The clinic's programme templates in Chromium: listed, deleted by their author, not by a colleague."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import col, select
+from web_seed import BEN, CLEO, seed_clinic
+from webrig import WEB, browser_sign_in
+
+from rehab_bot.models import AuditLog, ProgrammePlan, Staff
+from tests.browser.axe import serious
+
+
+async def test_templates_listed_and_deleted_by_their_author(bot_factory: Any, page: Any) -> None:
+    bot = await bot_factory(web=WEB)
+    await seed_clinic(bot.db, bot.clock.now(), patients=2, days=1)
+    async with bot.db.session() as session:
+        staff = {s.telegram_id: s for s in (await session.exec(select(Staff))).all()}
+        session.add(ProgrammePlan(name="Lumbar week 1-6", based_on="lumbar-example", body="{}",
+                                  created_by=staff[BEN].id, created_at=bot.clock.now()))  # fmt: skip
+        session.add(ProgrammePlan(name="Cleo's own", body="{}", created_by=staff[CLEO].id, created_at=bot.clock.now()))
+        await session.commit()
+    await browser_sign_in(page, bot, BEN)
+    await page.get_by_role("link", name="Templates").click()
+    await page.wait_for_url("**/templates")
+    assert await serious(page) == []
+    assert await page.locator("#templates tbody tr th").all_inner_texts() == ["Cleo's own", "Lumbar week 1-6"]
+    assert await page.get_by_role("button", name="Delete template Cleo's own").count() == 0  # a colleague's
+    await page.get_by_role("button", name="Delete template Lumbar week 1-6").click()
+    await page.get_by_role("status").filter(has_text="The template is deleted.").wait_for()
+    assert await page.locator("#templates tbody tr th").all_inner_texts() == ["Cleo's own"]
+    async with bot.db.session() as session:
+        logged = (await session.exec(select(AuditLog).where(col(AuditLog.action) == "template.delete"))).all()
+    assert [(r.staff_id, r.actor) for r in logged] == [(staff[BEN].id, f"web:{BEN}")]
+    assert page.console_errors == []
