@@ -12,10 +12,12 @@ from web_seed import seed_clinic
 
 from rehab_bot import caseload as core
 from rehab_bot import caseload_overview as overview
+from rehab_bot import patient as patient_core
 from rehab_bot.clock import FakeClock
 from rehab_bot.config import StaffConfig
 from rehab_bot.db import Database
 from rehab_bot.models import Alert, Answer, CheckIn, ExerciseSession, LessonProgress, Note, Patient, Staff
+from rehab_bot.schedule import local_date
 
 
 async def test_grouped_figures_equal_patient_row_and_risk_for(db: Database, clock: FakeClock) -> None:
@@ -137,7 +139,8 @@ async def test_stored_figures_equal_the_computed_ones_after_each_kind_of_change(
         async def paused(pid: int) -> None:
             patient = await session.get(Patient, pid)
             assert patient is not None
-            await core.pause(session, admin, patient, 3, now)
+            until = patient_core.pause_until_for(3, local_date(patient, now))
+            await patient_core.pause(session, patient, until, now, staff=admin)
 
         async def silent_since_long(pid: int) -> None:  # the patient's own row: no answers, notes, sessions left
             await session.exec(delete(Answer).where(col(Answer.patient_id) == pid))
