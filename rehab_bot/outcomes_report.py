@@ -46,7 +46,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rehab_bot import experiment, outcomes
 from rehab_bot.content import Content
-from rehab_bot.content.checkins import LEVELS, level_of
+from rehab_bot.content.checkins import LEVEL_OF_SEVERITY, LEVELS
 from rehab_bot.models import Alert, AlertReview, ExerciseSession, ExperimentDecision, Patient
 
 MIN_GROUP = 5
@@ -245,7 +245,8 @@ async def build(session: AsyncSession, content: Content, start: date, end: date,
         patient_days += max(0, (until - p.consent_at).days)
     weeks = patient_days / 7
     for level in reversed(LEVELS[1:]):
-        count = sum(level_of(a.severity) == level for a in alerts)
+        # An alert of a severity this version does not know counts under no level (the report never fails on it).
+        count = sum(LEVEL_OF_SEVERITY.get(a.severity) == level for a in alerts)
         rate = "" if weeks == 0 or len(patients) < MIN_GROUP else f"{count / weeks * 100:.1f}"
         rows.append(
             Row(

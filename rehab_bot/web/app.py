@@ -28,7 +28,19 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from rehab_bot.i18n import N_, translator
 from rehab_bot.schedule import zone
-from rehab_bot.web import admin, alerts, app_messages, auth, builder, caseload, exercises, patient_app, patients, thread
+from rehab_bot.web import (
+    admin,
+    alerts,
+    app_messages,
+    auth,
+    builder,
+    caseload,
+    exercises,
+    patient_app,
+    patients,
+    reports,
+    thread,
+)
 from rehab_bot.web.context import CONTEXT, WebContext
 from rehab_bot.web.forms import csrf_middleware
 from rehab_bot.web.pages import language, render
@@ -147,6 +159,7 @@ def build_app(ctx: WebContext) -> web.Application:
     thread.setup(app)
     alerts.setup(app)
     admin.setup(app)
+    reports.setup(app)
     exercises.setup(app)
     builder.setup(app)
     patient_app.setup(app)
