@@ -125,3 +125,62 @@ def change_at(measure: Mcid, scores: Sequence[Score], day: int) -> Change | None
     if base is None or follow is None:
         return None
     return classify(measure, base.value, follow.value)
+
+
+# --- scores over time, for charts ------------------------------------------------------------------
+
+
+def target(measure: Mcid, baseline: float) -> float:
+    """The follow-up score that reaches the MCID from this baseline (the chart's mark).
+
+    A follow-up at or below it (at or above it where higher is better) is what
+    :func:`classify` calls improved: the smaller of ``points`` and ``percent`` of
+    the baseline, since either is enough.
+    """
+    amount = measure.points
+    if measure.percent is not None and baseline > 0:
+        amount = min(amount, baseline * measure.percent / 100)
+    return baseline - amount if measure.lower_is_better else baseline + amount
+
+
+@dataclass(frozen=True)
+class Trend:
+    """One measure's scores of one patient, with the baseline, the MCID mark and where the latest score stands."""
+
+    measure: Mcid
+    scores: list[Score]
+    baseline: Score | None
+    target: float | None  # None without a baseline
+    latest: Score | None  # the latest follow-up (from BASELINE_DAYS after surgery)
+    change: Change | None  # the latest follow-up against the baseline
+
+    @property
+    def reached(self) -> bool:
+        return self.change == Change.IMPROVED
+
+
+def trend(measure: Mcid, scores: Sequence[Score]) -> Trend:
+    """Where a patient stands on a measure: the MCID mark from their baseline and the latest follow-up's change."""
+    base = baseline_of(scores)
+    follow_ups = [s for s in scores if s.day >= BASELINE_DAYS]
+    latest = max(follow_ups, key=lambda s: s.day) if follow_ups else None
+    return Trend(
+        measure,
+        list(scores),
+        base,
+        None if base is None else target(measure, base.value),
+        latest,
+        None if base is None or latest is None else classify(measure, base.value, latest.value),
+    )
+
+
+async def trends(session: AsyncSession, patient: Patient, questionnaires: Sequence[str]) -> list[Trend]:
+    """The patient's trend on every measure of MEASURES the content asks and the patient has scores for."""
+    found = []
+    for measure in MEASURES.values():
+        if measure.questionnaire not in questionnaires:
+            continue
+        scores = await scores_of(session, patient, measure.questionnaire)
+        if scores:
+            found.append(trend(measure, scores))
+    return found

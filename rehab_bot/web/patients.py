@@ -27,7 +27,8 @@ from rehab_bot.web.auth import allow, db, signed_in_staff
 from rehab_bot.web.caseload import STATUS_LABELS
 from rehab_bot.web.context import context
 from rehab_bot.web.forms import Form, bind
-from rehab_bot.web.pages import render
+from rehab_bot.web.outcome_charts import template_values as outcome_values
+from rehab_bot.web.pages import language, render
 
 FLASH = "flash"
 PAUSE_CHOICES = [("3", N_("3 days")), ("7", N_("1 week")), ("14", N_("2 weeks")), ("0", N_("Until resumed"))]
@@ -114,6 +115,7 @@ async def patient_page(request: web.Request) -> web.StreamResponse:
     messages = await message_core.thread(session, staff, patient, now)  # READ checked and audited by the core
     authors = await message_core.staff_names(session, messages)
     caregivers = await caregiver_core.caregivers_of(session, patient)
+    outcome_charts = await outcome_values(session, patient, ctx.content, language(request))
     await session.commit()
     answers = [(line, caseload_core.answer_text(ctx.content, line)) for line in detail.answers]
     charts = {"pain": _chart(pain), "mood": _chart(mood)}
@@ -139,6 +141,7 @@ async def patient_page(request: web.Request) -> web.StreamResponse:
             "caregivers": caregivers,
             "receives": {c.id: [label for key, label in CAREGIVER_ITEMS if getattr(c, key)] for c in caregivers},
             "reply_max": message_core.MAX_TEXT,
+            **outcome_charts,
         },
     )
 
