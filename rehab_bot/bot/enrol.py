@@ -722,7 +722,8 @@ async def _act(
     lang = patient.language
     now = _now(context)
     step = enrolment.step_of(patient)
-    if action == "ok" and await enrolment.agree(session, patient, _content(context).consent_version, now):
+    content = _content(context)
+    if action == "ok" and await enrolment.agree(session, patient, content.consent_version, now, content):
         await query.answer()
         await _close(update, _pressed_text(update) + "\n\n" + t(lang, "✓ You agreed."))
         text, markup = timezone_prompt(lang, patient, s.config.clinic.timezone, now)
