@@ -21,6 +21,7 @@ from rig.telegram_server import FakeTelegram
 from sqlmodel import col, select
 
 from rehab_bot import enrolment, experiment
+from rehab_bot import invite as invites
 from rehab_bot import session as core
 from rehab_bot.bot.experiments import OPT_OUT
 from rehab_bot.models import Alert, ExerciseSession, ExperimentDecision, ExperimentNotice, Kind, Patient
@@ -185,3 +186,32 @@ async def test_safety_replies_and_alerts_are_never_randomised(
         sessions = {es.id for es in (await s.exec(select(ExerciseSession))).all()}
     assert (alert.kind, alert.severity) == ("crisis", "emergency")
     assert [(d.experiment_id, d.ref in sessions) for d in await decisions(bot)] == [("nudge-or-not", True)]
+
+
+async def test_a_new_patient_may_agree_but_without_tests(bot: Any, tg: FakeTelegram) -> None:
+    async with bot.db.session() as session:
+        made = await invites.create_patient_invite(
+            session,
+            bot.services.content,
+            alias="P-700",
+            surgery_date=WED,
+            programme_id="lumbar-example",
+            now=bot.clock.now(),
+            valid_days=14,
+            timezone="Europe/Berlin",
+            language="en",
+        )
+        await session.commit()
+    user = tg.user(8330, language_code="en")
+    await user.send(f"/start {made.invite.code}")
+    [consent] = await user.wait_for()
+    assert bot.services.content.text("experiment_consent", "en") in consent.text
+    assert consent.button_labels == ["Yes, I agree", "Yes, but leave me out of tests", "No, thank you"]
+    await user.press("Yes, but leave me out of tests")
+    await user.wait_for(lambda m: m.text.startswith("Which time zone"), timeout=5)
+    async with bot.db.session() as s:
+        patient = (await s.exec(select(Patient).where(col(Patient.alias) == "P-700"))).one()
+    assert tg.message(8330, consent.message_id).text.endswith("✓ You agreed, without tests.")
+    assert patient.consent_at == bot.clock.now() and patient.enrol_step == "timezone"
+    row = (await notices(bot))[patient.id or 0]
+    assert (row.via, row.opted_out_at) == ("consent", bot.clock.now())
