@@ -12,8 +12,11 @@ randomised.
   is told once, before their first draw: the first nudge that would have been
   a decision point is sent as usual, not randomised, with the clinic's notice
   (text ``experiment_notice``) and a button to opt out (:func:`notice_due`,
-  :func:`opt_out`). An opted-out patient is never randomised again; the
-  ``ExperimentNotice`` row records who was told, how, and who opted out.
+  :func:`opt_out`). They count as told once that nudge was sent
+  (:func:`mark_told`, from the sender's settle step): a notice that never went
+  out is carried by their next nudge instead, and until then nothing is drawn.
+  An opted-out patient is never randomised again; the ``ExperimentNotice`` row
+  records who was told, how, and who opted out.
 * **Decision.** When a nudge is due and its session is still open, the bot
   draws the treatment arm with the experiment's probability and stores the
   draw, the probability and the context (the patient's local hour, the day
@@ -64,6 +67,7 @@ DECISIONS: Any = ExperimentDecision.__table__  # type: ignore[attr-defined]
 SESSIONS: Any = ExerciseSession.__table__  # type: ignore[attr-defined]
 NOTICES: Any = ExperimentNotice.__table__  # type: ignore[attr-defined]
 TOLD_AT_CONSENT, TOLD_BY_NOTICE, OPTED_OUT_FIRST = "consent", "notice", "opt-out"
+NOTICE_PENDING = "pending"  # a nudge will carry the notice (ref); "notice" once it was sent
 DONE = ("done", "partly")
 RESOLVED = ("done", "partly", "skipped", "missed")
 Z95 = 1.959964
@@ -143,7 +147,22 @@ async def notice_due(session: AsyncSession, content: Content, patient_id: int, s
     if running(content, "nudge") is None:
         return False
     found = await notice_of(session, patient_id)
-    return found is not None and found.via == TOLD_BY_NOTICE and found.ref == session_id and found.opted_out_at is None
+    return (
+        found is not None
+        and found.via in (NOTICE_PENDING, TOLD_BY_NOTICE)
+        and found.ref == session_id
+        and found.opted_out_at is None
+    )
+
+
+async def mark_told(session: AsyncSession, session_ids: Sequence[int], now: datetime) -> None:
+    """After nudges were sent: a notice they carried has now been told (the caller commits)."""
+    n = NOTICES.c
+    await (await session.connection()).execute(
+        update(NOTICES)
+        .where(n.via == NOTICE_PENDING, n.ref.in_(list(session_ids)))
+        .values(via=TOLD_BY_NOTICE, told_at=now)
+    )
 
 
 async def opt_out_count(session: AsyncSession) -> int:
@@ -265,13 +284,24 @@ async def draw_for_nudge(
     if await tapering.nudges_stopped(session, patient, now, taper_weeks, taper_adherence):
         return
     told = await notice_of(session, patient.id)
-    if told is None:
-        # Consented before any experiment ran: this nudge tells them (the renderer adds the notice and the
-        # opt-out button) and is sent as usual, not randomised; their next decision point is drawn.
-        await _tell(session, patient.id, now, TOLD_BY_NOTICE, es.id)
+    if told is None or (told.via == NOTICE_PENDING and told.ref != es.id and told.opted_out_at is None):
+        # Not told yet (consented before any experiment ran, or the nudge meant to tell them never went
+        # out): this nudge tells them (the renderer adds the notice and the opt-out button) and is sent
+        # as usual, not randomised; they count as told once it was sent (mark_told).
+        if told is None:
+            await _tell(session, patient.id, now, NOTICE_PENDING, es.id)
+        else:
+            n = NOTICES.c
+            await (await session.connection()).execute(
+                update(NOTICES).where(n.patient_id == patient.id).values(ref=es.id, told_at=now)
+            )
         await session.commit()
         return
-    if told.opted_out_at is not None or (told.via == TOLD_BY_NOTICE and told.ref == es.id):
+    if (
+        told.opted_out_at is not None
+        or told.via == NOTICE_PENDING
+        or (told.via == TOLD_BY_NOTICE and told.ref == es.id)
+    ):
         return
     await decide_nudge(session, content, patient, es, now)
     await session.commit()

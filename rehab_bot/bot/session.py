@@ -543,6 +543,7 @@ async def render_nudge(app: App, message: DueMessage) -> OutgoingMessage | None:
 async def _settle_nudges(db: AsyncSession, items: list[SentItem]) -> AfterCommit | None:
     """After nudges went out: each becomes its session's live message; the reminder's buttons move to it."""
     services, bot = items[0].data[0], items[0].data[1]
+    await experiment.mark_told(db, [i.data[2] for i in items], services.clock.now())  # a notice they carried
     stale: list[tuple[int, int]] = []
     for i in items:
         previous = await core.bind_message(db, i.data[2], message_id=i.message_id, now=services.clock.now(), nudge=True)

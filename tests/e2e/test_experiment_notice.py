@@ -215,3 +215,20 @@ async def test_a_new_patient_may_agree_but_without_tests(bot: Any, tg: FakeTeleg
     assert patient.consent_at == bot.clock.now() and patient.enrol_step == "timezone"
     row = (await notices(bot))[patient.id or 0]
     assert (row.via, row.opted_out_at) == ("consent", bot.clock.now())
+
+
+async def test_a_notice_that_never_went_out_is_carried_by_the_next_nudge(bot: Any, tg: FakeTelegram) -> None:
+    bot.clock.set(berlin(WED, "07:00"))
+    patient = await patient_with_a_0900_session(bot, 8340)
+    async with bot.db.session() as s:  # an earlier nudge was to tell them, but was never sent
+        s.add(ExperimentNotice(patient_id=patient.id or 0, told_at=bot.clock.now(), via="pending", ref=999_999))
+        await s.commit()
+    user = tg.user(8340)
+    await reminder_then_nudge(bot, [user], WED)
+    nudge = await user.next_message()
+    assert nudge.text == f"{NUDGE}\n\n{bot.services.content.text('experiment_notice', 'en')}"
+    assert await decisions(bot) == [], "not drawn before they were told"
+    async with bot.db.session() as s:
+        [es] = (await s.exec(select(ExerciseSession).where(col(ExerciseSession.patient_id) == patient.id))).all()
+    row = (await notices(bot))[patient.id or 0]
+    assert (row.via, row.ref, row.told_at) == ("notice", es.id, bot.clock.now())
