@@ -99,24 +99,37 @@ def at_day(scores: Sequence[Score], day: int) -> Score | None:
     return min(near, key=lambda s: (abs(s.day - day), s.day)) if near else None
 
 
-async def scores_of(session: AsyncSession, patient: Patient, questionnaire: str) -> list[Score]:
-    """A patient's completed scores of one questionnaire by days after surgery, oldest first."""
-    if patient.surgery_date is None:
-        return []
+async def scores_by_patient(
+    session: AsyncSession, patients: Sequence[Patient], questionnaire: str
+) -> dict[int, list[Score]]:
+    """Each patient's completed scores of one questionnaire by days after surgery, oldest first (one query).
+
+    Patients without a surgery date have no scores (the days count from it).
+    """
+    surgery: dict[int, date] = {p.id: p.surgery_date for p in patients if p.id is not None and p.surgery_date}
+    if not surgery:
+        return {}
     rows = await session.exec(
-        select(col(CheckIn.local_date), col(CheckIn.score)).where(
-            col(CheckIn.patient_id) == patient.id,
+        select(col(CheckIn.patient_id), col(CheckIn.local_date), col(CheckIn.score)).where(
+            col(CheckIn.patient_id).in_(list(surgery)),
             col(CheckIn.questionnaire_id) == questionnaire,
             col(CheckIn.status) == "complete",
             col(CheckIn.score).is_not(None),
             col(CheckIn.local_date).is_not(None),
         )
     )
-    surgery: date = patient.surgery_date
-    out = [
-        Score((day - surgery).days, float(score)) for day, score in rows.all() if day is not None and score is not None
-    ]
-    return sorted(out, key=lambda s: s.day)
+    out: dict[int, list[Score]] = {pid: [] for pid in surgery}
+    for pid, day, score in rows.all():
+        if day is not None and score is not None:
+            out[pid].append(Score((day - surgery[pid]).days, float(score)))
+    for scores in out.values():
+        scores.sort(key=lambda s: s.day)
+    return out
+
+
+async def scores_of(session: AsyncSession, patient: Patient, questionnaire: str) -> list[Score]:
+    """A patient's completed scores of one questionnaire by days after surgery, oldest first."""
+    return (await scores_by_patient(session, [patient], questionnaire)).get(patient.id or 0, [])
 
 
 def change_at(measure: Mcid, scores: Sequence[Score], day: int) -> Change | None:

@@ -39,6 +39,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from jinja2 import Environment
 from sqlmodel import col, select
@@ -130,10 +131,17 @@ async def build(session: AsyncSession, content: Content, start: date, end: date,
     ids = [p.id for p in patients if p.id is not None]
     rows.append(Row("Enrolment", "Patients enrolled in the period", str(len(patients)), str(len(patients))))
 
-    sessions = (await session.exec(select(ExerciseSession).where(col(ExerciseSession.patient_id).in_(ids)))).all()
-    by_patient: dict[int, list[ExerciseSession]] = {}
+    # The three columns the figures need, not whole rows: a clinic's year is 100,000s of sessions.
+    sessions = (
+        await session.exec(
+            select(col(ExerciseSession.patient_id), col(ExerciseSession.local_date), col(ExerciseSession.status)).where(
+                col(ExerciseSession.patient_id).in_(ids)
+            )
+        )
+    ).all()
+    by_patient: dict[int, list[Any]] = {}
     for es in sessions:
-        by_patient.setdefault(es.patient_id, []).append(es)
+        by_patient.setdefault(es[0], []).append(es)  # rows with .local_date and .status
 
     # Retention by programme week.
     for week in RETENTION_WEEKS:
@@ -214,8 +222,9 @@ async def build(session: AsyncSession, content: Content, start: date, end: date,
         if measure.questionnaire not in content.questionnaires:
             continue
         improved = total = 0
+        by_measure = await outcomes.scores_by_patient(session, patients, measure.questionnaire)
         for p in patients:
-            scores = await outcomes.scores_of(session, p, measure.questionnaire)
+            scores = by_measure.get(p.id or 0, [])
             change = outcomes.change_at(measure, scores, 84) or outcomes.change_at(measure, scores, 42)
             if change is not None:
                 total += 1
