@@ -140,30 +140,27 @@ async def build(session: AsyncSession, content: Content, start: date, end: date,
         )
     ).all()
     by_patient: dict[int, list[Any]] = {}
+    # Programme weeks with a session done or partly, per patient: week N is days 7(N-1) to 7N-1 after surgery.
+    surgery_of = {p.id: p.surgery_date for p in patients if p.id is not None}
+    active_weeks: dict[int, set[int]] = {}
     for es in sessions:
         by_patient.setdefault(es[0], []).append(es)  # rows with .local_date and .status
+        surgery = surgery_of.get(es[0])
+        if surgery is not None and es[2] in DONE:
+            active_weeks.setdefault(es[0], set()).add((es[1] - surgery).days // 7 + 1)
 
     # Retention by programme week.
     for week in RETENTION_WEEKS:
         eligible = [
             p for p in patients if p.surgery_date is not None and p.surgery_date + timedelta(days=7 * week) <= end
         ]
-        active = 0
-        for p in eligible:
-            assert p.surgery_date is not None
-            first, last = p.surgery_date + timedelta(days=7 * (week - 1)), p.surgery_date + timedelta(days=7 * week - 1)
-            if any(first <= es.local_date <= last and es.status in DONE for es in by_patient.get(p.id or 0, [])):
-                active += 1
+        active = sum(week in active_weeks.get(p.id or 0, ()) for p in eligible)
         share = Share(active, len(eligible))
         rows.append(
             Row("Retention", f"Active in week {week}", share.text(), share.value(), str(len(eligible)), ANCHORS[week])
         )
     eligible = [p for p in patients if p.surgery_date is not None and p.surgery_date + timedelta(days=84) <= end]
-    final = 0
-    for p in eligible:
-        assert p.surgery_date is not None
-        first, last = p.surgery_date + timedelta(days=56), p.surgery_date + timedelta(days=83)
-        final += any(first <= es.local_date <= last and es.status in DONE for es in by_patient.get(p.id or 0, []))
+    final = sum(bool(active_weeks.get(p.id or 0, set()) & {9, 10, 11, 12}) for p in eligible)  # days 56-83
     share = Share(final, len(eligible))
     rows.append(
         Row(
