@@ -20,6 +20,7 @@ from enum import StrEnum
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rehab_bot import experiment
 from rehab_bot import programme as programmes
 from rehab_bot.content import Content
 from rehab_bot.models import Patient, ReminderRule
@@ -62,12 +63,29 @@ async def _move(session: AsyncSession, patient: Patient, step: EnrolStep) -> Non
     await session.commit()
 
 
-async def agree(session: AsyncSession, patient: Patient, consent_version: str, now: datetime) -> bool:
-    """Record consent (when, and to which text) and go on to the time zone."""
+async def agree(
+    session: AsyncSession,
+    patient: Patient,
+    consent_version: str,
+    now: datetime,
+    content: Content | None = None,
+    *,
+    experiments: bool = True,
+) -> bool:
+    """Record consent (when, and to which text) and go on to the time zone.
+
+    With the content: while an experiment runs, the consent text mentioned it, so the patient
+    is recorded as told (rehab_bot.experiment.record_consent) and gets no separate notice;
+    experiments=False (they agreed but without tests) records their opt-out at once.
+    """
     if step_of(patient) not in (EnrolStep.CONSENT, EnrolStep.DECLINED):
         return False
     patient.consent_at = now
     patient.consent_version = consent_version
+    if content is not None and patient.id is not None:
+        await experiment.record_consent(session, content, patient.id, now)
+        if not experiments:
+            await experiment.opt_out(session, patient.id, now)
     await _move(session, patient, EnrolStep.TIMEZONE)
     return True
 

@@ -6,6 +6,17 @@ nudge after an unanswered session reminder: safety messages, red-flag and
 crisis replies, alerts and check-ins never come here, so they are never
 randomised.
 
+* **Telling the patient.** The consent text mentions experiments while one
+  runs (:func:`consent_text`); a patient who consents then counts as told
+  (:func:`record_consent`). A patient who consented before any experiment ran
+  is told once, before their first draw: the first nudge that would have been
+  a decision point is sent as usual, not randomised, with the clinic's notice
+  (text ``experiment_notice``) and a button to opt out (:func:`notice_due`,
+  :func:`opt_out`). They count as told once that nudge was sent
+  (:func:`mark_told`, from the sender's settle step): a notice that never went
+  out is carried by their next nudge instead, and until then nothing is drawn.
+  An opted-out patient is never randomised again; the ``ExperimentNotice`` row
+  records who was told, how, and who opted out.
 * **Decision.** When a nudge is due and its session is still open, the bot
   draws the treatment arm with the experiment's probability and stores the
   draw, the probability and the context (the patient's local hour, the day
@@ -47,12 +58,15 @@ from rehab_bot import tapering
 from rehab_bot.content import Content
 from rehab_bot.content.experiments import Experiment
 from rehab_bot.db import insert_ignore
-from rehab_bot.models import ExerciseSession, ExperimentDecision, Kind, Patient, PatientStatus, table_of
+from rehab_bot.models import ExerciseSession, ExperimentDecision, ExperimentNotice, Kind, Patient, PatientStatus, table_of
 from rehab_bot.reminders import DueMessage
 from rehab_bot.schedule import local_date, zone
 
 DECISIONS = table_of(ExperimentDecision)
 SESSIONS = table_of(ExerciseSession)
+NOTICES = table_of(ExperimentNotice)
+TOLD_AT_CONSENT, TOLD_BY_NOTICE, OPTED_OUT_FIRST = "consent", "notice", "opt-out"
+NOTICE_PENDING = "pending"  # a nudge will carry the notice (ref); "notice" once it was sent
 DONE = ("done", "partly")
 RESOLVED = ("done", "partly", "skipped", "missed")
 Z95 = 1.959964
@@ -78,6 +92,83 @@ def consent_text(content: Content, lang: str, **kwargs: object) -> str:
     notice = content.text("experiment_consent", lang, **kwargs)
     head, sep, question = text.rpartition("\n\n")
     return f"{head}\n{notice}{sep}{question}" if sep else f"{text}\n\n{notice}"
+
+
+# --- telling the patient, and opting out ------------------------------------------------------------
+
+
+async def notice_of(session: AsyncSession, patient_id: int) -> Any:
+    """The patient's ExperimentNotice row (told_at, via, ref, opted_out_at), or None if never told."""
+    conn = await session.connection()
+    n = NOTICES.c
+    return (
+        await conn.execute(select(n.told_at, n.via, n.ref, n.opted_out_at).where(n.patient_id == patient_id))
+    ).first()
+
+
+async def _tell(session: AsyncSession, patient_id: int, now: datetime, via: str, ref: int | None = None) -> None:
+    conn = await session.connection()
+    row = {"patient_id": patient_id, "told_at": now, "via": via, "ref": ref, "opted_out_at": None}
+    await conn.execute(insert_ignore(conn.dialect.name, NOTICES, keys=["patient_id"]), [row])
+
+
+async def record_consent(session: AsyncSession, content: Content, patient_id: int, now: datetime) -> None:
+    """At consent: while an experiment runs the consent text mentioned it, so the patient counts as told.
+
+    The caller commits (with the consent).
+    """
+    if any_running(content):
+        await _tell(session, patient_id, now, TOLD_AT_CONSENT)
+
+
+async def opted_out(session: AsyncSession, patient_id: int) -> bool:
+    found = await notice_of(session, patient_id)
+    return found is not None and found.opted_out_at is not None
+
+
+async def opt_out(session: AsyncSession, patient_id: int, now: datetime) -> bool:
+    """The patient wants no part in experiments: never randomised again. False if they had opted out already.
+
+    Their earlier decisions stay in the estimate (they were randomised with their knowledge); the caller commits.
+    """
+    found = await notice_of(session, patient_id)
+    if found is not None and found.opted_out_at is not None:
+        return False
+    conn = await session.connection()
+    if found is None:
+        await _tell(session, patient_id, now, OPTED_OUT_FIRST)
+    await conn.execute(update(NOTICES).where(NOTICES.c.patient_id == patient_id).values(opted_out_at=now))
+    return True
+
+
+async def notice_due(session: AsyncSession, content: Content, patient_id: int, session_id: int) -> bool:
+    """For the renderer: this session's nudge carries the one-time notice (read only)."""
+    if running(content, "nudge") is None:
+        return False
+    found = await notice_of(session, patient_id)
+    return (
+        found is not None
+        and found.via in (NOTICE_PENDING, TOLD_BY_NOTICE)
+        and found.ref == session_id
+        and found.opted_out_at is None
+    )
+
+
+async def mark_told(session: AsyncSession, session_ids: Sequence[int], now: datetime) -> None:
+    """After nudges were sent: a notice they carried has now been told (the caller commits)."""
+    n = NOTICES.c
+    await (await session.connection()).execute(
+        update(NOTICES)
+        .where(n.via == NOTICE_PENDING, n.ref.in_(list(session_ids)))
+        .values(via=TOLD_BY_NOTICE, told_at=now)
+    )
+
+
+async def opt_out_count(session: AsyncSession) -> int:
+    """How many patients opted out of experiments (the report prints it)."""
+    conn = await session.connection()
+    found = await conn.execute(select(func.count()).select_from(NOTICES).where(NOTICES.c.opted_out_at.is_not(None)))
+    return int(found.scalar_one())
 
 
 # --- the decision point ---------------------------------------------------------------------------
@@ -134,6 +225,8 @@ async def decide_nudge(
     if experiment is None:
         return None
     assert patient.id is not None and es.id is not None
+    if await opted_out(session, patient.id):
+        return None  # never randomised after opting out
     conn = await session.connection()
     key = (
         col(ExperimentDecision.experiment_id) == experiment.id,
@@ -188,6 +281,26 @@ async def draw_for_nudge(
     if es is None or es.local_date < local_date(patient, now):
         return
     if await tapering.nudges_stopped(session, patient, now, taper_weeks, taper_adherence):
+        return
+    told = await notice_of(session, patient.id)
+    if told is None or (told.via == NOTICE_PENDING and told.ref != es.id and told.opted_out_at is None):
+        # Not told yet (consented before any experiment ran, or the nudge meant to tell them never went
+        # out): this nudge tells them (the renderer adds the notice and the opt-out button) and is sent
+        # as usual, not randomised; they count as told once it was sent (mark_told).
+        if told is None:
+            await _tell(session, patient.id, now, NOTICE_PENDING, es.id)
+        else:
+            n = NOTICES.c
+            await (await session.connection()).execute(
+                update(NOTICES).where(n.patient_id == patient.id).values(ref=es.id, told_at=now)
+            )
+        await session.commit()
+        return
+    if (
+        told.opted_out_at is not None
+        or told.via == NOTICE_PENDING
+        or (told.via == TOLD_BY_NOTICE and told.ref == es.id)
+    ):
         return
     await decide_nudge(session, content, patient, es, now)
     await session.commit()
@@ -323,6 +436,7 @@ class ExperimentReport:
     treatment: Arm
     control: Arm
     estimate: Estimate | None  # None while an arm has fewer than MIN_PATIENTS patients
+    opted_out: int = 0  # patients who opted out of experiments (all experiments)
 
 
 async def observations(session: AsyncSession, experiment_id: str) -> list[Observation]:
@@ -354,7 +468,13 @@ async def report(session: AsyncSession, content: Content, experiment_id: str, no
     treatment, control = _arm([o for o in obs if o.treated]), _arm([o for o in obs if not o.treated])
     small = min(treatment.patients, control.patients) < MIN_PATIENTS
     return ExperimentReport(
-        experiment, int(decided), int(decided) - len(obs), treatment, control, None if small else estimate(obs)
+        experiment,
+        int(decided),
+        int(decided) - len(obs),
+        treatment,
+        control,
+        None if small else estimate(obs),
+        await opt_out_count(session),
     )
 
 
@@ -381,6 +501,11 @@ def report_lines(r: ExperimentReport) -> list[str]:
             lines.append(
                 f"  {name}: {arm.decisions} decisions, {arm.patients} patients, outcome {_pct(arm.rate)} (unweighted)"
             )
+    lines.append(
+        f"Patients who opted out of experiments: {r.opted_out}"
+        if r.opted_out == 0 or r.opted_out >= MIN_PATIENTS
+        else f"Patients who opted out of experiments: fewer than {MIN_PATIENTS}"
+    )
     if r.estimate is None:
         lines.append(f"Effect: not estimated (needs at least {MIN_PATIENTS} patients in each arm)")
     else:

@@ -746,6 +746,24 @@ class ExperimentDecision(SQLModel, table=True):
     outcome_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
+class ExperimentNotice(SQLModel, table=True):
+    """Whether a patient was told about the clinic's experiments, and whether they opted out (rehab_bot.experiment).
+
+    One row per patient: told at consent (the consent text mentioned a running experiment), or by
+    the one-time notice on the first nudge that would have been randomised; an opted-out patient is
+    never randomised again.
+    """
+
+    __tablename__ = "experiment_notice"
+    patient_id: int = Field(
+        sa_column=Column(ForeignKey("patient.id", ondelete="CASCADE"), primary_key=True, autoincrement=False)
+    )
+    told_at: datetime = Field(sa_type=UTCDateTime)
+    via: str  # "consent", "notice", or "opt-out" (opted out before being told otherwise)
+    ref: int | None = None  # the exercise session whose nudge carried the notice
+    opted_out_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
 class AlertReview(SQLModel, table=True):
     """A staff member's one-tap verdict on an acknowledged alert: did it need action? (alert accuracy)."""
 

@@ -99,24 +99,37 @@ def at_day(scores: Sequence[Score], day: int) -> Score | None:
     return min(near, key=lambda s: (abs(s.day - day), s.day)) if near else None
 
 
-async def scores_of(session: AsyncSession, patient: Patient, questionnaire: str) -> list[Score]:
-    """A patient's completed scores of one questionnaire by days after surgery, oldest first."""
-    if patient.surgery_date is None:
-        return []
+async def scores_by_patient(
+    session: AsyncSession, patients: Sequence[Patient], questionnaire: str
+) -> dict[int, list[Score]]:
+    """Each patient's completed scores of one questionnaire by days after surgery, oldest first (one query).
+
+    Patients without a surgery date have no scores (the days count from it).
+    """
+    surgery: dict[int, date] = {p.id: p.surgery_date for p in patients if p.id is not None and p.surgery_date}
+    if not surgery:
+        return {}
     rows = await session.exec(
-        select(col(CheckIn.local_date), col(CheckIn.score)).where(
-            col(CheckIn.patient_id) == patient.id,
+        select(col(CheckIn.patient_id), col(CheckIn.local_date), col(CheckIn.score)).where(
+            col(CheckIn.patient_id).in_(list(surgery)),
             col(CheckIn.questionnaire_id) == questionnaire,
             col(CheckIn.status) == "complete",
             col(CheckIn.score).is_not(None),
             col(CheckIn.local_date).is_not(None),
         )
     )
-    surgery: date = patient.surgery_date
-    out = [
-        Score((day - surgery).days, float(score)) for day, score in rows.all() if day is not None and score is not None
-    ]
-    return sorted(out, key=lambda s: s.day)
+    out: dict[int, list[Score]] = {pid: [] for pid in surgery}
+    for pid, day, score in rows.all():
+        if day is not None and score is not None:
+            out[pid].append(Score((day - surgery[pid]).days, float(score)))
+    for scores in out.values():
+        scores.sort(key=lambda s: s.day)
+    return out
+
+
+async def scores_of(session: AsyncSession, patient: Patient, questionnaire: str) -> list[Score]:
+    """A patient's completed scores of one questionnaire by days after surgery, oldest first."""
+    return (await scores_by_patient(session, [patient], questionnaire)).get(patient.id or 0, [])
 
 
 def change_at(measure: Mcid, scores: Sequence[Score], day: int) -> Change | None:
@@ -125,3 +138,62 @@ def change_at(measure: Mcid, scores: Sequence[Score], day: int) -> Change | None
     if base is None or follow is None:
         return None
     return classify(measure, base.value, follow.value)
+
+
+# --- scores over time, for charts ------------------------------------------------------------------
+
+
+def target(measure: Mcid, baseline: float) -> float:
+    """The follow-up score that reaches the MCID from this baseline (the chart's mark).
+
+    A follow-up at or below it (at or above it where higher is better) is what
+    :func:`classify` calls improved: the smaller of ``points`` and ``percent`` of
+    the baseline, since either is enough.
+    """
+    amount = measure.points
+    if measure.percent is not None and baseline > 0:
+        amount = min(amount, baseline * measure.percent / 100)
+    return baseline - amount if measure.lower_is_better else baseline + amount
+
+
+@dataclass(frozen=True)
+class Trend:
+    """One measure's scores of one patient, with the baseline, the MCID mark and where the latest score stands."""
+
+    measure: Mcid
+    scores: list[Score]
+    baseline: Score | None
+    target: float | None  # None without a baseline
+    latest: Score | None  # the latest follow-up (from BASELINE_DAYS after surgery)
+    change: Change | None  # the latest follow-up against the baseline
+
+    @property
+    def reached(self) -> bool:
+        return self.change == Change.IMPROVED
+
+
+def trend(measure: Mcid, scores: Sequence[Score]) -> Trend:
+    """Where a patient stands on a measure: the MCID mark from their baseline and the latest follow-up's change."""
+    base = baseline_of(scores)
+    follow_ups = [s for s in scores if s.day >= BASELINE_DAYS]
+    latest = max(follow_ups, key=lambda s: s.day) if follow_ups else None
+    return Trend(
+        measure,
+        list(scores),
+        base,
+        None if base is None else target(measure, base.value),
+        latest,
+        None if base is None or latest is None else classify(measure, base.value, latest.value),
+    )
+
+
+async def trends(session: AsyncSession, patient: Patient, questionnaires: Sequence[str]) -> list[Trend]:
+    """The patient's trend on every measure of MEASURES the content asks and the patient has scores for."""
+    found = []
+    for measure in MEASURES.values():
+        if measure.questionnaire not in questionnaires:
+            continue
+        scores = await scores_of(session, patient, measure.questionnaire)
+        if scores:
+            found.append(trend(measure, scores))
+    return found

@@ -39,6 +39,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from jinja2 import Environment
 from sqlmodel import col, select
@@ -46,7 +47,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rehab_bot import experiment, outcomes
 from rehab_bot.content import Content
-from rehab_bot.content.checkins import LEVELS, level_of
+from rehab_bot.content.checkins import LEVEL_OF_SEVERITY, LEVELS
 from rehab_bot.models import Alert, AlertReview, ExerciseSession, ExperimentDecision, Patient
 
 MIN_GROUP = 5
@@ -130,32 +131,36 @@ async def build(session: AsyncSession, content: Content, start: date, end: date,
     ids = [p.id for p in patients if p.id is not None]
     rows.append(Row("Enrolment", "Patients enrolled in the period", str(len(patients)), str(len(patients))))
 
-    sessions = (await session.exec(select(ExerciseSession).where(col(ExerciseSession.patient_id).in_(ids)))).all()
-    by_patient: dict[int, list[ExerciseSession]] = {}
+    # The three columns the figures need, not whole rows: a clinic's year is 100,000s of sessions.
+    sessions = (
+        await session.exec(
+            select(col(ExerciseSession.patient_id), col(ExerciseSession.local_date), col(ExerciseSession.status)).where(
+                col(ExerciseSession.patient_id).in_(ids)
+            )
+        )
+    ).all()
+    by_patient: dict[int, list[Any]] = {}
+    # Programme weeks with a session done or partly, per patient: week N is days 7(N-1) to 7N-1 after surgery.
+    surgery_of = {p.id: p.surgery_date for p in patients if p.id is not None}
+    active_weeks: dict[int, set[int]] = {}
     for es in sessions:
-        by_patient.setdefault(es.patient_id, []).append(es)
+        by_patient.setdefault(es[0], []).append(es)  # rows with .local_date and .status
+        surgery = surgery_of.get(es[0])
+        if surgery is not None and es[2] in DONE:
+            active_weeks.setdefault(es[0], set()).add((es[1] - surgery).days // 7 + 1)
 
     # Retention by programme week.
     for week in RETENTION_WEEKS:
         eligible = [
             p for p in patients if p.surgery_date is not None and p.surgery_date + timedelta(days=7 * week) <= end
         ]
-        active = 0
-        for p in eligible:
-            assert p.surgery_date is not None
-            first, last = p.surgery_date + timedelta(days=7 * (week - 1)), p.surgery_date + timedelta(days=7 * week - 1)
-            if any(first <= es.local_date <= last and es.status in DONE for es in by_patient.get(p.id or 0, [])):
-                active += 1
+        active = sum(week in active_weeks.get(p.id or 0, ()) for p in eligible)
         share = Share(active, len(eligible))
         rows.append(
             Row("Retention", f"Active in week {week}", share.text(), share.value(), str(len(eligible)), ANCHORS[week])
         )
     eligible = [p for p in patients if p.surgery_date is not None and p.surgery_date + timedelta(days=84) <= end]
-    final = 0
-    for p in eligible:
-        assert p.surgery_date is not None
-        first, last = p.surgery_date + timedelta(days=56), p.surgery_date + timedelta(days=83)
-        final += any(first <= es.local_date <= last and es.status in DONE for es in by_patient.get(p.id or 0, []))
+    final = sum(bool(active_weeks.get(p.id or 0, set()) & {9, 10, 11, 12}) for p in eligible)  # days 56-83
     share = Share(final, len(eligible))
     rows.append(
         Row(
@@ -214,8 +219,9 @@ async def build(session: AsyncSession, content: Content, start: date, end: date,
         if measure.questionnaire not in content.questionnaires:
             continue
         improved = total = 0
+        by_measure = await outcomes.scores_by_patient(session, patients, measure.questionnaire)
         for p in patients:
-            scores = await outcomes.scores_of(session, p, measure.questionnaire)
+            scores = by_measure.get(p.id or 0, [])
             change = outcomes.change_at(measure, scores, 84) or outcomes.change_at(measure, scores, 42)
             if change is not None:
                 total += 1
@@ -245,7 +251,8 @@ async def build(session: AsyncSession, content: Content, start: date, end: date,
         patient_days += max(0, (until - p.consent_at).days)
     weeks = patient_days / 7
     for level in reversed(LEVELS[1:]):
-        count = sum(level_of(a.severity) == level for a in alerts)
+        # An alert of a severity this version does not know counts under no level (the report never fails on it).
+        count = sum(LEVEL_OF_SEVERITY.get(a.severity) == level for a in alerts)
         rate = "" if weeks == 0 or len(patients) < MIN_GROUP else f"{count / weeks * 100:.1f}"
         rows.append(
             Row(

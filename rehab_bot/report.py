@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import io
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from statistics import fmean
@@ -29,6 +29,8 @@ from babel.numbers import format_decimal, format_percent
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rehab_bot import outcomes
+from rehab_bot.content import Content, localize
 from rehab_bot.i18n import SUPPORTED_LANGUAGES as LANGUAGES
 from rehab_bot.i18n import t, tn
 from rehab_bot.models import CheckIn, ExerciseSession, Patient
@@ -49,6 +51,8 @@ class Progress:
     pain: dict[date, float] = field(default_factory=dict)  # daily mean NRS 0-10
     mood: dict[date, float] = field(default_factory=dict)  # daily mean 1-5
     sessions: dict[date, tuple[int, int]] = field(default_factory=dict)  # (done or partly, planned)
+    # Pain against its MCID (rehab_bot.outcomes): the mark is drawn on the chart and said in words.
+    pain_trend: outcomes.Trend | None = None
 
     @property
     def first_day(self) -> date | None:
@@ -105,6 +109,9 @@ async def load_progress(session: AsyncSession, patient: Patient, now: datetime, 
         if row.status in DONE:
             pair[0] += 1
     progress.sessions = {d: (done, planned) for d, (done, planned) in sorted(counts.items())}
+    pain_scores = await outcomes.scores_of(session, patient, "pain")
+    if pain_scores:
+        progress.pain_trend = outcomes.trend(outcomes.MEASURES["pain"], pain_scores)
     return progress
 
 
@@ -151,6 +158,22 @@ class _Chart:
         (self.pain,) = top.plot([], [], color="#c0392b", markersize=3, lw=1.6)
         self.pain.set_label(t(lang, "Pain"))
         (self.mood,) = mood_axis.plot([], [], color="#2471a3", markersize=3, lw=1.2, ls="--")
+        # The pain MCID from the patient's baseline (rehab_bot.outcomes.target), when there is one.
+        from matplotlib.transforms import blended_transform_factory
+
+        self.mark = top.axhline(0, color="#1e7b34", lw=1.4, ls="--", visible=False)
+        self.mark_label = top.text(
+            0.995,
+            0,
+            "",
+            color="#1e7b34",
+            fontsize=8,
+            ha="right",
+            va="bottom",
+            transform=blended_transform_factory(top.transAxes, top.transData),
+            visible=False,
+        )
+        self.mark_text = t(lang, "Meaningful improvement")
         self.mood.set_label(t(lang, "Mood"))
         # One legend per combination of series shown, made when first needed.
         self.legends: dict[tuple[bool, bool], Any] = {}
@@ -193,6 +216,15 @@ class _Chart:
             line.set_data(date2num(list(series)), list(series.values()))
             line.set_marker(symbol if marker else "None")
             line.set_visible(bool(series))
+        trend = progress.pain_trend
+        marked = bool(progress.pain) and trend is not None and trend.target is not None and trend.target >= 0
+        self.mark.set_visible(marked)
+        self.mark_label.set_visible(marked)
+        if marked:
+            assert trend is not None and trend.target is not None
+            self.mark.set_ydata([trend.target, trend.target])
+            self.mark_label.set_y(trend.target)
+            self.mark_label.set_text(self.mark_text)
         shown = (bool(progress.pain), bool(progress.mood))
         for key in [*self.legends, shown] if any(shown) else self.legends:
             self._legend(*key).set_visible(key == shown)
@@ -293,6 +325,9 @@ def summary_text(progress: Progress, lang: str | None = None) -> str:
                 day=format_date(last_day, "medium", locale=lang),
             )
         )
+    pain_mcid = pain_mcid_text(progress.pain_trend, lang)
+    if pain_mcid:
+        lines.append(pain_mcid)
     mood_now = progress.mean(progress.mood, week, today)
     if mood_now is not None:
         lines.append(t(lang, "Mood: an average of {now} of 5 in the last 7 days.", now=_num(lang, mood_now)))
@@ -346,3 +381,114 @@ def synthetic(days: int, today: date, lang: str = "en", sessions_per_day: int = 
         progress.mood[day] = round(max(1.0, min(5.0, 2.5 + 2 * n / days + 0.6 * math.cos(n / 3.1))))
         progress.sessions[day] = ((n * 7) % (sessions_per_day + 1), sessions_per_day)
     return progress
+
+
+# --------------------------------------------------------------------------- outcome measures (/progress)
+
+
+async def outcome_items(
+    session: AsyncSession, patient: Patient, content: Content, lang: str, *, skip: Sequence[str] = ()
+) -> list[tuple[str, outcomes.Trend]]:
+    """The patient's outcome measures with scores (rehab_bot.outcomes.trends), each with its title in lang.
+
+    skip: questionnaires left out (/progress draws pain's mark on its own chart: ON_PROGRESS_CHART).
+    """
+    asked = [q for q in content.questionnaires if q not in skip]
+    found = await outcomes.trends(session, patient, asked)
+    return [(localize(content.questionnaires[tr.measure.questionnaire].title, lang), tr) for tr in found]
+
+
+ON_PROGRESS_CHART = ("pain",)  # measures whose MCID mark the progress chart itself draws
+
+
+def _score(lang: str, value: float) -> str:
+    return format_decimal(round(value, 1), format="0.#", locale=lang)
+
+
+def pain_mcid_text(trend: outcomes.Trend | None, lang: str) -> str:
+    """The pain MCID sentence of /progress (empty without a pain baseline)."""
+    if trend is None or trend.baseline is None:
+        return ""
+    return t(lang, "Pain") + ": " + mcid_sentence(trend, lang)
+
+
+def mcid_sentence(trend: outcomes.Trend, lang: str) -> str:
+    """Baseline, the MCID mark with its rule and source, and whether the latest score reached it."""
+    if trend.baseline is None or trend.target is None:
+        return t(lang, "No baseline score (the first week after surgery), so no mark.")
+    m = trend.measure
+    rule = (
+        t(
+            lang,
+            "at least {points} points or {percent} %",
+            points=_score(lang, m.points),
+            percent=_score(lang, m.percent),
+        )
+        if m.percent is not None
+        else t(lang, "at least {points} points", points=_score(lang, m.points))
+    )
+    mark = _score(lang, trend.target)
+    parts = [
+        t(lang, "Baseline {value} on day {day}.", value=_score(lang, trend.baseline.value), day=trend.baseline.day),
+        (
+            t(lang, "Meaningful improvement: {mark} or lower", mark=mark)
+            if m.lower_is_better
+            else t(lang, "Meaningful improvement: {mark} or higher", mark=mark)
+        )
+        + f" ({rule}; {m.source}).",
+    ]
+    if trend.latest is None:
+        parts.append(t(lang, "No follow-up score yet."))
+    else:
+        latest = {"value": _score(lang, trend.latest.value), "day": trend.latest.day}
+        parts.append(
+            t(lang, "Latest score {value} on day {day}: meaningful improvement reached.", **latest)
+            if trend.reached
+            else t(lang, "Latest score {value} on day {day}: meaningful improvement not reached.", **latest)
+        )
+    return " ".join(parts)
+
+
+def outcome_summary(items: Sequence[tuple[str, outcomes.Trend]], lang: str) -> str:
+    """Each outcome measure's baseline, its MCID mark and whether the latest score reached it, in words.
+
+    items: (the questionnaire's title in lang, its trend from rehab_bot.outcomes.trends).
+    """
+    return "\n".join([t(lang, "Outcome measures"), *(f"{title}: {mcid_sentence(tr, lang)}" for title, tr in items)])
+
+
+OUTCOME_SCALE = {"pain": 10.0, "psfs": 10.0, "odi": 100.0}
+
+
+def render_outcome_chart(items: Sequence[tuple[str, outcomes.Trend]], lang: str) -> bytes:
+    """A PNG with one panel per outcome measure: its scores by day after surgery and the MCID mark (dashed).
+
+    Blocking (run it in a thread). Built anew each time: patients ask for it rarely, unlike the
+    progress chart whose figure is kept.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    panels = max(1, len(items))
+    figure = Figure(figsize=(WIDTH_IN, 1.0 + 2.4 * panels), dpi=DPI)
+    canvas = FigureCanvasAgg(figure)
+    axes = figure.subplots(panels, 1, squeeze=False)
+    for (title, trend), (ax,) in zip(items, axes, strict=False):
+        days = [s.day for s in trend.scores]
+        values = [s.value for s in trend.scores]
+        ax.plot(days, values, color="#0b5cad", marker="o" if len(days) <= 60 else "None", markersize=4, lw=1.6)
+        top = OUTCOME_SCALE.get(trend.measure.questionnaire, 10.0)
+        low, high = 0.0, top
+        if trend.target is not None:
+            ax.axhline(trend.target, color="#1e7b34", ls="--", lw=1.4, label=t(lang, "Meaningful improvement"))
+            low, high = min(low, trend.target), max(high, trend.target)
+            ax.legend(loc="upper right", fontsize=8, frameon=False)
+        ax.set_ylim(low - top * 0.03, high + top * 0.03)
+        ax.set_title(title, fontsize=11, loc="left")
+        ax.grid(True, axis="y", alpha=0.3)
+        ax.set_xlabel(t(lang, "Day after surgery"), fontsize=8)
+    figure.tight_layout()
+    canvas.draw()
+    buffer = io.BytesIO()
+    canvas.print_png(buffer)
+    return buffer.getvalue()

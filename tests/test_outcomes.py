@@ -39,6 +39,49 @@ def test_mcid_classification(measure: outcomes.Mcid, baseline: float, follow_up:
     assert classify(measure, baseline, follow_up) == expected
 
 
+@pytest.mark.parametrize(
+    ("measure", "baseline", "mark"),
+    [
+        (PAIN, 7, 5),  # 2 points is less than 30 % (2.1)
+        (PAIN, 3, 2.1),  # 30 % (0.9) is less than 2 points
+        (PAIN, 0, -2),  # nothing below 0: cannot be reached
+        (ODI, 50, 40),  # 10 points < 15
+        (ODI, 20, 14),  # 30 % = 6 points
+        (PSFS, 3, 5),  # higher is better: 2 points up, no share rule
+        (PSFS, 9, 11),  # out of reach on a 0-10 scale
+    ],
+)
+def test_the_chart_mark_is_the_mcid_from_the_baseline(measure: outcomes.Mcid, baseline: float, mark: float) -> None:
+    assert outcomes.target(measure, baseline) == pytest.approx(mark)
+
+
+@pytest.mark.parametrize("measure", [PAIN, ODI, PSFS])
+def test_the_mark_agrees_with_the_classification_on_both_sides(measure: outcomes.Mcid) -> None:
+    top = 100 if measure is ODI else 10
+    for baseline in [b * top / 20 for b in range(21)]:
+        mark = outcomes.target(measure, baseline)
+        for follow_up in [f * top / 40 for f in range(41)]:
+            beyond = follow_up <= mark + 1e-9 if measure.lower_is_better else follow_up >= mark - 1e-9
+            improved = classify(measure, baseline, follow_up) == Change.IMPROVED
+            assert improved == beyond, (baseline, follow_up, mark)
+
+
+def test_a_trend_says_whether_the_latest_follow_up_reached_the_mcid() -> None:
+    scores = [Score(1, 3.0), Score(14, 4.0), Score(42, 5.5)]
+    t = outcomes.trend(PSFS, scores)
+    assert (t.baseline, t.target, t.latest, t.change, t.reached) == (
+        Score(1, 3.0),
+        5.0,
+        Score(42, 5.5),
+        Change.IMPROVED,
+        True,
+    )
+    t = outcomes.trend(PAIN, [Score(0, 6.0), Score(10, 5.0)])
+    assert (t.target, t.change, t.reached) == (pytest.approx(4.2), Change.UNCHANGED, False)  # 30 % of 6 < 2
+    assert outcomes.trend(PAIN, [Score(20, 5.0)]).target is None  # no baseline: no mark
+    assert outcomes.trend(PAIN, [Score(2, 5.0)]).change is None  # no follow-up yet
+
+
 def test_baseline_and_follow_up_are_picked_by_days_after_surgery() -> None:
     scores = [Score(-3, 6), Score(1, 7), Score(3, 8), Score(13, 6), Score(40, 5), Score(50, 4), Score(90, 3)]
     assert outcomes.baseline_of(scores) == Score(1, 7)

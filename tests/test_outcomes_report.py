@@ -85,3 +85,20 @@ async def test_groups_under_five_are_suppressed_and_text_is_escaped(db: Database
     report.rows.append(outcomes_report.Row("Experiments", "<script>alert(1)</script>", "x"))
     html = outcomes_report.to_html(report)
     assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+async def test_an_alert_of_an_unknown_severity_counts_under_no_level(db: Database) -> None:
+    await seed(db, 12, seed_value=5)
+    async with db.session() as s:
+        before = await outcomes_report.build(s, CONTENT, START, END, NOW)
+        patient_id = (await s.exec(select(ExerciseSession.patient_id))).first()
+        assert patient_id is not None
+        s.add(
+            Alert(
+                patient_id=patient_id, severity="urgent", kind="red_flag", created_at=datetime(2026, 4, 1, tzinfo=UTC)
+            )
+        )
+        await s.commit()
+        after = await outcomes_report.build(s, CONTENT, START, END, NOW)
+    levels = [r for r in after.rows if r.label.startswith("Alerts per 100 patient-weeks")]
+    assert [r.n for r in levels] == [r.n for r in before.rows if r.label.startswith("Alerts per 100 patient-weeks")]

@@ -10,7 +10,7 @@ from typing import Any
 from factories import make_patient
 from PIL import Image
 
-from rehab_bot import report
+from rehab_bot import outcomes, report
 from rehab_bot.clock import FakeClock
 from rehab_bot.db import Database
 from rehab_bot.models import CheckIn, ExerciseSession, Patient
@@ -161,3 +161,47 @@ def test_the_title_is_the_patients_own_or_the_alias_for_staff(monkeypatch: Any) 
     progress = report.synthetic(3, TODAY, lang="de")
     assert _drawn(monkeypatch, progress).get_suptitle() == "Ihr Fortschritt"
     assert _drawn(monkeypatch, progress, "P-00042").get_suptitle() == "P-00042"
+
+
+MARK_GREEN = (0x1E, 0x7B, 0x34)
+PSFS = outcomes.MEASURES["psfs"]
+
+
+def test_the_pain_mark_is_drawn_and_said_when_there_is_a_baseline() -> None:
+    progress = report.synthetic(30, TODAY)
+    plain = _image(report.render_chart(progress))
+    first = min(progress.pain)
+    surgery = first - timedelta(days=1)
+    scores = [outcomes.Score((d - surgery).days, v) for d, v in progress.pain.items()]
+    progress.pain_trend = outcomes.trend(outcomes.MEASURES["pain"], scores)
+    assert progress.pain_trend.target is not None
+    marked = _image(report.render_chart(progress))
+    assert _count_near(marked, MARK_GREEN, 20) > _count_near(plain, MARK_GREEN, 20) + 100, "the dashed mark line"
+    text = report.summary_text(progress, "en")
+    base = progress.pain_trend.baseline
+    assert base is not None
+    assert f"Pain: Baseline {base.value:g} on day 1." in text and "(at least 2 points or 30 %; Farrar" in text
+    german = report.summary_text(progress, "de")
+    assert "Ausgangswert" in german and "bedeutsame Verbesserung" in german
+    # Without a baseline (scores only from week 2 on) there is no mark and no sentence.
+    progress.pain_trend = outcomes.trend(outcomes.MEASURES["pain"], [s for s in scores if s.day >= 7])
+    assert "Baseline" not in report.summary_text(progress, "en")
+    assert report.render_chart(progress) == report.render_chart(report.synthetic(30, TODAY))
+
+
+def test_outcome_measures_chart_and_words() -> None:
+    reached = outcomes.trend(PSFS, [outcomes.Score(1, 3.0), outcomes.Score(42, 5.5)])
+    not_yet = outcomes.trend(PSFS, [outcomes.Score(1, 3.0), outcomes.Score(42, 4.0)])
+    text = report.outcome_summary([("Patient-Specific Functional Scale", reached)], "en")
+    assert text.splitlines() == [
+        "Outcome measures",
+        "Patient-Specific Functional Scale: Baseline 3 on day 1. Meaningful improvement: 5 or higher "
+        "(at least 2 points; Stratford et al. 1995, Physiother Can). "
+        "Latest score 5.5 on day 42: meaningful improvement reached.",
+    ]
+    german = report.outcome_summary([("PSFS", not_yet)], "de")
+    assert "Letzter Wert 4 an Tag 42: bedeutsame Verbesserung nicht erreicht." in german
+    png = report.render_outcome_chart([("PSFS", reached), ("PSFS", not_yet)], "en")
+    width, height = report.png_size(png)
+    assert width == 800 and height > 400
+    assert _count_near(_image(png), MARK_GREEN, 20) > 200, "each panel draws its mark"

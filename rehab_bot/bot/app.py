@@ -38,6 +38,7 @@ from rehab_bot.bot import (
     common,
     education,
     enrol,
+    experiments,
     patient,
     render,
     session,
@@ -169,6 +170,7 @@ def build_application(
     patient.register(app)
     education.register(app)
     timing.register(app)
+    experiments.register(app)
     staff.register(app)
     web.register(app)
     care.register(app)

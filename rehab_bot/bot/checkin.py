@@ -628,13 +628,23 @@ async def progress_extra(update: Update, context: ContextTypes.DEFAULT_TYPE, pat
         return
     async with s.db.session() as db:
         progress = await report.load_progress(db, patient, s.clock.now())
+        measures = await report.outcome_items(db, patient, s.content, lang, skip=report.ON_PROGRESS_CHART)
     png = await asyncio.to_thread(report.render_chart, progress)
     summary = report.summary_text(progress, lang)
-    if len(summary) <= 1024:
-        await message.reply_photo(png, caption=summary)
+    await _photo_with_text(message, png, summary)
+    if measures:
+        # Outcome questionnaires (PSFS, a licensed ODI) by day after surgery with the MCID marked, and in words.
+        png = await asyncio.to_thread(report.render_outcome_chart, measures, lang)
+        await _photo_with_text(message, png, report.outcome_summary(measures, lang))
+
+
+async def _photo_with_text(message: Message, png: bytes, text: str) -> None:
+    """A chart with its words as the caption, or after it when they are too long for one."""
+    if len(text) <= 1024:
+        await message.reply_photo(png, caption=text)
     else:
         await message.reply_photo(png)
-        await message.reply_text(summary)
+        await message.reply_text(text)
 
 
 def register(app: App) -> None:

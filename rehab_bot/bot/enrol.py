@@ -131,9 +131,11 @@ def _welcome(lang: str, clinic: str, therapist: str | None) -> str:
 def consent_prompt(
     lang: str, patient: Patient, content: Content, clinic: str, lead: str
 ) -> tuple[str, InlineKeyboardMarkup | None]:
-    """The clinic's consent text with Agree / Decline."""
+    """The clinic's consent text with Agree / Decline (and, while an experiment runs, Agree without tests)."""
     text = lead + "\n\n" + experiment.consent_text(content, lang, clinic=clinic)  # mentions running experiments
     rows = [[(t(lang, "Yes, I agree"), _data(patient, "ok"))], [(t(lang, "No, thank you"), _data(patient, "no"))]]
+    if experiment.any_running(content):
+        rows.insert(1, [(t(lang, "Yes, but leave me out of tests"), _data(patient, "okx"))])
     return text, _keyboard(rows)
 
 
@@ -722,9 +724,13 @@ async def _act(
     lang = patient.language
     now = _now(context)
     step = enrolment.step_of(patient)
-    if action == "ok" and await enrolment.agree(session, patient, _content(context).consent_version, now):
+    content = _content(context)
+    if action in ("ok", "okx") and await enrolment.agree(
+        session, patient, content.consent_version, now, content, experiments=action == "ok"
+    ):
         await query.answer()
-        await _close(update, _pressed_text(update) + "\n\n" + t(lang, "✓ You agreed."))
+        agreed = t(lang, "✓ You agreed.") if action == "ok" else t(lang, "✓ You agreed, without tests.")
+        await _close(update, _pressed_text(update) + "\n\n" + agreed)
         text, markup = timezone_prompt(lang, patient, s.config.clinic.timezone, now)
         await _reply(update, text, markup)
         return True

@@ -41,6 +41,7 @@ from telegram.ext import ApplicationHandlerStop, CallbackQueryHandler, ContextTy
 from rehab_bot import experiment, miniapp, motivation, programme, tapering
 from rehab_bot import patient as patients
 from rehab_bot import session as core
+from rehab_bot.bot import experiments as experiments_bot
 from rehab_bot.bot import timing as timing_bot
 from rehab_bot.bot.common import language_for
 from rehab_bot.bot.services import App, Services, app_of, svc
@@ -522,22 +523,29 @@ async def render_nudge(app: App, message: DueMessage) -> OutgoingMessage | None:
         if assignment is not None and not assignment.send:
             return None
         custom = assignment.text(lang) if assignment is not None else None
+        # Told once before the first draw (consented before any experiment ran): the notice, and a way out.
+        notice = assignment is None and await experiment.notice_due(db, services.content, patient.id, es.id)
 
     data = (services, app.bot, session_id, chat_id)
     buttons, web_app = reminder_keyboard(services, lang, session_id)
+    told = f"\n\n{services.content.text('experiment_notice', lang)}" if notice else ""
     if not services.config.privacy.health_data_in_chat:
-        text = t(lang, "Just checking in: your {slot} session is still open.", slot=es.slot)
-        return OutgoingMessage(text, web_app=web_app, settle=(_settle_nudges, data))
+        text = t(lang, "Just checking in: your {slot} session is still open.", slot=es.slot) + told
+        extra = [experiments_bot.opt_out_row(lang)] if notice else []
+        return OutgoingMessage(text, buttons=extra, web_app=web_app, settle=(_settle_nudges, data))
     text = custom.replace("{slot}", slot) if custom else ""
     text = text or t(lang, "Just checking in: did you manage your {slot} exercise session?", slot=slot)
     if playing:
         buttons = finish_buttons(lang, session_id)  # the exercises are in the chat already
-    return OutgoingMessage(text, buttons=buttons, web_app=web_app, settle=(_settle_nudges, data))
+    if notice:
+        buttons = [*buttons, experiments_bot.opt_out_row(lang)]
+    return OutgoingMessage(text + told, buttons=buttons, web_app=web_app, settle=(_settle_nudges, data))
 
 
 async def _settle_nudges(db: AsyncSession, items: list[SentItem]) -> AfterCommit | None:
     """After nudges went out: each becomes its session's live message; the reminder's buttons move to it."""
     services, bot = items[0].data[0], items[0].data[1]
+    await experiment.mark_told(db, [i.data[2] for i in items], services.clock.now())  # a notice they carried
     stale: list[tuple[int, int]] = []
     for i in items:
         previous = await core.bind_message(db, i.data[2], message_id=i.message_id, now=services.clock.now(), nudge=True)

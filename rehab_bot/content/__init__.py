@@ -116,7 +116,17 @@ CONTENT_FILES = (
 )
 MEDIA_KINDS = ("photo", "animation", "video")
 # Texts the bot core relies on; a clinic may reword them but not disable them.
-REQUIRED_TEXTS = ("consent", "emergency", "red_flag", "red_flag_urgent", "crisis", "help")
+REQUIRED_TEXTS = (
+    "consent",
+    "emergency",
+    "red_flag",
+    "red_flag_urgent",
+    "crisis",
+    "help",
+    # Telling patients about experiments and their way out (rehab_bot.experiment).
+    "experiment_notice",
+    "experiment_opted_out",
+)
 MAX_SESSIONS_PER_DAY = 6
 
 MediaKind = Literal["photo", "animation", "video"]

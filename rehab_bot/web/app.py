@@ -41,6 +41,7 @@ from rehab_bot.web import (
     exercises,
     patient_app,
     patients,
+    reports,
     thread,
 )
 from rehab_bot.web.context import CONTEXT, WebContext
@@ -164,6 +165,7 @@ def build_app(ctx: WebContext) -> web.Application:
     thread.setup(app)
     alerts.setup(app)
     admin.setup(app)
+    reports.setup(app)
     exercises.setup(app)
     builder.setup(app)
     clinic_templates.setup(app)

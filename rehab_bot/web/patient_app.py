@@ -40,6 +40,7 @@ from rehab_bot.models import Patient
 from rehab_bot.web.auth import allow, db, visitor
 from rehab_bot.web.context import context
 from rehab_bot.web.forms import Form, bind
+from rehab_bot.web.outcome_charts import template_values as outcome_values
 from rehab_bot.web.pages import render
 
 log = logging.getLogger(__name__)
@@ -346,6 +347,7 @@ async def progress(request: web.Request) -> web.StreamResponse:
             "has_chart": first is not None,
             "summary": report.summary_text(series, patient.language),
             "milestones": sorted(reached, reverse=True),
+            **await outcome_values(session, patient, ctx.content, patient.language),
         },
     )
 

@@ -31,7 +31,8 @@ from rehab_bot.web.auth import allow, db, signed_in_staff
 from rehab_bot.web.caseload import STATUS_LABELS
 from rehab_bot.web.context import context
 from rehab_bot.web.forms import Form, bind
-from rehab_bot.web.pages import render
+from rehab_bot.web.outcome_charts import template_values as outcome_values
+from rehab_bot.web.pages import language, render
 
 FLASH = "flash"
 PAUSE_CHOICES = [("3", N_("3 days")), ("7", N_("1 week")), ("14", N_("2 weeks")), ("0", N_("Until resumed"))]
@@ -128,6 +129,7 @@ async def patient_page(request: web.Request) -> web.StreamResponse:
     pain = await patient_record.series(session, patient, caseload_core.PAIN_ITEMS)
     mood = await patient_record.series(session, patient, caseload_core.MOOD_ITEMS)
     caregivers = await caregiver_core.caregivers_of(session, patient)
+    outcome_charts = await outcome_values(session, patient, ctx.content, language(request))
     # The reads first: on SQLite the first write (this audit row, flushed by the next query) takes
     # the database's write lock until the commit, and the bot's own writes wait for it.
     audit.record(
@@ -166,6 +168,7 @@ async def patient_page(request: web.Request) -> web.StreamResponse:
             "caregivers": caregivers,
             "receives": {c.id: [label for key, label in CAREGIVER_ITEMS if getattr(c, key)] for c in caregivers},
             "reply_max": message_core.MAX_TEXT,
+            **outcome_charts,
         },
     )
 

@@ -72,6 +72,9 @@ async def test_randomised_nudges_are_sent_by_the_draw_and_recorded(bot: Any, tg:
             add_rule(
                 s, patient, kind=Kind.SESSION, local_time="09:00", now=bot.clock.now(), payload=core.rule_payload(0)
             )
+            # Enrolled while the experiment ran: the consent text told them (else the first nudge would,
+            # undrawn: tests/e2e/test_experiment_notice.py).
+            await experiment.record_consent(s, bot.services.content, patient.id or 0, bot.clock.now())
             await s.commit()
         patients.append(patient)
     users = [tg.user(8200 + n) for n in range(10)]

@@ -51,6 +51,9 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", "/admin/staff/{id}/remove"): "admin",
     ("GET", "/admin/audit"): "admin",
     ("GET", "/admin/content"): "admin",
+    ("GET", "/admin/outcomes"): "admin",  # the clinic outcomes report (no patient named, groups < 5 suppressed)
+    ("GET", "/admin/outcomes.csv"): "admin",
+    ("GET", "/admin/experiments"): "admin",
     ("GET", "/exercises"): "staff",
     ("GET", "/exercises/new"): "staff",
     ("POST", "/exercises/new"): "staff",  # any staff member adds to the clinic's library

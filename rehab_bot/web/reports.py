@@ -1,0 +1,108 @@
+"""Admin pages with the clinic's evaluation reports: outcomes (HTML and CSV) and experiments.
+
+The same core functions and the same suppression as the command line:
+``/admin/outcomes`` is ``rehab-bot report outcomes --from --to`` (rehab_bot.outcomes_report.build,
+figures from fewer than 5 patients suppressed, no patient named; ``/admin/outcomes.csv`` is its
+CSV), ``/admin/experiments`` is ``rehab-bot experiment report ID`` for every experiment in the
+content (rehab_bot.experiment.report and report_lines). Admins only, rechecked on every request
+(rehab_bot.access.is_admin through ``@allow("admin")``); every view is audited. The report rows
+are the core's English text, as in the CLI's files; the page around them is translated.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from aiohttp import web
+from wtforms import DateField
+from wtforms.validators import Optional
+
+from rehab_bot import audit, experiment, outcomes_report
+from rehab_bot.web.auth import allow, db, signed_in_staff
+from rehab_bot.web.context import context
+from rehab_bot.web.forms import Form, FormData
+from rehab_bot.web.pages import render
+
+DEFAULT_DAYS = 365  # without dates: patients enrolled in the last year
+MAX_DAYS = 3 * 366
+
+
+class RangeQuery(Form):
+    """The outcomes page's date range (a GET form: no CSRF)."""
+
+    class Meta:
+        csrf = False
+
+    start = DateField(validators=[Optional()])
+    end = DateField(validators=[Optional()])
+
+
+def _range(request: web.Request) -> tuple[date, date]:
+    """The enrolment dates of the query (default: the last year to today); 400 when they make no range."""
+    query = RangeQuery(FormData({"start": request.query.get("from", ""), "end": request.query.get("to", "")}))
+    if not query.validate():
+        raise web.HTTPBadRequest()
+    today = context(request).clock.now().date()
+    end = query.end.data or today
+    start = query.start.data or end - timedelta(days=DEFAULT_DAYS)
+    if end < start or (end - start).days > MAX_DAYS:
+        raise web.HTTPBadRequest()
+    return start, end
+
+
+async def _build(request: web.Request) -> outcomes_report.Report:
+    session, admin = db(request), signed_in_staff(request)
+    ctx = context(request)
+    start, end = _range(request)
+    now = ctx.clock.now()
+    report = await outcomes_report.build(session, ctx.content, start, end, now)
+    kind = "csv" if request.path.endswith(".csv") else "page"
+    audit.record(session, action=audit.VIEW_OUTCOMES, now=now, staff=admin, detail=f"{kind} from={start} to={end}")
+    await session.commit()
+    return report
+
+
+@allow("admin")
+async def outcomes_page(request: web.Request) -> web.StreamResponse:
+    """The clinic outcomes report for patients enrolled in a date range."""
+    report = await _build(request)
+    return await render(
+        request,
+        "admin_outcomes.html",
+        {"report": report, "csv_url": f"/admin/outcomes.csv?from={report.start}&to={report.end}"},
+    )
+
+
+@allow("admin")
+async def outcomes_csv(request: web.Request) -> web.StreamResponse:
+    """The same report as CSV (outcomes_report.to_csv)."""
+    report = await _build(request)
+    name = f"outcomes-{report.start}-{report.end}.csv"
+    return web.Response(
+        text=outcomes_report.to_csv(report),
+        content_type="text/csv",
+        charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@allow("admin")
+async def experiments_page(request: web.Request) -> web.StreamResponse:
+    """Every experiment in the content: its state, decisions so far and estimate (outcomes due are recorded first)."""
+    session, admin = db(request), signed_in_staff(request)
+    ctx = context(request)
+    now = ctx.clock.now()
+    reports = [await experiment.report(session, ctx.content, eid, now) for eid in sorted(ctx.content.experiments)]
+    audit.record(session, action=audit.VIEW_EXPERIMENTS, now=now, staff=admin, detail=f"shown={len(reports)}")
+    await session.commit()
+    return await render(
+        request,
+        "admin_experiments.html",
+        {"reports": [(r, experiment.report_lines(r)) for r in reports], "min_patients": experiment.MIN_PATIENTS},
+    )
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/admin/outcomes", outcomes_page, name="admin_outcomes")
+    app.router.add_get("/admin/outcomes.csv", outcomes_csv, name="admin_outcomes_csv")
+    app.router.add_get("/admin/experiments", experiments_page, name="admin_experiments")
