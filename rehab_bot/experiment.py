@@ -49,7 +49,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Row, func, select, update
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -58,7 +58,15 @@ from rehab_bot import tapering
 from rehab_bot.content import Content
 from rehab_bot.content.experiments import Experiment
 from rehab_bot.db import insert_ignore
-from rehab_bot.models import ExerciseSession, ExperimentDecision, ExperimentNotice, Kind, Patient, PatientStatus, table_of
+from rehab_bot.models import (
+    ExerciseSession,
+    ExperimentDecision,
+    ExperimentNotice,
+    Kind,
+    Patient,
+    PatientStatus,
+    table_of,
+)
 from rehab_bot.reminders import DueMessage
 from rehab_bot.schedule import local_date, zone
 
@@ -97,7 +105,7 @@ def consent_text(content: Content, lang: str, **kwargs: object) -> str:
 # --- telling the patient, and opting out ------------------------------------------------------------
 
 
-async def notice_of(session: AsyncSession, patient_id: int) -> Any:
+async def notice_of(session: AsyncSession, patient_id: int) -> Row[datetime, str, int | None, datetime | None] | None:
     """The patient's ExperimentNotice row (told_at, via, ref, opted_out_at), or None if never told."""
     conn = await session.connection()
     n = NOTICES.c
