@@ -7,7 +7,7 @@ which works in four steps:
 1. **Recover.** Deliveries left in ``sending`` by a process that died are
    marked ``unknown`` once their lease has passed. They are never re-sent: we
    cannot tell whether Telegram got them, and a duplicate is worse than a
-   gap. The loss is bounded by one send window (``delivery.send_window``).
+   gap. The loss is bounded by one send window (``DeliveryConfig.window``).
 2. **Materialise.** Each due rule becomes a ``delivery`` row keyed
    ``r<rule>:<local date>:<slot>`` under a unique constraint, and the rule
    advances to its next local slot, in one transaction. Rows older than the
@@ -784,7 +784,7 @@ class Dispatcher:
         long drain (the next slot of the day) are picked up every
         ``poll_interval`` instead of when the drain ends.
 
-        At most ``send_window`` rows are in ``sending`` at any moment (the
+        At most ``window`` rows are in ``sending`` at any moment (the
         bound on what a crash can leave in doubt). Rather than wait for a
         whole window to finish before claiming the next, the window is
         topped up whenever half of it has been sent and recorded: the
@@ -792,7 +792,7 @@ class Dispatcher:
         so a burst drains at the full rate instead of pausing between
         windows.
         """
-        capacity = self.settings.send_window
+        capacity = self.settings.window
         refill = max(1, capacity // 2)
         in_flight: dict[asyncio.Task[Outcome], DueMessage] = {}
         claims = 0
