@@ -22,6 +22,7 @@ without any session (a pause) are neutral for streaks.
 from __future__ import annotations
 
 import enum
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -143,6 +144,7 @@ def player_payload(session_id: int, index: int) -> str:
     return json.dumps({"session_id": session_id, "session": index, "play": True})
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_payload(payload: str) -> Ref:
     """Read a rule payload defensively: {"session": i}, {"index": i}, "i", or {"session_id": n}."""
     text = (payload or "").strip()
