@@ -119,6 +119,10 @@ class DatabaseConfig:
     echo: bool = False
 
 
+AUTO_WINDOW_SECONDS = 0.2
+AUTO_WINDOW_MIN = 30
+
+
 @dataclass(frozen=True)
 class DeliveryConfig:
     global_rate: float = 30.0
@@ -127,7 +131,8 @@ class DeliveryConfig:
     paid_broadcast_rate: float = 1000.0
     poll_interval: float = 1.0
     batch_size: int = 500
-    send_window: int = 30
+    # None: a fifth of a second of sending at the configured rate, at least 30 (see window).
+    send_window: int | None = None
     grace_period_minutes: int = 120
     max_attempts: int = 5
     backoff_base_seconds: float = 2.0
@@ -145,6 +150,22 @@ class DeliveryConfig:
     def effective_rate(self) -> float:
         """Messages per second across all chats."""
         return self.paid_broadcast_rate if self.paid_broadcast else self.global_rate
+
+    @property
+    def window(self) -> int:
+        """Deliveries claimed and in flight at once (rehab_bot.reminders): send_window when set, else
+        AUTO_WINDOW_SECONDS of sending at the configured rate, at least AUTO_WINDOW_MIN: 30 on the
+        free tier, 200 with paid broadcasts at 1,000 msg/s.
+
+        Each window costs two transactions whatever its size, so at the paid rate a window of 30
+        spent about a quarter of the bot's CPU per reminder on them (bench/, CPU per delivered
+        reminder), and the claim and record of each half-window are round trips one after another,
+        which capped one process's rate while the database was slow to answer (bench/RESULTS.md,
+        issue 14); the bound on messages in doubt after a crash is a fifth of a second of sending.
+        """
+        if self.send_window is not None:
+            return self.send_window
+        return max(AUTO_WINDOW_MIN, min(1000, round(self.effective_rate * AUTO_WINDOW_SECONDS)))
 
 
 @dataclass(frozen=True)

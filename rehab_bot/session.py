@@ -24,6 +24,7 @@ resets a streak to zero.
 from __future__ import annotations
 
 import enum
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -54,6 +55,7 @@ from rehab_bot.schedule import local_date, local_to_utc
 SESSIONS = table_of(ExerciseSession)
 PATIENTS = table_of(Patient)
 DELIVERIES = table_of(Delivery)
+RULES = table_of(ReminderRule)
 
 
 class Status(enum.StrEnum):
@@ -83,6 +85,45 @@ DONE_STATUSES = (Status.DONE.value, Status.PARTLY.value)
 RESOLVED_STATUSES = (*DONE_STATUSES, Status.SKIPPED.value, Status.MISSED.value)
 # How far back streaks look; a longer streak is shown as this many days.
 STATS_WINDOW_DAYS = 400
+
+# The statements a send window runs, built once and executed with parameters: building a
+# statement and its cache key again for every window cost more CPU than running it.
+_PATIENTS_BY_ID = select_models(Patient).where(col(Patient.id).in_(bindparam("ids", expanding=True)))
+_OPENED = select(SESSIONS.c.id, SESSIONS.c.patient_id, SESSIONS.c.local_date, SESSIONS.c.slot, SESSIONS.c.status).where(
+    SESSIONS.c.patient_id.in_(bindparam("pids", expanding=True)),
+    SESSIONS.c.local_date.in_(bindparam("days", expanding=True)),
+)
+_BIND_FIRST = (
+    update(SESSIONS)
+    .where(
+        SESSIONS.c.id == bindparam("sid"),
+        SESSIONS.c.status == Status.PENDING.value,
+        SESSIONS.c.message_id.is_(None),
+    )
+    .values(message_id=bindparam("mid"), delivery_id=bindparam("did"))
+)
+_PENDING_WITH_ZONE = (
+    select(SESSIONS.c.id, SESSIONS.c.patient_id, SESSIONS.c.local_date, PATIENTS.c.timezone)
+    .join(PATIENTS, PATIENTS.c.id == SESSIONS.c.patient_id)
+    .where(SESSIONS.c.id.in_(bindparam("sids", expanding=True)), SESSIONS.c.status == Status.PENDING.value)
+)
+_EXISTING_NUDGES = select(RULES.c.payload).where(
+    RULES.c.patient_id.in_(bindparam("pids", expanding=True)),
+    RULES.c.kind == Kind.NUDGE.value,
+    RULES.c.payload.in_(bindparam("payloads", expanding=True)),
+)
+_INSERT_RULES = insert(RULES)
+_INSERT_SESSIONS: dict[str, Any] = {}
+
+
+def _insert_sessions(dialect: str) -> Any:
+    """The insert that opens sessions and keeps existing rows, per dialect (built once)."""
+    statement = _INSERT_SESSIONS.get(dialect)
+    if statement is None:
+        statement = _INSERT_SESSIONS[dialect] = insert_ignore(
+            dialect, SESSIONS, keys=["patient_id", "local_date", "slot"]
+        )
+    return statement
 
 
 # --- rule payloads ------------------------------------------------------------
@@ -114,6 +155,7 @@ def player_payload(session_id: int, index: int) -> str:
     return json.dumps({"session_id": session_id, "session": index, "play": True})
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_payload(payload: str) -> Ref:
     """Read a rule payload defensively: {"session": i}, {"index": i}, "i", or {"session_id": n}."""
     text = (payload or "").strip()
@@ -260,13 +302,9 @@ async def open_sessions(session: AsyncSession, openings: Sequence[Opening], now:
         }
         for o in openings
     ]
-    await conn.execute(insert_ignore(conn.dialect.name, SESSIONS, keys=["patient_id", "local_date", "slot"]), rows)
-    s = SESSIONS.c
+    await conn.execute(_insert_sessions(conn.dialect.name), rows)
     found = await conn.execute(
-        select(s.id, s.patient_id, s.local_date, s.slot, s.status).where(
-            s.patient_id.in_({o.patient_id for o in openings}),
-            s.local_date.in_({o.local_date for o in openings}),
-        )
+        _OPENED, {"pids": list({o.patient_id for o in openings}), "days": list({o.local_date for o in openings})}
     )
     by_key = {(r.patient_id, r.local_date, r.slot): Opened(r.id, r.status, r.slot) for r in found}
     return {o: by_key[(o.patient_id, o.local_date, o.slot)] for o in openings}
@@ -332,7 +370,7 @@ async def open_for_deliveries(
         return out
     planned: list[tuple[DueMessage, Patient, programme.PhaseChange | None, Opening, list[Exercise], Phase | None]] = []
     ids = {m.patient_id for m in fresh}
-    found = await session.exec(select_models(Patient).where(col(Patient.id).in_(ids)))
+    found = await session.exec(_PATIENTS_BY_ID, params={"ids": list(ids)})
     by_id = {p.id: p for p in found.all()}
     own = await plan.own_programmes(session, content, by_id.values())  # the patients' own plans, one query
     for m in fresh:
@@ -385,12 +423,9 @@ async def bind_first_messages(session: AsyncSession, sends: Sequence[FirstSend])
     """
     if not sends:
         return
-    s = SESSIONS.c
     conn = await session.connection()
     await conn.execute(
-        update(SESSIONS)
-        .where(s.id == bindparam("sid"), s.status == Status.PENDING.value, s.message_id.is_(None))
-        .values(message_id=bindparam("mid"), delivery_id=bindparam("did")),
+        _BIND_FIRST,
         [{"sid": x.session_id, "mid": x.message_id, "did": x.delivery_id} for x in sends],
     )
 
@@ -401,28 +436,16 @@ async def ensure_nudges(
     """One nudge per session, `after` it was sent, if still within its local day; return how many were added."""
     if not session_ids:
         return 0
-    s = SESSIONS.c
     conn = await session.connection()
-    rows = (
-        await conn.execute(
-            select(s.id, s.patient_id, s.local_date, PATIENTS.c.timezone)
-            .join(PATIENTS, PATIENTS.c.id == s.patient_id)
-            .where(s.id.in_(list(session_ids)), s.status == Status.PENDING.value)
-        )
-    ).all()
+    rows = (await conn.execute(_PENDING_WITH_ZONE, {"sids": list(session_ids)})).all()
     due = sent_at + after
     wanted = {
         one_off_payload(r.id): r for r in rows if due < day_end(r.local_date, r.timezone)
     }  # else the session is recorded as missed at midnight instead
     if not wanted:
         return 0
-    rules = table_of(ReminderRule)
     existing = await conn.execute(
-        select(rules.c.payload).where(
-            rules.c.patient_id.in_({r.patient_id for r in wanted.values()}),
-            rules.c.kind == Kind.NUDGE.value,
-            rules.c.payload.in_(list(wanted)),
-        )
+        _EXISTING_NUDGES, {"pids": list({r.patient_id for r in wanted.values()}), "payloads": list(wanted)}
     )
     for (payload,) in existing:
         wanted.pop(payload, None)
@@ -430,7 +453,7 @@ async def ensure_nudges(
         return 0
     # Core executemany: the ORM would insert one rule per statement to learn their ids.
     await conn.execute(
-        insert(rules),
+        _INSERT_RULES,
         [
             one_off_values(r.patient_id, r.timezone, kind=Kind.NUDGE, due_at=due, now=sent_at, payload=payload)
             for payload, r in wanted.items()

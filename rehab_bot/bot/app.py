@@ -134,7 +134,7 @@ def build_application(
     # A send burst runs many requests at once; the default pool of 256 is
     # plenty for a window of 30, but the pool timeout must not fire while
     # requests wait for the pacer, which happens before the pool is used.
-    pool_size = max(64, delivery.send_window * 2)
+    pool_size = max(64, delivery.window * 2)
     if config.telegram.http_client == "aiohttp":
         # A fraction of the CPU per request of PTB's default httpx stack (bench/).
         request = AiohttpRequest(connection_pool_size=pool_size, read_timeout=config.telegram.request_timeout)
