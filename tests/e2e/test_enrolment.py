@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import qrcode
-from cli_runner import in_process
+from cli_runner import rehab_bot as rehab_bot_command
 from factories import TEST_TOKEN, make_patient, make_staff
 from PIL import Image
 from qrcode.constants import ERROR_CORRECT_M
@@ -504,9 +504,9 @@ def _cli_env(db_url: str, **extra: str) -> dict[str, str]:
 
 
 async def _cli(*args: str, cwd: Path, env: dict[str, str]) -> tuple[int, str, str]:
-    """`rehab-bot ARGS` in this process (tests/cli_runner.py: no process start and import per call),
-    on a thread of its own, so that the fake Bot API in this event loop can answer its getMe."""
-    result = await asyncio.wait_for(asyncio.to_thread(in_process, list(args), cwd=cwd, env=env), timeout=120)
+    """`rehab-bot ARGS` as tests/cli_runner.py runs it (in this process, `run` in a real one), on a
+    thread of its own, so that the fake Bot API in this event loop can answer its getMe."""
+    result = await asyncio.wait_for(asyncio.to_thread(rehab_bot_command, *args, cwd=cwd, env=env), timeout=120)
     return result.returncode, result.stdout, result.stderr
 
 
