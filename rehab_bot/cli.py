@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -290,8 +292,6 @@ LIBRARY_LOGGERS = ("alembic", "httpx", "httpcore", "aiohttp")
 
 def quiet_library_logs(*, verbose: bool) -> None:
     """Hold library loggers at WARNING unless --verbose (then INFO, still token-scrubbed)."""
-    import logging
-
     for name in LIBRARY_LOGGERS:
         logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
 
@@ -330,6 +330,13 @@ def cmd_demo(*, port: int, browser: bool, language: str, verbose: bool) -> int:
     return 0
 
 
+# Test and bench hook: `rehab-bot run` paces on this shared scaled clock
+# (rehab_bot.clock.ScaledTime.shared(), "SCALE@ORIGIN") instead of real time, so
+# that several bot processes and the tests' fake Bot API enforce Telegram's
+# limits in one scaled time (tests/e2e/test_processes.py). Never set in production.
+PACE_CLOCK_ENV = "REHAB_BOT_TEST_PACE_CLOCK"
+
+
 def cmd_run(config: Config, *, receive_updates: bool) -> int:
     """Run the bot until stopped."""
     from rehab_bot.bot.app import TokenRejected, build_application, run
@@ -342,8 +349,22 @@ def cmd_run(config: Config, *, receive_updates: bool) -> int:
             "is SQLite",
             "--no-updates processes share the queue; use PostgreSQL for more than one process",
         )
+    pacing: dict[str, Any] = {}
+    shared_clock = os.environ.get(PACE_CLOCK_ENV)
+    if shared_clock:
+        # A test and bench hook, never set in production: see PACE_CLOCK_ENV.
+        from rehab_bot.clock import ScaledTime
+
+        try:
+            pace = ScaledTime.from_shared(shared_clock)
+        except ValueError as exc:
+            raise ConfigError(PACE_CLOCK_ENV, str(exc), "unset it: it is a test hook") from exc
+        logging.getLogger(__name__).warning(
+            "%s is set: Telegram's pacing runs %g times as fast as real time (a test hook)", PACE_CLOCK_ENV, pace.scale
+        )
+        pacing = {"monotonic": pace.monotonic, "sleep": pace.sleep}
     try:
-        run(build_application(config, receive_updates=receive_updates))
+        run(build_application(config, receive_updates=receive_updates, **pacing))
     except ReceiverBusy as exc:
         print(f"rehab-bot: {exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -70,11 +70,14 @@ class ScaledTime:
     clock (seconds / scale of real time). Scale 1 is real time.
     """
 
-    def __init__(self, scale: float = 1.0) -> None:
+    def __init__(self, scale: float = 1.0, origin: float | None = None) -> None:
+        """``origin``: the instant (time.monotonic()) from which the clock gains ``scale`` seconds per
+        second, now by default. CLOCK_MONOTONIC is one clock for every process of a Linux host, so two
+        processes with the same scale and origin read the same scaled time (see :meth:`shared`)."""
         if scale <= 0:
             raise ValueError("scale must be positive")
         self.scale = scale
-        self._origin = time.monotonic()
+        self._origin = time.monotonic() if origin is None else origin
 
     def monotonic(self) -> float:
         """Seconds on this clock."""
@@ -83,3 +86,23 @@ class ScaledTime:
     async def sleep(self, seconds: float) -> None:
         """Wait ``seconds`` of this clock."""
         await asyncio.sleep(max(0.0, seconds) / self.scale)
+
+    def shared(self) -> str:
+        """This clock as text (``scale@origin``) for another process's :meth:`from_shared`."""
+        return f"{self.scale!r}@{self._origin!r}"
+
+    @classmethod
+    def from_shared(cls, text: str) -> ScaledTime:
+        """The clock :meth:`shared` described: the same scaled time in this process.
+
+        A test and bench hook: the end-to-end tests hand it to `rehab-bot run`
+        processes through REHAB_BOT_TEST_PACE_CLOCK (rehab_bot.cli), so that the
+        bot's pacer and the fake Bot API's flood limits run on one scaled clock.
+        """
+        scale, sep, origin = text.partition("@")
+        try:
+            if not sep:
+                raise ValueError(text)
+            return cls(float(scale), float(origin))
+        except ValueError as exc:
+            raise ValueError(f"expected SCALE@ORIGIN (for example 10@12345.6), not {text!r}") from exc

@@ -105,6 +105,10 @@ class Pacer:
         # processes sending for the bot (rehab_bot.send_budget); (chat or None, seconds).
         self.on_block: Callable[[int | None, float], None] | None = None
 
+    async def wait(self, seconds: float) -> None:
+        """Sleep ``seconds`` on the pacer's clock (real time unless a scaled one was given)."""
+        await self._sleep(seconds)
+
     def set_rate(self, rate: float) -> None:
         """Change the global rate (this process's share of the bot's budget); takes effect at the next release."""
         if rate <= 0:

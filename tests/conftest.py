@@ -7,6 +7,11 @@ Alembic upgrade took most of a second. Each copy gets its own installation
 namespace, as a fresh upgrade would. `database_factory(kind, template=False)`
 runs the real upgrade instead (tests/test_migrations.py does).
 
+On PostgreSQL a copy and a drop each cost a few tenths of a second (a drop
+waits for a checkpoint), more on a busy server: PgCopies makes the next
+copies on a thread of its own while a test runs, and drops used ones on
+another, so a test waits for neither.
+
 PostgreSQL: REHAB_BOT_TEST_PG_URL (default postgresql+asyncpg://postgres@127.0.0.1:5432/test).
 The test databases are made beside that one (it must be allowed to create
 databases) and dropped afterwards; their tables live in the schema
@@ -19,9 +24,11 @@ the PostgreSQL path.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import shutil
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -60,6 +67,67 @@ async def _pg_admin(*statements: str) -> None:
         await conn.close()
 
 
+class PgCopies:
+    """Copies of a PostgreSQL template made ahead of need, and drops behind, each on a thread of its own.
+
+    Every copy is a new installation (its own namespace), as a fresh upgrade
+    would make it. Nothing is shared between tests: each takes a copy no test
+    has touched, and the drops run only after the test's own teardown.
+    """
+
+    AHEAD = 2  # copies kept ready: a short test takes the next one without waiting
+
+    def __init__(self, template: str) -> None:
+        self.template = template
+        self._make = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="pg-copy")
+        self._drop = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="pg-drop")
+        self._ready: deque[concurrent.futures.Future[str]] = deque()
+        self._dropping: list[concurrent.futures.Future[None]] = []
+
+    def _copy(self) -> str:
+        name = f"{PG_PREFIX}{uuid.uuid4().hex[:12]}"
+
+        async def copy() -> None:
+            await _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
+            import asyncpg
+
+            conn = await asyncpg.connect(_raw(pg_database_url(name)))
+            try:
+                await conn.execute(
+                    f'UPDATE "{PG_TEST_SCHEMA}".installation SET namespace = $1 WHERE id = 1', str(uuid.uuid4())
+                )
+            finally:
+                await conn.close()
+
+        asyncio.run(copy())
+        return name
+
+    async def take(self) -> str:
+        """A fresh copy's name: made ahead, or now."""
+        while len(self._ready) < self.AHEAD:
+            self._ready.append(self._make.submit(self._copy))
+        name = await asyncio.wrap_future(self._ready.popleft())
+        self._ready.append(self._make.submit(self._copy))
+        return name
+
+    def drop(self, name: str) -> None:
+        """Drop a database in the background; FORCE: a subprocess of the test may still hold a connection."""
+        coroutine = _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self._dropping.append(self._drop.submit(asyncio.run, coroutine))
+
+    def close(self) -> None:
+        """Drop the copies nobody took, wait for every drop; the first failure is raised."""
+        for made in self._ready:
+            try:
+                self.drop(made.result())
+            except Exception:  # a copy that failed to be made needs no drop
+                pass
+        self._make.shutdown()
+        self._drop.shutdown()
+        for dropping in self._dropping:
+            dropping.result()
+
+
 class Templates:
     """The migrated templates of this pytest process, made on first use."""
 
@@ -67,6 +135,7 @@ class Templates:
         self.directory = directory
         self.sqlite: Path | None = None
         self.pg: str | None = None
+        self.pg_copies: PgCopies | None = None
 
     async def sqlite_template(self) -> Path:
         if self.sqlite is None:
@@ -95,17 +164,34 @@ class Templates:
             self.pg = name
         return self.pg
 
+    async def pg_copy(self) -> str:
+        """A new copy of the PostgreSQL template (its own installation namespace): see PgCopies."""
+        if self.pg_copies is None:
+            self.pg_copies = PgCopies(await self.pg_template())
+        return await self.pg_copies.take()
+
     def drop(self) -> None:
+        if self.pg_copies is not None:
+            self.pg_copies.close()
         if self.pg is not None:
             _run_apart(_pg_admin(f'DROP DATABASE IF EXISTS "{self.pg}" WITH (FORCE)'))
 
 
 def _run_apart(coroutine: Any) -> None:
     """Run a coroutine on a loop of its own, outside any test's loop."""
-    import concurrent.futures
-
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         pool.submit(asyncio.run, coroutine).result()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The `slow` scenarios first (otherwise in collection order).
+
+    pytest-xdist's default scheduling deals the first quarter of the items to
+    the workers one by one: the long scenarios then start at once, side by
+    side, instead of one of them starting last and leaving one worker running
+    it alone at the end. Which tests run, and what they assert, is unchanged.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture(scope="session")
@@ -163,29 +249,30 @@ async def database_factory(tmp_path: Path, templates: Templates) -> AsyncIterato
                 shutil.copyfile(await templates.sqlite_template(), path)
                 os.chmod(path, 0o600)
             db = Database(f"sqlite+aiosqlite:///{path}")
+        elif template:
+            pg_name = await templates.pg_copy()  # a new installation already
+            db = Database(pg_database_url(pg_name), pg_schema=PG_TEST_SCHEMA)
         else:
             pg_name = f"{PG_PREFIX}{uuid.uuid4().hex[:12]}"
-            if template:
-                await _pg_admin(f'CREATE DATABASE "{pg_name}" TEMPLATE "{await templates.pg_template()}"')
-            else:
-                await _pg_admin(f'CREATE DATABASE "{pg_name}"')
+            await _pg_admin(f'CREATE DATABASE "{pg_name}"')
             db = Database(pg_database_url(pg_name), pg_schema=PG_TEST_SCHEMA)
-            if not template:
-                async with db.engine.begin() as conn:
-                    await conn.execute(text(f'CREATE SCHEMA "{PG_TEST_SCHEMA}"'))
+            async with db.engine.begin() as conn:
+                await conn.execute(text(f'CREATE SCHEMA "{PG_TEST_SCHEMA}"'))
         made.append((db, pg_name))
-        if template:
-            await _new_installation(db)
-        else:
+        if not template:
             await db.upgrade()
+        elif kind == "sqlite":
+            await _new_installation(db)
         return db
 
     yield make
     for db, pg_name in made:
         await db.dispose()
         if pg_name is not None:
-            # FORCE: a subprocess or a second engine of the test may still hold a connection.
-            await _pg_admin(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
+            if templates.pg_copies is not None:
+                templates.pg_copies.drop(pg_name)  # in the background
+            else:
+                await _pg_admin(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
 
 
 @pytest.fixture

@@ -5,18 +5,16 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
-import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cli_runner import in_process
 from sqlalchemy import text
 
 from rehab_bot.cli import main
 from rehab_bot.db import Database
-
-BIN = Path(sys.executable).parent / "rehab-bot"
 
 
 def mode(path: Path) -> int:
@@ -24,19 +22,16 @@ def mode(path: Path) -> int:
 
 
 def cli(*args: str, cwd: Path, db_url: str) -> subprocess.CompletedProcess[str]:
-    """Run rehab-bot with the usual, permissive umask 022 (a shell's default)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REHAB_BOT_")}
-    env["REHAB_BOT_DATABASE_URL"] = db_url
-    return subprocess.run(
-        [str(BIN), *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        preexec_fn=lambda: os.umask(0o022),
-    )
+    """Run rehab-bot as a process started with the usual, permissive umask 022 (a shell's default).
+
+    In this process (tests/cli_runner.py): the umask is 022 when main() starts, as
+    it would be in a new process, and is put back afterwards.
+    """
+    old = os.umask(0o022)
+    try:
+        return in_process(list(args), cwd=cwd, env={"REHAB_BOT_DATABASE_URL": db_url})
+    finally:
+        os.umask(old)
 
 
 @pytest.fixture

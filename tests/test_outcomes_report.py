@@ -6,6 +6,7 @@ import csv
 import io
 from datetime import UTC, date, datetime
 
+import pytest
 from outcome_seed import END, START, seed
 from sqlmodel import col, func, select
 
@@ -23,6 +24,7 @@ def figure(report: outcomes_report.Report, label: str) -> outcomes_report.Row:
     return next(r for r in report.rows if r.label.startswith(label))
 
 
+@pytest.mark.slow  # a long scenario: 200 simulated patients
 async def test_the_report_from_200_simulated_patients(db: Database) -> None:
     aliases = await seed(db, 200)
     async with db.session() as s:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import subprocess
+import sys
 import time
 
 import pytest
@@ -125,3 +127,34 @@ async def test_on_scaled_time_one_chat_is_spaced_a_scaled_second_apart() -> None
     assert all(b - a >= 1.0 + CHAT_MARGIN - 0.01 for a, b in itertools.pairwise(one)), one
     assert dict(out)["b1"] - one[0] < 1.0, "another chat is not held"
     assert real < 1.5, f"2.1 scaled seconds of spacing took {real:.2f} real ones"
+
+
+def test_a_shared_scaled_time_reads_the_same_in_another_process() -> None:
+    # CLOCK_MONOTONIC is one clock for every process of the host: a child given
+    # shared() reads the clock this process reads (REHAB_BOT_TEST_PACE_CLOCK).
+    fast = ScaledTime(10)
+    time.sleep(0.2)  # now two scaled seconds ahead of time.monotonic(): a child reading real time falls behind
+    code = "import sys; from rehab_bot.clock import ScaledTime; print(ScaledTime.from_shared(sys.argv[1]).monotonic())"
+    before = fast.monotonic()
+    out = subprocess.run([sys.executable, "-c", code, fast.shared()], capture_output=True, text=True, check=True)
+    after = fast.monotonic()
+    child = float(out.stdout)
+    assert before <= child <= after, (before, child, after)
+    again = ScaledTime.from_shared(fast.shared())
+    assert again.scale == 10 and again.monotonic() == pytest.approx(fast.monotonic(), abs=0.05)
+
+
+@pytest.mark.parametrize("text", ["10", "ten@1.0", "10@", "0@5.0", ""])
+def test_a_shared_clock_that_is_not_scale_at_origin_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="SCALE@ORIGIN"):
+        ScaledTime.from_shared(text)
+
+
+async def test_the_pacer_waits_on_its_own_clock() -> None:
+    # SendBudget's heartbeat waits here, so it beats as often in the pacer's time as JOIN_WAIT lasts.
+    fast = ScaledTime(50)
+    pacer = Pacer(30, monotonic=fast.monotonic, sleep=fast.sleep)
+    real_start, start = time.monotonic(), fast.monotonic()
+    await pacer.wait(1.0)
+    assert fast.monotonic() - start >= 0.95
+    assert time.monotonic() - real_start < 0.5

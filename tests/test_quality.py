@@ -1,4 +1,4 @@
-"""ruff and mypy stay clean: .ci/run runs them itself, before the tests (not inside pytest)."""
+"""ruff and mypy stay clean: .ci/run runs them itself (ruff before the tests, mypy beside them), not inside pytest."""
 
 from __future__ import annotations
 
@@ -31,6 +31,12 @@ def test_ci_runs_ruff_mypy_and_every_test() -> None:
     assert markers == ["not timing", "timing"], runs
     last_lint = max(commands.index(c) for c in commands if c[:1] == ["$VENV/bin/ruff"])
     assert all(commands.index(r) > last_lint for r in runs), "lint and types first"
+    # mypy runs beside the parallel pass: started before it, waited for (its failure fails the run) after it.
+    [mypy] = [c for c in commands if c[:3] == ["$VENV/bin/python", "-m", "mypy"]]
+    assert mypy[-1] == "&" and commands.index(mypy) < min(commands.index(r) for r in runs)
+    parallel = next(r for r in runs if "not timing" in r)
+    waits = [i for i, c in enumerate(commands) if c == ["mypy_result"]]
+    assert waits and waits[-1] > commands.index(parallel), "mypy's outcome is checked after the parallel pass"
 
 
 def commands_starting(prefix: str) -> list[list[str]]:

@@ -15,7 +15,7 @@ from rehab_bot.db import Database
 from rehab_bot.models import Delivery
 from rehab_bot.ratelimit import Pacer
 from rehab_bot.reminders import Dispatcher
-from rehab_bot.send_budget import JOIN_WAIT, SendBudget
+from rehab_bot.send_budget import HEARTBEAT, JOIN_WAIT, SendBudget
 
 
 async def test_the_rate_is_split_among_live_processes_and_given_back_on_stop(database_factory: Any) -> None:
@@ -98,3 +98,30 @@ async def test_a_chat_another_process_is_sending_to_is_left_for_later(database_f
     assert [m.chat_id for m in taken_by_b] == [8]
     taken_by_a = await dispatcher("a").claim(T0, 30)
     assert [m.chat_id for m in taken_by_a] == [7]
+
+
+async def test_the_heartbeat_waits_on_the_pacers_clock(database_factory: Any) -> None:
+    """Beats on the clock JOIN_WAIT runs on: with a scaled pacer (REHAB_BOT_TEST_PACE_CLOCK) both scale together."""
+    require_postgres()
+    db: Database = await database_factory("postgres")
+    waits: list[float] = []
+
+    async def pacer_sleep(seconds: float) -> None:  # the pacer's clock, 100 times as fast as real time
+        waits.append(seconds)
+        await asyncio.sleep(seconds / 100)
+
+    first = SendBudget(db, Pacer(30, sleep=pacer_sleep), 30, holder="first")
+    second = SendBudget(db, Pacer(30), 30, holder="second")
+    try:
+        await first.start()
+        await second.start()
+        for _ in range(500):
+            if first.share == 15:
+                break
+            await asyncio.sleep(0.01)
+        assert first.share == 15, "the first saw the second join"
+        assert HEARTBEAT in waits, waits
+    finally:
+        for budget in (first, second):
+            await budget.stop()
+            await budget.pacer.close()

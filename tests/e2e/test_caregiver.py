@@ -94,6 +94,7 @@ async def caregiver_texts(caregiver: FakeUser, since: int) -> list[str]:
     return [text_of(m) for m in caregiver.messages[since:]]
 
 
+@pytest.mark.slow  # a long scenario: a caregiver from invitation to removal
 async def test_a_caregiver_gets_exactly_what_is_allowed_and_nothing_after_removal(
     bot_factory: Any, tg: FakeTelegram, backend: str
 ) -> None:

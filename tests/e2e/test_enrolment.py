@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
 import re
-import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import qrcode
+from cli_runner import rehab_bot as rehab_bot_command
 from factories import TEST_TOKEN, make_patient, make_staff
 from PIL import Image
 from qrcode.constants import ERROR_CORRECT_M
@@ -34,7 +33,6 @@ from rehab_bot.schedule import local_to_utc, parse_hhmm
 TODAY = date(2026, 6, 10)  # T0: 07:00 in Berlin, 05:00 UTC
 SURGERY = date(2026, 6, 1)  # day 9: weeks 1-2, three sessions a day
 CONSENT_VERSION = "2026-11-01"
-CLI = Path(sys.executable).parent / "rehab-bot"
 
 
 async def new_invite(bot: Any, alias: str, **kw: Any) -> Invite:
@@ -501,18 +499,15 @@ async def test_staff_invite_registers_staff_and_sets_their_menu(
 
 
 def _cli_env(db_url: str, **extra: str) -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("REHAB_BOT_")}
-    return {**base, "REHAB_BOT_DATABASE_URL": db_url, **extra}
+    """The REHAB_BOT_* variables of the call (the caller's own are dropped: see cli_runner.clean_env)."""
+    return {"REHAB_BOT_DATABASE_URL": db_url, **extra}
 
 
 async def _cli(*args: str, cwd: Path, env: dict[str, str]) -> tuple[int, str, str]:
-    # Asynchronous, so that the fake Bot API in this event loop can answer its getMe.
-    process = await asyncio.create_subprocess_exec(
-        str(CLI), *args, cwd=cwd, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=120)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    """`rehab-bot ARGS` as tests/cli_runner.py runs it (in this process, `run` in a real one), on a
+    thread of its own, so that the fake Bot API in this event loop can answer its getMe."""
+    result = await asyncio.wait_for(asyncio.to_thread(rehab_bot_command, *args, cwd=cwd, env=env), timeout=120)
+    return result.returncode, result.stdout, result.stderr
 
 
 def _qr_matrix(png: bytes) -> list[list[bool]]:

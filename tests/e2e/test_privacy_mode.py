@@ -25,6 +25,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from factories import make_patient, make_staff
 from rig.telegram_server import FakeTelegram
 from sqlmodel import col, select
@@ -104,6 +105,7 @@ def what_telegram_got(tg: FakeTelegram) -> list[str]:
     return out
 
 
+@pytest.mark.slow  # a long scenario: a week
 async def test_a_week_in_privacy_mode_sends_no_health_data_through_telegram(bot_factory: Any, tg: FakeTelegram) -> None:
     bot = await bot_factory(
         privacy={"health_data_in_chat": False},

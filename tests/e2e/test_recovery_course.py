@@ -7,9 +7,6 @@ until day 6. Proven, in both languages: the right lesson on the right day and
 at most one a day, nothing while paused, and on day 7 the lessons missed
 during the pause offered with one button (not sent one by one) and opened
 from it. The English patient answers the infection lesson wrongly twice (the
-
-# A long scenario: `pytest -m "not slow"` leaves it out; .ci/run runs it.
-pytestmark = pytest.mark.slow
 explanation each time, "Try again" in between), and the therapist then sees
 the gap in understanding in /patients and /patient; the German patient
 answers right. /learn lists the lessons so far and the next one. Every
@@ -32,6 +29,9 @@ from rehab_bot.content import load_content, localize
 from rehab_bot.education import schedule_for
 from rehab_bot.i18n import t
 from rehab_bot.models import Delivery, Kind, LessonProgress, Patient
+
+# A long scenario: `pytest -m "not slow"` leaves it out; .ci/run runs it.
+pytestmark = pytest.mark.slow
 
 BERLIN = ZoneInfo("Europe/Berlin")
 SURGERY = date(2026, 6, 10)  # day 0; the clock starts at 07:00 on this day (tests/factories.py T0)

@@ -113,6 +113,7 @@ def exercise_names(lang: str, phase_id: str, index: int = 0) -> list[str]:
     return [localize(CONTENT.exercise(x).name, lang) for x in phase.exercises_for(index)]
 
 
+@pytest.mark.slow  # a long scenario: a week
 @pytest.mark.parametrize("lang", ["en", "de"])
 async def test_a_week_of_sessions(bot: Any, tg: FakeTelegram, lang: str) -> None:
     _ = lambda msgid, **kw: t(lang, msgid, **kw)  # noqa: E731
