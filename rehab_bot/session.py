@@ -373,6 +373,10 @@ async def open_for_deliveries(
     found = await session.exec(_PATIENTS_BY_ID, params={"ids": list(ids)})
     by_id = {p.id: p for p in found.all()}
     own = await plan.own_programmes(session, content, by_id.values())  # the patients' own plans, one query
+    if taper[0] > 0:  # kept up, or fell short: the reminders thin out or come back (one query for the window)
+        active = [p for p in by_id.values() if p.status == PatientStatus.ACTIVE and p.id is not None]
+        follows = {p.id: own.get(p.id) or programme.programme_of(content, p) for p in active if p.id is not None}
+        await tapering.sync_many(session, active, content, now, taper[0], taper[1], follows)
     for m in fresh:
         assert m.patient_id is not None and m.local_date is not None
         patient = by_id.get(m.patient_id)
@@ -384,8 +388,6 @@ async def open_for_deliveries(
             continue
         followed = own.get(m.patient_id) or programme.programme_of(content, patient)
         change = await programme.sync_phase(session, patient, content, now, followed)
-        if taper[0] > 0:
-            await tapering.sync(session, patient, content, now, taper[0], taper[1], followed)
         phase = change.phase if change is not None else programme.phase_in(followed, patient, m.local_date)
         index = parse_payload(m.payload).index
         if phase is not None and index >= phase.sessions_per_day:

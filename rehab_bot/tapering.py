@@ -11,7 +11,8 @@ kept up.
 
 The reminders become less frequent as the programme's content allows: a
 phase may declare ``tapered_sessions_per_day`` and/or ``tapered_days``
-(programmes.toml). :func:`sync`, run before each session reminder goes out
+(programmes.toml). :func:`sync` (:func:`sync_many` for a window's patients,
+one query), run before session reminders go out
 (rehab_bot.session.open_for_deliveries), records the change of state on
 ``Patient.tapered_since`` exactly once (a conditional UPDATE), re-plans the
 session rules from the next slot (programme.schedule_sessions: rules updated
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import select, update
@@ -96,8 +97,59 @@ async def sync(
     the change first, the phase keeps its reminders, or the clinic's content
     has no text for it). followed: the programme the patient follows.
     """
-    assert patient.id is not None
     kept = await nudges_stopped(session, patient, now, weeks, threshold)
+    return await _record(session, patient, content, now, kept, weeks, followed)
+
+
+async def sync_many(
+    session: AsyncSession,
+    patients: Sequence[Patient],
+    content: Content,
+    now: datetime,
+    weeks: int,
+    threshold: float,
+    followed: Mapping[int, Programme | None],
+) -> list[Delivery]:
+    """:func:`sync` for a window's patients: their sessions in one query; returns the messages queued."""
+    if weeks <= 0 or not patients:
+        return []
+    todays = {p.id: local_date(p, now) for p in patients if p.id is not None}
+    s = SESSIONS.c
+    conn = await session.connection()
+    rows = (
+        await conn.execute(
+            select(s.patient_id, s.local_date, s.status).where(
+                s.patient_id.in_(list(todays)),
+                s.local_date >= min(todays.values()) - timedelta(days=7 * weeks),
+                s.local_date < max(todays.values()),
+            )
+        )
+    ).all()
+    by_patient: dict[int, list[tuple[date, str]]] = {}
+    for row in rows:
+        by_patient.setdefault(row.patient_id, []).append((row.local_date, row.status))
+    queued = []
+    for patient in patients:
+        if patient.id is None:
+            continue
+        kept = kept_up(by_patient.get(patient.id, []), todays[patient.id], weeks, threshold)
+        notice = await _record(session, patient, content, now, kept, weeks, followed.get(patient.id))
+        if notice is not None:
+            queued.append(notice)
+    return queued
+
+
+async def _record(
+    session: AsyncSession,
+    patient: Patient,
+    content: Content,
+    now: datetime,
+    kept: bool,
+    weeks: int,
+    followed: Programme | None,
+) -> Delivery | None:
+    """Store a changed state once, re-plan, queue the message (see :func:`sync`)."""
+    assert patient.id is not None
     if kept == (patient.tapered_since is not None):
         return None
     since = now if kept else None

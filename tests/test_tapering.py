@@ -177,3 +177,38 @@ async def test_tapered_sessions_keep_their_place_in_the_day(db: Database, clock:
             (2, "19:00", ""),
         ]
         assert back[0].id == ids[0] and back[2].id == ids[2]
+
+
+async def test_sync_many_reads_a_windows_patients_at_once(db: Database, clock: FakeClock) -> None:
+    content = load_content(None)
+    lumbar = content.programmes["lumbar-example"]
+    clock.set(datetime(2026, 6, 10, 5, tzinfo=UTC))
+    kept, short = [
+        (
+            await make_patient(
+                db, clock, times=(), programme_id="lumbar-example", surgery_date=SURGERY, session_times="08:30,18:00"
+            )
+        )[0]
+        for _ in range(2)
+    ]
+    async with db.session() as s:
+        for p in (kept, short):
+            row = await s.get(Patient, p.id)
+            assert row is not None
+            await programme.schedule_sessions(s, row, content, clock.now())
+            for n in range(1, 15):
+                status = "done" if p is kept or n % 3 else "missed"
+                s.add(
+                    ExerciseSession(patient_id=p.id, local_date=TODAY - timedelta(days=n), slot="08:30", status=status)
+                )
+        await s.commit()
+    async with db.session() as s:
+        rows = [await s.get(Patient, p.id) for p in (kept, short)]
+        patients = [r for r in rows if r is not None]
+        queued = await tapering.sync_many(
+            s, patients, content, clock.now(), 2, 0.8, {p.id: lumbar for p in patients if p.id is not None}
+        )
+        assert [d.patient_id for d in queued] == [kept.id]
+        assert [p.tapered_since is not None for p in patients] == [True, False]
+        assert [len(await programme.session_rules(s, p)) for p in patients] == [1, 2]
+        assert await tapering.sync_many(s, patients, content, clock.now(), 2, 0.8, {}) == [], "once"
