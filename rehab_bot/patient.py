@@ -95,6 +95,13 @@ async def find(session: AsyncSession, telegram_id: int) -> Patient | None:
     return result.first()
 
 
+async def find_in_care(session: AsyncSession, telegram_id: int) -> Patient | None:
+    """The patient linked to a Telegram user while in care (models.IN_CARE): who may still write to us,
+    answer, read lessons; a paused patient may catch up."""
+    patient = await find(session, telegram_id)
+    return patient if patient is not None and patient.status in IN_CARE else None
+
+
 async def standing(session: AsyncSession, telegram_id: int) -> tuple[Standing, Patient | None]:
     """Whether this user is an enrolled patient, one still enrolling, staff, or a stranger."""
     patient = await find(session, telegram_id)
