@@ -333,6 +333,11 @@ def pause_until_for(days: int, today: date) -> date:
     return today + timedelta(days=days - 1)
 
 
+def pause_for(patient: Patient, days: int, now: datetime) -> date | None:
+    """A staff member's pause of ``days`` days from the patient's today; 0 days: until resumed (None)."""
+    return pause_until_for(days, local_date(patient, now)) if days else None
+
+
 async def _skip_queued(session: AsyncSession, patient: Patient, reason: str) -> None:
     # Rows already queued (held back by quiet hours, or waiting for a retry)
     # were materialised while the patient was active; they must not go out now.
