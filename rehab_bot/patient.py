@@ -95,6 +95,13 @@ async def find(session: AsyncSession, telegram_id: int) -> Patient | None:
     return result.first()
 
 
+async def find_in_care(session: AsyncSession, telegram_id: int) -> Patient | None:
+    """The patient linked to a Telegram user while in care (models.IN_CARE): who may still write to us,
+    answer, read lessons; a paused patient may catch up."""
+    patient = await find(session, telegram_id)
+    return patient if patient is not None and patient.status in IN_CARE else None
+
+
 async def standing(session: AsyncSession, telegram_id: int) -> tuple[Standing, Patient | None]:
     """Whether this user is an enrolled patient, one still enrolling, staff, or a stranger."""
     patient = await find(session, telegram_id)
@@ -324,6 +331,11 @@ def parse_pause_date(text: str, today: date) -> date:
 def pause_until_for(days: int, today: date) -> date:
     """The last paused day for a pause of `days` days starting today (reminders return on today + days)."""
     return today + timedelta(days=days - 1)
+
+
+def pause_for(patient: Patient, days: int, now: datetime) -> date | None:
+    """A staff member's pause of ``days`` days from the patient's today; 0 days: until resumed (None)."""
+    return pause_until_for(days, local_date(patient, now)) if days else None
 
 
 async def _skip_queued(session: AsyncSession, patient: Patient, reason: str) -> None:

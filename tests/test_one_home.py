@@ -194,6 +194,7 @@ async def test_a_pause_by_staff_or_patient_skips_what_is_queued(db: Database, cl
         assert staff_row is not None and self_row is not None
         with pytest.raises(Forbidden):
             await patient_core.pause(session, staff_row, until, now, staff=colleague)
+        assert patient_core.pause_for(staff_row, 3, now) == until and patient_core.pause_for(staff_row, 0, now) is None
         assert await patient_core.pause(session, staff_row, None, now, staff=doc) == patient_core.PauseResult.PAUSED
         assert await patient_core.pause(session, self_row, until, now) == patient_core.PauseResult.PAUSED
         await session.commit()

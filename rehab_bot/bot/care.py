@@ -39,7 +39,7 @@ from rehab_bot.bot.services import App, svc
 from rehab_bot.config import photo_dir
 from rehab_bot.content import localize
 from rehab_bot.i18n import N_, t
-from rehab_bot.models import IN_CARE, CareMessage, Patient, Staff, table_of
+from rehab_bot.models import CareMessage, Patient, Staff, table_of
 from rehab_bot.reminders import DueMessage
 from rehab_bot.schedule import zone
 from rehab_bot.transport import OutgoingMedia, OutgoingMessage, SentItem
@@ -141,14 +141,6 @@ async def _settle_replies(db: AsyncSession, items: list[SentItem]) -> None:
     )
 
 
-# --- patients ---------------------------------------------------------------------------
-
-
-async def _writing_patient(db: AsyncSession, telegram_id: int) -> Patient | None:
-    patient = await patients.find(db, telegram_id)
-    return patient if patient is not None and patient.status in IN_CARE else None
-
-
 async def _download(context: ContextTypes.DEFAULT_TYPE, message: Message, lang: str) -> tuple[str, str, int] | None:
     """Keep the largest size of a message's photo under [care] photo_dir; None (patient told) if too large."""
     s = svc(context)
@@ -213,7 +205,7 @@ async def on_patient_message(update: Update, context: ContextTypes.DEFAULT_TYPE)
     s = svc(context)
     replied = message.reply_to_message
     async with s.db.session() as db:
-        patient = await _writing_patient(db, user.id)
+        patient = await patients.find_in_care(db, user.id)
         if patient is None:
             return
         parent = None
@@ -261,7 +253,7 @@ async def on_send_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     offer = query.message if isinstance(query.message, Message) else None
     original = offer.reply_to_message if offer is not None else None
     async with s.db.session() as db:
-        patient = await _writing_patient(db, query.from_user.id)
+        patient = await patients.find_in_care(db, query.from_user.id)
     offered = offer is not None and query.data in common.buttons_on(offer)
     if patient is None or offer is None or not offered:
         await query.answer(t(await common.language_for(update, context), STALE))

@@ -50,7 +50,7 @@ from rehab_bot.bot.common import language_for
 from rehab_bot.bot.services import App, Services, app_of, svc
 from rehab_bot.content import Content, localize
 from rehab_bot.i18n import N_, t
-from rehab_bot.models import IN_CARE, CheckIn, Patient, table_of
+from rehab_bot.models import CheckIn, Patient, table_of
 from rehab_bot.reminders import DueMessage
 from rehab_bot.transport import MILESTONE_EFFECT_ID, OutgoingMessage, SentItem, keyboard
 
@@ -243,13 +243,6 @@ async def _edit(message: Any, text: str, buttons: list[list[tuple[str, str]]] | 
         log.info("could not edit check-in message %s: %s", message.message_id, type(exc).__name__)
 
 
-async def _find_patient(db: AsyncSession, telegram_id: int) -> Patient | None:
-    patient = await patients.find(db, telegram_id)
-    if patient is None or patient.status not in IN_CARE:
-        return None
-    return patient
-
-
 async def on_answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Store one answer, tell the patient at once about a red flag, ask the next item."""
     query = update.callback_query
@@ -260,7 +253,7 @@ async def on_answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     now = s.clock.now()
     parsed = _parse(query.data or "")
     async with s.db.session() as db:
-        patient = await _find_patient(db, query.from_user.id)
+        patient = await patients.find_in_care(db, query.from_user.id)
         if parsed is None or patient is None:
             await query.answer(t(await language_for(update, context), STALE))
             raise ApplicationHandlerStop
@@ -402,7 +395,7 @@ async def on_start_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     now = s.clock.now()
     questionnaire_id = (query.data or "").partition(":")[2]
     async with s.db.session() as db:
-        patient = await _find_patient(db, query.from_user.id)
+        patient = await patients.find_in_care(db, query.from_user.id)
         questionnaire = content.questionnaires.get(questionnaire_id)
         if patient is None or questionnaire is None or questionnaire not in core.on_demand_for(patient, content):
             await query.answer(t(await language_for(update, context), STALE))
@@ -486,7 +479,7 @@ async def free_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     s = svc(context)
     async with s.db.session() as db:
-        patient = await _find_patient(db, user.id)
+        patient = await patients.find_in_care(db, user.id)
         if patient is None:
             await common.unknown_message(update, context)
             raise ApplicationHandlerStop
@@ -534,7 +527,7 @@ async def on_symptom_check_pressed(update: Update, context: ContextTypes.DEFAULT
     questionnaire_id = (query.data or "").partition(":")[2]
     offer = query.message if isinstance(query.message, Message) else None
     async with s.db.session() as db:
-        patient = await _find_patient(db, query.from_user.id)
+        patient = await patients.find_in_care(db, query.from_user.id)
         questionnaire = content.questionnaires.get(questionnaire_id)
         offered = query.data in common.buttons_on(offer)  # only the check this message offers
         if patient is None or questionnaire is None or not questionnaire.on_demand or not offered:
@@ -561,7 +554,7 @@ async def on_note_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     offer = query.message if isinstance(query.message, Message) else None
     original = offer.reply_to_message if offer is not None else None
     async with s.db.session() as db:
-        patient = await _find_patient(db, query.from_user.id)
+        patient = await patients.find_in_care(db, query.from_user.id)
         owner_ok = (
             original is not None and original.from_user is not None and original.from_user.id == query.from_user.id
         )

@@ -34,7 +34,6 @@ from rehab_bot.config import ClinicConfig
 from rehab_bot.content import localize
 from rehab_bot.content.lessons import Lesson
 from rehab_bot.i18n import N_, t
-from rehab_bot.models import IN_CARE
 from rehab_bot.reminders import DueMessage
 from rehab_bot.transport import OutgoingMedia, OutgoingMessage, SentItem
 
@@ -236,14 +235,8 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     s = svc(context)
     now = s.clock.now()
     async with s.db.session() as db:
-        patient = await patients.find(db, query.from_user.id)
-        if (
-            parsed is None
-            or message is None
-            or query.data not in _buttons(message)
-            or patient is None
-            or patient.status not in IN_CARE  # a paused patient may catch up
-        ):
+        patient = await patients.find_in_care(db, query.from_user.id)
+        if parsed is None or message is None or query.data not in _buttons(message) or patient is None:
             await query.answer(t(await language_for(update, context), STALE))
             raise ApplicationHandlerStop
         lang = patient.language

@@ -26,7 +26,6 @@ from rehab_bot import patient as patient_core
 from rehab_bot.access import Access, Forbidden, StaffError, access
 from rehab_bot.i18n import N_
 from rehab_bot.models import Patient, Staff
-from rehab_bot.schedule import local_date
 from rehab_bot.web.auth import allow, db, signed_in_staff
 from rehab_bot.web.caseload import STATUS_LABELS
 from rehab_bot.web.context import context
@@ -183,8 +182,7 @@ async def _change(request: web.Request, action: str) -> web.StreamResponse:
             form = await bind(PauseForm, request, await request.post())
             if not form.validate():
                 raise web.HTTPBadRequest()
-            days = int(form.days.data)
-            until = patient_core.pause_until_for(days, local_date(patient, now)) if days else None
+            until = patient_core.pause_for(patient, int(form.days.data), now)
             await patient_core.pause(session, patient, until, now, staff=staff)
             message = N_("Reminders are paused.")
         elif action == "resume":

@@ -20,7 +20,6 @@ from rehab_bot.bot.services import svc
 from rehab_bot.bot.staff.invites import programme_choices
 from rehab_bot.bot.staff.press import Press, begin, keyboard, patient_arg, prompt, retire_prompt
 from rehab_bot.models import Patient, Staff, StaffDraft
-from rehab_bot.schedule import local_date
 
 PAUSE_CHOICES = ((3, "3 days"), (7, "1 week"), (14, "2 weeks"), (0, "Until resumed"))
 
@@ -129,7 +128,7 @@ async def press_pause(press: Press) -> None:
     days = press.int_arg(1)
     if days not in {d for d, _ in PAUSE_CHOICES}:
         raise ValueError("pause length")
-    until = patient_core.pause_until_for(days, local_date(patient, press.now)) if days else None
+    until = patient_core.pause_for(patient, days, press.now)
     await patient_core.pause(press.session, patient, until, press.now, staff=press.staff)
     await press.session.commit()
     await press.answer("Paused.")
