@@ -183,17 +183,6 @@ def _run_apart(coroutine: Any) -> None:
         pool.submit(asyncio.run, coroutine).result()
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The `slow` scenarios first (otherwise in collection order).
-
-    pytest-xdist's default scheduling deals the first quarter of the items to
-    the workers one by one: the long scenarios then start at once, side by
-    side, instead of one of them starting last and leaving one worker running
-    it alone at the end. Which tests run, and what they assert, is unchanged.
-    """
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
-
-
 @pytest.fixture(scope="session")
 def templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Templates]:
     """One set of templates per pytest process (per xdist worker)."""
