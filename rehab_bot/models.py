@@ -785,7 +785,7 @@ class CaseloadFigures(SQLModel, table=True):
     holds until valid_until (the next moment time alone changes a figure: the
     patient's local midnight, a day more without a response, a pain answer
     leaving a week) and only for the settings named in settings_key. Database
-    triggers (migration wperf1) bump generation and clear valid_until whenever
+    triggers (in the initial migration) bump generation and clear valid_until whenever
     the patient's sessions, answers, notes, alerts, lessons or status change, on
     every write path and in every process; a recomputed row is written only if
     its generation is still the one read before the figures were.

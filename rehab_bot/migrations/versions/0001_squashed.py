@@ -1,11 +1,13 @@
 """initial schema: every table, and the installation's own id namespace for FHIR exports
 
 The migration history before the first release, squashed into one revision
-(again: it replaces 0001_initial, f6s1, web1, care1, learn1 and build1).
+(again: it replaces 0001_initial, f6s1, web1, care1, learn1, build1, taper1, wperf1 and xpt1).
 Written by Alembic's autogenerate from rehab_bot.models against an empty
 database, then reviewed by hand: the server defaults the history gave
 columns added to existing rows, the partial claim indexes on delivery
-(postgresql_where / sqlite_where), and the installation row below.
+(postgresql_where / sqlite_where), the triggers that keep caseload_figures
+current (the caseload's stored figures, rehab_bot/caseload_overview.py), and
+the installation row below.
 tests/test_migrations.py checks the result against the models on SQLite and
 PostgreSQL, and that downgrade to base works.
 
@@ -28,6 +30,76 @@ revision: str = "0001_squashed"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+
+# The tables the figures are read from, and the columns whose change matters (any insert or delete does).
+WATCHED: dict[str, tuple[str, ...]] = {
+    "exercise_session": ("patient_id", "status", "local_date", "answered_at"),
+    "answer": ("patient_id", "item_id", "value", "answered_at"),
+    "alert": ("patient_id", "acknowledged_at"),
+    "note": ("patient_id", "created_at"),
+    "lesson_progress": ("patient_id", "lesson_id", "safety", "wrong_answers", "answered_at"),
+}
+# Inserts that change no figure, so the trigger skips them: the reminder engine opens every session
+# pending and unanswered (only resolved sessions and answers count), once per reminder sent.
+QUIET_INSERTS = {"exercise_session": "NEW.status <> 'pending' OR NEW.answered_at IS NOT NULL"}
+# The patient's own columns the figures and risk rules read (alias, therapist and surgery date are read live).
+PATIENT_COLUMNS = ("status", "timezone", "consent_at", "created_at", "last_activity_at")
+STALE = "UPDATE caseload_figures SET generation = generation + 1, valid_until = NULL WHERE patient_id = {who}"
+NEW_ROW = (
+    "INSERT INTO caseload_figures (patient_id, generation, settings_key, open_alerts, lesson_gaps, risk, risk_count) "
+    "VALUES ({who}, 0, '', 0, '', '', 0)"
+)
+
+
+def _sqlite_triggers() -> list[str]:
+    statements = []
+    for table, columns in WATCHED.items():
+        stale_new, stale_old = STALE.format(who="NEW.patient_id"), STALE.format(who="OLD.patient_id")
+        when = f" WHEN {QUIET_INSERTS[table]}" if table in QUIET_INSERTS else ""
+        statements += [
+            f"CREATE TRIGGER cf_{table}_ins AFTER INSERT ON {table}{when} BEGIN {stale_new}; END",
+            f"CREATE TRIGGER cf_{table}_del AFTER DELETE ON {table} BEGIN {stale_old}; END",
+            f"CREATE TRIGGER cf_{table}_upd AFTER UPDATE OF {', '.join(columns)} ON {table} "
+            f"BEGIN {stale_old}; {stale_new}; END",
+        ]
+    statements += [
+        f"CREATE TRIGGER cf_patient_ins AFTER INSERT ON patient BEGIN {NEW_ROW.format(who='NEW.id')}; END",
+        f"CREATE TRIGGER cf_patient_upd AFTER UPDATE OF {', '.join(PATIENT_COLUMNS)} ON patient "
+        f"BEGIN {STALE.format(who='NEW.id')}; END",
+    ]
+    return statements
+
+
+def _postgres_triggers() -> list[str]:
+    statements = [
+        "CREATE FUNCTION caseload_figures_touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        f"IF TG_OP <> 'INSERT' THEN {STALE.format(who='OLD.patient_id')}; END IF; "
+        "IF TG_OP = 'INSERT' OR (TG_OP = 'UPDATE' AND NEW.patient_id IS DISTINCT FROM OLD.patient_id) THEN "
+        f"{STALE.format(who='NEW.patient_id')}; END IF; "
+        "RETURN NULL; END $$",
+        "CREATE FUNCTION caseload_figures_patient() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        f"IF TG_OP = 'INSERT' THEN {NEW_ROW.format(who='NEW.id')}; ELSE {STALE.format(who='NEW.id')}; END IF; "
+        "RETURN NULL; END $$",
+    ]
+    for table, columns in WATCHED.items():
+        if table in QUIET_INSERTS:
+            statements += [
+                f"CREATE TRIGGER cf_{table}_ins AFTER INSERT ON {table} FOR EACH ROW "
+                f"WHEN ({QUIET_INSERTS[table]}) EXECUTE FUNCTION caseload_figures_touch()",
+                f"CREATE TRIGGER cf_{table} AFTER DELETE OR UPDATE OF {', '.join(columns)} ON {table} "
+                "FOR EACH ROW EXECUTE FUNCTION caseload_figures_touch()",
+            ]
+            continue
+        statements.append(
+            f"CREATE TRIGGER cf_{table} AFTER INSERT OR DELETE OR UPDATE OF {', '.join(columns)} ON {table} "
+            "FOR EACH ROW EXECUTE FUNCTION caseload_figures_touch()"
+        )
+    statements.append(
+        f"CREATE TRIGGER cf_patient AFTER INSERT OR UPDATE OF {', '.join(PATIENT_COLUMNS)} ON patient "
+        "FOR EACH ROW EXECUTE FUNCTION caseload_figures_patient()"
+    )
+    return statements
 
 
 def upgrade() -> None:
@@ -136,6 +208,7 @@ def upgrade() -> None:
         sa.Column("last_activity_at", rehab_bot.models.UTCDateTime(), nullable=True),
         sa.Column("awaiting", sqlmodel.sql.sqltypes.AutoString(), nullable=False, server_default=""),
         sa.Column("awaiting_since", rehab_bot.models.UTCDateTime(), nullable=True),
+        sa.Column("tapered_since", rehab_bot.models.UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(
             ["therapist_id"],
             ["staff.id"],
@@ -146,6 +219,33 @@ def upgrade() -> None:
     op.create_index(op.f("ix_patient_status"), "patient", ["status"], unique=False)
     op.create_index(op.f("ix_patient_telegram_id"), "patient", ["telegram_id"], unique=True)
     op.create_index(op.f("ix_patient_therapist_id"), "patient", ["therapist_id"], unique=False)
+    op.create_table(
+        "experiment_notice",
+        sa.Column("patient_id", sa.Integer(), nullable=False),
+        sa.Column("told_at", rehab_bot.models.UTCDateTime(), nullable=False),
+        sa.Column("via", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("ref", sa.Integer(), nullable=True),
+        sa.Column("opted_out_at", rehab_bot.models.UTCDateTime(), nullable=True),
+        sa.ForeignKeyConstraint(["patient_id"], ["patient.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("patient_id"),
+    )
+    op.create_table(
+        "caseload_figures",
+        sa.Column("patient_id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("generation", sa.Integer(), nullable=False),
+        sa.Column("valid_until", rehab_bot.models.UTCDateTime(), nullable=True),
+        sa.Column("settings_key", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("computed_at", rehab_bot.models.UTCDateTime(), nullable=True),
+        sa.Column("adherence_7d", sa.Float(), nullable=True),
+        sa.Column("last_pain", sa.Integer(), nullable=True),
+        sa.Column("last_mood", sa.Integer(), nullable=True),
+        sa.Column("open_alerts", sa.Integer(), nullable=False),
+        sa.Column("lesson_gaps", sa.Text(), nullable=False),
+        sa.Column("risk", sa.Text(), nullable=False),
+        sa.Column("risk_count", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(["patient_id"], ["patient.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("patient_id"),
+    )
     op.create_table(
         "web_signin",
         sa.Column("token_hash", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
@@ -564,6 +664,10 @@ def upgrade() -> None:
     op.create_index(op.f("ix_answer_checkin_id"), "answer", ["checkin_id"], unique=False)
     op.create_index(op.f("ix_answer_patient_id"), "answer", ["patient_id"], unique=False)
     op.create_index("ix_answer_patient_item_time", "answer", ["patient_id", "item_id", "answered_at"], unique=False)
+    # caseload_figures is kept current by triggers on the tables its figures are read from (above).
+    statements = _postgres_triggers() if op.get_bind().dialect.name == "postgresql" else _sqlite_triggers()
+    for statement in statements:
+        op.execute(statement)
     # Generated here, at the first upgrade, so the id namespace exists from the first start.
     op.bulk_insert(
         installation,
@@ -572,6 +676,21 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        for table in (*WATCHED, "patient"):
+            op.execute(f"DROP TRIGGER cf_{table} ON {table}")
+        for table in QUIET_INSERTS:
+            op.execute(f"DROP TRIGGER cf_{table}_ins ON {table}")
+        op.execute("DROP FUNCTION caseload_figures_touch()")
+        op.execute("DROP FUNCTION caseload_figures_patient()")
+    else:
+        for table in WATCHED:
+            for event in ("ins", "del", "upd"):
+                op.execute(f"DROP TRIGGER cf_{table}_{event}")
+        op.execute("DROP TRIGGER cf_patient_ins")
+        op.execute("DROP TRIGGER cf_patient_upd")
+    op.drop_table("caseload_figures")
+    op.drop_table("experiment_notice")
     op.drop_index("ix_answer_patient_item_time", table_name="answer")
     op.drop_index(op.f("ix_answer_patient_id"), table_name="answer")
     op.drop_index(op.f("ix_answer_checkin_id"), table_name="answer")
