@@ -7,7 +7,7 @@ exit: for claim, record, materialise and tick, how often they ran, their wall ti
 CPU spent while they ran (other coroutines included). A step's wall time far above its CPU is waiting
 (on PostgreSQL, or for a core). Without SEND_TRACE it does nothing.
 
-    SEND_TRACE=/tmp/trace PYTHONPATH=bench/engine_trace python bench/run.py --only processes
+    SEND_TRACE=/tmp/trace PYTHONPATH=$PWD/bench/engine_trace python bench/run.py --only processes
 """
 
 from __future__ import annotations
