@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import ast
+from functools import cache
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "rehab_bot"
@@ -46,6 +47,7 @@ def imports_of(path: Path) -> set[str]:
     return found
 
 
+@cache  # the sources do not change during a run: parsed once per process, not once per test
 def graph() -> dict[str, set[str]]:
     return {module_name(p): imports_of(p) for p in sorted(PACKAGE.rglob("*.py"))}
 
