@@ -263,7 +263,7 @@ async def test_urgent_alerts_escalate_after_their_own_minutes_of_office_time(db:
         staff={"escalation_minutes": 30, "urgent_escalation_minutes": 240},
         clinic={"office_hours": parse_office_hours({"mon-fri": "08:00-17:00"})},
     )
-    admin = await make_staff(db, role="admin", telegram_id=81, timezone="Europe/London")
+    admin = await make_staff(db, role="admin", telegram_id=810_000_081, timezone="Europe/London")
     patient, _ = await make_patient(db, clock, times=())
     async with db.session() as session:
         for severity in ("emergency", "critical", "high", "low"):
