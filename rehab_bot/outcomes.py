@@ -23,7 +23,7 @@ Plain Python over SQLModel: no telegram imports.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -118,13 +118,22 @@ async def scores_by_patient(
             col(CheckIn.local_date).is_not(None),
         )
     )
-    out: dict[int, list[Score]] = {pid: [] for pid in surgery}
+    by_patient: dict[int, list[tuple[date | None, float | None]]] = {pid: [] for pid in surgery}
     for pid, day, score in rows.all():
-        if day is not None and score is not None:
-            out[pid].append(Score((day - surgery[pid]).days, float(score)))
-    for scores in out.values():
-        scores.sort(key=lambda s: s.day)
-    return out
+        by_patient[pid].append((day, score))
+    return {pid: scores_from(surgery[pid], pairs) for pid, pairs in by_patient.items()}
+
+
+def scores_from(surgery: date, answers: Iterable[tuple[date | None, float | None]]) -> list[Score]:
+    """Completed check-ins' (local date, score) as Scores by days after surgery, oldest first.
+
+    A check-in without a local date or a score is no score.
+    """
+    scores = [
+        Score((day - surgery).days, float(score)) for day, score in answers if day is not None and score is not None
+    ]
+    scores.sort(key=lambda s: s.day)
+    return scores
 
 
 async def scores_of(session: AsyncSession, patient: Patient, questionnaire: str) -> list[Score]:

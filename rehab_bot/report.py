@@ -26,6 +26,7 @@ from typing import Any
 
 from babel.dates import format_date
 from babel.numbers import format_decimal, format_percent
+from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -73,9 +74,15 @@ async def load_progress(session: AsyncSession, patient: Patient, now: datetime, 
     today = local_date(patient, now)
     since = today - timedelta(days=days - 1)
     progress = Progress(today=today, lang=patient.language)
+    # Columns, not ORM objects: a year is about 730 check-ins and 730 sessions.
     checkins = (
         await session.exec(
-            select(CheckIn).where(
+            select(
+                col(CheckIn.questionnaire_id),
+                col(CheckIn.local_date),
+                func.coalesce(col(CheckIn.completed_at), col(CheckIn.started_at)),
+                col(CheckIn.score),
+            ).where(
                 CheckIn.patient_id == patient.id,
                 col(CheckIn.questionnaire_id).in_(("pain", "mood")),
                 CheckIn.status == "complete",
@@ -84,16 +91,16 @@ async def load_progress(session: AsyncSession, patient: Patient, now: datetime, 
         )
     ).all()
     by_day: dict[str, dict[date, list[float]]] = {"pain": {}, "mood": {}}
-    for checkin in checkins:
-        assert checkin.score is not None
-        day = checkin.local_date or local_date(patient, checkin.completed_at or checkin.started_at)
+    for questionnaire, checkin_day, answered_at, score in checkins:
+        assert score is not None
+        day = checkin_day or local_date(patient, answered_at)
         if since <= day <= today:
-            by_day[checkin.questionnaire_id].setdefault(day, []).append(checkin.score)
+            by_day[questionnaire].setdefault(day, []).append(score)
     progress.pain = {d: fmean(v) for d, v in sorted(by_day["pain"].items())}
     progress.mood = {d: fmean(v) for d, v in sorted(by_day["mood"].items())}
     rows = (
         await session.exec(
-            select(ExerciseSession).where(
+            select(col(ExerciseSession.local_date), col(ExerciseSession.status)).where(
                 ExerciseSession.patient_id == patient.id,
                 col(ExerciseSession.local_date) >= since,
                 col(ExerciseSession.local_date) <= today,
@@ -101,17 +108,20 @@ async def load_progress(session: AsyncSession, patient: Patient, now: datetime, 
         )
     ).all()
     counts: dict[date, list[int]] = {}
-    for row in rows:
-        if row.local_date == today and row.status == "pending":
+    for session_day, status in rows:
+        if session_day == today and status == "pending":
             continue  # today's later sessions are not missed yet
-        pair = counts.setdefault(row.local_date, [0, 0])
+        pair = counts.setdefault(session_day, [0, 0])
         pair[1] += 1
-        if row.status in DONE:
+        if status in DONE:
             pair[0] += 1
     progress.sessions = {d: (done, planned) for d, (done, planned) in sorted(counts.items())}
-    pain_scores = await outcomes.scores_of(session, patient, "pain")
-    if pain_scores:
-        progress.pain_trend = outcomes.trend(outcomes.MEASURES["pain"], pain_scores)
+    # The pain scores for the MCID mark come from the same rows (outcomes.scores_of reads them so).
+    if patient.surgery_date is not None:
+        pain = [(day, score) for questionnaire, day, _, score in checkins if questionnaire == "pain"]
+        pain_scores = outcomes.scores_from(patient.surgery_date, pain)
+        if pain_scores:
+            progress.pain_trend = outcomes.trend(outcomes.MEASURES["pain"], pain_scores)
     return progress
 
 
