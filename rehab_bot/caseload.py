@@ -28,6 +28,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rehab_bot import alert as alert_core
 from rehab_bot import audit, education
+from rehab_bot import programme as programme_core
 from rehab_bot import session as session_core
 from rehab_bot.access import Access, StaffError, access, require
 from rehab_bot.config import StaffConfig
@@ -303,17 +304,7 @@ async def patient_detail(
 
 async def reminder_slots(session: AsyncSession, patient: Patient) -> list[ReminderSlot]:
     """The patient's recurring session reminders that still have a slot ahead, by time."""
-    rules = (
-        await session.exec(
-            select(ReminderRule).where(
-                col(ReminderRule.patient_id) == patient.id,
-                col(ReminderRule.kind) == Kind.SESSION.value,
-                col(ReminderRule.active).is_(True),
-                col(ReminderRule.once).is_(False),
-                col(ReminderRule.next_due_at).is_not(None),
-            )
-        )
-    ).all()
+    rules = [r for r in await programme_core.session_rules(session, patient) if r.next_due_at is not None]
     return sorted(
         (
             ReminderSlot(r.local_time, tuple(sorted(parse_days(r.days))) if r.days else (), r.every_n_days)

@@ -603,26 +603,33 @@ async def apply_change(
                 {"change": True, "before": {k: [d.name, d.dose] for k, d in baseline.items()}, "times": old_times},
                 ensure_ascii=False,
             )
-            notice = _queue_notice(session, patient, text, now, quiet, payload)
+            notice = queue_notice(session, patient, text, now, key_prefix=CHANGE_KEY, quiet=quiet, payload=payload)
     audit.record(session, action=action, now=now, staff=staff, actor=actor, patient_id=patient.id, detail=detail)
     await session.flush()
     return Applied(rules, notice)
 
 
-def _queue_notice(
+def queue_notice(
     session: AsyncSession,
     patient: Patient,
     text: str,
     now: datetime,
-    quiet: tuple[time | None, time | None],
-    payload: str,
+    *,
+    key_prefix: str,
+    quiet: tuple[time | None, time | None] | None = None,
+    payload: str = "",
 ) -> Delivery:
-    """The change message as a delivery the engine sends like any other, after the patient's quiet hours."""
+    """A message about the patient's plan as a delivery the engine sends like any other.
+
+    With ``quiet`` (the clinic's default quiet hours) it waits for the end of the patient's quiet
+    hours; without, it goes out now (a notice queued beside a reminder that is going out anyway).
+    ``key_prefix`` names the kind of notice (CHANGE_KEY here; rehab_bot.tapering has its own).
+    """
     assert patient.id is not None and patient.telegram_id is not None
-    hours = QuietHours.for_patient(patient, *quiet)
+    hours = QuietHours.for_patient(patient, *quiet) if quiet is not None else None
     not_before = (hours.ends_after(now, patient.timezone) if hours is not None else None) or now
     delivery = Delivery(
-        key=f"{CHANGE_KEY}{patient.id}:{secrets.token_hex(8)}",
+        key=f"{key_prefix}{patient.id}:{secrets.token_hex(8)}",
         kind=Kind.SESSION.value,
         priority=PRIORITY[Kind.SESSION],
         patient_id=patient.id,

@@ -26,7 +26,6 @@ Plain Python over SQLModel: no telegram imports.
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 
@@ -37,7 +36,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rehab_bot import programme as programmes
 from rehab_bot.content import Content, Programme
-from rehab_bot.models import PRIORITY, Delivery, DeliveryStatus, ExerciseSession, Kind, Patient, table_of
+from rehab_bot.models import Delivery, ExerciseSession, Patient, table_of
 from rehab_bot.schedule import local_date
 
 log = logging.getLogger(__name__)
@@ -171,17 +170,7 @@ async def _record(
     text_id = TAPERED_TEXT if kept else FULL_TEXT
     if text_id not in content.texts:
         return None
-    delivery = Delivery(
-        key=f"{NOTICE_KEY}{patient.id}:{secrets.token_hex(8)}",
-        kind=Kind.SESSION.value,
-        priority=PRIORITY[Kind.SESSION],
-        patient_id=patient.id,
-        chat_id=patient.telegram_id,
-        due_at=now,
-        not_before=now,
-        status=DeliveryStatus.QUEUED.value,
-        body=content.text(text_id, patient.language, weeks=weeks),
-        created_at=now,
-    )
-    session.add(delivery)
+    text = content.text(text_id, patient.language, weeks=weeks)
+    # Queued now, beside the session reminder that is going out (so outside quiet hours).
+    delivery = programmes.queue_notice(session, patient, text, now, key_prefix=NOTICE_KEY)
     return delivery
