@@ -76,13 +76,21 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def create_engine(
-    url: str, *, echo: bool = False, pg_schema: str | None = None, pre_ping: bool = True, pool_size: int = 20
+    url: str,
+    *,
+    echo: bool = False,
+    pg_schema: str | None = None,
+    pre_ping: bool = True,
+    pool_size: int = 20,
+    custom_plans: bool = False,
 ) -> AsyncEngine:
     """Create the async engine; make the SQLite file's folder if needed.
 
     pg_schema puts every table of a PostgreSQL database in that schema (via
     search_path), so several bots (or test runs) can share one database.
-    pre_ping and pool_size apply to PostgreSQL.
+    pre_ping, pool_size and custom_plans apply to PostgreSQL; custom_plans
+    has the server plan each statement for its own values and the tables'
+    present size, never from a generic plan cached earlier (see Database).
     """
     if is_sqlite(url):
         path = sqlite_path(url)
@@ -97,9 +105,12 @@ def create_engine(
         engine = create_async_engine(url, echo=echo)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    connect_args: dict[str, Any] = {}
+    server_settings: dict[str, str] = {}
     if pg_schema is not None:
-        connect_args["server_settings"] = {"search_path": pg_schema}
+        server_settings["search_path"] = pg_schema
+    if custom_plans:
+        server_settings["plan_cache_mode"] = "force_custom_plan"
+    connect_args: dict[str, Any] = {"server_settings": server_settings} if server_settings else {}
     # At most 20 connections per process, as before, but all of them kept:
     # with 10 kept and 10 "overflow" ones, a send window (30 concurrent
     # renders) opened and closed a connection for about every other
@@ -128,10 +139,20 @@ class Database:
         # The engine uses a connection at once and retries a statement once on a connection found
         # dead (after a database restart), which is what pre-ping would have caught. On SQLite
         # (no pre-ping, one writer) it is the same engine.
+        #
+        # Its statements are planned afresh each time (plan_cache_mode=force_custom_plan). asyncpg
+        # prepares each statement once per connection, and after five runs PostgreSQL may keep a
+        # generic plan for it, costed on the table as it was then. A burst starts with few session
+        # rows and adds one per reminder: a plan fixed in its first windows read the session to bind
+        # by its status index (every pending session) instead of its primary key, 4-6 ms per row at
+        # 16,000 pending, and one process sent 210 msg/s instead of 500+ (bench/processes.py). A
+        # custom plan costs the server a few tenths of a millisecond per statement.
         if is_sqlite(url):
             self.dispatch_engine = self.engine
         else:
-            self.dispatch_engine = create_engine(url, echo=echo, pg_schema=pg_schema, pre_ping=False, pool_size=4)
+            self.dispatch_engine = create_engine(
+                url, echo=echo, pg_schema=pg_schema, pre_ping=False, pool_size=4, custom_plans=True
+            )
         self.dispatch_sessions = session_factory(self.dispatch_engine)
 
     @property
