@@ -28,6 +28,23 @@ if str(REPO / "tests" / "e2e") not in sys.path:
     sys.path.insert(0, str(REPO / "tests" / "e2e"))
 
 
+def postgres_cpu() -> dict[int, float]:
+    """CPU seconds so far of every PostgreSQL server process on this machine (backends, WAL writer, autovacuum)."""
+    cpu: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if not (entry / "cmdline").read_bytes().startswith(b"postgres"):
+                continue
+        except OSError:
+            continue
+        seconds = process_cpu(int(entry.name))
+        if seconds is not None:
+            cpu[int(entry.name)] = seconds
+    return cpu
+
+
 async def combined_rate(
     results: Results,
     workdir: Path,
@@ -66,7 +83,10 @@ async def combined_rate(
                     # The bots' CPU at their first accepted send: start-up, to tell apart from sending.
                     await wait_for_sends(tg, 1, 120, procs)
                     startup_cpu = sum(process_cpu(proc.pid) or 0.0 for proc in procs)
+                    pg_before = postgres_cpu()
                     await wait_for_sends(tg, reminders, 900, procs)
+                    pg_after = postgres_cpu()  # before the bots stop: their backends end with them
+                    pg_cpu = sum(t - pg_before.get(pid, 0.0) for pid, t in pg_after.items())
                     # The bots' CPU (start-up included) and this process's since the seeding (the fake
                     # server), to tell a bot short of CPU from one waiting on the others.
                     bots_cpu = sum(process_cpu(proc.pid) or 0.0 for proc in procs)
@@ -86,7 +106,8 @@ async def combined_rate(
             f"message ({bots_cpu / span / k * 100:.0f}% of a core each, start-up included), "
             f"{(bots_cpu - startup_cpu) / len(ok) * 1000:.2f} ms per message after the first send "
             f"({(bots_cpu - startup_cpu) / span / k * 100:.0f}% of a core each), the fake server "
-            f"{server_cpu / len(ok) * 1000:.2f} ms per message"
+            f"{server_cpu / len(ok) * 1000:.2f} ms per message, PostgreSQL (every server process) "
+            f"{pg_cpu / len(ok) * 1000:.2f} ms per message after the first send"
         )
         within = rates[k] <= rate * 1.02 and rejected == 0
         if k == 1:
