@@ -5,7 +5,9 @@ the patient enrolled on its last day. The next morning's reminder moves them
 into maintenance (the clinic's note, the maintenance exercises), the evening
 brings the weekly check (pain and "how did this week go?"), whose pain
 answer still raises the pain alert; the next session and check are a week
-later, and /stop ends them.
+later, and /stop ends them. The weekly check carries a button to stop it
+(confirmed, the same as /stop); a patient's own plan from the programme
+builder goes on into the same maintenance phase at the plan's end.
 """
 
 from __future__ import annotations
