@@ -362,7 +362,8 @@ async def open_for_deliveries(
     one insert); the per-patient work left is the phase check, which writes
     only on a change. Idempotent: a retried delivery gets the same session.
     taper: ``[delivery] taper_after_weeks`` and ``taper_adherence``: the
-    tapering state is brought up to date too (rehab_bot.tapering.sync).
+    tapering state is brought up to date too (rehab_bot.tapering.sync_many),
+    also when it is 0 (off), for patients still tapered.
     """
     fresh = first_sends(messages)
     out: dict[int, Reminder | None] = {}
@@ -373,8 +374,10 @@ async def open_for_deliveries(
     found = await session.exec(_PATIENTS_BY_ID, params={"ids": list(ids)})
     by_id = {p.id: p for p in found.all()}
     own = await plan.own_programmes(session, content, by_id.values())  # the patients' own plans, one query
-    if taper[0] > 0:  # kept up, or fell short: the reminders thin out or come back (one query for the window)
-        active = [p for p in by_id.values() if p.status == PatientStatus.ACTIVE and p.id is not None]
+    # Kept up, or fell short: the reminders thin out or come back (one query for the window). Also with
+    # tapering off (taper_after_weeks = 0): a patient still tapered gets the full reminders back.
+    active = [p for p in by_id.values() if p.status == PatientStatus.ACTIVE and p.id is not None]
+    if taper[0] > 0 or any(p.tapered_since is not None for p in active):
         follows = {p.id: own.get(p.id) or programme.programme_of(content, p) for p in active if p.id is not None}
         await tapering.sync_many(session, active, content, now, taper[0], taper[1], follows)
     for m in fresh:

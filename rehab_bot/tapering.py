@@ -19,6 +19,20 @@ session rules from the next slot (programme.schedule_sessions: rules updated
 in place, so no slot is sent twice), and queues one message from content
 (texts ``reminders_tapered`` / ``reminders_full``) when the reminders changed.
 Back at full frequency when a week falls short, with one message.
+
+The clinic may switch tapering off later (``taper_after_weeks = 0``) or take
+``tapered_sessions_per_day``/``tapered_days`` out of a phase: a patient
+recorded as tapered is then returned to the phase's full schedule at the
+same sync point, ``Patient.tapered_since`` is cleared, and they get one
+neutral message (text ``reminders_plan_changed``: it does not say sessions
+were missed). So the state is "kept up, and tapering allowed" (:func:`wanted`):
+a patient who keeps up in a phase that declares no tapering (or their own
+plan) is not recorded as tapered, though their nudges stop all the same.
+On the day a new phase starts (``programme.sync_phase`` records it, re-plans
+and announces it, right after) only the weeks kept up count; the new phase's
+own rule applies from the next reminder, silently when the reminders stay
+the same.
+
 No daily job: the state only changes which session reminders go out, and
 every plan for a tapered patient keeps at least one reminder a week
 (``tapered_sessions_per_day`` >= 1; ``tapered_days`` names weekdays, none = every day), so the
@@ -83,7 +97,28 @@ async def nudges_stopped(session: AsyncSession, patient: Patient, now: datetime,
 
 TAPERED_TEXT = "reminders_tapered"
 FULL_TEXT = "reminders_full"
+CHANGED_TEXT = "reminders_plan_changed"
 NOTICE_KEY = "tpr"
+
+
+def wanted(patient: Patient, followed: Programme | None, today: date, weeks: int, kept: bool) -> tuple[bool, str]:
+    """Whether the patient should be tapered, and the text that tells them a change to that (pure).
+
+    Tapered = kept up, tapering is on (weeks > 0) and the phase they are in
+    allows it (``Phase.tapers``). The phase is judged once it is recorded on
+    the patient (``Patient.phase_id``); on the day a new one starts only the
+    weeks kept up count (sync_phase re-plans with the state as it is).
+    Falling back to full frequency is announced with ``reminders_full``
+    only when the patient fell short; when the clinic switched tapering off
+    (or the phase no longer allows it), with the neutral ``reminders_plan_changed``.
+    """
+    if weeks <= 0:
+        return False, CHANGED_TEXT
+    phase = programmes.phase_in(followed, patient, today)
+    allowed = phase is None or phase.id != patient.phase_id or phase.tapers
+    if not allowed:
+        return False, CHANGED_TEXT
+    return kept, TAPERED_TEXT if kept else FULL_TEXT
 
 
 async def sync(
@@ -100,9 +135,11 @@ async def sync(
     Returns the message queued (None: nothing changed, someone else recorded
     the change first, the phase keeps its reminders, or the clinic's content
     has no text for it). followed: the programme the patient follows.
+    weeks <= 0 (tapering off): a tapered patient is returned to full frequency.
     """
     kept = await nudges_stopped(session, patient, now, weeks, threshold)
-    return await _record(session, patient, content, now, kept, weeks, followed)
+    state, text_id = wanted(patient, followed, local_date(patient, now), weeks, kept)
+    return await _record(session, patient, content, now, state, text_id, weeks, followed)
 
 
 async def sync_many(
@@ -114,30 +151,39 @@ async def sync_many(
     threshold: float,
     followed: Mapping[int, Programme | None],
 ) -> list[Delivery]:
-    """:func:`sync` for a window's patients: their sessions in one query; returns the messages queued."""
-    if weeks <= 0 or not patients:
-        return []
+    """:func:`sync` for a window's patients: their sessions in one query; returns the messages queued.
+
+    With tapering off (weeks <= 0) only the patients still recorded as tapered
+    are looked at, and no sessions are read.
+    """
+    if weeks <= 0:
+        patients = [p for p in patients if p.tapered_since is not None]
     todays = {p.id: local_date(p, now) for p in patients if p.id is not None}
-    s = SESSIONS.c
-    conn = await session.connection()
-    rows = (
-        await conn.execute(
-            select(s.patient_id, s.local_date, s.status).where(
-                s.patient_id.in_(list(todays)),
-                s.local_date >= min(todays.values()) - timedelta(days=7 * weeks),
-                s.local_date < max(todays.values()),
-            )
-        )
-    ).all()
+    if not todays:
+        return []
     by_patient: dict[int, list[tuple[date, str]]] = {}
-    for row in rows:
-        by_patient.setdefault(row.patient_id, []).append((row.local_date, row.status))
+    if weeks > 0:
+        s = SESSIONS.c
+        conn = await session.connection()
+        rows = (
+            await conn.execute(
+                select(s.patient_id, s.local_date, s.status).where(
+                    s.patient_id.in_(list(todays)),
+                    s.local_date >= min(todays.values()) - timedelta(days=7 * weeks),
+                    s.local_date < max(todays.values()),
+                )
+            )
+        ).all()
+        for row in rows:
+            by_patient.setdefault(row.patient_id, []).append((row.local_date, row.status))
     queued = []
     for patient in patients:
         if patient.id is None:
             continue
-        kept = kept_up(by_patient.get(patient.id, []), todays[patient.id], weeks, threshold)
-        notice = await _record(session, patient, content, now, kept, weeks, followed.get(patient.id))
+        today = todays[patient.id]
+        kept = kept_up(by_patient.get(patient.id, []), today, weeks, threshold)
+        state, text_id = wanted(patient, followed.get(patient.id), today, weeks, kept)
+        notice = await _record(session, patient, content, now, state, text_id, weeks, followed.get(patient.id))
         if notice is not None:
             queued.append(notice)
     return queued
@@ -149,10 +195,11 @@ async def _record(
     content: Content,
     now: datetime,
     kept: bool,
+    text_id: str,
     weeks: int,
     followed: Programme | None,
 ) -> Delivery | None:
-    """Store a changed state once, re-plan, queue the message (see :func:`sync`)."""
+    """Store a changed state once, re-plan, queue the message text_id (see :func:`sync`); kept: the state wanted."""
     assert patient.id is not None
     if kept == (patient.tapered_since is not None):
         return None
@@ -172,7 +219,6 @@ async def _record(
     log.info("patient %s: reminders %s", patient.id, "tapered" if kept else "back to full frequency")
     if [(r.local_time, r.days) for r in rules] == before or patient.telegram_id is None:
         return None
-    text_id = TAPERED_TEXT if kept else FULL_TEXT
     if text_id not in content.texts:
         return None
     text = content.text(text_id, patient.language, weeks=weeks)

@@ -11,7 +11,7 @@ from sqlmodel import col, select
 
 from rehab_bot import programme, tapering
 from rehab_bot.clock import FakeClock
-from rehab_bot.content import load_content
+from rehab_bot.content import Content, load_content
 from rehab_bot.db import Database
 from rehab_bot.models import Delivery, ExerciseSession, Patient
 from rehab_bot.programme import planned_rules
@@ -234,3 +234,99 @@ def test_a_tapered_patient_always_has_a_reminder_within_a_week_that_re_checks_th
                 for rule in rules:
                     assert rule.days == "" or 1 <= len(parse_days(rule.days)) <= 7, (prog.id, phase.id)
                     assert rule.every_n_days is None or rule.every_n_days <= 7, (prog.id, phase.id)
+
+
+# --- the clinic switches tapering off later -------------------------------------------------------
+
+
+async def tapered_patient(db: Database, clock: FakeClock, content: Content) -> Patient:
+    """A patient in the example's "weeks-7-12" (recorded), tapered to one reminder a day, two weeks kept up."""
+    clock.set(datetime(2026, 6, 10, 5, tzinfo=UTC))  # 07:00 in Berlin
+    patient, _ = await make_patient(
+        db,
+        clock,
+        times=(),
+        programme_id="lumbar-example",
+        surgery_date=SURGERY,
+        phase_id="weeks-7-12",
+        session_times="08:30,18:00",
+    )
+    async with db.session() as s:
+        p = await s.get(Patient, patient.id)
+        assert p is not None
+        p.tapered_since = clock.now() - timedelta(days=3)
+        await programme.schedule_sessions(s, p, content, clock.now())
+        for n in range(1, 15):
+            for slot in ("08:30", "18:00"):
+                s.add(ExerciseSession(patient_id=p.id, local_date=TODAY - timedelta(days=n), slot=slot, status="done"))
+        await s.commit()
+        assert [r.local_time for r in await programme.session_rules(s, p)] == ["08:30"]
+    return patient
+
+
+async def test_tapering_switched_off_brings_the_full_reminders_back_with_a_neutral_message(
+    db: Database, clock: FakeClock
+) -> None:
+    content = load_content(None)
+    lumbar = content.programmes["lumbar-example"]
+    patient = await tapered_patient(db, clock, content)
+    async with db.session() as s:
+        p = await s.get(Patient, patient.id)
+        assert p is not None
+        first = (await programme.session_rules(s, p))[0]
+        queued = await tapering.sync_many(s, [p], content, clock.now(), 0, 0.8, {patient.id: lumbar})
+        assert [d.body for d in queued] == [content.text("reminders_plan_changed", "en")]
+        assert "missed" not in queued[0].body and "ausgefallen" not in content.text("reminders_plan_changed", "de")
+        assert p.tapered_since is None
+        rules = await programme.session_rules(s, p)
+        assert [(r.local_time, r.days) for r in rules] == [("08:30", ""), ("18:00", "")]
+        assert rules[0].id == first.id, "re-planned in place: no slot sent twice"
+        await s.commit()
+    async with db.session() as s:
+        p = await s.get(Patient, patient.id)
+        assert p is not None and p.tapered_since is None, "stored"
+        assert await tapering.sync_many(s, [p], content, clock.now(), 0, 0.8, {patient.id: lumbar}) == [], "once"
+        assert await tapering.sync(s, p, content, clock.now(), 0, 0.8, lumbar) is None
+        queued = (await s.exec(select(Delivery).where(col(Delivery.key).startswith(tapering.NOTICE_KEY)))).all()
+        assert len(queued) == 1
+
+
+async def test_a_phase_that_no_longer_tapers_brings_the_full_reminders_back(db: Database, clock: FakeClock) -> None:
+    # The clinic took tapered_sessions_per_day out of "weeks-7-12"; tapering itself stays on (2 weeks).
+    content = load_content(None)
+    lumbar = content.programmes["lumbar-example"]
+    patient = await tapered_patient(db, clock, content)
+    plain = [
+        dataclasses.replace(ph, tapered_sessions_per_day=None) if ph.id == "weeks-7-12" else ph for ph in lumbar.phases
+    ]
+    edited = dataclasses.replace(lumbar, phases=plain)
+    async with db.session() as s:
+        p = await s.get(Patient, patient.id)
+        assert p is not None
+        notice = await tapering.sync(s, p, content, clock.now(), 2, 0.8, edited)
+        assert notice is not None and notice.body == content.text("reminders_plan_changed", "en")
+        assert p.tapered_since is None
+        assert [r.local_time for r in await programme.session_rules(s, p)] == ["08:30", "18:00"]
+        # Still kept up, but the phase allows no fewer reminders: not recorded as tapered again.
+        assert await tapering.sync_many(s, [p], content, clock.now(), 2, 0.8, {patient.id: edited}) == []
+        assert p.tapered_since is None
+        # The clinic puts it back: tapered again, with the usual message.
+        again = await tapering.sync(s, p, content, clock.now(), 2, 0.8, lumbar)
+        assert again is not None and again.body == content.text("reminders_tapered", "en", weeks=2)
+        assert p.tapered_since == clock.now()
+
+
+def test_wanted_state_and_message() -> None:
+    lumbar = load_content(None).programmes["lumbar-example"]
+    patient = Patient(alias="x", surgery_date=SURGERY, phase_id="weeks-7-12", session_times="08:30,18:00")
+    assert tapering.wanted(patient, lumbar, TODAY, 2, True) == (True, tapering.TAPERED_TEXT)
+    assert tapering.wanted(patient, lumbar, TODAY, 2, False) == (False, tapering.FULL_TEXT), "fell short"
+    assert tapering.wanted(patient, lumbar, TODAY, 0, True) == (False, tapering.CHANGED_TEXT), "switched off"
+    assert tapering.wanted(patient, lumbar, TODAY, 0, False) == (False, tapering.CHANGED_TEXT)
+    early = SURGERY + timedelta(days=20)  # "weeks-3-6" declares no tapering
+    patient.phase_id = "weeks-3-6"
+    phase = lumbar.phase_for(20)
+    assert phase is not None and phase.id == "weeks-3-6" and not phase.tapers
+    assert tapering.wanted(patient, lumbar, early, 2, True) == (False, tapering.CHANGED_TEXT)
+    # The day "weeks-7-12" starts (not yet recorded: programme.sync_phase does that next): the weeks kept up count.
+    assert tapering.wanted(patient, lumbar, TODAY, 2, True) == (True, tapering.TAPERED_TEXT)
