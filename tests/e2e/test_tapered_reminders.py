@@ -9,6 +9,11 @@ from content (texts ``reminders_tapered``), and the 17:00 reminder does not
 only. The therapist's patient page shows the reminders as planned and
 since when they are fewer. After a short week the reminders are back at
 twice a day, with one message (``reminders_full``).
+
+When the clinic switches tapering off later (``taper_after_weeks = 0``), a
+patient still tapered gets the full reminders back before their next
+reminder, with one neutral message (``reminders_plan_changed``: no word of
+missed sessions), and the care team sees them as not tapered.
 """
 
 from __future__ import annotations
@@ -42,9 +47,20 @@ async def bot(bot_factory: Any) -> Any:
     )
 
 
+@pytest.fixture
+async def bot_off(bot_factory: Any) -> Any:
+    """The clinic has switched tapering off since (the default, 0)."""
+    return await bot_factory(delivery={"per_chat_interval": 0.02, "taper_after_weeks": 0}, web=WEB)
+
+
 async def patient_page(bot: Any, patient_id: int) -> str:
     """The patient's page in the web app, as their therapist (staff 7711) sees it."""
-    link = await dashboard_link(bot, 7711)
+    return await patient_page_of(bot, 7711, patient_id)
+
+
+async def patient_page_of(bot: Any, staff_telegram_id: int, patient_id: int) -> str:
+    """The patient's page in the web app, as the staff member sees it."""
+    link = await dashboard_link(bot, staff_telegram_id)
     async with client() as browser:
         await sign_in_link(browser, link)
         async with browser.get(f"{web_url(bot)}/patients/{patient_id}") as page:
@@ -118,3 +134,54 @@ async def test_reminders_thin_out_after_weeks_kept_up_and_come_back(bot: Any, tg
     assert evening.text.startswith("Time for your exercise session (17:00).")
     await user.expect_silence(0.3)
     assert user.messages[-1] is evening, "one reminder, and no second message about the frequency"
+
+
+async def test_tapering_switched_off_brings_the_full_reminders_back_once(bot_off: Any, tg: FakeTelegram) -> None:
+    bot = bot_off
+    bot.clock.set(berlin(WED, "07:00"))
+    doc = await make_staff(bot.db, telegram_id=7712, name="Dr Taper")
+    patient, _ = await make_patient(
+        bot.db,
+        bot.clock,
+        times=(),
+        telegram_id=8712,
+        programme_id="lumbar-example",
+        surgery_date=WED - timedelta(days=50),
+        phase_id="weeks-7-12",
+        session_times="09:00,17:00",
+        therapist_id=doc.id,
+    )
+    async with bot.db.session() as s:
+        p = await s.get(Patient, patient.id)
+        assert p is not None
+        # Tapered a week ago, while the clinic had taper_after_weeks = 2, and kept up since.
+        p.tapered_since = berlin(WED - timedelta(days=7), "09:00")
+        await programme.schedule_sessions(s, p, CONTENT, bot.clock.now())
+        for back in range(1, 15):
+            for slot in ("09:00", "17:00"):
+                s.add(ExerciseSession(patient_id=p.id, local_date=WED - timedelta(days=back), slot=slot, status="done"))
+        await s.commit()
+    user = tg.user(8712)
+    page = await patient_page_of(bot, 7712, patient.id)
+    assert "Session reminders: 09:00</p>" in page and 'id="tapered"' in page
+    changed = CONTENT.text("reminders_plan_changed", "en")
+    assert "missed" not in changed
+    # Three days at 09:00 and 17:00: every session reminded again, the message about it once.
+    for day in range(3):
+        for hhmm in ("09:00", "17:00"):
+            bot.clock.set(berlin(WED + timedelta(days=day), hhmm, 5))
+            await bot.tick()
+            await user.wait_for(count=1)
+            await user.expect_silence(0.3)
+            user.mark_seen()
+    texts = [m.text or "" for m in user.messages]
+    reminders = [t for t in texts if t.startswith("Time for your exercise session (")]
+    assert [t[len("Time for your exercise session (") :][:5] for t in reminders] == ["09:00", "17:00"] * 3
+    assert texts.count(changed) == 1
+    assert texts.index(changed) == texts.index(reminders[0]) + 1, "beside the first reminder, before the 17:00"
+    assert not any("missed" in t for t in texts if t != reminders[0])
+    page = await patient_page_of(bot, 7712, patient.id)
+    assert "Session reminders: 09:00; 17:00</p>" in page and 'id="tapered"' not in page
+    async with bot.db.session() as s:
+        p = await s.get(Patient, patient.id)
+        assert p is not None and p.tapered_since is None
