@@ -6,8 +6,10 @@ into maintenance (the clinic's note, the maintenance exercises), the evening
 brings the weekly check (pain and "how did this week go?"), whose pain
 answer still raises the pain alert; the next session and check are a week
 later, and /stop ends them. The weekly check carries a button to stop it
-(confirmed, the same as /stop); a patient's own plan from the programme
-builder goes on into the same maintenance phase at the plan's end.
+(confirmed, the same as /stop), also in privacy mode ([privacy]
+health_data_in_chat = false), where the check is a form message that opens
+the Mini App; a patient's own plan from the programme builder goes on into
+the same maintenance phase at the plan's end.
 """
 
 from __future__ import annotations
@@ -188,6 +190,61 @@ async def test_the_weekly_check_offers_to_stop_it(bot_factory: Any, tg: FakeTele
     await user.press("🛑 Yes, stop", again)
     done = await user.next_message(lambda m: "The weekly check-ins are stopped." in (m.text or ""))
     assert done.message_id == again.message_id and not done.buttons
+    assert await status_of(bot, patient) == "stopped"
+    await bot.handled()
+    before = len(user.messages)
+    bot.clock.set(berlin(first + timedelta(days=7), "09:00"))
+    await bot.tick()
+    bot.clock.set(berlin(first + timedelta(days=7), "18:00", 30))
+    await bot.tick()
+    await user.expect_silence(0.3)
+    assert len(user.messages) == before, [m.text for m in user.messages[before:]]
+
+
+async def test_in_privacy_mode_the_weekly_form_message_offers_to_stop_it(bot_factory: Any, tg: FakeTelegram) -> None:
+    public = "https://rehab.clinic.test"
+    bot = await bot_factory(
+        content={"dir": DATA},
+        privacy={"health_data_in_chat": False},
+        web={"public_url": public},
+        delivery={"per_chat_interval": 0.02},
+    )
+    bot.clock.set(berlin(END, "21:00"))
+    patient = await enrol(bot, 8724, None)
+    user = tg.user(8724)
+    first = END + timedelta(days=1)
+    bot.clock.set(berlin(first, "18:00", 30))
+    await bot.tick()
+    form = await user.next_message(lambda m: (m.text or "").startswith("Time for your check-in."))
+    assert "pain" not in form.text.lower(), "privacy mode: no question in the chat"
+    [[(open_label, url)], stop_row] = form.buttons
+    assert open_label == "📝 Open the form" and url is not None and url.startswith(f"{public}/app/checkin/")
+    assert stop_row == [("🔕 Stop the weekly check-ins", "pt:wk")], "the form message offers to stop the check"
+    # A forged confirmation (not on the message) changes nothing and gets the friendly answer.
+    await user.press_data("pt:wk:yes:99999999", form.message_id)
+    assert (await user.wait_for_answer()).text == "This button is no longer active."
+    assert await status_of(bot, patient) == "active"
+    # A confirmation left too long is stale: nothing changes.
+    user.mark_seen()
+    await user.press("🔕 Stop the weekly check-ins", form)
+    [late] = await user.wait_for(asked, include_edits=False)
+    assert [[label for label, _ in row] for row in late.buttons] == [["🛑 Yes, stop"], ["Keep them"]]
+    bot.clock.advance(timedelta(minutes=20))
+    await user.press("🛑 Yes, stop", late)
+    assert (await user.wait_for_answer()).text == "This button is no longer active."
+    assert await status_of(bot, patient) == "active"
+    # Confirmed: the same as /stop.
+    await user.press("🔕 Stop the weekly check-ins", form)
+    [again] = await user.wait_for(asked, include_edits=False)
+    yes = again.buttons[0][0][1]
+    assert yes is not None and yes.startswith("pt:wk:yes:")
+    await user.press("🛑 Yes, stop", again)
+    done = await user.next_message(lambda m: "The weekly check-ins are stopped." in (m.text or ""))
+    assert done.message_id == again.message_id and not done.buttons
+    assert await status_of(bot, patient) == "stopped"
+    # The same confirmation pressed again (a double tap arriving late) changes nothing more.
+    await user.press_data(yes, again.message_id)
+    assert (await user.wait_for_answer()).text == "This button is no longer active."
     assert await status_of(bot, patient) == "stopped"
     await bot.handled()
     before = len(user.messages)
