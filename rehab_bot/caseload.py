@@ -298,7 +298,7 @@ async def patient_detail(
         alerts=alerts,
         lessons=await education.summary(session, patient, content),
         reminders=await reminder_slots(session, patient),
-        maintenance=_in_maintenance(patient, content, now),
+        maintenance=content is not None and await programme_core.in_maintenance(session, content, patient, now),
     )
 
 
@@ -312,11 +312,6 @@ async def reminder_slots(session: AsyncSession, patient: Patient) -> list[Remind
         ),
         key=lambda slot: slot.local_time,
     )
-
-
-def _in_maintenance(patient: Patient, content: Content | None, now: datetime) -> bool:
-    phase = session_core.phase_on(patient, content, local_date(patient, now)) if content is not None else None
-    return phase is not None and phase.every_n_days is not None
 
 
 def session_times_of(patient: Patient, content: Content | None, now: datetime) -> list[str]:

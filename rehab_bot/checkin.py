@@ -71,7 +71,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rehab_bot import redflag, schedule
 from rehab_bot.config import ClinicConfig
-from rehab_bot.content import Content
+from rehab_bot.content import Content, Programme
 from rehab_bot.content.checkins import CheckinTime, Item, Option, Questionnaire
 from rehab_bot.models import Answer, CheckIn, Kind, Patient, ReminderRule
 from rehab_bot.reminders import DueMessage, add_rule, reschedule_rule
@@ -291,6 +291,7 @@ class Opened:
 
     step: Step
     checkin_ids: tuple[int, ...]
+    weekly: bool = False  # the maintenance phase's weekly check: its message offers to stop it
 
 
 async def open_for_delivery(
@@ -323,7 +324,7 @@ async def open_for_delivery(
     await session.commit()
     if step is None:
         return None
-    return Opened(step, tuple(c.id for c in checkins if c.id is not None))
+    return Opened(step, tuple(c.id for c in checkins if c.id is not None), payload_weekly(message.payload))
 
 
 def is_expired(checkin: CheckIn, now: datetime) -> bool:
@@ -548,6 +549,7 @@ class PlannedRule:
     end_date: date | None
     every_n_days: int | None
     days: str  # weekday digits ("" = every day)
+    weekly: bool = False  # the maintenance phase's weekly check (its messages offer to stop it)
 
 
 def day_zero(patient: Patient, now: datetime) -> date:
@@ -555,22 +557,26 @@ def day_zero(patient: Patient, now: datetime) -> date:
     return patient.surgery_date or local_date(patient, now)
 
 
-def plan(patient: Patient, content: Content, now: datetime) -> list[PlannedRule]:
+def plan(patient: Patient, content: Content, now: datetime, followed: Programme | None = None) -> list[PlannedRule]:
     """The check-in rules a patient should have, from content cadences (pure).
 
     A programme with a maintenance phase ([programme.maintenance]) ends every
     cadence on its last phase's last day; from the next day its questionnaires
     are asked every ``every_n_days`` (7) days instead: the weekly check.
+    followed: the programme the patient follows (``programme.programme_for``: a
+    patient's own plan ends when its last phase does, rehab_bot/plan.py); None:
+    their content programme.
     """
     today = local_date(patient, now)
     zero = day_zero(patient, now)
     groups: dict[tuple[date, date | None, int | None, str], list[str]] = {}
-    programme = content.programmes.get(patient.programme_id)
+    programme = followed if followed is not None else content.programmes.get(patient.programme_id)
     kept = programme.maintenance if programme is not None and patient.surgery_date is not None else None
     last_day = zero + timedelta(days=kept.from_day - 1) if kept is not None else None
+    weekly = None
     if kept is not None and last_day is not None and kept.questionnaires:
-        start = last_day + timedelta(days=1)
-        groups[(start, None, kept.every_n_days, "")] = list(kept.questionnaires)
+        weekly = (last_day + timedelta(days=1), None, kept.every_n_days, "")
+        groups[weekly] = list(kept.questionnaires)
     for questionnaire in content.questionnaires.values():
         steps = content.programme_cadences.get((patient.programme_id, questionnaire.id), questionnaire.cadence)
         for step in steps:
@@ -586,18 +592,26 @@ def plan(patient: Patient, content: Content, now: datetime) -> list[PlannedRule]
             days = format_days(step.weekdays) if step.weekdays is not None else ""
             groups.setdefault((start, end, every, days), []).append(questionnaire.id)
     return [
-        PlannedRule(tuple(qids), start, end, every, days)
+        PlannedRule(tuple(qids), start, end, every, days, weekly=(start, end, every, days) == weekly)
         for (start, end, every, days), qids in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][3]))
     ]
 
 
-async def schedule_for(session: AsyncSession, patient: Patient, content: Content, now: datetime) -> list[ReminderRule]:
+async def schedule_for(
+    session: AsyncSession, patient: Patient, content: Content, now: datetime, followed: Programme | None = None
+) -> list[ReminderRule]:
     """Create the patient's check-in and motivation reminder rules (called when enrolment completes).
 
     Replaces the patient's existing check-in and motivation rules, so it is
     also the way to re-plan after a change of surgery date or programme.
+    followed: the programme the patient follows; None: looked up
+    (``programme.programme_for``: their own plan, else their content programme).
     """
     assert patient.id is not None
+    if followed is None:
+        from rehab_bot import programme  # programme imports this module
+
+        followed = await programme.programme_for(session, content, patient)
     old = (
         await session.exec(
             select(ReminderRule).where(
@@ -616,7 +630,7 @@ async def schedule_for(session: AsyncSession, patient: Patient, content: Content
     day = (local_date(patient, now) - day_zero(patient, now)).days
     at = checkin_time(patient, content, day).strftime("%H:%M")
     rules = []
-    for planned in plan(patient, content, now):
+    for planned in plan(patient, content, now, followed):
         rules.append(
             add_rule(
                 session,
@@ -628,7 +642,7 @@ async def schedule_for(session: AsyncSession, patient: Patient, content: Content
                 every_n_days=planned.every_n_days,
                 start_date=planned.start_date,
                 end_date=planned.end_date,
-                payload=json.dumps({"questionnaires": list(planned.questionnaires)}),
+                payload=rule_payload(planned),
             )
         )
     rules.append(
@@ -644,6 +658,26 @@ async def schedule_for(session: AsyncSession, patient: Patient, content: Content
     await session.flush()
     log.info("patient %s: %d check-in rules scheduled", patient.id, len(rules) - 1)
     return rules
+
+
+WEEKLY = "weekly"  # the payload key that marks the maintenance phase's weekly check
+
+
+def rule_payload(planned: PlannedRule) -> str:
+    """A check-in rule's payload: the questionnaires it asks, and whether it is the weekly check."""
+    data: dict[str, object] = {"questionnaires": list(planned.questionnaires)}
+    if planned.weekly:
+        data[WEEKLY] = True
+    return json.dumps(data)
+
+
+def payload_weekly(payload: str) -> bool:
+    """Whether a check-in delivery's payload is the maintenance phase's weekly check."""
+    try:
+        data = json.loads(payload) if payload else {}
+    except ValueError:
+        return False
+    return isinstance(data, dict) and data.get(WEEKLY) is True
 
 
 def payload_questionnaires(payload: str) -> list[str]:

@@ -48,9 +48,10 @@ from babel.numbers import format_decimal, format_percent
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from rehab_bot import programme as programmes
 from rehab_bot import redflag
 from rehab_bot import session as sessions
-from rehab_bot.content import Content, localize
+from rehab_bot.content import Content, Programme, localize
 from rehab_bot.content.checkins import HEALTH_PLACEHOLDERS, MILESTONE_TRIGGERS, Message
 from rehab_bot.models import CheckIn, ExerciseSession, MotivationLog, Patient
 from rehab_bot.reminders import DueMessage
@@ -324,8 +325,9 @@ async def gather_facts(
         recent, recent_n = _mean_between(pain, week_start, today)
         if first_n < PAIN_MIN_ENTRIES or recent_n < PAIN_MIN_ENTRIES:
             first_week = recent = None
-    phase_title, days_in_phase = _phase_facts(patient, content, today)
-    current = sessions.phase_on(patient, content, today) if content is not None else None
+    followed = await programmes.programme_for(session, content, patient) if content is not None else None
+    phase_title, days_in_phase = _phase_facts(patient, followed, today)
+    current = programmes.phase_in(followed, patient, today)
     return Facts(
         today=today,
         days_enrolled=(today - local_date(patient, enrolled_at)).days if enrolled_at is not None else None,
@@ -351,13 +353,15 @@ async def gather_facts(
     )
 
 
-def _phase_facts(patient: Patient, content: Content | None, today: date) -> tuple[str, int | None]:
-    """The phase's title and how many days the patient has been in it (None in the programme's first phase)."""
-    if content is None or patient.surgery_date is None:
+def _phase_facts(patient: Patient, programme: Programme | None, today: date) -> tuple[str, int | None]:
+    """The phase's title and how many days the patient has been in it (None in the programme's first phase).
+
+    programme: the one the patient follows (their own plan, else their content programme).
+    """
+    if programme is None or patient.surgery_date is None:
         return "", None
-    programme = content.programmes.get(patient.programme_id)
-    phase = sessions.phase_on(patient, content, today)
-    if programme is None or phase is None:
+    phase = programmes.phase_in(programme, patient, today)
+    if phase is None:
         return "", None
     first = min(p.from_day for p in programme.phases)
     days_in = (today - patient.surgery_date).days - phase.from_day

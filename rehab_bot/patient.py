@@ -437,6 +437,23 @@ async def resume(
     return ResumeResult.RESTARTED
 
 
+async def stop_weekly(session: AsyncSession, patient: Patient, content: Content, now: datetime) -> bool:
+    """The patient ends the maintenance phase's weekly check-ins (the button on the weekly check): :func:`stop`.
+
+    False, and nothing changes, when the patient is not in care or no longer in
+    the maintenance phase (a stale button: the care team changed the programme).
+    """
+    if not await weekly_check_on(session, patient, content, now):
+        return False
+    await stop(session, patient, now)
+    return True
+
+
+async def weekly_check_on(session: AsyncSession, patient: Patient, content: Content, now: datetime) -> bool:
+    """Whether the patient gets the maintenance phase's weekly check now (in care, past the programme's end)."""
+    return patient.status in IN_CARE and await programme.in_maintenance(session, content, patient, now)
+
+
 async def stop(session: AsyncSession, patient: Patient, now: datetime) -> None:
     """Stop all messages: status stopped, every rule off, nothing queued goes out."""
     patient.status = PatientStatus.STOPPED.value

@@ -17,6 +17,13 @@ carry their exercises with the plan's dose (``SessionPlan.items``), so the
 engine plans reminders and renders them from a patient's own plan exactly as
 from a content programme (rehab_bot/programme.py, rehab_bot/session.py).
 
+A plan declares no maintenance phase of its own. A patient's own plan whose
+last phase ends (``to_day``) goes on, from the next day, with the
+``[programme.maintenance]`` of the patient's content programme
+(``Patient.programme_id``: the same programme whose cadences and weekly
+check the check-ins follow), moved to start after the plan's end
+(:func:`with_maintenance`); without one, the plan ends there.
+
 Plain Python over SQLModel: no telegram, no web imports. The caller commits.
 """
 
@@ -33,7 +40,16 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rehab_bot import library
-from rehab_bot.content import MAX_SESSIONS_PER_DAY, Content, Exercise, Phase, Programme, SessionPlan, check_phases
+from rehab_bot.content import (
+    MAINTENANCE,
+    MAX_SESSIONS_PER_DAY,
+    Content,
+    Exercise,
+    Phase,
+    Programme,
+    SessionPlan,
+    check_phases,
+)
 from rehab_bot.content.schema import ID_RE, LANGUAGES, localize
 from rehab_bot.i18n import N_, t
 from rehab_bot.library import Dose, LibraryError
@@ -153,10 +169,31 @@ def _with_dose(exercise: Exercise, item: Item) -> Exercise:
     )
 
 
+def with_maintenance(programme: Programme, kept: Phase | None) -> Programme:
+    """The plan followed, after its last phase's end, by a maintenance phase (a content programme's), moved there.
+
+    Unchanged when there is none, when the plan's last phase is open-ended (it never
+    ends), or when a plan phase already uses the id ``maintenance``.
+    """
+    last = programme.phases[-1] if programme.phases else None
+    if kept is None or last is None or last.to_day is None or any(p.id == MAINTENANCE for p in programme.phases):
+        return programme
+    moved = dataclasses.replace(kept, from_day=last.to_day + 1, default_times=list(last.default_times[:1]))
+    return dataclasses.replace(programme, maintenance=moved)
+
+
 def to_programme(
-    checked: Checked, catalogue: Mapping[str, Exercise], *, programme_id: str, name: Mapping[str, str]
+    checked: Checked,
+    catalogue: Mapping[str, Exercise],
+    *,
+    programme_id: str,
+    name: Mapping[str, str],
+    maintenance: Phase | None = None,
 ) -> Programme:
-    """A checked plan as a Programme whose sessions carry their exercises with the plan's dose."""
+    """A checked plan as a Programme whose sessions carry their exercises with the plan's dose.
+
+    maintenance: the phase that follows the plan's end (:func:`with_maintenance`).
+    """
     by_id = {p.id: p for p in checked.schema.phases}
     phases = []
     for phase in checked.phases:
@@ -169,7 +206,7 @@ def to_programme(
             for s in source.sessions
         ]
         phases.append(dataclasses.replace(phase, sessions=sessions))
-    return Programme(
+    programme = Programme(
         id=programme_id,
         name=dict(name),
         surgery_types=[],
@@ -178,6 +215,7 @@ def to_programme(
         phases=phases,
         source=PLAN_LABEL,
     )
+    return with_maintenance(programme, maintenance)
 
 
 # --------------------------------------------------------------------------- starting points
@@ -292,9 +330,12 @@ async def own_programmes(session: AsyncSession, content: Content, patients: Iter
 
     A stored plan that no longer passes the checks (an exercise was removed
     from the content since) is left out with a warning, and the patient
-    follows their content programme until the plan is saved again.
+    follows their content programme until the plan is saved again. A plan
+    that ends goes on with the maintenance phase of the patient's content
+    programme (:func:`maintenance_for`).
     """
-    ids = [p.id for p in patients if p.id is not None]
+    by_id = {p.id: p for p in patients if p.id is not None}
+    ids = list(by_id)
     if not ids:
         return {}
     rows = (await session.exec(select(ProgrammePlan).where(col(ProgrammePlan.patient_id).in_(ids)))).all()
@@ -316,9 +357,19 @@ async def own_programmes(session: AsyncSession, content: Content, patients: Iter
             continue
         base = content.programmes.get(row.based_on)
         out[row.patient_id] = to_programme(
-            checked, catalogue, programme_id=row.based_on or PLAN_LABEL, name=base.name if base else {}
+            checked,
+            catalogue,
+            programme_id=row.based_on or PLAN_LABEL,
+            name=base.name if base else {},
+            maintenance=maintenance_for(content, by_id[row.patient_id]),
         )
     return out
+
+
+def maintenance_for(content: Content, patient: Patient) -> Phase | None:
+    """The maintenance phase that follows the end of the patient's own plan: their content programme's."""
+    programme = content.programmes.get(patient.programme_id)
+    return programme.maintenance if programme is not None else None
 
 
 async def templates(session: AsyncSession) -> list[ProgrammePlan]:

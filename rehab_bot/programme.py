@@ -20,7 +20,9 @@ from phase to phase:
   the phase keeps (``tapered_sessions_per_day``, on ``tapered_days``); each
   keeps its index, so its exercises and its rule stay the same;
 * after the last phase, a ``[programme.maintenance]`` phase has one rule every
-  ``every_n_days`` (7) days: the first session's rule, re-planned in place.
+  ``every_n_days`` (7) days: the first session's rule, re-planned in place; a
+  patient's own plan that ends goes on with their content programme's
+  (rehab_bot/plan.py, ``with_maintenance``).
 
 Plain Python over SQLModel: no telegram imports. The caller commits.
 """
@@ -439,6 +441,12 @@ async def sync_phase(
     return PhaseChange(previous_id, phase, replanned, parse_times(patient.session_times))
 
 
+async def in_maintenance(session: AsyncSession, content: Content, patient: Patient, now: datetime) -> bool:
+    """Whether the patient is past the end of the programme they follow (their own plan's too): its weekly phase."""
+    phase = phase_in(await programme_for(session, content, patient), patient, local_date(patient, now))
+    return phase is not None and phase.every_n_days is not None
+
+
 async def on_enrolled(session: AsyncSession, patient: Patient, content: Content, now: datetime) -> list[ReminderRule]:
     """Enrolment is complete: activate the patient, plan sessions and check-ins; return the session rules.
 
@@ -447,11 +455,12 @@ async def on_enrolled(session: AsyncSession, patient: Patient, content: Content,
     the first phase's note with their first reminder, via sync_phase.
     """
     patient.status = PatientStatus.ACTIVE.value
-    phase = phase_in(await programme_for(session, content, patient), patient, local_date(patient, now))
+    followed = await programme_for(session, content, patient)
+    phase = phase_in(followed, patient, local_date(patient, now))
     patient.phase_id = phase.id if phase is not None else ""
     session.add(patient)
-    rules = await schedule_sessions(session, patient, content, now)
-    await checkin.schedule_for(session, patient, content, now)
+    rules = await schedule_sessions(session, patient, content, now, followed)
+    await checkin.schedule_for(session, patient, content, now)  # looks up the programme followed itself
     await education.schedule_for(session, patient, content, now)
     return rules
 
@@ -535,6 +544,12 @@ def change_text(
     return "\n\n".join(parts)
 
 
+def maintenance_start(programme: Programme | None) -> tuple[int, int | None, tuple[str, ...]] | None:
+    """What the weekly check follows: the maintenance phase's first day after surgery, cadence and questionnaires."""
+    kept = programme.maintenance if programme is not None else None
+    return (kept.from_day, kept.every_n_days, kept.questionnaires) if kept is not None else None
+
+
 @dataclass(frozen=True)
 class Applied:
     """A change made: the session rules from now on and the message queued to the patient (if any)."""
@@ -570,6 +585,9 @@ async def apply_change(
     if patient.status not in (PatientStatus.DISCHARGED.value, PatientStatus.STOPPED.value):
         followed = await programme_for(session, content, patient)
         rules = await schedule_sessions(session, patient, content, now, followed)
+        if patient.status != PatientStatus.ENROLLING.value and maintenance_start(followed) != maintenance_start(before):
+            # The programme now ends on another day (or no longer, or now does): the weekly check moves with it.
+            await checkin.schedule_for(session, patient, content, now, followed)
         today = local_date(patient, now)
         phase = phase_in(followed, patient, today)
         if phase is not None:
@@ -831,7 +849,11 @@ async def preview(
     else:
         catalogue = await library.catalogue(session, content)
         followed = plan.to_programme(
-            plan.check(raw, catalogue), catalogue, programme_id=patient.programme_id or plan.PLAN_LABEL, name={}
+            plan.check(raw, catalogue),
+            catalogue,
+            programme_id=patient.programme_id or plan.PLAN_LABEL,
+            name={},
+            maintenance=plan.maintenance_for(content, patient),
         )
     today = local_date(patient, now)
     _, wanted = planned_rules(followed, patient, today)

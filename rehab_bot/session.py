@@ -1011,10 +1011,11 @@ async def for_player(session: AsyncSession, patient: Patient, content: Content, 
     """The patient's own session and its exercises; None for another patient's session or none at all.
 
     The exercises are the ones the chat's Start sends: the session's phase on its
-    local day, the plan of its place in the day (ids missing from the catalogue left out).
+    local day in the programme the patient follows (their own plan's, with its dose),
+    the plan of its place in the day (ids missing from the catalogue left out).
     """
     es = await get(session, session_id)
     if es is None or es.patient_id != patient.id:
         return None
-    plan = exercises_for(phase_on(patient, content, es.local_date), await session_index(session, es))
-    return Played(es, [content.exercises[x] for x in plan if x in content.exercises])
+    index = await session_index(session, es)
+    return Played(es, await session_exercises(session, content, patient, es.local_date, index))

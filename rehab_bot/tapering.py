@@ -19,6 +19,11 @@ session rules from the next slot (programme.schedule_sessions: rules updated
 in place, so no slot is sent twice), and queues one message from content
 (texts ``reminders_tapered`` / ``reminders_full``) when the reminders changed.
 Back at full frequency when a week falls short, with one message.
+No daily job: the state only changes which session reminders go out, and
+every plan for a tapered patient keeps at least one reminder a week
+(``tapered_sessions_per_day`` >= 1; ``tapered_days`` names weekdays, none = every day), so the
+check before each reminder is never more than a week late; nudges read the
+sessions when they are due (:func:`nudges_stopped`).
 
 Plain Python over SQLModel: no telegram imports.
 """

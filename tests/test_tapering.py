@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 from factories import make_patient
 from sqlmodel import col, select
@@ -14,6 +15,7 @@ from rehab_bot.content import load_content
 from rehab_bot.db import Database
 from rehab_bot.models import Delivery, ExerciseSession, Patient
 from rehab_bot.programme import planned_rules
+from rehab_bot.schedule import parse_days
 
 TODAY = date(2026, 6, 10)
 
@@ -212,3 +214,23 @@ async def test_sync_many_reads_a_windows_patients_at_once(db: Database, clock: F
         assert [p.tapered_since is not None for p in patients] == [True, False]
         assert [len(await programme.session_rules(s, p)) for p in patients] == [1, 2]
         assert await tapering.sync_many(s, patients, content, clock.now(), 2, 0.8, {}) == [], "once"
+
+
+def test_a_tapered_patient_always_has_a_reminder_within_a_week_that_re_checks_the_state() -> None:
+    """Why tapering needs no daily job of its own: tapering.sync runs before every session reminder, and
+    no programme's plan for a tapered patient goes a week without one (tapered_sessions_per_day >= 1,
+    tapered_days names weekdays or none = every day, the maintenance phase weekly). So a short week
+    brings the reminders back within a week, and a patient who became eligible is tapered by their next
+    reminder, the only message the state changes; nudges read the sessions when they are due."""
+    maintenance = Path(__file__).parent / "data" / "maintenance"
+    for content in (load_content(None), load_content(maintenance)):
+        for prog in content.programmes.values():
+            phases = [*prog.phases, *([prog.maintenance] if prog.maintenance is not None else [])]
+            for phase in phases:
+                patient = Patient(alias="x", surgery_date=SURGERY, session_times="08:30,13:00,18:00")
+                patient.tapered_since = datetime(2026, 1, 1, tzinfo=UTC)
+                _, rules = planned_rules(prog, patient, SURGERY + timedelta(days=phase.from_day))
+                assert rules, f"{prog.id}/{phase.id}: a tapered patient keeps at least one reminder"
+                for rule in rules:
+                    assert rule.days == "" or 1 <= len(parse_days(rule.days)) <= 7, (prog.id, phase.id)
+                    assert rule.every_n_days is None or rule.every_n_days <= 7, (prog.id, phase.id)

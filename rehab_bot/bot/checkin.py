@@ -10,6 +10,8 @@ Callback data (never trusted: the core rechecks the pressing account):
     sc:<questionnaire id>                   start the check offered for a symptom word (a new message)
     nt:s / nt:x                             save / don't save the text replied to as a note
     nt:c                                    send it to the care team instead (rehab_bot/bot/care.py)
+    pt:wk                                   on the maintenance phase's weekly check: offer to stop it
+                                            (answered in rehab_bot/bot/patient.py, with the other pt: buttons)
 
 A red-flag answer is answered at once, right here in the handler, with what
 to do now (clinic content); the alert to the care team is queued as
@@ -73,6 +75,17 @@ SYMPTOM_OFFER = N_(
     "If this is about a symptom, please answer the check with one tap: it asks the right questions, "
     "and your answers reach your care team."
 )
+
+
+# The maintenance phase's weekly check (checkin.Opened.weekly) offers to end it; each step and the
+# answered message keep the row (rehab_bot/bot/patient.py asks to confirm, then patient.stop_weekly).
+WEEKLY_STOP = "pt:wk"
+WEEKLY_STOP_LABEL = N_("🔕 Stop the weekly check-ins")
+
+
+def weekly_stop_row(lang: str) -> list[tuple[str, str]]:
+    """The button row on a weekly check that offers to stop the weekly check-ins."""
+    return [(t(lang, WEEKLY_STOP_LABEL), WEEKLY_STOP)]
 
 
 def _markup(buttons: list[list[tuple[str, str]]]) -> InlineKeyboardMarkup | None:
@@ -166,13 +179,13 @@ def checkin_message(services: Services, message: DueMessage, opened: core.Opened
         form = miniapp.checkin_url(services.config.web.public_url, opened.checkin_ids[0])
         return OutgoingMessage(
             t(lang, "Time for your check-in."),
+            [weekly_stop_row(lang)] if opened.weekly else [],
             web_app=(t(lang, "📝 Open the form"), form),
             settle=(_settle_checkins, (services, list(opened.checkin_ids))),
         )
     rendered = step_message(opened.step, message.language, late=message.late)
-    return OutgoingMessage(
-        rendered.text, rendered.buttons, settle=(_settle_checkins, (services, list(opened.checkin_ids)))
-    )
+    buttons = rendered.buttons + ([weekly_stop_row(message.language)] if opened.weekly else [])
+    return OutgoingMessage(rendered.text, buttons, settle=(_settle_checkins, (services, list(opened.checkin_ids))))
 
 
 def result_notice(lang: str, public_url: str) -> OutgoingMessage:
@@ -278,6 +291,8 @@ async def on_answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         "closed": N_("This check-in has closed."),
     }
     await query.answer(t(lang, notices[result.status]))
+    # The weekly check keeps its offer to stop on the next question and once answered.
+    weekly = [weekly_stop_row(lang)] if WEEKLY_STOP in common.buttons_on(_message_of(query.message)) else []
     # What to do now comes first: before the edit, which is paced behind it.
     for finding in sorted(result.findings, key=lambda f: redflag.SEVERITY_RANK[f.severity], reverse=True):
         advice = redflag.reply_text(finding, content, lang, clinic)
@@ -289,10 +304,14 @@ async def on_answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await _edit(query.message, text)
     elif step is not None:
         rendered = step_message(step, lang)
-        await _edit(query.message, rendered.text, rendered.buttons)
+        await _edit(query.message, rendered.text, rendered.buttons + weekly)
     else:
-        await _edit(query.message, done_text(chain, content, lang, stopped=result.stopped))
+        await _edit(query.message, done_text(chain, content, lang, stopped=result.stopped), weekly)
     raise ApplicationHandlerStop
+
+
+def _message_of(message: object) -> Message | None:
+    return message if isinstance(message, Message) else None
 
 
 # --------------------------------------------------------------------------- /pain and /checkin

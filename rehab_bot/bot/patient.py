@@ -8,6 +8,10 @@ commands; a patient still enrolling finishes that first).
 Buttons are ``pt:<what>[:<arg>...]``; each press is re-checked against the
 pressing account. Confirmations that cannot be undone (/delete, /stop)
 carry the minute they were offered and expire after CONFIRM_MINUTES.
+``pt:wk`` is on the maintenance phase's weekly check (rehab_bot/bot/checkin.py):
+it asks to confirm (``pt:wk:yes:<minute>`` / ``pt:wk:no``), then
+rehab_bot.patient.stop_weekly, which is /stop for a patient still in the
+maintenance phase and changes nothing otherwise.
 
 Typed answers (new times, a timezone, quiet hours, a pause date) are
 awaited in the patient's row (``Patient.awaiting`` and ``awaiting_since``,
@@ -482,7 +486,12 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         handled = True
     elif what == "set":
         handled = await _settings_button(update, context, patient, args, message)
-    elif what in ("del", "stop") and args == ["no"]:
+    elif what == "wk" and not args:
+        handled = await _offer_weekly_stop(update, context, patient)
+    elif what == "wk" and len(args) == 2 and args[0] == "yes" and _fresh(args[1], now):
+        await _stop_weekly(update, context, patient, message)
+        handled = True
+    elif what in ("del", "stop", "wk") and args == ["no"]:
         await query.answer()
         line = N_("Nothing was deleted.") if what == "del" else N_("Your messages continue as before.")
         await close_with(message, t(lang, line))
@@ -509,6 +518,49 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if not handled:
         await _stale(update, context)
     raise ApplicationHandlerStop
+
+
+WEEKLY_STOPPED = N_("🛑 The weekly check-ins are stopped. To start again, send /resume.")
+
+
+async def _offer_weekly_stop(update: Update, context: ContextTypes.DEFAULT_TYPE, patient: Patient) -> bool:
+    """The weekly check's stop button: ask to confirm, in a new message (the check stays as it is)."""
+    query = update.callback_query
+    assert query is not None
+    s = svc(context)
+    now = s.clock.now()
+    async with s.db.session() as db:
+        weekly = await core.weekly_check_on(db, patient, s.content, now)
+    if not weekly:
+        return False  # no longer in the maintenance phase (or in care): the neutral answer
+    await query.answer()
+    lang = patient.language
+    buttons = [
+        [(t(lang, "🛑 Yes, stop"), f"pt:wk:yes:{_stamp(now)}")],
+        [(t(lang, "Keep them"), "pt:wk:no")],
+    ]
+    await _reply(update, t(lang, "Stop the weekly check-ins? You can start again at any time with /resume."), buttons)
+    return True
+
+
+async def _stop_weekly(update: Update, context: ContextTypes.DEFAULT_TYPE, patient: Patient, message: Message) -> None:
+    """Confirmed: the same as /stop (rehab_bot.patient.stop_weekly), or nothing when it no longer applies."""
+    query = update.callback_query
+    assert query is not None
+    s = svc(context)
+    now = s.clock.now()
+    async with s.db.session() as db:
+        fresh = await db.get(Patient, patient.id)
+        stopped = fresh is not None and await core.stop_weekly(db, fresh, s.content, now)
+        await db.commit()
+    lang = patient.language
+    if not stopped:
+        await query.answer(t(lang, STALE))
+        await edit_message(message, None, None)
+        return
+    await query.answer()
+    log.info("patient %s: weekly check-ins stopped", patient.id)
+    await close_with(message, t(lang, WEEKLY_STOPPED))
 
 
 async def _settings_button(

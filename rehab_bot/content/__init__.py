@@ -689,8 +689,42 @@ def _parse_texts(f: SourceFile, data: dict[str, Any]) -> list[Entry]:
 # --------------------------------------------------------------------------- loading
 
 
+# The built-in content as last loaded, by the fingerprint of the files it was read from. The bot
+# reads its content once at start, but every test that starts a bot (and several test modules when
+# they are collected) read the same built-in files again: about 0.13 s each on this machine kind.
+_built_in: tuple[tuple[tuple[str, int, int], ...], Content] | None = None
+
+
+def _fingerprint(directory: Path) -> tuple[tuple[str, int, int], ...]:
+    """Every file under directory: its path, modification time and size."""
+    found = []
+    for path in sorted(directory.rglob("*")):
+        if path.is_file():
+            stat = path.stat()
+            found.append((str(path), stat.st_mtime_ns, stat.st_size))
+    return tuple(found)
+
+
 def load_content(clinic_dir: Path | None) -> Content:
-    """Built-in defaults, overlaid by the clinic's files; ContentError lists all problems."""
+    """Built-in defaults, overlaid by the clinic's files; ContentError lists all problems.
+
+    The built-in content alone (clinic_dir None) is read once and returned again while no file under
+    DEFAULTS_DIR changed (same paths, times and sizes); Content is not changed by its users. A clinic's
+    content is read every time: its media files count too, and the content check must see edits.
+    """
+    global _built_in
+    if clinic_dir is not None:
+        return _load_content(clinic_dir)
+    fingerprint = _fingerprint(DEFAULTS_DIR)
+    cached = _built_in
+    if cached is not None and cached[0] == fingerprint:
+        return cached[1]
+    content = _load_content(None)
+    _built_in = (fingerprint, content)
+    return content
+
+
+def _load_content(clinic_dir: Path | None) -> Content:
     errors: list[str] = []
     exercises: dict[str, Entry] = {}
     programmes: dict[str, Entry] = {}

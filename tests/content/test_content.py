@@ -571,3 +571,27 @@ def test_defaults_dir_holds_the_three_files() -> None:
         "questionnaires.toml",
         "texts.toml",
     ]
+
+
+def test_the_built_in_content_is_read_again_only_when_a_file_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    import rehab_bot.content as content_module
+
+    defaults = tmp_path / "defaults"
+    shutil.copytree(DEFAULTS_DIR, defaults)
+    monkeypatch.setattr(content_module, "DEFAULTS_DIR", defaults)
+    monkeypatch.setattr(content_module, "_built_in", None)
+    first = load_content(None)
+    assert load_content(None) is first
+    texts = defaults / "texts.toml"
+    texts.write_text(texts.read_text(encoding="utf-8") + "\n# edited\n", encoding="utf-8")
+    again = load_content(None)
+    assert again is not first and again == first  # read again: same content, a new object
+    assert load_content(None) is again
+    # A clinic's content is read every time (its media files count too).
+    clinic = tmp_path / "clinic"
+    clinic.mkdir()
+    assert load_content(clinic) is not load_content(clinic)

@@ -5,7 +5,9 @@ the patient enrolled on its last day. The next morning's reminder moves them
 into maintenance (the clinic's note, the maintenance exercises), the evening
 brings the weekly check (pain and "how did this week go?"), whose pain
 answer still raises the pain alert; the next session and check are a week
-later, and /stop ends them.
+later, and /stop ends them. The weekly check carries a button to stop it
+(confirmed, the same as /stop); a patient's own plan from the programme
+builder goes on into the same maintenance phase at the plan's end.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from factories import make_patient, make_staff
-from rig.telegram_server import FakeTelegram
+from rig.telegram_server import FakeTelegram, SentMessage
 from sqlmodel import col, select
 from webrig import WEB, client, dashboard_link, sign_in_link, web_url
 
+from rehab_bot import plan as plan_core
 from rehab_bot import programme
 from rehab_bot.content import load_content
-from rehab_bot.models import Alert, Kind, Patient, ReminderRule
+from rehab_bot.models import Alert, Kind, Patient, ReminderRule, Staff
 
 DATA = Path(__file__).parent.parent / "data" / "maintenance"
 CONTENT = load_content(DATA)
@@ -112,3 +115,117 @@ async def test_the_weekly_session_and_check_follow_the_programme(bot_factory: An
     await bot.tick()
     await user.expect_silence(0.3)
     assert len(user.messages) == before, [m.text for m in user.messages[before:]]
+
+
+async def enrol(bot: Any, telegram_id: int, therapist_id: int | None, surgery: date = SURGERY) -> Patient:
+    patient, _ = await make_patient(
+        bot.db,
+        bot.clock,
+        times=(),
+        telegram_id=telegram_id,
+        programme_id="four-weeks",
+        surgery_date=surgery,
+        session_times="09:00,17:00",
+        language="en",
+        therapist_id=therapist_id,
+    )
+    async with bot.db.session() as s:
+        p = await s.get(Patient, patient.id)
+        assert p is not None
+        await programme.on_enrolled(s, p, CONTENT, bot.clock.now())
+        await s.commit()
+    return patient
+
+
+async def status_of(bot: Any, patient: Patient) -> str:
+    async with bot.db.session() as s:
+        p = await s.get(Patient, patient.id)
+        assert p is not None
+        return p.status
+
+
+def asked(message: SentMessage) -> bool:
+    return (message.text or "").startswith("Stop the weekly check-ins?")
+
+
+async def test_the_weekly_check_offers_to_stop_it(bot_factory: Any, tg: FakeTelegram) -> None:
+    bot = await bot_factory(content={"dir": DATA}, delivery={"per_chat_interval": 0.02})
+    bot.clock.set(berlin(END, "21:00"))
+    patient = await enrol(bot, 8722, None)
+    user = tg.user(8722)
+    first = END + timedelta(days=1)
+    bot.clock.set(berlin(first, "18:00", 30))
+    await bot.tick()
+    question = await user.next_message(lambda m: "How strong is your pain" in (m.text or ""))
+    assert question.buttons[-1] == [("🔕 Stop the weekly check-ins", "pt:wk")], "the weekly check offers to stop it"
+    # A forged confirmation (not on the message) changes nothing and gets the friendly answer.
+    await user.press_data("pt:wk:yes:99999999", question.message_id)
+    assert (await user.wait_for_answer()).text == "This button is no longer active."
+    assert await status_of(bot, patient) == "active"
+    # Answering keeps the offer on the next question.
+    await user.press("3", question)
+    week = await user.next_message(lambda m: "How did this week go?" in (m.text or ""))
+    assert week.buttons[-1] == [("🔕 Stop the weekly check-ins", "pt:wk")]
+    # The offer asks first; "Keep them" keeps them.
+    user.mark_seen()
+    await user.press("🔕 Stop the weekly check-ins", week)
+    [confirm] = await user.wait_for(asked, include_edits=False)
+    assert [[label for label, _ in row] for row in confirm.buttons] == [["🛑 Yes, stop"], ["Keep them"]]
+    await user.press("Keep them", confirm)
+    kept = await user.next_message(lambda m: "Your messages continue as before." in (m.text or ""))
+    assert kept.message_id == confirm.message_id and not kept.buttons
+    assert await status_of(bot, patient) == "active"
+    # A confirmation left too long is stale: nothing changes.
+    await user.press("🔕 Stop the weekly check-ins", week)
+    [late] = await user.wait_for(asked, include_edits=False)
+    bot.clock.advance(timedelta(minutes=20))
+    await user.press("🛑 Yes, stop", late)
+    assert (await user.wait_for_answer()).text == "This button is no longer active."
+    assert await status_of(bot, patient) == "active"
+    # Confirmed: the same as /stop.
+    await user.press("🔕 Stop the weekly check-ins", week)
+    [again] = await user.wait_for(asked, include_edits=False)
+    await user.press("🛑 Yes, stop", again)
+    done = await user.next_message(lambda m: "The weekly check-ins are stopped." in (m.text or ""))
+    assert done.message_id == again.message_id and not done.buttons
+    assert await status_of(bot, patient) == "stopped"
+    await bot.handled()
+    before = len(user.messages)
+    bot.clock.set(berlin(first + timedelta(days=7), "09:00"))
+    await bot.tick()
+    bot.clock.set(berlin(first + timedelta(days=7), "18:00", 30))
+    await bot.tick()
+    await user.expect_silence(0.3)
+    assert len(user.messages) == before, [m.text for m in user.messages[before:]]
+
+
+async def test_an_own_plan_goes_on_into_maintenance_at_its_end(bot_factory: Any, tg: FakeTelegram) -> None:
+    bot = await bot_factory(content={"dir": DATA}, delivery={"per_chat_interval": 0.02}, web=WEB)
+    surgery = SURGERY + timedelta(days=7)
+    plan_end = surgery + timedelta(days=20)  # a week before the content programme's end
+    bot.clock.set(berlin(plan_end, "21:00"))
+    doc = await make_staff(bot.db, telegram_id=7723, name="Dr Plan")
+    patient = await enrol(bot, 8723, doc.id, surgery)
+    raw = plan_core.from_programme(CONTENT.programmes["four-weeks"], CONTENT.exercises).model_dump()
+    raw["phases"][0]["to_day"] = 20
+    async with bot.db.session() as s:
+        p, staff = await s.get(Patient, patient.id), await s.get(Staff, doc.id)
+        assert p is not None and staff is not None
+        await programme.save_own_plan(s, staff, p, raw, CONTENT, bot.clock.now(), quiet=None)
+        await s.commit()
+    user = tg.user(8723)
+    first = plan_end + timedelta(days=1)
+    bot.clock.set(berlin(first, "09:00"))
+    await bot.tick()
+    reminder = await user.next_message(lambda m: (m.text or "").startswith("Time for your exercise session"))
+    assert "Keeping it up" in reminder.text and "Your programme is complete." in reminder.text
+    bot.clock.set(berlin(first, "18:00", 30))
+    await bot.tick()
+    question = await user.next_message(lambda m: "How strong is your pain" in (m.text or ""))
+    assert question.buttons[-1] == [("🔕 Stop the weekly check-ins", "pt:wk")]
+    link = await dashboard_link(bot, 7723)
+    async with client() as browser:
+        await sign_in_link(browser, link)
+        async with browser.get(f"{web_url(bot)}/patients/{patient.id}") as page:
+            html = await page.text()
+    assert 'id="maintenance"' in html and "Session reminders: 09:00 (every 7 days)</p>" in html
