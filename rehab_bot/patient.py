@@ -438,7 +438,7 @@ async def resume(
 
 
 async def stop_weekly(session: AsyncSession, patient: Patient, content: Content, now: datetime) -> bool:
-    """The patient ends the maintenance phase's weekly check-ins (the button on the weekly check): :func:`stop`.
+    """The patient ends the maintenance phase's weekly messages (the button on the weekly check): :func:`stop`.
 
     False, and nothing changes, when the patient is not in care or no longer in
     the maintenance phase (a stale button: the care team changed the programme).

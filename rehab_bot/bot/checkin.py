@@ -80,11 +80,11 @@ SYMPTOM_OFFER = N_(
 # The maintenance phase's weekly check (checkin.Opened.weekly) offers to end it; each step and the
 # answered message keep the row (rehab_bot/bot/patient.py asks to confirm, then patient.stop_weekly).
 WEEKLY_STOP = "pt:wk"
-WEEKLY_STOP_LABEL = N_("🔕 Stop the weekly check-ins")
+WEEKLY_STOP_LABEL = N_("🔕 Stop the weekly messages")
 
 
 def weekly_stop_row(lang: str) -> list[tuple[str, str]]:
-    """The button row on a weekly check that offers to stop the weekly check-ins."""
+    """The button row on a weekly check that offers to stop the weekly messages (session and check)."""
     return [(t(lang, WEEKLY_STOP_LABEL), WEEKLY_STOP)]
 
 

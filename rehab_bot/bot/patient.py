@@ -520,7 +520,7 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     raise ApplicationHandlerStop
 
 
-WEEKLY_STOPPED = N_("🛑 The weekly check-ins are stopped. To start again, send /resume.")
+WEEKLY_STOPPED = N_("🛑 The weekly messages are stopped. To start again, send /resume.")
 
 
 async def _offer_weekly_stop(update: Update, context: ContextTypes.DEFAULT_TYPE, patient: Patient) -> bool:
@@ -539,7 +539,15 @@ async def _offer_weekly_stop(update: Update, context: ContextTypes.DEFAULT_TYPE,
         [(t(lang, "🛑 Yes, stop"), f"pt:wk:yes:{_stamp(now)}")],
         [(t(lang, "Keep them"), "pt:wk:no")],
     ]
-    await _reply(update, t(lang, "Stop the weekly check-ins? You can start again at any time with /resume."), buttons)
+    await _reply(
+        update,
+        t(
+            lang,
+            "Stop the weekly messages (the exercise reminder and this check)? "
+            "You can start again at any time with /resume.",
+        ),
+        buttons,
+    )
     return True
 
 
@@ -559,7 +567,7 @@ async def _stop_weekly(update: Update, context: ContextTypes.DEFAULT_TYPE, patie
         await edit_message(message, None, None)
         return
     await query.answer()
-    log.info("patient %s: weekly check-ins stopped", patient.id)
+    log.info("patient %s: weekly messages stopped", patient.id)
     await close_with(message, t(lang, WEEKLY_STOPPED))
 
 

@@ -147,7 +147,7 @@ async def status_of(bot: Any, patient: Patient) -> str:
 
 
 def asked(message: SentMessage) -> bool:
-    return (message.text or "").startswith("Stop the weekly check-ins?")
+    return (message.text or "").startswith("Stop the weekly messages (")
 
 
 async def test_the_weekly_check_offers_to_stop_it(bot_factory: Any, tg: FakeTelegram) -> None:
@@ -159,7 +159,7 @@ async def test_the_weekly_check_offers_to_stop_it(bot_factory: Any, tg: FakeTele
     bot.clock.set(berlin(first, "18:00", 30))
     await bot.tick()
     question = await user.next_message(lambda m: "How strong is your pain" in (m.text or ""))
-    assert question.buttons[-1] == [("🔕 Stop the weekly check-ins", "pt:wk")], "the weekly check offers to stop it"
+    assert question.buttons[-1] == [("🔕 Stop the weekly messages", "pt:wk")], "the weekly check offers to stop it"
     # A forged confirmation (not on the message) changes nothing and gets the friendly answer.
     await user.press_data("pt:wk:yes:99999999", question.message_id)
     assert (await user.wait_for_answer()).text == "This button is no longer active."
@@ -167,10 +167,10 @@ async def test_the_weekly_check_offers_to_stop_it(bot_factory: Any, tg: FakeTele
     # Answering keeps the offer on the next question.
     await user.press("3", question)
     week = await user.next_message(lambda m: "How did this week go?" in (m.text or ""))
-    assert week.buttons[-1] == [("🔕 Stop the weekly check-ins", "pt:wk")]
+    assert week.buttons[-1] == [("🔕 Stop the weekly messages", "pt:wk")]
     # The offer asks first; "Keep them" keeps them.
     user.mark_seen()
-    await user.press("🔕 Stop the weekly check-ins", week)
+    await user.press("🔕 Stop the weekly messages", week)
     [confirm] = await user.wait_for(asked, include_edits=False)
     assert [[label for label, _ in row] for row in confirm.buttons] == [["🛑 Yes, stop"], ["Keep them"]]
     await user.press("Keep them", confirm)
@@ -178,17 +178,17 @@ async def test_the_weekly_check_offers_to_stop_it(bot_factory: Any, tg: FakeTele
     assert kept.message_id == confirm.message_id and not kept.buttons
     assert await status_of(bot, patient) == "active"
     # A confirmation left too long is stale: nothing changes.
-    await user.press("🔕 Stop the weekly check-ins", week)
+    await user.press("🔕 Stop the weekly messages", week)
     [late] = await user.wait_for(asked, include_edits=False)
     bot.clock.advance(timedelta(minutes=20))
     await user.press("🛑 Yes, stop", late)
     assert (await user.wait_for_answer()).text == "This button is no longer active."
     assert await status_of(bot, patient) == "active"
     # Confirmed: the same as /stop.
-    await user.press("🔕 Stop the weekly check-ins", week)
+    await user.press("🔕 Stop the weekly messages", week)
     [again] = await user.wait_for(asked, include_edits=False)
     await user.press("🛑 Yes, stop", again)
-    done = await user.next_message(lambda m: "The weekly check-ins are stopped." in (m.text or ""))
+    done = await user.next_message(lambda m: "The weekly messages are stopped." in (m.text or ""))
     assert done.message_id == again.message_id and not done.buttons
     assert await status_of(bot, patient) == "stopped"
     await bot.handled()
@@ -219,14 +219,14 @@ async def test_in_privacy_mode_the_weekly_form_message_offers_to_stop_it(bot_fac
     assert "pain" not in form.text.lower(), "privacy mode: no question in the chat"
     [[(open_label, url)], stop_row] = form.buttons
     assert open_label == "📝 Open the form" and url is not None and url.startswith(f"{public}/app/checkin/")
-    assert stop_row == [("🔕 Stop the weekly check-ins", "pt:wk")], "the form message offers to stop the check"
+    assert stop_row == [("🔕 Stop the weekly messages", "pt:wk")], "the form message offers to stop the check"
     # A forged confirmation (not on the message) changes nothing and gets the friendly answer.
     await user.press_data("pt:wk:yes:99999999", form.message_id)
     assert (await user.wait_for_answer()).text == "This button is no longer active."
     assert await status_of(bot, patient) == "active"
     # A confirmation left too long is stale: nothing changes.
     user.mark_seen()
-    await user.press("🔕 Stop the weekly check-ins", form)
+    await user.press("🔕 Stop the weekly messages", form)
     [late] = await user.wait_for(asked, include_edits=False)
     assert [[label for label, _ in row] for row in late.buttons] == [["🛑 Yes, stop"], ["Keep them"]]
     bot.clock.advance(timedelta(minutes=20))
@@ -234,12 +234,12 @@ async def test_in_privacy_mode_the_weekly_form_message_offers_to_stop_it(bot_fac
     assert (await user.wait_for_answer()).text == "This button is no longer active."
     assert await status_of(bot, patient) == "active"
     # Confirmed: the same as /stop.
-    await user.press("🔕 Stop the weekly check-ins", form)
+    await user.press("🔕 Stop the weekly messages", form)
     [again] = await user.wait_for(asked, include_edits=False)
     yes = again.buttons[0][0][1]
     assert yes is not None and yes.startswith("pt:wk:yes:")
     await user.press("🛑 Yes, stop", again)
-    done = await user.next_message(lambda m: "The weekly check-ins are stopped." in (m.text or ""))
+    done = await user.next_message(lambda m: "The weekly messages are stopped." in (m.text or ""))
     assert done.message_id == again.message_id and not done.buttons
     assert await status_of(bot, patient) == "stopped"
     # The same confirmation pressed again (a double tap arriving late) changes nothing more.
@@ -279,7 +279,7 @@ async def test_an_own_plan_goes_on_into_maintenance_at_its_end(bot_factory: Any,
     bot.clock.set(berlin(first, "18:00", 30))
     await bot.tick()
     question = await user.next_message(lambda m: "How strong is your pain" in (m.text or ""))
-    assert question.buttons[-1] == [("🔕 Stop the weekly check-ins", "pt:wk")]
+    assert question.buttons[-1] == [("🔕 Stop the weekly messages", "pt:wk")]
     link = await dashboard_link(bot, 7723)
     async with client() as browser:
         await sign_in_link(browser, link)
