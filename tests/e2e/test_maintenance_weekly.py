@@ -109,14 +109,7 @@ async def test_the_weekly_session_and_check_follow_the_programme(bot_factory: An
     await user.send("/stop")
     await user.next_message(lambda m: (m.text or "").startswith("Stop all messages from this bot?"))
     await user.press("🛑 Yes, stop all messages")
-    await bot.handled()
-    before = len(user.messages)
-    bot.clock.set(berlin(first + timedelta(days=14), "09:00"))
-    await bot.tick()
-    bot.clock.set(berlin(first + timedelta(days=14), "18:00", 30))
-    await bot.tick()
-    await user.expect_silence(0.3)
-    assert len(user.messages) == before, [m.text for m in user.messages[before:]]
+    await nothing_on(bot, user, first + timedelta(days=14))
 
 
 async def enrol(bot: Any, telegram_id: int, therapist_id: int | None, surgery: date = SURGERY) -> Patient:
@@ -150,6 +143,44 @@ def asked(message: SentMessage) -> bool:
     return (message.text or "").startswith("Stop the weekly messages (")
 
 
+async def a_stale_confirmation_changes_nothing(bot: Any, user: Any, patient: Patient, offer: SentMessage) -> None:
+    """The stop offer on `offer` asks first; a confirmation pressed too late changes nothing."""
+    user.mark_seen()
+    await user.press("🔕 Stop the weekly messages", offer)
+    [late] = await user.wait_for(asked, include_edits=False)
+    assert [[label for label, _ in row] for row in late.buttons] == [["🛑 Yes, stop"], ["Keep them"]]
+    bot.clock.advance(timedelta(minutes=20))
+    await user.press("🛑 Yes, stop", late)
+    assert (await user.wait_for_answer()).text == "This button is no longer active."
+    assert await status_of(bot, patient) == "active"
+
+
+async def stop_confirmed(bot: Any, user: Any, patient: Patient, offer: SentMessage) -> tuple[int, str]:
+    """The stop offer on `offer`, confirmed: the same as /stop. Returns the confirmation's message id and the
+    callback data of its "Yes, stop" (the message loses its buttons when it is answered)."""
+    await user.press("🔕 Stop the weekly messages", offer)
+    [confirm] = await user.wait_for(asked, include_edits=False)
+    yes = confirm.buttons[0][0][1]
+    assert yes is not None and yes.startswith("pt:wk:yes:")
+    await user.press("🛑 Yes, stop", confirm)
+    done = await user.next_message(lambda m: "The weekly messages are stopped." in (m.text or ""))
+    assert done.message_id == confirm.message_id and not done.buttons
+    assert await status_of(bot, patient) == "stopped"
+    return confirm.message_id, yes
+
+
+async def nothing_on(bot: Any, user: Any, day: date) -> None:
+    """Neither the weekly session (09:00) nor the weekly check (18:00) arrives on `day`."""
+    await bot.handled()
+    before = len(user.messages)
+    bot.clock.set(berlin(day, "09:00"))
+    await bot.tick()
+    bot.clock.set(berlin(day, "18:00", 30))
+    await bot.tick()
+    await user.expect_silence(0.3)
+    assert len(user.messages) == before, [m.text for m in user.messages[before:]]
+
+
 async def test_the_weekly_check_offers_to_stop_it(bot_factory: Any, tg: FakeTelegram) -> None:
     bot = await bot_factory(content={"dir": DATA}, delivery={"per_chat_interval": 0.02})
     bot.clock.set(berlin(END, "21:00"))
@@ -177,28 +208,9 @@ async def test_the_weekly_check_offers_to_stop_it(bot_factory: Any, tg: FakeTele
     kept = await user.next_message(lambda m: "Your messages continue as before." in (m.text or ""))
     assert kept.message_id == confirm.message_id and not kept.buttons
     assert await status_of(bot, patient) == "active"
-    # A confirmation left too long is stale: nothing changes.
-    await user.press("🔕 Stop the weekly messages", week)
-    [late] = await user.wait_for(asked, include_edits=False)
-    bot.clock.advance(timedelta(minutes=20))
-    await user.press("🛑 Yes, stop", late)
-    assert (await user.wait_for_answer()).text == "This button is no longer active."
-    assert await status_of(bot, patient) == "active"
-    # Confirmed: the same as /stop.
-    await user.press("🔕 Stop the weekly messages", week)
-    [again] = await user.wait_for(asked, include_edits=False)
-    await user.press("🛑 Yes, stop", again)
-    done = await user.next_message(lambda m: "The weekly messages are stopped." in (m.text or ""))
-    assert done.message_id == again.message_id and not done.buttons
-    assert await status_of(bot, patient) == "stopped"
-    await bot.handled()
-    before = len(user.messages)
-    bot.clock.set(berlin(first + timedelta(days=7), "09:00"))
-    await bot.tick()
-    bot.clock.set(berlin(first + timedelta(days=7), "18:00", 30))
-    await bot.tick()
-    await user.expect_silence(0.3)
-    assert len(user.messages) == before, [m.text for m in user.messages[before:]]
+    await a_stale_confirmation_changes_nothing(bot, user, patient, week)
+    await stop_confirmed(bot, user, patient, week)
+    await nothing_on(bot, user, first + timedelta(days=7))
 
 
 async def test_in_privacy_mode_the_weekly_form_message_offers_to_stop_it(bot_factory: Any, tg: FakeTelegram) -> None:
@@ -224,36 +236,13 @@ async def test_in_privacy_mode_the_weekly_form_message_offers_to_stop_it(bot_fac
     await user.press_data("pt:wk:yes:99999999", form.message_id)
     assert (await user.wait_for_answer()).text == "This button is no longer active."
     assert await status_of(bot, patient) == "active"
-    # A confirmation left too long is stale: nothing changes.
-    user.mark_seen()
-    await user.press("🔕 Stop the weekly messages", form)
-    [late] = await user.wait_for(asked, include_edits=False)
-    assert [[label for label, _ in row] for row in late.buttons] == [["🛑 Yes, stop"], ["Keep them"]]
-    bot.clock.advance(timedelta(minutes=20))
-    await user.press("🛑 Yes, stop", late)
-    assert (await user.wait_for_answer()).text == "This button is no longer active."
-    assert await status_of(bot, patient) == "active"
-    # Confirmed: the same as /stop.
-    await user.press("🔕 Stop the weekly messages", form)
-    [again] = await user.wait_for(asked, include_edits=False)
-    yes = again.buttons[0][0][1]
-    assert yes is not None and yes.startswith("pt:wk:yes:")
-    await user.press("🛑 Yes, stop", again)
-    done = await user.next_message(lambda m: "The weekly messages are stopped." in (m.text or ""))
-    assert done.message_id == again.message_id and not done.buttons
-    assert await status_of(bot, patient) == "stopped"
+    await a_stale_confirmation_changes_nothing(bot, user, patient, form)
+    confirm_id, yes = await stop_confirmed(bot, user, patient, form)
     # The same confirmation pressed again (a double tap arriving late) changes nothing more.
-    await user.press_data(yes, again.message_id)
+    await user.press_data(yes, confirm_id)
     assert (await user.wait_for_answer()).text == "This button is no longer active."
     assert await status_of(bot, patient) == "stopped"
-    await bot.handled()
-    before = len(user.messages)
-    bot.clock.set(berlin(first + timedelta(days=7), "09:00"))
-    await bot.tick()
-    bot.clock.set(berlin(first + timedelta(days=7), "18:00", 30))
-    await bot.tick()
-    await user.expect_silence(0.3)
-    assert len(user.messages) == before, [m.text for m in user.messages[before:]]
+    await nothing_on(bot, user, first + timedelta(days=7))
 
 
 async def test_an_own_plan_goes_on_into_maintenance_at_its_end(bot_factory: Any, tg: FakeTelegram) -> None:

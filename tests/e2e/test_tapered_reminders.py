@@ -68,14 +68,16 @@ async def patient_page_of(bot: Any, staff_telegram_id: int, patient_id: int) -> 
             return await page.text()
 
 
-async def test_reminders_thin_out_after_weeks_kept_up_and_come_back(bot: Any, tg: FakeTelegram) -> None:
+async def kept_up_two_weeks(bot: Any, staff_id: int, chat_id: int, *, tapered_since: datetime | None = None) -> Patient:
+    """A patient of a therapist in week 8 (phase weeks-7-12, sessions at 09:00 and 17:00), every session of the
+    last two weeks done, on Wednesday 07:00; recorded as tapered since `tapered_since` when given."""
     bot.clock.set(berlin(WED, "07:00"))
-    doc = await make_staff(bot.db, telegram_id=7711, name="Dr Taper")
+    doc = await make_staff(bot.db, telegram_id=staff_id, name="Dr Taper")
     patient, _ = await make_patient(
         bot.db,
         bot.clock,
         times=(),
-        telegram_id=8711,
+        telegram_id=chat_id,
         programme_id="lumbar-example",
         surgery_date=WED - timedelta(days=50),
         phase_id="weeks-7-12",
@@ -85,11 +87,17 @@ async def test_reminders_thin_out_after_weeks_kept_up_and_come_back(bot: Any, tg
     async with bot.db.session() as s:
         p = await s.get(Patient, patient.id)
         assert p is not None
+        p.tapered_since = tapered_since
         await programme.schedule_sessions(s, p, CONTENT, bot.clock.now())
         for back in range(1, 15):
             for slot in ("09:00", "17:00"):
                 s.add(ExerciseSession(patient_id=p.id, local_date=WED - timedelta(days=back), slot=slot, status="done"))
         await s.commit()
+    return patient
+
+
+async def test_reminders_thin_out_after_weeks_kept_up_and_come_back(bot: Any, tg: FakeTelegram) -> None:
+    patient = await kept_up_two_weeks(bot, 7711, 8711)
     user = tg.user(8711)
     page = await patient_page(bot, patient.id)
     assert "Session reminders: 09:00; 17:00</p>" in page and 'id="tapered"' not in page
@@ -138,29 +146,8 @@ async def test_reminders_thin_out_after_weeks_kept_up_and_come_back(bot: Any, tg
 
 async def test_tapering_switched_off_brings_the_full_reminders_back_once(bot_off: Any, tg: FakeTelegram) -> None:
     bot = bot_off
-    bot.clock.set(berlin(WED, "07:00"))
-    doc = await make_staff(bot.db, telegram_id=7712, name="Dr Taper")
-    patient, _ = await make_patient(
-        bot.db,
-        bot.clock,
-        times=(),
-        telegram_id=8712,
-        programme_id="lumbar-example",
-        surgery_date=WED - timedelta(days=50),
-        phase_id="weeks-7-12",
-        session_times="09:00,17:00",
-        therapist_id=doc.id,
-    )
-    async with bot.db.session() as s:
-        p = await s.get(Patient, patient.id)
-        assert p is not None
-        # Tapered a week ago, while the clinic had taper_after_weeks = 2, and kept up since.
-        p.tapered_since = berlin(WED - timedelta(days=7), "09:00")
-        await programme.schedule_sessions(s, p, CONTENT, bot.clock.now())
-        for back in range(1, 15):
-            for slot in ("09:00", "17:00"):
-                s.add(ExerciseSession(patient_id=p.id, local_date=WED - timedelta(days=back), slot=slot, status="done"))
-        await s.commit()
+    # Tapered a week ago, while the clinic had taper_after_weeks = 2, and kept up since.
+    patient = await kept_up_two_weeks(bot, 7712, 8712, tapered_since=berlin(WED - timedelta(days=7), "09:00"))
     user = tg.user(8712)
     page = await patient_page_of(bot, 7712, patient.id)
     assert "Session reminders: 09:00</p>" in page and 'id="tapered"' in page
