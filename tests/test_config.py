@@ -359,13 +359,13 @@ def test_web_is_off_by_default_and_https_or_loopback_is_accepted(tmp_path: Path)
 
 
 def test_the_send_window_follows_the_rate_unless_set(tmp_path: Path) -> None:
-    """Unset, a window is a fifth of a second of sending, at least 30; a set send_window wins."""
+    """Unset, a window is 0.4 s of sending, at least 30; a set send_window wins."""
     token = {"REHAB_BOT_TELEGRAM_TOKEN": TEST_TOKEN}
     assert load_config(None, env=token).delivery.send_window is None
     assert load_config(None, env=token).delivery.window == 30
     paid = {**token, "REHAB_BOT_DELIVERY_PAID_BROADCAST": "true"}
-    assert load_config(None, env=paid).delivery.window == 200
-    assert load_config(None, env={**paid, "REHAB_BOT_DELIVERY_PAID_BROADCAST_RATE": "400"}).delivery.window == 80
+    assert load_config(None, env=paid).delivery.window == 400
+    assert load_config(None, env={**paid, "REHAB_BOT_DELIVERY_PAID_BROADCAST_RATE": "400"}).delivery.window == 160
     assert load_config(None, env={**paid, "REHAB_BOT_DELIVERY_SEND_WINDOW": "30"}).delivery.window == 30
     path = tmp_path / "config.toml"
     path.write_text("[delivery]\nsend_window = 12\n")
