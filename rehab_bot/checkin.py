@@ -671,22 +671,23 @@ def rule_payload(planned: PlannedRule) -> str:
     return json.dumps(data)
 
 
-def payload_weekly(payload: str) -> bool:
-    """Whether a check-in delivery's payload is the maintenance phase's weekly check."""
+def _payload_data(payload: str) -> dict[str, object]:
+    """A check-in rule's payload as a mapping ({} if empty or unreadable)."""
     try:
         data = json.loads(payload) if payload else {}
     except ValueError:
-        return False
-    return isinstance(data, dict) and data.get(WEEKLY) is True
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def payload_weekly(payload: str) -> bool:
+    """Whether a check-in delivery's payload is the maintenance phase's weekly check."""
+    return _payload_data(payload).get(WEEKLY) is True
 
 
 def payload_questionnaires(payload: str) -> list[str]:
     """The questionnaire ids a check-in rule's payload names ([] if unreadable)."""
-    try:
-        data = json.loads(payload) if payload else {}
-    except ValueError:
-        return []
-    ids = data.get("questionnaires") if isinstance(data, dict) else None
+    ids = _payload_data(payload).get("questionnaires")
     return [q for q in ids if isinstance(q, str)] if isinstance(ids, list) else []
 
 
