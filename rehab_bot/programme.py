@@ -405,6 +405,11 @@ async def sync_phase(
     * On a change the reminder should start with ``change.title(lang)`` and
       ``change.note(lang)`` ("what changed"), then list the new phase's
       exercises (``change.phase.exercises_for(index)``).
+    * A tapered patient has been brought up to date by rehab_bot.tapering
+      just before (open_for_deliveries): moving into a phase that declares
+      no tapering, they were returned to its full schedule and told there
+      (``reminders_phase_full``); into one that tapers too, the rules are
+      re-planned to its tapered reminders here, without a word of their own.
     * When ``change.replanned`` the rules were rebuilt: the rendered
       delivery's session index may no longer exist (``index >=
       change.phase.sessions_per_day``); then render the note without a

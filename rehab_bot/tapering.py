@@ -28,10 +28,20 @@ neutral message (text ``reminders_plan_changed``: it does not say sessions
 were missed). So the state is "kept up, and tapering allowed" (:func:`wanted`):
 a patient who keeps up in a phase that declares no tapering (or their own
 plan) is not recorded as tapered, though their nudges stop all the same.
-On the day a new phase starts (``programme.sync_phase`` records it, re-plans
-and announces it, right after) only the weeks kept up count; the new phase's
-own rule applies from the next reminder, silently when the reminders stay
-the same.
+
+A new phase is judged from its first day, at the same sync point, which runs
+just before ``programme.sync_phase`` records the phase and announces it with
+that reminder. A tapered patient moving into a phase that tapers too stays
+tapered (sync_phase re-plans to the new phase's tapered reminders; the phase
+announcement is all they hear). Moving into a phase that declares no
+tapering, they are returned to its full schedule here, ``tapered_since`` is
+cleared, and one message follows the reminder that announces the phase (text
+``reminders_phase_full``: the reminders follow the new phase's full schedule;
+no word of missed sessions, and not ``reminders_plan_changed``, whose "the
+exercises stay the same" a new phase may not keep; the same text when the
+clinic switched tapering off and the change falls on a new phase's first
+day). When the reminders stay the same (the new phase's full schedule is
+what the patient had), nothing is said beyond the phase announcement.
 
 No daily job: the state only changes which session reminders go out, and
 every plan for a tapered patient keeps at least one reminder a week
@@ -98,27 +108,27 @@ async def nudges_stopped(session: AsyncSession, patient: Patient, now: datetime,
 TAPERED_TEXT = "reminders_tapered"
 FULL_TEXT = "reminders_full"
 CHANGED_TEXT = "reminders_plan_changed"
+PHASE_TEXT = "reminders_phase_full"
 NOTICE_KEY = "tpr"
 
 
 def wanted(patient: Patient, followed: Programme | None, today: date, weeks: int, kept: bool) -> tuple[bool, str]:
     """Whether the patient should be tapered, and the text that tells them a change to that (pure).
 
-    Tapered = kept up, tapering is on (weeks > 0) and the phase they are in
-    allows it (``Phase.tapers``). The phase is judged once it is recorded on
-    the patient (``Patient.phase_id``); on the day a new one starts only the
-    weeks kept up count (sync_phase re-plans with the state as it is).
-    Falling back to full frequency is announced with ``reminders_full``
-    only when the patient fell short; when the clinic switched tapering off
-    (or the phase no longer allows it), with the neutral ``reminders_plan_changed``.
+    Tapered = kept up, tapering is on (weeks > 0) and the phase of today
+    allows it (``Phase.tapers``). Falling back to full frequency is announced
+    with ``reminders_full`` only when the patient fell short; when the clinic
+    switched tapering off (or took it out of the phase), with the neutral
+    ``reminders_plan_changed``; but on the day a new phase starts (not yet
+    recorded on ``Patient.phase_id``: sync_phase announces it right after),
+    with ``reminders_phase_full``, which speaks of the new phase's full
+    schedule (its exercises may change too).
     """
-    if weeks <= 0:
-        return False, CHANGED_TEXT
     phase = programmes.phase_in(followed, patient, today)
-    allowed = phase is None or phase.id != patient.phase_id or phase.tapers
-    if not allowed:
-        return False, CHANGED_TEXT
-    return kept, TAPERED_TEXT if kept else FULL_TEXT
+    if weeks > 0 and (phase is None or phase.tapers):
+        return kept, TAPERED_TEXT if kept else FULL_TEXT
+    starts = phase is not None and phase.id != patient.phase_id
+    return False, PHASE_TEXT if starts else CHANGED_TEXT
 
 
 async def sync(

@@ -11,7 +11,7 @@ from sqlmodel import col, select
 
 from rehab_bot import programme, tapering
 from rehab_bot.clock import FakeClock
-from rehab_bot.content import Content, load_content
+from rehab_bot.content import Content, Programme, load_content
 from rehab_bot.db import Database
 from rehab_bot.models import Delivery, ExerciseSession, Patient
 from rehab_bot.programme import planned_rules
@@ -330,3 +330,149 @@ def test_wanted_state_and_message() -> None:
     assert tapering.wanted(patient, lumbar, early, 2, True) == (False, tapering.CHANGED_TEXT)
     # The day "weeks-7-12" starts (not yet recorded: programme.sync_phase does that next): the weeks kept up count.
     assert tapering.wanted(patient, lumbar, TODAY, 2, True) == (True, tapering.TAPERED_TEXT)
+    assert tapering.wanted(patient, lumbar, TODAY, 2, False) == (False, tapering.FULL_TEXT)
+    # The day a phase without tapering starts (weeks-7-12 edited to declare none): its full schedule, whether
+    # kept up or not and whatever the clinic's setting, told as the new phase's.
+    edited = untapered(lumbar, "weeks-7-12")
+    assert tapering.wanted(patient, edited, TODAY, 2, True) == (False, tapering.PHASE_TEXT)
+    assert tapering.wanted(patient, edited, TODAY, 2, False) == (False, tapering.PHASE_TEXT)
+    assert tapering.wanted(patient, edited, TODAY, 0, True) == (False, tapering.PHASE_TEXT)
+    assert tapering.wanted(patient, lumbar, TODAY, 0, True) == (False, tapering.PHASE_TEXT), "off, and a new phase"
+    patient.phase_id = "weeks-7-12"  # recorded: the clinic took it out of the phase the patient is in
+    assert tapering.wanted(patient, edited, TODAY, 2, True) == (False, tapering.CHANGED_TEXT)
+
+
+def untapered(prog: Programme, phase_id: str) -> Programme:
+    """The programme with one phase's tapering taken out."""
+    phases = [
+        dataclasses.replace(ph, tapered_sessions_per_day=None, tapered_days="") if ph.id == phase_id else ph
+        for ph in prog.phases
+    ]
+    return dataclasses.replace(prog, phases=phases)
+
+
+# --- a tapered patient moves into the next phase ---------------------------------------------------
+
+NEXT = TODAY + timedelta(days=7)  # a Wednesday: the clock starts on TODAY, so the eve of NEXT lies ahead
+
+
+async def tapered_on_the_eve_of(db: Database, clock: FakeClock, content: Content, prog: Programme, day: int) -> Patient:
+    """A patient (08:30, 18:00) tapered three days ago, two weeks kept up, planned the evening before the phase of
+    `day` (after surgery) starts, which is NEXT; the clock is left at 07:00 in Berlin on NEXT."""
+    clock.set(datetime(2026, 6, 16, 18, tzinfo=UTC))  # 20:00 in Berlin, the day before
+    surgery = NEXT - timedelta(days=day)
+    before = prog.phase_for(day - 1)
+    assert before is not None and before.tapers
+    patient, _ = await make_patient(
+        db,
+        clock,
+        times=(),
+        programme_id=prog.id,
+        surgery_date=surgery,
+        phase_id=before.id,
+        session_times="08:30,18:00",
+    )
+    async with db.session() as s:
+        p = await s.get(Patient, patient.id)
+        assert p is not None
+        p.tapered_since = clock.now() - timedelta(days=3)
+        await programme.schedule_sessions(s, p, content, clock.now(), prog)
+        for n in range(1, 15):
+            for slot in ("08:30", "18:00"):
+                s.add(ExerciseSession(patient_id=p.id, local_date=NEXT - timedelta(days=n), slot=slot, status="done"))
+        await s.commit()
+    clock.set(datetime(2026, 6, 17, 5, tzinfo=UTC))
+    return patient
+
+
+async def test_a_phase_without_tapering_brings_the_full_reminders_back_once_as_the_new_phases(
+    db: Database, clock: FakeClock
+) -> None:
+    # "weeks-3-6" tapers to one of two a day here, "weeks-7-12" (from day 42) does not.
+    content = load_content(None)
+    lumbar = content.programmes["lumbar-example"]
+    three_to_six = next(ph for ph in lumbar.phases if ph.id == "weeks-3-6")
+    tapers = dataclasses.replace(three_to_six, tapered_sessions_per_day=1)
+    edited = untapered(
+        dataclasses.replace(lumbar, phases=[tapers if ph is three_to_six else ph for ph in lumbar.phases]), "weeks-7-12"
+    )
+    patient = await tapered_on_the_eve_of(db, clock, content, edited, 42)
+    async with db.session() as first, db.session() as second:
+        a = await first.get(Patient, patient.id)
+        b = await second.get(Patient, patient.id)
+        assert a is not None and b is not None
+        assert [r.local_time for r in await programme.session_rules(first, a)] == ["08:30"]
+        rule = (await programme.session_rules(first, a))[0]
+        # The renderer of the 08:30 reminder: tapering first, then the phase (rehab_bot.session.open_for_deliveries).
+        queued = await tapering.sync_many(first, [a], content, clock.now(), 2, 0.8, {patient.id: edited})
+        assert [d.body for d in queued] == [content.text(tapering.PHASE_TEXT, "en")]
+        assert a.tapered_since is None
+        rules = await programme.session_rules(first, a)
+        assert [(r.local_time, r.days) for r in rules] == [("08:30", ""), ("18:00", "")]
+        assert rules[0].id == rule.id, "re-planned in place: no slot sent twice"
+        change = await programme.sync_phase(first, a, content, clock.now(), edited)
+        assert change is not None and change.phase.id == "weeks-7-12"
+        await first.commit()
+        # A second renderer that read the patient before: nothing more to record, nothing more to say.
+        assert b.tapered_since is not None and b.phase_id == "weeks-3-6"
+        assert await tapering.sync_many(second, [b], content, clock.now(), 2, 0.8, {patient.id: edited}) == []
+        assert await tapering.sync(second, b, content, clock.now(), 2, 0.8, edited) is None
+        assert await programme.sync_phase(second, b, content, clock.now(), edited) is None
+        await second.commit()
+    clock.advance(timedelta(hours=12))  # the 18:00 reminder, and a restart: read afresh
+    async with db.session() as s:
+        p = await s.get(Patient, patient.id)
+        assert p is not None and p.tapered_since is None and p.phase_id == "weeks-7-12"
+        assert await tapering.sync_many(s, [p], content, clock.now(), 2, 0.8, {patient.id: edited}) == []
+        assert await programme.sync_phase(s, p, content, clock.now(), edited) is None
+        queued = (await s.exec(select(Delivery).where(col(Delivery.key).startswith(tapering.NOTICE_KEY)))).all()
+        assert [d.body for d in queued] == [content.text(tapering.PHASE_TEXT, "en")]
+    for lang in ("en", "de"):
+        text = content.text(tapering.PHASE_TEXT, lang)
+        assert text != content.text(tapering.CHANGED_TEXT, lang), "the exercises may change with the phase"
+        assert not any(word in text.lower() for word in ("missed", "ausgefallen", "verpasst", "versäumt"))
+
+
+async def test_a_phase_without_tapering_with_the_same_reminders_changes_them_silently(
+    db: Database, clock: FakeClock
+) -> None:
+    # "weeks-7-12" tapers to one a day, "after-week-12" (one a day) is edited to declare no tapering:
+    # the reminders stay the same, so the phase's announcement is all the patient hears.
+    content = load_content(None)
+    edited = untapered(content.programmes["lumbar-example"], "after-week-12")
+    patient = await tapered_on_the_eve_of(db, clock, content, edited, 84)
+    async with db.session() as s:
+        p = await s.get(Patient, patient.id)
+        assert p is not None
+        before = [(r.id, r.local_time, r.days) for r in await programme.session_rules(s, p)]
+        assert [x[1:] for x in before] == [("08:30", "")]
+        assert await tapering.sync_many(s, [p], content, clock.now(), 2, 0.8, {patient.id: edited}) == []
+        assert p.tapered_since is None
+        change = await programme.sync_phase(s, p, content, clock.now(), edited)
+        assert change is not None and change.phase.id == "after-week-12"
+        assert [(r.id, r.local_time, r.days) for r in await programme.session_rules(s, p)] == before
+
+
+async def test_a_phase_that_tapers_too_keeps_the_patient_tapered_without_a_message(
+    db: Database, clock: FakeClock
+) -> None:
+    # The built-in example: "weeks-7-12" tapers to one a day, "after-week-12" to Monday, Wednesday and Friday.
+    content = load_content(None)
+    lumbar = content.programmes["lumbar-example"]
+    patient = await tapered_on_the_eve_of(db, clock, content, lumbar, 84)
+    async with db.session() as s:
+        p = await s.get(Patient, patient.id)
+        assert p is not None
+        since = p.tapered_since
+        assert await tapering.sync_many(s, [p], content, clock.now(), 2, 0.8, {patient.id: lumbar}) == []
+        change = await programme.sync_phase(s, p, content, clock.now(), lumbar)
+        assert change is not None and change.phase.id == "after-week-12"
+        assert [(r.local_time, r.days) for r in await programme.session_rules(s, p)] == [("08:30", "024")]
+        await s.commit()
+    clock.advance(timedelta(hours=12))
+    async with db.session() as s:
+        p = await s.get(Patient, patient.id)
+        assert p is not None and p.tapered_since == since
+        assert await tapering.sync_many(s, [p], content, clock.now(), 2, 0.8, {patient.id: lumbar}) == []
+        assert p.tapered_since == since
+        assert (await s.exec(select(Delivery).where(col(Delivery.key).startswith(tapering.NOTICE_KEY)))).all() == []

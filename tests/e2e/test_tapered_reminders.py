@@ -14,11 +14,18 @@ When the clinic switches tapering off later (``taper_after_weeks = 0``), a
 patient still tapered gets the full reminders back before their next
 reminder, with one neutral message (``reminders_plan_changed``: no word of
 missed sessions), and the care team sees them as not tapered.
+
+A tapered patient who moves into a phase that declares no tapering gets that
+phase's full schedule from its first reminder, which announces the phase,
+followed by one message saying the reminders follow the new phase's full
+schedule (text ``reminders_phase_full``), in their language, once. Moving
+into a phase that tapers too, they stay tapered and hear of the phase only.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,6 +36,7 @@ from webrig import WEB, client, dashboard_link, sign_in_link, web_url
 
 from rehab_bot import programme
 from rehab_bot.content import load_content
+from rehab_bot.i18n import t
 from rehab_bot.models import ExerciseSession, Patient
 
 WED = date(2026, 6, 10)
@@ -172,3 +180,165 @@ async def test_tapering_switched_off_brings_the_full_reminders_back_once(bot_off
     async with bot.db.session() as s:
         p = await s.get(Patient, patient.id)
         assert p is not None and p.tapered_since is None
+
+
+# --- a tapered patient moves into the next phase ---------------------------------------------------
+
+NEXT_WED = WED + timedelta(days=7)  # the clock starts on WED: the evening before this one lies ahead
+
+# A programme whose first phase tapers (two a day, one when kept up) and whose second does not.
+TAPER_THEN_FULL = """
+[[programme]]
+id = "taper-then-full"
+surgery_types = ["lumbar"]
+name.en = "Taper, then a full phase"
+name.de = "Erst weniger, dann voll"
+
+[[programme.phase]]
+id = "steady"
+from_day = 0
+to_day = 49
+title.en = "Steady"
+title.de = "Gleichmäßig"
+change_note.en = "Twice a day."
+change_note.de = "Zweimal am Tag."
+sessions_per_day = 2
+default_times = ["09:00", "17:00"]
+tapered_sessions_per_day = 1
+[[programme.phase.session]]
+exercises = ["walking", "heel-raises"]
+
+[[programme.phase]]
+id = "build-up"
+from_day = 50
+title.en = "Building up"
+title.de = "Aufbau"
+change_note.en = "New phase: bridges join your sessions."
+change_note.de = "Neue Phase: Die Brücke kommt dazu."
+sessions_per_day = 2
+default_times = ["09:00", "17:00"]
+[[programme.phase.session]]
+exercises = ["walking", "heel-raises", "bridges"]
+"""
+
+
+async def tapered_before_a_new_phase(
+    bot: Any, chat_id: int, programme_id: str, days_after_surgery: int, lang: str
+) -> Patient:
+    """A patient (sessions at 09:00 and 17:00) tapered a week ago, every session of the last two weeks
+    done, whose next phase starts on Wednesday (day days_after_surgery); planned on Tuesday evening."""
+    bot.clock.set(berlin(NEXT_WED - timedelta(days=1), "20:00"))
+    surgery = NEXT_WED - timedelta(days=days_after_surgery)
+    content = bot.services.content
+    followed = content.programmes[programme_id]
+    before = followed.phase_for(days_after_surgery - 1)
+    assert before is not None and before.tapers
+    patient, _ = await make_patient(
+        bot.db,
+        bot.clock,
+        times=(),
+        telegram_id=chat_id,
+        programme_id=programme_id,
+        surgery_date=surgery,
+        phase_id=before.id,
+        session_times="09:00,17:00",
+        language=lang,
+    )
+    async with bot.db.session() as s:
+        p = await s.get(Patient, patient.id)
+        assert p is not None
+        p.tapered_since = berlin(NEXT_WED - timedelta(days=7), "09:00")
+        rules = await programme.schedule_sessions(s, p, content, bot.clock.now())
+        assert [r.local_time for r in rules] == ["09:00"], "tapered to one reminder a day"
+        for back in range(1, 15):
+            for slot in ("09:00", "17:00"):
+                s.add(
+                    ExerciseSession(
+                        patient_id=p.id, local_date=NEXT_WED - timedelta(days=back), slot=slot, status="done"
+                    )
+                )
+        await s.commit()
+    return patient
+
+
+@pytest.mark.parametrize("lang", ["en", "de"])
+async def test_a_new_phase_without_tapering_brings_the_full_reminders_back_with_one_message(
+    bot_factory: Any, tg: FakeTelegram, backend: str, lang: str, tmp_path: Path
+) -> None:
+    (tmp_path / "programmes.toml").write_text(TAPER_THEN_FULL, encoding="utf-8")
+    bot = await bot_factory(
+        backend,
+        content={"dir": tmp_path},
+        delivery={"per_chat_interval": 0.02, "taper_after_weeks": 2, "taper_adherence": 0.8},
+    )
+    content = bot.services.content
+    patient = await tapered_before_a_new_phase(bot, 8713, "taper-then-full", 50, lang)
+    user = tg.user(8713)
+    header = lambda slot: t(lang, "Time for your exercise session ({slot}).", slot=slot)  # noqa: E731
+    back = content.text("reminders_phase_full", lang)
+    # Wednesday, the first day of "build-up": its first reminder announces the phase, and one message
+    # says the reminders follow its full schedule again.
+    bot.clock.set(berlin(NEXT_WED, "09:00"))
+    await bot.tick()
+    got = await user.wait_for(count=2)
+    assert got[0].text is not None and got[0].text.startswith(header("09:00"))
+    assert "🆕 " + ("Aufbau" if lang == "de" else "Building up") in got[0].text
+    assert got[1].text == back
+    await user.expect_silence(0.3)
+    user.mark_seen()
+    # The 17:00 session is reminded again that day, and the day after both, with nothing more said.
+    for day, hhmm in (
+        (NEXT_WED, "17:00"),
+        (NEXT_WED + timedelta(days=1), "09:00"),
+        (NEXT_WED + timedelta(days=1), "17:00"),
+    ):
+        bot.clock.set(berlin(day, hhmm, 5))
+        await bot.tick()
+        reminder = await user.next_message()
+        assert reminder.text is not None and reminder.text.startswith(header(hhmm))
+        await user.expect_silence(0.3)
+        user.mark_seen()
+    texts = user.texts()
+    assert len(texts) == 5 and texts.count(back) == 1
+    others = [content.text(x, lang, weeks=2) for x in ("reminders_plan_changed", "reminders_full", "reminders_tapered")]
+    assert not set(others) & set(texts), "one message about the reminders, and it is the new phase's"
+    assert "missed" not in back and "ausgefallen" not in back and "verpasst" not in back
+    async with bot.db.session() as s:
+        p = await s.get(Patient, patient.id)
+        assert p is not None and p.tapered_since is None and p.phase_id == "build-up"
+        assert [r.local_time for r in await programme.session_rules(s, p)] == ["09:00", "17:00"]
+
+
+async def test_a_new_phase_that_tapers_too_keeps_the_patient_tapered_without_a_message(
+    bot: Any, tg: FakeTelegram
+) -> None:
+    # The built-in example: "weeks-7-12" (one of two a day) is followed on day 84 by "after-week-12",
+    # which tapers to Monday, Wednesday and Friday.
+    patient = await tapered_before_a_new_phase(bot, 8714, "lumbar-example", 84, "en")
+    user = tg.user(8714)
+    bot.clock.set(berlin(NEXT_WED, "09:00"))
+    await bot.tick()
+    got = await user.next_message()
+    assert got.text is not None and got.text.startswith("Time for your exercise session (09:00).")
+    assert "🆕 After week 12: keep it up" in got.text
+    await user.expect_silence(0.3)
+    # Not on Wednesday at 17:00, nor on Thursday: on Friday at 09:00 again.
+    for day, hhmm in (
+        (NEXT_WED, "17:00"),
+        (NEXT_WED + timedelta(days=1), "09:00"),
+        (NEXT_WED + timedelta(days=1), "17:00"),
+    ):
+        bot.clock.set(berlin(day, hhmm, 5))
+        await bot.tick()
+        await user.expect_silence(0.3)
+    bot.clock.set(berlin(NEXT_WED + timedelta(days=2), "09:00", 5))
+    await bot.tick()
+    friday = await user.next_message()
+    assert friday.text is not None and friday.text.startswith("Time for your exercise session (09:00).")
+    await user.expect_silence(0.3)
+    assert len(user.texts()) == 2
+    async with bot.db.session() as s:
+        p = await s.get(Patient, patient.id)
+        assert p is not None and p.phase_id == "after-week-12"
+        assert p.tapered_since == berlin(NEXT_WED - timedelta(days=7), "09:00"), "still tapered, since then"
+        assert [(r.local_time, r.days) for r in await programme.session_rules(s, p)] == [("09:00", "024")]
