@@ -7,6 +7,7 @@ import re
 from datetime import date, timedelta
 from typing import Any
 
+import numpy as np
 from factories import make_patient
 from PIL import Image
 
@@ -21,13 +22,10 @@ DONE_GREEN = (0x27, 0xAE, 0x60)
 
 
 def _count_near(image: Image.Image, colour: tuple[int, int, int], tolerance: int = 40) -> int:
-    data = image.convert("RGB").tobytes()
-    pixels = (data[i : i + 3] for i in range(0, len(data), 3))
-    return sum(
-        1
-        for pixel in pixels
-        if all(abs(channel - wanted) <= tolerance for channel, wanted in zip(pixel, colour, strict=True))
-    )
+    """Pixels whose every channel is within tolerance of colour's (numpy: 400,000 pixels a chart)."""
+    pixels = np.asarray(image.convert("RGB"), dtype=np.int16)
+    near = (np.abs(pixels - np.array(colour, dtype=np.int16)) <= tolerance).all(axis=2)
+    return int(near.sum())
 
 
 def _image(png: bytes) -> Image.Image:
