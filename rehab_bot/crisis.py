@@ -34,6 +34,7 @@ Plain Python: no telegram imports. Nothing here logs the text.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -226,8 +227,11 @@ def _alternative(text: str) -> tuple[str, bool, int]:
     return key(words[0]), stem, len(words[0])
 
 
+# Pure and its result frozen, so kept per pattern text: content is checked again on each reload, by
+# `rehab-bot content check` and by every bot a test starts (the crisis lists had 30% of a load).
+@functools.lru_cache(maxsize=8192)
 def compile_pattern(pattern: str) -> Pattern:
-    """Parse one pattern; raises PatternError with a message for the clinic."""
+    """Parse one pattern; raises PatternError with a message for the clinic (never cached)."""
     text = pattern.strip()
     if not text:
         raise PatternError("an empty pattern")
