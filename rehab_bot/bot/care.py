@@ -250,7 +250,7 @@ async def on_send_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     query = update.callback_query
     assert query is not None
     s = svc(context)
-    offer = query.message if isinstance(query.message, Message) else None
+    offer = common.message_of(query)
     original = offer.reply_to_message if offer is not None else None
     async with s.db.session() as db:
         patient = await patients.find_in_care(db, query.from_user.id)
@@ -300,7 +300,7 @@ async def on_staff_button(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     query = update.callback_query
     assert query is not None
     parts = (query.data or "").split(":")
-    message = query.message if isinstance(query.message, Message) else None
+    message = common.message_of(query)
     s = svc(context)
     now = s.clock.now()
     valid = len(parts) == 3 and parts[1] in ("r", "k") and parts[2].isdigit() and len(parts[2]) < 10

@@ -143,7 +143,7 @@ async def _patient_press(update: Update, context: ContextTypes.DEFAULT_TYPE, par
     assert query is not None
     s = svc(context)
     now = s.clock.now()
-    message = query.message if isinstance(query.message, Message) else None
+    message = common.message_of(query)
     async with s.db.session() as db:
         patient = await _enrolled_patient(db, query.from_user.id)
         if patient is None:
@@ -269,7 +269,7 @@ async def _caregiver_press(update: Update, context: ContextTypes.DEFAULT_TYPE, p
     assert query is not None
     s = svc(context)
     now = s.clock.now()
-    message = query.message if isinstance(query.message, Message) else None
+    message = common.message_of(query)
     patient: Patient | None = None
     async with s.db.session() as db:
         link = await core.link_of(db, query.from_user.id)
@@ -325,7 +325,7 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     assert query is not None
     data = query.data or ""
     parts = data.split(":")
-    message = query.message if isinstance(query.message, Message) else None
+    message = common.message_of(query)
     if len(data.encode()) > 64 or len(parts) < 2 or data not in common.buttons_on(message):
         await common.unknown_button(update, context)
         raise ApplicationHandlerStop
@@ -390,7 +390,7 @@ async def on_proxy_start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     """cs:<questionnaire>: start an on-demand check-in for the patient, answered by the caregiver."""
     query = update.callback_query
     assert query is not None
-    message = query.message if isinstance(query.message, Message) else None
+    message = common.message_of(query)
     linked = await _active(update, context)
     questionnaire_id = (query.data or "").partition(":")[2]
     if linked is None or message is None or query.data not in common.buttons_on(message):
@@ -430,7 +430,7 @@ async def on_proxy_answer(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     """cp:<check-in>:<item>:<value>: a proxy answer; red-flag replies go to the caregiver, the clinic is alerted."""
     query = update.callback_query
     assert query is not None
-    message = query.message if isinstance(query.message, Message) else None
+    message = common.message_of(query)
     parsed = _parse(query.data or "")
     linked = await _active(update, context)
     if linked is None or parsed is None or message is None or query.data not in common.buttons_on(message):

@@ -292,7 +292,7 @@ async def on_answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     }
     await query.answer(t(lang, notices[result.status]))
     # The weekly check keeps its offer to stop on the next question and once answered.
-    weekly = [weekly_stop_row(lang)] if WEEKLY_STOP in common.buttons_on(_message_of(query.message)) else []
+    weekly = [weekly_stop_row(lang)] if WEEKLY_STOP in common.buttons_on(common.message_of(query)) else []
     # What to do now comes first: before the edit, which is paced behind it.
     for finding in sorted(result.findings, key=lambda f: redflag.SEVERITY_RANK[f.severity], reverse=True):
         advice = redflag.reply_text(finding, content, lang, clinic)
@@ -308,10 +308,6 @@ async def on_answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     else:
         await _edit(query.message, done_text(chain, content, lang, stopped=result.stopped), weekly)
     raise ApplicationHandlerStop
-
-
-def _message_of(message: object) -> Message | None:
-    return message if isinstance(message, Message) else None
 
 
 # --------------------------------------------------------------------------- /pain and /checkin

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from telegram import BotCommand, BotCommandScopeDefault, Message, Update
+from telegram import BotCommand, BotCommandScopeDefault, CallbackQuery, Message, Update
 from telegram.constants import ChatType
 from telegram.error import TelegramError
 from telegram.ext import (
@@ -173,6 +173,11 @@ def register_fallbacks(app: App) -> None:
     """Catch-alls, added after every feature so they only see what nobody handled."""
     app.add_handler(CallbackQueryHandler(unknown_button), group=10)
     app.add_handler(MessageHandler(filters.ChatType.PRIVATE & ~filters.UpdateType.EDITED, unknown_message), group=10)
+
+
+def message_of(query: CallbackQuery) -> Message | None:
+    """The message a pressed button is on; None when Telegram no longer has it (too old to edit)."""
+    return query.message if isinstance(query.message, Message) else None
 
 
 def buttons_on(message: Message | None) -> list[str]:

@@ -28,7 +28,7 @@ from telegram.ext import ApplicationHandlerStop, CallbackQueryHandler, CommandHa
 
 from rehab_bot import education as core
 from rehab_bot import patient as patients
-from rehab_bot.bot.common import PATIENT_COMMANDS, language_for
+from rehab_bot.bot.common import PATIENT_COMMANDS, language_for, message_of
 from rehab_bot.bot.services import App, Services, svc
 from rehab_bot.config import ClinicConfig
 from rehab_bot.content import localize
@@ -230,7 +230,7 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A press on a lesson button: re-check the presser and the lesson, then act."""
     query = update.callback_query
     assert query is not None
-    message = query.message if isinstance(query.message, Message) else None
+    message = message_of(query)
     parsed = parse(query.data or "")
     s = svc(context)
     now = s.clock.now()

@@ -45,7 +45,7 @@ from telegram.ext import (
 from rehab_bot import patient as core
 from rehab_bot import session as sessions
 from rehab_bot import timezones
-from rehab_bot.bot.common import buttons_on, language_for
+from rehab_bot.bot.common import buttons_on, language_for, message_of
 from rehab_bot.bot.services import App, svc
 from rehab_bot.bot.session import STALE, close_with, edit_message, markup
 from rehab_bot.config import photo_dir
@@ -450,7 +450,7 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     query, user = update.callback_query, update.effective_user
     assert query is not None
     parts = (query.data or "").split(":")
-    message = query.message if isinstance(query.message, Message) else None
+    message = message_of(query)
     if (
         user is None
         or message is None

@@ -120,8 +120,7 @@ class Press:
     def message(self) -> Message | None:
         query = self.update.callback_query
         assert query is not None
-        message = query.message
-        return message if isinstance(message, Message) else None
+        return common.message_of(query)
 
     @property
     def now(self) -> datetime:
