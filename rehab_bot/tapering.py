@@ -147,9 +147,9 @@ async def sync(
     has no text for it). followed: the programme the patient follows.
     weeks <= 0 (tapering off): a tapered patient is returned to full frequency.
     """
-    kept = await nudges_stopped(session, patient, now, weeks, threshold)
-    state, text_id = wanted(patient, followed, local_date(patient, now), weeks, kept)
-    return await _record(session, patient, content, now, state, text_id, weeks, followed)
+    assert patient.id is not None
+    queued = await sync_many(session, [patient], content, now, weeks, threshold, {patient.id: followed})
+    return queued[0] if queued else None
 
 
 async def sync_many(
