@@ -136,3 +136,30 @@ async def test_another_patients_session_and_stale_init_data_are_refused(
     await page.get_by_role("heading", name="Error 404").wait_for()
     [annas] = await sessions_of(bot, anna)
     assert annas.status == "pending"
+
+
+async def test_telegrams_dark_theme_is_on_the_page_before_its_body_is_drawn(
+    bot_factory: Any, tg: FakeTelegram, phone_page: Any
+) -> None:
+    """No flash of the browser's own scheme: the theme is set in <head>, before the body exists.
+
+    Set later (by a deferred script), the page showed the light scheme first, and Pico's colour
+    transitions ran for 0.2 s from its link colours to the dark scheme's, below AA contrast meanwhile.
+    """
+    page = phone_page
+    await page.add_init_script(
+        """
+        new MutationObserver((records, observer) => {
+          if (document.body) {
+            window.__themeAtBody = document.documentElement.getAttribute("data-theme");
+            window.__telegramAtBody = document.documentElement.classList.contains("in-telegram");
+            observer.disconnect();
+          }
+        }).observe(document, {childList: true, subtree: true});
+        """
+    )
+    bot = await bot_factory(web=miniapp_web())
+    await checkin_patient(bot, 7312, therapist=5001, language="en")
+    await open_as(page, bot, 7312, "/app/home", dark=True)
+    await page.get_by_role("heading").first.wait_for()
+    assert await page.evaluate("() => [window.__themeAtBody, window.__telegramAtBody]") == ["dark", True]

@@ -1,36 +1,15 @@
-// The patients' Mini App inside Telegram: theme, BackButton, MainButton, haptics, the exercise player,
+// The patients' Mini App inside Telegram (its theme is miniapp-theme.js, in <head>): BackButton, MainButton, haptics, the exercise player,
 // the progress chart. Telegram's own script (vendor/telegram/telegram-web-app.js) loads first; outside
 // Telegram (a plain browser) every Telegram call is skipped and the pages work as plain forms.
 (function () {
   "use strict";
   var tg = window.Telegram && window.Telegram.WebApp;
-  var root = document.documentElement;
 
-  // --- Telegram's theme: light or dark, and its colours as CSS variables (miniapp.css uses them).
-  function applyTheme() {
-    if (!tg) {
-      return;
-    }
-    var params = tg.themeParams || {};
-    Object.keys(params).forEach(function (key) {
-      if (/^#[0-9a-fA-F]{3,8}$/.test(String(params[key]))) {
-        root.style.setProperty("--tg-" + key.replace(/_/g, "-"), params[key]);
-      }
-    });
-    if (tg.colorScheme === "dark" || tg.colorScheme === "light") {
-      root.setAttribute("data-theme", tg.colorScheme);
-    }
-    root.classList.add("in-telegram");
-  }
   if (tg) {
     try {
       tg.ready();
       tg.expand();
     } catch (e) {}
-    applyTheme();
-    if (tg.onEvent) {
-      tg.onEvent("themeChanged", applyTheme);
-    }
   }
 
   // --- BackButton: every page but the Mini App's home goes back to it.

@@ -1,0 +1,28 @@
+// Telegram's theme for the patients' Mini App: light or dark, and its colours as CSS variables
+// (miniapp.css uses them). It runs in <head>, before the page is drawn, not with the deferred
+// miniapp.js: applied after the first paint, the page flashed in the browser's own scheme, and Pico's
+// 0.2 s colour transitions then ran from that scheme's link colours to the right ones.
+(function () {
+  "use strict";
+  var tg = window.Telegram && window.Telegram.WebApp;
+  var root = document.documentElement;
+  if (!tg) {
+    return;
+  }
+  function applyTheme() {
+    var params = tg.themeParams || {};
+    Object.keys(params).forEach(function (key) {
+      if (/^#[0-9a-fA-F]{3,8}$/.test(String(params[key]))) {
+        root.style.setProperty("--tg-" + key.replace(/_/g, "-"), params[key]);
+      }
+    });
+    if (tg.colorScheme === "dark" || tg.colorScheme === "light") {
+      root.setAttribute("data-theme", tg.colorScheme);
+    }
+    root.classList.add("in-telegram");
+  }
+  applyTheme();
+  if (tg.onEvent) {
+    tg.onEvent("themeChanged", applyTheme);
+  }
+})();
