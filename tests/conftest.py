@@ -10,7 +10,10 @@ runs the real upgrade instead (tests/test_migrations.py does).
 On PostgreSQL a copy and a drop each cost a few tenths of a second (a drop
 waits for a checkpoint), more on a busy server: PgCopies makes the next
 copies on a thread of its own while a test runs, and drops used ones on
-another, so a test waits for neither.
+another, so a test waits for neither. The drops still queued when a pytest
+process ends (40 to 70 per xdist worker in the fast suite, 5 to 8 s of
+waiting) go to a detached process of their own, so the run does not wait
+for them either.
 
 PostgreSQL: REHAB_BOT_TEST_PG_URL (default postgresql+asyncpg://postgres@127.0.0.1:5432/test).
 The test databases are made beside that one (it must be allowed to create
@@ -27,6 +30,9 @@ import asyncio
 import concurrent.futures
 import os
 import shutil
+import subprocess
+import sys
+import threading
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -80,9 +86,15 @@ class PgCopies:
     def __init__(self, template: str) -> None:
         self.template = template
         self._make = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="pg-copy")
-        self._drop = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="pg-drop")
         self._ready: deque[concurrent.futures.Future[str]] = deque()
-        self._dropping: list[concurrent.futures.Future[None]] = []
+        # Drops run on a daemon thread: at the end a drop under way is not waited for (under a busy
+        # server one waits seconds for its checkpoint); its name goes to the detached dropper too.
+        self._to_drop: deque[str] = deque()
+        self._dropping: str | None = None
+        self._closed = False
+        self._failures: list[BaseException] = []
+        self._wake = threading.Condition()
+        threading.Thread(target=self._drop_loop, name="pg-drop", daemon=True).start()
 
     def _copy(self) -> str:
         name = f"{PG_PREFIX}{uuid.uuid4().hex[:12]}"
@@ -112,20 +124,48 @@ class PgCopies:
 
     def drop(self, name: str) -> None:
         """Drop a database in the background; FORCE: a subprocess of the test may still hold a connection."""
-        coroutine = _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        self._dropping.append(self._drop.submit(asyncio.run, coroutine))
+        with self._wake:
+            self._to_drop.append(name)
+            self._wake.notify()
 
-    def close(self) -> None:
-        """Drop the copies nobody took, wait for every drop; the first failure is raised."""
-        for made in self._ready:
+    def _drop_loop(self) -> None:
+        while True:
+            with self._wake:
+                while not self._to_drop and not self._closed:
+                    self._wake.wait()
+                if self._closed:
+                    return
+                self._dropping = name = self._to_drop.popleft()
             try:
-                self.drop(made.result())
+                _drop_now(name)
+            except BaseException as failure:  # raised by close(), in the test run
+                self._failures.append(failure)
+            with self._wake:
+                self._dropping = None
+
+    def close(self) -> list[str]:
+        """Stop making and dropping; the names still to drop: the copies nobody took, the drops not done.
+
+        The first failure of a drop is raised.
+        """
+        self._make.shutdown(cancel_futures=True)
+        left: list[str] = []
+        for made in self._ready:
+            if made.cancelled():
+                continue
+            try:
+                left.append(made.result())
             except Exception:  # a copy that failed to be made needs no drop
                 pass
-        self._make.shutdown()
-        self._drop.shutdown()
-        for dropping in self._dropping:
-            dropping.result()
+        with self._wake:
+            self._closed = True
+            self._wake.notify()
+            left.extend(self._to_drop)
+            if self._dropping is not None:
+                left.append(self._dropping)  # DROP … IF EXISTS: whichever comes second finds nothing
+        if self._failures:
+            raise self._failures[0]
+        return left
 
 
 class Templates:
@@ -171,16 +211,46 @@ class Templates:
         return await self.pg_copies.take()
 
     def drop(self) -> None:
-        if self.pg_copies is not None:
-            self.pg_copies.close()
+        """Hand every database still to drop, the template last, to a detached process (see _drop_detached)."""
+        left = self.pg_copies.close() if self.pg_copies is not None else []
         if self.pg is not None:
-            _run_apart(_pg_admin(f'DROP DATABASE IF EXISTS "{self.pg}" WITH (FORCE)'))
+            left.append(self.pg)
+        if left:
+            _drop_detached(left)
 
 
-def _run_apart(coroutine: Any) -> None:
-    """Run a coroutine on a loop of its own, outside any test's loop."""
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        pool.submit(asyncio.run, coroutine).result()
+def _drop_now(name: str) -> None:
+    asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+_DROPPER = """# rehab-bot test databases: dropper
+import asyncio, sys
+import asyncpg
+
+async def main(url, names):
+    conn = await asyncpg.connect(url)
+    try:
+        for name in names:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+asyncio.run(main(sys.argv[1], sys.argv[2:]))
+"""
+
+
+def _drop_detached(names: list[str]) -> None:
+    """Drop these databases in a process that outlives this one: the test run does not wait for them.
+
+    Its errors go to stderr, which is the terminal or CI log of the run that started it. `.ci/run`
+    waits for these processes (by the first line of their script) before its timing pass.
+    """
+    subprocess.Popen(
+        [sys.executable, "-c", _DROPPER, _raw(PG_URL), *names],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 @pytest.fixture(scope="session")
