@@ -132,6 +132,34 @@ async def test_a_visitor_enrols_gets_the_first_reminder_taps_done_and_a_red_flag
     assert (tmp_path / "demo.db").stat().st_mode & 0o077 == 0
 
 
+async def test_a_focused_button_keeps_the_focus_when_the_chat_is_redrawn(page: Any, demo_url: str) -> None:
+    """The chat polls every second and redraws itself when a message arrives: a keyboard user's focus
+    on a button must survive that, or their Enter presses nothing (seen: a focused consent button lost
+    between the Tab and the Enter)."""
+    await page.goto(demo_url)
+    await page.get_by_role("button", name="Start").click()
+    patient = page.locator("#patient-chat")
+    await bot_says(patient, "Do you agree?")
+    agree = patient.get_by_role("button", name="Yes, I agree").last
+    await agree.focus()
+    drawn = await patient.locator("li.msg").count()
+    # A full redraw as the polling makes it when the chat changed (its URL without `since`, so the page
+    # sends it all; its swap), then Enter at once: no moment between the two may leave the focus on a
+    # button htmx has not wired up yet (the page settles its chat in the same task as the swap).
+    await page.evaluate(
+        """() => new Promise((swapped) => {
+          const log = document.getElementById("patient-log");
+          document.addEventListener("htmx:afterSwap", swapped, {once: true});
+          htmx.ajax("GET", "/chat/patient?lang=en", {target: log, swap: log.getAttribute("hx-swap")});
+        })"""
+    )
+    assert await patient.locator("li.msg").count() == drawn
+    assert await page.evaluate("() => document.activeElement.textContent.trim()") == "Yes, I agree"
+    await page.keyboard.press("Enter")
+    await bot_says(patient, "Which time zone are you in?")
+    assert await page.evaluate("() => document.activeElement.id") == "patient-log"
+
+
 @pytest.mark.parametrize("demo_url", ["de"], indirect=True)
 async def test_the_german_page_at_phone_width_is_labelled_and_axe_clean(phone_page: Any, demo_url: str) -> None:
     await phone_page.goto(demo_url)
