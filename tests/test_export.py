@@ -211,20 +211,29 @@ def schema_validators() -> tuple[Draft6Validator, dict[str, Draft6Validator]]:
 
 
 def validate_bundle(bundle: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    """Validate with fhir.resources and the official R4 JSON schema; the resources by type."""
+    """Validate with fhir.resources and the official R4 JSON schema; the resources by type.
+
+    The schema is applied to the exported JSON text in two parts that together are the whole: each
+    resource against its own type's definition, then the Bundle around them. In the schema an entry's
+    resource is a oneOf over all 146 resource types, each pinned by a `resourceType` constant, so one
+    that matches its own type's definition matches that one alone; checked through the oneOf, every
+    resource was tried against every type (5% of the fast suite's CPU).
+    """
     text = export.fhir_json(bundle)
     assert Bundle.model_validate(json.loads(text)).type == "collection"
     whole, per_type = schema_validators()
+    exported = json.loads(text)
     by_type: dict[str, list[dict[str, Any]]] = {}
-    for entry in bundle["entry"]:
+    for entry, sent in zip(bundle["entry"], exported["entry"], strict=True):
         resource = entry["resource"]
         kind = resource["resourceType"]
         by_type.setdefault(kind, []).append(resource)
         assert entry["fullUrl"] == f"urn:uuid:{resource['id']}"
         FHIR_MODELS[kind].model_validate(resource)
-        errors = [f"{kind} {list(e.absolute_path)}: {e.message}" for e in per_type[kind].iter_errors(resource)]
+        errors = [f"{kind} {list(e.absolute_path)}: {e.message}" for e in per_type[kind].iter_errors(sent["resource"])]
         assert errors == []
-    assert list(whole.iter_errors(json.loads(text))) == [], "the Bundle does not match the FHIR R4 JSON schema"
+        del sent["resource"]
+    assert list(whole.iter_errors(exported)) == [], "the Bundle does not match the FHIR R4 JSON schema"
     return by_type
 
 
