@@ -3,7 +3,8 @@
 Telegram's own script (vendored at /static/vendor/telegram/telegram-web-app.js) reads initData from the
 address Telegram opens; a test has no Telegram client, so :func:`open_as` routes that script to this stub,
 which hands the page signed initData, a theme, and BackButton/MainButton/HapticFeedback objects that
-record their calls in ``window.__tg`` for the test to read.
+record their calls in ``window.__tg`` for the test to read; ``window.__tg.emit(name)`` fires a Telegram
+event (``themeChanged``) to the page's handlers.
 """
 
 from __future__ import annotations
@@ -27,7 +28,12 @@ STUB = """
       onClick: function (fn) { handlers[name] = fn; return this; },
     };
   }
-  window.__tg = { calls: calls, press: function (name) { handlers[name](); } };
+  var events = {};
+  window.__tg = {
+    calls: calls,
+    press: function (name) { handlers[name](); },
+    emit: function (name) { (events[name] || []).forEach(function (fn) { fn(); }); },
+  };
   window.Telegram = {
     WebApp: {
       initData: %(init_data)s,
@@ -36,7 +42,7 @@ STUB = """
       themeParams: %(theme)s,
       ready: function () { calls.push(["ready"]); },
       expand: function () { calls.push(["expand"]); },
-      onEvent: function () {},
+      onEvent: function (name, fn) { (events[name] = events[name] || []).push(fn); },
       BackButton: button("BackButton"),
       MainButton: button("MainButton"),
       HapticFeedback: {

@@ -16,7 +16,7 @@ from rig.telegram_server import FakeTelegram
 from webrig import miniapp_web
 
 from tests.browser.axe import serious
-from tests.browser.miniapp_stub import open_as
+from tests.browser.miniapp_stub import DARK, open_as
 
 PROMISE = 60.0
 
@@ -163,3 +163,26 @@ async def test_telegrams_dark_theme_is_on_the_page_before_its_body_is_drawn(
     await open_as(page, bot, 7312, "/app/home", dark=True)
     await page.get_by_role("heading").first.wait_for()
     assert await page.evaluate("() => [window.__themeAtBody, window.__telegramAtBody]") == ["dark", True]
+
+
+async def test_a_theme_change_in_telegram_recolours_the_open_page(
+    bot_factory: Any, tg: FakeTelegram, phone_page: Any
+) -> None:
+    page = phone_page
+    bot = await bot_factory(web=miniapp_web())
+    await checkin_patient(bot, 7313, therapist=5001, language="en")
+    await open_as(page, bot, 7313, "/app/home")
+    await page.get_by_role("heading").first.wait_for()
+    colours = "() => [document.documentElement.dataset.theme, getComputedStyle(document.body).backgroundColor]"
+    assert await page.evaluate(colours) == ["light", "rgb(255, 255, 255)"]
+    await page.evaluate(
+        """dark => {
+          Telegram.WebApp.colorScheme = "dark";
+          Telegram.WebApp.themeParams = dark;
+          window.__tg.emit("themeChanged");
+        }""",
+        DARK,
+    )
+    await page.wait_for_function("() => document.documentElement.dataset.theme === 'dark'")
+    await page.wait_for_function("() => getComputedStyle(document.body).backgroundColor === 'rgb(33, 33, 33)'")
+    assert await serious(page) == []
