@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import qrcode
+from babel.dates import format_date
 from cli_runner import rehab_bot
 from factories import TEST_TOKEN
 from PIL import Image
@@ -29,6 +30,8 @@ from qrcode.constants import ERROR_CORRECT_M
 from rehab_bot import audit
 from rehab_bot import invite as invite_core
 from rehab_bot.access import StaffError
+from rehab_bot.config import ClinicConfig
+from rehab_bot.schedule import zone
 
 BIN = Path(sys.executable).parent / "rehab-bot"
 
@@ -156,7 +159,9 @@ def test_the_qr_png_carries_alias_clinic_expiry_and_how_to_scan(
     tmp_path: Path, language: str, valid: str, scan: str
 ) -> None:
     env = {"REHAB_BOT_CLINIC_NAME": "Praxis Nord", "REHAB_BOT_CLINIC_LANGUAGE": language}
+    before = datetime.now(UTC)
     result = invite("P-0042", tmp_path, "--qr", "card.png", env=env)
+    after = datetime.now(UTC)
     assert result.returncode == 0, result.stderr
     [link] = [line for line in result.stdout.splitlines() if line.startswith("https://t.me/")]
     image = Image.open(tmp_path / "card.png")
@@ -172,9 +177,12 @@ def test_the_qr_png_carries_alias_clinic_expiry_and_how_to_scan(
     caption_rows = [y for y in range(width, height) if min(pixels[y * width : (y + 1) * width]) < 100]
     assert len(caption_rows) > 40
     lines = image.info["Description"].splitlines()  # type: ignore[attr-defined]
-    expires = (datetime.now(UTC) + timedelta(days=14)).astimezone().date()
+    # The last valid day in the clinic's time zone (Europe/Berlin by default), not this machine's: from
+    # 23:00 UTC the two differ. Bracketed by the clock before and after, so a midnight in between is fine.
+    clinic = zone(ClinicConfig().timezone)
+    days = {(at + timedelta(days=14)).astimezone(clinic).date() for at in (before, after)}
     assert lines[0] == "P-0042" and lines[1] == "Praxis Nord"
-    assert lines[2].startswith(valid) and str(expires.year) in lines[2] and str(expires.day) in lines[2]
+    assert lines[2] in {valid + format_date(day, "long", locale=language) for day in days}, (lines[2], days)
     assert lines[3].startswith(scan)
 
 
