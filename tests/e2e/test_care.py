@@ -232,6 +232,8 @@ async def test_a_message_read_in_time_does_not_escalate(bot_factory: Any, tg: Fa
     await user.send("Small question about my plan")
     [offer] = await user.wait_for(lambda m: "care team" in (m.text or ""))
     await user.press("✉️ Send to my care team", offer)
+    # Stored once the patient sees it sent; a tick before that had nothing to send (failed once in CI).
+    await user.wait_for(lambda m: m.edited and SENT in (m.text or ""))
     await run_jobs(bot)
     [notice] = await therapist.wait_for(lambda m: "Small question" in text_of(m))
     await therapist.press("✓ Mark read", notice)
