@@ -161,7 +161,7 @@ async def test_telegrams_dark_theme_is_on_the_page_before_its_body_is_drawn(
     bot = await bot_factory(web=miniapp_web())
     await checkin_patient(bot, 7312, therapist=5001, language="en")
     await open_as(page, bot, 7312, "/app/home", dark=True)
-    await page.get_by_role("heading").first.wait_for()
+    await page.get_by_role("heading", name="Your rehab").wait_for()  # past the sign-in page, which navigates here
     assert await page.evaluate("() => [window.__themeAtBody, window.__telegramAtBody]") == ["dark", True]
 
 
@@ -172,7 +172,7 @@ async def test_a_theme_change_in_telegram_recolours_the_open_page(
     bot = await bot_factory(web=miniapp_web())
     await checkin_patient(bot, 7313, therapist=5001, language="en")
     await open_as(page, bot, 7313, "/app/home")
-    await page.get_by_role("heading").first.wait_for()
+    await page.get_by_role("heading", name="Your rehab").wait_for()  # past the sign-in page, which navigates here
     colours = "() => [document.documentElement.dataset.theme, getComputedStyle(document.body).backgroundColor]"
     assert await page.evaluate(colours) == ["light", "rgb(255, 255, 255)"]
     await page.evaluate(
