@@ -251,17 +251,31 @@ async def tapered_patient(db: Database, clock: FakeClock, content: Content) -> P
         phase_id="weeks-7-12",
         session_times="08:30,18:00",
     )
+    await tapered_and_kept_up(db, clock, content, patient, TODAY)
+    async with db.session() as s:
+        p = await s.get(Patient, patient.id)
+        assert p is not None
+        assert [r.local_time for r in await programme.session_rules(s, p)] == ["08:30"]
+    return patient
+
+
+async def tapered_and_kept_up(
+    db: Database, clock: FakeClock, content: Content, patient: Patient, today: date, prog: Programme | None = None
+) -> None:
+    """Tapered three days ago, its reminders planned now, and both sessions (08:30, 18:00) done on each
+    of the 14 days before today."""
     async with db.session() as s:
         p = await s.get(Patient, patient.id)
         assert p is not None
         p.tapered_since = clock.now() - timedelta(days=3)
-        await programme.schedule_sessions(s, p, content, clock.now())
+        if prog is None:  # the patient's own, as schedule_sessions resolves it
+            await programme.schedule_sessions(s, p, content, clock.now())
+        else:
+            await programme.schedule_sessions(s, p, content, clock.now(), prog)
         for n in range(1, 15):
             for slot in ("08:30", "18:00"):
-                s.add(ExerciseSession(patient_id=p.id, local_date=TODAY - timedelta(days=n), slot=slot, status="done"))
+                s.add(ExerciseSession(patient_id=p.id, local_date=today - timedelta(days=n), slot=slot, status="done"))
         await s.commit()
-        assert [r.local_time for r in await programme.session_rules(s, p)] == ["08:30"]
-    return patient
 
 
 async def test_tapering_switched_off_brings_the_full_reminders_back_with_a_neutral_message(
@@ -372,15 +386,7 @@ async def tapered_on_the_eve_of(db: Database, clock: FakeClock, content: Content
         phase_id=before.id,
         session_times="08:30,18:00",
     )
-    async with db.session() as s:
-        p = await s.get(Patient, patient.id)
-        assert p is not None
-        p.tapered_since = clock.now() - timedelta(days=3)
-        await programme.schedule_sessions(s, p, content, clock.now(), prog)
-        for n in range(1, 15):
-            for slot in ("08:30", "18:00"):
-                s.add(ExerciseSession(patient_id=p.id, local_date=NEXT - timedelta(days=n), slot=slot, status="done"))
-        await s.commit()
+    await tapered_and_kept_up(db, clock, content, patient, NEXT, prog)
     clock.set(datetime(2026, 6, 17, 5, tzinfo=UTC))
     return patient
 
