@@ -123,7 +123,7 @@ class PgCopies:
         return name
 
     def drop(self, name: str) -> None:
-        """Drop a database in the background; FORCE: a subprocess of the test may still hold a connection."""
+        """Drop a database in the background (see _drop_sql)."""
         with self._wake:
             self._to_drop.append(name)
             self._wake.notify()
@@ -219,19 +219,24 @@ class Templates:
             _drop_detached(left)
 
 
+def _drop_sql(name: str) -> str:
+    """FORCE: a subprocess of the test may still hold a connection; IF EXISTS: a drop may come twice."""
+    return f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+
+
 def _drop_now(name: str) -> None:
-    asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    asyncio.run(_pg_admin(_drop_sql(name)))
 
 
 _DROPPER = """# rehab-bot test databases: dropper
 import asyncio, sys
 import asyncpg
 
-async def main(url, names):
+async def main(url, statements):
     conn = await asyncpg.connect(url)
     try:
-        for name in names:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        for statement in statements:
+            await conn.execute(statement)
     finally:
         await conn.close()
 
@@ -246,7 +251,7 @@ def _drop_detached(names: list[str]) -> None:
     waits for these processes (by the first line of their script) before its timing pass.
     """
     subprocess.Popen(
-        [sys.executable, "-c", _DROPPER, _raw(PG_URL), *names],
+        [sys.executable, "-c", _DROPPER, _raw(PG_URL), *map(_drop_sql, names)],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         start_new_session=True,
@@ -331,7 +336,7 @@ async def database_factory(tmp_path: Path, templates: Templates) -> AsyncIterato
             if templates.pg_copies is not None:
                 templates.pg_copies.drop(pg_name)  # in the background
             else:
-                await _pg_admin(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
+                await _pg_admin(_drop_sql(pg_name))
 
 
 @pytest.fixture
