@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
+from cli_runner import rehab_bot
 from test_content import assert_error, load_errors, marked_line, write
 
 from rehab_bot import crisis
@@ -146,16 +144,7 @@ def test_content_check_names_a_bad_pattern_with_file_and_line(tmp_path: Path) ->
         de = ["keinen ausweg"]
         """,
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REHAB_BOT_")}
-    result = subprocess.run(
-        [sys.executable, "-m", "rehab_bot", "content", "check", str(tmp_path)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = rehab_bot("content", "check", str(tmp_path), cwd=tmp_path)
     assert result.returncode == 1
     assert (
         f"{path}:{marked_line(path)}: crisis list 'ours' (en): 'want to die ...': '...' must stand between two words"

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_runner import rehab_bot
 
 from rehab_bot.content import ContentError, load_content
 from rehab_bot.content.checkins import SEVERITIES
@@ -164,13 +163,6 @@ def test_content_check_catches_a_lesson_without_a_correct_answer(tmp_path: Path)
     (clinic / "lessons.toml").write_text(
         LESSON.format(id="mine", extra=QUESTION.format(first="false", second="false")), encoding="utf-8"
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "rehab_bot", "content", "check", str(clinic)],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        check=False,
-        timeout=120,
-    )
+    result = rehab_bot("content", "check", str(clinic), cwd=tmp_path)
     assert result.returncode == 1
     assert "lessons.toml:" in result.stdout and "exactly one answer must have correct = true" in result.stdout
