@@ -7,13 +7,16 @@ Alembic upgrade took most of a second. Each copy gets its own installation
 namespace, as a fresh upgrade would. `database_factory(kind, template=False)`
 runs the real upgrade instead (tests/test_migrations.py does).
 
-On PostgreSQL a copy and a drop each cost a few tenths of a second (a drop
-waits for a checkpoint), more on a busy server: PgCopies makes the next
-copies on a thread of its own while a test runs, and drops used ones on
-another, so a test waits for neither. The drops still queued when a pytest
-process ends (40 to 70 per xdist worker in the fast suite, 5 to 8 s of
-waiting) go to a detached process of their own, so the run does not wait
-for them either.
+On PostgreSQL a copy and a drop cost about 130 ms of the server's time
+together, and each drop forces a checkpoint that writes the copy's 7.5 MB
+out again. So a used database is reset, not dropped (PgCopies.give_back,
+about 10 ms): every table emptied, the template's rows and sequence values
+put back, a new installation namespace; the next test sees what a fresh
+copy would show. A database still connected to after its test, or whose
+schema a test changed, is dropped instead, on a thread of its own. New
+copies are made only when no reset database is free, one ahead on another
+thread. What is left when a pytest process ends (its reset databases, the
+drops still queued) goes to a detached process, so the run does not wait.
 
 PostgreSQL: REHAB_BOT_TEST_PG_URL (default postgresql+asyncpg://postgres@127.0.0.1:5432/test).
 The test databases are made beside that one (it must be allowed to create
@@ -36,6 +39,7 @@ import threading
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -73,18 +77,77 @@ async def _pg_admin(*statements: str) -> None:
         await conn.close()
 
 
-class PgCopies:
-    """Copies of a PostgreSQL template made ahead of need, and drops behind, each on a thread of its own.
+# A digest of the database's shape: every user table's columns, indexes, constraints and triggers,
+# and the migration it is at. A reset database must still match the template's (PgCopies.give_back).
+_SHAPE = """
+SELECT md5(string_agg(item, ',' ORDER BY item)) FROM (
+    SELECT n.nspname || '.' || c.relname || '.' || a.attname || ':'
+           || format_type(a.atttypid, a.atttypmod) || ':' || a.attnotnull AS item
+      FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'v', 'm')
+       AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'
+    UNION ALL
+    SELECT pg_get_indexdef(i.indexrelid)
+      FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'
+    UNION ALL
+    SELECT n.nspname || '.' || co.conname || ':' || pg_get_constraintdef(co.oid)
+      FROM pg_constraint co JOIN pg_namespace n ON n.oid = co.connamespace
+     WHERE n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'
+    UNION ALL
+    SELECT 'trigger:' || tgname FROM pg_trigger WHERE NOT tgisinternal
+    UNION ALL
+    SELECT 'migration:' || version_num FROM alembic_version
+) shape
+"""
 
-    Every copy is a new installation (its own namespace), as a fresh upgrade
-    would make it. Nothing is shared between tests: each takes a copy no test
-    has touched, and the drops run only after the test's own teardown.
+
+@dataclass(frozen=True)
+class Fresh:
+    """What a fresh copy of the template holds: what a reset puts back."""
+
+    shape: str
+    tables: list[str]  # every table but alembic_version, in an order DELETE can follow (children first)
+    rows: dict[str, tuple[list[str], list[tuple[Any, ...]]]]  # the template's rows, by table: columns, rows
+    sequences: list[tuple[str, int, bool]]  # name, last_value, is_called
+
+
+async def _read_fresh(conn: Any) -> Fresh:
+    """The template's shape, rows and sequences (conn: asyncpg, search_path at PG_TEST_SCHEMA)."""
+    from sqlmodel import SQLModel
+
+    import rehab_bot.models  # noqa: F401 - the tables' metadata
+
+    here = {r[0] for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = $1", PG_TEST_SCHEMA)}
+    here.discard("alembic_version")
+    known = [t.name for t in reversed(SQLModel.metadata.sorted_tables) if t.name in here]
+    tables = sorted(here - set(known)) + known
+    rows: dict[str, tuple[list[str], list[tuple[Any, ...]]]] = {}
+    for table in tables:
+        records = await conn.fetch(f'SELECT * FROM "{table}"')
+        if records:
+            rows[table] = (list(records[0].keys()), [tuple(r.values()) for r in records])
+    sequences = []
+    for (name,) in await conn.fetch("SELECT sequencename FROM pg_sequences WHERE schemaname = $1", PG_TEST_SCHEMA):
+        value, called = await conn.fetchrow(f'SELECT last_value, is_called FROM "{name}"')
+        sequences.append((name, value, called))
+    return Fresh(await conn.fetchval(_SHAPE), tables, rows, sequences)
+
+
+class PgCopies:
+    """Databases copied from a PostgreSQL template, reset after each test for the next one.
+
+    A test takes a database no other test holds: a reset one if any is free, else a new copy
+    (made one ahead, on a thread of its own). Every copy, and every reset, is a new installation
+    (its own namespace), as a fresh upgrade would make it. Nothing is shared between tests:
+    give_back, after the test's own teardown, puts back exactly what a fresh copy holds, or hands
+    the database to the dropping thread when it cannot be sure (see give_back).
     """
 
-    AHEAD = 2  # copies kept ready: a short test takes the next one without waiting
-
-    def __init__(self, template: str) -> None:
+    def __init__(self, template: str, fresh: Fresh) -> None:
         self.template = template
+        self.fresh = fresh
+        self._clean: list[str] = []  # reset, free for the next test
         self._make = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="pg-copy")
         self._ready: deque[concurrent.futures.Future[str]] = deque()
         # Drops run on a daemon thread: at the end a drop under way is not waited for (under a busy
@@ -94,6 +157,7 @@ class PgCopies:
         self._closed = False
         self._failures: list[BaseException] = []
         self._wake = threading.Condition()
+        self.reset_count = 0
         threading.Thread(target=self._drop_loop, name="pg-drop", daemon=True).start()
 
     def _copy(self) -> str:
@@ -115,12 +179,61 @@ class PgCopies:
         return name
 
     async def take(self) -> str:
-        """A fresh copy's name: made ahead, or now."""
-        while len(self._ready) < self.AHEAD:
+        """A database as a fresh copy holds it: a reset one, else a copy made ahead, or now."""
+        if self._clean:
+            return self._clean.pop()
+        if not self._ready:
             self._ready.append(self._make.submit(self._copy))
         name = await asyncio.wrap_future(self._ready.popleft())
-        self._ready.append(self._make.submit(self._copy))
+        self._ready.append(self._make.submit(self._copy))  # one ahead, for when none is free again
         return name
+
+    async def give_back(self, name: str) -> None:
+        """After a test's teardown: reset the database for the next test, or drop it.
+
+        It is dropped (in the background) when a connection to it is still open after a
+        second (a process the test started may still write), or when its shape no longer
+        matches the template's (a test changed the schema or the migration).
+        """
+        import asyncpg
+
+        conn = await asyncpg.connect(_raw(pg_database_url(name)), server_settings={"search_path": PG_TEST_SCHEMA})
+        try:
+            if await self._others_gone(conn) and await conn.fetchval(_SHAPE) == self.fresh.shape:
+                await self._reset(conn)
+                self._clean.append(name)
+                self.reset_count += 1
+                return
+        finally:
+            await conn.close()
+        self.drop(name)
+
+    @staticmethod
+    async def _others_gone(conn: Any) -> bool:
+        """True once no other client is connected (a closed engine's backends take a moment to exit)."""
+        for _ in range(100):
+            others = await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+            )
+            if not others:
+                return True
+            await asyncio.sleep(0.01)
+        return False
+
+    async def _reset(self, conn: Any) -> None:
+        fresh = self.fresh
+        async with conn.transaction():
+            await conn.execute("; ".join(f'DELETE FROM "{table}"' for table in fresh.tables))
+            for table, (columns, rows) in fresh.rows.items():
+                names = ", ".join(f'"{c}"' for c in columns)
+                marks = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+                await conn.executemany(f'INSERT INTO "{table}" ({names}) VALUES ({marks})', rows)
+            await conn.execute("UPDATE installation SET namespace = $1 WHERE id = 1", str(uuid.uuid4()))
+            if fresh.sequences:
+                await conn.execute(
+                    "SELECT " + ", ".join(f"setval('\"{n}\"', {v}, {str(c).lower()})" for n, v, c in fresh.sequences)
+                )
 
     def drop(self, name: str) -> None:
         """Drop a database in the background (see _drop_sql)."""
@@ -144,12 +257,12 @@ class PgCopies:
                 self._dropping = None
 
     def close(self) -> list[str]:
-        """Stop making and dropping; the names still to drop: the copies nobody took, the drops not done.
+        """Stop making and dropping; the names still to drop: the free ones, the copies nobody took, the drops not done.
 
         The first failure of a drop is raised.
         """
         self._make.shutdown(cancel_futures=True)
-        left: list[str] = []
+        left: list[str] = list(self._clean)
         for made in self._ready:
             if made.cancelled():
                 continue
@@ -176,6 +289,7 @@ class Templates:
         self.sqlite: Path | None = None
         self.pg: str | None = None
         self.pg_copies: PgCopies | None = None
+        self.pg_fresh: Fresh | None = None
 
     async def sqlite_template(self) -> Path:
         if self.sqlite is None:
@@ -201,13 +315,22 @@ class Templates:
             finally:
                 # No connection may stay open on a template while it is copied.
                 await db.dispose()
+            import asyncpg
+
+            conn = await asyncpg.connect(_raw(pg_database_url(name)), server_settings={"search_path": PG_TEST_SCHEMA})
+            try:
+                self.pg_fresh = await _read_fresh(conn)
+            finally:
+                await conn.close()
             self.pg = name
         return self.pg
 
     async def pg_copy(self) -> str:
         """A new copy of the PostgreSQL template (its own installation namespace): see PgCopies."""
         if self.pg_copies is None:
-            self.pg_copies = PgCopies(await self.pg_template())
+            template = await self.pg_template()
+            assert self.pg_fresh is not None
+            self.pg_copies = PgCopies(template, self.pg_fresh)
         return await self.pg_copies.take()
 
     def drop(self) -> None:
@@ -299,11 +422,12 @@ async def _new_installation(db: Database) -> None:
 
 @pytest.fixture
 async def database_factory(tmp_path: Path, templates: Templates) -> AsyncIterator[Callable[..., Any]]:
-    """Make migrated Databases for a backend; dropped after the test.
+    """Make migrated Databases for a backend; after the test, reset for the next one or dropped.
 
-    template=False runs every migration on an empty database instead of copying the template.
+    template=False runs every migration on an empty database instead of copying the template;
+    such a database is always dropped.
     """
-    made: list[tuple[Database, str | None]] = []
+    made: list[tuple[Database, str | None, bool]] = []  # database, PostgreSQL name, taken from PgCopies
 
     async def make(kind: str, *, name: str = "bot", template: bool = True) -> Database:
         pg_name: str | None = None
@@ -322,7 +446,7 @@ async def database_factory(tmp_path: Path, templates: Templates) -> AsyncIterato
             db = Database(pg_database_url(pg_name), pg_schema=PG_TEST_SCHEMA)
             async with db.engine.begin() as conn:
                 await conn.execute(text(f'CREATE SCHEMA "{PG_TEST_SCHEMA}"'))
-        made.append((db, pg_name))
+        made.append((db, pg_name, template))
         if not template:
             await db.upgrade()
         elif kind == "sqlite":
@@ -330,13 +454,16 @@ async def database_factory(tmp_path: Path, templates: Templates) -> AsyncIterato
         return db
 
     yield make
-    for db, pg_name in made:
+    for db, pg_name, pooled in made:
         await db.dispose()
-        if pg_name is not None:
-            if templates.pg_copies is not None:
-                templates.pg_copies.drop(pg_name)  # in the background
-            else:
-                await _pg_admin(_drop_sql(pg_name))
+        if pg_name is None:
+            continue
+        if pooled and templates.pg_copies is not None:
+            await templates.pg_copies.give_back(pg_name)  # reset for the next test, or dropped
+        elif templates.pg_copies is not None:
+            templates.pg_copies.drop(pg_name)  # in the background
+        else:
+            await _pg_admin(_drop_sql(pg_name))
 
 
 @pytest.fixture
