@@ -21,6 +21,9 @@ from rehab_bot.db import Database
 from rehab_bot.models import Delivery, DeliveryStatus
 from rehab_bot.reminders import Dispatcher
 
+# A scale test (200,000 rows seeded per test): .ci/run runs it, the fast suite leaves it out.
+pytestmark = pytest.mark.slow
+
 QUEUED = 100_000
 FINISHED = 100_000
 DELIVERIES = Delivery.__table__  # type: ignore[attr-defined]

@@ -123,6 +123,7 @@ def naive(obs: list[experiment.Observation]) -> float:
     return sum(treated) / len(treated) - sum(control) / len(control)
 
 
+@pytest.mark.slow  # a simulation study: 200 simulated experiments of 1,200 decisions each
 def test_the_estimator_recovers_a_known_effect_within_its_interval() -> None:
     rng = random.Random(19)
     effect = 0.15

@@ -17,7 +17,9 @@ Fixtures (async; every test and fixture of a pytest process runs in one event lo
 - ``page``: a fresh context (its own cookies and storage) and page for each test, at desktop width;
   ``phone_page`` at phone width. Nothing of one test's browsing is seen by the next.
 
-Every test under this folder gets the ``browser`` marker.
+Every test under this folder gets the ``browser`` marker, and ``slow``: each drives a real browser
+through a whole page or journey, so the fast suite (``pytest -m "not slow"``) leaves them to
+``.ci/run``.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "tests/browser/" in str(item.path).replace(os.sep, "/"):
             item.add_marker(pytest.mark.browser)
+            item.add_marker(pytest.mark.slow)
 
 
 def _unavailable(reason: str) -> None:

@@ -139,6 +139,7 @@ async def test_the_matrix_covers_every_route(bot_factory: Any) -> None:
     assert routes(bot) == set(MATRIX)
 
 
+@pytest.mark.slow  # the whole matrix: every route for six kinds of visitor
 @pytest.mark.parametrize("actor", ["stranger", "caregiver", "patient", "colleague", "therapist", "admin"])
 async def test_every_route_for_every_kind_of_visitor(bot_factory: Any, actor: str) -> None:
     bot = await bot_factory(web=WEB)
