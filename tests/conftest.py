@@ -44,32 +44,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from factories import PG_URL, T0, require_postgres
+from factories import PG_TEST_SCHEMA, PG_URL, T0, pg_database_url, raw_pg_url, require_postgres
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 from rehab_bot.clock import FakeClock
 from rehab_bot.db import Database
 
-PG_TEST_SCHEMA = "rehab_test"
 # Every database the suite makes starts with this, so stale ones are easy to find:
 #   psql -Atc "select datname from pg_database where datname like 'rbtest_%'" test
 PG_PREFIX = "rbtest_"
 
 
-def _raw(url: str) -> str:
-    return url.replace("postgresql+asyncpg", "postgresql")
-
-
-def pg_database_url(name: str) -> str:
-    """PG_URL with another database name."""
-    return make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-
-
 async def _pg_admin(*statements: str) -> None:
     import asyncpg
 
-    conn = await asyncpg.connect(_raw(PG_URL))
+    conn = await asyncpg.connect(raw_pg_url(PG_URL))
     try:
         for statement in statements:
             await conn.execute(statement)
@@ -167,7 +156,7 @@ class PgCopies:
             await _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
             import asyncpg
 
-            conn = await asyncpg.connect(_raw(pg_database_url(name)))
+            conn = await asyncpg.connect(raw_pg_url(pg_database_url(name)))
             try:
                 await conn.execute(
                     f'UPDATE "{PG_TEST_SCHEMA}".installation SET namespace = $1 WHERE id = 1', str(uuid.uuid4())
@@ -197,7 +186,7 @@ class PgCopies:
         """
         import asyncpg
 
-        conn = await asyncpg.connect(_raw(pg_database_url(name)), server_settings={"search_path": PG_TEST_SCHEMA})
+        conn = await asyncpg.connect(raw_pg_url(pg_database_url(name)), server_settings={"search_path": PG_TEST_SCHEMA})
         try:
             if await self._others_gone(conn) and await conn.fetchval(_SHAPE) == self.fresh.shape:
                 await self._reset(conn)
@@ -317,7 +306,9 @@ class Templates:
                 await db.dispose()
             import asyncpg
 
-            conn = await asyncpg.connect(_raw(pg_database_url(name)), server_settings={"search_path": PG_TEST_SCHEMA})
+            conn = await asyncpg.connect(
+                raw_pg_url(pg_database_url(name)), server_settings={"search_path": PG_TEST_SCHEMA}
+            )
             try:
                 self.pg_fresh = await _read_fresh(conn)
             finally:
@@ -374,7 +365,7 @@ def _drop_detached(names: list[str]) -> None:
     waits for these processes (by the first line of their script) before its timing pass.
     """
     subprocess.Popen(
-        [sys.executable, "-c", _DROPPER, _raw(PG_URL), *map(_drop_sql, names)],
+        [sys.executable, "-c", _DROPPER, raw_pg_url(PG_URL), *map(_drop_sql, names)],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         start_new_session=True,

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from rehab_bot.clock import FakeClock
 from rehab_bot.config import Config, DatabaseConfig, DeliveryConfig, TelegramConfig
@@ -20,6 +21,20 @@ from rehab_bot.models import Kind, Patient, PatientStatus, ReminderRule, Staff
 from rehab_bot.reminders import DueMessage, Failed, Outcome, Retry, Sent, Unreachable, add_rule
 
 PG_URL = os.environ.get("REHAB_BOT_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+# The schema of the test databases' tables (tests/conftest.py), reached as a bot configured with pg_schema does.
+PG_TEST_SCHEMA = "rehab_test"
+
+
+def raw_pg_url(url: str) -> str:
+    """A SQLAlchemy asyncpg URL as asyncpg itself takes it."""
+    return url.replace("postgresql+asyncpg", "postgresql")
+
+
+def pg_database_url(name: str) -> str:
+    """PG_URL with another database name."""
+    return make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+
+
 TEST_TOKEN = "123456789:AAE-test_SECRET_token_value_0123456"
 # A Wednesday, 07:00 in Berlin (05:00 UTC): far from DST changes unless a test
 # moves it, and before the usual morning slots.

@@ -12,21 +12,20 @@ from typing import Any
 
 import asyncpg
 import pytest
-from conftest import PG_TEST_SCHEMA, Templates, _raw, pg_database_url
-from factories import PG_URL, T0, make_patient, require_postgres
+from factories import PG_TEST_SCHEMA, PG_URL, T0, make_patient, pg_database_url, raw_pg_url, require_postgres
 
 from rehab_bot.clock import FakeClock
 from rehab_bot.db import Database
 
 
 @pytest.fixture
-def pg(templates: Templates) -> Templates:
+def pg(templates: Any) -> Any:
     require_postgres()
     return templates
 
 
 async def connect(name: str) -> Any:
-    return await asyncpg.connect(_raw(pg_database_url(name)), server_settings={"search_path": PG_TEST_SCHEMA})
+    return await asyncpg.connect(raw_pg_url(pg_database_url(name)), server_settings={"search_path": PG_TEST_SCHEMA})
 
 
 async def state(name: str) -> tuple[dict[str, int], str]:
@@ -51,7 +50,7 @@ async def first_patient_id(name: str) -> int:
         await db.dispose()
 
 
-async def test_a_reset_database_holds_what_a_fresh_copy_holds(pg: Templates) -> None:
+async def test_a_reset_database_holds_what_a_fresh_copy_holds(pg: Any) -> None:
     name = await pg.pg_copy()
     fresh_counts, fresh_namespace = await state(name)
     first_id = await first_patient_id(name)
@@ -71,7 +70,7 @@ async def test_a_reset_database_holds_what_a_fresh_copy_holds(pg: Templates) -> 
     await copies.give_back(again)
 
 
-async def test_a_database_still_connected_to_or_changed_is_dropped_not_reused(pg: Templates) -> None:
+async def test_a_database_still_connected_to_or_changed_is_dropped_not_reused(pg: Any) -> None:
     name = await pg.pg_copy()
     copies = pg.pg_copies
     assert copies is not None
@@ -99,7 +98,7 @@ async def test_a_database_still_connected_to_or_changed_is_dropped_not_reused(pg
 
 
 async def exists(name: str) -> bool:
-    conn = await asyncpg.connect(_raw(PG_URL))
+    conn = await asyncpg.connect(raw_pg_url(PG_URL))
     try:
         return bool(await conn.fetchval("SELECT count(*) FROM pg_database WHERE datname = $1", name))
     finally:
