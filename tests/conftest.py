@@ -146,7 +146,6 @@ class PgCopies:
         self._closed = False
         self._failures: list[BaseException] = []
         self._wake = threading.Condition()
-        self.reset_count = 0
         threading.Thread(target=self._drop_loop, name="pg-drop", daemon=True).start()
 
     def _copy(self) -> str:
@@ -186,16 +185,22 @@ class PgCopies:
         """
         import asyncpg
 
-        conn = await asyncpg.connect(raw_pg_url(pg_database_url(name)), server_settings={"search_path": PG_TEST_SCHEMA})
-        try:
-            if await self._others_gone(conn) and await conn.fetchval(_SHAPE) == self.fresh.shape:
-                await self._reset(conn)
-                self._clean.append(name)
-                self.reset_count += 1
-                return
+        reset = False
+        try:  # a reset that fails (its error shows in the test's teardown) leaves the database to drop
+            conn = await asyncpg.connect(
+                raw_pg_url(pg_database_url(name)), server_settings={"search_path": PG_TEST_SCHEMA}
+            )
+            try:
+                if await self._others_gone(conn) and await conn.fetchval(_SHAPE) == self.fresh.shape:
+                    await self._reset(conn)
+                    reset = True
+            finally:
+                await conn.close()
         finally:
-            await conn.close()
-        self.drop(name)
+            if reset:
+                self._clean.append(name)
+            else:
+                self.drop(name)
 
     @staticmethod
     async def _others_gone(conn: Any) -> bool:
