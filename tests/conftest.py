@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from factories import PG_TEST_SCHEMA, PG_URL, T0, pg_database_url, raw_pg_url, require_postgres
+from factories import PG_TEST_SCHEMA, PG_URL, T0, pg_connect, pg_database_url, raw_pg_url, require_postgres
 from sqlalchemy import text
 
 from rehab_bot.clock import FakeClock
@@ -65,6 +65,9 @@ async def _pg_admin(*statements: str) -> None:
     finally:
         await conn.close()
 
+
+# Every copy and every reset is a new installation, as a fresh upgrade would make it ($1: a new UUID).
+_NEW_NAMESPACE = "UPDATE installation SET namespace = $1 WHERE id = 1"
 
 # A digest of the database's shape: every user table's columns, indexes, constraints and triggers,
 # and the migration it is at. A reset database must still match the template's (PgCopies.give_back).
@@ -153,13 +156,9 @@ class PgCopies:
 
         async def copy() -> None:
             await _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
-            import asyncpg
-
-            conn = await asyncpg.connect(raw_pg_url(pg_database_url(name)))
+            conn = await pg_connect(name)
             try:
-                await conn.execute(
-                    f'UPDATE "{PG_TEST_SCHEMA}".installation SET namespace = $1 WHERE id = 1', str(uuid.uuid4())
-                )
+                await conn.execute(_NEW_NAMESPACE, str(uuid.uuid4()))
             finally:
                 await conn.close()
 
@@ -183,13 +182,9 @@ class PgCopies:
         second (a process the test started may still write), or when its shape no longer
         matches the template's (a test changed the schema or the migration).
         """
-        import asyncpg
-
         reset = False
         try:  # a reset that fails (its error shows in the test's teardown) leaves the database to drop
-            conn = await asyncpg.connect(
-                raw_pg_url(pg_database_url(name)), server_settings={"search_path": PG_TEST_SCHEMA}
-            )
+            conn = await pg_connect(name)
             try:
                 if await self._others_gone(conn) and await conn.fetchval(_SHAPE) == self.fresh.shape:
                     await self._reset(conn)
@@ -223,7 +218,7 @@ class PgCopies:
                 names = ", ".join(f'"{c}"' for c in columns)
                 marks = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
                 await conn.executemany(f'INSERT INTO "{table}" ({names}) VALUES ({marks})', rows)
-            await conn.execute("UPDATE installation SET namespace = $1 WHERE id = 1", str(uuid.uuid4()))
+            await conn.execute(_NEW_NAMESPACE, str(uuid.uuid4()))
             if fresh.sequences:
                 await conn.execute(
                     "SELECT " + ", ".join(f"setval('\"{n}\"', {v}, {str(c).lower()})" for n, v, c in fresh.sequences)
@@ -283,7 +278,6 @@ class Templates:
         self.sqlite: Path | None = None
         self.pg: str | None = None
         self.pg_copies: PgCopies | None = None
-        self.pg_fresh: Fresh | None = None
 
     async def sqlite_template(self) -> Path:
         if self.sqlite is None:
@@ -309,15 +303,6 @@ class Templates:
             finally:
                 # No connection may stay open on a template while it is copied.
                 await db.dispose()
-            import asyncpg
-
-            conn = await asyncpg.connect(
-                raw_pg_url(pg_database_url(name)), server_settings={"search_path": PG_TEST_SCHEMA}
-            )
-            try:
-                self.pg_fresh = await _read_fresh(conn)
-            finally:
-                await conn.close()
             self.pg = name
         return self.pg
 
@@ -325,8 +310,12 @@ class Templates:
         """A new copy of the PostgreSQL template (its own installation namespace): see PgCopies."""
         if self.pg_copies is None:
             template = await self.pg_template()
-            assert self.pg_fresh is not None
-            self.pg_copies = PgCopies(template, self.pg_fresh)
+            conn = await pg_connect(template)
+            try:
+                fresh = await _read_fresh(conn)
+            finally:
+                await conn.close()  # no connection may stay open on a template while it is copied
+            self.pg_copies = PgCopies(template, fresh)
         return await self.pg_copies.take()
 
     def drop(self) -> None:
@@ -454,12 +443,13 @@ async def database_factory(tmp_path: Path, templates: Templates) -> AsyncIterato
         await db.dispose()
         if pg_name is None:
             continue
-        if pooled and templates.pg_copies is not None:
-            await templates.pg_copies.give_back(pg_name)  # reset for the next test, or dropped
-        elif templates.pg_copies is not None:
-            templates.pg_copies.drop(pg_name)  # in the background
-        else:
+        copies = templates.pg_copies
+        if copies is None:
             await _pg_admin(_drop_sql(pg_name))
+        elif pooled:
+            await copies.give_back(pg_name)  # reset for the next test, or dropped
+        else:
+            copies.drop(pg_name)  # in the background
 
 
 @pytest.fixture

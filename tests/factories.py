@@ -35,6 +35,13 @@ def pg_database_url(name: str) -> str:
     return make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
 
 
+async def pg_connect(name: str) -> Any:
+    """An asyncpg connection to the test database `name`, its tables (PG_TEST_SCHEMA) on the search path."""
+    import asyncpg
+
+    return await asyncpg.connect(raw_pg_url(pg_database_url(name)), server_settings={"search_path": PG_TEST_SCHEMA})
+
+
 TEST_TOKEN = "123456789:AAE-test_SECRET_token_value_0123456"
 # A Wednesday, 07:00 in Berlin (05:00 UTC): far from DST changes unless a test
 # moves it, and before the usual morning slots.

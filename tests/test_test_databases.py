@@ -12,7 +12,16 @@ from typing import Any
 
 import asyncpg
 import pytest
-from factories import PG_TEST_SCHEMA, PG_URL, T0, make_patient, pg_database_url, raw_pg_url, require_postgres
+from factories import (
+    PG_TEST_SCHEMA,
+    PG_URL,
+    T0,
+    make_patient,
+    pg_connect,
+    pg_database_url,
+    raw_pg_url,
+    require_postgres,
+)
 
 from rehab_bot.clock import FakeClock
 from rehab_bot.db import Database
@@ -24,13 +33,9 @@ def pg(templates: Any) -> Any:
     return templates
 
 
-async def connect(name: str) -> Any:
-    return await asyncpg.connect(raw_pg_url(pg_database_url(name)), server_settings={"search_path": PG_TEST_SCHEMA})
-
-
 async def state(name: str) -> tuple[dict[str, int], str]:
     """Rows per table (every table but alembic_version) and the installation's namespace."""
-    conn = await connect(name)
+    conn = await pg_connect(name)
     try:
         query = "SELECT tablename FROM pg_tables WHERE schemaname = $1"
         tables = [r[0] for r in await conn.fetch(query, PG_TEST_SCHEMA)]
@@ -74,14 +79,14 @@ async def test_a_database_still_connected_to_or_changed_is_dropped_not_reused(pg
     name = await pg.pg_copy()
     copies = pg.pg_copies
     assert copies is not None
-    open_conn = await connect(name)  # as a process the test started and did not stop
+    open_conn = await pg_connect(name)  # as a process the test started and did not stop
     try:
         await copies.give_back(name)
     finally:
         await open_conn.close()
     changed = await pg.pg_copy()
     assert changed != name
-    conn = await connect(changed)
+    conn = await pg_connect(changed)
     try:
         await conn.execute("ALTER TABLE patient ADD COLUMN left_behind integer")
     finally:

@@ -103,11 +103,6 @@ async def start_app(app: App, timeout: float = 10.0) -> None:  # noqa: ASYNC109
     starts; cause not found).
     """
     await start_polling_app(app, poll_timeout=1)
-    await past_run_at_start(app, timeout)
-
-
-async def past_run_at_start(app: App, timeout: float = 10.0) -> None:  # noqa: ASYNC109
-    """Wait (best effort, as start_app) until the engine's run at start has happened."""
     dispatcher = services(app).dispatcher
     if dispatcher is None:
         return
