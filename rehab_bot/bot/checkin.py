@@ -659,6 +659,9 @@ def register(app: App) -> None:
     """Add the check-in handlers, the periodic red-flag job and the /progress chart."""
     patient_text = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
     app.add_handler(MessageHandler(patient_text & (filters.TEXT | filters.CAPTION), crisis_watch), group=CRISIS_GROUP)
+    # An edit is no input (common.edits_are_not_input), but crisis words added by editing still get help at once.
+    edited_text = filters.ChatType.PRIVATE & filters.UpdateType.EDITED_MESSAGE & (filters.TEXT | filters.CAPTION)
+    app.add_handler(MessageHandler(edited_text, crisis_watch), group=common.EDITED_CRISIS_GROUP)
     app.add_handler(CommandHandler("checkin", checkin_command))
     app.add_handler(CommandHandler("pain", pain_command))
     app.add_handler(CommandHandler("note", note_command))

@@ -24,7 +24,8 @@ from rehab_bot.models import GroupNotice, Patient, table_of
 
 log = logging.getLogger(__name__)
 
-EDITS_GROUP = -9  # after private_only (-10), before every feature
+EDITED_CRISIS_GROUP = -9  # after private_only (-10): crisis words in an edit are still answered (bot/checkin)
+EDITS_GROUP = -8  # before every feature: an edit is no input
 
 # (command, description msgid) for every patient; features append to this.
 PATIENT_COMMANDS: list[tuple[str, str]] = [
@@ -89,7 +90,9 @@ async def edits_are_not_input(update: Update, context: ContextTypes.DEFAULT_TYPE
     Editing "/start CODE" must not claim an invite, and an edit of an answer
     must not answer the question asked since. Edits are therefore not input:
     the patient is told, once per edit, to send a new message instead, so a
-    symptom added by editing is not silently lost. Nothing is stored.
+    symptom added by editing is not silently lost. Nothing is stored, except
+    for crisis words: those are answered before this (bot/checkin.crisis_watch,
+    group EDITED_CRISIS_GROUP), as in a new message.
     """
     message = update.edited_message
     if message is not None and message.chat.type == ChatType.PRIVATE:

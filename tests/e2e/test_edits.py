@@ -12,12 +12,12 @@ from datetime import date
 from typing import Any
 
 import pytest
-from factories import make_patient
+from factories import make_patient, make_staff
 from rig.telegram_server import FakeTelegram, FakeUser, SentMessage
 from sqlmodel import select
 
 from rehab_bot import invite as invites
-from rehab_bot.models import Invite, Note, Patient, ReminderRule
+from rehab_bot.models import Alert, Invite, Note, Patient, ReminderRule
 
 
 async def new_invite(bot: Any, alias: str) -> Invite:
@@ -117,3 +117,31 @@ async def test_an_edit_of_free_text_stores_nothing_and_runs_no_command(any_bot: 
         assert len((await session.exec(select(Note))).all()) == notes_before
         stored = (await session.exec(select(Patient).where(Patient.id == patient.id))).one()
     assert stored.status == patient.status
+
+
+@pytest.mark.parametrize(
+    ("language", "edited", "help_starts"),
+    [
+        ("en", "I don't want to live anymore", "It sounds like you are going through a very hard time."),
+        ("de", "Ich moechte nicht mehr leben", "Es klingt, als ginge es Ihnen gerade sehr schlecht."),
+    ],
+)
+async def test_an_edit_with_crisis_words_gets_crisis_help_and_alerts_the_team(
+    bot: Any, tg: FakeTelegram, language: str, edited: str, help_starts: str
+) -> None:
+    """An edit is no input, but crisis words in it are never ignored (docs/SAFETY.md: everything typed)."""
+    therapist = await make_staff(bot.db, telegram_id=4199)
+    patient, _ = await make_patient(bot.db, bot.clock, telegram_id=4104, language=language, therapist_id=therapist.id)
+    user = tg.user(4104, language_code=language)
+    sent = await user.send("ok")
+    await user.wait_for()  # whatever free text gets today
+    user.mark_seen()
+    await user.edit(sent["message"]["message_id"], edited)
+    reply = await next_text(user)
+    assert reply.text.startswith(help_starts), reply.text
+    assert bot.config.clinic.text("emergency_text", language).strip() in reply.text
+    async with bot.db.session() as session:
+        [note] = (await session.exec(select(Note).where(Note.patient_id == patient.id))).all()
+        [alert] = (await session.exec(select(Alert).where(Alert.patient_id == patient.id))).all()
+    assert note.crisis and note.text == edited
+    assert (alert.kind, alert.severity) == ("crisis", "emergency")
