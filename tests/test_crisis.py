@@ -177,6 +177,27 @@ def test_symptom_words_offer_the_symptom_check(content: Content, text: str) -> N
     assert crisis.symptom_check_for(text, content) == "symptoms"
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["I can't pee", "I cannot urinate", "I peed myself", "I can't feel my legs", "I can't breathe",
+     "ich kann nicht mehr pinkeln", "Ich kann kein Wasser lassen", "Ich spüre meine Beine nicht",
+     "ich bekomme keine Luft"],
+)  # fmt: skip
+def test_retention_lost_feeling_and_breathlessness_in_plain_words_offer_the_symptom_check(
+    content: Content, text: str
+) -> None:
+    """Cauda equina (urinary retention, legs without feeling) and breathlessness typed in everyday words."""
+    assert crisis.symptom_check_for(text, content) == "symptoms"
+    assert not redflag.is_crisis(text, content)
+
+
+@pytest.mark.parametrize(
+    "text", ["ich nehme mir das leben", "Ich nehm mir das Leben", "ich tu mir was an", "Ich tue mir etwas an."]
+)
+def test_german_word_orders_of_suicide_and_self_harm_are_crises(content: Content, text: str) -> None:
+    assert redflag.is_crisis(text, content), text
+
+
 def test_no_symptom_word_no_offer(content: Content) -> None:
     assert crisis.symptom_check_for("Thanks, see you tomorrow!", content) is None
     assert crisis.symptom_check_for("", content) is None
