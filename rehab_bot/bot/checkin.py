@@ -71,6 +71,7 @@ OFFER = N_(
     "I cannot answer messages myself, but your care team can. "
     "Shall I send this to them, or save it as a note for your therapist?"
 )
+OPEN_CHECKIN_HINT = "checkin_open"  # content text: typed text while a check-in question waits for a tap
 SYMPTOM_OFFER = N_(
     "If this is about a symptom, please answer the check with one tap: it asks the right questions, "
     "and your answers reach your care team."
@@ -504,7 +505,17 @@ async def free_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             await db.commit()
             await message.reply_text(_saved_text(lang, s.config.clinic.text("emergency_text", lang)))
             raise ApplicationHandlerStop
+        # A check-in question still open: typed text is no answer ("yes" to a red-flag question
+        # must not pass as a note), so the patient is told and the question comes again below.
+        waiting = None
+        if s.config.privacy.health_data_in_chat:
+            now = s.clock.now()
+            open_ones = await core.open_checkins(db, patient, s.content, now)
+            waiting = await core.next_step(db, s.content, open_ones, now) if open_ones else None
+            await db.commit()
     text = t(lang, OFFER)
+    if waiting is not None and OPEN_CHECKIN_HINT in s.content.texts:
+        text = s.content.text(OPEN_CHECKIN_HINT, lang).strip() + "\n\n" + text
     buttons = _note_buttons(lang)
     check = crisis.symptom_check_for(message.text, s.content)
     web_app: tuple[str, str] | None = None
@@ -524,6 +535,8 @@ async def free_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         rows.insert(1 if web_app is not None else 0, [care.app_button(lang, s.config.web.public_url)])
         markup = InlineKeyboardMarkup(rows)
     await message.reply_text(text, reply_markup=markup, do_quote=True)
+    if waiting is not None:
+        await _send_step(update, waiting, lang)
     raise ApplicationHandlerStop
 
 

@@ -262,3 +262,42 @@ async def test_progress_shows_the_chart_with_its_words(bot: Any, tg: FakeTelegra
     assert png_size(chart.photo.data) == (800, 500)
     assert chart.caption is not None and "Last pain entry: 2.0" in chart.caption
     await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize(
+    ("language", "check", "some_signs", "typed", "yes", "hint", "told_call"),
+    [
+        ("en", "Wound and symptom check", "Yes, at least one", "yes", "Yes", "still waiting", "Call 112 now"),
+        ("de", "Wunde und Beschwerden", "Ja, mindestens eines", "Ja", "Ja", "wartet noch", "112"),
+    ],
+)
+async def test_an_answer_typed_instead_of_tapped_points_back_to_the_open_question(
+    bot: Any,
+    tg: FakeTelegram,
+    language: str,
+    check: str,
+    some_signs: str,
+    typed: str,
+    yes: str,
+    hint: str,
+    told_call: str,
+) -> None:
+    """'yes' typed to the bladder question is no answer: the patient is told and the question comes again."""
+    await enrolled(bot, 4190, therapist=4191, schedule=False, language=language)
+    user = tg.user(4190, language_code=language)
+    await user.send("/checkin")
+    await user.wait_for()
+    await press_and_wait(user, check)
+    [bladder] = await press_and_wait(user, some_signs)
+    assert bladder.button_labels == [yes, "No" if language == "en" else "Nein"]
+    user.mark_seen()
+    await user.send(typed)
+    offer, again = await user.wait_for(count=2)
+    assert hint in offer.text, offer.text
+    assert again.message_id != bladder.message_id and again.text == bladder.text
+    assert again.button_labels == bladder.button_labels
+    await user.press(yes, again)
+    [advice] = await user.wait_for(lambda m: told_call in (m.text or ""))
+    assert advice.chat_id == 4190
+    [alert] = await rows(bot, Alert)
+    assert (alert.kind, alert.severity) == ("red_flag", "emergency")
