@@ -93,6 +93,7 @@ SEVERITY_RANK = {"low": 0, "high": 1, "critical": 2, "emergency": 3}
 RED_FLAG_KINDS = ("red_flag", "checkin", "crisis")
 DEFAULT_REPLY = {"emergency": "red_flag"}
 DEFAULT_URGENT_REPLY = "red_flag_urgent"
+CRISIS_REPLY = "crisis"  # the content text shown on a crisis phrase
 
 
 @dataclass(frozen=True)
@@ -409,7 +410,7 @@ async def on_crisis(
         session, patient, clinic, kind="crisis", severity="emergency", detail=detail, key=f"crisis:{note.id}", now=now
     )
     log.info("crisis phrase in a message from patient %s (note %s)", patient.id, note.id)
-    return Finding("emergency", ("crisis",), None, told, alert_id)
+    return Finding("emergency", (CRISIS_REPLY,), None, told, alert_id)
 
 
 async def save_note(session: AsyncSession, patient: Patient, text: str, now: datetime) -> Note:

@@ -47,6 +47,7 @@ from telegram.ext import (
 from rehab_bot import checkin as core
 from rehab_bot import crisis, miniapp, motivation, redflag, report
 from rehab_bot import patient as patients
+from rehab_bot import staff as staff_core
 from rehab_bot.bot import care, common
 from rehab_bot.bot.common import language_for
 from rehab_bot.bot.services import App, Services, app_of, svc
@@ -470,11 +471,19 @@ async def crisis_watch(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         return  # the cheap check first: most messages never touch the database here
     async with s.db.session() as db:
         patient = await patients.find(db, user.id)
-        if patient is None:
-            return
-        finding = await redflag.on_crisis(db, patient, content, s.config.clinic, text, s.clock.now())
-        await db.commit()
-    await message.reply_text(redflag.reply_text(finding, content, patient.language, s.config.clinic))
+        if patient is not None:
+            finding = await redflag.on_crisis(db, patient, content, s.config.clinic, text, s.clock.now())
+            await db.commit()
+        elif await staff_core.active_staff(db, user.id) is not None:
+            return  # staff write about patients (a reply, a note): their own handlers read it
+    if patient is None:
+        # Not (or no longer) a patient: a stranger, a caregiver. Nobody's record to keep it in and
+        # nobody to alert, but the crisis text and the emergency numbers are never withheld.
+        finding = redflag.Finding("emergency", (redflag.CRISIS_REPLY,))
+        lang = await common.language_for(update, context)
+    else:
+        lang = patient.language
+    await message.reply_text(redflag.reply_text(finding, content, lang, s.config.clinic))
     raise ApplicationHandlerStop
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from rig.telegram_server import FakeTelegram, SentMessage
 from sqlmodel import select
+from test_caregiver import invite_and_join
 from test_checkins import enrolled, rows
 
 from rehab_bot.i18n import t
@@ -165,3 +166,25 @@ async def test_crisis_wins_over_a_symptom_word(live: Any, tg: FakeTelegram) -> N
     await user.expect_silence(1.0)  # no symptom-check offer on top
     [note] = await rows(live, Note)
     assert note.crisis
+
+
+async def test_crisis_words_from_someone_not_enrolled_still_get_the_crisis_help(bot: Any, tg: FakeTelegram) -> None:
+    """A stranger (expired invitation, deleted account) or a caregiver gets the numbers, not 'use the buttons'."""
+    await enrolled(bot, 5320, therapist=THERAPIST, schedule=False)
+    carer = tg.user(5322, language_code="en")
+    await invite_and_join(bot, tg.user(5320), carer)
+    carer.mark_seen()
+    for user, text, lang, starts in (
+        (tg.user(5321, language_code="de"), "Ich will mich umbringen", "de", "Es klingt, als ginge es Ihnen"),
+        (carer, "I want to kill myself", "en", "It sounds like you are going through"),
+    ):
+        await user.send(text)
+        [reply] = await user.wait_for(timeout=5)
+        assert reply.text.startswith(starts), reply.text
+        assert bot.config.clinic.text("emergency_text", lang).strip() in reply.text
+        assert t(lang, "Your care team has been told.") not in reply.text
+    assert await rows(bot, Note) == [] and await rows(bot, Alert) == []  # nobody's record to keep it in
+    therapist = tg.user(THERAPIST)  # staff writing about a patient are no patient in crisis
+    await therapist.send("She said she wants to die, I will call her")
+    [answer] = await therapist.wait_for(timeout=5)
+    assert not answer.text.startswith("It sounds like"), answer.text
