@@ -239,9 +239,11 @@ def _parse(data: str) -> tuple[int, int, int | None] | None:
     parts = data.split(":")
     if len(parts) != 4 or parts[0] != "ci" or not parts[1].isdigit() or not parts[2].isdigit():
         return None
+    if len(parts[1]) > 9 or len(parts[2]) > 4:  # forged: larger than any id the database can hold
+        return None
     if parts[3] == "s":
         return int(parts[1]), int(parts[2]), None
-    if not parts[3].isdigit():
+    if not parts[3].isdigit() or len(parts[3]) > 4:
         return None
     return int(parts[1]), int(parts[2]), int(parts[3])
 
@@ -595,7 +597,7 @@ async def on_note_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         owner_ok = (
             original is not None and original.from_user is not None and original.from_user.id == query.from_user.id
         )
-        if patient is None or offer is None:
+        if patient is None or offer is None or query.data not in common.buttons_on(offer):
             await query.answer(t(await language_for(update, context), STALE))
             raise ApplicationHandlerStop
         lang = patient.language

@@ -301,3 +301,20 @@ async def test_an_answer_typed_instead_of_tapped_points_back_to_the_open_questio
     assert advice.chat_id == 4190
     [alert] = await rows(bot, Alert)
     assert (alert.kind, alert.severity) == ("red_flag", "emergency")
+
+
+async def test_forged_answer_and_note_presses_are_refused_and_change_no_message(bot: Any, tg: FakeTelegram) -> None:
+    """Huge ids in a forged answer, and a note button pressed on a message that has none, are stale presses."""
+    await enrolled(bot, 4192, schedule=False, language="de")
+    user = tg.user(4192, language_code="de")
+    await user.send("/checkin")
+    [menu] = await user.wait_for()
+    user.mark_seen()
+    for data in ("ci:99999999999999999999:0:1", "ci:1:99999999999999999999:1", "nt:s", "nt:x"):
+        await user.press_data(data, menu.message_id)
+        assert (await user.wait_for_answer()).text == "Diese Schaltfläche ist nicht mehr aktiv.", data
+    await user.expect_silence(0.5)
+    with pytest.raises(AssertionError):  # no "something went wrong", no edit of the menu
+        await user.wait_for(timeout=0.1)
+    assert tg.message(4192, menu.message_id).text == menu.text
+    assert tg.message(4192, menu.message_id).button_labels == menu.button_labels
