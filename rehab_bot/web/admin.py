@@ -24,7 +24,7 @@ from rehab_bot.models import Role, Staff
 from rehab_bot.web.auth import allow, db, signed_in_staff
 from rehab_bot.web.context import context
 from rehab_bot.web.forms import Form, FormData, bind
-from rehab_bot.web.pages import render
+from rehab_bot.web.pages import render, url_id
 from rehab_bot.web.patients import changed, flash, staff_change, take_flash
 
 ROLES = [(Role.THERAPIST.value, N_("therapist")), (Role.ADMIN.value, N_("admin"))]
@@ -53,10 +53,7 @@ class AuditQuery(Form):
 
 
 def _member_id(request: web.Request) -> int:
-    value = int(request.match_info["id"])
-    if not 0 < value < 2**31:
-        raise web.HTTPNotFound()
-    return value
+    return url_id(request)
 
 
 @allow("admin")

@@ -15,7 +15,7 @@ from rehab_bot.access import Forbidden, StaffError
 from rehab_bot.i18n import N_
 from rehab_bot.web.auth import allow, db, signed_in_staff
 from rehab_bot.web.context import context
-from rehab_bot.web.pages import render
+from rehab_bot.web.pages import render, url_id
 from rehab_bot.web.patients import flash, take_flash
 
 MAX_SHOWN = 500
@@ -44,9 +44,7 @@ def _back(request: web.Request, default: str) -> str:
 @allow("staff")
 async def acknowledge(request: web.Request) -> web.StreamResponse:
     session, staff = db(request), signed_in_staff(request)
-    value = int(request.match_info["id"])
-    if not 0 < value < 2**31:
-        raise web.HTTPNotFound()
+    value = url_id(request)
     try:
         done = await alert_core.acknowledge(session, staff, value, context(request).clock.now())
     except Forbidden as exc:

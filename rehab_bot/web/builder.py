@@ -29,6 +29,7 @@ from rehab_bot.web.auth import allow, db, signed_in_staff
 from rehab_bot.web.context import context
 from rehab_bot.web.forms import Form, bind
 from rehab_bot.web.pages import render
+from rehab_bot.web.patients import load
 
 LANGUAGE_NAMES = {"en": N_("English"), "de": N_("German")}
 
@@ -152,16 +153,8 @@ def edit(raw: dict[str, Any], action: str) -> dict[str, Any]:
 
 
 async def _patient(request: web.Request, needed: Access) -> Patient:
-    """The patient of the URL, if the staff member may at least see (or change) them."""
-    try:
-        patient_id = int(request.match_info["id"])
-    except ValueError:
-        raise web.HTTPNotFound() from None
-    patient = await db(request).get(Patient, patient_id)
-    if patient is None:
-        raise web.HTTPNotFound()
-    if access(signed_in_staff(request), patient) < needed:
-        raise web.HTTPForbidden()
+    """The patient of the URL, if the staff member may at least see (or change) them (as the patient page)."""
+    _session, _staff, patient = await load(request, needed)
     return patient
 
 

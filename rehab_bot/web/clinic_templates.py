@@ -16,7 +16,7 @@ from rehab_bot.access import Forbidden
 from rehab_bot.i18n import N_
 from rehab_bot.web.auth import allow, db, signed_in_staff
 from rehab_bot.web.context import context
-from rehab_bot.web.pages import render
+from rehab_bot.web.pages import render, url_id
 from rehab_bot.web.patients import flash, take_flash
 
 PAGE = "/templates"
@@ -46,9 +46,7 @@ async def templates_page(request: web.Request) -> web.StreamResponse:
 async def delete_template(request: web.Request) -> web.StreamResponse:
     """Delete one template (its author or an admin: else 403); back to the list."""
     session, staff = db(request), signed_in_staff(request)
-    value = int(request.match_info["id"])
-    if not 0 < value < 2**31:
-        raise web.HTTPNotFound()
+    value = url_id(request)
     try:
         await programme.delete_template(
             session, staff, value, context(request).clock.now(), actor=audit.web_actor(staff.telegram_id)

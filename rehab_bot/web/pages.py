@@ -9,6 +9,7 @@ Jinja2 autoescapes everything; never mark patient text safe.
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import aiohttp_jinja2
@@ -17,6 +18,19 @@ from aiohttp import web
 from rehab_bot.i18n import translator
 from rehab_bot.web.context import VISITOR, Visitor, context
 from rehab_bot.web.forms import CSRF_FIELD, CSRF_HEADER, csrf_token
+
+# A database id in an address: the tables' keys are 32-bit integers on PostgreSQL.
+MAX_ID = 2**31 - 1
+_ID_RE = re.compile(r"^[0-9]{1,10}$")
+
+
+def url_id(request: web.Request, key: str = "id") -> int:
+    """A database id from the URL, never trusted beyond its shape: 404 unless 1..MAX_ID in ASCII digits."""
+    raw = request.match_info.get(key, "")
+    value = int(raw) if _ID_RE.match(raw) else 0
+    if not 0 < value <= MAX_ID:
+        raise web.HTTPNotFound()
+    return value
 
 
 def language(request: web.Request) -> str:

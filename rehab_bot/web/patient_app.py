@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from datetime import datetime
 from typing import Any
 
@@ -41,7 +40,7 @@ from rehab_bot.web.auth import allow, db, visitor
 from rehab_bot.web.context import context
 from rehab_bot.web.forms import Form, bind
 from rehab_bot.web.outcome_charts import template_values as outcome_values
-from rehab_bot.web.pages import render
+from rehab_bot.web.pages import MAX_ID, render, url_id
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +58,6 @@ DELETE_WARNING = N_(
     "All messages from this bot stop. This cannot be undone.\n\nDelete everything?"
 )
 SKIP = "s"
-_ID = re.compile(r"^[0-9]{1,18}$")
 
 
 def _patient(request: web.Request) -> Patient:
@@ -69,10 +67,7 @@ def _patient(request: web.Request) -> Patient:
 
 
 def _id(request: web.Request, name: str = "id") -> int:
-    raw = request.match_info.get(name, "")
-    if not _ID.match(raw):
-        raise web.HTTPNotFound()
-    return int(raw)
+    return url_id(request, name)
 
 
 def _now(request: web.Request) -> datetime:
@@ -197,7 +192,7 @@ async def media(request: web.Request) -> web.StreamResponse:
 
 
 class AnswerForm(Form):
-    checkin = IntegerField(validators=[InputRequired(), NumberRange(1, 10**18)])
+    checkin = IntegerField(validators=[InputRequired(), NumberRange(1, MAX_ID)])
     item = IntegerField(validators=[InputRequired(), NumberRange(0, 1000)])
     value = StringField(validators=[InputRequired()])
 

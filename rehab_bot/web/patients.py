@@ -31,7 +31,7 @@ from rehab_bot.web.caseload import STATUS_LABELS
 from rehab_bot.web.context import context
 from rehab_bot.web.forms import Form, bind
 from rehab_bot.web.outcome_charts import template_values as outcome_values
-from rehab_bot.web.pages import language, render
+from rehab_bot.web.pages import language, render, url_id
 
 FLASH = "flash"
 PAUSE_CHOICES = [("3", N_("3 days")), ("7", N_("1 week")), ("14", N_("2 weeks")), ("0", N_("Until resumed"))]
@@ -65,10 +65,7 @@ class ActionForm(Form):
 
 def patient_id(request: web.Request) -> int:
     """The {id} of the URL: a database id, never trusted beyond its shape."""
-    value = int(request.match_info["id"])
-    if not 0 < value < 2**31:
-        raise web.HTTPNotFound()
-    return value
+    return url_id(request)
 
 
 async def load(request: web.Request, needed: Access) -> tuple[AsyncSession, Staff, Patient]:

@@ -23,6 +23,7 @@ from rehab_bot.models import Caregiver, CareMessage, Staff
 from rehab_bot.web.auth import allow
 from rehab_bot.web.context import context
 from rehab_bot.web.forms import Form, bind
+from rehab_bot.web.pages import url_id
 from rehab_bot.web.patients import changed, flash, load, staff_change
 
 
@@ -30,19 +31,11 @@ class ReplyForm(Form):
     text = TextAreaField(validators=[DataRequired()])
 
 
-def _number(request: web.Request, key: str) -> int:
-    """A database id from the URL, never trusted beyond its shape."""
-    value = int(request.match_info[key])
-    if not 0 < value < 2**31:
-        raise web.HTTPNotFound()
-    return value
-
-
 async def _message(request: web.Request, needed: Access) -> tuple[AsyncSession, Staff, str, int]:
     """(db session, staff, patient page, care message id) of the URL: 404 unless the message is the
     patient's; 403 for a staff member without the access (the core checks again)."""
     session, staff, patient = await load(request, needed)
-    message = await session.get(CareMessage, _number(request, "mid"))
+    message = await session.get(CareMessage, url_id(request, "mid"))
     if message is None or message.patient_id != patient.id or message.id is None:
         raise web.HTTPNotFound()
     return session, staff, f"/patients/{patient.id}", message.id
@@ -105,7 +98,7 @@ async def remove_caregiver(request: web.Request) -> web.StreamResponse:
     """Remove a patient's caregiver (owner therapist or admin): nothing more reaches them, at once."""
     session, staff, patient = await load(request, Access.WRITE)
     page = f"/patients/{patient.id}"
-    link = await session.get(Caregiver, _number(request, "cid"))
+    link = await session.get(Caregiver, url_id(request, "cid"))
     if link is None or link.patient_id != patient.id:
         raise web.HTTPNotFound()
     assert link.id is not None
