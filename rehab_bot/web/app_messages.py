@@ -25,7 +25,7 @@ from rehab_bot.i18n import N_, t
 from rehab_bot.models import Patient
 from rehab_bot.web.auth import allow, db, visitor
 from rehab_bot.web.context import context
-from rehab_bot.web.forms import Form, bind
+from rehab_bot.web.forms import Form, bind, line_breaks
 from rehab_bot.web.pages import render
 
 log = logging.getLogger(__name__)
@@ -34,11 +34,12 @@ PATH = miniapp.MESSAGES
 SENT = N_("Sent to your care team. They read messages during working hours and answer here.")
 EMPTY = N_("Write a message or add a photo.")
 NOT_A_PHOTO = N_("This file is not a photo (JPEG or PNG). Please choose a photo.")
+TOO_LONG = N_("This message is too long (at most {n} characters). Please shorten it.")
 TOO_LARGE = N_("This photo is too large (at most {mb} MB). Please send a smaller one.")
 
 
 class MessageForm(Form):
-    text = TextAreaField(validators=[Optional(), Length(max=message_core.MAX_TEXT)])
+    text = TextAreaField(validators=[Optional(), Length(max=message_core.MAX_TEXT)], filters=[line_breaks])
     photo = FileField(validators=[Optional()])
 
 
@@ -53,7 +54,11 @@ async def _page(request: web.Request, patient: Patient, **extra: object) -> web.
     shown: dict[str, object] = dict.fromkeys(
         ("urgent", "error", "notice", "reads_from", "emergency", "symptom", "text")
     )
-    return await render(request, "app_messages.html", {**shown, "thread": thread, "patient": patient, **extra})
+    return await render(
+        request,
+        "app_messages.html",
+        {**shown, "thread": thread, "patient": patient, "text_max": message_core.MAX_TEXT, **extra},
+    )
 
 
 @allow("patient")
@@ -70,6 +75,9 @@ async def write(request: web.Request) -> web.StreamResponse:
     posted = await request.post()
     form = await bind(MessageForm, request, posted)
     if not form.validate():
+        if form.text.errors:  # too long: the page again, with the reason and everything typed
+            typed = str(form.text.data or "")
+            return await _page(request, patient, error=t(lang, TOO_LONG, n=message_core.MAX_TEXT), text=typed)
         raise web.HTTPBadRequest()
     text = str(form.text.data or "").strip()
     upload = posted.get("photo")

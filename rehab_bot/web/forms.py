@@ -51,6 +51,11 @@ class FormData:
         return list(self._data.getall(key, []))
 
 
+def line_breaks(value: Any) -> Any:
+    """A text field's line breaks as one character each (browsers send CR LF, and count it as one in maxlength)."""
+    return value.replace("\r\n", "\n").replace("\r", "\n") if isinstance(value, str) else value
+
+
 class Form(_Form):
     """Every web form: CSRF-protected with a token bound to the visitor's session."""
 

@@ -22,13 +22,13 @@ from rehab_bot.i18n import N_
 from rehab_bot.models import Caregiver, CareMessage, Staff
 from rehab_bot.web.auth import allow
 from rehab_bot.web.context import context
-from rehab_bot.web.forms import Form, bind
+from rehab_bot.web.forms import Form, bind, line_breaks
 from rehab_bot.web.pages import url_id
 from rehab_bot.web.patients import changed, flash, load, staff_change
 
 
 class ReplyForm(Form):
-    text = TextAreaField(validators=[DataRequired()])
+    text = TextAreaField(validators=[DataRequired()], filters=[line_breaks])
 
 
 async def _message(request: web.Request, needed: Access) -> tuple[AsyncSession, Staff, str, int]:
