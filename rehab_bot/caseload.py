@@ -33,7 +33,7 @@ from rehab_bot import session as session_core
 from rehab_bot.access import Access, StaffError, access, require
 from rehab_bot.config import StaffConfig
 from rehab_bot.content import Content
-from rehab_bot.i18n import N_
+from rehab_bot.i18n import N_, t
 from rehab_bot.models import (
     Alert,
     Answer,
@@ -216,8 +216,12 @@ class ReminderSlot:
     every_n_days: int | None = None
 
 
-def answer_text(content: Content | None, line: AnswerLine) -> str:
-    """One answer in plain words: the question (its first line) and the chosen option's label.
+ANSWER_SKIPPED = N_("skipped")
+ANSWERED_BY_CAREGIVER = N_("(answered by a caregiver)")
+
+
+def answer_text(content: Content | None, line: AnswerLine, lang: str = "en") -> str:
+    """One answer in plain words, in the reader's language: the question (its first line) and the chosen option's label.
 
     Falls back to "questionnaire/item" only when the content no longer has the item.
     """
@@ -226,17 +230,18 @@ def answer_text(content: Content | None, line: AnswerLine) -> str:
     if item is None:
         question = f"{line.questionnaire_id}/{line.item_id}:"
     else:
-        text = item.text.get("en") or next(iter(item.text.values()), line.item_id)
+        text = item.text.get(lang) or item.text.get("en") or next(iter(item.text.values()), line.item_id)
         question = alert_core.shorten(text.strip().splitlines()[0], 100)
     if line.value is None:
-        value = alert_core.shorten(line.text, 120) or "skipped"
+        value = alert_core.shorten(line.text, 120) or t(lang, ANSWER_SKIPPED)
     elif item is not None and item.yes_no:
-        value = "Yes" if line.value else "No"
+        value = t(lang, "Yes") if line.value else t(lang, "No")
     else:
         option = item.option(line.value) if item is not None else None
-        label = option.label.get("en", str(line.value)) if option is not None else str(line.value)
+        label = (option.label.get(lang) or option.label.get("en")) if option is not None else None
+        label = label or str(line.value)
         value = label if label == str(line.value) else f"{label} ({line.value})"
-    return f"{question} {value}" + (" (answered by a caregiver)" if line.proxy else "")
+    return f"{question} {value}" + (" " + t(lang, ANSWERED_BY_CAREGIVER) if line.proxy else "")
 
 
 async def patient_detail(

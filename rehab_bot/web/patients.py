@@ -140,7 +140,8 @@ async def patient_page(request: web.Request) -> web.StreamResponse:
     messages = await message_core.thread(session, staff, patient, now)  # READ checked and audited by the core
     authors = await message_core.staff_names(session, messages)
     await session.commit()
-    answers = [(line, caseload_core.answer_text(ctx.content, line)) for line in detail.answers]
+    lang = language(request)
+    answers = [(line, caseload_core.answer_text(ctx.content, line, lang)) for line in detail.answers]
     charts = {"pain": _chart(pain), "mood": _chart(mood)}
     return await render(
         request,

@@ -1,0 +1,34 @@
+"""The patient page's check-in answers are in the staff member's language, like the rest of the page.
+
+A German-speaking therapist read "How is your mood today? ... " and "Yes"/"No" in English on an
+otherwise German page; caseload.answer_text now takes the reader's language (the chat's staff
+side keeps English, its default).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import update
+from web_seed import BEN, seed_clinic
+from webrig import WEB, client, init_data, sign_in_initdata, web_url
+
+from rehab_bot.models import Staff
+
+
+async def test_answers_on_the_patient_page_are_in_the_staff_members_language(bot_factory: Any) -> None:
+    bot = await bot_factory(web=WEB)
+    clinic = await seed_clinic(bot.db, bot.clock.now(), patients=1, days=2)  # English patient, Dr Ben's
+    async with bot.db.session() as session:
+        await session.exec(update(Staff).values(language="de"))
+        await session.commit()
+    mood_en = bot.app.bot_data["services"].content.questionnaires["mood"].items[0].text
+    browser = client()
+    async with browser:
+        response = await sign_in_initdata(browser, web_url(bot), init_data(BEN, bot.clock.now(), lang="de"))
+        assert response.status == 200
+        async with browser.get(f"{web_url(bot)}/patients/{clinic.patient_ids[0]}") as page:
+            html = await page.text()
+    assert "Antworten" in html  # the page is German
+    assert mood_en["de"].strip().splitlines()[0][:30] in html
+    assert mood_en["en"].strip().splitlines()[0][:30] not in html
