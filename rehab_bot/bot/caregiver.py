@@ -4,8 +4,11 @@ Patients: ``/caregiver`` lists their caregivers, invites one (a single-use
 link), turns each permission on or off, removes one. Caregivers: open the
 link, agree (or not) to what the bot keeps about them, answer a check-in on
 the patient's behalf with ``/checkin``, see their own data with ``/mydata``
-and delete their own link with ``/delete``. A caregiver is nobody else:
-every other command and press gets what a stranger gets.
+and delete their own link with ``/delete``. Text they type is not passed on:
+they are told so, with the clinic's emergency text, and a symptom word in it
+offers the symptom check for the patient at once (crisis words get the crisis
+text first, as from anyone). A caregiver is nobody else: every other command
+and press gets what a stranger gets.
 
 Callback data (parsed as ints or fixed choices, checked against the buttons
 on the pressed message, the presser rechecked in the database):
@@ -31,12 +34,20 @@ from typing import Any
 from babel.dates import format_datetime
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Message, Update
 from telegram.error import TelegramError
-from telegram.ext import ApplicationHandlerStop, CallbackQueryHandler, CommandHandler, ContextTypes, filters
+from telegram.ext import (
+    ApplicationHandlerStop,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
 
 from rehab_bot import caregiver as core
 from rehab_bot import checkin as checkins
+from rehab_bot import crisis, redflag
 from rehab_bot import message as messages
-from rehab_bot import redflag
+from rehab_bot import patient as patients
 from rehab_bot.bot import common
 from rehab_bot.bot.checkin import done_text, step_buttons, step_text
 from rehab_bot.bot.services import App, svc
@@ -49,6 +60,7 @@ from rehab_bot.schedule import zone
 log = logging.getLogger(__name__)
 
 GROUP = -6  # before crisis watch and the staff tools: a caregiver's commands are answered here
+TEXT_GROUP = 8  # after crisis watch (-5) and every feature, before the fallbacks (10)
 
 LABELS = {
     "reminders": N_("a copy of each session reminder"),
@@ -57,6 +69,14 @@ LABELS = {
     "weekly": N_("weekly progress (Sundays)"),
 }
 STALE = N_("This button is no longer active.")
+TYPED = N_(
+    "I cannot pass on typed messages. To tell the care team how the person you support is doing, "
+    "answer a check-in for them: /checkin"
+)
+SYMPTOM_OFFER = N_(
+    "If this is about a symptom, please answer the check for them with one tap: it asks the right questions, "
+    "and the answers reach the care team."
+)
 PROXY_HEAD = N_("On behalf of the person you support:")
 ALREADY_SAVED = N_("Already saved.")
 
@@ -386,6 +406,32 @@ async def checkin_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     raise ApplicationHandlerStop
 
 
+async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Text from an active caregiver (crisis words were answered before): no note and no message,
+    so say so, point to /checkin with the clinic's emergency text, and offer the symptom check
+    for the patient at once when the text names a symptom (crisis.toml's symptom words)."""
+    message, user = update.effective_message, update.effective_user
+    if message is None or user is None or message.text is None:
+        return
+    s = svc(context)
+    async with s.db.session() as db:
+        if await patients.find_in_care(db, user.id) is not None:
+            return  # a patient's own text: their free-text offer answers it
+        linked = await core.active_link(db, user.id)
+    if linked is None:
+        return
+    link, patient = linked
+    lang = link.language
+    text = t(lang, TYPED) + "\n\n" + s.config.clinic.text("emergency_text", lang)
+    rows: list[list[tuple[str, str]]] = []
+    check = crisis.symptom_check_for(message.text, s.content)
+    if check is not None and check in {q.id for q in checkins.on_demand_for(patient, s.content)}:
+        text = t(lang, SYMPTOM_OFFER) + "\n\n" + text
+        rows.append([(f"🩺 {localize(s.content.questionnaires[check].title, lang)}", f"cs:{check}")])
+    await message.reply_text(text, reply_markup=_markup(rows), do_quote=True)
+    raise ApplicationHandlerStop
+
+
 async def on_proxy_start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """cs:<questionnaire>: start an on-demand check-in for the patient, answered by the caregiver."""
     query = update.callback_query
@@ -523,3 +569,4 @@ def register(app: App) -> None:
     app.add_handler(CallbackQueryHandler(on_button, pattern=r"^cg:"))
     app.add_handler(CallbackQueryHandler(on_proxy_answer, pattern=r"^cp:"))
     app.add_handler(CallbackQueryHandler(on_proxy_start, pattern=r"^cs:"))
+    app.add_handler(MessageHandler(private & filters.TEXT & ~filters.COMMAND, on_text), group=TEXT_GROUP)

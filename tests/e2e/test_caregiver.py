@@ -367,3 +367,26 @@ async def test_the_invitation_speaks_german(bot: Any, tg: FakeTelegram, lang: st
     async with bot.db.session() as session:
         [link] = (await session.exec(select(Caregiver))).all()
     assert link.telegram_id is None and link.consent_at is None and link.name == ""
+
+
+async def test_a_caregivers_typed_symptom_offers_the_check_for_the_patient(bot: Any, tg: FakeTelegram) -> None:
+    patient = await checkin_patient(bot, 7331, therapist=7339, alias="CG-TEXT")
+    await join(bot, patient, 7431)
+    carer = tg.user(7431)
+    # A symptom in plain words: the symptom check for the patient is one tap away.
+    await carer.send("He can't feel his legs and can't pee")
+    [reply] = await carer.wait_for(lambda m: "cannot pass on typed messages" in text_of(m))
+    assert text_of(reply).startswith("If this is about a symptom, please answer the check for them")
+    assert "112" in text_of(reply), "the clinic's emergency text is never left out"
+    assert reply.callback_data == ["cs:symptoms"]
+    assert UNKNOWN not in text_of(reply)
+    await carer.press(reply.button_labels[0], reply)
+    [question] = await carer.wait_for(lambda m: m.edited and "On behalf of the person you support" in text_of(m))
+    assert all(data.startswith("cp:") for data in question.callback_data)
+    # Other text: told it is not passed on, pointed to /checkin, no button.
+    await carer.send("Thanks for your help!")
+    [plain] = await carer.wait_for(lambda m: "cannot pass on typed messages" in text_of(m) and not m.edited)
+    assert plain.callback_data == [] and "/checkin" in text_of(plain)
+    async with bot.db.session() as session:
+        assert (await session.exec(select(Alert))).all() == []
+    assert not any("legs" in text_of(m) for m in tg.user(7339).messages), "nothing is passed on"
