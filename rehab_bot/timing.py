@@ -180,6 +180,17 @@ async def _rules_by_index(session: AsyncSession, patient: Patient) -> dict[int, 
     return {programme.session_index(r): r for r in rules}
 
 
+def _other_sessions(patient: Patient, rules: dict[int, ReminderRule], index: int) -> list[int]:
+    """The other sessions of the day (minutes of day) a move must keep clear of and never cross.
+
+    Every session time the patient keeps (``Patient.session_times``), not only the reminded ones:
+    a tapered patient's sessions left out of the reminders come back when tapering ends, in order.
+    """
+    times = {minutes_of_day(r.local_time) for i, r in rules.items() if i != index}
+    times.update(minutes_of_day(t) for i, t in enumerate(programme.parse_times(patient.session_times)) if i != index)
+    return sorted(times)
+
+
 async def completions(session: AsyncSession, patient: Patient, index: int, now: datetime) -> list[int]:
     """Local completion times (minutes of day) of the index-th session, oldest first, at most MAX_SAMPLES."""
     assert patient.id is not None
@@ -299,7 +310,7 @@ async def consider(
     )
     if asked.first() is not None:
         return None  # asked once about this reminder time
-    others = [minutes_of_day(r.local_time) for i, r in rules.items() if i != index]
+    others = _other_sessions(patient, rules, index)
     decision = decide(await completions(session, patient, index, now), current, others, quiet)
     if decision is None:
         return None
@@ -368,7 +379,7 @@ async def answer(
         return proposal
     rules = await _rules_by_index(session, patient)
     rule = rules.get(proposal.session_index)
-    others = [minutes_of_day(r.local_time) for i, r in rules.items() if i != proposal.session_index]
+    others = _other_sessions(patient, rules, proposal.session_index)
     to = minutes_of_day(proposal.to_time)
     still = (
         rule is not None

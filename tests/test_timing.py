@@ -277,3 +277,43 @@ async def test_a_yes_after_the_reminder_changed_moves_nothing(db: Database, cloc
         rows = (await s.exec(select(TimingProposal).where(col(TimingProposal.patient_id) == p.id))).all()
         assert [r.status for r in rows] == ["stale"]
         assert p.session_times == "08:15,13:00,18:00"
+
+
+async def test_a_tapered_patients_move_keeps_clear_of_the_sessions_tapering_left_out(
+    db: Database, clock: FakeClock
+) -> None:
+    # Weeks 7-12 (09:00 and 17:00), tapered to one reminder a day: only the 09:00 rule is active, but
+    # 17:00 is still the patient's time (Patient.session_times) and comes back when tapering ends.
+    clock.set(berlin(WED, "20:00"))
+    patient, _ = await make_patient(
+        db,
+        clock,
+        times=(),
+        programme_id="lumbar-example",
+        surgery_date=WED - timedelta(days=50),
+        session_times="09:00,17:00",
+        tapered_since=berlin(WED - timedelta(days=20), "09:30"),
+    )
+    async with db.session() as s:
+        p = await s.get(Patient, patient.id)
+        assert p is not None
+        rules = await programme.schedule_sessions(s, p, CONTENT, clock.now())
+        await s.commit()
+    assert [(programme.session_index(r), r.local_time) for r in rules] == [(0, "09:00")]
+    await seed_done(db, patient, rules[0], [(WED - timedelta(days=i), "18:40") for i in range(10)])
+    async with db.session() as s:
+        p = await s.get(Patient, patient.id)
+        assert p is not None
+        outcome = await timing.consider(s, p, 0, CONTENT, clock.now(), None)
+        # Never across the 17:00 session: 30 minutes before it at the latest.
+        assert outcome is not None and outcome.proposal.to_time == "16:30"
+        assert outcome.proposal.id is not None
+        answered = await timing.answer(s, p, outcome.proposal.id, True, CONTENT, clock.now(), None)
+        assert answered is not None and answered.status == "accepted"
+        await s.commit()
+    async with db.session() as s:
+        p = await s.get(Patient, patient.id)
+        assert p is not None and p.session_times == "16:30,17:00"
+        [rule] = await programme.session_rules(s, p)
+        # The reminder the patient said Yes to is where they were told it would be.
+        assert (programme.session_index(rule), rule.local_time) == (0, "16:30")
