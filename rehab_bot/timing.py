@@ -36,7 +36,8 @@ import enum
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_
 from sqlmodel import col, select
@@ -54,7 +55,7 @@ from rehab_bot.models import (
     TimingProposal,
     TimingWindow,
 )
-from rehab_bot.schedule import QuietHours, local_date, minutes_of_day, zone
+from rehab_bot.schedule import QuietHours, local_date, local_to_utc, minutes_of_day, parse_hhmm, zone
 
 MIN_SAMPLES = 7
 MAX_SAMPLES = 14
@@ -209,7 +210,12 @@ async def completions(session: AsyncSession, patient: Patient, index: int, now: 
     since = local_date(patient, now) - timedelta(days=LOOKBACK_DAYS)
     rows = (
         await session.exec(
-            select(col(ExerciseSession.local_date), col(ExerciseSession.answered_at))
+            select(
+                col(ExerciseSession.local_date),
+                col(ExerciseSession.answered_at),
+                col(Delivery.slot),
+                col(Delivery.due_at),
+            )
             .join(
                 Delivery,
                 and_(
@@ -231,12 +237,27 @@ async def completions(session: AsyncSession, patient: Patient, index: int, now: 
     ).all()
     tz = zone(patient.timezone)
     out: list[tuple[date, int]] = []
-    for day, answered in rows:
+    for day, answered, slot, due_at in rows:
         assert answered is not None
-        local = answered.astimezone(tz)
+        local = _wall_clock(answered, day, slot, due_at, tz)
         if local.date() == day:  # a session logged after midnight says little about the time of day
             out.append((day, local.hour * 60 + local.minute))
     return [m for _, m in sorted(out)]
+
+
+def _wall_clock(at: datetime, day: date, slot: str, due_at: datetime, tz: ZoneInfo) -> datetime:
+    """The patient's wall-clock time at `at`, in the zone they were in when that session was reminded.
+
+    The reminder's own slot and instant say which offset the patient lived by then: after a change
+    of timezone, a session done at 08:20 in Berlin stays 08:20, not 02:20 New York time.
+    """
+    due = due_at if due_at.tzinfo is not None else due_at.replace(tzinfo=UTC)
+    if local_to_utc(day, parse_hhmm(slot), tz.key) == due:
+        return at.astimezone(tz)  # the zone it was reminded in (DST included)
+    offset = datetime.combine(day, parse_hhmm(slot)) - due.astimezone(UTC).replace(tzinfo=None)
+    if abs(offset) >= timedelta(hours=24):  # not an offset any zone has: read it in today's zone
+        return at.astimezone(tz)
+    return at.astimezone(timezone(offset))
 
 
 async def index_of(session: AsyncSession, es: ExerciseSession) -> int | None:

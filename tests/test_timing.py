@@ -9,6 +9,7 @@ import pytest
 from factories import make_patient
 from sqlmodel import col, select
 
+from rehab_bot import patient as patient_core
 from rehab_bot import programme, timing
 from rehab_bot.clock import FakeClock
 from rehab_bot.content import load_content
@@ -317,3 +318,23 @@ async def test_a_tapered_patients_move_keeps_clear_of_the_sessions_tapering_left
         [rule] = await programme.session_rules(s, p)
         # The reminder the patient said Yes to is where they were told it would be.
         assert (programme.session_index(rule), rule.local_time) == (0, "16:30")
+
+
+async def test_a_new_timezone_does_not_turn_past_sessions_into_other_hours(db: Database, clock: FakeClock) -> None:
+    # Ten days of the 08:00 session done at 08:20 in Berlin: the reminder fits the habit.
+    clock.set(berlin(WED, "20:00"))
+    patient, rules = await planned(db, clock)
+    await seed_done(db, patient, rules[0], [(WED - timedelta(days=i), "08:20") for i in range(10)])
+    async with db.session() as s:
+        p = await s.get(Patient, patient.id)
+        assert p is not None
+        assert await timing.completions(s, p, 0, clock.now()) == [M("08:20")] * 10
+        # The patient flies to New York and tells the bot: their sessions were at 08:20 their time,
+        # not at 02:20 New York time, and the 08:00 reminder still fits them.
+        await patient_core.set_timezone(s, p, "America/New_York", clock.now())
+        await s.commit()
+    async with db.session() as s:
+        p = await s.get(Patient, patient.id)
+        assert p is not None
+        assert await timing.completions(s, p, 0, clock.now()) == [M("08:20")] * 10
+        assert await timing.consider(s, p, 0, CONTENT, clock.now(), None) is None
