@@ -229,13 +229,31 @@ def parse_quiet_hours(text: str) -> tuple[str, str]:
     return values[0], values[1]
 
 
-def set_quiet_hours(session: AsyncSession, patient: Patient, start: str | None, end: str | None) -> None:
-    """Own quiet hours (HH:MM, HH:MM), none ("", ""), or the clinic's (None, None)."""
+def set_quiet_hours(
+    session: AsyncSession, patient: Patient, start: str | None, end: str | None, delivery: DeliveryConfig
+) -> None:
+    """Own quiet hours (HH:MM, HH:MM), none ("", ""), or the clinic's (None, None).
+
+    Quiet hours never swallow a session: as new times may not fall in the quiet hours
+    (set_times), quiet hours that would cover one of the patient's session times are
+    refused (InputError "quiet_sessions", nothing changed), whichever way they were chosen.
+    """
     if (start is None) != (end is None) or (start == "") != (end == ""):
         raise InputError("quiet_format")
     if start and end:
         start, end = parse_quiet_hours(f"{start}-{end}")
+    before = patient.quiet_start, patient.quiet_end
     patient.quiet_start, patient.quiet_end = start, end
+    quiet = quiet_hours(patient, delivery)
+    clashing = [t for t in programme.parse_times(patient.session_times) if quiet is not None and quiet.contains(t)]
+    if clashing and quiet is not None:
+        patient.quiet_start, patient.quiet_end = before
+        raise InputError(
+            "quiet_sessions",
+            times=", ".join(clashing),
+            start=quiet.start.strftime("%H:%M"),
+            end=quiet.end.strftime("%H:%M"),
+        )
     session.add(patient)
 
 

@@ -204,21 +204,45 @@ async def test_quiet_hours_and_language(db: Database, clock: FakeClock) -> None:
     async with db.session() as s:
         fresh = await s.get(Patient, patient.id)
         assert fresh is not None
-        core.set_quiet_hours(s, fresh, "22:00", "06:30")
+        core.set_quiet_hours(s, fresh, "22:00", "06:30", CLINIC_QUIET)
         core.set_language(s, fresh, "de")
         with pytest.raises(core.InputError):
             core.set_language(s, fresh, "fr")
         with pytest.raises(core.InputError):
-            core.set_quiet_hours(s, fresh, "22:00", None)
+            core.set_quiet_hours(s, fresh, "22:00", None, CLINIC_QUIET)
         await s.commit()
     stored = await reload(db, patient)
     assert (stored.quiet_start, stored.quiet_end, stored.language) == ("22:00", "06:30", "de")
     async with db.session() as s:
         fresh = await s.get(Patient, patient.id)
         assert fresh is not None
-        core.set_quiet_hours(s, fresh, "", "")
+        core.set_quiet_hours(s, fresh, "", "", CLINIC_QUIET)
         await s.commit()
     assert core.quiet_hours(await reload(db, patient), CLINIC_QUIET) is None
+
+
+async def test_quiet_hours_never_swallow_a_session(db: Database, clock: FakeClock) -> None:
+    """As new times may not fall in the quiet hours, quiet hours may not cover a session time."""
+    patient, _ = await make_patient(db, clock, times=(), session_times="07:00,18:00", quiet_start="", quiet_end="")
+    async with db.session() as s:
+        fresh = await s.get(Patient, patient.id)
+        assert fresh is not None
+        with pytest.raises(core.InputError) as own:
+            core.set_quiet_hours(s, fresh, "20:00", "08:00", CLINIC_QUIET)
+        assert own.value.code == "quiet_sessions"
+        assert own.value.params == {"times": "07:00", "start": "20:00", "end": "08:00"}
+        with pytest.raises(core.InputError) as clinic:  # the clinic's 21:30-07:30 covers 07:00 too
+            core.set_quiet_hours(s, fresh, None, None, CLINIC_QUIET)
+        assert clinic.value.params == {"times": "07:00", "start": "21:30", "end": "07:30"}
+        assert (fresh.quiet_start, fresh.quiet_end) == ("", ""), "nothing changed"
+        with pytest.raises(core.InputError) as both:
+            core.set_quiet_hours(s, fresh, "17:00", "07:30", CLINIC_QUIET)
+        assert both.value.params["times"] == "07:00, 18:00"
+        core.set_quiet_hours(s, fresh, "20:00", "06:30", CLINIC_QUIET)  # clear of both sessions
+        core.set_quiet_hours(s, fresh, None, None, NO_QUIET)  # a clinic without quiet hours
+        await s.commit()
+    stored = await reload(db, patient)
+    assert (stored.quiet_start, stored.quiet_end) == (None, None)
 
 
 # --- pause, resume, stop -----------------------------------------------------------------------

@@ -73,6 +73,10 @@ INPUT_ERRORS = {
     ),
     "language_unknown": N_("Please choose one of the languages on the buttons."),
     "quiet_format": N_("Please send quiet hours as two times, e.g. 22:00-07:00."),
+    "quiet_sessions": N_(
+        "Your session at {times} falls in these quiet hours ({start}-{end}), so its reminder would never come. "
+        "Please choose other quiet hours, or first change your session times."
+    ),
     "date_format": N_("I could not read that date. Please send it like 24.06.2026 or 2026-06-24."),
     "date_past": N_("That date has already passed. Please send a date from today on."),
     "date_far": N_("You can pause for up to {days} days. For longer, please talk to your clinic."),
@@ -626,7 +630,14 @@ async def _settings_button(
             fresh = await db.get(Patient, patient.id)
             assert fresh is not None
             value = None if args[1] == "default" else ""
-            core.set_quiet_hours(db, fresh, value, value)
+            try:
+                core.set_quiet_hours(db, fresh, value, value, s.config.delivery)
+            except core.InputError as error:  # the clinic's quiet hours would cover a session
+                await close_with(message, t(lang, INPUT_ERRORS[error.code], **error.params))
+                await message.reply_text(
+                    settings_text(lang, fresh, context), reply_markup=markup(settings_buttons(lang))
+                )
+                return True
             await db.commit()
         await close_with(message, t(lang, "✅ Saved."))
         await message.reply_text(settings_text(lang, fresh, context), reply_markup=markup(settings_buttons(lang)))
@@ -739,7 +750,7 @@ async def _apply_input(
         return None
     if kind == "quiet":
         start, end = core.parse_quiet_hours(text)
-        core.set_quiet_hours(db, patient, start, end)
+        core.set_quiet_hours(db, patient, start, end, s.config.delivery)
         return None
     # kind == "date": the last day of a pause
     until = core.parse_pause_date(text, local_date(patient, now))

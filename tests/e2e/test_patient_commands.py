@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Callable
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import pytest
@@ -202,6 +203,50 @@ async def test_settings_times_with_bad_input_first(bot: Any, tg: FakeTelegram) -
     [other] = await command(user, "08:00 12:00 17:00")
     assert not other.text.startswith("✅ Saved.") and "Session times" not in other.text
     assert [r.local_time for r in await session_rules(bot, patient)] == ["08:30", "13:30", "18:30"]
+
+
+async def test_quiet_hours_that_would_swallow_a_session_are_refused_and_asked_again(bot: Any, tg: FakeTelegram) -> None:
+    patient = await enrolled(bot, 8052)
+    user = tg.user(8052)
+    first = (await stored(bot, patient)).session_times.split(",")[0]
+    hour, minute = (int(part) for part in first.split(":"))
+    assert hour < 20
+    end = f"{hour + 1:02d}:{minute:02d}"
+    [menu] = await command(user, "/settings")
+    [choices] = await press(user, "🌙 Quiet hours", 1, menu)
+    await press(user, "Set my own", 1, choices)
+    [refused] = await command(user, f"21:00-{end}")
+    assert refused.text == (
+        f"Your session at {first} falls in these quiet hours (21:00-{end}), so its reminder would never come. "
+        "Please choose other quiet hours, or first change your session times."
+    )
+    p = await stored(bot, patient)
+    assert (p.quiet_start, p.quiet_end) == (None, None), "nothing changed"
+    [saved] = await command(user, "22:00-06:30")  # the question is still open
+    assert "Quiet hours: 22:00-06:30" in saved.text
+
+
+async def test_the_clinics_quiet_hours_over_a_session_are_refused_by_the_button_too(
+    bot_factory: Callable[..., Any], tg: FakeTelegram
+) -> None:
+    bot = await bot_factory(delivery={"quiet_hours_start": time(21, 30), "quiet_hours_end": time(7, 30)})
+    patient = await enrolled(bot, 8053)
+    user = tg.user(8053)
+    async with bot.db.session() as s:  # no own quiet hours, and a session inside the clinic's
+        row = await s.get(Patient, patient.id)
+        assert row is not None
+        times = row.session_times.split(",")
+        row.quiet_start, row.quiet_end = "", ""
+        row.session_times = ",".join(["07:00", *times[1:]])
+        s.add(row)
+        await s.commit()
+    [menu] = await command(user, "/settings")
+    [choices] = await press(user, "🌙 Quiet hours", 1, menu)
+    closed, again = await press(user, "Clinic default", 2, choices)
+    assert "falls in these quiet hours" in (closed.text or "") and closed.button_labels == []
+    assert "🌙 Quiet hours" in again.button_labels, "the settings again, to choose otherwise"
+    p = await stored(bot, patient)
+    assert (p.quiet_start, p.quiet_end) == ("", ""), "nothing changed"
 
 
 async def test_settings_timezone_language_and_quiet_hours(bot: Any, tg: FakeTelegram) -> None:
