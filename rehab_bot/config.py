@@ -199,6 +199,32 @@ class HttpConfig:
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
+def host_is_loopback(host: str) -> bool:
+    """This machine only; a host name is case-insensitive (RFC 3986 section 3.2.2)."""
+    return host.strip("[]").lower() in LOOPBACK_HOSTS
+
+
+def url_is_https(url: str) -> bool:
+    """An https address with a host. The one place that decides it: scheme and host are
+    case-insensitive (RFC 3986 sections 3.1 and 3.2.2), so HTTPS://Rehab.Clinic.de is https too."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return False
+    return parts.scheme.lower() == "https" and bool(host)
+
+
+def url_is_loopback_http(url: str) -> bool:
+    """A plain http address on this machine only (127.0.0.1, localhost, ::1), compared case-insensitively."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:
+        return False
+    return parts.scheme.lower() == "http" and host_is_loopback(host)
+
+
 @dataclass(frozen=True)
 class WebConfig:
     """The clinic's web app (dashboard and Mini App), served by the bot process: rehab_bot/web/."""
@@ -231,7 +257,7 @@ class WebConfig:
     @property
     def https(self) -> bool:
         """Served to browsers over https (through the proxy): cookies are then Secure."""
-        return self.public_url.startswith("https://")
+        return url_is_https(self.public_url)
 
 
 @dataclass(frozen=True)
@@ -600,7 +626,7 @@ def validate(config: Config, *, need_token: bool = True) -> None:
     if tg.http_client not in ("aiohttp", "httpx"):
         raise ConfigError("telegram.http_client", f"is {tg.http_client!r}", 'use "aiohttp" or "httpx"')
     if tg.mode == "webhook":
-        if not tg.webhook_url.startswith("https://"):
+        if not url_is_https(tg.webhook_url):
             raise ConfigError("telegram.webhook_url", "must be an https:// URL in webhook mode")
         if not _SECRET_TOKEN_RE.match(tg.secret_token):
             raise ConfigError(
@@ -666,7 +692,7 @@ def _validate_web(config: Config) -> None:
             or parts.password
         ):
             raise ConfigError("web.public_url", f"is {web.public_url!r}, not a URL", fix)
-        if parts.scheme == "http" and host not in LOOPBACK_HOSTS:
+        if not (url_is_https(web.public_url) or url_is_loopback_http(web.public_url)):
             raise ConfigError("web.public_url", f"is {web.public_url!r}: plain http is for 127.0.0.1 only", fix)
     if web.login_widget and not web.https:
         raise ConfigError(
@@ -688,7 +714,7 @@ def _validate_web(config: Config) -> None:
         raise ConfigError(
             "web.listen", f"uses port {host_port[1]}, the webhook's", "give the web app a port of its own"
         )
-    if not web.public_url and host_port[0] not in LOOPBACK_HOSTS:
+    if not web.public_url and not host_is_loopback(host_port[0]):
         raise ConfigError("web.public_url", f"is missing, and web.listen ({web.listen}) is not this machine only", fix)
     if web.secret and len(web.secret) < 32:
         raise ConfigError(

@@ -358,6 +358,59 @@ def test_web_is_off_by_default_and_https_or_loopback_is_accepted(tmp_path: Path)
         assert web.host_port is not None and web.https is https
 
 
+@pytest.mark.parametrize(
+    "url", ["HTTPS://rehab.clinic-x.de", "Https://Rehab.Clinic-X.de/app-root", "hTtPs://REHAB.CLINIC-X.DE:8443"]
+)
+def test_an_upper_case_https_scheme_is_https_everywhere(tmp_path: Path, url: str) -> None:
+    """RFC 3986: scheme and host are case-insensitive. Secure cookie, Mini App buttons and Login Widget all agree."""
+    from types import SimpleNamespace
+    from typing import Any, cast
+
+    from rehab_bot.bot.miniapp import miniapp_url
+    from rehab_bot.bot.services import Services
+
+    env = {"REHAB_BOT_TELEGRAM_TOKEN": TEST_TOKEN}
+    text = f'[web]\nlisten = "127.0.0.1:8081"\npublic_url = "{url}"\nlogin_widget = true\n'
+    config = load_config(write(tmp_path, text), env=env)
+    assert config.web.https is True, "the session cookie is Secure"
+    none = cast(Any, None)
+    services = Services(config=config, db=none, clock=none, metrics=none, pacer=none)
+    assert miniapp_url(SimpleNamespace(bot_data={"services": services})) == url.rstrip("/") + "/app"
+    webhook = '[telegram]\nmode = "webhook"\nwebhook_url = "HTTPS://x.org/t"\nsecret_token = "abc"\n'
+    assert load_config(write(tmp_path, webhook), env=env).telegram.webhook_url == "HTTPS://x.org/t"
+
+
+@pytest.mark.parametrize(
+    ("url", "ok"),
+    [
+        ("HTTP://LOCALHOST:8081", True),
+        ("http://LocalHost:8081/rehab", True),
+        ("HTTP://127.0.0.1:8081", True),
+        ("HTTP://[::1]:8081", True),
+        ("HTTP://rehab.clinic-x.de", False),
+        ("Http://127.0.0.2", False),
+    ],
+)
+def test_plain_http_is_for_loopback_hosts_in_any_case(tmp_path: Path, url: str, ok: bool) -> None:
+    env = {"REHAB_BOT_TELEGRAM_TOKEN": TEST_TOKEN}
+    if ok:
+        assert load_config(write(tmp_path, f'[web]\npublic_url = "{url}"\n'), env=env).web.https is False
+    else:
+        with pytest.raises(ConfigError, match=re.escape("plain http is for 127.0.0.1 only")):
+            load_config(write(tmp_path, f'[web]\npublic_url = "{url}"\n'), env=env)
+    listen = '[web]\nlisten = "LOCALHOST:8081"\n'
+    assert load_config(write(tmp_path, listen), env=env).web.host_port == ("LOCALHOST", 8081)
+
+
+def test_one_place_decides_https_and_loopback_http() -> None:
+    from rehab_bot.config import url_is_https, url_is_loopback_http
+
+    assert url_is_https("https://a.de") and url_is_https("HTTPS://A.DE/x") and not url_is_https("https://")
+    assert not url_is_https("http://a.de") and not url_is_https("ftp://a.de") and not url_is_https("http://[::1")
+    assert url_is_loopback_http("HTTP://LOCALHOST") and url_is_loopback_http("http://[::1]:8080")
+    assert not url_is_loopback_http("https://localhost") and not url_is_loopback_http("http://127.0.0.2")
+
+
 def test_the_send_window_follows_the_rate_unless_set(tmp_path: Path) -> None:
     """Unset, a window is 0.4 s of sending, at least 30; a set send_window wins."""
     token = {"REHAB_BOT_TELEGRAM_TOKEN": TEST_TOKEN}

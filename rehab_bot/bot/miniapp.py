@@ -27,8 +27,8 @@ OPEN_TEXT = "Open dashboard"
 
 def miniapp_url(holder: Any) -> str | None:
     """The Mini App's address when Telegram can open it (an https public_url), else None."""
-    public = svc(holder).config.web.public_url.rstrip("/")
-    return f"{public}/app" if public.startswith("https://") and svc(holder).config.web.listen else None
+    web = svc(holder).config.web
+    return f"{web.public_url.rstrip('/')}/app" if web.https and web.listen else None
 
 
 async def set_menu_button(bot: Bot, staff: Staff, url: str | None) -> None:
