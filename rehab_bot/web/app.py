@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,7 @@ from rehab_bot.web import (
     reports,
     thread,
 )
-from rehab_bot.web.context import CONTEXT, WebContext
+from rehab_bot.web.context import CONTEXT, WebContext, context
 from rehab_bot.web.forms import csrf_middleware
 from rehab_bot.web.login_widget import FRAME_ORIGIN
 from rehab_bot.web.pages import language, render
@@ -99,6 +100,8 @@ ERRORS = {
     403: N_("You are not allowed to open this page or to do this."),
     404: N_("There is no such page."),
     405: N_("There is no such page."),
+    # Over the request body limit (client_max_size: [care] photo_max_bytes and room for the form).
+    413: N_("What you sent is too large. Please go back and send a smaller photo or file."),
 }
 
 
@@ -117,9 +120,35 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
         if exc.status == 401 and request.method == "GET" and request.path.startswith("/app/"):
             # A Mini App page opened from Telegram: the sign-in page signs in with initData, then reloads.
             return await render(request, "miniapp.html", {}, status=401)
+        message = _(ERRORS[exc.status])
+        back = None
+        if exc.status == 413:
+            if request.path.startswith("/app/"):  # a patient's photo: say the limit, as the page's own check does
+                mb = app_messages.photo_mb(context(request).config.care.photo_max_bytes)
+                message = _(app_messages.TOO_LARGE, mb=mb)
+            back = await page_of_form(request)
         return await render(
-            request, "error.html", {"status": exc.status, "message": _(ERRORS[exc.status])}, status=exc.status
+            request, "error.html", {"status": exc.status, "message": message, "back": back}, status=exc.status
         )
+
+
+_LOCAL_PATH = re.compile(r"/(?!/)[A-Za-z0-9/_.~-]*")
+
+
+async def page_of_form(request: web.Request) -> str | None:
+    """The page a refused form was posted from, when the router can tell: the form's own address if it
+    is also a page (GET), else its parent's (POST /patients/1/pause -> /patients/1). Only a path of this
+    site, never a header's word (pages send no Referer: Referrer-Policy no-referrer)."""
+    if request.method not in ("POST", "PUT", "PATCH", "DELETE"):
+        return None
+    path = request.rel_url.raw_path
+    for candidate in (path, path.rstrip("/").rpartition("/")[0] or "/"):
+        if not _LOCAL_PATH.fullmatch(candidate):  # a plain local path: never //host or /\host
+            continue
+        found = await request.app.router.resolve(request.clone(method="GET", rel_url=candidate))
+        if found.http_exception is None:
+            return candidate
+    return None
 
 
 def when(value: datetime, tz: str) -> str:

@@ -4,9 +4,12 @@ With ``[privacy] health_data_in_chat = false`` a patient writes to the team here
 replies here; the chat only says that the team answered. Thin, over the same core as the chat:
 crisis words first (rehab_bot.redflag.on_crisis: crisis text now, the clinic alerted), then
 rehab_bot.message.send; a symptom word offers its check (rehab_bot.crisis.symptom_check_for).
-A photo upload is checked for size ([care] photo_max_bytes, and the app's request limit) and
-type (JPEG or PNG by its bytes), stored 0600 by rehab_bot.message.store_photo. The patient sees
-only their own thread.
+A photo upload is checked for size and type (JPEG or PNG by its bytes), stored 0600 by
+rehab_bot.message.store_photo. One limit, [care] photo_max_bytes: the page's own script checks a
+chosen photo against it before sending (static/miniapp.js, so the typed text stays in the box),
+this handler checks it again, and the app's request limit is set from it (app.build_app); a body
+over that limit gets the friendly 413 page (app.error_middleware). The patient sees only their
+own thread.
 """
 
 from __future__ import annotations
@@ -38,6 +41,11 @@ TOO_LONG = N_("This message is too long (at most {n} characters). Please shorten
 TOO_LARGE = N_("This photo is too large (at most {mb} MB). Please send a smaller one.")
 
 
+def photo_mb(max_bytes: int) -> str:
+    """The photo limit as shown to patients, in MB (10000000 -> "10")."""
+    return f"{max_bytes / 1_000_000:g}"
+
+
 class MessageForm(Form):
     text = TextAreaField(validators=[Optional(), Length(max=message_core.MAX_TEXT)], filters=[line_breaks])
     photo = FileField(validators=[Optional()])
@@ -54,10 +62,14 @@ async def _page(request: web.Request, patient: Patient, **extra: object) -> web.
     shown: dict[str, object] = dict.fromkeys(
         ("urgent", "error", "notice", "reads_from", "emergency", "symptom", "text")
     )
+    photo_max = context(request).config.care.photo_max_bytes
+    limits = {
+        "text_max": message_core.MAX_TEXT,
+        "photo_max": photo_max,
+        "photo_too_large": t(patient.language, TOO_LARGE, mb=photo_mb(photo_max)),
+    }
     return await render(
-        request,
-        "app_messages.html",
-        {**shown, "thread": thread, "patient": patient, "text_max": message_core.MAX_TEXT, **extra},
+        request, "app_messages.html", {**shown, "thread": thread, "patient": patient, **limits, **extra}
     )
 
 
@@ -95,7 +107,7 @@ async def write(request: web.Request) -> web.StreamResponse:
         try:
             name = message_core.store_photo(photo_dir(ctx.config), data, ctx.config.care.photo_max_bytes)
         except message_core.PhotoTooLarge:
-            mb = f"{ctx.config.care.photo_max_bytes / 1_000_000:g}"
+            mb = photo_mb(ctx.config.care.photo_max_bytes)
             return await _page(request, patient, error=t(lang, TOO_LARGE, mb=mb), text=text)
     sent = await message_core.send(
         session, patient, ctx.config.clinic, text=text, now=now, photo_path=name, photo_bytes=len(data)

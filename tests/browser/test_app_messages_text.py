@@ -8,13 +8,16 @@ script or an older page) gets the page back with the reason and the text still i
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from e2e.test_checkins import enrolled
 from rig.telegram_server import FakeTelegram
+from sqlmodel import select
 from webrig import miniapp_web
 
 from rehab_bot import message as message_core
+from rehab_bot.models import CareMessage
 from tests.browser.miniapp_stub import open_as
 
 PATIENT, THERAPIST = 7293, 7193
@@ -55,3 +58,41 @@ async def test_a_message_that_is_too_long_comes_back_with_the_reason_and_the_tex
     await page.get_by_role("button", name="Send to my care team").click()
     await page.get_by_text(f"at most {message_core.MAX_TEXT} characters").wait_for()
     assert await page.get_by_label("Your message").input_value() == text
+
+
+async def test_a_photo_over_the_limit_is_refused_before_sending_and_the_text_stays(
+    bot_factory: Any, tg: FakeTelegram, phone_page: Any, tmp_path: Path
+) -> None:
+    """The page's script checks the chosen photo against [care] photo_max_bytes (the server's own limit,
+    rendered into the form): nothing is sent, the reason is shown, the typed text stays in the box."""
+    bot = await bot_factory(
+        web=miniapp_web(),
+        privacy={"health_data_in_chat": False},
+        care={"photo_dir": str(tmp_path / "photos"), "photo_max_bytes": 10_000},
+    )
+    await enrolled(bot, PATIENT, therapist=THERAPIST, schedule=False)
+    page = phone_page
+    await open_as(page, bot, PATIENT, "/app/messages")
+    box = page.get_by_label("Your message")
+    await box.wait_for()
+    await box.fill("The wound is red, see the photo")
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+    photo = {"name": "wound.jpg", "mimeType": "image/jpeg", "buffer": b"\xff\xd8\xff\xe0" + b"\x00" * 10_001}
+    await page.get_by_label("A photo (optional)").set_input_files(photo)
+    await page.get_by_role("button", name="Send to my care team").click()
+    await page.get_by_text("This photo is too large (at most 0.01 MB).").wait_for()
+    assert await page.get_by_label("Your message").input_value() == "The wound is red, see the photo"
+    assert posts == [] and await message_rows(bot) == 0
+    # A photo within the limit is sent with the text.
+    small = {**photo, "buffer": b"\xff\xd8\xff\xe0" + b"\x00" * 1000}
+    await page.get_by_label("A photo (optional)").set_input_files(small)
+    assert await page.get_by_text("This photo is too large").is_hidden()
+    await page.get_by_role("button", name="Send to my care team").click()
+    await page.get_by_text("Sent to your care team.").first.wait_for()
+    assert await message_rows(bot) == 1
+
+
+async def message_rows(bot: Any) -> int:
+    async with bot.db.session() as session:
+        return len((await session.exec(select(CareMessage))).all())

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from rig.telegram_server import FakeTelegram
 from sqlmodel import select
 from test_care import rows, run_jobs, text_of
@@ -123,3 +124,38 @@ async def test_a_phone_sized_photo_fits_the_configured_limit(
         assert "too large" in await post(browser, bot, "", JPEG + b"\x00" * 3_000_001)
     [stored] = await rows(bot)
     assert stored.photo_bytes == len(photo)
+
+
+@pytest.mark.parametrize(
+    ("lang", "said", "back"),
+    [
+        ("en", "This photo is too large (at most 0.01 MB). Please send a smaller one.", "Back to the page"),
+        ("de", "Dieses Foto ist zu groß (höchstens 0.01 MB). Bitte senden Sie ein kleineres.", "Zurück zur Seite"),
+    ],
+)
+async def test_a_body_over_the_request_limit_gets_a_friendly_page_in_the_patients_language(
+    bot_factory: Any, tg: FakeTelegram, tmp_path: Path, lang: str, said: str, back: str
+) -> None:
+    """Over the app's request limit (here its 1 MiB floor) aiohttp refuses the body before the handler:
+    the 413 is a page like the other error pages, translated, naming the photo limit, with a way back."""
+    bot = await bot_factory(
+        web=miniapp_web(),
+        privacy={"health_data_in_chat": False},
+        care={"photo_dir": str(tmp_path / "photos"), "photo_max_bytes": 10_000},
+    )
+    await enrolled(bot, PATIENT, therapist=THERAPIST, schedule=False, language=lang)
+    async with await signed_in(bot, PATIENT) as browser:
+        async with browser.get(f"{web_url(bot)}/app/messages") as page:
+            token = csrf(await page.text())
+        form = aiohttp.FormData()
+        form.add_field("csrf_token", token)
+        form.add_field("text", "My wound")
+        form.add_field("photo", JPEG + b"\x00" * 1_500_000, filename="x.jpg", content_type="image/jpeg")
+        async with browser.post(f"{web_url(bot)}/app/messages", data=form) as response:
+            html = await response.text()
+            assert response.status == 413
+            assert response.content_type == "text/html"
+    assert "Maximum request body size" not in html
+    assert said in html.replace("&#39;", "'")
+    assert f'<a href="/app/messages">{back}</a>' in html
+    assert await rows(bot) == []

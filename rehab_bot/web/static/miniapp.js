@@ -143,6 +143,31 @@
     });
   }
 
+  // --- the message form: a photo over the limit ([care] photo_max_bytes, rendered by the server into
+  // data-photo-max) is refused here, before sending, so the typed text stays in the box.
+  document.querySelectorAll("form[data-photo-max]").forEach(function (form) {
+    var max = parseInt(form.getAttribute("data-photo-max"), 10);
+    var input = form.querySelector("input[type=file]");
+    var note = form.querySelector("#photo-error");
+    if (!input || !note || !(max > 0)) {
+      return;
+    }
+    function tooLarge() {
+      var file = input.files && input.files[0];
+      var over = !!file && file.size > max;
+      note.textContent = over ? form.getAttribute("data-photo-too-large") : "";
+      note.hidden = !over;
+      return over;
+    }
+    input.addEventListener("change", tooLarge);
+    form.addEventListener("submit", function (event) {
+      if (tooLarge()) {
+        event.preventDefault();
+        input.focus();
+      }
+    });
+  });
+
   // --- the progress chart (uPlot, vendored): days from the first day on the x axis.
   var chart = document.getElementById("progress-chart");
   if (chart && window.uPlot) {
