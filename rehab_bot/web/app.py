@@ -46,7 +46,7 @@ from rehab_bot.web import (
     thread,
 )
 from rehab_bot.web.context import CONTEXT, WebContext, context
-from rehab_bot.web.forms import csrf_middleware
+from rehab_bot.web.forms import CSRF_EXPIRED, CSRF_TITLE, CsrfRefused, csrf_middleware
 from rehab_bot.web.login_widget import FRAME_ORIGIN
 from rehab_bot.web.pages import language, render
 
@@ -115,20 +115,25 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
         if exc.status < 400 or exc.status not in ERRORS or request.path.startswith("/static/"):
             raise
         _ = translator(language(request))
+        expired = isinstance(exc, CsrfRefused)  # a stale form, not a permission refusal: said so
+        message = _(CSRF_EXPIRED) if expired else _(ERRORS[exc.status])
         if request.headers.get("HX-Request") or request.headers.get("Accept", "").startswith("application/json"):
-            return web.Response(status=exc.status, text=_(ERRORS[exc.status]))
+            return web.Response(status=exc.status, text=message)
         if exc.status == 401 and request.method == "GET" and request.path.startswith("/app/"):
             # A Mini App page opened from Telegram: the sign-in page signs in with initData, then reloads.
             return await render(request, "miniapp.html", {}, status=401)
-        message = _(ERRORS[exc.status])
-        back = None
+        title = _(CSRF_TITLE) if expired else None
+        back = await page_of_form(request) if expired else None
         if exc.status == 413:
             if request.path.startswith("/app/"):  # a patient's photo: say the limit, as the page's own check does
                 mb = app_messages.photo_mb(context(request).config.care.photo_max_bytes)
                 message = _(app_messages.TOO_LARGE, mb=mb)
             back = await page_of_form(request)
         return await render(
-            request, "error.html", {"status": exc.status, "message": message, "back": back}, status=exc.status
+            request,
+            "error.html",
+            {"status": exc.status, "title": title, "message": message, "back": back},
+            status=exc.status,
         )
 
 
@@ -145,10 +150,24 @@ async def page_of_form(request: web.Request) -> str | None:
     for candidate in (path, path.rstrip("/").rpartition("/")[0] or "/"):
         if not _LOCAL_PATH.fullmatch(candidate):  # a plain local path: never //host or /\host
             continue
-        found = await request.app.router.resolve(request.clone(method="GET", rel_url=candidate))
-        if found.http_exception is None:
+        if _is_page(request.app, candidate):
             return candidate
     return None
+
+
+def _is_page(app: web.Application, path: str) -> bool:
+    """A GET route of the app answers this path (the router's public description of its resources)."""
+    for resource in app.router.resources():
+        info = resource.get_info()
+        if "path" in info:
+            matches = info["path"] == path
+        elif "pattern" in info:
+            matches = info["pattern"].fullmatch(path) is not None
+        else:  # static files: never a form's page
+            continue
+        if matches and any(route.method == "GET" for route in resource):
+            return True
+    return False
 
 
 def when(value: datetime, tz: str) -> str:

@@ -4,8 +4,9 @@ A page renders ``{{ csrf_field }}`` in its forms (or sends the token in the
 ``X-CSRF-Token`` header: the base template sets it for htmx requests and
 scripts read it from ``<meta name="csrf-token">``). :func:`csrf_middleware`
 refuses any POST, PUT, PATCH or DELETE whose token is missing, forged, expired
-or from another session, before a handler runs; handlers then parse their
-fields with their own :class:`Form` subclass.
+or from another session, before a handler runs (:class:`CsrfRefused`: a 403 that
+app.error_middleware shows as "the form had expired", not as a permission
+refusal); handlers then parse their fields with their own :class:`Form` subclass.
 """
 
 from __future__ import annotations
@@ -19,11 +20,24 @@ from multidict import MultiMapping
 from wtforms import Form as _Form
 from wtforms.csrf.session import SessionCSRF
 
+from rehab_bot.i18n import N_
 from rehab_bot.web.context import context
 
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+CSRF_TITLE = N_("The form has expired")
+CSRF_EXPIRED = N_(
+    "The form had expired or was not sent from this site, so nothing was done. "
+    "Please open the page again and repeat what you did."
+)
+
+
+class CsrfRefused(web.HTTPForbidden):
+    """A state-changing request without a valid CSRF token: still 403, but not a permission refusal."""
+
+    def __init__(self) -> None:
+        super().__init__(text=CSRF_EXPIRED)
 
 
 class FormData:
@@ -102,6 +116,6 @@ async def csrf_ok(request: web.Request) -> bool:
 async def csrf_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     """Refuse a state-changing request without a valid CSRF token (403), whoever sends it."""
     if request.method in UNSAFE and not await csrf_ok(request):
-        raise web.HTTPForbidden(text="The form had expired or was not sent from this site. Reload the page.")
+        raise CsrfRefused()
     response: web.StreamResponse = await handler(request)
     return response

@@ -11,7 +11,7 @@ from sqlmodel import col, select
 from webrig import WEB, client, csrf, dashboard_link, init_data, sign_in_initdata, sign_in_link, web_url
 
 from rehab_bot import audit
-from rehab_bot.models import AuditLog, Staff
+from rehab_bot.models import AuditLog, Patient, Staff
 
 
 async def actions(bot: Any) -> list[tuple[str, str, str]]:
@@ -182,3 +182,54 @@ async def test_staff_chats_get_the_mini_app_menu_button_and_patients_a_dashboard
         await session.commit()
     await sync_staff_menus(bot.app)
     assert bot.tg.menu_buttons[7002] == {"type": "default"}
+
+
+@pytest.mark.parametrize(
+    ("lang", "title", "said", "back", "refused"),
+    [
+        (
+            "en",
+            "The form has expired",
+            "The form had expired or was not sent from this site, so nothing was done.",
+            "Back to the page",
+            "You are not allowed to open this page or to do this.",
+        ),
+        (
+            "de",
+            "Das Formular ist abgelaufen",
+            "Das Formular war abgelaufen oder wurde nicht von dieser Website gesendet, daher wurde nichts getan.",
+            "Zurück zur Seite",
+            "Sie dürfen diese Seite nicht öffnen oder dies nicht tun.",
+        ),
+    ],
+)
+async def test_a_missing_or_expired_csrf_token_says_so_and_links_back_a_refusal_stays_a_refusal(
+    bot_factory: Any, lang: str, title: str, said: str, back: str, refused: str
+) -> None:
+    bot = await bot_factory(web=WEB)
+    doc = await make_staff(bot.db, telegram_id=7002, language=lang)
+    await make_staff(bot.db, telegram_id=7003, language=lang)
+    patient, _ = await make_patient(bot.db, bot.clock, alias="LWS-0001", therapist_id=doc.id)
+    base = web_url(bot)
+    async with client() as browser:
+        assert (await sign_in_link(browser, await dashboard_link(bot, 7002))).status == 303
+        for data in ({}, {"csrf_token": "20991231000000##forged"}):
+            async with browser.post(f"{base}/patients/{patient.id}/pause", data=data, allow_redirects=False) as page:
+                html = (await page.text()).replace("&#39;", "'")
+                assert page.status == 403 and page.content_type == "text/html"
+            assert f"<h1>{title}</h1>" in html and said in html
+            assert f'<a href="/patients/{patient.id}">{back}</a>' in html
+            assert refused not in html
+        async with browser.post(f"{base}/signout", headers={"HX-Request": "true"}) as bare:
+            assert bare.status == 403 and said in await bare.text()
+    async with bot.db.session() as session:
+        row = await session.get(Patient, patient.id)
+        assert row is not None and row.paused_until is None, "nothing was done"
+    # A real refusal is still the plain 403: a therapist (signed in, valid token) posting to an admin page.
+    async with client() as other:
+        assert (await sign_in_link(other, await dashboard_link(bot, 7003))).status == 303
+        async with other.get(f"{base}/caseload") as page:
+            token = csrf(await page.text())
+        async with other.post(f"{base}/admin/staff/1/role", data={"csrf_token": token}) as page:
+            html = (await page.text()).replace("&#39;", "'")
+            assert page.status == 403 and refused in html and title not in html and back not in html
