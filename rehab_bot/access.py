@@ -19,11 +19,25 @@ from __future__ import annotations
 
 import enum
 
+from rehab_bot.i18n import t
 from rehab_bot.models import Patient, Role, Staff
 
 
 class StaffError(ValueError):
-    """Bad input or a refused action; the message is fit to show the staff member."""
+    """Bad input or a refused action; the message is fit to show the staff member.
+
+    The message is a msgid with {placeholders} filled from keyword arguments (mark it with N_
+    where it is raised): ``str(exc)`` is the English text (the chat, the CLI), :meth:`text` the
+    staff member's language (the web app). A value that is itself a msgid is an i18n.Label.
+    """
+
+    def __init__(self, msgid: str = "", /, **kwargs: object) -> None:
+        self.msgid, self.kwargs = msgid, kwargs
+        super().__init__(msgid.format(**kwargs) if kwargs else msgid)
+
+    def text(self, lang: str) -> str:
+        """The message in lang."""
+        return t(lang, self.msgid, **self.kwargs)
 
 
 class Forbidden(StaffError):

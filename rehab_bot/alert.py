@@ -45,6 +45,7 @@ from rehab_bot import audit
 from rehab_bot.access import Access, StaffError, require
 from rehab_bot.config import ClinicConfig, Config
 from rehab_bot.content.checkins import SEVERITIES, level_of
+from rehab_bot.i18n import N_
 from rehab_bot.models import PRIORITY, Alert, Delivery, DeliveryStatus, Kind, Patient, Role, Staff
 from rehab_bot.schedule import zone
 from rehab_bot.staff import admins, queue_staff_messages, staff_members, staff_message
@@ -60,6 +61,23 @@ ESCALATING_SEVERITIES = frozenset(s for s in SEVERITIES if level_of(s) in ("emer
 # crisis messages. Operational alerts (a silent patient, a blocked bot, deleted
 # data) are for the caseload, whatever their severity.
 ESCALATING_KINDS = ("red_flag", "checkin", "crisis")
+
+# How staff read an alert's severity and kind on the web pages (Alert.severity and Alert.kind hold
+# the values): every severity of content.checkins.SEVERITIES, every kind raise_alert is given.
+SEVERITY_LABELS = {
+    "low": N_("Low"),
+    "high": N_("High"),
+    "critical": N_("Critical"),
+    "emergency": N_("Emergency"),
+}
+KIND_LABELS = {
+    "red_flag": N_("Red flag in a check-in"),
+    "checkin": N_("Check-in score"),
+    "crisis": N_("Crisis words"),
+    "inactive": N_("No answers for a while"),
+    "unreachable": N_("Unreachable on Telegram"),
+    "data_deleted": N_("Data deleted by the patient"),
+}
 
 TITLES = {
     "unreachable": "Patient unreachable: Telegram refuses messages ({detail}). Reminders are paused.",

@@ -44,7 +44,7 @@ from rehab_bot import patient as patients
 from rehab_bot.access import Access, StaffError, require
 from rehab_bot.config import ClinicConfig, Config
 from rehab_bot.content import Content
-from rehab_bot.i18n import t
+from rehab_bot.i18n import N_, t
 from rehab_bot.invite import CODE_RE, new_code
 from rehab_bot.models import (
     IN_CARE,
@@ -289,7 +289,7 @@ async def remove_by_staff(session: AsyncSession, staff: Staff, caregiver_id: int
     link = await session.get(Caregiver, caregiver_id)
     patient = await session.get(Patient, link.patient_id) if link is not None else None
     if link is None or patient is None or link.removed_at is not None:
-        raise StaffError("This caregiver is no longer linked.")
+        raise StaffError(N_("This caregiver is no longer linked."))
     require(staff, patient, Access.WRITE)
     await _end(session, link, now)
     audit.record(session, action=REMOVE, now=now, staff=staff, patient_id=patient.id, detail=f"caregiver={link.id}")

@@ -355,7 +355,7 @@ async def change_programme(
 
     require(staff, patient, Access.WRITE)
     if programme_id not in content.programmes:
-        raise StaffError("That programme is no longer available.")
+        raise StaffError(N_("That programme is no longer available."))
     before = await programme_core.programme_for(session, content, patient)
     old = patient.programme_id
     patient.programme_id = programme_id

@@ -95,9 +95,20 @@ def _lang(lang: str) -> str:
     return lang if lang in SUPPORTED_LANGUAGES else FALLBACK_LANGUAGE
 
 
+class Label(str):
+    """A msgid given as a placeholder's value (a status, an alert's kind): translated with its message.
+
+    ``t("de", N_("{alias} is {status}."), alias="LWS-1", status=Label(N_("paused")))`` fills in
+    "pausiert"; formatted without t() (``str.format``) it is the English msgid.
+    """
+
+    __slots__ = ()
+
+
 def _format(lang: str, text: str, fallback: str, kwargs: dict[str, object]) -> str:
     if not kwargs:
         return text
+    kwargs = {key: gettext_(lang, value) if isinstance(value, Label) else value for key, value in kwargs.items()}
     try:
         return text.format(**kwargs)
     except (KeyError, IndexError, ValueError):

@@ -43,7 +43,7 @@ from rehab_bot import audit
 from rehab_bot.access import Access, Forbidden, StaffError, require
 from rehab_bot.config import ClinicConfig, Config
 from rehab_bot.files import private_dir, write_private_bytes
-from rehab_bot.i18n import t
+from rehab_bot.i18n import N_, t
 from rehab_bot.models import (
     CareMessage,
     Delivery,
@@ -295,7 +295,7 @@ async def _message_for(
     message = await session.get(CareMessage, message_id)
     patient = await session.get(Patient, message.patient_id) if message is not None else None
     if message is None or patient is None:
-        raise StaffError("This message no longer exists.")
+        raise StaffError(N_("This message no longer exists."))
     require(staff, patient, needed)
     return message, patient
 
@@ -340,14 +340,14 @@ async def reply(
     """
     text = text.strip()
     if not text:
-        raise StaffError("The reply is empty.")
+        raise StaffError(N_("The reply is empty."))
     if len(text) > MAX_TEXT:
-        raise StaffError(f"The reply is too long ({len(text)} characters; at most {MAX_TEXT}).")
+        raise StaffError(N_("The reply is too long ({n} characters; at most {max})."), n=len(text), max=MAX_TEXT)
     parent, patient = await _message_for(session, staff, message_id, Access.WRITE)
     if parent.direction != IN:
-        raise StaffError("Only a patient's message can be answered.")
+        raise StaffError(N_("Only a patient's message can be answered."))
     if patient.telegram_id is None:
-        raise StaffError(f"{patient.alias} can no longer be reached through the bot.")
+        raise StaffError(N_("{alias} can no longer be reached through the bot."), alias=patient.alias)
     assert staff.id is not None and patient.id is not None
     answer = CareMessage(
         patient_id=patient.id, direction=OUT, staff_id=staff.id, parent_id=parent.id, text=text, created_at=now
@@ -406,7 +406,7 @@ async def mark_read(session: AsyncSession, staff: Staff, message_id: int, now: d
     """Mark a patient's message read (it needs no answer): recorded once, audited."""
     message, patient = await _message_for(session, staff, message_id, Access.WRITE)
     if message.direction != IN:
-        raise StaffError("Only a patient's message can be marked read.")
+        raise StaffError(N_("Only a patient's message can be marked read."))
     if message.read_at is not None:
         reader = await session.get(Staff, message.read_by) if message.read_by is not None else None
         return Marked(message, patient, False, reader.name if reader is not None else "someone")
@@ -480,7 +480,7 @@ async def start_reply(
     """Staff pressed Reply: check WRITE access and remember (across restarts) what they answer."""
     message, patient = await _message_for(session, staff, message_id, Access.WRITE)
     if message.direction != IN:
-        raise StaffError("Only a patient's message can be answered.")
+        raise StaffError(N_("Only a patient's message can be answered."))
     assert staff.id is not None
     old = await session.get(StaffDraft, staff.id)
     if old is not None:

@@ -36,7 +36,7 @@ from rehab_bot import session as sessions
 from rehab_bot.access import Access, StaffError, require
 from rehab_bot.config import ClinicConfig, DeliveryConfig
 from rehab_bot.content import Content
-from rehab_bot.i18n import SUPPORTED_LANGUAGES
+from rehab_bot.i18n import N_, SUPPORTED_LANGUAGES, Label
 from rehab_bot.models import (
     IN_CARE,
     URGENT_KINDS,
@@ -54,6 +54,15 @@ from rehab_bot.reminders import reschedule_patient
 from rehab_bot.schedule import QuietHours, ScheduleError, local_date, parse_hhmm, zone
 
 MAX_PAUSE_DAYS = 90
+# A patient's status as staff read it (the caseload, the patient page, a refusal), by PatientStatus value.
+STATUS_LABELS = {
+    "enrolling": N_("enrolling"),
+    "active": N_("active"),
+    "paused": N_("paused"),
+    "unreachable": N_("unreachable"),
+    "discharged": N_("discharged"),
+    "stopped": N_("stopped"),
+}
 PAUSE_CHOICES = (3, 7, 14)  # days, as buttons
 # Statuses of a patient who has finished enrolment and may use the patient commands.
 ENROLLED = frozenset(
@@ -389,7 +398,11 @@ async def pause(
         require(staff, patient, Access.WRITE)
     if patient.status not in IN_CARE:
         if staff is not None:
-            raise StaffError(f"{patient.alias} is {patient.status}; there is nothing to pause.")
+            raise StaffError(
+                N_("{alias} is {status}; there is nothing to pause."),
+                alias=patient.alias,
+                status=Label(STATUS_LABELS.get(patient.status, patient.status)),
+            )
         return PauseResult.NOT_ACTIVE
     if until is not None and until < local_date(patient, now):
         raise InputError("date_past")
@@ -431,7 +444,11 @@ async def resume(
     if staff is not None:
         require(staff, patient, Access.WRITE)
         if status != PatientStatus.PAUSED.value:
-            raise StaffError(f"{patient.alias} is {status}, not paused.")
+            raise StaffError(
+                N_("{alias} is {status}, not paused."),
+                alias=patient.alias,
+                status=Label(STATUS_LABELS.get(status, status)),
+            )
     if status == PatientStatus.ACTIVE.value:
         return ResumeResult.ALREADY_ACTIVE
     if status in (PatientStatus.DISCHARGED.value, PatientStatus.ENROLLING.value):

@@ -36,7 +36,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from rehab_bot import audit, schedule
 from rehab_bot.access import StaffError
 from rehab_bot.content import MAX_SESSIONS_PER_DAY
-from rehab_bot.i18n import SUPPORTED_LANGUAGES
+from rehab_bot.i18n import N_, SUPPORTED_LANGUAGES
 from rehab_bot.models import (
     Kind,
     Patient,
@@ -81,9 +81,9 @@ def validate_name(name: str) -> str:
     """A staff member's display name."""
     name = " ".join(name.split())
     if not name:
-        raise StaffError("The name is empty.")
+        raise StaffError(N_("The name is empty."))
     if len(name) > _NAME_MAX:
-        raise StaffError(f"The name is longer than {_NAME_MAX} characters.")
+        raise StaffError(N_("The name is longer than {n} characters."), n=_NAME_MAX)
     return name
 
 
@@ -104,9 +104,9 @@ async def add_staff(
     A new member without a timezone gets default_timezone (the clinic's).
     """
     if telegram_id <= 0:
-        raise StaffError("A Telegram user id is a positive number (the person can see theirs via @userinfobot).")
+        raise StaffError(N_("A Telegram user id is a positive number (the person can see theirs via @userinfobot)."))
     if role not in (Role.ADMIN.value, Role.THERAPIST.value):
-        raise StaffError(f"Unknown role {role!r}: use admin or therapist.")
+        raise StaffError(N_("Unknown role {role}: use admin or therapist."), role=repr(role))
     name = validate_name(name)
     staff_exists = (await session.exec(select(Staff).where(col(Staff.telegram_id) == telegram_id))).first()
     if timezone is None and staff_exists is None:
@@ -117,7 +117,11 @@ async def add_staff(
         except ScheduleError as exc:
             raise StaffError(str(exc)) from exc
     if language is not None and language not in SUPPORTED_LANGUAGES:
-        raise StaffError(f"Unknown language {language!r}: use {' or '.join(SUPPORTED_LANGUAGES)}.")
+        raise StaffError(
+            N_("Unknown language {language}: use {languages}."),
+            language=repr(language),
+            languages=" or ".join(SUPPORTED_LANGUAGES),
+        )
     staff = staff_exists
     created = staff is None
     if staff is None:
@@ -176,7 +180,7 @@ async def remove_staff(
     """
     staff = (await session.exec(select(Staff).where(col(Staff.telegram_id) == telegram_id))).first()
     if staff is None:
-        raise StaffError(f"No staff member has the Telegram id {telegram_id}.")
+        raise StaffError(N_("No staff member has the Telegram id {id}."), id=telegram_id)
     patients = list(
         (
             await session.exec(
@@ -190,13 +194,17 @@ async def remove_staff(
     if reassign_to is not None:
         new_owner = await _find_member(session, reassign_to)
         if new_owner.id == staff.id:
-            raise StaffError("A staff member cannot take over their own patients; name a colleague.")
+            raise StaffError(N_("A staff member cannot take over their own patients; name a colleague."))
     elif patients:
         new_owner = next((a for a in await admins(session) if a.id != staff.id), None)
         if new_owner is None:
             raise StaffError(
-                f"{staff.name} is responsible for {len(patients)} patient(s) and there is no other admin to take "
-                "them over: name a colleague with --reassign-to, or add an admin first."
+                N_(
+                    "{name} is responsible for {n} patient(s) and there is no other admin to take "
+                    "them over: name a colleague with --reassign-to, or add an admin first."
+                ),
+                name=staff.name,
+                n=len(patients),
             )
     staff.active = False
     session.add(staff)
@@ -273,13 +281,13 @@ def parse_times(text: str) -> list[str]:
     try:
         times = schedule.parse_times(text)
     except schedule.TimesError as exc:
-        raise StaffError(f"{exc.part} is not a time of day (HH:MM, e.g. 08:00).") from exc
+        raise StaffError(N_("{part} is not a time of day (HH:MM, e.g. 08:00)."), part=exc.part) from exc
     if not times:
-        raise StaffError("Send one to six times of day, e.g. 08:00 13:00 18:00.")
+        raise StaffError(N_("Send one to six times of day, e.g. 08:00 13:00 18:00."))
     if len(set(times)) != len(times):
-        raise StaffError("Each time may appear only once.")
+        raise StaffError(N_("Each time may appear only once."))
     if len(times) > MAX_SESSIONS_PER_DAY:
-        raise StaffError(f"At most {MAX_SESSIONS_PER_DAY} sessions a day.")
+        raise StaffError(N_("At most {n} sessions a day."), n=MAX_SESSIONS_PER_DAY)
     return sorted(times)
 
 

@@ -10,6 +10,7 @@ from babel.messages.pofile import read_po
 
 from rehab_bot import i18n, i18n_tools
 from rehab_bot.i18n import (
+    N_,
     SUPPORTED_LANGUAGES,
     pick_language,
     placeholders,
@@ -155,3 +156,15 @@ def test_every_catalogue_parses_without_a_warning() -> None:
     for lang in SUPPORTED_LANGUAGES:
         with (i18n.LOCALE_DIR / lang / "LC_MESSAGES" / "messages.po").open("rb") as handle:
             assert len(read_po(handle, abort_invalid=True)) > 0
+
+
+def test_a_staff_error_keeps_its_msgid_and_placeholders_for_every_language() -> None:
+    from rehab_bot.access import StaffError
+    from rehab_bot.i18n import Label
+
+    exc = StaffError(N_("{alias} is {status}, not paused."), alias="LWS-0001", status=Label(N_("discharged")))
+    assert str(exc) == "LWS-0001 is discharged, not paused."  # the chat and the CLI
+    assert exc.text("de") == "LWS-0001 ist entlassen, nicht pausiert."
+    assert exc.text("en") == str(exc)
+    plain = StaffError(N_("The reply is empty."))
+    assert str(plain) == "The reply is empty." and plain.text("de") == "Die Antwort ist leer."

@@ -28,6 +28,7 @@ from aiohttp import web
 from aiohttp_session import session_middleware
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
+from rehab_bot import alert as alert_core
 from rehab_bot import caseload_overview
 from rehab_bot.i18n import N_, translator
 from rehab_bot.schedule import zone
@@ -204,6 +205,9 @@ def build_app(ctx: WebContext) -> web.Application:
         undefined=jinja2.StrictUndefined,
         default_helpers=True,
         filters={"when": when},
+    )
+    aiohttp_jinja2.get_env(app).globals.update(
+        severity_labels=alert_core.SEVERITY_LABELS, kind_labels=alert_core.KIND_LABELS
     )
     app.on_response_prepare.append(_headers)
     app.router.add_static("/static/", STATIC, name="static", append_version=True)

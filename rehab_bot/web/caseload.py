@@ -16,6 +16,7 @@ from rehab_bot import audit
 from rehab_bot import caseload as caseload_core
 from rehab_bot import caseload_overview as overview
 from rehab_bot.i18n import N_
+from rehab_bot.patient import STATUS_LABELS
 from rehab_bot.web.auth import allow, db, signed_in_staff
 from rehab_bot.web.context import context
 from rehab_bot.web.forms import FormData
@@ -34,13 +35,6 @@ COLUMNS = (
     ("alerts", N_("Open alerts")),
     ("risk", N_("Risk")),
 )
-STATUS_LABELS = {
-    "enrolling": N_("enrolling"),
-    "active": N_("active"),
-    "paused": N_("paused"),
-    "unreachable": N_("unreachable"),
-    "discharged": N_("discharged"),
-}
 
 
 class CaseloadQuery(Form):

@@ -24,10 +24,10 @@ from rehab_bot import caseload as caseload_core
 from rehab_bot import message as message_core
 from rehab_bot import patient as patient_core
 from rehab_bot.access import Access, Forbidden, StaffError, access
-from rehab_bot.i18n import N_
+from rehab_bot.i18n import N_, t
 from rehab_bot.models import Patient, Staff
+from rehab_bot.patient import STATUS_LABELS
 from rehab_bot.web.auth import allow, db, signed_in_staff
-from rehab_bot.web.caseload import STATUS_LABELS
 from rehab_bot.web.context import context
 from rehab_bot.web.forms import Form, bind
 from rehab_bot.web.outcome_charts import template_values as outcome_values
@@ -79,9 +79,9 @@ async def load(request: web.Request, needed: Access) -> tuple[AsyncSession, Staf
     return session, staff, patient
 
 
-async def flash(request: web.Request, text: str) -> None:
-    """A one-line message shown on the next page."""
-    (await get_session(request))[FLASH] = text[:300]
+async def flash(request: web.Request, msgid: str, /, **kwargs: object) -> None:
+    """A one-line message shown on the next page, in the visitor's language (placeholders filled in)."""
+    (await get_session(request))[FLASH] = t(language(request), msgid, **kwargs)[:300]
 
 
 @asynccontextmanager
@@ -94,7 +94,7 @@ async def staff_change(request: web.Request, session: AsyncSession, page: str) -
         raise web.HTTPForbidden() from exc
     except StaffError as exc:
         await session.rollback()
-        await flash(request, str(exc))
+        await flash(request, exc.msgid, **exc.kwargs)
         raise web.HTTPSeeOther(page) from exc
 
 

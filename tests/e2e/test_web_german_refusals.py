@@ -1,0 +1,95 @@
+"""German staff read refusals and alert labels in German (issue: messages with numbers or names).
+
+A refusal from the core (access.StaffError) carries its msgid and placeholders, so the web app
+shows it in the staff member's language; an alert's severity and kind are shown as labels.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlmodel import select
+from web_seed import BEN, seed_clinic
+from webrig import WEB, client, csrf, init_data, sign_in_initdata, web_url
+
+from rehab_bot import alert as alerts
+from rehab_bot import message as message_core
+from rehab_bot.models import Patient, Staff
+
+TOO_LONG = {
+    "en": "The reply is too long (4000 characters; at most 3500).",
+    "de": "Die Antwort ist zu lang (4000 Zeichen; höchstens 3500).",
+}
+NOT_PAUSED = {"en": "LWS-0001 is discharged, not paused.", "de": "LWS-0001 ist entlassen, nicht pausiert."}
+NOTHING = {
+    "en": "LWS-0001 is discharged; there is nothing to pause.",
+    "de": "LWS-0001 ist entlassen; es gibt nichts zu pausieren.",
+}
+LABELS = {
+    "en": ("Emergency", "Red flag in a check-in", "Low", "Data deleted by the patient"),
+    "de": ("Notfall", "Warnzeichen in einer Abfrage", "Niedrig", "Daten vom Patienten gelöscht"),
+}
+
+
+async def _clinic(bot: Any, lang: str) -> int:
+    clinic = await seed_clinic(bot.db, bot.clock.now(), patients=1, days=1)  # LWS-0001 is Dr Ben's
+    async with bot.db.session() as session:
+        [ben] = (await session.exec(select(Staff).where(Staff.telegram_id == BEN))).all()
+        ben.language = lang
+        session.add(ben)
+        await session.commit()
+    return clinic.patient_ids[0]
+
+
+@pytest.mark.parametrize("lang", ["en", "de"])
+async def test_refusals_with_numbers_and_names_are_in_the_staff_members_language(bot_factory: Any, lang: str) -> None:
+    bot = await bot_factory(web=WEB)
+    pid = await _clinic(bot, lang)
+    async with bot.db.session() as session:
+        patient = await session.get(Patient, pid)
+        assert patient is not None
+        sent = await message_core.send(session, patient, bot.config.clinic, text="Question", now=bot.clock.now())
+        await session.commit()
+    base = web_url(bot)
+    async with client() as browser:
+        assert (await sign_in_initdata(browser, base, init_data(BEN, bot.clock.now()))).status == 200
+        async with browser.get(f"{base}/patients/{pid}") as page:
+            token = csrf(await page.text())
+        reply = f"{base}/patients/{pid}/messages/{sent.message.id}/reply"
+        async with browser.post(reply, data={"csrf_token": token, "text": "x" * 4000}) as page:
+            assert TOO_LONG[lang] in await page.text()
+        async with bot.db.session() as session:
+            row = await session.get(Patient, pid)
+            assert row is not None
+            row.status = "discharged"
+            session.add(row)
+            await session.commit()
+        async with browser.post(f"{base}/patients/{pid}/resume", data={"csrf_token": token}) as page:
+            assert NOT_PAUSED[lang] in await page.text()
+        async with browser.post(f"{base}/patients/{pid}/pause", data={"csrf_token": token, "days": "7"}) as page:
+            assert NOTHING[lang] in await page.text()
+
+
+@pytest.mark.parametrize("lang", ["en", "de"])
+async def test_alert_levels_and_kinds_are_shown_as_labels(bot_factory: Any, lang: str) -> None:
+    bot = await bot_factory(web=WEB)
+    pid = await _clinic(bot, lang)
+    async with bot.db.session() as session:
+        patient = await session.get(Patient, pid)
+        assert patient is not None
+        for kind, severity in (("red_flag", "emergency"), ("data_deleted", "low")):
+            await alerts.raise_alert(
+                session, patient, kind=kind, severity=severity, detail="", now=bot.clock.now(), clinic=bot.config.clinic
+            )
+        await session.commit()
+    base = web_url(bot)
+    async with client() as browser:
+        assert (await sign_in_initdata(browser, base, init_data(BEN, bot.clock.now()))).status == 200
+        for path in ("/alerts", f"/patients/{pid}"):
+            async with browser.get(base + path) as page:
+                html = await page.text()
+            for label in LABELS[lang]:
+                assert label in html, (path, label)
+            for raw in (">emergency<", "red_flag ·", ">low<", "data_deleted ·"):
+                assert raw not in html, (path, raw)
