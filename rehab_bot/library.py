@@ -41,6 +41,7 @@ from rehab_bot import audit, files
 from rehab_bot.access import StaffError
 from rehab_bot.content import Content, Exercise, localize
 from rehab_bot.content.schema import LANGUAGES
+from rehab_bot.i18n import N_
 from rehab_bot.models import ClinicExercise, Staff
 
 CLINIC_PREFIX = "clinic-"
@@ -162,16 +163,18 @@ def sniff(data: bytes) -> Sniffed | None:
 def check_media(data: bytes, filename: str) -> Sniffed:
     """What an upload is, or LibraryError: unknown type, a name that says otherwise, too large, empty."""
     if not data:
-        raise LibraryError("The file is empty.")
+        raise LibraryError(N_("The file is empty."))
     found = sniff(data)
     if found is None:
-        raise LibraryError("Only photos (JPEG, PNG), GIFs and MP4 videos can be uploaded.")
+        raise LibraryError(N_("Only photos (JPEG, PNG), GIFs and MP4 videos can be uploaded."))
     suffix = Path(filename).suffix.lower()
     if suffix and suffix not in _SUFFIXES[found.suffix]:
-        raise LibraryError(f"The file's name ends in {suffix} but it is a {found.mime} file.")
+        raise LibraryError(
+            N_("The file's name ends in {suffix} but it is a {mime} file."), suffix=suffix, mime=found.mime
+        )
     limit = MAX_MEDIA_BYTES[found.kind]
     if len(data) > limit:
-        raise LibraryError(f"The file is larger than {limit // (1024 * 1024)} MB.")
+        raise LibraryError(N_("The file is larger than {mb} MB."), mb=limit // (1024 * 1024))
     return found
 
 
@@ -310,7 +313,7 @@ async def update(
     _require_staff(staff)
     row = await get(session, exercise_id)
     if row is None:
-        raise LibraryError("Only the clinic's own exercises can be edited here.")
+        raise LibraryError(N_("Only the clinic's own exercises can be edited here."))
     _fill(row, check_exercise(raw))
     row.updated_at = now
     session.add(row)
@@ -339,7 +342,7 @@ async def attach_media(
     _require_staff(staff)
     row = await get(session, exercise_id)
     if row is None:
-        raise LibraryError("Only the clinic's own exercises can get an upload here.")
+        raise LibraryError(N_("Only the clinic's own exercises can get an upload here."))
     sniffed = check_media(data, filename)
     path = store_media(data, media_dir, sniffed)
     row.media, row.media_kind, row.updated_at = str(path), sniffed.kind, now
@@ -351,4 +354,4 @@ async def attach_media(
 
 def _require_staff(staff: Staff) -> None:
     if not staff.active:
-        raise LibraryError("You are not allowed to do this.")
+        raise LibraryError(N_("You are not allowed to do this."))

@@ -26,7 +26,7 @@ from rehab_bot.session_text import dose
 from rehab_bot.web.auth import allow, db, signed_in_staff
 from rehab_bot.web.context import context
 from rehab_bot.web.forms import CSRF_HEADER, Form, bind
-from rehab_bot.web.pages import render
+from rehab_bot.web.pages import language, render
 
 MAX_UPLOAD = max(library.MAX_MEDIA_BYTES.values())
 MEDIA_LABELS = {"photo": N_("Photo"), "animation": N_("GIF"), "video": N_("Video")}
@@ -181,7 +181,7 @@ async def _save(request: web.Request, exercise_id: str | None) -> web.StreamResp
             media_dir = ctx.config.library.media_dir
             await library.attach_media(session, staff, exercise_id, data, filename, media_dir, now, actor=actor)
     except LibraryError as exc:
-        return await _editor(request, form, exercise_id=existing, problem=str(exc), status=422)
+        return await _editor(request, form, exercise_id=existing, problem=exc.text(language(request)), status=422)
     await session.commit()
     location = f"/exercises/{exercise_id}?saved=1"
     if request.headers.get("HX-Request"):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
 import pytest
 from sqlmodel import select
 from web_seed import BEN, seed_clinic
@@ -93,3 +94,37 @@ async def test_alert_levels_and_kinds_are_shown_as_labels(bot_factory: Any, lang
                 assert label in html, (path, label)
             for raw in (">emergency<", "red_flag ·", ">low<", "data_deleted ·"):
                 assert raw not in html, (path, raw)
+
+
+@pytest.mark.parametrize(
+    ("lang", "said"),
+    [
+        ("en", "Only photos (JPEG, PNG), GIFs and MP4 videos can be uploaded."),
+        ("de", "Nur Fotos (JPEG, PNG), GIFs und MP4-Videos können hochgeladen werden."),
+    ],
+)
+async def test_an_upload_the_library_refuses_is_explained_in_the_staff_members_language(
+    bot_factory: Any, lang: str, said: str
+) -> None:
+    bot = await bot_factory(web=WEB)
+    await _clinic(bot, lang)
+    base = web_url(bot)
+    async with client() as browser:
+        assert (await sign_in_initdata(browser, base, init_data(BEN, bot.clock.now()))).status == 200
+        async with browser.get(f"{base}/exercises/new") as page:
+            token = csrf(await page.text())
+        form = aiohttp.FormData()
+        for key, value in {
+            "csrf_token": token,
+            "name-en": "Wall slide",
+            "name-de": "Wandrutschen",
+            "instructions-en": "Back to the wall, slide down a little.",
+            "instructions-de": "Rücken an die Wand, etwas hinabgleiten.",
+            "reps": "8",
+        }.items():
+            form.add_field(key, value)
+        form.add_field("media", b"<svg onload=alert(1)>", filename="fake.jpg", content_type="image/jpeg")
+        async with browser.post(f"{base}/exercises/new", data=form) as page:
+            html = (await page.text()).replace("&#39;", "'")
+            assert page.status == 422, html[-600:]
+    assert said in html
