@@ -8,6 +8,7 @@ An htmx click replaces the alert's row; without scripts the form posts and the p
 from __future__ import annotations
 
 from aiohttp import web
+from yarl import URL
 
 from rehab_bot import alert as alert_core
 from rehab_bot import audit
@@ -37,8 +38,15 @@ async def inbox(request: web.Request) -> web.StreamResponse:
 
 def _back(request: web.Request, default: str) -> str:
     """Where to go after a click: a local path the form names, else default (never another site)."""
-    target = request.query.get("next", "")
-    return target if target.startswith("/") and not target.startswith("//") else default
+    raw = request.query.get("next", "")
+    try:
+        # Checked as the Location header will carry it: yarl drops tabs and line breaks, so
+        # "/<tab>/evil.example" would become "//evil.example", another site.
+        target = str(URL(raw))
+    except ValueError:
+        return default
+    local = raw.startswith("/") and target.startswith("/") and not target.startswith(("//", "/\\"))
+    return target if local else default
 
 
 @allow("staff")
