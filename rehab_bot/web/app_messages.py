@@ -4,7 +4,8 @@ With ``[privacy] health_data_in_chat = false`` a patient writes to the team here
 replies here; the chat only says that the team answered. Thin, over the same core as the chat:
 crisis words first (rehab_bot.redflag.on_crisis: crisis text now, the clinic alerted), then
 rehab_bot.message.send; a symptom word offers its check (rehab_bot.crisis.symptom_check_for).
-A photo upload is checked for size and type (JPEG or PNG by its bytes), stored 0600 by
+A photo upload is checked for size and type (JPEG or PNG by its bytes, and readable by Pillow),
+re-encoded without its metadata (EXIF: GPS position, time, camera) and stored 0600 by
 rehab_bot.message.store_photo. One limit, [care] photo_max_bytes: the page's own script checks a
 chosen photo against it before sending (static/miniapp.js, so the typed text stays in the box),
 this handler checks it again, and the app's request limit is set from it (app.build_app); a body
@@ -14,6 +15,7 @@ own thread.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiohttp import web
@@ -104,6 +106,12 @@ async def write(request: web.Request) -> web.StreamResponse:
     if data:
         if message_core.photo_kind(data) is None:
             return await _page(request, patient, error=t(lang, NOT_A_PHOTO), text=text)
+        if len(data) <= ctx.config.care.photo_max_bytes:  # larger: refused below, never decoded
+            # Its EXIF (GPS position, time, camera) is dropped; a file that only starts like a photo is refused.
+            cleaned = await asyncio.to_thread(message_core.without_metadata, data)
+            if cleaned is None:
+                return await _page(request, patient, error=t(lang, NOT_A_PHOTO), text=text)
+            data = cleaned
         try:
             name = message_core.store_photo(photo_dir(ctx.config), data, ctx.config.care.photo_max_bytes)
         except message_core.PhotoTooLarge:

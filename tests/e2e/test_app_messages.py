@@ -8,12 +8,14 @@ nothing sent as a message); a file that is no photo or is too large is refused.
 
 from __future__ import annotations
 
+import io
 import stat
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from PIL import Image
 from rig.telegram_server import FakeTelegram
 from sqlmodel import select
 from test_care import rows, run_jobs, text_of
@@ -23,7 +25,16 @@ from webrig import client, csrf, init_data, miniapp_web, sign_in_initdata, web_u
 from rehab_bot.models import Alert
 
 PATIENT, THERAPIST = 7291, 7191
-JPEG = b"\xff\xd8\xff\xe0" + bytes(range(200))
+
+
+def _jpeg() -> bytes:
+    """A small real JPEG (the app re-encodes uploads without their metadata, so they must decode)."""
+    out = io.BytesIO()
+    Image.new("RGB", (24, 16), (200, 120, 90)).save(out, "JPEG")
+    return out.getvalue()
+
+
+JPEG = _jpeg()
 
 
 async def signed_in(bot: Any, telegram_id: int) -> aiohttp.ClientSession:
@@ -61,9 +72,9 @@ async def test_privacy_mode_messages_go_through_the_mini_app(
         html = await post(browser, bot, "The wound looks red at the edge", JPEG)
         assert "Sent to your care team." in html and "The wound looks red at the edge" in html
         [stored] = await rows(bot)
-        assert stored.direction == "in" and stored.photo_bytes == len(JPEG)
         path = tmp_path / "photos" / stored.photo_path
-        assert path.read_bytes() == JPEG and stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert stored.direction == "in" and stored.photo_bytes == path.stat().st_size
+        assert Image.open(path).size == (24, 16) and stat.S_IMODE(path.stat().st_mode) == 0o600
 
         # Not a photo; too large: refused, nothing stored.
         assert "is not a photo" in await post(browser, bot, "", b"GIF89a-not-allowed")
@@ -123,7 +134,7 @@ async def test_a_phone_sized_photo_fits_the_configured_limit(
         assert "Sent to your care team." in await post(browser, bot, "", photo)
         assert "too large" in await post(browser, bot, "", JPEG + b"\x00" * 3_000_001)
     [stored] = await rows(bot)
-    assert stored.photo_bytes == len(photo)
+    assert stored.photo_bytes == (tmp_path / "photos" / stored.photo_path).stat().st_size  # re-encoded: smaller
 
 
 @pytest.mark.parametrize(
