@@ -293,7 +293,7 @@ async def starting_point(
         return empty()
     if kind == "programme" and ref in content.programmes:
         return from_programme(content.programmes[ref], catalogue).model_dump()
-    if kind == "template" and ref.isdigit():
+    if kind == "template" and ref.isascii() and ref.isdigit() and len(ref) <= 9:  # an id the database can hold
         row = await session.get(ProgrammePlan, int(ref))
         if row is not None and row.patient_id is None:
             return PlanSchema.model_validate_json(row.body).model_dump()

@@ -92,3 +92,14 @@ async def test_a_patients_photo_reaches_the_care_team_without_its_gps_position(
         assert (await sign_in_link(browser, await dashboard_link(bot, 7191))).status == 303
         async with browser.get(f"{base}/patients/{stored.patient_id}/messages/{stored.id}/photo") as shown:
             assert await shown.read() == kept
+
+
+@pytest.mark.parametrize("start", ["template:99999999999999999999999", "template:²", "template:0x1"])
+async def test_a_builder_start_no_database_can_hold_is_a_404_not_a_server_error(bot_factory: Any, start: str) -> None:
+    bot = await bot_factory(web=WEB)
+    await make_staff(bot.db, telegram_id=7002, role="admin")
+    patient, _ = await make_patient(bot.db, bot.clock, alias="SEC-0002", telegram_id=7100)
+    async with client() as browser:
+        assert (await sign_in_link(browser, await dashboard_link(bot, 7002))).status == 303
+        async with browser.get(f"{web_url(bot)}/patients/{patient.id}/programme", params={"start": start}) as page:
+            assert page.status == 404
