@@ -240,6 +240,8 @@ class WebConfig:
     secret_file: Path = Path("data/web-secret")
     # A signed-in browser is signed out after this many minutes without a request.
     idle_minutes: int = 30
+    # ... and this many hours after signing in, however active (a session is never kept alive for ever).
+    session_hours: int = 12
     # Mini App sign-in: Telegram's initData older than this is refused (the Login Widget's data too).
     initdata_max_age_seconds: int = 3600
     # Staff may also sign in with the Telegram Login Widget on the signed-out page (rehab_bot/web/login_widget.py).
@@ -406,6 +408,7 @@ BOUNDS: dict[str, Bound] = {
     "staff.digest_pain_rise": Bound(0, 10, "NRS points", above=True),
     "staff.digest_no_response_days": Bound(1, 365, "days"),
     "web.idle_minutes": Bound(1, 1440, "minutes"),
+    "web.session_hours": Bound(1, 168, "hours"),
     "web.initdata_max_age_seconds": Bound(10, 86_400, "seconds"),
     "care.escalate_after_hours": Bound(0, 168, "working hours", above=True),
     "care.photo_max_bytes": Bound(

@@ -633,6 +633,21 @@ class WebSignin(SQLModel, table=True):
     used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
+class WebSession(SQLModel, table=True):
+    """A signed-in browser or Mini App (rehab_bot/signin.py, rehab_bot/web/auth.py).
+
+    The encrypted cookie carries a random session id and who is signed in; the database keeps only
+    the id's SHA-256 and the session's times, no identity. Signing out marks it ended, so every copy
+    of the cookie stops working; it also ends at expires_at however active it is.
+    """
+
+    __tablename__ = "web_session"
+    token_hash: str = Field(primary_key=True)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
 class CareMessage(SQLModel, table=True):
     """A message between a patient and their care team (rehab_bot/message.py).
 

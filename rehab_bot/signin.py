@@ -1,4 +1,4 @@
-"""One-time sign-in links to the web app: what /dashboard in a staff chat hands out.
+"""Signing in to the web app: the one-time links /dashboard in a staff chat hands out, and sessions.
 
 A link carries a random token (32 bytes, URL-safe); the database keeps only its
 SHA-256, the staff member, and when it expires (LINK_MINUTES) and was used. A
@@ -6,6 +6,12 @@ token signs in once: :func:`redeem` marks it used in the same statement that
 checks it is unused and unexpired, so two browsers racing with one link get one
 session between them. The staff member must still be active when the link is
 redeemed (access is rechecked on every web request anyway).
+
+A web session (any sign-in: link, Mini App, Login Widget) is a random id in
+the encrypted cookie and its SHA-256 in the table web_session with when it
+ends (``[web] session_hours`` after signing in, however active). Signing out
+marks the row ended: a copy of the cookie kept elsewhere stops working too.
+Rows past expires_at are cleared when the next session starts.
 
 Plain Python over SQLModel: no telegram or web imports.
 """
@@ -21,7 +27,7 @@ from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rehab_bot import audit
-from rehab_bot.models import Staff, WebSignin
+from rehab_bot.models import Staff, WebSession, WebSignin
 
 LINK_MINUTES = 5
 TOKEN_BYTES = 32
@@ -75,3 +81,29 @@ async def redeem(session: AsyncSession, token: str, now: datetime) -> Staff | No
     if staff is None or not staff.active:
         return None
     return staff
+
+
+async def start_session(session: AsyncSession, now: datetime, hours: int) -> str:
+    """A new web session's id, open for ``hours`` (the caller commits); ended and expired ones are cleared."""
+    await session.exec(delete(WebSession).where(col(WebSession.expires_at) < now))
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    session.add(WebSession(token_hash=token_hash(token), created_at=now, expires_at=now + timedelta(hours=hours)))
+    return token
+
+
+async def session_open(session: AsyncSession, token: object, now: datetime) -> bool:
+    """Whether the cookie's session id names a session that was neither signed out nor has expired."""
+    if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
+        return False
+    row = await session.get(WebSession, token_hash(token))
+    return row is not None and row.ended_at is None and row.expires_at > now
+
+
+async def end_session(session: AsyncSession, token: object, now: datetime) -> None:
+    """Sign out: the session ends for every copy of its cookie (the caller commits)."""
+    if isinstance(token, str) and token and len(token) <= MAX_TOKEN_LENGTH:
+        await session.exec(
+            update(WebSession)
+            .where(col(WebSession.token_hash) == token_hash(token), col(WebSession.ended_at).is_(None))
+            .values(ended_at=now)
+        )

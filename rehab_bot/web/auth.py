@@ -2,11 +2,15 @@
 
 The session is an encrypted cookie (aiohttp-session's EncryptedCookieStorage:
 HttpOnly, SameSite=Lax, Secure when public_url is https) holding only the kind
-of visitor ("staff" or "patient"), their Telegram id and when they were last
-seen. Nothing else is trusted from it: on every request :func:`auth_middleware`
-loads the staff member (rehab_bot.staff.active_staff) or patient again, so a
-removed or demoted member loses access at their next request, and a session
-idle for more than ``[web] idle_minutes`` is ended.
+of visitor ("staff" or "patient"), their Telegram id, when they were last seen
+and a random session id, whose SHA-256 the database keeps (rehab_bot.signin:
+start_session, session_open, end_session). Nothing else is trusted from it: on
+every request :func:`auth_middleware` checks that the session is still open on
+the server (not signed out, not older than ``[web] session_hours``) and loads
+the staff member (rehab_bot.staff.active_staff) or patient again, so a removed
+or demoted member loses access at their next request, a session idle for more
+than ``[web] idle_minutes`` is ended, and signing out ends every copy of the
+cookie.
 
 Each handler declares who may call it with :func:`allow` ("public", "anyone
 signed in", "staff", "admin" or "patient"); a handler that declares nothing is
@@ -100,7 +104,11 @@ async def _identify(request: web.Request, session: Session, db_session: AsyncSes
     default_lang = _browser_language(request, ctx.config.clinic.language)
     if kind not in ("staff", "patient") or not isinstance(tid, int):
         return Visitor(None, None, default_lang)
-    if not isinstance(seen, int | float) or now - seen > ctx.config.web.idle_minutes * 60:
+    if (
+        not isinstance(seen, int | float)
+        or now - seen > ctx.config.web.idle_minutes * 60
+        or not await signin.session_open(db_session, session.get("sid"), ctx.clock.now())
+    ):
         session.invalidate()
         return Visitor(None, None, default_lang, ended=True)
     if kind == "staff":
@@ -148,9 +156,13 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
 
 async def _start(request: web.Request, kind: str, telegram_id: int) -> None:
+    ctx, db_session = context(request), db(request)
+    now = ctx.clock.now()
+    sid = await signin.start_session(db_session, now, ctx.config.web.session_hours)
+    await db_session.commit()
     session = await new_session(request)  # a fresh session (and CSRF secret) at sign-in
-    session["kind"], session["tid"] = kind, telegram_id
-    session["seen"] = context(request).clock.now().timestamp()
+    session["kind"], session["tid"], session["sid"] = kind, telegram_id, sid
+    session["seen"] = now.timestamp()
 
 
 # --- the one-time link ----------------------------------------------------------
@@ -318,8 +330,11 @@ async def widget_signin(request: web.Request) -> web.StreamResponse:
 
 @allow("signed_in")
 async def signout(request: web.Request) -> web.StreamResponse:
-    """End the session."""
-    (await get_session(request)).invalidate()
+    """End the session, on the server too: a copy of the cookie stops working."""
+    session = await get_session(request)
+    await signin.end_session(db(request), session.get("sid"), context(request).clock.now())
+    await db(request).commit()
+    session.invalidate()
     raise web.HTTPSeeOther("/signed-out")
 
 

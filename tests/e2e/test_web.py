@@ -11,7 +11,8 @@ from sqlmodel import col, select
 from webrig import WEB, client, csrf, dashboard_link, init_data, sign_in_initdata, sign_in_link, web_url
 
 from rehab_bot import audit
-from rehab_bot.models import AuditLog, Patient, Staff
+from rehab_bot.models import AuditLog, Patient, Staff, WebSession
+from rehab_bot.web.app import COOKIE_NAME
 
 
 async def actions(bot: Any) -> list[tuple[str, str, str]]:
@@ -99,6 +100,49 @@ async def test_a_post_without_a_csrf_token_is_refused(bot_factory: Any) -> None:
             assert response.status == 303
         async with browser.get(f"{base}/caseload", allow_redirects=False) as page:
             assert page.status == 401
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
+async def test_signing_out_ends_every_copy_of_the_cookie(bot_factory: Any, backend: str) -> None:
+    """The session is ended on the server: a copy of the cookie taken before sign-out is refused after it."""
+    bot = await bot_factory(backend, web=WEB)
+    await make_staff(bot.db, telegram_id=7002)
+    base = web_url(bot)
+    async with client() as browser, client() as thief:
+        assert (await sign_in_link(browser, await dashboard_link(bot, 7002))).status == 303
+        [cookie] = [c for c in browser.cookie_jar if c.key == COOKIE_NAME]
+        thief.cookie_jar.update_cookies({COOKIE_NAME: cookie.value})
+        async with thief.get(f"{base}/caseload", allow_redirects=False) as page:
+            assert page.status == 200, "a copy works while the session is open"
+        async with browser.get(f"{base}/caseload") as page:
+            token = csrf(await page.text())
+        async with browser.post(f"{base}/signout", headers={"X-CSRF-Token": token}, allow_redirects=False) as out:
+            assert out.status == 303
+        async with thief.get(f"{base}/caseload", allow_redirects=False) as page:
+            assert page.status == 401
+        # A second sign-in is a new session, and works.
+        assert (await sign_in_link(browser, await dashboard_link(bot, 7002))).status == 303
+        async with browser.get(f"{base}/caseload", allow_redirects=False) as page:
+            assert page.status == 200
+
+
+async def test_a_session_ends_after_session_hours_however_active(bot_factory: Any) -> None:
+    bot = await bot_factory(web={**WEB, "idle_minutes": 30, "session_hours": 2})
+    await make_staff(bot.db, telegram_id=7002)
+    async with client() as browser:
+        assert (await sign_in_link(browser, await dashboard_link(bot, 7002))).status == 303
+        for _ in range(4):  # 1 h 56 min of clicks, never idle for long
+            bot.clock.advance(timedelta(minutes=29))
+            async with browser.get(f"{web_url(bot)}/caseload", allow_redirects=False) as page:
+                assert page.status == 200
+        bot.clock.advance(timedelta(minutes=5))  # 2 h 1 min after signing in
+        async with browser.get(f"{web_url(bot)}/caseload", allow_redirects=False) as page:
+            assert page.status == 401
+        # Mini App sign-ins get the same end (and a stored row each, cleared once expired).
+        assert (await sign_in_initdata(browser, web_url(bot), init_data(7002, bot.clock.now()))).status == 200
+        async with bot.db.session() as session:
+            rows = (await session.exec(select(WebSession))).all()
+        assert len(rows) == 1 and rows[0].expires_at == bot.clock.now() + timedelta(hours=2)
 
 
 async def test_removing_a_staff_member_ends_their_session_at_the_next_request(bot_factory: Any) -> None:
