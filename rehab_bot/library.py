@@ -61,7 +61,15 @@ MAX_DURATION_SECONDS = 4 * 3600
 
 
 class LibraryError(StaffError):
-    """Input the library refuses; the message is fit to show the staff member."""
+    """Input the library refuses; the message is fit to show the staff member.
+
+    ``fields``: the form's fields at fault with what is wrong with each (``("name.de", "is empty")``),
+    when the refusal is about fields, so a form can mark them and say it in the reader's language.
+    """
+
+    def __init__(self, message: str, fields: Iterable[tuple[str, str]] = ()) -> None:
+        super().__init__(message)
+        self.fields = tuple(fields)
 
 
 # --------------------------------------------------------------------------- dose and texts
@@ -109,16 +117,21 @@ class ExerciseSchema(Dose):
     safety_notes: _OptionalTexts = Field(default_factory=_OptionalTexts)
 
 
-def problems(exc: ValidationError) -> list[str]:
-    """Pydantic's errors as short lines: 'name.de: is required'."""
+def field_problems(exc: ValidationError) -> list[tuple[str, str]]:
+    """Pydantic's errors as (field, problem): ('name.de', 'is required')."""
     out = []
     for error in exc.errors():
         where = ".".join(str(part) for part in error["loc"])
         message = "is required" if error["type"] == "missing" else error["msg"]
         if error["type"] == "string_pattern_mismatch" or error["type"] == "string_too_short":
             message = "is empty"
-        out.append(f"{where}: {message}")
+        out.append((where, message))
     return out
+
+
+def problems(exc: ValidationError) -> list[str]:
+    """Pydantic's errors as short lines: 'name.de: is required'."""
+    return [f"{where}: {message}" for where, message in field_problems(exc)]
 
 
 def check_exercise(raw: Mapping[str, Any]) -> ExerciseSchema:
@@ -126,7 +139,7 @@ def check_exercise(raw: Mapping[str, Any]) -> ExerciseSchema:
     try:
         return ExerciseSchema.model_validate(dict(raw))
     except ValidationError as exc:
-        raise LibraryError("; ".join(problems(exc))) from exc
+        raise LibraryError("; ".join(problems(exc)), field_problems(exc)) from exc
 
 
 # --------------------------------------------------------------------------- media

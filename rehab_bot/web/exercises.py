@@ -10,6 +10,7 @@ here with the library's own size cap) or, without scripts, as a plain form
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from aiohttp import BodyPartReader, web
@@ -20,7 +21,7 @@ from wtforms.validators import Optional
 
 from rehab_bot import audit, library
 from rehab_bot.content.schema import LANG_NAMES, LANGUAGES
-from rehab_bot.i18n import N_
+from rehab_bot.i18n import N_, translator
 from rehab_bot.library import LibraryError
 from rehab_bot.session_text import dose
 from rehab_bot.web.auth import allow, db, signed_in_staff
@@ -32,6 +33,17 @@ MAX_UPLOAD = max(library.MAX_MEDIA_BYTES.values())
 MEDIA_LABELS = {"photo": N_("Photo"), "animation": N_("GIF"), "video": N_("Video")}
 LANGUAGE_NAMES = {"en": N_("English"), "de": N_("German")}
 MAX_FIELD = 64 * 1024
+# The form's fields by the names the library and WTForms give them, as the form labels them.
+FIELD_LABELS = {
+    "name": N_("Name"),
+    "instructions": N_("Instructions"),
+    "safety_notes": N_("Safety notes (optional)"),
+    "sets": N_("Sets"),
+    "reps": N_("Repetitions"),
+    "hold_seconds": N_("Hold (seconds)"),
+    "duration_seconds": N_("Duration (seconds)"),
+}
+FIELD_PROBLEMS = {"is empty": N_("is empty"), "is required": N_("is required")}
 
 
 def _texts(name: str, area: bool) -> type[PlainForm]:
@@ -118,8 +130,33 @@ async def library_page(request: web.Request) -> web.StreamResponse:
     return await render(request, "exercises.html", {"entries": entries, "dose": dose, "media_labels": MEDIA_LABELS})
 
 
+def field_problems(request: web.Request, fields: Iterable[tuple[str, str]]) -> tuple[str, set[str]]:
+    """The problems with named fields in the reader's language ('Name (German): is empty'), and the ids
+    of the inputs at fault ('name-de'), which the form marks invalid and ties to the message."""
+    _ = translator(language(request))
+    lines, invalid = [], set()
+    for where, message in fields:
+        field, _dot, lang = where.partition(".")
+        label = _(FIELD_LABELS[field]) if field in FIELD_LABELS else field
+        if field in FIELD_LABELS and lang in LANGUAGE_NAMES:
+            label, input_id = f"{label} ({_(LANGUAGE_NAMES[lang])})", f"{field}-{lang}"
+        else:
+            input_id = field
+        if field in FIELD_LABELS:
+            invalid.add(input_id)
+        said = _(FIELD_PROBLEMS[message]) if message in FIELD_PROBLEMS else message
+        lines.append(f"{label}: {said}" if label else said)
+    return "; ".join(lines), invalid
+
+
 async def _editor(
-    request: web.Request, form: ExerciseForm, *, exercise_id: str | None, problem: str = "", status: int = 200
+    request: web.Request,
+    form: ExerciseForm,
+    *,
+    exercise_id: str | None,
+    problem: str = "",
+    invalid: Iterable[str] = (),
+    status: int = 200,
 ) -> web.StreamResponse:
     media = None
     if exercise_id is not None:
@@ -129,6 +166,7 @@ async def _editor(
         "form": form,
         "exercise_id": exercise_id,
         "problem": problem,
+        "invalid": set(invalid),
         "media": media,
         "languages": LANGUAGES,
         "language_names": LANGUAGE_NAMES,
@@ -163,13 +201,21 @@ async def _save(request: web.Request, exercise_id: str | None) -> web.StreamResp
     now, actor = ctx.clock.now(), audit.web_actor(staff.telegram_id)
     existing = exercise_id
     if not form.validate():
-        problem = "; ".join(f"{name}: {', '.join(map(str, errors))}" for name, errors in form.errors.items())
-        return await _editor(request, form, exercise_id=exercise_id, problem=problem, status=422)
+        errors = [(name, ", ".join(map(str, found))) for name, found in form.errors.items()]
+        problem, invalid = field_problems(request, errors)
+        return await _editor(request, form, exercise_id=exercise_id, problem=problem, invalid=invalid, status=422)
+    # Everything is checked before anything is written, so a refusal leaves nothing to undo.
     try:
-        # Everything is checked before anything is written, so a refusal leaves nothing to undo.
         library.check_exercise(exercise_data(form))
+    except LibraryError as exc:
+        problem, invalid = field_problems(request, exc.fields) if exc.fields else (str(exc), set())
+        return await _editor(request, form, exercise_id=existing, problem=problem, invalid=invalid, status=422)
+    try:
         if upload is not None:
             library.check_media(*upload)
+    except LibraryError as exc:
+        return await _editor(request, form, exercise_id=existing, problem=str(exc), invalid={"media"}, status=422)
+    try:
         if exercise_id is None:
             row = await library.create(session, staff, exercise_data(form), now, actor=actor)
             await session.flush()

@@ -137,3 +137,28 @@ async def test_every_mini_app_page_at_phone_and_desktop_width(page: Any, demo: D
     assert last is not None
     urls = [base(demo) + path.replace("{last}", str(last.id)) for path in PATIENT_PAGES]
     assert await sweep(page, urls, language) == []
+
+
+async def test_a_refused_exercise_names_the_field_in_the_readers_language_and_marks_it(page: Any, demo: Demo) -> None:
+    """A German therapist's new exercise with a German name of spaces only: the problem is said in German
+    with the field's label, and that field is marked invalid and described by it (was 'name.de: is empty',
+    tied to no field)."""
+    await page.goto(await staff_link(demo, seed.THERAPIST_ID, "de"))
+    await page.locator("form[action='/signin'] button[type=submit]").click()
+    await page.wait_for_url("**/caseload")
+    await page.goto(base(demo) + "/exercises/new")
+    await page.locator("#name-en").fill("Wall squat")
+    await page.locator("#instructions-en").fill("Slide down the wall.")
+    await page.locator("#name-de").fill("   ")
+    await page.locator("#instructions-de").fill("An der Wand hinabgleiten.")
+    await page.locator("#reps").fill("10")
+    await page.get_by_role("button", name="Übung speichern").click()
+    problem = page.get_by_role("alert")
+    await problem.wait_for()
+    assert await problem.inner_text() == "Name (Deutsch): ist leer"
+    field = page.locator("#name-de")
+    assert await field.get_attribute("aria-invalid") == "true"
+    assert await field.get_attribute("aria-describedby") == "problem"
+    assert await page.locator("#name-en").get_attribute("aria-invalid") is None
+    assert await serious(page) == []
+    assert page.console_errors == []
