@@ -67,8 +67,8 @@ class LibraryError(StaffError):
     when the refusal is about fields, so a form can mark them and say it in the reader's language.
     """
 
-    def __init__(self, message: str, fields: Iterable[tuple[str, str]] = ()) -> None:
-        super().__init__(message)
+    def __init__(self, message: str = "", /, fields: Iterable[tuple[str, str]] = (), **kwargs: object) -> None:
+        super().__init__(message, **kwargs)
         self.fields = tuple(fields)
 
 

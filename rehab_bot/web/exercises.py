@@ -208,13 +208,15 @@ async def _save(request: web.Request, exercise_id: str | None) -> web.StreamResp
     try:
         library.check_exercise(exercise_data(form))
     except LibraryError as exc:
-        problem, invalid = field_problems(request, exc.fields) if exc.fields else (str(exc), set())
+        problem, invalid = field_problems(request, exc.fields) if exc.fields else (exc.text(language(request)), set())
         return await _editor(request, form, exercise_id=existing, problem=problem, invalid=invalid, status=422)
     try:
         if upload is not None:
             library.check_media(*upload)
     except LibraryError as exc:
-        return await _editor(request, form, exercise_id=existing, problem=str(exc), invalid={"media"}, status=422)
+        return await _editor(
+            request, form, exercise_id=existing, problem=exc.text(language(request)), invalid={"media"}, status=422
+        )
     try:
         if exercise_id is None:
             row = await library.create(session, staff, exercise_data(form), now, actor=actor)
