@@ -141,8 +141,12 @@ def _permitted(who: str, found: Visitor) -> bool:
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Identify the visitor afresh, open the request's database session, refuse what they may not open."""
     route = request.match_info.route
-    if route.resource is None or isinstance(route.resource, web.StaticResource):
-        return await handler(request)  # static files, and 404/405 for what matches no route
+    if isinstance(route.resource, web.StaticResource):
+        return await handler(request)  # static files
+    if route.resource is None:  # 404/405 for what matches no route: in the visitor's language, with their menu
+        async with context(request).db.session() as db_session:
+            request[VISITOR] = await _identify(request, await get_session(request), db_session)
+        return await handler(request)
     who = who_of(route.handler)
     audit.set_web_channel()  # this request's task: staff actions are recorded as web:<id>
     session = await get_session(request)

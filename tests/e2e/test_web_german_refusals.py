@@ -128,3 +128,19 @@ async def test_an_upload_the_library_refuses_is_explained_in_the_staff_members_l
             html = (await page.text()).replace("&#39;", "'")
             assert page.status == 422, html[-600:]
     assert said in html
+
+
+@pytest.mark.parametrize(("lang", "said"), [("en", "There is no such page."), ("de", "Diese Seite gibt es nicht.")])
+async def test_an_address_that_matches_no_page_answers_in_the_staff_members_language(
+    bot_factory: Any, lang: str, said: str
+) -> None:
+    bot = await bot_factory(web=WEB)
+    await _clinic(bot, lang)
+    base = web_url(bot)
+    async with client() as browser:
+        assert (await sign_in_initdata(browser, base, init_data(BEN, bot.clock.now()))).status == 200
+        async with browser.get(f"{base}/no-such-page") as page:
+            html = await page.text()
+            assert page.status == 404
+    assert f'<html lang="{lang}"' in html and said in html
+    assert 'href="/caseload"' in html, "the staff menu stays"
