@@ -6,7 +6,7 @@ staff and patients at different stages). The therapist opens the staff pages, th
 (one-time sign-in links, as /dashboard makes them); the patients open the Mini App's pages with initData
 signed for the demo's bot (English-speaking P-2041, German-speaking P-2043). On every page, at both
 widths: it answers, ``<html lang>`` is the reader's language, nothing is wider than the window (no
-sideways scrolling), axe-core finds nothing serious or critical, and the console is clean.
+sideways scrolling), axe-core finds nothing serious or critical (nor a skipped heading level), and the console is clean.
 """
 
 from __future__ import annotations
@@ -26,8 +26,11 @@ from rehab_bot.demo import seed
 from rehab_bot.demo.runner import DEMO_TOKEN, Demo
 from rehab_bot.models import ExerciseSession, Patient
 from rehab_bot.web.initdata import sign
-from tests.browser.axe import serious
+from tests.browser.axe import BLOCKING, serious, violations
 
+# Moderate axe rules checked besides the serious and critical ones: headings that skip a level
+# confuse a screen reader's outline of the page.
+ALSO_CHECKED = ("heading-order",)
 PHONE = {"width": 360, "height": 740}
 DESKTOP = {"width": 1280, "height": 800}
 STAFF_PAGES = (
@@ -91,7 +94,10 @@ async def problems_of(page: Any, url: str, language: str) -> list[str]:
         found.append(f"{where}: <html lang={lang!r}>, the reader's language is {language!r}")
     if width[1] > width[0]:
         found.append(f"{where}: the page is {width[1]} px wide (sideways scrolling)")
-    found += [f"{where}: {line}" for line in await serious(page)]
+    for item in await violations(page):  # serious and critical ones, and a few moderate ones worth keeping away
+        if item.get("impact") in BLOCKING or item["id"] in ALSO_CHECKED:
+            targets = ", ".join(str(node.get("target")) for node in item.get("nodes", [])[:3])
+            found.append(f"{where}: {item['id']} ({item['impact']}): {item['help']} at {targets}")
     found += [f"{where}: console: {line}" for line in page.console_errors]
     return found
 
