@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
+import sqlite3
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -146,7 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
         "For PostgreSQL use pg_dump (see README).",
     )
     backup.add_argument("path", type=Path, help="where to write the copy")
-    backup.add_argument("--force", action="store_true", help="overwrite PATH if it exists (default: refuse, status 1)")
+    backup.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite PATH if it exists (default: refuse, status 1); never the database itself",
+    )
 
     content = sub.add_parser("content", help="clinic content files", description="Clinic content files.")
     content_sub = content.add_subparsers(dest="content_command", metavar="ACTION", required=True)
@@ -408,23 +414,54 @@ def cmd_db_backup(config: Config, target: Path, *, force: bool = False) -> int:
     if target.is_dir():
         print(f"rehab-bot: {target} is a folder; name the backup file, e.g. {target / 'rehab-bot.db'}", file=sys.stderr)
         return 1
-    if target.exists():
-        if not force:
-            print(
-                f"rehab-bot: {target} already exists; pass --force to overwrite it, or choose another path",
-                file=sys.stderr,
-            )
-            return 1
-        target.unlink()
-    with progress_bar(desc="backup", unit="page") as bar:
+    if _is_the_database(target, source):
+        print(
+            f"rehab-bot: {target} is the database itself (or one of its files); name another file for the backup",
+            file=sys.stderr,
+        )
+        return 1
+    if target.exists() and not force:
+        print(
+            f"rehab-bot: {target} already exists; pass --force to overwrite it, or choose another path",
+            file=sys.stderr,
+        )
+        return 1
+    # The copy is made beside the target and put in its place only when complete,
+    # so a failed backup leaves an earlier one (overwritten with --force) as it was.
+    partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
+    try:
+        with progress_bar(desc="backup", unit="page") as bar:
 
-        def advance(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
+            def advance(done: int, total: int) -> None:
+                bar.total = total
+                bar.update(done - bar.n)
 
-        backup_sqlite(source, target, progress=advance)
+            backup_sqlite(source, partial, progress=advance)
+        os.replace(partial, target)
+    except (OSError, sqlite3.Error) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        print(f"rehab-bot: cannot write the backup to {target}: {reason}", file=sys.stderr)
+        return 1
+    finally:
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
     print(f"backed up {source} to {target}")
     return 0
+
+
+def _is_the_database(target: Path, source: Path) -> bool:
+    """True when target is the SQLite file (or its -wal, -shm or -journal), by any name or link."""
+    own = [source, *(source.with_name(source.name + suffix) for suffix in ("-wal", "-shm", "-journal"))]
+    resolved = target.resolve()
+    for path in own:
+        if resolved == path.resolve():
+            return True
+        try:
+            if target.exists() and path.exists() and os.path.samefile(target, path):
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def cmd_content_check(directory: Path | None) -> int:

@@ -1,0 +1,69 @@
+"""The command line under an operator's mistakes: the database named as its own backup,
+unwritable targets, a database that cannot be reached, a config file that is not text.
+Each gets one line on stderr and a non-zero status, never a traceback, and nothing is lost."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import pytest
+from cli_runner import rehab_bot
+
+
+def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = {"REHAB_BOT_DATABASE_URL": f"sqlite+aiosqlite:///{cwd}/bot.db", **(env or {})}
+    return rehab_bot(*args, cwd=cwd, env=env)
+
+
+def one_friendly_line(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode != 0, result
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("rehab-bot: "), result.stderr
+    return lines[0]
+
+
+def staff_count(db: Path) -> int:
+    with sqlite3.connect(db) as conn:
+        return int(conn.execute("select count(*) from staff").fetchone()[0])
+
+
+@pytest.mark.parametrize("name", ["bot.db", "./bot.db", "link.db", "hard.db", "bot.db-wal"])
+def test_db_backup_never_overwrites_the_database_itself(tmp_path: Path, name: str) -> None:
+    assert run("staff", "add", "--telegram-id", "1", "--role", "admin", "--name", "A", cwd=tmp_path).returncode == 0
+    db = tmp_path / "bot.db"
+    (tmp_path / "link.db").symlink_to(db)
+    os.link(db, tmp_path / "hard.db")
+    size = db.stat().st_size
+
+    # A real process with a timeout: before the fix this deleted the database and then hung.
+    env = {"REHAB_BOT_DATABASE_URL": f"sqlite+aiosqlite:///{db}"}
+    result = rehab_bot("db", "backup", name, "--force", cwd=tmp_path, env=env, subprocess=True, timeout=60)
+
+    assert "is the database itself" in one_friendly_line(result)
+    assert result.returncode == 1
+    assert db.stat().st_size == size
+    assert staff_count(db) == 1
+
+
+def test_db_backup_into_an_unwritable_place_is_one_line_and_keeps_the_old_backup(tmp_path: Path) -> None:
+    assert run("staff", "add", "--telegram-id", "1", "--role", "admin", "--name", "A", cwd=tmp_path).returncode == 0
+    assert run("db", "backup", "old.db", cwd=tmp_path).returncode == 0
+    (tmp_path / "blocker").write_text("a file, not a folder")
+
+    result = run("db", "backup", "blocker/new.db", cwd=tmp_path)
+    assert "cannot write the backup to blocker/new.db" in one_friendly_line(result)
+
+    # --force over an earlier backup: a backup that fails leaves the earlier one whole.
+    os.chmod(tmp_path / "bot.db", 0)
+    if os.access(tmp_path / "bot.db", os.R_OK):  # root reads anything: make the source unreadable another way
+        (tmp_path / "bot.db").unlink()
+        (tmp_path / "bot.db").mkdir()
+    result = run("db", "backup", "old.db", "--force", cwd=tmp_path)
+    one_friendly_line(result)
+    assert staff_count(tmp_path / "old.db") == 1
+    assert not [p.name for p in tmp_path.iterdir() if "partial" in p.name]
