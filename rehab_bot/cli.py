@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from rehab_bot import __version__, cli_reports
 from rehab_bot.config import Config, ConfigError, clinic_name_is_placeholder, load_config
 from rehab_bot.content import ContentError
+from rehab_bot.db import DatabaseUnreachable
 from rehab_bot.files import set_private_umask
 from rehab_bot.i18n import SUPPORTED_LANGUAGES
 from rehab_bot.logs import add_secret, scrub, setup_logging
@@ -266,6 +267,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"rehab-bot: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except DatabaseUnreachable as exc:
+        print(
+            f"rehab-bot: {exc}; check that the database runs and [database] url (REHAB_BOT_DATABASE_URL)",
+            file=sys.stderr,
+        )
+        return 1
     except ContentError as exc:
         for line in exc.errors:
             print(line, file=sys.stderr)
@@ -791,7 +798,7 @@ def cmd_clinic(config: Config, args: argparse.Namespace) -> int:
         print(f"rehab-bot: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
-        print(f"rehab-bot: cannot write {exc.filename or args.out}: {exc.strerror}", file=sys.stderr)
+        print(f"rehab-bot: cannot write {exc.filename or getattr(args, 'out', '')}: {exc.strerror}", file=sys.stderr)
         return 1
     for line in lines:
         print(line)

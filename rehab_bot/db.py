@@ -20,6 +20,7 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy import Insert, Table, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -126,6 +127,16 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 
 
+class DatabaseUnreachable(Exception):
+    """No connection to the database: no server, a wrong host, name or password, a file SQLite cannot open."""
+
+    def __init__(self, url: str, cause: BaseException) -> None:
+        self.where = make_url(url).render_as_string(hide_password=True)
+        orig = getattr(cause, "orig", None) or cause
+        self.reason = (getattr(orig, "strerror", None) or str(orig) or type(orig).__name__).splitlines()[0]
+        super().__init__(f"cannot open the database at {self.where}: {self.reason}")
+
+
 class Database:
     """The engine plus its session factory; one per process."""
 
@@ -173,8 +184,17 @@ class Database:
             yield session
 
     async def upgrade(self) -> None:
-        """Apply all migrations up to head."""
+        """Apply all migrations up to head; DatabaseUnreachable when no connection can be opened."""
+        await self.check_reachable()
         await upgrade(self.engine)
+
+    async def check_reachable(self) -> None:
+        """Open a connection and ask a trivial query; DatabaseUnreachable (why, without the password) if not."""
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except (OSError, TimeoutError, DBAPIError) as exc:
+            raise DatabaseUnreachable(self.url, exc) from exc
 
     async def ping(self) -> bool:
         """True when the database answers a trivial query."""

@@ -67,3 +67,55 @@ def test_db_backup_into_an_unwritable_place_is_one_line_and_keeps_the_old_backup
     one_friendly_line(result)
     assert staff_count(tmp_path / "old.db") == 1
     assert not [p.name for p in tmp_path.iterdir() if "partial" in p.name]
+
+
+UNREACHABLE = "postgresql+asyncpg://rehab:s3cret-pw@127.0.0.1:1/rehab"
+
+COMMANDS_THAT_OPEN_THE_DATABASE = [
+    ("db", "upgrade"),
+    ("staff", "list"),
+    ("staff", "add", "--telegram-id", "1", "--role", "admin", "--name", "A"),
+    ("audit",),
+    ("export", "--format", "csv", "--out", "ex"),
+    ("export", "--format", "fhir", "--out", "ex.json"),
+    ("report", "outcomes", "--from", "2026-01-01", "--to", "2026-02-01"),
+    ("experiment", "report", "nudge-or-not"),
+    (
+        "invite",
+        "create",
+        "--alias",
+        "P-0001",
+        "--surgery-date",
+        "2026-01-01",
+        "--programme",
+        "lumbar-example",
+        "--bot-username",
+        "rehab_test_bot",
+    ),
+]
+
+
+@pytest.mark.parametrize("args", COMMANDS_THAT_OPEN_THE_DATABASE, ids=lambda a: " ".join(a[:2]))
+def test_an_unreachable_database_is_one_line_without_the_password(tmp_path: Path, args: tuple[str, ...]) -> None:
+    result = rehab_bot(*args, cwd=tmp_path, env={"REHAB_BOT_DATABASE_URL": UNREACHABLE})
+
+    line = one_friendly_line(result)
+    assert result.returncode == 1
+    assert "cannot open the database at postgresql+asyncpg://rehab:***@127.0.0.1:1/rehab" in line
+    assert "s3cret-pw" not in result.stderr + result.stdout
+    assert not (tmp_path / "ex").exists() and not (tmp_path / "ex.json").exists()
+
+
+def test_run_with_an_unreachable_database_is_one_line(tmp_path: Path) -> None:
+    env = {
+        "REHAB_BOT_DATABASE_URL": UNREACHABLE,
+        "REHAB_BOT_TELEGRAM_TOKEN": "123456789:AAE-test-token-for-the-cli-tests-xx",
+        "REHAB_BOT_TELEGRAM_BASE_URL": "http://127.0.0.1:1/bot",
+        "REHAB_BOT_CLINIC_NAME": "Test Clinic",
+    }
+    result = rehab_bot("run", cwd=tmp_path, env=env, timeout=60)
+
+    assert result.returncode == 1, result
+    assert "Traceback" not in result.stderr, result.stderr
+    assert "rehab-bot: cannot open the database at postgresql+asyncpg://rehab:***@127.0.0.1:1/rehab" in result.stderr
+    assert "s3cret-pw" not in result.stderr + result.stdout
