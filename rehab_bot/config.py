@@ -456,6 +456,10 @@ def _env_value(section: str, key: str, env: Mapping[str, str]) -> str | None:
             raise ConfigError(
                 f"{section}.{key}", f"cannot be read from {name}_FILE={file_name}", str(exc.strerror)
             ) from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"{section}.{key}", f"cannot be read from {name}_FILE={file_name}", "the file is not UTF-8 text"
+            ) from exc
     return None
 
 
@@ -556,6 +560,14 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None, 
                 data = tomllib.load(fh)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(str(candidate), f"is not valid TOML ({exc})", "fix the line named") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                str(candidate), f"is not UTF-8 text (byte {exc.start})", "save it as UTF-8 (TOML files are UTF-8)"
+            ) from exc
+        except OSError as exc:
+            raise ConfigError(
+                str(candidate), f"cannot be read ({exc.strerror or exc})", "name a readable config.toml file"
+            ) from exc
         source = candidate
 
     for section in data:

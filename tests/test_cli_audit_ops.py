@@ -119,3 +119,29 @@ def test_run_with_an_unreachable_database_is_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr, result.stderr
     assert "rehab-bot: cannot open the database at postgresql+asyncpg://rehab:***@127.0.0.1:1/rehab" in result.stderr
     assert "s3cret-pw" not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("kind", ["not-utf8", "folder"])
+def test_a_config_file_that_is_no_text_file_is_a_configuration_error(tmp_path: Path, kind: str) -> None:
+    config = tmp_path / "config.toml"
+    if kind == "folder":
+        config.mkdir()
+    else:
+        config.write_bytes(b'[clinic]\nname = "Klinik M\xfcnchen"\n')  # Latin-1, not UTF-8
+
+    for args in (("--config", str(config), "staff", "list"), ("staff", "list")):  # explicit and ./config.toml
+        result = run(*args, cwd=tmp_path)
+        line = one_friendly_line(result)
+        assert result.returncode == 2
+        assert line.startswith(f"rehab-bot: configuration error: {config if '--config' in args else 'config.toml'} ")
+
+
+def test_a_secret_file_that_is_not_utf8_is_a_configuration_error(tmp_path: Path) -> None:
+    (tmp_path / "token").write_bytes(b"\xff\xfe123456789:AAE\n")
+
+    result = run("check-config", cwd=tmp_path, env={"REHAB_BOT_TELEGRAM_TOKEN_FILE": str(tmp_path / "token")})
+
+    line = one_friendly_line(result)
+    assert result.returncode == 2
+    assert "telegram.token cannot be read from REHAB_BOT_TELEGRAM_TOKEN_FILE" in line
+    assert "not UTF-8" in line
