@@ -192,6 +192,11 @@ async def collect(
 # --- CSV ---------------------------------------------------------------------------
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection):
+# a patient's note "=HYPERLINK(...)" must open as the text it is.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(value: object) -> str:
     if value is None:
         return ""
@@ -199,6 +204,8 @@ def _cell(value: object) -> str:
         return "true" if value else "false"
     if isinstance(value, datetime | date):
         return value.isoformat()
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
     return str(value)
 
 

