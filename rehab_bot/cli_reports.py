@@ -33,7 +33,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         description="Record the proximal outcomes that are due, then print the experiment's arms (decisions, "
         "patients, outcome rate; an arm with fewer than 5 patients is suppressed), how many patients opted out of "
         "experiments, and the effect of the treatment "
-        "on the outcome's probability with a 95%% confidence interval (weighted and centred least squares, "
+        "on the outcome's probability with a 95% confidence interval (weighted and centred least squares, "
         "correct for the known randomisation probabilities; standard errors clustered by patient). No patient "
         "is named. An unknown experiment id exits with status 1.",
     )

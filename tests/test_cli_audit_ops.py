@@ -145,3 +145,12 @@ def test_a_secret_file_that_is_not_utf8_is_a_configuration_error(tmp_path: Path)
     assert result.returncode == 2
     assert "telegram.token cannot be read from REHAB_BOT_TELEGRAM_TOKEN_FILE" in line
     assert "not UTF-8" in line
+
+
+def test_experiment_report_help_says_95_percent_once(tmp_path: Path) -> None:
+    # The sub-command's line in `experiment --help` is %-formatted by argparse, its description is not.
+    summary = rehab_bot("experiment", "--help", cwd=tmp_path)
+    description = rehab_bot("experiment", "report", "--help", cwd=tmp_path)
+
+    assert "95% confidence" in summary.stdout and "%%" not in summary.stdout
+    assert "95% confidence" in " ".join(description.stdout.split()) and "%%" not in description.stdout
