@@ -8,7 +8,7 @@
     rehab-bot check-config        validate config.toml and the environment
     rehab-bot content check [DIR] validate clinic content files
     rehab-bot content list        show loaded content and where it came from
-    rehab-bot invite create ...   invite a patient: deep link and QR code
+    rehab-bot invite create ...   invite a patient: deep link and QR code (--force: overwrite the PNG)
     rehab-bot staff add|list|remove  clinic staff (bootstrap the first admin here)
     rehab-bot export --format csv|fhir [--patient ALIAS] --out PATH [--force]
     rehab-bot audit [--since DATE] [--format tsv|csv|json]  every staff view, export and change
@@ -179,8 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Create a patient (by alias) and a single-use invitation, valid for [clinic] "
         "invite_valid_days days. Prints the deep link https://t.me/<bot username>?start=<code> and writes it "
         "as a QR code PNG for printing. The bot username is asked from Telegram (getMe) with the configured "
-        "token and base_url; pass --bot-username to work offline without a token. Bad input exits with "
-        "status 1, a configuration problem with 2.",
+        "token and base_url; pass --bot-username to work offline without a token. An existing file at the QR "
+        "code's path is kept unless --force. Bad input exits with status 1, a configuration problem with 2.",
     )
     create.add_argument("--alias", required=True, help="the patient's pseudonym, e.g. P-0042 (never a real name)")
     create.add_argument("--surgery-date", required=True, metavar="YYYY-MM-DD", help="the day of surgery")
@@ -202,6 +202,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--bot-username",
         metavar="NAME",
         help="the bot's username (without @); skips asking Telegram, so no token or network is needed",
+    )
+    create.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite an existing file at the QR code's path (default: refuse, status 1)",
     )
 
     _add_clinic_commands(sub)
@@ -548,6 +553,18 @@ def cmd_invite_create(config: Config, args: argparse.Namespace) -> int:
         )
     content = load_content(config.content.dir)
     qr_path: Path = args.qr or Path(f"invite-{re.sub(r'[^A-Za-z0-9_.-]+', '_', args.alias.strip())}.png")
+    if qr_path.is_dir():
+        print(
+            f"rehab-bot: --qr {qr_path} is a folder; name the PNG file, e.g. {qr_path / 'invite.png'}", file=sys.stderr
+        )
+        return 1
+    if qr_path.exists() and not args.force:
+        # Another patient's printed invitation, perhaps: its code is not shown again.
+        print(
+            f"rehab-bot: {qr_path} already exists; pass --force to overwrite it, or choose another --qr",
+            file=sys.stderr,
+        )
+        return 1
 
     async def go(session: AsyncSession) -> tuple[invite.PatientInvite, str, str]:
         therapist, by_default = await invite.responsible_staff(session, args.therapist)

@@ -154,3 +154,24 @@ def test_experiment_report_help_says_95_percent_once(tmp_path: Path) -> None:
 
     assert "95% confidence" in summary.stdout and "%%" not in summary.stdout
     assert "95% confidence" in " ".join(description.stdout.split()) and "%%" not in description.stdout
+
+
+def test_invite_create_keeps_an_existing_qr_code_unless_forced(tmp_path: Path) -> None:
+    assert run("staff", "add", "--telegram-id", "1", "--role", "admin", "--name", "A", cwd=tmp_path).returncode == 0
+    invite = ("invite", "create", "--surgery-date", "2026-01-01", "--programme", "lumbar-example")
+    offline = ("--bot-username", "rehab_test_bot")
+    first = run(*invite, "--alias", "P-0001", *offline, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    printed = (tmp_path / "invite-P-0001.png").read_bytes()
+
+    second = run(*invite, "--alias", "P-0002", "--qr", "invite-P-0001.png", *offline, cwd=tmp_path)
+
+    assert "invite-P-0001.png already exists; pass --force" in one_friendly_line(second)
+    assert second.returncode == 1
+    assert (tmp_path / "invite-P-0001.png").read_bytes() == printed
+    with sqlite3.connect(tmp_path / "bot.db") as conn:  # no patient was created for the refused invitation
+        assert conn.execute("select alias from patient").fetchall() == [("P-0001",)]
+    forced = run(*invite, "--alias", "P-0002", "--qr", "invite-P-0001.png", "--force", *offline, cwd=tmp_path)
+    assert forced.returncode == 0, forced.stderr
+    assert (tmp_path / "invite-P-0001.png").read_bytes() != printed
+    assert oct((tmp_path / "invite-P-0001.png").stat().st_mode & 0o777) == "0o600"
