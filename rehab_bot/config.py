@@ -445,22 +445,25 @@ def _field_types(cls: type) -> dict[str, Any]:
 
 
 def _env_value(section: str, key: str, env: Mapping[str, str]) -> str | None:
+    """The variable's value, or its _FILE's content; the _FILE wins when both are set.
+
+    The Docker image sets REHAB_BOT_DATABASE_URL (SQLite in /data) for itself; compose.yaml
+    names PostgreSQL with REHAB_BOT_DATABASE_URL_FILE, which must not lose to the image's default.
+    """
     name = f"{ENV_PREFIX}{section.upper()}_{key.upper()}"
-    if name in env:
-        return env[name]
     file_name = env.get(f"{name}_FILE")
-    if file_name:
-        try:
-            return Path(file_name).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigError(
-                f"{section}.{key}", f"cannot be read from {name}_FILE={file_name}", str(exc.strerror)
-            ) from exc
-        except UnicodeDecodeError as exc:
-            raise ConfigError(
-                f"{section}.{key}", f"cannot be read from {name}_FILE={file_name}", "the file is not UTF-8 text"
-            ) from exc
-    return None
+    if not file_name:
+        return env.get(name)
+    try:
+        return Path(file_name).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(
+            f"{section}.{key}", f"cannot be read from {name}_FILE={file_name}", str(exc.strerror)
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{section}.{key}", f"cannot be read from {name}_FILE={file_name}", "the file is not UTF-8 text"
+        ) from exc
 
 
 def _coerce(key: str, type_name: str, value: Any) -> Any:

@@ -77,3 +77,26 @@ def test_secrets_come_from_files_and_variables_are_config_keys() -> None:
     for service in rehab_bot_services().values():
         env = service["environment"]
         assert {"REHAB_BOT_TELEGRAM_TOKEN_FILE", "REHAB_BOT_DATABASE_URL_FILE"} <= set(env)
+
+
+def test_the_compose_services_use_the_database_of_their_secret_not_the_images_sqlite(tmp_path: Path) -> None:
+    """The image's ENV REHAB_BOT_DATABASE_URL (SQLite in /data) is in every container compose
+    starts; the service's REHAB_BOT_DATABASE_URL_FILE secret (PostgreSQL) must win over it."""
+    from rehab_bot.config import load_config
+
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    image_env = dict(re.findall(r"(REHAB_BOT_[A-Z_]+)=(\S+)", dockerfile))
+    assert image_env["REHAB_BOT_DATABASE_URL"].startswith("sqlite")
+    secrets = {
+        "telegram_token": "123456789:AAE-test-token-for-the-compose-test",
+        "database_url": "postgresql+asyncpg://rehab:pw@db:5432/rehab",
+    }
+    for name, value in secrets.items():
+        (tmp_path / name).write_text(value, encoding="utf-8")
+    for name, service in rehab_bot_services().items():
+        env = {**image_env}
+        for key, value in service["environment"].items():
+            env[key] = str(tmp_path / value.removeprefix("/run/secrets/")) if key.endswith("_FILE") else value
+        config = load_config(None, env=env)
+        assert config.database.url == secrets["database_url"], name
+        assert config.telegram.token == secrets["telegram_token"], name
