@@ -703,6 +703,7 @@ async def test_csv_cells_that_a_spreadsheet_would_run_as_formulas_are_text(db: D
         "\t=1+1",
         "Rücken „stärker“, Übelkeit; 3,5 km gegangen",
     ]
+    assert patient.id is not None
     async with db.session() as session:
         for text in notes:
             session.add(Note(patient_id=patient.id, text=text, created_at=clock.now()))
