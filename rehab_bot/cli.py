@@ -12,6 +12,8 @@
     rehab-bot staff add|list|remove  clinic staff (bootstrap the first admin here)
     rehab-bot export --format csv|fhir [--patient ALIAS] --out PATH [--force]
     rehab-bot audit [--since DATE] [--format tsv|csv|json]  every staff view, export and change
+    rehab-bot report outcomes --from DATE --to DATE [--out DIR]  the clinic outcomes report
+    rehab-bot experiment report ID  an experiment's effect with its confidence interval
     rehab-bot --version
 
 Configuration comes from ``--config PATH`` (default ./config.toml) and

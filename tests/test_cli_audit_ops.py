@@ -4,6 +4,7 @@ Each gets one line on stderr and a non-zero status, never a traceback, and nothi
 
 from __future__ import annotations
 
+import argparse
 import os
 import sqlite3
 import subprocess
@@ -175,3 +176,16 @@ def test_invite_create_keeps_an_existing_qr_code_unless_forced(tmp_path: Path) -
     assert forced.returncode == 0, forced.stderr
     assert (tmp_path / "invite-P-0001.png").read_bytes() != printed
     assert oct((tmp_path / "invite-P-0001.png").stat().st_mode & 0o777) == "0o600"
+
+
+def test_the_readme_command_table_lists_every_command() -> None:
+    from rehab_bot.cli import build_parser
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    table = readme.split("Commands (each has `--help`):")[1].split("\n\n")[1]
+    parser = build_parser()
+    [sub] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    for name, command in sub.choices.items():
+        actions = [a for a in command._actions if isinstance(a, argparse._SubParsersAction)]
+        for full in [f"{name} {action}" for a in actions for action in a.choices] or [name]:
+            assert f"`rehab-bot {full}" in table or f"`{full}" in table, f"rehab-bot {full} is not in the table"
