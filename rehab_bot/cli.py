@@ -12,7 +12,7 @@
     rehab-bot staff add|list|remove  clinic staff (bootstrap the first admin here)
     rehab-bot export --format csv|fhir [--patient ALIAS] --out PATH [--force]
     rehab-bot audit [--since DATE] [--format tsv|csv|json]  every staff view, export and change
-    rehab-bot report outcomes --from DATE --to DATE [--out DIR]  the clinic outcomes report
+    rehab-bot report outcomes --from DATE --to DATE [--out DIR] [--force]  the clinic outcomes report
     rehab-bot experiment report ID  an experiment's effect with its confidence interval
     rehab-bot --version
 
@@ -697,7 +697,10 @@ def staff_warnings(config: Config) -> list[str]:
     try:
         reach = asyncio.run(go())
     except (SQLAlchemyError, OSError) as exc:
-        return [f"WARNING: could not read the staff from the database ({type(exc).__name__}): {NO_ADMIN_WARNING}"]
+        return [
+            f"WARNING: could not read the staff from the database ({type(exc).__name__}), so whether an active "
+            "admin receives alerts was not checked. Check that the database is reachable: rehab-bot db upgrade"
+        ]
     if reach.admins:
         return []
     warnings = [NO_ADMIN_WARNING]

@@ -52,12 +52,13 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "--to: enrolment and retention at weeks 4, 8 and 12 beside published anchors, the distribution of "
         "session adherence, the share reaching a meaningful improvement on each outcome measure, alerts per 100 "
         "patient-weeks by level, median time to acknowledge, alert accuracy, escalations, crisis events and "
-        "experiment results. No patient is named; figures from fewer than 5 patients are suppressed. A bad "
-        "date exits with status 1.",
+        "experiment results. No patient is named; figures from fewer than 5 patients are suppressed. Earlier "
+        "files of that name are kept unless --force. A bad date or an existing file exits with status 1.",
     )
     out.add_argument("--from", dest="start", required=True, metavar="DATE", help="first enrolment date, YYYY-MM-DD")
     out.add_argument("--to", dest="end", required=True, metavar="DATE", help="last enrolment date, YYYY-MM-DD")
     out.add_argument("--out", type=Path, default=Path("."), metavar="DIR", help="folder for the two files (default: .)")
+    out.add_argument("--force", action="store_true", help="overwrite an earlier outcomes.html and outcomes.csv there")
 
 
 def run(config: Config, args: argparse.Namespace) -> int:
@@ -98,6 +99,15 @@ def _outcomes(config: Config, args: argparse.Namespace) -> int:
         return 1
     if end < start:
         print("rehab-bot: --to is before --from", file=sys.stderr)
+        return 1
+    targets = [args.out / "outcomes.html", args.out / "outcomes.csv"]
+    existing = [str(path) for path in targets if path.exists()]
+    if existing and not args.force:
+        print(
+            f"rehab-bot: {' and '.join(existing)} already exist{'s' if len(existing) == 1 else ''}; "
+            "pass --force to overwrite, or choose another --out",
+            file=sys.stderr,
+        )
         return 1
     content = load_content(config.content.dir)
 

@@ -418,8 +418,10 @@ BOUNDS: dict[str, Bound] = {
 }
 
 # REHAB_BOT_* variables that are not configuration keys: the test suite's and
-# the benchmarks' own settings.
+# the benchmarks' own settings, and the Chromium the browser tests and the
+# screenshot scripts drive.
 NON_CONFIG_ENV_PREFIXES = ("REHAB_BOT_TEST_", "REHAB_BOT_BENCH_")
+NON_CONFIG_ENV_NAMES = frozenset({"REHAB_BOT_CHROMIUM"})
 
 
 _SECTIONS: dict[str, type] = {
@@ -789,7 +791,7 @@ def check_environment(env: Mapping[str, str]) -> None:
     # Per-language clinic texts also have one variable per language (REHAB_BOT_CLINIC_EMERGENCY_TEXT_DE).
     known |= {f"{ENV_PREFIX}CLINIC_{key.upper()}_{lang.upper()}" for key in LOCALIZED_CLINIC_KEYS for lang in LANGUAGES}
     for name in sorted(env):
-        if not name.startswith(ENV_PREFIX) or name.startswith(NON_CONFIG_ENV_PREFIXES):
+        if not name.startswith(ENV_PREFIX) or name.startswith(NON_CONFIG_ENV_PREFIXES) or name in NON_CONFIG_ENV_NAMES:
             continue
         base, suffix = (name[: -len("_FILE")], "_FILE") if name.endswith("_FILE") else (name, "")
         if name in known or base in known:

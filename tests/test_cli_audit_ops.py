@@ -122,6 +122,21 @@ def test_run_with_an_unreachable_database_is_one_line(tmp_path: Path) -> None:
     assert "s3cret-pw" not in result.stderr + result.stdout
 
 
+def test_check_config_with_an_unreachable_database_says_what_was_not_checked(tmp_path: Path) -> None:
+    env = {
+        "REHAB_BOT_DATABASE_URL": UNREACHABLE,
+        "REHAB_BOT_TELEGRAM_TOKEN": "123456789:AAE-test-token-for-the-cli-tests-xx",
+    }
+    result = rehab_bot("check-config", cwd=tmp_path, env=env)
+
+    assert "Traceback" not in result.stderr, result.stderr
+    [warning] = [line for line in result.stdout.splitlines() if line.startswith("WARNING")]
+    assert warning.startswith("WARNING: could not read the staff from the database (")
+    assert "whether an active admin receives alerts was not checked" in warning
+    assert "there is no active admin" not in result.stdout, "it does not know that"
+    assert "s3cret-pw" not in result.stderr + result.stdout
+
+
 @pytest.mark.parametrize("kind", ["not-utf8", "folder"])
 def test_a_config_file_that_is_no_text_file_is_a_configuration_error(tmp_path: Path, kind: str) -> None:
     config = tmp_path / "config.toml"

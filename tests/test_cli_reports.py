@@ -118,3 +118,11 @@ def test_report_outcomes_writes_private_html_and_csv(tmp_path: Path) -> None:
     )
     assert "<caption>Retention</caption>" in html
     assert not any(alias in html or alias in table for alias in aliases)
+    # An earlier report is kept unless --force, as export and db backup keep their files.
+    (out / "outcomes.csv").write_text("the clinic's earlier report")
+    again = rehab_bot(*args, cwd=tmp_path, env=env(tmp_path))
+    assert again.returncode == 1 and "already exist" in again.stderr and "--force" in again.stderr
+    assert (out / "outcomes.csv").read_text() == "the clinic's earlier report"
+    forced = rehab_bot(*args, "--force", cwd=tmp_path, env=env(tmp_path))
+    assert forced.returncode == 0, forced.stderr
+    assert (out / "outcomes.csv").read_text() == table

@@ -225,6 +225,10 @@ def test_unknown_environment_variable_is_refused_with_a_suggestion(name: str, su
 def test_test_suite_and_bench_variables_are_not_configuration() -> None:
     env = {"REHAB_BOT_TELEGRAM_TOKEN": TEST_TOKEN, "REHAB_BOT_TEST_PG_URL": "x", "REHAB_BOT_BENCH_PG_URL": "y"}
     assert load_config(None, env=env).clinic.timezone == "Europe/Berlin"
+    # The browser the browser tests and screenshot scripts drive (tests/browser/conftest.py).
+    assert load_config(None, env={**env, "REHAB_BOT_CHROMIUM": "/usr/bin/chromium"}).clinic.timezone == "Europe/Berlin"
+    with pytest.raises(ConfigError):  # only that name: a look-alike is still refused
+        load_config(None, env={**env, "REHAB_BOT_CHROMIUMS": "/usr/bin/chromium"})
 
 
 def test_clinic_texts_per_language(tmp_path: Path) -> None:
