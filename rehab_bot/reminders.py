@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import os
 import random
@@ -284,6 +285,22 @@ def add_one_off(
     return rule
 
 
+# The key a one-off's JSON payload sets when the patient asked for it with a tap (the exercises
+# after ▶ Start): an answer, not a reminder, so quiet hours do not hold it back (held to the
+# morning, it would be past its session's day and dropped, after the patient was told it comes).
+ASKED = "asked"
+
+
+@functools.lru_cache(maxsize=1024)
+def asked_for(payload: str) -> bool:
+    """True when a rule's payload says the patient asked for it just now (see ASKED)."""
+    try:
+        data = json.loads(payload or "null")
+    except ValueError:
+        return False
+    return isinstance(data, dict) and data.get(ASKED) is True
+
+
 def one_off_rule(
     patient_id: int, timezone: str, *, kind: Kind, due_at: datetime, now: datetime, payload: str = ""
 ) -> ReminderRule:
@@ -506,12 +523,13 @@ class Dispatcher:
                 due_at: datetime = row.next_due_at
                 day: date = row.next_local_date or local_date(row, due_at)
                 kind = Kind(row.kind)
+                asked = bool(row.once) and asked_for(row.payload)
                 last_date = day
                 while True:
                     status = self._status_for(row, kind, day, now, due_at, grace, resumed)
                     late = now - due_at > LATE_AFTER
                     not_before = due_at
-                    if status == DeliveryStatus.QUEUED and kind not in URGENT_KINDS:
+                    if status == DeliveryStatus.QUEUED and kind not in URGENT_KINDS and not asked:
                         quiet_end = self._quiet_end(row, max(now, due_at))
                         if quiet_end is not None:
                             not_before = quiet_end

@@ -49,7 +49,7 @@ from rehab_bot.models import (
     ReminderRule,
     table_of,
 )
-from rehab_bot.reminders import DueMessage, WindowOpener, add_one_off, one_off_values
+from rehab_bot.reminders import ASKED, DueMessage, WindowOpener, add_one_off, one_off_values
 from rehab_bot.schedule import local_date, local_to_utc
 
 SESSIONS = table_of(ExerciseSession)
@@ -151,8 +151,11 @@ def one_off_payload(session_id: int, index: int | None = None) -> str:
 
 
 def player_payload(session_id: int, index: int) -> str:
-    """The payload of the one-off delivery that sends a session's exercises one by one (Start)."""
-    return json.dumps({"session_id": session_id, "session": index, "play": True})
+    """The payload of the one-off delivery that sends a session's exercises one by one (Start).
+
+    Asked for with a tap (reminders.ASKED): sent at once, not held by quiet hours.
+    """
+    return json.dumps({"session_id": session_id, "session": index, "play": True, ASKED: True})
 
 
 @functools.lru_cache(maxsize=4096)

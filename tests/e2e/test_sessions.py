@@ -680,3 +680,34 @@ async def test_a_window_of_reminders_costs_statements_per_window_not_per_patient
     async with bot.db.session() as s:
         nudges = (await s.exec(select(ReminderRule).where(col(ReminderRule.kind) == Kind.NUDGE))).all()
     assert len(nudges) == len(patients)
+
+
+async def _own_quiet_hours(bot: Any, patient: Patient, start: str, end: str) -> None:
+    async with bot.db.session() as s:
+        stored = await s.get(Patient, patient.id)
+        assert stored is not None
+        stored.quiet_start, stored.quiet_end = start, end
+        s.add(stored)
+        await s.commit()
+
+
+async def test_start_pressed_in_quiet_hours_sends_the_exercises_at_once(
+    bot_factory: Any, tg: FakeTelegram, tmp_path: Path
+) -> None:
+    # The 21:00 reminder, Start pressed at 21:40 inside the patient's quiet hours (21:30-07:30):
+    # the exercises answer the tap and come now; held until 07:30 they were past their day and dropped.
+    bot = await player_bot(bot_factory, tmp_path)
+    patient = await enrolled(bot, 7611, times=("21:00",), programme_id="short", phase_id="all")
+    await _own_quiet_hours(bot, patient, "21:30", "07:30")
+    user = tg.user(7611)
+    await at(bot, berlin(WED, "21:00"))
+    [reminder] = await user.wait_for()
+    bot.clock.set(berlin(WED, "21:40"))
+    user.mark_seen()
+    await user.press("▶ Start", reminder)
+    assert (await user.wait_for_answer()).text == "Here come your exercises, one by one."
+    await user.wait_for()  # the reminder keeps Done / Partly / Skip
+    user.mark_seen()
+    await bot.tick()
+    *cards, last = await user.wait_for(count=5, include_edits=False)
+    assert cards[-1].text.startswith("3/3 · ") and last.text == "That was your session. How did it go?"
