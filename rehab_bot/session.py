@@ -50,7 +50,7 @@ from rehab_bot.models import (
     table_of,
 )
 from rehab_bot.reminders import ASKED, DueMessage, WindowOpener, add_one_off, one_off_values
-from rehab_bot.schedule import local_date, local_to_utc
+from rehab_bot.schedule import QuietHours, local_date, local_to_utc
 
 SESSIONS = table_of(ExerciseSession)
 PATIENTS = table_of(Patient)
@@ -631,18 +631,20 @@ async def apply_press(
     *,
     message_id: int | None,
     now: datetime,
+    quiet: QuietHours | None = None,
 ) -> Applied | None:
     """Apply a press by the patient on their message; None if it is stale, repeated or not theirs.
 
     The caller commits. message_id is the message the button was on (None
     only for calls that are not presses, e.g. tests of the state machine).
+    quiet: the patient's quiet hours, which a snooze must not end in past the day.
     """
     assert patient.id is not None
     snoozed_until: datetime | None = None
     if press.action == Action.SNOOZE and press.value:
         snoozed_until = now + timedelta(minutes=int(press.value))
         es = await get(session, press.session_id)
-        if es is None or es.patient_id != patient.id or snoozed_until >= day_end(es.local_date, patient.timezone):
+        if es is None or es.patient_id != patient.id or not snooze_fits(es, patient, snoozed_until, quiet):
             return None
     statuses, steps, values = _transition(press, now, snoozed_until)
     if not await _advance(session, press, patient.id, message_id, statuses=statuses, steps=steps, values=values):
@@ -731,10 +733,20 @@ async def set_live_message(session: AsyncSession, session_id: int, message_id: i
     await conn.execute(update(SESSIONS).where(SESSIONS.c.id == session_id).values(message_id=message_id))
 
 
-def snooze_options(es: ExerciseSession, patient: Patient, now: datetime) -> list[int]:
-    """Snooze lengths that still re-send the session on its own local day."""
-    end = day_end(es.local_date, patient.timezone)
-    return [m for m in SNOOZE_MINUTES if now + timedelta(minutes=m) < end]
+def snooze_fits(es: ExerciseSession, patient: Patient, until: datetime, quiet: QuietHours | None = None) -> bool:
+    """True when a session snoozed until then is sent again on its own local day.
+
+    The re-send is held by the patient's quiet hours like any reminder: one that
+    falls inside them goes out when they end, which may be past the day (then the
+    promised reminder would never come).
+    """
+    resend = (quiet.ends_after(until, patient.timezone) if quiet is not None else None) or until
+    return resend < day_end(es.local_date, patient.timezone)
+
+
+def snooze_options(es: ExerciseSession, patient: Patient, now: datetime, quiet: QuietHours | None = None) -> list[int]:
+    """Snooze lengths that still re-send the session on its own local day (quiet hours counted)."""
+    return [m for m in SNOOZE_MINUTES if snooze_fits(es, patient, now + timedelta(minutes=m), quiet)]
 
 
 async def live_session_on_message(session: AsyncSession, patient_id: int, message_id: int) -> ExerciseSession | None:

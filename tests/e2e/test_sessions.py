@@ -711,3 +711,27 @@ async def test_start_pressed_in_quiet_hours_sends_the_exercises_at_once(
     await bot.tick()
     *cards, last = await user.wait_for(count=5, include_edits=False)
     assert cards[-1].text.startswith("3/3 · ") and last.text == "That was your session. How did it go?"
+
+
+async def test_snooze_offers_only_lengths_whose_reminder_comes_before_quiet_hours(bot: Any, tg: FakeTelegram) -> None:
+    # A 21:00 reminder, quiet hours from 21:30: a 30 or 60 minute snooze would be held until
+    # 07:30, past the session's day, and the promised reminder would never come.
+    patient = await enrolled(bot, 7612, times=("21:00",))
+    await _own_quiet_hours(bot, patient, "21:30", "07:30")
+    user = tg.user(7612)
+    await at(bot, berlin(WED, "21:00"))
+    [reminder] = await user.wait_for()
+    [menu] = await press_and_wait(user, "⏰ Snooze", 1, reminder)
+    assert menu.button_labels == ["15 min", "« Back"]
+    # A forged 30-minute snooze (an old menu) is refused, and the session stays open.
+    [row] = await sessions_of(bot, patient)
+    await user.press_data(f"s:{row.id}:z:30", menu.message_id)
+    assert (await user.wait_for_answer()).text == STALE
+    [row] = await sessions_of(bot, patient)
+    assert (row.status, row.step, row.snoozed_until) == ("pending", "snooze", None)
+    [snoozed] = await press_and_wait(user, "15 min", 1, menu)
+    assert snoozed.text.endswith("⏰ Snoozed: I will remind you again at 21:15.")
+    user.mark_seen()
+    await at(bot, berlin(WED, "21:15", 30))
+    [again] = await user.wait_for(include_edits=False)
+    assert again.text.startswith("Time for your exercise session (21:00).")
