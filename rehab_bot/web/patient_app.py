@@ -162,8 +162,11 @@ async def finish(request: web.Request) -> web.StreamResponse:
         pain=form.pain.data,
     )
     if outcome is None:
+        await _played(request)  # another patient's session, or none: 404
         await session.rollback()
-        raise web.HTTPNotFound()
+        # Their own, closed meanwhile (skipped in the chat, or missed when its day ended): the
+        # page says so in their language, where an error page said there was no such page.
+        raise web.HTTPSeeOther(miniapp.session_path(session_id))
     message_id = outcome.session.message_id
     await session.commit()
     chat_id = patient.telegram_id

@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from rig.telegram_server import FakeTelegram
 from sqlmodel import select
 from test_checkins import enrolled as checkin_patient
@@ -16,6 +17,7 @@ from test_sessions import WED, at, berlin, enrolled, player_bot, sessions_of
 from webrig import client, csrf, init_data, miniapp_web, sign_in_initdata, web_url
 
 from rehab_bot import checkin as checkin_core
+from rehab_bot.bot import session as session_bot
 from rehab_bot.models import Alert, Answer, CheckIn, Patient, PatientStatus
 
 
@@ -87,6 +89,39 @@ async def test_the_chat_done_first_then_the_mini_app_records_nothing_more(
             assert late.status == 200
     [row] = await sessions_of(bot, patient)
     assert (row.status, row.pain) == ("done", None)
+
+
+@pytest.mark.parametrize("closed_by", ["skip", "midnight"])
+async def test_finishing_a_session_closed_meanwhile_says_so_in_german(
+    bot_factory: Any, tg: FakeTelegram, tmp_path: Path, closed_by: str
+) -> None:
+    # The player was open when the session closed: skipped in the chat, or missed at the end of its day.
+    bot = await player_bot(bot_factory, tmp_path, web=miniapp_web())
+    patient = await enrolled(bot, 7304, lang="de", programme_id="short", phase_id="all")
+    user = tg.user(7304, language_code="de")
+    await at(bot, berlin(WED, "09:00"))
+    [reminder] = await user.wait_for()
+    [row] = await sessions_of(bot, patient)
+    base = web_url(bot)
+    if closed_by == "midnight":
+        bot.clock.set(berlin(WED, "23:50"))  # the page opened late in the evening
+    async with client() as browser:
+        await signed_in(bot, browser, 7304)
+        async with browser.get(f"{base}/app/session/{row.id}") as page:
+            html = await page.text()
+        if closed_by == "skip":
+            await user.press("⏭ Auslassen", reminder)
+            await user.wait_for_answer()
+        else:
+            bot.clock.set(berlin(WED + timedelta(days=1), "00:10"))
+            await session_bot.sweep(bot.app)
+        form = {"csrf_token": csrf(html), "outcome": "done", "effort": "ok", "pain": "2"}
+        async with browser.post(f"{base}/app/session/{row.id}", data=form) as late:
+            assert late.status == 200
+            text = await late.text()
+    assert "Diese Einheit ist abgeschlossen." in text and "Diese Seite gibt es nicht" not in text
+    [row] = await sessions_of(bot, patient)
+    assert row.status == ("skipped" if closed_by == "skip" else "missed")
 
 
 async def test_a_patient_reaches_only_their_own_sessions_check_ins_and_media(
