@@ -190,6 +190,19 @@ class Sent:
     reads_from: datetime | None
 
 
+async def sent_before(session: AsyncSession, patient_id: int, chat_message_id: int) -> CareMessage | None:
+    """The patient's message to the care team that this chat message already became, if any
+    (a second tap on Send to my care team sends nothing twice)."""
+    found = await session.exec(
+        select(CareMessage).where(
+            col(CareMessage.patient_id) == patient_id,
+            col(CareMessage.direction) == IN,
+            col(CareMessage.chat_message_id) == chat_message_id,
+        )
+    )
+    return found.first()
+
+
 async def send(
     session: AsyncSession,
     patient: Patient,

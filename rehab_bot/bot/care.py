@@ -269,6 +269,12 @@ async def on_send_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         await query.answer()
         await _edit(offer, t(lang, GONE))
         raise ApplicationHandlerStop
+    async with s.db.session() as db:
+        assert patient.id is not None
+        again = await core.sent_before(db, patient.id, original.message_id) is not None
+    if again:  # a second tap (or a tap on an old offer) before its buttons went: sent once already
+        await query.answer(t(lang, STALE))
+        raise ApplicationHandlerStop
     await query.answer()
     answer = await _send(context, patient, original)
     await _edit(offer, answer if answer is not None else t(lang, "OK, not saved."))

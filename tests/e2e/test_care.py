@@ -242,3 +242,21 @@ async def test_a_message_read_in_time_does_not_escalate(bot_factory: Any, tg: Fa
     await run_jobs(bot)
     await admin.expect_silence(0.3)
     assert not admin.messages
+
+
+async def test_a_double_tap_on_send_sends_the_message_once(care_bot: Any, tg: FakeTelegram) -> None:
+    bot = care_bot
+    patient = await enrolled(bot, 7205, therapist=7105, schedule=False)
+    user, therapist = tg.user(7205), tg.user(7105)
+    await user.send("My knee feels stiff after the exercises")
+    [offer] = await user.wait_for(lambda m: "care team" in (m.text or ""))
+    # Both taps reach the bot before the offer loses its buttons.
+    await user.press_data(offer.callback_data[0], offer.message_id)
+    await user.press_data(offer.callback_data[0], offer.message_id)
+    await tg.wait_until(lambda: len(user.callback_answers) == 2, timeout=5, what="both answers")
+    assert sorted(a.text or "" for a in user.callback_answers) == ["", "This button is no longer active."]
+    assert len(await rows(bot)) == 1
+    await run_jobs(bot)
+    await therapist.wait_for(lambda m: patient.alias in text_of(m))
+    await therapist.expect_silence(0.3)
+    assert len([m for m in therapist.messages if patient.alias in text_of(m)]) == 1
