@@ -355,6 +355,15 @@ async def on_staff_button(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     raise ApplicationHandlerStop
 
 
+def _noticed(notice: Message) -> int | None:
+    """The care message a notice's Reply button names (cm:r:<id>), if it carries one."""
+    for data in common.buttons_on(notice):
+        parts = data.split(":")
+        if len(parts) == 3 and parts[:2] == ["cm", "r"] and parts[2].isdigit() and len(parts[2]) < 10:
+            return int(parts[2])
+    return None
+
+
 async def on_staff_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A staff member's reply: typed after pressing Reply, or a Telegram reply to a notice. Else not ours."""
     message, user = update.effective_message, update.effective_user
@@ -370,6 +379,10 @@ async def on_staff_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         replied = message.reply_to_message
         if replied is not None and replied.from_user is not None and replied.from_user.id == context.bot.id:
             target = await core.staff_reply_target(db, staff.telegram_id, replied.message_id)
+            if target is None:
+                # Its delivery is gone (the patient deleted their data): the notice's Reply button still
+                # names the message, so the reply is refused in words rather than left to the fallback.
+                target = _noticed(replied)
         from_draft = False
         if target is None:
             target = await core.pending_reply(db, staff, now)

@@ -260,3 +260,26 @@ async def test_a_double_tap_on_send_sends_the_message_once(care_bot: Any, tg: Fa
     await therapist.wait_for(lambda m: patient.alias in text_of(m))
     await therapist.expect_silence(0.3)
     assert len([m for m in therapist.messages if patient.alias in text_of(m)]) == 1
+
+
+async def test_a_telegram_reply_to_the_notice_of_a_patient_who_deleted_their_data_is_refused_in_words(
+    care_bot: Any, tg: FakeTelegram
+) -> None:
+    bot = care_bot
+    patient = await enrolled(bot, 7206, therapist=7106, schedule=False)
+    user, therapist = tg.user(7206), tg.user(7106)
+    await user.send("My knee feels stiff after the exercises")
+    [offer] = await user.wait_for(lambda m: "care team" in (m.text or ""))
+    await user.press("✉️ Send to my care team", offer)
+    await user.wait_for(lambda m: m.edited and SENT in (m.text or ""))
+    await run_jobs(bot)
+    [notice] = await therapist.wait_for(lambda m: patient.alias in text_of(m))
+    await user.send("/delete")
+    [confirm] = await user.wait_for(lambda m: "Delete everything?" in (m.text or ""))
+    await user.press("🗑 Yes, delete everything", confirm)
+    await user.wait_for(lambda m: "has been deleted" in (m.text or ""))
+    therapist.mark_seen()
+    await therapist.send("Keep going gently.", reply_to=notice.message_id)
+    [answer] = await therapist.wait_for(lambda m: not m.edited)
+    assert answer.text == "This message no longer exists."
+    assert await rows(bot) == []
