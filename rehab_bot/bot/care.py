@@ -364,10 +364,17 @@ def _noticed(notice: Message) -> int | None:
     return None
 
 
+TEXT_ONLY = "Only a text reply reaches the patient, so nothing was sent. Please write your answer as text."
+
+
 async def on_staff_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """A staff member's reply: typed after pressing Reply, or a Telegram reply to a notice. Else not ours."""
+    """A staff member's reply: typed after pressing Reply, or a Telegram reply to a notice. Else not ours.
+
+    A reply that is not text (a photo, a file, a voice message) is not passed on, and the staff member
+    is told so; the Reply started with the button stays open for the text.
+    """
     message, user = update.effective_message, update.effective_user
-    if message is None or user is None or message.text is None:
+    if message is None or user is None:
         return
     s = svc(context)
     now = s.clock.now()
@@ -390,6 +397,10 @@ async def on_staff_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         if target is None:
             await db.commit()  # a stale reply draft was dropped
             return
+        if message.text is None:  # a photo, file, sticker or voice message: only text is passed on
+            await db.commit()
+            await message.reply_text(TEXT_ONLY)
+            raise ApplicationHandlerStop
         try:
             answer = await core.reply(
                 db, staff, target, message.text, now, s.config.clinic, neutral=not s.config.privacy.health_data_in_chat
@@ -414,7 +425,7 @@ async def on_staff_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
 def register(app: App) -> None:
     """Add the patients' message handlers and the staff's Reply / Mark read."""
     private = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
-    app.add_handler(MessageHandler(private & filters.TEXT & ~filters.COMMAND, on_staff_text), group=STAFF_TEXT_GROUP)
+    app.add_handler(MessageHandler(private & ~filters.COMMAND, on_staff_text), group=STAFF_TEXT_GROUP)
     app.add_handler(
         MessageHandler(private & ((filters.TEXT & ~filters.COMMAND) | filters.PHOTO), on_patient_message),
         group=PATIENT_GROUP,

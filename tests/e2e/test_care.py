@@ -283,3 +283,31 @@ async def test_a_telegram_reply_to_the_notice_of_a_patient_who_deleted_their_dat
     [answer] = await therapist.wait_for(lambda m: not m.edited)
     assert answer.text == "This message no longer exists."
     assert await rows(bot) == []
+
+
+async def test_a_photo_as_the_therapists_reply_is_not_passed_on_and_they_are_told(
+    care_bot: Any, tg: FakeTelegram
+) -> None:
+    bot = care_bot
+    patient = await enrolled(bot, 7231, therapist=7131, schedule=False)
+    user, therapist = tg.user(7231), tg.user(7131)
+    await user.send("Is this swelling normal?")
+    [offer] = await user.wait_for(lambda m: "care team" in (m.text or ""))
+    await user.press("✉️ Send to my care team", offer)
+    await user.wait_for(lambda m: m.edited and SENT in (m.text or ""))
+    await run_jobs(bot)
+    [notice] = await therapist.wait_for(lambda m: patient.alias in text_of(m))
+    # A Telegram reply to the notice with a photo, then with a sticker after pressing Reply.
+    await therapist.send_photo(caption="Like this picture", reply_to=notice.message_id)
+    [told] = await therapist.wait_for(lambda m: "nothing was sent" in (m.text or ""))
+    assert told.text == "Only a text reply reaches the patient, so nothing was sent. Please write your answer as text."
+    await therapist.press("↩️ Reply", notice)
+    [prompt] = await therapist.wait_for(lambda m: "Type your reply" in (m.text or ""))
+    await therapist.send_sticker()
+    await therapist.wait_for(lambda m: "nothing was sent" in (m.text or ""))
+    await run_jobs(bot)
+    assert not any("Like this picture" in text_of(m) for m in user.messages)
+    assert [row.direction for row in await rows(bot)] == ["in"], "no reply stored"
+    # The Reply is still open for the text.
+    await therapist.send("Yes, that is normal in week 2.", reply_to=prompt.message_id)
+    await therapist.wait_for(lambda m: "on its way" in (m.text or ""))
