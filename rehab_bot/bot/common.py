@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 
 EDITED_CRISIS_GROUP = -9  # after private_only (-10): crisis words in an edit are still answered (bot/checkin)
 EDITS_GROUP = -8  # before every feature: an edit is no input
+# The buttons under an alert in the clinic's alert chat ([clinic] alert_chat_id, a group): Acknowledge and,
+# after it, the review (bot/staff/alerts). The only updates taken from a chat that is not private; the
+# staff handler checks who pressed (an active staff member with access) as in their private chat.
+ALERT_CHAT_BUTTONS = ("st:aa:", "st:rv:")
 
 # (command, description msgid) for every patient; features append to this.
 PATIENT_COMMANDS: list[tuple[str, str]] = [
@@ -66,10 +70,18 @@ def _patient_by_telegram(telegram_id: int) -> Any:
 
 
 async def private_only(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Stop every update that is not from a private chat; tell a group once."""
+    """Stop every update not from a private chat (but an alert's buttons in the alert chat); tell a group once."""
     chat = update.effective_chat
     if chat is not None and chat.type == ChatType.PRIVATE:
         return
+    query = update.callback_query
+    if (
+        chat is not None
+        and query is not None
+        and chat.id == svc(context).config.clinic.alert_chat_id
+        and (query.data or "").startswith(ALERT_CHAT_BUTTONS)
+    ):
+        return  # Acknowledge in the alert chat
     if chat is not None and await _first_notice(context, chat.id):
         lang = pick_language(
             update.effective_user.language_code if update.effective_user else None,

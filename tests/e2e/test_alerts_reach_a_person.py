@@ -307,3 +307,50 @@ async def test_the_only_staff_member_is_the_default_therapist_of_a_chat_invitati
     async with bot.db.session() as session:
         invited = (await session.exec(select(Patient).where(Patient.alias == "SOLO-1"))).one()
     assert invited.therapist_id == solo.id
+
+
+async def _press_in_group(tg: FakeTelegram, user_id: int, message: SentMessage, label: str) -> Any:
+    """A member of a group presses a button on the bot's message there; returns the bot's answer."""
+    user = tg.user(user_id)
+    [data] = [d for text, d in (b for row in message.buttons for b in row) if text == label]
+    query = tg._new_query(user)
+    user.last_query_id = query
+    callback = {"id": query, "from": user.user_json(), "message": tg._message_json(message), "data": data}
+    await tg.push_update({"callback_query": {**callback, "chat_instance": str(message.chat_id)}})
+    return await user.wait_for_answer()
+
+
+async def test_staff_acknowledge_an_alert_in_the_clinics_alert_chat(bot_factory: Any, tg: FakeTelegram) -> None:
+    alert_chat = -100_4242
+    bot = await bot_factory(clinic={"alert_chat_id": alert_chat})
+    doc = await make_staff(bot.db, telegram_id=9801, name="Dr Chat")
+    await make_staff(bot.db, telegram_id=9802, name="Dr Colleague")
+    patient, _ = await make_patient(bot.db, bot.clock, therapist_id=doc.id, telegram_id=9803)
+    group = tg.group(alert_chat, "Alerts", supergroup=True)
+    async with bot.db.session() as session:
+        row = await session.get(Patient, patient.id)
+        assert row is not None
+        raised = await alerts.raise_alert(
+            session, row, kind="red_flag", severity="emergency", detail="numb saddle area",
+            now=bot.clock.now(), clinic=bot.config.clinic,
+        )  # fmt: skip
+        await session.commit()
+    assert raised is not None
+    await app_module.dispatch_job(bot.app)
+    await bot.tick()
+    [posted] = await group.wait_for(about("EMERGENCY alert"))
+    assert posted.button_labels == ["✅ Acknowledge"]
+
+    # Access is checked as in a private chat: a stranger's press reveals nothing, a colleague may not.
+    assert (await _press_in_group(tg, 9899, posted, "✅ Acknowledge")).text == "This button is no longer active."
+    colleague = await _press_in_group(tg, 9802, posted, "✅ Acknowledge")
+    assert colleague.text is not None and "is not your patient" in colleague.text
+    answer = await _press_in_group(tg, 9801, posted, "✅ Acknowledge")
+    assert answer.text == "Acknowledged."
+    [edited] = await group.wait_for(about("Acknowledged by Dr Chat"))
+    assert edited.message_id == posted.message_id and "numb saddle area" in (edited.text or "")
+    assert (await _press_in_group(tg, 9801, edited, "Needed action")).text == "Recorded: needed action."
+    async with bot.db.session() as session:
+        acknowledged = await session.get(Alert, raised.id)
+    assert acknowledged is not None and acknowledged.acknowledged_by == doc.id
+    assert not any("only in a private chat" in text for text in group.texts()), "the alert chat is the clinic's own"
