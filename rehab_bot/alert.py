@@ -24,7 +24,8 @@ id>``, see rehab_bot/bot/staff/alerts.py); times are shown in each reader's own
 timezone with its abbreviation (the alert chat: the clinic's).
 
 :func:`acknowledge` records who acknowledged an alert, once, even when two
-staff press at the same moment. An unacknowledged emergency or urgent alert
+staff press at the same moment: someone who may change the patient, or
+anybody it reached in an admin's place (:func:`stands_in`). An unacknowledged emergency or urgent alert
 that the patient reported (ESCALATING_KINDS) escalates once to every admin
 (:func:`escalation_due`, :func:`escalate_overdue`), as a message to staff
 (staff.staff_message, key ``e<alert>:<chat>``).
@@ -37,7 +38,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, update
+from sqlalchemy import func, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -273,7 +274,10 @@ async def raise_alert(
 
 
 async def open_alerts(session: AsyncSession, staff: Staff, *, limit: int = 20) -> list[tuple[Alert, Patient]]:
-    """Unacknowledged alerts this staff member must act on: all for admins, own patients' otherwise."""
+    """Unacknowledged alerts this staff member must act on: all for admins, own patients' otherwise.
+
+    Without an active admin, a therapist's list has what reached them in an admin's place too (:func:`stands_in`).
+    """
     query = (
         select(Alert, Patient)
         .join(Patient, col(Patient.id) == col(Alert.patient_id))
@@ -282,8 +286,32 @@ async def open_alerts(session: AsyncSession, staff: Staff, *, limit: int = 20) -
         .limit(limit)
     )
     if staff.role != Role.ADMIN.value:
-        query = query.where(col(Patient.therapist_id) == staff.id)
+        mine = col(Patient.therapist_id) == staff.id
+        if await admins(session):
+            query = query.where(mine)
+        else:  # what reaches every staff member in place of an admin (see stands_in)
+            active = select(Staff.id).where(col(Staff.active).is_(True))
+            query = query.where(
+                or_(
+                    mine,
+                    col(Patient.therapist_id).is_(None),
+                    col(Patient.therapist_id).not_in(active),
+                    col(Alert.escalated_at).is_not(None),
+                )
+            )
     return [(a, p) for a, p in (await session.exec(query)).all()]
+
+
+async def stands_in(session: AsyncSession, alert: Alert, patient: Patient) -> bool:
+    """True when this alert (or its escalation) went to every staff member, none of them responsible for it.
+
+    That happens only without an active admin (:func:`route`, :func:`escalate_overdue`): an alert about a
+    patient with no active therapist, or an escalated one. Whoever it reached may then acknowledge it;
+    otherwise nobody could, and it would stay open for ever.
+    """
+    if await admins(session):
+        return False
+    return alert.escalated_at is not None or await responsible_therapist(session, patient) is None
 
 
 @dataclass(frozen=True)
@@ -300,7 +328,8 @@ async def acknowledge(session: AsyncSession, staff: Staff, alert_id: int, now: d
     patient = await session.get(Patient, alert.patient_id) if alert is not None else None
     if alert is None or patient is None:
         raise StaffError("This alert no longer exists.")
-    require(staff, patient, Access.WRITE)
+    if not (staff.active and await stands_in(session, alert, patient)):
+        require(staff, patient, Access.WRITE)
     if alert.acknowledged_at is not None:
         earlier = await session.get(Staff, alert.acknowledged_by) if alert.acknowledged_by else None
         return Acknowledged(alert, patient, earlier.name if earlier else "someone", now=False)

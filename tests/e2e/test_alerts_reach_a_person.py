@@ -354,3 +354,50 @@ async def test_staff_acknowledge_an_alert_in_the_clinics_alert_chat(bot_factory:
         acknowledged = await session.get(Alert, raised.id)
     assert acknowledged is not None and acknowledged.acknowledged_by == doc.id
     assert not any("only in a private chat" in text for text in group.texts()), "the alert chat is the clinic's own"
+
+
+async def test_without_an_admin_the_staff_an_alert_reaches_in_their_place_can_acknowledge_it(
+    bot: Any, tg: FakeTelegram
+) -> None:
+    ben = await make_staff(bot.db, telegram_id=9901, name="Dr Ben")
+    cleo = await make_staff(bot.db, telegram_id=9902, name="Dr Cleo")
+    orphan, _ = await make_patient(bot.db, bot.clock, therapist_id=None, telegram_id=9903)
+    bens, _ = await make_patient(bot.db, bot.clock, therapist_id=ben.id, telegram_id=9904)
+    raised = []
+    async with bot.db.session() as session:
+        for patient in (orphan, bens):
+            row = await session.get(Patient, patient.id)
+            assert row is not None
+            made = await alerts.raise_alert(
+                session, row, kind="red_flag", severity="emergency", detail=f"about {row.alias}",
+                now=bot.clock.now(), clinic=bot.config.clinic,
+            )  # fmt: skip
+            assert made is not None
+            raised.append(made.id)
+        await session.commit()
+    await app_module.dispatch_job(bot.app)
+    await bot.tick()
+    doc, colleague = tg.user(9901), tg.user(9902)
+    [to_cleo] = await colleague.wait_for(about(f"EMERGENCY alert for {orphan.alias}"))
+    assert "no admin either, so every staff member gets it" in (to_cleo.text or "")
+    await colleague.send("/alerts")
+    [listing] = await colleague.wait_for(about("Open alerts for your patients"))
+    assert orphan.alias in (listing.text or "") and bens.alias not in (listing.text or "")
+    await colleague.press("✅ Acknowledge", to_cleo)
+    assert (await colleague.wait_for_answer()).text == "Acknowledged."
+    await doc.press("✅ Acknowledge", (await doc.wait_for(about(f"EMERGENCY alert for {orphan.alias}")))[0])
+    assert (await doc.wait_for_answer()).text == "Already acknowledged by Dr Cleo."
+
+    # Ben's own patient's alert is his, until nobody acknowledges it: the escalation goes to everyone.
+    await colleague.press_data(f"st:ak:{raised[1]}", listing.message_id)
+    refused = await colleague.wait_for_answer()
+    assert refused.text is not None and "is not your patient" in refused.text
+    bot.clock.advance(timedelta(minutes=bot.config.staff.escalation_minutes))
+    await app_module.dispatch_job(bot.app)
+    await bot.tick()
+    [escalation] = await colleague.wait_for(about(f"ESCALATION: the emergency alert for {bens.alias}"))
+    await colleague.press("✅ Acknowledge", escalation)
+    assert (await colleague.wait_for_answer()).text == "Acknowledged."
+    async with bot.db.session() as session:
+        done = [await session.get(Alert, alert_id) for alert_id in raised]
+    assert [a.acknowledged_by for a in done if a is not None] == [cleo.id, cleo.id]
