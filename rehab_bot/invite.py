@@ -596,20 +596,17 @@ async def _redeem_staff(
         return Redeemed(Outcome.USED, invite=invite)
     if invite.expires_at <= now:
         return Redeemed(Outcome.EXPIRED, invite=invite)
-    if me_staff is not None:
+    if me_staff is not None and me_staff.active:
         return Redeemed(Outcome.ALREADY_STAFF, staff=me_staff, invite=invite)
     if me_patient is not None:
         return Redeemed(Outcome.IS_PATIENT, patient=me_patient, invite=invite)
     if not await _claim(session, invite, telegram_id, now):
         return Redeemed(Outcome.USED, invite=invite)
-    staff = Staff(
-        telegram_id=telegram_id,
-        name=invite.staff_name or "Staff",
-        role=invite.role or Role.THERAPIST.value,
-        language=language,
-        timezone=timezone,
-        created_at=now,
-    )
+    # A removed member invited again gets their row back (its audit trail stays theirs), as
+    # `rehab-bot staff add` does; the invitation decides the name and the role.
+    name, role = invite.staff_name or "Staff", invite.role or Role.THERAPIST.value
+    staff = me_staff or Staff(telegram_id=telegram_id, name=name, language=language, timezone=timezone, created_at=now)
+    staff.name, staff.role, staff.active = name, role, True
     session.add(staff)
     await session.flush()
     _audit(
@@ -618,6 +615,6 @@ async def _redeem_staff(
         staff_id=staff.id,
         action="staff.join",
         now=now,
-        detail=f"invite {invite.id}",
+        detail=f"invite {invite.id}" + (", rejoined" if me_staff is not None else ""),
     )
     return Redeemed(Outcome.STAFF, staff=staff, invite=invite)

@@ -27,6 +27,7 @@ from rehab_bot.invite import (
     renew_patient_invite,
 )
 from rehab_bot.models import AuditLog, Invite, Patient, PatientStatus, Staff
+from rehab_bot.staff import active_staff
 
 SURGERY = date(2026, 6, 1)
 
@@ -247,6 +248,34 @@ async def test_staff_invite_refusals(db: Database, clock: FakeClock) -> None:
     async with db.session() as session:
         with pytest.raises(InviteError):
             await create_staff_invite(session, name="C", role="surgeon", now=clock.now(), valid_days=1)
+
+
+async def test_a_removed_staff_member_invited_again_is_staff_again(db: Database, clock: FakeClock) -> None:
+    admin = await make_staff(db, role="admin", telegram_id=920)
+    gone = await make_staff(db, telegram_id=921, name="Dr Away", language="de", timezone="Europe/Vienna")
+    async with db.session() as session:
+        row = await session.get(Staff, gone.id)
+        assert row is not None
+        row.active = False
+        session.add(row)
+        again = await create_staff_invite(
+            session, name="Dr Back", role="admin", now=clock.now(), valid_days=14, created_by=admin.id
+        )
+        await session.commit()
+    result = await tap(db, clock, again.code, 921, language="en")
+    assert result.outcome == Outcome.STAFF
+    assert result.staff is not None and result.staff.id == gone.id, "the same row: their audit trail stays theirs"
+    async with db.session() as session:
+        back = await active_staff(session, 921)
+        joined = (await session.exec(select(AuditLog).where(AuditLog.action == "staff.join"))).one()
+    assert back is not None and (back.name, back.role, back.language, back.timezone) == (
+        "Dr Back",
+        "admin",
+        "de",
+        "Europe/Vienna",
+    )
+    assert joined.staff_id == gone.id and "rejoined" in joined.detail
+    assert (await tap(db, clock, again.code, 921)).outcome == Outcome.ALREADY_STAFF
 
 
 async def test_renewed_invite_replaces_the_old_one_and_may_move_the_patient_to_a_new_account(
