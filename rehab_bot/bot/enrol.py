@@ -376,7 +376,7 @@ def refusal(lang: str, outcome: invites.Outcome) -> str:
 
 
 async def greet_known_user(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
-    """Plain /start: resume an enrolment, welcome back a patient or staff; False for a stranger."""
+    """Plain /start: resume an enrolment, welcome back a patient or active staff; False for a stranger."""
     user = update.effective_user
     if user is None:
         return False
@@ -392,7 +392,9 @@ async def greet_known_user(update: Update, context: ContextTypes.DEFAULT_TYPE) -
         staff = await _staff_of(session, user.id)
     if staff is None:
         return False
-    await staff_bot.set_staff_menu(context.bot, staff)
+    await staff_bot.set_staff_menu(context.bot, staff)  # a removed member's menu goes
+    if not staff.active:
+        return False  # removed: a stranger now, with no tools to point to
     await _reply(
         update,
         t(staff.language, "Welcome back, {name}! Your clinic tools are in the command menu.", name=staff.name),

@@ -381,6 +381,18 @@ async def test_staff_menus_are_per_chat_and_follow_the_database(bot: Any, tg: Fa
     assert admin.id is not None
 
 
+async def test_a_removed_staff_member_is_a_stranger_to_start(bot: Any, tg: FakeTelegram) -> None:
+    await make_staff(bot.db, telegram_id=7551, name="Dr Gone", language="de", active=False)
+    gone = tg.user(7551, language_code="de")
+    await gone.send("/start")
+    [reply] = await gone.wait_for()
+    assert "Willkommen zurück" not in (reply.text or "") and "Befehlsmenü" not in (reply.text or ""), reply.text
+    assert "Einladungslink" in (reply.text or ""), "what any stranger reads, in their language"
+    await gone.send("/patients")
+    [unknown] = await gone.wait_for()
+    assert unknown.text == "Bitte nutzen Sie die Schaltflächen unten oder tippen Sie /help."
+
+
 async def test_a_restarted_bot_registers_every_staff_menu_at_startup(bot: Any, tg: FakeTelegram) -> None:
     await make_staff(bot.db, telegram_id=7601, name="Dr U")
     await make_staff(bot.db, telegram_id=7602, name="Dr Gone", active=False)
