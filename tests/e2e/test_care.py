@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from factories import make_staff
-from rig.telegram_server import FakeTelegram, SentMessage
+from rig.telegram_server import FakeTelegram, FakeUser, SentMessage
 from sqlmodel import col, select
 from test_checkins import enrolled
 
@@ -262,18 +262,24 @@ async def test_a_double_tap_on_send_sends_the_message_once(care_bot: Any, tg: Fa
     assert len([m for m in therapist.messages if patient.alias in text_of(m)]) == 1
 
 
-async def test_a_telegram_reply_to_the_notice_of_a_patient_who_deleted_their_data_is_refused_in_words(
-    care_bot: Any, tg: FakeTelegram
-) -> None:
-    bot = care_bot
-    patient = await enrolled(bot, 7206, therapist=7106, schedule=False)
-    user, therapist = tg.user(7206), tg.user(7106)
-    await user.send("My knee feels stiff after the exercises")
+async def sent_to_the_team(bot: Any, user: FakeUser, therapist: FakeUser, text: str) -> SentMessage:
+    """A newly enrolled patient writes, taps Send to my care team; the therapist's notice of it."""
+    patient = await enrolled(bot, user.user_id, therapist=therapist.user_id, schedule=False)
+    await user.send(text)
     [offer] = await user.wait_for(lambda m: "care team" in (m.text or ""))
     await user.press("✉️ Send to my care team", offer)
     await user.wait_for(lambda m: m.edited and SENT in (m.text or ""))
     await run_jobs(bot)
     [notice] = await therapist.wait_for(lambda m: patient.alias in text_of(m))
+    return notice
+
+
+async def test_a_telegram_reply_to_the_notice_of_a_patient_who_deleted_their_data_is_refused_in_words(
+    care_bot: Any, tg: FakeTelegram
+) -> None:
+    bot = care_bot
+    user, therapist = tg.user(7206), tg.user(7106)
+    notice = await sent_to_the_team(bot, user, therapist, "My knee feels stiff after the exercises")
     await user.send("/delete")
     [confirm] = await user.wait_for(lambda m: "Delete everything?" in (m.text or ""))
     await user.press("🗑 Yes, delete everything", confirm)
@@ -289,14 +295,8 @@ async def test_a_photo_as_the_therapists_reply_is_not_passed_on_and_they_are_tol
     care_bot: Any, tg: FakeTelegram
 ) -> None:
     bot = care_bot
-    patient = await enrolled(bot, 7231, therapist=7131, schedule=False)
     user, therapist = tg.user(7231), tg.user(7131)
-    await user.send("Is this swelling normal?")
-    [offer] = await user.wait_for(lambda m: "care team" in (m.text or ""))
-    await user.press("✉️ Send to my care team", offer)
-    await user.wait_for(lambda m: m.edited and SENT in (m.text or ""))
-    await run_jobs(bot)
-    [notice] = await therapist.wait_for(lambda m: patient.alias in text_of(m))
+    notice = await sent_to_the_team(bot, user, therapist, "Is this swelling normal?")
     # A Telegram reply to the notice with a photo, then with a sticker after pressing Reply.
     await therapist.send_photo(caption="Like this picture", reply_to=notice.message_id)
     [told] = await therapist.wait_for(lambda m: "nothing was sent" in (m.text or ""))
