@@ -8,10 +8,12 @@ script or an older page) gets the page back with the reason and the text still i
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
 from e2e.test_checkins import enrolled
+from PIL import Image
 from rig.telegram_server import FakeTelegram
 from sqlmodel import select
 from webrig import miniapp_web
@@ -78,14 +80,16 @@ async def test_a_photo_over_the_limit_is_refused_before_sending_and_the_text_sta
     await box.fill("The wound is red, see the photo")
     posts: list[str] = []
     page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
-    photo = {"name": "wound.jpg", "mimeType": "image/jpeg", "buffer": b"\xff\xd8\xff\xe0" + b"\x00" * 10_001}
+    real = io.BytesIO()  # a real JPEG: the server re-encodes uploads, so what it keeps must decode
+    Image.new("RGB", (24, 16), (200, 120, 90)).save(real, "JPEG")
+    photo = {"name": "wound.jpg", "mimeType": "image/jpeg", "buffer": real.getvalue() + b"\x00" * 10_001}
     await page.get_by_label("A photo (optional)").set_input_files(photo)
     await page.get_by_role("button", name="Send to my care team").click()
     await page.get_by_text("This photo is too large (at most 0.01 MB).").wait_for()
     assert await page.get_by_label("Your message").input_value() == "The wound is red, see the photo"
     assert posts == [] and await message_rows(bot) == 0
     # A photo within the limit is sent with the text.
-    small = {**photo, "buffer": b"\xff\xd8\xff\xe0" + b"\x00" * 1000}
+    small = {**photo, "buffer": real.getvalue()}
     await page.get_by_label("A photo (optional)").set_input_files(small)
     assert await page.get_by_text("This photo is too large").is_hidden()
     await page.get_by_role("button", name="Send to my care team").click()
