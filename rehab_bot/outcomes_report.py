@@ -114,6 +114,11 @@ def _median(values: Sequence[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
+def _week_over(surgery: date, week: int, end: date) -> bool:
+    """True when programme week ``week`` (days 7(week-1) to 7week-1 after surgery) is over by ``end``'s end."""
+    return surgery + timedelta(days=7 * week - 1) <= end
+
+
 def _day_start(day: date) -> datetime:
     return datetime.combine(day, time(0), tzinfo=UTC)
 
@@ -151,15 +156,13 @@ async def build(session: AsyncSession, content: Content, start: date, end: date,
 
     # Retention by programme week.
     for week in RETENTION_WEEKS:
-        eligible = [
-            p for p in patients if p.surgery_date is not None and p.surgery_date + timedelta(days=7 * week) <= end
-        ]
+        eligible = [p for p in patients if p.surgery_date is not None and _week_over(p.surgery_date, week, end)]
         active = sum(week in active_weeks.get(p.id or 0, ()) for p in eligible)
         share = Share(active, len(eligible))
         rows.append(
             Row("Retention", f"Active in week {week}", share.text(), share.value(), str(len(eligible)), ANCHORS[week])
         )
-    eligible = [p for p in patients if p.surgery_date is not None and p.surgery_date + timedelta(days=84) <= end]
+    eligible = [p for p in patients if p.surgery_date is not None and _week_over(p.surgery_date, 12, end)]
     final = sum(bool(active_weeks.get(p.id or 0, set()) & {9, 10, 11, 12}) for p in eligible)  # days 56-83
     share = Share(final, len(eligible))
     rows.append(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 from outcome_seed import END, START, seed
@@ -13,7 +13,7 @@ from sqlmodel import col, func, select
 from rehab_bot import outcomes_report
 from rehab_bot.content import load_content
 from rehab_bot.db import Database
-from rehab_bot.models import Alert, AlertReview, ExerciseSession
+from rehab_bot.models import Alert, AlertReview, ExerciseSession, Patient
 
 CONTENT = load_content(None)
 NOW = datetime(2026, 7, 1, 8, tzinfo=UTC)
@@ -104,3 +104,59 @@ async def test_an_alert_of_an_unknown_severity_counts_under_no_level(db: Databas
         after = await outcomes_report.build(s, CONTENT, START, END, NOW)
     levels = [r for r in after.rows if r.label.startswith("Alerts per 100 patient-weeks")]
     assert [r.n for r in levels] == [r.n for r in before.rows if r.label.startswith("Alerts per 100 patient-weeks")]
+
+
+async def _enrol_five(db: Database, surgery: date, *, alerts: int = 0) -> list[str]:
+    """Five patients operated on one day and enrolled that day; the first gets `alerts` crisis alerts (escalated)."""
+    aliases = []
+    async with db.session() as s:
+        for n in range(5):
+            patient = Patient(
+                alias=f"FIVE-{n}",
+                telegram_id=7_700_000 + n,
+                status="active",
+                surgery_date=surgery,
+                programme_id="lumbar-example",
+                consent_at=datetime.combine(surgery, time(8), tzinfo=UTC),
+                consent_version="2026-11-01",
+            )
+            s.add(patient)
+            await s.flush()
+            assert patient.id is not None
+            aliases.append(patient.alias)
+            for day in range(84):
+                local = surgery + timedelta(days=day)
+                s.add(
+                    ExerciseSession(
+                        patient_id=patient.id,
+                        local_date=local,
+                        slot="09:00",
+                        status="done",
+                        created_at=datetime.combine(local, time(9), tzinfo=UTC),
+                    )
+                )
+            for _ in range(alerts if n == 0 else 0):
+                s.add(
+                    Alert(
+                        patient_id=patient.id,
+                        severity="emergency",
+                        kind="crisis",
+                        created_at=datetime.combine(surgery, time(12), tzinfo=UTC),
+                        escalated_at=datetime.combine(surgery, time(13), tzinfo=UTC),
+                    )
+                )
+        await s.commit()
+    return aliases
+
+
+async def test_retention_counts_a_week_that_ends_on_the_last_day_of_the_period(db: Database) -> None:
+    # Week 4 is days 21-27 after surgery: 2026-03-22 to 2026-03-28. A report to 03-28 is as of that day's end.
+    await _enrol_five(db, date(2026, 3, 1))
+    async with db.session() as s:
+        report = await outcomes_report.build(s, CONTENT, date(2026, 3, 1), date(2026, 3, 28), NOW)
+        week4 = figure(report, "Active in week 4")
+        assert week4.n == "5" and week4.figure == "100 % (5 of 5)", week4
+        # Weeks 9-12 end on day 83, 2026-05-23.
+        report = await outcomes_report.build(s, CONTENT, date(2026, 3, 1), date(2026, 5, 23), NOW)
+    for label in ("Active in week 12", "Active in the final month"):
+        assert figure(report, label).figure == "100 % (5 of 5)", figure(report, label)
