@@ -253,30 +253,32 @@ async def build(session: AsyncSession, content: Content, start: date, end: date,
         until = min(period_end, p.discharged_at or period_end)
         patient_days += max(0, (until - p.consent_at).days)
     weeks = patient_days / 7
+    # Alerts come from the period's patients: with fewer than MIN_GROUP of them every alert figure is
+    # suppressed, counts included (also in the CSV's n), however many alerts they had.
+    few = len(patients) < MIN_GROUP
     for level in reversed(LEVELS[1:]):
         # An alert of a severity this version does not know counts under no level (the report never fails on it).
         count = sum(LEVEL_OF_SEVERITY.get(a.severity) == level for a in alerts)
-        rate = "" if weeks == 0 or len(patients) < MIN_GROUP else f"{count / weeks * 100:.1f}"
+        rate = "" if weeks == 0 or few else f"{count / weeks * 100:.1f}"
         rows.append(
             Row(
                 "Alerts",
                 f"Alerts per 100 patient-weeks: {level}",
-                SUPPRESSED
-                if len(patients) < MIN_GROUP
-                else (rate or "–") + f" ({count} alerts, {weeks:.0f} patient-weeks)",
+                SUPPRESSED if few else (rate or "–") + f" ({count} alerts, {weeks:.0f} patient-weeks)",
                 rate,
-                str(count),
+                "" if few else str(count),
             )
         )
     minutes = [(a.acknowledged_at - a.created_at).total_seconds() / 60 for a in alerts if a.acknowledged_at is not None]
     median = _median(minutes)
+    hidden = few or len(minutes) < MIN_GROUP or median is None
     rows.append(
         Row(
             "Alerts",
             "Median time to acknowledge",
-            SUPPRESSED if len(minutes) < MIN_GROUP or median is None else f"{median:.0f} min",
-            "" if len(minutes) < MIN_GROUP or median is None else f"{median:.1f}",
-            str(len(minutes)),
+            SUPPRESSED if hidden or median is None else f"{median:.0f} min",
+            "" if hidden or median is None else f"{median:.1f}",
+            "" if few else str(len(minutes)),
         )
     )
     alert_ids = [a.id for a in alerts if a.id is not None]
@@ -285,26 +287,23 @@ async def build(session: AsyncSession, content: Content, start: date, end: date,
         if alert_ids
         else []
     )
-    share = Share(sum(r.needed_action for r in reviews), len(reviews))
+    share = Share(sum(r.needed_action for r in reviews), 0 if few else len(reviews))
     rows.append(
         Row(
             "Alerts",
             "Alert accuracy: reviewed alerts that needed action",
             share.text(),
             share.value(),
-            str(len(reviews)),
+            "" if few else str(len(reviews)),
         )
     )
-    rows.append(
-        Row(
-            "Alerts",
-            "Escalations (unacknowledged emergencies sent on to the admins)",
-            str(sum(a.escalated_at is not None for a in alerts)),
-            str(sum(a.escalated_at is not None for a in alerts)),
-        )
-    )
+    escalations = sum(a.escalated_at is not None for a in alerts)
     crisis = sum(a.kind == "crisis" for a in alerts)
-    rows.append(Row("Alerts", "Crisis events (crisis phrases in a patient's message)", str(crisis), str(crisis)))
+    for label, count in (
+        ("Escalations (unacknowledged emergencies sent on to the admins)", escalations),
+        ("Crisis events (crisis phrases in a patient's message)", crisis),
+    ):
+        rows.append(Row("Alerts", label, SUPPRESSED if few else str(count), "" if few else str(count)))
 
     # Experiments.
     run = (

@@ -106,11 +106,11 @@ async def test_an_alert_of_an_unknown_severity_counts_under_no_level(db: Databas
     assert [r.n for r in levels] == [r.n for r in before.rows if r.label.startswith("Alerts per 100 patient-weeks")]
 
 
-async def _enrol_five(db: Database, surgery: date, *, alerts: int = 0) -> list[str]:
+async def _enrol_five(db: Database, surgery: date, *, alerts: int = 0, patients: int = 5) -> list[str]:
     """Five patients operated on one day and enrolled that day; the first gets `alerts` crisis alerts (escalated)."""
     aliases = []
     async with db.session() as s:
-        for n in range(5):
+        for n in range(patients):
             patient = Patient(
                 alias=f"FIVE-{n}",
                 telegram_id=7_700_000 + n,
@@ -160,3 +160,15 @@ async def test_retention_counts_a_week_that_ends_on_the_last_day_of_the_period(d
         report = await outcomes_report.build(s, CONTENT, date(2026, 3, 1), date(2026, 5, 23), NOW)
     for label in ("Active in week 12", "Active in the final month"):
         assert figure(report, label).figure == "100 % (5 of 5)", figure(report, label)
+
+
+async def test_alert_counts_of_fewer_than_five_patients_are_suppressed_in_the_csv_too(db: Database) -> None:
+    await _enrol_five(db, date(2026, 3, 1), alerts=3, patients=3)
+    async with db.session() as s:
+        report = await outcomes_report.build(s, CONTENT, date(2026, 3, 1), date(2026, 3, 31), NOW)
+    assert figure(report, "Patients enrolled").figure == "3"
+    rows = list(csv.DictReader(io.StringIO(outcomes_report.to_csv(report))))
+    for row in rows:
+        if row["section"] == "Alerts":
+            assert row["figure"] == outcomes_report.SUPPRESSED, row
+            assert row["value"] == "" and "3" not in row["n"], row
