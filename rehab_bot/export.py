@@ -541,6 +541,19 @@ def _score_coding(content: Content | None, questionnaire_id: str) -> tuple[dict[
     return {"system": CODE_SYSTEM, "code": f"score-{questionnaire_id}", "display": display}, display
 
 
+def _score_value(content: Content | None, questionnaire_id: str, score: float) -> dict[str, Any]:
+    """A score as its Observation's value: a whole score as valueInteger, else exactly as a UCUM quantity.
+
+    A PSFS mean (4.7) or an ODI percentage (42.2) is not rounded away: ``%`` for ``percent`` scoring,
+    else the dimensionless ``{score}``.
+    """
+    if float(score).is_integer():
+        return {"valueInteger": int(score)}
+    questionnaire = (getattr(content, "questionnaires", None) or {}).get(questionnaire_id)
+    unit = "%" if getattr(questionnaire, "scoring", None) == "percent" else "{score}"
+    return {"valueQuantity": {"value": score, "unit": unit, "system": UCUM, "code": unit}}
+
+
 def _coding(system: str, code: str, display: str) -> dict[str, Any]:
     return {"system": system, "code": code, "display": display}
 
@@ -938,7 +951,7 @@ def fhir_bundle(data: ExportData, content: Content | None, now: datetime) -> dic
                         ids.urn("Observation", f"checkin/{checkin.id}"),
                         patient_urn,
                         {"coding": [coding], "text": text},
-                        {"valueInteger": round(checkin.score)},
+                        _score_value(content, checkin.questionnaire_id, checkin.score),
                         effective={"effectiveDateTime": _instant(authored)},
                         derived_from=qr_urn,
                     )

@@ -12,6 +12,7 @@ import zipfile
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from subprocess import CompletedProcess
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -720,3 +721,47 @@ async def test_csv_cells_that_a_spreadsheet_would_run_as_formulas_are_text(db: D
         for row in csv.reader(io.StringIO(text)):
             for cell in row:
                 assert not cell.startswith(("=", "+", "@", "\t", "\r")), (name, cell)
+
+
+async def test_a_fractional_score_is_exported_exactly_not_rounded_to_an_integer(db: Database, clock: FakeClock) -> None:
+    # The PSFS is the mean of its activities (3, 5 and 6: 4.7); the ODI is a percentage (42.2 %).
+    patient, _ = await make_patient(db, clock, alias="PSFS-0001", surgery_date=date(2026, 5, 20))
+    assert patient.id is not None
+    t0 = clock.now()
+    async with db.session() as session:
+        for qid, answers, score in (
+            ("psfs", [("activity1", 3), ("activity2", 5), ("activity3", 6)], 4.7),
+            ("psfs", [("activity1", 4), ("activity2", 5)], 4.5),  # round(4.5) is 4
+            ("odi", [("walking", 2)], 42.2),
+        ):
+            row = CheckIn(
+                patient_id=patient.id,
+                questionnaire_id=qid,
+                status="complete",
+                started_at=t0 - timedelta(hours=2),
+                completed_at=t0 - timedelta(hours=1),
+                score=score,
+            )
+            session.add(row)
+            await session.flush()
+            for item, value in answers:
+                session.add(
+                    Answer(checkin_id=row.id or 0, patient_id=patient.id, item_id=item, value=value, answered_at=t0)
+                )
+        await session.commit()
+        data = await export.collect(session, clock.now())
+    by_type = validate_bundle(export.fhir_bundle(data, CONTENT, clock.now()))
+    scores = sorted(
+        (o["code"]["coding"][0]["code"], o.get("valueQuantity", {}).get("value", o.get("valueInteger")))
+        for o in by_type["Observation"]
+        if o["code"]["coding"][0]["code"] in ("score-psfs", "score-odi")
+    )
+    assert scores == [("score-odi", 42.2), ("score-psfs", 4.5), ("score-psfs", 4.7)]
+    for o in by_type["Observation"]:
+        if o["code"]["coding"][0]["code"] == "score-psfs":
+            unit = {k: v for k, v in o["valueQuantity"].items() if k != "value"}
+            assert unit == {"unit": "{score}", "system": "http://unitsofmeasure.org", "code": "{score}"}
+    # A clinic's licensed ODI (scoring "percent") is a percentage.
+    odi = SimpleNamespace(questionnaires={"odi": SimpleNamespace(scoring="percent")})
+    assert export._score_value(odi, "odi", 42.2)["valueQuantity"]["unit"] == "%"  # type: ignore[arg-type]
+    assert export._score_value(odi, "odi", 40.0) == {"valueInteger": 40}  # type: ignore[arg-type]
