@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -447,14 +447,18 @@ class ExperimentReport:
     opted_out: int = 0  # patients who opted out of experiments (all experiments)
 
 
-async def observations(session: AsyncSession, experiment_id: str) -> list[Observation]:
+async def observations(
+    session: AsyncSession, experiment_id: str, patients: Collection[int] | None = None
+) -> list[Observation]:
+    """The decisions with a recorded outcome; only those of ``patients`` when given."""
     d = DECISIONS.c
     conn = await session.connection()
-    rows = await conn.execute(
-        select(d.patient_id, d.treated, d.probability, d.outcome).where(
-            d.experiment_id == experiment_id, d.outcome.is_not(None)
-        )
+    query = select(d.patient_id, d.treated, d.probability, d.outcome).where(
+        d.experiment_id == experiment_id, d.outcome.is_not(None)
     )
+    if patients is not None:
+        query = query.where(d.patient_id.in_(list(patients)))
+    rows = await conn.execute(query)
     return [Observation(r.patient_id, bool(r.treated), float(r.probability), int(r.outcome)) for r in rows]
 
 
@@ -462,17 +466,26 @@ def _arm(obs: Sequence[Observation]) -> Arm:
     return Arm(len(obs), len({o.patient for o in obs}), sum(o.outcome for o in obs))
 
 
-async def report(session: AsyncSession, content: Content, experiment_id: str, now: datetime) -> ExperimentReport:
-    """The experiment's arms and estimate; outcomes due by now are recorded first (the caller commits)."""
+async def report(
+    session: AsyncSession,
+    content: Content,
+    experiment_id: str,
+    now: datetime,
+    patients: Collection[int] | None = None,
+) -> ExperimentReport:
+    """The experiment's arms and estimate; outcomes due by now are recorded first (the caller commits).
+
+    ``patients``: count only these patients' decisions (the outcomes report: those enrolled in its
+    period); None counts every patient.
+    """
     experiment = content.experiments[experiment_id]
     await record_outcomes(session, content, now)
-    obs = await observations(session, experiment_id)
+    obs = await observations(session, experiment_id, patients)
     conn = await session.connection()
-    decided = (
-        await conn.execute(
-            select(func.count()).select_from(DECISIONS).where(DECISIONS.c.experiment_id == experiment_id)
-        )
-    ).scalar_one()
+    counted = select(func.count()).select_from(DECISIONS).where(DECISIONS.c.experiment_id == experiment_id)
+    if patients is not None:
+        counted = counted.where(DECISIONS.c.patient_id.in_(list(patients)))
+    decided = (await conn.execute(counted)).scalar_one()
     treatment, control = _arm([o for o in obs if o.treated]), _arm([o for o in obs if not o.treated])
     small = min(treatment.patients, control.patients) < MIN_PATIENTS
     return ExperimentReport(

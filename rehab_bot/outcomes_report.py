@@ -23,8 +23,8 @@ end. No patient is named, and every figure drawn from fewer than
   median minutes to acknowledge; alert accuracy (the share of reviewed
   alerts staff marked "needed action"); escalations; crisis events
   (crisis-phrase alerts).
-* **Experiments.** Every experiment with decisions: arms and effect
-  (:mod:`rehab_bot.experiment`).
+* **Experiments.** Every experiment with decisions of these patients: arms
+  and effect over their decisions only (:mod:`rehab_bot.experiment`).
 
 Plain Python over SQLModel: no telegram imports. The HTML is rendered with
 Jinja2, autoescaping on.
@@ -318,7 +318,7 @@ async def build(session: AsyncSession, content: Content, start: date, end: date,
     for experiment_id in sorted(run):
         if experiment_id not in content.experiments:
             continue
-        result = await experiment.report(session, content, experiment_id, now)
+        result = await experiment.report(session, content, experiment_id, now, patients=ids)
         est = result.estimate
         figure = (
             "not estimated (fewer than 5 patients in an arm)"

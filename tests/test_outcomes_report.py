@@ -13,7 +13,7 @@ from sqlmodel import col, func, select
 from rehab_bot import outcomes_report
 from rehab_bot.content import load_content
 from rehab_bot.db import Database
-from rehab_bot.models import Alert, AlertReview, ExerciseSession, Patient
+from rehab_bot.models import Alert, AlertReview, ExerciseSession, ExperimentDecision, Patient
 
 CONTENT = load_content(None)
 NOW = datetime(2026, 7, 1, 8, tzinfo=UTC)
@@ -106,14 +106,14 @@ async def test_an_alert_of_an_unknown_severity_counts_under_no_level(db: Databas
     assert [r.n for r in levels] == [r.n for r in before.rows if r.label.startswith("Alerts per 100 patient-weeks")]
 
 
-async def _enrol_five(db: Database, surgery: date, *, alerts: int = 0, patients: int = 5) -> list[str]:
+async def _enrol_five(db: Database, surgery: date, *, alerts: int = 0, patients: int = 5, first: int = 0) -> list[str]:
     """Five patients operated on one day and enrolled that day; the first gets `alerts` crisis alerts (escalated)."""
     aliases = []
     async with db.session() as s:
         for n in range(patients):
             patient = Patient(
-                alias=f"FIVE-{n}",
-                telegram_id=7_700_000 + n,
+                alias=f"FIVE-{first + n}",
+                telegram_id=7_700_000 + first + n,
                 status="active",
                 surgery_date=surgery,
                 programme_id="lumbar-example",
@@ -172,3 +172,31 @@ async def test_alert_counts_of_fewer_than_five_patients_are_suppressed_in_the_cs
         if row["section"] == "Alerts":
             assert row["figure"] == outcomes_report.SUPPRESSED, row
             assert row["value"] == "" and "3" not in row["n"], row
+
+
+async def test_the_experiment_row_counts_only_the_decisions_of_patients_enrolled_in_the_period(db: Database) -> None:
+    await _enrol_five(db, date(2026, 3, 1))  # in the period
+    async with db.session() as s:
+        inside = (await s.exec(select(Patient))).all()
+    await _enrol_five(db, date(2026, 5, 1), first=5)  # enrolled later: outside the period
+    async with db.session() as s:
+        everyone = (await s.exec(select(Patient))).all()
+        for n, patient in enumerate(everyone):
+            for ref in range(4):
+                s.add(
+                    ExperimentDecision(
+                        experiment_id="nudge-or-not",
+                        patient_id=patient.id,
+                        ref=ref,
+                        decided_at=NOW - timedelta(days=20),
+                        treated=bool((n + ref) % 2),
+                        probability=0.5,
+                        local_hour=12,
+                        outcome=ref % 2,
+                        outcome_at=NOW - timedelta(days=20),
+                    )
+                )
+        await s.commit()
+        report = await outcomes_report.build(s, CONTENT, date(2026, 3, 1), date(2026, 3, 31), NOW)
+    assert len(inside) == 5 and len(everyone) == 10
+    assert figure(report, "nudge-or-not").n == str(5 * 4), "only the period's patients' decisions"
