@@ -103,7 +103,10 @@ def create_engine(
             touch_private(path)
             for suffix in ("-wal", "-shm"):
                 make_private(path.with_name(path.name + suffix))
-        engine = create_async_engine(url, echo=echo)
+        # An error's message carries the statement's bound values (a note's
+        # text, a Telegram id) unless hidden; tracebacks are logged. [database]
+        # echo is the one switch that shows them (it warns at start).
+        engine = create_async_engine(url, echo=echo, hide_parameters=not echo)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     server_settings: dict[str, str] = {}
@@ -118,7 +121,13 @@ def create_engine(
     # reminder, which cost ~1.3 ms of CPU per reminder here and a backend
     # fork each time on the server (bench/, CPU per delivered reminder).
     return create_async_engine(
-        url, echo=echo, pool_pre_ping=pre_ping, pool_size=pool_size, max_overflow=0, connect_args=connect_args
+        url,
+        echo=echo,
+        hide_parameters=not echo,  # as for SQLite: no bound values in an error's message
+        pool_pre_ping=pre_ping,
+        pool_size=pool_size,
+        max_overflow=0,
+        connect_args=connect_args,
     )
 
 

@@ -15,6 +15,9 @@ logs statements with their parameters. So ``level = "DEBUG"`` applies to
 rehab-bot's own loggers only; every other library stays at INFO at most, and
 the chatty ones at WARNING (see LIBRARY_LEVELS). Exact secrets registered
 with add_secret (the webhook secret) are scrubbed from every record too.
+A failed SQL statement's traceback would carry its bound values: the engines
+hide them (db.create_engine, unless [database] echo is on), and PostgreSQL's
+DETAIL line (the failing row or key) is scrubbed here.
 """
 
 from __future__ import annotations
@@ -25,6 +28,12 @@ import sys
 
 TOKEN_RE = re.compile(r"(?:bot)?\d{3,}:[A-Za-z0-9_-]{20,}")
 REDACTED = "bot<redacted>"
+# PostgreSQL's DETAIL line of an error repeats the values of the row or key at
+# fault ("Failing row contains (1, 1, <a note's text>, ...)", "Key
+# (telegram_id)=(...) already exists"); asyncpg puts it into the exception's
+# message, so it would reach every logged traceback.
+PG_DETAIL_RE = re.compile(r"^([ \t]*DETAIL:).*$", re.MULTILINE)
+PG_DETAIL_HIDDEN = r"\1  <hidden: it may hold a row's values>"
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
@@ -55,8 +64,9 @@ def add_secret(value: str) -> None:
 
 
 def scrub(text: str) -> str:
-    """Replace anything shaped like a bot token, and every registered secret, with a placeholder."""
+    """Replace anything shaped like a bot token, every registered secret and PostgreSQL's DETAIL lines."""
     text = TOKEN_RE.sub(REDACTED, text)
+    text = PG_DETAIL_RE.sub(PG_DETAIL_HIDDEN, text)
     for secret in _secrets:
         text = text.replace(secret, "<redacted>")
     return text

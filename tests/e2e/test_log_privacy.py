@@ -202,3 +202,45 @@ def test_registered_secrets_are_scrubbed_from_every_record(caplog: pytest.LogCap
 async def test_database_echo_keeps_its_warning(bot_factory: Any, caplog: pytest.LogCaptureFixture) -> None:
     await bot_factory("sqlite", database={"echo": True})
     assert any("echo is on" in r.getMessage() and "health data" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_database_error_is_logged_without_the_values_it_was_given(
+    bot_factory: Any,
+    tg: FakeTelegram,
+    backend: str,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """The traceback of a failed statement names the statement, never its values.
+
+    SQLAlchemy puts a statement's bound values into its error's message
+    (``[parameters: (1, '<the note>', ...)]``), and PostgreSQL adds a DETAIL
+    line with the failing row; the update's error handler logs the traceback.
+    """
+    from sqlalchemy import text
+    from test_checkins import enrolled
+
+    setup_logging("DEBUG")
+    try:
+        bot = await bot_factory(backend)
+        await enrolled(bot, TELEGRAM_ID, schedule=False)
+        async with bot.db.engine.begin() as conn:  # the disk fills up, or a constraint is broken: the insert fails
+            if backend == "sqlite":
+                fail = "CREATE TRIGGER full BEFORE INSERT ON note BEGIN SELECT RAISE(ABORT, 'full'); END"
+            else:
+                fail = "ALTER TABLE note ADD CONSTRAINT short_notes CHECK (length(text) < 5)"
+            await conn.execute(text(fail))
+        user = tg.user(TELEGRAM_ID)
+        await user.send(f"/note {NOTE}")
+        [sorry] = await user.wait_for(timeout=15)
+        assert "Something went wrong" in (sorry.text or "")
+
+        logged = (
+            "\n".join(f"{r.name} {r.getMessage()} {r.exc_text or ''} {r.args!r}" for r in caplog.records)
+            + capfd.readouterr().err
+        )
+        assert "error while handling an update" in logged and "INSERT INTO note" in logged, "the error was logged"
+        assert "itches" not in logged, "the note's text is in the log"
+        assert "Failing row" not in logged
+    finally:
+        setup_logging("INFO")
