@@ -618,11 +618,16 @@ async def escalate_unanswered(session: AsyncSession, now: datetime, config: Conf
         assert message.id is not None
         claimed = await session.exec(
             update(CareMessage)
-            .where(col(CareMessage.id) == message.id, col(CareMessage.escalated_at).is_(None))
+            .where(
+                col(CareMessage.id) == message.id,
+                col(CareMessage.escalated_at).is_(None),
+                col(CareMessage.read_at).is_(None),
+                col(CareMessage.answered_at).is_(None),
+            )
             .values(escalated_at=now)
         )
         if not claimed.rowcount:
-            continue  # another process escalated it
+            continue  # another process escalated it, or somebody read or answered it just now
         patient = await session.get(Patient, message.patient_id)
         if patient is None:
             continue

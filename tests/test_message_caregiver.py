@@ -12,6 +12,7 @@ import stat
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from factories import make_config, make_patient, make_staff
@@ -193,3 +194,32 @@ async def test_the_patients_delete_removes_their_photo_files(db: Database, clock
         await session.commit()
         assert (await session.exec(select(CareMessage))).all() == []
     assert not (folder / name).exists() and (folder / kept).exists()
+
+
+async def test_a_message_read_while_the_escalation_runs_is_not_escalated(db: Database, clock: FakeClock) -> None:
+    """The therapist taps Mark read between the engine's look-up of unanswered messages and its claim of
+    one: the claim sees the read and leaves the message alone (as an alert's claim sees an acknowledgement)."""
+    config = make_config(db.url, care={"escalate_after_hours": 4.0})
+    _, owner, _, _, _, message = await setup(db, clock)
+    assert message.id is not None
+    async with db.session() as session:
+        look_up = session.exec
+        read = False
+
+        async def read_after_the_look_up(statement: Any, *args: Any, **kwargs: Any) -> Any:
+            nonlocal read
+            result = await look_up(statement, *args, **kwargs)
+            if not read:  # the first statement is the look-up; the read commits before the claim
+                read = True
+                async with db.session() as other:
+                    await core.mark_read(other, owner, message.id or 0, clock.now())
+                    await other.commit()
+            return result
+
+        session.exec = read_after_the_look_up  # type: ignore[method-assign]
+        assert await core.escalate_unanswered(session, clock.now() + timedelta(hours=5), config) == []
+        await session.commit()
+    async with db.session() as session:
+        row = await session.get(CareMessage, message.id)
+        assert row is not None and row.read_at is not None and row.escalated_at is None
+        assert (await session.exec(select(Delivery).where(col(Delivery.key).like("%:esc:%")))).all() == []
