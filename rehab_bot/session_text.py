@@ -100,6 +100,8 @@ def reminder_text(
         n=len(exercises),
         minutes=estimated_minutes(exercises),
     )
+    if change is not None and change.title(lang) == session_name:
+        session_name = ""  # the new phase's title heads its note below: said once
     parts = [header, f"{session_name}\n{summary}" if session_name else summary]
     if change is not None:
         parts.append(f"🆕 {change.title(lang)}\n{change.note(lang).strip()}")

@@ -627,6 +627,33 @@ def test_every_built_in_reminder_is_short(lang: str) -> None:
                     assert str(len(exercises)) in text and cheer in text
 
 
+@pytest.mark.parametrize("lang", ["en", "de"])
+def test_the_first_reminder_of_a_new_phase_names_the_phase_once(lang: str) -> None:
+    from rehab_bot.bot.session import reminder_text, session_exercises
+    from rehab_bot.content import load_content, localize
+    from rehab_bot.programme import PhaseChange
+
+    content = load_content(None)
+    phase = next(p for p in content.programmes["lumbar-example"].phases if p.id == "weeks-3-6")
+    title = localize(phase.title, lang)
+    change = PhaseChange(previous_id="weeks-1-2", phase=phase, replanned=True, session_times=["09:00", "18:00"])
+    text = reminder_text(
+        lang,
+        slot="09:00",
+        late=False,
+        exercises=session_exercises(content, phase, 0),
+        change=change,
+        session_name=title,
+    )
+    assert text.count(title) == 1, text
+    assert f"🆕 {title}\n{localize(phase.change_note, lang).strip()}" in text
+    # Any other reminder of the phase still names it.
+    plain = reminder_text(
+        lang, slot="18:00", late=False, exercises=session_exercises(content, phase, 1), session_name=title
+    )
+    assert plain.count(title) == 1
+
+
 async def test_the_mini_app_player_shows_only_the_patients_own_session_with_its_exercises(
     db: Database, clock: FakeClock
 ) -> None:
