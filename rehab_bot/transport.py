@@ -618,6 +618,13 @@ class TelegramSender:
                 raise
             log.warning("%s refused (%s); sending the text alone", media.kind, exc.message)
             return None
+        except NetworkError as exc:
+            # HTTP 413: the file is over Telegram's upload limit (50 MB). PTB raises a plain
+            # NetworkError for it, but it is no passing fault: every retry would fail the same.
+            if not _too_large(exc):
+                raise
+            log.warning("%s %s is too large for Telegram; sending the text alone", media.kind, media.source)
+            return None
         return sent, _file_id(sent, media.kind)
 
     async def _media_call(
@@ -647,6 +654,11 @@ class TelegramSender:
         if kind == "video":
             return await self.bot.send_video(video=payload, **common)
         return await self.bot.send_photo(photo=payload, **common)
+
+
+def _too_large(exc: NetworkError) -> bool:
+    """Telegram's 413 for an upload over its limit ("Request Entity Too Large", as JSON or a bare page)."""
+    return "entity too large" in exc.message.lower() and not isinstance(exc, TimedOut)
 
 
 def _file_id(message: Message, kind: str) -> str | None:

@@ -84,6 +84,10 @@ CANT_PARSE = "Bad Request: can't parse entities: "
 MAX_TEXT = 4096
 MAX_CAPTION = 1024
 MAX_CALLBACK_DATA = 64
+# A multipart upload over 50 MB is refused before any method runs: HTTP 413, which PTB turns
+# into a NetworkError("Request Entity Too Large"), not a BadRequest.
+MAX_UPLOAD = 50 * 1024 * 1024
+TOO_LARGE = "Request Entity Too Large"
 
 
 # Methods that create or change a message in a chat: subject to flood limits.
@@ -975,6 +979,7 @@ class FakeTelegram:
         self.blocked_users: set[int] = set()
         self.deactivated_users: set[int] = set()
         self.callback_query_ttl: float | None = None  # Telegram: ~15 s; off by default
+        self.max_upload_bytes = MAX_UPLOAD  # the files of one request together; tests may lower it
         self.requests: list[RecordedRequest] = []
         self.commands: dict[CommandScopeKey, list[BotCommandEntry]] = {}
         self.menu_buttons: dict[int | None, JSONDict] = {}
@@ -1241,6 +1246,8 @@ class FakeTelegram:
             rec.params, rec.files = await _read_params(request)
             chat = rec.params.get("chat_id")
             rec.chat_id = chat if isinstance(chat, int) else None
+            if sum(f.size for f in rec.files.values()) > self.max_upload_bytes:
+                raise _ApiError(413, TOO_LARGE)
             if name.lower() not in self._methods:
                 raise _ApiError(404, NOT_FOUND)
             result = await self._process(rec, request)

@@ -405,6 +405,67 @@ exercises = ["ankle-pumps"]
     assert row2.message_id == second.message_id and row1.status == "done"
 
 
+async def test_a_video_too_large_for_telegram_costs_the_patient_no_reminder(
+    bot_factory: Any, tg: FakeTelegram, tmp_path: Path
+) -> None:
+    """Telegram refuses an upload over 50 MB with HTTP 413 (PTB: NetworkError, not BadRequest). That
+    is no passing network fault: retrying uploads the same file again, so the reminder goes out
+    without it, as for a missing file, instead of being retried until the engine gives up."""
+    tg.max_upload_bytes = 1000  # Telegram's 50 MB, scaled down
+    (tmp_path / "pump.mp4").write_bytes(b"\x00" * 2000)
+    (tmp_path / "exercises.toml").write_text(MEDIA_EXERCISE, encoding="utf-8")
+    (tmp_path / "programmes.toml").write_text(MEDIA_PROGRAMME, encoding="utf-8")
+    bot = await bot_factory(content={"dir": tmp_path}, delivery={"per_chat_interval": 0.02})
+    patient = await enrolled(bot, 7202, programme_id="short", phase_id="all")
+    user = tg.user(7202)
+    await at(bot, berlin(WED, "09:00"))
+    [reminder] = await user.wait_for()
+    assert reminder.media is None and exercise_count(reminder.text or "") == 1 and reminder.has_inline_keyboard
+    assert [c.response_status for c in tg.calls("sendVideo")] == [413]
+    [row] = await sessions_of(bot, patient)
+    assert row.message_id == reminder.message_id
+    async with bot.db.session() as s:
+        [delivery] = (await s.exec(select(Delivery).where(Delivery.patient_id == patient.id))).all()
+    assert delivery.status == "sent"
+
+
+MEDIA_EXERCISE = """
+[[exercise]]
+id = "ankle-pumps"
+sets = 1
+reps = 20
+name.en = "Ankle pumps"
+name.de = "Fußwippen"
+instructions.en = "Pull both feet up towards you, then point them away."
+instructions.de = "Ziehen Sie beide Füße zu sich heran und strecken Sie sie dann weg."
+safety_notes.en = "Stop if a calf hurts."
+safety_notes.de = "Hören Sie auf, wenn eine Wade schmerzt."
+media = "pump.mp4"
+media_kind = "video"
+"""
+
+MEDIA_PROGRAMME = """
+[[programme]]
+id = "short"
+surgery_types = ["lumbar"]
+name.en = "Short"
+name.de = "Kurz"
+
+[[programme.phase]]
+id = "all"
+from_day = 0
+title.en = "All of it"
+title.de = "Alles"
+change_note.en = "Ankle pumps, once a day."
+change_note.de = "Fußwippen, einmal am Tag."
+sessions_per_day = 1
+default_times = ["09:00"]
+
+[[programme.phase.session]]
+exercises = ["ankle-pumps"]
+"""
+
+
 PLAYER_EXERCISES = """
 [[exercise]]
 id = "walking"

@@ -34,6 +34,7 @@ from rehab_bot.clock import ScaledTime
 
 from .telegram_server import (
     BUTTON_DATA_INVALID,
+    TOO_LARGE,
     FakeTelegram,
     bad_request,
     blocked,
@@ -564,3 +565,16 @@ async def test_replies_thread_like_telegram(tg: FakeTelegram, app: AnyApp) -> No
         61, "sent anyway", reply_parameters=ReplyParameters(message_id=999, allow_sending_without_reply=True)
     )
     assert alone.reply_to_message is None and user.last.reply_to_message_id is None
+
+
+async def test_an_upload_over_the_limit_is_a_413_not_a_bad_request(tg: FakeTelegram, app: AnyApp) -> None:
+    """Telegram refuses a multipart body over 50 MB with HTTP 413 before any method runs; PTB
+    raises a plain NetworkError for it (not a BadRequest), and nothing reaches the chat."""
+    tg.max_upload_bytes = 1000
+    with pytest.raises(NetworkError, match=TOO_LARGE) as caught:
+        await app.bot.send_video(7, video=b"v" * 1001, filename="big.mp4", caption="too big")
+    assert not isinstance(caught.value, BadRequest)
+    [call] = tg.calls("sendVideo")
+    assert call.response_status == 413 and tg.user(7).messages == []
+    sent = await app.bot.send_video(7, video=b"v" * 1000, filename="ok.mp4")  # at the limit: accepted
+    assert sent.video is not None and tg.user(7).last.media is not None
