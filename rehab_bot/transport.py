@@ -431,6 +431,8 @@ class TelegramSender:
         self._prepared: dict[tuple[int, int], OutgoingMessage | None] = {}
         self._unsettled: list[tuple[SettleMany, SentItem]] = []
         self._after_commit: list[AfterCommit] = []
+        # Group chats Telegram upgraded to supergroups while we run: old id -> new id.
+        self._migrated: dict[int, int] = {}
 
     async def render_window(self, db: AsyncSession, messages: Sequence[DueMessage], opened: Mapping[int, Any]) -> None:
         """Render what the batch renderer can of a claimed window, inside the claim's transaction.
@@ -517,12 +519,23 @@ class TelegramSender:
         priority = SAFETY if message.kind in ("safety", "alert") else BULK
         limits = {"priority": priority}
         uploads: list[tuple[str, str]] = []
+        chat_id = self._migrated.get(message.chat_id, message.chat_id)
         try:
-            for part in rendered.before:
-                _, part_file_id = await self._deliver(message.chat_id, part, limits)
-                if part_file_id and part.media is not None:
-                    uploads.append((part.media.source, part_file_id))
-            message_id, file_id = await self._deliver(message.chat_id, rendered, limits)
+            try:
+                message_id, file_id = await self._deliver_parts(chat_id, rendered, limits, uploads)
+            except ChatMigrated as exc:
+                # Only a group migrates: the clinic's alert chat, upgraded to a supergroup by
+                # Telegram. It has a new id from now on; the message goes there, once.
+                new_chat_id = int(exc.new_chat_id)
+                log.warning(
+                    "Telegram upgraded chat %d to a supergroup with the new id %d: sending there; "
+                    "set [clinic] alert_chat_id = %d in the configuration",
+                    chat_id,
+                    new_chat_id,
+                    new_chat_id,
+                )
+                self._migrated[message.chat_id] = new_chat_id
+                message_id, file_id = await self._deliver_parts(new_chat_id, rendered, limits, uploads)
         except TelegramError as exc:
             outcome = classify(exc)
             log.info("delivery %d: %s", message.delivery_id, type(outcome).__name__)
@@ -533,6 +546,16 @@ class TelegramSender:
             settle_many, data = rendered.settle
             self._unsettled.append((settle_many, SentItem(message, message_id, file_id, data, tuple(uploads))))
         return Sent(message_id)
+
+    async def _deliver_parts(
+        self, chat_id: int, rendered: OutgoingMessage, limits: dict[str, Any], uploads: list[tuple[str, str]]
+    ) -> tuple[int, str | None]:
+        """Send the ``before`` parts, then the message; the uploads of the parts go to ``uploads``."""
+        for part in rendered.before:
+            _, part_file_id = await self._deliver(chat_id, part, limits)
+            if part_file_id and part.media is not None:
+                uploads.append((part.media.source, part_file_id))
+        return await self._deliver(chat_id, rendered, limits)
 
     async def _deliver(self, chat_id: int, rendered: OutgoingMessage, limits: dict[str, Any]) -> tuple[int, str | None]:
         """Send the media and text; return the id of the message with the buttons and any new file_id."""

@@ -59,6 +59,7 @@ NOT_MODIFIED = (
     " are exactly the same as a current content and reply markup of the message"
 )
 EDIT_NOT_FOUND = "Bad Request: message to edit not found"
+MIGRATED = "Bad Request: group chat was upgraded to a supergroup chat"
 DELETE_NOT_FOUND = "Bad Request: message to delete not found"
 CANT_EDIT = "Bad Request: message can't be edited"
 QUERY_TOO_OLD = "Bad Request: query is too old and response timeout expired or query ID is invalid"
@@ -217,9 +218,10 @@ class _RandomFaults:
 
 
 class _ApiError(Exception):
-    def __init__(self, status: int, description: str, retry: int | None = None) -> None:
+    def __init__(self, status: int, description: str, retry: int | None = None, migrate_to: int | None = None) -> None:
         super().__init__(description)
         self.status, self.description, self.retry_after = status, description, retry
+        self.migrate_to_chat_id = migrate_to
 
 
 class _Aborted(Exception):
@@ -978,6 +980,7 @@ class FakeTelegram:
         self.strict_chats = False
         self.blocked_users: set[int] = set()
         self.deactivated_users: set[int] = set()
+        self.migrated_chats: dict[int, int] = {}  # a group upgraded to a supergroup: old id -> new id
         self.callback_query_ttl: float | None = None  # Telegram: ~15 s; off by default
         self.max_upload_bytes = MAX_UPLOAD  # the files of one request together; tests may lower it
         self.requests: list[RecordedRequest] = []
@@ -1116,6 +1119,15 @@ class FakeTelegram:
         created = FakeGroup(self, chat_id, title, chat_type)
         self._views[chat_id] = created
         return created
+
+    def migrate_group(self, chat_id: int, new_chat_id: int) -> FakeGroup:
+        """Upgrade group ``chat_id`` to a supergroup, as Telegram does (when it grows or an admin
+        changes certain settings): it gets the new id ``new_chat_id``, and every later call to the old id
+        is refused with 400 and ``parameters.migrate_to_chat_id`` (PTB ``ChatMigrated``)."""
+        old = self._views.get(chat_id)
+        title = old.title if isinstance(old, FakeGroup) else "Test group"
+        self.migrated_chats[chat_id] = new_chat_id
+        return self._chat(new_chat_id, title, "supergroup")
 
     async def channel_post(self, chat_id: int, text: str) -> JSONDict:
         chan = self.channel(chat_id)
@@ -1257,6 +1269,8 @@ class FakeTelegram:
             body = {"ok": False, "error_code": err.status, "description": err.description}
             if err.retry_after is not None:
                 body["parameters"] = {"retry_after": err.retry_after}
+            if err.migrate_to_chat_id is not None:
+                body["parameters"] = {"migrate_to_chat_id": err.migrate_to_chat_id}
             rec.description = err.description
         except _Aborted:
             rec.description = "connection reset"
@@ -1321,6 +1335,8 @@ class FakeTelegram:
                 raise _ApiError(403, BLOCKED)
             if chat_id in self.deactivated_users:
                 raise _ApiError(403, DEACTIVATED)
+            if chat_id in self.migrated_chats:
+                raise _ApiError(400, MIGRATED, migrate_to=self.migrated_chats[chat_id])
             if chat_id not in self._views:
                 if self.strict_chats or chat_id < 0:
                     raise _ApiError(400, CHAT_NOT_FOUND)

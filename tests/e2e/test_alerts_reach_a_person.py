@@ -356,6 +356,35 @@ async def test_staff_acknowledge_an_alert_in_the_clinics_alert_chat(bot_factory:
     assert not any("only in a private chat" in text for text in group.texts()), "the alert chat is the clinic's own"
 
 
+async def test_an_alert_follows_the_alert_chat_when_telegram_upgrades_it_to_a_supergroup(
+    bot_factory: Any, tg: FakeTelegram, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Telegram upgrades a group to a supergroup (it grew, or an admin made its history visible) and gives
+    it a new id: a send to the configured id is refused with migrate_to_chat_id. The alert must reach the
+    group under its new id, and the operator be told which id to configure, not fail at INFO level."""
+    alert_chat, upgraded = -4243, -100_4243
+    bot = await bot_factory(clinic={"alert_chat_id": alert_chat})
+    doc = await make_staff(bot.db, telegram_id=9811, name="Dr Group")
+    patient, _ = await make_patient(bot.db, bot.clock, therapist_id=doc.id, telegram_id=9813)
+    tg.group(alert_chat, "Alerts")
+    group = tg.migrate_group(alert_chat, upgraded)
+    async with bot.db.session() as session:
+        row = await session.get(Patient, patient.id)
+        assert row is not None
+        raised = await alerts.raise_alert(
+            session, row, kind="red_flag", severity="emergency", detail="numb saddle area",
+            now=bot.clock.now(), clinic=bot.config.clinic,
+        )  # fmt: skip
+        await session.commit()
+    assert raised is not None
+    caplog.set_level(logging.WARNING, logger="rehab_bot")
+    await app_module.dispatch_job(bot.app)
+    await bot.tick()
+    [posted] = await group.wait_for(about("EMERGENCY alert"))
+    assert "numb saddle area" in (posted.text or "")
+    assert any(str(upgraded) in r.getMessage() and r.levelno >= logging.WARNING for r in caplog.records)
+
+
 async def test_without_an_admin_the_staff_an_alert_reaches_in_their_place_can_acknowledge_it(
     bot: Any, tg: FakeTelegram
 ) -> None:

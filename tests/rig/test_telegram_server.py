@@ -20,7 +20,7 @@ from telegram import (
     ReplyParameters,
     Update,
 )
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
+from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TimedOut
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -578,3 +578,21 @@ async def test_an_upload_over_the_limit_is_a_413_not_a_bad_request(tg: FakeTeleg
     assert call.response_status == 413 and tg.user(7).messages == []
     sent = await app.bot.send_video(7, video=b"v" * 1000, filename="ok.mp4")  # at the limit: accepted
     assert sent.video is not None and tg.user(7).last.media is not None
+
+
+async def test_a_group_upgraded_to_a_supergroup_answers_with_its_new_id(tg: FakeTelegram, app: AnyApp) -> None:
+    """Telegram's 400 "group chat was upgraded to a supergroup chat" carries parameters.migrate_to_chat_id,
+    which PTB raises as ChatMigrated (a BadRequest would hide the new id)."""
+    tg.group(-4001, "Alerts")
+    await app.bot.send_message(-4001, "before")
+    new = tg.migrate_group(-4001, -100_4001)
+    with pytest.raises(ChatMigrated) as caught:
+        await app.bot.send_message(-4001, "after")
+    assert caught.value.new_chat_id == -100_4001
+    [_, refused] = tg.calls("sendMessage")
+    assert (
+        refused.response_status == 400
+        and refused.description == "Bad Request: group chat was upgraded to a supergroup chat"
+    )
+    await app.bot.send_message(-100_4001, "in the supergroup")
+    assert new.chat_type == "supergroup" and new.last.text == "in the supergroup"
