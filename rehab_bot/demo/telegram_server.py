@@ -69,6 +69,9 @@ CAPTION_TOO_LONG = "Bad Request: message caption is too long"
 BUTTON_DATA_INVALID = "Bad Request: BUTTON_DATA_INVALID"
 BAD_MARKUP = "Bad Request: can't parse reply keyboard markup JSON object"
 EFFECT_ID_INVALID = "Bad Request: EFFECT_ID_INVALID"
+BUTTON_TYPE_INVALID = "Bad Request: BUTTON_TYPE_INVALID"  # a web_app button outside a private chat
+ANSWER_TOO_LONG = "Bad Request: MESSAGE_TOO_LONG"  # answerCallbackQuery text over 200 characters
+MAX_ANSWER = 200
 # Message effects any bot may send in private chats (the free ones Telegram's clients offer):
 # 🔥 👍 👎 ❤️ 🎉 💩. Telegram refuses other ids, and any effect outside a private chat.
 MESSAGE_EFFECTS = frozenset(
@@ -1542,6 +1545,9 @@ class FakeTelegram:
         media: MediaInfo | None = None,
     ) -> JSONDict:
         assert rec.chat_id is not None
+        rows = (markup or {}).get("inline_keyboard") or []
+        if self._views[rec.chat_id].chat_type != "private" and any("web_app" in b for row in rows for b in row):
+            raise _ApiError(400, BUTTON_TYPE_INVALID)  # Mini App buttons work in private chats only
         effect = rec.params.get("message_effect_id")
         if effect is not None:
             effect = str(effect)
@@ -1772,8 +1778,10 @@ class FakeTelegram:
         user, created, _ = entry
         if self.callback_query_ttl is not None and time.monotonic() - created > (self.callback_query_ttl):
             raise _ApiError(400, QUERY_TOO_OLD)
-        self._queries[qid] = (user, created, True)
         p = rec.params
+        if p.get("text") is not None and _utf16_len(str(p["text"])) > MAX_ANSWER:
+            raise _ApiError(400, ANSWER_TOO_LONG)
+        self._queries[qid] = (user, created, True)
         user.callback_answers.append(
             CallbackAnswer(
                 qid,

@@ -19,6 +19,7 @@ from telegram import (
     ReplyKeyboardMarkup,
     ReplyParameters,
     Update,
+    WebAppInfo,
 )
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TimedOut
 from telegram.ext import (
@@ -596,3 +597,20 @@ async def test_a_group_upgraded_to_a_supergroup_answers_with_its_new_id(tg: Fake
     )
     await app.bot.send_message(-100_4001, "in the supergroup")
     assert new.chat_type == "supergroup" and new.last.text == "in the supergroup"
+
+
+async def test_web_app_buttons_only_in_private_chats_and_short_callback_answers(tg: FakeTelegram, app: AnyApp) -> None:
+    """Telegram refuses a web_app button outside a private chat (BUTTON_TYPE_INVALID) and an
+    answerCallbackQuery text over 200 characters (MESSAGE_TOO_LONG); the query stays answerable."""
+    opener = InlineKeyboardMarkup([[InlineKeyboardButton("Open", web_app=WebAppInfo("https://app.example/"))]])
+    tg.group(-4002, "Alerts")
+    with pytest.raises(BadRequest, match="Button_type_invalid"):
+        await app.bot.send_message(-4002, "open it", reply_markup=opener)
+    assert tg.group(-4002).messages == []
+    await app.bot.send_message(8, "open it", reply_markup=opener)  # a private chat: fine
+    user = tg.user(8)
+    await user.press_data("x")
+    assert user.last_query_id is not None
+    with pytest.raises(BadRequest, match="Message_too_long"):
+        await app.bot.answer_callback_query(user.last_query_id, "x" * 201)
+    assert await app.bot.answer_callback_query(user.last_query_id, "x" * 200)
