@@ -33,6 +33,7 @@ from rehab_bot import checkin as checkins
 from rehab_bot import miniapp, motivation, redflag, report, schedule, session_text
 from rehab_bot import patient as patient_core
 from rehab_bot import session as sessions
+from rehab_bot.config import photo_dir
 from rehab_bot.content import Exercise, localize
 from rehab_bot.i18n import N_, t
 from rehab_bot.models import Patient
@@ -382,7 +383,9 @@ async def delete(request: web.Request) -> web.StreamResponse:
     if not form.validate():
         raise web.HTTPBadRequest()
     lang = patient.language
-    await patient_core.erase(session, patient, now=ctx.clock.now(), clinic=ctx.config.clinic)
+    await patient_core.erase(
+        session, patient, now=ctx.clock.now(), clinic=ctx.config.clinic, photo_dir=photo_dir(ctx.config)
+    )
     await session.commit()
     log.info("patient %s deleted their data in the Mini App", patient.id)
     (await get_session(request)).invalidate()

@@ -170,3 +170,25 @@ async def test_a_body_over_the_request_limit_gets_a_friendly_page_in_the_patient
     assert said in html.replace("&#39;", "'")
     assert f'<a href="/app/messages">{back}</a>' in html
     assert await rows(bot) == []
+
+
+async def test_delete_my_data_in_the_mini_app_deletes_the_patients_photo_files(
+    bot_factory: Any, tg: FakeTelegram, tmp_path: Path
+) -> None:
+    # "Delete my data" is the same as /delete: the photos the patient sent go from the disk too.
+    bot = await bot_factory(
+        web=miniapp_web(),
+        privacy={"health_data_in_chat": False},
+        care={"photo_dir": str(tmp_path / "photos"), "photo_max_bytes": 10_000},
+    )
+    await enrolled(bot, PATIENT, therapist=THERAPIST, schedule=False)
+    async with await signed_in(bot, PATIENT) as browser:
+        await post(browser, bot, "The wound looks red at the edge", JPEG)
+        [stored] = await rows(bot)
+        assert (tmp_path / "photos" / stored.photo_path).exists()
+        async with browser.get(f"{web_url(bot)}/app/delete") as page:
+            token = csrf(await page.text())
+        async with browser.post(f"{web_url(bot)}/app/delete", data={"csrf_token": token, "confirm": "yes"}) as done:
+            assert done.status == 200 and "Your data has been deleted" in await done.text()
+    assert await rows(bot) == []
+    assert list((tmp_path / "photos").iterdir()) == [], "no photo of the patient is left on disk"
