@@ -40,6 +40,7 @@ from rehab_bot.i18n import N_, SUPPORTED_LANGUAGES, Label
 from rehab_bot.models import (
     IN_CARE,
     URGENT_KINDS,
+    AuditLog,
     CareMessage,
     Delivery,
     DeliveryStatus,
@@ -630,8 +631,9 @@ async def export(session: AsyncSession, patient: Patient, now: datetime) -> dict
     }
 
 
-# Tables whose rows about the patient stay after /delete, because they hold no
-# health data and are the clinic's record that the deletion happened.
+# Tables whose rows about the patient stay after /delete: the clinic's record of who
+# did what and when (and that the deletion happened). Their details go (an alert's
+# kind and severity, a programme, a questionnaire item are health data), see erase.
 KEPT_ON_ERASE = frozenset({"audit_log"})
 
 
@@ -658,6 +660,9 @@ async def erase(
         if table.name in KEPT_ON_ERASE or table.name == "patient":
             continue
         await conn.execute(delete(table).where(table.c.patient_id == patient.id))
+    # The audit rows stay anonymised: who, what, when and the alias; no detail.
+    audit_table = table_of(AuditLog)
+    await conn.execute(update(audit_table).where(audit_table.c.patient_id == patient.id).values(detail=""))
     # The tombstone: the clinic's alias and therapist, so staff see what
     # happened; no Telegram id, so the bot cannot reach or recognise them.
     defaults = Patient(alias=patient.alias)

@@ -13,6 +13,7 @@ from sqlalchemy import Table, delete, func, insert, select
 from sqlmodel import SQLModel, col
 from sqlmodel import select as select_models
 
+from rehab_bot import alert as alerts
 from rehab_bot import patient as core
 from rehab_bot import programme
 from rehab_bot import session as sessions
@@ -494,6 +495,32 @@ async def test_delete_erases_every_table_and_tells_the_therapist(db: Database, c
     # Nothing can reach Anna again: no rules (above), no Telegram id to send to.
     async with db.session() as s:
         assert await core.find(s, anna.telegram_id or 0) is None
+
+
+async def test_the_audit_log_kept_after_delete_holds_no_health_data(db: Database, clock: FakeClock) -> None:
+    # The audit rows about the patient stay (who did what, when), but their details named the
+    # kind of alert acknowledged ("crisis", "emergency"): health data the tombstone itself drops.
+    therapist = await make_staff(db, name="Dr Weiss")
+    anna, _ = await make_patient(db, clock, times=(), therapist_id=therapist.id)
+    async with db.session() as s:
+        fresh = await s.get(Patient, anna.id)
+        assert fresh is not None
+        alert = await alerts.raise_alert(
+            s, fresh, kind="crisis", severity="emergency", detail="crisis words", now=clock.now(), clinic=ClinicConfig()
+        )
+        assert alert is not None and alert.id is not None
+        await alerts.acknowledge(s, therapist, alert.id, clock.now())
+        await s.commit()
+        [acknowledged] = (
+            await s.exec(select_models(AuditLog).where(col(AuditLog.action) == "alert.acknowledge"))
+        ).all()
+        assert "crisis" in acknowledged.detail  # before: the detail names the kind of alert
+        await core.erase(s, fresh, now=clock.now(), clinic=ClinicConfig())
+        await s.commit()
+    async with db.session() as s:
+        kept = (await s.exec(select_models(AuditLog).where(col(AuditLog.patient_id) == anna.id))).all()
+    assert {row.action for row in kept} >= {"alert.acknowledge", core.ERASE_ACTION}, "who did what and when stays"
+    assert [row.detail for row in kept] == [""] * len(kept), "no detail about the deleted patient is kept"
 
 
 async def test_stats_for_a_deleted_patient_are_empty(db: Database, clock: FakeClock) -> None:
