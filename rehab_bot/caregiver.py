@@ -305,8 +305,10 @@ async def _end(session: AsyncSession, link: Caregiver, now: datetime) -> None:
 
 async def delete_own(session: AsyncSession, link: Caregiver, now: datetime) -> None:
     """The caregiver's own /delete: their link and what it holds about them go; the patient's data stays."""
-    await _cancel_queued(session, link)
-    await session.exec(update(Delivery).where(col(Delivery.key).like(f"cg{link.id}:%")).values(body=""))
+    # The messages to them go, queued or sent: each row holds their Telegram account id (chat_id).
+    await session.exec(
+        delete(Delivery).where(col(Delivery.kind) == Kind.CAREGIVER.value, col(Delivery.key).like(f"cg{link.id}:%"))
+    )
     audit.record(
         session, action=DELETE, now=now, actor="caregiver", patient_id=link.patient_id, detail=f"caregiver={link.id}"
     )

@@ -26,7 +26,7 @@ from test_sessions import enrolled as session_patient
 from rehab_bot import alert as alerts
 from rehab_bot import caregiver as core
 from rehab_bot.bot import app as app_module
-from rehab_bot.models import Alert, Answer, AuditLog, Caregiver, CheckIn, ExerciseSession, Patient
+from rehab_bot.models import Alert, Answer, AuditLog, Caregiver, CheckIn, Delivery, ExerciseSession, Patient
 
 WED = date(2026, 6, 10)
 STALE = "This button is no longer active."
@@ -390,3 +390,32 @@ async def test_a_caregivers_typed_symptom_offers_the_check_for_the_patient(bot: 
     async with bot.db.session() as session:
         assert (await session.exec(select(Alert))).all() == []
     assert not any("legs" in text_of(m) for m in tg.user(7339).messages), "nothing is passed on"
+
+
+async def test_the_caregivers_delete_leaves_no_trace_of_their_account_in_the_delivery_queue(
+    bot_factory: Any, tg: FakeTelegram
+) -> None:
+    # "/delete deletes what this bot keeps about you": the copies sent to the caregiver were kept with
+    # their Telegram account id (delivery.chat_id) after the link itself was gone.
+    bot = await bot_factory(delivery={"per_chat_interval": 0.02})
+    patient = await session_patient(bot, 7351, times=("09:00",))
+    link = await join(bot, patient, 7451, "Rita")
+    async with bot.db.session() as session:
+        row = await session.get(Patient, patient.id)
+        assert row is not None
+        await core.set_permission(session, row, link.id or 0, "reminders", True, bot.clock.now())
+        await session.commit()
+    carer = tg.user(7451)
+    await at(bot, berlin(WED, "09:00"))
+    await carer.wait_for(lambda m: "Copy of a reminder" in text_of(m))
+    async with bot.db.session() as session:
+        assert (await session.exec(select(Delivery).where(col(Delivery.chat_id) == 7451))).all()
+    await carer.send("/delete")
+    [ask] = await carer.wait_for(lambda m: "Delete?" in (m.text or ""))
+    await carer.press("🗑 Yes, delete my link", ask)
+    await carer.wait_for(lambda m: m.edited and "have been deleted" in (m.text or ""))
+    async with bot.db.session() as session:
+        left = (await session.exec(select(Delivery).where(col(Delivery.chat_id) == 7451))).all()
+        kept = await session.get(Patient, patient.id)
+    assert left == [], "nothing with the caregiver's Telegram account id is kept"
+    assert kept is not None and kept.telegram_id == 7351, "the patient's own data stays"
