@@ -607,8 +607,13 @@ def _plain(value: object) -> object:
     return value
 
 
+def _staff_columns(table: Table) -> frozenset[str]:
+    """Columns naming a staff member (who wrote, read, acknowledged): the clinic's data, never exported."""
+    return frozenset(c.name for c in table.c if any(fk.column.table.name == "staff" for fk in c.foreign_keys))
+
+
 def _row(table: Table, row: Any) -> dict[str, Any]:
-    skip = INTERNAL_COLUMNS.get(table.name, frozenset())
+    skip = INTERNAL_COLUMNS.get(table.name, frozenset()) | _staff_columns(table)
     return {name: _plain(value) for name, value in row._mapping.items() if name not in skip}
 
 

@@ -456,6 +456,19 @@ async def test_mydata_exports_every_table_that_references_the_patient(db: Databa
     assert "code" not in str(data["tables"]["invite"]), "invite codes are the clinic's secret"
 
 
+async def test_mydata_names_no_staff_member_by_their_internal_id(db: Database, clock: FakeClock) -> None:
+    # Who on the staff wrote, read or acknowledged something is the clinic's, not the patient's: every
+    # column that points at a staff member stays out (the own plan's created_by/updated_by did not).
+    anna, _ = await make_patient(db, clock, times=())
+    await populate(db, anna.id or 0, "anna")
+    async with db.session() as s:
+        data = await core.export(s, anna, clock.now())
+    for table in core.patient_tables():
+        staff_columns = {c.name for c in table.c if any(fk.column.table.name == "staff" for fk in c.foreign_keys)}
+        rows = data["tables"].get(table.name, [])
+        assert rows and not staff_columns & {k for r in rows for k in r}, table.name
+
+
 async def test_delete_erases_every_table_and_tells_the_therapist(db: Database, clock: FakeClock) -> None:
     therapist = await make_staff(db, name="Dr Weiss")
     anna, _ = await make_patient(
