@@ -643,12 +643,13 @@ KEPT_ON_ERASE = frozenset({"audit_log"})
 
 
 async def erase(
-    session: AsyncSession, patient: Patient, *, now: datetime, clinic: ClinicConfig, photo_dir: Path | None = None
+    session: AsyncSession, patient: Patient, *, now: datetime, clinic: ClinicConfig, photo_dir: Path | None
 ) -> None:
     """Delete all the patient's data, keep a tombstone, tell the therapist (no health data).
 
     Caregiver links and proxy answers are the patient's data too and go with the
-    rest; so do the photo files they sent (under photo_dir).
+    rest; so do the photo files they sent (under photo_dir, which every caller must
+    name: None only where the clinic keeps no photos, so no front end can forget it).
     """
     assert patient.id is not None
     conn = await session.connection()

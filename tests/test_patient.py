@@ -482,7 +482,7 @@ async def test_delete_erases_every_table_and_tells_the_therapist(db: Database, c
         audit_before = len((await s.exec(select_models(AuditLog).where(col(AuditLog.patient_id) == anna.id))).all())
         fresh = await s.get(Patient, anna.id)
         assert fresh is not None
-        await core.erase(s, fresh, now=clock.now(), clinic=ClinicConfig())
+        await core.erase(s, fresh, now=clock.now(), clinic=ClinicConfig(), photo_dir=None)
         await s.commit()
     after = await counts(db, anna.id or 0)
     for name, n in after.items():
@@ -528,7 +528,7 @@ async def test_the_audit_log_kept_after_delete_holds_no_health_data(db: Database
             await s.exec(select_models(AuditLog).where(col(AuditLog.action) == "alert.acknowledge"))
         ).all()
         assert "crisis" in acknowledged.detail  # before: the detail names the kind of alert
-        await core.erase(s, fresh, now=clock.now(), clinic=ClinicConfig())
+        await core.erase(s, fresh, now=clock.now(), clinic=ClinicConfig(), photo_dir=None)
         await s.commit()
     async with db.session() as s:
         kept = (await s.exec(select_models(AuditLog).where(col(AuditLog.patient_id) == anna.id))).all()
@@ -543,7 +543,7 @@ async def test_stats_for_a_deleted_patient_are_empty(db: Database, clock: FakeCl
         await s.commit()
         fresh = await s.get(Patient, anna.id)
         assert fresh is not None
-        await core.erase(s, fresh, now=clock.now(), clinic=replace(ClinicConfig(), alert_chat_id=None))
+        await core.erase(s, fresh, now=clock.now(), clinic=replace(ClinicConfig(), alert_chat_id=None), photo_dir=None)
         await s.commit()
         st = await sessions.stats(s, fresh, clock.now())
     assert st.done_total == 0 and st.streak_days == 0
@@ -588,7 +588,7 @@ async def test_an_awaited_typed_answer_is_stored_expires_by_the_clock_and_is_era
         assert core.awaited_input(fresh, clock.now() + timedelta(minutes=16), 15) == core.Awaited("times", True)
         exported = await core.export(s, fresh, clock.now())
         assert exported["patient"]["awaiting"] == "times"
-        await core.erase(s, fresh, now=clock.now(), clinic=replace(ClinicConfig(), alert_chat_id=None))
+        await core.erase(s, fresh, now=clock.now(), clinic=replace(ClinicConfig(), alert_chat_id=None), photo_dir=None)
         await s.commit()
     async with db.session() as s:
         gone = await s.get(Patient, patient.id)
