@@ -115,7 +115,8 @@ async def test_a_patient_without_a_therapist_alerts_every_admin_at_once(
     [listing] = await one.wait_for(about("Open alerts for all patients"))
     assert "red_flag · 2026-06-10 07:00 CEST" in (listing.text or "")
     await one.send(f"/patient {patient.alias}")
-    [detail] = await one.wait_for(about(f"{patient.alias} — active"))
+    # (The chart is drawn first, with matplotlib: allow for a machine busy with other tests, as test_caregiver does.)
+    [detail] = await one.wait_for(about(f"{patient.alias} — active"), timeout=20)
     text = detail.text or ""
     assert "06-10 07:00 CEST New trouble controlling your bladder or bowel" in text and "symptoms/" not in text
     # Callback data is never trusted: forged ids are answered, not obeyed.
