@@ -57,6 +57,8 @@ log = logging.getLogger(__name__)
 # lower case because Telegram has changed capitalisation before.
 _PERMANENT_400 = ("chat not found", "user not found", "peer_id_invalid", "bot can't initiate conversation")
 _INTERACTIVE_RETRIES = 2
+# A reply hit by a 5xx or a dropped connection is tried again after this, then twice this.
+_NETWORK_RETRY_SECONDS = 0.5
 
 
 def retry_after_seconds(exc: RetryAfter) -> float:
@@ -90,9 +92,11 @@ class PacingRateLimiter(BaseRateLimiter[dict[str, Any]]):
     """PTB rate limiter over :class:`Pacer`: priorities, per-chat spacing, scoped 429s.
 
     Pass ``rate_limit_args={"priority": BULK}`` for reminders; everything else
-    (replies in handlers) is INTERACTIVE. Interactive requests that hit a 429
-    wait and try again a couple of times; bulk ones raise, and the engine
-    re-queues them in the database instead of holding a task asleep.
+    (replies in handlers) is INTERACTIVE. Interactive requests that hit a 429,
+    a 5xx or a dropped connection wait and try again a couple of times (a
+    timeout is not retried: the message may have arrived); bulk ones raise,
+    and the engine re-queues them in the database instead of holding a task
+    asleep.
     """
 
     def __init__(self, pacer: Pacer) -> None:
@@ -143,6 +147,19 @@ class PacingRateLimiter(BaseRateLimiter[dict[str, Any]]):
                 if priority >= BULK or attempt > _INTERACTIVE_RETRIES:
                     raise
                 log.info("rate limited on %s; retrying in %.1fs", endpoint, seconds)
+            except TimedOut:
+                raise  # it may have arrived: sending it again could say it twice
+            except NetworkError as exc:
+                # A 5xx or a dropped connection: Telegram did not take it. A reply the person is
+                # waiting for (the crisis text among them) would otherwise be lost for good, so it
+                # is tried again shortly, as after a 429; bulk sends raise, and the engine retries
+                # them from the database with its own backoff.
+                attempt += 1
+                if priority >= BULK or not paced or attempt > _INTERACTIVE_RETRIES:
+                    raise
+                delay = _NETWORK_RETRY_SECONDS * attempt
+                log.info("network error on %s (%s); retrying in %.1fs", endpoint, exc.message, delay)
+                await asyncio.sleep(delay)
 
 
 def _is_stale_query(exc: BadRequest) -> bool:

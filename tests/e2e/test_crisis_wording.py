@@ -188,3 +188,21 @@ async def test_crisis_words_from_someone_not_enrolled_still_get_the_crisis_help(
     await therapist.send("She said she wants to die, I will call her")
     [answer] = await therapist.wait_for(timeout=5)
     assert not answer.text.startswith("It sounds like"), answer.text
+
+
+async def test_the_crisis_text_is_sent_again_after_a_5xx_or_a_dropped_connection(live: Any, tg: FakeTelegram) -> None:
+    """A reply lost to a 502 or a reset is tried again at once (twice at most): the crisis text
+    is never the one message a passing Telegram fault takes from the patient."""
+    from rig.telegram_server import reset, server_error
+
+    await enrolled(live, 5331, therapist=THERAPIST, schedule=False)
+    tg.group(ALERT_CHAT, "Alerts")
+    user = tg.user(5331)
+    gateway = tg.inject("sendMessage", chat_id=5331, error=server_error(502))
+    dropped = tg.inject("sendMessage", chat_id=5331, error=reset())
+    await user.send("I want to kill myself")
+    [help_now] = await user.wait_for(timeout=10)
+    assert "112" in (help_now.text or "") and "Your care team has been told." in (help_now.text or "")
+    assert gateway.hits == 1 and dropped.hits == 1, "both faults happened, the third try arrived"
+    failed = [c for c in tg.calls("sendMessage") if c.chat_id == 5331 and not c.ok]
+    assert len(failed) == 2
