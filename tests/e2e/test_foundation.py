@@ -101,7 +101,8 @@ async def test_handler_error_is_logged_without_token_and_user_is_reassured(
     logging.getLogger("httpx").setLevel(logging.DEBUG)  # make httpx log the URLs it would leak
     caplog.set_level(logging.DEBUG)
     user = tg.user(506)
-    tg.inject("sendMessage", chat_id=506, error=server_error(500), times=1)
+    # A reply is tried three times (a 5xx is passing: transport.PacingRateLimiter); all three fail here.
+    tg.inject("sendMessage", chat_id=506, error=server_error(500), times=3)
     await user.send("/start")
     [reply] = await user.wait_for(timeout=10)
     assert "Something went wrong" in reply.text and "kept" in reply.text
