@@ -52,10 +52,6 @@ class AuditQuery(Form):
     until = DateField(validators=[Optional()])
 
 
-def _member_id(request: web.Request) -> int:
-    return url_id(request)
-
-
 @allow("admin")
 async def admin_home(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther("/admin/staff")
@@ -115,7 +111,7 @@ async def staff_invite(request: web.Request) -> web.StreamResponse:
 async def staff_role(request: web.Request) -> web.StreamResponse:
     session, admin = db(request), signed_in_staff(request)
     form = await bind(RoleForm, request, await request.post())
-    member = await session.get(Staff, _member_id(request))
+    member = await session.get(Staff, url_id(request))
     if member is None or not member.active or not form.validate():
         raise web.HTTPNotFound()
     if member.id == admin.id:
@@ -136,7 +132,7 @@ async def staff_role(request: web.Request) -> web.StreamResponse:
 @allow("admin")
 async def staff_remove(request: web.Request) -> web.StreamResponse:
     session, admin = db(request), signed_in_staff(request)
-    member = await session.get(Staff, _member_id(request))
+    member = await session.get(Staff, url_id(request))
     if member is None or not member.active:
         raise web.HTTPNotFound()
     if member.id == admin.id:

@@ -124,12 +124,12 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
             # A Mini App page opened from Telegram: the sign-in page signs in with initData, then reloads.
             return await render(request, "miniapp.html", {}, status=401)
         title = _(CSRF_TITLE) if expired else None
-        back = await page_of_form(request) if expired else None
+        back = page_of_form(request) if expired else None
         if exc.status == 413:
             if request.path.startswith("/app/"):  # a patient's photo: say the limit, as the page's own check does
                 mb = app_messages.photo_mb(context(request).config.care.photo_max_bytes)
                 message = _(app_messages.TOO_LARGE, mb=mb)
-            back = await page_of_form(request)
+            back = page_of_form(request)
         return await render(
             request,
             "error.html",
@@ -141,7 +141,7 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
 _LOCAL_PATH = re.compile(r"/(?!/)[A-Za-z0-9/_.~-]*")
 
 
-async def page_of_form(request: web.Request) -> str | None:
+def page_of_form(request: web.Request) -> str | None:
     """The page a refused form was posted from, when the router can tell: the form's own address if it
     is also a page (GET), else its parent's (POST /patients/1/pause -> /patients/1). Only a path of this
     site, never a header's word (pages send no Referer: Referrer-Policy no-referrer)."""

@@ -67,10 +67,6 @@ def _patient(request: web.Request) -> Patient:
     return found
 
 
-def _id(request: web.Request, name: str = "id") -> int:
-    return url_id(request, name)
-
-
 def _now(request: web.Request) -> datetime:
     return context(request).clock.now()
 
@@ -110,7 +106,7 @@ def _card(lang: str, session_id: int, number: int, exercise: Exercise) -> dict[s
 
 async def _played(request: web.Request) -> sessions.Played:
     ctx, patient = context(request), _patient(request)
-    played = await sessions.for_player(db(request), patient, ctx.content, _id(request))
+    played = await sessions.for_player(db(request), patient, ctx.content, url_id(request))
     if played is None:
         raise web.HTTPNotFound()
     return played
@@ -148,7 +144,7 @@ async def player(request: web.Request) -> web.StreamResponse:
 async def finish(request: web.Request) -> web.StreamResponse:
     """Record Done or Partly with effort and pain: session.record_outcome, as the chat's buttons."""
     ctx, session, patient = context(request), db(request), _patient(request)
-    session_id = _id(request)
+    session_id = url_id(request)
     form = await bind(FinishForm, request, await request.post())
     if not form.validate():
         raise web.HTTPBadRequest()
@@ -181,7 +177,7 @@ async def finish(request: web.Request) -> web.StreamResponse:
 async def media(request: web.Request) -> web.StreamResponse:
     """An exercise's photo, GIF or video from the clinic's content, for the patient whose session it is in."""
     played = await _played(request)
-    number = _id(request, "n")
+    number = url_id(request, "n")
     if not 1 <= number <= len(played.exercises):
         raise web.HTTPNotFound()
     source = played.exercises[number - 1].media
@@ -229,8 +225,8 @@ def _question(step: checkins.Step, lang: str) -> dict[str, Any]:
 @allow("patient")
 async def checkin_form(request: web.Request) -> web.StreamResponse:
     """The next question of the patient's check-in (or that it is answered or closed)."""
-    ctx, patient = context(request), _patient(request)
-    found = await checkins.for_form(db(request), patient, ctx.content, _id(request), ctx.clock.now())
+    ctx, patient, checkin_id = context(request), _patient(request), url_id(request)
+    found = await checkins.for_form(db(request), patient, ctx.content, checkin_id, ctx.clock.now())
     if found is None:
         raise web.HTTPNotFound()
     await db(request).commit()  # next_step closes check-ins that ran out of time
@@ -239,7 +235,7 @@ async def checkin_form(request: web.Request) -> web.StreamResponse:
         request,
         "app_checkin.html",
         {
-            "action": miniapp.checkin_path(_id(request)),
+            "action": miniapp.checkin_path(checkin_id),
             "step": step,
             "question": _question(step, patient.language) if step is not None else None,
             "skip": SKIP,
@@ -251,7 +247,7 @@ async def checkin_form(request: web.Request) -> web.StreamResponse:
 async def checkin_answer(request: web.Request) -> web.StreamResponse:
     """One answer through checkin.answer: the same triage, reply and staff alert as a chat button."""
     ctx, session, patient = context(request), db(request), _patient(request)
-    anchor = _id(request)
+    anchor = url_id(request)
     form = await bind(AnswerForm, request, await request.post())
     raw = str(form.value.data or "")
     if not form.validate() or not (raw == SKIP or (raw.isdigit() and len(raw) <= 3)):

@@ -63,15 +63,10 @@ class ActionForm(Form):
     """A button that changes something: the CSRF token is all it carries."""
 
 
-def patient_id(request: web.Request) -> int:
-    """The {id} of the URL: a database id, never trusted beyond its shape."""
-    return url_id(request)
-
-
 async def load(request: web.Request, needed: Access) -> tuple[AsyncSession, Staff, Patient]:
     """The patient of the URL if the staff member may see (READ) or change (WRITE) them; else 404/403."""
     session, staff = db(request), signed_in_staff(request)
-    patient = await session.get(Patient, patient_id(request))
+    patient = await session.get(Patient, url_id(request))
     if patient is None or patient.status == "stopped":
         raise web.HTTPNotFound()
     if access(staff, patient) < needed:
