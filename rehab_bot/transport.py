@@ -155,8 +155,8 @@ class PacingRateLimiter(BaseRateLimiter[dict[str, Any]]):
                 # is tried again shortly, as after a 429; bulk sends raise, and the engine retries
                 # them from the database with its own backoff.
                 attempt += 1
-                if priority >= BULK or not paced or attempt > _INTERACTIVE_RETRIES:
-                    raise
+                if priority >= BULK or not paced or attempt > _INTERACTIVE_RETRIES or _too_large(exc):
+                    raise  # a 413 is no passing fault: the same upload would be refused again
                 delay = _NETWORK_RETRY_SECONDS * attempt
                 log.info("network error on %s (%s); retrying in %.1fs", endpoint, exc.message, delay)
                 await asyncio.sleep(delay)

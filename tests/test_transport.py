@@ -9,9 +9,11 @@ import json
 from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import Any
+from unittest.mock import patch
 
 import pytest
 from factories import T0
+from telegram.error import NetworkError, TimedOut
 
 from rehab_bot.reminders import BatchSender, BookkeepingFailed, DueMessage, Failed, Retry, Sent, Unreachable
 from rehab_bot.transport import OutgoingMessage, SentItem, TelegramSender, _telegram_error, classify, message_body
@@ -219,3 +221,29 @@ def test_the_lean_body_is_the_json_telegram_expects_whatever_the_labels_and_data
 def test_the_lean_path_classifies_replies_as_ptb_does(status: int, reply: Any, outcome: Any) -> None:
     payload = reply if isinstance(reply, bytes) else json.dumps(reply).encode()
     assert classify(_telegram_error(status, payload)) == outcome
+
+
+@pytest.mark.parametrize(
+    ("error", "calls"),
+    [
+        (NetworkError("Bad Gateway"), 3),  # passing: tried twice more
+        (NetworkError("Request Entity Too Large"), 1),  # a 413: the same upload would be refused again
+        (TimedOut("Timed out"), 1),  # it may have arrived
+    ],
+)
+async def test_a_reply_is_tried_again_after_a_passing_network_error_only(error: Exception, calls: int) -> None:
+    from rehab_bot.ratelimit import Pacer
+    from rehab_bot.transport import PacingRateLimiter
+
+    pacer = Pacer(1000.0, per_chat_interval=0.0)
+    limiter = PacingRateLimiter(pacer)
+    tried: list[int] = []
+
+    async def failing() -> bool:
+        tried.append(1)
+        raise error
+
+    with patch("rehab_bot.transport._NETWORK_RETRY_SECONDS", 0.0), pytest.raises(type(error)):
+        await limiter.process_request(failing, (), {}, "sendMessage", {"chat_id": 42}, None)
+    await pacer.close()
+    assert len(tried) == calls
