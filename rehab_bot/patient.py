@@ -141,6 +141,15 @@ def parse_times(text: str) -> list[str]:
     return sorted(times)
 
 
+def _refuse_clash(code: str, quiet: QuietHours | None, times: list[str]) -> None:
+    """InputError ``code`` naming the session times that fall in the quiet hours, if any do."""
+    clashing = [t for t in times if quiet is not None and quiet.contains(t)]
+    if clashing and quiet is not None:
+        raise InputError(
+            code, times=", ".join(clashing), start=quiet.start.strftime("%H:%M"), end=quiet.end.strftime("%H:%M")
+        )
+
+
 def quiet_hours(patient: Patient, delivery: DeliveryConfig) -> QuietHours | None:
     """The quiet hours that apply to the patient: their own, none, or the clinic's."""
     return QuietHours.for_patient(patient, delivery.quiet_hours_start, delivery.quiet_hours_end)
@@ -169,15 +178,7 @@ async def set_times(
     needed = await sessions_per_day(session, patient, content, now)
     if needed is not None and len(times) != needed:
         raise InputError("times_count", n=needed)
-    quiet = quiet_hours(patient, delivery)
-    clashing = [t for t in times if quiet is not None and quiet.contains(t)]
-    if clashing and quiet is not None:
-        raise InputError(
-            "times_quiet",
-            times=", ".join(clashing),
-            start=quiet.start.strftime("%H:%M"),
-            end=quiet.end.strftime("%H:%M"),
-        )
+    _refuse_clash("times_quiet", quiet_hours(patient, delivery), times)
     if needed is None:
         # No programme to plan from: move the existing rules, one time each.
         rules = await programme.session_rules(session, patient)
@@ -254,16 +255,11 @@ def set_quiet_hours(
         start, end = parse_quiet_hours(f"{start}-{end}")
     before = patient.quiet_start, patient.quiet_end
     patient.quiet_start, patient.quiet_end = start, end
-    quiet = quiet_hours(patient, delivery)
-    clashing = [t for t in programme.parse_times(patient.session_times) if quiet is not None and quiet.contains(t)]
-    if clashing and quiet is not None:
+    try:
+        _refuse_clash("quiet_sessions", quiet_hours(patient, delivery), programme.parse_times(patient.session_times))
+    except InputError:
         patient.quiet_start, patient.quiet_end = before
-        raise InputError(
-            "quiet_sessions",
-            times=", ".join(clashing),
-            start=quiet.start.strftime("%H:%M"),
-            end=quiet.end.strftime("%H:%M"),
-        )
+        raise
     session.add(patient)
 
 
