@@ -84,7 +84,7 @@ async def redeem(session: AsyncSession, token: str, now: datetime) -> Staff | No
 
 
 async def start_session(session: AsyncSession, now: datetime, hours: int) -> str:
-    """A new web session's id, open for ``hours`` (the caller commits); ended and expired ones are cleared."""
+    """A new web session's id, open for ``hours`` (the caller commits); expired ones are cleared."""
     await session.exec(delete(WebSession).where(col(WebSession.expires_at) < now))
     token = secrets.token_urlsafe(TOKEN_BYTES)
     session.add(WebSession(token_hash=token_hash(token), created_at=now, expires_at=now + timedelta(hours=hours)))

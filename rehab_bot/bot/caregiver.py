@@ -49,7 +49,7 @@ from rehab_bot import crisis, redflag
 from rehab_bot import message as messages
 from rehab_bot import patient as patients
 from rehab_bot.bot import common
-from rehab_bot.bot.checkin import done_text, step_buttons, step_text
+from rehab_bot.bot.checkin import done_text, parse_answer, step_buttons, step_text
 from rehab_bot.bot.services import App, svc
 from rehab_bot.content import localize
 from rehab_bot.i18n import N_, pick_language, t
@@ -459,25 +459,12 @@ async def on_proxy_start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     raise ApplicationHandlerStop
 
 
-def _parse(data: str) -> tuple[int, int, int | None] | None:
-    parts = data.split(":")
-    if len(parts) != 4 or parts[0] != "cp" or not parts[1].isdigit() or not parts[2].isdigit():
-        return None
-    if len(parts[1]) > 9 or len(parts[2]) > 4:
-        return None
-    if parts[3] == "s":
-        return int(parts[1]), int(parts[2]), None
-    if not parts[3].isdigit() or len(parts[3]) > 4:
-        return None
-    return int(parts[1]), int(parts[2]), int(parts[3])
-
-
 async def on_proxy_answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """cp:<check-in>:<item>:<value>: a proxy answer; red-flag replies go to the caregiver, the clinic is alerted."""
     query = update.callback_query
     assert query is not None
     message = common.message_of(query)
-    parsed = _parse(query.data or "")
+    parsed = parse_answer(query.data or "", "cp")
     linked = await _active(update, context)
     if linked is None or parsed is None or message is None or query.data not in common.buttons_on(message):
         await common.unknown_button(update, context)

@@ -235,9 +235,11 @@ def motivation_message(chosen: tuple[Patient, motivation.Choice] | None) -> Outg
 # --------------------------------------------------------------------------- answering
 
 
-def _parse(data: str) -> tuple[int, int, int | None] | None:
+def parse_answer(data: str, prefix: str = "ci") -> tuple[int, int, int | None] | None:
+    """``<prefix>:<check-in>:<item>:<value>`` (value "s": skipped) as ints, or None for anything else:
+    the patient's own answers ("ci") and a caregiver's on their behalf ("cp", bot/caregiver)."""
     parts = data.split(":")
-    if len(parts) != 4 or parts[0] != "ci" or not parts[1].isdigit() or not parts[2].isdigit():
+    if len(parts) != 4 or parts[0] != prefix or not parts[1].isdigit() or not parts[2].isdigit():
         return None
     if len(parts[1]) > 9 or len(parts[2]) > 4:  # forged: larger than any id the database can hold
         return None
@@ -268,7 +270,7 @@ async def on_answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     content: Content = s.content
     clinic = s.config.clinic
     now = s.clock.now()
-    parsed = _parse(query.data or "")
+    parsed = parse_answer(query.data or "")
     async with s.db.session() as db:
         patient = await patients.find_in_care(db, query.from_user.id)
         if parsed is None or patient is None:
