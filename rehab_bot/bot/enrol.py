@@ -40,6 +40,7 @@ from telegram.ext import (
 import rehab_bot.bot.staff as staff_bot
 from rehab_bot import enrolment, experiment, timezones
 from rehab_bot import invite as invites
+from rehab_bot import patient as patients
 from rehab_bot import programme as programmes
 from rehab_bot.bot.miniapp import set_patient_menu_button
 from rehab_bot.bot.services import App, svc
@@ -204,8 +205,7 @@ def time_presets(count: int, defaults: list[str]) -> list[tuple[str, list[str]]]
 
 
 def _quiet_hours(context: ContextTypes.DEFAULT_TYPE, patient: Patient) -> QuietHours | None:
-    delivery = svc(context).config.delivery
-    return QuietHours.for_patient(patient, delivery.quiet_hours_start, delivery.quiet_hours_end)
+    return patients.quiet_hours(patient, svc(context).config.delivery)
 
 
 def times_keyboard(lang: str, patient: Patient, phase: Phase, quiet: QuietHours | None) -> InlineKeyboardMarkup | None:

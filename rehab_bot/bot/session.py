@@ -53,7 +53,7 @@ from rehab_bot.models import MediaCache, Patient, PatientStatus, table_of
 from rehab_bot.ratelimit import BULK
 from rehab_bot.redflag import clinic_contact
 from rehab_bot.reminders import DueMessage
-from rehab_bot.schedule import QuietHours, local_date, zone
+from rehab_bot.schedule import local_date, zone
 from rehab_bot.session_text import exercise_card, reminder_text
 from rehab_bot.transport import (
     MAX_CAPTION,
@@ -642,8 +642,7 @@ async def _press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         if patient is None or patient.id is None:
             await _neutral(update, context)
             return
-        delivery = s.config.delivery
-        quiet = QuietHours.for_patient(patient, delivery.quiet_hours_start, delivery.quiet_hours_end)
+        quiet = patients.quiet_hours(patient, s.config.delivery)
         applied = await core.apply_press(db, patient, press, message_id=message.message_id, now=now, quiet=quiet)
         if applied is None:
             named = await core.get(db, press.session_id)

@@ -21,6 +21,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest
 from telegram.ext import ApplicationHandlerStop, CallbackQueryHandler, CommandHandler, ContextTypes
 
+from rehab_bot import patient as patients
 from rehab_bot import programme, timing
 from rehab_bot import session as session_core
 from rehab_bot.bot.common import PATIENT_COMMANDS, buttons_on, language_for
@@ -65,8 +66,7 @@ def question_buttons(lang: str, proposal_id: int) -> list[list[tuple[str, str]]]
 
 
 def quiet_of(context: ContextTypes.DEFAULT_TYPE, patient: Patient) -> QuietHours | None:
-    delivery = svc(context).config.delivery
-    return QuietHours.for_patient(patient, delivery.quiet_hours_start, delivery.quiet_hours_end)
+    return patients.quiet_hours(patient, svc(context).config.delivery)
 
 
 async def after_session(context: ContextTypes.DEFAULT_TYPE, patient_id: int, session_id: int, chat_id: int) -> None:
