@@ -48,8 +48,9 @@ import random
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Row, func, select, update
+from sqlalchemy import Row, Select, func, select, update
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -447,6 +448,11 @@ class ExperimentReport:
     opted_out: int = 0  # patients who opted out of experiments (all experiments)
 
 
+def _of_patients(query: Select[Any], patients: Collection[int] | None) -> Select[Any]:
+    """The query over decisions kept to these patients' (None: everyone's)."""
+    return query if patients is None else query.where(DECISIONS.c.patient_id.in_(list(patients)))
+
+
 async def observations(
     session: AsyncSession, experiment_id: str, patients: Collection[int] | None = None
 ) -> list[Observation]:
@@ -456,9 +462,7 @@ async def observations(
     query = select(d.patient_id, d.treated, d.probability, d.outcome).where(
         d.experiment_id == experiment_id, d.outcome.is_not(None)
     )
-    if patients is not None:
-        query = query.where(d.patient_id.in_(list(patients)))
-    rows = await conn.execute(query)
+    rows = await conn.execute(_of_patients(query, patients))
     return [Observation(r.patient_id, bool(r.treated), float(r.probability), int(r.outcome)) for r in rows]
 
 
@@ -483,9 +487,7 @@ async def report(
     obs = await observations(session, experiment_id, patients)
     conn = await session.connection()
     counted = select(func.count()).select_from(DECISIONS).where(DECISIONS.c.experiment_id == experiment_id)
-    if patients is not None:
-        counted = counted.where(DECISIONS.c.patient_id.in_(list(patients)))
-    decided = (await conn.execute(counted)).scalar_one()
+    decided = (await conn.execute(_of_patients(counted, patients))).scalar_one()
     treatment, control = _arm([o for o in obs if o.treated]), _arm([o for o in obs if not o.treated])
     small = min(treatment.patients, control.patients) < MIN_PATIENTS
     return ExperimentReport(
