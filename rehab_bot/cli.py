@@ -41,7 +41,7 @@ from rehab_bot import __version__, cli_reports
 from rehab_bot.config import Config, ConfigError, clinic_name_is_placeholder, load_config
 from rehab_bot.content import ContentError
 from rehab_bot.db import DatabaseUnreachable
-from rehab_bot.files import set_private_umask
+from rehab_bot.files import kept_unless_forced, set_private_umask
 from rehab_bot.i18n import SUPPORTED_LANGUAGES
 from rehab_bot.logs import add_secret, scrub, setup_logging
 
@@ -434,11 +434,8 @@ def cmd_db_backup(config: Config, target: Path, *, force: bool = False) -> int:
             file=sys.stderr,
         )
         return 1
-    if target.exists() and not force:
-        print(
-            f"rehab-bot: {target} already exists; pass --force to overwrite it, or choose another path",
-            file=sys.stderr,
-        )
+    if not force and (kept := kept_unless_forced([target], "path")):
+        print(f"rehab-bot: {kept}", file=sys.stderr)
         return 1
     # The copy is made beside the target and put in its place only when complete,
     # so a failed backup leaves an earlier one (overwritten with --force) as it was.
@@ -560,12 +557,8 @@ def cmd_invite_create(config: Config, args: argparse.Namespace) -> int:
             f"rehab-bot: --qr {qr_path} is a folder; name the PNG file, e.g. {qr_path / 'invite.png'}", file=sys.stderr
         )
         return 1
-    if qr_path.exists() and not args.force:
-        # Another patient's printed invitation, perhaps: its code is not shown again.
-        print(
-            f"rehab-bot: {qr_path} already exists; pass --force to overwrite it, or choose another --qr",
-            file=sys.stderr,
-        )
+    if not args.force and (kept := kept_unless_forced([qr_path], "--qr")):
+        print(f"rehab-bot: {kept}", file=sys.stderr)  # another patient's printed invitation, perhaps
         return 1
 
     async def go(session: AsyncSession) -> tuple[invite.PatientInvite, str, str]:

@@ -90,7 +90,7 @@ def _outcomes(config: Config, args: argparse.Namespace) -> int:
     from rehab_bot.clock import SystemClock
     from rehab_bot.content import load_content
     from rehab_bot.db import in_session
-    from rehab_bot.files import private_dir, write_private_text
+    from rehab_bot.files import kept_unless_forced, private_dir, write_private_text
 
     try:
         start, end = date.fromisoformat(args.start), date.fromisoformat(args.end)
@@ -101,13 +101,8 @@ def _outcomes(config: Config, args: argparse.Namespace) -> int:
         print("rehab-bot: --to is before --from", file=sys.stderr)
         return 1
     targets = [args.out / "outcomes.html", args.out / "outcomes.csv"]
-    existing = [str(path) for path in targets if path.exists()]
-    if existing and not args.force:
-        print(
-            f"rehab-bot: {' and '.join(existing)} already exist{'s' if len(existing) == 1 else ''}; "
-            "pass --force to overwrite, or choose another --out",
-            file=sys.stderr,
-        )
+    if not args.force and (kept := kept_unless_forced(targets, "--out")):
+        print(f"rehab-bot: {kept}", file=sys.stderr)
         return 1
     content = load_content(config.content.dir)
 

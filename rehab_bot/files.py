@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
+from collections.abc import Sequence
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,18 @@ UMASK = 0o077
 def set_private_umask() -> int:
     """Set umask 077 for the rest of the process; returns the previous one."""
     return os.umask(UMASK)
+
+
+def kept_unless_forced(paths: Sequence[Path], other: str) -> str | None:
+    """Why files written earlier stay (the commands overwrite them only with --force), or None when none exists.
+
+    ``other`` names what to choose instead: "path", "--qr", "--out".
+    """
+    existing = [str(path) for path in paths if path.exists()]
+    if not existing:
+        return None
+    verb, them = ("exists", "it") if len(existing) == 1 else ("exist", "them")
+    return f"{' and '.join(existing)} already {verb}; pass --force to overwrite {them}, or choose another {other}"
 
 
 def private_dir(path: Path) -> Path:
