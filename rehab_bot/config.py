@@ -204,25 +204,26 @@ def host_is_loopback(host: str) -> bool:
     return host.strip("[]").lower() in LOOPBACK_HOSTS
 
 
-def url_is_https(url: str) -> bool:
-    """An https address with a host. The one place that decides it: scheme and host are
-    case-insensitive (RFC 3986 sections 3.1 and 3.2.2), so HTTPS://Rehab.Clinic.de is https too."""
+def _scheme_and_host(url: str) -> tuple[str, str]:
+    """The URL's scheme and host in lower case ("", "" when it is no URL): both are case-insensitive
+    (RFC 3986 sections 3.1 and 3.2.2), so HTTPS://Rehab.Clinic.de is https too."""
     try:
         parts = urlsplit(url)
-        host = parts.hostname
+        return parts.scheme.lower(), (parts.hostname or "").lower()
     except ValueError:
-        return False
-    return parts.scheme.lower() == "https" and bool(host)
+        return "", ""
+
+
+def url_is_https(url: str) -> bool:
+    """An https address with a host. The one place that decides it."""
+    scheme, host = _scheme_and_host(url)
+    return scheme == "https" and bool(host)
 
 
 def url_is_loopback_http(url: str) -> bool:
-    """A plain http address on this machine only (127.0.0.1, localhost, ::1), compared case-insensitively."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-    except ValueError:
-        return False
-    return parts.scheme.lower() == "http" and host_is_loopback(host)
+    """A plain http address on this machine only (127.0.0.1, localhost, ::1)."""
+    scheme, host = _scheme_and_host(url)
+    return scheme == "http" and host_is_loopback(host)
 
 
 @dataclass(frozen=True)
