@@ -305,22 +305,21 @@ async def on_staff_button(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     """Reply / Mark read under a message notice: the staff member and their access are checked again."""
     query = update.callback_query
     assert query is not None
-    parts = (query.data or "").split(":")
+    press = _press(query.data or "")
     message = common.message_of(query)
     s = svc(context)
     now = s.clock.now()
-    valid = len(parts) == 3 and parts[1] in ("r", "k") and parts[2].isdigit() and len(parts[2]) < 10
     async with s.db.session() as db:
         staff = await _active_staff(db, query.from_user.id)
-        if staff is None or not valid:
+        if staff is None or press is None:
             if staff is None:
                 await common.unknown_button(update, context)
             else:
                 await query.answer(STALE)
             raise ApplicationHandlerStop
-        message_id = int(parts[2])
+        action, message_id = press
         try:
-            if parts[1] == "k":
+            if action == "k":
                 marked = await core.mark_read(db, staff, message_id, now)
                 await db.commit()
                 if not marked.now:
@@ -355,12 +354,20 @@ async def on_staff_button(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     raise ApplicationHandlerStop
 
 
+def _press(data: str) -> tuple[str, int] | None:
+    """``cm:r:<id>`` (Reply) or ``cm:k:<id>`` (Mark read) as (action, care message id); None for anything else."""
+    parts = data.split(":")
+    if len(parts) == 3 and parts[0] == "cm" and parts[1] in ("r", "k") and parts[2].isdigit() and len(parts[2]) < 10:
+        return parts[1], int(parts[2])
+    return None
+
+
 def _noticed(notice: Message) -> int | None:
     """The care message a notice's Reply button names (cm:r:<id>), if it carries one."""
     for data in common.buttons_on(notice):
-        parts = data.split(":")
-        if len(parts) == 3 and parts[:2] == ["cm", "r"] and parts[2].isdigit() and len(parts[2]) < 10:
-            return int(parts[2])
+        press = _press(data)
+        if press is not None and press[0] == "r":
+            return press[1]
     return None
 
 
