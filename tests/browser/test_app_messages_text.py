@@ -31,14 +31,20 @@ async def _bot(bot_factory: Any) -> Any:
     return bot
 
 
+async def message_box(page: Any, bot: Any) -> Any:
+    """The patient's message box on /app/messages, opened in the Mini App."""
+    await open_as(page, bot, PATIENT, "/app/messages")
+    box = page.get_by_label("Your message")
+    await box.wait_for()
+    return box
+
+
 async def test_a_message_as_long_as_the_box_allows_with_line_breaks_is_sent(
     bot_factory: Any, tg: FakeTelegram, phone_page: Any
 ) -> None:
     bot = await _bot(bot_factory)
     page = phone_page
-    await open_as(page, bot, PATIENT, "/app/messages")
-    box = page.get_by_label("Your message")
-    await box.wait_for()
+    box = await message_box(page, bot)
     line = "My back hurts a bit more in the evening.\n"
     text = (line * (message_core.MAX_TEXT // len(line) + 1))[: message_core.MAX_TEXT]
     await box.fill(text)
@@ -52,9 +58,7 @@ async def test_a_message_that_is_too_long_comes_back_with_the_reason_and_the_tex
 ) -> None:
     bot = await _bot(bot_factory)
     page = phone_page
-    await open_as(page, bot, PATIENT, "/app/messages")
-    box = page.get_by_label("Your message")
-    await box.wait_for()
+    box = await message_box(page, bot)
     text = "x" * (message_core.MAX_TEXT + 1)
     await box.evaluate("(el, text) => { el.removeAttribute('maxlength'); el.value = text; }", text)
     await page.get_by_role("button", name="Send to my care team").click()
@@ -74,9 +78,7 @@ async def test_a_photo_over_the_limit_is_refused_before_sending_and_the_text_sta
     )
     await enrolled(bot, PATIENT, therapist=THERAPIST, schedule=False)
     page = phone_page
-    await open_as(page, bot, PATIENT, "/app/messages")
-    box = page.get_by_label("Your message")
-    await box.wait_for()
+    box = await message_box(page, bot)
     await box.fill("The wound is red, see the photo")
     posts: list[str] = []
     page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
