@@ -321,13 +321,8 @@ async def _press_in_group(tg: FakeTelegram, user_id: int, message: SentMessage, 
     return await user.wait_for_answer()
 
 
-async def test_staff_acknowledge_an_alert_in_the_clinics_alert_chat(bot_factory: Any, tg: FakeTelegram) -> None:
-    alert_chat = -100_4242
-    bot = await bot_factory(clinic={"alert_chat_id": alert_chat})
-    doc = await make_staff(bot.db, telegram_id=9801, name="Dr Chat")
-    await make_staff(bot.db, telegram_id=9802, name="Dr Colleague")
-    patient, _ = await make_patient(bot.db, bot.clock, therapist_id=doc.id, telegram_id=9803)
-    group = tg.group(alert_chat, "Alerts", supergroup=True)
+async def _saddle_numbness_alert(bot: Any, patient: Patient) -> Alert:
+    """An emergency red-flag alert about the patient, raised in the core as a check-in would."""
     async with bot.db.session() as session:
         row = await session.get(Patient, patient.id)
         assert row is not None
@@ -337,6 +332,17 @@ async def test_staff_acknowledge_an_alert_in_the_clinics_alert_chat(bot_factory:
         )  # fmt: skip
         await session.commit()
     assert raised is not None
+    return raised
+
+
+async def test_staff_acknowledge_an_alert_in_the_clinics_alert_chat(bot_factory: Any, tg: FakeTelegram) -> None:
+    alert_chat = -100_4242
+    bot = await bot_factory(clinic={"alert_chat_id": alert_chat})
+    doc = await make_staff(bot.db, telegram_id=9801, name="Dr Chat")
+    await make_staff(bot.db, telegram_id=9802, name="Dr Colleague")
+    patient, _ = await make_patient(bot.db, bot.clock, therapist_id=doc.id, telegram_id=9803)
+    group = tg.group(alert_chat, "Alerts", supergroup=True)
+    raised = await _saddle_numbness_alert(bot, patient)
     await app_module.dispatch_job(bot.app)
     await bot.tick()
     [posted] = await group.wait_for(about("EMERGENCY alert"))
@@ -369,15 +375,7 @@ async def test_an_alert_follows_the_alert_chat_when_telegram_upgrades_it_to_a_su
     patient, _ = await make_patient(bot.db, bot.clock, therapist_id=doc.id, telegram_id=9813)
     tg.group(alert_chat, "Alerts")
     group = tg.migrate_group(alert_chat, upgraded)
-    async with bot.db.session() as session:
-        row = await session.get(Patient, patient.id)
-        assert row is not None
-        raised = await alerts.raise_alert(
-            session, row, kind="red_flag", severity="emergency", detail="numb saddle area",
-            now=bot.clock.now(), clinic=bot.config.clinic,
-        )  # fmt: skip
-        await session.commit()
-    assert raised is not None
+    await _saddle_numbness_alert(bot, patient)
     caplog.set_level(logging.WARNING, logger="rehab_bot")
     await app_module.dispatch_job(bot.app)
     await bot.tick()
