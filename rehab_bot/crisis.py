@@ -310,8 +310,34 @@ def _negated(sentence: Sentence, start: int) -> bool:
     return False
 
 
+# An invitation link (t.me/<bot>?start=<code>) arrives as the message "/start <code>". The code is
+# random (rehab_bot.invite.new_code: 16 characters of A-Z, a-z, 0-9, _ and -), never the patient's
+# words, yet about one code in 20,000 reads as a word stem: "riTzER8eSvch4I4u" as ritz* (a crisis
+# pattern), "leAkbo-j2Zfasz8p" as leak* (a symptom word). Such a patient got the crisis text every
+# time they opened their own link and could never enrol. A payload with a digit, _ or -, or with
+# capitals after its first letter is a code and is not read; "/start Sterben" typed by hand still is.
+_LINK_PAYLOAD = re.compile(r"\A\s*/start(?:@\w+)?\s+(\S+)\s*\Z", re.IGNORECASE)
+
+
+def is_link_code(text: str) -> bool:
+    """True when the text is "/start <payload>" and the payload is a code rather than a word."""
+    found = _LINK_PAYLOAD.match(text)
+    if found is None:
+        return False
+    payload = found.group(1)
+    if any(c.isdigit() or c in "_-" for c in payload):
+        return True
+    return not (payload.islower() or payload.isupper() or payload[1:].islower())
+
+
 def find(patterns: Sequence[Pattern], text: str, *, negations: bool = True) -> Pattern | None:
-    """The first pattern that matches the text, or None. negations: apply the negation rules."""
+    """The first pattern that matches the text, or None. negations: apply the negation rules.
+
+    The code of an invitation link ("/start <code>", :func:`is_link_code`) is not text and
+    matches nothing.
+    """
+    if is_link_code(text):
+        return None
     for sentence in sentences(text):
         for start, word in enumerate(sentence.words):
             for pattern in patterns:

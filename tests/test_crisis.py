@@ -8,6 +8,7 @@ docs/SAFETY.md.
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
@@ -235,3 +236,42 @@ def test_docs_safety_shows_what_the_report_prints(content: Content, corpus: Path
     section = docs.split("## Crisis detection", 1)[1].split("\n## ", 1)[0]
     for line in report(results).splitlines():
         assert line in section, f"docs/SAFETY.md lacks: {line}"
+
+
+# Codes that read as a stem: ritz* (crisis), and weak*, leak*, numb*, ... (symptom words). Each was
+# drawn by secrets.token_urlsafe(12), as rehab_bot.invite.new_code draws an invitation's code.
+WORDY_CODES = [
+    "riTzER8eSvch4I4u",
+    "WeAaKVnUo1nW8MCp",
+    "y-WeAK0s84D_irm3",
+    "LEaKNM7C3dkreoLA",
+    "B7CWPH-urrINimJB",
+    "leAkbo-j2Zfasz8p",
+    "FAXrTJ_LeEaKXDSD",
+    "NaHT-ydyPbjYumJU",
+    "N36a-Lg_BLOdMinj",
+]
+
+
+@pytest.mark.parametrize("code", WORDY_CODES)
+def test_an_invitation_code_is_not_read_as_words(content: Content, code: str) -> None:
+    for text in (f"/start {code}", f"/start@RehabBot {code}", f"/start cg{code}"):
+        assert not crisis.is_crisis(text, content), text
+        assert crisis.symptom_check_for(text, content) is None, text
+    # The same letters in a sentence are still read: only a link's payload is skipped.
+    assert crisis.is_crisis("ich ritze mich", content)
+    assert crisis.symptom_check_for("my legs are weak", content) == crisis.symptom_check_for("/start weak", content)
+
+
+def test_no_random_invitation_code_is_read_as_words(content: Content) -> None:
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    draw = random.Random(19)
+    codes = ["".join(draw.choice(alphabet) for _ in range(16)) for _ in range(40_000)]
+    links = [f"/start {code}" for code in codes]
+    read = [link for link in links if crisis.is_crisis(link, content) or crisis.symptom_check_for(link, content)]
+    assert read == []
+
+
+@pytest.mark.parametrize("text", ["/start Selbstmord", "/start suicide", "/start SUIZID", "/start I want to die"])
+def test_words_typed_after_start_are_still_read(content: Content, text: str) -> None:
+    assert crisis.is_crisis(text, content)

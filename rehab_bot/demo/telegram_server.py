@@ -868,8 +868,13 @@ class FakeUser(_ChatView):
             if keyboard is not None and label_or_data in keyboard.button_labels:
                 return await self.send(label_or_data)
         available = [f"#{m.message_id}: {m.buttons}" for m in candidates if m.buttons]
+        # The chat's last messages, with or without buttons: a failure should say what the bot sent instead.
+        recent = [f"  #{m.message_id} {m.method} {m.text!r}" for m in self.messages[-5:]]
         raise AssertionError(
-            f"no button {label_or_data!r} in chat {self.chat_id}; available: " + ("; ".join(available) or "none")
+            f"no button {label_or_data!r} in chat {self.chat_id}; available: "
+            + ("; ".join(available) or "none")
+            + "\nLast bot messages:\n"
+            + ("\n".join(recent) or "  (none)")
         )
 
     async def press_data(self, data: str, message_id: int | None = None) -> JSONDict:

@@ -27,7 +27,7 @@ import rehab_bot.bot.staff as staff_bot
 from rehab_bot import invite as invites
 from rehab_bot.bot.app import start_polling_app, stop_app
 from rehab_bot.db import Database
-from rehab_bot.models import Invite, Patient, PatientStatus, ReminderRule, Staff
+from rehab_bot.models import Alert, Invite, Note, Patient, PatientStatus, ReminderRule, Staff
 from rehab_bot.schedule import local_to_utc, parse_hhmm
 
 TODAY = date(2026, 6, 10)  # T0: 07:00 in Berlin, 05:00 UTC
@@ -365,6 +365,30 @@ async def test_declining_consent_creates_nothing_and_can_be_reconsidered(bot: An
     await next_text(user)
     row = await patient_row(bot, "P-600")
     assert row.enrol_step == "timezone" and row.consent_at == bot.clock.now()
+
+
+async def test_an_invitation_code_that_reads_as_a_crisis_word_still_enrols(
+    bot: Any, tg: FakeTelegram, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # "riTzER8e..." reads as ritz* (self-harm): the link got the crisis text every time, so this
+    # patient could never enrol, and once enrolled reopening it raised an emergency alert.
+    monkeypatch.setattr(invites, "new_code", lambda: "riTzER8eSvch4I4u")
+    invite = await new_invite(bot, "P-650")
+    user = tg.user(2065, language_code="en")
+    await user.send(f"/start {invite.code}")
+    consent = await next_text(user)
+    assert consent.text.startswith("Welcome! ") and consent.button_labels == ["Yes, I agree", "No, thank you"]
+    await user.press("Yes, I agree", consent)
+    await next_text(user)
+    await user.send(f"/start {invite.code}")
+    again = await next_text(user)
+    assert again.text.startswith("Welcome back! Let's continue where we left off.")
+    async with bot.db.session() as session:
+        assert (await session.exec(select(Alert))).all() == []
+        assert (await session.exec(select(Note))).all() == []
+    # The patient's own words still are read.
+    await user.send("ich ritze mich wieder")
+    assert "You do not have to face this alone" in (await next_text(user)).text
 
 
 async def test_bad_codes_each_get_their_answer_and_change_nothing(bot: Any, tg: FakeTelegram) -> None:
