@@ -79,6 +79,30 @@ async def test_i_wish_i_was_not_here_is_a_crisis(live: Any, tg: FakeTelegram) ->
     assert (alert.kind, alert.severity) == ("crisis", "emergency")
 
 
+@pytest.mark.parametrize(
+    ("text", "language", "told"),
+    [
+        ("I think I took way too many painkillers", "en", "call 112 now"),
+        ("ich hab die ganze Packung Schmerztabletten geschluckt", "de", "112"),
+    ],
+)
+async def test_an_overdose_in_plain_words_is_a_crisis(
+    live: Any, tg: FakeTelegram, text: str, language: str, told: str
+) -> None:
+    # Before 2026-12-01 these got only the offer to keep a note for the therapist.
+    patient = await enrolled(live, 5315, therapist=THERAPIST, schedule=False, language=language)
+    tg.group(ALERT_CHAT, "Alerts")
+    user = tg.user(5315, language_code=language)
+    started = time.monotonic()
+    await user.send(text)
+    [help_now] = await user.wait_for(timeout=5)
+    assert told in help_now.text and NOTE_OFFER not in help_now.text
+    _, to_chat, delay = await crisis_alerts_arrive(tg, started)
+    assert delay <= PROMISE and f"EMERGENCY alert for {patient.alias}" in (to_chat.text or "")
+    [note] = await rows(live, Note)
+    assert note.crisis and note.text == text
+
+
 async def test_this_pain_is_killing_me_is_no_crisis_but_offers_the_pain_check(live: Any, tg: FakeTelegram) -> None:
     await enrolled(live, 5312, therapist=THERAPIST, schedule=False)
     group = tg.group(ALERT_CHAT, "Alerts")
