@@ -15,8 +15,9 @@ the library refuses to look up in the content.
 * Media: a photo (JPEG, PNG), a GIF (sent as an animation) or an MP4 video.
   The type is read from the file's first bytes, not from its name, and a name
   whose extension says otherwise is refused; the size is capped per kind at
-  Telegram's upload limits. The file is stored in the media folder with mode
-  0600 under a random name, its absolute path kept on the row; the engine
+  Telegram's upload limits. A photo is re-encoded with its pixels only (its
+  EXIF, such as a GPS position, is dropped). The file is stored in the media
+  folder with mode 0600 under a random name, its absolute path kept on the row; the engine
   uploads it with the first reminder and sends it by file_id afterwards
   (models.MediaCache keyed by that path, as for content media).
 
@@ -25,6 +26,7 @@ Plain Python over SQLModel: no telegram, no web imports. The caller commits.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 from collections.abc import Iterable, Mapping
@@ -37,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rehab_bot import audit, files
+from rehab_bot import audit, files, message
 from rehab_bot.access import StaffError
 from rehab_bot.content import Content, Exercise, localize
 from rehab_bot.content.schema import LANGUAGES
@@ -357,6 +359,13 @@ async def attach_media(
     if row is None:
         raise LibraryError(N_("Only the clinic's own exercises can get an upload here."))
     sniffed = check_media(data, filename)
+    if sniffed.kind == "photo":
+        # A phone's photo carries EXIF (the GPS position where it was taken, the time, the camera), and the
+        # Mini App's exercise player serves this file to patients as stored: only its pixels are kept.
+        cleaned = await asyncio.to_thread(message.without_metadata, data)
+        if cleaned is None:
+            raise LibraryError(N_("This photo could not be read. Please upload it again as a JPEG or PNG file."))
+        data = cleaned
     path = store_media(data, media_dir, sniffed)
     row.media, row.media_kind, row.updated_at = str(path), sniffed.kind, now
     session.add(row)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import io
 import itertools
 import os
 from dataclasses import replace
@@ -11,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from PIL import Image
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
@@ -23,6 +25,24 @@ from rehab_bot.reminders import DueMessage, Failed, Outcome, Retry, Sent, Unreac
 PG_URL = os.environ.get("REHAB_BOT_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 # The schema of the test databases' tables (tests/conftest.py), reached as a bot configured with pg_schema does.
 PG_TEST_SCHEMA = "rehab_test"
+
+
+def photo(kind: str = "JPEG", *, gps: bool = False, size: tuple[int, int] = (40, 30)) -> bytes:
+    """A real photo file as Pillow writes it; with gps, EXIF naming the camera and where it was taken."""
+    image = Image.new("RGB", size, (180, 40, 40))
+    exif = Image.Exif()
+    if gps:
+        exif[0x010F] = "PhoneMaker"
+        exif[0x8825] = {1: "N", 2: (52.0, 31.0, 12.0), 3: "E", 4: (13.0, 24.0, 36.0)}
+    out = io.BytesIO()
+    image.save(out, kind, exif=exif)
+    return out.getvalue()
+
+
+def has_exif(data: bytes) -> bool:
+    """True when the image file carries any EXIF."""
+    with Image.open(io.BytesIO(data)) as image:
+        return len(image.getexif()) > 0
 
 
 def raw_pg_url(url: str) -> str:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import stat
 from pathlib import Path
 
 import pytest
-from factories import make_staff
+from factories import has_exif, make_staff, photo
+from PIL import Image
 from sqlmodel import select
 
 from rehab_bot import library
@@ -16,8 +18,8 @@ from rehab_bot.db import Database
 from rehab_bot.library import LibraryError
 from rehab_bot.models import AuditLog
 
-JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 64
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+JPEG = photo("JPEG")
+PNG = photo("PNG")
 GIF = b"GIF89a" + b"\x00" * 64
 MP4 = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64
 
@@ -141,6 +143,30 @@ async def test_an_uploaded_photo_is_stored_privately_and_becomes_the_exercises_m
     assert stat.S_IMODE(stored.stat().st_mode) == 0o600
     assert stat.S_IMODE(media_dir.stat().st_mode) == 0o700
     assert [p.name for p in media_dir.iterdir()] == [stored.name]  # the refused upload left nothing behind
+
+
+async def test_an_uploaded_photo_loses_its_gps_position_and_a_fake_photo_is_refused(
+    db: Database, clock: FakeClock, tmp_path: Path
+) -> None:
+    # The Mini App's exercise player serves the stored file to patients as it is.
+    doc = await make_staff(db)
+    media_dir = tmp_path / "media"
+    upload = photo("JPEG", gps=True, size=(64, 48))
+    assert has_exif(upload)
+    async with db.session() as session:
+        row = await library.create(session, doc, exercise_form(), clock.now())
+        await session.flush()
+        exercise_id = library.clinic_id(row)
+        with pytest.raises(LibraryError, match="This photo could not be read"):
+            fake = b"\xff\xd8\xff\xe0<html><script>alert(1)</script>"
+            await library.attach_media(session, doc, exercise_id, fake, "x.jpg", media_dir, clock.now())
+        row = await library.attach_media(session, doc, exercise_id, upload, "wall.jpg", media_dir, clock.now())
+        await session.commit()
+    stored = Path(row.media or "").read_bytes()
+    assert not has_exif(stored) and b"PhoneMaker" not in stored
+    with Image.open(io.BytesIO(stored)) as image:
+        assert (image.format, image.size) == ("JPEG", (64, 48))
+    assert len(list(media_dir.iterdir())) == 1
 
 
 def test_the_media_folder_must_be_writable_or_creatable(tmp_path: Path) -> None:

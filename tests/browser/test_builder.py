@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from factories import make_patient, make_staff
+from factories import has_exif, make_patient, make_staff, photo
 from rig.telegram_server import FakeTelegram, FakeUser, SentMessage
 from sqlmodel import col, select
 from webrig import WEB, browser_sign_in, web_url
@@ -23,7 +23,7 @@ from rehab_bot.models import AuditLog, Patient, ProgrammePlan
 from tests.browser.axe import serious
 
 WED = date(2026, 6, 10)  # the clock starts at 07:00 on this Wednesday in Berlin
-JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF-wall-slides"
+JPEG = photo("JPEG", gps=True)
 
 
 def berlin(day: date, hhmm: str) -> datetime:
@@ -166,7 +166,8 @@ async def test_an_uploaded_exercise_photo_arrives_with_the_reminder(
     await page.wait_for_url("**/exercises/clinic-1?saved=1")
     assert "Now: Photo." in await page.locator("#media-now").inner_text()
     [stored] = list((tmp_path / "media").iterdir())
-    assert stored.read_bytes() == JPEG and stored.stat().st_mode & 0o777 == 0o600
+    assert stored.stat().st_mode & 0o777 == 0o600
+    assert has_exif(JPEG) and not has_exif(stored.read_bytes()), "the photo's GPS position is not kept"
 
     # A file that only claims to be a photo is refused, and the photo stays.
     await page.get_by_label("Photo, GIF or video (JPEG, PNG, GIF, MP4)").set_input_files(
@@ -188,7 +189,7 @@ async def test_an_uploaded_exercise_photo_arrives_with_the_reminder(
     bot.clock.set(berlin(WED, "09:00"))
     await bot.tick()
     messages = await reminder(user)
-    assert messages[0].photo is not None and messages[0].photo.data == JPEG
+    assert messages[0].photo is not None and messages[0].photo.data == stored.read_bytes()
     assert "7 exercises, about" in (messages[-1].text or "")
     [upload] = tg.calls("sendPhoto")
     assert "photo" in upload.files

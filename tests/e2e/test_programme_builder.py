@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from factories import make_patient, make_staff
+from factories import make_patient, make_staff, photo
 from rig.telegram_server import FakeTelegram, FakeUser, SentMessage
 from sqlmodel import col, select
 
@@ -21,7 +21,7 @@ from rehab_bot import library, plan, programme
 from rehab_bot.models import MediaCache, Patient
 
 WED = date(2026, 6, 10)  # the clock starts at 07:00 on this Wednesday in Berlin
-JPEG = b"\xff\xd8\xff\xe0fake-jpeg-wall-slides"
+JPEG = photo("JPEG")
 
 
 def berlin(day: date, hhmm: str) -> datetime:
@@ -115,7 +115,8 @@ async def test_a_saved_plan_reaches_the_patient_with_its_exercises_dose_and_phot
     await bot.tick()
     messages = await reminder_messages(user)
     photo = messages[0].photo
-    assert photo is not None and photo.data == JPEG, "the session's first exercise with media comes with the reminder"
+    sent = row_media(tmp_path).read_bytes()  # the upload as stored: its pixels only
+    assert photo is not None and photo.data == sent, "the session's first exercise with media comes with the reminder"
     text = messages[-1].text or ""
     assert text.startswith(preview.text + "\n\n"), "the preview is the reminder, then a line of encouragement"
     assert "2 exercises, about" in text
