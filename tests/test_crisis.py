@@ -204,6 +204,13 @@ def test_no_symptom_word_no_offer(content: Content) -> None:
     assert crisis.symptom_check_for("", content) is None
 
 
+def test_numbness_offers_the_check_but_a_phone_number_does_not(content: Content) -> None:
+    for text in ("my foot is numb", "numbness in my left leg", "my toes feel numbed"):
+        assert crisis.symptom_check_for(text, content) == "symptoms", text
+    for text in ("What is the clinic's phone number?", "numbers are up today"):
+        assert crisis.symptom_check_for(text, content) is None, text
+
+
 def test_crisis_phrases_lists_the_patterns(content: Content) -> None:
     phrases = redflag.crisis_phrases(content)
     assert "kill* myself" in phrases and "ritz*" in phrases
