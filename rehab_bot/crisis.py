@@ -317,6 +317,8 @@ def _negated(sentence: Sentence, start: int) -> bool:
 # time they opened their own link and could never enrol. A payload with a digit, _ or -, or with
 # capitals after its first letter is a code and is not read; "/start Sterben" typed by hand still is.
 _LINK_PAYLOAD = re.compile(r"\A\s*/start(?:@\w+)?\s+(\S+)\s*\Z", re.IGNORECASE)
+# The same code in a link pasted into a message (t.me/<bot>?start=<code>): the parameter is not read.
+_LINK_PARAMETER = re.compile(r"[?&]start(?:app|group)?=[A-Za-z0-9_-]+", re.IGNORECASE)
 
 
 def is_link_code(text: str) -> bool:
@@ -333,11 +335,12 @@ def is_link_code(text: str) -> bool:
 def find(patterns: Sequence[Pattern], text: str, *, negations: bool = True) -> Pattern | None:
     """The first pattern that matches the text, or None. negations: apply the negation rules.
 
-    The code of an invitation link ("/start <code>", :func:`is_link_code`) is not text and
-    matches nothing.
+    The code of an invitation link ("/start <code>", :func:`is_link_code`, or ``?start=<code>``
+    in a pasted link) is not text and matches nothing.
     """
     if is_link_code(text):
         return None
+    text = _LINK_PARAMETER.sub(" ", text)
     for sentence in sentences(text):
         for start, word in enumerate(sentence.words):
             for pattern in patterns:

@@ -73,6 +73,34 @@ def new_code() -> str:
     return secrets.token_urlsafe(12)
 
 
+# An invitation link pasted into the chat instead of tapped (people copy links): the whole message is
+# the link, with or without https:// and www. Telegram's own links only: t.me and telegram.me.
+_PASTED_LINK_RE = re.compile(
+    r"\A\s*(?:https?://)?(?:www\.)?(?:t|telegram)\.me/([A-Za-z][A-Za-z0-9_]{3,31})/?\?start=([A-Za-z0-9_-]{1,64})\s*\Z",
+    re.IGNORECASE,
+)
+
+
+# A code typed or pasted on its own: a patient's or staff member's (new_code: 16 characters) or a
+# caregiver's ("cg" and 16), with a digit in it, as 93 % of codes have (a word with _ or - is still words).
+_BARE_CODE_RE = re.compile(r"\A\s*((?:cg)?[A-Za-z0-9_-]{16})\s*\Z")
+
+
+def pasted_link_code(text: str, bot_username: str) -> str | None:
+    """The code of an invitation pasted or typed into the chat, or None.
+
+    The whole text must be the invitation link to this bot (t.me/<bot>?start=<code>, with or without
+    https://), or the code alone. Words are never taken for a code: a code alone needs a digit.
+    """
+    found = _PASTED_LINK_RE.match(text)
+    if found is not None:
+        return found.group(2) if found.group(1).lower() == bot_username.strip().lstrip("@").lower() else None
+    bare = _BARE_CODE_RE.match(text)
+    if bare is not None and any(c.isdigit() for c in bare.group(1)):
+        return bare.group(1)
+    return None
+
+
 def deep_link(bot_username: str, code: str) -> str:
     """The t.me link that opens the bot and sends /start <code>."""
     username = bot_username.strip().lstrip("@")

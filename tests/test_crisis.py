@@ -279,6 +279,13 @@ def test_no_random_invitation_code_is_read_as_words(content: Content) -> None:
     assert read == []
 
 
+def test_the_code_in_a_pasted_link_is_not_read(content: Content) -> None:
+    text = "here is my link https://t.me/RehabBot?start=riTzER8eSvch4I4u"
+    assert not crisis.is_crisis(text, content)
+    assert crisis.symptom_check_for("t.me/RehabBot?start=leAkbo-j2Zfasz8p", content) is None
+    assert crisis.is_crisis("https://t.me/RehabBot?start=abc and I want to die", content)
+
+
 @pytest.mark.parametrize("text", ["/start Selbstmord", "/start suicide", "/start SUIZID", "/start I want to die"])
 def test_words_typed_after_start_are_still_read(content: Content, text: str) -> None:
     assert crisis.is_crisis(text, content)

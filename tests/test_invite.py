@@ -22,6 +22,7 @@ from rehab_bot.invite import (
     create_staff_invite,
     deep_link,
     find_staff,
+    pasted_link_code,
     qr_png,
     redeem,
     renew_patient_invite,
@@ -300,3 +301,22 @@ async def test_renewed_invite_replaces_the_old_one_and_may_move_the_patient_to_a
     moved = await tap(db, clock, again.code, 1003)
     assert moved.outcome == Outcome.PATIENT and moved.patient.id == first.id and moved.patient.telegram_id == 1003
     assert (await tap(db, clock, old.code, 1001)).outcome == Outcome.USED
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("https://t.me/RehabTestBot?start=riTzER8eSvch4I4u", "riTzER8eSvch4I4u"),
+        ("  t.me/rehabtestbot?start=Ab3-_x \n", "Ab3-_x"),
+        ("http://www.telegram.me/RehabTestBot/?start=cgAbc", "cgAbc"),
+        ("riTzER8eSvch4I4u", "riTzER8eSvch4I4u"),
+        ("cgriTzER8eSvch4I4u", "cgriTzER8eSvch4I4u"),
+        ("https://t.me/OtherBot?start=riTzER8eSvch4I4u", None),  # another bot's link
+        ("my link: https://t.me/RehabTestBot?start=abc", None),  # not the whole message
+        ("ich_will_sterben", None),  # 16 characters, but words: a code alone needs a digit
+        ("abcdefghijklmnop", None),
+        ("riTzER8eSvch4I4", None),  # 15 characters
+    ],
+)
+def test_an_invitation_pasted_into_the_chat_is_found(text: str, code: str | None) -> None:
+    assert pasted_link_code(text, "@RehabTestBot") == code

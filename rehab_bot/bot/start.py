@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from telegram import Update
-from telegram.ext import ApplicationHandlerStop, CommandHandler, ContextTypes
+from telegram.ext import ApplicationHandlerStop, CommandHandler, ContextTypes, MessageHandler, filters
 
-from rehab_bot.bot import enrol
+from rehab_bot import invite as invites
+from rehab_bot.bot import caregiver, enrol
 from rehab_bot.bot.common import PATIENT_COMMANDS, language_for
 from rehab_bot.bot.services import App, svc
 from rehab_bot.config import clinic_name_is_placeholder
@@ -52,7 +53,32 @@ async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     raise ApplicationHandlerStop
 
 
+# After the edits' handlers (-8), before the caregiver's commands (-6) and crisis watch (-5): a pasted
+# link is neither an answer to a question nor the patient's words.
+PASTED_LINK_GROUP = -7
+
+
+async def pasted_link(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A message that is nothing but this bot's invitation link, pasted instead of tapped: as if tapped.
+
+    Newcomers often copy the link from an e-mail or a letter into the chat. Telegram would have sent
+    "/start <code>" for a tap, so the link is redeemed the same way (a caregiver's link, or else a
+    patient's or staff member's). Any other text goes on to the other handlers.
+    """
+    message = update.effective_message
+    if message is None or not message.text or not context.bot.username:
+        return
+    code = invites.pasted_link_code(message.text, context.bot.username)
+    if code is None:
+        return
+    context.args = [code]
+    await caregiver.start_with_code(update, context)  # stops the update when it is a caregiver's code
+    await enrol.start_with_code(update, context)
+
+
 def register(app: App) -> None:
-    """Add /start and /help."""
+    """Add /start, /help, and pasted invitation links."""
     app.add_handler(CommandHandler("start", start))
     app.add_handler(CommandHandler("help", help_command))
+    text = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE & filters.TEXT & ~filters.COMMAND
+    app.add_handler(MessageHandler(text, pasted_link), group=PASTED_LINK_GROUP)

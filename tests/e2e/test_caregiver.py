@@ -369,6 +369,21 @@ async def test_the_invitation_speaks_german(bot: Any, tg: FakeTelegram, lang: st
     assert link.telegram_id is None and link.consent_at is None and link.name == ""
 
 
+async def test_a_caregivers_link_pasted_into_the_chat_works_as_a_tap(bot: Any, tg: FakeTelegram) -> None:
+    await checkin_patient(bot, 7342)
+    user = tg.user(7342)
+    await user.send("/caregiver")
+    [menu] = await user.wait_for()
+    await user.press("➕ Invite a caregiver", menu)
+    [invitation] = await user.wait_for(lambda m: "t.me/" in (m.text or ""))
+    link = re.search(r"https://t\.me/\S+", invitation.text or "")
+    assert link is not None
+    carer = tg.user(7442)
+    await carer.send(link.group(0))  # copied from the patient's message, not tapped
+    [consent] = await carer.wait_for()
+    assert "Do you agree?" in (consent.text or "") and "✅ I agree" in consent.button_labels
+
+
 async def test_a_caregivers_typed_symptom_offers_the_check_for_the_patient(bot: Any, tg: FakeTelegram) -> None:
     patient = await checkin_patient(bot, 7331, therapist=7339, alias="CG-TEXT")
     await join(bot, patient, 7431)

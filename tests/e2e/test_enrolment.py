@@ -391,6 +391,36 @@ async def test_an_invitation_code_that_reads_as_a_crisis_word_still_enrols(
     assert "You do not have to face this alone" in (await next_text(user)).text
 
 
+async def test_an_invitation_link_or_code_pasted_into_the_chat_works_as_a_tap(
+    bot: Any, tg: FakeTelegram, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # People copy the link from an e-mail or a letter into the chat instead of tapping it.
+    invite = await new_invite(bot, "P-660")
+    user = tg.user(2066, language_code="en")
+    await user.send(f"https://t.me/{FakeTelegram.BOT_USERNAME}?start={invite.code}")
+    consent = await next_text(user)
+    assert consent.text.startswith("Welcome! ") and consent.button_labels == ["Yes, I agree", "No, thank you"]
+    await user.press("Yes, I agree", consent)
+    zone = await next_text(user)
+    assert zone.text.startswith("Which time zone are you in?")
+    # Pasted again while a question is open: not read as a time zone, the enrolment resumes.
+    await user.send(f"t.me/{FakeTelegram.BOT_USERNAME.upper()}?start={invite.code}")
+    resumed = await next_text(user)
+    assert resumed.text.startswith("Welcome back! Let's continue where we left off.\n\nWhich time zone are you in?")
+    # The code on its own works too (a code alone needs a digit, as 93 % of codes have).
+    monkeypatch.setattr(invites, "new_code", lambda: "Xy3-KQ7pLm0_aB9z")
+    other = await new_invite(bot, "P-661")
+    typed = tg.user(2067, language_code="en")
+    await typed.send(f"  {other.code} ")
+    assert (await next_text(typed)).button_labels == ["Yes, I agree", "No, thank you"]
+    # A link to another bot is not ours to open: the usual answer, nothing changes.
+    stranger = tg.user(2068, language_code="en")
+    before = await snapshot(bot)
+    await stranger.send(f"https://t.me/SomeOtherBot?start={other.code}")
+    assert (await next_text(stranger)).text == "Please use the buttons below, or type /help."
+    assert await snapshot(bot) == before
+
+
 async def test_bad_codes_each_get_their_answer_and_change_nothing(bot: Any, tg: FakeTelegram) -> None:
     taken = await new_invite(bot, "P-700")
     expiring = await new_invite(bot, "P-701")
