@@ -510,7 +510,12 @@ async def free_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     async with s.db.session() as db:
         patient = await patients.find_in_care(db, user.id)
         if patient is None:
-            await common.unknown_message(update, context)
+            if await patients.find(db, user.id) is None and await staff_core.active_staff(db, user.id) is None:
+                # Someone the bot does not know: "use the buttons" would point at buttons they never got.
+                lang = await common.language_for(update, context)
+                await message.reply_text(common.stranger_text(lang, s.config.clinic.name))
+            else:
+                await common.unknown_message(update, context)
             raise ApplicationHandlerStop
         lang = patient.language
         if _is_note_prompt(message, context.bot.id, lang):

@@ -18,6 +18,7 @@ from telegram.ext import (
 )
 
 from rehab_bot.bot.services import App, svc
+from rehab_bot.config import clinic_name_is_placeholder
 from rehab_bot.db import insert_ignore
 from rehab_bot.i18n import N_, SUPPORTED_LANGUAGES, pick_language, t
 from rehab_bot.models import GroupNotice, Patient, table_of
@@ -136,6 +137,20 @@ async def unknown_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     query = update.callback_query
     assert query is not None
     await query.answer(t(await language_for(update, context), "This button is no longer active."))
+
+
+def stranger_text(lang: str, clinic: str) -> str:
+    """What someone the bot does not know reads: who it is, and that it needs an invitation."""
+    if clinic_name_is_placeholder(clinic):
+        # "I am Our clinic's assistant" reads badly; check-config warns the clinic too.
+        text = t(lang, "Welcome! I am your clinic's exercise and recovery assistant.")
+    else:
+        text = t(lang, "Welcome! I am {clinic}'s exercise and recovery assistant.", clinic=clinic)
+    return (
+        text
+        + "\n\n"
+        + t(lang, "To use this bot you need an invitation link from your clinic. Please ask your physiotherapist.")
+    )
 
 
 async def unknown_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

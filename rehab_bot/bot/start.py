@@ -7,9 +7,8 @@ from telegram.ext import ApplicationHandlerStop, CommandHandler, ContextTypes, M
 
 from rehab_bot import invite as invites
 from rehab_bot.bot import caregiver, enrol
-from rehab_bot.bot.common import PATIENT_COMMANDS, language_for
+from rehab_bot.bot.common import PATIENT_COMMANDS, language_for, stranger_text
 from rehab_bot.bot.services import App, svc
-from rehab_bot.config import clinic_name_is_placeholder
 from rehab_bot.i18n import t
 
 
@@ -21,16 +20,7 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if await enrol.greet_known_user(update, context):
         raise ApplicationHandlerStop
     lang = await language_for(update, context)
-    clinic = svc(context).config.clinic.name
-    if clinic_name_is_placeholder(clinic):
-        # "I am Our clinic's assistant" reads badly; check-config warns the clinic too.
-        text = t(lang, "Welcome! I am your clinic's exercise and recovery assistant.")
-    else:
-        text = t(lang, "Welcome! I am {clinic}'s exercise and recovery assistant.", clinic=clinic)
-    text += "\n\n" + t(
-        lang, "To use this bot you need an invitation link from your clinic. Please ask your physiotherapist."
-    )
-    await message.reply_text(text)
+    await message.reply_text(stranger_text(lang, svc(context).config.clinic.name))
     raise ApplicationHandlerStop  # handled: the catch-all fallbacks (group 10) must stay quiet
 
 

@@ -413,11 +413,12 @@ async def test_an_invitation_link_or_code_pasted_into_the_chat_works_as_a_tap(
     typed = tg.user(2067, language_code="en")
     await typed.send(f"  {other.code} ")
     assert (await next_text(typed)).button_labels == ["Yes, I agree", "No, thank you"]
-    # A link to another bot is not ours to open: the usual answer, nothing changes.
+    # A link to another bot is not ours to open: a stranger is told what the bot is, nothing changes.
     stranger = tg.user(2068, language_code="en")
     before = await snapshot(bot)
     await stranger.send(f"https://t.me/SomeOtherBot?start={other.code}")
-    assert (await next_text(stranger)).text == "Please use the buttons below, or type /help."
+    told = (await next_text(stranger)).text
+    assert told.endswith("you need an invitation link from your clinic. Please ask your physiotherapist.")
     assert await snapshot(bot) == before
 
 

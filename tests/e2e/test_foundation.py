@@ -88,7 +88,8 @@ async def test_unknown_text_and_forged_buttons_get_a_friendly_answer(bot: Any, t
     user = tg.user(505)
     await user.send("what now?")
     [reply] = await user.wait_for()
-    assert "/help" in reply.text
+    # A stranger: told what the bot is and that it needs an invitation (not "use the buttons": there are none).
+    assert reply.text.startswith("Welcome! I am ") and "you need an invitation link from your clinic" in reply.text
     await user.press_data("x:999:forged", message_id=reply.message_id)
     answer = await user.wait_for_answer(timeout=5)
     assert answer is not None
