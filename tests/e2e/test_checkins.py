@@ -216,7 +216,7 @@ async def test_strangers_text_still_gets_the_friendly_pointer(bot: Any, tg: Fake
     user = tg.user(4109)
     await user.send("hello?")
     [reply] = await user.wait_for()
-    assert "/help" in reply.text
+    assert "you need an invitation link from your clinic" in reply.text
     await user.send("/pain")
     [reply] = await user.wait_for()
     assert "invitation" in reply.text
