@@ -204,6 +204,13 @@ def test_no_symptom_word_no_offer(content: Content) -> None:
     assert crisis.symptom_check_for("", content) is None
 
 
+def test_the_ritz_is_no_crisis_but_cutting_is(content: Content) -> None:
+    for text in ("We had tea at the Ritz", "Das Ritzel am Fahrrad ist kaputt", "Ritz crackers"):
+        assert not crisis.is_crisis(text, content), text
+    for text in ("ich ritze mich", "Ich ritzte mich gestern", "ich habe mir den Arm aufgeritzt", "sie ritzt sich"):
+        assert crisis.is_crisis(text, content), text
+
+
 def test_numbness_offers_the_check_but_a_phone_number_does_not(content: Content) -> None:
     for text in ("my foot is numb", "numbness in my left leg", "my toes feel numbed"):
         assert crisis.symptom_check_for(text, content) == "symptoms", text
@@ -213,7 +220,7 @@ def test_numbness_offers_the_check_but_a_phone_number_does_not(content: Content)
 
 def test_crisis_phrases_lists_the_patterns(content: Content) -> None:
     phrases = redflag.crisis_phrases(content)
-    assert "kill* myself" in phrases and "ritz*" in phrases
+    assert "kill* myself" in phrases and "geritzt|aufgeritzt|aufritzen|aufzuritzen" in phrases
     assert len(phrases) == len(set(phrases))
 
 
