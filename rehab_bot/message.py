@@ -188,6 +188,44 @@ class Sent:
     message: CareMessage
     recipients: int
     reads_from: datetime | None
+    repeated: bool = False  # the same message again (see REPEAT_WINDOW): nothing new stored or sent
+
+
+REPEAT_WINDOW = timedelta(minutes=10)
+
+
+async def repeated_message(
+    session: AsyncSession, patient: Patient, text: str, photo_bytes: int, parent: CareMessage | None, now: datetime
+) -> CareMessage | None:
+    """The patient's last message, if this one repeats it: the same text (and photo size) in the same
+    thread, within REPEAT_WINDOW, nothing written in the thread since. A form without a chat message
+    to name it (the Mini App) posted twice (a double tap, a reload, a retried request) is sent once.
+
+    The patient's row is locked first (a no-op update: PostgreSQL locks the row, SQLite takes its one
+    write lock), so a second post racing the first waits for it to commit and then finds it.
+    """
+    await session.exec(
+        update(Patient)
+        .where(col(Patient.id) == patient.id)
+        .values(alias=col(Patient.alias))
+        .execution_options(synchronize_session=False)
+    )
+    found = await session.exec(
+        select(CareMessage)
+        .where(col(CareMessage.patient_id) == patient.id)
+        .order_by(col(CareMessage.created_at).desc(), col(CareMessage.id).desc())
+        .limit(1)
+    )
+    last = found.first()
+    same = (
+        last is not None
+        and last.direction == IN
+        and last.text == text.strip()
+        and last.photo_bytes == photo_bytes
+        and last.parent_id == (parent.id if parent is not None else None)
+        and timedelta(0) <= now - last.created_at <= REPEAT_WINDOW
+    )
+    return last if same else None
 
 
 async def sent_before(session: AsyncSession, patient_id: int, chat_message_id: int) -> CareMessage | None:
@@ -220,6 +258,10 @@ async def send(
     assert patient.id is not None
     if parent is not None and parent.patient_id != patient.id:
         parent = None  # never thread into another patient's conversation
+    if chat_message_id is None:  # a chat message is sent once by its id (sent_before); a form by its content
+        earlier = await repeated_message(session, patient, text, photo_bytes, parent, now)
+        if earlier is not None:
+            return Sent(earlier, 0, reads_from(clinic, now), repeated=True)
     message = CareMessage(
         patient_id=patient.id,
         direction=IN,
@@ -362,6 +404,9 @@ async def reply(
     if patient.telegram_id is None:
         raise StaffError(N_("{alias} can no longer be reached through the bot."), alias=patient.alias)
     assert staff.id is not None and patient.id is not None
+    earlier = await _same_reply(session, staff.id, parent.id, text)
+    if earlier is not None:
+        return earlier  # the same form posted again (a double click, a retried request): sent once
     answer = CareMessage(
         patient_id=patient.id, direction=OUT, staff_id=staff.id, parent_id=parent.id, text=text, created_at=now
     )
@@ -405,6 +450,29 @@ async def reply(
         detail=f"message={parent.id} reply={answer.id}",
     )
     return answer
+
+
+async def _same_reply(session: AsyncSession, staff_id: int, parent_id: int | None, text: str) -> CareMessage | None:
+    """This staff member's reply with this text to this message, if they sent it already.
+
+    The message's row is locked first (a no-op update: PostgreSQL locks the row, SQLite takes its
+    one write lock), so a second post racing the first waits for it to commit and then finds it.
+    """
+    await session.exec(
+        update(CareMessage)
+        .where(col(CareMessage.id) == parent_id)
+        .values(patient_id=col(CareMessage.patient_id))
+        .execution_options(synchronize_session=False)
+    )
+    found = await session.exec(
+        select(CareMessage).where(
+            col(CareMessage.parent_id) == parent_id,
+            col(CareMessage.direction) == OUT,
+            col(CareMessage.staff_id) == staff_id,
+            col(CareMessage.text) == text,
+        )
+    )
+    return found.first()
 
 
 @dataclass(frozen=True)

@@ -121,6 +121,8 @@ async def write(request: web.Request) -> web.StreamResponse:
         session, patient, ctx.config.clinic, text=text, now=now, photo_path=name, photo_bytes=len(data)
     )
     await session.commit()
+    if sent.repeated and name:  # the same message posted again: its photo is stored once
+        message_core.delete_photos(photo_dir(ctx.config), [name])
     notice = t(lang, SENT) if sent.reads_from is None else ""
     check = crisis.symptom_check_for(text, ctx.content)
     symptom = (check, localize(ctx.content.questionnaires[check].title, lang)) if check else None
