@@ -43,7 +43,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rehab_bot import audit, checkin, education, library, plan, schedule, session_text
-from rehab_bot.access import Access, Forbidden, require
+from rehab_bot.access import Access, Forbidden, StaffError, require
 from rehab_bot.content import Content, Exercise, Phase, Programme, localize
 from rehab_bot.i18n import N_, t
 from rehab_bot.models import (
@@ -68,6 +68,7 @@ from rehab_bot.schedule import (
     next_from_now,
     parse_days,
     parse_hhmm,
+    zone,
 )
 
 log = logging.getLogger(__name__)
@@ -696,6 +697,10 @@ def _baseline_of(notice: Delivery) -> tuple[dict[str, Dosed], str]:
 # --------------------------------------------------------------------------- the programme builder
 
 
+class PlanConflict(StaffError):  # a StaffError: shown to the staff member, nothing saved
+    """The patient's plan was saved by someone else after this draft was opened (optimistic concurrency)."""
+
+
 @dataclass(frozen=True)
 class Saved:
     """A plan saved as the patient's own: the row and what was applied."""
@@ -715,15 +720,44 @@ async def save_own_plan(
     quiet: tuple[time | None, time | None] | None,
     actor: str | None = None,
     neutral: bool = False,
+    base_version: int | None = None,
 ) -> Saved:
-    """Save a plan as the patient's own (the staff member must be allowed to change them); re-plan; tell; audit."""
+    """Save a plan as the patient's own (the staff member must be allowed to change them); re-plan; tell; audit.
+
+    base_version: the version of the patient's own plan when this draft was opened (0: none). If
+    the plan was saved (or removed) since with another content, nothing is saved: PlanConflict
+    says who and when, so a colleague's work is never overwritten unseen. The same plan posted
+    twice (a double click) is no conflict. The patient's row is locked first, so two saves racing
+    each other are checked one after the other.
+    """
     require(staff, patient, Access.WRITE)
     assert patient.id is not None
     catalogue = await library.catalogue(session, content)
     checked = plan.check(raw, catalogue)
+    await session.exec(
+        update(Patient)
+        .where(col(Patient.id) == patient.id)
+        .values(alias=col(Patient.alias))
+        .execution_options(synchronize_session=False)
+    )
     before = await programme_for(session, content, patient)
     times_before = patient.session_times
-    row = await plan.own_plan(session, patient.id)
+    found = await session.exec(
+        select(ProgrammePlan)
+        .where(col(ProgrammePlan.patient_id) == patient.id)
+        .execution_options(populate_existing=True)
+    )
+    row = found.first()
+    current = row.version if row is not None else 0
+    if base_version is not None and base_version != current and (row is None or row.body != checked.body()):
+        if row is None:
+            raise PlanConflict(N_("This patient's own plan was removed after you opened the builder."))
+        who = await session.get(Staff, row.updated_by) if row.updated_by is not None else None
+        raise PlanConflict(
+            N_("{name} saved this patient's plan at {when}, after you opened the builder."),
+            name=who.name if who is not None else "?",
+            when=f"{row.updated_at.astimezone(zone(staff.timezone)):%Y-%m-%d %H:%M}",
+        )
     if row is None:
         row = ProgrammePlan(patient_id=patient.id, body="", created_by=staff.id, created_at=now)
     else:

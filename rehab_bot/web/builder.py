@@ -22,7 +22,7 @@ from wtforms.validators import Optional
 from rehab_bot import audit, library, plan, programme
 from rehab_bot.access import Access, Forbidden, access
 from rehab_bot.content.schema import LANGUAGES
-from rehab_bot.i18n import N_
+from rehab_bot.i18n import N_, t
 from rehab_bot.models import Patient
 from rehab_bot.plan import PlanError
 from rehab_bot.web.auth import allow, db, signed_in_staff
@@ -31,6 +31,10 @@ from rehab_bot.web.forms import Form, bind
 from rehab_bot.web.pages import render
 from rehab_bot.web.patients import load
 
+CONFLICT_NEXT = N_(
+    "Your changes are below and not saved. Open the builder in a new tab to see the saved plan;"
+    " save again to replace it with yours."
+)
 LANGUAGE_NAMES = {"en": N_("English"), "de": N_("German")}
 
 
@@ -65,6 +69,7 @@ class PhaseForm(PlainForm):
 
 class PlanForm(Form):
     based_on = HiddenField()
+    version = HiddenField()  # the patient's own plan's version when the builder was opened (0: none)
     phases = FieldList(FormField(PhaseForm))
     template_name = StringField()
 
@@ -102,6 +107,12 @@ def plan_data(form: PlanForm) -> dict[str, Any]:
             }
         )
     return {"based_on": form.based_on.data or "", "phases": phases}
+
+
+def _version(form: PlanForm) -> int | None:
+    """The plan version the draft was opened at; None when the form does not say (no check)."""
+    value = (form.version.data or "").strip()
+    return int(value) if value.isascii() and value.isdigit() and len(value) < 10 else None
 
 
 def _form_values(raw: dict[str, Any]) -> dict[str, Any]:
@@ -197,7 +208,8 @@ async def builder_page(request: web.Request) -> web.StreamResponse:
     except PlanError:
         raise web.HTTPNotFound() from None
     form = await bind(PlanForm, request)
-    form.process(data=_form_values(draft))
+    own = await plan.own_plan(session, patient.id) if patient.id is not None else None
+    form.process(data={**_form_values(draft), "version": str(own.version if own is not None else 0)})
     audit.record(
         session,
         action=audit.VIEW_PATIENT,
@@ -227,7 +239,7 @@ async def builder_edit(request: web.Request) -> web.StreamResponse:
         return await _page(request, patient, form, problems=_form_problems(form), partial=partial, status=422)
     raw = edit(plan_data(form), str((await request.post()).get("action", "")))
     fresh = await bind(PlanForm, request)
-    fresh.process(data=_form_values(raw))
+    fresh.process(data={**_form_values(raw), "version": form.version.data or ""})
     return await _page(request, patient, fresh, partial=request.headers.get("HX-Request") == "true")
 
 
@@ -286,9 +298,15 @@ async def builder_save(request: web.Request) -> web.StreamResponse:
             quiet=(delivery.quiet_hours_start, delivery.quiet_hours_end),
             actor=audit.web_actor(staff.telegram_id),
             neutral=not ctx.config.privacy.health_data_in_chat,
+            base_version=_version(form),
         )
     except Forbidden:  # the core refuses before it writes anything; nothing is committed
         raise web.HTTPForbidden() from None
+    except programme.PlanConflict as exc:  # a colleague saved first: their plan stays, the draft is shown again
+        own = await plan.own_plan(session, patient.id) if patient.id is not None else None
+        form.version.data = str(own.version if own is not None else 0)  # saving again replaces theirs, knowingly
+        problems = [exc.text(staff.language), t(staff.language, CONFLICT_NEXT)]
+        return await _page(request, patient, form, problems=problems, status=409)
     except PlanError as exc:
         return await _page(request, patient, form, problems=exc.problems, status=422)
     await session.commit()

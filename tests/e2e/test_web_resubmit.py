@@ -9,20 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 from datetime import timedelta
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from factories import make_patient, make_staff
 from PIL import Image
 from sqlmodel import col, select
 from test_checkins import enrolled
-from webrig import client, csrf, init_data, miniapp_web, sign_in_initdata, web_url
+from webrig import WEB, client, csrf, init_data, miniapp_web, sign_in_initdata, web_url
 
-from rehab_bot.models import CareMessage, Delivery
+from rehab_bot.models import CareMessage, Delivery, ProgrammePlan
 
-THERAPIST, PATIENT = 7411, 7511
+THERAPIST, COLLEAGUE, PATIENT = 7411, 7412, 7511
 
 
 async def signed_in(bot: Any, telegram_id: int) -> aiohttp.ClientSession:
@@ -120,3 +123,103 @@ async def test_a_mini_app_message_posted_twice_reaches_the_team_once(web_bot: An
     notices = await deliveries(bot, "cm")
     assert sorted({d.key.split(":")[0] for d in notices}) == sorted(f"cm{m.id}" for m in sent)
     assert len(notices) == 3, "the therapist is told once per message"
+
+
+class _Fields(HTMLParser):
+    """The named fields of the page's form with id="builder", as a browser would post them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fields: dict[str, str] = {}
+        self._inside = False
+        self._open: tuple[str, str] | None = None  # (tag, name) of a textarea or select being read
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            self._inside = a.get("id") == "builder"
+        elif not self._inside:
+            return
+        elif tag == "input" and a.get("name") and a.get("type") not in ("submit", "button"):
+            self.fields[a["name"]] = a.get("value", "")
+        elif tag in ("textarea", "select") and a.get("name"):
+            self._open = (tag, a["name"])
+            self.fields.setdefault(a["name"], "")
+        elif tag == "option" and self._open is not None and "selected" in a:
+            self.fields[self._open[1]] = a.get("value", "")
+
+    def handle_data(self, data: str) -> None:
+        if self._open is not None and self._open[0] == "textarea":
+            self.fields[self._open[1]] += data
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("textarea", "select"):
+            self._open = None
+        elif tag == "form":
+            self._inside = False
+
+
+def builder_fields(html: str) -> dict[str, str]:
+    parser = _Fields()
+    parser.feed(html)
+    return parser.fields
+
+
+async def own_plan_sets(bot: Any, patient_id: int) -> tuple[int, int]:
+    """(version, sets of the first exercise) of the patient's own plan."""
+    async with bot.db.session() as session:
+        row = (await session.exec(select(ProgrammePlan).where(col(ProgrammePlan.patient_id) == patient_id))).one()
+    return row.version, json.loads(row.body)["phases"][0]["sessions"][0]["items"][0]["sets"]
+
+
+async def test_two_therapists_saving_one_plan_never_overwrite_each_other_unseen(bot_factory: Any, backend: str) -> None:
+    bot = await bot_factory(backend, web=WEB)
+    owner = await make_staff(bot.db, telegram_id=THERAPIST, name="Dr Ada")
+    await make_staff(bot.db, telegram_id=COLLEAGUE, name="Dr Ben", role="admin")
+    patient, _ = await make_patient(
+        bot.db, bot.clock, telegram_id=PATIENT, therapist_id=owner.id, programme_id="lumbar-example"
+    )
+    base = f"{web_url(bot)}/patients/{patient.id}/programme"
+    sets = "phases-0-sessions-0-items-0-sets"
+    async with await signed_in(bot, THERAPIST) as ada, await signed_in(bot, COLLEAGUE) as ben:
+
+        async def opened(browser: aiohttp.ClientSession) -> dict[str, str]:
+            async with browser.get(base) as page:
+                assert page.status == 200
+                fields = builder_fields(await page.text())
+            assert fields["version"] == "0" and fields[sets]
+            return fields
+
+        async def save(browser: aiohttp.ClientSession, form: dict[str, str]) -> tuple[int, str]:
+            async with browser.post(f"{base}/save", data=form, allow_redirects=False) as response:
+                return response.status, await response.text()
+
+        ada_form, ben_form = await opened(ada), await opened(ben)
+        ada_form[sets], ben_form[sets] = "2", "4"
+        assert (await save(ada, ada_form))[0] == 303
+        assert (await save(ada, ada_form))[0] == 303, "the same form again (a double click) is no conflict"
+        assert await own_plan_sets(bot, patient.id or 0) == (2, 2)
+
+        # Ben's builder was opened before Ada saved: his save is refused, with who and what to do;
+        # Ada's plan stays, and the page keeps everything Ben typed.
+        status, html = await save(ben, ben_form)
+        assert status == 409 and "The plan was not saved" in html
+        assert "Dr Ada saved this patient&#39;s plan at" in html and "Your changes are below and not saved." in html
+        kept = builder_fields(html)
+        assert kept[sets] == "4" and kept["version"] == "2"
+        assert await own_plan_sets(bot, patient.id or 0) == (2, 2)
+        # Saving the shown form again replaces Ada's plan knowingly.
+        assert (await save(ben, kept))[0] == 303
+        assert await own_plan_sets(bot, patient.id or 0) == (3, 4)
+
+        # Both save a builder opened at the same version, at the same moment: one wins, one is told.
+        ada_form, ben_form = await _reopened(ada, base), await _reopened(ben, base)
+        ada_form[sets], ben_form[sets] = "5", "6"
+        raced = sorted(s for s, _ in await asyncio.gather(save(ada, ada_form), save(ben, ben_form)))
+        assert raced == [303, 409]
+        assert (await own_plan_sets(bot, patient.id or 0))[0] == 4
+
+
+async def _reopened(browser: aiohttp.ClientSession, base: str) -> dict[str, str]:
+    async with browser.get(base) as page:
+        return builder_fields(await page.text())
