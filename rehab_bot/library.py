@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from sqlalchemy import update as sql_update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -72,6 +73,10 @@ class LibraryError(StaffError):
     def __init__(self, message: str = "", /, fields: Iterable[tuple[str, str]] = (), **kwargs: object) -> None:
         super().__init__(message, **kwargs)
         self.fields = tuple(fields)
+
+
+class LibraryConflict(LibraryError):
+    """The exercise was changed by someone else after this form was opened (optimistic concurrency)."""
 
 
 # --------------------------------------------------------------------------- dose and texts
@@ -290,6 +295,15 @@ async def get(session: AsyncSession, exercise_id: str) -> ClinicExercise | None:
     return None if number is None else await session.get(ClinicExercise, number)
 
 
+def edit_token(row: ClinicExercise) -> str:
+    """What an edit form carries to tell whether the exercise changed since it was opened."""
+    return row.updated_at.isoformat()
+
+
+def _texts_and_dose(row: ClinicExercise) -> tuple[Any, ...]:
+    return (row.name, row.instructions, row.safety_notes, row.sets, row.reps, row.hold_seconds, row.duration_seconds)
+
+
 def _fill(row: ClinicExercise, data: ExerciseSchema) -> None:
     row.name = json.dumps(data.name.model_dump(), ensure_ascii=False)
     row.instructions = json.dumps(data.instructions.model_dump(), ensure_ascii=False)
@@ -323,13 +337,39 @@ async def update(
     now: datetime,
     *,
     actor: str | None = None,
+    base: str | None = None,
 ) -> ClinicExercise:
-    """Change a clinic exercise's texts and dose; audited. Content exercises cannot be changed here."""
+    """Change a clinic exercise's texts and dose; audited. Content exercises cannot be changed here.
+
+    base: the exercise's edit_token() when the form was opened. If it was changed since with
+    other texts or dose, nothing is saved (LibraryError: a colleague's work is never overwritten
+    unseen); the same form posted twice is no conflict. The row is locked first, so two saves
+    racing each other are checked one after the other.
+    """
     _require_staff(staff)
-    row = await get(session, exercise_id)
+    number = row_id(exercise_id)
+    if number is not None:
+        await session.exec(
+            sql_update(ClinicExercise)
+            .where(col(ClinicExercise.id) == number)
+            .values(name=col(ClinicExercise.name))
+            .execution_options(synchronize_session=False)
+        )
+    row = None if number is None else await session.get(ClinicExercise, number, populate_existing=True)
     if row is None:
         raise LibraryError(N_("Only the clinic's own exercises can be edited here."))
-    _fill(row, check_exercise(raw))
+    data = check_exercise(raw)
+    wanted = ClinicExercise(name="", instructions="")
+    _fill(wanted, data)
+    if base is not None and base != edit_token(row) and _texts_and_dose(wanted) != _texts_and_dose(row):
+        raise LibraryConflict(
+            N_(
+                "Someone changed this exercise at {when} (UTC), after you opened it. Your changes are below"
+                " and not saved; save again to replace theirs with yours."
+            ),
+            when=f"{row.updated_at:%Y-%m-%d %H:%M}",
+        )
+    _fill(row, data)
     row.updated_at = now
     session.add(row)
     audit.record(

@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 from aiohttp.web_request import FileField
 from wtforms import Form as PlainForm
-from wtforms import FormField, IntegerField, StringField, TextAreaField
+from wtforms import FormField, HiddenField, IntegerField, StringField, TextAreaField
 from wtforms.validators import Optional
 
 from rehab_bot import audit, library
@@ -61,6 +61,7 @@ class ExerciseForm(Form):
     reps = IntegerField(validators=[Optional()])
     hold_seconds = IntegerField(validators=[Optional()])
     duration_seconds = IntegerField(validators=[Optional()])
+    base = HiddenField()  # library.edit_token of the exercise when the form was opened
 
 
 def exercise_data(form: ExerciseForm) -> dict[str, Any]:
@@ -87,6 +88,7 @@ def _form_values(row: Any) -> dict[str, Any]:
         "reps": ex.reps,
         "hold_seconds": ex.hold_seconds,
         "duration_seconds": ex.duration_seconds,
+        "base": library.edit_token(row),
     }
 
 
@@ -223,12 +225,18 @@ async def _save(request: web.Request, exercise_id: str | None) -> web.StreamResp
             await session.flush()
             exercise_id = library.clinic_id(row)
         else:
-            await library.update(session, staff, exercise_id, exercise_data(form), now, actor=actor)
+            base = form.base.data or None
+            await library.update(session, staff, exercise_id, exercise_data(form), now, actor=actor, base=base)
         if upload is not None:
             data, filename = upload
             media_dir = ctx.config.library.media_dir
             await library.attach_media(session, staff, exercise_id, data, filename, media_dir, now, actor=actor)
     except LibraryError as exc:
+        current = await library.get(session, existing) if existing is not None else None
+        if (
+            isinstance(exc, library.LibraryConflict) and current is not None
+        ):  # a colleague saved first: saving this form again replaces theirs, knowingly
+            form.base.data = library.edit_token(current)
         return await _editor(request, form, exercise_id=existing, problem=exc.text(language(request)), status=422)
     await session.commit()
     location = f"/exercises/{exercise_id}?saved=1"

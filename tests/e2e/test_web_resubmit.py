@@ -23,6 +23,7 @@ from sqlmodel import col, select
 from test_checkins import enrolled
 from webrig import WEB, client, csrf, init_data, miniapp_web, sign_in_initdata, web_url
 
+from rehab_bot import library
 from rehab_bot.models import CareMessage, Delivery, ProgrammePlan
 
 THERAPIST, COLLEAGUE, PATIENT = 7411, 7412, 7511
@@ -126,10 +127,11 @@ async def test_a_mini_app_message_posted_twice_reaches_the_team_once(web_bot: An
 
 
 class _Fields(HTMLParser):
-    """The named fields of the page's form with id="builder", as a browser would post them."""
+    """The named fields of the page's form whose action ends with ``action``, as a browser posts them."""
 
-    def __init__(self) -> None:
+    def __init__(self, action: str) -> None:
         super().__init__()
+        self.action = action
         self.fields: dict[str, str] = {}
         self._inside = False
         self._open: tuple[str, str] | None = None  # (tag, name) of a textarea or select being read
@@ -137,7 +139,7 @@ class _Fields(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = {k: v or "" for k, v in attrs}
         if tag == "form":
-            self._inside = a.get("id") == "builder"
+            self._inside = a.get("action", "").endswith(self.action)
         elif not self._inside:
             return
         elif tag == "input" and a.get("name") and a.get("type") not in ("submit", "button"):
@@ -159,8 +161,8 @@ class _Fields(HTMLParser):
             self._inside = False
 
 
-def builder_fields(html: str) -> dict[str, str]:
-    parser = _Fields()
+def builder_fields(html: str, action: str = "/programme/save") -> dict[str, str]:
+    parser = _Fields(action)
     parser.feed(html)
     return parser.fields
 
@@ -223,3 +225,46 @@ async def test_two_therapists_saving_one_plan_never_overwrite_each_other_unseen(
 async def _reopened(browser: aiohttp.ClientSession, base: str) -> dict[str, str]:
     async with browser.get(base) as page:
         return builder_fields(await page.text())
+
+
+async def test_two_staff_editing_one_exercise_never_overwrite_each_other_unseen(bot_factory: Any, backend: str) -> None:
+    bot = await bot_factory(backend, web=WEB)
+    ada = await make_staff(bot.db, telegram_id=THERAPIST, name="Dr Ada")
+    await make_staff(bot.db, telegram_id=COLLEAGUE, name="Dr Ben")
+    async with bot.db.session() as session:
+        raw = {"name": {"en": "Wall slides", "de": "Wandgleiten"}, "instructions": {"en": "Slide.", "de": "Gleiten."}}
+        row = await library.create(session, ada, {**raw, "sets": 2, "reps": 8}, bot.clock.now())
+        await session.commit()
+        url = f"{web_url(bot)}/exercises/{library.clinic_id(row)}"
+
+    async def opened(browser: aiohttp.ClientSession) -> dict[str, str]:
+        async with browser.get(url) as page:
+            assert page.status == 200
+            return builder_fields(await page.text(), url.rsplit("/", 1)[1])
+
+    async def save(browser: aiohttp.ClientSession, form: dict[str, str]) -> tuple[int, str]:
+        async with browser.post(url, data=form, allow_redirects=False) as response:
+            return response.status, await response.text()
+
+    async def stored() -> tuple[str, int | None]:
+        async with bot.db.session() as session:
+            found = await library.get(session, url.rsplit("/", 1)[1])
+            assert found is not None
+            return json.loads(found.instructions)["en"], found.reps
+
+    async with await signed_in(bot, THERAPIST) as ada_web, await signed_in(bot, COLLEAGUE) as ben_web:
+        ada_form, ben_form = await opened(ada_web), await opened(ben_web)
+        assert ada_form["base"]
+        ada_form["instructions-en"] = "Slide your back slowly down the wall."
+        ben_form["reps"] = "10"
+        bot.clock.advance(timedelta(minutes=1))
+        assert (await save(ada_web, ada_form))[0] == 303
+        assert (await save(ada_web, ada_form))[0] == 303, "the same form again (a double click) is no conflict"
+        bot.clock.advance(timedelta(minutes=1))
+        status, html = await save(ben_web, ben_form)
+        assert status == 422 and "Someone changed this exercise at" in html and "Your changes are below" in html
+        kept = builder_fields(html, url.rsplit("/", 1)[1])
+        assert kept["reps"] == "10" and kept["base"] != ben_form["base"]
+        assert await stored() == ("Slide your back slowly down the wall.", 8), "Ada's change is kept"
+        assert (await save(ben_web, kept))[0] == 303, "saved again: Ben replaces it knowingly"
+        assert await stored() == ("Slide.", 10)
