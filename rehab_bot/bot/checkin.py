@@ -33,7 +33,15 @@ from typing import Any
 from sqlalchemy import bindparam, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
-from telegram import ForceReply, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update, WebAppInfo
+from telegram import (
+    ForceReply,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    MessageEntity,
+    Update,
+    WebAppInfo,
+)
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import (
     ApplicationHandlerStop,
@@ -442,6 +450,20 @@ def _saved_text(lang: str, emergency: str) -> str:
     )
 
 
+def _after_command(message: Message) -> str:
+    """The text typed after the leading /command (and its @botname), whatever whitespace follows it.
+
+    "/note\nmy leg hurts" (the command on a line of its own) or a no-break space after it
+    keep the note's first word.
+    """
+    text = message.text or ""
+    for entity in message.entities:
+        if entity.type == MessageEntity.BOT_COMMAND and entity.offset == 0:
+            return text[entity.length :].strip()  # a command and its @botname are ASCII: UTF-16 length = len
+    parts = text.split(maxsplit=1)
+    return parts[1].strip() if len(parts) == 2 else ""
+
+
 async def note_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Save the text after /note for the therapist, or ask for it."""
     patient = await _enrolled(update, context)
@@ -449,7 +471,7 @@ async def note_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     if patient is None or message is None or message.text is None:
         raise ApplicationHandlerStop
     s = svc(context)
-    text = message.text.partition(" ")[2].strip()
+    text = _after_command(message)
     lang = patient.language
     if not text:
         await message.reply_text(t(lang, NOTE_PROMPT), reply_markup=ForceReply(selective=True))
