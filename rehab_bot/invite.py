@@ -39,6 +39,7 @@ from rehab_bot.content import Content, Programme
 from rehab_bot.i18n import t
 from rehab_bot.models import SURGERY_TYPES, AuditLog, Invite, Patient, PatientStatus, Role, Staff
 from rehab_bot.schedule import zone
+from rehab_bot.typed import plain
 
 if TYPE_CHECKING:
     from PIL import ImageDraw
@@ -341,7 +342,7 @@ def parse_surgery_date(text: str, today: date, *, dotted: bool = True) -> date:
 
     The chat takes both forms; the CLI's ``--surgery-date`` takes ISO dates only (``dotted=False``).
     """
-    text = text.strip()
+    text = plain(text).strip()
     patterns = ("%Y-%m-%d", "%d.%m.%Y") if dotted else ("%Y-%m-%d",)
     for pattern in patterns:
         try:

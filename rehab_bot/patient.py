@@ -52,7 +52,8 @@ from rehab_bot.models import (
     table_of,
 )
 from rehab_bot.reminders import reschedule_patient
-from rehab_bot.schedule import QuietHours, ScheduleError, local_date, parse_hhmm, zone
+from rehab_bot.schedule import QuietHours, ScheduleError, local_date, zone
+from rehab_bot.typed import plain
 
 MAX_PAUSE_DAYS = 90
 # A patient's status as staff read it (the caseload, the patient page, a refusal), by PatientStatus value.
@@ -222,22 +223,17 @@ def set_language(session: AsyncSession, patient: Patient, lang: str) -> None:
 
 
 def parse_quiet_hours(text: str) -> tuple[str, str]:
-    """ "22:00-07:00" (or "22 - 7") -> ("22:00", "07:00"); InputError("quiet_format") otherwise."""
-    parts = [p for p in re.split(r"\s*(?:-|–|to|bis)\s*", text.strip(), flags=re.IGNORECASE) if p]
-    if len(parts) != 2:
+    """ "22:00-07:00" (or "22 - 7", "22 Uhr bis 7 Uhr") -> ("22:00", "07:00"); InputError("quiet_format") otherwise.
+
+    The ends are read as typed session times are (schedule.parse_span): "10pm-7am", "22h-7h" too.
+    """
+    try:
+        start, end = schedule.parse_span(text)
+    except ScheduleError:
+        raise InputError("quiet_format") from None
+    if start == end:
         raise InputError("quiet_format")
-    values = []
-    for part in parts:
-        candidate = part.replace(".", ":")
-        if candidate.isdigit() and len(candidate) <= 2:
-            candidate += ":00"
-        try:
-            values.append(parse_hhmm(candidate).strftime("%H:%M"))
-        except ScheduleError:
-            raise InputError("quiet_format") from None
-    if values[0] == values[1]:
-        raise InputError("quiet_format")
-    return values[0], values[1]
+    return start, end
 
 
 def set_quiet_hours(
@@ -326,7 +322,7 @@ def looks_like_answer(kind: str, text: str, today: date) -> bool:
 
 def parse_pause_date(text: str, today: date) -> date:
     """A date to pause until (inclusive): YYYY-MM-DD, DD.MM.YYYY or DD.MM.; today up to 90 days ahead."""
-    raw = text.strip().rstrip(".")
+    raw = plain(text).strip().rstrip(".")
     parsed: date | None = None
     for pattern in ("%Y-%m-%d", "%d.%m.%Y", "%d.%m.%y", "%d/%m/%Y"):
         try:

@@ -26,6 +26,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from rehab_bot.typed import plain
+
 WEEKDAYS = "MTWTFSS"
 ALL_DAYS = frozenset(range(7))
 
@@ -49,7 +51,8 @@ def zone(name: str) -> ZoneInfo:
 def parse_hhmm(text: str) -> time:
     """Parse "9:05" or "09:05" into a time, or raise ScheduleError."""
     parts = text.strip().split(":")
-    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+    # isdecimal, not isdigit: "²" is a digit that int() cannot read.
+    if len(parts) != 2 or not all(p.isdecimal() for p in parts):
         raise ScheduleError(f"time {text!r} is not HH:MM")
     hour, minute = int(parts[0]), int(parts[1])
     if not (0 <= hour <= 23 and 0 <= minute <= 59):
@@ -282,20 +285,25 @@ class TimesError(ScheduleError):
         self.part = part
 
 
-_TIME_TOKEN = re.compile(r"^(\d{1,2})(?:[:.h]?(\d{2}))?(am|pm)?$")
+_TIME_TOKEN = re.compile(r"^([0-9]{1,2})(?:[:.h]?([0-9]{2}))?h?(am|pm)?$")
+# Words around typed times that are no part of them: "um 8, 13 und 18 Uhr", "at 8 & 6pm".
+_FILLERS = frozenset({"um", "at", "&", "+"})
 
 
 def parse_times(text: str, *, skip_bad: bool = False) -> list[str]:
     """Typed or stored times -> "HH:MM" strings, in the order given (duplicates kept).
 
-    Reads "8:30, 13:00 and 6pm", "18.30 Uhr", "8" (08:00), "08:00,13:00".
+    Reads "8:30, 13:00 and 6pm", "18.30 Uhr", "8" (08:00), "13h", "19:00h", "08:00,13:00",
+    "um 8, 13 und 18 Uhr", full-width or Arabic-Indic digits (see rehab_bot.typed).
     Raises TimesError naming the first part that is not a time of day, or,
     with skip_bad (stored values), leaves such parts out.
     """
-    lowered = text.casefold().replace("uhr", " ").replace("a.m.", "am").replace("p.m.", "pm")
+    lowered = plain(text).casefold().replace("uhr", " ").replace("a.m.", "am").replace("p.m.", "pm")
     lowered = re.sub(r"\s+(am|pm)\b", r"\1", lowered)
     times: list[str] = []
     for token in (tok for tok in re.split(r"[,;/]|\s+and\s+|\s+und\s+|\s+", lowered) if tok):
+        if token in _FILLERS:
+            continue
         match = _TIME_TOKEN.match(token)
         value: str | None = None
         if match is not None:
@@ -309,3 +317,24 @@ def parse_times(text: str, *, skip_bad: bool = False) -> list[str]:
         elif not skip_bad:
             raise TimesError(token)
     return times
+
+
+# "22:00-07:00", "22 - 7", "10pm to 7am", "von 22 bis 7 Uhr", "between 8 and 20": two times, a range.
+_SPAN_SPLIT = re.compile(r"\s*[-~]\s*|\s+(?:to|till|until|bis|and|und)\s+", re.IGNORECASE)
+_SPAN_LEAD = re.compile(r"^(?:from|between|von|ab|zwischen)\s+", re.IGNORECASE)
+
+
+def parse_span(text: str) -> tuple[str, str]:
+    """A typed range of two local times -> ("HH:MM", "HH:MM"); ScheduleError when it is not one.
+
+    Each end is read as :func:`parse_times` reads a time ("22 Uhr", "10pm", "22h");
+    the ends may wrap midnight and are returned in the order typed.
+    """
+    cleaned = _SPAN_LEAD.sub("", plain(text).strip())
+    parts = [p for p in _SPAN_SPLIT.split(cleaned) if p.strip()]
+    if len(parts) != 2:
+        raise ScheduleError(f"{text[:40]!r} is not two times")
+    ends = [parse_times(part) for part in parts]
+    if any(len(end) != 1 for end in ends):
+        raise ScheduleError(f"{text[:40]!r} is not two times")
+    return ends[0][0], ends[1][0]

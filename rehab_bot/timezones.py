@@ -32,6 +32,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo, available_timezones
 
 from rehab_bot.i18n import N_, t
+from rehab_bot.typed import plain
 
 NEAREST_CITY_MAX_KM = 1000.0
 
@@ -326,7 +327,7 @@ def _iana_index() -> dict[str, str]:
 
 def zone_from_offset(text: str) -> str | None:
     """Map "+2", "UTC-5", "GMT +05:30" or "UTC" to a zone with that offset, else None."""
-    compact = text.strip().casefold().replace("−", "-").replace("–", "-")
+    compact = plain(text).strip().casefold()
     if compact in ("utc", "gmt", "z"):
         return "Etc/UTC"
     match = _OFFSET_RE.match(compact)
@@ -346,7 +347,7 @@ def zone_from_offset(text: str) -> str | None:
 
 def zone_from_text(text: str) -> ZoneMatch | None:
     """A city name, an IANA name or a UTC offset typed by the patient -> a zone, else None."""
-    raw = text.strip()
+    raw = plain(text).strip()
     if not raw or len(raw) > 80:
         return None
     iana = _iana_index().get(raw.casefold().replace(" ", "_"))

@@ -23,7 +23,17 @@ from rehab_bot.clock import FakeClock
 from rehab_bot.content import load_content
 from rehab_bot.db import Database, insert_ignore, upsert
 from rehab_bot.models import AuditLog, Delivery, DeliveryStatus, GroupNotice, MediaCache, Patient, PatientStatus
-from rehab_bot.schedule import QuietHours, TimesError, local_date, minutes_of_day, parse_times
+from rehab_bot.schedule import (
+    QuietHours,
+    ScheduleError,
+    TimesError,
+    local_date,
+    minutes_of_day,
+    parse_hhmm,
+    parse_span,
+    parse_times,
+)
+from rehab_bot.typed import plain
 
 PACKAGE = Path(__file__).resolve().parent.parent / "rehab_bot"
 
@@ -97,6 +107,60 @@ def test_parse_times_names_the_first_part_it_cannot_read(text: str, part: str) -
     assert caught.value.part == part
 
 
+def test_typed_text_is_plain_before_it_is_read() -> None:
+    # Invisible format characters go; full-width and other scripts' digits, dashes and spaces become ASCII.
+    assert plain("\u200f09:00\u200b") == "09:00"
+    assert plain("１０：３０") == "10:30"
+    assert plain("١٠:٣٠") == "10:30"
+    assert plain("22:00\u201407:00") == "22:00-07:00"
+    assert plain("10\u00a0Uhr") == "10 Uhr"
+    assert plain("Müller 🙂") == "Müller 🙂", "letters and emoji stay"
+
+
+@pytest.mark.parametrize(
+    ("text", "times"),
+    [
+        ("０９：００, 13h, 18:00h", ["09:00", "13:00", "18:00"]),
+        ("١٠:٣٠ ١٣:٠٠", ["10:30", "13:00"]),
+        ("09:00\u200b 13:00", ["09:00", "13:00"]),
+        ("um 8, 13 und 18 Uhr", ["08:00", "13:00", "18:00"]),
+        ("at 8 & 6pm", ["08:00", "18:00"]),
+        ("18.30h", ["18:30"]),
+    ],
+)
+def test_parse_times_reads_what_keyboards_send(text: str, times: list[str]) -> None:
+    assert parse_times(text) == times
+
+
+def test_a_digit_int_cannot_read_is_no_time_and_no_crash() -> None:
+    with pytest.raises(ScheduleError):
+        parse_hhmm("①:00")  # str.isdigit() is True, int() raises ValueError
+
+
+@pytest.mark.parametrize(
+    ("text", "span"),
+    [
+        ("22:00-07:00", ("22:00", "07:00")),
+        ("22 - 7", ("22:00", "07:00")),
+        ("22 Uhr bis 6:30 Uhr", ("22:00", "06:30")),
+        ("von 22 bis 7 Uhr", ("22:00", "07:00")),
+        ("zwischen 8 und 20 Uhr", ("08:00", "20:00")),
+        ("10pm to 7am", ("22:00", "07:00")),
+        ("22h-7h", ("22:00", "07:00")),
+        ("22:00h–07:00h", ("22:00", "07:00")),
+        ("２２：００～０７：００", ("22:00", "07:00")),
+    ],
+)
+def test_parse_span_reads_a_range_of_two_typed_times(text: str, span: tuple[str, str]) -> None:
+    assert parse_span(text) == span
+
+
+@pytest.mark.parametrize("text", ["", "22", "22-", "late-early", "1-2-3", "22 23 - 7", "22:00-24:00"])
+def test_parse_span_refuses_what_is_not_two_times(text: str) -> None:
+    with pytest.raises(ScheduleError):
+        parse_span(text)
+
+
 def test_stored_times_skip_what_is_not_a_time() -> None:
     assert parse_times("08:00,,garbage,18:30", skip_bad=True) == ["08:00", "18:30"]
 
@@ -159,6 +223,7 @@ def test_one_surgery_date_rule_for_chat_and_cli() -> None:
     today = date(2026, 6, 10)
     assert invite.parse_surgery_date("2026-06-03", today) == date(2026, 6, 3)
     assert invite.parse_surgery_date(" 03.06.2026 ", today) == date(2026, 6, 3)
+    assert invite.parse_surgery_date("０３.０６.２０２６\u200b", today) == date(2026, 6, 3)
     with pytest.raises(invite.InviteError, match="YYYY-MM-DD"):
         invite.parse_surgery_date("03.06.2026", today, dotted=False)  # the CLI takes ISO dates only
     for text, code in [("2026-12-11", "surgery_date_ahead"), ("2025-06-08", "surgery_date_past"), ("x", "bad_")]:

@@ -118,6 +118,8 @@ def test_parsing_times_quiet_hours_and_pause_dates() -> None:
         assert caught.value.code == code
     assert core.parse_quiet_hours("22:00-07:00") == ("22:00", "07:00")
     assert core.parse_quiet_hours("22 bis 6.30") == ("22:00", "06:30")
+    assert core.parse_quiet_hours("22 Uhr - 7 Uhr") == core.parse_quiet_hours("10pm-7am") == ("22:00", "07:00")
+    assert core.parse_quiet_hours("²²-7") == ("22:00", "07:00")  # once a ValueError: "Something went wrong"
     for bad in ("22:00", "22-22", "late-early", "1-2-3"):
         with pytest.raises(core.InputError):
             core.parse_quiet_hours(bad)
@@ -125,6 +127,7 @@ def test_parsing_times_quiet_hours_and_pause_dates() -> None:
     assert core.parse_pause_date("20.06.2026", TODAY) == date(2026, 6, 20)
     assert core.parse_pause_date("20.06.", TODAY) == date(2026, 6, 20)
     assert core.parse_pause_date("1.7.", TODAY) == date(2026, 7, 1)
+    assert core.parse_pause_date("٢٠.٠٦.\u200b", TODAY) == date(2026, 6, 20)  # Arabic-Indic digits, a zero-width space
     for bad, code in [
         ("soon", "date_format"),
         ("31.02.2026", "date_format"),

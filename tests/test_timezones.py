@@ -41,6 +41,13 @@ from rehab_bot.timezones import (
         ("UTC+05:30", "Asia/Kolkata", "offset"),
         ("+14", "Etc/GMT-14", "offset"),
         ("utc+0", "Etc/UTC", "offset"),
+        # Marks keyboards add unseen, and full-width or other digits (rehab_bot.typed).
+        ("\u200fBerlin\u200b", "Europe/Berlin", "city"),
+        ("\u202bWien\u202c", "Europe/Vienna", "city"),
+        ("Europe/Vienna\u200e", "Europe/Vienna", "iana"),
+        ("UTC\u22125", "Etc/GMT+5", "offset"),
+        ("UTC+２", "Etc/GMT-2", "offset"),
+        ("GMT+٥:٣٠", "Asia/Kolkata", "offset"),
     ],
 )
 def test_typed_zones(text: str, zone: str, how: str) -> None:

@@ -29,7 +29,7 @@ from rehab_bot.bot.services import App, svc
 from rehab_bot.i18n import N_, t
 from rehab_bot.models import Patient
 from rehab_bot.patient import find as find_patient
-from rehab_bot.schedule import QuietHours, ScheduleError, parse_times
+from rehab_bot.schedule import QuietHours, ScheduleError, parse_span, parse_times
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,12 @@ async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 def _window(args: list[str]) -> tuple[str, str] | None:
-    text = " ".join(args).replace("–", " ").replace("-", " ")
+    """ "08:00-20:00", "8 bis 20 Uhr", "8am to 8pm" (a range, schedule.parse_span) or "08:00 20:00"."""
+    text = " ".join(args)
+    try:
+        return parse_span(text)
+    except ScheduleError:
+        pass
     try:
         times = parse_times(text)
     except ScheduleError:

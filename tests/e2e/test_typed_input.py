@@ -12,8 +12,13 @@ from typing import Any
 from rig.telegram_server import FakeTelegram
 from test_checkins import enrolled as checkin_patient
 from test_checkins import rows
+from test_enrolment import new_invite, next_text, patient_row
+from test_patient_commands import command, enrolled, press, stored
 
-from rehab_bot.models import Note
+from rehab_bot.i18n import t
+from rehab_bot.models import Note, TimingWindow
+
+SOMETHING_WENT_WRONG = "Something went wrong"
 
 
 async def test_a_note_on_the_line_after_note_keeps_its_first_word(bot: Any, tg: FakeTelegram) -> None:
@@ -25,3 +30,51 @@ async def test_a_note_on_the_line_after_note_keeps_its_first_word(bot: Any, tg: 
         [reply] = await user.wait_for()
         assert "Saved as a note" in reply.text, text
     assert [n.text for n in await rows(bot, Note)] == ["Pain 6 since the walk", "Brace rubs", "Call me please"]
+
+
+async def test_quiet_hours_are_read_like_session_times_and_never_crash(bot: Any, tg: FakeTelegram) -> None:
+    patient = await enrolled(bot, 9102, lang="de")
+    user = tg.user(9102, language_code="de")
+    for typed, quiet in [("²²-7", ("22:00", "07:00")), ("22 Uhr bis 6:30 Uhr", ("22:00", "06:30")), ("10pm-7am", None)]:
+        [menu] = await command(user, "/settings")
+        [choices] = await press(user, t("de", "🌙 Quiet hours"), 1, menu)
+        await press(user, t("de", "Set my own"), 1, choices)
+        [reply] = await command(user, typed)
+        assert SOMETHING_WENT_WRONG not in reply.text and t("de", "Something went wrong") not in reply.text, typed
+        assert reply.text.startswith(t("de", "✅ Saved.")), (typed, reply.text)
+        if quiet is not None:
+            p = await stored(bot, patient)
+            assert (p.quiet_start, p.quiet_end) == quiet, typed
+    p = await stored(bot, patient)
+    assert (p.quiet_start, p.quiet_end) == ("22:00", "07:00")
+
+
+async def test_enrolment_reads_invisible_marks_full_width_digits_and_13h(bot: Any, tg: FakeTelegram) -> None:
+    invite = await new_invite(bot, "P-9103")
+    user = tg.user(9103)
+    await user.send(f"/start {invite.code}")
+    await next_text(user)
+    await user.press("Yes, I agree")
+    await next_text(user)
+    await user.send("\u200fBerlin\u200b")  # a right-to-left mark and a zero-width space, as some keyboards add
+    times_prompt = await next_text(user)
+    assert times_prompt.text.startswith("Time zone: Berlin (now 07:00) ✓"), times_prompt.text
+    await user.send("０９：００, 13h, 18:00h\u200b")
+    summary = await next_text(user)
+    assert summary.text.startswith("✅ All set!"), summary.text
+    patient = await patient_row(bot, "P-9103")
+    assert (patient.timezone, patient.session_times, patient.enrol_step) == (
+        "Europe/Berlin",
+        "09:00,13:00,18:00",
+        "done",
+    )
+
+
+async def test_timing_window_takes_a_range_as_quiet_hours_do(bot: Any, tg: FakeTelegram) -> None:
+    patient = await enrolled(bot, 9104, lang="de")
+    user = tg.user(9104, language_code="de")
+    [reply] = await command(user, "/timing 8 bis 20 Uhr")
+    assert "08:00" in reply.text and "20:00" in reply.text, reply.text
+    async with bot.db.session() as s:
+        window = await s.get(TimingWindow, patient.id)
+    assert window is not None and (window.start, window.end) == ("08:00", "20:00")
