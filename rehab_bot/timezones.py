@@ -1,10 +1,12 @@
 """Finding a patient's timezone from what they type or share, offline.
 
-Three ways in, all without any network lookup:
+Four ways in, all without any network lookup:
 
 * a city name ("Berlin", "New York", "München") from a small bundled table in
   English and German, or the city part of any IANA name ("Chicago" finds
   America/Chicago), or an exact IANA name ("Europe/Vienna");
+* a time zone abbreviation ("EST", "MEZ", "CEST"): the zone of the region it names,
+  with its summer time;
 * a UTC offset ("+2", "UTC-5", "GMT+5:30"): whole hours map to the fixed
   Etc/GMT zones (note the inverted sign: UTC+2 is Etc/GMT-2), the few
   half-hour offsets in use map to the zone that has them;
@@ -257,6 +259,25 @@ _PART_HOUR_ZONES = {
     (-1, 3, 30): "America/St_Johns",
     (-1, 9, 30): "Pacific/Marquesas",
 }
+# Abbreviations people type for the time where they live, summer or winter: the zone they mean,
+# with its summer time. The legacy zone named EST keeps one offset all year, so "EST" typed in
+# New York reminded an hour late all summer (and, unlike an Etc/ offset, without the summer-time
+# warning); "CEST", "MEZ" and "PST" were not found at all. MST is Arizona's time, without summer
+# time: shown as Phoenix, so a patient in Denver sees it is not theirs. Two-letter forms (PT, ET)
+# are left out: they are country codes too.
+_ABBREVIATIONS = {
+    **dict.fromkeys(("est", "edt"), "America/New_York"),
+    **dict.fromkeys(("cst", "cdt"), "America/Chicago"),
+    "mst": "America/Phoenix",
+    "mdt": "America/Denver",
+    **dict.fromkeys(("pst", "pdt"), "America/Los_Angeles"),
+    **dict.fromkeys(("akst", "akdt"), "America/Anchorage"),
+    "hst": "Pacific/Honolulu",
+    "bst": "Europe/London",
+    **dict.fromkeys(("wez", "wesz", "west"), "WET"),
+    **dict.fromkeys(("mez", "mesz", "cest"), "CET"),
+    **dict.fromkeys(("oez", "oesz", "eest"), "EET"),
+}
 _OFFSET_RE = re.compile(
     r"^(?:(?P<prefix>utc|gmt)\s*)?(?P<sign>[+-])?\s*(?P<hours>\d{1,2})(?:\s*[:.h]?\s*(?P<minutes>\d{2}))?\s*h?$"
 )
@@ -275,7 +296,7 @@ class ZoneMatch:
     """A zone found from the patient's text: how it was found matters for the reply."""
 
     zone: str
-    how: Literal["city", "iana", "offset"]
+    how: Literal["city", "iana", "offset", "abbreviation"]
 
 
 @cache
@@ -350,6 +371,9 @@ def zone_from_text(text: str) -> ZoneMatch | None:
     raw = plain(text).strip()
     if not raw or len(raw) > 80:
         return None
+    abbreviation = _ABBREVIATIONS.get(raw.casefold())
+    if abbreviation is not None and is_zone(abbreviation):
+        return ZoneMatch(abbreviation, "abbreviation")
     iana = _iana_index().get(raw.casefold().replace(" ", "_"))
     if iana is not None:
         return ZoneMatch(iana, "iana")

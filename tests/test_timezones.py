@@ -48,6 +48,12 @@ from rehab_bot.timezones import (
         ("UTC\u22125", "Etc/GMT+5", "offset"),
         ("UTC+２", "Etc/GMT-2", "offset"),
         ("GMT+٥:٣٠", "Asia/Kolkata", "offset"),
+        # Abbreviations: the region's zone, with its summer time (the legacy "EST" zone has none).
+        ("EST", "America/New_York", "abbreviation"),
+        ("pst", "America/Los_Angeles", "abbreviation"),
+        ("MEZ", "CET", "abbreviation"),
+        ("CEST", "CET", "abbreviation"),
+        ("MST", "America/Phoenix", "abbreviation"),
     ],
 )
 def test_typed_zones(text: str, zone: str, how: str) -> None:

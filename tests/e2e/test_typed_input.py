@@ -74,7 +74,17 @@ async def test_timing_window_takes_a_range_as_quiet_hours_do(bot: Any, tg: FakeT
     patient = await enrolled(bot, 9104, lang="de")
     user = tg.user(9104, language_code="de")
     [reply] = await command(user, "/timing 8 bis 20 Uhr")
-    assert "08:00" in reply.text and "20:00" in reply.text, reply.text
+    assert "08:00" in reply.text and "20:00" in reply.text and "/timing off" in reply.text, reply.text
     async with bot.db.session() as s:
         window = await s.get(TimingWindow, patient.id)
     assert window is not None and (window.start, window.end) == ("08:00", "20:00")
+
+
+async def test_est_typed_in_summer_is_new_york_time_not_a_fixed_offset(bot: Any, tg: FakeTelegram) -> None:
+    patient = await enrolled(bot, 9105)
+    user = tg.user(9105)
+    [menu] = await command(user, "/settings")
+    await press(user, "🌍 Timezone", 1, menu)
+    [saved] = await command(user, "EST")
+    assert "Timezone: New York (now 01:00)" in saved.text, saved.text  # 05:00 UTC in June: EDT, not EST's 00:00
+    assert (await stored(bot, patient)).timezone == "America/New_York"
