@@ -276,12 +276,12 @@ async def responsible_staff(session: AsyncSession, ref: str | None) -> tuple[Sta
 
 
 def alias_key(text: str) -> str:
-    """The one comparison rule for aliases: case-insensitive, outer spaces ignored.
+    """The one comparison rule for aliases: case-insensitive, outer spaces and invisible marks ignored.
 
     SQL compares ``lower(alias)`` with this (:func:`alias_matches`); every
     creation, uniqueness check and lookup (chat, web, CLI) goes through it.
     """
-    return text.strip().lower()
+    return plain(text).strip().lower()
 
 
 def alias_matches(text: str) -> ColumnElement[bool]:
@@ -290,8 +290,11 @@ def alias_matches(text: str) -> ColumnElement[bool]:
 
 
 def validate_alias(text: str) -> str:
-    """A new pseudonymous alias as staff type it: 3-24 letters, digits, - or _, with at least one digit."""
-    alias = text.strip()
+    """A new pseudonymous alias as staff type it: 3-24 letters, digits, - or _, with at least one digit.
+
+    Read as plain text (rehab_bot.typed): a zero-width space pasted with it or full-width letters are no error.
+    """
+    alias = plain(text).strip()
     if not _ALIAS_RE.match(alias):
         raise InviteError(
             "bad_alias",

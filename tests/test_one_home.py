@@ -203,6 +203,8 @@ async def test_insert_ignore_keeps_the_first_row_and_upsert_replaces_it(db: Data
 def test_aliases_compare_by_one_key() -> None:
     assert invite.alias_key("  LWS-0412 ") == invite.alias_key("lws-0412") == "lws-0412"
     assert invite.validate_alias(" LWS-0412 ") == "LWS-0412"
+    assert invite.validate_alias("LWS-0412\u200b") == invite.validate_alias("ＬＷＳ-0412") == "LWS-0412"
+    assert invite.alias_key("\u200eLWS-0412\u200b") == "lws-0412"
     with pytest.raises(invite.InviteError) as caught:
         invite.validate_alias("Mueller")
     assert caught.value.code == "bad_alias" and isinstance(caught.value, StaffError)
