@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Insert, Table, event, text
+from sqlalchemy import Insert, Table, event, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError
@@ -51,6 +51,17 @@ def insert_ignore(dialect: str, table: Table, *, keys: Sequence[str] | None = No
     """
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return insert(table).on_conflict_do_nothing(index_elements=list(keys) if keys is not None else None)
+
+
+async def lock_row(session: AsyncSession, table: Table, row_id: int) -> None:
+    """Take one row's write lock until the transaction ends: a no-op UPDATE of its id.
+
+    PostgreSQL locks the row; SQLite takes its one write lock. Two transactions that each lock the
+    row before reading it run one after the other, so the second sees what the first committed (a
+    form posted twice, two staff saving at once). ``table``: a model's ``__table__``.
+    """
+    key = table.c.id
+    await session.exec(update(table).where(key == row_id).values(id=key).execution_options(synchronize_session=False))
 
 
 def upsert(

@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
-from sqlalchemy import update as sql_update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -44,8 +43,9 @@ from rehab_bot import audit, files, message
 from rehab_bot.access import StaffError
 from rehab_bot.content import Content, Exercise, localize
 from rehab_bot.content.schema import LANGUAGES
+from rehab_bot.db import lock_row
 from rehab_bot.i18n import N_
-from rehab_bot.models import ClinicExercise, Staff
+from rehab_bot.models import ClinicExercise, Staff, table_of
 
 CLINIC_PREFIX = "clinic-"
 CLINIC_SOURCE = "clinic library"
@@ -349,12 +349,7 @@ async def update(
     _require_staff(staff)
     number = row_id(exercise_id)
     if number is not None:
-        await session.exec(
-            sql_update(ClinicExercise)
-            .where(col(ClinicExercise.id) == number)
-            .values(name=col(ClinicExercise.name))
-            .execution_options(synchronize_session=False)
-        )
+        await lock_row(session, table_of(ClinicExercise), number)
     row = None if number is None else await session.get(ClinicExercise, number, populate_existing=True)
     if row is None:
         raise LibraryError(N_("Only the clinic's own exercises can be edited here."))

@@ -42,6 +42,7 @@ from rehab_bot import alert as alert_core
 from rehab_bot import audit
 from rehab_bot.access import Access, Forbidden, StaffError, require
 from rehab_bot.config import ClinicConfig, Config
+from rehab_bot.db import lock_row
 from rehab_bot.files import private_dir, write_private_bytes
 from rehab_bot.i18n import N_, t
 from rehab_bot.models import (
@@ -54,6 +55,7 @@ from rehab_bot.models import (
     StaffDraft,
     delivery_row,
     queue_deliveries,
+    table_of,
 )
 
 log = logging.getLogger(__name__)
@@ -201,15 +203,11 @@ async def repeated_message(
     thread, within REPEAT_WINDOW, nothing written in the thread since. A form without a chat message
     to name it (the Mini App) posted twice (a double tap, a reload, a retried request) is sent once.
 
-    The patient's row is locked first (a no-op update: PostgreSQL locks the row, SQLite takes its one
-    write lock), so a second post racing the first waits for it to commit and then finds it.
+    The patient's row is locked first (db.lock_row), so a second post racing the first waits for it
+    to commit and then finds it.
     """
-    await session.exec(
-        update(Patient)
-        .where(col(Patient.id) == patient.id)
-        .values(alias=col(Patient.alias))
-        .execution_options(synchronize_session=False)
-    )
+    assert patient.id is not None
+    await lock_row(session, table_of(Patient), patient.id)
     found = await session.exec(
         select(CareMessage)
         .where(col(CareMessage.patient_id) == patient.id)
@@ -455,15 +453,11 @@ async def reply(
 async def _same_reply(session: AsyncSession, staff_id: int, parent_id: int | None, text: str) -> CareMessage | None:
     """This staff member's reply with this text to this message, if they sent it already.
 
-    The message's row is locked first (a no-op update: PostgreSQL locks the row, SQLite takes its
-    one write lock), so a second post racing the first waits for it to commit and then finds it.
+    The message's row is locked first (db.lock_row), so a second post racing the first waits for it
+    to commit and then finds it.
     """
-    await session.exec(
-        update(CareMessage)
-        .where(col(CareMessage.id) == parent_id)
-        .values(patient_id=col(CareMessage.patient_id))
-        .execution_options(synchronize_session=False)
-    )
+    if parent_id is not None:
+        await lock_row(session, table_of(CareMessage), parent_id)
     found = await session.exec(
         select(CareMessage).where(
             col(CareMessage.parent_id) == parent_id,

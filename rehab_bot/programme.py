@@ -45,6 +45,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from rehab_bot import audit, checkin, education, library, plan, schedule, session_text
 from rehab_bot.access import Access, Forbidden, StaffError, require
 from rehab_bot.content import Content, Exercise, Phase, Programme, localize
+from rehab_bot.db import lock_row
 from rehab_bot.i18n import N_, t
 from rehab_bot.models import (
     PRIORITY,
@@ -57,6 +58,7 @@ from rehab_bot.models import (
     ReminderRule,
     Role,
     Staff,
+    table_of,
 )
 from rehab_bot.reminders import add_rule, reschedule_rule
 from rehab_bot.schedule import (
@@ -734,12 +736,7 @@ async def save_own_plan(
     assert patient.id is not None
     catalogue = await library.catalogue(session, content)
     checked = plan.check(raw, catalogue)
-    await session.exec(
-        update(Patient)
-        .where(col(Patient.id) == patient.id)
-        .values(alias=col(Patient.alias))
-        .execution_options(synchronize_session=False)
-    )
+    await lock_row(session, table_of(Patient), patient.id)  # two saves racing are checked one after the other
     before = await programme_for(session, content, patient)
     times_before = patient.session_times
     found = await session.exec(
