@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 from rehab_bot.i18n import SUPPORTED_LANGUAGES
 from rehab_bot.office_hours import OfficeHours, parse_office_hours
 from rehab_bot.schedule import ScheduleError, parse_hhmm, zone
+from rehab_bot.typed import number
 
 ENV_PREFIX = "REHAB_BOT_"
 DEFAULT_CONFIG_PATH = Path("config.toml")
@@ -810,7 +811,7 @@ def check_listen(key: str, listen: str, *, example: str) -> None:
     """HOST:PORT with a real IPv4/IPv6 address or host name and a port 1-65535."""
     fix = f'use "HOST:PORT", e.g. "{example}"' if ":" in example else f'use an address such as "{example}"'
     host, sep, port = listen.rpartition(":")
-    if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
+    if not sep or not 1 <= (number(port, 5) or 0) <= 65535:
         raise ConfigError(key, f"is {listen!r}", fix + " (a port from 1 to 65535)")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]

@@ -39,7 +39,7 @@ from rehab_bot.content import Content, Programme
 from rehab_bot.i18n import t
 from rehab_bot.models import SURGERY_TYPES, AuditLog, Invite, Patient, PatientStatus, Role, Staff
 from rehab_bot.schedule import zone
-from rehab_bot.typed import plain
+from rehab_bot.typed import number, plain
 
 if TYPE_CHECKING:
     from PIL import ImageDraw
@@ -224,8 +224,10 @@ def _audit(
 async def find_staff(session: AsyncSession, ref: str) -> Staff:
     """An active staff member by Telegram id (digits) or by name (case-insensitive)."""
     ref = ref.strip()
-    if ref.lstrip("-").isdigit():
-        staff = (await session.exec(select(Staff).where(col(Staff.telegram_id) == int(ref)))).first()
+    telegram_id = number(ref.removeprefix("-"))
+    if telegram_id is not None:
+        telegram_id = -telegram_id if ref.startswith("-") else telegram_id
+        staff = (await session.exec(select(Staff).where(col(Staff.telegram_id) == telegram_id))).first()
         matches = [staff] if staff is not None else []
     else:
         matches = list((await session.exec(select(Staff).where(func.lower(col(Staff.name)) == ref.casefold()))).all())

@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rehab_bot import audit, files, message
+from rehab_bot import audit, files, message, typed
 from rehab_bot.access import StaffError
 from rehab_bot.content import Content, Exercise, localize
 from rehab_bot.content.schema import LANGUAGES
@@ -219,7 +219,7 @@ def row_id(exercise_id: str) -> int | None:
     if not exercise_id.startswith(CLINIC_PREFIX):
         return None
     number = exercise_id[len(CLINIC_PREFIX) :]
-    return int(number) if number.isdigit() and len(number) < 10 else None
+    return typed.number(number, 9)
 
 
 def _texts(value: str) -> dict[str, str]:

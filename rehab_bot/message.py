@@ -39,7 +39,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rehab_bot import alert as alert_core
-from rehab_bot import audit
+from rehab_bot import audit, typed
 from rehab_bot.access import Access, Forbidden, StaffError, require
 from rehab_bot.config import ClinicConfig, Config
 from rehab_bot.db import lock_row
@@ -606,7 +606,7 @@ async def start_reply(
 async def pending_reply(session: AsyncSession, staff: Staff, now: datetime) -> int | None:
     """The care message this staff member is typing a reply to (after pressing Reply), if any."""
     draft = await session.get(StaffDraft, staff.id)
-    if draft is None or draft.kind != REPLY_DRAFT or not draft.step[1:].isdigit():
+    if draft is None or draft.kind != REPLY_DRAFT or typed.number(draft.step[1:]) is None:
         return None
     if now - draft.updated_at > REPLY_DRAFT_TTL:
         await session.delete(draft)

@@ -51,6 +51,7 @@ from rehab_bot.models import (
 )
 from rehab_bot.reminders import ASKED, DueMessage, WindowOpener, add_one_off, one_off_values
 from rehab_bot.schedule import QuietHours, local_date, local_to_utc
+from rehab_bot.typed import number
 
 SESSIONS = table_of(ExerciseSession)
 PATIENTS = table_of(Patient)
@@ -540,7 +541,7 @@ def parse_press(data: str | None) -> Press | None:
     if not data or len(data.encode()) > 64:
         return None
     parts = data.split(":")
-    if len(parts) not in (3, 4) or parts[0] != "s" or not parts[1].isdigit() or len(parts[1]) > 18:
+    if len(parts) not in (3, 4) or parts[0] != "s" or number(parts[1]) is None:
         return None
     try:
         action = Action(parts[2])

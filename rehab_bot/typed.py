@@ -39,3 +39,14 @@ def plain(text: str) -> str:
     if text.isascii():
         return text
     return "".join(_fold(char) for char in text)
+
+
+def number(text: str, max_digits: int = 18) -> int | None:
+    """The whole text as a whole number when it is 1 to max_digits ASCII digits, else None.
+
+    str.isdigit() is also true for "²" and "١", which int() refuses or reads as another
+    number: button data, form fields and URL queries, never trusted, are read with this.
+    """
+    if 0 < len(text) <= max_digits and text.isascii() and text.isdigit():
+        return int(text)
+    return None

@@ -33,7 +33,7 @@ from rehab_bot.schedule import (
     parse_span,
     parse_times,
 )
-from rehab_bot.typed import plain
+from rehab_bot.typed import number, plain
 
 PACKAGE = Path(__file__).resolve().parent.parent / "rehab_bot"
 
@@ -372,3 +372,12 @@ def second_copies() -> list[str]:
 
 def test_no_second_copy_of_these_rules_remains() -> None:
     assert second_copies() == []
+
+
+@pytest.mark.parametrize(
+    ("text", "most", "read"),
+    [("42", 18, 42), ("007", 3, 7), ("1234", 3, None), ("", 5, None), ("²", 5, None), ("١٢", 5, None), ("-1", 5, None),
+     ("1 ", 5, None), ("１２", 5, None)],
+)  # fmt: skip
+def test_a_number_from_untrusted_text_is_ascii_digits_only(text: str, most: int, read: int | None) -> None:
+    assert number(text, most) == read

@@ -43,6 +43,7 @@ from rehab_bot.models import CareMessage, Patient, Staff, table_of
 from rehab_bot.reminders import DueMessage
 from rehab_bot.schedule import zone
 from rehab_bot.transport import OutgoingMedia, OutgoingMessage, SentItem
+from rehab_bot.typed import number
 
 log = logging.getLogger(__name__)
 
@@ -357,8 +358,8 @@ async def on_staff_button(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
 def _press(data: str) -> tuple[str, int] | None:
     """``cm:r:<id>`` (Reply) or ``cm:k:<id>`` (Mark read) as (action, care message id); None for anything else."""
     parts = data.split(":")
-    if len(parts) == 3 and parts[0] == "cm" and parts[1] in ("r", "k") and parts[2].isdigit() and len(parts[2]) < 10:
-        return parts[1], int(parts[2])
+    if len(parts) == 3 and parts[0] == "cm" and parts[1] in ("r", "k") and (care_id := number(parts[2], 9)):
+        return parts[1], care_id
     return None
 
 

@@ -56,6 +56,7 @@ from rehab_bot.i18n import N_, pick_language, t
 from rehab_bot.invite import deep_link
 from rehab_bot.models import Caregiver, CheckIn, Patient
 from rehab_bot.schedule import zone
+from rehab_bot.typed import number
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +172,7 @@ async def _patient_press(update: Update, context: ContextTypes.DEFAULT_TYPE, par
             return
         lang = patient.language
         what = parts[1]
-        ids = [int(p) for p in parts[2:] if p.isdigit() and len(p) < 10]
+        ids = [n for p in parts[2:] if (n := number(p, 9)) is not None]
         try:
             if what == "new" and len(parts) == 2:
                 link = await core.invite(db, patient, now, hours=s.config.care.caregiver_invite_hours)

@@ -64,6 +64,7 @@ from rehab_bot.i18n import N_, t
 from rehab_bot.models import CheckIn, Patient, table_of
 from rehab_bot.reminders import DueMessage
 from rehab_bot.transport import MILESTONE_EFFECT_ID, OutgoingMessage, SentItem, keyboard
+from rehab_bot.typed import number
 
 log = logging.getLogger(__name__)
 
@@ -247,15 +248,16 @@ def parse_answer(data: str, prefix: str = "ci") -> tuple[int, int, int | None] |
     """``<prefix>:<check-in>:<item>:<value>`` (value "s": skipped) as ints, or None for anything else:
     the patient's own answers ("ci") and a caregiver's on their behalf ("cp", bot/caregiver)."""
     parts = data.split(":")
-    if len(parts) != 4 or parts[0] != prefix or not parts[1].isdigit() or not parts[2].isdigit():
+    if len(parts) != 4 or parts[0] != prefix:
         return None
-    if len(parts[1]) > 9 or len(parts[2]) > 4:  # forged: larger than any id the database can hold
+    # Longer numbers are forged: larger than any id the database can hold.
+    checkin_id, item = number(parts[1], 9), number(parts[2], 4)
+    if checkin_id is None or item is None:
         return None
     if parts[3] == "s":
-        return int(parts[1]), int(parts[2]), None
-    if not parts[3].isdigit() or len(parts[3]) > 4:
-        return None
-    return int(parts[1]), int(parts[2]), int(parts[3])
+        return checkin_id, item, None
+    value = number(parts[3], 4)
+    return None if value is None else (checkin_id, item, value)
 
 
 async def _edit(message: Any, text: str, buttons: list[list[tuple[str, str]]] | None = None) -> None:

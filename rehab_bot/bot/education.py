@@ -36,6 +36,7 @@ from rehab_bot.content.lessons import Lesson
 from rehab_bot.i18n import N_, t
 from rehab_bot.reminders import DueMessage
 from rehab_bot.transport import OutgoingMedia, OutgoingMessage, SentItem
+from rehab_bot.typed import number
 
 log = logging.getLogger(__name__)
 
@@ -208,8 +209,8 @@ def parse(data: str) -> tuple[str, str, int | None] | None:
         return "m", "", None
     if action in ("o", "r") and len(args) == 1 and args[0]:
         return action, args[0], None
-    if action == "a" and len(args) == 2 and args[0] and args[1].isdigit() and len(args[1]) == 1:
-        return "a", args[0], int(args[1])
+    if action == "a" and len(args) == 2 and args[0] and (choice := number(args[1], 1)) is not None:
+        return "a", args[0], choice
     return None
 
 

@@ -53,6 +53,7 @@ from rehab_bot.i18n import N_, t, tn
 from rehab_bot.miniapp import mydata_url
 from rehab_bot.models import Patient, PatientStatus
 from rehab_bot.schedule import QuietHours, local_date, zone
+from rehab_bot.typed import number
 
 log = logging.getLogger(__name__)
 
@@ -397,7 +398,8 @@ def _stamp(now: datetime) -> int:
 
 
 def _fresh(stamp: str, now: datetime) -> bool:
-    return stamp.isdigit() and 0 <= _stamp(now) - int(stamp) <= CONFIRM_MINUTES
+    minute = number(stamp)
+    return minute is not None and 0 <= _stamp(now) - minute <= CONFIRM_MINUTES
 
 
 async def delete_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -474,7 +476,7 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     lang = patient.language
     what, args = parts[1], parts[2:]
     handled = False
-    if what == "pause" and args and args[0].isdigit() and int(args[0]) in core.PAUSE_CHOICES:
+    if what == "pause" and args and number(args[0], 3) in core.PAUSE_CHOICES:
         await query.answer()
         until = core.pause_until_for(int(args[0]), local_date(patient, now))
         async with s.db.session() as db:

@@ -21,6 +21,7 @@ from rehab_bot import staff as staff_core
 from rehab_bot.content import ContentError, load_content
 from rehab_bot.i18n import N_
 from rehab_bot.models import Role, Staff
+from rehab_bot.typed import number
 from rehab_bot.web.auth import allow, db, signed_in_staff
 from rehab_bot.web.context import context
 from rehab_bot.web.forms import Form, FormData, bind
@@ -156,7 +157,7 @@ async def audit_page(request: web.Request) -> web.StreamResponse:
     if not query.validate():
         raise web.HTTPBadRequest()
     members = await staff_core.staff_members(session, include_inactive=True)
-    staff_id = int(query.staff.data) if (query.staff.data or "").isdigit() else None
+    staff_id = number(query.staff.data or "", 9)
     patient_id = None
     missing = False
     if query.patient.data:

@@ -37,6 +37,7 @@ from rehab_bot.config import photo_dir
 from rehab_bot.content import Exercise, localize
 from rehab_bot.i18n import N_, t
 from rehab_bot.models import Patient
+from rehab_bot.typed import number
 from rehab_bot.web.auth import allow, db, visitor
 from rehab_bot.web.context import context
 from rehab_bot.web.forms import Form, bind
@@ -250,9 +251,9 @@ async def checkin_answer(request: web.Request) -> web.StreamResponse:
     anchor = url_id(request)
     form = await bind(AnswerForm, request, await request.post())
     raw = str(form.value.data or "")
-    if not form.validate() or not (raw == SKIP or (raw.isdigit() and len(raw) <= 3)):
+    value = None if raw == SKIP else number(raw, 3)
+    if not form.validate() or (raw != SKIP and value is None):
         raise web.HTTPBadRequest()
-    value = None if raw == SKIP else int(raw)
     assert form.checkin.data is not None and form.item.data is not None
     result = await checkins.answer(
         session, patient, ctx.content, ctx.config.clinic, form.checkin.data, form.item.data, value, ctx.clock.now()

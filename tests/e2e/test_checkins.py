@@ -318,3 +318,38 @@ async def test_forged_answer_and_note_presses_are_refused_and_change_no_message(
         await user.wait_for(timeout=0.1)
     assert tg.message(4192, menu.message_id).text == menu.text
     assert tg.message(4192, menu.message_id).button_labels == menu.button_labels
+
+
+FORGED_DIGITS = [
+    *("ci:²:1:0", "ci:1:١:0", "ci:1:1:³", "cp:²:1:0"),
+    *("s:²:done", "pt:pause:²", "le:a:intro:²", "cg:remove:²"),
+]
+
+
+@pytest.mark.parametrize("data", FORGED_DIGITS)
+async def test_forged_button_data_with_other_digits_gets_a_quiet_answer(
+    bot: Any, tg: FakeTelegram, caplog: pytest.LogCaptureFixture, data: str
+) -> None:
+    # "²".isdigit() is true but int("²") fails: such data once ended in "Something went wrong".
+    await enrolled(bot, 4190, therapist=4191)
+    user = tg.user(4190)
+    await user.send("/help")
+    [help_text] = await user.wait_for()
+    await user.press_data(data, message_id=help_text.message_id)
+    await user.wait_for_answer(timeout=5)
+    await user.expect_silence(0.3)
+    assert not any(r.levelno >= 40 for r in caplog.records), [r.getMessage() for r in caplog.records]
+    assert not any("Something went wrong" in (m.text or "") for m in user.messages)
+
+
+async def test_a_therapists_forged_care_button_with_other_digits_gets_a_quiet_answer(
+    bot: Any, tg: FakeTelegram, caplog: pytest.LogCaptureFixture
+) -> None:
+    await enrolled(bot, 4192, therapist=4193)
+    therapist = tg.user(4193)
+    await therapist.send("/help")
+    [shown] = await therapist.wait_for()
+    await therapist.press_data("cm:r:²", message_id=shown.message_id)
+    await therapist.wait_for_answer(timeout=5)
+    assert not any(r.levelno >= 40 for r in caplog.records)
+    assert not any("Something went wrong" in (m.text or "") for m in therapist.messages)

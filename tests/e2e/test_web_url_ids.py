@@ -55,6 +55,17 @@ async def test_staff_routes_answer_a_bad_id_with_a_404_page(bot_factory: Any, ba
     assert failures == []
 
 
+async def test_a_query_number_in_digits_of_another_script_is_no_server_error(bot_factory: Any) -> None:
+    # "²".isdigit() is true but int("²") fails: the audit log's staff filter answered 500.
+    bot = await bot_factory(web=WEB)
+    await seed_clinic(bot.db, bot.clock.now(), patients=1, days=1)
+    browser, _ = await _signed_in(bot, ADMIN)
+    async with browser:
+        for value in ("²", "١٢", "3²"):
+            async with browser.get(f"{web_url(bot)}/admin/audit", params={"staff": value}) as response:
+                assert response.status == 200, value
+
+
 async def test_the_builder_of_a_patient_who_stopped_is_gone_like_their_page(bot_factory: Any) -> None:
     bot = await bot_factory(web=WEB)
     clinic = await seed_clinic(bot.db, bot.clock.now(), patients=2, days=1)
