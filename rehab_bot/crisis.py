@@ -366,6 +366,12 @@ def is_crisis(text: str, content: Content) -> bool:
     return bool(text) and find(crisis_patterns(content), text) is not None
 
 
+def is_concern(text: str, content: Content) -> bool:
+    """True when the text matches a concern pattern: a word of danger too common to alert on by itself
+    (pills and "extra", a will, a ledge), about which the bot asks the patient directly first."""
+    return bool(text) and find(tuple(p for lst in content.concern.values() for p in lst.patterns), text) is not None
+
+
 def symptom_check_for(text: str, content: Content) -> str | None:
     """The questionnaire to offer for a symptom word in the text (not a crisis), or None."""
     if not text:

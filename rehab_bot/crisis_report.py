@@ -3,7 +3,9 @@
     python -m rehab_bot.crisis_report [--content DIR] [--corpus DIR]
 
 Prints a Markdown table (the one in docs/SAFETY.md, "Crisis detection") and
-every missed sentence and false alarm. The corpus is one TOML file per
+every missed sentence and false alarm, then a second table for the crisis
+question: how many crisis sentences raise the crisis response or at least the
+question (a ``[[concern]]`` pattern), and how many hard negatives are asked it. The corpus is one TOML file per
 language (``en.toml``, ``de.toml``) with two lists: ``crisis`` (sentences that
 must raise the crisis response) and ``not_crisis`` (hard negatives: idioms,
 negations, other people, medical talk). The default corpus is the one in the
@@ -45,6 +47,8 @@ class Result:
     corpus: Corpus
     missed: tuple[str, ...]
     false_positives: tuple[str, ...]
+    asked: tuple[str, ...] = ()  # missed crisis sentences that get the crisis question
+    negatives_asked: tuple[str, ...] = ()  # hard negatives (not alerted) that get the crisis question
 
     @property
     def recall(self) -> float:
@@ -67,7 +71,11 @@ def load_corpus(path: Path) -> Corpus:
 def evaluate(content: Content, corpus: Corpus) -> Result:
     missed = tuple(s for s in corpus.positives if not crisis.is_crisis(s, content))
     false_positives = tuple(s for s in corpus.negatives if crisis.is_crisis(s, content))
-    return Result(corpus, missed, false_positives)
+    asks = "crisis_question" in content.texts
+    asked = tuple(s for s in missed if asks and crisis.is_concern(s, content))
+    quiet = [s for s in corpus.negatives if s not in false_positives]
+    negatives_asked = tuple(s for s in quiet if asks and crisis.is_concern(s, content))
+    return Result(corpus, missed, false_positives, asked, negatives_asked)
 
 
 def report(results: Sequence[Result]) -> str:
@@ -86,6 +94,23 @@ def report(results: Sequence[Result]) -> str:
     notes = [f"- missed ({r.corpus.lang}): «{s}»" for r in results for s in r.missed]
     notes += [f"- false alarm ({r.corpus.lang}): «{s}»" for r in results for s in r.false_positives]
     return "\n".join([*lines, "", *notes] if notes else lines)
+
+
+def question_report(results: Sequence[Result]) -> str:
+    """The crisis question's table: crisis sentences alerted or asked, hard negatives asked."""
+    lines = [
+        "| language | crisis sentences | alerted or asked | hard negatives | asked the question |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for r in results:
+        c = r.corpus
+        reached = len(c.positives) - len(r.missed) + len(r.asked)
+        lines.append(
+            f"| {c.lang} | {len(c.positives)} | {reached / len(c.positives):.1%} ({reached}/{len(c.positives)}) "
+            f"| {len(c.negatives)} | {len(r.negatives_asked) / len(c.negatives):.1%} "
+            f"({len(r.negatives_asked)}/{len(c.negatives)}) |"
+        )
+    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -107,6 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     results = [evaluate(content, load_corpus(path)) for path in files]
     print(report(results))
+    print("\nWith the crisis question:\n")
+    print(question_report(results))
     return 0 if all(r.ok for r in results) else 1
 
 

@@ -101,6 +101,12 @@ def table(content: Content) -> str:
         f"| a crisis phrase (`crisis.toml`) | {LEVEL_WORDS['emergency']} | emergency (kind crisis) "
         f'| `crisis`{FOOTER["emergency"]}, "Your care team has been told." |',
     ]
+    if content.concern and "crisis_question" in content.texts:
+        out.append(
+            "| a concern word (`[[concern]]` in `crisis.toml`), no crisis phrase | none until answered: "
+            "Yes is a crisis phrase's level, No is no alert | emergency (kind crisis) on Yes "
+            "| `crisis_question` with Yes and No |"
+        )
     return "\n".join(out) + "\n"
 
 

@@ -16,7 +16,7 @@ import pytest
 from rehab_bot import crisis, redflag
 from rehab_bot.content import Content, load_content
 from rehab_bot.crisis import PatternError, compile_pattern, find, normalise
-from rehab_bot.crisis_report import CORPUS_DIR, MAX_FPR, MIN_RECALL, evaluate, load_corpus, report
+from rehab_bot.crisis_report import CORPUS_DIR, MAX_FPR, MIN_RECALL, evaluate, load_corpus, question_report, report
 
 
 @pytest.fixture(scope="module")
@@ -261,6 +261,22 @@ def test_docs_safety_shows_what_the_report_prints(content: Content, corpus: Path
         if corpus.name == "fifth" and not line.startswith("|"):
             continue  # the held-out set's table only: its misses are not listed, nobody tunes to them
         assert line in section, f"docs/SAFETY.md lacks: {line}"
+
+
+@pytest.mark.parametrize("corpus", [CORPUS_DIR, CORPUS_DIR / "fifth"], ids=["first", "fifth (held out)"])
+def test_docs_safety_shows_the_crisis_questions_table(content: Content, corpus: Path) -> None:
+    results = [evaluate(content, load_corpus(corpus / f"{lang}.toml")) for lang in ("de", "en")]
+    docs = (CORPUS_DIR.parent.parent.parent / "docs" / "SAFETY.md").read_text(encoding="utf-8")
+    section = docs.split("## Crisis detection", 1)[1].split("\n## ", 1)[0]
+    for line in question_report(results).splitlines():
+        assert line in section, f"docs/SAFETY.md lacks: {line}"
+
+
+def test_concern_words_ask_and_everyday_words_do_not(content: Content) -> None:
+    for text in ("took an extra painkiller last night", "I wrote letters to my kids", "hab mein Testament gemacht"):
+        assert crisis.is_concern(text, content) and not crisis.is_crisis(text, content), text
+    for text in ("pain between my shoulder blades", "the pain disappeared", "last night was better", "a gift"):
+        assert not crisis.is_concern(text, content), text
 
 
 # Codes that read as a stem: ritz* (crisis), and weak*, leak*, numb*, ... (symptom words). Each was

@@ -75,6 +75,10 @@ PERIODIC_SECONDS = 300.0
 FIRST_PERIODIC_SECONDS = 30.0
 
 STALE = N_("This button is no longer active.")
+# A danger word too common to alert on by itself ([[concern]] in crisis.toml): the bot asks directly first.
+CRISIS_QUESTION = "crisis_question"  # content text; without it the concern lists are not used
+ASKED_YES, ASKED_NO = "cz:y", "cz:n"
+YES_NOTE = N_("(Answered Yes to the question about thoughts of ending their life or hurting themselves.)")
 ALREADY_SAVED = N_("Already saved.")
 NOTE_PROMPT = N_("📝 Please type your note for your therapist and send it.")
 OFFER = N_(
@@ -547,19 +551,41 @@ async def free_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             await db.commit()
             await message.reply_text(_saved_text(lang, s.config.clinic.text("emergency_text", lang)))
             raise ApplicationHandlerStop
-        # A check-in question still open: typed text is no answer ("yes" to a red-flag question
-        # must not pass as a note), so the patient is told and the question comes again below.
-        waiting = None
-        if s.config.privacy.health_data_in_chat:
-            now = s.clock.now()
-            open_ones = await core.open_checkins(db, patient, s.content, now)
-            waiting = await core.next_step(db, s.content, open_ones, now) if open_ones else None
-            await db.commit()
+        waiting = await _waiting_step(context, db, patient)
+    if CRISIS_QUESTION in s.content.texts and crisis.is_concern(message.text, s.content):
+        # Not a crisis pattern, but a word of danger: ask directly (asking does not put the idea in
+        # anyone's head); Yes is a crisis, No goes on to the offer below (on_crisis_question_pressed).
+        buttons = [[(t(lang, "Yes"), ASKED_YES), (t(lang, "No"), ASKED_NO)]]
+        question = s.content.text(CRISIS_QUESTION, lang).strip()
+        await message.reply_text(question, reply_markup=_markup(buttons), do_quote=True)
+        raise ApplicationHandlerStop
+    await _offer(message, context, patient, lang, waiting)
+    raise ApplicationHandlerStop
+
+
+async def _waiting_step(context: ContextTypes.DEFAULT_TYPE, db: AsyncSession, patient: Patient) -> core.Step | None:
+    """A check-in question still open: typed text is no answer ("yes" to a red-flag question must
+    not pass as a note), so the patient is told and the question comes again (_offer)."""
+    s = svc(context)
+    if not s.config.privacy.health_data_in_chat:
+        return None
+    now = s.clock.now()
+    open_ones = await core.open_checkins(db, patient, s.content, now)
+    waiting = await core.next_step(db, s.content, open_ones, now) if open_ones else None
+    await db.commit()
+    return waiting
+
+
+async def _offer(
+    message: Message, context: ContextTypes.DEFAULT_TYPE, patient: Patient, lang: str, waiting: core.Step | None
+) -> None:
+    """Offer to send the patient's message to the care team or keep it as a note, quoting it."""
+    s = svc(context)
     text = t(lang, OFFER)
     if waiting is not None and OPEN_CHECKIN_HINT in s.content.texts:
         text = s.content.text(OPEN_CHECKIN_HINT, lang).strip() + "\n\n" + text
     buttons = _note_buttons(lang)
-    check = crisis.symptom_check_for(message.text, s.content)
+    check = crisis.symptom_check_for(message.text or "", s.content)
     web_app: tuple[str, str] | None = None
     if check is not None:
         # A symptom word: the check that asks the right questions is one tap away.
@@ -578,7 +604,38 @@ async def free_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         markup = InlineKeyboardMarkup(rows)
     await message.reply_text(text, reply_markup=markup, do_quote=True)
     if waiting is not None:
-        await _send_step(update, waiting, lang)
+        rendered = step_message(waiting, lang)
+        await message.reply_text(rendered.text, reply_markup=_markup(rendered.buttons))
+
+
+async def on_crisis_question_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Yes to the crisis question is a crisis (its note, the emergency alert, the crisis text); No goes
+    on to the usual offer for the patient's message, which the question quoted."""
+    query = update.callback_query
+    assert query is not None
+    s = svc(context)
+    question = query.message if isinstance(query.message, Message) else None
+    original = question.reply_to_message if question is not None else None
+    async with s.db.session() as db:
+        patient = await patients.find_in_care(db, query.from_user.id)
+        if patient is None or question is None or query.data not in common.buttons_on(question):
+            await query.answer(t(await language_for(update, context), STALE))
+            raise ApplicationHandlerStop
+        lang = patient.language
+        theirs = original is not None and original.from_user is not None and original.from_user.id == query.from_user.id
+        said = (original.text or "").strip() if theirs and original is not None else ""
+        await query.answer()
+        if query.data == ASKED_YES:
+            now = s.clock.now()
+            finding = await redflag.on_crisis(db, patient, s.content, s.config.clinic, said or t(lang, YES_NOTE), now)
+            await db.commit()
+            await _edit(question, f"{question.text}\n\n✓ {t(lang, 'Yes')}")
+            await question.reply_text(redflag.reply_text(finding, s.content, lang, s.config.clinic))
+            raise ApplicationHandlerStop
+        waiting = await _waiting_step(context, db, patient)
+    await _edit(question, f"{question.text}\n\n✓ {t(lang, 'No')}")
+    if said and original is not None:
+        await _offer(original, context, patient, lang, waiting)
     raise ApplicationHandlerStop
 
 
@@ -724,6 +781,7 @@ def register(app: App) -> None:
     app.add_handler(CallbackQueryHandler(on_start_pressed, pattern=r"^cq:"))
     app.add_handler(CallbackQueryHandler(on_note_pressed, pattern=r"^nt:[sx]$"))
     app.add_handler(CallbackQueryHandler(on_symptom_check_pressed, pattern=r"^sc:"))
+    app.add_handler(CallbackQueryHandler(on_crisis_question_pressed, pattern=r"^cz:[yn]$"))
     app.add_handler(MessageHandler(patient_text & filters.TEXT & ~filters.COMMAND, free_text), group=FREE_TEXT_GROUP)
     if app.job_queue is not None:
         services = svc(app)

@@ -257,6 +257,7 @@ class Content:
     checkin_time: CheckinTime | None = None
     messages: dict[str, Message] = field(default_factory=dict)
     crisis: dict[str, CrisisList] = field(default_factory=dict)
+    concern: dict[str, CrisisList] = field(default_factory=dict)  # words that ask the crisis question
     symptom_words: dict[str, SymptomWords] = field(default_factory=dict)
     # From lessons.toml (content/lessons.py); None only for hand-built test content.
     course: Course | None = None

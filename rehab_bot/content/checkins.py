@@ -10,7 +10,8 @@ replaces, a new id adds, ``enabled = false`` removes):
   an optional ``[checkin_time]`` table (when check-ins are sent);
 * ``messages.toml`` -- ``[[message]]``, the motivational message library;
 * ``crisis.toml`` -- ``[[crisis]]``, lists of patterns per language that make
-  the bot show the "crisis" text and raise an urgent alert, and
+  the bot show the "crisis" text and raise an urgent alert, ``[[concern]]``,
+  patterns that make the bot ask the "crisis_question" first, and
   ``[[symptom_words]]``, patterns that offer a questionnaire (the symptom
   check) with one tap; the pattern language is :mod:`rehab_bot.crisis`.
 
@@ -274,6 +275,7 @@ class CheckinContent:
     checkin_time: CheckinTime = field(default_factory=CheckinTime)
     messages: dict[str, Message] = field(default_factory=dict)
     crisis: dict[str, CrisisList] = field(default_factory=dict)
+    concern: dict[str, CrisisList] = field(default_factory=dict)
     symptom_words: dict[str, SymptomWords] = field(default_factory=dict)
 
 
@@ -921,10 +923,11 @@ SymptomWordsSchema = schema(
 )
 
 
-def _parse_crisis(f: SourceFile, raws: list[Any]) -> list[Entry]:
+def _parse_crisis(f: SourceFile, raws: list[Any], kind: str = "crisis") -> list[Entry]:
+    """[[crisis]] lists, or [[concern]] lists (kind): the same shape, patterns per language."""
     result: list[Entry] = []
-    for entry_id, path, raw in enabled_entries(f, raws, "crisis", result, skip_bad_enabled=True):
-        what = f"crisis list '{entry_id}'"
+    for entry_id, path, raw in enabled_entries(f, raws, kind, result, skip_bad_enabled=True):
+        what = f"{kind} list '{entry_id}'"
         v, ok = check_fields(f, raw, path, what, CrisisSchema)
         patterns = _compile_lists(f, path, what, v)
         if ok and patterns is not None:
@@ -958,8 +961,9 @@ class Loader:
         self.rules: dict[str, Entry] = {}
         self.messages: dict[str, Entry] = {}
         self.crisis: dict[str, Entry] = {}
+        self.concern: dict[str, Entry] = {}
         self.disabled: dict[str, dict[str, Entry]] = {
-            k: {} for k in ("questionnaire", "cadence", "rule", "message", "crisis", "symptom_words")
+            k: {} for k in ("questionnaire", "cadence", "rule", "message", "crisis", "concern", "symptom_words")
         }
         self.symptom_words: dict[str, Entry] = {}
         self.text_refs: list[_TextRef] = []
@@ -970,7 +974,7 @@ class Loader:
         tables = {
             "questionnaires.toml": ("questionnaire", "cadence", "rule", "checkin_time"),
             "messages.toml": ("message",),
-            "crisis.toml": ("crisis", "symptom_words"),
+            "crisis.toml": ("crisis", "concern", "symptom_words"),
         }[name]
         for key in data:
             if key not in tables:
@@ -1002,6 +1006,8 @@ class Loader:
             merge("message", self.messages, _parse_messages(f, lists["message"]), self.disabled["message"])
         if "crisis" in lists:
             merge("crisis", self.crisis, _parse_crisis(f, lists["crisis"]), self.disabled["crisis"])
+        if "concern" in lists:
+            merge("concern", self.concern, _parse_crisis(f, lists["concern"], "concern"), self.disabled["concern"])
         if "symptom_words" in lists:
             merge(
                 "symptom_words",
@@ -1074,5 +1080,6 @@ class Loader:
             checkin_time=self.checkin_time,
             messages={k: e.value for k, e in self.messages.items()},
             crisis={k: e.value for k, e in self.crisis.items()},
+            concern={k: e.value for k, e in self.concern.items()},
             symptom_words={k: e.value for k, e in self.symptom_words.items()},
         )

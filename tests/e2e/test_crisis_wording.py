@@ -230,3 +230,60 @@ async def test_the_crisis_text_is_sent_again_after_a_5xx_or_a_dropped_connection
     assert gateway.hits == 1 and dropped.hits == 1, "both faults happened, the third try arrived"
     failed = [c for c in tg.calls("sendMessage") if c.chat_id == 5331 and not c.ok]
     assert len(failed) == 2
+
+
+QUESTION = "I want to be sure I understand you. Are you having thoughts of ending your life"
+
+
+async def test_a_danger_word_gets_the_crisis_question_and_no_goes_on_to_the_note_offer(
+    live: Any, tg: FakeTelegram
+) -> None:
+    await enrolled(live, 5320, therapist=THERAPIST, schedule=False)
+    group = tg.group(ALERT_CHAT, "Alerts")
+    user = tg.user(5320)
+    sent = await user.send("took an extra painkiller last night, the pain was bad")
+    [question] = await user.wait_for(timeout=5)
+    assert question.text.startswith(QUESTION) and question.button_labels == ["Yes", "No"]
+    assert question.reply_to_message_id == sent["message"]["message_id"]
+    await user.press("No", question)
+    [edited, offer] = await user.wait_for(count=2, timeout=5)
+    assert edited.message_id == question.message_id and edited.text.endswith("✓ No") and not edited.buttons
+    assert NOTE_OFFER in offer.text and offer.reply_to_message_id == sent["message"]["message_id"]
+    # The message is not lost: the offer keeps it, as for any other message.
+    await user.press("Save as a note", offer)
+    await user.wait_for(lambda m: "Saved as a note" in (m.text or ""), timeout=5)
+    [note] = await rows(live, Note)
+    assert (note.text, note.crisis) == ("took an extra painkiller last night, the pain was bad", False)
+    await group.expect_silence(3 * POLL)
+    assert await rows(live, Alert) == []
+
+
+async def test_yes_to_the_crisis_question_is_a_crisis_with_the_patients_words(live: Any, tg: FakeTelegram) -> None:
+    patient = await enrolled(live, 5321, therapist=THERAPIST, schedule=False, language="de")
+    tg.group(ALERT_CHAT, "Alerts")
+    user = tg.user(5321, language_code="de")
+    started = time.monotonic()
+    await user.send("hab meinem Bruder heute mein Testament gezeigt")
+    [question] = await user.wait_for(timeout=5)
+    assert question.text.startswith("Ich möchte sicher sein, dass ich Sie richtig verstehe.")
+    assert question.button_labels == ["Ja", "Nein"]
+    await user.press("Ja", question)
+    [edited, help_now] = await user.wait_for(count=2, timeout=5)
+    assert edited.text.endswith("✓ Ja") and not edited.buttons
+    assert "TelefonSeelsorge" in help_now.text and "Ihr Behandlungsteam wurde informiert." in help_now.text
+    _, to_chat, delay = await crisis_alerts_arrive(tg, started)
+    assert delay <= PROMISE and f"EMERGENCY alert for {patient.alias}" in (to_chat.text or "")
+    [note] = await rows(live, Note)
+    assert (note.text, note.crisis) == ("hab meinem Bruder heute mein Testament gezeigt", True)
+    # The question answered, its buttons are gone: a second press changes nothing.
+    await user.press_data("cz:y", message_id=question.message_id)
+    assert (await user.wait_for_answer(timeout=5)).text == "Diese Schaltfläche ist nicht mehr aktiv."
+    assert len(await rows(live, Alert)) == 1
+
+
+async def test_an_everyday_message_gets_no_crisis_question(live: Any, tg: FakeTelegram) -> None:
+    await enrolled(live, 5322, therapist=THERAPIST, schedule=False)
+    user = tg.user(5322)
+    await user.send("the pain between my shoulder blades is better, it disappeared after the walk")
+    [offer] = await user.wait_for(timeout=5)
+    assert NOTE_OFFER in offer.text and QUESTION not in offer.text
