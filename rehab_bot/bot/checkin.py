@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, update
@@ -608,22 +609,41 @@ async def _offer(
         await message.reply_text(rendered.text, reply_markup=_markup(rendered.buttons))
 
 
+@dataclass(frozen=True)
+class _QuotedPress:
+    """A press on a bot message that quotes the patient's message (the note offer, the crisis question)."""
+
+    shown: Message  # the bot's message with the button
+    patient: Patient
+    original: Message | None  # the quoted message, when it is the presser's own
+    said: str  # its text, stripped ("" when there is none)
+
+
+async def _quoted_press(update: Update, context: ContextTypes.DEFAULT_TYPE, db: AsyncSession) -> _QuotedPress:
+    """The press, checked: a patient in care, a button that message shows. Else STALE, and the update stops."""
+    query = update.callback_query
+    assert query is not None
+    shown = query.message if isinstance(query.message, Message) else None
+    patient = await patients.find_in_care(db, query.from_user.id)
+    if patient is None or shown is None or query.data not in common.buttons_on(shown):
+        await query.answer(t(await language_for(update, context), STALE))
+        raise ApplicationHandlerStop
+    original = shown.reply_to_message
+    theirs = original is not None and original.from_user is not None and original.from_user.id == query.from_user.id
+    mine = original if theirs else None
+    return _QuotedPress(shown, patient, mine, (mine.text or "").strip() if mine is not None else "")
+
+
 async def on_crisis_question_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Yes to the crisis question is a crisis (its note, the emergency alert, the crisis text); No goes
     on to the usual offer for the patient's message, which the question quoted."""
     query = update.callback_query
     assert query is not None
     s = svc(context)
-    question = query.message if isinstance(query.message, Message) else None
-    original = question.reply_to_message if question is not None else None
     async with s.db.session() as db:
-        patient = await patients.find_in_care(db, query.from_user.id)
-        if patient is None or question is None or query.data not in common.buttons_on(question):
-            await query.answer(t(await language_for(update, context), STALE))
-            raise ApplicationHandlerStop
+        press = await _quoted_press(update, context, db)
+        question, patient, original, said = press.shown, press.patient, press.original, press.said
         lang = patient.language
-        theirs = original is not None and original.from_user is not None and original.from_user.id == query.from_user.id
-        said = (original.text or "").strip() if theirs and original is not None else ""
         await query.answer()
         if query.data == ASKED_YES:
             now = s.clock.now()
@@ -678,26 +698,19 @@ async def on_note_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     query = update.callback_query
     assert query is not None
     s = svc(context)
-    offer = query.message if isinstance(query.message, Message) else None
-    original = offer.reply_to_message if offer is not None else None
     async with s.db.session() as db:
-        patient = await patients.find_in_care(db, query.from_user.id)
-        owner_ok = (
-            original is not None and original.from_user is not None and original.from_user.id == query.from_user.id
-        )
-        if patient is None or offer is None or query.data not in common.buttons_on(offer):
-            await query.answer(t(await language_for(update, context), STALE))
-            raise ApplicationHandlerStop
+        press = await _quoted_press(update, context, db)
+        offer, patient = press.shown, press.patient
         lang = patient.language
         if query.data == "nt:x":
             await query.answer()
             await _edit(offer, t(lang, "OK, not saved."))
             raise ApplicationHandlerStop
-        if not owner_ok or original is None or not original.text:
+        if not press.said:
             await query.answer()
             await _edit(offer, t(lang, "I could not find that message any more. Please send it with /note."))
             raise ApplicationHandlerStop
-        await redflag.save_note(db, patient, original.text.strip(), s.clock.now())
+        await redflag.save_note(db, patient, press.said, s.clock.now())
         await db.commit()
     await query.answer(t(lang, "Saved."))
     await _edit(offer, _saved_text(lang, s.config.clinic.text("emergency_text", lang)))
