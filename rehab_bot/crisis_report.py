@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,19 +78,31 @@ def evaluate(content: Content, corpus: Corpus) -> Result:
     return Result(corpus, missed, false_positives, asked, negatives_asked)
 
 
-def report(results: Sequence[Result]) -> str:
+def _table(
+    results: Sequence[Result], headings: tuple[str, str], hits: Callable[[Result], tuple[int, int]]
+) -> list[str]:
+    """One row per language: its crisis sentences reached and its hard negatives caught, as shares."""
     lines = [
-        "| language | crisis sentences | recall | hard negatives | false-positive rate |",
+        f"| language | crisis sentences | {headings[0]} | hard negatives | {headings[1]} |",
         "| --- | ---: | ---: | ---: | ---: |",
     ]
     for r in results:
-        c = r.corpus
-        found = len(c.positives) - len(r.missed)
+        c, (found, wrong) = r.corpus, hits(r)
+        positives, negatives = len(c.positives), len(c.negatives)
         lines.append(
-            f"| {c.lang} | {len(c.positives)} | {r.recall:.1%} ({found}/{len(c.positives)}) "
-            f"| {len(c.negatives)} | {r.false_positive_rate:.1%} "
-            f"({len(r.false_positives)}/{len(c.negatives)}) |"
+            f"| {c.lang} | {positives} | {found / positives:.1%} ({found}/{positives}) "
+            f"| {negatives} | {wrong / negatives:.1%} ({wrong}/{negatives}) |"
         )
+    return lines
+
+
+def report(results: Sequence[Result]) -> str:
+    """The crisis patterns' table, then every missed sentence and false alarm."""
+    lines = _table(
+        results,
+        ("recall", "false-positive rate"),
+        lambda r: (len(r.corpus.positives) - len(r.missed), len(r.false_positives)),
+    )
     notes = [f"- missed ({r.corpus.lang}): «{s}»" for r in results for s in r.missed]
     notes += [f"- false alarm ({r.corpus.lang}): «{s}»" for r in results for s in r.false_positives]
     return "\n".join([*lines, "", *notes] if notes else lines)
@@ -98,19 +110,13 @@ def report(results: Sequence[Result]) -> str:
 
 def question_report(results: Sequence[Result]) -> str:
     """The crisis question's table: crisis sentences alerted or asked, hard negatives asked."""
-    lines = [
-        "| language | crisis sentences | alerted or asked | hard negatives | asked the question |",
-        "| --- | ---: | ---: | ---: | ---: |",
-    ]
-    for r in results:
-        c = r.corpus
-        reached = len(c.positives) - len(r.missed) + len(r.asked)
-        lines.append(
-            f"| {c.lang} | {len(c.positives)} | {reached / len(c.positives):.1%} ({reached}/{len(c.positives)}) "
-            f"| {len(c.negatives)} | {len(r.negatives_asked) / len(c.negatives):.1%} "
-            f"({len(r.negatives_asked)}/{len(c.negatives)}) |"
+    return "\n".join(
+        _table(
+            results,
+            ("alerted or asked", "asked the question"),
+            lambda r: (len(r.corpus.positives) - len(r.missed) + len(r.asked), len(r.negatives_asked)),
         )
-    return "\n".join(lines)
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
