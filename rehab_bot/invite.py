@@ -83,7 +83,8 @@ _PASTED_LINK_RE = re.compile(
 
 
 # A code typed or pasted on its own: a patient's or staff member's (new_code: 16 characters) or a
-# caregiver's ("cg" and 16), with a digit in it, as 93 % of codes have (a word with _ or - is still words).
+# caregiver's ("cg" and 16), with a digit in it, as 93 % of codes have (a word with _ or - is still words),
+# and a letter (16 digits alone are a card or an insurance number, not a code).
 _BARE_CODE_RE = re.compile(r"\A\s*((?:cg)?[A-Za-z0-9_-]{16})\s*\Z")
 
 
@@ -91,13 +92,13 @@ def pasted_link_code(text: str, bot_username: str) -> str | None:
     """The code of an invitation pasted or typed into the chat, or None.
 
     The whole text must be the invitation link to this bot (t.me/<bot>?start=<code>, with or without
-    https://), or the code alone. Words are never taken for a code: a code alone needs a digit.
+    https://), or the code alone. Words are never taken for a code: a code alone needs a digit and a letter.
     """
     found = _PASTED_LINK_RE.match(text)
     if found is not None:
         return found.group(2) if found.group(1).lower() == bot_username.strip().lstrip("@").lower() else None
     bare = _BARE_CODE_RE.match(text)
-    if bare is not None and any(c.isdigit() for c in bare.group(1)):
+    if bare is not None and any(c.isdigit() for c in bare.group(1)) and any(c.isalpha() for c in bare.group(1)):
         return bare.group(1)
     return None
 

@@ -316,6 +316,7 @@ async def test_renewed_invite_replaces_the_old_one_and_may_move_the_patient_to_a
         ("ich_will_sterben", None),  # 16 characters, but words: a code alone needs a digit
         ("abcdefghijklmnop", None),
         ("riTzER8eSvch4I4", None),  # 15 characters
+        ("4111111111111111", None),  # 16 digits: a card number, not a code
     ],
 )
 def test_an_invitation_pasted_into_the_chat_is_found(text: str, code: str | None) -> None:
