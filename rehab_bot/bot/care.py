@@ -427,6 +427,28 @@ async def on_staff_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     raise ApplicationHandlerStop
 
 
+VOICE = N_(
+    "I cannot listen to voice or video messages. Please type your message instead: I will offer to pass it "
+    "on to your care team."
+)
+
+
+async def on_patient_voice(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A patient's voice, video or audio message: the bot cannot hear it, so the patient is asked to type,
+    with the clinic's emergency text (it may have been urgent). Not a patient in care: the fallbacks answer."""
+    message, user = update.effective_message, update.effective_user
+    if message is None or user is None:
+        return
+    s = svc(context)
+    async with s.db.session() as db:
+        patient = await patients.find_in_care(db, user.id)
+    if patient is None:
+        return
+    lang = patient.language
+    await message.reply_text(t(lang, VOICE) + "\n\n" + s.config.clinic.text("emergency_text", lang), do_quote=True)
+    raise ApplicationHandlerStop
+
+
 # --- registration -----------------------------------------------------------------------
 
 
@@ -438,5 +460,7 @@ def register(app: App) -> None:
         MessageHandler(private & ((filters.TEXT & ~filters.COMMAND) | filters.PHOTO), on_patient_message),
         group=PATIENT_GROUP,
     )
+    spoken = filters.VOICE | filters.VIDEO_NOTE | filters.AUDIO
+    app.add_handler(MessageHandler(private & spoken, on_patient_voice), group=PATIENT_GROUP)
     app.add_handler(CallbackQueryHandler(on_send_pressed, pattern=r"^nt:c$"))
     app.add_handler(CallbackQueryHandler(on_staff_button, pattern=r"^cm:"))

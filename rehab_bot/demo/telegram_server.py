@@ -801,6 +801,18 @@ class FakeUser(_ChatView):
         }
         return await self._post({"sticker": sticker})
 
+    async def send_voice(self, duration: int = 4, data: bytes = b"OggS fake voice") -> JSONDict:
+        """Send a voice message (an OGG/Opus recording, as Telegram's microphone button makes)."""
+        media = self.tg._register_file("voice", "voice.ogg", "audio/ogg", data)
+        voice = {
+            "file_id": media.file_id,
+            "file_unique_id": media.file_unique_id,
+            "duration": duration,
+            "mime_type": "audio/ogg",
+            "file_size": len(data),
+        }
+        return await self._post({"voice": voice})
+
     async def send_document(
         self,
         data: bytes = b"%PDF-1.4 fake",

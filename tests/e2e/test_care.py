@@ -311,3 +311,24 @@ async def test_a_photo_as_the_therapists_reply_is_not_passed_on_and_they_are_tol
     # The Reply is still open for the text.
     await therapist.send("Yes, that is normal in week 2.", reply_to=prompt.message_id)
     await therapist.wait_for(lambda m: "on its way" in (m.text or ""))
+
+
+@pytest.mark.parametrize("lang", ["en", "de"])
+async def test_a_voice_message_is_answered_with_a_request_to_type_it(bot: Any, tg: FakeTelegram, lang: str) -> None:
+    # It got "Please use the buttons below, or type /help": the patient never learnt the bot cannot hear it.
+    await enrolled(bot, 7351, therapist=7352, language=lang)
+    user = tg.user(7351, language_code=lang)
+    sent = await user.send_voice()
+    [reply] = await user.wait_for()
+    assert reply.reply_to_message_id == sent["message"]["message_id"]
+    expected = {
+        "en": ("I cannot listen to voice or video messages. Please type your message instead", "call 112"),
+        "de": ("Sprach- und Videonachrichten kann ich nicht anhören.", "die 112"),
+    }[lang]
+    assert reply.text.startswith(expected[0]) and expected[1] in reply.text
+    await user.expect_silence(0.3)
+    # A stranger's voice message still gets the usual answer.
+    stranger = tg.user(7353)
+    await stranger.send_voice()
+    [other] = await stranger.wait_for()
+    assert "voice" not in other.text
