@@ -582,6 +582,7 @@ def forgeries(b: B, content: Any) -> dict[str, list[str]]:
             f"le:r:when-to-call:{bid}",
         ],
         "^nt:c$": ["nt:c"],
+        "^cz:[yn]$": ["cz:y", "cz:n"],  # the crisis question's answers: only on a question that asks them
         "^cm:": [f"cm:{action}:{mid}" for mid in b.messages for action in ("r", "k")] + [f"cm:r:{bid}"],
         "^cg:": [
             *(f"cg:{action}:{b.caregiver_id}" for action in ("p", "rm", "ry", "ok", "no")),
