@@ -35,7 +35,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -82,8 +82,14 @@ class LibraryConflict(LibraryError):
 # --------------------------------------------------------------------------- dose and texts
 
 
+def _typed(value: Any) -> Any:
+    """A typed text as it is stored (typed.text: no NUL or other control characters, no surrounding
+    spaces; only spaces or zero-width characters read as empty); anything else for strict mode to refuse."""
+    return typed.text(value) if isinstance(value, str) else value
+
+
 def _text(limit: int) -> Any:
-    return Annotated[str, Field(min_length=1, max_length=limit, pattern=r"\S")]
+    return Annotated[str, Field(min_length=1, max_length=limit, pattern=r"\S"), BeforeValidator(_typed)]
 
 
 _STRICT = ConfigDict(extra="forbid", strict=True)
@@ -101,7 +107,8 @@ class Dose(BaseModel):
 
 def per_language(name: str, limit: int, *, required: bool = True) -> type[BaseModel]:
     """A model with one text per patient language (i18n.SUPPORTED_LANGUAGES), required and not blank, or optional."""
-    field: Any = (_text(limit), ...) if required else (Annotated[str, Field(max_length=limit)], "")
+    optional = Annotated[str, Field(max_length=limit), BeforeValidator(_typed)]
+    field: Any = (_text(limit), ...) if required else (optional, "")
     model: type[BaseModel] = create_model(name, __config__=_STRICT, **{lang: field for lang in LANGUAGES})
     return model
 

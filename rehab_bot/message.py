@@ -252,8 +252,12 @@ async def send(
     photo_file_id: str = "",
     photo_bytes: int = 0,
 ) -> Sent:
-    """Store a patient's message to the care team and queue it for the people who read it."""
+    """Store a patient's message to the care team and queue it for the people who read it.
+
+    The text is stored as typed.text reads it (no control characters: PostgreSQL refuses NUL).
+    """
     assert patient.id is not None
+    text = typed.text(text)
     if parent is not None and parent.patient_id != patient.id:
         parent = None  # never thread into another patient's conversation
     if chat_message_id is None:  # a chat message is sent once by its id (sent_before); a form by its content
@@ -264,7 +268,7 @@ async def send(
         patient_id=patient.id,
         direction=IN,
         parent_id=parent.id if parent is not None else None,
-        text=text.strip(),
+        text=text,
         photo_path=photo_path,
         photo_file_id=photo_file_id,
         photo_bytes=photo_bytes,
@@ -391,7 +395,7 @@ async def reply(
     neutral ([privacy] health_data_in_chat = false): the chat only says that the team answered; the
     patient reads the reply in the Mini App (/app/messages).
     """
-    text = text.strip()
+    text = typed.text(text)  # nothing visible (a zero-width space) is empty; NUL is never stored
     if not text:
         raise StaffError(N_("The reply is empty."))
     if len(text) > MAX_TEXT:

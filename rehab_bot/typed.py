@@ -13,7 +13,10 @@ Phones and keyboards add characters nobody sees or means:
 :func:`plain` drops the first, folds the others into their ASCII forms, and
 is applied by every parser of typed times, dates and places (schedule,
 timezones, patient, invite). Stored free text (notes, messages) is never
-changed by it.
+changed by it: :func:`text` only takes out what no keyboard types (control
+characters such as NUL, which PostgreSQL refuses in text) and the spaces
+around it, and reads a text of nothing visible (spaces, zero-width
+characters) as empty.
 
 Plain Python, no imports from the rest of the package.
 """
@@ -39,6 +42,20 @@ def plain(text: str) -> str:
     if text.isascii():
         return text
     return "".join(_fold(char) for char in text)
+
+
+# Control characters (Unicode category Cc) other than line breaks and tabs: NUL (which PostgreSQL
+# refuses in text), escape sequences, a pasted form feed. Nobody means them in a message or a name.
+_CONTROLS = dict.fromkeys(c for c in [*range(0x20), *range(0x7F, 0xA0)] if chr(c) not in "\n\r\t")
+
+
+def text(value: str) -> str:
+    """Typed free text as it is stored: without control characters and surrounding spaces, and ""
+    when nothing visible is left (only spaces, zero-width or other format characters)."""
+    cleaned = value.translate(_CONTROLS).strip()
+    if all(char.isspace() or unicodedata.category(char) == "Cf" for char in cleaned):
+        return ""
+    return cleaned
 
 
 def number(text: str, max_digits: int = 18) -> int | None:

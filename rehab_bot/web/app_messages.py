@@ -22,7 +22,7 @@ from aiohttp import web
 from wtforms import FileField, TextAreaField
 from wtforms.validators import Length, Optional
 
-from rehab_bot import crisis, miniapp, redflag
+from rehab_bot import crisis, miniapp, redflag, typed
 from rehab_bot import message as message_core
 from rehab_bot.config import photo_dir
 from rehab_bot.content import localize
@@ -90,10 +90,10 @@ async def write(request: web.Request) -> web.StreamResponse:
     form = await bind(MessageForm, request, posted)
     if not form.validate():
         if form.text.errors:  # too long: the page again, with the reason and everything typed
-            typed = str(form.text.data or "")
-            return await _page(request, patient, error=t(lang, TOO_LONG, n=message_core.MAX_TEXT), text=typed)
+            kept = str(form.text.data or "")
+            return await _page(request, patient, error=t(lang, TOO_LONG, n=message_core.MAX_TEXT), text=kept)
         raise web.HTTPBadRequest()
-    text = str(form.text.data or "").strip()
+    text = typed.text(str(form.text.data or ""))  # as the core stores it: nothing visible is empty
     upload = posted.get("photo")
     data = upload.file.read(ctx.config.care.photo_max_bytes + 1) if isinstance(upload, web.FileField) else b""
     if not text and not data:
