@@ -15,7 +15,7 @@ import copy
 from typing import Any
 
 from aiohttp import web
-from wtforms import FieldList, FormField, HiddenField, IntegerField, StringField, TextAreaField
+from wtforms import FieldList, FormField, HiddenField, StringField, TextAreaField
 from wtforms import Form as PlainForm
 from wtforms.validators import Optional
 
@@ -27,7 +27,7 @@ from rehab_bot.models import Patient
 from rehab_bot.plan import PlanError
 from rehab_bot.web.auth import allow, db, signed_in_staff
 from rehab_bot.web.context import context
-from rehab_bot.web.forms import Form, bind
+from rehab_bot.web.forms import Form, WholeNumberField, bind
 from rehab_bot.web.pages import render
 from rehab_bot.web.patients import load
 
@@ -45,10 +45,10 @@ def _texts(name: str, area: bool = False) -> type[PlainForm]:
 
 class ItemForm(PlainForm):
     exercise = StringField()
-    sets = IntegerField(validators=[Optional()])
-    reps = IntegerField(validators=[Optional()])
-    hold_seconds = IntegerField(validators=[Optional()])
-    duration_seconds = IntegerField(validators=[Optional()])
+    sets = WholeNumberField(validators=[Optional()])
+    reps = WholeNumberField(validators=[Optional()])
+    hold_seconds = WholeNumberField(validators=[Optional()])
+    duration_seconds = WholeNumberField(validators=[Optional()])
     note = FormField(_texts("ItemNote"))
 
 
@@ -58,11 +58,11 @@ class SessionForm(PlainForm):
 
 class PhaseForm(PlainForm):
     id = StringField()
-    from_day = IntegerField(validators=[Optional()])
-    to_day = IntegerField(validators=[Optional()])
+    from_day = WholeNumberField(validators=[Optional()])
+    to_day = WholeNumberField(validators=[Optional()])
     title = FormField(_texts("PhaseTitle"))
     change_note = FormField(_texts("PhaseNote", area=True))
-    sessions_per_day = IntegerField(validators=[Optional()])
+    sessions_per_day = WholeNumberField(validators=[Optional()])
     default_times = StringField()
     sessions = FieldList(FormField(SessionForm))
 

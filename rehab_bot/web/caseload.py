@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from wtforms import BooleanField, Form, IntegerField, SelectField
+from wtforms import BooleanField, Form, SelectField
 from wtforms.validators import NumberRange, Optional
 
 from rehab_bot import audit
@@ -19,7 +19,7 @@ from rehab_bot.i18n import N_
 from rehab_bot.patient import STATUS_LABELS
 from rehab_bot.web.auth import allow, db, signed_in_staff
 from rehab_bot.web.context import context
-from rehab_bot.web.forms import FormData
+from rehab_bot.web.forms import FormData, WholeNumberField
 from rehab_bot.web.pages import render
 
 # Rows per page: the figures of the page's patients only, unless a filter or a figure's sort needs all.
@@ -45,7 +45,7 @@ class CaseloadQuery(Form):
     alerts = BooleanField()
     sort = SelectField(choices=list(overview.SORTS), default="alias")
     desc = BooleanField()
-    page = IntegerField(default=1, validators=[Optional(), NumberRange(min=1, max=10_000)])
+    page = WholeNumberField(default=1, validators=[Optional(), NumberRange(min=1, max=10_000)])
 
 
 @allow("staff")

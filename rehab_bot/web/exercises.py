@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 from aiohttp.web_request import FileField
 from wtforms import Form as PlainForm
-from wtforms import FormField, HiddenField, IntegerField, StringField, TextAreaField
+from wtforms import FormField, HiddenField, StringField, TextAreaField
 from wtforms.validators import Optional
 
 from rehab_bot import audit, library
@@ -26,7 +26,7 @@ from rehab_bot.library import LibraryError
 from rehab_bot.session_text import dose
 from rehab_bot.web.auth import allow, db, signed_in_staff
 from rehab_bot.web.context import context
-from rehab_bot.web.forms import CSRF_HEADER, Form, bind
+from rehab_bot.web.forms import CSRF_HEADER, NOT_A_WHOLE_NUMBER, Form, WholeNumberField, bind
 from rehab_bot.web.pages import language, render
 
 MAX_UPLOAD = max(library.MAX_MEDIA_BYTES.values())
@@ -43,7 +43,7 @@ FIELD_LABELS = {
     "hold_seconds": N_("Hold (seconds)"),
     "duration_seconds": N_("Duration (seconds)"),
 }
-FIELD_PROBLEMS = {"is empty": N_("is empty"), "is required": N_("is required")}
+FIELD_PROBLEMS = {"is empty": N_("is empty"), "is required": N_("is required"), NOT_A_WHOLE_NUMBER: NOT_A_WHOLE_NUMBER}
 
 
 def _texts(name: str, area: bool) -> type[PlainForm]:
@@ -57,10 +57,10 @@ class ExerciseForm(Form):
     name = FormField(_texts("NameTexts", False))
     instructions = FormField(_texts("InstructionTexts", True))
     safety_notes = FormField(_texts("SafetyTexts", True))
-    sets = IntegerField(validators=[Optional()], default=1)
-    reps = IntegerField(validators=[Optional()])
-    hold_seconds = IntegerField(validators=[Optional()])
-    duration_seconds = IntegerField(validators=[Optional()])
+    sets = WholeNumberField(validators=[Optional()], default=1)
+    reps = WholeNumberField(validators=[Optional()])
+    hold_seconds = WholeNumberField(validators=[Optional()])
+    duration_seconds = WholeNumberField(validators=[Optional()])
     base = HiddenField()  # library.edit_token of the exercise when the form was opened
 
 

@@ -18,15 +18,18 @@ from aiohttp import web
 from aiohttp_session import get_session
 from multidict import MultiMapping
 from wtforms import Form as _Form
+from wtforms import IntegerField
 from wtforms.csrf.session import SessionCSRF
 
 from rehab_bot.i18n import N_
+from rehab_bot.typed import number
 from rehab_bot.web.context import context
 
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CSRF_TITLE = N_("The form has expired")
+NOT_A_WHOLE_NUMBER = N_("Not a valid integer value.")  # WTForms' own words for IntegerField
 CSRF_EXPIRED = N_(
     "The form had expired or was not sent from this site, so nothing was done. "
     "Please open the page again and repeat what you did."
@@ -68,6 +71,20 @@ class FormData:
 def line_breaks(value: Any) -> Any:
     """A text field's line breaks as one character each (browsers send CR LF, and count it as one in maxlength)."""
     return value.replace("\r\n", "\n").replace("\r", "\n") if isinstance(value, str) else value
+
+
+class WholeNumberField(IntegerField):
+    """A whole number typed in a form, read as typed.number reads it: ASCII digits only, spaces around
+    allowed. IntegerField reads with int(), which also takes "١٠" (Arabic-Indic ten), "1_0" and "+3"."""
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        if not valuelist:
+            return
+        raw = valuelist[0]
+        text = raw.strip() if isinstance(raw, str) else ""
+        self.data = number(text, 9)
+        if self.data is None and text:
+            raise ValueError(NOT_A_WHOLE_NUMBER)
 
 
 class Form(_Form):

@@ -26,7 +26,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp_session import get_session
-from wtforms import IntegerField, RadioField, StringField
+from wtforms import RadioField, StringField
 from wtforms.validators import AnyOf, InputRequired, NumberRange, Optional
 
 from rehab_bot import checkin as checkins
@@ -40,7 +40,7 @@ from rehab_bot.models import Patient
 from rehab_bot.typed import number
 from rehab_bot.web.auth import allow, db, visitor
 from rehab_bot.web.context import context
-from rehab_bot.web.forms import Form, bind
+from rehab_bot.web.forms import Form, WholeNumberField, bind
 from rehab_bot.web.outcome_charts import template_values as outcome_values
 from rehab_bot.web.pages import MAX_ID, render, url_id
 
@@ -78,7 +78,7 @@ def _now(request: web.Request) -> datetime:
 class FinishForm(Form):
     outcome = RadioField(choices=[("done", "done"), ("partly", "partly")], validators=[InputRequired()])
     effort = StringField(validators=[Optional(), AnyOf(sessions.EFFORTS)])
-    pain = IntegerField(validators=[Optional(), NumberRange(0, sessions.PAIN_MAX)])
+    pain = WholeNumberField(validators=[Optional(), NumberRange(0, sessions.PAIN_MAX)])
 
 
 def _card(lang: str, session_id: int, number: int, exercise: Exercise) -> dict[str, Any]:
@@ -193,8 +193,8 @@ async def media(request: web.Request) -> web.StreamResponse:
 
 
 class AnswerForm(Form):
-    checkin = IntegerField(validators=[InputRequired(), NumberRange(1, MAX_ID)])
-    item = IntegerField(validators=[InputRequired(), NumberRange(0, 1000)])
+    checkin = WholeNumberField(validators=[InputRequired(), NumberRange(1, MAX_ID)])
+    item = WholeNumberField(validators=[InputRequired(), NumberRange(0, 1000)])
     value = StringField(validators=[InputRequired()])
 
 
