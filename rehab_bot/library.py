@@ -31,7 +31,7 @@ import json
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
@@ -54,6 +54,8 @@ MediaKind = Literal["photo", "animation", "video"]
 # Telegram's upload limits for bots: photos 10 MB, other files 50 MB.
 MAX_MEDIA_BYTES: dict[str, int] = {"photo": 10 * 1024 * 1024, "animation": 50 * 1024 * 1024, "video": 50 * 1024 * 1024}
 MAX_NAME = 80
+# The same new exercise posted again within this time is the same form again, not a second exercise.
+REPEAT_WINDOW = timedelta(minutes=10)
 MAX_TEXT = 2000
 
 # Dose bounds, shared with plans (rehab_bot/plan.py): one home.
@@ -324,11 +326,32 @@ def _fill(row: ClinicExercise, data: ExerciseSchema) -> None:
 async def create(
     session: AsyncSession, staff: Staff, raw: Mapping[str, Any], now: datetime, *, actor: str | None = None
 ) -> ClinicExercise:
-    """Add an exercise to the clinic's library (any active staff member); audited."""
+    """Add an exercise to the clinic's library (any active staff member); audited.
+
+    The same form posted again (a double click, a reload, a retried request) adds nothing: the
+    exercise this staff member added with the same texts and dose within REPEAT_WINDOW is returned.
+    The staff member's row is locked first (db.lock_row), so a second post racing the first waits
+    for it and then finds it.
+    """
     _require_staff(staff)
     data = check_exercise(raw)
     row = ClinicExercise(name="", instructions="", created_by=staff.id, created_at=now, updated_at=now)
     _fill(row, data)
+    assert staff.id is not None
+    await lock_row(session, table_of(Staff), staff.id)
+    earlier = await session.exec(
+        select(ClinicExercise)
+        .where(
+            col(ClinicExercise.created_by) == staff.id,
+            col(ClinicExercise.name) == row.name,
+            col(ClinicExercise.created_at) >= now - REPEAT_WINDOW,
+            col(ClinicExercise.created_at) <= now,
+        )
+        .order_by(col(ClinicExercise.id).desc())
+    )
+    for found in earlier.all():
+        if _texts_and_dose(found) == _texts_and_dose(row):
+            return found
     session.add(row)
     await session.flush()
     detail = f"exercise={clinic_id(row)}"
