@@ -36,8 +36,9 @@ from rehab_bot import audit, enrolment
 from rehab_bot.access import StaffError
 from rehab_bot.config import clinic_name_is_placeholder
 from rehab_bot.content import Content, Programme
+from rehab_bot.db import lock_row
 from rehab_bot.i18n import t
-from rehab_bot.models import SURGERY_TYPES, AuditLog, Invite, Patient, PatientStatus, Role, Staff
+from rehab_bot.models import SURGERY_TYPES, AuditLog, Invite, Patient, PatientStatus, Role, Staff, table_of
 from rehab_bot.schedule import zone
 from rehab_bot.typed import number, plain
 
@@ -67,6 +68,10 @@ class InviteError(StaffError):
         super().__init__(message)
         self.code = code
         self.details = details
+
+
+# A staff invitation asked for again within this time (same name and role, unused) is the same form again.
+REPEAT_WINDOW = timedelta(minutes=10)
 
 
 def new_code() -> str:
@@ -514,6 +519,28 @@ async def create_staff_invite(
         raise InviteError("bad_name", "the staff member's name must be 1-100 printable characters")
     if role not in STAFF_ROLES:
         raise InviteError("bad_role", f"role {role!r} is not one of {', '.join(STAFF_ROLES)}")
+    if created_by is not None:
+        # The same form posted again (a double click, a reload): the link made a moment ago, not a
+        # second live link nobody sees. The creator's row is locked first (db.lock_row), so a second
+        # post racing the first waits for it and then finds it.
+        await lock_row(session, table_of(Staff), created_by)
+        earlier = await session.exec(
+            select(Invite)
+            .where(
+                col(Invite.kind) == "staff",
+                col(Invite.created_by) == created_by,
+                col(Invite.staff_name) == name,
+                col(Invite.role) == role,
+                col(Invite.used_at).is_(None),
+                col(Invite.created_at) >= now - REPEAT_WINDOW,
+                col(Invite.created_at) <= now,
+                col(Invite.expires_at) > now,
+            )
+            .order_by(col(Invite.id).desc())
+        )
+        found = earlier.first()
+        if found is not None:
+            return found
     return await _new_invite(
         session,
         now=now,

@@ -97,8 +97,8 @@ async def staff_invite(request: web.Request) -> web.StreamResponse:
             created_by=admin.id,
             actor=audit.web_actor(admin.telegram_id),
         )
-    except invite.InviteError as exc:
-        await flash(request, str(exc))
+    except invite.InviteError as exc:  # its message is English, for the command line: the form's own words
+        await flash(request, N_("Give a name and a role for the invitation."))
         raise web.HTTPSeeOther("/admin/staff") from exc
     await session.commit()
     from aiohttp_session import get_session
