@@ -62,7 +62,10 @@ async def acknowledge(request: web.Request) -> web.StreamResponse:
     await session.commit()
     if request.headers.get("HX-Request") == "true":
         return await render(request, "_alert_done.html", {"done": done})
-    await flash(request, N_("Acknowledged."))
+    if done.now:
+        await flash(request, N_("Acknowledged."))
+    else:  # a colleague was first (the page was open from before): who, not a claim of our own
+        await flash(request, N_("Already acknowledged by {name}."), name=done.by)
     raise web.HTTPSeeOther(_back(request, "/alerts"))
 
 
