@@ -1,0 +1,166 @@
+"""Odd input typed into the web app's forms, and forms posted twice or left open, over HTTP.
+
+NUL characters (PostgreSQL refuses them in text), text of nothing visible (a zero-width space),
+digits of other scripts: a clear answer, never a server error or stored garbage. A new exercise
+or a staff invitation posted twice is made once; an alert a colleague acknowledged first says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import aiohttp
+import pytest
+from factories import make_patient, make_staff
+from sqlmodel import col, select
+from test_checkins import enrolled
+from test_web_resubmit import signed_in, token_of
+from webrig import WEB, miniapp_web, web_url
+
+from rehab_bot.models import Alert, CareMessage, ClinicExercise, Invite
+
+THERAPIST, ADMIN, PATIENT = 7421, 7422, 7521
+EXERCISE = {
+    "name-en": "Wall slides",
+    "name-de": "Wandgleiten",
+    "instructions-en": "Slide.",
+    "instructions-de": "Gleiten.",
+}
+
+
+async def stored_messages(bot: Any) -> list[CareMessage]:
+    async with bot.db.session() as session:
+        return list((await session.exec(select(CareMessage).order_by(col(CareMessage.id)))).all())
+
+
+async def exercises(bot: Any) -> list[ClinicExercise]:
+    async with bot.db.session() as session:
+        return list((await session.exec(select(ClinicExercise).order_by(col(ClinicExercise.id)))).all())
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
+async def test_a_nul_or_nothing_visible_in_a_reply_or_a_mini_app_message(bot_factory: Any, backend: str) -> None:
+    bot = await bot_factory(backend, web=miniapp_web(), privacy={"health_data_in_chat": False})
+    patient = await enrolled(bot, PATIENT, therapist=THERAPIST, schedule=False)
+    async with bot.db.session() as session:
+        asked = CareMessage(patient_id=patient.id, direction="in", text="Is it normal?", created_at=bot.clock.now())
+        session.add(asked)
+        await session.commit()
+        await session.refresh(asked)
+    base = web_url(bot)
+    async with await signed_in(bot, THERAPIST) as staff:
+        token = await token_of(staff, f"{base}/patients/{patient.id}")
+        url = f"{base}/patients/{patient.id}/messages/{asked.id}/reply"
+        async with staff.post(url, data={"text": "\u200b \u200b", "csrf_token": token}) as page:
+            assert page.status == 200 and "The reply is empty." in await page.text()
+        async with staff.post(url, data={"text": "Yes,\x00 it is.", "csrf_token": token}) as page:
+            assert page.status == 200 and "on its way" in await page.text()
+    async with await signed_in(bot, PATIENT) as app:
+        token = await token_of(app, f"{base}/app/messages")
+        async with app.post(f"{base}/app/messages", data={"csrf_token": token, "text": "\u200b\u2060 "}) as page:
+            assert page.status == 200 and "Write a message or add a photo." in await page.text()
+        async with app.post(f"{base}/app/messages", data={"csrf_token": token, "text": "Thanks\x00!"}) as page:
+            assert page.status == 200 and "Sent to your care team." in await page.text()
+    texts = [(m.direction, m.text) for m in await stored_messages(bot)]
+    assert texts == [("in", "Is it normal?"), ("out", "Yes, it is."), ("in", "Thanks!")]
+
+
+async def test_exercise_texts_of_nothing_visible_and_numbers_in_other_digits_are_refused(bot_factory: Any) -> None:
+    bot = await bot_factory(web=WEB)
+    await make_staff(bot.db, telegram_id=THERAPIST, name="Dr Ada", language="de")
+    base = web_url(bot)
+    async with await signed_in(bot, THERAPIST) as staff:
+        token = await token_of(staff, f"{base}/exercises/new")
+
+        async def post(**fields: str) -> tuple[int, str]:
+            data = {**EXERCISE, "csrf_token": token, "sets": "2", **fields}
+            async with staff.post(f"{base}/exercises/new", data=data, allow_redirects=False) as response:
+                return response.status, await response.text()
+
+        for odd in ("\u0661\u0660", "1_0", "+3", "²"):  # Arabic-Indic ten, and what int() also reads
+            status, html = await post(sets=odd)
+            assert status == 422 and "Sätze: ist keine ganze Zahl" in html, odd
+        status, html = await post(**{"name-en": "\u200b "})
+        assert status == 422 and "Name (Englisch): ist leer" in html
+        assert 'value="Wandgleiten"' in html, "what was typed is kept"
+        assert await exercises(bot) == []
+        status, _ = await post(**{"name-en": " Wall\x00 slides ", "sets": " 3 "})
+        assert status == 303
+    [row] = await exercises(bot)
+    assert json.loads(row.name) == {"en": "Wall slides", "de": "Wandgleiten"} and row.sets == 3
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
+async def test_a_new_exercise_posted_twice_is_added_once(bot_factory: Any, backend: str) -> None:
+    bot = await bot_factory(backend, web=WEB)
+    await make_staff(bot.db, telegram_id=THERAPIST, name="Dr Ada")
+    base = web_url(bot)
+    async with await signed_in(bot, THERAPIST) as staff:
+        token = await token_of(staff, f"{base}/exercises/new")
+
+        async def post(name: str) -> str:
+            data = {**EXERCISE, "name-en": name, "csrf_token": token, "sets": "2"}
+            async with staff.post(f"{base}/exercises/new", data=data, allow_redirects=False) as response:
+                assert response.status == 303
+                return response.headers["Location"]
+
+        first = await post("Wall slides")
+        assert await post("Wall slides") == first  # a reload
+        raced = await asyncio.gather(post("Bridges"), post("Bridges"))  # a double click
+        assert raced[0] == raced[1] != first
+    assert [json.loads(row.name)["en"] for row in await exercises(bot)] == ["Wall slides", "Bridges"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
+async def test_a_staff_invitation_posted_twice_makes_one_link(bot_factory: Any, backend: str) -> None:
+    bot = await bot_factory(backend, web=WEB)
+    await make_staff(bot.db, telegram_id=ADMIN, name="Admin Anna", role="admin", language="de")
+    base = web_url(bot)
+    async with await signed_in(bot, ADMIN) as admin:
+        token = await token_of(admin, f"{base}/admin/staff")
+
+        async def invite(name: str, role: str = "therapist") -> str:
+            data = {"csrf_token": token, "name": name, "role": role}
+            async with admin.post(f"{base}/admin/staff/invite", data=data) as page:
+                assert page.status == 200
+                return await page.text()
+
+        await invite("Dr Ben")
+        await invite("Dr Ben")  # a reload
+        await asyncio.gather(invite("Dr Cleo"), invite("Dr Cleo"))  # a double click
+        await invite("Dr Ben", "admin")  # another role: another invitation
+        html = await invite("Dr\x00 Dan")
+        assert "Geben Sie für die Einladung einen Namen und eine Rolle an." in html
+    async with bot.db.session() as session:
+        rows = (await session.exec(select(Invite).order_by(col(Invite.id)))).all()
+    assert [(row.staff_name, row.role) for row in rows] == [
+        ("Dr Ben", "therapist"),
+        ("Dr Cleo", "therapist"),
+        ("Dr Ben", "admin"),
+    ]
+
+
+async def test_an_alert_a_colleague_acknowledged_first_says_who(bot_factory: Any) -> None:
+    bot = await bot_factory(web=WEB)
+    await make_staff(bot.db, telegram_id=THERAPIST, name="Dr Ada", role="admin")
+    await make_staff(bot.db, telegram_id=ADMIN, name="Dr Ben", role="admin")
+    patient, _ = await make_patient(bot.db, bot.clock, alias="ODD-0001", telegram_id=7100)
+    async with bot.db.session() as session:
+        alert = Alert(patient_id=patient.id or 0, severity="urgent", kind="red_flag", created_at=bot.clock.now())
+        session.add(alert)
+        await session.commit()
+        await session.refresh(alert)
+    base = web_url(bot)
+    async with await signed_in(bot, THERAPIST) as ada, await signed_in(bot, ADMIN) as ben:
+        ada_token, ben_token = await token_of(ada, f"{base}/alerts"), await token_of(ben, f"{base}/alerts")
+
+        async def ack(browser: aiohttp.ClientSession, token: str) -> str:
+            async with browser.post(f"{base}/alerts/{alert.id}/ack", data={"csrf_token": token}) as page:
+                assert page.status == 200
+                return await page.text()
+
+        assert "Acknowledged." in await ack(ben, ben_token)
+        html = await ack(ada, ada_token)  # Ada's inbox was open from before
+        assert "Already acknowledged by Dr Ben." in html and "<p>Acknowledged.</p>" not in html
