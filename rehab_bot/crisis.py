@@ -366,6 +366,15 @@ def is_crisis(text: str, content: Content) -> bool:
     return bool(text) and find(crisis_patterns(content), text) is not None
 
 
+QUESTION = "crisis_question"  # the content text that asks; without it the concern lists are not used
+
+
+def asks_question(text: str, content: Content) -> bool:
+    """True when the bot should ask the crisis question about this text: no crisis pattern (that alerts
+    at once), but a concern pattern, and the clinic's content has the question's text."""
+    return QUESTION in content.texts and not is_crisis(text, content) and is_concern(text, content)
+
+
 def is_concern(text: str, content: Content) -> bool:
     """True when the text matches a concern pattern: a word of danger too common to alert on by itself
     (pills and "extra", a will, a ledge), about which the bot asks the patient directly first."""

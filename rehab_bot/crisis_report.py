@@ -71,10 +71,8 @@ def load_corpus(path: Path) -> Corpus:
 def evaluate(content: Content, corpus: Corpus) -> Result:
     missed = tuple(s for s in corpus.positives if not crisis.is_crisis(s, content))
     false_positives = tuple(s for s in corpus.negatives if crisis.is_crisis(s, content))
-    asks = "crisis_question" in content.texts
-    asked = tuple(s for s in missed if asks and crisis.is_concern(s, content))
-    quiet = [s for s in corpus.negatives if s not in false_positives]
-    negatives_asked = tuple(s for s in quiet if asks and crisis.is_concern(s, content))
+    asked = tuple(s for s in missed if crisis.asks_question(s, content))
+    negatives_asked = tuple(s for s in corpus.negatives if crisis.asks_question(s, content))
     return Result(corpus, missed, false_positives, asked, negatives_asked)
 
 

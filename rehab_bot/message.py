@@ -517,6 +517,14 @@ async def own_thread(session: AsyncSession, patient: Patient) -> list[CareMessag
     return list(rows.all())
 
 
+async def own_message(session: AsyncSession, patient: Patient, message_id: int) -> CareMessage | None:
+    """One message the patient wrote (never the team's, never another patient's), or None."""
+    found = await session.get(CareMessage, message_id)
+    if found is None or found.patient_id != patient.id or found.direction != IN:
+        return None
+    return found
+
+
 # A photo larger than this (in pixels) is refused rather than decoded: a phone's 50 MP camera fits.
 MAX_PHOTO_PIXELS = 60_000_000
 

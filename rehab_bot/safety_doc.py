@@ -15,6 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from rehab_bot import crisis
 from rehab_bot.content import Content, load_content
 from rehab_bot.triage import Row, answer_rows, rule_rows
 
@@ -101,7 +102,7 @@ def table(content: Content) -> str:
         f"| a crisis phrase (`crisis.toml`) | {LEVEL_WORDS['emergency']} | emergency (kind crisis) "
         f'| `crisis`{FOOTER["emergency"]}, "Your care team has been told." |',
     ]
-    if content.concern and "crisis_question" in content.texts:
+    if content.concern and crisis.QUESTION in content.texts:
         out.append(
             "| a concern word (`[[concern]]` in `crisis.toml`), no crisis phrase | none until answered: "
             "Yes is a crisis phrase's level, No is no alert | emergency (kind crisis) on Yes "

@@ -77,7 +77,6 @@ FIRST_PERIODIC_SECONDS = 30.0
 
 STALE = N_("This button is no longer active.")
 # A danger word too common to alert on by itself ([[concern]] in crisis.toml): the bot asks directly first.
-CRISIS_QUESTION = "crisis_question"  # content text; without it the concern lists are not used
 ASKED_YES, ASKED_NO = "cz:y", "cz:n"
 YES_NOTE = N_("(Answered Yes to the question about thoughts of ending their life or hurting themselves.)")
 ALREADY_SAVED = N_("Already saved.")
@@ -553,11 +552,11 @@ async def free_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             await message.reply_text(_saved_text(lang, s.config.clinic.text("emergency_text", lang)))
             raise ApplicationHandlerStop
         waiting = await _waiting_step(context, db, patient)
-    if CRISIS_QUESTION in s.content.texts and crisis.is_concern(message.text, s.content):
+    if crisis.asks_question(message.text, s.content):
         # Not a crisis pattern, but a word of danger: ask directly (asking does not put the idea in
         # anyone's head); Yes is a crisis, No goes on to the offer below (on_crisis_question_pressed).
         buttons = [[(t(lang, "Yes"), ASKED_YES), (t(lang, "No"), ASKED_NO)]]
-        question = s.content.text(CRISIS_QUESTION, lang).strip()
+        question = s.content.text(crisis.QUESTION, lang).strip()
         await message.reply_text(question, reply_markup=_markup(buttons), do_quote=True)
         raise ApplicationHandlerStop
     await _offer(message, context, patient, lang, waiting)

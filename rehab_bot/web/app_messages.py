@@ -3,7 +3,9 @@
 With ``[privacy] health_data_in_chat = false`` a patient writes to the team here and reads the
 replies here; the chat only says that the team answered. Thin, over the same core as the chat:
 crisis words first (rehab_bot.redflag.on_crisis: crisis text now, the clinic alerted), then
-rehab_bot.message.send; a symptom word offers its check (rehab_bot.crisis.symptom_check_for).
+rehab_bot.message.send; a concern word asks the crisis question below the sent message (Yes is a
+crisis, as in the chat: rehab_bot.crisis.asks_question); a symptom word offers its check
+(rehab_bot.crisis.symptom_check_for).
 A photo upload is checked for size and type (JPEG or PNG by its bytes, and readable by Pillow),
 re-encoded without its metadata (EXIF: GPS position, time, camera) and stored 0600 by
 rehab_bot.message.store_photo. One limit, [care] photo_max_bytes: the page's own script checks a
@@ -19,7 +21,7 @@ import asyncio
 import logging
 
 from aiohttp import web
-from wtforms import FileField, TextAreaField
+from wtforms import FileField, StringField, TextAreaField
 from wtforms.validators import Length, Optional
 
 from rehab_bot import crisis, miniapp, redflag, typed
@@ -41,6 +43,7 @@ EMPTY = N_("Write a message or add a photo.")
 NOT_A_PHOTO = N_("This file is not a photo (JPEG or PNG). Please choose a photo.")
 TOO_LONG = N_("This message is too long (at most {n} characters). Please shorten it.")
 TOO_LARGE = N_("This photo is too large (at most {mb} MB). Please send a smaller one.")
+THANKS = N_("Thank you for telling me. Your message has gone to your care team.")
 
 
 def photo_mb(max_bytes: int) -> str:
@@ -62,7 +65,7 @@ def _patient(request: web.Request) -> Patient:
 async def _page(request: web.Request, patient: Patient, **extra: object) -> web.StreamResponse:
     thread = await message_core.own_thread(db(request), patient)
     shown: dict[str, object] = dict.fromkeys(
-        ("urgent", "error", "notice", "reads_from", "emergency", "symptom", "text")
+        ("urgent", "error", "notice", "reads_from", "emergency", "symptom", "text", "question")
     )
     photo_max = context(request).config.care.photo_max_bytes
     limits = {
@@ -126,6 +129,9 @@ async def write(request: web.Request) -> web.StreamResponse:
     notice = t(lang, SENT) if sent.reads_from is None else ""
     check = crisis.symptom_check_for(text, ctx.content)
     symptom = (check, localize(ctx.content.questionnaires[check].title, lang)) if check else None
+    question = None
+    if text and crisis.asks_question(text, ctx.content):
+        question = (sent.message.id, ctx.content.text(crisis.QUESTION, lang).strip())
     return await _page(
         request,
         patient,
@@ -133,9 +139,36 @@ async def write(request: web.Request) -> web.StreamResponse:
         reads_from=sent.reads_from,
         emergency=ctx.config.clinic.text("emergency_text", lang),
         symptom=symptom,
+        question=question,
     )
+
+
+class AnswerForm(Form):
+    answer = StringField()
+    message = StringField()
+
+
+@allow("patient")
+async def crisis_answer(request: web.Request) -> web.StreamResponse:
+    """The crisis question's answer about one of the patient's own messages: Yes is a crisis (the
+    crisis text now, a crisis note, an emergency alert), No changes nothing (the message was sent)."""
+    ctx, session, patient = context(request), db(request), _patient(request)
+    form = await bind(AnswerForm, request, await request.post())
+    message_id = typed.number(str(form.message.data or ""), 9)
+    if not form.validate() or form.answer.data not in ("yes", "no") or message_id is None:
+        raise web.HTTPBadRequest()
+    asked = await message_core.own_message(session, patient, message_id)
+    if asked is None:
+        raise web.HTTPNotFound()
+    lang = patient.language
+    if form.answer.data == "no":
+        return await _page(request, patient, notice=t(lang, THANKS))
+    finding = await redflag.on_crisis(session, patient, ctx.content, ctx.config.clinic, asked.text, ctx.clock.now())
+    await session.commit()
+    return await _page(request, patient, urgent=redflag.reply_text(finding, ctx.content, lang, ctx.config.clinic))
 
 
 def setup(app: web.Application) -> None:
     app.router.add_get(PATH, messages)
     app.router.add_post(PATH, write)
+    app.router.add_post(PATH + "/crisis", crisis_answer)

@@ -20,6 +20,7 @@ from webrig import miniapp_web
 
 from rehab_bot import message as message_core
 from rehab_bot.models import CareMessage
+from tests.browser.axe import serious
 from tests.browser.miniapp_stub import open_as
 
 PATIENT, THERAPIST = 7293, 7193
@@ -102,3 +103,21 @@ async def test_a_photo_over_the_limit_is_refused_before_sending_and_the_text_sta
 async def message_rows(bot: Any) -> int:
     async with bot.db.session() as session:
         return len((await session.exec(select(CareMessage))).all())
+
+
+async def test_the_crisis_question_is_asked_and_yes_shows_the_crisis_text(
+    bot_factory: Any, tg: FakeTelegram, phone_page: Any
+) -> None:
+    bot = await _bot(bot_factory)
+    page = phone_page
+    box = await message_box(page, bot)
+    await box.fill("I took an extra tablet last night")
+    await page.get_by_role("button", name="Send to my care team").click()
+    question = page.get_by_text("Are you having thoughts of ending your life")
+    await question.wait_for()
+    assert await serious(page) == []
+    await page.get_by_role("button", name="Yes", exact=True).click()
+    await page.get_by_role("alert").filter(has_text="112").wait_for()
+    async with bot.db.session() as session:
+        [sent] = (await session.exec(select(CareMessage))).all()
+    assert sent.text == "I took an extra tablet last night"

@@ -9,6 +9,7 @@ nothing sent as a message); a file that is no photo or is too large is refused.
 from __future__ import annotations
 
 import io
+import re
 import stat
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from test_care import rows, run_jobs, text_of
 from test_checkins import enrolled
 from webrig import client, csrf, init_data, miniapp_web, sign_in_initdata, web_url
 
-from rehab_bot.models import Alert
+from rehab_bot.models import Alert, Note
 
 PATIENT, THERAPIST = 7291, 7191
 
@@ -116,6 +117,46 @@ async def test_crisis_words_in_the_mini_app_alert_the_clinic_and_send_no_message
     async with bot.db.session() as session:
         [alert] = (await session.exec(select(Alert))).all()
     assert alert.kind == "crisis" and alert.severity == "emergency"
+
+
+async def answer_question(browser: aiohttp.ClientSession, bot: Any, html: str, answer: str) -> tuple[int, str]:
+    found = re.search(r'name="message" value="(\d+)"', html)
+    assert found is not None, "no crisis question on the page"
+    form = {"csrf_token": csrf(html), "message": found.group(1), "answer": answer}
+    async with browser.post(f"{web_url(bot)}/app/messages/crisis", data=form) as response:
+        return response.status, await response.text()
+
+
+async def test_a_concern_word_in_the_mini_app_asks_the_crisis_question(bot_factory: Any, tg: FakeTelegram) -> None:
+    bot = await bot_factory(web=miniapp_web(), privacy={"health_data_in_chat": False})
+    await enrolled(bot, PATIENT, therapist=THERAPIST, schedule=False)
+    async with await signed_in(bot, PATIENT) as browser:
+        html = await post(browser, bot, "I took an extra tablet last night")
+        assert "Sent to your care team." in html and "Are you having thoughts of ending your life" in html
+        [sent] = await rows(bot)  # the message went to the team either way
+        # No: nothing more happens.
+        status, page = await answer_question(browser, bot, html, "no")
+        assert status == 200 and "Thank you for telling me." in page
+        async with bot.db.session() as session:
+            assert (await session.exec(select(Alert))).all() == []
+        # Yes (asked again about a second message): a crisis, with the patient's words.
+        html = await post(browser, bot, "I wrote letters to my kids today")
+        status, page = await answer_question(browser, bot, html, "yes")
+        assert status == 200 and 'role="alert"' in page and "112" in page
+        async with bot.db.session() as session:
+            [alert] = (await session.exec(select(Alert))).all()
+            [note] = (await session.exec(select(Note))).all()
+        assert (alert.kind, alert.severity) == ("crisis", "emergency")
+        assert (note.text, note.crisis) == ("I wrote letters to my kids today", True)
+        # Another patient's message, a staff reply or a forged answer: refused, nothing happens.
+        form = {"csrf_token": csrf(html), "message": str(sent.id + 1000), "answer": "yes"}
+        async with browser.post(f"{web_url(bot)}/app/messages/crisis", data=form) as response:
+            assert response.status == 404
+        form = {"csrf_token": csrf(html), "message": "²", "answer": "yes"}
+        async with browser.post(f"{web_url(bot)}/app/messages/crisis", data=form) as response:
+            assert response.status == 400
+    async with bot.db.session() as session:
+        assert len((await session.exec(select(Alert))).all()) == 1
 
 
 async def test_a_phone_sized_photo_fits_the_configured_limit(

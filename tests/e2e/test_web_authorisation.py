@@ -81,6 +81,7 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", "/app/delete"): "patient",
     ("GET", "/app/messages"): "patient",  # the patient's own thread only (rehab_bot.message.own_thread)
     ("POST", "/app/messages"): "patient",  # without confirm=yes nothing is deleted (a 400 here)
+    ("POST", "/app/messages/crisis"): "patient",  # about the patient's own message only (message.own_message)
 }
 PATIENT_TG = 1_500_001  # LWS-0001, Dr Ben's patient (web_seed)
 BODIES = {"pause": {"days": "7"}, "discharge": {"confirm": "y"}, "role": {"role": "therapist"}}
