@@ -62,7 +62,7 @@ from rehab_bot.bot.common import language_for
 from rehab_bot.bot.services import App, Services, app_of, svc
 from rehab_bot.content import Content, localize
 from rehab_bot.i18n import N_, t
-from rehab_bot.models import CheckIn, Patient, table_of
+from rehab_bot.models import CheckIn, Kind, Patient, delivery_row, queue_deliveries, table_of
 from rehab_bot.reminders import DueMessage
 from rehab_bot.transport import MILESTONE_EFFECT_ID, OutgoingMessage, SentItem, keyboard
 from rehab_bot.typed import number
@@ -515,7 +515,21 @@ async def crisis_watch(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         lang = await common.language_for(update, context)
     else:
         lang = patient.language
-    await message.reply_text(redflag.reply_text(finding, content, lang, s.config.clinic))
+    reply = redflag.reply_text(finding, content, lang, s.config.clinic)
+    try:
+        await message.reply_text(reply)
+    except TelegramError as exc:
+        # Telegram did not take it, after the transport's own retries. Nothing else may answer this
+        # message instead (the note offer would), so the engine sends the crisis text as soon as it
+        # can: a safety delivery, first in the queue, never held by quiet hours; one per message.
+        log.warning("crisis reply not sent (%s): queued for the engine", type(exc).__name__)
+        key = f"crisis-reply:{message.chat_id}:{message.message_id}"
+        row = delivery_row(
+            key, Kind.SAFETY, message.chat_id, reply, s.clock.now(), patient_id=patient.id if patient else None
+        )
+        async with s.db.session() as db:
+            await queue_deliveries(db, [row])
+            await db.commit()
     raise ApplicationHandlerStop
 
 

@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 from rig.telegram_server import FakeTelegram, SentMessage
-from sqlmodel import select
+from sqlmodel import col, select
 from test_caregiver import invite_and_join
 from test_checkins import enrolled, rows
 
 from rehab_bot.i18n import t
-from rehab_bot.models import Alert, CheckIn, Note
+from rehab_bot.models import Alert, CheckIn, Delivery, Note
 
 ALERT_CHAT = -100_778
 POLL = 0.5
@@ -230,6 +230,28 @@ async def test_the_crisis_text_is_sent_again_after_a_5xx_or_a_dropped_connection
     assert gateway.hits == 1 and dropped.hits == 1, "both faults happened, the third try arrived"
     failed = [c for c in tg.calls("sendMessage") if c.chat_id == 5331 and not c.ok]
     assert len(failed) == 2
+
+
+async def test_a_crisis_text_telegram_refused_three_times_is_sent_by_the_engine(live: Any, tg: FakeTelegram) -> None:
+    """All three tries of the reply fail: the engine sends the crisis text as soon as Telegram takes it,
+    and nothing else answers the message (before, the note offer went out in its place)."""
+    from rig.telegram_server import server_error
+
+    await enrolled(live, 5332, therapist=THERAPIST, schedule=False)
+    tg.group(ALERT_CHAT, "Alerts")
+    user = tg.user(5332)
+    outage = tg.inject("sendMessage", chat_id=5332, error=server_error(502), times=3)
+    await user.send("I want to kill myself")
+    [help_now] = await user.wait_for(timeout=10)  # the engine's run, POLL seconds apart
+    assert outage.hits == 3
+    assert "112" in (help_now.text or "") and "Your care team has been told." in (help_now.text or "")
+    await user.expect_silence(3 * POLL)
+    assert [m.text for m in user.messages] == [help_now.text], "the crisis text once, and nothing else"
+    async with live.db.session() as session:
+        [queued] = (await session.exec(select(Delivery).where(col(Delivery.chat_id) == 5332))).all()
+    assert (queued.kind, queued.status) == ("safety", "sent")
+    [note] = await rows(live, Note)
+    assert note.crisis
 
 
 QUESTION = "I want to be sure I understand you. Are you having thoughts of ending your life"
