@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from factories import make_staff
+from factories import make_patient, make_staff
 from rig.telegram_server import FakeTelegram
 from sqlmodel import select
 from test_checkins import enrolled
 
-from rehab_bot.models import Alert, AlertReview, AuditLog
+from rehab_bot import alert as alerts
+from rehab_bot.bot import app as app_module
+from rehab_bot.models import Alert, AlertReview, AuditLog, Patient
 
 
 async def test_needed_action_is_recorded_once_by_staff_who_may(bot: Any, tg: FakeTelegram) -> None:
@@ -58,3 +60,37 @@ async def test_needed_action_is_recorded_once_by_staff_who_may(bot: Any, tg: Fak
         assert (review.alert_id, review.needed_action, review.staff_id) == (alert_id, True, admin.id)
         [audited] = (await s.exec(select(AuditLog).where(AuditLog.action == "alert.review"))).all()
         assert audited.detail == f"alert={alert_id} needed_action=yes"
+
+
+async def test_a_colleague_who_acknowledged_in_the_therapists_place_can_give_the_verdict(
+    bot: Any, tg: FakeTelegram
+) -> None:
+    # No admin, a patient without a therapist: the alert goes to every staff member and whoever it
+    # reached may acknowledge it. The acknowledgement offers the verdict; pressing it was refused
+    # with "P-... is not your patient", so the verdict was lost.
+    await make_staff(bot.db, telegram_id=9311, name="Dr Ben")
+    cleo = await make_staff(bot.db, telegram_id=9312, name="Dr Cleo")
+    orphan, _ = await make_patient(bot.db, bot.clock, therapist_id=None, telegram_id=9411)
+    async with bot.db.session() as session:
+        row = await session.get(Patient, orphan.id)
+        assert row is not None
+        made = await alerts.raise_alert(
+            session, row, kind="red_flag", severity="emergency", detail="new numbness",
+            now=bot.clock.now(), clinic=bot.config.clinic,
+        )  # fmt: skip
+        assert made is not None
+        await session.commit()
+    await app_module.dispatch_job(bot.app)
+    await bot.tick()
+    colleague = tg.user(9312)
+    [alert_message] = await colleague.wait_for(lambda m: "EMERGENCY alert" in (m.text or ""))
+    colleague.mark_seen()
+    await colleague.press("✅ Acknowledge", alert_message)
+    assert (await colleague.wait_for_answer()).text == "Acknowledged."
+    [acked] = await colleague.wait_for(lambda m: m.edited)
+    assert acked.button_labels == ["Needed action", "No action needed"]
+    await colleague.press("No action needed", acked)
+    assert (await colleague.wait_for_answer()).text == "Recorded: no action needed."
+    async with bot.db.session() as s:
+        [review] = (await s.exec(select(AlertReview))).all()
+    assert (review.alert_id, review.needed_action, review.staff_id) == (made.id, False, cleo.id)
