@@ -33,7 +33,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rehab_bot import audit, schedule
+from rehab_bot import audit, schedule, typed
 from rehab_bot.access import StaffError
 from rehab_bot.content import MAX_SESSIONS_PER_DAY
 from rehab_bot.i18n import N_, SUPPORTED_LANGUAGES
@@ -78,8 +78,9 @@ async def admins(session: AsyncSession) -> list[Staff]:
 
 
 def validate_name(name: str) -> str:
-    """A staff member's display name."""
-    name = " ".join(name.split())
+    """A staff member's display name, read as plain text (rehab_bot.typed): a zero-width space or the
+    joiner inside an emoji is no error, and a name of nothing visible is empty."""
+    name = " ".join(typed.text(typed.plain(name)).split())
     if not name:
         raise StaffError(N_("The name is empty."))
     if len(name) > _NAME_MAX:

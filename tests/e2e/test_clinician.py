@@ -460,3 +460,23 @@ async def test_admin_invites_a_therapist_who_joins_with_a_menu(bot: Any, tg: Fak
     assert "/invite adds one" in (listing.text or "")
     rows = await audit_rows(bot)
     assert ("staff_invite.create", admin.id) in [(r.action, r.staff_id) for r in rows]
+
+
+async def test_a_staff_name_with_an_emoji_or_a_pasted_zero_width_space_is_taken(bot: Any, tg: FakeTelegram) -> None:
+    # The joiner inside "👩‍⚕️" and a zero-width space pasted with a name are format characters: the
+    # name was refused ("the staff member's name must be 1-100 printable characters"), and a name of
+    # nothing visible got the same riddle instead of "The name is empty.".
+    await make_staff(bot.db, role="admin", telegram_id=7811, name="Admin Ada")
+    boss = tg.user(7811)
+    for typed, caption in (("Dr 👩\u200d⚕️ Lisa", "Dr 👩⚕️ Lisa"), ("Anna\u200b Lee", "Anna Lee")):
+        await boss.send("/staffinvite")
+        await boss.wait_for(lambda m: m.text == "New staff invitation: which role?")
+        await boss.press("Therapist")
+        await boss.wait_for(lambda m: "name" in (m.text or ""))
+        boss.mark_seen()
+        await boss.send("\u200b")
+        [empty] = await boss.wait_for()
+        assert empty.text == "The name is empty."
+        await boss.send(typed)
+        [qr] = await boss.wait_for(lambda m: m.photo is not None)
+        assert f"Staff invitation for {caption} (therapist)" in (qr.caption or "")
