@@ -38,7 +38,17 @@ from rehab_bot.config import clinic_name_is_placeholder
 from rehab_bot.content import Content, Programme
 from rehab_bot.db import lock_row
 from rehab_bot.i18n import t
-from rehab_bot.models import SURGERY_TYPES, AuditLog, Invite, Patient, PatientStatus, Role, Staff, table_of
+from rehab_bot.models import (
+    SURGERY_TYPES,
+    AuditLog,
+    Caregiver,
+    Invite,
+    Patient,
+    PatientStatus,
+    Role,
+    Staff,
+    table_of,
+)
 from rehab_bot.schedule import zone
 from rehab_bot.typed import number, plain
 
@@ -565,6 +575,7 @@ class Outcome(enum.StrEnum):
     OTHER_PATIENT = "other_patient"  # this account is already a different patient
     IS_STAFF = "is_staff"  # a staff account tapped a patient link
     IS_PATIENT = "is_patient"  # a patient account tapped a staff link
+    IS_CAREGIVER = "is_caregiver"  # a caregiver's account (rehab_bot.caregiver) tapped a patient or staff link
     ALREADY_STAFF = "already_staff"  # a staff account tapped a staff link
 
 
@@ -627,6 +638,10 @@ async def redeem(
         return Redeemed(Outcome.IS_STAFF, staff=me_staff, invite=invite)
     if me_patient is not None and me_patient.id != patient.id:
         return Redeemed(Outcome.OTHER_PATIENT, patient=me_patient, invite=invite)
+    if me_patient is None and await _caregiver_link(session, telegram_id) is not None:
+        # One role per account, as a caregiver's link refuses patients and staff (caregiver.open_link):
+        # their /checkin, /mydata and /delete would go on answering for the patient they support.
+        return Redeemed(Outcome.IS_CAREGIVER, invite=invite)
     if not await _claim(session, invite, telegram_id, now):
         return Redeemed(Outcome.USED, invite=invite)
     resumed = patient.telegram_id == telegram_id
@@ -640,6 +655,12 @@ async def redeem(
     session.add(patient)
     await session.flush()
     return Redeemed(Outcome.PATIENT, patient=patient, invite=invite, resumed=resumed)
+
+
+async def _caregiver_link(session: AsyncSession, telegram_id: int) -> Caregiver | None:
+    """This account's caregiver link, claimed or agreed and not removed (caregiver.link_of)."""
+    query = select(Caregiver).where(col(Caregiver.telegram_id) == telegram_id, col(Caregiver.removed_at).is_(None))
+    return (await session.exec(query)).first()
 
 
 async def _redeem_staff(
@@ -662,6 +683,8 @@ async def _redeem_staff(
         return Redeemed(Outcome.ALREADY_STAFF, staff=me_staff, invite=invite)
     if me_patient is not None:
         return Redeemed(Outcome.IS_PATIENT, patient=me_patient, invite=invite)
+    if await _caregiver_link(session, telegram_id) is not None:
+        return Redeemed(Outcome.IS_CAREGIVER, invite=invite)
     if not await _claim(session, invite, telegram_id, now):
         return Redeemed(Outcome.USED, invite=invite)
     # A removed member invited again gets their row back (its audit trail stays theirs), as

@@ -434,3 +434,57 @@ async def test_the_caregivers_delete_leaves_no_trace_of_their_account_in_the_del
         kept = await session.get(Patient, patient.id)
     assert left == [], "nothing with the caregiver's Telegram account id is kept"
     assert kept is not None and kept.telegram_id == 7351, "the patient's own data stays"
+
+
+async def test_a_caregivers_account_cannot_also_become_a_patient_or_staff(bot: Any, tg: FakeTelegram) -> None:
+    # A caregiver's link refuses patients and staff; the other way round, a caregiver tapping a patient's
+    # invitation was enrolled as that patient, and their /checkin then went on answering for the person
+    # they support (the caregiver's handlers come first).
+    from test_clinician import invite_patient
+
+    from rehab_bot import invite as invites
+
+    await make_staff(bot.db, role="admin", telegram_id=7368, name="Admin Ada")
+    patient = await checkin_patient(bot, 7361, therapist=7369, alias="CG-SUPPORTED")
+    await join(bot, patient, 7461, "Vera")
+    carer, doc = tg.user(7461), tg.user(7369)
+    link = await invite_patient(doc, "LWS-7461")
+    async with bot.db.session() as session:
+        staff_link = await invites.create_staff_invite(
+            session, name="Vera", role="therapist", now=bot.clock.now(), valid_days=7
+        )
+        await session.commit()
+    carer.mark_seen()
+    for code in (link.split("start=", 1)[1], staff_link.code):
+        await carer.send(f"/start {code}")
+        [refused] = await carer.wait_for()
+        assert "linked as a caregiver, so it cannot also be used as a patient or staff account" in text_of(refused)
+    async with bot.db.session() as session:
+        newcomer = (await session.exec(select(Patient).where(col(Patient.alias) == "LWS-7461"))).one()
+        assert newcomer.telegram_id is None, "nothing was claimed"
+    await carer.send("/checkin")
+    [menu] = await carer.wait_for(lambda m: "fill in for them" in text_of(m))
+    # Once the caregiver link is deleted, the same invitation enrols them.
+    await carer.send("/delete")
+    [ask] = await carer.wait_for(lambda m: "Delete?" in text_of(m))
+    await carer.press("🗑 Yes, delete my link", ask)
+    await carer.wait_for(lambda m: m.edited and "have been deleted" in text_of(m))
+    await carer.send(f"/start {link.split('start=', 1)[1]}")
+    await carer.wait_for(lambda m: "Do you agree?" in text_of(m))
+    async with bot.db.session() as session:
+        newcomer = (await session.exec(select(Patient).where(col(Patient.alias) == "LWS-7461"))).one()
+    assert newcomer.telegram_id == 7461 and menu is not None
+
+
+async def test_a_caregivers_account_is_refused_a_staff_invitation_in_german(bot: Any, tg: FakeTelegram) -> None:
+    from rehab_bot import invite as invites
+
+    patient = await checkin_patient(bot, 7362, alias="CG-DE")
+    await join(bot, patient, 7462, "Uwe")
+    async with bot.db.session() as session:
+        made = await invites.create_staff_invite(session, name="Uwe", role="admin", now=bot.clock.now(), valid_days=7)
+        await session.commit()
+    carer = tg.user(7462, language_code="de")
+    await carer.send(f"/start {made.code}")
+    [refused] = await carer.wait_for()
+    assert "als Angehörige oder Angehöriger verknüpft" in text_of(refused)
