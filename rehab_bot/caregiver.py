@@ -193,8 +193,11 @@ async def open_link(session: AsyncSession, code: str, telegram_id: int, language
     staff = (await session.exec(select(Staff).where(col(Staff.telegram_id) == telegram_id))).first()
     if staff is not None and staff.active:
         return Opened(Outcome.IS_STAFF)
-    if await link_of(session, telegram_id) is not None:
-        return Opened(Outcome.OTHER)
+    existing = await link_of(session, telegram_id)
+    if existing is not None:
+        # A second invitation from the person they already support: they are linked, not someone else's.
+        same = existing.patient_id == link.patient_id and existing.consent_at is not None
+        return Opened(Outcome.LINKED, existing) if same else Opened(Outcome.OTHER)
     claimed = await session.exec(
         update(Caregiver)
         .where(col(Caregiver.id) == link.id, col(Caregiver.telegram_id).is_(None), col(Caregiver.consent_at).is_(None))

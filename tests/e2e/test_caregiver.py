@@ -488,3 +488,23 @@ async def test_a_caregivers_account_is_refused_a_staff_invitation_in_german(bot:
     await carer.send(f"/start {made.code}")
     [refused] = await carer.wait_for()
     assert "als Angehörige oder Angehöriger verknüpft" in text_of(refused)
+
+
+async def test_a_second_invitation_from_the_person_they_support_says_they_are_linked(
+    bot: Any, tg: FakeTelegram
+) -> None:
+    # It said "You are already a caregiver for someone. One account can support one person.",
+    # as if the patient who sent both links were somebody else.
+    patient = await checkin_patient(bot, 7363)
+    await join(bot, patient, 7463)
+    user, carer = tg.user(7363), tg.user(7463)
+    await user.send("/caregiver")
+    [menu] = await user.wait_for(lambda m: "Caregivers" in text_of(m))
+    await user.press("➕ Invite a caregiver", menu)
+    [invitation] = await user.wait_for(lambda m: "t.me/" in text_of(m))
+    found = re.search(r"start=(cg[A-Za-z0-9_-]+)", text_of(invitation))
+    assert found is not None
+    carer.mark_seen()
+    await carer.send(f"/start {found.group(1)}")
+    [said] = await carer.wait_for()
+    assert said.text == "You are already linked as a caregiver. Send /checkin to answer a check-in for them."
