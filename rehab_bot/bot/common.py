@@ -153,12 +153,20 @@ def stranger_text(lang: str, clinic: str) -> str:
     )
 
 
+UNKNOWN_COMMAND = N_("I don't know that command. Type /help to see what I can do.")
+
+
 async def unknown_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Anything we do not understand gets a friendly pointer to /help."""
+    """Anything we do not understand gets a friendly pointer to /help: a command we do not know (a typo,
+    or one that is not this person's: a staff command is never confirmed to others) says so."""
     message = update.effective_message
     if message is None:
         return
-    await message.reply_text(t(await language_for(update, context), "Please use the buttons below, or type /help."))
+    lang = await language_for(update, context)
+    if (message.text or "").startswith("/"):
+        await message.reply_text(t(lang, UNKNOWN_COMMAND))
+        return
+    await message.reply_text(t(lang, "Please use the buttons below, or type /help."))
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -30,7 +30,8 @@ from rehab_bot.models import Alert, Answer, AuditLog, Caregiver, CheckIn, Delive
 
 WED = date(2026, 6, 10)
 STALE = "This button is no longer active."
-UNKNOWN = "Please use the buttons below, or type /help."
+UNKNOWN = "I don't know that command. Type /help to see what I can do."  # a command that is not theirs
+UNKNOWN_TEXT = "Please use the buttons below, or type /help."  # anything else nobody handled
 
 
 async def run_jobs(bot: Any) -> None:
@@ -394,7 +395,7 @@ async def test_a_caregivers_typed_symptom_offers_the_check_for_the_patient(bot: 
     assert text_of(reply).startswith("If this is about a symptom, please answer the check for them")
     assert "112" in text_of(reply), "the clinic's emergency text is never left out"
     assert reply.callback_data == ["cs:symptoms"]
-    assert UNKNOWN not in text_of(reply)
+    assert UNKNOWN_TEXT not in text_of(reply)
     await carer.press(reply.button_labels[0], reply)
     [question] = await carer.wait_for(lambda m: m.edited and "On behalf of the person you support" in text_of(m))
     assert all(data.startswith("cp:") for data in question.callback_data)

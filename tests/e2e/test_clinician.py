@@ -390,7 +390,7 @@ async def test_a_removed_staff_member_is_a_stranger_to_start(bot: Any, tg: FakeT
     assert "Einladungslink" in (reply.text or ""), "what any stranger reads, in their language"
     await gone.send("/patients")
     [unknown] = await gone.wait_for()
-    assert unknown.text == "Bitte nutzen Sie die Schaltflächen unten oder tippen Sie /help."
+    assert unknown.text == "Diesen Befehl kenne ich nicht. Tippen Sie /help, um zu sehen, was ich kann."
 
 
 async def test_a_restarted_bot_registers_every_staff_menu_at_startup(bot: Any, tg: FakeTelegram) -> None:

@@ -604,3 +604,13 @@ async def test_delete_after_confirmation_tells_the_therapist_nothing_medical(bot
     assert (await user.wait_for_answer()).text == STALE
     [reply] = await command(user, "/today")
     assert reply.text == INVITATION
+
+
+async def test_a_mistyped_command_is_named_as_such(bot: Any, tg: FakeTelegram) -> None:
+    # It got "Please use the buttons below, or type /help", with no buttons in sight.
+    await enrolled(bot, 4701)
+    user = tg.user(4701)
+    await user.send("/todya")
+    assert (await user.wait_for())[0].text == "I don't know that command. Type /help to see what I can do."
+    await user.send_sticker()
+    assert (await user.wait_for())[0].text == "Please use the buttons below, or type /help."
