@@ -12,6 +12,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -51,6 +52,11 @@ def insert_ignore(dialect: str, table: Table, *, keys: Sequence[str] | None = No
     """
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return insert(table).on_conflict_do_nothing(index_elements=list(keys) if keys is not None else None)
+
+
+# The same form posted again within this time (a double click, a reload, a retried request) is a repeat,
+# not a second message, exercise or invitation (rehab_bot.message, rehab_bot.library, rehab_bot.invite).
+REPEAT_WINDOW = timedelta(minutes=10)
 
 
 async def lock_row(session: AsyncSession, table: Table, row_id: int) -> None:

@@ -36,7 +36,7 @@ from rehab_bot import audit, enrolment
 from rehab_bot.access import StaffError
 from rehab_bot.config import clinic_name_is_placeholder
 from rehab_bot.content import Content, Programme
-from rehab_bot.db import lock_row
+from rehab_bot.db import REPEAT_WINDOW, lock_row
 from rehab_bot.i18n import t
 from rehab_bot.models import (
     SURGERY_TYPES,
@@ -78,10 +78,6 @@ class InviteError(StaffError):
         super().__init__(message)
         self.code = code
         self.details = details
-
-
-# A staff invitation asked for again within this time (same name and role, unused) is the same form again.
-REPEAT_WINDOW = timedelta(minutes=10)
 
 
 def new_code() -> str:
@@ -658,9 +654,11 @@ async def redeem(
 
 
 async def _caregiver_link(session: AsyncSession, telegram_id: int) -> Caregiver | None:
-    """This account's caregiver link, claimed or agreed and not removed (caregiver.link_of)."""
-    query = select(Caregiver).where(col(Caregiver.telegram_id) == telegram_id, col(Caregiver.removed_at).is_(None))
-    return (await session.exec(query)).first()
+    """This account's caregiver link, claimed or agreed and not removed: caregiver.link_of, imported here
+    because rehab_bot.caregiver imports this module (its links' codes are invite codes)."""
+    from rehab_bot.caregiver import link_of
+
+    return await link_of(session, telegram_id)
 
 
 async def _redeem_staff(

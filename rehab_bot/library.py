@@ -31,7 +31,7 @@ import json
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
@@ -43,7 +43,7 @@ from rehab_bot import audit, files, message, typed
 from rehab_bot.access import StaffError
 from rehab_bot.content import Content, Exercise, localize
 from rehab_bot.content.schema import LANGUAGES
-from rehab_bot.db import lock_row
+from rehab_bot.db import REPEAT_WINDOW, lock_row
 from rehab_bot.i18n import N_
 from rehab_bot.models import ClinicExercise, Staff, table_of
 
@@ -54,8 +54,6 @@ MediaKind = Literal["photo", "animation", "video"]
 # Telegram's upload limits for bots: photos 10 MB, other files 50 MB.
 MAX_MEDIA_BYTES: dict[str, int] = {"photo": 10 * 1024 * 1024, "animation": 50 * 1024 * 1024, "video": 50 * 1024 * 1024}
 MAX_NAME = 80
-# The same new exercise posted again within this time is the same form again, not a second exercise.
-REPEAT_WINDOW = timedelta(minutes=10)
 MAX_TEXT = 2000
 
 # Dose bounds, shared with plans (rehab_bot/plan.py): one home.

@@ -42,7 +42,7 @@ from rehab_bot import alert as alert_core
 from rehab_bot import audit, typed
 from rehab_bot.access import Access, Forbidden, StaffError, require
 from rehab_bot.config import ClinicConfig, Config
-from rehab_bot.db import lock_row
+from rehab_bot.db import REPEAT_WINDOW, lock_row
 from rehab_bot.files import private_dir, write_private_bytes
 from rehab_bot.i18n import N_, t
 from rehab_bot.models import (
@@ -193,9 +193,6 @@ class Sent:
     repeated: bool = False  # the same message again (see REPEAT_WINDOW): nothing new stored or sent
 
 
-REPEAT_WINDOW = timedelta(minutes=10)
-
-
 async def repeated_message(
     session: AsyncSession, patient: Patient, text: str, photo_bytes: int, parent: CareMessage | None, now: datetime
 ) -> CareMessage | None:
@@ -218,7 +215,7 @@ async def repeated_message(
     same = (
         last is not None
         and last.direction == IN
-        and last.text == text.strip()
+        and last.text == text  # send() cleaned it as it is stored (typed.text)
         and last.photo_bytes == photo_bytes
         and last.parent_id == (parent.id if parent is not None else None)
         and timedelta(0) <= now - last.created_at <= REPEAT_WINDOW
