@@ -455,6 +455,12 @@ async def open_checkins(session: AsyncSession, patient: Patient, content: Conten
     return []
 
 
+async def waiting_step(session: AsyncSession, patient: Patient, content: Content, now: datetime) -> Step | None:
+    """The next question of the patient's open check-ins (those that ran out are closed first), or None."""
+    open_ones = await open_checkins(session, patient, content, now)
+    return await next_step(session, content, open_ones, now) if open_ones else None
+
+
 async def expire_due(session: AsyncSession, content: Content, now: datetime) -> int:
     """Close every open check-in past its expiry (scored from what it has)."""
     rows = (

@@ -394,8 +394,7 @@ async def checkin_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     lang = link.language
     now = s.clock.now()
     async with s.db.session() as db:
-        open_ones = await checkins.open_checkins(db, patient, s.content, now)
-        step = await checkins.next_step(db, s.content, open_ones, now) if open_ones else None
+        step = await checkins.waiting_step(db, patient, s.content, now)
         await db.commit()
     if step is not None:
         await message.reply_text(_proxy_text(step, lang), reply_markup=_markup(_proxy_rows(step, lang)))

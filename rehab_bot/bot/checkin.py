@@ -333,8 +333,7 @@ async def on_answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 # --------------------------------------------------------------------------- /pain and /checkin
 
 
-async def _send_step(update: Update, step: core.Step, lang: str) -> None:
-    message = update.effective_message
+async def _send_step(message: Message | None, step: core.Step, lang: str) -> None:
     if message is None:
         return
     rendered = step_message(step, lang)
@@ -392,7 +391,7 @@ async def _start_and_ask(
         step = await core.next_step(db, s.content, checkins, now)
         await db.commit()
     if step is not None:
-        await _send_step(update, step, patient.language)
+        await _send_step(update.effective_message, step, patient.language)
 
 
 async def checkin_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -405,11 +404,10 @@ async def checkin_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     now = s.clock.now()
     lang = patient.language
     async with s.db.session() as db:
-        open_ones = await core.open_checkins(db, patient, content, now)
-        step = await core.next_step(db, content, open_ones, now) if open_ones else None
+        step = await core.waiting_step(db, patient, content, now)
         await db.commit()
     if step is not None:
-        await _send_step(update, step, lang)
+        await _send_step(update.effective_message, step, lang)
         raise ApplicationHandlerStop
     buttons = [[(localize(q.title, lang), f"cq:{q.id}")] for q in core.on_demand_for(patient, content)]
     message = update.effective_message
@@ -565,10 +563,11 @@ async def free_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             await db.commit()
             await message.reply_text(_saved_text(lang, s.config.clinic.text("emergency_text", lang)))
             raise ApplicationHandlerStop
-        waiting = await _waiting_step(context, db, patient)
-    if crisis.asks_question(message.text, s.content):
+        asks = crisis.asks_question(message.text, s.content)
+        waiting = None if asks else await _waiting_step(context, db, patient)  # only the offer shows it
+    if asks:
         # Not a crisis pattern, but a word of danger: ask directly (asking does not put the idea in
-        # anyone's head); Yes is a crisis, No goes on to the offer below (on_crisis_question_pressed).
+        # anyone's head); Yes is a crisis, No goes on to the offer (on_crisis_question_pressed).
         buttons = [[(t(lang, "Yes"), ASKED_YES), (t(lang, "No"), ASKED_NO)]]
         question = s.content.text(crisis.QUESTION, lang).strip()
         await message.reply_text(question, reply_markup=_markup(buttons), do_quote=True)
@@ -583,9 +582,7 @@ async def _waiting_step(context: ContextTypes.DEFAULT_TYPE, db: AsyncSession, pa
     s = svc(context)
     if not s.config.privacy.health_data_in_chat:
         return None
-    now = s.clock.now()
-    open_ones = await core.open_checkins(db, patient, s.content, now)
-    waiting = await core.next_step(db, s.content, open_ones, now) if open_ones else None
+    waiting = await core.waiting_step(db, patient, s.content, s.clock.now())
     await db.commit()
     return waiting
 
@@ -618,8 +615,7 @@ async def _offer(
         markup = InlineKeyboardMarkup(rows)
     await message.reply_text(text, reply_markup=markup, do_quote=True)
     if waiting is not None:
-        rendered = step_message(waiting, lang)
-        await message.reply_text(rendered.text, reply_markup=_markup(rendered.buttons))
+        await _send_step(message, waiting, lang)
 
 
 @dataclass(frozen=True)
