@@ -54,6 +54,7 @@ from rehab_bot.content.schema import ID_RE, LANGUAGES, localize
 from rehab_bot.i18n import N_, t
 from rehab_bot.library import Dose, LibraryError
 from rehab_bot.models import Patient, ProgrammePlan
+from rehab_bot.typed import number
 
 log = logging.getLogger(__name__)
 
@@ -293,8 +294,9 @@ async def starting_point(
         return empty()
     if kind == "programme" and ref in content.programmes:
         return from_programme(content.programmes[ref], catalogue).model_dump()
-    if kind == "template" and ref.isascii() and ref.isdigit() and len(ref) <= 9:  # an id the database can hold
-        row = await session.get(ProgrammePlan, int(ref))
+    template_id = number(ref, 9) if kind == "template" else None  # an id the database can hold
+    if template_id is not None:
+        row = await session.get(ProgrammePlan, template_id)
         if row is not None and row.patient_id is None:
             return PlanSchema.model_validate_json(row.body).model_dump()
     if kind == "current" and patient is not None and patient.id is not None:

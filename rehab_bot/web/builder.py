@@ -25,6 +25,7 @@ from rehab_bot.content.schema import LANGUAGES
 from rehab_bot.i18n import N_, t
 from rehab_bot.models import Patient
 from rehab_bot.plan import PlanError
+from rehab_bot.typed import number
 from rehab_bot.web.auth import allow, db, signed_in_staff
 from rehab_bot.web.context import context
 from rehab_bot.web.forms import Form, WholeNumberField, bind
@@ -111,8 +112,7 @@ def plan_data(form: PlanForm) -> dict[str, Any]:
 
 def _version(form: PlanForm) -> int | None:
     """The plan version the draft was opened at; None when the form does not say (no check)."""
-    value = (form.version.data or "").strip()
-    return int(value) if value.isascii() and value.isdigit() and len(value) < 10 else None
+    return number((form.version.data or "").strip(), 9)
 
 
 def _form_values(raw: dict[str, Any]) -> dict[str, Any]:
