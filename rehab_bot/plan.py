@@ -322,8 +322,10 @@ def exercise_ids(body: str) -> set[str]:
 
 
 async def own_plan(session: AsyncSession, patient_id: int) -> ProgrammePlan | None:
-    """The patient's own plan row, if they have one."""
-    rows = await session.exec(select(ProgrammePlan).where(col(ProgrammePlan.patient_id) == patient_id))
+    """The patient's own plan row, if they have one, as the database has it now (a row this session read
+    before is refreshed: after db.lock_row, a colleague's save committed meanwhile is seen)."""
+    query = select(ProgrammePlan).where(col(ProgrammePlan.patient_id) == patient_id)
+    rows = await session.exec(query.execution_options(populate_existing=True))
     return rows.first()
 
 

@@ -739,12 +739,7 @@ async def save_own_plan(
     await lock_row(session, table_of(Patient), patient.id)  # two saves racing are checked one after the other
     before = await programme_for(session, content, patient)
     times_before = patient.session_times
-    found = await session.exec(
-        select(ProgrammePlan)
-        .where(col(ProgrammePlan.patient_id) == patient.id)
-        .execution_options(populate_existing=True)
-    )
-    row = found.first()
+    row = await plan.own_plan(session, patient.id)
     current = row.version if row is not None else 0
     if base_version is not None and base_version != current and (row is None or row.body != checked.body()):
         if row is None:
