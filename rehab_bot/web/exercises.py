@@ -232,11 +232,11 @@ async def _save(request: web.Request, exercise_id: str | None) -> web.StreamResp
             media_dir = ctx.config.library.media_dir
             await library.attach_media(session, staff, exercise_id, data, filename, media_dir, now, actor=actor)
     except LibraryError as exc:
-        current = await library.get(session, existing) if existing is not None else None
-        if (
-            isinstance(exc, library.LibraryConflict) and current is not None
-        ):  # a colleague saved first: saving this form again replaces theirs, knowingly
-            form.base.data = library.edit_token(current)
+        if isinstance(exc, library.LibraryConflict) and existing is not None:
+            # A colleague saved first: saving this form again replaces theirs, knowingly.
+            current = await library.get(session, existing)
+            if current is not None:
+                form.base.data = library.edit_token(current)
         return await _editor(request, form, exercise_id=existing, problem=exc.text(language(request)), status=422)
     await session.commit()
     location = f"/exercises/{exercise_id}?saved=1"
