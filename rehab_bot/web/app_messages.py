@@ -78,6 +78,14 @@ async def _page(request: web.Request, patient: Patient, **extra: object) -> web.
     )
 
 
+async def _crisis(request: web.Request, patient: Patient, text: str) -> web.StreamResponse:
+    """A crisis in these words: kept as a crisis note, the clinic alerted, the crisis text on the page."""
+    ctx, lang = context(request), patient.language
+    finding = await redflag.on_crisis(db(request), patient, ctx.content, ctx.config.clinic, text, ctx.clock.now())
+    await db(request).commit()
+    return await _page(request, patient, urgent=redflag.reply_text(finding, ctx.content, lang, ctx.config.clinic))
+
+
 @allow("patient")
 async def messages(request: web.Request) -> web.StreamResponse:
     """The patient's own thread with the care team, and a form to write."""
@@ -102,9 +110,7 @@ async def write(request: web.Request) -> web.StreamResponse:
     if not text and not data:
         return await _page(request, patient, error=t(lang, EMPTY))
     if text and redflag.is_crisis(text, ctx.content):
-        finding = await redflag.on_crisis(session, patient, ctx.content, ctx.config.clinic, text, now)
-        await session.commit()
-        return await _page(request, patient, urgent=redflag.reply_text(finding, ctx.content, lang, ctx.config.clinic))
+        return await _crisis(request, patient, text)
     name = ""
     if data:
         if message_core.photo_kind(data) is None:
@@ -152,7 +158,7 @@ class AnswerForm(Form):
 async def crisis_answer(request: web.Request) -> web.StreamResponse:
     """The crisis question's answer about one of the patient's own messages: Yes is a crisis (the
     crisis text now, a crisis note, an emergency alert), No changes nothing (the message was sent)."""
-    ctx, session, patient = context(request), db(request), _patient(request)
+    session, patient = db(request), _patient(request)
     form = await bind(AnswerForm, request, await request.post())
     message_id = typed.number(str(form.message.data or ""), 9)
     if not form.validate() or form.answer.data not in ("yes", "no") or message_id is None:
@@ -163,9 +169,7 @@ async def crisis_answer(request: web.Request) -> web.StreamResponse:
     lang = patient.language
     if form.answer.data == "no":
         return await _page(request, patient, notice=t(lang, THANKS))
-    finding = await redflag.on_crisis(session, patient, ctx.content, ctx.config.clinic, asked.text, ctx.clock.now())
-    await session.commit()
-    return await _page(request, patient, urgent=redflag.reply_text(finding, ctx.content, lang, ctx.config.clinic))
+    return await _crisis(request, patient, asked.text)
 
 
 def setup(app: web.Application) -> None:
