@@ -513,14 +513,21 @@ async def crisis_watch(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         lang = await common.language_for(update, context)
     else:
         lang = patient.language
-    reply = redflag.reply_text(finding, content, lang, s.config.clinic)
+    await _crisis_reply(context, message, redflag.reply_text(finding, content, lang, s.config.clinic), patient)
+    raise ApplicationHandlerStop
+
+
+async def _crisis_reply(
+    context: ContextTypes.DEFAULT_TYPE, message: Message, reply: str, patient: Patient | None
+) -> None:
+    """The crisis text as a reply to message; if Telegram does not take it, after the transport's own
+    retries, the engine sends it as soon as it can: a safety delivery, first in the queue, never held
+    by quiet hours, one per message. Nothing else may answer in its place (the note offer would)."""
     try:
         await message.reply_text(reply)
     except TelegramError as exc:
-        # Telegram did not take it, after the transport's own retries. Nothing else may answer this
-        # message instead (the note offer would), so the engine sends the crisis text as soon as it
-        # can: a safety delivery, first in the queue, never held by quiet hours; one per message.
         log.warning("crisis reply not sent (%s): queued for the engine", type(exc).__name__)
+        s = svc(context)
         key = f"crisis-reply:{message.chat_id}:{message.message_id}"
         row = delivery_row(
             key, Kind.SAFETY, message.chat_id, reply, s.clock.now(), patient_id=patient.id if patient else None
@@ -528,7 +535,6 @@ async def crisis_watch(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         async with s.db.session() as db:
             await queue_deliveries(db, [row])
             await db.commit()
-    raise ApplicationHandlerStop
 
 
 def _is_note_prompt(message: Message, bot_id: int, lang: str) -> bool:
@@ -652,18 +658,18 @@ async def on_crisis_question_pressed(update: Update, context: ContextTypes.DEFAU
     async with s.db.session() as db:
         press = await _quoted_press(update, context, db)
         question, patient, original, said = press.shown, press.patient, press.original, press.said
-        lang = patient.language
+        lang, yes = patient.language, query.data == ASKED_YES
         await query.answer()
-        if query.data == ASKED_YES:
+        if yes:
             now = s.clock.now()
             finding = await redflag.on_crisis(db, patient, s.content, s.config.clinic, said or t(lang, YES_NOTE), now)
             await db.commit()
-            await _edit(question, f"{question.text}\n\n✓ {t(lang, 'Yes')}")
-            await question.reply_text(redflag.reply_text(finding, s.content, lang, s.config.clinic))
-            raise ApplicationHandlerStop
-        waiting = await _waiting_step(context, db, patient)
-    await _edit(question, f"{question.text}\n\n✓ {t(lang, 'No')}")
-    if said and original is not None:
+        else:
+            waiting = await _waiting_step(context, db, patient)
+    await _edit(question, f"{question.text}\n\n✓ {t(lang, 'Yes' if yes else 'No')}")
+    if yes:
+        await _crisis_reply(context, question, redflag.reply_text(finding, s.content, lang, s.config.clinic), patient)
+    elif said and original is not None:
         await _offer(original, context, patient, lang, waiting)
     raise ApplicationHandlerStop
 
