@@ -11,7 +11,8 @@ who has blocked the bot produces one alert, not one per reminder.
 Routing (:func:`route`), so that no alert goes nowhere:
 
 * the patient's responsible therapist (an active staff member), and the
-  clinic's alert chat ([clinic] alert_chat_id) when there is one;
+  clinic's alert chat ([clinic] alert_chat_id) when there is one, under its
+  new id once Telegram upgraded it to a supergroup (:func:`alert_chat`);
 * without an active responsible therapist (none assigned, or removed): every
   active admin at once, and the alert chat; the message says why ("no
   responsible therapist");
@@ -39,6 +40,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -47,7 +49,7 @@ from rehab_bot.access import Access, StaffError, require
 from rehab_bot.config import ClinicConfig, Config
 from rehab_bot.content.checkins import SEVERITIES, level_of
 from rehab_bot.i18n import N_
-from rehab_bot.models import PRIORITY, Alert, Delivery, DeliveryStatus, Kind, Patient, Role, Staff
+from rehab_bot.models import PRIORITY, Alert, ChatMove, Delivery, DeliveryStatus, Kind, Patient, Role, Staff
 from rehab_bot.schedule import zone
 from rehab_bot.staff import admins, queue_staff_messages, staff_members, staff_message
 
@@ -171,11 +173,56 @@ async def route(session: AsyncSession, patient: Patient, clinic: ClinicConfig) -
             if people:
                 reason = f"{reason}; {NO_ADMIN}"
     recipients = [Recipient(s.id, s.telegram_id, s.timezone) for s in people]
-    if clinic.alert_chat_id is not None:
-        recipients.append(Recipient(None, clinic.alert_chat_id, clinic.timezone))
+    group = await alert_chat(session, clinic)
+    if group is not None:
+        recipients.append(Recipient(None, group, clinic.timezone))
     unique = {r.chat_id: r for r in reversed(recipients)}  # one message per chat; a person before the group
     ordered = tuple(r for r in recipients if unique.get(r.chat_id) is r)
     return Route(ordered, reason if ordered else NOBODY)
+
+
+# A chat id moves when Telegram upgrades a group to a supergroup (and only then, once per group); a
+# chain longer than this is not a real chat's history.
+_MOVES = 8
+
+
+async def _alert_chat_ids(session: AsyncSession, clinic: ClinicConfig) -> list[int]:
+    """The alert chat's ids, the configured one first and its current one last; none without one."""
+    ids: list[int] = []
+    chat = clinic.alert_chat_id
+    while chat is not None and chat not in ids and len(ids) < _MOVES:
+        ids.append(chat)
+        move = await session.get(ChatMove, chat)
+        chat = move.new_chat_id if move is not None else None
+    return ids
+
+
+async def alert_chat(session: AsyncSession, clinic: ClinicConfig) -> int | None:
+    """The id the clinic's alert chat has now: [clinic] alert_chat_id, followed through the upgrades
+    to a supergroup that Telegram reported (:func:`record_chat_move`); None without an alert chat."""
+    ids = await _alert_chat_ids(session, clinic)
+    return ids[-1] if ids else None
+
+
+async def is_alert_chat(session: AsyncSession, clinic: ClinicConfig, chat_id: int) -> bool:
+    """True for the clinic's alert chat, under its configured id or one it moved to."""
+    return chat_id in await _alert_chat_ids(session, clinic)
+
+
+async def record_chat_move(session: AsyncSession, old_chat_id: int, new_chat_id: int, now: datetime) -> bool:
+    """Record that Telegram gave chat ``old_chat_id`` the new id ``new_chat_id`` (an upgrade to a supergroup).
+
+    Telegram says so twice (a service message in each chat, and a refused send to the old id), and may
+    say it to several processes: the first record stands, a repeat changes nothing. True when recorded now.
+    """
+    if old_chat_id == new_chat_id or await session.get(ChatMove, old_chat_id) is not None:
+        return False
+    try:
+        async with session.begin_nested():
+            session.add(ChatMove(old_chat_id=old_chat_id, new_chat_id=new_chat_id, moved_at=now))
+    except IntegrityError:  # another process recorded it first
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -436,8 +483,8 @@ async def escalate_overdue(session: AsyncSession, now: datetime, config: Config)
             )
             for member in recipients
         ]
-        if not rows and config.clinic.alert_chat_id is not None:
-            chat = config.clinic.alert_chat_id
+        chat = await alert_chat(session, config.clinic)
+        if not rows and chat is not None:
             text = escalation_text(alert, patient, therapist, waited, config.clinic.timezone)
             rows.append(
                 staff_message(

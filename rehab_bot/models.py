@@ -339,6 +339,19 @@ class GroupNotice(SQLModel, table=True):
     noticed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
+class ChatMove(SQLModel, table=True):
+    """A group chat that Telegram upgraded to a supergroup, which gave it a new id (the clinic's alert chat).
+
+    Kept so that alerts go to the new id and its Acknowledge presses are read, across restarts, before
+    the operator updates ``[clinic] alert_chat_id`` (see alert.alert_chat).
+    """
+
+    __tablename__ = "chat_move"
+    old_chat_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    new_chat_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    moved_at: datetime = Field(sa_type=UTCDateTime)
+
+
 class Invite(SQLModel, table=True):
     """A single-use, expiring invitation: for a patient (deep link) or a staff member."""
 

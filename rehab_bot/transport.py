@@ -27,7 +27,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,7 @@ from telegram.error import (
 )
 from telegram.ext import BaseRateLimiter, ExtBot
 
+from rehab_bot import alert
 from rehab_bot.aiohttp_request import AiohttpRequest
 from rehab_bot.ratelimit import BULK, INTERACTIVE, SAFETY, Pacer
 from rehab_bot.reminders import BookkeepingFailed, DueMessage, Failed, Outcome, Retry, Sent, Unreachable
@@ -438,8 +439,10 @@ class TelegramSender:
         *,
         render_many: BatchRenderer | None = None,
         api: BotApi | None = None,
+        now: Callable[[], datetime] | None = None,
     ) -> None:
         self.bot = bot
+        self.now = now or (lambda: datetime.now(UTC))
         self.render = render
         self.render_many = render_many
         self.api = api
@@ -448,8 +451,10 @@ class TelegramSender:
         self._prepared: dict[tuple[int, int], OutgoingMessage | None] = {}
         self._unsettled: list[tuple[SettleMany, SentItem]] = []
         self._after_commit: list[AfterCommit] = []
-        # Group chats Telegram upgraded to supergroups while we run: old id -> new id.
+        # Group chats Telegram upgraded to supergroups while we run: old id -> new id. Each is also
+        # recorded in the database at the next flush (alert.record_chat_move), for new alerts and restarts.
         self._migrated: dict[int, int] = {}
+        self._moves: list[tuple[int, int]] = []
 
     async def render_window(self, db: AsyncSession, messages: Sequence[DueMessage], opened: Mapping[int, Any]) -> None:
         """Render what the batch renderer can of a claimed window, inside the claim's transaction.
@@ -495,6 +500,9 @@ class TelegramSender:
         a savepoint and a failing one is rolled back alone and logged (the
         messages are out: a bookkeeping bug must not get them re-sent).
         """
+        moves, self._moves = self._moves, []
+        for old, new in moves:
+            await alert.record_chat_move(db, old, new, self.now())
         pending, self._unsettled = self._unsettled, []
         groups: dict[SettleMany, list[SentItem]] = {}
         for settle_many, item in pending:
@@ -506,6 +514,7 @@ class TelegramSender:
                     then = await settle_many(db, items)
                 except Exception as exc:
                     self._unsettled = pending + self._unsettled
+                    self._moves = moves + self._moves  # rolled back with the rest: recorded on the retry
                     raise BookkeepingFailed from exc
             else:
                 try:
@@ -552,6 +561,7 @@ class TelegramSender:
                     new_chat_id,
                 )
                 self._migrated[message.chat_id] = new_chat_id
+                self._moves.append((chat_id, new_chat_id))
                 message_id, file_id = await self._deliver_parts(new_chat_id, rendered, limits, uploads)
         except TelegramError as exc:
             outcome = classify(exc)

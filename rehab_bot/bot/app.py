@@ -217,7 +217,9 @@ async def startup(app: App) -> None:
     request = app.bot.request
     # Reminders take the lean path on the aiohttp backend (rehab_bot.transport.BotApi).
     api = BotApi(request, app.bot.base_url, svc.pacer) if isinstance(request, AiohttpRequest) else None
-    sender = TelegramSender(app.bot, render.render_due(app), render_many=render.render_due_many(app), api=api)
+    sender = TelegramSender(
+        app.bot, render.render_due(app), render_many=render.render_due_many(app), api=api, now=svc.clock.now
+    )
     # The dispatcher opens each window's exercise sessions in the window's claim transaction.
     delivery = svc.config.delivery
     opener = session_core.window_opener(svc.content, (delivery.taper_after_weeks, delivery.taper_adherence))

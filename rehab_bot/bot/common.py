@@ -17,6 +17,7 @@ from telegram.ext import (
     filters,
 )
 
+from rehab_bot import alert
 from rehab_bot.bot.services import App, svc
 from rehab_bot.config import clinic_name_is_placeholder
 from rehab_bot.db import insert_ignore
@@ -27,7 +28,8 @@ log = logging.getLogger(__name__)
 
 EDITED_CRISIS_GROUP = -9  # after private_only (-10): crisis words in an edit are still answered (bot/checkin)
 EDITS_GROUP = -8  # before every feature: an edit is no input
-# The buttons under an alert in the clinic's alert chat ([clinic] alert_chat_id, a group): Acknowledge and,
+# The buttons under an alert in the clinic's alert chat ([clinic] alert_chat_id, a group, or the supergroup
+# Telegram upgraded it to: alert.is_alert_chat): Acknowledge and,
 # after it, the review (bot/staff/alerts). The only updates taken from a chat that is not private; the
 # staff handler checks who pressed (an active staff member with access) as in their private chat.
 ALERT_CHAT_BUTTONS = ("st:aa:", "st:rv:")
@@ -75,14 +77,13 @@ async def private_only(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     chat = update.effective_chat
     if chat is not None and chat.type == ChatType.PRIVATE:
         return
-    query = update.callback_query
-    if (
-        chat is not None
-        and query is not None
-        and chat.id == svc(context).config.clinic.alert_chat_id
-        and (query.data or "").startswith(ALERT_CHAT_BUTTONS)
-    ):
-        return  # Acknowledge in the alert chat
+    if chat is not None and await _in_alert_chat(update, context, chat.id):
+        query = update.callback_query
+        if query is not None and (query.data or "").startswith(ALERT_CHAT_BUTTONS):
+            return  # Acknowledge in the alert chat
+        message = update.effective_message
+        if query is not None or message is None or not message.text:
+            raise ApplicationHandlerStop  # a member joined, the group moved: nothing to say in the clinic's group
     if chat is not None and await _first_notice(context, chat.id):
         lang = pick_language(
             update.effective_user.language_code if update.effective_user else None,
@@ -120,6 +121,42 @@ async def edits_are_not_input(update: Update, context: ContextTypes.DEFAULT_TYPE
         except TelegramError as exc:  # the message was deleted meanwhile, the chat blocked us
             log.info("could not answer an edited message: %s", type(exc).__name__)
     raise ApplicationHandlerStop
+
+
+async def _in_alert_chat(update: Update, context: ContextTypes.DEFAULT_TYPE, chat_id: int) -> bool:
+    """True in the clinic's alert chat, under any id it had; records Telegram's notice of a new id.
+
+    When Telegram upgrades a group to a supergroup, the old group gets a service message with
+    ``migrate_to_chat_id`` and the new one a message with ``migrate_from_chat_id``; for the alert chat
+    the move is recorded (alert.record_chat_move), so alerts go to the new id and its Acknowledge
+    presses are read, also after a restart and before the configuration is updated.
+    """
+    s = svc(context)
+    if s.config.clinic.alert_chat_id is None:
+        return False
+    message = update.effective_message
+    async with s.db.session() as session:
+        if message is not None and (message.migrate_to_chat_id or message.migrate_from_chat_id):
+            old, new = (
+                (chat_id, message.migrate_to_chat_id)
+                if message.migrate_to_chat_id
+                else (message.migrate_from_chat_id, chat_id)
+            )
+            if (
+                old is not None
+                and new is not None
+                and await alert.is_alert_chat(session, s.config.clinic, old)
+                and await alert.record_chat_move(session, old, new, s.clock.now())
+            ):
+                await session.commit()
+                log.warning(
+                    "Telegram upgraded the alert chat %d to a supergroup with the new id %d: alerts go there; "
+                    "set [clinic] alert_chat_id = %d in the configuration",
+                    old,
+                    new,
+                    new,
+                )
+        return await alert.is_alert_chat(session, s.config.clinic, chat_id)
 
 
 async def _first_notice(context: ContextTypes.DEFAULT_TYPE, chat_id: int) -> bool:

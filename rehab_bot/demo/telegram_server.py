@@ -1149,6 +1149,23 @@ class FakeTelegram:
         self.migrated_chats[chat_id] = new_chat_id
         return self._chat(new_chat_id, title, "supergroup")
 
+    async def announce_migration(self, chat_id: int, by_user_id: int) -> None:
+        """The two service messages Telegram sends to the bot when a group it is in was upgraded
+        (:meth:`migrate_group` first): one in the old group with ``migrate_to_chat_id``, one in the new
+        supergroup with ``migrate_from_chat_id``, both from the member whose action upgraded it."""
+        new_chat_id = self.migrated_chats[chat_id]
+        old, new = self._chat(chat_id, "Test group", "group"), self._chat(new_chat_id, "", "supergroup")
+        member = self.user(by_user_id).user_json()
+        for view, key, value in ((old, "migrate_to_chat_id", new_chat_id), (new, "migrate_from_chat_id", chat_id)):
+            msg: JSONDict = {
+                "message_id": self._new_message_id(view.chat_id),
+                "from": member,
+                "chat": view.chat_json(),
+                "date": self._now(),
+                key: value,
+            }
+            await self.push_update({"message": msg})
+
     async def channel_post(self, chat_id: int, text: str) -> JSONDict:
         chan = self.channel(chat_id)
         msg: JSONDict = {

@@ -27,6 +27,7 @@ from rehab_bot import alert as alerts
 from rehab_bot import staff as staff_core
 from rehab_bot.bot import app as app_module
 from rehab_bot.bot import checkin as checkin_bot
+from rehab_bot.bot.app import stop_app
 from rehab_bot.models import Alert, Patient
 from rehab_bot.office_hours import parse_office_hours
 
@@ -382,6 +383,82 @@ async def test_an_alert_follows_the_alert_chat_when_telegram_upgrades_it_to_a_su
     [posted] = await group.wait_for(about("EMERGENCY alert"))
     assert "numb saddle area" in (posted.text or "")
     assert any(str(upgraded) in r.getMessage() and r.levelno >= logging.WARNING for r in caplog.records)
+
+
+async def test_after_a_restart_alerts_go_to_the_upgraded_alert_chat_and_its_acknowledge_works(
+    bot_factory: Any, tg: FakeTelegram
+) -> None:
+    """The new id Telegram gave the alert chat is kept in the database: after a restart, before the
+    configuration names it, a new alert goes straight there and Acknowledge there is read."""
+    alert_chat, upgraded = -4244, -100_4244
+    bot = await bot_factory(clinic={"alert_chat_id": alert_chat})
+    doc = await make_staff(bot.db, telegram_id=9821, name="Dr Moved")
+    patient, _ = await make_patient(bot.db, bot.clock, therapist_id=doc.id, telegram_id=9823)
+    tg.group(alert_chat, "Alerts")
+    group = tg.migrate_group(alert_chat, upgraded)
+    await _saddle_numbness_alert(bot, patient)
+    await app_module.dispatch_job(bot.app)
+    await bot.tick()
+    await group.wait_for(about("EMERGENCY alert"))
+
+    await stop_app(bot.app)
+    bot.app = bot.build()
+    await bot.start(bot.app)
+    to_old = len([r for r in tg.requests if r.chat_id == alert_chat])
+    async with bot.db.session() as session:
+        row = await session.get(Patient, patient.id)
+        assert row is not None
+        second = await alerts.raise_alert(
+            session, row, kind="red_flag", severity="emergency", detail="leg weakness",
+            now=bot.clock.now(), clinic=bot.config.clinic,
+        )  # fmt: skip
+        await session.commit()
+    assert second is not None
+    await app_module.dispatch_job(bot.app)
+    await bot.tick()
+    [posted] = await group.wait_for(about("leg weakness"))
+    assert len([r for r in tg.requests if r.chat_id == alert_chat]) == to_old, "straight to the new id"
+    assert (await _press_in_group(tg, 9821, posted, "✅ Acknowledge")).text == "Acknowledged."
+    async with bot.db.session() as session:
+        acknowledged = await session.get(Alert, second.id)
+    assert acknowledged is not None and acknowledged.acknowledged_by == doc.id
+    assert not any("only in a private chat" in text for text in group.texts())
+
+
+async def test_telegrams_notice_of_an_upgraded_alert_chat_is_kept_before_any_alert(
+    bot_factory: Any, tg: FakeTelegram, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Telegram tells the bot of the upgrade in both chats; the first alert after it goes to the new id
+    at once (no refused send), and the clinic's group is not told to use a private chat."""
+    alert_chat, upgraded, other, other_new = -4245, -100_4245, -4246, -100_4246
+    bot = await bot_factory(clinic={"alert_chat_id": alert_chat})
+    doc = await make_staff(bot.db, telegram_id=9831, name="Dr Notice")
+    patient, _ = await make_patient(bot.db, bot.clock, therapist_id=doc.id, telegram_id=9833)
+    tg.group(alert_chat, "Alerts")
+    tg.group(other, "Somebody else's group")
+    group = tg.migrate_group(alert_chat, upgraded)
+    tg.migrate_group(other, other_new)
+    caplog.set_level(logging.WARNING, logger="rehab_bot")
+    await tg.announce_migration(alert_chat, by_user_id=9831)
+    await tg.announce_migration(other, by_user_id=9831)
+    await bot.handled()
+    moved = [r.getMessage() for r in caplog.records if "upgraded the alert chat" in r.getMessage()]
+    assert len(moved) == 1 and f"alert_chat_id = {upgraded}" in moved[0]
+    async with bot.db.session() as session:
+        assert await alerts.alert_chat(session, bot.config.clinic) == upgraded
+        assert not await alerts.is_alert_chat(session, bot.config.clinic, other_new), "only the alert chat"
+
+    raised = await _saddle_numbness_alert(bot, patient)
+    await app_module.dispatch_job(bot.app)
+    await bot.tick()
+    [posted] = await group.wait_for(about("EMERGENCY alert"))
+    assert not [r for r in tg.requests if r.chat_id == alert_chat], "no send to the old id"
+    assert (await _press_in_group(tg, 9831, posted, "✅ Acknowledge")).text == "Acknowledged."
+    async with bot.db.session() as session:
+        acknowledged = await session.get(Alert, raised.id)
+    assert acknowledged is not None and acknowledged.acknowledged_by == doc.id
+    assert not any("only in a private chat" in text for text in group.texts())
+    assert any("only in a private chat" in text for text in tg.group(other_new).texts()), "others are told"
 
 
 async def test_without_an_admin_the_staff_an_alert_reaches_in_their_place_can_acknowledge_it(
