@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -39,7 +39,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rehab_bot import audit, files, message, typed
+from rehab_bot import audit, files, media, typed
 from rehab_bot.access import StaffError
 from rehab_bot.content import Content, Exercise, localize
 from rehab_bot.content.schema import LANGUAGES
@@ -203,6 +203,20 @@ def check_media(data: bytes, filename: str) -> Sniffed:
     if len(data) > limit:
         raise LibraryError(N_("The file is larger than {mb} MB."), mb=limit // (1024 * 1024))
     return found
+
+
+# What each kind of upload loses before it is stored (rehab_bot/media.py), and what a file that cannot
+# be read as its kind is told.
+_CLEANERS: dict[MediaKind, Callable[[bytes], bytes | None]] = {
+    "photo": media.photo,
+    "animation": media.gif,
+    "video": media.mp4,
+}
+_UNREADABLE: dict[MediaKind, str] = {
+    "photo": N_("This photo could not be read. Please upload it again as a JPEG or PNG file."),
+    "animation": N_("This GIF could not be read. Please upload it again, or as an MP4 video."),
+    "video": N_("This video could not be read. Please upload it again as an MP4 file."),
+}
 
 
 def store_media(data: bytes, media_dir: Path, sniffed: Sniffed) -> Path:
@@ -422,13 +436,12 @@ async def attach_media(
     if row is None:
         raise LibraryError(N_("Only the clinic's own exercises can get an upload here."))
     sniffed = check_media(data, filename)
-    if sniffed.kind == "photo":
-        # A phone's photo carries EXIF (the GPS position where it was taken, the time, the camera), and the
-        # Mini App's exercise player serves this file to patients as stored: only its pixels are kept.
-        cleaned = await asyncio.to_thread(message.without_metadata, data)
-        if cleaned is None:
-            raise LibraryError(N_("This photo could not be read. Please upload it again as a JPEG or PNG file."))
-        data = cleaned
+    # A phone's photo or video carries where and when it was taken and the device, and the Mini App's
+    # exercise player serves this file to patients as stored: all of that is removed first.
+    cleaned = await asyncio.to_thread(_CLEANERS[sniffed.kind], data)
+    if cleaned is None:
+        raise LibraryError(_UNREADABLE[sniffed.kind])
+    data = cleaned
     path = store_media(data, media_dir, sniffed)
     row.media, row.media_kind, row.updated_at = str(path), sniffed.kind, now
     session.add(row)

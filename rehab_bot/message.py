@@ -522,51 +522,6 @@ async def own_message(session: AsyncSession, patient: Patient, message_id: int) 
     return found
 
 
-# A photo larger than this (in pixels) is refused rather than decoded: a phone's 50 MP camera fits.
-MAX_PHOTO_PIXELS = 60_000_000
-
-
-def without_metadata(data: bytes) -> bytes | None:
-    """A patient's uploaded photo re-encoded by Pillow with nothing but its pixels, turned upright; None when
-    it is no JPEG or PNG Pillow can read (a file that only starts like one, e.g. HTML after a JPEG header).
-
-    A phone's photo carries EXIF: the GPS position where it was taken (often the patient's home), the
-    time, the camera; the care team needs none of it. Telegram strips it from photos sent in the chat;
-    an upload to the web app arrives as the phone wrote it.
-    """
-    import io
-
-    from PIL import Image, ImageOps
-
-    kind = photo_kind(data)
-    if kind is None:
-        return None
-    try:
-        with Image.open(io.BytesIO(data), formats=[kind.upper()]) as image:
-            if image.width * image.height > MAX_PHOTO_PIXELS:
-                return None
-            upright = ImageOps.exif_transpose(image)  # a copy, pixels only: EXIF, XMP, comments stay behind
-            if kind == "jpeg" and upright.mode not in ("L", "RGB", "CMYK"):
-                upright = upright.convert("RGB")
-            out = io.BytesIO()
-            if kind == "jpeg":
-                upright.save(out, "JPEG", quality=95)
-            else:
-                upright.save(out, "PNG")
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-        return None
-    return out.getvalue()
-
-
-def photo_kind(data: bytes) -> str | None:
-    """ "jpeg" or "png" when the bytes start like one; None for anything else (never trusted by name)."""
-    if data.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    return None
-
-
 async def staff_names(session: AsyncSession, messages: list[CareMessage]) -> dict[int, str]:
     """The names of the staff members who wrote or read a thread's messages, by staff id (for labels)."""
     ids = {m.staff_id for m in messages if m.staff_id} | {m.read_by for m in messages if m.read_by}

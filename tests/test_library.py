@@ -10,6 +10,7 @@ import pytest
 from factories import has_exif, make_staff, photo
 from PIL import Image
 from sqlmodel import select
+from test_media import WHERE, animated, phone_video
 
 from rehab_bot import library
 from rehab_bot.clock import FakeClock
@@ -167,6 +168,33 @@ async def test_an_uploaded_photo_loses_its_gps_position_and_a_fake_photo_is_refu
     with Image.open(io.BytesIO(stored)) as image:
         assert (image.format, image.size) == ("JPEG", (64, 48))
     assert len(list(media_dir.iterdir())) == 1
+
+
+async def test_an_uploaded_gif_or_video_loses_where_it_was_taken_and_a_fake_one_is_refused(
+    db: Database, clock: FakeClock, tmp_path: Path
+) -> None:
+    doc = await make_staff(db)
+    media_dir = tmp_path / "media"
+    gif, video = animated(comment=b"taken at " + WHERE), phone_video()
+    async with db.session() as session:
+        row = await library.create(session, doc, exercise_form(), clock.now())
+        await session.flush()
+        exercise_id = library.clinic_id(row)
+        for fake, name, problem in (
+            (b"GIF89a<html><script>alert(1)</script>", "x.gif", "This GIF could not be read"),
+            (b"\x00\x00\x00\x18ftypmp42<html><script>", "x.mp4", "This video could not be read"),
+        ):
+            with pytest.raises(LibraryError, match=problem):
+                await library.attach_media(session, doc, exercise_id, fake, name, media_dir, clock.now())
+        row = await library.attach_media(session, doc, exercise_id, gif, "walk.gif", media_dir, clock.now())
+        stored_gif = Path(row.media or "").read_bytes()
+        row = await library.attach_media(session, doc, exercise_id, video, "walk.mp4", media_dir, clock.now())
+        stored_video = Path(row.media or "").read_bytes()
+        await session.commit()
+    assert row.media_kind == "video"
+    assert WHERE not in stored_gif and stored_gif.startswith(b"GIF8")
+    assert WHERE not in stored_video and b"PhoneMaker" not in stored_video and len(stored_video) == len(video)
+    assert len(list(media_dir.iterdir())) == 2, "the refused uploads left nothing behind"
 
 
 def test_the_media_folder_must_be_writable_or_creatable(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from aiohttp import web
 from wtforms import FileField, StringField, TextAreaField
 from wtforms.validators import Length, Optional
 
-from rehab_bot import crisis, miniapp, redflag, typed
+from rehab_bot import crisis, media, miniapp, redflag, typed
 from rehab_bot import message as message_core
 from rehab_bot.config import photo_dir
 from rehab_bot.content import localize
@@ -113,11 +113,11 @@ async def write(request: web.Request) -> web.StreamResponse:
         return await _crisis(request, patient, text)
     name = ""
     if data:
-        if message_core.photo_kind(data) is None:
+        if media.photo_kind(data) is None:
             return await _page(request, patient, error=t(lang, NOT_A_PHOTO), text=text)
         if len(data) <= ctx.config.care.photo_max_bytes:  # larger: refused below, never decoded
             # Its EXIF (GPS position, time, camera) is dropped; a file that only starts like a photo is refused.
-            cleaned = await asyncio.to_thread(message_core.without_metadata, data)
+            cleaned = await asyncio.to_thread(media.photo, data)
             if cleaned is None:
                 return await _page(request, patient, error=t(lang, NOT_A_PHOTO), text=text)
             data = cleaned

@@ -15,6 +15,7 @@ from wtforms import TextAreaField
 from wtforms.validators import DataRequired
 
 from rehab_bot import caregiver as caregiver_core
+from rehab_bot import media
 from rehab_bot import message as message_core
 from rehab_bot.access import Access, Forbidden, StaffError
 from rehab_bot.config import photo_dir
@@ -88,7 +89,7 @@ async def photo(request: web.Request) -> web.StreamResponse:
     await session.commit()
     return web.Response(
         body=data,
-        content_type="image/png" if message_core.photo_kind(data) == "png" else "image/jpeg",
+        content_type="image/png" if media.photo_kind(data) == "png" else "image/jpeg",
         headers={"Cache-Control": "no-store, private", "X-Content-Type-Options": "nosniff"},
     )
 
