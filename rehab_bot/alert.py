@@ -276,14 +276,20 @@ async def raise_alert(
     now: datetime,
     clinic: ClinicConfig,
     key: str | None = None,
+    after_id: int | None = None,
 ) -> Alert | None:
-    """Record an alert and queue its messages; None if an open one has this key."""
+    """Record an alert and queue its messages; None if an open one has this key.
+
+    ``after_id``: the alert takes the id after it (patient.erase on SQLite, so that ids only rise).
+    """
     assert patient.id is not None
     if key is not None:
         existing = (await session.exec(select(Alert).where(Alert.key == key))).first()
         if existing is not None:
             return None
     alert = Alert(key=key, patient_id=patient.id, severity=severity, kind=kind, detail=detail, created_at=now)
+    if after_id is not None:
+        alert.id = after_id + 1
     session.add(alert)
     await session.flush()
     assert alert.id is not None

@@ -24,7 +24,7 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, delete, select, update
+from sqlalchemy import Table, delete, func, select, update
 from sqlmodel import SQLModel, col
 from sqlmodel import select as select_models
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -40,6 +40,7 @@ from rehab_bot.i18n import N_, SUPPORTED_LANGUAGES, Label
 from rehab_bot.models import (
     IN_CARE,
     URGENT_KINDS,
+    Alert,
     AuditLog,
     CareMessage,
     Delivery,
@@ -654,6 +655,11 @@ async def erase(
             )
         ).all()
     )
+    # SQLite gives a new row the highest id + 1: deleting the patient's newest alerts would hand their ids to
+    # the next alerts, and an Acknowledge button or page still showing an old one would act on another
+    # patient's. The data_deleted alert below takes the id after the highest so far, so alert ids only rise
+    # (erase is the one place alerts are deleted). PostgreSQL's sequence never gives an id twice.
+    top_alert = (await session.exec(select_models(func.max(Alert.id)))).one() if conn.dialect.name == "sqlite" else None
     for table in reversed(patient_tables()):  # children before parents
         if table.name in KEPT_ON_ERASE or table.name == "patient":
             continue
@@ -701,4 +707,5 @@ async def erase(
         now=now,
         clinic=clinic,
         key=f"erased:{patient.id}",
+        after_id=top_alert,
     )

@@ -17,6 +17,7 @@ from rehab_bot import alert as alerts
 from rehab_bot import patient as core
 from rehab_bot import programme
 from rehab_bot import session as sessions
+from rehab_bot.access import StaffError
 from rehab_bot.clock import FakeClock
 from rehab_bot.config import ClinicConfig, DeliveryConfig
 from rehab_bot.content import Content, load_content
@@ -537,6 +538,49 @@ async def test_the_audit_log_kept_after_delete_holds_no_health_data(db: Database
         kept = (await s.exec(select_models(AuditLog).where(col(AuditLog.patient_id) == anna.id))).all()
     assert {row.action for row in kept} >= {"alert.acknowledge", core.ERASE_ACTION}, "who did what and when stays"
     assert [row.detail for row in kept] == [""] * len(kept), "no detail about the deleted patient is kept"
+
+
+async def test_a_deleted_patients_alert_ids_are_never_given_to_another_patients_alert(
+    db: Database, clock: FakeClock
+) -> None:
+    # SQLite gives a new row the highest id + 1. Deleting a patient's newest alerts would hand their ids
+    # to the next alerts, and an Acknowledge button still showing the old alert would acknowledge
+    # another patient's emergency, unseen: it would then never escalate.
+    therapist = await make_staff(db, name="Dr Weiss")
+    anna, _ = await make_patient(db, clock, times=(), therapist_id=therapist.id, telegram_id=5101)
+    ben, _ = await make_patient(db, clock, times=(), therapist_id=therapist.id, telegram_id=5102)
+    clinic = ClinicConfig()
+    async with db.session() as s:
+        fresh_anna, fresh_ben = await s.get(Patient, anna.id), await s.get(Patient, ben.id)
+        assert fresh_anna is not None and fresh_ben is not None
+        raised = []
+        for n, who in enumerate((fresh_ben, fresh_anna, fresh_anna)):
+            made = await alerts.raise_alert(
+                s, who, kind="crisis", severity="emergency", detail=f"about {who.alias} {n}",
+                now=clock.now(), clinic=clinic,
+            )  # fmt: skip
+            raised.append(made)
+        annas = [a.id for a in raised[1:] if a is not None]
+        await s.commit()
+        await core.erase(s, fresh_anna, now=clock.now(), clinic=clinic, photo_dir=None)
+        await s.commit()
+    async with db.session() as s:  # as the next update would: a session of its own
+        fresh_ben = await s.get(Patient, ben.id)
+        assert fresh_ben is not None
+        later = await alerts.raise_alert(
+            s, fresh_ben, kind="red_flag", severity="emergency", detail="saddle numbness", now=clock.now(),
+            clinic=clinic,
+        )  # fmt: skip
+        await s.commit()
+        assert later is not None and later.id is not None
+        assert later.id > max(annas), "ids only rise"
+        ids = (await s.exec(select_models(Alert.id))).all()
+        assert not set(annas) & set(ids), "a deleted alert's id names no other alert"
+        for old in annas:
+            with pytest.raises(StaffError, match="no longer exists"):
+                await alerts.acknowledge(s, therapist, old, clock.now())
+        await s.refresh(later)
+        assert later.acknowledged_at is None
 
 
 async def test_stats_for_a_deleted_patient_are_empty(db: Database, clock: FakeClock) -> None:
