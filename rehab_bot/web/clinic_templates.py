@@ -53,8 +53,9 @@ async def delete_template(request: web.Request) -> web.StreamResponse:
         )
     except Forbidden as exc:
         raise web.HTTPForbidden() from exc
-    except plan.PlanError as exc:
-        raise web.HTTPNotFound() from exc
+    except plan.PlanError:  # deleted meanwhile (a colleague, or a second click): said on the list, not a 404
+        await flash(request, N_("That template no longer exists."))
+        raise web.HTTPSeeOther(PAGE) from None
     await session.commit()
     await flash(request, N_("The template is deleted."))
     raise web.HTTPSeeOther(PAGE)

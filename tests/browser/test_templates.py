@@ -21,6 +21,10 @@ async def test_templates_listed_and_deleted_by_their_author(bot_factory: Any, pa
                                   created_by=staff[BEN].id, created_at=bot.clock.now()))  # fmt: skip
         session.add(ProgrammePlan(name="Cleo's own", body="{}", created_by=staff[CLEO].id, created_at=bot.clock.now()))
         await session.commit()
+    async with bot.db.session() as session:
+        [deleted_id] = (
+            await session.exec(select(ProgrammePlan.id).where(ProgrammePlan.name == "Lumbar week 1-6"))
+        ).all()
     await browser_sign_in(page, bot, BEN)
     await page.get_by_role("link", name="Templates").click()
     await page.wait_for_url("**/templates")
@@ -30,6 +34,13 @@ async def test_templates_listed_and_deleted_by_their_author(bot_factory: Any, pa
     await page.get_by_role("button", name="Delete template Lumbar week 1-6").click()
     await page.get_by_role("status").filter(has_text="The template is deleted.").wait_for()
     assert await page.locator("#templates tbody tr th").all_inner_texts() == ["Cleo's own"]
+    # The same delete again (a second click that arrived late, a stale tab): said on the list, not a 404.
+    gone = await page.request.post(
+        f"{page.url.split('/templates')[0]}/templates/{deleted_id}/delete",
+        headers={"X-CSRF-Token": await page.locator("meta[name=csrf-token]").get_attribute("content") or ""},
+    )
+    assert gone.status == 200 and gone.url.endswith("/templates")
+    assert "That template no longer exists." in await gone.text()
     async with bot.db.session() as session:
         logged = (await session.exec(select(AuditLog).where(col(AuditLog.action) == "template.delete"))).all()
     assert [(r.staff_id, r.actor) for r in logged] == [(staff[BEN].id, f"web:{BEN}")]
