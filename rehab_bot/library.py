@@ -27,6 +27,7 @@ Plain Python over SQLModel: no telegram, no web imports. The caller commits.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import secrets
 from collections.abc import Callable, Iterable, Mapping
@@ -36,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model
+from pydantic_core import ErrorDetails
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -44,7 +46,7 @@ from rehab_bot.access import StaffError
 from rehab_bot.content import Content, Exercise, localize
 from rehab_bot.content.schema import LANGUAGES
 from rehab_bot.db import REPEAT_WINDOW, lock_row
-from rehab_bot.i18n import N_
+from rehab_bot.i18n import FALLBACK_LANGUAGE, N_, placeholders, t
 from rehab_bot.models import ClinicExercise, Staff, table_of
 
 CLINIC_PREFIX = "clinic-"
@@ -63,14 +65,40 @@ MAX_HOLD_SECONDS = 600
 MAX_DURATION_SECONDS = 4 * 3600
 
 
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a form or a plan, said in the reader's language.
+
+    ``where``: the field at fault as a dotted path ("name.de", "phases.0.sessions.0.items.0.sets"),
+    "" for none; ``msgid`` (marked with N_): what is wrong, its {placeholders} filled from ``values``.
+    ``str()`` is the English line ("sets: must be at most 20"), for the CLI, logs and tests.
+    """
+
+    msgid: str
+    values: Mapping[str, object] = dataclasses.field(default_factory=dict, hash=False)
+    where: str = ""
+
+    def said(self, lang: str) -> str:
+        """What is wrong, in lang, without where."""
+        return t(lang, self.msgid, **self.values)
+
+    def text(self, lang: str) -> str:
+        """The problem as one line in lang: 'where: what is wrong'."""
+        said = self.said(lang)
+        return f"{self.where}: {said}" if self.where else said
+
+    def __str__(self) -> str:
+        return self.text(FALLBACK_LANGUAGE)
+
+
 class LibraryError(StaffError):
     """Input the library refuses; the message is fit to show the staff member.
 
-    ``fields``: the form's fields at fault with what is wrong with each (``("name.de", "is empty")``),
+    ``fields``: what is wrong with each field at fault (:class:`Problem`, its ``where`` the field),
     when the refusal is about fields, so a form can mark them and say it in the reader's language.
     """
 
-    def __init__(self, message: str = "", /, fields: Iterable[tuple[str, str]] = (), **kwargs: object) -> None:
+    def __init__(self, message: str = "", /, fields: Iterable[Problem] = (), **kwargs: object) -> None:
         super().__init__(message, **kwargs)
         self.fields = tuple(fields)
 
@@ -131,21 +159,52 @@ class ExerciseSchema(Dose):
     safety_notes: _OptionalTexts = Field(default_factory=_OptionalTexts)
 
 
-def field_problems(exc: ValidationError) -> list[tuple[str, str]]:
-    """Pydantic's errors as (field, problem): ('name.de', 'is required')."""
-    out = []
-    for error in exc.errors():
-        where = ".".join(str(part) for part in error["loc"])
-        message = "is required" if error["type"] == "missing" else error["msg"]
-        if error["type"] == "string_pattern_mismatch" or error["type"] == "string_too_short":
-            message = "is empty"
-        out.append((where, message))
-    return out
+IS_REQUIRED = N_("is required")
+IS_EMPTY = N_("is empty")
+NOT_VALID = N_("is not valid")
+# Pydantic's refusals (its error types) in our own words; {placeholders} from the error's ctx.
+_SAID: dict[str, str] = {
+    "less_than_equal": N_("must be at most {le}"),
+    "greater_than_equal": N_("must be at least {ge}"),
+    "less_than": N_("must be less than {lt}"),
+    "greater_than": N_("must be more than {gt}"),
+    "string_too_long": N_("is too long (at most {max_length} characters)"),
+    "string_too_short": N_("is too short (at least {min_length} characters)"),
+    "string_pattern_mismatch": N_("is not in the expected form"),
+    "too_long": N_("has too many entries (at most {max_length})"),
+    "too_short": N_("needs at least {min_length} items"),
+    "int_type": N_("is not a whole number"),
+    "int_parsing": N_("is not a whole number"),
+    "int_from_float": N_("is not a whole number"),
+    "string_type": N_("is not a text"),
+    "extra_forbidden": N_("is not a field of this form"),
+}
+NEEDS_ONE = N_("needs at least 1 item")
 
 
-def problems(exc: ValidationError) -> list[str]:
-    """Pydantic's errors as short lines: 'name.de: is required'."""
-    return [f"{where}: {message}" for where, message in field_problems(exc)]
+def problem(error: ErrorDetails) -> Problem:
+    """One of pydantic's refusals as a Problem: pydantic's own messages are English only.
+
+    The one home of these words, for every form checked by a schema here (the exercise form,
+    the programme builder's plan): a range says its bound ("must be at most 20"), a blank
+    field that it is required or empty, anything not foreseen that it is not valid.
+    """
+    kind, ctx, given = error["type"], error.get("ctx") or {}, error.get("input")
+    where = ".".join(str(part) for part in error["loc"])
+    if kind == "missing" or (given is None and kind.endswith("_type")):
+        return Problem(IS_REQUIRED, where=where)  # a number left blank arrives as None
+    if kind in ("string_too_short", "string_pattern_mismatch") and isinstance(given, str) and not given.strip():
+        return Problem(IS_EMPTY, where=where)
+    msgid = NEEDS_ONE if kind == "too_short" and ctx.get("min_length") == 1 else _SAID.get(kind, NOT_VALID)
+    wanted = placeholders(msgid)
+    if not wanted <= ctx.keys():
+        return Problem(NOT_VALID, where=where)
+    return Problem(msgid, {key: ctx[key] for key in wanted}, where)
+
+
+def field_problems(exc: ValidationError) -> list[Problem]:
+    """Pydantic's errors as Problems, each with its field: ('name.de', 'is required')."""
+    return [problem(error) for error in exc.errors()]
 
 
 def check_exercise(raw: Mapping[str, Any]) -> ExerciseSchema:
@@ -153,7 +212,8 @@ def check_exercise(raw: Mapping[str, Any]) -> ExerciseSchema:
     try:
         return ExerciseSchema.model_validate(dict(raw))
     except ValidationError as exc:
-        raise LibraryError("; ".join(problems(exc)), field_problems(exc)) from exc
+        found = field_problems(exc)
+        raise LibraryError("; ".join(map(str, found)), found) from exc
 
 
 # --------------------------------------------------------------------------- media

@@ -52,7 +52,7 @@ from rehab_bot.content import (
 )
 from rehab_bot.content.schema import ID_RE, LANGUAGES, localize
 from rehab_bot.i18n import N_, t
-from rehab_bot.library import Dose, LibraryError
+from rehab_bot.library import Dose, LibraryError, Problem
 from rehab_bot.models import Patient, ProgrammePlan
 from rehab_bot.typed import number
 
@@ -69,11 +69,15 @@ _STRICT = ConfigDict(extra="forbid", strict=True)
 
 
 class PlanError(LibraryError):
-    """A plan the builder refuses; ``problems`` lists every reason."""
+    """A plan the builder refuses; ``problems`` lists every reason (a text given is a Problem without a field)."""
 
-    def __init__(self, problems: Sequence[str]) -> None:
-        self.problems = list(problems)
-        super().__init__("; ".join(self.problems))
+    def __init__(self, problems: Sequence[str | Problem]) -> None:
+        self.problems = [found if isinstance(found, Problem) else Problem(found) for found in problems]
+        super().__init__("; ".join(map(str, self.problems)))
+
+    def lines(self, lang: str) -> list[str]:
+        """Every reason as a line in lang."""
+        return [found.text(lang) for found in self.problems]
 
 
 if TYPE_CHECKING:  # mypy sees the base class; pydantic the generated models
@@ -151,7 +155,7 @@ def check(raw: Mapping[str, Any] | str, catalogue: Mapping[str, Exercise]) -> Ch
     try:
         schema = PlanSchema.model_validate_json(raw) if isinstance(raw, str) else PlanSchema.model_validate(dict(raw))
     except ValidationError as exc:
-        raise PlanError(library.problems(exc)) from exc
+        raise PlanError(library.field_problems(exc)) from exc
     phases, problems = check_phases([_content_phase(p) for p in schema.phases], set(catalogue), PLAN_LABEL)
     if problems:
         raise PlanError(problems)

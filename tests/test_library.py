@@ -208,3 +208,31 @@ def test_the_media_folder_must_be_writable_or_creatable(tmp_path: Path) -> None:
     env["REHAB_BOT_LIBRARY_MEDIA_DIR"] = str(tmp_path / "a-file" / "media")
     with pytest.raises(ConfigError, match=r"library\.media_dir.*is not a folder"):
         load_config(None, env=env)
+
+
+PYDANTIC_WORDS = ("Input should", "String should", "List should", "Extra inputs", "Field required")
+
+
+@pytest.mark.parametrize(
+    ("change", "where", "en", "de"),
+    [
+        ({"sets": library.MAX_SETS + 1}, "sets", "must be at most 20", "darf höchstens 20 sein"),
+        ({"reps": 0}, "reps", "must be at least 1", "muss mindestens 1 sein"),
+        ({"hold_seconds": 601}, "hold_seconds", "must be at most 600", "darf höchstens 600 sein"),
+        ({"name": {"en": "x" * 81, "de": "x"}}, "name.en", "is too long (at most 80 characters)", "ist zu lang"),
+        ({"name": {"en": "Wall slides"}}, "name.de", "is required", "fehlt"),
+        ({"instructions": {"en": "Do it.", "de": " "}}, "instructions.de", "is empty", "ist leer"),
+        ({"sets": "3"}, "sets", "is not a whole number", "ist keine ganze Zahl"),
+        ({"colour": "red"}, "colour", "is not a field of this form", "ist kein Feld dieses Formulars"),
+    ],
+)
+def test_a_refused_exercise_says_what_is_wrong_in_our_own_words_in_english_and_german(
+    change: dict[str, object], where: str, en: str, de: str
+) -> None:
+    with pytest.raises(LibraryError) as refused:
+        library.check_exercise(exercise_form(**change))
+    [found] = refused.value.fields
+    assert found.where == where
+    assert found.said("en") == en and found.said("de").startswith(de)
+    assert str(found) == f"{where}: {en}" and f"{where}: {en}" in str(refused.value)
+    assert not any(words in found.text(lang) for words in PYDANTIC_WORDS for lang in ("en", "de"))

@@ -114,6 +114,47 @@ def test_a_plan_that_breaks_a_programme_rule_is_refused_with_the_reason(
         plan.check(raw, content.exercises)
 
 
+@pytest.mark.parametrize(
+    ("change", "en", "de"),
+    [
+        (
+            lambda r: r["phases"][0]["sessions"][0]["items"][0].update(sets=99),
+            "phases.0.sessions.0.items.0.sets: must be at most 20",
+            "phases.0.sessions.0.items.0.sets: darf höchstens 20 sein",
+        ),
+        (
+            lambda r: r["phases"][0].update(sessions_per_day=0),
+            "phases.0.sessions_per_day: must be at least 1",
+            "phases.0.sessions_per_day: muss mindestens 1 sein",
+        ),
+        (
+            lambda r: r["phases"][0]["sessions"][0].update(items=[]),
+            "phases.0.sessions.0.items: needs at least 1 item",
+            "phases.0.sessions.0.items: braucht mindestens einen Eintrag",
+        ),
+        (
+            lambda r: r["phases"][0].update(from_day=None),
+            "phases.0.from_day: is required",
+            "phases.0.from_day: fehlt",
+        ),
+        (
+            lambda r: r["phases"][0]["title"].update(en="x" * 121),
+            "phases.0.title.en: is too long (at most 120 characters)",
+            "phases.0.title.en: ist zu lang (höchstens 120 Zeichen)",
+        ),
+    ],
+)
+def test_a_plans_problem_lines_are_in_our_own_words_in_english_and_german(
+    content: Content, change: Any, en: str, de: str
+) -> None:
+    raw = copy.deepcopy(lumbar(content))
+    change(raw)
+    with pytest.raises(PlanError) as refused:
+        plan.check(raw, content.exercises)
+    assert refused.value.lines("en") == [en] and refused.value.lines("de") == [de]
+    assert str(refused.value) == en
+
+
 # --- saving a patient's own plan ------------------------------------------------------------
 
 

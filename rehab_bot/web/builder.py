@@ -28,8 +28,8 @@ from rehab_bot.plan import PlanError
 from rehab_bot.typed import number
 from rehab_bot.web.auth import allow, db, signed_in_staff
 from rehab_bot.web.context import context
-from rehab_bot.web.forms import Form, WholeNumberField, bind
-from rehab_bot.web.pages import render
+from rehab_bot.web.forms import Form, WholeNumberField, bind, form_problems
+from rehab_bot.web.pages import language, render
 from rehab_bot.web.patients import load
 
 CONFLICT_NEXT = N_(
@@ -236,29 +236,17 @@ async def builder_edit(request: web.Request) -> web.StreamResponse:
     form = await _posted(request)
     if not form.validate():
         partial = request.headers.get("HX-Request") == "true"
-        return await _page(request, patient, form, problems=_form_problems(form), partial=partial, status=422)
+        return await _page(request, patient, form, problems=_form_problems(request, form), partial=partial, status=422)
     raw = edit(plan_data(form), str((await request.post()).get("action", "")))
     fresh = await bind(PlanForm, request)
     fresh.process(data={**_form_values(raw), "version": form.version.data or ""})
     return await _page(request, patient, fresh, partial=request.headers.get("HX-Request") == "true")
 
 
-def _form_problems(form: PlanForm) -> list[str]:
-    found: list[str] = []
-
-    def walk(errors: Any, where: str) -> None:
-        if isinstance(errors, dict):
-            for key, value in errors.items():
-                walk(value, f"{where}.{key}" if where else str(key))
-        elif isinstance(errors, list):
-            for n, value in enumerate(errors):
-                if isinstance(value, str):
-                    found.append(f"{where}: {value}")
-                else:
-                    walk(value, f"{where}.{n}")
-
-    walk(form.errors, "")
-    return found
+def _form_problems(request: web.Request, form: PlanForm) -> list[str]:
+    """What WTForms found wrong with the posted rows, one line each in the staff member's language."""
+    lang = language(request)
+    return [found.text(lang) for found in form_problems(form)]
 
 
 @allow("staff")
@@ -267,13 +255,13 @@ async def builder_preview(request: web.Request) -> web.StreamResponse:
     ctx, session = context(request), db(request)
     patient = await _patient(request, Access.READ)
     form = await _posted(request)
-    problems = _form_problems(form) if not form.validate() else []
+    problems = _form_problems(request, form) if not form.validate() else []
     shown = None
     if not problems:
         try:
             shown = await programme.preview(session, ctx.content, patient, ctx.clock.now(), plan_data(form))
         except PlanError as exc:
-            problems = exc.problems
+            problems = exc.lines(language(request))
     values = {"preview": shown, "problems": problems, "patient": patient}
     return await render(request, "_preview.html", values)  # problems are shown in the preview (htmx swaps 2xx)
 
@@ -285,7 +273,7 @@ async def builder_save(request: web.Request) -> web.StreamResponse:
     patient = await _patient(request, Access.READ)
     form = await _posted(request)
     if not form.validate():
-        return await _page(request, patient, form, problems=_form_problems(form), status=422)
+        return await _page(request, patient, form, problems=_form_problems(request, form), status=422)
     delivery = ctx.config.delivery
     try:
         await programme.save_own_plan(
@@ -308,7 +296,7 @@ async def builder_save(request: web.Request) -> web.StreamResponse:
         problems = [exc.text(staff.language), t(staff.language, CONFLICT_NEXT)]
         return await _page(request, patient, form, problems=problems, status=409)
     except PlanError as exc:
-        return await _page(request, patient, form, problems=exc.problems, status=422)
+        return await _page(request, patient, form, problems=exc.lines(language(request)), status=422)
     await session.commit()
     raise web.HTTPSeeOther(f"/patients/{patient.id}/programme?saved=1")
 
@@ -320,7 +308,7 @@ async def builder_template(request: web.Request) -> web.StreamResponse:
     patient = await _patient(request, Access.READ)
     form = await _posted(request)
     if not form.validate():
-        return await _page(request, patient, form, problems=_form_problems(form), status=422)
+        return await _page(request, patient, form, problems=_form_problems(request, form), status=422)
     try:
         await programme.save_template(
             session,
@@ -333,7 +321,7 @@ async def builder_template(request: web.Request) -> web.StreamResponse:
         )
     except PlanError as exc:
         partial = request.headers.get("HX-Request") == "true"
-        return await _page(request, patient, form, problems=exc.problems, status=422, partial=partial)
+        return await _page(request, patient, form, problems=exc.lines(language(request)), status=422, partial=partial)
     await session.commit()
     return await _page(request, patient, form, notice="template", partial=request.headers.get("HX-Request") == "true")
 

@@ -10,7 +10,7 @@ here with the library's own size cap) or, without scripts, as a plain form
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from aiohttp import BodyPartReader, web
@@ -22,11 +22,11 @@ from wtforms.validators import Optional
 from rehab_bot import audit, library
 from rehab_bot.content.schema import LANG_NAMES, LANGUAGES
 from rehab_bot.i18n import N_, translator
-from rehab_bot.library import LibraryError
+from rehab_bot.library import LibraryError, Problem
 from rehab_bot.session_text import dose
 from rehab_bot.web.auth import allow, db, signed_in_staff
 from rehab_bot.web.context import context
-from rehab_bot.web.forms import CSRF_HEADER, NOT_A_WHOLE_NUMBER, Form, WholeNumberField, bind
+from rehab_bot.web.forms import CSRF_HEADER, Form, WholeNumberField, bind, form_problems
 from rehab_bot.web.pages import language, render
 
 MAX_UPLOAD = max(library.MAX_MEDIA_BYTES.values())
@@ -43,7 +43,6 @@ FIELD_LABELS = {
     "hold_seconds": N_("Hold (seconds)"),
     "duration_seconds": N_("Duration (seconds)"),
 }
-FIELD_PROBLEMS = {"is empty": N_("is empty"), "is required": N_("is required"), NOT_A_WHOLE_NUMBER: NOT_A_WHOLE_NUMBER}
 
 
 def _texts(name: str, area: bool) -> type[PlainForm]:
@@ -132,23 +131,26 @@ async def library_page(request: web.Request) -> web.StreamResponse:
     return await render(request, "exercises.html", {"entries": entries, "dose": dose, "media_labels": MEDIA_LABELS})
 
 
-def field_problems(request: web.Request, fields: Iterable[tuple[str, str]]) -> tuple[str, set[str]]:
-    """The problems with named fields in the reader's language ('Name (German): is empty'), and the ids
-    of the inputs at fault ('name-de'), which the form marks invalid and ties to the message."""
-    _ = translator(language(request))
-    lines, invalid = [], set()
-    for where, message in fields:
-        field, _dot, lang = where.partition(".")
+def field_problems(request: web.Request, problems: Iterable[Problem]) -> tuple[str, dict[str, str]]:
+    """The problems with named fields in the reader's language ('Name (German): is empty'), and what
+    is wrong by the id of each input at fault ('name-de': 'is empty'), which the form marks invalid
+    and shows beside it."""
+    lang = language(request)
+    _ = translator(lang)
+    lines: list[str] = []
+    beside: dict[str, str] = {}
+    for found in problems:
+        field, _dot, code = found.where.partition(".")
         label = _(FIELD_LABELS[field]) if field in FIELD_LABELS else field
-        if field in FIELD_LABELS and lang in LANGUAGE_NAMES:
-            label, input_id = f"{label} ({_(LANGUAGE_NAMES[lang])})", f"{field}-{lang}"
+        if field in FIELD_LABELS and code in LANGUAGE_NAMES:
+            label, input_id = f"{label} ({_(LANGUAGE_NAMES[code])})", f"{field}-{code}"
         else:
             input_id = field
+        said = found.said(lang)
         if field in FIELD_LABELS:
-            invalid.add(input_id)
-        said = _(FIELD_PROBLEMS[message]) if message in FIELD_PROBLEMS else message
+            beside[input_id] = f"{beside[input_id]}; {said}" if input_id in beside else said
         lines.append(f"{label}: {said}" if label else said)
-    return "; ".join(lines), invalid
+    return "; ".join(lines), beside
 
 
 async def _editor(
@@ -158,6 +160,7 @@ async def _editor(
     exercise_id: str | None,
     problem: str = "",
     invalid: Iterable[str] = (),
+    beside: Mapping[str, str] | None = None,
     status: int = 200,
 ) -> web.StreamResponse:
     media = None
@@ -168,7 +171,8 @@ async def _editor(
         "form": form,
         "exercise_id": exercise_id,
         "problem": problem,
-        "invalid": set(invalid),
+        "invalid": {*invalid, *(beside or {})},  # the inputs at fault
+        "beside": beside or {},  # what is wrong with each, shown beside it
         "media": media,
         "languages": LANGUAGES,
         "language_names": LANGUAGE_NAMES,
@@ -203,15 +207,14 @@ async def _save(request: web.Request, exercise_id: str | None) -> web.StreamResp
     now, actor = ctx.clock.now(), audit.web_actor(staff.telegram_id)
     existing = exercise_id
     if not form.validate():
-        errors = [(name, ", ".join(map(str, found))) for name, found in form.errors.items()]
-        problem, invalid = field_problems(request, errors)
-        return await _editor(request, form, exercise_id=exercise_id, problem=problem, invalid=invalid, status=422)
+        problem, beside = field_problems(request, form_problems(form))
+        return await _editor(request, form, exercise_id=exercise_id, problem=problem, beside=beside, status=422)
     # Everything is checked before anything is written, so a refusal leaves nothing to undo.
     try:
         library.check_exercise(exercise_data(form))
     except LibraryError as exc:
-        problem, invalid = field_problems(request, exc.fields) if exc.fields else (exc.text(language(request)), set())
-        return await _editor(request, form, exercise_id=existing, problem=problem, invalid=invalid, status=422)
+        problem, beside = field_problems(request, exc.fields) if exc.fields else (exc.text(language(request)), {})
+        return await _editor(request, form, exercise_id=existing, problem=problem, beside=beside, status=422)
     try:
         if upload is not None:
             library.check_media(*upload)

@@ -22,6 +22,7 @@ from wtforms import IntegerField
 from wtforms.csrf.session import SessionCSRF
 
 from rehab_bot.i18n import N_
+from rehab_bot.library import Problem
 from rehab_bot.typed import number
 from rehab_bot.web.context import context
 
@@ -85,6 +86,26 @@ class WholeNumberField(IntegerField):
         self.data = number(text, 9)
         if self.data is None and text:
             raise ValueError(NOT_A_WHOLE_NUMBER)
+
+
+def form_problems(form: _Form) -> list[Problem]:
+    """What WTForms found wrong with a form's fields, each with its dotted path
+    ("sets", "phases.0.sessions.0.items.0.reps"): said like the core's problems (library.Problem)."""
+    found: list[Problem] = []
+
+    def walk(errors: Any, where: str) -> None:
+        if isinstance(errors, dict):
+            for key, value in errors.items():
+                walk(value, f"{where}.{key}" if where else str(key))
+        elif isinstance(errors, list | tuple):
+            for n, value in enumerate(errors):
+                if isinstance(value, str):
+                    found.append(Problem(value, where=where))
+                else:
+                    walk(value, f"{where}.{n}")
+
+    walk(form.errors, "")
+    return found
 
 
 class Form(_Form):

@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 from sqlmodel import select
+from test_web_resubmit import builder_fields
 from web_seed import BEN, seed_clinic
 from webrig import WEB, client, csrf, init_data, sign_in_initdata, web_url
 
@@ -144,3 +145,45 @@ async def test_an_address_that_matches_no_page_answers_in_the_staff_members_lang
             assert page.status == 404
     assert f'<html lang="{lang}"' in html and said in html
     assert 'href="/caseload"' in html, "the staff menu stays"
+
+
+PYDANTIC_WORDS = ("Input should", "String should", "List should", "Extra inputs", "Field required")
+OUT_OF_RANGE = {
+    "en": ("Sets: must be at most 20", "phases.0.sessions.0.items.0.sets: must be at most 20"),
+    "de": ("Sätze: darf höchstens 20 sein", "phases.0.sessions.0.items.0.sets: darf höchstens 20 sein"),
+}
+
+
+@pytest.mark.parametrize("lang", ["en", "de"])
+async def test_out_of_range_numbers_are_explained_in_the_staff_members_language(bot_factory: Any, lang: str) -> None:
+    bot = await bot_factory(web=WEB)
+    pid = await _clinic(bot, lang)
+    base = web_url(bot)
+    async with client() as browser:
+        assert (await sign_in_initdata(browser, base, init_data(BEN, bot.clock.now()))).status == 200
+        async with browser.get(f"{base}/exercises/new") as page:
+            token = csrf(await page.text())
+        exercise = {
+            "csrf_token": token,
+            "name-en": "Wall slide",
+            "name-de": "Wandrutschen",
+            "instructions-en": "Back to the wall, slide down a little.",
+            "instructions-de": "Rücken an die Wand, etwas hinabgleiten.",
+            "sets": "999",
+        }
+        async with browser.post(f"{base}/exercises/new", data=exercise) as page:
+            form_html = (await page.text()).replace("&#39;", "'")
+            assert page.status == 422, form_html[-600:]
+        async with browser.get(f"{base}/patients/{pid}/programme") as page:
+            fields = builder_fields(await page.text())
+        fields["phases-0-sessions-0-items-0-sets"] = "99"
+        async with browser.post(f"{base}/patients/{pid}/programme/preview", data=fields) as page:
+            preview_html = (await page.text()).replace("&#39;", "'")
+        async with browser.post(f"{base}/patients/{pid}/programme/save", data=fields) as page:
+            save_html = (await page.text()).replace("&#39;", "'")
+            assert page.status == 422
+    on_form, on_builder = OUT_OF_RANGE[lang]
+    assert on_form in form_html
+    assert on_builder in preview_html and on_builder in save_html
+    for html in (form_html, preview_html, save_html):
+        assert not any(words in html for words in PYDANTIC_WORDS)
