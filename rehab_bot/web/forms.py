@@ -87,6 +87,11 @@ class WholeNumberField(IntegerField):
         if self.data is None and text:
             raise ValueError(NOT_A_WHOLE_NUMBER)
 
+    def shown(self) -> str:
+        """What the form's input shows: the text as typed when the form was posted (a refused "abc",
+        "-3" or "999" comes back as it was, beside its problem), else the number, else nothing."""
+        return str(self._value())
+
 
 def form_problems(form: _Form) -> list[Problem]:
     """What WTForms found wrong with a form's fields, each with its dotted path

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import Any
 
 import aiohttp
@@ -16,7 +17,7 @@ import pytest
 from factories import make_patient, make_staff
 from sqlmodel import col, select
 from test_checkins import enrolled
-from test_web_resubmit import signed_in, token_of
+from test_web_resubmit import builder_fields, signed_in, token_of
 from webrig import WEB, miniapp_web, web_url
 
 from rehab_bot.models import Alert, CareMessage, ClinicExercise, Invite
@@ -164,3 +165,38 @@ async def test_an_alert_a_colleague_acknowledged_first_says_who(bot_factory: Any
         assert "Acknowledged." in await ack(ben, ben_token)
         html = await ack(ada, ada_token)  # Ada's inbox was open from before
         assert "Already acknowledged by Dr Ben." in html and "<p>Acknowledged.</p>" not in html
+
+
+async def test_a_refused_number_comes_back_as_typed_with_its_problem_beside_it(bot_factory: Any) -> None:
+    bot = await bot_factory(web=WEB)
+    doc = await make_staff(bot.db, telegram_id=THERAPIST, name="Dr Ada")
+    patient, _ = await make_patient(
+        bot.db, bot.clock, telegram_id=PATIENT, therapist_id=doc.id, programme_id="lumbar-example"
+    )
+    base = web_url(bot)
+    async with await signed_in(bot, THERAPIST) as staff:
+        token = await token_of(staff, f"{base}/exercises/new")
+        for typed, said in (
+            ("abc", "Not a valid integer value."),
+            ("-3", "Not a valid integer value."),
+            ("999", "must be at most 20"),
+        ):
+            data = {**EXERCISE, "csrf_token": token, "sets": typed, "reps": "12"}
+            async with staff.post(f"{base}/exercises/new", data=data, allow_redirects=False) as response:
+                html = await response.text()
+                assert response.status == 422, typed
+            sets = re.search(r'<input id="sets"[^>]*>\s*(<small[^>]*>[^<]*</small>)?', html)
+            assert sets is not None, typed
+            assert f'value="{typed}"' in sets.group(0), "what was typed comes back"
+            assert 'aria-invalid="true" aria-describedby="problem"' in sets.group(0)
+            assert sets.group(1) == f'<small class="problem" id="sets-problem">{said}</small>', typed
+            assert 'value="12"' in html and 'value="Wandgleiten"' in html, "the rest of the form is kept"
+        url = f"{base}/patients/{patient.id}/programme"
+        async with staff.get(url) as page:
+            fields = builder_fields(await page.text())
+        reps = "phases-0-sessions-0-items-0-reps"
+        for typed in ("many", "-3"):
+            async with staff.post(f"{url}/save", data={**fields, reps: typed}, allow_redirects=False) as response:
+                assert response.status == 422
+                assert builder_fields(await response.text())[reps] == typed, "what was typed comes back"
+    assert await exercises(bot) == []
