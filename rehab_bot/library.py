@@ -287,6 +287,23 @@ def store_media(data: bytes, media_dir: Path, sniffed: Sniffed) -> Path:
     return path
 
 
+def remove_media(path: Path) -> None:
+    """Delete a media file stored for a save that was then refused or failed (never committed): no orphan
+    file stays in the media folder. A file already gone is fine."""
+    path.unlink(missing_ok=True)
+
+
+def _holds(stored: str | None, data: bytes) -> bool:
+    """The stored media file has exactly these bytes (a missing or unreadable file has not)."""
+    if not stored:
+        return False
+    path = Path(stored)
+    try:
+        return path.stat().st_size == len(data) and path.read_bytes() == data
+    except OSError:
+        return False
+
+
 # --------------------------------------------------------------------------- the library
 
 
@@ -490,6 +507,10 @@ async def attach_media(
 
     The previous file stays on disk until the new one is committed (a
     crash in between loses nothing), and is then no longer referenced.
+    The same file as the exercise's media now (a form posted twice with its
+    upload: a double click, a reload) stores nothing and changes nothing.
+    A file stored here is the caller's to remove (remove_media) if the
+    transaction is then not committed: the new ``row.media``.
     """
     _require_staff(staff)
     row = await get(session, exercise_id)
@@ -502,11 +523,17 @@ async def attach_media(
     if cleaned is None:
         raise LibraryError(_UNREADABLE[sniffed.kind])
     data = cleaned
+    if await asyncio.to_thread(_holds, row.media, data):
+        return row
     path = store_media(data, media_dir, sniffed)
-    row.media, row.media_kind, row.updated_at = str(path), sniffed.kind, now
-    session.add(row)
-    detail = f"exercise={exercise_id} kind={sniffed.kind}"
-    audit.record(session, action=audit.LIBRARY_MEDIA, now=now, staff=staff, actor=actor, detail=detail)
+    try:
+        row.media, row.media_kind, row.updated_at = str(path), sniffed.kind, now
+        session.add(row)
+        detail = f"exercise={exercise_id} kind={sniffed.kind}"
+        audit.record(session, action=audit.LIBRARY_MEDIA, now=now, staff=staff, actor=actor, detail=detail)
+    except BaseException:
+        remove_media(path)  # nothing refers to it: the caller does not commit a failed attach
+        raise
     return row
 
 

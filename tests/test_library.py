@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import stat
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -236,3 +237,37 @@ def test_a_refused_exercise_says_what_is_wrong_in_our_own_words_in_english_and_g
     assert found.said("en") == en and found.said("de").startswith(de)
     assert str(found) == f"{where}: {en}" and f"{where}: {en}" in str(refused.value)
     assert not any(words in found.text(lang) for words in PYDANTIC_WORDS for lang in ("en", "de"))
+
+
+async def test_the_same_file_uploaded_again_stores_nothing_new(db: Database, clock: FakeClock, tmp_path: Path) -> None:
+    """An exercise's form posted twice with its upload (a double click, a reload): one file on disk."""
+    doc = await make_staff(db)
+    media_dir = tmp_path / "media"
+    upload = photo("JPEG", gps=True, size=(64, 48))
+    async with db.session() as session:
+        row = await library.create(session, doc, exercise_form(), clock.now())
+        await session.flush()
+        exercise_id = library.clinic_id(row)
+        first = (
+            await library.attach_media(session, doc, exercise_id, upload, "wall.jpg", media_dir, clock.now())
+        ).media
+        await session.commit()
+    clock.advance(timedelta(seconds=2))
+    async with db.session() as session:
+        again = await library.attach_media(session, doc, exercise_id, upload, "wall.jpg", media_dir, clock.now())
+        await session.commit()
+        assert (again.media, again.updated_at) == (first, row.updated_at)
+        logged = (await session.exec(select(AuditLog).where(AuditLog.action == "library.media"))).all()
+    assert len(logged) == 1
+    assert [p.name for p in media_dir.iterdir()] == [Path(first).name]
+    async with db.session() as session:  # another file is new: it is stored and becomes the media
+        other = await library.attach_media(session, doc, exercise_id, PNG, "wall.png", media_dir, clock.now())
+        await session.commit()
+    assert other.media != first and len(list(media_dir.iterdir())) == 2
+
+
+def test_a_stored_file_of_a_save_not_committed_is_removed(tmp_path: Path) -> None:
+    stored = library.store_media(PNG, tmp_path / "media", library.check_media(PNG, "wall.png"))
+    library.remove_media(stored)
+    library.remove_media(stored)  # gone already: fine
+    assert list((tmp_path / "media").iterdir()) == []

@@ -11,6 +11,7 @@ here with the library's own size cap) or, without scripts, as a plain form
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from aiohttp import BodyPartReader, web
@@ -222,6 +223,7 @@ async def _save(request: web.Request, exercise_id: str | None) -> web.StreamResp
         return await _editor(
             request, form, exercise_id=existing, problem=exc.text(language(request)), invalid={"media"}, status=422
         )
+    stored: Path | None = None  # a file written for this save: removed unless the save is committed
     try:
         if exercise_id is None:
             row = await library.create(session, staff, exercise_data(form), now, actor=actor)
@@ -229,11 +231,14 @@ async def _save(request: web.Request, exercise_id: str | None) -> web.StreamResp
             exercise_id = library.clinic_id(row)
         else:
             base = form.base.data or None
-            await library.update(session, staff, exercise_id, exercise_data(form), now, actor=actor, base=base)
+            row = await library.update(session, staff, exercise_id, exercise_data(form), now, actor=actor, base=base)
         if upload is not None:
             data, filename = upload
-            media_dir = ctx.config.library.media_dir
-            await library.attach_media(session, staff, exercise_id, data, filename, media_dir, now, actor=actor)
+            media_dir, before = ctx.config.library.media_dir, row.media
+            row = await library.attach_media(session, staff, exercise_id, data, filename, media_dir, now, actor=actor)
+            stored = Path(row.media) if row.media and row.media != before else None
+        await session.commit()
+        stored = None
     except LibraryError as exc:
         if isinstance(exc, library.LibraryConflict) and existing is not None:
             # A colleague saved first: saving this form again replaces theirs, knowingly.
@@ -241,7 +246,9 @@ async def _save(request: web.Request, exercise_id: str | None) -> web.StreamResp
             if current is not None:
                 form.base.data = library.edit_token(current)
         return await _editor(request, form, exercise_id=existing, problem=exc.text(language(request)), status=422)
-    await session.commit()
+    finally:
+        if stored is not None:  # refused or failed after the file was written: no orphan file stays
+            library.remove_media(stored)
     location = f"/exercises/{exercise_id}?saved=1"
     if request.headers.get("HX-Request"):
         return web.Response(status=204, headers={"HX-Redirect": location})

@@ -10,17 +10,20 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from factories import make_patient, make_staff
+from factories import make_patient, make_staff, photo
 from sqlmodel import col, select
 from test_checkins import enrolled
 from test_web_resubmit import builder_fields, signed_in, token_of
 from webrig import WEB, miniapp_web, web_url
 
+from rehab_bot import audit
 from rehab_bot.models import Alert, CareMessage, ClinicExercise, Invite
+from rehab_bot.web import exercises as exercises_web
 
 THERAPIST, ADMIN, PATIENT = 7421, 7422, 7521
 EXERCISE = {
@@ -112,6 +115,90 @@ async def test_a_new_exercise_posted_twice_is_added_once(bot_factory: Any, backe
         raced = await asyncio.gather(post("Bridges"), post("Bridges"))  # a double click
         assert raced[0] == raced[1] != first
     assert [json.loads(row.name)["en"] for row in await exercises(bot)] == ["Wall slides", "Bridges"]
+
+
+async def post_exercise(
+    browser: aiohttp.ClientSession, base: str, token: str, name: str, upload: bytes, **fields: str
+) -> aiohttp.ClientResponse:
+    """The new exercise form with a photo, as a browser without scripts posts it (multipart)."""
+    form = aiohttp.FormData()
+    for key, value in {**EXERCISE, "csrf_token": token, "name-en": name, "sets": "2", **fields}.items():
+        form.add_field(key, value)
+    form.add_field("media", upload, filename="wall.jpg", content_type="image/jpeg")
+    async with browser.post(f"{base}/exercises/new", data=form, allow_redirects=False) as response:
+        await response.read()
+        return response
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
+async def test_a_new_exercise_posted_twice_with_its_photo_stores_the_photo_once(
+    bot_factory: Any, backend: str, tmp_path: Path
+) -> None:
+    media = tmp_path / "media"
+    bot = await bot_factory(backend, web=WEB, library={"media_dir": media})
+    await make_staff(bot.db, telegram_id=THERAPIST, name="Dr Ada")
+    base, upload = web_url(bot), photo("JPEG", gps=True)
+    async with await signed_in(bot, THERAPIST) as staff:
+        token = await token_of(staff, f"{base}/exercises/new")
+
+        async def post(name: str) -> str:
+            response = await post_exercise(staff, base, token, name, upload)
+            assert response.status == 303
+            return response.headers["Location"]
+
+        first = await post("Wall slides")
+        assert await post("Wall slides") == first  # a reload
+        raced = await asyncio.gather(post("Bridges"), post("Bridges"))  # a double click
+        assert raced[0] == raced[1] != first
+    rows = await exercises(bot)
+    assert [json.loads(row.name)["en"] for row in rows] == ["Wall slides", "Bridges"]
+    assert sorted(p.name for p in media.iterdir()) == sorted(Path(row.media).name for row in rows), "no orphan file"
+
+
+class _FailingCommit:
+    """The request's database session, whose commit fails (the database went away at the last moment)."""
+
+    def __init__(self, session: Any, media: Path) -> None:
+        self._session, self._media = session, media
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+    async def commit(self) -> None:
+        assert len(list(self._media.iterdir())) == 1, "the photo was written"
+        raise RuntimeError("the database went away")
+
+
+async def test_a_photo_stored_for_a_new_exercise_that_then_fails_is_removed(
+    bot_factory: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    media = tmp_path / "media"
+    bot = await bot_factory(web=WEB, library={"media_dir": media})
+    await make_staff(bot.db, telegram_id=THERAPIST, name="Dr Ada")
+    base = web_url(bot)
+    record = audit.record
+
+    def failing(session: Any, *, action: str, **kw: Any) -> Any:
+        if action == audit.LIBRARY_MEDIA:  # after the photo is written: the save fails and is not committed
+            assert len(list(media.iterdir())) == 1
+            raise RuntimeError("the database went away")
+        return record(session, action=action, **kw)
+
+    async with await signed_in(bot, THERAPIST) as staff:
+        token = await token_of(staff, f"{base}/exercises/new")
+        monkeypatch.setattr(audit, "record", failing)
+        response = await post_exercise(staff, base, token, "Wall slides", photo("JPEG"))
+        assert response.status == 500
+        monkeypatch.setattr(audit, "record", record)
+        real_db = exercises_web.db
+        monkeypatch.setattr(exercises_web, "db", lambda request: _FailingCommit(real_db(request), media))
+        response = await post_exercise(staff, base, token, "Wall slides", photo("JPEG", size=(50, 40)))
+        assert response.status == 500
+        monkeypatch.setattr(exercises_web, "db", real_db)
+        refused = await post_exercise(staff, base, token, "Wall slides", photo("JPEG"), sets="99")
+        assert refused.status == 422
+    assert await exercises(bot) == []
+    assert list(media.iterdir()) == [], "no orphan file"
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
