@@ -10,26 +10,30 @@ content check` does.
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from aiohttp import web
+from aiohttp_session import get_session
 from wtforms import DateField, SelectField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 
 from rehab_bot import audit, invite
 from rehab_bot import staff as staff_core
 from rehab_bot.content import ContentError, load_content
-from rehab_bot.i18n import N_
+from rehab_bot.i18n import N_, t
 from rehab_bot.models import Role, Staff
 from rehab_bot.typed import number
 from rehab_bot.web.auth import allow, db, signed_in_staff
 from rehab_bot.web.context import context
 from rehab_bot.web.forms import Form, FormData, bind
-from rehab_bot.web.pages import render, url_id
+from rehab_bot.web.pages import language, render, url_id
 from rehab_bot.web.patients import changed, flash, staff_change, take_flash
 
 ROLES = [(Role.THERAPIST.value, N_("therapist")), (Role.ADMIN.value, N_("admin"))]
 AUDIT_LIMIT = 500
+INVITE_REFUSED = N_("Give a name and a role for the invitation.")
+INVITE_DRAFT = "invite_draft"  # a refused invitation's form, as typed, for the staff page to show again
+MAX_DRAFT = 300  # characters of a refused name kept (the form's own limit is 100)
 
 
 class InviteForm(Form):
@@ -65,16 +69,21 @@ async def staff_page(request: web.Request) -> web.StreamResponse:
     audit.record(session, action=audit.VIEW_STAFF, now=context(request).clock.now(), staff=admin)
     await session.commit()
     session_data = await _invite_link(request)
+    draft = (await get_session(request)).pop(INVITE_DRAFT, None)
     return await render(
         request,
         "admin_staff.html",
-        {"members": members, "roles": ROLES, "flash": await take_flash(request), "invite_link": session_data},
+        {
+            "members": members,
+            "roles": ROLES,
+            "flash": await take_flash(request),
+            "invite_link": session_data,
+            "draft": {"name": "", "role": "", "problem": "", **(draft if isinstance(draft, dict) else {})},
+        },
     )
 
 
 async def _invite_link(request: web.Request) -> str:
-    from aiohttp_session import get_session
-
     data = await get_session(request)
     return str(data.pop("invite_link", "")) if "invite_link" in data else ""
 
@@ -85,8 +94,7 @@ async def staff_invite(request: web.Request) -> web.StreamResponse:
     ctx = context(request)
     form = await bind(InviteForm, request, await request.post())
     if not form.validate():
-        await flash(request, N_("Give a name and a role for the invitation."))
-        raise web.HTTPSeeOther("/admin/staff")
+        await _refused(request, form)
     try:
         made = await invite.create_staff_invite(
             session,
@@ -97,14 +105,21 @@ async def staff_invite(request: web.Request) -> web.StreamResponse:
             created_by=admin.id,
             actor=audit.web_actor(admin.telegram_id),
         )
-    except invite.InviteError as exc:  # its message is English, for the command line: the form's own words
-        await flash(request, N_("Give a name and a role for the invitation."))
-        raise web.HTTPSeeOther("/admin/staff") from exc
+    except invite.InviteError:  # its message is English, for the command line: the form's own words
+        await _refused(request, form)
     await session.commit()
-    from aiohttp_session import get_session
-
     link = invite.deep_link(ctx.bot_username, made.code) if ctx.bot_username else made.code
     (await get_session(request))["invite_link"] = link
+    raise web.HTTPSeeOther("/admin/staff")
+
+
+async def _refused(request: web.Request, form: InviteForm) -> NoReturn:
+    """Back to the staff page, which shows the invitation form as it was typed, the problem beside it."""
+    (await get_session(request))[INVITE_DRAFT] = {
+        "name": str(form.name.data or "")[:MAX_DRAFT],
+        "role": str(form.role.data or "")[:MAX_DRAFT],
+        "problem": t(language(request), INVITE_REFUSED),
+    }
     raise web.HTTPSeeOther("/admin/staff")
 
 

@@ -287,3 +287,30 @@ async def test_a_refused_number_comes_back_as_typed_with_its_problem_beside_it(b
                 assert response.status == 422
                 assert builder_fields(await response.text())[reps] == typed, "what was typed comes back"
     assert await exercises(bot) == []
+
+
+async def test_a_refused_staff_invitation_comes_back_as_typed(bot_factory: Any) -> None:
+    bot = await bot_factory(web=WEB)
+    await make_staff(bot.db, telegram_id=ADMIN, name="Admin Anna", role="admin", language="de")
+    base = web_url(bot)
+    async with await signed_in(bot, ADMIN) as admin:
+        token = await token_of(admin, f"{base}/admin/staff")
+        for name in ("Dr Ben " + "x" * 100, "Dr\tBen", "   "):  # too long (the form), a tab (the core), blank
+            data = {"csrf_token": token, "name": name, "role": "admin"}
+            async with admin.post(f"{base}/admin/staff/invite", data=data) as page:
+                assert page.status == 200
+                html = await page.text()
+            field = re.search(r'<input id="invite-name"[^>]*>', html)
+            assert field is not None
+            assert f'value="{name}"' in field.group(0), "what was typed comes back"
+            assert 'aria-invalid="true" aria-describedby="invite-problem"' in field.group(0)
+            assert (
+                '<p role="alert" class="problem" id="invite-problem">'
+                "Geben Sie für die Einladung einen Namen und eine Rolle an.</p>"
+            ) in html
+            assert '<option value="admin" selected>' in html, "the role chosen is kept"
+        async with admin.get(f"{base}/admin/staff") as page:
+            html = await page.text()
+        assert 'id="invite-problem"' not in html and 'value="   "' not in html, "shown once"
+    async with bot.db.session() as session:
+        assert (await session.exec(select(Invite))).all() == []
