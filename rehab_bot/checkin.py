@@ -76,6 +76,7 @@ from rehab_bot.content.checkins import CheckinTime, Item, Option, Questionnaire
 from rehab_bot.models import Answer, CheckIn, Kind, Patient, ReminderRule
 from rehab_bot.reminders import DueMessage, add_rule, reschedule_rule
 from rehab_bot.schedule import format_days, local_date, minutes_of_day
+from rehab_bot.typed import number, plain
 
 log = logging.getLogger(__name__)
 
@@ -435,6 +436,21 @@ async def answer(
         if scored is not None:
             result.findings.append(scored)
     return result
+
+
+def typed_value(item: Item, typed: str) -> int | None:
+    """An answer typed instead of tapped ("/pain 7"): the whole number of one of the item's options, else None.
+
+    The value then goes through :func:`answer` like the button with that number: same triage, same reply.
+    """
+    value = number(plain(typed).strip(), 4)
+    return value if value is not None and item.option(value) is not None else None
+
+
+def value_range(item: Item) -> tuple[int, int]:
+    """The lowest and highest answer value of an item (0 and 10 for the pain scale)."""
+    values = [option.value for option in item.options]
+    return min(values), max(values)
 
 
 async def open_checkins(session: AsyncSession, patient: Patient, content: Content, now: datetime) -> list[CheckIn]:

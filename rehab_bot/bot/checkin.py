@@ -17,7 +17,8 @@ A red-flag answer is answered at once, right here in the handler, with what
 to do now (clinic content); the alert to the care team is queued as
 deliveries of kind ``alert`` that the dispatch job sends within one poll
 interval. Commands: /checkin (resume or start one), /pain (an extra pain
-entry, any time), /note (a note for the therapist). Any other text a patient
+entry, any time; "/pain 7" records the 7 as its button would), /note (a note
+for the therapist). Any other text a patient
 types is offered to be saved as a note, and, when it names a symptom word
 (``[[symptom_words]]`` in crisis.toml), the symptom check with one tap; every
 text is first checked against the clinic's crisis patterns.
@@ -60,6 +61,7 @@ from rehab_bot import staff as staff_core
 from rehab_bot.bot import care, common
 from rehab_bot.bot.common import language_for
 from rehab_bot.bot.services import App, Services, app_of, svc
+from rehab_bot.config import ClinicConfig
 from rehab_bot.content import Content, localize
 from rehab_bot.i18n import N_, t
 from rehab_bot.models import CheckIn, Kind, Patient, delivery_row, queue_deliveries, table_of
@@ -248,6 +250,13 @@ def motivation_message(chosen: tuple[Patient, motivation.Choice] | None) -> Outg
 # --------------------------------------------------------------------------- answering
 
 
+def advice_texts(result: core.AnswerResult, content: Content, lang: str, clinic: ClinicConfig) -> list[str]:
+    """What to do now after an answer, most severe first; a routine finding with nothing to say has none
+    (the therapist sees it). Sent before anything else, whether the answer was tapped or typed (/pain 7)."""
+    ranked = sorted(result.findings, key=lambda f: redflag.SEVERITY_RANK[f.severity], reverse=True)
+    return [advice for finding in ranked if (advice := redflag.reply_text(finding, content, lang, clinic))]
+
+
 def parse_answer(data: str, prefix: str = "ci") -> tuple[int, int, int | None] | None:
     """``<prefix>:<check-in>:<item>:<value>`` (value "s": skipped) as ints, or None for anything else:
     the patient's own answers ("ci") and a caregiver's on their behalf ("cp", bot/caregiver)."""
@@ -314,10 +323,8 @@ async def on_answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     # The weekly check keeps its offer to stop on the next question and once answered.
     weekly = [weekly_stop_row(lang)] if WEEKLY_STOP in common.buttons_on(common.message_of(query)) else []
     # What to do now comes first: before the edit, which is paced behind it.
-    for finding in sorted(result.findings, key=lambda f: redflag.SEVERITY_RANK[f.severity], reverse=True):
-        advice = redflag.reply_text(finding, content, lang, clinic)
-        if advice:  # a routine finding with nothing to say: the therapist sees it
-            await context.bot.send_message(query.from_user.id, advice)
+    for advice in advice_texts(result, content, lang, clinic):
+        await context.bot.send_message(query.from_user.id, advice)
     if result.status in ("expired", "closed") and step is None:
         text = t(lang, "This check-in has closed. The answers you gave are kept.")
         text += "\n" + t(lang, "You can record your pain at any time with /pain.")
@@ -346,11 +353,52 @@ async def _enrolled(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Patie
     return await patient_for(update, context)
 
 
+PAIN_TYPED_HELP = N_(
+    "Please send your pain as a whole number from {low} to {high} after /pain, for example /pain 7, or tap it below."
+)
+
+
 async def pain_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Record an extra pain entry now: one tap on 0-10."""
+    """Record an extra pain entry now: one tap on 0-10, or the number typed after it ("/pain 7")."""
     patient = await _enrolled(update, context)
-    if patient is not None and not await _form_instead(update, context, patient, "pain"):
+    message = update.effective_message
+    if patient is None or await _form_instead(update, context, patient, "pain"):
+        raise ApplicationHandlerStop
+    typed = _after_command(message) if message is not None else ""
+    if not typed:
         await _start_and_ask(update, context, patient, ["pain"])
+        raise ApplicationHandlerStop
+    s = svc(context)
+    content, clinic, now, lang = s.content, s.config.clinic, s.clock.now(), patient.language
+    async with s.db.session() as db:
+        row = await db.get(Patient, patient.id)
+        assert row is not None
+        checkins = await core.start(db, row, content, ["pain"], now)
+        step = await core.next_step(db, content, checkins, now)
+        value = core.typed_value(step.item, typed) if step is not None else None
+        result = None
+        if step is not None and value is not None:
+            # The same call as the button with that number: the same red flags, alerts and reply.
+            assert step.checkin.id is not None
+            result = await core.answer(db, row, content, clinic, step.checkin.id, step.index, value, now)
+            step = None if result.stopped else await core.next_step(db, content, checkins, now)
+        await db.commit()
+    if message is None:
+        raise ApplicationHandlerStop
+    if result is None or result.status != "recorded":
+        # Not a number on the scale: say what to send, and ask the question as /pain alone does.
+        if step is not None:
+            low, high = core.value_range(step.item)
+            rendered = step_message(step, lang)
+            text = t(lang, PAIN_TYPED_HELP, low=low, high=high) + "\n\n" + rendered.text
+            await message.reply_text(text, reply_markup=_markup(rendered.buttons))
+        raise ApplicationHandlerStop
+    for advice in advice_texts(result, content, lang, clinic):
+        await message.reply_text(advice)
+    if step is not None:
+        await _send_step(message, step, lang)
+    else:
+        await message.reply_text(done_text(checkins, content, lang, stopped=result.stopped))
     raise ApplicationHandlerStop
 
 

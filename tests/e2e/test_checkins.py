@@ -137,6 +137,59 @@ async def test_pain_can_be_recorded_several_times_a_day(bot: Any, tg: FakeTelegr
     ]
 
 
+async def test_pain_typed_after_the_command_is_recorded_as_its_button_would_be(bot: Any, tg: FakeTelegram) -> None:
+    await enrolled(bot, 4112, schedule=False)
+    await enrolled(bot, 4113, schedule=False)
+    tapping, typing = tg.user(4112), tg.user(4113)
+    await tapping.send("/pain")
+    await tapping.wait_for()
+    tapped = await press_and_wait(tapping, "7", count=2)  # the advice for high pain, then the question's edit
+    await typing.send("/pain 7")
+    typed = await typing.wait_for(count=2)
+    assert [m.text for m in typed] == [m.text for m in tapped]
+    assert "Your pain is high" in typed[0].text and "Thank you!" in typed[1].text and "✓ Pain" in typed[1].text
+    assert not typed[1].has_inline_keyboard
+    checkins = await rows(bot, CheckIn)
+    assert [(c.questionnaire_id, c.status, c.score) for c in checkins] == [("pain", "complete", 7.0)] * 2
+    assert [(a.item_id, a.value) for a in await rows(bot, Answer)] == [("pain", 7)] * 2
+    alerts = await rows(bot, Alert)
+    assert [(a.kind, a.severity, a.detail) for a in alerts[1:]] == [(a.kind, a.severity, a.detail) for a in alerts[:1]]
+    assert len(alerts) == 2 and alerts[0].severity == "critical"
+    # No-break spaces, the bot's name and a full-width digit are read as typed from a phone; 0 is on the scale.
+    await typing.send("/pain@rehab_test_bot\u00a0０")
+    [saved] = await typing.wait_for()
+    assert "Thank you!" in saved.text
+    assert [a.value for a in await rows(bot, Answer)] == [7, 7, 0]
+
+
+@pytest.mark.parametrize("typed", ["11", "-1", "7.5", "seven", "7 or 8"])
+async def test_pain_typed_off_the_scale_is_explained_and_asked_again(bot: Any, tg: FakeTelegram, typed: str) -> None:
+    await enrolled(bot, 4114, schedule=False)
+    user = tg.user(4114)
+    await user.send(f"/pain {typed}")
+    [question] = await user.wait_for()
+    assert "whole number from 0 to 10 after /pain, for example /pain 7" in question.text
+    assert "How strong is your pain right now?" in question.text
+    assert question.button_labels == [str(n) for n in range(11)]
+    assert not await rows(bot, Answer)
+    [saved] = await press_and_wait(user, "3")
+    assert "Thank you!" in saved.text
+    assert [(a.item_id, a.value) for a in await rows(bot, Answer)] == [("pain", 3)]
+
+
+async def test_pain_typed_in_german(bot: Any, tg: FakeTelegram) -> None:
+    await enrolled(bot, 4115, schedule=False, language="de")
+    user = tg.user(4115, language_code="de")
+    await user.send("/pain zehn")
+    [question] = await user.wait_for()
+    assert "ganze Zahl von 0 bis 10 hinter /pain, zum Beispiel /pain 7" in question.text
+    assert "0 bedeutet keine Schmerzen" in question.text
+    await user.send("/pain 2")
+    [saved] = await user.wait_for()
+    assert "✓ Schmerzen" in saved.text
+    assert [(a.item_id, a.value) for a in await rows(bot, Answer)] == [("pain", 2)]
+
+
 async def test_checkin_resumes_an_open_one_or_offers_a_menu(bot: Any, tg: FakeTelegram) -> None:
     await enrolled(bot, 4105, schedule=False)
     user = tg.user(4105)
