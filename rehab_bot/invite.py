@@ -49,7 +49,7 @@ from rehab_bot.models import (
     Staff,
     table_of,
 )
-from rehab_bot.schedule import zone
+from rehab_bot.schedule import read_date, zone
 from rehab_bot.typed import number, plain
 
 if TYPE_CHECKING:
@@ -355,19 +355,23 @@ def check_surgery_date(surgery_date: date, today: date) -> date:
 
 
 def parse_surgery_date(text: str, today: date, *, dotted: bool = True) -> date:
-    """A typed surgery date, YYYY-MM-DD (or DD.MM.YYYY when ``dotted``), checked by :func:`check_surgery_date`.
+    """A typed surgery date, checked by :func:`check_surgery_date`.
 
-    The chat takes both forms; the CLI's ``--surgery-date`` takes ISO dates only (``dotted=False``).
+    The chat reads it as a patient's pause date is read (schedule.read_date: "2026-06-03", "3.6.26",
+    "03.06.2026", "03/06/2026", day first; without a year the one nearest today); the CLI's
+    ``--surgery-date`` takes ISO dates only (``dotted=False``).
     """
     text = plain(text).strip()
-    patterns = ("%Y-%m-%d", "%d.%m.%Y") if dotted else ("%Y-%m-%d",)
-    for pattern in patterns:
+    if dotted:
+        parsed = read_date(text, today)
+    else:
         try:
-            parsed = datetime.strptime(text, pattern).date()
+            parsed = datetime.strptime(text, "%Y-%m-%d").date()
         except ValueError:
-            continue
+            parsed = None
+    if parsed is not None:
         return check_surgery_date(parsed, today)
-    forms = "YYYY-MM-DD (e.g. 2026-06-03)" + (" or DD.MM.YYYY" if dotted else "")
+    forms = "YYYY-MM-DD (e.g. 2026-06-03)" + (" or DD.MM.YYYY (e.g. 03.06.2026 or 3.6.26)" if dotted else "")
     raise InviteError("bad_surgery_date", f"{text[:20]!r} is not a date; please send the surgery date as {forms}.")
 
 

@@ -18,7 +18,6 @@ Plain Python over SQLModel: no telegram imports. The caller commits.
 from __future__ import annotations
 
 import enum
-import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -54,7 +53,6 @@ from rehab_bot.models import (
 )
 from rehab_bot.reminders import reschedule_patient
 from rehab_bot.schedule import QuietHours, ScheduleError, local_date, zone
-from rehab_bot.typed import plain
 
 MAX_PAUSE_DAYS = 90
 # A patient's status as staff read it (the caseload, the patient page, a refusal), by PatientStatus value.
@@ -322,24 +320,9 @@ def looks_like_answer(kind: str, text: str, today: date) -> bool:
 
 
 def parse_pause_date(text: str, today: date) -> date:
-    """A date to pause until (inclusive): YYYY-MM-DD, DD.MM.YYYY or DD.MM.; today up to 90 days ahead."""
-    raw = plain(text).strip().rstrip(".")
-    parsed: date | None = None
-    for pattern in ("%Y-%m-%d", "%d.%m.%Y", "%d.%m.%y", "%d/%m/%Y"):
-        try:
-            parsed = datetime.strptime(raw, pattern).date()
-            break
-        except ValueError:
-            continue
-    if parsed is None:
-        match = re.fullmatch(r"(\d{1,2})\.(\d{1,2})", raw)
-        if match:
-            try:
-                parsed = date(today.year, int(match.group(2)), int(match.group(1)))
-            except ValueError:
-                parsed = None
-            if parsed is not None and parsed < today:
-                parsed = date(today.year + 1, parsed.month, parsed.day)
+    """A date to pause until (inclusive), as schedule.read_date reads it ("24.6.", "24.06.2026", "2026-06-24");
+    today up to 90 days ahead. Without a year: the next such day."""
+    parsed = schedule.read_date(text, today, ahead=True)
     if parsed is None:
         raise InputError("date_format")
     if parsed < today:

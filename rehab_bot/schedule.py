@@ -319,6 +319,45 @@ def parse_times(text: str, *, skip_bad: bool = False) -> list[str]:
     return times
 
 
+# "2026-06-03"; day first, as written in Germany and the UK: "3.6.26", "03.06.2026", "03/06/2026",
+# "3. 6. 2026", "3.6." (no year). The separators between day, month and year are the same.
+_ISO_DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
+_DAY_FIRST = re.compile(r"(\d{1,2})\s*([./-])\s*(\d{1,2})(?:\s*\2\s*(\d{4}|\d{2})?)?\.?")
+
+
+def read_date(text: str, today: date, *, ahead: bool = False) -> date | None:
+    """A typed date -> the date, or None when the text is no date (or no day of the calendar, "31.02.").
+
+    The one reading of typed dates (a pause's last day, a surgery date): ISO "2026-06-03", or day
+    first, as written in Germany and the UK: "3.6.26", "03.06.2026", "03/06/2026", "3-6-2026",
+    "3. 6. 2026"; "03/06/2026" is always the 3rd of June, never March 6th. A two-digit year is in
+    this century. Without a year ("3.6.", "3/6"): the next such day from today on when ``ahead``
+    (a pause), else the one nearest today (a surgery date, which is often past). Whether the date
+    is in range is each caller's own rule.
+    """
+    raw = plain(text).strip()
+    iso, day_first = _ISO_DATE.fullmatch(raw), _DAY_FIRST.fullmatch(raw)
+    try:
+        if iso is not None:
+            return date(int(iso[1]), int(iso[2]), int(iso[3]))
+        if day_first is None:
+            return None
+        day, month, year = int(day_first[1]), int(day_first[3]), day_first[4]
+        if year is not None:
+            return date(int(year) + (2000 if len(year) == 2 else 0), month, day)
+    except ValueError:
+        return None
+    candidates = []
+    for offset in (-1, 0, 1):
+        try:
+            candidates.append(date(today.year + offset, month, day))
+        except ValueError:  # 29 February, in a year without it
+            continue
+    if ahead:
+        return min((c for c in candidates if c >= today), default=None)
+    return min(candidates, key=lambda c: abs((c - today).days), default=None)
+
+
 # "22:00-07:00", "22 - 7", "10pm to 7am", "von 22 bis 7 Uhr", "between 8 and 20": two times, a range.
 _SPAN_SPLIT = re.compile(r"\s*[-~]\s*|\s+(?:to|till|until|bis|and|und)\s+", re.IGNORECASE)
 _SPAN_LEAD = re.compile(r"^(?:from|between|von|ab|zwischen)\s+", re.IGNORECASE)

@@ -32,6 +32,7 @@ from rehab_bot.schedule import (
     parse_hhmm,
     parse_span,
     parse_times,
+    read_date,
 )
 from rehab_bot.typed import number, plain
 
@@ -219,6 +220,52 @@ async def test_stored_aliases_are_found_and_taken_whatever_the_case(db: Database
             assert found is not None and found.id == patient.id, typed
             assert await invite.alias_taken(session, typed)
         assert await invite.patient_by_alias(session, "LWS-0413") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "ahead", "day"),
+    [
+        ("2026-06-03", False, date(2026, 6, 3)),
+        ("2026-6-3", False, date(2026, 6, 3)),
+        ("3.6.26", False, date(2026, 6, 3)),
+        ("03.06.2026", False, date(2026, 6, 3)),
+        ("03/06/2026", False, date(2026, 6, 3)),  # day first: the 3rd of June, never March 6th
+        ("3/6/26", False, date(2026, 6, 3)),
+        ("3-6-2026", False, date(2026, 6, 3)),
+        ("3. 6. 2026", False, date(2026, 6, 3)),
+        ("03.06.2026.", False, date(2026, 6, 3)),
+        ("０３.０６.２０２６\u200b", False, date(2026, 6, 3)),
+        # Without a year: the next such day for a pause, the nearest for a surgery date.
+        ("3.6.", True, date(2027, 6, 3)),
+        ("3.6.", False, date(2026, 6, 3)),
+        ("24/6", True, date(2026, 6, 24)),
+        ("1.12.", False, date(2026, 12, 1)),
+        ("1.1.", False, date(2026, 1, 1)),
+        ("1.1.", True, date(2027, 1, 1)),
+    ],
+)
+def test_one_reading_of_typed_dates(text: str, ahead: bool, day: date) -> None:
+    assert read_date(text, date(2026, 6, 10), ahead=ahead) == day
+
+
+@pytest.mark.parametrize("text", ["", "soon", "31.02.2026", "13/13/2026", "3.6.2026.5", "1-2-3", "3.6/26", "2026/06"])
+def test_what_is_no_date_is_none(text: str) -> None:
+    assert read_date(text, date(2026, 6, 10)) is None
+
+
+def test_surgery_and_pause_dates_take_the_same_forms_each_with_its_own_range() -> None:
+    today = date(2026, 6, 10)
+    for text in ("3.7.26", "03.07.2026", "03/07/2026", "2026-07-03", "3.7."):
+        assert invite.parse_surgery_date(text, today) == date(2026, 7, 3), text
+        assert patient_core.parse_pause_date(text, today) == date(2026, 7, 3), text
+    # A surgery date may be past, a pause date may not; a surgery a year and more ago is a typo.
+    assert invite.parse_surgery_date("3.6.26", today) == date(2026, 6, 3)
+    with pytest.raises(patient_core.InputError, match="date_past"):
+        patient_core.parse_pause_date("3.6.26", today)
+    with pytest.raises(invite.InviteError, match="more than a year ago"):
+        invite.parse_surgery_date("3.6.25", today)
+    with pytest.raises(invite.InviteError, match=re.escape("3.6.26")):
+        invite.parse_surgery_date("31.6.26", today)  # the message names the forms it takes
 
 
 def test_one_surgery_date_rule_for_chat_and_cli() -> None:

@@ -210,6 +210,28 @@ async def test_invite_enrol_list_detail_alert_escalation_and_audit(bot: Any, tg:
     assert all(r.actor == "telegram:7001" for r in rows if r.staff_id == admin.id)
 
 
+async def test_a_surgery_date_is_read_as_a_pause_date_is(bot: Any, tg: FakeTelegram) -> None:
+    await make_staff(bot.db, telegram_id=7301, name="Dr Dora")
+    doc = tg.user(7301)
+    for typed, day in [
+        ("3.6.26", date(2026, 6, 3)),
+        ("03/06/2026", date(2026, 6, 3)),
+        ("3. 6.", date(2026, 6, 3)),  # without a year: the 3 June nearest today, here a week ago
+        ("2026-06-03", date(2026, 6, 3)),
+    ]:
+        await doc.send("/invite")
+        await doc.wait_for(lambda m: "step 1 of 5" in (m.text or ""))
+        await doc.send("LWS-0731")
+        await doc.wait_for(lambda m: "Step 2 of 5" in (m.text or ""))
+        await doc.send(typed)
+        await doc.wait_for(lambda m: "Step 3 of 5" in (m.text or ""))
+        async with bot.db.session() as session:
+            [draft] = (await session.exec(select(StaffDraft))).all()
+        assert draft.surgery_date == day, typed
+        await doc.send("/cancel")
+        await doc.wait_for(lambda m: "Cancelled" in (m.text or ""))
+
+
 @pytest.mark.slow
 async def test_invite_survives_a_restart_and_cancels_cleanly(bot: Any, tg: FakeTelegram) -> None:
     await make_staff(bot.db, telegram_id=7201, name="Dr Cleo")

@@ -46,7 +46,7 @@ STEP_TEXT = {
         "New patient invitation, step 1 of 5.\nSend an alias for the patient: a pseudonym, not their name "
         "(3-24 letters, digits, - or _, with at least one digit, e.g. LWS-0412), or use the suggestion."
     ),
-    "date": "Step 2 of 5: the date of surgery, as YYYY-MM-DD or DD.MM.YYYY.",
+    "date": "Step 2 of 5: the date of surgery, e.g. 03.06.2026, 3.6.26 or 2026-06-03 (day first).",
     "type": "Step 3 of 5: the type of surgery.",
     "programme": "Step 4 of 5: the exercise programme.",
     "therapist": "Step 5 of 5: the responsible therapist.",
