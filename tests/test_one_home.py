@@ -377,6 +377,8 @@ def second_copies() -> list[str]:
             copies.append(f"{name}: today for a patient")
         if re.search(r"\bquiet_(start|end) is None and \w+\.quiet_(start|end) is None", text) and name != "schedule.py":
             copies.append(f"{name}: quiet hours")
+        if name != "schedule.py" and re.search(r"%d[./]%m|\(\\d\{1,2\}\)\\?[./]", text):
+            copies.append(f"{name}: reading a typed date (schedule.read_date)")
         if re.search(r"\(\s*\"lumbar\",\s*\"cervical\"", text) and name != "models.py":
             copies.append(f"{name}: surgery types")
         if re.search(r"\(\s*\"en\",\s*\"de\"\s*\)", text) and name != "i18n.py":
