@@ -294,14 +294,16 @@ def parse_times(text: str, *, skip_bad: bool = False) -> list[str]:
     """Typed or stored times -> "HH:MM" strings, in the order given (duplicates kept).
 
     Reads "8:30, 13:00 and 6pm", "18.30 Uhr", "8" (08:00), "13h", "19:00h", "08:00,13:00",
-    "um 8, 13 und 18 Uhr", full-width or Arabic-Indic digits (see rehab_bot.typed).
+    "um 8, 13 und 18 Uhr", "08:00 – 13:00 – 18:00" (any dash between times), full-width or
+    Arabic-Indic digits (see rehab_bot.typed). "24:00" is midnight, 00:00, as on a clock: the end
+    of quiet hours "22:00-24:00", or a session time the caller's rules then judge as 00:00.
     Raises TimesError naming the first part that is not a time of day, or,
     with skip_bad (stored values), leaves such parts out.
     """
     lowered = plain(text).casefold().replace("uhr", " ").replace("a.m.", "am").replace("p.m.", "pm")
     lowered = re.sub(r"\s+(am|pm)\b", r"\1", lowered)
     times: list[str] = []
-    for token in (tok for tok in re.split(r"[,;/]|\s+and\s+|\s+und\s+|\s+", lowered) if tok):
+    for token in (tok for tok in re.split(r"[,;/~-]|\s+and\s+|\s+und\s+|\s+", lowered) if tok):
         if token in _FILLERS:
             continue
         match = _TIME_TOKEN.match(token)
@@ -310,6 +312,8 @@ def parse_times(text: str, *, skip_bad: bool = False) -> list[str]:
             hour, minute = int(match[1]), int(match[2] or 0)
             if match[3]:
                 hour = hour % 12 + (12 if match[3] == "pm" else 0) if 1 <= hour <= 12 else 99
+            elif hour == 24 and minute == 0:
+                hour = 0  # midnight at the end of a day
             if 0 <= hour <= 23 and 0 <= minute <= 59:
                 value = f"{hour:02d}:{minute:02d}"
         if value is not None:

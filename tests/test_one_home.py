@@ -101,7 +101,17 @@ def test_parse_times_reads_what_people_type_in_order() -> None:
     assert minutes_of_day("07:30") == 450 and minutes_of_day(time(23, 59)) == 1439
 
 
-@pytest.mark.parametrize("text, part", [("noon", "noon"), ("8:00 25:00", "25:00"), ("13pm", "13pm"), ("7:60", "7:60")])
+@pytest.mark.parametrize(
+    "text, part",
+    [
+        ("noon", "noon"),
+        ("8:00 25:00", "25:00"),
+        ("13pm", "13pm"),
+        ("7:60", "7:60"),
+        ("24:30", "24:30"),
+        ("24pm", "24pm"),
+    ],
+)
 def test_parse_times_names_the_first_part_it_cannot_read(text: str, part: str) -> None:
     with pytest.raises(TimesError) as caught:
         parse_times(text)
@@ -127,6 +137,12 @@ def test_typed_text_is_plain_before_it_is_read() -> None:
         ("um 8, 13 und 18 Uhr", ["08:00", "13:00", "18:00"]),
         ("at 8 & 6pm", ["08:00", "18:00"]),
         ("18.30h", ["18:30"]),
+        ("08:00 – 13:00 – 18:00", ["08:00", "13:00", "18:00"]),
+        ("08:00—13:00—18:00", ["08:00", "13:00", "18:00"]),
+        ("8 - 13, 18", ["08:00", "13:00", "18:00"]),
+        ("08:00, 13:00 und 18:00", ["08:00", "13:00", "18:00"]),
+        ("24:00", ["00:00"]),  # midnight, as on a clock
+        ("24 Uhr", ["00:00"]),
     ],
 )
 def test_parse_times_reads_what_keyboards_send(text: str, times: list[str]) -> None:
@@ -150,13 +166,15 @@ def test_a_digit_int_cannot_read_is_no_time_and_no_crash() -> None:
         ("22h-7h", ("22:00", "07:00")),
         ("22:00h–07:00h", ("22:00", "07:00")),
         ("２２：００～０７：００", ("22:00", "07:00")),
+        ("22:00-24:00", ("22:00", "00:00")),  # 24:00 ends a day: midnight
+        ("von 22 bis 24 Uhr", ("22:00", "00:00")),
     ],
 )
 def test_parse_span_reads_a_range_of_two_typed_times(text: str, span: tuple[str, str]) -> None:
     assert parse_span(text) == span
 
 
-@pytest.mark.parametrize("text", ["", "22", "22-", "late-early", "1-2-3", "22 23 - 7", "22:00-24:00"])
+@pytest.mark.parametrize("text", ["", "22", "22-", "late-early", "1-2-3", "22 23 - 7", "22:00-24:30"])
 def test_parse_span_refuses_what_is_not_two_times(text: str) -> None:
     with pytest.raises(ScheduleError):
         parse_span(text)

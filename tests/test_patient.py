@@ -121,7 +121,8 @@ def test_parsing_times_quiet_hours_and_pause_dates() -> None:
     assert core.parse_quiet_hours("22 bis 6.30") == ("22:00", "06:30")
     assert core.parse_quiet_hours("22 Uhr - 7 Uhr") == core.parse_quiet_hours("10pm-7am") == ("22:00", "07:00")
     assert core.parse_quiet_hours("²²-7") == ("22:00", "07:00")  # once a ValueError: "Something went wrong"
-    for bad in ("22:00", "22-22", "late-early", "1-2-3"):
+    assert core.parse_quiet_hours("22:00-24:00") == ("22:00", "00:00")
+    for bad in ("22:00", "22-22", "late-early", "1-2-3", "0:00-24:00"):
         with pytest.raises(core.InputError):
             core.parse_quiet_hours(bad)
     assert core.parse_pause_date("2026-06-20", TODAY) == date(2026, 6, 20)

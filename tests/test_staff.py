@@ -139,6 +139,7 @@ def test_alias_date_and_times_validation() -> None:
         with pytest.raises(access_core.StaffError, match=message):
             invite_core.parse_surgery_date(bad, today)
     assert staff_core.parse_times("18:00, 8:00 13:00") == ["08:00", "13:00", "18:00"]
+    assert staff_core.parse_times("08:00 – 13:00 – 18:00") == ["08:00", "13:00", "18:00"]
     seven = " ".join(f"0{i}:00" for i in range(7))
     for bad, message in [("", "one to six"), ("25:00", "not a time"), ("08:00 08:00", "once"), (seven, "At most 6")]:
         with pytest.raises(access_core.StaffError, match=message):

@@ -205,6 +205,30 @@ async def test_settings_times_with_bad_input_first(bot: Any, tg: FakeTelegram) -
     assert [r.local_time for r in await session_rules(bot, patient)] == ["08:30", "13:30", "18:30"]
 
 
+async def test_times_typed_with_dashes_and_midnight_as_24_00(bot_factory: Callable[..., Any], tg: FakeTelegram) -> None:
+    bot = await bot_factory(delivery={"quiet_hours_start": time(22, 0), "quiet_hours_end": time(7, 0)})
+    patient = await enrolled(bot, 8054)
+    user = tg.user(8054)
+    [menu] = await command(user, "/settings")
+    await press(user, "🕒 Times", 1, menu)
+    # 24:00 is midnight: a session then is judged as one at 00:00, here inside the clinic's quiet hours.
+    [refused] = await command(user, "08:00 13:00 24:00")
+    assert refused.text == "00:00 falls in your quiet hours (22:00-07:00). Please choose other times."
+    [saved] = await command(user, "08:00 – 13:00 — 18:30")
+    assert saved.text.startswith("✅ Saved.") and "Session times: 08:00, 13:00, 18:30" in saved.text
+    assert [r.local_time for r in await session_rules(bot, patient)] == ["08:00", "13:00", "18:30"]
+    [choices] = await press(user, "🌙 Quiet hours", 1, saved)
+    await press(user, "Set my own", 1, choices)
+    [saved] = await command(user, "22:00–24:00")
+    assert "Quiet hours: 22:00-00:00" in saved.text
+    p = await stored(bot, patient)
+    assert (p.quiet_start, p.quiet_end) == ("22:00", "00:00")
+    # Quiet hours that end at midnight leave a session at midnight free, by the same one rule.
+    await press(user, "🕒 Times", 1, saved)
+    [saved] = await command(user, "08:00, 13:00 and 24:00")
+    assert "Session times: 00:00, 08:00, 13:00" in saved.text
+
+
 async def test_quiet_hours_that_would_swallow_a_session_are_refused_and_asked_again(bot: Any, tg: FakeTelegram) -> None:
     patient = await enrolled(bot, 8052)
     user = tg.user(8052)
