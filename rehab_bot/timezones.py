@@ -1,16 +1,24 @@
 """Finding a patient's timezone from what they type or share, offline.
 
-Four ways in, all without any network lookup:
+Five ways in, all without any network lookup:
 
 * a city name ("Berlin", "New York", "München") from a small bundled table in
   English and German, or the city part of any IANA name ("Chicago" finds
   America/Chicago), or an exact IANA name ("Europe/Vienna");
+* a country's name in English or German ("Germany", "Deutschland", "in der
+  Schweiz"), from babel's territory names (CLDR) and tzdata's zone.tab: a
+  country whose zones all keep one clock gets it; for one with several clocks
+  (the USA, Spain with the Canary Islands) :func:`zones_to_choose` gives one
+  zone per clock, and the bot asks which;
 * a time zone abbreviation ("EST", "MEZ", "CEST"): the zone of the region it names,
   with its summer time;
 * a UTC offset ("+2", "UTC-5", "GMT+5:30"): whole hours map to the fixed
   Etc/GMT zones (note the inverted sign: UTC+2 is Etc/GMT-2), the few
   half-hour offsets in use map to the zone that has them;
 * a shared location: the zone of the nearest city in the bundled table.
+
+Words around the place are no part of it: "I'm in Berlin", "I live in the
+USA", "Ich bin in Berlin", "ich wohne in Österreich" read as the place alone.
 
 The location lookup is an approximation: near a border, or far from every
 city in the table, the nearest city can be in the wrong zone. Where the
@@ -28,12 +36,16 @@ import math
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
+from importlib import resources
 from typing import Literal
 from zoneinfo import ZoneInfo, available_timezones
 
-from rehab_bot.i18n import N_, t
+import tzdata
+from babel import Locale
+
+from rehab_bot.i18n import N_, SUPPORTED_LANGUAGES, t
 from rehab_bot.typed import plain
 
 NEAREST_CITY_MAX_KM = 1000.0
@@ -283,6 +295,52 @@ _OFFSET_RE = re.compile(
 )
 
 
+# What people call a country besides its name in babel (CLDR): short forms, parts, older names, and
+# the German forms after "in den"/"im" ("in den Niederlanden", "im Vereinigten Königreich").
+_COUNTRY_ALIASES = {
+    **dict.fromkeys(
+        ("usa", "us", "u s", "u s a", "america", "united states of america", "amerika", "vereinigten staaten"), "US"
+    ),
+    **dict.fromkeys(
+        (
+            "uk",
+            "u k",
+            "britain",
+            "great britain",
+            "england",
+            "scotland",
+            "wales",
+            "northern ireland",
+            "grossbritannien",
+            "schottland",
+            "nordirland",
+            "vereinigten konigreich",
+            "vereinigten koenigreich",
+        ),
+        "GB",
+    ),
+    **dict.fromkeys(("holland", "niederlanden"), "NL"),
+    **dict.fromkeys(("turkey", "turkiye"), "TR"),
+    **dict.fromkeys(("czech republic", "tschechische republik"), "CZ"),
+    **dict.fromkeys(("uae", "vae", "emirates", "vereinigten arabischen emiraten"), "AE"),
+    **dict.fromkeys(("ivory coast", "elfenbeinkuste", "elfenbeinkueste"), "CI"),
+}
+# Words before a place that are no part of it: "I'm in", "I live in the", "Ich bin gerade in der",
+# "ich wohne in", "auf den" (islands).
+_PLACE_LEAD = re.compile(
+    r"^(?:(?:i\s*['’]?\s*m|i\s+am|we\s*['’]?\s*re|we\s+are|i\s+live|we\s+live|i\s*['’]?\s*m\s+(?:living|staying)"
+    r"|i\s+am\s+(?:living|staying)|ich\s+bin|wir\s+sind|ich\s+wohne|wir\s+wohnen|ich\s+lebe|wir\s+leben"
+    r"|bin|wohne|lebe)\s+)?"
+    r"(?:(?:currently|now|right\s+now|at\s+the\s+moment|gerade|jetzt|zurzeit|momentan|derzeit)\s+)?"
+    r"(?:in|im|auf)\s+(?:(?:the|der|den|dem)\s+)?",
+    re.IGNORECASE,
+)
+_ARTICLE = re.compile(r"^(?:the|der|die|das|den|dem) ")
+_UMLAUTS = {
+    ord(umlaut): spelled for umlaut, spelled in zip("äöüÄÖÜ", ("ae", "oe", "ue", "Ae", "Oe", "Ue"), strict=True)
+}
+
+
 @dataclass(frozen=True)
 class City:
     names: tuple[str, ...]
@@ -296,7 +354,15 @@ class ZoneMatch:
     """A zone found from the patient's text: how it was found matters for the reply."""
 
     zone: str
-    how: Literal["city", "iana", "offset", "abbreviation"]
+    how: Literal["city", "country", "iana", "offset", "abbreviation"]
+
+
+@dataclass(frozen=True)
+class SeveralClocks:
+    """A country with more than one clock: one zone for each, west to east (to ask which)."""
+
+    country: str  # ISO 3166 code
+    zones: tuple[str, ...]
 
 
 @cache
@@ -323,8 +389,84 @@ def normalise(text: str) -> str:
     """Lower-case, no accents, ß as ss, punctuation and dashes as single spaces."""
     text = text.casefold().replace("ß", "ss")
     text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
-    text = re.sub(r"[-_/.,;]+", " ", text)
+    text = re.sub(r"[-_/.,;!?]+", " ", text)
     return " ".join(text.split())
+
+
+# --- countries ------------------------------------------------------------------------------------
+
+# Zones keep "one clock" when they show the same UTC offset at every one of these instants: twice a
+# month over six years from the year of the installed time zone data (whose rules look ahead).
+_FIRST_YEAR = int(tzdata.IANA_VERSION[:4])
+_INSTANTS = tuple(
+    datetime(year, month, day, 12, tzinfo=UTC)
+    for year in range(_FIRST_YEAR, _FIRST_YEAR + 6)
+    for month in range(1, 13)
+    for day in (1, 15)
+)
+
+
+@cache
+def _clock(zone: str) -> tuple[timedelta | None, ...]:
+    tz = ZoneInfo(zone)
+    return tuple(instant.astimezone(tz).utcoffset() for instant in _INSTANTS)
+
+
+@cache
+def _country_zones() -> dict[str, tuple[str, ...]]:
+    """ISO 3166 code -> the country's zones, in tzdata's zone.tab order (its most populous first)."""
+    table = resources.files("tzdata").joinpath("zoneinfo", "zone.tab").read_text(encoding="utf-8")
+    zones: dict[str, list[str]] = {}
+    for line in table.splitlines():
+        fields = line.split("\t")
+        if line.startswith("#") or len(fields) < 3 or not is_zone(fields[2]):
+            continue
+        zones.setdefault(fields[0], []).append(fields[2])
+    return {code: tuple(found) for code, found in zones.items()}
+
+
+@cache
+def country_clocks(code: str) -> tuple[str, ...]:
+    """One zone per distinct clock of a country, west to east: ("Europe/Berlin",) for Germany,
+    eight for the USA. Each clock's zone is a city of the bundled table where one is, so the
+    label is a place people know (Sydney rather than Macquarie), else zone.tab's first."""
+    known = {city.zone for city in cities()}
+    groups: dict[tuple[timedelta | None, ...], list[str]] = {}
+    for zone in _country_zones().get(code, ()):
+        groups.setdefault(_clock(zone), []).append(zone)
+    chosen = [next((z for z in zones if z in known), zones[0]) for zones in groups.values()]
+    return tuple(sorted(chosen, key=lambda zone: _clock(zone)))
+
+
+def _spellings(name: str) -> set[str]:
+    """A country's name as people type it: with or without umlauts (Österreich, Oesterreich, Osterreich),
+    "&" as "and"/"und", without a part in brackets ("Myanmar (Burma)")."""
+    forms = {name, re.sub(r"\s*\(.*?\)", "", name)}
+    forms |= {f.replace("&", word) for f in forms for word in ("and", "und")}
+    forms |= {f.translate(_UMLAUTS) for f in forms}
+    return {normalise(form) for form in forms}
+
+
+@cache
+def _country_index() -> dict[str, str]:
+    """Normalised country name (English and German, from babel) -> ISO 3166 code."""
+    codes = _country_zones()
+    index: dict[str, str] = {}
+    for lang in SUPPORTED_LANGUAGES:
+        for code, name in Locale.parse(lang).territories.items():
+            if code in codes:
+                for spelling in _spellings(name):
+                    index.setdefault(spelling, code)
+    for alias, code in _COUNTRY_ALIASES.items():
+        index.setdefault(alias, code)
+    return index
+
+
+def _country(said: str) -> str | None:
+    """The ISO 3166 code of the country the whole text names ("Deutschland", "the Netherlands"), else None."""
+    index = _country_index()
+    key = normalise(said)
+    return index.get(key) or index.get(_ARTICLE.sub("", key))
 
 
 @cache
@@ -367,23 +509,58 @@ def zone_from_offset(text: str) -> str | None:
 
 
 def zone_from_text(text: str) -> ZoneMatch | None:
-    """A city name, an IANA name or a UTC offset typed by the patient -> a zone, else None."""
+    """A city, a country with one clock, an IANA name or a UTC offset typed by the patient -> a zone, else None."""
+    found = _place(text)
+    return found if isinstance(found, ZoneMatch) else None
+
+
+def zones_to_choose(text: str) -> tuple[str, ...]:
+    """When the text names a country with more than one clock ("USA", "Spanien"): one zone per clock,
+    west to east, for the patient to choose from; else ()."""
+    found = _place(text)
+    return found.zones if isinstance(found, SeveralClocks) else ()
+
+
+def _place(text: str) -> ZoneMatch | SeveralClocks | None:
     raw = plain(text).strip()
     if not raw or len(raw) > 80:
         return None
-    abbreviation = _ABBREVIATIONS.get(raw.casefold())
+    several: SeveralClocks | None = None
+    for said in dict.fromkeys((raw, _PLACE_LEAD.sub("", raw, count=1).strip())):
+        if not said:
+            continue
+        # A country before the IANA names: "Japan" and "Turkey" are old aliases, Asia/Tokyo is the zone.
+        code = _country(said)
+        if code is not None and len(country_clocks(code)) == 1:
+            return ZoneMatch(country_clocks(code)[0], "country")
+        found = _zone_named(said)
+        if found is not None:
+            return found
+        # Then the last part after a comma: "Bonn, Deutschland", "Texas, USA".
+        code = code or _country(said.rsplit(",", 1)[-1])
+        clocks = country_clocks(code) if code is not None else ()
+        if len(clocks) == 1:
+            return ZoneMatch(clocks[0], "country")
+        if code is not None and clocks and several is None:
+            several = SeveralClocks(code, clocks)
+    return several
+
+
+def _zone_named(said: str) -> ZoneMatch | None:
+    """An abbreviation, an IANA name, an offset or a city, in that order."""
+    abbreviation = _ABBREVIATIONS.get(said.casefold())
     if abbreviation is not None and is_zone(abbreviation):
         return ZoneMatch(abbreviation, "abbreviation")
-    iana = _iana_index().get(raw.casefold().replace(" ", "_"))
+    iana = _iana_index().get(said.casefold().replace(" ", "_"))
     if iana is not None:
         return ZoneMatch(iana, "iana")
-    offset = zone_from_offset(raw)
+    offset = zone_from_offset(said)
     if offset is not None:
         return ZoneMatch(offset, "offset")
     index = _name_index()
     # "Berlin, Germany" or "Frankfurt am Main": try the whole text, then the part
     # before a comma, then ever shorter leading word groups.
-    for candidate in (raw, raw.split(",")[0]):
+    for candidate in (said, said.split(",")[0]):
         words = normalise(candidate).split()
         for n in range(len(words), 0, -1):
             zone = index.get(" ".join(words[:n]))

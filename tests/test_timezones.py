@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 
+from rehab_bot import patient as patients
 from rehab_bot.timezones import (
     COMMON_ZONES,
+    ZoneMatch,
     cities,
+    country_clocks,
     is_zone,
     local_time,
     zone_from_location,
     zone_from_offset,
     zone_from_text,
     zone_label,
+    zones_to_choose,
 )
 
 
@@ -61,7 +65,102 @@ def test_typed_zones(text: str, zone: str, how: str) -> None:
     assert match is not None and (match.zone, match.how) == (zone, how)
 
 
-@pytest.mark.parametrize("text", ["", "xyzzy", "08:00", "2", "-13", "UTC+15", "+5:15", "Atlantis", "x" * 100])
+@pytest.mark.parametrize(
+    ("text", "zone"),
+    [
+        ("Germany", "Europe/Berlin"),
+        ("Deutschland", "Europe/Berlin"),
+        ("Austria", "Europe/Vienna"),
+        ("Österreich", "Europe/Vienna"),
+        ("Oesterreich", "Europe/Vienna"),
+        ("Switzerland", "Europe/Zurich"),
+        ("Schweiz", "Europe/Zurich"),
+        ("France", "Europe/Paris"),
+        ("Frankreich", "Europe/Paris"),
+        ("Italy", "Europe/Rome"),
+        ("Italien", "Europe/Rome"),
+        ("Poland", "Europe/Warsaw"),
+        ("Polen", "Europe/Warsaw"),
+        ("Greece", "Europe/Athens"),
+        ("Griechenland", "Europe/Athens"),
+        ("Turkey", "Europe/Istanbul"),  # not the old alias zone "Turkey"
+        ("Türkei", "Europe/Istanbul"),
+        ("Japan", "Asia/Tokyo"),
+        ("India", "Asia/Kolkata"),
+        ("Indien", "Asia/Kolkata"),
+        ("United Kingdom", "Europe/London"),
+        ("Vereinigtes Königreich", "Europe/London"),
+        ("UK", "Europe/London"),
+        ("Großbritannien", "Europe/London"),
+        ("the Netherlands", "Europe/Amsterdam"),
+        ("Niederlande", "Europe/Amsterdam"),
+        ("Argentinien", "America/Argentina/Buenos_Aires"),
+        ("Bonn, Deutschland", "Europe/Berlin"),  # a town not in the table, in its country
+    ],
+)
+def test_a_country_with_one_clock_is_that_zone(text: str, zone: str) -> None:
+    assert zone_from_text(text) == ZoneMatch(zone, "country")
+    assert zones_to_choose(text) == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "zone", "how"),
+    [
+        ("I'm in Berlin", "Europe/Berlin", "city"),
+        ("I’m in Berlin", "Europe/Berlin", "city"),
+        ("I am currently in Vienna", "Europe/Vienna", "city"),
+        ("I live in Germany", "Europe/Berlin", "country"),
+        ("We live in the Netherlands.", "Europe/Amsterdam", "country"),
+        ("Ich bin in Berlin", "Europe/Berlin", "city"),
+        ("ich wohne in Österreich", "Europe/Vienna", "country"),
+        ("Ich bin gerade in der Schweiz", "Europe/Zurich", "country"),
+        ("Wir wohnen in den Niederlanden", "Europe/Amsterdam", "country"),
+        ("in der Türkei", "Europe/Istanbul", "country"),
+        ("auf Mallorca", "Europe/Madrid", "city"),
+        ("I'm in UTC+2", "Etc/GMT-2", "offset"),
+    ],
+)
+def test_words_around_the_place_are_no_part_of_it(text: str, zone: str, how: str) -> None:
+    match = zone_from_text(text)
+    assert match is not None and (match.zone, match.how) == (zone, how)
+
+
+@pytest.mark.parametrize(
+    ("text", "some"),
+    [
+        ("USA", {"America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles", "Pacific/Honolulu"}),
+        ("Vereinigte Staaten", {"America/New_York", "America/Los_Angeles"}),
+        ("I live in the US", {"America/New_York", "America/Chicago"}),
+        ("Texas, USA", {"America/Chicago"}),
+        ("Spain", {"Europe/Madrid", "Atlantic/Canary"}),
+        ("Ich bin in Spanien", {"Europe/Madrid", "Atlantic/Canary"}),
+        ("Russland", {"Europe/Moscow", "Asia/Vladivostok"}),
+        ("Australia", {"Australia/Brisbane", "Australia/Perth"}),
+        ("Kanada", {"America/Toronto", "America/Vancouver"}),
+    ],
+)
+def test_a_country_with_several_clocks_is_asked_about(text: str, some: set[str]) -> None:
+    assert zone_from_text(text) is None
+    choices = zones_to_choose(text)
+    assert some <= set(choices)
+    at = [datetime(2026, month, 15, 12, tzinfo=UTC) for month in (1, 7)]
+    clocks = [tuple(local_time(zone, when) for when in at) for zone in choices]
+    assert len(set(clocks)) == len(clocks), "one zone per clock"
+    assert patients.looks_like_answer("tz", text, date(2026, 6, 10)), "an answer, though not yet a zone"
+
+
+def test_a_country_keeps_one_zone_per_clock_from_the_city_table() -> None:
+    assert country_clocks("DE") == ("Europe/Berlin",)  # not also Europe/Busingen: the same clock
+    assert country_clocks("ES") == ("Atlantic/Canary", "Europe/Madrid")  # west to east; Ceuta is Madrid's clock
+    assert "Australia/Sydney" in country_clocks("AU") or "Australia/Melbourne" in country_clocks("AU")
+    assert "Antarctica/Macquarie" not in country_clocks("AU"), "a known city names the clock"
+    assert country_clocks("XX") == ()
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "xyzzy", "08:00", "2", "-13", "UTC+15", "+5:15", "Atlantis", "x" * 100, "I'm in Atlantis", "in", "I'm in"],
+)
 def test_unrecognised_text(text: str) -> None:
     assert zone_from_text(text) is None
 

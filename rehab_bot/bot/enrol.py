@@ -535,6 +535,13 @@ async def _typed_timezone(
         await _reply(update, text, _keyboard(rows))
         return
     match = timezones.zone_from_text(message.text or "")
+    several = timezones.zones_to_choose(message.text or "") if match is None else ()
+    if several:
+        # A country with more than one clock (the USA, Spain with the Canary Islands): ask which.
+        text = t(lang, "This country has more than one time zone. Tap yours, or type the city you are in.")
+        buttons = [(_zone_now(z, lang, now), _data(patient, "tz", z)) for z in several]
+        await _reply(update, text, _keyboard([buttons[i : i + 2] for i in range(0, len(buttons), 2)]))
+        return
     if match is None:
         text = t(
             lang,

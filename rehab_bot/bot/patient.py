@@ -72,6 +72,9 @@ INPUT_ERRORS = {
     "timezone_unknown": N_(
         "I do not know that place. Please send a city (e.g. Berlin) or a timezone like Europe/Vienna."
     ),
+    "timezone_several": N_(
+        "This country has more than one time zone. Please send the city you are in, for example one of these:\n{zones}"
+    ),
     "language_unknown": N_("Please choose one of the languages on the buttons."),
     "quiet_format": N_("Please send quiet hours as two times, e.g. 22:00-07:00."),
     "quiet_sessions": N_(
@@ -747,6 +750,19 @@ async def _apply_input(
     if kind == "tz":
         match = timezones.zone_from_text(text)
         if match is None:
+            several = timezones.zones_to_choose(text)
+            if several:
+                lang = patient.language
+                lines = [
+                    t(
+                        lang,
+                        "{zone} (now {time})",
+                        zone=timezones.zone_label(z, lang),
+                        time=timezones.local_time(z, now),
+                    )
+                    for z in several
+                ]
+                raise core.InputError("timezone_several", zones="\n".join(f"• {line}" for line in lines))
             raise core.InputError("timezone_unknown")
         await core.set_timezone(db, patient, match.zone, now)
         return None

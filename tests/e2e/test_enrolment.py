@@ -258,6 +258,37 @@ async def test_typed_utc_offset_is_a_fixed_zone_with_a_warning(bot: Any, tg: Fak
     assert rules[0].next_due_at == datetime(2026, 6, 10, 14, 0, tzinfo=UTC)
 
 
+async def test_a_country_with_one_clock_is_its_zone_and_one_with_several_is_asked(bot: Any, tg: FakeTelegram) -> None:
+    invite = await new_invite(bot, "P-310")
+    user = tg.user(2010, language_code="de")
+    await user.send(f"/start {invite.code}")
+    await next_text(user)
+    await user.press("Ja, ich bin einverstanden")
+    await next_text(user)
+    await user.send("Ich bin in Spanien")
+    ask = await next_text(user)
+    assert ask.text == (
+        "Dieses Land hat mehr als eine Zeitzone. Tippen Sie auf Ihre, oder schreiben Sie die Stadt, in der Sie sind."
+    )
+    assert ask.button_labels == ["Canary (jetzt 06:00)", "Madrid (jetzt 07:00)"]
+    assert (await patient_row(bot, "P-310")).enrol_step == "timezone", "nothing chosen yet"
+    await user.press("Canary (jetzt 06:00)")
+    times_prompt = await next_text(user)
+    assert times_prompt.text.startswith("Zeitzone: Canary (jetzt 06:00) ✓")
+    assert (await patient_row(bot, "P-310")).timezone == "Atlantic/Canary"
+
+    invite = await new_invite(bot, "P-311")
+    user = tg.user(2011, language_code="en")
+    await user.send(f"/start {invite.code}")
+    await next_text(user)
+    await user.press("Yes, I agree")
+    await next_text(user)
+    await user.send("I'm in Austria")
+    times_prompt = await next_text(user)
+    assert times_prompt.text.startswith("Time zone: Vienna (now 07:00) ✓")
+    assert (await patient_row(bot, "P-311")).timezone == "Europe/Vienna"
+
+
 @pytest.mark.slow
 async def test_shared_location_is_confirmed_before_use(bot: Any, tg: FakeTelegram) -> None:
     invite = await new_invite(bot, "P-400")

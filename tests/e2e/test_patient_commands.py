@@ -250,6 +250,30 @@ async def test_quiet_hours_that_would_swallow_a_session_are_refused_and_asked_ag
     assert "Quiet hours: 22:00-06:30" in saved.text
 
 
+async def test_settings_timezone_typed_as_a_country_or_in_a_sentence(bot: Any, tg: FakeTelegram) -> None:
+    patient = await enrolled(bot, 8055)
+    user = tg.user(8055)
+    [menu] = await command(user, "/settings")
+    await press(user, "🌍 Timezone", 1, menu)
+    [ask] = await command(user, "I live in the USA")
+    assert ask.text.startswith("This country has more than one time zone. Please send the city you are in")
+    for line in (
+        "• New York (now 01:00)",
+        "• Chicago (now 00:00)",
+        "• Los Angeles (now 22:00)",
+        "• Honolulu (now 19:00)",
+    ):
+        assert line in ask.text, line
+    assert (await stored(bot, patient)).timezone == "Europe/Berlin", "nothing changed"
+    [saved] = await command(user, "I'm in Chicago")  # the question is still open
+    assert "Timezone: Chicago (now 00:00)" in saved.text
+    assert (await stored(bot, patient)).timezone == "America/Chicago"
+    await press(user, "🌍 Timezone", 1, saved)
+    [saved] = await command(user, "Deutschland")
+    assert "Timezone: Berlin (now 07:00)" in saved.text
+    assert (await stored(bot, patient)).timezone == "Europe/Berlin"
+
+
 async def test_the_clinics_quiet_hours_over_a_session_are_refused_by_the_button_too(
     bot_factory: Callable[..., Any], tg: FakeTelegram
 ) -> None:
