@@ -4,7 +4,8 @@
   ``[care] caregiver_invite_hours``); the caregiver opens the link, is asked
   for consent to what the bot keeps about them (their Telegram id and first
   name), and is linked only once they agree. A declined or expired link
-  links nobody.
+  links nobody; a link opened but not answered is replaced by the next
+  caregiver link the same account opens.
 * The patient chooses what the caregiver gets, each on or off and changeable
   at any time (:data:`PERMISSIONS`): a copy of each session reminder, a
   message when two sessions in a row were missed, emergency-level red flags,
@@ -194,10 +195,14 @@ async def open_link(session: AsyncSession, code: str, telegram_id: int, language
     if staff is not None and staff.active:
         return Opened(Outcome.IS_STAFF)
     existing = await link_of(session, telegram_id)
-    if existing is not None:
+    if existing is not None and existing.consent_at is not None:
         # A second invitation from the person they already support: they are linked, not someone else's.
-        same = existing.patient_id == link.patient_id and existing.consent_at is not None
-        return Opened(Outcome.LINKED, existing) if same else Opened(Outcome.OTHER)
+        return Opened(Outcome.LINKED, existing) if existing.patient_id == link.patient_id else Opened(Outcome.OTHER)
+    if existing is not None:
+        # A link opened but never answered binds nobody: the newer one replaces it, and the older one is
+        # released as by "No, thanks" (open to its invitee again until it expires; its buttons go stale).
+        await decline(session, existing)
+        await session.flush()
     claimed = await session.exec(
         update(Caregiver)
         .where(col(Caregiver.id) == link.id, col(Caregiver.telegram_id).is_(None), col(Caregiver.consent_at).is_(None))

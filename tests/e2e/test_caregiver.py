@@ -509,3 +509,44 @@ async def test_a_second_invitation_from_the_person_they_support_says_they_are_li
     await carer.send(f"/start {found.group(1)}")
     [said] = await carer.wait_for()
     assert said.text == "You are already linked as a caregiver. Send /checkin to answer a check-in for them."
+
+
+async def invitation_code(user: FakeUser) -> str:
+    """The patient's /caregiver → Invite: the link's code."""
+    await user.send("/caregiver")
+    [menu] = await user.wait_for(lambda m: "Caregivers" in text_of(m))
+    await user.press("➕ Invite a caregiver", menu)
+    [invitation] = await user.wait_for(lambda m: "t.me/" in text_of(m))
+    found = re.search(r"start=(cg[A-Za-z0-9_-]+)", text_of(invitation))
+    assert found is not None
+    return found.group(1)
+
+
+async def test_an_unanswered_caregiver_link_does_not_block_a_newer_one(bot: Any, tg: FakeTelegram) -> None:
+    # The consent question of a first link shown and never answered: a second patient's link said
+    # "You are already a caregiver for someone. One account can support one person." until "No, thanks".
+    first = await checkin_patient(bot, 7364, alias="CG-FIRST")
+    second = await checkin_patient(bot, 7365, alias="CG-SECOND")
+    carer = tg.user(7464)
+    first_code = await invitation_code(tg.user(7364))
+    await carer.send(f"/start {first_code}")
+    [old_consent] = await carer.wait_for(lambda m: "Do you agree?" in text_of(m))
+    second_code = await invitation_code(tg.user(7365))
+    await carer.send(f"/start {second_code}")
+    [consent] = await carer.wait_for(lambda m: "Do you agree?" in text_of(m))
+    # The first question's buttons are stale now; the newer one links.
+    await carer.press("✅ I agree", old_consent)
+    assert (await carer.wait_for_answer()).text == STALE
+    await carer.press("✅ I agree", consent)
+    await carer.wait_for(lambda m: "You are now a caregiver" in text_of(m))
+    await tg.user(7365).wait_for(lambda m: "accepted your invitation" in text_of(m))
+    async with bot.db.session() as session:
+        links = {c.patient_id: c for c in (await session.exec(select(Caregiver))).all()}
+    assert links[second.id].telegram_id == 7464 and links[second.id].consent_at is not None
+    released = links[first.id]
+    assert released.telegram_id is None and released.consent_at is None, "the unanswered link is released"
+    # A confirmed caregiver is still told what they are linked to.
+    carer.mark_seen()
+    await carer.send(f"/start {first_code}")
+    [said] = await carer.wait_for()
+    assert said.text == "You are already a caregiver for someone. One account can support one person."
