@@ -379,6 +379,10 @@ async def change_programme(
         await education.schedule_for(session, patient, content, now)  # lessons may depend on the programme
 
 
+class Discharged(StaffError):
+    """The patient was discharged (perhaps after the change was begun): nothing was changed."""
+
+
 async def change_session_times(
     session: AsyncSession,
     staff: Staff,
@@ -391,10 +395,18 @@ async def change_session_times(
     actor: str | None = None,
     neutral: bool = False,
 ) -> None:
-    """Set the patient's preferred session times (local HH:MM); the same path as a programme change."""
+    """Set the patient's preferred session times (local HH:MM); the same path as a programme change.
+
+    Refused for a discharged patient (:class:`Discharged`, before anything is changed): their care is
+    over, no reminder would follow, and times saved then would look as if they still applied.
+    """
     from rehab_bot import programme as programme_core
 
     require(staff, patient, Access.WRITE)
+    if patient.status == PatientStatus.DISCHARGED.value:
+        raise Discharged(
+            N_("{alias} has been discharged, so their session times were not changed."), alias=patient.alias
+        )
     before = await programme_core.programme_for(session, content, patient)
     old = patient.session_times
     patient.session_times = ",".join(times)

@@ -502,3 +502,36 @@ async def test_a_staff_name_with_an_emoji_or_a_pasted_zero_width_space_is_taken(
         await boss.send(typed)
         [qr] = await boss.wait_for(lambda m: m.photo is not None)
         assert f"Staff invitation for {caption} (therapist)" in (qr.caption or "")
+
+
+async def test_session_times_typed_after_the_patient_was_discharged_are_refused(bot: Any, tg: FakeTelegram) -> None:
+    # The times were saved for a patient discharged between the question and the answer (no reminder follows).
+    doc_row = await make_staff(bot.db, telegram_id=7302, name="Dr Dora")
+    patient, _ = await make_patient(
+        bot.db, bot.clock, alias="LWS-0008", therapist_id=doc_row.id, programme_id="lumbar-example", times=()
+    )
+    doc = tg.user(7302)
+    await doc.send("/patient LWS-0008")
+    [detail] = await doc.wait_for(lambda m: "LWS-0008 — active" in (m.text or ""))
+    await doc.press("Session times", detail)
+    await doc.wait_for(lambda m: "New session times for LWS-0008" in (m.text or ""))
+    async with bot.db.session() as session:
+        before = await session.get(Patient, patient.id)
+        assert before is not None
+        times_before = before.session_times
+    await doc.press("Discharge", detail)
+    await doc.wait_for(lambda m: "Discharge LWS-0008?" in (m.text or ""))
+    await doc.press("Discharge")
+    await doc.wait_for(lambda m: "LWS-0008 is discharged" in (m.text or ""))
+    await doc.send("07:30 19:00")
+    [refused] = await doc.wait_for(lambda m: not m.edited)
+    assert refused.text == "LWS-0008 has been discharged, so their session times were not changed."
+    async with bot.db.session() as session:
+        stored = await session.get(Patient, patient.id)
+        assert stored is not None and stored.session_times == times_before
+        assert (await session.exec(select(StaffDraft))).all() == [], "the conversation is over"
+    assert "change.times" not in [r.action for r in await audit_rows(bot)]
+    # Nothing more to retype: the next text is not taken for times.
+    await doc.send("08:00")
+    [reply] = await doc.wait_for(lambda m: not m.edited)
+    assert "discharged" not in (reply.text or "")

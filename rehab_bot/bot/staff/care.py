@@ -92,17 +92,23 @@ async def times_text(
     times = core.parse_times(text)
     delivery = svc(context).config.delivery
     quiet = (delivery.quiet_hours_start, delivery.quiet_hours_end)
-    await caseload.change_session_times(
-        session,
-        staff,
-        patient,
-        times,
-        svc(context).content,
-        svc(context).clock.now(),
-        quiet=quiet,
-        neutral=not svc(context).config.privacy.health_data_in_chat,
-    )
     prompt = draft.message_id
+    try:
+        await caseload.change_session_times(
+            session,
+            staff,
+            patient,
+            times,
+            svc(context).content,
+            svc(context).clock.now(),
+            quiet=quiet,
+            neutral=not svc(context).config.privacy.health_data_in_chat,
+        )
+    except caseload.Discharged as exc:  # nothing was changed, and nothing to retype: the conversation ends
+        await core.end_draft(session, staff)
+        await session.commit()
+        await retire_prompt(context, staff, prompt)
+        return str(exc)
     await core.end_draft(session, staff)
     await session.commit()
     await retire_prompt(context, staff, prompt)
