@@ -168,3 +168,16 @@ def test_a_staff_error_keeps_its_msgid_and_placeholders_for_every_language() -> 
     assert exc.text("en") == str(exc)
     plain = StaffError(N_("The reply is empty."))
     assert str(plain) == "The reply is empty." and plain.text("de") == "Die Antwort ist leer."
+
+
+def test_every_sentence_starts_with_a_capital_letter() -> None:
+    # Words and phrases put into other text ("discharged", "nothing yet") start lower-case; a message
+    # that is a whole sentence (ends as one) starts with a capital, a digit, a symbol or a placeholder.
+    lower = [
+        msgid
+        for message in catalogue("en")
+        if (msgid := message.id if isinstance(message.id, str) else message.id[0])
+        and msgid.rstrip().endswith((".", "!", "?"))
+        and msgid[0].islower()
+    ]
+    assert lower == [], lower

@@ -535,3 +535,20 @@ async def test_session_times_typed_after_the_patient_was_discharged_are_refused(
     await doc.send("08:00")
     [reply] = await doc.wait_for(lambda m: not m.edited)
     assert "discharged" not in (reply.text or "")
+
+
+async def test_a_refused_staff_name_is_told_in_a_sentence(bot: Any, tg: FakeTelegram) -> None:
+    # The core's words for the command line came through as they were: "the staff member's name must
+    # be 1-100 printable characters. Please send the name again." (a private-use character is not printable).
+    await make_staff(bot.db, role="admin", telegram_id=7812, name="Admin Ada")
+    boss = tg.user(7812)
+    await boss.send("/staffinvite")
+    await boss.wait_for(lambda m: m.text == "New staff invitation: which role?")
+    await boss.press("Therapist")
+    await boss.wait_for(lambda m: "name" in (m.text or ""))
+    boss.mark_seen()
+    await boss.send("Anna \ue000 Lee")
+    [refused] = await boss.wait_for()
+    assert refused.text == (
+        "The name was refused: the staff member's name must be 1-100 printable characters. Please send the name again."
+    )

@@ -273,7 +273,7 @@ async def staff_invite_text(
             actor=audit.telegram_actor(staff.telegram_id),
         )
     except invite.InviteError as exc:
-        return f"{exc}. Please send the name again."
+        return f"The name was refused: {exc}. Please send the name again."
     prompt = draft.message_id
     await core.end_draft(session, staff)
     await session.commit()
