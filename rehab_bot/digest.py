@@ -6,6 +6,11 @@ key ``d<staff>:<year>-W<week>``), queued as a message to staff
 (staff.staff_message) and sent by the reminder engine. Why a patient is at
 risk is caseload.risk_for.
 
+Its text is made when it is queued. A digest still queued when a patient's
+data is erased (held back by Telegram, say) is taken back (drop_queued): the
+next clinic tick queues it again, made from the data as it is then, while it
+is still due, so an erased patient is never named in one sent afterwards.
+
 Plain Python over SQLModel: no telegram imports.
 """
 
@@ -14,13 +19,13 @@ from __future__ import annotations
 import logging
 from datetime import date, datetime
 
-from sqlalchemy import func
+from sqlalchemy import delete, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rehab_bot.caseload import Risk, risk_for
 from rehab_bot.config import Config, StaffConfig
-from rehab_bot.models import IN_CARE, Delivery, Patient, Staff
+from rehab_bot.models import IN_CARE, Delivery, DeliveryStatus, Kind, Patient, Staff
 from rehab_bot.schedule import ScheduleError, local_to_utc, zone
 from rehab_bot.staff import queue_staff_messages, staff_members, staff_message
 
@@ -72,6 +77,18 @@ def digest_key(staff: Staff, day: date) -> str:
     """One digest per staff member per ISO week."""
     year, week, _ = day.isocalendar()
     return f"d{staff.id}:{year}-W{week:02d}"
+
+
+async def drop_queued(session: AsyncSession) -> None:
+    """Take back every digest not yet sent (a patient's data was erased); queue_digests makes them again."""
+    await session.exec(
+        delete(Delivery).where(
+            col(Delivery.kind) == Kind.ALERT.value,
+            col(Delivery.key).like("d%:%-W%"),
+            col(Delivery.staff_id).is_not(None),
+            col(Delivery.status) == DeliveryStatus.QUEUED.value,
+        )
+    )
 
 
 async def queue_digests(session: AsyncSession, now: datetime, config: Config) -> int:

@@ -29,7 +29,7 @@ from sqlmodel import select as select_models
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rehab_bot import alert as alerts
-from rehab_bot import audit, checkin, education, programme, schedule, timezones
+from rehab_bot import audit, checkin, digest, education, programme, schedule, timezones
 from rehab_bot import message as messages
 from rehab_bot import session as sessions
 from rehab_bot.access import Access, StaffError, require
@@ -647,6 +647,8 @@ async def erase(
         if table.name in KEPT_ON_ERASE or table.name == "patient":
             continue
         await conn.execute(delete(table).where(table.c.patient_id == patient.id))
+    # A weekly digest still queued may name them and why they were at risk: it is made again without them.
+    await digest.drop_queued(session)
     # The audit rows stay anonymised: who, what, when and the alias; no detail.
     audit_table = table_of(AuditLog)
     await conn.execute(update(audit_table).where(audit_table.c.patient_id == patient.id).values(detail=""))

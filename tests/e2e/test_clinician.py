@@ -552,3 +552,39 @@ async def test_a_refused_staff_name_is_told_in_a_sentence(bot: Any, tg: FakeTele
     assert refused.text == (
         "The name was refused: the staff member's name must be 1-100 printable characters. Please send the name again."
     )
+
+
+async def test_a_digest_queued_before_a_patients_delete_does_not_list_them(
+    bot_factory: Any, tg: FakeTelegram, backend: str
+) -> None:
+    # The digest's text was made when it was queued: one held back (here by Telegram's flood control)
+    # still named the patient who deleted their data meanwhile, with what put them at risk.
+    from rig.telegram_server import retry_after
+
+    bot = await bot_factory(backend)
+    doc_row = await make_staff(bot.db, telegram_id=7404, name="Dr Della")
+    now = bot.clock.now()
+    gone, _ = await make_patient(
+        bot.db, bot.clock, alias="DEL-7405", therapist_id=doc_row.id, telegram_id=7405, consent_at=now, created_at=now
+    )
+    await make_patient(bot.db, bot.clock, alias="KEEP-7406", therapist_id=doc_row.id, telegram_id=7406, created_at=now)
+    doc, user = tg.user(7404), tg.user(7405)
+    tg.inject("sendMessage", chat_id=7404, error=retry_after(60))
+    bot.clock.set(datetime(2026, 6, 15, 6, 0, tzinfo=UTC))  # Monday 08:00 in Berlin
+    await run_jobs(bot)
+    async with bot.db.session() as session:
+        [held] = (await session.exec(select(Delivery).where(col(Delivery.key).startswith("d")))).all()
+    assert held.status == "queued" and "DEL-7405" in held.body, "held back by the flood control"
+    await user.send("/delete")
+    [confirm] = await user.wait_for(lambda m: "Delete everything?" in (m.text or ""))
+    await user.press("🗑 Yes, delete everything", confirm)
+    await user.wait_for(lambda m: m.edited and "has been deleted" in (m.text or ""))
+    bot.clock.set(datetime(2026, 6, 15, 6, 2, tzinfo=UTC))
+    await run_jobs(bot)
+    [digest] = await doc.wait_for(lambda m: "Weekly digest" in (m.text or ""))
+    assert "KEEP-7406" in (digest.text or "")
+    assert "DEL-7405" not in (digest.text or ""), digest.text
+    await run_jobs(bot)
+    await doc.expect_silence(0.2)
+    assert sum("Weekly digest" in t for t in doc.texts()) == 1, "one digest this week"
+    assert gone.id is not None
