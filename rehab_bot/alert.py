@@ -213,7 +213,8 @@ async def record_chat_move(session: AsyncSession, old_chat_id: int, new_chat_id:
     """Record that Telegram gave chat ``old_chat_id`` the new id ``new_chat_id`` (an upgrade to a supergroup).
 
     Telegram says so twice (a service message in each chat, and a refused send to the old id), and may
-    say it to several processes: the first record stands, a repeat changes nothing. True when recorded now.
+    say it to several processes: the first record stands, a repeat changes nothing. The operator is told
+    once, at WARNING, which id to configure. True when recorded now.
     """
     if old_chat_id == new_chat_id or await session.get(ChatMove, old_chat_id) is not None:
         return False
@@ -222,6 +223,13 @@ async def record_chat_move(session: AsyncSession, old_chat_id: int, new_chat_id:
             session.add(ChatMove(old_chat_id=old_chat_id, new_chat_id=new_chat_id, moved_at=now))
     except IntegrityError:  # another process recorded it first
         return False
+    log.warning(
+        "Telegram upgraded the alert chat %d to a supergroup with the new id %d: alerts go there; "
+        "set [clinic] alert_chat_id = %d in the configuration",
+        old_chat_id,
+        new_chat_id,
+        new_chat_id,
+    )
     return True
 
 

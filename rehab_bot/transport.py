@@ -551,15 +551,9 @@ class TelegramSender:
                 message_id, file_id = await self._deliver_parts(chat_id, rendered, limits, uploads)
             except ChatMigrated as exc:
                 # Only a group migrates: the clinic's alert chat, upgraded to a supergroup by
-                # Telegram. It has a new id from now on; the message goes there, once.
+                # Telegram. It has a new id from now on; the message goes there, once. The move is
+                # recorded (and the operator told) at the next flush.
                 new_chat_id = int(exc.new_chat_id)
-                log.warning(
-                    "Telegram upgraded chat %d to a supergroup with the new id %d: sending there; "
-                    "set [clinic] alert_chat_id = %d in the configuration",
-                    chat_id,
-                    new_chat_id,
-                    new_chat_id,
-                )
                 self._migrated[message.chat_id] = new_chat_id
                 self._moves.append((chat_id, new_chat_id))
                 message_id, file_id = await self._deliver_parts(new_chat_id, rendered, limits, uploads)

@@ -149,13 +149,6 @@ async def _in_alert_chat(update: Update, context: ContextTypes.DEFAULT_TYPE, cha
                 and await alert.record_chat_move(session, old, new, s.clock.now())
             ):
                 await session.commit()
-                log.warning(
-                    "Telegram upgraded the alert chat %d to a supergroup with the new id %d: alerts go there; "
-                    "set [clinic] alert_chat_id = %d in the configuration",
-                    old,
-                    new,
-                    new,
-                )
         return await alert.is_alert_chat(session, s.config.clinic, chat_id)
 
 

@@ -93,6 +93,7 @@ async def times_text(
     delivery = svc(context).config.delivery
     quiet = (delivery.quiet_hours_start, delivery.quiet_hours_end)
     prompt = draft.message_id
+    refused = None
     try:
         await caseload.change_session_times(
             session,
@@ -105,13 +106,12 @@ async def times_text(
             neutral=not svc(context).config.privacy.health_data_in_chat,
         )
     except caseload.Discharged as exc:  # nothing was changed, and nothing to retype: the conversation ends
-        await core.end_draft(session, staff)
-        await session.commit()
-        await retire_prompt(context, staff, prompt)
-        return str(exc)
+        refused = str(exc)
     await core.end_draft(session, staff)
     await session.commit()
     await retire_prompt(context, staff, prompt)
+    if refused is not None:
+        return refused
     result = ", ".join(t for t in patient.session_times.split(",") if t)
     await context.bot.send_message(
         staff.telegram_id, f"Session times for {patient.alias}: {result}. They apply from the next session."
