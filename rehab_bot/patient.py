@@ -306,7 +306,7 @@ def looks_like_answer(kind: str, text: str, today: date) -> bool:
         elif kind == "quiet":
             parse_quiet_hours(text)
         elif kind == "tz":
-            return timezones.zone_from_text(text) is not None or bool(timezones.zones_to_choose(text))
+            return timezones.place(text) is not None
         elif kind == "date":
             parse_pause_date(text, today)
         else:

@@ -510,18 +510,20 @@ def zone_from_offset(text: str) -> str | None:
 
 def zone_from_text(text: str) -> ZoneMatch | None:
     """A city, a country with one clock, an IANA name or a UTC offset typed by the patient -> a zone, else None."""
-    found = _place(text)
+    found = place(text)
     return found if isinstance(found, ZoneMatch) else None
 
 
 def zones_to_choose(text: str) -> tuple[str, ...]:
     """When the text names a country with more than one clock ("USA", "Spanien"): one zone per clock,
     west to east, for the patient to choose from; else ()."""
-    found = _place(text)
+    found = place(text)
     return found.zones if isinstance(found, SeveralClocks) else ()
 
 
-def _place(text: str) -> ZoneMatch | SeveralClocks | None:
+def place(text: str) -> ZoneMatch | SeveralClocks | None:
+    """What the patient's text names: a zone (:func:`zone_from_text`), a country with several clocks to
+    choose from (:func:`zones_to_choose`), or nothing. Read once by a caller that needs both answers."""
     raw = plain(text).strip()
     if not raw or len(raw) > 80:
         return None
@@ -612,3 +614,8 @@ def zone_label(zone: str, lang: str) -> str:
 def local_time(zone: str, now: datetime) -> str:
     """The wall-clock time in zone at now, HH:MM."""
     return now.astimezone(ZoneInfo(zone)).strftime("%H:%M")
+
+
+def zone_now(zone: str, lang: str, now: datetime) -> str:
+    """A zone as a choice for the patient, in lang: "New York (now 04:10)"."""
+    return t(lang, "{zone} (now {time})", zone=zone_label(zone, lang), time=local_time(zone, now))

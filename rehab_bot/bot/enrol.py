@@ -101,10 +101,6 @@ def _data(patient: Patient, action: str, arg: str = "") -> str:
     return f"e:{patient.id}:{action}" + (f":{arg}" if arg else "")
 
 
-def _zone_now(zone: str, lang: str, now: datetime) -> str:
-    return t(lang, "{zone} (now {time})", zone=timezones.zone_label(zone, lang), time=timezones.local_time(zone, now))
-
-
 def _times_text(times: list[str]) -> str:
     return ", ".join(times)
 
@@ -526,7 +522,7 @@ async def _typed_timezone(
         text = t(
             lang,
             "Your location suggests this time zone: {zone}. Is that right?",
-            zone=_zone_now(guess, lang, now),
+            zone=timezones.zone_now(guess, lang, now),
         )
         rows = [
             [(t(lang, "Yes, that's right"), _data(patient, "tz", guess))],
@@ -534,12 +530,11 @@ async def _typed_timezone(
         ]
         await _reply(update, text, _keyboard(rows))
         return
-    match = timezones.zone_from_text(message.text or "")
-    several = timezones.zones_to_choose(message.text or "") if match is None else ()
-    if several:
+    match = timezones.place(message.text or "")
+    if isinstance(match, timezones.SeveralClocks):
         # A country with more than one clock (the USA, Spain with the Canary Islands): ask which.
         text = t(lang, "This country has more than one time zone. Tap yours, or type the city you are in.")
-        buttons = [(_zone_now(z, lang, now), _data(patient, "tz", z)) for z in several]
+        buttons = [(timezones.zone_now(z, lang, now), _data(patient, "tz", z)) for z in match.zones]
         await _reply(update, text, _keyboard([buttons[i : i + 2] for i in range(0, len(buttons), 2)]))
         return
     if match is None:
@@ -565,7 +560,7 @@ async def _set_timezone(
         await _programme_problem(update, patient)
         return
     await enrolment.set_timezone(session, patient, zone)
-    text = t(lang, "Time zone: {zone} ✓", zone=_zone_now(zone, lang, now))
+    text = t(lang, "Time zone: {zone} ✓", zone=timezones.zone_now(zone, lang, now))
     if timezones.is_fixed_offset(zone):
         text += "\n" + t(
             lang,
@@ -660,7 +655,7 @@ async def _finish(
     lines.append(t(lang, "Programme: {name}", name=localize(programme.name, lang)))
     if phase is not None:
         lines.append(t(lang, "Current phase: {title}", title=localize(phase.title, lang)))
-    lines.append(t(lang, "Time zone: {zone}", zone=_zone_now(patient.timezone, lang, now)))
+    lines.append(t(lang, "Time zone: {zone}", zone=timezones.zone_now(patient.timezone, lang, now)))
     lines.append(t(lang, "Reminders: {times}", times=_times_text(programmes.parse_times(patient.session_times))))
     due = sorted(r.next_due_at for r in rules if r.next_due_at is not None)
     if due:

@@ -748,21 +748,11 @@ async def _apply_input(
         )
         return None
     if kind == "tz":
-        match = timezones.zone_from_text(text)
+        match = timezones.place(text)
+        if isinstance(match, timezones.SeveralClocks):
+            lines = (timezones.zone_now(z, patient.language, now) for z in match.zones)
+            raise core.InputError("timezone_several", zones="\n".join(f"• {line}" for line in lines))
         if match is None:
-            several = timezones.zones_to_choose(text)
-            if several:
-                lang = patient.language
-                lines = [
-                    t(
-                        lang,
-                        "{zone} (now {time})",
-                        zone=timezones.zone_label(z, lang),
-                        time=timezones.local_time(z, now),
-                    )
-                    for z in several
-                ]
-                raise core.InputError("timezone_several", zones="\n".join(f"• {line}" for line in lines))
             raise core.InputError("timezone_unknown")
         await core.set_timezone(db, patient, match.zone, now)
         return None
