@@ -132,8 +132,9 @@ async def make_patient(
     telegram_id: int | None = None,
     **kw: Any,
 ) -> tuple[Patient, list[ReminderRule]]:
-    """An active patient with one daily rule per time."""
+    """An active patient with one daily rule per time, created at the clock's now (as invite.create does)."""
     n = next(_ids)
+    kw.setdefault("created_at", clock.now())
     patient = Patient(
         alias=kw.pop("alias", f"P-{n:05d}"),
         telegram_id=telegram_id if telegram_id is not None else 1_000_000 + n,

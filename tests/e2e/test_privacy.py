@@ -952,6 +952,9 @@ async def test_one_patient_never_sees_anothers_data(bot: Any, tg: FakeTelegram) 
     assert all(row["patient_id"] == a.id for rows in data["tables"].values() for row in rows)
     assert data["tables"]["exercise_session"] and data["tables"]["checkin"] and data["tables"]["note"]
     assert not leaks([reply.document.data.decode()])
+    # Every row's time comes from the injected clock: a row stamped with the wall clock once made this
+    # test fail whenever the real time of day was one of B's session times (06:47, 11:23, 16:59).
+    assert datetime.now(UTC).date().isoformat() not in reply.document.data.decode(), "no wall-clock time"
 
     # /progress: the caption speaks of A, and the chart is the one drawn from A's data alone.
     replies = await w.send("/progress")
