@@ -617,9 +617,12 @@ class ProgrammePlan(SQLModel, table=True):
     patient_id set: the patient's own plan, which replaces their content
     programme's phases and sessions (at most one per patient); None: a
     template with a name. body is the plan as JSON, validated by rehab_bot/plan.py.
+    Ids only rise, on SQLite too (AUTOINCREMENT): a page still showing a deleted
+    template must not act on a newer one that took its id.
     """
 
     __tablename__ = "programme_plan"
+    __table_args__ = {"sqlite_autoincrement": True}
     id: int | None = Field(default=None, primary_key=True)
     patient_id: int | None = Field(default=None, foreign_key="patient.id", unique=True, ondelete="CASCADE")
     name: str = ""

@@ -63,3 +63,30 @@ async def test_a_removed_author_may_not_delete(db: Database, clock: FakeClock) -
         assert row.id is not None
         with pytest.raises(Forbidden):
             await programme.delete_template(session, ben, row.id, clock.now())
+
+
+async def test_a_deleted_templates_id_is_never_given_to_a_newer_template(db: Database, clock: FakeClock) -> None:
+    """A Delete button or builder choice still showing a deleted template must not reach a newer one.
+
+    SQLite without AUTOINCREMENT gave the next template the deleted newest one's id; PostgreSQL's
+    sequence never reuses one. Both backends run this.
+    """
+    clinic = await seed_clinic(db, clock.now(), patients=1, days=1)
+    now = clock.now()
+    async with db.session() as session:
+        ben = await session.get(Staff, clinic.ben_id)
+        assert ben is not None
+        old = ProgrammePlan(name="Old", body="{}", created_by=ben.id, created_at=now)
+        session.add(old)
+        await session.commit()
+        old_id = old.id
+        assert old_id is not None
+        await programme.delete_template(session, ben, old_id, now)
+        await session.commit()
+        new = ProgrammePlan(name="New", body="{}", created_by=ben.id, created_at=now)
+        session.add(new)
+        await session.commit()
+        assert new.id is not None and new.id > old_id
+        with pytest.raises(plan.PlanError):  # the stale page's second press
+            await programme.delete_template(session, ben, old_id, now)
+        assert [row.name for row in await plan.templates(session)] == ["New"]

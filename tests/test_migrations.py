@@ -120,3 +120,27 @@ async def test_the_first_upgrade_writes_the_installation_namespace(backend: str,
 
 def test_new_revisions_are_named_by_date_id_and_slug() -> None:
     assert alembic_config().get_main_option("file_template") == "%(year)d%(month).2d%(day).2d_%(rev)s_%(slug)s"
+
+
+async def test_upgrading_keeps_the_templates_and_their_ids_only_rise(backend: str, database_factory: Any) -> None:
+    """0004 rebuilds programme_plan on SQLite with AUTOINCREMENT: rows and ids stay, ids are never reused."""
+    db: Database = await database_factory(backend, template=False)
+    insert = text(
+        "INSERT INTO programme_plan (name, based_on, body, version, created_at, updated_at) "
+        "VALUES (:name, '', '{}', 1, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP) RETURNING id"
+    )
+
+    def down(connection: Connection) -> None:
+        command.downgrade(alembic_config(connection), "0003_chat_move")
+
+    async with db.engine.begin() as conn:
+        await conn.run_sync(down)
+        before = [(name, (await conn.execute(insert, {"name": name})).scalar_one()) for name in ("Lumbar", "Cervical")]
+    await db.upgrade()
+    async with db.engine.begin() as conn:
+        rows = (await conn.execute(text("SELECT name, id FROM programme_plan ORDER BY id"))).all()
+        assert [tuple(row) for row in rows] == before
+        top = before[-1][1]
+        await conn.execute(text("DELETE FROM programme_plan WHERE id = :id"), {"id": top})
+        new_id = (await conn.execute(insert, {"name": "New"})).scalar_one()
+    assert new_id > top
