@@ -344,11 +344,17 @@ async def staff_reply_target(session: AsyncSession, chat_id: int, replied_messag
 
 
 async def _message_for(
-    session: AsyncSession, staff: Staff, message_id: int, needed: Access
+    session: AsyncSession, staff: Staff, message_id: int, needed: Access, patient_id: int | None = None
 ) -> tuple[CareMessage, Patient]:
+    """The care message and its patient, if staff may (needed); patient_id: the patient a button named.
+
+    A notice's buttons name the patient too: SQLite gives a new row the highest id + 1, so once a
+    patient deletes their data, another patient's next message can take the id their last one had.
+    A button still on the deleted patient's notice must not act on it.
+    """
     message = await session.get(CareMessage, message_id)
     patient = await session.get(Patient, message.patient_id) if message is not None else None
-    if message is None or patient is None:
+    if message is None or patient is None or patient_id not in (None, patient.id):
         raise StaffError(N_("This message no longer exists."))
     require(staff, patient, needed)
     return message, patient
@@ -386,18 +392,20 @@ async def reply(
     clinic: ClinicConfig,
     *,
     neutral: bool = False,
+    patient_id: int | None = None,
 ) -> CareMessage:
     """Reply as staff to a patient's message: stored, audited, queued to the patient's chat as a reply.
 
     neutral ([privacy] health_data_in_chat = false): the chat only says that the team answered; the
-    patient reads the reply in the Mini App (/app/messages).
+    patient reads the reply in the Mini App (/app/messages). patient_id: the patient the notice
+    named (_message_for).
     """
     text = typed.text(text)  # nothing visible (a zero-width space) is empty; NUL is never stored
     if not text:
         raise StaffError(N_("The reply is empty."))
     if len(text) > MAX_TEXT:
         raise StaffError(N_("The reply is too long ({n} characters; at most {max})."), n=len(text), max=MAX_TEXT)
-    parent, patient = await _message_for(session, staff, message_id, Access.WRITE)
+    parent, patient = await _message_for(session, staff, message_id, Access.WRITE, patient_id)
     if parent.direction != IN:
         raise StaffError(N_("Only a patient's message can be answered."))
     if patient.telegram_id is None:
@@ -478,9 +486,14 @@ class Marked:
     by: str
 
 
-async def mark_read(session: AsyncSession, staff: Staff, message_id: int, now: datetime) -> Marked:
-    """Mark a patient's message read (it needs no answer): recorded once, audited."""
-    message, patient = await _message_for(session, staff, message_id, Access.WRITE)
+async def mark_read(
+    session: AsyncSession, staff: Staff, message_id: int, now: datetime, *, patient_id: int | None = None
+) -> Marked:
+    """Mark a patient's message read (it needs no answer): recorded once, audited.
+
+    patient_id: the patient the notice named (_message_for).
+    """
+    message, patient = await _message_for(session, staff, message_id, Access.WRITE, patient_id)
     if message.direction != IN:
         raise StaffError(N_("Only a patient's message can be marked read."))
     if message.read_at is not None:
@@ -550,10 +563,13 @@ REPLY_DRAFT = "reply"  # StaffDraft.kind; step is "m<care message id>"
 
 
 async def start_reply(
-    session: AsyncSession, staff: Staff, message_id: int, now: datetime
+    session: AsyncSession, staff: Staff, message_id: int, now: datetime, *, patient_id: int | None = None
 ) -> tuple[CareMessage, Patient]:
-    """Staff pressed Reply: check WRITE access and remember (across restarts) what they answer."""
-    message, patient = await _message_for(session, staff, message_id, Access.WRITE)
+    """Staff pressed Reply: check WRITE access and remember (across restarts) what they answer.
+
+    patient_id: the patient the notice named (_message_for).
+    """
+    message, patient = await _message_for(session, staff, message_id, Access.WRITE, patient_id)
     if message.direction != IN:
         raise StaffError(N_("Only a patient's message can be answered."))
     assert staff.id is not None

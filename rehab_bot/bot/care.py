@@ -7,8 +7,9 @@ A Telegram reply to a staff member's reply goes straight to the care team,
 threaded. The patient is told when the clinic reads it (office hours) and,
 always, the clinic's emergency text.
 
-Staff: the notice of a patient's message carries **Reply** (``cm:r:<id>``)
-and **Mark read** (``cm:k:<id>``); a reply is typed after pressing Reply, or
+Staff: the notice of a patient's message carries **Reply** (``cm:r:<id>:<patient id>``)
+and **Mark read** (``cm:k:<id>:<patient id>``; the patient too, because a deleted
+patient's message id can be another's later on SQLite); a reply is typed after pressing Reply, or
 sent as a Telegram reply to the notice. Every press and every reply rechecks
 the staff member and their access in the core. Staff-facing text is English,
 like the other clinician tools.
@@ -122,12 +123,12 @@ async def render_message(app: App, due: DueMessage) -> OutgoingMessage | None:
         async with s.db.session() as db:
             patient = await db.get(Patient, message.patient_id)
         alias = patient.alias if patient is not None else "a patient"
-        return OutgoingMessage(NEUTRAL_NOTICE.format(alias=alias), [[(READ_LABEL, f"cm:k:{message.id}")]])
+        return OutgoingMessage(NEUTRAL_NOTICE.format(alias=alias), [[(READ_LABEL, _button("k", message))]])
     media = None
     if message.photo_file_id or message.photo_path:
         source = str(photo_dir(s.config) / message.photo_path) if message.photo_path else ""
         media = OutgoingMedia("photo", source, message.photo_file_id or None)
-    buttons = [[(REPLY_LABEL, f"cm:r:{message.id}"), (READ_LABEL, f"cm:k:{message.id}")]]
+    buttons = [[(REPLY_LABEL, _button("r", message)), (READ_LABEL, _button("k", message))]]
     return OutgoingMessage(due.body, buttons, media=media, reply_to=reply_to)
 
 
@@ -318,10 +319,10 @@ async def on_staff_button(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
             else:
                 await query.answer(STALE)
             raise ApplicationHandlerStop
-        action, message_id = press
+        action, message_id, patient_id = press
         try:
             if action == "k":
-                marked = await core.mark_read(db, staff, message_id, now)
+                marked = await core.mark_read(db, staff, message_id, now, patient_id=patient_id)
                 await db.commit()
                 if not marked.now:
                     await query.answer(f"Already marked read by {marked.by}.")
@@ -338,7 +339,7 @@ async def on_staff_button(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
                     except TelegramError as exc:
                         log.info("could not edit a message notice: %s", type(exc).__name__)
                 raise ApplicationHandlerStop
-            _, patient = await core.start_reply(db, staff, message_id, now)
+            _, patient = await core.start_reply(db, staff, message_id, now, patient_id=patient_id)
             await db.commit()
         except StaffError as exc:
             await db.rollback()
@@ -355,20 +356,32 @@ async def on_staff_button(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     raise ApplicationHandlerStop
 
 
-def _press(data: str) -> tuple[str, int] | None:
-    """``cm:r:<id>`` (Reply) or ``cm:k:<id>`` (Mark read) as (action, care message id); None for anything else."""
+def _button(action: str, message: CareMessage) -> str:
+    """A notice's button: ``cm:<action>:<care message id>:<patient id>``."""
+    return f"cm:{action}:{message.id}:{message.patient_id}"
+
+
+def _press(data: str) -> tuple[str, int, int] | None:
+    """``cm:r:<id>:<patient id>`` (Reply) or ``cm:k:...`` (Mark read) as (action, care message id, patient id);
+    None for anything else."""
     parts = data.split(":")
-    if len(parts) == 3 and parts[0] == "cm" and parts[1] in ("r", "k") and (care_id := number(parts[2], 9)):
-        return parts[1], care_id
+    if (
+        len(parts) == 4
+        and parts[0] == "cm"
+        and parts[1] in ("r", "k")
+        and (care_id := number(parts[2], 9))
+        and (patient_id := number(parts[3], 9))
+    ):
+        return parts[1], care_id, patient_id
     return None
 
 
-def _noticed(notice: Message) -> int | None:
-    """The care message a notice's Reply button names (cm:r:<id>), if it carries one."""
+def _noticed(notice: Message) -> tuple[int, int] | None:
+    """The care message and patient a notice's Reply button names, if it carries one."""
     for data in common.buttons_on(notice):
         press = _press(data)
         if press is not None and press[0] == "r":
-            return press[1]
+            return press[1], press[2]
     return None
 
 
@@ -390,14 +403,15 @@ async def on_staff_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         staff = await _active_staff(db, user.id)
         if staff is None:
             return
-        target = None
+        target, named = None, None  # the care message answered; the patient a notice's button named
         replied = message.reply_to_message
         if replied is not None and replied.from_user is not None and replied.from_user.id == context.bot.id:
             target = await core.staff_reply_target(db, staff.telegram_id, replied.message_id)
-            if target is None:
+            if target is None and (noticed := _noticed(replied)) is not None:
                 # Its delivery is gone (the patient deleted their data): the notice's Reply button still
-                # names the message, so the reply is refused in words rather than left to the fallback.
-                target = _noticed(replied)
+                # names the message and patient, so the reply is refused in words rather than left to
+                # the fallback, and never reaches another patient's message that took the same id.
+                target, named = noticed
         from_draft = False
         if target is None:
             target = await core.pending_reply(db, staff, now)
@@ -411,7 +425,14 @@ async def on_staff_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
             raise ApplicationHandlerStop
         try:
             answer = await core.reply(
-                db, staff, target, message.text, now, s.config.clinic, neutral=not s.config.privacy.health_data_in_chat
+                db,
+                staff,
+                target,
+                message.text,
+                now,
+                s.config.clinic,
+                neutral=not s.config.privacy.health_data_in_chat,
+                patient_id=named,
             )
             if from_draft:
                 await core.finish_reply(db, staff)

@@ -82,8 +82,8 @@ def buttons(bot: Any, patient: Patient, alert: Alert, staff_id: int, message_id:
         "st:ip:lumbar-example",
         f"st:it:{staff_id}",
         f"st:dy:{pid}",
-        f"cm:r:{message_id}",
-        f"cm:k:{message_id}",
+        f"cm:r:{message_id}:{pid}",
+        f"cm:k:{message_id}:{pid}",
     ]
 
 
@@ -188,7 +188,7 @@ async def test_therapists_and_admins_walk_the_matrix(bot: Any, tg: FakeTelegram)
     changes += [f"st:pr:{pid}", f"st:ec:{pid}", f"st:ef:{pid}", f"st:dc:{pid}", f"st:ak:{alert.id}", f"st:dy:{pid}"]
     async with bot.db.session() as session:
         [message] = (await session.exec(select(CareMessage))).all()
-    changes += [f"cm:r:{message.id}", f"cm:k:{message.id}"]  # replying and marking read change the record
+    changes += [f"cm:r:{message.id}:{pid}", f"cm:k:{message.id}:{pid}"]  # replying and marking read change the record
     before = await snapshot(bot, patient)
     for data in changes:
         answer = await answer_to(colleague, data)
@@ -220,9 +220,9 @@ async def test_therapists_and_admins_walk_the_matrix(bot: Any, tg: FakeTelegram)
         assert (await answer_to(user, "st:n")) == "No change."
         for stale in ("st:x", "st:ia", "st:is:lumbar", "st:ip:lumbar-example", f"st:it:{owner_row.id}"):
             assert (await answer_to(user, stale)) in ("Nothing to cancel.", "This step is no longer active."), stale
-    assert (await answer_to(owner, f"cm:k:{message.id}")) == "Marked read."
-    assert (await answer_to(admin, f"cm:k:{message.id}")) == "Already marked read by Dr Owner."
-    assert (await answer_to(admin, f"cm:r:{message.id}")) is None
+    assert (await answer_to(owner, f"cm:k:{message.id}:{pid}")) == "Marked read."
+    assert (await answer_to(admin, f"cm:k:{message.id}:{pid}")) == "Already marked read by Dr Owner."
+    assert (await answer_to(admin, f"cm:r:{message.id}:{pid}")) is None
     await admin.wait_for(lambda m: "Type your reply to AUTH-01" in (m.text or ""))
     assert await say(admin, "/cancel", CANCELLED) == "Cancelled; nothing was saved."
     assert (await answer_to(owner, f"st:ak:{alert.id}")) == "Acknowledged."

@@ -141,7 +141,7 @@ async def test_a_photo_round_trips_and_is_kept_private(
     assert (await therapist.wait_for_answer()).text == "Marked read."
     [marked] = await therapist.wait_for(lambda m: m.edited and "Read by Dr Test" in text_of(m))
     assert not marked.button_labels
-    await therapist.press_data(f"cm:k:{stored.id}", notice.message_id)
+    await therapist.press_data(f"cm:k:{stored.id}:{stored.patient_id}", notice.message_id)
     assert (await therapist.wait_for_answer()).text == "Already marked read by Dr Test."
 
     # The therapist's reply threads under the photo; the patient answers with another photo.
@@ -332,3 +332,33 @@ async def test_a_voice_message_is_answered_with_a_request_to_type_it(bot: Any, t
     await stranger.send_voice()
     [other] = await stranger.wait_for()
     assert "voice" not in other.text
+
+
+async def test_the_buttons_and_replies_of_a_deleted_patients_notice_never_reach_another_patients_message(
+    care_bot: Any, tg: FakeTelegram
+) -> None:
+    """SQLite gives a new row the highest id + 1: once A deletes their data, B's next message takes the id of
+    A's last one. A's old notice (its Reply and Mark read, a Telegram reply to it) must not act on B's."""
+    bot = care_bot
+    user_a, user_b, therapist = tg.user(7241), tg.user(7242), tg.user(7141)
+    notice_a = await sent_to_the_team(bot, user_a, therapist, "My knee feels stiff after the exercises")
+    [row_a] = await rows(bot)
+    await user_a.send("/delete")
+    [confirm] = await user_a.wait_for(lambda m: "Delete everything?" in (m.text or ""))
+    await user_a.press("🗑 Yes, delete everything", confirm)
+    await user_a.wait_for(lambda m: "has been deleted" in (m.text or ""))
+    await sent_to_the_team(bot, user_b, therapist, "Is this swelling normal?")
+    [row_b] = await rows(bot)
+    if bot.db.dialect == "sqlite":
+        assert row_b.id == row_a.id  # the reuse this test guards against; PostgreSQL never reuses an id
+
+    for label in ("✓ Mark read", "↩️ Reply"):
+        await therapist.press(label, notice_a)
+        assert (await therapist.wait_for_answer()).text == "This message no longer exists."
+    therapist.mark_seen()
+    await therapist.send("Keep going gently.", reply_to=notice_a.message_id)
+    [answer] = await therapist.wait_for(lambda m: not m.edited)
+    assert answer.text == "This message no longer exists."
+    [row_b] = await rows(bot)
+    assert row_b.read_at is None  # still waiting for the team
+    assert [m for m in user_b.messages if "Keep going gently" in text_of(m)] == []

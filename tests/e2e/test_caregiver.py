@@ -280,8 +280,8 @@ async def test_a_caregivers_forged_presses_and_commands_are_refused(bot: Any, tg
         "cg:new",
         f"st:po:{patient.id}",
         "pt:del:yes:0",
-        "cm:r:1",
-        "cm:k:1",
+        "cm:r:1:1",
+        "cm:k:1:1",
         "nt:c",
     ]
     for data in forged:

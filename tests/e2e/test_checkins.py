@@ -12,7 +12,7 @@ from rig.telegram_server import FakeTelegram
 from sqlmodel import select
 
 from rehab_bot import checkin as core
-from rehab_bot.models import Alert, Answer, CheckIn, Delivery, MotivationLog, Note, Patient
+from rehab_bot.models import Alert, Answer, CheckIn, Delivery, MotivationLog, Note, Patient, Staff
 
 EVENING = datetime(2026, 6, 10, 17, 0, tzinfo=UTC)  # 19:00 in Berlin: the default check-in time
 SURGERY = date(2026, 6, 9)  # day 1 after surgery on 10 June
@@ -21,10 +21,12 @@ SURGERY = date(2026, 6, 9)  # day 1 after surgery on 10 June
 async def enrolled(
     bot: Any, telegram_id: int, *, therapist: int | None = None, schedule: bool = True, **kw: Any
 ) -> Patient:
-    """An active patient (day 1 after surgery) with their check-in rules, and their therapist."""
+    """An active patient (day 1 after surgery) with their check-in rules, and their therapist (made once)."""
     therapist_id = None
     if therapist is not None:
-        staff = await make_staff(bot.db, telegram_id=therapist)
+        async with bot.db.session() as session:
+            known = (await session.exec(select(Staff).where(Staff.telegram_id == therapist))).first()
+        staff = known or await make_staff(bot.db, telegram_id=therapist)
         therapist_id = staff.id
     kw.setdefault("surgery_date", SURGERY)
     kw.setdefault("created_at", bot.clock.now())

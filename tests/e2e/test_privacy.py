@@ -583,7 +583,8 @@ def forgeries(b: B, content: Any) -> dict[str, list[str]]:
         ],
         "^nt:c$": ["nt:c"],
         "^cz:[yn]$": ["cz:y", "cz:n"],  # the crisis question's answers: only on a question that asks them
-        "^cm:": [f"cm:{action}:{mid}" for mid in b.messages for action in ("r", "k")] + [f"cm:r:{bid}"],
+        "^cm:": [f"cm:{action}:{mid}:{bid}" for mid in b.messages for action in ("r", "k")]
+        + [f"cm:r:{bid}", f"cm:r:{bid}:{bid}"],
         "^cg:": [
             *(f"cg:{action}:{b.caregiver_id}" for action in ("p", "rm", "ry", "ok", "no")),
             *(f"cg:t:{b.caregiver_id}:{n}" for n in range(4)),
