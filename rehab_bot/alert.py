@@ -41,6 +41,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -351,28 +352,37 @@ async def open_alerts(session: AsyncSession, staff: Staff, *, limit: int = 20) -
         if await admins(session):
             query = query.where(mine)
         else:  # what reaches every staff member in place of an admin (see stands_in)
-            active = select(Staff.id).where(col(Staff.active).is_(True))
-            query = query.where(
-                or_(
-                    mine,
-                    col(Patient.therapist_id).is_(None),
-                    col(Patient.therapist_id).not_in(active),
-                    col(Alert.escalated_at).is_not(None),
-                )
-            )
+            query = query.where(or_(mine, _to_everyone()))
     return [(a, p) for a, p in (await session.exec(query)).all()]
+
+
+def _to_everyone() -> ColumnElement[bool]:
+    """SQL over Alert joined to its Patient: the alert went to every staff member when the clinic has no
+    active admin (:func:`route`, :func:`escalate_overdue`): it was escalated, or its patient has no
+    active therapist (:func:`responsible_therapist` is None). One rule for the list and for stands_in."""
+    active = select(Staff.id).where(col(Staff.active).is_(True))
+    return or_(
+        col(Alert.escalated_at).is_not(None),
+        col(Patient.therapist_id).is_(None),
+        col(Patient.therapist_id).not_in(active),
+    )
 
 
 async def stands_in(session: AsyncSession, alert: Alert, patient: Patient) -> bool:
     """True when this alert (or its escalation) went to every staff member, none of them responsible for it.
 
-    That happens only without an active admin (:func:`route`, :func:`escalate_overdue`): an alert about a
-    patient with no active therapist, or an escalated one. Whoever it reached may then acknowledge it;
-    otherwise nobody could, and it would stay open for ever.
+    That happens only without an active admin (:func:`_to_everyone`): an alert about a patient with no
+    active therapist, or an escalated one. Whoever it reached may then acknowledge it; otherwise nobody
+    could, and it would stay open for ever. The alert is read as stored (pending changes are flushed first).
     """
     if await admins(session):
         return False
-    return alert.escalated_at is not None or await responsible_therapist(session, patient) is None
+    found = await session.exec(
+        select(Alert.id)
+        .join(Patient, col(Patient.id) == col(Alert.patient_id))
+        .where(col(Alert.id) == alert.id, col(Patient.id) == patient.id, _to_everyone())
+    )
+    return found.first() is not None
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from rehab_bot.clock import FakeClock
 from rehab_bot.config import ClinicConfig, ConfigError, load_config
 from rehab_bot.content import load_content
 from rehab_bot.db import Database
-from rehab_bot.models import Alert, AuditLog, Delivery, Patient, PatientStatus
+from rehab_bot.models import Alert, AuditLog, Delivery, Patient, PatientStatus, Staff
 from rehab_bot.office_hours import OfficeHours, parse_office_hours
 
 CHAT = -100_42
@@ -83,6 +83,47 @@ async def test_without_an_admin_every_staff_member_gets_it_and_without_staff_nob
     routed = await _route(db, orphan, ClinicConfig())
     assert [r.chat_id for r in routed.recipients] == [31, 32]
     assert "no admin either" in routed.reason
+
+
+async def test_without_an_admin_a_colleague_lists_and_may_acknowledge_what_reached_them_in_an_admins_place(
+    db: Database, clock: FakeClock
+) -> None:
+    """open_alerts and stands_in agree (one rule): no therapist, a removed therapist, or escalated."""
+    colleague = await make_staff(db, telegram_id=51)
+    doc = await make_staff(db, telegram_id=52)
+    gone = await make_staff(db, telegram_id=53, active=False)
+    orphan, _ = await make_patient(db, clock, alias="NONE")
+    abandoned, _ = await make_patient(db, clock, alias="GONE", therapist_id=gone.id)
+    cared, _ = await make_patient(db, clock, alias="DOC", therapist_id=doc.id)
+    escalated, _ = await make_patient(db, clock, alias="ESC", therapist_id=doc.id)
+    async with db.session() as session:
+        raised = {}
+        for patient in (orphan, abandoned, cared, escalated):
+            row = await session.get(Patient, patient.id)
+            assert row is not None
+            alert = await alerts.raise_alert(
+                session, row, kind="crisis", severity="urgent", detail="x", now=clock.now(), clinic=ClinicConfig()
+            )
+            assert alert is not None
+            raised[row.alias] = alert
+        raised["ESC"].escalated_at = clock.now()
+        await session.commit()
+
+        me = await session.get(Staff, colleague.id)
+        assert me is not None
+        listed = [p.alias for _, p in await alerts.open_alerts(session, me)]
+        assert sorted(listed) == ["ESC", "GONE", "NONE"]
+        for alias, alert in raised.items():
+            patient_row = await session.get(Patient, alert.patient_id)
+            assert patient_row is not None
+            assert await alerts.stands_in(session, alert, patient_row) is (alias != "DOC"), alias
+
+        await make_staff(db, role="admin", telegram_id=54)  # with an admin, only one's own patients
+        assert await alerts.open_alerts(session, me) == []
+        for alert in raised.values():
+            patient_row = await session.get(Patient, alert.patient_id)
+            assert patient_row is not None
+            assert not await alerts.stands_in(session, alert, patient_row)
 
 
 async def test_each_alert_message_is_in_its_readers_zone_with_a_button(db: Database, clock: FakeClock) -> None:
