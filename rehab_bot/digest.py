@@ -73,10 +73,14 @@ def digest_due(staff: Staff, now: datetime, settings: StaffConfig) -> date | Non
     return today
 
 
+_KEY = "d{staff}:{year}-W{week}"  # a digest's Delivery.key; below, with each field a LIKE wildcard
+_EVERY_KEY = _KEY.format(staff="%", year="%", week="%")
+
+
 def digest_key(staff: Staff, day: date) -> str:
     """One digest per staff member per ISO week."""
     year, week, _ = day.isocalendar()
-    return f"d{staff.id}:{year}-W{week:02d}"
+    return _KEY.format(staff=staff.id, year=year, week=f"{week:02d}")
 
 
 async def drop_queued(session: AsyncSession) -> None:
@@ -84,7 +88,7 @@ async def drop_queued(session: AsyncSession) -> None:
     await session.exec(
         delete(Delivery).where(
             col(Delivery.kind) == Kind.ALERT.value,
-            col(Delivery.key).like("d%:%-W%"),
+            col(Delivery.key).like(_EVERY_KEY),
             col(Delivery.staff_id).is_not(None),
             col(Delivery.status) == DeliveryStatus.QUEUED.value,
         )
