@@ -92,11 +92,14 @@ def _outcomes(config: Config, args: argparse.Namespace) -> int:
     from rehab_bot.db import in_session
     from rehab_bot.files import kept_unless_forced, private_dir, write_private_text
 
-    try:
-        start, end = date.fromisoformat(args.start), date.fromisoformat(args.end)
-    except ValueError:
-        print(f"rehab-bot: --from {args.start!r} and --to {args.end!r} must be dates (YYYY-MM-DD)", file=sys.stderr)
-        return 1
+    dates: list[date] = []
+    for option, typed in (("--from", args.start), ("--to", args.end)):
+        try:
+            dates.append(date.fromisoformat(typed))
+        except ValueError:
+            print(f"rehab-bot: {option}: {typed!r} is not a date of the calendar (YYYY-MM-DD)", file=sys.stderr)
+            return 1
+    start, end = dates
     if end < start:
         print("rehab-bot: --to is before --from", file=sys.stderr)
         return 1
