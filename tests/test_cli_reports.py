@@ -104,7 +104,8 @@ def test_report_outcomes_writes_private_html_and_csv(tmp_path: Path) -> None:
 
     aliases = asyncio.run(go())
     bad = rehab_bot("report", "outcomes", "--from", "2026-13-01", "--to", "2026-06-30", cwd=tmp_path, env=env(tmp_path))
-    assert bad.returncode == 1 and bad.stderr == "rehab-bot: --from: '2026-13-01' is not a date of the calendar (YYYY-MM-DD)\n"
+    assert bad.returncode == 1
+    assert bad.stderr == "rehab-bot: --from: '2026-13-01' is not a date of the calendar (YYYY-MM-DD)\n"
     bad = rehab_bot("report", "outcomes", "--from", "2026-03-01", "--to", "30.06.2026", cwd=tmp_path, env=env(tmp_path))
     assert bad.returncode == 1 and bad.stderr.startswith("rehab-bot: --to: '30.06.2026' is not")
     out = tmp_path / "reports"
