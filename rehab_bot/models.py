@@ -703,9 +703,11 @@ class Caregiver(SQLModel, table=True):
     (telegram_id, name, consent_at) when the caregiver opens the link and
     agrees. Each permission is on or off and the patient can change it;
     removed_at ends the link at once (telegram_id is cleared, so the bot no
-    longer knows the account).
+    longer knows the account). Ids only rise, on SQLite too (AUTOINCREMENT): a
+    Remove button still showing a deleted link must not reach a newer one.
     """
 
+    __table_args__ = {"sqlite_autoincrement": True}
     id: int | None = Field(default=None, primary_key=True)
     patient_id: int = Field(foreign_key="patient.id", index=True, ondelete="CASCADE")
     code: str = Field(unique=True, index=True)

@@ -11,12 +11,15 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from factories import make_patient
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 import rehab_bot.models  # noqa: F401
+from rehab_bot.clock import FakeClock
 from rehab_bot.db import Database, alembic_config, current_revision
+from rehab_bot.models import Answer, Caregiver, CheckIn, ProgrammePlan
 
 BASE = "0001_squashed"
 
@@ -122,25 +125,55 @@ def test_new_revisions_are_named_by_date_id_and_slug() -> None:
     assert alembic_config().get_main_option("file_template") == "%(year)d%(month).2d%(day).2d_%(rev)s_%(slug)s"
 
 
-async def test_upgrading_keeps_the_templates_and_their_ids_only_rise(backend: str, database_factory: Any) -> None:
-    """0004 rebuilds programme_plan on SQLite with AUTOINCREMENT: rows and ids stay, ids are never reused."""
+async def test_upgrading_keeps_templates_caregivers_and_proxy_answers_and_their_ids_only_rise(
+    backend: str, database_factory: Any, clock: FakeClock
+) -> None:
+    """0004 rebuilds programme_plan and caregiver on SQLite with AUTOINCREMENT: rows and ids stay, the
+    proxy answers keep their caregiver (dropping the old table cleared it: ON DELETE SET NULL), and
+    a deleted row's id is never given again."""
     db: Database = await database_factory(backend, template=False)
-    insert = text(
-        "INSERT INTO programme_plan (name, based_on, body, version, created_at, updated_at) "
-        "VALUES (:name, '', '{}', 1, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP) RETURNING id"
-    )
 
     def down(connection: Connection) -> None:
         command.downgrade(alembic_config(connection), "0003_chat_move")
 
     async with db.engine.begin() as conn:
         await conn.run_sync(down)
-        before = [(name, (await conn.execute(insert, {"name": name})).scalar_one()) for name in ("Lumbar", "Cervical")]
+    patient, _ = await make_patient(db, clock, times=())
+    now = clock.now()
+    async with db.session() as session:
+        plans = [ProgrammePlan(name=name, body="{}", created_at=now) for name in ("Lumbar", "Cervical")]
+        carers = [Caregiver(patient_id=patient.id, code=code, expires_at=now) for code in ("c1", "c2")]
+        session.add_all([*plans, *carers])
+        await session.flush()
+        checkin = CheckIn(patient_id=patient.id, questionnaire_id="daily", started_at=now)
+        session.add(checkin)
+        await session.flush()
+        assert checkin.id is not None and patient.id is not None
+        answer = Answer(checkin_id=checkin.id, patient_id=patient.id, item_id="pain", value=3, proxy=True)
+        answer.caregiver_id, answer.answered_at = carers[1].id, now
+        session.add(answer)
+        await session.commit()
+        before = {
+            table: [(row.id, row.code if isinstance(row, Caregiver) else row.name) for row in rows]
+            for table, rows in (("programme_plan", plans), ("caregiver", carers))
+        }
     await db.upgrade()
     async with db.engine.begin() as conn:
-        rows = (await conn.execute(text("SELECT name, id FROM programme_plan ORDER BY id"))).all()
-        assert [tuple(row) for row in rows] == before
-        top = before[-1][1]
-        await conn.execute(text("DELETE FROM programme_plan WHERE id = :id"), {"id": top})
-        new_id = (await conn.execute(insert, {"name": "New"})).scalar_one()
-    assert new_id > top
+        for table, rows in before.items():
+            label = "code" if table == "caregiver" else "name"
+            kept = (await conn.execute(text(f"SELECT id, {label} FROM {table} ORDER BY id"))).all()
+            assert [tuple(row) for row in kept] == rows, table
+        proxy = (await conn.execute(text("SELECT caregiver_id FROM answer"))).scalar_one()
+        assert proxy == before["caregiver"][1][0]
+    async with db.session() as session:
+        top_plan, top_carer = await session.get(ProgrammePlan, plans[1].id), await session.get(Caregiver, carers[1].id)
+        assert top_plan is not None and top_carer is not None
+        await session.delete(top_plan)
+        await session.delete(top_carer)
+        await session.commit()
+        new_plan = ProgrammePlan(name="New", body="{}", created_at=now)
+        new_carer = Caregiver(patient_id=patient.id, code="c3", expires_at=now)
+        session.add_all([new_plan, new_carer])
+        await session.commit()
+        assert new_plan.id is not None and new_plan.id > before["programme_plan"][1][0]
+        assert new_carer.id is not None and new_carer.id > before["caregiver"][1][0]
