@@ -4,8 +4,10 @@
   ``[care] caregiver_invite_hours``); the caregiver opens the link, is asked
   for consent to what the bot keeps about them (their Telegram id and first
   name), and is linked only once they agree. A declined or expired link
-  links nobody; a link opened but not answered is replaced by the next
-  caregiver link the same account opens.
+  links nobody; a link opened but not answered gives way to the next
+  invitation the same account opens: another caregiver link, a patient's or a
+  staff invitation (:func:`give_way`, audited). A confirmed link stays: that
+  account is refused as a patient or staff member until it ends the link.
 * The patient chooses what the caregiver gets, each on or off and changeable
   at any time (:data:`PERMISSIONS`): a copy of each session reminder, a
   message when two sessions in a row were missed, emergency-level red flags,
@@ -81,6 +83,7 @@ JOIN = "caregiver.join"
 PERMISSION = "caregiver.permission"
 REMOVE = "caregiver.remove"
 DELETE = "caregiver.delete"
+RELEASE = "caregiver.release"  # an unanswered link gave way to a newer invitation the same account opened
 PROXY = "caregiver.proxy_answer"
 PROXY_NOTE = "Answered by the patient's caregiver on their behalf (proxy answer)."
 
@@ -199,10 +202,8 @@ async def open_link(session: AsyncSession, code: str, telegram_id: int, language
         # A second invitation from the person they already support: they are linked, not someone else's.
         return Opened(Outcome.LINKED, existing) if existing.patient_id == link.patient_id else Opened(Outcome.OTHER)
     if existing is not None:
-        # A link opened but never answered binds nobody: the newer one replaces it, and the older one is
-        # released as by "No, thanks" (open to its invitee again until it expires; its buttons go stale).
-        await decline(session, existing)
-        await session.flush()
+        # Before the claim: an account holds one link at a time (a unique index on the Telegram id).
+        await give_way(session, existing, now, to="caregiver_link")
     claimed = await session.exec(
         update(Caregiver)
         .where(col(Caregiver.id) == link.id, col(Caregiver.telegram_id).is_(None), col(Caregiver.consent_at).is_(None))
@@ -236,6 +237,25 @@ async def decline(session: AsyncSession, link: Caregiver) -> None:
     link.telegram_id = None
     link.language = "en"
     session.add(link)
+
+
+async def give_way(session: AsyncSession, link: Caregiver, now: datetime, *, to: str) -> None:
+    """A link its account opened and never answered gives way to a newer invitation the same account opened
+    (``to``: "caregiver_link", "patient_invite" or "staff_invite"): it binds nobody, so it is released as by
+    "No, thanks" (open to its invitee again until it expires; its consent buttons go stale), and audited.
+    A confirmed link never gives way: the caller refuses the newer invitation instead."""
+    if link.consent_at is not None:
+        raise ValueError("a confirmed caregiver link does not give way")
+    await decline(session, link)
+    await session.flush()
+    audit.record(
+        session,
+        action=RELEASE,
+        now=now,
+        actor="caregiver",
+        patient_id=link.patient_id,
+        detail=f"caregiver={link.id} for={to}",
+    )
 
 
 # --- permissions and removal --------------------------------------------------------------

@@ -575,7 +575,9 @@ class Outcome(enum.StrEnum):
     OTHER_PATIENT = "other_patient"  # this account is already a different patient
     IS_STAFF = "is_staff"  # a staff account tapped a patient link
     IS_PATIENT = "is_patient"  # a patient account tapped a staff link
-    IS_CAREGIVER = "is_caregiver"  # a caregiver's account (rehab_bot.caregiver) tapped a patient or staff link
+    IS_CAREGIVER = (
+        "is_caregiver"  # a confirmed caregiver's account (rehab_bot.caregiver) tapped a patient or staff link
+    )
     ALREADY_STAFF = "already_staff"  # a staff account tapped a staff link
 
 
@@ -638,12 +640,15 @@ async def redeem(
         return Redeemed(Outcome.IS_STAFF, staff=me_staff, invite=invite)
     if me_patient is not None and me_patient.id != patient.id:
         return Redeemed(Outcome.OTHER_PATIENT, patient=me_patient, invite=invite)
-    if me_patient is None and await _caregiver_link(session, telegram_id) is not None:
+    pending = await _caregiver_link(session, telegram_id) if me_patient is None else None
+    if pending is not None and pending.consent_at is not None:
         # One role per account, as a caregiver's link refuses patients and staff (caregiver.open_link):
         # their /checkin, /mydata and /delete would go on answering for the patient they support.
         return Redeemed(Outcome.IS_CAREGIVER, invite=invite)
     if not await _claim(session, invite, telegram_id, now):
         return Redeemed(Outcome.USED, invite=invite)
+    if pending is not None:
+        await _give_way(session, pending, now, to="patient_invite")
     resumed = patient.telegram_id == telegram_id
     if not resumed:
         # A fresh link, or a renewed invite for a new account: the patient
@@ -663,6 +668,13 @@ async def _caregiver_link(session: AsyncSession, telegram_id: int) -> Caregiver 
     from rehab_bot.caregiver import link_of
 
     return await link_of(session, telegram_id)
+
+
+async def _give_way(session: AsyncSession, link: Caregiver, now: datetime, *, to: str) -> None:
+    """An unanswered caregiver link gives way to the invitation just claimed: caregiver.give_way."""
+    from rehab_bot.caregiver import give_way
+
+    await give_way(session, link, now, to=to)
 
 
 async def _redeem_staff(
@@ -685,10 +697,13 @@ async def _redeem_staff(
         return Redeemed(Outcome.ALREADY_STAFF, staff=me_staff, invite=invite)
     if me_patient is not None:
         return Redeemed(Outcome.IS_PATIENT, patient=me_patient, invite=invite)
-    if await _caregiver_link(session, telegram_id) is not None:
+    pending = await _caregiver_link(session, telegram_id)
+    if pending is not None and pending.consent_at is not None:
         return Redeemed(Outcome.IS_CAREGIVER, invite=invite)
     if not await _claim(session, invite, telegram_id, now):
         return Redeemed(Outcome.USED, invite=invite)
+    if pending is not None:
+        await _give_way(session, pending, now, to="staff_invite")
     # A removed member invited again gets their row back (its audit trail stays theirs), as
     # `rehab-bot staff add` does; the invitation decides the name and the role.
     name, role = invite.staff_name or "Staff", invite.role or Role.THERAPIST.value

@@ -321,3 +321,67 @@ async def test_renewed_invite_replaces_the_old_one_and_may_move_the_patient_to_a
 )
 def test_an_invitation_pasted_into_the_chat_is_found(text: str, code: str | None) -> None:
     assert pasted_link_code(text, "@RehabTestBot") == code
+
+
+async def test_an_unanswered_caregiver_link_gives_way_and_a_confirmed_one_refuses(
+    db: Database, clock: FakeClock, content: Content
+) -> None:
+    from rehab_bot import caregiver
+
+    supported, _ = await make_patient(db, clock, telegram_id=950, times=())
+
+    async def caregiver_link(telegram_id: int, *, confirmed: bool) -> int:
+        async with db.session() as session:
+            row = await session.get(Patient, supported.id)
+            assert row is not None
+            link = await caregiver.invite(session, row, clock.now(), hours=24)
+            opened = await caregiver.open_link(session, link.code, telegram_id, "en", clock.now())
+            assert opened.outcome == caregiver.Outcome.ASK_CONSENT
+            if confirmed:
+                await caregiver.consent(session, link, "Carla", clock.now())
+            await session.commit()
+            assert link.id is not None
+            return link.id
+
+    async def link_holder(link_id: int) -> int | None:
+        async with db.session() as session:
+            link = await session.get(caregiver.Caregiver, link_id)
+            assert link is not None
+            return link.telegram_id
+
+    # A refused invitation (expired) changes nothing: the unanswered link stays with its account.
+    expired = await invite_for(db, clock, content, alias="P-LATE")
+    clock.advance(timedelta(days=15))
+    pending = await caregiver_link(951, confirmed=False)
+    assert (await tap(db, clock, expired.code, 951)).outcome == Outcome.EXPIRED
+    assert await link_holder(pending) == 951
+    # A patient's invitation enrols the account; the unanswered link is released and audited.
+    invite = await invite_for(db, clock, content, alias="P-NEW")
+    assert (await tap(db, clock, invite.code, 951)).outcome == Outcome.PATIENT
+    assert await link_holder(pending) is None
+    # So does a staff invitation.
+    async with db.session() as session:
+        staff_invite = await create_staff_invite(
+            session, name="Dr New", role="therapist", now=clock.now(), valid_days=1
+        )
+        await session.commit()
+    pending = await caregiver_link(952, confirmed=False)
+    assert (await tap(db, clock, staff_invite.code, 952)).outcome == Outcome.STAFF
+    assert await link_holder(pending) is None
+    async with db.session() as session:
+        released = (await session.exec(select(AuditLog).where(AuditLog.action == caregiver.RELEASE))).all()
+    assert [(row.patient_id, row.detail.split(" ")[1]) for row in released] == [
+        (supported.id, "for=patient_invite"),
+        (supported.id, "for=staff_invite"),
+    ]
+    # A confirmed caregiver is still refused, and keeps their link.
+    confirmed = await caregiver_link(953, confirmed=True)
+    other = await invite_for(db, clock, content, alias="P-OTHER")
+    async with db.session() as session:
+        other_staff = await create_staff_invite(session, name="Dr Two", role="admin", now=clock.now(), valid_days=1)
+        await session.commit()
+    before = await snapshot(db)
+    assert (await tap(db, clock, other.code, 953)).outcome == Outcome.IS_CAREGIVER
+    assert (await tap(db, clock, other_staff.code, 953)).outcome == Outcome.IS_CAREGIVER
+    assert await snapshot(db) == before
+    assert await link_holder(confirmed) == 953

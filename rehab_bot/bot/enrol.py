@@ -366,8 +366,8 @@ def refusal(lang: str, outcome: invites.Outcome) -> str:
         invites.Outcome.ALREADY_STAFF: N_("You are already registered as clinic staff."),
         invites.Outcome.IS_CAREGIVER: N_(
             "This Telegram account is linked as a caregiver, so it cannot also be used as a patient or staff "
-            "account. To use it for this invitation, first end your caregiver link with /delete (or press "
-            '"No, thanks" under the caregiver invitation), then open this invitation again.'
+            "account. To use it for this invitation, first end your caregiver link with /delete, then open this "
+            "invitation again."
         ),
     }
     return t(lang, messages.get(outcome, messages[invites.Outcome.UNKNOWN]))

@@ -26,7 +26,7 @@ from test_sessions import enrolled as session_patient
 from rehab_bot import alert as alerts
 from rehab_bot import caregiver as core
 from rehab_bot.bot import app as app_module
-from rehab_bot.models import Alert, Answer, AuditLog, Caregiver, CheckIn, Delivery, ExerciseSession, Patient
+from rehab_bot.models import Alert, Answer, AuditLog, Caregiver, CheckIn, Delivery, ExerciseSession, Patient, Staff
 
 WED = date(2026, 6, 10)
 STALE = "This button is no longer active."
@@ -550,3 +550,46 @@ async def test_an_unanswered_caregiver_link_does_not_block_a_newer_one(bot: Any,
     await carer.send(f"/start {first_code}")
     [said] = await carer.wait_for()
     assert said.text == "You are already a caregiver for someone. One account can support one person."
+
+
+async def test_an_unanswered_caregiver_link_gives_way_to_a_patient_or_staff_invitation(
+    bot: Any, tg: FakeTelegram
+) -> None:
+    # Someone who opened a caregiver link and left its consent question unanswered, then opened a
+    # patient's or a staff invitation, was refused ("linked as a caregiver") though nothing bound them.
+    from test_clinician import invite_patient
+
+    from rehab_bot import invite as invites
+
+    await make_staff(bot.db, role="admin", telegram_id=7378, name="Admin Ada")
+    supported = await checkin_patient(bot, 7371, therapist=7379, alias="CG-WAITING")
+    doc = tg.user(7379)
+    patient_link = await invite_patient(doc, "LWS-7471")
+    async with bot.db.session() as session:
+        staff_invite = await invites.create_staff_invite(
+            session, name="Sam", role="therapist", now=bot.clock.now(), valid_days=7
+        )
+        await session.commit()
+    for user_id, code, welcome in (
+        (7471, patient_link.split("start=", 1)[1], "Welcome!"),
+        (7472, staff_invite.code, "You are now registered as clinic staff"),
+    ):
+        person = tg.user(user_id)
+        await person.send(f"/start {await invitation_code(tg.user(7371))}")
+        [pending] = await person.wait_for(lambda m: "Do you agree?" in text_of(m))
+        await person.send(f"/start {code}")
+        [welcomed] = await person.wait_for()
+        assert welcome in text_of(welcomed), text_of(welcomed)
+        # The caregiver question is stale: the link was given up, and it says so in the audit log.
+        await person.press("✅ I agree", pending)
+        assert (await person.wait_for_answer()).text == STALE
+    async with bot.db.session() as session:
+        links = (await session.exec(select(Caregiver).where(col(Caregiver.patient_id) == supported.id))).all()
+        newcomer = (await session.exec(select(Patient).where(col(Patient.alias) == "LWS-7471"))).one()
+        released = (await session.exec(select(AuditLog).where(col(AuditLog.action) == core.RELEASE))).all()
+        staff_ids = (await session.exec(select(Staff.telegram_id))).all()
+    assert all(link.telegram_id is None and link.consent_at is None for link in links), "nobody is bound"
+    assert newcomer.telegram_id == 7471
+    assert 7472 in staff_ids
+    assert sorted(row.detail.split(" ")[1] for row in released) == ["for=patient_invite", "for=staff_invite"]
+    assert all(row.patient_id == supported.id and row.actor == "caregiver" for row in released)
