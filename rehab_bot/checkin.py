@@ -287,6 +287,23 @@ async def next_step(session: AsyncSession, content: Content, checkins: Sequence[
 
 
 @dataclass(frozen=True)
+class Started:
+    """Check-ins opened on demand just now, and their first question (None: nothing to ask)."""
+
+    checkins: list[CheckIn]
+    step: Step | None
+
+
+async def begin(
+    session: AsyncSession, patient: Patient, content: Content, questionnaire_ids: Sequence[str], now: datetime
+) -> Started:
+    """Open check-ins on demand and take the first step: /pain (with or without a typed answer), the
+    /checkin menu, the symptom check offered for a symptom word, a caregiver's check-in for the patient."""
+    checkins = await start(session, patient, content, questionnaire_ids, now)
+    return Started(checkins, await next_step(session, content, checkins, now))
+
+
+@dataclass(frozen=True)
 class Opened:
     """A due check-in delivery, opened: the question to ask now and the check-ins of the message."""
 

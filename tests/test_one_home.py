@@ -1,5 +1,5 @@
 """Rules that live in one place: today for a patient, quiet hours, typed times, insert-or-ignore, the lists,
-the alias and surgery date of a new patient, and pausing and resuming a patient.
+the alias and surgery date of a new patient, pausing and resuming a patient, and starting a check-in on demand.
 
 Each rule is tested here where it lives; the last test checks the tree has no second copy of it.
 """
@@ -370,6 +370,27 @@ def _sources() -> dict[str, str]:
     return {str(p.relative_to(PACKAGE)): p.read_text(encoding="utf-8") for p in sorted(PACKAGE.rglob("*.py"))}
 
 
+# --- a check-in started on demand --------------------------------------------------------------
+
+
+async def test_a_check_in_started_on_demand_asks_its_first_question(db: Database, clock: FakeClock) -> None:
+    from rehab_bot import checkin
+
+    content = load_content(None)
+    patient, _ = await make_patient(db, clock, times=())
+    async with db.session() as session:
+        row = await session.get(Patient, patient.id)
+        assert row is not None
+        first = await checkin.begin(session, row, content, ["pain"], clock.now())
+        assert [c.questionnaire_id for c in first.checkins] == ["pain"]
+        assert first.step is not None and first.step.checkin is first.checkins[0] and first.step.item.id == "pain"
+        # Started again, it supersedes the open one; an unknown questionnaire starts nothing.
+        again = await checkin.begin(session, row, content, ["pain"], clock.now())
+        assert first.checkins[0].status == checkin.EXPIRED and again.step is not None
+        nothing = await checkin.begin(session, row, content, ["no-such-check"], clock.now())
+        assert nothing.checkins == [] and nothing.step is None
+
+
 # --- the Mini App's addresses and the public URL rule --------------------------------------------
 
 
@@ -421,6 +442,8 @@ def second_copies() -> list[str]:
             copies.append(f"{name}: the statuses in care (models.IN_CARE)")
         if name != "patient.py" and re.search(r"\.paused_until\s*=[^=]|status\s*=\s*PatientStatus\.PAUSED", text):
             copies.append(f"{name}: pausing a patient (patient.pause)")
+        if name != "checkin.py" and re.search(r"\.start\([^\n]*\n[^\n]*\.next_step\(", text):
+            copies.append(f"{name}: starting a check-in and taking its first step (checkin.begin)")
         tree = ast.parse(text)
         for node in ast.walk(tree):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name in {

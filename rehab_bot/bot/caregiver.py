@@ -450,8 +450,7 @@ async def on_proxy_start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         await query.answer(t(link.language, STALE))
         raise ApplicationHandlerStop
     async with s.db.session() as db:
-        started = await checkins.start(db, patient, s.content, [questionnaire_id], now)
-        step = await checkins.next_step(db, s.content, started, now)
+        step = (await checkins.begin(db, patient, s.content, [questionnaire_id], now)).step
         await db.commit()
     await query.answer()
     if step is not None:

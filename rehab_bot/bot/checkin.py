@@ -373,8 +373,8 @@ async def pain_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     async with s.db.session() as db:
         row = await db.get(Patient, patient.id)
         assert row is not None
-        checkins = await core.start(db, row, content, ["pain"], now)
-        step = await core.next_step(db, content, checkins, now)
+        started = await core.begin(db, row, content, ["pain"], now)
+        checkins, step = started.checkins, started.step
         value = core.typed_value(step.item, typed) if step is not None else None
         result = None
         if step is not None and value is not None:
@@ -435,11 +435,10 @@ async def _start_and_ask(
     s = svc(context)
     now = s.clock.now()
     async with s.db.session() as db:
-        checkins = await core.start(db, patient, s.content, questionnaires, now)
-        step = await core.next_step(db, s.content, checkins, now)
+        started = await core.begin(db, patient, s.content, questionnaires, now)
         await db.commit()
-    if step is not None:
-        await _send_step(update.effective_message, step, patient.language)
+    if started.step is not None:
+        await _send_step(update.effective_message, started.step, patient.language)
 
 
 async def checkin_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -481,8 +480,7 @@ async def on_start_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -
         if patient is None or questionnaire is None or questionnaire not in core.on_demand_for(patient, content):
             await query.answer(t(await language_for(update, context), STALE))
             raise ApplicationHandlerStop
-        checkins = await core.start(db, patient, content, [questionnaire_id], now)
-        step = await core.next_step(db, content, checkins, now)
+        step = (await core.begin(db, patient, content, [questionnaire_id], now)).step
         await db.commit()
     await query.answer()
     if step is not None:
@@ -743,8 +741,7 @@ async def on_symptom_check_pressed(update: Update, context: ContextTypes.DEFAULT
         if patient is None or questionnaire is None or not questionnaire.on_demand or not offered:
             await query.answer(t(await language_for(update, context), STALE))
             raise ApplicationHandlerStop
-        checkins = await core.start(db, patient, content, [questionnaire_id], now)
-        step = await core.next_step(db, content, checkins, now)
+        step = (await core.begin(db, patient, content, [questionnaire_id], now)).step
         await db.commit()
     lang = patient.language
     await query.answer()
