@@ -356,17 +356,26 @@ async def _enrolled(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Patie
 PAIN_TYPED_HELP = N_(
     "Please send your pain as a whole number from {low} to {high} after /pain, for example /pain 7, or tap it below."
 )
+# Privacy mode's answer to a typed number off the scale: names neither the check nor what was typed.
+FORM_TYPED_HELP = N_(
+    "I could not read a whole number from {low} to {high} there, so nothing was saved. Please answer in the form."
+)
 
 
 async def pain_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Record an extra pain entry now: one tap on 0-10, or the number typed after it ("/pain 7")."""
+    """Record an extra pain entry now: one tap on 0-10, or the number typed after it ("/pain 7").
+
+    A typed number is recorded in both privacy modes; without health data in the chat the replies
+    name neither the number nor the check and point to the Mini App (:func:`_typed_reply_on_server`).
+    """
     patient = await _enrolled(update, context)
     message = update.effective_message
-    if patient is None or await _form_instead(update, context, patient, "pain"):
+    if patient is None:
         raise ApplicationHandlerStop
     typed = _after_command(message) if message is not None else ""
     if not typed:
-        await _start_and_ask(update, context, patient, ["pain"])
+        if not await _form_instead(update, context, patient, "pain"):
+            await _start_and_ask(update, context, patient, ["pain"])
         raise ApplicationHandlerStop
     s = svc(context)
     content, clinic, now, lang = s.content, s.config.clinic, s.clock.now(), patient.language
@@ -385,7 +394,11 @@ async def pain_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         await db.commit()
     if message is None:
         raise ApplicationHandlerStop
-    if result is None or result.status != "recorded":
+    recorded = result if result is not None and result.status == "recorded" else None
+    if not s.config.privacy.health_data_in_chat:
+        await _typed_reply_on_server(message, s, lang, recorded, step)
+        raise ApplicationHandlerStop
+    if recorded is None:
         # Not a number on the scale: say what to send, and ask the question as /pain alone does.
         if step is not None:
             low, high = core.value_range(step.item)
@@ -393,13 +406,36 @@ async def pain_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
             text = t(lang, PAIN_TYPED_HELP, low=low, high=high) + "\n\n" + rendered.text
             await message.reply_text(text, reply_markup=_markup(rendered.buttons))
         raise ApplicationHandlerStop
-    for advice in advice_texts(result, content, lang, clinic):
+    for advice in advice_texts(recorded, content, lang, clinic):
         await message.reply_text(advice)
     if step is not None:
         await _send_step(message, step, lang)
     else:
-        await message.reply_text(done_text(checkins, content, lang, stopped=result.stopped))
+        await message.reply_text(done_text(checkins, content, lang, stopped=recorded.stopped))
     raise ApplicationHandlerStop
+
+
+async def _typed_reply_on_server(
+    message: Message, s: Services, lang: str, recorded: core.AnswerResult | None, step: core.Step | None
+) -> None:
+    """The reply to a typed answer without health data in the chat, in privacy mode's words: a red flag's
+    advice is the result in the Mini App (as after its form), the next question or a retry is the form."""
+    url = s.config.web.public_url
+    form = (
+        (t(lang, "📝 Open the form"), miniapp.checkin_url(url, step.checkin.id)) if step and step.checkin.id else None
+    )
+    if recorded is None:
+        if step is not None:
+            low, high = core.value_range(step.item)
+            await message.reply_text(t(lang, FORM_TYPED_HELP, low=low, high=high), reply_markup=keyboard([], form))
+        return
+    if advice_texts(recorded, s.content, lang, s.config.clinic):
+        notice = result_notice(lang, url)
+        await message.reply_text(notice.text, reply_markup=keyboard([], notice.web_app))
+    if step is not None:
+        await message.reply_text(t(lang, "Time for your check-in."), reply_markup=keyboard([], form))
+    else:
+        await message.reply_text(t(lang, "Thank you! Your answers are saved."))
 
 
 async def _open_on_server(context: ContextTypes.DEFAULT_TYPE, patient: Patient, questionnaire_id: str) -> int | None:

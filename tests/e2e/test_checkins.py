@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -162,6 +163,50 @@ async def test_pain_typed_after_the_command_is_recorded_as_its_button_would_be(b
     [saved] = await typing.wait_for()
     assert "Thank you!" in saved.text
     assert [a.value for a in await rows(bot, Answer)] == [7, 7, 0]
+
+
+async def test_pain_typed_in_privacy_mode_is_recorded_and_not_repeated(bot_factory: Any, tg: FakeTelegram) -> None:
+    # With [privacy] health_data_in_chat = false, /pain 7 only opened the form: the 7 was lost.
+    public = "https://rehab.clinic.test"
+    bot = await bot_factory(privacy={"health_data_in_chat": False}, web={"public_url": public})
+    await enrolled(bot, 4116, schedule=False)
+    user = tg.user(4116)
+    await user.send("/pain 7")
+    typed = await user.wait_for(count=2)
+    # Recorded as its button (or the form) would record it: the same score, the same alert.
+    checkins = await rows(bot, CheckIn)
+    assert [(c.questionnaire_id, c.status, c.score) for c in checkins] == [("pain", "complete", 7.0)]
+    assert [(a.item_id, a.value) for a in await rows(bot, Answer)] == [("pain", 7)]
+    assert [a.severity for a in await rows(bot, Alert)] == ["critical"]
+    # In privacy mode's words: the advice is the result in the Mini App; no figure, no check named.
+    assert [m.text for m in typed] == ["Please open your check-in result now.", "Thank you! Your answers are saved."]
+    assert typed[0].reply_markup == {
+        "inline_keyboard": [[{"text": "Open my result", "web_app": {"url": f"{public}/app/result"}}]]
+    }
+    assert not typed[1].reply_markup
+    # A number off the scale saves nothing and says so; the form asks the question instead.
+    user.mark_seen()
+    await user.send("/pain 11")
+    [retry] = await user.wait_for()
+    assert (
+        retry.text
+        == "I could not read a whole number from 0 to 10 there, so nothing was saved. Please answer in the form."
+    )
+    [[form]] = retry.reply_markup["inline_keyboard"]  # type: ignore[index]
+    assert re.fullmatch(rf"{public}/app/checkin/\d+", form["web_app"]["url"])
+    assert len(await rows(bot, Answer)) == 1
+    for message in [*typed, retry]:
+        assert not re.search(r"\b(7|11)\b|pain", message.text or "", re.IGNORECASE), message.text
+    # In German too.
+    await enrolled(bot, 4117, schedule=False, language="de")
+    german = tg.user(4117, language_code="de")
+    await german.send("/pain 2")
+    [saved] = await german.wait_for()
+    assert saved.text == "Vielen Dank! Ihre Antworten sind gespeichert."
+    await german.send("/pain zwei")
+    [retry] = await german.wait_for()
+    assert "keine ganze Zahl von 0 bis 10 erkennen" in (retry.text or "")
+    assert [a.value for a in await rows(bot, Answer)] == [7, 2]
 
 
 @pytest.mark.parametrize("typed", ["11", "-1", "7.5", "seven", "7 or 8"])

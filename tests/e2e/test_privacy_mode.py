@@ -4,9 +4,10 @@ One patient with a therapist, the built-in lumbar programme (three sessions a
 day, daily check-ins, motivation) and pain and mood answers stored on the
 clinic's server that would fill the motivational messages (pain improved,
 halved, the weekly summary with pain and mood). During the week the patient
-types a symptom into the chat, asks for /progress, /pain and /checkin, an
-urgent red flag is raised for the therapist, and the engine runs every due
-reminder, nudge, check-in and motivation as its jobs would.
+types a symptom into the chat, asks for /progress, /pain and /checkin, types
+/pain 7 (recorded as in the form), an urgent red flag is raised for the
+therapist, and the engine runs every due reminder, nudge, check-in and
+motivation as its jobs would.
 
 Proven: every request the bot made to Telegram in that week (texts, captions,
 buttons, callback answers, to the patient and to the therapist) contains no
@@ -36,7 +37,7 @@ from rehab_bot import message as care_messages
 from rehab_bot import programme
 from rehab_bot.bot import session as session_bot
 from rehab_bot.content import load_content, localize
-from rehab_bot.models import CheckIn, Delivery, Kind, Patient, ReminderRule
+from rehab_bot.models import Answer, CheckIn, Delivery, Kind, Patient, ReminderRule
 
 BERLIN = ZoneInfo("Europe/Berlin")
 MON = date(2026, 6, 15)
@@ -209,6 +210,14 @@ async def test_a_week_in_privacy_mode_sends_no_health_data_through_telegram(bot_
     [alert_message] = await doctor.wait_for()
     assert alert_message.text == f"⚠️ HIGH alert for {patient.alias}. Open the dashboard to see it."
     assert alert_message.button_labels, "the Acknowledge button stays"
+    # A number typed after /pain is recorded as the form would record it, and not repeated in the chat.
+    anna.mark_seen()
+    await anna.send("/pain 7")
+    typed = await anna.wait_for(count=2)
+    assert [m.text for m in typed] == ["Please open your check-in result now.", "Thank you! Your answers are saved."]
+    async with bot.db.session() as s:
+        [pain] = (await s.exec(select(Answer).where(col(Answer.patient_id) == patient.id))).all()
+    assert (pain.item_id, pain.value) == ("pain", 7)
     # The rest of the week.
     await run_until(bot, berlin(MON + timedelta(days=7), "08:00"))
     # The therapist's list names no figure, and one patient in the chat is only a link to the dashboard.
