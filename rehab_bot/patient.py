@@ -145,9 +145,7 @@ def _refuse_clash(code: str, quiet: QuietHours | None, times: list[str]) -> None
     """InputError ``code`` naming the session times that fall in the quiet hours, if any do."""
     clashing = [t for t in times if quiet is not None and quiet.contains(t)]
     if clashing and quiet is not None:
-        raise InputError(
-            code, times=", ".join(clashing), start=quiet.start.strftime("%H:%M"), end=quiet.end.strftime("%H:%M")
-        )
+        raise InputError(code, times=", ".join(clashing), start=quiet.start_text, end=quiet.end_text)
 
 
 def quiet_hours(patient: Patient, delivery: DeliveryConfig) -> QuietHours | None:

@@ -233,6 +233,25 @@ def minutes_of_day(value: str | time) -> int:
     return at.hour * 60 + at.minute
 
 
+DAY_MINUTES = 24 * 60
+
+
+def end_minutes(value: str | time) -> int:
+    """Minutes since midnight of the end of a local range (a time, or "HH:MM"): 00:00 ends the day, 1440.
+
+    The one rule for the end of a range a patient types: "24:00" (also "24.00", "24 Uhr"; read as
+    00:00 by :func:`parse_times`, as on a clock) and "00:00" are midnight at the end of the day, so
+    "08:00-24:00" is a window until midnight and quiet hours "22:00-24:00" end at midnight.
+    """
+    return minutes_of_day(value) or DAY_MINUTES
+
+
+def end_label(value: str | time) -> str:
+    """The end of a range as shown to the patient: "HH:MM", midnight at the end of the day as "24:00"."""
+    minutes = end_minutes(value)
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
 @dataclass(frozen=True)
 class QuietHours:
     """A daily local period [start, end) without reminders; it may wrap midnight (21:30 to 07:30)."""
@@ -265,16 +284,26 @@ class QuietHours:
 
     def contains(self, slot: str | time) -> bool:
         """True when a local time ("HH:MM" or a time) falls inside the quiet period."""
-        at, start, end = minutes_of_day(slot), minutes_of_day(self.start), minutes_of_day(self.end)
+        at, start, end = minutes_of_day(slot), minutes_of_day(self.start), end_minutes(self.end)
         return (start <= at or at < end) if start > end else (start <= at < end)
 
     def ends_after(self, now: datetime, tz: str) -> datetime | None:
         """If now falls in the quiet period (local to tz), when it ends (UTC); else None."""
         return in_quiet_hours(now, tz, self.start, self.end)
 
+    @property
+    def start_text(self) -> str:
+        """ "22:00" """
+        return f"{self.start:%H:%M}"
+
+    @property
+    def end_text(self) -> str:
+        """ "07:00"; an end at midnight is "24:00" (:func:`end_label`)"""
+        return end_label(self.end)
+
     def label(self) -> str:
         """ "22:00–07:00" """
-        return f"{self.start:%H:%M}–{self.end:%H:%M}"
+        return f"{self.start_text}–{self.end_text}"
 
 
 class TimesError(ScheduleError):
@@ -296,7 +325,8 @@ def parse_times(text: str, *, skip_bad: bool = False) -> list[str]:
     Reads "8:30, 13:00 and 6pm", "18.30 Uhr", "8" (08:00), "13h", "19:00h", "08:00,13:00",
     "um 8, 13 und 18 Uhr", "08:00 – 13:00 – 18:00" (any dash between times), full-width or
     Arabic-Indic digits (see rehab_bot.typed). "24:00" is midnight, 00:00, as on a clock: the end
-    of quiet hours "22:00-24:00", or a session time the caller's rules then judge as 00:00.
+    of quiet hours "22:00-24:00" or of a window "08:00-24:00" (:func:`end_minutes` reads a range's
+    end of 00:00 as the end of the day), or a session time the caller's rules then judge as 00:00.
     Raises TimesError naming the first part that is not a time of day, or,
     with skip_bad (stored values), leaves such parts out.
     """

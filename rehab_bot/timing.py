@@ -55,7 +55,16 @@ from rehab_bot.models import (
     TimingProposal,
     TimingWindow,
 )
-from rehab_bot.schedule import QuietHours, local_date, local_to_utc, minutes_of_day, parse_hhmm, zone
+from rehab_bot.schedule import (
+    DAY_MINUTES,
+    QuietHours,
+    end_minutes,
+    local_date,
+    local_to_utc,
+    minutes_of_day,
+    parse_hhmm,
+    zone,
+)
 
 MIN_SAMPLES = 7
 MAX_SAMPLES = 14
@@ -67,7 +76,6 @@ GAP_MINUTES = 30
 MIN_MOVE_MINUTES = 15
 OUTLIER_FLOOR_MINUTES = 45
 LOOKBACK_DAYS = 28
-DAY_MINUTES = 24 * 60
 
 
 def hhmm(minutes: int) -> str:
@@ -287,10 +295,17 @@ async def window_of(session: AsyncSession, patient_id: int) -> TimingWindow | No
     return await session.get(TimingWindow, patient_id)
 
 
+def in_window(window: TimingWindow, minutes: int) -> bool:
+    """True when a local time (minutes of day) is inside the window, its ends included; an end of 00:00
+    (typed "24:00") is the end of the day (schedule.end_minutes)."""
+    return minutes_of_day(window.start) <= minutes <= end_minutes(window.end)
+
+
 async def set_window(session: AsyncSession, patient: Patient, start: str, end: str, now: datetime) -> None:
-    """Allow automatic moves between two local times (start before end); the caller commits."""
+    """Allow automatic moves between two local times (start before end; an end of 00:00, typed "24:00",
+    is midnight at the end of the day); the caller commits."""
     assert patient.id is not None
-    if minutes_of_day(start) >= minutes_of_day(end):
+    if minutes_of_day(start) >= end_minutes(end):
         raise ValueError("the window must start before it ends")
     row = await session.get(TimingWindow, patient.id)
     if row is None:
@@ -345,7 +360,7 @@ async def consider(
         created_at=now,
     )
     window = await window_of(session, patient.id)
-    auto = window is not None and minutes_of_day(window.start) <= decision.to <= minutes_of_day(window.end)
+    auto = window is not None and in_window(window, decision.to)
     if auto:
         await move(session, patient, index, proposal.to_time, content, now)
         proposal.status, proposal.answered_at = Status.AUTO.value, now

@@ -27,6 +27,8 @@ from rehab_bot.schedule import (
     QuietHours,
     ScheduleError,
     TimesError,
+    end_label,
+    end_minutes,
     local_date,
     minutes_of_day,
     parse_hhmm,
@@ -87,6 +89,25 @@ def test_quiet_hours_contain_slots_across_midnight_and_end_in_local_time() -> No
     assert night.ends_after(late, "Europe/Berlin") == datetime(2026, 6, 11, 5, 30, tzinfo=UTC)
     assert noon.ends_after(late, "Europe/Berlin") is None
     assert night.label() == "21:30–07:30"
+    # An end at midnight (typed 24:00) is the end of the day, and shown as 24:00.
+    evening = QuietHours(time(22), time(0))
+    assert [evening.contains(s) for s in ("21:59", "22:00", "23:59", "00:00", "07:00")] == [
+        False,
+        True,
+        True,
+        False,
+        False,
+    ]
+    assert evening.label() == "22:00–24:00" and (evening.start_text, evening.end_text) == ("22:00", "24:00")
+    assert evening.ends_after(late, "Europe/Berlin") == datetime(2026, 6, 10, 22, 0, tzinfo=UTC)
+
+
+def test_the_end_of_a_typed_range_at_midnight_is_the_end_of_the_day() -> None:
+    assert [end_minutes(x) for x in ("00:00", time(0), "23:59", "07:30")] == [24 * 60, 24 * 60, 23 * 60 + 59, 450]
+    assert [end_label(x) for x in ("00:00", time(0), "23:59", "07:30")] == ["24:00", "24:00", "23:59", "07:30"]
+    for typed in ("08:00-24:00", "8 bis 24 Uhr", "08.00 - 24.00", "8-0"):
+        start, end = parse_span(typed)
+        assert (start, end_label(end), minutes_of_day(start) < end_minutes(end)) == ("08:00", "24:00", True), typed
 
 
 # --- typed times -----------------------------------------------------------------------------
@@ -442,6 +463,8 @@ def second_copies() -> list[str]:
             copies.append(f"{name}: the statuses in care (models.IN_CARE)")
         if name != "patient.py" and re.search(r"\.paused_until\s*=[^=]|status\s*=\s*PatientStatus\.PAUSED", text):
             copies.append(f"{name}: pausing a patient (patient.pause)")
+        if name != "schedule.py" and re.search(r"\bend(\.strftime\(|:%H:%M)|minutes_of_day\((\w+\.)?end\)", text):
+            copies.append(f"{name}: the end of a range at midnight (schedule.end_minutes, end_label)")
         if name != "checkin.py" and re.search(r"\.start\([^\n]*\n[^\n]*\.next_step\(", text):
             copies.append(f"{name}: starting a check-in and taking its first step (checkin.begin)")
         tree = ast.parse(text)

@@ -338,3 +338,34 @@ async def test_a_new_timezone_does_not_turn_past_sessions_into_other_hours(db: D
         assert p is not None
         assert await timing.completions(s, p, 0, clock.now()) == [M("08:20")] * 10
         assert await timing.consider(s, p, 0, CONTENT, clock.now(), None) is None
+
+
+async def test_a_window_until_24_00_allows_a_move_late_in_the_evening(db: Database, clock: FakeClock) -> None:
+    # /timing 08:00-24:00 was refused ("the earlier first"): 24:00 reads as 00:00, before 08:00.
+    clock.set(berlin(WED, "20:00"))
+    patient, rules = await planned(db, clock)
+    await seed_done(db, patient, rules[2], [(WED - timedelta(days=i), "23:40") for i in range(10)])
+    for quiet, moved_to in (
+        (None, "23:30"),
+        (QuietHours(time(23), time(7)), "22:55"),
+        (QuietHours(time(22), time(0)), "21:55"),
+    ):
+        async with db.session() as s:
+            p = await s.get(Patient, patient.id)
+            assert p is not None
+            await timing.set_window(s, p, "08:00", "00:00", clock.now())  # as parse_span reads "08:00-24:00"
+            window = await timing.window_of(s, p.id or 0)
+            assert (
+                window is not None and timing.in_window(window, M("23:55")) and not timing.in_window(window, M("07:55"))
+            )
+            outcome = await timing.consider(s, p, 2, CONTENT, clock.now(), quiet)
+            # Inside the window: moved by itself; quiet hours (also those ending at midnight) still win.
+            assert outcome is not None and outcome.moved and outcome.proposal.to_time == moved_to, quiet
+            await s.rollback()
+    async with db.session() as s:
+        p = await s.get(Patient, patient.id)
+        assert p is not None
+        for start, end in (("00:00", "00:00"), ("23:00", "00:00")):  # the whole day; the last hour
+            await timing.set_window(s, p, start, end, clock.now())
+        with pytest.raises(ValueError):
+            await timing.set_window(s, p, "08:00", "08:00", clock.now())

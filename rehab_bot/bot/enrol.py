@@ -594,14 +594,13 @@ def check_times(lang: str, times: list[str], phase: Phase, quiet: QuietHours | N
         return t(lang, "Please choose a different time for each session.")
     for value in sorted(times):
         if quiet is not None and quiet.contains(value):
-            start, end = quiet.start, quiet.end
             return t(
                 lang,
                 "{time} is in the quiet hours ({start}–{end}), when I send no reminders. "
                 "Please choose a time outside them.",
                 time=value,
-                start=start.strftime("%H:%M"),
-                end=end.strftime("%H:%M"),
+                start=quiet.start_text,
+                end=quiet.end_text,
             )
     return None
 

@@ -246,14 +246,14 @@ def settings_text(lang: str, patient: Patient, context: ContextTypes.DEFAULT_TYP
     quiet = core.quiet_hours(patient, s.config.delivery)
     if QuietHours.follows_clinic(patient):
         quiet_text = (
-            t(lang, "clinic default ({start}-{end})", start=f"{quiet.start:%H:%M}", end=f"{quiet.end:%H:%M}")
+            t(lang, "clinic default ({start}-{end})", start=quiet.start_text, end=quiet.end_text)
             if quiet
             else t(lang, "none")
         )
     elif quiet is None:
         quiet_text = t(lang, "none")
     else:
-        quiet_text = f"{quiet.start:%H:%M}-{quiet.end:%H:%M}"
+        quiet_text = f"{quiet.start_text}-{quiet.end_text}"
     times = ", ".join(t_ for t_ in patient.session_times.split(",") if t_) or "–"
     label = timezones.zone_label(patient.timezone, lang)
     now = timezones.local_time(patient.timezone, s.clock.now())

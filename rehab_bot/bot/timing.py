@@ -29,7 +29,7 @@ from rehab_bot.bot.services import App, svc
 from rehab_bot.i18n import N_, t
 from rehab_bot.models import Patient
 from rehab_bot.patient import find as find_patient
-from rehab_bot.schedule import QuietHours, ScheduleError, parse_span, parse_times
+from rehab_bot.schedule import QuietHours, ScheduleError, end_label, parse_span, parse_times
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +195,7 @@ async def timing_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
                     "From now on I move a reminder by myself to when you usually exercise, "
                     "between {start} and {end}, and tell you. /timing off stops this.",
                     start=window[0],
-                    end=window[1],
+                    end=end_label(window[1]),
                 )
             )
             raise ApplicationHandlerStop
@@ -216,7 +216,7 @@ async def timing_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
                 lang,
                 "I move reminders by myself between {start} and {end}. /timing off stops this.",
                 start=current.start,
-                end=current.end,
+                end=end_label(current.end),
             )
         )
     await message.reply_text("\n\n".join(lines))

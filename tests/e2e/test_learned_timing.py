@@ -246,6 +246,15 @@ async def test_timing_command_sets_a_window_and_moves_come_by_themselves(bot: An
     assert not notice.has_inline_keyboard
     assert await rules_of(bot, patient) == ["10:30", "13:00", "18:00"]
     assert [p.status for p in await proposals(bot, patient)] == ["auto"]
+    # A window until midnight: 24:00 (or 24 Uhr) is the end of the day, and shown so.
+    for typed in ("/timing 08:00-24:00", "/timing 8 bis 24 Uhr"):
+        late = await said(user, typed)
+        assert "zwischen 08:00 und 24:00" in late.text, late.text
+    shown = await said(user, "/timing")
+    assert "zwischen 08:00 und 24:00" in shown.text
+    async with bot.db.session() as s:
+        window = await s.get(TimingWindow, patient.id)
+        assert window is not None and (window.start, window.end) == ("08:00", "00:00")
     off = await said(user, "/timing off")
     assert off.text == "Automatisches Verschieben ist aus. Ich frage, bevor ich eine Erinnerung verschiebe."
     async with bot.db.session() as s:

@@ -220,7 +220,7 @@ async def test_times_typed_with_dashes_and_midnight_as_24_00(bot_factory: Callab
     [choices] = await press(user, "🌙 Quiet hours", 1, saved)
     await press(user, "Set my own", 1, choices)
     [saved] = await command(user, "22:00–24:00")
-    assert "Quiet hours: 22:00-00:00" in saved.text
+    assert "Quiet hours: 22:00-24:00" in saved.text  # the end of the day, not its start
     p = await stored(bot, patient)
     assert (p.quiet_start, p.quiet_end) == ("22:00", "00:00")
     # Quiet hours that end at midnight leave a session at midnight free, by the same one rule.
