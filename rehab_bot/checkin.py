@@ -760,8 +760,9 @@ async def latest_findings(
 ) -> list[redflag.Finding]:
     """The red flags of the patient's newest check-in with one in the last 24 hours (the result page).
 
-    The same findings the answer raised: each flagged option's severity and
-    reply text (redflag.on_flagged_answer), newest first.
+    The same findings the answers raised: each flagged option's severity and reply text
+    (redflag.on_flagged_answer), and the score rules a completed check-in matched, such as pain 7
+    and above (redflag.score_matches, as redflag.on_score read them); no alert is raised again.
     """
     assert patient.id is not None
     rows = (
@@ -775,18 +776,27 @@ async def latest_findings(
             .order_by(col(Answer.answered_at).desc(), col(Answer.id).desc())
         )
     ).all()
-    findings: list[redflag.Finding] = []
-    shown: int | None = None
-    told = await redflag.has_recipients(session, patient, clinic)
+    answered: dict[int, tuple[CheckIn, list[Answer]]] = {}  # newest answered check-in first
     for answer_row, checkin in rows:
-        if shown is not None and checkin.id != shown:
-            break
+        assert checkin.id is not None
+        answered.setdefault(checkin.id, (checkin, []))[1].append(answer_row)
+    told = await redflag.has_recipients(session, patient, clinic)
+    for checkin, answers in answered.values():
         questionnaire = content.questionnaires.get(checkin.questionnaire_id)
-        item = questionnaire.item(answer_row.item_id) if questionnaire is not None else None
-        option = item.option(answer_row.value) if item is not None and answer_row.value is not None else None
-        if option is None or option.flag is None:
+        if questionnaire is None:
             continue
-        shown = checkin.id
-        text_id = option.reply or redflag.DEFAULT_REPLY.get(option.flag, redflag.DEFAULT_URGENT_REPLY)
-        findings.append(redflag.Finding(option.flag, (text_id,), None, told))
-    return findings
+        findings: list[redflag.Finding] = []
+        for answer_row in answers:
+            item = questionnaire.item(answer_row.item_id)
+            option = item.option(answer_row.value) if item is not None and answer_row.value is not None else None
+            if option is None or option.flag is None:
+                continue
+            text_id = option.reply or redflag.DEFAULT_REPLY.get(option.flag, redflag.DEFAULT_URGENT_REPLY)
+            findings.append(redflag.Finding(option.flag, (text_id,), None, told))
+        if checkin.status == COMPLETE:
+            matched, _ = await redflag.score_matches(session, patient, content, checkin, questionnaire, now)
+            if matched:
+                findings.append(redflag.score_finding(matched, told))
+        if findings:
+            return findings
+    return []

@@ -325,6 +325,48 @@ async def history(session: AsyncSession, patient: Patient, questionnaire_id: str
     return result
 
 
+async def score_matches(
+    session: AsyncSession,
+    patient: Patient,
+    content: Content,
+    checkin: CheckIn,
+    questionnaire: Questionnaire,
+    now: datetime,
+) -> tuple[list[tuple[AlertRule, str]], list[Entry]]:
+    """The score rules a completed check-in matches (most severe first, each with its reason), and the entries read.
+
+    The check-in is read as the newest of its questionnaire's entries. The one evaluation behind
+    :func:`on_score`, which alerts, and the check-in result page (checkin.latest_findings), which shows
+    the same finding again.
+    """
+    if checkin.score is None:
+        return [], []
+    rules = [r for r in content.alert_rules.values() if r.questionnaire == questionnaire.id]
+    if not rules:
+        return [], []
+    entries = await history(session, patient, questionnaire.id)
+    if not entries or entries[-1].checkin_id != checkin.id:
+        entries = [e for e in entries if e.checkin_id != checkin.id]
+        entries.append(Entry(checkin.id or 0, checkin.local_date or now.date(), checkin.score))
+    matched: list[tuple[AlertRule, str]] = []
+    for rule in rules:
+        reason = evaluate(rule, entries)
+        if reason is not None:
+            matched.append((rule, reason))
+    matched.sort(key=lambda m: SEVERITY_RANK[m[0].severity], reverse=True)
+    return matched, entries
+
+
+def score_finding(matched: Sequence[tuple[AlertRule, str]], told: bool, alert_id: int | None = None) -> Finding:
+    """What the patient reads for matched score rules: the most severe level, the first rule that speaks."""
+    severity = matched[0][0].severity
+    speaking = next((r for r, _ in matched if r.message or r.patient_text), None)
+    if speaking is None:
+        return Finding(severity, (), None, told, alert_id)
+    texts = (speaking.patient_text,) if speaking.patient_text else ()
+    return Finding(severity, texts, speaking.message, told, alert_id)
+
+
 async def on_score(
     session: AsyncSession,
     patient: Patient,
@@ -335,23 +377,10 @@ async def on_score(
     now: datetime,
 ) -> Finding | None:
     """Run the score rules for a just-completed check-in; alert once for all matches."""
-    if checkin.score is None:
-        return None
-    rules = [r for r in content.alert_rules.values() if r.questionnaire == questionnaire.id]
-    if not rules:
-        return None
-    entries = await history(session, patient, questionnaire.id)
-    if not entries or entries[-1].checkin_id != checkin.id:
-        entries = [e for e in entries if e.checkin_id != checkin.id]
-        entries.append(Entry(checkin.id or 0, checkin.local_date or now.date(), checkin.score))
-    matched: list[tuple[AlertRule, str]] = []
-    for rule in rules:
-        reason = evaluate(rule, entries)
-        if reason is not None:
-            matched.append((rule, reason))
+    matched, entries = await score_matches(session, patient, content, checkin, questionnaire, now)
     if not matched:
         return None
-    matched.sort(key=lambda m: SEVERITY_RANK[m[0].severity], reverse=True)
+    assert checkin.score is not None
     severity = matched[0][0].severity
     recent = ", ".join(f"{e.score:g}" for e in entries[-6:])
     detail = (
@@ -371,11 +400,7 @@ async def on_score(
         now=now,
     )
     log.info("score rules matched on check-in %s: %s", checkin.id, ",".join(r.id for r, _ in matched))
-    speaking = next((r for r, _ in matched if r.message or r.patient_text), None)
-    if speaking is None:
-        return Finding(severity, (), None, told, alert_id)
-    texts = (speaking.patient_text,) if speaking.patient_text else ()
-    return Finding(severity, texts, speaking.message, told, alert_id)
+    return score_finding(matched, told, alert_id)
 
 
 # --------------------------------------------------------------------------- crisis phrases

@@ -13,11 +13,12 @@ from factories import make_patient
 from sqlmodel import select
 
 from rehab_bot import checkin as core
+from rehab_bot import redflag
 from rehab_bot.clock import FakeClock
 from rehab_bot.config import ClinicConfig
 from rehab_bot.content import Content, load_content
 from rehab_bot.db import Database
-from rehab_bot.models import Answer, CheckIn, Delivery, Kind, Patient, ReminderRule
+from rehab_bot.models import Alert, Answer, CheckIn, Delivery, Kind, Patient, ReminderRule
 
 CLINIC = ClinicConfig()
 
@@ -377,6 +378,37 @@ def test_required_questionnaires_keep_their_scale(tmp_path: Path) -> None:
     (tmp_path / "questionnaires.toml").write_text('[[questionnaire]]\nid = "pain"\nenabled = false\n', encoding="utf-8")
     with pytest.raises(ContentError, match="required and cannot be disabled"):
         load_content(tmp_path)
+
+
+async def test_the_result_shows_what_a_score_rule_told_the_patient_and_alerts_no_one_again(
+    db: Database, clock: FakeClock, content: Content
+) -> None:
+    """Pain 7 matches the score rule pain-critical: the result page showed "Nothing ... needs action now"."""
+    patient = await _patient(db, clock)
+    now = clock.now()
+    async with db.session() as session:
+        p = await session.get(Patient, patient.id)
+        assert p is not None
+        [low] = await core.start(session, p, content, ["pain"], now)
+        assert low.id is not None
+        await core.answer(session, p, content, CLINIC, low.id, 0, 3, now)
+        assert await core.latest_findings(session, p, content, CLINIC, now) == []
+        later = now + timedelta(minutes=5)
+        [high] = await core.start(session, p, content, ["pain"], later)
+        assert high.id is not None
+        result = await core.answer(session, p, content, CLINIC, high.id, 0, 7, later)
+        await session.commit()
+        [raised] = result.findings
+        alerts_before = len((await session.exec(select(Alert))).all())
+        findings = await core.latest_findings(session, p, content, CLINIC, later)
+        assert [(f.severity, f.text_ids, f.message) for f in findings] == [
+            (raised.severity, raised.text_ids, raised.message)
+        ]
+        assert findings[0].severity == "critical" and findings[0].text_ids == ("red_flag_urgent",)
+        shown = redflag.reply_text(findings[0], content, "de", CLINIC)
+        assert shown == redflag.reply_text(raised, content, "de", CLINIC)
+        assert "Ihre Schmerzen sind stark" in shown
+        assert len((await session.exec(select(Alert))).all()) == alerts_before, "the page raised no alert"
 
 
 async def test_the_mini_app_form_is_the_patients_own_and_the_result_shows_its_red_flags(

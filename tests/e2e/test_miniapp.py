@@ -241,6 +241,40 @@ async def test_a_symptom_check_in_the_mini_app_shows_the_red_flag_reply_and_aler
     assert row.kind == "red_flag" and row.severity == "emergency"
 
 
+async def test_pain_7_in_the_mini_app_shows_what_to_do_now_on_the_result_page(
+    bot_factory: Any, tg: FakeTelegram
+) -> None:
+    """A score rule's finding (pain 7 and above: contact the clinic today) is on the result page too.
+
+    The page read only flagged answer options, so after pain 7 it said nothing needed action.
+    """
+    bot = await bot_factory(web=miniapp_web())
+    patient = await checkin_patient(bot, 7308, therapist=5002)
+    base = web_url(bot)
+    async with client() as browser:
+        await signed_in(bot, browser, 7308)
+        async with browser.get(f"{base}/app/home") as page:
+            html = await page.text()
+        async with browser.post(
+            f"{base}/app/checkin", data={"csrf_token": csrf(html), "questionnaire": "pain"}, allow_redirects=False
+        ) as started:
+            form_url = base + started.headers["Location"]
+        async with browser.get(form_url) as page:
+            html = await page.text()
+        async with bot.db.session() as s:
+            [checkin] = (await s.exec(select(CheckIn).where(CheckIn.patient_id == patient.id))).all()
+        answer = {"csrf_token": csrf(html), "checkin": str(checkin.id), "item": "0", "value": "7"}
+        async with browser.post(form_url, data=answer, allow_redirects=False) as flagged:
+            assert flagged.headers["Location"] == "/app/result"
+        async with browser.get(f"{base}/app/result") as page:
+            html = await page.text()
+        assert 'role="alert"' in html and "Your pain is high" in html and "Your care team has been told." in html
+        assert "Nothing in your recent answers needs action now." not in html
+    async with bot.db.session() as s:
+        [row] = (await s.exec(select(Alert).where(Alert.patient_id == patient.id))).all()
+    assert row.severity == "critical", "one alert: the page raised none"
+
+
 async def test_my_data_and_delete_my_data_do_what_the_commands_do(bot_factory: Any, tg: FakeTelegram) -> None:
     bot = await bot_factory(web=miniapp_web())
     patient = await checkin_patient(bot, 7308)
