@@ -145,6 +145,10 @@ def N_(msgid: str) -> str:
     return msgid
 
 
+# Each supported language by its name, for staff to read in their own language: t(lang, LANGUAGE_NAMES[code]).
+LANGUAGE_NAMES = {"en": N_("English"), "de": N_("German")}
+
+
 def translator(lang: str) -> Translator:
     """A one-language t(): ``_ = translator("de"); _("Done")``."""
 

@@ -51,7 +51,7 @@ from rehab_bot.content import (
     check_phases,
 )
 from rehab_bot.content.schema import ID_RE, LANGUAGES, localize
-from rehab_bot.i18n import N_, t
+from rehab_bot.i18n import FALLBACK_LANGUAGE, LANGUAGE_NAMES, N_, t
 from rehab_bot.library import Dose, LibraryError, Problem
 from rehab_bot.models import Patient, ProgrammePlan
 from rehab_bot.typed import number
@@ -69,15 +69,131 @@ _STRICT = ConfigDict(extra="forbid", strict=True)
 
 
 class PlanError(LibraryError):
-    """A plan the builder refuses; ``problems`` lists every reason (a text given is a Problem without a field)."""
+    """A plan the builder refuses; ``problems`` lists every reason (a text given is a Problem without a field).
 
-    def __init__(self, problems: Sequence[str | Problem]) -> None:
+    draft and exercises: the plan refused and the exercises it may name, so that each line says
+    where the problem is in the therapist's words (:func:`line`); ``str()`` is the English lines.
+    """
+
+    def __init__(
+        self,
+        problems: Sequence[str | Problem],
+        draft: Mapping[str, Any] | None = None,
+        exercises: Mapping[str, Exercise] | None = None,
+    ) -> None:
         self.problems = [found if isinstance(found, Problem) else Problem(found) for found in problems]
-        super().__init__("; ".join(map(str, self.problems)))
+        self.draft: Mapping[str, Any] = draft or {}
+        self.exercises: Mapping[str, Exercise] = exercises or {}
+        super().__init__("; ".join(self.lines(FALLBACK_LANGUAGE)))
 
     def lines(self, lang: str) -> list[str]:
-        """Every reason as a line in lang."""
-        return [found.text(lang) for found in self.problems]
+        """Every reason as a line in lang, with its place in the plan."""
+        return [line(found, self.draft, self.exercises, lang) for found in self.problems]
+
+
+# --------------------------------------------------------------------------- where a problem is
+
+# The plan's fields as the builder labels them (web/templates/_builder.html shows these words).
+FIELD_LABELS: dict[str, str] = {
+    "phases": N_("Phases"),
+    "id": N_("Phase id"),
+    "from_day": N_("From day after surgery"),
+    "to_day": N_("To day (empty: open-ended)"),
+    "sessions_per_day": N_("Sessions per day"),
+    "default_times": N_("Default times (HH:MM, one per session)"),
+    "title": N_("Title ({language})"),
+    "change_note": N_("What changes, for the patient ({language})"),
+    "sessions": N_("Sessions"),
+    "items": N_("Exercises"),
+    "exercise": N_("Exercise"),
+    "sets": N_("Sets"),
+    "reps": N_("Repetitions"),
+    "hold_seconds": N_("Hold (seconds)"),
+    "duration_seconds": N_("Duration (seconds)"),
+    "note": N_("Note for the patient ({language})"),
+    "name": N_("Template name"),
+}
+PHASE = N_("Phase {n}")
+PHASE_NAMED = N_("Phase {n} «{name}»")
+SESSION = N_("Session {n}")
+EXERCISE = N_("Exercise {n}")
+EXERCISE_NAMED = N_("Exercise {n} ({name})")
+STEP = " › "
+
+
+def _index(part: str) -> int | None:
+    return int(part) if part.isascii() and part.isdigit() else None
+
+
+def _child(node: Any, key: str, index: int) -> Any:
+    """The draft's row at key[index], or None where the draft has none (an index out of range)."""
+    rows = node.get(key) if isinstance(node, Mapping) else None
+    return rows[index] if isinstance(rows, list) and 0 <= index < len(rows) else None
+
+
+def _text_in(texts: Any, lang: str) -> str:
+    """A text of the draft (a title per language) in lang, else in English, else ""."""
+    if not isinstance(texts, Mapping):
+        return ""
+    found = texts.get(lang) or texts.get(FALLBACK_LANGUAGE) or ""
+    return " ".join(found.split()) if isinstance(found, str) else ""
+
+
+def _step(key: str, index: int, row: Any, exercises: Mapping[str, Exercise], lang: str) -> str:
+    """One step of a place: "Phase 1 «Early»", "Session 2", "Exercise 3 (Bridging)"."""
+    n = index + 1
+    if key == "phases":
+        name = _text_in(row.get("title") if isinstance(row, Mapping) else None, lang)
+        return t(lang, PHASE_NAMED, n=n, name=name) if name else t(lang, PHASE, n=n)
+    if key == "items":
+        exercise = exercises.get(row.get("exercise") or "") if isinstance(row, Mapping) else None
+        name = localize(exercise.name, lang) if exercise is not None else ""
+        return t(lang, EXERCISE_NAMED, n=n, name=name) if name else t(lang, EXERCISE, n=n)
+    return t(lang, SESSION, n=n)
+
+
+def _field(parts: Sequence[str], lang: str) -> str:
+    """The field at the end of a place as the builder labels it ("Title (German)"); a field without a
+    label as it is named; a number after it counted from 1."""
+    if not parts:
+        return ""
+    head, rest = parts[0], list(parts[1:])
+    label = FIELD_LABELS.get(head)
+    if label is None:
+        return ".".join(parts)
+    if "{language}" in label:  # a text per language: the one at fault, else all of them
+        codes = [rest.pop(0)] if rest and rest[0] in LANGUAGE_NAMES else list(LANGUAGE_NAMES)
+        said = t(lang, label, language=", ".join(t(lang, LANGUAGE_NAMES[code]) for code in codes))
+    else:
+        said = t(lang, label)
+    more = [str(n + 1) if (n := _index(part)) is not None else part for part in rest]
+    return STEP.join([said, *more])
+
+
+def place(where: str, draft: Mapping[str, Any], exercises: Mapping[str, Exercise], lang: str) -> str:
+    """Where in a plan a problem is, in the therapist's words and language:
+    "Phase 1 «Early» › Session 2 › Exercise 3 (Bridging): Sets".
+
+    where: the dotted path of the plan's fields ("phases.0.sessions.1.items.2.sets"), as pydantic,
+    the programme's rules and the builder's form name it; draft: the plan it is in, for the phase's
+    title and the exercise's name (from exercises) in lang. Phases, sessions and exercises are counted
+    from 1; an index the draft does not have is counted all the same, without a name.
+    """
+    parts = where.split(".") if where else []
+    steps: list[str] = []
+    node: Any = draft
+    while len(parts) >= 2 and parts[0] in ("phases", "sessions", "items") and (n := _index(parts[1])) is not None:
+        node = _child(node, parts[0], n)
+        steps.append(_step(parts[0], n, node, exercises, lang))
+        parts = parts[2:]
+    return ": ".join(found for found in (STEP.join(steps), _field(parts, lang)) if found)
+
+
+def line(problem: Problem, draft: Mapping[str, Any], exercises: Mapping[str, Exercise], lang: str) -> str:
+    """A problem with a plan as one line in lang: its place (:func:`place`), then what is wrong."""
+    where = place(problem.where, draft, exercises, lang)
+    said = problem.said(lang)
+    return f"{where}: {said}" if where else said
 
 
 if TYPE_CHECKING:  # mypy sees the base class; pydantic the generated models
@@ -150,15 +266,27 @@ def _content_phase(phase: PhaseSchema) -> dict[str, Any]:
     return raw
 
 
+def _draft(raw: Mapping[str, Any] | str) -> Mapping[str, Any]:
+    """A plan given as a dict or its JSON, as a dict (empty when the JSON is not one): to say where its problems are."""
+    if not isinstance(raw, str):
+        return raw
+    try:
+        found = json.loads(raw)
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
 def check(raw: Mapping[str, Any] | str, catalogue: Mapping[str, Exercise]) -> Checked:
     """A plan from the builder (a dict or its JSON), checked; PlanError lists every problem."""
+    draft = _draft(raw)
     try:
         schema = PlanSchema.model_validate_json(raw) if isinstance(raw, str) else PlanSchema.model_validate(dict(raw))
     except ValidationError as exc:
-        raise PlanError(library.field_problems(exc)) from exc
+        raise PlanError(library.field_problems(exc), draft, catalogue) from exc
     phases, problems = check_phases([_content_phase(p) for p in schema.phases], set(catalogue), PLAN_LABEL)
     if problems:
-        raise PlanError(problems)
+        raise PlanError(problems, draft, catalogue)
     return Checked(schema, phases)
 
 

@@ -95,14 +95,23 @@ def test_a_content_programme_becomes_a_plan_and_passes_the_same_checks(content: 
             lambda r: r["phases"][0]["sessions"][0]["items"][0].update(exercise="moonwalk"),
             "unknown exercise 'moonwalk'",
         ),
-        (lambda r: r["phases"][0]["sessions"][0]["items"][0].update(reps=0), "reps"),
-        (lambda r: r["phases"][0]["sessions"][0]["items"][0].update(hold_seconds=601), "hold_seconds"),
-        (lambda r: r["phases"][0]["title"].pop("de"), r"title\.de: is required"),
+        (
+            lambda r: r["phases"][0]["sessions"][0]["items"][0].update(reps=0),
+            "Exercise 1 \\(Walking\\): Repetitions: must be at least 1",
+        ),
+        (
+            lambda r: r["phases"][0]["sessions"][0]["items"][0].update(hold_seconds=601),
+            "Exercise 1 \\(Walking\\): Hold \\(seconds\\): must be at most 600",
+        ),
+        (
+            lambda r: r["phases"][0]["title"].pop("de"),
+            r"Phase 1 «Weeks 1-2: gentle activation and walking»: Title \(German\): is required",
+        ),
         (lambda r: r["phases"][0].update(default_times=["09:00", "25:00", "18:00"]), "not HH:MM"),
         (lambda r: r["phases"][0]["sessions"].pop(), "2 \\[\\[session\\]\\] tables; give 1"),
-        (lambda r: r["phases"][0].update(sessions_per_day=7), "sessions_per_day"),
-        (lambda r: r["phases"][0]["sessions"][0].update(items=[]), "items"),
-        (lambda r: r.update(phases=[]), "phases"),
+        (lambda r: r["phases"][0].update(sessions_per_day=7), "Sessions per day: must be at most 6"),
+        (lambda r: r["phases"][0]["sessions"][0].update(items=[]), "Session 1: Exercises: needs at least 1 item"),
+        (lambda r: r.update(phases=[]), "^Phases: needs at least 1 item$"),
     ],
 )
 def test_a_plan_that_breaks_a_programme_rule_is_refused_with_the_reason(
@@ -114,33 +123,37 @@ def test_a_plan_that_breaks_a_programme_rule_is_refused_with_the_reason(
         plan.check(raw, content.exercises)
 
 
+EN_1 = "Phase 1 «Weeks 1-2: gentle activation and walking»"
+DE_1 = "Phase 1 „Woche 1-2: sanfte Aktivierung und Gehen“"
+
+
 @pytest.mark.parametrize(
     ("change", "en", "de"),
     [
         (
             lambda r: r["phases"][0]["sessions"][0]["items"][0].update(sets=99),
-            "phases.0.sessions.0.items.0.sets: must be at most 20",
-            "phases.0.sessions.0.items.0.sets: darf höchstens 20 sein",
+            f"{EN_1} › Session 1 › Exercise 1 (Walking): Sets: must be at most 20",
+            f"{DE_1} › Einheit 1 › Übung 1 (Gehen): Sätze: darf höchstens 20 sein",
         ),
         (
             lambda r: r["phases"][0].update(sessions_per_day=0),
-            "phases.0.sessions_per_day: must be at least 1",
-            "phases.0.sessions_per_day: muss mindestens 1 sein",
+            f"{EN_1}: Sessions per day: must be at least 1",
+            f"{DE_1}: Einheiten pro Tag: muss mindestens 1 sein",
         ),
         (
             lambda r: r["phases"][0]["sessions"][0].update(items=[]),
-            "phases.0.sessions.0.items: needs at least 1 item",
-            "phases.0.sessions.0.items: braucht mindestens einen Eintrag",
+            f"{EN_1} › Session 1: Exercises: needs at least 1 item",
+            f"{DE_1} › Einheit 1: Übungen: braucht mindestens einen Eintrag",
         ),
         (
             lambda r: r["phases"][0].update(from_day=None),
-            "phases.0.from_day: is required",
-            "phases.0.from_day: fehlt",
+            f"{EN_1}: From day after surgery: is required",
+            f"{DE_1}: Ab Tag nach der Operation: fehlt",
         ),
         (
             lambda r: r["phases"][0]["title"].update(en="x" * 121),
-            "phases.0.title.en: is too long (at most 120 characters)",
-            "phases.0.title.en: ist zu lang (höchstens 120 Zeichen)",
+            "Phase 1 «" + "x" * 121 + "»: Title (English): is too long (at most 120 characters)",
+            f"{DE_1}: Titel (Englisch): ist zu lang (höchstens 120 Zeichen)",
         ),
     ],
 )
@@ -153,6 +166,65 @@ def test_a_plans_problem_lines_are_in_our_own_words_in_english_and_german(
         plan.check(raw, content.exercises)
     assert refused.value.lines("en") == [en] and refused.value.lines("de") == [de]
     assert str(refused.value) == en
+
+
+@pytest.mark.parametrize(
+    ("where", "en", "de"),
+    [
+        (
+            "phases.2.sessions.0.items.2.hold_seconds",
+            "Phase 3 «Weeks 7-12: building strength» › Session 1 › Exercise 3 (Bridging): Hold (seconds)",
+            "Phase 3 „Woche 7-12: Kraft aufbauen“ › Einheit 1 › Übung 3 (Brücke): Halten (Sekunden)",
+        ),
+        (
+            "phases.1.default_times",
+            "Phase 2 «Weeks 3-6: standing exercises»: Default times (HH:MM, one per session)",
+            "Phase 2 „Woche 3-6: Übungen im Stehen“: Standardzeiten (HH:MM, eine je Einheit)",
+        ),
+        (
+            "phases.0.sessions.1.items.0.note.de",
+            f"{EN_1} › Session 2 › Exercise 1 (Walking): Note for the patient (German)",
+            f"{DE_1} › Einheit 2 › Übung 1 (Gehen): Hinweis für den Patienten (Deutsch)",
+        ),
+        (
+            "phases.3.title",
+            "Phase 4 «After week 12: keep it up»: Title (English, German)",
+            "Phase 4 „Ab Woche 13: dranbleiben“: Titel (Englisch, Deutsch)",
+        ),
+        ("phases.0.sessions.2", f"{EN_1} › Session 3", f"{DE_1} › Einheit 3"),
+        # Past the end of the draft: counted all the same, without a name.
+        (
+            "phases.9.sessions.4.items.7.reps",
+            "Phase 10 › Session 5 › Exercise 8: Repetitions",
+            "Phase 10 › Einheit 5 › Übung 8: Wiederholungen",
+        ),
+        ("phases.0.sessions.0.items.40", f"{EN_1} › Session 1 › Exercise 41", f"{DE_1} › Einheit 1 › Übung 41"),
+        # A field the builder has no label for is named as it is.
+        (
+            "phases.1.colour",
+            "Phase 2 «Weeks 3-6: standing exercises»: colour",
+            "Phase 2 „Woche 3-6: Übungen im Stehen“: colour",
+        ),
+        ("based_on", "based_on", "based_on"),
+        ("phases", "Phases", "Phasen"),
+        ("", "", ""),
+    ],
+)
+def test_a_problems_place_is_said_in_the_therapists_words(content: Content, where: str, en: str, de: str) -> None:
+    raw = lumbar(content)
+    assert plan.place(where, raw, content.exercises, "en") == en
+    assert plan.place(where, raw, content.exercises, "de") == de
+
+
+def test_a_place_without_names_says_the_numbers(content: Content) -> None:
+    raw = lumbar(content)
+    raw["phases"][0]["title"] = {"en": " ", "de": ""}  # blank: no name
+    raw["phases"][0]["sessions"][0]["items"][1]["exercise"] = "moonwalk"  # not in the library: no name
+    where = "phases.0.sessions.0.items.1.sets"
+    assert plan.place(where, raw, content.exercises, "de") == "Phase 1 › Einheit 1 › Übung 2: Sätze"
+    raw["phases"][0]["title"] = {"en": "Early"}  # no German title: the English one
+    assert plan.place("phases.0", raw, content.exercises, "de") == "Phase 1 „Early“"
+    assert plan.place(where, {}, {}, "en") == "Phase 1 › Session 1 › Exercise 2: Sets"
 
 
 # --- saving a patient's own plan ------------------------------------------------------------

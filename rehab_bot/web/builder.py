@@ -22,7 +22,7 @@ from wtforms.validators import Optional
 from rehab_bot import audit, library, plan, programme
 from rehab_bot.access import Access, Forbidden, access
 from rehab_bot.content.schema import LANGUAGES
-from rehab_bot.i18n import N_, t
+from rehab_bot.i18n import LANGUAGE_NAMES, N_, t
 from rehab_bot.models import Patient
 from rehab_bot.plan import PlanError
 from rehab_bot.typed import number
@@ -36,7 +36,6 @@ CONFLICT_NEXT = N_(
     "Your changes are below and not saved. Open the builder in a new tab to see the saved plan;"
     " save again to replace it with yours."
 )
-LANGUAGE_NAMES = {"en": N_("English"), "de": N_("German")}
 
 
 def _texts(name: str, area: bool = False) -> type[PlainForm]:
@@ -192,6 +191,7 @@ async def _page(
         "may_change": access(staff, patient) >= Access.WRITE,
         "languages": LANGUAGES,
         "language_names": LANGUAGE_NAMES,
+        "labels": plan.FIELD_LABELS,
     }
     if request.headers.get("HX-Request") == "true":
         status = 200  # htmx swaps only 2xx answers: the problems are shown in the builder
@@ -236,17 +236,21 @@ async def builder_edit(request: web.Request) -> web.StreamResponse:
     form = await _posted(request)
     if not form.validate():
         partial = request.headers.get("HX-Request") == "true"
-        return await _page(request, patient, form, problems=_form_problems(request, form), partial=partial, status=422)
+        return await _page(
+            request, patient, form, problems=await _form_problems(request, form), partial=partial, status=422
+        )
     raw = edit(plan_data(form), str((await request.post()).get("action", "")))
     fresh = await bind(PlanForm, request)
     fresh.process(data={**_form_values(raw), "version": form.version.data or ""})
     return await _page(request, patient, fresh, partial=request.headers.get("HX-Request") == "true")
 
 
-def _form_problems(request: web.Request, form: PlanForm) -> list[str]:
-    """What WTForms found wrong with the posted rows, one line each in the staff member's language."""
-    lang = language(request)
-    return [found.text(lang) for found in form_problems(form)]
+async def _form_problems(request: web.Request, form: PlanForm) -> list[str]:
+    """What WTForms found wrong with the posted rows, one line each in the staff member's language,
+    each with its place in the plan as the core says it for its own problems (plan.line)."""
+    catalogue = await library.catalogue(db(request), context(request).content)
+    draft, lang = plan_data(form), language(request)
+    return [plan.line(found, draft, catalogue, lang) for found in form_problems(form)]
 
 
 @allow("staff")
@@ -255,7 +259,7 @@ async def builder_preview(request: web.Request) -> web.StreamResponse:
     ctx, session = context(request), db(request)
     patient = await _patient(request, Access.READ)
     form = await _posted(request)
-    problems = _form_problems(request, form) if not form.validate() else []
+    problems = await _form_problems(request, form) if not form.validate() else []
     shown = None
     if not problems:
         try:
@@ -273,7 +277,7 @@ async def builder_save(request: web.Request) -> web.StreamResponse:
     patient = await _patient(request, Access.READ)
     form = await _posted(request)
     if not form.validate():
-        return await _page(request, patient, form, problems=_form_problems(request, form), status=422)
+        return await _page(request, patient, form, problems=await _form_problems(request, form), status=422)
     delivery = ctx.config.delivery
     try:
         await programme.save_own_plan(
@@ -308,7 +312,7 @@ async def builder_template(request: web.Request) -> web.StreamResponse:
     patient = await _patient(request, Access.READ)
     form = await _posted(request)
     if not form.validate():
-        return await _page(request, patient, form, problems=_form_problems(request, form), status=422)
+        return await _page(request, patient, form, problems=await _form_problems(request, form), status=422)
     try:
         await programme.save_template(
             session,

@@ -22,7 +22,7 @@ from wtforms.validators import Optional
 
 from rehab_bot import audit, library
 from rehab_bot.content.schema import LANG_NAMES, LANGUAGES
-from rehab_bot.i18n import N_, translator
+from rehab_bot.i18n import LANGUAGE_NAMES, N_, translator
 from rehab_bot.library import LibraryError, Problem
 from rehab_bot.session_text import dose
 from rehab_bot.web.auth import allow, db, signed_in_staff
@@ -32,7 +32,6 @@ from rehab_bot.web.pages import language, render
 
 MAX_UPLOAD = max(library.MAX_MEDIA_BYTES.values())
 MEDIA_LABELS = {"photo": N_("Photo"), "animation": N_("GIF"), "video": N_("Video")}
-LANGUAGE_NAMES = {"en": N_("English"), "de": N_("German")}
 MAX_FIELD = 64 * 1024
 # The form's fields by the names the library and WTForms give them, as the form labels them.
 FIELD_LABELS = {

@@ -149,8 +149,16 @@ async def test_an_address_that_matches_no_page_answers_in_the_staff_members_lang
 
 PYDANTIC_WORDS = ("Input should", "String should", "List should", "Extra inputs", "Field required")
 OUT_OF_RANGE = {
-    "en": ("Sets: must be at most 20", "phases.0.sessions.0.items.0.sets: must be at most 20"),
-    "de": ("Sätze: darf höchstens 20 sein", "phases.0.sessions.0.items.0.sets: darf höchstens 20 sein"),
+    "en": (
+        "Sets: must be at most 20",
+        "Phase 1 «Weeks 1-2: gentle activation and walking» › Session 1 › Exercise 1 (Walking): "
+        "Sets: must be at most 20",
+    ),
+    "de": (
+        "Sätze: darf höchstens 20 sein",
+        "Phase 1 „Woche 1-2: sanfte Aktivierung und Gehen“ › Einheit 1 › Übung 1 (Gehen): "
+        "Sätze: darf höchstens 20 sein",
+    ),
 }
 
 
