@@ -25,8 +25,8 @@ from __future__ import annotations
 import gettext
 import logging
 import string
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Protocol
@@ -161,3 +161,29 @@ def translator(lang: str) -> Translator:
 def placeholders(text: str) -> set[str]:
     """The {field} names in a str.format template (ValueError if it is malformed)."""
     return {field for _, field, _, _ in string.Formatter().parse(text) if field is not None}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a form, a plan or its phases, said in the reader's language.
+
+    ``where``: the field at fault as a dotted path ("name.de", "phases.0.sessions.0.items.0.sets"),
+    "" for none; ``msgid`` (marked with N_): what is wrong, its {placeholders} filled from ``values``.
+    ``str()`` is the English line ("sets: must be at most 20"), for the CLI, logs and tests.
+    """
+
+    msgid: str
+    values: Mapping[str, object] = field(default_factory=dict, hash=False)
+    where: str = ""
+
+    def said(self, lang: str) -> str:
+        """What is wrong, in lang, without where."""
+        return t(lang, self.msgid, **self.values)
+
+    def text(self, lang: str) -> str:
+        """The problem as one line in lang: 'where: what is wrong'."""
+        said = self.said(lang)
+        return f"{self.where}: {said}" if self.where else said
+
+    def __str__(self) -> str:
+        return self.text(FALLBACK_LANGUAGE)

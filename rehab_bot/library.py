@@ -27,7 +27,6 @@ Plain Python over SQLModel: no telegram, no web imports. The caller commits.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import secrets
 from collections.abc import Callable, Iterable, Mapping
@@ -46,7 +45,7 @@ from rehab_bot.access import StaffError
 from rehab_bot.content import Content, Exercise, localize
 from rehab_bot.content.schema import LANGUAGES
 from rehab_bot.db import REPEAT_WINDOW, lock_row
-from rehab_bot.i18n import FALLBACK_LANGUAGE, N_, placeholders, t
+from rehab_bot.i18n import N_, Problem, placeholders
 from rehab_bot.models import ClinicExercise, Staff, table_of
 
 CLINIC_PREFIX = "clinic-"
@@ -63,32 +62,6 @@ MAX_SETS = 20
 MAX_REPS = 200
 MAX_HOLD_SECONDS = 600
 MAX_DURATION_SECONDS = 4 * 3600
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with a form or a plan, said in the reader's language.
-
-    ``where``: the field at fault as a dotted path ("name.de", "phases.0.sessions.0.items.0.sets"),
-    "" for none; ``msgid`` (marked with N_): what is wrong, its {placeholders} filled from ``values``.
-    ``str()`` is the English line ("sets: must be at most 20"), for the CLI, logs and tests.
-    """
-
-    msgid: str
-    values: Mapping[str, object] = dataclasses.field(default_factory=dict, hash=False)
-    where: str = ""
-
-    def said(self, lang: str) -> str:
-        """What is wrong, in lang, without where."""
-        return t(lang, self.msgid, **self.values)
-
-    def text(self, lang: str) -> str:
-        """The problem as one line in lang: 'where: what is wrong'."""
-        said = self.said(lang)
-        return f"{self.where}: {said}" if self.where else said
-
-    def __str__(self) -> str:
-        return self.text(FALLBACK_LANGUAGE)
 
 
 class LibraryError(StaffError):

@@ -51,8 +51,8 @@ from rehab_bot.content import (
     check_phases,
 )
 from rehab_bot.content.schema import ID_RE, LANGUAGES, localize
-from rehab_bot.i18n import FALLBACK_LANGUAGE, LANGUAGE_NAMES, N_, t
-from rehab_bot.library import Dose, LibraryError, Problem
+from rehab_bot.i18n import FALLBACK_LANGUAGE, LANGUAGE_NAMES, N_, Problem, t
+from rehab_bot.library import Dose, LibraryError
 from rehab_bot.models import Patient, ProgrammePlan
 from rehab_bot.typed import number
 
@@ -220,13 +220,13 @@ class SessionSchema(BaseModel):
 
 class PhaseSchema(BaseModel):
     model_config = _STRICT
-    id: str
+    id: Annotated[str, Field(min_length=1)]  # its form: the content's rules (PHASE_ID_FORM)
     from_day: int
     to_day: int | None = None
     title: _Title
     change_note: _ChangeNote
     sessions_per_day: Annotated[int, Field(ge=1, le=MAX_SESSIONS_PER_DAY)]
-    default_times: list[str]
+    default_times: Annotated[list[str], Field(min_length=1)]
     sessions: Annotated[list[SessionSchema], Field(min_length=1, max_length=MAX_SESSIONS_PER_DAY)]
 
 
@@ -266,6 +266,16 @@ def _content_phase(phase: PhaseSchema) -> dict[str, Any]:
     return raw
 
 
+# The content's names for a plan's rows (_content_phase):
+# "phase.0.session.1.exercises.2" is "phases.0.sessions.1.items.2".
+_PLAN_NAMES = {"phase": "phases", "session": "sessions", "exercises": "items"}
+
+
+def _plan_where(where: str) -> str:
+    """A place in the phases the content's rules checked (_content_phase) as the place in the plan."""
+    return ".".join(_PLAN_NAMES.get(part, part) for part in where.split(".")) if where else ""
+
+
 def _draft(raw: Mapping[str, Any] | str) -> Mapping[str, Any]:
     """A plan given as a dict or its JSON, as a dict (empty when the JSON is not one): to say where its problems are."""
     if not isinstance(raw, str):
@@ -286,7 +296,7 @@ def check(raw: Mapping[str, Any] | str, catalogue: Mapping[str, Exercise]) -> Ch
         raise PlanError(library.field_problems(exc), draft, catalogue) from exc
     phases, problems = check_phases([_content_phase(p) for p in schema.phases], set(catalogue), PLAN_LABEL)
     if problems:
-        raise PlanError(problems, draft, catalogue)
+        raise PlanError([dataclasses.replace(p, where=_plan_where(p.where)) for p in problems], draft, catalogue)
     return Checked(schema, phases)
 
 
@@ -438,7 +448,7 @@ async def starting_point(
         if patient.programme_id in content.programmes:
             return from_programme(content.programmes[patient.programme_id], catalogue).model_dump()
         return empty()
-    raise PlanError(["That starting point no longer exists."])
+    raise PlanError([N_("That starting point no longer exists.")])
 
 
 # --------------------------------------------------------------------------- stored plans

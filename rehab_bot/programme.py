@@ -46,7 +46,7 @@ from rehab_bot import audit, checkin, education, library, plan, schedule, sessio
 from rehab_bot.access import Access, Forbidden, StaffError, require
 from rehab_bot.content import Content, Exercise, Phase, Programme, localize
 from rehab_bot.db import lock_row
-from rehab_bot.i18n import N_, t
+from rehab_bot.i18n import N_, Problem, t
 from rehab_bot.models import (
     PRIORITY,
     Delivery,
@@ -785,6 +785,10 @@ async def drop_own_plan(session: AsyncSession, patient: Patient) -> bool:
     return True
 
 
+TEMPLATE_NAME = N_("needs 1-{most} characters")
+TEMPLATE_GONE = N_("That template no longer exists.")
+
+
 async def save_template(
     session: AsyncSession,
     staff: Staff,
@@ -798,16 +802,16 @@ async def save_template(
 ) -> ProgrammePlan:
     """Save a plan as a clinic template under a name (new, or replacing template_id); audited."""
     if not staff.active:
-        raise plan.PlanError(["You are not allowed to do this."])
+        raise plan.PlanError([N_("You are not allowed to do this.")])
     name = " ".join(name.split())
     if not 1 <= len(name) <= plan.MAX_TITLE:
-        raise plan.PlanError([f"name: 1-{plan.MAX_TITLE} characters"])
+        raise plan.PlanError([Problem(TEMPLATE_NAME, {"most": plan.MAX_TITLE}, where="name")])
     checked = plan.check(raw, await library.catalogue(session, content))
     row: ProgrammePlan | None = None
     if template_id is not None:
         row = await session.get(ProgrammePlan, template_id)
         if row is None or row.patient_id is not None:
-            raise plan.PlanError(["That template no longer exists."])
+            raise plan.PlanError([TEMPLATE_GONE])
         row.version += 1
     else:
         row = ProgrammePlan(body="", created_by=staff.id, created_at=now)
@@ -833,7 +837,7 @@ async def delete_template(
     """
     row = await session.get(ProgrammePlan, template_id)
     if row is None or row.patient_id is not None:
-        raise plan.PlanError(["That template no longer exists."])
+        raise plan.PlanError([TEMPLATE_GONE])
     if not may_delete_template(staff, row):
         raise Forbidden("Only the template's author or an admin may delete it.")
     name = row.name

@@ -107,8 +107,14 @@ def test_a_content_programme_becomes_a_plan_and_passes_the_same_checks(content: 
             lambda r: r["phases"][0]["title"].pop("de"),
             r"Phase 1 «Weeks 1-2: gentle activation and walking»: Title \(German\): is required",
         ),
-        (lambda r: r["phases"][0].update(default_times=["09:00", "25:00", "18:00"]), "not HH:MM"),
-        (lambda r: r["phases"][0]["sessions"].pop(), "2 \\[\\[session\\]\\] tables; give 1"),
+        (
+            lambda r: r["phases"][0].update(default_times=["09:00", "25:00", "18:00"]),
+            r"Default times \(HH:MM, one per session\): not a time as HH:MM \(00:00-23:59\): 25:00$",
+        ),
+        (
+            lambda r: r["phases"][0]["sessions"].pop(),
+            r"Sessions: give 1 session \(the same for every session of the day\) or 3 \(one for each\), not 2$",
+        ),
         (lambda r: r["phases"][0].update(sessions_per_day=7), "Sessions per day: must be at most 6"),
         (lambda r: r["phases"][0]["sessions"][0].update(items=[]), "Session 1: Exercises: needs at least 1 item"),
         (lambda r: r.update(phases=[]), "^Phases: needs at least 1 item$"),
@@ -166,6 +172,89 @@ def test_a_plans_problem_lines_are_in_our_own_words_in_english_and_german(
         plan.check(raw, content.exercises)
     assert refused.value.lines("en") == [en] and refused.value.lines("de") == [de]
     assert str(refused.value) == en
+
+
+EN_2 = "Phase 2 «Weeks 3-6: standing exercises»"
+DE_2 = "Phase 2 „Woche 3-6: Übungen im Stehen“"
+
+
+@pytest.mark.parametrize(
+    ("change", "en", "de"),
+    [
+        (
+            lambda r: r["phases"][1].update(from_day=20),
+            f"{EN_2}: From day after surgery: days 14-19 are in no phase"
+            " (between phase 'weeks-1-2' and phase 'weeks-3-6')",
+            f"{DE_2}: Ab Tag nach der Operation: die Tage 14-19 liegen in keiner Phase"
+            " (zwischen Phase 'weeks-1-2' und Phase 'weeks-3-6')",
+        ),
+        (
+            lambda r: r["phases"][1].update(from_day=10),
+            f"{EN_2}: From day after surgery: starts on day 10 and so overlaps phase 'weeks-1-2' (days 0-13)",
+            f"{DE_2}: Ab Tag nach der Operation: beginnt an Tag 10 und überschneidet sich so mit Phase 'weeks-1-2'"
+            " (Tage 0-13)",
+        ),
+        (
+            lambda r: r["phases"][0].update(from_day=3),
+            f"{EN_1}: From day after surgery: the first phase starts on day 3: days 0-2 after surgery are in no phase"
+            " (start it on day 0)",
+            f"{DE_1}: Ab Tag nach der Operation: die erste Phase beginnt an Tag 3: die Tage 0-2 nach der Operation"
+            " liegen in keiner Phase (lassen Sie sie an Tag 0 beginnen)",
+        ),
+        (
+            lambda r: r["phases"][1].update(to_day=10),
+            f"{EN_2}: To day (empty: open-ended): ends on day 10, before it starts (day 14)",
+            f"{DE_2}: Bis Tag (leer: ohne Ende): endet an Tag 10, bevor sie beginnt (Tag 14)",
+        ),
+        (
+            lambda r: r["phases"][0]["sessions"][1]["items"][2].update(exercise="moonwalk"),
+            f"{EN_1} › Session 2 › Exercise 3: uses unknown exercise 'moonwalk'",
+            f"{DE_1} › Einheit 2 › Übung 3: verwendet die unbekannte Übung 'moonwalk'",
+        ),
+        (
+            lambda r: r["phases"][1].update(id="weeks-1-2"),
+            f"{EN_2}: Phase id: another phase has the id 'weeks-1-2' too",
+            f"{DE_2}: Phasen-ID: eine andere Phase hat auch die ID 'weeks-1-2'",
+        ),
+        (
+            lambda r: r["phases"][0].update(id="Early!"),
+            f"{EN_1}: Phase id: must be 1-40 lowercase letters, digits, '-' or '_'",
+            f"{DE_1}: Phasen-ID: muss aus 1-40 Kleinbuchstaben, Ziffern, '-' oder '_' bestehen",
+        ),
+        (lambda r: r["phases"][0].update(id=""), f"{EN_1}: Phase id: is empty", f"{DE_1}: Phasen-ID: ist leer"),
+        (
+            lambda r: r["phases"][1].update(default_times=[]),
+            f"{EN_2}: Default times (HH:MM, one per session): needs at least 1 item",
+            f"{DE_2}: Standardzeiten (HH:MM, eine je Einheit): braucht mindestens einen Eintrag",
+        ),
+        (
+            lambda r: r["phases"][0].update(default_times=["09:00", "13:00"]),
+            f"{EN_1}: Default times (HH:MM, one per session): needs one time per session (3 a day); 2 given",
+            f"{DE_1}: Standardzeiten (HH:MM, eine je Einheit): braucht eine Uhrzeit je Einheit (3 am Tag); 2 angegeben",
+        ),
+        (
+            lambda r: r["phases"][0].update(default_times=["13:00", "09:00", "18:00"]),
+            f"{EN_1}: Default times (HH:MM, one per session): must be different times, from the earliest to the latest",
+            f"{DE_1}: Standardzeiten (HH:MM, eine je Einheit): müssen verschiedene Uhrzeiten sein,"
+            " von der frühesten bis zur spätesten",
+        ),
+        (
+            lambda r: r["phases"][0]["sessions"].pop(),
+            f"{EN_1}: Sessions: give 1 session (the same for every session of the day) or 3 (one for each), not 2",
+            f"{DE_1}: Einheiten: geben Sie 1 Einheit an (dieselbe für jede Einheit des Tages) oder 3 (eine für jede),"
+            " nicht 2",
+        ),
+    ],
+)
+def test_the_programme_rules_say_where_and_what_in_english_and_german(
+    content: Content, change: Any, en: str, de: str
+) -> None:
+    raw = copy.deepcopy(lumbar(content))
+    change(raw)
+    with pytest.raises(PlanError) as refused:
+        plan.check(raw, content.exercises)
+    assert refused.value.lines("en") == [en] and refused.value.lines("de") == [de]
+    assert str(refused.value) == en, "the CLI and the logs: English"
 
 
 @pytest.mark.parametrize(
@@ -425,8 +514,10 @@ async def test_a_template_is_saved_under_a_name_by_any_staff_member(
             session, doc, "  Fusion,  slow start ", heavier(content), content, clock.now()
         )
         await session.commit()
-        with pytest.raises(PlanError, match="name"):
+        with pytest.raises(PlanError) as refused:
             await programme.save_template(session, doc, " ", heavier(content), content, clock.now())
+        assert refused.value.lines("en") == ["Template name: needs 1-120 characters"]
+        assert refused.value.lines("de") == ["Name der Vorlage: braucht 1-120 Zeichen"]
         [template] = await plan.templates(session)
     assert (template.id, template.name, template.patient_id, template.based_on) == (
         row.id,
@@ -460,8 +551,9 @@ async def test_the_builder_starts_from_a_programme_a_template_the_patients_plan_
         blank["phases"][0]["sessions"][0]["items"].append({"exercise": "walking", "duration_seconds": 600})
         assert plan.check(blank, content.exercises).phases[0].sessions_per_day == 1
         for missing in ("programme:nope", "template:999", f"template:{p.id}x", "bogus"):
-            with pytest.raises(PlanError, match="no longer exists"):
+            with pytest.raises(PlanError, match="no longer exists") as refused:
                 await plan.starting_point(session, content, missing)
+            assert refused.value.lines("de") == ["Diesen Ausgangspunkt gibt es nicht mehr."]
 
 
 async def test_the_fhir_care_plan_describes_the_patients_own_plan(

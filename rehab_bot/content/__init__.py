@@ -60,6 +60,7 @@ from rehab_bot.content.schema import (
     Int,
     Lang,
     Locator,
+    PhasesOfAPlan,
     SourceFile,
     Str,
     StrList,
@@ -75,6 +76,7 @@ from rehab_bot.content.schema import (
     read_toml,
     schema,
 )
+from rehab_bot.i18n import FALLBACK_LANGUAGE, N_, Problem
 
 # The old private names of three helpers, for tests/content/test_content.py; new code
 # imports them from rehab_bot.content.schema.
@@ -401,6 +403,27 @@ class _Ref:
     programme: str
     phase: str
     exercise: str
+    path: DataPath = ()  # its place: (..., "session", k, "exercises", n)
+
+
+# The rules on phases, in words the programme builder shows in the staff member's language
+# (check_phases); a content file has them in English after the phase and key (SourceFile.rule).
+PHASE_ID_FORM = N_("must be 1-40 lowercase letters, digits, '-' or '_'")
+AT_MOST_PER_DAY = N_("at most {n} sessions a day")
+ENDS_BEFORE_START = N_("ends on day {to_day}, before it starts (day {from_day})")
+NOT_HHMM = N_("not a time as HH:MM (00:00-23:59): {times}")
+NOT_ASCENDING = N_("must be different times, from the earliest to the latest")
+TIMES_PER_SESSION = N_("needs one time per session ({per_day} a day); {count} given")
+SESSIONS_PER_DAY = N_("give 1 session (the same for every session of the day) or {per_day} (one for each), not {count}")
+LATE_START = N_(
+    "the first phase starts on day {from_day}: days 0-{last} after surgery are in no phase (start it on day 0)"
+)
+OVERLAP = N_("starts on day {from_day} and so overlaps phase '{other}' (days {first}-{last})")
+OVERLAP_OPEN = N_("starts on day {from_day} and so overlaps phase '{other}' (open-ended from day {first})")
+GAP = N_("days {first}-{last} are in no phase (between phase '{before}' and phase '{after}')")
+DUPLICATE_PHASE = N_("another phase has the id '{id}' too")
+NO_PHASE = N_("needs at least one phase")
+UNKNOWN_EXERCISE = N_("uses unknown exercise '{exercise}'")
 
 
 def _parse_phase(
@@ -411,11 +434,11 @@ def _parse_phase(
     what = f"{what} phase '{phase_id}'"
     v, ok = check_fields(f, raw, path, what, PhaseSchema)
     if "id" in v and not ID_RE.match(v["id"]):
-        f.at(path, f"{what}: id must be 1-40 lowercase letters, digits, '-' or '_'", "id")
+        f.rule(path, "id", what, PHASE_ID_FORM)
         ok = False
     per_day = v.get("sessions_per_day")
     if per_day is not None and per_day > MAX_SESSIONS_PER_DAY:
-        f.at(path, f"{what}: at most {MAX_SESSIONS_PER_DAY} sessions a day", "sessions_per_day")
+        f.rule(path, "sessions_per_day", what, AT_MOST_PER_DAY, n=MAX_SESSIONS_PER_DAY)
         ok = False
     tapered = v.get("tapered_sessions_per_day")
     if tapered is not None and per_day is not None and tapered > per_day:
@@ -434,33 +457,24 @@ def _parse_phase(
         else:
             tapered_days = digits
     if "from_day" in v and "to_day" in v and v["to_day"] < v["from_day"]:
-        f.at(path, f"{what}: to_day {v['to_day']} is before from_day {v['from_day']}", "to_day")
+        f.rule(path, "to_day", what, ENDS_BEFORE_START, to_day=v["to_day"], from_day=v["from_day"])
         ok = False
     times = v.get("default_times")
     if times is not None:
         bad = [t for t in times if not HHMM_RE.match(t)]
         if bad:
-            f.at(path, f"{what}: default_times {bad} are not HH:MM (00:00-23:59)", "default_times")
+            f.rule(path, "default_times", what, NOT_HHMM, times=", ".join(bad))
             ok = False
         elif times != sorted(set(times)):
-            f.at(path, f"{what}: default_times must be distinct and ascending", "default_times")
+            f.rule(path, "default_times", what, NOT_ASCENDING)
             ok = False
         elif per_day is not None and len(times) != per_day:
-            f.at(
-                path,
-                f"{what}: {len(times)} default_times for {per_day} sessions_per_day",
-                "default_times",
-            )
+            f.rule(path, "default_times", what, TIMES_PER_SESSION, per_day=per_day, count=len(times))
             ok = False
     sessions: list[SessionPlan] = []
     raw_sessions = v.get("session", [])
     if per_day is not None and raw_sessions and len(raw_sessions) not in (1, per_day):
-        f.at(
-            path,
-            f"{what}: {len(raw_sessions)} [[session]] tables; give 1 (the same for every "
-            f"session) or {per_day} (one per session)",
-            "session",
-        )
+        f.rule(path, "session", what, SESSIONS_PER_DAY, per_day=per_day, count=len(raw_sessions))
         ok = False
     for k, raw_session in enumerate(raw_sessions):
         session_path = (*path, "session", k)
@@ -469,7 +483,10 @@ def _parse_phase(
             ok = False
             continue
         line = f.locator.line(session_path, "exercises")
-        refs.extend(_Ref(f, line, programme_id, phase_id, ex) for ex in sv["exercises"])
+        refs.extend(
+            _Ref(f, line, programme_id, phase_id, ex, (*session_path, "exercises", n))
+            for n, ex in enumerate(sv["exercises"])
+        )
         sessions.append(SessionPlan(list(sv["exercises"])))
     if not ok:
         return None
@@ -524,29 +541,21 @@ def _check_phase_days(f: SourceFile, what: str, phases: list[tuple[Phase, DataPa
     ordered = sorted(phases, key=lambda p: p[0].from_day)
     if ordered and ordered[0][0].from_day != 0:
         first, path = ordered[0]
-        f.at(
-            path,
-            f"{what}: the first phase '{first.id}' starts on day {first.from_day}; days 0-"
-            f"{first.from_day - 1} after surgery are in no phase (start it at from_day = 0)",
-            "from_day",
-        )
+        named = f"{what} phase '{first.id}'"
+        f.rule(path, "from_day", named, LATE_START, from_day=first.from_day, last=first.from_day - 1)
         ok = False
     for (prev, _), (phase, path) in itertools.pairwise(ordered):
-        if prev.to_day is None or phase.from_day <= prev.to_day:
-            prev_days = f"{prev.from_day}-{'' if prev.to_day is None else prev.to_day}"
-            f.at(
-                path,
-                f"{what}: phase '{phase.id}' (from day {phase.from_day}) overlaps phase '{prev.id}' (days {prev_days})",
-                "from_day",
-            )
+        named = f"{what} phase '{phase.id}'"
+        if prev.to_day is None:
+            f.rule(path, "from_day", named, OVERLAP_OPEN, from_day=phase.from_day, other=prev.id, first=prev.from_day)
+            ok = False
+        elif phase.from_day <= prev.to_day:
+            days = {"first": prev.from_day, "last": prev.to_day}
+            f.rule(path, "from_day", named, OVERLAP, from_day=phase.from_day, other=prev.id, **days)
             ok = False
         elif phase.from_day > prev.to_day + 1:
-            f.at(
-                path,
-                f"{what}: days {prev.to_day + 1}-{phase.from_day - 1} are in no phase (gap "
-                f"between phase '{prev.id}' and phase '{phase.id}')",
-                "from_day",
-            )
+            days = {"first": prev.to_day + 1, "last": phase.from_day - 1}
+            f.rule(path, "from_day", named, GAP, before=prev.id, after=phase.id, **days)
             ok = False
     return ok
 
@@ -608,16 +617,18 @@ def _parse_programmes(f: SourceFile, data: dict[str, Any], refs: dict[str, list[
     return result
 
 
-def check_phases(raw_phases: list[dict[str, Any]], exercise_ids: set[str], what: str) -> tuple[list[Phase], list[str]]:
+def check_phases(
+    raw_phases: list[dict[str, Any]], exercise_ids: set[str], what: str
+) -> tuple[list[Phase], list[Problem]]:
     """Phases given as the [[programme.phase]] tables of programmes.toml, checked by the same rules.
 
     For the programme builder (rehab_bot/plan.py): the phases it builds are
     checked here, where programmes.toml's are, so a rule on phases has one
-    home. Returns the phases (sorted by from_day) and the problems as
-    messages without a file and line; the phases are only usable without problems.
+    home. Returns the phases (sorted by from_day) and the problems, each at its
+    path in raw_phases ("phase.1.from_day", "phase.0.session.1.exercises.2"),
+    to say in the staff member's language; the phases are only usable without problems.
     """
-    errors: list[str] = []
-    f = SourceFile(Path(what), what, errors, Locator(""))
+    f = PhasesOfAPlan(Path(what), what, [], Locator(""))
     refs: list[_Ref] = []
     phases: list[tuple[Phase, DataPath]] = []
     seen: set[str] = set()
@@ -626,19 +637,17 @@ def check_phases(raw_phases: list[dict[str, Any]], exercise_ids: set[str], what:
         if phase is None:
             continue
         if phase.id in seen:
-            f.error(1, f"{what}: duplicate phase id '{phase.id}'")
+            f.rule(("phase", j), "id", what, DUPLICATE_PHASE, id=phase.id)
         seen.add(phase.id)
         phases.append((phase, ("phase", j)))
     if not raw_phases:
-        f.error(1, f"{what}: needs at least one phase")
-    if not errors:
+        f.rule((), "phase", what, NO_PHASE)
+    if not f.problems:
         _check_phase_days(f, what, phases)
     for ref in refs:
         if ref.exercise not in exercise_ids:
-            f.error(1, f"{what} phase '{ref.phase}' uses unknown exercise '{ref.exercise}'")
-    prefix = f"{what}:1: "
-    messages = [e[len(prefix) :] if e.startswith(prefix) else e for e in errors]
-    return sorted((p for p, _ in phases), key=lambda p: p.from_day), messages
+            f.rule(ref.path, None, f"{what} phase '{ref.phase}'", UNKNOWN_EXERCISE, exercise=ref.exercise)
+    return sorted((p for p, _ in phases), key=lambda p: p.from_day), f.problems
 
 
 # --------------------------------------------------------------------------- texts.toml
@@ -795,10 +804,8 @@ def _load_content(clinic_dir: Path | None) -> Content:
                     "enabled",
                 )
             else:
-                ref.file.error(
-                    ref.line,
-                    f"programme '{programme_id}' phase '{ref.phase}' uses unknown exercise '{ref.exercise}'",
-                )
+                said = Problem(UNKNOWN_EXERCISE, {"exercise": ref.exercise}).said(FALLBACK_LANGUAGE)
+                ref.file.error(ref.line, f"programme '{programme_id}' phase '{ref.phase}' {said}")
     for text_id in REQUIRED_TEXTS:
         if text_id in texts:
             continue

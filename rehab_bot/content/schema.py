@@ -34,7 +34,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic_core import ErrorDetails, PydanticCustomError
 
-from rehab_bot.i18n import SUPPORTED_LANGUAGES
+from rehab_bot.i18n import FALLBACK_LANGUAGE, SUPPORTED_LANGUAGES, Problem
 
 LANGUAGES: tuple[str, ...] = SUPPORTED_LANGUAGES
 BUILT_IN = "built-in"
@@ -203,6 +203,27 @@ class SourceFile:
 
     def at(self, path: DataPath, message: str, key: str | None = None, entry_id: str | None = None) -> None:
         self.error(self.locator.line(path, key, entry_id), message)
+
+    def rule(self, path: DataPath, key: str | None, what: str, msgid: str, **values: object) -> None:
+        """A rule broken at key of the entry at path (or at the entry), said by a msgid (marked with N_):
+        in English here, after what and key ("programme 'p' phase 'a': from_day: ..."); the programme
+        builder's checks keep it as a Problem, to say in the staff member's language (PhasesOfAPlan)."""
+        said = Problem(msgid, values).said(FALLBACK_LANGUAGE)
+        self.at(path, f"{what}: {key}: {said}" if key else f"{what} {said}", key)
+
+
+@dataclass
+class PhasesOfAPlan(SourceFile):
+    """The phases of a programme builder plan being checked: each broken rule a Problem whose where is
+    its path in the phases given ("phase.1.from_day"), any other error a Problem of its text."""
+
+    problems: list[Problem] = field(default_factory=list)
+
+    def error(self, line: int, message: str) -> None:
+        self.problems.append(Problem(message))
+
+    def rule(self, path: DataPath, key: str | None, what: str, msgid: str, **values: object) -> None:
+        self.problems.append(Problem(msgid, values, ".".join(str(part) for part in (*path, key) if part is not None)))
 
 
 @dataclass

@@ -22,8 +22,8 @@ from wtforms.validators import Optional
 
 from rehab_bot import audit, library
 from rehab_bot.content.schema import LANG_NAMES, LANGUAGES
-from rehab_bot.i18n import LANGUAGE_NAMES, N_, translator
-from rehab_bot.library import LibraryError, Problem
+from rehab_bot.i18n import LANGUAGE_NAMES, N_, Problem, translator
+from rehab_bot.library import LibraryError
 from rehab_bot.session_text import dose
 from rehab_bot.web.auth import allow, db, signed_in_staff
 from rehab_bot.web.context import context

@@ -21,8 +21,7 @@ from wtforms import Form as _Form
 from wtforms import IntegerField
 from wtforms.csrf.session import SessionCSRF
 
-from rehab_bot.i18n import N_
-from rehab_bot.library import Problem
+from rehab_bot.i18n import N_, Problem
 from rehab_bot.typed import number
 from rehab_bot.web.context import context
 

@@ -246,6 +246,38 @@ async def test_a_therapist_may_look_at_but_not_change_a_colleagues_patients_plan
     assert response.status == 200 and response.url.endswith("?saved=1")
 
 
+async def test_a_german_therapist_reads_where_the_plan_is_wrong_in_german(
+    bot_factory: Any, page: Any, tmp_path: Path
+) -> None:
+    bot = await started(bot_factory, tmp_path)
+    doc = await make_staff(bot.db, telegram_id=7004, name="Dr Dora", language="de")
+    patient = await enrolled(bot, doc.id)
+    await browser_sign_in(page, bot, 7004)
+    await page.goto(f"{web_url(bot)}/patients/{patient.id}/programme")
+    second = page.locator("[data-phase='1']")
+    await second.get_by_label("Ab Tag nach der Operation").fill("20")  # days 14-19 in no phase
+    await page.get_by_role("button", name="Als Plan des Patienten speichern").click()
+    problems = page.locator("#problems")
+    await problems.wait_for()
+    assert await problems.locator("li").all_inner_texts() == [
+        "Phase 2 „Woche 3-6: Übungen im Stehen“: Ab Tag nach der Operation: die Tage 14-19 liegen in keiner Phase"
+        " (zwischen Phase 'weeks-1-2' und Phase 'weeks-3-6')"
+    ]
+    assert (await problems.inner_text()).startswith("Der Plan wurde nicht gespeichert:")
+    assert await second.get_by_label("Ab Tag nach der Operation").input_value() == "20", "what was typed stays"
+    assert await serious(page) == []
+    # A phase whose end comes before its start: said at its To-day field, in German.
+    await second.get_by_label("Ab Tag nach der Operation").fill("14")
+    await second.get_by_label("Bis Tag (leer: ohne Ende)").fill("10")
+    await page.get_by_role("button", name="Als Plan des Patienten speichern").click()
+    await page.locator("#problems li", has_text="endet an Tag 10").wait_for()
+    assert await page.locator("#problems li").all_inner_texts() == [
+        "Phase 2 „Woche 3-6: Übungen im Stehen“: Bis Tag (leer: ohne Ende): endet an Tag 10, bevor sie beginnt (Tag 14)"
+    ]
+    async with bot.db.session() as s:
+        assert (await s.exec(select(ProgrammePlan))).all() == [], "nothing is saved"
+
+
 async def test_the_library_pages_at_phone_width_in_german(bot_factory: Any, phone_page: Any, tmp_path: Path) -> None:
     bot = await started(bot_factory, tmp_path)
     await make_staff(bot.db, telegram_id=7004, name="Dr Dora", language="de")

@@ -415,9 +415,16 @@ def test_overlapping_and_gapped_phases(tmp_path: Path) -> None:
     lines = path.read_text().splitlines()
     from_day_lines = [i for i, line in enumerate(lines, 1) if line.startswith("from_day")]
     errors = load_errors(tmp_path)
-    assert_error(errors, path, from_day_lines[1], "phase 'b' (from day 10) overlaps phase 'a' (days 0-10)")
-    assert_error(errors, path, from_day_lines[3], "days 11-11 are in no phase")
-    assert_error(errors, path, from_day_lines[4], "days 0-2 after surgery are in no phase")
+    assert_error(
+        errors, path, from_day_lines[1], "phase 'b': from_day: starts on day 10 and so overlaps phase 'a' (days 0-10)"
+    )
+    assert_error(errors, path, from_day_lines[3], "days 11-11 are in no phase (between phase 'a' and phase 'b')")
+    assert_error(
+        errors,
+        path,
+        from_day_lines[4],
+        "from_day: the first phase starts on day 3: days 0-2 after surgery are in no phase",
+    )
     assert len(errors) == 3, errors
 
 
@@ -428,7 +435,9 @@ def test_open_ended_phase_before_another_overlaps(tmp_path: Path) -> None:
         PROGRAMME.format(id="p") + phase("a", 0, None) + phase("b", 30, None),
     )
     errors = load_errors(tmp_path)
-    assert "overlaps phase 'a' (days 0-)" in errors[0] and errors[0].startswith(f"{path}:")
+    assert "phase 'b': from_day: starts on day 30 and so overlaps phase 'a' (open-ended from day 0)" in errors[
+        0
+    ] and errors[0].startswith(f"{path}:")
 
 
 def test_missing_media_file(tmp_path: Path) -> None:
@@ -473,8 +482,10 @@ def test_phase_structure_errors(tmp_path: Path) -> None:
     """,
     )
     errors = load_errors(tmp_path)
-    assert_error(errors, path, marked_line(path, "# <- times"), "are not HH:MM")
-    assert any("3 [[session]] tables" in e for e in errors), errors
+    assert_error(
+        errors, path, marked_line(path, "# <- times"), "default_times: not a time as HH:MM (00:00-23:59): 25:00"
+    )
+    assert any("phase 'a': session: give 1 session (the same for every session of the day) or 2" in e for e in errors)
 
 
 def test_text_errors(tmp_path: Path) -> None:

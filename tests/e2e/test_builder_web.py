@@ -110,10 +110,15 @@ async def test_the_builder_shows_the_plans_problems_and_a_post_without_csrf_is_r
         form["phases-0-sessions-0-items-0-reps"] = "12"
         async with browser.post(f"{base}/preview", data=form, headers={"HX-Request": "true"}) as shown:
             text = await shown.text()
-            assert "[&#39;9 Uhr&#39;] are not HH:MM" in text
+            said = "Phase 1 «One»: Default times (HH:MM, one per session): not a time as HH:MM (00:00-23:59): 9 Uhr"
+            assert said in text
         form["phases-0-default_times"] = "09:00"
         async with browser.post(f"{base}/preview", data=form, headers={"HX-Request": "true"}) as shown:
-            assert "days 0-1 after surgery are in no phase" in await shown.text()
+            said = (
+                "Phase 1 «One»: From day after surgery: the first phase starts on day 2:"
+                " days 0-1 after surgery are in no phase (start it on day 0)"
+            )
+            assert said in await shown.text()
         async with browser.post(f"{base}/save", data=form, allow_redirects=False) as refused:
             assert refused.status == 422 and "The plan was not saved" in await refused.text()
         async with browser.post(f"{base}/save", data={k: v for k, v in form.items() if k != "csrf_token"}) as r:
