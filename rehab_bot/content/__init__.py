@@ -574,23 +574,8 @@ def _parse_programmes(f: SourceFile, data: dict[str, Any], refs: dict[str, list[
             )
             ok = False
         my_refs: list[_Ref] = []
-        phases: list[tuple[Phase, DataPath]] = []
-        phase_ids: dict[str, int] = {}
-        for j, raw_phase in enumerate(v.get("phase", [])):
-            phase_path = (*path, "phase", j)
-            phase = _parse_phase(f, raw_phase, phase_path, what, my_refs, entry_id)
-            if phase is None:
-                ok = False
-                continue
-            if phase.id in phase_ids:
-                f.at(
-                    phase_path,
-                    f"{what}: duplicate phase id '{phase.id}' (first defined on line {phase_ids[phase.id]})",
-                    "id",
-                )
-                ok = False
-            phase_ids.setdefault(phase.id, f.locator.line(phase_path, "id"))
-            phases.append((phase, phase_path))
+        phases, parsed = _parse_phases(f, v.get("phase", []), path, what, my_refs, entry_id)
+        ok = ok and parsed
         if ok and not _check_phase_days(f, what, phases):
             ok = False
         maintenance: Phase | None = None
@@ -617,6 +602,31 @@ def _parse_programmes(f: SourceFile, data: dict[str, Any], refs: dict[str, list[
     return result
 
 
+def _parse_phases(
+    f: SourceFile, raw_phases: list[Any], path: DataPath, what: str, refs: list[_Ref], entry_id: str
+) -> tuple[list[tuple[Phase, DataPath]], bool]:
+    """A programme's [[programme.phase]] tables, each parsed, at its path; False when any is refused.
+
+    The one home of the rules on a list of phases before their days are checked (programmes.toml and
+    the builder's plans alike): a phase id used twice is refused at the second.
+    """
+    phases: list[tuple[Phase, DataPath]] = []
+    seen: set[str] = set()
+    ok = True
+    for j, raw in enumerate(raw_phases):
+        phase_path = (*path, "phase", j)
+        phase = _parse_phase(f, raw, phase_path, what, refs, entry_id)
+        if phase is None:
+            ok = False
+            continue
+        if phase.id in seen:
+            f.rule(phase_path, "id", what, DUPLICATE_PHASE, id=phase.id)
+            ok = False
+        seen.add(phase.id)
+        phases.append((phase, phase_path))
+    return phases, ok
+
+
 def check_phases(
     raw_phases: list[dict[str, Any]], exercise_ids: set[str], what: str
 ) -> tuple[list[Phase], list[Problem]]:
@@ -630,16 +640,7 @@ def check_phases(
     """
     f = PhasesOfAPlan(Path(what), what, [], Locator(""))
     refs: list[_Ref] = []
-    phases: list[tuple[Phase, DataPath]] = []
-    seen: set[str] = set()
-    for j, raw in enumerate(raw_phases):
-        phase = _parse_phase(f, raw, ("phase", j), what, refs, what)
-        if phase is None:
-            continue
-        if phase.id in seen:
-            f.rule(("phase", j), "id", what, DUPLICATE_PHASE, id=phase.id)
-        seen.add(phase.id)
-        phases.append((phase, ("phase", j)))
+    phases, _ = _parse_phases(f, raw_phases, (), what, refs, what)
     if not raw_phases:
         f.rule((), "phase", what, NO_PHASE)
     if not f.problems:

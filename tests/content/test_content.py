@@ -428,6 +428,14 @@ def test_overlapping_and_gapped_phases(tmp_path: Path) -> None:
     assert len(errors) == 3, errors
 
 
+def test_a_phase_id_used_twice_is_refused_at_the_second(tmp_path: Path) -> None:
+    path = write(tmp_path, "programmes.toml", PROGRAMME.format(id="p") + phase("a", 0, 10) + phase("a", 11, None))
+    id_lines = [i for i, line in enumerate(path.read_text().splitlines(), 1) if line.startswith('id = "a"')]
+    errors = load_errors(tmp_path)
+    assert_error(errors, path, id_lines[1], "programme 'p': id: another phase has the id 'a' too")
+    assert len(errors) == 1, errors
+
+
 def test_open_ended_phase_before_another_overlaps(tmp_path: Path) -> None:
     path = write(
         tmp_path,
