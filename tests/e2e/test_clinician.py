@@ -569,7 +569,9 @@ async def test_a_digest_queued_before_a_patients_delete_does_not_list_them(
     )
     await make_patient(bot.db, bot.clock, alias="KEEP-7406", therapist_id=doc_row.id, telegram_id=7406, created_at=now)
     doc, user = tg.user(7404), tg.user(7405)
-    tg.inject("sendMessage", chat_id=7404, error=retry_after(60))
+    # 2 s: on PostgreSQL the 429 is shared with every sending process in real time (rehab_bot.send_budget),
+    # not on the tests' faster pacing clock, so retry_after(60) held the new digest back for a real minute.
+    tg.inject("sendMessage", chat_id=7404, error=retry_after(2))
     bot.clock.set(datetime(2026, 6, 15, 6, 0, tzinfo=UTC))  # Monday 08:00 in Berlin
     await run_jobs(bot)
     async with bot.db.session() as session:
