@@ -224,6 +224,9 @@ async def test_a_caregiver_answers_a_check_in_as_proxy_under_the_same_red_flag_r
     await carer.press("Yes", carer.last)
     [advice] = await carer.wait_for(lambda m: "112" in text_of(m) and not m.edited)
     assert "Your care team has been told." in text_of(advice)
+    # The question closes after the advice: the edit is paced behind it (one message a second per chat).
+    [closed] = await carer.wait_for(lambda m: m.edited and "Thank you! Your answers are saved." in text_of(m))
+    assert closed.message_id == question.message_id and "follow the instructions in my message below" in text_of(closed)
     async with bot.db.session() as session:
         answers = (await session.exec(select(Answer).order_by(col(Answer.id)))).all()
         [alert] = (await session.exec(select(Alert))).all()
