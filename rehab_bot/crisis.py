@@ -46,6 +46,23 @@ if TYPE_CHECKING:
 MAX_FILLER = 3  # words that "..." allows
 NEGATION_WINDOW = 2  # words before a crisis match that a negation cancels it from
 NEGATIONS = frozenset({"not", "never", "nicht", "nie", "niemals", "keinesfalls", "keineswegs"})
+# A negation in a conditional clause before the match negates that clause's own verb, not the crisis
+# words after it: "wenn die Versteifung nicht hält will ich nicht mehr leben", "wenn der Schmerz nicht
+# aufhört spring ich vom Balkon" (typed without the comma that would end the clause). It still cancels
+# a match right after it: "if I'm not suicidal ...".
+CONDITIONALS = frozenset({"wenn", "falls", "sofern", "solange", "if", "unless"})
+# "no" and "kein" negate thoughts and intentions: right before a match that names them ("no suicidal
+# thoughts", "keine Selbstmordgedanken", "kein Suizidgedanke") or before such a noun that stands before
+# the match ("no thoughts of hurting myself", "keine Absicht mich zu verletzen"). Anywhere else they do
+# not cancel: "I see no point in living", "no, I want to die".
+NEGATING_ARTICLES = frozenset({"no", "kein", "keine", "keinen", "keiner", "keinerlei"})
+INTENT_NOUNS = frozenset(
+    {
+        "thought", "thoughts", "intention", "intentions", "plan", "plans", "urge", "urges", "wish", "desire",
+        "ideation", "gedanke", "gedanken", "absicht", "absichten", "plaene", "wunsch",
+    }
+)  # fmt: skip
+INTENT_LINKS = frozenset({"of", "to", "about", "an", "daran", "zu", "mich", "mir"})
 MIN_LETTERS = 4  # a pattern needs this many letters, to be safe from chance matches
 MIN_STEM = 3  # letters before a "*"
 
@@ -143,8 +160,18 @@ def _fold(text: str) -> str:
     return _REPEATS.sub(r"\1", folded)
 
 
+# Negations of more than one word, read as the one-word negation they mean.
+_NEGATION_PHRASES = {("auf", "keinen", "fall"): "keinesfalls", ("in", "keinem", "fall"): "keinesfalls"}
+
+
 def _words(clause: str) -> list[str]:
-    return " ".join(_expand(w) for w in _WORD.findall(clause)).split()
+    words = " ".join(_expand(w) for w in _WORD.findall(clause)).split()
+    for phrase, negation in _NEGATION_PHRASES.items():
+        n = len(phrase)
+        for at in range(len(words) - n, -1, -1):
+            if tuple(words[at : at + n]) == phrase:
+                words[at : at + n] = [negation]
+    return words
 
 
 def normalise(text: str) -> str:
@@ -155,6 +182,14 @@ def normalise(text: str) -> str:
 def key(word: str) -> str:
     """A word as compared: doubled letters read as one ("diee" = "die", "will" = "wil")."""
     return _DOUBLES.sub(r"\1", word)
+
+
+# Words are compared by key (doubled letters as one), so the negations are too: "keinesfalls" is "keinesfals".
+_NEGATION_KEYS = frozenset(key(w) for w in NEGATIONS)
+_CONDITIONAL_KEYS = frozenset(key(w) for w in CONDITIONALS)
+_ARTICLE_KEYS = frozenset(key(w) for w in NEGATING_ARTICLES)
+_INTENT_KEYS = frozenset(key(w) for w in INTENT_NOUNS)
+_LINK_KEYS = frozenset(key(w) for w in INTENT_LINKS)
 
 
 @dataclass(frozen=True)
@@ -293,21 +328,48 @@ def _rest(pattern: Pattern, sentence: Sentence, slot_index: int, position: int, 
         at = position + gap
         if at >= len(words):
             return False
-        if gap and skip_negations and words[at - 1] in NEGATIONS:
+        if gap and skip_negations and words[at - 1] in _NEGATION_KEYS:
             return False  # filler words are never negations
         if slot.matches(words[at]) and _rest(pattern, sentence, slot_index + 1, at + 1, skip_negations):
             return True
     return False
 
 
+def _clause_end(sentence: Sentence, at: int) -> int:
+    while at not in sentence.clause_ends:
+        at += 1
+    return at
+
+
+def _clause_start(sentence: Sentence, at: int) -> int:
+    while at > 0 and (at - 1) not in sentence.clause_ends:
+        at -= 1
+    return at
+
+
 def _negated(sentence: Sentence, start: int) -> bool:
+    """Is a crisis match starting at `start` negated by the words just before it (same clause)?"""
+    words = sentence.words
     for back in range(1, NEGATION_WINDOW + 1):
         at = start - back
         if at < 0 or at in sentence.clause_ends:
-            return False
-        if sentence.words[at] in NEGATIONS:
-            return True
-    return False
+            break
+        if words[at] in _NEGATION_KEYS:
+            conditional = any(w in _CONDITIONAL_KEYS for w in words[_clause_start(sentence, at) : at])
+            if back == 1 or not conditional:
+                return True
+    # "no" / "kein" right before a match that names thoughts ("no suicidal thoughts"), or before a noun of
+    # intent (and a link word) right before the match ("no thoughts of hurting myself")
+    before = start - 1
+    if before < 0 or before in sentence.clause_ends:
+        return False
+    if words[before] in _ARTICLE_KEYS:
+        after = words[start : _clause_end(sentence, start) + 1][:4]
+        return any(w.endswith(noun) for w in after for noun in _INTENT_KEYS)
+    at = before - 1 if words[before] in _LINK_KEYS else before
+    if at < 1 or at in sentence.clause_ends or words[at] not in _INTENT_KEYS:
+        return False
+    return (at - 1) not in sentence.clause_ends and words[at - 1] in _ARTICLE_KEYS
 
 
 # An invitation link (t.me/<bot>?start=<code>) arrives as the message "/start <code>". The code is

@@ -116,6 +116,29 @@ def test_a_negation_just_before_a_crisis_match_cancels_it() -> None:
     assert matches("suicid*", "I'm not suicidal", negations=False)  # symptom words ignore negations
 
 
+def test_keinesfalls_and_auf_keinen_fall_negate() -> None:
+    # words are compared with doubled letters as one: "keinesfalls" is read as "keinesfals"
+    assert not matches("will ... sterb*", "ich will keinesfalls sterben")
+    assert not matches("will ... sterb*", "ich will auf keinen Fall sterben")
+    assert matches("will ... sterb*", "ich will auf jeden Fall sterben")
+
+
+def test_a_negation_in_a_conditional_clause_does_not_cancel_what_follows() -> None:
+    pattern = "will|moechte ... nicht mehr ... leb*"
+    assert matches(pattern, "wenn die Versteifung nicht hält will ich nicht mehr leben")
+    assert matches("spring* ... balkon", "wenn der Schmerz nicht aufhört spring ich vom Balkon")
+    assert not matches("suicid*", "if I'm not suicidal, why do I feel like this")  # right before: negated
+    assert not matches("will ... sterb*", "weil die Reha nicht wirkt will ich nie sterben")  # no conditional
+
+
+def test_no_and_kein_negate_thoughts_but_not_a_point() -> None:
+    assert not matches("suicid*", "no suicidal thoughts, just tired")
+    assert not matches("selbstmord*", "ich hab keine Selbstmordgedanken")
+    assert not matches("hurting myself", "no thoughts of hurting myself, just bored")
+    assert matches("point in living", "I see no point in living")
+    assert matches("want to ... die", "no i want to die")
+
+
 def test_doubled_letters_count_once() -> None:
     assert matches("want to ... die", "i want to diee")
     assert matches("better off dead", "better of dead")
