@@ -257,12 +257,19 @@ def test_the_corpus_is_large_enough() -> None:
         assert not set(corpus.positives) & set(corpus.negatives)
 
 
-SETS = [CORPUS_DIR, CORPUS_DIR / "second", CORPUS_DIR / "third", CORPUS_DIR / "fourth"]
-SET_IDS = ["first", "second", "third", "fourth"]
-# The third and fourth sets were written by helpers who had not seen the patterns, measured held out
-# (docs/SAFETY.md), and then the patterns were extended. Their recall is well below MIN_RECALL: these
+SETS = [CORPUS_DIR, CORPUS_DIR / "second", CORPUS_DIR / "third", CORPUS_DIR / "fourth", CORPUS_DIR / "fifth"]
+SET_IDS = ["first", "second", "third", "fourth", "fifth"]
+# The third, fourth and fifth sets were written by helpers who had not seen the patterns, measured held
+# out (docs/SAFETY.md), and then the patterns were extended. Their recall is below MIN_RECALL: these
 # floors are the figures after the extension, so a change to crisis.toml may keep or raise them only.
-FLOORS = {("third", "de"): 50 / 60, ("third", "en"): 53 / 60, ("fourth", "de"): 38 / 50, ("fourth", "en"): 40 / 50}
+FLOORS = {
+    ("third", "de"): 54 / 60,
+    ("third", "en"): 54 / 60,
+    ("fourth", "de"): 43 / 50,
+    ("fourth", "en"): 46 / 50,
+    ("fifth", "de"): 40 / 50,
+    ("fifth", "en"): 41 / 50,
+}
 
 
 @pytest.mark.parametrize("corpus", SETS, ids=SET_IDS)
@@ -274,19 +281,17 @@ def test_corpus_recall_and_false_positive_rate(content: Content, corpus: Path, l
     assert result.false_positive_rate <= MAX_FPR, f"false positives: {result.false_positives}"
 
 
-@pytest.mark.parametrize("corpus", [*SETS, CORPUS_DIR / "fifth"], ids=[*SET_IDS, "fifth (held out)"])
+@pytest.mark.parametrize("corpus", SETS, ids=SET_IDS)
 def test_docs_safety_shows_what_the_report_prints(content: Content, corpus: Path) -> None:
     """docs/SAFETY.md quotes the figures; they must be the ones the code gives today."""
     results = [evaluate(content, load_corpus(corpus / f"{lang}.toml")) for lang in ("de", "en")]
     docs = (CORPUS_DIR.parent.parent.parent / "docs" / "SAFETY.md").read_text(encoding="utf-8")
     section = docs.split("## Crisis detection", 1)[1].split("\n## ", 1)[0]
     for line in report(results).splitlines():
-        if corpus.name == "fifth" and not line.startswith("|"):
-            continue  # the held-out set's table only: its misses are not listed, nobody tunes to them
         assert line in section, f"docs/SAFETY.md lacks: {line}"
 
 
-@pytest.mark.parametrize("corpus", [CORPUS_DIR, CORPUS_DIR / "fifth"], ids=["first", "fifth (held out)"])
+@pytest.mark.parametrize("corpus", [CORPUS_DIR, CORPUS_DIR / "fifth"], ids=["first", "fifth"])
 def test_docs_safety_shows_the_crisis_questions_table(content: Content, corpus: Path) -> None:
     results = [evaluate(content, load_corpus(corpus / f"{lang}.toml")) for lang in ("de", "en")]
     docs = (CORPUS_DIR.parent.parent.parent / "docs" / "SAFETY.md").read_text(encoding="utf-8")
