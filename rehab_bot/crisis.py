@@ -26,8 +26,11 @@ are also compared with doubled letters read as one ("diee" = "die").
 
 A crisis match right after a negation (:data:`NEGATIONS`, up to two words
 before it in the same clause) does not count: "I would never hurt myself",
-"I'm not suicidal". Symptom words ignore negations ("no fever" still offers
-the check: asking costs one tap).
+"I'm not suicidal"; not when the negation stands in a conditional clause with
+a word between ("wenn die Versteifung nicht hält will ich nicht mehr leben").
+"no" and "kein" cancel thoughts and intentions only ("no suicidal thoughts",
+"no thoughts of hurting myself"). Symptom words ignore negations ("no fever"
+still offers the check: asking costs one tap).
 
 Plain Python: no telegram imports. Nothing here logs the text.
 """
