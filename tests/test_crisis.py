@@ -300,6 +300,27 @@ def test_docs_safety_shows_the_crisis_questions_table(content: Content, corpus: 
         assert line in section, f"docs/SAFETY.md lacks: {line}"
 
 
+HELD_OUT = CORPUS_DIR / "sixth"
+
+
+def test_docs_safety_shows_the_held_out_sets_figures_and_none_of_its_sentences(content: Content) -> None:
+    """The sixth set is held out (docs/SAFETY.md): its figures are quoted, so that a change to crisis.toml
+    shows on it, but none of its sentences, and it is not held to the regression sets' floors."""
+    corpora = [load_corpus(HELD_OUT / f"{lang}.toml") for lang in ("de", "en")]
+    assert all(len(c.positives) == 50 and len(c.negatives) == 50 for c in corpora)
+    results = [evaluate(content, corpus) for corpus in corpora]
+    docs = (CORPUS_DIR.parent.parent.parent / "docs" / "SAFETY.md").read_text(encoding="utf-8")
+    section = docs.split("## Crisis detection", 1)[1].split("\n## ", 1)[0]
+    lines = [*report(results).splitlines(), *question_report(results).splitlines()]
+    figures = [line for line in lines if line.startswith("| de ") or line.startswith("| en ")]
+    assert len(figures) == 4
+    for line in figures:
+        assert line in section, f"docs/SAFETY.md lacks: {line}"
+    for corpus in corpora:
+        for sentence in (*corpus.positives, *corpus.negatives):
+            assert sentence not in docs, "a held-out sentence is quoted"
+
+
 def test_concern_words_ask_and_everyday_words_do_not(content: Content) -> None:
     for text in ("took an extra painkiller last night", "I wrote letters to my kids", "hab mein Testament gemacht"):
         assert crisis.is_concern(text, content) and not crisis.is_crisis(text, content), text
