@@ -148,7 +148,8 @@ async def _download(context: ContextTypes.DEFAULT_TYPE, message: Message, lang: 
     s = svc(context)
     limit = s.config.care.photo_max_bytes
     size = message.photo[-1]
-    too_large = t(lang, PHOTO_TOO_LARGE, mb=f"{limit / 1_000_000:g}")
+    megabytes = f"{limit / 1_000_000:g}"
+    too_large = t(lang, PHOTO_TOO_LARGE, mb=megabytes)
     if size.file_size is not None and size.file_size > limit:
         await message.reply_text(too_large)
         return None
