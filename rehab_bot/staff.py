@@ -38,6 +38,7 @@ from rehab_bot.access import StaffError
 from rehab_bot.content import MAX_SESSIONS_PER_DAY
 from rehab_bot.i18n import N_, SUPPORTED_LANGUAGES
 from rehab_bot.models import (
+    Alert,
     Kind,
     Patient,
     PatientStatus,
@@ -152,6 +153,30 @@ class Removal:
     staff: Staff
     new_owner: Staff | None
     patients: list[Patient]
+
+
+@dataclass(frozen=True)
+class Handover:
+    """What removing a staff member hands over: their patients (all but erased ones) and their open alerts."""
+
+    patients: int
+    open_alerts: int
+
+
+async def handover_of(session: AsyncSession, staff: Staff) -> Handover:
+    """What :func:`remove_staff` would move from this staff member to a colleague, counted now."""
+    theirs = select(Patient.id).where(
+        col(Patient.therapist_id) == staff.id, col(Patient.status) != PatientStatus.STOPPED.value
+    )
+    patients = (await session.exec(select(func.count()).select_from(theirs.subquery()))).one()
+    alerts = (
+        await session.exec(
+            select(func.count())
+            .select_from(Alert)
+            .where(col(Alert.patient_id).in_(theirs), col(Alert.acknowledged_at).is_(None))
+        )
+    ).one()
+    return Handover(int(patients), int(alerts))
 
 
 async def _find_member(session: AsyncSession, ref: str) -> Staff:

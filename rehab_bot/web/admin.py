@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 
 from aiohttp import web
 from aiohttp_session import get_session
-from wtforms import DateField, SelectField, StringField
+from wtforms import BooleanField, DateField, SelectField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 
 from rehab_bot import audit, invite
@@ -43,6 +43,13 @@ class InviteForm(Form):
 
 class RoleForm(Form):
     role = SelectField(choices=[value for value, _ in ROLES])
+
+
+class RemoveForm(Form):
+    """Removing a staff member: who takes over their patients (an active colleague) and a ticked confirmation."""
+
+    to = SelectField(choices=[], validate_choice=True)
+    confirm = BooleanField(validators=[DataRequired()])
 
 
 class AuditQuery(Form):
@@ -145,8 +152,8 @@ async def staff_role(request: web.Request) -> web.StreamResponse:
     await changed(request, session, "/admin/staff", N_("The role is changed."))
 
 
-@allow("admin")
-async def staff_remove(request: web.Request) -> web.StreamResponse:
+async def _leaving(request: web.Request) -> tuple[Staff, list[Staff]]:
+    """The staff member the admin is removing, and the active colleagues who may take over their patients."""
     session, admin = db(request), signed_in_staff(request)
     member = await session.get(Staff, url_id(request))
     if member is None or not member.active:
@@ -154,11 +161,50 @@ async def staff_remove(request: web.Request) -> web.StreamResponse:
     if member.id == admin.id:
         await flash(request, N_("Ask another admin to remove you."))
         raise web.HTTPSeeOther("/admin/staff")
-    async with staff_change(request, session, "/admin/staff"):
+    others = [s for s in await staff_core.staff_members(session) if s.id != member.id]
+    # Admins first (where the chat's `rehab-bot staff remove` hands them by default), the one removing first of all.
+    others.sort(key=lambda s: (s.id != admin.id, s.role != Role.ADMIN.value, s.name.casefold()))
+    return member, others
+
+
+@allow("admin")
+async def staff_remove_page(request: web.Request) -> web.StreamResponse:
+    """Before a removal: who is leaving, how many patients and open alerts go to whom (chosen here), a confirmation."""
+    member, others = await _leaving(request)
+    handover = await staff_core.handover_of(db(request), member)
+    return await render(
+        request,
+        "admin_staff_remove.html",
+        {"member": member, "others": others, "handover": handover, "flash": await take_flash(request)},
+    )
+
+
+@allow("admin")
+async def staff_remove(request: web.Request) -> web.StreamResponse:
+    session, admin = db(request), signed_in_staff(request)
+    member, others = await _leaving(request)
+    page = f"/admin/staff/{member.id}/remove"
+    form = await bind(RemoveForm, request, await request.post())
+    form.to.choices = [str(s.id) for s in others]
+    if not form.validate():
+        await flash(request, N_("Choose who takes over and tick the box to confirm the removal."))
+        raise web.HTTPSeeOther(page)
+    new_owner = next(s for s in others if str(s.id) == form.to.data)
+    async with staff_change(request, session, page):
         await staff_core.remove_staff(
-            session, telegram_id=member.telegram_id, now=context(request).clock.now(), actor=admin
+            session,
+            telegram_id=member.telegram_id,
+            now=context(request).clock.now(),
+            reassign_to=str(new_owner.telegram_id),
+            actor=admin,
         )
-    await changed(request, session, "/admin/staff", N_("Access removed; their patients were handed over."))
+    await changed(
+        request,
+        session,
+        "/admin/staff",
+        N_("Access removed; their patients and open alerts now go to {name}."),
+        name=new_owner.name,
+    )
 
 
 def _start_of(day: Any) -> datetime | None:
@@ -242,6 +288,7 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/admin/staff", staff_page, name="admin_staff")
     app.router.add_post("/admin/staff/invite", staff_invite)
     app.router.add_post(r"/admin/staff/{id:\d+}/role", staff_role)
+    app.router.add_get(r"/admin/staff/{id:\d+}/remove", staff_remove_page)
     app.router.add_post(r"/admin/staff/{id:\d+}/remove", staff_remove)
     app.router.add_get("/admin/audit", audit_page, name="admin_audit")
     app.router.add_get("/admin/content", content_page, name="admin_content")

@@ -93,10 +93,10 @@ async def staff_change(request: web.Request, session: AsyncSession, page: str) -
         raise web.HTTPSeeOther(page) from exc
 
 
-async def changed(request: web.Request, session: AsyncSession, page: str, message: str) -> NoReturn:
-    """A change went through: commit it and go back to ``page``, which says so."""
+async def changed(request: web.Request, session: AsyncSession, page: str, message: str, **kwargs: object) -> NoReturn:
+    """A change went through: commit it and go back to ``page``, which says so (placeholders filled in)."""
     await session.commit()
-    await flash(request, message)
+    await flash(request, message, **kwargs)
     raise web.HTTPSeeOther(page)
 
 

@@ -8,7 +8,7 @@ from sqlmodel import col, select
 from web_seed import ADMIN, BEN, CLEO, seed_clinic
 from webrig import WEB, browser_sign_in, web_url
 
-from rehab_bot.models import Invite, Patient, Staff
+from rehab_bot.models import Alert, Invite, Patient, Staff
 from tests.browser.axe import serious
 
 
@@ -32,12 +32,33 @@ async def test_staff_invite_role_and_removal(bot_factory: Any, page: Any) -> Non
     await page.get_by_label("Role of Dr Cleo", exact=True).select_option("admin")
     await page.get_by_role("button", name="Save the role of Dr Cleo").click()
     await page.get_by_role("status").filter(has_text="The role is changed.").wait_for()
+    async with bot.db.session() as session:
+        ben = (await session.exec(select(Staff).where(col(Staff.telegram_id) == BEN))).one()
+        bens_before = {p.id for p in (await session.exec(select(Patient).where(col(Patient.therapist_id) == ben.id)))}
+        open_alerts = (await session.exec(select(Alert).where(col(Alert.acknowledged_at).is_(None)))).all()
+    bens_alerts = [a for a in open_alerts if a.patient_id in bens_before]
+    assert bens_before and bens_alerts
+
+    # Removing is a page of its own: what goes to whom, a colleague chosen, a ticked box; not one click.
     await page.get_by_role("button", name="Remove Dr Ben").click()
-    await page.get_by_role("status").filter(has_text="Access removed").wait_for()
+    await page.wait_for_url("**/admin/staff/*/remove")
+    assert await serious(page) == []
+    said = await page.locator("#handover").inner_text()
+    assert f"Their {len(bens_before)} patient(s) and those patients' {len(bens_alerts)} open alert(s)" in said
+    await page.get_by_label("Hand their patients to").select_option(label="Dr Cleo (admin)")
+    await page.get_by_role("button", name="Remove", exact=True).click()  # the box not ticked: nothing happens
+    await page.get_by_role("alert").filter(has_text="tick the box").wait_for()
+    async with bot.db.session() as session:
+        assert (await session.get(Staff, ben.id)).active  # type: ignore[union-attr]
+    await page.get_by_label("Hand their patients to").select_option(label="Dr Cleo (admin)")
+    await page.get_by_label("Remove Dr Ben's access").check()
+    await page.get_by_role("button", name="Remove", exact=True).click()
+    await page.get_by_role("status").filter(has_text="now go to Dr Cleo").wait_for()
     async with bot.db.session() as session:
         rows = {s.telegram_id: s for s in (await session.exec(select(Staff))).all()}
+        moved = {p.id for p in (await session.exec(select(Patient).where(col(Patient.therapist_id) == rows[CLEO].id)))}
         bens = (await session.exec(select(Patient).where(col(Patient.therapist_id) == rows[BEN].id))).all()
-    assert rows[CLEO].role == "admin" and not rows[BEN].active and bens == []
+    assert rows[CLEO].role == "admin" and not rows[BEN].active and bens == [] and bens_before <= moved
     assert page.console_errors == []
 
 

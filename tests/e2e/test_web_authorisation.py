@@ -48,6 +48,7 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/admin/staff"): "admin",
     ("POST", "/admin/staff/invite"): "admin",
     ("POST", "/admin/staff/{id}/role"): "admin",
+    ("GET", "/admin/staff/{id}/remove"): "admin",
     ("POST", "/admin/staff/{id}/remove"): "admin",
     ("GET", "/admin/audit"): "admin",
     ("GET", "/admin/content"): "admin",
