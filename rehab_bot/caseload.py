@@ -244,21 +244,37 @@ def answer_text(content: Content | None, line: AnswerLine, lang: str = "en") -> 
     return f"{question} {value}" + (" " + t(lang, ANSWERED_BY_CAREGIVER) if line.proxy else "")
 
 
+OWN_PLAN = N_("own plan v{version} (from {start})")
+EMPTY_PLAN = N_("empty")
+
+
 async def patient_detail(
-    session: AsyncSession, staff: Staff, patient: Patient, now: datetime, content: Content | None, *, recent: int = 8
+    session: AsyncSession,
+    staff: Staff,
+    patient: Patient,
+    now: datetime,
+    content: Content | None,
+    *,
+    recent: int = 8,
+    lang: str = "en",
 ) -> PatientDetail:
-    """What /patient shows: figures, programme, recent answers and notes, open alerts."""
+    """What /patient shows: figures, programme, recent answers and notes, open alerts.
+
+    The programme's name is said in lang (the reader's): the content's name in that language, else English.
+    """
     assert patient.id is not None
     level = access(staff, patient)
     therapist = await session.get(Staff, patient.therapist_id) if patient.therapist_id is not None else None
-    programme_name = patient.programme_id
-    if content is not None and patient.programme_id in content.programmes:
-        programme_name = content.programmes[patient.programme_id].name.get("en", patient.programme_id)
+
+    def name_of(programme_id: str) -> str:
+        programme = content.programmes.get(programme_id) if content is not None else None
+        return (programme.name.get(lang) or programme.name.get("en") or programme_id) if programme else programme_id
+
+    programme_name = name_of(patient.programme_id)
     own = (await session.exec(select(ProgrammePlan).where(col(ProgrammePlan.patient_id) == patient.id))).first()
     if own is not None:  # saved in the programme builder: it replaces the programme's phases and sessions
-        base = content.programmes.get(own.based_on) if content is not None else None
-        start = base.name.get("en", own.based_on) if base is not None else own.based_on or "empty"
-        programme_name = f"own plan v{own.version} (from {start})"
+        start = name_of(own.based_on) if own.based_on else t(lang, EMPTY_PLAN)
+        programme_name = t(lang, OWN_PLAN, version=own.version, start=start)
     answers_query = (
         select(Answer, CheckIn.questionnaire_id)
         .join(CheckIn, col(CheckIn.id) == col(Answer.checkin_id))

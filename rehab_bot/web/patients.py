@@ -115,7 +115,9 @@ async def patient_page(request: web.Request) -> web.StreamResponse:
     session, staff, patient = await load(request, Access.READ)
     ctx = context(request)
     now = ctx.clock.now()
-    detail = await caseload_core.patient_detail(session, staff, patient, now, ctx.content, recent=20)
+    detail = await caseload_core.patient_detail(
+        session, staff, patient, now, ctx.content, recent=20, lang=language(request)
+    )
     calendar = await patient_record.calendar(session, patient, now)
     pain = await patient_record.series(session, patient, caseload_core.PAIN_ITEMS)
     mood = await patient_record.series(session, patient, caseload_core.MOOD_ITEMS)

@@ -13,7 +13,7 @@ from sqlmodel import update
 from web_seed import BEN, seed_clinic
 from webrig import WEB, client, init_data, sign_in_initdata, web_url
 
-from rehab_bot.models import Staff
+from rehab_bot.models import Patient, ProgrammePlan, Staff
 
 
 async def test_answers_on_the_patient_page_are_in_the_staff_members_language(bot_factory: Any) -> None:
@@ -32,3 +32,29 @@ async def test_answers_on_the_patient_page_are_in_the_staff_members_language(bot
     assert "Antworten" in html  # the page is German
     assert mood_en["de"].strip().splitlines()[0][:30] in html
     assert mood_en["en"].strip().splitlines()[0][:30] not in html
+
+
+async def test_the_programme_on_the_patient_page_is_named_in_the_staff_members_language(bot_factory: Any) -> None:
+    """'Programme: own plan v1 (from Example: first 12 weeks ...)' stood in English on a German page: the
+    content's programme name was read in English and the own plan's words were not a msgid."""
+    bot = await bot_factory(web=WEB)
+    clinic = await seed_clinic(bot.db, bot.clock.now(), patients=1, days=2)
+    content = bot.app.bot_data["services"].content
+    async with bot.db.session() as session:
+        await session.exec(update(Staff).values(language="de"))
+        patient = await session.get(Patient, clinic.patient_ids[0])
+        assert patient is not None
+        names = content.programmes[patient.programme_id].name
+        await session.commit()
+    browser = client()
+    async with browser:
+        await sign_in_initdata(browser, web_url(bot), init_data(BEN, bot.clock.now(), lang="de"))
+        async with browser.get(f"{web_url(bot)}/patients/{patient.id}") as page:
+            before = await page.text()
+        async with bot.db.session() as session:
+            session.add(ProgrammePlan(patient_id=patient.id, body="{}", based_on=patient.programme_id, version=2))
+            await session.commit()
+        async with browser.get(f"{web_url(bot)}/patients/{patient.id}") as page:
+            after = await page.text()
+    assert f"Programm: {names['de']}</p>" in before and names["en"] not in before
+    assert f"Programm: eigener Plan v2 (aus {names['de']})</p>" in after and "own plan" not in after
