@@ -49,6 +49,8 @@ async def test_patient_page_charts_the_psfs_with_its_mcid_mark(bot_factory: Any,
     # The mark is drawn: the chart's legend names the score and the mark (uPlot's series labels).
     legend = await psfs.locator(".u-legend").inner_text()
     assert "Patient-Specific Functional Scale" in legend and "Meaningful improvement" in legend
+    # Its first entry is the day, in the page's words (uPlot's default label was the English "Value").
+    assert "Day after surgery" in legend and "Value" not in legend
     assert await serious(page) == []
     assert page.console_errors == []
 

@@ -15,7 +15,8 @@
     var xs = d.x.slice();
     var marks = xs.map(function () { return d.target; });
     var series = [
-      {},
+      // The x series' label is the legend's first entry: uPlot's own default is the English "Value".
+      { label: el.getAttribute("data-label-day") },
       { label: el.getAttribute("data-label"), stroke: "#0b5cad", width: 2, points: { show: true } },
     ];
     var values = [xs, d.y];
