@@ -9,9 +9,11 @@ and the mark as a dashed line).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
+from babel.numbers import format_decimal
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rehab_bot import outcomes, report
@@ -21,9 +23,9 @@ from rehab_bot.models import Patient
 SCALE_MAX = {"pain": 10, "psfs": 10, "odi": 100}
 
 
-def number(value: float) -> str:
-    """A score as people write it: 4, 2.1 (one decimal at most)."""
-    return f"{round(value, 1):g}"
+def number(value: float, lang: str = "en") -> str:
+    """A score as people write it in lang: 4, 2.1 in English, 2,1 in German (one decimal at most)."""
+    return format_decimal(round(value, 1), format="0.#", locale=lang)
 
 
 @dataclass(frozen=True)
@@ -53,4 +55,8 @@ async def charts(session: AsyncSession, patient: Patient, content: Content, lang
 async def template_values(session: AsyncSession, patient: Patient, content: Content, lang: str) -> dict[str, Any]:
     """What ``_outcome_charts.html`` needs: the charts, their data (for Jinja's tojson) and the number format."""
     found = await charts(session, patient, content, lang)
-    return {"outcome_charts": found, "outcome_data": {c.key: c.data for c in found}, "number": number}
+    return {
+        "outcome_charts": found,
+        "outcome_data": {c.key: c.data for c in found},
+        "number": functools.partial(number, lang=lang),
+    }

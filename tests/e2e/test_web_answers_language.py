@@ -7,13 +7,14 @@ side keeps English, its default).
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from sqlmodel import update
 from web_seed import BEN, seed_clinic
 from webrig import WEB, client, init_data, sign_in_initdata, web_url
 
-from rehab_bot.models import Patient, ProgrammePlan, Staff
+from rehab_bot.models import CheckIn, Patient, ProgrammePlan, Staff
 
 
 async def test_answers_on_the_patient_page_are_in_the_staff_members_language(bot_factory: Any) -> None:
@@ -58,3 +59,32 @@ async def test_the_programme_on_the_patient_page_is_named_in_the_staff_members_l
             after = await page.text()
     assert f"Programm: {names['de']}</p>" in before and names["en"] not in before
     assert f"Programm: eigener Plan v2 (aus {names['de']})</p>" in after and "own plan" not in after
+
+
+async def test_outcome_scores_on_a_german_patient_page_have_a_decimal_comma(bot_factory: Any) -> None:
+    """'Letzter Wert 5.5 an Tag 42' read as English on a German page: the captions' numbers were formatted
+    with a point whatever the page's language."""
+    bot = await bot_factory(web=WEB)
+    clinic = await seed_clinic(bot.db, bot.clock.now(), patients=1, days=45)
+    async with bot.db.session() as session:
+        await session.exec(update(Staff).values(language="de"))
+        patient = await session.get(Patient, clinic.patient_ids[0])
+        assert patient is not None and patient.surgery_date is not None
+        for day, score in {1: 3.0, 14: 4.0, 42: 5.5}.items():
+            session.add(
+                CheckIn(
+                    patient_id=patient.id or 0,
+                    questionnaire_id="psfs",
+                    status="complete",
+                    score=score,
+                    local_date=patient.surgery_date + timedelta(days=day),
+                    completed_at=bot.clock.now() - timedelta(days=1),
+                )
+            )
+        await session.commit()
+    browser = client()
+    async with browser:
+        await sign_in_initdata(browser, web_url(bot), init_data(BEN, bot.clock.now(), lang="de"))
+        async with browser.get(f"{web_url(bot)}/patients/{patient.id}") as page:
+            html = await page.text()
+    assert "Letzter Wert 5,5 an Tag 42: bedeutsame Verbesserung erreicht." in html
