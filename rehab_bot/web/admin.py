@@ -20,7 +20,7 @@ from wtforms.validators import DataRequired, Length, Optional
 from rehab_bot import audit, invite
 from rehab_bot import staff as staff_core
 from rehab_bot.content import ContentError, load_content
-from rehab_bot.i18n import N_, t
+from rehab_bot.i18n import LANGUAGE_NAMES, N_, t
 from rehab_bot.models import Role, Staff
 from rehab_bot.typed import number
 from rehab_bot.web.auth import allow, db, signed_in_staff
@@ -85,6 +85,7 @@ async def staff_page(request: web.Request) -> web.StreamResponse:
             "roles": ROLES,
             "flash": await take_flash(request),
             "invite_link": session_data,
+            "language_names": LANGUAGE_NAMES,
             "draft": {"name": "", "role": "", "problem": "", **(draft if isinstance(draft, dict) else {})},
         },
     )

@@ -7,11 +7,12 @@ side keeps English, its default).
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
-from sqlmodel import update
-from web_seed import BEN, seed_clinic
+from sqlmodel import col, update
+from web_seed import ADMIN, BEN, seed_clinic
 from webrig import WEB, client, init_data, sign_in_initdata, web_url
 
 from rehab_bot.models import CheckIn, Patient, ProgrammePlan, Staff
@@ -88,3 +89,20 @@ async def test_outcome_scores_on_a_german_patient_page_have_a_decimal_comma(bot_
         async with browser.get(f"{web_url(bot)}/patients/{patient.id}") as page:
             html = await page.text()
     assert "Letzter Wert 5,5 an Tag 42: bedeutsame Verbesserung erreicht." in html
+
+
+async def test_the_staff_page_names_each_members_language_in_words(bot_factory: Any) -> None:
+    """The admin's staff table showed the bare codes 'de' and 'en' in its Language column."""
+    bot = await bot_factory(web=WEB)
+    await seed_clinic(bot.db, bot.clock.now(), patients=1, days=1)
+    async with bot.db.session() as session:
+        await session.exec(update(Staff).where(col(Staff.telegram_id) != BEN).values(language="de"))
+        await session.commit()
+    browser = client()
+    async with browser:
+        await sign_in_initdata(browser, web_url(bot), init_data(ADMIN, bot.clock.now(), lang="de"))
+        async with browser.get(f"{web_url(bot)}/admin/staff") as page:
+            html = await page.text()
+    cells = re.findall(r'<tr data-staff="([^"]+)">.*?</td>\s*<td>([^<]*)</td>', html, re.S)
+    languages = dict(cells)
+    assert languages.pop("Dr Ben") == "Englisch" and languages and set(languages.values()) == {"Deutsch"}, cells
