@@ -739,6 +739,9 @@ class Form:
 
     checkin: CheckIn
     step: Step | None  # None: nothing left to ask (answered, expired or closed)
+    # Nothing left to ask because a check-in of the set ran out of time: the page says it closed, not
+    # that the answers are saved (an unanswered check-in opened late, or a form submitted after its end).
+    expired: bool = False
 
 
 async def for_form(
@@ -748,8 +751,9 @@ async def for_form(
     checkin = await session.get(CheckIn, checkin_id)
     if checkin is None or checkin.patient_id != patient.id:
         return None
-    step = await next_step(session, content, await the_set(session, checkin), now)
-    return Form(checkin, step)
+    checkins = await the_set(session, checkin)
+    step = await next_step(session, content, checkins, now)
+    return Form(checkin, step, expired=step is None and any(c.status == EXPIRED for c in checkins))
 
 
 RESULT_HOURS = 24  # how long the result page shows a red-flag reply

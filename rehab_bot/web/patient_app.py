@@ -239,6 +239,7 @@ async def checkin_form(request: web.Request) -> web.StreamResponse:
             "action": miniapp.checkin_path(checkin_id),
             "step": step,
             "question": _question(step, patient.language) if step is not None else None,
+            "expired": found.expired,
             "skip": SKIP,
         },
     )

@@ -275,6 +275,40 @@ async def test_pain_7_in_the_mini_app_shows_what_to_do_now_on_the_result_page(
     assert row.severity == "critical", "one alert: the page raised none"
 
 
+async def test_a_check_in_that_closed_unanswered_says_so_not_that_the_answers_are_saved(
+    bot_factory: Any, tg: FakeTelegram
+) -> None:
+    """A check-in form opened or answered after the check-in ran out of time (expires_hours) says it closed.
+
+    The page said "Thank you, your answers are saved." though nothing had been answered or saved.
+    """
+    bot = await bot_factory(web=miniapp_web())
+    patient = await checkin_patient(bot, 7309, therapist=5002, language="de")
+    base = web_url(bot)
+    async with client() as browser:
+        await signed_in(bot, browser, 7309)
+        async with browser.get(f"{base}/app/home") as page:
+            html = await page.text()
+        async with browser.post(
+            f"{base}/app/checkin", data={"csrf_token": csrf(html), "questionnaire": "pain"}, allow_redirects=False
+        ) as started:
+            form_url = base + started.headers["Location"]
+        async with bot.db.session() as s:
+            [checkin] = (await s.exec(select(CheckIn).where(CheckIn.patient_id == patient.id))).all()
+        bot.clock.advance(timedelta(hours=13))  # the pain check-in closes after 12 hours
+        await signed_in(bot, browser, 7309)  # the app opened again from the chat
+        async with browser.get(form_url) as page:
+            html = await page.text()
+        answer = {"csrf_token": csrf(html), "checkin": str(checkin.id), "item": "0", "value": "3"}
+        async with browser.post(form_url, data=answer) as late:
+            assert late.status == 200
+            after = await late.text()
+    for text in (html, after):
+        assert "Diese Abfrage ist geschlossen." in text and "Danke, Ihre Antworten sind gespeichert." not in text
+    async with bot.db.session() as s:
+        assert (await s.exec(select(Answer).where(Answer.patient_id == patient.id))).all() == []
+
+
 async def test_my_data_and_delete_my_data_do_what_the_commands_do(bot_factory: Any, tg: FakeTelegram) -> None:
     bot = await bot_factory(web=miniapp_web())
     patient = await checkin_patient(bot, 7308)
