@@ -120,8 +120,10 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
         message = _(CSRF_EXPIRED) if expired else _(ERRORS[exc.status])
         if request.headers.get("HX-Request") or request.headers.get("Accept", "").startswith("application/json"):
             return web.Response(status=exc.status, text=message)
-        if exc.status == 401 and request.method == "GET" and request.path.startswith("/app/"):
-            # A Mini App page opened from Telegram: the sign-in page signs in with initData, then reloads.
+        if exc.status == 401 and request.path.startswith("/app/"):
+            # A Mini App page opened from Telegram: the sign-in page signs in with initData, then opens the
+            # page by its address. A form sent after the session ended ([web] idle_minutes: a check-in left
+            # open meanwhile) gets it too, and so its page again, not the staff's "send /dashboard".
             return await render(request, "miniapp.html", {}, status=401)
         title = _(CSRF_TITLE) if expired else None
         back = page_of_form(request) if expired else None

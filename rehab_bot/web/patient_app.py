@@ -2,7 +2,8 @@
 
 Every route is ``@allow("patient")``: the patient signed in with Telegram's initData
 (auth.miniapp_signin); a stranger opening an /app/ page gets the sign-in shell with
-status 401 (app.error_middleware), whose script signs in and reloads the page.
+status 401 (app.error_middleware), whose script signs in and reloads the page; a form sent
+after the session ended gets it too, and so its page again (signed in afresh).
 Ids in the address are never trusted: the core functions return nothing for
 another patient's session or check-in, and the handler answers 404.
 

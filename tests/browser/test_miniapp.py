@@ -13,8 +13,10 @@ from typing import Any
 from e2e.test_checkins import enrolled as checkin_patient
 from e2e.test_sessions import WED, at, berlin, enrolled, player_bot, sessions_of
 from rig.telegram_server import FakeTelegram
+from sqlmodel import select
 from webrig import miniapp_web
 
+from rehab_bot.models import Answer
 from tests.browser.axe import serious
 from tests.browser.miniapp_stub import DARK, open_as
 
@@ -112,6 +114,36 @@ async def test_an_urgent_red_flag_in_the_symptom_check_shows_the_reply_and_alert
     delay = time.monotonic() - started
     assert delay < PROMISE and "red flag" in (alert.text or "").lower(), (delay, alert.text)
     print(f"staff alert {delay:.2f} s after the answer")
+    assert errors(page) == []
+
+
+async def test_an_answer_sent_after_the_session_went_idle_signs_in_again_and_asks_the_question_again(
+    bot_factory: Any, tg: FakeTelegram, phone_page: Any
+) -> None:
+    """The patient left the check-in open for longer than [web] idle_minutes (30), then tapped Weiter.
+
+    The page said "Error 401: Please sign in: send /dashboard to the clinic's bot" (the staff's way in),
+    in the clinic's language; now the form's page signs in again with Telegram's initData and asks again.
+    """
+    page = phone_page
+    bot = await bot_factory(web=miniapp_web())
+    patient = await checkin_patient(bot, 7314, therapist=5001, language="de")
+    await open_as(page, bot, 7314, "/app/home", lang="de")
+    await page.get_by_role("button", name="Schmerzen").click()
+    await page.get_by_role("heading", name="Schmerzen").wait_for()
+    form_url = page.url
+    bot.clock.advance(timedelta(minutes=31))
+    await page.get_by_label("3", exact=True).check()
+    await page.get_by_role("button", name="Weiter").click()
+    await page.wait_for_url(form_url)
+    await page.get_by_role("heading", name="Schmerzen").wait_for()  # signed in again, the question again
+    assert "/dashboard" not in (await page.locator("main").text_content() or "")
+    await page.get_by_label("3", exact=True).check()
+    await page.get_by_role("button", name="Weiter").click()
+    await page.get_by_text("Danke, Ihre Antworten sind gespeichert.").wait_for()
+    async with bot.db.session() as s:
+        [answer] = (await s.exec(select(Answer).where(Answer.patient_id == patient.id))).all()
+    assert answer.value == 3
     assert errors(page) == []
 
 
