@@ -82,6 +82,28 @@ async def test_a_session_played_to_done_in_the_mini_app_is_recorded_once(
     assert errors(page) == []
 
 
+async def test_a_tapped_button_keeps_aa_contrast_in_telegrams_dark_theme(
+    bot_factory: Any, tg: FakeTelegram, tmp_path: Path, phone_page: Any
+) -> None:
+    """The player's Next, tapped on a small phone in Telegram's dark theme, stays hovered and focused.
+
+    Pico's dark scheme lightened it to #017fc0 there: white on it is 4.38:1, below AA (axe-core's color-contrast).
+    """
+    page = phone_page
+    await page.set_viewport_size({"width": 320, "height": 568})
+    bot = await player_bot(bot_factory, tmp_path, web=miniapp_web())
+    patient = await enrolled(bot, 7315, lang="de", programme_id="short", phase_id="all")
+    await at(bot, berlin(WED, "09:00"))
+    [row] = await sessions_of(bot, patient)
+    await open_as(page, bot, 7315, f"/app/session/{row.id}", lang="de", dark=True)
+    await page.get_by_role("heading", name="1/3 · Gehen").wait_for()
+    await page.get_by_role("button", name="Weiter").tap()
+    await page.get_by_role("heading", name="2/3 · Fußwippen").wait_for()
+    await page.wait_for_timeout(300)  # past Pico's 0.2 s colour transition
+    assert await serious(page) == []
+    assert await page.evaluate("() => document.documentElement.scrollWidth") == 320, "nothing wider than the phone"
+
+
 async def test_an_urgent_red_flag_in_the_symptom_check_shows_the_reply_and_alerts_the_therapist(
     bot_factory: Any, tg: FakeTelegram, phone_page: Any
 ) -> None:
