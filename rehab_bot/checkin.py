@@ -789,18 +789,64 @@ async def latest_findings(
         questionnaire = content.questionnaires.get(checkin.questionnaire_id)
         if questionnaire is None:
             continue
-        findings: list[redflag.Finding] = []
-        for answer_row in answers:
-            item = questionnaire.item(answer_row.item_id)
-            option = item.option(answer_row.value) if item is not None and answer_row.value is not None else None
-            if option is None or option.flag is None:
-                continue
-            text_id = option.reply or redflag.DEFAULT_REPLY.get(option.flag, redflag.DEFAULT_URGENT_REPLY)
-            findings.append(redflag.Finding(option.flag, (text_id,), None, told))
-        if checkin.status == COMPLETE:
-            matched, _ = await redflag.score_matches(session, patient, content, checkin, questionnaire, now)
-            if matched:
-                findings.append(redflag.score_finding(matched, told))
+        scored = checkin.status == COMPLETE
+        findings = await _findings(session, patient, content, checkin, questionnaire, answers, told, now, scored=scored)
         if findings:
             return findings
     return []
+
+
+async def findings_of_answer(
+    session: AsyncSession,
+    patient: Patient,
+    content: Content,
+    clinic: ClinicConfig,
+    checkin_id: int,
+    item_index: int,
+    now: datetime,
+) -> list[redflag.Finding]:
+    """The red flags the patient's recorded answer to this item raised, for the same answer sent again
+    (a second tap on the Mini App's form, whose first response the browser dropped): its option's flag,
+    and the score rules when it completed the check-in. Nothing for another patient's check-in."""
+    checkin = await session.get(CheckIn, checkin_id)
+    if checkin is None or checkin.patient_id != patient.id:
+        return []
+    questionnaire = content.questionnaires.get(checkin.questionnaire_id)
+    if questionnaire is None or not 0 <= item_index < len(questionnaire.items):
+        return []
+    answers = (await answers_of(session, [checkin_id]))[checkin_id]
+    row = answers.get(questionnaire.items[item_index].id)
+    if row is None:
+        return []
+    last = max(answers.values(), key=lambda a: (a.answered_at, a.id or 0))
+    scored = checkin.status == COMPLETE and last is row
+    told = await redflag.has_recipients(session, patient, clinic)
+    return await _findings(session, patient, content, checkin, questionnaire, [row], told, now, scored=scored)
+
+
+async def _findings(
+    session: AsyncSession,
+    patient: Patient,
+    content: Content,
+    checkin: CheckIn,
+    questionnaire: Questionnaire,
+    answers: Sequence[Answer],
+    told: bool,
+    now: datetime,
+    *,
+    scored: bool,
+) -> list[redflag.Finding]:
+    """The findings these answers raised (each flagged option's), and the check-in's score rules if scored."""
+    findings: list[redflag.Finding] = []
+    for answer_row in answers:
+        item = questionnaire.item(answer_row.item_id)
+        option = item.option(answer_row.value) if item is not None and answer_row.value is not None else None
+        if option is None or option.flag is None:
+            continue
+        text_id = option.reply or redflag.DEFAULT_REPLY.get(option.flag, redflag.DEFAULT_URGENT_REPLY)
+        findings.append(redflag.Finding(option.flag, (text_id,), None, told))
+    if scored:
+        matched, _ = await redflag.score_matches(session, patient, content, checkin, questionnaire, now)
+        if matched:
+            findings.append(redflag.score_finding(matched, told))
+    return findings

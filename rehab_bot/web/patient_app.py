@@ -264,8 +264,15 @@ async def checkin_answer(request: web.Request) -> web.StreamResponse:
         await session.rollback()
         raise web.HTTPNotFound()
     await session.commit()
-    if any(redflag.reply_text(f, ctx.content, patient.language, ctx.config.clinic) for f in result.findings):
-        if ctx.on_red_flag is not None and patient.telegram_id is not None:
+    findings = result.findings
+    if result.status == "duplicate":
+        # The same answer again (a double tap on the MainButton): the browser shows this response, not the
+        # first one, so it leads where the first did; what to do now must not be lost to a second tap.
+        findings = await checkins.findings_of_answer(
+            session, patient, ctx.content, ctx.config.clinic, form.checkin.data, form.item.data, ctx.clock.now()
+        )
+    if any(redflag.reply_text(f, ctx.content, patient.language, ctx.config.clinic) for f in findings):
+        if result.status == "recorded" and ctx.on_red_flag is not None and patient.telegram_id is not None:
             ctx.on_red_flag(patient.telegram_id, patient.language)  # a neutral line in the chat, by the bot
         raise web.HTTPSeeOther(miniapp.RESULT)
     raise web.HTTPSeeOther(miniapp.checkin_path(anchor))

@@ -275,6 +275,42 @@ async def test_pain_7_in_the_mini_app_shows_what_to_do_now_on_the_result_page(
     assert row.severity == "critical", "one alert: the page raised none"
 
 
+async def test_a_red_flag_answer_sent_twice_leads_to_the_result_page_both_times(
+    bot_factory: Any, tg: FakeTelegram
+) -> None:
+    """A double tap on Telegram's MainButton sends the answer twice; on a slow network the browser shows the
+    second response. That one (a duplicate) led to the next question, so the patient never saw what to do now
+    (reproduced in Chromium: the first response held back 1 s, the second tap 150 ms after the first)."""
+    bot = await bot_factory(web=miniapp_web())
+    patient = await checkin_patient(bot, 7316, therapist=5002)
+    base = web_url(bot)
+    async with client() as browser:
+        await signed_in(bot, browser, 7316)
+        async with browser.get(f"{base}/app/home") as page:
+            html = await page.text()
+        token = csrf(html)
+        for questionnaire, answers in (("symptoms", [("0", "1"), ("1", "1")]), ("pain", [("0", "8")])):
+            async with browser.post(
+                f"{base}/app/checkin", data={"csrf_token": token, "questionnaire": questionnaire}, allow_redirects=False
+            ) as started:
+                form_url = base + started.headers["Location"]
+            checkin_id = form_url.rsplit("/", 1)[1]
+            *before, (item, value) = answers
+            for earlier, earlier_value in before:  # "any of these": yes
+                data = {"csrf_token": token, "checkin": checkin_id, "item": earlier, "value": earlier_value}
+                async with browser.post(form_url, data=data, allow_redirects=False) as answered:
+                    assert answered.headers["Location"] == f"/app/checkin/{checkin_id}"
+            data = {"csrf_token": token, "checkin": checkin_id, "item": item, "value": value}
+            for tap in ("first", "second"):
+                async with browser.post(form_url, data=data, allow_redirects=False) as flagged:
+                    assert flagged.headers["Location"] == "/app/result", (questionnaire, tap)
+        async with browser.get(f"{base}/app/result") as page:
+            assert "Your pain is high" in await page.text()
+    async with bot.db.session() as s:
+        alerts = (await s.exec(select(Alert).where(Alert.patient_id == patient.id))).all()
+    assert len(alerts) == 2, "one alert for each check-in, none for the second taps"
+
+
 async def test_a_check_in_that_closed_unanswered_says_so_not_that_the_answers_are_saved(
     bot_factory: Any, tg: FakeTelegram
 ) -> None:
