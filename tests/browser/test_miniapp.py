@@ -104,6 +104,32 @@ async def test_a_tapped_button_keeps_aa_contrast_in_telegrams_dark_theme(
     assert await page.evaluate("() => document.documentElement.scrollWidth") == 320, "nothing wider than the phone"
 
 
+async def test_a_reload_mid_session_keeps_the_card_on_screen(
+    bot_factory: Any, tg: FakeTelegram, tmp_path: Path, phone_page: Any
+) -> None:
+    """Reloaded at the third card (the Mini App menu's Reload), the player
+    started again at the first: the patient had to find their place among the cards again."""
+    page = phone_page
+    bot = await player_bot(bot_factory, tmp_path, web=miniapp_web())
+    patient = await enrolled(bot, 7317, programme_id="short", phase_id="all")
+    await at(bot, berlin(WED, "09:00"))
+    [row] = await sessions_of(bot, patient)
+    await open_as(page, bot, 7317, f"/app/session/{row.id}")
+    await page.get_by_role("heading", name="1/3 · Walking").wait_for()
+    await page.get_by_role("button", name="Next").click()
+    await page.get_by_role("button", name="Next").click()
+    await page.get_by_role("heading", name="3/3 · Thigh tightening").wait_for()
+    await page.reload()
+    await page.get_by_role("heading", name="3/3 · Thigh tightening").wait_for()
+    await page.get_by_role("heading", name="1/3 · Walking").wait_for(state="hidden")
+    assert await page.locator("[data-position]").text_content() == "3 / 4"
+    # Opened afresh (a new tab, as the chat's Start opens the app anew) it starts at the first card.
+    other = await page.context.new_page()
+    await other.goto(page.url)
+    await other.get_by_role("heading", name="1/3 · Walking").wait_for()
+    assert errors(page) == []
+
+
 async def test_an_urgent_red_flag_in_the_symptom_check_shows_the_reply_and_alerts_the_therapist(
     bot_factory: Any, tg: FakeTelegram, phone_page: Any
 ) -> None:

@@ -58,6 +58,21 @@
     var position = player.querySelector("[data-position]");
     var finishForm = document.getElementById("finish-form");
     var current = 0;
+    // The card on screen survives a reload of the page (the Mini App menu's Reload, a page the webview reloads):
+    // kept for this tab only, so a session opened afresh from the chat starts at its first card.
+    var remembered = "rehab-player:" + window.location.pathname;
+    function remember(index) {
+      try {
+        window.sessionStorage.setItem(remembered, String(index));
+      } catch (e) {}
+    }
+    function recalled() {
+      try {
+        return parseInt(window.sessionStorage.getItem(remembered) || "0", 10) || 0;
+      } catch (e) {
+        return 0;
+      }
+    }
     if (finishForm) {
       mainButtonFor(finishForm);
     }
@@ -69,6 +84,7 @@
       back.disabled = current === 0;
       next.hidden = current === steps.length - 1;
       position.textContent = current + 1 + " / " + steps.length;
+      remember(current);
       var onFinish = steps[current] && steps[current].id === "finish";
       if (tg && tg.MainButton && finishForm) {
         onFinish ? tg.MainButton.show() : tg.MainButton.hide();
@@ -92,7 +108,7 @@
           heading.setAttribute("tabindex", "-1");
         }
       });
-      show(0);
+      show(recalled());
     }
 
     player.querySelectorAll("[data-timer]").forEach(function (box) {
