@@ -46,7 +46,7 @@ from rehab_bot.web import (
     reports,
     thread,
 )
-from rehab_bot.web.context import CONTEXT, WebContext, context
+from rehab_bot.web.context import CONTEXT, VISITOR, Visitor, WebContext, context
 from rehab_bot.web.forms import CSRF_EXPIRED, CSRF_TITLE, CsrfRefused, csrf_middleware
 from rehab_bot.web.login_widget import FRAME_ORIGIN
 from rehab_bot.web.pages import language, render
@@ -105,6 +105,10 @@ ERRORS = {
     413: N_("What you sent is too large. Please go back and send a smaller photo or file."),
 }
 
+# A patient's Mini App address that shows them nothing (another patient's id, or gone): said kindly.
+APP_NOT_FOUND_TITLE = N_("This page cannot be shown")
+APP_NOT_FOUND = N_("Your own sessions and check-ins are on today's page.")
+
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
@@ -127,6 +131,11 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
             return await render(request, "miniapp.html", {}, status=401)
         title = _(CSRF_TITLE) if expired else None
         back = page_of_form(request) if expired else None
+        home = None
+        visitor = request.get(VISITOR)
+        if exc.status == 404 and request.path.startswith("/app/") and isinstance(visitor, Visitor) and visitor.patient:
+            # Another patient's session or check-in, or one that is gone: nothing of it, and the way back.
+            title, message, home = _(APP_NOT_FOUND_TITLE), _(APP_NOT_FOUND), "/app/home"
         if exc.status == 413:
             if request.path.startswith("/app/"):  # a patient's photo: say the limit, as the page's own check does
                 mb = app_messages.photo_mb(context(request).config.care.photo_max_bytes)
@@ -135,7 +144,7 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
         return await render(
             request,
             "error.html",
-            {"status": exc.status, "title": title, "message": message, "back": back},
+            {"status": exc.status, "title": title, "message": message, "back": back, "home": home},
             status=exc.status,
         )
 

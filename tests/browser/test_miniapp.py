@@ -243,11 +243,18 @@ async def test_another_patients_session_and_stale_init_data_are_refused(
         await open_as(page, bot, 7313, f"/app/session/{annas.id}", at=bot.clock.now() - timedelta(hours=2))
     assert (await signin.value).status == 401
     await page.get_by_text("could not check who you are").wait_for()
-    # Ben, signed in, opens Anna's session: refused.
+    # Ben, signed in, opens Anna's session: refused, kindly and in his language (it said "Error 404: There is
+    # no such page.", with no way back), and nothing of hers on the page.
     await page.context.clear_cookies()
     async with page.expect_response(lambda r: r.url.endswith(f"/app/session/{annas.id}") and r.status == 404):
         await open_as(page, bot, 7313, f"/app/session/{annas.id}")
-    await page.get_by_role("heading", name="Error 404").wait_for()
+    await page.get_by_role("heading", name="This page cannot be shown").wait_for()
+    main = await page.locator("main").text_content() or ""
+    assert "Your own sessions and check-ins are on today's page." in main
+    assert "404" not in main and "Walking" not in main and "09:00" not in main
+    await page.get_by_role("link", name="Back to today").click()
+    await page.get_by_role("heading", name="Your rehab").wait_for()
+    assert await serious(page) == []
     [annas] = await sessions_of(bot, anna)
     assert annas.status == "pending"
 
