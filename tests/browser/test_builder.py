@@ -114,7 +114,10 @@ async def test_a_programme_built_in_the_browser_reaches_the_patients_next_remind
 
     await page.get_by_role("button", name="Save as the patient's plan").click()
     await page.wait_for_url("**/programme?saved=1")
-    assert "from the next session" in await page.get_by_role("status").inner_text()
+    saved = await page.get_by_role("status").inner_text()
+    assert "from the next session" in saved
+    # programme.fit_times: the patient's own times are kept; defaults only fill sessions they have no time for
+    assert "They keep their own session times" in saved and "no time for" in saved
     assert page.console_errors == []
 
     user = tg.user(7101)
