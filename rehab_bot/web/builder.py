@@ -192,6 +192,9 @@ async def _page(
         "languages": LANGUAGES,
         "language_names": LANGUAGE_NAMES,
         "labels": plan.FIELD_LABELS,
+        # A posted draft shown again (an edit, a refused save, a template) is not the patient's saved plan:
+        # the page warns before it is left (builder.js).
+        "unsaved": request.method == "POST",
     }
     if request.headers.get("HX-Request") == "true":
         status = 200  # htmx swaps only 2xx answers: the problems are shown in the builder

@@ -294,3 +294,67 @@ async def test_the_library_pages_at_phone_width_in_german(bot_factory: Any, phon
     assert phone_page.url.endswith("/exercises/new")
     assert await serious(phone_page) == []
     assert phone_page.console_errors == []
+
+
+async def test_start_asks_before_it_drops_unsaved_changes_and_leaving_warns_until_saved(
+    bot_factory: Any, tg: FakeTelegram, page: Any, tmp_path: Path
+) -> None:
+    bot = await started(bot_factory, tmp_path)
+    doc = await make_staff(bot.db, telegram_id=7002, name="Dr Ben")
+    patient = await enrolled(bot, doc.id)
+    await browser_sign_in(page, bot, 7002)
+    builder = f"{web_url(bot)}/patients/{patient.id}/programme"
+    dialogs: list[tuple[str, str]] = []
+    answer = {"confirm": False}
+
+    async def on_dialog(dialog: Any) -> None:
+        dialogs.append((dialog.type, dialog.message))
+        await (dialog.accept() if dialog.type == "beforeunload" or answer["confirm"] else dialog.dismiss())
+
+    page.on("dialog", on_dialog)
+    sets = page.locator("[data-phase='0'] [data-session='0'] .item").nth(2).get_by_label("Sets")
+
+    # Nothing changed: Start goes straight to the chosen starting point, and leaving asks nothing.
+    await page.goto(builder)
+    await page.get_by_label("Start from").select_option(value="empty")
+    await page.get_by_role("button", name="Start", exact=True).click()
+    await page.wait_for_url("**/programme?start=empty")
+    await page.goto(f"{web_url(bot)}/caseload")
+    assert dialogs == []
+
+    # A changed dose: Start asks, and Cancel keeps the page and what was typed.
+    await page.goto(builder)
+    await sets.click()
+    await sets.fill("4")
+    await page.get_by_label("Start from").select_option(value="empty")
+    await page.get_by_role("button", name="Start", exact=True).click()
+    await page.wait_for_function("() => true")
+    assert dialogs == [
+        ("confirm", "Start again from the chosen programme? Your changes below are not saved and will be lost.")
+    ]
+    assert page.url == builder and await sets.input_value() == "4"
+    # OK starts afresh, asked once (not a second time by the browser's leave-page question).
+    answer["confirm"] = True
+    await page.get_by_role("button", name="Start", exact=True).click()
+    await page.wait_for_url("**/programme?start=empty")
+    assert [kind for kind, _ in dialogs] == ["confirm", "confirm"]
+
+    # Leaving with unsaved changes: the browser asks (beforeunload); rows added with htmx count too.
+    dialogs.clear()
+    await page.goto(builder)
+    await add_exercise(page, "[data-phase='0'] [data-session='0']", "Bridging", sets=2, reps=5)
+    await page.get_by_role("link", name="Caseload").click()
+    await page.wait_for_url("**/caseload")
+    assert [kind for kind, _ in dialogs] == ["beforeunload"]
+
+    # Saved: leaving asks nothing.
+    dialogs.clear()
+    await page.goto(builder)
+    await sets.click()
+    await sets.fill("4")
+    await page.get_by_role("button", name="Save as the patient's plan").click()
+    await page.wait_for_url("**/programme?saved=1")
+    await page.get_by_role("link", name="Caseload").click()
+    await page.wait_for_url("**/caseload")
+    assert dialogs == []
+    assert page.console_errors == []
