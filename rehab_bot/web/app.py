@@ -136,6 +136,8 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
         if exc.status == 404 and request.path.startswith("/app/") and isinstance(visitor, Visitor) and visitor.patient:
             # Another patient's session or check-in, or one that is gone: nothing of it, and the way back.
             title, message, home = _(APP_NOT_FOUND_TITLE), _(APP_NOT_FOUND), "/app/home"
+        if exc.status == 401 and builder.signed_out_save(request):  # the draft waits in the tab (builder.js)
+            message, back = f"{message} {_(builder.SIGNED_OUT_DRAFT)}", page_of_form(request)
         if exc.status == 413:
             if request.path.startswith("/app/"):  # a patient's photo: say the limit, as the page's own check does
                 mb = app_messages.photo_mb(context(request).config.care.photo_max_bytes)

@@ -12,6 +12,7 @@ right to change the patient is checked by the core on save, on every request.
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 from aiohttp import web
@@ -36,6 +37,19 @@ CONFLICT_NEXT = N_(
     "Your changes are below and not saved. Open the builder in a new tab to see the saved plan;"
     " save again to replace it with yours."
 )
+
+# The answer to a save that arrived after the session had ended (401): builder.js kept the draft in the tab.
+SIGNED_OUT_DRAFT = N_(
+    "The plan was not saved: you had been signed out. Your changes are kept in this browser tab."
+    " Sign in again, then come back to this tab and press 'Back to the page': they are filled in again,"
+    " not saved, for you to check and save."
+)
+_SAVE = re.compile(r"/patients/[0-9]+/programme/save")
+
+
+def signed_out_save(request: web.Request) -> bool:
+    """A builder save refused because nobody is signed in any more (its draft is kept in the page's tab)."""
+    return request.method == "POST" and _SAVE.fullmatch(request.path) is not None
 
 
 def _texts(name: str, area: bool = False) -> type[PlainForm]:
@@ -193,8 +207,10 @@ async def _page(
         "language_names": LANGUAGE_NAMES,
         "labels": plan.FIELD_LABELS,
         # A posted draft shown again (an edit, a refused save, a template) is not the patient's saved plan:
-        # the page warns before it is left (builder.js).
+        # the page warns before it is left (builder.js). The draft's key in the tab's sessionStorage names
+        # the staff member and the patient: another member signing in in this tab never gets it filled in.
         "unsaved": request.method == "POST",
+        "draft_key": f"{staff.id}:{patient.id}",
     }
     if request.headers.get("HX-Request") == "true":
         status = 200  # htmx swaps only 2xx answers: the problems are shown in the builder

@@ -358,3 +358,56 @@ async def test_start_asks_before_it_drops_unsaved_changes_and_leaving_warns_unti
     await page.wait_for_url("**/caseload")
     assert dialogs == []
     assert page.console_errors == []
+
+
+async def test_a_draft_saved_after_the_session_ended_is_filled_in_again_after_signing_in(
+    bot_factory: Any, tg: FakeTelegram, page: Any, tmp_path: Path
+) -> None:
+    bot = await bot_factory(
+        web={**WEB, "idle_minutes": 30}, delivery={"per_chat_interval": 0.02}, library={"media_dir": tmp_path}
+    )
+    doc = await make_staff(bot.db, telegram_id=7002, name="Dr Ben")
+    await make_staff(bot.db, telegram_id=7003, name="Dr Cleo", role="admin")
+    patient = await enrolled(bot, doc.id)
+    builder = f"{web_url(bot)}/patients/{patient.id}/programme"
+    await browser_sign_in(page, bot, 7002)
+    await page.goto(builder)
+    page.on("dialog", lambda dialog: dialog.accept())
+    thigh = page.locator("[data-phase='0'] [data-session='0'] .item").nth(2)
+    await thigh.get_by_label("Sets").fill("4")
+    await thigh.get_by_label("Note for the patient (English)").fill("Slowly, and breathe.")
+
+    bot.clock.advance(timedelta(minutes=31))  # a long phone call
+    await page.get_by_role("button", name="Save as the patient's plan").click()
+    await page.wait_for_load_state()
+    shown = await page.locator("main").inner_text()
+    assert "you had been signed out. Your changes are kept in this browser tab." in shown
+    async with bot.db.session() as s:
+        assert (await s.exec(select(ProgrammePlan))).all() == []
+
+    # A colleague signing in in this tab does not get Ben's draft.
+    await browser_sign_in(page, bot, 7003)
+    await page.goto(builder)
+    assert await thigh.get_by_label("Sets").input_value() != "4"
+    assert await page.locator("#draft-restored").is_hidden()
+    await page.get_by_role("button", name="Sign out").click()
+
+    # Ben signs in again in this tab and opens the builder: the draft is filled in, said, and not yet saved.
+    await browser_sign_in(page, bot, 7002)
+    await page.goto(builder)
+    await page.locator("#draft-restored").wait_for()
+    assert "They are not saved yet" in await page.locator("#draft-restored").inner_text()
+    assert await thigh.get_by_label("Sets").input_value() == "4"
+    assert await thigh.get_by_label("Note for the patient (English)").input_value() == "Slowly, and breathe."
+    async with bot.db.session() as s:
+        assert (await s.exec(select(ProgrammePlan))).all() == []
+    # A fresh save (rights checked again) saves it; the builder then shows the saved plan, nothing filled in.
+    await page.get_by_role("button", name="Save as the patient's plan").click()
+    await page.wait_for_url("**/programme?saved=1")
+    assert await thigh.get_by_label("Sets").input_value() == "4"
+    await page.goto(builder)
+    assert await page.locator("#draft-restored").is_hidden()
+    async with bot.db.session() as s:
+        [saved] = (await s.exec(select(ProgrammePlan))).all()
+    assert '"sets": 4' in saved.body or '"sets":4' in saved.body
+    assert [error for error in page.console_errors if "401 (Unauthorized)" not in error] == []  # the 401 page

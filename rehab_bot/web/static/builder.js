@@ -1,12 +1,16 @@
 // The programme builder: nothing a therapist typed is lost without them being asked.
 // - "Start" (a fresh starting point) asks first when the draft has unsaved changes;
-// - leaving the page with unsaved changes asks the browser's "Leave site?" question (beforeunload).
+// - leaving the page with unsaved changes asks the browser's "Leave site?" question (beforeunload);
+// - a save keeps the draft in this tab's sessionStorage until the builder shows again: when the session
+//   had ended (401), the builder opened after signing in fills the draft in (an edit, never a save) and
+//   says so. The key names the staff member and the patient (data-draft-key).
 (function () {
   "use strict";
   var form = document.getElementById("builder");
   if (!form) {
     return;
   }
+  var key = "rehab-builder-draft:" + form.getAttribute("data-draft-key");
   var unsaved = form.getAttribute("data-unsaved") === "1"; // a posted draft shown again
   var leaving = false; // a save or a confirmed Start: the browser need not ask again
 
@@ -45,9 +49,22 @@
     }
   });
 
+  function draftOf(builder, submitter) {
+    var data = new URLSearchParams(new FormData(builder, submitter || undefined));
+    data.delete("csrf_token");
+    data.delete("action");
+    return data;
+  }
   document.addEventListener("submit", function (event) {
-    if (event.target && event.target.id === "builder") {
-      leaving = true; // a save, or a refused one shown again (then unsaved once more)
+    var builder = event.target;
+    if (!builder || builder.id !== "builder") {
+      return;
+    }
+    leaving = true;
+    try {
+      window.sessionStorage.setItem(key, draftOf(builder, event.submitter).toString());
+    } catch (error) {
+      // storage full or refused: the save goes ahead as without this page's help
     }
   });
   window.addEventListener("pageshow", function (event) {
@@ -55,4 +72,39 @@
       leaving = false; // back from the answer to a save (the page restored as it was)
     }
   });
+
+  var kept = window.sessionStorage.getItem(key);
+  window.sessionStorage.removeItem(key);
+  var fresh = !unsaved && new URLSearchParams(window.location.search).get("saved") !== "1";
+  if (!kept || !fresh) {
+    return; // saved, or the draft is shown by the server (a refused save): nothing to fill in
+  }
+  // The builder opened again after a save that did not arrive (the session had ended): fill the draft in
+  // through the edit endpoint, which checks the staff member's rights and saves nothing.
+  var body = new URLSearchParams(kept);
+  var meta = document.querySelector('meta[name="csrf-token"]');
+  body.set("csrf_token", meta ? meta.getAttribute("content") : "");
+  body.set("action", "");
+  fetch(form.getAttribute("action").replace(/\/save$/, "/edit"), {
+    method: "POST",
+    body: body,
+    credentials: "same-origin",
+    headers: { "HX-Request": "true" },
+  })
+    .then(function (response) {
+      return response.ok ? response.text() : Promise.reject(response.status);
+    })
+    .then(function (html) {
+      var current = document.getElementById("builder");
+      current.outerHTML = html;
+      var restored = document.getElementById("builder");
+      if (window.htmx) {
+        window.htmx.process(restored);
+      }
+      unsaved = true;
+      document.getElementById("draft-restored").hidden = false;
+    })
+    .catch(function () {
+      window.sessionStorage.setItem(key, kept); // kept for the next time the builder opens
+    });
 })();
