@@ -1,5 +1,9 @@
 """The clinic's programme templates (saved from the programme builder): the list, and Delete.
 
+Delete is a page of its own that asks first (works without scripts): the list's Delete opens
+``GET /templates/<id>/delete``, whose button posts with ``confirm=y``; a POST without it only
+leads to that page again, so no single click deletes a template.
+
 Thin: rehab_bot.plan lists them, rehab_bot.programme.delete_template decides who may
 delete one (its author or an admin) and audits it; this module renders and commits.
 A patient's own plan is a copy, so deleting a template changes no patient's plan.
@@ -14,6 +18,7 @@ from rehab_bot import audit, plan, programme
 from rehab_bot import staff as members
 from rehab_bot.access import Forbidden
 from rehab_bot.i18n import N_
+from rehab_bot.models import ProgrammePlan
 from rehab_bot.web.auth import allow, db, signed_in_staff
 from rehab_bot.web.context import context
 from rehab_bot.web.pages import render, url_id
@@ -42,20 +47,44 @@ async def templates_page(request: web.Request) -> web.StreamResponse:
     )
 
 
+async def _gone(request: web.Request) -> web.HTTPSeeOther:
+    """Deleted meanwhile (a colleague, or a second click): said on the list, not a 404."""
+    await flash(request, N_("That template no longer exists."))
+    return web.HTTPSeeOther(PAGE)
+
+
+async def _deletable(request: web.Request) -> ProgrammePlan:
+    """The template of the URL, if the staff member may delete it (its author or an admin: else 403)."""
+    row = await db(request).get(ProgrammePlan, url_id(request))
+    if row is None or row.patient_id is not None:
+        raise await _gone(request)
+    if not programme.may_delete_template(signed_in_staff(request), row):
+        raise web.HTTPForbidden()
+    return row
+
+
+@allow("staff")
+async def delete_page(request: web.Request) -> web.StreamResponse:
+    """Ask before deleting a template (its author or an admin: else 403)."""
+    return await render(request, "clinic_template_delete.html", {"row": await _deletable(request)})
+
+
 @allow("staff")
 async def delete_template(request: web.Request) -> web.StreamResponse:
-    """Delete one template (its author or an admin: else 403); back to the list."""
+    """Delete one template once confirmed on its Delete page (its author or an admin: else 403); back to the list."""
     session, staff = db(request), signed_in_staff(request)
     value = url_id(request)
+    if (await request.post()).get("confirm") != "y":  # not from the page that asks: ask there (rights first)
+        await _deletable(request)
+        raise web.HTTPSeeOther(f"/templates/{value}/delete")
     try:
         await programme.delete_template(
             session, staff, value, context(request).clock.now(), actor=audit.web_actor(staff.telegram_id)
         )
     except Forbidden as exc:
         raise web.HTTPForbidden() from exc
-    except plan.PlanError:  # deleted meanwhile (a colleague, or a second click): said on the list, not a 404
-        await flash(request, N_("That template no longer exists."))
-        raise web.HTTPSeeOther(PAGE) from None
+    except plan.PlanError:
+        raise await _gone(request) from None
     await session.commit()
     await flash(request, N_("The template is deleted."))
     raise web.HTTPSeeOther(PAGE)
@@ -63,4 +92,5 @@ async def delete_template(request: web.Request) -> web.StreamResponse:
 
 def setup(app: web.Application) -> None:
     app.router.add_get(PAGE, templates_page, name="templates")
+    app.router.add_get(r"/templates/{id:\d+}/delete", delete_page)
     app.router.add_post(r"/templates/{id:\d+}/delete", delete_template)

@@ -31,12 +31,32 @@ async def test_templates_listed_and_deleted_by_their_author(bot_factory: Any, pa
     assert await serious(page) == []
     assert await page.locator("#templates tbody tr th").all_inner_texts() == ["Cleo's own", "Lumbar week 1-6"]
     assert await page.get_by_role("button", name="Delete template Cleo's own").count() == 0  # a colleague's
+    # Delete asks first, on a page of its own; Cancel keeps the template.
     await page.get_by_role("button", name="Delete template Lumbar week 1-6").click()
+    await page.wait_for_url(f"**/templates/{deleted_id}/delete")
+    assert "there is no undo" in await page.locator("main").inner_text()
+    assert await serious(page) == []
+    await page.get_by_role("link", name="Cancel").click()
+    await page.wait_for_url("**/templates")
+    assert await page.locator("#templates tbody tr th").all_inner_texts() == ["Cleo's own", "Lumbar week 1-6"]
+    # A colleague's template has no Delete page for Ben.
+    async with bot.db.session() as session:
+        [cleos_id] = (await session.exec(select(ProgrammePlan.id).where(ProgrammePlan.name == "Cleo's own"))).all()
+    assert (await page.request.get(f"{page.url.split('/templates')[0]}/templates/{cleos_id}/delete")).status == 403
+    # A bare POST (one click of an old list, a forged form) deletes nothing: it leads to the page that asks.
+    base, token = page.url.split("/templates")[0], await page.locator("meta[name=csrf-token]").get_attribute("content")
+    asked = await page.request.post(f"{base}/templates/{deleted_id}/delete", headers={"X-CSRF-Token": token or ""})
+    assert asked.status == 200 and asked.url.endswith(f"/templates/{deleted_id}/delete")
+    async with bot.db.session() as session:
+        assert await session.get(ProgrammePlan, deleted_id) is not None
+    await page.get_by_role("button", name="Delete template Lumbar week 1-6").click()
+    await page.get_by_role("button", name="Delete the template").click()
     await page.get_by_role("status").filter(has_text="The template is deleted.").wait_for()
     assert await page.locator("#templates tbody tr th").all_inner_texts() == ["Cleo's own"]
     # The same delete again (a second click that arrived late, a stale tab): said on the list, not a 404.
     gone = await page.request.post(
         f"{page.url.split('/templates')[0]}/templates/{deleted_id}/delete",
+        form={"confirm": "y"},
         headers={"X-CSRF-Token": await page.locator("meta[name=csrf-token]").get_attribute("content") or ""},
     )
     assert gone.status == 200 and gone.url.endswith("/templates")

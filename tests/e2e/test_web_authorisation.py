@@ -66,6 +66,7 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", "/patients/{id}/programme/save"): "owner",
     ("POST", "/patients/{id}/programme/template"): "staff",  # templates belong to the clinic
     ("GET", "/templates"): "staff",
+    ("GET", "/templates/{id}/delete"): "owner",  # the page that asks before a template is deleted
     ("POST", "/templates/{id}/delete"): "owner",  # its author (the therapist here) or an admin: a colleague 403
     # The patient's Mini App: patients only; another patient's session or check-in is a 404 (tests/e2e/test_miniapp.py).
     ("GET", "/app/home"): "patient",
