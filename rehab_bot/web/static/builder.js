@@ -67,6 +67,20 @@
       // storage full or refused: the save goes ahead as without this page's help
     }
   });
+  // A row added, a preview or a template after the session ended: htmx shows nothing for a 401, so say it,
+  // and keep the draft as a save would.
+  document.addEventListener("htmx:responseError", function (event) {
+    var builder = document.getElementById("builder");
+    if (event.detail.xhr.status !== 401 || !builder) {
+      return;
+    }
+    try {
+      window.sessionStorage.setItem(key, draftOf(builder).toString());
+    } catch (error) {
+      // storage full or refused: the notice still says to sign in
+    }
+    document.getElementById("signed-out").hidden = false;
+  });
   window.addEventListener("pageshow", function (event) {
     if (event.persisted) {
       leaving = false; // back from the answer to a save (the page restored as it was)
