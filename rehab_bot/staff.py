@@ -55,6 +55,9 @@ log = logging.getLogger(__name__)
 DRAFT_TTL = timedelta(hours=24)
 
 _NAME_MAX = 64
+# The largest Telegram user id accepted: 18 digits, as a typed id is read (typed.number), well
+# inside the database's BigInteger (Telegram's own ids have at most 52 bits).
+MAX_TELEGRAM_ID = 10**18 - 1
 
 
 async def active_staff(session: AsyncSession, telegram_id: int) -> Staff | None:
@@ -105,8 +108,13 @@ async def add_staff(
 
     A new member without a timezone gets default_timezone (the clinic's).
     """
-    if telegram_id <= 0:
-        raise StaffError(N_("A Telegram user id is a positive number (the person can see theirs via @userinfobot)."))
+    if not 0 < telegram_id <= MAX_TELEGRAM_ID:
+        raise StaffError(
+            N_(
+                "A Telegram user id is a positive number of at most 18 digits "
+                "(the person can see theirs via @userinfobot)."
+            )
+        )
     if role not in (Role.ADMIN.value, Role.THERAPIST.value):
         raise StaffError(N_("Unknown role {role}: use admin or therapist."), role=repr(role))
     name = validate_name(name)
@@ -204,7 +212,9 @@ async def remove_staff(
     message saying so. Without anyone to take them the removal is refused: no
     patient is left without a responsible person.
     """
-    staff = (await session.exec(select(Staff).where(col(Staff.telegram_id) == telegram_id))).first()
+    staff = None
+    if 0 < telegram_id <= MAX_TELEGRAM_ID:  # a larger number is no id the database could hold
+        staff = (await session.exec(select(Staff).where(col(Staff.telegram_id) == telegram_id))).first()
     if staff is None:
         raise StaffError(N_("No staff member has the Telegram id {id}."), id=telegram_id)
     patients = list(

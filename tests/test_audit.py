@@ -107,6 +107,23 @@ def test_staff_add_list_remove_and_audit_from_the_command_line(tmp_path: Path) -
     assert bad.returncode == 1 and "YYYY-MM-DD" in bad.stderr
 
 
+def test_staff_commands_refuse_a_telegram_id_too_large_for_the_database(tmp_path: Path) -> None:
+    """23 digits overflowed the BigInteger column: a traceback (OverflowError on SQLite, DataError on
+    PostgreSQL) instead of the one-line answer a mistyped id gets."""
+    url = f"sqlite+aiosqlite:///{tmp_path}/bot.db"
+    huge = "9" * 23
+    added = cli("staff", "add", "--telegram-id", huge, "--role", "admin", "--name", "X", cwd=tmp_path, db_url=url)
+    assert added.returncode == 1 and "Traceback" not in added.stderr, added.stderr
+    assert added.stderr.strip() == (
+        "rehab-bot: A Telegram user id is a positive number of at most 18 digits "
+        "(the person can see theirs via @userinfobot)."
+    )
+    removed = cli("staff", "remove", "--telegram-id", huge, cwd=tmp_path, db_url=url)
+    assert removed.returncode == 1 and "Traceback" not in removed.stderr, removed.stderr
+    assert removed.stderr.strip() == f"rehab-bot: No staff member has the Telegram id {huge}."
+    assert cli("staff", "list", cwd=tmp_path, db_url=url).stdout.startswith("no staff yet")
+
+
 def test_clinic_commands_have_a_useful_help(tmp_path: Path) -> None:
     for args, phrase in [
         (("staff",), "admins and therapists"),

@@ -117,6 +117,7 @@ async def test_add_staff_creates_updates_validates_and_audits(db: Database, cloc
     for kwargs, message in [
         ({"role": "boss"}, "admin or therapist"),
         ({"telegram_id": -5}, "positive"),
+        ({"telegram_id": 10**18}, "at most 18 digits"),
         ({"timezone": "Mars/Base"}, "timezone"),
         ({"name": " "}, "empty"),
     ]:
