@@ -800,15 +800,15 @@ def cmd_clinic(config: Config, args: argparse.Namespace) -> int:
             )
             return 1
 
-    async def go(session: AsyncSession) -> list[str]:
+    async def go(session: AsyncSession) -> tuple[list[str], list[str]]:
         if args.command == "staff":
             return await _staff_command(session, config, args)
         if args.command == "export":
-            return await _export_command(session, config, args)
-        return await _audit_command(session, args, since)
+            return await _export_command(session, config, args), []
+        return await _audit_command(session, args, since), []
 
     try:
-        lines = asyncio.run(in_session(config.database.url, config.database.pg_schema, go))
+        lines, warnings = asyncio.run(in_session(config.database.url, config.database.pg_schema, go))
     except (StaffError, ExportError) as exc:
         print(f"rehab-bot: {exc}", file=sys.stderr)
         return 1
@@ -817,6 +817,8 @@ def cmd_clinic(config: Config, args: argparse.Namespace) -> int:
         return 1
     for line in lines:
         print(line)
+    for warning in warnings:  # after the change is committed: it is about the staff as they now are
+        print(warning, file=sys.stderr)
     return 0
 
 
@@ -828,7 +830,10 @@ def _parse_since(text: str) -> datetime | None:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-async def _staff_command(session: AsyncSession, config: Config, args: argparse.Namespace) -> list[str]:
+async def _staff_command(
+    session: AsyncSession, config: Config, args: argparse.Namespace
+) -> tuple[list[str], list[str]]:
+    """(results for stdout, warnings for stderr)."""
     from rehab_bot import staff as staff_core
     from rehab_bot.clock import SystemClock
 
@@ -844,7 +849,9 @@ async def _staff_command(session: AsyncSession, config: Config, args: argparse.N
             now=now,
         )
         verb = "added" if created else "updated"
-        return [f"{verb} {member.role} {member.name} (Telegram id {member.telegram_id}, timezone {member.timezone})"]
+        line = f"{verb} {member.role} {member.name} (Telegram id {member.telegram_id}, timezone {member.timezone})"
+        # A therapist added before any admin, or the last admin made a therapist: said as `remove` says it.
+        return [line], [] if await staff_core.admins(session) else [NO_ADMIN_WARNING]
     if args.staff_command == "remove":
         removal = await staff_core.remove_staff(
             session, telegram_id=args.telegram_id, now=now, reassign_to=args.reassign_to
@@ -856,15 +863,15 @@ async def _staff_command(session: AsyncSession, config: Config, args: argparse.N
                 f"{len(removal.patients)} patient(s) moved to {removal.new_owner.name} "
                 f"(Telegram id {removal.new_owner.telegram_id}), who is told in Telegram"
             )
-        if not await staff_core.admins(session):
-            lines.append(NO_ADMIN_WARNING)
-        return lines
+        return lines, [] if await staff_core.admins(session) else [NO_ADMIN_WARNING]
     members = await staff_core.staff_members(session, include_inactive=True)
     if not members:
-        return ["no staff yet; add the first admin with: rehab-bot staff add --telegram-id N --role admin --name NAME"]
+        return [
+            "no staff yet; add the first admin with: rehab-bot staff add --telegram-id N --role admin --name NAME"
+        ], []
     return [
         f"{m.telegram_id}\t{m.role}\t{m.name}\t{m.timezone}\t{'active' if m.active else 'inactive'}" for m in members
-    ]
+    ], []
 
 
 async def _export_command(session: AsyncSession, config: Config, args: argparse.Namespace) -> list[str]:

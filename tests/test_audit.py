@@ -124,6 +124,29 @@ def test_staff_commands_refuse_a_telegram_id_too_large_for_the_database(tmp_path
     assert cli("staff", "list", cwd=tmp_path, db_url=url).stdout.startswith("no staff yet")
 
 
+def test_staff_commands_warn_on_stderr_when_no_active_admin_is_left(tmp_path: Path) -> None:
+    """Making the only admin a therapist with `staff add` said nothing (only `remove` warned), and
+    `remove` printed its warning among the results on stdout."""
+    url = f"sqlite+aiosqlite:///{tmp_path}/bot.db"
+    warning = "WARNING: there is no active admin."
+    admin = cli("staff", "add", "--telegram-id", "111", "--role", "admin", "--name", "Dr Ada", cwd=tmp_path, db_url=url)
+    assert admin.returncode == 0 and admin.stderr == "", admin.stderr
+    demoted = cli(
+        "staff", "add", "--telegram-id", "111", "--role", "therapist", "--name", "Dr Ada", cwd=tmp_path, db_url=url
+    )
+    assert demoted.returncode == 0
+    assert demoted.stdout.splitlines() == ["updated therapist Dr Ada (Telegram id 111, timezone Europe/Vienna)"]
+    assert demoted.stderr.startswith(warning) and "rehab-bot staff add --telegram-id N --role admin" in demoted.stderr
+    promoted = cli(
+        "staff", "add", "--telegram-id", "112", "--role", "admin", "--name", "Dr Bo", cwd=tmp_path, db_url=url
+    )
+    assert promoted.returncode == 0 and promoted.stderr == "", promoted.stderr
+    removed = cli("staff", "remove", "--telegram-id", "112", cwd=tmp_path, db_url=url)
+    assert removed.returncode == 0
+    assert removed.stdout.splitlines() == ["deactivated admin Dr Bo (Telegram id 112)"]
+    assert removed.stderr.startswith(warning)
+
+
 def test_clinic_commands_have_a_useful_help(tmp_path: Path) -> None:
     for args, phrase in [
         (("staff",), "admins and therapists"),
