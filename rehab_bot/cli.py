@@ -503,8 +503,10 @@ def cmd_content_list(directory: Path | None) -> int:
     try:
         content = load_content(directory)
     except ContentError as exc:
+        # Errors, not the listing: on stderr, so `content list > list.txt` holds only a listing.
         for line in exc.errors:
-            print(line)
+            print(line, file=sys.stderr)
+        print(f"rehab-bot: {len(exc.errors)} problem(s) in the content files; nothing listed", file=sys.stderr)
         return 1
     for exercise in content.exercises.values():
         print(f"exercise   {exercise.id:<28} {exercise.name.get('en', '')[:40]:<40} {exercise.source}")

@@ -102,6 +102,10 @@ def test_content_check_reports_file_and_line(tmp_path: Path) -> None:
     course = load_content(None).course
     assert course is not None and len(lessons) == len(course.lessons) > 0, "the recovery course is listed too"
     assert all("day " in line and "(example)" in line for line in lessons)
+    broken = run("content", "list", cwd=tmp_path, env={"REHAB_BOT_CONTENT_DIR": str(clinic)})
+    assert broken.returncode == 1 and broken.stdout == "", "its problems are no listing: they went to stdout"
+    assert "exercises.toml:3:" in broken.stderr
+    assert broken.stderr.splitlines()[-1] == "rehab-bot: 4 problem(s) in the content files; nothing listed"
 
 
 @pytest.mark.parametrize(
