@@ -103,6 +103,11 @@ def _outcomes(config: Config, args: argparse.Namespace) -> int:
     if end < start:
         print("rehab-bot: --to is before --from", file=sys.stderr)
         return 1
+    if args.out.exists() and not args.out.is_dir():
+        print(
+            f"rehab-bot: --out {args.out} is a file; name a folder for outcomes.html and outcomes.csv", file=sys.stderr
+        )
+        return 1
     targets = [args.out / "outcomes.html", args.out / "outcomes.csv"]
     if not args.force and (kept := kept_unless_forced(targets, "--out")):
         print(f"rehab-bot: {kept}", file=sys.stderr)

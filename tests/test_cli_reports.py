@@ -129,3 +129,17 @@ def test_report_outcomes_writes_private_html_and_csv(tmp_path: Path) -> None:
     forced = rehab_bot(*args, "--force", cwd=tmp_path, env=env(tmp_path))
     assert forced.returncode == 0, forced.stderr
     assert (out / "outcomes.csv").read_text() == table
+
+
+def test_report_outcomes_refuses_a_file_as_its_folder(tmp_path: Path) -> None:
+    """--out naming a file said 'cannot write exp.json: File exists', after building the whole report."""
+    taken = tmp_path / "exp.json"
+    taken.write_text("the clinic's FHIR export")
+    for force in ((), ("--force",)):
+        args = ("report", "outcomes", "--from", "2026-03-01", "--to", "2026-06-30", "--out", str(taken), *force)
+        result = rehab_bot(*args, cwd=tmp_path, env=env(tmp_path))
+        assert result.returncode == 1 and result.stdout == ""
+        assert result.stderr == (
+            f"rehab-bot: --out {taken} is a file; name a folder for outcomes.html and outcomes.csv\n"
+        )
+        assert taken.read_text() == "the clinic's FHIR export"
