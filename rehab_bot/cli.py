@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 from rehab_bot import __version__, cli_reports
 from rehab_bot.config import Config, ConfigError, clinic_name_is_placeholder, load_config
 from rehab_bot.content import ContentError
-from rehab_bot.db import DatabaseUnreachable
+from rehab_bot.db import DatabaseTooNew, DatabaseUnreachable
 from rehab_bot.files import kept_unless_forced, set_private_umask
 from rehab_bot.i18n import SUPPORTED_LANGUAGES
 from rehab_bot.logs import add_secret, scrub, setup_logging
@@ -279,6 +279,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"rehab-bot: {exc}; check that the database runs and [database] url (REHAB_BOT_DATABASE_URL)",
             file=sys.stderr,
         )
+        return 1
+    except DatabaseTooNew as exc:
+        print(f"rehab-bot: {exc}", file=sys.stderr)
         return 1
     except ContentError as exc:
         for line in exc.errors:

@@ -163,6 +163,21 @@ class DatabaseUnreachable(Exception):
         super().__init__(f"cannot open the database at {self.where}: {self.reason}")
 
 
+class DatabaseTooNew(Exception):
+    """The database is at a migration this rehab-bot does not have: a newer version upgraded it."""
+
+    def __init__(self, url: str, revision: str) -> None:
+        from rehab_bot import __version__
+
+        self.where = make_url(url).render_as_string(hide_password=True)
+        self.revision = revision
+        super().__init__(
+            f"the database at {self.where} is at revision {revision!r}, which this rehab-bot ({__version__}) "
+            "does not know: a newer rehab-bot has upgraded it. Run that version again, or restore a backup "
+            "made before the upgrade"
+        )
+
+
 class Database:
     """The engine plus its session factory; one per process."""
 
@@ -210,7 +225,8 @@ class Database:
             yield session
 
     async def upgrade(self) -> None:
-        """Apply all migrations up to head; DatabaseUnreachable when no connection can be opened."""
+        """Apply all migrations up to head; DatabaseUnreachable when no connection can be opened,
+        DatabaseTooNew when a newer rehab-bot has migrated it further."""
         await self.check_reachable()
         await upgrade(self.engine)
 
@@ -266,7 +282,18 @@ def alembic_config(connection: Connection | None = None) -> AlembicConfig:
 
 
 def _upgrade_sync(connection: Connection, revision: str) -> None:
-    command.upgrade(alembic_config(connection), revision)
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    config = alembic_config(connection)
+    current = _current_sync(connection)
+    if current is not None:
+        # Alembic would fail with a traceback ("Can't locate revision ..."); say what it means.
+        try:
+            ScriptDirectory.from_config(config).get_revision(current)
+        except CommandError as exc:
+            raise DatabaseTooNew(connection.engine.url.render_as_string(), current) from exc
+    command.upgrade(config, revision)
 
 
 # Any constant will do; it names "rehab-bot migrations" among advisory locks.

@@ -27,7 +27,7 @@ from factories import TEST_TOKEN
 from PIL import Image
 from qrcode.constants import ERROR_CORRECT_M
 
-from rehab_bot import audit
+from rehab_bot import __version__, audit
 from rehab_bot import invite as invite_core
 from rehab_bot.access import StaffError
 from rehab_bot.config import ClinicConfig
@@ -258,3 +258,22 @@ def test_progress_bars_show_on_a_terminal_only(tmp_path: Path) -> None:
     assert piped.returncode == 0 and piped.stderr == ""
     piped = run("db", "backup", "copy2.db", cwd=tmp_path)
     assert piped.returncode == 0 and piped.stderr == ""
+
+
+def test_a_database_a_newer_version_upgraded_is_refused_in_one_line(tmp_path: Path) -> None:
+    """After going back to an older rehab-bot, every command died in Alembic's traceback
+    ("Can't locate revision identified by ..."); the database is left as it was."""
+    assert run("staff", "add", "--telegram-id", "1", "--role", "admin", "--name", "A", cwd=tmp_path).returncode == 0
+    with sqlite3.connect(tmp_path / "bot.db") as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '0099_from_the_future'")
+    expected = (
+        f"rehab-bot: the database at sqlite+aiosqlite:///{tmp_path}/bot.db is at revision '0099_from_the_future', "
+        f"which this rehab-bot ({__version__}) does not know: a newer rehab-bot has upgraded it. "
+        "Run that version again, or restore a backup made before the upgrade\n"
+    )
+    for args in (("db", "upgrade"), ("staff", "list"), ("audit",)):
+        result = run(*args, cwd=tmp_path)
+        assert (result.returncode, result.stdout, result.stderr) == (1, "", expected), args
+    with sqlite3.connect(tmp_path / "bot.db") as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("0099_from_the_future",)]
+        assert conn.execute("SELECT telegram_id, role FROM staff").fetchall() == [(1, "admin")]
