@@ -9,6 +9,7 @@ with wider modes. Plain Python: no telegram imports.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import stat
@@ -46,6 +47,9 @@ def private_dir(path: Path) -> Path:
     while not current.exists() and current != current.parent:
         missing.append(current)
         current = current.parent
+    if current.exists() and not current.is_dir():
+        # mkdir would say "File exists" about the file in the way, or "Not a directory" about the path.
+        raise NotADirectoryError(errno.ENOTDIR, f"{current} is a file, not a folder", str(path))
     path.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
     for created in missing:
         os.chmod(created, DIR_MODE)  # mkdir's parents ignore mode=; the umask may be wider

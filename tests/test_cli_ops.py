@@ -277,3 +277,20 @@ def test_a_database_a_newer_version_upgraded_is_refused_in_one_line(tmp_path: Pa
     with sqlite3.connect(tmp_path / "bot.db") as conn:
         assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("0099_from_the_future",)]
         assert conn.execute("SELECT telegram_id, role FROM staff").fetchall() == [(1, "admin")]
+
+
+def test_an_output_path_under_a_file_says_the_file_is_in_the_way(tmp_path: Path) -> None:
+    """A file where a folder is wanted said 'cannot write exp.json: File exists' (for a FHIR export or a
+    backup) or 'Not a directory' about the whole path: not what to fix."""
+    assert run("db", "upgrade", cwd=tmp_path).returncode == 0
+    taken = tmp_path / "exp.json"
+    taken.write_text("an earlier export")
+    for args, line in [
+        (("export", "--format", "fhir", "--out", f"{taken}/x.json"), f"cannot write {taken}:"),
+        (("export", "--format", "csv", "--out", f"{taken}/sub"), f"cannot write {taken}/sub:"),
+        (("db", "backup", f"{taken}/x.db"), f"cannot write the backup to {taken}/x.db:"),
+    ]:
+        result = run(*args, cwd=tmp_path)
+        assert result.returncode == 1 and result.stdout == "", args
+        assert result.stderr == f"rehab-bot: {line} {taken} is a file, not a folder\n", args
+    assert taken.read_text() == "an earlier export"
