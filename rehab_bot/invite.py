@@ -279,10 +279,12 @@ async def responsible_staff(session: AsyncSession, ref: str | None) -> tuple[Sta
             "there is no staff member yet to be responsible for the patient: add one first with "
             "`rehab-bot staff add --telegram-id N --role therapist --name NAME`",
         )
+    # Without therapists the candidates are the admins: say so, not "2 therapists work here".
+    who = "therapists" if therapists else "admins and no therapist"
+    names = ", ".join(c.name for c in candidates[:10]) + (", ..." if len(candidates) > 10 else "")
     raise InviteError(
         "therapist_required",
-        f"{len(candidates)} therapists work here: name the responsible one with --therapist "
-        f"(Telegram id or name: {', '.join(c.name for c in candidates[:10])})",
+        f"{len(candidates)} {who} work here: name the responsible one with --therapist (Telegram id or name: {names})",
     )
 
 

@@ -96,3 +96,16 @@ def test_check_config_warns_when_no_admin_exists(tmp_path: Path) -> None:
     _add(tmp_path, url, 302, "admin", "Admin A")
     ok = check()
     assert ok.returncode == 0 and "WARNING" not in ok.stdout and "configuration OK" in ok.stdout
+
+
+def test_invite_create_with_two_admins_and_no_therapist_says_so(tmp_path: Path) -> None:
+    """With no therapist the candidates are the admins, but the refusal said '2 therapists work here'."""
+    url = f"sqlite+aiosqlite:///{tmp_path}/bot.db"
+    _add(tmp_path, url, 101, "admin", "Admin Ada")
+    _add(tmp_path, url, 102, "admin", "Admin Bo")
+    code, out, err = _invite(tmp_path, url, "P-1")
+    assert (code, out) == (1, "")
+    assert err == (
+        "rehab-bot: 2 admins and no therapist work here: name the responsible one with --therapist "
+        "(Telegram id or name: Admin Ada, Admin Bo)\n"
+    )
