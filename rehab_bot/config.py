@@ -486,8 +486,8 @@ def _coerce(key: str, type_name: str, value: Any) -> Any:
                 return False
             raise ValueError
         if type_name.startswith("int"):
-            if isinstance(value, bool):
-                raise ValueError
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError  # int(3.7) would quietly make it 3
             return int(value)
         if type_name.startswith("float"):
             if isinstance(value, bool):

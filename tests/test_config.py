@@ -91,6 +91,15 @@ def test_bad_config_names_key_and_fix(tmp_path: Path, text: str, env: dict[str, 
     assert fix in str(info.value)
 
 
+@pytest.mark.parametrize("value", ["3.7", "14.5"])
+def test_a_fraction_for_a_whole_number_is_refused_not_cut(tmp_path: Path, value: str) -> None:
+    """invite_valid_days = 3.7 in config.toml quietly became 3 days."""
+    env = {"REHAB_BOT_TELEGRAM_TOKEN": TEST_TOKEN}
+    with pytest.raises(ConfigError, match=rf"^clinic\.invite_valid_days has the value {value}"):
+        load_config(write(tmp_path, f"[clinic]\ninvite_valid_days = {value}\n"), env=env)
+    assert load_config(write(tmp_path, "[clinic]\ninvite_valid_days = 14.0\n"), env=env).clinic.invite_valid_days == 14
+
+
 def test_missing_explicit_config_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.toml", env={})
