@@ -509,7 +509,13 @@ def _coerce(key: str, type_name: str, value: Any) -> Any:
         return value
     except (ValueError, TypeError, ScheduleError) as exc:
         kind = type_name.split(" ")[0]
-        expected = {"time": "a time as HH:MM", "bool": "true or false"}.get(kind, f"a {kind}")
+        expected = {
+            "time": "a time as HH:MM",
+            "bool": "true or false",
+            "int": "a whole number",
+            "float": "a number",
+            "str": 'text (a string in quotes: "...")',
+        }.get(kind, f"a {kind}")
         raise ConfigError(key, f"has the value {value!r}", f"it must be {expected}") from exc
 
 
