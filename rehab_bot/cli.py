@@ -652,8 +652,9 @@ def cmd_check_config(config: Config) -> int:
     print(f"clinic: {config.clinic.name} ({config.clinic.timezone}, {config.clinic.language})")
     print(f"telegram: mode={tg.mode} base_url={tg.base_url} token={scrub(tg.token)}")
     url = config.database.url
-    print(f"database: {url.split('@')[-1] if '@' in url else url}")
-    from rehab_bot.db import is_sqlite, sqlite_path
+    from rehab_bot.db import is_sqlite, masked_url, sqlite_path
+
+    print(f"database: {masked_url(url)}")
 
     path = sqlite_path(url) if is_sqlite(url) else None
     if path is not None and not path.parent.exists():

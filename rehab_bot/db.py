@@ -153,11 +153,22 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 
 
+# asyncpg also takes a password from the URL's query (?password=...).
+_SECRET_QUERY_KEYS = ("password", "sslpassword")
+
+
+def masked_url(url: str) -> str:
+    """The database URL to show a person: its password masked, in the user part and in the query."""
+    parsed = make_url(url)
+    query = {key: "***" if key.lower() in _SECRET_QUERY_KEYS else value for key, value in parsed.query.items()}
+    return parsed.set(query=query).render_as_string(hide_password=True).replace("%2A%2A%2A", "***")
+
+
 class DatabaseUnreachable(Exception):
     """No connection to the database: no server, a wrong host, name or password, a file SQLite cannot open."""
 
     def __init__(self, url: str, cause: BaseException) -> None:
-        self.where = make_url(url).render_as_string(hide_password=True)
+        self.where = masked_url(url)
         orig = getattr(cause, "orig", None) or cause
         self.reason = (getattr(orig, "strerror", None) or str(orig) or type(orig).__name__).splitlines()[0]
         super().__init__(f"cannot open the database at {self.where}: {self.reason}")
@@ -169,7 +180,7 @@ class DatabaseTooNew(Exception):
     def __init__(self, url: str, revision: str) -> None:
         from rehab_bot import __version__
 
-        self.where = make_url(url).render_as_string(hide_password=True)
+        self.where = masked_url(url)
         self.revision = revision
         super().__init__(
             f"the database at {self.where} is at revision {revision!r}, which this rehab-bot ({__version__}) "

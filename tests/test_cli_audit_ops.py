@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from cli_runner import rehab_bot
+from factories import TEST_TOKEN
 
 
 def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -105,6 +106,21 @@ def test_an_unreachable_database_is_one_line_without_the_password(tmp_path: Path
     assert "cannot open the database at postgresql+asyncpg://rehab:***@127.0.0.1:1/rehab" in line
     assert "s3cret-pw" not in result.stderr + result.stdout
     assert not (tmp_path / "ex").exists() and not (tmp_path / "ex.json").exists()
+
+
+def test_a_password_in_the_database_urls_query_is_masked_too(tmp_path: Path) -> None:
+    """asyncpg takes ?password=... as well; `staff list` printed it in 'cannot open the database at ...'
+    and check-config in its summary."""
+    url = "postgresql+asyncpg://rehab@127.0.0.1:1/rehab?password=s3cret-pw&ssl=disable"
+    failed = rehab_bot("staff", "list", cwd=tmp_path, env={"REHAB_BOT_DATABASE_URL": url})
+    line = one_friendly_line(failed)
+    assert failed.returncode == 1
+    assert "cannot open the database at postgresql+asyncpg://rehab@127.0.0.1:1/rehab?password=***&ssl=disable" in line
+    summary = rehab_bot(
+        "check-config", cwd=tmp_path, env={"REHAB_BOT_DATABASE_URL": url, "REHAB_BOT_TELEGRAM_TOKEN": TEST_TOKEN}
+    )
+    assert "database: postgresql+asyncpg://rehab@127.0.0.1:1/rehab?password=***&ssl=disable" in summary.stdout
+    assert "s3cret-pw" not in failed.stderr + failed.stdout + summary.stderr + summary.stdout
 
 
 def test_run_with_an_unreachable_database_is_one_line(tmp_path: Path) -> None:
