@@ -668,6 +668,7 @@ def validate(config: Config, *, need_token: bool = True) -> None:
             f"uses an unsupported driver ({config.database.url.split('://', 1)[0]})",
             "use sqlite+aiosqlite:///path.db or postgresql+asyncpg://user@host/db",
         )
+    check_database_url(config.database.url)
     if config.database.pg_schema and not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", config.database.pg_schema):
         raise ConfigError(
             "database.pg_schema", f"is {config.database.pg_schema!r}", "use lower-case letters, digits and _"
@@ -844,6 +845,31 @@ def check_writable_folder(key: str, folder: Path) -> None:
     if not os.access(existing, os.W_OK | os.X_OK):
         problem = "is not writable" if existing == folder else f"cannot be created ({existing} is not writable)"
         raise ConfigError(key, f"is {folder}, which {problem}", "create the folder for the bot's user (mode 0700)")
+
+
+def check_database_url(url: str) -> None:
+    """A URL SQLAlchemy can read (a port that is a number), and for SQLite a file: an in-memory database
+    would lose every patient, staff member and reminder when the process ends."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    from rehab_bot.db import sqlite_path
+
+    try:
+        make_url(url)
+    except (ArgumentError, ValueError) as exc:
+        # Not the URL itself: it may hold a password.
+        raise ConfigError(
+            "database.url",
+            "is not a valid database URL (is the port a number?)",
+            "use postgresql+asyncpg://user@host:5432/db",
+        ) from exc
+    if url.startswith("sqlite") and sqlite_path(url) is None:
+        raise ConfigError(
+            "database.url",
+            "names no database file (an in-memory database, lost when the bot stops)",
+            f"use a file, e.g. {DEFAULT_DATABASE_URL}",
+        )
 
 
 def check_sqlite_folder(url: str) -> None:

@@ -78,6 +78,12 @@ def test_environment_overrides_file_and_secret_files_work(tmp_path: Path) -> Non
         ('[clinic]\nnmae = "x"\n', {}, "clinic.nmae", "config.example.toml"),
         ("[clinic\n", {}, "config.toml", "TOML"),
         ('[http]\nlisten = "nope"\n', {}, "http.listen", "HOST:PORT"),
+        # A port that is no number was a ValueError traceback from SQLAlchemy in every command.
+        ('[database]\nurl = "postgresql+asyncpg://u:pw@db:54x2/rehab"\n', {}, "database.url", "is the port a number?"),
+        ('[database]\nurl = "postgresql+asyncpg://u:pw@[::1/rehab"\n', {}, "database.url", "not a valid database URL"),
+        # In memory: `staff add` said "added" and every command (and `run`) lost it all at the end.
+        ('[database]\nurl = "sqlite+aiosqlite://"\n', {}, "database.url", "an in-memory database"),
+        ('[database]\nurl = "sqlite+aiosqlite:///:memory:"\n', {}, "database.url", "an in-memory database"),
         ('[content]\ndir = "/does/not/exist"\n', {}, "content.dir", "not a directory"),
         ("", {"REHAB_BOT_TELEGRAM_TOKEN_FILE": "/no/such/file"}, "telegram.token", "cannot be read"),
     ],
