@@ -459,7 +459,7 @@ def _env_value(section: str, key: str, env: Mapping[str, str]) -> str | None:
     if not file_name:
         return env.get(name)
     try:
-        return Path(file_name).read_text(encoding="utf-8").strip()
+        return Path(file_name).read_text(encoding="utf-8-sig").strip()  # a byte-order mark is no part of it
     except OSError as exc:
         raise ConfigError(
             f"{section}.{key}", f"cannot be read from {name}_FILE={file_name}", str(exc.strerror)
@@ -569,8 +569,9 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None, 
     candidate = path if path is not None else DEFAULT_CONFIG_PATH
     if candidate.exists():
         try:
-            with candidate.open("rb") as fh:
-                data = tomllib.load(fh)
+            # utf-8-sig: Windows editors (Notepad) start UTF-8 files with a byte-order mark, which
+            # tomllib reads as "Invalid statement (at line 1, column 1)".
+            data = tomllib.loads(candidate.read_bytes().decode("utf-8-sig"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(str(candidate), f"is not valid TOML ({exc})", "fix the line named") from exc
         except UnicodeDecodeError as exc:

@@ -108,6 +108,17 @@ def test_a_fraction_for_a_whole_number_is_refused_not_cut(tmp_path: Path, value:
     assert load_config(write(tmp_path, "[clinic]\ninvite_valid_days = 14.0\n"), env=env).clinic.invite_valid_days == 14
 
 
+def test_a_byte_order_mark_is_read_past_in_config_toml_and_secret_files(tmp_path: Path) -> None:
+    """Notepad's UTF-8 starts with a byte-order mark: config.toml was 'not valid TOML (Invalid statement
+    (at line 1, column 1))' and a token file's token 'does not look like a bot token'."""
+    path = tmp_path / "config.toml"
+    path.write_bytes(b'\xef\xbb\xbf[clinic]\r\nname = "Klinik am See"\r\n')
+    token_file = tmp_path / "token"
+    token_file.write_bytes(b"\xef\xbb\xbf" + TEST_TOKEN.encode() + b"\r\n")
+    config = load_config(path, env={"REHAB_BOT_TELEGRAM_TOKEN_FILE": str(token_file)})
+    assert config.clinic.name == "Klinik am See" and config.telegram.token == TEST_TOKEN
+
+
 def test_missing_explicit_config_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.toml", env={})

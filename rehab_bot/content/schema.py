@@ -239,7 +239,7 @@ class TableFile(SourceFile):
 def read_toml(path: Path, source: str, errors: list[str]) -> tuple[SourceFile, dict[str, Any]] | None:
     f = SourceFile(path, source, errors)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors) is no TOML error
     except UnicodeDecodeError as exc:
         f.error(1, f"not valid UTF-8 ({exc.reason})")
         return None

@@ -142,3 +142,12 @@ def test_a_cadence_step_and_the_checkin_time_refuse_unknown_keys_and_wrong_value
         f"{path}:{header_line}: checkin_time: 'latest' must be a time as \"HH:MM\"",
     ]
     assert len(errors) == 4, errors
+
+
+def test_a_byte_order_mark_is_no_toml_error(tmp_path: Path) -> None:
+    """A file saved by a Windows editor (UTF-8 with a byte-order mark) was 'TOML syntax error: Invalid
+    statement (column 1)' at line 1; it is read as the same file without the mark."""
+    plain = (DEFAULTS_DIR / "exercises.toml").read_text(encoding="utf-8")
+    (tmp_path / "exercises.toml").write_bytes(b"\xef\xbb\xbf" + plain.encode("utf-8"))
+    content = load_content(tmp_path)
+    assert content.exercises.keys() == load_content(None).exercises.keys()
