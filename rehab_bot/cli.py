@@ -831,9 +831,10 @@ def cmd_clinic(config: Config, args: argparse.Namespace) -> int:
 def _parse_since(text: str) -> datetime | None:
     try:
         value = datetime.fromisoformat(text.strip())
-    except ValueError:
+        # In UTC, as the log is kept: 0001-01-01T00:00+14:00 is before the first day Python knows.
+        return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):
         return None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 async def _staff_command(

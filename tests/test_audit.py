@@ -105,6 +105,15 @@ def test_staff_add_list_remove_and_audit_from_the_command_line(tmp_path: Path) -
     assert future.stderr.startswith("no audit records since 2999-01-01T10:00:00+00:00")
     bad = cli("audit", "--since", "last week", cwd=tmp_path, db_url=url)
     assert bad.returncode == 1 and "YYYY-MM-DD" in bad.stderr
+    # Before the first or after the last instant in UTC: an OverflowError traceback from the query.
+    for outside in ("0001-01-01T00:00+14:00", "9999-12-31T23:59-14:00"):
+        bad = cli("audit", "--since", outside, cwd=tmp_path, db_url=url)
+        assert (
+            bad.returncode == 1
+            and bad.stderr == f"rehab-bot: --since {outside!r} is not a date; use YYYY-MM-DD or YYYY-MM-DDTHH:MM\n"
+        )
+    earlier = cli("audit", "--since", "2024-01-01T05:00+05:00", cwd=tmp_path, db_url=url)
+    assert [line.split("\t")[2] for line in earlier.stdout.splitlines()[1:]] == ["staff.add", "staff.remove"]
 
 
 def test_staff_commands_refuse_a_telegram_id_too_large_for_the_database(tmp_path: Path) -> None:
