@@ -123,11 +123,17 @@ def _day_start(day: date) -> datetime:
     return datetime.combine(day, time(0), tzinfo=UTC)
 
 
+def _day_end(day: date) -> datetime:
+    """When the day ends: the next one's start, or for 9999-12-31 (date.max, the last day there is) the
+    last instant, as the day after it would overflow (`--to 9999-12-31` meaning "up to any time")."""
+    return _day_start(day + timedelta(days=1)) if day < date.max else datetime.max.replace(tzinfo=UTC)
+
+
 async def build(session: AsyncSession, content: Content, start: date, end: date, now: datetime) -> Report:
     """Count everything for patients enrolled from start to end (inclusive)."""
     report = Report(start, end, now)
     rows = report.rows
-    period_start, period_end = _day_start(start), _day_start(end + timedelta(days=1))
+    period_start, period_end = _day_start(start), _day_end(end)
     patients = [
         p
         for p in (await session.exec(select(Patient).where(col(Patient.consent_at).is_not(None)))).all()

@@ -143,3 +143,23 @@ def test_report_outcomes_refuses_a_file_as_its_folder(tmp_path: Path) -> None:
             f"rehab-bot: --out {taken} is a file; name a folder for outcomes.html and outcomes.csv\n"
         )
         assert taken.read_text() == "the clinic's FHIR export"
+
+
+def test_report_outcomes_over_every_day_there_is(tmp_path: Path) -> None:
+    """--to 9999-12-31 (the last date there is) died in 'OverflowError: date value out of range'."""
+    from outcome_seed import seed as seed_patients
+
+    assert rehab_bot("db", "upgrade", cwd=tmp_path, env=env(tmp_path)).returncode == 0
+
+    async def go() -> None:
+        db = Database(f"sqlite+aiosqlite:///{tmp_path}/bot.db")
+        try:
+            await seed_patients(db, 6)
+        finally:
+            await db.dispose()
+
+    asyncio.run(go())
+    args = ("report", "outcomes", "--from", "0001-01-01", "--to", "9999-12-31", "--out", str(tmp_path / "all"))
+    result = rehab_bot(*args, cwd=tmp_path, env=env(tmp_path))
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert "Patients enrolled in the period,6," in (tmp_path / "all" / "outcomes.csv").read_text()
