@@ -22,7 +22,7 @@ from sqlalchemy import Insert, Table, event, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rehab_bot.files import make_private, private_dir, touch_private
@@ -321,8 +321,24 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     """
     async with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
+            await _check_schema(conn)
             await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
         await conn.run_sync(_upgrade_sync, revision)
+
+
+async def _check_schema(conn: AsyncConnection) -> None:
+    """[database] pg_schema must name a schema that exists: Alembic's first CREATE TABLE would otherwise
+    fail with 'no schema has been selected to create in' and a traceback."""
+    if (await conn.execute(text("SELECT current_schema()"))).scalar() is not None:
+        return
+    from rehab_bot.config import ConfigError
+
+    schema = (await conn.execute(text("SHOW search_path"))).scalar()
+    raise ConfigError(
+        "database.pg_schema",
+        f"is {schema}, which does not exist in that database",
+        f'create it first (CREATE SCHEMA {schema};) or leave pg_schema "" for the public schema',
+    )
 
 
 def _current_sync(connection: Connection) -> str | None:

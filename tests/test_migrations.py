@@ -177,3 +177,24 @@ async def test_upgrading_keeps_templates_caregivers_and_proxy_answers_and_their_
         await session.commit()
         assert new_plan.id is not None and new_plan.id > before["programme_plan"][1][0]
         assert new_carer.id is not None and new_carer.id > before["caregiver"][1][0]
+
+
+async def test_a_pg_schema_that_does_not_exist_is_named_not_a_traceback(db: Database, backend: str) -> None:
+    """[database] pg_schema naming no schema: Alembic's first CREATE TABLE failed with 'no schema has been
+    selected to create in' and a traceback in every command."""
+    if backend != "postgres":
+        pytest.skip("pg_schema is PostgreSQL's")
+    from rehab_bot.config import ConfigError
+
+    other = Database(db.url, pg_schema="clinic_typo")
+    try:
+        with pytest.raises(ConfigError) as info:
+            await other.upgrade()
+    finally:
+        await other.dispose()
+    assert str(info.value) == (
+        "database.pg_schema is clinic_typo, which does not exist in that database: "
+        'create it first (CREATE SCHEMA clinic_typo;) or leave pg_schema "" for the public schema'
+    )
+    async with db.engine.connect() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM pg_namespace WHERE nspname = 'clinic_typo'")) == 0
