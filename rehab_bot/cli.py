@@ -37,6 +37,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.exc import DBAPIError
+
 from rehab_bot import __version__, cli_reports
 from rehab_bot.config import Config, ConfigError, clinic_name_is_placeholder, load_config
 from rehab_bot.content import ContentError
@@ -282,6 +284,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except DatabaseTooNew as exc:
         print(f"rehab-bot: {exc}", file=sys.stderr)
+        return 1
+    except DBAPIError as exc:
+        # The database refused a statement (no privilege, a read-only file, a full disk): one line.
+        # Its first line only: PostgreSQL's DETAIL (the next one) may repeat a row's values.
+        orig = getattr(exc, "orig", None) or exc
+        reason = scrub(str(orig).split(": ", 1)[-1] if str(orig).startswith("<class ") else str(orig))
+        print(f"rehab-bot: the database refused the command: {reason.splitlines()[0]}", file=sys.stderr)
         return 1
     except ContentError as exc:
         for line in exc.errors:

@@ -220,3 +220,17 @@ def test_the_readme_command_table_lists_every_command() -> None:
         actions = [a for a in command._actions if isinstance(a, argparse._SubParsersAction)]
         for full in [f"{name} {action}" for a in actions for action in a.choices] or [name]:
             assert f"`rehab-bot {full}" in table or f"`{full}" in table, f"rehab-bot {full} is not in the table"
+
+
+def test_a_statement_the_database_refuses_is_one_line_and_changes_nothing(tmp_path: Path) -> None:
+    """A database user without the privilege to write ('permission denied for table staff' on PostgreSQL),
+    a read-only or full disk: `staff add` died in SQLAlchemy's traceback. Here a trigger refuses."""
+    assert run("staff", "add", "--telegram-id", "1", "--role", "admin", "--name", "A", cwd=tmp_path).returncode == 0
+    with sqlite3.connect(tmp_path / "bot.db") as conn:
+        conn.execute(
+            "CREATE TRIGGER no_writes BEFORE INSERT ON staff BEGIN SELECT RAISE(ABORT, 'no write access'); END"
+        )
+    result = run("staff", "add", "--telegram-id", "2", "--role", "therapist", "--name", "B", cwd=tmp_path)
+    assert one_friendly_line(result) == "rehab-bot: the database refused the command: no write access"
+    assert result.returncode == 1 and result.stdout == ""
+    assert staff_count(tmp_path / "bot.db") == 1
