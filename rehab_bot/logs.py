@@ -133,10 +133,22 @@ def setup_logging(level: str = "INFO") -> None:
     quiet_noisy_loggers()
 
 
+class _NoInvalidJsonDump(logging.Filter):
+    """python-telegram-bot logs an answer that is not JSON (a wrong [telegram] base_url's web page) at
+    ERROR, with the page and a traceback, then raises: the caller reports that in one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Can not load invalid JSON data")
+
+
+_NO_INVALID_JSON_DUMP = _NoInvalidJsonDump()
+
+
 def quiet_noisy_loggers() -> None:
     """Hold back libraries that log request URLs (the token), updates or SQL parameters (health data)."""
     for name, level in LIBRARY_LEVELS.items():
         logging.getLogger(name).setLevel(level)
+    logging.getLogger("telegram.request.BaseRequest").addFilter(_NO_INVALID_JSON_DUMP)  # idempotent
     # The dispatch job repeats every second while one tick may drain a long
     # burst; APScheduler then warns on every skipped run. That is the intended
     # behaviour (one tick at a time), so only its errors are worth a line.

@@ -52,7 +52,7 @@ from rehab_bot.bot import services as bot_services
 from rehab_bot.bot.services import App, Services
 from rehab_bot.bot.updates import ChatUpdateProcessor, RetryWhenLocked, slow_down_notice
 from rehab_bot.clock import Clock, SystemClock
-from rehab_bot.config import Config
+from rehab_bot.config import Config, ConfigError
 from rehab_bot.content import load_content
 from rehab_bot.db import Database
 from rehab_bot.health import HealthServer
@@ -419,6 +419,32 @@ class TokenRejected(Exception):
     """Telegram answered 401 to getMe: the token is wrong or was revoked."""
 
 
+def _not_the_bot_api(exc: BaseException) -> bool:
+    """True when python-telegram-bot read a 401/404 as InvalidToken although the answer was no Bot API
+    JSON at all (its cause is 'Invalid server response'): [telegram] base_url names another server."""
+    from telegram.error import TelegramError
+
+    cause = exc.__cause__
+    while cause is not None:  # Bot.initialize wraps the request's InvalidToken in one of its own
+        if isinstance(cause, TelegramError) and cause.message == "Invalid server response":
+            return True
+        cause = cause.__cause__
+    return False
+
+
+def _wrong_base_url(config: Config, exc: BaseException) -> ConfigError:
+    from telegram.error import TelegramError
+
+    # The request's own InvalidToken says the HTTP status: "Not Found (404). Parsing the server response ..."
+    first = exc.__cause__ if isinstance(exc.__cause__, TelegramError) else exc
+    status = first.message.split(".", 1)[0] if isinstance(first, TelegramError) else type(exc).__name__
+    return ConfigError(
+        "telegram.base_url",
+        f"is {config.telegram.base_url}, whose server answered {status} with something that is not the Bot API",
+        "check the address (Telegram's is https://api.telegram.org/bot; a self-hosted server's ends in /bot)",
+    )
+
+
 async def bot_username(config: Config) -> str:
     """Ask Telegram for the bot's username (getMe) with the configured token and server."""
     from telegram import Bot
@@ -432,6 +458,8 @@ async def bot_username(config: Config) -> str:
         async with bot:
             return bot.username
     except InvalidToken as exc:
+        if _not_the_bot_api(exc):
+            raise _wrong_base_url(config, exc) from exc
         raise ConfigError(
             "telegram.token", "was refused by Telegram", "copy it again from @BotFather, or pass --bot-username"
         ) from exc
@@ -480,6 +508,8 @@ async def connect(app: App, stop: asyncio.Event) -> bool:
         try:
             await app.initialize()
         except InvalidToken as exc:
+            if _not_the_bot_api(exc):
+                raise _wrong_base_url(bot_services.svc(app).config, exc) from exc
             raise TokenRejected(host) from exc
         except NetworkError as exc:
             failures += 1

@@ -199,6 +199,51 @@ async def test_a_rejected_token_exits_2_with_one_line(tg: FakeTelegram, database
     assert [r.method for r in tg.requests] == ["getMe"]
 
 
+async def test_a_base_url_that_is_no_bot_api_is_named_not_the_token(database_factory: Any, tmp_path: Path) -> None:
+    """A [telegram] base_url whose server answers 404 with a web page (not the Bot API): `run` printed
+    python-telegram-bot's ERROR with the page and a traceback, then 'telegram.token was rejected by the Bot
+    API ... (401 Unauthorized)', and `invite create` 'telegram.token was refused by Telegram'."""
+    from datetime import date
+
+    from aiohttp import web
+
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(status=404, text="<html><body>Not the Bot API</body></html>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", page)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        db: Database = await database_factory("sqlite")
+        base_url = f"http://127.0.0.1:{port}/bot"
+        env = env_for(db, base_url)
+        expected = (
+            f"rehab-bot: configuration error: telegram.base_url is {base_url}, whose server answered Not Found (404) "
+            "with something that is not the Bot API: check the address (Telegram's is https://api.telegram.org/bot; "
+            "a self-hosted server's ends in /bot)"
+        )
+        code, out = await run_to_end(env, tmp_path)
+        assert (code, out.strip()) == (2, expected)
+        invite = await asyncio.create_subprocess_exec(
+            str(BIN), "staff", "add", "--telegram-id", "5", "--role", "therapist", "--name", "T",
+            env=env, cwd=tmp_path, stdout=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        assert await invite.wait() == 0
+        invite = await asyncio.create_subprocess_exec(
+            str(BIN), "invite", "create", "--alias", "P-0001", "--surgery-date", date.today().isoformat(),
+            "--programme", "lumbar-example", env=env, cwd=tmp_path,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        out_bytes, _ = await asyncio.wait_for(invite.communicate(), 60)
+        assert invite.returncode == 2 and expected in out_bytes.decode() and "Traceback" not in out_bytes.decode()
+    finally:
+        await runner.cleanup()
+
+
 async def test_webhook_mode_as_a_process_holds_the_lease_and_answers(
     tg: FakeTelegram, database_factory: Any, tmp_path: Path
 ) -> None:
