@@ -757,7 +757,7 @@ def _add_clinic_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
         description="Deactivate a staff member: their staff commands stop working at once and their menu "
         "goes. Their patients move to the colleague named with --reassign-to, or else to an admin, who is told "
         "in Telegram; with nobody to take them the removal is refused, so no patient is left without a "
-        "responsible person. Unknown ids exit with status 1.",
+        "responsible person. An unknown id, or a member already removed, exits with status 1.",
     )
     remove.add_argument("--telegram-id", type=int, required=True, metavar="N", help="their Telegram user id")
     remove.add_argument(

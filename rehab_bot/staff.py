@@ -217,6 +217,8 @@ async def remove_staff(
         staff = (await session.exec(select(Staff).where(col(Staff.telegram_id) == telegram_id))).first()
     if staff is None:
         raise StaffError(N_("No staff member has the Telegram id {id}."), id=telegram_id)
+    if not staff.active:  # said "deactivated" again and wrote a second staff.remove to the audit log
+        raise StaffError(N_("{name} was already removed; nothing changed."), name=staff.name)
     patients = list(
         (
             await session.exec(

@@ -88,6 +88,13 @@ def test_staff_add_list_remove_and_audit_from_the_command_line(tmp_path: Path) -
     assert listing.stdout.splitlines() == ["111\ttherapist\tAda\tAsia/Tokyo\tactive"]
     removed = cli("staff", "remove", "--telegram-id", "111", cwd=tmp_path, db_url=url)
     assert removed.returncode == 0 and "deactivated therapist Ada" in removed.stdout
+    # Again: it said "deactivated therapist Ada" a second time and wrote a second staff.remove.
+    again = cli("staff", "remove", "--telegram-id", "111", cwd=tmp_path, db_url=url)
+    assert (again.returncode, again.stdout, again.stderr) == (
+        1,
+        "",
+        "rehab-bot: Ada was already removed; nothing changed.\n",
+    )
     unknown = cli("staff", "remove", "--telegram-id", "999", cwd=tmp_path, db_url=url)
     assert unknown.returncode == 1 and "No staff member has the Telegram id 999" in unknown.stderr
     with sqlite3.connect(tmp_path / "bot.db") as conn:
