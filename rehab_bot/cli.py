@@ -98,7 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="rehab-bot",
         description="A Telegram bot a clinic runs for its patients after spine surgery. "
         "Results go to standard output; messages and errors to standard error. "
-        "--config and --verbose may stand before or after the command.",
+        "--config and --verbose may stand before or after the command. Exit status: 0 done; 1 input the "
+        "command refused (an unknown id, a bad date, a file in the way); 2 a command line it cannot read (an "
+        "unknown option, a missing argument, a number that is not one) or a configuration problem.",
         parents=[_global_options(defaults=True)],
     )
     parser.register("action", "parsers", _SubcommandsWithGlobalOptions)
@@ -184,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
         "invite_valid_days days. Prints the deep link https://t.me/<bot username>?start=<code> and writes it "
         "as a QR code PNG for printing. The bot username is asked from Telegram (getMe) with the configured "
         "token and base_url; pass --bot-username to work offline without a token. An existing file at the QR "
-        "code's path is kept unless --force. Bad input exits with status 1, a configuration problem with 2.",
+        "code's path is kept unless --force. Input it refuses exits with status 1, a configuration problem with 2.",
     )
     create.add_argument("--alias", required=True, help="the patient's pseudonym, e.g. P-0042 (never a real name)")
     create.add_argument("--surgery-date", required=True, metavar="YYYY-MM-DD", help="the day of surgery")
@@ -734,7 +736,7 @@ def _add_clinic_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
         description="Add a staff member, or change the role and name of an existing one and reactivate them. "
         "Use it to bootstrap the first admin; admins can then invite staff from Telegram with /staffinvite. "
         "The staff command menu appears in their chat at the bot's next start, or within seconds while it "
-        "runs. Bad input exits with status 1.",
+        "runs. Input it refuses exits with status 1.",
     )
     add.add_argument(
         "--telegram-id",
