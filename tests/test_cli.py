@@ -142,3 +142,16 @@ def test_check_config_exits_2_when_a_language_lacks_the_clinics_emergency_text(t
     (tmp_path / "config.toml").write_text('[clinic.emergency_text]\nen = "Call 112."\n', encoding="utf-8")
     result = run("check-config", cwd=tmp_path, env={"REHAB_BOT_TELEGRAM_TOKEN": TEST_TOKEN})
     assert result.returncode == 2 and "clinic.emergency_text.de is missing" in result.stderr
+
+
+def test_the_exit_statuses_are_what_the_help_says(tmp_path: Path) -> None:
+    """rehab-bot --help: 1 for input a command refuses, 2 for a command line it cannot read."""
+    help_text = " ".join(run("--help", cwd=tmp_path).stdout.split())
+    assert "1 input the command refused" in help_text and "2 a command line it cannot read" in help_text
+    unreadable = run("staff", "add", "--telegram-id", "abc", "--role", "admin", "--name", "A", cwd=tmp_path)
+    assert unreadable.returncode == 2 and "invalid int value" in unreadable.stderr
+    refused = run(
+        "invite", "create", "--alias", "P-1", "--surgery-date", "2026-13-01", "--programme", "x",
+        "--bot-username", "b", cwd=tmp_path,
+    )  # fmt: skip
+    assert refused.returncode == 1 and "is not a date" in refused.stderr
