@@ -122,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--no-browser", action="store_true", help="print the page's address but do not open a browser")
     demo.add_argument(
-        "--lang", choices=SUPPORTED_LANGUAGES, default="en", help="language of the page and the demo patient"
+        "--lang", choices=SUPPORTED_LANGUAGES, default="en", help="language of the page, the demo patient and the staff"
     )
 
     run = sub.add_parser(

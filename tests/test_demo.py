@@ -27,7 +27,7 @@ import pytest
 from cli_runner import BIN, clean_env, rehab_bot
 from sqlmodel import col, select
 
-from rehab_bot.config import Config
+from rehab_bot.config import ClinicConfig, Config
 from rehab_bot.content import load_content
 from rehab_bot.demo import seed
 from rehab_bot.demo.page import DemoPage
@@ -62,6 +62,7 @@ async def test_the_demo_clinic_has_staff_patients_at_different_stages_and_weeks_
     staff = {s.telegram_id: s for s in await rows(db, Staff)}
     assert {(s.role, s.active) for s in staff.values()} == {("admin", True), ("therapist", True)}
     assert staff[made.therapist_id].name == made.therapist_name
+    assert {s.language for s in staff.values()} == {"en"}
 
     patients = {p.alias: p for p in await rows(db, Patient)}
     assert {alias: p.status for alias, p in patients.items()} == {
@@ -107,6 +108,15 @@ async def test_the_demo_clinic_has_staff_patients_at_different_stages_and_weeks_
 
     [invite] = [i for i in await rows(db, Invite) if i.patient_id == patients["P-2044"].id]
     assert invite.code == made.invite_code and invite.used_at is None and invite.expires_at > now
+
+
+async def test_with_lang_de_the_demo_staff_speak_german_so_the_staff_pages_are_german(
+    database_factory: Callable[..., Any],
+) -> None:
+    db = await database_factory("sqlite")
+    config = Config(clinic=ClinicConfig(timezone="Europe/Berlin", language="de"))
+    await seed.seed(db, load_content(None), config, seed.demo_start(TODAY, "Europe/Berlin"))
+    assert {(s.name, s.language) for s in await rows(db, Staff)} == {("Dr Sam Admin", "de"), ("Alex Physio", "de")}
 
 
 # --- the running demo: clock and page -------------------------------------------------------------

@@ -8,7 +8,7 @@ SQLModel session: no Telegram here.
 
 The cast (aliases only, as in a real clinic; the staff names are invented):
 
-- an admin and a therapist, responsible for every patient;
+- an admin and a therapist, responsible for every patient, speaking the clinic's language (--lang);
 - P-2041, four weeks after surgery, doing well (pain falling, most sessions done);
 - P-2042, twelve days after surgery, struggling: fewer sessions, pain rising, and this morning a
   pain entry of 8, a critical alert that reaches the therapist when the demo starts;
@@ -100,7 +100,13 @@ async def seed(db: Database, content: Content, config: Config, now: datetime) ->
             (THERAPIST_ID, Role.THERAPIST.value, "Alex Physio"),
         ):
             member, _ = await staff.add_staff(
-                session, telegram_id=telegram_id, role=role, name=name, now=now, default_timezone=clinic.timezone
+                session,
+                telegram_id=telegram_id,
+                role=role,
+                name=name,
+                now=now,
+                default_timezone=clinic.timezone,
+                language=clinic.language,  # `demo --lang de`: the staff pages in German too
             )
             if role == Role.THERAPIST.value:
                 therapist = member
