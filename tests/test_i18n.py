@@ -181,3 +181,18 @@ def test_every_sentence_starts_with_a_capital_letter() -> None:
         and msgid[0].islower()
     ]
     assert lower == [], lower
+
+
+def test_adherence_is_one_word_in_german() -> None:
+    # The caseload column "Adherence 7 days" and its risk reason "adherence 44 % over 7 days" sit side by side
+    # on the staff pages: one German word for adherence, not "Therapietreue" here and "Trainingstreue" there.
+    german = catalogue("de")
+    words = {
+        word
+        for message in catalogue("en")
+        if isinstance(message.id, str) and "adherence" in message.id.lower()
+        for text in strings_of(german, message.id)
+        for word in text.split()
+        if word.lower().endswith("treue")
+    }
+    assert words == {"Therapietreue"}
