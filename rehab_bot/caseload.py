@@ -240,7 +240,8 @@ def answer_text(content: Content | None, line: AnswerLine, lang: str = "en") -> 
         option = item.option(line.value) if item is not None else None
         label = (option.label.get(lang) or option.label.get("en")) if option is not None else None
         label = label or str(line.value)
-        value = label if label == str(line.value) else f"{label} ({line.value})"
+        # The value in brackets unless the label already shows it ("🙁 2", not "🙁 2 (2)").
+        value = label if str(line.value) in label.split() else f"{label} ({line.value})"
     return f"{question} {value}" + (" " + t(lang, ANSWERED_BY_CAREGIVER) if line.proxy else "")
 
 

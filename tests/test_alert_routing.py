@@ -161,6 +161,9 @@ def test_answers_read_as_the_questions_and_options_of_the_content() -> None:
     pain = caseload.answer_text(CONTENT, caseload.AnswerLine(at, "pain", "pain", 4, ""))
     assert "pain" in pain.lower() and pain.endswith(" 4") and "pain/pain" not in pain
     assert caseload.answer_text(CONTENT, caseload.AnswerLine(at, "gone", "x", 2, "")) == "gone/x: 2"
+    # A label that shows its number already ("🙁 2") is not followed by the number again.
+    mood = caseload.AnswerLine(at, "mood", "mood", 2, "")
+    assert caseload.answer_text(CONTENT, mood, "de") == "Wie ist Ihre Stimmung heute? 🙁 2"
 
 
 # --- no patient without a responsible person ------------------------------------------------
