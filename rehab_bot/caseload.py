@@ -27,7 +27,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rehab_bot import alert as alert_core
-from rehab_bot import audit, education
+from rehab_bot import audit, education, formats
 from rehab_bot import programme as programme_core
 from rehab_bot import session as session_core
 from rehab_bot.access import Access, StaffError, access, require
@@ -564,8 +564,9 @@ async def risk_for(session: AsyncSession, patient: Patient, now: datetime, setti
 class RiskReason:
     """One reason a patient is at risk: a message (an English msgid) and its values, already formatted.
 
-    text() renders it in English (the digest) or through a translator (the web caseload);
-    kind and values are what the web caseload stores (rehab_bot/caseload_overview.py).
+    text() renders it in English (the digest) or through a translator in a language (the web caseload,
+    its figures as that language writes them: "44 %", "3,5" in German); kind and values are what the
+    web caseload stores (rehab_bot/caseload_overview.py), the figures as English writes them.
     """
 
     kind: str
@@ -575,11 +576,23 @@ class RiskReason:
     def msgid(self) -> str:
         return RISK_MESSAGES[self.kind]
 
-    def text(self, translate: Callable[..., str] | None = None) -> str:
+    def text(self, translate: Callable[..., str] | None = None, lang: str = "en") -> str:
         values = dict(self.values)
         if translate is None:
             return self.msgid.format(**values)
-        return translate(self.msgid, **values)
+        return translate(self.msgid, **{key: _figure_in(key, value, lang) for key, value in values.items()})
+
+
+def _figure_in(key: str, value: str, lang: str) -> str:
+    """A stored figure ("44%", "3.5") as lang writes it; any other value as it is."""
+    try:
+        if key == "share" and value.endswith("%"):
+            return formats.percent(int(value[:-1]) / 100, lang)
+        if key in ("before", "recent"):
+            return formats.number(float(value), lang, fixed=True)
+    except ValueError:
+        pass
+    return value
 
 
 # The reasons' texts (msgids; the web caseload shows them translated, the digest in English).

@@ -40,7 +40,7 @@ from pydantic_core import ErrorDetails
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rehab_bot import audit, files, media, typed
+from rehab_bot import audit, files, formats, media, typed
 from rehab_bot.access import StaffError
 from rehab_bot.content import Content, Exercise, localize
 from rehab_bot.content.schema import LANGUAGES
@@ -454,7 +454,7 @@ async def update(
                 "Someone changed this exercise at {when} (UTC), after you opened it. Your changes are below"
                 " and not saved; save again to replace theirs with yours."
             ),
-            when=f"{row.updated_at:%Y-%m-%d %H:%M}",
+            when=formats.when(row.updated_at, "UTC", staff.language),
         )
     _fill(row, data)
     row.updated_at = now

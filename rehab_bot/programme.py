@@ -42,7 +42,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rehab_bot import audit, checkin, education, library, plan, schedule, session_text
+from rehab_bot import audit, checkin, education, formats, library, plan, schedule, session_text
 from rehab_bot.access import Access, Forbidden, StaffError, require
 from rehab_bot.content import Content, Exercise, Phase, Programme, localize
 from rehab_bot.db import lock_row
@@ -70,7 +70,6 @@ from rehab_bot.schedule import (
     next_from_now,
     parse_days,
     parse_hhmm,
-    zone,
 )
 
 log = logging.getLogger(__name__)
@@ -748,7 +747,7 @@ async def save_own_plan(
         raise PlanConflict(
             N_("{name} saved this patient's plan at {when}, after you opened the builder."),
             name=who.name if who is not None else "?",
-            when=f"{row.updated_at.astimezone(zone(staff.timezone)):%Y-%m-%d %H:%M}",
+            when=formats.when(row.updated_at, staff.timezone, staff.language),
         )
     if row is None:
         row = ProgrammePlan(patient_id=patient.id, body="", created_by=staff.id, created_at=now)

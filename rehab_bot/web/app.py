@@ -18,7 +18,8 @@ import asyncio
 import contextlib
 import logging
 import re
-from datetime import datetime
+from collections.abc import Callable
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +30,8 @@ from aiohttp_session import session_middleware
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from rehab_bot import alert as alert_core
-from rehab_bot import caseload_overview
+from rehab_bot import caseload_overview, formats
 from rehab_bot.i18n import N_, translator
-from rehab_bot.schedule import zone
 from rehab_bot.web import (
     admin,
     alerts,
@@ -184,9 +184,31 @@ def _is_page(app: web.Application, path: str) -> bool:
     return False
 
 
-def when(value: datetime, tz: str) -> str:
-    """An instant as local date and time in a zone (the reader's), e.g. 2026-06-10 09:05."""
-    return value.astimezone(zone(tz)).strftime("%Y-%m-%d %H:%M")
+# The templates' filters for dates, times and numbers, in the page's language (rehab_bot.formats):
+# {{ at|when(tz) }}, {{ at|when("UTC", seconds=True) }}, {{ day|day }}, {{ share|percent }}, {{ score|number }}.
+
+
+@jinja2.pass_context
+def _when(page: jinja2.runtime.Context, value: datetime, tz: str, seconds: bool = False) -> str:
+    return formats.when(value, tz, page["lang"], seconds=seconds)
+
+
+@jinja2.pass_context
+def _day(page: jinja2.runtime.Context, value: date) -> str:
+    return formats.day(value, page["lang"])
+
+
+@jinja2.pass_context
+def _percent(page: jinja2.runtime.Context, value: float) -> str:
+    return formats.percent(value, page["lang"])
+
+
+@jinja2.pass_context
+def _number(page: jinja2.runtime.Context, value: float) -> str:
+    return formats.number(value, page["lang"])
+
+
+FILTERS: dict[str, Callable[..., str]] = {"when": _when, "day": _day, "percent": _percent, "number": _number}
 
 
 def build_app(ctx: WebContext) -> web.Application:
@@ -217,7 +239,7 @@ def build_app(ctx: WebContext) -> web.Application:
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         default_helpers=True,
-        filters={"when": when},
+        filters=FILTERS,
     )
     aiohttp_jinja2.get_env(app).globals.update(
         severity_labels=alert_core.SEVERITY_LABELS, kind_labels=alert_core.KIND_LABELS

@@ -13,19 +13,14 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-from babel.numbers import format_decimal
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rehab_bot import outcomes, report
 from rehab_bot.content import Content
+from rehab_bot.formats import number
 from rehab_bot.models import Patient
 
 SCALE_MAX = {"pain": 10, "psfs": 10, "odi": 100}
-
-
-def number(value: float, lang: str = "en") -> str:
-    """A score as people write it in lang: 4, 2.1 in English, 2,1 in German (one decimal at most)."""
-    return format_decimal(round(value, 1), format="0.#", locale=lang)
 
 
 @dataclass(frozen=True)
