@@ -25,15 +25,16 @@ from rehab_bot.web.pages import render
 # Rows per page: the figures of the page's patients only, unless a filter or a figure's sort needs all.
 PAGE_SIZE = 100
 # Column headers, in order: (sort key, label).
+# What a therapist triages by first, right after the name: on a tablet they are on screen, the rest wrap.
 COLUMNS = (
     ("alias", N_("Patient")),
-    ("status", N_("Status")),
-    ("day", N_("Day after surgery")),
+    ("risk", N_("Risk")),
+    ("alerts", N_("Open alerts")),
     ("adherence", N_("Adherence 7 days")),
     ("pain", N_("Last pain")),
     ("mood", N_("Last mood")),
-    ("alerts", N_("Open alerts")),
-    ("risk", N_("Risk")),
+    ("day", N_("Day after surgery")),
+    ("status", N_("Status")),
 )
 
 

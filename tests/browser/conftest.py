@@ -15,7 +15,8 @@ Fixtures (async; every test and fixture of a pytest process runs in one event lo
   Playwright driver, on first use: starting both for each test cost about 1.2 s of CPU (the
   driver 0.8 s, Chromium 0.4 s) and 1 s of wall time;
 - ``page``: a fresh context (its own cookies and storage) and page for each test, at desktop width;
-  ``phone_page`` at phone width. Nothing of one test's browsing is seen by the next.
+  ``phone_page`` at phone width, ``tablet_page`` at a portrait tablet's (768x1024). Nothing of one
+  test's browsing is seen by the next.
 
 Every test under this folder gets the ``browser`` marker, and ``slow``: each drives a real browser
 through a whole page or journey, so the fast suite (``pytest -m "not slow"``) leaves them to
@@ -39,6 +40,7 @@ CHROMIUM = (
 )
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
+TABLET = {"width": 768, "height": 1024}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -92,6 +94,12 @@ async def page(browser: Any) -> AsyncIterator[Any]:
 @pytest.fixture
 async def phone_page(browser: Any) -> AsyncIterator[Any]:
     async for made in _page(browser, PHONE, is_mobile=True, has_touch=True, device_scale_factor=2):
+        yield made
+
+
+@pytest.fixture
+async def tablet_page(browser: Any) -> AsyncIterator[Any]:
+    async for made in _page(browser, TABLET, is_mobile=True, has_touch=True, device_scale_factor=2):
         yield made
 
 

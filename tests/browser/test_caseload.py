@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from factories import make_patient, make_staff
+from sqlmodel import update
+from web_seed import BEN, seed_clinic
 from webrig import WEB, browser_sign_in, web_url
 
-from rehab_bot.models import Alert, PatientStatus
+from rehab_bot.models import Alert, PatientStatus, Staff
 from tests.browser.axe import serious
 
 
@@ -116,3 +118,29 @@ async def test_caseload_at_phone_width_is_usable_and_accessible(bot_factory: Any
     await until_shown(phone_page, ["LWS-0002"])
     assert await serious(phone_page) == []
     assert phone_page.console_errors == []
+
+
+async def test_on_a_tablet_the_triage_columns_are_on_screen_without_scrolling(
+    bot_factory: Any, tablet_page: Any
+) -> None:
+    """At 768x1024 the German caseload table was 1086 px wide in a 700 px column: risk and open alerts,
+    what a therapist triages by, were off-screen right. They follow the patient's name now; the rest
+    of the table may scroll in its region."""
+    bot = await bot_factory(web=WEB)
+    await seed_clinic(bot.db, bot.clock.now(), patients=12, days=30)
+    async with bot.db.session() as session:
+        await session.exec(update(Staff).values(language="de"))
+        await session.commit()
+    await browser_sign_in(tablet_page, bot, BEN)
+    page = tablet_page
+    headers = await page.locator("#caseload thead th").all_inner_texts()
+    assert headers[:3] == ["Patient/in", "Risiko", "Offene Warnungen"], headers
+    width = await page.evaluate("() => document.documentElement.clientWidth")
+    assert await page.evaluate("() => document.documentElement.scrollWidth") <= width
+    for column, name in ((2, "Risiko"), (3, "Offene Warnungen")):
+        header = await page.locator(f"#caseload thead th:nth-child({column})").bounding_box()
+        assert header is not None and header["x"] >= 0 and header["x"] + header["width"] <= width, (name, header)
+        cells = page.locator(f"#caseload tbody tr > :nth-child({column})")
+        for box in [await cells.nth(n).bounding_box() for n in range(await cells.count())]:
+            assert box is not None and box["x"] + box["width"] <= width, (name, box, width)
+    assert await serious(page) == []
