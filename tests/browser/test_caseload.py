@@ -143,4 +143,20 @@ async def test_on_a_tablet_the_triage_columns_are_on_screen_without_scrolling(
         cells = page.locator(f"#caseload tbody tr > :nth-child({column})")
         for box in [await cells.nth(n).bounding_box() for n in range(await cells.count())]:
             assert box is not None and box["x"] + box["width"] <= width, (name, box, width)
+    lines = await page.locator("#caseload tbody th a").evaluate_all(
+        "links => links.map(a => a.getClientRects().length)"
+    )
+    assert set(lines) == {1}, "an alias on one line, never 'LWS-' above '0001'"
     assert await serious(page) == []
+
+
+async def test_on_a_desktop_an_alias_stays_on_one_line(bot_factory: Any, page: Any) -> None:
+    """With risk beside the name the desktop table shrinks its columns to their words, and broke
+    'LWS-0001' at its hyphen."""
+    bot = await bot_factory(web=WEB)
+    await seed_clinic(bot.db, bot.clock.now(), patients=12, days=30)
+    await browser_sign_in(page, bot, BEN)
+    lines = await page.locator("#caseload tbody th a").evaluate_all(
+        "links => links.map(a => a.getClientRects().length)"
+    )
+    assert set(lines) == {1}, lines
