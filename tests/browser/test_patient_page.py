@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlmodel import col, select
+from sqlmodel import col, select, update
 from web_seed import BEN, CLEO, seed_clinic
 from webrig import WEB, browser_sign_in, web_url
 
-from rehab_bot.models import Alert, AuditLog, Note, Patient
+from rehab_bot.models import Alert, AuditLog, Note, Patient, Staff
 from tests.browser.axe import serious
 
 SCRIPT = '<script>document.title="owned";window.owned=1</script><img src=x onerror="window.owned=2">'
@@ -53,6 +54,10 @@ async def test_patient_page_shows_the_record_and_a_script_in_a_note_stays_text(b
     assert {"done", "partly"} <= kinds
     await page.locator("[data-chart=pain] canvas").wait_for()
     assert await page.locator("[data-chart=mood] canvas").count() == 1
+    # The charts' time axis writes a day as the page's language does, not uPlot's US "5/2".
+    may_2 = datetime(2026, 5, 2, 12, tzinfo=UTC).timestamp()
+    labels = await page.evaluate("(t) => window.rehabChartTimeLabels([t], 30 * 86400)", may_2)
+    assert labels == ["2 May"]
     answers = await page.locator("#h-answers + ul li").all_inner_texts()
     assert answers and not any("pain/pain" in a or "mood/mood" in a for a in answers)  # the question in words
     assert await serious(page) == []
@@ -160,3 +165,21 @@ async def test_alerts_inbox_acknowledges_in_one_click(bot_factory: Any, phone_pa
     assert await serious(phone_page) == []
     assert await phone_page.evaluate("() => document.documentElement.scrollWidth") <= 390
     assert phone_page.console_errors == []
+
+
+async def test_a_german_patient_page_writes_the_chart_days_in_german(bot_factory: Any, page: Any) -> None:
+    bot = await bot_factory(web=WEB)
+    await seed_clinic(bot.db, bot.clock.now(), patients=10, days=20)
+    patient = await ben_patient(bot)
+    async with bot.db.session() as session:
+        await session.exec(update(Staff).values(language="de"))
+        await session.commit()
+    await browser_sign_in(page, bot, BEN)
+    await page.goto(f"{web_url(bot)}/patients/{patient.id}")
+    await page.locator("[data-chart=pain] canvas").wait_for()
+    may_2 = datetime(2026, 5, 2, 12, tzinfo=UTC).timestamp()
+    assert await page.evaluate("(t) => window.rehabChartTimeLabels([t], 30 * 86400)", may_2) == ["2. Mai"]
+    [short] = await page.evaluate("(t) => window.rehabChartTimeLabels([t], 86400)", may_2)
+    assert re.fullmatch(r"2\. Mai, \d{2}:\d{2}", short), short  # a chart of a day or two: the time too
+    assert await page.evaluate("() => window.rehabChartNumberLabels([0, 2.5, 7.5, 10])") == ["0", "2,5", "7,5", "10"]
+    assert page.console_errors == []
