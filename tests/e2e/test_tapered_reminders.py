@@ -123,7 +123,7 @@ async def test_reminders_thin_out_after_weeks_kept_up_and_come_back(bot: Any, tg
     assert len(user.messages) == before, "the second session of the day is no longer reminded"
     page = await patient_page(bot, patient.id)
     assert "Session reminders: 09:00</p>" in page
-    assert "Fewer reminders since 2026-06-10: kept up for weeks" in page
+    assert "Fewer reminders since 10 Jun 2026: kept up for weeks" in page
     async with bot.db.session() as s:
         p = await s.get(Patient, patient.id)
         assert p is not None and p.tapered_since == berlin(WED, "09:00")
