@@ -179,11 +179,10 @@ async def test_upgrading_keeps_templates_caregivers_and_proxy_answers_and_their_
         assert new_carer.id is not None and new_carer.id > before["caregiver"][1][0]
 
 
+@pytest.mark.parametrize("backend", ["postgres"])  # pg_schema is PostgreSQL's: no SQLite case to skip
 async def test_a_pg_schema_that_does_not_exist_is_named_not_a_traceback(db: Database, backend: str) -> None:
     """[database] pg_schema naming no schema: Alembic's first CREATE TABLE failed with 'no schema has been
     selected to create in' and a traceback in every command."""
-    if backend != "postgres":
-        pytest.skip("pg_schema is PostgreSQL's")
     from rehab_bot.config import ConfigError
 
     other = Database(db.url, pg_schema="clinic_typo")
