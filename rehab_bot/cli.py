@@ -774,7 +774,8 @@ def _add_clinic_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
         description="Export pseudonymous patient data (aliases only, never Telegram ids). csv: a folder with one "
         "file per entity (patients, sessions, checkins, answers, notes, alerts); docs/EXPORTS.md documents the "
         "columns. fhir: one JSON file, a FHIR R4 Bundle of type collection. Every export is recorded in the "
-        "audit log. An unknown patient or an unwritable --out exits with status 1.",
+        "audit log before its files are put in place; when the database refuses the record, nothing is written. "
+        "An unknown patient or an unwritable --out exits with status 1.",
     )
     export.add_argument("--format", required=True, choices=("csv", "fhir"), help="csv or fhir")
     export.add_argument("--patient", metavar="ALIAS", help="only this patient (default: every patient)")
@@ -914,23 +915,32 @@ async def _export_command(session: AsyncSession, config: Config, args: argparse.
             session, now, patient=patient, identifier_system=config.export.identifier_system, content=content
         )
         bar.update()
+        # Nothing leaves without an audit record: the files are staged under temporary names, the
+        # record is committed, and only then are they moved into place (removed if the commit fails).
         if args.format == "csv" or content is None:
-            paths = await asyncio.to_thread(export.write_csv, data, out)
-            written = [f"wrote {path}" for path in paths]
+            staged = await asyncio.to_thread(export.stage_csv, data, out)
+            summary = ""
         else:
             bundle = export.fhir_bundle(data, content, now)
             bar.update()
-            await asyncio.to_thread(export.write_fhir, bundle, out)
-            written = [f"wrote {out} ({len(bundle['entry'])} resources)"]
+            staged = await asyncio.to_thread(export.stage_fhir, bundle, out)
+            summary = f" ({len(bundle['entry'])} resources)"
+        try:
+            audit.record(
+                session,
+                action=audit.EXPORT,
+                now=now,
+                actor=audit.CLI_ACTOR,
+                patient_id=patient.id if patient is not None else None,
+                detail=f"{args.format} {'patient' if patient is not None else 'all'} patients={len(data.patients)}",
+            )
+            await session.commit()
+        except BaseException:
+            staged.discard()  # at once, also when interrupted: a few unlinks
+            raise
+        paths = await asyncio.to_thread(staged.publish)
+        written = [f"wrote {path}{summary}" for path in paths]
         bar.update()
-    audit.record(
-        session,
-        action=audit.EXPORT,
-        now=now,
-        actor=audit.CLI_ACTOR,
-        patient_id=patient.id if patient is not None else None,
-        detail=f"{args.format} {'patient' if patient is not None else 'all'} patients={len(data.patients)}",
-    )
     return [*written, f"{len(data.patients)} patient(s) exported; the export is recorded in the audit log"]
 
 

@@ -7,6 +7,7 @@ import functools
 import io
 import json
 import re
+import sqlite3
 import uuid
 import zipfile
 from datetime import UTC, date, datetime, timedelta
@@ -17,7 +18,7 @@ from typing import Any
 
 import pytest
 from cli_runner import rehab_bot
-from factories import make_patient, make_staff
+from factories import PG_TEST_SCHEMA, make_patient, make_staff, pg_connect, require_postgres
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.careplan import CarePlan
 from fhir.resources.R4B.communication import Communication
@@ -28,6 +29,7 @@ from fhir.resources.R4B.questionnaire import Questionnaire
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from fhir.resources.R4B.relatedperson import RelatedPerson
 from jsonschema import Draft6Validator
+from sqlalchemy.engine import make_url
 
 from rehab_bot import audit, export, installation
 from rehab_bot.clock import FakeClock
@@ -583,6 +585,69 @@ async def test_cli_export_writes_csv_and_fhir_and_is_audited(tmp_path: Path, dat
     operator = audit.os_operator()  # cli:<user>@<host>, as the subprocess sees them too
     assert header[1:4] == ["who", "action", "patient"]
     assert [(f[1], f[2], f[3]) for f in lines] == [(operator, "export", "LWS-0412"), (operator, "export", "-")]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "fhir"])
+async def test_cli_export_writes_nothing_when_the_database_refuses_its_audit_record(
+    fmt: str, tmp_path: Path, database_factory: Any
+) -> None:
+    """Nothing leaves without an audit record: with a database that may only be read, the export
+    files were written and then the record failed. Now neither a new export (nor its folders) nor a
+    forced one over an earlier export changes a file, and no temporary file is left."""
+    db: Database = await database_factory("sqlite")
+    await seed(db, FakeClock(datetime(2026, 6, 10, 5, 0, tzinfo=UTC)))
+    await db.dispose()
+    earlier = tmp_path / "earlier" / ("csv" if fmt == "csv" else "bundle.json")
+    assert cli("export", "--format", fmt, "--out", str(earlier), cwd=tmp_path, db_url=db.url).returncode == 0
+    before = {p: p.read_bytes() for p in earlier.parent.rglob("*") if p.is_file()}
+    with sqlite3.connect(db.url.split("///", 1)[1]) as conn:
+        conn.execute("CREATE TRIGGER read_only BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'read-only'); END")
+
+    fresh = tmp_path / "new" / "deeper" / ("csv" if fmt == "csv" else "bundle.json")
+    for out, force in ((fresh, ()), (earlier, ("--force",))):
+        result = cli("export", "--format", fmt, "--out", str(out), *force, cwd=tmp_path, db_url=db.url)
+        assert result.returncode == 1, result
+        assert result.stderr == "rehab-bot: the database refused the command: read-only\n"
+        assert result.stdout == ""
+    assert not (tmp_path / "new").exists()
+    assert {p: p.read_bytes() for p in earlier.parent.rglob("*") if p.is_file()} == before
+    log = cli("audit", cwd=tmp_path, db_url=db.url)
+    assert len(log.stdout.splitlines()) == 2  # the header and the earlier export
+
+
+async def test_cli_export_as_a_read_only_postgresql_role_writes_nothing(tmp_path: Path, database_factory: Any) -> None:
+    """The audit's case itself: a PostgreSQL role that may only SELECT exports nothing."""
+    require_postgres()
+    db: Database = await database_factory("postgres")
+    await seed(db, FakeClock(datetime(2026, 6, 10, 5, 0, tzinfo=UTC)))
+    await db.dispose()
+    url = make_url(db.url)
+    assert url.database is not None
+    role = f"rbtest_ro_{uuid.uuid4().hex[:8]}"
+    conn = await pg_connect(url.database)
+    try:
+        await conn.execute(f"CREATE ROLE {role} LOGIN")
+        await conn.execute(f'GRANT CONNECT ON DATABASE "{url.database}" TO {role}')
+        await conn.execute(f"GRANT USAGE ON SCHEMA {PG_TEST_SCHEMA} TO {role}")
+        await conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {PG_TEST_SCHEMA} TO {role}")
+        read_only = url.set(username=role, password=None).render_as_string(hide_password=False)
+        result = cli(
+            "export",
+            "--format",
+            "csv",
+            "--out",
+            str(tmp_path / "new" / "csv"),
+            cwd=tmp_path,
+            db_url=read_only,
+            REHAB_BOT_DATABASE_PG_SCHEMA=PG_TEST_SCHEMA,
+        )
+        assert result.returncode == 1, result
+        assert "rehab-bot: the database refused the command: permission denied for table audit_log" in result.stderr
+        assert not (tmp_path / "new").exists()
+    finally:
+        await conn.execute(f"DROP OWNED BY {role}")
+        await conn.execute(f"DROP ROLE {role}")
+        await conn.close()
 
 
 async def seed_care(db: Database, clock: FakeClock, patient: Patient) -> dict[str, Any]:
