@@ -673,7 +673,7 @@ def cmd_check_config(config: Config) -> int:
     print(f"delivery: {config.delivery.effective_rate:g} msg/s, grace {config.delivery.grace_period_minutes} min")
     print(f"http: {config.http.listen or 'disabled'}")
     for warning in staff_warnings(config):
-        print(warning)
+        print(warning, file=sys.stderr)  # results on stdout, warnings on stderr (README)
     if clinic_name_is_placeholder(config.clinic.name):
         print(
             f"rehab-bot: warning: clinic.name is {config.clinic.name!r}, not your clinic's name; patients read it "

@@ -146,10 +146,11 @@ def test_check_config_with_an_unreachable_database_says_what_was_not_checked(tmp
     result = rehab_bot("check-config", cwd=tmp_path, env=env)
 
     assert "Traceback" not in result.stderr, result.stderr
-    [warning] = [line for line in result.stdout.splitlines() if line.startswith("WARNING")]
+    [warning] = [line for line in result.stderr.splitlines() if line.startswith("WARNING")]
     assert warning.startswith("WARNING: could not read the staff from the database (")
     assert "whether an active admin receives alerts was not checked" in warning
-    assert "there is no active admin" not in result.stdout, "it does not know that"
+    assert "WARNING" not in result.stdout, "warnings go to stderr"
+    assert "there is no active admin" not in result.stderr, "it does not know that"
     assert "s3cret-pw" not in result.stderr + result.stdout
 
 

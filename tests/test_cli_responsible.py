@@ -88,14 +88,16 @@ def test_check_config_warns_when_no_admin_exists(tmp_path: Path) -> None:
         return rehab_bot("check-config", cwd=tmp_path, env={**env_token, "REHAB_BOT_DATABASE_URL": url})
 
     fresh = check()
-    assert fresh.returncode == 0 and "WARNING: there is no active admin" in fresh.stdout
+    assert fresh.returncode == 0 and "WARNING: there is no active admin" in fresh.stderr
+    assert "WARNING" not in fresh.stdout, "results on stdout, warnings on stderr (README)"
     assert not (tmp_path / "bot.db").exists(), "check-config creates nothing"
     _add(tmp_path, url, 301, "therapist", "Dr T")
     therapist_only = check()
-    assert "WARNING: there is no active admin" in therapist_only.stdout and "configuration OK" in therapist_only.stdout
+    assert "WARNING: there is no active admin" in therapist_only.stderr and "configuration OK" in therapist_only.stdout
+    assert "WARNING" not in therapist_only.stdout
     _add(tmp_path, url, 302, "admin", "Admin A")
     ok = check()
-    assert ok.returncode == 0 and "WARNING" not in ok.stdout and "configuration OK" in ok.stdout
+    assert ok.returncode == 0 and "WARNING" not in ok.stdout + ok.stderr and "configuration OK" in ok.stdout
 
 
 def test_invite_create_with_two_admins_and_no_therapist_says_so(tmp_path: Path) -> None:
