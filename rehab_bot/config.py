@@ -793,6 +793,11 @@ def check_bounds(config: Config) -> None:
                 raise ConfigError(key, f"{bound.describe()} (it is {value!r})", bound.hint)
 
 
+# How alike (difflib's ratio, 0-1) an unknown variable's name after REHAB_BOT_ must be to a known one's
+# to be suggested: CLINIC_TIMZONE is 0.97 alike CLINIC_TIMEZONE, FOO 0.38 alike CARE_PHOTO_DIR.
+ENV_SUGGESTION_CUTOFF = 0.8
+
+
 def check_environment(env: Mapping[str, str]) -> None:
     """Refuse a REHAB_BOT_* variable that names no key (a typo would be silently ignored)."""
     known = {
@@ -806,8 +811,13 @@ def check_environment(env: Mapping[str, str]) -> None:
         base, suffix = (name[: -len("_FILE")], "_FILE") if name.endswith("_FILE") else (name, "")
         if name in known or base in known:
             continue
-        guess = difflib.get_close_matches(base, sorted(known), n=1, cutoff=0.6)
-        fix = f"did you mean {guess[0]}{suffix}?" if guess else "see config.example.toml for the variables"
+        # Compared after the prefix, which every name shares: on whole names REHAB_BOT_FOO was
+        # "close" to REHAB_BOT_CARE_PHOTO_DIR. Only a near miss (a typo, a dropped word's end) is suggested.
+        keys = {variable.removeprefix(ENV_PREFIX): variable for variable in known}
+        guess = difflib.get_close_matches(
+            base.removeprefix(ENV_PREFIX), sorted(keys), n=1, cutoff=ENV_SUGGESTION_CUTOFF
+        )
+        fix = f"did you mean {keys[guess[0]]}{suffix}?" if guess else "see config.example.toml for the variables"
         raise ConfigError(name, "is not a configuration variable", fix)
 
 

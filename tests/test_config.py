@@ -242,12 +242,18 @@ def test_sqlite_folder_that_cannot_be_created_or_written_is_refused(
         ("REHAB_BOT_TELEGRAM_TOKN_FILE", "did you mean REHAB_BOT_TELEGRAM_TOKEN_FILE?"),
         ("REHAB_BOT_DELIVERY_GRACE_PERIOD", "did you mean REHAB_BOT_DELIVERY_GRACE_PERIOD_MINUTES?"),
         ("REHAB_BOT_XYZZY", "config.example.toml"),
+        # Names far from every key get no guess: these got "did you mean REHAB_BOT_CARE_PHOTO_DIR?" and the like.
+        ("REHAB_BOT_FOO", "config.example.toml"),
+        ("REHAB_BOT_DEBUG", "config.example.toml"),
+        ("REHAB_BOT_PORT", "config.example.toml"),
     ],
 )
 def test_unknown_environment_variable_is_refused_with_a_suggestion(name: str, suggestion: str) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(None, env={"REHAB_BOT_TELEGRAM_TOKEN": TEST_TOKEN, name: "x"})
     assert str(info.value).startswith(name) and suggestion in str(info.value)
+    if suggestion == "config.example.toml":
+        assert "did you mean" not in str(info.value)
 
 
 def test_test_suite_and_bench_variables_are_not_configuration() -> None:
