@@ -57,6 +57,13 @@ class ConfigError(Exception):
 PLACEHOLDER_CLINIC_NAMES = ("", "our clinic", "example spine clinic")
 
 
+def toml_fix(message: str) -> str:
+    """What to do about a tomllib error: it names a line, or the end of the file (a string or list left open)."""
+    if "(at line " in message:
+        return "fix the line named"
+    return "the file ends in the middle of a value or table name: check its quotes and brackets"
+
+
 def clinic_name_is_placeholder(name: str) -> bool:
     """True when [clinic] name was left empty, at the default, or at the example's value."""
     return " ".join(name.split()).casefold() in PLACEHOLDER_CLINIC_NAMES
@@ -573,7 +580,7 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None, 
             # tomllib reads as "Invalid statement (at line 1, column 1)".
             data = tomllib.loads(candidate.read_bytes().decode("utf-8-sig"))
         except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(str(candidate), f"is not valid TOML ({exc})", "fix the line named") from exc
+            raise ConfigError(str(candidate), f"is not valid TOML ({exc})", toml_fix(str(exc))) from exc
         except UnicodeDecodeError as exc:
             raise ConfigError(
                 str(candidate), f"is not UTF-8 text (byte {exc.start})", "save it as UTF-8 (TOML files are UTF-8)"

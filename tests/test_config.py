@@ -119,6 +119,27 @@ def test_a_byte_order_mark_is_read_past_in_config_toml_and_secret_files(tmp_path
     assert config.clinic.name == "Klinik am See" and config.telegram.token == TEST_TOKEN
 
 
+@pytest.mark.parametrize(
+    ("text", "parser", "fix"),
+    [
+        ('[clinic]\nname = "x\n', "Illegal character", "fix the line named"),
+        ('[clinic]\nname = "x', "Unterminated string (at end of document)", "check its quotes and brackets"),
+        ("[clinic]\nname = ", "Invalid value (at end of document)", "check its quotes and brackets"),
+        ("[clinic", "(at end of document)", "check its quotes and brackets"),
+    ],
+)
+def test_a_toml_error_says_what_to_fix_without_naming_a_line_the_parser_did_not(
+    tmp_path: Path, text: str, parser: str, fix: str
+) -> None:
+    """'(at end of document)' names no line, but the message ended 'fix the line named'."""
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text), env={"REHAB_BOT_TELEGRAM_TOKEN": TEST_TOKEN})
+    message = str(info.value)
+    assert "is not valid TOML" in message and parser in message and message.endswith(fix)
+    if "(at line " not in message:
+        assert "line named" not in message
+
+
 def test_missing_explicit_config_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.toml", env={})
