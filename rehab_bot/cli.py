@@ -202,7 +202,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     create.add_argument("--surgery-type", default="lumbar", metavar="TYPE", help="lumbar (default), cervical or other")
     create.add_argument(
-        "--qr", type=Path, metavar="PATH", help="where to write the QR code PNG (default: invite-<alias>.png)"
+        "--qr",
+        type=Path,
+        metavar="PATH",
+        help="where to write the QR code PNG (default: invite-<alias>.png); a missing folder is created, "
+        "a symbolic link is refused",
     )
     create.add_argument(
         "--bot-username",
@@ -545,7 +549,7 @@ def cmd_invite_create(config: Config, args: argparse.Namespace) -> int:
     from rehab_bot.clock import SystemClock
     from rehab_bot.content import load_content
     from rehab_bot.db import in_session
-    from rehab_bot.files import write_private_bytes
+    from rehab_bot.files import private_dir, write_private_bytes
     from rehab_bot.schedule import local_date
 
     clinic = config.clinic
@@ -568,6 +572,10 @@ def cmd_invite_create(config: Config, args: argparse.Namespace) -> int:
         )
     content = load_content(config.content.dir)
     qr_path: Path = args.qr or Path(f"invite-{re.sub(r'[^A-Za-z0-9_.-]+', '_', args.alias.strip())}.png")
+    if qr_path.is_symlink():
+        # A link is written through: to a file it points at elsewhere, or a missing one it would create.
+        print(f"rehab-bot: --qr {qr_path} is a symbolic link; name the file itself", file=sys.stderr)
+        return 1
     if qr_path.is_dir():
         print(
             f"rehab-bot: --qr {qr_path} is a folder; name the PNG file, e.g. {qr_path / 'invite.png'}", file=sys.stderr
@@ -609,6 +617,7 @@ def cmd_invite_create(config: Config, args: argparse.Namespace) -> int:
                 timezone=clinic.timezone,
                 language=clinic.language,
             )
+            await asyncio.to_thread(private_dir, qr_path.parent)  # as export makes --out's folders: 0700
             await asyncio.to_thread(write_private_bytes, qr_path, invite.qr_png(link, caption))
         except OSError as exc:
             raise invite.InviteError("qr", f"cannot write the QR code to {qr_path}: {exc.strerror}") from exc

@@ -210,6 +210,31 @@ def test_invite_create_keeps_an_existing_qr_code_unless_forced(tmp_path: Path) -
     assert oct((tmp_path / "invite-P-0001.png").stat().st_mode & 0o777) == "0o600"
 
 
+def test_invite_create_makes_the_qr_codes_folder_and_refuses_a_symbolic_link(tmp_path: Path) -> None:
+    """--qr in a missing folder failed ('No such file or directory') where export makes its folder; a
+    symbolic link, even to a missing file, was written through."""
+    assert run("staff", "add", "--telegram-id", "1", "--role", "admin", "--name", "A", cwd=tmp_path).returncode == 0
+    invite = ("invite", "create", "--surgery-date", "2026-01-01", "--programme", "lumbar-example")
+    offline = ("--bot-username", "rehab_test_bot")
+
+    made = run(*invite, "--alias", "P-0001", "--qr", "cards/2026/P-0001.png", *offline, cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert (tmp_path / "cards" / "2026" / "P-0001.png").read_bytes().startswith(b"\x89PNG")
+    for folder in (tmp_path / "cards", tmp_path / "cards" / "2026"):
+        assert oct(folder.stat().st_mode & 0o777) == "0o700"
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "link.png").symlink_to(elsewhere / "missing.png")
+    for force in ((), ("--force",)):
+        linked = run(*invite, "--alias", "P-0002", "--qr", "link.png", *force, *offline, cwd=tmp_path)
+        assert one_friendly_line(linked) == "rehab-bot: --qr link.png is a symbolic link; name the file itself"
+        assert linked.returncode == 1
+    assert list(elsewhere.iterdir()) == []
+    with sqlite3.connect(tmp_path / "bot.db") as conn:  # no patient was created for the refused invitation
+        assert conn.execute("select alias from patient").fetchall() == [("P-0001",)]
+
+
 def test_the_readme_command_table_lists_every_command() -> None:
     from rehab_bot.cli import build_parser
 
