@@ -365,7 +365,8 @@ class Config:
 # Every number in the configuration has bounds, declared here, one line per key
 # ("section.key": Bound(lowest, highest)); validate() checks them all after
 # the rules with a more specific message. tests/test_config.py fails when a
-# numeric key has no line here, so a new int/float key must add one.
+# numeric key has no line here, so a new int/float key must add one, and when
+# config.example.toml does not name its bounds above the key.
 @dataclass(frozen=True)
 class Bound:
     """Inclusive bounds of a numeric key; above=True excludes ``low`` itself."""

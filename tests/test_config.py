@@ -140,6 +140,34 @@ def test_a_toml_error_says_what_to_fix_without_naming_a_line_the_parser_did_not(
         assert "line named" not in message
 
 
+def test_config_example_names_the_bound_of_every_bounded_key() -> None:
+    """Each key in BOUNDS has its bounds in the comments above it in config.example.toml, as 'LOW-HIGH'
+    (or 'at most HIGH' when the lowest is 0 or excluded): urgent_escalation_minutes had none."""
+    from rehab_bot.config import BOUNDS
+
+    lines = (Path(__file__).resolve().parent.parent / "config.example.toml").read_text(encoding="utf-8").splitlines()
+    missing = []
+    for key, bound in BOUNDS.items():
+        if key == "clinic.alert_chat_id":
+            continue  # a Telegram chat id: its bound is the id's range, not a setting to choose
+        section, name = key.split(".")
+        start = lines.index(f"[{section}]")
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("[")), len(lines))
+        [at] = [i for i in range(start, end) if re.match(rf"#? ?{name} = ", lines[i])]
+        comments = []
+        for line in reversed(lines[start + 1 : at]):  # its comment block, past keys that share it
+            if line.startswith("#"):
+                comments.append(line.lstrip("# "))
+            elif comments or not line.strip():
+                break
+        text = " ".join(reversed(comments))
+        low, high = (str(int(v)) if v == int(v) else f"{v:g}" for v in (bound.low, bound.high))
+        forms = [f"{low}-{high}"] + ([f"at most {high}"] if bound.above or bound.low == 0 else [])
+        if not any(re.search(rf"(?<![\d.]){re.escape(form)}(?![\d])", text) for form in forms):
+            missing.append(f"{key} ({' or '.join(forms)})")
+    assert missing == []
+
+
 def test_missing_explicit_config_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.toml", env={})
