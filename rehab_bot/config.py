@@ -822,9 +822,12 @@ def check_environment(env: Mapping[str, str]) -> None:
         # Compared after the prefix, which every name shares: on whole names REHAB_BOT_FOO was
         # "close" to REHAB_BOT_CARE_PHOTO_DIR. Only a near miss (a typo, a dropped word's end) is suggested.
         keys = {variable.removeprefix(ENV_PREFIX): variable for variable in known}
-        guess = difflib.get_close_matches(
-            base.removeprefix(ENV_PREFIX), sorted(keys), n=1, cutoff=ENV_SUGGESTION_CUTOFF
-        )
+        short = base.removeprefix(ENV_PREFIX)
+        guess = difflib.get_close_matches(short, sorted(keys), n=1, cutoff=ENV_SUGGESTION_CUTOFF)
+        # A key's section left out (REHAB_BOT_TOKEN for REHAB_BOT_TELEGRAM_TOKEN): suggested when one key is so.
+        # Sections are one word (_SECTIONS), so a key's name in its section is what follows the first "_".
+        named = [key for key in sorted(keys) if key.split("_", 1)[1] == short]
+        guess = guess or (named if len(named) == 1 else [])
         fix = f"did you mean {keys[guess[0]]}{suffix}?" if guess else "see config.example.toml for the variables"
         raise ConfigError(name, "is not a configuration variable", fix)
 

@@ -290,6 +290,9 @@ def test_sqlite_folder_that_cannot_be_created_or_written_is_refused(
         ("REHAB_BOT_CLINIC_TIMZONE", "did you mean REHAB_BOT_CLINIC_TIMEZONE?"),
         ("REHAB_BOT_TELEGRAM_TOKN_FILE", "did you mean REHAB_BOT_TELEGRAM_TOKEN_FILE?"),
         ("REHAB_BOT_DELIVERY_GRACE_PERIOD", "did you mean REHAB_BOT_DELIVERY_GRACE_PERIOD_MINUTES?"),
+        # The section left out: one key ends so.
+        ("REHAB_BOT_TOKEN", "did you mean REHAB_BOT_TELEGRAM_TOKEN?"),
+        ("REHAB_BOT_TOKEN_FILE", "did you mean REHAB_BOT_TELEGRAM_TOKEN_FILE?"),
         ("REHAB_BOT_XYZZY", "config.example.toml"),
         # Names far from every key get no guess: these got "did you mean REHAB_BOT_CARE_PHOTO_DIR?" and the like.
         ("REHAB_BOT_FOO", "config.example.toml"),
