@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from e2e.test_checkins import enrolled as checkin_patient
-from e2e.test_sessions import WED, at, berlin, enrolled, player_bot, sessions_of
+from e2e.test_sessions import PLAYER_EXERCISES, PLAYER_PROGRAMME, WED, at, berlin, enrolled, player_bot, sessions_of
 from rig.telegram_server import FakeTelegram
 from sqlmodel import select
 from webrig import miniapp_web
@@ -129,6 +129,91 @@ async def test_a_reload_mid_session_keeps_the_card_on_screen(
     await other.goto(page.url)
     await other.get_by_role("heading", name="1/3 · Walking").wait_for()
     assert errors(page) == []
+
+
+async def test_next_opens_a_long_card_at_its_top(
+    bot_factory: Any, tg: FakeTelegram, tmp_path: Path, phone_page: Any
+) -> None:
+    """Next tapped below a long card opened the next long card where the page had been scrolled to, part-way down."""
+    page = phone_page
+    long = " ".join(["Keep your back straight and breathe calmly."] * 30)
+    exercises = PLAYER_EXERCISES.replace(
+        '"Pull both feet up towards you, then point them away."',
+        '"Pull both feet up towards you, then point them away. {long}"',
+    )
+    (tmp_path / "walk.gif").write_bytes(b"GIF89a-walking")
+    (tmp_path / "pump.jpg").write_bytes(b"\xff\xd8fake-jpeg-ankle-pumps")
+    (tmp_path / "exercises.toml").write_text(exercises.replace("{long}", long), encoding="utf-8")
+    (tmp_path / "programmes.toml").write_text(PLAYER_PROGRAMME, encoding="utf-8")
+    bot = await bot_factory(content={"dir": tmp_path}, web=miniapp_web())
+    patient = await enrolled(bot, 7319, programme_id="short", phase_id="all")
+    await at(bot, berlin(WED, "09:00"))
+    [row] = await sessions_of(bot, patient)
+    await open_as(page, bot, 7319, f"/app/session/{row.id}")
+    await page.get_by_role("heading", name="1/3 · Walking").wait_for()
+    await page.get_by_role("button", name="Next").click()  # scrolled down to Next, below the long text
+    heading = page.get_by_role("heading", name="2/3 · Ankle pumps")
+    await heading.wait_for()
+    top = await page.locator("#card-2").evaluate("e => e.getBoundingClientRect().top")
+    assert 0 <= top < 50, f"the card starts {top}px from the top of the screen"
+    assert await heading.evaluate("e => e === document.activeElement")
+    assert errors(page) == []
+
+
+async def test_the_hold_timer_stops_off_its_card_and_is_announced_at_start_and_end_only(
+    bot_factory: Any, tg: FakeTelegram, tmp_path: Path, phone_page: Any
+) -> None:
+    """The hold timer ran on behind another card, and its <output> (a live region) was read out every second."""
+    page = phone_page
+    bot = await player_bot(bot_factory, tmp_path, web=miniapp_web())
+    patient = await enrolled(bot, 7320, programme_id="short", phase_id="all")
+    await at(bot, berlin(WED, "09:00"))
+    [row] = await sessions_of(bot, patient)
+    await open_as(page, bot, 7320, f"/app/session/{row.id}")
+    await page.get_by_role("button", name="Next").click()
+    await page.get_by_role("button", name="Next").click()
+    hold = page.locator("#card-3")
+    left, said = hold.locator("[data-timer-left]"), hold.locator("[data-timer-said]")
+    assert await left.get_attribute("aria-live") == "off"
+    assert await said.get_attribute("role") == "status"
+    await hold.get_by_role("button", name="Start the 5 s hold").click()
+    assert await said.text_content() == "Hold for 5 s."
+    await page.wait_for_function("() => document.querySelector('#card-3 [data-timer-left]').textContent === '3 s'")
+    assert await said.text_content() == "Hold for 5 s.", "not a word each second"
+    await page.get_by_role("button", name="Back").click()
+    await page.get_by_role("button", name="Next").click()
+    await page.wait_for_timeout(3500)  # past where the hold would have ended
+    assert (await left.text_content(), await said.text_content()) == ("5 s", ""), "stopped and reset"
+    await hold.get_by_role("button", name="Start the 5 s hold").click()
+    await said.get_by_text("Hold done.").wait_for(state="attached", timeout=8000)
+    assert await left.text_content() == "0 s"
+    assert errors(page) == []
+
+
+async def test_the_repetition_counter_says_when_all_sets_are_done(
+    bot_factory: Any, tg: FakeTelegram, tmp_path: Path, phone_page: Any
+) -> None:
+    """After the last repetition of the last set the counter stood still and said nothing."""
+    page = phone_page
+    bot = await player_bot(bot_factory, tmp_path, web=miniapp_web())
+    patient = await enrolled(bot, 7321, programme_id="short", phase_id="all")
+    await at(bot, berlin(WED, "09:00"))
+    [row] = await sessions_of(bot, patient)
+    await open_as(page, bot, 7321, f"/app/session/{row.id}")
+    await page.get_by_role("button", name="Next").click()
+    card = page.locator("#card-2")  # 2 sets of 20
+    add = card.get_by_role("button", name="+1 repetition")
+    for _ in range(39):
+        await add.click()
+    assert await card.get_by_text("All 2 sets done").is_hidden()
+    await add.click()
+    await card.get_by_text("All 2 sets done").wait_for()
+    await add.click()
+    assert (await card.locator("[data-rep]").text_content(), await card.locator("[data-set]").text_content()) == (
+        "20",
+        "2",
+    )
+    assert await card.get_by_text("All 2 sets done").is_visible()
 
 
 def contrast(first: str, second: str) -> float:

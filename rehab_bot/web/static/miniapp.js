@@ -76,7 +76,12 @@
     if (finishForm) {
       mainButtonFor(finishForm);
     }
+    // What to stop when the patient leaves a card: its hold timer (filled in below).
+    var leaving = [];
     function show(index) {
+      leaving.forEach(function (stop) {
+        stop();
+      });
       current = Math.max(0, Math.min(index, steps.length - 1));
       steps.forEach(function (step, i) {
         step.hidden = i !== current;
@@ -95,12 +100,19 @@
     }
     if (steps.length > 1 && !document.getElementById("finished")) {
       nav.hidden = false;
+      // Back and Next open the card at its top (a long card would otherwise open where the last one was
+      // scrolled to, part-way down), its heading focused for a screen reader.
+      function toTop() {
+        steps[current].scrollIntoView({ block: "start", behavior: "instant" });
+        steps[current].querySelector("h2").focus({ preventScroll: true });
+      }
       back.addEventListener("click", function () {
         show(current - 1);
-        steps[current].querySelector("h2").focus();
+        toTop();
       });
       next.addEventListener("click", function () {
         show(current + 1);
+        toTop();
       });
       steps.forEach(function (step) {
         var heading = step.querySelector("h2");
@@ -115,22 +127,34 @@
       var seconds = parseInt(box.getAttribute("data-timer"), 10);
       var button = box.querySelector("[data-timer-start]");
       var left = box.querySelector("[data-timer-left]");
+      var said = box.querySelector("[data-timer-said]");
       var timer = null;
-      button.addEventListener("click", function () {
-        var remaining = seconds;
+      // Stopped and set back to the full hold when the patient leaves the card.
+      function stop() {
         if (timer) {
           clearInterval(timer);
+          timer = null;
         }
-        left.textContent = remaining + " s";
+        left.textContent = seconds + " s";
+        said.textContent = "";
+      }
+      leaving.push(stop);
+      button.addEventListener("click", function () {
+        var remaining = seconds;
+        stop();
+        said.textContent = box.getAttribute("data-said-start");
         timer = setInterval(function () {
           remaining -= 1;
           left.textContent = remaining + " s";
           if (remaining <= 0) {
             clearInterval(timer);
             timer = null;
+            said.textContent = box.getAttribute("data-said-done");
             if (tg && tg.HapticFeedback) {
               tg.HapticFeedback.notificationOccurred("success");
             }
+          } else if (remaining % 10 === 0) {
+            said.textContent = box.getAttribute("data-said-left").replace("%s", String(remaining));
           }
         }, 1000);
       });
@@ -152,6 +176,8 @@
         }
         repOut.textContent = String(rep);
         setOut.textContent = String(set);
+        // The last repetition of the last set: say that all sets are done (the counter goes no further).
+        box.querySelector("[data-all-done]").hidden = !(rep === reps && set === sets);
         if (tg && tg.HapticFeedback) {
           tg.HapticFeedback.impactOccurred("light");
         }
