@@ -132,6 +132,9 @@ def step_text(step: core.Step, lang: str, *, late: bool = False) -> str:
     if step.first_of_questionnaire and questionnaire.intro:
         lines.append(localize(questionnaire.intro, lang))
     lines.append(localize(step.item.text, lang).strip())
+    item = step.item
+    if item.low and item.high:  # what the ends of the scale mean, as the Mini App shows them under its buttons
+        lines.append(f"{localize(item.low, lang).strip()}\n{localize(item.high, lang).strip()}")
     return "\n\n".join(lines)
 
 

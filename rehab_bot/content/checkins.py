@@ -151,6 +151,10 @@ class Item:
     optional: bool = False  # offers a "skip" button (the ODI allows skipped sections)
     columns: int = 4  # buttons per row
     yes_no: bool = False  # "No" (0) / "Yes" (1), labelled by the UI in the patient's language
+    # What the lowest and the highest answer mean ("0 = no pain", "10 = ..."), per language: shown under the
+    # buttons in the Mini App and below the question in the chat. None = the question says it, or it needs none.
+    low: dict[str, str] | None = None
+    high: dict[str, str] | None = None
     # A follow-up question: asked only when one of these earlier items was
     # answered with one of the listed values ({item id: values}); None = always.
     when: dict[str, frozenset[int]] | None = None
@@ -330,6 +334,8 @@ ItemSchema = schema(
     columns=optional(Int(1)),
     scale=optional(Unchecked),  # a [min, max] list, checked by _parse_item
     yes_no=optional(Bool),
+    low=optional(Lang),
+    high=optional(Lang),
     flag=optional(Str),
     reply=optional(Str),
     options=optional(Tables),
@@ -462,6 +468,9 @@ def _parse_item(
         ok = False
     if reply is not None:
         text_refs.append(_TextRef(f, path, "reply", what, reply))
+    if ("low" in raw) != ("high" in raw) or ("low" in raw and "yes_no" in raw):
+        f.at(path, f"{what}: give both 'low' and 'high' (what the ends of the scale mean), not for a yes_no", "low")
+        ok = False
     options: list[Option] | None = None
     if scale is not None:
         if not (
@@ -505,6 +514,8 @@ def _parse_item(
         optional=v.get("optional", False),
         columns=v.get("columns", 6 if scale is not None else 2 if "yes_no" in raw else 1),
         yes_no="yes_no" in raw,
+        low=v.get("low"),
+        high=v.get("high"),
         when=when,
     )
 

@@ -53,8 +53,6 @@ MILESTONE_TITLES = {
     "phase_change": N_("A new phase of your programme"),
     "pain_halved": N_("Your pain has halved"),
 }
-# The ends of a 0-10 scale, shown under its buttons (the question names them too).
-ANCHORS = {"pain": (N_("0 = no pain"), N_("10 = the worst pain you can imagine"))}
 DELETE_WARNING = N_(
     "This deletes all your data: your sessions, answers, notes and settings. "
     "Your therapist is told that you deleted your data, but not what it was. "
@@ -218,7 +216,8 @@ def _question(step: checkins.Step, lang: str) -> dict[str, Any]:
         "options": options,
         "optional": item.optional,
         "scale": len(options) >= 5 and not item.yes_no,
-        "anchors": tuple(t(lang, a) for a in ANCHORS[questionnaire.id]) if questionnaire.id in ANCHORS else None,
+        # The ends of the scale (the item's low and high in questionnaires.toml), shown under its buttons.
+        "anchors": (localize(item.low, lang), localize(item.high, lang)) if item.low and item.high else None,
         "position": step.set_position,
         "size": step.set_size,
     }

@@ -412,3 +412,40 @@ def test_a_flagged_answer_cannot_open_a_follow_up_and_a_sign_cannot_end_unflagge
     path = write(tmp_path, "questionnaires.toml", text)
     errors = load_errors(tmp_path)
     assert any("item 'side': answer 0 has no 'flag' and opens no follow-up" in e for e in errors), errors
+
+
+def test_the_ends_of_a_scale_are_clinic_text_and_come_in_pairs(tmp_path: Path) -> None:
+    """The PSFS's anchors (what 0 and 10 mean) are content a clinic can reword, as the pain scale's are."""
+    content = load_content(None)
+    for item in content.questionnaires["psfs"].items:
+        assert item.low == {
+            "en": "0 = unable to perform the activity",
+            "de": "0 = Ich kann die Tätigkeit nicht ausführen",
+        }
+        assert item.high and item.high["en"].startswith("10 = able to perform it at the level before the problem")
+    [pain] = content.questionnaires["pain"].items
+    assert (pain.low, pain.high) == (
+        {"en": "0 = no pain", "de": "0 = keine Schmerzen"},
+        {"en": "10 = the worst pain you can imagine", "de": "10 = die stärksten vorstellbaren Schmerzen"},
+    )
+    path = write(
+        tmp_path,
+        "questionnaires.toml",
+        """
+        [[questionnaire]]
+        id = "ours"
+        title.en = "Ours"
+        title.de = "Unsere"
+        scoring = "value"
+        expires_hours = 12
+
+        [[questionnaire.item]]
+        id = "how"
+        text.en = "How well?"
+        text.de = "Wie gut?"
+        low.en = "0 = not at all"  # <-
+        low.de = "0 = gar nicht"
+        scale = [0, 10]
+        """,
+    )
+    assert_error(load_errors(tmp_path), path, marked_line(path), "give both 'low' and 'high'")

@@ -60,7 +60,7 @@ async def test_the_evening_check_in_is_one_tap_per_question_and_saves_as_it_goes
     bot.clock.set(EVENING + timedelta(seconds=2))
     await bot.tick()
     [message] = await user.wait_for()
-    assert "Check-in: Pain (1/3)" in message.text and "0 means no pain" in message.text
+    assert "Check-in: Pain (1/3)" in message.text and "0 = no pain\n10 = the worst pain" in message.text
     assert message.button_labels == [str(n) for n in range(11)]
     assert all(len(data) <= 64 for data in message.callback_data)
 
@@ -95,7 +95,7 @@ async def test_a_german_patient_gets_the_check_in_in_german(bot: Any, tg: FakeTe
     bot.clock.set(EVENING + timedelta(seconds=2))
     await bot.tick()
     [message] = await user.wait_for()
-    assert "Abfrage: Schmerzen (1/3)" in message.text and "0 bedeutet keine Schmerzen" in message.text
+    assert "Abfrage: Schmerzen (1/3)" in message.text and "0 = keine Schmerzen" in message.text
     [edited] = await press_and_wait(user, "2")
     assert "Stimmung" in edited.text
     assert user.callback_answers[-1].text == "Gespeichert."
@@ -230,7 +230,7 @@ async def test_pain_typed_in_german(bot: Any, tg: FakeTelegram) -> None:
     await user.send("/pain zehn")
     [question] = await user.wait_for()
     assert "ganze Zahl von 0 bis 10 hinter /pain, zum Beispiel /pain 7" in question.text
-    assert "0 bedeutet keine Schmerzen" in question.text
+    assert "0 = keine Schmerzen" in question.text
     await user.send("/pain 2")
     [saved] = await user.wait_for()
     assert "✓ Schmerzen" in saved.text

@@ -275,6 +275,37 @@ async def test_pain_7_in_the_mini_app_shows_what_to_do_now_on_the_result_page(
     assert row.severity == "critical", "one alert: the page raised none"
 
 
+@pytest.mark.parametrize("lang", ["en", "de"])
+async def test_the_psfs_says_what_0_and_10_mean_on_every_activity(
+    bot_factory: Any, tg: FakeTelegram, lang: str
+) -> None:
+    """The PSFS showed 0-10 without its anchors (the pain scale had them): the patient had to guess what 10 meant."""
+    low, high = {
+        "en": ("0 = unable to perform the activity", "10 = able to perform it at the level before the problem"),
+        "de": ("0 = Ich kann die Tätigkeit nicht ausführen", "10 = Ich kann sie so gut ausführen wie vor dem Problem"),
+    }[lang]
+    bot = await bot_factory(web=miniapp_web())
+    patient = await checkin_patient(bot, 7322, therapist=5002, language=lang)
+    base = web_url(bot)
+    async with client() as browser:
+        await signed_in(bot, browser, 7322)
+        async with browser.get(f"{base}/app/home") as page:
+            html = await page.text()
+        async with browser.post(
+            f"{base}/app/checkin", data={"csrf_token": csrf(html), "questionnaire": "psfs"}, allow_redirects=False
+        ) as started:
+            form_url = base + started.headers["Location"]
+        async with bot.db.session() as s:
+            [checkin] = (await s.exec(select(CheckIn).where(CheckIn.patient_id == patient.id))).all()
+        for item in range(3):
+            async with browser.get(form_url) as page:
+                html = await page.text()
+            assert 'class="app-anchors"' in html and low in html and high in html, item
+            answer = {"csrf_token": csrf(html), "checkin": str(checkin.id), "item": str(item), "value": "5"}
+            async with browser.post(form_url, data=answer, allow_redirects=False) as answered:
+                assert answered.status == 303
+
+
 async def test_a_red_flag_answer_sent_twice_leads_to_the_result_page_both_times(
     bot_factory: Any, tg: FakeTelegram
 ) -> None:

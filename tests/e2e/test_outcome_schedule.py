@@ -46,11 +46,16 @@ async def test_the_psfs_comes_on_day_14_not_before(bot: Any, tg: FakeTelegram, l
     question = await user.next_message(lambda m: psfs(m.text), timeout=10)
     first = "Your first activity" if lang == "en" else "Ihre erste Tätigkeit"
     assert first in question.text and question.button_labels[:11] == [str(n) for n in range(11)]
+    low, high = {
+        "en": ("0 = unable to perform the activity", "10 = able to perform it at the level before the problem"),
+        "de": ("0 = Ich kann die Tätigkeit nicht ausführen", "10 = Ich kann sie so gut ausführen wie vor dem Problem"),
+    }[lang]
     for answer in ("3", "5", "7"):
+        assert low in question.text and high in question.text, "each activity says what 0 and 10 mean"
         user.mark_seen()
         await user.press(answer, question)
         await user.wait_for_answer()
-        await user.wait_for()
+        [question] = await user.wait_for()
     async with bot.db.session() as s:
         [row] = (await s.exec(select(CheckIn).where(CheckIn.questionnaire_id == "psfs"))).all()
         assert (row.status, row.score, row.local_date) == ("complete", 5.0, date(2026, 6, 11))
