@@ -796,6 +796,22 @@ async def latest_findings(
     return []
 
 
+async def recorded_answer(
+    session: AsyncSession, patient: Patient, content: Content, checkin_id: int, item_index: int
+) -> tuple[Item, Answer] | None:
+    """The patient's stored answer to this item of their check-in, with the item; None for another
+    patient's check-in or an item not answered (what was kept when a second window answered it too)."""
+    checkin = await session.get(CheckIn, checkin_id)
+    if checkin is None or checkin.patient_id != patient.id:
+        return None
+    questionnaire = content.questionnaires.get(checkin.questionnaire_id)
+    if questionnaire is None or not 0 <= item_index < len(questionnaire.items):
+        return None
+    item = questionnaire.items[item_index]
+    row = (await answers_of(session, [checkin_id]))[checkin_id].get(item.id)
+    return (item, row) if row is not None else None
+
+
 async def findings_of_answer(
     session: AsyncSession,
     patient: Patient,

@@ -12,7 +12,9 @@ another patient's session or check-in, and the handler answers 404.
   deduplicated with them; the chat message then loses its buttons through
   WebContext.on_outcome (the bot does the edit; this module imports no telegram).
 - a check-in's form (miniapp.CHECKIN): its next question; answers go through checkin.answer
-  (the same triage, red-flag replies and staff alerts as the chat buttons).
+  (the same triage, red-flag replies and staff alerts as the chat buttons). An answer to a question
+  another window answered first is not kept: the next page says so and shows the answer kept (a red
+  flag sent there still leads to the result page, with its reply).
 - the result (miniapp.RESULT): the red-flag reply of the newest check-in (redflag.reply_text).
 - ``/app/progress``: sessions, pain and mood (report.load_progress) for uPlot; streak; milestones.
 - ``/app/mydata`` (patient.export, the /mydata file) and ``/app/delete`` (patient.erase, as /delete).
@@ -36,6 +38,7 @@ from rehab_bot import patient as patient_core
 from rehab_bot import session as sessions
 from rehab_bot.config import photo_dir
 from rehab_bot.content import Exercise, localize
+from rehab_bot.content.checkins import Item
 from rehab_bot.i18n import N_, t
 from rehab_bot.models import Patient
 from rehab_bot.typed import number
@@ -53,6 +56,12 @@ MILESTONE_TITLES = {
     "phase_change": N_("A new phase of your programme"),
     "pain_halved": N_("Your pain has halved"),
 }
+# A second window (another tab, or the chat's form opened twice) answered a question already answered.
+ANSWERED_ELSEWHERE = N_(
+    "This question of your check-in was already answered in another window: {answer}. "
+    "That answer is kept; the one you sent here was not saved."
+)
+NOTICE = "app_notice"  # the session key of that notice, for the page the answer leads to
 DELETE_WARNING = N_(
     "This deletes all your data: your sessions, answers, notes and settings. "
     "Your therapist is told that you deleted your data, but not what it was. "
@@ -201,12 +210,44 @@ class StartForm(Form):
     questionnaire = StringField(validators=[InputRequired()])
 
 
+def _label(item: Item, value: int | None, lang: str) -> str:
+    """An answer as the patient saw it on its button ("Yes", "7", "Several days"); "skipped" for none."""
+    option = item.option(value) if value is not None else None
+    if option is None:
+        return t(lang, "skipped")
+    return (t(lang, "Yes") if option.value else t(lang, "No")) if item.yes_no else localize(option.label, lang)
+
+
+async def _answered_elsewhere(
+    request: web.Request, patient: Patient, checkin_id: int, item_index: int, sent: int | None, flagged: bool
+) -> None:
+    """The answer sent differs from the one another window recorded first: say so on the next page, with
+    what was kept. A red flag sent here that was not kept is shown its reply all the same (not its alert)."""
+    ctx, lang = context(request), patient.language
+    kept = await checkins.recorded_answer(db(request), patient, ctx.content, checkin_id, item_index)
+    if kept is None or kept[1].value == sent:
+        return  # the same answer again: a double tap, nothing to explain
+    item, row = kept
+    notice = {"text": t(lang, ANSWERED_ELSEWHERE, answer=_label(item, row.value, lang)), "reply": ""}
+    option = item.option(sent) if sent is not None else None
+    if option is not None and option.flag and not flagged:
+        reply = option.reply or redflag.DEFAULT_REPLY.get(option.flag, redflag.DEFAULT_URGENT_REPLY)
+        notice["reply"] = redflag.reply_text(
+            redflag.Finding(option.flag, (reply,)), ctx.content, lang, ctx.config.clinic
+        )
+    (await get_session(request))[NOTICE] = notice
+
+
+async def _take_notice(request: web.Request) -> dict[str, str]:
+    found = (await get_session(request)).pop(NOTICE, None)
+    return found if isinstance(found, dict) else {}
+
+
 def _question(step: checkins.Step, lang: str) -> dict[str, Any]:
     item, questionnaire = step.item, step.questionnaire
     options = []
     for option in item.options:
-        label = (t(lang, "Yes") if option.value else t(lang, "No")) if item.yes_no else localize(option.label, lang)
-        options.append({"value": option.value, "label": label})
+        options.append({"value": option.value, "label": _label(item, option.value, lang)})
     if item.yes_no:
         options.reverse()
     return {
@@ -241,6 +282,7 @@ async def checkin_form(request: web.Request) -> web.StreamResponse:
             "question": _question(step, patient.language) if step is not None else None,
             "expired": found.expired,
             "skip": SKIP,
+            "notice": await _take_notice(request),
         },
     )
 
@@ -264,13 +306,19 @@ async def checkin_answer(request: web.Request) -> web.StreamResponse:
         raise web.HTTPNotFound()
     await session.commit()
     findings = result.findings
+    sent_flag = False
     if result.status == "duplicate":
         # The same answer again (a double tap on the MainButton): the browser shows this response, not the
         # first one, so it leads where the first did; what to do now must not be lost to a second tap.
         findings = await checkins.findings_of_answer(
             session, patient, ctx.content, ctx.config.clinic, form.checkin.data, form.item.data, ctx.clock.now()
         )
-    if any(redflag.reply_text(f, ctx.content, patient.language, ctx.config.clinic) for f in findings):
+        # Or another window answered it first, differently: the patient is told, and a red flag sent here
+        # still leads to the result page.
+        flagged = any(redflag.reply_text(f, ctx.content, patient.language, ctx.config.clinic) for f in findings)
+        await _answered_elsewhere(request, patient, form.checkin.data, form.item.data, value, flagged)
+        sent_flag = bool((await get_session(request)).get(NOTICE, {}).get("reply"))
+    if sent_flag or any(redflag.reply_text(f, ctx.content, patient.language, ctx.config.clinic) for f in findings):
         if result.status == "recorded" and ctx.on_red_flag is not None and patient.telegram_id is not None:
             ctx.on_red_flag(patient.telegram_id, patient.language)  # a neutral line in the chat, by the bot
         raise web.HTTPSeeOther(miniapp.RESULT)
@@ -297,8 +345,12 @@ async def result(request: web.Request) -> web.StreamResponse:
     ctx, patient = context(request), _patient(request)
     findings = await checkins.latest_findings(db(request), patient, ctx.content, ctx.config.clinic, ctx.clock.now())
     findings.sort(key=lambda f: redflag.SEVERITY_RANK[f.severity], reverse=True)
-    replies = [redflag.reply_text(f, ctx.content, patient.language, ctx.config.clinic) for f in findings]
-    return await render(request, "app_result.html", {"replies": [r for r in replies if r]})
+    notice = await _take_notice(request)
+    replies = [notice["reply"]] if notice.get("reply") else []
+    replies += [
+        r for r in (redflag.reply_text(f, ctx.content, patient.language, ctx.config.clinic) for f in findings) if r
+    ]
+    return await render(request, "app_result.html", {"replies": replies, "notice": notice})
 
 
 # --- home, progress, my data ---------------------------------------------------------------------

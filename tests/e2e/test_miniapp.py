@@ -342,6 +342,80 @@ async def test_a_red_flag_answer_sent_twice_leads_to_the_result_page_both_times(
     assert len(alerts) == 2, "one alert for each check-in, none for the second taps"
 
 
+async def start_checkin(browser: Any, base: str, questionnaire: str) -> tuple[str, str, str]:
+    """Start an on-demand check-in from the home page: its form's address, its id, and the CSRF token."""
+    async with browser.get(f"{base}/app/home") as page:
+        token = csrf(await page.text())
+    async with browser.post(
+        f"{base}/app/checkin", data={"csrf_token": token, "questionnaire": questionnaire}, allow_redirects=False
+    ) as started:
+        form_url = base + started.headers["Location"]
+    return form_url, form_url.rsplit("/", 1)[1], token
+
+
+@pytest.mark.parametrize("lang", ["en", "de"])
+async def test_a_second_window_answering_differently_is_told_the_answer_was_already_given(
+    bot_factory: Any, tg: FakeTelegram, lang: str
+) -> None:
+    """Two windows on the same check-in: the second answer was dropped without a word, and its window showed
+    the first one's outcome (here: thanks, the answers are saved) as if its own answer had been kept."""
+    told = {
+        "en": "This question of your check-in was already answered in another window: 3. That answer is kept",
+        "de": "Diese Frage Ihrer Abfrage wurde bereits in einem anderen Fenster beantwortet: 3. Diese Antwort",
+    }[lang]
+    bot = await bot_factory(web=miniapp_web())
+    await checkin_patient(bot, 7323 if lang == "en" else 7324, therapist=5002, language=lang)
+    async with client() as browser:
+        await signed_in(bot, browser, 7323 if lang == "en" else 7324)
+        form_url, checkin_id, token = await start_checkin(browser, web_url(bot), "pain")
+        for value in ("3", "5"):  # window A, then window B with the form A had
+            data = {"csrf_token": token, "checkin": checkin_id, "item": "0", "value": value}
+            async with browser.post(form_url, data=data) as page:
+                html = await page.text()
+            assert (told in html) == (value == "5"), value
+        async with browser.get(form_url) as page:
+            assert told not in await page.text(), "said once"
+    async with bot.db.session() as s:
+        [row] = (await s.exec(select(Answer).where(Answer.checkin_id == int(checkin_id)))).all()
+    assert row.value == 3
+
+
+async def test_a_red_flag_sent_from_a_second_window_still_leads_to_the_result_page(
+    bot_factory: Any, tg: FakeTelegram
+) -> None:
+    """Window A answered "No" to bladder trouble, window B "Yes": B's answer is not kept, but the patient who
+    said Yes there is told what to do now, and that the answer kept is A's; the other way round, A's red
+    flag stays on the result page (checkin.findings_of_answer)."""
+    bot = await bot_factory(web=miniapp_web())
+    patient = await checkin_patient(bot, 7325, therapist=5002)
+    base = web_url(bot)
+    async with client() as browser:
+        await signed_in(bot, browser, 7325)
+        form_url, checkin_id, token = await start_checkin(browser, base, "symptoms")
+        answer = {"csrf_token": token, "checkin": checkin_id}
+        for item, value in (("0", "1"), ("1", "0")):  # window A: some symptom; not the bladder
+            async with browser.post(form_url, data={**answer, "item": item, "value": value}, allow_redirects=False):
+                pass
+        async with browser.post(form_url, data={**answer, "item": "1", "value": "1"}, allow_redirects=False) as b:
+            assert b.headers["Location"] == "/app/result"
+        async with browser.get(f"{base}/app/result") as page:
+            html = await page.text()
+        assert "already answered in another window: No." in html
+        assert 'role="alert"' in html and "112" in html and "Your care team has been told." not in html
+        # Pain 8 in window A (a score rule: contact the clinic today), 2 in window B: B sees A's result, and why.
+        form_url, checkin_id, token = await start_checkin(browser, base, "pain")
+        for value in ("8", "2"):
+            data = {"csrf_token": token, "checkin": checkin_id, "item": "0", "value": value}
+            async with browser.post(form_url, data=data, allow_redirects=False) as answered:
+                assert answered.headers["Location"] == "/app/result", value
+        async with browser.get(f"{base}/app/result") as page:
+            html = await page.text()
+        assert "already answered in another window: 8." in html and "Your pain is high" in html
+    async with bot.db.session() as s:
+        alerts = (await s.exec(select(Alert).where(Alert.patient_id == patient.id))).all()
+    assert [a.severity for a in alerts] == ["critical"], "pain 8's alert; none for the answer not kept"
+
+
 async def test_a_check_in_that_closed_unanswered_says_so_not_that_the_answers_are_saved(
     bot_factory: Any, tg: FakeTelegram
 ) -> None:
