@@ -242,7 +242,7 @@ def build_app(ctx: WebContext) -> web.Application:
         filters=FILTERS,
     )
     aiohttp_jinja2.get_env(app).globals.update(
-        severity_labels=alert_core.SEVERITY_LABELS, kind_labels=alert_core.KIND_LABELS
+        severity_labels=alert_core.SEVERITY_LABELS, kind_labels=alert_core.KIND_LABELS, miniapp_texts=auth.miniapp_texts
     )
     app.on_response_prepare.append(_headers)
     app.router.add_static("/static/", STATIC, name="static", append_version=True)

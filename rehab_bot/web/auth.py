@@ -41,7 +41,7 @@ from wtforms.validators import DataRequired, Length
 from rehab_bot import audit, signin
 from rehab_bot import patient as patient_core
 from rehab_bot import staff as staff_core
-from rehab_bot.i18n import pick_language
+from rehab_bot.i18n import N_, SUPPORTED_LANGUAGES, pick_language, t
 from rehab_bot.models import Staff
 from rehab_bot.web import login_widget
 from rehab_bot.web.context import DB, VISITOR, Visitor, context
@@ -229,6 +229,27 @@ def patient_next(raw: str) -> str:
     return raw if _NEXT.match(raw) else PATIENT_HOME
 
 
+NOT_FOR_YOU = N_(
+    "This app is for the clinic's patients and staff. To join, ask the clinic for your invitation link "
+    "and open it in Telegram."
+)
+FINISH_ENROLMENT = N_("Please finish setting up in the chat with the clinic's bot first, then open this app again.")
+# The sign-in page's words in every language: its script shows them in the user's Telegram language
+# (initData's language_code), which the server learns only from the signed data it has not yet seen.
+SHELL = {
+    "title": N_("Opening the clinic's app"),
+    "checking": N_("Checking who you are with Telegram…"),
+    "failed": N_(
+        "This app could not check who you are. Close it and open it again from the chat with the clinic's bot."
+    ),
+}
+
+
+def miniapp_texts() -> str:
+    """SHELL in each supported language, as JSON for the sign-in page (miniapp.html)."""
+    return json.dumps({lang: {key: t(lang, msgid) for key, msgid in SHELL.items()} for lang in SUPPORTED_LANGUAGES})
+
+
 @allow("public")
 async def miniapp_page(request: web.Request) -> web.StreamResponse:
     """The Mini App's entry: its script posts Telegram's initData to /app/signin."""
@@ -263,7 +284,11 @@ async def miniapp_signin(request: web.Request) -> web.StreamResponse:
     if standing == patient_core.Standing.PATIENT and patient is not None:
         await _start(request, "patient", user.id)
         return _json(200, {"next": patient_next(str(form.next.data or ""))})
-    return _json(403, {"error": "This app is for the clinic's patients and staff."})
+    # Someone Telegram vouches for but the clinic does not know (yet): say who the app is for and how to
+    # join, in their Telegram language.
+    lang = pick_language(user.language_code, ctx.config.clinic.language)
+    msgid = FINISH_ENROLMENT if standing == patient_core.Standing.ENROLLING else NOT_FOR_YOU
+    return _json(403, {"error": t(lang, msgid)})
 
 
 # --- the Telegram Login Widget ([web] login_widget) ----------------------------------

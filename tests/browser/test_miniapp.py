@@ -216,6 +216,29 @@ async def test_the_repetition_counter_says_when_all_sets_are_done(
     assert await card.get_by_text("All 2 sets done").is_visible()
 
 
+@pytest.mark.parametrize("lang", ["en", "de", "fr"])
+async def test_a_telegram_user_the_clinic_does_not_know_is_told_how_to_join_in_their_language(
+    bot_factory: Any, tg: FakeTelegram, phone_page: Any, lang: str
+) -> None:
+    """A stranger opening the Mini App read "This app could not check who you are", in the clinic's language:
+    Telegram had vouched for them; they are simply no patient yet. French is no language of the app: the
+    clinic's (English) it is."""
+    page = phone_page
+    bot = await bot_factory(web=miniapp_web())
+    async with page.expect_response("**/app/signin") as signin:
+        await open_as(page, bot, 7326, "/app", lang=lang)
+    assert (await signin.value).status == 403
+    title, told = {
+        "de": ("Die App der Klinik wird geöffnet", "bitten Sie die Klinik um Ihren Einladungslink"),
+    }.get(lang, ("Opening the clinic's app", "ask the clinic for your invitation link"))
+    status = page.locator("#miniapp-status")
+    await status.filter(has_text=told).wait_for()
+    assert "could not check who you are" not in (await status.text_content() or "")
+    assert await page.get_by_role("heading", name=title).is_visible()
+    assert await page.evaluate("() => document.documentElement.lang") == ("de" if lang == "de" else "en")
+    assert await serious(page) == []
+
+
 def contrast(first: str, second: str) -> float:
     """The WCAG contrast ratio of two computed colours ("rgb(r, g, b)")."""
 

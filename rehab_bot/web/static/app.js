@@ -21,8 +21,28 @@
   } else {
     initData = new URLSearchParams(window.location.hash.slice(1)).get("tgWebAppData") || "";
   }
-  function failed() {
-    status.textContent = status.getAttribute("data-failed");
+  // The page in the user's Telegram language (de or en), else the clinic's, as the server rendered it.
+  var words = {};
+  try {
+    var texts = JSON.parse(status.getAttribute("data-texts") || "{}");
+    var tg = window.Telegram && window.Telegram.WebApp;
+    var user = tg && tg.initDataUnsafe && tg.initDataUnsafe.user;
+    if (!user && initData) {
+      user = JSON.parse(new URLSearchParams(initData).get("user") || "null");
+    }
+    var code = String((user && user.language_code) || "")
+      .replace("_", "-")
+      .split("-")[0]
+      .toLowerCase();
+    if (texts[code] && code !== document.documentElement.lang) {
+      words = texts[code];
+      document.documentElement.lang = code;
+      document.getElementById("miniapp-title").textContent = words.title;
+      status.textContent = words.checking;
+    }
+  } catch (e) {}
+  function failed(said) {
+    status.textContent = said || words.failed || status.getAttribute("data-failed");
   }
   if (!initData) {
     failed();
@@ -53,7 +73,9 @@
           window.sessionStorage.setItem(key, String(Date.now()));
           window.location.replace(data.next);
         } else {
-          failed();
+          // 403: Telegram vouches for the user, but they are not a patient or staff member (yet): the server
+          // says who the app is for and how to join, in their language.
+          failed(response.status === 403 ? data.error : "");
         }
       });
     })
