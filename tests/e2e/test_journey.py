@@ -238,7 +238,10 @@ class Journey:
             header = self._("📝 Check-in: {title}", title=title)
             if len(questionnaires) > 1:
                 header += f" (1/{len(questionnaires)})"
-            headers[header] = localize(CONTENT.questionnaires[questionnaires[0]].items[0].text, self.lang).strip()
+            item = CONTENT.questionnaires[questionnaires[0]].items[0]
+            headers[header] = localize(item.text, self.lang).strip()
+            if item.low and item.high:  # what 0 and 10 mean, below the question
+                headers[header] += f"\n\n{localize(item.low, self.lang)}\n{localize(item.high, self.lang)}"
         # Check-ins due at the same minute go out together, in no particular order.
         asked = sent[: len(checkins)]
         assert sorted(first_last(m)[0] for m in asked) == sorted(headers)
