@@ -365,6 +365,13 @@ async def _close(session: AsyncSession, checkin: CheckIn, content: Content, stat
 AnswerStatus = Literal["recorded", "duplicate", "stale", "expired", "closed", "invalid"]
 
 
+# In the alert (English, for the clinician) when a red flag came as a second, different answer to an item.
+ANSWERED_AGAIN_NOTE = (
+    "This answer was sent after the item had already been answered otherwise (another window); "
+    "the first answer is kept in the check-in."
+)
+
+
 @dataclass
 class AnswerResult:
     """What became of a button press, and what the patient must be told."""
@@ -400,7 +407,9 @@ async def answer(
     item = questionnaire.items[item_index]
     answers = (await answers_of(session, [checkin_id]))[checkin_id]
     if item.id in answers:
-        return AnswerResult("duplicate", checkin)
+        return await _answered_again(
+            session, patient, content, clinic, checkin, questionnaire, answers, item, value, now
+        )
     if checkin.status == EXPIRED or is_expired(checkin, now):
         if checkin.status == OPEN:
             await _close(session, checkin, content, EXPIRED, now)
@@ -452,6 +461,36 @@ async def answer(
         scored = await redflag.on_score(session, patient, content, clinic, checkin, questionnaire, now)
         if scored is not None:
             result.findings.append(scored)
+    return result
+
+
+async def _answered_again(
+    session: AsyncSession,
+    patient: Patient,
+    content: Content,
+    clinic: ClinicConfig,
+    checkin: CheckIn,
+    questionnaire: Questionnaire,
+    answers: dict[str, Answer],
+    item: Item,
+    value: int | None,
+    now: datetime,
+) -> AnswerResult:
+    """An item already answered, answered again: a duplicate, and the first answer is kept. But a red-flag
+    answer that differs from the kept one (a second Mini App window, or the chat's buttons after the Mini
+    App answered) is still a red flag the patient reported: the clinic is alerted and the patient told
+    what to do now, as for a first answer (redflag.on_flagged_answer; its alert key makes it once)."""
+    result = AnswerResult("duplicate", checkin)
+    kept = answers[item.id]
+    option = item.option(value) if value is not None else None
+    if option is None or option.flag is None or kept.value == value:
+        return result
+    sent = Answer(checkin_id=kept.checkin_id, patient_id=kept.patient_id, item_id=item.id, value=value, answered_at=now)
+    finding = await redflag.on_flagged_answer(
+        session, patient, content, clinic, checkin, questionnaire, item, option, {**answers, item.id: sent}, now,
+        note=ANSWERED_AGAIN_NOTE,
+    )  # fmt: skip
+    result.findings.append(finding)
     return result
 
 

@@ -214,11 +214,16 @@ async def on_flagged_answer(
     option: Option,
     answers: dict[str, Answer],
     now: datetime,
+    *,
+    note: str = "",
 ) -> Finding:
-    """A red-flag answer: alert the clinic now, and say what the patient must do."""
+    """A red-flag answer: alert the clinic now, and say what the patient must do (``note``: a line for
+    the clinician after the answers)."""
     severity = option.flag or "high"
     text_id = option.reply or DEFAULT_REPLY.get(severity, DEFAULT_URGENT_REPLY)
     detail = f"{questionnaire.title['en']}:\n{describe_answers(questionnaire, answers, flagged=item.id)}"
+    if note:
+        detail += f"\n{note}"
     if level_of(severity) == "emergency":
         detail += "\nThe patient was told to call the emergency number now."
     elif level_of(severity) == "urgent":

@@ -188,6 +188,35 @@ async def test_repeated_stale_forged_and_invalid_presses_change_nothing(
     assert [(a.item_id, a.value) for a in answers] == [("interest", 2)]
 
 
+async def test_a_red_flag_sent_after_another_answer_was_kept_still_alerts_once(
+    db: Database, clock: FakeClock, content: Content
+) -> None:
+    """The symptom check's bladder item answered "No" (kept), then "Yes" from a second window: the first
+    answer stays, but the red flag the patient reported raises its alert and its reply, once; an answer
+    sent again that is the kept one, or not flagged, raises nothing."""
+    patient = await _patient(db, clock)
+    now = clock.now()
+    async with db.session() as session:
+        p = await session.get(Patient, patient.id)
+        assert p is not None
+        [check] = await core.start(session, p, content, ["symptoms"], now)
+        assert check.id is not None
+        assert (await core.answer(session, p, content, CLINIC, check.id, 0, 1, now)).status == "recorded"
+        assert (await core.answer(session, p, content, CLINIC, check.id, 1, 0, now)).status == "recorded"
+        kept_again = await core.answer(session, p, content, CLINIC, check.id, 1, 0, now)
+        assert kept_again.status == "duplicate" and not kept_again.findings
+        results = [await core.answer(session, p, content, CLINIC, check.id, 1, 1, now) for _ in range(2)]
+        assert [r.status for r in results] == ["duplicate", "duplicate"]
+        assert [f.severity for r in results for f in r.findings] == ["emergency", "emergency"]
+        await session.commit()
+        answers = (await session.exec(select(Answer).where(Answer.checkin_id == check.id))).all()
+        alerts = (await session.exec(select(Alert))).all()
+    assert {a.item_id: a.value for a in answers} == {"any": 1, "bladder": 0}
+    [alert] = alerts
+    assert alert.severity == "emergency" and core.ANSWERED_AGAIN_NOTE in alert.detail
+    assert "⚠ " in alert.detail and "Yes" in alert.detail.split("⚠ ", 1)[1].splitlines()[0]
+
+
 async def test_a_check_in_expires_and_keeps_its_partial_answers(
     db: Database, clock: FakeClock, odi_content: Content
 ) -> None:

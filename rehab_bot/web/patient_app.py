@@ -14,7 +14,7 @@ another patient's session or check-in, and the handler answers 404.
 - a check-in's form (miniapp.CHECKIN): its next question; answers go through checkin.answer
   (the same triage, red-flag replies and staff alerts as the chat buttons). An answer to a question
   another window answered first is not kept: the next page says so and shows the answer kept (a red
-  flag sent there still leads to the result page, with its reply).
+  flag sent there still alerts the clinic, checkin.answer, and leads to the result page with its reply).
 - the result (miniapp.RESULT): the red-flag reply of the newest check-in (redflag.reply_text).
 - ``/app/progress``: sessions, pain and mood (report.load_progress) for uPlot; streak; milestones.
 - ``/app/mydata`` (patient.export, the /mydata file) and ``/app/delete`` (patient.erase, as /delete).
@@ -219,22 +219,17 @@ def _label(item: Item, value: int | None, lang: str) -> str:
 
 
 async def _answered_elsewhere(
-    request: web.Request, patient: Patient, checkin_id: int, item_index: int, sent: int | None, flagged: bool
+    request: web.Request, patient: Patient, checkin_id: int, item_index: int, sent: int | None, reply: str
 ) -> None:
     """The answer sent differs from the one another window recorded first: say so on the next page, with
-    what was kept. A red flag sent here that was not kept is shown its reply all the same (not its alert)."""
+    what was kept. ``reply``: what to do now after a red flag sent here that was not kept (the core
+    alerted the clinic for it: checkin.answer), shown on the result page all the same."""
     ctx, lang = context(request), patient.language
     kept = await checkins.recorded_answer(db(request), patient, ctx.content, checkin_id, item_index)
     if kept is None or kept[1].value == sent:
         return  # the same answer again: a double tap, nothing to explain
     item, row = kept
-    notice = {"text": t(lang, ANSWERED_ELSEWHERE, answer=_label(item, row.value, lang)), "reply": ""}
-    option = item.option(sent) if sent is not None else None
-    if option is not None and option.flag and not flagged:
-        reply = option.reply or redflag.DEFAULT_REPLY.get(option.flag, redflag.DEFAULT_URGENT_REPLY)
-        notice["reply"] = redflag.reply_text(
-            redflag.Finding(option.flag, (reply,)), ctx.content, lang, ctx.config.clinic
-        )
+    notice = {"text": t(lang, ANSWERED_ELSEWHERE, answer=_label(item, row.value, lang)), "reply": reply}
     (await get_session(request))[NOTICE] = notice
 
 
@@ -306,19 +301,19 @@ async def checkin_answer(request: web.Request) -> web.StreamResponse:
         raise web.HTTPNotFound()
     await session.commit()
     findings = result.findings
-    sent_flag = False
     if result.status == "duplicate":
-        # The same answer again (a double tap on the MainButton): the browser shows this response, not the
+        # Another window answered it first, differently: the patient is told, and a red flag sent here (the
+        # core alerted for it: result.findings) leads to the result page with its reply.
+        replies = [
+            r for f in findings if (r := redflag.reply_text(f, ctx.content, patient.language, ctx.config.clinic))
+        ]
+        await _answered_elsewhere(request, patient, form.checkin.data, form.item.data, value, "\n\n".join(replies))
+        # Or the same answer again (a double tap on the MainButton): the browser shows this response, not the
         # first one, so it leads where the first did; what to do now must not be lost to a second tap.
-        findings = await checkins.findings_of_answer(
+        findings = findings + await checkins.findings_of_answer(
             session, patient, ctx.content, ctx.config.clinic, form.checkin.data, form.item.data, ctx.clock.now()
         )
-        # Or another window answered it first, differently: the patient is told, and a red flag sent here
-        # still leads to the result page.
-        flagged = any(redflag.reply_text(f, ctx.content, patient.language, ctx.config.clinic) for f in findings)
-        await _answered_elsewhere(request, patient, form.checkin.data, form.item.data, value, flagged)
-        sent_flag = bool((await get_session(request)).get(NOTICE, {}).get("reply"))
-    if sent_flag or any(redflag.reply_text(f, ctx.content, patient.language, ctx.config.clinic) for f in findings):
+    if any(redflag.reply_text(f, ctx.content, patient.language, ctx.config.clinic) for f in findings):
         if result.status == "recorded" and ctx.on_red_flag is not None and patient.telegram_id is not None:
             ctx.on_red_flag(patient.telegram_id, patient.language)  # a neutral line in the chat, by the bot
         raise web.HTTPSeeOther(miniapp.RESULT)

@@ -383,9 +383,10 @@ async def test_a_second_window_answering_differently_is_told_the_answer_was_alre
 async def test_a_red_flag_sent_from_a_second_window_still_leads_to_the_result_page(
     bot_factory: Any, tg: FakeTelegram
 ) -> None:
-    """Window A answered "No" to bladder trouble, window B "Yes": B's answer is not kept, but the patient who
-    said Yes there is told what to do now, and that the answer kept is A's; the other way round, A's red
-    flag stays on the result page (checkin.findings_of_answer)."""
+    """Window A answered "No" to bladder trouble, window B "Yes": B's answer is not kept, but it is a red flag
+    the patient reported, so the clinic is alerted (once, however often B sends it) and the patient is told
+    what to do now, that the care team knows, and that the answer kept is A's; the other way round, A's
+    red flag stays on the result page (checkin.findings_of_answer)."""
     bot = await bot_factory(web=miniapp_web())
     patient = await checkin_patient(bot, 7325, therapist=5002)
     base = web_url(bot)
@@ -396,12 +397,18 @@ async def test_a_red_flag_sent_from_a_second_window_still_leads_to_the_result_pa
         for item, value in (("0", "1"), ("1", "0")):  # window A: some symptom; not the bladder
             async with browser.post(form_url, data={**answer, "item": item, "value": value}, allow_redirects=False):
                 pass
-        async with browser.post(form_url, data={**answer, "item": "1", "value": "1"}, allow_redirects=False) as b:
-            assert b.headers["Location"] == "/app/result"
+        for _ in range(2):  # window B, and its MainButton tapped twice
+            async with browser.post(form_url, data={**answer, "item": "1", "value": "1"}, allow_redirects=False) as b:
+                assert b.headers["Location"] == "/app/result"
         async with browser.get(f"{base}/app/result") as page:
             html = await page.text()
         assert "already answered in another window: No." in html
-        assert 'role="alert"' in html and "112" in html and "Your care team has been told." not in html
+        assert 'role="alert"' in html and "112" in html and "Your care team has been told." in html
+        async with bot.db.session() as s:
+            [flag] = (await s.exec(select(Alert).where(Alert.patient_id == patient.id))).all()
+            kept = (await s.exec(select(Answer).where(Answer.checkin_id == int(checkin_id)))).all()
+        assert flag.severity == "emergency" and checkin_core.ANSWERED_AGAIN_NOTE in flag.detail
+        assert {a.item_id: a.value for a in kept} == {"any": 1, "bladder": 0}, "A's answers are kept"
         # Pain 8 in window A (a score rule: contact the clinic today), 2 in window B: B sees A's result, and why.
         form_url, checkin_id, token = await start_checkin(browser, base, "pain")
         for value in ("8", "2"):
@@ -413,7 +420,7 @@ async def test_a_red_flag_sent_from_a_second_window_still_leads_to_the_result_pa
         assert "already answered in another window: 8." in html and "Your pain is high" in html
     async with bot.db.session() as s:
         alerts = (await s.exec(select(Alert).where(Alert.patient_id == patient.id))).all()
-    assert [a.severity for a in alerts] == ["critical"], "pain 8's alert; none for the answer not kept"
+    assert sorted(a.severity for a in alerts) == ["critical", "emergency"], "pain 8's alert; none for pain 2"
 
 
 async def test_a_check_in_that_closed_unanswered_says_so_not_that_the_answers_are_saved(
