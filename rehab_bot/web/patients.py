@@ -18,7 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from wtforms import BooleanField, SelectField
 from wtforms.validators import DataRequired
 
-from rehab_bot import audit, export, patient_record
+from rehab_bot import alert_review, audit, export, patient_record
 from rehab_bot import caregiver as caregiver_core
 from rehab_bot import caseload as caseload_core
 from rehab_bot import message as message_core
@@ -122,6 +122,7 @@ async def patient_page(request: web.Request) -> web.StreamResponse:
     pain = await patient_record.series(session, patient, caseload_core.PAIN_ITEMS)
     mood = await patient_record.series(session, patient, caseload_core.MOOD_ITEMS)
     caregivers = await caregiver_core.caregivers_of(session, patient)
+    acknowledged = await alert_review.acknowledged_of(session, patient)  # alert accuracy: verdict or buttons
     outcome_charts = await outcome_values(session, patient, ctx.content, language(request))
     # The reads first: on SQLite the first write (this audit row, flushed by the next query) takes
     # the database's write lock until the commit, and the bot's own writes wait for it.
@@ -147,6 +148,8 @@ async def patient_page(request: web.Request) -> web.StreamResponse:
             "detail": detail,
             "p": patient,
             "can_change": detail.access == Access.WRITE,
+            "acknowledged": acknowledged,
+            "me": staff.id,
             "calendar": calendar,
             "day_labels": DAY_LABELS,
             "answers": answers,

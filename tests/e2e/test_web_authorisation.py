@@ -44,6 +44,7 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/patients/{id}/messages/{mid}/photo"): "staff",  # READ: a colleague may see it too, audited
     ("POST", "/patients/{id}/caregivers/{cid}/remove"): "owner",
     ("POST", "/alerts/{id}/ack"): "owner",
+    ("POST", "/alerts/{id}/review"): "owner",  # alert accuracy (rehab_bot.alert_review): after /ack, sorted first
     ("GET", "/admin"): "admin",
     ("GET", "/admin/staff"): "admin",
     ("POST", "/admin/staff/invite"): "admin",
@@ -89,6 +90,7 @@ PATIENT_TG = 1_500_001  # LWS-0001, Dr Ben's patient (web_seed)
 BODIES = {"pause": {"days": "7"}, "discharge": {"confirm": "y"}, "role": {"role": "therapist"}}
 BODIES["invite"] = {"name": "New colleague", "role": "therapist"}
 BODIES["reply"] = {"text": "A reply from the matrix test."}
+BODIES["review"] = {"needed": "yes"}
 CAREGIVER_TG = 1_600_001  # LWS-0001's caregiver: not a web user at all
 
 

@@ -43,6 +43,7 @@ async def test_staff_routes_answer_a_bad_id_with_a_404_page(bot_factory: Any, ba
                 f"/patients/{pid}/messages/{bad}/read",
                 f"/patients/{pid}/caregivers/{bad}/remove",
                 f"/alerts/{bad}/ack",
+                f"/alerts/{bad}/review",
                 f"/templates/{bad}/delete",
                 f"/admin/staff/{bad}/role",
             ]
