@@ -835,19 +835,31 @@ async def latest_findings(
     return []
 
 
-async def recorded_answer(
+async def _own_item(
     session: AsyncSession, patient: Patient, content: Content, checkin_id: int, item_index: int
-) -> tuple[Item, Answer] | None:
-    """The patient's stored answer to this item of their check-in, with the item; None for another
-    patient's check-in or an item not answered (what was kept when a second window answered it too)."""
+) -> tuple[CheckIn, Questionnaire, Item, dict[str, Answer]] | None:
+    """The patient's own check-in, its questionnaire, the item at this index and the check-in's answers;
+    None for another patient's check-in or an item that is not there."""
     checkin = await session.get(CheckIn, checkin_id)
     if checkin is None or checkin.patient_id != patient.id:
         return None
     questionnaire = content.questionnaires.get(checkin.questionnaire_id)
     if questionnaire is None or not 0 <= item_index < len(questionnaire.items):
         return None
-    item = questionnaire.items[item_index]
-    row = (await answers_of(session, [checkin_id]))[checkin_id].get(item.id)
+    answers = (await answers_of(session, [checkin_id]))[checkin_id]
+    return checkin, questionnaire, questionnaire.items[item_index], answers
+
+
+async def recorded_answer(
+    session: AsyncSession, patient: Patient, content: Content, checkin_id: int, item_index: int
+) -> tuple[Item, Answer] | None:
+    """The patient's stored answer to this item of their check-in, with the item; None for another
+    patient's check-in or an item not answered (what was kept when a second window answered it too)."""
+    found = await _own_item(session, patient, content, checkin_id, item_index)
+    if found is None:
+        return None
+    _, _, item, answers = found
+    row = answers.get(item.id)
     return (item, row) if row is not None else None
 
 
@@ -863,14 +875,11 @@ async def findings_of_answer(
     """The red flags the patient's recorded answer to this item raised, for the same answer sent again
     (a second tap on the Mini App's form, whose first response the browser dropped): its option's flag,
     and the score rules when it completed the check-in. Nothing for another patient's check-in."""
-    checkin = await session.get(CheckIn, checkin_id)
-    if checkin is None or checkin.patient_id != patient.id:
+    found = await _own_item(session, patient, content, checkin_id, item_index)
+    if found is None:
         return []
-    questionnaire = content.questionnaires.get(checkin.questionnaire_id)
-    if questionnaire is None or not 0 <= item_index < len(questionnaire.items):
-        return []
-    answers = (await answers_of(session, [checkin_id]))[checkin_id]
-    row = answers.get(questionnaire.items[item_index].id)
+    checkin, questionnaire, item, answers = found
+    row = answers.get(item.id)
     if row is None:
         return []
     last = max(answers.values(), key=lambda a: (a.answered_at, a.id or 0))
@@ -898,8 +907,7 @@ async def _findings(
         option = item.option(answer_row.value) if item is not None and answer_row.value is not None else None
         if option is None or option.flag is None:
             continue
-        text_id = option.reply or redflag.DEFAULT_REPLY.get(option.flag, redflag.DEFAULT_URGENT_REPLY)
-        findings.append(redflag.Finding(option.flag, (text_id,), None, told))
+        findings.append(redflag.Finding(option.flag, (redflag.reply_id(option),), None, told))
     if scored:
         matched, _ = await redflag.score_matches(session, patient, content, checkin, questionnaire, now)
         if matched:

@@ -96,6 +96,11 @@ DEFAULT_URGENT_REPLY = "red_flag_urgent"
 CRISIS_REPLY = "crisis"  # the content text shown on a crisis phrase
 
 
+def reply_id(option: Option) -> str:
+    """The [[text]] id a flagged answer option shows the patient: its own reply, else its level's default."""
+    return option.reply or DEFAULT_REPLY.get(option.flag or "high", DEFAULT_URGENT_REPLY)
+
+
 @dataclass(frozen=True)
 class Finding:
     """A red flag found in what the patient said, and what to tell them now."""
@@ -220,7 +225,7 @@ async def on_flagged_answer(
     """A red-flag answer: alert the clinic now, and say what the patient must do (``note``: a line for
     the clinician after the answers)."""
     severity = option.flag or "high"
-    text_id = option.reply or DEFAULT_REPLY.get(severity, DEFAULT_URGENT_REPLY)
+    text_id = reply_id(option)
     detail = f"{questionnaire.title['en']}:\n{describe_answers(questionnaire, answers, flagged=item.id)}"
     if note:
         detail += f"\n{note}"

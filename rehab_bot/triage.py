@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from rehab_bot.content import Content, localize
 from rehab_bot.content.checkins import AlertRule, Item, Option, Questionnaire, level_of
 from rehab_bot.i18n import t
-from rehab_bot.redflag import DEFAULT_REPLY, DEFAULT_URGENT_REPLY
+from rehab_bot.redflag import reply_id
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ class Row:
         """The [[text]] id the patient is shown at once."""
         if self.severity is None:
             return None
-        return self.deciding.option.reply or DEFAULT_REPLY.get(self.severity, DEFAULT_URGENT_REPLY)
+        return reply_id(self.deciding.option)
 
     @property
     def ends(self) -> bool:
