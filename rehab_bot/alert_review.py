@@ -74,8 +74,7 @@ async def review(session: AsyncSession, staff: Staff, alert_id: int, needed_acti
     if not result.rowcount:
         earlier = await session.get(AlertReview, alert_id, populate_existing=True)
         assert earlier is not None
-        names = await _names(session, {earlier.staff_id})
-        return Reviewed(earlier.needed_action, now=False, by=names.get(earlier.staff_id, ""), at=earlier.reviewed_at)
+        return _verdict(earlier, await _names(session, {earlier.staff_id}))
     audit.record(
         session,
         action=REVIEW,
@@ -95,6 +94,11 @@ async def _names(session: AsyncSession, ids: set[int | None]) -> dict[int | None
     return {staff_id: name for staff_id, name in rows.all()}
 
 
+def _verdict(row: AlertReview, names: dict[int | None, str]) -> Reviewed:
+    """A stored verdict, which stands, with its reviewer's name."""
+    return Reviewed(row.needed_action, now=False, by=names.get(row.staff_id, ""), at=row.reviewed_at)
+
+
 async def _lines(session: AsyncSession, rows: list[tuple[Alert, Patient, AlertReview | None]]) -> list[Line]:
     names = await _names(session, {a.acknowledged_by for a, _, _ in rows} | {r.staff_id for _, _, r in rows if r})
     return [
@@ -102,7 +106,7 @@ async def _lines(session: AsyncSession, rows: list[tuple[Alert, Patient, AlertRe
             alert,
             patient,
             names.get(alert.acknowledged_by, ""),
-            Reviewed(r.needed_action, now=False, by=names.get(r.staff_id, ""), at=r.reviewed_at) if r else None,
+            _verdict(r, names) if r else None,
         )
         for alert, patient, r in rows
     ]

@@ -171,11 +171,14 @@ class Handover:
     open_alerts: int
 
 
+def _handed_over(staff: Staff) -> tuple[Any, Any]:
+    """The patients removing this staff member hands over (remove_staff, handover_of): theirs, but erased ones."""
+    return col(Patient.therapist_id) == staff.id, col(Patient.status) != PatientStatus.STOPPED.value
+
+
 async def handover_of(session: AsyncSession, staff: Staff) -> Handover:
     """What :func:`remove_staff` would move from this staff member to a colleague, counted now."""
-    theirs = select(Patient.id).where(
-        col(Patient.therapist_id) == staff.id, col(Patient.status) != PatientStatus.STOPPED.value
-    )
+    theirs = select(Patient.id).where(*_handed_over(staff))
     patients = (await session.exec(select(func.count()).select_from(theirs.subquery()))).one()
     alerts = (
         await session.exec(
@@ -220,13 +223,7 @@ async def remove_staff(
     if not staff.active:  # said "deactivated" again and wrote a second staff.remove to the audit log
         raise StaffError(N_("{name} was already removed; nothing changed."), name=staff.name)
     patients = list(
-        (
-            await session.exec(
-                select(Patient)
-                .where(col(Patient.therapist_id) == staff.id, col(Patient.status) != PatientStatus.STOPPED.value)
-                .order_by(func.upper(col(Patient.alias)))
-            )
-        ).all()
+        (await session.exec(select(Patient).where(*_handed_over(staff)).order_by(func.upper(col(Patient.alias))))).all()
     )
     new_owner: Staff | None = None
     if reassign_to is not None:
