@@ -549,7 +549,7 @@ def cmd_invite_create(config: Config, args: argparse.Namespace) -> int:
     from rehab_bot.clock import SystemClock
     from rehab_bot.content import load_content
     from rehab_bot.db import in_session
-    from rehab_bot.files import private_dir, write_private_bytes
+    from rehab_bot.files import Staged, stage
     from rehab_bot.schedule import local_date
 
     clinic = config.clinic
@@ -585,6 +585,8 @@ def cmd_invite_create(config: Config, args: argparse.Namespace) -> int:
         print(f"rehab-bot: {kept}", file=sys.stderr)  # another patient's printed invitation, perhaps
         return 1
 
+    staged: list[Staged] = []
+
     async def go(session: AsyncSession) -> tuple[invite.PatientInvite, str, str]:
         therapist, by_default = await invite.responsible_staff(session, args.therapist)
         made = await invite.create_patient_invite(
@@ -617,17 +619,37 @@ def cmd_invite_create(config: Config, args: argparse.Namespace) -> int:
                 timezone=clinic.timezone,
                 language=clinic.language,
             )
-            await asyncio.to_thread(private_dir, qr_path.parent)  # as export makes --out's folders: 0700
-            await asyncio.to_thread(write_private_bytes, qr_path, invite.qr_png(link, caption))
+            # Staged under a hidden name (its folders made 0700, as export makes --out's): moved into place
+            # only after the invitation is committed, removed if the commit fails, so no QR code on disk
+            # is for an invitation that does not exist.
+            png = invite.qr_png(link, caption)
+            staged.append(await asyncio.to_thread(stage, qr_path.parent, {qr_path.name: png}))
         except OSError as exc:
             raise invite.InviteError("qr", f"cannot write the QR code to {qr_path}: {exc.strerror}") from exc
         return made, link, therapist.name + (" (the only one, by default)" if by_default else "")
 
     try:
         made, link, therapist_name = asyncio.run(in_session(config.database.url, config.database.pg_schema, go))
-    except invite.InviteError as exc:
-        print(f"rehab-bot: {exc}", file=sys.stderr)
-        return 1
+    except BaseException as exc:
+        for qr in staged:
+            qr.discard()  # the invitation was not committed: no QR code for it
+        if isinstance(exc, invite.InviteError):
+            print(f"rehab-bot: {exc}", file=sys.stderr)
+            return 1
+        raise
+    moved = True
+    try:
+        for qr in staged:
+            qr.publish()
+    except OSError as exc:
+        for qr in staged:
+            qr.discard()
+        moved = False
+        print(
+            f"rehab-bot: the invitation was created, but the QR code could not be put at {qr_path}: {exc.strerror}; "
+            "the link below works all the same",
+            file=sys.stderr,
+        )
     from rehab_bot.schedule import zone
 
     expires = made.invite.expires_at.astimezone(zone(clinic.timezone)).strftime("%Y-%m-%d %H:%M")
@@ -637,7 +659,8 @@ def cmd_invite_create(config: Config, args: argparse.Namespace) -> int:
     )
     print(f"Link (works once, until {expires} {clinic.timezone}):")
     print(link)
-    print(f"QR code for printing: {qr_path}")
+    if moved:
+        print(f"QR code for printing: {qr_path}")
     if made.programme.example:
         from rehab_bot.content import localize
 

@@ -45,13 +45,10 @@ and the official FHIR R4 JSON schema (tests/data/fhir/).
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
-import os
 import re
-import tempfile
 import uuid
 import zipfile
 from collections import Counter
@@ -69,7 +66,7 @@ from rehab_bot import installation
 from rehab_bot import plan as plan_core
 from rehab_bot.caseload import PAIN_ITEMS
 from rehab_bot.content import Content, Programme
-from rehab_bot.files import private_dir
+from rehab_bot.files import Staged, stage
 from rehab_bot.models import (
     Alert,
     Answer,
@@ -430,57 +427,11 @@ def csv_files(data: ExportData) -> dict[str, str]:
     return files
 
 
-@dataclass
-class Staged:
-    """Export files written under temporary names beside their final paths, not yet in place.
-
-    The command line records the export in the audit log first: ``publish`` (after the commit) moves
-    the files into place, ``discard`` (when the record cannot be kept) removes them and the folders
-    made for them, so nothing leaves without an audit record.
-    """
-
-    moves: list[tuple[Path, Path]]  # (temporary, final)
-    made: list[Path]  # folders created for the export, deepest first
-
-    def publish(self) -> list[Path]:
-        for temporary, final in self.moves:
-            os.replace(temporary, final)
-        return [final for _, final in self.moves]
-
-    def discard(self) -> None:
-        for temporary, _ in self.moves:
-            temporary.unlink(missing_ok=True)
-        for folder in self.made:
-            with contextlib.suppress(OSError):  # not empty: something else was put there meanwhile
-                folder.rmdir()
-
-
-def _stage(folder: Path, files: dict[str, str]) -> Staged:
-    """Write files (name -> text) into folder (created 0700 if missing) under hidden temporary names, 0600."""
-    made = []
-    current = folder
-    while not current.exists() and current != current.parent:
-        made.append(current)
-        current = current.parent
-    staged = Staged([], made)
-    try:
-        private_dir(folder)
-        for name, text in files.items():
-            fd, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".partial", dir=folder)
-            staged.moves.append((Path(temporary), folder / name))
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(text.encode("utf-8"))
-    except BaseException:
-        staged.discard()
-        raise
-    return staged
-
-
 def stage_csv(data: ExportData, directory: Path) -> Staged:
     """The CSV files staged in a directory (created if missing); see Staged."""
     if directory.exists() and not directory.is_dir():
         raise ExportError(f"{directory} exists and is not a folder; CSV exports are a folder of files")
-    return _stage(directory, csv_files(data))
+    return stage(directory, {name: text.encode("utf-8") for name, text in csv_files(data).items()})
 
 
 def write_csv(data: ExportData, directory: Path) -> list[Path]:
@@ -1052,7 +1003,7 @@ def stage_fhir(bundle: dict[str, Any], path: Path) -> Staged:
     """The bundle staged as a JSON file (its folder is created if missing); see Staged."""
     if path.is_dir():
         raise ExportError(f"{path} is a folder; give a file name for the FHIR Bundle, e.g. {path / 'export.json'}")
-    return _stage(path.parent, {path.name: fhir_json(bundle)})
+    return stage(path.parent, {path.name: fhir_json(bundle).encode("utf-8")})
 
 
 def write_fhir(bundle: dict[str, Any], path: Path) -> None:

@@ -9,11 +9,14 @@ with wider modes. Plain Python: no telegram imports.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
 import stat
+import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -90,3 +93,51 @@ def write_private_bytes(path: Path, data: bytes) -> None:
 def write_private_text(path: Path, text: str) -> None:
     """write_private_bytes for UTF-8 text."""
     write_private_bytes(path, text.encode("utf-8"))
+
+
+@dataclass
+class Staged:
+    """Files written under hidden temporary names beside their final paths, not yet in place.
+
+    For files that must not exist without a database record: the command line stages them,
+    commits the record, and only then ``publish``es them (moves them into place); when the
+    commit fails, ``discard`` removes them and the folders made for them. Exports (nothing
+    leaves without an audit record) and invite QR codes (no QR for an invitation that does
+    not exist) are written this way.
+    """
+
+    moves: list[tuple[Path, Path]]  # (temporary, final)
+    made: list[Path]  # folders created for the files, deepest first
+
+    def publish(self) -> list[Path]:
+        for temporary, final in self.moves:
+            os.replace(temporary, final)
+        return [final for _, final in self.moves]
+
+    def discard(self) -> None:
+        for temporary, _ in self.moves:
+            temporary.unlink(missing_ok=True)
+        for folder in self.made:
+            with contextlib.suppress(OSError):  # not empty: something else was put there meanwhile
+                folder.rmdir()
+
+
+def stage(folder: Path, files: dict[str, bytes]) -> Staged:
+    """Write files (name -> bytes) into folder (created 0700 if missing) under hidden temporary names, 0600."""
+    made = []
+    current = folder
+    while not current.exists() and current != current.parent:
+        made.append(current)
+        current = current.parent
+    staged = Staged([], made)
+    try:
+        private_dir(folder)
+        for name, data in files.items():
+            fd, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".partial", dir=folder)
+            staged.moves.append((Path(temporary), folder / name))
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+    except BaseException:
+        staged.discard()
+        raise
+    return staged

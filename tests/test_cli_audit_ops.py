@@ -235,6 +235,35 @@ def test_invite_create_makes_the_qr_codes_folder_and_refuses_a_symbolic_link(tmp
         assert conn.execute("select alias from patient").fetchall() == [("P-0001",)]
 
 
+def test_invite_create_leaves_no_qr_code_when_the_invitation_is_not_committed(tmp_path: Path) -> None:
+    """The QR code was written before the commit: when the commit failed (here a trigger refuses the
+    invitation's audit row, which is written at the commit), a QR code for an invitation that does not
+    exist was left on disk, ready to be printed and handed to a patient."""
+    assert run("staff", "add", "--telegram-id", "1", "--role", "admin", "--name", "A", cwd=tmp_path).returncode == 0
+    with sqlite3.connect(tmp_path / "bot.db") as conn:
+        conn.execute(
+            "CREATE TRIGGER no_invites BEFORE INSERT ON audit_log WHEN NEW.action = 'invite.create' "
+            "BEGIN SELECT RAISE(ABORT, 'no write access'); END"
+        )
+    invite = ("invite", "create", "--surgery-date", "2026-01-01", "--programme", "lumbar-example")
+    offline = ("--bot-username", "rehab_test_bot")
+
+    refused = run(*invite, "--alias", "P-0001", "--qr", "cards/P-0001.png", *offline, cwd=tmp_path)
+
+    assert one_friendly_line(refused) == "rehab-bot: the database refused the command: no write access"
+    assert refused.returncode == 1 and "QR code" not in refused.stdout
+    assert not (tmp_path / "cards").exists(), list((tmp_path / "cards").iterdir())  # nor a hidden part-file
+    with sqlite3.connect(tmp_path / "bot.db") as conn:
+        assert conn.execute("select count(*) from patient").fetchone()[0] == 0
+        assert conn.execute("select count(*) from invite").fetchone()[0] == 0
+        conn.execute("DROP TRIGGER no_invites")
+    made = run(*invite, "--alias", "P-0001", "--qr", "cards/P-0001.png", *offline, cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert "QR code for printing: cards/P-0001.png" in made.stdout
+    assert [p.name for p in (tmp_path / "cards").iterdir()] == ["P-0001.png"]
+    assert oct((tmp_path / "cards" / "P-0001.png").stat().st_mode & 0o777) == "0o600"
+
+
 def test_the_readme_command_table_lists_every_command() -> None:
     from rehab_bot.cli import build_parser
 
