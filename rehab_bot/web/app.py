@@ -25,6 +25,7 @@ from typing import Any
 
 import aiohttp_jinja2
 import jinja2
+import markupsafe
 from aiohttp import web
 from aiohttp_session import session_middleware
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
@@ -208,7 +209,39 @@ def _number(page: jinja2.runtime.Context, value: float) -> str:
     return formats.number(value, page["lang"])
 
 
-FILTERS: dict[str, Callable[..., str]] = {"when": _when, "day": _day, "percent": _percent, "number": _number}
+# {{ text|phones }}: a clinic text that tells the patient whom to call (the emergency text, a red-flag reply, a
+# safety note) with each phone number in it a tel: link, the number as written its visible text, so one tap
+# calls. A number is a run of at least 3 digits, with single spaces or dashes between groups and an optional
+# leading + or (area code); not one that is part of a word, a time (08:00), a decimal (38,5), a short range
+# (0-10, 8-16) or a date (2026-11-01). Its href keeps only the digits and +; the rest of the text is escaped.
+_PHONE = re.compile(r"(?<![\w+.,:/-])\+?(?:\(\d{1,5}\)[ -]?)?\d(?:[ -]?\d)*+(?!\w|[.,:/-]\d)")
+_RANGE = re.compile(r"\d{1,2}-\d{1,2}|\d{4}-\d{1,2}-\d{1,2}")
+
+
+def phone_links(text: str) -> markupsafe.Markup:
+    """The text, escaped, with its phone numbers as tel: links (see _PHONE)."""
+    parts: list[str] = []
+    last = 0
+    for found in _PHONE.finditer(text):
+        number = found.group()
+        dialled = re.sub(r"[^0-9+]", "", number)
+        if sum(c.isdigit() for c in dialled) < 3 or _RANGE.fullmatch(number):
+            continue
+        parts += [markupsafe.escape(text[last : found.start()]), _LINK.format(dialled, number)]
+        last = found.end()
+    parts.append(markupsafe.escape(text[last:]))
+    return markupsafe.Markup("").join(parts)
+
+
+_LINK = markupsafe.Markup('<a href="tel:{}">{}</a>')
+
+FILTERS: dict[str, Callable[..., str]] = {
+    "when": _when,
+    "day": _day,
+    "percent": _percent,
+    "number": _number,
+    "phones": phone_links,
+}
 
 
 def build_app(ctx: WebContext) -> web.Application:

@@ -298,6 +298,9 @@ async def test_an_urgent_red_flag_in_the_symptom_check_shows_the_reply_and_alert
     await page.wait_for_url("**/app/result")
     reply = page.get_by_role("alert")
     assert "Ihr Behandlungsteam wurde informiert." in (await reply.text_content() or "")
+    # "... rufen Sie die 112.": the emergency number is a link that calls it.
+    call = reply.get_by_role("link", name="112", exact=True)
+    assert await call.get_attribute("href") == "tel:112"
     await called(page, "haptic", "warning")
     assert await serious(page) == []
     [alert] = await tg.user(5001).wait_for(lambda m: patient.alias in (m.text or ""), timeout=PROMISE)

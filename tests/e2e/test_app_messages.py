@@ -113,6 +113,9 @@ async def test_crisis_words_in_the_mini_app_alert_the_clinic_and_send_no_message
     async with await signed_in(bot, PATIENT) as browser:
         html = await post(browser, bot, "I want to kill myself")
     assert 'role="alert"' in html
+    # The numbers to call are one tap away: tel: links, the number as written (they were plain text).
+    assert '<a href="tel:112">112</a>' in html
+    assert '<a href="tel:08001110111">0800 111 0 111</a>' in html and '<a href="tel:116123">116 123</a>' in html
     assert await rows(bot) == []
     async with bot.db.session() as session:
         [alert] = (await session.exec(select(Alert))).all()
@@ -133,6 +136,7 @@ async def test_a_concern_word_in_the_mini_app_asks_the_crisis_question(bot_facto
     async with await signed_in(bot, PATIENT) as browser:
         html = await post(browser, bot, "I took an extra tablet last night")
         assert "Sent to your care team." in html and "Are you having thoughts of ending your life" in html
+        assert '<p>If this is an emergency, call <a href="tel:112">112</a> (or your local' in html  # emergency_text
         [sent] = await rows(bot)  # the message went to the team either way
         # No: nothing more happens.
         status, page = await answer_question(browser, bot, html, "no")

@@ -226,7 +226,8 @@ async def test_a_symptom_check_in_the_mini_app_shows_the_red_flag_reply_and_aler
             assert flagged.headers["Location"] == "/app/result"
         async with browser.get(f"{base}/app/result") as page:
             html = await page.text()
-        assert 'role="alert"' in html and "112" in html and "Your care team has been told." in html
+        assert 'role="alert"' in html and "Your care team has been told." in html
+        assert 'call <a href="tel:112">112</a>' in html.lower(), "the emergency number is one tap away"
     # The chat gets a neutral line that opens the result: no symptom, no answer.
     [notice] = await tg.user(7307).wait_for()
     assert notice.text == "Please open your check-in result now."
@@ -239,6 +240,25 @@ async def test_a_symptom_check_in_the_mini_app_shows_the_red_flag_reply_and_aler
     async with bot.db.session() as s:
         [row] = (await s.exec(select(Alert).where(Alert.patient_id == patient.id))).all()
     assert row.kind == "red_flag" and row.severity == "emergency"
+
+
+def test_phone_numbers_in_the_clinic_texts_are_tel_links_and_nothing_else_is() -> None:
+    from rehab_bot.web.app import phone_links
+
+    said = phone_links("Call 112 now, or TelefonSeelsorge 0800 111 0 111; the clinic: +49 30 1234-567, (030) 12345.")
+    assert said == (
+        'Call <a href="tel:112">112</a> now, or TelefonSeelsorge <a href="tel:08001110111">0800 111 0 111</a>; '
+        'the clinic: <a href="tel:+49301234567">+49 30 1234-567</a>, <a href="tel:03012345">(030) 12345</a>.'
+    )
+    # Times, decimals, short ranges, dates, numbers inside words: plain text.
+    plain = "Mo-Fr 08:00-16:00, pain 0-10, 38,5 °C for 4-5 days, 8-16 Uhr, 2026-11-01, x112, 112x, 1.12"
+    assert phone_links(plain) == plain
+    # The text around a number is escaped; nothing but digits and + reaches the href.
+    assert (
+        phone_links('<b>"112"</b> & 110')
+        == '&lt;b&gt;&#34;<a href="tel:112">112</a>&#34;&lt;/b&gt; &amp; <a href="tel:110">110</a>'
+    )
+    assert phone_links('112" onclick="x') == '<a href="tel:112">112</a>&#34; onclick=&#34;x'
 
 
 async def test_pain_7_in_the_mini_app_shows_what_to_do_now_on_the_result_page(
@@ -403,7 +423,8 @@ async def test_a_red_flag_sent_from_a_second_window_still_leads_to_the_result_pa
         async with browser.get(f"{base}/app/result") as page:
             html = await page.text()
         assert "already answered in another window: No." in html
-        assert 'role="alert"' in html and "112" in html and "Your care team has been told." in html
+        assert 'role="alert"' in html and "Your care team has been told." in html
+        assert 'call <a href="tel:112">112</a>' in html.lower(), "the emergency number is one tap away"
         async with bot.db.session() as s:
             [flag] = (await s.exec(select(Alert).where(Alert.patient_id == patient.id))).all()
             kept = (await s.exec(select(Answer).where(Answer.checkin_id == int(checkin_id)))).all()
