@@ -221,8 +221,8 @@ class SessionSchema(BaseModel):
 class PhaseSchema(BaseModel):
     model_config = _STRICT
     id: Annotated[str, Field(min_length=1)]  # its form: the content's rules (PHASE_ID_FORM)
-    from_day: int
-    to_day: int | None = None
+    from_day: Annotated[int, Field(ge=0)]  # days after surgery, as the content's rules have them
+    to_day: Annotated[int, Field(ge=0)] | None = None
     title: _Title
     change_note: _ChangeNote
     sessions_per_day: Annotated[int, Field(ge=1, le=MAX_SESSIONS_PER_DAY)]

@@ -16,7 +16,7 @@ from rehab_bot import session as session_core
 from rehab_bot.access import Forbidden
 from rehab_bot.clock import FakeClock
 from rehab_bot.config import ClinicConfig, DeliveryConfig
-from rehab_bot.content import Content, load_content
+from rehab_bot.content import Content, check_phases, load_content
 from rehab_bot.db import Database
 from rehab_bot.models import (
     AuditLog,
@@ -255,6 +255,37 @@ def test_the_programme_rules_say_where_and_what_in_english_and_german(
         plan.check(raw, content.exercises)
     assert refused.value.lines("en") == [en] and refused.value.lines("de") == [de]
     assert str(refused.value) == en, "the CLI and the logs: English"
+
+
+def test_the_taper_rules_and_the_content_checks_fallback_are_said_in_german_too(content: Content) -> None:
+    """The taper rules (tapered_sessions_per_day, tapered_days) and any other content check on a plan's
+    phases (the fallback: a field check written for content files) were English text whatever the
+    staff member's language."""
+    checked = plan.check(lumbar(content), content.exercises)
+    raw = [plan._content_phase(p) for p in checked.schema.phases]
+    raw[0]["tapered_sessions_per_day"] = raw[0]["sessions_per_day"] + 1
+    raw[1]["tapered_days"] = "Mo,Mi"
+    _, problems = check_phases(raw, set(content.exercises), plan.PLAN_LABEL)
+    assert [p.text("de") for p in problems] == [
+        "phase.0.tapered_sessions_per_day: 4 Einheiten am Tag bei weniger Erinnerungen sind mehr als die 3 der "
+        "Phase (sessions_per_day)",
+        'phase.1.tapered_days: muss Wochentage wie "mon,wed,fri" aufzählen (mon, tue, wed, thu, fri, sat, sun)',
+    ]
+    assert str(problems[0]) == (
+        "phase.0.tapered_sessions_per_day: 4 sessions a day when tapered is more than the phase's 3 (sessions_per_day)"
+    )
+    raw = [plan._content_phase(p) for p in checked.schema.phases]
+    raw[0]["from_day"] = -1
+    _, problems = check_phases(raw, set(content.exercises), plan.PLAN_LABEL)
+    assert [p.text("de") for p in problems] == [
+        "die Programmregeln lassen das nicht zu: plan phase 'weeks-1-2': 'from_day' must be at least 0, not -1"
+    ]
+    # A plan itself never gets that far with a negative day: its schema says it in the builder's words.
+    draft = lumbar(content)
+    draft["phases"][0]["from_day"] = -1
+    with pytest.raises(PlanError) as refused:
+        plan.check(draft, content.exercises)
+    assert refused.value.lines("de") == [f"{DE_1}: Ab Tag nach der Operation: muss mindestens 0 sein"]
 
 
 @pytest.mark.parametrize(

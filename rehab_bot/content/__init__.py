@@ -347,7 +347,6 @@ def _parse_exercises(f: SourceFile, data: dict[str, Any]) -> list[Entry]:
 # --------------------------------------------------------------------------- programmes.toml
 
 _WEEKDAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_WEEKDAYS = f'must list weekdays like "mon,wed,fri" ({", ".join(_WEEKDAY_NAMES)})'
 TAPER_FIELDS = {"tapered_sessions_per_day": optional(Int(1)), "tapered_days": optional(Str)}
 ProgrammeSchema = schema(
     "ProgrammeSchema",
@@ -424,6 +423,8 @@ GAP = N_("days {first}-{last} are in no phase (between phase '{before}' and phas
 DUPLICATE_PHASE = N_("another phase has the id '{id}' too")
 NO_PHASE = N_("needs at least one phase")
 UNKNOWN_EXERCISE = N_("uses unknown exercise '{exercise}'")
+TAPERED_MORE = N_("{tapered} sessions a day when tapered is more than the phase's {per_day} (sessions_per_day)")
+NOT_WEEKDAYS = N_('must list weekdays like "mon,wed,fri" ({names})')
 
 
 def _parse_phase(
@@ -442,17 +443,13 @@ def _parse_phase(
         ok = False
     tapered = v.get("tapered_sessions_per_day")
     if tapered is not None and per_day is not None and tapered > per_day:
-        f.at(
-            path,
-            f"{what}: tapered_sessions_per_day {tapered} is more than sessions_per_day {per_day}",
-            "tapered_sessions_per_day",
-        )
+        f.rule(path, "tapered_sessions_per_day", what, TAPERED_MORE, tapered=tapered, per_day=per_day)
         ok = False
     tapered_days = ""
     if "tapered_days" in v:
         digits = _weekday_digits(v["tapered_days"])
         if digits is None:
-            f.at(path, f"{what}: 'tapered_days' {_WEEKDAYS}", "tapered_days")
+            f.rule(path, "tapered_days", what, NOT_WEEKDAYS, names=", ".join(_WEEKDAY_NAMES))
             ok = False
         else:
             tapered_days = digits

@@ -34,7 +34,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic_core import ErrorDetails, PydanticCustomError
 
-from rehab_bot.i18n import FALLBACK_LANGUAGE, SUPPORTED_LANGUAGES, Problem
+from rehab_bot.i18n import FALLBACK_LANGUAGE, N_, SUPPORTED_LANGUAGES, Problem
 
 LANGUAGES: tuple[str, ...] = SUPPORTED_LANGUAGES
 BUILT_IN = "built-in"
@@ -212,15 +212,22 @@ class SourceFile:
         self.at(path, f"{what}: {key}: {said}" if key else f"{what} {said}", key)
 
 
+# Any other error the content's checks find in a plan's phases (a field check, written for content files
+# and in English only): said in the staff member's language around the check's own words. The plan's schema
+# (rehab_bot/plan.py) refuses what it can first, in our own words, so this is the last resort.
+OTHER_RULE = N_("the programme rules refuse this: {reason}")
+
+
 @dataclass
 class PhasesOfAPlan(SourceFile):
     """The phases of a programme builder plan being checked: each broken rule a Problem whose where is
-    its path in the phases given ("phase.1.from_day"), any other error a Problem of its text."""
+    its path in the phases given ("phase.1.from_day"), any other error a Problem that says the check's
+    text (OTHER_RULE)."""
 
     problems: list[Problem] = field(default_factory=list)
 
     def error(self, line: int, message: str) -> None:
-        self.problems.append(Problem(message))
+        self.problems.append(Problem(OTHER_RULE, {"reason": message}))
 
     def rule(self, path: DataPath, key: str | None, what: str, msgid: str, **values: object) -> None:
         self.problems.append(Problem(msgid, values, ".".join(str(part) for part in (*path, key) if part is not None)))
