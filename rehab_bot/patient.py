@@ -18,6 +18,7 @@ Plain Python over SQLModel: no telegram imports. The caller commits.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -35,7 +36,7 @@ from rehab_bot import session as sessions
 from rehab_bot.access import Access, StaffError, require
 from rehab_bot.config import ClinicConfig, DeliveryConfig
 from rehab_bot.content import Content
-from rehab_bot.i18n import N_, SUPPORTED_LANGUAGES, Label
+from rehab_bot.i18n import N_, SUPPORTED_LANGUAGES, Label, t
 from rehab_bot.models import (
     IN_CARE,
     URGENT_KINDS,
@@ -591,8 +592,54 @@ def _row(table: Table, row: Any) -> dict[str, Any]:
     return {name: _plain(value) for name, value in row._mapping.items() if name not in skip}
 
 
+# /mydata's file keeps the database's own names as its keys (stable, the same in every language: what a
+# data-protection officer or a program reads and compares); its "about" part, first in the file, says in
+# the patient's language what the file is and what each part holds.
+ABOUT_FILE = N_(
+    "All the data this bot stores about you, as the clinic's server holds it. The names in this file are "
+    "the database's own and the same in every language; 'parts' says what each one holds. A point in time "
+    "that ends in +00:00 is in UTC."
+)
+ABOUT_PARTS: dict[str, str] = {
+    "exported_at": N_("When this file was made"),
+    "patient": N_("Your record: alias, language, time zone, surgery date, programme, settings, status, therapist"),
+    "tables": N_("Everything else stored about you, one list per kind, as named below"),
+}
+# What each table that references a patient holds, in their words (one per table: tests check).
+ABOUT_TABLES: dict[str, str] = {
+    "alert": N_("Alerts the bot raised to your care team about you, for example a red flag in a check-in"),
+    "answer": N_("Your answers to the check-in questions"),
+    "audit_log": N_("The clinic's record of who did what with your data, and when"),
+    "care_message": N_("Your messages to your care team and their replies"),
+    "caregiver": N_("The caregivers you linked, and what each may see"),
+    "caseload_figures": N_("Figures about you for your care team's overview: adherence, last pain and mood, risk"),
+    "checkin": N_("Your check-ins (questionnaires) and their scores"),
+    "delivery": N_("Messages the bot sent you or planned to send you"),
+    "exercise_session": N_("Your exercise sessions: done, partly or skipped, your effort and pain"),
+    "experiment_decision": N_("Reminder experiments you took part in: what was decided for you, and what followed"),
+    "experiment_notice": N_("When you were told about the reminder experiments, and whether you opted out"),
+    "invite": N_("Your invitation to this bot"),
+    "lesson_progress": N_("The recovery lessons you were sent, opened and answered"),
+    "motivation_log": N_("The encouraging messages the bot sent you"),
+    "note": N_("Notes you sent to your care team"),
+    "programme_plan": N_("Your own exercise plan, if your therapist made one"),
+    "reminder_rule": N_("When the bot reminds you: your session times and other reminders"),
+    "staff_draft": N_("A step a staff member started for you in the chat and has not finished"),
+    "timing_proposal": N_("Offers to move a session reminder to when you usually exercise, and your answers"),
+    "timing_window": N_("The hours within which the bot may move your reminders"),
+}
+
+
+def about_export(lang: str, tables: Iterable[str]) -> dict[str, Any]:
+    """The readable part of /mydata's file, in lang: what the file is, what each of its parts holds."""
+    parts = {key: t(lang, text) for key, text in ABOUT_PARTS.items()}
+    parts.update({name: t(lang, ABOUT_TABLES[name]) for name in tables if name in ABOUT_TABLES})
+    return {"language": lang, "text": t(lang, ABOUT_FILE), "parts": parts}
+
+
 async def export(session: AsyncSession, patient: Patient, now: datetime) -> dict[str, Any]:
-    """All the patient's data: their record and every row of every table that references them."""
+    """All the patient's data: their record and every row of every table that references them, after a part
+    that says in their language what the file is and what each part holds (about_export)."""
     assert patient.id is not None
     conn = await session.connection()
     patient_table = table_of(Patient)
@@ -604,6 +651,7 @@ async def export(session: AsyncSession, patient: Patient, now: datetime) -> dict
         rows = (await conn.execute(select(table).where(table.c.patient_id == patient.id).order_by(*order))).all()
         tables[table.name] = [_row(table, row) for row in rows]
     return {
+        "about": about_export(patient.language, tables),
         "exported_at": now.isoformat(),
         "patient": {**_row(patient_table, record), "therapist": therapist.name if therapist is not None else None},
         "tables": tables,

@@ -461,6 +461,34 @@ async def test_mydata_exports_every_table_that_references_the_patient(db: Databa
     assert "code" not in str(data["tables"]["invite"]), "invite codes are the clinic's secret"
 
 
+async def test_mydata_says_in_the_patients_language_what_the_file_and_each_part_hold(
+    db: Database, clock: FakeClock
+) -> None:
+    """/mydata's file was English keys only, for a German patient too. The keys stay the database's own (the
+    same in every language, for a data-protection officer or a program to read and compare); a part first
+    in the file says in the patient's language what the file is and what each part holds."""
+    anna, _ = await make_patient(db, clock, times=(), language="de")
+    await populate(db, anna.id or 0, "anna")
+    async with db.session() as s:
+        data = await core.export(s, anna, clock.now())
+    assert list(data) == ["about", "exported_at", "patient", "tables"]
+    about = data["about"]
+    assert about["language"] == "de"
+    assert about["text"].startswith("Alle Daten, die dieser Bot über Sie speichert")
+    assert set(about["parts"]) == {"exported_at", "patient", "tables", *data["tables"]}
+    assert about["parts"]["exercise_session"].startswith("Ihre Übungseinheiten: erledigt, teilweise oder ausgelassen")
+    assert about["parts"]["exported_at"] == "Wann diese Datei erstellt wurde"
+    assert "alias" in data["patient"] and "exercise_session" in data["tables"], "the keys stay as they were"
+    async with db.session() as s:
+        english = await core.export(s, anna.model_copy(update={"language": "en"}), clock.now())
+    assert english["about"]["parts"]["exported_at"] == "When this file was made"
+
+
+def test_every_table_that_references_a_patient_is_described_for_mydata() -> None:
+    """A new table with a patient_id is exported by /mydata at once: it needs its words in ABOUT_TABLES."""
+    assert {t.name for t in core.patient_tables()} == set(core.ABOUT_TABLES)
+
+
 async def test_mydata_names_no_staff_member_by_their_internal_id(db: Database, clock: FakeClock) -> None:
     # Who on the staff wrote, read or acknowledged something is the clinic's, not the patient's: every
     # column that points at a staff member stays out (the own plan's created_by/updated_by did not).
