@@ -18,7 +18,7 @@ awaited in the patient's row (``Patient.awaiting`` and ``awaiting_since``,
 by the injected clock), so an answer typed after a restart is understood;
 the question expires after INPUT_MINUTES. The text handler runs in its own
 group before the other features and lets every text through that it is not
-waiting for.
+waiting for. Any command ends the wait (the patient chose something else).
 """
 
 from __future__ import annotations
@@ -687,6 +687,21 @@ async def _forget_input(context: ContextTypes.DEFAULT_TYPE, patient: Patient | N
     patient.awaiting, patient.awaiting_since = "", None
 
 
+async def on_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Any command ends the wait for a typed answer (the patient chose something else), then runs as usual.
+
+    Without this a question left open after /note, /today or /checkin swallowed the next text (a note
+    typed for the therapist was answered "I could not read that" about session times, and lost).
+    """
+    user = update.effective_user
+    if user is None:
+        return
+    async with svc(context).db.session() as db:
+        patient = await core.find(db, user.id)
+        if patient is not None and core.forget_input(db, patient):
+            await db.commit()
+
+
 async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A typed answer to a settings or pause question; any other text passes on untouched.
 
@@ -784,9 +799,6 @@ def register(app: App) -> None:
     for name, callback in COMMANDS:
         app.add_handler(CommandHandler(name, callback))
     app.add_handler(CallbackQueryHandler(on_button, pattern=r"^pt:"))
-    app.add_handler(
-        MessageHandler(
-            filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE & filters.TEXT & ~filters.COMMAND, on_text
-        ),
-        group=INPUT_GROUP,
-    )
+    private_message = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
+    app.add_handler(MessageHandler(private_message & filters.TEXT & ~filters.COMMAND, on_text), group=INPUT_GROUP)
+    app.add_handler(MessageHandler(private_message & filters.COMMAND, on_command), group=INPUT_GROUP)

@@ -19,7 +19,7 @@ from rehab_bot.bot.app import stop_app
 from rehab_bot.bot.services import svc as services
 from rehab_bot.db import Database
 from rehab_bot.i18n import t
-from rehab_bot.models import ExerciseSession, Kind, Patient, PatientStatus, ReminderRule
+from rehab_bot.models import ExerciseSession, Kind, Note, Patient, PatientStatus, ReminderRule
 
 WED = date(2026, 6, 10)  # the clock starts at 07:00 on this Wednesday in Berlin
 STALE = "This button is no longer active."
@@ -490,6 +490,31 @@ async def test_an_answer_to_an_expired_question_is_told_so_and_changes_nothing(
         assert (p.quiet_start, p.quiet_end, p.awaiting) == (None, None, "")
     finally:
         await stop_app(app)
+
+
+async def test_another_command_ends_the_wait_for_a_typed_answer(bot: Any, tg: FakeTelegram) -> None:
+    """A settings question left open is no trap: after /note, /today or /checkin the patient's text is
+    what that command (or the note offer) makes of it, never "I could not read that" about times."""
+    patient = await enrolled(bot, 8125, lang="de")
+    user = tg.user(8125, language_code="de")
+    [menu] = await command(user, "/settings")
+    await press(user, t("de", "🕒 Times"), 1, menu)
+    [prompt] = await command(user, "/note")
+    user.mark_seen()
+    await user.send("Die Orthese scheuert an der Hüfte", reply_to=prompt.message_id)
+    [saved] = await user.wait_for()
+    note_saved = "📝 Saved as a note for your therapist. Notes are read during working hours, not around the clock."
+    assert saved.text.startswith(t("de", note_saved)), saved.text
+    async with bot.db.session() as s:
+        notes = (await s.exec(select(Note).where(col(Note.patient_id) == patient.id))).all()
+    assert [n.text for n in notes] == ["Die Orthese scheuert an der Hüfte"]
+
+    await press(user, t("de", "🌍 Timezone"), 1, menu)
+    await command(user, "/today")
+    [offer] = await command(user, "Bitte rufen Sie mich an")
+    assert offer.text == t("de", NOTE_OFFER)
+    p = await stored(bot, patient)
+    assert (p.session_times, p.timezone, p.awaiting) == ("09:00,13:00,18:00", "Europe/Berlin", "")
 
 
 # --- /pause and /resume -----------------------------------------------------------------------------
