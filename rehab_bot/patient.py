@@ -30,7 +30,7 @@ from sqlmodel import select as select_models
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rehab_bot import alert as alerts
-from rehab_bot import audit, checkin, digest, education, programme, schedule, timezones
+from rehab_bot import audit, checkin, crisis, digest, education, programme, schedule, timezones
 from rehab_bot import message as messages
 from rehab_bot import session as sessions
 from rehab_bot.access import Access, StaffError, require
@@ -313,6 +313,15 @@ def looks_like_answer(kind: str, text: str, today: date) -> bool:
     except InputError as error:
         return error.code in ("times_duplicate", "date_past", "date_far")
     return True
+
+
+def heard_elsewhere(kind: str, text: str, today: date, content: Content) -> bool:
+    """Whether text typed while a question of `kind` is open is no answer to it but names a symptom or a
+    word of danger: then it goes on to the symptom check or the crisis question, as it would without the
+    question (the question stays open). Crisis phrases are answered before any question is looked at."""
+    if looks_like_answer(kind, text, today):
+        return False
+    return crisis.is_concern(text, content) or crisis.symptom_check_for(text, content) is not None
 
 
 # --- pause, resume, stop ---------------------------------------------------------------

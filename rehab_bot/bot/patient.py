@@ -724,11 +724,10 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             core.forget_input(db, patient)
             await db.commit()
             return
-        lang = patient.language
+        lang, today = patient.language, local_date(patient, now)  # read before a rollback expires the row
         if awaited.expired:
             core.forget_input(db, patient)
             await db.commit()
-            today = local_date(patient, now)
             if not core.looks_like_answer(awaited.kind, message.text, today):
                 return  # not an answer to the old question: the other features see it
             log.info("patient %s answered an expired %s question", patient.id, awaited.kind)
@@ -738,6 +737,8 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             reply = await _apply_input(db, context, patient, awaited.kind, message.text, now)
         except core.InputError as error:
             await db.rollback()  # the question stays open
+            if core.heard_elsewhere(awaited.kind, message.text, today, s.content):
+                return  # a symptom or a word of danger: the free-text offer hears it, never "could not read"
             await message.reply_text(t(lang, INPUT_ERRORS[error.code], **error.params))
             raise ApplicationHandlerStop from None
         core.forget_input(db, patient)

@@ -340,6 +340,10 @@ async def test_settings_timezone_language_and_quiet_hours(bot: Any, tg: FakeTele
 
 # --- typed answers across a restart, and expired questions ----------------------------------------------
 
+SYMPTOM_OFFER = (
+    "If this is about a symptom, please answer the check with one tap: it asks the right questions, "
+    "and your answers reach your care team."
+)
 NOTE_OFFER = (
     "I cannot answer messages myself, but your care team can. "
     "Shall I send this to them, or save it as a note for your therapist?"
@@ -515,6 +519,25 @@ async def test_another_command_ends_the_wait_for_a_typed_answer(bot: Any, tg: Fa
     assert offer.text == t("de", NOTE_OFFER)
     p = await stored(bot, patient)
     assert (p.session_times, p.timezone, p.awaiting) == ("09:00,13:00,18:00", "Europe/Berlin", "")
+
+
+async def test_a_symptom_or_a_word_of_danger_is_heard_while_a_settings_question_is_open(
+    bot: Any, tg: FakeTelegram
+) -> None:
+    """Text that is no answer to the open question but names a symptom or a danger word goes on to the
+    symptom check and the crisis question, as it would without the question; the question stays open."""
+    patient = await enrolled(bot, 8126, lang="de")
+    user = tg.user(8126, language_code="de")
+    [menu] = await command(user, "/settings")
+    await press(user, t("de", "🕒 Times"), 1, menu)
+    [offer] = await command(user, "Meine Wunde ist rot und nässt")
+    assert offer.text.startswith(t("de", SYMPTOM_OFFER)), offer.text
+    assert offer.button_labels[0].startswith("🩺") and t("de", "Save as a note") in offer.button_labels
+    [question] = await command(user, "Ich habe heute mein Testament gemacht")
+    assert question.text == bot.services.content.text("crisis_question", "de").strip()
+    [saved] = await command(user, "7:30, 12:30, 17:30")
+    assert saved.text.startswith(t("de", "✅ Saved.")), "the question stayed open"
+    assert (await stored(bot, patient)).session_times == "07:30,12:30,17:30"
 
 
 # --- /pause and /resume -----------------------------------------------------------------------------
