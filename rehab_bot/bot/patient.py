@@ -42,6 +42,7 @@ from telegram.ext import (
     filters,
 )
 
+from rehab_bot import message as care_messages
 from rehab_bot import patient as core
 from rehab_bot import session as sessions
 from rehab_bot import timezones
@@ -733,6 +734,14 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             log.info("patient %s answered an expired %s question", patient.id, awaited.kind)
             await message.reply_text(t(lang, EXPIRED_INPUT[awaited.kind]))
             raise ApplicationHandlerStop
+        replied = message.reply_to_message
+        if (
+            replied is not None
+            and replied.from_user is not None
+            and replied.from_user.id == context.bot.id
+            and await care_messages.reply_target(db, patient, replied.message_id) is not None
+        ):
+            return  # an answer to the care team's message (Telegram's reply): theirs, not the question's
         try:
             reply = await _apply_input(db, context, patient, awaited.kind, message.text, now)
         except core.InputError as error:

@@ -113,6 +113,34 @@ async def test_a_message_is_answered_and_the_thread_goes_on_in_both_chats(care_b
     assert actions.count(message_core.SEND) == 2 and actions.count(message_core.REPLY) == 2
 
 
+async def test_an_answer_to_the_team_reaches_them_while_a_settings_question_is_open(
+    care_bot: Any, tg: FakeTelegram
+) -> None:
+    """A Telegram reply to the team's message is for the team, even with the Times question open."""
+    bot = care_bot
+    patient = await enrolled(bot, 7205, therapist=7105, schedule=False)
+    user, therapist = tg.user(7205), tg.user(7105)
+    await user.send("My knee feels stiff")
+    [offer] = await user.wait_for(lambda m: "care team" in (m.text or ""))
+    await user.press("✉️ Send to my care team", offer)
+    await user.wait_for(lambda m: m.edited and SENT in (m.text or ""))
+    await run_jobs(bot)
+    [notice] = await therapist.wait_for(lambda m: patient.alias in text_of(m))
+    await therapist.send("How bad is it, 0 to 10?", reply_to=notice.message_id)
+    await therapist.wait_for(lambda m: "on its way" in (m.text or ""))
+    await run_jobs(bot)
+    [reply] = await user.wait_for(lambda m: "How bad is it" in (m.text or ""))
+
+    await user.send("/settings")
+    [menu] = await user.wait_for(lambda m: "Your settings" in (m.text or ""))
+    await user.press("🕒 Times", menu)
+    await user.wait_for(lambda m: "Send your new session times" in (m.text or ""))
+    await user.send("About a 6, worse at night", reply_to=reply.message_id)
+    [ok] = await user.wait_for()
+    assert SENT in (ok.text or ""), ok.text
+    assert [m.text for m in await rows(bot)][-1] == "About a 6, worse at night"
+
+
 async def test_a_photo_round_trips_and_is_kept_private(
     care_bot: Any, tg: FakeTelegram, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
