@@ -455,9 +455,25 @@ VOICE = N_(
 )
 
 
+FILE = N_(
+    "I cannot pass on files. To show your care team a photo, please send it as a photo (not as a file); "
+    "to write to them, type your message: I will offer to pass it on."
+)
+
+
 async def on_patient_voice(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A patient's voice, video or audio message: the bot cannot hear it, so the patient is asked to type,
     with the clinic's emergency text (it may have been urgent). Not a patient in care: the fallbacks answer."""
+    await _cannot_pass_on(update, context, VOICE)
+
+
+async def on_patient_file(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A patient's file (often a photo sent "as a file"): not passed on, so the patient is told how to send
+    a photo or a message, with the clinic's emergency text. Not a patient in care: the fallbacks answer."""
+    await _cannot_pass_on(update, context, FILE)
+
+
+async def _cannot_pass_on(update: Update, context: ContextTypes.DEFAULT_TYPE, msgid: str) -> None:
     message, user = update.effective_message, update.effective_user
     if message is None or user is None:
         return
@@ -467,7 +483,7 @@ async def on_patient_voice(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     if patient is None:
         return
     lang = patient.language
-    await message.reply_text(t(lang, VOICE) + "\n\n" + s.config.clinic.text("emergency_text", lang), do_quote=True)
+    await message.reply_text(t(lang, msgid) + "\n\n" + s.config.clinic.text("emergency_text", lang), do_quote=True)
     raise ApplicationHandlerStop
 
 
@@ -484,5 +500,6 @@ def register(app: App) -> None:
     )
     spoken = filters.VOICE | filters.VIDEO_NOTE | filters.AUDIO
     app.add_handler(MessageHandler(private & spoken, on_patient_voice), group=PATIENT_GROUP)
+    app.add_handler(MessageHandler(private & filters.Document.ALL, on_patient_file), group=PATIENT_GROUP)
     app.add_handler(CallbackQueryHandler(on_send_pressed, pattern=r"^nt:c$"))
     app.add_handler(CallbackQueryHandler(on_staff_button, pattern=r"^cm:"))

@@ -362,6 +362,25 @@ async def test_a_voice_message_is_answered_with_a_request_to_type_it(bot: Any, t
     assert "voice" not in other.text
 
 
+@pytest.mark.parametrize("lang", ["en", "de"])
+async def test_a_file_is_answered_with_a_request_to_send_a_photo_as_a_photo(
+    bot: Any, tg: FakeTelegram, lang: str
+) -> None:
+    # A wound photo sent "as a file" got "Please use the buttons below, or type /help" (no buttons were
+    # there): the patient never learnt that nothing reached the care team.
+    await enrolled(bot, 7361, therapist=7362, language=lang)
+    user = tg.user(7361, language_code=lang)
+    sent = await user.send_document(b"\xff\xd8\xff fake jpeg", filename="wound.jpg", mime_type="image/jpeg")
+    [reply] = await user.wait_for()
+    assert reply.reply_to_message_id == sent["message"]["message_id"]
+    expected = {
+        "en": ("I cannot pass on files. To show your care team a photo, please send it as a photo", "call 112"),
+        "de": ("Dateien kann ich nicht weitergeben. Um Ihrem Behandlungsteam ein Foto zu zeigen", "die 112"),
+    }[lang]
+    assert reply.text.startswith(expected[0]) and expected[1] in reply.text, reply.text
+    await user.expect_silence(0.3)
+
+
 async def test_the_buttons_and_replies_of_a_deleted_patients_notice_never_reach_another_patients_message(
     care_bot: Any, tg: FakeTelegram
 ) -> None:
