@@ -462,7 +462,7 @@ FILE = N_(
 
 
 async def on_patient_voice(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """A patient's voice, video or audio message: the bot cannot hear it, so the patient is asked to type,
+    """A patient's voice, video or audio message: the bot cannot hear or see it, so the patient is asked to type,
     with the clinic's emergency text (it may have been urgent). Not a patient in care: the fallbacks answer."""
     await _cannot_pass_on(update, context, VOICE)
 
@@ -498,7 +498,7 @@ def register(app: App) -> None:
         MessageHandler(private & ((filters.TEXT & ~filters.COMMAND) | filters.PHOTO), on_patient_message),
         group=PATIENT_GROUP,
     )
-    spoken = filters.VOICE | filters.VIDEO_NOTE | filters.AUDIO
+    spoken = filters.VOICE | filters.VIDEO_NOTE | filters.VIDEO | filters.AUDIO
     app.add_handler(MessageHandler(private & spoken, on_patient_voice), group=PATIENT_GROUP)
     app.add_handler(MessageHandler(private & filters.Document.ALL, on_patient_file), group=PATIENT_GROUP)
     app.add_handler(CallbackQueryHandler(on_send_pressed, pattern=r"^nt:c$"))

@@ -355,6 +355,12 @@ async def test_a_voice_message_is_answered_with_a_request_to_type_it(bot: Any, t
     }[lang]
     assert reply.text.startswith(expected[0]) and expected[1] in reply.text
     await user.expect_silence(0.3)
+    # A video (of a limp, a swelling) is no more seen than a voice message is heard.
+    media = tg._register_file("video", "walk.mp4", "video/mp4", b"fake mp4")
+    video = {"file_id": media.file_id, "file_unique_id": media.file_unique_id, "width": 640, "height": 480}
+    await user._post({"video": {**video, "duration": 5}})
+    [about_video] = await user.wait_for()
+    assert about_video.text.startswith(expected[0]) and expected[1] in about_video.text, about_video.text
     # A stranger's voice message still gets the usual answer.
     stranger = tg.user(7353)
     await stranger.send_voice()
