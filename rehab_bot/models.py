@@ -324,7 +324,10 @@ class Alert(SQLModel, table=True):
     patient_id: int = Field(foreign_key="patient.id", index=True, ondelete="CASCADE")
     severity: str
     kind: str
-    detail: str = Field(default="", sa_type=Text)
+    detail: str = Field(default="", sa_type=Text)  # in English (exports, audit); see detail_parts
+    # The detail as parts (JSON) that render in each reader's language (rehab_bot.alert_detail); None for an
+    # alert raised before there were parts, or with a plain-text detail: readers then see detail.
+    detail_parts: str | None = Field(default=None, sa_type=Text)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     acknowledged_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     acknowledged_by: int | None = Field(default=None, foreign_key="staff.id")
