@@ -20,6 +20,10 @@ Routing (:func:`route`), so that no alert goes nowhere:
 * with nobody at all: the alert is still recorded and the patient still gets
   their red-flag reply, and the log says at ERROR that it reached nobody.
 
+Each message is written in its reader's language (the staff member's; the alert chat: the clinic's),
+the alert's detail included (:mod:`rehab_bot.alert_detail`: it is kept as parts that render in any
+language, and in English in ``Alert.detail``).
+
 Every alert message carries an Acknowledge button (callback ``st:aa:<alert
 id>``, see rehab_bot/bot/staff/alerts.py); times are shown in each reader's own
 timezone with its abbreviation (the alert chat: the clinic's).
@@ -36,6 +40,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -45,11 +50,11 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rehab_bot import audit
+from rehab_bot import alert_detail, audit
 from rehab_bot.access import Access, StaffError, require
 from rehab_bot.config import ClinicConfig, Config
 from rehab_bot.content.checkins import SEVERITIES, level_of
-from rehab_bot.i18n import N_
+from rehab_bot.i18n import N_, t, tn
 from rehab_bot.models import PRIORITY, Alert, ChatMove, Delivery, DeliveryStatus, Kind, Patient, Role, Staff
 from rehab_bot.schedule import zone
 from rehab_bot.staff import admins, queue_staff_messages, staff_members, staff_message
@@ -83,19 +88,22 @@ KIND_LABELS = {
     "data_deleted": N_("Data deleted by the patient"),
 }
 
+# What an alert message says happened, by kind (msgids; {detail} is the alert's detail in the reader's language).
 TITLES = {
-    "unreachable": "Patient unreachable: Telegram refuses messages ({detail}). Reminders are paused.",
+    "unreachable": N_("Patient unreachable: Telegram refuses messages ({detail}). Reminders are paused."),
     # Check-ins and red flags (rehab_bot/redflag.py); detail names the answers.
-    "red_flag": "Red flag in a check-in.\n{detail}",
-    "checkin": "Check-in answers need attention.\n{detail}",
-    "crisis": "Possible crisis.\n{detail}",
-    "inactive": "No response.\n{detail}",
-    "data_deleted": "The patient deleted their data with /delete. All messages to them have stopped.",
+    "red_flag": N_("Red flag in a check-in.\n{detail}"),
+    "checkin": N_("Check-in answers need attention.\n{detail}"),
+    "crisis": N_("Possible crisis.\n{detail}"),
+    "inactive": N_("No response.\n{detail}"),
+    "data_deleted": N_("The patient deleted their data with /delete. All messages to them have stopped."),
 }
-NO_THERAPIST = "no responsible therapist"
-THERAPIST_REMOVED = "no responsible therapist (theirs was removed)"
-NO_ADMIN = "no admin either, so every staff member gets it"
-NOBODY = "no staff member and no alert chat"
+OTHER_TITLE = N_("{kind}: {detail}")
+# Why a reader who is not the responsible therapist gets an alert (msgids; Route.reasons).
+NO_THERAPIST = N_("no responsible therapist")
+THERAPIST_REMOVED = N_("no responsible therapist (theirs was removed)")
+NO_ADMIN = N_("no admin either, so every staff member gets it")
+NOBODY = N_("no staff member and no alert chat")
 
 
 def local_time_text(when: datetime, tz: str) -> str:
@@ -137,6 +145,7 @@ class Recipient:
     staff_id: int | None
     chat_id: int
     timezone: str
+    language: str = "en"  # the staff member's; the alert chat's is the clinic's
 
 
 @dataclass(frozen=True)
@@ -144,7 +153,16 @@ class Route:
     """An alert's recipients, and why they are not (only) the responsible therapist."""
 
     recipients: tuple[Recipient, ...]
-    reason: str = ""  # "" when the responsible therapist gets it
+    reasons: tuple[str, ...] = ()  # msgids; none when the responsible therapist gets it
+
+    @property
+    def reason(self) -> str:
+        """Why, in English ("" when the responsible therapist gets it)."""
+        return "; ".join(self.reasons)
+
+    def reason_in(self, lang: str) -> str:
+        """Why, in lang."""
+        return "; ".join(t(lang, reason) for reason in self.reasons)
 
     @property
     def reaches_someone(self) -> bool:
@@ -162,24 +180,24 @@ async def responsible_therapist(session: AsyncSession, patient: Patient) -> Staf
 async def route(session: AsyncSession, patient: Patient, clinic: ClinicConfig) -> Route:
     """Who an alert about this patient goes to (see the module docstring)."""
     people: list[Staff] = []
-    reason = ""
+    reasons: tuple[str, ...] = ()
     therapist = await responsible_therapist(session, patient)
     if therapist is not None:
         people.append(therapist)
     else:
-        reason = NO_THERAPIST if patient.therapist_id is None else THERAPIST_REMOVED
+        reasons = (NO_THERAPIST if patient.therapist_id is None else THERAPIST_REMOVED,)
         people = await admins(session)
         if not people:
             people = await staff_members(session)
             if people:
-                reason = f"{reason}; {NO_ADMIN}"
-    recipients = [Recipient(s.id, s.telegram_id, s.timezone) for s in people]
+                reasons = (*reasons, NO_ADMIN)
+    recipients = [Recipient(s.id, s.telegram_id, s.timezone, s.language) for s in people]
     group = await alert_chat(session, clinic)
     if group is not None:
-        recipients.append(Recipient(None, group, clinic.timezone))
+        recipients.append(Recipient(None, group, clinic.timezone, clinic.language))
     unique = {r.chat_id: r for r in reversed(recipients)}  # one message per chat; a person before the group
     ordered = tuple(r for r in recipients if unique.get(r.chat_id) is r)
-    return Route(ordered, reason if ordered else NOBODY)
+    return Route(ordered, reasons if ordered else (NOBODY,))
 
 
 # A chat id moves when Telegram upgrades a group to a supergroup (and only then, once per group); a
@@ -256,15 +274,27 @@ async def reach(session: AsyncSession, clinic: ClinicConfig) -> Reach:
     return Reach(sum(counts.values()), counts.get(Role.ADMIN.value, 0), clinic.alert_chat_id is not None)
 
 
-def alert_text(alert: Alert, patient: Patient, tz: str = "UTC", reason: str = "") -> str:
-    """The clinician-facing text: alias, why this reader gets it, what happened, when (reader's time)."""
-    template = TITLES.get(alert.kind, "{kind}: {detail}")
-    what = template.format(kind=alert.kind, detail=alert.detail)
-    why = f"Why you get this: {reason}.\n" if reason else ""
-    return (
-        f"⚠️ {alert.severity.upper()} alert for {patient.alias}\n{why}{what}\n"
-        f"Raised {local_time_text(alert.created_at, tz)}."
+def severity_in(severity: str, lang: str) -> str:
+    """An alert's severity as a word of lang ("high", "hoch"); an unknown one as stored."""
+    return t(lang, SEVERITY_LABELS[severity]).lower() if severity in SEVERITY_LABELS else severity
+
+
+def kind_in(kind: str, lang: str) -> str:
+    """An alert's kind as staff read it in lang ("Red flag in a check-in"); an unknown one as stored."""
+    return t(lang, KIND_LABELS[kind]) if kind in KIND_LABELS else kind
+
+
+def alert_text(alert: Alert, patient: Patient, tz: str = "UTC", reason: str = "", lang: str = "en") -> str:
+    """The clinician-facing text in the reader's language: alias, why this reader gets it (reason, already in
+    lang), what happened (the detail in lang, alert_detail.text), when (reader's time)."""
+    detail = alert_detail.text(alert, lang)
+    what = t(lang, TITLES.get(alert.kind, OTHER_TITLE), kind=alert.kind, detail=detail)
+    why = t(lang, "Why you get this: {reason}.", reason=reason) + "\n" if reason else ""
+    head = t(
+        lang, "⚠️ {severity} alert for {alias}", severity=severity_in(alert.severity, lang).upper(), alias=patient.alias
     )
+    raised = t(lang, "Raised {when}.", when=local_time_text(alert.created_at, tz))
+    return f"{head}\n{why}{what}\n{raised}"
 
 
 def neutral_text(severity: str, alias: str) -> str:
@@ -281,7 +311,7 @@ async def raise_alert(
     *,
     kind: str,
     severity: str,
-    detail: str,
+    detail: str | Sequence[alert_detail.Value],
     now: datetime,
     clinic: ClinicConfig,
     key: str | None = None,
@@ -289,6 +319,8 @@ async def raise_alert(
 ) -> Alert | None:
     """Record an alert and queue its messages; None if an open one has this key.
 
+    ``detail``: parts (rehab_bot.alert_detail), which each reader reads in their language, or a plain
+    text that reads the same in every language (Telegram's error for an unreachable patient).
     ``after_id``: the alert takes the id after it (patient.erase on SQLite, so that ids only rise).
     """
     assert patient.id is not None
@@ -296,7 +328,13 @@ async def raise_alert(
         existing = (await session.exec(select(Alert).where(Alert.key == key))).first()
         if existing is not None:
             return None
-    alert = Alert(key=key, patient_id=patient.id, severity=severity, kind=kind, detail=detail, created_at=now)
+    if isinstance(detail, str):
+        english, parts = detail, None
+    else:
+        english, parts = alert_detail.english(detail), alert_detail.dumps(detail)
+    alert = Alert(
+        key=key, patient_id=patient.id, severity=severity, kind=kind, detail=english, detail_parts=parts, created_at=now
+    )
     if after_id is not None:
         alert.id = after_id + 1
     session.add(alert)
@@ -324,7 +362,9 @@ async def raise_alert(
                 due_at=now,
                 not_before=now,
                 status=DeliveryStatus.QUEUED.value,
-                body=alert_text(alert, patient, recipient.timezone, routing.reason),
+                body=alert_text(
+                    alert, patient, recipient.timezone, routing.reason_in(recipient.language), recipient.language
+                ),
                 payload=ack_payload(alert.id),
                 created_at=now,
             )
@@ -425,16 +465,24 @@ async def acknowledge(session: AsyncSession, staff: Staff, alert_id: int, now: d
     return Acknowledged(alert, patient, staff.name, now=True)
 
 
-def escalation_text(alert: Alert, patient: Patient, therapist: Staff | None, waited: str, tz: str) -> str:
-    """What the admins read when an emergency or urgent alert went unacknowledged."""
-    who = therapist.name if therapist is not None else "no therapist assigned"
+def escalation_text(
+    alert: Alert, patient: Patient, therapist: Staff | None, waited: str, tz: str, lang: str = "en"
+) -> str:
+    """What the admins read, in their language, when an emergency or urgent alert went unacknowledged
+    (waited: how long, already in lang, see _waited)."""
+    who = therapist.name if therapist is not None else t(lang, "no therapist assigned")
     if therapist is not None and not therapist.active:
-        who = f"{therapist.name} (removed)"
-    return (
-        f"🚨 ESCALATION: the {alert.severity} alert for {patient.alias} ({alert.kind}) has not been "
-        f"acknowledged for {waited}.\n{alert.detail}\n"
-        f"Raised {local_time_text(alert.created_at, tz)}; responsible: {who}."
+        who = t(lang, "{name} (removed)", name=therapist.name)
+    head = t(
+        lang,
+        "🚨 ESCALATION: the {severity} alert for {alias} ({kind}) has not been acknowledged for {waited}.",
+        severity=severity_in(alert.severity, lang),
+        alias=patient.alias,
+        kind=kind_in(alert.kind, lang),
+        waited=waited,
     )
+    raised = t(lang, "Raised {when}; responsible: {who}.", when=local_time_text(alert.created_at, tz), who=who)
+    return f"{head}\n{alert_detail.text(alert, lang)}\n{raised}"
 
 
 def escalation_due(alert: Alert, config: Config) -> datetime | None:
@@ -455,11 +503,13 @@ def escalation_due(alert: Alert, config: Config) -> datetime | None:
     return None
 
 
-def _waited(alert: Alert, config: Config) -> str:
+def _waited(alert: Alert, config: Config, lang: str = "en") -> str:
     if level_of(alert.severity) == "urgent":
         minutes = config.staff.urgent_escalation_minutes
-        return f"{minutes} minutes" + (" of office hours" if config.clinic.office_hours.configured else "")
-    return f"{config.staff.escalation_minutes} minutes"
+        if config.clinic.office_hours.configured:
+            return tn(lang, "{n} minute of office hours", "{n} minutes of office hours", minutes)
+        return tn(lang, "{n} minute", "{n} minutes", minutes)
+    return tn(lang, "{n} minute", "{n} minutes", config.staff.escalation_minutes)
 
 
 async def escalate_overdue(session: AsyncSession, now: datetime, config: Config) -> list[int]:
@@ -494,13 +544,14 @@ async def escalate_overdue(session: AsyncSession, now: datetime, config: Config)
         if patient is None:
             continue
         therapist = await session.get(Staff, patient.therapist_id) if patient.therapist_id else None
-        waited = _waited(alert, config)
         rows = [
             staff_message(
                 f"e{alert.id}:{member.telegram_id}",
                 member.telegram_id,
                 member.id,
-                escalation_text(alert, patient, therapist, waited, member.timezone),
+                escalation_text(
+                    alert, patient, therapist, _waited(alert, config, member.language), member.timezone, member.language
+                ),
                 now,
                 patient_id=patient.id,
                 payload=ack_payload(alert.id),
@@ -509,7 +560,10 @@ async def escalate_overdue(session: AsyncSession, now: datetime, config: Config)
         ]
         chat = await alert_chat(session, config.clinic)
         if not rows and chat is not None:
-            text = escalation_text(alert, patient, therapist, waited, config.clinic.timezone)
+            lang = config.clinic.language
+            text = escalation_text(
+                alert, patient, therapist, _waited(alert, config, lang), config.clinic.timezone, lang
+            )
             rows.append(
                 staff_message(
                     f"e{alert.id}:{chat}", chat, None, text, now, patient_id=patient.id,

@@ -41,7 +41,7 @@ from sqlalchemy import delete, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rehab_bot import audit
+from rehab_bot import alert_detail, audit
 from rehab_bot import checkin as checkins
 from rehab_bot import patient as patients
 from rehab_bot.access import Access, StaffError, require
@@ -85,7 +85,8 @@ REMOVE = "caregiver.remove"
 DELETE = "caregiver.delete"
 RELEASE = "caregiver.release"  # an unanswered link gave way to a newer invitation the same account opened
 PROXY = "caregiver.proxy_answer"
-PROXY_NOTE = "Answered by the patient's caregiver on their behalf (proxy answer)."
+# The line an alert's detail gets when a caregiver gave the answer behind it (a msgid: each reader's language).
+PROXY_NOTE = N_("Answered by the patient's caregiver on their behalf (proxy answer).")
 
 
 class CaregiverError(ValueError):
@@ -384,22 +385,8 @@ async def proxy_answer(
             )
             # Staff must see that the caregiver, not the patient, gave the answer behind an alert.
             for finding in result.findings:
-                if finding.alert_id is None:
-                    continue
-                await session.exec(
-                    update(Alert)
-                    .where(col(Alert.id) == finding.alert_id, col(Alert.detail).not_like(f"%{PROXY_NOTE}%"))
-                    .values(detail=col(Alert.detail) + "\n" + PROXY_NOTE)
-                )
-                await session.exec(
-                    update(Delivery)
-                    .where(
-                        col(Delivery.key).like(f"a{finding.alert_id}:%"),
-                        col(Delivery.status) == DeliveryStatus.QUEUED.value,
-                        col(Delivery.body).not_like(f"%{PROXY_NOTE}%"),
-                    )
-                    .values(body=col(Delivery.body) + "\n" + PROXY_NOTE)
-                )
+                if finding.alert_id is not None:
+                    await _note_proxy(session, finding.alert_id, clinic)
             audit.record(
                 session,
                 action=PROXY,
@@ -409,6 +396,38 @@ async def proxy_answer(
                 detail=f"caregiver={link.id} checkin={checkin_id} item={item_id}",
             )
     return result
+
+
+async def _note_proxy(session: AsyncSession, alert_id: int, clinic: ClinicConfig) -> None:
+    """Add PROXY_NOTE to an alert's detail (once; its parts too, alert_detail.appended) and to its messages
+    still queued, each in its reader's language (the staff member's; the alert chat's is the clinic's).
+
+    Each write is conditional, as a sender may claim a message, or another process note the alert, meanwhile.
+    """
+    alert = await session.get(Alert, alert_id)
+    if alert is None or PROXY_NOTE in alert.detail:
+        return
+    detail, parts = alert_detail.appended(alert, alert_detail.message(PROXY_NOTE))
+    await session.exec(
+        update(Alert)
+        .where(col(Alert.id) == alert_id, col(Alert.detail) == alert.detail)
+        .values(detail=detail, detail_parts=parts)
+    )
+    queued = await session.exec(
+        select(Delivery).where(
+            col(Delivery.key).like(f"a{alert_id}:%"), col(Delivery.status) == DeliveryStatus.QUEUED.value
+        )
+    )
+    for delivery in queued.all():
+        staff = await session.get(Staff, delivery.staff_id) if delivery.staff_id is not None else None
+        note = t(staff.language if staff is not None else clinic.language, PROXY_NOTE)
+        if note in delivery.body:
+            continue
+        await session.exec(
+            update(Delivery)
+            .where(col(Delivery.id) == delivery.id, col(Delivery.status) == DeliveryStatus.QUEUED.value)
+            .values(body=delivery.body + "\n" + note)
+        )
 
 
 async def checkin_for(session: AsyncSession, checkin_id: int, patient: Patient) -> CheckIn | None:

@@ -32,7 +32,9 @@ How it is stored (the clinician tools and exports read these rows)
 * ``alert`` (see :mod:`rehab_bot.redflag`): kind ``red_flag`` for a flagged
   answer, ``checkin`` for a score rule, ``crisis`` for a crisis phrase,
   ``inactive`` for no response; ``severity`` low | high | critical |
-  emergency; ``detail`` names the answers, in English.
+  emergency; ``detail`` names the answers, in English, and ``detail_parts``
+  the same in parts each staff member reads in their own language
+  (:mod:`rehab_bot.alert_detail`).
 * ``note``: free text the patient saved for the therapist; ``crisis`` is true
   when it matched a crisis phrase.
 
@@ -73,6 +75,7 @@ from rehab_bot import redflag, schedule
 from rehab_bot.config import ClinicConfig
 from rehab_bot.content import Content, Programme
 from rehab_bot.content.checkins import CheckinTime, Item, Option, Questionnaire
+from rehab_bot.i18n import N_
 from rehab_bot.models import Answer, CheckIn, Kind, Patient, ReminderRule
 from rehab_bot.reminders import DueMessage, add_rule, reschedule_rule
 from rehab_bot.schedule import format_days, local_date, minutes_of_day
@@ -366,7 +369,7 @@ AnswerStatus = Literal["recorded", "duplicate", "stale", "expired", "closed", "i
 
 
 # In the alert (English, for the clinician) when a red flag came as a second, different answer to an item.
-ANSWERED_AGAIN_NOTE = (
+ANSWERED_AGAIN_NOTE = N_(
     "This answer was sent after the item had already been answered otherwise (another window); "
     "the first answer is kept in the check-in."
 )

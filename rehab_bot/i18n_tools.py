@@ -22,9 +22,11 @@ from rehab_bot import i18n
 
 PACKAGE_DIR = Path(__file__).parent
 # t(lang, msgid) and tn(lang, singular, plural, n): the msgid is not the first argument.
+# alert_detail.plural_message(singular, plural, n): an alert detail's plural message, rendered later with tn.
 KEYWORDS: dict[str, tuple[int, ...] | None] = {
     "t": (2,),
     "tn": (2, 3),
+    "plural_message": (1, 2),
     "_": None,
     "gettext": None,
     "gettext_": (2,),

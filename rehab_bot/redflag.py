@@ -79,10 +79,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rehab_bot import crisis
 from rehab_bot.alert import raise_alert, route, shorten
+from rehab_bot.alert_detail import Value, fixed, join, message, plural_message
+from rehab_bot.alert_detail import content as content_text
 from rehab_bot.config import ClinicConfig
 from rehab_bot.content import Content, localize
 from rehab_bot.content.checkins import AlertRule, Item, Option, Questionnaire, level_of
-from rehab_bot.i18n import t
+from rehab_bot.i18n import N_, t
 from rehab_bot.models import Alert, Answer, CheckIn, ExerciseSession, Note, Patient, PatientStatus
 from rehab_bot.schedule import local_date, zone
 
@@ -164,26 +166,37 @@ def _first_line(text: str, limit: int = 120) -> str:
     return shorten(line, limit)
 
 
-def _label(item: Item, value: int | None) -> str:
+# What the clinician's alert says of an answer that is no option's label (msgids).
+SKIPPED = N_("skipped")
+YES = N_("Yes")
+NO = N_("No")
+
+
+def _label(item: Item, value: int | None) -> Value:
     if value is None:
-        return "skipped"
+        return message(SKIPPED)
     if item.yes_no:
-        return "Yes" if value else "No"
+        return message(YES if value else NO)
     option = item.option(value)
-    label = option.label["en"] if option is not None else str(value)
-    return label if label == str(value) else f"{label} ({value})"
+    if option is None or option.label.get("en", "") == str(value):
+        return str(value)
+    return join("", content_text(option.label), f" ({value})")
 
 
-def describe_answers(questionnaire: Questionnaire, answers: dict[str, Answer], flagged: str | None = None) -> str:
-    """The answers of one check-in, in English for the clinician's alert."""
-    lines = []
+def describe_answers(
+    questionnaire: Questionnaire, answers: dict[str, Answer], flagged: str | None = None
+) -> list[Value]:
+    """The answers of one check-in for the clinician's alert: a line each (alert_detail parts), the
+    questions and options in every language of the content."""
+    lines: list[Value] = []
     for item in questionnaire.items:
         answer = answers.get(item.id)
         if answer is None:
             continue
         mark = "⚠ " if item.id == flagged else "- "
-        lines.append(f"{mark}{_first_line(item.text['en'])} {_label(item, answer.value)}")
-    return "\n".join(lines)
+        question = content_text({lang: _first_line(text) for lang, text in item.text.items()})
+        lines.append(join("", mark, question, " ", _label(item, answer.value)))
+    return lines
 
 
 async def _raise(
@@ -193,7 +206,7 @@ async def _raise(
     *,
     kind: str,
     severity: str,
-    detail: str,
+    detail: Sequence[Value],
     key: str,
     now: datetime,
 ) -> tuple[int | None, bool]:
@@ -222,17 +235,20 @@ async def on_flagged_answer(
     *,
     note: str = "",
 ) -> Finding:
-    """A red-flag answer: alert the clinic now, and say what the patient must do (``note``: a line for
-    the clinician after the answers)."""
+    """A red-flag answer: alert the clinic now, and say what the patient must do (``note``: a msgid, a line
+    for the clinician after the answers)."""
     severity = option.flag or "high"
     text_id = reply_id(option)
-    detail = f"{questionnaire.title['en']}:\n{describe_answers(questionnaire, answers, flagged=item.id)}"
+    detail: list[Value] = [
+        message(N_("{questionnaire}:"), questionnaire=content_text(questionnaire.title)),
+        *describe_answers(questionnaire, answers, flagged=item.id),
+    ]
     if note:
-        detail += f"\n{note}"
+        detail.append(message(note))
     if level_of(severity) == "emergency":
-        detail += "\nThe patient was told to call the emergency number now."
+        detail.append(message(N_("The patient was told to call the emergency number now.")))
     elif level_of(severity) == "urgent":
-        detail += "\nThe patient was told to contact the clinic today."
+        detail.append(message(N_("The patient was told to contact the clinic today.")))
     alert_id, told = await _raise(
         session,
         patient,
@@ -276,8 +292,8 @@ def baseline(entries: Sequence[Entry], days: int) -> tuple[float, date] | None:
     return (fmean(window), end) if window else None
 
 
-def evaluate(rule: AlertRule, entries: Sequence[Entry]) -> str | None:
-    """Does the rule match the last entry? Returns the clinician's reason, or None."""
+def evaluate(rule: AlertRule, entries: Sequence[Entry]) -> Value | None:
+    """Does the rule match the last entry? Returns the clinician's reason (an alert_detail value), or None."""
     if not entries:
         return None
     current = entries[-1]
@@ -285,14 +301,21 @@ def evaluate(rule: AlertRule, entries: Sequence[Entry]) -> str | None:
     if rule.kind == "score_at_least":
         assert rule.threshold is not None
         if value >= rule.threshold:
-            return f"{value:g} is at or above {rule.threshold:g} [{rule.id}]"
+            return message(
+                N_("{score} is at or above {threshold} [{rule}]"), score=value, threshold=rule.threshold, rule=rule.id
+            )
     elif rule.kind == "rise":
         assert rule.rise is not None
         if len(entries) < 2 or value < (rule.min_score or 0):
             return None
         previous = entries[-2].score
         if value - previous >= rule.rise:
-            return f"up {value - previous:g} from the previous {previous:g} [{rule.id}]"
+            return message(
+                N_("up {rise} from the previous {previous} [{rule}]"),
+                rise=value - previous,
+                previous=previous,
+                rule=rule.id,
+            )
     elif rule.kind == "above_baseline":
         assert rule.rise is not None and rule.days is not None
         found = baseline(entries[:-1], rule.days)
@@ -300,7 +323,13 @@ def evaluate(rule: AlertRule, entries: Sequence[Entry]) -> str | None:
             return None
         base = found[0]
         if value - base >= rule.rise:
-            return f"{value - base:.1f} above the baseline {base:.1f} (first {rule.days} days) [{rule.id}]"
+            return message(
+                N_("{rise} above the baseline {baseline} (first {days} days) [{rule}]"),
+                rise=fixed(value - base),
+                baseline=fixed(base),
+                days=rule.days,
+                rule=rule.id,
+            )
     elif rule.kind == "trend":
         assert rule.rise is not None and rule.days is not None
         means = _daily_means(entries)
@@ -310,8 +339,12 @@ def evaluate(rule: AlertRule, entries: Sequence[Entry]) -> str | None:
         series = [means[d] for d in days]
         rising = all(b > a for a, b in itertools.pairwise(series))
         if rising and series[-1] - series[0] >= rule.rise:
-            shown = " → ".join(f"{s:.1f}" for s in series)
-            return f"rose every day for {rule.days} days: {shown} [{rule.id}]"
+            return message(
+                N_("rose every day for {days} days: {means} [{rule}]"),
+                days=rule.days,
+                means=join(" → ", *(fixed(s) for s in series)),
+                rule=rule.id,
+            )
     return None
 
 
@@ -342,7 +375,7 @@ async def score_matches(
     checkin: CheckIn,
     questionnaire: Questionnaire,
     now: datetime,
-) -> tuple[list[tuple[AlertRule, str]], list[Entry]]:
+) -> tuple[list[tuple[AlertRule, Value]], list[Entry]]:
     """The score rules a completed check-in matches (most severe first, each with its reason), and the entries read.
 
     The check-in is read as the newest of its questionnaire's entries. The one evaluation behind
@@ -358,7 +391,7 @@ async def score_matches(
     if not entries or entries[-1].checkin_id != checkin.id:
         entries = [e for e in entries if e.checkin_id != checkin.id]
         entries.append(Entry(checkin.id or 0, checkin.local_date or now.date(), checkin.score))
-    matched: list[tuple[AlertRule, str]] = []
+    matched: list[tuple[AlertRule, Value]] = []
     for rule in rules:
         reason = evaluate(rule, entries)
         if reason is not None:
@@ -367,7 +400,7 @@ async def score_matches(
     return matched, entries
 
 
-def score_finding(matched: Sequence[tuple[AlertRule, str]], told: bool, alert_id: int | None = None) -> Finding:
+def score_finding(matched: Sequence[tuple[AlertRule, Value]], told: bool, alert_id: int | None = None) -> Finding:
     """What the patient reads for matched score rules: the most severe level, the first rule that speaks."""
     severity = matched[0][0].severity
     speaking = next((r for r, _ in matched if r.message or r.patient_text), None)
@@ -392,12 +425,11 @@ async def on_score(
         return None
     assert checkin.score is not None
     severity = matched[0][0].severity
-    recent = ", ".join(f"{e.score:g}" for e in entries[-6:])
-    detail = (
-        f"{questionnaire.title['en']}: {checkin.score:g}.\n"
-        + "\n".join(f"- {reason}" for _, reason in matched)
-        + f"\nRecent entries (oldest first): {recent}"
-    )
+    detail: list[Value] = [
+        message(N_("{questionnaire}: {score}."), questionnaire=content_text(questionnaire.title), score=checkin.score),
+        *(join("", "- ", reason) for _, reason in matched),
+        message(N_("Recent entries (oldest first): {scores}"), scores=join(", ", *(e.score for e in entries[-6:]))),
+    ]
     day = checkin.local_date or now.date()
     alert_id, told = await _raise(
         session,
@@ -436,11 +468,16 @@ async def on_crisis(
     patient.last_activity_at = now
     session.add(patient)
     await session.flush()
-    shown = shorten(text, 600)
-    detail = (
-        "The patient wrote a message with words from the crisis list. "
-        f"They were shown the crisis text (emergency numbers). Saved as a crisis note.\nMessage: «{shown}»"
-    )
+    detail: list[Value] = [
+        message(
+            N_(
+                "The patient wrote a message with words from the crisis list. "
+                "They were shown the crisis text (emergency numbers). Saved as a crisis note."
+            )
+        ),
+        # The patient's own words, as they wrote them, in every reader's language.
+        message(N_("Message: «{message}»"), message=shorten(text, 600)),
+    ]
     alert_id, told = await _raise(
         session, patient, clinic, kind="crisis", severity="emergency", detail=detail, key=f"crisis:{note.id}", now=now
     )
@@ -519,12 +556,23 @@ async def check_inactive(session: AsyncSession, content: Content, clinic: Clinic
                 assert rule.hours is not None
                 if silent < timedelta(hours=rule.hours):
                     continue
-                span = (
-                    f"{silent.days} days"
-                    if silent >= timedelta(days=3)
-                    else f"{int(silent.total_seconds() // 3600)} hours"
-                )
-                detail = f"No answer from the patient for {span} (rule '{rule.id}': {rule.hours} h)."
+                if silent >= timedelta(days=3):
+                    said = plural_message(
+                        "No answer from the patient for {n} day (rule '{rule}': {hours} h).",
+                        "No answer from the patient for {n} days (rule '{rule}': {hours} h).",
+                        silent.days,
+                        rule=rule.id,
+                        hours=rule.hours,
+                    )
+                else:
+                    said = plural_message(
+                        "No answer from the patient for {n} hour (rule '{rule}': {hours} h).",
+                        "No answer from the patient for {n} hours (rule '{rule}': {hours} h).",
+                        int(silent.total_seconds() // 3600),
+                        rule=rule.id,
+                        hours=rule.hours,
+                    )
+                detail = [said]
                 alert = await raise_alert(
                     session,
                     patient,

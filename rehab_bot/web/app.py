@@ -31,7 +31,7 @@ from aiohttp_session import session_middleware
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from rehab_bot import alert as alert_core
-from rehab_bot import caseload_overview, formats
+from rehab_bot import alert_detail, caseload_overview, formats
 from rehab_bot.i18n import N_, translator
 from rehab_bot.web import (
     admin,
@@ -209,6 +209,13 @@ def _number(page: jinja2.runtime.Context, value: float) -> str:
     return formats.number(value, page["lang"])
 
 
+# {{ alert|alert_detail }}: an alert's detail in the page's language (rehab_bot.alert_detail; the stored
+# detail for an alert raised before its detail had parts).
+@jinja2.pass_context
+def _alert_detail(page: jinja2.runtime.Context, alert: alert_detail.HasDetail) -> str:
+    return alert_detail.text(alert, page["lang"])
+
+
 # {{ text|phones }}: a clinic text that tells the patient whom to call (the emergency text, a red-flag reply, a
 # safety note) with each phone number in it a tel: link, the number as written its visible text, so one tap
 # calls. A number is a run of at least 3 digits, with single spaces or dashes between groups and an optional
@@ -241,6 +248,7 @@ FILTERS: dict[str, Callable[..., str]] = {
     "percent": _percent,
     "number": _number,
     "phones": phone_links,
+    "alert_detail": _alert_detail,
 }
 
 

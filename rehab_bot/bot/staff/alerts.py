@@ -19,7 +19,7 @@ from telegram.ext import (
 )
 
 from rehab_bot import alert as alert_core
-from rehab_bot import alert_review, audit
+from rehab_bot import alert_detail, alert_review, audit
 from rehab_bot.bot.services import Host, svc
 from rehab_bot.bot.staff.press import Press, clip, keyboard, staff_command
 from rehab_bot.models import Alert, Kind, Patient, Role, Staff
@@ -56,7 +56,7 @@ def alert_line(staff: Staff, alert: Alert, patient: Patient) -> str:
         f"⚠️ {alert.severity.upper()} · {patient.alias} · {alert.kind} · "
         f"{alert_core.local_time_text(alert.created_at, staff.timezone)}"
         + (" · escalated to the admins" if alert.escalated_at else "")
-        + f"\n   {alert_core.shorten(alert.detail, 200)}"
+        + f"\n   {alert_core.shorten(alert_detail.text(alert, staff.language), 200)}"
     )
 
 

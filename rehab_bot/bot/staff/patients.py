@@ -18,7 +18,7 @@ from telegram.ext import (
     ContextTypes,
 )
 
-from rehab_bot import access, audit, caseload, education, invite, report
+from rehab_bot import access, alert_detail, audit, caseload, education, invite, report
 from rehab_bot import alert as alert_core
 from rehab_bot import miniapp as addresses
 from rehab_bot.bot import miniapp
@@ -175,7 +175,7 @@ def detail_text(staff: Staff, detail: caseload.PatientDetail, content: Content |
     for alert in detail.alerts:
         lines.append(
             f"⚠️ {alert.severity} {alert.kind} ({_when(staff, alert.created_at)}): "
-            f"{alert_core.shorten(alert.detail, 200)}"
+            f"{alert_core.shorten(alert_detail.text(alert, staff.language), 200)}"
         )
     lines.extend(lesson_lines(detail.lessons))
     lines.append("")
