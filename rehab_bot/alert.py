@@ -275,8 +275,13 @@ async def reach(session: AsyncSession, clinic: ClinicConfig) -> Reach:
 
 
 def severity_in(severity: str, lang: str) -> str:
-    """An alert's severity as a word of lang ("high", "hoch"); an unknown one as stored."""
-    return t(lang, SEVERITY_LABELS[severity]).lower() if severity in SEVERITY_LABELS else severity
+    """An alert's severity as a word of lang: as stored in English ("emergency"), else its label ("Notfall",
+    a German noun keeps its capital); an unknown one as stored."""
+    label = SEVERITY_LABELS.get(severity)
+    if label is None:
+        return severity
+    word = t(lang, label)
+    return severity if word == label else word
 
 
 def kind_in(kind: str, lang: str) -> str:

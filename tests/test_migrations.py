@@ -14,12 +14,13 @@ from alembic.script import ScriptDirectory
 from factories import make_patient
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, select
 
 import rehab_bot.models  # noqa: F401
+from rehab_bot import alert_detail
 from rehab_bot.clock import FakeClock
 from rehab_bot.db import Database, alembic_config, current_revision
-from rehab_bot.models import Answer, Caregiver, CheckIn, ProgrammePlan
+from rehab_bot.models import Alert, Answer, Caregiver, CheckIn, ProgrammePlan
 
 BASE = "0001_squashed"
 
@@ -197,3 +198,44 @@ async def test_a_pg_schema_that_does_not_exist_is_named_not_a_traceback(db: Data
     )
     async with db.engine.connect() as conn:
         assert await conn.scalar(text("SELECT count(*) FROM pg_namespace WHERE nspname = 'clinic_typo'")) == 0
+
+
+async def test_alerts_raised_before_detail_parts_keep_their_detail_and_alert_keeps_its_triggers(
+    backend: str, database_factory: Any, clock: FakeClock
+) -> None:
+    """0005 adds alert.detail_parts: an alert raised before has none and reads its stored (English) detail.
+    Its downgrade drops the column in place: a batch-mode copy of alert would lose the caseload figures'
+    triggers on it (cf_alert_*), and the first downgrade to base failed on them."""
+    db: Database = await database_factory(backend, template=False)
+    if backend == "sqlite":
+        triggers = "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'alert' ORDER BY name"
+    else:
+        triggers = (
+            "SELECT DISTINCT tgname FROM pg_trigger WHERE tgrelid = 'alert'::regclass AND NOT tgisinternal ORDER BY 1"
+        )
+    async with db.engine.connect() as conn:
+        at_head = (await conn.execute(text(triggers))).scalars().all()
+    assert at_head, "the caseload figures watch alert"
+
+    def down(connection: Connection) -> None:
+        command.downgrade(alembic_config(connection), "0004_ids_rise")
+
+    async with db.engine.begin() as conn:
+        await conn.run_sync(down)
+        assert (await conn.execute(text(triggers))).scalars().all() == at_head
+    patient, _ = await make_patient(db, clock, times=())
+    async with db.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO alert (patient_id, severity, kind, detail, created_at) "
+                "VALUES (:patient, 'high', 'red_flag', 'Pain:\n⚠ Chest pain? Yes', CURRENT_TIMESTAMP)"
+            ),
+            {"patient": patient.id},
+        )
+    await db.upgrade()
+    async with db.session() as session:
+        [old] = (await session.exec(select(Alert))).all()
+    assert old.detail_parts is None
+    assert alert_detail.text(old, "de") == "Pain:\n⚠ Chest pain? Yes", "shown as stored"
+    async with db.engine.connect() as conn:
+        assert (await conn.execute(text(triggers))).scalars().all() == at_head
