@@ -16,7 +16,7 @@ from test_redflag import ALERT_CHAT, CLINIC, _alert_deliveries, _alerts, _answer
 
 from rehab_bot import alert as alert_core
 from rehab_bot import alert_detail as parts
-from rehab_bot import redflag
+from rehab_bot import caregiver, checkin, redflag
 from rehab_bot.clock import FakeClock
 from rehab_bot.content import Content, load_content
 from rehab_bot.content.checkins import AlertRule
@@ -227,3 +227,33 @@ async def test_an_old_alert_without_parts_is_escalated_with_its_stored_detail(db
         await session.commit()
         [escalation] = (await session.exec(select(Delivery).where(Delivery.chat_id == admin.telegram_id))).all()
     assert escalation.body.startswith("🚨 ESKALATION") and "\nbladder: yes\n" in escalation.body
+
+
+async def test_a_caregivers_proxy_answer_is_noted_in_the_readers_language(
+    db: Database, clock: FakeClock, content: Content
+) -> None:
+    """The proxy note goes into the parts and English detail once, and into each queued message in its
+    reader's language: German for the therapist, English for the clinic's alert chat."""
+    therapist = await make_staff(db, language="de")
+    patient, _ = await make_patient(db, clock, times=(), therapist_id=therapist.id, created_at=clock.now())
+    now = clock.now()
+    async with db.session() as session:
+        row = await session.get(Patient, patient.id)
+        assert row is not None
+        link = await caregiver.invite(session, row, now, hours=24)
+        await caregiver.open_link(session, link.code, 7_000_123, "en", now)
+        await caregiver.consent(session, link, "Carl", now)
+        [started] = await checkin.start(session, row, content, ["symptoms"], now)
+        assert started.id is not None
+        for index, value in ((0, 1), (1, 1)):  # yes, then bladder: yes
+            result = await caregiver.proxy_answer(session, link, row, content, CLINIC, started.id, index, value, now)
+            assert result.status == "recorded"
+        await session.commit()
+    [alert] = await _alerts(db)
+    assert alert.detail.count(caregiver.PROXY_NOTE) == 1
+    german = parts.text(alert, "de")
+    assert german.endswith("(stellvertretende Antwort).") and caregiver.PROXY_NOTE not in german
+    bodies = {d.chat_id: d.body for d in await _alert_deliveries(db)}
+    assert bodies[therapist.telegram_id].count("(stellvertretende Antwort).") == 1
+    assert caregiver.PROXY_NOTE not in bodies[therapist.telegram_id]
+    assert bodies[ALERT_CHAT].count(caregiver.PROXY_NOTE) == 1
