@@ -2,7 +2,9 @@
 
 Patients: free text that is no crisis (crisis watch ran first, group -5) is
 offered to be sent to the care team (``nt:c``), next to the note and the
-symptom check (rehab_bot/bot/checkin.py); a photo is offered the same way.
+symptom check (rehab_bot/bot/checkin.py); a photo is offered the same way, and so is
+a JPEG or PNG sent "as a file" (kept without its EXIF, which Telegram strips only
+from photos).
 A Telegram reply to a staff member's reply goes straight to the care team,
 threaded. The patient is told when the clinic reads it (office hours) and,
 always, the clinic's emergency text.
@@ -20,6 +22,7 @@ gets the neutral stale answer.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime
 
@@ -31,7 +34,7 @@ from telegram import ForceReply, InlineKeyboardButton, InlineKeyboardMarkup, Mes
 from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop, CallbackQueryHandler, ContextTypes, MessageHandler, filters
 
-from rehab_bot import crisis, miniapp
+from rehab_bot import crisis, media, miniapp
 from rehab_bot import message as core
 from rehab_bot import patient as patients
 from rehab_bot.access import StaffError
@@ -143,11 +146,29 @@ async def _settle_replies(db: AsyncSession, items: list[SentItem]) -> None:
     )
 
 
+# A photo sent "as a file": the kinds the bot keeps (rehab_bot.media.photo_kind); other files are not passed on.
+PHOTO_FILE_TYPES = ("image/jpeg", "image/png")
+PHOTO_FILE = filters.Document.MimeType(PHOTO_FILE_TYPES[0]) | filters.Document.MimeType(PHOTO_FILE_TYPES[1])
+
+
+def has_photo(message: Message) -> bool:
+    """A photo, or a JPEG or PNG sent "as a file": both reach the care team as a photo."""
+    document = message.document
+    return bool(message.photo) or (document is not None and document.mime_type in PHOTO_FILE_TYPES)
+
+
 async def _download(context: ContextTypes.DEFAULT_TYPE, message: Message, lang: str) -> tuple[str, str, int] | None:
-    """Keep the largest size of a message's photo under [care] photo_dir; None (patient told) if too large."""
+    """Keep a message's photo (its largest size, or the JPEG or PNG file) under [care] photo_dir; None (patient
+    told) if too large or no photo after all.
+
+    A file keeps what a photo loses on its way through Telegram (EXIF: the phone's GPS position, the time,
+    the camera), so it is kept re-encoded with its pixels only, as the Mini App keeps uploads, and its
+    Telegram file_id is not kept: the staff notice shows the cleaned copy."""
     s = svc(context)
     limit = s.config.care.photo_max_bytes
-    size = message.photo[-1]
+    document = None if message.photo else message.document
+    size = message.photo[-1] if message.photo else document
+    assert size is not None
     megabytes = f"{limit / 1_000_000:g}"
     too_large = t(lang, PHOTO_TOO_LARGE, mb=megabytes)
     if size.file_size is not None and size.file_size > limit:
@@ -155,12 +176,18 @@ async def _download(context: ContextTypes.DEFAULT_TYPE, message: Message, lang: 
         return None
     file = await context.bot.get_file(size.file_id)
     data = bytes(await file.download_as_bytearray())
+    if document is not None and len(data) <= limit:  # larger: refused below, never decoded
+        cleaned = await asyncio.to_thread(media.photo, data)
+        if cleaned is None:  # named a JPEG or PNG, but no picture Pillow can read
+            await message.reply_text(t(lang, FILE))
+            return None
+        data = cleaned
     try:
         name = core.store_photo(photo_dir(s.config), data, limit)
     except core.PhotoTooLarge:
         await message.reply_text(too_large)
         return None
-    return name, size.file_id, len(data)
+    return name, "" if document is not None else size.file_id, len(data)
 
 
 async def _send(
@@ -174,7 +201,7 @@ async def _send(
     s = svc(context)
     lang = patient.language
     photo = ("", "", 0)
-    if original.photo:
+    if has_photo(original):
         downloaded = await _download(context, original, lang)
         if downloaded is None:
             return None
@@ -215,7 +242,7 @@ async def on_patient_message(update: Update, context: ContextTypes.DEFAULT_TYPE)
         if replied is not None and replied.from_user is not None and replied.from_user.id == context.bot.id:
             parent = await core.reply_target(db, patient, replied.message_id)
     lang = patient.language
-    if not s.config.privacy.health_data_in_chat and (parent is not None or message.photo):
+    if not s.config.privacy.health_data_in_chat and (parent is not None or has_photo(message)):
         await _to_the_app(message, lang, s.config.web.public_url)
         await _offer_symptom_check(message, context, patient)
         raise ApplicationHandlerStop
@@ -225,7 +252,7 @@ async def on_patient_message(update: Update, context: ContextTypes.DEFAULT_TYPE)
             await message.reply_text(answer, do_quote=True)
         await _offer_symptom_check(message, context, patient)
         raise ApplicationHandlerStop
-    if message.photo:
+    if has_photo(message):
         buttons = [[offer_button(lang)], [(t(lang, "No, thanks"), "nt:x")]]
         await message.reply_text(t(lang, PHOTO_OFFER), reply_markup=_markup(buttons), do_quote=True)
         await _offer_symptom_check(message, context, patient)
@@ -268,7 +295,7 @@ async def on_send_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         await _to_the_app(offer, lang, s.config.web.public_url)
         raise ApplicationHandlerStop
     own = original is not None and original.from_user is not None and original.from_user.id == query.from_user.id
-    if not own or original is None or not (original.text or original.photo):
+    if not own or original is None or not (original.text or has_photo(original)):
         await query.answer()
         await _edit(offer, t(lang, GONE))
         raise ApplicationHandlerStop
@@ -468,8 +495,9 @@ async def on_patient_voice(update: Update, context: ContextTypes.DEFAULT_TYPE) -
 
 
 async def on_patient_file(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """A patient's file (often a photo sent "as a file"): not passed on, so the patient is told how to send
-    a photo or a message, with the clinic's emergency text. Not a patient in care: the fallbacks answer."""
+    """A patient's file other than a JPEG or PNG (those are photos: on_patient_message): not passed on, so the
+    patient is told how to send a photo or a message, with the clinic's emergency text. Not a patient in care:
+    the fallbacks answer."""
     await _cannot_pass_on(update, context, FILE)
 
 
@@ -495,7 +523,7 @@ def register(app: App) -> None:
     private = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
     app.add_handler(MessageHandler(private & ~filters.COMMAND, on_staff_text), group=STAFF_TEXT_GROUP)
     app.add_handler(
-        MessageHandler(private & ((filters.TEXT & ~filters.COMMAND) | filters.PHOTO), on_patient_message),
+        MessageHandler(private & ((filters.TEXT & ~filters.COMMAND) | filters.PHOTO | PHOTO_FILE), on_patient_message),
         group=PATIENT_GROUP,
     )
     spoken = filters.VOICE | filters.VIDEO_NOTE | filters.VIDEO | filters.AUDIO

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from factories import make_staff
+from factories import has_exif, make_staff, photo
 from rig.telegram_server import FakeTelegram, FakeUser, SentMessage
 from sqlmodel import col, select
 from test_checkins import enrolled
@@ -372,11 +372,11 @@ async def test_a_voice_message_is_answered_with_a_request_to_type_it(bot: Any, t
 async def test_a_file_is_answered_with_a_request_to_send_a_photo_as_a_photo(
     bot: Any, tg: FakeTelegram, lang: str
 ) -> None:
-    # A wound photo sent "as a file" got "Please use the buttons below, or type /help" (no buttons were
-    # there): the patient never learnt that nothing reached the care team.
+    # A file got "Please use the buttons below, or type /help" (no buttons were there): the patient never
+    # learnt that nothing reached the care team. (A JPEG or PNG sent as a file is a photo: see below.)
     await enrolled(bot, 7361, therapist=7362, language=lang)
     user = tg.user(7361, language_code=lang)
-    sent = await user.send_document(b"\xff\xd8\xff fake jpeg", filename="wound.jpg", mime_type="image/jpeg")
+    sent = await user.send_document(b"\x00\x00\x00\x1cftypheic", filename="wound.heic", mime_type="image/heic")
     [reply] = await user.wait_for()
     assert reply.reply_to_message_id == sent["message"]["message_id"]
     expected = {
@@ -385,6 +385,77 @@ async def test_a_file_is_answered_with_a_request_to_send_a_photo_as_a_photo(
     }[lang]
     assert reply.text.startswith(expected[0]) and expected[1] in reply.text, reply.text
     await user.expect_silence(0.3)
+
+
+async def test_a_photo_sent_as_a_file_goes_to_the_care_team_like_a_photo(
+    care_bot: Any, tg: FakeTelegram, tmp_path: Path
+) -> None:
+    # A JPEG or PNG sent "as a file" was answered with how to send a photo and never reached the care team.
+    # It is a photo: offered, stored and shown to the therapist the same way, without the file's EXIF
+    # (Telegram strips it from a photo, not from a file: the phone's GPS position would reach the clinic).
+    bot = care_bot
+    patient = await enrolled(bot, 7363, therapist=7364, schedule=False)
+    user, therapist = tg.user(7363), tg.user(7364)
+    jpeg = photo("JPEG", gps=True)
+    assert has_exif(jpeg)
+    sent = await user.send_document(jpeg, filename="wound.jpg", mime_type="image/jpeg", caption="Day 5")
+    [offer] = await user.wait_for()
+    assert offer.text == "Shall I send this photo to your care team?", offer.text
+    assert offer.reply_to_message_id == sent["message"]["message_id"]
+    await user.press("✉️ Send to my care team", offer)
+    await user.wait_for(lambda m: m.edited and SENT in (m.text or ""))
+    [stored] = await rows(bot)
+    kept = (tmp_path / "photos" / stored.photo_path).read_bytes()
+    assert kept.startswith(b"\xff\xd8\xff") and not has_exif(kept) and b"PhoneMaker" not in kept
+    assert stored.text == "Day 5" and stored.photo_bytes == len(kept) and stored.photo_file_id == ""
+    await run_jobs(bot)
+    [notice] = await therapist.wait_for(lambda m: m.photo is not None)
+    assert notice.method == "sendPhoto" and notice.photo is not None and notice.photo.data == kept
+    assert notice.caption == f"📷 Photo from {patient.alias}:\n\nDay 5"
+
+    # A PNG too; one over [care] photo_max_bytes gets the photo's answer.
+    await user.send_document(photo("PNG"), filename="wound.png", mime_type="image/png")
+    [offer] = await user.wait_for(lambda m: "photo" in (m.text or "") and not m.edited)
+    await user.press("✉️ Send to my care team", offer)
+    await user.wait_for(lambda m: m.edited and SENT in (m.text or "") and m.message_id == offer.message_id)
+    assert len(await rows(bot)) == 2
+
+
+async def test_a_photo_file_over_the_limit_is_refused_like_a_photo(
+    bot_factory: Any, tg: FakeTelegram, tmp_path: Path
+) -> None:
+    bot = await bot_factory(care={"photo_dir": str(tmp_path / "photos"), "photo_max_bytes": 10_000})
+    await enrolled(bot, 7367, therapist=7368, schedule=False)
+    user = tg.user(7367)
+    await user.send_document(photo("PNG", size=(400, 400)) + b"\x00" * 20_000, "big.png", "image/png")
+    [offer] = await user.wait_for(lambda m: "photo" in (m.text or ""))
+    await user.press("✉️ Send to my care team", offer)
+    [refused] = await user.wait_for(lambda m: "too large" in (m.text or ""))
+    assert refused.text == "This photo is too large (at most 0.01 MB). Please send a smaller one."
+    assert await rows(bot) == [] and not (tmp_path / "photos").exists()
+
+
+async def test_a_photo_file_answering_the_teams_reply_reaches_them(care_bot: Any, tg: FakeTelegram) -> None:
+    # A Telegram reply to the care team's message with a photo sent "as a file" goes to the team, as a photo does.
+    bot = care_bot
+    user, therapist = tg.user(7365), tg.user(7366)
+    notice = await sent_to_the_team(bot, user, therapist, "The scar itches")
+    [stored] = await rows(bot)
+    async with bot.db.session() as session:
+        staff = (await session.exec(select(Staff).where(col(Staff.telegram_id) == 7366))).one()
+        assert stored.id is not None
+        await message_core.reply(
+            session, staff, stored.id, "Please send a picture.", bot.clock.now(), bot.config.clinic
+        )
+        await session.commit()
+    await run_jobs(bot)
+    [reply] = await user.wait_for(lambda m: "send a picture" in (m.text or ""))
+    media = tg._register_file("document", "scar.png", "image/png", photo("PNG"))
+    await user._post({"document": tg._media_json(media)}, reply.message_id)
+    await user.wait_for(lambda m: SENT in (m.text or ""))
+    await run_jobs(bot)
+    [again] = await therapist.wait_for(lambda m: m.photo is not None and m.message_id > notice.message_id)
+    assert again.caption is not None and "answered your team's reply" in again.caption
 
 
 async def test_the_buttons_and_replies_of_a_deleted_patients_notice_never_reach_another_patients_message(

@@ -169,6 +169,12 @@ async def test_a_week_in_privacy_mode_sends_no_health_data_through_telegram(bot_
     [photo_offer] = await anna.wait_for()
     [[to_app]] = photo_offer.reply_markup["inline_keyboard"]  # type: ignore[index]
     assert to_app["web_app"]["url"] == f"{PUBLIC}/app/messages"
+    # So is a photo sent "as a file".
+    anna.mark_seen()
+    await anna.send_document(b"\xff\xd8\xff wound-photo", filename="wound.jpg", mime_type="image/jpeg")
+    [file_offer] = await anna.wait_for()
+    [[to_app]] = file_offer.reply_markup["inline_keyboard"]  # type: ignore[index]
+    assert to_app["web_app"]["url"] == f"{PUBLIC}/app/messages"
     # A message written in the Mini App reaches the therapist's chat as a neutral notice only.
     async with bot.db.session() as s:
         stored = await s.get(Patient, patient.id)
