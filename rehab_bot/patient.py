@@ -30,7 +30,7 @@ from sqlmodel import select as select_models
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rehab_bot import alert as alerts
-from rehab_bot import audit, checkin, crisis, digest, education, programme, schedule, timezones
+from rehab_bot import audit, checkin, crisis, digest, education, enrolment, programme, schedule, timezones
 from rehab_bot import message as messages
 from rehab_bot import session as sessions
 from rehab_bot.access import Access, StaffError, require
@@ -111,6 +111,23 @@ async def find_in_care(session: AsyncSession, telegram_id: int) -> Patient | Non
     answer, read lessons; a paused patient may catch up."""
     patient = await find(session, telegram_id)
     return patient if patient is not None and patient.status in IN_CARE else None
+
+
+# Enrolment's steps after consent: the patient is asked for a time zone or session times by typing.
+_ASKING_BY_TYPING = frozenset({enrolment.EnrolStep.TIMEZONE.value, enrolment.EnrolStep.TIMES.value})
+
+
+async def find_heard(session: AsyncSession, telegram_id: int) -> Patient | None:
+    """The patient whose free text the bot hears (the offer to send or keep it, the symptom check, the crisis
+    question): one in care, or one still enrolling who has agreed and is being asked for a time zone or
+    session times, whose symptom or word of danger typed there goes on to them (heard_elsewhere)."""
+    patient = await find(session, telegram_id)
+    if patient is None:
+        return None
+    if patient.status in IN_CARE:
+        return patient
+    consented = patient.consent_at is not None and patient.enrol_step in _ASKING_BY_TYPING
+    return patient if patient.status == PatientStatus.ENROLLING and consented else None
 
 
 async def standing(session: AsyncSession, telegram_id: int) -> tuple[Standing, Patient | None]:
@@ -318,7 +335,10 @@ def looks_like_answer(kind: str, text: str, today: date) -> bool:
 def heard_elsewhere(kind: str, text: str, today: date, content: Content) -> bool:
     """Whether text typed while a question of `kind` is open is no answer to it but names a symptom or a
     word of danger: then it goes on to the symptom check or the crisis question, as it would without the
-    question (the question stays open). Crisis phrases are answered before any question is looked at."""
+    question (the question stays open). Crisis phrases are answered before any question is looked at.
+
+    The one rule for every wait for a typed answer: the settings and pause questions (`times`, `quiet`,
+    `tz`, `date`) and enrolment's time zone and session times steps (`tz`, `times`)."""
     if looks_like_answer(kind, text, today):
         return False
     return crisis.is_concern(text, content) or crisis.symptom_check_for(text, content) is not None

@@ -283,7 +283,7 @@ async def on_send_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     offer = common.message_of(query)
     original = offer.reply_to_message if offer is not None else None
     async with s.db.session() as db:
-        patient = await patients.find_in_care(db, query.from_user.id)
+        patient = await patients.find_heard(db, query.from_user.id)  # offered during enrolment too (bot/enrol.py)
     offered = offer is not None and query.data in common.buttons_on(offer)
     if patient is None or offer is None or not offered:
         await query.answer(t(await common.language_for(update, context), STALE))

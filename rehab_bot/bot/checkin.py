@@ -298,7 +298,7 @@ async def on_answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     now = s.clock.now()
     parsed = parse_answer(query.data or "")
     async with s.db.session() as db:
-        patient = await patients.find_in_care(db, query.from_user.id)
+        patient = await patients.find_heard(db, query.from_user.id)  # a check offered during enrolment too
         if parsed is None or patient is None:
             await query.answer(t(await language_for(update, context), STALE))
             raise ApplicationHandlerStop
@@ -639,7 +639,8 @@ async def free_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     s = svc(context)
     async with s.db.session() as db:
-        patient = await patients.find_in_care(db, user.id)
+        # A patient still enrolling reaches this only with a symptom or a word of danger (bot/enrol.py).
+        patient = await patients.find_heard(db, user.id)
         if patient is None:
             if await patients.find(db, user.id) is None and await staff_core.active_staff(db, user.id) is None:
                 # Someone the bot does not know: "use the buttons" would point at buttons they never got.
@@ -724,7 +725,7 @@ async def _quoted_press(update: Update, context: ContextTypes.DEFAULT_TYPE, db: 
     query = update.callback_query
     assert query is not None
     shown = query.message if isinstance(query.message, Message) else None
-    patient = await patients.find_in_care(db, query.from_user.id)
+    patient = await patients.find_heard(db, query.from_user.id)
     if patient is None or shown is None or query.data not in common.buttons_on(shown):
         await query.answer(t(await language_for(update, context), STALE))
         raise ApplicationHandlerStop
@@ -774,7 +775,7 @@ async def on_symptom_check_pressed(update: Update, context: ContextTypes.DEFAULT
     questionnaire_id = (query.data or "").partition(":")[2]
     offer = query.message if isinstance(query.message, Message) else None
     async with s.db.session() as db:
-        patient = await patients.find_in_care(db, query.from_user.id)
+        patient = await patients.find_heard(db, query.from_user.id)
         questionnaire = content.questionnaires.get(questionnaire_id)
         offered = query.data in common.buttons_on(offer)  # only the check this message offers
         if patient is None or questionnaire is None or not questionnaire.on_demand or not offered:

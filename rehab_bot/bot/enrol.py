@@ -468,7 +468,8 @@ async def _programme_problem(update: Update, patient: Patient) -> None:
 
 
 async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """While a patient is enrolling, their text or location answers the current step."""
+    """While a patient is enrolling, their text or location answers the current step; text that is no answer
+    to the time zone or times step but names a symptom or a word of danger goes on to be heard."""
     user = update.effective_user
     message = update.effective_message
     if user is None or message is None:
@@ -482,6 +483,14 @@ async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         patient.last_activity_at = now
         session.add(patient)
         step = enrolment.step_of(patient)
+        kind = {EnrolStep.TIMEZONE: "tz", EnrolStep.TIMES: "times"}.get(step)
+        today = local_date(patient, now)
+        if kind and message.text and patients.heard_elsewhere(kind, message.text, today, _content(context)):
+            # No answer to the step but a symptom or a word of danger: heard as it is from a patient in care
+            # (the symptom check, the crisis question: bot/checkin.py's free_text); the step stays open.
+            log.info("patient %s typed no %s answer during enrolment: passed on to triage", patient.id, kind)
+            await session.commit()
+            return
         if step is EnrolStep.TIMEZONE:
             await _typed_timezone(update, context, session, patient)
         elif step is EnrolStep.TIMES:

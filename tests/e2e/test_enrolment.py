@@ -232,6 +232,61 @@ async def test_german_patient_types_a_city_and_times_with_a_typo(bot: Any, tg: F
     assert [r.next_due_at for r in rules] == [at(TODAY, x, "Europe/Vienna") for x in ("07:30", "13:00", "18:30")]
 
 
+SYMPTOM_OFFER = (
+    "If this is about a symptom, please answer the check with one tap: it asks the right questions, "
+    "and your answers reach your care team."
+)
+
+
+async def test_a_symptom_or_a_word_of_danger_is_heard_while_enrolment_asks_for_the_zone_or_the_times(
+    bot: Any, tg: FakeTelegram
+) -> None:
+    """'I can't feel my legs' typed when asked for the session times got 'I could not read that time': text
+    that is no answer but names a symptom or a danger word goes on to the symptom check and the crisis
+    question (patient.heard_elsewhere, the rule of the settings questions); the step stays open."""
+    doc = await make_staff(bot.db, name="Dr Weber", telegram_id=3021)
+    invite = await new_invite(bot, "P-120", therapist_id=doc.id)
+    user = tg.user(2021, language_code="en")
+    await user.send(f"/start {invite.code}")
+    await next_text(user)
+    await user.press("Yes, I agree")
+    await next_text(user)
+    await user.send("I have a fever since this morning")
+    offer = await next_text(user)
+    assert offer.text.startswith(SYMPTOM_OFFER), offer.text
+    await user.press("Berlin – the clinic's time zone (now 07:00)")
+    await next_text(user)
+
+    await user.send("I can't feel my legs")
+    offer = await next_text(user)
+    assert offer.text.startswith(SYMPTOM_OFFER), offer.text
+    assert offer.button_labels[0].startswith("🩺") and "Save as a note" in offer.button_labels
+    # The check runs for the patient still enrolling: its red-flag answers say what to do now.
+    await user.press(offer.button_labels[0], offer)
+    question = await next_text(user)
+    assert question.button_labels[-1] == "Yes, at least one", question.text
+    await user.press("Yes, at least one", question)
+    [bladder] = await user.wait_for(lambda m: "bladder or bowel (for" in (m.text or ""))
+    await user.press("Yes", bladder)
+    advice = await next_text(user)
+    assert bot.services.content.text("red_flag", "en").strip()[:60] in advice.text, advice.text
+    async with bot.db.session() as session:
+        alert = (await session.exec(select(Alert))).one()
+    assert (alert.kind, alert.severity) == ("red_flag", "emergency")
+    await user.send("I took an extra pill")
+    asked = await next_text(user)
+    assert asked.text == bot.services.content.text("crisis_question", "en").strip()
+    await user.press("Save as a note", offer)
+    assert (await user.wait_for_answer()).text == "Saved."
+    async with bot.db.session() as session:
+        notes = (await session.exec(select(Note))).all()
+    assert [n.text for n in notes] == ["I can't feel my legs"]
+
+    await user.send("08:00, 13:00, 18:00")
+    summary = await next_text(user)
+    assert summary.text.startswith("✅ All set! Here is your plan:"), "the times question stayed open"
+
+
 @pytest.mark.slow
 async def test_typed_utc_offset_is_a_fixed_zone_with_a_warning(bot: Any, tg: FakeTelegram) -> None:
     invite = await new_invite(bot, "P-300")
