@@ -488,6 +488,12 @@ FILE = N_(
 )
 
 
+UNREAD = N_(
+    "I can read typed messages and photos. To reach your care team, type your message: I will offer to pass "
+    "it on. Type /help to see what else I can do."
+)
+
+
 async def on_patient_voice(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A patient's voice, video or audio message: the bot cannot hear or see it, so the patient is asked to type,
     with the clinic's emergency text (it may have been urgent). Not a patient in care: the fallbacks answer."""
@@ -499,6 +505,13 @@ async def on_patient_file(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     patient is told how to send a photo or a message, with the clinic's emergency text. Not a patient in care:
     the fallbacks answer."""
     await _cannot_pass_on(update, context, FILE)
+
+
+async def on_patient_unread(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A patient's sticker, location, contact, dice or poll: nothing the bot reads, and there are no buttons to
+    point at, so the patient is told what it reads and how to reach the care team, with the clinic's emergency
+    text. Not a patient in care: the fallbacks answer."""
+    await _cannot_pass_on(update, context, UNREAD)
 
 
 async def _cannot_pass_on(update: Update, context: ContextTypes.DEFAULT_TYPE, msgid: str) -> None:
@@ -529,5 +542,7 @@ def register(app: App) -> None:
     spoken = filters.VOICE | filters.VIDEO_NOTE | filters.VIDEO | filters.AUDIO
     app.add_handler(MessageHandler(private & spoken, on_patient_voice), group=PATIENT_GROUP)
     app.add_handler(MessageHandler(private & filters.Document.ALL, on_patient_file), group=PATIENT_GROUP)
+    unread = filters.Sticker.ALL | filters.LOCATION | filters.CONTACT | filters.Dice.ALL | filters.POLL
+    app.add_handler(MessageHandler(private & unread, on_patient_unread), group=PATIENT_GROUP)
     app.add_handler(CallbackQueryHandler(on_send_pressed, pattern=r"^nt:c$"))
     app.add_handler(CallbackQueryHandler(on_staff_button, pattern=r"^cm:"))

@@ -387,6 +387,33 @@ async def test_a_file_is_answered_with_a_request_to_send_a_photo_as_a_photo(
     await user.expect_silence(0.3)
 
 
+@pytest.mark.parametrize("lang", ["en", "de"])
+async def test_a_sticker_a_location_or_a_contact_is_answered_with_what_the_bot_reads(
+    bot: Any, tg: FakeTelegram, lang: str
+) -> None:
+    # They got "Please use the buttons below, or type /help" with no buttons below: now the patient learns
+    # what the bot can read and how to reach the care team, with the emergency text (it may be urgent).
+    await enrolled(bot, 7371, therapist=7372, language=lang)
+    user = tg.user(7371, language_code=lang)
+    expected = {
+        "en": ("I can read typed messages and photos", "type your message", "call 112"),
+        "de": ("Ich kann geschriebene Nachrichten und Fotos lesen", "schreiben Sie Ihre Nachricht", "die 112"),
+    }[lang]
+    for send in (user.send_sticker, lambda: user.share_location(52.52, 13.40), user.send_contact):
+        sent = await send()
+        [reply] = await user.wait_for()
+        assert reply.reply_to_message_id == sent["message"]["message_id"]
+        assert reply.text.startswith(expected[0]), reply.text
+        assert expected[1] in reply.text and expected[2] in reply.text, reply.text
+        assert "buttons below" not in reply.text and "Schaltflächen unten" not in reply.text
+    await user.expect_silence(0.3)
+    # A stranger's sticker still gets the usual answer.
+    stranger = tg.user(7373)
+    await stranger.send_sticker()
+    [other] = await stranger.wait_for()
+    assert not other.text.startswith("I can read typed messages"), other.text
+
+
 async def test_a_photo_sent_as_a_file_goes_to_the_care_team_like_a_photo(
     care_bot: Any, tg: FakeTelegram, tmp_path: Path
 ) -> None:
