@@ -332,7 +332,24 @@ async def _redeem_link(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
                 ),
             )
             return
+        if outcome in LINK_REFUSALS:
+            # A broken, used or expired link from someone who is a patient already (an old link opened
+            # again, a bookmark): they need no invitation, so they are told where they stand, not alarmed.
+            standing, known = await patients.standing(session, user.id)
+            if known is not None and standing is patients.Standing.PATIENT:
+                await _welcome_back(update, context, session, known, lead=t(known.language, ALREADY_ENROLLED))
+                return
+            if known is not None and standing is patients.Standing.ENROLLING:
+                await _resume(update, context, session, known, fresh=False)
+                return
     await _reply(update, refusal(lang, outcome))
+
+
+# What is wrong with the link itself; for a patient already enrolled or enrolling, the link does not matter.
+LINK_REFUSALS = frozenset(
+    {invites.Outcome.MALFORMED, invites.Outcome.UNKNOWN, invites.Outcome.USED, invites.Outcome.EXPIRED}
+)
+ALREADY_ENROLLED = N_("You are already enrolled, so you do not need an invitation link any more.")
 
 
 def refusal(lang: str, outcome: invites.Outcome) -> str:
@@ -404,11 +421,11 @@ async def greet_known_user(update: Update, context: ContextTypes.DEFAULT_TYPE) -
 
 
 async def _welcome_back(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, session: AsyncSession, patient: Patient
+    update: Update, context: ContextTypes.DEFAULT_TYPE, session: AsyncSession, patient: Patient, *, lead: str = ""
 ) -> None:
     lang = patient.language
     times = programmes.parse_times(patient.session_times)
-    text = t(lang, "Welcome back!")
+    text = (lead + "\n\n" if lead else "") + t(lang, "Welcome back!")
     if patient.status == PatientStatus.PAUSED.value:
         if patient.paused_until is not None:
             until = format_date(patient.paused_until, "full", locale=lang)

@@ -27,6 +27,7 @@ import rehab_bot.bot.staff as staff_bot
 from rehab_bot import invite as invites
 from rehab_bot.bot.app import start_polling_app, stop_app
 from rehab_bot.db import Database
+from rehab_bot.i18n import t
 from rehab_bot.models import Alert, Invite, Note, Patient, PatientStatus, ReminderRule, Staff
 from rehab_bot.schedule import local_to_utc, parse_hhmm
 
@@ -536,6 +537,46 @@ async def test_bad_codes_each_get_their_answer_and_change_nothing(bot: Any, tg: 
     # Plain /start from the stranger still explains how to get an invitation.
     await stranger.send("/start")
     assert "invitation link" in (await next_text(stranger)).text
+
+
+@pytest.mark.parametrize("lang", ["en", "de"])
+async def test_an_enrolled_patient_opening_a_broken_or_used_link_is_told_they_are_enrolled(
+    bot: Any, tg: FakeTelegram, lang: str
+) -> None:
+    # An enrolled patient who opened an old or broken invitation link read "I don't recognise this
+    # invitation ... ask them for a new invitation": alarming, and wrong (they need none).
+    own = await new_invite(bot, "P-760")
+    other = await new_invite(bot, "P-761")
+    expiring = await new_invite(bot, "P-762")
+    patient = tg.user(2060, language_code=lang)
+    await patient.send(f"/start {own.code}")
+    await next_text(patient)
+    await patient.press(("Yes, I agree", "Ja, ich bin einverstanden")[lang == "de"])
+    zone = await next_text(patient)
+    await patient.press(zone.button_labels[0])
+    times = await next_text(patient)
+    await patient.press(times.button_labels[0])
+    await next_text(patient)
+    owner = tg.user(2061, language_code=lang)
+    await owner.send(f"/start {other.code}")
+    await next_text(owner)
+    bot.clock.advance(timedelta(days=14, seconds=1))
+    before = await snapshot(bot)
+    expected = {
+        "en": ("You are already enrolled, so you do not need an invitation link any more.", "/today"),
+        "de": ("Sie sind bereits angemeldet und brauchen keinen Einladungslink mehr.", "/today"),
+    }[lang]
+    for text in ("/start AAAAAAAAAAAAAAAA", "/start not-a-code!", f"/start {other.code}", f"/start {expiring.code}"):
+        await patient.send(text)
+        reply = await next_text(patient)
+        assert reply.text.startswith(expected[0]), (text, reply.text)
+        assert expected[1] in reply.text and not reply.buttons, reply.text
+    # Someone still enrolling goes on where they left off, as with a plain /start.
+    await owner.send("/start AAAAAAAAAAAAAAAA")
+    resumed = await next_text(owner)
+    assert resumed.text.startswith(t(lang, "Welcome back! Let's continue where we left off.")), resumed.text
+    assert resumed.buttons, "the consent buttons again"
+    assert await snapshot(bot) == before
 
 
 @pytest.mark.slow
