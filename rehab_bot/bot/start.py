@@ -6,10 +6,13 @@ from telegram import Update
 from telegram.ext import ApplicationHandlerStop, CommandHandler, ContextTypes, MessageHandler, filters
 
 from rehab_bot import invite as invites
+from rehab_bot import patient as patients
 from rehab_bot.bot import caregiver, enrol
 from rehab_bot.bot.common import PATIENT_COMMANDS, language_for, stranger_text
 from rehab_bot.bot.services import App, svc
-from rehab_bot.i18n import t
+from rehab_bot.i18n import N_, t
+
+JOIN = N_("Once you have the link, open it (or scan its QR code): I will guide you through joining.")
 
 
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -25,11 +28,23 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Explain what the bot does, what it is not for, and the commands."""
-    message = update.effective_message
+    """Explain what the bot does, what it is not for, and the commands; to a stranger, how to join (the patient
+    commands are not theirs), and the emergency route."""
+    message, user = update.effective_message, update.effective_user
     assert message is not None
     lang = await language_for(update, context)
-    config = svc(context).config.clinic
+    s = svc(context)
+    config = s.config.clinic
+    async with s.db.session() as db:
+        standing, _ = await patients.standing(db, user.id) if user is not None else (patients.Standing.STRANGER, None)
+    if standing is patients.Standing.STRANGER:
+        lines = [
+            stranger_text(lang, config.name),
+            t(lang, JOIN),
+            t(lang, "I am not for emergencies.") + "\n" + config.text("emergency_text", lang),
+        ]
+        await message.reply_text("\n\n".join(lines))
+        raise ApplicationHandlerStop
     lines = [
         t(lang, "I remind you of your home exercises, ask how you are doing, and keep your physiotherapist informed."),
         t(lang, "I am not for emergencies."),

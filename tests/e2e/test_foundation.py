@@ -12,6 +12,7 @@ import pytest
 from factories import TEST_TOKEN
 from rig.telegram_server import FakeTelegram, server_error
 from telegram import Update
+from test_checkins import enrolled
 
 from rehab_bot.bot.app import build_application, shutdown, startup
 from rehab_bot.logs import setup_logging
@@ -59,6 +60,30 @@ async def test_help_explains_and_names_the_emergency_route(bot: Any, tg: FakeTel
     [reply] = await user.wait_for()
     assert "not for emergencies" in reply.text
     assert bot.config.clinic.text("emergency_text", "en") in reply.text
+
+
+@pytest.mark.parametrize("lang", ["en", "de"])
+async def test_help_for_a_stranger_says_how_to_join_and_lists_no_patient_commands(
+    bot: Any, tg: FakeTelegram, lang: str
+) -> None:
+    # A stranger's /help listed every patient command (/today, /mydata, /delete ...), none of which they can use.
+    user = tg.user(506, language_code=lang)
+    await user.send("/help")
+    [reply] = await user.wait_for()
+    joining = {
+        "en": ("you need an invitation link from your clinic", "open it"),
+        "de": ("brauchen Sie einen Einladungslink Ihrer Klinik", "öffnen Sie ihn"),
+    }[lang]
+    assert joining[0] in reply.text and joining[1] in reply.text, reply.text
+    assert bot.config.clinic.text("emergency_text", lang) in reply.text
+    for command in ("/today", "/checkin", "/mydata", "/delete", "/settings", "/caregiver"):
+        assert command not in reply.text, command
+    # A patient's /help still lists their commands.
+    await enrolled(bot, 507, schedule=False, language=lang)
+    patient = tg.user(507, language_code=lang)
+    await patient.send("/help")
+    [theirs] = await patient.wait_for()
+    assert "/today" in theirs.text and "/mydata" in theirs.text and joining[0] not in theirs.text
 
 
 async def test_command_menu_is_registered_per_language(bot: Any, tg: FakeTelegram) -> None:

@@ -112,6 +112,7 @@ def reply_to(user: FakeUser) -> int:
 
 
 async def test_help_and_menu_list_the_patient_commands(bot: Any, tg: FakeTelegram) -> None:
+    await enrolled(bot, 8010)  # a stranger is told how to join instead: tests/e2e/test_foundation.py
     [reply] = await command(tg.user(8010), "/help")
     for name in COMMANDS:
         assert f"/{name} – " in reply.text
