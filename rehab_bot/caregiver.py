@@ -345,9 +345,33 @@ async def delete_own(session: AsyncSession, link: Caregiver, now: datetime) -> N
     await session.flush()
 
 
+# The caregiver's /mydata file, like the patient's (patient.about_export), keeps the database's own names as
+# its keys and starts with an "about" part in the caregiver's language: what the file is, what each part holds.
+ABOUT_FILE = N_(
+    "All the data this bot keeps about you as a caregiver, as the clinic's server holds it (nothing about the "
+    "person you support). The names in this file are the database's own and the same in every language; "
+    "'parts' says what each one holds. A point in time that ends in +00:00 is in UTC."
+)
+ABOUT_PARTS: dict[str, str] = {
+    "telegram_id": N_("The number of your Telegram account, by which the bot knows you"),
+    "name": N_("The name you gave when you agreed"),
+    "language": N_("The language the bot writes to you in"),
+    "consent_at": N_("When you agreed to be linked as a caregiver"),
+    "permissions": N_(
+        "What the person you support lets you receive: a copy of each session reminder (reminders), a message "
+        "when two sessions in a row are missed (missed), urgent warning signs (emergencies), weekly progress "
+        "(weekly); true means on"
+    ),
+}
+
+
 def own_data(link: Caregiver) -> dict[str, Any]:
-    """What the bot keeps about a caregiver (their /mydata)."""
+    """What the bot keeps about a caregiver (their /mydata), after a part that says in their language what the
+    file is and what each part holds."""
+    lang = link.language
+    about = {"language": lang, "text": t(lang, ABOUT_FILE), "parts": {k: t(lang, v) for k, v in ABOUT_PARTS.items()}}
     return {
+        "about": about,
         "telegram_id": link.telegram_id,
         "name": link.name,
         "language": link.language,

@@ -11,6 +11,7 @@ their own link; the patient's /delete removes every link and proxy answer.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -299,6 +300,37 @@ async def test_a_caregivers_forged_presses_and_commands_are_refused(bot: Any, tg
     assert doc.document is not None and doc.document.data is not None
     body = doc.document.data.decode()
     assert "Carl" in body and patient.alias not in body and "pain" not in body
+
+
+@pytest.mark.parametrize("lang", ["en", "de"])
+async def test_a_caregivers_mydata_file_starts_with_what_it_holds_in_their_language(
+    bot: Any, tg: FakeTelegram, lang: str
+) -> None:
+    # The patient's /mydata file starts with an 'about' part in their language; the caregiver's had none.
+    patient = await checkin_patient(bot, 7351, therapist=7359)
+    now = bot.clock.now()
+    async with bot.db.session() as session:
+        row = await session.get(Patient, patient.id)
+        assert row is not None
+        link = await core.invite(session, row, now, hours=24)
+        await core.open_link(session, link.code, 7451, lang, now)
+        await core.consent(session, link, "Carla", now)
+        await session.commit()
+    carer = tg.user(7451, language_code=lang)
+    await carer.send("/mydata")
+    [doc] = await carer.wait_for(lambda m: m.document is not None)
+    assert doc.document is not None and doc.document.data is not None
+    data = json.loads(doc.document.data)
+    assert list(data) == ["about", "telegram_id", "name", "language", "consent_at", "permissions"]
+    about = data["about"]
+    assert about["language"] == lang and set(about["parts"]) == set(data) - {"about"}
+    expected = {
+        "en": ("All the data this bot keeps about you as a caregiver", "What the person you support lets you"),
+        "de": ("Alle Daten, die dieser Bot über Sie als vertraute Person", "Was die Person, die Sie unterstützen"),
+    }[lang]
+    assert about["text"].startswith(expected[0]), about["text"]
+    assert about["parts"]["permissions"].startswith(expected[1]), about["parts"]["permissions"]
+    assert data["name"] == "Carla" and patient.alias not in doc.document.data.decode()
 
 
 async def snapshot(bot: Any) -> tuple[Any, ...]:
