@@ -315,6 +315,147 @@ class TimesError(ScheduleError):
 
 
 _TIME_TOKEN = re.compile(r"^([0-9]{1,2})(?:[:.h]?([0-9]{2}))?h?(am|pm)?$")
+
+# --- clock words ---------------------------------------------------------------------------------
+# What people say rather than write: "halb acht" (7:30: half *to* eight), "viertel nach acht" (8:15),
+# "viertel vor neun" (8:45), "dreiviertel acht" (7:45), "zehn nach acht", "fünf vor halb acht",
+# "19 Uhr 30", "7 Uhr abends"; "half past seven", "quarter to nine", "7 in the evening". Each becomes
+# "HH:MM" before the times are read (:func:`_clock_words`). Without a part of the day a time is read on
+# the 24-hour clock, as "7:30" is: "halb acht" is 07:30, "halb acht abends" 19:30; the patient sees the
+# time understood in the confirmation. English "ten to nine" is left out: "10 to 7" is a range.
+_HOUR_WORDS = {
+    **dict.fromkeys(("eins", "ein", "one"), 1),
+    **dict.fromkeys(("zwei", "two"), 2),
+    **dict.fromkeys(("drei", "three"), 3),
+    **dict.fromkeys(("vier", "four"), 4),
+    **dict.fromkeys(("fünf", "fuenf", "funf", "five"), 5),
+    **dict.fromkeys(("sechs", "six"), 6),
+    **dict.fromkeys(("sieben", "seven"), 7),
+    **dict.fromkeys(("acht", "eight"), 8),
+    **dict.fromkeys(("neun", "nine"), 9),
+    **dict.fromkeys(("zehn", "ten"), 10),
+    **dict.fromkeys(("elf", "eleven"), 11),
+    **dict.fromkeys(("zwölf", "zwoelf", "zwolf", "twelve"), 12),
+}
+_MINUTE_WORDS = {
+    **dict.fromkeys(("fünf", "fuenf", "funf", "five"), 5),
+    **dict.fromkeys(("zehn", "ten"), 10),
+    **dict.fromkeys(("zwanzig", "twenty"), 20),
+    **dict.fromkeys(("fünfundzwanzig", "fuenfundzwanzig", "funfundzwanzig"), 25),
+}
+# "ein" is an hour only before "Uhr" ("ein Uhr mittags"); elsewhere it is the article.
+_HOUR_WORD = "(" + "|".join(sorted(set(_HOUR_WORDS) - {"ein"}, key=len, reverse=True)) + r"|ein(?=\s*uhr))"
+_HOUR = r"(\d{1,2}|" + _HOUR_WORD[1:]
+_MINUTE = r"(\d{1,2}|" + "|".join(sorted(_MINUTE_WORDS, key=len, reverse=True)) + r")"
+# "fünf vor halb acht", "halb acht": half an hour before the hour named.
+_HALF_TO = re.compile(rf"\b(?:{_MINUTE}\s+(nach|vor)\s+)?halb\s+{_HOUR}\b")
+# "viertel nach acht", "viertel vor neun", "viertel acht" (7:15), "dreiviertel acht" (7:45).
+_QUARTER = re.compile(rf"\b(?:viertel\s+(nach|vor)|(drei\s*viertel|viertel))\s+{_HOUR}\b")
+# "zehn nach acht", "5 vor 9", "ten past eight", "half past seven", "quarter past/to nine".
+_PAST_TO = re.compile(rf"\b(?:{_MINUTE}\s+(nach|vor|past|after)|(half|quarter)\s+(past|after|to))\s+{_HOUR}\b")
+# "19 Uhr 30", "7 Uhr 5": not "8 Uhr 13 Uhr 18 Uhr", a list.
+_UHR_MINUTES = re.compile(r"\b(\d{1,2})\s*uhr\s+(\d{1,2})\b(?!\s*(?:uhr|[:.h]?\d|am\b|pm\b))")
+_WORD_HOUR = re.compile(rf"\b{_HOUR_WORD}\b")
+# A time with its part of the day: "7 Uhr abends", "07:30 morgens", "7 in the evening".
+_PARTS_OF_DAY = {
+    "morning": (
+        "morgens",
+        "früh",
+        "frueh",
+        "fruh",
+        "vormittags",
+        "am morgen",
+        "am vormittag",
+        "in der früh",
+        "in the morning",
+    ),
+    "midday": ("mittags", "am mittag"),
+    "afternoon": ("nachmittags", "am nachmittag", "in the afternoon"),
+    "evening": ("abends", "am abend", "in the evening", "tonight"),
+    "night": ("nachts", "in der nacht", "at night"),
+}
+_PART_OF_DAY = {word: part for part, words in _PARTS_OF_DAY.items() for word in words}
+_WITH_PART = re.compile(
+    r"(?<![\d:.])(\d{1,2})(?:[:.h](\d{2}))?h?(?:\s*uhr)?\s+("
+    + "|".join(re.escape(w) for w in sorted(_PART_OF_DAY, key=len, reverse=True))
+    + r")\b"
+)
+
+
+def _number(word: str, words: dict[str, int]) -> int:
+    return int(word) if word.isdecimal() else words[word]
+
+
+def _hhmm(hour: int, minute: int) -> str | None:
+    return f"{hour:02d}:{minute:02d}" if 0 <= hour <= 23 and 0 <= minute <= 59 else None
+
+
+def _before(hour: int, minutes: int) -> str | None:
+    """``minutes`` before the full hour ``hour`` (1-24): "viertel vor neun" is 08:45."""
+    return _hhmm(hour - 1, 60 - minutes) if 1 <= hour <= 24 and 0 < minutes < 60 else None
+
+
+def _half_to(match: re.Match[str]) -> str:
+    hour = _number(match[3], _HOUR_WORDS)
+    minutes = 30
+    if match[1] is not None:
+        step = _number(match[1], _MINUTE_WORDS)
+        minutes += step if match[2] == "nach" else -step
+    return (_before(hour, 60 - minutes) if 0 < minutes < 60 else None) or match[0]
+
+
+def _quarter(match: re.Match[str]) -> str:
+    hour = _number(match[3], _HOUR_WORDS)
+    if match[1] == "nach":
+        return _hhmm(hour, 15) or match[0]
+    minutes = 15 if match[1] == "vor" or (match[2] or "").replace(" ", "") == "dreiviertel" else 45
+    return _before(hour, minutes) or match[0]
+
+
+def _past_to(match: re.Match[str]) -> str:
+    hour = _number(match[5], _HOUR_WORDS)
+    if match[1] is not None:
+        minutes = _number(match[1], _MINUTE_WORDS)
+        if match[2] == "vor":
+            return _before(hour, minutes) or match[0]
+        return (_hhmm(hour, minutes) if 0 < minutes < 60 else None) or match[0]
+    minutes = 30 if match[3] == "half" else 15
+    if match[4] == "to":
+        return (_before(hour, minutes) if match[3] == "quarter" else None) or match[0]
+    return _hhmm(hour, minutes) or match[0]
+
+
+def _uhr_minutes(match: re.Match[str]) -> str:
+    return _hhmm(int(match[1]), int(match[2])) or match[0]
+
+
+def _with_part(match: re.Match[str]) -> str:
+    hour, minute, part = int(match[1]), int(match[2] or 0), _PART_OF_DAY[match[3]]
+    if part == "morning":
+        ok = 0 <= hour <= 11
+    elif part == "midday":  # "viertel vor eins mittags" (00:45 before the part of the day) is 12:45
+        ok = 11 <= hour <= 17 or 0 <= hour <= 5
+        hour += 12 if 0 <= hour <= 5 else 0
+    elif part in ("afternoon", "evening"):
+        ok = 1 <= hour <= 23 and not (part == "evening" and hour == 12)
+        hour += 12 if 1 <= hour <= 11 else 0
+    else:  # the night: "12 Uhr nachts" is midnight, "2 Uhr nachts" 02:00, "10 Uhr nachts" 22:00
+        ok = 0 <= hour <= 12 or 18 <= hour <= 24
+        hour = 0 if hour in (12, 24) else hour + 12 if 6 <= hour <= 11 else hour
+    return (_hhmm(hour, minute) if ok else None) or match[0]
+
+
+def _clock_words(text: str) -> str:
+    """Casefolded typed text with its clock words as "HH:MM" ("halb acht abends" -> "19:30");
+    what names no time ("19 Uhr morgens", "halb") is left as typed, for the reader to refuse."""
+    text = _HALF_TO.sub(_half_to, text)
+    text = _QUARTER.sub(_quarter, text)
+    text = _PAST_TO.sub(_past_to, text)
+    text = _WORD_HOUR.sub(lambda m: str(_number(m[1], _HOUR_WORDS)), text)
+    text = _UHR_MINUTES.sub(_uhr_minutes, text)
+    return _WITH_PART.sub(_with_part, text)
+
+
 # Words around typed times that are no part of them: "um 8, 13 und 18 Uhr", "at 8 & 6pm".
 _FILLERS = frozenset({"um", "at", "&", "+"})
 
@@ -324,13 +465,16 @@ def parse_times(text: str, *, skip_bad: bool = False) -> list[str]:
 
     Reads "8:30, 13:00 and 6pm", "18.30 Uhr", "8" (08:00), "13h", "19:00h", "08:00,13:00",
     "um 8, 13 und 18 Uhr", "08:00 – 13:00 – 18:00" (any dash between times), full-width or
-    Arabic-Indic digits (see rehab_bot.typed). "24:00" is midnight, 00:00, as on a clock: the end
+    Arabic-Indic digits (see rehab_bot.typed), and clock words (:func:`_clock_words`): "halb acht"
+    (07:30, read on the 24-hour clock as "7:30" is), "viertel vor neun", "19 Uhr 30",
+    "7 Uhr abends", "half past seven", "quarter to nine", "7 in the evening".
+    "24:00" is midnight, 00:00, as on a clock: the end
     of quiet hours "22:00-24:00" or of a window "08:00-24:00" (:func:`end_minutes` reads a range's
     end of 00:00 as the end of the day), or a session time the caller's rules then judge as 00:00.
     Raises TimesError naming the first part that is not a time of day, or,
     with skip_bad (stored values), leaves such parts out.
     """
-    lowered = plain(text).casefold().replace("uhr", " ").replace("a.m.", "am").replace("p.m.", "pm")
+    lowered = _clock_words(plain(text).casefold().replace("a.m.", "am").replace("p.m.", "pm")).replace("uhr", " ")
     lowered = re.sub(r"\s+(am|pm)\b", r"\1", lowered)
     times: list[str] = []
     for token in (tok for tok in re.split(r"[,;/~-]|\s+and\s+|\s+und\s+|\s+", lowered) if tok):
@@ -403,7 +547,8 @@ def parse_span(text: str) -> tuple[str, str]:
     Each end is read as :func:`parse_times` reads a time ("22 Uhr", "10pm", "22h");
     the ends may wrap midnight and are returned in the order typed.
     """
-    cleaned = _SPAN_LEAD.sub("", plain(text).strip())
+    # Clock words first: "quarter to nine" is one time, not a range's "to".
+    cleaned = _SPAN_LEAD.sub("", _clock_words(plain(text).strip().casefold()))
     parts = [p for p in _SPAN_SPLIT.split(cleaned) if p.strip()]
     if len(parts) != 2:
         raise ScheduleError(f"{text[:40]!r} is not two times")

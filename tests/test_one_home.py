@@ -170,6 +170,76 @@ def test_parse_times_reads_what_keyboards_send(text: str, times: list[str]) -> N
     assert parse_times(text) == times
 
 
+@pytest.mark.parametrize(
+    ("text", "times"),
+    [
+        # German clock words: "halb acht" is half *to* eight, 7:30; like a bare "7:30" it is read on the
+        # 24-hour clock (the morning), and the confirmation shows 07:30 for the patient to correct.
+        ("halb acht", ["07:30"]),
+        ("um halb 8", ["07:30"]),
+        ("halb eins", ["00:30"]),
+        ("halb acht abends", ["19:30"]),
+        ("viertel nach acht", ["08:15"]),
+        ("Viertel vor neun", ["08:45"]),
+        ("viertel vor zwölf", ["11:45"]),
+        ("viertel vor eins", ["00:45"]),
+        ("dreiviertel acht", ["07:45"]),
+        ("viertel acht", ["07:15"]),
+        ("zehn nach acht", ["08:10"]),
+        ("5 vor 9", ["08:55"]),
+        ("fünf nach halb acht", ["07:35"]),
+        ("fünf vor halb acht abends", ["19:25"]),
+        ("19 Uhr 30", ["19:30"]),
+        ("7 Uhr 5", ["07:05"]),
+        ("19.30 Uhr", ["19:30"]),
+        ("7 Uhr morgens", ["07:00"]),
+        ("7 Uhr abends", ["19:00"]),
+        ("sieben Uhr abends", ["19:00"]),
+        ("acht Uhr", ["08:00"]),
+        ("um acht", ["08:00"]),
+        ("ein Uhr mittags", ["13:00"]),
+        ("12 Uhr mittags", ["12:00"]),
+        ("viertel vor eins mittags", ["12:45"]),
+        ("3 Uhr nachmittags", ["15:00"]),
+        ("19 Uhr abends", ["19:00"]),
+        ("10 Uhr nachts", ["22:00"]),
+        ("12 Uhr nachts", ["00:00"]),
+        ("2 Uhr nachts", ["02:00"]),
+        ("9 Uhr vormittags", ["09:00"]),
+        ("6 Uhr früh", ["06:00"]),
+        ("8 Uhr morgens, 13 Uhr und 7 Uhr abends", ["08:00", "13:00", "19:00"]),
+        ("halb acht, viertel nach zwölf und sechs Uhr abends", ["07:30", "12:15", "18:00"]),
+        ("8 Uhr 13 Uhr 18 Uhr", ["08:00", "13:00", "18:00"]),  # a list, not 8:13
+        # English clock words keep working, and read the same way.
+        ("half past seven", ["07:30"]),
+        ("quarter past eight", ["08:15"]),
+        ("quarter to nine", ["08:45"]),
+        ("10 past 9", ["09:10"]),
+        ("7 in the evening", ["19:00"]),
+        ("seven in the morning", ["07:00"]),
+        ("half past seven in the evening", ["19:30"]),
+        ("7:30pm", ["19:30"]),
+    ],
+)
+def test_parse_times_reads_clock_words_in_german_and_english(text: str, times: list[str]) -> None:
+    assert parse_times(text) == times
+
+
+@pytest.mark.parametrize(
+    "text", ["19 Uhr morgens", "12 Uhr abends", "halb", "viertel nach", "halb dreizehn", "7 Uhr 75"]
+)
+def test_parse_times_refuses_clock_words_that_name_no_time(text: str) -> None:
+    with pytest.raises(TimesError):
+        parse_times(text)
+
+
+def test_parse_span_reads_clock_words_at_both_ends() -> None:
+    assert parse_span("von halb elf abends bis sieben Uhr morgens") == ("22:30", "07:00")
+    assert parse_span("from quarter to eleven in the evening to quarter to seven") == ("22:45", "06:45")
+    assert parse_span("22 Uhr 30 bis 6 Uhr 45") == ("22:30", "06:45")
+    assert parse_span("10 to 7") == ("10:00", "07:00")  # a range: "to" between numbers is never "before"
+
+
 def test_a_digit_int_cannot_read_is_no_time_and_no_crash() -> None:
     with pytest.raises(ScheduleError):
         parse_hhmm("①:00")  # str.isdigit() is True, int() raises ValueError

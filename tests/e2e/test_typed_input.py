@@ -88,3 +88,37 @@ async def test_est_typed_in_summer_is_new_york_time_not_a_fixed_offset(bot: Any,
     [saved] = await command(user, "EST")
     assert "Timezone: New York (now 01:00)" in saved.text, saved.text  # 05:00 UTC in June: EDT, not EST's 00:00
     assert (await stored(bot, patient)).timezone == "America/New_York"
+
+
+async def test_german_clock_words_set_session_times_and_quiet_hours(bot: Any, tg: FakeTelegram) -> None:
+    patient = await enrolled(bot, 9105, lang="de")
+    user = tg.user(9105, language_code="de")
+    [menu] = await command(user, "/settings")
+    await press(user, t("de", "🕒 Times"), 1, menu)
+    [refused] = await command(user, "nach dem Mittagessen")
+    assert refused.text == t("de", "I could not read that. Please send times like 08:00, 13:00, 18:00."), refused.text
+    assert "halb acht" in refused.text, "the examples are in the patient's language"
+    # "halb acht" is read as "7:30" is, on the 24-hour clock; the confirmation shows what was understood.
+    [saved] = await command(user, "halb acht, viertel vor eins mittags und 7 Uhr abends")
+    assert saved.text.startswith(t("de", "✅ Saved.")), saved.text
+    assert t("de", "Session times: {times}", times="07:30, 12:45, 19:00") in saved.text, saved.text
+    assert (await stored(bot, patient)).session_times == "07:30,12:45,19:00"
+    await press(user, t("de", "🕒 Times"), 1, menu)
+    [saved] = await command(user, "viertel nach acht, 13 Uhr 30 und 19.30 Uhr")
+    assert t("de", "Session times: {times}", times="08:15, 13:30, 19:30") in saved.text, saved.text
+    [choices] = await press(user, t("de", "🌙 Quiet hours"), 1, menu)
+    await press(user, t("de", "Set my own"), 1, choices)
+    [saved] = await command(user, "von halb elf abends bis sieben Uhr morgens")
+    assert saved.text.startswith(t("de", "✅ Saved.")), saved.text
+    p = await stored(bot, patient)
+    assert (p.quiet_start, p.quiet_end) == ("22:30", "07:00")
+
+
+async def test_english_clock_words_still_set_session_times(bot: Any, tg: FakeTelegram) -> None:
+    patient = await enrolled(bot, 9106)
+    user = tg.user(9106)
+    [menu] = await command(user, "/settings")
+    await press(user, "🕒 Times", 1, menu)
+    [saved] = await command(user, "half past seven, 1pm and 7 in the evening")
+    assert "Session times: 07:30, 13:00, 19:00" in saved.text, saved.text
+    assert (await stored(bot, patient)).session_times == "07:30,13:00,19:00"
