@@ -503,24 +503,70 @@ _ISO_DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
 _DAY_FIRST = re.compile(r"(\d{1,2})\s*([./-])\s*(\d{1,2})(?:\s*\2\s*(\d{4}|\d{2})?)?\.?")
 
 
+# Month names, English and German, in full and short ("24. Juni", "24 June 2026", "June 24th", "3. Mrz").
+_MONTHS = {
+    **dict.fromkeys(("january", "januar", "jänner", "jaenner", "janner", "jan"), 1),
+    **dict.fromkeys(("february", "februar", "feber", "feb", "febr"), 2),
+    **dict.fromkeys(("march", "märz", "maerz", "marz", "mar", "mär", "mrz"), 3),
+    **dict.fromkeys(("april", "apr"), 4),
+    **dict.fromkeys(("may", "mai"), 5),
+    **dict.fromkeys(("june", "juni", "jun"), 6),
+    **dict.fromkeys(("july", "juli", "jul"), 7),
+    **dict.fromkeys(("august", "aug"), 8),
+    **dict.fromkeys(("september", "sept", "sep"), 9),
+    **dict.fromkeys(("october", "oktober", "oct", "okt"), 10),
+    **dict.fromkeys(("november", "nov"), 11),
+    **dict.fromkeys(("december", "dezember", "dec", "dez"), 12),
+}
+_MONTH = "(" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + r")\.?"
+_DAY = r"(\d{1,2})(?:\.|st|nd|rd|th)?"
+_YEAR = r"(?:\s*,?\s*(\d{4}))?"
+_DAY_MONTH = re.compile(rf"{_DAY}\s*(?:of\s+)?{_MONTH}{_YEAR}")
+_MONTH_DAY = re.compile(rf"{_MONTH}\s+(?:the\s+)?{_DAY}{_YEAR}")
+# Words before a date that are no part of it: "bis zum 24.6.", "am 3. Juni", "until the 24th of June".
+_DATE_LEAD = re.compile(
+    r"^(?:(?:bis(?:\s+(?:zum|einschlie(?:ß|ss)lich))?|zum|am|ab|until|till|to|on|the)\s+)+", re.IGNORECASE
+)
+# Days named from today, for a date ahead (a pause "bis morgen"); a surgery date is written out.
+_DAYS_AHEAD = {
+    **dict.fromkeys(("heute", "today"), 0),
+    **dict.fromkeys(("morgen", "tomorrow"), 1),
+    **dict.fromkeys(("übermorgen", "uebermorgen", "ubermorgen", "the day after tomorrow", "day after tomorrow"), 2),
+}
+
+
 def read_date(text: str, today: date, *, ahead: bool = False) -> date | None:
     """A typed date -> the date, or None when the text is no date (or no day of the calendar, "31.02.").
 
     The one reading of typed dates (a pause's last day, a surgery date): ISO "2026-06-03", or day
     first, as written in Germany and the UK: "3.6.26", "03.06.2026", "03/06/2026", "3-6-2026",
     "3. 6. 2026"; "03/06/2026" is always the 3rd of June, never March 6th. A two-digit year is in
-    this century. Without a year ("3.6.", "3/6"): the next such day from today on when ``ahead``
+    this century. A month may be named, in English or German: "24. Juni", "24 June 2026", "June 24th",
+    "3. Mrz."; with ``ahead``, "heute", "morgen", "übermorgen" (and in English) count from today.
+    Words before the date are no part of it: "bis zum 24.6.", "am 3. Juni", "until the 24th of June".
+    Without a year ("3.6.", "3/6", "24. Juni"): the next such day from today on when ``ahead``
     (a pause), else the one nearest today (a surgery date, which is often past). Whether the date
     is in range is each caller's own rule.
     """
-    raw = plain(text).strip()
+    raw = " ".join(plain(text).casefold().split())
+    raw = _DATE_LEAD.sub("", raw) or raw
+    if ahead and raw in _DAYS_AHEAD:
+        return today + timedelta(days=_DAYS_AHEAD[raw])
     iso, day_first = _ISO_DATE.fullmatch(raw), _DAY_FIRST.fullmatch(raw)
+    day_month, month_day = _DAY_MONTH.fullmatch(raw), _MONTH_DAY.fullmatch(raw)
     try:
         if iso is not None:
             return date(int(iso[1]), int(iso[2]), int(iso[3]))
-        if day_first is None:
+        if day_month is not None or month_day is not None:
+            if day_month is not None:
+                day, month, year = int(day_month[1]), _MONTHS[day_month[2]], day_month[3]
+            else:
+                assert month_day is not None
+                day, month, year = int(month_day[2]), _MONTHS[month_day[1]], month_day[3]
+        elif day_first is None:
             return None
-        day, month, year = int(day_first[1]), int(day_first[3]), day_first[4]
+        else:
+            day, month, year = int(day_first[1]), int(day_first[3]), day_first[4]
         if year is not None:
             return date(int(year) + (2000 if len(year) == 2 else 0), month, day)
     except ValueError:

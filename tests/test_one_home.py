@@ -351,15 +351,54 @@ async def test_stored_aliases_are_found_and_taken_whatever_the_case(db: Database
         ("1.12.", False, date(2026, 12, 1)),
         ("1.1.", False, date(2026, 1, 1)),
         ("1.1.", True, date(2027, 1, 1)),
+        # Month names, English and German, and the words around a date.
+        ("24. Juni", True, date(2026, 6, 24)),
+        ("24 Juni 2026", True, date(2026, 6, 24)),
+        ("bis zum 24. Juni", True, date(2026, 6, 24)),
+        ("am 3. März", True, date(2027, 3, 3)),
+        ("3. Mrz.", False, date(2026, 3, 3)),
+        ("bis einschließlich 1. Dez.", True, date(2026, 12, 1)),
+        ("June 24th", True, date(2026, 6, 24)),
+        ("until the 24th of June", True, date(2026, 6, 24)),
+        ("24 June 2026", True, date(2026, 6, 24)),
+        ("Jun 24, 2026", True, date(2026, 6, 24)),
+        ("bis 24.6.", True, date(2026, 6, 24)),
+        ("morgen", True, date(2026, 6, 11)),
+        ("bis übermorgen", True, date(2026, 6, 12)),
+        ("tomorrow", True, date(2026, 6, 11)),
     ],
 )
 def test_one_reading_of_typed_dates(text: str, ahead: bool, day: date) -> None:
     assert read_date(text, date(2026, 6, 10), ahead=ahead) == day
 
 
-@pytest.mark.parametrize("text", ["", "soon", "31.02.2026", "13/13/2026", "3.6.2026.5", "1-2-3", "3.6/26", "2026/06"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "soon",
+        "31.02.2026",
+        "13/13/2026",
+        "3.6.2026.5",
+        "1-2-3",
+        "3.6/26",
+        "2026/06",
+        "31. Juni",
+        "Juni",
+        "bis",
+        "next week",
+        "24. Juno",
+    ],
+)
 def test_what_is_no_date_is_none(text: str) -> None:
     assert read_date(text, date(2026, 6, 10)) is None
+
+
+def test_a_day_named_from_today_is_only_a_date_ahead() -> None:
+    # A pause "bis morgen"; a surgery date (not ahead) is written out, "tomorrow" is refused there.
+    assert read_date("morgen", date(2026, 6, 10), ahead=True) == date(2026, 6, 11)
+    assert read_date("morgen", date(2026, 6, 10)) is None
+    assert read_date("tomorrow", date(2026, 6, 10)) is None
 
 
 def test_surgery_and_pause_dates_take_the_same_forms_each_with_its_own_range() -> None:

@@ -7,6 +7,7 @@ lose what was typed, or be refused when the same words are accepted elsewhere.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from rig.telegram_server import FakeTelegram
@@ -16,7 +17,7 @@ from test_enrolment import new_invite, next_text, patient_row
 from test_patient_commands import command, enrolled, press, stored
 
 from rehab_bot.i18n import t
-from rehab_bot.models import Note, TimingWindow
+from rehab_bot.models import Note, PatientStatus, TimingWindow
 
 SOMETHING_WENT_WRONG = "Something went wrong"
 
@@ -122,3 +123,17 @@ async def test_english_clock_words_still_set_session_times(bot: Any, tg: FakeTel
     [saved] = await command(user, "half past seven, 1pm and 7 in the evening")
     assert "Session times: 07:30, 13:00, 19:00" in saved.text, saved.text
     assert (await stored(bot, patient)).session_times == "07:30,13:00,19:00"
+
+
+async def test_a_pause_date_typed_with_a_german_month_name(bot: Any, tg: FakeTelegram) -> None:
+    patient = await enrolled(bot, 9107, lang="de")
+    user = tg.user(9107, language_code="de")
+    [offer] = await command(user, "/pause")
+    await press(user, t("de", "📅 Choose a date"), 2, offer)
+    [refused] = await command(user, "nächste Woche")
+    assert refused.text == t("de", "I could not read that date. Please send it like 24.06.2026 or 2026-06-24.")
+    assert "24. Juni" in refused.text, "the examples are in the patient's language"
+    [reply] = await command(user, "bis zum 20. Juni")
+    assert "20. Juni 2026" in reply.text, reply.text  # the date understood, for the patient to check
+    p = await stored(bot, patient)
+    assert p.status == PatientStatus.PAUSED and p.paused_until == date(2026, 6, 20)
