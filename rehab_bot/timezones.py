@@ -11,7 +11,8 @@ Five ways in, all without any network lookup:
   (the USA, Spain with the Canary Islands) :func:`zones_to_choose` gives one
   zone per clock, and the bot asks which;
 * a time zone abbreviation ("EST", "MEZ", "CEST"): the zone of the region it names,
-  with its summer time;
+  with its summer time; for a clock many zones keep ("MEZ", "CET": Berlin, Vienna, Paris)
+  the clinic's own zone when it keeps that clock, else the region's (Europe/Berlin);
 * a UTC offset ("+2", "UTC-5", "GMT+5:30"): whole hours map to the fixed
   Etc/GMT zones (note the inverted sign: UTC+2 is Etc/GMT-2), the few
   half-hour offsets in use map to the zone that has them;
@@ -286,9 +287,15 @@ _ABBREVIATIONS = {
     **dict.fromkeys(("akst", "akdt"), "America/Anchorage"),
     "hst": "Pacific/Honolulu",
     "bst": "Europe/London",
-    **dict.fromkeys(("wez", "wesz", "west"), "WET"),
-    **dict.fromkeys(("mez", "mesz", "cest"), "CET"),
-    **dict.fromkeys(("oez", "oesz", "eest"), "EET"),
+}
+# Abbreviations of a clock many zones keep, in English and German: "MEZ" is the time in Berlin, Vienna,
+# Zurich and Paris alike. They were stored as the legacy zones "CET", "WET" and "EET": shown to the
+# patient as "CET", not a place, and (WET, EET) with rules of their own. The clinic's own zone is taken
+# when it keeps that clock (a clinic in Vienna: Europe/Vienna), else the region's zone named here.
+_SHARED_CLOCKS = {
+    **dict.fromkeys(("mez", "mesz", "cet", "cest", "met", "mest"), "Europe/Berlin"),
+    **dict.fromkeys(("wez", "wesz", "wet", "west"), "Europe/Lisbon"),
+    **dict.fromkeys(("oez", "oesz", "eet", "eest"), "Europe/Athens"),
 }
 _OFFSET_RE = re.compile(
     r"^(?:(?P<prefix>utc|gmt)\s*)?(?P<sign>[+-])?\s*(?P<hours>\d{1,2})(?:\s*[:.h]?\s*(?P<minutes>\d{2}))?\s*h?$"
@@ -508,9 +515,11 @@ def zone_from_offset(text: str) -> str | None:
     return f"Etc/GMT{'-' if sign > 0 else '+'}{hours}"
 
 
-def zone_from_text(text: str) -> ZoneMatch | None:
-    """A city, a country with one clock, an IANA name or a UTC offset typed by the patient -> a zone, else None."""
-    found = place(text)
+def zone_from_text(text: str, home: str | None = None) -> ZoneMatch | None:
+    """A city, a country with one clock, an IANA name or a UTC offset typed by the patient -> a zone, else None.
+
+    ``home`` is the clinic's zone, taken for an abbreviation of its clock ("MEZ" in a clinic in Vienna)."""
+    found = place(text, home=home)
     return found if isinstance(found, ZoneMatch) else None
 
 
@@ -521,9 +530,12 @@ def zones_to_choose(text: str) -> tuple[str, ...]:
     return found.zones if isinstance(found, SeveralClocks) else ()
 
 
-def place(text: str) -> ZoneMatch | SeveralClocks | None:
+def place(text: str, *, home: str | None = None) -> ZoneMatch | SeveralClocks | None:
     """What the patient's text names: a zone (:func:`zone_from_text`), a country with several clocks to
-    choose from (:func:`zones_to_choose`), or nothing. Read once by a caller that needs both answers."""
+    choose from (:func:`zones_to_choose`), or nothing. Read once by a caller that needs both answers.
+
+    ``home``, the clinic's zone, is the answer to an abbreviation of a clock many zones keep ("MEZ",
+    "CET") when it keeps that clock all year; else that region's zone (Europe/Berlin for "MEZ")."""
     raw = plain(text).strip()
     if not raw or len(raw) > 80:
         return None
@@ -535,7 +547,7 @@ def place(text: str) -> ZoneMatch | SeveralClocks | None:
         code = _country(said)
         if code is not None and len(country_clocks(code)) == 1:
             return ZoneMatch(country_clocks(code)[0], "country")
-        found = _zone_named(said)
+        found = _zone_named(said, home)
         if found is not None:
             return found
         # Then the last part after a comma: "Bonn, Deutschland", "Texas, USA".
@@ -548,8 +560,23 @@ def place(text: str) -> ZoneMatch | SeveralClocks | None:
     return several
 
 
-def _zone_named(said: str) -> ZoneMatch | None:
+def shared_clock_zone(abbreviation: str, home: str | None) -> str | None:
+    """The zone for an abbreviation of a clock many zones keep ("MEZ", "CEST", "WEZ", "EET"): ``home`` (the
+    clinic's zone) when it keeps that clock at every instant :func:`_clock` compares, else the region's
+    zone (Europe/Berlin for MEZ, Europe/Lisbon for WEZ, Europe/Athens for OEZ); None for other text."""
+    region = _SHARED_CLOCKS.get(abbreviation.strip().casefold())
+    if region is None:
+        return None
+    if home is not None and is_zone(home) and not is_fixed_offset(home) and _clock(home) == _clock(region):
+        return home
+    return region
+
+
+def _zone_named(said: str, home: str | None = None) -> ZoneMatch | None:
     """An abbreviation, an IANA name, an offset or a city, in that order."""
+    shared = shared_clock_zone(said, home)
+    if shared is not None:
+        return ZoneMatch(shared, "abbreviation")
     abbreviation = _ABBREVIATIONS.get(said.casefold())
     if abbreviation is not None and is_zone(abbreviation):
         return ZoneMatch(abbreviation, "abbreviation")

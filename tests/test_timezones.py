@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from rehab_bot import patient as patients
+from rehab_bot.schedule import Rule, first_on_or_after
 from rehab_bot.timezones import (
     COMMON_ZONES,
     ZoneMatch,
@@ -14,6 +16,7 @@ from rehab_bot.timezones import (
     country_clocks,
     is_zone,
     local_time,
+    place,
     zone_from_location,
     zone_from_offset,
     zone_from_text,
@@ -55,8 +58,16 @@ from rehab_bot.timezones import (
         # Abbreviations: the region's zone, with its summer time (the legacy "EST" zone has none).
         ("EST", "America/New_York", "abbreviation"),
         ("pst", "America/Los_Angeles", "abbreviation"),
-        ("MEZ", "CET", "abbreviation"),
-        ("CEST", "CET", "abbreviation"),
+        # A clock many zones share: a proper zone with the region's summer time, never the legacy "CET".
+        ("MEZ", "Europe/Berlin", "abbreviation"),
+        ("MESZ", "Europe/Berlin", "abbreviation"),
+        ("CET", "Europe/Berlin", "abbreviation"),
+        ("CEST", "Europe/Berlin", "abbreviation"),
+        ("cest", "Europe/Berlin", "abbreviation"),
+        ("WEZ", "Europe/Lisbon", "abbreviation"),
+        ("WET", "Europe/Lisbon", "abbreviation"),
+        ("EET", "Europe/Athens", "abbreviation"),
+        ("OESZ", "Europe/Athens", "abbreviation"),
         ("MST", "America/Phoenix", "abbreviation"),
     ],
 )
@@ -200,3 +211,36 @@ def test_labels() -> None:
     assert zone_label("Etc/GMT-2", "en") == "UTC+2"
     assert zone_label("Etc/GMT+5", "en") == "UTC-5"
     assert zone_label("Etc/UTC", "en") == "UTC"
+
+
+@pytest.mark.parametrize(
+    ("text", "home", "zone"),
+    [
+        ("MEZ", "Europe/Vienna", "Europe/Vienna"),  # the clinic's own zone keeps that clock
+        ("CEST", "Europe/Zurich", "Europe/Zurich"),
+        ("mesz", "Europe/Paris", "Europe/Paris"),
+        ("MEZ", "Europe/Berlin", "Europe/Berlin"),
+        ("MEZ", "Europe/London", "Europe/Berlin"),  # another clock: the region's best-known zone
+        ("CET", "America/New_York", "Europe/Berlin"),
+        ("MEZ", "Europe/Moscow", "Europe/Berlin"),
+        ("WEZ", "Europe/London", "Europe/London"),  # the same clock as Lisbon all year
+        ("EET", "Europe/Helsinki", "Europe/Helsinki"),
+        ("EET", "Europe/Berlin", "Europe/Athens"),
+        ("EST", "Europe/Vienna", "America/New_York"),  # one region's own abbreviation: the clinic is no matter
+    ],
+)
+def test_a_shared_clock_is_the_clinics_zone_when_it_keeps_that_clock(text: str, home: str, zone: str) -> None:
+    assert place(text, home=home) == ZoneMatch(zone, "abbreviation")
+
+
+@pytest.mark.parametrize("text", ["MEZ", "MESZ", "CET", "CEST"])
+def test_a_zone_typed_as_mez_follows_summer_time(text: str) -> None:
+    match = zone_from_text(text)
+    assert match is not None and match.zone == "Europe/Berlin"
+    # A 09:00 reminder stays at 09:00 local on both sides of the end of summer time (25 October 2026).
+    rule = Rule(local_time=time(9, 0), tz=match.zone, start_date=date(2026, 10, 1))
+    before, after = first_on_or_after(rule, date(2026, 10, 24)), first_on_or_after(rule, date(2026, 10, 26))
+    assert before is not None and before.due_at == datetime(2026, 10, 24, 7, 0, tzinfo=UTC)
+    assert after is not None and after.due_at == datetime(2026, 10, 26, 8, 0, tzinfo=UTC)
+    assert zone_label(match.zone, "de") == "Berlin"
+    assert [datetime(2026, m, 1, 12, tzinfo=ZoneInfo(match.zone)).tzname() for m in (1, 7)] == ["CET", "CEST"]

@@ -556,7 +556,7 @@ async def _typed_timezone(
         ]
         await _reply(update, text, _keyboard(rows))
         return
-    match = timezones.place(message.text or "")
+    match = timezones.place(message.text or "", home=svc(context).config.clinic.timezone)
     if isinstance(match, timezones.SeveralClocks):
         # A country with more than one clock (the USA, Spain with the Canary Islands): ask which.
         text = t(lang, "This country has more than one time zone. Tap yours, or type the city you are in.")

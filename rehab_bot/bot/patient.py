@@ -773,7 +773,7 @@ async def _apply_input(
         )
         return None
     if kind == "tz":
-        match = timezones.place(text)
+        match = timezones.place(text, home=s.config.clinic.timezone)
         if isinstance(match, timezones.SeveralClocks):
             lines = (timezones.zone_now(z, patient.language, now) for z in match.zones)
             raise core.InputError("timezone_several", zones="\n".join(f"• {line}" for line in lines))

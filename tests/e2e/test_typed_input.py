@@ -7,19 +7,25 @@ lose what was typed, or be refused when the same words are accepted elsewhere.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from factories import make_patient
 from rig.telegram_server import FakeTelegram
 from test_checkins import enrolled as checkin_patient
 from test_checkins import rows
 from test_enrolment import new_invite, next_text, patient_row
-from test_patient_commands import command, enrolled, press, stored
+from test_patient_commands import command, enrolled, press, session_rules, stored
 
+from rehab_bot import programme
 from rehab_bot.i18n import t
-from rehab_bot.models import Note, PatientStatus, TimingWindow
+from rehab_bot.models import Note, Patient, PatientStatus, ReminderRule, TimingWindow
 
 SOMETHING_WENT_WRONG = "Something went wrong"
+
+
+async def first_session_rule(bot: Any, patient: Patient) -> ReminderRule:
+    return min(await session_rules(bot, patient), key=lambda rule: rule.local_time)
 
 
 async def test_a_note_on_the_line_after_note_keeps_its_first_word(bot: Any, tg: FakeTelegram) -> None:
@@ -137,3 +143,58 @@ async def test_a_pause_date_typed_with_a_german_month_name(bot: Any, tg: FakeTel
     assert "20. Juni 2026" in reply.text, reply.text  # the date understood, for the patient to check
     p = await stored(bot, patient)
     assert p.status == PatientStatus.PAUSED and p.paused_until == date(2026, 6, 20)
+
+
+async def test_mez_typed_as_the_time_zone_is_berlin_and_reminders_follow_summer_time(
+    bot: Any, tg: FakeTelegram
+) -> None:
+    # Friday 23 October 2026, 07:00 in Berlin (summer time, UTC+2); summer time ends on Sunday the 25th.
+    friday = date(2026, 10, 23)
+    bot.clock.set(datetime(2026, 10, 23, 5, 0, tzinfo=UTC))
+    patient, _ = await make_patient(
+        bot.db,
+        bot.clock,
+        times=(),
+        telegram_id=9108,
+        language="de",
+        tz="America/New_York",
+        programme_id="lumbar-example",
+        surgery_date=friday - timedelta(days=5),
+        phase_id="weeks-1-2",
+        session_times="09:00,13:00,18:00",
+    )
+    async with bot.db.session() as s:
+        fresh = await s.get(Patient, patient.id)
+        assert fresh is not None
+        await programme.schedule_sessions(s, fresh, bot.services.content, bot.clock.now())
+        await s.commit()
+    user = tg.user(9108, language_code="de")
+    [menu] = await command(user, "/settings")
+    await press(user, t("de", "🌍 Timezone"), 1, menu)
+    [saved] = await command(user, "MEZ")
+    assert t("de", "Timezone: {zone} (now {time})", zone="Berlin", time="07:00") in saved.text, saved.text
+    assert (await stored(bot, patient)).timezone == "Europe/Berlin", "a proper zone, not the legacy CET"
+    first = await first_session_rule(bot, patient)
+    assert first.next_due_at == datetime(2026, 10, 23, 7, 0, tzinfo=UTC), "09:00 in summer time (UTC+2)"
+
+    # Sunday after the change, 07:00 in Berlin (now UTC+1): the 09:00 session is at 08:00 UTC.
+    bot.clock.set(datetime(2026, 10, 25, 6, 0, tzinfo=UTC))
+    await bot.tick()
+    first = await first_session_rule(bot, patient)
+    assert first.next_due_at == datetime(2026, 10, 25, 8, 0, tzinfo=UTC), "09:00 in winter time (UTC+1)"
+    user.mark_seen()
+    bot.clock.set(datetime(2026, 10, 25, 8, 0, 1, tzinfo=UTC))
+    await bot.tick()
+    reminders = [m for m in await user.wait_for() if "09:00" in m.text]
+    assert reminders, "the 09:00 reminder comes at 09:00 Berlin time after the change"
+
+
+async def test_mez_in_a_clinic_in_vienna_is_vienna(bot_factory: Any, tg: FakeTelegram) -> None:
+    bot = await bot_factory(clinic={"timezone": "Europe/Vienna"})
+    patient = await enrolled(bot, 9109, lang="de")
+    user = tg.user(9109, language_code="de")
+    [menu] = await command(user, "/settings")
+    await press(user, t("de", "🌍 Timezone"), 1, menu)
+    [saved] = await command(user, "MESZ")
+    assert t("de", "Timezone: {zone} (now {time})", zone="Wien", time="07:00") in saved.text, saved.text
+    assert (await stored(bot, patient)).timezone == "Europe/Vienna"
