@@ -18,6 +18,7 @@ Plain Python over SQLModel: no telegram imports. The caller commits.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -54,6 +55,7 @@ from rehab_bot.models import (
 )
 from rehab_bot.reminders import reschedule_patient
 from rehab_bot.schedule import QuietHours, ScheduleError, local_date, zone
+from rehab_bot.typed import plain
 
 MAX_PAUSE_DAYS = 90
 # A patient's status as staff read it (the caseload, the patient page, a refusal), by PatientStatus value.
@@ -312,6 +314,15 @@ def awaited_input(patient: Patient, now: datetime, minutes: int) -> Awaited | No
     since = patient.awaiting_since
     expired = since is None or now - since > timedelta(minutes=minutes)
     return Awaited(kind=patient.awaiting, expired=expired)
+
+
+# Typed instead of an answer to a settings or pause question: the patient leaves it (as /cancel does).
+CANCEL_WORDS = frozenset({"cancel", "abbrechen", "abbruch"})
+
+
+def is_cancel(text: str) -> bool:
+    """Whether typed text is only a word for leaving the question: "cancel", "Abbrechen!", "abbruch"."""
+    return " ".join(re.sub(r"[^\w]+", " ", plain(text).casefold()).split()) in CANCEL_WORDS
 
 
 def looks_like_answer(kind: str, text: str, today: date) -> bool:

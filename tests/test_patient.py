@@ -692,6 +692,24 @@ def test_what_reads_as_an_answer(kind: str, text: str, answer: bool) -> None:
     assert core.looks_like_answer(kind, text, TODAY) is answer
 
 
+@pytest.mark.parametrize(
+    ("text", "cancel"),
+    [
+        ("cancel", True),
+        ("Cancel.", True),
+        (" ABBRECHEN! ", True),
+        ("Abbruch", True),
+        ("abbrechen\u200b", True),
+        ("cancel my 9:00 session", False),
+        ("please do not cancel", False),
+        ("halb acht", False),
+        ("", False),
+    ],
+)
+def test_only_a_word_for_leaving_the_question_cancels_it(text: str, cancel: bool) -> None:
+    assert core.is_cancel(text) is cancel
+
+
 async def test_the_evening_check_in_follows_new_session_times_without_a_second_one_today(
     db: Database, clock: FakeClock, content: Content
 ) -> None:

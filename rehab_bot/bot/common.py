@@ -47,6 +47,7 @@ PATIENT_COMMANDS: list[tuple[str, str]] = [
     ("settings", N_("Times, timezone, language, quiet hours")),
     ("pause", N_("Pause reminders for a while")),
     ("resume", N_("Start reminders again")),
+    ("cancel", N_("Cancel a change you started (times, timezone, quiet hours, pause date)")),
     ("mydata", N_("Get all your data as a file")),
     ("delete", N_("Delete all your data")),
     ("stop", N_("Stop all messages")),

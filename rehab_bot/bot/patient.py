@@ -1,4 +1,4 @@
-"""The patient's own commands: /today, /progress, /settings, /pause, /resume, /mydata, /delete, /stop.
+"""The patient's own commands: /today, /progress, /settings, /pause, /resume, /cancel, /mydata, /delete, /stop.
 
 Handlers stay thin: they find the patient behind the Telegram account, call
 rehab_bot.patient (the core) and render the answer. Anyone else gets a
@@ -18,7 +18,8 @@ awaited in the patient's row (``Patient.awaiting`` and ``awaiting_since``,
 by the injected clock), so an answer typed after a restart is understood;
 the question expires after INPUT_MINUTES. The text handler runs in its own
 group before the other features and lets every text through that it is not
-waiting for. Any command ends the wait (the patient chose something else).
+waiting for. Any command ends the wait (the patient chose something else);
+/cancel, or "cancel" / "abbrechen" typed, ends it and says that nothing changed.
 """
 
 from __future__ import annotations
@@ -241,30 +242,36 @@ async def progress_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -
 # --- /settings ----------------------------------------------------------------------------------
 
 
-def settings_text(lang: str, patient: Patient, context: ContextTypes.DEFAULT_TYPE) -> str:
-    """The patient's current settings."""
-    s = svc(context)
-    quiet = core.quiet_hours(patient, s.config.delivery)
+def _quiet_text(lang: str, patient: Patient, context: ContextTypes.DEFAULT_TYPE) -> str:
+    """The patient's quiet hours as the settings show them: "22:00-07:00", "none", "clinic default (...)"."""
+    quiet = core.quiet_hours(patient, svc(context).config.delivery)
     if QuietHours.follows_clinic(patient):
-        quiet_text = (
+        return (
             t(lang, "clinic default ({start}-{end})", start=quiet.start_text, end=quiet.end_text)
             if quiet
             else t(lang, "none")
         )
-    elif quiet is None:
-        quiet_text = t(lang, "none")
-    else:
-        quiet_text = f"{quiet.start_text}-{quiet.end_text}"
-    times = ", ".join(t_ for t_ in patient.session_times.split(",") if t_) or "–"
+    if quiet is None:
+        return t(lang, "none")
+    return f"{quiet.start_text}-{quiet.end_text}"
+
+
+def _times_text(patient: Patient) -> str:
+    return ", ".join(t_ for t_ in patient.session_times.split(",") if t_) or "–"
+
+
+def settings_text(lang: str, patient: Patient, context: ContextTypes.DEFAULT_TYPE) -> str:
+    """The patient's current settings."""
+    s = svc(context)
     label = timezones.zone_label(patient.timezone, lang)
     now = timezones.local_time(patient.timezone, s.clock.now())
     return "\n".join(
         [
             t(lang, "⚙️ Your settings"),
-            t(lang, "Session times: {times}", times=times),
+            t(lang, "Session times: {times}", times=_times_text(patient)),
             t(lang, "Timezone: {zone} (now {time})", zone=label, time=now),
             t(lang, "Language: {language}", language=LANGUAGE_NAMES.get(patient.language, patient.language)),
-            t(lang, "Quiet hours: {quiet}", quiet=quiet_text),
+            t(lang, "Quiet hours: {quiet}", quiet=_quiet_text(lang, patient, context)),
             "",
             t(lang, "What would you like to change?"),
         ]
@@ -492,7 +499,11 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await query.answer()
         await _expect(context, patient, "date", now)
         await message.edit_reply_markup(reply_markup=None)
-        await message.reply_text(t(lang, "Until which date? Send it like 24.06.2026 (the last day without reminders)."))
+        await message.reply_text(
+            t(lang, "Until which date? Send it like 24.06.2026 (the last day without reminders).")
+            + "\n"
+            + t(lang, "To pause nothing, send /cancel.")
+        )
         handled = True
     elif what == "set":
         handled = await _settings_button(update, context, patient, args, message)
@@ -597,6 +608,7 @@ async def _settings_button(
         prompt = t(lang, "Send your new session times, like: {example}", example=current)
         if needed is not None:
             prompt += "\n" + t(lang, "Your programme has {n} sessions a day.", n=needed)
+        prompt += "\n" + t(lang, "To keep them as they are, send /cancel.")
         await _expect(context, patient, "times", now)
         await message.reply_text(prompt)
         return True
@@ -605,6 +617,8 @@ async def _settings_button(
         await _expect(context, patient, "tz", now)
         await message.reply_text(
             t(lang, "Which city are you in? Send its name (e.g. Berlin) or a timezone like Europe/Vienna.")
+            + "\n"
+            + t(lang, "To keep it as it is, send /cancel.")
         )
         return True
     if args == ["lang"]:
@@ -651,7 +665,11 @@ async def _settings_button(
     if args == ["quiet", "own"]:
         await query.answer()
         await _expect(context, patient, "quiet", now)
-        await message.reply_text(t(lang, "Send your quiet hours, e.g. 22:00-07:00. I send no reminders then."))
+        await message.reply_text(
+            t(lang, "Send your quiet hours, e.g. 22:00-07:00. I send no reminders then.")
+            + "\n"
+            + t(lang, "To keep them as they are, send /cancel.")
+        )
         return True
     return False
 
@@ -686,6 +704,49 @@ async def _forget_input(context: ContextTypes.DEFAULT_TYPE, patient: Patient | N
         if fresh is not None and core.forget_input(db, fresh):
             await db.commit()
     patient.awaiting, patient.awaiting_since = "", None
+
+
+def cancelled_text(lang: str, kind: str, patient: Patient, context: ContextTypes.DEFAULT_TYPE) -> str:
+    """What the patient reads on leaving a question of ``kind``: that nothing changed, and what stays."""
+    if kind == "times":
+        return t(lang, "Cancelled. Your session times stay as they were: {times}.", times=_times_text(patient))
+    if kind == "tz":
+        return t(
+            lang, "Cancelled. Your timezone stays as it was: {zone}.", zone=timezones.zone_label(patient.timezone, lang)
+        )
+    if kind == "quiet":
+        return t(
+            lang, "Cancelled. Your quiet hours stay as they were: {quiet}.", quiet=_quiet_text(lang, patient, context)
+        )
+    if patient.status == PatientStatus.PAUSED and patient.paused_until is not None:
+        return t(
+            lang,
+            "Cancelled. Your reminders stay paused until {date}.",
+            date=_local_date(lang, patient.paused_until),
+        )
+    return t(lang, "Cancelled. Nothing is paused: your reminders come as before.")
+
+
+async def cancel_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/cancel: leave the open settings or pause question; the setting stays as it was, and the patient is told.
+
+    Registered in the typed answers' group, before the handler that ends the wait on any command."""
+    message = update.effective_message
+    patient = await patient_for(update, context)
+    if patient is None or message is None:
+        raise ApplicationHandlerStop
+    lang = patient.language
+    async with svc(context).db.session() as db:
+        fresh = await db.get(Patient, patient.id)
+        kind = fresh.awaiting if fresh is not None and fresh.awaiting in core.AWAITABLE else None
+        if fresh is not None and core.forget_input(db, fresh):
+            await db.commit()
+    if fresh is None or kind is None:
+        await message.reply_text(t(lang, "There is nothing to cancel."))
+    else:
+        log.info("patient %s cancelled a %s question", patient.id, kind)
+        await message.reply_text(cancelled_text(lang, kind, fresh, context))
+    raise ApplicationHandlerStop
 
 
 async def on_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -729,6 +790,9 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         if awaited.expired:
             core.forget_input(db, patient)
             await db.commit()
+            if core.is_cancel(message.text):
+                await message.reply_text(cancelled_text(lang, awaited.kind, patient, context))
+                raise ApplicationHandlerStop
             if not core.looks_like_answer(awaited.kind, message.text, today):
                 return  # not an answer to the old question: the other features see it
             log.info("patient %s answered an expired %s question", patient.id, awaited.kind)
@@ -742,6 +806,12 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             and await care_messages.reply_target(db, patient, replied.message_id) is not None
         ):
             return  # an answer to the care team's message (Telegram's reply): theirs, not the question's
+        if core.is_cancel(message.text):  # "cancel", "abbrechen": as /cancel
+            core.forget_input(db, patient)
+            await db.commit()
+            log.info("patient %s cancelled a %s question", patient.id, awaited.kind)
+            await message.reply_text(cancelled_text(lang, awaited.kind, patient, context))
+            raise ApplicationHandlerStop
         try:
             reply = await _apply_input(db, context, patient, awaited.kind, message.text, now)
         except core.InputError as error:
@@ -811,4 +881,6 @@ def register(app: App) -> None:
     app.add_handler(CallbackQueryHandler(on_button, pattern=r"^pt:"))
     private_message = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
     app.add_handler(MessageHandler(private_message & filters.TEXT & ~filters.COMMAND, on_text), group=INPUT_GROUP)
+    # /cancel before the handler that ends the wait on any command: one handler per group sees an update.
+    app.add_handler(CommandHandler("cancel", cancel_command, filters=private_message), group=INPUT_GROUP)
     app.add_handler(MessageHandler(private_message & filters.COMMAND, on_command), group=INPUT_GROUP)

@@ -471,7 +471,11 @@ async def test_one_patient_from_the_invite_link_to_the_next_phase(
     assert offer.button_labels == [_("3 days"), _("1 week"), _("2 weeks"), _("📅 Choose a date")]
     _closed, prompt = await journey.press(_("📅 Choose a date"), offer, 2)
     assert not offer.has_inline_keyboard
-    prompt_text = _("Until which date? Send it like 24.06.2026 (the last day without reminders).")
+    prompt_lines = [
+        _("Until which date? Send it like 24.06.2026 (the last day without reminders)."),
+        _("To pause nothing, send /cancel."),
+    ]
+    prompt_text = "\n".join(prompt_lines)
     assert prompt.text == prompt_text
     [paused] = await journey.send("16.06.2026")
     paused_lines = [
@@ -484,7 +488,7 @@ async def test_one_patient_from_the_invite_link_to_the_next_phase(
     assert paused.text == "\n".join(paused_lines)
     journey.new(3)
     journey.expect(offer_text)
-    journey.expect(prompt_text)
+    journey.expect(prompt_lines[0], prompt_lines[-1])
     journey.expect(paused_lines[0], paused_lines[-1])
     on_pause = await stored_patient(bot, patient_id)
     assert (on_pause.status, on_pause.paused_until) == (PatientStatus.PAUSED, TUE)

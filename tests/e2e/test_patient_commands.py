@@ -24,7 +24,7 @@ from rehab_bot.models import ExerciseSession, Kind, Note, Patient, PatientStatus
 WED = date(2026, 6, 10)  # the clock starts at 07:00 on this Wednesday in Berlin
 STALE = "This button is no longer active."
 INVITATION = "To use this bot you need an invitation link from your clinic. Please ask your physiotherapist."
-COMMANDS = ("today", "progress", "settings", "pause", "resume", "mydata", "delete", "stop")
+COMMANDS = ("today", "progress", "settings", "pause", "resume", "cancel", "mydata", "delete", "stop")
 
 
 @pytest.fixture
@@ -711,3 +711,80 @@ async def test_a_mistyped_command_is_named_as_such(bot: Any, tg: FakeTelegram) -
     assert (await user.wait_for())[0].text == "I don't know that command. Type /help to see what I can do."
     await user.send_sticker()  # not "Please use the buttons below" either (none are there): tests/e2e/test_care.py
     assert (await user.wait_for())[0].text.startswith("I can read typed messages and photos.")
+
+
+# --- /cancel -------------------------------------------------------------------------------------------
+
+
+async def test_cancel_leaves_every_settings_and_pause_question_and_keeps_the_old_setting(
+    bot: Any, tg: FakeTelegram
+) -> None:
+    patient = await enrolled(bot, 8140, quiet_start="22:00", quiet_end="06:00")
+    user = tg.user(8140)
+    [menu] = await command(user, "/settings")
+    [prompt] = await press(user, "🕒 Times", 1, menu)
+    assert "To keep them as they are, send /cancel." in prompt.text, prompt.text
+    [reply] = await command(user, "/cancel")
+    assert reply.text == "Cancelled. Your session times stay as they were: 09:00, 13:00, 18:00."
+    assert (await stored(bot, patient)).awaiting == ""
+    [offer] = await command(user, "08:00, 12:00, 17:00")  # no longer an answer: free text, offered to the team
+    assert "Session times" not in offer.text
+    assert (await stored(bot, patient)).session_times == "09:00,13:00,18:00"
+
+    await press(user, "🌍 Timezone", 1, menu)
+    [reply] = await command(user, "cancel")  # the typed word
+    assert reply.text == "Cancelled. Your timezone stays as it was: Berlin."
+    [choices] = await press(user, "🌙 Quiet hours", 1, menu)
+    await press(user, "Set my own", 1, choices)
+    [reply] = await command(user, "Cancel.")
+    assert reply.text == "Cancelled. Your quiet hours stay as they were: 22:00-06:00."
+    [offer] = await command(user, "/pause")
+    [_edited, prompt] = await press(user, "📅 Choose a date", 2, offer)
+    assert "send /cancel" in prompt.text, prompt.text
+    [reply] = await command(user, "/cancel")
+    assert reply.text == "Cancelled. Nothing is paused: your reminders come as before."
+    [reply] = await command(user, "/cancel")
+    assert reply.text == "There is nothing to cancel."
+    p = await stored(bot, patient)
+    assert (p.session_times, p.timezone, p.quiet_start, p.quiet_end, p.status, p.awaiting) == (
+        "09:00,13:00,18:00",
+        "Europe/Berlin",
+        "22:00",
+        "06:00",
+        PatientStatus.ACTIVE,
+        "",
+    )
+    assert [r.local_time for r in await session_rules(bot, patient)] == ["09:00", "13:00", "18:00"]
+
+
+async def test_abbrechen_typed_in_german_leaves_the_question(bot: Any, tg: FakeTelegram) -> None:
+    patient = await enrolled(bot, 8141, lang="de")
+    user = tg.user(8141, language_code="de")
+    [menu] = await command(user, "/settings")
+    [prompt] = await press(user, t("de", "🕒 Times"), 1, menu)
+    assert t("de", "To keep them as they are, send /cancel.") in prompt.text
+    [reply] = await command(user, "Abbrechen")
+    assert reply.text == t(
+        "de", "Cancelled. Your session times stay as they were: {times}.", times="09:00, 13:00, 18:00"
+    )
+    assert reply.text.startswith("Abgebrochen."), reply.text
+    assert (await stored(bot, patient)).awaiting == ""
+    [offer] = await press(user, t("de", "🌙 Quiet hours"), 1, menu)
+    await press(user, t("de", "Set my own"), 1, offer)
+    [reply] = await command(user, "/cancel")
+    assert reply.text.startswith("Abgebrochen."), reply.text
+    [help_text] = await command(user, "/help")
+    assert "/cancel – " + t("de", "Cancel a change you started (times, timezone, quiet hours, pause date)") in (
+        help_text.text
+    )
+
+
+async def test_cancel_typed_after_the_question_expired_still_says_nothing_changed(bot: Any, tg: FakeTelegram) -> None:
+    patient = await enrolled(bot, 8142)
+    user = tg.user(8142)
+    [menu] = await command(user, "/settings")
+    await press(user, "🕒 Times", 1, menu)
+    bot.clock.advance(timedelta(minutes=patient_bot.INPUT_MINUTES + 1))
+    [reply] = await command(user, "cancel")
+    assert reply.text == "Cancelled. Your session times stay as they were: 09:00, 13:00, 18:00."
+    assert (await stored(bot, patient)).awaiting == ""

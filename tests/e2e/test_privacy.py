@@ -491,6 +491,7 @@ def command_matrix(b: B, *, patient: bool = True) -> dict[str, list[str]]:
         "settings": ["/settings", f"/settings {B_ALIAS}"],
         "pause": ["/pause", f"/pause {B_ALIAS}"],
         "resume": ["/resume", f"/resume {b.id}"],
+        "cancel": ["/cancel", f"/cancel {B_ALIAS}"],
         "mydata": ["/mydata", f"/mydata {B_ALIAS}", f"/mydata {b.id}"],
         "caregiver": ["/caregiver", f"/caregiver {B_ALIAS}", f"/caregiver {b.caregiver_id}"],
         "delete": ["/delete", f"/delete {B_ALIAS}"],
