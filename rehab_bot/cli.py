@@ -115,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
         "therapist, and patients at different stages with a few weeks of history. A page at "
         "http://127.0.0.1:PORT/ shows a patient's and a therapist's chats side by side; type and tap as either, "
         "and move the demo clock forward. Needs no token and no network; reads no config.toml or REHAB_BOT_* "
-        "variables; writes only into a temporary folder, removed when it stops (Ctrl+C).",
+        "variables; writes only into a temporary folder, removed when it stops: Ctrl+C, closing its terminal "
+        "(SIGHUP) or SIGTERM.",
     )
     demo.add_argument(
         "--port", type=int, default=8765, help="port of the page on 127.0.0.1 (default 8765; 0: any free one)"
@@ -336,7 +337,7 @@ def quiet_library_logs(*, verbose: bool) -> None:
 
 def cmd_demo(*, port: int, browser: bool, language: str, verbose: bool) -> int:
     """Run the demo until Ctrl+C: print the page's address and open it."""
-    from rehab_bot.demo.runner import demo_folder, serve
+    from rehab_bot.demo.runner import demo_folder, interrupt_on_stop_signals, serve
 
     if not 0 <= port <= 65535:
         print(f"rehab-bot: --port {port} is not a port (0-65535)", file=sys.stderr)
@@ -356,15 +357,25 @@ def cmd_demo(*, port: int, browser: bool, language: str, verbose: bool) -> int:
 
             threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
 
-    with demo_folder() as folder:
+    # Ctrl+C, SIGTERM and SIGHUP (its terminal closed) all stop it the same way, and the folder goes:
+    # a signal while the folder is made or removed is not a KeyboardInterrupt there (see StopSignals).
+    with interrupt_on_stop_signals() as signals:
         try:
-            asyncio.run(serve(folder, port=port, language=language, ready=ready))
-        except OSError as exc:
-            reason = exc.strerror or type(exc).__name__
-            print(f"rehab-bot: cannot serve the demo on 127.0.0.1:{port} ({reason}); try --port 0", file=sys.stderr)
-            return 1
+            with demo_folder() as folder:
+                try:
+                    signals.arm()
+                    asyncio.run(serve(folder, port=port, language=language, ready=ready))
+                except OSError as exc:
+                    reason = exc.strerror or type(exc).__name__
+                    print(
+                        f"rehab-bot: cannot serve the demo on 127.0.0.1:{port} ({reason}); try --port 0",
+                        file=sys.stderr,
+                    )
+                    return 1
+                finally:
+                    signals.disarm()
         except KeyboardInterrupt:
-            pass
+            pass  # stopped, its folder removed
     return 0
 
 

@@ -21,6 +21,7 @@ import logging
 import os
 import secrets
 import shutil
+import signal
 import tempfile
 import time as clock_time
 from collections.abc import Callable
@@ -213,6 +214,62 @@ class Demo:
         return self.clock.now()
 
 
+# What stops the demo as Ctrl+C does: SIGTERM (kill, a service manager) and SIGHUP (its terminal closed).
+STOP_SIGNALS: tuple[int, ...] = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
+class StopSignals:
+    """SIGINT, SIGTERM and SIGHUP as a stop request, for the times serve has not taken them over.
+
+    Python's default for SIGTERM and SIGHUP ends the process on the spot, leaving the temporary folder
+    (and its database) behind. Here the first stop signal is a KeyboardInterrupt, as Ctrl+C is, but
+    only while ``armed`` (between arm and disarm: while the demo starts and runs); outside that, while
+    the folder is made and removed, it is noted and raised by arm, so nothing cuts the folder's making
+    or removal short. Later signals are ignored: a closed terminal may send SIGHUP twice (the
+    terminal's and the shell's). While serve runs, its own handlers stop the demo in order.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.armed = False
+
+    def interrupt(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            return
+        self.requested = True
+        if self.armed:
+            raise KeyboardInterrupt
+
+    def arm(self) -> None:
+        """From now on a stop signal interrupts; one that came before interrupts now."""
+        self.armed = True
+        if self.requested:
+            raise KeyboardInterrupt
+
+    def disarm(self) -> None:
+        self.armed = False
+
+
+@contextlib.contextmanager
+def interrupt_on_stop_signals() -> Any:
+    """StopSignals' handler for every STOP_SIGNALS signal, the earlier handlers put back afterwards.
+
+    Outside the main thread signals cannot be handled, and nothing is changed.
+    """
+    signals = StopSignals()
+    previous: dict[int, Any] = {}
+    for sig in STOP_SIGNALS:
+        with contextlib.suppress(ValueError):  # not the main thread
+            previous[sig] = signal.signal(sig, signals.interrupt)
+    try:
+        yield signals
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 @contextlib.contextmanager
 def demo_folder() -> Any:
     """A private temporary folder (0700) for everything the demo writes, removed afterwards.
@@ -242,30 +299,46 @@ async def serve(
     ready: Callable[[str], None] | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
-    """Run the demo and its page until ``stop`` is set (or SIGINT/SIGTERM); ``ready(url)`` once it serves."""
-    import signal
+    """Run the demo and its page until ``stop`` is set or a STOP_SIGNALS signal comes; ``ready(url)`` once it serves.
 
+    A second Ctrl+C (SIGINT) while it stops cuts the stop short (KeyboardInterrupt), as Python's does;
+    a second SIGTERM or SIGHUP only asks again for the stop under way: closing a terminal can send
+    SIGHUP twice (the terminal's and the shell's).
+    """
     from rehab_bot.demo.page import DemoPage
 
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-    handled = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
+    handled: dict[int, Any] = {}  # signal -> the handler it had before
+    for sig in STOP_SIGNALS:
+        previous = signal.getsignal(sig)
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, stop.set)
-            handled.append(sig)
+            handled[sig] = previous
+
+    def release(signals: list[int]) -> None:
+        # remove_signal_handler leaves Python's default (for SIGHUP and SIGTERM: die on the spot, the
+        # folder left behind); the handler from before (interrupt_on_stop_signals) is put back.
+        for sig in signals:
+            previous = handled.pop(sig)
+            loop.remove_signal_handler(sig)
+            if previous is not None:
+                signal.signal(sig, previous)
+
     demo = Demo(folder, language=language)
     page: DemoPage | None = None
     try:
         await demo.start()
         page = DemoPage(demo)
         url = await page.start(host, port)
-        if ready is not None:
+        if ready is not None and not stop.is_set():
             ready(url)
         await stop.wait()
     finally:
-        for sig in handled:
-            loop.remove_signal_handler(sig)
-        if page is not None:
-            await page.stop()
-        await demo.stop()
+        release([sig for sig in handled if sig == signal.SIGINT])
+        try:
+            if page is not None:
+                await page.stop()
+            await demo.stop()
+        finally:
+            release(list(handled))
