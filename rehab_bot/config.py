@@ -658,6 +658,8 @@ def validate(config: Config, *, need_token: bool = True) -> None:
             raise ConfigError(
                 "telegram.token", "does not look like a bot token", "copy it again from @BotFather (digits:secret)"
             )
+    check_bot_api_url("telegram.base_url", tg.base_url, "https://api.telegram.org/bot")
+    check_bot_api_url("telegram.base_file_url", tg.base_file_url, "https://api.telegram.org/file/bot")
     if tg.mode not in ("polling", "webhook"):
         raise ConfigError("telegram.mode", f"is {tg.mode!r}", 'use "polling" or "webhook"')
     if tg.http_client not in ("aiohttp", "httpx"):
@@ -867,6 +869,37 @@ def check_writable_folder(key: str, folder: Path) -> None:
     if not os.access(existing, os.W_OK | os.X_OK):
         problem = "is not writable" if existing == folder else f"cannot be created ({existing} is not writable)"
         raise ConfigError(key, f"is {folder}, which {problem}", "create the folder for the bot's user (mode 0700)")
+
+
+def check_bot_api_url(key: str, url: str, default: str) -> None:
+    """[telegram] base_url and base_file_url: an http or https URL with a host, to which the token is appended.
+
+    Unlike [web] public_url, plain http is allowed to any host: a self-hosted telegram-bot-api server
+    speaks only http, and often runs beside the bot under its own name (http://telegram-bot-api:8081/bot
+    in a compose network). Anything else (ftp:, a bare host, no scheme) was accepted here and failed
+    only when `run` reached Telegram, as "cannot reach the Bot API" retried forever or a traceback.
+    """
+    self_hosted = default.replace("https://api.telegram.org", "http://localhost:8081")
+    fix = f'use the Bot API server\'s address, "{default}" (the default), or e.g. "{self_hosted}" for a self-hosted one'
+    # Not the value itself when it may hold a password (user:password@).
+    shown = f"{url!r}" if "@" not in url else "(not shown: it has a user:password@ part)"
+    if not url.strip():
+        raise ConfigError(key, "is empty", fix)
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        raise ConfigError(key, f"is {shown}, not a URL", fix) from None
+    if parts.scheme.lower() not in ("http", "https") or not host:
+        raise ConfigError(key, f"is {shown}, not an http:// or https:// URL with a host", fix)
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        port_ok = False
+    if not port_ok:
+        raise ConfigError(key, f"is {shown}, whose port is not a number 1-65535", fix)
+    if parts.query or parts.fragment or any(c.isspace() for c in url):
+        raise ConfigError(key, f"is {shown}, which has a ?query, #fragment or space: the token is appended to it", fix)
 
 
 def check_database_url(url: str) -> None:

@@ -114,6 +114,8 @@ def test_content_check_reports_file_and_line(tmp_path: Path) -> None:
         ({"REHAB_BOT_CLINIC_TIMZONE": "Europe/Berlin"}, "did you mean REHAB_BOT_CLINIC_TIMEZONE?"),
         ({"REHAB_BOT_DELIVERY_GRACE_PERIOD_MINUTES": "10000000000000"}, "delivery.grace_period_minutes"),
         ({"REHAB_BOT_HTTP_LISTEN": "999.1.1.1:99999"}, "http.listen"),
+        ({"REHAB_BOT_TELEGRAM_BASE_URL": "ftp://api.telegram.org/bot"}, "telegram.base_url is 'ftp://"),
+        ({"REHAB_BOT_TELEGRAM_BASE_FILE_URL": "api.telegram.org/file/bot"}, "telegram.base_file_url is"),
     ],
 )
 def test_check_config_refuses_what_would_fail_later(tmp_path: Path, env: dict[str, str], expected: str) -> None:

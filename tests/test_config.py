@@ -405,6 +405,61 @@ def test_loopback_may_use_http_and_privacy_mode_needs_the_mini_app(tmp_path: Pat
     assert load_config(write(tmp_path, ""), env=env_off).privacy.health_data_in_chat is False
 
 
+# --- [telegram] base_url and base_file_url ----------------------------------------------
+
+
+@pytest.mark.parametrize("key", ["base_url", "base_file_url"])
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("ftp://api.telegram.org/bot", "not an http:// or https:// URL with a host"),
+        ("api.telegram.org/bot", "not an http:// or https:// URL with a host"),
+        ("://api.telegram.org/bot", "not an http:// or https:// URL with a host"),
+        ("https:///bot", "not an http:// or https:// URL with a host"),
+        ("", "is empty"),
+        ("http://[::1/bot", "not a URL"),
+        ("http://localhost:99999/bot", "port is not a number 1-65535"),
+        ("https://api.telegram.org/bot?x=1", "the token is appended to it"),
+        ("https://api.telegram.org/bot ", "the token is appended to it"),
+    ],
+)
+def test_the_bot_api_addresses_must_be_http_or_https_urls(tmp_path: Path, key: str, url: str, problem: str) -> None:
+    """An ftp:, schemeless or bare-host address passed every check and failed only when `run` reached
+    Telegram ("cannot reach the Bot API", retried forever); now a config error names the key and the fix."""
+    env = {"REHAB_BOT_TELEGRAM_TOKEN": TEST_TOKEN}
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, f'[telegram]\n{key} = "{url}"\n'), env=env)
+    message = str(info.value)
+    assert message.startswith(f"telegram.{key} ") and problem in message, message
+    assert "https://api.telegram.org/" in message and "self-hosted" in message, "it says what to use"
+    with pytest.raises(ConfigError, match=rf"^telegram\.{key} "):
+        load_config(write(tmp_path, ""), env={**env, f"REHAB_BOT_TELEGRAM_{key.upper()}": url})
+
+
+def test_a_password_in_a_bot_api_address_is_not_repeated_in_the_error(tmp_path: Path) -> None:
+    env = {"REHAB_BOT_TELEGRAM_TOKEN": TEST_TOKEN, "REHAB_BOT_TELEGRAM_BASE_URL": "ftp://user:s3cret@proxy/bot"}
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, ""), env=env)
+    assert str(info.value).startswith("telegram.base_url ") and "s3cret" not in str(info.value)
+
+
+def test_http_and_https_bot_api_addresses_are_accepted_also_self_hosted_ones(tmp_path: Path) -> None:
+    """Plain http is allowed to any host, unlike [web] public_url: a self-hosted telegram-bot-api
+    server speaks only http, often beside the bot in a compose network."""
+    env = {"REHAB_BOT_TELEGRAM_TOKEN": TEST_TOKEN}
+    for base, files in [
+        ("https://api.telegram.org/bot", "https://api.telegram.org/file/bot"),
+        ("HTTPS://API.TELEGRAM.ORG/bot", "https://api.telegram.org/file/bot"),
+        ("http://localhost:8081/bot", "http://localhost:8081/file/bot"),
+        ("http://telegram-bot-api:8081/bot", "http://telegram-bot-api:8081/file/bot"),
+        ("http://[::1]:8081/bot", "http://[::1]:8081/file/bot"),
+        ("https://bot-api.clinic.example/bot{token}/test", "https://bot-api.clinic.example/file/bot{token}/test"),
+    ]:
+        text = f'[telegram]\nbase_url = "{base}"\nbase_file_url = "{files}"\n'
+        telegram = load_config(write(tmp_path, text), env=env).telegram
+        assert (telegram.base_url, telegram.base_file_url) == (base, files)
+
+
 # --- [web] ---------------------------------------------------------------------------
 
 
