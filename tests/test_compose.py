@@ -100,3 +100,37 @@ def test_the_compose_services_use_the_database_of_their_secret_not_the_images_sq
         config = load_config(None, env=env)
         assert config.database.url == secrets["database_url"], name
         assert config.telegram.token == secrets["telegram_token"], name
+
+
+def test_the_bots_data_folder_is_one_named_volume_that_outlives_down_and_up() -> None:
+    """/data (the image's VOLUME and working folder) holds patients' photos, the library's uploads and the
+    web app's session key even with PostgreSQL. Without a named volume each container got an anonymous
+    one, which `docker compose down` left behind and the next `up` replaced with an empty folder."""
+    from rehab_bot.config import load_config, photo_dir
+
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    [workdir] = re.findall(r"^WORKDIR\s+(\S+)", dockerfile, re.M)[-1:]
+    assert workdir == "/data" and re.search(r'^VOLUME\s+\["/data"\]', dockerfile, re.M)
+    named = COMPOSE.get("volumes") or {}
+    mounts = {}
+    for name, service in rehab_bot_services().items():
+        data = [v for v in service.get("volumes", []) if str(v).split(":")[1:2] == ["/data"]]
+        assert len(data) == 1, f"{name}: /data must be mounted from a named volume"
+        source = data[0].split(":")[0]
+        assert source in named and not source.startswith((".", "/")), f"{name}: {source} is not a named volume"
+        mounts[name] = source
+    # One volume: the dispatcher sends the library's uploads, stored by the bot under /data.
+    assert set(mounts) == {"bot", "dispatcher"} and len(set(mounts.values())) == 1
+    assert "botdata" in mounts.values()
+    # What the bot writes by default lands in /data (relative to the working folder), so in that volume.
+    config = load_config(
+        None, env={"REHAB_BOT_DATABASE_URL": "postgresql+asyncpg://rehab:pw@db:5432/rehab"}, need_token=False
+    )
+    for path in (config.library.media_dir, config.web.secret_file, photo_dir(config)):
+        resolved = path if path.is_absolute() else Path(workdir) / path
+        assert resolved.is_relative_to("/data"), path
+    # README's Compose section says where the data lives, and what deletes it.
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    compose_section = readme.split("### Docker Compose with PostgreSQL", 1)[1].split("\n### ", 1)[0]
+    assert "`botdata`" in compose_section and "`pgdata`" in compose_section
+    assert "docker compose down -v" in compose_section
