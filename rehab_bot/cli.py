@@ -57,12 +57,16 @@ NO_ADMIN_WARNING = (
 )
 
 
-def _global_options(*, defaults: bool) -> argparse.ArgumentParser:
+CONFIG_HELP = "configuration file (default: ./config.toml if it exists; REHAB_BOT_* variables override it)"
+
+
+def _global_options(*, defaults: bool, config_help: str = CONFIG_HELP) -> argparse.ArgumentParser:
     """--config and --verbose, accepted before and after the subcommand.
 
     The top-level parser sets the defaults; each subcommand gets the same
     options with SUPPRESS as default, so a value given before the subcommand is
-    not overwritten by the subcommand's default.
+    not overwritten by the subcommand's default. A subcommand that reads no
+    configuration (demo) says so in its --config help.
     """
     options = argparse.ArgumentParser(add_help=False)
     options.add_argument(
@@ -70,7 +74,7 @@ def _global_options(*, defaults: bool) -> argparse.ArgumentParser:
         type=Path,
         default=None if defaults else argparse.SUPPRESS,
         metavar="PATH",
-        help="configuration file (default: ./config.toml if it exists; REHAB_BOT_* variables override it)",
+        help=config_help,
     )
     options.add_argument(
         "-v",
@@ -86,7 +90,8 @@ class _SubcommandsWithGlobalOptions(argparse._SubParsersAction):
     """Every subcommand (and sub-subcommand) accepts the global options."""
 
     def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
-        kwargs["parents"] = [*kwargs.get("parents", []), _global_options(defaults=False)]
+        config_help = kwargs.pop("config_help", CONFIG_HELP)
+        kwargs["parents"] = [*kwargs.get("parents", []), _global_options(defaults=False, config_help=config_help)]
         parser = super().add_parser(name, **kwargs)
         parser.register("action", "parsers", _SubcommandsWithGlobalOptions)
         return parser
@@ -117,13 +122,18 @@ def build_parser() -> argparse.ArgumentParser:
         "and move the demo clock forward. Needs no token and no network; reads no config.toml or REHAB_BOT_* "
         "variables; writes only into a temporary folder, removed when it stops: Ctrl+C, closing its terminal "
         "(SIGHUP) or SIGTERM.",
+        config_help="ignored: the demo builds its own configuration and reads no file or REHAB_BOT_* variables",
     )
     demo.add_argument(
         "--port", type=int, default=8765, help="port of the page on 127.0.0.1 (default 8765; 0: any free one)"
     )
     demo.add_argument("--no-browser", action="store_true", help="print the page's address but do not open a browser")
     demo.add_argument(
-        "--lang", choices=SUPPORTED_LANGUAGES, default="en", help="language of the page, the demo patient and the staff"
+        "--lang",
+        choices=SUPPORTED_LANGUAGES,
+        default="en",
+        help="language of the page (it links to the other one), of the patient you play and of the staff's web "
+        "dashboard (default: en); the therapist's chat is in English, as staff chats always are",
     )
 
     run = sub.add_parser(
@@ -791,7 +801,10 @@ def _add_clinic_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     add.add_argument("--role", required=True, choices=("admin", "therapist"), help="admin or therapist")
     add.add_argument("--name", required=True, help='the name colleagues see, e.g. "Dr Ada Weber"')
     add.add_argument(
-        "--timezone", metavar="TZ", help="IANA timezone for the weekly digest (default: the [clinic] timezone)"
+        "--timezone",
+        metavar="TZ",
+        help="IANA timezone of their weekly digest and of the times the bot and the dashboard show them "
+        "(default: the [clinic] timezone for a new member; an existing member keeps theirs)",
     )
     staff_sub.add_parser(
         "list", help="list staff members", description="List staff: Telegram id, role, name, timezone, active."
@@ -815,9 +828,10 @@ def _add_clinic_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
         "export",
         help="export patient data (CSV or FHIR R4)",
         description="Export pseudonymous patient data (aliases only, never Telegram ids). csv: a folder with one "
-        "file per entity (patients, sessions, checkins, answers, notes, alerts); docs/EXPORTS.md documents the "
-        "columns. fhir: one JSON file, a FHIR R4 Bundle of type collection. Every export is recorded in the "
-        "audit log before its files are put in place; when the database refuses the record, nothing is written. "
+        "file per entity (patients, sessions, checkins, answers, notes, alerts, lessons, messages, caregivers); "
+        "docs/EXPORTS.md documents the columns. fhir: one JSON file, a FHIR R4 Bundle of type collection. Every "
+        "export is recorded in the audit log before its files are put in place; when the database refuses the "
+        "record, nothing is written. "
         "An unknown patient or an unwritable --out exits with status 1.",
     )
     export.add_argument("--format", required=True, choices=("csv", "fhir"), help="csv or fhir")

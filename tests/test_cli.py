@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import sys
 from pathlib import Path
@@ -157,3 +158,29 @@ def test_the_exit_statuses_are_what_the_help_says(tmp_path: Path) -> None:
         "--bot-username", "b", cwd=tmp_path,
     )  # fmt: skip
     assert refused.returncode == 1 and "is not a date" in refused.stderr
+
+
+def test_export_help_names_every_csv_file_the_export_writes(tmp_path: Path) -> None:
+    """It named six of the files (patients ... alerts), not lessons, messages and caregivers."""
+    from rehab_bot.export import TABLES
+
+    text = " ".join(run("export", "--help", cwd=tmp_path).stdout.split())
+    listed = re.search(r"csv: a folder with one file per entity \(([^)]+)\)", text)
+    assert listed, text
+    assert listed.group(1).split(", ") == [name.removesuffix(".csv") for name in TABLES]
+
+
+def test_staff_add_help_says_an_existing_member_keeps_their_timezone(tmp_path: Path) -> None:
+    """--timezone's help said its default is the clinic's; an update without it keeps the member's own."""
+    env = {"REHAB_BOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/bot.db", "REHAB_BOT_CLINIC_TIMEZONE": "UTC"}
+    text = " ".join(run("staff", "add", "--help", cwd=tmp_path).stdout.split())
+    assert "default: the [clinic] timezone for a new member; an existing member keeps theirs" in text
+    assert "weekly digest" in text and "times the bot and the dashboard show them" in text
+    add = ("staff", "add", "--telegram-id", "42", "--role", "admin", "--name", "Dr A")
+    first = run(*add, "--timezone", "America/New_York", cwd=tmp_path, env=env)
+    assert first.returncode == 0 and "timezone America/New_York" in first.stdout, first.stderr
+    again = run(*add[:-1], "Dr B", cwd=tmp_path, env=env)
+    assert again.returncode == 0 and "updated admin Dr B" in again.stdout
+    assert "timezone America/New_York" in again.stdout, "kept, not the clinic's UTC"
+    new = run("staff", "add", "--telegram-id", "43", "--role", "therapist", "--name", "T", cwd=tmp_path, env=env)
+    assert "timezone UTC" in new.stdout, "a new member gets the clinic's"

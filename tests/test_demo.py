@@ -276,6 +276,59 @@ def test_demo_help_names_what_it_does_and_needs_nothing(tmp_path: Path) -> None:
     assert bad.returncode == 1 and "--port 70000 is not a port" in bad.stderr
 
 
+def test_demo_help_says_what_each_option_does_as_the_code_does_it(tmp_path: Path) -> None:
+    """--config was described as the configuration file the demo reads, and --lang as the staff's language
+    too; the demo ignores --config (and says so), and the therapist's chat is English (staff text is English
+    only, README) while their web dashboard follows --lang."""
+    import argparse
+
+    from rehab_bot.cli import build_parser
+
+    parser = build_parser()
+    [sub] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    options = {o: a for a in sub.choices["demo"]._actions for o in a.option_strings}
+    config_help = " ".join(str(options["--config"].help).split())
+    assert config_help.startswith("ignored:") and "REHAB_BOT_*" in config_help
+    ignored = rehab_bot("demo", "--config", "x.toml", "--port", "70000", cwd=tmp_path)
+    assert "--config is ignored" in ignored.stderr
+    lang = options["--lang"]
+    assert lang.default == "en" and "(default: en)" in str(lang.help)
+    for said in ("page", "patient you play", "staff's web dashboard", "therapist's chat is in English"):
+        assert said in str(lang.help), said
+    port = options["--port"]
+    assert port.default == 8765 and "default 8765" in str(port.help)
+    text = " ".join(rehab_bot("demo", "--help", cwd=tmp_path).stdout.split())
+    assert "closing its terminal (SIGHUP) or SIGTERM" in text
+
+
+async def test_lang_de_is_the_language_of_the_page_the_visitors_patient_and_the_staff_not_the_therapists_chat(
+    tmp_path: Path,
+) -> None:
+    """What `demo --lang`'s help says, checked on a running German demo."""
+    demo = Demo(tmp_path, language="de")
+    await demo.start()
+    page = DemoPage(demo)
+    url = await page.start("127.0.0.1", 0)
+    try:
+        assert demo.patient is not None and demo.patient.language_code == "de"
+        assert demo.therapist is not None and demo.therapist.language_code == "en"
+        assert {s.language for s in await rows(demo._db(), Staff)} == {"de"}, "the staff's dashboard"
+
+        def fetch() -> str:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                return str(response.read().decode())
+
+        html = await asyncio.to_thread(fetch)
+        assert '<html lang="de"' in html and 'href="/?lang=en"' in html, "German, with a link to English"
+        therapist = demo.therapist
+        await therapist.send("/help")
+        [answer] = await therapist.wait_for(lambda m: "I remind you" in (m.text or ""), timeout=10)
+        assert answer.text
+    finally:
+        await page.stop()
+        await demo.stop()
+
+
 @pytest.mark.slow
 def test_the_demo_command_writes_nothing_outside_its_temporary_folder_and_removes_it(tmp_path: Path) -> None:
     home, work, temp = (tmp_path / name for name in ("home", "work", "tmp"))
