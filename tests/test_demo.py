@@ -469,3 +469,45 @@ def test_a_stop_signal_outside_serving_interrupts_once_and_never_while_the_folde
         deliver(signal.SIGINT)
         signals.disarm()
     assert {sig: signal.getsignal(sig) for sig in before} == before
+
+
+def test_closing_the_demos_terminal_stops_it_and_removes_its_folder(tmp_path: Path) -> None:
+    """The demo runs in a terminal of its own (a pseudo-terminal it controls); closing it is what the
+    kernel turns into SIGHUP, after which the terminal cannot be written to. Exit 0, folder gone."""
+    import fcntl
+    import os
+    import termios
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    master, slave = os.openpty()
+
+    def take_the_terminal() -> None:
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    process = subprocess.Popen(
+        [str(BIN), "demo", "--no-browser", "--port", "0"],
+        cwd=tmp_path,
+        env=clean_env({"TMPDIR": str(temp), "MPLCONFIGDIR": str(tmp_path / "mpl")}),
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        start_new_session=True,
+        preexec_fn=take_the_terminal,
+    )
+    os.close(slave)
+    try:
+        shown = b""
+        deadline = time.monotonic() + 60
+        while b"open http://127.0.0.1:" not in shown and time.monotonic() < deadline:
+            shown += os.read(master, 1024)
+        assert b"open http://127.0.0.1:" in shown, shown
+        assert len(list(temp.iterdir())) == 1
+        os.close(master)
+        returncode = process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert returncode == 0
+    assert list(temp.iterdir()) == [], "the temporary folder is removed"
