@@ -455,6 +455,8 @@ def test_a_stop_signal_outside_serving_interrupts_once_and_never_while_the_folde
 
     before = {sig: signal.getsignal(sig) for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)}
     with interrupt_on_stop_signals() as signals:
+        # Before any signal is sent: in a thread other than the main one nothing is installed.
+        assert signal.getsignal(signal.SIGHUP) == signals.interrupt, "run in the main thread"
         deliver(signal.SIGHUP)  # not armed: noted
         assert signals.requested
         with pytest.raises(KeyboardInterrupt):
