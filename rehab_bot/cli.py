@@ -360,7 +360,12 @@ def cmd_demo(*, port: int, browser: bool, language: str, verbose: bool) -> int:
         logging.getLogger("telegram").setLevel(logging.WARNING)  # "Application started" and the like
 
     def ready(url: str) -> None:
-        print(f"rehab-bot demo: open {url} (Ctrl+C stops it and deletes its data)", flush=True)
+        try:
+            print(f"rehab-bot demo: open {url} (Ctrl+C stops it and deletes its data)", flush=True)
+        except OSError:
+            # Its terminal was closed (EIO) or its pipe's reader left (EPIPE) while it wrote: nobody reads
+            # the address. Not "cannot serve the demo": a hang-up stops it in order, as Ctrl+C does.
+            pass
         if browser:
             import threading
             import webbrowser

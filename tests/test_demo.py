@@ -513,3 +513,44 @@ def test_closing_the_demos_terminal_stops_it_and_removes_its_folder(tmp_path: Pa
             process.wait()
     assert returncode == 0
     assert list(temp.iterdir()) == [], "the temporary folder is removed"
+
+
+def test_an_address_nobody_can_read_is_not_a_failure_to_serve(tmp_path: Path) -> None:
+    """The terminal closed (EIO) or the pipe's reader gone (EPIPE) as the demo printed its address: that
+    OSError was reported as "cannot serve the demo on 127.0.0.1:PORT" with status 1 (1 in 4 runs of the
+    closed-terminal test under load). It serves on; the hang-up then stops it as usual."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    process = subprocess.Popen(
+        [str(BIN), "demo", "--no-browser", "--port", str(port)],
+        cwd=tmp_path,
+        env=clean_env({"TMPDIR": str(temp), "MPLCONFIGDIR": str(tmp_path / "mpl")}),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    process.stdout.close()  # nobody reads: writing the address fails with EPIPE
+    try:
+        deadline = time.monotonic() + 60
+        served = False
+        while not served and time.monotonic() < deadline and process.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
+                    served = response.status == 200  # the address was printed (or tried) before this
+            except OSError:
+                time.sleep(0.1)
+        assert served and process.poll() is None, "still serving after its address could not be written"
+        process.send_signal(signal.SIGHUP)
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, err
+    assert b"cannot serve" not in err and b"Traceback" not in err
+    assert list(temp.iterdir()) == []
