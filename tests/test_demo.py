@@ -560,3 +560,23 @@ def test_an_address_nobody_can_read_is_not_a_failure_to_serve(tmp_path: Path) ->
     assert process.returncode == 0, err
     assert b"cannot serve" not in err and b"Traceback" not in err
     assert list(temp.iterdir()) == []
+
+
+async def test_the_demo_stops_only_after_the_charts_warm_up_thread_has_ended(tmp_path: Path) -> None:
+    """The warm-up writes matplotlib's font cache into the demo's folder; a stop during it left the thread
+    running while the folder was removed (it could write there again) and the interpreter shut down."""
+    import threading
+
+    from rehab_bot.bot.app import CHART_WARM_UP_THREAD
+
+    demo = Demo(tmp_path)
+    await demo.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not any(t.name == CHART_WARM_UP_THREAD for t in threading.enumerate()):
+            assert time.monotonic() < deadline, "the warm-up starts after the engine's first tick"
+            await demo.settle()
+            await asyncio.sleep(0.05)
+    finally:
+        await demo.stop()
+    assert not any(t.name == CHART_WARM_UP_THREAD for t in threading.enumerate())

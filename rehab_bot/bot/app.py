@@ -75,6 +75,7 @@ background_tasks: set[asyncio.Task[None]] = set()
 
 DISPATCH_JOB = "dispatch"
 CHART_WARM_UP = "chart-warm-up-started"
+CHART_WARM_UP_THREAD = "rehab-bot-chart-warm-up"
 LEASE_JOB = "receiver-lease"
 
 
@@ -271,7 +272,7 @@ async def _warm_up_chart() -> None:
             pass
 
     chart_warm_up_stop.clear()
-    threading.Thread(target=work, name="rehab-bot-chart-warm-up", daemon=True).start()
+    threading.Thread(target=work, name=CHART_WARM_UP_THREAD, daemon=True).start()
     error = await done
     if error is not None:  # the first chart is then drawn cold, nothing worse
         log.warning("could not prepare the progress chart: %s", type(error).__name__)

@@ -23,6 +23,7 @@ import secrets
 import shutil
 import signal
 import tempfile
+import threading
 import time as clock_time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -137,13 +138,20 @@ class Demo:
         return clock_time.monotonic() + (self.clock.now() - self.started).total_seconds()
 
     async def stop(self) -> None:
-        from rehab_bot.bot.app import stop_app
+        from rehab_bot.bot.app import CHART_WARM_UP_THREAD, stop_app
 
         if self.app is not None:
             await stop_app(self.app)
             self.app = None
         if self.tg is not None:
             await self.tg.stop()
+        # The chart's warm-up (a daemon thread; the stop ends it after the chart it is drawing, about
+        # a second) writes matplotlib's font cache into the folder (MPLCONFIGDIR): wait for it, so that
+        # nothing is written there while the folder is removed, and no thread is inside matplotlib
+        # while the interpreter shuts down.
+        for thread in threading.enumerate():
+            if thread.name == CHART_WARM_UP_THREAD:
+                await asyncio.to_thread(thread.join, 30)
 
     # --- the clock ----------------------------------------------------------------------------
 
