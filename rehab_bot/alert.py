@@ -54,7 +54,7 @@ from rehab_bot import alert_detail, audit
 from rehab_bot.access import Access, StaffError, require
 from rehab_bot.config import ClinicConfig, Config
 from rehab_bot.content.checkins import SEVERITIES, level_of
-from rehab_bot.i18n import N_, t, tn
+from rehab_bot.i18n import N_, SUPPORTED_LANGUAGES, t, tn
 from rehab_bot.models import PRIORITY, Alert, ChatMove, Delivery, DeliveryStatus, Kind, Patient, Role, Staff
 from rehab_bot.schedule import zone
 from rehab_bot.staff import admins, queue_staff_messages, staff_members, staff_message
@@ -124,9 +124,9 @@ def shorten(text: str, limit: int) -> str:
     return cut.rstrip(" ,;:.-\n") + "…"
 
 
-def ack_payload(alert_id: int) -> str:
-    """The delivery payload that puts an Acknowledge button under a staff message."""
-    return json.dumps({"ack": alert_id})
+def ack_payload(alert_id: int, lang: str = "en") -> str:
+    """The delivery payload that puts an Acknowledge button under a staff message, in its reader's language."""
+    return json.dumps({"ack": alert_id, "lang": lang})
 
 
 def ack_alert_id(payload: str) -> int | None:
@@ -136,6 +136,15 @@ def ack_alert_id(payload: str) -> int | None:
     except (ValueError, AttributeError):
         return None
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def ack_language(payload: str) -> str:
+    """The language of the staff message an Acknowledge payload belongs to; English for older payloads."""
+    try:
+        value = json.loads(payload).get("lang") if payload else None
+    except (ValueError, AttributeError):
+        return "en"
+    return value if isinstance(value, str) and value in SUPPORTED_LANGUAGES else "en"
 
 
 @dataclass(frozen=True)
@@ -302,12 +311,25 @@ def alert_text(alert: Alert, patient: Patient, tz: str = "UTC", reason: str = ""
     return f"{head}\n{why}{what}\n{raised}"
 
 
-def neutral_text(severity: str, alias: str) -> str:
-    """A staff alert that names no symptom, for clinics that keep health data out of Telegram ([privacy])."""
-    return f"⚠️ {severity.upper()} alert for {alias}. Open the dashboard to see it."
+def kind_word(kind: str, lang: str) -> str:
+    """An alert's kind in a short list line (/alerts, the Telegram patient detail): as stored for English
+    readers ("red_flag"), its label in any other language ("Warnzeichen in einer Abfrage")."""
+    return kind if lang == "en" else kind_in(kind, lang)
 
 
-NEUTRAL_STAFF_MESSAGE = "There is a new message for you on the dashboard."
+def neutral_text(severity: str, alias: str, lang: str = "en") -> str:
+    """A staff alert that names no symptom, for clinics that keep health data out of Telegram ([privacy]),
+    in the reader's language."""
+    return t(
+        lang,
+        "⚠️ {severity} alert for {alias}. Open the dashboard to see it.",
+        severity=severity_in(severity, lang).upper(),
+        alias=alias,
+    )
+
+
+# The neutral staff message when its alert is gone (msgid: t(lang, NEUTRAL_STAFF_MESSAGE)).
+NEUTRAL_STAFF_MESSAGE = N_("There is a new message for you on the dashboard.")
 
 
 async def raise_alert(
@@ -370,7 +392,7 @@ async def raise_alert(
                 body=alert_text(
                     alert, patient, recipient.timezone, routing.reason_in(recipient.language), recipient.language
                 ),
-                payload=ack_payload(alert.id),
+                payload=ack_payload(alert.id, recipient.language),
                 created_at=now,
             )
         )
@@ -559,7 +581,7 @@ async def escalate_overdue(session: AsyncSession, now: datetime, config: Config)
                 ),
                 now,
                 patient_id=patient.id,
-                payload=ack_payload(alert.id),
+                payload=ack_payload(alert.id, member.language),
             )
             for member in recipients
         ]
@@ -572,7 +594,7 @@ async def escalate_overdue(session: AsyncSession, now: datetime, config: Config)
             rows.append(
                 staff_message(
                     f"e{alert.id}:{chat}", chat, None, text, now, patient_id=patient.id,
-                    payload=ack_payload(alert.id),
+                    payload=ack_payload(alert.id, lang),
                 )
             )  # fmt: skip
         if not rows:

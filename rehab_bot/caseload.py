@@ -318,7 +318,7 @@ async def patient_detail(
         answers=answers,
         notes=notes,
         alerts=alerts,
-        lessons=await education.summary(session, patient, content),
+        lessons=await education.summary(session, patient, content, lang),
         reminders=await reminder_slots(session, patient),
         maintenance=content is not None and await programme_core.in_maintenance(session, content, patient, now),
     )

@@ -41,6 +41,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from rehab_bot.checkin import session_times
 from rehab_bot.content import Content
 from rehab_bot.content.lessons import Course, Lesson
+from rehab_bot.i18n import N_, t
 from rehab_bot.models import Kind, LessonProgress, Patient, ReminderRule
 from rehab_bot.reminders import DueMessage, add_rule, reschedule_rule
 from rehab_bot.schedule import local_date
@@ -462,7 +463,17 @@ class Summary:
     lines: list[str]
 
 
-async def summary(session: AsyncSession, patient: Patient, content: Content | None) -> Summary:
+# A lesson's state in the patient detail's course lines (msgids; summary says them in the reader's language).
+LESSON_DELIVERED = N_("delivered")
+LESSON_OFFERED = N_("offered")
+LESSON_READ = N_("read")
+LESSON_UNDERSTOOD = N_("understood")
+LESSON_NOT_UNDERSTOOD = N_("not understood")
+LESSON_WRONG = N_("({n} wrong)")
+
+
+async def summary(session: AsyncSession, patient: Patient, content: Content | None, lang: str = "en") -> Summary:
+    """The course as the patient detail shows it; the lines' words in lang (the reader's)."""
     assert patient.id is not None
     rows = sorted(
         (await progress_of(session, patient.id)).values(), key=lambda r: (r.local_date or date.min, r.id or 0)
@@ -473,15 +484,16 @@ async def summary(session: AsyncSession, patient: Patient, content: Content | No
         lesson = lesson_of(content, row.lesson_id) if content is not None else None
         has_question = lesson is not None and lesson.question is not None
         questions += has_question
-        state = "delivered" if row.delivered_at else "offered"
+        words = [LESSON_DELIVERED if row.delivered_at else LESSON_OFFERED]
         if row.opened_at or row.answered_at:
-            state += ", read"
+            words.append(LESSON_READ)
         if row.understood:
-            state += ", understood"
+            words.append(LESSON_UNDERSTOOD)
         elif has_question and row.answered_at:
-            state += ", not understood"
+            words.append(LESSON_NOT_UNDERSTOOD)
+        state = ", ".join(t(lang, word) for word in words)
         if row.wrong_answers:
-            state += f" ({row.wrong_answers} wrong)"
+            state += " " + t(lang, LESSON_WRONG, n=row.wrong_answers)
         mark = "⚠️ " if is_gap(row) else ""
         lines.append(f"{mark}{row.lesson_id}: {state}")
     return Summary(

@@ -18,6 +18,7 @@ from rehab_bot.clock import FakeClock
 from rehab_bot.config import ClinicConfig, ConfigError, load_config
 from rehab_bot.content import load_content
 from rehab_bot.db import Database
+from rehab_bot.i18n import t
 from rehab_bot.models import Alert, AuditLog, Delivery, Patient, PatientStatus, Staff
 from rehab_bot.office_hours import OfficeHours, parse_office_hours
 
@@ -144,6 +145,42 @@ async def test_each_alert_message_is_in_its_readers_zone_with_a_button(db: Datab
     assert all("Why you get this: no responsible therapist." in r.body for r in rows)
     assert all(alerts.ack_alert_id(r.payload) == raised.id for r in rows)
     assert alerts.ack_alert_id('{"ack": true}') is None and alerts.ack_alert_id("junk") is None
+
+
+def test_the_privacy_mode_neutral_alert_is_in_its_readers_language() -> None:
+    assert alerts.neutral_text("high", "LWS-1") == "⚠️ HIGH alert for LWS-1. Open the dashboard to see it."
+    assert alerts.neutral_text("emergency", "LWS-1", "en") == (
+        "⚠️ EMERGENCY alert for LWS-1. Open the dashboard to see it."
+    )
+    assert alerts.neutral_text("emergency", "LWS-1", "de") == (
+        "⚠️ Warnung NOTFALL für LWS-1. Öffnen Sie das Dashboard, um sie zu sehen."
+    )
+    assert alerts.neutral_text("high", "LWS-1", "de") == (
+        "⚠️ Warnung HOCH für LWS-1. Öffnen Sie das Dashboard, um sie zu sehen."
+    )
+    assert alerts.neutral_text("odd", "LWS-1", "de").startswith("⚠️ Warnung ODD für LWS-1.")
+    assert t("en", alerts.NEUTRAL_STAFF_MESSAGE) == "There is a new message for you on the dashboard."
+    assert t("de", alerts.NEUTRAL_STAFF_MESSAGE) == "Im Dashboard liegt eine neue Nachricht für Sie."
+
+
+async def test_each_alert_message_remembers_its_readers_language_for_its_button(db: Database, clock: FakeClock) -> None:
+    german = await make_staff(db, telegram_id=42, language="de")
+    await make_staff(db, role="admin", telegram_id=43)
+    orphan, _ = await make_patient(db, clock, alias="LANG-1", therapist_id=german.id)
+    clinic = ClinicConfig(alert_chat_id=CHAT)
+    async with db.session() as session:
+        row = await session.get(Patient, orphan.id)
+        assert row is not None
+        raised = await alerts.raise_alert(
+            session, row, kind="red_flag", severity="emergency", detail="bladder", now=clock.now(), clinic=clinic
+        )
+        await session.commit()
+        rows = (await session.exec(select(Delivery).order_by(col(Delivery.id)))).all()
+    assert raised is not None
+    assert {r.chat_id: alerts.ack_language(r.payload) for r in rows} == {42: "de", CHAT: "en"}
+    assert all(alerts.ack_alert_id(r.payload) == raised.id for r in rows)
+    assert alerts.ack_language('{"ack": 5}') == "en", "a payload from before: English, as it was"
+    assert alerts.ack_language('{"ack": 5, "lang": "xx"}') == "en" and alerts.ack_language("junk") == "en"
 
 
 def test_shorten_never_cuts_a_word() -> None:

@@ -69,14 +69,18 @@ def render_due(
 
 
 async def _neutral_alert(app: App, message: DueMessage) -> str:
-    """A staff message that names no symptom and no answer: whose alert, how urgent, open the dashboard."""
+    """A staff message that names no symptom and no answer: whose alert, how urgent, open the dashboard.
+
+    In its reader's language (the payload's, see alert.ack_payload), like the message it stands in for.
+    """
     alert_id = alerts.ack_alert_id(message.payload)
+    lang = alerts.ack_language(message.payload)
     async with svc(app).db.session() as db:
         alert = await db.get(Alert, alert_id) if alert_id is not None else None
         patient = await db.get(Patient, alert.patient_id) if alert is not None else None
     if alert is None or patient is None:
-        return alerts.NEUTRAL_STAFF_MESSAGE
-    return alerts.neutral_text(alert.severity, patient.alias)
+        return t(lang, alerts.NEUTRAL_STAFF_MESSAGE)
+    return alerts.neutral_text(alert.severity, patient.alias, lang)
 
 
 def render_due_many(

@@ -51,7 +51,7 @@ async def test_a_german_therapists_red_flag_alert_is_german_in_telegram_and_on_t
     assert f"{symptoms.title['de']}:\n" in text
     assert f"⚠ {question['de'][:60]}" in text and "jetzt den Notruf zu wählen" in text
     assert "bladder" not in text and "Red flag" not in text and "Raised" not in text, text
-    assert to_therapist.button_labels == ["✅ Acknowledge"]
+    assert to_therapist.button_labels == ["✅ Bestätigen"]
     [to_chat] = await group.wait_for(lambda m: patient.alias in (m.text or ""))
     assert "Red flag in a check-in." in (to_chat.text or "") and "bladder or bowel" in (to_chat.text or "")
 

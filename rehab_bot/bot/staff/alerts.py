@@ -22,6 +22,7 @@ from rehab_bot import alert as alert_core
 from rehab_bot import alert_detail, alert_review, audit
 from rehab_bot.bot.services import Host, svc
 from rehab_bot.bot.staff.press import Press, clip, keyboard, staff_command
+from rehab_bot.i18n import N_, t, translator
 from rehab_bot.models import Alert, Kind, Patient, Role, Staff
 
 log = logging.getLogger(__name__)
@@ -51,35 +52,45 @@ async def check_alert_reach(holder: Host) -> bool:
 
 
 def alert_line(staff: Staff, alert: Alert, patient: Patient) -> str:
-    """One alert in the /alerts list."""
+    """One alert in the /alerts list, in the staff member's language."""
+    lang = staff.language
+    escalated = t(lang, " · escalated to the admins") if alert.escalated_at else ""
     return (
-        f"⚠️ {alert.severity.upper()} · {patient.alias} · {alert.kind} · "
+        f"⚠️ {alert_core.severity_in(alert.severity, lang).upper()} · {patient.alias} · "
+        f"{alert_core.kind_word(alert.kind, lang)} · "
         f"{alert_core.local_time_text(alert.created_at, staff.timezone)}"
-        + (" · escalated to the admins" if alert.escalated_at else "")
-        + f"\n   {alert_core.shorten(alert_detail.text(alert, staff.language), 200)}"
+        + escalated
+        + f"\n   {alert_core.shorten(alert_detail.text(alert, lang), 200)}"
     )
 
 
 def alerts_view(
     staff: Staff, alerts: list[tuple[Alert, Patient]], footer: str = ""
 ) -> tuple[str, InlineKeyboardMarkup | None]:
-    """All open alerts in one message, one Acknowledge button each.
+    """All open alerts in one message, one Acknowledge button each, in the staff member's language.
 
     One message, not one per alert: updates are handled one at a time and
     Telegram spaces messages to a chat by a second, so twenty messages would
     hold every patient's replies up for twenty seconds.
     """
-    whose = "all patients" if staff.role == Role.ADMIN.value else "your patients"
+    _ = translator(staff.language)
+    admin = staff.role == Role.ADMIN.value
     if not alerts:
-        text = f"No open alerts for {whose}."
+        text = _("No open alerts for all patients.") if admin else _("No open alerts for your patients.")
     else:
-        lines = [f"Open alerts for {whose}: {len(alerts)}."]
+        count = len(alerts)
+        lines = [
+            _("Open alerts for all patients: {n}.", n=count)
+            if admin
+            else _("Open alerts for your patients: {n}.", n=count)
+        ]
         lines += [f"{n}. {alert_line(staff, alert, patient)}" for n, (alert, patient) in enumerate(alerts, 1)]
         text = "\n".join(lines)
     if footer:
         text += "\n\n" + footer
     rows = [
-        [(f"✅ Acknowledge {n}: {patient.alias}", f"st:ak:{alert.id}")] for n, (alert, patient) in enumerate(alerts, 1)
+        [(_("✅ Acknowledge {n}: {alias}", n=n, alias=patient.alias), f"st:ak:{alert.id}")]
+        for n, (alert, patient) in enumerate(alerts, 1)
     ]
     return clip(text), keyboard(rows)
 
@@ -105,27 +116,43 @@ async def alerts_command(
     await message.reply_text(text, reply_markup=markup)
 
 
+ACK_LABEL = N_("✅ Acknowledge")
+
+
+def alert_buttons(kind: str, payload: str) -> list[list[tuple[str, str]]]:
+    """The Acknowledge button under an alert or escalation message (delivery payload {"ack": id, "lang": ...}),
+    in the message's language."""
+    if kind != Kind.ALERT.value:
+        return []
+    alert_id = alert_core.ack_alert_id(payload)
+    label = t(alert_core.ack_language(payload), ACK_LABEL)
+    return [[(label, f"st:aa:{alert_id}")]] if alert_id is not None else []
+
+
+def _acknowledged(press: Press, result: alert_core.Acknowledged) -> str:
+    """The answer to an Acknowledge press: done, or who did it earlier."""
+    _ = translator(press.staff.language)
+    return _("Acknowledged.") if result.now else _("Already acknowledged by {name}.", name=result.by)
+
+
 async def press_acknowledge(press: Press) -> None:
     """Acknowledge one alert; a second press says who already did. The list shows what is still open."""
     result = await alert_core.acknowledge(press.session, press.staff, press.int_arg(0), press.now)
     await press.session.commit()
     when = alert_core.local_time_text(result.alert.acknowledged_at or press.now, press.staff.timezone)
-    await press.answer("Acknowledged." if result.now else f"Already acknowledged by {result.by}.")
+    await press.answer(_acknowledged(press, result))
     remaining = await alert_core.open_alerts(press.session, press.staff)
-    footer = f"✅ {result.patient.alias} ({result.alert.kind}) acknowledged by {result.by}, {when}."
+    lang = press.staff.language
+    footer = t(
+        lang,
+        "✅ {alias} ({kind}) acknowledged by {name}, {when}.",
+        alias=result.patient.alias,
+        kind=alert_core.kind_word(result.alert.kind, lang),
+        name=result.by,
+        when=when,
+    )
     text, markup = alerts_view(press.staff, remaining, footer)
     await press.edit(text, markup)
-
-
-ACK_LABEL = "✅ Acknowledge"
-
-
-def alert_buttons(kind: str, payload: str) -> list[list[tuple[str, str]]]:
-    """The Acknowledge button under an alert or escalation message (delivery payload {"ack": id})."""
-    if kind != Kind.ALERT.value:
-        return []
-    alert_id = alert_core.ack_alert_id(payload)
-    return [[(ACK_LABEL, f"st:aa:{alert_id}")]] if alert_id is not None else []
 
 
 async def press_alert_ack(press: Press) -> None:
@@ -136,8 +163,9 @@ async def press_alert_ack(press: Press) -> None:
     """
     result = await alert_core.acknowledge(press.session, press.staff, press.int_arg(0), press.now)
     await press.session.commit()
+    _ = translator(press.staff.language)
     when = alert_core.local_time_text(result.alert.acknowledged_at or press.now, press.staff.timezone)
-    await press.answer("Acknowledged." if result.now else f"Already acknowledged by {result.by}.")
+    await press.answer(_acknowledged(press, result))
     message = press.message
     original = (message.text or message.caption or "") if message is not None else ""
     # Alert accuracy: one optional tap on whether it needed action (alert_review).
@@ -145,15 +173,15 @@ async def press_alert_ack(press: Press) -> None:
         InlineKeyboardMarkup(
             [
                 [
-                    InlineKeyboardButton("Needed action", callback_data=f"st:rv:{result.alert.id}:1"),
-                    InlineKeyboardButton("No action needed", callback_data=f"st:rv:{result.alert.id}:0"),
+                    InlineKeyboardButton(_("Needed action"), callback_data=f"st:rv:{result.alert.id}:1"),
+                    InlineKeyboardButton(_("No action needed"), callback_data=f"st:rv:{result.alert.id}:0"),
                 ]
             ]
         )
         if result.now
         else None
     )
-    await press.edit(f"{original}\n\n✅ Acknowledged by {result.by}, {when}.", review)
+    await press.edit(f"{original}\n\n" + _("✅ Acknowledged by {name}, {when}.", name=result.by, when=when), review)
 
 
 async def press_review(press: Press) -> None:
@@ -163,8 +191,12 @@ async def press_review(press: Press) -> None:
         raise ValueError("not a verdict")
     verdict = await alert_review.review(press.session, press.staff, press.int_arg(0), needed, press.now)
     await press.session.commit()
-    said = "needed action" if verdict.needed_action else "no action needed"
-    await press.answer(f"Recorded: {said}." if verdict.now else f"Already recorded: {said}.")
+    _ = translator(press.staff.language)
+    if verdict.needed_action:
+        answer = _("Recorded: needed action.") if verdict.now else _("Already recorded: needed action.")
+    else:
+        answer = _("Recorded: no action needed.") if verdict.now else _("Already recorded: no action needed.")
+    await press.answer(answer)
     message = press.message
     original = (message.text or message.caption or "") if message is not None else ""
-    await press.edit(f"{original}\n{'Needed action.' if verdict.needed_action else 'No action needed.'}")
+    await press.edit(f"{original}\n" + (_("Needed action.") if verdict.needed_action else _("No action needed.")))

@@ -25,52 +25,83 @@ from rehab_bot.bot import miniapp
 from rehab_bot.bot.services import svc
 from rehab_bot.bot.staff.press import Press, clip, fmt, keyboard, patient_arg, staff_command
 from rehab_bot.content import Content
+from rehab_bot.i18n import N_, t, tn, translator
 from rehab_bot.models import Patient, PatientStatus, Role, Staff
+from rehab_bot.patient import STATUS_LABELS
 
 log = logging.getLogger(__name__)
 
 
-def row_text(row: caseload.PatientRow, *, health: bool = True) -> str:
+# A surgery type as staff read it (Patient.surgery_type holds one of models.SURGERY_TYPES).
+SURGERY_LABELS = {"lumbar": N_("lumbar"), "cervical": N_("cervical"), "other": N_("other")}
+
+
+def status_in(status: str, lang: str) -> str:
+    """A patient's status as a word of lang ("pausiert"); an unknown one as stored."""
+    return t(lang, STATUS_LABELS[status]) if status in STATUS_LABELS else status
+
+
+def surgery_in(surgery_type: str, lang: str) -> str:
+    """A surgery type as a word of lang ("lumbal"); an unknown one as stored."""
+    return t(lang, SURGERY_LABELS[surgery_type]) if surgery_type in SURGERY_LABELS else surgery_type
+
+
+def _day(days_since_surgery: int | None, lang: str) -> str:
+    if days_since_surgery is None:
+        return t(lang, "no surgery date")
+    return t(lang, "day {n}", n=days_since_surgery)
+
+
+def row_text(row: caseload.PatientRow, *, health: bool = True, lang: str = "en") -> str:
     """Two lines per patient in the list; one without health figures in privacy mode (health=False)."""
-    day = f"day {row.days_since_surgery}" if row.days_since_surgery is not None else "no surgery date"
-    alerts = f" · ⚠️ {row.open_alerts} open alert{'s' if row.open_alerts != 1 else ''}" if row.open_alerts else ""
+    status = status_in(row.status, lang)
+    alerts = " · ⚠️ " + tn(lang, "{n} open alert", "{n} open alerts", row.open_alerts) if row.open_alerts else ""
     if not health:
-        return f"{row.alias} · {row.status}{alerts}"
-    gaps = f"\n   📚 gap in understanding: {', '.join(row.lesson_gaps)}" if row.lesson_gaps else ""
-    return (
-        f"{row.alias} · {row.status} · {day}\n"
-        f"   adherence 7d {fmt(row.adherence_7d, '{:.0%}')} · last pain {fmt(row.last_pain)} · "
-        f"last mood {fmt(row.last_mood)}{alerts}{gaps}"
+        return f"{row.alias} · {status}{alerts}"
+    gaps = (
+        "\n   📚 " + t(lang, "gap in understanding: {lessons}", lessons=", ".join(row.lesson_gaps))
+        if row.lesson_gaps
+        else ""
     )
+    figures = t(
+        lang,
+        "adherence 7d {adherence} · last pain {pain} · last mood {mood}",
+        adherence=fmt(row.adherence_7d, "{:.0%}"),
+        pain=fmt(row.last_pain),
+        mood=fmt(row.last_mood),
+    )
+    return f"{row.alias} · {status} · {_day(row.days_since_surgery, lang)}\n   {figures}{alerts}{gaps}"
 
 
 def page_view(
     staff: Staff, page: caseload.PatientPage, *, health: bool = True
 ) -> tuple[str, InlineKeyboardMarkup | None]:
     """The /patients message and its buttons (health=False: privacy mode, the figures are on the dashboard)."""
+    lang = staff.language
+    _ = translator(lang)
     if page.scope == "mine":
-        head = f"Your patients: {page.total}"
-        note = "Showing your own patients. /patients all shows everyone's (colleagues' patients read-only)."
+        head = _("Your patients: {n}", n=page.total)
+        note = _("Showing your own patients. /patients all shows everyone's (colleagues' patients read-only).")
     else:
-        head = f"All patients: {page.total}"
+        head = _("All patients: {n}", n=page.total)
         note = (
-            "Showing every patient."
+            _("Showing every patient.")
             if staff.role == Role.ADMIN.value
-            else "Showing every patient; you can view colleagues' patients but not change them."
+            else _("Showing every patient; you can view colleagues' patients but not change them.")
         )
-    lines = [f"{head} — page {page.page + 1} of {page.pages}", note, ""]
+    lines = [_("{head} — page {page} of {pages}", head=head, page=page.page + 1, pages=page.pages), note, ""]
     if not page.rows:
-        lines.append("No patients yet. /invite adds one.")
+        lines.append(_("No patients yet. /invite adds one."))
     if not health:
-        lines.insert(2, "Privacy mode: each patient's figures are on the dashboard.")
-    lines.extend(row_text(row, health=health) for row in page.rows)
+        lines.insert(2, _("Privacy mode: each patient's figures are on the dashboard."))
+    lines.extend(row_text(row, health=health, lang=lang) for row in page.rows)
     scope = "m" if page.scope == "mine" else "a"
     nav = []
     if page.page > 0:
         nav.append(("◀", f"st:pl:{scope}:{page.page - 1}"))
     if page.page + 1 < page.pages:
         nav.append(("▶", f"st:pl:{scope}:{page.page + 1}"))
-    toggle = ("All patients", "st:pl:a:0") if page.scope == "mine" else ("My patients", "st:pl:m:0")
+    toggle = (_("All patients"), "st:pl:a:0") if page.scope == "mine" else (_("My patients"), "st:pl:m:0")
     open_row = [(row.alias, f"st:po:{row.id}") for row in page.rows]
     return "\n".join(lines), keyboard([open_row[:3], open_row[3:], nav, [toggle]])
 
@@ -100,7 +131,7 @@ async def patients_command(
     assert message is not None
     args = [a.lower() for a in (context.args or [])]
     if args and args[0] not in ("all", "mine"):
-        await message.reply_text("Usage: /patients (your own) or /patients all (everyone's).")
+        await message.reply_text(t(staff.language, "Usage: /patients (your own) or /patients all (everyone's)."))
         return
     scope = args[0] if args else caseload.default_scope(staff)
     text, markup = await _patient_page(session, context, staff, scope, 0)
@@ -119,90 +150,133 @@ def _when(staff: Staff, value: datetime) -> str:
     return alert_core.local_time_text(value, staff.timezone)[5:]  # MM-DD HH:MM
 
 
-def lesson_lines(lessons: education.Summary | None) -> list[str]:
+def lesson_lines(lessons: education.Summary | None, lang: str = "en") -> list[str]:
     """The recovery course in the patient detail: delivered, read, understood, gaps."""
     if lessons is None or not lessons.lines:
         return []
+    _ = translator(lang)
     lines = [
-        f"Lessons: {lessons.delivered} delivered, {lessons.offered} offered as missed, {lessons.read} read, "
-        f"{lessons.understood} of {lessons.questions} questions understood"
+        _(
+            "Lessons: {delivered} delivered, {offered} offered as missed, {read} read, "
+            "{understood} of {questions} questions understood",
+            delivered=lessons.delivered,
+            offered=lessons.offered,
+            read=lessons.read,
+            understood=lessons.understood,
+            questions=lessons.questions,
+        )
     ]
     if lessons.gaps:
-        lines.append(f"⚠️ Gap in understanding (2+ wrong answers on safety lessons): {', '.join(lessons.gaps)}")
+        lines.append(
+            _("⚠️ Gap in understanding (2+ wrong answers on safety lessons): {lessons}", lessons=", ".join(lessons.gaps))
+        )
     if lessons.unanswered_safety:
-        lines.append(f"Safety lessons unanswered: {', '.join(lessons.unanswered_safety)}")
+        lines.append(_("Safety lessons unanswered: {lessons}", lessons=", ".join(lessons.unanswered_safety)))
     lines.extend(f"  {line}" for line in lessons.lines[-8:])
     return lines
 
 
-_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+# Weekday abbreviations, Monday first (the same msgids as the web's patient page).
+_WEEKDAYS = (N_("Mon"), N_("Tue"), N_("Wed"), N_("Thu"), N_("Fri"), N_("Sat"), N_("Sun"))
 
 
-def _slot(slot: caseload.ReminderSlot) -> str:
+def _slot(slot: caseload.ReminderSlot, lang: str = "en") -> str:
     """One reminder rule in the staff chat's words: "09:00", "09:00 (Mon, Fri)", "09:00 (every 7 days)"."""
     if slot.every_n_days is not None and slot.every_n_days > 1:
-        return f"{slot.local_time} (every {slot.every_n_days} days)"
+        return f"{slot.local_time} ({t(lang, 'every {n} days', n=slot.every_n_days)})"
     if slot.days:
-        return f"{slot.local_time} ({', '.join(_WEEKDAYS[d] for d in slot.days)})"
+        return f"{slot.local_time} ({', '.join(t(lang, _WEEKDAYS[d]) for d in slot.days)})"
     return slot.local_time
 
 
 def detail_text(staff: Staff, detail: caseload.PatientDetail, content: Content | None = None) -> str:
-    """The /patient message."""
+    """The /patient message, in the staff member's language (aliases, names and the patient's words as they are)."""
+    lang = staff.language
+    _ = translator(lang)
     p, row, stats = detail.patient, detail.row, detail.stats
-    lines = [f"{p.alias} — {p.status}"]
+    lines = [f"{p.alias} — {status_in(p.status, lang)}"]
     if detail.access == access.Access.READ:
-        lines.append(f"Read-only: patient of {detail.therapist_name or 'no therapist'}.")
-    day = f"day {row.days_since_surgery}" if row.days_since_surgery is not None else "no surgery date"
-    surgery = f"{p.surgery_type} surgery {p.surgery_date.isoformat()}" if p.surgery_date else p.surgery_type
-    lines.append(f"{surgery} ({day}) · therapist: {detail.therapist_name or '–'}")
-    lines.append(f"Programme: {detail.programme_name or '–'} · session times: {', '.join(detail.session_times) or '–'}")
-    if p.status == PatientStatus.PAUSED.value:
-        lines.append(f"Paused until {p.paused_until.isoformat() if p.paused_until else 'resumed'}.")
-    if detail.reminders:
-        lines.append("Session reminders: " + "; ".join(_slot(r) for r in detail.reminders))
-    if p.tapered_since is not None:
-        lines.append(f"Fewer reminders since {p.tapered_since.date().isoformat()} (kept up; no nudges).")
-    if detail.maintenance:
-        lines.append("Maintenance: programme ended; weekly session and check-in.")
-    lines.append(
-        f"Adherence: 7 days {fmt(stats.adherence_7d, '{:.0%}')}"
-        f" · this week {fmt(stats.adherence_this_week, '{:.0%}')}"
-        f" · last week {fmt(stats.adherence_last_week, '{:.0%}')} · streak {stats.streak_days} d"
-        f" · sessions done {stats.done_total}"
+        lines.append(_("Read-only: patient of {name}.", name=detail.therapist_name or _("no therapist")))
+    day = _day(row.days_since_surgery, lang)
+    surgery_type = surgery_in(p.surgery_type, lang)
+    surgery = (
+        _("{type} surgery {date}", type=surgery_type, date=p.surgery_date.isoformat())
+        if p.surgery_date
+        else surgery_type
     )
-    lines.append(f"Last pain {fmt(row.last_pain)} · last mood {fmt(row.last_mood)} · open alerts {row.open_alerts}")
+    lines.append(
+        _("{surgery} ({day}) · therapist: {name}", surgery=surgery, day=day, name=detail.therapist_name or "–")
+    )
+    lines.append(
+        _(
+            "Programme: {name} · session times: {times}",
+            name=detail.programme_name or "–",
+            times=", ".join(detail.session_times) or "–",
+        )
+    )
+    if p.status == PatientStatus.PAUSED.value:
+        lines.append(
+            _("Paused until {day}.", day=p.paused_until.isoformat()) if p.paused_until else _("Paused until resumed.")
+        )
+    if detail.reminders:
+        lines.append(_("Session reminders: {slots}", slots="; ".join(_slot(r, lang) for r in detail.reminders)))
+    if p.tapered_since is not None:
+        lines.append(_("Fewer reminders since {day} (kept up; no nudges).", day=p.tapered_since.date().isoformat()))
+    if detail.maintenance:
+        lines.append(_("Maintenance: programme ended; weekly session and check-in."))
+    lines.append(
+        _(
+            "Adherence: 7 days {week7} · this week {this_week} · last week {last_week} · streak {streak} d"
+            " · sessions done {done}",
+            week7=fmt(stats.adherence_7d, "{:.0%}"),
+            this_week=fmt(stats.adherence_this_week, "{:.0%}"),
+            last_week=fmt(stats.adherence_last_week, "{:.0%}"),
+            streak=stats.streak_days,
+            done=stats.done_total,
+        )
+    )
+    lines.append(
+        _(
+            "Last pain {pain} · last mood {mood} · open alerts {n}",
+            pain=fmt(row.last_pain),
+            mood=fmt(row.last_mood),
+            n=row.open_alerts,
+        )
+    )
     for alert in detail.alerts:
         lines.append(
-            f"⚠️ {alert.severity} {alert.kind} ({_when(staff, alert.created_at)}): "
-            f"{alert_core.shorten(alert_detail.text(alert, staff.language), 200)}"
+            f"⚠️ {alert_core.severity_in(alert.severity, lang)} {alert_core.kind_word(alert.kind, lang)} "
+            f"({_when(staff, alert.created_at)}): "
+            f"{alert_core.shorten(alert_detail.text(alert, lang), 200)}"
         )
-    lines.extend(lesson_lines(detail.lessons))
+    lines.extend(lesson_lines(detail.lessons, lang))
     lines.append("")
-    lines.append("Recent answers:" if detail.answers else "No answers yet.")
+    lines.append(_("Recent answers:") if detail.answers else _("No answers yet."))
     for a in detail.answers:
-        lines.append(f"  {_when(staff, a.answered_at)} {caseload.answer_text(content, a)}")
-    lines.append("Recent notes:" if detail.notes else "No notes.")
+        lines.append(f"  {_when(staff, a.answered_at)} {caseload.answer_text(content, a, lang)}")
+    lines.append(_("Recent notes:") if detail.notes else _("No notes."))
     for note in detail.notes:
         flag = "🆘 " if note.crisis else ""
         lines.append(f"  {_when(staff, note.created_at)} {flag}{alert_core.shorten(note.text, 300)}")
     return clip("\n".join(lines))
 
 
-def detail_buttons(detail: caseload.PatientDetail) -> InlineKeyboardMarkup | None:
+def detail_buttons(detail: caseload.PatientDetail, lang: str = "en") -> InlineKeyboardMarkup | None:
     """Change buttons for those who may change; none for colleagues."""
     if detail.access < access.Access.WRITE:
         return None
+    _ = translator(lang)
     p = detail.patient
     pid = p.id
+    exports = [(_("Export CSV"), f"st:ec:{pid}"), (_("Export FHIR"), f"st:ef:{pid}")]
     if p.status == PatientStatus.DISCHARGED.value:
-        return keyboard([[("Export CSV", f"st:ec:{pid}"), ("Export FHIR", f"st:ef:{pid}")]])
-    pause = ("Resume", f"st:pr:{pid}") if p.status == PatientStatus.PAUSED.value else ("Pause", f"st:pz:{pid}")
+        return keyboard([exports])
+    pause = (_("Resume"), f"st:pr:{pid}") if p.status == PatientStatus.PAUSED.value else (_("Pause"), f"st:pz:{pid}")
     return keyboard(
         [
-            [("Programme", f"st:pp:{pid}"), ("Session times", f"st:pt:{pid}")],
-            [pause, ("Discharge", f"st:dc:{pid}")],
-            [("Export CSV", f"st:ec:{pid}"), ("Export FHIR", f"st:ef:{pid}")],
+            [(_("Programme"), f"st:pp:{pid}"), (_("Session times"), f"st:pt:{pid}")],
+            [pause, (_("Discharge"), f"st:dc:{pid}")],
+            exports,
         ]
     )
 
@@ -222,6 +296,7 @@ async def show_patient(
 ) -> None:
     """Send the chart and the detail of a patient to a staff member, and audit the view."""
     access.require(staff, patient, access.Access.READ)
+    _ = translator(staff.language)
     now = svc(context).clock.now()
     config = svc(context).config
     if not config.privacy.health_data_in_chat:
@@ -232,19 +307,26 @@ async def show_patient(
         url = addresses.staff_patient_url(config.web.public_url, patient.id)
         await context.bot.send_message(
             staff.telegram_id,
-            f"🔒 {patient.alias}: privacy mode keeps health data out of Telegram. "
-            "Their answers, chart, notes and alerts are on the dashboard.",
-            reply_markup=InlineKeyboardMarkup([[InlineKeyboardButton("Open on the dashboard", url=url)]]),
+            _(
+                "🔒 {alias}: privacy mode keeps health data out of Telegram. "
+                "Their answers, chart, notes and alerts are on the dashboard.",
+                alias=patient.alias,
+            ),
+            reply_markup=InlineKeyboardMarkup([[InlineKeyboardButton(_("Open on the dashboard"), url=url)]]),
         )
         return
-    detail = await caseload.patient_detail(session, staff, patient, now, svc(context).content)
+    detail = await caseload.patient_detail(session, staff, patient, now, svc(context).content, lang=staff.language)
     chart = await progress_chart(session, patient, now)
     audit.record(session, action=audit.VIEW_PATIENT, now=now, staff=staff, patient_id=patient.id)
     await session.commit()
     if chart:
-        await context.bot.send_photo(staff.telegram_id, photo=chart, caption=f"{patient.alias}: progress")
+        await context.bot.send_photo(
+            staff.telegram_id, photo=chart, caption=_("{alias}: progress", alias=patient.alias)
+        )
     await context.bot.send_message(
-        staff.telegram_id, detail_text(staff, detail, svc(context).content), reply_markup=detail_buttons(detail)
+        staff.telegram_id,
+        detail_text(staff, detail, svc(context).content),
+        reply_markup=detail_buttons(detail, staff.language),
     )
 
 
@@ -256,12 +338,16 @@ async def patient_command(
     message = update.effective_message
     assert message is not None
     if not context.args:
-        await message.reply_text("Usage: /patient ALIAS, e.g. /patient LWS-0412. /patients lists them.")
+        await message.reply_text(
+            t(staff.language, "Usage: /patient ALIAS, e.g. /patient LWS-0412. /patients lists them.")
+        )
         return
     alias = " ".join(context.args)
     patient = await invite.patient_by_alias(session, alias)
     if patient is None:
-        await message.reply_text(f"No patient has the alias {alias[:40]!r}. /patients lists them.")
+        await message.reply_text(
+            t(staff.language, "No patient has the alias {alias}. /patients lists them.", alias=repr(alias[:40]))
+        )
         return
     await show_patient(context, session, staff, patient)
 

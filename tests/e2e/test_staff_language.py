@@ -1,0 +1,161 @@
+"""A German-speaking therapist (Staff.language "de") reads the staff views in Telegram in German.
+
+The alert messages and their details were German already, but /alerts, /patients, /patient, the
+Acknowledge and review buttons and their answers were English around them; and in privacy mode the
+neutral alert was English. Aliases, names and the patient's own words stay as they are.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from factories import make_patient, make_staff
+from rig.telegram_server import FakeTelegram
+
+from rehab_bot import alert as alerts
+from rehab_bot.models import Patient
+
+THERAPIST = 7901
+
+
+async def _raise(bot: Any, patient_id: int | None, detail: str) -> int:
+    async with bot.db.session() as session:
+        patient = await session.get(Patient, patient_id)
+        assert patient is not None
+        raised = await alerts.raise_alert(
+            session,
+            patient,
+            kind="red_flag",
+            severity="emergency",
+            detail=detail,
+            now=bot.clock.now(),
+            clinic=bot.config.clinic,
+        )
+        await session.commit()
+    assert raised is not None and raised.id is not None
+    return raised.id
+
+
+async def _german_therapist(bot: Any) -> Patient:
+    therapist = await make_staff(bot.db, telegram_id=THERAPIST, name="Dr Berta", language="de")
+    patient, _ = await make_patient(
+        bot.db,
+        bot.clock,
+        alias="LWS-0901",
+        therapist_id=therapist.id,
+        programme_id="lumbar-example",
+        surgery_date=date(2026, 6, 1),
+        times=(),
+    )
+    return patient
+
+
+async def test_a_german_therapist_acknowledges_and_reviews_an_alert_message_in_german(
+    bot: Any, tg: FakeTelegram
+) -> None:
+    patient = await _german_therapist(bot)
+    doc = tg.user(THERAPIST, language_code="de")
+    # The alert message itself: German, with a German Acknowledge button and German review buttons.
+    await _raise(bot, patient.id, "new bladder problems")
+    await bot.tick()
+    [message] = await doc.wait_for(lambda m: "LWS-0901" in (m.text or ""))
+    assert (message.text or "").startswith("⚠️ Warnung NOTFALL für LWS-0901")
+    assert message.button_labels == ["✅ Bestätigen"]
+    await doc.press("✅ Bestätigen", message)
+    assert (await doc.wait_for_answer()).text == "Bestätigt."
+    [acknowledged] = await doc.wait_for(lambda m: "✅ Bestätigt von Dr Berta" in (m.text or ""))
+    assert acknowledged.button_labels == ["Handlungsbedarf", "Kein Handlungsbedarf"]
+    await doc.press("Handlungsbedarf", acknowledged)
+    assert (await doc.wait_for_answer()).text == "Erfasst: Handlungsbedarf."
+    [reviewed] = await doc.wait_for(lambda m: (m.text or "").endswith("\nHandlungsbedarf."))
+    assert "Acknowledged" not in (reviewed.text or "") and "action" not in (reviewed.text or "")
+
+
+async def test_a_german_therapist_reads_alerts_patients_and_the_patient_page_in_german(
+    bot: Any, tg: FakeTelegram
+) -> None:
+    patient = await _german_therapist(bot)
+    doc = tg.user(THERAPIST, language_code="de")
+    # /alerts: the list, its button, the answer and the list after acknowledging.
+    await _raise(bot, patient.id, "numb saddle area")
+    await bot.tick()
+    await doc.wait_for(lambda m: "numb saddle area" in (m.text or ""))
+    await doc.send("/alerts")
+    [card] = await doc.wait_for(lambda m: "st:ak:" in ",".join(m.callback_data))
+    text = card.text or ""
+    assert "Offene Warnungen Ihrer Patient/innen: 1." in text
+    assert "NOTFALL · LWS-0901 · Warnzeichen in einer Abfrage · " in text and "numb saddle area" in text
+    assert "Open alerts" not in text and "red_flag" not in text and "EMERGENCY" not in text, text
+    assert card.button_labels == ["✅ 1 bestätigen: LWS-0901"]
+    await doc.press("✅ 1 bestätigen: LWS-0901", card)
+    assert (await doc.wait_for_answer()).text == "Bestätigt."
+    [edited] = await doc.wait_for(lambda m: "bestätigt von Dr Berta" in (m.text or ""))
+    assert "Keine offenen Warnungen bei Ihren Patient/innen." in (edited.text or "")
+    assert "LWS-0901 (Warnzeichen in einer Abfrage) bestätigt von Dr Berta" in (edited.text or "")
+    assert "No open alerts" not in (edited.text or "") and "acknowledged" not in (edited.text or "")
+
+    # /patients: the list.
+    await doc.send("/patients")
+    [listing] = await doc.wait_for(lambda m: "LWS-0901 ·" in (m.text or ""))
+    text = listing.text or ""
+    assert text.startswith("Ihre Patient/innen: 1 — Seite 1 von 1")
+    assert "LWS-0901 · aktiv · Tag " in text and "Therapietreue 7 T." in text and "letzter Schmerz" in text
+    assert "Your patients" not in text and "adherence" not in text and "last pain" not in text, text
+    assert "Alle Patient/innen" in listing.button_labels
+
+    # /patient: one patient, with an open alert, and its buttons.
+    await _raise(bot, patient.id, "fever and wound redness")
+    await doc.send("/patient LWS-0901")
+    [detail] = await doc.wait_for(lambda m: (m.text or "").startswith("LWS-0901 — "))
+    text = detail.text or ""
+    assert text.startswith("LWS-0901 — aktiv\nOP (lumbal) am 2026-06-01 (Tag ")
+    assert "· Therapeut/in: Dr Berta" in text and "Programm: " in text and "Übungszeiten: " in text
+    assert "Therapietreue: 7 Tage " in text and "Letzter Schmerz – · letzte Stimmung – · offene Warnungen 1" in text
+    assert "⚠️ Notfall Warnzeichen in einer Abfrage (" in text and "fever and wound redness" in text
+    assert "Noch keine Antworten." in text and "Keine Notizen." in text
+    for english in ("therapist:", "Adherence", "Last pain", "open alerts", "No answers yet", "No notes", "surgery"):
+        assert english not in text, english
+    assert {"Programm", "Übungszeiten", "Pausieren", "Entlassen", "Export CSV", "Export FHIR"} == set(
+        detail.button_labels
+    )
+    await doc.send("/patient NOPE-1")
+    [unknown] = await doc.wait_for(lambda m: "NOPE-1" in (m.text or ""))
+    assert unknown.text == "Keine Patientin und kein Patient hat das Pseudonym 'NOPE-1'. /patients listet alle auf."
+
+
+async def test_an_english_therapist_keeps_the_english_views(bot: Any, tg: FakeTelegram) -> None:
+    therapist = await make_staff(bot.db, telegram_id=THERAPIST + 1, name="Dr Ann")
+    patient, _ = await make_patient(bot.db, bot.clock, alias="LWS-0902", therapist_id=therapist.id, times=())
+    doc = tg.user(THERAPIST + 1, language_code="de")  # the app's language is not the staff member's
+    await _raise(bot, patient.id, "new bladder problems")
+    await bot.tick()
+    [message] = await doc.wait_for(lambda m: "LWS-0902" in (m.text or ""))
+    assert message.button_labels == ["✅ Acknowledge"]
+    await doc.send("/alerts")
+    [card] = await doc.wait_for(lambda m: "st:ak:" in ",".join(m.callback_data))
+    assert "Open alerts for your patients: 1." in (card.text or "")
+    assert "EMERGENCY · LWS-0902 · red_flag · " in (card.text or "")
+    await doc.send("/patient LWS-0902")
+    [detail] = await doc.wait_for(lambda m: (m.text or "").startswith("LWS-0902 — active"))
+    assert "⚠️ emergency red_flag (" in (detail.text or "") and "Recent answers" not in (detail.text or "")
+
+
+PUBLIC = "https://rehab.clinic.test"
+
+
+async def test_in_privacy_mode_the_german_therapist_gets_the_neutral_alert_and_the_link_in_german(
+    bot_factory: Any, tg: FakeTelegram
+) -> None:
+    bot = await bot_factory(privacy={"health_data_in_chat": False}, web={"public_url": PUBLIC})
+    therapist = await make_staff(bot.db, telegram_id=THERAPIST + 2, name="Dr Berta", language="de")
+    patient, _ = await make_patient(bot.db, bot.clock, alias="LWS-0903", therapist_id=therapist.id, times=())
+    await _raise(bot, patient.id, "new bladder problems")
+    await bot.tick()
+    doc = tg.user(THERAPIST + 2)
+    [neutral] = await doc.wait_for(lambda m: "LWS-0903" in (m.text or ""))
+    assert neutral.text == "⚠️ Warnung NOTFALL für LWS-0903. Öffnen Sie das Dashboard, um sie zu sehen."
+    assert neutral.button_labels == ["✅ Bestätigen"]
+    await doc.send("/patient LWS-0903")
+    [link] = await doc.wait_for(lambda m: (m.text or "").startswith("🔒 LWS-0903"))
+    assert "Datenschutzmodus" in (link.text or "") and link.button_labels == ["Im Dashboard öffnen"]
