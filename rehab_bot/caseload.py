@@ -33,7 +33,7 @@ from rehab_bot import session as session_core
 from rehab_bot.access import Access, StaffError, access, require
 from rehab_bot.config import StaffConfig
 from rehab_bot.content import Content
-from rehab_bot.i18n import N_, t
+from rehab_bot.i18n import N_, t, translator
 from rehab_bot.models import (
     Alert,
     Answer,
@@ -542,8 +542,10 @@ def pain_means_split(recent: Iterable[int], before: Iterable[int]) -> tuple[floa
     return _mean(map(float, recent)), _mean(map(float, before))
 
 
-async def risk_for(session: AsyncSession, patient: Patient, now: datetime, settings: StaffConfig) -> Risk | None:
-    """Why this patient is at risk this week, or None."""
+async def risk_for(
+    session: AsyncSession, patient: Patient, now: datetime, settings: StaffConfig, lang: str = "en"
+) -> Risk | None:
+    """Why this patient is at risk this week (the reasons in lang: the digest's reader's), or None."""
     assert patient.id is not None
     active = patient.status == PatientStatus.ACTIVE.value
     reasons = risk_reasons(
@@ -554,6 +556,7 @@ async def risk_for(session: AsyncSession, patient: Patient, now: datetime, setti
         adherence_7d=(await session_core.stats(session, patient, now)).adherence_7d if active else None,
         pain=await pain_means(session, patient, now),
         unanswered_safety=await education.unanswered_safety(session, patient.id),
+        lang=lang,
     )
     if not reasons:
         return None
@@ -614,10 +617,13 @@ def risk_reasons(
     adherence_7d: float | None,
     pain: tuple[float | None, float | None],
     unanswered_safety: Sequence[str],
+    lang: str = "en",
 ) -> list[str]:
-    """Why a patient is at risk, in English, from figures already read (risk_for; see risk_reason_list)."""
+    """Why a patient is at risk, in lang (English by default), from figures already read (risk_for; see
+    risk_reason_list)."""
+    translate = None if lang == "en" else translator(lang)
     return [
-        reason.text()
+        reason.text(translate, lang)
         for reason in risk_reason_list(
             patient,
             now,

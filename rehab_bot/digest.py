@@ -25,6 +25,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rehab_bot.caseload import Risk, risk_for
 from rehab_bot.config import Config, StaffConfig
+from rehab_bot.formats import number, percent
+from rehab_bot.i18n import translator
 from rehab_bot.models import IN_CARE, Delivery, DeliveryStatus, Kind, Patient, Staff
 from rehab_bot.schedule import ScheduleError, local_to_utc, zone
 from rehab_bot.staff import queue_staff_messages, staff_members, staff_message
@@ -35,21 +37,37 @@ MAX_DIGEST_LINES = 40
 
 
 def digest_text(staff: Staff, week_of: date, risks: list[Risk], total: int, settings: StaffConfig) -> str:
-    """The digest message for one staff member."""
-    head = f"📋 Weekly digest for the week of {week_of.isoformat()}"
+    """The digest message for one staff member, in their language (risks' reasons already in it, risk_for)."""
+    lang = staff.language
+    _ = translator(lang)
+    week = week_of.isoformat()
     if not risks:
-        return (
-            f"{head}: no patients at risk ({total} in your care: adherence at least "
-            f"{settings.digest_low_adherence:.0%}, no rise in pain of {settings.digest_pain_rise:g} points or more, "
-            "everyone answering)."
+        adherence = (
+            percent(settings.digest_low_adherence, lang) if lang != "en" else f"{settings.digest_low_adherence:.0%}"
         )
-    lines = [f"{head}: {len(risks)} of the {total} patients in your care at risk."]
+        points = number(settings.digest_pain_rise, lang) if lang != "en" else f"{settings.digest_pain_rise:g}"
+        return _(
+            "📋 Weekly digest for the week of {week}: no patients at risk ({total} in your care: adherence at least "
+            "{adherence}, no rise in pain of {points} points or more, everyone answering).",
+            week=week,
+            total=total,
+            adherence=adherence,
+            points=points,
+        )
+    lines = [
+        _(
+            "📋 Weekly digest for the week of {week}: {n} of the {total} patients in your care at risk.",
+            week=week,
+            n=len(risks),
+            total=total,
+        )
+    ]
     for risk in risks[:MAX_DIGEST_LINES]:
-        day = f" (day {risk.day})" if risk.day is not None else ""
+        day = " " + _("(day {n})", n=risk.day) if risk.day is not None else ""
         lines.append(f"• {risk.alias}{day}: " + "; ".join(risk.reasons))
     if len(risks) > MAX_DIGEST_LINES:
-        lines.append(f"… and {len(risks) - MAX_DIGEST_LINES} more.")
-    lines.append("Open /patients or /patient ALIAS for details.")
+        lines.append(_("… and {n} more.", n=len(risks) - MAX_DIGEST_LINES))
+    lines.append(_("Open /patients or /patient ALIAS for details."))
     return "\n".join(lines)
 
 
@@ -116,7 +134,9 @@ async def queue_digests(session: AsyncSession, now: datetime, config: Config) ->
         ).all()
         if not patients:
             continue
-        risks = [r for p in patients if (r := await risk_for(session, p, now, config.staff)) is not None]
+        risks = [
+            r for p in patients if (r := await risk_for(session, p, now, config.staff, member.language)) is not None
+        ]
         body = digest_text(member, day, risks, len(patients), config.staff)
         queued += await queue_staff_messages(
             session, [staff_message(key, member.telegram_id, member.id, body, now, local_date=day)]

@@ -36,7 +36,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from rehab_bot import audit, schedule, typed
 from rehab_bot.access import StaffError
 from rehab_bot.content import MAX_SESSIONS_PER_DAY
-from rehab_bot.i18n import N_, SUPPORTED_LANGUAGES
+from rehab_bot.i18n import N_, SUPPORTED_LANGUAGES, t, tn
 from rehab_bot.models import (
     Alert,
     Kind,
@@ -265,7 +265,7 @@ async def remove_staff(
                     f"h{staff.id}:{new_owner.id}:{now:%Y%m%dT%H%M%S}",
                     new_owner.telegram_id,
                     new_owner.id,
-                    handover_text(staff, patients),
+                    handover_text(staff, patients, new_owner.language),
                     now,
                 )
             ],
@@ -277,14 +277,20 @@ async def remove_staff(
 MAX_HANDOVER_ALIASES = 40
 
 
-def handover_text(removed: Staff, patients: Sequence[Patient]) -> str:
-    """What the new owner reads when a colleague's patients are moved to them."""
-    aliases = [p.alias for p in patients[:MAX_HANDOVER_ALIASES]]
-    more = f" and {len(patients) - MAX_HANDOVER_ALIASES} more" if len(patients) > MAX_HANDOVER_ALIASES else ""
-    return (
-        f"👥 {removed.name} was removed from the staff. You are now responsible for their "
-        f"{len(patients)} patient{'s' if len(patients) != 1 else ''}: {', '.join(aliases)}{more}.\n"
-        "Their alerts now come to you. Open /patients to see them, /alerts for open alerts."
+def handover_text(removed: Staff, patients: Sequence[Patient], lang: str = "en") -> str:
+    """What the new owner reads, in their language, when a colleague's patients are moved to them."""
+    aliases = ", ".join(p.alias for p in patients[:MAX_HANDOVER_ALIASES])
+    if len(patients) > MAX_HANDOVER_ALIASES:
+        aliases = t(lang, "{aliases} and {n} more", aliases=aliases, n=len(patients) - MAX_HANDOVER_ALIASES)
+    return tn(
+        lang,
+        "👥 {name} was removed from the staff. You are now responsible for their {n} patient: {aliases}.\n"
+        "Their alerts now come to you. Open /patients to see them, /alerts for open alerts.",
+        "👥 {name} was removed from the staff. You are now responsible for their {n} patients: {aliases}.\n"
+        "Their alerts now come to you. Open /patients to see them, /alerts for open alerts.",
+        len(patients),
+        name=removed.name,
+        aliases=aliases,
     )
 
 

@@ -21,8 +21,8 @@ from rehab_bot.models import Staff
 
 log = logging.getLogger(__name__)
 
-MENU_TEXT = "Dashboard"
-OPEN_TEXT = "Open dashboard"
+MENU_TEXT = N_("Dashboard")
+OPEN_TEXT = N_("Open dashboard")
 
 
 def miniapp_url(holder: Any) -> str | None:
@@ -34,7 +34,7 @@ def miniapp_url(holder: Any) -> str | None:
 async def set_menu_button(bot: Bot, staff: Staff, url: str | None) -> None:
     """The staff chat's menu button: the Mini App for active staff (when it can open), else the default."""
     if url is not None and staff.active:
-        button: MenuButtonWebApp | MenuButtonDefault = MenuButtonWebApp(MENU_TEXT, WebAppInfo(url))
+        button: MenuButtonWebApp | MenuButtonDefault = MenuButtonWebApp(t(staff.language, MENU_TEXT), WebAppInfo(url))
     else:
         button = MenuButtonDefault()
     await bot.set_chat_menu_button(chat_id=staff.telegram_id, menu_button=button)
@@ -60,15 +60,16 @@ async def set_patient_menu_button(holder: Any, bot: Bot, chat_id: int, lang: str
     return True
 
 
-def open_button(holder: Any) -> list[InlineKeyboardButton]:
-    """The Mini App button under /patients (private chats only; none when it cannot open)."""
+def open_button(holder: Any, lang: str = "en") -> list[InlineKeyboardButton]:
+    """The Mini App button under /patients, in the staff member's language (private chats only; none when it
+    cannot open)."""
     url = miniapp_url(holder)
-    return [InlineKeyboardButton(OPEN_TEXT, web_app=WebAppInfo(url))] if url else []
+    return [InlineKeyboardButton(t(lang, OPEN_TEXT), web_app=WebAppInfo(url))] if url else []
 
 
-def with_open_button(markup: InlineKeyboardMarkup | None, holder: Any) -> InlineKeyboardMarkup | None:
-    """markup with the Mini App button as its last row."""
-    extra = open_button(holder)
+def with_open_button(markup: InlineKeyboardMarkup | None, holder: Any, lang: str = "en") -> InlineKeyboardMarkup | None:
+    """markup with the Mini App button (in lang) as its last row."""
+    extra = open_button(holder, lang)
     if not extra:
         return markup
     rows = [list(row) for row in markup.inline_keyboard] if markup is not None else []

@@ -60,7 +60,7 @@ class Services:
     send_budget: SendBudget | None = None
     # Loaded once in build_application; invalid content stops the start (ContentError).
     content: Content = field(default_factory=Content)
-    # The menu each staff chat was last given, by Telegram id (a role, or "" for none).
+    # The menu each staff chat was last given, by Telegram id ("role:language", or "" for none).
     staff_menus: dict[int, str] = field(default_factory=dict)
     # Set by serve(): stops the process (the lease was lost, or SIGINT/SIGTERM).
     stop: asyncio.Event | None = None

@@ -7,7 +7,9 @@ from telegram.ext import ApplicationHandlerStop, CommandHandler, ContextTypes, M
 
 from rehab_bot import invite as invites
 from rehab_bot import patient as patients
+from rehab_bot import staff as staff_core
 from rehab_bot.bot import caregiver, enrol
+from rehab_bot.bot import staff as staff_bot
 from rehab_bot.bot.common import PATIENT_COMMANDS, language_for, stranger_text
 from rehab_bot.bot.services import App, svc
 from rehab_bot.i18n import N_, t
@@ -28,10 +30,16 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Explain what the bot does, what it is not for, and the commands; to a stranger, how to join (the patient
-    commands are not theirs), and the emergency route."""
+    """Explain what the bot does, what it is not for, and the commands; staff get their own (staff_help), a
+    stranger how to join (the patient commands are not theirs); and the emergency route."""
     message, user = update.effective_message, update.effective_user
     assert message is not None
+    if user is not None:
+        async with svc(context).db.session() as session:
+            staff = await staff_core.active_staff(session, user.id)
+        if staff is not None:  # the clinic's staff: their commands, in their language
+            await message.reply_text(staff_bot.staff_help(staff))
+            raise ApplicationHandlerStop
     lang = await language_for(update, context)
     s = svc(context)
     config = s.config.clinic

@@ -10,7 +10,7 @@
   /patients an "Open dashboard" button. Telegram opens Mini Apps over https only, so
   both appear only when ``[web] public_url`` is https.
 
-Staff-facing text is English only, like the rest of the clinician tools.
+Staff-facing text is in the staff member's language, like the rest of the clinician tools.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from rehab_bot.bot.services import App, svc
 from rehab_bot.bot.session import _drop_buttons as drop_buttons
 from rehab_bot.bot.staff import GROUP
 from rehab_bot.bot.staff.press import staff_command
+from rehab_bot.i18n import N_, t
 from rehab_bot.models import Staff
 from rehab_bot.transport import keyboard
 from rehab_bot.web.app import WebServer
@@ -39,7 +40,7 @@ from rehab_bot.web.context import WebContext, load_secret
 
 log = logging.getLogger(__name__)
 
-OFF_TEXT = "The web dashboard is not switched on. An admin can set [web] listen in config.toml (see the README)."
+OFF_TEXT = N_("The web dashboard is not switched on. An admin can set [web] listen in config.toml (see the README).")
 
 
 async def start_web(app: App) -> None:
@@ -116,17 +117,20 @@ async def dashboard_command(
     assert message is not None
     web = svc(context).web
     if web is None:
-        await message.reply_text(OFF_TEXT)
+        await message.reply_text(t(staff.language, OFF_TEXT))
         return
     token = await signin.create_link_token(session, staff, svc(context).clock.now())
     await session.commit()
     link = f"{web.base_url}/signin?token={token}"
-    text = (
-        f"Your sign-in link to the dashboard. It works once, for {signin.LINK_MINUTES} minutes; "
-        f"do not forward it.\n\n{link}"
+    text = t(
+        staff.language,
+        "Your sign-in link to the dashboard. It works once, for {minutes} minutes; do not forward it.",
+        minutes=signin.LINK_MINUTES,
     )
     await message.reply_text(
-        text, link_preview_options=LinkPreviewOptions(is_disabled=True), reply_markup=with_open_button(None, context)
+        f"{text}\n\n{link}",
+        link_preview_options=LinkPreviewOptions(is_disabled=True),
+        reply_markup=with_open_button(None, context, staff.language),
     )
 
 

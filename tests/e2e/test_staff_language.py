@@ -119,6 +119,10 @@ async def test_a_german_therapist_reads_alerts_patients_and_the_patient_page_in_
     assert {"Programm", "Übungszeiten", "Pausieren", "Entlassen", "Export CSV", "Export FHIR"} == set(
         detail.button_labels
     )
+    await doc.send("/help")
+    [helped] = await doc.wait_for(lambda m: "/alerts" in (m.text or ""))
+    assert (helped.text or "").startswith("Sie nutzen diesen Bot als Teil des Klinikteams")
+    assert "/alerts – Offene Warnungen bestätigen" in (helped.text or "") and "/staffinvite" not in (helped.text or "")
     await doc.send("/patient NOPE-1")
     [unknown] = await doc.wait_for(lambda m: "NOPE-1" in (m.text or ""))
     assert unknown.text == "Keine Patientin und kein Patient hat das Pseudonym 'NOPE-1'. /patients listet alle auf."
@@ -139,6 +143,9 @@ async def test_an_english_therapist_keeps_the_english_views(bot: Any, tg: FakeTe
     await doc.send("/patient LWS-0902")
     [detail] = await doc.wait_for(lambda m: (m.text or "").startswith("LWS-0902 — active"))
     assert "⚠️ emergency red_flag (" in (detail.text or "") and "Recent answers" not in (detail.text or "")
+    await doc.send("/help")
+    [helped] = await doc.wait_for(lambda m: "/alerts" in (m.text or ""))
+    assert "/alerts – Open alerts to acknowledge" in (helped.text or "") and "Befehle" not in (helped.text or "")
 
 
 PUBLIC = "https://rehab.clinic.test"
@@ -159,3 +166,51 @@ async def test_in_privacy_mode_the_german_therapist_gets_the_neutral_alert_and_t
     await doc.send("/patient LWS-0903")
     [link] = await doc.wait_for(lambda m: (m.text or "").startswith("🔒 LWS-0903"))
     assert "Datenschutzmodus" in (link.text or "") and link.button_labels == ["Im Dashboard öffnen"]
+
+
+async def test_a_german_therapist_changes_care_invites_and_cancels_in_german(bot: Any, tg: FakeTelegram) -> None:
+    patient = await _german_therapist(bot)
+    doc = tg.user(THERAPIST, language_code="de")
+    await doc.send("/patient LWS-0901")
+    [detail] = await doc.wait_for(lambda m: (m.text or "").startswith("LWS-0901 — "))
+
+    await doc.press("Pausieren", detail)
+    [menu] = await doc.wait_for(lambda m: (m.text or "") == "Erinnerungen für LWS-0901 pausieren:")
+    assert menu.button_labels == ["3 Tage", "1 Woche", "2 Wochen", "Bis zur Wiederaufnahme", "So lassen"]
+    await doc.press("1 Woche", menu)
+    assert (await doc.wait_for_answer()).text == "Pausiert."
+    await doc.wait_for(lambda m: (m.text or "").startswith("Die Erinnerungen für LWS-0901 sind bis einschließlich"))
+
+    await doc.press("Übungszeiten", detail)
+    [ask] = await doc.wait_for(lambda m: (m.text or "").startswith("Neue Übungszeiten für LWS-0901"))
+    assert ask.button_labels == ["✖ Abbrechen"]
+    await doc.send("25:00")
+    [refused] = await doc.wait_for(lambda m: "25:00" in (m.text or ""))
+    assert refused.text == "25:00 ist keine Uhrzeit (HH:MM, z. B. 08:00)."
+    await doc.send("/cancel")
+    [cancelled] = await doc.wait_for(lambda m: "Abgebrochen" in (m.text or ""))
+    assert cancelled.text == "Abgebrochen; nichts wurde gespeichert."
+
+    await doc.press("Entlassen", detail)
+    [confirm] = await doc.wait_for(lambda m: (m.text or "").startswith("LWS-0901 entlassen?"))
+    assert confirm.button_labels == ["Entlassen", "Behalten"]
+    await doc.press("Behalten", confirm)
+    assert (await doc.wait_for_answer()).text == "Keine Änderung."
+
+    await doc.send("/invite")
+    [step1] = await doc.wait_for(lambda m: "Schritt 1 von 5" in (m.text or ""))
+    assert step1.button_labels[0].endswith(" verwenden") and step1.button_labels[-1] == "✖ Abbrechen"
+    await doc.send("LWS-0902")
+    await doc.wait_for(lambda m: (m.text or "").startswith("Schritt 2 von 5"))
+    await doc.send("2026-06-03")
+    [step3] = await doc.wait_for(lambda m: (m.text or "").startswith("Schritt 3 von 5"))
+    assert step3.button_labels == ["Lumbal", "Zervikal", "Andere", "✖ Abbrechen"]
+    await doc.press("Lumbal", step3)
+    [step4] = await doc.wait_for(lambda m: (m.text or "").startswith("Schritt 4 von 5"))
+    assert any(label.endswith(" (Beispiel)") for label in step4.button_labels), step4.button_labels
+    await doc.press("✖ Abbrechen", step4)
+    assert (await doc.wait_for_answer()).text == "Abgebrochen."
+    for message in doc.messages:
+        for english in ("step 1 of 5", "Step ", "Cancel", "Keep", "Pause reminders", "Reminders for", "Discharge"):
+            assert english not in (message.text or "") and english not in message.button_labels, (english, message)
+    assert patient.alias == "LWS-0901"

@@ -17,8 +17,8 @@ in the staff_draft table, so a restart in the middle loses nothing. These
 handlers sit in group -3, ahead of the patient features, and stop the update
 once they have handled it.
 
-Staff-facing text is English only (see README, "Clinician tools"); times are
-in the reader's timezone with its abbreviation.
+Staff-facing text is in the staff member's language (Staff.language; see README,
+"Clinician tools"), times in their timezone with its abbreviation.
 Callback data: ``st:<action>[:<args>]``; see ACTIONS below. Arguments are
 parsed as ints or checked against fixed choices, never trusted: a forged or
 stale press gets "This button is no longer active.".
@@ -84,6 +84,7 @@ from rehab_bot.bot.staff.invites import (
 )
 from rehab_bot.bot.staff.patients import patient_command, patients_command, press_open, press_page
 from rehab_bot.bot.staff.press import Press, Route, retire_prompt
+from rehab_bot.i18n import N_, t, translator
 from rehab_bot.models import Role, Staff, StaffDraft
 
 log = logging.getLogger(__name__)
@@ -93,24 +94,45 @@ log = logging.getLogger(__name__)
 GROUP = -3
 
 
+# The staff command menu: (command, description msgid), described in the staff member's language.
 STAFF_COMMANDS: list[tuple[str, str]] = [
-    ("patients", "Your patients: adherence, pain, mood, alerts"),
-    ("patient", "One patient: chart, answers, notes, changes"),
-    ("alerts", "Open alerts to acknowledge"),
-    ("invite", "Invite a new patient (link and QR code)"),
-    ("dashboard", "A sign-in link to the web dashboard"),
-    ("cancel", "Cancel the invitation or change in progress"),
-    ("help", "How this bot works"),
+    ("patients", N_("Your patients: adherence, pain, mood, alerts")),
+    ("patient", N_("One patient: chart, answers, notes, changes")),
+    ("alerts", N_("Open alerts to acknowledge")),
+    ("invite", N_("Invite a new patient (link and QR code)")),
+    ("dashboard", N_("A sign-in link to the web dashboard")),
+    ("cancel", N_("Cancel the invitation or change in progress")),
+    ("help", N_("How this bot works")),
 ]
 
 
-ADMIN_COMMANDS: list[tuple[str, str]] = [("staffinvite", "Invite a staff member (admins only)")]
+ADMIN_COMMANDS: list[tuple[str, str]] = [("staffinvite", N_("Invite a staff member (admins only)"))]
 
 
 def staff_commands(staff: Staff) -> list[BotCommand]:
-    """The command menu of a staff member's chat."""
+    """The command menu of a staff member's chat, in their language."""
     entries = STAFF_COMMANDS + (ADMIN_COMMANDS if staff.role == Role.ADMIN.value else [])
-    return [BotCommand(cmd, desc) for cmd, desc in entries]
+    return [BotCommand(cmd, t(staff.language, desc)) for cmd, desc in entries]
+
+
+def staff_help(staff: Staff) -> str:
+    """/help for an active staff member, in their language: what the bot is for them, and their commands."""
+    _ = translator(staff.language)
+    entries = STAFF_COMMANDS + (ADMIN_COMMANDS if staff.role == Role.ADMIN.value else [])
+    return "\n\n".join(
+        [
+            _(
+                "You use this bot as a member of the clinic's staff: alerts about your patients, their progress, "
+                "changes to their care and invitations. Patients never see these commands."
+            ),
+            "\n".join([_("Commands:")] + [f"/{command} – {_(description)}" for command, description in entries]),
+        ]
+    )
+
+
+def _menu_state(staff: Staff) -> str:
+    """What a staff chat's menu depends on (sync_staff_menus sets it again when this changes): "" if removed."""
+    return f"{staff.role}:{staff.language}" if staff.active else ""
 
 
 async def set_staff_menu(bot: Bot, staff: Staff, miniapp_url: str | None = None) -> None:
@@ -139,7 +161,7 @@ async def sync_staff_menus(holder: Host, *, everyone: bool = False) -> int:
         members = await core.staff_members(session, include_inactive=True)
     calls = 0
     for member in members:
-        want = member.role if member.active else ""
+        want = _menu_state(member)
         if not everyone and menus.get(member.telegram_id, "") == want:
             continue
         try:
@@ -197,7 +219,7 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         try:
             problem = await handler(context, session, staff, draft, message.text)
         except access.StaffError as exc:
-            problem = str(exc)
+            problem = exc.text(staff.language)
         if problem:
             await message.reply_text(problem)
     raise ApplicationHandlerStop
@@ -216,21 +238,23 @@ async def cancel_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         if draft is not None:
             await session.commit()
             await retire_prompt(context, staff, draft.message_id)
-    await message.reply_text("Cancelled; nothing was saved." if draft is not None else "Nothing to cancel.")
+    _ = translator(staff.language)
+    await message.reply_text(_("Cancelled; nothing was saved.") if draft is not None else _("Nothing to cancel."))
     raise ApplicationHandlerStop
 
 
 async def press_cancel(press: Press) -> None:
     """The Cancel button of a conversation."""
     draft = await press.session.get(StaffDraft, press.staff.id)
+    _ = translator(press.staff.language)
     message = press.message
     if draft is not None and message is not None and draft.message_id == message.message_id:
         await core.end_draft(press.session, press.staff)
         await press.session.commit()
-        await press.answer("Cancelled.")
-        await press.edit("Cancelled; nothing was saved.")
+        await press.answer(_("Cancelled."))
+        await press.edit(_("Cancelled; nothing was saved."))
         return
-    await press.answer("Nothing to cancel.")
+    await press.answer(_("Nothing to cancel."))
     await press.strip_buttons()
 
 
@@ -272,14 +296,15 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         staff = await core.active_staff(session, user.id) if user is not None else None
         if staff is not None and route is not None:
             press = Press(update, context, session, staff, parts[2:])
+            lang = staff.language  # read now: a rollback expires the row
             try:
                 await route(press)
             except access.StaffError as exc:
                 await session.rollback()
-                await press.answer(str(exc), alert=True)
+                await press.answer(exc.text(lang), alert=True)
             except (ValueError, IndexError, KeyError):
                 await session.rollback()
-                await press.answer("This button is no longer active.")
+                await press.answer(t(lang, "This button is no longer active."))
             if not press.answered:
                 await press.answer()
     if press is None:
@@ -309,6 +334,7 @@ __all__ = [
     "clinic_tick",
     "register",
     "set_staff_menu",
+    "staff_help",
     "startup_menus",
     "sync_staff_menus",
 ]

@@ -19,20 +19,27 @@ from rehab_bot import staff as core
 from rehab_bot.bot.services import svc
 from rehab_bot.bot.staff.invites import programme_choices
 from rehab_bot.bot.staff.press import Press, begin, keyboard, patient_arg, prompt, retire_prompt
+from rehab_bot.i18n import N_, t, translator
 from rehab_bot.models import Patient, Staff, StaffDraft
 
-PAUSE_CHOICES = ((3, "3 days"), (7, "1 week"), (14, "2 weeks"), (0, "Until resumed"))
+PAUSE_CHOICES = ((3, N_("3 days")), (7, N_("1 week")), (14, N_("2 weeks")), (0, N_("Until resumed")))
+KEEP_AS_IS = N_("Keep as is")
 
 
 async def press_programme_menu(press: Press) -> None:
     """ "Programme": offer the programmes that fit the patient's surgery."""
     patient = await patient_arg(press, access.Access.WRITE)
-    choices = programme_choices(svc(press.context).content, patient.surgery_type)
+    _ = translator(press.staff.language)
+    choices = programme_choices(svc(press.context).content, patient.surgery_type, press.staff.language)
     await press.answer()
     rows = [[(name, f"st:pc:{patient.id}:{pid}")] for pid, name in choices]
     await press.reply(
-        f"Programme for {patient.alias} (now: {patient.programme_id or '–'}). Choose the new one:",
-        keyboard([*rows, [("Keep as is", "st:n")]]),
+        _(
+            "Programme for {alias} (now: {programme}). Choose the new one:",
+            alias=patient.alias,
+            programme=patient.programme_id or "–",
+        ),
+        keyboard([*rows, [(_(KEEP_AS_IS), "st:n")]]),
     )
 
 
@@ -41,9 +48,11 @@ async def press_programme_set(press: Press) -> None:
     patient = await patient_arg(press, access.Access.WRITE)
     programme_id = press.args[1]
     content = svc(press.context).content
+    lang = press.staff.language
+    _ = translator(lang)
     if patient.programme_id == programme_id:
-        await press.answer("No change: the patient is on this programme already.")
-        await press.edit(f"{patient.alias} stays on {programme_id}.")
+        await press.answer(_("No change: the patient is on this programme already."))
+        await press.edit(_("{alias} stays on {programme}.", alias=patient.alias, programme=programme_id))
         return
     delivery = svc(press.context).config.delivery
     quiet = (delivery.quiet_hours_start, delivery.quiet_hours_end)
@@ -58,25 +67,33 @@ async def press_programme_set(press: Press) -> None:
         neutral=not svc(press.context).config.privacy.health_data_in_chat,
     )
     await press.session.commit()
-    await press.answer("Programme changed.")
-    name = content.programmes[programme_id].name.get("en", programme_id)
-    times = ", ".join(t for t in patient.session_times.split(",") if t) or "–"
-    await press.edit(f"{patient.alias} is now on {name}. Session times: {times}.")
+    await press.answer(_("Programme changed."))
+    names = content.programmes[programme_id].name
+    name = names.get(lang) or names.get("en", programme_id)
+    times = ", ".join(time for time in patient.session_times.split(",") if time) or "–"
+    await press.edit(
+        _("{alias} is now on {programme}. Session times: {times}.", alias=patient.alias, programme=name, times=times)
+    )
 
 
 async def press_times(press: Press) -> None:
     """ "Session times": ask for the new times (a conversation kept in staff_draft)."""
     patient = await patient_arg(press, access.Access.WRITE)
     await press.answer()
-    current = ", ".join(caseload.session_times_of(patient, svc(press.context).content, press.now)) or "none"
+    _ = translator(press.staff.language)
+    current = ", ".join(caseload.session_times_of(patient, svc(press.context).content, press.now)) or _("none")
     draft = await begin(press.context, press.session, press.staff, "times", "times", patient_id=patient.id)
     await prompt(
         press.context,
         press.session,
         press.staff,
         draft,
-        f"New session times for {patient.alias} (now {current}): send them as HH:MM, e.g. 08:00 13:00 18:00. "
-        "They are fitted to the number of sessions of the patient's current phase.",
+        _(
+            "New session times for {alias} (now {times}): send them as HH:MM, e.g. 08:00 13:00 18:00. "
+            "They are fitted to the number of sessions of the patient's current phase.",
+            alias=patient.alias,
+            times=current,
+        ),
         [],
     )
 
@@ -88,7 +105,7 @@ async def times_text(
     if patient is None:
         await core.end_draft(session, staff)
         await session.commit()
-        return "This patient no longer exists."
+        return t(staff.language, "This patient no longer exists.")
     times = core.parse_times(text)
     delivery = svc(context).config.delivery
     quiet = (delivery.quiet_hours_start, delivery.quiet_hours_end)
@@ -106,15 +123,21 @@ async def times_text(
             neutral=not svc(context).config.privacy.health_data_in_chat,
         )
     except caseload.Discharged as exc:  # nothing was changed, and nothing to retype: the conversation ends
-        refused = str(exc)
+        refused = exc.text(staff.language)
     await core.end_draft(session, staff)
     await session.commit()
     await retire_prompt(context, staff, prompt)
     if refused is not None:
         return refused
-    result = ", ".join(t for t in patient.session_times.split(",") if t)
+    result = ", ".join(time for time in patient.session_times.split(",") if time)
     await context.bot.send_message(
-        staff.telegram_id, f"Session times for {patient.alias}: {result}. They apply from the next session."
+        staff.telegram_id,
+        t(
+            staff.language,
+            "Session times for {alias}: {times}. They apply from the next session.",
+            alias=patient.alias,
+            times=result,
+        ),
     )
     return None
 
@@ -123,9 +146,12 @@ async def press_pause_menu(press: Press) -> None:
     """ "Pause": how long."""
     patient = await patient_arg(press, access.Access.WRITE)
     await press.answer()
-    rows = [[(label, f"st:pd:{patient.id}:{days}") for days, label in PAUSE_CHOICES[:2]]]
-    rows.append([(label, f"st:pd:{patient.id}:{days}") for days, label in PAUSE_CHOICES[2:]])
-    await press.reply(f"Pause reminders for {patient.alias}:", keyboard([*rows, [("Keep as is", "st:n")]]))
+    _ = translator(press.staff.language)
+    rows = [[(_(label), f"st:pd:{patient.id}:{days}") for days, label in PAUSE_CHOICES[:2]]]
+    rows.append([(_(label), f"st:pd:{patient.id}:{days}") for days, label in PAUSE_CHOICES[2:]])
+    await press.reply(
+        _("Pause reminders for {alias}:", alias=patient.alias), keyboard([*rows, [(_(KEEP_AS_IS), "st:n")]])
+    )
 
 
 async def press_pause(press: Press) -> None:
@@ -137,9 +163,15 @@ async def press_pause(press: Press) -> None:
     until = patient_core.pause_for(patient, days, press.now)
     await patient_core.pause(press.session, patient, until, press.now, staff=press.staff)
     await press.session.commit()
-    await press.answer("Paused.")
-    when = f"until {until.isoformat()} (inclusive)" if until else "until you resume them"
-    await press.edit(f"Reminders for {patient.alias} are paused {when}.")
+    _ = translator(press.staff.language)
+    await press.answer(_("Paused."))
+    if until:
+        text = _(
+            "Reminders for {alias} are paused until {day} (inclusive).", alias=patient.alias, day=until.isoformat()
+        )
+    else:
+        text = _("Reminders for {alias} are paused until you resume them.", alias=patient.alias)
+    await press.edit(text)
 
 
 async def press_resume(press: Press) -> None:
@@ -149,17 +181,22 @@ async def press_resume(press: Press) -> None:
         press.session, patient, content=svc(press.context).content, now=press.now, staff=press.staff
     )
     await press.session.commit()
-    await press.answer("Resumed.")
-    await press.reply(f"Reminders for {patient.alias} are on again.")
+    _ = translator(press.staff.language)
+    await press.answer(_("Resumed."))
+    await press.reply(_("Reminders for {alias} are on again.", alias=patient.alias))
 
 
 async def press_discharge_ask(press: Press) -> None:
     """ "Discharge": ask to confirm."""
     patient = await patient_arg(press, access.Access.WRITE)
     await press.answer()
+    _ = translator(press.staff.language)
     await press.reply(
-        f"Discharge {patient.alias}? Reminders and check-ins stop for good; the data stays for export.",
-        keyboard([[("Discharge", f"st:dy:{patient.id}"), ("Keep", "st:n")]]),
+        _(
+            "Discharge {alias}? Reminders and check-ins stop for good; the data stays for export.",
+            alias=patient.alias,
+        ),
+        keyboard([[(_("Discharge"), f"st:dy:{patient.id}"), (_("Keep"), "st:n")]]),
     )
 
 
@@ -168,11 +205,12 @@ async def press_discharge(press: Press) -> None:
     patient = await patient_arg(press, access.Access.WRITE)
     changed = await caseload.discharge(press.session, press.staff, patient, press.now)
     await press.session.commit()
-    await press.answer("Discharged." if changed else "Already discharged.")
-    await press.edit(f"{patient.alias} is discharged.")
+    _ = translator(press.staff.language)
+    await press.answer(_("Discharged.") if changed else _("Already discharged."))
+    await press.edit(_("{alias} is discharged.", alias=patient.alias))
 
 
 async def press_dismiss(press: Press) -> None:
     """ "Keep as is": take the choices away."""
-    await press.answer("No change.")
-    await press.edit("No change.")
+    await press.answer(t(press.staff.language, "No change."))
+    await press.edit(t(press.staff.language, "No change."))

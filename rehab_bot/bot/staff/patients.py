@@ -135,7 +135,7 @@ async def patients_command(
         return
     scope = args[0] if args else caseload.default_scope(staff)
     text, markup = await _patient_page(session, context, staff, scope, 0)
-    await message.reply_text(text, reply_markup=miniapp.with_open_button(markup, context))
+    await message.reply_text(text, reply_markup=miniapp.with_open_button(markup, context, staff.language))
 
 
 async def press_page(press: Press) -> None:
@@ -143,7 +143,7 @@ async def press_page(press: Press) -> None:
     scope = {"m": "mine", "a": "all"}[press.args[0]]
     text, markup = await _patient_page(press.session, press.context, press.staff, scope, press.int_arg(1))
     await press.answer()
-    await press.edit(text, miniapp.with_open_button(markup, press.context))
+    await press.edit(text, miniapp.with_open_button(markup, press.context, press.staff.language))
 
 
 def _when(staff: Staff, value: datetime) -> str:

@@ -38,6 +38,7 @@ from rehab_bot import alert as alert_core
 from rehab_bot import staff as core
 from rehab_bot.bot import common
 from rehab_bot.bot.services import svc
+from rehab_bot.i18n import N_, t
 from rehab_bot.models import Patient, Staff, StaffDraft
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ log = logging.getLogger(__name__)
 MAX_TEXT = 4096
 
 
-ADMIN_ONLY = "Only an admin can do this."
+ADMIN_ONLY = N_("Only an admin can do this.")  # a msgid: t(staff.language, ADMIN_ONLY)
 
 
 def keyboard(rows: list[list[tuple[str, str]]]) -> InlineKeyboardMarkup | None:
@@ -58,7 +59,12 @@ def keyboard(rows: list[list[tuple[str, str]]]) -> InlineKeyboardMarkup | None:
     )
 
 
-CANCEL_ROW = [("✖ Cancel", "st:x")]
+CANCEL = N_("✖ Cancel")
+
+
+def cancel_row(lang: str) -> list[tuple[str, str]]:
+    """The Cancel button under a conversation's question, in the staff member's language."""
+    return [(t(lang, CANCEL), "st:x")]
 
 
 def clip(text: str, limit: int = MAX_TEXT) -> str:
@@ -85,19 +91,19 @@ def staff_command(*, admin_only: bool = False) -> Callable[[StaffCommand], Any]:
         async def handler(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             user = update.effective_user
             message = update.effective_message
-            refused = ""
+            refused, lang = "", "en"
             async with svc(context).db.session() as session:
                 staff = await core.active_staff(session, user.id) if user is not None else None
                 if staff is None:
                     refused = "unknown"
                 elif admin_only and not access.is_admin(staff):
-                    refused = "admin"
+                    refused, lang = "admin", staff.language
                 else:
                     await fn(update, context, session, staff)
             if refused == "unknown":
                 await common.unknown_message(update, context)
             elif refused == "admin" and message is not None:
-                await message.reply_text(ADMIN_ONLY)
+                await message.reply_text(t(lang, ADMIN_ONLY))
             raise ApplicationHandlerStop
 
         return handler
@@ -176,7 +182,7 @@ Route = Callable[[Press], Awaitable[None]]
 async def patient_arg(press: Press, needed: access.Access) -> Patient:
     patient = await press.session.get(Patient, press.int_arg(0))
     if patient is None:
-        raise access.StaffError("This patient no longer exists.")
+        raise access.StaffError(N_("This patient no longer exists."))
     access.require(press.staff, patient, needed)
     return patient
 
@@ -200,7 +206,9 @@ async def prompt(
     session.add(draft)
     await session.commit()
     await retire_prompt(context, staff, old_prompt)
-    sent = await context.bot.send_message(staff.telegram_id, text, reply_markup=keyboard([*rows, CANCEL_ROW]))
+    sent = await context.bot.send_message(
+        staff.telegram_id, text, reply_markup=keyboard([*rows, cancel_row(staff.language)])
+    )
     draft.message_id = sent.message_id
     session.add(draft)
     await session.commit()
@@ -233,10 +241,10 @@ async def draft_for_press(press: Press, kind: str, step: str) -> StaffDraft | No
     draft = await core.draft_for(press.session, press.staff, press.now)
     message = press.message
     if draft is None or draft.kind != kind or message is None or draft.message_id != message.message_id:
-        await press.answer("This step is no longer active.")
+        await press.answer(t(press.staff.language, "This step is no longer active."))
         await press.strip_buttons()
         return None
     if draft.step != step:
-        await press.answer("This step is done already.")
+        await press.answer(t(press.staff.language, "This step is done already."))
         return None
     return draft
