@@ -37,7 +37,7 @@ from rehab_bot.access import StaffError
 from rehab_bot.config import clinic_name_is_placeholder
 from rehab_bot.content import Content, Programme
 from rehab_bot.db import REPEAT_WINDOW, lock_row
-from rehab_bot.i18n import t
+from rehab_bot.i18n import N_, t
 from rehab_bot.models import (
     SURGERY_TYPES,
     AuditLog,
@@ -71,11 +71,13 @@ _BOT_USERNAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{3,31}$")
 class InviteError(StaffError):
     """An invite cannot be made as asked; ``code`` names the problem for translated UIs.
 
-    A StaffError: the message is fit to show the staff member who typed the input.
+    A StaffError: the message is fit to show the staff member who typed the input. Where the
+    message is a msgid (marked with N_), ``values`` fill its {placeholders} and exc.text(lang) says
+    it in the staff member's language (the chat's /invite); other messages read the same in any.
     """
 
-    def __init__(self, code: str, message: str, **details: object) -> None:
-        super().__init__(message)
+    def __init__(self, code: str, message: str, *, values: dict[str, object] | None = None, **details: object) -> None:
+        super().__init__(message, **(values or {}))
         self.code = code
         self.details = details
 
@@ -314,12 +316,12 @@ def validate_alias(text: str) -> str:
     if not _ALIAS_RE.match(alias):
         raise InviteError(
             "bad_alias",
-            "An alias has 3-24 characters: letters, digits, - or _ (no spaces), and starts with a letter or digit.",
+            N_("An alias has 3-24 characters: letters, digits, - or _ (no spaces), and starts with a letter or digit."),
         )
     if not any(c.isdigit() for c in alias):
         # Pseudonymous by default: a bare word is too often the patient's name.
         raise InviteError(
-            "bad_alias", "Use a pseudonym with at least one digit (e.g. LWS-0412), not the patient's name."
+            "bad_alias", N_("Use a pseudonym with at least one digit (e.g. LWS-0412), not the patient's name.")
         )
     return alias
 
@@ -346,12 +348,14 @@ def check_surgery_date(surgery_date: date, today: date) -> date:
     if surgery_date > today + timedelta(days=MAX_DAYS_AHEAD):
         raise InviteError(
             "surgery_date_ahead",
-            f"The surgery date {surgery_date.isoformat()} is more than 6 months ahead; please check it.",
+            N_("The surgery date {day} is more than 6 months ahead; please check it."),
+            values={"day": surgery_date.isoformat()},
         )
     if surgery_date < today - timedelta(days=MAX_DAYS_AGO):
         raise InviteError(
             "surgery_date_past",
-            f"The surgery date {surgery_date.isoformat()} is more than a year ago; please check it.",
+            N_("The surgery date {day} is more than a year ago; please check it."),
+            values={"day": surgery_date.isoformat()},
         )
     return surgery_date
 
@@ -373,8 +377,20 @@ def parse_surgery_date(text: str, today: date, *, dotted: bool = True) -> date:
             parsed = None
     if parsed is not None:
         return check_surgery_date(parsed, today)
-    forms = "YYYY-MM-DD (e.g. 2026-06-03)" + (" or DD.MM.YYYY (e.g. 03.06.2026 or 3.6.26)" if dotted else "")
-    raise InviteError("bad_surgery_date", f"{text[:20]!r} is not a date; please send the surgery date as {forms}.")
+    if dotted:
+        raise InviteError(
+            "bad_surgery_date",
+            N_(
+                "{text} is not a date; please send the surgery date as YYYY-MM-DD (e.g. 2026-06-03) or DD.MM.YYYY "
+                "(e.g. 03.06.2026 or 3.6.26)."
+            ),
+            values={"text": repr(text[:20])},
+        )
+    raise InviteError(
+        "bad_surgery_date",
+        N_("{text} is not a date; please send the surgery date as YYYY-MM-DD (e.g. 2026-06-03)."),
+        values={"text": repr(text[:20])},
+    )
 
 
 async def create_patient_invite(

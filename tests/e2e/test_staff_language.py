@@ -200,8 +200,17 @@ async def test_a_german_therapist_changes_care_invites_and_cancels_in_german(bot
     await doc.send("/invite")
     [step1] = await doc.wait_for(lambda m: "Schritt 1 von 5" in (m.text or ""))
     assert step1.button_labels[0].endswith(" verwenden") and step1.button_labels[-1] == "✖ Abbrechen"
+    await doc.send("Anna")
+    [no_name] = await doc.wait_for(lambda m: "Pseudonym" in (m.text or ""))
+    assert no_name.text == (
+        "Verwenden Sie ein Pseudonym mit mindestens einer Ziffer (z. B. LWS-0412), nicht den Namen der Patientin "
+        "oder des Patienten."
+    )
     await doc.send("LWS-0902")
     await doc.wait_for(lambda m: (m.text or "").startswith("Schritt 2 von 5"))
+    await doc.send("31.02.")
+    [no_date] = await doc.wait_for(lambda m: "31.02." in (m.text or ""))
+    assert (no_date.text or "").startswith("'31.02.' ist kein Datum; bitte senden Sie das OP-Datum als JJJJ-MM-TT")
     await doc.send("2026-06-03")
     [step3] = await doc.wait_for(lambda m: (m.text or "").startswith("Schritt 3 von 5"))
     assert step3.button_labels == ["Lumbal", "Zervikal", "Andere", "✖ Abbrechen"]
