@@ -87,8 +87,8 @@ async def test_a_german_therapist_reads_alerts_patients_and_the_patient_page_in_
     assert "Offene Warnungen Ihrer Patient/innen: 1." in text
     assert "NOTFALL · LWS-0901 · Warnzeichen in einer Abfrage · " in text and "numb saddle area" in text
     assert "Open alerts" not in text and "red_flag" not in text and "EMERGENCY" not in text, text
-    assert card.button_labels == ["✅ 1 bestätigen: LWS-0901"]
-    await doc.press("✅ 1 bestätigen: LWS-0901", card)
+    assert card.button_labels == ["✅ Nr. 1 bestätigen: LWS-0901"]
+    await doc.press("✅ Nr. 1 bestätigen: LWS-0901", card)
     assert (await doc.wait_for_answer()).text == "Bestätigt."
     [edited] = await doc.wait_for(lambda m: "bestätigt von Dr Berta" in (m.text or ""))
     assert "Keine offenen Warnungen bei Ihren Patient/innen." in (edited.text or "")
@@ -116,7 +116,7 @@ async def test_a_german_therapist_reads_alerts_patients_and_the_patient_page_in_
     assert "Noch keine Antworten." in text and "Keine Notizen." in text
     for english in ("therapist:", "Adherence", "Last pain", "open alerts", "No answers yet", "No notes", "surgery"):
         assert english not in text, english
-    assert {"Programm", "Übungszeiten", "Pausieren", "Entlassen", "Export CSV", "Export FHIR"} == set(
+    assert {"Programm", "Übungszeiten", "Pausieren", "Entlassen", "CSV exportieren", "FHIR exportieren"} == set(
         detail.button_labels
     )
     await doc.send("/help")
