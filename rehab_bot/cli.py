@@ -132,8 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--lang",
         choices=SUPPORTED_LANGUAGES,
         default="en",
-        help="language of the page (it links to the other one), of the patient you play and of the staff's web "
-        "dashboard (default: en); the therapist's chat is in English, as staff chats always are",
+        help="language of the page (it links to the other one), of the patient you play and of the staff: their web "
+        "dashboard and the therapist's chat (default: en)",
     )
 
     run = sub.add_parser(

@@ -277,9 +277,9 @@ def test_demo_help_names_what_it_does_and_needs_nothing(tmp_path: Path) -> None:
 
 
 def test_demo_help_says_what_each_option_does_as_the_code_does_it(tmp_path: Path) -> None:
-    """--config was described as the configuration file the demo reads, and --lang as the staff's language
-    too; the demo ignores --config (and says so), and the therapist's chat is English (staff text is English
-    only, README) while their web dashboard follows --lang."""
+    """--config was described as the configuration file the demo reads; the demo ignores --config (and says
+    so). --lang is the language of the page, the patient and the staff: their web dashboard and their chat
+    (staff text follows Staff.language, which the demo seeds from --lang)."""
     import argparse
 
     from rehab_bot.cli import build_parser
@@ -293,7 +293,7 @@ def test_demo_help_says_what_each_option_does_as_the_code_does_it(tmp_path: Path
     assert "--config is ignored" in ignored.stderr
     lang = options["--lang"]
     assert lang.default == "en" and "(default: en)" in str(lang.help)
-    for said in ("page", "patient you play", "staff's web dashboard", "therapist's chat is in English"):
+    for said in ("page", "patient you play", "web dashboard and the therapist's chat"):
         assert said in str(lang.help), said
     port = options["--port"]
     assert port.default == 8765 and "default 8765" in str(port.help)
@@ -301,7 +301,7 @@ def test_demo_help_says_what_each_option_does_as_the_code_does_it(tmp_path: Path
     assert "closing its terminal (SIGHUP) or SIGTERM" in text
 
 
-async def test_lang_de_is_the_language_of_the_page_the_visitors_patient_and_the_staff_not_the_therapists_chat(
+async def test_lang_de_is_the_language_of_the_page_the_visitors_patient_the_staffs_dashboard_and_the_therapists_chat(
     tmp_path: Path,
 ) -> None:
     """What `demo --lang`'s help says, checked on a running German demo."""
@@ -320,10 +320,10 @@ async def test_lang_de_is_the_language_of_the_page_the_visitors_patient_and_the_
 
         html = await asyncio.to_thread(fetch)
         assert '<html lang="de"' in html and 'href="/?lang=en"' in html, "German, with a link to English"
-        therapist = demo.therapist
+        therapist = demo.therapist  # their Telegram speaks English; the staff row (de) decides
         await therapist.send("/help")
-        [answer] = await therapist.wait_for(lambda m: "I remind you" in (m.text or ""), timeout=10)
-        assert answer.text
+        [answer] = await therapist.wait_for(lambda m: "Befehle:" in (m.text or ""), timeout=10)
+        assert "/patients – Ihre Patient/innen" in answer.text and "I remind you" not in answer.text
     finally:
         await page.stop()
         await demo.stop()
@@ -562,21 +562,36 @@ def test_an_address_nobody_can_read_is_not_a_failure_to_serve(tmp_path: Path) ->
     assert list(temp.iterdir()) == []
 
 
-async def test_the_demo_stops_only_after_the_charts_warm_up_thread_has_ended(tmp_path: Path) -> None:
+async def test_the_demo_stops_only_after_the_charts_warm_up_thread_has_ended(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The warm-up writes matplotlib's font cache into the demo's folder; a stop during it left the thread
-    running while the folder was removed (it could write there again) and the interpreter shut down."""
+    running while the folder was removed (it could write there again) and the interpreter shut down.
+
+    The real warm-up builds each language's chart once per process, so in a process that drew one
+    already it ends at once: a stand-in that takes its time makes the stop meet a running thread."""
     import threading
 
+    from rehab_bot import report
     from rehab_bot.bot.app import CHART_WARM_UP_THREAD
 
+    started, finished = threading.Event(), threading.Event()
+
+    def slow_warm_up(languages: Any = None, stop: threading.Event | None = None) -> None:
+        started.set()
+        time.sleep(0.5)  # a stop arrives meanwhile; the warm-up ends only at its next language
+        finished.set()
+
+    monkeypatch.setattr(report, "warm_up", slow_warm_up)
     demo = Demo(tmp_path)
     await demo.start()
     try:
         deadline = time.monotonic() + 20
-        while not any(t.name == CHART_WARM_UP_THREAD for t in threading.enumerate()):
+        while not started.is_set():
             assert time.monotonic() < deadline, "the warm-up starts after the engine's first tick"
             await demo.settle()
             await asyncio.sleep(0.05)
     finally:
         await demo.stop()
+    assert finished.is_set(), "the stop returned while the warm-up was still running"
     assert not any(t.name == CHART_WARM_UP_THREAD for t in threading.enumerate())
