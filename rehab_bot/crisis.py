@@ -446,6 +446,12 @@ def is_concern(text: str, content: Content) -> bool:
     return bool(text) and find(tuple(p for lst in content.concern.values() for p in lst.patterns), text) is not None
 
 
+def symptom_checks(content: Content) -> frozenset[str]:
+    """Every questionnaire a symptom word can offer (symptom_check_for)."""
+    found = (words.questionnaire for words in content.symptom_words.values())
+    return frozenset(q for q in found if q in content.questionnaires)
+
+
 def symptom_check_for(text: str, content: Content) -> str | None:
     """The questionnaire to offer for a symptom word in the text (not a crisis), or None."""
     if not text:

@@ -119,6 +119,14 @@ async def find_in_care(session: AsyncSession, telegram_id: int) -> Patient | Non
 _ASKING_BY_TYPING = frozenset({enrolment.EnrolStep.TIMEZONE.value, enrolment.EnrolStep.TIMES.value})
 
 
+def agreed_enrolling(patient: Patient) -> bool:
+    """A patient who has agreed and not finished enrolling (asked for a time zone or session times): the bot
+    hears their symptom or word of danger (find_heard), and the Mini App lets them use the symptom check, its
+    red-flag answer and writing to the care team, nothing else (web/auth.py, "agreed")."""
+    consented = patient.consent_at is not None and patient.enrol_step in _ASKING_BY_TYPING
+    return patient.status == PatientStatus.ENROLLING and consented
+
+
 async def find_heard(session: AsyncSession, telegram_id: int) -> Patient | None:
     """The patient whose free text the bot hears (the offer to send or keep it, the symptom check, the crisis
     question): one in care, or one still enrolling who has agreed and is being asked for a time zone or
@@ -126,10 +134,7 @@ async def find_heard(session: AsyncSession, telegram_id: int) -> Patient | None:
     patient = await find(session, telegram_id)
     if patient is None:
         return None
-    if patient.status in IN_CARE:
-        return patient
-    consented = patient.consent_at is not None and patient.enrol_step in _ASKING_BY_TYPING
-    return patient if patient.status == PatientStatus.ENROLLING and consented else None
+    return patient if patient.status in IN_CARE or agreed_enrolling(patient) else None
 
 
 async def standing(session: AsyncSession, telegram_id: int) -> tuple[Standing, Patient | None]:

@@ -88,11 +88,14 @@ async def sign_in_link(session: aiohttp.ClientSession, link: str) -> aiohttp.Cli
         return response
 
 
-async def sign_in_initdata(session: aiohttp.ClientSession, base: str, data: str) -> aiohttp.ClientResponse:
-    """Open the Mini App page and post initData, as its script does."""
+async def sign_in_initdata(
+    session: aiohttp.ClientSession, base: str, data: str, *, next_page: str = ""
+) -> aiohttp.ClientResponse:
+    """Open the Mini App page and post initData, as its script does (``next_page``: the page Telegram opened)."""
     async with session.get(f"{base}/app") as page:
         html = await page.text()
-    async with session.post(f"{base}/app/signin", data={"init_data": data, "csrf_token": csrf(html)}) as response:
+    body = {"init_data": data, "csrf_token": csrf(html), **({"next": next_page} if next_page else {})}
+    async with session.post(f"{base}/app/signin", data=body) as response:
         await response.read()
         return response
 

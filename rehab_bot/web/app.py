@@ -123,6 +123,8 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
         _ = translator(language(request))
         expired = isinstance(exc, CsrfRefused)  # a stale form, not a permission refusal: said so
         message = _(CSRF_EXPIRED) if expired else _(ERRORS[exc.status])
+        if isinstance(exc, auth.FinishEnrolment):  # a patient still enrolling: as the Mini App's sign-in says
+            message = _(auth.FINISH_ENROLMENT)
         if request.headers.get("HX-Request") or request.headers.get("Accept", "").startswith("application/json"):
             return web.Response(status=exc.status, text=message)
         if exc.status == 401 and request.path.startswith("/app/"):
@@ -134,8 +136,10 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
         back = page_of_form(request) if expired else None
         home = None
         visitor = request.get(VISITOR)
-        if exc.status == 404 and request.path.startswith("/app/") and isinstance(visitor, Visitor) and visitor.patient:
-            # Another patient's session or check-in, or one that is gone: nothing of it, and the way back.
+        enrolled = isinstance(visitor, Visitor) and visitor.patient is not None and not visitor.enrolling
+        if exc.status == 404 and request.path.startswith("/app/") and enrolled:
+            # Another patient's session or check-in, or one that is gone: nothing of it, and the way back
+            # (a patient still enrolling gets the plain 404: today's page is not theirs yet).
             title, message, home = _(APP_NOT_FOUND_TITLE), _(APP_NOT_FOUND), "/app/home"
         if exc.status == 401 and builder.signed_out_save(request):  # the draft waits in the tab (builder.js)
             message, back = f"{message} {_(builder.SIGNED_OUT_DRAFT)}", page_of_form(request)

@@ -12,7 +12,8 @@ rehab_bot.message.store_photo. One limit, [care] photo_max_bytes: the page's own
 chosen photo against it before sending (static/miniapp.js, so the typed text stays in the box),
 this handler checks it again, and the app's request limit is set from it (app.build_app); a body
 over that limit gets the friendly 413 page (app.error_middleware). The patient sees only their
-own thread.
+own thread. A patient who has agreed and is still enrolling may use this page too (``"agreed"``,
+web/auth.py): the chat offers it when they type a symptom at enrolment's time zone or times step.
 """
 
 from __future__ import annotations
@@ -86,13 +87,13 @@ async def _crisis(request: web.Request, patient: Patient, text: str) -> web.Stre
     return await _page(request, patient, urgent=redflag.reply_text(finding, ctx.content, lang, ctx.config.clinic))
 
 
-@allow("patient")
+@allow("agreed")  # also a patient still enrolling (web/auth.py)
 async def messages(request: web.Request) -> web.StreamResponse:
     """The patient's own thread with the care team, and a form to write."""
     return await _page(request, _patient(request))
 
 
-@allow("patient")
+@allow("agreed")  # also a patient still enrolling (web/auth.py)
 async def write(request: web.Request) -> web.StreamResponse:
     """Send a message (text, optional photo) to the care team: triage first, as in the chat."""
     ctx, session, patient = context(request), db(request), _patient(request)
@@ -154,7 +155,7 @@ class AnswerForm(Form):
     message = StringField()
 
 
-@allow("patient")
+@allow("agreed")  # also a patient still enrolling (web/auth.py)
 async def crisis_answer(request: web.Request) -> web.StreamResponse:
     """The crisis question's answer about one of the patient's own messages: Yes is a crisis (the
     crisis text now, a crisis note, an emergency alert), No changes nothing (the message was sent)."""

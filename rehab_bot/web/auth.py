@@ -13,8 +13,17 @@ than ``[web] idle_minutes`` is ended, and signing out ends every copy of the
 cookie.
 
 Each handler declares who may call it with :func:`allow` ("public", "anyone
-signed in", "staff", "admin" or "patient"); a handler that declares nothing is
-staff-only. Strangers get 401, a signed-in visitor of the wrong kind 403.
+signed in", "staff", "admin", "patient" or "agreed"); a handler that declares
+nothing is staff-only. Strangers get 401, a signed-in visitor of the wrong kind 403.
+
+"patient" is an enrolled patient. "agreed" is also a patient who has agreed and
+not finished enrolling (rehab_bot.patient.agreed_enrolling): in privacy mode the
+chat offers them the symptom check and "Write to my care team" in the Mini App
+when they type a symptom at the time zone or times step, so those pages alone
+(the check's form, its result with the red-flag answer, the messages page) let
+them in; every other page answers them "Please finish setting up"
+(:class:`FinishEnrolment`), at sign-in too. This module is the one place that
+decides it (:func:`_patient_visitor`, :func:`_permitted`).
 
 Sign-in:
 - ``/signin?token=…``: the one-time link /dashboard hands out (rehab_bot.signin); the page
@@ -42,14 +51,14 @@ from rehab_bot import audit, signin
 from rehab_bot import patient as patient_core
 from rehab_bot import staff as staff_core
 from rehab_bot.i18n import N_, SUPPORTED_LANGUAGES, pick_language, t
-from rehab_bot.models import Staff
+from rehab_bot.models import Patient, Staff
 from rehab_bot.web import login_widget
 from rehab_bot.web.context import DB, VISITOR, Visitor, context
 from rehab_bot.web.forms import Form, bind
 from rehab_bot.web.initdata import InitDataError, verify
 from rehab_bot.web.pages import render
 
-WHO = ("public", "signed_in", "staff", "admin", "patient")
+WHO = ("public", "signed_in", "staff", "admin", "patient", "agreed")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 H = TypeVar("H", bound=Handler)
 
@@ -97,6 +106,22 @@ def _browser_language(request: web.Request, default: str) -> str:
     return pick_language(first or None, default)
 
 
+class FinishEnrolment(web.HTTPForbidden):
+    """A page refused to a patient who has not finished enrolling: the error page says to finish setting up."""
+
+
+def _patient_visitor(standing: patient_core.Standing, patient: Patient | None) -> Visitor | None:
+    """The patient as a visitor of the web app: enrolled, or agreed and still enrolling (only the "agreed"
+    pages), else None (not agreed yet, or no patient)."""
+    if patient is None:
+        return None
+    if standing == patient_core.Standing.PATIENT:
+        return Visitor(None, patient, patient.language)
+    if standing == patient_core.Standing.ENROLLING and patient_core.agreed_enrolling(patient):
+        return Visitor(None, patient, patient.language, enrolling=True)
+    return None
+
+
 async def _identify(request: web.Request, session: Session, db_session: AsyncSession) -> Visitor:
     ctx = context(request)
     now = ctx.clock.now().timestamp()
@@ -117,10 +142,10 @@ async def _identify(request: web.Request, session: Session, db_session: AsyncSes
             session["seen"] = now
             return Visitor(staff, None, staff.language)
     else:
-        standing, patient = await patient_core.standing(db_session, tid)
-        if standing == patient_core.Standing.PATIENT and patient is not None:
+        found = _patient_visitor(*await patient_core.standing(db_session, tid))
+        if found is not None:
             session["seen"] = now
-            return Visitor(None, patient, patient.language)
+            return found
     session.invalidate()
     return Visitor(None, None, default_lang, ended=True)
 
@@ -134,7 +159,9 @@ def _permitted(who: str, found: Visitor) -> bool:
         return found.staff is not None
     if who == "admin":
         return found.is_admin
-    return found.patient is not None  # "patient"
+    if who == "agreed":
+        return found.patient is not None
+    return found.patient is not None and not found.enrolling  # "patient"
 
 
 @web.middleware
@@ -154,6 +181,8 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         found = await _identify(request, session, db_session)
         request[VISITOR], request[DB] = found, db_session
         if not _permitted(who, found):
+            if found.enrolling:
+                raise FinishEnrolment()
             signed_in = found.staff is not None or found.patient is not None
             raise web.HTTPForbidden() if signed_in else web.HTTPUnauthorized()
         return await handler(request)
@@ -256,6 +285,21 @@ async def miniapp_page(request: web.Request) -> web.StreamResponse:
     return await render(request, "miniapp.html", {})
 
 
+def _may_open(app: web.Application, path: str, found: Visitor) -> bool:
+    """Whether the visitor may open the page (GET) at this path of the site: auth_middleware's rule, asked
+    before the page is opened (the router's public description of its resources, as app.page_of_form)."""
+    for resource in app.router.resources():
+        info = resource.get_info()
+        if "path" in info:
+            matches = info["path"] == path
+        else:
+            matches = "pattern" in info and info["pattern"].fullmatch(path) is not None
+        pages = [route.handler for route in resource if route.method == "GET"]
+        if matches and pages:
+            return _permitted(who_of(pages[0]), found)
+    return False
+
+
 def _json(status: int, body: dict[str, str]) -> web.Response:
     return web.Response(status=status, text=json.dumps(body), content_type="application/json")
 
@@ -281,9 +325,13 @@ async def miniapp_signin(request: web.Request) -> web.StreamResponse:
         await _sign_in_staff(request, session, staff, "miniapp")
         return _json(200, {"next": "/caseload"})
     standing, patient = await patient_core.standing(session, user.id)
-    if standing == patient_core.Standing.PATIENT and patient is not None:
+    found = _patient_visitor(standing, patient)
+    target = patient_next(str(form.next.data or ""))
+    # A patient still enrolling is signed in only for a page they may open (the symptom check, its result,
+    # the messages page); any other page answers as before, in their Telegram language.
+    if found is not None and (not found.enrolling or _may_open(request.app, target, found)):
         await _start(request, "patient", user.id)
-        return _json(200, {"next": patient_next(str(form.next.data or ""))})
+        return _json(200, {"next": target})
     # Someone Telegram vouches for but the clinic does not know (yet): say who the app is for and how to
     # join, in their Telegram language.
     lang = pick_language(user.language_code, ctx.config.clinic.language)

@@ -82,6 +82,8 @@ class Visitor:
     lang: str
     # The session ended at this request: idle too long, or the access was removed.
     ended: bool = False
+    # The patient has agreed but not finished enrolling: only the pages declared "agreed" (web/auth.py).
+    enrolling: bool = False
 
     @property
     def is_staff(self) -> bool:

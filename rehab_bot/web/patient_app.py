@@ -1,6 +1,8 @@
 """The patients' Mini App: exercise player, check-in forms, result, progress, my data (thin: parse, core, render).
 
-Every route is ``@allow("patient")``: the patient signed in with Telegram's initData
+Every route is ``@allow("patient")``, the check-in forms and the result ``@allow("agreed")``
+(a patient still enrolling who has agreed may answer the symptom check the chat offered them, and
+start only a symptom check; web/auth.py): the patient signed in with Telegram's initData
 (auth.miniapp_signin); a stranger opening an /app/ page gets the sign-in shell with
 status 401 (app.error_middleware), whose script signs in and reloads the page; a form sent
 after the session ended gets it too, and so its page again (signed in afresh).
@@ -33,7 +35,7 @@ from wtforms import RadioField, StringField
 from wtforms.validators import AnyOf, InputRequired, NumberRange, Optional
 
 from rehab_bot import checkin as checkins
-from rehab_bot import miniapp, motivation, redflag, report, schedule, session_text
+from rehab_bot import crisis, miniapp, motivation, redflag, report, schedule, session_text
 from rehab_bot import patient as patient_core
 from rehab_bot import session as sessions
 from rehab_bot.config import photo_dir
@@ -259,7 +261,7 @@ def _question(step: checkins.Step, lang: str) -> dict[str, Any]:
     }
 
 
-@allow("patient")
+@allow("agreed")  # also a patient still enrolling (web/auth.py)
 async def checkin_form(request: web.Request) -> web.StreamResponse:
     """The next question of the patient's check-in (or that it is answered or closed)."""
     ctx, patient, checkin_id = context(request), _patient(request), url_id(request)
@@ -282,7 +284,7 @@ async def checkin_form(request: web.Request) -> web.StreamResponse:
     )
 
 
-@allow("patient")
+@allow("agreed")  # also a patient still enrolling (web/auth.py)
 async def checkin_answer(request: web.Request) -> web.StreamResponse:
     """One answer through checkin.answer: the same triage, reply and staff alert as a chat button."""
     ctx, session, patient = context(request), db(request), _patient(request)
@@ -320,12 +322,14 @@ async def checkin_answer(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(miniapp.checkin_path(anchor))
 
 
-@allow("patient")
+@allow("agreed")  # also a patient still enrolling (web/auth.py)
 async def checkin_start(request: web.Request) -> web.StreamResponse:
     """Start one of the patient's on-demand questionnaires (as /checkin does) and open its form."""
     ctx, session, patient = context(request), db(request), _patient(request)
     form = await bind(StartForm, request, await request.post())
     allowed = {q.id for q in checkins.on_demand_for(patient, ctx.content)}
+    if visitor(request).enrolling:  # still enrolling: only a check a symptom word offers (auth, "agreed")
+        allowed &= crisis.symptom_checks(ctx.content)
     if not form.validate() or form.questionnaire.data not in allowed:
         raise web.HTTPBadRequest()
     opened = await checkins.start(session, patient, ctx.content, [str(form.questionnaire.data)], ctx.clock.now())
@@ -334,7 +338,7 @@ async def checkin_start(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(miniapp.checkin_path(opened[0].id))
 
 
-@allow("patient")
+@allow("agreed")  # also a patient still enrolling (web/auth.py)
 async def result(request: web.Request) -> web.StreamResponse:
     """What to do now after a red-flag answer: the clinic's reply, in the patient's language."""
     ctx, patient = context(request), _patient(request)

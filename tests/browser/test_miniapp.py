@@ -9,17 +9,20 @@ import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from e2e.test_checkins import enrolled as checkin_patient
+from e2e.test_enrolment import new_invite, next_text
 from e2e.test_sessions import PLAYER_EXERCISES, PLAYER_PROGRAMME, WED, at, berlin, enrolled, player_bot, sessions_of
+from factories import make_staff
 from rig.telegram_server import FakeTelegram
 from sqlmodel import select
-from webrig import miniapp_web
+from webrig import miniapp_web, web_url
 
 from rehab_bot.models import Answer
 from tests.browser.axe import serious
-from tests.browser.miniapp_stub import DARK, open_as
+from tests.browser.miniapp_stub import DARK, calls, open_as
 
 PROMISE = 60.0
 
@@ -418,3 +421,62 @@ async def test_a_theme_change_in_telegram_recolours_the_open_page(
     await page.wait_for_function("() => document.documentElement.dataset.theme === 'dark'")
     await page.wait_for_function("() => getComputedStyle(document.body).backgroundColor === 'rgb(33, 33, 33)'")
     assert await serious(page) == []
+
+
+async def at_the_times_step(bot: Any, tg: FakeTelegram, alias: str, telegram_id: int, therapist: int) -> Any:
+    """A patient who opened the invitation, agreed and chose the time zone: asked for session times."""
+    doc = await make_staff(bot.db, name="Dr Weber", telegram_id=therapist)
+    invite = await new_invite(bot, alias, therapist_id=doc.id)
+    user = tg.user(telegram_id, language_code="en")
+    await user.send(f"/start {invite.code}")
+    await next_text(user)
+    await user.press("Yes, I agree")
+    zone = await next_text(user)
+    await user.press(next(label for label in zone.button_labels if label.startswith("Berlin")))
+    await next_text(user)
+    return user
+
+
+async def test_a_patient_still_enrolling_answers_the_symptom_check_the_chat_offered_in_privacy_mode(
+    bot_factory: Any, tg: FakeTelegram, phone_page: Any
+) -> None:
+    """Privacy mode: 'I can't feel my legs' typed at enrolment's times step offers the symptom check in the
+    Mini App. The app said "Please finish setting up..." to everyone not yet enrolled, so the check could not
+    be answered; now a patient who has agreed answers it, reads the red-flag reply and the therapist is
+    alerted. No way (the menu, the BackButton, "Back to today") leads to the pages that are not theirs yet."""
+    page = phone_page
+    bot = await bot_factory(web=miniapp_web(), privacy={"health_data_in_chat": False}, delivery={"poll_interval": 0.5})
+    user = await at_the_times_step(bot, tg, "P-150", 7330, 5001)
+    await user.send("I can't feel my legs")
+    [offer] = await user.wait_for(include_edits=False)
+    [form] = [
+        urlsplit(b["web_app"]["url"]).path
+        for row in (offer.reply_markup or {})["inline_keyboard"]
+        for b in row
+        if "web_app" in b and b["text"].startswith("🩺")
+    ]
+    await open_as(page, bot, 7330, form)
+    await page.get_by_role("heading", name="Wound and symptom check").wait_for()
+    assert await page.get_by_role("link", name="Today").count() == 0
+    assert await serious(page) == []
+    started = time.monotonic()
+    await page.get_by_label("Yes, at least one").check()
+    await page.get_by_role("button", name="Next").click()
+    await page.locator(".app-question", has_text="bladder or bowel").wait_for()
+    await page.get_by_label("Yes").check()
+    await page.get_by_role("button", name="Next").click()
+    await page.wait_for_url("**/app/result")
+    reply = page.get_by_role("alert")
+    assert "Your care team has been told." in (await reply.text_content() or "")
+    assert await reply.get_by_role("link", name="112", exact=True).first.get_attribute("href") == "tel:112"
+    await called(page, "haptic", "warning")
+    assert await page.get_by_role("link", name="Back to today").count() == 0
+    assert ["BackButton.show"] not in await calls(page)
+    assert await serious(page) == []
+    [alert] = await tg.user(5001).wait_for(lambda m: "P-150" in (m.text or ""), timeout=PROMISE)
+    # Privacy mode: the staff chat names no symptom, only the alert and the dashboard.
+    assert time.monotonic() - started < PROMISE and "emergency alert" in (alert.text or "").lower(), alert.text
+    assert errors(page) == []
+    # Today's page is not theirs yet: it says to finish setting up, as the app always did.
+    assert (await page.goto(web_url(bot) + "/app/home")).status == 403
+    await page.get_by_text("Please finish setting up in the chat with the clinic's bot first").wait_for()

@@ -17,9 +17,10 @@ from webrig import WEB, client, init_data, sign_in_initdata, web_url
 
 from rehab_bot import caregiver as caregiver_core
 from rehab_bot import message as message_core
-from rehab_bot.models import Alert, Patient, ProgrammePlan, Staff
+from rehab_bot.models import Alert, Patient, PatientStatus, ProgrammePlan, Staff
 
-# Who may: "public" (everyone, never 401/403), "signed_in", "patient", "staff" (colleagues included),
+# Who may: "public" (everyone, never 401/403), "signed_in", "patient", "agreed" (a patient, or one who has agreed
+# and is still enrolling: the symptom check, its result and the messages page), "staff" (colleagues included),
 # "owner" (the patient's therapist and admins: colleagues 403), "admin".
 MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/"): "public",
@@ -74,19 +75,20 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/app/session/{id}"): "patient",
     ("POST", "/app/session/{id}"): "patient",
     ("GET", "/app/session/{id}/media/{n}"): "patient",
-    ("POST", "/app/checkin"): "patient",
-    ("GET", "/app/checkin/{id}"): "patient",
-    ("POST", "/app/checkin/{id}"): "patient",
-    ("GET", "/app/result"): "patient",
+    ("POST", "/app/checkin"): "agreed",
+    ("GET", "/app/checkin/{id}"): "agreed",
+    ("POST", "/app/checkin/{id}"): "agreed",
+    ("GET", "/app/result"): "agreed",
     ("GET", "/app/progress"): "patient",
     ("GET", "/app/mydata"): "patient",
     ("GET", "/app/delete"): "patient",
     ("POST", "/app/delete"): "patient",
-    ("GET", "/app/messages"): "patient",  # the patient's own thread only (rehab_bot.message.own_thread)
-    ("POST", "/app/messages"): "patient",  # without confirm=yes nothing is deleted (a 400 here)
-    ("POST", "/app/messages/crisis"): "patient",  # about the patient's own message only (message.own_message)
+    ("GET", "/app/messages"): "agreed",  # the patient's own thread only (rehab_bot.message.own_thread)
+    ("POST", "/app/messages"): "agreed",  # without confirm=yes nothing is deleted (a 400 here)
+    ("POST", "/app/messages/crisis"): "agreed",  # about the patient's own message only (message.own_message)
 }
 PATIENT_TG = 1_500_001  # LWS-0001, Dr Ben's patient (web_seed)
+ENROLLING_TG = 1_500_901  # agreed, asked for session times: not enrolled yet
 BODIES = {"pause": {"days": "7"}, "discharge": {"confirm": "y"}, "role": {"role": "therapist"}}
 BODIES["invite"] = {"name": "New colleague", "role": "therapist"}
 BODIES["reply"] = {"text": "A reply from the matrix test."}
@@ -115,7 +117,9 @@ def expected(who: str, actor: str) -> str:
         return "ok"
     if who == "patient":
         return "ok" if actor == "patient" else "403"
-    if actor == "patient":
+    if who == "agreed":
+        return "ok" if actor in ("patient", "enrolling") else "403"
+    if actor in ("patient", "enrolling"):
         return "403"
     if who == "staff":
         return "ok"
@@ -126,9 +130,13 @@ def expected(who: str, actor: str) -> str:
 
 async def signed_in(bot: Any, actor: str) -> tuple[aiohttp.ClientSession, str]:
     session = client()
-    telegram_id = {"patient": PATIENT_TG, "therapist": BEN, "colleague": CLEO, "admin": ADMIN}.get(actor)
+    ids = {"patient": PATIENT_TG, "enrolling": ENROLLING_TG, "therapist": BEN, "colleague": CLEO, "admin": ADMIN}
+    telegram_id = ids.get(actor)
     if telegram_id is not None:
-        response = await sign_in_initdata(session, web_url(bot), init_data(telegram_id, bot.clock.now()))
+        # A patient still enrolling is signed in only for a page they may open (the messages page here).
+        first = "/app/messages" if actor == "enrolling" else ""
+        data = init_data(telegram_id, bot.clock.now())
+        response = await sign_in_initdata(session, web_url(bot), data, next_page=first)
         assert response.status == 200, actor
     if actor == "caregiver":
         response = await sign_in_initdata(session, web_url(bot), init_data(CAREGIVER_TG, bot.clock.now()))
@@ -144,8 +152,8 @@ async def test_the_matrix_covers_every_route(bot_factory: Any) -> None:
     assert routes(bot) == set(MATRIX)
 
 
-@pytest.mark.slow  # the whole matrix: every route for six kinds of visitor
-@pytest.mark.parametrize("actor", ["stranger", "caregiver", "patient", "colleague", "therapist", "admin"])
+@pytest.mark.slow  # the whole matrix: every route for seven kinds of visitor
+@pytest.mark.parametrize("actor", ["stranger", "caregiver", "patient", "enrolling", "colleague", "therapist", "admin"])
 async def test_every_route_for_every_kind_of_visitor(bot_factory: Any, actor: str) -> None:
     bot = await bot_factory(web=WEB)
     await seed_clinic(bot.db, bot.clock.now(), patients=10, days=3)
@@ -164,6 +172,17 @@ async def test_every_route_for_every_kind_of_visitor(bot_factory: Any, actor: st
         link = await caregiver_core.invite(session, patient, bot.clock.now(), hours=24)
         await caregiver_core.open_link(session, link.code, CAREGIVER_TG, "en", bot.clock.now())
         await caregiver_core.consent(session, link, "Carl", bot.clock.now())
+        session.add(
+            Patient(
+                alias="ENR-0001",
+                telegram_id=ENROLLING_TG,
+                status=PatientStatus.ENROLLING.value,
+                enrol_step="times",
+                consent_at=bot.clock.now(),
+                therapist_id=ben.id,
+                created_at=bot.clock.now(),
+            )
+        )
         await session.commit()
     values = {
         "/patients/{id}": patient.id,

@@ -12,9 +12,11 @@
     } catch (e) {}
   }
 
-  // --- BackButton: every page but the Mini App's home goes back to it.
+  // --- BackButton: every page but the Mini App's home goes back to it (not for a patient still enrolling,
+  // data-enrolling: the home page is not theirs yet; Telegram's own close button ends the app).
   if (tg && tg.BackButton) {
-    if (window.location.pathname !== "/app/home" && window.location.pathname !== "/app") {
+    var home = !document.body.hasAttribute("data-enrolling");
+    if (home && window.location.pathname !== "/app/home" && window.location.pathname !== "/app") {
       tg.BackButton.onClick(function () {
         window.location.assign("/app/home");
       });
