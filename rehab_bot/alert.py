@@ -124,6 +124,15 @@ def shorten(text: str, limit: int) -> str:
     return cut.rstrip(" ,;:.-\n") + "…"
 
 
+SOMEONE = N_("someone")
+
+
+def who(by: str, lang: str) -> str:
+    """The name of the staff member who acknowledged or read something first, or "someone" in lang if that
+    staff member is no longer known (the core says "")."""
+    return by or t(lang, SOMEONE)
+
+
 def ack_payload(alert_id: int, lang: str = "en") -> str:
     """The delivery payload that puts an Acknowledge button under a staff message, in its reader's language."""
     return json.dumps({"ack": alert_id, "lang": lang})
@@ -456,7 +465,7 @@ async def stands_in(session: AsyncSession, alert: Alert, patient: Patient) -> bo
 class Acknowledged:
     alert: Alert
     patient: Patient
-    by: str  # who acknowledged it (maybe somebody else, earlier)
+    by: str  # who acknowledged it (maybe somebody else, earlier); "" if unknown now: see who()
     now: bool  # False when it had been acknowledged already
 
 
@@ -470,7 +479,7 @@ async def acknowledge(session: AsyncSession, staff: Staff, alert_id: int, now: d
         require(staff, patient, Access.WRITE)
     if alert.acknowledged_at is not None:
         earlier = await session.get(Staff, alert.acknowledged_by) if alert.acknowledged_by else None
-        return Acknowledged(alert, patient, earlier.name if earlier else "someone", now=False)
+        return Acknowledged(alert, patient, earlier.name if earlier else "", now=False)
     # Conditional, so two staff pressing at once record one acknowledgement.
     result = await session.exec(
         update(Alert)
@@ -480,7 +489,7 @@ async def acknowledge(session: AsyncSession, staff: Staff, alert_id: int, now: d
     await session.refresh(alert)
     if not result.rowcount:
         earlier = await session.get(Staff, alert.acknowledged_by) if alert.acknowledged_by else None
-        return Acknowledged(alert, patient, earlier.name if earlier else "someone", now=False)
+        return Acknowledged(alert, patient, earlier.name if earlier else "", now=False)
     audit.record(
         session,
         action=audit.ACKNOWLEDGE,

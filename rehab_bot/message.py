@@ -44,7 +44,7 @@ from rehab_bot.access import Access, Forbidden, StaffError, require
 from rehab_bot.config import ClinicConfig, Config
 from rehab_bot.db import REPEAT_WINDOW, lock_row
 from rehab_bot.files import private_dir, write_private_bytes
-from rehab_bot.i18n import N_, t
+from rehab_bot.i18n import N_, SUPPORTED_LANGUAGES, t
 from rehab_bot.models import (
     CareMessage,
     Delivery,
@@ -124,12 +124,25 @@ def reads_from(clinic: ClinicConfig, now: datetime) -> datetime | None:
 # --- deliveries -------------------------------------------------------------------------
 
 
-def payload(message_id: int, reply_to: int | None = None) -> str:
-    """The delivery payload naming a care message (and the chat message to reply to)."""
-    data: dict[str, int] = {"cm": message_id}
+def payload(message_id: int, reply_to: int | None = None, lang: str | None = None) -> str:
+    """The delivery payload naming a care message (and the chat message to reply to); lang: the staff
+    reader's language, so the renderer words the notice's buttons in it (see payload_language)."""
+    data: dict[str, int | str] = {"cm": message_id}
     if reply_to is not None:
         data["reply_to"] = reply_to
+    if lang is not None:
+        data["lang"] = lang
     return json.dumps(data)
+
+
+def payload_language(text: str) -> str:
+    """The staff reader's language a care message payload carries; English for payloads without one (from
+    before, escalations) or anything else."""
+    try:
+        value = json.loads(text).get("lang") if text else None
+    except (ValueError, AttributeError):
+        return "en"
+    return value if isinstance(value, str) and value in SUPPORTED_LANGUAGES else "en"
 
 
 def parse_payload(text: str) -> tuple[int | None, int | None]:
@@ -169,14 +182,19 @@ async def _staff_chat_message(session: AsyncSession, message_id: int | None, cha
     return rows.first()
 
 
-def staff_text(message: CareMessage, patient: Patient, parent: CareMessage | None) -> str:
-    """What a staff member reads about a patient's message (staff text is English)."""
+ANSWERED = N_("💬 {alias} answered your team's reply")
+PHOTO_FROM = N_("📷 Photo from {alias}")
+MESSAGE_FROM = N_("💬 Message from {alias}")
+
+
+def staff_text(message: CareMessage, patient: Patient, parent: CareMessage | None, lang: str = "en") -> str:
+    """What a staff member reads about a patient's message, in their language (the patient's words as written)."""
     if parent is not None and parent.direction == OUT:
-        head = f"💬 {patient.alias} answered your team's reply"
+        head = t(lang, ANSWERED, alias=patient.alias)
     elif message.photo_path or message.photo_file_id:
-        head = f"📷 Photo from {patient.alias}"
+        head = t(lang, PHOTO_FROM, alias=patient.alias)
     else:
-        head = f"💬 Message from {patient.alias}"
+        head = t(lang, MESSAGE_FROM, alias=patient.alias)
     return head + (f":\n\n{message.text}" if message.text else ".")
 
 
@@ -291,9 +309,9 @@ async def send(
                 person.chat_id,
                 person.staff_id,
                 patient.id,
-                staff_text(message, patient, parent),
+                staff_text(message, patient, parent, person.language),
                 now,
-                payload(message.id, reply_to),
+                payload(message.id, reply_to, person.language),
             )
         )
     await queue_deliveries(session, rows)
@@ -483,7 +501,7 @@ class Marked:
     message: CareMessage
     patient: Patient
     now: bool  # False: it was read before (read_by says by whom)
-    by: str
+    by: str  # "" when that staff member is gone: the front end says "someone" in its reader's language
 
 
 async def mark_read(
@@ -498,7 +516,7 @@ async def mark_read(
         raise StaffError(N_("Only a patient's message can be marked read."))
     if message.read_at is not None:
         reader = await session.get(Staff, message.read_by) if message.read_by is not None else None
-        return Marked(message, patient, False, reader.name if reader is not None else "someone")
+        return Marked(message, patient, False, reader.name if reader is not None else "")
     message.read_at, message.read_by = now, staff.id
     session.add(message)
     audit.record(session, action=READ, now=now, staff=staff, patient_id=patient.id, detail=f"message={message.id}")

@@ -11,13 +11,15 @@ from datetime import UTC, date, datetime
 from factories import make_patient, make_staff
 from sqlmodel import col, select
 
+from rehab_bot import alert as alert_core
 from rehab_bot import digest as digest_core
+from rehab_bot import message as message_core
 from rehab_bot import staff as staff_core
 from rehab_bot.bot.staff import staff_commands
 from rehab_bot.bot.staff.invites import programme_choices
 from rehab_bot.caseload import Risk, risk_for
 from rehab_bot.clock import FakeClock
-from rehab_bot.config import StaffConfig
+from rehab_bot.config import ClinicConfig, StaffConfig
 from rehab_bot.content import load_content
 from rehab_bot.db import Database
 from rehab_bot.models import Delivery, Patient, Staff
@@ -101,3 +103,31 @@ def test_the_staff_menu_and_the_programme_choices_are_in_the_staff_members_langu
     programme = content.programmes["lumbar-example"]
     assert english_names["lumbar-example"] == programme.name["en"] + " (example)"
     assert german_names["lumbar-example"] == programme.name["de"] + " (Beispiel)"
+
+
+async def test_each_care_message_notice_is_worded_in_its_readers_language(db: Database, clock: FakeClock) -> None:
+    """A patient without a therapist: their message goes to both admins, each in their own language, and each
+    delivery's payload carries that language for the notice's buttons; older payloads read as English."""
+    await make_staff(db, role="admin", telegram_id=51, language="de")
+    await make_staff(db, role="admin", telegram_id=52)
+    patient, _ = await make_patient(db, clock, alias="MSG-1", therapist_id=None)
+    async with db.session() as session:
+        row = await session.get(Patient, patient.id)
+        assert row is not None
+        await message_core.send(session, row, ClinicConfig(), text="Knie steif", now=clock.now())
+        await session.commit()
+        rows = (await session.exec(select(Delivery).order_by(col(Delivery.id)))).all()
+    assert {r.chat_id: r.body for r in rows} == {
+        51: "💬 Nachricht von MSG-1:\n\nKnie steif",
+        52: "💬 Message from MSG-1:\n\nKnie steif",
+    }
+    assert {r.chat_id: message_core.payload_language(r.payload) for r in rows} == {51: "de", 52: "en"}
+    assert all(message_core.parse_payload(r.payload)[0] is not None for r in rows)
+    assert message_core.payload_language('{"cm": 5}') == "en", "a payload from before: English, as it was"
+    assert message_core.payload_language('{"cm": 5, "lang": "xx"}') == "en"
+    assert message_core.payload_language("junk") == "en" and message_core.payload_language("[1]") == "en"
+
+
+def test_an_unknown_earlier_staff_member_is_someone_in_the_readers_language() -> None:
+    assert alert_core.who("Dr Berta", "de") == "Dr Berta"
+    assert alert_core.who("", "en") == "someone" and alert_core.who("", "de") == "jemandem"

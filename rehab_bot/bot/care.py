@@ -13,8 +13,9 @@ Staff: the notice of a patient's message carries **Reply** (``cm:r:<id>:<patient
 and **Mark read** (``cm:k:<id>:<patient id>``; the patient too, because a deleted
 patient's message id can be another's later on SQLite); a reply is typed after pressing Reply, or
 sent as a Telegram reply to the notice. Every press and every reply rechecks
-the staff member and their access in the core. Staff-facing text is English,
-like the other clinician tools.
+the staff member and their access in the core. Staff-facing text is in the staff
+member's language (Staff.language): the notice and its buttons in the one its delivery
+payload carries (rehab_bot.message.payload_language; English for older payloads).
 
 Callback data is parsed as ints, never trusted; a press on anything else
 gets the neutral stale answer.
@@ -34,6 +35,7 @@ from telegram import ForceReply, InlineKeyboardButton, InlineKeyboardMarkup, Mes
 from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop, CallbackQueryHandler, ContextTypes, MessageHandler, filters
 
+from rehab_bot import alert as alert_core
 from rehab_bot import crisis, media, miniapp
 from rehab_bot import message as core
 from rehab_bot import patient as patients
@@ -64,10 +66,17 @@ STALE = N_("This button is no longer active.")
 
 WRITE_IN_APP = N_("✉️ Write to my care team")
 IN_APP = N_("To reach your care team, please write in the app: your messages and photos stay on the clinic's server.")
-NEUTRAL_NOTICE = "✉️ New message from {alias}. Open the dashboard to read it."
+NEUTRAL_NOTICE = N_("✉️ New message from {alias}. Open the dashboard to read it.")
 
-REPLY_LABEL = "↩️ Reply"
-READ_LABEL = "✓ Mark read"
+REPLY_LABEL = N_("↩️ Reply")
+READ_LABEL = N_("✓ Mark read")
+A_PATIENT = N_("a patient")
+THE_PATIENT = N_("the patient")
+ALREADY_READ = N_("Already marked read by {name}.")
+MARKED_READ = N_("Marked read.")
+READ_NOTE = N_("✓ Read by {name}, {when}.")
+REPLY_PROMPT = N_("Type your reply to {alias}; it is sent as you write it, signed with your name. /cancel to stop.")
+REPLY_SENT = N_("✅ Reply to {alias} on its way.")
 
 
 def offer_button(lang: str) -> tuple[str, str]:
@@ -110,7 +119,8 @@ def sent_text(lang: str, reads_from: datetime | None, tz: str, emergency: str) -
 
 
 async def render_message(app: App, due: DueMessage) -> OutgoingMessage | None:
-    """A care message: to staff with its photo and the Reply / Mark read buttons; to the patient as a reply."""
+    """A care message: to staff with its photo and the Reply / Mark read buttons (in the language the payload
+    carries); to the patient as a reply."""
     s = svc(app)
     message_id, reply_to = core.parse_payload(due.payload)
     if message_id is None:
@@ -125,13 +135,15 @@ async def render_message(app: App, due: DueMessage) -> OutgoingMessage | None:
         # Privacy mode: the staff chat learns only that a message is waiting; it is read on the dashboard.
         async with s.db.session() as db:
             patient = await db.get(Patient, message.patient_id)
-        alias = patient.alias if patient is not None else "a patient"
-        return OutgoingMessage(NEUTRAL_NOTICE.format(alias=alias), [[(READ_LABEL, _button("k", message))]])
+        lang = core.payload_language(due.payload)
+        alias = patient.alias if patient is not None else t(lang, A_PATIENT)
+        return OutgoingMessage(t(lang, NEUTRAL_NOTICE, alias=alias), [[(t(lang, READ_LABEL), _button("k", message))]])
     media = None
     if message.photo_file_id or message.photo_path:
         source = str(photo_dir(s.config) / message.photo_path) if message.photo_path else ""
         media = OutgoingMedia("photo", source, message.photo_file_id or None)
-    buttons = [[(REPLY_LABEL, _button("r", message)), (READ_LABEL, _button("k", message))]]
+    lang = core.payload_language(due.payload)
+    buttons = [[(t(lang, REPLY_LABEL), _button("r", message)), (t(lang, READ_LABEL), _button("k", message))]]
     return OutgoingMessage(due.body, buttons, media=media, reply_to=reply_to)
 
 
@@ -345,20 +357,21 @@ async def on_staff_button(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
             if staff is None:
                 await common.unknown_button(update, context)
             else:
-                await query.answer(STALE)
+                await query.answer(t(staff.language, STALE))
             raise ApplicationHandlerStop
         action, message_id, patient_id = press
+        lang = staff.language  # read now: a rollback below expires the row
         try:
             if action == "k":
                 marked = await core.mark_read(db, staff, message_id, now, patient_id=patient_id)
                 await db.commit()
                 if not marked.now:
-                    await query.answer(f"Already marked read by {marked.by}.")
+                    await query.answer(t(lang, ALREADY_READ, name=alert_core.who(marked.by, lang)))
                     raise ApplicationHandlerStop
-                await query.answer("Marked read.")
+                await query.answer(t(lang, MARKED_READ))
                 if message is not None:
                     original = message.text or message.caption or ""
-                    note = f"\n\n✓ Read by {staff.name}, {_when(staff, now)}."
+                    note = "\n\n" + t(lang, READ_NOTE, name=staff.name, when=_when(staff, now))
                     try:
                         if message.photo:
                             await message.edit_caption((original + note)[-1024:], reply_markup=None)
@@ -371,12 +384,12 @@ async def on_staff_button(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
             await db.commit()
         except StaffError as exc:
             await db.rollback()
-            await query.answer(str(exc), show_alert=True)
+            await query.answer(exc.text(lang), show_alert=True)
             raise ApplicationHandlerStop from None
         await query.answer()
         prompt = await context.bot.send_message(
             staff.telegram_id,
-            f"Type your reply to {patient.alias}; it is sent as you write it, signed with your name. /cancel to stop.",
+            t(lang, REPLY_PROMPT, alias=patient.alias),
             reply_markup=ForceReply(selective=True),
         )
         await core.remember_prompt(db, staff, prompt.message_id)
@@ -413,7 +426,7 @@ def _noticed(notice: Message) -> tuple[int, int] | None:
     return None
 
 
-TEXT_ONLY = "Only a text reply reaches the patient, so nothing was sent. Please write your answer as text."
+TEXT_ONLY = N_("Only a text reply reaches the patient, so nothing was sent. Please write your answer as text.")
 
 
 async def on_staff_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -431,6 +444,7 @@ async def on_staff_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         staff = await _active_staff(db, user.id)
         if staff is None:
             return
+        lang = staff.language  # read now: a rollback below expires the row
         target, named = None, None  # the care message answered; the patient a notice's button named
         replied = message.reply_to_message
         if replied is not None and replied.from_user is not None and replied.from_user.id == context.bot.id:
@@ -449,7 +463,7 @@ async def on_staff_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
             return
         if message.text is None:  # a photo, file, sticker or voice message: only text is passed on
             await db.commit()
-            await message.reply_text(TEXT_ONLY)
+            await message.reply_text(t(lang, TEXT_ONLY))
             raise ApplicationHandlerStop
         try:
             answer = await core.reply(
@@ -468,11 +482,11 @@ async def on_staff_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
             await db.commit()
         except StaffError as exc:
             await db.rollback()
-            await message.reply_text(str(exc))
+            await message.reply_text(exc.text(lang))
             raise ApplicationHandlerStop from None
-    alias = patient.alias if patient is not None else "the patient"
+    alias = patient.alias if patient is not None else t(lang, THE_PATIENT)
     log.info("staff %s replied to care message %s", staff.id, target)
-    await message.reply_text(f"✅ Reply to {alias} on its way.")
+    await message.reply_text(t(lang, REPLY_SENT, alias=alias))
     raise ApplicationHandlerStop
 
 

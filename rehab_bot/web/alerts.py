@@ -77,7 +77,7 @@ async def acknowledge(request: web.Request) -> web.StreamResponse:
     if done.now:
         await flash(request, N_("Acknowledged."))
     else:  # a colleague was first (the page was open from before): who, not a claim of our own
-        await flash(request, N_("Already acknowledged by {name}."), name=done.by)
+        await flash(request, N_("Already acknowledged by {name}."), name=alert_core.who(done.by, language(request)))
     raise web.HTTPSeeOther(_back(request, "/alerts"))
 
 

@@ -513,3 +513,69 @@ async def test_the_buttons_and_replies_of_a_deleted_patients_notice_never_reach_
     [row_b] = await rows(bot)
     assert row_b.read_at is None  # still waiting for the team
     assert [m for m in user_b.messages if "Keep going gently" in text_of(m)] == []
+
+
+async def test_a_german_therapist_reads_marks_read_and_answers_a_message_in_german(
+    care_bot: Any, tg: FakeTelegram
+) -> None:
+    """Staff text follows Staff.language: the notice, its buttons, the Mark read answers and edit, the
+    Reply prompt and its confirmation are German for a German therapist (the patient's words as written)."""
+    bot = care_bot
+    await make_staff(bot.db, telegram_id=7141, name="Dr Berta", language="de")
+    user, therapist = tg.user(7241), tg.user(7141, language_code="de")
+    notice = await sent_to_the_team(bot, user, therapist, "My knee feels stiff after the exercises")
+    alias = text_of(notice).split(":")[0].removeprefix("💬 Nachricht von ")
+    assert text_of(notice) == f"💬 Nachricht von {alias}:\n\nMy knee feels stiff after the exercises"
+    assert notice.button_labels == ["↩️ Antworten", "✓ Als gelesen markieren"]
+
+    await therapist.press("↩️ Antworten", notice)
+    [prompt] = await therapist.wait_for(lambda m: alias in (m.text or "") and "/cancel" in (m.text or ""))
+    assert prompt.text == (
+        f"Schreiben Sie Ihre Antwort an {alias}; sie wird so gesendet, wie Sie sie schreiben, "
+        "mit Ihrem Namen unterzeichnet. /cancel bricht ab."
+    )
+    await therapist.send("Das ist in Woche 1 normal.", reply_to=prompt.message_id)
+    [sent] = await therapist.wait_for(lambda m: "unterwegs" in (m.text or ""))
+    assert sent.text == f"✅ Antwort an {alias} ist unterwegs."
+
+    # A second message: marked read, in German; a second press says who did.
+    await user.send("Und heute?")
+    [offer] = await user.wait_for(lambda m: "care team" in (m.text or ""))
+    await user.press("✉️ Send to my care team", offer)
+    await user.wait_for(lambda m: m.edited and SENT in (m.text or ""))
+    await run_jobs(bot)
+    [second] = await therapist.wait_for(lambda m: "Und heute?" in text_of(m))
+    assert text_of(second) == f"💬 Nachricht von {alias}:\n\nUnd heute?"
+    assert second.button_labels == ["↩️ Antworten", "✓ Als gelesen markieren"]
+    mark = [data for data in second.callback_data if data.startswith("cm:k:")]
+    await therapist.press("✓ Als gelesen markieren", second)
+    assert (await therapist.wait_for_answer()).text == "Als gelesen markiert."
+    [edited] = await therapist.wait_for(lambda m: m.edited and "Gelesen von" in text_of(m))
+    assert text_of(edited).startswith(f"💬 Nachricht von {alias}:\n\nUnd heute?\n\n✓ Gelesen von Dr Berta, ")
+    assert not edited.button_labels
+    await therapist.press_data(mark[0], second.message_id)
+    assert (await therapist.wait_for_answer()).text == "Bereits von Dr Berta als gelesen markiert."
+
+    # Only text reaches the patient: said in German too.
+    await therapist.send_photo(caption="So", reply_to=second.message_id)
+    [told] = await therapist.wait_for(lambda m: "nichts gesendet" in (m.text or ""))
+    assert told.text == (
+        "Nur eine Textantwort erreicht die Patientin oder den Patienten, daher wurde nichts gesendet. "
+        "Bitte schreiben Sie Ihre Antwort als Text."
+    )
+
+
+async def test_in_privacy_mode_a_german_therapist_gets_the_neutral_notice_in_german(
+    bot_factory: Any, tg: FakeTelegram, backend: str
+) -> None:
+    bot = await bot_factory(backend, privacy={"health_data_in_chat": False}, delivery={"per_chat_interval": 0.02})
+    await make_staff(bot.db, telegram_id=7142, name="Dr Berta", language="de")
+    patient = await enrolled(bot, 7242, therapist=7142, schedule=False)
+    async with bot.db.session() as session:
+        await message_core.send(session, patient, bot.config.clinic, text="Hello", now=bot.clock.now())
+        await session.commit()
+    await run_jobs(bot)
+    therapist = tg.user(7142, language_code="de")
+    [notice] = await therapist.wait_for(lambda m: patient.alias in text_of(m))
+    assert notice.text == f"✉️ Neue Nachricht von {patient.alias}. Öffnen Sie das Dashboard, um sie zu lesen."
+    assert notice.button_labels == ["✓ Als gelesen markieren"]

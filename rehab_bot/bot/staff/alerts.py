@@ -132,7 +132,11 @@ def alert_buttons(kind: str, payload: str) -> list[list[tuple[str, str]]]:
 def _acknowledged(press: Press, result: alert_core.Acknowledged) -> str:
     """The answer to an Acknowledge press: done, or who did it earlier."""
     _ = translator(press.staff.language)
-    return _("Acknowledged.") if result.now else _("Already acknowledged by {name}.", name=result.by)
+    return (
+        _("Acknowledged.")
+        if result.now
+        else _("Already acknowledged by {name}.", name=alert_core.who(result.by, press.staff.language))
+    )
 
 
 async def press_acknowledge(press: Press) -> None:
@@ -148,7 +152,7 @@ async def press_acknowledge(press: Press) -> None:
         "✅ {alias} ({kind}) acknowledged by {name}, {when}.",
         alias=result.patient.alias,
         kind=alert_core.kind_word(result.alert.kind, lang),
-        name=result.by,
+        name=alert_core.who(result.by, lang),
         when=when,
     )
     text, markup = alerts_view(press.staff, remaining, footer)
@@ -181,7 +185,11 @@ async def press_alert_ack(press: Press) -> None:
         if result.now
         else None
     )
-    await press.edit(f"{original}\n\n" + _("✅ Acknowledged by {name}, {when}.", name=result.by, when=when), review)
+    await press.edit(
+        f"{original}\n\n"
+        + _("✅ Acknowledged by {name}, {when}.", name=alert_core.who(result.by, press.staff.language), when=when),
+        review,
+    )
 
 
 async def press_review(press: Press) -> None:
