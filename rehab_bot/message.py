@@ -34,6 +34,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from babel.numbers import format_decimal
 from sqlalchemy import or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -636,12 +637,21 @@ def reply_due(message: CareMessage, config: Config) -> datetime:
     return config.clinic.office_hours.add_open_time(message.created_at, span, config.clinic.timezone)
 
 
-def escalation_text(message: CareMessage, patient: Patient, therapist: Staff | None, config: Config) -> str:
-    """What the admins read about a message nobody answered."""
-    hours = f"{config.care.escalate_after_hours:g} working hours"
-    who = therapist.name if therapist is not None else "no therapist assigned"
-    what = message.text or "(a photo)"
-    return f"⏰ UNANSWERED: a message from {patient.alias} has had no reply for {hours} (responsible: {who}).\n\n{what}"
+UNANSWERED = N_(
+    "⏰ UNANSWERED: a message from {alias} has had no reply for {hours} working hours (responsible: {who})."
+)
+NO_THERAPIST = N_("no therapist assigned")
+A_PHOTO = N_("(a photo)")
+
+
+def escalation_text(
+    message: CareMessage, patient: Patient, therapist: Staff | None, config: Config, lang: str = "en"
+) -> str:
+    """What an admin reads about a message nobody answered, in their language (the patient's words as written)."""
+    hours = format_decimal(config.care.escalate_after_hours, locale=lang)
+    who = therapist.name if therapist is not None else t(lang, NO_THERAPIST)
+    head = t(lang, UNANSWERED, alias=patient.alias, hours=hours, who=who)
+    return f"{head}\n\n{message.text or t(lang, A_PHOTO)}"
 
 
 async def escalate_unanswered(session: AsyncSession, now: datetime, config: Config) -> list[int]:
@@ -702,9 +712,9 @@ async def escalate_unanswered(session: AsyncSession, now: datetime, config: Conf
                     admin.telegram_id,
                     admin.id,
                     message.patient_id,
-                    escalation_text(message, patient, therapist, config),
+                    escalation_text(message, patient, therapist, config, admin.language),
                     now,
-                    payload(message.id, reply_to),
+                    payload(message.id, reply_to, admin.language),
                 )
             )
         if not rows:

@@ -103,6 +103,35 @@ async def test_a_message_escalates_after_working_hours_once(db: Database, clock:
         assert await core.escalate_unanswered(session, clock.now() + timedelta(days=30), config) == []
 
 
+async def test_each_admin_reads_an_unanswered_message_in_their_language(db: Database, clock: FakeClock) -> None:
+    """The escalation of a message nobody answered, like every staff text, is in its reader's language (its
+    hours as that language writes them), and its payload carries that language for its Reply / Mark read
+    buttons; the patient's words stay as written. It was English for every admin."""
+    config = make_config(db.url, care={"escalate_after_hours": 1.5})
+    german = await make_staff(db, role="admin", name="Dr Berta", language="de", telegram_id=71)
+    english = await make_staff(db, role="admin", name="Dr Alan", telegram_id=72)
+    patient, _ = await make_patient(db, clock, alias="ESC-1", times=(), therapist_id=None)
+    async with db.session() as session:
+        row = await session.get(Patient, patient.id)
+        assert row is not None
+        sent = await core.send(session, row, config.clinic, text="Knie steif", now=clock.now())
+        assert await core.escalate_unanswered(session, clock.now() + timedelta(hours=2), config) == [sent.message.id]
+        await session.commit()
+        escalations = (await session.exec(select(Delivery).where(col(Delivery.key).like("%:esc:%")))).all()
+    by_chat = {d.chat_id: d for d in escalations}
+    assert by_chat[german.telegram_id].body == (
+        "⏰ UNBEANTWORTET: Eine Nachricht von ESC-1 hat seit 1,5 Arbeitsstunden keine Antwort "
+        "(zuständig: keine Therapeutin, kein Therapeut zugewiesen).\n\nKnie steif"
+    )
+    assert by_chat[english.telegram_id].body == (
+        "⏰ UNANSWERED: a message from ESC-1 has had no reply for 1.5 working hours "
+        "(responsible: no therapist assigned).\n\nKnie steif"
+    )
+    assert core.payload_language(by_chat[german.telegram_id].payload) == "de"
+    assert core.payload_language(by_chat[english.telegram_id].payload) == "en"
+    assert core.escalation_text(sent.message, patient, None, config, "de").startswith("⏰ UNBEANTWORTET")
+
+
 async def test_photos_are_private_files_and_only_for_staff_who_may_see_the_patient(
     db: Database, clock: FakeClock, tmp_path: Path
 ) -> None:
