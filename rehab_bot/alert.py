@@ -54,7 +54,7 @@ from rehab_bot import alert_detail, audit
 from rehab_bot.access import Access, StaffError, require
 from rehab_bot.config import ClinicConfig, Config
 from rehab_bot.content.checkins import SEVERITIES, level_of
-from rehab_bot.i18n import N_, SUPPORTED_LANGUAGES, t, tn
+from rehab_bot.i18n import N_, t, tn
 from rehab_bot.models import PRIORITY, Alert, ChatMove, Delivery, DeliveryStatus, Kind, Patient, Role, Staff
 from rehab_bot.schedule import zone
 from rehab_bot.staff import admins, queue_staff_messages, staff_members, staff_message
@@ -104,6 +104,8 @@ NO_THERAPIST = N_("no responsible therapist")
 THERAPIST_REMOVED = N_("no responsible therapist (theirs was removed)")
 NO_ADMIN = N_("no admin either, so every staff member gets it")
 NOBODY = N_("no staff member and no alert chat")
+# Who is responsible, in an escalation, for a patient without a therapist (alerts and care messages).
+UNASSIGNED = N_("no therapist assigned")
 
 
 def local_time_text(when: datetime, tz: str) -> str:
@@ -145,15 +147,6 @@ def ack_alert_id(payload: str) -> int | None:
     except (ValueError, AttributeError):
         return None
     return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def ack_language(payload: str) -> str:
-    """The language of the staff message an Acknowledge payload belongs to; English for older payloads."""
-    try:
-        value = json.loads(payload).get("lang") if payload else None
-    except (ValueError, AttributeError):
-        return "en"
-    return value if isinstance(value, str) and value in SUPPORTED_LANGUAGES else "en"
 
 
 @dataclass(frozen=True)
@@ -502,11 +495,10 @@ async def acknowledge(session: AsyncSession, staff: Staff, alert_id: int, now: d
 
 
 def escalation_text(
-    alert: Alert, patient: Patient, therapist: Staff | None, waited: str, tz: str, lang: str = "en"
+    alert: Alert, patient: Patient, therapist: Staff | None, config: Config, tz: str, lang: str = "en"
 ) -> str:
-    """What the admins read, in their language, when an emergency or urgent alert went unacknowledged
-    (waited: how long, already in lang, see _waited)."""
-    who = therapist.name if therapist is not None else t(lang, "no therapist assigned")
+    """What the admins read, in their language, when an emergency or urgent alert went unacknowledged."""
+    who = therapist.name if therapist is not None else t(lang, UNASSIGNED)
     if therapist is not None and not therapist.active:
         who = t(lang, "{name} (removed)", name=therapist.name)
     head = t(
@@ -515,7 +507,7 @@ def escalation_text(
         severity=severity_in(alert.severity, lang),
         alias=patient.alias,
         kind=kind_in(alert.kind, lang),
-        waited=waited,
+        waited=_waited(alert, config, lang),
     )
     raised = t(lang, "Raised {when}; responsible: {who}.", when=local_time_text(alert.created_at, tz), who=who)
     return f"{head}\n{alert_detail.text(alert, lang)}\n{raised}"
@@ -585,9 +577,7 @@ async def escalate_overdue(session: AsyncSession, now: datetime, config: Config)
                 f"e{alert.id}:{member.telegram_id}",
                 member.telegram_id,
                 member.id,
-                escalation_text(
-                    alert, patient, therapist, _waited(alert, config, member.language), member.timezone, member.language
-                ),
+                escalation_text(alert, patient, therapist, config, member.timezone, member.language),
                 now,
                 patient_id=patient.id,
                 payload=ack_payload(alert.id, member.language),
@@ -597,9 +587,7 @@ async def escalate_overdue(session: AsyncSession, now: datetime, config: Config)
         chat = await alert_chat(session, config.clinic)
         if not rows and chat is not None:
             lang = config.clinic.language
-            text = escalation_text(
-                alert, patient, therapist, _waited(alert, config, lang), config.clinic.timezone, lang
-            )
+            text = escalation_text(alert, patient, therapist, config, config.clinic.timezone, lang)
             rows.append(
                 staff_message(
                     f"e{alert.id}:{chat}", chat, None, text, now, patient_id=patient.id,

@@ -45,7 +45,7 @@ from rehab_bot.access import Access, Forbidden, StaffError, require
 from rehab_bot.config import ClinicConfig, Config
 from rehab_bot.db import REPEAT_WINDOW, lock_row
 from rehab_bot.files import private_dir, write_private_bytes
-from rehab_bot.i18n import N_, SUPPORTED_LANGUAGES, t
+from rehab_bot.i18n import N_, t
 from rehab_bot.models import (
     CareMessage,
     Delivery,
@@ -127,23 +127,13 @@ def reads_from(clinic: ClinicConfig, now: datetime) -> datetime | None:
 
 def payload(message_id: int, reply_to: int | None = None, lang: str | None = None) -> str:
     """The delivery payload naming a care message (and the chat message to reply to); lang: the staff
-    reader's language, so the renderer words the notice's buttons in it (see payload_language)."""
+    reader's language, so the renderer words the notice's buttons in it (see staff.payload_language)."""
     data: dict[str, int | str] = {"cm": message_id}
     if reply_to is not None:
         data["reply_to"] = reply_to
     if lang is not None:
         data["lang"] = lang
     return json.dumps(data)
-
-
-def payload_language(text: str) -> str:
-    """The staff reader's language a care message payload carries; English for payloads without one (from
-    before, escalations) or anything else."""
-    try:
-        value = json.loads(text).get("lang") if text else None
-    except (ValueError, AttributeError):
-        return "en"
-    return value if isinstance(value, str) and value in SUPPORTED_LANGUAGES else "en"
 
 
 def parse_payload(text: str) -> tuple[int | None, int | None]:
@@ -640,7 +630,6 @@ def reply_due(message: CareMessage, config: Config) -> datetime:
 UNANSWERED = N_(
     "⏰ UNANSWERED: a message from {alias} has had no reply for {hours} working hours (responsible: {who})."
 )
-NO_THERAPIST = N_("no therapist assigned")
 A_PHOTO = N_("(a photo)")
 
 
@@ -649,7 +638,7 @@ def escalation_text(
 ) -> str:
     """What an admin reads about a message nobody answered, in their language (the patient's words as written)."""
     hours = format_decimal(config.care.escalate_after_hours, locale=lang)
-    who = therapist.name if therapist is not None else t(lang, NO_THERAPIST)
+    who = therapist.name if therapist is not None else t(lang, alert_core.UNASSIGNED)
     head = t(lang, UNANSWERED, alias=patient.alias, hours=hours, who=who)
     return f"{head}\n\n{message.text or t(lang, A_PHOTO)}"
 

@@ -23,6 +23,7 @@ Plain Python over SQLModel: no telegram imports.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -312,6 +313,17 @@ def staff_message(
 ) -> dict[str, Any]:
     """A delivery row for a message to a staff member (or the alert chat), due now."""
     return delivery_row(key, Kind.ALERT, chat_id, body, now, staff_id=staff_id, **extra)
+
+
+def payload_language(payload: str) -> str:
+    """The language of the staff reader a delivery's payload names (``"lang"``: an alert's Acknowledge
+    payload, alert.ack_payload; a care message's notice, message.payload), so that the renderer words the
+    buttons as the text is worded; English for a payload from before, one without it, or anything else."""
+    try:
+        value = json.loads(payload).get("lang") if payload else None
+    except (ValueError, AttributeError):
+        return "en"
+    return value if isinstance(value, str) and value in SUPPORTED_LANGUAGES else "en"
 
 
 # --- what staff type: session times ------------------------------------------------

@@ -21,6 +21,7 @@ from sqlmodel import col, select
 from rehab_bot import caregiver as caregivers
 from rehab_bot import message as core
 from rehab_bot import patient as patients
+from rehab_bot import staff as staff_core
 from rehab_bot.access import Forbidden, StaffError
 from rehab_bot.clock import FakeClock
 from rehab_bot.config import ClinicConfig
@@ -127,8 +128,8 @@ async def test_each_admin_reads_an_unanswered_message_in_their_language(db: Data
         "⏰ UNANSWERED: a message from ESC-1 has had no reply for 1.5 working hours "
         "(responsible: no therapist assigned).\n\nKnie steif"
     )
-    assert core.payload_language(by_chat[german.telegram_id].payload) == "de"
-    assert core.payload_language(by_chat[english.telegram_id].payload) == "en"
+    assert staff_core.payload_language(by_chat[german.telegram_id].payload) == "de"
+    assert staff_core.payload_language(by_chat[english.telegram_id].payload) == "en"
     assert core.escalation_text(sent.message, patient, None, config, "de").startswith("⏰ UNBEANTWORTET")
 
 

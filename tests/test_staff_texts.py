@@ -121,11 +121,11 @@ async def test_each_care_message_notice_is_worded_in_its_readers_language(db: Da
         51: "💬 Nachricht von MSG-1:\n\nKnie steif",
         52: "💬 Message from MSG-1:\n\nKnie steif",
     }
-    assert {r.chat_id: message_core.payload_language(r.payload) for r in rows} == {51: "de", 52: "en"}
+    assert {r.chat_id: staff_core.payload_language(r.payload) for r in rows} == {51: "de", 52: "en"}
     assert all(message_core.parse_payload(r.payload)[0] is not None for r in rows)
-    assert message_core.payload_language('{"cm": 5}') == "en", "a payload from before: English, as it was"
-    assert message_core.payload_language('{"cm": 5, "lang": "xx"}') == "en"
-    assert message_core.payload_language("junk") == "en" and message_core.payload_language("[1]") == "en"
+    assert staff_core.payload_language('{"cm": 5}') == "en", "a payload from before: English, as it was"
+    assert staff_core.payload_language('{"cm": 5, "lang": "xx"}') == "en"
+    assert staff_core.payload_language("junk") == "en" and staff_core.payload_language("[1]") == "en"
 
 
 def test_an_unknown_earlier_staff_member_is_someone_in_the_readers_language() -> None:

@@ -15,7 +15,7 @@ patient's message id can be another's later on SQLite); a reply is typed after p
 sent as a Telegram reply to the notice. Every press and every reply rechecks
 the staff member and their access in the core. Staff-facing text is in the staff
 member's language (Staff.language): the notice and its buttons in the one its delivery
-payload carries (rehab_bot.message.payload_language; English for older payloads).
+payload carries (rehab_bot.staff.payload_language; English for older payloads).
 
 Callback data is parsed as ints, never trusted; a press on anything else
 gets the neutral stale answer.
@@ -39,6 +39,7 @@ from rehab_bot import alert as alert_core
 from rehab_bot import crisis, media, miniapp
 from rehab_bot import message as core
 from rehab_bot import patient as patients
+from rehab_bot import staff as staff_core
 from rehab_bot.access import StaffError
 from rehab_bot.bot import common
 from rehab_bot.bot.services import App, svc
@@ -131,18 +132,17 @@ async def render_message(app: App, due: DueMessage) -> OutgoingMessage | None:
         return None
     if message.direction == core.OUT:
         return OutgoingMessage(due.body, reply_to=reply_to, settle=(_settle_replies, (s, message.id)))
+    lang = staff_core.payload_language(due.payload)
     if not s.config.privacy.health_data_in_chat:
         # Privacy mode: the staff chat learns only that a message is waiting; it is read on the dashboard.
         async with s.db.session() as db:
             patient = await db.get(Patient, message.patient_id)
-        lang = core.payload_language(due.payload)
         alias = patient.alias if patient is not None else t(lang, A_PATIENT)
         return OutgoingMessage(t(lang, NEUTRAL_NOTICE, alias=alias), [[(t(lang, READ_LABEL), _button("k", message))]])
     media = None
     if message.photo_file_id or message.photo_path:
         source = str(photo_dir(s.config) / message.photo_path) if message.photo_path else ""
         media = OutgoingMedia("photo", source, message.photo_file_id or None)
-    lang = core.payload_language(due.payload)
     buttons = [[(t(lang, REPLY_LABEL), _button("r", message)), (t(lang, READ_LABEL), _button("k", message))]]
     return OutgoingMessage(due.body, buttons, media=media, reply_to=reply_to)
 

@@ -14,6 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rehab_bot import alert as alerts
 from rehab_bot import experiment
+from rehab_bot import staff as staff_core
 from rehab_bot.bot import care, checkin, education, session, staff
 from rehab_bot.bot.services import App, svc
 from rehab_bot.i18n import t
@@ -74,7 +75,7 @@ async def _neutral_alert(app: App, message: DueMessage) -> str:
     In its reader's language (the payload's, see alert.ack_payload), like the message it stands in for.
     """
     alert_id = alerts.ack_alert_id(message.payload)
-    lang = alerts.ack_language(message.payload)
+    lang = staff_core.payload_language(message.payload)
     async with svc(app).db.session() as db:
         alert = await db.get(Alert, alert_id) if alert_id is not None else None
         patient = await db.get(Patient, alert.patient_id) if alert is not None else None

@@ -20,6 +20,7 @@ from telegram.ext import (
 
 from rehab_bot import alert as alert_core
 from rehab_bot import alert_detail, alert_review, audit
+from rehab_bot import staff as staff_core
 from rehab_bot.bot.services import Host, svc
 from rehab_bot.bot.staff.press import Press, clip, keyboard, staff_command
 from rehab_bot.i18n import N_, t, translator
@@ -125,7 +126,7 @@ def alert_buttons(kind: str, payload: str) -> list[list[tuple[str, str]]]:
     if kind != Kind.ALERT.value:
         return []
     alert_id = alert_core.ack_alert_id(payload)
-    label = t(alert_core.ack_language(payload), ACK_LABEL)
+    label = t(staff_core.payload_language(payload), ACK_LABEL)
     return [[(label, f"st:aa:{alert_id}")]] if alert_id is not None else []
 
 
