@@ -50,7 +50,7 @@ from rehab_bot.web import (
 from rehab_bot.web.context import CONTEXT, VISITOR, Visitor, WebContext, context
 from rehab_bot.web.forms import CSRF_EXPIRED, CSRF_TITLE, CsrfRefused, csrf_middleware
 from rehab_bot.web.login_widget import FRAME_ORIGIN
-from rehab_bot.web.pages import language, render
+from rehab_bot.web.pages import language, page_handler, render
 
 log = logging.getLogger(__name__)
 
@@ -169,24 +169,9 @@ def page_of_form(request: web.Request) -> str | None:
     for candidate in (path, path.rstrip("/").rpartition("/")[0] or "/"):
         if not _LOCAL_PATH.fullmatch(candidate):  # a plain local path: never //host or /\host
             continue
-        if _is_page(request.app, candidate):
+        if page_handler(request.app, candidate) is not None:  # a GET route answers it
             return candidate
     return None
-
-
-def _is_page(app: web.Application, path: str) -> bool:
-    """A GET route of the app answers this path (the router's public description of its resources)."""
-    for resource in app.router.resources():
-        info = resource.get_info()
-        if "path" in info:
-            matches = info["path"] == path
-        elif "pattern" in info:
-            matches = info["pattern"].fullmatch(path) is not None
-        else:  # static files: never a form's page
-            continue
-        if matches and any(route.method == "GET" for route in resource):
-            return True
-    return False
 
 
 # The templates' filters for dates, times and numbers, in the page's language (rehab_bot.formats):

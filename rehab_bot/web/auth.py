@@ -56,7 +56,7 @@ from rehab_bot.web import login_widget
 from rehab_bot.web.context import DB, VISITOR, Visitor, context
 from rehab_bot.web.forms import Form, bind
 from rehab_bot.web.initdata import InitDataError, verify
-from rehab_bot.web.pages import render
+from rehab_bot.web.pages import page_handler, render
 
 WHO = ("public", "signed_in", "staff", "admin", "patient", "agreed")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -287,17 +287,9 @@ async def miniapp_page(request: web.Request) -> web.StreamResponse:
 
 def _may_open(app: web.Application, path: str, found: Visitor) -> bool:
     """Whether the visitor may open the page (GET) at this path of the site: auth_middleware's rule, asked
-    before the page is opened (the router's public description of its resources, as app.page_of_form)."""
-    for resource in app.router.resources():
-        info = resource.get_info()
-        if "path" in info:
-            matches = info["path"] == path
-        else:
-            matches = "pattern" in info and info["pattern"].fullmatch(path) is not None
-        pages = [route.handler for route in resource if route.method == "GET"]
-        if matches and pages:
-            return _permitted(who_of(pages[0]), found)
-    return False
+    before the page is opened."""
+    handler = page_handler(app, path)
+    return handler is not None and _permitted(who_of(handler), found)
 
 
 def _json(status: int, body: dict[str, str]) -> web.Response:

@@ -24,6 +24,23 @@ MAX_ID = 2**31 - 1
 _ID_RE = re.compile(r"^[0-9]{1,10}$")
 
 
+def page_handler(app: web.Application, path: str) -> Any | None:
+    """The handler of the page (GET) that answers this path of the site, from the router's public
+    description of its resources; None if no page does (static files are never one)."""
+    for resource in app.router.resources():
+        info = resource.get_info()
+        if "path" in info:
+            matches = info["path"] == path
+        elif "pattern" in info:
+            matches = info["pattern"].fullmatch(path) is not None
+        else:
+            continue
+        pages = [route.handler for route in resource if route.method == "GET"]
+        if matches and pages:
+            return pages[0]
+    return None
+
+
 def url_id(request: web.Request, key: str = "id") -> int:
     """A database id from the URL, never trusted beyond its shape: 404 unless 1..MAX_ID in ASCII digits."""
     raw = request.match_info.get(key, "")
