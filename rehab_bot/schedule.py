@@ -341,7 +341,9 @@ _MINUTE_WORDS = {
     **dict.fromkeys(("fünf", "fuenf", "funf", "five"), 5),
     **dict.fromkeys(("zehn", "ten"), 10),
     **dict.fromkeys(("zwanzig", "twenty"), 20),
-    **dict.fromkeys(("fünfundzwanzig", "fuenfundzwanzig", "funfundzwanzig"), 25),
+    **dict.fromkeys(
+        ("fünfundzwanzig", "fuenfundzwanzig", "funfundzwanzig", "twenty-five", "twenty five", "twentyfive"), 25
+    ),
 }
 # "ein" is an hour only before "Uhr" ("ein Uhr mittags"); elsewhere it is the article.
 _HOUR_WORD = "(" + "|".join(sorted(set(_HOUR_WORDS) - {"ein"}, key=len, reverse=True)) + r"|ein(?=\s*uhr))"
@@ -353,6 +355,9 @@ _HALF_TO = re.compile(rf"\b(?:{_MINUTE}\s+(nach|vor)\s+)?halb\s+{_HOUR}\b")
 _QUARTER = re.compile(rf"\b(?:viertel\s+(nach|vor)|(drei\s*viertel|viertel))\s+{_HOUR}\b")
 # "zehn nach acht", "5 vor 9", "ten past eight", "half past seven", "quarter past/to nine".
 _PAST_TO = re.compile(rf"\b(?:{_MINUTE}\s+(nach|vor|past|after)|(half|quarter)\s+(past|after|to))\s+{_HOUR}\b")
+# "ten to nine", "twenty-five to eight" (08:50, 07:35): English minutes before an hour, as words only, and
+# only where one time is read (parse_times): "8 to 9" and a range's "ten to seven" stay two times.
+_MINUTES_TO = re.compile(r"\b(twenty[- ]?five|twenty|ten|five)\s+to\s+" + _HOUR + r"\b")
 # "19 Uhr 30", "7 Uhr 5": not "8 Uhr 13 Uhr 18 Uhr", a list.
 _UHR_MINUTES = re.compile(r"\b(\d{1,2})\s*uhr\s+(\d{1,2})\b(?!\s*(?:uhr|[:.h]?\d|am\b|pm\b))")
 _WORD_HOUR = re.compile(rf"\b{_HOUR_WORD}\b")
@@ -425,6 +430,11 @@ def _past_to(match: re.Match[str]) -> str:
     return _hhmm(hour, minutes) or match[0]
 
 
+def _minutes_to(match: re.Match[str]) -> str:
+    minutes = _MINUTE_WORDS[match[1]]
+    return _before(_number(match[2], _HOUR_WORDS), minutes) or match[0]
+
+
 def _uhr_minutes(match: re.Match[str]) -> str:
     return _hhmm(int(match[1]), int(match[2])) or match[0]
 
@@ -467,14 +477,16 @@ def parse_times(text: str, *, skip_bad: bool = False) -> list[str]:
     "um 8, 13 und 18 Uhr", "08:00 – 13:00 – 18:00" (any dash between times), full-width or
     Arabic-Indic digits (see rehab_bot.typed), and clock words (:func:`_clock_words`): "halb acht"
     (07:30, read on the 24-hour clock as "7:30" is), "viertel vor neun", "19 Uhr 30",
-    "7 Uhr abends", "half past seven", "quarter to nine", "7 in the evening".
+    "7 Uhr abends", "half past seven", "quarter to nine", "ten to nine" (08:50; minutes as words:
+    "8 to 9" is no time), "7 in the evening".
     "24:00" is midnight, 00:00, as on a clock: the end
     of quiet hours "22:00-24:00" or of a window "08:00-24:00" (:func:`end_minutes` reads a range's
     end of 00:00 as the end of the day), or a session time the caller's rules then judge as 00:00.
     Raises TimesError naming the first part that is not a time of day, or,
     with skip_bad (stored values), leaves such parts out.
     """
-    lowered = _clock_words(plain(text).casefold().replace("a.m.", "am").replace("p.m.", "pm")).replace("uhr", " ")
+    lowered = plain(text).casefold().replace("a.m.", "am").replace("p.m.", "pm")
+    lowered = _clock_words(_MINUTES_TO.sub(_minutes_to, lowered)).replace("uhr", " ")
     lowered = re.sub(r"\s+(am|pm)\b", r"\1", lowered)
     times: list[str] = []
     for token in (tok for tok in re.split(r"[,;/~-]|\s+and\s+|\s+und\s+|\s+", lowered) if tok):

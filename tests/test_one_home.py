@@ -215,6 +215,12 @@ def test_parse_times_reads_what_keyboards_send(text: str, times: list[str]) -> N
         ("quarter past eight", ["08:15"]),
         ("quarter to nine", ["08:45"]),
         ("10 past 9", ["09:10"]),
+        ("ten to nine", ["08:50"]),
+        ("twenty-five to eight", ["07:35"]),
+        ("twenty five past seven", ["07:25"]),
+        ("five to twelve", ["11:55"]),
+        ("ten to nine in the evening", ["20:50"]),
+        ("ten to nine and quarter past six pm", ["08:50", "18:15"]),
         ("7 in the evening", ["19:00"]),
         ("seven in the morning", ["07:00"]),
         ("half past seven in the evening", ["19:30"]),
@@ -238,6 +244,12 @@ def test_parse_span_reads_clock_words_at_both_ends() -> None:
     assert parse_span("from quarter to eleven in the evening to quarter to seven") == ("22:45", "06:45")
     assert parse_span("22 Uhr 30 bis 6 Uhr 45") == ("22:30", "06:45")
     assert parse_span("10 to 7") == ("10:00", "07:00")  # a range: "to" between numbers is never "before"
+    assert parse_span("ten to seven") == ("10:00", "07:00")  # nor between hour words in a range
+
+
+def test_to_between_digits_is_no_single_time() -> None:
+    with pytest.raises(TimesError):
+        parse_times("8 to 9")  # "ten to nine" is 08:50; "8 to 9" names two times, not 08:52
 
 
 def test_a_digit_int_cannot_read_is_no_time_and_no_crash() -> None:
