@@ -23,6 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from rehab_bot import experiment
 from rehab_bot import programme as programmes
 from rehab_bot.content import Content
+from rehab_bot.i18n import N_
 from rehab_bot.models import Patient, ReminderRule
 
 
@@ -94,6 +95,24 @@ async def decline(session: AsyncSession, patient: Patient) -> bool:
     """The patient does not agree: nothing is sent; they may agree later."""
     if step_of(patient) not in (EnrolStep.CONSENT, EnrolStep.DECLINED):
         return False
+    await _move(session, patient, EnrolStep.DECLINED)
+    return True
+
+
+# What a patient who declined (or stopped setting up) is told when they write or send /stop again.
+NOT_TAKING_PART = N_(
+    "You chose not to take part, so I will not send you anything. If you change your mind, just type /start."
+)
+
+
+async def withdraw(session: AsyncSession, patient: Patient) -> bool:
+    """The patient stops setting up (/stop before enrolment is finished): as declining, and an agreement given
+    is taken back, so nothing is sent and the Mini App's "agreed" pages close; they may agree again later
+    (/start, or the link again). False when there is nothing to stop (declined already, or enrolled)."""
+    if step_of(patient) not in (EnrolStep.NEW, EnrolStep.CONSENT, EnrolStep.TIMEZONE, EnrolStep.TIMES):
+        return False
+    patient.consent_at = None
+    patient.consent_version = ""
     await _move(session, patient, EnrolStep.DECLINED)
     return True
 

@@ -54,3 +54,21 @@ async def test_consent_timezone_and_back_each_fit_only_their_step(db: Database, 
         assert (stored.enrol_step, stored.timezone, stored.consent_version) == ("times", "Asia/Tokyo", "v3")
         assert await enrolment.back_to_timezone(s, p)
         assert (await _stored(db, patient.id)).enrol_step == "timezone"
+
+
+async def test_withdraw_stops_setting_up_and_takes_the_agreement_back(db: Database, clock: FakeClock) -> None:
+    patient, _ = await make_patient(db, clock, status=PatientStatus.ENROLLING, enrol_step="consent")
+    assert patient.id is not None
+    async with db.session() as s:
+        p = await s.get(Patient, patient.id)
+        assert p is not None
+        assert await enrolment.agree(s, p, "v3", NOW)
+        assert await enrolment.set_timezone(s, p, "Asia/Tokyo")
+        assert await enrolment.withdraw(s, p), "at the times step"
+        stored = await _stored(db, patient.id)
+        assert (stored.enrol_step, stored.consent_at, stored.consent_version) == ("declined", None, "")
+        assert not await enrolment.withdraw(s, p), "declined already: nothing to stop"
+        assert await enrolment.agree(s, p, "v4", NOW), "who stopped may agree again"
+        assert (await _stored(db, patient.id)).enrol_step == "timezone"
+        p.enrol_step = EnrolStep.DONE.value
+        assert not await enrolment.withdraw(s, p), "enrolled: /stop is the patient's stop, not this"

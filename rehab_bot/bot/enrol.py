@@ -515,11 +515,7 @@ async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         elif step == "declined":
             await _reply(
                 update,
-                t(
-                    patient.language,
-                    "You chose not to take part, so I will not send you anything. "
-                    "If you change your mind, just type /start.",
-                ),
+                t(patient.language, enrolment.NOT_TAKING_PART),
             )
         else:
             text, markup = consent_prompt(

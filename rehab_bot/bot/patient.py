@@ -43,14 +43,15 @@ from telegram.ext import (
     filters,
 )
 
+from rehab_bot import enrolment, timezones
 from rehab_bot import message as care_messages
 from rehab_bot import patient as core
 from rehab_bot import session as sessions
-from rehab_bot import timezones
 from rehab_bot.bot.common import buttons_on, language_for, message_of
 from rehab_bot.bot.services import App, svc
 from rehab_bot.bot.session import STALE, close_with, edit_message, markup
 from rehab_bot.config import photo_dir
+from rehab_bot.enrolment import EnrolStep
 from rehab_bot.i18n import N_, t, tn
 from rehab_bot.miniapp import mydata_url
 from rehab_bot.models import Patient, PatientStatus
@@ -413,9 +414,22 @@ def _fresh(stamp: str, now: datetime) -> bool:
     return minute is not None and 0 <= _stamp(now) - minute <= CONFIRM_MINUTES
 
 
+async def _patient_or_enrolling(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Patient | None:
+    """The patient behind this account, enrolled or still setting up (/stop and /delete work before enrolment is
+    finished: nobody has to finish setting up to leave); everybody else is told what they can do instead."""
+    user = update.effective_user
+    if user is None:
+        return None
+    async with svc(context).db.session() as db:
+        standing, patient = await core.standing(db, user.id)
+    if standing == core.Standing.ENROLLING:
+        return patient
+    return await patient_for(update, context)
+
+
 async def delete_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Ask whether to delete all the patient's data."""
-    patient = await patient_for(update, context)
+    """Ask whether to delete all the patient's data (also while setting up)."""
+    patient = await _patient_or_enrolling(update, context)
     await _forget_input(context, patient)
     if patient is not None:
         lang, stamp = patient.language, _stamp(svc(context).clock.now())
@@ -434,10 +448,20 @@ async def delete_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
 
 
 async def stop_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Ask whether to stop all messages."""
-    patient = await patient_for(update, context)
+    """Ask whether to stop all messages; while setting up, whether to stop setting up."""
+    patient = await _patient_or_enrolling(update, context)
     await _forget_input(context, patient)
-    if patient is not None:
+    if patient is not None and patient.status not in core.ENROLLED:
+        lang, stamp = patient.language, _stamp(svc(context).clock.now())
+        if enrolment.step_of(patient) is EnrolStep.DECLINED:
+            await _reply(update, t(lang, enrolment.NOT_TAKING_PART))
+        else:
+            buttons = [
+                [(t(lang, "🛑 Yes, stop setting up"), f"pt:stop:yes:{stamp}")],
+                [(t(lang, "No, carry on"), "pt:stop:no")],
+            ]
+            await _reply(update, t(lang, "Stop setting up? I will then send you nothing."), buttons)
+    elif patient is not None:
         lang, stamp = patient.language, _stamp(svc(context).clock.now())
         text = t(lang, "Stop all messages from this bot? You can start again at any time with /resume.")
         buttons = [
@@ -481,11 +505,14 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     now = s.clock.now()
     async with s.db.session() as db:
         standing, patient = await core.standing(db, user.id)
+    what, args = parts[1], parts[2:]
+    if standing == core.Standing.ENROLLING and patient is not None and what in ("del", "stop"):
+        await _enrolling_button(update, context, patient, what, args, message)  # /stop and /delete while setting up
+        raise ApplicationHandlerStop
     if standing != core.Standing.PATIENT or patient is None:
         await _stale(update, context)
         raise ApplicationHandlerStop
     lang = patient.language
-    what, args = parts[1], parts[2:]
     handled = False
     if what == "pause" and args and number(args[0], 3) in core.PAUSE_CHOICES:
         await query.answer()
@@ -539,6 +566,43 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if not handled:
         await _stale(update, context)
     raise ApplicationHandlerStop
+
+
+async def _enrolling_button(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, patient: Patient, what: str, args: list[str], message: Message
+) -> None:
+    """/stop's and /delete's answer from a patient still setting up: stop setting up (enrolment.withdraw: as
+    declining), or delete everything (as for an enrolled patient), or nothing."""
+    query = update.callback_query
+    assert query is not None
+    s = svc(context)
+    now, lang = s.clock.now(), patient.language
+    if args == ["no"]:
+        await query.answer()
+        line = N_("Nothing was deleted.") if what == "del" else N_("Nothing changed.")
+        await close_with(message, t(lang, line) + " " + t(lang, "To carry on setting up, send /start."))
+        return
+    if not (len(args) == 2 and args[0] == "yes" and _fresh(args[1], now)):
+        await _stale(update, context)
+        return
+    await query.answer()
+    async with s.db.session() as db:
+        fresh = await db.get(Patient, patient.id)
+        assert fresh is not None
+        if what == "del":
+            await core.erase(db, fresh, now=now, clinic=s.config.clinic, photo_dir=photo_dir(s.config))
+            line = t(
+                lang,
+                "🗑 Your data has been deleted and this bot will not message you again. "
+                "If you want to use it again one day, please ask your clinic for a new invitation.",
+            )
+        elif await enrolment.withdraw(db, fresh):
+            line = "🛑 " + t(lang, enrolment.NOT_TAKING_PART)
+        else:
+            line = t(lang, enrolment.NOT_TAKING_PART)
+        await db.commit()
+    log.info("patient %s (setting up): %s confirmed", patient.id, "delete" if what == "del" else "stop")
+    await close_with(message, line)
 
 
 WEEKLY_STOPPED = N_("🛑 The weekly messages are stopped. To start again, send /resume.")

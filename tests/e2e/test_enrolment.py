@@ -97,6 +97,12 @@ async def next_text(user: FakeUser) -> SentMessage:
     return message
 
 
+async def only_message(user: FakeUser) -> SentMessage:
+    """The one message the bot sends or edits next (a pressed confirmation closes with a line added)."""
+    [message] = await user.wait_for()
+    return message
+
+
 # --- the whole journey ------------------------------------------------------------------
 
 
@@ -452,6 +458,61 @@ async def test_declining_consent_creates_nothing_and_can_be_reconsidered(bot: An
     await next_text(user)
     row = await patient_row(bot, "P-600")
     assert row.enrol_step == "timezone" and row.consent_at == bot.clock.now()
+
+
+async def test_stop_and_delete_work_while_setting_up(bot: Any, tg: FakeTelegram) -> None:
+    """Nobody has to finish setting up to leave: /stop stops setting up (as declining, the agreement taken
+    back), /delete deletes everything; each asks first, and "No" changes nothing."""
+    invite = await new_invite(bot, "P-610")
+    user = tg.user(2016, language_code="en")
+    await user.send(f"/start {invite.code}")
+    await next_text(user)
+    await user.press("Yes, I agree")
+    zone_prompt = await next_text(user)
+    assert zone_prompt.text.startswith("Which time zone are you in?")
+
+    await user.send("/stop")
+    ask = await next_text(user)
+    assert ask.text == "Stop setting up? I will then send you nothing."
+    await user.press("No, carry on", ask)
+    kept = await only_message(user)
+    assert kept.text.endswith("Nothing changed. To carry on setting up, send /start.") and not kept.buttons
+    assert (await patient_row(bot, "P-610")).enrol_step == "timezone"
+
+    await user.send("/stop")
+    ask = await next_text(user)
+    await user.press("🛑 Yes, stop setting up", ask)
+    stopped = await only_message(user)
+    assert "🛑 You chose not to take part, so I will not send you anything." in stopped.text
+    row = await patient_row(bot, "P-610")
+    assert (row.enrol_step, row.consent_at, row.consent_version, row.status) == (
+        "declined",
+        None,
+        "",
+        PatientStatus.ENROLLING,
+    )
+    assert await session_rules(bot, row) == []
+    await user.send("/stop")  # nothing left to stop: said so, no buttons
+    again = await next_text(user)
+    assert again.text.startswith("You chose not to take part") and not again.buttons
+
+    # A change of mind: /start asks for consent again; then /delete, at the times step, deletes everything.
+    await user.send("/start")
+    consent = await next_text(user)
+    await user.press("Yes, I agree", consent)
+    await user.press("Berlin – the clinic's time zone (now 07:00)", await next_text(user))
+    assert "3 exercise sessions a day" in (await next_text(user)).text
+    await user.send("/delete")
+    ask = await next_text(user)
+    assert ask.text.startswith("This deletes all your data")
+    await user.press("🗑 Yes, delete everything", ask)
+    deleted = await only_message(user)
+    assert "Your data has been deleted" in deleted.text
+    row = await patient_row(bot, "P-610")
+    assert row.telegram_id is None and row.consent_at is None
+    await user.send("/stop")
+    told = await next_text(user)
+    assert told.text.startswith("To use this bot you need an invitation link")
 
 
 async def test_an_invitation_code_that_reads_as_a_crisis_word_still_enrols(
