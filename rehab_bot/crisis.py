@@ -16,7 +16,10 @@ header and in ``docs/SAFETY.md``:
   not match ``will ... sterb*``);
 * ``$`` at the end: the match must end a clause (a punctuation mark or the
   end of the message): ``will ... nicht mehr $`` matches "ich will einfach
-  nicht mehr." but not "ich will nicht mehr so viele Tabletten".
+  nicht mehr." but not "ich will nicht mehr so viele Tabletten";
+* ``#`` is a count of ten or more, in digits or as a number word ("20",
+  "zwanzig", "twenty", "dozen"): ``took ... # tramadol`` matches "took about
+  20 tramadol" but not "took 2 tramadol" (:func:`is_count`).
 
 Before matching, text and patterns are normalised the same way
 (:func:`normalise`): case, umlauts and ß (ä = ae, ß = ss), punctuation,
@@ -68,6 +71,17 @@ INTENT_NOUNS = frozenset(
 INTENT_LINKS = frozenset({"of", "to", "about", "an", "daran", "zu", "mich", "mir"})
 MIN_LETTERS = 4  # a pattern needs this many letters, to be safe from chance matches
 MIN_STEM = 3  # letters before a "*"
+MIN_COUNT = 10  # the smallest number "#" matches: an overdose told as a count ("took 20 tramadol")
+# Number words of MIN_COUNT or more, as compared (doubled letters as one: "dreissig" is "dreisig").
+_COUNT_WORDS = frozenset(
+    {
+        "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
+        "nineteen", "twenty", "thirty", "forty", "fifty", "sixty", "hundred", "dozen", "dozens",
+        "zehn", "elf", "zwoelf", "dreizehn", "vierzehn", "fuenfzehn", "sechzehn", "siebzehn", "achtzehn",
+        "neunzehn", "zwanzig", "dreisig", "vierzig", "fuenfzig", "sechzig", "hundert", "dutzend", "dutzende",
+    }
+)  # fmt: skip
+_COUNT_COMPOUND = re.compile(r"^[a-z]+und(zwanzig|dreisig|vierzig|fuenfzig|sechzig)$")  # fuenfundzwanzig
 
 # --------------------------------------------------------------------------- normalising
 
@@ -78,7 +92,7 @@ _SENTENCE_END = re.compile(r"(?<!\.)\.(?!\.)|[!?;\n\r]+")
 _CLAUSE_END = re.compile(r"\.{2,}|[…,:()\[\]\"“”„«»—–]+|\s-+\s")
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*", re.UNICODE)
 _REPEATS = re.compile(r"([^\W\d_])\1{2,}", re.UNICODE)
-_DOUBLES = re.compile(r"(.)\1+")
+_DOUBLES = re.compile(r"([^\W\d_])\1+", re.UNICODE)  # letters only: "100" stays 100
 
 # English contractions, with and without the apostrophe (people drop it).
 _EN_WHOLE = {
@@ -187,6 +201,13 @@ def key(word: str) -> str:
     return _DOUBLES.sub(r"\1", word)
 
 
+def is_count(word: str) -> bool:
+    """Is this word (as compared) a count of MIN_COUNT or more: digits, or a number word?"""
+    if word.isdigit():
+        return int(word) >= MIN_COUNT
+    return word in _COUNT_WORDS or _COUNT_COMPOUND.match(word) is not None
+
+
 # Words are compared by key (doubled letters as one), so the negations are too: "keinesfalls" is "keinesfals".
 _NEGATION_KEYS = frozenset(key(w) for w in NEGATIONS)
 _CONDITIONAL_KEYS = frozenset(key(w) for w in CONDITIONALS)
@@ -228,12 +249,16 @@ class PatternError(ValueError):
 
 @dataclass(frozen=True)
 class Slot:
-    """One word of a pattern: its alternatives (key, is a stem) and the filler allowed before it."""
+    """One word of a pattern: its alternatives (key, is a stem) and the filler allowed before it;
+    a count ("#") has no alternatives and matches a number of MIN_COUNT or more."""
 
     alternatives: tuple[tuple[str, bool], ...]
     filler: int = 0
+    count: bool = False
 
     def matches(self, word: str) -> bool:
+        if self.count:
+            return is_count(word)
         for alt, stem in self.alternatives:
             if word == alt or (stem and word.startswith(alt)):
                 return True
@@ -247,7 +272,7 @@ class Pattern:
     clause_end: bool = False
 
 
-_PATTERN_CHARS = re.compile(r"^[\w' |*$.-]+$", re.UNICODE)
+_PATTERN_CHARS = re.compile(r"^[\w' |*$.#-]+$", re.UNICODE)
 
 
 def _alternative(text: str) -> tuple[str, bool, int]:
@@ -274,7 +299,7 @@ def compile_pattern(pattern: str) -> Pattern:
     if not text:
         raise PatternError("an empty pattern")
     if not _PATTERN_CHARS.match(text):
-        bad = sorted({c for c in text if not re.match(r"[\w' |*$.-]", c)})
+        bad = sorted({c for c in text if not re.match(r"[\w' |*$.#-]", c)})
         raise PatternError(f"'{pattern}' has characters a pattern cannot use: {' '.join(bad)}")
     pieces = re.sub(r"\s*\.\.\.\s*", " ... ", _fold_umlauts(text)).split()
     clause_end = bool(pieces) and pieces[-1] == "$"
@@ -291,6 +316,12 @@ def compile_pattern(pattern: str) -> Pattern:
                 raise PatternError(f"'{pattern}': '...' must stand between two words")
             filler = MAX_FILLER
             continue
+        if piece == "#":
+            slots.append(Slot((), filler, count=True))
+            filler = 0
+            continue
+        if "#" in piece:
+            raise PatternError(f"'{pattern}': '#' (a count) must stand as a word of its own")
         if "." in piece:
             raise PatternError(f"'{pattern}': write '...' (three dots, for filler words) or no dots")
         if "|" in piece or "*" in piece:

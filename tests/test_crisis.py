@@ -139,6 +139,19 @@ def test_no_and_kein_negate_thoughts_but_not_a_point() -> None:
     assert matches("want to ... die", "no i want to die")
 
 
+def test_a_count_is_ten_or_more_in_digits_or_words() -> None:
+    pattern = "took ... # tramadol|pills"
+    counts = ("took about 20 tramadol", "took 10 pills", "took 100 pills", "took twenty pills", "took a dozen pills")
+    for text in counts:
+        assert matches(pattern, text), text
+    for text in ("took 2 tramadol", "took 9 pills", "took 20 mg tramadol", "took two pills"):
+        assert not matches(pattern, text), text
+    assert matches("# tabletten ... genommen", "hab fünfundzwanzig Tabletten genommen")
+    assert matches("# tabletten ... genommen", "hab dreißig Tabletten genommen")
+    assert not matches("# tabletten ... genommen", "hab 2 Tabletten genommen")
+    assert crisis.key("100") == "100" and crisis.key("11") == "11"  # doubled digits are not letters
+
+
 def test_doubled_letters_count_once() -> None:
     assert matches("want to ... die", "i want to diee")
     assert matches("better off dead", "better of dead")
@@ -160,6 +173,8 @@ def test_doubled_letters_count_once() -> None:
         ("don't|never want", "one word"),
         ("will $ sterben", "'$' may only stand at the end"),
         ("*|sterben", "is empty"),
+        ("took #5 pills", "'#' (a count) must stand as a word of its own"),
+        ("# #", "too short"),
     ],
 )
 def test_bad_patterns_are_explained(pattern: str, message: str) -> None:
