@@ -237,6 +237,252 @@ def test_german_word_orders_of_suicide_and_self_harm_are_crises(content: Content
     assert redflag.is_crisis(text, content), text
 
 
+# Extended on 2026-12-02 by category (methods, intent in every person, overdoses told, preparations), from
+# the sixth set's misses. These sentences are our own, none is the sixth set's; the hard negatives share
+# each family's words and must stay quiet.
+CATEGORY_POSITIVES = {
+    "shooting": [
+        "ich erschieß mich, die Waffe vom Opa liegt noch im Schrank",
+        "Papa sagt, er will sich erschießen",
+        "er erschießt sich, sagt er",
+        "he keeps saying he'll shoot himself",
+        "i'm gonna shoot myself",
+        "I could put a bullet through my head tonight",
+        "hab schon überlegt, mir die Pistole an den Kopf zu halten",
+        "my husband is talking about using the rifle on himself",
+    ],
+    "hanging": [
+        "ich häng mich auf",
+        "mein Sohn hat gesagt, er will sich aufhängen",
+        "she said she is going to hang herself",
+        "hab den Strick schon am Dachbalken festgemacht",
+        "I worked out which rafter will hold.",
+        "the noose is already tied",
+        "he's threatening to hang himself",
+    ],
+    "drowning": [
+        "ich will mich im See ertränken",
+        "she wants to drown herself in the river",
+        "I want to drown myself",
+        "er will sich in der Donau ertränken",
+        "my mum said she would drown herself",
+    ],
+    "jumping": [
+        "ich spring morgen von der Talbrücke",
+        "thinking of jumping off the multi storey car park",
+        "mum wants to throw herself off the balcony",
+        "ich stürz mich in die Tiefe",
+        "ich spring vom Parkhaus",
+        "werd mich vom Dach stürzen",
+        "he's going to jump off the flyover",
+        "my son said he would jump from the top floor",
+    ],
+    "trains and traffic": [
+        "ich werf mich vor den nächsten Zug",
+        "Opa sagt, er legt sich auf die Gleise",
+        "ich lauf einfach auf die Autobahn",
+        "I'm going to step in front of a lorry on the bypass",
+        "thinking about lying down on the tracks tonight",
+        "she walked onto the train tracks last night",
+        "wollt mich vor die S-Bahn werfen",
+    ],
+    "poison, gas, starving": [
+        "ich will mich mit Gas vergiften",
+        "he said he'd gas himself in the car",
+        "ich dreh den Gashahn auf",
+        "ich lass mich einfach verhungern",
+        "she is starving herself to death since the op",
+        "ich will mich zu Tode hungern",
+    ],
+    "cutting": [
+        "hab mir gestern mit ner Scherbe in den Unterarm geschnitten",
+        "my daughter has been cutting herself again",
+        "I slit my wrist last night",
+        "ich schneid mir heut Nacht die Pulsadern auf",
+        "he cut his forearms with a razor",
+        "hab mir die Arme aufgeschnitten",
+        "ritz mir wieder in die Arme",
+        "I slashed my wrists",
+    ],
+    "intent, every person": [
+        "Mama sagt, sie nimmt sich das Leben",
+        "er hat gesagt er nimmt sich das Leben",
+        "mein Mann will sich umbringen",
+        "sie bringt sich um, hat sie gesagt",
+        "Mei Bua sagt er bringt si um",
+        "er hat gedroht, sich das Leben zu nehmen",
+        "ich befürchte, er tut sich was an",
+        "sie hat sich was angetan",
+        "ich möchte aus dem Leben scheiden",
+        "heut nacht mach ich schluss",
+        "sie will ned mehr leben",
+        "opa redet davon sich umzubringen",
+        "my dad says he wants to kill himself",
+        "she's thinking of taking her own life",
+        "he is planning to end his life",
+        "my wife doesn't want to go on",
+        "I'm going to end it tonight",
+        "I'm so tired of existing",
+        "Mutti sagt, sie wolle nicht mehr leben",
+        "nobody will stop me this time",
+    ],
+    "overdoses told": [
+        "hab grad 25 Tramal genommen",
+        "hab vorhin zwanzig Schlaftabletten geschluckt",
+        "er hat 40 Tabletten eingeworfen",
+        "I took 15 oxycodone an hour ago",
+        "just swallowed about thirty sleeping pills",
+        "took 20 of my pregabalin",
+        "popped 12 oxy",
+        "hab 15 Ibu eingeworfen",
+        "sie hat 20 Stück genommen",
+        "took like 30 paracetamol",
+        "hab die ganze Packung Zopiclon genommen",
+        "sie hat die ganzen Tilidin reingehauen",
+        "die ganze Flasche Novalgin Tropfen ausgetrunken",
+        "hab die halbe Packung Lyrica geschluckt",
+        "I'm swallowing the whole box of diazepam tonight",
+        "necked a whole bottle of codeine",
+        "took 2 boxes of tramadol",
+        "I doubled my oxycodone on purpose",
+        "hab absichtlich doppelt genommen",
+        "viel zu viele Tabletten, das war kein Versehen",
+        "I've got enough tablets saved to not wake up",
+    ],
+}
+CATEGORY_NEGATIVES = {
+    "shooting": [
+        "mein Nachbar ist Sportschütze",
+        "the photographer will shoot us at the wedding",
+        "I shot myself in the foot with that appointment",
+        "der Jäger hat einen Hirsch erschossen",
+        "ich hol mir eine Kugel Eis",
+        "used the massage gun on myself after physio",
+    ],
+    "hanging": [
+        "die App hängt sich ständig auf",
+        "I hung my coat on the hook",
+        "the shelf needs a beam that will hold the weight",
+        "hab den Gürtel an den Haken gehängt",
+        "he's hanging in there",
+    ],
+    "drowning": [
+        "ich ertränke meinen Kummer in Schokolade",
+        "I'm drowning in paperwork",
+        "wir gehen im Sommer gern im See baden",
+        "the river walk was lovely",
+        "my grandkids came back with pockets full of stones",
+        "die Kinder haben Steine in die Hosentaschen gesteckt",
+    ],
+    "jumping": [
+        "the kids jumped off the pier into the lake",
+        "hab vom Aussichtsturm runtergeschaut, tolle Sicht",
+        "in dem Krimi stürzt sich der Mörder vom Kirchturm",
+        "ich springe ohne Stock herum",
+        "in Kroatien kann man von den Klippen springen",
+    ],
+    "trains and traffic": [
+        "ich stelle mich vor: ich bin die neue Patientin",
+        "the bus stopped in front of the station",
+        "ich fahr morgen auf die Autobahn Richtung Köln",
+        "my train was late",
+        "I walked on the railway path today",
+        "vor dem Zug lauf ich noch schnell zum Bäcker",
+        "auf die Autobahn, dann legen wir eine Pause ein",
+    ],
+    "poison, gas, starving": [
+        "ich hab mich an Pilzen vergiftet, war eklig",
+        "I think the chips gave me food poisoning",
+        "der Gasherd ist neu",
+        "ich verhungere hier, wann gibt's Essen?",
+        "I'm starving, is lunch soon?",
+        "hab mich zu Tode gelangweilt",
+        "Angst, mich an Pilzen zu vergiften",
+    ],
+    "cutting": [
+        "ich schneide mir die Haare",
+        "he cut the rope",
+        "I cut my finger chopping onions",
+        "the brace strap cuts into my thigh",
+        "der Gurt schneidet sich in die Haut",
+        "I cut my arm on the fence",
+        "he's cutting himself a slice of cake",
+        "bei der OP wurde mir die Haut am Rücken aufgeschnitten",
+    ],
+    "intent, every person": [
+        "er nimmt sich das Leben nicht so schwer wie ich",
+        "das bringt mich um den Schlaf",
+        "my brother tried to end his life years ago, he's doing great now",
+        "the hero takes his own life at the end of the book",
+        "he's killing himself with work",
+        "ich mache heute früher Schluss",
+        "Schluss für heute mit den Übungen",
+        "I want to end it with my boyfriend",
+        "now nobody can stop me on the stairs!",
+        "nobody can stop me now!",
+        "I won't be around on Monday, can we move the appointment?",
+        "sie will sich was Gutes antun",
+        "please make sure I don't wake up during the operation",
+        "I'm tired of being here, when can I go home?",
+        "er wollte vor Jahren nicht mehr leben, heute geht's ihm gut",
+        "das werd ich sicher nicht überleben",
+    ],
+    "overdoses told": [
+        "ich nehme 12 Tabletten am Tag",
+        "I take 10 tablets a day for my heart",
+        "took 20 mg of tramadol as prescribed",
+        "hab 2 Ibuprofen genommen",
+        "hab 30 Tropfen Novalgin genommen",
+        "ich hab die Tablette mit Absicht nach dem Essen genommen",
+        "the physio doubled my exercises on purpose",
+        "hab die ganze Flasche Wein ausgetrunken",
+        "die ganze Packung Kekse gegessen",
+        "I bought a whole box of paracetamol at the pharmacy",
+        "took the tablets with food on purpose",
+        "I took the stairs on purpose",
+        "ich hab 12 Übungen gemacht",
+        "ich habe heute alle 10 Medikamente eingenommen",
+        "I take my meds together on purpose so I don't forget",
+        "Der Physio hat mich hart rangenommen, das war Absicht.",
+        "Ich hab den Bus genommen, war kein Zufall dass wir uns trafen",
+        "hab die ganze Packung Gummibärchen reingehauen",
+    ],
+}
+
+
+@pytest.mark.parametrize("family", list(CATEGORY_POSITIVES))
+def test_each_category_alerts_on_its_wordings_and_stays_quiet_on_everyday_talk(content: Content, family: str) -> None:
+    missed = [text for text in CATEGORY_POSITIVES[family] if not crisis.is_crisis(text, content)]
+    alerted = [text for text in CATEGORY_NEGATIVES[family] if crisis.is_crisis(text, content)]
+    assert missed == [] and alerted == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["I won't be needing the brace, I'm sorting out the rest of my stuff anyway. Don't look for me.",
+     "hab das Abo und den Handyvertrag gekündigt", "wenn ich nicht mehr bin, kriegt ihr das Haus",
+     "Opa redet seit Tagen nur vom Sterben", "dann geh ich in den Fluss.", "da würd mich keiner mehr rausholen.",
+     "I doubled it and then tripled it again on purpose", "mum keeps hiding her tramadol under the mattress",
+     "er fährt raus und kommt nicht wieder.", "my nan says she wants to be with grandad now",
+     "I'd fill my coat with stones in the pockets and walk in", "Steine in die Manteltaschen und dann ins Wasser"],
+)  # fmt: skip
+def test_farewells_and_preparations_everyday_talk_shares_are_asked_about(content: Content, text: str) -> None:
+    """Not alerted at once (everyday talk has these words too), but the crisis question is asked."""
+    assert not crisis.is_crisis(text, content) and crisis.asks_question(text, content), text
+
+
+# The 40,000 most frequent words of each language (wordfreq), sent alone: these alert, and no other.
+SINGLE_WORDS_THAT_ALERT = {
+    "suicide", "suicidal", "suicides", "hopeless", "selbstmord", "suizid", "überdosis", "erhängt", "ritzen",
+}  # fmt: skip
+
+
+def test_no_frequent_single_word_alerts_but_the_known_ones(content: Content) -> None:
+    wordfreq = pytest.importorskip("wordfreq")
+    words = {w for lang in ("en", "de") for w in wordfreq.top_n_list(lang, 40_000)}
+    assert {w for w in words if crisis.is_crisis(w, content)} <= SINGLE_WORDS_THAT_ALERT
+
+
 def test_no_symptom_word_no_offer(content: Content) -> None:
     assert crisis.symptom_check_for("Thanks, see you tomorrow!", content) is None
     assert crisis.symptom_check_for("", content) is None
@@ -272,28 +518,35 @@ def test_the_corpus_is_large_enough() -> None:
         assert not set(corpus.positives) & set(corpus.negatives)
 
 
-SETS = [CORPUS_DIR, CORPUS_DIR / "second", CORPUS_DIR / "third", CORPUS_DIR / "fourth", CORPUS_DIR / "fifth"]
-SET_IDS = ["first", "second", "third", "fourth", "fifth"]
-# The third, fourth and fifth sets were written by helpers who had not seen the patterns, measured held
-# out (docs/SAFETY.md), and then the patterns were extended. Their recall is below MIN_RECALL: these
-# floors are the figures after the extension, so a change to crisis.toml may keep or raise them only.
+SETS = [CORPUS_DIR, *(CORPUS_DIR / name for name in ("second", "third", "fourth", "fifth", "sixth"))]
+SET_IDS = ["first", "second", "third", "fourth", "fifth", "sixth"]
+# The third to sixth sets were written by helpers who had not seen the patterns, measured held out
+# (docs/SAFETY.md), and then the patterns were extended. Their recall is below MIN_RECALL: these floors
+# are the figures after the latest extension (2026-12-02, by category, from the sixth set's misses), so a
+# change to crisis.toml may keep or raise them only.
 FLOORS = {
     ("third", "de"): 54 / 60,
     ("third", "en"): 54 / 60,
     ("fourth", "de"): 43 / 50,
     ("fourth", "en"): 46 / 50,
-    ("fifth", "de"): 40 / 50,
-    ("fifth", "en"): 41 / 50,
+    ("fifth", "de"): 41 / 50,
+    ("fifth", "en"): 42 / 50,
+    ("sixth", "de"): 28 / 50,
+    ("sixth", "en"): 35 / 50,
 }
+# False alarms are held at MAX_FPR or less, but for the sixth set's English ones, which were above it when
+# the set was measured held out: they may stay at what they were then, not rise (docs/SAFETY.md).
+FALSE_ALARM_CEILINGS = {("sixth", "en"): 5 / 50}
 
 
 @pytest.mark.parametrize("corpus", SETS, ids=SET_IDS)
 @pytest.mark.parametrize("lang", ["en", "de"])
 def test_corpus_recall_and_false_positive_rate(content: Content, corpus: Path, lang: str) -> None:
     result = evaluate(content, load_corpus(corpus / f"{lang}.toml"))
-    floor = FLOORS.get((SET_IDS[SETS.index(corpus)], lang), MIN_RECALL)
-    assert result.recall >= floor - 1e-9, f"missed: {result.missed}"
-    assert result.false_positive_rate <= MAX_FPR, f"false positives: {result.false_positives}"
+    name = SET_IDS[SETS.index(corpus)]
+    assert result.recall >= FLOORS.get((name, lang), MIN_RECALL) - 1e-9, f"missed: {result.missed}"
+    ceiling = FALSE_ALARM_CEILINGS.get((name, lang), MAX_FPR)
+    assert result.false_positive_rate <= ceiling + 1e-9, f"false positives: {result.false_positives}"
 
 
 @pytest.mark.parametrize("corpus", SETS, ids=SET_IDS)
@@ -315,25 +568,11 @@ def test_docs_safety_shows_the_crisis_questions_table(content: Content, corpus: 
         assert line in section, f"docs/SAFETY.md lacks: {line}"
 
 
-HELD_OUT = CORPUS_DIR / "sixth"
-
-
-def test_docs_safety_shows_the_held_out_sets_figures_and_none_of_its_sentences(content: Content) -> None:
-    """The sixth set is held out (docs/SAFETY.md): its figures are quoted, so that a change to crisis.toml
-    shows on it, but none of its sentences, and it is not held to the regression sets' floors."""
-    corpora = [load_corpus(HELD_OUT / f"{lang}.toml") for lang in ("de", "en")]
-    assert all(len(c.positives) == 50 and len(c.negatives) == 50 for c in corpora)
-    results = [evaluate(content, corpus) for corpus in corpora]
-    docs = (CORPUS_DIR.parent.parent.parent / "docs" / "SAFETY.md").read_text(encoding="utf-8")
-    section = docs.split("## Crisis detection", 1)[1].split("\n## ", 1)[0]
-    lines = [*report(results).splitlines(), *question_report(results).splitlines()]
-    figures = [line for line in lines if line.startswith("| de ") or line.startswith("| en ")]
-    assert len(figures) == 4
-    for line in figures:
-        assert line in section, f"docs/SAFETY.md lacks: {line}"
-    for corpus in corpora:
-        for sentence in (*corpus.positives, *corpus.negatives):
-            assert sentence not in docs, "a held-out sentence is quoted"
+# The held-out set. There is none at present: the sixth set was held out until the patterns were extended
+# from its misses (2026-12-02) and is a regression set above. A seventh set, written by someone who has
+# seen neither crisis.toml nor the earlier sets, goes here: its figures quoted in docs/SAFETY.md (as the
+# report prints them) but none of its sentences, and no floor. Until then nothing measures the patterns
+# on wordings nobody aimed them at.
 
 
 def test_concern_words_ask_and_everyday_words_do_not(content: Content) -> None:
