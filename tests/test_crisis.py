@@ -253,6 +253,7 @@ CATEGORY_POSITIVES = {
     ],
     "hanging": [
         "ich häng mich auf",
+        "ich häng mich heut auf",
         "mein Sohn hat gesagt, er will sich aufhängen",
         "she said she is going to hang herself",
         "hab den Strick schon am Dachbalken festgemacht",
@@ -285,6 +286,8 @@ CATEGORY_POSITIVES = {
         "thinking about lying down on the tracks tonight",
         "she walked onto the train tracks last night",
         "wollt mich vor die S-Bahn werfen",
+        "ich fahr gegen einen Baum",
+        "I'm going to crash my car on purpose",
     ],
     "poison, gas, starving": [
         "ich will mich mit Gas vergiften",
@@ -386,6 +389,8 @@ CATEGORY_NEGATIVES = {
         "the bus stopped in front of the station",
         "ich fahr morgen auf die Autobahn Richtung Köln",
         "my train was late",
+        "ich fahr gegen zehn Uhr zur Reha",
+        "the car crashed into a lamppost, nobody hurt",
         "I walked on the railway path today",
         "vor dem Zug lauf ich noch schnell zum Bäcker",
         "auf die Autobahn, dann legen wir eine Pause ein",
@@ -464,7 +469,8 @@ def test_each_category_alerts_on_its_wordings_and_stays_quiet_on_everyday_talk(c
      "Opa redet seit Tagen nur vom Sterben", "dann geh ich in den Fluss.", "da würd mich keiner mehr rausholen.",
      "I doubled it and then tripled it again on purpose", "mum keeps hiding her tramadol under the mattress",
      "er fährt raus und kommt nicht wieder.", "my nan says she wants to be with grandad now",
-     "I'd fill my coat with stones in the pockets and walk in", "Steine in die Manteltaschen und dann ins Wasser"],
+     "I'd fill my coat with stones in the pockets and walk in", "Steine in die Manteltaschen und dann ins Wasser",
+     "my dad has a gun and says he'll use it on himself", "ich geh heut nacht in den Rhein und komm nicht mehr raus"],
 )  # fmt: skip
 def test_farewells_and_preparations_everyday_talk_shares_are_asked_about(content: Content, text: str) -> None:
     """Not alerted at once (everyday talk has these words too), but the crisis question is asked."""
