@@ -360,6 +360,7 @@ CATEGORY_NEGATIVES = {
         "I shot myself in the foot with that appointment",
         "der Jäger hat einen Hirsch erschossen",
         "ich hol mir eine Kugel Eis",
+        "In dem Film erschießt sich der Bösewicht am Ende",
         "used the massage gun on myself after physio",
     ],
     "hanging": [
@@ -383,6 +384,7 @@ CATEGORY_NEGATIVES = {
         "in dem Krimi stürzt sich der Mörder vom Kirchturm",
         "ich springe ohne Stock herum",
         "in Kroatien kann man von den Klippen springen",
+        "She threw herself off balance reaching for the shelf",
     ],
     "trains and traffic": [
         "ich stelle mich vor: ich bin die neue Patientin",
