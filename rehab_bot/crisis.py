@@ -46,6 +46,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from rehab_bot import crisis_model
+
 if TYPE_CHECKING:
     from rehab_bot.content import Content
 
@@ -203,7 +205,7 @@ def key(word: str) -> str:
 
 def is_count(word: str) -> bool:
     """Is this word (as compared) a count of MIN_COUNT or more: digits, or a number word?"""
-    if word.isdigit():
+    if word.isdecimal():  # not isdigit: "²²" is digits to str.isdigit, and int() refuses it
         return int(word) >= MIN_COUNT
     return word in _COUNT_WORDS or _COUNT_COMPOUND.match(word) is not None
 
@@ -473,8 +475,15 @@ def asks_question(text: str, content: Content) -> bool:
 
 def is_concern(text: str, content: Content) -> bool:
     """True when the text matches a concern pattern: a word of danger too common to alert on by itself
-    (pills and "extra", a will, a ledge), about which the bot asks the patient directly first."""
-    return bool(text) and find(tuple(p for lst in content.concern.values() for p in lst.patterns), text) is not None
+    (pills and "extra", a will, a ledge), about which the bot asks the patient directly first; or when it
+    resembles the content's crisis examples (rehab_bot.crisis_model: a farewell, a preparation), which
+    never alerts by itself either."""
+    if not text:
+        return False
+    if find(tuple(p for lst in content.concern.values() for p in lst.patterns), text) is not None:
+        return True
+    model = crisis_model.model_of(*content.crisis_examples)
+    return model is not None and model.asks(text)
 
 
 def symptom_checks(content: Content) -> frozenset[str]:

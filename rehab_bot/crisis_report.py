@@ -5,13 +5,16 @@
 Prints a Markdown table (the one in docs/SAFETY.md, "Crisis detection") and
 every missed sentence and false alarm, then a second table for the crisis
 question: how many crisis sentences raise the crisis response or at least the
-question (a ``[[concern]]`` pattern), and how many hard negatives are asked it. The corpus is one TOML file per
+question (a ``[[concern]]`` pattern, or rehab_bot.crisis_model), and how many hard negatives are asked it. The
+corpus is one TOML file per
 language (``en.toml``, ``de.toml``) with two lists: ``crisis`` (sentences that
 must raise the crisis response) and ``not_crisis`` (hard negatives: idioms,
-negations, other people, medical talk). The default corpus is the one in the
-source tree, tests/data/crisis; a clinic that changes crisis.toml should run
-it with ``--content`` on its own content directory, and add its patients'
-wordings to a corpus of its own.
+negations, other people, medical talk). The default corpus is the first set of the
+package's examples, rehab_bot/content/defaults/crisis_examples (what the crisis
+question's model learns from: measure the model on a set it did not learn from,
+as tests/data/crisis/seventh); a clinic that changes crisis.toml should run it
+with ``--content`` on its own content directory, and add its patients' wordings
+to a corpus of its own.
 
 Exit status 1 when a language misses the targets (recall >= 95 %, false
 positives <= 5 %), 2 on a content error. Prints no patient data: the corpus
@@ -30,7 +33,7 @@ from pathlib import Path
 from rehab_bot import crisis
 from rehab_bot.content import Content, ContentError, load_content
 
-CORPUS_DIR = Path(__file__).resolve().parent.parent / "tests" / "data" / "crisis"
+CORPUS_DIR = Path(__file__).resolve().parent / "content" / "defaults" / "crisis_examples"
 MIN_RECALL = 0.95
 MAX_FPR = 0.05
 

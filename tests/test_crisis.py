@@ -1,20 +1,22 @@
 """Crisis patterns and symptom words: normalising, the pattern language, and the corpus.
 
-The corpus (tests/data/crisis/*.toml) was written by the same team as the
-patterns, before them and without tuning sentences to patterns; the figures it
-gives are printed by ``python -m rehab_bot.crisis_report`` and quoted in
-docs/SAFETY.md.
+The corpus (rehab_bot/content/defaults/crisis_examples/*.toml, the first set) was written by the same
+team as the patterns, before them and without tuning sentences to patterns; the figures it gives are
+printed by ``python -m rehab_bot.crisis_report`` and quoted in docs/SAFETY.md. The later sets beside it
+were held out once and are regression sets now; all of them are what the crisis question's model learns
+from (rehab_bot.crisis_model). The held-out set is tests/data/crisis/seventh: not shipped, not learned.
 """
 
 from __future__ import annotations
 
 import random
+import tomllib
 from pathlib import Path
 
 import pytest
 
-from rehab_bot import crisis, redflag
-from rehab_bot.content import Content, load_content
+from rehab_bot import crisis, crisis_model, redflag
+from rehab_bot.content import Content, ContentError, load_content
 from rehab_bot.crisis import PatternError, compile_pattern, find, normalise
 from rehab_bot.crisis_report import CORPUS_DIR, MAX_FPR, MIN_RECALL, evaluate, load_corpus, question_report, report
 
@@ -150,6 +152,9 @@ def test_a_count_is_ten_or_more_in_digits_or_words() -> None:
     assert matches("# tabletten ... genommen", "hab dreißig Tabletten genommen")
     assert not matches("# tabletten ... genommen", "hab 2 Tabletten genommen")
     assert crisis.key("100") == "100" and crisis.key("11") == "11"  # doubled digits are not letters
+    # Digits int() cannot read ("²²", as typed for quiet hours "²²-7") are no count, and no crash.
+    assert not crisis.is_count("²²") and not matches(pattern, "took ²² pills")
+    assert crisis.is_count("٢٠")  # Arabic-Indic 20: a decimal number int() reads
 
 
 def test_doubled_letters_count_once() -> None:
@@ -526,6 +531,7 @@ def test_the_corpus_is_large_enough() -> None:
         assert not set(corpus.positives) & set(corpus.negatives)
 
 
+SAFETY_MD = Path(__file__).resolve().parent.parent / "docs" / "SAFETY.md"
 SETS = [CORPUS_DIR, *(CORPUS_DIR / name for name in ("second", "third", "fourth", "fifth", "sixth"))]
 SET_IDS = ["first", "second", "third", "fourth", "fifth", "sixth"]
 # The third to sixth sets were written by helpers who had not seen the patterns, measured held out
@@ -561,7 +567,7 @@ def test_corpus_recall_and_false_positive_rate(content: Content, corpus: Path, l
 def test_docs_safety_shows_what_the_report_prints(content: Content, corpus: Path) -> None:
     """docs/SAFETY.md quotes the figures; they must be the ones the code gives today."""
     results = [evaluate(content, load_corpus(corpus / f"{lang}.toml")) for lang in ("de", "en")]
-    docs = (CORPUS_DIR.parent.parent.parent / "docs" / "SAFETY.md").read_text(encoding="utf-8")
+    docs = SAFETY_MD.read_text(encoding="utf-8")
     section = docs.split("## Crisis detection", 1)[1].split("\n## ", 1)[0]
     for line in report(results).splitlines():
         assert line in section, f"docs/SAFETY.md lacks: {line}"
@@ -570,17 +576,37 @@ def test_docs_safety_shows_what_the_report_prints(content: Content, corpus: Path
 @pytest.mark.parametrize("corpus", [CORPUS_DIR, CORPUS_DIR / "fifth"], ids=["first", "fifth"])
 def test_docs_safety_shows_the_crisis_questions_table(content: Content, corpus: Path) -> None:
     results = [evaluate(content, load_corpus(corpus / f"{lang}.toml")) for lang in ("de", "en")]
-    docs = (CORPUS_DIR.parent.parent.parent / "docs" / "SAFETY.md").read_text(encoding="utf-8")
+    docs = SAFETY_MD.read_text(encoding="utf-8")
     section = docs.split("## Crisis detection", 1)[1].split("\n## ", 1)[0]
     for line in question_report(results).splitlines():
         assert line in section, f"docs/SAFETY.md lacks: {line}"
 
 
-# The held-out set. There is none at present: the sixth set was held out until the patterns were extended
-# from its misses (2026-12-02) and is a regression set above. A seventh set, written by someone who has
-# seen neither crisis.toml nor the earlier sets, goes here: its figures quoted in docs/SAFETY.md (as the
-# report prints them) but none of its sentences, and no floor. Until then nothing measures the patterns
-# on wordings nobody aimed them at.
+HELD_OUT = Path(__file__).resolve().parent / "data" / "crisis" / "seventh"
+
+
+def test_docs_safety_shows_the_held_out_sets_figures_and_none_of_its_sentences(content: Content) -> None:
+    """The seventh set is held out (docs/SAFETY.md): written by a helper who saw neither crisis.toml nor the
+    other sets; its figures are quoted, so that a change to the patterns or the model shows on it, but none
+    of its sentences; it is no example the model learns from, and it is held to no floor."""
+    corpora = [load_corpus(HELD_OUT / f"{lang}.toml") for lang in ("de", "en")]
+    assert all(len(c.positives) == 50 and len(c.negatives) == 50 for c in corpora)
+    results = [evaluate(content, corpus) for corpus in corpora]
+    docs = SAFETY_MD.read_text(encoding="utf-8")
+    section = docs.split("## Crisis detection", 1)[1].split("\n## ", 1)[0]
+    lines = [*report(results).splitlines(), *question_report(results).splitlines()]
+    figures = [line for line in lines if line.startswith("| de ") or line.startswith("| en ")]
+    assert len(figures) == 4
+    for line in figures:
+        assert line in section, f"docs/SAFETY.md lacks: {line}"
+    learned = set(content.crisis_examples[0]) | set(content.crisis_examples[1])
+    for corpus in corpora:
+        for sentence in (*corpus.positives, *corpus.negatives):
+            assert sentence not in docs, "a held-out sentence is quoted"
+    # No crisis sentence is an example the model learns from; one English hard negative, an idiom, was
+    # written word for word in an earlier set too (docs/SAFETY.md says so).
+    overlap = {s for corpus in corpora for s in (*corpus.positives, *corpus.negatives) if s in learned}
+    assert overlap == {"I'd kill for a proper night's sleep"}
 
 
 def test_concern_words_ask_and_everyday_words_do_not(content: Content) -> None:
@@ -634,3 +660,69 @@ def test_the_code_in_a_pasted_link_is_not_read(content: Content) -> None:
 @pytest.mark.parametrize("text", ["/start Selbstmord", "/start suicide", "/start SUIZID", "/start I want to die"])
 def test_words_typed_after_start_are_still_read(content: Content, text: str) -> None:
     assert crisis.is_crisis(text, content)
+
+
+# --------------------------------------------------------------------------- the crisis question's model
+
+EVERYDAY = Path(__file__).resolve().parent / "data" / "crisis" / "everyday.toml"
+
+
+def test_the_model_learns_the_examples_and_asks_about_a_resemblance_only(content: Content) -> None:
+    model = crisis_model.model_of(*content.crisis_examples)
+    assert model is not None
+    # Indirect messages no pattern names, written for this test: asked, never alerted.
+    for text in (
+        "Sorted out my papers and cancelled my phone contract, my wife won't have any trouble with it after",
+        "Ich hab meinem Sohn gesagt wo die Papiere liegen, dann muss er nicht suchen wenn ich weg bin",
+        "Thank you all for everything, you won't hear from me again",
+    ):
+        assert model.asks(text) and crisis.asks_question(text, content) and not crisis.is_crisis(text, content), text
+    # Short messages are never asked because of the model, however much their few words resemble farewells.
+    for text in ("thanks", "danke", "Danke für alles", "goodbye my friend", "Tschüss bis bald"):
+        assert not model.asks(text), text
+
+
+def test_the_threshold_lets_at_most_the_share_of_hard_negatives_be_asked() -> None:
+    rng = random.Random(3)
+    crisis_words, other_words, shared = ["ende", "abschied", "letzte"], ["uebung", "knie", "spaziergang"], ["heute"]
+
+    def sentence(words: list[str]) -> str:
+        return " ".join(rng.choice(words + shared) for _ in range(6))
+
+    positives = [sentence(crisis_words) for _ in range(60)]
+    negatives = [sentence(other_words) for _ in range(60)]
+    model = crisis_model.train(positives, negatives)
+    assert model is not None
+    assert all(model.asks(p) for p in positives)
+    assert sum(model.asks(n) for n in negatives) <= len(negatives) * crisis_model.ASK_SHARE
+    # Negatives written like the positives: scored out of fold, they score as positives do, and the threshold
+    # rises until at most ASK_SHARE of all negatives would be asked; in sample they are asked, as positives.
+    hard = negatives[:50] + [sentence(crisis_words) for _ in range(10)]
+    harder = crisis_model.train(positives, hard)
+    assert harder is not None and harder.threshold > model.threshold
+    assert sum(harder.asks(n) for n in hard[:50]) <= sum(model.asks(n) for n in negatives[:50])
+    assert crisis_model.train(positives[:3], negatives) is None  # too few to cross-validate: no model
+
+
+def test_everyday_messages_asked_are_the_ones_docs_safety_quotes(content: Content) -> None:
+    everyday = tomllib.loads(EVERYDAY.read_text(encoding="utf-8"))
+    docs = SAFETY_MD.read_text(encoding="utf-8")
+    for lang in ("de", "en"):
+        asked = [m for m in everyday[lang] if crisis.asks_question(m, content)]
+        line = f"everyday ({lang}): {len(asked)} of {len(everyday[lang])} asked"
+        assert line in docs, f"docs/SAFETY.md lacks: {line} ({asked})"
+
+
+def test_a_clinics_examples_add_to_the_built_in_ones(tmp_path: Path) -> None:
+    folder = tmp_path / "crisis_examples"
+    folder.mkdir()
+    ours_toml = 'crisis = ["mein Abschiedsbrief liegt bereit"]\nnot_crisis = ["Brief an die Kasse"]\n'
+    (folder / "ours.toml").write_text(ours_toml)
+    built_in = load_content(None).crisis_examples
+    ours = load_content(tmp_path).crisis_examples
+    assert ours[0] == (*built_in[0], "mein Abschiedsbrief liegt bereit")
+    assert ours[1] == (*built_in[1], "Brief an die Kasse")
+    (folder / "ours.toml").write_text('crisis = "not a list"\n')
+    with pytest.raises(ContentError) as raised:
+        load_content(tmp_path)
+    assert "ours.toml" in str(raised.value) and "crisis" in str(raised.value)

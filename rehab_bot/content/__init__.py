@@ -265,6 +265,9 @@ class Content:
     course: Course | None = None
     # From experiments.toml (content/experiments.py).
     experiments: dict[str, Experiment] = field(default_factory=dict)
+    # From crisis_examples/**/*.toml, built-in and the clinic's: the examples the crisis question's model
+    # learns from (rehab_bot.crisis_model), as (crisis, not_crisis) sentences of every language.
+    crisis_examples: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
 
     def exercise(self, exercise_id: str) -> Exercise:
         return self.exercises[exercise_id]
@@ -713,6 +716,30 @@ def _fingerprint(directory: Path) -> tuple[tuple[str, int, int], ...]:
     return tuple(found)
 
 
+# The folder of labelled example messages the crisis question's model learns from (rehab_bot.crisis_model).
+CRISIS_EXAMPLES = "crisis_examples"
+CrisisExamplesSchema = schema("CrisisExamplesSchema", crisis=StrList, not_crisis=StrList)
+
+
+def _crisis_examples(directories: list[Path], errors: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Every example under each directory's crisis_examples/ (TOML files with the lists ``crisis`` and
+    ``not_crisis``, as the crisis report's corpora); the built-in ones first, then the clinic's."""
+    crisis: list[str] = []
+    not_crisis: list[str] = []
+    for directory in directories:
+        for path in sorted(directory.rglob("*.toml")) if directory.is_dir() else ():
+            source = BUILT_IN if directory.parent == DEFAULTS_DIR else str(path)
+            parsed = read_toml(path, source, errors)
+            if parsed is None:
+                continue
+            f, data = parsed
+            good, ok = check_fields(f, data, (), "crisis examples", CrisisExamplesSchema)
+            if ok:
+                crisis.extend(good["crisis"])
+                not_crisis.extend(good["not_crisis"])
+    return tuple(crisis), tuple(not_crisis)
+
+
 def load_content(clinic_dir: Path | None) -> Content:
     """Built-in defaults, overlaid by the clinic's files; ContentError lists all problems.
 
@@ -835,12 +862,14 @@ def _load_content(clinic_dir: Path | None) -> Content:
                 )
     course = lesson_loader.finish(programmes)
     experiment_content = experiment_loader.finish()
+    examples = _crisis_examples([directory / CRISIS_EXAMPLES for directory, _ in layers], errors)
     if errors:
         raise ContentError(errors)
     return Content(
         **checkin_content.__dict__,
         course=course,
         experiments=experiment_content,
+        crisis_examples=examples,
         exercises={k: e.value for k, e in exercises.items()},
         programmes={k: e.value for k, e in programmes.items()},
         texts={k: e.value for k, e in texts.items()},
