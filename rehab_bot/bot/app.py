@@ -29,7 +29,7 @@ from typing import Any
 from telegram import Update
 from telegram.ext import Application, ApplicationBuilder, ContextTypes
 
-from rehab_bot import receiver, report
+from rehab_bot import crisis_model, receiver, report
 from rehab_bot import session as session_core
 from rehab_bot.aiohttp_request import AiohttpRequest
 from rehab_bot.bot import (
@@ -157,6 +157,7 @@ def build_application(
         content=load_content(config.content.dir),
     )
     app.bot_data["services"] = svc
+    crisis_model.model_of(*svc.content.crisis_examples)  # learned now (about 0.6 s), not at a first message
     processor.notice = lambda update: slow_down_notice(
         app.bot, update, lambda u: common.language_for(u, app.context_types.context.from_update(u, app))
     )
