@@ -726,3 +726,19 @@ def test_a_clinics_examples_add_to_the_built_in_ones(tmp_path: Path) -> None:
     with pytest.raises(ContentError) as raised:
         load_content(tmp_path)
     assert "ours.toml" in str(raised.value) and "crisis" in str(raised.value)
+
+
+def test_unbearable_pain_is_asked_and_an_unbearable_life_alerts(content: Content) -> None:
+    """ "Ich halte die Schmerzen nicht mehr aus" is everyday talk after spine surgery, and a risk too: asked first;
+    "ich halte es / das alles / dieses Leben nicht mehr aus" alert as before."""
+    for text in (
+        "Ich halte die Schmerzen nicht mehr aus, kann ich stärkere Tabletten bekommen?",
+        "halte den Rücken nicht mehr aus",
+    ):
+        assert crisis.asks_question(text, content) and not crisis.is_crisis(text, content), text
+    for text in (
+        "ich halte es nicht mehr aus",
+        "Ich halt das alles nicht mehr aus",
+        "ich halte dieses Leben nicht mehr aus",
+    ):
+        assert crisis.is_crisis(text, content), text
