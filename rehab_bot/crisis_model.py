@@ -9,9 +9,10 @@ word does (rehab_bot.crisis.is_concern).
 
 The rules:
 
-- Examples are TOML files with two lists, ``crisis`` and ``not_crisis`` (the format of the crisis
-  report's corpora), under ``crisis_examples/`` of the built-in content and of a clinic's content
-  directory (content/__init__.py reads them). All languages make one model, as the patterns serve
+- Examples are TOML files with the lists ``crisis``, ``not_crisis`` (hard negatives: the format of the
+  crisis report's corpora) and ``everyday`` (thanks, greetings, goodbyes, reports: what most messages
+  are), under ``crisis_examples/`` of the built-in content and of a clinic's content directory
+  (content/__init__.py reads them). All languages make one model, as the patterns serve
   every language: a German patient may write English.
 - Features: the words of the folded text (case, umlauts and ß folded, everything but letters and digits
   a space), pairs of neighbouring words, and groups of 3, 4 and 5 letters (spaces included). A message's
@@ -21,7 +22,8 @@ The rules:
   alone scored as farewells do, having little else to score.
 - The threshold: each example is scored by a model trained without it (5 folds, a fixed shuffle), and
   the threshold is set so that at most ASK_SHARE of the ``not_crisis`` examples would be asked. Hard
-  negatives are chosen to look like crisis talk, so everyday messages are asked less often than that.
+  negatives are chosen to look like crisis talk, so everyday messages are asked less often than that;
+  the ``everyday`` examples are learned from but not counted in that share.
 - Training is pure counting (about 0.1 s for 1,400 examples); models are cached by their examples.
 """
 
@@ -93,12 +95,19 @@ class Model:
         return len(fold(text).split()) >= MIN_WORDS and self.score(text) >= self.threshold
 
 
-def train(crisis: Sequence[str], not_crisis: Sequence[str]) -> Model | None:
-    """The model of these examples and its threshold (module docstring), or None without enough examples
-    of each kind to cross-validate (then nothing is asked because of it)."""
+def train(crisis: Sequence[str], not_crisis: Sequence[str], everyday: Sequence[str] = ()) -> Model | None:
+    """The model of these examples and its threshold (module docstring), or None without enough crisis and
+    not-crisis examples to cross-validate (then nothing is asked because of it). Everyday messages are
+    learned as not crisis, but the threshold's share counts the hard negatives (not_crisis) only: easy
+    examples would lower the threshold by making the share's count larger."""
     if len(crisis) < FOLDS or len(not_crisis) < FOLDS:
         return None
-    examples = [(features(t), True) for t in crisis] + [(features(t), False) for t in not_crisis]
+    examples = (
+        [(features(t), True) for t in crisis]
+        + [(features(t), False) for t in not_crisis]
+        + [(features(t), False) for t in everyday]
+    )
+    hard = range(len(crisis), len(crisis) + len(not_crisis))
     order = list(range(len(examples)))
     random.Random(_SHUFFLE_SEED).shuffle(order)  # noqa: S311 - a fixed, reproducible shuffle, no secret
     out_of_fold: list[float] = [0.0] * len(examples)
@@ -107,15 +116,13 @@ def train(crisis: Sequence[str], not_crisis: Sequence[str]) -> Model | None:
         weights = _weights(e for i, e in enumerate(examples) if i not in held)
         for i in held:
             out_of_fold[i] = _score(weights, examples[i][0])
-    negatives = sorted(
-        (s for s, (_, is_crisis) in zip(out_of_fold, examples, strict=True) if not is_crisis), reverse=True
-    )
-    allowed = int(len(negatives) * ASK_SHARE)  # this many negatives may score above the threshold
+    negatives = sorted((out_of_fold[i] for i in hard), reverse=True)
+    allowed = int(len(negatives) * ASK_SHARE)  # this many hard negatives may score above the threshold
     threshold = negatives[allowed] + 1e-9  # just above the first one that must not be asked
     return Model(_weights(examples), threshold)
 
 
 @functools.lru_cache(maxsize=8)
-def model_of(crisis: tuple[str, ...], not_crisis: tuple[str, ...]) -> Model | None:
+def model_of(crisis: tuple[str, ...], not_crisis: tuple[str, ...], everyday: tuple[str, ...] = ()) -> Model | None:
     """train, once per set of examples (the content is loaded once; tests load it many times)."""
-    return train(crisis, not_crisis)
+    return train(crisis, not_crisis, everyday)

@@ -664,7 +664,7 @@ def test_words_typed_after_start_are_still_read(content: Content, text: str) -> 
 
 # --------------------------------------------------------------------------- the crisis question's model
 
-EVERYDAY = Path(__file__).resolve().parent / "data" / "crisis" / "everyday.toml"
+EVERYDAY_HELD_OUT = Path(__file__).resolve().parent / "data" / "crisis" / "everyday_heldout.toml"
 
 
 def test_the_model_learns_the_examples_and_asks_about_a_resemblance_only(content: Content) -> None:
@@ -674,9 +674,15 @@ def test_the_model_learns_the_examples_and_asks_about_a_resemblance_only(content
     for text in (
         "Sorted out my papers and cancelled my phone contract, my wife won't have any trouble with it after",
         "Ich hab meinem Sohn gesagt wo die Papiere liegen, dann muss er nicht suchen wenn ich weg bin",
-        "Thank you all for everything, you won't hear from me again",
+        "I won't be needing the follow-up appointment, please give my slot to someone else",
     ):
         assert model.asks(text) and crisis.asks_question(text, content) and not crisis.is_crisis(text, content), text
+    # Thanks and greetings are learned as everyday (crisis_examples/everyday/): not asked for their words.
+    for text in ("Thank you for all your help", "Vielen Dank für alles!", "Danke für alles, bis nächste Woche"):
+        assert not crisis.asks_question(text, content), text
+    # A farewell that thanks: asked by its [[concern]] words, which the model no longer does.
+    for text in ("Thank you all for everything, you won't hear from me again", "Ihr hört nie wieder von mir"):
+        assert crisis.asks_question(text, content) and not crisis.is_crisis(text, content), text
     # Short messages are never asked because of the model, however much their few words resemble farewells.
     for text in ("thanks", "danke", "Danke für alles", "goodbye my friend", "Tschüss bis bald"):
         assert not model.asks(text), text
@@ -705,11 +711,17 @@ def test_the_threshold_lets_at_most_the_share_of_hard_negatives_be_asked() -> No
 
 
 def test_everyday_messages_asked_are_the_ones_docs_safety_quotes(content: Content) -> None:
-    everyday = tomllib.loads(EVERYDAY.read_text(encoding="utf-8"))
+    """The held-out everyday set: written by a helper who saw neither the patterns, the examples nor the
+    model; none alerted, and how many are asked is what docs/SAFETY.md says."""
+    label = "everyday held out"
+    everyday = tomllib.loads(EVERYDAY_HELD_OUT.read_text(encoding="utf-8"))
     docs = SAFETY_MD.read_text(encoding="utf-8")
+    learned = set(content.crisis_examples[2])
     for lang in ("de", "en"):
+        assert not any(crisis.is_crisis(m, content) for m in everyday[lang])
+        assert not learned & set(everyday[lang]), "an everyday message measured is one the model learns from"
         asked = [m for m in everyday[lang] if crisis.asks_question(m, content)]
-        line = f"everyday ({lang}): {len(asked)} of {len(everyday[lang])} asked"
+        line = f"{label} ({lang}): {len(asked)} of {len(everyday[lang])} asked"
         assert line in docs, f"docs/SAFETY.md lacks: {line} ({asked})"
 
 

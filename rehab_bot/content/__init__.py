@@ -266,8 +266,8 @@ class Content:
     # From experiments.toml (content/experiments.py).
     experiments: dict[str, Experiment] = field(default_factory=dict)
     # From crisis_examples/**/*.toml, built-in and the clinic's: the examples the crisis question's model
-    # learns from (rehab_bot.crisis_model), as (crisis, not_crisis) sentences of every language.
-    crisis_examples: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
+    # learns from (rehab_bot.crisis_model), as (crisis, not_crisis, everyday) sentences of every language.
+    crisis_examples: tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]] = ((), (), ())
 
     def exercise(self, exercise_id: str) -> Exercise:
         return self.exercises[exercise_id]
@@ -718,14 +718,19 @@ def _fingerprint(directory: Path) -> tuple[tuple[str, int, int], ...]:
 
 # The folder of labelled example messages the crisis question's model learns from (rehab_bot.crisis_model).
 CRISIS_EXAMPLES = "crisis_examples"
-CrisisExamplesSchema = schema("CrisisExamplesSchema", crisis=StrList, not_crisis=StrList)
+CrisisExamplesSchema = schema(
+    "CrisisExamplesSchema", crisis=optional(StrList), not_crisis=optional(StrList), everyday=optional(StrList)
+)
+CRISIS_EXAMPLE_LISTS = ("crisis", "not_crisis", "everyday")
 
 
-def _crisis_examples(directories: list[Path], errors: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Every example under each directory's crisis_examples/ (TOML files with the lists ``crisis`` and
-    ``not_crisis``, as the crisis report's corpora); the built-in ones first, then the clinic's."""
-    crisis: list[str] = []
-    not_crisis: list[str] = []
+def _crisis_examples(
+    directories: list[Path], errors: list[str]
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """Every example under each directory's crisis_examples/: TOML files with any of the lists ``crisis``,
+    ``not_crisis`` (hard negatives, as the crisis report's corpora) and ``everyday`` (everyday messages);
+    the built-in ones first, then the clinic's."""
+    lists: dict[str, list[str]] = {name: [] for name in CRISIS_EXAMPLE_LISTS}
     for directory in directories:
         for path in sorted(directory.rglob("*.toml")) if directory.is_dir() else ():
             source = BUILT_IN if directory.parent == DEFAULTS_DIR else str(path)
@@ -734,10 +739,12 @@ def _crisis_examples(directories: list[Path], errors: list[str]) -> tuple[tuple[
                 continue
             f, data = parsed
             good, ok = check_fields(f, data, (), "crisis examples", CrisisExamplesSchema)
-            if ok:
-                crisis.extend(good["crisis"])
-                not_crisis.extend(good["not_crisis"])
-    return tuple(crisis), tuple(not_crisis)
+            if ok and not good:
+                f.error(1, f"no examples: expected the lists {', '.join(CRISIS_EXAMPLE_LISTS)}")
+            elif ok:
+                for name in CRISIS_EXAMPLE_LISTS:
+                    lists[name].extend(good.get(name) or ())
+    return tuple(lists["crisis"]), tuple(lists["not_crisis"]), tuple(lists["everyday"])
 
 
 def load_content(clinic_dir: Path | None) -> Content:
