@@ -550,12 +550,7 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             fresh = await db.get(Patient, patient.id)
             assert fresh is not None
             if what == "del":
-                await core.erase(db, fresh, now=now, clinic=s.config.clinic, photo_dir=photo_dir(s.config))
-                line = t(
-                    lang,
-                    "🗑 Your data has been deleted and this bot will not message you again. "
-                    "If you want to use it again one day, please ask your clinic for a new invitation.",
-                )
+                line = await _erase(db, fresh, context, now)
             else:
                 await core.stop(db, fresh, now)
                 line = t(lang, "🛑 All messages are stopped. To start again, send /resume.")
@@ -566,6 +561,17 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if not handled:
         await _stale(update, context)
     raise ApplicationHandlerStop
+
+
+async def _erase(db: AsyncSession, patient: Patient, context: ContextTypes.DEFAULT_TYPE, now: datetime) -> str:
+    """/delete confirmed (enrolled or still setting up): everything goes (patient.erase); the line that says so."""
+    s, lang = svc(context), patient.language  # read first: erase leaves a tombstone without a language
+    await core.erase(db, patient, now=now, clinic=s.config.clinic, photo_dir=photo_dir(s.config))
+    return t(
+        lang,
+        "🗑 Your data has been deleted and this bot will not message you again. "
+        "If you want to use it again one day, please ask your clinic for a new invitation.",
+    )
 
 
 async def _enrolling_button(
@@ -590,12 +596,7 @@ async def _enrolling_button(
         fresh = await db.get(Patient, patient.id)
         assert fresh is not None
         if what == "del":
-            await core.erase(db, fresh, now=now, clinic=s.config.clinic, photo_dir=photo_dir(s.config))
-            line = t(
-                lang,
-                "🗑 Your data has been deleted and this bot will not message you again. "
-                "If you want to use it again one day, please ask your clinic for a new invitation.",
-            )
+            line = await _erase(db, fresh, context, now)
         elif await enrolment.withdraw(db, fresh):
             line = "🛑 " + t(lang, enrolment.NOT_TAKING_PART)
         else:

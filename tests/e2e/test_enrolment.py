@@ -515,6 +515,38 @@ async def test_stop_and_delete_work_while_setting_up(bot: Any, tg: FakeTelegram)
     assert told.text.startswith("To use this bot you need an invitation link")
 
 
+async def test_a_german_patient_deleting_while_setting_up_is_told_in_german(bot: Any, tg: FakeTelegram) -> None:
+    invite = await new_invite(bot, "P-611")
+    user = tg.user(2017, language_code="de")
+    await user.send(f"/start {invite.code}")
+    await user.press("Ja, ich bin einverstanden", await next_text(user))
+    await next_text(user)
+    await user.send("/stop")
+    ask = await next_text(user)
+    assert ask.text == "Einrichtung beenden? Dann schicke ich Ihnen nichts." and ask.button_labels == [
+        "🛑 Ja, Einrichtung beenden",
+        "Nein, weitermachen",
+    ]
+    await user.press("Nein, weitermachen", ask)
+    assert (await only_message(user)).text.endswith(
+        "Es wurde nichts geändert. Um mit der Einrichtung weiterzumachen, senden Sie /start."
+    )
+    await user.send("/delete")
+    ask = await next_text(user)
+    await user.press(ask.button_labels[0], ask)
+    deleted = await only_message(user)
+    # The line is in the patient's language, read before the deletion left a tombstone without one.
+    assert (
+        t(
+            "de",
+            "🗑 Your data has been deleted and this bot will not message you again. "
+            "If you want to use it again one day, please ask your clinic for a new invitation.",
+        )
+        in deleted.text
+    )
+    assert "Ihre Daten" in deleted.text
+
+
 async def test_an_invitation_code_that_reads_as_a_crisis_word_still_enrols(
     bot: Any, tg: FakeTelegram, monkeypatch: pytest.MonkeyPatch
 ) -> None:
