@@ -130,3 +130,42 @@ async def test_the_builder_shows_the_plans_problems_and_a_post_without_csrf_is_r
             assert 'name="phases-0-sessions-0-items-1-exercise"' in text
         async with browser.post(f"{base}/save", data=form, allow_redirects=False) as saved:
             assert saved.status == 303 and saved.headers["Location"].endswith("/programme?saved=1")
+
+
+async def test_the_patient_page_leads_to_the_builder_and_counts_a_one_day_streak_in_the_singular(
+    bot_factory: Any,
+) -> None:
+    """The builder was reachable only by typing its address: no page linked to it, though the templates
+    page says templates are saved from it. The patient page links to it, for the owner to change the plan
+    and for a colleague to look at it. And a streak of one day read "streak 1 days"."""
+    from rehab_bot.models import ExerciseSession
+    from rehab_bot.schedule import local_date
+
+    bot = await bot_factory(web=WEB)
+    doc = await make_staff(bot.db, telegram_id=7002)
+    await make_staff(bot.db, telegram_id=7003)
+    patient, _ = await make_patient(
+        bot.db, bot.clock, telegram_id=7100, therapist_id=doc.id, programme_id="lumbar-example"
+    )
+    async with bot.db.session() as db:
+        db.add(
+            ExerciseSession(
+                patient_id=patient.id,
+                local_date=local_date(patient, bot.clock.now()),
+                slot="09:00",
+                status="done",
+                answered_at=bot.clock.now(),
+            )
+        )
+        await db.commit()
+    page = f"{web_url(bot)}/patients/{patient.id}"
+    for telegram_id, label in ((7002, "Open the programme builder"), (7003, "Look at the programme in the builder")):
+        async with client() as browser:
+            await sign_in_link(browser, await dashboard_link(bot, telegram_id))
+            async with browser.get(page) as shown:
+                html = await shown.text()
+            assert shown.status == 200
+            assert f'<a id="open-builder" href="/patients/{patient.id}/programme">{label}</a>' in html
+            assert "streak 1 day<" in html and "streak 1 days" not in html
+            async with browser.get(f"{page}/programme") as builder:
+                assert builder.status == 200
