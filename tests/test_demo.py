@@ -16,6 +16,7 @@ import signal
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, timedelta
@@ -32,7 +33,17 @@ from rehab_bot.content import load_content
 from rehab_bot.demo import seed
 from rehab_bot.demo.page import DemoPage
 from rehab_bot.demo.runner import Demo
-from rehab_bot.models import Alert, CheckIn, Delivery, ExerciseSession, Invite, Patient, ReminderRule, Staff
+from rehab_bot.models import (
+    Alert,
+    CheckIn,
+    Delivery,
+    ExerciseSession,
+    Invite,
+    Note,
+    Patient,
+    ReminderRule,
+    Staff,
+)
 
 BERLIN = ZoneInfo("Europe/Berlin")
 TODAY = date(2026, 6, 10)
@@ -230,6 +241,39 @@ async def test_the_page_takes_presses_only_from_itself_and_only_buttons_that_are
         assert page._toast(therapist) == (answer.text or None)
         page._answers_seen[therapist.chat_id] = (len(therapist.callback_answers), 0.0)
         assert page._toast(therapist) is None
+    finally:
+        await page.stop()
+
+
+async def test_what_is_typed_after_a_question_that_asks_for_a_reply_is_sent_as_that_reply(demo: Demo) -> None:
+    """Telegram's app answers a ForceReply question (/note's "Please type your note") with a reply to it;
+    the page sent plain text, so the note was offered to the care team instead of being saved."""
+    page = DemoPage(demo)
+    url = await page.start("127.0.0.1", 0)
+    try:
+        await enrol(demo)
+        user = demo.patient
+        assert user is not None
+
+        def send(text: str) -> int:
+            data = urllib.parse.urlencode({"text": text}).encode()
+            headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Demo-Token": page.token}
+            request = urllib.request.Request(url + "chat/patient/send", data=data, headers=headers, method="POST")
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return int(response.status)
+
+        assert page.force_reply_to(user) is None
+        assert await asyncio.to_thread(send, "/note") == 200
+        [prompt] = await user.wait_for(lambda m: "Please type your note" in (m.text or ""), timeout=10)
+        assert page.force_reply_to(user) == prompt.message_id
+        assert await asyncio.to_thread(send, "My back is stiff in the mornings") == 200
+        await user.wait_for(lambda m: "Saved as a note" in (m.text or ""), timeout=10)
+        assert not any("Shall I send this" in (m.text or "") for m in user.messages)
+        assert page.force_reply_to(user) is None, "the question was answered: the next text is plain again"
+        async with demo._db().session() as session:
+            mine = (await session.exec(select(Patient).where(col(Patient.alias) == "P-2044"))).one()
+            notes = (await session.exec(select(Note).where(col(Note.patient_id) == mine.id))).all()
+        assert [n.text for n in notes] == ["My back is stiff in the mornings"]
     finally:
         await page.stop()
 

@@ -291,8 +291,24 @@ class DemoPage:
         text = str(form.get("text", "")).strip()
         if not text or len(text) > MAX_TEXT:
             raise web.HTTPBadRequest(text="a message is 1 to 4096 characters")
-        await user.send(text)
+        await user.send(text, reply_to=self.force_reply_to(user))
         return await self._after(request, user)
+
+    def force_reply_to(self, user: FakeUser) -> int | None:
+        """The bot's message that asked for a reply (ForceReply) since the person last wrote, if any.
+
+        Telegram's app opens a reply to such a message at once, so what is typed next is sent as a reply
+        to it: /note's "Please type your note" keeps the note that way. Without this the demo sent it as
+        plain text, and the bot offered to send it to the care team instead of saving the note.
+        """
+        assert self.demo.tg is not None
+        last_mine = max((m for chat, m in self.demo.tg._user_messages if chat == user.chat_id), default=0)
+        asking = [
+            m.message_id
+            for m in user.messages
+            if m.message_id > last_mine and not m.deleted and (m.reply_markup or {}).get("force_reply")
+        ]
+        return asking[-1] if asking else None
 
     async def press(self, request: web.Request) -> web.StreamResponse:
         self._check(request)
