@@ -182,3 +182,25 @@ async def test_the_german_page_at_phone_width_is_labelled_and_axe_clean(phone_pa
     assert await phone_page.evaluate("() => document.documentElement.scrollWidth") <= 390, "no sideways scrolling"
     assert await serious(phone_page) == []
     assert phone_page.console_errors == []
+
+
+async def test_a_message_of_spaces_is_not_sent_and_the_console_stays_clean(page: Any, demo_url: str) -> None:
+    """Spaces passed the field's `required`, the page refused them with a 400 and the browser logged
+    the error; Telegram's own Send does nothing for them. The field now asks for a character."""
+    await page.goto(demo_url)
+    await page.get_by_role("button", name="Start").click()
+    patient = page.locator("#patient-chat")
+    await bot_says(patient, "Do you agree?")
+    refused: list[int] = []
+    page.on("response", lambda response: refused.append(response.status) if response.status >= 400 else None)
+    field = page.get_by_label("Message (Patient P-2044)")
+    await field.fill("   ")
+    await field.press("Enter")
+    await page.wait_for_timeout(500)
+    assert await field.evaluate("(el) => el.validity.patternMismatch") is True
+    assert refused == [] and page.console_errors == []
+    assert await patient.locator("li.msg.mine").count() == 1  # only the /start
+    await field.fill("  /help ")
+    await field.press("Enter")
+    await patient.locator("li.msg.mine", has_text="/help").wait_for(timeout=WAIT)
+    assert refused == [] and page.console_errors == []
