@@ -18,6 +18,7 @@ from telegram.ext import (
 )
 
 from rehab_bot import alert
+from rehab_bot import staff as staff_core
 from rehab_bot.bot.services import App, svc
 from rehab_bot.config import clinic_name_is_placeholder
 from rehab_bot.db import insert_ignore
@@ -55,14 +56,18 @@ PATIENT_COMMANDS: list[tuple[str, str]] = [
 
 
 async def language_for(update: Update, context: ContextTypes.DEFAULT_TYPE) -> str:
-    """The language to answer in: the patient's setting, else Telegram's, else the clinic's."""
+    """The language to answer in: the patient's setting, else an active staff member's (Staff.language, as
+    their commands speak it), else Telegram's, else the clinic's."""
     user = update.effective_user
     s = svc(context)
     if user is not None:
         async with s.db.session() as session:
             patient = (await session.exec(_patient_by_telegram(user.id))).first()
+            staff = None if patient is not None else await staff_core.active_staff(session, user.id)
         if patient is not None:
             return patient.language
+        if staff is not None:
+            return staff.language
         return pick_language(user.language_code, s.config.clinic.language)
     return s.config.clinic.language
 

@@ -14,6 +14,8 @@ from factories import make_patient, make_staff
 from rig.telegram_server import FakeTelegram
 
 from rehab_bot import alert as alerts
+from rehab_bot.bot.common import UNKNOWN_COMMAND
+from rehab_bot.i18n import t
 from rehab_bot.models import Patient
 
 THERAPIST = 7901
@@ -223,3 +225,31 @@ async def test_a_german_therapist_changes_care_invites_and_cancels_in_german(bot
         for english in ("step 1 of 5", "Step ", "Cancel", "Keep", "Pause reminders", "Reminders for", "Discharge"):
             assert english not in (message.text or "") and english not in message.button_labels, (english, message)
     assert patient.alias == "LWS-0901"
+
+
+async def test_a_staff_members_typo_free_text_and_a_stale_button_are_answered_in_their_language(
+    bot: Any, tg: FakeTelegram
+) -> None:
+    """The fallbacks (an unknown command, text no step waits for, a button no longer there) answered in the
+    Telegram app's language, not the staff member's: a German therapist with an English app (the demo's
+    therapist, in `rehab-bot demo --lang de`) got English there, and German everywhere else."""
+    await _german_therapist(bot)
+    doc = tg.user(THERAPIST, language_code="en")
+    await doc.send("/hilfe")
+    [unknown] = await doc.wait_for()
+    assert unknown.text == t("de", UNKNOWN_COMMAND) != UNKNOWN_COMMAND
+    await doc.send("hallo")
+    [pointer] = await doc.wait_for()
+    assert pointer.text == t("de", "Please use the buttons below, or type /help.")
+    assert pointer.text != "Please use the buttons below, or type /help."
+    await doc.send("/help")
+    [helped] = await doc.wait_for(lambda m: "/alerts" in (m.text or ""))
+    await doc.press_data("zz:gone", helped.message_id)
+    answer = await doc.wait_for_answer()
+    assert answer.text == t("de", "This button is no longer active.") != "This button is no longer active."
+    # An English therapist with a German app keeps English.
+    await make_staff(bot.db, telegram_id=THERAPIST + 2, name="Dr Ann")
+    ann = tg.user(THERAPIST + 2, language_code="de")
+    await ann.send("/hilfe")
+    [unknown] = await ann.wait_for()
+    assert unknown.text == UNKNOWN_COMMAND
