@@ -88,6 +88,22 @@ INPUT_ERRORS = {
     "date_past": N_("That date has already passed. Please send a date from today on."),
     "date_far": N_("You can pause for up to {days} days. For longer, please talk to your clinic."),
 }
+# The same answers when several session times clash (the core names them all, comma-separated): "Your
+# session at 08:30, 13:30, 18:30 falls in" read as one session.
+SEVERAL_TIMES = {
+    "times_quiet": N_("{times} fall in your quiet hours ({start}-{end}). Please choose other times."),
+    "quiet_sessions": N_(
+        "Your sessions at {times} fall in these quiet hours ({start}-{end}), so their reminders would never "
+        "come. Please choose other quiet hours, or first change your session times."
+    ),
+}
+
+
+def input_error_text(lang: str, error: core.InputError) -> str:
+    """The answer to bad input in the patient's language, in the plural when it names several times."""
+    several = error.code in SEVERAL_TIMES and "," in str(error.params.get("times", ""))
+    return t(lang, (SEVERAL_TIMES if several else INPUT_ERRORS)[error.code], **error.params)
+
 
 # Extra output after /progress (the check-in feature adds a chart here):
 # called with the update, the context, the patient and their language.
@@ -718,7 +734,7 @@ async def _settings_button(
             try:
                 core.set_quiet_hours(db, fresh, value, value, s.config.delivery)
             except core.InputError as error:  # the clinic's quiet hours would cover a session
-                await close_with(message, t(lang, INPUT_ERRORS[error.code], **error.params))
+                await close_with(message, input_error_text(lang, error))
                 await message.reply_text(
                     settings_text(lang, fresh, context), reply_markup=markup(settings_buttons(lang))
                 )
@@ -883,7 +899,7 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             await db.rollback()  # the question stays open
             if core.heard_elsewhere(awaited.kind, message.text, today, s.content):
                 return  # a symptom or a word of danger: the free-text offer hears it, never "could not read"
-            await message.reply_text(t(lang, INPUT_ERRORS[error.code], **error.params))
+            await message.reply_text(input_error_text(lang, error))
             raise ApplicationHandlerStop from None
         core.forget_input(db, patient)
         await db.commit()

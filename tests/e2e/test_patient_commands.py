@@ -251,6 +251,45 @@ async def test_quiet_hours_that_would_swallow_a_session_are_refused_and_asked_ag
     assert "Quiet hours: 22:00-06:30" in saved.text
 
 
+@pytest.mark.parametrize("lang", ["en", "de"])
+async def test_quiet_hours_over_several_sessions_name_them_in_the_plural(bot: Any, tg: FakeTelegram, lang: str) -> None:
+    """Quiet hours over every session said "Your session at 09:00, 13:00, 18:00 falls in these quiet
+    hours ... its reminder" ("Ihre Übungseinheit um ... liegt"), and times in the quiet hours "05:00,
+    06:00 falls in": one session, in both languages. One time keeps the singular."""
+    await enrolled(bot, 8056, lang=lang)
+    user = tg.user(8056, language_code=lang)
+    [menu] = await command(user, "/settings")
+    [choices] = await press(user, t(lang, "🌙 Quiet hours"), 1, menu)
+    await press(user, t(lang, "Set my own"), 1, choices)
+    [refused] = await command(user, "08:00-23:00")
+    assert refused.text == t(
+        lang,
+        "Your sessions at {times} fall in these quiet hours ({start}-{end}), so their reminders would never "
+        "come. Please choose other quiet hours, or first change your session times.",
+        times="09:00, 13:00, 18:00",
+        start="08:00",
+        end="23:00",
+    )
+    [refused] = await command(user, "08:00-10:00")  # the question is still open
+    assert refused.text == t(
+        lang,
+        "Your session at {times} falls in these quiet hours ({start}-{end}), so its reminder would never come. "
+        "Please choose other quiet hours, or first change your session times.",
+        times="09:00",
+        start="08:00",
+        end="10:00",
+    )
+    [menu] = await command(user, "22:00-07:00")  # saved, with the settings again
+    await press(user, t(lang, "🕒 Times"), 1, menu)
+    [refused] = await command(user, "05:00, 06:00, 12:00")
+    quiet = {"start": "22:00", "end": "07:00"}
+    several = "{times} fall in your quiet hours ({start}-{end}). Please choose other times."
+    assert refused.text == t(lang, several, times="05:00, 06:00", **quiet)
+    [refused] = await command(user, "05:00, 11:00, 12:00")
+    one = "{times} falls in your quiet hours ({start}-{end}). Please choose other times."
+    assert refused.text == t(lang, one, times="05:00", **quiet)
+
+
 async def test_settings_timezone_typed_as_a_country_or_in_a_sentence(bot: Any, tg: FakeTelegram) -> None:
     patient = await enrolled(bot, 8055)
     user = tg.user(8055)
