@@ -50,7 +50,7 @@ from rehab_bot.models import (
     Role,
     Staff,
 )
-from rehab_bot.schedule import local_date, parse_days
+from rehab_bot.schedule import QuietHours, local_date, parse_days
 
 _Q = TypeVar("_Q", bound=Select)  # a query over patients, narrowed by listed()
 
@@ -423,6 +423,21 @@ async def change_session_times(
     if patient.status == PatientStatus.DISCHARGED.value:
         raise Discharged(
             N_("{alias} has been discharged, so their session times were not changed."), alias=patient.alias
+        )
+    hours = QuietHours.for_patient(patient, *quiet) if quiet is not None else None
+    clashing = [slot for slot in times if hours is not None and hours.contains(slot)]
+    if hours is not None and clashing:
+        # As the patient's own /settings refuses them (patient.set_times): a reminder due in the quiet
+        # hours would wait for their end, so the session would never come at the time it names.
+        raise StaffError(
+            N_(
+                "{times}: in {alias}'s quiet hours ({start}-{end}), when no reminders are sent. "
+                "Please choose other times; nothing was changed."
+            ),
+            times=", ".join(clashing),
+            alias=patient.alias,
+            start=hours.start_text,
+            end=hours.end_text,
         )
     before = await programme_core.programme_for(session, content, patient)
     old = patient.session_times

@@ -6,7 +6,7 @@ import asyncio
 import io
 import json
 import zipfile
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import pytest
@@ -502,6 +502,40 @@ async def test_a_staff_name_with_an_emoji_or_a_pasted_zero_width_space_is_taken(
         await boss.send(typed)
         [qr] = await boss.wait_for(lambda m: m.photo is not None)
         assert f"Staff invitation for {caption} (therapist)" in (qr.caption or "")
+
+
+async def test_session_times_in_the_patients_quiet_hours_are_refused_and_asked_again(
+    bot_factory: Any, tg: FakeTelegram
+) -> None:
+    """The patient's own /settings refuses a session time in the quiet hours (README: quiet hours never
+    swallow a session); the therapist's Session times button saved 07:00 inside the clinic's 21:30-07:30,
+    so that reminder could only come at 07:30."""
+    bot = await bot_factory(delivery={"quiet_hours_start": time(21, 30), "quiet_hours_end": time(7, 30)})
+    doc_row = await make_staff(bot.db, telegram_id=7303, name="Dr Dita")
+    patient, _ = await make_patient(
+        bot.db, bot.clock, alias="LWS-0009", therapist_id=doc_row.id, programme_id="lumbar-example", times=()
+    )
+    async with bot.db.session() as session:
+        before = await session.get(Patient, patient.id)
+        assert before is not None and before.quiet_start is None  # the clinic's quiet hours apply
+        times_before = before.session_times
+    doc = tg.user(7303)
+    await doc.send("/patient LWS-0009")
+    [detail] = await doc.wait_for(lambda m: "LWS-0009 — active" in (m.text or ""))
+    await doc.press("Session times", detail)
+    await doc.wait_for(lambda m: "New session times for LWS-0009" in (m.text or ""))
+    await doc.send("07:00, 13:00, 23:00")
+    [refused] = await doc.wait_for(lambda m: not m.edited)
+    assert refused.text == (
+        "07:00, 23:00: in LWS-0009's quiet hours (21:30-07:30), when no reminders are sent. "
+        "Please choose other times; nothing was changed."
+    )
+    async with bot.db.session() as session:
+        stored = await session.get(Patient, patient.id)
+        assert stored is not None and stored.session_times == times_before
+    await doc.send("07:30, 13:00, 21:00")  # the question is still open
+    [done] = await doc.wait_for(lambda m: "Session times for LWS-0009" in (m.text or ""))
+    assert "07:30, 13:00, 21:00" in (done.text or "")
 
 
 async def test_session_times_typed_after_the_patient_was_discharged_are_refused(bot: Any, tg: FakeTelegram) -> None:
