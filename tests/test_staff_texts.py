@@ -131,3 +131,31 @@ async def test_each_care_message_notice_is_worded_in_its_readers_language(db: Da
 def test_an_unknown_earlier_staff_member_is_someone_in_the_readers_language() -> None:
     assert alert_core.who("Dr Berta", "de") == "Dr Berta"
     assert alert_core.who("", "en") == "someone" and alert_core.who("", "de") == "jemandem"
+
+
+def test_every_line_of_an_alerts_detail_is_indented_under_its_number_in_the_alerts_list() -> None:
+    """A score's reasons are lines of their own: only the first was indented under "1. ⚠️ …", the rest
+    ("- 8 is at or above 7", "Recent entries …") stood at the margin, as if they were not that alert's."""
+    from rehab_bot.bot.staff.alerts import alerts_view
+    from rehab_bot.models import Alert
+
+    staff = Staff(id=1, telegram_id=1, name="Dr Ada", role="therapist", language="en", timezone="Europe/Berlin")
+    patient = Patient(id=1, telegram_id=2, alias="LWS-0001")
+    detail = "Pain: 8.\n- 8 is at or above 7 [pain-critical]\nRecent entries (oldest first): 6, 7, 8"
+    alert = Alert(
+        id=1,
+        patient_id=1,
+        severity="critical",
+        kind="checkin",
+        detail=detail,
+        created_at=datetime(2026, 6, 1, tzinfo=UTC),
+    )
+    text, _ = alerts_view(staff, [(alert, patient), (alert, patient)])
+    lines = text.splitlines()
+    assert lines[1].startswith("1. ⚠️ CRITICAL · LWS-0001 · ")
+    assert lines[2:5] == [
+        "   Pain: 8.",
+        "   - 8 is at or above 7 [pain-critical]",
+        "   Recent entries (oldest first): 6, 7, 8",
+    ]
+    assert lines[5].startswith("2. ⚠️ CRITICAL · LWS-0001 · ")

@@ -61,7 +61,8 @@ def alert_line(staff: Staff, alert: Alert, patient: Patient) -> str:
         f"{alert_core.kind_word(alert.kind, lang)} · "
         f"{alert_core.local_time_text(alert.created_at, staff.timezone)}"
         + escalated
-        + f"\n   {alert_core.shorten(alert_detail.text(alert, lang), 200)}"
+        # Every line of the detail under the numbered line, not only its first (a score's reasons are lines).
+        + "".join(f"\n   {line}" for line in alert_core.shorten(alert_detail.text(alert, lang), 200).splitlines())
     )
 
 
