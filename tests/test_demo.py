@@ -278,6 +278,32 @@ async def test_what_is_typed_after_a_question_that_asks_for_a_reply_is_sent_as_t
         await page.stop()
 
 
+async def test_the_invitation_stays_on_the_page_until_the_visitor_opens_it(demo: Demo) -> None:
+    """A visitor who typed something before pressing Start was told, as a stranger, that they need an
+    invitation link, and the link was gone from the page: no way to enrol but to restart the demo."""
+    page = DemoPage(demo)
+    url = await page.start("127.0.0.1", 0)
+    try:
+        user = demo.patient
+        assert user is not None and demo.seeded is not None
+        start = f"/start {demo.seeded.invite_code}"
+
+        def chat() -> str:
+            with urllib.request.urlopen(url + "chat/patient?lang=en", timeout=10) as response:
+                return str(response.read().decode())
+
+        assert 'class="start"' in await asyncio.to_thread(chat)
+        await user.send("hello?")
+        await user.wait_for(lambda m: "invitation link" in (m.text or ""), timeout=10)
+        html = await asyncio.to_thread(chat)
+        assert 'class="start"' in html and start in html, "the invitation is still there"
+        await user.send(start)
+        await user.wait_for(lambda m: "Do you agree?" in (m.text or ""), timeout=10)
+        assert 'class="start"' not in await asyncio.to_thread(chat)
+    finally:
+        await page.stop()
+
+
 # --- the command ----------------------------------------------------------------------------------
 
 

@@ -225,7 +225,17 @@ class DemoPage:
         lang = self._lang(request)
         seeded = self.demo.seeded
         assert seeded is not None
-        started = any(chat == user.chat_id for chat, _ in self.demo.tg._user_messages) if self.demo.tg else True
+        # The invitation stays until it was opened: a visitor who types first (and is told, as a stranger, that
+        # they need an invitation) must still find the link.
+        opened = f"/start {seeded.invite_code}"
+        started = (
+            any(
+                chat == user.chat_id and str(raw.get("text") or "").strip() == opened
+                for (chat, _), raw in self.demo.tg._user_messages.items()
+            )
+            if self.demo.tg
+            else True
+        )
         return {
             "who": who,
             "l": labels(lang),
