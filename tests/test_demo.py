@@ -266,6 +266,9 @@ async def test_what_is_typed_after_a_question_that_asks_for_a_reply_is_sent_as_t
         assert await asyncio.to_thread(send, "/note") == 200
         [prompt] = await user.wait_for(lambda m: "Please type your note" in (m.text or ""), timeout=10)
         assert page.force_reply_to(user) == prompt.message_id
+        # A message chosen with ↩ must be in this chat; anything else falls back to the open question.
+        for forged in ("999999", "-1", "x", "", "１"):
+            assert page.replied_to(user, forged) == prompt.message_id, forged
         assert await asyncio.to_thread(send, "My back is stiff in the mornings") == 200
         await user.wait_for(lambda m: "Saved as a note" in (m.text or ""), timeout=10)
         assert not any("Shall I send this" in (m.text or "") for m in user.messages)

@@ -69,6 +69,9 @@ def labels(lang: str) -> dict[str, str]:
         "working": t(lang, "Moving the clock…"),
         "skip": t(lang, "Skip to the chats"),
         "language": t(lang, "Deutsch"),
+        "reply": t(lang, "Reply"),
+        "replying": t(lang, "Replying to:"),
+        "cancel_reply": t(lang, "Cancel the reply"),
     }
 
 
@@ -84,6 +87,7 @@ class Bubble:
     photo: str | None = None  # URL of the picture, when the fake server holds its bytes
     has_photo: bool = False
     buttons: tuple[tuple[tuple[int, int, str, str | None, bool], ...], ...] = ()  # (row, col, label, url, live)
+    quote: str | None = None  # the start of the message this one replies to, as Telegram shows it above
 
 
 class DemoPage:
@@ -183,13 +187,29 @@ class DemoPage:
             if chat != user.chat_id:
                 continue
             text = raw.get("text") or raw.get("caption") or ""
-            drawn.append(Bubble(message_id, True, str(text), self._time(int(raw["date"]), lang)))
+            replied = raw.get("reply_to_message") or {}
+            quote = self._quote(user, replied.get("message_id")) if isinstance(replied, dict) else None
+            drawn.append(Bubble(message_id, True, str(text), self._time(int(raw["date"]), lang), quote=quote))
         for message in user.messages:
             if not message.deleted:
-                drawn.append(self._bot_bubble(message, lang))
+                drawn.append(self._bot_bubble(message, lang, self._quote(user, message.reply_to_message_id)))
         return sorted(drawn, key=lambda b: b.message_id)
 
-    def _bot_bubble(self, message: SentMessage, lang: str) -> Bubble:
+    def _quote(self, user: FakeUser, message_id: Any) -> str | None:
+        """The first words of a message of this chat (the bot's or the person's), for a reply's quote."""
+        assert self.demo.tg is not None
+        if not isinstance(message_id, int):
+            return None
+        raw = self.demo.tg._user_messages.get((user.chat_id, message_id))
+        if raw is not None:
+            text = str(raw.get("text") or raw.get("caption") or "")
+        else:
+            found = next((m for m in user.messages if m.message_id == message_id and not m.deleted), None)
+            text = (found.text or "") if found is not None else ""
+        line = " ".join(text.split())
+        return (line[:60] + "…" if len(line) > 60 else line) or None
+
+    def _bot_bubble(self, message: SentMessage, lang: str, quote: str | None = None) -> Bubble:
         rows = (message.reply_markup or {}).get("inline_keyboard") or []
         buttons = tuple(
             tuple(
@@ -212,6 +232,7 @@ class DemoPage:
             photo=photo,
             has_photo=media is not None and media.kind == "photo",
             buttons=buttons,
+            quote=quote,
         )
 
     def reply_keyboard(self, user: FakeUser) -> list[list[str]]:
@@ -301,8 +322,19 @@ class DemoPage:
         text = str(form.get("text", "")).strip()
         if not text or len(text) > MAX_TEXT:
             raise web.HTTPBadRequest(text="a message is 1 to 4096 characters")
-        await user.send(text, reply_to=self.force_reply_to(user))
+        await user.send(text, reply_to=self.replied_to(user, str(form.get("reply_to", ""))))
         return await self._after(request, user)
+
+    def replied_to(self, user: FakeUser, chosen: str) -> int | None:
+        """The message a text answers: the one the visitor chose with its ↩ (Telegram's swipe or Reply), if it
+        is still in this chat, else the bot's ForceReply question, if one is open."""
+        assert self.demo.tg is not None
+        if chosen.isascii() and chosen.isdigit():
+            message_id = int(chosen)
+            mine = (user.chat_id, message_id) in self.demo.tg._user_messages
+            if mine or any(m.message_id == message_id and not m.deleted for m in user.messages):
+                return message_id
+        return self.force_reply_to(user)
 
     def force_reply_to(self, user: FakeUser) -> int | None:
         """The bot's message that asked for a reply (ForceReply) since the person last wrote, if any.

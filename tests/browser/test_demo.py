@@ -204,3 +204,43 @@ async def test_a_message_of_spaces_is_not_sent_and_the_console_stays_clean(page:
     await field.press("Enter")
     await patient.locator("li.msg.mine", has_text="/help").wait_for(timeout=WAIT)
     assert refused == [] and page.console_errors == []
+
+
+async def test_the_patient_answers_the_teams_reply_with_the_reply_arrow_and_the_thread_goes_on(
+    page: Any, demo_url: str
+) -> None:
+    """The team's reply tells the patient to "reply to this message (swipe it left or tap Reply)", and the
+    page had no way to: every text went out as a new message. ↩ under a message answers it, as Telegram's
+    Reply does; the answer reaches the therapist as part of the thread, and both chats show what it answers."""
+    await page.goto(demo_url)
+    patient, therapist = page.locator("#patient-chat"), page.locator("#therapist-chat")
+    await tap(patient, "Start")
+    await tap(patient, "Yes, I agree")
+    await tap(patient, "Berlin – the clinic's time zone (now 08:40)")
+    await tap(patient, "Suggested by your programme · 09:00, 13:00, 18:00")
+    await bot_says(patient, "Your first reminder comes today at 09:00.")
+    field = page.get_by_label("Message (Patient P-2044)")
+    await field.fill("Can I take a shower yet?")
+    await field.press("Enter")
+    await tap(patient, "✉️ Send to my care team")
+    await bot_says(therapist, "Can I take a shower yet?")
+    await tap(therapist, "↩️ Reply")
+    await bot_says(therapist, "Type your reply to P-2044")
+    await page.get_by_label("Message (Therapist Alex Physio)").fill("Yes, cover the wound.")
+    await page.get_by_label("Message (Therapist Alex Physio)").press("Enter")
+    answer = await bot_says(patient, "Yes, cover the wound.")
+    assert "Can I take a shower yet?" in await answer.locator(".quote").inner_text()
+
+    await answer.get_by_role("link", name="Reply").click()
+    replying = page.locator("section.phone", has=patient).locator(".replying")
+    assert "Yes, cover the wound." in await replying.inner_text()
+    assert await page.evaluate("() => document.activeElement.id") == "patient-text"
+    await page.keyboard.type("Thank you! And a bath?")
+    await page.keyboard.press("Enter")
+    thread = await bot_says(therapist, "answered your team's reply")
+    assert "Thank you! And a bath?" in await thread.inner_text()
+    mine = patient.locator("li.msg.mine", has_text="And a bath?")
+    assert "Yes, cover the wound." in await mine.locator(".quote").inner_text()
+    assert await replying.is_hidden(), "sent: the next message is a new one again"
+    assert await serious(page) == []
+    assert page.console_errors == []

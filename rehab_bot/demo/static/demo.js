@@ -28,3 +28,30 @@ document.addEventListener("htmx:afterSwap", (event) => {
   if (same) same.focus({ preventScroll: true });
   else if (!document.activeElement || document.activeElement === document.body) log.focus({ preventScroll: true });
 });
+
+// Reply to a message, as Telegram's swipe or Reply does: ↩ under a message names it above the composer, and
+// the next text sent from that chat answers it (the page's reply_to); ✕ or a sent message ends it.
+function replyState(form, messageId, quote) {
+  form.elements.reply_to.value = messageId || "";
+  const shown = form.querySelector(".replying");
+  shown.querySelector("q").textContent = quote || "";
+  shown.hidden = !messageId;
+}
+document.addEventListener("click", (event) => {
+  const reply = event.target.closest && event.target.closest("a.reply-to");
+  const cancel = event.target.closest && event.target.closest("button.cancel-reply");
+  if (reply) {
+    event.preventDefault(); // the link leads to the message field; the script also says what it answers
+    const form = reply.closest(".phone").querySelector("form.composer");
+    replyState(form, reply.dataset.message, reply.dataset.quote);
+    form.elements.text.focus();
+  } else if (cancel) {
+    const form = cancel.closest("form.composer");
+    replyState(form, "", "");
+    form.elements.text.focus();
+  }
+});
+document.addEventListener("htmx:afterRequest", (event) => {
+  const form = event.target;
+  if (form.matches && form.matches("form.composer") && event.detail.successful) replyState(form, "", "");
+});
