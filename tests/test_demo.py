@@ -307,6 +307,35 @@ async def test_the_invitation_stays_on_the_page_until_the_visitor_opens_it(demo:
         await page.stop()
 
 
+async def test_a_file_the_bot_sends_is_drawn_with_its_name_and_downloads(demo: Demo) -> None:
+    """/mydata's JSON file (and a therapist's export) showed as its caption alone: nothing said a file had
+    come, and it could not be opened. Now its name is drawn as a download link, served as an attachment."""
+    page = DemoPage(demo)
+    url = await page.start("127.0.0.1", 0)
+    try:
+        await enrol(demo)
+        user = demo.patient
+        assert user is not None
+        await user.send("/mydata")
+        [sent] = await user.wait_for(lambda m: m.document is not None, timeout=10)
+        assert sent.document is not None and sent.document.filename
+
+        def get(path: str) -> tuple[bytes, dict[str, str]]:
+            with urllib.request.urlopen(url + path.lstrip("/"), timeout=10) as response:
+                return response.read(), dict(response.headers)
+
+        html, _ = await asyncio.to_thread(get, "/chat/patient?lang=en")
+        link = f'href="/media/{sent.document.file_id}" download="{sent.document.filename}"'
+        assert link in html.decode() and f"📎 {sent.document.filename}" in html.decode()
+        body, headers = await asyncio.to_thread(get, f"/media/{sent.document.file_id}")
+        assert body == sent.document.data
+        assert headers["Content-Disposition"].startswith("attachment; filename=")
+        assert headers["Content-Type"] == "application/octet-stream"
+        assert headers["X-Content-Type-Options"] == "nosniff"
+    finally:
+        await page.stop()
+
+
 # --- the command ----------------------------------------------------------------------------------
 
 

@@ -86,6 +86,7 @@ class Bubble:
     edited: bool = False
     photo: str | None = None  # URL of the picture, when the fake server holds its bytes
     has_photo: bool = False
+    file: tuple[str, str] | None = None  # (name, URL) of a file sent as a document (/mydata, an export)
     buttons: tuple[tuple[tuple[int, int, str, str | None, bool], ...], ...] = ()  # (row, col, label, url, live)
     quote: str | None = None  # the start of the message this one replies to, as Telegram shows it above
 
@@ -231,6 +232,9 @@ class DemoPage:
             edited=message.edited,
             photo=photo,
             has_photo=media is not None and media.kind == "photo",
+            file=(media.filename or media.kind, f"/media/{media.file_id}")
+            if media is not None and media.kind == "document" and media.data is not None
+            else None,
             buttons=buttons,
             quote=quote,
         )
@@ -388,6 +392,13 @@ class DemoPage:
         media = self.demo.tg._files.get(request.match_info["file_id"])
         if media is None or media.data is None:
             raise web.HTTPNotFound()
+        if media.kind == "document":  # a download, never a page of this site, whatever its type
+            name = "".join(c for c in (media.filename or "file") if c.isascii() and (c.isalnum() or c in "._-"))
+            headers = {
+                "Content-Disposition": f'attachment; filename="{name or "file"}"',
+                "X-Content-Type-Options": "nosniff",
+            }
+            return web.Response(body=media.data, content_type="application/octet-stream", headers=headers)
         return web.Response(body=media.data, content_type=media.mime_type or "image/png")
 
     async def dashboard(self, request: web.Request) -> web.StreamResponse:
