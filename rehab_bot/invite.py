@@ -308,7 +308,7 @@ def alias_matches(text: str) -> ColumnElement[bool]:
 
 
 def validate_alias(text: str) -> str:
-    """A new pseudonymous alias as staff type it: 3-24 letters, digits, - or _, with at least one digit.
+    """A new pseudonymous alias as staff type it: 3-24 letters A-Z, digits, - or _, with at least one digit.
 
     Read as plain text (rehab_bot.typed): a zero-width space pasted with it or full-width letters are no error.
     """
@@ -316,7 +316,10 @@ def validate_alias(text: str) -> str:
     if not _ALIAS_RE.match(alias):
         raise InviteError(
             "bad_alias",
-            N_("An alias has 3-24 characters: letters, digits, - or _ (no spaces), and starts with a letter or digit."),
+            N_(
+                "An alias has 3-24 characters: letters A-Z (no umlauts or accents), digits, - or _ (no spaces), "
+                "and starts with a letter or digit."
+            ),
         )
     if not any(c.isdigit() for c in alias):
         # Pseudonymous by default: a bare word is too often the patient's name.

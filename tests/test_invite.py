@@ -385,3 +385,21 @@ async def test_an_unanswered_caregiver_link_gives_way_and_a_confirmed_one_refuse
     assert (await tap(db, clock, other_staff.code, 953)).outcome == Outcome.IS_CAREGIVER
     assert await snapshot(db) == before
     assert await link_holder(confirmed) == 953
+
+
+@pytest.mark.parametrize("typed", ["ÄÖÜ-123", "Müller-7", "José-12"])
+def test_an_alias_with_umlauts_or_accents_is_refused_saying_which_letters_are_meant(typed: str) -> None:
+    """ "Ä" is a letter: "An alias has 3-24 characters: letters, digits, ..." refused "ÄÖÜ-123" with a rule it
+    seemed to follow. The refusal, and the step that asks for the alias, say the letters A-Z."""
+    from rehab_bot.bot.staff.invites import STEP_TEXT
+    from rehab_bot.i18n import t
+    from rehab_bot.invite import InviteError, validate_alias
+
+    with pytest.raises(InviteError) as refused:
+        validate_alias(typed)
+    assert refused.value.code == "bad_alias"
+    assert "letters A-Z (no umlauts or accents)" in refused.value.text("en")
+    assert "Buchstaben A-Z (ohne Umlaute und Akzente)" in refused.value.text("de")
+    assert "letters A-Z without accents" in t("en", STEP_TEXT["alias"])
+    assert "Buchstaben A-Z ohne Akzente" in t("de", STEP_TEXT["alias"])
+    assert validate_alias("LWS-0412") == "LWS-0412"

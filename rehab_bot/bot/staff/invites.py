@@ -50,7 +50,8 @@ async def _suggest_alias(session: AsyncSession) -> str:
 STEP_TEXT = {
     "alias": N_(
         "New patient invitation, step 1 of 5.\nSend an alias for the patient: a pseudonym, not their name "
-        "(3-24 letters, digits, - or _, with at least one digit, e.g. LWS-0412), or use the suggestion."
+        "(3-24 letters A-Z without accents, digits, - or _, with at least one digit, e.g. LWS-0412), or use the "
+        "suggestion."
     ),
     "date": N_("Step 2 of 5: the date of surgery, e.g. 03.06.2026, 3.6.26 or 2026-06-03 (day first)."),
     "type": N_("Step 3 of 5: the type of surgery."),
