@@ -488,6 +488,10 @@ def parse_times(text: str, *, skip_bad: bool = False) -> list[str]:
     lowered = plain(text).casefold().replace("a.m.", "am").replace("p.m.", "pm")
     lowered = _clock_words(_MINUTES_TO.sub(_minutes_to, lowered)).replace("uhr", " ")
     lowered = re.sub(r"\s+(am|pm)\b", r"\1", lowered)
+    # A dash joins two times; one before the first or after the last joins nothing: "-5" is no 05:00.
+    dangling = re.match(r"\s*(-\s*[^\s,;/~-]*)", lowered) or re.search(r"([^\s,;/~-]*\s*-)\s*$", lowered)
+    if dangling is not None and not skip_bad:
+        raise TimesError(dangling[1].strip())
     times: list[str] = []
     for token in (tok for tok in re.split(r"[,;/~-]|\s+and\s+|\s+und\s+|\s+", lowered) if tok):
         if token in _FILLERS:

@@ -752,3 +752,20 @@ async def test_the_evening_check_in_follows_new_session_times_without_a_second_o
     clock.set(berlin(TODAY, "20:31"))
     await engine.tick()
     assert [m.kind for m in sender.sent].count(Kind.CHECKIN.value) == 1
+
+
+def test_a_dash_before_the_first_time_or_after_the_last_is_no_time() -> None:
+    """A dash joins two times ("08:00 – 13:00 – 18:00"); "-5, 13, 18" was read as 05:00, 13:00, 18:00 and
+    answered "05:00 is in the quiet hours", about a time nobody typed."""
+    from rehab_bot import schedule
+
+    for typed, part in [("-5, 13, 18", "-5"), ("−5", "-5"), ("- 5", "- 5"), ("9, 13, 18-", "18-")]:
+        with pytest.raises(schedule.TimesError) as caught:
+            schedule.parse_times(typed)
+        assert caught.value.part == part, typed
+        with pytest.raises(core.InputError) as refused:
+            core.parse_times(typed)
+        assert refused.value.code == "times_format"
+    assert schedule.parse_times("08:00 – 13:00 – 18:00") == ["08:00", "13:00", "18:00"]
+    assert schedule.parse_times("-5, 13", skip_bad=True) == ["05:00", "13:00"]  # stored values, as before
+    assert core.parse_quiet_hours("22:00-07:00") == ("22:00", "07:00")
