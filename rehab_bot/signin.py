@@ -56,6 +56,18 @@ async def create_link_token(session: AsyncSession, staff: Staff, now: datetime) 
     return token
 
 
+async def holder(session: AsyncSession, token: str, now: datetime) -> Staff | None:
+    """The active staff member a valid, unused, unexpired token belongs to, without using it (the sign-in page
+    speaks their language); else None. Only redeem signs anybody in."""
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        return None
+    row = await session.get(WebSignin, token_hash(token))
+    if row is None or row.used_at is not None or row.expires_at <= now:
+        return None
+    staff = await session.get(Staff, row.staff_id)
+    return staff if staff is not None and staff.active else None
+
+
 async def redeem(session: AsyncSession, token: str, now: datetime) -> Staff | None:
     """The active staff member a valid, unused, unexpired token belongs to, marking it used; else None.
 

@@ -277,3 +277,22 @@ async def test_a_missing_or_expired_csrf_token_says_so_and_links_back_a_refusal_
         async with other.post(f"{base}/admin/staff/1/role", data={"csrf_token": token}) as page:
             html = (await page.text()).replace("&#39;", "'")
             assert page.status == 403 and refused in html and title not in html and back not in html
+
+
+async def test_the_sign_in_page_speaks_the_links_staff_member_s_language(bot_factory: Any) -> None:
+    """A German therapist's /dashboard link opened in an English browser: the page is German, as every page
+    after signing in is; a link that no longer works (or none) follows the browser, as before."""
+    bot = await bot_factory(web=WEB)
+    await make_staff(bot.db, telegram_id=7003, language="de")
+    link = await dashboard_link(bot, 7003)
+    async with client() as browser:
+        english = {"Accept-Language": "en-GB,en;q=0.9"}
+        async with browser.get(link, headers=english) as page:
+            html = await page.text()
+            assert page.status == 200 and '<html lang="de"' in html and "Anmelden" in html, html[:400]
+        async with browser.get(f"{web_url(bot)}/signin?token=not-a-token", headers=english) as page:
+            assert '<html lang="en"' in await page.text()
+        await sign_in_link(browser, link)
+    async with client() as other:
+        async with other.get(link, headers={"Accept-Language": "en"}) as page:  # used: the browser's language
+            assert '<html lang="en"' in await page.text()
