@@ -494,6 +494,21 @@ async def acknowledge(session: AsyncSession, staff: Staff, alert_id: int, now: d
     return Acknowledged(alert, patient, staff.name, now=True)
 
 
+async def sent_copies(session: AsyncSession, alert_id: int) -> list[Delivery]:
+    """The staff copies of an alert and of its escalation ("a<id>:", "e<id>:") that reached a chat (their
+    message ids known): each one says who acknowledged it once somebody has, wherever that was (a copy's
+    button, /alerts, the web)."""
+    rows = await session.exec(
+        select(Delivery).where(
+            or_(col(Delivery.key).like(f"a{alert_id}:%"), col(Delivery.key).like(f"e{alert_id}:%")),
+            col(Delivery.kind) == Kind.ALERT.value,
+            col(Delivery.status) == DeliveryStatus.SENT.value,
+            col(Delivery.message_id).is_not(None),
+        )
+    )
+    return list(rows.all())
+
+
 def escalation_text(
     alert: Alert, patient: Patient, therapist: Staff | None, config: Config, tz: str, lang: str = "en"
 ) -> str:

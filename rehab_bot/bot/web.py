@@ -10,6 +10,9 @@
   /patients an "Open dashboard" button. Telegram opens Mini Apps over https only, so
   both appear only when ``[web] public_url`` is https.
 
+- An alert acknowledged on the web: its copies in the staff chats say who acknowledged it and lose their
+  Acknowledge buttons (rehab_bot.bot.staff.alerts.mark_copies), as when it is acknowledged in a chat.
+
 Staff-facing text is in the staff member's language, like the rest of the clinician tools.
 """
 
@@ -31,6 +34,7 @@ from rehab_bot.bot.miniapp import with_open_button
 from rehab_bot.bot.services import App, svc
 from rehab_bot.bot.session import _drop_buttons as drop_buttons
 from rehab_bot.bot.staff import GROUP
+from rehab_bot.bot.staff.alerts import mark_copies
 from rehab_bot.bot.staff.press import staff_command
 from rehab_bot.i18n import N_, t
 from rehab_bot.models import Staff
@@ -60,6 +64,7 @@ async def start_web(app: App) -> None:
     # A session finished in the Mini App: its chat message loses its buttons (the bot edits, paced as bulk).
     ctx.on_outcome = lambda chat_id, message_id: _in_background(drop_buttons(app.bot, chat_id, message_id))
     ctx.on_red_flag = lambda chat_id, lang: _in_background(tell_result(app, chat_id, lang))
+    ctx.on_acknowledged = lambda alert_id: _in_background(mark_copies(app.bot, s, alert_id))
     s.web = WebServer(ctx, listen[0], listen[1])
     await s.web.start()
     log.info("web app on %s:%d", s.web.host, s.web.port)

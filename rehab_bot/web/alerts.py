@@ -72,6 +72,9 @@ async def acknowledge(request: web.Request) -> web.StreamResponse:
     except StaffError as exc:
         raise web.HTTPNotFound() from exc
     await session.commit()
+    on_acknowledged = context(request).on_acknowledged
+    if done.now and on_acknowledged is not None and done.alert.id is not None:
+        on_acknowledged(done.alert.id)  # the copies in Telegram say so too
     if request.headers.get("HX-Request") == "true":
         return await render(request, "_alert_done.html", {"done": done, "back": _back(request, "/alerts")})
     if done.now:

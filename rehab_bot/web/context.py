@@ -42,6 +42,9 @@ class WebContext:
     # Called with (chat id, language) after a red-flag answer in the Mini App: the bot sends the neutral
     # "Please open your check-in result now." with a button to the result (no health data in the chat).
     on_red_flag: Callable[[int, str], None] | None = None
+    # Called with an alert's id after it was acknowledged here: its copies in the staff chats say who
+    # acknowledged it and lose their Acknowledge buttons (set by bot/web.py: bot/staff/alerts.mark_copies).
+    on_acknowledged: Callable[[int], None] | None = None
 
     def key(self, purpose: str) -> bytes:
         """A 32-byte key for one purpose (the session cookie, CSRF), derived from the secret."""

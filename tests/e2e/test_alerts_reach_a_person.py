@@ -22,6 +22,7 @@ from factories import make_patient, make_staff
 from rig.telegram_server import FakeTelegram, SentMessage
 from sqlmodel import select
 from test_checkins import enrolled
+from webrig import WEB, client, csrf, init_data, sign_in_initdata, web_url
 
 from rehab_bot import alert as alerts
 from rehab_bot import staff as staff_core
@@ -506,3 +507,58 @@ async def test_without_an_admin_the_staff_an_alert_reaches_in_their_place_can_ac
     async with bot.db.session() as session:
         done = [await session.get(Alert, alert_id) for alert_id in raised]
     assert [a.acknowledged_by for a in done if a is not None] == [cleo.id, cleo.id]
+
+
+async def _alert_in_both_chats(
+    bot: Any, tg: FakeTelegram, alert_chat: int
+) -> tuple[Any, Any, SentMessage, SentMessage]:
+    """An emergency alert about Dr Both's patient, sent to Dr Both (German) and to the clinic's alert chat."""
+    doc = await make_staff(bot.db, telegram_id=9841, name="Dr Both", language="de")
+    patient, _ = await make_patient(bot.db, bot.clock, therapist_id=doc.id, telegram_id=9843)
+    group = tg.group(alert_chat, "Alerts", supergroup=True)
+    therapist = tg.user(9841)
+    await _saddle_numbness_alert(bot, patient)
+    await app_module.dispatch_job(bot.app)
+    await bot.tick()
+    [in_group] = await group.wait_for(about("EMERGENCY alert"))
+    [in_private] = await therapist.wait_for(about("NOTFALL"))
+    assert in_group.button_labels == ["✅ Acknowledge"] and in_private.button_labels == ["✅ Bestätigen"]
+    return group, therapist, in_group, in_private
+
+
+async def test_acknowledged_in_one_chat_every_other_copy_says_so_and_loses_its_button(
+    bot_factory: Any, tg: FakeTelegram
+) -> None:
+    """Staff who did not press it see the alert is in hand: its copy in the alert chat says who acknowledged
+    it and when, in the chat's language, without the button; the pressed copy gets the verdict buttons."""
+    bot = await bot_factory(clinic={"alert_chat_id": -100_4251})
+    group, therapist, in_group, in_private = await _alert_in_both_chats(bot, tg, -100_4251)
+    await therapist.press("✅ Bestätigen", in_private)
+    assert (await therapist.wait_for_answer()).text == "Bestätigt."
+    [pressed] = await therapist.wait_for()
+    assert "Bestätigt von Dr Both" in (pressed.text or "") and pressed.has_inline_keyboard  # the verdict buttons
+    [other] = await group.wait_for()
+    assert other.message_id == in_group.message_id and not other.has_inline_keyboard
+    assert (other.text or "").startswith(in_group.text or "?") and "✅ Acknowledged by Dr Both, " in (other.text or "")
+
+
+async def test_acknowledged_on_the_web_every_copy_in_telegram_says_so(bot_factory: Any, tg: FakeTelegram) -> None:
+    bot = await bot_factory(clinic={"alert_chat_id": -100_4252}, web=WEB)
+    group, therapist, in_group, in_private = await _alert_in_both_chats(bot, tg, -100_4252)
+    async with client() as browser:
+        signed = await sign_in_initdata(browser, web_url(bot), init_data(9841, bot.clock.now()))
+        assert signed.status == 200
+        async with browser.get(f"{web_url(bot)}/alerts") as page:
+            token = csrf(await page.text())
+        async with bot.db.session() as session:
+            [alert] = (await session.exec(select(Alert))).all()
+        async with browser.post(
+            f"{web_url(bot)}/alerts/{alert.id}/ack", data={"csrf_token": token}, allow_redirects=False
+        ) as acked:
+            assert acked.status == 303
+    [private_now] = await therapist.wait_for()
+    [group_now] = await group.wait_for()
+    assert private_now.message_id == in_private.message_id and not private_now.has_inline_keyboard
+    assert "✅ Bestätigt von Dr Both, " in (private_now.text or "")  # the therapist's copy in German
+    assert group_now.message_id == in_group.message_id and not group_now.has_inline_keyboard
+    assert "✅ Acknowledged by Dr Both, " in (group_now.text or "")

@@ -10,10 +10,12 @@ import logging
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import (
+    Bot,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     Update,
 )
+from telegram.error import TelegramError
 from telegram.ext import (
     ContextTypes,
 )
@@ -21,7 +23,7 @@ from telegram.ext import (
 from rehab_bot import alert as alert_core
 from rehab_bot import alert_detail, alert_review, audit
 from rehab_bot import staff as staff_core
-from rehab_bot.bot.services import Host, svc
+from rehab_bot.bot.services import Host, Services, svc
 from rehab_bot.bot.staff.press import Press, clip, keyboard, staff_command
 from rehab_bot.i18n import N_, t, translator
 from rehab_bot.models import Alert, Kind, Patient, Role, Staff
@@ -119,6 +121,7 @@ async def alerts_command(
 
 
 ACK_LABEL = N_("✅ Acknowledge")
+ACKED = N_("✅ Acknowledged by {name}, {when}.")  # the line under every copy of an acknowledged alert
 
 
 def alert_buttons(kind: str, payload: str) -> list[list[tuple[str, str]]]:
@@ -159,6 +162,8 @@ async def press_acknowledge(press: Press) -> None:
     )
     text, markup = alerts_view(press.staff, remaining, footer)
     await press.edit(text, markup)
+    if result.now and result.alert.id is not None:
+        await mark_copies(press.context.bot, svc(press.context), result.alert.id)
 
 
 async def press_alert_ack(press: Press) -> None:
@@ -188,10 +193,49 @@ async def press_alert_ack(press: Press) -> None:
         else None
     )
     await press.edit(
-        f"{original}\n\n"
-        + _("✅ Acknowledged by {name}, {when}.", name=alert_core.who(result.by, press.staff.language), when=when),
+        f"{original}\n\n" + _(ACKED, name=alert_core.who(result.by, press.staff.language), when=when),
         review,
     )
+    if result.now and result.alert.id is not None:
+        pressed = (message.chat_id, message.message_id) if message is not None else None
+        await mark_copies(press.context.bot, svc(press.context), result.alert.id, skip=pressed)
+
+
+async def mark_copies(bot: Bot, s: Services, alert_id: int, skip: tuple[int, int] | None = None) -> None:
+    """Every sent copy of an acknowledged alert but ``skip`` (chat id, message id: the one pressed) says who
+    acknowledged it and when, in its reader's language and time zone, and loses its Acknowledge button:
+    staff who did not press it see it is in hand, whoever acknowledged it where (a button, /alerts, the web).
+
+    A copy that was deleted or is too old to edit stays as it was; its button then only says who did it.
+    In privacy mode the copies named no symptom (render._neutral_alert) and still name none."""
+    async with s.db.session() as db:
+        alert = await db.get(Alert, alert_id)
+        patient = await db.get(Patient, alert.patient_id) if alert is not None else None
+        if alert is None or patient is None or alert.acknowledged_at is None:
+            return
+        by = await db.get(Staff, alert.acknowledged_by) if alert.acknowledged_by else None
+        copies = [c for c in await alert_core.sent_copies(db, alert_id) if (c.chat_id, c.message_id) != skip]
+        zones = {c.id: (await db.get(Staff, c.staff_id)) if c.staff_id else None for c in copies}
+    for copy in copies:
+        lang = staff_core.payload_language(copy.payload)
+        reader = zones[copy.id]
+        tz = reader.timezone if reader is not None else s.config.clinic.timezone
+        shown = (
+            copy.body
+            if s.config.privacy.health_data_in_chat
+            else alert_core.neutral_text(alert.severity, patient.alias, lang)
+        )
+        line = t(
+            lang,
+            ACKED,
+            name=alert_core.who(by.name if by else "", lang),
+            when=alert_core.local_time_text(alert.acknowledged_at, tz),
+        )
+        assert copy.message_id is not None
+        try:
+            await bot.edit_message_text(clip(f"{shown}\n\n{line}"), chat_id=copy.chat_id, message_id=copy.message_id)
+        except TelegramError as exc:  # deleted, too old to edit, or not changed: the acknowledgement stands
+            log.info("could not mark a copy of alert %d acknowledged: %s", alert_id, type(exc).__name__)
 
 
 async def press_review(press: Press) -> None:
