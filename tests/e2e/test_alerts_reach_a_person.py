@@ -562,3 +562,24 @@ async def test_acknowledged_on_the_web_every_copy_in_telegram_says_so(bot_factor
     assert "✅ Bestätigt von Dr Both, " in (private_now.text or "")  # the therapist's copy in German
     assert group_now.message_id == in_group.message_id and not group_now.has_inline_keyboard
     assert "✅ Acknowledged by Dr Both, " in (group_now.text or "")
+
+
+async def test_in_privacy_mode_the_acknowledged_copies_still_name_no_symptom(
+    bot_factory: Any, tg: FakeTelegram
+) -> None:
+    bot = await bot_factory(clinic={"alert_chat_id": -100_4253}, privacy={"health_data_in_chat": False})
+    doc = await make_staff(bot.db, telegram_id=9851, name="Dr Quiet")
+    patient, _ = await make_patient(bot.db, bot.clock, therapist_id=doc.id, telegram_id=9853)
+    group = tg.group(-100_4253, "Alerts", supergroup=True)
+    therapist = tg.user(9851)
+    await _saddle_numbness_alert(bot, patient)
+    await app_module.dispatch_job(bot.app)
+    await bot.tick()
+    [in_group] = await group.wait_for()
+    [in_private] = await therapist.wait_for()
+    assert "numb" not in (in_group.text or "") + (in_private.text or "")
+    await therapist.press("✅ Acknowledge", in_private)
+    await therapist.wait_for_answer()
+    [other] = await group.wait_for()
+    assert other.message_id == in_group.message_id and "✅ Acknowledged by Dr Quiet, " in (other.text or "")
+    assert "numb" not in (other.text or "") and (other.text or "").startswith(in_group.text or "?")
