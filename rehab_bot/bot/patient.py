@@ -121,14 +121,16 @@ async def _reply(update: Update, text: str, buttons: list[list[tuple[str, str]]]
     return await message.reply_text(text, reply_markup=markup(buttons) if buttons else None)
 
 
-async def patient_for(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Patient | None:
-    """The enrolled patient behind this account; everybody else is told what they can do instead."""
+async def patient_for(update: Update, context: ContextTypes.DEFAULT_TYPE, *, enrolling: bool = False) -> Patient | None:
+    """The enrolled patient behind this account (with ``enrolling``, also one still setting up: /stop and
+    /delete work before enrolment is finished, nobody has to finish it to leave); everybody else is told
+    what they can do instead."""
     user = update.effective_user
     if user is None:
         return None
     async with svc(context).db.session() as db:
         standing, patient = await core.standing(db, user.id)
-    if standing == core.Standing.PATIENT:
+    if standing == core.Standing.PATIENT or (enrolling and standing == core.Standing.ENROLLING):
         return patient
     lang = await language_for(update, context)
     if standing == core.Standing.ENROLLING:
@@ -430,22 +432,9 @@ def _fresh(stamp: str, now: datetime) -> bool:
     return minute is not None and 0 <= _stamp(now) - minute <= CONFIRM_MINUTES
 
 
-async def _patient_or_enrolling(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Patient | None:
-    """The patient behind this account, enrolled or still setting up (/stop and /delete work before enrolment is
-    finished: nobody has to finish setting up to leave); everybody else is told what they can do instead."""
-    user = update.effective_user
-    if user is None:
-        return None
-    async with svc(context).db.session() as db:
-        standing, patient = await core.standing(db, user.id)
-    if standing == core.Standing.ENROLLING:
-        return patient
-    return await patient_for(update, context)
-
-
 async def delete_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Ask whether to delete all the patient's data (also while setting up)."""
-    patient = await _patient_or_enrolling(update, context)
+    patient = await patient_for(update, context, enrolling=True)
     await _forget_input(context, patient)
     if patient is not None:
         lang, stamp = patient.language, _stamp(svc(context).clock.now())
@@ -465,7 +454,7 @@ async def delete_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
 
 async def stop_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Ask whether to stop all messages; while setting up, whether to stop setting up."""
-    patient = await _patient_or_enrolling(update, context)
+    patient = await patient_for(update, context, enrolling=True)
     await _forget_input(context, patient)
     if patient is not None and patient.status not in core.ENROLLED:
         lang, stamp = patient.language, _stamp(svc(context).clock.now())
