@@ -14,6 +14,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+import wordfreq
 
 from rehab_bot import crisis, crisis_model, redflag
 from rehab_bot.content import Content, ContentError, load_content
@@ -491,7 +492,6 @@ SINGLE_WORDS_THAT_ALERT = {
 
 
 def test_no_frequent_single_word_alerts_but_the_known_ones(content: Content) -> None:
-    wordfreq = pytest.importorskip("wordfreq")
     words = {w for lang in ("en", "de") for w in wordfreq.top_n_list(lang, 40_000)}
     assert {w for w in words if crisis.is_crisis(w, content)} <= SINGLE_WORDS_THAT_ALERT
 
