@@ -24,7 +24,7 @@ databases) and dropped afterwards; their tables live in the schema
 PG_TEST_SCHEMA, reached through `Database(url, pg_schema=...)` as a bot
 configured with `pg_schema` does. When the server is not reachable the
 PostgreSQL cases skip, except under CI=true, where they fail: CI must prove
-the PostgreSQL path.
+the PostgreSQL path. Under CI=true every other skip fails too (pytest_runtest_makereport).
 """
 
 from __future__ import annotations
@@ -49,6 +49,19 @@ from sqlalchemy import text
 
 from rehab_bot.clock import FakeClock
 from rehab_bot.db import Database
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Under CI=true no test skips: a skip there means something CI must prove was not proved (a missing
+    package, service or browser), so it fails the run, saying why it would have skipped."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if os.environ.get("CI") == "true" and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI=true, where every test must run: {reason}"
+
 
 # Every database the suite makes starts with this, so stale ones are easy to find:
 #   psql -Atc "select datname from pg_database where datname like 'rbtest_%'" test
