@@ -376,10 +376,13 @@ def cmd_demo(*, port: int, browser: bool, language: str, verbose: bool) -> int:
     # a signal while the folder is made or removed is not a KeyboardInterrupt there (see StopSignals).
     with interrupt_on_stop_signals() as signals:
         try:
-            with demo_folder() as folder:
+            with demo_folder() as folder, asyncio.Runner() as runner:
                 try:
+                    # The event loop is made before a stop signal may interrupt: one cut short while it was
+                    # being made printed a traceback from its __del__ (its repr read a field not yet set).
+                    runner.get_loop()
                     signals.arm()
-                    asyncio.run(serve(folder, port=port, language=language, ready=ready))
+                    runner.run(serve(folder, port=port, language=language, ready=ready))
                 except OSError as exc:
                     reason = exc.strerror or type(exc).__name__
                     print(
