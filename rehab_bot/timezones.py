@@ -515,6 +515,23 @@ def zone_from_offset(text: str) -> str | None:
     return f"Etc/GMT{'-' if sign > 0 else '+'}{hours}"
 
 
+# What a patient who typed such an offset is told (enrolment's time zone step, /settings).
+OFFSET_RANGE = N_(
+    "UTC offsets run from -12 to +14 (a few with :30 or :45). Please send yours again, for example +1, "
+    "or a city near you."
+)
+
+
+def offset_out_of_range(text: str) -> bool:
+    """Whether the text is written as a UTC offset ("+15", "UTC-13", "+5:15") that no clock keeps (they run
+    from -12 to +14, a few with :30 or :45): the patient is told the range, not that a place is unknown."""
+    compact = plain(text).strip().casefold()
+    match = _OFFSET_RE.match(compact)
+    if match is None or (match["prefix"] is None and match["sign"] is None):
+        return False
+    return zone_from_offset(text) is None
+
+
 def zone_from_text(text: str, home: str | None = None) -> ZoneMatch | None:
     """A city, a country with one clock, an IANA name or a UTC offset typed by the patient -> a zone, else None.
 

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from rehab_bot import patient as patients
+from rehab_bot import timezones
 from rehab_bot.schedule import Rule, first_on_or_after
 from rehab_bot.timezones import (
     COMMON_ZONES,
@@ -244,3 +245,13 @@ def test_a_zone_typed_as_mez_follows_summer_time(text: str) -> None:
     assert after is not None and after.due_at == datetime(2026, 10, 26, 8, 0, tzinfo=UTC)
     assert zone_label(match.zone, "de") == "Berlin"
     assert [datetime(2026, m, 1, 12, tzinfo=ZoneInfo(match.zone)).tzname() for m in (1, 7)] == ["CET", "CEST"]
+
+
+@pytest.mark.parametrize(("text", "outside"), [
+    ("+15", True), ("UTC+15", True), ("utc-13", True), ("+5:15", True),
+    ("+14", False), ("-12", False), ("+5:30", False), ("Berlin", False), ("15", False), ("", False),
+])  # fmt: skip
+def test_an_offset_no_clock_keeps_is_told_as_out_of_range(text: str, outside: bool) -> None:
+    assert timezones.offset_out_of_range(text) is outside
+    if outside:
+        assert timezones.place(text) is None

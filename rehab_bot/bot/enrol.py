@@ -559,6 +559,9 @@ async def _typed_timezone(
         buttons = [(timezones.zone_now(z, lang, now), _data(patient, "tz", z)) for z in match.zones]
         await _reply(update, text, _keyboard([buttons[i : i + 2] for i in range(0, len(buttons), 2)]))
         return
+    if match is None and timezones.offset_out_of_range(message.text or ""):
+        await _reply(update, t(lang, timezones.OFFSET_RANGE), timezone_keyboard(lang, patient, clinic_zone, now))
+        return
     if match is None:
         text = t(
             lang,

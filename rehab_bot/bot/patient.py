@@ -75,6 +75,7 @@ INPUT_ERRORS = {
     "timezone_unknown": N_(
         "I do not know that place. Please send a city (e.g. Berlin) or a timezone like Europe/Vienna."
     ),
+    "timezone_offset": timezones.OFFSET_RANGE,
     "timezone_several": N_(
         "This country has more than one time zone. Please send the city you are in, for example one of these:\n{zones}"
     ),
@@ -918,7 +919,7 @@ async def _apply_input(
             lines = (timezones.zone_now(z, patient.language, now) for z in match.zones)
             raise core.InputError("timezone_several", zones="\n".join(f"• {line}" for line in lines))
         if match is None:
-            raise core.InputError("timezone_unknown")
+            raise core.InputError("timezone_offset" if timezones.offset_out_of_range(text) else "timezone_unknown")
         await core.set_timezone(db, patient, match.zone, now)
         return None
     if kind == "quiet":

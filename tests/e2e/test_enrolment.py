@@ -307,6 +307,10 @@ async def test_typed_utc_offset_is_a_fixed_zone_with_a_warning(bot: Any, tg: Fak
     assert unknown.text.startswith("Sorry, I could not find that place.")
     assert unknown.button_labels[0].startswith("Berlin – the clinic's time zone")
     assert (await patient_row(bot, "P-300")).enrol_step == "timezone"
+    await user.send("+15")  # no clock is 15 hours ahead: the range is said, not "no such place"
+    out_of_range = await next_text(user)
+    assert out_of_range.text.startswith("UTC offsets run from -12 to +14") and out_of_range.button_labels
+    assert (await patient_row(bot, "P-300")).enrol_step == "timezone"
     await user.send("UTC-5")
     times_prompt = await next_text(user)
     assert times_prompt.text.startswith("Time zone: UTC-5 (now 00:00) ✓")

@@ -344,6 +344,8 @@ async def test_settings_timezone_language_and_quiet_hours(bot: Any, tg: FakeTele
     await press(user, "🌍 Timezone", 1, menu)
     [reply] = await command(user, "Atlantis")
     assert reply.text.startswith("I do not know that place.")
+    [reply] = await command(user, "UTC+15")
+    assert reply.text.startswith("UTC offsets run from -12 to +14")
     [saved] = await command(user, "New York")
     assert "Timezone: New York (now 01:00)" in saved.text
     assert (await stored(bot, patient)).timezone == "America/New_York"
