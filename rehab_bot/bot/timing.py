@@ -29,7 +29,7 @@ from rehab_bot.bot.services import App, svc
 from rehab_bot.i18n import N_, t
 from rehab_bot.models import Patient
 from rehab_bot.patient import find as find_patient
-from rehab_bot.schedule import QuietHours, ScheduleError, end_label, parse_span, parse_times
+from rehab_bot.schedule import QuietHours, ScheduleError, TimesError, end_label, parse_span, parse_times
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +159,16 @@ def _window(args: list[str]) -> tuple[str, str] | None:
     return (times[0], times[1]) if len(times) == 2 else None
 
 
+def _unreadable(args: list[str]) -> str | None:
+    """The first part of a refused window that is no time of day at all ("25:00"), to name it; None when
+    every part is a time (one time only, or the later one first)."""
+    try:
+        parse_times(" ".join(args))
+    except TimesError as exc:
+        return exc.part
+    return None
+
+
 async def timing_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/timing: show the reminder times and the window; /timing 08:00-20:00 or /timing off."""
     from rehab_bot.bot.patient import patient_for  # bot/patient imports bot/session, which calls this module
@@ -186,7 +196,10 @@ async def timing_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
                     raise ValueError("no window")
                 await timing.set_window(db, fresh, window[0], window[1], now)
             except ValueError:
-                await message.reply_text(t(lang, "Please send two times, the earlier first: /timing 08:00-20:00"))
+                bad = _unreadable(args)
+                said = [t(lang, "I could not read “{text}” as a time of day.", text=bad[:20])] if bad else []
+                said.append(t(lang, "Please send two times, the earlier first: /timing 08:00-20:00"))
+                await message.reply_text("\n".join(said))
                 raise ApplicationHandlerStop from None
             await db.commit()
             await message.reply_text(
