@@ -159,14 +159,14 @@ def _window(args: list[str]) -> tuple[str, str] | None:
     return (times[0], times[1]) if len(times) == 2 else None
 
 
-def _unreadable(args: list[str]) -> str | None:
-    """The first part of a refused window that is no time of day at all ("25:00"), to name it; None when
-    every part is a time (one time only, or the later one first)."""
+def _unreadable(args: list[str]) -> bool:
+    """Whether a part of a refused window is no time of day at all ("25:00"), not only one time or the
+    later one first."""
     try:
         parse_times(" ".join(args))
-    except TimesError as exc:
-        return exc.part
-    return None
+    except TimesError:
+        return True
+    return False
 
 
 async def timing_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -196,8 +196,12 @@ async def timing_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
                     raise ValueError("no window")
                 await timing.set_window(db, fresh, window[0], window[1], now)
             except ValueError:
-                bad = _unreadable(args)
-                said = [t(lang, "I could not read “{text}” as a time of day.", text=bad[:20])] if bad else []
+                # What is wrong, without repeating what was typed (it may be anything, another's alias too).
+                said = (
+                    [t(lang, "Part of that is no time of day: times run from 00:00 to 24:00.")]
+                    if _unreadable(args)
+                    else []
+                )
                 said.append(t(lang, "Please send two times, the earlier first: /timing 08:00-20:00"))
                 await message.reply_text("\n".join(said))
                 raise ApplicationHandlerStop from None

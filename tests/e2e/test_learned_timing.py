@@ -235,9 +235,9 @@ async def test_timing_command_sets_a_window_and_moves_come_by_themselves(bot: An
     assert shown.text.startswith("Ihre Übungserinnerungen: 09:00, 13:00, 18:00.")
     bad = await said(user, "/timing 20:00-08:00")
     assert bad.text == "Bitte senden Sie zwei Uhrzeiten, die frühere zuerst: /timing 08:00-20:00"
-    unreadable = await said(user, "/timing 08:00-25:00")  # no time of day at all: named, then how
+    unreadable = await said(user, "/timing 08:00-25:00")  # no time of day at all: said so, then how
     assert unreadable.text == (
-        "„25:00“ kann ich nicht als Uhrzeit lesen.\n"
+        "Ein Teil davon ist keine Uhrzeit: Uhrzeiten reichen von 00:00 bis 24:00.\n"
         "Bitte senden Sie zwei Uhrzeiten, die frühere zuerst: /timing 08:00-20:00"
     )
     ok = await said(user, "/timing 08:00-12:00")
