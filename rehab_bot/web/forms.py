@@ -29,7 +29,9 @@ CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CSRF_TITLE = N_("The form has expired")
-NOT_A_WHOLE_NUMBER = N_("Not a valid integer value.")  # WTForms' own words for IntegerField
+# Said beside a number field (every one is a WholeNumberField) for "abc", "-3" or "2,5", as the other
+# problems are ("must be at most 20"): what to type, not WTForms' "Not a valid integer value." (-3 is one).
+NOT_A_WHOLE_NUMBER = N_("must be a number in digits (0-9)")
 CSRF_EXPIRED = N_(
     "The form had expired or was not sent from this site, so nothing was done. "
     "Please open the page again and repeat what you did."

@@ -106,7 +106,10 @@ async def test_the_builder_shows_the_plans_problems_and_a_post_without_csrf_is_r
             text = await shown.text()
             assert shown.status == 200 and "This plan cannot be saved yet" in text
             # WTForms' refusal says its place as the plan's own problems do (plan.place).
-            assert "Phase 1 «One» › Session 1 › Exercise 1 (Walking): Repetitions: Not a valid integer value." in text
+            assert (
+                "Phase 1 «One» › Session 1 › Exercise 1 (Walking): Repetitions: "
+                "must be a number in digits (0-9)" in text
+            )
         form["phases-0-sessions-0-items-0-reps"] = "12"
         async with browser.post(f"{base}/preview", data=form, headers={"HX-Request": "true"}) as shown:
             text = await shown.text()

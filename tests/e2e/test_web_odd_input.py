@@ -85,7 +85,7 @@ async def test_exercise_texts_of_nothing_visible_and_numbers_in_other_digits_are
 
         for odd in ("\u0661\u0660", "1_0", "+3", "²"):  # Arabic-Indic ten, and what int() also reads
             status, html = await post(sets=odd)
-            assert status == 422 and "Sätze: ist keine ganze Zahl" in html, odd
+            assert status == 422 and "Sätze: muss eine Zahl aus Ziffern (0-9) sein" in html, odd
         status, html = await post(**{"name-en": "\u200b "})
         assert status == 422 and "Name (Englisch): ist leer" in html
         assert 'value="Wandgleiten"' in html, "what was typed is kept"
@@ -264,8 +264,8 @@ async def test_a_refused_number_comes_back_as_typed_with_its_problem_beside_it(b
     async with await signed_in(bot, THERAPIST) as staff:
         token = await token_of(staff, f"{base}/exercises/new")
         for typed, said in (
-            ("abc", "Not a valid integer value."),
-            ("-3", "Not a valid integer value."),
+            ("abc", "must be a number in digits (0-9)"),
+            ("-3", "must be a number in digits (0-9)"),
             ("999", "must be at most 20"),
         ):
             data = {**EXERCISE, "csrf_token": token, "sets": typed, "reps": "12"}
