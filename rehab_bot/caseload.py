@@ -425,7 +425,7 @@ async def change_session_times(
             N_("{alias} has been discharged, so their session times were not changed."), alias=patient.alias
         )
     hours = QuietHours.for_patient(patient, *quiet) if quiet is not None else None
-    clashing = [slot for slot in times if hours is not None and hours.contains(slot)]
+    clashing = hours.clashing(times) if hours is not None else []
     if hours is not None and clashing:
         # As the patient's own /settings refuses them (patient.set_times): a reminder due in the quiet
         # hours would wait for their end, so the session would never come at the time it names.

@@ -168,7 +168,7 @@ def parse_times(text: str) -> list[str]:
 
 def _refuse_clash(code: str, quiet: QuietHours | None, times: list[str]) -> None:
     """InputError ``code`` naming the session times that fall in the quiet hours, if any do."""
-    clashing = [t for t in times if quiet is not None and quiet.contains(t)]
+    clashing = quiet.clashing(times) if quiet is not None else []
     if clashing and quiet is not None:
         raise InputError(code, times=", ".join(clashing), start=quiet.start_text, end=quiet.end_text)
 

@@ -21,6 +21,7 @@ Plain Python over zoneinfo: no telegram or database imports.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Protocol
@@ -286,6 +287,11 @@ class QuietHours:
         """True when a local time ("HH:MM" or a time) falls inside the quiet period."""
         at, start, end = minutes_of_day(slot), minutes_of_day(self.start), end_minutes(self.end)
         return (start <= at or at < end) if start > end else (start <= at < end)
+
+    def clashing(self, times: Iterable[str]) -> list[str]:
+        """The session times ("HH:MM") that fall inside the quiet period, in the order given: the one rule a
+        patient's /settings and a therapist's change of their times refuse by (a reminder due then waits)."""
+        return [slot for slot in times if self.contains(slot)]
 
     def ends_after(self, now: datetime, tz: str) -> datetime | None:
         """If now falls in the quiet period (local to tz), when it ends (UTC); else None."""
