@@ -101,6 +101,16 @@ async def enrol(bot: Any, patient: FakeUser, link: str, patient_id: int) -> None
 
 
 @pytest.mark.slow
+async def ask_session_times(doc: Any, alias: str) -> Any:
+    """The therapist opens the patient's page (/patient ALIAS) and presses Session times; the question comes.
+    Returns the patient's page (its other buttons are pressed later)."""
+    await doc.send(f"/patient {alias}")
+    [detail] = await doc.wait_for(lambda m: f"{alias} — active" in (m.text or ""))
+    await doc.press("Session times", detail)
+    await doc.wait_for(lambda m: f"New session times for {alias}" in (m.text or ""))
+    return detail
+
+
 async def test_invite_enrol_list_detail_alert_escalation_and_audit(bot: Any, tg: FakeTelegram) -> None:
     admin = await make_staff(bot.db, role="admin", telegram_id=7001, name="Admin Anna")
     therapist = await make_staff(bot.db, telegram_id=7002, name="Dr Ben")
@@ -282,11 +292,7 @@ async def test_changes_from_the_detail_buttons_and_export_in_chat(bot: Any, tg: 
         times=(),
     )
     doc = tg.user(7301)
-    await doc.send("/patient LWS-0007")
-    [detail] = await doc.wait_for(lambda m: "LWS-0007 — active" in (m.text or ""))
-
-    await doc.press("Session times", detail)
-    await doc.wait_for(lambda m: "New session times for LWS-0007" in (m.text or ""))
+    detail = await ask_session_times(doc, "LWS-0007")
     await doc.send("7:30, 12:00 19:00")
     [done] = await doc.wait_for(lambda m: "Session times for LWS-0007" in (m.text or ""))
     assert "07:30, 12:00, 19:00" in (done.text or "")
@@ -520,10 +526,7 @@ async def test_session_times_in_the_patients_quiet_hours_are_refused_and_asked_a
         assert before is not None and before.quiet_start is None  # the clinic's quiet hours apply
         times_before = before.session_times
     doc = tg.user(7303)
-    await doc.send("/patient LWS-0009")
-    [detail] = await doc.wait_for(lambda m: "LWS-0009 — active" in (m.text or ""))
-    await doc.press("Session times", detail)
-    await doc.wait_for(lambda m: "New session times for LWS-0009" in (m.text or ""))
+    await ask_session_times(doc, "LWS-0009")
     await doc.send("07:00, 13:00, 23:00")
     [refused] = await doc.wait_for(lambda m: not m.edited)
     assert refused.text == (
@@ -545,10 +548,7 @@ async def test_session_times_typed_after_the_patient_was_discharged_are_refused(
         bot.db, bot.clock, alias="LWS-0008", therapist_id=doc_row.id, programme_id="lumbar-example", times=()
     )
     doc = tg.user(7302)
-    await doc.send("/patient LWS-0008")
-    [detail] = await doc.wait_for(lambda m: "LWS-0008 — active" in (m.text or ""))
-    await doc.press("Session times", detail)
-    await doc.wait_for(lambda m: "New session times for LWS-0008" in (m.text or ""))
+    detail = await ask_session_times(doc, "LWS-0008")
     async with bot.db.session() as session:
         before = await session.get(Patient, patient.id)
         assert before is not None
