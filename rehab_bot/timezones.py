@@ -495,14 +495,21 @@ def _iana_index() -> dict[str, str]:
     return {zone.casefold(): zone for zone in _zones()}
 
 
+def _offset(compact: str) -> re.Match[str] | None:
+    """The text (plain, casefolded) written as a UTC offset: "+2", "UTC-5", "GMT +05:30"; a bare "2" is
+    more likely a time than an offset, so it is none."""
+    match = _OFFSET_RE.match(compact)
+    return None if match is None or (match["prefix"] is None and match["sign"] is None) else match
+
+
 def zone_from_offset(text: str) -> str | None:
     """Map "+2", "UTC-5", "GMT +05:30" or "UTC" to a zone with that offset, else None."""
     compact = plain(text).strip().casefold()
     if compact in ("utc", "gmt", "z"):
         return "Etc/UTC"
-    match = _OFFSET_RE.match(compact)
-    if match is None or (match["prefix"] is None and match["sign"] is None):
-        return None  # a bare "2" is more likely a time than an offset
+    match = _offset(compact)
+    if match is None:
+        return None
     sign = -1 if match["sign"] == "-" else 1
     hours, minutes = int(match["hours"]), int(match["minutes"] or 0)
     if minutes:
@@ -525,11 +532,7 @@ OFFSET_RANGE = N_(
 def offset_out_of_range(text: str) -> bool:
     """Whether the text is written as a UTC offset ("+15", "UTC-13", "+5:15") that no clock keeps (they run
     from -12 to +14, a few with :30 or :45): the patient is told the range, not that a place is unknown."""
-    compact = plain(text).strip().casefold()
-    match = _OFFSET_RE.match(compact)
-    if match is None or (match["prefix"] is None and match["sign"] is None):
-        return False
-    return zone_from_offset(text) is None
+    return _offset(plain(text).strip().casefold()) is not None and zone_from_offset(text) is None
 
 
 def zone_from_text(text: str, home: str | None = None) -> ZoneMatch | None:
