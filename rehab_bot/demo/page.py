@@ -196,18 +196,21 @@ class DemoPage:
                 drawn.append(self._bot_bubble(message, lang, self._quote(user, message.reply_to_message_id)))
         return sorted(drawn, key=lambda b: b.message_id)
 
-    def _quote(self, user: FakeUser, message_id: Any) -> str | None:
-        """The first words of a message of this chat (the bot's or the person's), for a reply's quote."""
+    def _in_chat(self, user: FakeUser, message_id: Any) -> str | None:
+        """The text of a message of this chat, the person's or the bot's (not deleted); "" for one without
+        text; None when there is no such message."""
         assert self.demo.tg is not None
         if not isinstance(message_id, int):
             return None
         raw = self.demo.tg._user_messages.get((user.chat_id, message_id))
         if raw is not None:
-            text = str(raw.get("text") or raw.get("caption") or "")
-        else:
-            found = next((m for m in user.messages if m.message_id == message_id and not m.deleted), None)
-            text = (found.text or "") if found is not None else ""
-        line = " ".join(text.split())
+            return str(raw.get("text") or raw.get("caption") or "")
+        found = next((m for m in user.messages if m.message_id == message_id and not m.deleted), None)
+        return (found.text or "") if found is not None else None
+
+    def _quote(self, user: FakeUser, message_id: Any) -> str | None:
+        """The first words of a message of this chat (the bot's or the person's), for a reply's quote."""
+        line = " ".join((self._in_chat(user, message_id) or "").split())
         return (line[:60] + "…" if len(line) > 60 else line) or None
 
     def _bot_bubble(self, message: SentMessage, lang: str, quote: str | None = None) -> Bubble:
@@ -332,12 +335,8 @@ class DemoPage:
     def replied_to(self, user: FakeUser, chosen: str) -> int | None:
         """The message a text answers: the one the visitor chose with its ↩ (Telegram's swipe or Reply), if it
         is still in this chat, else the bot's ForceReply question, if one is open."""
-        assert self.demo.tg is not None
-        if chosen.isascii() and chosen.isdigit():
-            message_id = int(chosen)
-            mine = (user.chat_id, message_id) in self.demo.tg._user_messages
-            if mine or any(m.message_id == message_id and not m.deleted for m in user.messages):
-                return message_id
+        if chosen.isascii() and chosen.isdigit() and self._in_chat(user, int(chosen)) is not None:
+            return int(chosen)
         return self.force_reply_to(user)
 
     def force_reply_to(self, user: FakeUser) -> int | None:
