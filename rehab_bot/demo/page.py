@@ -304,12 +304,16 @@ class DemoPage:
         }
         return aiohttp_jinja2.render_template("demo.html", request, context)
 
+    def _draw(self, request: web.Request, user: FakeUser) -> web.Response:
+        """The chat's log as it now is (swapped into the page, with the chat's title out of band)."""
+        context = self._chat_context(request, request.match_info["who"], user)
+        return aiohttp_jinja2.render_template("messages.html", request, {**context, "oob": True})
+
     async def chat(self, request: web.Request) -> web.StreamResponse:
         user = self._user(request)
         if request.query.get("since") == self.version(user):
             return web.Response(status=204)
-        context = self._chat_context(request, request.match_info["who"], user)
-        return aiohttp_jinja2.render_template("messages.html", request, {**context, "oob": True})
+        return self._draw(request, user)
 
     async def _after(self, request: web.Request, user: FakeUser) -> web.StreamResponse:
         """Give the bot a moment to answer, then draw the chat."""
@@ -319,8 +323,7 @@ class DemoPage:
             await self.demo.tg.wait_until(lambda: self.version(user) != before, timeout=2.0, what="a reply")
         except AssertionError:
             pass  # no answer (yet): the polling shows it when it comes
-        context = self._chat_context(request, request.match_info["who"], user)
-        return aiohttp_jinja2.render_template("messages.html", request, {**context, "oob": True})
+        return self._draw(request, user)
 
     async def send(self, request: web.Request) -> web.StreamResponse:
         self._check(request)
@@ -366,7 +369,9 @@ class DemoPage:
         message = next((m for m in user.messages if m.message_id == message_id and not m.deleted), None)
         rows = ((message.reply_markup or {}).get("inline_keyboard") or []) if message is not None else []
         if message is None or not 0 <= row < len(rows) or not 0 <= column < len(rows[row]):
-            raise web.HTTPConflict(text="that button is no longer there")
+            # A button that is gone (a double click, or the bot edited the message meanwhile) cannot be
+            # pressed in Telegram either: nothing is sent, and the chat is drawn as it now is.
+            return self._draw(request, user)
         button = rows[row][column]
         if not isinstance(button, dict) or "callback_data" not in button:
             raise web.HTTPBadRequest(text="not a callback button")

@@ -244,3 +244,20 @@ async def test_the_patient_answers_the_teams_reply_with_the_reply_arrow_and_the_
     assert await replying.is_hidden(), "sent: the next message is a new one again"
     assert await serious(page) == []
     assert page.console_errors == []
+
+
+async def test_a_double_click_on_a_button_presses_it_once_and_the_console_stays_clean(page: Any, demo_url: str) -> None:
+    """A double click on "Yes, I agree" sent a second press for a button the first one had removed: the page
+    answered 409 and the browser logged it. In Telegram a button that is gone cannot be pressed; the second
+    click now changes nothing, the consent is given once and the console stays clean."""
+    await page.goto(demo_url)
+    patient = page.locator("#patient-chat")
+    await tap(patient, "Start")
+    await bot_says(patient, "Do you agree?")
+    refused: list[int] = []
+    page.on("response", lambda response: refused.append(response.status) if response.status >= 400 else None)
+    await patient.get_by_role("button", name="Yes, I agree", exact=True).last.dblclick()
+    await bot_says(patient, "Which time zone are you in?")
+    await page.wait_for_timeout(1_500)
+    assert await patient.locator("li.msg.theirs", has_text="Which time zone are you in?").count() == 1
+    assert refused == [] and page.console_errors == []
