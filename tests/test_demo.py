@@ -205,7 +205,6 @@ async def test_the_page_takes_presses_only_from_itself_and_only_buttons_that_are
     page = DemoPage(demo)
     url = await page.start("127.0.0.1", 0)
     try:
-
         bodies: list[str] = []
 
         def post(path: str, data: bytes, headers: dict[str, str]) -> int:
