@@ -11,7 +11,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from factories import make_patient
+from factories import make_patient, make_staff
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel, select
@@ -20,7 +20,7 @@ import rehab_bot.models  # noqa: F401
 from rehab_bot import alert_detail
 from rehab_bot.clock import FakeClock
 from rehab_bot.db import Database, alembic_config, current_revision
-from rehab_bot.models import Alert, Answer, Caregiver, CheckIn, ProgrammePlan
+from rehab_bot.models import Alert, Answer, Caregiver, CheckIn, Patient, ProgrammePlan, ReminderRule, Staff
 
 BASE = "0001_squashed"
 
@@ -239,3 +239,36 @@ async def test_alerts_raised_before_detail_parts_keep_their_detail_and_alert_kee
     assert alert_detail.text(old, "de") == "Pain:\n⚠ Chest pain? Yes", "shown as stored"
     async with db.engine.connect() as conn:
         assert (await conn.execute(text(triggers))).scalars().all() == at_head
+
+
+async def test_legacy_zones_of_a_shared_clock_become_a_places_zone_and_no_reminder_moves(
+    backend: str, database_factory: Any, clock: FakeClock
+) -> None:
+    """0006: patients stored with "CET" (a "MEZ" answered before 2026-12-02) show a place's zone; the clock
+    is the same, so the next reminder's due time stays; other zones are left as they are."""
+    db: Database = await database_factory(backend, template=False)
+
+    def down(connection: Connection) -> None:
+        command.downgrade(alembic_config(connection), "0005_alert_detail_parts")
+
+    async with db.engine.begin() as conn:
+        await conn.run_sync(down)
+    zones = ("CET", "MET", "WET", "EET", "Europe/Vienna", "UTC")
+    made = [await make_patient(db, clock, tz=zone) for zone in zones]
+    staff = await make_staff(db, timezone="EET")
+    async with db.session() as session:
+        due_before = {r.id: r.next_due_at for _, rules in made for r in rules}
+    await db.upgrade()
+    async with db.session() as session:
+        after = {p.id: p.timezone for p in (await session.exec(select(Patient))).all()}
+        assert [after[p.id] for p, _ in made] == [
+            "Europe/Berlin",
+            "Europe/Berlin",
+            "Europe/Lisbon",
+            "Europe/Athens",
+            "Europe/Vienna",
+            "UTC",
+        ]
+        assert (await session.get(Staff, staff.id)).timezone == "Europe/Athens"  # type: ignore[union-attr]
+        rules = (await session.exec(select(ReminderRule))).all()
+        assert {r.id: r.next_due_at for r in rules} == due_before
