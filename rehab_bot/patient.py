@@ -166,11 +166,14 @@ def parse_times(text: str) -> list[str]:
     return sorted(times)
 
 
-def _refuse_clash(code: str, quiet: QuietHours | None, times: list[str]) -> None:
-    """InputError ``code`` naming the session times that fall in the quiet hours, if any do."""
+def _refuse_clash(code: str, quiet: QuietHours | None, times: list[str], *, typed: bool = False) -> None:
+    """InputError ``code`` naming the session times that fall in the quiet hours, if any do; for times the
+    patient typed (``typed``), ``later`` names them twelve hours on when that fits (QuietHours.meant_later)."""
     clashing = quiet.clashing(times) if quiet is not None else []
     if clashing and quiet is not None:
-        raise InputError(code, times=", ".join(clashing), start=quiet.start_text, end=quiet.end_text)
+        params = {"times": ", ".join(clashing), "start": quiet.start_text, "end": quiet.end_text}
+        later = quiet.meant_later(clashing, times) if typed else None
+        raise InputError(code, **params, **({"later": ", ".join(later)} if later else {}))
 
 
 def quiet_hours(patient: Patient, delivery: DeliveryConfig) -> QuietHours | None:
@@ -201,7 +204,7 @@ async def set_times(
     needed = await sessions_per_day(session, patient, content, now)
     if needed is not None and len(times) != needed:
         raise InputError("times_count", n=needed)
-    _refuse_clash("times_quiet", quiet_hours(patient, delivery), times)
+    _refuse_clash("times_quiet", quiet_hours(patient, delivery), times, typed=True)
     if needed is None:
         # No programme to plan from: move the existing rules, one time each.
         rules = await programme.session_rules(session, patient)

@@ -27,6 +27,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from rehab_bot.i18n import N_
 from rehab_bot.typed import plain
 
 WEEKDAYS = "MTWTFSS"
@@ -292,6 +293,24 @@ class QuietHours:
         """The session times ("HH:MM") that fall inside the quiet period, in the order given: the one rule a
         patient's /settings and a therapist's change of their times refuse by (a reminder due then waits)."""
         return [slot for slot in times if self.contains(slot)]
+
+    # What follows a refusal of typed session times when meant_later finds them ("13:30, 18:00").
+    MEANT_LATER = N_("Did you mean {later}?")
+
+    def meant_later(self, times: Iterable[str], others: Iterable[str] = ()) -> list[str] | None:
+        """The same times twelve hours later, when each is before noon (01:00-11:59) and none of them then
+        falls inside the quiet period or on one of the other times; else None. A time read on the 24-hour
+        clock ("halb zwei" and "um 2" are 01:30 and 02:00, as "1:30" is) that is refused for the quiet hours
+        was most likely meant in the afternoon: the answer asks "13:30?" rather than guessing."""
+        later, taken = [], set(others)
+        for slot in times:
+            at = minutes_of_day(slot)
+            hhmm = f"{at // 60 + 12:02d}:{at % 60:02d}"
+            if not 60 <= at < 12 * 60 or self.contains(hhmm) or hhmm in taken:
+                return None
+            later.append(hhmm)
+            taken.add(hhmm)
+        return later or None
 
     def ends_after(self, now: datetime, tz: str) -> datetime | None:
         """If now falls in the quiet period (local to tz), when it ends (UTC); else None."""

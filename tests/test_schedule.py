@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, time, timedelta
 import pytest
 
 from rehab_bot.schedule import (
+    QuietHours,
     Rule,
     ScheduleError,
     in_quiet_hours,
@@ -157,6 +158,19 @@ def test_quiet_hours_wrap_midnight_and_end_in_local_time() -> None:
     assert in_quiet_hours(noon, tz, None, None) is None
     assert in_quiet_hours(noon, tz, time(13), time(15)) is None
     assert in_quiet_hours(noon, tz, time(12), time(15)) == datetime(2026, 6, 11, 13, 0, tzinfo=UTC)
+
+
+def test_times_refused_for_quiet_hours_are_offered_twelve_hours_later_only_where_that_fits() -> None:
+    night = QuietHours(time(22), time(7))
+    assert night.meant_later(["01:30"]) == ["13:30"]  # "halb zwei", read as 01:30
+    assert night.meant_later(["02:00", "06:00"], ["02:00", "06:00", "09:00"]) == ["14:00", "18:00"]
+    assert night.meant_later(["00:30"]) is None  # 12:30 is no "half past twelve at night" slip
+    assert night.meant_later(["10:30"]) is None  # 22:30 is quiet too
+    assert night.meant_later(["01:00"], ["01:00", "13:00"]) is None  # on another session
+    assert night.meant_later(["01:00", "01:00"]) is None  # twice the same later time
+    assert night.meant_later(["05:00", "11:30"]) is None  # all or nothing: 23:30 is quiet
+    assert night.meant_later([]) is None
+    assert QuietHours(time(12), time(15)).meant_later(["01:30"]) is None  # 13:30 is quiet there
 
 
 def test_bad_input_is_refused_with_a_reason() -> None:

@@ -619,7 +619,7 @@ def check_times(lang: str, times: list[str], phase: Phase, quiet: QuietHours | N
         return t(lang, "Please choose a different time for each session.")
     for value in sorted(times):
         if quiet is not None and quiet.contains(value):
-            return t(
+            text = t(
                 lang,
                 "{time} is in the quiet hours ({start}–{end}), when I send no reminders. "
                 "Please choose a time outside them.",
@@ -627,6 +627,8 @@ def check_times(lang: str, times: list[str], phase: Phase, quiet: QuietHours | N
                 start=quiet.start_text,
                 end=quiet.end_text,
             )
+            later = quiet.meant_later([value], times)
+            return f"{text} {t(lang, QuietHours.MEANT_LATER, later=later[0])}" if later else text
     return None
 
 

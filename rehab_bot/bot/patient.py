@@ -103,7 +103,9 @@ SEVERAL_TIMES = {
 def input_error_text(lang: str, error: core.InputError) -> str:
     """The answer to bad input in the patient's language, in the plural when it names several times."""
     several = error.code in SEVERAL_TIMES and "," in str(error.params.get("times", ""))
-    return t(lang, (SEVERAL_TIMES if several else INPUT_ERRORS)[error.code], **error.params)
+    text = t(lang, (SEVERAL_TIMES if several else INPUT_ERRORS)[error.code], **error.params)
+    later = error.params.get("later")
+    return f"{text} {t(lang, QuietHours.MEANT_LATER, later=later)}" if later else text
 
 
 # Extra output after /progress (the check-in feature adds a chart here):

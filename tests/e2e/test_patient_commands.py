@@ -284,10 +284,32 @@ async def test_quiet_hours_over_several_sessions_name_them_in_the_plural(bot: An
     [refused] = await command(user, "05:00, 06:00, 12:00")
     quiet = {"start": "22:00", "end": "07:00"}
     several = "{times} fall in your quiet hours ({start}-{end}). Please choose other times."
-    assert refused.text == t(lang, several, times="05:00, 06:00", **quiet)
-    [refused] = await command(user, "05:00, 11:00, 12:00")
+    meant = "Did you mean {later}?"
+    assert refused.text == f"{t(lang, several, times='05:00, 06:00', **quiet)} {t(lang, meant, later='17:00, 18:00')}"
+    [refused] = await command(user, "05:00, 11:00, 17:00")
     one = "{times} falls in your quiet hours ({start}-{end}). Please choose other times."
-    assert refused.text == t(lang, one, times="05:00", **quiet)
+    assert refused.text == t(lang, one, times="05:00", **quiet), "17:00 is taken: no question"
+
+
+async def test_times_in_the_quiet_hours_that_fit_twelve_hours_later_are_asked_about(
+    bot_factory: Callable[..., Any], tg: FakeTelegram
+) -> None:
+    """ "halb zwei" and "um 2" are 01:30 and 02:00, as "1:30" is; refused for the quiet hours, the answer
+    asks whether the afternoon was meant, and nothing changes until the patient sends the times again."""
+    bot = await bot_factory(delivery={"quiet_hours_start": time(22, 0), "quiet_hours_end": time(7, 0)})
+    patient = await enrolled(bot, 8057, lang="de")
+    user = tg.user(8057, language_code="de")
+    [menu] = await command(user, "/settings")
+    await press(user, t("de", "🕒 Times"), 1, menu)
+    [refused] = await command(user, "halb neun, halb zwei und um 6")
+    assert refused.text == (
+        "01:30, 06:00 liegen in Ihren Ruhezeiten (22:00-07:00). Bitte wählen Sie andere Uhrzeiten. "
+        "Meinten Sie 13:30, 18:00?"
+    )
+    assert [r.local_time for r in await session_rules(bot, patient)] == ["09:00", "13:00", "18:00"], "nothing saved"
+    [saved] = await command(user, "08:30, 13:30, 18:00")
+    assert saved.text.startswith(t("de", "✅ Saved."))
+    assert [r.local_time for r in await session_rules(bot, patient)] == ["08:30", "13:30", "18:00"]
 
 
 async def test_settings_timezone_typed_as_a_country_or_in_a_sentence(bot: Any, tg: FakeTelegram) -> None:

@@ -7,7 +7,7 @@ lose what was typed, or be refused when the same words are accepted elsewhere.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from factories import make_patient
@@ -198,3 +198,36 @@ async def test_mez_in_a_clinic_in_vienna_is_vienna(bot_factory: Any, tg: FakeTel
     [saved] = await command(user, "MESZ")
     assert t("de", "Timezone: {zone} (now {time})", zone="Wien", time="07:00") in saved.text, saved.text
     assert (await stored(bot, patient)).timezone == "Europe/Vienna"
+
+
+async def test_enrolment_asks_whether_a_time_in_the_quiet_hours_was_meant_in_the_afternoon(
+    bot_factory: Any, tg: FakeTelegram
+) -> None:
+    """ "halb zwei" is 01:30, as "1:30" is; in the clinic's quiet hours the enrolment refuses it, and asks
+    "Meinten Sie 13:30?" instead of guessing. Nothing is stored until the times fit."""
+    bot = await bot_factory(delivery={"quiet_hours_start": time(22, 0), "quiet_hours_end": time(7, 0)})
+    invite = await new_invite(bot, "P-9111")
+    user = tg.user(9111, language_code="de")
+    await user.send(f"/start {invite.code}")
+    await next_text(user)
+    await user.press("Ja, ich bin einverstanden")
+    await next_text(user)
+    await user.send("Berlin")
+    await next_text(user)
+    await user.send("halb neun, halb zwei und 18 Uhr")
+    refused = await next_text(user)
+    assert refused.text == (
+        "01:30 liegt in der Ruhezeit (22:00–07:00), in der ich keine Erinnerungen sende. Bitte wählen Sie eine "
+        "Uhrzeit außerhalb davon. Meinten Sie 13:30?"
+    )
+    assert (await patient_row(bot, "P-9111")).enrol_step == "times", "nothing stored"
+    await user.send("um 2, 13 und 18 Uhr")
+    refused = await next_text(user)
+    assert refused.text.endswith("Meinten Sie 14:00?"), refused.text
+    await user.send("5, 13 und 17 Uhr")  # 17:00 is taken: no question
+    refused = await next_text(user)
+    assert refused.text.startswith("05:00 liegt in der Ruhezeit") and "Meinten" not in refused.text, refused.text
+    await user.send("halb neun, halb zwei nachmittags und 18 Uhr")
+    summary = await next_text(user)
+    assert summary.text.startswith("✅ Alles bereit!"), summary.text
+    assert (await patient_row(bot, "P-9111")).session_times == "08:30,13:30,18:00"
