@@ -12,7 +12,7 @@ must raise the crisis response) and ``not_crisis`` (hard negatives: idioms,
 negations, other people, medical talk). The default corpus is the first set of the
 package's examples, rehab_bot/content/defaults/crisis_examples (what the crisis
 question's model learns from: measure the model on a set it did not learn from,
-as tests/data/crisis/seventh); a clinic that changes crisis.toml should run it
+as tests/data/crisis/eighth); a clinic that changes crisis.toml should run it
 with ``--content`` on its own content directory, and add its patients' wordings
 to a corpus of its own.
 

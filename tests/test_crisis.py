@@ -4,7 +4,7 @@ The corpus (rehab_bot/content/defaults/crisis_examples/*.toml, the first set) wa
 team as the patterns, before them and without tuning sentences to patterns; the figures it gives are
 printed by ``python -m rehab_bot.crisis_report`` and quoted in docs/SAFETY.md. The later sets beside it
 were held out once and are regression sets now; all of them are what the crisis question's model learns
-from (rehab_bot.crisis_model). The held-out set is tests/data/crisis/seventh: not shipped, not learned.
+from (rehab_bot.crisis_model). The held-out set is tests/data/crisis/eighth: not shipped, not learned.
 """
 
 from __future__ import annotations
@@ -532,12 +532,12 @@ def test_the_corpus_is_large_enough() -> None:
 
 
 SAFETY_MD = Path(__file__).resolve().parent.parent / "docs" / "SAFETY.md"
-SETS = [CORPUS_DIR, *(CORPUS_DIR / name for name in ("second", "third", "fourth", "fifth", "sixth"))]
-SET_IDS = ["first", "second", "third", "fourth", "fifth", "sixth"]
-# The third to sixth sets were written by helpers who had not seen the patterns, measured held out
+SETS = [CORPUS_DIR, *(CORPUS_DIR / name for name in ("second", "third", "fourth", "fifth", "sixth", "seventh"))]
+SET_IDS = ["first", "second", "third", "fourth", "fifth", "sixth", "seventh"]
+# The third to seventh sets were written by helpers who had not seen the patterns, measured held out
 # (docs/SAFETY.md), and then the patterns were extended. Their recall is below MIN_RECALL: these floors
-# are the figures after the latest extension (2026-12-02, by category, from the sixth set's misses), so a
-# change to crisis.toml may keep or raise them only.
+# are the figures after the latest extension (2026-12-03, by category, from the seventh set's misses), so
+# a change to crisis.toml may keep or raise them only.
 FLOORS = {
     ("third", "de"): 54 / 60,
     ("third", "en"): 54 / 60,
@@ -547,10 +547,13 @@ FLOORS = {
     ("fifth", "en"): 42 / 50,
     ("sixth", "de"): 28 / 50,
     ("sixth", "en"): 35 / 50,
+    ("seventh", "de"): 45 / 50,
+    ("seventh", "en"): 44 / 50,
 }
-# False alarms are held at MAX_FPR or less, but for the sixth set's English ones, which were above it when
-# the set was measured held out: they may stay at what they were then, not rise (docs/SAFETY.md).
-FALSE_ALARM_CEILINGS = {("sixth", "en"): 5 / 50}
+# False alarms are held at MAX_FPR or less, but for the sixth set's English ones and the seventh set's, which
+# were above it when the sets were measured held out: they may stay at what they were then, not rise
+# (docs/SAFETY.md).
+FALSE_ALARM_CEILINGS = {("sixth", "en"): 5 / 50, ("seventh", "de"): 3 / 50, ("seventh", "en"): 4 / 50}
 
 
 @pytest.mark.parametrize("corpus", SETS, ids=SET_IDS)
@@ -582,11 +585,11 @@ def test_docs_safety_shows_the_crisis_questions_table(content: Content, corpus: 
         assert line in section, f"docs/SAFETY.md lacks: {line}"
 
 
-HELD_OUT = Path(__file__).resolve().parent / "data" / "crisis" / "seventh"
+HELD_OUT = Path(__file__).resolve().parent / "data" / "crisis" / "eighth"
 
 
 def test_docs_safety_shows_the_held_out_sets_figures_and_none_of_its_sentences(content: Content) -> None:
-    """The seventh set is held out (docs/SAFETY.md): written by a helper who saw neither crisis.toml nor the
+    """The eighth set is held out (docs/SAFETY.md): written by a helper who saw neither crisis.toml nor the
     other sets; its figures are quoted, so that a change to the patterns or the model shows on it, but none
     of its sentences; it is no example the model learns from, and it is held to no floor."""
     corpora = [load_corpus(HELD_OUT / f"{lang}.toml") for lang in ("de", "en")]
@@ -603,10 +606,9 @@ def test_docs_safety_shows_the_held_out_sets_figures_and_none_of_its_sentences(c
     for corpus in corpora:
         for sentence in (*corpus.positives, *corpus.negatives):
             assert sentence not in docs, "a held-out sentence is quoted"
-    # No crisis sentence is an example the model learns from; one English hard negative, an idiom, was
-    # written word for word in an earlier set too (docs/SAFETY.md says so).
+    # No sentence of it is an example the model learns from.
     overlap = {s for corpus in corpora for s in (*corpus.positives, *corpus.negatives) if s in learned}
-    assert overlap == {"I'd kill for a proper night's sleep"}
+    assert overlap == set()
 
 
 def test_concern_words_ask_and_everyday_words_do_not(content: Content) -> None:
