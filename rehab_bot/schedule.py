@@ -27,7 +27,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from rehab_bot.i18n import N_
 from rehab_bot.typed import plain
 
 WEEKDAYS = "MTWTFSS"
@@ -248,10 +247,14 @@ def end_minutes(value: str | time) -> int:
     return minutes_of_day(value) or DAY_MINUTES
 
 
+def hhmm(minutes: int) -> str:
+    """Minutes since midnight as "HH:MM" (24 * 60 as "24:00")."""
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
 def end_label(value: str | time) -> str:
     """The end of a range as shown to the patient: "HH:MM", midnight at the end of the day as "24:00"."""
-    minutes = end_minutes(value)
-    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+    return hhmm(end_minutes(value))
 
 
 @dataclass(frozen=True)
@@ -294,9 +297,6 @@ class QuietHours:
         patient's /settings and a therapist's change of their times refuse by (a reminder due then waits)."""
         return [slot for slot in times if self.contains(slot)]
 
-    # What follows a refusal of typed session times when meant_later finds them ("13:30, 18:00").
-    MEANT_LATER = N_("Did you mean {later}?")
-
     def meant_later(self, times: Iterable[str], others: Iterable[str] = ()) -> list[str] | None:
         """The same times twelve hours later, when each is before noon (01:00-11:59) and none of them then
         falls inside the quiet period or on one of the other times; else None. A time read on the 24-hour
@@ -305,11 +305,11 @@ class QuietHours:
         later, taken = [], set(others)
         for slot in times:
             at = minutes_of_day(slot)
-            hhmm = f"{at // 60 + 12:02d}:{at % 60:02d}"
-            if not 60 <= at < 12 * 60 or self.contains(hhmm) or hhmm in taken:
+            slot_later = hhmm(at + 12 * 60)
+            if not 60 <= at < 12 * 60 or self.contains(slot_later) or slot_later in taken:
                 return None
-            later.append(hhmm)
-            taken.add(hhmm)
+            later.append(slot_later)
+            taken.add(slot_later)
         return later or None
 
     def ends_after(self, now: datetime, tz: str) -> datetime | None:

@@ -59,6 +59,7 @@ from rehab_bot.schedule import (
     DAY_MINUTES,
     QuietHours,
     end_minutes,
+    hhmm,
     local_date,
     local_to_utc,
     minutes_of_day,
@@ -76,11 +77,6 @@ GAP_MINUTES = 30
 MIN_MOVE_MINUTES = 15
 OUTLIER_FLOOR_MINUTES = 45
 LOOKBACK_DAYS = 28
-
-
-def hhmm(minutes: int) -> str:
-    """Minutes since midnight as "HH:MM"."""
-    return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
 def robust_centre(minutes: Sequence[int]) -> int | None:

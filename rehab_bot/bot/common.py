@@ -175,6 +175,16 @@ async def unknown_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     await query.answer(t(await language_for(update, context), "This button is no longer active."))
 
 
+# Asked after session times refused for the quiet hours, when schedule.QuietHours.meant_later finds them
+# twelve hours on ("um 2" read as 02:00): "... Did you mean 14:00?".
+MEANT_LATER = N_("Did you mean {later}?")
+
+
+def asking_later(lang: str, refusal: str, later: str) -> str:
+    """The refusal of session times, with the question whether ``later`` (e.g. "13:30, 18:00") was meant."""
+    return f"{refusal} {t(lang, MEANT_LATER, later=later)}" if later else refusal
+
+
 def stranger_text(lang: str, clinic: str) -> str:
     """What someone the bot does not know reads: who it is, and that it needs an invitation."""
     if clinic_name_is_placeholder(clinic):

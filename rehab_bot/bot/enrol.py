@@ -42,6 +42,7 @@ from rehab_bot import enrolment, experiment, timezones
 from rehab_bot import invite as invites
 from rehab_bot import patient as patients
 from rehab_bot import programme as programmes
+from rehab_bot.bot.common import asking_later
 from rehab_bot.bot.miniapp import set_patient_menu_button
 from rehab_bot.bot.services import App, svc
 from rehab_bot.content import Content, Phase, localize
@@ -627,8 +628,7 @@ def check_times(lang: str, times: list[str], phase: Phase, quiet: QuietHours | N
                 start=quiet.start_text,
                 end=quiet.end_text,
             )
-            later = quiet.meant_later([value], times)
-            return f"{text} {t(lang, QuietHours.MEANT_LATER, later=later[0])}" if later else text
+            return asking_later(lang, text, ", ".join(quiet.meant_later([value], times) or []))
     return None
 
 

@@ -47,7 +47,7 @@ from rehab_bot import enrolment, timezones
 from rehab_bot import message as care_messages
 from rehab_bot import patient as core
 from rehab_bot import session as sessions
-from rehab_bot.bot.common import buttons_on, language_for, message_of
+from rehab_bot.bot.common import asking_later, buttons_on, language_for, message_of
 from rehab_bot.bot.services import App, svc
 from rehab_bot.bot.session import STALE, close_with, edit_message, markup
 from rehab_bot.config import photo_dir
@@ -104,8 +104,7 @@ def input_error_text(lang: str, error: core.InputError) -> str:
     """The answer to bad input in the patient's language, in the plural when it names several times."""
     several = error.code in SEVERAL_TIMES and "," in str(error.params.get("times", ""))
     text = t(lang, (SEVERAL_TIMES if several else INPUT_ERRORS)[error.code], **error.params)
-    later = error.params.get("later")
-    return f"{text} {t(lang, QuietHours.MEANT_LATER, later=later)}" if later else text
+    return asking_later(lang, text, str(error.params.get("later", "")))
 
 
 # Extra output after /progress (the check-in feature adds a chart here):
