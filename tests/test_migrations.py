@@ -257,7 +257,8 @@ async def test_legacy_zones_of_a_shared_clock_become_a_places_zone_and_no_remind
     made = [await make_patient(db, clock, tz=zone) for zone in zones]
     staff = await make_staff(db, timezone="EET")
     async with db.session() as session:
-        due_before = {r.id: r.next_due_at for _, rules in made for r in rules}
+        due_before = {r.id: r.next_due_at for r in (await session.exec(select(ReminderRule))).all()}
+    assert len(due_before) == len(zones) and None not in due_before.values()
     await db.upgrade()
     async with db.session() as session:
         after = {p.id: p.timezone for p in (await session.exec(select(Patient))).all()}
