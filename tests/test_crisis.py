@@ -485,6 +485,64 @@ def test_farewells_and_preparations_everyday_talk_shares_are_asked_about(content
     assert not crisis.is_crisis(text, content) and crisis.asks_question(text, content), text
 
 
+# The eighth round (2026-12-03), by category from the eighth set's misses. Our own sentences, none of them the
+# eighth set's: each category alerts on them; everyday talk sharing their words does not alert; wordings everyday
+# talk after surgery shares are asked.
+EIGHTH_ROUND_ALERTS = [
+    # passive death wishes in dialect and colloquial speech
+    "am liebsten wär ich tot", "Des is koa Lebn mehr", "I bin miad vom Lebn", "I mecht nimma.",
+    "Warum soll ich noch leben?", "Für was lebe ich eigentlich noch", "I'd be better aff deid",
+    "Cannae face another day o this", "This isn't living.", "What's the point in carrying on?",
+    # wishing to be killed, or to have died in the operation
+    "Hoping a truck hits me on the way home", "I hope I get hit by a train", "I hope I don't survive the op",
+    "Ich wünsch mir, ein Zug würde mich überfahren", "Ich wünschte ich wäre auf dem Operationstisch geblieben",
+    "Wieso habt ihr mich nicht sterben lassen",
+    # self-injury described by its act
+    "dug into my arms with scissors till it bled", "I punch my head with my fists when it gets bad",
+    "she sliced up her arms last night", "Er schlägt sich mit den Fäusten", "Sie hat sich die Beine zerschnitten",
+    "Hab nen Strick im Keller versteckt",
+    # a named drug on purpose, everything in the cabinet
+    "deliberately took too much insulin", "Hab absichtlich viel zu viel Insulin gespritzt",
+    "12 Oxy und ein paar Tavor geschluckt", "I'm going to swallow everything in my medicine cabinet tonight",
+    "Ich schluck heut alles aus der Hausapotheke",
+    # stockpiling until there is enough, for the day one ends it
+    "Hoarding the oxy till there's plenty", "Ich horte das Oxy, bis es reicht", "saving them for the day I end it",
+    "Die sind für den Tag, an dem ich Schluss mache",
+    # farewells to the world, plans with a time, intent a relative reports in a subordinate clause
+    "I'm ready to leave this world", "Ich verabschiede mich von der Welt", "ending this tonight",
+    "Ich beende es heute Nacht", "Ich setz mich heut Nacht auf die Gleise",
+    "Meine Tochter sagt, dass sie sich umbringen will", "my dad keeps talking about hanging himself",
+]  # fmt: skip
+EIGHTH_ROUND_EVERYDAY = [
+    "Am liebsten wär ich heute im Bett geblieben", "Das ist kein Leben mehr in den Beinen, so schwach",
+    "Ich sammle Pfandflaschen, bis es reicht", "I'm fed up with living in this brace",
+    "What's the point of carrying on with the exercise if it hurts?", "I hope the bus takes me to the clinic",
+    "I wish I hadn't been hit by that car", "Ich wär bei dem Unfall fast gestorben, Glück gehabt",
+    "Sie haben mich nicht sterben lassen, Gott sei Dank", "Er hat mit der Faust auf den Tisch gehauen",
+    "Der Physio drückt die Faust in den Bauch", "Bei der OP wurde mir das Bein aufgeschnitten",
+    "I took my insulin late on purpose", "gave myself extra insulin on purpose because my sugar was high",
+    "I'm going to take everything out of the cupboard now to clean it", "Hab den Rest Tee mit der Tablette geschluckt",
+    "I'm saving up until I have enough for a new car", "für den Tag, an dem ich wieder arbeiten gehe",
+    "Mein Opa hat sich 2019 von dieser Welt verabschiedet", "Mein Vater hat 2019 die Welt verlassen",
+    "Ich beende das Programm endgültig", "I'm ending this subscription for good", "Ich setz mich auf die Bank am Gleis",
+    "Ans Springen denk ich noch gar nicht, erst mal gehen", "Angst, dass er sich mit den Pilzen vergiften wird",
+    "Keine Ahnung, wie ich es machen werde.", "Ich leg mich auf die Schiene, die Bewegungsschiene",
+]  # fmt: skip
+EIGHTH_ROUND_ASKED = [
+    "tying up loose ends before I go", "gave our cat to the neighbours", "lied to the doctor to get more oxy",
+    "I've quit my heart tablets", "Grandad says he's ready to go.", "I feel strangely calm",
+    "The bridge is 5 minutes from my flat", "Ich nehm meine Blutverdünner nicht mehr", "die letzten Dinge regeln",
+    "hab den Hausarzt angelogen", "dann wär endlich Ruhe", "I pack des nimmer.", "Ich schreib hier zum letzten Mal",
+]  # fmt: skip
+
+
+def test_the_eighth_rounds_categories_alert_and_everyday_talk_does_not(content: Content) -> None:
+    assert [text for text in EIGHTH_ROUND_ALERTS if not crisis.is_crisis(text, content)] == []
+    assert [text for text in EIGHTH_ROUND_EVERYDAY if crisis.is_crisis(text, content)] == []
+    asked = [text for text in EIGHTH_ROUND_ASKED if crisis.asks_question(text, content)]
+    assert asked == EIGHTH_ROUND_ASKED and not any(crisis.is_crisis(text, content) for text in asked)
+
+
 # The 40,000 most frequent words of each language (wordfreq), sent alone: these alert, and no other.
 SINGLE_WORDS_THAT_ALERT = {
     "suicide", "suicidal", "suicides", "hopeless", "selbstmord", "suizid", "überdosis", "erhängt", "ritzen",
