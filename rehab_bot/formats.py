@@ -2,7 +2,8 @@
 
 The web app's templates use these as Jinja filters (``|day``, ``|when(tz)``, ``|percent``,
 ``|number``; rehab_bot/web/app.py) with the page's language; the core uses them for the few
-texts it formats for a staff member (a save conflict's time, a risk reason's figures).
+texts it formats for a staff member (a save conflict's time, a risk reason's figures). The chat
+uses ``soon`` for a moment of the coming days (when the clinic reads a message, a link's end).
 
 - German: 01.12.2026, 01.12.2026 19:12, 44 %, 2,5
 - English: 1 Dec 2026, 1 Dec 2026, 19:12, 44%, 2.5 (the month as a word: never 12/1 or 1/12)
@@ -24,6 +25,8 @@ from rehab_bot.schedule import zone
 _DATE_PATTERNS = {"en": "d MMM y", "de": "dd.MM.y"}
 # Between the date and the time.
 _JOINERS = {"en": ", ", "de": " "}
+# A day of the coming days by day and month (no year): German puts a full stop after the day.
+_DAY_MONTH_PATTERNS = {"en": "d MMMM", "de": "d. MMMM"}
 
 
 def _date_pattern(lang: str) -> str:
@@ -39,6 +42,16 @@ def when(value: datetime, tz: str, lang: str = "en", *, seconds: bool = False) -
     """An instant as the date and time in a zone: 01.12.2026 19:12 in German, 1 Dec 2026, 19:12 in English."""
     pattern = _date_pattern(lang) + _JOINERS.get(lang, " ") + ("HH:mm:ss" if seconds else "HH:mm")
     return format_datetime(value, pattern, tzinfo=zone(tz), locale=lang)
+
+
+def soon(value: datetime, tz: str, lang: str = "en", *, weekday: bool = False) -> str:
+    """A moment of the coming days, as a patient reads it in the chat, in a zone.
+
+    English: 15 June, 08:00 (Monday, 15 June, 08:00 with the weekday); German: 15. Juni, 08:00
+    (Montag, 15. Juni, 08:00). A language not listed takes the English pattern's fields.
+    """
+    pattern = _DAY_MONTH_PATTERNS.get(lang, _DAY_MONTH_PATTERNS["en"]) + ", HH:mm"
+    return format_datetime(value, ("EEEE, " if weekday else "") + pattern, tzinfo=zone(tz), locale=lang)
 
 
 def percent(share: float, lang: str = "en") -> str:

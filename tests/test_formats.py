@@ -27,6 +27,14 @@ def test_german_readers_get_day_month_year_with_dots_and_english_readers_the_mon
     assert formats.when(EVENING, "America/New_York", "en") == "1 Dec 2026, 13:12"  # the zone given, 24-hour clock
 
 
+def test_a_moment_of_the_coming_days_puts_a_full_stop_after_the_day_in_german() -> None:
+    monday = datetime(2026, 6, 15, 6, 0, tzinfo=UTC)  # 08:00 in Berlin
+    assert formats.soon(monday, "Europe/Berlin", "de", weekday=True) == "Montag, 15. Juni, 08:00"
+    assert formats.soon(monday, "Europe/Berlin", "de") == "15. Juni, 08:00"
+    assert formats.soon(monday, "Europe/Berlin", "en", weekday=True) == "Monday, 15 June, 08:00"
+    assert formats.soon(monday, "America/New_York", "en") == "15 June, 02:00"
+
+
 def test_percentages_and_scores_as_the_language_writes_them() -> None:
     assert formats.percent(0.44, "de") == "44\u00a0%"  # a non-breaking space: "44 %" never splits
     assert formats.percent(0.44, "en") == "44%"

@@ -27,7 +27,6 @@ import asyncio
 import logging
 from datetime import datetime
 
-from babel.dates import format_datetime
 from sqlalchemy import bindparam, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -36,7 +35,7 @@ from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop, CallbackQueryHandler, ContextTypes, MessageHandler, filters
 
 from rehab_bot import alert as alert_core
-from rehab_bot import crisis, media, miniapp
+from rehab_bot import crisis, formats, media, miniapp
 from rehab_bot import message as core
 from rehab_bot import patient as patients
 from rehab_bot import staff as staff_core
@@ -110,9 +109,7 @@ def sent_text(lang: str, reads_from: datetime | None, tz: str, emergency: str) -
     if reads_from is None:
         head = t(lang, SENT_OPEN)
     else:
-        local = reads_from.astimezone(zone(tz))
-        when = format_datetime(local, "EEEE, d MMMM, HH:mm", locale=lang)
-        head = t(lang, SENT_CLOSED, when=when)
+        head = t(lang, SENT_CLOSED, when=formats.soon(reads_from, tz, lang, weekday=True))
     return head + ("\n\n" + emergency if emergency else "")
 
 

@@ -31,7 +31,6 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from babel.dates import format_datetime
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Message, Update
 from telegram.error import TelegramError
 from telegram.ext import (
@@ -45,7 +44,7 @@ from telegram.ext import (
 
 from rehab_bot import caregiver as core
 from rehab_bot import checkin as checkins
-from rehab_bot import crisis, redflag
+from rehab_bot import crisis, formats, redflag
 from rehab_bot import message as messages
 from rehab_bot import patient as patients
 from rehab_bot.bot import common
@@ -55,7 +54,6 @@ from rehab_bot.content import localize
 from rehab_bot.i18n import N_, pick_language, t
 from rehab_bot.invite import deep_link
 from rehab_bot.models import Caregiver, CheckIn, Patient
-from rehab_bot.schedule import zone
 from rehab_bot.typed import number
 
 log = logging.getLogger(__name__)
@@ -90,7 +88,7 @@ def _markup(rows: list[list[tuple[str, str]]]) -> InlineKeyboardMarkup | None:
 
 
 def _when(lang: str, at: datetime, tz: str) -> str:
-    return format_datetime(at.astimezone(zone(tz)), "d MMMM, HH:mm", locale=lang)
+    return formats.soon(at, tz, lang)
 
 
 def allowed_text(lang: str, link: Caregiver) -> str:

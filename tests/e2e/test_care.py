@@ -207,6 +207,22 @@ async def test_a_photo_over_the_limit_is_refused(bot_factory: Any, tg: FakeTeleg
     assert await rows(bot) == [] and not (tmp_path / "photos").exists()
 
 
+async def test_a_german_patient_reads_when_the_clinic_opens_as_german_writes_a_date(
+    bot_factory: Any, tg: FakeTelegram
+) -> None:
+    bot = await bot_factory(
+        delivery={"per_chat_interval": 0.02}, clinic={"office_hours": parse_office_hours({"mon-fri": "08:00-17:00"})}
+    )
+    await enrolled(bot, 7206, therapist=7106, schedule=False, language="de")
+    user = tg.user(7206, language_code="de")
+    bot.clock.set(datetime(2026, 6, 12, 16, 0, tzinfo=UTC))  # Friday 18:00 in Berlin: closed until Monday 08:00
+    await user.send("Darf ich schwimmen?")
+    [offer] = await user.wait_for(lambda m: "Behandlungsteam" in (m.text or ""))
+    await user.press("✉️ An mein Behandlungsteam senden", offer)
+    [notice] = await user.wait_for(lambda m: m.edited and "gesendet" in (m.text or ""))
+    assert "Ihre Nachricht wird ab Montag, 15. Juni, 08:00 gelesen." in (notice.text or ""), notice.text
+
+
 async def test_out_of_hours_notice_and_one_escalation(bot_factory: Any, tg: FakeTelegram, backend: str) -> None:
     bot = await bot_factory(
         backend,

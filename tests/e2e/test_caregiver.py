@@ -391,6 +391,7 @@ async def test_the_invitation_speaks_german(bot: Any, tg: FakeTelegram, lang: st
     await user.press("➕ Vertraute Person einladen", menu)
     [invitation] = await user.wait_for(lambda m: "t.me/" in (m.text or ""))
     assert "Senden Sie diesen Link" in (invitation.text or "") and "dringende Warnzeichen" in (invitation.text or "")
+    assert "bis 13. Juni, 07:00:" in (invitation.text or ""), "a German date has a full stop after the day"
     code = re.search(r"start=(cg\S+)", invitation.text or "")
     assert code is not None
     carer = tg.user(7441, language_code="de")
