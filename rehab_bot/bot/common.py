@@ -23,7 +23,7 @@ from rehab_bot.bot.services import App, svc
 from rehab_bot.config import clinic_name_is_placeholder
 from rehab_bot.db import insert_ignore
 from rehab_bot.i18n import N_, SUPPORTED_LANGUAGES, pick_language, t
-from rehab_bot.models import GroupNotice, Patient, table_of
+from rehab_bot.models import GroupNotice, Patient, PatientStatus, table_of
 
 log = logging.getLogger(__name__)
 
@@ -200,11 +200,20 @@ def stranger_text(lang: str, clinic: str) -> str:
 
 
 UNKNOWN_COMMAND = N_("I don't know that command. Type /help to see what I can do.")
+# What a patient no longer in care reads when they write (models.IN_CARE: nothing they write is passed on).
+NOT_IN_CARE = {
+    PatientStatus.STOPPED.value: N_("🛑 All messages are stopped. To start again, send /resume."),
+    PatientStatus.DISCHARGED.value: N_("Your exercise programme has ended. Please contact your clinic."),
+}
 
 
 async def unknown_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Anything we do not understand gets a friendly pointer to /help: a command we do not know (a typo,
-    or one that is not this person's: a staff command is never confirmed to others) says so."""
+    or one that is not this person's: a staff command is never confirmed to others) says so.
+
+    A patient who stopped all messages or was discharged is heard by no feature (not in care): what they
+    write ("I can't feel my legs") is answered with where they stand and the clinic's emergency text, not
+    with "use the buttons below" (there are none)."""
     message = update.effective_message
     if message is None:
         return
@@ -212,7 +221,22 @@ async def unknown_message(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     if (message.text or "").startswith("/"):
         await message.reply_text(t(lang, UNKNOWN_COMMAND))
         return
+    status = await _patient_status(update, context)
+    if status in NOT_IN_CARE:
+        emergency = svc(context).config.clinic.text("emergency_text", lang)
+        await message.reply_text(t(lang, NOT_IN_CARE[status]) + ("\n\n" + emergency if emergency else ""))
+        return
     await message.reply_text(t(lang, "Please use the buttons below, or type /help."))
+
+
+async def _patient_status(update: Update, context: ContextTypes.DEFAULT_TYPE) -> str | None:
+    """The status of the patient behind this update's sender, if they are one."""
+    user = update.effective_user
+    if user is None:
+        return None
+    async with svc(context).db.session() as session:
+        patient = (await session.exec(_patient_by_telegram(user.id))).first()
+    return patient.status if patient is not None else None
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -776,6 +776,32 @@ async def test_a_mistyped_command_is_named_as_such(bot: Any, tg: FakeTelegram) -
     assert (await user.wait_for())[0].text.startswith("I can read typed messages and photos.")
 
 
+async def test_a_stopped_or_discharged_patient_who_writes_learns_where_they_stand_and_the_emergency_text(
+    bot: Any, tg: FakeTelegram
+) -> None:
+    # Both got "Please use the buttons below, or type /help": no buttons, and no word on what to do when
+    # "I can't feel my legs" (nothing they write is passed on: they are not in care).
+    await enrolled(bot, 4702, status=PatientStatus.STOPPED)
+    await enrolled(bot, 4703, lang="de", status=PatientStatus.DISCHARGED)
+    emergency = "If this is an emergency, call 112 (or your local emergency number) now"
+    stopped = tg.user(4702)
+    [reply] = await command(stopped, "I can't feel my legs and can't pee")
+    assert reply.text.startswith("🛑 All messages are stopped. To start again, send /resume.\n\n"), reply.text
+    assert emergency in reply.text
+    stopped.mark_seen()
+    await stopped.send_sticker()
+    [reply] = await stopped.wait_for()
+    assert reply.text.startswith("🛑 All messages are stopped.") and emergency in reply.text
+    discharged = tg.user(4703, language_code="de")
+    ended = t("de", "Your exercise programme has ended. Please contact your clinic.")
+    for send in (discharged.send("Meine Wunde blutet"), discharged.send_photo()):
+        discharged.mark_seen()
+        await send
+        [reply] = await discharged.wait_for()
+        assert reply.text.startswith(ended + "\n\n"), reply.text
+        assert "Wenn es ein Notfall ist, rufen Sie jetzt die 112" in reply.text, reply.text
+
+
 # --- /cancel -------------------------------------------------------------------------------------------
 
 
