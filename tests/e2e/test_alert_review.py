@@ -62,6 +62,30 @@ async def test_needed_action_is_recorded_once_by_staff_who_may(bot: Any, tg: Fak
         assert audited.detail == f"alert={alert_id} needed_action=yes"
 
 
+async def test_a_double_tap_on_acknowledge_keeps_the_verdict_buttons(bot: Any, tg: FakeTelegram) -> None:
+    # The second press of a double tap (acknowledged already, by the same person) edited the message
+    # again without buttons: the verdict the first press offered was gone from the chat.
+    await make_staff(bot.db, role="admin", telegram_id=9321, name="Admin Dee")
+    await enrolled(bot, 9421, schedule=False)
+    one, user = tg.user(9321), tg.user(9421)
+    await user.send("I want to kill myself")
+    await user.wait_for(lambda m: "Your care team has been told." in (m.text or ""))
+    await bot.tick()
+    [alert_message] = await one.wait_for(lambda m: "Possible crisis" in (m.text or ""), timeout=10)
+    [acknowledge] = alert_message.callback_data
+    one.mark_seen()
+    await one.press_data(acknowledge, alert_message.message_id)
+    first = one.last_query_id
+    await one.press_data(acknowledge, alert_message.message_id)  # before the first press is answered
+    await one.wait_for_answer()
+    await tg.wait_until(lambda: {first, one.last_query_id} <= {a.query_id for a in one.callback_answers})
+    await bot.handled()
+    assert [a.text for a in one.callback_answers][-2:] == ["Acknowledged.", "Already acknowledged by Admin Dee."]
+    acked = tg.message(one.chat_id, alert_message.message_id)
+    assert "✅ Acknowledged by Admin Dee" in (acked.text or "")
+    assert acked.button_labels == ["Needed action", "No action needed"]
+
+
 async def test_a_colleague_who_acknowledged_in_the_therapists_place_can_give_the_verdict(
     bot: Any, tg: FakeTelegram
 ) -> None:

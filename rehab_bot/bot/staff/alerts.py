@@ -26,7 +26,7 @@ from rehab_bot import staff as staff_core
 from rehab_bot.bot.services import Host, Services, svc
 from rehab_bot.bot.staff.press import Press, clip, keyboard, staff_command
 from rehab_bot.i18n import N_, t, translator
-from rehab_bot.models import Alert, Kind, Patient, Role, Staff
+from rehab_bot.models import Alert, AlertReview, Kind, Patient, Role, Staff
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +179,12 @@ async def press_alert_ack(press: Press) -> None:
     await press.answer(_acknowledged(press, result))
     message = press.message
     original = (message.text or message.caption or "") if message is not None else ""
-    # Alert accuracy: one optional tap on whether it needed action (alert_review).
+    # Alert accuracy: one optional tap on whether it needed action (alert_review), offered to whoever
+    # acknowledged it until a verdict is given: a double tap's second press (acknowledged already, by the
+    # same person) keeps the offer the first one put there instead of taking it away.
+    offer = result.now or (
+        result.alert.acknowledged_by == press.staff.id and await press.session.get(AlertReview, result.alert.id) is None
+    )
     review = (
         InlineKeyboardMarkup(
             [
@@ -189,7 +194,7 @@ async def press_alert_ack(press: Press) -> None:
                 ]
             ]
         )
-        if result.now
+        if offer
         else None
     )
     await press.edit(
