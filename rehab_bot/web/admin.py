@@ -9,7 +9,7 @@ content check` does.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, NoReturn
 
 from aiohttp import web
@@ -212,6 +212,11 @@ def _start_of(day: Any) -> datetime | None:
     return datetime.combine(day, time(0), tzinfo=UTC) if day is not None else None
 
 
+def _end_of(day: Any) -> datetime | None:
+    """The instant after a day (UTC): None, no end, for none or the calendar's last day (31.12.9999)."""
+    return _start_of(day + timedelta(days=1)) if day is not None and day < date.max else None
+
+
 @allow("admin")
 async def audit_page(request: web.Request) -> web.StreamResponse:
     session, admin = db(request), signed_in_staff(request)
@@ -226,14 +231,13 @@ async def audit_page(request: web.Request) -> web.StreamResponse:
         patient = await invite.patient_by_alias(session, str(query.patient.data))
         patient_id = patient.id if patient is not None else None
         missing = patient is None
-    until = _start_of(query.until.data)
     rows = (
         []
         if missing
         else await audit.entries(
             session,
             since=_start_of(query.since.data),
-            until=until + timedelta(days=1) if until is not None else None,
+            until=_end_of(query.until.data),
             staff_id=staff_id,
             patient_id=patient_id,
             limit=AUDIT_LIMIT,
