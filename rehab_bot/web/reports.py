@@ -18,13 +18,26 @@ from wtforms import DateField
 from wtforms.validators import Optional
 
 from rehab_bot import audit, experiment, outcomes_report
+from rehab_bot.i18n import N_, translator
 from rehab_bot.web.auth import allow, db, signed_in_staff
 from rehab_bot.web.context import context
 from rehab_bot.web.forms import Form, FormData
-from rehab_bot.web.pages import render
+from rehab_bot.web.pages import language, render
 
 DEFAULT_DAYS = 365  # without dates: patients enrolled in the last year
 MAX_DAYS = 3 * 366
+# Why a range gives no report: the page says so above its form, which keeps the dates as typed.
+NOT_DATES = N_("Enter the dates as YYYY-MM-DD.")
+REVERSED = N_("'Enrolled from' is after 'Enrolled to': choose a start on or before the end.")
+TOO_LONG = N_("A report covers at most 3 years of enrolments: choose a shorter range.")
+
+
+class RangeRefused(Exception):
+    """A date range the report cannot cover, with the msgid saying why."""
+
+    def __init__(self, msgid: str) -> None:
+        super().__init__(msgid)
+        self.msgid = msgid
 
 
 class RangeQuery(Form):
@@ -38,15 +51,18 @@ class RangeQuery(Form):
 
 
 def _range(request: web.Request) -> tuple[date, date]:
-    """The enrolment dates of the query (default: the last year to today); 400 when they make no range."""
+    """The enrolment dates of the query (default: the last year to today); RangeRefused when they make no range."""
     query = RangeQuery(FormData({"start": request.query.get("from", ""), "end": request.query.get("to", "")}))
     if not query.validate():
-        raise web.HTTPBadRequest()
+        raise RangeRefused(NOT_DATES)
     today = context(request).clock.now().date()
     end = query.end.data or today
-    start = query.start.data or end - timedelta(days=DEFAULT_DAYS)
-    if end < start or (end - start).days > MAX_DAYS:
-        raise web.HTTPBadRequest()
+    default_start = end - timedelta(days=DEFAULT_DAYS) if end - date.min > timedelta(days=DEFAULT_DAYS) else date.min
+    start = query.start.data or default_start
+    if end < start:
+        raise RangeRefused(REVERSED)
+    if (end - start).days > MAX_DAYS:
+        raise RangeRefused(TOO_LONG)
     return start, end
 
 
@@ -64,19 +80,27 @@ async def _build(request: web.Request) -> outcomes_report.Report:
 
 @allow("admin")
 async def outcomes_page(request: web.Request) -> web.StreamResponse:
-    """The clinic outcomes report for patients enrolled in a date range."""
-    report = await _build(request)
-    return await render(
-        request,
-        "admin_outcomes.html",
-        {"report": report, "csv_url": f"/admin/outcomes.csv?from={report.start}&to={report.end}"},
-    )
+    """The clinic outcomes report for patients enrolled in a date range; a range it cannot cover is
+    explained above the form, which keeps the dates as typed (400)."""
+    try:
+        report = await _build(request)
+    except RangeRefused as exc:
+        typed = {"start": request.query.get("from", "")[:10], "end": request.query.get("to", "")[:10]}
+        problem = translator(language(request))(exc.msgid)
+        values = {"report": None, "typed": typed, "problem": problem}
+        return await render(request, "admin_outcomes.html", values, status=400)
+    typed = {"start": report.start.isoformat(), "end": report.end.isoformat()}
+    csv_url = f"/admin/outcomes.csv?from={report.start}&to={report.end}"
+    return await render(request, "admin_outcomes.html", {"report": report, "typed": typed, "csv_url": csv_url})
 
 
 @allow("admin")
 async def outcomes_csv(request: web.Request) -> web.StreamResponse:
-    """The same report as CSV (outcomes_report.to_csv)."""
-    report = await _build(request)
+    """The same report as CSV (outcomes_report.to_csv); 400 for a range it cannot cover (the page's link has none)."""
+    try:
+        report = await _build(request)
+    except RangeRefused:
+        raise web.HTTPBadRequest() from None
     name = f"outcomes-{report.start}-{report.end}.csv"
     return web.Response(
         text=outcomes_report.to_csv(report),

@@ -60,6 +60,36 @@ async def test_a_small_range_is_suppressed(bot_factory: Any, page: Any) -> None:
     assert response is not None and response.status == 400
 
 
+async def test_a_range_the_report_cannot_cover_is_explained_and_the_dates_kept(bot_factory: Any, page: Any) -> None:
+    """Dates in the wrong order, more than 3 years, or an end before year 2: the page says what to change and
+    keeps the dates typed (it was 'Error 400: The request could not be understood.', or a bare 500)."""
+    bot = await bot_factory(web=WEB)
+    await seed_clinic(bot.db, bot.clock.now(), patients=2, days=1)
+    await browser_sign_in(page, bot, ADMIN)
+    await page.goto(f"{web_url(bot)}/admin/outcomes")
+    cases = [
+        ("2026-06-01", "2026-01-01", "'Enrolled from' is after 'Enrolled to'"),
+        ("2019-01-01", "2026-06-01", "at most 3 years"),
+    ]
+    for start, end, said in cases:
+        await page.get_by_label("Enrolled from").fill(start)
+        await page.get_by_label("Enrolled to").fill(end)
+        async with page.expect_navigation() as shown:
+            await page.get_by_role("button", name="Show").click()
+        response = await shown.value
+        assert response is not None and response.status == 400
+        assert said in await page.get_by_role("alert").inner_text()
+        assert await page.get_by_label("Enrolled from").input_value() == start, "what was typed is kept"
+        assert await page.get_by_label("Enrolled to").input_value() == end
+        assert await page.locator("table.outcomes").count() == 0
+    response = await page.goto(f"{web_url(bot)}/admin/outcomes?to=0001-01-01")  # a year back from it: no such day
+    assert response is not None and response.status == 200
+    assert await page.get_by_label("Enrolled from").input_value() == "0001-01-01"
+    assert await serious(page) == []
+    refused = "Failed to load resource: the server responded with a status of 400 (Bad Request)"
+    assert [e for e in page.console_errors if e != refused] == [], "only Chromium's note of the refusals' status"
+
+
 async def test_experiments_page_shows_each_experiment_with_its_estimate(bot_factory: Any, page: Any) -> None:
     bot = await bot_factory(web=WEB)
     await seed_clinic(bot.db, bot.clock.now(), patients=2, days=1)
