@@ -858,8 +858,9 @@ def _add_clinic_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
         help="list the audit log",
         description="List the audit log, oldest first, one record per line after a header row: time (UTC), who, "
         "action, patient alias, detail; tab-separated (default), CSV, or a JSON list of objects with those keys. "
-        "Every staff view, export and change is recorded there, from Telegram (telegram:<id>) and from this "
-        "command line (cli:<user>@<host>, the operating-system user). A bad --since exits with status 1.",
+        "Every staff view, export and change is recorded there, from Telegram (telegram:<id>), the web app and "
+        "Mini App (web:<id>) and this command line (cli:<user>@<host>, the operating-system user). A bad --since "
+        "exits with status 1.",
     )
     audit.add_argument("--format", choices=("tsv", "csv", "json"), default="tsv", help="tsv (default), csv or json")
     audit.add_argument(

@@ -184,3 +184,14 @@ def test_staff_add_help_says_an_existing_member_keeps_their_timezone(tmp_path: P
     assert "timezone America/New_York" in again.stdout, "kept, not the clinic's UTC"
     new = run("staff", "add", "--telegram-id", "43", "--role", "therapist", "--name", "T", cwd=tmp_path, env=env)
     assert "timezone UTC" in new.stdout, "a new member gets the clinic's"
+
+
+def test_audit_help_names_where_each_actor_acts(tmp_path: Path) -> None:
+    """It named Telegram (telegram:<id>) and the command line, not the web app (web:<id>), where most views are."""
+    from rehab_bot import audit
+
+    text = " ".join(run("audit", "--help", cwd=tmp_path).stdout.split())
+    for actor in (audit.telegram_actor(1), audit.web_actor(1)):
+        prefix = actor.removesuffix("1")
+        assert f"({prefix}<id>)" in text, (prefix, text)
+    assert "(cli:<user>@<host>" in text
