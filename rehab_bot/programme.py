@@ -786,6 +786,10 @@ async def drop_own_plan(session: AsyncSession, patient: Patient) -> bool:
 
 TEMPLATE_NAME = N_("needs 1-{most} characters")
 TEMPLATE_GONE = N_("That template no longer exists.")
+TEMPLATE_TAKEN = N_(
+    "A template named '{name}' already exists with another plan: choose another name, or delete that one"
+    " on the Templates page first."
+)
 
 
 async def save_template(
@@ -799,13 +803,23 @@ async def save_template(
     template_id: int | None = None,
     actor: str | None = None,
 ) -> ProgrammePlan:
-    """Save a plan as a clinic template under a name (new, or replacing template_id); audited."""
+    """Save a plan as a clinic template under a name (new, or replacing template_id); audited.
+
+    A new template's name is one no other template has (letter case aside), so the builder's list of
+    starting points tells them apart: the same plan under it again (a second click) is the template
+    saved already, another plan is refused (TEMPLATE_TAKEN)."""
     if not staff.active:
         raise plan.PlanError([N_("You are not allowed to do this.")])
     name = " ".join(name.split())
     if not 1 <= len(name) <= plan.MAX_TITLE:
         raise plan.PlanError([Problem(TEMPLATE_NAME, {"most": plan.MAX_TITLE}, where="name")])
     checked = plan.check(raw, await library.catalogue(session, content))
+    if template_id is None:
+        named = [t for t in await plan.templates(session) if t.name.casefold() == name.casefold()]
+        if any(t.body == checked.body() for t in named):
+            return next(t for t in named if t.body == checked.body())
+        if named:
+            raise plan.PlanError([Problem(TEMPLATE_TAKEN, {"name": named[0].name}, where="name")])
     row: ProgrammePlan | None = None
     if template_id is not None:
         row = await session.get(ProgrammePlan, template_id)

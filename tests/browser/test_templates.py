@@ -8,7 +8,7 @@ from sqlmodel import col, select
 from web_seed import BEN, CLEO, seed_clinic
 from webrig import WEB, browser_sign_in
 
-from rehab_bot.models import AuditLog, ProgrammePlan, Staff
+from rehab_bot.models import AuditLog, Patient, ProgrammePlan, Staff
 from tests.browser.axe import serious
 
 
@@ -64,4 +64,42 @@ async def test_templates_listed_and_deleted_by_their_author(bot_factory: Any, pa
     async with bot.db.session() as session:
         logged = (await session.exec(select(AuditLog).where(col(AuditLog.action) == "template.delete"))).all()
     assert [(r.staff_id, r.actor) for r in logged] == [(staff[BEN].id, f"web:{BEN}")]
+    assert page.console_errors == []
+
+
+async def test_a_template_saved_again_under_its_name_is_not_listed_twice(bot_factory: Any, page: Any) -> None:
+    """'Save as a clinic template' with a name already used made a second template of that name, and the
+    builder's 'Begin with' listed 'Template: Fusion' twice with no way to tell them apart. The same plan
+    again (a second click) is the template already saved; another plan under that name is refused, saying
+    what to do, with the draft and the name kept."""
+    bot = await bot_factory(web=WEB)
+    await seed_clinic(bot.db, bot.clock.now(), patients=2, days=1)
+    async with bot.db.session() as session:
+        [patient_id] = (await session.exec(select(Patient.id).order_by(col(Patient.id)).limit(1))).all()
+    await browser_sign_in(page, bot, BEN)
+    await page.goto(f"{page.url.split('/caseload')[0]}/patients/{patient_id}/programme")
+    name = page.get_by_label("Template name")
+
+    async def save_as(typed: str) -> str:
+        await name.fill(typed)
+        async with page.expect_response("**/programme/template") as answer:
+            await page.get_by_role("button", name="Save as a clinic template").click()
+        await (await answer.value).finished()
+        return await page.locator("#builder").inner_text()
+
+    assert "Saved as a clinic template." in await save_as("Fusion")
+    # The same name as the list shows it, the same plan (a second click): the template saved already.
+    assert "Saved as a clinic template." in await save_as(" fusion ")
+    sets = page.locator("input[name='phases-0-sessions-0-items-0-sets']")
+    await sets.fill("3")
+    said = await save_as("Fusion")
+    assert "A template named 'Fusion' already exists with another plan" in said, said
+    assert "Saved as a clinic template." not in said
+    assert await sets.input_value() == "3" and await name.input_value() == "Fusion", "what was typed is kept"
+    async with bot.db.session() as session:
+        names = (await session.exec(select(ProgrammePlan.name).where(col(ProgrammePlan.patient_id).is_(None)))).all()
+    assert names == ["Fusion"]
+    await page.reload()
+    begin = await page.locator("#start option").all_inner_texts()
+    assert begin.count("Template: Fusion") == 1, begin
     assert page.console_errors == []
