@@ -106,6 +106,13 @@ ERRORS = {
     413: N_("What you sent is too large. Please go back and send a smaller photo or file."),
 }
 
+# Anything else that went wrong while answering (a bug): logged with its traceback; the visitor gets a page
+# in their language with their menu, not aiohttp's bare English "500 Internal Server Error".
+UNEXPECTED = N_(
+    "Something went wrong on our side, and what you did may not have been saved. Please go back and try"
+    " again; if it happens again, tell the clinic's administrator."
+)
+
 # A patient's Mini App address that shows them nothing (another patient's id, or gone): said kindly.
 APP_NOT_FOUND_TITLE = N_("This page cannot be shown")
 APP_NOT_FOUND = N_("Your own sessions and check-ins are on today's page.")
@@ -113,7 +120,8 @@ APP_NOT_FOUND = N_("Your own sessions and check-ins are on today's page.")
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Client errors as a page in the visitor's language (htmx and scripts get the bare status)."""
+    """Client errors, and any unexpected failure (500, logged), as a page in the visitor's language (htmx and
+    scripts get the bare status and text)."""
     try:
         response: web.StreamResponse = await handler(request)
         return response
@@ -154,6 +162,13 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
             {"status": exc.status, "title": title, "message": message, "back": back, "home": home},
             status=exc.status,
         )
+    except Exception:
+        log.exception("error answering %s %s", request.method, request.path)
+        message = translator(language(request))(UNEXPECTED)
+        if request.headers.get("HX-Request") or request.headers.get("Accept", "").startswith("application/json"):
+            return web.Response(status=500, text=message)
+        values = {"status": 500, "title": None, "message": message, "back": None, "home": None}
+        return await render(request, "error.html", values, status=500)
 
 
 _LOCAL_PATH = re.compile(r"/(?!/)[A-Za-z0-9/_.~-]*")

@@ -183,3 +183,31 @@ async def test_a_german_patient_page_writes_the_chart_days_in_german(bot_factory
     assert re.fullmatch(r"2\. Mai, \d{2}:\d{2}", short), short  # a chart of a day or two: the time too
     assert await page.evaluate("() => window.rehabChartNumberLabels([0, 2.5, 7.5, 10])") == ["0", "2,5", "7,5", "10"]
     assert page.console_errors == []
+
+
+async def test_an_unexpected_failure_is_a_page_in_the_staff_members_language(
+    bot_factory: Any, page: Any, monkeypatch: Any
+) -> None:
+    """A bug while a page was made showed aiohttp's bare English '500 Internal Server Error / Server got itself
+    in trouble', without the menu; now a page in the staff member's language says what to do (and the error
+    is logged with its traceback)."""
+    from rehab_bot import patient_record
+
+    bot = await bot_factory(web=WEB)
+    await seed_clinic(bot.db, bot.clock.now(), patients=2, days=3)
+    async with bot.db.session() as session:
+        await session.exec(update(Staff).values(language="de"))
+        await session.commit()
+    patient = await ben_patient(bot, with_alert=False)
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(patient_record, "calendar", broken)
+    await browser_sign_in(page, bot, BEN)
+    response = await page.goto(f"{web_url(bot)}/patients/{patient.id}")
+    assert response is not None and response.status == 500
+    assert await page.get_by_role("heading", name="Fehler 500").is_visible()
+    said = await page.locator("main").inner_text()
+    assert "Etwas ist bei uns schiefgegangen" in said and "Server got itself in trouble" not in said
+    assert await page.get_by_role("link", name="Patientenliste").is_visible(), "the menu is there"
