@@ -54,6 +54,7 @@ from rehab_bot.schedule import ScheduleError, zone
 log = logging.getLogger(__name__)
 
 DRAFT_TTL = timedelta(hours=24)
+ALREADY_REMOVED = N_("{name} was already removed; nothing changed.")  # the CLI's and the admin page's words
 
 _NAME_MAX = 64
 # The largest Telegram user id accepted: 18 digits, as a typed id is read (typed.number), well
@@ -222,7 +223,7 @@ async def remove_staff(
     if staff is None:
         raise StaffError(N_("No staff member has the Telegram id {id}."), id=telegram_id)
     if not staff.active:  # said "deactivated" again and wrote a second staff.remove to the audit log
-        raise StaffError(N_("{name} was already removed; nothing changed."), name=staff.name)
+        raise StaffError(ALREADY_REMOVED, name=staff.name)
     patients = list(
         (await session.exec(select(Patient).where(*_handed_over(staff)).order_by(func.upper(col(Patient.alias))))).all()
     )

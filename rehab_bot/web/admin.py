@@ -136,8 +136,9 @@ async def staff_role(request: web.Request) -> web.StreamResponse:
     session, admin = db(request), signed_in_staff(request)
     form = await bind(RoleForm, request, await request.post())
     member = await session.get(Staff, url_id(request))
-    if member is None or not member.active or not form.validate():
+    if member is None or not form.validate():
         raise web.HTTPNotFound()
+    await _still_active(request, member)
     if member.id == admin.id:
         await flash(request, N_("Ask another admin to change your own role."))
         raise web.HTTPSeeOther("/admin/staff")
@@ -153,12 +154,21 @@ async def staff_role(request: web.Request) -> web.StreamResponse:
     await changed(request, session, "/admin/staff", N_("The role is changed."))
 
 
+async def _still_active(request: web.Request, member: Staff) -> None:
+    """A member removed since the page was opened (by another admin, the command line, or this form sent
+    twice): back to the staff page, which says so, rather than a 404."""
+    if not member.active:
+        await flash(request, staff_core.ALREADY_REMOVED, name=member.name)
+        raise web.HTTPSeeOther("/admin/staff")
+
+
 async def _leaving(request: web.Request) -> tuple[Staff, list[Staff]]:
     """The staff member the admin is removing, and the active colleagues who may take over their patients."""
     session, admin = db(request), signed_in_staff(request)
     member = await session.get(Staff, url_id(request))
-    if member is None or not member.active:
+    if member is None:
         raise web.HTTPNotFound()
+    await _still_active(request, member)
     if member.id == admin.id:
         await flash(request, N_("Ask another admin to remove you."))
         raise web.HTTPSeeOther("/admin/staff")

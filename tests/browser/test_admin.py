@@ -115,3 +115,35 @@ async def test_audit_log_filtered_to_the_last_day_a_date_field_takes(bot_factory
     actions = await page.locator("#audit tbody tr td:nth-child(3)").all_inner_texts()
     assert "web.signin" in actions
     assert page.console_errors == []
+
+
+async def test_a_member_removed_meanwhile_is_said_so_not_a_404(bot_factory: Any, page: Any) -> None:
+    """The staff page open while another admin (or the command line) removed Dr Ben, or the Remove form sent
+    twice: Remove and Save role led to 'Error 404: There is no such page.' Now the staff page says he was
+    removed already and that nothing changed."""
+    from rehab_bot import staff as staff_core
+
+    bot = await bot_factory(web=WEB)
+    await seed_clinic(bot.db, bot.clock.now(), patients=4, days=1)
+    await browser_sign_in(page, bot, ADMIN)
+    await page.goto(web_url(bot) + "/admin/staff")
+    other = await page.context.new_page()  # a second tab with the same list
+    await other.goto(web_url(bot) + "/admin/staff")
+    async with bot.db.session() as session:  # meanwhile, elsewhere
+        await staff_core.remove_staff(session, telegram_id=BEN, now=bot.clock.now(), reassign_to=str(CLEO))
+        await session.commit()
+    said = "Dr Ben was already removed; nothing changed."
+    await page.get_by_label("Role of Dr Ben", exact=True).select_option("admin")
+    async with page.expect_navigation() as shown:
+        await page.get_by_role("button", name="Save the role of Dr Ben").click()
+    assert (await shown.value).status == 200  # type: ignore[union-attr]
+    await page.get_by_role("status").filter(has_text=said).wait_for()
+    async with other.expect_navigation() as shown:
+        await other.get_by_role("button", name="Remove Dr Ben").click()
+    assert (await shown.value).status == 200  # type: ignore[union-attr]
+    assert other.url.endswith("/admin/staff")
+    await other.get_by_role("status").filter(has_text=said).wait_for()
+    async with bot.db.session() as session:
+        ben = (await session.exec(select(Staff).where(col(Staff.telegram_id) == BEN))).one()
+    assert (ben.active, ben.role) == (False, "therapist"), "nothing changed"
+    assert page.console_errors == []
