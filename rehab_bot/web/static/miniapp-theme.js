@@ -22,7 +22,20 @@
     root.classList.add("in-telegram");
   }
   applyTheme();
+  // A theme changed in Telegram while a page is open recolours it at once: without this, Pico's 0.2 s
+  // colour transitions ran the links from the old scheme's colour to the new one, below the contrast
+  // ratio meanwhile (the light theme's dark blue on the dark background).
+  function themeChanged() {
+    root.classList.add("theme-switching");
+    applyTheme();
+    void document.body.offsetHeight; // the new colours are computed while transitions are off
+    window.requestAnimationFrame(function () {
+      window.requestAnimationFrame(function () {
+        root.classList.remove("theme-switching");
+      });
+    });
+  }
   if (tg.onEvent) {
-    tg.onEvent("themeChanged", applyTheme);
+    tg.onEvent("themeChanged", themeChanged);
   }
 })();
