@@ -12,7 +12,7 @@ must raise the crisis response) and ``not_crisis`` (hard negatives: idioms,
 negations, other people, medical talk). The default corpus is the first set of the
 package's examples, rehab_bot/content/defaults/crisis_examples (what the crisis
 question's model learns from: measure the model on a set it did not learn from,
-as tests/data/crisis/eighth); a clinic that changes crisis.toml should run it
+as tests/data/crisis/ninth); a clinic that changes crisis.toml should run it
 with ``--content`` on its own content directory, and add its patients' wordings
 to a corpus of its own.
 
@@ -66,9 +66,24 @@ class Result:
         return self.recall >= MIN_RECALL and self.false_positive_rate <= MAX_FPR
 
 
+class CorpusError(ValueError):
+    """A corpus file that is not TOML with the lists ``crisis`` and ``not_crisis`` (the message says which)."""
+
+
 def load_corpus(path: Path) -> Corpus:
-    data = tomllib.loads(path.read_text(encoding="utf-8"))
-    return Corpus(path.stem, tuple(data["crisis"]), tuple(data["not_crisis"]))
+    """A <lang>.toml corpus file; CorpusError naming the file and what is wrong with it."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise CorpusError(f"{path}: not TOML ({exc})") from exc
+    lists = []
+    for key in ("crisis", "not_crisis"):
+        value = data.get(key)
+        if not isinstance(value, list) or not value or not all(isinstance(s, str) for s in value):
+            found = ", ".join(sorted(data)) or "nothing"
+            raise CorpusError(f"{path}: needs a non-empty list of strings `{key}` (found: {found})")
+        lists.append(tuple(value))
+    return Corpus(path.stem, lists[0], lists[1])
 
 
 def evaluate(content: Content, corpus: Corpus) -> Result:
@@ -137,7 +152,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not files:
         print(f"no <lang>.toml corpus files in {args.corpus}", file=sys.stderr)
         return 2
-    results = [evaluate(content, load_corpus(path)) for path in files]
+    try:
+        corpora = [load_corpus(path) for path in files]
+    except CorpusError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    results = [evaluate(content, corpus) for corpus in corpora]
     print(report(results))
     print("\nWith the crisis question:\n")
     print(question_report(results))

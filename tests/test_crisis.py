@@ -4,7 +4,7 @@ The corpus (rehab_bot/content/defaults/crisis_examples/*.toml, the first set) wa
 team as the patterns, before them and without tuning sentences to patterns; the figures it gives are
 printed by ``python -m rehab_bot.crisis_report`` and quoted in docs/SAFETY.md. The later sets beside it
 were held out once and are regression sets now; all of them are what the crisis question's model learns
-from (rehab_bot.crisis_model). The held-out set is tests/data/crisis/eighth: not shipped, not learned.
+from (rehab_bot.crisis_model). The held-out set is tests/data/crisis/ninth: not shipped, not learned.
 """
 
 from __future__ import annotations
@@ -590,11 +590,11 @@ def test_the_corpus_is_large_enough() -> None:
 
 
 SAFETY_MD = Path(__file__).resolve().parent.parent / "docs" / "SAFETY.md"
-SETS = [CORPUS_DIR, *(CORPUS_DIR / name for name in ("second", "third", "fourth", "fifth", "sixth", "seventh"))]
-SET_IDS = ["first", "second", "third", "fourth", "fifth", "sixth", "seventh"]
-# The third to seventh sets were written by helpers who had not seen the patterns, measured held out
+SET_IDS = ["first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth"]
+SETS = [CORPUS_DIR, *(CORPUS_DIR / name for name in SET_IDS[1:])]
+# The third to eighth sets were written by helpers who had not seen the patterns, measured held out
 # (docs/SAFETY.md), and then the patterns were extended. Their recall is below MIN_RECALL: these floors
-# are the figures after the latest extension (2026-12-03, by category, from the seventh set's misses), so
+# are the figures after the latest extension (2026-12-03, by category, from the eighth set's misses), so
 # a change to crisis.toml may keep or raise them only.
 FLOORS = {
     ("third", "de"): 54 / 60,
@@ -603,15 +603,22 @@ FLOORS = {
     ("fourth", "en"): 46 / 50,
     ("fifth", "de"): 41 / 50,
     ("fifth", "en"): 42 / 50,
-    ("sixth", "de"): 28 / 50,
+    ("sixth", "de"): 29 / 50,
     ("sixth", "en"): 35 / 50,
     ("seventh", "de"): 45 / 50,
     ("seventh", "en"): 44 / 50,
+    ("eighth", "de"): 42 / 50,
+    ("eighth", "en"): 41 / 50,
 }
-# False alarms are held at MAX_FPR or less, but for the sixth set's English ones and the seventh set's, which
-# were above it when the sets were measured held out: they may stay at what they were then, not rise
+# False alarms are held at MAX_FPR or less, but for the sixth set's English ones and the seventh and eighth
+# sets', which were above it when the sets were measured held out: they may stay at what they were then, not rise
 # (docs/SAFETY.md).
-FALSE_ALARM_CEILINGS = {("sixth", "en"): 5 / 50, ("seventh", "de"): 3 / 50, ("seventh", "en"): 4 / 50}
+FALSE_ALARM_CEILINGS = {
+    ("sixth", "en"): 5 / 50,
+    ("seventh", "de"): 3 / 50,
+    ("seventh", "en"): 4 / 50,
+    ("eighth", "en"): 3 / 50,
+}
 
 
 @pytest.mark.parametrize("corpus", SETS, ids=SET_IDS)
@@ -643,15 +650,16 @@ def test_docs_safety_shows_the_crisis_questions_table(content: Content, corpus: 
         assert line in section, f"docs/SAFETY.md lacks: {line}"
 
 
-HELD_OUT = Path(__file__).resolve().parent / "data" / "crisis" / "eighth"
+HELD_OUT = Path(__file__).resolve().parent / "data" / "crisis" / "ninth"
 
 
 def test_docs_safety_shows_the_held_out_sets_figures_and_none_of_its_sentences(content: Content) -> None:
-    """The eighth set is held out (docs/SAFETY.md): written by a helper who saw neither crisis.toml nor the
+    """The ninth set is held out (docs/SAFETY.md): written by a helper who saw neither crisis.toml nor the
     other sets; its figures are quoted, so that a change to the patterns or the model shows on it, but none
     of its sentences; it is no example the model learns from, and it is held to no floor."""
     corpora = [load_corpus(HELD_OUT / f"{lang}.toml") for lang in ("de", "en")]
-    assert all(len(c.positives) == 50 and len(c.negatives) == 50 for c in corpora)
+    # 50 and 50 per language, but for the English hard negative that was word for word a first-set example.
+    assert [(len(c.positives), len(c.negatives)) for c in corpora] == [(50, 50), (50, 49)]
     results = [evaluate(content, corpus) for corpus in corpora]
     docs = SAFETY_MD.read_text(encoding="utf-8")
     section = docs.split("## Crisis detection", 1)[1].split("\n## ", 1)[0]
@@ -814,3 +822,17 @@ def test_unbearable_pain_is_asked_and_an_unbearable_life_alerts(content: Content
         "ich halte dieses Leben nicht mehr aus",
     ):
         assert crisis.is_crisis(text, content), text
+
+
+def test_the_report_names_a_corpus_file_it_cannot_read(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A corpus whose hard negatives are under another name (`hard_negatives`) ended the report with a
+    KeyError traceback; it names the file and the list it needs, exit 2."""
+    from rehab_bot.crisis_report import main
+
+    (tmp_path / "en.toml").write_text('crisis = ["I want to die"]\nhard_negatives = ["this is killing me"]\n')
+    assert main(["--corpus", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "en.toml: needs a non-empty list of strings `not_crisis` (found: crisis, hard_negatives)" in err
+    (tmp_path / "en.toml").write_text('crisis = ["I want to die"\n')
+    assert main(["--corpus", str(tmp_path)]) == 2
+    assert "en.toml: not TOML" in capsys.readouterr().err
