@@ -24,7 +24,8 @@ The rules:
   the threshold is set so that at most ASK_SHARE of the ``not_crisis`` examples would be asked. Hard
   negatives are chosen to look like crisis talk, so everyday messages are asked less often than that;
   the ``everyday`` examples are learned from but not counted in that share.
-- Training is pure counting (about 0.1 s for 1,400 examples); models are cached by their examples.
+- Training is pure counting, five folds and the whole (about 1.2 s for the 3,451 built-in examples on a
+  Xeon core); models are cached by their examples.
 """
 
 from __future__ import annotations

@@ -157,7 +157,7 @@ def build_application(
         content=load_content(config.content.dir),
     )
     app.bot_data["services"] = svc
-    crisis_model.model_of(*svc.content.crisis_examples)  # learned now (about 0.6 s), not at a first message
+    crisis_model.model_of(*svc.content.crisis_examples)  # learned now (about 1.2 s), not at a first message
     processor.notice = lambda update: slow_down_notice(
         app.bot, update, lambda u: common.language_for(u, app.context_types.context.from_update(u, app))
     )
