@@ -230,7 +230,13 @@ def check_media(data: bytes, filename: str) -> Sniffed:
     suffix = Path(filename).suffix.lower()
     if suffix and suffix not in _SUFFIXES[found.suffix]:
         raise LibraryError(
-            N_("The file's name ends in {suffix} but it is a {mime} file."), suffix=suffix, mime=found.mime
+            N_(
+                "The file's name ends in {suffix}, but its content is {mime}: rename it to end in {right}, "
+                "or choose another file."
+            ),
+            suffix=suffix,
+            mime=found.mime,
+            right=found.suffix,
         )
     limit = MAX_MEDIA_BYTES[found.kind]
     if len(data) > limit:

@@ -62,7 +62,7 @@ def test_uploads_are_recognised_by_their_first_bytes(data: bytes, name: str, kin
     [
         (b"<html><script>alert(1)</script>", "photo.jpg", "Only photos"),  # the name says photo; the bytes do not
         (b"%PDF-1.7", "x.pdf", "Only photos"),
-        (GIF, "looks-like.jpg", "ends in .jpg but it is a image/gif"),
+        (GIF, "looks-like.jpg", "ends in .jpg, but its content is image/gif: rename it to end in .gif,"),
         (MP4, "clip.png", "ends in .png"),
         (b"", "empty.jpg", "empty"),
     ],
