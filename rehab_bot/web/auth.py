@@ -102,9 +102,31 @@ def signed_in_staff(request: web.Request) -> Staff:
 
 
 def _browser_language(request: web.Request, default: str) -> str:
-    header = request.headers.get("Accept-Language", "")
-    first = header.split(",", 1)[0].split(";", 1)[0].strip()
-    return pick_language(first or None, default)
+    """The first language of the browser's Accept-Language that the bot speaks, by its q-value (then its
+    order): "tr, de;q=0.8, en;q=0.5" is German, not the default because Turkish comes first."""
+    return browser_language(request.headers.get("Accept-Language", ""), default)
+
+
+def browser_language(header: str, default: str) -> str:
+    """A supported language from an Accept-Language header (RFC 9110 12.5.4), else default."""
+    ranked: list[tuple[float, int, str]] = []
+    for order, part in enumerate(header.split(",")):
+        tag, *params = (piece.strip() for piece in part.split(";"))
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if tag and tag != "*" and quality > 0:
+            ranked.append((-quality, order, tag))
+    for _quality, _order, tag in sorted(ranked):
+        base = tag.replace("_", "-").split("-")[0].lower()
+        if base in SUPPORTED_LANGUAGES:
+            return base
+    return pick_language(None, default)
 
 
 class FinishEnrolment(web.HTTPForbidden):
