@@ -99,12 +99,13 @@ async def remove_caregiver(request: web.Request) -> web.StreamResponse:
     """Remove a patient's caregiver (owner therapist or admin): nothing more reaches them, at once."""
     session, staff, patient = await load(request, Access.WRITE)
     page = f"/patients/{patient.id}"
-    link = await session.get(Caregiver, url_id(request, "cid"))
-    if link is None or link.patient_id != patient.id:
-        raise web.HTTPNotFound()
-    assert link.id is not None
+    caregiver_id = url_id(request, "cid")
+    link = await session.get(Caregiver, caregiver_id)
+    if link is not None and link.patient_id != patient.id:
+        raise web.HTTPNotFound()  # another patient's caregiver under this patient's address
+    # A caregiver gone since the page was drawn (removed, or deleted by themselves) is said so by the core.
     async with staff_change(request, session, page):
-        await caregiver_core.remove_by_staff(session, staff, link.id, context(request).clock.now())
+        await caregiver_core.remove_by_staff(session, staff, caregiver_id, context(request).clock.now())
     await changed(request, session, page, N_("The caregiver is removed: nothing more reaches them."))
 
 

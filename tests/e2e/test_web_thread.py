@@ -240,3 +240,23 @@ async def test_the_owner_removes_a_caregiver_and_nothing_more_reaches_them(web_c
         staff = (await session.exec(select(Staff).where(col(Staff.telegram_id) == THERAPIST))).one()
     assert (caregiver_core.REMOVE, f"web:{THERAPIST}", f"caregiver={link.id}") in await audited(bot)
     assert staff.id is not None
+
+
+async def test_removing_a_caregiver_who_deleted_their_own_data_says_so(web_care_bot: Any, tg: FakeTelegram) -> None:
+    """The caregiver sent /delete after the page was drawn: their link row is gone. Remove caregiver answered
+    'Error 404: There is no such page.'; it says the caregiver is no longer linked, on the patient's page."""
+    bot = web_care_bot
+    patient = await enrolled(bot, PATIENT, therapist=THERAPIST, schedule=False)
+    link = await join(bot, patient, 7413, name="Maria")
+    async with await signed_in(bot, THERAPIST) as browser:
+        _html, token = await page_of(browser, bot, patient)
+        async with bot.db.session() as session:
+            row = await session.get(Caregiver, link.id)
+            assert row is not None
+            await caregiver_core.delete_own(session, row, bot.clock.now())
+            await session.commit()
+        async with browser.post(
+            f"{web_url(bot)}/patients/{patient.id}/caregivers/{link.id}/remove", data={"csrf_token": token}
+        ) as response:
+            html = await response.text()
+        assert response.status == 200 and "no longer linked" in html and f'data-caregiver="{link.id}"' not in html
