@@ -98,7 +98,14 @@ def allowed_text(lang: str, link: Caregiver) -> str:
 
 
 def _who(lang: str, link: Caregiver) -> str:
+    """The caregiver's name in a list or on a button; a link nobody accepted yet is an invitation."""
     return link.name or t(lang, "Invitation (not used yet)")
+
+
+def _said(lang: str, link: Caregiver, named: str, invited: str) -> str:
+    """A sentence about a caregiver: with their name, or the one for an invitation not used yet
+    (its label is no name: "What Invitation (not used yet) gets" is no sentence)."""
+    return t(lang, named, name=link.name) if link.name else t(lang, invited)
 
 
 # --- the patient's side ------------------------------------------------------------------
@@ -125,12 +132,18 @@ def overview(lang: str, links: list[Caregiver]) -> tuple[str, list[list[tuple[st
 
 def permissions_view(lang: str, link: Caregiver) -> tuple[str, list[list[tuple[str, str]]]]:
     """One caregiver's permissions, each a button that turns it on or off."""
-    text = t(lang, "What {name} gets (tap to turn on or off):", name=_who(lang, link))
+    text = _said(
+        lang,
+        link,
+        N_("What {name} gets (tap to turn on or off):"),
+        N_("What the person you invite will get (tap to turn on or off):"),
+    )
     rows = [
         [(("✅ " if getattr(link, p) else "⬜ ") + t(lang, LABELS[p]), f"cg:t:{link.id}:{n}")]
         for n, p in enumerate(core.PERMISSIONS)
     ]
-    rows.append([(t(lang, "🗑 Remove this caregiver"), f"cg:rm:{link.id}")])
+    remove = N_("🗑 Remove this caregiver") if link.name else N_("🗑 Withdraw the invitation")
+    rows.append([(t(lang, remove), f"cg:rm:{link.id}")])
     return text, rows
 
 
@@ -211,7 +224,12 @@ async def _patient_press(update: Update, context: ContextTypes.DEFAULT_TYPE, par
                 await query.answer()
                 await _edit(
                     message,
-                    t(lang, "Remove {name}? From now on they get nothing from this bot.", name=_who(lang, link)),
+                    _said(
+                        lang,
+                        link,
+                        N_("Remove {name}? From now on they get nothing from this bot."),
+                        N_("Withdraw the invitation? The link will no longer work."),
+                    ),
                     [[(t(lang, "🗑 Yes, remove"), f"cg:ry:{link.id}"), (t(lang, "No"), f"cg:p:{link.id}")]],
                 )
                 return
@@ -219,7 +237,13 @@ async def _patient_press(update: Update, context: ContextTypes.DEFAULT_TYPE, par
                 link = await core.remove(db, patient, ids[0], now)
                 await db.commit()
                 await query.answer()
-                await _edit(message, t(lang, "{name} is no longer your caregiver.", name=_who(lang, link)))
+                gone = _said(
+                    lang,
+                    link,
+                    N_("{name} is no longer your caregiver."),
+                    N_("The invitation is withdrawn: the link no longer works."),
+                )
+                await _edit(message, gone)
                 return
         except core.CaregiverError as exc:
             await db.rollback()

@@ -406,6 +406,53 @@ async def test_the_invitation_speaks_german(bot: Any, tg: FakeTelegram, lang: st
     assert link.telegram_id is None and link.consent_at is None and link.name == ""
 
 
+UNUSED = {  # an invitation nobody accepted yet: its label stands in lists and on buttons, never for a name
+    "en": (
+        "Invitation (not used yet)",
+        "What the person you invite will get (tap to turn on or off):",
+        "🗑 Withdraw the invitation",
+        "Withdraw the invitation? The link will no longer work.",
+        "The invitation is withdrawn: the link no longer works.",
+    ),
+    "de": (
+        "Einladung (noch nicht verwendet)",
+        "Was die eingeladene Person bekommen wird (zum Ein- oder Ausschalten tippen):",
+        "🗑 Einladung zurückziehen",
+        "Die Einladung zurückziehen? Der Link funktioniert dann nicht mehr.",
+        "Die Einladung ist zurückgezogen: Der Link funktioniert nicht mehr.",
+    ),
+}
+
+
+@pytest.mark.parametrize("lang", ["en", "de"])
+async def test_an_unused_invitation_is_spoken_of_as_an_invitation_not_as_a_name(
+    bot: Any, tg: FakeTelegram, lang: str
+) -> None:
+    label, what, withdraw, ask, gone = UNUSED[lang]
+    await checkin_patient(bot, 7343, language=lang)
+    user = tg.user(7343)
+    await user.send("/caregiver")
+    [menu] = await user.wait_for()
+    await user.press(menu.button_labels[-1], menu)  # invite
+    [invitation] = await user.wait_for(lambda m: "t.me/" in (m.text or ""))
+    assert (invitation.text or "").endswith(what) and label not in (invitation.text or ""), invitation.text
+    await user.send("/caregiver")
+    [menu] = await user.wait_for()
+    assert f"• {label}" in (menu.text or "") and f"⚙️ {label}" in menu.button_labels, "a list item is its label"
+    await user.press(f"⚙️ {label}", menu)
+    [view] = await user.wait_for(lambda m: m.edited and m.message_id == menu.message_id)
+    assert view.text == what and withdraw in view.button_labels, (view.text, view.button_labels)
+    await user.press(withdraw, view)
+    [confirm] = await user.wait_for(lambda m: m.edited and m.message_id == menu.message_id)
+    assert confirm.text == ask
+    await user.press(confirm.button_labels[0], confirm)
+    [done] = await user.wait_for(lambda m: m.edited and m.message_id == menu.message_id)
+    assert done.text == gone
+    async with bot.db.session() as session:
+        [link] = (await session.exec(select(Caregiver))).all()
+    assert link.removed_at is not None
+
+
 async def test_a_caregivers_link_pasted_into_the_chat_works_as_a_tap(bot: Any, tg: FakeTelegram) -> None:
     await checkin_patient(bot, 7342)
     user = tg.user(7342)
