@@ -249,6 +249,22 @@ OWN_PLAN = N_("own plan v{version} (from {start})")
 EMPTY_PLAN = N_("empty")
 
 
+def programme_title(content: Content | None, programme_id: str, lang: str) -> str:
+    """A content programme's name in lang (the reader's); its id only when the content no longer has it."""
+    programme = content.programmes.get(programme_id) if content is not None else None
+    return programme.title(lang) if programme is not None else programme_id
+
+
+async def programme_name_of(session: AsyncSession, patient: Patient, content: Content | None, lang: str) -> str:
+    """The programme the patient follows, by name in lang: their own plan from the programme builder
+    ("own plan v2 (from <programme>)"), else their content programme; "" when they have none."""
+    own = (await session.exec(select(ProgrammePlan).where(col(ProgrammePlan.patient_id) == patient.id))).first()
+    if own is not None:  # saved in the programme builder: it replaces the programme's phases and sessions
+        start = programme_title(content, own.based_on, lang) if own.based_on else t(lang, EMPTY_PLAN)
+        return t(lang, OWN_PLAN, version=own.version, start=start)
+    return programme_title(content, patient.programme_id, lang) if patient.programme_id else ""
+
+
 async def patient_detail(
     session: AsyncSession,
     staff: Staff,
@@ -267,15 +283,7 @@ async def patient_detail(
     level = access(staff, patient)
     therapist = await session.get(Staff, patient.therapist_id) if patient.therapist_id is not None else None
 
-    def name_of(programme_id: str) -> str:
-        programme = content.programmes.get(programme_id) if content is not None else None
-        return (programme.name.get(lang) or programme.name.get("en") or programme_id) if programme else programme_id
-
-    programme_name = name_of(patient.programme_id)
-    own = (await session.exec(select(ProgrammePlan).where(col(ProgrammePlan.patient_id) == patient.id))).first()
-    if own is not None:  # saved in the programme builder: it replaces the programme's phases and sessions
-        start = name_of(own.based_on) if own.based_on else t(lang, EMPTY_PLAN)
-        programme_name = t(lang, OWN_PLAN, version=own.version, start=start)
+    programme_name = await programme_name_of(session, patient, content, lang)
     answers_query = (
         select(Answer, CheckIn.questionnaire_id)
         .join(CheckIn, col(CheckIn.id) == col(Answer.checkin_id))

@@ -678,7 +678,7 @@ async def _finish(
     today = local_date(patient, now)
     phase = programmes.current_phase(content, patient, today)
     lines = [t(lang, "✅ All set! Here is your plan:"), ""]
-    lines.append(t(lang, "Programme: {name}", name=localize(programme.name, lang)))
+    lines.append(t(lang, "Programme: {name}", name=programme.title(lang)))
     if phase is not None:
         lines.append(t(lang, "Current phase: {title}", title=localize(phase.title, lang)))
     lines.append(t(lang, "Time zone: {zone}", zone=timezones.zone_now(patient.timezone, lang, now)))

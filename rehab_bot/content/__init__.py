@@ -225,6 +225,10 @@ class Programme:
     # (id MAINTENANCE, from the day after the last phase, open-ended); None: the programme just ends.
     maintenance: Phase | None = None
 
+    def title(self, lang: str) -> str:
+        """The programme's name in lang, else English: what people read (its id is for files and exports)."""
+        return localize(self.name, lang)
+
     def phase_for(self, day_after_surgery: int) -> Phase | None:
         """The phase covering that day (maintenance after the last one), or None before surgery / after the end."""
         for phase in self.phases:

@@ -198,7 +198,7 @@ async def _page(
         "patient": patient,
         "form": form,
         "exercises": [(e.exercise.id, e.name(staff.language)) for e in entries],
-        "programmes": [(p.id, p.name.get(staff.language) or p.name["en"]) for p in ctx.content.programmes.values()],
+        "programmes": [(p.id, p.title(staff.language)) for p in ctx.content.programmes.values()],
         "templates": await plan.templates(session),
         "problems": problems or [],
         "notice": notice,

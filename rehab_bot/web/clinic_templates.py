@@ -40,7 +40,7 @@ async def templates_page(request: web.Request) -> web.StreamResponse:
             "rows": rows,
             "authors": names,
             "deletable": {row.id for row in rows if programme.may_delete_template(staff, row)},
-            "programmes": {pid: p.name.get("en", pid) for pid, p in context(request).content.programmes.items()},
+            "programmes": {pid: p.title(staff.language) for pid, p in context(request).content.programmes.items()},
             "tz": staff.timezone,
             "flash": await take_flash(request),
         },

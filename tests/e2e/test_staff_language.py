@@ -253,3 +253,37 @@ async def test_a_staff_members_typo_free_text_and_a_stale_button_are_answered_in
     await ann.send("/hilfe")
     [unknown] = await ann.wait_for()
     assert unknown.text == UNKNOWN_COMMAND
+
+
+async def test_a_programme_is_named_by_its_title_in_the_readers_language_never_by_its_id(
+    bot: Any, tg: FakeTelegram
+) -> None:
+    """The Programme button, keeping the same programme and the invitation's programme step name the
+    programme as the content titles it in the staff member's language (they said 'jetzt: lumbar-example')."""
+    title = "Beispiel: die ersten 12 Wochen nach einer Operation an der Lendenwirbelsäule"
+    await _german_therapist(bot)
+    await make_staff(bot.db, telegram_id=7902, name="Dr Carl")  # two members: the invitation asks for a therapist
+    doc = tg.user(THERAPIST, language_code="de")
+    await doc.send("/patient LWS-0901")
+    [detail] = await doc.wait_for(lambda m: (m.text or "").startswith("LWS-0901 — "))
+    assert f"Programm: {title} · " in (detail.text or "")
+    await doc.press("Programm", detail)
+    [menu] = await doc.wait_for(lambda m: (m.text or "").startswith("Programm für LWS-0901"))
+    assert menu.text == f"Programm für LWS-0901 (jetzt: {title}). Wählen Sie das neue:"
+    await doc.press(f"{title} (Beispiel)", menu)
+    [kept] = await doc.wait_for(lambda m: m.edited and m.message_id == menu.message_id)
+    assert kept.text == f"LWS-0901 bleibt bei {title}."
+
+    await doc.send("/invite")
+    await doc.wait_for(lambda m: "Schritt 1 von 5" in (m.text or ""))
+    await doc.send("LWS-0902")
+    await doc.wait_for(lambda m: (m.text or "").startswith("Schritt 2 von 5"))
+    await doc.send("2026-06-03")
+    [step3] = await doc.wait_for(lambda m: (m.text or "").startswith("Schritt 3 von 5"))
+    await doc.press("Lumbal", step3)
+    [step4] = await doc.wait_for(lambda m: (m.text or "").startswith("Schritt 4 von 5"))
+    await doc.press(f"{title} (Beispiel)", step4)
+    [chosen] = await doc.wait_for(lambda m: m.edited and m.message_id == step4.message_id)
+    assert chosen.text == f"Programm: {title}"
+    for message in doc.messages:
+        assert "lumbar-example" not in (message.text or ""), message.text

@@ -29,15 +29,18 @@ KEEP_AS_IS = N_("Keep as is")
 async def press_programme_menu(press: Press) -> None:
     """ "Programme": offer the programmes that fit the patient's surgery."""
     patient = await patient_arg(press, access.Access.WRITE)
-    _ = translator(press.staff.language)
-    choices = programme_choices(svc(press.context).content, patient.surgery_type, press.staff.language)
+    lang = press.staff.language
+    _ = translator(lang)
+    content = svc(press.context).content
+    choices = programme_choices(content, patient.surgery_type, lang)
+    now = await caseload.programme_name_of(press.session, patient, content, lang)
     await press.answer()
     rows = [[(name, f"st:pc:{patient.id}:{pid}")] for pid, name in choices]
     await press.reply(
         _(
             "Programme for {alias} (now: {programme}). Choose the new one:",
             alias=patient.alias,
-            programme=patient.programme_id or "–",
+            programme=now or "–",
         ),
         keyboard([*rows, [(_(KEEP_AS_IS), "st:n")]]),
     )
@@ -52,7 +55,8 @@ async def press_programme_set(press: Press) -> None:
     _ = translator(lang)
     if patient.programme_id == programme_id:
         await press.answer(_("No change: the patient is on this programme already."))
-        await press.edit(_("{alias} stays on {programme}.", alias=patient.alias, programme=programme_id))
+        name = caseload.programme_title(content, programme_id, lang)
+        await press.edit(_("{alias} stays on {programme}.", alias=patient.alias, programme=name))
         return
     delivery = svc(press.context).config.delivery
     quiet = (delivery.quiet_hours_start, delivery.quiet_hours_end)
@@ -68,8 +72,7 @@ async def press_programme_set(press: Press) -> None:
     )
     await press.session.commit()
     await press.answer(_("Programme changed."))
-    names = content.programmes[programme_id].name
-    name = names.get(lang) or names.get("en", programme_id)
+    name = caseload.programme_title(content, programme_id, lang)
     times = ", ".join(time for time in patient.session_times.split(",") if time) or "–"
     await press.edit(
         _("{alias} is now on {programme}. Session times: {times}.", alias=patient.alias, programme=name, times=times)

@@ -17,7 +17,7 @@ from telegram.ext import (
     ContextTypes,
 )
 
-from rehab_bot import access, audit, invite
+from rehab_bot import access, audit, caseload, invite
 from rehab_bot import alert as alert_core
 from rehab_bot import staff as core
 from rehab_bot.bot.services import svc
@@ -32,11 +32,7 @@ from rehab_bot.schedule import local_date
 def programme_choices(content: Content, surgery_type: str, lang: str = "en") -> list[tuple[str, str]]:
     """(id, name in lang) of the programmes for this surgery type; every programme for "other"."""
     fitting = [p for p in content.programmes.values() if surgery_type == "other" or surgery_type in p.surgery_types]
-    return [(p.id, _programme_name(p.name, p.id, lang) + (t(lang, " (example)") if p.example else "")) for p in fitting]
-
-
-def _programme_name(names: dict[str, str], programme_id: str, lang: str) -> str:
-    return names.get(lang) or names.get("en", programme_id)
+    return [(p.id, p.title(lang) + (t(lang, " (example)") if p.example else "")) for p in fitting]
 
 
 async def _suggest_alias(session: AsyncSession) -> str:
@@ -159,7 +155,7 @@ async def _finish_invite(press: Press, draft: StaffDraft, therapist_id: int | No
             alias=made.patient.alias,
             surgery=surgery_in(draft.surgery_type, staff.language),
             date=draft.surgery_date.isoformat(),
-            programme=_programme_name(made.programme.name, made.programme.id, staff.language),
+            programme=made.programme.title(staff.language),
             therapist=therapist.name if therapist else "–",
         )
     )
@@ -239,7 +235,8 @@ async def press_invite_programme(press: Press) -> None:
         await _finish_invite(press, draft, press.staff.id)
         return
     await press.answer()
-    await press.edit(t(press.staff.language, "Programme: {name}", name=programme_id))
+    name = caseload.programme_title(svc(press.context).content, programme_id, press.staff.language)
+    await press.edit(t(press.staff.language, "Programme: {name}", name=name))
     draft.programme_id, draft.step, draft.message_id = programme_id, "therapist", None
     await _ask(press.context, press.session, press.staff, draft)
 
