@@ -714,6 +714,59 @@ async def record_outcome(
     return Outcome(es, False) if es.status in DONE_STATUSES else None
 
 
+# --- a session said done in words -----------------------------------------------------------
+
+# Typed words are no press: "done" after a reminder is shown the way to record its session, which a tap
+# does (German "fertig" is also "exhausted", so nothing is recorded without one). A short message says a
+# session is done when, its filler words left out, what remains is one of these.
+SAID_DONE = frozenset(
+    {
+        "done", "finished", "completed", "complete", "did", "did that", "made it", "managed",
+        "erledigt", "fertig", "geschafft", "gemacht", "absolviert", "durchgezogen",
+    }
+)  # fmt: skip
+_DONE_FILLERS = frozenset(
+    {
+        # English
+        "i", "im", "i'm", "ive", "i've", "have", "am", "all", "just", "now", "today", "already", "ok", "okay",
+        "yes", "yeah", "yep", "my", "the", "this", "it", "them", "session", "sessions", "exercise", "exercises",
+        "workout", "with", "for", "and", "again",
+        # German
+        "ich", "bin", "habe", "hab", "hab's", "habs", "es", "sie", "alles", "alle", "die", "meine", "mit", "den",
+        "übung", "übungen", "einheit", "training", "heute", "jetzt", "schon", "gerade", "ja", "für", "und",
+        "wieder",
+    }
+)  # fmt: skip
+SAID_DONE_MAX_WORDS = 6
+
+
+def says_done(text: str) -> bool:
+    """True for a short typed message that says a session is done ("done", "all done!", "erledigt",
+    "ich bin fertig", "did it ✅"); "not done yet", "noch nicht fertig" or a longer message are not."""
+    plain = "".join(c if c.isalnum() or c == "'" else " " for c in text.casefold().replace("\u2019", "'"))
+    words = plain.split()
+    if not words or len(words) > SAID_DONE_MAX_WORDS:
+        return False
+    return " ".join(w for w in words if w not in _DONE_FILLERS) in SAID_DONE
+
+
+async def awaiting_answer(session: AsyncSession, patient: Patient, now: datetime) -> ExerciseSession | None:
+    """The session a patient who says they are done most likely means: today's latest one whose
+    reminder went out and that still takes Done (snoozed or being played too); None if there is none."""
+    result = await session.exec(
+        select_models(ExerciseSession)
+        .where(
+            col(ExerciseSession.patient_id) == patient.id,
+            col(ExerciseSession.local_date) == local_date(patient, now),
+            col(ExerciseSession.status) == Status.PENDING.value,
+            col(ExerciseSession.step).in_(OPEN_STEPS),
+            col(ExerciseSession.message_id).is_not(None),
+        )
+        .order_by(col(ExerciseSession.slot).desc())
+    )
+    return result.first()
+
+
 # --- how long a session takes: rehab_bot/session_text.py (the reminder says it) -------------
 
 estimated_minutes = session_text.estimated_minutes

@@ -20,8 +20,10 @@ interval. Commands: /checkin (resume or start one), /pain (an extra pain
 entry, any time; "/pain 7" records the 7 as its button would), /note (a note
 for the therapist). Any other text a patient
 types is offered to be saved as a note, and, when it names a symptom word
-(``[[symptom_words]]`` in crisis.toml), the symptom check with one tap; every
-text is first checked against the clinic's crisis patterns.
+(``[[symptom_words]]`` in crisis.toml), the symptom check with one tap; a short
+"done" while today's session waits for its answer, that session's ✅ Done
+(rehab_bot/bot/session.py); every text is first checked against the clinic's
+crisis patterns.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ from rehab_bot import crisis, miniapp, motivation, redflag, report
 from rehab_bot import patient as patients
 from rehab_bot import staff as staff_core
 from rehab_bot.bot import care, common
+from rehab_bot.bot import session as session_bot
 from rehab_bot.bot.common import language_for
 from rehab_bot.bot.services import App, Services, app_of, svc
 from rehab_bot.config import ClinicConfig
@@ -682,9 +685,16 @@ async def _waiting_step(context: ContextTypes.DEFAULT_TYPE, db: AsyncSession, pa
 async def _offer(
     message: Message, context: ContextTypes.DEFAULT_TYPE, patient: Patient, lang: str, waiting: core.Step | None
 ) -> None:
-    """Offer to send the patient's message to the care team or keep it as a note, quoting it."""
+    """Offer to send the patient's message to the care team or keep it as a note, quoting it.
+
+    A short "done" while today's session waits for its answer adds how to record it: a line and its
+    button first (bot/session.said_done); the offer stays, so what the patient typed is not lost.
+    """
     s = svc(context)
     text = t(lang, OFFER)
+    said = await session_bot.said_done(s, patient, message.text or "")
+    if said is not None:
+        text = said.line + "\n\n" + text
     if waiting is not None and OPEN_CHECKIN_HINT in s.content.texts:
         text = s.content.text(OPEN_CHECKIN_HINT, lang).strip() + "\n\n" + text
     buttons = _note_buttons(lang)
@@ -699,11 +709,15 @@ async def _offer(
         else:  # the answers go to the clinic's server: the check is opened there, the button opens its form
             form = await _open_on_server(context, patient, check)
             web_app = (title, miniapp.checkin_url(s.config.web.public_url, form)) if form is not None else None
+    if said is not None and said.button is not None:
+        buttons = [[said.button], *buttons]
     markup = keyboard(buttons, web_app)
     if not s.config.privacy.health_data_in_chat and markup is not None:
         # Privacy mode: a message for the care team is written in the Mini App, not sent from the chat.
         rows = [list(row) for row in markup.inline_keyboard if not any(b.callback_data == "nt:c" for b in row)]
         rows.insert(1 if web_app is not None else 0, [care.app_button(lang, s.config.web.public_url)])
+        if said is not None and said.web_app is not None:  # the session, opened where it is recorded
+            rows.insert(0, [InlineKeyboardButton(said.web_app[0], web_app=WebAppInfo(said.web_app[1]))])
         markup = InlineKeyboardMarkup(rows)
     await message.reply_text(text, reply_markup=markup, do_quote=True)
     if waiting is not None:

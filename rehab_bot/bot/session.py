@@ -14,6 +14,11 @@ line of encouragement) with ▶ Start and four buttons; callback data is
     n:<0-10>        pain during the exercises, or "-"
     r:<reason>      why the session was skipped
 
+A short typed message that says a session is done ("done", "erledigt", "did it": session.says_done) is
+no press: the free-text offer (rehab_bot/bot/checkin.py) keeps its buttons and gains one line and one
+button, ``sd:<session id>``, that records today's open session as Done, as the reminder's ✅ would
+(:func:`said_done`, :func:`on_said_done_pressed`). Only that tap records it.
+
 With ``[privacy] health_data_in_chat = false`` the reminder is neutral ("Time
 for your session") and carries only Start, which opens the Mini App: the
 answers are given there, not in the chat.
@@ -28,6 +33,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -43,7 +49,7 @@ from rehab_bot import patient as patients
 from rehab_bot import session as core
 from rehab_bot.bot import experiments as experiments_bot
 from rehab_bot.bot import timing as timing_bot
-from rehab_bot.bot.common import language_for
+from rehab_bot.bot.common import buttons_on, language_for
 from rehab_bot.bot.services import App, Services, app_of, svc
 from rehab_bot.config import ClinicConfig
 from rehab_bot.content import Content, Exercise, Phase, localize
@@ -65,6 +71,7 @@ from rehab_bot.transport import (
     keyboard,
     utf16_len,
 )
+from rehab_bot.typed import number
 
 log = logging.getLogger(__name__)
 
@@ -671,14 +678,7 @@ async def _press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         if action != core.Action.SKIP:
             line += " " + streak_line(lang, streak)
         await close_with(message, line)
-        if action == core.Action.SKIP:
-            text, buttons = t(lang, "What got in the way?"), reason_buttons(lang, es.id)
-        else:
-            text, buttons = t(lang, "How hard did the exercises feel?"), effort_buttons(lang, es.id)
-        question = await message.reply_text(text, reply_markup=markup(buttons))
-        async with s.db.session() as db:
-            await core.set_live_message(db, es.id, question.message_id)
-            await db.commit()
+        await _ask_next(s, message, es.id, lang, action)
     elif action == core.Action.SNOOZE and not press.value:
         await query.answer(None if options else t(lang, "It is too late to snooze today."))
         await edit_message(message, None, snooze_buttons(lang, es.id, options))
@@ -703,6 +703,116 @@ async def _press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     else:  # REASON
         await query.answer()
         await edit_message(message, skip_reply(lang, press.value, s.content, s.config.clinic), None)
+
+
+async def _ask_next(s: Services, message: Message, session_id: int, lang: str, action: core.Action) -> None:
+    """After Done, Partly or Skip: the next question (effort, or why), as a reply; its message is now the
+    session's live one."""
+    if action == core.Action.SKIP:
+        text, buttons = t(lang, "What got in the way?"), reason_buttons(lang, session_id)
+    else:
+        text, buttons = t(lang, "How hard did the exercises feel?"), effort_buttons(lang, session_id)
+    question = await message.reply_text(text, reply_markup=markup(buttons))
+    async with s.db.session() as db:
+        await core.set_live_message(db, session_id, question.message_id)
+        await db.commit()
+
+
+# --- a session said done in words ------------------------------------------------------------
+
+SAID_DONE_PREFIX = "sd:"
+SAID_DONE = N_("If you finished your {slot} exercise session, tap ✅ Done to record it.")
+SAID_DONE_IN_APP = N_("If you finished your {slot} session, open it with ▶ Start and record it there.")
+
+
+@dataclass(frozen=True)
+class SaidDone:
+    """What the free-text offer adds for a typed "done": a line, and a button (or, without health data in
+    the chat, the Mini App button that opens the session)."""
+
+    line: str
+    button: tuple[str, str] | None = None  # (label, callback data)
+    web_app: tuple[str, str] | None = None  # (label, url)
+
+
+async def said_done(s: Services, patient: Patient, text: str) -> SaidDone | None:
+    """A short message that says a session is done, while today's session still waits for its answer:
+    how to record it. None otherwise (most messages: session.says_done reads no database)."""
+    if not core.says_done(text):
+        return None
+    async with s.db.session() as db:
+        es = await core.awaiting_answer(db, patient, s.clock.now())
+    if es is None or es.id is None:
+        return None
+    lang = patient.language
+    if not s.config.privacy.health_data_in_chat:  # the answers are given in the Mini App
+        url = s.config.web.public_url
+        if not url:
+            return None
+        return SaidDone(
+            t(lang, SAID_DONE_IN_APP, slot=es.slot), web_app=(t(lang, START), miniapp.session_url(url, es.id))
+        )
+    return SaidDone(t(lang, SAID_DONE, slot=es.slot), button=(t(lang, N_("✅ Done")), f"{SAID_DONE_PREFIX}{es.id}"))
+
+
+def _without(message: Message, data: str) -> InlineKeyboardMarkup | None:
+    """The message's buttons less the one with this callback data (and a row it leaves empty)."""
+    current = message.reply_markup.inline_keyboard if message.reply_markup is not None else ()
+    rows = [[b for b in row if b.callback_data != data] for row in current]
+    rows = [row for row in rows if row]
+    return InlineKeyboardMarkup(rows) if rows else None
+
+
+async def on_said_done_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """✅ Done under the offer for a typed "done": record the session as the reminder's ✅ does (its
+    effort and pain questions follow); the offer keeps "send to my care team" and "save as a note"."""
+    query, user = update.callback_query, update.effective_user
+    assert query is not None
+    offer = query.message if isinstance(query.message, Message) else None
+    data = query.data or ""
+    session_id = number(data.removeprefix(SAID_DONE_PREFIX), 12) if data.startswith(SAID_DONE_PREFIX) else None
+    if offer is None or user is None or session_id is None or data not in buttons_on(offer):
+        await _neutral(update, context)
+        raise ApplicationHandlerStop
+    s = svc(context)
+    now = s.clock.now()
+    async with s.db.session() as db:
+        patient = await patients.find(db, user.id)
+        es = await core.get(db, session_id)
+        if patient is None or patient.id is None or es is None or es.patient_id != patient.id:
+            await _neutral(update, context)
+            raise ApplicationHandlerStop
+        reminder = es.message_id  # the session's live message: the press counts as a press there
+        press = core.Press(session_id, core.Action.DONE)
+        applied = await core.apply_press(db, patient, press, message_id=reminder, now=now)
+        streak = (await core.stats(db, patient, now)).streak_days if applied is not None else 0
+        await db.commit()
+        lang = patient.language
+    if applied is None:  # answered meanwhile (the reminder's own button, the Mini App) or the day is over
+        await query.answer(t(lang, STALE))
+        await _edit_offer(offer, None, _without(offer, data))
+        raise ApplicationHandlerStop
+    await query.answer()
+    logged = t(lang, OUTCOME_LINES[core.Status.DONE]) + " " + streak_line(lang, streak)
+    said = t(lang, SAID_DONE, slot=applied.session.slot)
+    text = offer.text or ""
+    await _edit_offer(
+        offer, text.replace(said, logged) if said in text else f"{text}\n\n{logged}", _without(offer, data)
+    )
+    if reminder is not None and reminder != offer.message_id:
+        await _drop_buttons(context.bot, offer.chat_id, reminder)  # one place to answer a session
+    await _ask_next(s, offer, session_id, lang, core.Action.DONE)
+    raise ApplicationHandlerStop
+
+
+async def _edit_offer(offer: Message, text: str | None, keyboard_: InlineKeyboardMarkup | None) -> None:
+    try:
+        if text is None:
+            await offer.edit_reply_markup(reply_markup=keyboard_)
+        else:
+            await offer.edit_text(text, reply_markup=keyboard_)
+    except BadRequest as exc:
+        log.info("edit of message %d refused: %s", offer.message_id, exc.message)
 
 
 # --- the end-of-day sweep --------------------------------------------------------------------
@@ -731,6 +841,7 @@ async def sweep_job(context: ContextTypes.DEFAULT_TYPE) -> None:
 def register(app: App) -> None:
     """Add the session button handler and the missed-session sweep."""
     app.add_handler(CallbackQueryHandler(on_press, pattern=r"^s:"))
+    app.add_handler(CallbackQueryHandler(on_said_done_pressed, pattern=r"^sd:"))
     services = svc(app)
     if app.job_queue is not None:
         # Minutes matter little here (a day ends once); the engine's poll
