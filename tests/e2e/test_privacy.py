@@ -597,6 +597,7 @@ def forgeries(b: B, content: Any) -> dict[str, list[str]]:
         "^cs:": [f"cs:{qid}" for qid in content.questionnaires] + [f"cs:{bid}"],
         "^tm:": [f"tm:{b.timing_id}:y", f"tm:{b.timing_id}:n", f"tm:{b.timing_id}"],
         "^xo:out$": ["xo:out"],  # the experiment notice's opt-out: only from a message that carries it
+        "^sd:": [f"sd:{sid}" for sid in b.sessions],  # a typed "done": records only the presser's own session
         # Not a pattern: what no handler claims goes to the catch-all.
         "": [f"zz:{bid}", f"s:{b.sessions[0]}", f"ci:{b.checkins[0][0]}:0", f"e:{bid}"],
     }
