@@ -543,6 +543,90 @@ def test_the_eighth_rounds_categories_alert_and_everyday_talk_does_not(content: 
     assert asked == EIGHTH_ROUND_ASKED and not any(crisis.is_crisis(text, content) for text in asked)
 
 
+# The ninth round (2026-12-03), by category from the misses in two written example sets (/work/train9 and
+# train9b, 600 crisis sentences). Our own sentences, none of them the sets': each category alerts on them;
+# everyday talk sharing their words does not alert; wordings everyday talk after surgery shares are asked.
+NINTH_ROUND_ALERTS = [
+    # means or a place with intent
+    "The old railway bridge is high enough, I measured it.", "Der Steinbruch ist tief genug.",
+    "I'm standing on the outside of the railing now", "Sie steht außen am Brückengeländer",
+    "Den Strick hab ich, der Dachbalken hält", "My son has his shotgun on his lap again",
+    "the kitchen knife is under my pillow tonight", "Ich hab ein Messer unterm Kopfkissen",
+    "I'm sitting in the garage with the car running", "Er sitzt in der Garage, der Motor läuft",
+    "Nobody would know, it would look like an accident.", "So dass es wie ein Unfall aussieht",
+    "Next time I'm not coming back.", "Das nächste Mal komm ich nicht zurück.",
+    "I'll walk in and keep walking", "schwimm raus und schwimm nicht zurück",
+    # questions how much would kill, with a second element
+    "Could I die if I take all of my tramadol?", "Wenn ich die alle auf einmal schlucke, wach ich dann noch auf?",
+    # a drug one lives on stopped, with the intent beside it
+    "I'll just let my heart do what it wants now", "Soll das Herz halt machen, was es will.",
+    "Let's see how long this old pump lasts", "Mal sehen, wie lange die alte Pumpe noch mitmacht",
+    "Grandma stopped her insulin and says she's ready to go",
+    "Oma spritzt ihr Insulin nicht mehr und sagt, sie ist bereit zu gehen",
+    # everything swallowed
+    "I've taken everything in the medicine cabinet", "took all my oxy with a bottle of whisky",
+    "Erst doppelt, dann dreifach, jetzt die ganze Schachtel", "Hab ne ganze Flasche Wodka und dazu die Schlaftabletten",
+    "I'm keeping them for when I decide.", "Ich hab die Lyrica gesammelt, die reichen.",
+    # self-injury described by its act
+    "pressed my hand onto the hob until it blistered", "stubbed a cigarette out on my arm",
+    "I punched the door until my knuckles split", "Ich drück mir die Zigarette am Arm aus",
+    "pinching my skin till it bruises", "Ich kneif mir die Haut bis sie blau ist",
+    "Mit dem Zirkel über den Arm gekratzt", "Hab die Narbe mit dem Cuttermesser aufgemacht",
+    # reported by someone else, wishing to have died in the operation or to be killed
+    "my husband keeps talking about ending his life", "Sie wünscht, die Operation hätte sie umgebracht",
+    "I wish the surgeon's hand had slipped", "Ich bete um eine Thrombose",
+    "hoping the wound gets infected", "Wenn mich ein Lkw überfährt, wär ich erleichtert",
+    "my family would cope better with a funeral", "Ohne mich hätten die Kinder ein besseres Leben",
+    # final farewells and plans with a date
+    "I'm at peace and ready to go.", "Ich gehe heute in Frieden.", "logging off from life.",
+    "I've decided to end it on Sunday", "I'm going to finish my life this week", "Es gibt kein Morgen für mich",
+    "Des wars dann mit mir.", "Das ist mein Abschied für immer",
+    # slang, euphemism, dialect
+    "gonna eat my gun", "I'm off to meet my maker", "time for the long nap", "pushing up daisies soon",
+    "Ich geb den Löffel ab, und zwar freiwillig", "Bald schau ich mir die Radieschen von unten an",
+    "I han koi Luscht meh aufs Lebe", "will nich mer lebn", "Ik heff keen Lust mehr up dat Leven",
+    "dont wanna b here anymor", "i cannae dae this anymair", "Morgen spring ick vor die Bahn",
+]  # fmt: skip
+NINTH_ROUND_EVERYDAY = [
+    "The pool is deep enough for my hydrotherapy", "Die Bank ist hoch genug zum Aufstehen",
+    "I think the step is high enough.", "The gun is in the cabinet and the key is with my husband",
+    "warming up the car in the drive with the engine running", "It would look like an accident if you fell, be careful",
+    "Next time I'm going in earlier", "Next time I'm not walking back from the shops, I'll get a taxi",
+    "Can I die if I take ibuprofen with my blood thinners?", "Wenn ich alles auf einmal nehme, geht das?",
+    "Let's see how long the heart monitor battery lasts", "Grandad says he's ready to go home",
+    "Took all my tablets this morning as usual", "Hab eine ganze Flasche Wasser und dazu die Tabletten genommen",
+    "I held my hand on the hob to check it was off", "burnt my hand on the iron by accident",
+    "Poured hot water over my hand by accident", "Whacking my leg with the walking stick when I walk",
+    "I used the razor on my legs", "I have not eaten since midnight on purpose because of the op",
+    "The police found my stolen bike on the bridge", "I pray for a complication-free recovery",
+    "Hoping for a quick recovery without infection", "I hope the wound doesn't get infected",
+    "She would be free if I was not around this weekend, she's going out", "I'm at peace now and ready to go home",
+    "I've decided to end it with my boyfriend", "I'll hang on till Friday for the appointment",
+    "done with physio for good.", "I had the long nap I needed", "I think about dying my hair",
+    "Am Freitag mach ich Schluss.", "Feierabend für immer, ich bin in Rente",
+    "Ich will verschwinden, so peinlich war das",
+    "Die Polizei hat ihn auf der Brücke gefunden, er hatte sich verlaufen",
+    "Ich stell mich vor den Bus an der Haltestelle",
+    "Das Seil liegt bereit für die Übung", "Der Kachelofen, die Klappe muss zu bleiben",
+    "Nach der OP bin ich nicht mehr aufgewacht bis abends", "Ich bin eine Belastung für mein Knie",
+]  # fmt: skip
+NINTH_ROUND_ASKED = [
+    "How many pregabalin would be too many?", "Ab wie vielen Tabletten wird es gefährlich?",
+    "Haven't taken my insulin for three days", "Hab seit Tagen kein Marcumar mehr genommen",
+    "I told the doctor I lost my prescription", "Frag nicht warum.", "My tablets are lined up and ready.",
+    "There's a rope in the garage", "Ich hab den Schlüssel vom Waffenschrank", "Friday is my last day.",
+    "I've picked a date", "Die Entscheidung ist gefallen", "You did nothing wrong.", "Es ist nicht Ihre Schuld.",
+    "I think it's deep enough.", "Ich glaub, das ist hoch genug.", "Das Wasser ruft",
+]  # fmt: skip
+
+
+def test_the_ninth_rounds_categories_alert_and_everyday_talk_does_not(content: Content) -> None:
+    assert [text for text in NINTH_ROUND_ALERTS if not crisis.is_crisis(text, content)] == []
+    assert [text for text in NINTH_ROUND_EVERYDAY if crisis.is_crisis(text, content)] == []
+    asked = [text for text in NINTH_ROUND_ASKED if crisis.asks_question(text, content)]
+    assert asked == NINTH_ROUND_ASKED and not any(crisis.is_crisis(text, content) for text in asked)
+
+
 # The 40,000 most frequent words of each language (wordfreq), sent alone: these alert, and no other.
 SINGLE_WORDS_THAT_ALERT = {
     "suicide", "suicidal", "suicides", "hopeless", "selbstmord", "suizid", "überdosis", "erhängt", "ritzen",
