@@ -920,3 +920,26 @@ def test_the_report_names_a_corpus_file_it_cannot_read(tmp_path: Path, capsys: p
     (tmp_path / "en.toml").write_text('crisis = ["I want to die"\n')
     assert main(["--corpus", str(tmp_path)]) == 2
     assert "en.toml: not TOML" in capsys.readouterr().err
+
+
+def test_everyday_talk_the_ninth_round_first_alerted_on_only_asks(content: Content) -> None:
+    """The ninth round's first alerts included wordings everyday talk shares: a car warming up in the garage,
+    leaving a wedding, checking out of a hotel, and the older "tonight's the night" (good news too). They ask;
+    sitting in the garage with the engine running, or tonight's the night with a wish to die, alert."""
+    for text in (
+        "Die Garage, der Motor läuft noch warm",
+        "After the wedding I'll go.",
+        "checking out of everything is so hard at the hotel",
+        "Tonight's the night, sleeping in my own bed again",
+        "Heute Nacht ist es so weit: wieder im eigenen Bett!",
+    ):
+        assert not crisis.is_crisis(text, content), text
+    for text in ("The car is running in the garage, it's warming up", "the engine's on in the garage, leaving soon"):
+        assert not crisis.is_crisis(text, content), text
+    for text in (
+        "Sitting in the garage with the engine running. Sorry.",
+        "Ich sitz in der Garage und der Motor läuft",
+        "Sitze im Auto in der Garage, Motor an",
+        "Can't live like this anymore, tonight's the night",
+    ):
+        assert crisis.is_crisis(text, content), text
