@@ -48,7 +48,7 @@ from rehab_bot.access import Access, StaffError, require
 from rehab_bot.config import ClinicConfig, Config
 from rehab_bot.content import Content
 from rehab_bot.i18n import N_, t
-from rehab_bot.invite import CODE_RE, new_code
+from rehab_bot.invite import CAREGIVER_PREFIX, is_caregiver_code, new_code
 from rehab_bot.models import (
     IN_CARE,
     Alert,
@@ -169,7 +169,7 @@ async def invite(
         raise CaregiverError("too_many")
     link = Caregiver(
         patient_id=patient.id,
-        code="cg" + new_code(),
+        code=CAREGIVER_PREFIX + new_code(),
         expires_at=now + timedelta(hours=hours),
         emergencies=True,
         created_at=now,
@@ -182,7 +182,7 @@ async def invite(
 
 async def open_link(session: AsyncSession, code: str, telegram_id: int, language: str, now: datetime) -> Opened:
     """Act on /start <code> for a caregiver code: claim it for this account, consent comes next."""
-    if not code.startswith("cg") or not CODE_RE.match(code):
+    if not is_caregiver_code(code):
         return Opened(Outcome.UNKNOWN)
     link = (await session.exec(select(Caregiver).where(col(Caregiver.code) == code))).first()
     if link is None or link.removed_at is not None:

@@ -82,9 +82,25 @@ class InviteError(StaffError):
         self.details = details
 
 
+CAREGIVER_PREFIX = "cg"  # a caregiver's code is "cg" and a new_code(): 18 characters
+CODE_LENGTH = 16
+
+
 def new_code() -> str:
-    """A fresh unguessable invite code (16 URL-safe characters)."""
-    return secrets.token_urlsafe(12)
+    """A fresh unguessable invite code (16 URL-safe characters), never starting as a caregiver's does:
+    one in 4,096 of secrets.token_urlsafe(12) begins with "cg", and /start read such a patient's invitation
+    as a caregiver's, which it could not find ("This link is not valid")."""
+    while True:
+        code = secrets.token_urlsafe(12)
+        if not code.startswith(CAREGIVER_PREFIX):
+            return code
+
+
+def is_caregiver_code(code: str) -> bool:
+    """A caregiver's code: "cg" and 16 code characters. A patient's 16-character code is never one, even if
+    it starts with "cg" (codes made before new_code avoided that)."""
+    rest = code.removeprefix(CAREGIVER_PREFIX)
+    return rest != code and len(rest) == CODE_LENGTH and CODE_RE.match(rest) is not None
 
 
 # An invitation link pasted into the chat instead of tapped (people copy links): the whole message is

@@ -403,3 +403,30 @@ def test_an_alias_with_umlauts_or_accents_is_refused_saying_which_letters_are_me
     assert "letters A-Z without accents" in t("en", STEP_TEXT["alias"])
     assert "Buchstaben A-Z ohne Akzente" in t("de", STEP_TEXT["alias"])
     assert validate_alias("LWS-0412") == "LWS-0412"
+
+
+def test_a_new_code_never_starts_as_a_caregivers_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One in 4,096 codes of secrets.token_urlsafe(12) starts with "cg": such a patient's invitation was read
+    as a caregiver's, and /start answered 'This link is not valid'."""
+    from rehab_bot import invite
+
+    drawn = iter(["cgT0kenStartsCG1", "cg2ndOneAlsoCg22", "Ab3dEfGhIjKlMnOp"])
+    monkeypatch.setattr(invite.secrets, "token_urlsafe", lambda n: next(drawn))
+    assert invite.new_code() == "Ab3dEfGhIjKlMnOp"
+
+
+@pytest.mark.parametrize(
+    ("code", "caregivers"),
+    [
+        ("cgAb3dEfGhIjKlMnOp", True),  # "cg" and 16
+        ("cgAb3dEfGhIjKlMn", False),  # 16 in all: a patient's code made before new_code avoided "cg"
+        ("Ab3dEfGhIjKlMnOp", False),
+        ("cg", False),
+        ("cgAb3dEfGhIjKlMnOp9", False),
+        ("cgAb3dEfGh!jKlMnOp", False),
+    ],
+)
+def test_a_caregivers_code_is_cg_and_sixteen(code: str, caregivers: bool) -> None:
+    from rehab_bot.invite import is_caregiver_code
+
+    assert is_caregiver_code(code) is caregivers

@@ -52,7 +52,7 @@ from rehab_bot.bot.checkin import done_text, parse_answer, step_buttons, step_te
 from rehab_bot.bot.services import App, svc
 from rehab_bot.content import localize
 from rehab_bot.i18n import N_, pick_language, t
-from rehab_bot.invite import deep_link
+from rehab_bot.invite import deep_link, is_caregiver_code
 from rehab_bot.models import Caregiver, CheckIn, Patient
 from rehab_bot.typed import number
 
@@ -289,7 +289,7 @@ async def start_with_code(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     """/start <code> with a caregiver code; any other code is the enrolment's."""
     user, message = update.effective_user, update.effective_message
     code = context.args[0] if context.args and len(context.args) == 1 else ""
-    if user is None or message is None or not code.startswith("cg"):
+    if user is None or message is None or not is_caregiver_code(code):
         return
     s = svc(context)
     lang = pick_language(user.language_code, s.config.clinic.language)

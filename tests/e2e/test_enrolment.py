@@ -939,3 +939,19 @@ async def test_bad_content_stops_the_start_with_file_and_line(tmp_path: Path) ->
         "--bot-username", "clinic_rehab_bot", cwd=tmp_path, env=env,
     )  # fmt: skip
     assert code == 2 and "programmes.toml:" in err and "Traceback" not in err
+
+
+async def test_a_patients_code_that_starts_with_cg_enrols(bot: Any, tg: FakeTelegram) -> None:
+    """A patient's code is 16 characters; one in 4,096 drawn before new_code avoided it began with "cg", and
+    /start took it for a caregiver's: 'This link is not valid. Please ask for a new one.'"""
+    invite = await new_invite(bot, "P-CG1")
+    async with bot.db.session() as session:
+        row = await session.get(Invite, invite.id)
+        assert row is not None
+        row.code = "cgAb3dEfGhIjKlMn"
+        session.add(row)
+        await session.commit()
+    user = tg.user(2090, language_code="en")
+    await user.send("/start cgAb3dEfGhIjKlMn")
+    consent = await next_text(user)
+    assert consent.button_labels == ["Yes, I agree", "No, thank you"], consent.text
