@@ -63,6 +63,11 @@ ANSWERED_ELSEWHERE = N_(
     "This question of your check-in was already answered in another window: {answer}. "
     "That answer is kept; the one you sent here was not saved."
 )
+# A second window (or the chat) recorded the session first, with other answers than the ones sent here.
+RECORDED_ELSEWHERE = N_(
+    "This session was already recorded in the chat or in another window. "
+    "That record is kept; what you sent here was not saved."
+)
 NOTICE = "app_notice"  # the session key of that notice, for the page the answer leads to
 DELETE_WARNING = N_(
     "This deletes all your data: your sessions, answers, notes and settings. "
@@ -147,6 +152,7 @@ async def player(request: web.Request) -> web.StreamResponse:
             "finished": finished,
             "streak": streak,
             "efforts": [(key, t(lang, label)) for key, label in EFFORT_LABELS.items()],
+            "notice": await _take_notice(request),
         },
     )
 
@@ -176,6 +182,11 @@ async def finish(request: web.Request) -> web.StreamResponse:
         # page says so in their language, where an error page said there was no such page.
         raise web.HTTPSeeOther(miniapp.session_path(session_id))
     message_id = outcome.session.message_id
+    kept = outcome.session
+    sent = (status.value, str(form.effort.data or ""), form.pain.data)
+    if not outcome.recorded and sent != (kept.status, kept.effort or "", kept.pain):
+        # Not a double tap: other answers, lost to a record made first; the page says so, not only "Logged".
+        (await get_session(request))[NOTICE] = {"text": t(patient.language, RECORDED_ELSEWHERE)}
     await session.commit()
     chat_id = patient.telegram_id
     if outcome.recorded and message_id is not None and chat_id is not None and ctx.on_outcome is not None:

@@ -134,6 +134,42 @@ async def test_a_reload_mid_session_keeps_the_card_on_screen(
     assert errors(page) == []
 
 
+async def test_a_session_finished_in_another_tab_first_says_the_answers_sent_here_were_not_saved(
+    bot_factory: Any, tg: FakeTelegram, tmp_path: Path, phone_page: Any
+) -> None:
+    """The session open in two tabs: saved in one as Erledigt, then in the other as Teilweise with pain 9.
+
+    The second read only "✅ Eingetragen: erledigt." (not what it sent), its pain 9 silently dropped."""
+    page = phone_page
+    bot = await player_bot(bot_factory, tmp_path, web=miniapp_web())
+    patient = await enrolled(bot, 7321, lang="de", programme_id="short", phase_id="all")
+    await at(bot, berlin(WED, "09:00"))
+    [row] = await sessions_of(bot, patient)
+    await open_as(page, bot, 7321, f"/app/session/{row.id}", lang="de")
+    await page.get_by_role("heading", name="1/3 · Gehen").wait_for()
+    other = await page.context.new_page()
+    await other.goto(page.url)
+    await other.get_by_role("heading", name="1/3 · Gehen").wait_for()
+    for tab in (page, other):
+        for _ in range(3):
+            await tab.get_by_role("button", name="Weiter").click()
+    await page.get_by_role("button", name="Speichern").click()
+    await page.get_by_text("✅ Eingetragen: erledigt.").wait_for()
+    assert await page.locator("#recorded-elsewhere").count() == 0
+    await other.get_by_label("🌗 Teilweise").check()
+    await other.get_by_label("9", exact=True).check()
+    await other.get_by_role("button", name="Speichern").click()
+    await other.get_by_text("✅ Eingetragen: erledigt.").wait_for()
+    notice = other.locator("#recorded-elsewhere")
+    assert "nicht gespeichert" in (await notice.text_content() or "")
+    [row] = await sessions_of(bot, patient)
+    assert (row.status, row.pain) == ("done", None)
+    await other.reload()  # said once
+    await other.get_by_text("✅ Eingetragen: erledigt.").wait_for()
+    assert await notice.count() == 0
+    assert errors(page) == []
+
+
 async def test_next_opens_a_long_card_at_its_top(
     bot_factory: Any, tg: FakeTelegram, tmp_path: Path, phone_page: Any
 ) -> None:
