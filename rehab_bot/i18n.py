@@ -81,14 +81,17 @@ def clear_cache() -> None:
     _catalogue.cache_clear()
 
 
+def supported(tag: str | None) -> str | None:
+    """The supported language of an IETF tag ("de-AT", "en_GB": its base language), or None."""
+    base = (tag or "").strip().replace("_", "-").split("-")[0].lower()
+    return base if base in SUPPORTED_LANGUAGES else None
+
+
 def pick_language(telegram_language_code: str | None, default: str) -> str:
     """Map Telegram's IETF tag ("de-AT", "en_GB") to a supported language, else default."""
     if default not in SUPPORTED_LANGUAGES:
         default = FALLBACK_LANGUAGE
-    if not telegram_language_code:
-        return default
-    base = telegram_language_code.strip().replace("_", "-").split("-")[0].lower()
-    return base if base in SUPPORTED_LANGUAGES else default
+    return supported(telegram_language_code) or default
 
 
 def _lang(lang: str) -> str:

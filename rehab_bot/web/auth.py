@@ -51,7 +51,7 @@ from wtforms.validators import DataRequired, Length
 from rehab_bot import audit, signin
 from rehab_bot import patient as patient_core
 from rehab_bot import staff as staff_core
-from rehab_bot.i18n import N_, SUPPORTED_LANGUAGES, pick_language, t
+from rehab_bot.i18n import N_, SUPPORTED_LANGUAGES, pick_language, supported, t
 from rehab_bot.models import Patient, Staff
 from rehab_bot.web import login_widget
 from rehab_bot.web.context import DB, VISITOR, Visitor, context
@@ -123,9 +123,8 @@ def browser_language(header: str, default: str) -> str:
         if tag and tag != "*" and quality > 0:
             ranked.append((-quality, order, tag))
     for _quality, _order, tag in sorted(ranked):
-        base = tag.replace("_", "-").split("-")[0].lower()
-        if base in SUPPORTED_LANGUAGES:
-            return base
+        if (found := supported(tag)) is not None:
+            return found
     return pick_language(None, default)
 
 
