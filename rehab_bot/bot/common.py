@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from telegram import BotCommand, BotCommandScopeDefault, CallbackQuery, Message, Update
+from telegram import BotCommand, BotCommandScopeDefault, CallbackQuery, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatType
 from telegram.error import TelegramError
 from telegram.ext import (
@@ -286,6 +286,14 @@ def register_fallbacks(app: App) -> None:
 def message_of(query: CallbackQuery) -> Message | None:
     """The message a pressed button is on; None when Telegram no longer has it (too old to edit)."""
     return query.message if isinstance(query.message, Message) else None
+
+
+def keyboard_without(message: Message, data: str) -> InlineKeyboardMarkup | None:
+    """The message's buttons less the one with this callback data (and a row it leaves empty); None when
+    none are left."""
+    current = message.reply_markup.inline_keyboard if message.reply_markup is not None else ()
+    rows = [row for row in ([b for b in row if b.callback_data != data] for row in current) if row]
+    return InlineKeyboardMarkup(rows) if rows else None
 
 
 def buttons_on(message: Message | None) -> list[str]:

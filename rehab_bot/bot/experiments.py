@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import logging
 
-from telegram import InlineKeyboardMarkup, Message, Update
+from telegram import Message, Update
 from telegram.error import BadRequest
 from telegram.ext import ApplicationHandlerStop, CallbackQueryHandler, ContextTypes
 
 from rehab_bot import experiment
-from rehab_bot.bot.common import buttons_on, language_for
+from rehab_bot.bot.common import buttons_on, keyboard_without, language_for
 from rehab_bot.bot.services import App, svc
 from rehab_bot.i18n import N_, t
 from rehab_bot.patient import find as find_patient
@@ -52,10 +52,8 @@ async def on_opt_out(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         raise ApplicationHandlerStop
     await query.answer()
     log.info("patient %s opted out of experiments", patient.id)
-    keyboard = message.reply_markup.inline_keyboard if message.reply_markup is not None else ()
-    rows = [[b for b in row if b.callback_data != OPT_OUT] for row in keyboard]
     try:
-        await message.edit_reply_markup(reply_markup=InlineKeyboardMarkup([r for r in rows if r]))
+        await message.edit_reply_markup(reply_markup=keyboard_without(message, OPT_OUT))
     except BadRequest as exc:  # too old to edit, or already without the button
         log.info("could not take the opt-out button away: %s", exc.message)
     await message.reply_text(s.content.text("experiment_opted_out", lang))

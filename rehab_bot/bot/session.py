@@ -49,7 +49,7 @@ from rehab_bot import patient as patients
 from rehab_bot import session as core
 from rehab_bot.bot import experiments as experiments_bot
 from rehab_bot.bot import timing as timing_bot
-from rehab_bot.bot.common import buttons_on, language_for
+from rehab_bot.bot.common import buttons_on, keyboard_without, language_for
 from rehab_bot.bot.services import App, Services, app_of, svc
 from rehab_bot.config import ClinicConfig
 from rehab_bot.content import Content, Exercise, Phase, localize
@@ -589,7 +589,11 @@ async def edit_message(
     web_app: tuple[str, str] | None = None,
 ) -> None:
     """Replace a message's text (or caption) and buttons; text None keeps the text."""
-    keyboard_ = keyboard(buttons or [], web_app)
+    await _edit(message, text, keyboard(buttons or [], web_app))
+
+
+async def _edit(message: Message, text: str | None, keyboard_: InlineKeyboardMarkup | None) -> None:
+    """edit_message with a keyboard as it is (one already on a message, less a button)."""
     try:
         if text is None:
             await message.edit_reply_markup(reply_markup=keyboard_)
@@ -755,14 +759,6 @@ async def said_done(s: Services, patient: Patient, text: str) -> SaidDone | None
     return SaidDone(t(lang, SAID_DONE, slot=es.slot), button=(t(lang, N_("✅ Done")), f"{SAID_DONE_PREFIX}{es.id}"))
 
 
-def _without(message: Message, data: str) -> InlineKeyboardMarkup | None:
-    """The message's buttons less the one with this callback data (and a row it leaves empty)."""
-    current = message.reply_markup.inline_keyboard if message.reply_markup is not None else ()
-    rows = [[b for b in row if b.callback_data != data] for row in current]
-    rows = [row for row in rows if row]
-    return InlineKeyboardMarkup(rows) if rows else None
-
-
 async def on_said_done_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """✅ Done under the offer for a typed "done": record the session as the reminder's ✅ does (its
     effort and pain questions follow); the offer keeps "send to my care team" and "save as a note"."""
@@ -790,29 +786,19 @@ async def on_said_done_pressed(update: Update, context: ContextTypes.DEFAULT_TYP
         lang = patient.language
     if applied is None:  # answered meanwhile (the reminder's own button, the Mini App) or the day is over
         await query.answer(t(lang, STALE))
-        await _edit_offer(offer, None, _without(offer, data))
+        await _edit(offer, None, keyboard_without(offer, data))
         raise ApplicationHandlerStop
     await query.answer()
     logged = t(lang, OUTCOME_LINES[core.Status.DONE]) + " " + streak_line(lang, streak)
     said = t(lang, SAID_DONE, slot=applied.session.slot)
     text = offer.text or ""
-    await _edit_offer(
-        offer, text.replace(said, logged) if said in text else f"{text}\n\n{logged}", _without(offer, data)
+    await _edit(
+        offer, text.replace(said, logged) if said in text else f"{text}\n\n{logged}", keyboard_without(offer, data)
     )
     if reminder is not None and reminder != offer.message_id:
         await _drop_buttons(context.bot, offer.chat_id, reminder)  # one place to answer a session
     await _ask_next(s, offer, session_id, lang, core.Action.DONE)
     raise ApplicationHandlerStop
-
-
-async def _edit_offer(offer: Message, text: str | None, keyboard_: InlineKeyboardMarkup | None) -> None:
-    try:
-        if text is None:
-            await offer.edit_reply_markup(reply_markup=keyboard_)
-        else:
-            await offer.edit_text(text, reply_markup=keyboard_)
-    except BadRequest as exc:
-        log.info("edit of message %d refused: %s", offer.message_id, exc.message)
 
 
 # --- the end-of-day sweep --------------------------------------------------------------------
