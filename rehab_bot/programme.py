@@ -816,8 +816,10 @@ async def save_template(
     checked = plan.check(raw, await library.catalogue(session, content))
     if template_id is None:
         named = [t for t in await plan.templates(session) if t.name.casefold() == name.casefold()]
-        if any(t.body == checked.body() for t in named):
-            return next(t for t in named if t.body == checked.body())
+        body = checked.body()
+        same = next((t for t in named if t.body == body), None)
+        if same is not None:
+            return same
         if named:
             raise plan.PlanError([Problem(TEMPLATE_TAKEN, {"name": named[0].name}, where="name")])
     row: ProgrammePlan | None = None
