@@ -414,7 +414,20 @@ def run(app: App) -> None:
 
     Raises receiver.ReceiverBusy and TokenRejected for the CLI to report.
     """
-    asyncio.run(serve(app))
+    try:
+        asyncio.run(serve(app))
+    finally:
+        _end_warm_up()
+
+
+def _end_warm_up(timeout: float = 10.0) -> None:
+    """Wait (at most timeout) for the chart warm-up thread, told to stop at shutdown, before the interpreter
+    exits: a daemon thread still in matplotlib's C++ code then aborts the process ("terminate called
+    without an active exception", exit -6)."""
+    chart_warm_up_stop.set()
+    for thread in threading.enumerate():
+        if thread.name == CHART_WARM_UP_THREAD:
+            thread.join(timeout)
 
 
 class TokenRejected(Exception):
