@@ -25,7 +25,7 @@ from rehab_bot.models import Role, Staff
 from rehab_bot.typed import number
 from rehab_bot.web.auth import allow, db, signed_in_staff
 from rehab_bot.web.context import context
-from rehab_bot.web.forms import Form, FormData, bind
+from rehab_bot.web.forms import NOT_DATES, Form, FormData, bind
 from rehab_bot.web.pages import language, render, url_id
 from rehab_bot.web.patients import changed, flash, staff_change, take_flash
 
@@ -34,6 +34,8 @@ AUDIT_LIMIT = 500
 INVITE_REFUSED = N_("Give a name and a role for the invitation.")
 INVITE_DRAFT = "invite_draft"  # a refused invitation's form, as typed, for the staff page to show again
 MAX_DRAFT = 300  # characters of a refused name kept (the form's own limit is 100)
+# Why an audit filter lists nothing: said above the table, the filter kept as typed.
+AUDIT_NO_STAFF = N_("No staff member has this id.")
 
 
 class InviteForm(Form):
@@ -229,21 +231,30 @@ def _end_of(day: Any) -> datetime | None:
 
 @allow("admin")
 async def audit_page(request: web.Request) -> web.StreamResponse:
+    """The audit log, newest first, filtered by staff member, patient alias and dates (UTC days).
+
+    A filter that cannot match (an alias longer than any, an unknown staff id, a date that is not
+    one) lists nothing and says why above the table, the filter kept as typed (400 for a malformed one).
+    """
     session, admin = db(request), signed_in_staff(request)
     query = AuditQuery(FormData(request.query))
-    if not query.validate():
-        raise web.HTTPBadRequest()
+    valid = query.validate()
     members = await staff_core.staff_members(session, include_inactive=True)
-    staff_id = number(query.staff.data or "", 9)
+    staff_id = None if query.staff.errors else number(query.staff.data or "", 9)
+    problem = None
+    if query.since.errors or query.until.errors:
+        problem = NOT_DATES
+    elif query.staff.errors or (staff_id is not None and all(m.id != staff_id for m in members)):
+        problem = AUDIT_NO_STAFF
     patient_id = None
-    missing = False
-    if query.patient.data:
+    missing = bool(query.patient.errors)  # longer than any alias
+    if query.patient.data and not missing:
         patient = await invite.patient_by_alias(session, str(query.patient.data))
         patient_id = patient.id if patient is not None else None
         missing = patient is None
     rows = (
         []
-        if missing
+        if missing or problem
         else await audit.entries(
             session,
             since=_start_of(query.since.data),
@@ -270,10 +281,13 @@ async def audit_page(request: web.Request) -> web.StreamResponse:
             "rows": rows,
             "members": members,
             "query": query,
+            "typed": {name: str(query[name]._value())[:MAX_DRAFT] for name in ("patient", "since", "until")},
             "staff_id": staff_id,
             "limit": AUDIT_LIMIT,
             "missing": missing,
+            "problem": t(language(request), problem) if problem else "",
         },
+        status=200 if valid else 400,
     )
 
 

@@ -32,6 +32,8 @@ CSRF_TITLE = N_("The form has expired")
 # Said beside a number field (every one is a WholeNumberField) for "abc", "-3" or "2,5", as the other
 # problems are ("must be at most 20"): what to type, not WTForms' "Not a valid integer value." (-3 is one).
 NOT_A_WHOLE_NUMBER = N_("must be a number in digits (0-9)")
+# Said above a GET form of dates (a report's range, the audit log's filter) for one that is not a date.
+NOT_DATES = N_("Enter the dates as YYYY-MM-DD.")
 CSRF_EXPIRED = N_(
     "The form had expired or was not sent from this site, so nothing was done. "
     "Please open the page again and repeat what you did."

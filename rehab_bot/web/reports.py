@@ -21,13 +21,12 @@ from rehab_bot import audit, experiment, outcomes_report
 from rehab_bot.i18n import N_, translator
 from rehab_bot.web.auth import allow, db, signed_in_staff
 from rehab_bot.web.context import context
-from rehab_bot.web.forms import Form, FormData
+from rehab_bot.web.forms import NOT_DATES, Form, FormData
 from rehab_bot.web.pages import language, render
 
 DEFAULT_DAYS = 365  # without dates: patients enrolled in the last year
 MAX_DAYS = 3 * 366
 # Why a range gives no report: the page says so above its form, which keeps the dates as typed.
-NOT_DATES = N_("Enter the dates as YYYY-MM-DD.")
 REVERSED = N_("'Enrolled from' is after 'Enrolled to': choose a start on or before the end.")
 TOO_LONG = N_("A report covers at most 3 years of enrolments: choose a shorter range.")
 
