@@ -10,6 +10,10 @@
   patient and tells the therapist once.
 * Network errors and 5xx are passing: retried later with backoff by the
   engine, from the database, so a restart does not forget them.
+* Telegram sends each button press with the message as it looked when the
+  person pressed. Two presses within milliseconds both carry the buttons of
+  before the first press's edit, so the buttons a press is checked against
+  are also those our last edit of that message left (:class:`ShownButtons`).
 * Reminders the engine sends take a lean path (:class:`BotApi`): the JSON
   body is encoded once, the keyboard from a template cached per set of labels
   (that is, per kind and language), and of the reply only ``ok``,
@@ -89,6 +93,51 @@ def classify(exc: TelegramError) -> Outcome:
     return Failed(f"{type(exc).__name__}: {exc.message}")
 
 
+class ShownButtons:
+    """The callback data our own latest edit (or deletion) of a message left on it, per message.
+
+    Telegram sends a press with the message as the person saw it when pressing. A double tap, or two
+    buttons tapped at once, sends two presses that both show the buttons of before the first press's
+    edit. A chat's updates are handled in turn (rehab_bot/bot/updates.py), so when the second press is
+    handled the first one's edit has been made, and what it left is what the message shows now:
+    rehab_bot.bot.common.buttons_on accepts a press only when both pictures show its button.
+
+    Only this process's edits are known (the one that receives updates makes the edits that follow
+    presses); the newest ``size`` messages are kept, as an older one's press carries an up-to-date
+    picture anyway.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._left: dict[tuple[int, int], frozenset[str]] = {}
+
+    def edited(self, result: object) -> None:
+        """Note what an edit's result (the edited Message's JSON) shows; True (an inline message) is skipped."""
+        if not isinstance(result, dict):
+            return
+        chat, message_id = (result.get("chat") or {}).get("id"), result.get("message_id")
+        rows = (result.get("reply_markup") or {}).get("inline_keyboard") or []
+        data = frozenset(str(b["callback_data"]) for row in rows for b in row if "callback_data" in b)
+        self._note(chat, message_id, data)
+
+    def deleted(self, data: Mapping[str, Any]) -> None:
+        """A message we deleted shows no buttons."""
+        self._note(_private_chat_id(dict(data)), data.get("message_id"), frozenset())
+
+    def left_on(self, chat_id: int, message_id: int) -> frozenset[str] | None:
+        """The buttons our latest edit left on the message; None when this process has not edited it."""
+        return self._left.get((chat_id, message_id))
+
+    def _note(self, chat: object, message_id: object, data: frozenset[str]) -> None:
+        if not isinstance(chat, int) or not isinstance(message_id, int):
+            return
+        key = (chat, message_id)
+        self._left.pop(key, None)  # re-inserted: the newest last
+        self._left[key] = data
+        while len(self._left) > self.size:
+            del self._left[next(iter(self._left))]
+
+
 class PacingRateLimiter(BaseRateLimiter[dict[str, Any]]):
     """PTB rate limiter over :class:`Pacer`: priorities, per-chat spacing, scoped 429s.
 
@@ -102,6 +151,7 @@ class PacingRateLimiter(BaseRateLimiter[dict[str, Any]]):
 
     def __init__(self, pacer: Pacer) -> None:
         self.pacer = pacer
+        self.shown = ShownButtons()
 
     async def initialize(self) -> None:
         """Nothing to set up: the pacer starts its task on first use."""
@@ -129,10 +179,15 @@ class PacingRateLimiter(BaseRateLimiter[dict[str, Any]]):
                 await self.pacer.acquire(chat_id, priority)
             try:
                 try:
-                    return await callback(*args, **kwargs)
+                    result = await callback(*args, **kwargs)
                 finally:
                     if paced:
                         self.pacer.sent(chat_id)
+                if endpoint.startswith("editMessage"):
+                    self.shown.edited(result)
+                elif endpoint == "deleteMessage" and result is True:
+                    self.shown.deleted(data)
+                return result
             except BadRequest as exc:
                 # A press can only be answered for a short while. After a
                 # restart or a slow handler Telegram refuses the answer, but

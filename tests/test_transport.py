@@ -247,3 +247,51 @@ async def test_a_reply_is_tried_again_after_a_passing_network_error_only(error: 
         await limiter.process_request(failing, (), {}, "sendMessage", {"chat_id": 42}, None)
     await pacer.close()
     assert len(tried) == calls
+
+
+def _edited(chat: int, message_id: int, *data: str) -> dict[str, Any]:
+    rows = [[{"text": d, "callback_data": d}] for d in data] + [[{"text": "App", "web_app": {"url": "https://x"}}]]
+    return {
+        "message_id": message_id,
+        "chat": {"id": chat, "type": "private"},
+        "reply_markup": {"inline_keyboard": rows},
+    }
+
+
+async def test_the_limiter_remembers_what_its_edits_and_deletions_left_on_a_message() -> None:
+    from rehab_bot.ratelimit import Pacer
+    from rehab_bot.transport import PacingRateLimiter
+
+    pacer = Pacer(1000.0, per_chat_interval=0.0)
+    limiter = PacingRateLimiter(pacer)
+
+    async def answer(result: Any) -> Any:
+        return result
+
+    calls = [
+        ("editMessageText", {"chat_id": 42, "message_id": 7}, _edited(42, 7, "nt:s", "nt:x")),
+        ("editMessageReplyMarkup", {"chat_id": 42, "message_id": 8}, {**_edited(42, 8), "reply_markup": None}),
+        ("editMessageCaption", {"chat_id": 42, "message_id": 9}, _edited(42, 9, "a")),
+        ("deleteMessage", {"chat_id": "42", "message_id": 9}, True),
+        ("editMessageText", {"inline_message_id": "abc"}, True),  # an inline message: no chat, nothing to note
+        ("sendMessage", {"chat_id": 42}, _edited(42, 10, "b")),  # a new message: Telegram's picture is current
+    ]
+    for endpoint, data, result in calls:
+        assert await limiter.process_request(answer, (result,), {}, endpoint, data, None) == result
+    await pacer.close()
+    shown = limiter.shown
+    assert shown.left_on(42, 7) == {"nt:s", "nt:x"}
+    assert shown.left_on(42, 8) == frozenset(), "an edit without a keyboard leaves none"
+    assert shown.left_on(42, 9) == frozenset(), "a deleted message shows nothing"
+    assert shown.left_on(42, 10) is None and shown.left_on(43, 7) is None
+
+
+def test_shown_buttons_keeps_the_newest_messages_only() -> None:
+    from rehab_bot.transport import ShownButtons
+
+    shown = ShownButtons(size=3)
+    for message_id in (1, 2, 3):
+        shown.edited(_edited(42, message_id, f"d{message_id}"))
+    shown.edited(_edited(42, 1, "again"))  # edited again: now the newest
+    shown.edited(_edited(42, 4, "d4"))
+    assert [shown.left_on(42, m) for m in (1, 2, 3, 4)] == [{"again"}, None, {"d3"}, {"d4"}]

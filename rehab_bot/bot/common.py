@@ -24,6 +24,7 @@ from rehab_bot.config import clinic_name_is_placeholder
 from rehab_bot.db import insert_ignore
 from rehab_bot.i18n import N_, SUPPORTED_LANGUAGES, pick_language, t
 from rehab_bot.models import GroupNotice, Patient, PatientStatus, table_of
+from rehab_bot.transport import PacingRateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -297,11 +298,25 @@ def keyboard_without(message: Message, data: str) -> InlineKeyboardMarkup | None
 
 
 def buttons_on(message: Message | None) -> list[str]:
-    """The callback data of the buttons a message carries now (Telegram sends its current state).
+    """The callback data of the buttons a message carries now.
 
+    Telegram sends the message as it was when the person pressed; a button our own edit has since
+    taken away (the first press of a quick double tap) no longer counts (rehab_bot.transport.ShownButtons).
     A press whose data is not among them was forged or is stale: refuse it.
     """
     markup = message.reply_markup if message is not None else None
-    if markup is None:
+    if message is None or markup is None:
         return []
-    return [str(b.callback_data) for row in markup.inline_keyboard for b in row if b.callback_data is not None]
+    shown = [str(b.callback_data) for row in markup.inline_keyboard for b in row if b.callback_data is not None]
+    left = _left_by_our_edit(message)
+    return shown if left is None else [data for data in shown if data in left]
+
+
+def _left_by_our_edit(message: Message) -> frozenset[str] | None:
+    try:
+        limiter = message.get_bot().rate_limiter  # type: ignore[attr-defined]
+    except (RuntimeError, AttributeError):  # a Message built without a bot, or a plain Bot
+        return None
+    return (
+        limiter.shown.left_on(message.chat_id, message.message_id) if isinstance(limiter, PacingRateLimiter) else None
+    )
