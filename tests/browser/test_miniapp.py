@@ -170,6 +170,92 @@ async def test_a_session_finished_in_another_tab_first_says_the_answers_sent_her
     assert errors(page) == []
 
 
+KEPT = "Ihre Antworten von vorhin sind wieder eingetragen. Tippen Sie auf Speichern, um sie einzutragen."
+
+
+async def _to_the_finish_card_with_answers(page: Any, bot: Any, telegram_id: int, path: str) -> None:
+    await open_as(page, bot, telegram_id, path, lang="de")
+    await page.get_by_role("heading", name="1/3 · Gehen").wait_for()
+    for _ in range(3):
+        await page.get_by_role("button", name="Weiter").click()
+    await page.get_by_role("heading", name="Wie ist es gelaufen?").wait_for()
+    assert not await page.locator("#answers-kept").is_visible(), "nothing to fill in yet"
+    await page.get_by_label("🌗 Teilweise").check()
+    await page.get_by_label("4", exact=True).check()
+
+
+async def _answers_kept(page: Any) -> None:
+    await page.locator("#answers-kept").wait_for()
+    assert await page.locator("#answers-kept").text_content() == KEPT
+    await page.get_by_role("heading", name="Wie ist es gelaufen?").wait_for()  # on the finish card
+    assert await page.get_by_label("🌗 Teilweise").is_checked()
+    assert await page.get_by_label("4", exact=True).is_checked()
+
+
+# Minutes pass on the bot's clock only: the sign-in page's guard against signing in to one page twice within
+# 10 s (app.js, a browser that withholds the cookie) would take the test's quick second sign-in for a loop.
+_PAST_THE_SIGN_IN_GUARD = """() => Object.keys(sessionStorage).filter(k => k.startsWith('rehab-signin:'))
+    .forEach(k => sessionStorage.setItem(k, '0'))"""
+
+
+async def _stored(page: Any) -> list[str]:
+    return list(await page.evaluate("() => Object.keys(localStorage).filter(k => k.startsWith('rehab-finish:'))"))
+
+
+async def test_finish_answers_saved_after_the_web_session_ended_are_filled_in_again(
+    bot_factory: Any, tg: FakeTelegram, tmp_path: Path, phone_page: Any
+) -> None:
+    """A 40-minute session (no request meanwhile: past [web] idle_minutes, 30), then Speichern.
+
+    The Save came back as the sign-in page, which opened the player again at a blank finish card:
+    Teilweise and pain 4 were gone, and a patient who tapped Speichern again recorded "done"."""
+    page = phone_page
+    bot = await player_bot(bot_factory, tmp_path, web=miniapp_web())
+    patient = await enrolled(bot, 7323, lang="de", programme_id="short", phase_id="all")
+    await at(bot, berlin(WED, "09:00"))
+    [row] = await sessions_of(bot, patient)
+    path = f"/app/session/{row.id}"
+    await _to_the_finish_card_with_answers(page, bot, 7323, path)
+    bot.clock.advance(timedelta(minutes=40))
+    await page.evaluate(_PAST_THE_SIGN_IN_GUARD)
+    await page.get_by_role("button", name="Speichern").click()
+    await _answers_kept(page)  # signed in again with initData, the page opened again
+    [row] = await sessions_of(bot, patient)
+    assert row.status == "pending", "nothing is recorded without the patient's Save"
+    await page.get_by_role("button", name="Speichern").click()
+    await page.get_by_text("🌗 Eingetragen: teilweise erledigt.").wait_for()
+    [row] = await sessions_of(bot, patient)
+    assert (row.status, row.pain) == ("partly", 4)
+    assert await _stored(page) == [], "kept only until the session shows as recorded"
+    assert errors(page) == []
+
+
+async def test_finish_answers_outlive_reopening_the_player_from_the_chat(
+    bot_factory: Any, tg: FakeTelegram, tmp_path: Path, phone_page: Any
+) -> None:
+    """Saved more than an hour after the player opened: Telegram's initData is too old to sign in with, so
+    the patient reopens the player from the chat (a new webview); the answers are there, on the finish card."""
+    page = phone_page
+    bot = await player_bot(bot_factory, tmp_path, web=miniapp_web())
+    patient = await enrolled(bot, 7324, lang="de", programme_id="short", phase_id="all")
+    await at(bot, berlin(WED, "09:00"))
+    [row] = await sessions_of(bot, patient)
+    path = f"/app/session/{row.id}"
+    await _to_the_finish_card_with_answers(page, bot, 7324, path)
+    bot.clock.advance(timedelta(minutes=70))
+    async with page.expect_response("**/app/signin") as signin:
+        await page.get_by_role("button", name="Speichern").click()
+    assert (await signin.value).status == 401
+    reopened = await page.context.new_page()
+    await open_as(reopened, bot, 7324, path, lang="de")
+    await _answers_kept(reopened)
+    await reopened.get_by_role("button", name="Speichern").click()
+    await reopened.get_by_text("🌗 Eingetragen: teilweise erledigt.").wait_for()
+    [row] = await sessions_of(bot, patient)
+    assert (row.status, row.pain) == ("partly", 4)
+    assert await _stored(reopened) == [], "kept only until the session shows as recorded"
+
+
 async def test_next_opens_a_long_card_at_its_top(
     bot_factory: Any, tg: FakeTelegram, tmp_path: Path, phone_page: Any
 ) -> None:

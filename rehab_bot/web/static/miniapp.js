@@ -78,6 +78,60 @@
     if (finishForm) {
       mainButtonFor(finishForm);
     }
+    // The finish card's answers outlive a sign-in. A Save sent after the web session ended ([web]
+    // idle_minutes: a long session played without a request) comes back as the sign-in page, which opens
+    // this page again; one sent after Telegram's initData is too old to sign in with is repeated from the
+    // chat's button, in a new webview. Either way the answers are filled in again and the patient is told
+    // to tap Save: nothing is recorded without it. They are kept on this device under the page's address
+    // until the session shows as recorded, for at most KEEP_MS.
+    var KEEP_MS = 12 * 3600 * 1000;
+    var keptKey = "rehab-finish:" + window.location.pathname;
+    var store = null;
+    try {
+      store = window.localStorage;
+      for (var i = store.length - 1; i >= 0; i--) {
+        var key = store.key(i);
+        if (key && key.indexOf("rehab-finish:") === 0) {
+          var at = 0;
+          try {
+            at = Number((JSON.parse(store.getItem(key) || "{}") || {}).at) || 0;
+          } catch (e) {} // unreadable: removed as too old
+          if (Date.now() - at > KEEP_MS || (key === keptKey && !finishForm)) {
+            store.removeItem(key); // too old, or this session is recorded (or closed) now
+          }
+        }
+      }
+    } catch (e) {
+      store = null;
+    }
+    var restored = false;
+    if (finishForm && store) {
+      try {
+        var kept = JSON.parse(store.getItem(keptKey) || "null");
+        var answers = kept && Array.isArray(kept.answers) ? kept.answers : [];
+        finishForm.querySelectorAll('input[type="radio"]').forEach(function (radio) {
+          answers.forEach(function (pair) {
+            if (radio.name === pair[0] && radio.value === pair[1]) {
+              radio.checked = true;
+              restored = true;
+            }
+          });
+        });
+      } catch (e) {}
+      finishForm.addEventListener("submit", function () {
+        var answers = [];
+        finishForm.querySelectorAll('input[type="radio"]:checked').forEach(function (radio) {
+          answers.push([radio.name, radio.value]);
+        });
+        try {
+          store.setItem(keptKey, JSON.stringify({ at: Date.now(), answers: answers }));
+        } catch (e) {}
+      });
+      var keptNote = document.getElementById("answers-kept");
+      if (restored && keptNote) {
+        keptNote.hidden = false;
+      }
+    }
     // What to stop when the patient leaves a card: its hold timer (filled in below).
     var leaving = [];
     function show(index) {
@@ -122,7 +176,7 @@
           heading.setAttribute("tabindex", "-1");
         }
       });
-      show(recalled());
+      show(restored ? steps.length - 1 : recalled()); // answers filled in again: on their card
     }
 
     player.querySelectorAll("[data-timer]").forEach(function (box) {
