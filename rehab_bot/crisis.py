@@ -473,6 +473,47 @@ def asks_question(text: str, content: Content) -> bool:
     return QUESTION in content.texts and not is_crisis(text, content) and is_concern(text, content)
 
 
+# A typed answer to the crisis question (the patient wrote instead of tapping Yes or No). Anything that
+# leans towards yes counts as Yes, as a clinician would take it ("sometimes", "maybe", "ja, manchmal"):
+# Yes alerts the clinic and shows the crisis text, so a doubtful answer errs that way. No is only a
+# short message of nothing but no-words ("no", "nein danke", "no, not at all", "auf keinen Fall").
+TYPED_YES = frozenset(
+    "yes yeah yea yep yup ya yah yas ye aye sure sometimes maybe perhaps possibly kinda somewhat "
+    "ja jap jep jo joa jawohl jein manchmal vielleicht eventuell moeglicherweise bisschen irgendwie "
+    "teilweise oefter oft".split()
+)
+TYPED_YES_PHRASES = ("i think so", "kind of", "a bit", "a little", "glaube schon", "denke schon", "schon irgendwie")
+TYPED_NO = frozenset(
+    "no nope nah not never nein noe ne nee nicht nie niemals keinesfalls keineswegs "
+    "thanks thank you danke at all all gar ueberhaupt auf keinen fall of course definitely absolutely "
+    "really natuerlich sicher im i am bin ich alles schon gut fine ok okay".split()
+)
+TYPED_NO_FIRST = frozenset("no nope nah nein noe ne nee nie never keinesfalls keineswegs".split())
+_NOT_BEFORE_YES = frozenset("no not kein keine nicht nie never".split())  # "kein bisschen", "not often"
+TYPED_ANSWER_MAX_WORDS = 8
+
+
+def typed_answer(text: str) -> bool | None:
+    """A typed reply to the crisis question read as Yes (True), No (False) or neither (None).
+
+    Yes: a short message (at most TYPED_ANSWER_MAX_WORDS words) with a yes-word in it ("ja", "yes I
+    have", "sometimes", "ich glaube schon"). No: a short message that begins with a no-word and has
+    nothing but no-words ("nein", "no, not at all", "nein danke, alles gut"). Anything else (a longer
+    message, "no but I wish it was over") is neither, and is read as any other message is.
+    """
+    words = normalise(text).split()
+    if not words or len(words) > TYPED_ANSWER_MAX_WORDS:
+        return None
+    said = " ".join(words)
+    if any(w in TYPED_YES and (i == 0 or words[i - 1] not in _NOT_BEFORE_YES) for i, w in enumerate(words)) or any(
+        f" {phrase} " in f" {said} " for phrase in TYPED_YES_PHRASES
+    ):
+        return True
+    if words[0] in TYPED_NO_FIRST and all(w in TYPED_NO for w in words):
+        return False
+    return None
+
+
 def is_concern(text: str, content: Content) -> bool:
     """True when the text matches a concern pattern: a word of danger too common to alert on by itself
     (pills and "extra", a will, a ledge), about which the bot asks the patient directly first; or when it

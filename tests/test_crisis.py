@@ -943,3 +943,37 @@ def test_everyday_talk_the_ninth_round_first_alerted_on_only_asks(content: Conte
         "Can't live like this anymore, tonight's the night",
     ):
         assert crisis.is_crisis(text, content), text
+
+
+@pytest.mark.parametrize(
+    ("typed", "read"),
+    [
+        ("ja", True),
+        ("Ja.", True),
+        ("yes", True),
+        ("Yes I have", True),
+        ("sometimes", True),
+        ("maybe", True),
+        ("Ich glaube schon", True),
+        ("ja, manchmal", True),
+        ("Jein", True),
+        ("kind of", True),
+        ("nein", False),
+        ("No", False),
+        ("Nein danke, alles gut", False),
+        ("no, not at all", False),
+        ("auf keinen Fall", False),
+        ("Nein, natürlich nicht!", False),
+        ("Nein, schon gut", False),
+        ("nö", False),
+        ("no but I wish it was all over", None),  # more than no-words: read as any message
+        ("kein bisschen", None),  # a yes-word after a negation is none
+        ("nicht oft", None),
+        ("the weather is nice today", None),
+        ("why do you ask", None),
+        ("yes " * 9, None),  # longer than a typed answer
+        ("", None),
+    ],
+)
+def test_a_typed_answer_to_the_crisis_question_leans_to_yes(typed: str, read: bool | None) -> None:
+    assert crisis.typed_answer(typed) is read

@@ -32,6 +32,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, update
@@ -85,6 +86,10 @@ STALE = N_("This button is no longer active.")
 ASKED_YES, ASKED_NO = "cz:y", "cz:n"
 YES_NOTE = N_("(Answered Yes to the question about thoughts of ending their life or hurting themselves.)")
 ALREADY_SAVED = N_("Already saved.")
+# A typed "ja", "no" or "sometimes" answers the crisis question asked in the chat at most this long ago
+# (crisis.typed_answer), or any one the message replies to; else it is read as any other message.
+QUESTION_OPEN = timedelta(hours=1)
+OPEN_QUESTIONS = "crisis-questions"  # bot_data: chat id -> _OpenQuestion, the latest one asked there
 NOTE_PROMPT = N_("📝 Please type your note for your therapist and send it.")
 OFFER = N_(
     "I cannot answer messages myself, but your care team can. "
@@ -658,17 +663,111 @@ async def free_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             await db.commit()
             await message.reply_text(_saved_text(lang, s.config.clinic.text("emergency_text", lang)))
             raise ApplicationHandlerStop
-        asks = crisis.asks_question(message.text, s.content)
-        waiting = None if asks else await _waiting_step(context, db, patient)  # only the offer shows it
+        now = s.clock.now()
+        open_question = _open_question(context, message, lang, now)
+        answer = crisis.typed_answer(message.text) if open_question is not None else None
+        if answer is not None and open_question is not None:
+            said = open_question.said
+            finding = (
+                await redflag.on_crisis(db, patient, s.content, s.config.clinic, said or t(lang, YES_NOTE), now)
+                if answer
+                else None
+            )
+            waiting = None if answer else await _waiting_step(context, db, patient)
+            await db.commit()
+        asks = answer is None and crisis.asks_question(message.text, s.content)
+        if answer is None:
+            waiting = None if asks else await _waiting_step(context, db, patient)  # only the offer shows it
+    if answer is not None and open_question is not None:
+        await _answered_in_words(context, message, open_question, patient, finding, waiting)
+        raise ApplicationHandlerStop
     if asks:
         # Not a crisis pattern, but a word of danger: ask directly (asking does not put the idea in
         # anyone's head); Yes is a crisis, No goes on to the offer (on_crisis_question_pressed).
         buttons = [[(t(lang, "Yes"), ASKED_YES), (t(lang, "No"), ASKED_NO)]]
         question = s.content.text(crisis.QUESTION, lang).strip()
-        await message.reply_text(question, reply_markup=_markup(buttons), do_quote=True)
+        asked = await message.reply_text(question, reply_markup=_markup(buttons), do_quote=True)
+        _remember_question(context, _OpenQuestion(asked, message, now))
         raise ApplicationHandlerStop
     await _offer(message, context, patient, lang, waiting)
     raise ApplicationHandlerStop
+
+
+async def _answered_in_words(
+    context: ContextTypes.DEFAULT_TYPE,
+    message: Message,
+    asked: _OpenQuestion,
+    patient: Patient,
+    finding: redflag.Finding | None,
+    waiting: core.Step | None,
+) -> None:
+    """A typed answer to the crisis question, as its button would: Yes (finding) gets the crisis text,
+    the clinic's alert being raised already; No goes on to the offer for the message it quoted."""
+    lang, s = patient.language, svc(context)
+    _question_answered(context, asked.question)
+    yes = finding is not None
+    await _edit(asked.question, f"{asked.question.text}\n\n✓ {t(lang, 'Yes' if yes else 'No')}")
+    if finding is not None:
+        await _crisis_reply(context, message, redflag.reply_text(finding, s.content, lang, s.config.clinic), patient)
+    elif asked.original is not None and asked.said:
+        await _offer(asked.original, context, patient, lang, waiting)
+
+
+@dataclass(frozen=True)
+class _OpenQuestion:
+    """The crisis question asked in a chat, and the patient's message it quoted (None when unknown)."""
+
+    question: Message
+    original: Message | None
+    asked_at: datetime | None
+
+    @property
+    def said(self) -> str:
+        return (self.original.text or "").strip() if self.original is not None else ""
+
+
+def _open_questions(context: ContextTypes.DEFAULT_TYPE) -> dict[int, _OpenQuestion]:
+    found = context.bot_data.setdefault(OPEN_QUESTIONS, {})
+    assert isinstance(found, dict)
+    return found
+
+
+def _remember_question(context: ContextTypes.DEFAULT_TYPE, asked: _OpenQuestion) -> None:
+    questions = _open_questions(context)
+    now = asked.asked_at
+    for chat_id in [
+        c for c, q in questions.items() if q.asked_at is None or now is None or now - q.asked_at > QUESTION_OPEN
+    ]:
+        del questions[chat_id]  # long unanswered: a typed "yes" no longer answers them
+    questions[asked.question.chat_id] = asked
+
+
+def _question_answered(context: ContextTypes.DEFAULT_TYPE, question: Message) -> None:
+    """Pressed or answered in words: a typed yes or no no longer answers it."""
+    questions = _open_questions(context)
+    if (found := questions.get(question.chat_id)) is not None and found.question.message_id == question.message_id:
+        del questions[question.chat_id]
+
+
+def _open_question(
+    context: ContextTypes.DEFAULT_TYPE, message: Message, lang: str, now: datetime
+) -> _OpenQuestion | None:
+    """The crisis question a typed message may answer: the one it replies to (after a restart too), else
+    the latest one asked in the chat within QUESTION_OPEN and not yet answered."""
+    questions = _open_questions(context)
+    replied = message.reply_to_message
+    if replied is not None and replied.from_user is not None and replied.from_user.id == context.bot.id:
+        found = questions.get(message.chat_id)
+        if found is not None and found.question.message_id == replied.message_id:
+            return found
+        asked = {svc(context).content.text(crisis.QUESTION, code).strip() for code in (lang, "en")}
+        if (replied.text or "").strip() in asked and common.buttons_on(replied):
+            return _OpenQuestion(replied, None, None)
+        return None
+    found = questions.get(message.chat_id)
+    if found is None or found.asked_at is None or now - found.asked_at > QUESTION_OPEN:
+        return None
+    return found if common.buttons_on(found.question) else None
 
 
 async def _waiting_step(context: ContextTypes.DEFAULT_TYPE, db: AsyncSession, patient: Patient) -> core.Step | None:
@@ -759,6 +858,7 @@ async def on_crisis_question_pressed(update: Update, context: ContextTypes.DEFAU
         press = await _quoted_press(update, context, db)
         question, patient, original, said = press.shown, press.patient, press.original, press.said
         lang, yes = patient.language, query.data == ASKED_YES
+        _question_answered(context, question)
         await query.answer()
         if yes:
             now = s.clock.now()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -309,3 +310,71 @@ async def test_an_everyday_message_gets_no_crisis_question(live: Any, tg: FakeTe
     await user.send("the pain between my shoulder blades is better, it disappeared after the walk")
     [offer] = await user.wait_for(timeout=5)
     assert NOTE_OFFER in offer.text and QUESTION not in offer.text
+
+
+@pytest.mark.parametrize("typed", ["ja", "Ja, manchmal.", "vielleicht"])
+async def test_a_typed_yes_to_the_crisis_question_is_a_crisis_as_the_button_is(
+    live: Any, tg: FakeTelegram, typed: str
+) -> None:
+    """An outside test typed "ja" under the question instead of tapping Ja: the bot offered to send "ja" to
+    the care team as a note; no crisis text, no alert, and the question stayed open."""
+    patient = await enrolled(live, 5323, therapist=THERAPIST, schedule=False, language="de")
+    tg.group(ALERT_CHAT, "Alerts")
+    user = tg.user(5323, language_code="de")
+    started = time.monotonic()
+    await user.send("hab meinem Bruder heute mein Testament gezeigt")
+    [question] = await user.wait_for(timeout=5)
+    assert question.button_labels == ["Ja", "Nein"]
+    await user.send(typed)
+    [edited, help_now] = await user.wait_for(count=2, timeout=5)
+    assert edited.message_id == question.message_id and edited.text.endswith("✓ Ja") and not edited.buttons
+    assert "TelefonSeelsorge" in help_now.text and "Ihr Behandlungsteam wurde informiert." in help_now.text
+    _, to_chat, delay = await crisis_alerts_arrive(tg, started)
+    assert delay <= PROMISE and f"EMERGENCY alert for {patient.alias}" in (to_chat.text or "")
+    [note] = await rows(live, Note)
+    assert (note.text, note.crisis) == ("hab meinem Bruder heute mein Testament gezeigt", True)
+    # Answered: a later "ja", or the question's old button, does nothing more.
+    await user.press_data("cz:y", message_id=question.message_id)
+    assert (await user.wait_for_answer(timeout=5)).text == "Diese Schaltfläche ist nicht mehr aktiv."
+    assert len(await rows(live, Alert)) == 1
+
+
+async def test_a_typed_no_goes_on_to_the_offer_and_other_words_are_read_as_any_message(
+    live: Any, tg: FakeTelegram
+) -> None:
+    await enrolled(live, 5324, therapist=THERAPIST, schedule=False)
+    group = tg.group(ALERT_CHAT, "Alerts")
+    user = tg.user(5324)
+    sent = await user.send("took an extra painkiller last night, the pain was bad")
+    [question] = await user.wait_for(timeout=5)
+    await user.send("the weather is nice today")  # neither yes nor no: the usual offer, the question stays
+    [offer] = await user.wait_for(timeout=5)
+    assert NOTE_OFFER in offer.text and offer.message_id != question.message_id
+    await user.send("No, not at all")
+    [edited, offer] = await user.wait_for(count=2, timeout=5)
+    assert edited.message_id == question.message_id and edited.text.endswith("✓ No") and not edited.buttons
+    assert NOTE_OFFER in offer.text and offer.reply_to_message_id == sent["message"]["message_id"]
+    await group.expect_silence(3 * POLL)
+    assert await rows(live, Alert) == []
+
+
+async def test_a_typed_yes_long_after_the_question_answers_it_only_as_a_telegram_reply(
+    live: Any, tg: FakeTelegram
+) -> None:
+    """An hour on, a bare "yes" may answer something else; one sent as a reply to the question still answers it."""
+    await enrolled(live, 5325, therapist=THERAPIST, schedule=False)
+    tg.group(ALERT_CHAT, "Alerts")
+    user = tg.user(5325)
+    await user.send("took an extra painkiller last night, the pain was bad")
+    [question] = await user.wait_for(timeout=5)
+    live.clock.advance(timedelta(minutes=61))
+    await user.send("yes")
+    [offer] = await user.wait_for(timeout=5)
+    assert NOTE_OFFER in offer.text and await rows(live, Alert) == []
+    await user.send("yes", reply_to=question.message_id)
+    [edited, help_now] = await user.wait_for(count=2, timeout=5)
+    assert edited.message_id == question.message_id and edited.text.endswith("✓ Yes")
+    assert "Your care team has been told." in help_now.text
+    assert len(await rows(live, Alert)) == 1
+    [note] = await rows(live, Note)
+    assert (note.text, note.crisis) == ("took an extra painkiller last night, the pain was bad", True)
