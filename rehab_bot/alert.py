@@ -69,7 +69,7 @@ ESCALATING_SEVERITIES = frozenset(s for s in SEVERITIES if level_of(s) in ("emer
 # Only what the patient reported escalates: red-flag answers, score rules and
 # crisis messages. Operational alerts (a silent patient, a blocked bot, deleted
 # data) are for the caseload, whatever their severity.
-ESCALATING_KINDS = ("red_flag", "checkin", "crisis")
+ESCALATING_KINDS = ("red_flag", "checkin", "crisis", "session_pain")
 
 # How staff read an alert's severity and kind on the web pages (Alert.severity and Alert.kind hold
 # the values): every severity of content.checkins.SEVERITIES, every kind raise_alert is given.
@@ -82,6 +82,7 @@ SEVERITY_LABELS = {
 KIND_LABELS = {
     "red_flag": N_("Red flag in a check-in"),
     "checkin": N_("Check-in score"),
+    "session_pain": N_("Pain during exercises"),
     "crisis": N_("Crisis words"),
     "inactive": N_("No answers for a while"),
     "unreachable": N_("Unreachable on Telegram"),
@@ -94,6 +95,7 @@ TITLES = {
     # Check-ins and red flags (rehab_bot/redflag.py); detail names the answers.
     "red_flag": N_("Red flag in a check-in.\n{detail}"),
     "checkin": N_("Check-in answers need attention.\n{detail}"),
+    "session_pain": N_("Pain during the exercises needs attention.\n{detail}"),
     "crisis": N_("Possible crisis.\n{detail}"),
     "inactive": N_("No response.\n{detail}"),
     "data_deleted": N_("The patient deleted their data with /delete. All messages to them have stopped."),

@@ -76,7 +76,7 @@ LOOKBACK = timedelta(hours=6)
 WEEKLY_DAY, WEEKLY_HOUR = 6, 18  # Sunday 18:00 in the patient's timezone
 # Alerts a caregiver may hear about: red flags at emergency level. A crisis note is the patient's own
 # words to the clinic and is not passed on.
-EMERGENCY_KINDS = ("red_flag", "checkin")
+EMERGENCY_KINDS = ("red_flag", "checkin", "session_pain")
 
 INVITE = "caregiver.invite"  # audit actions
 JOIN = "caregiver.join"

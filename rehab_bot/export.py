@@ -675,6 +675,7 @@ FLAG_PRIORITIES: dict[str, tuple[str, str]] = {
 ALERT_KINDS: dict[str, str] = {
     "red_flag": "Red-flag answer",
     "checkin": "Check-in score rule",
+    "session_pain": "Pain during exercises at the pain rule's threshold",
     "crisis": "Crisis words in a message",
     "inactive": "No answer for a long time",
     "unreachable": "Telegram refuses messages",

@@ -46,6 +46,11 @@ The rules
   severe matching rule that has one. At most one such alert per patient,
   questionnaire, local day and severity: a second high pain entry the same
   day does not page the therapist again (the patient is still told what to do).
+* **Pain during a session** (the 0-10 after Done or Partly, in the chat or the
+  Mini App): held to the pain questionnaire's ``score_at_least`` rules (pain
+  >= 7: critical), kind ``session_pain``, one alert per session
+  (:func:`on_session_pain`); the patient reads the clinic's ``exercise_pain``
+  text instead of praise.
 * **Inactivity** (``inactive`` rules, kind ``inactive``): no answer of any
   kind (check-in answer, session logged, note) for ``hours`` since the last
   one, checked periodically by :func:`check_inactive` against the injected
@@ -92,7 +97,7 @@ log = logging.getLogger(__name__)
 
 SEVERITY_RANK = {"low": 0, "high": 1, "critical": 2, "emergency": 3}
 # Alert kinds that make a day a "red-flag day" (no motivational message then).
-RED_FLAG_KINDS = ("red_flag", "checkin", "crisis")
+RED_FLAG_KINDS = ("red_flag", "checkin", "crisis", "session_pain")
 DEFAULT_REPLY = {"emergency": "red_flag"}
 DEFAULT_URGENT_REPLY = "red_flag_urgent"
 CRISIS_REPLY = "crisis"  # the content text shown on a crisis phrase
@@ -443,6 +448,57 @@ async def on_score(
     )
     log.info("score rules matched on check-in %s: %s", checkin.id, ",".join(r.id for r, _ in matched))
     return score_finding(matched, told, alert_id)
+
+
+# --------------------------------------------------------------------------- pain during a session
+
+SESSION_PAIN_TEXT = "exercise_pain"  # the clinic's advice on pain with the exercises (texts.toml)
+
+
+async def on_session_pain(
+    session: AsyncSession,
+    patient: Patient,
+    content: Content,
+    clinic: ClinicConfig,
+    es: ExerciseSession,
+    now: datetime,
+) -> Finding | None:
+    """Pain during a session's exercises (0-10), held to the pain questionnaire's ``score_at_least`` rules.
+
+    The threshold and severity are the check-in pain's own (``pain-critical``: 7 or more is critical),
+    read from the content, so the rule has one home; the rises and trends stay with the check-ins,
+    which ask for pain at rest. A match raises one alert for the session (kind ``session_pain``) and
+    the patient reads the clinic's exercise_pain text (do not push through it; when to call), the
+    rule's message, the clinic's contact lines and whether the team was told; None below the threshold.
+    """
+    if es.pain is None or es.id is None:
+        return None
+    rules = [r for r in content.alert_rules.values() if r.questionnaire == "pain" and r.kind == "score_at_least"]
+    day = es.local_date or now.date()
+    matched = [(rule, reason) for rule in rules if (reason := evaluate(rule, [Entry(0, day, es.pain)])) is not None]
+    if not matched:
+        return None
+    matched.sort(key=lambda m: SEVERITY_RANK[m[0].severity], reverse=True)
+    severity = matched[0][0].severity
+    detail: list[Value] = [
+        message(N_("Pain during the exercises of the {slot} session: {score}."), slot=es.slot, score=es.pain),
+        *(join("", "- ", reason) for _, reason in matched),
+    ]
+    alert_id, told = await _raise(
+        session,
+        patient,
+        clinic,
+        kind="session_pain",
+        severity=severity,
+        detail=detail,
+        key=f"session-pain:{es.id}",
+        now=now,
+    )
+    log.info("pain rules matched on session %s: %s", es.id, ",".join(r.id for r, _ in matched))
+    finding = score_finding(matched, told, alert_id)
+    if SESSION_PAIN_TEXT in content.texts:
+        finding = Finding(severity, (SESSION_PAIN_TEXT,), finding.message, told, alert_id)
+    return finding
 
 
 # --------------------------------------------------------------------------- crisis phrases

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from rehab_bot import crisis
 from rehab_bot.content import Content, load_content
+from rehab_bot.content.checkins import level_of
 from rehab_bot.triage import Row, answer_rows, rule_rows
 
 START = "<!-- triage-table:start -->"
@@ -93,6 +94,31 @@ def table(content: Content) -> str:
         out.append(
             f"| `{rule.id}` | {_cell(rule_row.condition)} | {LEVEL_WORDS[rule_row.level]} | {rule.severity} | {told} |"
         )
+    session_rules = [
+        r for r in content.alert_rules.values() if r.questionnaire == "pain" and r.kind == "score_at_least"
+    ]
+    if session_rules:
+        out += [
+            "",
+            "### Pain during a session",
+            "",
+            "The 0-10 the patient gives after Done or Partly (chat or Mini App), held to the pain check-in's",
+            "`score_at_least` rules (`redflag.on_session_pain`): one alert per session, and the clinic's",
+            "`exercise_pain` text instead of praise (the rule's own text when the content has none).",
+            "Below the threshold: praise, no alert.",
+            "",
+            "| Rule | When | Level | Alert severity | Patient is told |",
+            "|---|---|---|---|---|",
+        ]
+        for rule in session_rules:
+            level = level_of(rule.severity)
+            message = f"«{_cell(_first_line(rule.message['en']))}» + " if rule.message else ""
+            threshold = f"{rule.threshold:g}" if rule.threshold is not None else "?"
+            out.append(
+                f"| `{rule.id}` | pain during the exercises ≥ {threshold} | {LEVEL_WORDS[level]} "
+                f"| {rule.severity} (kind session_pain) "
+                f'| {message}`exercise_pain`{FOOTER[level]}, "Your care team has been told." |'
+            )
     out += [
         "",
         "### Anything the patient types",

@@ -44,7 +44,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ApplicationHandlerStop, CallbackQueryHandler, ContextTypes
 
-from rehab_bot import experiment, miniapp, motivation, programme, tapering
+from rehab_bot import experiment, miniapp, motivation, programme, redflag, tapering
 from rehab_bot import patient as patients
 from rehab_bot import session as core
 from rehab_bot.bot import experiments as experiments_bot
@@ -667,6 +667,11 @@ async def _press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         streak = 0
         if press.action in (core.Action.PAIN, core.Action.DONE, core.Action.PARTLY):
             streak = (await core.stats(db, patient, now)).streak_days
+        pain_finding = (
+            await redflag.on_session_pain(db, patient, s.content, s.config.clinic, es, now)
+            if press.action == core.Action.PAIN
+            else None
+        )
         options = core.snooze_options(es, patient, now, quiet) if press.action == core.Action.SNOOZE else []
         await db.commit()
         lang, tz = patient.language, patient.timezone
@@ -702,7 +707,11 @@ async def _press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await edit_message(message, ask, pain_buttons(lang, es.id))
     elif action == core.Action.PAIN:
         await query.answer()
-        await edit_message(message, praise(lang, es.status, streak), None)
+        if pain_finding is not None:  # pain at the pain rule's threshold: what to do, not praise
+            reply = redflag.reply_text(pain_finding, s.content, lang, s.config.clinic)
+            await edit_message(message, t(lang, "Thank you for telling me.") + "\n\n" + reply, None)
+        else:
+            await edit_message(message, praise(lang, es.status, streak), None)
         await timing_bot.after_session(context, es.patient_id, es.id, message.chat_id)  # learned reminder time
     else:  # REASON
         await query.answer()

@@ -187,6 +187,11 @@ async def finish(request: web.Request) -> web.StreamResponse:
     if not outcome.recorded and sent != (kept.status, kept.effort or "", kept.pain):
         # Not a double tap: other answers, lost to a record made first; the page says so, not only "Logged".
         (await get_session(request))[NOTICE] = {"text": t(patient.language, RECORDED_ELSEWHERE)}
+    if outcome.recorded:  # pain at the pain rule's threshold: alerted, and what to do shown above the praise
+        finding = await redflag.on_session_pain(session, patient, ctx.content, ctx.config.clinic, kept, ctx.clock.now())
+        if finding is not None:
+            advice = redflag.reply_text(finding, ctx.content, patient.language, ctx.config.clinic)
+            (await get_session(request))[NOTICE] = {"advice": advice}
     await session.commit()
     chat_id = patient.telegram_id
     if outcome.recorded and message_id is not None and chat_id is not None and ctx.on_outcome is not None:
