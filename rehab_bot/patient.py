@@ -360,6 +360,13 @@ def heard_elsewhere(kind: str, text: str, today: date, content: Content) -> bool
     `tz`, `date`) and enrolment's time zone and session times steps (`tz`, `times`)."""
     if looks_like_answer(kind, text, today):
         return False
+    return names_a_worry(text, content)
+
+
+def names_a_worry(text: str, content: Content) -> bool:
+    """Whether text names a symptom word or a word of danger (the symptom check's or the crisis question's
+    trigger). Before consent neither can be asked (nothing may be kept), so enrolment answers such a
+    message with the clinic's phone and emergency text instead (rehab_bot/bot/enrol.py)."""
     return crisis.is_concern(text, content) or crisis.symptom_check_for(text, content) is not None
 
 

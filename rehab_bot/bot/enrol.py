@@ -49,6 +49,7 @@ from rehab_bot.content import Content, Phase, localize
 from rehab_bot.enrolment import EnrolStep
 from rehab_bot.i18n import N_, pick_language, t, tn
 from rehab_bot.models import Patient, PatientStatus, Role, Staff
+from rehab_bot.redflag import clinic_contact
 from rehab_bot.schedule import (
     QuietHours,
     TimesError,
@@ -514,11 +515,13 @@ async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         elif step is EnrolStep.TIMES:
             await _typed_times(update, context, session, patient)
         elif step == "declined":
+            await _worry_before_consent(update, context, patient)
             await _reply(
                 update,
                 t(patient.language, enrolment.NOT_TAKING_PART),
             )
         else:
+            await _worry_before_consent(update, context, patient)
             text, markup = consent_prompt(
                 patient.language,
                 patient,
@@ -529,6 +532,27 @@ async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
             await _reply(update, text, markup)
         await session.commit()
     raise ApplicationHandlerStop
+
+
+# A symptom or a word of danger typed before consent (or after declining): nothing can be asked or kept,
+# but where to turn is never withheld.
+WORRY_BEFORE_CONSENT = N_(
+    "Until you agree to take part, I cannot check symptoms or pass messages on to your care team. "
+    "If you are worried about your health, please contact the clinic:"
+)
+
+
+async def _worry_before_consent(update: Update, context: ContextTypes.DEFAULT_TYPE, patient: Patient) -> None:
+    """The clinic's phone and emergency text for a message that names a symptom or a word of danger."""
+    message, s = update.effective_message, svc(context)
+    if message is None or not message.text or not patients.names_a_worry(message.text, _content(context)):
+        return
+    lang, clinic = patient.language, s.config.clinic
+    log.info("patient %s named a symptom or a word of danger before consent: clinic contact shown", patient.id)
+    await _reply(
+        update,
+        "\n\n".join([t(lang, WORRY_BEFORE_CONSENT), clinic_contact(clinic, lang), clinic.text("emergency_text", lang)]),
+    )
 
 
 async def _typed_timezone(

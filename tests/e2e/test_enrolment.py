@@ -24,8 +24,10 @@ from rig.telegram_server import FakeTelegram, FakeUser, SentMessage
 from sqlmodel import select
 
 import rehab_bot.bot.staff as staff_bot
+from rehab_bot import enrolment
 from rehab_bot import invite as invites
 from rehab_bot.bot.app import start_polling_app, stop_app
+from rehab_bot.bot.enrol import WORRY_BEFORE_CONSENT
 from rehab_bot.db import Database
 from rehab_bot.i18n import t
 from rehab_bot.models import Alert, Invite, Note, Patient, PatientStatus, ReminderRule, Staff
@@ -955,3 +957,41 @@ async def test_a_patients_code_that_starts_with_cg_enrols(bot: Any, tg: FakeTele
     await user.send("/start cgAb3dEfGhIjKlMn")
     consent = await next_text(user)
     assert consent.button_labels == ["Yes, I agree", "No, thank you"], consent.text
+
+
+@pytest.mark.parametrize(
+    ("lang", "said"),
+    [
+        ("de", "Ich kann seit heute früh kein Wasser lassen und bin taub im Intimbereich"),
+        ("en", "my wound is bleeding a lot"),
+    ],
+)
+async def test_a_symptom_typed_before_consent_gets_the_clinics_phone_and_emergency_text(
+    bot: Any, tg: FakeTelegram, lang: str, said: str
+) -> None:
+    """An outside test typed signs of cauda equina before tapping consent: the bot answered only "Bitte lesen
+    Sie den folgenden Text und tippen Sie auf eine der Schaltflächen darunter." and the consent again."""
+    invite = await new_invite(bot, f"P-7{lang}")
+    user = tg.user(2090 if lang == "de" else 2091, language_code=lang)
+    await user.send(f"/start {invite.code}")
+    await next_text(user)
+    await user.send(said)
+    [worry, consent] = await user.wait_for(count=2, include_edits=False)
+    before = t(lang, WORRY_BEFORE_CONSENT)
+    assert worry.text is not None and worry.text.startswith(before)
+    assert bot.config.clinic.phone in worry.text
+    assert bot.config.clinic.text("emergency_text", lang).strip() in worry.text
+    assert consent.button_labels == [t(lang, "Yes, I agree"), t(lang, "No, thank you")], "the step stays open"
+    row = await patient_row(bot, f"P-7{lang}")
+    assert (row.enrol_step, row.consent_at) == ("consent", None), "nothing is kept before consent"
+    # After declining too.
+    await user.press(t(lang, "No, thank you"), consent)
+    await user.wait_for(include_edits=False)
+    await user.send(said)
+    [worry, declined] = await user.wait_for(count=2, include_edits=False)
+    assert worry.text is not None and worry.text.startswith(before)
+    assert declined.text == t(lang, enrolment.NOT_TAKING_PART)
+    # Everyday words get no such answer.
+    await user.send("hello?")
+    [only] = await user.wait_for(include_edits=False)
+    assert not (only.text or "").startswith(before)
