@@ -51,7 +51,7 @@ from rehab_bot.bot import common
 from rehab_bot.bot.checkin import done_text, parse_answer, step_buttons, step_text
 from rehab_bot.bot.services import App, svc
 from rehab_bot.content import localize
-from rehab_bot.i18n import N_, pick_language, t
+from rehab_bot.i18n import N_, t
 from rehab_bot.invite import deep_link, is_caregiver_code
 from rehab_bot.models import Caregiver, CheckIn, Patient
 from rehab_bot.typed import number
@@ -292,7 +292,7 @@ async def start_with_code(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     if user is None or message is None or not is_caregiver_code(code):
         return
     s = svc(context)
-    lang = pick_language(user.language_code, s.config.clinic.language)
+    lang = await common.language_for(update, context)  # a patient or staff member: their own setting
     async with s.db.session() as db:
         opened = await core.open_link(db, code, user.id, lang, s.clock.now())
         await db.commit()

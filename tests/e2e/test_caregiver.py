@@ -676,3 +676,21 @@ async def test_an_unanswered_caregiver_link_gives_way_to_a_patient_or_staff_invi
     assert 7472 in staff_ids
     assert sorted(row.detail.split(" ")[1] for row in released) == ["for=patient_invite", "for=staff_invite"]
     assert all(row.patient_id == supported.id and row.actor == "caregiver" for row in released)
+
+
+async def test_a_patient_opening_a_caregiver_link_is_refused_in_their_own_language(bot: Any, tg: FakeTelegram) -> None:
+    """A patient who chose German in /settings, on an English Telegram, read the refusal in English."""
+    await checkin_patient(bot, 7480, schedule=False)
+    await checkin_patient(bot, 7481, schedule=False, language="de")
+    anna, ben = tg.user(7480), tg.user(7481, language_code="en")
+    await anna.send("/caregiver")
+    [menu] = await anna.wait_for(lambda m: "Caregivers" in (m.text or ""))
+    await anna.press("➕ Invite a caregiver", menu)
+    [invitation] = await anna.wait_for(lambda m: "t.me/" in (m.text or ""))
+    found = re.search(r"start=(cg[A-Za-z0-9_-]+)", invitation.text or "")
+    assert found is not None
+    await ben.send(f"/start {found.group(1)}")
+    [refused] = await ben.wait_for()
+    assert text_of(refused) == (
+        "Sie nutzen diesen Bot als Patientin oder Patient und können deshalb hier nicht auch Angehörige begleiten."
+    )
