@@ -20,7 +20,7 @@ from wtforms.validators import DataRequired, Length, Optional
 from rehab_bot import audit, invite
 from rehab_bot import staff as staff_core
 from rehab_bot.content import ContentError, load_content
-from rehab_bot.i18n import LANGUAGE_NAMES, N_, t
+from rehab_bot.i18n import LANGUAGE_NAMES, N_, t, tn
 from rehab_bot.models import Role, Staff
 from rehab_bot.typed import number
 from rehab_bot.web.auth import allow, db, signed_in_staff
@@ -36,6 +36,7 @@ INVITE_DRAFT = "invite_draft"  # a refused invitation's form, as typed, for the 
 MAX_DRAFT = 300  # characters of a refused name kept (the form's own limit is 100)
 # Why an audit filter lists nothing: said above the table, the filter kept as typed.
 AUDIT_NO_STAFF = N_("No staff member has this id.")
+AUDIT_REVERSED = N_("'From' is after 'To': choose a start on or before the end.")
 
 
 class InviteForm(Form):
@@ -234,7 +235,8 @@ async def audit_page(request: web.Request) -> web.StreamResponse:
     """The audit log, newest first, filtered by staff member, patient alias and dates (UTC days).
 
     A filter that cannot match (an alias longer than any, an unknown staff id, a date that is not
-    one) lists nothing and says why above the table, the filter kept as typed (400 for a malformed one).
+    one, a start after the end) lists nothing and says why above the table, the filter kept as
+    typed (400 for a malformed one).
     """
     session, admin = db(request), signed_in_staff(request)
     query = AuditQuery(FormData(request.query))
@@ -244,6 +246,8 @@ async def audit_page(request: web.Request) -> web.StreamResponse:
     problem = None
     if query.since.errors or query.until.errors:
         problem = NOT_DATES
+    elif query.since.data and query.until.data and query.since.data > query.until.data:
+        problem = AUDIT_REVERSED
     elif query.staff.errors or (staff_id is not None and all(m.id != staff_id for m in members)):
         problem = AUDIT_NO_STAFF
     patient_id = None
@@ -307,9 +311,17 @@ async def content_page(request: web.Request) -> web.StreamResponse:
         }
     except ContentError as exc:
         errors = list(exc.errors)
-    return await render(
-        request, "admin_content.html", {"errors": errors, "counts": counts, "directory": str(directory or "")}
+    lang = language(request)
+    counted = ", ".join(
+        [
+            tn(lang, "{n} exercise", "{n} exercises", counts.get("exercises", 0)),
+            tn(lang, "{n} programme", "{n} programmes", counts.get("programmes", 0)),
+            tn(lang, "{n} text", "{n} texts", counts.get("texts", 0)),
+            tn(lang, "{n} questionnaire", "{n} questionnaires", counts.get("questionnaires", 0)),
+        ]
     )
+    values = {"errors": errors, "counts": counts, "counted": counted, "directory": str(directory or "")}
+    return await render(request, "admin_content.html", values)
 
 
 def setup(app: web.Application) -> None:

@@ -229,12 +229,15 @@ class LinkForm(Form):
 
 @allow("public")
 async def signin_page(request: web.Request) -> web.StreamResponse:
-    """The page a /dashboard link opens: one button that signs in (the token is used on POST only)."""
+    """The page a /dashboard link opens: one button that signs in (the token is used on POST only); a link
+    already used, expired or unknown says so at once (400), not only after the button."""
     form = await bind(LinkForm, request)
     form.token.data = request.query.get("token", "")[: signin.MAX_TOKEN_LENGTH]
     visitor = request[VISITOR]
     holder = await signin.holder(db(request), str(form.token.data), context(request).clock.now())
-    if holder is not None and visitor.staff is None and visitor.patient is None:
+    if holder is None:
+        return await render(request, "signin.html", {"form": None, "failed": True}, status=400)
+    if visitor.staff is None and visitor.patient is None:
         # The link's own staff member: the page in their language, not the browser's (a German therapist's
         # link opened in an English browser; the pages after signing in are in Staff.language too).
         request[VISITOR] = dataclasses.replace(visitor, lang=holder.language)

@@ -33,6 +33,9 @@ from rehab_bot.web.forms import Form, WholeNumberField, bind, form_problems
 from rehab_bot.web.pages import language, render
 from rehab_bot.web.patients import load
 
+# Above the problems of a refused save: the patient's plan, or a clinic template.
+PLAN_NOT_SAVED = N_("The plan was not saved:")
+TEMPLATE_NOT_SAVED = N_("The template was not saved:")
 CONFLICT_NEXT = N_(
     "Your changes are below and not saved. Open the builder in a new tab to see the saved plan;"
     " save again to replace it with yours."
@@ -191,6 +194,7 @@ async def _page(
     status: int = 200,
     notice: str = "",
     partial: bool = False,
+    problems_heading: str = PLAN_NOT_SAVED,
 ) -> web.StreamResponse:
     ctx, session, staff = context(request), db(request), signed_in_staff(request)
     entries = await library.entries(session, ctx.content, staff.language)
@@ -201,6 +205,7 @@ async def _page(
         "programmes": [(p.id, p.title(staff.language)) for p in ctx.content.programmes.values()],
         "templates": await plan.templates(session),
         "problems": problems or [],
+        "problems_heading": problems_heading,
         "notice": notice,
         "may_change": access(staff, patient) >= Access.WRITE,
         "languages": LANGUAGES,
@@ -331,7 +336,8 @@ async def builder_template(request: web.Request) -> web.StreamResponse:
     patient = await _patient(request, Access.READ)
     form = await _posted(request)
     if not form.validate():
-        return await _page(request, patient, form, problems=await _form_problems(request, form), status=422)
+        problems = await _form_problems(request, form)
+        return await _page(request, patient, form, problems=problems, status=422, problems_heading=TEMPLATE_NOT_SAVED)
     try:
         await programme.save_template(
             session,
@@ -344,7 +350,10 @@ async def builder_template(request: web.Request) -> web.StreamResponse:
         )
     except PlanError as exc:
         partial = request.headers.get("HX-Request") == "true"
-        return await _page(request, patient, form, problems=exc.lines(language(request)), status=422, partial=partial)
+        problems = exc.lines(language(request))
+        return await _page(
+            request, patient, form, problems=problems, status=422, partial=partial, problems_heading=TEMPLATE_NOT_SAVED
+        )
     await session.commit()
     return await _page(request, patient, form, notice="template", partial=request.headers.get("HX-Request") == "true")
 

@@ -1,0 +1,122 @@
+"""What an outside test of the staff web app found (2026-12-03), each fixed and held here.
+
+- The German audit log labelled its start date "Quelle" (the library's "From" column shared its msgid).
+- A reversed audit date range listed nothing and said nothing.
+- The content check counted "1 programmes" ("1 Programme" in German).
+- A used or unknown sign-in link showed a working Sign in button; only the press said it had expired.
+- A template refused for an empty name was headed "The plan was not saved:".
+- A discharged patient's page had an empty "Changes" section, and saving their plan promised them a
+  message that is never sent.
+"""
+
+from __future__ import annotations
+
+import html as html_lib
+import re
+from typing import Any
+
+from factories import make_patient, make_staff
+from sqlmodel import col, select
+from webrig import WEB, client, csrf, dashboard_link, sign_in_link, web_url
+
+from rehab_bot.models import Patient, PatientStatus, Staff
+
+
+async def _signed_in(bot: Any, telegram_id: int, role: str = "therapist", lang: str = "en") -> Any:
+    await make_staff(bot.db, telegram_id=telegram_id, role=role, language=lang)
+    browser = client()
+    response = await sign_in_link(browser, await dashboard_link(bot, telegram_id))
+    assert response.status == 303, "signed in: on to the caseload"
+    return browser
+
+
+async def _get(browser: Any, url: str) -> tuple[int, str]:
+    async with browser.get(url) as page:
+        return page.status, html_lib.unescape(await page.text())
+
+
+async def test_the_german_audit_filter_says_von_and_a_reversed_range_is_explained(bot_factory: Any) -> None:
+    bot = await bot_factory(web=WEB)
+    async with await _signed_in(bot, 7401, "admin", "de") as browser:
+        status, text = await _get(browser, f"{web_url(bot)}/admin/audit")
+        assert status == 200 and '<label for="f-since">Von</label>' in text and "Quelle" not in text
+        status, text = await _get(browser, f"{web_url(bot)}/admin/audit?since=2026-12-05&until=2026-12-01")
+        assert status == 200 and "„Von“ liegt nach „Bis“" in text
+        assert text.split("<tbody>", 1)[1].split("</tbody>", 1)[0].count("<tr>") == 0
+        status, text = await _get(browser, f"{web_url(bot)}/exercises")
+        assert status == 200 and '<th scope="col">Quelle</th>' in text
+
+
+async def test_the_content_check_counts_in_the_singular_too(bot_factory: Any) -> None:
+    bot = await bot_factory(web=WEB)
+    programmes = len(bot.services.content.programmes)
+    async with await _signed_in(bot, 7402, "admin") as browser:
+        status, text = await _get(browser, f"{web_url(bot)}/admin/content")
+    assert status == 200
+    shown = re.search(r'id="content-ok">Content OK: ([^<]*)\.</p>', text)
+    assert shown is not None, text
+    assert f"{programmes} programme{'' if programmes == 1 else 's'}," in shown.group(1)
+    assert re.search(r"\b1 (exercises|programmes|texts|questionnaires)\b", shown.group(1)) is None
+
+
+async def test_a_used_or_unknown_sign_in_link_says_so_before_any_button(bot_factory: Any) -> None:
+    bot = await bot_factory(web=WEB)
+    await make_staff(bot.db, telegram_id=7403)
+    link = await dashboard_link(bot, 7403)
+    expired = "This sign-in link has expired or was used already."
+    async with client() as browser:
+        for token in ("garbage", ""):
+            status, text = await _get(browser, f"{web_url(bot)}/signin?token={token}")
+            assert (status, expired in text, ">Sign in</button>" in text) == (400, True, False), token
+        status, text = await _get(browser, link)
+        assert (status, expired in text, ">Sign in</button>" in text) == (200, False, True), "a fresh link works"
+        assert (await sign_in_link(browser, link)).status == 303
+    async with client() as other:
+        status, text = await _get(other, link)
+        assert (status, expired in text) == (400, True), "used once: said at once"
+
+
+async def test_a_template_refused_is_headed_as_a_template_and_a_discharged_patient_is_promised_nothing(
+    bot_factory: Any,
+) -> None:
+    bot = await bot_factory(web=WEB)
+    async with await _signed_in(bot, 7404) as browser:
+        async with bot.db.session() as session:
+            doc = (await session.exec(select(Staff).where(col(Staff.telegram_id) == 7404))).one()
+        patient, _ = await make_patient(
+            bot.db, bot.clock, telegram_id=7190, therapist_id=doc.id, programme_id="lumbar-example"
+        )
+        base = f"{web_url(bot)}/patients/{patient.id}/programme"
+        status, page = await _get(browser, base)
+        form = {
+            "csrf_token": csrf(page),
+            "phases-0-id": "one",
+            "phases-0-from_day": "0",
+            "phases-0-title-en": "One",
+            "phases-0-title-de": "Eins",
+            "phases-0-change_note-en": "x",
+            "phases-0-change_note-de": "x",
+            "phases-0-sessions_per_day": "1",
+            "phases-0-default_times": "09:00",
+            "phases-0-sessions-0-items-0-exercise": "walking",
+            "phases-0-sessions-0-items-0-reps": "12",
+            "template_name": "",
+        }
+        async with browser.post(f"{base}/template", data=form) as refused:
+            text = html_lib.unescape(await refused.text())
+        assert refused.status == 422 and "The template was not saved:" in text and "The plan was not saved" not in text
+
+        async with bot.db.session() as session:
+            row = await session.get(Patient, patient.id)
+            assert row is not None
+            row.status = PatientStatus.DISCHARGED.value
+            session.add(row)
+            await session.commit()
+        status, text = await _get(browser, f"{web_url(bot)}/patients/{patient.id}")
+        assert status == 200 and 'id="care-ended"' in text
+        form.pop("template_name")
+        async with browser.post(f"{base}/save", data=form) as saved:  # on to the builder, saved
+            text = html_lib.unescape(await saved.text())
+        assert saved.status == 200 and "/programme?saved=1" in str(saved.url), text[:300]
+        assert "This patient's care has ended: no reminders or messages are sent to them." in text
+        assert "they get one message saying what changed" not in text
