@@ -42,7 +42,7 @@ from sqlalchemy.exc import DBAPIError
 from rehab_bot import __version__, cli_reports
 from rehab_bot.config import Config, ConfigError, clinic_name_is_placeholder, load_config
 from rehab_bot.content import ContentError
-from rehab_bot.db import DatabaseTooNew, DatabaseUnreachable
+from rehab_bot.db import DatabaseTooNew, DatabaseUnreachable, NoDatabase
 from rehab_bot.files import kept_unless_forced, set_private_umask
 from rehab_bot.i18n import SUPPORTED_LANGUAGES
 from rehab_bot.logs import add_secret, scrub, setup_logging
@@ -301,6 +301,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except DatabaseTooNew as exc:
         print(f"rehab-bot: {exc}", file=sys.stderr)
+        return 1
+    except NoDatabase as exc:  # a command that reads, at a SQLite path that does not exist: nothing is made there
+        print(
+            f"rehab-bot: no database at {exc.path}: check [database] url in the config (REHAB_BOT_DATABASE_URL); "
+            "to start a new one there, run: rehab-bot db upgrade",
+            file=sys.stderr,
+        )
         return 1
     except DBAPIError as exc:
         # The database refused a statement (no privilege, a read-only file, a full disk): one line.
@@ -658,7 +665,9 @@ def cmd_invite_create(config: Config, args: argparse.Namespace) -> int:
         return made, link, therapist.name + (" (the only one, by default)" if by_default else "")
 
     try:
-        made, link, therapist_name = asyncio.run(in_session(config.database.url, config.database.pg_schema, go))
+        made, link, therapist_name = asyncio.run(
+            in_session(config.database.url, config.database.pg_schema, go, create=True)
+        )
     except BaseException as exc:
         for qr in staged:
             qr.discard()  # the invitation was not committed: no QR code for it
@@ -892,7 +901,8 @@ def cmd_clinic(config: Config, args: argparse.Namespace) -> int:
         return await _audit_command(session, args, since), []
 
     try:
-        lines, warnings = asyncio.run(in_session(config.database.url, config.database.pg_schema, go))
+        creates = args.command == "staff" and args.staff_command == "add"
+        lines, warnings = asyncio.run(in_session(config.database.url, config.database.pg_schema, go, create=creates))
     except (StaffError, ExportError) as exc:
         print(f"rehab-bot: {exc}", file=sys.stderr)
         return 1

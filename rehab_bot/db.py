@@ -268,8 +268,26 @@ class Database:
 T = TypeVar("T")
 
 
-async def in_session(url: str, pg_schema: str | None, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """A command's one unit of work: open the database, bring it to head, run ``work`` in a session, commit, close."""
+class NoDatabase(Exception):
+    """A command that only reads was pointed at a SQLite file that does not exist (a mistyped path)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(str(path))
+        self.path = path
+
+
+async def in_session(
+    url: str, pg_schema: str | None, work: Callable[[AsyncSession], Awaitable[T]], *, create: bool = False
+) -> T:
+    """A command's one unit of work: open the database, bring it to head, run ``work`` in a session, commit, close.
+
+    A SQLite file that does not exist is made (and migrated) only for a command that creates (``create``:
+    adding staff, an invitation); one that reads raises NoDatabase instead of answering from a new,
+    empty database at a mistyped path.
+    """
+    path = sqlite_path(url) if is_sqlite(url) else None
+    if path is not None and not create and not path.exists():
+        raise NoDatabase(path)
     db = Database(url, pg_schema=pg_schema or None)
     try:
         await db.upgrade()

@@ -104,12 +104,14 @@ def test_config_is_accepted_before_and_after_the_subcommand(tmp_path: Path) -> N
 
 
 def test_library_logs_are_quiet_unless_verbose(tmp_path: Path) -> None:
-    quiet = run("staff", "list", cwd=tmp_path)
+    quiet = run("db", "upgrade", cwd=tmp_path)
     assert quiet.returncode == 0, quiet.stderr
     assert quiet.stderr == "", "a fresh database is migrated without a word"
-    assert quiet.stdout.startswith("no staff yet")
+    assert quiet.stdout.startswith("database at revision")
+    listed = run("staff", "list", cwd=tmp_path)
+    assert (listed.stderr, listed.stdout.startswith("no staff yet")) == ("", True)
     verbose = run(
-        "staff", "list", "--verbose", cwd=tmp_path, env={"REHAB_BOT_DATABASE_URL": "sqlite+aiosqlite:///v.db"}
+        "db", "upgrade", "--verbose", cwd=tmp_path, env={"REHAB_BOT_DATABASE_URL": "sqlite+aiosqlite:///v.db"}
     )
     assert verbose.returncode == 0 and "alembic" in verbose.stderr and "Running upgrade" in verbose.stderr
     assert "alembic" not in verbose.stdout
@@ -296,3 +298,30 @@ def test_an_output_path_under_a_file_says_the_file_is_in_the_way(tmp_path: Path)
         assert result.returncode == 1 and result.stdout == "", args
         assert result.stderr == f"rehab-bot: {line} {taken} is a file, not a folder\n", args
     assert taken.read_text() == "an earlier export"
+
+
+def test_a_command_that_reads_refuses_a_database_that_does_not_exist_and_makes_none(tmp_path: Path) -> None:
+    """An outside test mistyped the database path: `staff list` answered "no staff yet" (exit 0) from a new,
+    migrated, empty database it had just made there, folders included."""
+    missing = tmp_path / "typo-dir" / "bot.db"
+    env = {"REHAB_BOT_DATABASE_URL": f"sqlite+aiosqlite:///{missing}"}
+    expected = (
+        f"rehab-bot: no database at {missing}: check [database] url in the config (REHAB_BOT_DATABASE_URL); "
+        "to start a new one there, run: rehab-bot db upgrade\n"
+    )
+    out = tmp_path / "out"
+    reads = [
+        ("staff", "list"),
+        ("audit",),
+        ("export", "--format", "fhir", "--out", str(out / "x.json")),
+        ("report", "outcomes", "--from", "2026-01-01", "--to", "2026-02-01", "--out", str(out)),
+        ("staff", "remove", "--telegram-id", "5"),
+    ]
+    for args in reads:
+        result = rehab_bot(*args, cwd=tmp_path, env=env)
+        assert (result.returncode, result.stdout, result.stderr) == (1, "", expected), args
+    assert not missing.parent.exists(), "nothing is made at a mistyped path"
+    # Adding the first admin, as the README's setup does, still starts a new database.
+    added = rehab_bot("staff", "add", "--telegram-id", "1", "--role", "admin", "--name", "A", cwd=tmp_path, env=env)
+    assert added.returncode == 0, added.stderr
+    assert missing.exists() and rehab_bot("staff", "list", cwd=tmp_path, env=env).returncode == 0
