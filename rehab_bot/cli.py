@@ -45,7 +45,7 @@ from rehab_bot.content import ContentError
 from rehab_bot.db import DatabaseTooNew, DatabaseUnreachable, NoDatabase
 from rehab_bot.files import kept_unless_forced, set_private_umask
 from rehab_bot.i18n import SUPPORTED_LANGUAGES
-from rehab_bot.logs import add_secret, scrub, setup_logging
+from rehab_bot.logs import OWN_LOGGER, add_secret, scrub, setup_logging
 
 if TYPE_CHECKING:
     from sqlmodel.ext.asyncio.session import AsyncSession
@@ -81,7 +81,10 @@ def _global_options(*, defaults: bool, config_help: str = CONFIG_HELP) -> argpar
         "--verbose",
         action="store_true",
         default=False if defaults else argparse.SUPPRESS,
-        help="also show the log lines of libraries (database migrations, HTTP); without it they are quiet",
+        help=(
+            "also show the log lines of libraries (database migrations, HTTP) and, for commands other than "
+            "run, rehab-bot's own INFO lines; without it they are quiet"
+        ),
     )
     return options
 
@@ -266,6 +269,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_secret(config.telegram.secret_token)
     setup_logging(config.logging.level)
     quiet_library_logs(verbose=args.verbose)
+    if args.command != "run" and not args.verbose:
+        # A one-off command says what it did on stdout; its own INFO lines ("staff 2 removed; ...") are
+        # for --verbose. Warnings and errors still show.
+        own = logging.getLogger(OWN_LOGGER)
+        own.setLevel(max(own.getEffectiveLevel(), logging.WARNING))
     if args.command != "run":
         # Audit rows written by this command name the person at the keyboard.
         from rehab_bot import audit
@@ -534,7 +542,8 @@ def cmd_content_check(directory: Path | None) -> int:
     from rehab_bot.content import ContentError, load_content
 
     if directory is not None and not directory.is_dir():
-        print(f"rehab-bot: {directory} is not a folder", file=sys.stderr)
+        why = "is not a folder" if directory.exists() else "does not exist"
+        print(f"rehab-bot: {directory} {why}", file=sys.stderr)
         return 1
     try:
         content = load_content(directory)
@@ -983,7 +992,8 @@ async def _export_command(session: AsyncSession, config: Config, args: argparse.
     out: Path = args.out
     if not args.force and await asyncio.to_thread(_holds_export, out, args.format):
         raise export.ExportError(
-            f"{out} already holds an export; pass --force to overwrite it, or choose another --out"
+            f"{out} already {'holds the files of an export' if args.format == 'csv' else 'exists'}; "
+            "pass --force to overwrite it, or choose another --out"
         )
     with progress_bar(desc=f"export {args.format}", unit="step", total=2 if args.format == "csv" else 3) as bar:
         content = load_content(config.content.dir) if args.format != "csv" else None

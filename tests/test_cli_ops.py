@@ -224,7 +224,7 @@ def test_export_and_backup_refuse_to_overwrite_without_force(tmp_path: Path) -> 
     bundle = tmp_path / "bundle.json"
     bundle.write_text("keep me", encoding="utf-8")
     refused = run("export", "--format", "fhir", "--out", str(bundle), cwd=tmp_path)
-    assert refused.returncode == 1 and "already holds an export" in refused.stderr and "--force" in refused.stderr
+    assert refused.returncode == 1 and "bundle.json already exists; pass --force" in refused.stderr
     assert bundle.read_text(encoding="utf-8") == "keep me"
     forced = run("export", "--format", "fhir", "--out", str(bundle), "--force", cwd=tmp_path)
     assert forced.returncode == 0 and json.loads(bundle.read_text(encoding="utf-8"))["resourceType"] == "Bundle"
@@ -232,7 +232,7 @@ def test_export_and_backup_refuse_to_overwrite_without_force(tmp_path: Path) -> 
     folder = tmp_path / "csv"
     assert run("export", "--format", "csv", "--out", str(folder), cwd=tmp_path).returncode == 0
     again = run("export", "--format", "csv", "--out", str(folder), cwd=tmp_path)
-    assert again.returncode == 1 and "--force" in again.stderr
+    assert again.returncode == 1 and "csv already holds the files of an export; pass --force" in again.stderr
     assert run("export", "--format", "csv", "--out", str(folder), "--force", cwd=tmp_path).returncode == 0
     # Exports refused are not recorded as exports.
     log = run("audit", cwd=tmp_path).stdout.splitlines()[1:]
@@ -325,3 +325,20 @@ def test_a_command_that_reads_refuses_a_database_that_does_not_exist_and_makes_n
     added = rehab_bot("staff", "add", "--telegram-id", "1", "--role", "admin", "--name", "A", cwd=tmp_path, env=env)
     assert added.returncode == 0, added.stderr
     assert missing.exists() and rehab_bot("staff", "list", cwd=tmp_path, env=env).returncode == 0
+
+
+def test_one_off_commands_keep_their_own_info_lines_for_verbose_and_name_a_missing_folder(tmp_path: Path) -> None:
+    """`staff remove` printed "... INFO rehab_bot.staff: staff 2 removed; ..." without -v; `content check` of a
+    folder that does not exist said it "is not a folder"."""
+    for flags in ((), ("-v",)):
+        folder = tmp_path / ("verbose" if flags else "quiet")
+        folder.mkdir()
+        assert invite("LWS-0501", folder).returncode == 0  # therapist 4242, the patient's
+        added = run("staff", "add", "--telegram-id", "5", "--role", "therapist", "--name", "B", cwd=folder)
+        assert added.returncode == 0
+        removed = run("staff", "remove", "--telegram-id", "4242", "--reassign-to", "B", *flags, cwd=folder)
+        assert removed.returncode == 0, removed.stderr
+        logged = "INFO    rehab_bot.staff: staff" in removed.stderr
+        assert logged == bool(flags), removed.stderr
+    missing = run("content", "check", str(tmp_path / "nope"), cwd=tmp_path)
+    assert (missing.returncode, missing.stderr) == (1, f"rehab-bot: {tmp_path / 'nope'} does not exist\n")
