@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import TypeVar
@@ -32,7 +32,7 @@ from rehab_bot import programme as programme_core
 from rehab_bot import session as session_core
 from rehab_bot.access import Access, StaffError, access, require
 from rehab_bot.config import StaffConfig
-from rehab_bot.content import Content
+from rehab_bot.content import Content, localize
 from rehab_bot.i18n import N_, t, translator
 from rehab_bot.models import (
     Alert,
@@ -566,9 +566,15 @@ def pain_means_split(recent: Iterable[int], before: Iterable[int]) -> tuple[floa
 
 
 async def risk_for(
-    session: AsyncSession, patient: Patient, now: datetime, settings: StaffConfig, lang: str = "en"
+    session: AsyncSession,
+    patient: Patient,
+    now: datetime,
+    settings: StaffConfig,
+    lang: str = "en",
+    titles: Mapping[str, str] | None = None,
 ) -> Risk | None:
-    """Why this patient is at risk this week (the reasons in lang: the digest's reader's), or None."""
+    """Why this patient is at risk this week (the reasons in lang: the digest's reader's; the lessons
+    named by titles, lesson_titles), or None."""
     assert patient.id is not None
     active = patient.status == PatientStatus.ACTIVE.value
     reasons = risk_reasons(
@@ -580,6 +586,7 @@ async def risk_for(
         pain=await pain_means(session, patient, now),
         unanswered_safety=await education.unanswered_safety(session, patient.id),
         lang=lang,
+        titles=titles,
     )
     if not reasons:
         return None
@@ -602,11 +609,21 @@ class RiskReason:
     def msgid(self) -> str:
         return RISK_MESSAGES[self.kind]
 
-    def text(self, translate: Callable[..., str] | None = None, lang: str = "en") -> str:
+    def text(
+        self, translate: Callable[..., str] | None = None, lang: str = "en", titles: Mapping[str, str] | None = None
+    ) -> str:
+        """The reason in lang; titles names the lessons (id -> title in lang), whose ids are what is stored."""
         values = dict(self.values)
+        if titles is not None and "lessons" in values:
+            values["lessons"] = ", ".join(titles.get(lid, lid) for lid in values["lessons"].split(", "))
         if translate is None:
             return self.msgid.format(**values)
         return translate(self.msgid, **{key: _figure_in(key, value, lang) for key, value in values.items()})
+
+
+def lesson_titles(content: Content, lang: str) -> dict[str, str]:
+    """Every lesson's title in lang, by id: how a risk reason names the safety lessons left unanswered."""
+    return {lesson.id: localize(lesson.title, lang) for lesson in education.course_of(content).lessons}
 
 
 def _figure_in(key: str, value: str, lang: str) -> str:
@@ -641,12 +658,13 @@ def risk_reasons(
     pain: tuple[float | None, float | None],
     unanswered_safety: Sequence[str],
     lang: str = "en",
+    titles: Mapping[str, str] | None = None,
 ) -> list[str]:
     """Why a patient is at risk, in lang (English by default), from figures already read (risk_for; see
-    risk_reason_list)."""
+    risk_reason_list); titles names the lessons (lesson_titles)."""
     translate = None if lang == "en" else translator(lang)
     return [
-        reason.text(translate, lang)
+        reason.text(translate, lang, titles)
         for reason in risk_reason_list(
             patient,
             now,

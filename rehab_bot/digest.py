@@ -23,8 +23,9 @@ from sqlalchemy import delete, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from rehab_bot.caseload import Risk, risk_for
+from rehab_bot.caseload import Risk, lesson_titles, risk_for
 from rehab_bot.config import Config, StaffConfig
+from rehab_bot.content import Content
 from rehab_bot.formats import number, percent
 from rehab_bot.i18n import translator
 from rehab_bot.models import IN_CARE, Delivery, DeliveryStatus, Kind, Patient, Staff
@@ -113,7 +114,7 @@ async def drop_queued(session: AsyncSession) -> None:
     )
 
 
-async def queue_digests(session: AsyncSession, now: datetime, config: Config) -> int:
+async def queue_digests(session: AsyncSession, now: datetime, config: Config, content: Content | None = None) -> int:
     """Queue the weekly digest for every staff member whose digest is due; returns how many."""
     queued = 0
     for member in await staff_members(session):
@@ -134,8 +135,11 @@ async def queue_digests(session: AsyncSession, now: datetime, config: Config) ->
         ).all()
         if not patients:
             continue
+        titles = lesson_titles(content, member.language) if content is not None else None
         risks = [
-            r for p in patients if (r := await risk_for(session, p, now, config.staff, member.language)) is not None
+            r
+            for p in patients
+            if (r := await risk_for(session, p, now, config.staff, member.language, titles)) is not None
         ]
         body = digest_text(member, day, risks, len(patients), config.staff)
         queued += await queue_staff_messages(

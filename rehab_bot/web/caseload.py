@@ -92,6 +92,7 @@ async def caseload_page(request: web.Request) -> web.StreamResponse:
         "pages": pages,
         "columns": COLUMNS,
         "status_labels": STATUS_LABELS,
+        "lesson_titles": caseload_core.lesson_titles(context(request).content, staff.language),
     }
     return await render(request, "_caseload_table.html" if partial else "caseload.html", values)
 

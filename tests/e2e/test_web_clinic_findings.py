@@ -19,7 +19,7 @@ from factories import make_patient, make_staff
 from sqlmodel import col, select
 from webrig import WEB, client, csrf, dashboard_link, sign_in_link, web_url
 
-from rehab_bot.models import Patient, PatientStatus, Staff
+from rehab_bot.models import LessonProgress, Patient, PatientStatus, Staff
 
 
 async def _signed_in(bot: Any, telegram_id: int, role: str = "therapist", lang: str = "en") -> Any:
@@ -120,3 +120,24 @@ async def test_a_template_refused_is_headed_as_a_template_and_a_discharged_patie
         assert saved.status == 200 and "/programme?saved=1" in str(saved.url), text[:300]
         assert "This patient's care has ended: no reminders or messages are sent to them." in text
         assert "they get one message saying what changed" not in text
+
+
+async def test_the_caseload_names_unanswered_safety_lessons_by_their_title(bot_factory: Any) -> None:
+    """The German caseload read "Sicherheitslektionen unbeantwortet: infection-signs, when-to-call"."""
+    bot = await bot_factory(web=WEB)
+    async with await _signed_in(bot, 7405, lang="de") as browser:
+        async with bot.db.session() as session:
+            doc = (await session.exec(select(Staff).where(col(Staff.telegram_id) == 7405))).one()
+        patient, _ = await make_patient(bot.db, bot.clock, telegram_id=7191, therapist_id=doc.id)
+        async with bot.db.session() as session:
+            for lesson_id in ("infection-signs", "when-to-call"):
+                session.add(
+                    LessonProgress(
+                        patient_id=patient.id or 0, lesson_id=lesson_id, safety=True, delivered_at=bot.clock.now()
+                    )
+                )
+            await session.commit()
+        status, text = await _get(browser, f"{web_url(bot)}/caseload?scope=all")
+    assert status == 200
+    assert "Sicherheitslektionen unbeantwortet: Zeichen einer Wundinfektion, Wann Sie sofort Hilfe rufen" in text
+    assert "when-to-call" not in text

@@ -189,7 +189,7 @@ async def clinic_tick(holder: Host) -> None:
     now = s.clock.now()
     async with s.db.session() as session:
         escalated = await alert_core.escalate_overdue(session, now, s.config)
-        digests = await digest.queue_digests(session, now, s.config)
+        digests = await digest.queue_digests(session, now, s.config, s.content)
         await session.commit()
     if escalated or digests:
         log.info("clinic tick: %d escalation(s), %d digest(s) queued", len(escalated), digests)
