@@ -516,7 +516,7 @@ def parse_times(text: str, *, skip_bad: bool = False) -> list[str]:
     # A dash joins two times; one before the first or after the last joins nothing: "-5" is no 05:00.
     dangling = re.match(r"\s*(-\s*[^\s,;/~-]*)", lowered) or re.search(r"([^\s,;/~-]*\s*-)\s*$", lowered)
     if dangling is not None and not skip_bad:
-        raise TimesError(dangling[1].strip())
+        raise TimesError(_as_typed(dangling[1].strip(), text))
     times: list[str] = []
     for token in (tok for tok in re.split(r"[,;/~-]|\s+and\s+|\s+und\s+|\s+", lowered) if tok):
         if token in _FILLERS:
@@ -534,8 +534,15 @@ def parse_times(text: str, *, skip_bad: bool = False) -> list[str]:
         if value is not None:
             times.append(value)
         elif not skip_bad:
-            raise TimesError(token)
+            raise TimesError(_as_typed(token, text))
     return times
+
+
+def _as_typed(token: str, text: str) -> str:
+    """A part of the times as the patient typed it ("Mallorca", not "mallorca"), for the answer that quotes
+    it; as read when reading changed it beyond case ("uhr" left out, clock words turned into times)."""
+    found = re.search(re.escape(token), plain(text), re.IGNORECASE)
+    return found[0] if found is not None else token
 
 
 # "2026-06-03"; day first, as written in Germany and the UK: "3.6.26", "03.06.2026", "03/06/2026",

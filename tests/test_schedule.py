@@ -10,12 +10,14 @@ from rehab_bot.schedule import (
     QuietHours,
     Rule,
     ScheduleError,
+    TimesError,
     in_quiet_hours,
     local_to_utc,
     next_after_date,
     next_from_now,
     parse_days,
     parse_hhmm,
+    parse_times,
     zone,
 )
 
@@ -184,3 +186,19 @@ def test_bad_input_is_refused_with_a_reason() -> None:
         parse_days("78")
     with pytest.raises(ScheduleError):
         Rule(local_time=time(9), tz="UTC", start_date=date(2026, 6, 1), every_n_days=0)
+
+
+@pytest.mark.parametrize(
+    ("typed", "quoted"),
+    [
+        ("Mallorca", "Mallorca"),  # it read "mallorca": the patient's own word, lowered
+        ("UTC+5:30", "UTC+5:30"),
+        ("8:00, Mittag", "Mittag"),
+        ("Halb Acht, Nachmittags", "Nachmittags"),
+        ("08:00 -", "08:00 -"),
+    ],
+)
+def test_a_part_that_is_no_time_is_quoted_as_typed(typed: str, quoted: str) -> None:
+    with pytest.raises(TimesError) as refused:
+        parse_times(typed)
+    assert refused.value.part == quoted
