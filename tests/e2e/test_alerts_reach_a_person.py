@@ -120,7 +120,7 @@ async def test_a_patient_without_a_therapist_alerts_every_admin_at_once(
     # (The chart is drawn first, with matplotlib: allow for a machine busy with other tests, as test_caregiver does.)
     [detail] = await one.wait_for(about(f"{patient.alias} — active"), timeout=20)
     text = detail.text or ""
-    assert "06-10 07:00 CEST New trouble controlling your bladder or bowel" in text and "symptoms/" not in text
+    assert "10 June, 07:00 CEST New trouble controlling your bladder or bowel" in text and "symptoms/" not in text
     # Callback data is never trusted: forged ids are answered, not obeyed.
     for forged, answer in (
         ("st:aa:99999999999", "This button is no longer active."),

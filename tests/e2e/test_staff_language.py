@@ -7,6 +7,7 @@ neutral alert was English. Aliases, names and the patient's own words stay as th
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Any
 
@@ -111,7 +112,11 @@ async def test_a_german_therapist_reads_alerts_patients_and_the_patient_page_in_
     await doc.send("/patient LWS-0901")
     [detail] = await doc.wait_for(lambda m: (m.text or "").startswith("LWS-0901 — "))
     text = detail.text or ""
-    assert text.startswith("LWS-0901 — aktiv\nOP (lumbal) am 2026-06-01 (Tag ")
+    assert text.startswith("LWS-0901 — aktiv\nOP (lumbal) am 01.06.2026 (Tag ")  # was "am 2026-06-01"
+    # The patient's session times name their zone; an alert's time is the reader's, as German writes it
+    # (it read "(06-10 07:00 CEST)").
+    assert re.search(r"Übungszeiten: [0-9:, ]+ \(Europe/Berlin\)", text), text
+    assert re.search(r"Warnzeichen in einer Abfrage \(\d{1,2}\. \w+, \d\d:\d\d CES?T\)", text), text
     assert "· Therapeut/in: Dr Berta" in text and "Programm: " in text and "Übungszeiten: " in text
     assert "Therapietreue: 7 Tage " in text and "Letzter Schmerz – · letzte Stimmung – · offene Warnungen 1" in text
     assert "⚠️ Notfall Warnzeichen in einer Abfrage (" in text and "fever and wound redness" in text

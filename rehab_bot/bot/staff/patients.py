@@ -18,7 +18,7 @@ from telegram.ext import (
     ContextTypes,
 )
 
-from rehab_bot import access, alert_detail, audit, caseload, education, invite, report
+from rehab_bot import access, alert_detail, audit, caseload, education, formats, invite, report
 from rehab_bot import alert as alert_core
 from rehab_bot import miniapp as addresses
 from rehab_bot.bot import miniapp
@@ -28,6 +28,7 @@ from rehab_bot.content import Content
 from rehab_bot.i18n import N_, t, tn, translator
 from rehab_bot.models import Patient, PatientStatus, Role, Staff
 from rehab_bot.patient import STATUS_LABELS
+from rehab_bot.schedule import zone
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +148,9 @@ async def press_page(press: Press) -> None:
 
 
 def _when(staff: Staff, value: datetime) -> str:
-    return alert_core.local_time_text(value, staff.timezone)[5:]  # MM-DD HH:MM
+    """An instant in the staff member's zone and language, its zone named: "3. Dezember, 14:30 CET"."""
+    local = value.astimezone(zone(staff.timezone))
+    return f"{formats.soon(value, staff.timezone, staff.language)} {local.tzname() or staff.timezone}"
 
 
 def lesson_lines(lessons: education.Summary | None, lang: str = "en") -> list[str]:
@@ -200,7 +203,7 @@ def detail_text(staff: Staff, detail: caseload.PatientDetail, content: Content |
     day = _day(row.days_since_surgery, lang)
     surgery_type = surgery_in(p.surgery_type, lang)
     surgery = (
-        _("{type} surgery {date}", type=surgery_type, date=p.surgery_date.isoformat())
+        _("{type} surgery {date}", type=surgery_type, date=formats.day(p.surgery_date, lang))
         if p.surgery_date
         else surgery_type
     )
@@ -211,17 +214,21 @@ def detail_text(staff: Staff, detail: caseload.PatientDetail, content: Content |
         _(
             "Programme: {name} · session times: {times}",
             name=detail.programme_name or "–",
-            times=", ".join(detail.session_times) or "–",
+            # The patient's own clock, named: the alert times around it are in the reader's zone.
+            times=f"{', '.join(detail.session_times)} ({p.timezone})" if detail.session_times else "–",
         )
     )
     if p.status == PatientStatus.PAUSED.value:
         lines.append(
-            _("Paused until {day}.", day=p.paused_until.isoformat()) if p.paused_until else _("Paused until resumed.")
+            _("Paused until {day}.", day=formats.day(p.paused_until, lang))
+            if p.paused_until
+            else _("Paused until resumed.")
         )
     if detail.reminders:
         lines.append(_("Session reminders: {slots}", slots="; ".join(_slot(r, lang) for r in detail.reminders)))
     if p.tapered_since is not None:
-        lines.append(_("Fewer reminders since {day} (kept up; no nudges).", day=p.tapered_since.date().isoformat()))
+        since = formats.day(p.tapered_since.astimezone(zone(p.timezone)).date(), lang)
+        lines.append(_("Fewer reminders since {day} (kept up; no nudges).", day=since))
     if detail.maintenance:
         lines.append(_("Maintenance: programme ended; weekly session and check-in."))
     lines.append(
