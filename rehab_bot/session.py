@@ -767,6 +767,26 @@ async def awaiting_answer(session: AsyncSession, patient: Patient, now: datetime
     return result.first()
 
 
+# The questions after Done, Partly or Skip, answered with a tap on their message.
+QUESTION_STEPS = (Step.EFFORT.value, Step.PAIN.value, Step.REASON.value)
+
+
+async def question_waiting(session: AsyncSession, patient: Patient, now: datetime) -> ExerciseSession | None:
+    """Today's session whose question after Done, Partly or Skip (effort, pain, why) waits for a tap in the
+    chat: typed text is no answer to it, so the offer for that text says so (rehab_bot/bot/checkin.py)."""
+    result = await session.exec(
+        select_models(ExerciseSession)
+        .where(
+            col(ExerciseSession.patient_id) == patient.id,
+            col(ExerciseSession.local_date) == local_date(patient, now),
+            col(ExerciseSession.step).in_(QUESTION_STEPS),
+            col(ExerciseSession.message_id).is_not(None),
+        )
+        .order_by(col(ExerciseSession.slot).desc())
+    )
+    return result.first()
+
+
 # --- how long a session takes: rehab_bot/session_text.py (the reminder says it) -------------
 
 estimated_minutes = session_text.estimated_minutes

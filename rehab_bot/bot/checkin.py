@@ -794,6 +794,8 @@ async def _offer(
     said = await session_bot.said_done(s, patient, message.text or "")
     if said is not None:
         text = said.line + "\n\n" + text
+    elif (asked := await session_bot.question_waiting_line(s, patient)) is not None:
+        text = asked + "\n\n" + text
     if waiting is not None and OPEN_CHECKIN_HINT in s.content.texts:
         text = s.content.text(OPEN_CHECKIN_HINT, lang).strip() + "\n\n" + text
     buttons = _note_buttons(lang)

@@ -768,6 +768,20 @@ async def said_done(s: Services, patient: Patient, text: str) -> SaidDone | None
     return SaidDone(t(lang, SAID_DONE, slot=es.slot), button=(t(lang, N_("✅ Done")), f"{SAID_DONE_PREFIX}{es.id}"))
 
 
+QUESTION_WAITING = N_(
+    "Your {slot} session's question above is still waiting: please tap your answer there. "
+    "Typed text does not answer it."
+)
+
+
+async def question_waiting_line(s: Services, patient: Patient) -> str | None:
+    """The line for the offer on typed text while a session question (effort, pain, why) waits for a tap: an
+    outside test typed "hard" and "9" under them and only got the offer, its answers silently not recorded."""
+    async with s.db.session() as db:
+        es = await core.question_waiting(db, patient, s.clock.now())
+    return None if es is None else t(patient.language, QUESTION_WAITING, slot=es.slot)
+
+
 async def on_said_done_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """✅ Done under the offer for a typed "done": record the session as the reminder's ✅ does (its
     effort and pain questions follow); the offer keeps "send to my care team" and "save as a note"."""

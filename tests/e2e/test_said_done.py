@@ -17,6 +17,7 @@ from test_sessions import WED, at, berlin, enrolled, press_and_wait, sessions_of
 
 from rehab_bot import session as core
 from rehab_bot.bot.checkin import OFFER
+from rehab_bot.bot.session import QUESTION_WAITING
 from rehab_bot.i18n import t
 from rehab_bot.models import Alert
 
@@ -160,3 +161,29 @@ async def test_in_privacy_mode_the_offer_opens_the_session_where_it_is_recorded(
     assert offer.buttons[0] == [("▶ Start", f"{public}/app/session/{es.id}")], offer.buttons
     assert not any(data.startswith(("sd:", "nt:c")) for data in offer.callback_data), "no answer through the chat"
     assert es.status == core.Status.PENDING
+
+
+@pytest.mark.parametrize("lang", ["en", "de"])
+async def test_text_typed_under_a_session_question_is_told_to_tap_the_answer(
+    bot: Any, tg: FakeTelegram, lang: str
+) -> None:
+    """An outside test typed "hard", then "9", under the effort and pain questions: the offer only, nothing
+    recorded and nothing said about the question waiting above."""
+    _ = lambda msgid, **kw: t(lang, msgid, **kw)  # noqa: E731
+    patient = await enrolled(bot, 7611, lang=lang)
+    user = tg.user(7611, language_code=lang)
+    await at(bot, berlin(WED, "09:00"))
+    await user.wait_for()
+    await press_and_wait(user, _("✅ Done"), 2)
+    waiting = _(QUESTION_WAITING, slot="09:00")
+    for typed in ("hard", "9"):
+        await user.send(typed)
+        [offer] = await user.wait_for()
+        assert (offer.text or "").startswith(waiting + "\n\n" + _(OFFER)), offer.text
+    await press_and_wait(user, _("😓 Hard"), 1)
+    await press_and_wait(user, "3", 1)
+    [es] = await sessions_of(bot, patient)
+    assert (es.effort, es.pain) == ("hard", 3)
+    await user.send("thanks")  # answered: nothing waits
+    [offer] = await user.wait_for()
+    assert waiting not in (offer.text or "")

@@ -210,14 +210,9 @@ def detail_text(staff: Staff, detail: caseload.PatientDetail, content: Content |
     lines.append(
         _("{surgery} ({day}) · therapist: {name}", surgery=surgery, day=day, name=detail.therapist_name or "–")
     )
-    lines.append(
-        _(
-            "Programme: {name} · session times: {times}",
-            name=detail.programme_name or "–",
-            # The patient's own clock, named: the alert times around it are in the reader's zone.
-            times=f"{', '.join(detail.session_times)} ({p.timezone})" if detail.session_times else "–",
-        )
-    )
+    # The patient's own clock, named: the alert times around it are in the reader's zone.
+    times = "{} ({})".format(", ".join(detail.session_times), p.timezone) if detail.session_times else "–"
+    lines.append(_("Programme: {name} · session times: {times}", name=detail.programme_name or "–", times=times))
     if p.status == PatientStatus.PAUSED.value:
         lines.append(
             _("Paused until {day}.", day=formats.day(p.paused_until, lang))
