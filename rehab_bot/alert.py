@@ -87,6 +87,7 @@ KIND_LABELS = {
     "inactive": N_("No answers for a while"),
     "unreachable": N_("Unreachable on Telegram"),
     "data_deleted": N_("Data deleted by the patient"),
+    "stopped": N_("Messages stopped by the patient"),
 }
 
 # What an alert message says happened, by kind (msgids; {detail} is the alert's detail in the reader's language).
@@ -99,6 +100,7 @@ TITLES = {
     "crisis": N_("Possible crisis.\n{detail}"),
     "inactive": N_("No response.\n{detail}"),
     "data_deleted": N_("The patient deleted their data with /delete. All messages to them have stopped."),
+    "stopped": N_("The patient stopped all messages with /stop. Nothing is sent to them until they send /resume."),
 }
 OTHER_TITLE = N_("{kind}: {detail}")
 # Why a reader who is not the responsible therapist gets an alert (msgids; Route.reasons).

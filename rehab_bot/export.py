@@ -663,6 +663,7 @@ FLAG_CATEGORIES: dict[str, tuple[str, str]] = {
     "inactive": ("patient-contact", "Subject Contact"),
     "unreachable": ("patient-contact", "Subject Contact"),
     "data_deleted": ("admin", "Administrative"),
+    "stopped": ("patient-contact", "Subject Contact"),
 }
 CLINICAL_FLAG = ("clinical", "Clinical")
 # Alert.severity -> (flag-priority code, display)
@@ -680,6 +681,7 @@ ALERT_KINDS: dict[str, str] = {
     "inactive": "No answer for a long time",
     "unreachable": "Telegram refuses messages",
     "data_deleted": "The patient deleted their data",
+    "stopped": "The patient stopped all messages",
 }
 
 

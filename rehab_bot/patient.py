@@ -520,8 +520,13 @@ async def weekly_check_on(session: AsyncSession, patient: Patient, content: Cont
     return patient.status in IN_CARE and await programme.in_maintenance(session, content, patient, now)
 
 
-async def stop(session: AsyncSession, patient: Patient, now: datetime) -> None:
-    """Stop all messages: status stopped, every rule off, nothing queued goes out."""
+async def stop(session: AsyncSession, patient: Patient, now: datetime, clinic: ClinicConfig | None = None) -> None:
+    """Stop all messages: status stopped, every rule off, nothing queued goes out.
+
+    With the clinic's configuration, a patient in care who stops is told to their care team: an alert of
+    kind ``stopped`` (low: the therapist sees it; no health data), as /delete raises ``data_deleted``.
+    """
+    was_in_care = patient.status in IN_CARE
     patient.status = PatientStatus.STOPPED.value
     patient.paused_until = None
     session.add(patient)
@@ -531,6 +536,11 @@ async def stop(session: AsyncSession, patient: Patient, now: datetime) -> None:
         .values(active=False, next_due_at=None, next_local_date=None, updated_at=now)
     )
     await _skip_queued(session, patient, "patient stopped")
+    if clinic is not None and was_in_care:
+        await alerts.raise_alert(
+            session, patient, kind="stopped", severity="low", detail="", now=now, clinic=clinic,
+            key=f"stopped:{patient.id}:{now.isoformat()}",
+        )  # fmt: skip
 
 
 # --- today and progress ------------------------------------------------------------------

@@ -559,7 +559,7 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             if what == "del":
                 line = await _erase(db, fresh, context, now)
             else:
-                await core.stop(db, fresh, now)
+                await core.stop(db, fresh, now, s.config.clinic)  # the care team is told
                 line = t(lang, "🛑 All messages are stopped. To start again, send /resume.")
             await db.commit()
         log.info("patient %s: %s confirmed", patient.id, "delete" if what == "del" else "stop")

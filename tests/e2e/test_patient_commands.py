@@ -19,7 +19,7 @@ from rehab_bot.bot.app import stop_app
 from rehab_bot.bot.services import svc as services
 from rehab_bot.db import Database
 from rehab_bot.i18n import t
-from rehab_bot.models import ExerciseSession, Kind, Note, Patient, PatientStatus, ReminderRule
+from rehab_bot.models import Alert, ExerciseSession, Kind, Note, Patient, PatientStatus, ReminderRule
 
 WED = date(2026, 6, 10)  # the clock starts at 07:00 on this Wednesday in Berlin
 STALE = "This button is no longer active."
@@ -676,6 +676,10 @@ async def test_stop_with_confirmation_and_restart(bot: Any, tg: FakeTelegram) ->
     [done] = await press(user, "🛑 Yes, stop all messages", 1, ask)
     assert done.text.endswith("🛑 All messages are stopped. To start again, send /resume.")
     assert (await stored(bot, patient)).status == PatientStatus.STOPPED
+    # The care team is told (an outside test found nobody was): one low alert, no health data.
+    async with bot.db.session() as s:
+        [told] = (await s.exec(select(Alert).where(col(Alert.patient_id) == patient.id))).all()
+    assert (told.kind, told.severity) == ("stopped", "low")
     async with bot.db.session() as s:
         rules = (await s.exec(select(ReminderRule).where(col(ReminderRule.patient_id) == patient.id))).all()
     assert rules and not any(r.active for r in rules)
