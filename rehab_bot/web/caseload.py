@@ -53,9 +53,17 @@ class CaseloadQuery(Form):
 async def caseload_page(request: web.Request) -> web.StreamResponse:
     """The caseload; an htmx request for the table gets the table only."""
     ctx, session, staff = context(request), db(request), signed_in_staff(request)
-    query = CaseloadQuery(FormData(request.query), scope=caseload_core.default_scope(staff))
+    default_scope = caseload_core.default_scope(staff)
+    query = CaseloadQuery(FormData(request.query), scope=default_scope)
     if not query.validate():
-        raise web.HTTPBadRequest()
+        # A stale bookmark or an edited address ("?sort=bogus"): each part that is no choice falls back to
+        # its default, as if it were left out, rather than a bare 400.
+        if query.scope.errors:
+            query.scope.data = default_scope
+        if query.sort.errors:
+            query.sort.data = "alias"
+        if query.page.errors:
+            query.page.data = 1
     now = ctx.clock.now()
     result = await overview.caseload(
         session,

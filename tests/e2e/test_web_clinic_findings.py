@@ -141,3 +141,12 @@ async def test_the_caseload_names_unanswered_safety_lessons_by_their_title(bot_f
     assert status == 200
     assert "Sicherheitslektionen unbeantwortet: Zeichen einer Wundinfektion, Wann Sie sofort Hilfe rufen" in text
     assert "when-to-call" not in text
+
+
+async def test_a_caseload_address_with_a_choice_it_does_not_know_falls_back_to_the_defaults(bot_factory: Any) -> None:
+    """A stale bookmark "?sort=bogus" got "Error 400 – The request could not be understood"."""
+    bot = await bot_factory(web=WEB)
+    async with await _signed_in(bot, 7406) as browser:
+        for query in ("sort=bogus", "scope=everyone&page=-3", "page=abc&sort=pain&desc=y"):
+            status, text = await _get(browser, f"{web_url(bot)}/caseload?{query}")
+            assert status == 200 and 'id="caseload-count"' in text, query
