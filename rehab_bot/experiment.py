@@ -56,9 +56,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rehab_bot import session as session_core
 from rehab_bot import tapering
+from rehab_bot.alert_detail import Value, join, message, render_value
+from rehab_bot.alert_detail import content as content_text
 from rehab_bot.content import Content
 from rehab_bot.content.experiments import Experiment
 from rehab_bot.db import insert_ignore
+from rehab_bot.i18n import N_
 from rehab_bot.models import (
     ExerciseSession,
     ExperimentDecision,
@@ -505,40 +508,79 @@ def _pct(value: float | None) -> str:
     return "–" if value is None else f"{value * 100:.1f} %"
 
 
-def report_lines(r: ExperimentReport) -> list[str]:
-    """The report as plain text lines (the CLI prints them); arms with fewer than MIN_PATIENTS patients suppressed."""
+def report_lines(r: ExperimentReport, lang: str = "en") -> list[str]:
+    """The report as plain text lines in lang (the CLI prints them in English; the admin page shows them in
+    the reader's language); arms with fewer than MIN_PATIENTS patients suppressed."""
+    return [render_value(part, lang) for part in report_parts(r)]
+
+
+def report_parts(r: ExperimentReport) -> list[Value]:
+    """report_lines as language-neutral parts (rehab_bot.alert_detail's values)."""
     e = r.experiment
-    control = "no nudge" if e.control == "skip" else "nudge (control text)"
-    lines = [
-        f"Experiment {e.id}: {e.title['en']}",
-        f"Status: {'running' if e.running else 'not running'}; decision point: {e.decision}; "
-        f"P(treatment) = {e.probability:g}; treatment: nudge{' (treatment text)' if e.treatment_text else ''}; "
-        f"control: {control}",
-        f"Proximal outcome: session logged done or partly within {e.outcome_hours} h of the decision point",
-        f"Decision points: {r.decided} ({r.waiting} still inside their outcome window)",
+    treatment = message(N_("nudge (treatment text)")) if e.treatment_text else message(N_("nudge"))
+    control = message(N_("no nudge")) if e.control == "skip" else message(N_("nudge (control text)"))
+    lines: list[Value] = [
+        message(N_("Experiment {id}: {title}"), id=e.id, title=content_text(e.title)),
+        message(
+            N_(
+                "Status: {status}; decision point: {decision}; P(treatment) = {probability}; treatment: {treatment}; "
+                "control: {control}"
+            ),
+            status=message(N_("running") if e.running else N_("not running")),
+            decision=e.decision,
+            probability=f"{e.probability:g}",
+            treatment=treatment,
+            control=control,
+        ),
+        message(
+            N_("Proximal outcome: session logged done or partly within {hours} h of the decision point"),
+            hours=str(e.outcome_hours),
+        ),
+        message(
+            N_("Decision points: {decided} ({waiting} still inside their outcome window)"),
+            decided=str(r.decided),
+            waiting=str(r.waiting),
+        ),
     ]
-    for name, arm in (("treatment", r.treatment), ("control", r.control)):
+    for name, arm in ((N_("treatment"), r.treatment), (N_("control"), r.control)):
         if arm.patients < MIN_PATIENTS:
-            lines.append(f"  {name}: fewer than {MIN_PATIENTS} patients, suppressed")
+            said = message(N_("{arm}: fewer than {n} patients, suppressed"), arm=message(name), n=str(MIN_PATIENTS))
         else:
-            lines.append(
-                f"  {name}: {arm.decisions} decisions, {arm.patients} patients, outcome {_pct(arm.rate)} (unweighted)"
+            said = message(
+                N_("{arm}: {decisions} decisions, {patients} patients, outcome {rate} (unweighted)"),
+                arm=message(name),
+                decisions=str(arm.decisions),
+                patients=str(arm.patients),
+                rate=_pct(arm.rate),
             )
+        lines.append(join("", "  ", said))
     lines.append(
-        f"Patients who opted out of experiments: {r.opted_out}"
+        message(N_("Patients who opted out of experiments: {n}"), n=str(r.opted_out))
         if r.opted_out == 0 or r.opted_out >= MIN_PATIENTS
-        else f"Patients who opted out of experiments: fewer than {MIN_PATIENTS}"
+        else message(N_("Patients who opted out of experiments: fewer than {n}"), n=str(MIN_PATIENTS))
     )
     if r.estimate is None:
-        lines.append(f"Effect: not estimated (needs at least {MIN_PATIENTS} patients in each arm)")
+        lines.append(
+            message(N_("Effect: not estimated (needs at least {n} patients in each arm)"), n=str(MIN_PATIENTS))
+        )
     else:
         est = r.estimate
         lines.append(
-            f"Effect on the outcome's probability: {est.effect * 100:+.1f} percentage points "
-            f"(95 % CI {est.low * 100:+.1f} to {est.high * 100:+.1f}; "
-            f"{est.decisions} decisions, {est.patients} patients)"
+            message(
+                N_(
+                    "Effect on the outcome's probability: {effect} percentage points (95 % CI {low} to {high}; "
+                    "{decisions} decisions, {patients} patients)"
+                ),
+                effect=f"{est.effect * 100:+.1f}",
+                low=f"{est.low * 100:+.1f}",
+                high=f"{est.high * 100:+.1f}",
+                decisions=str(est.decisions),
+                patients=str(est.patients),
+            )
         )
         lines.append(
-            "Method: weighted and centred least squares (Boruvka et al. 2018), sandwich SE clustered by patient"
+            message(
+                N_("Method: weighted and centred least squares (Boruvka et al. 2018), sandwich SE clustered by patient")
+            )
         )
     return lines

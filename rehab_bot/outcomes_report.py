@@ -46,19 +46,27 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from rehab_bot import experiment, outcomes
+from rehab_bot.alert_detail import Value, join, message, render_value
+from rehab_bot.alert_detail import content as content_text
 from rehab_bot.content import Content
 from rehab_bot.content.checkins import LEVEL_OF_SEVERITY, LEVELS
+from rehab_bot.i18n import N_
 from rehab_bot.models import Alert, AlertReview, ExerciseSession, ExperimentDecision, Patient
 
 MIN_GROUP = 5
-SUPPRESSED = "suppressed (fewer than 5)"
+SUPPRESSED = "suppressed (fewer than 5)"  # as the command's HTML and CSV say it
+_SUPPRESSED = message(N_("suppressed (fewer than 5)"))
 RETENTION_WEEKS = (4, 8, 12)
-ANCHORS = {
+ANCHORS: dict[int, Value] = {
     4: "",
-    8: "Sword Health RCT: 81 % completion at 8 weeks",
-    12: "Hinge Health (n = 10,264): 73 % still active in the final month of 12 weeks",
+    8: message(N_("Sword Health RCT: 81 % completion at 8 weeks")),
+    12: message(N_("Hinge Health (n = 10,264): 73 % still active in the final month of 12 weeks")),
 }
-NON_ADHERENCE_ANCHOR = "typical home-exercise non-adherence: 50-65 %"
+NON_ADHERENCE_ANCHOR = message(N_("typical home-exercise non-adherence: 50-65 %"))
+# The sections, in order of appearance (msgids: the admin page shows them in the reader's language).
+ENROLMENT, RETENTION, ADHERENCE = N_("Enrolment"), N_("Retention"), N_("Adherence")
+OUTCOMES, ALERTS, EXPERIMENTS = N_("Outcome measures"), N_("Alerts"), N_("Experiments")
+LEVEL_WORDS = {"emergency": N_("emergency"), "urgent": N_("urgent"), "routine": N_("routine")}
 DONE = ("done", "partly")
 RESOLVED = ("done", "partly", "skipped", "missed")
 
@@ -74,10 +82,15 @@ class Share:
     def suppressed(self) -> bool:
         return self.denominator < MIN_GROUP
 
-    def text(self) -> str:
+    def text(self) -> Value:
         if self.suppressed:
-            return SUPPRESSED
-        return f"{self.numerator / self.denominator * 100:.0f} % ({self.numerator} of {self.denominator})"
+            return _SUPPRESSED
+        return message(
+            N_("{percent} % ({numerator} of {denominator})"),
+            percent=f"{self.numerator / self.denominator * 100:.0f}",
+            numerator=str(self.numerator),
+            denominator=str(self.denominator),
+        )
 
     def value(self) -> str:
         return "" if self.suppressed else f"{self.numerator / self.denominator:.4f}"
@@ -85,14 +98,35 @@ class Share:
 
 @dataclass(frozen=True)
 class Row:
-    """One line of the report: its section, what it is, the figure, and the published anchor beside it."""
+    """One line of the report: its section (a msgid), what it is, the figure, and the published anchor beside it.
+
+    What it is, the figure and the anchor are kept as parts (rehab_bot.alert_detail's values) and read in
+    English (label, figure, anchor: the command's HTML and CSV) or in a reader's language (in_language:
+    the admin page). Figures are written as English writes them in both.
+    """
 
     section: str
-    label: str
-    figure: str
+    said: Value
+    shown: Value
     value: str = ""  # machine-readable (CSV), empty when suppressed or not a number
     n: str = ""
-    anchor: str = ""
+    beside: Value = ""
+
+    @property
+    def label(self) -> str:
+        return render_value(self.said, "en")
+
+    @property
+    def figure(self) -> str:
+        return render_value(self.shown, "en")
+
+    @property
+    def anchor(self) -> str:
+        return render_value(self.beside, "en")
+
+    def in_language(self, lang: str) -> tuple[str, str, str]:
+        """(what it is, the figure, the anchor) in lang."""
+        return render_value(self.said, lang), render_value(self.shown, lang), render_value(self.beside, lang)
 
 
 @dataclass
@@ -140,7 +174,8 @@ async def build(session: AsyncSession, content: Content, start: date, end: date,
         if p.consent_at is not None and period_start <= p.consent_at < period_end
     ]
     ids = [p.id for p in patients if p.id is not None]
-    rows.append(Row("Enrolment", "Patients enrolled in the period", str(len(patients)), str(len(patients))))
+    enrolled = str(len(patients))
+    rows.append(Row(ENROLMENT, message(N_("Patients enrolled in the period")), enrolled, enrolled))
 
     # The three columns the figures need, not whole rows: a clinic's year is 100,000s of sessions.
     sessions = (
@@ -165,16 +200,15 @@ async def build(session: AsyncSession, content: Content, start: date, end: date,
         eligible = [p for p in patients if p.surgery_date is not None and _week_over(p.surgery_date, week, end)]
         active = sum(week in active_weeks.get(p.id or 0, ()) for p in eligible)
         share = Share(active, len(eligible))
-        rows.append(
-            Row("Retention", f"Active in week {week}", share.text(), share.value(), str(len(eligible)), ANCHORS[week])
-        )
+        label = message(N_("Active in week {week}"), week=str(week))
+        rows.append(Row(RETENTION, label, share.text(), share.value(), str(len(eligible)), ANCHORS[week]))
     eligible = [p for p in patients if p.surgery_date is not None and _week_over(p.surgery_date, 12, end)]
     final = sum(bool(active_weeks.get(p.id or 0, set()) & {9, 10, 11, 12}) for p in eligible)  # days 56-83
     share = Share(final, len(eligible))
     rows.append(
         Row(
-            "Retention",
-            "Active in the final month (weeks 9-12)",
+            RETENTION,
+            message(N_("Active in the final month (weeks 9-12)")),
             share.text(),
             share.value(),
             str(len(eligible)),
@@ -194,8 +228,8 @@ async def build(session: AsyncSession, content: Content, start: date, end: date,
         share = Share(bins.get(b, 0), n)
         rows.append(
             Row(
-                "Adherence",
-                f"Patients with {b * 20}-{b * 20 + 20} % of sessions done",
+                ADHERENCE,
+                message(N_("Patients with {low}-{high} % of sessions done"), low=str(b * 20), high=str(b * 20 + 20)),
                 share.text(),
                 share.value(),
                 str(n),
@@ -204,9 +238,9 @@ async def build(session: AsyncSession, content: Content, start: date, end: date,
     median = _median(adherence)
     rows.append(
         Row(
-            "Adherence",
-            "Median share of sessions done",
-            SUPPRESSED if n < MIN_GROUP or median is None else f"{median * 100:.0f} %",
+            ADHERENCE,
+            message(N_("Median share of sessions done")),
+            _SUPPRESSED if n < MIN_GROUP or median is None else f"{median * 100:.0f} %",
             "" if n < MIN_GROUP or median is None else f"{median:.4f}",
             str(n),
         )
@@ -214,8 +248,8 @@ async def build(session: AsyncSession, content: Content, start: date, end: date,
     share = Share(sum(a < 0.5 for a in adherence), n)
     rows.append(
         Row(
-            "Adherence",
-            "Non-adherent (under 50 % of sessions done)",
+            ADHERENCE,
+            message(N_("Non-adherent (under 50 % of sessions done)")),
             share.text(),
             share.value(),
             str(n),
@@ -236,11 +270,22 @@ async def build(session: AsyncSession, content: Content, start: date, end: date,
                 total += 1
                 improved += change == outcomes.Change.IMPROVED
         share = Share(improved, total)
-        mcid = f"{measure.points:g} points" + (f" or {measure.percent:g} %" if measure.percent else "")
+        points = f"{measure.points:g}"
+        mcid = (
+            message(N_("{points} points or {percent} %"), points=points, percent=f"{measure.percent:g}")
+            if measure.percent
+            else message(N_("{points} points"), points=points)
+        )
+        said = message(
+            N_("{measure}: reached the MCID ({mcid}; {source}) at 12 weeks, else 6"),
+            measure=measure.name,
+            mcid=mcid,
+            source=measure.source,
+        )
         rows.append(
             Row(
-                "Outcome measures",
-                f"{measure.name}: reached the MCID ({mcid}; {measure.source}) at 12 weeks, else 6",
+                OUTCOMES,
+                said,
                 share.text(),
                 share.value(),
                 str(total),
@@ -266,23 +311,22 @@ async def build(session: AsyncSession, content: Content, start: date, end: date,
         # An alert of a severity this version does not know counts under no level (the report never fails on it).
         count = sum(LEVEL_OF_SEVERITY.get(a.severity) == level for a in alerts)
         rate = "" if weeks == 0 or few else f"{count / weeks * 100:.1f}"
-        rows.append(
-            Row(
-                "Alerts",
-                f"Alerts per 100 patient-weeks: {level}",
-                SUPPRESSED if few else (rate or "–") + f" ({count} alerts, {weeks:.0f} patient-weeks)",
-                rate,
-                "" if few else str(count),
-            )
+        shown = message(
+            N_("{rate} ({count} alerts, {weeks} patient-weeks)"),
+            rate=rate or "–",
+            count=str(count),
+            weeks=f"{weeks:.0f}",
         )
+        said = message(N_("Alerts per 100 patient-weeks: {level}"), level=message(LEVEL_WORDS[level]))
+        rows.append(Row(ALERTS, said, _SUPPRESSED if few else shown, rate, "" if few else str(count)))
     minutes = [(a.acknowledged_at - a.created_at).total_seconds() / 60 for a in alerts if a.acknowledged_at is not None]
     median = _median(minutes)
     hidden = few or len(minutes) < MIN_GROUP or median is None
     rows.append(
         Row(
-            "Alerts",
-            "Median time to acknowledge",
-            SUPPRESSED if hidden or median is None else f"{median:.0f} min",
+            ALERTS,
+            message(N_("Median time to acknowledge")),
+            _SUPPRESSED if hidden or median is None else message(N_("{minutes} min"), minutes=f"{median:.0f}"),
             "" if hidden or median is None else f"{median:.1f}",
             "" if few else str(len(minutes)),
         )
@@ -296,8 +340,8 @@ async def build(session: AsyncSession, content: Content, start: date, end: date,
     share = Share(sum(r.needed_action for r in reviews), 0 if few else len(reviews))
     rows.append(
         Row(
-            "Alerts",
-            "Alert accuracy: reviewed alerts that needed action",
+            ALERTS,
+            message(N_("Alert accuracy: reviewed alerts that needed action")),
             share.text(),
             share.value(),
             "" if few else str(len(reviews)),
@@ -305,11 +349,11 @@ async def build(session: AsyncSession, content: Content, start: date, end: date,
     )
     escalations = sum(a.escalated_at is not None for a in alerts)
     crisis = sum(a.kind == "crisis" for a in alerts)
-    for label, count in (
-        ("Escalations (unacknowledged emergencies sent on to the admins)", escalations),
-        ("Crisis events (crisis phrases in a patient's message)", crisis),
+    for counted, count in (
+        (N_("Escalations (unacknowledged emergencies sent on to the admins)"), escalations),
+        (N_("Crisis events (crisis phrases in a patient's message)"), crisis),
     ):
-        rows.append(Row("Alerts", label, SUPPRESSED if few else str(count), "" if few else str(count)))
+        rows.append(Row(ALERTS, message(counted), _SUPPRESSED if few else str(count), "" if few else str(count)))
 
     # Experiments.
     run = (
@@ -327,14 +371,19 @@ async def build(session: AsyncSession, content: Content, start: date, end: date,
         result = await experiment.report(session, content, experiment_id, now, patients=ids)
         est = result.estimate
         figure = (
-            "not estimated (fewer than 5 patients in an arm)"
+            message(N_("not estimated (fewer than 5 patients in an arm)"))
             if est is None
-            else f"{est.effect * 100:+.1f} percentage points (95 % CI {est.low * 100:+.1f} to {est.high * 100:+.1f})"
+            else message(
+                N_("{effect} percentage points (95 % CI {low} to {high})"),
+                effect=f"{est.effect * 100:+.1f}",
+                low=f"{est.low * 100:+.1f}",
+                high=f"{est.high * 100:+.1f}",
+            )
         )
         rows.append(
             Row(
-                "Experiments",
-                f"{experiment_id}: {result.experiment.title['en']}",
+                EXPERIMENTS,
+                join(": ", experiment_id, content_text(result.experiment.title)),
                 figure,
                 "" if est is None else f"{est.effect:.4f}",
                 str(result.decided),

@@ -6,7 +6,7 @@ figures from fewer than 5 patients suppressed, no patient named; ``/admin/outcom
 CSV), ``/admin/experiments`` is ``rehab-bot experiment report ID`` for every experiment in the
 content (rehab_bot.experiment.report and report_lines). Admins only, rechecked on every request
 (rehab_bot.access.is_admin through ``@allow("admin")``); every view is audited. The report rows
-are the core's English text, as in the CLI's files; the page around them is translated.
+are the core's, in the admin's language (the CSV, like the command's files, is in English).
 """
 
 from __future__ import annotations
@@ -121,7 +121,10 @@ async def experiments_page(request: web.Request) -> web.StreamResponse:
     return await render(
         request,
         "admin_experiments.html",
-        {"reports": [(r, experiment.report_lines(r)) for r in reports], "min_patients": experiment.MIN_PATIENTS},
+        {
+            "reports": [(r, experiment.report_lines(r, language(request))) for r in reports],
+            "min_patients": experiment.MIN_PATIENTS,
+        },
     )
 
 

@@ -150,3 +150,24 @@ async def test_a_caseload_address_with_a_choice_it_does_not_know_falls_back_to_t
         for query in ("sort=bogus", "scope=everyone&page=-3", "page=abc&sort=pain&desc=y"):
             status, text = await _get(browser, f"{web_url(bot)}/caseload?{query}")
             assert status == 200 and 'id="caseload-count"' in text, query
+
+
+async def test_the_german_outcomes_and_experiments_pages_speak_german_throughout(bot_factory: Any) -> None:
+    """The page around them was German, the rows English: "Patients enrolled in the period", "Active in
+    week 4", "suppressed (fewer than 5)", "Status: not running; decision point: nudge; ..."."""
+    bot = await bot_factory(web=WEB)
+    assert bot.services.content.experiments, "the built-in content has an experiment to report"
+    async with await _signed_in(bot, 7407, "admin", "de") as browser:
+        status, outcomes = await _get(browser, f"{web_url(bot)}/admin/outcomes")
+        assert status == 200
+        for german in ("Aufnahme", "Im Zeitraum aufgenommene Patient/innen", "Aktiv in Woche 4", "Warnungen je 100"):
+            assert german in outcomes, german
+        assert "unterdrückt (weniger als 5)" in outcomes and "Hinge Health (n = 10.264)" in outcomes
+        for english in ("Patients enrolled", "Active in week", "suppressed", "Alerts per 100", "Median time"):
+            assert english not in outcomes, english
+        status, experiments = await _get(browser, f"{web_url(bot)}/admin/experiments")
+        assert status == 200 and "Entscheidungspunkte: 0" in experiments and "Proximales Ergebnis" in experiments
+        for english in ("Decision points", "Proximal outcome", "decision point", "Effect: not estimated"):
+            assert english not in experiments, english
+        async with browser.get(f"{web_url(bot)}/admin/outcomes.csv") as csv:
+            assert "Patients enrolled in the period" in await csv.text(), "the CSV stays in English, as the command's"
