@@ -156,8 +156,9 @@ async def test_an_urgent_answer_alerts_and_the_check_in_goes_on(
     db: Database, clock: FakeClock, content: Content
 ) -> None:
     patient, _ = await _setup(db, clock)
-    # yes; bladder, chest, legs, walking, calf no; fever YES, no stiff neck, wound not red; then the rest no.
-    result = await _answer_all(db, clock, content, patient, "symptoms", [1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0])
+    # yes; bladder, chest, legs, walking, calf no; fever YES, no stiff neck, wound not red; then the rest no
+    # (the positional headache among them).
+    result = await _answer_all(db, clock, content, patient, "symptoms", [1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0])
     assert result.completed and not result.stopped
     [finding] = result.findings
     assert finding.severity == "high" and finding.text_ids == ("red_flag_urgent",)

@@ -47,8 +47,10 @@ def test_the_table_covers_the_spine_red_flags_with_their_follow_ups(content: Con
     assert levels["calf=1"] == "urgent"
     assert levels["fever=1>fever_neck=0>fever_wound=1"] == "urgent"
     assert levels["fever=1>fever_neck=1"] == "emergency"
-    assert levels["wound=1>wound_what=4>headache=1>headache_neck=0"] == "urgent", "possible CSF leak"
-    assert levels["wound=1>wound_what=4>headache=1>headache_neck=1"] == "emergency", "possible meningitis"
+    assert levels["wound=1>wound_what=4"] == "urgent", "clear fluid: a possible CSF leak"
+    # The positional headache of a leak is asked of everyone with a sign, with or without fluid at the wound.
+    assert levels["headache=1>headache_neck=0"] == "urgent", "possible CSF leak"
+    assert levels["headache=1>headache_neck=1"] == "emergency", "possible meningitis"
     assert levels["fall=1>fall_hurt=0"] == levels["pain_meds=1>pain_sudden=0"] == "urgent"
     assert all(row.reply == ("red_flag" if row.level == "emergency" else "red_flag_urgent") for row in rows.values())
     rule_levels = {r.rule.id: r.level for r in triage.rule_rows(content)}

@@ -51,10 +51,13 @@ def test_built_in_questionnaires_rules_messages_and_crisis_lists() -> None:
         "calf",
         "fever",
         "wound",
+        "headache",
         "wound_red",
         "fall",
         "pain_meds",
-    ], "the ten warning signs; follow-up questions are not scored"
+    ], "the eleven warning signs; follow-up questions are not scored"
+    for lang in LANGUAGES:  # the first question lists each sign, the positional headache too
+        assert symptoms.item("any").text[lang].count("•") == len(signs), lang
     assert symptoms.item("bladder").options[1].flag == symptoms.item("chest").options[1].flag == "emergency"
     assert symptoms.item("legs_both").when == {"legs": frozenset({1})}
     assert symptoms.item("legs_both").option(1).flag == "emergency", "both legs: call the emergency number now"
