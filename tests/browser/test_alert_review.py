@@ -89,3 +89,35 @@ async def test_without_scripts_the_verdict_posts_and_the_page_says_what_was_reco
         assert await page.get_by_role("button", name="Needed action", exact=True).count() == 0
     finally:
         await context.close()
+
+
+async def test_an_alerts_detail_keeps_its_lines_and_an_alias_is_never_split_on_a_phone(
+    bot_factory: Any, phone_page: Any
+) -> None:
+    """An outside test read "Pain: 8. - 8 is at or above 7 [pain-critical] - 3.7 above ..." run together, and
+    "P-2042" broken at its hyphen on a phone."""
+    page = phone_page
+    await page.set_viewport_size({"width": 320, "height": 640})
+    bot = await bot_factory(web=WEB)
+    clinic = await seed_clinic(bot.db, bot.clock.now(), patients=2, days=1)
+    detail = "Pain: 8.\n- 8 is at or above 7 [pain-critical]\nRecent entries (oldest first): 3, 5, 8"
+    async with bot.db.session() as session:
+        alert = Alert(
+            patient_id=clinic.patient_ids[0],
+            severity="critical",
+            kind="checkin",
+            detail=detail,
+            created_at=bot.clock.now(),
+        )
+        session.add(alert)
+        await session.commit()
+        await session.refresh(alert)
+    await browser_sign_in(page, bot, BEN)
+    await page.goto(f"{web_url(bot)}/alerts")
+    shown = page.locator(f"#alert-{alert.id} .detail")
+    assert (await shown.inner_text()).splitlines() == detail.splitlines()
+    aliases = page.locator('.alert-item a[href^="/patients/"]')
+    assert await aliases.count() > 0
+    for i in range(await aliases.count()):
+        assert await aliases.nth(i).evaluate("a => a.getClientRects().length") == 1, await aliases.nth(i).inner_text()
+    assert await serious(page) == []
