@@ -44,7 +44,7 @@ from rehab_bot.config import Config, ConfigError, clinic_name_is_placeholder, lo
 from rehab_bot.content import ContentError
 from rehab_bot.db import DatabaseTooNew, DatabaseUnreachable, NoDatabase
 from rehab_bot.files import kept_unless_forced, set_private_umask
-from rehab_bot.i18n import SUPPORTED_LANGUAGES
+from rehab_bot.i18n import SUPPORTED_LANGUAGES, tn
 from rehab_bot.logs import OWN_LOGGER, add_secret, scrub, setup_logging
 
 if TYPE_CHECKING:
@@ -552,10 +552,12 @@ def cmd_content_check(directory: Path | None) -> int:
             print(line)
         print(f"{len(exc.errors)} problem(s) found", file=sys.stderr)
         return 1
-    print(
-        f"content OK: {len(content.exercises)} exercises, {len(content.programmes)} programmes, "
-        f"{len(content.texts)} texts"
+    counts = (
+        tn("en", "{n} exercise", "{n} exercises", len(content.exercises)),
+        tn("en", "{n} programme", "{n} programmes", len(content.programmes)),
+        tn("en", "{n} text", "{n} texts", len(content.texts)),
     )
+    print("content OK: " + ", ".join(counts))
     return 0
 
 

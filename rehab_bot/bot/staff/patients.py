@@ -28,7 +28,7 @@ from rehab_bot.content import Content
 from rehab_bot.i18n import N_, t, tn, translator
 from rehab_bot.models import Patient, PatientStatus, Role, Staff
 from rehab_bot.patient import STATUS_LABELS
-from rehab_bot.schedule import zone
+from rehab_bot.schedule import local_date, zone
 
 log = logging.getLogger(__name__)
 
@@ -222,7 +222,7 @@ def detail_text(staff: Staff, detail: caseload.PatientDetail, content: Content |
     if detail.reminders:
         lines.append(_("Session reminders: {slots}", slots="; ".join(_slot(r, lang) for r in detail.reminders)))
     if p.tapered_since is not None:
-        since = formats.day(p.tapered_since.astimezone(zone(p.timezone)).date(), lang)
+        since = formats.day(local_date(p, p.tapered_since), lang)
         lines.append(_("Fewer reminders since {day} (kept up; no nudges).", day=since))
     if detail.maintenance:
         lines.append(_("Maintenance: programme ended; weekly session and check-in."))
