@@ -977,3 +977,19 @@ def test_everyday_talk_the_ninth_round_first_alerted_on_only_asks(content: Conte
 )
 def test_a_typed_answer_to_the_crisis_question_leans_to_yes(typed: str, read: bool | None) -> None:
     assert crisis.typed_answer(typed) is read
+
+
+@pytest.mark.parametrize(
+    ("said", "asked"),
+    [
+        ("Ich nehme heute Nacht alle meine Tabletten", True),  # an outside test: neither alert nor question
+        ("Heute Nacht schlucke ich alle Tabletten", True),
+        ("I will swallow all my pills tonight", True),
+        ("Ich habe heute Abend alle Tabletten genommen", False),  # taken as prescribed: said in the past
+        ("Ich nehme heute Abend meine Tabletten", False),
+    ],
+)
+def test_all_of_ones_tablets_tonight_gets_the_crisis_question(said: str, asked: bool) -> None:
+    content = load_content(None)
+    assert crisis.asks_question(said, content) is asked
+    assert not crisis.is_crisis(said, content), "asked, never alerted on by itself"
