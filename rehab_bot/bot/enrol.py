@@ -534,6 +534,10 @@ async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     raise ApplicationHandlerStop
 
 
+TIMES_TOO_EARLY = N_(
+    "Those look like session times: I will ask for them next. First, which time zone are you in? "
+    "Tap it below, or type your city."
+)
 # A symptom or a word of danger typed before consent (or after declining): nothing can be asked or kept,
 # but where to turn is never withheld.
 WORRY_BEFORE_CONSENT = N_(
@@ -586,6 +590,11 @@ async def _typed_timezone(
         return
     if match is None and timezones.offset_out_of_range(message.text or ""):
         await _reply(update, t(lang, timezones.OFFSET_RANGE), timezone_keyboard(lang, patient, clinic_zone, now))
+        return
+    if match is None and parse_time_list(message.text or "")[0]:
+        # Session times, a step early ("08:00, 13:00, 18:00"): not a place; say what comes first.
+        text = t(lang, TIMES_TOO_EARLY)
+        await _reply(update, text, timezone_keyboard(lang, patient, clinic_zone, now))
         return
     if match is None:
         text = t(

@@ -27,7 +27,7 @@ import rehab_bot.bot.staff as staff_bot
 from rehab_bot import enrolment
 from rehab_bot import invite as invites
 from rehab_bot.bot.app import start_polling_app, stop_app
-from rehab_bot.bot.enrol import WORRY_BEFORE_CONSENT
+from rehab_bot.bot.enrol import TIMES_TOO_EARLY, WORRY_BEFORE_CONSENT
 from rehab_bot.db import Database
 from rehab_bot.i18n import t
 from rehab_bot.models import Alert, Invite, Note, Patient, PatientStatus, ReminderRule, Staff
@@ -995,3 +995,19 @@ async def test_a_symptom_typed_before_consent_gets_the_clinics_phone_and_emergen
     await user.send("hello?")
     [only] = await user.wait_for(include_edits=False)
     assert not (only.text or "").startswith(before)
+
+
+@pytest.mark.parametrize("lang", ["en", "de"])
+async def test_times_typed_at_the_time_zone_step_are_told_they_come_next(bot: Any, tg: FakeTelegram, lang: str) -> None:
+    """An outside test typed "08:00, 13:00, 18:00" when asked for the time zone: "Diesen Ort kenne ich leider nicht"."""
+    invite = await new_invite(bot, f"P-8{lang}")
+    user = tg.user(2092 if lang == "de" else 2093, language_code=lang)
+    await user.send(f"/start {invite.code}")
+    await next_text(user)
+    await user.press(t(lang, "Yes, I agree"))
+    zone_prompt = await next_text(user)
+    await user.send("08:00, 13:00, 18:00")
+    told = await next_text(user)
+    assert told.text == t(lang, TIMES_TOO_EARLY) and told.button_labels[0] == zone_prompt.button_labels[0]
+    row = await patient_row(bot, f"P-8{lang}")
+    assert (row.enrol_step, row.session_times) == ("timezone", ""), "nothing taken from it"
