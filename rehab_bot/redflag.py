@@ -396,13 +396,14 @@ async def score_matches(
     if not entries or entries[-1].checkin_id != checkin.id:
         entries = [e for e in entries if e.checkin_id != checkin.id]
         entries.append(Entry(checkin.id or 0, checkin.local_date or now.date(), checkin.score))
-    matched: list[tuple[AlertRule, Value]] = []
-    for rule in rules:
-        reason = evaluate(rule, entries)
-        if reason is not None:
-            matched.append((rule, reason))
+    return matching(rules, entries), entries
+
+
+def matching(rules: Sequence[AlertRule], entries: Sequence[Entry]) -> list[tuple[AlertRule, Value]]:
+    """The rules the entries match, each with its reason, most severe first (score_matches, on_session_pain)."""
+    matched = [(rule, reason) for rule in rules if (reason := evaluate(rule, entries)) is not None]
     matched.sort(key=lambda m: SEVERITY_RANK[m[0].severity], reverse=True)
-    return matched, entries
+    return matched
 
 
 def score_finding(matched: Sequence[tuple[AlertRule, Value]], told: bool, alert_id: int | None = None) -> Finding:
@@ -475,10 +476,9 @@ async def on_session_pain(
         return None
     rules = [r for r in content.alert_rules.values() if r.questionnaire == "pain" and r.kind == "score_at_least"]
     day = es.local_date or now.date()
-    matched = [(rule, reason) for rule in rules if (reason := evaluate(rule, [Entry(0, day, es.pain)])) is not None]
+    matched = matching(rules, [Entry(0, day, es.pain)])
     if not matched:
         return None
-    matched.sort(key=lambda m: SEVERITY_RANK[m[0].severity], reverse=True)
     severity = matched[0][0].severity
     detail: list[Value] = [
         message(N_("Pain during the exercises of the {slot} session: {score}."), slot=es.slot, score=es.pain),
