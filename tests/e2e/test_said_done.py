@@ -187,3 +187,14 @@ async def test_text_typed_under_a_session_question_is_told_to_tap_the_answer(
     await user.send("thanks")  # answered: nothing waits
     [offer] = await user.wait_for()
     assert waiting not in (offer.text or "")
+
+
+async def test_text_typed_under_the_why_of_a_skip_is_told_to_tap_the_answer(bot: Any, tg: FakeTelegram) -> None:
+    await enrolled(bot, 7612)
+    user = tg.user(7612)
+    await at(bot, berlin(WED, "09:00"))
+    await user.wait_for()
+    await press_and_wait(user, "⏭ Skip", 2)  # the reminder closed, "What got in the way?" asked
+    await user.send("I was busy")
+    [offer] = await user.wait_for()
+    assert (offer.text or "").startswith(t("en", QUESTION_WAITING, slot="09:00") + "\n\n" + t("en", OFFER))
