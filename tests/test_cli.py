@@ -91,6 +91,7 @@ def test_check_config_masks_the_token(tmp_path: Path) -> None:
 def test_content_check_reports_file_and_line(tmp_path: Path) -> None:
     ok = run("content", "check", cwd=tmp_path)
     assert ok.returncode == 0 and "content OK" in ok.stdout
+    assert ", 1 programme, " in ok.stdout, "the built-in content's one programme, in the singular (was '1 programmes')"
     clinic = tmp_path / "clinic"
     clinic.mkdir()
     (clinic / "exercises.toml").write_text('[[exercise]]\nid = "walk"\nsets = "three"\n', encoding="utf-8")
