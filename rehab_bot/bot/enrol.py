@@ -47,7 +47,7 @@ from rehab_bot.bot.miniapp import set_patient_menu_button
 from rehab_bot.bot.services import App, svc
 from rehab_bot.content import Content, Phase, localize
 from rehab_bot.enrolment import EnrolStep
-from rehab_bot.i18n import N_, pick_language, t, tn
+from rehab_bot.i18n import LANGUAGE_NAMES, N_, pick_language, t, tn
 from rehab_bot.models import Patient, PatientStatus, Role, Staff
 from rehab_bot.redflag import clinic_contact
 from rehab_bot.schedule import (
@@ -135,6 +135,15 @@ def consent_prompt(
     rows = [[(t(lang, "Yes, I agree"), _data(patient, "ok"))], [(t(lang, "No, thank you"), _data(patient, "no"))]]
     if experiment.any_running(content):
         rows.insert(1, [(t(lang, "Yes, but leave me out of tests"), _data(patient, "okx"))])
+    # The consent comes in the language of the patient's Telegram app; a patient who reads another one
+    # switches here, before agreeing to anything (each language named in itself: "Deutsch", "English").
+    rows.append(
+        [
+            (f"🌐 {t(code, LANGUAGE_NAMES[code])}", _data(patient, "lang", code))
+            for code in LANGUAGE_NAMES
+            if code != lang
+        ]
+    )
     return text, _keyboard(rows)
 
 
@@ -801,6 +810,15 @@ async def _act(
         await _close(update, _pressed_text(update) + "\n\n" + agreed)
         text, markup = timezone_prompt(lang, patient, s.config.clinic.timezone, now)
         await _reply(update, text, markup)
+        return True
+    if action == "lang" and arg in LANGUAGE_NAMES and arg != lang and step in enrolment.ASKING_CONSENT:
+        await query.answer()
+        patients.set_language(session, patient, arg)
+        lead = _welcome(arg, s.config.clinic.name, await _therapist_name(session, patient))
+        text, markup = consent_prompt(arg, patient, content, s.config.clinic.name, lead)
+        message = query.message
+        if isinstance(message, Message):
+            await message.edit_text(text, reply_markup=markup)
         return True
     if action == "no" and await enrolment.decline(session, patient):
         await query.answer()

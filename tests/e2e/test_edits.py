@@ -77,7 +77,7 @@ async def test_an_edit_to_start_code_claims_no_invite(any_bot: Any, tg: FakeTele
     # The same link sent as a new message works as always.
     await user.send(f"/start {invite.code}")
     consent = await next_text(user)
-    assert consent.button_labels == ["Yes, I agree", "No, thank you"]
+    assert consent.button_labels == ["Yes, I agree", "No, thank you", "🌐 Deutsch"]
 
 
 @pytest.mark.slow

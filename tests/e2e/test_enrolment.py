@@ -117,7 +117,7 @@ async def test_english_patient_enrols_with_buttons_and_gets_the_first_reminder(b
     consent = await next_text(user)
     assert "Welcome! Our clinic and your physiotherapist Dr Weber have invited you" in consent.text
     assert "not end-to-end encrypted" in consent.text and "not for emergencies" in consent.text
-    assert consent.button_labels == ["Yes, I agree", "No, thank you"]
+    assert consent.button_labels == ["Yes, I agree", "No, thank you", "🌐 Deutsch"]
     linked = await patient_row(bot, "P-100")
     assert (linked.telegram_id, linked.enrol_step, linked.language, linked.consent_at) == (2001, "consent", "en", None)
 
@@ -192,7 +192,7 @@ async def test_german_patient_types_a_city_and_times_with_a_typo(bot: Any, tg: F
         "Willkommen! Our clinic hat Sie zu diesem Übungs- und Genesungsassistenten eingeladen."
     )
     assert "nicht Ende-zu-Ende-verschlüsselt" in consent.text
-    assert consent.button_labels == ["Ja, ich bin einverstanden", "Nein, danke"]
+    assert consent.button_labels == ["Ja, ich bin einverstanden", "Nein, danke", "🌐 English"]
 
     await user.press("Ja, ich bin einverstanden")
     zone_prompt = await next_text(user)
@@ -563,7 +563,11 @@ async def test_an_invitation_code_that_reads_as_a_crisis_word_still_enrols(
     user = tg.user(2065, language_code="en")
     await user.send(f"/start {invite.code}")
     consent = await next_text(user)
-    assert consent.text.startswith("Welcome! ") and consent.button_labels == ["Yes, I agree", "No, thank you"]
+    assert consent.text.startswith("Welcome! ") and consent.button_labels == [
+        "Yes, I agree",
+        "No, thank you",
+        "🌐 Deutsch",
+    ]
     await user.press("Yes, I agree", consent)
     await next_text(user)
     await user.send(f"/start {invite.code}")
@@ -585,7 +589,11 @@ async def test_an_invitation_link_or_code_pasted_into_the_chat_works_as_a_tap(
     user = tg.user(2066, language_code="en")
     await user.send(f"https://t.me/{FakeTelegram.BOT_USERNAME}?start={invite.code}")
     consent = await next_text(user)
-    assert consent.text.startswith("Welcome! ") and consent.button_labels == ["Yes, I agree", "No, thank you"]
+    assert consent.text.startswith("Welcome! ") and consent.button_labels == [
+        "Yes, I agree",
+        "No, thank you",
+        "🌐 Deutsch",
+    ]
     await user.press("Yes, I agree", consent)
     zone = await next_text(user)
     assert zone.text.startswith("Which time zone are you in?")
@@ -598,7 +606,7 @@ async def test_an_invitation_link_or_code_pasted_into_the_chat_works_as_a_tap(
     other = await new_invite(bot, "P-661")
     typed = tg.user(2067, language_code="en")
     await typed.send(f"  {other.code} ")
-    assert (await next_text(typed)).button_labels == ["Yes, I agree", "No, thank you"]
+    assert (await next_text(typed)).button_labels == ["Yes, I agree", "No, thank you", "🌐 Deutsch"]
     # A link to another bot is not ours to open: a stranger is told what the bot is, nothing changes.
     stranger = tg.user(2068, language_code="en")
     before = await snapshot(bot)
@@ -956,7 +964,7 @@ async def test_a_patients_code_that_starts_with_cg_enrols(bot: Any, tg: FakeTele
     user = tg.user(2090, language_code="en")
     await user.send("/start cgAb3dEfGhIjKlMn")
     consent = await next_text(user)
-    assert consent.button_labels == ["Yes, I agree", "No, thank you"], consent.text
+    assert consent.button_labels == ["Yes, I agree", "No, thank you", "🌐 Deutsch"], consent.text
 
 
 @pytest.mark.parametrize(
@@ -981,7 +989,7 @@ async def test_a_symptom_typed_before_consent_gets_the_clinics_phone_and_emergen
     assert worry.text is not None and worry.text.startswith(before)
     assert bot.config.clinic.phone in worry.text
     assert bot.config.clinic.text("emergency_text", lang).strip() in worry.text
-    assert consent.button_labels == [t(lang, "Yes, I agree"), t(lang, "No, thank you")], "the step stays open"
+    assert consent.button_labels[:2] == [t(lang, "Yes, I agree"), t(lang, "No, thank you")], "the step stays open"
     row = await patient_row(bot, f"P-7{lang}")
     assert (row.enrol_step, row.consent_at) == ("consent", None), "nothing is kept before consent"
     # After declining too.
@@ -1011,3 +1019,29 @@ async def test_times_typed_at_the_time_zone_step_are_told_they_come_next(bot: An
     assert told.text == t(lang, TIMES_TOO_EARLY) and told.button_labels[0] == zone_prompt.button_labels[0]
     row = await patient_row(bot, f"P-8{lang}")
     assert (row.enrol_step, row.session_times) == ("timezone", ""), "nothing taken from it"
+
+
+async def test_the_consent_can_be_read_in_the_other_language_before_agreeing(bot: Any, tg: FakeTelegram) -> None:
+    """An outside test: a patient whose Telegram is in German could not switch to English (or back) before
+    agreeing: /settings answered "finish setup first" and "English please" got the German consent again."""
+    invite = await new_invite(bot, "P-900")
+    user = tg.user(2094, language_code="de")
+    await user.send(f"/start {invite.code}")
+    consent = await next_text(user)
+    assert consent.text.startswith("Willkommen!") and consent.button_labels[-1] == "🌐 English"
+    await user.press("🌐 English", consent)
+    [switched] = await user.wait_for()
+    assert switched.message_id == consent.message_id, "the same message, now in English"
+    assert switched.text.startswith("Welcome! ") and switched.button_labels == [
+        "Yes, I agree",
+        "No, thank you",
+        "🌐 Deutsch",
+    ]
+    row = await patient_row(bot, "P-900")
+    assert (row.language, row.consent_at, row.enrol_step) == ("en", None, "consent"), "nothing agreed yet"
+    await user.press("Yes, I agree", switched)
+    zone_prompt = await next_text(user)
+    assert zone_prompt.text.startswith("Which time zone are you in?"), zone_prompt.text
+    await user.press_data(f"e:{row.id}:lang:de", consent.message_id)  # agreed: the switch is no longer offered
+    assert (await user.wait_for_answer()).text == "That step is already done."
+    assert (await patient_row(bot, "P-900")).language == "en"

@@ -206,7 +206,7 @@ async def test_a_new_patient_may_agree_but_without_tests(bot: Any, tg: FakeTeleg
     await user.send(f"/start {made.invite.code}")
     [consent] = await user.wait_for()
     assert bot.services.content.text("experiment_consent", "en") in consent.text
-    assert consent.button_labels == ["Yes, I agree", "Yes, but leave me out of tests", "No, thank you"]
+    assert consent.button_labels == ["Yes, I agree", "Yes, but leave me out of tests", "No, thank you", "🌐 Deutsch"]
     await user.press("Yes, but leave me out of tests")
     await user.wait_for(lambda m: m.text.startswith("Which time zone"), timeout=5)
     async with bot.db.session() as s:

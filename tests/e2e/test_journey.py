@@ -320,7 +320,8 @@ async def test_one_patient_from_the_invite_link_to_the_next_phase(
         therapist="Dr Weber",
     )
     assert consent.text == welcome + "\n\n" + CONTENT.text("consent", lang, clinic=clinic.name)
-    assert consent.button_labels == [_("Yes, I agree"), _("No, thank you")]
+    other = "🌐 Deutsch" if lang == "en" else "🌐 English"  # read it in the other language first, if wanted
+    assert consent.button_labels == [_("Yes, I agree"), _("No, thank you"), other]
     linked = await stored_patient(bot, patient_id)
     assert (linked.telegram_id, linked.enrol_step, linked.language) == (4242, "consent", lang)
     consent_at = bot.clock.now()
