@@ -666,20 +666,16 @@ async def free_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         now = s.clock.now()
         open_question = _open_question(context, message, lang, now)
         answer = crisis.typed_answer(message.text) if open_question is not None else None
-        if answer is not None and open_question is not None:
-            said = open_question.said
-            finding = (
-                await redflag.on_crisis(db, patient, s.content, s.config.clinic, said or t(lang, YES_NOTE), now)
-                if answer
-                else None
-            )
-            waiting = None if answer else await _waiting_step(context, db, patient)
-            await db.commit()
-        asks = answer is None and crisis.asks_question(message.text, s.content)
-        if answer is None:
+        if open_question is not None and answer is not None:  # typed instead of tapped: as its button
+            finding, waiting = await _record_crisis_answer(context, db, patient, open_question.said, answer)
+        else:
+            asks = crisis.asks_question(message.text, s.content)
             waiting = None if asks else await _waiting_step(context, db, patient)  # only the offer shows it
-    if answer is not None and open_question is not None:
-        await _answered_in_words(context, message, open_question, patient, finding, waiting)
+    if open_question is not None and answer is not None:
+        _question_answered(context, open_question.question)
+        await _show_crisis_answer(
+            context, open_question.question, message, open_question.original, patient, finding, waiting
+        )
         raise ApplicationHandlerStop
     if asks:
         # Not a crisis pattern, but a word of danger: ask directly (asking does not put the idea in
@@ -693,24 +689,39 @@ async def free_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     raise ApplicationHandlerStop
 
 
-async def _answered_in_words(
+async def _record_crisis_answer(
+    context: ContextTypes.DEFAULT_TYPE, db: AsyncSession, patient: Patient, said: str, yes: bool
+) -> tuple[redflag.Finding | None, core.Step | None]:
+    """The crisis question answered, by its button or in words: Yes is a crisis (the patient's words kept as
+    a crisis note, the emergency alert raised); No reads the check-in question that waits, for the offer."""
+    s = svc(context)
+    if yes:
+        lang = patient.language
+        finding = await redflag.on_crisis(
+            db, patient, s.content, s.config.clinic, said or t(lang, YES_NOTE), s.clock.now()
+        )
+        await db.commit()
+        return finding, None
+    return None, await _waiting_step(context, db, patient)
+
+
+async def _show_crisis_answer(
     context: ContextTypes.DEFAULT_TYPE,
-    message: Message,
-    asked: _OpenQuestion,
+    question: Message,
+    reply_to: Message,
+    original: Message | None,
     patient: Patient,
     finding: redflag.Finding | None,
     waiting: core.Step | None,
 ) -> None:
-    """A typed answer to the crisis question, as its button would: Yes (finding) gets the crisis text,
-    the clinic's alert being raised already; No goes on to the offer for the message it quoted."""
+    """The question shows the answer; Yes (finding) gets the crisis text below reply_to, No the usual offer for
+    the patient's message the question quoted (when it is known and has words)."""
     lang, s = patient.language, svc(context)
-    _question_answered(context, asked.question)
-    yes = finding is not None
-    await _edit(asked.question, f"{asked.question.text}\n\n✓ {t(lang, 'Yes' if yes else 'No')}")
+    await _edit(question, f"{question.text}\n\n✓ {t(lang, 'Yes' if finding is not None else 'No')}")
     if finding is not None:
-        await _crisis_reply(context, message, redflag.reply_text(finding, s.content, lang, s.config.clinic), patient)
-    elif asked.original is not None and asked.said:
-        await _offer(asked.original, context, patient, lang, waiting)
+        await _crisis_reply(context, reply_to, redflag.reply_text(finding, s.content, lang, s.config.clinic), patient)
+    elif original is not None and (original.text or "").strip():
+        await _offer(original, context, patient, lang, waiting)
 
 
 @dataclass(frozen=True)
@@ -858,21 +869,10 @@ async def on_crisis_question_pressed(update: Update, context: ContextTypes.DEFAU
     s = svc(context)
     async with s.db.session() as db:
         press = await _quoted_press(update, context, db)
-        question, patient, original, said = press.shown, press.patient, press.original, press.said
-        lang, yes = patient.language, query.data == ASKED_YES
-        _question_answered(context, question)
+        _question_answered(context, press.shown)
         await query.answer()
-        if yes:
-            now = s.clock.now()
-            finding = await redflag.on_crisis(db, patient, s.content, s.config.clinic, said or t(lang, YES_NOTE), now)
-            await db.commit()
-        else:
-            waiting = await _waiting_step(context, db, patient)
-    await _edit(question, f"{question.text}\n\n✓ {t(lang, 'Yes' if yes else 'No')}")
-    if yes:
-        await _crisis_reply(context, question, redflag.reply_text(finding, s.content, lang, s.config.clinic), patient)
-    elif said and original is not None:
-        await _offer(original, context, patient, lang, waiting)
+        finding, waiting = await _record_crisis_answer(context, db, press.patient, press.said, query.data == ASKED_YES)
+    await _show_crisis_answer(context, press.shown, press.shown, press.original, press.patient, finding, waiting)
     raise ApplicationHandlerStop
 
 
