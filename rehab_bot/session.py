@@ -753,14 +753,23 @@ def says_done(text: str) -> bool:
 async def awaiting_answer(session: AsyncSession, patient: Patient, now: datetime) -> ExerciseSession | None:
     """The session a patient who says they are done most likely means: today's latest one whose
     reminder went out and that still takes Done (snoozed or being played too); None if there is none."""
+    return await _latest_today_at(
+        session, patient, now, OPEN_STEPS, col(ExerciseSession.status) == Status.PENDING.value
+    )
+
+
+async def _latest_today_at(
+    session: AsyncSession, patient: Patient, now: datetime, steps: Sequence[str], *more: Any
+) -> ExerciseSession | None:
+    """Today's latest session whose message went out and that is at one of these steps (and meets more)."""
     result = await session.exec(
         select_models(ExerciseSession)
         .where(
             col(ExerciseSession.patient_id) == patient.id,
             col(ExerciseSession.local_date) == local_date(patient, now),
-            col(ExerciseSession.status) == Status.PENDING.value,
-            col(ExerciseSession.step).in_(OPEN_STEPS),
+            col(ExerciseSession.step).in_(steps),
             col(ExerciseSession.message_id).is_not(None),
+            *more,
         )
         .order_by(col(ExerciseSession.slot).desc())
     )
@@ -774,17 +783,7 @@ QUESTION_STEPS = (Step.EFFORT.value, Step.PAIN.value, Step.REASON.value)
 async def question_waiting(session: AsyncSession, patient: Patient, now: datetime) -> ExerciseSession | None:
     """Today's session whose question after Done, Partly or Skip (effort, pain, why) waits for a tap in the
     chat: typed text is no answer to it, so the offer for that text says so (rehab_bot/bot/checkin.py)."""
-    result = await session.exec(
-        select_models(ExerciseSession)
-        .where(
-            col(ExerciseSession.patient_id) == patient.id,
-            col(ExerciseSession.local_date) == local_date(patient, now),
-            col(ExerciseSession.step).in_(QUESTION_STEPS),
-            col(ExerciseSession.message_id).is_not(None),
-        )
-        .order_by(col(ExerciseSession.slot).desc())
-    )
-    return result.first()
+    return await _latest_today_at(session, patient, now, QUESTION_STEPS)
 
 
 # --- how long a session takes: rehab_bot/session_text.py (the reminder says it) -------------
