@@ -456,6 +456,11 @@ async def on_score(
 SESSION_PAIN_TEXT = "exercise_pain"  # the clinic's advice on pain with the exercises (texts.toml)
 
 
+def session_pain_rules(content: Content) -> list[AlertRule]:
+    """The rules pain during a session is held to: the pain questionnaire's ``score_at_least`` rules."""
+    return [r for r in content.alert_rules.values() if r.questionnaire == "pain" and r.kind == "score_at_least"]
+
+
 async def on_session_pain(
     session: AsyncSession,
     patient: Patient,
@@ -474,9 +479,8 @@ async def on_session_pain(
     """
     if es.pain is None or es.id is None:
         return None
-    rules = [r for r in content.alert_rules.values() if r.questionnaire == "pain" and r.kind == "score_at_least"]
     day = es.local_date or now.date()
-    matched = matching(rules, [Entry(0, day, es.pain)])
+    matched = matching(session_pain_rules(content), [Entry(0, day, es.pain)])
     if not matched:
         return None
     severity = matched[0][0].severity

@@ -18,6 +18,7 @@ from pathlib import Path
 from rehab_bot import crisis
 from rehab_bot.content import Content, load_content
 from rehab_bot.content.checkins import level_of
+from rehab_bot.redflag import session_pain_rules
 from rehab_bot.triage import Row, answer_rows, rule_rows
 
 START = "<!-- triage-table:start -->"
@@ -94,9 +95,7 @@ def table(content: Content) -> str:
         out.append(
             f"| `{rule.id}` | {_cell(rule_row.condition)} | {LEVEL_WORDS[rule_row.level]} | {rule.severity} | {told} |"
         )
-    session_rules = [
-        r for r in content.alert_rules.values() if r.questionnaire == "pain" and r.kind == "score_at_least"
-    ]
+    session_rules = session_pain_rules(content)
     if session_rules:
         out += [
             "",
