@@ -224,6 +224,7 @@ async def test_finish_answers_saved_after_the_web_session_ended_are_filled_in_ag
     assert row.status == "pending", "nothing is recorded without the patient's Save"
     await page.get_by_role("button", name="Speichern").click()
     await page.get_by_text("🌗 Eingetragen: teilweise erledigt.").wait_for()
+    await called(page, "BackButton.show")  # the recorded page's script has run (it is deferred)
     [row] = await sessions_of(bot, patient)
     assert (row.status, row.pain) == ("partly", 4)
     assert await _stored(page) == [], "kept only until the session shows as recorded"
@@ -251,6 +252,7 @@ async def test_finish_answers_outlive_reopening_the_player_from_the_chat(
     await _answers_kept(reopened)
     await reopened.get_by_role("button", name="Speichern").click()
     await reopened.get_by_text("🌗 Eingetragen: teilweise erledigt.").wait_for()
+    await called(reopened, "BackButton.show")  # the recorded page's script has run (it is deferred)
     [row] = await sessions_of(bot, patient)
     assert (row.status, row.pain) == ("partly", 4)
     assert await _stored(reopened) == [], "kept only until the session shows as recorded"
