@@ -69,7 +69,7 @@ ESCALATING_SEVERITIES = frozenset(s for s in SEVERITIES if level_of(s) in ("emer
 # Only what the patient reported escalates: red-flag answers, score rules and
 # crisis messages. Operational alerts (a silent patient, a blocked bot, deleted
 # data) are for the caseload, whatever their severity.
-ESCALATING_KINDS = ("red_flag", "checkin", "crisis", "session_pain")
+ESCALATING_KINDS = ("red_flag", "checkin", "crisis", "crisis_question", "session_pain")
 
 # How staff read an alert's severity and kind on the web pages (Alert.severity and Alert.kind hold
 # the values): every severity of content.checkins.SEVERITIES, every kind raise_alert is given.
@@ -84,6 +84,7 @@ KIND_LABELS = {
     "checkin": N_("Check-in score"),
     "session_pain": N_("Pain during exercises"),
     "crisis": N_("Crisis words"),
+    "crisis_question": N_("Crisis question unanswered"),
     "inactive": N_("No answers for a while"),
     "unreachable": N_("Unreachable on Telegram"),
     "data_deleted": N_("Data deleted by the patient"),
@@ -98,6 +99,7 @@ TITLES = {
     "checkin": N_("Check-in answers need attention.\n{detail}"),
     "session_pain": N_("Pain during the exercises needs attention.\n{detail}"),
     "crisis": N_("Possible crisis.\n{detail}"),
+    "crisis_question": N_("The crisis question was not answered.\n{detail}"),
     "inactive": N_("No response.\n{detail}"),
     "data_deleted": N_("The patient deleted their data with /delete. All messages to them have stopped."),
     "stopped": N_("The patient stopped all messages with /stop. Nothing is sent to them until they send /resume."),

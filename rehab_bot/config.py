@@ -284,6 +284,8 @@ class StaffConfig:
     escalation_minutes: int = 30
     # Urgent (severity "critical") alerts: minutes of office time before escalation.
     urgent_escalation_minutes: int = 240
+    # The crisis question unanswered this long: a critical alert (redflag.check_unanswered_questions).
+    crisis_question_minutes: int = 30
     digest_weekday: str = "monday"
     digest_time: time = time(8, 0)
     digest_low_adherence: float = 0.5
@@ -411,6 +413,7 @@ BOUNDS: dict[str, Bound] = {
     "delivery.taper_adherence": Bound(0, 1, above=True, hint="a share, e.g. 0.8 for 80%"),
     "staff.escalation_minutes": Bound(1, 10_080, "minutes"),
     "staff.urgent_escalation_minutes": Bound(1, 10_080, "office minutes"),
+    "staff.crisis_question_minutes": Bound(1, 1440, "minutes"),
     "inbound.max_concurrent": Bound(1, 256, "updates at once"),
     "inbound.user_limit": Bound(1, 10_000, "updates per window"),
     "inbound.user_window_seconds": Bound(1, 3600, "seconds"),

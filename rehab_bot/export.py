@@ -678,6 +678,7 @@ ALERT_KINDS: dict[str, str] = {
     "checkin": "Check-in score rule",
     "session_pain": "Pain during exercises at the pain rule's threshold",
     "crisis": "Crisis words in a message",
+    "crisis_question": "The crisis question asked about a message went unanswered",
     "inactive": "No answer for a long time",
     "unreachable": "Telegram refuses messages",
     "data_deleted": "The patient deleted their data",

@@ -449,6 +449,20 @@ class Note(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
+class CrisisQuestion(SQLModel, table=True):
+    """The crisis question asked about a patient's message (rehab_bot.crisis.asks_question), in the chat or the
+    Mini App. Yes or No, tapped or typed, answers every open one of the patient's; one left unanswered for
+    [staff] crisis_question_minutes raises one alert (redflag.check_unanswered_questions)."""
+
+    __tablename__ = "crisis_question"
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: int = Field(foreign_key="patient.id", index=True, ondelete="CASCADE")
+    said: str = Field(default="", sa_type=Text)  # the patient's message that was asked about
+    asked_at: datetime = Field(sa_type=UTCDateTime)
+    answered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    alerted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
 class MotivationLog(SQLModel, table=True):
     """Motivational messages sent, for the no-repeat and daily-cap rules."""
 

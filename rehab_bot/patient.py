@@ -679,6 +679,10 @@ ABOUT_TABLES: dict[str, str] = {
     "caregiver": N_("The caregivers you linked, and what each may see"),
     "caseload_figures": N_("Figures about you for your care team's overview: adherence, last pain and mood, risk"),
     "checkin": N_("Your check-ins (questionnaires) and their scores"),
+    "crisis_question": N_(
+        "When the bot asked whether you have thoughts of ending your life or of hurting yourself, the message "
+        "it asked about, and when you answered"
+    ),
     "delivery": N_("Messages the bot sent you or planned to send you"),
     "exercise_session": N_("Your exercise sessions: done, partly or skipped, your effort and pain"),
     "experiment_decision": N_("Reminder experiments you took part in: what was decided for you, and what followed"),

@@ -58,6 +58,13 @@ The rules
 * **Crisis phrases** (``crisis.toml``) in anything the patient types: the
   "crisis" text at once, the message kept as a crisis note, and an alert of
   kind ``crisis``, severity emergency.
+* **The crisis question** ("Do you have thoughts of ending your life ...?"),
+  asked when a message holds a word of danger too common to alert on by
+  itself (``[[concern]]``): Yes is a crisis as above; Yes or No closes every
+  open question of the patient's (:func:`crisis_question_answered`). One
+  still open ``[staff] crisis_question_minutes`` after it was asked raises
+  one critical alert of kind ``crisis_question`` with the message it asked
+  about (:func:`check_unanswered_questions`, run periodically).
 
 Medbridge's rule set, mapped: pain >= 5 with a rise of >= 1 is low, a rise
 of >= 2 is high, >= 7 is critical, 49 h without activity is low and 14 days
@@ -78,7 +85,7 @@ from datetime import UTC, date, datetime, timedelta
 from statistics import fmean
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -90,14 +97,24 @@ from rehab_bot.config import ClinicConfig
 from rehab_bot.content import Content, localize
 from rehab_bot.content.checkins import AlertRule, Item, Option, Questionnaire, level_of
 from rehab_bot.i18n import N_, t
-from rehab_bot.models import Alert, Answer, CheckIn, ExerciseSession, Note, Patient, PatientStatus
+from rehab_bot.models import (
+    Alert,
+    Answer,
+    CheckIn,
+    CrisisQuestion,
+    ExerciseSession,
+    Note,
+    Patient,
+    PatientStatus,
+    table_of,
+)
 from rehab_bot.schedule import local_date, zone
 
 log = logging.getLogger(__name__)
 
 SEVERITY_RANK = {"low": 0, "high": 1, "critical": 2, "emergency": 3}
 # Alert kinds that make a day a "red-flag day" (no motivational message then).
-RED_FLAG_KINDS = ("red_flag", "checkin", "crisis", "session_pain")
+RED_FLAG_KINDS = ("red_flag", "checkin", "crisis", "crisis_question", "session_pain")
 DEFAULT_REPLY = {"emergency": "red_flag"}
 DEFAULT_URGENT_REPLY = "red_flag_urgent"
 CRISIS_REPLY = "crisis"  # the content text shown on a crisis phrase
@@ -543,6 +560,75 @@ async def on_crisis(
     )
     log.info("crisis phrase in a message from patient %s (note %s)", patient.id, note.id)
     return Finding("emergency", (CRISIS_REPLY,), None, told, alert_id)
+
+
+async def asked_crisis_question(session: AsyncSession, patient: Patient, said: str, now: datetime) -> None:
+    """The crisis question is being asked about the patient's message (said): kept until it is answered."""
+    assert patient.id is not None
+    session.add(CrisisQuestion(patient_id=patient.id, said=said, asked_at=now))
+    await session.flush()
+
+
+async def crisis_question_answered(session: AsyncSession, patient: Patient, now: datetime) -> None:
+    """Yes or No, tapped or typed, in the chat or the Mini App: every open question of the patient's is
+    answered (a No says how they are now, whichever message was asked about; a Yes is a crisis alert)."""
+    questions = table_of(CrisisQuestion)
+    conn = await session.connection()
+    await conn.execute(
+        update(questions)
+        .where(questions.c.patient_id == patient.id, questions.c.answered_at.is_(None))
+        .values(answered_at=now)
+    )
+
+
+async def check_unanswered_questions(
+    session: AsyncSession, clinic: ClinicConfig, now: datetime, after: timedelta
+) -> int:
+    """One critical alert (kind crisis_question) for each crisis question unanswered ``after`` it was asked,
+    naming the message it asked about; returns alerts raised. The question was asked because nothing in the
+    message was clear enough to alert on: silence after it is (docs/SAFETY.md, hazard H12)."""
+    rows = (
+        await session.exec(
+            select(CrisisQuestion, Patient)
+            .join(Patient, col(Patient.id) == CrisisQuestion.patient_id)
+            .where(
+                col(CrisisQuestion.answered_at).is_(None),
+                col(CrisisQuestion.alerted_at).is_(None),
+                col(CrisisQuestion.asked_at) <= now - after,
+            )
+            .order_by(col(CrisisQuestion.id))
+        )
+    ).all()
+    raised = 0
+    minutes = int(after.total_seconds() // 60)
+    for question, patient in rows:
+        detail: list[Value] = [
+            plural_message(
+                "Because of the message below, the bot asked the patient whether they have thoughts of ending "
+                "their life or of hurting themselves. They have not answered within {n} minute. Please contact them.",
+                "Because of the message below, the bot asked the patient whether they have thoughts of ending "
+                "their life or of hurting themselves. They have not answered within {n} minutes. Please contact them.",
+                minutes,
+            ),
+            message(N_("Message: «{message}»"), message=shorten(question.said, 600)),
+        ]
+        alert = await raise_alert(
+            session,
+            patient,
+            kind="crisis_question",
+            severity="critical",
+            detail=detail,
+            now=now,
+            clinic=clinic,
+            key=f"crisis_question:{question.id}",
+        )
+        question.alerted_at = now
+        session.add(question)
+        if alert is not None:
+            raised += 1
+            log.info("crisis question %s unanswered (patient %s)", question.id, patient.id)
+    await session.flush()
+    return raised
 
 
 async def save_note(session: AsyncSession, patient: Patient, text: str, now: datetime) -> Note:

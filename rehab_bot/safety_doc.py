@@ -130,7 +130,8 @@ def table(content: Content) -> str:
     if content.concern and crisis.QUESTION in content.texts:
         out.append(
             "| a concern word (`[[concern]]` in `crisis.toml`), no crisis phrase | none until answered: "
-            "Yes is a crisis phrase's level, No is no alert | emergency (kind crisis) on Yes "
+            "Yes is a crisis phrase's level, No is no alert | emergency (kind crisis) on Yes; critical "
+            "(kind crisis_question) when neither is answered within `[staff] crisis_question_minutes` "
             "| `crisis_question` with Yes and No |"
         )
     return "\n".join(out) + "\n"

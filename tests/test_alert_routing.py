@@ -374,4 +374,4 @@ async def test_urgent_alerts_escalate_after_their_own_minutes_of_office_time(db:
     assert all("acknowledged for 240 minutes of office hours" in b for b in bodies[1:])
     assert all("Raised 2026-06-12 15:00 BST" in b for b in bodies), "in the admin's own zone"
     assert alerts.ESCALATING_SEVERITIES == {"emergency", "critical", "high"}
-    assert alerts.ESCALATING_KINDS == ("red_flag", "checkin", "crisis", "session_pain")
+    assert alerts.ESCALATING_KINDS == ("red_flag", "checkin", "crisis", "crisis_question", "session_pain")

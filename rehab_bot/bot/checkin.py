@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -671,6 +671,9 @@ async def free_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         else:
             asks = crisis.asks_question(message.text, s.content)
             waiting = None if asks else await _waiting_step(context, db, patient)  # only the offer shows it
+            if asks:  # kept before it is asked: unanswered, it alerts the care team (redflag)
+                await redflag.asked_crisis_question(db, patient, message.text.strip(), now)
+                await db.commit()
     if open_question is not None and answer is not None:
         _question_answered(context, open_question.question)
         await _show_crisis_answer(
@@ -695,6 +698,7 @@ async def _record_crisis_answer(
     """The crisis question answered, by its button or in words: Yes is a crisis (the patient's words kept as
     a crisis note, the emergency alert raised); No reads the check-in question that waits, for the offer."""
     s = svc(context)
+    await redflag.crisis_question_answered(db, patient, s.clock.now())
     if yes:
         lang = patient.language
         finding = await redflag.on_crisis(
@@ -702,6 +706,7 @@ async def _record_crisis_answer(
         )
         await db.commit()
         return finding, None
+    await db.commit()
     return None, await _waiting_step(context, db, patient)
 
 
@@ -937,20 +942,30 @@ async def on_note_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
 
 
 async def run_periodic(app: App) -> int:
-    """Close expired check-ins and raise no-response alerts, at the injected clock's now."""
+    """Close expired check-ins, raise no-response alerts and alerts for crisis questions left unanswered, at
+    the injected clock's now."""
     s = svc(app)
     now = s.clock.now()
+    unanswered = timedelta(minutes=s.config.staff.crisis_question_minutes)
     async with s.db.session() as db:
         await core.expire_due(db, s.content, now)
         await db.commit()
-        try:
-            raised = await redflag.check_inactive(db, s.content, s.config.clinic, now)
-            await db.commit()
-        except IntegrityError:
-            # Another process (a second dispatcher) raised the same alert first: its key is unique.
-            await db.rollback()
-            log.info("inactivity check: another process raised the same alert")
-            return 0
+        raised = await _alerts_once(db, "inactivity check", redflag.check_inactive(db, s.content, s.config.clinic, now))
+        check = redflag.check_unanswered_questions(db, s.config.clinic, now, unanswered)
+        raised += await _alerts_once(db, "crisis question check", check)
+    return raised
+
+
+async def _alerts_once(db: AsyncSession, what: str, check: Awaitable[int]) -> int:
+    """Run one periodic alert check and commit; 0 when another process (a second dispatcher) raised the
+    same alert first (its key is unique)."""
+    try:
+        raised = await check
+        await db.commit()
+    except IntegrityError:
+        await db.rollback()
+        log.info("%s: another process raised the same alert", what)
+        return 0
     return raised
 
 

@@ -139,6 +139,8 @@ async def write(request: web.Request) -> web.StreamResponse:
     question = None
     if text and crisis.asks_question(text, ctx.content):
         question = (sent.message.id, ctx.content.text(crisis.QUESTION, lang).strip())
+        await redflag.asked_crisis_question(session, patient, text, now)  # unanswered, it alerts (redflag)
+        await session.commit()
     return await _page(
         request,
         patient,
@@ -168,7 +170,9 @@ async def crisis_answer(request: web.Request) -> web.StreamResponse:
     if asked is None:
         raise web.HTTPNotFound()
     lang = patient.language
+    await redflag.crisis_question_answered(session, patient, context(request).clock.now())
     if form.answer.data == "no":
+        await session.commit()
         return await _page(request, patient, notice=t(lang, THANKS))
     return await _crisis(request, patient, asked.text)
 

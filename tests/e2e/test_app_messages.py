@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import re
 import stat
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from test_care import rows, run_jobs, text_of
 from test_checkins import enrolled
 from webrig import client, csrf, init_data, miniapp_web, sign_in_initdata, web_url
 
+from rehab_bot.bot import checkin as checkin_bot
 from rehab_bot.models import Alert, Note
 
 PATIENT, THERAPIST = 7291, 7191
@@ -161,6 +163,32 @@ async def test_a_concern_word_in_the_mini_app_asks_the_crisis_question(bot_facto
             assert response.status == 400
     async with bot.db.session() as session:
         assert len((await session.exec(select(Alert))).all()) == 1
+
+
+async def test_a_crisis_question_left_unanswered_in_the_mini_app_alerts_the_care_team(
+    bot_factory: Any, tg: FakeTelegram
+) -> None:
+    """Hazard H12 in the Mini App: the question below a sent message, left without Yes or No for [staff]
+    crisis_question_minutes, raises one critical alert with the message; one answered No raises none."""
+    bot = await bot_factory(web=miniapp_web(), privacy={"health_data_in_chat": False})
+    await enrolled(bot, PATIENT, therapist=THERAPIST, schedule=False)
+    async with await signed_in(bot, PATIENT) as browser:
+        html = await post(browser, bot, "I took an extra tablet last night")
+        assert "Are you having thoughts of ending your life" in html
+        status, _ = await answer_question(browser, bot, html, "no")
+        assert status == 200
+        html = await post(browser, bot, "I wrote letters to my kids today")
+        assert "Are you having thoughts of ending your life" in html  # and left unanswered
+    bot.clock.advance(timedelta(minutes=31))
+    assert await checkin_bot.run_periodic(bot.app) == 1
+    async with bot.db.session() as session:
+        [alert] = (await session.exec(select(Alert))).all()
+    assert (alert.kind, alert.severity) == ("crisis_question", "critical")
+    assert "«I wrote letters to my kids today»" in alert.detail and "extra tablet" not in alert.detail
+    await run_jobs(bot)
+    # Privacy mode: the staff chat is told neutrally; the message is read on the dashboard.
+    [told] = await tg.user(THERAPIST).wait_for(lambda m: "CRITICAL alert for" in (m.text or ""))
+    assert "Open the dashboard to see it." in (told.text or "") and "letters" not in (told.text or "")
 
 
 async def test_a_phone_sized_photo_fits_the_configured_limit(

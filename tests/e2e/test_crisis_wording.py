@@ -19,8 +19,9 @@ from sqlmodel import col, select
 from test_caregiver import invite_and_join
 from test_checkins import enrolled, rows
 
+from rehab_bot.bot import checkin as checkin_bot
 from rehab_bot.i18n import t
-from rehab_bot.models import Alert, CheckIn, Delivery, Note
+from rehab_bot.models import Alert, CheckIn, CrisisQuestion, Delivery, Note, Staff
 
 ALERT_CHAT = -100_778
 POLL = 0.5
@@ -378,3 +379,86 @@ async def test_a_typed_yes_long_after_the_question_answers_it_only_as_a_telegram
     assert len(await rows(live, Alert)) == 1
     [note] = await rows(live, Note)
     assert (note.text, note.crisis) == ("took an extra painkiller last night, the pain was bad", True)
+
+
+def unanswered_alert(m: SentMessage) -> bool:
+    return m.text is not None and "The crisis question was not answered." in m.text
+
+
+async def test_a_crisis_question_nobody_answers_alerts_the_care_team(live: Any, tg: FakeTelegram) -> None:
+    """Hazard H12: the question was asked because nothing in the message was clear enough to alert on; before,
+    a patient who left it unanswered was heard by nobody. After [staff] crisis_question_minutes (30) the
+    periodic check raises one critical alert with the message, to the therapist and the alert chat."""
+    patient = await enrolled(live, 5326, therapist=THERAPIST, schedule=False)
+    tg.group(ALERT_CHAT, "Alerts")
+    user = tg.user(5326)
+    await user.send("took an extra painkiller last night, the pain was bad")
+    [question] = await user.wait_for(timeout=5)
+    assert question.text.startswith(QUESTION)
+    await user.send("the weather is nice today")  # neither yes nor no: the question stays open
+    await user.wait_for(timeout=5)
+    live.clock.advance(timedelta(minutes=29))
+    assert await checkin_bot.run_periodic(live.app) == 0
+    live.clock.advance(timedelta(minutes=2))
+    assert await checkin_bot.run_periodic(live.app) == 1
+    [to_therapist] = await tg.user(THERAPIST).wait_for(unanswered_alert, timeout=PROMISE)
+    [to_chat] = await tg.group(ALERT_CHAT, "Alerts").wait_for(unanswered_alert, timeout=PROMISE)
+    for told in (to_therapist.text or "", to_chat.text or ""):
+        assert f"CRITICAL alert for {patient.alias}" in told and "within 30 minutes" in told
+        assert "«took an extra painkiller last night, the pain was bad»" in told
+    [alert] = await rows(live, Alert)
+    assert (alert.kind, alert.severity) == ("crisis_question", "critical")
+    # One alert per question, however often the check runs; a late No raises nothing more.
+    live.clock.advance(timedelta(minutes=10))
+    assert await checkin_bot.run_periodic(live.app) == 0
+    await user.press("No", question)
+    await user.wait_for(count=2, timeout=5)
+    assert await checkin_bot.run_periodic(live.app) == 0
+    assert len(await rows(live, Alert)) == 1
+    await user.expect_silence(0.5)  # the patient is not pressed further
+
+
+@pytest.mark.parametrize("answer", ["press No", "type no", "press Yes"])
+async def test_a_crisis_question_answered_raises_no_unanswered_alert_later(
+    live: Any, tg: FakeTelegram, answer: str
+) -> None:
+    await enrolled(live, 5327, therapist=THERAPIST, schedule=False)
+    user = tg.user(5327)
+    await user.send("took an extra painkiller last night, the pain was bad")
+    [question] = await user.wait_for(timeout=5)
+    if answer == "type no":
+        await user.send("no")
+    else:
+        await user.press(answer.removeprefix("press "), question)
+    await user.wait_for(count=2, timeout=5)
+    live.clock.advance(timedelta(hours=2))
+    assert await checkin_bot.run_periodic(live.app) == 0
+    kinds = [a.kind for a in await rows(live, Alert)]
+    assert kinds == (["crisis"] if answer == "press Yes" else [])
+    [asked] = await rows(live, CrisisQuestion)
+    assert asked.answered_at is not None and asked.alerted_at is None
+
+
+async def test_the_unanswered_crisis_question_alert_reads_in_the_therapists_language(
+    bot_factory: Callable[..., Any], backend: str, tg: FakeTelegram
+) -> None:
+    bot = await bot_factory(backend, delivery={"poll_interval": POLL}, staff={"crisis_question_minutes": 45})
+    patient = await enrolled(bot, 5328, therapist=THERAPIST, schedule=False, language="de")
+    async with bot.db.session() as db:
+        [therapist] = (await db.exec(select(Staff).where(Staff.telegram_id == THERAPIST))).all()
+        therapist.language = "de"
+        db.add(therapist)
+        await db.commit()
+    user = tg.user(5328, language_code="de")
+    await user.send("hab meinem Bruder heute mein Testament gezeigt")
+    [question] = await user.wait_for(timeout=5)
+    assert question.button_labels == ["Ja", "Nein"]
+    bot.clock.advance(timedelta(minutes=44))
+    assert await checkin_bot.run_periodic(bot.app) == 0
+    bot.clock.advance(timedelta(minutes=1))
+    assert await checkin_bot.run_periodic(bot.app) == 1
+    [told] = await tg.user(THERAPIST).wait_for(
+        lambda m: "Die Krisenfrage wurde nicht beantwortet." in (m.text or ""), timeout=PROMISE
+    )
+    assert patient.alias in (told.text or "") and "Innerhalb von 45 Minuten kam keine Antwort" in (told.text or "")
+    assert "«hab meinem Bruder heute mein Testament gezeigt»" in (told.text or "")
