@@ -140,7 +140,8 @@ def _form_values(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def edit(raw: dict[str, Any], action: str) -> dict[str, Any]:
-    """Add or remove a phase, session or exercise row of the draft (what the row buttons post)."""
+    """Add or remove a phase, session or exercise row of the draft, or move an exercise one place up or down
+    in its session (what the row buttons post)."""
     raw = copy.deepcopy(raw)
     verb, *where = action.split(":")
     try:
@@ -174,6 +175,12 @@ def edit(raw: dict[str, Any], action: str) -> dict[str, Any]:
             phases[at[0]]["sessions"][at[1]]["items"].append({"exercise": "", "sets": 1, "note": {}})
         elif verb == "remove-item":
             del phases[at[0]]["sessions"][at[1]]["items"][at[2]]
+        elif verb in ("item-up", "item-down"):  # one place earlier or later in its session
+            items = phases[at[0]]["sessions"][at[1]]["items"]
+            here = at[2]
+            there = here - 1 if verb == "item-up" else here + 1
+            if 0 <= here < len(items) and 0 <= there < len(items):
+                items[here], items[there] = items[there], items[here]
     except (IndexError, KeyError, TypeError):
         pass  # a stale row button: the draft stays as it is
     return raw

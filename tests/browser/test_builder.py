@@ -415,3 +415,52 @@ async def test_a_draft_saved_after_the_session_ended_is_filled_in_again_after_si
         [saved] = (await s.exec(select(ProgrammePlan))).all()
     assert '"sets": 4' in saved.body or '"sets":4' in saved.body
     assert [error for error in page.console_errors if "401" not in error] == []  # the 401 page, htmx's log of it
+
+
+async def test_exercises_move_up_and_down_in_their_session_and_the_order_is_saved(
+    bot_factory: Any, tg: FakeTelegram, page: Any, tmp_path: Path
+) -> None:
+    """A therapist asked to put an exercise earlier in a session: the rows had no way to move."""
+    bot = await started(bot_factory, tmp_path)
+    doc = await make_staff(bot.db, telegram_id=7002, name="Dr Ben")
+    patient = await enrolled(bot, doc.id)
+    await browser_sign_in(page, bot, 7002)
+    await page.goto(f"{web_url(bot)}/patients/{patient.id}/programme")
+    first = "[data-phase='0'] [data-session='0']"
+    rows = page.locator(f"{first} .item")
+
+    async def order() -> list[str]:
+        return [await rows.nth(i).get_by_label("Exercise").input_value() for i in range(await rows.count())]
+
+    before = await order()
+    assert before[:3] == ["walking", "ankle-pumps", "quad-sets"]
+    # The first row cannot move up, the last cannot move down.
+    assert await rows.nth(0).get_by_role("button", name="Move up").count() == 0
+    assert await rows.nth(len(before) - 1).get_by_role("button", name="Move down").count() == 0
+    await rows.nth(2).get_by_label("Sets").fill("4")  # typed, not saved: it moves with its row
+    await rows.nth(2).get_by_role("button", name="Move up").click()
+    await page.wait_for_function(
+        "s => document.querySelector(s + ' .item select').value === 'walking' &&"
+        " document.querySelectorAll(s + ' .item select')[1].value === 'quad-sets'",
+        arg=first,
+    )
+    assert await order() == [before[0], before[2], before[1], *before[3:]]
+    assert await rows.nth(1).get_by_label("Sets").input_value() == "4"
+    # The focus follows the moved exercise (a keyboard user can move it again).
+    assert await page.evaluate("document.activeElement.value") == "item-up:0:0:1"
+    await rows.nth(0).get_by_role("button", name="Move down").click()
+    await page.wait_for_function("s => document.querySelector(s + ' .item select').value === 'quad-sets'", arg=first)
+    moved = [before[2], before[0], before[1], *before[3:]]
+    assert await order() == moved
+    assert await page.evaluate("document.activeElement.value") == "item-down:0:0:1"
+    assert await serious(page) == []
+
+    await page.get_by_role("button", name="Preview").click()
+    await page.locator("#preview-text").wait_for()
+    cards = await page.locator("#preview-cards pre").all_inner_texts()
+    assert cards[0].startswith(f"1/{len(moved)} · Thigh tightening\n4 × ")
+    await page.get_by_role("button", name="Save as the patient's plan").click()
+    await page.wait_for_url("**/programme?saved=1")
+    await page.goto(f"{web_url(bot)}/patients/{patient.id}/programme")
+    assert await order() == moved, "the builder opens the saved plan in its new order"
+    assert page.console_errors == []

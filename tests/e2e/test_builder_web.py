@@ -32,7 +32,20 @@ def test_row_buttons_add_and_remove_phases_sessions_and_exercises() -> None:
     assert last["to_day"] is None
     added = edit(edit(raw, "remove-phase:3"), "add-phase")
     assert [p["from_day"] for p in added["phases"]] == [0, 14, 42, 84]  # a new phase follows the last one
-    for stale in ("remove-item:9:9:9", "add-session:x", "remove-phase:0:0:0:0", "nonsense", ""):
+    items = [i["exercise"] for i in raw["phases"][0]["sessions"][0]["items"]]
+    up = edit(raw, "item-up:0:0:2")
+    assert [i["exercise"] for i in up["phases"][0]["sessions"][0]["items"]] == [
+        items[0],
+        items[2],
+        items[1],
+        *items[3:],
+    ]
+    down = edit(raw, "item-down:0:0:0")
+    assert [i["exercise"] for i in down["phases"][0]["sessions"][0]["items"]] == [items[1], items[0], *items[2:]]
+    last = len(items) - 1
+    for edge in ("item-up:0:0:0", f"item-down:0:0:{last}", "item-up:0:0:-1", "item-down:0:0:-1", "item-up:0:0:99"):
+        assert edit(raw, edge) == raw, edge  # the first row stays first, the last stays last; no wrap-around
+    for stale in ("remove-item:9:9:9", "add-session:x", "remove-phase:0:0:0:0", "item-up:9:9:9", "nonsense", ""):
         edit(raw, stale)  # a stale or forged button changes nothing and breaks nothing
     assert raw == draft(), "the draft given is not changed in place"
     single = {"based_on": "", "phases": [raw["phases"][0]]}

@@ -24,11 +24,34 @@
   }
   document.addEventListener("input", changed);
   document.addEventListener("change", changed);
+  // An exercise moved up or down: the builder is swapped in anew, so the focus would fall back to the page.
+  // It goes to the same button of the moved exercise in its new place (else to its other move button),
+  // so a keyboard user can move it again.
+  var moved = null;
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var value = (event.detail.elt && event.detail.elt.getAttribute && event.detail.elt.getAttribute("value")) || "";
+    var found = /^item-(up|down):(\d+):(\d+):(\d+)$/.exec(value);
+    moved = null;
+    if (found) {
+      var at = Number(found[4]) + (found[1] === "up" ? -1 : 1);
+      moved = { way: found[1], row: found[2] + ":" + found[3] + ":" + at };
+    }
+  });
   document.addEventListener("htmx:afterSwap", function () {
     var swapped = document.getElementById("builder");
     if (swapped && swapped.getAttribute("data-unsaved") === "1") {
       unsaved = true; // a row added or removed, a template saved: the patient's plan is still not saved
     }
+    if (swapped && moved) {
+      var other = moved.way === "up" ? "down" : "up";
+      var button =
+        swapped.querySelector('button[value="item-' + moved.way + ":" + moved.row + '"]') ||
+        swapped.querySelector('button[value="item-' + other + ":" + moved.row + '"]');
+      if (button) {
+        button.focus();
+      }
+    }
+    moved = null;
   });
 
   var start = document.getElementById("start-form");
