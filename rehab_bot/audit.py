@@ -35,6 +35,7 @@ VIEW_OUTCOMES = "view.outcomes"  # the web app's clinic outcomes report (admins;
 VIEW_EXPERIMENTS = "view.experiments"  # the web app's experiments page (admins)
 INVITE_PATIENT = "invite.create"  # written by rehab_bot.invite
 INVITE_STAFF = "staff_invite.create"  # written by rehab_bot.invite
+INVITE_STAFF_WITHDRAW = "staff_invite.withdraw"  # an open staff invitation withdrawn (rehab_bot.invite)
 CHANGE_PROGRAMME = "change.programme"
 CHANGE_TIMES = "change.times"
 PAUSE = "change.pause"

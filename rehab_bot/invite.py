@@ -600,6 +600,51 @@ async def create_staff_invite(
     )
 
 
+async def open_staff_invites(session: AsyncSession, now: datetime) -> list[tuple[Invite, Staff | None]]:
+    """Staff invitations neither used nor expired, newest first, each with the staff member who made it
+    (None: made on the command line)."""
+    rows = await session.exec(
+        select(Invite, Staff)
+        .join(Staff, col(Staff.id) == col(Invite.created_by), isouter=True)
+        .where(col(Invite.kind) == "staff", col(Invite.used_at).is_(None), col(Invite.expires_at) > now)
+        .order_by(col(Invite.created_at).desc(), col(Invite.id).desc())
+    )
+    return [(found, maker) for found, maker in rows.all()]
+
+
+async def withdraw_staff_invite(
+    session: AsyncSession, invite_id: int, *, now: datetime, by: Staff | None, actor: str = "cli"
+) -> Invite | None:
+    """Withdraw an open staff invitation: it expires now, so its link answers that it has expired. None when
+    there is no such open invitation (used, expired or withdrawn meanwhile, a patient's, or no such id)."""
+    invites = table_of(Invite)
+    conn = await session.connection()
+    result = await conn.execute(
+        update(invites)
+        .where(
+            invites.c.id == invite_id,
+            invites.c.kind == "staff",
+            invites.c.used_at.is_(None),
+            invites.c.expires_at > now,
+        )
+        .values(expires_at=now)
+    )
+    if not result.rowcount:
+        return None
+    withdrawn = await session.get(Invite, invite_id)
+    assert withdrawn is not None
+    await session.refresh(withdrawn)
+    _audit(
+        session,
+        actor=actor,
+        staff_id=by.id if by is not None else None,
+        action=audit.INVITE_STAFF_WITHDRAW,
+        now=now,
+        detail=f"invite {invite_id} {withdrawn.role}",
+    )
+    return withdrawn
+
+
 class Outcome(enum.StrEnum):
     """What tapping an invite link led to."""
 

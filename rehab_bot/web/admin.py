@@ -1,4 +1,5 @@
-"""Admin pages: staff (invitation link, role, removal), the audit log with filters, content check results.
+"""Admin pages: staff (invitation link, open invitations and their withdrawal, role, removal), the audit log
+with filters, content check results.
 
 Admins only (``@allow("admin")``, rechecked on every request). Thin: rehab_bot.invite makes staff
 invitations, rehab_bot.staff.add_staff changes a role and remove_staff takes access away (handing the
@@ -32,6 +33,8 @@ from rehab_bot.web.patients import changed, flash, staff_change, take_flash
 ROLES = [(Role.THERAPIST.value, N_("therapist")), (Role.ADMIN.value, N_("admin"))]
 AUDIT_LIMIT = 500
 INVITE_REFUSED = N_("Give a name and a role for the invitation.")
+INVITE_WITHDRAWN = N_("The invitation for {name} is withdrawn: its link no longer works.")
+INVITE_GONE = N_("That invitation is no longer open: it has been used, withdrawn or has expired.")
 INVITE_DRAFT = "invite_draft"  # a refused invitation's form, as typed, for the staff page to show again
 MAX_DRAFT = 300  # characters of a refused name kept (the form's own limit is 100)
 # Why an audit filter lists nothing: said above the table, the filter kept as typed.
@@ -74,9 +77,22 @@ async def admin_home(request: web.Request) -> web.StreamResponse:
 
 @allow("admin")
 async def staff_page(request: web.Request) -> web.StreamResponse:
-    session, admin = db(request), signed_in_staff(request)
+    session, admin, ctx = db(request), signed_in_staff(request), context(request)
     members = await staff_core.staff_members(session, include_inactive=True)
-    audit.record(session, action=audit.VIEW_STAFF, now=context(request).clock.now(), staff=admin)
+    now = ctx.clock.now()
+    # Invitations not yet used: whom for, who made them, until when, and their link again (to resend or withdraw).
+    open_invites = [
+        {
+            "id": found.id,
+            "name": found.staff_name,
+            "role": found.role,
+            "by": maker.name if maker is not None else None,
+            "expires_at": found.expires_at,
+            "link": invite.deep_link(ctx.bot_username, found.code) if ctx.bot_username else found.code,
+        }
+        for found, maker in await invite.open_staff_invites(session, now)
+    ]
+    audit.record(session, action=audit.VIEW_STAFF, now=now, staff=admin)
     await session.commit()
     session_data = await _invite_link(request)
     draft = (await get_session(request)).pop(INVITE_DRAFT, None)
@@ -85,6 +101,8 @@ async def staff_page(request: web.Request) -> web.StreamResponse:
         "admin_staff.html",
         {
             "members": members,
+            "open_invites": open_invites,
+            "tz": admin.timezone,
             "roles": ROLES,
             "flash": await take_flash(request),
             "invite_link": session_data,
@@ -122,6 +140,23 @@ async def staff_invite(request: web.Request) -> web.StreamResponse:
     link = invite.deep_link(ctx.bot_username, made.code) if ctx.bot_username else made.code
     (await get_session(request))["invite_link"] = link
     raise web.HTTPSeeOther("/admin/staff")
+
+
+@allow("admin")
+async def staff_invite_withdraw(request: web.Request) -> web.StreamResponse:
+    """An open staff invitation withdrawn: its link no longer works (it answers that it has expired)."""
+    session, admin = db(request), signed_in_staff(request)
+    withdrawn = await invite.withdraw_staff_invite(
+        session,
+        url_id(request),
+        now=context(request).clock.now(),
+        by=admin,
+        actor=audit.web_actor(admin.telegram_id),
+    )
+    if withdrawn is None:  # used, withdrawn or expired since the page was opened, or no such invitation
+        await flash(request, INVITE_GONE)
+        raise web.HTTPSeeOther("/admin/staff")
+    await changed(request, session, "/admin/staff", INVITE_WITHDRAWN, name=withdrawn.staff_name)
 
 
 async def _refused(request: web.Request, form: InviteForm) -> NoReturn:
@@ -328,6 +363,7 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/admin", admin_home)
     app.router.add_get("/admin/staff", staff_page, name="admin_staff")
     app.router.add_post("/admin/staff/invite", staff_invite)
+    app.router.add_post(r"/admin/staff/invites/{id:\d+}/withdraw", staff_invite_withdraw)
     app.router.add_post(r"/admin/staff/{id:\d+}/role", staff_role)
     app.router.add_get(r"/admin/staff/{id:\d+}/remove", staff_remove_page)
     app.router.add_post(r"/admin/staff/{id:\d+}/remove", staff_remove)

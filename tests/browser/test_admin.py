@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from rig.telegram_server import FakeTelegram
 from sqlmodel import col, select
 from web_seed import ADMIN, BEN, CLEO, seed_clinic
 from webrig import WEB, browser_sign_in, web_url
 
-from rehab_bot.models import Alert, Invite, Patient, Staff
+from rehab_bot.models import Alert, AuditLog, Invite, Patient, Staff
 from tests.browser.axe import serious
 
 
@@ -146,4 +147,54 @@ async def test_a_member_removed_meanwhile_is_said_so_not_a_404(bot_factory: Any,
     async with bot.db.session() as session:
         ben = (await session.exec(select(Staff).where(col(Staff.telegram_id) == BEN))).one()
     assert (ben.active, ben.role) == (False, "therapist"), "nothing changed"
+    assert page.console_errors == []
+
+
+async def test_open_staff_invitations_are_listed_and_a_withdrawn_link_no_longer_works(
+    bot_factory: Any, page: Any, tg: FakeTelegram
+) -> None:
+    """An admin could not see the invitations made and not yet used, nor take one back (a link sent to
+    the wrong person, a colleague who will not start)."""
+    bot = await bot_factory(web=WEB)
+    await seed_clinic(bot.db, bot.clock.now(), patients=2, days=1)
+    await browser_sign_in(page, bot, ADMIN)
+    await page.goto(web_url(bot) + "/admin/staff")
+    assert "No open invitations" in await page.locator("main").inner_text()
+    for name in ("Dr Dana", "Dr Emil"):
+        await page.get_by_label("Name", exact=True).fill(name)
+        await page.locator("#invite-role").select_option("therapist")
+        await page.get_by_role("button", name="Make an invitation link").click()
+        await page.locator("#invite-link").wait_for()
+    listed = page.locator("#invites tbody tr")
+    assert await listed.count() == 2
+    newest = await listed.nth(0).inner_text()
+    assert newest.startswith("Dr Emil") and "therapist" in newest and "Admin" in newest
+    async with bot.db.session() as session:
+        made = {i.staff_name: i for i in (await session.exec(select(Invite).where(col(Invite.kind) == "staff")))}
+    assert f"https://t.me/rehab_test_bot?start={made['Dr Dana'].code}" in await listed.nth(1).inner_text()
+    assert await serious(page) == []
+
+    await page.get_by_role("button", name="Withdraw the invitation for Dr Dana").click()
+    await page.get_by_role("status").filter(has_text="The invitation for Dr Dana is withdrawn").wait_for()
+    assert await listed.count() == 1 and (await listed.nth(0).inner_text()).startswith("Dr Emil")
+    async with bot.db.session() as session:
+        logged = (await session.exec(select(AuditLog).where(col(AuditLog.action) == "staff_invite.withdraw"))).all()
+    assert [(r.actor, r.detail) for r in logged] == [(f"web:{ADMIN}", f"invite {made['Dr Dana'].id} therapist")]
+
+    # The withdrawn link, opened in Telegram, registers nobody.
+    dana = tg.user(7077)
+    await dana.send(f"/start {made['Dr Dana'].code}")
+    [told] = await dana.wait_for(timeout=5)
+    assert "This invitation has expired" in told.text
+    async with bot.db.session() as session:
+        assert (await session.exec(select(Staff).where(col(Staff.telegram_id) == 7077))).first() is None
+
+    # Withdrawn again from a page opened before (another admin, a second tab): said so, nothing changes.
+    await page.evaluate(
+        """id => { const f = document.querySelector('#invites form');
+                  f.action = '/admin/staff/invites/' + id + '/withdraw'; f.submit(); }""",
+        made["Dr Dana"].id,
+    )
+    await page.get_by_role("status").filter(has_text="That invitation is no longer open").wait_for()
+    assert await listed.count() == 1
     assert page.console_errors == []

@@ -49,6 +49,7 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/admin"): "admin",
     ("GET", "/admin/staff"): "admin",
     ("POST", "/admin/staff/invite"): "admin",
+    ("POST", "/admin/staff/invites/{id}/withdraw"): "admin",  # an open staff invitation withdrawn
     ("POST", "/admin/staff/{id}/role"): "admin",
     ("GET", "/admin/staff/{id}/remove"): "admin",
     ("POST", "/admin/staff/{id}/remove"): "admin",
@@ -188,6 +189,7 @@ async def test_every_route_for_every_kind_of_visitor(bot_factory: Any, actor: st
         "/patients/{id}": patient.id,
         "/alerts/{id}": alert.id,
         "/admin/staff/{id}": cleo.id,
+        "/admin/staff/invites/{id}": 1,  # none in the seed: the admin's answer says so, after the access check
         "/templates/{id}": template.id,
         "/exercises/{id}": "clinic-1",  # none in the seed: the page's own 404 for staff, after the access check
         "/messages/{mid}": sent.message.id,
