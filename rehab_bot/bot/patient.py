@@ -705,8 +705,9 @@ async def _settings_button(
             assert fresh is not None
             core.set_language(db, fresh, args[1])
             await db.commit()
-        await close_with(message, t(args[1], "✅ Saved."))
-        await message.reply_text(settings_text(args[1], fresh, context), reply_markup=markup(settings_buttons(args[1])))
+        # The settings message itself becomes the new language's: one message, nothing left in the old one.
+        saved = t(args[1], "✅ Saved.") + "\n\n" + settings_text(args[1], fresh, context)
+        await edit_message(message, saved, settings_buttons(args[1]))
         return True
     if args == ["quiet"]:
         await query.answer()

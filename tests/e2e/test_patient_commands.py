@@ -395,8 +395,12 @@ async def test_settings_timezone_language_and_quiet_hours(bot: Any, tg: FakeTele
     [menu] = await command(user, "/settings")
     [choices] = await press(user, "🗣 Language", 1, menu)
     assert choices.button_labels == ["English", "Deutsch"]
-    _closed, german = await press(user, "Deutsch", 2, choices)
-    assert german.text.startswith(t("de", "⚙️ Your settings")) and "Sprache: Deutsch" in german.text
+    # The settings message is shown again in German, in place: none is left half in English.
+    [german] = await press(user, "Deutsch", 1, choices)
+    assert german.message_id == choices.message_id
+    assert german.text.startswith("✅ Gespeichert.\n\n" + t("de", "⚙️ Your settings"))
+    assert "Sprache: Deutsch" in german.text and "Language" not in german.text
+    assert german.button_labels == ["🕒 Zeiten", "🌍 Zeitzone", "🗣 Sprache", "🌙 Ruhezeiten"]
     assert (await stored(bot, patient)).language == "de"
     [today] = await command(user, "/today")
     assert today.text.startswith(t("de", "📅 Your sessions today:"))
