@@ -44,7 +44,7 @@ from rehab_bot.config import Config, ConfigError, clinic_name_is_placeholder, lo
 from rehab_bot.content import ContentError
 from rehab_bot.db import DatabaseTooNew, DatabaseUnreachable, NoDatabase
 from rehab_bot.files import kept_unless_forced, set_private_umask
-from rehab_bot.i18n import SUPPORTED_LANGUAGES, tn
+from rehab_bot.i18n import SUPPORTED_LANGUAGES
 from rehab_bot.logs import OWN_LOGGER, add_secret, scrub, setup_logging
 
 if TYPE_CHECKING:
@@ -540,6 +540,7 @@ def _is_the_database(target: Path, source: Path) -> bool:
 def cmd_content_check(directory: Path | None) -> int:
     """Validate content; print file:line errors; 1 if any."""
     from rehab_bot.content import ContentError, load_content
+    from rehab_bot.i18n import tn
 
     if directory is not None and not directory.is_dir():
         why = "is not a folder" if directory.exists() else "does not exist"
@@ -550,20 +551,16 @@ def cmd_content_check(directory: Path | None) -> int:
     except ContentError as exc:
         for line in exc.errors:
             print(line)
-        print(f"{len(exc.errors)} problem(s) found", file=sys.stderr)
+        print(tn("en", "{n} problem found", "{n} problems found", len(exc.errors)), file=sys.stderr)
         return 1
-    counts = (
-        tn("en", "{n} exercise", "{n} exercises", len(content.exercises)),
-        tn("en", "{n} programme", "{n} programmes", len(content.programmes)),
-        tn("en", "{n} text", "{n} texts", len(content.texts)),
-    )
-    print("content OK: " + ", ".join(counts))
+    print("content OK: " + content.counted("en"))
     return 0
 
 
 def cmd_content_list(directory: Path | None) -> int:
     """Print each loaded item with its source."""
     from rehab_bot.content import ContentError, load_content
+    from rehab_bot.i18n import tn
 
     try:
         content = load_content(directory)
@@ -571,7 +568,8 @@ def cmd_content_list(directory: Path | None) -> int:
         # Errors, not the listing: on stderr, so `content list > list.txt` holds only a listing.
         for line in exc.errors:
             print(line, file=sys.stderr)
-        print(f"rehab-bot: {len(exc.errors)} problem(s) in the content files; nothing listed", file=sys.stderr)
+        found = tn("en", "{n} problem", "{n} problems", len(exc.errors))
+        print(f"rehab-bot: {found} in the content files; nothing listed", file=sys.stderr)
         return 1
     for exercise in content.exercises.values():
         print(f"exercise   {exercise.id:<28} {exercise.name.get('en', '')[:40]:<40} {exercise.source}")

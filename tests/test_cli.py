@@ -88,15 +88,33 @@ def test_check_config_masks_the_token(tmp_path: Path) -> None:
     assert TEST_TOKEN.split(":")[1] not in result.stdout
 
 
+ONE_PROBLEM = """[[exercise]]
+id = "walk"
+name = { en = "Walk", de = "Gehen" }
+instructions = { en = "Walk slowly.", de = "Langsam gehen." }
+sets = "three"
+safety_notes = { en = "Stop if it hurts.", de = "Bei Schmerzen aufhören." }
+"""
+
+
 def test_content_check_reports_file_and_line(tmp_path: Path) -> None:
     ok = run("content", "check", cwd=tmp_path)
     assert ok.returncode == 0 and "content OK" in ok.stdout
     assert ", 1 programme, " in ok.stdout, "the built-in content's one programme, in the singular (was '1 programmes')"
+    # The same counts as the admin's content page (Content.counted): questionnaires too.
+    assert ok.stdout.strip() == "content OK: " + load_content(None).counted("en")
+    assert " questionnaires" in ok.stdout
     clinic = tmp_path / "clinic"
     clinic.mkdir()
     (clinic / "exercises.toml").write_text('[[exercise]]\nid = "walk"\nsets = "three"\n', encoding="utf-8")
     bad = run("content", "check", str(clinic), cwd=tmp_path)
     assert bad.returncode == 1
+    assert bad.stderr.strip() == "4 problems found"
+    single = tmp_path / "single"
+    single.mkdir()
+    (single / "exercises.toml").write_text(ONE_PROBLEM, encoding="utf-8")
+    one = run("content", "check", str(single), cwd=tmp_path)
+    assert one.returncode == 1 and one.stderr.strip() == "1 problem found", one.stderr  # was "1 problem(s) found"
     assert f"{clinic / 'exercises.toml'}:3:" in bad.stdout or "exercises.toml:3:" in bad.stdout
     listing = run("content", "list", cwd=tmp_path)
     assert listing.returncode == 0 and "lumbar-example" in listing.stdout and "built-in" in listing.stdout
@@ -107,7 +125,7 @@ def test_content_check_reports_file_and_line(tmp_path: Path) -> None:
     broken = run("content", "list", cwd=tmp_path, env={"REHAB_BOT_CONTENT_DIR": str(clinic)})
     assert broken.returncode == 1 and broken.stdout == "", "its problems are no listing: they went to stdout"
     assert "exercises.toml:3:" in broken.stderr
-    assert broken.stderr.splitlines()[-1] == "rehab-bot: 4 problem(s) in the content files; nothing listed"
+    assert broken.stderr.splitlines()[-1] == "rehab-bot: 4 problems in the content files; nothing listed"
 
 
 @pytest.mark.parametrize(

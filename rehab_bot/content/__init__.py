@@ -76,7 +76,7 @@ from rehab_bot.content.schema import (
     read_toml,
     schema,
 )
-from rehab_bot.i18n import FALLBACK_LANGUAGE, N_, Problem
+from rehab_bot.i18n import FALLBACK_LANGUAGE, N_, Problem, tn
 
 # The old private names of three helpers, for tests/content/test_content.py; new code
 # imports them from rehab_bot.content.schema.
@@ -288,6 +288,18 @@ class Content:
         version = self.texts["consent"].version
         assert version is not None  # validated on load
         return version
+
+    def counted(self, lang: str) -> str:
+        """What was loaded, in lang: "12 exercises, 1 programme, 40 texts, 7 questionnaires" (the content
+        check's one wording, on the command line and the admin's page)."""
+        return ", ".join(
+            [
+                tn(lang, "{n} exercise", "{n} exercises", len(self.exercises)),
+                tn(lang, "{n} programme", "{n} programmes", len(self.programmes)),
+                tn(lang, "{n} text", "{n} texts", len(self.texts)),
+                tn(lang, "{n} questionnaire", "{n} questionnaires", len(self.questionnaires)),
+            ]
+        )
 
 
 # --------------------------------------------------------------------------- exercises.toml

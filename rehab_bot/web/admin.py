@@ -335,27 +335,18 @@ async def content_page(request: web.Request) -> web.StreamResponse:
     """The clinic's content files checked now, as `rehab-bot content check` does."""
     directory = context(request).config.content.dir
     errors: list[str] = []
-    counts: dict[str, int] = {}
+    counted, lang = "", language(request)
     try:
-        content = load_content(directory)
-        counts = {
-            "exercises": len(content.exercises),
-            "programmes": len(content.programmes),
-            "texts": len(content.texts),
-            "questionnaires": len(content.questionnaires),
-        }
+        counted = load_content(directory).counted(lang)
     except ContentError as exc:
         errors = list(exc.errors)
-    lang = language(request)
-    counted = ", ".join(
-        [
-            tn(lang, "{n} exercise", "{n} exercises", counts.get("exercises", 0)),
-            tn(lang, "{n} programme", "{n} programmes", counts.get("programmes", 0)),
-            tn(lang, "{n} text", "{n} texts", counts.get("texts", 0)),
-            tn(lang, "{n} questionnaire", "{n} questionnaires", counts.get("questionnaires", 0)),
-        ]
+    found = tn(
+        lang,
+        "{n} problem found. The bot keeps the content it started with until it is fixed and it is restarted.",
+        "{n} problems found. The bot keeps the content it started with until they are fixed and it is restarted.",
+        len(errors),
     )
-    values = {"errors": errors, "counts": counts, "counted": counted, "directory": str(directory or "")}
+    values = {"errors": errors, "found": found, "counted": counted, "directory": str(directory or "")}
     return await render(request, "admin_content.html", values)
 
 

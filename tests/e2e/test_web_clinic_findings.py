@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html as html_lib
 import re
+from pathlib import Path
 from typing import Any
 
 from factories import make_patient, make_staff
@@ -57,6 +58,27 @@ async def test_the_content_check_counts_in_the_singular_too(bot_factory: Any) ->
     assert shown is not None, text
     assert f"{programmes} programme{'' if programmes == 1 else 's'}," in shown.group(1)
     assert re.search(r"\b1 (exercises|programmes|texts|questionnaires)\b", shown.group(1)) is None
+    assert shown.group(1) == bot.services.content.counted("en"), "the command line's words (Content.counted)"
+
+
+ONE_PROBLEM = """[[exercise]]
+id = "walk"
+name = { en = "Walk", de = "Gehen" }
+instructions = { en = "Walk slowly.", de = "Langsam gehen." }
+sets = "three"
+safety_notes = { en = "Stop if it hurts.", de = "Bei Schmerzen aufhören." }
+"""
+
+
+async def test_one_content_problem_is_counted_in_the_singular(bot_factory: Any, tmp_path: Path) -> None:
+    clinic = tmp_path / "clinic"
+    clinic.mkdir()
+    bot = await bot_factory(web=WEB, content={"dir": clinic})
+    (clinic / "exercises.toml").write_text(ONE_PROBLEM, encoding="utf-8")
+    async with await _signed_in(bot, 7403, "admin", "de") as browser:
+        status, text = await _get(browser, f"{web_url(bot)}/admin/content")
+    assert status == 200
+    assert '<p role="alert">1 Problem gefunden. Der Bot behält die Inhalte' in text and "bis es behoben ist" in text
 
 
 async def test_a_used_or_unknown_sign_in_link_says_so_before_any_button(bot_factory: Any) -> None:
