@@ -53,6 +53,8 @@ async def test_german_staff_pages_have_no_iso_dates_and_german_percentages(bot_f
     patient = pages[f"/patients/{first}"]
     assert "Woche ab" in patient and re.search(rf'<th scope="row">{GERMAN_DAY}</th>', raw[f"/patients/{first}"])
     assert f"Pausiert bis {until:%d.%m.%Y}" in patient
+    # One German word for a session throughout ("Einheit"): the reminders line read "Sitzungserinnerungen".
+    assert "Erinnerungen an die Einheiten:" in patient and "Sitzung" not in patient
     assert re.search(rf"{GERMAN_DAY} \d{{2}}:\d{{2}}", patient), "answers and notes with their time"
     assert re.search(r"Therapietreue 7 Tage: \d+\u00a0%", patient)
     assert re.search(r"\b\d+\u00a0%", pages["/caseload?scope=all"]) and not re.search(
