@@ -17,6 +17,9 @@ from rehab_bot.content import load_content
 
 BIN = Path(sys.executable).parent / "rehab-bot"
 
+# A clinic content folder with exactly one mistake (tests/data/one_problem).
+ONE_PROBLEM = Path(__file__).resolve().parent / "data" / "one_problem"
+
 
 def run(*args: str, cwd: Path, env: dict[str, str] | None = None, subprocess: bool = False) -> CompletedProcess[str]:
     """In this process unless subprocess=True (and `run` always in a real one): see tests/cli_runner.py."""
@@ -88,15 +91,6 @@ def test_check_config_masks_the_token(tmp_path: Path) -> None:
     assert TEST_TOKEN.split(":")[1] not in result.stdout
 
 
-ONE_PROBLEM = """[[exercise]]
-id = "walk"
-name = { en = "Walk", de = "Gehen" }
-instructions = { en = "Walk slowly.", de = "Langsam gehen." }
-sets = "three"
-safety_notes = { en = "Stop if it hurts.", de = "Bei Schmerzen aufhören." }
-"""
-
-
 def test_content_check_reports_file_and_line(tmp_path: Path) -> None:
     ok = run("content", "check", cwd=tmp_path)
     assert ok.returncode == 0 and "content OK" in ok.stdout
@@ -110,10 +104,7 @@ def test_content_check_reports_file_and_line(tmp_path: Path) -> None:
     bad = run("content", "check", str(clinic), cwd=tmp_path)
     assert bad.returncode == 1
     assert bad.stderr.strip() == "4 problems found"
-    single = tmp_path / "single"
-    single.mkdir()
-    (single / "exercises.toml").write_text(ONE_PROBLEM, encoding="utf-8")
-    one = run("content", "check", str(single), cwd=tmp_path)
+    one = run("content", "check", str(ONE_PROBLEM), cwd=tmp_path)
     assert one.returncode == 1 and one.stderr.strip() == "1 problem found", one.stderr  # was "1 problem(s) found"
     assert f"{clinic / 'exercises.toml'}:3:" in bad.stdout or "exercises.toml:3:" in bad.stdout
     listing = run("content", "list", cwd=tmp_path)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html as html_lib
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,9 @@ from sqlmodel import col, select
 from webrig import WEB, client, csrf, dashboard_link, sign_in_link, web_url
 
 from rehab_bot.models import LessonProgress, Patient, PatientStatus, Staff
+
+# A clinic content folder with exactly one mistake (tests/data/one_problem).
+ONE_PROBLEM = Path(__file__).resolve().parent.parent / "data" / "one_problem"
 
 
 async def _signed_in(bot: Any, telegram_id: int, role: str = "therapist", lang: str = "en") -> Any:
@@ -61,20 +65,11 @@ async def test_the_content_check_counts_in_the_singular_too(bot_factory: Any) ->
     assert shown.group(1) == bot.services.content.counted("en"), "the command line's words (Content.counted)"
 
 
-ONE_PROBLEM = """[[exercise]]
-id = "walk"
-name = { en = "Walk", de = "Gehen" }
-instructions = { en = "Walk slowly.", de = "Langsam gehen." }
-sets = "three"
-safety_notes = { en = "Stop if it hurts.", de = "Bei Schmerzen aufhören." }
-"""
-
-
 async def test_one_content_problem_is_counted_in_the_singular(bot_factory: Any, tmp_path: Path) -> None:
     clinic = tmp_path / "clinic"
     clinic.mkdir()
     bot = await bot_factory(web=WEB, content={"dir": clinic})
-    (clinic / "exercises.toml").write_text(ONE_PROBLEM, encoding="utf-8")
+    shutil.copy(ONE_PROBLEM / "exercises.toml", clinic)  # a mistake made after the start
     async with await _signed_in(bot, 7403, "admin", "de") as browser:
         status, text = await _get(browser, f"{web_url(bot)}/admin/content")
     assert status == 200
