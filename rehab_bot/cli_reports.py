@@ -51,8 +51,9 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         description="Write outcomes.html and outcomes.csv (mode 0600) for the patients enrolled from --from to "
         "--to: enrolment and retention at weeks 4, 8 and 12 beside published anchors, the distribution of "
         "session adherence, the share reaching a meaningful improvement on each outcome measure, alerts per 100 "
-        "patient-weeks by level, median time to acknowledge, alert accuracy, escalations, crisis events and "
-        "experiment results. No patient is named; figures from fewer than 5 patients are suppressed. Earlier "
+        "patient-weeks by level, median time to acknowledge, alert accuracy, escalations, crisis events, "
+        "crisis questions left unanswered and experiment results. No patient is named; figures from fewer than "
+        "5 patients are suppressed. Earlier "
         "files of that name are kept unless --force. A bad date or an existing file exits with status 1.",
     )
     out.add_argument("--from", dest="start", required=True, metavar="DATE", help="first enrolment date, YYYY-MM-DD")

@@ -21,7 +21,7 @@ end. No patient is named, and every figure drawn from fewer than
 * **Alerts.** Alerts raised in the period per 100 patient-weeks (the days
   each patient was enrolled within the period, over 7), by triage level; the
   median minutes to acknowledge; alert accuracy (the share of reviewed
-  alerts staff marked "needed action"); escalations; crisis events
+  alerts staff marked "needed action"); escalations; crisis events; crisis questions left unanswered
   (crisis-phrase alerts).
 * **Experiments.** Every experiment with decisions of these patients: arms
   and effect over their decisions only (:mod:`rehab_bot.experiment`).
@@ -349,9 +349,11 @@ async def build(session: AsyncSession, content: Content, start: date, end: date,
     )
     escalations = sum(a.escalated_at is not None for a in alerts)
     crisis = sum(a.kind == "crisis" for a in alerts)
+    unanswered = sum(a.kind == "crisis_question" for a in alerts)
     for counted, count in (
         (N_("Escalations (unacknowledged emergencies sent on to the admins)"), escalations),
-        (N_("Crisis events (crisis phrases in a patient's message)"), crisis),
+        (N_("Crisis events (crisis words in a patient's message, or Yes to the crisis question)"), crisis),
+        (N_("Crisis questions left unanswered (a critical alert each)"), unanswered),
     ):
         rows.append(Row(ALERTS, message(counted), _SUPPRESSED if few else str(count), "" if few else str(count)))
 

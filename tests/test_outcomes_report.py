@@ -89,6 +89,22 @@ async def test_groups_under_five_are_suppressed_and_text_is_escaped(db: Database
     assert "<script>" not in html and "&lt;script&gt;" in html
 
 
+async def test_crisis_questions_left_unanswered_are_counted_beside_the_crisis_events(db: Database) -> None:
+    await seed(db, 12, seed_value=5)
+    async with db.session() as s:
+        before = await outcomes_report.build(s, CONTENT, START, END, NOW)
+        patient_id = (await s.exec(select(ExerciseSession.patient_id))).first()
+        assert patient_id is not None
+        for day in (2, 3):
+            at = datetime(2026, 4, day, tzinfo=UTC)
+            s.add(Alert(patient_id=patient_id, severity="critical", kind="crisis_question", created_at=at))
+        await s.commit()
+        after = await outcomes_report.build(s, CONTENT, START, END, NOW)
+    assert figure(before, "Crisis questions left unanswered").figure == "0"
+    assert figure(after, "Crisis questions left unanswered").figure == "2"
+    assert figure(after, "Crisis events").figure == figure(before, "Crisis events").figure
+
+
 async def test_an_alert_of_an_unknown_severity_counts_under_no_level(db: Database) -> None:
     await seed(db, 12, seed_value=5)
     async with db.session() as s:
