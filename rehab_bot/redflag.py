@@ -581,6 +581,24 @@ async def crisis_question_answered(session: AsyncSession, patient: Patient, now:
     )
 
 
+async def unanswered_question_due(
+    session: AsyncSession, after: timedelta, patient_id: int | None = None
+) -> datetime | None:
+    """When the next open crisis question (of this patient, or anyone's) is due for its alert: asked_at +
+    ``after``; None when none is open. The demo's clock stops there, as the periodic check would."""
+    query = select(func.min(CrisisQuestion.asked_at)).where(
+        col(CrisisQuestion.answered_at).is_(None), col(CrisisQuestion.alerted_at).is_(None)
+    )
+    if patient_id is not None:
+        query = query.where(col(CrisisQuestion.patient_id) == patient_id)
+    first = (await session.exec(query)).one()
+    if first is None:
+        return None
+    if isinstance(first, str):  # SQLite's min() of a stored datetime
+        first = datetime.fromisoformat(first)
+    return (first if first.tzinfo is not None else first.replace(tzinfo=UTC)) + after
+
+
 async def check_unanswered_questions(
     session: AsyncSession, clinic: ClinicConfig, now: datetime, after: timedelta
 ) -> int:

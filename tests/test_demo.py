@@ -201,6 +201,27 @@ async def test_the_demo_clock_moves_to_the_next_reminder_and_by_a_day_never_back
     assert demo.clock.now() >= before, "the clock never went back"
 
 
+async def test_the_demo_clock_stops_when_an_unanswered_crisis_question_alerts(demo: Demo) -> None:
+    """An outside tester left the crisis question unanswered at 08:40 and pressed "Next reminder": the clock
+    went on to the next reminder, hours later, so the alert read "Raised ... 12:00" for a question due at
+    09:10. The clock stops at the question's deadline, as the bot's periodic check would raise it."""
+    await enrol(demo)
+    user, therapist = demo.patient, demo.therapist
+    assert user is not None and therapist is not None
+    asked = demo.clock.now()
+    await user.send("took an extra painkiller last night")
+    await user.wait_for(lambda m: "Are you having thoughts of ending your life" in (m.text or ""), timeout=10)
+    due = asked + timedelta(minutes=30)
+    stops = [await demo.next_reminder()]  # the 09:00 session first, then whatever is next
+    while stops[-1] < due:
+        stops.append(await demo.next_reminder())
+    assert stops[0] == berlin(asked.astimezone(BERLIN).date(), "09:00") and stops[-1] == due, stops
+    [told] = await therapist.wait_for(lambda m: "The crisis question was not answered." in (m.text or ""), timeout=10)
+    assert "took an extra painkiller last night" in (told.text or "")
+    [alert] = [a for a in await rows(demo._db(), Alert) if a.kind == "crisis_question"]
+    assert alert.created_at == asked + timedelta(minutes=30)
+
+
 async def test_the_page_takes_presses_only_from_itself_and_only_buttons_that_are_there(demo: Demo) -> None:
     page = DemoPage(demo)
     url = await page.start("127.0.0.1", 0)

@@ -33,6 +33,7 @@ from typing import Any
 
 from sqlmodel import col, select
 
+from rehab_bot import redflag
 from rehab_bot.clock import FakeClock
 from rehab_bot.config import ClinicConfig, Config, DatabaseConfig, DeliveryConfig, TelegramConfig, WebConfig
 from rehab_bot.content import load_content
@@ -168,7 +169,8 @@ class Demo:
         return db
 
     async def next_due(self, patient_id: int | None = None) -> datetime | None:
-        """The next instant a reminder rule (of this patient, or anyone's) or a deferred message falls due."""
+        """The next instant a reminder rule (of this patient, or anyone's), a deferred message or a crisis
+        question's unanswered alert falls due."""
         async with self._db().session() as session:
             rules = select(ReminderRule.next_due_at).where(
                 col(ReminderRule.active).is_(True), col(ReminderRule.next_due_at).is_not(None)
@@ -179,6 +181,10 @@ class Demo:
                 waiting = waiting.where(col(Delivery.patient_id) == patient_id)
             dues = [d for d in (await session.exec(rules)).all() if d is not None]
             dues += [d for d in (await session.exec(waiting)).all() if d is not None]
+            # A crisis question left open: its alert is due then (the periodic check would raise it).
+            minutes = self.app.bot_data["services"].config.staff.crisis_question_minutes
+            question = await redflag.unanswered_question_due(session, timedelta(minutes=minutes), patient_id)
+            dues += [question] if question is not None else []
         return min(dues) if dues else None
 
     async def settle(self) -> None:
