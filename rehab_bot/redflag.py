@@ -536,22 +536,37 @@ def is_crisis(text: str, content: Content) -> bool:
 
 
 async def on_crisis(
-    session: AsyncSession, patient: Patient, content: Content, clinic: ClinicConfig, text: str, now: datetime
+    session: AsyncSession,
+    patient: Patient,
+    content: Content,
+    clinic: ClinicConfig,
+    text: str,
+    now: datetime,
+    *,
+    answered_yes: bool = False,
 ) -> Finding:
-    """Keep the message as a crisis note, alert the clinic, and show the crisis text."""
+    """Keep the message as a crisis note, alert the clinic, and show the crisis text. answered_yes: the
+    patient answered Yes to the crisis question about this message (the alert says so)."""
     assert patient.id is not None
     note = Note(patient_id=patient.id, text=text, crisis=True, created_at=now)
     session.add(note)
     patient.last_activity_at = now
     session.add(patient)
     await session.flush()
+    why = (
+        N_(
+            "The patient answered Yes to the crisis question (thoughts of ending their life or of hurting "
+            "themselves, or more of a medicine than they should have taken) about the message below. "
+            "They were shown the crisis text (emergency numbers). Saved as a crisis note."
+        )
+        if answered_yes
+        else N_(
+            "The patient wrote a message with words from the crisis list. "
+            "They were shown the crisis text (emergency numbers). Saved as a crisis note."
+        )
+    )
     detail: list[Value] = [
-        message(
-            N_(
-                "The patient wrote a message with words from the crisis list. "
-                "They were shown the crisis text (emergency numbers). Saved as a crisis note."
-            )
-        ),
+        message(why),
         # The patient's own words, as they wrote them, in every reader's language.
         message(N_("Message: «{message}»"), message=shorten(text, 600)),
     ]

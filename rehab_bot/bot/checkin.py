@@ -702,7 +702,7 @@ async def _record_crisis_answer(
     if yes:
         lang = patient.language
         finding = await redflag.on_crisis(
-            db, patient, s.content, s.config.clinic, said or t(lang, YES_NOTE), s.clock.now()
+            db, patient, s.content, s.config.clinic, said or t(lang, YES_NOTE), s.clock.now(), answered_yes=True
         )
         await db.commit()
         return finding, None

@@ -79,10 +79,15 @@ async def _page(request: web.Request, patient: Patient, **extra: object) -> web.
     )
 
 
-async def _crisis(request: web.Request, patient: Patient, text: str) -> web.StreamResponse:
-    """A crisis in these words: kept as a crisis note, the clinic alerted, the crisis text on the page."""
+async def _crisis(
+    request: web.Request, patient: Patient, text: str, *, answered_yes: bool = False
+) -> web.StreamResponse:
+    """A crisis in these words (or Yes to the crisis question about them): kept as a crisis note, the clinic
+    alerted, the crisis text on the page."""
     ctx, lang = context(request), patient.language
-    finding = await redflag.on_crisis(db(request), patient, ctx.content, ctx.config.clinic, text, ctx.clock.now())
+    finding = await redflag.on_crisis(
+        db(request), patient, ctx.content, ctx.config.clinic, text, ctx.clock.now(), answered_yes=answered_yes
+    )
     await db(request).commit()
     return await _page(request, patient, urgent=redflag.reply_text(finding, ctx.content, lang, ctx.config.clinic))
 
@@ -174,7 +179,7 @@ async def crisis_answer(request: web.Request) -> web.StreamResponse:
     if form.answer.data == "no":
         await session.commit()
         return await _page(request, patient, notice=t(lang, THANKS))
-    return await _crisis(request, patient, asked.text)
+    return await _crisis(request, patient, asked.text, answered_yes=True)
 
 
 def setup(app: web.Application) -> None:

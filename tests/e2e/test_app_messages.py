@@ -153,6 +153,7 @@ async def test_a_concern_word_in_the_mini_app_asks_the_crisis_question(bot_facto
             [alert] = (await session.exec(select(Alert))).all()
             [note] = (await session.exec(select(Note))).all()
         assert (alert.kind, alert.severity) == ("crisis", "emergency")
+        assert "The patient answered Yes to the crisis question" in alert.detail
         assert (note.text, note.crisis) == ("I wrote letters to my kids today", True)
         # Another patient's message, a staff reply or a forged answer: refused, nothing happens.
         form = {"csrf_token": csrf(html), "message": str(sent.id + 1000), "answer": "yes"}

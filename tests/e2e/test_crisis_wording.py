@@ -62,6 +62,7 @@ async def test_a_german_phrase_with_a_filler_word_is_a_crisis(live: Any, tg: Fak
     assert delay <= PROMISE
     assert f"EMERGENCY alert for {patient.alias}" in (to_chat.text or "")
     assert "wirklich nicht mehr leben" in (to_therapist.text or "")
+    assert "words from the crisis list" in (to_therapist.text or "") and "answered Yes" not in (to_therapist.text or "")
     await user.expect_silence(1.0)  # no "save as a note?" offer on top
     [note] = await rows(live, Note)
     assert note.crisis
@@ -295,8 +296,12 @@ async def test_yes_to_the_crisis_question_is_a_crisis_with_the_patients_words(li
     [edited, help_now] = await user.wait_for(count=2, timeout=5)
     assert edited.text.endswith("✓ Ja") and not edited.buttons
     assert "TelefonSeelsorge" in help_now.text and "Ihr Behandlungsteam wurde informiert." in help_now.text
-    _, to_chat, delay = await crisis_alerts_arrive(tg, started)
+    to_therapist, to_chat, delay = await crisis_alerts_arrive(tg, started)
     assert delay <= PROMISE and f"EMERGENCY alert for {patient.alias}" in (to_chat.text or "")
+    # The care team reads that the patient said Yes (an outside test found only "words from the crisis list").
+    for told in (to_therapist.text or "", to_chat.text or ""):
+        assert "The patient answered Yes to the crisis question" in told and "crisis list" not in told
+        assert "«hab meinem Bruder heute mein Testament gezeigt»" in told
     [note] = await rows(live, Note)
     assert (note.text, note.crisis) == ("hab meinem Bruder heute mein Testament gezeigt", True)
     # The question answered, its buttons are gone: a second press changes nothing.
