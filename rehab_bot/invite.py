@@ -606,7 +606,12 @@ async def open_staff_invites(session: AsyncSession, now: datetime) -> list[tuple
     rows = await session.exec(
         select(Invite, Staff)
         .join(Staff, col(Staff.id) == col(Invite.created_by), isouter=True)
-        .where(col(Invite.kind) == "staff", col(Invite.used_at).is_(None), col(Invite.expires_at) > now)
+        .where(
+            col(Invite.kind) == "staff",
+            col(Invite.used_at).is_(None),
+            col(Invite.withdrawn_at).is_(None),
+            col(Invite.expires_at) > now,
+        )
         .order_by(col(Invite.created_at).desc(), col(Invite.id).desc())
     )
     return [(found, maker) for found, maker in rows.all()]
@@ -615,8 +620,9 @@ async def open_staff_invites(session: AsyncSession, now: datetime) -> list[tuple
 async def withdraw_staff_invite(
     session: AsyncSession, invite_id: int, *, now: datetime, by: Staff | None, actor: str = "cli"
 ) -> Invite | None:
-    """Withdraw an open staff invitation: it expires now, so its link answers that it has expired. None when
-    there is no such open invitation (used, expired or withdrawn meanwhile, a patient's, or no such id)."""
+    """Withdraw an open staff invitation: its link then answers that the clinic withdrew it (Outcome.WITHDRAWN).
+    None when there is no such open invitation (used, expired or withdrawn meanwhile, a patient's, or no
+    such id)."""
     invites = table_of(Invite)
     conn = await session.connection()
     result = await conn.execute(
@@ -625,9 +631,10 @@ async def withdraw_staff_invite(
             invites.c.id == invite_id,
             invites.c.kind == "staff",
             invites.c.used_at.is_(None),
+            invites.c.withdrawn_at.is_(None),
             invites.c.expires_at > now,
         )
-        .values(expires_at=now)
+        .values(withdrawn_at=now)
     )
     if not result.rowcount:
         return None
@@ -654,6 +661,7 @@ class Outcome(enum.StrEnum):
     UNKNOWN = "unknown"
     USED = "used"  # claimed by another Telegram account
     EXPIRED = "expired"
+    WITHDRAWN = "withdrawn"  # a staff invitation an admin withdrew
     OTHER_PATIENT = "other_patient"  # this account is already a different patient
     IS_STAFF = "is_staff"  # a staff account tapped a patient link
     IS_PATIENT = "is_patient"  # a patient account tapped a staff link
@@ -773,6 +781,8 @@ async def _redeem_staff(
         if invite.used_by == telegram_id and me_staff is not None:
             return Redeemed(Outcome.ALREADY_STAFF, staff=me_staff, invite=invite)
         return Redeemed(Outcome.USED, invite=invite)
+    if invite.withdrawn_at is not None:
+        return Redeemed(Outcome.WITHDRAWN, invite=invite)
     if invite.expires_at <= now:
         return Redeemed(Outcome.EXPIRED, invite=invite)
     if me_staff is not None and me_staff.active:

@@ -369,6 +369,8 @@ class Invite(SQLModel, table=True):
     expires_at: datetime = Field(sa_type=UTCDateTime)
     used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     used_by: int | None = Field(default=None, sa_type=BigInteger)
+    # A staff invitation an admin withdrew (web/admin.py): its link then says so (invite.Outcome.WITHDRAWN).
+    withdrawn_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class ExerciseSession(SQLModel, table=True):

@@ -358,7 +358,13 @@ async def _redeem_link(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
 
 # What is wrong with the link itself; for a patient already enrolled or enrolling, the link does not matter.
 LINK_REFUSALS = frozenset(
-    {invites.Outcome.MALFORMED, invites.Outcome.UNKNOWN, invites.Outcome.USED, invites.Outcome.EXPIRED}
+    {
+        invites.Outcome.MALFORMED,
+        invites.Outcome.UNKNOWN,
+        invites.Outcome.USED,
+        invites.Outcome.EXPIRED,
+        invites.Outcome.WITHDRAWN,
+    }
 )
 ALREADY_ENROLLED = N_("You are already enrolled, so you do not need an invitation link any more.")
 
@@ -379,6 +385,10 @@ def refusal(lang: str, outcome: invites.Outcome) -> str:
             "yourself, please ask your clinic for a new one."
         ),
         invites.Outcome.EXPIRED: N_("This invitation has expired. Please ask your clinic for a new one."),
+        invites.Outcome.WITHDRAWN: N_(
+            "Your clinic has withdrawn this invitation, so it cannot be used. If you still need one, please ask "
+            "your clinic for a new invitation."
+        ),
         invites.Outcome.OTHER_PATIENT: N_(
             "This Telegram account is already registered with me under a different invitation, so I cannot use "
             "this one. If you think this is a mistake, please contact your clinic."

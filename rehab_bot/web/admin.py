@@ -144,7 +144,7 @@ async def staff_invite(request: web.Request) -> web.StreamResponse:
 
 @allow("admin")
 async def staff_invite_withdraw(request: web.Request) -> web.StreamResponse:
-    """An open staff invitation withdrawn: its link no longer works (it answers that it has expired)."""
+    """An open staff invitation withdrawn: its link no longer works (it answers that the clinic withdrew it)."""
     session, admin = db(request), signed_in_staff(request)
     withdrawn = await invite.withdraw_staff_invite(
         session,

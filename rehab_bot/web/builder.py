@@ -205,10 +205,12 @@ async def _page(
 ) -> web.StreamResponse:
     ctx, session, staff = context(request), db(request), signed_in_staff(request)
     entries = await library.entries(session, ctx.content, staff.language)
+    exercises = [(e.exercise.id, e.name(staff.language)) for e in entries]
     values = {
         "patient": patient,
         "form": form,
-        "exercises": [(e.exercise.id, e.name(staff.language)) for e in entries],
+        "exercises": exercises,
+        "exercise_names": dict(exercises),
         "programmes": [(p.id, p.title(staff.language)) for p in ctx.content.programmes.values()],
         "templates": await plan.templates(session),
         "problems": problems or [],

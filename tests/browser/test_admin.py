@@ -185,7 +185,7 @@ async def test_open_staff_invitations_are_listed_and_a_withdrawn_link_no_longer_
     dana = tg.user(7077)
     await dana.send(f"/start {made['Dr Dana'].code}")
     [told] = await dana.wait_for(timeout=5)
-    assert "This invitation has expired" in told.text
+    assert told.text.startswith("Your clinic has withdrawn this invitation, so it cannot be used.")
     async with bot.db.session() as session:
         assert (await session.exec(select(Staff).where(col(Staff.telegram_id) == 7077))).first() is None
 
@@ -198,3 +198,37 @@ async def test_open_staff_invitations_are_listed_and_a_withdrawn_link_no_longer_
     await page.get_by_role("status").filter(has_text="That invitation is no longer open").wait_for()
     assert await listed.count() == 1
     assert page.console_errors == []
+
+
+async def test_an_open_invitations_withdraw_button_is_on_screen_at_phone_width_in_german(
+    bot_factory: Any, phone_page: Any
+) -> None:
+    """At 390 px the table scrolled sideways and "Zurückziehen" was off-screen (an outside test)."""
+    bot = await bot_factory(web=WEB)
+    await seed_clinic(bot.db, bot.clock.now(), patients=2, days=1)
+    async with bot.db.session() as session:
+        admin = (await session.exec(select(Staff).where(col(Staff.telegram_id) == ADMIN))).one()
+        admin.language = "de"
+        session.add(admin)
+        await session.commit()
+    await browser_sign_in(phone_page, bot, ADMIN)
+    await phone_page.goto(web_url(bot) + "/admin/staff")
+    await phone_page.get_by_label("Name", exact=True).fill("Dr. Dana Beispiel-Langername")
+    await phone_page.get_by_role("button", name="Einladungslink erstellen").click()
+    await phone_page.locator("#invite-link").wait_for()
+    button = phone_page.get_by_role("button", name="Zurückziehen: Einladung für Dr. Dana Beispiel-Langername")
+    # The table's start in view, not scrolled sideways: the button is on screen as the page opens.
+    await phone_page.evaluate("document.querySelector('#invites').scrollIntoView({block: 'center', inline: 'start'})")
+    assert await phone_page.evaluate("document.querySelector('#invites').parentElement.scrollLeft") == 0
+    box = await button.bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390, box
+    assert await serious(phone_page) == []
+    await button.click()
+    await (
+        phone_page.get_by_role("status")
+        .filter(
+            has_text="Einladung für Dr. Dana Beispiel-Langername ist zurückgezogen: ihr Link funktioniert nicht mehr."
+        )
+        .wait_for()
+    )
+    assert phone_page.console_errors == []

@@ -438,6 +438,8 @@ async def test_exercises_move_up_and_down_in_their_session_and_the_order_is_save
     assert await rows.nth(0).get_by_role("button", name="Move up").count() == 0
     assert await rows.nth(len(before) - 1).get_by_role("button", name="Move down").count() == 0
     await rows.nth(2).get_by_label("Sets").fill("4")  # typed, not saved: it moves with its row
+    # Each move button names its exercise for a screen reader, after the words it shows.
+    assert await rows.nth(2).get_by_role("button", name="Move up: Thigh tightening", exact=True).count() == 1
     await rows.nth(2).get_by_role("button", name="Move up").click()
     await page.wait_for_function(
         "s => document.querySelector(s + ' .item select').value === 'walking' &&"
