@@ -287,6 +287,24 @@ def _draft(raw: Mapping[str, Any] | str) -> Mapping[str, Any]:
     return found if isinstance(found, dict) else {}
 
 
+# A note for the patient written in one language and not another: the patient reading the other one would
+# get it in a language not theirs (the reminder falls back to English), like any clinic text (hazard H4).
+NOTE_MISSING = N_("is empty, while this exercise's note is written in another language: write it in each, or in none")
+
+
+def _notes_in_every_language(schema: PlanSchema) -> list[Problem]:
+    """Each exercise note written in some languages but not all, at the empty language's field."""
+    found: list[Problem] = []
+    for pi, phase in enumerate(schema.phases):
+        for si, session in enumerate(phase.sessions):
+            for ii, item in enumerate(session.items):
+                texts = {code: str(getattr(item.note, code, "") or "").strip() for code in LANGUAGES}
+                if any(texts.values()):
+                    where = f"phases.{pi}.sessions.{si}.items.{ii}.note"
+                    found += [Problem(NOTE_MISSING, where=f"{where}.{c}") for c, text in texts.items() if not text]
+    return found
+
+
 def check(raw: Mapping[str, Any] | str, catalogue: Mapping[str, Exercise]) -> Checked:
     """A plan from the builder (a dict or its JSON), checked; PlanError lists every problem."""
     draft = _draft(raw)
@@ -295,8 +313,9 @@ def check(raw: Mapping[str, Any] | str, catalogue: Mapping[str, Exercise]) -> Ch
     except ValidationError as exc:
         raise PlanError(library.field_problems(exc), draft, catalogue) from exc
     phases, problems = check_phases([_content_phase(p) for p in schema.phases], set(catalogue), PLAN_LABEL)
-    if problems:
-        raise PlanError([dataclasses.replace(p, where=_plan_where(p.where)) for p in problems], draft, catalogue)
+    found = [dataclasses.replace(p, where=_plan_where(p.where)) for p in problems] + _notes_in_every_language(schema)
+    if found:
+        raise PlanError(found, draft, catalogue)
     return Checked(schema, phases)
 
 

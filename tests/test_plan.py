@@ -161,6 +161,15 @@ DE_1 = "Phase 1 „Woche 1-2: sanfte Aktivierung und Gehen“"
             "Phase 1 «" + "x" * 121 + "»: Title (English): is too long (at most 120 characters)",
             f"{DE_1}: Titel (Englisch): ist zu lang (höchstens 120 Zeichen)",
         ),
+        (
+            # A note in English only reached a German patient in English (an outside test).
+            lambda r: r["phases"][0]["sessions"][0]["items"][2].update(note={"en": "Keep the knee straight."}),
+            f"{EN_1} › Session 1 › Exercise 3 (Thigh tightening): Note for the patient (German): is empty, while "
+            "this exercise's note is written in another language: write it in each, or in none",
+            f"{DE_1} › Einheit 1 › Übung 3 (Oberschenkel anspannen): Hinweis für den Patienten (Deutsch): ist leer, "
+            "während der Hinweis zu dieser Übung in einer anderen Sprache geschrieben ist: Schreiben Sie ihn in "
+            "jeder Sprache oder in keiner",
+        ),
     ],
 )
 def test_a_plans_problem_lines_are_in_our_own_words_in_english_and_german(

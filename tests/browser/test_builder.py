@@ -94,6 +94,7 @@ async def test_a_programme_built_in_the_browser_reaches_the_patients_next_remind
     await thigh.get_by_label("Sets").fill("3")
     await thigh.get_by_label("Repetitions").fill("15")
     await thigh.get_by_label("Note for the patient (English)").fill("Slowly, and breathe.")
+    await thigh.get_by_label("Note for the patient (German)").fill("Langsam, und atmen.")
     await add_exercise(page, first, "Bridging", sets=2, reps=5)
     assert await page.locator(f"{first} .item").count() == 7
     assert await thigh.get_by_label("Sets").input_value() == "3", "the rows keep what was typed"
@@ -376,6 +377,7 @@ async def test_a_draft_saved_after_the_session_ended_is_filled_in_again_after_si
     thigh = page.locator("[data-phase='0'] [data-session='0'] .item").nth(2)
     await thigh.get_by_label("Sets").fill("4")
     await thigh.get_by_label("Note for the patient (English)").fill("Slowly, and breathe.")
+    await thigh.get_by_label("Note for the patient (German)").fill("Langsam, und atmen.")
 
     bot.clock.advance(timedelta(minutes=31))  # a long phone call
     # A row added with htmx after that: not done, and said (htmx alone shows nothing for a 401).

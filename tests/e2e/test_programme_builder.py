@@ -85,7 +85,7 @@ async def test_a_saved_plan_reaches_the_patient_with_its_exercises_dose_and_phot
                     "sets": 2,
                     "reps": 12,
                     "hold_seconds": 4,
-                    "note": {"en": "Only as far as is comfortable."},
+                    "note": {"en": "Only as far as is comfortable.", "de": "Nur so weit, wie es angenehm ist."},
                 },
                 {"exercise": "quad-sets", "sets": 3, "reps": 15, "hold_seconds": 5},
             ]
