@@ -305,17 +305,24 @@ def _notes_in_every_language(schema: PlanSchema) -> list[Problem]:
     return found
 
 
-def check(raw: Mapping[str, Any] | str, catalogue: Mapping[str, Exercise]) -> Checked:
-    """A plan from the builder (a dict or its JSON), checked; PlanError lists every problem."""
-    draft = _draft(raw)
+def check(raw: Mapping[str, Any] | str, catalogue: Mapping[str, Exercise], *, draft: bool = False) -> Checked:
+    """A plan (a dict or its JSON), checked; PlanError lists every problem.
+
+    draft: a plan the builder is saving or previewing now, also held to the rules for what staff write
+    (each note in every language or none). A stored plan is checked without them, so a plan saved before
+    a rule came is still followed (own_programmes) until it is saved again.
+    """
+    given = _draft(raw)
     try:
         schema = PlanSchema.model_validate_json(raw) if isinstance(raw, str) else PlanSchema.model_validate(dict(raw))
     except ValidationError as exc:
-        raise PlanError(library.field_problems(exc), draft, catalogue) from exc
+        raise PlanError(library.field_problems(exc), given, catalogue) from exc
     phases, problems = check_phases([_content_phase(p) for p in schema.phases], set(catalogue), PLAN_LABEL)
-    found = [dataclasses.replace(p, where=_plan_where(p.where)) for p in problems] + _notes_in_every_language(schema)
+    found = [dataclasses.replace(p, where=_plan_where(p.where)) for p in problems]
+    if draft:
+        found += _notes_in_every_language(schema)
     if found:
-        raise PlanError(found, draft, catalogue)
+        raise PlanError(found, given, catalogue)
     return Checked(schema, phases)
 
 

@@ -734,7 +734,7 @@ async def save_own_plan(
     require(staff, patient, Access.WRITE)
     assert patient.id is not None
     catalogue = await library.catalogue(session, content)
-    checked = plan.check(raw, catalogue)
+    checked = plan.check(raw, catalogue, draft=True)
     await lock_row(session, table_of(Patient), patient.id)  # two saves racing are checked one after the other
     before = await programme_for(session, content, patient)
     times_before = patient.session_times
@@ -813,7 +813,7 @@ async def save_template(
     name = " ".join(name.split())
     if not 1 <= len(name) <= plan.MAX_TITLE:
         raise plan.PlanError([Problem(TEMPLATE_NAME, {"most": plan.MAX_TITLE}, where="name")])
-    checked = plan.check(raw, await library.catalogue(session, content))
+    checked = plan.check(raw, await library.catalogue(session, content), draft=True)
     if template_id is None:
         named = [t for t in await plan.templates(session) if t.name.casefold() == name.casefold()]
         body = checked.body()
@@ -899,7 +899,7 @@ async def preview(
     else:
         catalogue = await library.catalogue(session, content)
         followed = plan.to_programme(
-            plan.check(raw, catalogue),
+            plan.check(raw, catalogue, draft=True),
             catalogue,
             programme_id=patient.programme_id or plan.PLAN_LABEL,
             name={},

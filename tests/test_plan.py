@@ -178,7 +178,7 @@ def test_a_plans_problem_lines_are_in_our_own_words_in_english_and_german(
     raw = copy.deepcopy(lumbar(content))
     change(raw)
     with pytest.raises(PlanError) as refused:
-        plan.check(raw, content.exercises)
+        plan.check(raw, content.exercises, draft=True)
     assert refused.value.lines("en") == [en] and refused.value.lines("de") == [de]
     assert str(refused.value) == en
 
@@ -630,6 +630,28 @@ async def test_a_stored_plan_that_no_longer_checks_falls_back_to_the_content_pro
         assert p is not None
         followed = await programme.programme_for(session, content, p)
     assert followed is content.programmes["lumbar-example"]
+
+
+async def test_a_plan_stored_with_a_note_in_one_language_is_still_followed(
+    db: Database, clock: FakeClock, content: Content
+) -> None:
+    """The every-language rule for notes is for plans saved from now on: one saved before stays the patient's
+    plan (dropping it would silently put them back on the content programme); saving it again asks for both."""
+    doc = await make_staff(db)
+    patient = await enrolled(db, clock, content, doc)
+    raw = heavier(content)
+    raw["phases"][0]["sessions"][0]["items"][0]["note"] = {"en": "Keep the knee straight.", "de": ""}
+    assert plan.check(raw, content.exercises).schema.phases[0].sessions[0].items[0].note.en  # type: ignore[attr-defined]
+    with pytest.raises(PlanError, match="Note for the patient \\(German\\): is empty"):
+        plan.check(raw, content.exercises, draft=True)
+    async with db.session() as session:
+        session.add(ProgrammePlan(patient_id=patient.id, body=json.dumps(raw), based_on="lumbar-example"))
+        await session.commit()
+        p = await session.get(Patient, patient.id)
+        assert p is not None
+        followed = await programme.programme_for(session, content, p)
+    assert followed is not content.programmes["lumbar-example"]
+    assert followed.phases[0].sessions[0].items[0].note == {"en": "Keep the knee straight."}  # type: ignore[union-attr]
 
 
 async def test_the_chats_patient_detail_says_the_patient_follows_their_own_plan(
