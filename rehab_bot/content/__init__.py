@@ -28,6 +28,7 @@ Plain Python: no telegram imports.
 from __future__ import annotations
 
 import itertools
+import re
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -763,6 +764,24 @@ def _crisis_examples(
     return tuple(lists["crisis"]), tuple(lists["not_crisis"]), tuple(lists["everyday"])
 
 
+_AT_LINE = re.compile(r"^(?P<path>.+?):(?P<line>\d+): ")
+
+
+def in_line_order(errors: list[str]) -> list[str]:
+    """Problems as ``file:line: message``, each file's in the order of its lines (the checks find them field
+    by field), the files in the order they were read; a line naming no file and line keeps its place."""
+    first: dict[str, int] = {}
+
+    def key(item: tuple[int, str]) -> tuple[int, int, int]:
+        index, text = item
+        found = _AT_LINE.match(text)
+        if found is None:
+            return index, 0, index
+        return first.setdefault(found["path"], index), int(found["line"]), index
+
+    return [text for _, text in sorted(enumerate(errors), key=key)]
+
+
 def load_content(clinic_dir: Path | None) -> Content:
     """Built-in defaults, overlaid by the clinic's files; ContentError lists all problems.
 
@@ -887,7 +906,7 @@ def _load_content(clinic_dir: Path | None) -> Content:
     experiment_content = experiment_loader.finish()
     examples = _crisis_examples([directory / CRISIS_EXAMPLES for directory, _ in layers], errors)
     if errors:
-        raise ContentError(errors)
+        raise ContentError(in_line_order(errors))
     return Content(
         **checkin_content.__dict__,
         course=course,

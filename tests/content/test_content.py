@@ -16,6 +16,7 @@ from rehab_bot.content import (
     _enabled_entries,
     _Entry,
     _File,
+    in_line_order,
     load_content,
 )
 
@@ -614,3 +615,33 @@ def test_the_built_in_content_is_read_again_only_when_a_file_changed(
     clinic = tmp_path / "clinic"
     clinic.mkdir()
     assert load_content(clinic) is not load_content(clinic)
+
+
+def test_a_files_problems_are_listed_in_the_order_of_its_lines(tmp_path: Path) -> None:
+    """An outside tester saw line 4's problem printed before line 3's (the checks go field by field)."""
+    path = write(
+        tmp_path,
+        "exercises.toml",
+        """\
+        [[exercise]]
+        id = "walk"
+        sets = 0
+        name = { en = "Walk" }
+        instructions = { en = "Walk slowly.", de = "Langsam gehen." }
+        safety_notes = { en = "Stop if it hurts.", de = "Bei Schmerzen aufhören." }
+        """,
+    )
+    errors = load_errors(tmp_path)
+    assert [e.split(": ", 1)[0] for e in errors] == [f"{path}:3", f"{path}:4"], errors
+
+
+def test_in_line_order_keeps_the_files_in_their_order_and_lines_without_a_place_in_theirs() -> None:
+    found = ["b.toml:9: x", "a.toml:2: y", "b.toml:3: z", "no place", "a.toml:1: w", "b.toml:10: v"]
+    assert in_line_order(found) == [
+        "b.toml:3: z",
+        "b.toml:9: x",
+        "b.toml:10: v",
+        "a.toml:1: w",
+        "a.toml:2: y",
+        "no place",
+    ]
