@@ -66,6 +66,7 @@ def labels(lang: str) -> dict[str, str]:
         "you": t(lang, "You"),
         "keyboard": t(lang, "Reply keyboard"),
         "dashboard": t(lang, "Dashboard"),
+        "admin_dashboard": t(lang, "Dashboard (admin)"),
         "working": t(lang, "Moving the clock…"),
         "skip": t(lang, "Skip to the chats"),
         "language": t(lang, "Deutsch"),
@@ -406,8 +407,9 @@ class DemoPage:
         return web.Response(body=media.data, content_type=media.mime_type or "image/png")
 
     async def dashboard(self, request: web.Request) -> web.StreamResponse:
-        """The therapist's way into the web dashboard: a one-time sign-in link, when the web app exists."""
+        """The therapist's way into the web dashboard (?as=admin: the admin's), a one-time sign-in link, when
+        the web app exists."""
         if self.demo.dashboard is None:
             raise web.HTTPNotFound(text="the web dashboard is not part of this version")
-        url = await self.demo.dashboard()
+        url = await self.demo.dashboard(admin=request.query.get("as") == "admin")
         raise web.HTTPFound(url)

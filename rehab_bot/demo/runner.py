@@ -82,7 +82,7 @@ class Demo:
     patient: FakeUser | None = None
     therapist: FakeUser | None = None
     busy: asyncio.Lock = field(default_factory=asyncio.Lock)
-    dashboard: Callable[[], Any] | None = None  # set when the web dashboard runs: the therapist's sign-in link
+    dashboard: Callable[..., Any] | None = None  # set when the web dashboard runs: a sign-in link (dashboard_link)
 
     @property
     def timezone(self) -> str:
@@ -117,14 +117,15 @@ class Demo:
             self.dashboard = self.dashboard_link
         await self.settle()
 
-    async def dashboard_link(self) -> str:
-        """A one-time sign-in link to the web dashboard for the therapist, as /dashboard hands out."""
+    async def dashboard_link(self, admin: bool = False) -> str:
+        """A one-time sign-in link to the web dashboard for the therapist (or the clinic's admin, whose pages
+        add staff, invitations, the audit log and the reports), as /dashboard hands out."""
         from rehab_bot import signin, staff
 
         assert self.seeded is not None
         services = self.app.bot_data["services"]
         async with self._db().session() as session:
-            member = await staff.active_staff(session, self.seeded.therapist_id)
+            member = await staff.active_staff(session, self.seeded.admin_id if admin else self.seeded.therapist_id)
             assert member is not None
             token = await signin.create_link_token(session, member, self.clock.now())
             await session.commit()

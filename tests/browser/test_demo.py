@@ -115,7 +115,7 @@ async def test_a_visitor_enrols_gets_the_first_reminder_taps_done_and_a_red_flag
 
     # The dashboard opens from the therapist's side: a one-time sign-in link, then the caseload.
     async with page.context.expect_page() as opened:
-        await page.locator("#therapist-title").get_by_role("link", name="Dashboard").click()
+        await page.locator("#therapist-title").get_by_role("link", name="Dashboard", exact=True).click()
     dashboard = await opened.value
     await dashboard.locator("form[action='/signin'] button[type=submit]").click()
     await dashboard.wait_for_url("**/caseload", timeout=WAIT)
@@ -126,6 +126,16 @@ async def test_a_visitor_enrols_gets_the_first_reminder_taps_done_and_a_red_flag
     await dashboard.reload()
     await dashboard.get_by_role("alert").wait_for(timeout=WAIT)
     assert await dashboard.locator("form[action='/signin'] button[type=submit]").count() == 0
+
+    # The admin's pages too (staff, invitations, audit, reports): an outside tester could not reach them.
+    async with page.context.expect_page() as opened:
+        await page.locator("#therapist-title").get_by_role("link", name="Dashboard (admin)").click()
+    admin = await opened.value
+    await admin.locator("form[action='/signin'] button[type=submit]").click()
+    await admin.wait_for_url("**/caseload", timeout=WAIT)
+    await admin.get_by_role("link", name="Admin").click()
+    await admin.wait_for_url("**/admin/staff", timeout=WAIT)
+    await admin.get_by_role("heading", name="Open invitations").wait_for(timeout=WAIT)
 
     # Everything the demo wrote is in its folder: the database, private.
     assert (tmp_path / "demo.db").exists()
