@@ -616,6 +616,16 @@ async def test_the_fhir_care_plan_describes_the_patients_own_plan(
     assert plan_resource["activity"][0]["detail"]["description"] == "Exercises: Bridging"
 
 
+async def followed_with(db: Database, content: Content, patient: Patient, raw: dict[str, Any]) -> Any:
+    """The programme the patient follows once raw is stored as their own plan (as saved before, unchecked)."""
+    async with db.session() as session:
+        session.add(ProgrammePlan(patient_id=patient.id, body=json.dumps(raw), based_on="lumbar-example"))
+        await session.commit()
+        p = await session.get(Patient, patient.id)
+        assert p is not None
+        return await programme.programme_for(session, content, p)
+
+
 async def test_a_stored_plan_that_no_longer_checks_falls_back_to_the_content_programme(
     db: Database, clock: FakeClock, content: Content
 ) -> None:
@@ -623,13 +633,7 @@ async def test_a_stored_plan_that_no_longer_checks_falls_back_to_the_content_pro
     patient = await enrolled(db, clock, content, doc)
     raw = heavier(content)
     raw["phases"][0]["sessions"][0]["items"][0]["exercise"] = "clinic-999"  # an exercise that is gone
-    async with db.session() as session:
-        session.add(ProgrammePlan(patient_id=patient.id, body=json.dumps(raw), based_on="lumbar-example"))
-        await session.commit()
-        p = await session.get(Patient, patient.id)
-        assert p is not None
-        followed = await programme.programme_for(session, content, p)
-    assert followed is content.programmes["lumbar-example"]
+    assert await followed_with(db, content, patient, raw) is content.programmes["lumbar-example"]
 
 
 async def test_a_plan_stored_with_a_note_in_one_language_is_still_followed(
@@ -644,12 +648,7 @@ async def test_a_plan_stored_with_a_note_in_one_language_is_still_followed(
     assert plan.check(raw, content.exercises).schema.phases[0].sessions[0].items[0].note.en  # type: ignore[attr-defined]
     with pytest.raises(PlanError, match="Note for the patient \\(German\\): is empty"):
         plan.check(raw, content.exercises, draft=True)
-    async with db.session() as session:
-        session.add(ProgrammePlan(patient_id=patient.id, body=json.dumps(raw), based_on="lumbar-example"))
-        await session.commit()
-        p = await session.get(Patient, patient.id)
-        assert p is not None
-        followed = await programme.programme_for(session, content, p)
+    followed = await followed_with(db, content, patient, raw)
     assert followed is not content.programmes["lumbar-example"]
     assert followed.phases[0].sessions[0].items[0].note == {"en": "Keep the knee straight."}  # type: ignore[union-attr]
 
