@@ -260,3 +260,41 @@ async def test_removing_a_caregiver_who_deleted_their_own_data_says_so(web_care_
         ) as response:
             html = await response.text()
         assert response.status == 200 and "no longer linked" in html and f'data-caregiver="{link.id}"' not in html
+
+
+async def test_a_refused_reply_waits_in_its_box_as_typed(web_care_bot: Any, tg: FakeTelegram) -> None:
+    """A reply the server refused (here: the patient can no longer be reached) was lost with the page;
+    it now waits in its message's reply box, opened, once, beside the reason."""
+    bot = web_care_bot
+    patient = await enrolled(bot, PATIENT, therapist=THERAPIST, schedule=False)
+    user = tg.user(PATIENT)
+    await user.send("My knee feels stiff after the exercises")
+    [offer] = await user.wait_for(lambda m: "care team" in (m.text or ""))
+    await user.press("✉️ Send to my care team", offer)
+    await user.wait_for(lambda m: m.edited and SENT in (m.text or ""))
+    [incoming] = await rows(bot)
+    async with bot.db.session() as session:
+        stored = await session.get(Patient, patient.id)
+        assert stored is not None
+        stored.telegram_id = None  # blocked the bot, or deleted their account, meanwhile
+        session.add(stored)
+        await session.commit()
+    typed = "Please try the exercise with a pillow under the knee & tell me how it goes."
+    async with await signed_in(bot, THERAPIST) as browser:
+        _, token = await page_of(browser, bot, patient)
+        async with browser.post(
+            f"{web_url(bot)}/patients/{patient.id}/messages/{incoming.id}/reply",
+            data={"text": typed, "csrf_token": token},
+        ) as response:
+            html = await response.text()
+        assert f"{patient.alias} can no longer be reached through the bot." in html
+        box = re.search(
+            r'<details open>\s*<summary>Reply</summary>.*?<textarea id="reply-(\d+)"[^>]*>([^<]*)</textarea>',
+            html,
+            re.S,
+        )
+        assert box is not None and box.group(1) == str(incoming.id), html
+        assert box.group(2) == typed.replace("&", "&amp;")
+        again, _ = await page_of(browser, bot, patient)  # once: the next visit shows an empty box
+        assert typed.replace("&", "&amp;") not in again and "<details open>" not in again
+    assert len(await rows(bot)) == 1, "nothing was stored or sent"
