@@ -34,7 +34,6 @@ from rehab_bot.web.outcome_charts import template_values as outcome_values
 from rehab_bot.web.pages import language, render, url_id
 
 FLASH = "flash"
-REPLY_DRAFT = "reply_draft"  # a refused reply, as typed: {"message": id, "text": ...} (web/thread.reply)
 PAUSE_CHOICES = [("3", N_("3 days")), ("7", N_("1 week")), ("14", N_("2 weeks")), ("0", N_("Until resumed"))]
 CAREGIVER_ITEMS = [
     ("reminders", N_("session reminders")),
@@ -99,18 +98,6 @@ async def changed(request: web.Request, session: AsyncSession, page: str, messag
     await session.commit()
     await flash(request, message, **kwargs)
     raise web.HTTPSeeOther(page)
-
-
-async def _reply_draft(request: web.Request) -> dict[str, Any]:
-    """A reply the server refused, as it was typed, once: the page shows it in its message's reply box."""
-    found = (await get_session(request)).pop(REPLY_DRAFT, None)
-    if (
-        not isinstance(found, dict)
-        or not isinstance(found.get("message"), int)
-        or not isinstance(found.get("text"), str)
-    ):
-        return {}
-    return {"message": found["message"], "text": found["text"]}
 
 
 async def take_flash(request: web.Request) -> str:
@@ -178,7 +165,6 @@ async def patient_page(request: web.Request) -> web.StreamResponse:
             "caregivers": caregivers,
             "receives": {c.id: [label for key, label in CAREGIVER_ITEMS if getattr(c, key)] for c in caregivers},
             "reply_max": message_core.MAX_TEXT,
-            "reply_draft": await _reply_draft(request),
             **outcome_charts,
         },
     )

@@ -10,7 +10,6 @@ StaffError to a one-line flash on the patient page.
 from __future__ import annotations
 
 from aiohttp import web
-from aiohttp_session import get_session
 from sqlmodel.ext.asyncio.session import AsyncSession
 from wtforms import TextAreaField
 from wtforms.validators import DataRequired
@@ -26,7 +25,7 @@ from rehab_bot.web.auth import allow
 from rehab_bot.web.context import context
 from rehab_bot.web.forms import Form, bind, line_breaks
 from rehab_bot.web.pages import url_id
-from rehab_bot.web.patients import REPLY_DRAFT, changed, flash, load, staff_change
+from rehab_bot.web.patients import changed, flash, load, staff_change
 
 
 class ReplyForm(Form):
@@ -52,22 +51,16 @@ async def reply(request: web.Request) -> web.StreamResponse:
     if not form.validate():
         await flash(request, N_("Write a reply first."))
         raise web.HTTPSeeOther(page)
-    text = str(form.text.data)
-    try:
-        async with staff_change(request, session, page):
-            await message_core.reply(
-                session,
-                staff,
-                message_id,
-                text,
-                ctx.clock.now(),
-                ctx.config.clinic,
-                neutral=not ctx.config.privacy.health_data_in_chat,
-            )
-    except web.HTTPSeeOther:
-        # Refused (the reason is the page's flash): the reply as typed waits in its box, opened, to send again.
-        (await get_session(request))[REPLY_DRAFT] = {"message": message_id, "text": text[: message_core.MAX_TEXT]}
-        raise
+    async with staff_change(request, session, page):
+        await message_core.reply(
+            session,
+            staff,
+            message_id,
+            str(form.text.data),
+            ctx.clock.now(),
+            ctx.config.clinic,
+            neutral=not ctx.config.privacy.health_data_in_chat,
+        )
     await changed(request, session, page, N_("Your reply is on its way to the patient."))
 
 
