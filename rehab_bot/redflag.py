@@ -596,14 +596,17 @@ async def crisis_question_answered(session: AsyncSession, patient: Patient, now:
     )
 
 
+def _still_open() -> list[Any]:
+    """The conditions of a crisis question still open: neither answered nor alerted on yet."""
+    return [col(CrisisQuestion.answered_at).is_(None), col(CrisisQuestion.alerted_at).is_(None)]
+
+
 async def unanswered_question_due(
     session: AsyncSession, after: timedelta, patient_id: int | None = None
 ) -> datetime | None:
     """When the next open crisis question (of this patient, or anyone's) is due for its alert: asked_at +
     ``after``; None when none is open. The demo's clock stops there, as the periodic check would."""
-    query = select(func.min(CrisisQuestion.asked_at)).where(
-        col(CrisisQuestion.answered_at).is_(None), col(CrisisQuestion.alerted_at).is_(None)
-    )
+    query = select(func.min(CrisisQuestion.asked_at)).where(*_still_open())
     if patient_id is not None:
         query = query.where(col(CrisisQuestion.patient_id) == patient_id)
     first = (await session.exec(query)).one()
@@ -624,11 +627,7 @@ async def check_unanswered_questions(
         await session.exec(
             select(CrisisQuestion, Patient)
             .join(Patient, col(Patient.id) == CrisisQuestion.patient_id)
-            .where(
-                col(CrisisQuestion.answered_at).is_(None),
-                col(CrisisQuestion.alerted_at).is_(None),
-                col(CrisisQuestion.asked_at) <= now - after,
-            )
+            .where(*_still_open(), col(CrisisQuestion.asked_at) <= now - after)
             .order_by(col(CrisisQuestion.id))
         )
     ).all()
