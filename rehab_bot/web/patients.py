@@ -34,6 +34,9 @@ from rehab_bot.web.outcome_charts import template_values as outcome_values
 from rehab_bot.web.pages import language, render, url_id
 
 FLASH = "flash"
+# A reply the server refused, as typed ({"message": id, "text": ...}), for the page rendered in answer
+# to it (web/thread.reply): a request key, not the cookie session, which a long reply would overflow.
+REPLY_DRAFT = "reply_draft"
 PAUSE_CHOICES = [("3", N_("3 days")), ("7", N_("1 week")), ("14", N_("2 weeks")), ("0", N_("Until resumed"))]
 CAREGIVER_ITEMS = [
     ("reminders", N_("session reminders")),
@@ -165,6 +168,7 @@ async def patient_page(request: web.Request) -> web.StreamResponse:
             "caregivers": caregivers,
             "receives": {c.id: [label for key, label in CAREGIVER_ITEMS if getattr(c, key)] for c in caregivers},
             "reply_max": message_core.MAX_TEXT,
+            "reply_draft": request.get(REPLY_DRAFT, {}),
             **outcome_charts,
         },
     )

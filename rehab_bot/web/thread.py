@@ -25,7 +25,7 @@ from rehab_bot.web.auth import allow
 from rehab_bot.web.context import context
 from rehab_bot.web.forms import Form, bind, line_breaks
 from rehab_bot.web.pages import url_id
-from rehab_bot.web.patients import changed, flash, load, staff_change
+from rehab_bot.web.patients import REPLY_DRAFT, changed, flash, load, patient_page, staff_change
 
 
 class ReplyForm(Form):
@@ -51,16 +51,26 @@ async def reply(request: web.Request) -> web.StreamResponse:
     if not form.validate():
         await flash(request, N_("Write a reply first."))
         raise web.HTTPSeeOther(page)
-    async with staff_change(request, session, page):
-        await message_core.reply(
-            session,
-            staff,
-            message_id,
-            str(form.text.data),
-            ctx.clock.now(),
-            ctx.config.clinic,
-            neutral=not ctx.config.privacy.health_data_in_chat,
-        )
+    text = str(form.text.data)
+    try:
+        async with staff_change(request, session, page):
+            await message_core.reply(
+                session,
+                staff,
+                message_id,
+                text,
+                ctx.clock.now(),
+                ctx.config.clinic,
+                neutral=not ctx.config.privacy.health_data_in_chat,
+            )
+    except web.HTTPSeeOther:
+        # Refused (the patient can no longer be reached, the reply is too long): the patient page is
+        # rendered here, the reason on top and the reply as typed in its message's box, opened, to send
+        # again. Not a redirect: the text would have to wait in the cookie session, which a long reply
+        # overflows (the browser then drops the cookie, and the reason with it).
+        request[REPLY_DRAFT] = {"message": message_id, "text": text}
+        await session.refresh(staff)  # the refusal's rollback expired the signed-in staff member's row
+        return await patient_page(request)
     await changed(request, session, page, N_("Your reply is on its way to the patient."))
 
 

@@ -260,3 +260,55 @@ async def test_removing_a_caregiver_who_deleted_their_own_data_says_so(web_care_
         ) as response:
             html = await response.text()
         assert response.status == 200 and "no longer linked" in html and f'data-caregiver="{link.id}"' not in html
+
+
+async def test_a_refused_reply_waits_in_its_box_as_typed(web_care_bot: Any, tg: FakeTelegram) -> None:
+    """A reply the server refused was lost with the page; it now waits in its message's reply box,
+    opened, once, beside the reason: here a reply too long (whole, past the cookie session's size,
+    which once dropped the reason with the cookie) and one to a patient who can no longer be reached."""
+    bot = web_care_bot
+    patient = await enrolled(bot, PATIENT, therapist=THERAPIST, schedule=False)
+    user = tg.user(PATIENT)
+    await user.send("My knee feels stiff after the exercises")
+    [offer] = await user.wait_for(lambda m: "care team" in (m.text or ""))
+    await user.press("✉️ Send to my care team", offer)
+    await user.wait_for(lambda m: m.edited and SENT in (m.text or ""))
+    [incoming] = await rows(bot)
+    long = ("Week two: " + "keep the knee soft & breathe out as you lift. " * 80).rstrip()  # 3,689 characters
+    assert len(long) > message_core.MAX_TEXT
+    async with await signed_in(bot, THERAPIST) as browser:
+        _, token = await page_of(browser, bot, patient)
+        async with browser.post(
+            f"{web_url(bot)}/patients/{patient.id}/messages/{incoming.id}/reply",
+            data={"text": long, "csrf_token": token},
+        ) as response:
+            html = await response.text()
+        assert response.status == 200 and f"The reply is too long ({len(long)} characters" in html
+        assert _kept(html) == (str(incoming.id), long.replace("&", "&amp;"))
+    async with bot.db.session() as session:
+        stored = await session.get(Patient, patient.id)
+        assert stored is not None
+        stored.telegram_id = None  # blocked the bot, or deleted their account, meanwhile
+        session.add(stored)
+        await session.commit()
+    typed = "Please try the exercise with a pillow under the knee & tell me how it goes."
+    async with await signed_in(bot, THERAPIST) as browser:
+        _, token = await page_of(browser, bot, patient)
+        async with browser.post(
+            f"{web_url(bot)}/patients/{patient.id}/messages/{incoming.id}/reply",
+            data={"text": typed, "csrf_token": token},
+        ) as response:
+            html = await response.text()
+        assert f"{patient.alias} can no longer be reached through the bot." in html
+        assert _kept(html) == (str(incoming.id), typed.replace("&", "&amp;"))
+        again, _ = await page_of(browser, bot, patient)  # once: the next visit shows an empty box
+        assert typed.replace("&", "&amp;") not in again and "<details open>" not in again
+    assert len(await rows(bot)) == 1, "nothing was stored or sent"
+
+
+def _kept(html: str) -> tuple[str, str] | None:
+    """(message id, text) of the reply box shown opened with a kept reply, if any."""
+    box = re.search(
+        r'<details open>\s*<summary>Reply</summary>.*?<textarea id="reply-(\d+)"[^>]*>([^<]*)</textarea>', html, re.S
+    )
+    return (box.group(1), box.group(2)) if box else None
