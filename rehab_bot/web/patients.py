@@ -154,6 +154,7 @@ async def patient_page(request: web.Request) -> web.StreamResponse:
             "acknowledged": acknowledged,
             "me": staff.id,
             "calendar": calendar,
+            "calendar_since": patient_record.since(calendar),
             "day_labels": DAY_LABELS,
             "answers": answers,
             "pain": pain,

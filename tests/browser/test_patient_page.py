@@ -11,6 +11,7 @@ from web_seed import BEN, CLEO, seed_clinic
 from webrig import WEB, browser_sign_in, web_url
 
 from rehab_bot.models import Alert, AuditLog, Note, Patient, Staff
+from rehab_bot.schedule import local_date
 from tests.browser.axe import serious
 
 SCRIPT = '<script>document.title="owned";window.owned=1</script><img src=x onerror="window.owned=2">'
@@ -48,8 +49,15 @@ async def test_patient_page_shows_the_record_and_a_script_in_a_note_stays_text(b
     assert SCRIPT in await page.locator("ul.notes").inner_text()
     assert await page.evaluate("() => window.owned") is None
     assert await page.title() != "owned"
-    # Calendar: 12 weeks, days with their kind; charts drawn by uPlot.
-    assert await page.locator("#calendar tbody tr").count() == 12
+    # Calendar: the weeks since enrolment (40 days ago), days with their kind; charts drawn by uPlot.
+    today, enrolled = local_date(patient, bot.clock.now()), local_date(patient, bot.clock.now() - timedelta(days=40))
+    weeks = (today - timedelta(days=today.weekday()) - (enrolled - timedelta(days=enrolled.weekday()))).days // 7 + 1
+    assert await page.locator("#calendar tbody tr").count() == weeks < 12
+    assert await page.locator("#calendar td.before").count() == enrolled.weekday()
+    assert (
+        await page.locator("#calendar caption").inner_text()
+        == f"Exercise sessions since enrolment on {enrolled.day} {enrolled:%b %Y}"
+    )
     kinds = set(await page.locator("#calendar td[data-kind]").evaluate_all("tds => tds.map(t => t.dataset.kind)"))
     assert {"done", "partly"} <= kinds
     await page.locator("[data-chart=pain] canvas").wait_for()
