@@ -758,6 +758,69 @@ async def awaiting_answer(session: AsyncSession, patient: Patient, now: datetime
     )
 
 
+@dataclass(frozen=True)
+class Ahead:
+    """Today's next session whose reminder has not gone out yet (see :func:`ahead_today`)."""
+
+    local_date: date
+    slot: str
+    phase_id: str
+
+
+async def ahead_today(session: AsyncSession, content: Content, patient: Patient, now: datetime) -> Ahead | None:
+    """The session a patient who says they are done means when none of today's waits for an answer: today's
+    next one whose reminder has not gone out yet (they exercised before it). None if there is none: the
+    patient is not active, today's sessions are all out, or the phase has fewer sessions than rules.
+
+    Recording it (:func:`record_ahead`) opens its row as the reminder would and records Done; when the
+    reminder comes due, :func:`open_for_deliveries` finds the session answered and it is not sent (its
+    delivery is recorded failed, "nothing to send: superseded", as for a session answered meanwhile).
+    """
+    if patient.id is None or patient.status != PatientStatus.ACTIVE.value:
+        return None
+    today = local_date(patient, now)
+    rules = (
+        await session.exec(
+            select_models(ReminderRule)
+            .where(
+                col(ReminderRule.patient_id) == patient.id,
+                col(ReminderRule.kind) == Kind.SESSION.value,
+                col(ReminderRule.active).is_(True),
+                col(ReminderRule.once).is_(False),
+                col(ReminderRule.next_local_date) == today,
+                col(ReminderRule.next_due_at) > now,
+            )
+            .order_by(col(ReminderRule.next_due_at))
+        )
+    ).all()
+    if not rules:
+        return None
+    taken = {es.slot for es in await sessions_on(session, patient.id, today)}
+    own = await plan.own_programmes(session, content, [patient])
+    phase = programme.phase_in(own.get(patient.id) or programme.programme_of(content, patient), patient, today)
+    for rule in rules:
+        if phase is not None and parse_payload(rule.payload).index >= phase.sessions_per_day:
+            continue  # the phase has fewer sessions a day: this one is not sent
+        if rule.local_time not in taken:
+            return Ahead(today, rule.local_time, phase.id if phase is not None else "")
+    return None
+
+
+async def record_ahead(
+    session: AsyncSession, content: Content, patient: Patient, slot: str, now: datetime
+) -> Applied | None:
+    """Record today's session at ``slot`` Done before its reminder went out (the patient said so and tapped
+    ✅ Done); its effort and pain questions follow as after the reminder's ✅. None when that is no longer
+    today's next session ahead (its reminder went out meanwhile, or the day changed): the caller says the
+    button is no longer active. The caller commits."""
+    ahead = await ahead_today(session, content, patient, now)
+    if ahead is None or ahead.slot != slot or patient.id is None:
+        return None
+    opening = Opening(patient.id, ahead.local_date, ahead.slot, ahead.phase_id, None)
+    opened = (await open_sessions(session, [opening], now))[opening]
+    return await apply_press(session, patient, Press(opened.id, Action.DONE), message_id=None, now=now)
+
+
 async def _latest_today_at(
     session: AsyncSession, patient: Patient, now: datetime, steps: Sequence[str], *more: Any
 ) -> ExerciseSession | None:

@@ -14,7 +14,7 @@ from rehab_bot import session as core
 from rehab_bot.clock import FakeClock
 from rehab_bot.content import load_content
 from rehab_bot.db import Database
-from rehab_bot.models import Delivery, DeliveryStatus, ExerciseSession, Kind, Patient, ReminderRule
+from rehab_bot.models import Delivery, DeliveryStatus, ExerciseSession, Kind, Patient, PatientStatus, ReminderRule
 from rehab_bot.session import Action, Press, Status, Step
 
 TODAY = date(2026, 6, 10)  # T0 is 07:00 on this Wednesday in Berlin
@@ -676,3 +676,40 @@ async def test_the_mini_app_player_shows_only_the_patients_own_session_with_its_
         assert [e.id for e in played.exercises] == phase.exercises_for(0)
         assert await core.for_player(session, o, content, row.id) is None
         assert await core.for_player(session, p, content, row.id + 1000) is None
+
+
+# --- a session done before its reminder -----------------------------------------------------
+
+
+async def test_ahead_today_is_the_next_session_whose_reminder_has_not_gone_out(db: Database, clock: FakeClock) -> None:
+    clock.set(T0)  # 07:00 in Berlin
+    content = load_content(None)
+    patient, _ = await make_patient(db, clock, times=("09:00", "18:00"))
+    async with db.session() as s:
+        assert await core.ahead_today(s, content, patient, T0) == core.Ahead(TODAY, "09:00", "")
+    await opened(db, patient, slot="09:00")  # the 09:00 session's row exists (its reminder is out)
+    async with db.session() as s:
+        assert await core.ahead_today(s, content, patient, T0) == core.Ahead(TODAY, "18:00", "")
+        # 18:00 and later: that reminder is due (the engine sends it); nothing is ahead today.
+        assert await core.ahead_today(s, content, patient, NINE + timedelta(hours=9)) is None
+    paused, _ = await make_patient(db, clock, times=("18:00",), status=PatientStatus.PAUSED)
+    async with db.session() as s:
+        assert await core.ahead_today(s, content, paused, T0) is None, "a paused patient gets no reminder"
+
+
+async def test_record_ahead_records_done_once_and_only_for_the_session_ahead(db: Database, clock: FakeClock) -> None:
+    clock.set(T0)
+    content = load_content(None)
+    patient, _ = await make_patient(db, clock, times=("18:00",))
+    async with db.session() as s:
+        assert await core.record_ahead(s, content, patient, "09:00", T0) is None, "no session at 09:00"
+        applied = await core.record_ahead(s, content, patient, "18:00", T0)
+        await s.commit()
+    assert applied is not None
+    es = applied.session
+    assert (es.local_date, es.slot, es.status, es.step, es.answered_at) == (TODAY, "18:00", "done", "effort", T0)
+    async with db.session() as s:
+        assert await core.record_ahead(s, content, patient, "18:00", T0) is None, "recorded already"
+        assert await core.ahead_today(s, content, patient, T0) is None
+        [only] = await core.sessions_on(s, patient.id or 0, TODAY)
+    assert only.id == es.id

@@ -17,7 +17,9 @@ line of encouragement) with ▶ Start and four buttons; callback data is
 A short typed message that says a session is done ("done", "erledigt", "did it": session.says_done) is
 no press: the free-text offer (rehab_bot/bot/checkin.py) keeps its buttons and gains one line and one
 button, ``sd:<session id>``, that records today's open session as Done, as the reminder's ✅ would
-(:func:`said_done`, :func:`on_said_done_pressed`). Only that tap records it.
+(:func:`said_done`, :func:`on_said_done_pressed`). Only that tap records it. With no session of today
+waiting, the button is ``sa:<HHMM>``: today's next session, whose reminder has not gone out, recorded
+Done before it (:func:`on_said_ahead_pressed`; its reminder then does not come).
 
 With ``[privacy] health_data_in_chat = false`` the reminder is neutral ("Time
 for your session") and carries only Start, which opens the Mini App: the
@@ -734,7 +736,11 @@ async def _ask_next(s: Services, message: Message, session_id: int, lang: str, a
 # --- a session said done in words ------------------------------------------------------------
 
 SAID_DONE_PREFIX = "sd:"
+SAID_AHEAD_PREFIX = "sa:"  # sa:<HHMM>, today's session at that time, before its reminder
 SAID_DONE = N_("If you finished your {slot} exercise session, tap ✅ Done to record it.")
+SAID_AHEAD = N_(
+    "If you already did your {slot} exercise session, tap ✅ Done to record it; its reminder will then not come."
+)
 SAID_DONE_IN_APP = N_("If you finished your {slot} session, open it with ▶ Start and record it there.")
 
 
@@ -755,9 +761,13 @@ async def said_done(s: Services, patient: Patient, text: str) -> SaidDone | None
         return None
     async with s.db.session() as db:
         es = await core.awaiting_answer(db, patient, s.clock.now())
+        ahead = None if es is not None else await core.ahead_today(db, s.content, patient, s.clock.now())
+    lang = patient.language
+    if ahead is not None and s.config.privacy.health_data_in_chat:  # exercised before the reminder
+        data = SAID_AHEAD_PREFIX + ahead.slot.replace(":", "")
+        return SaidDone(t(lang, SAID_AHEAD, slot=ahead.slot), button=(t(lang, N_("✅ Done")), data))
     if es is None or es.id is None:
         return None
-    lang = patient.language
     if not s.config.privacy.health_data_in_chat:  # the answers are given in the Mini App
         url = s.config.web.public_url
         if not url:
@@ -824,6 +834,45 @@ async def on_said_done_pressed(update: Update, context: ContextTypes.DEFAULT_TYP
     raise ApplicationHandlerStop
 
 
+async def on_said_ahead_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """✅ Done under the offer for a typed "done" before today's next session was reminded: record that
+    session Done (rehab_bot.session.record_ahead; its reminder then does not come), and its effort and pain
+    questions follow. A stale press (the reminder went out meanwhile, a new day) changes nothing."""
+    query, user = update.callback_query, update.effective_user
+    assert query is not None
+    offer = query.message if isinstance(query.message, Message) else None
+    data = query.data or ""
+    digits = data.removeprefix(SAID_AHEAD_PREFIX)
+    hhmm = f"{digits[:2]}:{digits[2:]}" if len(digits) == 4 and digits.isascii() and digits.isdigit() else None
+    if offer is None or user is None or hhmm is None or data not in buttons_on(offer):
+        await _neutral(update, context)
+        raise ApplicationHandlerStop
+    s = svc(context)
+    now = s.clock.now()
+    async with s.db.session() as db:
+        patient = await patients.find(db, user.id)
+        if patient is None or patient.id is None:
+            await _neutral(update, context)
+            raise ApplicationHandlerStop
+        applied = await core.record_ahead(db, s.content, patient, hhmm, now)
+        streak = (await core.stats(db, patient, now)).streak_days if applied is not None else 0
+        await db.commit()
+        lang = patient.language
+    if applied is None or applied.session.id is None:
+        await query.answer(t(lang, STALE))
+        await _edit(offer, None, keyboard_without(offer, data))
+        raise ApplicationHandlerStop
+    await query.answer()
+    logged = t(lang, OUTCOME_LINES[core.Status.DONE]) + " " + streak_line(lang, streak)
+    said = t(lang, SAID_AHEAD, slot=hhmm)
+    text = offer.text or ""
+    await _edit(
+        offer, text.replace(said, logged) if said in text else f"{text}\n\n{logged}", keyboard_without(offer, data)
+    )
+    await _ask_next(s, offer, applied.session.id, lang, core.Action.DONE)
+    raise ApplicationHandlerStop
+
+
 # --- the end-of-day sweep --------------------------------------------------------------------
 
 
@@ -851,6 +900,7 @@ def register(app: App) -> None:
     """Add the session button handler and the missed-session sweep."""
     app.add_handler(CallbackQueryHandler(on_press, pattern=r"^s:"))
     app.add_handler(CallbackQueryHandler(on_said_done_pressed, pattern=r"^sd:"))
+    app.add_handler(CallbackQueryHandler(on_said_ahead_pressed, pattern=r"^sa:"))
     services = svc(app)
     if app.job_queue is not None:
         # Minutes matter little here (a day ends once); the engine's poll

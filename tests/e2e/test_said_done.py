@@ -8,18 +8,19 @@ also "I am exhausted"); crisis words are still read first.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from rig.telegram_server import FakeTelegram
-from sqlmodel import select
+from sqlmodel import col, select
 from test_sessions import WED, at, berlin, enrolled, press_and_wait, sessions_of
 
 from rehab_bot import session as core
 from rehab_bot.bot.checkin import OFFER
-from rehab_bot.bot.session import QUESTION_WAITING
+from rehab_bot.bot.session import QUESTION_WAITING, SAID_AHEAD
 from rehab_bot.i18n import t
-from rehab_bot.models import Alert
+from rehab_bot.models import Alert, Delivery, DeliveryStatus
 
 
 @pytest.fixture
@@ -94,16 +95,108 @@ async def test_the_reminders_own_done_first_makes_the_offers_button_stale_and_ch
     assert es.status == core.Status.DONE and es.answered_at == answered
 
 
+@pytest.mark.parametrize(("lang", "said"), [("en", "done"), ("de", "erledigt")])
+async def test_done_typed_before_the_reminder_records_that_session_and_its_reminder_does_not_come(
+    bot: Any, tg: FakeTelegram, lang: str, said: str
+) -> None:
+    """An outside test exercised early, typed "done" before the 18:00 reminder, and could record nothing."""
+    _ = lambda msgid, **kw: t(lang, msgid, **kw)  # noqa: E731
+    patient = await enrolled(bot, 7603, lang=lang, times=("18:00",))
+    user = tg.user(7603, language_code=lang)
+    await at(bot, berlin(WED, "09:00"))  # the 18:00 reminder has not gone out
+    await user.send(said)
+    [offer] = await user.wait_for()
+    line = _(SAID_AHEAD, slot="18:00")
+    assert (offer.text or "").startswith(line + "\n\n" + _(OFFER)), offer.text
+    send, note, no = _("✉️ Send to my care team"), _("Save as a note"), _("No, thanks")
+    assert offer.button_labels == [_("✅ Done"), send, note, no]
+    assert offer.callback_data[0] == "sa:1800"
+    assert await sessions_of(bot, patient) == [], "typed words record nothing"
+
+    events = await press_and_wait(user, _("✅ Done"), 2, offer)  # the offer, the effort question
+    [edited] = [m for m in events if m.message_id == offer.message_id]
+    [question] = [m for m in events if m.message_id != offer.message_id]
+    logged = _("✅ Logged: done.") + " " + _("🔥 Your streak starts today.")
+    assert (edited.text or "").startswith(logged + "\n\n" + _(OFFER)) and line not in (edited.text or "")
+    assert edited.button_labels == [send, note, no]
+    assert question.text == _("How hard did the exercises feel?")
+    [es] = await sessions_of(bot, patient)
+    assert (es.local_date, es.slot, es.status) == (WED, "18:00", core.Status.DONE)
+    [pain_question] = await press_and_wait(user, _("🙂 OK"), 1)
+    await press_and_wait(user, "2", 1, pain_question)
+    [es] = await sessions_of(bot, patient)
+    assert (es.step, es.effort, es.pain) == (core.Step.CLOSED, "ok", 2)
+
+    # 18:00: the reminder does not come (its delivery is recorded "superseded", not sent); Thursday's does.
+    user.mark_seen()
+    await at(bot, berlin(WED, "18:00"))
+    await at(bot, berlin(WED, "18:05"))
+    with pytest.raises(AssertionError):
+        await user.wait_for(timeout=1.0)
+    async with bot.db.session() as s:
+        [delivery] = (await s.exec(select(Delivery).where(col(Delivery.patient_id) == patient.id))).all()
+    assert (delivery.local_date, delivery.status, delivery.error) == (
+        WED,
+        DeliveryStatus.FAILED,
+        "nothing to send: superseded",
+    )
+    await at(bot, berlin(WED + timedelta(days=1), "18:00"))
+    [reminder] = await user.wait_for()
+    assert _("✅ Done") in reminder.button_labels
+    assert [(x.local_date, x.status) for x in await sessions_of(bot, patient)] == [
+        (WED, core.Status.DONE),
+        (WED + timedelta(days=1), core.Status.PENDING),
+    ]
+
+
+async def test_done_typed_before_the_reminder_then_the_reminder_first_makes_the_button_stale(
+    bot: Any, tg: FakeTelegram
+) -> None:
+    patient = await enrolled(bot, 7607, times=("10:00",))
+    user = tg.user(7607)
+    await at(bot, berlin(WED, "09:30"))
+    await user.send("did it")
+    [offer] = await user.wait_for()
+    assert offer.callback_data[0] == "sa:1000"
+    await at(bot, berlin(WED, "10:00"))
+    [reminder] = await user.wait_for(lambda m: m.message_id != offer.message_id)
+    user.mark_seen()
+    await user.press("✅ Done", offer)
+    assert (await user.wait_for_answer()).text == "This button is no longer active."
+    [edited] = await user.wait_for(lambda m: m.message_id == offer.message_id and m.edited)
+    assert "✅ Done" not in edited.button_labels and "Save as a note" in edited.button_labels
+    [es] = await sessions_of(bot, patient)
+    assert es.status == core.Status.PENDING, "answered with the reminder's own buttons, not the stale one"
+    assert "✅ Done" in reminder.button_labels
+
+
+@pytest.mark.parametrize("data", ["sa:0900", "sa:18:00", "sa:x", "sa:99999"])
+async def test_a_forged_early_done_changes_nothing(bot: Any, tg: FakeTelegram, data: str) -> None:
+    patient = await enrolled(bot, 7608, times=("18:00",))
+    user = tg.user(7608)
+    await at(bot, berlin(WED, "09:00"))
+    await user.send("done")
+    [offer] = await user.wait_for()
+    user.mark_seen()
+    await user.press_data(data, offer.message_id)
+    await user.wait_for_answer()
+    assert await sessions_of(bot, patient) == []
+
+
 @pytest.mark.parametrize("text", ["done", "fertig"])
-async def test_without_a_session_waiting_a_typed_done_gets_the_offer_alone(
+async def test_without_a_session_waiting_or_ahead_a_typed_done_gets_the_offer_alone(
     bot: Any, tg: FakeTelegram, text: str
 ) -> None:
-    await enrolled(bot, 7603, times=("18:00",))
-    user = tg.user(7603)
-    await at(bot, berlin(WED, "09:00"))  # the 18:00 reminder has not gone out
+    await enrolled(bot, 7609, times=("09:00",))
+    user = tg.user(7609)
+    await at(bot, berlin(WED, "09:00"))
+    await user.wait_for()
+    await press_and_wait(user, "⏭ Skip", 2)  # answered; no session of today is left
+    user.mark_seen()
     await user.send(text)
     [offer] = await user.wait_for()
-    assert (offer.text or "").startswith(t("en", OFFER)) and "✅ Done" not in offer.button_labels
+    assert t("en", OFFER) in (offer.text or "") and "✅ Done" not in offer.button_labels
+    assert "If you already did" not in (offer.text or "")
 
 
 @pytest.mark.parametrize("text", ["not done yet", "ich bin total fertig", "done, but my back hurts a lot today"])
