@@ -598,6 +598,8 @@ def forgeries(b: B, content: Any) -> dict[str, list[str]]:
         "^tm:": [f"tm:{b.timing_id}:y", f"tm:{b.timing_id}:n", f"tm:{b.timing_id}"],
         "^xo:out$": ["xo:out"],  # the experiment notice's opt-out: only from a message that carries it
         "^sd:": [f"sd:{sid}" for sid in b.sessions],  # a typed "done": records only the presser's own session
+        # A typed "done" before the reminder: only from the offer that carries it, for the presser's own session.
+        "^sa:": ["sa:0800", "sa:0900", "sa:1300", "sa:1800", f"sa:{bid}"],
         # Not a pattern: what no handler claims goes to the catch-all.
         "": [f"zz:{bid}", f"s:{b.sessions[0]}", f"ci:{b.checkins[0][0]}:0", f"e:{bid}"],
     }
