@@ -80,6 +80,10 @@ FREE_TEXT_GROUP = 10  # with the fallbacks: only text no feature handled
 PERIODIC_JOB = "checkin-periodic"
 PERIODIC_SECONDS = 300.0
 FIRST_PERIODIC_SECONDS = 30.0
+# The crisis questions left unanswered (hazard H12) are checked every minute on their own, one indexed
+# query, so the care team hears of one within a minute of [staff] crisis_question_minutes, not five.
+CRISIS_QUESTION_JOB = "crisis-question-check"
+CRISIS_QUESTION_SECONDS = 60.0
 
 STALE = N_("This button is no longer active.")
 # A danger word too common to alert on by itself ([[concern]] in crisis.toml): the bot asks directly first.
@@ -946,14 +950,22 @@ async def run_periodic(app: App) -> int:
     the injected clock's now."""
     s = svc(app)
     now = s.clock.now()
-    unanswered = timedelta(minutes=s.config.staff.crisis_question_minutes)
     async with s.db.session() as db:
         await core.expire_due(db, s.content, now)
         await db.commit()
         raised = await _alerts_once(db, "inactivity check", redflag.check_inactive(db, s.content, s.config.clinic, now))
+    return raised + await run_crisis_questions(app)
+
+
+async def run_crisis_questions(app: App) -> int:
+    """Alerts for crisis questions left unanswered [staff] crisis_question_minutes, at the injected clock's
+    now (also part of run_periodic); returns alerts raised."""
+    s = svc(app)
+    now = s.clock.now()
+    unanswered = timedelta(minutes=s.config.staff.crisis_question_minutes)
+    async with s.db.session() as db:
         check = redflag.check_unanswered_questions(db, s.config.clinic, now, unanswered)
-        raised += await _alerts_once(db, "crisis question check", check)
-    return raised
+        return await _alerts_once(db, "crisis question check", check)
 
 
 async def _alerts_once(db: AsyncSession, what: str, check: Awaitable[int]) -> int:
@@ -972,6 +984,11 @@ async def _alerts_once(db: AsyncSession, what: str, check: Awaitable[int]) -> in
 async def periodic_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     """The repeating job behind run_periodic."""
     await run_periodic(app_of(context))
+
+
+async def crisis_question_job(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The repeating job behind run_crisis_questions."""
+    await run_crisis_questions(app_of(context))
 
 
 async def progress_extra(update: Update, context: ContextTypes.DEFAULT_TYPE, patient: Patient, lang: str) -> None:
@@ -1040,6 +1057,14 @@ def register(app: App) -> None:
             interval=interval,
             first=first,
             name=PERIODIC_JOB,
+            job_kwargs={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
+        )
+        every = max(CRISIS_QUESTION_SECONDS, poll)
+        app.job_queue.run_repeating(
+            crisis_question_job,
+            interval=every,
+            first=every,
+            name=CRISIS_QUESTION_JOB,
             job_kwargs={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
         )
     try:

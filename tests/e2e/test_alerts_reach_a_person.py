@@ -583,3 +583,12 @@ async def test_in_privacy_mode_the_acknowledged_copies_still_name_no_symptom(
     [other] = await group.wait_for()
     assert other.message_id == in_group.message_id and "✅ Acknowledged by Dr Quiet, " in (other.text or "")
     assert "numb" not in (other.text or "") and (other.text or "").startswith(in_group.text or "?")
+
+
+async def test_unanswered_crisis_questions_are_checked_every_minute(bot_factory: Any) -> None:
+    """Hazard H12's residual: the team hears of an unanswered crisis question within a minute of
+    [staff] crisis_question_minutes (the 5-minute periodic job made it up to 5)."""
+    bot = await bot_factory(delivery={"poll_interval": 1.0})  # as in production
+    [job] = bot.app.job_queue.get_jobs_by_name(checkin_bot.CRISIS_QUESTION_JOB)
+    assert job.job.trigger.interval == timedelta(seconds=60)
+    assert job.next_t is not None and job.next_t - datetime.now(UTC) <= timedelta(seconds=60)

@@ -404,8 +404,8 @@ async def test_a_crisis_question_nobody_answers_alerts_the_care_team(live: Any, 
     await user.wait_for(timeout=5)
     live.clock.advance(timedelta(minutes=29))
     assert await checkin_bot.run_periodic(live.app) == 0
-    live.clock.advance(timedelta(minutes=2))
-    assert await checkin_bot.run_periodic(live.app) == 1
+    live.clock.advance(timedelta(minutes=1, seconds=30))
+    assert await checkin_bot.run_crisis_questions(live.app) == 1  # the every-minute job's check
     [to_therapist] = await tg.user(THERAPIST).wait_for(unanswered_alert, timeout=PROMISE)
     [to_chat] = await tg.group(ALERT_CHAT, "Alerts").wait_for(unanswered_alert, timeout=PROMISE)
     for told in (to_therapist.text or "", to_chat.text or ""):
