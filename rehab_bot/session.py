@@ -50,7 +50,7 @@ from rehab_bot.models import (
     table_of,
 )
 from rehab_bot.reminders import ASKED, DueMessage, WindowOpener, add_one_off, one_off_values
-from rehab_bot.schedule import QuietHours, local_date, local_to_utc
+from rehab_bot.schedule import QuietHours, local_date, local_to_utc, parse_hhmm
 from rehab_bot.typed import number
 
 SESSIONS = table_of(ExerciseSession)
@@ -801,8 +801,10 @@ async def ahead_today(session: AsyncSession, content: Content, patient: Patient,
     for rule in rules:
         if phase is not None and parse_payload(rule.payload).index >= phase.sessions_per_day:
             continue  # the phase has fewer sessions a day: this one is not sent
-        if rule.local_time not in taken:
-            return Ahead(today, rule.local_time, phase.id if phase is not None else "")
+        at = parse_hhmm(rule.local_time)
+        slot = f"{at.hour:02d}:{at.minute:02d}"  # the engine's slot label (schedule.Rule.slot)
+        if slot not in taken:
+            return Ahead(today, slot, phase.id if phase is not None else "")
     return None
 
 
