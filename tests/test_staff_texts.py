@@ -17,12 +17,14 @@ from rehab_bot import message as message_core
 from rehab_bot import staff as staff_core
 from rehab_bot.bot.staff import staff_commands
 from rehab_bot.bot.staff.invites import programme_choices
+from rehab_bot.bot.staff.press import clip
 from rehab_bot.caseload import Risk, risk_for
 from rehab_bot.clock import FakeClock
 from rehab_bot.config import ClinicConfig, StaffConfig
 from rehab_bot.content import load_content
 from rehab_bot.db import Database
 from rehab_bot.models import Delivery, Patient, Staff
+from rehab_bot.transport import utf16_len
 
 WEEK = date(2026, 3, 23)
 
@@ -159,3 +161,12 @@ def test_every_line_of_an_alerts_detail_is_indented_under_its_number_in_the_aler
         "   Recent entries (oldest first): 6, 7, 8",
     ]
     assert lines[5].startswith("2. ⚠️ CRITICAL · LWS-0001 · ")
+
+
+def test_clip_counts_what_telegram_counts_utf16_units() -> None:
+    """An emoji outside the Basic Multilingual Plane (🩺) is two UTF-16 units: a 4,096-character text with
+    one was refused by Telegram ("Message is too long") and /patient failed."""
+    assert clip("short 🩺") == "short 🩺"
+    for text in ("🩺" * 5000, "a " * 3000 + "🩺" * 1000, "x" * 5000, "🩺 word " * 900, "a" * 4095 + " 🩺"):
+        cut = clip(text)
+        assert 3000 < utf16_len(cut) <= 4096 and cut.endswith("…"), (len(cut), utf16_len(cut))

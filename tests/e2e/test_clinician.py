@@ -624,3 +624,29 @@ async def test_a_digest_queued_before_a_patients_delete_does_not_list_them(
     await doc.expect_silence(0.2)
     assert sum("Weekly digest" in t for t in doc.texts()) == 1, "one digest this week"
     assert gone.id is not None
+
+
+async def test_a_patient_with_many_long_alerts_and_notes_opens_in_one_message(bot: Any, tg: FakeTelegram) -> None:
+    """An outside test's /patient for a patient with many open alerts got "Something went wrong": the detail
+    was cut to 4,096 characters, but Telegram counts UTF-16 units, in which an emoji such as 🩺 is two."""
+    await make_staff(bot.db, telegram_id=7301, name="Dr Ben")
+    doc = tg.user(7301)
+    patient, _ = await make_patient(bot.db, bot.clock, times=(), alias="LWS-0999")
+    async with bot.db.session() as session:
+        stored = await session.get(Patient, patient.id)
+        assert stored is not None
+        for n in range(30):
+            await alerts.raise_alert(
+                session,
+                stored,
+                kind="checkin",
+                severity="high",
+                detail=f"🩺 {n}: " + "🔥 the wound is red and warm 🤒 " * 12,
+                now=bot.clock.now(),
+                clinic=bot.config.clinic,
+            )
+        await session.commit()
+    await doc.send("/patient LWS-0999")
+    [detail] = await doc.wait_for(lambda m: (m.text or "").startswith("LWS-0999 — "), timeout=5)
+    assert (detail.text or "").endswith(("…", "No notes.")), detail.text
+    assert not any("Something went wrong" in text for text in doc.texts())

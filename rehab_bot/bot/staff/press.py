@@ -40,6 +40,7 @@ from rehab_bot.bot import common
 from rehab_bot.bot.services import svc
 from rehab_bot.i18n import N_, t
 from rehab_bot.models import Patient, Staff, StaffDraft
+from rehab_bot.transport import utf16_len
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +69,19 @@ def cancel_row(lang: str) -> list[tuple[str, str]]:
 
 
 def clip(text: str, limit: int = MAX_TEXT) -> str:
-    """Telegram refuses longer messages; cut at a word boundary, never mid-word."""
-    return text if len(text) <= limit else alert_core.shorten(text, limit)
+    """Telegram refuses longer messages; cut at a word boundary, never mid-word.
+
+    Telegram counts UTF-16 code units, in which an emoji outside the Basic Multilingual Plane (🩺, 👍) is
+    two: a text of 4,096 characters with one such emoji is refused ("Message is too long")."""
+    if utf16_len(text) <= limit:
+        return text
+    size = limit
+    while True:
+        cut = alert_core.shorten(text, size)
+        over = utf16_len(cut) - limit
+        if over <= 0:
+            return cut
+        size -= (over + 1) // 2  # each character cut is one or two units
 
 
 def fmt(value: float | int | None, pattern: str = "{}") -> str:
