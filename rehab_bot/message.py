@@ -51,6 +51,7 @@ from rehab_bot.models import (
     Delivery,
     Kind,
     Patient,
+    PatientStatus,
     Role,
     Staff,
     StaffDraft,
@@ -417,8 +418,7 @@ async def reply(
     parent, patient = await _message_for(session, staff, message_id, Access.WRITE, patient_id)
     if parent.direction != IN:
         raise StaffError(N_("Only a patient's message can be answered."))
-    if patient.telegram_id is None:
-        raise StaffError(N_("{alias} can no longer be reached through the bot."), alias=patient.alias)
+    _reachable(patient)
     assert staff.id is not None and patient.id is not None
     earlier = await _same_reply(session, staff.id, parent.id, text)
     if earlier is not None:
@@ -466,6 +466,18 @@ async def reply(
         detail=f"message={parent.id} reply={answer.id}",
     )
     return answer
+
+
+def _reachable(patient: Patient) -> None:
+    """A reply goes only to a patient the bot may still write to: not one whose account is gone, and not one
+    who stopped all messages with /stop (nothing is sent to them until they send /resume)."""
+    if patient.telegram_id is None:
+        raise StaffError(N_("{alias} can no longer be reached through the bot."), alias=patient.alias)
+    if patient.status == PatientStatus.STOPPED.value:
+        raise StaffError(
+            N_("{alias} stopped all messages with /stop: nothing is sent to them until they send /resume."),
+            alias=patient.alias,
+        )
 
 
 async def _same_reply(session: AsyncSession, staff_id: int, parent_id: int | None, text: str) -> CareMessage | None:
@@ -581,6 +593,7 @@ async def start_reply(
     message, patient = await _message_for(session, staff, message_id, Access.WRITE, patient_id)
     if message.direction != IN:
         raise StaffError(N_("Only a patient's message can be answered."))
+    _reachable(patient)
     assert staff.id is not None
     old = await session.get(StaffDraft, staff.id)
     if old is not None:

@@ -595,3 +595,32 @@ async def test_in_privacy_mode_a_german_therapist_gets_the_neutral_notice_in_ger
     [notice] = await therapist.wait_for(lambda m: patient.alias in text_of(m))
     assert notice.text == f"✉️ Neue Nachricht von {patient.alias}. Öffnen Sie das Dashboard, um sie zu lesen."
     assert notice.button_labels == ["✓ Als gelesen markieren"]
+
+
+async def test_a_reply_to_a_patient_who_stopped_all_messages_is_refused_and_says_why(
+    care_bot: Any, tg: FakeTelegram
+) -> None:
+    """An outside test: after the patient's /stop the therapist's reply still went out ("on its way") and
+    reached the patient, who had asked for no more messages."""
+    bot = care_bot
+    user, therapist = tg.user(7208), tg.user(7108)
+    notice = await sent_to_the_team(bot, user, therapist, "My knee feels stiff after the exercises")
+    await user.send("/stop")
+    [confirm] = await user.wait_for(lambda m: any("stop all messages" in label for label in m.button_labels))
+    await user.press(next(label for label in confirm.button_labels if "stop all messages" in label), confirm)
+    await user.wait_for(lambda m: "/resume" in (m.text or ""))
+    refused = "stopped all messages with /stop: nothing is sent to them until they send /resume."
+    # With Telegram's reply on the notice, and with its Reply button.
+    therapist.mark_seen()
+    await therapist.send("Are you OK? Please call us.", reply_to=notice.message_id)
+    [answer] = await therapist.wait_for(lambda m: not m.edited and refused in (m.text or ""))
+    therapist.mark_seen()
+    await therapist.press("↩️ Reply", notice)
+    assert refused in ((await therapist.wait_for_answer()).text or "") or any(
+        refused in text for text in therapist.texts()
+    )
+    user.mark_seen()
+    await run_jobs(bot)
+    await user.expect_silence(0.5)
+    assert [r.direction for r in await rows(bot)] == ["in"], "nothing stored for the patient"
+    assert answer.text is not None
