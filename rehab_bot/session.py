@@ -722,7 +722,7 @@ async def record_outcome(
 SAID_DONE = frozenset(
     {
         "done", "finished", "completed", "complete", "did", "did that", "made it", "managed",
-        "erledigt", "fertig", "geschafft", "gemacht", "absolviert", "durchgezogen",
+        "erledigt", "fertig", "geschafft", "gemacht", "absolviert", "durchgezogen", "durch", "trainiert",
     }
 )  # fmt: skip
 _DONE_FILLERS = frozenset(
@@ -730,11 +730,12 @@ _DONE_FILLERS = frozenset(
         # English
         "i", "im", "i'm", "ive", "i've", "have", "am", "all", "just", "now", "today", "already", "ok", "okay",
         "yes", "yeah", "yep", "my", "the", "this", "it", "them", "session", "sessions", "exercise", "exercises",
-        "workout", "with", "for", "and", "again",
+        "workout", "with", "for", "and", "again", "morning", "stretches", "stretching", "walk", "routine",
+        "home", "programme", "program",
         # German
         "ich", "bin", "habe", "hab", "hab's", "habs", "es", "sie", "alles", "alle", "die", "meine", "mit", "den",
         "übung", "übungen", "einheit", "training", "heute", "jetzt", "schon", "gerade", "ja", "für", "und",
-        "wieder",
+        "wieder", "heut", "früh", "morgens", "vorhin", "eben", "meinen", "dehnübungen", "programm",
     }
 )  # fmt: skip
 SAID_DONE_MAX_WORDS = 6
@@ -747,7 +748,27 @@ def says_done(text: str) -> bool:
     words = plain.split()
     if not words or len(words) > SAID_DONE_MAX_WORDS:
         return False
-    return " ".join(w for w in words if w not in _DONE_FILLERS) in SAID_DONE
+    said = " ".join(w for w in words if w not in _DONE_FILLERS)
+    return said in SAID_DONE or (len(said) >= 4 and any(_one_slip(said, done) for done in SAID_DONE if len(done) >= 4))
+
+
+def _one_slip(typed: str, word: str) -> bool:
+    """True when typed is word with one letter left out, one added, or two neighbours swapped ("erldigt",
+    "doen", "finishedd"); not one letter changed, so "gone" and "none" are not "done"."""
+    if typed == word:
+        return True
+    if len(typed) == len(word):
+        diff = [i for i, (a, b) in enumerate(zip(typed, word, strict=True)) if a != b]
+        return (
+            len(diff) == 2
+            and diff[1] == diff[0] + 1
+            and typed[diff[0]] == word[diff[1]]
+            and typed[diff[1]] == word[diff[0]]
+        )
+    short, long = sorted((typed, word), key=len)
+    if len(long) - len(short) != 1:
+        return False
+    return any(long[:i] + long[i + 1 :] == short for i in range(len(long)))
 
 
 async def awaiting_answer(session: AsyncSession, patient: Patient, now: datetime) -> ExerciseSession | None:
@@ -770,7 +791,9 @@ class Ahead:
 async def ahead_today(session: AsyncSession, content: Content, patient: Patient, now: datetime) -> Ahead | None:
     """The session a patient who says they are done means when none of today's waits for an answer: today's
     next one whose reminder has not gone out yet (they exercised before it). None if there is none: the
-    patient is not active, today's sessions are all out, or the phase has fewer sessions than rules.
+    patient is not active, today's sessions are all out, the phase has fewer sessions than rules, or a
+    session of today was answered nearer to now than that one's time (a "done" just after recording one
+    means it, not the next).
 
     Recording it (:func:`record_ahead`) opens its row as the reminder would and records Done; when the
     reminder comes due, :func:`open_for_deliveries` finds the session answered and it is not sent (its
@@ -795,7 +818,9 @@ async def ahead_today(session: AsyncSession, content: Content, patient: Patient,
     ).all()
     if not rules:
         return None
-    taken = {es.slot for es in await sessions_on(session, patient.id, today)}
+    today_sessions = await sessions_on(session, patient.id, today)
+    taken = {es.slot for es in today_sessions}
+    answered = [es.answered_at for es in today_sessions if es.answered_at is not None]
     own = await plan.own_programmes(session, content, [patient])
     phase = programme.phase_in(own.get(patient.id) or programme.programme_of(content, patient), patient, today)
     for rule in rules:
@@ -803,8 +828,12 @@ async def ahead_today(session: AsyncSession, content: Content, patient: Patient,
             continue  # the phase has fewer sessions a day: this one is not sent
         at = parse_hhmm(rule.local_time)
         slot = f"{at.hour:02d}:{at.minute:02d}"  # the engine's slot label (schedule.Rule.slot)
-        if slot not in taken:
-            return Ahead(today, slot, phase.id if phase is not None else "")
+        if slot in taken:
+            continue
+        if answered and rule.next_due_at is not None and now - max(answered) < rule.next_due_at - now:
+            # A session was answered nearer to now than this one's time: "done" means that one.
+            return None
+        return Ahead(today, slot, phase.id if phase is not None else "")
     return None
 
 

@@ -692,6 +692,14 @@ async def test_ahead_today_is_the_next_session_whose_reminder_has_not_gone_out(d
         assert await core.ahead_today(s, content, patient, T0) == core.Ahead(TODAY, "18:00", "")
         # 18:00 and later: that reminder is due (the engine sends it); nothing is ahead today.
         assert await core.ahead_today(s, content, patient, NINE + timedelta(hours=9)) is None
+    # Just after a session was recorded, "done" means that one, not the next: nothing is ahead until the
+    # next session's time is nearer than the last answer.
+    nine = await opened(db, patient, slot="09:00")
+    await press(db, patient, nine, Action.DONE, now=NINE + timedelta(minutes=1))
+    async with db.session() as s:
+        assert await core.ahead_today(s, content, patient, NINE + timedelta(minutes=5)) is None
+        later = NINE + timedelta(hours=5)  # 14:00: 5 h after the answer, 4 h before 18:00
+        assert await core.ahead_today(s, content, patient, later) == core.Ahead(TODAY, "18:00", "")
     paused, _ = await make_patient(db, clock, times=("18:00",), status=PatientStatus.PAUSED)
     async with db.session() as s:
         assert await core.ahead_today(s, content, paused, T0) is None, "a paused patient gets no reminder"
