@@ -226,7 +226,12 @@ def test_symptom_words_offer_the_symptom_check(content: Content, text: str) -> N
     "text",
     ["I can't pee", "I cannot urinate", "I peed myself", "I can't feel my legs", "I can't breathe",
      "ich kann nicht mehr pinkeln", "Ich kann kein Wasser lassen", "Ich spüre meine Beine nicht",
-     "ich bekomme keine Luft"],
+     "ich bekomme keine Luft",
+     # An outside test's phrasings that got no check:
+     "havent been able to pee since this morning, belly is tight",
+     "mein linkes Bein wird seit einer Stunde immer schwächer",
+     "Beim Abwischen spür ich untenrum gar nix mehr", "hab in die Hose gemacht ohne es zu merken",
+     "Kopfweh wird im Sitzen unerträglich, im Liegen gehts"],
 )  # fmt: skip
 def test_retention_lost_feeling_and_breathlessness_in_plain_words_offer_the_symptom_check(
     content: Content, text: str

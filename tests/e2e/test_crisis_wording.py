@@ -168,6 +168,23 @@ async def test_a_german_symptom_word_offers_the_german_check(live: Any, tg: Fake
     assert question.message_id != offer.message_id
 
 
+@pytest.mark.parametrize(
+    "said", ["hab in die Hose gemacht ohne es zu merken", "Beim Abwischen spür ich untenrum gar nix mehr"]
+)
+async def test_german_bladder_and_saddle_words_reach_the_symptom_check(live: Any, tg: FakeTelegram, said: str) -> None:
+    """An outside test: these got the crisis question, and after "Nein" only the note offer, with no check."""
+    await enrolled(live, 5317, therapist=THERAPIST, schedule=False, language="de")
+    user = tg.user(5317, language_code="de")
+    await user.send(said)
+    [first] = await user.wait_for(timeout=5)
+    if "Nein" in first.button_labels:  # the crisis question first: No goes on to the offer
+        user.mark_seen()
+        await user.press("Nein", first)
+        await user.wait_for(lambda m: "🩺 Wunde und Beschwerden" in m.button_labels, timeout=5)
+    else:
+        assert first.button_labels[0] == "🩺 Wunde und Beschwerden", (first.text, first.button_labels)
+
+
 async def test_a_forged_check_button_starts_nothing(live: Any, tg: FakeTelegram) -> None:
     await enrolled(live, 5315, therapist=THERAPIST, schedule=False)
     user = tg.user(5315)
