@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rehab_bot import crisis_model
+from rehab_bot.typed import one_slip
 
 if TYPE_CHECKING:
     from rehab_bot.content import Content
@@ -438,8 +439,11 @@ def find(patterns: Sequence[Pattern], text: str, *, negations: bool = True) -> P
     """
     if is_link_code(text):
         return None
-    text = _LINK_PARAMETER.sub(" ", text)
-    for sentence in sentences(text):
+    return _find_in(patterns, sentences(_LINK_PARAMETER.sub(" ", text)), negations)
+
+
+def _find_in(patterns: Sequence[Pattern], found: list[Sentence], negations: bool) -> Pattern | None:
+    for sentence in found:
         for start, word in enumerate(sentence.words):
             for pattern in patterns:
                 if (
@@ -449,6 +453,53 @@ def find(patterns: Sequence[Pattern], text: str, *, negations: bool = True) -> P
                 ):
                     return pattern
     return None
+
+
+# A slip of the keyboard in a crisis word ("i wnat to die", "kill myslef", "will mich umbrigen"): one
+# letter left out, one added or two neighbours swapped (rehab_bot.typed.one_slip), in a word of
+# SLIP_MIN_LETTERS or more; a letter added at the end is another word ("Ritzel" is not "ritze"). Such a
+# match asks the crisis question; it never alerts by itself.
+SLIP_MIN_LETTERS = 4
+
+
+@functools.lru_cache(maxsize=16)
+def _slip_index(patterns: tuple[Pattern, ...]) -> dict[str, frozenset[tuple[str, bool]]]:
+    """The patterns' words (key, is a stem) by each of their one-letter-shorter forms and themselves."""
+    index: dict[str, set[tuple[str, bool]]] = {}
+    for pattern in patterns:
+        for slot in pattern.slots:
+            for alt, stem in slot.alternatives:
+                if len(alt) >= SLIP_MIN_LETTERS:
+                    for form in {alt, *(alt[:i] + alt[i + 1 :] for i in range(len(alt)))}:
+                        index.setdefault(form, set()).add((alt, stem))
+    return {form: frozenset(words) for form, words in index.items()}
+
+
+def _unslipped(word: str, index: dict[str, frozenset[tuple[str, bool]]]) -> str:
+    """The pattern word a typed word is one slip away from (a stem's word: the stem), or the word itself."""
+    if len(word) < SLIP_MIN_LETTERS or any(alt == word for alt, _ in index.get(word, ())):
+        return word
+    for cut in range(len(word), len(word) - 3, -1):  # a stem: the word's beginning, one letter either way
+        head = word[:cut]
+        forms = {head, *(head[:i] + head[i + 1 :] for i in range(len(head)))}
+        for form in forms:
+            for alt, stem in index.get(form, ()):
+                if (stem or cut == len(word)) and one_slip(head, alt) and head[:-1] != alt:
+                    return alt  # a stem's word: the stem itself, which matches it
+    return word
+
+
+def find_slipped(patterns: Sequence[Pattern], text: str) -> Pattern | None:
+    """The first pattern that matches the text once words one slip away from a pattern's word are read as
+    that word; None when none does (the plain :func:`find` is tried first by callers)."""
+    if is_link_code(text):
+        return None
+    index = _slip_index(tuple(patterns))
+    read = [
+        Sentence(tuple(_unslipped(w, index) for w in sentence.words), sentence.clause_ends)
+        for sentence in sentences(_LINK_PARAMETER.sub(" ", text))
+    ]
+    return _find_in(patterns, read, True)
 
 
 # --------------------------------------------------------------------------- content
@@ -522,6 +573,8 @@ def is_concern(text: str, content: Content) -> bool:
     if not text:
         return False
     if find(tuple(p for lst in content.concern.values() for p in lst.patterns), text) is not None:
+        return True
+    if find_slipped(crisis_patterns(content), text) is not None:  # a crisis word mistyped: ask
         return True
     model = crisis_model.model_of(*content.crisis_examples)
     return model is not None and model.asks(text)

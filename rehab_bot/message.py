@@ -419,7 +419,7 @@ async def reply(
     if parent.direction != IN:
         raise StaffError(N_("Only a patient's message can be answered."))
     _reachable(patient)
-    assert staff.id is not None and patient.id is not None
+    assert staff.id is not None and patient.id is not None and patient.telegram_id is not None
     earlier = await _same_reply(session, staff.id, parent.id, text)
     if earlier is not None:
         return earlier  # the same form posted again (a double click, a retried request): sent once

@@ -51,7 +51,7 @@ from rehab_bot.models import (
 )
 from rehab_bot.reminders import ASKED, DueMessage, WindowOpener, add_one_off, one_off_values
 from rehab_bot.schedule import QuietHours, local_date, local_to_utc, parse_hhmm
-from rehab_bot.typed import number
+from rehab_bot.typed import number, one_slip
 
 SESSIONS = table_of(ExerciseSession)
 PATIENTS = table_of(Patient)
@@ -749,26 +749,7 @@ def says_done(text: str) -> bool:
     if not words or len(words) > SAID_DONE_MAX_WORDS:
         return False
     said = " ".join(w for w in words if w not in _DONE_FILLERS)
-    return said in SAID_DONE or (len(said) >= 4 and any(_one_slip(said, done) for done in SAID_DONE if len(done) >= 4))
-
-
-def _one_slip(typed: str, word: str) -> bool:
-    """True when typed is word with one letter left out, one added, or two neighbours swapped ("erldigt",
-    "doen", "finishedd"); not one letter changed, so "gone" and "none" are not "done"."""
-    if typed == word:
-        return True
-    if len(typed) == len(word):
-        diff = [i for i, (a, b) in enumerate(zip(typed, word, strict=True)) if a != b]
-        return (
-            len(diff) == 2
-            and diff[1] == diff[0] + 1
-            and typed[diff[0]] == word[diff[1]]
-            and typed[diff[1]] == word[diff[0]]
-        )
-    short, long = sorted((typed, word), key=len)
-    if len(long) - len(short) != 1:
-        return False
-    return any(long[:i] + long[i + 1 :] == short for i in range(len(long)))
+    return said in SAID_DONE or (len(said) >= 4 and any(one_slip(said, done) for done in SAID_DONE if len(done) >= 4))
 
 
 async def awaiting_answer(session: AsyncSession, patient: Patient, now: datetime) -> ExerciseSession | None:

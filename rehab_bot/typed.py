@@ -67,3 +67,22 @@ def number(text: str, max_digits: int = 18) -> int | None:
     if 0 < len(text) <= max_digits and text.isascii() and text.isdigit():
         return int(text)
     return None
+
+
+def one_slip(typed: str, word: str) -> bool:
+    """True when typed is word, or word with one letter left out, one added, or two neighbours swapped
+    ("erldigt", "doen", "wnat"); not one letter changed, so "gone" and "none" are not "done"."""
+    if typed == word:
+        return True
+    if len(typed) == len(word):
+        diff = [i for i, (a, b) in enumerate(zip(typed, word, strict=True)) if a != b]
+        return (
+            len(diff) == 2
+            and diff[1] == diff[0] + 1
+            and typed[diff[0]] == word[diff[1]]
+            and typed[diff[1]] == word[diff[0]]
+        )
+    short, long = sorted((typed, word), key=len)
+    if len(long) - len(short) != 1:
+        return False
+    return any(long[:i] + long[i + 1 :] == short for i in range(len(long)))

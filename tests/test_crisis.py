@@ -998,3 +998,22 @@ def test_all_of_ones_tablets_tonight_gets_the_crisis_question(said: str, asked: 
     content = load_content(None)
     assert crisis.asks_question(said, content) is asked
     assert not crisis.is_crisis(said, content), "asked, never alerted on by itself"
+
+
+@pytest.mark.parametrize(
+    "text", ["i wnat to die", "wanna kill myslef", "will mich umbrigen", "ich will mich umbirngen", "I want to dei"]
+)
+def test_a_crisis_word_with_one_slip_of_the_keyboard_asks_the_question(content: Content, text: str) -> None:
+    """An outside test's typos got only the note offer: one letter left out, added or two swapped asks the
+    crisis question (never an alert by itself: Yes alerts)."""
+    assert not redflag.is_crisis(text, content)
+    assert crisis.asks_question(text, content), text
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Das Ritzel an meinem Fahrrad ist kaputt", "I went to the store", "i wnat to live", "skill myself up",
+     "Ich lief heute viel"],
+)  # fmt: skip
+def test_words_near_a_crisis_word_that_are_other_words_are_not_read_as_slips(content: Content, text: str) -> None:
+    assert crisis.find_slipped(crisis.crisis_patterns(content), text) is None, text

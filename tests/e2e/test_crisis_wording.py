@@ -300,6 +300,25 @@ async def test_a_danger_word_gets_the_crisis_question_and_no_goes_on_to_the_note
     assert await rows(live, Alert) == []
 
 
+@pytest.mark.parametrize(("lang", "said", "yes"), [("en", "i wnat to die", "Yes"), ("de", "will mich umbrigen", "Ja")])
+async def test_a_mistyped_crisis_word_asks_and_yes_alerts(
+    live: Any, tg: FakeTelegram, lang: str, said: str, yes: str
+) -> None:
+    """An outside test's "i wnat to die" and "will mich umbrigen" got the note offer alone: no question, no alert."""
+    patient = await enrolled(live, 5322, therapist=THERAPIST, schedule=False, language=lang)
+    tg.group(ALERT_CHAT, "Alerts")
+    user = tg.user(5322, language_code=lang)
+    started = time.monotonic()
+    await user.send(said)
+    [question] = await user.wait_for(timeout=5)
+    assert yes in question.button_labels, (question.text, question.button_labels)
+    assert await rows(live, Alert) == [], "a slip asks; it does not alert by itself"
+    await user.press(yes, question)
+    await user.wait_for(count=2, timeout=5)
+    _, to_chat, _ = await crisis_alerts_arrive(tg, started)
+    assert f"EMERGENCY alert for {patient.alias}" in (to_chat.text or "")
+
+
 async def test_yes_to_the_crisis_question_is_a_crisis_with_the_patients_words(live: Any, tg: FakeTelegram) -> None:
     patient = await enrolled(live, 5321, therapist=THERAPIST, schedule=False, language="de")
     tg.group(ALERT_CHAT, "Alerts")
