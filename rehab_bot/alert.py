@@ -44,7 +44,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import case, func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
@@ -411,15 +411,18 @@ async def raise_alert(
 
 
 async def open_alerts(session: AsyncSession, staff: Staff, *, limit: int = 20) -> list[tuple[Alert, Patient]]:
-    """Unacknowledged alerts this staff member must act on: all for admins, own patients' otherwise.
+    """Unacknowledged alerts this staff member must act on: all for admins, own patients' otherwise; the
+    most severe first (emergency, critical, high, low), the longest waiting first within each, so an
+    emergency is never cut off by the limit behind older low ones.
 
     Without an active admin, a therapist's list has what reached them in an admin's place too (:func:`stands_in`).
     """
+    rank = case({severity: n for n, severity in enumerate(SEVERITIES)}, value=col(Alert.severity), else_=-1)
     query = (
         select(Alert, Patient)
         .join(Patient, col(Patient.id) == col(Alert.patient_id))
         .where(col(Alert.acknowledged_at).is_(None))
-        .order_by(col(Alert.created_at), col(Alert.id))
+        .order_by(rank.desc(), col(Alert.created_at), col(Alert.id))
         .limit(limit)
     )
     if staff.role != Role.ADMIN.value:
@@ -429,6 +432,20 @@ async def open_alerts(session: AsyncSession, staff: Staff, *, limit: int = 20) -
         else:  # what reaches every staff member in place of an admin (see stands_in)
             query = query.where(or_(mine, _to_everyone()))
     return [(a, p) for a, p in (await session.exec(query)).all()]
+
+
+async def patient_of_alert_message(session: AsyncSession, chat_id: int, message_id: int) -> Patient | None:
+    """The patient of the alert (or escalation) the bot sent as this message to this chat, if it was one."""
+    found = await session.exec(
+        select(Patient)
+        .join(Delivery, col(Delivery.patient_id) == col(Patient.id))
+        .where(
+            col(Delivery.chat_id) == chat_id,
+            col(Delivery.message_id) == message_id,
+            col(Delivery.kind) == Kind.ALERT.value,
+        )
+    )
+    return found.first()
 
 
 def _to_everyone() -> ColumnElement[bool]:

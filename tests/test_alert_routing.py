@@ -375,3 +375,34 @@ async def test_urgent_alerts_escalate_after_their_own_minutes_of_office_time(db:
     assert all("Raised 2026-06-12 15:00 BST" in b for b in bodies), "in the admin's own zone"
     assert alerts.ESCALATING_SEVERITIES == {"emergency", "critical", "high"}
     assert alerts.ESCALATING_KINDS == ("red_flag", "checkin", "crisis", "crisis_question", "session_pain")
+
+
+async def test_the_open_alerts_list_shows_the_most_severe_first_and_the_limit_never_hides_an_emergency(
+    db: Database, clock: FakeClock
+) -> None:
+    """An outside test saw /alerts list EMERGENCY after CRITICAL and HIGH (by time); with more alerts than the
+    list holds, a new emergency behind older low ones was not listed at all."""
+    admin = await make_staff(db, role="admin", telegram_id=61)
+    patient, _ = await make_patient(db, clock, alias="MANY")
+    async with db.session() as session:
+        row = await session.get(Patient, patient.id)
+        assert row is not None
+        order = ["low"] * 25 + ["high", "critical", "emergency", "low"]
+        for n, severity in enumerate(order):
+            await alerts.raise_alert(
+                session,
+                row,
+                kind="checkin",
+                severity=severity,
+                detail=f"x{n}",
+                now=clock.now() + timedelta(minutes=n),
+                clinic=ClinicConfig(),
+                key=f"many:{n}",
+            )
+        await session.commit()
+        me = await session.get(Staff, admin.id)
+        assert me is not None
+        listed = await alerts.open_alerts(session, me, limit=20)
+    assert [a.severity for a, _ in listed[:4]] == ["emergency", "critical", "high", "low"]
+    lows = [a.created_at for a, _ in listed[3:]]
+    assert lows == sorted(lows) and len(listed) == 20, "the longest waiting first within a severity"
