@@ -227,7 +227,22 @@ async def unknown_message(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         emergency = svc(context).config.clinic.text("emergency_text", lang)
         await message.reply_text(t(lang, NOT_IN_CARE[status]) + ("\n\n" + emergency if emergency else ""))
         return
+    replied = message.reply_to_message
+    if replied is not None and replied.from_user is not None and replied.from_user.is_bot:
+        async with svc(context).db.session() as session:
+            patient = await alert.patient_of_alert_message(session, message.chat_id, replied.message_id)
+        if patient is not None:  # a staff member answered an alert in words, meaning the patient to hear it
+            await message.reply_text(t(lang, ALERT_NOT_ANSWERABLE, alias=patient.alias))
+            return
     await message.reply_text(t(lang, "Please use the buttons below, or type /help."))
+
+
+# A staff member's Telegram reply to an alert: an outside test's "will call you in 10 minutes" got "use the
+# buttons below" (there were none) and went nowhere; they are told it was not sent, and how to reach them.
+ALERT_NOT_ANSWERABLE = N_(
+    "Your text was not sent: an alert is not a message from {alias}, so it cannot be answered here. "
+    "To reach {alias}, call them, or answer one of their messages (/patient {alias} shows them)."
+)
 
 
 async def _patient_status(update: Update, context: ContextTypes.DEFAULT_TYPE) -> str | None:

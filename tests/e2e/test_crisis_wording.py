@@ -503,3 +503,23 @@ async def test_the_unanswered_crisis_question_alert_reads_in_the_therapists_lang
     )
     assert patient.alias in (told.text or "") and "Innerhalb von 45 Minuten kam keine Antwort" in (told.text or "")
     assert "«hab meinem Bruder heute mein Testament gezeigt»" in (told.text or "")
+
+
+async def test_a_therapists_reply_in_words_to_an_alert_is_told_it_was_not_sent(live: Any, tg: FakeTelegram) -> None:
+    """An outside test answered a crisis alert with Telegram's reply ("will call you in 10 minutes") and got
+    "use the buttons below": nothing reached the patient and nobody said so."""
+    patient = await enrolled(live, 5323, therapist=THERAPIST, schedule=False)
+    tg.group(ALERT_CHAT, "Alerts")
+    user = tg.user(5323)
+    await user.send("I want to kill myself")
+    to_therapist, _, _ = await crisis_alerts_arrive(tg, time.monotonic())
+    therapist = tg.user(THERAPIST)
+    therapist.mark_seen()
+    user.mark_seen()
+    await therapist.send("Hi, this is Alex, I will call you in 10 minutes", reply_to=to_therapist.message_id)
+    [answer] = await therapist.wait_for(timeout=5)
+    assert answer.text == (
+        f"Your text was not sent: an alert is not a message from {patient.alias}, so it cannot be answered here. "
+        f"To reach {patient.alias}, call them, or answer one of their messages (/patient {patient.alias} shows them)."
+    )
+    await user.expect_silence(0.5)
