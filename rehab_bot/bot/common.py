@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import deque
 from typing import Any
 
 from telegram import BotCommand, BotCommandScopeDefault, CallbackQuery, InlineKeyboardMarkup, Message, Update
@@ -173,6 +174,8 @@ async def unknown_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     """Answer a press on a button no feature claims (stale or forged): reveal nothing."""
     query = update.callback_query
     assert query is not None
+    if failed_before(update, context):
+        return
     await query.answer(t(await language_for(update, context), "This button is no longer active."))
 
 
@@ -216,7 +219,7 @@ async def unknown_message(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     write ("I can't feel my legs") is answered with where they stand and the clinic's emergency text, not
     with "use the buttons below" (there are none)."""
     message = update.effective_message
-    if message is None:
+    if message is None or failed_before(update, context):
         return
     lang = await language_for(update, context)
     if (message.text or "").startswith("/"):
@@ -255,11 +258,29 @@ async def _patient_status(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     return patient.status if patient is not None else None
 
 
+FAILED_UPDATES = "failed_updates"
+
+
+def _failed(context: ContextTypes.DEFAULT_TYPE) -> deque[int]:
+    """The ids of the latest updates a handler failed on (the user was told "something went wrong")."""
+    found = context.bot_data.get(FAILED_UPDATES)
+    if not isinstance(found, deque):
+        found = context.bot_data[FAILED_UPDATES] = deque(maxlen=256)
+    return found
+
+
+def failed_before(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
+    """A handler failed on this update and the user was told so: the fallbacks (groups after it) say
+    nothing more; an outside test's failed /patient was followed by "I don't know that command"."""
+    return update.update_id in _failed(context)
+
+
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Log the traceback (the log filter scrubs the token) and reassure the user."""
     log.error("error while handling an update", exc_info=context.error)
     if not isinstance(update, Update) or update.effective_chat is None:
         return
+    _failed(context).append(update.update_id)
     if update.effective_chat.type != ChatType.PRIVATE:
         return
     try:

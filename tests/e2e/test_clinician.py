@@ -650,3 +650,22 @@ async def test_a_patient_with_many_long_alerts_and_notes_opens_in_one_message(bo
     [detail] = await doc.wait_for(lambda m: (m.text or "").startswith("LWS-0999 — "), timeout=5)
     assert (detail.text or "").endswith(("…", "No notes.")), detail.text
     assert not any("Something went wrong" in text for text in doc.texts())
+
+
+async def test_a_command_that_fails_is_answered_once_not_also_as_unknown(
+    bot: Any, tg: FakeTelegram, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An outside test's failing /patient got "Something went wrong", then "I don't know that command"."""
+    from rehab_bot.bot.staff import patients as staff_patients
+
+    def broken(*args: Any, **kwargs: Any) -> str:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(staff_patients, "detail_text", broken)
+    await make_staff(bot.db, telegram_id=7302, name="Dr Ben")
+    await make_patient(bot.db, bot.clock, times=(), alias="LWS-0998")
+    doc = tg.user(7302)
+    await doc.send("/patient LWS-0998")
+    await doc.wait_for(lambda m: "Something went wrong" in (m.text or ""), timeout=5)
+    await doc.expect_silence(0.5)
+    assert not any("I don't know that command" in text for text in doc.texts())
