@@ -13,6 +13,7 @@ from sqlmodel import col, select
 from web_seed import ADMIN, seed_clinic
 from webrig import WEB, client, csrf, init_data, sign_in_initdata, web_url
 
+from rehab_bot import patient as patient_core
 from rehab_bot.models import Patient, PatientStatus
 
 PATIENT_TG = 1_500_001  # LWS-0001 (web_seed)
@@ -119,3 +120,24 @@ async def test_mini_app_routes_answer_a_bad_id_with_a_404_page(bot_factory: Any,
             if response.status >= 500:
                 failures.append(f"POST /app/checkin/1 checkin={BEYOND_INT32}: {response.status}")
     assert failures == []
+
+
+async def test_the_alert_of_a_patient_who_stopped_names_them_without_a_link_to_a_missing_page(
+    bot_factory: Any,
+) -> None:
+    """An outside test: after the patient's /stop their "Messages stopped" alert linked to a 404 page."""
+    bot = await bot_factory(web=WEB)
+    clinic = await seed_clinic(bot.db, bot.clock.now(), patients=2, days=1)
+    pid = clinic.patient_ids[0]
+    async with bot.db.session() as session:
+        patient = await session.get(Patient, pid)
+        assert patient is not None
+        await patient_core.stop(session, patient, bot.clock.now(), clinic=bot.config.clinic)
+        await session.commit()
+        alias = patient.alias
+    browser, _ = await _signed_in(bot, ADMIN)
+    async with browser, browser.get(f"{web_url(bot)}/alerts") as response:
+        html = await response.text()
+    assert response.status == 200
+    assert f"{alias} <small>(stopped or deleted; no patient page)</small>" in html
+    assert f'href="/patients/{pid}"' not in html
