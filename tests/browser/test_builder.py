@@ -468,3 +468,45 @@ async def test_exercises_move_up_and_down_in_their_session_and_the_order_is_save
     await page.goto(f"{web_url(bot)}/patients/{patient.id}/programme")
     assert await order() == moved, "the builder opens the saved plan in its new order"
     assert page.console_errors == []
+
+
+ITEMS = "n => document.querySelectorAll(\"[data-phase='0'] [data-session='0'] .item\").length === n"
+PHASES = "n => document.querySelectorAll('fieldset.phase').length === n"
+
+
+async def test_after_adding_or_removing_a_row_session_or_phase_the_focus_stays_where_the_work_is(
+    bot_factory: Any, page: Any, tmp_path: Path
+) -> None:
+    """An outside test pressed Add exercise, Remove exercise, Add a different session and Add phase with Enter:
+    the focus fell back to the page, and the next Tab went to "Skip to content"."""
+    bot = await started(bot_factory, tmp_path)
+    doc = await make_staff(bot.db, telegram_id=7002, name="Dr Ben")
+    patient = await enrolled(bot, doc.id)
+    await browser_sign_in(page, bot, 7002)
+    await page.goto(f"{web_url(bot)}/patients/{patient.id}/programme")
+    first = page.locator("[data-phase='0'] [data-session='0']")
+    count = await first.locator(".item").count()
+
+    async def focused() -> str:
+        return str(await page.evaluate("document.activeElement.id || document.activeElement.value || ''"))
+
+    await first.get_by_role("button", name="Add exercise").focus()
+    await page.keyboard.press("Enter")
+    await page.wait_for_function(ITEMS, arg=count + 1)
+    new_select = await first.locator(".item select").nth(count).get_attribute("id")
+    assert await focused() == new_select, "the new exercise's choice"
+    await first.locator(".item").nth(count).get_by_role("button", name="Remove exercise").focus()
+    await page.keyboard.press("Enter")
+    await page.wait_for_function(ITEMS, arg=count)
+    assert await focused() == "add-item:0:0", "its session's Add exercise"
+    phases = await page.locator("fieldset.phase").count()
+    await page.get_by_role("button", name="Add phase").focus()
+    await page.keyboard.press("Enter")
+    await page.wait_for_function(PHASES, arg=phases + 1)
+    added = page.locator("fieldset.phase").nth(phases)
+    assert await focused() == await added.locator("input").first.get_attribute("id")
+    await added.get_by_role("button", name="Remove phase").focus()
+    await page.keyboard.press("Enter")
+    await page.wait_for_function(PHASES, arg=phases)
+    assert await focused() == "add-phase"
+    assert page.console_errors == []

@@ -24,34 +24,71 @@
   }
   document.addEventListener("input", changed);
   document.addEventListener("change", changed);
-  // An exercise moved up or down: the builder is swapped in anew, so the focus would fall back to the page.
-  // It goes to the same button of the moved exercise in its new place (else to its other move button),
-  // so a keyboard user can move it again.
-  var moved = null;
+  // An edit (a row moved, added or removed, a session or phase added or removed) swaps the builder in anew,
+  // so the focus would fall back to the page and a keyboard user would tab through it all again. It goes:
+  // - after Move up/down, to the same button of the moved exercise in its new place (else its other one);
+  // - after Add exercise, to the new exercise's choice; after Add a different session or Add phase, to the
+  //   first field of the new one;
+  // - after a removal, to the Add button of the session (or the phase, or the builder) it was in.
+  var edit = null;
   document.addEventListener("htmx:beforeRequest", function (event) {
     var value = (event.detail.elt && event.detail.elt.getAttribute && event.detail.elt.getAttribute("value")) || "";
-    var found = /^item-(up|down):(\d+):(\d+):(\d+)$/.exec(value);
-    moved = null;
-    if (found) {
-      var at = Number(found[4]) + (found[1] === "up" ? -1 : 1);
-      moved = { way: found[1], row: found[2] + ":" + found[3] + ":" + at };
-    }
+    var found = /^([a-z]+-[a-z]+)(?::(\d+))?(?::(\d+))?(?::(\d+))?$/.exec(value);
+    edit = found ? { verb: found[1], at: [found[2], found[3], found[4]].filter(Boolean).map(Number) } : null;
   });
+  function phaseOf(builder, pi) {
+    return builder.querySelector('fieldset.phase[data-phase="' + pi + '"]');
+  }
+  function sessionOf(builder, pi, si) {
+    var phase = phaseOf(builder, pi);
+    return phase && phase.querySelector('article.session[data-session="' + si + '"]');
+  }
+  function target(builder, e) {
+    var at = e.at;
+    if (e.verb === "item-up" || e.verb === "item-down") {
+      var way = e.verb.slice(5);
+      var other = way === "up" ? "down" : "up";
+      var row = at[0] + ":" + at[1] + ":" + (at[2] + (way === "up" ? -1 : 1));
+      return (
+        builder.querySelector('button[value="item-' + way + ":" + row + '"]') ||
+        builder.querySelector('button[value="item-' + other + ":" + row + '"]')
+      );
+    }
+    if (e.verb === "add-item") {
+      var items = sessionOf(builder, at[0], at[1]);
+      var all = items ? items.querySelectorAll(".item select") : [];
+      return all.length ? all[all.length - 1] : null;
+    }
+    if (e.verb === "remove-item") {
+      return builder.querySelector('button[value="add-item:' + at[0] + ":" + at[1] + '"]');
+    }
+    if (e.verb === "add-session") {
+      var sessions = phaseOf(builder, at[0]);
+      var list = sessions ? sessions.querySelectorAll("article.session") : [];
+      return list.length ? list[list.length - 1].querySelector("button, select, input") : null;
+    }
+    if (e.verb === "remove-session") {
+      return builder.querySelector('button[value="add-session:' + at[0] + '"]');
+    }
+    if (e.verb === "add-phase") {
+      var phases = builder.querySelectorAll("fieldset.phase");
+      return phases.length ? phases[phases.length - 1].querySelector("input") : null;
+    }
+    if (e.verb === "remove-phase") {
+      return builder.querySelector('button[value="add-phase"]');
+    }
+    return null;
+  }
   document.addEventListener("htmx:afterSwap", function () {
     var swapped = document.getElementById("builder");
     if (swapped && swapped.getAttribute("data-unsaved") === "1") {
       unsaved = true; // a row added or removed, a template saved: the patient's plan is still not saved
     }
-    if (swapped && moved) {
-      var other = moved.way === "up" ? "down" : "up";
-      var button =
-        swapped.querySelector('button[value="item-' + moved.way + ":" + moved.row + '"]') ||
-        swapped.querySelector('button[value="item-' + other + ":" + moved.row + '"]');
-      if (button) {
-        button.focus();
-      }
+    var focus = swapped && edit ? target(swapped, edit) : null;
+    if (focus) {
+      focus.focus();
     }
-    moved = null;
+    edit = null;
   });
 
   var start = document.getElementById("start-form");
