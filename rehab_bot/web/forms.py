@@ -32,6 +32,7 @@ CSRF_TITLE = N_("The form has expired")
 # Said beside a number field (every one is a WholeNumberField) for "abc", "-3" or "2,5", as the other
 # problems are ("must be at most 20"): what to type, not WTForms' "Not a valid integer value." (-3 is one).
 NOT_A_WHOLE_NUMBER = N_("must be a number in digits (0-9)")
+BEYOND_EVERY_LIMIT = 10**9  # more than nine digits: past every limit a form has
 # Said above a GET form of dates (a report's range, the audit log's filter) for one that is not a date.
 NOT_DATES = N_("Enter the dates as YYYY-MM-DD.")
 CSRF_EXPIRED = N_(
@@ -87,6 +88,10 @@ class WholeNumberField(IntegerField):
         raw = valuelist[0]
         text = raw.strip() if isinstance(raw, str) else ""
         self.data = number(text, 9)
+        if self.data is None and text.isascii() and text.isdigit():
+            # Digits, more than any limit ("99999999999"): read as a number past every limit, so the field's
+            # or the core's "must be at most 200" says what is wrong, not "must be a number in digits".
+            self.data = BEYOND_EVERY_LIMIT
         if self.data is None and text:
             raise ValueError(NOT_A_WHOLE_NUMBER)
 

@@ -267,6 +267,7 @@ async def test_a_refused_number_comes_back_as_typed_with_its_problem_beside_it(b
             ("abc", "must be a number in digits (0-9)"),
             ("-3", "must be a number in digits (0-9)"),
             ("999", "must be at most 20"),
+            ("99999999999", "must be at most 20"),  # all digits: not "must be a number in digits"
         ):
             data = {**EXERCISE, "csrf_token": token, "sets": typed, "reps": "12"}
             async with staff.post(f"{base}/exercises/new", data=data, allow_redirects=False) as response:
@@ -282,10 +283,13 @@ async def test_a_refused_number_comes_back_as_typed_with_its_problem_beside_it(b
         async with staff.get(url) as page:
             fields = builder_fields(await page.text())
         reps = "phases-0-sessions-0-items-0-reps"
-        for typed in ("many", "-3"):
+        for typed in ("many", "-3", "99999999999"):
             async with staff.post(f"{url}/save", data={**fields, reps: typed}, allow_redirects=False) as response:
                 assert response.status == 422
-                assert builder_fields(await response.text())[reps] == typed, "what was typed comes back"
+                page_text = await response.text()
+                assert builder_fields(page_text)[reps] == typed, "what was typed comes back"
+                digits_said = "must be a number in digits (0-9)" in page_text
+                assert digits_said is (typed != "99999999999"), (typed, digits_said)
     assert await exercises(bot) == []
 
 
