@@ -209,16 +209,35 @@ def describe_answers(
     questionnaire: Questionnaire, answers: dict[str, Answer], flagged: str | None = None
 ) -> list[Value]:
     """The answers of one check-in for the clinician's alert: a line each (alert_detail parts), the
-    questions and options in every language of the content."""
+    questions and options in every language of the content. ⚠ marks the flagged answer and the answers
+    that led to its question (its `when`): a fever's "Yes", not only the "No" about the wound after it."""
+    marked = _led_to(questionnaire, answers, flagged)
     lines: list[Value] = []
     for item in questionnaire.items:
         answer = answers.get(item.id)
         if answer is None:
             continue
-        mark = "⚠ " if item.id == flagged else "- "
+        mark = "⚠ " if item.id in marked else "- "
         question = content_text({lang: _first_line(text) for lang, text in item.text.items()})
         lines.append(join("", mark, question, " ", _label(item, answer.value)))
     return lines
+
+
+def _led_to(questionnaire: Questionnaire, answers: dict[str, Answer], flagged: str | None) -> set[str]:
+    """The flagged item and, back through each follow-up's `when`, the answers that had it asked."""
+    items = {item.id: item for item in questionnaire.items}
+    marked: set[str] = set()
+    todo = [flagged] if flagged is not None else []
+    while todo:
+        item_id = todo.pop()
+        if item_id in marked or item_id not in items:
+            continue
+        marked.add(item_id)
+        for earlier, allowed in (items[item_id].when or {}).items():
+            answer = answers.get(earlier)
+            if answer is not None and answer.value in allowed:
+                todo.append(earlier)
+    return marked
 
 
 async def _raise(

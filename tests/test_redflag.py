@@ -9,14 +9,14 @@ import pytest
 from factories import make_patient, make_staff
 from sqlmodel import select
 
+from rehab_bot import alert_detail, redflag
 from rehab_bot import checkin as core
-from rehab_bot import redflag
 from rehab_bot.clock import FakeClock
 from rehab_bot.config import ClinicConfig
 from rehab_bot.content import Content, load_content
 from rehab_bot.content.checkins import AlertRule
 from rehab_bot.db import Database
-from rehab_bot.models import Alert, Delivery, ExerciseSession, Kind, Note, Patient, PatientStatus
+from rehab_bot.models import Alert, Answer, Delivery, ExerciseSession, Kind, Note, Patient, PatientStatus
 
 ALERT_CHAT = -100_555
 CLINIC = ClinicConfig(alert_chat_id=ALERT_CHAT)
@@ -312,3 +312,15 @@ async def test_a_crisis_message_is_kept_and_raises_an_emergency_alert(
         assert p is not None
         assert await redflag.red_flag_on(session, p, clock.now().date())
         assert not await redflag.red_flag_on(session, p, clock.now().date() + timedelta(days=1))
+
+
+def test_the_alert_marks_the_answers_that_led_to_the_flagged_one(content: Content) -> None:
+    """An outside test's fever alert put its ⚠ only on "Is your wound also red …? No", not on the fever."""
+    symptoms = content.questionnaires["symptoms"]
+    values = {"fever": 1, "fever_neck": 0, "fever_wound": 0, "wound": 0}
+    answers = {item: Answer(patient_id=1, item_id=item, value=value) for item, value in values.items()}
+    lines = alert_detail.render(redflag.describe_answers(symptoms, answers, flagged="fever_wound"), "en").splitlines()
+    marked = [line for line in lines if line.startswith("⚠ ")]
+    assert [line.split(" ", 2)[1] for line in marked] == ["A", "Do", "Is"], lines  # fever, its neck, its wound
+    assert any(line.startswith("⚠ A temperature of 38 °C or more, or chills? Yes") for line in lines)
+    assert any(line.startswith("- Is your wound opening") for line in lines), "an answer that did not lead there"
