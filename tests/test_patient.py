@@ -122,6 +122,10 @@ def test_parsing_times_quiet_hours_and_pause_dates() -> None:
     assert core.parse_quiet_hours("22 Uhr - 7 Uhr") == core.parse_quiet_hours("10pm-7am") == ("22:00", "07:00")
     assert core.parse_quiet_hours("²²-7") == ("22:00", "07:00")  # once a ValueError: "Something went wrong"
     assert core.parse_quiet_hours("22:00-24:00") == ("22:00", "00:00")
+    # Emoji beside a time (an outside test's "von 23 bis 6 Uhr 😴" was refused with the format hint).
+    assert core.parse_quiet_hours("von 23 bis 6 Uhr 😴") == ("23:00", "06:00")
+    assert core.parse_quiet_hours("22:00-07:00 🌙") == core.parse_quiet_hours("22-7 ✌️") == ("22:00", "07:00")
+    assert core.parse_times("⏰ 8:00, 18:00 🙂") == ["08:00", "18:00"]
     for bad in ("22:00", "22-22", "late-early", "1-2-3", "0:00-24:00"):
         with pytest.raises(core.InputError):
             core.parse_quiet_hours(bad)
