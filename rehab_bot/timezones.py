@@ -47,7 +47,7 @@ import tzdata
 from babel import Locale
 
 from rehab_bot.i18n import N_, SUPPORTED_LANGUAGES, t
-from rehab_bot.typed import plain
+from rehab_bot.typed import one_slip, plain
 
 NEAREST_CITY_MAX_KM = 1000.0
 
@@ -615,7 +615,31 @@ def _zone_named(said: str, home: str | None = None) -> ZoneMatch | None:
             zone = index.get(" ".join(words[:n]))
             if zone is not None:
                 return ZoneMatch(zone, "city")
+    # A slip of the keyboard in a place's name ("Berlni", "Muenchn"): one letter left out, one added or two
+    # neighbours swapped (typed.one_slip), in a name of SLIP_MIN_LETTERS or more, when all the names it may
+    # be keep one zone. The patient confirms the zone, as for any place.
+    typed = normalise(said.split(",")[0])
+    if len(typed) >= SLIP_MIN_LETTERS:
+        slips = _slip_index()
+        forms = {typed, *(typed[:i] + typed[i + 1 :] for i in range(len(typed)))}
+        zones = {index[name] for form in forms for name in slips.get(form, ()) if one_slip(typed, name)}
+        if len(zones) == 1:
+            return ZoneMatch(zones.pop(), "city")
     return None
+
+
+SLIP_MIN_LETTERS = 5
+
+
+@cache
+def _slip_index() -> dict[str, frozenset[str]]:
+    """The place names of SLIP_MIN_LETTERS or more by each of their one-letter-shorter forms and themselves."""
+    found: dict[str, set[str]] = {}
+    for name in _name_index():
+        if len(name) >= SLIP_MIN_LETTERS:
+            for form in {name, *(name[:i] + name[i + 1 :] for i in range(len(name)))}:
+                found.setdefault(form, set()).add(name)
+    return {form: frozenset(names) for form, names in found.items()}
 
 
 def _distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:

@@ -255,3 +255,12 @@ def test_an_offset_no_clock_keeps_is_told_as_out_of_range(text: str, outside: bo
     assert timezones.offset_out_of_range(text) is outside
     if outside:
         assert timezones.place(text) is None
+
+
+def test_a_place_with_one_slip_of_the_keyboard_is_found_when_it_keeps_one_zone() -> None:
+    """An outside test's "Berlni" was "not a place I know"; the patient confirms the zone, as for any place."""
+    for typed, zone in (("Berlni", "Europe/Berlin"), ("Hambrug", "Europe/Berlin"), ("Lodnon", "Europe/London")):
+        found = timezones.place(typed)
+        assert isinstance(found, timezones.ZoneMatch) and found.zone == zone, (typed, found)
+    for typed in ("xyzzy", "Berlinnnn city of nowhere", "Bxrlin"):  # no place; a changed letter is no slip
+        assert timezones.place(typed) is None, typed
