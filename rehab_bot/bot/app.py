@@ -227,13 +227,7 @@ async def startup(app: App) -> None:
     opener = session_core.window_opener(svc.content, (delivery.taper_after_weeks, delivery.taper_adherence))
     svc.dispatcher = Dispatcher(svc.db, svc.clock, svc.config.delivery, svc.config.clinic, sender, open_window=opener)
     assert app.job_queue is not None
-    app.job_queue.run_repeating(
-        dispatch_job,
-        interval=svc.config.delivery.poll_interval,
-        first=0.1,
-        name=DISPATCH_JOB,
-        job_kwargs={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
-    )
+    common.repeat(app, dispatch_job, every=svc.config.delivery.poll_interval, first=0.1, name=DISPATCH_JOB)
     if svc.receive_updates:
         await common.set_command_menus(app)
         await staff.startup_menus(app)

@@ -1052,21 +1052,9 @@ def register(app: App) -> None:
         # down (the e2e tests' poll_interval of an hour) leaves the sweep to its
         # caller, like the engine itself, so it never runs in the middle of a test.
         first = FIRST_PERIODIC_SECONDS if poll <= FIRST_PERIODIC_SECONDS else interval
-        app.job_queue.run_repeating(
-            periodic_job,
-            interval=interval,
-            first=first,
-            name=PERIODIC_JOB,
-            job_kwargs={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
-        )
+        common.repeat(app, periodic_job, every=interval, first=first, name=PERIODIC_JOB)
         every = max(CRISIS_QUESTION_SECONDS, poll)
-        app.job_queue.run_repeating(
-            crisis_question_job,
-            interval=every,
-            first=every,
-            name=CRISIS_QUESTION_JOB,
-            job_kwargs={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
-        )
+        common.repeat(app, crisis_question_job, every=every, first=every, name=CRISIS_QUESTION_JOB)
     try:
         from rehab_bot.bot import patient as patient_bot
     except ImportError:  # pragma: no cover - the patient commands are part of the bot

@@ -203,6 +203,20 @@ def stranger_text(lang: str, clinic: str) -> str:
     )
 
 
+def repeat(app: App, callback: Any, *, every: float, first: float, name: str) -> None:
+    """Run a job every ``every`` seconds from ``first``: never two runs at once, one run after a pause (not
+    one per missed turn), never dropped for being late (APScheduler's max_instances, coalesce and
+    misfire_grace_time)."""
+    assert app.job_queue is not None
+    app.job_queue.run_repeating(
+        callback,
+        interval=every,
+        first=first,
+        name=name,
+        job_kwargs={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
+    )
+
+
 UNKNOWN_COMMAND = N_("I don't know that command. Type /help to see what I can do.")
 # What a patient no longer in care reads when they write (models.IN_CARE: nothing they write is passed on).
 NOT_IN_CARE = {

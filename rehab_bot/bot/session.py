@@ -42,7 +42,7 @@ from typing import Any
 from sqlmodel import col
 from sqlmodel import select as select_models
 from sqlmodel.ext.asyncio.session import AsyncSession
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ApplicationHandlerStop, CallbackQueryHandler, ContextTypes
 
@@ -51,7 +51,7 @@ from rehab_bot import patient as patients
 from rehab_bot import session as core
 from rehab_bot.bot import experiments as experiments_bot
 from rehab_bot.bot import timing as timing_bot
-from rehab_bot.bot.common import buttons_on, keyboard_without, language_for
+from rehab_bot.bot.common import buttons_on, keyboard_without, language_for, repeat
 from rehab_bot.bot.services import App, Services, app_of, svc
 from rehab_bot.config import ClinicConfig
 from rehab_bot.content import Content, Exercise, Phase, localize
@@ -817,21 +817,31 @@ async def on_said_done_pressed(update: Update, context: ContextTypes.DEFAULT_TYP
         streak = (await core.stats(db, patient, now)).streak_days if applied is not None else 0
         await db.commit()
         lang = patient.language
-    if applied is None:  # answered meanwhile (the reminder's own button, the Mini App) or the day is over
+    # Answered meanwhile (the reminder's own button, the Mini App) or the day is over: applied is None.
+    said = t(lang, SAID_DONE, slot=applied.session.slot) if applied is not None else ""
+    if await _logged_on_offer(query, offer, data, lang, streak, said, applied is not None):
+        if reminder is not None and reminder != offer.message_id:
+            await _drop_buttons(context.bot, offer.chat_id, reminder)  # one place to answer a session
+        await _ask_next(s, offer, session_id, lang, core.Action.DONE)
+    raise ApplicationHandlerStop
+
+
+async def _logged_on_offer(
+    query: CallbackQuery, offer: Message, data: str, lang: str, streak: int, said: str, recorded: bool
+) -> bool:
+    """The offer's ✅ Done answered: recorded, its line ``said`` becomes "✅ Logged: done." with the streak;
+    not (a stale press), "no longer active". Either way the button goes and the offer keeps its others."""
+    if not recorded:
         await query.answer(t(lang, STALE))
         await _edit(offer, None, keyboard_without(offer, data))
-        raise ApplicationHandlerStop
+        return False
     await query.answer()
     logged = t(lang, OUTCOME_LINES[core.Status.DONE]) + " " + streak_line(lang, streak)
-    said = t(lang, SAID_DONE, slot=applied.session.slot)
     text = offer.text or ""
     await _edit(
         offer, text.replace(said, logged) if said in text else f"{text}\n\n{logged}", keyboard_without(offer, data)
     )
-    if reminder is not None and reminder != offer.message_id:
-        await _drop_buttons(context.bot, offer.chat_id, reminder)  # one place to answer a session
-    await _ask_next(s, offer, session_id, lang, core.Action.DONE)
-    raise ApplicationHandlerStop
+    return True
 
 
 async def on_said_ahead_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -858,18 +868,10 @@ async def on_said_ahead_pressed(update: Update, context: ContextTypes.DEFAULT_TY
         streak = (await core.stats(db, patient, now)).streak_days if applied is not None else 0
         await db.commit()
         lang = patient.language
-    if applied is None or applied.session.id is None:
-        await query.answer(t(lang, STALE))
-        await _edit(offer, None, keyboard_without(offer, data))
-        raise ApplicationHandlerStop
-    await query.answer()
-    logged = t(lang, OUTCOME_LINES[core.Status.DONE]) + " " + streak_line(lang, streak)
-    said = t(lang, SAID_AHEAD, slot=hhmm)
-    text = offer.text or ""
-    await _edit(
-        offer, text.replace(said, logged) if said in text else f"{text}\n\n{logged}", keyboard_without(offer, data)
-    )
-    await _ask_next(s, offer, applied.session.id, lang, core.Action.DONE)
+    recorded = applied is not None and applied.session.id is not None
+    if await _logged_on_offer(query, offer, data, lang, streak, t(lang, SAID_AHEAD, slot=hhmm), recorded):
+        assert applied is not None and applied.session.id is not None
+        await _ask_next(s, offer, applied.session.id, lang, core.Action.DONE)
     raise ApplicationHandlerStop
 
 
@@ -906,10 +908,4 @@ def register(app: App) -> None:
         # Minutes matter little here (a day ends once); the engine's poll
         # interval keeps tests, which slow that right down, in charge of it.
         interval = max(60.0, services.config.delivery.poll_interval)
-        app.job_queue.run_repeating(
-            sweep_job,
-            interval=interval,
-            first=interval,
-            name=SWEEP_JOB,
-            job_kwargs={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
-        )
+        repeat(app, sweep_job, every=interval, first=interval, name=SWEEP_JOB)
