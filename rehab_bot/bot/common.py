@@ -284,8 +284,9 @@ def _failed(context: ContextTypes.DEFAULT_TYPE) -> deque[int]:
 
 
 def failed_before(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
-    """A handler failed on this update and the user was told so: the fallbacks (groups after it) say
-    nothing more; an outside test's failed /patient was followed by "I don't know that command"."""
+    """A handler failed on this update and the user was told so ("Something went wrong"): the fallbacks
+    (groups after it) say nothing more; an outside test's failed /patient was followed by "I don't know that
+    command"."""
     return update.update_id in _failed(context)
 
 
@@ -294,7 +295,6 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     log.error("error while handling an update", exc_info=context.error)
     if not isinstance(update, Update) or update.effective_chat is None:
         return
-    _failed(context).append(update.update_id)
     if update.effective_chat.type != ChatType.PRIVATE:
         return
     try:
@@ -305,6 +305,9 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
             update.effective_chat.id,
             t(lang, "Something went wrong on our side. What you entered was kept; please try again in a moment."),
         )
+        # Told: the fallbacks say nothing more. Not told (Telegram refused this send too, a network fault):
+        # a fallback's answer is the person's only sign that they were heard.
+        _failed(context).append(update.update_id)
     except Exception:
         log.warning("could not tell the user about the error", exc_info=True)
 
