@@ -27,7 +27,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from rehab_bot.typed import plain
+from rehab_bot.typed import clock_text
 
 WEEKDAYS = "MTWTFSS"
 ALL_DAYS = frozenset(range(7))
@@ -510,7 +510,7 @@ def parse_times(text: str, *, skip_bad: bool = False) -> list[str]:
     Raises TimesError naming the first part that is not a time of day, or,
     with skip_bad (stored values), leaves such parts out.
     """
-    lowered = plain(text).casefold().replace("a.m.", "am").replace("p.m.", "pm")
+    lowered = clock_text(text).casefold().replace("a.m.", "am").replace("p.m.", "pm")
     lowered = _clock_words(_MINUTES_TO.sub(_minutes_to, lowered)).replace("uhr", " ")
     lowered = re.sub(r"\s+(am|pm)\b", r"\1", lowered)
     # A dash joins two times; one before the first or after the last joins nothing: "-5" is no 05:00.
@@ -541,7 +541,7 @@ def parse_times(text: str, *, skip_bad: bool = False) -> list[str]:
 def _as_typed(token: str, text: str) -> str:
     """A part of the times as the patient typed it ("Mallorca", not "mallorca"), for the answer that quotes
     it; as read when reading changed it beyond case ("uhr" left out, clock words turned into times)."""
-    found = re.search(re.escape(token), plain(text), re.IGNORECASE)
+    found = re.search(re.escape(token), clock_text(text), re.IGNORECASE)
     return found[0] if found is not None else token
 
 
@@ -596,7 +596,7 @@ def read_date(text: str, today: date, *, ahead: bool = False) -> date | None:
     (a pause), else the one nearest today (a surgery date, which is often past). Whether the date
     is in range is each caller's own rule.
     """
-    raw = " ".join(plain(text).casefold().split())
+    raw = " ".join(clock_text(text).casefold().split())
     raw = _DATE_LEAD.sub("", raw) or raw
     if ahead and raw in _DAYS_AHEAD:
         return today + timedelta(days=_DAYS_AHEAD[raw])
@@ -642,7 +642,7 @@ def parse_span(text: str) -> tuple[str, str]:
     the ends may wrap midnight and are returned in the order typed.
     """
     # Clock words first: "quarter to nine" is one time, not a range's "to".
-    cleaned = _SPAN_LEAD.sub("", _clock_words(plain(text).strip().casefold()))
+    cleaned = _SPAN_LEAD.sub("", _clock_words(clock_text(text).strip().casefold()))
     parts = [p for p in _SPAN_SPLIT.split(cleaned) if p.strip()]
     if len(parts) != 2:
         raise ScheduleError(f"{text[:40]!r} is not two times")

@@ -8,10 +8,9 @@ Phones and keyboards add characters nobody sees or means:
 * compatibility forms: full-width digits and colons from a Chinese or
   Japanese keyboard ("１０：００"), a no-break space, superscript digits;
 * digits of other scripts: Arabic-Indic "١٠:٣٠", Devanagari, ...;
-* dashes and minus signs other than the hyphen-minus ("22:00–07:00", "UTC−5");
-* emoji typed beside them ("22:00 🌙", "von 23 bis 6 Uhr 😴").
+* dashes and minus signs other than the hyphen-minus ("22:00–07:00", "UTC−5").
 
-:func:`plain` drops the first and the last, folds the others into their ASCII forms, and
+:func:`plain` drops the first, folds the others into their ASCII forms, and
 is applied by every parser of typed times, dates and places (schedule,
 timezones, patient, invite). Stored free text (notes, messages) is never
 changed by it: :func:`text` only takes out what no keyboard types (control
@@ -29,13 +28,8 @@ import unicodedata
 _DASHES = dict.fromkeys(map(ord, "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63"), "-")
 
 
-# Emoji and other pictographs (Unicode category So) typed beside a time ("22:00 🌙", "von 23 bis 6 Uhr 😴")
-# and the variation selectors that pick their emoji form: nobody means them as part of a time or a place.
-_VARIATION_SELECTORS = frozenset("\ufe0e\ufe0f")
-
-
 def _fold(char: str) -> str:
-    if unicodedata.category(char) in ("Cf", "So") or char in _VARIATION_SELECTORS:
+    if unicodedata.category(char) == "Cf":
         return ""
     if char.isdecimal() and not char.isascii():
         return str(unicodedata.decimal(char))
@@ -48,6 +42,19 @@ def plain(text: str) -> str:
     if text.isascii():
         return text
     return "".join(_fold(char) for char in text)
+
+
+# Emoji and other pictographs (Unicode category So) and the variation selectors that pick their emoji form.
+_VARIATION_SELECTORS = frozenset("\ufe0e\ufe0f")
+
+
+def clock_text(text: str) -> str:
+    """:func:`plain`, and without emoji: typed beside a time or a date ("22:00 🌙", "von 23 bis 6 Uhr 😴"),
+    nobody means them as part of it. Names keep theirs ("Dr 👩‍⚕️ Lisa"): only clock readers use this."""
+    text = plain(text)
+    if text.isascii():
+        return text
+    return "".join(c for c in text if unicodedata.category(c) != "So" and c not in _VARIATION_SELECTORS)
 
 
 # Control characters (Unicode category Cc) other than line breaks and tabs: NUL (which PostgreSQL

@@ -36,7 +36,7 @@ from rehab_bot.schedule import (
     parse_times,
     read_date,
 )
-from rehab_bot.typed import number, plain
+from rehab_bot.typed import clock_text, number, plain
 
 PACKAGE = Path(__file__).resolve().parent.parent / "rehab_bot"
 
@@ -146,9 +146,9 @@ def test_typed_text_is_plain_before_it_is_read() -> None:
     assert plain("١٠:٣٠") == "10:30"
     assert plain("22:00\u201407:00") == "22:00-07:00"
     assert plain("10\u00a0Uhr") == "10 Uhr"
-    assert plain("Müller") == "Müller", "letters stay"
-    # Emoji go: nobody means them as part of a time or a place ("von 23 bis 6 Uhr 😴" was refused).
-    assert plain("22:00 🌙") == "22:00 " and plain("22-7 ✌️") == "22-7 "
+    assert plain("Müller 🙂") == "Müller 🙂", "letters and emoji stay (a staff name may have one)"
+    # Clock readers drop emoji: nobody means them as part of a time ("von 23 bis 6 Uhr 😴" was refused).
+    assert clock_text("22:00 🌙") == "22:00 " and clock_text("22-7 ✌️") == "22-7 "
 
 
 @pytest.mark.parametrize(
